@@ -1,0 +1,319 @@
+"""Dataset readers: detect a folder's layout and open it as lazy `Sequence` objects.
+
+Layouts understood (what `detect_layout` returns):
+
+- ``"davis"``: ``DIR/JPEGImages[/480p]/<seq>/00000.jpg`` + ``DIR/Annotations[/480p]/<seq>/00000.png``
+  (palette PNG with object ids, or 0/255 single object). Annotations may cover only some frames.
+- ``"images_masks"``: ``DIR/images/00000.{png,jpg,tif}`` + ``DIR/masks/00000.{png,tif}`` (one
+  sequence named after DIR; masks matched to images by file stem, may cover some frames).
+- ``"ctc"``: Cell Tracking Challenge, ``DIR/01/t000.tif`` + ``DIR/01_GT/SEG/man_seg000.tif``
+  (gold) or ``DIR/01_ST/SEG/man_seg000.tif`` (silver; used when there is no gold SEG).
+  GT usually exists only for some frames; `Sequence.annotated` lists them.
+- ``"tiff"``: one multi-page TIFF / OME-TIFF stack (a file, or a folder holding one image stack and
+  optionally one labels stack whose name contains ``label``/``mask``/``gt``/``seg``).
+- ``"collection"``: a folder whose sub-folders are each one of the layouts above.
+
+napari layers and in-memory arrays need no reader: use `Sequence.from_arrays`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.sequence import (
+    IMAGE_SUFFIXES,
+    TIFF_SUFFIXES,
+    LazyFrames,
+    LazyMasks,
+    Sequence,
+    decode_mask,
+    read_image,
+    read_mask,
+)
+
+__all__ = ["detect_layout", "open_dataset", "open_sequence_dir", "open_tiff_stack", "LAYOUTS"]
+
+LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+_CTC_SEQ = re.compile(r"^\d{2,}$")
+_LABEL_WORDS = ("label", "mask", "gt", "seg", "annot")
+
+
+def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _is_tiff(p: Path) -> bool:
+    return p.suffix.lower() in TIFF_SUFFIXES
+
+
+def _davis_dirs(root: Path) -> tuple[Path, Path] | None:
+    img, ann = root / "JPEGImages", root / "Annotations"
+    if not (img.is_dir() and ann.is_dir()):
+        return None
+    for res in ("480p", "Full-Resolution", "1080p"):
+        if (img / res).is_dir() and (ann / res).is_dir():
+            return img / res, ann / res
+    return img, ann
+
+
+def detect_layout(path: str | Path) -> str:
+    """Return which layout `path` is in (one of `LAYOUTS`); raise ValueError if none fits."""
+    root = Path(path)
+    if root.is_file():
+        if _is_tiff(root):
+            return "tiff"
+        raise ValueError(f"{root}: a single file must be a TIFF stack (.tif/.tiff)")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} does not exist")
+    if _davis_dirs(root) is not None:
+        return "davis"
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return "images_masks"
+    subdirs = [p for p in root.iterdir() if p.is_dir()]
+    if any(_CTC_SEQ.match(p.name) and _files(p, TIFF_SUFFIXES) for p in subdirs):
+        return "ctc"
+    tiffs = _files(root, TIFF_SUFFIXES)
+    if tiffs and len([t for t in tiffs if not _is_label_name(t)]) == 1:
+        return "tiff"
+    for sub in sorted(subdirs):
+        try:
+            detect_layout(sub)
+        except ValueError:
+            continue
+        return "collection"
+    raise ValueError(
+        f"{root}: no known dataset layout (DAVIS JPEGImages/Annotations, images/ + masks/, "
+        "Cell Tracking Challenge 01/ + 01_GT/SEG/, or a TIFF stack)"
+    )
+
+
+def _is_label_name(p: Path) -> bool:
+    stem = p.name.lower()
+    return any(w in stem for w in _LABEL_WORDS)
+
+
+def _mask_loaders(frame_stems: list[str], masks: list[Path]) -> dict[int, Callable[[], np.ndarray]]:
+    by_stem = {m.stem: m for m in masks}
+    loaders: dict[int, Callable[[], np.ndarray]] = {}
+    for i, stem in enumerate(frame_stems):
+        m = by_stem.get(stem)
+        if m is not None:
+            loaders[i] = (lambda m=m: read_mask(m))
+    if not loaders and masks and len(masks) == len(frame_stems):
+        # names differ but counts agree: pair them in sorted order
+        loaders = {i: (lambda m=m: read_mask(m)) for i, m in enumerate(masks)}
+    return loaders
+
+
+def open_sequence_dir(
+    name: str, image_dir: Path, mask_dir: Path | None, layout: str
+) -> Sequence:
+    """Open one folder of frame images with an optional folder of per-frame masks."""
+    images = _files(image_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise ValueError(f"{image_dir}: no image files")
+    masks = _files(mask_dir, MASK_SUFFIXES) if mask_dir is not None else []
+    loaders = _mask_loaders([p.stem for p in images], masks)
+    return Sequence(
+        name=name,
+        frames=LazyFrames(len(images), lambda i: read_image(images[i])),
+        masks=LazyMasks(len(images), loaders),
+        layout=layout,
+        path=image_dir,
+    )
+
+
+def _open_davis(root: Path, sequences: list[str] | None) -> list[Sequence]:
+    dirs = _davis_dirs(root)
+    assert dirs is not None
+    img_root, ann_root = dirs
+    names = sorted(p.name for p in img_root.iterdir() if p.is_dir())
+    if sequences is not None:
+        names = [n for n in names if n in set(sequences)]
+    return [open_sequence_dir(n, img_root / n, ann_root / n, "davis") for n in names]
+
+
+def _open_images_masks(root: Path) -> list[Sequence]:
+    return [open_sequence_dir(root.name, root / "images", root / "masks", "images_masks")]
+
+
+def _frame_number(p: Path) -> int | None:
+    m = re.search(r"(\d+)$", p.stem)
+    return int(m.group(1)) if m else None
+
+
+def _open_ctc(root: Path, sequences: list[str] | None) -> list[Sequence]:
+    out = []
+    for seq_dir in sorted(p for p in root.iterdir() if p.is_dir() and _CTC_SEQ.match(p.name)):
+        if sequences is not None and seq_dir.name not in sequences:
+            continue
+        images = [p for p in _files(seq_dir, TIFF_SUFFIXES) if _frame_number(p) is not None]
+        images.sort(key=lambda p: _frame_number(p))  # type: ignore[arg-type,return-value]
+        if not images:
+            continue
+        index_of = {_frame_number(p): i for i, p in enumerate(images)}
+        truth = "none"
+        seg_files: list[Path] = []
+        for kind in ("GT", "ST"):
+            seg_files = _files(root / f"{seq_dir.name}_{kind}" / "SEG", TIFF_SUFFIXES)
+            if seg_files:
+                truth = "gold" if kind == "GT" else "silver"
+                break
+        loaders: dict[int, Callable[[], np.ndarray]] = {}
+        for m in seg_files:
+            t = _frame_number(m)
+            if t is None or t not in index_of:
+                continue  # 3-D slice annotations (man_seg_000_012) are not per-frame 2-D GT
+            loaders[index_of[t]] = (lambda m=m: read_mask(m))
+        out.append(
+            Sequence(
+                name=seq_dir.name,
+                frames=LazyFrames(len(images), lambda i, images=images: read_image(images[i])),
+                masks=LazyMasks(len(images), loaders),
+                layout="ctc",
+                path=seq_dir,
+                info={"truth": truth},
+            )
+        )
+    return out
+
+
+def _tiff_array(path: Path) -> tuple[Any, str]:
+    """Open a TIFF/OME-TIFF series lazily as a zarr array; return it and its axes string."""
+    import tifffile
+    import zarr
+
+    with tifffile.TiffFile(path) as tf:
+        axes = tf.series[0].axes
+    store = tifffile.imread(path, aszarr=True)
+    arr = zarr.open(store, mode="r")
+    if isinstance(arr, zarr.Group):  # pyramidal OME: level 0
+        arr = arr["0"]
+    return arr, axes
+
+
+def _frame_reader(arr: Any, axes: str) -> tuple[int, Callable[[int], np.ndarray]]:
+    """Make `i -> (Y, X[, C])` for a TIFF series with the given axes (T first or first non-YX axis)."""
+    axes = axes.upper()
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"TIFF series axes {axes!r} have no Y/X")
+    other = [a for a in axes if a not in "YXCS"]
+    t_axis = "T" if "T" in axes else (other[0] if other else None)
+    for a in other:
+        if a != t_axis and arr.shape[axes.index(a)] > 1:
+            raise ValueError(
+                f"TIFF series with axes {axes!r} shape {arr.shape}: only T (or one stack axis), "
+                "Y, X and channels are supported; extract a (T, Y, X[, C]) series first"
+            )
+    if t_axis is None:
+        n = 1
+    else:
+        n = arr.shape[axes.index(t_axis)]
+
+    def load(i: int) -> np.ndarray:
+        index = []
+        kept = []
+        for a, size in zip(axes, arr.shape):
+            if a == t_axis:
+                index.append(i)
+            elif a in "YXCS":
+                index.append(slice(None))
+                kept.append(a)
+            else:
+                index.append(0)
+        frame = np.asarray(arr[tuple(index)])
+        order = [kept.index("Y"), kept.index("X")] + [k for k, a in enumerate(kept) if a in "CS"]
+        frame = np.transpose(frame, order)
+        if frame.ndim == 3 and frame.shape[-1] == 1:
+            frame = frame[..., 0]
+        if frame.ndim == 4:  # C and S both present: merge
+            frame = frame.reshape(*frame.shape[:2], -1)
+        return frame
+
+    return n, load
+
+
+def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Sequence:
+    """Open a (T, Y, X[, C]) multi-page TIFF / OME-TIFF lazily, with an optional labels stack.
+
+    Every frame of a labels stack counts as annotated (an all-zero frame means "no objects").
+    """
+    path = Path(path)
+    arr, axes = _tiff_array(path)
+    n, load = _frame_reader(arr, axes)
+    loaders: dict[int, Callable[[], np.ndarray]] = {}
+    if labels is not None:
+        larr, laxes = _tiff_array(Path(labels))
+        ln, lload = _frame_reader(larr, laxes)
+        if ln != n:
+            raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
+        loaders = {i: (lambda i=i: decode_mask(lload(i))) for i in range(n)}
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Sequence(name, LazyFrames(n, load), LazyMasks(n, loaders), layout="tiff", path=path)
+
+
+def _open_tiff(root: Path) -> list[Sequence]:
+    if root.is_file():
+        stem = root.name.split(".")[0]
+        candidates = [
+            p
+            for p in _files(root.parent, TIFF_SUFFIXES)
+            if p != root and p.name.startswith(stem) and _is_label_name(p)
+        ]
+        return [open_tiff_stack(root, candidates[0] if candidates else None)]
+    tiffs = _files(root, TIFF_SUFFIXES)
+    images = [t for t in tiffs if not _is_label_name(t)]
+    labels = [t for t in tiffs if _is_label_name(t)]
+    seq = open_tiff_stack(images[0], labels[0] if labels else None)
+    if seq.name.lower() in ("image", "images", "video", "stack", "raw"):
+        seq.name = root.name
+    return [seq]
+
+
+def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[Sequence]:
+    """Open every sequence under `path` (any layout of `LAYOUTS`), optionally only `sequences`.
+
+    Nothing is read but file listings: frames and masks load when indexed.
+    """
+    root = Path(path)
+    layout = detect_layout(root)
+    if layout == "davis":
+        seqs = _open_davis(root, sequences)
+    elif layout == "images_masks":
+        seqs = _open_images_masks(root)
+    elif layout == "ctc":
+        seqs = _open_ctc(root, sequences)
+    elif layout == "tiff":
+        seqs = _open_tiff(root)
+    else:
+        seqs = []
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            try:
+                sub_seqs = open_dataset(sub)
+            except ValueError:
+                continue
+            if len(sub_seqs) == 1:
+                sub_seqs[0].name = sub.name
+            else:
+                for s in sub_seqs:
+                    s.name = f"{sub.name}/{s.name}"
+            seqs.extend(sub_seqs)
+    if sequences is not None:
+        wanted = list(sequences)
+        by_name = {s.name: s for s in seqs}
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            raise ValueError(f"{root}: no sequence(s) {missing}; have {sorted(by_name)}")
+        seqs = [by_name[w] for w in wanted]
+    return seqs
