@@ -1,0 +1,35 @@
+"""napari-vos: propagate a segmentation drawn on one frame through a whole time-lapse.
+
+The package import stays cheap: torch, napari and Qt are imported only when the engine,
+a method or a widget is first used (attributes below are resolved lazily).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Session", "propagate", "propagate_layers", "Result", "__version__"]
+
+_LAZY = {
+    "Session": ("napari_vos.session", "Session"),
+    "propagate": ("napari_vos.session", "propagate"),
+    "Result": ("napari_vos.session", "Result"),
+    "propagate_layers": ("napari_vos.console", "propagate_layers"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_vos.console import propagate_layers
+    from napari_vos.session import Result, Session, propagate
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public engine objects on first use (keeps `import napari_vos` light)."""
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'napari_vos' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""napari dock widgets: the only place that imports napari or Qt."""

@@ -1,0 +1,1 @@
+"""Frame sources, normalisation, dataset readers/writers and synthetic video generators."""

@@ -1,0 +1,122 @@
+"""Frame source: read a (T, Y, X[, C]) stack one frame at a time and normalise it to RGB in [0, 1].
+
+Works with anything indexable by frame (numpy, dask, zarr, tifffile-backed arrays, the
+readers' lazy frames). Nothing but the requested frame is loaded. 8-bit data is scaled by 1/255;
+16-bit, other integer and float data use percentile normalisation with one range per channel
+for the whole stack (estimated from a few evenly spaced frames), so intensity is comparable over
+time. Grey becomes three equal channels; multi-channel data picks up to three channels.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+PERCENTILES = (1.0, 99.8)
+_SAMPLE_FRAMES = 8
+
+
+def describe_axes_error(shape: tuple[int, ...]) -> str:
+    return (f"napari-vos expects a stack with axes (T, Y, X) or (T, Y, X, C) with C <= 4 channels; "
+            f"got shape {shape}. A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
+            f"pick one plane (e.g. video[:, z]) or a maximum projection (video.max(axis=1)), "
+            f"or pass channels=[...] if the last axis really holds channels.")
+
+
+class FrameSource:
+    """Lazy, normalised view of a video: ``source[i]`` is a float32 (Y, X, 3) array in [0, 1]."""
+
+    def __init__(self, video: Any, channels: Sequence[int] | None = None, rgb: bool | None = None) -> None:
+        shape = tuple(int(s) for s in getattr(video, "shape", ()))
+        if not shape:
+            video = np.asarray(video)
+            shape = video.shape
+        if len(shape) == 2:
+            raise ValueError(f"got a single 2-D image of shape {shape}; napari-vos needs a time-lapse (T, Y, X)")
+        if len(shape) < 2 or len(shape) > 4:
+            raise ValueError(describe_axes_error(shape))
+        if len(shape) == 4:
+            n_ch = shape[-1]
+            if channels is None and (n_ch > 4 or rgb is False):
+                raise ValueError(describe_axes_error(shape))
+        else:
+            n_ch = 1
+            if channels is not None and list(channels) not in ([0],):
+                raise ValueError(f"channels={list(channels)} given, but the stack {shape} has no channel axis")
+        if channels is not None:
+            channels = [int(c) for c in channels]
+            if not 1 <= len(channels) <= 3:
+                raise ValueError(f"pick 1 to 3 channels, got {channels}")
+            bad = [c for c in channels if not 0 <= c < n_ch]
+            if bad:
+                raise ValueError(f"channel(s) {bad} do not exist: the stack has {n_ch} channel(s)")
+        elif n_ch == 4:
+            channels = [0, 1, 2]  # RGBA: drop alpha
+        elif n_ch > 1:
+            channels = list(range(n_ch))
+        if shape[0] < 1 or shape[1] < 2 or shape[2] < 2:
+            raise ValueError(f"the stack {shape} is empty or too small")
+        self.video = video
+        self.shape = shape
+        self.n_frames = shape[0]
+        self.frame_shape = (shape[1], shape[2])
+        self.channels = channels if len(shape) == 4 else None
+        self.dtype = np.dtype(getattr(video, "dtype", np.float32))
+        self._range: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def raw(self, index: int) -> np.ndarray:
+        """The frame as stored, channels picked: (Y, X) or (Y, X, c)."""
+        if not -self.n_frames <= index < self.n_frames:
+            raise IndexError(f"frame {index} is outside the stack of {self.n_frames} frames")
+        frame = np.asarray(self.video[index])
+        if self.channels is not None:
+            frame = frame[..., self.channels]
+        return frame
+
+    def _intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._range is None:
+            idx = np.unique(np.linspace(0, self.n_frames - 1, min(_SAMPLE_FRAMES, self.n_frames)).astype(int))
+            sample = np.stack([self.raw(int(i)).astype(np.float32) for i in idx])
+            flat = sample.reshape(-1, 1) if sample.ndim == 3 else sample.reshape(-1, sample.shape[-1])
+            finite = flat[np.isfinite(flat).all(axis=1)]
+            if finite.size == 0:
+                raise ValueError("the stack holds no finite values (all NaN or inf)")
+            lo, hi = np.percentile(finite, PERCENTILES, axis=0)
+            if np.issubdtype(self.dtype, np.floating) and lo.min() >= 0 and hi.max() <= 1 and finite.max() <= 1:
+                lo, hi = np.zeros_like(lo), np.ones_like(hi)
+            hi = np.where(hi - lo < 1e-12, lo + 1.0, hi)
+            self._range = (lo.astype(np.float32), hi.astype(np.float32))
+        return self._range
+
+    def normalise(self, frame: np.ndarray, index: int = -1) -> np.ndarray:
+        """Stored frame -> float32 (Y, X, 3) in [0, 1]."""
+        if frame.dtype == np.uint8 or frame.dtype == np.bool_:
+            out = frame.astype(np.float32) / (1.0 if frame.dtype == np.bool_ else 255.0)
+        else:
+            out = frame.astype(np.float32)
+            if not np.isfinite(out).all():
+                raise ValueError(f"frame {index} contains NaN or infinite values; fill or mask them first")
+            lo, hi = self._intensity_range()
+            out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+        if out.ndim == 2:
+            out = np.repeat(out[..., None], 3, axis=-1)
+        elif out.shape[-1] == 1:
+            out = np.repeat(out, 3, axis=-1)
+        elif out.shape[-1] == 2:
+            out = np.concatenate([out, np.zeros_like(out[..., :1])], axis=-1)
+        return np.ascontiguousarray(out[..., :3])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.normalise(self.raw(index), index)
+
+
+def working_size(frame_shape: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """Size the methods run at: the frame scaled down so its longer side is at most ``max_side``."""
+    h, w = frame_shape
+    if not max_side or max(h, w) <= max_side:
+        return h, w
+    s = max_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))

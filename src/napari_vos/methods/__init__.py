@@ -1,0 +1,1 @@
+"""Video object segmentation methods, one module per paper, and their registry."""

@@ -1,0 +1,203 @@
+"""FRTM: Learning Fast and Robust Target Models for video object segmentation (seed 001).
+
+A light discriminative target model D, learned at test time by Gauss-Newton + CG on a memory of
+past frames (methods.frtm_target, nn.sample_memory), gives coarse target scores on conv4_x
+features; an offline-trained, target-agnostic segmentation network S (methods.frtm_segnet)
+refines them into a mask. Algorithm 1: fit D on 5 augmented copies of the annotated frame; for
+every next frame predict scores, segment, add the frame to the memory; every t_s frames refit
+w2 with w1 fixed. K objects use K target models solved together on shared features.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.frtm_segnet import SegmentationNetwork
+from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
+from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+from napari_vos.nn.padding import crop_to, pad_to_multiple
+from napari_vos.nn.sample_memory import SampleMemory
+
+
+@dataclass
+class FRTMConfig:
+    """One FRTM configuration; ``fast`` and ``full`` mirror the paper's Ours-fast and Ours."""
+
+    backbone: str = "resnet18"
+    seg_channels: int = 64
+    target: TargetModelSettings = field(default_factory=TargetModelSettings)
+    update_interval: int = 8  # t_s
+    memory_capacity: int = 80  # K_max
+    eta: float = 0.1
+    n_augmented: int = 5
+    label_stride: int = 8  # labels stored at stride 8; U upsamples the stride-16 scores x2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FRTMConfig":
+        d = dict(d)
+        d["target"] = TargetModelSettings(**d.get("target", {}))
+        return cls(**d)
+
+
+CONFIGS: dict[str, FRTMConfig] = {
+    # Ours-fast: ResNet-18, N_GN=4, N_CGi=5, N_CG=10, N_CGu=5
+    "fast": FRTMConfig(backbone="resnet18", target=TargetModelSettings(n_gn=4, n_cg_init=5, n_cg=10, n_cg_update=5)),
+    # Ours: ResNet-101, N_GN=5, N_CGi=5, N_CG=10, N_CGu=10
+    "full": FRTMConfig(backbone="resnet101", target=TargetModelSettings(n_gn=5, n_cg_init=5, n_cg=10, n_cg_update=10)),
+}
+
+
+class FRTMNetwork(nn.Module):
+    """The offline-trained parts: backbone F and segmentation network S."""
+
+    def __init__(self, config: FRTMConfig, backbone_weights: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = ResNetFeatures(config.backbone, weights=backbone_weights)
+        self.seg = SegmentationNetwork(feature_channels(config.backbone), config.seg_channels)
+
+    def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.backbone(image)
+
+
+def augment_annotated_frame(image: torch.Tensor, masks: torch.Tensor, n: int,
+                            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The initial memory M_0: the frame itself plus n-1 augmented copies (flip, shift/scale/rotate, blur).
+
+    image (3, H, W), masks (K, H, W) -> (n, 3, H, W), (n, K, H, W).
+    """
+    import torchvision.transforms.v2.functional as TF
+
+    images, labels = [image], [masks]
+    kinds = ["flip", "affine", "blur", "affine", "affine"]
+    for i in range(n - 1):
+        kind = kinds[i % len(kinds)]
+        if kind == "flip":
+            images.append(image.flip(-1))
+            labels.append(masks.flip(-1))
+        elif kind == "blur":
+            images.append(TF.gaussian_blur(image, kernel_size=[5, 5], sigma=[1.5, 1.5]))
+            labels.append(masks)
+        else:
+            r = torch.rand(4, generator=generator)
+            h, w = image.shape[-2:]
+            angle = float(r[0] * 20 - 10)
+            tx, ty = int((r[1] - 0.5) * 0.15 * w), int((r[2] - 0.5) * 0.15 * h)
+            scale = float(0.9 + r[3] * 0.2)
+            kw = dict(angle=angle, translate=[tx, ty], scale=scale, shear=[0.0, 0.0])
+            images.append(TF.affine(image, interpolation=TF.InterpolationMode.BILINEAR, **kw))
+            labels.append(TF.affine(masks, interpolation=TF.InterpolationMode.BILINEAR, **kw))
+    return torch.stack(images), torch.stack(labels)
+
+
+class FRTM(MethodBase):
+    """The FRTM method (Algorithm 1) over a trained FRTMNetwork."""
+
+    name: ClassVar[str] = "frtm"
+    needs_checkpoint: ClassVar[bool] = True
+    map_names: ClassVar[tuple[str, ...]] = ("target_scores",)
+
+    def __init__(self, network: FRTMNetwork, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
+        super().__init__(device, **options)
+        cfg = network.config
+        overrides = {k: options[k] for k in ("update_interval", "memory_capacity", "eta", "n_augmented") if k in options}
+        target_overrides = {k: options[k] for k in asdict(cfg.target) if k in options}
+        self.config = replace(cfg, target=replace(cfg.target, **target_overrides), **overrides)
+        self.network = network.to(self.device).eval()
+        self.seed = seed
+        self._frame = 0
+        self._last_features: torch.Tensor | None = None
+        self.memory: SampleMemory | None = None
+        self.target: TargetModel | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+    def _labels_at_stride(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        s = self.config.label_stride
+        return F.adaptive_avg_pool2d(masks, (size[0] // s, size[1] // s))
+
+    @torch.no_grad()
+    def _add_annotated(self, image: torch.Tensor, objects: torch.Tensor, generator: torch.Generator) -> None:
+        img, _ = pad_to_multiple(image.to(self.device), 32)
+        obj, _ = pad_to_multiple(objects.to(self.device).float(), 32)
+        images, masks = augment_annotated_frame(img, obj, self.config.n_augmented, generator)
+        feats = self.network.backbone(images, upto="conv4")["conv4"]
+        labels = self._labels_at_stride(masks, img.shape[-2:])
+        for i in range(len(feats)):
+            self.memory.add(feats[i], labels[i], same_weight=i > 0)
+
+    # -- protocol ------------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        cfg = self.config
+        gen = torch.Generator().manual_seed(self.seed)
+        self.memory = SampleMemory(cfg.memory_capacity, cfg.eta)
+        self._add_annotated(image, objects, gen)
+        in_ch = self.memory.features.shape[1]
+        self.target = TargetModel(cfg.target, in_ch, objects.shape[0], self.device, gen)
+        self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=True)
+        self._frame = 0
+
+    @torch.no_grad()
+    def step(self, image: torch.Tensor) -> Step:
+        if self.target is None:
+            raise RuntimeError("FRTM.step called before start()")
+        img, size = pad_to_multiple(image.to(self.device), 32)
+        feats = self.network.backbone(img[None])
+        self._last_features = feats["conv4"][0]
+        scores = self.target.scores(feats["conv4"])[0]  # (K, h, w)
+        logits = self.network.seg(feats, scores[:, None], img.shape[-2:])
+        probs = crop_to(torch.sigmoid(logits), size)
+        return Step(probs=probs, maps={"target_scores": scores})
+
+    @torch.no_grad()
+    def update(self, probs: torch.Tensor) -> None:
+        """Extend the memory with this frame's aggregated mask; refit w2 every t_s frames."""
+        if self._last_features is None:
+            return
+        padded, _ = pad_to_multiple(probs.float(), 32)
+        labels = self._labels_at_stride(padded[None], padded.shape[-2:])[0]
+        self.memory.add(self._last_features, labels)
+        self._frame += 1
+        if self._frame % self.config.update_interval == 0:
+            self.target.update(self.memory.features, self.memory.labels, self.memory.weights)
+        self._last_features = None
+
+    @torch.no_grad()
+    def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """A corrected frame: add it (with its augmentations) as fresh samples and refit D."""
+        if self.target is None:
+            self.start(image, objects)
+            return
+        gen = torch.Generator().manual_seed(self.seed + 1 + self._frame)
+        self._add_annotated(image, objects, gen)
+        self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=False)
+
+    # -- construction from a checkpoint ----------------------------------------------------
+    @classmethod
+    def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "FRTM":
+        """Load the network from a registered name or a safetensors path (default: the shipped one)."""
+        from napari_vos import weights
+
+        name = checkpoint or weights.default_checkpoint("frtm").name
+        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
+        if meta.get("method", "frtm") != "frtm":
+            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 'frtm'")
+        import json
+
+        config = FRTMConfig.from_dict(json.loads(meta["frtm_config"])) if "frtm_config" in meta else CONFIGS["fast"]
+        network = FRTMNetwork(config)
+        missing, unexpected = network.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the FRTM network: missing "
+                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
+        method = cls(network, device=device, **options)
+        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
+        return method

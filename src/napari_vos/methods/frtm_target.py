@@ -1,0 +1,115 @@
+"""FRTM's discriminative target model D(x) = w2 * (w1 * x) and its loss (seed 001, eqs. 2 and 4).
+
+One target model per object, all K solved together: w1 is (K, c, C) (1x1 conv C -> c), w2 is
+(K, c, 3, 3) (3x3 conv c -> 1). The loss is the weighted least-squares regression of the
+(upsampled) scores to the labels with the pixel weighting v of eq. (4) plus L2 regularisation;
+it is minimised by Gauss-Newton + CG (nn.gauss_newton).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from napari_vos.nn.gauss_newton import gauss_newton
+
+
+def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
+    """Eq. (4): v = kappa / kappa_hat on target pixels, (1 - kappa) / (1 - kappa_hat) elsewhere.
+
+    labels: (..., H, W) in [0, 1]; kappa_hat is the target fraction of each label map and
+    kappa = max(kappa_min, kappa_hat). Soft labels interpolate between the two weights.
+    """
+    kappa_hat = labels.flatten(-2).mean(-1).clamp(1e-6, 1 - 1e-6)[..., None, None]
+    kappa = torch.maximum(kappa_hat, torch.full_like(kappa_hat, kappa_min))
+    w_fg = kappa / kappa_hat
+    w_bg = (1 - kappa) / (1 - kappa_hat)
+    return labels * w_fg + (1 - labels) * w_bg
+
+
+def apply_w1(w1: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """First layer for all objects: (K, c, C) x (M, C, h, w) -> (M, K*c, h, w)."""
+    m, _, h, w = features.shape
+    k, c, _ = w1.shape
+    return torch.einsum("kdc,mchw->mkdhw", w1, features).reshape(m, k * c, h, w)
+
+
+def apply_w2(w2: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """Second layer, grouped per object: (K, c, 3, 3) on (M, K*c, h, w) -> (M, K, h, w)."""
+    k = w2.shape[0]
+    return F.conv2d(hidden, w2, padding=w2.shape[-1] // 2, groups=k)
+
+
+def target_scores(w1: torch.Tensor, w2: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """D(x): (M, C, h, w) features -> (M, K, h, w) coarse target scores."""
+    return apply_w2(w2, apply_w1(w1, features))
+
+
+@dataclass
+class TargetModelSettings:
+    """Sizes and optimiser iteration counts (section 3.5)."""
+
+    channels: int = 96
+    kernel: int = 3
+    n_gn: int = 4
+    n_cg_init: int = 5
+    n_cg: int = 10
+    n_cg_update: int = 5
+    reg_w1: float = 1e-2
+    reg_w2: float = 1e-2
+    kappa_min: float = 0.1
+
+
+class TargetModel:
+    """Holds w1, w2 for K objects and fits them to a (features, labels, weights) memory."""
+
+    def __init__(self, settings: TargetModelSettings, in_channels: int, n_objects: int,
+                 device: torch.device, generator: torch.Generator | None = None) -> None:
+        self.settings = settings
+        c = settings.channels
+        std1 = (1.0 / in_channels) ** 0.5
+        std2 = (1.0 / (c * settings.kernel**2)) ** 0.5
+        self.w1 = (torch.randn(n_objects, c, in_channels, generator=generator) * std1).to(device)
+        self.w2 = (torch.randn(n_objects, c, settings.kernel, settings.kernel, generator=generator) * std2).to(device)
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        return target_scores(self.w1, self.w2, features)
+
+    def _data_residual(self, scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sqrt(gamma) v (y - U(D(x))), returned object-first: (K, M, hl, wl)."""
+        up = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        v = pixel_weights(labels, self.settings.kappa_min)
+        r = weights.sqrt().view(-1, 1, 1, 1) * v * (labels - up)
+        return r.transpose(0, 1)
+
+    def fit(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, initial: bool) -> None:
+        """Gauss-Newton on both layers (initial: N_CGi then N_CG per step) over the memory."""
+        s = self.settings
+        iters = [s.n_cg_init] + [s.n_cg] * (s.n_gn - 1) if initial else [s.n_cg] * s.n_gn
+        features, labels, weights = features.detach(), labels.detach(), weights.detach()
+
+        def residuals(w1: torch.Tensor, w2: torch.Tensor) -> list[torch.Tensor]:
+            data = self._data_residual(target_scores(w1, w2, features), labels, weights)
+            return [data, (s.reg_w1**0.5) * w1, (s.reg_w2**0.5) * w2]
+
+        self.w1, self.w2 = gauss_newton(residuals, [self.w1, self.w2], iters)
+
+    def update(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_gn: int = 1) -> None:
+        """The every-t_s update: w1 fixed, w2 refit with N_CGu CG iterations per GN step."""
+        s = self.settings
+        hidden = apply_w1(self.w1, features.detach())
+        labels, weights = labels.detach(), weights.detach()
+
+        def residuals(w2: torch.Tensor) -> list[torch.Tensor]:
+            data = self._data_residual(apply_w2(w2, hidden), labels, weights)
+            return [data, (s.reg_w2**0.5) * w2]
+
+        (self.w2,) = gauss_newton(residuals, [self.w2], [s.n_cg_update] * n_gn)
+
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Eq. (2) per object (K,), for monitoring and tests."""
+        s = self.settings
+        data = self._data_residual(self.scores(features), labels, weights)
+        return 0.5 * (data.flatten(1).pow(2).sum(1) + s.reg_w1 * self.w1.flatten(1).pow(2).sum(1)
+                      + s.reg_w2 * self.w2.flatten(1).pow(2).sum(1))

@@ -1,0 +1,1 @@
+"""Shared network blocks and solvers used by several methods (torch)."""

@@ -1,0 +1,73 @@
+"""ResNet feature extractors returning the conv2_x..conv5_x maps (strides 4, 8, 16, 32).
+
+The networks are torchvision's ResNets. ``weights="imagenet"`` keeps torchvision's own
+download path for users with internet; the defaults shipped with napari-vos are backbones this
+project trained itself (see docs/architecture.md), loaded through ``napari_vos.weights``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_BUILDERS = {
+    "resnet18": ("resnet18", "ResNet18_Weights", (64, 128, 256, 512)),
+    "resnet34": ("resnet34", "ResNet34_Weights", (64, 128, 256, 512)),
+    "resnet50": ("resnet50", "ResNet50_Weights", (256, 512, 1024, 2048)),
+    "resnet101": ("resnet101", "ResNet101_Weights", (256, 512, 1024, 2048)),
+}
+
+LAYER_NAMES = ("conv2", "conv3", "conv4", "conv5")
+
+
+def feature_channels(name: str) -> tuple[int, int, int, int]:
+    """Channels of conv2_x..conv5_x for a backbone name."""
+    try:
+        return _BUILDERS[name][2]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BUILDERS)}") from None
+
+
+class ResNetFeatures(nn.Module):
+    """Image (N, 3, H, W) in [0, 1] -> dict of conv2..conv5 feature maps.
+
+    ``dilate_last`` replaces the stride of conv5_x with dilation (stride 16 instead of 32),
+    as A-GAME uses; torchvision supports this only for the bottleneck ResNets (50/101).
+    """
+
+    def __init__(self, name: str = "resnet18", weights: str | None = None, dilate_last: bool = False) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        builder_name, weights_enum, channels = _BUILDERS[name] if name in _BUILDERS else (None, None, None)
+        if builder_name is None:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BUILDERS)}")
+        tv_weights = None
+        if weights == "imagenet":
+            tv_weights = getattr(tvm, weights_enum).IMAGENET1K_V1
+        elif weights not in (None, "none"):
+            raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
+        kwargs = {}
+        if dilate_last:
+            if name in ("resnet18", "resnet34"):
+                raise ValueError(f"{name} cannot dilate its last block; use resnet50 or resnet101")
+            kwargs["replace_stride_with_dilation"] = [False, False, True]
+        net = getattr(tvm, builder_name)(weights=tv_weights, **kwargs)
+        self.name = name
+        self.channels = channels
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.conv2, self.conv3, self.conv4, self.conv5 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor, upto: str = "conv5") -> dict[str, torch.Tensor]:
+        x = self.stem((image - self.mean) / self.std)
+        out: dict[str, torch.Tensor] = {}
+        for name in LAYER_NAMES:
+            x = getattr(self, name)(x)
+            out[name] = x
+            if name == upto:
+                break
+        return out

@@ -1,0 +1,308 @@
+"""The engine: a Session holds one video, its annotations and a method's memory; propagate() is the one-call form.
+
+Modelled on SAM 2's video predictor: annotate any frame, then iterate a generator that yields
+each finished frame. The engine owns everything shared by the methods: lazy frame reading and
+normalisation (data.frames), the working resolution and resizing back, K objects from one
+integer labels image, soft aggregation (RGMP eq. 1), forward and backward passes, corrected
+frames as new references, device/precision choice, timing and cancellation.
+No napari import here: the widgets and the console helper sit on top of this module.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_vos import __version__
+from napari_vos.data.frames import FrameSource, working_size
+from napari_vos.methods import registry
+from napari_vos.nn.aggregation import soft_aggregate
+
+DEFAULT_MAX_SIDE = 1024
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; anything else is checked to exist."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use device='cpu' or 'auto'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} asked for, but MPS is not available; use device='cpu' or 'auto'")
+    return dev
+
+
+def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels") -> np.ndarray:
+    """Validate an annotation: 2-D, the frame's shape, integer ids >= 0; returns int32."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}")
+    if arr.shape != tuple(frame_shape):
+        raise ValueError(f"{what} have shape {arr.shape} but the video frames are {tuple(frame_shape)}; "
+                         "the labels layer must match the image layer (same Y, X size)")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int32)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{what} must hold integer object ids (0 = background); got non-integer float values")
+    elif not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{what} must be an integer labels image, got dtype {arr.dtype}")
+    if arr.min() < 0:
+        raise ValueError(f"{what} contain negative ids; use 0 for background and 1, 2, ... for objects")
+    return arr.astype(np.int32)
+
+
+@dataclass
+class FrameResult:
+    """One propagated frame: its index, labels at the original size, and the method's maps."""
+
+    index: int
+    labels: np.ndarray
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    annotated: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Result:
+    """The whole stack's output plus provenance."""
+
+    labels: np.ndarray
+    maps: dict[str, np.ndarray]
+    method: str
+    checkpoint: str | None
+    checkpoint_sha256: str | None
+    annotated_frames: list[int]
+    object_ids: list[int]
+    options: dict[str, Any]
+    fps: float
+    seconds: float
+    frames_done: int
+    device: str
+    version: str = __version__
+
+    def provenance(self) -> dict[str, Any]:
+        return {"method": self.method, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
+                "options": self.options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
+                "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
+                "device": self.device, "napari_vos_version": self.version}
+
+
+class Session:
+    """One video, its annotations and a method; propagation is a generator of FrameResult."""
+
+    def __init__(self, video: Any, method: str = "frtm", device: str | torch.device = "auto", *,
+                 checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
+                 channels: Sequence[int] | None = None, rgb: bool | None = None, maps: bool = False,
+                 out: Any = None, seed: int = 0, **method_options: Any) -> None:
+        self.source = FrameSource(video, channels=channels, rgb=rgb)
+        self.method_name = method
+        self.method_class = registry.method_class(method)
+        self.device = resolve_device(device)
+        self.checkpoint = checkpoint
+        self.max_side = max_side
+        self.work_size = working_size(self.source.frame_shape, max_side)
+        self.want_maps = maps
+        self.seed = seed
+        self.method_options = method_options
+        t, (h, w) = self.source.n_frames, self.source.frame_shape
+        if out is None:
+            out = np.zeros((t, h, w), dtype=np.int32)
+        elif tuple(out.shape) != (t, h, w):
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {(t, h, w)}")
+        self.labels = out
+        self.maps: dict[str, np.ndarray] = {}
+        self.annotations: dict[int, np.ndarray] = {}
+        self._cancelled = False
+        self._seconds = 0.0
+        self._frames_done = 0
+        self._checkpoint_info: tuple[str | None, str | None] = (None, None)
+
+    # -- annotations ---------------------------------------------------------------------
+    def annotate(self, frame: int, labels: Any) -> None:
+        """Add (or replace) the labels of one frame: 0 = background, k > 0 = object k."""
+        t = self.source.n_frames
+        if not isinstance(frame, (int, np.integer)) or not 0 <= int(frame) < t:
+            raise ValueError(f"annotated frame {frame} is outside the stack (frames 0..{t - 1})")
+        arr = check_labels(labels, self.source.frame_shape, f"labels of frame {frame}")
+        if not arr.any():
+            raise ValueError(f"the labels of frame {frame} are empty: paint at least one object (ids > 0)")
+        self.annotations[int(frame)] = arr
+        self.labels[int(frame)] = arr
+
+    def annotate_stack(self, labels: Any) -> list[int]:
+        """Take every frame of a (T, Y, X) labels stack that holds any object as an annotation."""
+        shape = tuple(getattr(labels, "shape", np.shape(labels)))
+        expected = (self.source.n_frames, *self.source.frame_shape)
+        if shape != expected:
+            raise ValueError(f"labels stack has shape {shape} but the video is {expected[:1]} frames of "
+                             f"{expected[1:]}: the labels layer must match the image layer")
+        frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
+        if not frames:
+            raise ValueError("the labels are empty on every frame: paint at least one object on one frame")
+        for i in frames:
+            self.annotate(i, labels[i])
+        return frames
+
+    @property
+    def object_ids(self) -> list[int]:
+        ids: set[int] = set()
+        for a in self.annotations.values():
+            ids.update(int(i) for i in np.unique(a) if i)
+        return sorted(ids)
+
+    def cancel(self) -> None:
+        """Stop the running propagation after the current frame."""
+        self._cancelled = True
+
+    # -- running -------------------------------------------------------------------------
+    def _make_method(self) -> Any:
+        method = registry.create(self.method_name, device=self.device, checkpoint=self.checkpoint,
+                                 seed=self.seed, **self.method_options)
+        self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
+        return method
+
+    def _image(self, index: int) -> torch.Tensor:
+        frame = torch.from_numpy(self.source[index]).permute(2, 0, 1)
+        if tuple(frame.shape[-2:]) != self.work_size:
+            frame = F.interpolate(frame[None], size=self.work_size, mode="bilinear", antialias=True,
+                                  align_corners=False)[0]
+        return frame.to(self.device)
+
+    def _objects(self, labels: np.ndarray, ids: list[int]) -> torch.Tensor:
+        onehot = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32))
+        if tuple(onehot.shape[-2:]) != self.work_size:
+            onehot = F.interpolate(onehot[None], size=self.work_size, mode="bilinear", align_corners=False)[0]
+            onehot = (onehot > 0.5).float()
+        return onehot.to(self.device)
+
+    def _to_labels(self, aggregated: torch.Tensor, ids: list[int]) -> np.ndarray:
+        if tuple(aggregated.shape[-2:]) != self.source.frame_shape:
+            aggregated = F.interpolate(aggregated[None].float(), size=self.source.frame_shape, mode="bilinear",
+                                       align_corners=False)[0]
+        index = aggregated.argmax(0).cpu().numpy()
+        lut = np.array([0] + ids, dtype=np.int32)
+        return lut[index]
+
+    def _store_maps(self, index: int, maps: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        out = {}
+        for name, value in maps.items():
+            arr = value.detach().float().cpu().numpy().astype(np.float32)
+            if name not in self.maps:
+                self.maps[name] = np.zeros((self.source.n_frames, *arr.shape), dtype=np.float32)
+            if self.maps[name].shape[1:] == arr.shape:
+                self.maps[name][index] = arr
+            out[name] = arr
+        return out
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
+    def _pass(self, start: int, stop: int, stride: int, ids: list[int]) -> Iterator[FrameResult]:
+        """Propagate from annotated frame ``start`` towards ``stop`` (exclusive)."""
+        method = self._make_method()
+        with torch.inference_mode(), self._autocast():
+            method.start(self._image(start), self._objects(self.annotations[start], ids))
+        for t in range(start + stride, stop, stride):
+            if self._cancelled:
+                return
+            tic = time.perf_counter()
+            image = self._image(t)
+            if t in self.annotations:
+                with torch.inference_mode(), self._autocast():
+                    method.remember(image, self._objects(self.annotations[t], ids))
+                labels, maps = self.annotations[t], {}
+                annotated = True
+            else:
+                with torch.inference_mode(), self._autocast():
+                    step = method.step(image)
+                    aggregated = soft_aggregate(step.probs.float())
+                    method.update(aggregated[1:])
+                labels = self._to_labels(aggregated, ids)
+                maps = self._store_maps(t, step.maps) if self.want_maps else {}
+                annotated = False
+            self.labels[t] = labels
+            seconds = time.perf_counter() - tic
+            self._seconds += seconds
+            self._frames_done += 1
+            yield FrameResult(t, labels, maps, annotated, seconds)
+
+    def propagate(self, direction: str = "both", start: int | None = None) -> Iterator[FrameResult]:
+        """Yield each frame as it is segmented: first the annotated start frame, then forward, then backward.
+
+        direction: "forward", "backward" or "both". start: the annotated frame to start from
+        (default: the earliest annotation for forward/both, the latest for backward).
+        """
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+        if not self.annotations:
+            raise ValueError("no annotation yet: call annotate(frame, labels) first")
+        if start is None:
+            start = max(self.annotations) if direction == "backward" else min(self.annotations)
+        if start not in self.annotations:
+            raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
+        ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
+        extra = sorted(set(self.object_ids) - set(ids))
+        if extra:
+            raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
+                             f"painted on the frame propagation starts from")
+        self._cancelled = False
+        yield FrameResult(start, self.annotations[start], {}, True, 0.0)
+        t = self.source.n_frames
+        if direction in ("forward", "both"):
+            yield from self._pass(start, t, 1, ids)
+        if direction in ("backward", "both") and not self._cancelled:
+            yield from self._pass(start, -1, -1, ids)
+
+    def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None) -> "Result":
+        """Propagate to the end (or until cancelled) and return the Result."""
+        total = self.source.n_frames
+        for done, _ in enumerate(self.propagate(direction), start=1):
+            if progress is not None:
+                progress(done, total)
+        return self.result()
+
+    def result(self) -> Result:
+        name, sha = self._checkpoint_info
+        fps = self._frames_done / self._seconds if self._seconds > 0 else 0.0
+        return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
+                      checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
+                      options={"max_side": self.max_side, "work_size": list(self.work_size), **self.method_options},
+                      fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
+
+
+def propagate(video: Any, labels: Any, method: str = "frtm", frame: int | None = None, *,
+              device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
+              **session_options: Any) -> Result:
+    """One call: annotate ``labels`` and propagate through ``video``.
+
+    labels: (Y, X) labels of ``frame`` (default 0), or a (T, Y, X) stack whose painted frames are
+    all taken as annotations (``frame`` then picks the start frame).
+    """
+    session = Session(video, method=method, device=device, **session_options)
+    arr_ndim = len(getattr(labels, "shape", np.shape(labels)))
+    if arr_ndim == 3:
+        session.annotate_stack(labels)
+    else:
+        session.annotate(0 if frame is None else frame, labels)
+    total = session.source.n_frames
+    done = 0
+    for _ in session.propagate(direction, start=frame if arr_ndim == 3 else None):
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return session.result()

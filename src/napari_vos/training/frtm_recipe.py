@@ -1,0 +1,116 @@
+"""FRTM's offline training (seed 001, section 3.3), as a recipe for the shared loop.
+
+Each sample is one reference frame and two validation frames of one sequence. The target model
+is optimised on the reference frame with the same Gauss-Newton solver used at inference; the
+full network with that target model then segments the validation frames and the binary
+cross-entropy is back-propagated. The paper freezes an ImageNet backbone; no ImageNet weights
+exist on this project's machines, so the backbone is trained here too, end to end (the target
+model weights are treated as constants of each step, as the paper's pre-learned ones are).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
+from napari_vos.methods.frtm_target import TargetModel, target_scores
+from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+
+
+@dataclass
+class FRTMRecipe:
+    """Draws reference/validation triplets from real sequences and synthetic videos."""
+
+    config: str = "fast"
+    size: tuple[int, int] = (192, 320)
+    batch_size: int = 4
+    max_gap: int = 15
+    real_dirs: list[str] = field(default_factory=list)
+    synthetic_fraction: float = 0.5
+    synthetic_source: str | None = None
+    backbone_weights: str | None = None
+    init_checkpoint: str | None = None
+    name: str = "frtm"
+
+    def __post_init__(self) -> None:
+        self._bank: SequenceBank | None = None
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._draw_synthetic = None
+
+    def build(self, device: torch.device) -> FRTMNetwork:
+        net = FRTMNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
+        if self.init_checkpoint:
+            from napari_vos.weights import load_state_dict_file
+
+            net.load_state_dict(load_state_dict_file(self.init_checkpoint), strict=False)
+        return net.to(device)
+
+    def _real(self) -> SequenceBank | None:
+        if self._bank is None and self.real_dirs:
+            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
+        return self._bank if self._bank and len(self._bank) else None
+
+    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._draw_synthetic is None:
+            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source)
+        if len(self._pool) < 24:
+            self._pool.append(self._draw_synthetic(rng))
+        elif rng.random() < 0.25:
+            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
+        return self._pool[int(rng.integers(len(self._pool)))]
+
+    def batch(self, rng: np.random.Generator) -> list[Clip]:
+        clips: list[Clip] = []
+        bank = self._real()
+        while len(clips) < self.batch_size:
+            if bank is None or rng.random() < self.synthetic_fraction:
+                frames, labels = self._synthetic(rng)
+            else:
+                frames, labels = bank.videos[int(rng.integers(len(bank)))]
+            clip = sample_clip_from(frames, labels, 3, self.max_gap, rng, self.size)
+            if clip is not None:
+                clips.append(clip)
+        return clips
+
+    def loss(self, model: FRTMNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
+        images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W
+        masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,3,H,W
+        b, n, _, h, w = images.shape
+        feats = model.backbone(images.flatten(0, 1))
+        conv4 = feats["conv4"].unflatten(0, (b, n))
+        cfg = model.config
+        stride = cfg.label_stride
+        scores = []
+        for i in range(b):
+            tm = TargetModel(cfg.target, conv4.shape[2], 1, device)
+            ref_labels = F.adaptive_avg_pool2d(masks[i, :1, None], (h // stride, w // stride)).transpose(0, 1)
+            tm.fit(conv4[i, :1].detach(), ref_labels, torch.ones(1, device=device), initial=True)
+            scores.append(target_scores(tm.w1, tm.w2, conv4[i, 1:]))  # (n-1, 1, h16, w16)
+        scores_t = torch.cat(scores, 0)
+        val = {k: v.unflatten(0, (b, n))[:, 1:].flatten(0, 1) for k, v in feats.items()}
+        logits = model.seg(val, scores_t, (h, w))
+        target = masks[:, 1:].flatten(0, 1)
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        with torch.no_grad():
+            pred = logits > 0
+            inter = (pred & (target > 0.5)).flatten(1).sum(1).float()
+            union = (pred | (target > 0.5)).flatten(1).sum(1).float().clamp_min(1)
+            coarse = F.interpolate(scores_t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0.5
+            cinter = (coarse & (target > 0.5)).flatten(1).sum(1).float()
+            cunion = (coarse | (target > 0.5)).flatten(1).sum(1).float().clamp_min(1)
+        return loss, {"iou": float((inter / union).mean()), "coarse_iou": float((cinter / cunion).mean())}
+
+    def export_tensors(self, model: FRTMNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """fp16 state dict and metadata for a shipped safetensors checkpoint."""
+        import json
+
+        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+                 for k, v in model.state_dict().items()}
+        meta = {"method": "frtm", "config": self.config, "frtm_config": json.dumps(model.config.to_dict()),
+                "train_size": f"{self.size[0]}x{self.size[1]}"}
+        return state, meta

@@ -1,0 +1,106 @@
+"""The one training loop every method's recipe runs in: resumable, logged, exportable.
+
+A recipe (training/recipes.py) builds the model, draws batches and computes the loss; this loop
+owns the optimiser, the learning-rate schedule, checkpoints (``last.pt`` every ``save_every``
+steps, so a run cut off at a session's end continues with ``--resume``) and the log.
+Training state uses torch.save (it holds optimiser state); shipped weights are safetensors.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+
+class Recipe(Protocol):
+    """What a method supplies to the loop."""
+
+    name: str
+
+    def build(self, device: torch.device) -> torch.nn.Module: ...
+
+    def batch(self, rng: np.random.Generator) -> Any: ...
+
+    def loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lr_drop_at: float = 0.67  # fraction of steps after which lr /= 10 (paper: 120 of 180 epochs)
+    save_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    max_minutes: float | None = None
+
+
+def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: str = "cpu", resume: bool = False,
+          log: Callable[[str], None] = print) -> torch.nn.Module:
+    """Run (or continue) a training run in ``out_dir``; returns the trained model."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    torch.manual_seed(settings.seed)
+    model = recipe.build(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), weight_decay=settings.weight_decay)
+    drop_step = int(settings.steps * settings.lr_drop_at)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
+    step = 0
+    rng = np.random.default_rng(settings.seed)
+    state_path = out / "last.pt"
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = state["step"]
+        rng = np.random.default_rng(settings.seed + step)
+        log(f"resumed {recipe.name} from {state_path} at step {step}")
+    elif resume:
+        log(f"no {state_path} to resume from; starting a new run")
+
+    def save() -> None:
+        tmp = out / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "step": step, "recipe": recipe.name}, tmp)
+        tmp.replace(state_path)
+
+    model.train()
+    started = time.time()
+    running: dict[str, float] = {}
+    log_file = (out / "log.jsonl").open("a")
+    try:
+        while step < settings.steps:
+            batch = recipe.batch(rng)
+            loss, stats = recipe.loss(model, batch, dev)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            opt.step()
+            sched.step()
+            step += 1
+            for k, v in {"loss": float(loss), **stats}.items():
+                running[k] = 0.9 * running.get(k, v) + 0.1 * v
+            if step % settings.log_every == 0:
+                rec = {"step": step, "minutes": round((time.time() - started) / 60, 2), "lr": opt.param_groups[0]["lr"],
+                       **{k: round(v, 4) for k, v in running.items()}}
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+                log(" ".join(f"{k}={v}" for k, v in rec.items()))
+            if step % settings.save_every == 0:
+                save()
+            if settings.max_minutes and (time.time() - started) / 60 > settings.max_minutes:
+                log(f"stopping at step {step}: time budget of {settings.max_minutes} min reached")
+                break
+    finally:
+        save()
+        log_file.close()
+    return model

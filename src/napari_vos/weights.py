@@ -1,0 +1,141 @@
+"""Checkpoint registry: which trained weights exist, where they are, and that they are intact.
+
+Each entry (checkpoints/registry.json, shipped in the package) records the name, method,
+backbone, file, sha256, what it was trained on and its measured scores, like torchvision's
+weight enums. Files are safetensors (no pickle). A checkpoint is looked up as: an explicit path;
+the package's own checkpoints folder; $NAPARI_VOS_HOME (default ~/.cache/napari-vos), where a
+registry entry with a URL is downloaded by pooch on machines with internet. A missing or
+corrupt file raises CheckpointError saying which file, where it looked and what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).parent / "checkpoints"
+REGISTRY_FILE = PACKAGE_DIR / "registry.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be found, verified or read."""
+
+
+@dataclass
+class CheckpointInfo:
+    name: str
+    method: str
+    backbone: str
+    file: str
+    sha256: str
+    config: str = ""
+    url: str | None = None
+    training: str = ""
+    scores: dict[str, Any] = field(default_factory=dict)
+    default: bool = False
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NAPARI_VOS_HOME", Path.home() / ".cache" / "napari-vos"))
+
+
+def _read_registry() -> dict[str, CheckpointInfo]:
+    if not REGISTRY_FILE.exists():
+        return {}
+    entries = json.loads(REGISTRY_FILE.read_text())
+    return {e["name"]: CheckpointInfo(**e) for e in entries}
+
+
+def list_checkpoints(method: str | None = None) -> list[CheckpointInfo]:
+    return [c for c in _read_registry().values() if method is None or c.method == method]
+
+
+def default_checkpoint(method: str) -> CheckpointInfo:
+    entries = list_checkpoints(method)
+    if not entries:
+        raise CheckpointError(f"no checkpoint for method {method!r} is registered in {REGISTRY_FILE}; train one "
+                              f"with `napari-vos train {method}` and pass checkpoint=PATH")
+    defaults = [e for e in entries if e.default]
+    return (defaults or entries)[0]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
+    """Find a checkpoint file by registry name or path, verifying the sha256 of registered ones."""
+    registry = _read_registry()
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path not in registry:
+        if candidate.suffix == ".safetensors" or candidate.exists():
+            if not candidate.exists():
+                raise CheckpointError(f"checkpoint file {candidate} does not exist; check the path, or use a "
+                                      f"registered name: {', '.join(registry) or '(none registered)'}")
+            return candidate, None
+        raise CheckpointError(f"unknown checkpoint {name_or_path!r}: not a file and not a registered name "
+                              f"({', '.join(registry) or 'none registered'})")
+    info = registry[name_or_path]
+    looked = [PACKAGE_DIR / info.file, cache_dir() / info.file]
+    path = next((p for p in looked if p.exists()), None)
+    if path is None and info.url:
+        import pooch
+
+        path = Path(pooch.retrieve(info.url, known_hash=f"sha256:{info.sha256}", fname=info.file, path=cache_dir()))
+    if path is None:
+        raise CheckpointError(f"checkpoint {info.name!r} (file {info.file}) is missing; looked in "
+                              f"{', '.join(str(p.parent) for p in looked)}. Reinstall napari-vos, copy the file "
+                              f"into {cache_dir()}, or train it with `napari-vos train {info.method}`.")
+    digest = sha256_of(path)
+    if digest != info.sha256:
+        raise CheckpointError(f"checkpoint file {path} is corrupt or changed: sha256 {digest} does not match the "
+                              f"registered {info.sha256}. Delete it and reinstall napari-vos or re-download it.")
+    return path, info
+
+
+def load_checkpoint(name_or_path: str) -> tuple[dict[str, Any], dict[str, str], str, str]:
+    """Load tensors (float32) and metadata; returns (state_dict, metadata, name, sha256)."""
+    from safetensors import safe_open
+
+    path, info = resolve(name_or_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises several error types for a bad header
+        raise CheckpointError(f"checkpoint file {path} could not be read as safetensors: {err}") from err
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return state, meta, (info.name if info else str(path)), (info.sha256 if info else sha256_of(path))
+
+
+def load_state_dict_file(name_or_path: str) -> dict[str, Any]:
+    return load_checkpoint(name_or_path)[0]
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str]) -> str:
+    """Write a safetensors file; returns its sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    return sha256_of(path)
+
+
+def register(info: CheckpointInfo) -> None:
+    """Add or replace a registry entry (used when a trained checkpoint is shipped)."""
+    registry = _read_registry()
+    if info.default:
+        for other in registry.values():
+            if other.method == info.method:
+                other.default = False
+    registry[info.name] = info
+    PACKAGE_DIR.mkdir(parents=True, exist_ok=True)
+    REGISTRY_FILE.write_text(json.dumps([asdict(e) for e in registry.values()], indent=2) + "\n")
