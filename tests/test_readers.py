@@ -1,0 +1,174 @@
+"""Readers and writers: every layout round-trips frames and masks written here, lazily."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_vos.data.readers import detect_layout, open_dataset, open_tiff_stack
+from napari_vos.data.sequence import Sequence, decode_mask, read_mask
+from napari_vos.data.writers import davis_palette, write_png_labels, write_tiff_labels
+
+
+def _labels(t: int, shape=(20, 30), n=3) -> np.ndarray:
+    rng = np.random.default_rng(t)
+    return rng.integers(0, n + 1, size=shape).astype(np.int32)
+
+
+def _frames(t: int, shape=(20, 30, 3), dtype=np.uint8) -> np.ndarray:
+    rng = np.random.default_rng(100 + t)
+    return rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype)
+
+
+def test_davis_palette_matches_known_colours():
+    pal = davis_palette()
+    assert pal[0].tolist() == [0, 0, 0]
+    assert pal[1].tolist() == [128, 0, 0]
+    assert pal[2].tolist() == [0, 128, 0]
+    assert pal[3].tolist() == [128, 128, 0]
+    assert pal[4].tolist() == [0, 0, 128]
+    assert pal[255].tolist() == [224, 224, 192]
+
+
+def test_decode_mask_conventions():
+    assert decode_mask(np.array([[0, 255], [255, 0]], np.uint8)).tolist() == [[0, 1], [1, 0]]
+    # 255 beside object ids is DAVIS void -> background
+    assert decode_mask(np.array([[0, 255], [2, 1]], np.uint8)).tolist() == [[0, 0], [2, 1]]
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0, 0] = (128, 0, 0)
+    rgb[1, 1] = (0, 128, 0)
+    out = decode_mask(rgb)
+    assert out[0, 1] == 0 and out[1, 0] == 0 and out[0, 0] != out[1, 1] and min(out[0, 0], out[1, 1]) >= 1
+
+
+def _write_davis(root: Path, with_480p: bool, annotate=(0, 1, 2, 3)) -> dict[str, np.ndarray]:
+    level = ("480p",) if with_480p else ()
+    truth = {}
+    for seq in ("aa", "bb"):
+        img_dir = root.joinpath("JPEGImages", *level, seq)
+        img_dir.mkdir(parents=True)
+        for t in range(4):
+            Image.fromarray(_frames(t)).save(img_dir / f"{t:05d}.png")
+        labels = np.stack([_labels(t) for t in range(4)])
+        write_png_labels(root.joinpath("Annotations", *level, seq), labels)
+        for t in range(4):
+            if t not in annotate:
+                (root.joinpath("Annotations", *level, seq) / f"{t:05d}.png").unlink()
+        truth[seq] = labels
+    return truth
+
+
+@pytest.mark.parametrize("with_480p", [True, False])
+def test_davis_layout_roundtrip(tmp_path, with_480p):
+    truth = _write_davis(tmp_path, with_480p)
+    assert detect_layout(tmp_path) == "davis"
+    seqs = open_dataset(tmp_path)
+    assert [s.name for s in seqs] == ["aa", "bb"]
+    s = seqs[1]
+    assert len(s) == 4 and s.annotated == [0, 1, 2, 3]
+    np.testing.assert_array_equal(s.frames[2], _frames(2))
+    np.testing.assert_array_equal(s.masks[3], truth["bb"][3])
+    assert s.masks[3].dtype == np.int32
+    assert s.frames.shape == (4, 20, 30, 3)
+    assert open_dataset(tmp_path, sequences=["bb"])[0].name == "bb"
+    with pytest.raises(ValueError):
+        open_dataset(tmp_path, sequences=["zz"])
+
+
+def test_davis_partial_annotations(tmp_path):
+    _write_davis(tmp_path, True, annotate=(0, 2))
+    s = open_dataset(tmp_path)[0]
+    assert s.annotated == [0, 2]
+    assert s.masks[1] is None and s.masks[2] is not None
+
+
+def test_images_masks_layout_16bit(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for t in range(3):
+        tifffile.imwrite(tmp_path / "images" / f"{t:05d}.tif", _frames(t, (20, 30), np.uint16))
+        Image.fromarray(_labels(t).astype(np.uint8)).save(tmp_path / "masks" / f"{t:05d}.png")
+    assert detect_layout(tmp_path) == "images_masks"
+    (s,) = open_dataset(tmp_path)
+    assert s.name == tmp_path.name
+    f = s.frames[1]
+    assert f.dtype == np.uint16 and f.shape == (20, 30)
+    np.testing.assert_array_equal(f, _frames(1, (20, 30), np.uint16))
+    np.testing.assert_array_equal(s.masks[2], _labels(2))
+
+
+def test_ctc_layout_sparse_gt_and_silver_fallback(tmp_path):
+    for seq in ("01", "02"):
+        (tmp_path / seq).mkdir()
+        for t in range(5):
+            tifffile.imwrite(tmp_path / seq / f"t{t:03d}.tif", _frames(t, (20, 30), np.uint16))
+    (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
+    for t in (1, 3):
+        tifffile.imwrite(tmp_path / "01_GT" / "SEG" / f"man_seg{t:03d}.tif", _labels(t, n=40).astype(np.uint16))
+    (tmp_path / "02_ST" / "SEG").mkdir(parents=True)
+    for t in range(5):
+        tifffile.imwrite(tmp_path / "02_ST" / "SEG" / f"man_seg{t:03d}.tif", _labels(t).astype(np.uint16))
+    assert detect_layout(tmp_path) == "ctc"
+    s1, s2 = open_dataset(tmp_path)
+    assert s1.annotated == [1, 3] and s1.masks[0] is None and s1.info["truth"] == "gold"
+    np.testing.assert_array_equal(s1.masks[3], _labels(3, n=40))
+    assert s2.annotated == [0, 1, 2, 3, 4] and s2.info["truth"] == "silver"
+
+
+def test_tiff_stack_with_labels_and_ome(tmp_path):
+    video = np.stack([_frames(t, (20, 30), np.uint16) for t in range(6)])
+    labels = np.stack([_labels(t) for t in range(6)])
+    tifffile.imwrite(tmp_path / "movie.ome.tif", video[:, None], metadata={"axes": "TCYX"}, ome=True)
+    write_tiff_labels(tmp_path / "movie_labels.tif", labels)
+    assert detect_layout(tmp_path / "movie.ome.tif") == "tiff"
+    assert detect_layout(tmp_path) == "tiff"
+    (s,) = open_dataset(tmp_path / "movie.ome.tif")
+    assert s.name == "movie" and len(s) == 6 and s.annotated == list(range(6))
+    np.testing.assert_array_equal(s.frames[4], video[4])
+    np.testing.assert_array_equal(s.masks[5], labels[5])
+    # a colour TIFF stack: channels come last
+    rgb = np.stack([_frames(t, (20, 30, 3)) for t in range(3)])
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    s = open_tiff_stack(tmp_path / "rgb.tif")
+    assert s.frames[1].shape == (20, 30, 3)
+    np.testing.assert_array_equal(s.frames[2], rgb[2])
+
+
+def test_collection_of_layouts(tmp_path):
+    _write_davis(tmp_path / "d", True)
+    (tmp_path / "x" / "images").mkdir(parents=True)
+    (tmp_path / "x" / "masks").mkdir()
+    Image.fromarray(_frames(0)).save(tmp_path / "x" / "images" / "a.png")
+    Image.fromarray(_labels(0).astype(np.uint8)).save(tmp_path / "x" / "masks" / "a.png")
+    assert detect_layout(tmp_path) == "collection"
+    names = [s.name for s in open_dataset(tmp_path)]
+    assert names == ["d/aa", "d/bb", "x"]
+
+
+def test_unknown_layout_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="no known dataset layout"):
+        detect_layout(tmp_path)
+
+
+def test_png_writer_rejects_too_many_ids_and_tiff_keeps_them(tmp_path):
+    big = np.zeros((2, 8, 8), np.int32)
+    big[1, 0, 0] = 300
+    with pytest.raises(ValueError, match="TIFF"):
+        write_png_labels(tmp_path / "p", big)
+    p = write_tiff_labels(tmp_path / "l.tif", big)
+    back = tifffile.imread(p)
+    assert back.dtype == np.uint16 and back[1, 0, 0] == 300
+    im = Image.open(write_png_labels(tmp_path / "q", np.ones((1, 4, 4), np.int32))[0])
+    assert im.mode == "P"
+    assert read_mask(tmp_path / "q" / "00000.png").tolist() == np.ones((4, 4)).tolist()
+
+
+def test_sequence_from_arrays_is_lazy_view():
+    frames = np.zeros((5, 4, 4), np.uint8)
+    labels = np.ones((5, 4, 4), np.int32)
+    s = Sequence.from_arrays("a", frames, labels, annotated=[0, 4])
+    assert s.annotated == [0, 4] and s.masks[2] is None and s.frames[1:3].shape == (2, 4, 4)
