@@ -1,0 +1,162 @@
+"""DAVIS J/F/statistics and CTC SEG against hand-computed cases and properties."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage as ndi
+from skimage.morphology import disk
+
+from napari_vos.evaluation.ctc import seg_measure, seg_per_object
+from napari_vos.evaluation.metrics import (
+    _within,
+    bound_pixels,
+    db_statistics,
+    evaluate_sequence,
+    evaluated_frames,
+    f_measure,
+    jaccard,
+    object_scores,
+    seg2bmap,
+    summarise,
+)
+
+
+def square(shape, y0, x0, n):
+    m = np.zeros(shape, bool)
+    m[y0 : y0 + n, x0 : x0 + n] = True
+    return m
+
+
+def test_seg2bmap_of_a_square_is_the_davis_ring():
+    b = seg2bmap(square((20, 20), 5, 5, 10))
+    # DAVIS boundaries sit half a pixel towards the origin: an 11x11 ring from (4, 4) to (14, 14)
+    ring = np.zeros((20, 20), bool)
+    ring[4:15, 4:15] = True
+    ring[5:14, 5:14] = False
+    np.testing.assert_array_equal(b, ring)
+    assert b.sum() == 40
+
+
+def test_j_and_f_hand_computed_shift():
+    gt = square((100, 100), 40, 40, 10)
+    pred = square((100, 100), 40, 43, 10)  # shifted 3 px right
+    assert bound_pixels(gt.shape) == 2  # ceil(0.008 * 141.4)
+    assert jaccard(gt, pred) == pytest.approx(70 / 130)
+    # 24 of the 40 boundary pixels lie within 2 px of the other boundary (worked out by hand)
+    assert f_measure(gt, pred) == pytest.approx(0.6)
+    # a 2-px shift is inside the tolerance: F = 1, J < 1
+    pred2 = square((100, 100), 40, 42, 10)
+    assert f_measure(gt, pred2) == 1.0 and jaccard(gt, pred2) == pytest.approx(80 / 120)
+
+
+def test_empty_cases_follow_davis():
+    z = np.zeros((10, 10), bool)
+    m = square((10, 10), 2, 2, 4)
+    assert jaccard(z, z) == 1.0 and f_measure(z, z) == 1.0
+    assert jaccard(m, z) == 0.0 and f_measure(m, z) == 0.0  # P = 1, R = 0
+    assert jaccard(z, m) == 0.0 and f_measure(z, m) == 0.0  # P = 0, R = 1
+
+
+def test_db_statistics_hand_computed():
+    v = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    mean, recall, decay = db_statistics(v)
+    assert mean == pytest.approx(0.55)
+    assert recall == pytest.approx(0.5)  # 0.5 itself is not > 0.5
+    # DAVIS bins for n=8: ids [0, 2, 4, 5, 7] -> first bin v[0:3], last bin v[5:8]
+    assert decay == pytest.approx(0.8 - 0.3)
+    assert db_statistics(np.array([np.nan, 1.0, 0.0]))[0] == pytest.approx(0.5)
+
+
+def test_db_statistics_long_sequence_has_no_uint8_overflow():
+    v = np.r_[np.ones(300), np.zeros(300)]
+    assert db_statistics(v)[2] == pytest.approx(1.0)
+
+
+def test_evaluated_frames_drop_annotated_and_last():
+    assert evaluated_frames(5, range(5), 0) == [1, 2, 3]
+    assert evaluated_frames(10, [2, 5, 9], 2) == [5]
+    assert evaluated_frames(10, [2, 5, 9], 2, drop_last=False) == [5, 9]
+
+
+def test_within_equals_dilation_by_skimage_disk():
+    rng = np.random.default_rng(0)
+    b = rng.random((40, 50)) > 0.97
+    for r in (1, 2, 3, 5):
+        np.testing.assert_array_equal(_within(b, r), ndi.binary_dilation(b, disk(r)))
+
+
+def test_evaluate_sequence_per_object_and_summary():
+    t, shape = 5, (60, 60)
+    gt = np.zeros((t, *shape), np.int32)
+    pred = np.zeros_like(gt)
+    for i in range(t):
+        gt[i][square(shape, 10, 10, 10)] = 1
+        gt[i][square(shape, 40, 40, 10)] = 2
+        pred[i][square(shape, 10, 10, 10)] = 1  # object 1 perfect
+    pred[2][square(shape, 40, 40, 10)] = 2  # object 2 found on frame 2 only
+    r = evaluate_sequence("s", gt, pred, annotated=0)
+    assert r.frames == [1, 2, 3]
+    o1, o2 = r.objects
+    assert o1.J.tolist() == [1, 1, 1] and o1.F.tolist() == [1, 1, 1]
+    assert o2.J.tolist() == [0, 1, 0] and o2.F.tolist() == [0, 1, 0]
+    s = r.stats()
+    assert s["J_mean"] == pytest.approx((1 + 1 / 3) / 2)
+    assert s["JF_mean"] == pytest.approx((1 + 1 / 3) / 2)
+    assert summarise([r])["J_mean"] == pytest.approx(s["J_mean"])
+    np.testing.assert_allclose(r.jf_over_time(), [0.5, 1.0, 0.5])
+
+
+def test_seg_hand_cases():
+    gt = np.zeros((10, 10), np.int32)
+    gt[0, :10] = 1  # object of 10 px
+    pred = np.zeros_like(gt)
+    pred[0, :6] = 7  # 6 of 10 covered (> half) plus 2 extra pixels
+    pred[1, :2] = 7
+    assert seg_per_object(gt, pred).tolist() == [pytest.approx(6 / 12)]
+    pred2 = np.zeros_like(gt)
+    pred2[0, :5] = 3  # exactly half: no match
+    assert seg_per_object(gt, pred2).tolist() == [0.0]
+    assert seg_measure([gt, gt], [pred, gt]) == pytest.approx((0.5 + 1.0) / 2)
+    assert np.isnan(seg_measure([np.zeros((3, 3))], [np.zeros((3, 3))]))
+
+
+label_images = arrays(np.int32, (24, 28), elements=st.integers(0, 3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=label_images, b=label_images)
+def test_properties_of_j_and_f(a, b):
+    for k in (1, 2, 3):
+        ga, gb = a == k, b == k
+        j, f = jaccard(ga, gb), f_measure(ga, gb)
+        assert 0 <= j <= 1 and 0 <= f <= 1
+        assert j == pytest.approx(jaccard(gb, ga)) and f == pytest.approx(f_measure(gb, ga))
+        assert jaccard(ga, ga) == 1 and f_measure(ga, ga) == 1
+    # the cropped per-object computation equals the full-frame definition
+    jo, fo = object_scores(a, b, [1, 2, 3, 5])
+    for n, k in enumerate([1, 2, 3, 5]):
+        assert jo[n] == pytest.approx(jaccard(a == k, b == k))
+        assert fo[n] == pytest.approx(f_measure(a == k, b == k))
+
+
+@settings(max_examples=30, deadline=None)
+@given(y=st.integers(0, 50), x=st.integers(0, 50), n=st.integers(1, 14), dy=st.integers(-6, 6), dx=st.integers(-6, 6))
+def test_object_scores_match_full_frame_on_sparse_objects(y, x, n, dy, dx):
+    shape = (64, 64)
+    gt = square(shape, y, x, n).astype(np.int32) * 4
+    pred = square(shape, max(0, y + dy), max(0, x + dx), n).astype(np.int32) * 4
+    j, f = object_scores(gt, pred, [4])
+    assert j[0] == pytest.approx(jaccard(gt == 4, pred == 4))
+    assert f[0] == pytest.approx(f_measure(gt == 4, pred == 4))
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=label_images)
+def test_seg_is_one_on_identity_and_relabelling(a):
+    perm = np.array([0, 9, 4, 2], np.int32)
+    scores = seg_per_object(a, perm[a])
+    assert np.all(scores == 1.0)
+    assert len(scores) == len(np.unique(a[a > 0]))
