@@ -1,0 +1,204 @@
+"""The `napari-vos` command: propagate, demo, train, weights, and (from evaluation) eval, score, bench.
+
+Each subcommand imports what it needs when it runs, so `napari-vos --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from napari_vos import __version__
+
+
+def _progress(desc: str, total: int):  # pragma: no cover - cosmetic
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def cmd_propagate(args: argparse.Namespace) -> int:
+    """TIFF in, TIFF out."""
+    import tifffile
+
+    from napari_vos.session import propagate
+
+    video = tifffile.memmap(args.video) if args.memmap else tifffile.imread(args.video)
+    labels = tifffile.imread(args.labels)
+    bar, update = _progress("propagating", video.shape[0])
+    options = {} if args.max_side is None else {"max_side": args.max_side}
+    if args.channels:
+        options["channels"] = [int(c) for c in args.channels.split(",")]
+    result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
+                       checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
+    bar.close()
+    tifffile.imwrite(args.output, result.labels.astype(np.uint16 if result.labels.max() < 65536 else np.int32),
+                     compression="zlib", metadata={"napari_vos": json.dumps(result.provenance())})
+    print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s), "
+          f"{result.fps:.2f} frames/s on {result.device}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run a method on a built-in sample and score it against the sample's known truth."""
+    from napari_vos.data import samples
+    from napari_vos.evaluation.metrics import evaluate_sequence
+    from napari_vos.session import propagate
+
+    sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
+    frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
+    bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
+    result = propagate(frames, truth[0], method=args.method, frame=0, device=args.device,
+                       checkpoint=args.checkpoint, direction="forward", progress=update)
+    bar.close()
+    scores = evaluate_sequence(result.labels, truth)
+    out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample,
+           "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
+           "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
+           "frames": int(len(frames)), "size": list(frames.shape[1:3])}
+    print(f"{args.method} on the built-in {args.sample} sample ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]},"
+          f" {len(result.object_ids)} objects, {result.device}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
+          f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s  checkpoint={result.checkpoint}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from napari_vos.training.loop import TrainSettings, train
+    from napari_vos.training.recipes import make_recipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = make_recipe(args.method, size=tuple(int(s) for s in args.size.split("x"))[::-1] if args.size else None,
+                         real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
+                         batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
+                         init_checkpoint=args.init)
+    settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
+                             max_minutes=args.max_minutes)
+    out_dir = Path(args.out or f"runs/{args.method}")
+    model = train(recipe, out_dir, settings, device=args.device, resume=args.resume)
+    if args.export:
+        from napari_vos import weights
+
+        tensors, meta = recipe.export_tensors(model)
+        sha = weights.save_checkpoint(args.export, tensors, meta)
+        print(f"exported {args.export} (sha256 {sha})")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from napari_vos import weights
+
+    entries = weights.list_checkpoints(args.method)
+    if not entries:
+        print("no checkpoints registered")
+        return 0
+    status = 0
+    for e in entries:
+        try:
+            path, _ = weights.resolve(e.name)
+            state = f"ok ({path})"
+        except weights.CheckpointError as err:
+            state, status = f"PROBLEM: {err}", 1
+        default = " [default]" if e.default else ""
+        print(f"{e.name}{default}: method={e.method} backbone={e.backbone} sha256={e.sha256[:12]}… {state}")
+        if args.verbose:
+            print(f"    trained on: {e.training}\n    scores: {json.dumps(e.scores)}")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-vos", description="Video object segmentation for time-lapses.")
+    parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack")
+    p.add_argument("video", help="TIFF stack (T, Y, X) or (T, Y, X, C)")
+    p.add_argument("labels", help="TIFF labels: (Y, X) for one frame or (T, Y, X) with painted frames")
+    p.add_argument("-o", "--output", required=True, help="output TIFF of labels (T, Y, X)")
+    p.add_argument("--method", default="frtm")
+    p.add_argument("--frame", type=int, default=None, help="annotated frame of a (Y, X) labels file (default 0)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
+    p.add_argument("--max-side", type=int, default=None)
+    p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
+    p.add_argument("--memmap", action="store_true", help="memory-map the input TIFF instead of reading it")
+    p.set_defaults(func=cmd_propagate)
+
+    p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
+    p.add_argument("--method", default="frtm")
+    p.add_argument("--sample", default="natural", choices=["natural", "cells"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a method (resumable)")
+    p.add_argument("method")
+    p.add_argument("--data", action="append", help="real video folder(s) (DAVIS or images/masks layout)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--size", default=None, help="training crop WxH, e.g. 288x160")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--synthetic-fraction", type=float, default=0.5)
+    p.add_argument("--config", default=None, help="method configuration (frtm: fast or full)")
+    p.add_argument("--backbone-weights", default=None, choices=[None, "imagenet"],
+                   help="start the backbone from torchvision's ImageNet weights (needs internet)")
+    p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="run folder (default runs/METHOD)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--export", default=None, help="write the trained weights (fp16 safetensors) here")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("weights", help="list and verify the registered checkpoints")
+    p.add_argument("--method", default=None)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_weights)
+
+    try:
+        from napari_vos.evaluation import cli_measure
+    except ImportError:  # pragma: no cover - the measurement commands are optional at import time
+        cli_measure = None
+    if cli_measure is not None:
+        cli_measure.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"napari-vos {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # CheckpointError and friends: say what, not a traceback
+        from napari_vos.weights import CheckpointError
+
+        if isinstance(err, CheckpointError):
+            print(f"napari-vos {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

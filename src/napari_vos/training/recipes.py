@@ -1,0 +1,23 @@
+"""Recipe lookup for `napari-vos train METHOD`: builds a method's recipe from command-line options."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
+                synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
+                backbone_weights: str | None = None, init_checkpoint: str | None = None) -> Any:
+    """The training recipe of one method, with the given data and sizes (None keeps its defaults)."""
+    kwargs: dict[str, Any] = {"real_dirs": list(real_dirs or []), "synthetic_fraction": synthetic_fraction,
+                              "backbone_weights": backbone_weights, "init_checkpoint": init_checkpoint}
+    if size is not None:
+        kwargs["size"] = size
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    if config is not None:
+        kwargs["config"] = config
+    if method == "frtm":
+        from napari_vos.training.frtm_recipe import FRTMRecipe
+
+        return FRTMRecipe(**kwargs)
+    raise ValueError(f"no training recipe for method {method!r} (trainable: frtm)")

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny synthetic videos and a small random FRTM checkpoint written to tmp_path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def moving_square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96), step: int = 4, seed: int = 0):
+    """A textured bright square sliding right over a textured dark background; returns frames, truth."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    frames = np.empty((n_frames, h, w, 3), np.uint8)
+    truth = np.zeros((n_frames, h, w), np.int32)
+    background = (rng.random((h, w, 3)) * 60).astype(np.uint8)
+    for t in range(n_frames):
+        f = background.copy()
+        y0, x0 = 20, 10 + step * t
+        f[y0:y0 + 24, x0:x0 + 24] = (180 + rng.random((24, 24, 3)) * 60).astype(np.uint8)
+        truth[t, y0:y0 + 24, x0:x0 + 24] = 1
+        frames[t] = f
+    return frames, truth
+
+
+@pytest.fixture
+def square_video():
+    return moving_square_video()
+
+
+@pytest.fixture(scope="session")
+def random_frtm_checkpoint(tmp_path_factory):
+    """An untrained FRTM (ResNet-18) written as a safetensors checkpoint, for engine plumbing tests."""
+    import torch
+
+    from napari_vos import weights
+    from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
+    from napari_vos.training.frtm_recipe import FRTMRecipe
+
+    torch.manual_seed(0)
+    tensors, meta = FRTMRecipe().export_tensors(FRTMNetwork(CONFIGS["fast"]))
+    path = tmp_path_factory.mktemp("ckpt") / "frtm-random.safetensors"
+    weights.save_checkpoint(path, tensors, meta)
+    return str(path)

@@ -1,0 +1,100 @@
+"""Frame reading and normalisation: dtypes, grey/multi-channel, axes errors, lazy access."""
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+
+from napari_vos.data.frames import FrameSource, working_size
+
+
+def test_uint8_rgb_is_scaled_by_255():
+    v = np.zeros((2, 4, 5, 3), np.uint8)
+    v[0, 0, 0] = (255, 0, 51)
+    f = FrameSource(v)[0]
+    assert f.shape == (4, 5, 3) and f.dtype == np.float32
+    assert np.allclose(f[0, 0], (1.0, 0.0, 0.2))
+
+
+def test_uint16_grey_uses_stack_percentiles_and_becomes_rgb():
+    rng = np.random.default_rng(0)
+    v = rng.integers(1000, 3000, size=(5, 16, 16), dtype=np.uint16)
+    src = FrameSource(v)
+    f = src[2]
+    assert f.shape == (16, 16, 3)
+    assert f.min() >= 0 and f.max() <= 1
+    assert np.allclose(f[..., 0], f[..., 1])
+    # same range for every frame: a frame twice as bright is not renormalised to look the same
+    bright = v.copy()
+    bright[4] = np.minimum(bright[4].astype(np.uint32) + 1500, 65535).astype(np.uint16)
+    s2 = FrameSource(bright)
+    assert s2[4].mean() > s2[0].mean() + 0.2
+
+
+def test_float_in_unit_range_is_kept():
+    v = np.linspace(0, 1, 2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    assert np.allclose(FrameSource(v)[1][..., 0], v[1])
+
+
+def test_float_outside_unit_range_is_normalised():
+    v = np.random.default_rng(1).normal(100, 20, size=(3, 8, 8)).astype(np.float64)
+    f = FrameSource(v)[0]
+    assert 0 <= f.min() and f.max() <= 1 and f.std() > 0.05
+
+
+def test_nan_frame_is_a_clear_error():
+    v = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32) * 5
+    v[1, 2, 2] = np.nan
+    src = FrameSource(v)
+    src[0]
+    with pytest.raises(ValueError, match="frame 1 contains NaN"):
+        src[1]
+
+
+def test_channel_choice_and_two_channel_padding():
+    v = np.random.default_rng(0).integers(0, 255, size=(2, 6, 6, 5), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"\(T, Y, X\)"):
+        FrameSource(v)  # 5 trailing values: channels or Z? ask
+    f = FrameSource(v, channels=[4, 1])[0]
+    assert np.allclose(f[..., 0], v[0, ..., 4] / 255) and np.allclose(f[..., 1], v[0, ..., 1] / 255)
+    assert np.all(f[..., 2] == 0)
+    with pytest.raises(ValueError, match="do not exist"):
+        FrameSource(v, channels=[7])
+
+
+def test_tzyx_stack_gets_an_axes_message():
+    with pytest.raises(ValueError, match=r"\(T, Z, Y, X\)"):
+        FrameSource(np.zeros((3, 10, 16, 16), np.uint16))
+    with pytest.raises(ValueError, match="expects"):
+        FrameSource(np.zeros((2, 3, 4, 5, 6)))
+    with pytest.raises(ValueError, match="single 2-D image"):
+        FrameSource(np.zeros((16, 16)))
+
+
+def test_lazy_sources_read_one_frame(tmp_path):
+    calls = []
+
+    class Counting:
+        shape, dtype, ndim = (50, 8, 8), np.dtype(np.uint8), 3
+
+        def __getitem__(self, i):
+            calls.append(i)
+            return np.full((8, 8), i, np.uint8)
+
+    src = FrameSource(Counting())
+    src[7]
+    assert calls == [7]
+    d = da.from_array(np.zeros((4, 8, 8), np.uint8), chunks=(1, 8, 8))
+    assert FrameSource(d)[3].shape == (8, 8, 3)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((4, 8, 8), np.uint16))
+    assert FrameSource(tifffile.memmap(path))[2].shape == (8, 8, 3)
+    import zarr
+
+    z = zarr.zeros((4, 8, 8), chunks=(1, 8, 8), dtype=np.uint8)
+    assert FrameSource(z)[1].shape == (8, 8, 3)
+
+
+def test_working_size_caps_the_longer_side():
+    assert working_size((480, 854), None) == (480, 854)
+    assert working_size((480, 854), 427) == (240, 427)
+    assert working_size((100, 100), 512) == (100, 100)

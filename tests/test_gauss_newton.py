@@ -1,0 +1,78 @@
+"""The Gauss-Newton/CG solver: exact on linear least squares, lowers the FRTM loss, batched per object."""
+import torch
+
+from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings, pixel_weights, target_scores
+from napari_vos.nn.gauss_newton import conjugate_gradient, gauss_newton, least_squares_loss
+
+
+def test_gn_matches_direct_least_squares():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 40, 6, generator=g)
+    b = torch.randn(3, 40, generator=g)
+
+    def residuals(x):
+        return [torch.einsum("kij,kj->ki", a, x) - b, 0.1 * x]
+
+    x = gauss_newton(residuals, [torch.zeros(3, 6)], [30])[0]
+    # the same regularised problem solved directly: (A^T A + 0.01 I) x = A^T b
+    ata = a.transpose(1, 2) @ a + 0.01 * torch.eye(6)
+    direct = torch.linalg.solve(ata, (a.transpose(1, 2) @ b[..., None]))[..., 0]
+    assert torch.allclose(x, direct, atol=1e-4)
+
+
+def test_cg_solves_each_batch_element_independently():
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(2, 5, 5, generator=g)
+    spd = m @ m.transpose(1, 2) + 5 * torch.eye(5)
+    spd[1] *= 100.0  # very different scales: shared step sizes would fail
+    rhs = torch.randn(2, 5, generator=g)
+    x = conjugate_gradient(lambda v: [torch.einsum("kij,kj->ki", spd, v[0])], [rhs], iterations=10)[0]
+    assert torch.allclose(torch.einsum("kij,kj->ki", spd, x), rhs, atol=1e-3)
+
+
+def test_target_model_fit_lowers_loss_and_separates_target():
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(2, 16, 8, 8, generator=g)
+    labels = torch.zeros(2, 1, 16, 16)
+    labels[:, :, 4:10, 4:10] = 1.0
+    feats[:, :4, 2:5, 2:5] += 3.0  # a feature signature where the target is
+    weights = torch.tensor([0.5, 0.5])
+    tm = TargetModel(TargetModelSettings(channels=8), 16, 1, torch.device("cpu"), g)
+    before = tm.loss(feats, labels, weights)
+    tm.fit(feats, labels, weights, initial=True)
+    after = tm.loss(feats, labels, weights)
+    assert after.item() < 0.5 * before.item()
+    scores = tm.scores(feats)[:, 0]
+    assert scores[:, 2:5, 2:5].mean() > scores[:, 6:, 6:].mean() + 0.3
+    # the w1-fixed update also does not increase the loss
+    tm.update(feats, labels, weights)
+    assert tm.loss(feats, labels, weights).item() <= after.item() + 1e-4
+
+
+def test_pixel_weights_eq4():
+    y = torch.zeros(1, 10, 10)
+    y[0, 0, :5] = 1  # 5 target pixels of 100: kappa_hat = 0.05 < kappa_min = 0.1
+    v = pixel_weights(y, kappa_min=0.1)
+    assert torch.allclose(v[0, 0, 0], torch.tensor(0.1 / 0.05))
+    assert torch.allclose(v[0, 5, 5], torch.tensor(0.9 / 0.95))
+    big = torch.zeros(1, 10, 10)
+    big[0, :5] = 1  # kappa_hat = 0.5 >= kappa_min: weights are all 1
+    assert torch.allclose(pixel_weights(big, 0.1), torch.ones(1, 10, 10))
+
+
+def test_objects_are_solved_as_independent_problems():
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(1, 8, 6, 6, generator=g)
+    labels = (torch.rand(1, 2, 12, 12, generator=g) > 0.6).float()
+    w = torch.ones(1)
+    settings = TargetModelSettings(channels=4)
+    joint = TargetModel(settings, 8, 2, torch.device("cpu"), torch.Generator().manual_seed(5))
+    w1, w2 = joint.w1.clone(), joint.w2.clone()
+    joint.fit(feats, labels, w, initial=True)
+    for k in range(2):
+        single = TargetModel(settings, 8, 1, torch.device("cpu"))
+        single.w1, single.w2 = w1[k:k + 1].clone(), w2[k:k + 1].clone()
+        single.fit(feats, labels[:, k:k + 1], w, initial=True)
+        assert torch.allclose(single.w2, joint.w2[k:k + 1], atol=1e-4)
+        assert torch.allclose(target_scores(single.w1, single.w2, feats)[:, 0],
+                              joint.scores(feats)[:, k], atol=1e-3)

@@ -1,0 +1,63 @@
+"""FRTM's sample memory (weights, eviction) and RGMP's soft aggregation (eq. 1)."""
+import math
+
+import torch
+
+from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
+from napari_vos.nn.sample_memory import SampleMemory
+
+
+def _sample(value: float):
+    return torch.full((2, 3, 3), value), torch.full((1, 6, 6), value)
+
+
+def test_memory_weights_grow_by_one_over_one_minus_eta():
+    mem = SampleMemory(capacity=10, eta=0.1)
+    for i in range(4):
+        mem.add(*_sample(i))
+    w = mem.weights
+    assert math.isclose(float(w.sum()), 1.0, rel_tol=1e-6)
+    ratios = (w[1:] / w[:-1]).tolist()
+    for r in ratios:
+        assert math.isclose(r, 1 / 0.9, rel_tol=1e-5)
+
+
+def test_augmented_samples_share_weight():
+    mem = SampleMemory(capacity=10, eta=0.1)
+    mem.add(*_sample(0))
+    for i in range(4):
+        mem.add(*_sample(0), same_weight=True)
+    assert torch.allclose(mem.weights, torch.full((5,), 0.2))
+
+
+def test_memory_evicts_lowest_weight_at_capacity():
+    mem = SampleMemory(capacity=3, eta=0.1)
+    for i in range(5):
+        mem.add(*_sample(float(i)))
+    assert len(mem) == 3
+    assert mem.features[:, 0, 0, 0].tolist() == [2.0, 3.0, 4.0]  # oldest (lowest weight) gone
+    assert mem.labels.shape == (3, 1, 6, 6)
+
+
+def test_memory_weights_stay_finite_on_long_stacks():
+    mem = SampleMemory(capacity=5, eta=0.1)
+    for i in range(3000):
+        mem.add(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1))
+    assert torch.isfinite(mem.weights).all()
+    assert math.isclose(float(mem.weights.sum()), 1.0, rel_tol=1e-5)
+
+
+def test_soft_aggregation_against_hand_values():
+    p = torch.tensor([0.8, 0.5]).view(2, 1, 1)
+    agg = soft_aggregate(p)[:, 0, 0]
+    bg = (1 - 0.8) * (1 - 0.5)
+    odds = torch.tensor([bg / (1 - bg), 0.8 / 0.2, 0.5 / 0.5])
+    expected = odds / odds.sum()
+    assert torch.allclose(agg, expected, atol=1e-5)
+    assert torch.allclose(soft_aggregate(torch.rand(3, 4, 5)).sum(0), torch.ones(4, 5), atol=1e-5)
+
+
+def test_aggregation_single_object_keeps_ordering_and_labels():
+    p = torch.tensor([[[0.9, 0.2]]])
+    agg = soft_aggregate(p)
+    assert labels_from_aggregate(agg).tolist() == [[1, 0]]

@@ -1,0 +1,102 @@
+"""The engine: bad input errors, object bookkeeping, directions, several references, cancel, maps."""
+import numpy as np
+import pytest
+
+from napari_vos import Session, propagate
+
+
+def test_shape_mismatch_is_a_clear_error(square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    s = Session(frames, checkpoint=random_frtm_checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="must match the image"):
+        s.annotate(0, np.ones((10, 10), np.int32))
+    with pytest.raises(ValueError, match="must match the image"):
+        s.annotate_stack(np.zeros((3, 64, 96), np.int32))
+
+
+def test_empty_labels_and_frames_outside(square_video, random_frtm_checkpoint):
+    frames, _ = square_video
+    s = Session(frames, checkpoint=random_frtm_checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="empty"):
+        s.annotate(0, np.zeros(frames.shape[1:3], np.int32))
+    with pytest.raises(ValueError, match="outside the stack"):
+        s.annotate(6, np.ones(frames.shape[1:3], np.int32))
+    with pytest.raises(ValueError, match="empty on every frame"):
+        s.annotate_stack(np.zeros(frames.shape[:3], np.int32))
+    with pytest.raises(ValueError, match="no annotation"):
+        next(s.propagate())
+    with pytest.raises(ValueError, match="non-integer"):
+        s.annotate(0, np.full(frames.shape[1:3], 0.5))
+
+
+def test_unknown_method_and_device():
+    v = np.zeros((3, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match="unknown method"):
+        Session(v, method="nope")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            Session(v, device="cuda", method="frtm")
+
+
+def test_forward_backward_and_ids_are_kept(square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    lab = truth[2] * 7  # object id 7 on frame 2
+    res = propagate(frames, lab, method="frtm", frame=2, device="cpu", checkpoint=random_frtm_checkpoint, maps=True)
+    assert res.labels.shape == truth.shape
+    assert set(np.unique(res.labels)) <= {0, 7}
+    assert np.array_equal(res.labels[2], lab)
+    assert res.frames_done == 5  # every frame but the annotated one, both directions
+    assert res.maps["target_scores"].shape[:2] == (6, 1)
+    assert res.provenance()["annotated_frames"] == [2]
+
+
+def test_second_annotation_is_used_as_reference(square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    stack = np.zeros_like(truth)
+    stack[0], stack[4] = truth[0], truth[4]
+    res = propagate(frames, stack, method="frtm", device="cpu", checkpoint=random_frtm_checkpoint)
+    assert res.annotated_frames == [0, 4]
+    assert np.array_equal(res.labels[4], truth[4])
+
+
+def test_new_object_on_later_frame_is_explained(square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    s = Session(frames, checkpoint=random_frtm_checkpoint, device="cpu")
+    s.annotate(0, truth[0])
+    s.annotate(3, truth[3] * 2)
+    with pytest.raises(ValueError, match="not on the start frame"):
+        list(s.propagate())
+
+
+def test_cancel_stops_after_current_frame(random_frtm_checkpoint):
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=12)
+    s = Session(frames, checkpoint=random_frtm_checkpoint, device="cpu")
+    s.annotate(0, truth[0])
+    seen = []
+    for step in s.propagate("forward"):
+        seen.append(step.index)
+        if step.index == 2:
+            s.cancel()
+    assert seen == [0, 1, 2]
+
+
+def test_working_resolution_and_output_size(square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    res = propagate(frames, truth[0], device="cpu", checkpoint=random_frtm_checkpoint, max_side=48)
+    assert res.labels.shape == truth.shape
+    assert res.options["work_size"] == [32, 48]
+
+
+def test_out_array_streams_results(tmp_path, square_video, random_frtm_checkpoint):
+    frames, truth = square_video
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.int32, shape=truth.shape)
+    s = Session(frames, checkpoint=random_frtm_checkpoint, device="cpu", out=out)
+    s.annotate(0, truth[0])
+    s.run()
+    assert s.result().labels is out
+    with pytest.raises(ValueError, match="out has shape"):
+        Session(frames, checkpoint=random_frtm_checkpoint, out=np.zeros((2, 2, 2), np.int32))
