@@ -30,14 +30,15 @@ def _grey(image: torch.Tensor) -> np.ndarray:
     return image.detach().float().mean(0).cpu().numpy().astype(np.float32)
 
 
-def estimate_flow(reference: np.ndarray, moving: np.ndarray, algorithm: str = "ilk") -> np.ndarray:
+def estimate_flow(reference: np.ndarray, moving: np.ndarray, algorithm: str = "ilk",
+                  num_warp: int = 3) -> np.ndarray:
     """Flow (2, H, W) (rows, cols) with reference[r, c] ~ moving[r + v, c + u] (skimage convention)."""
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
     if algorithm == "tvl1":
-        return optical_flow_tvl1(reference, moving)
+        return optical_flow_tvl1(reference, moving, num_warp=num_warp)
     if algorithm == "ilk":
-        return optical_flow_ilk(reference, moving, radius=7)
+        return optical_flow_ilk(reference, moving, radius=7, num_warp=num_warp)
     raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
 
 
@@ -70,9 +71,9 @@ def warp_masks(masks: np.ndarray, flow: np.ndarray, threshold: float = 1e-3) -> 
 class FlowMethod(MethodBase):
     """Optical-flow label propagation (weight-free baseline).
 
-    Options: flow ("ilk" | "tvl1"), flow_side (longer side, px, of the flow computation).
-    iLK is the default: on 3 generated 240x320 natural videos (25 frames) it scored J&F 0.74
-    against TV-L1's 0.59 (TV-L1's smooth flow drags background into the masks), and ran faster.
+    Options: flow ("ilk" | "tvl1"), flow_side (longer side, px, of the flow computation),
+    num_warp (warping iterations per pyramid level). The defaults were chosen on generated
+    natural videos, see docs/benchmarks.md ("flow: choice of defaults").
     """
 
     name: ClassVar[str] = "flow"
@@ -80,12 +81,13 @@ class FlowMethod(MethodBase):
     map_names: ClassVar[tuple[str, ...]] = ("flow_magnitude",)
 
     def __init__(self, device: torch.device | str = "cpu", flow: str = "ilk", flow_side: int = 256,
-                 seed: int = 0, **options: Any) -> None:
+                 num_warp: int = 3, seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
         if flow not in ("tvl1", "ilk"):
             raise ValueError(f"flow must be 'tvl1' or 'ilk', got {flow!r}")
         self.flow = flow
         self.flow_side = int(flow_side)
+        self.num_warp = int(num_warp)
         self._grey: np.ndarray | None = None
         self._masks: np.ndarray | None = None
 
@@ -107,7 +109,7 @@ class FlowMethod(MethodBase):
         if self._grey is None or self._masks is None:
             raise RuntimeError("FlowMethod.step called before start()")
         grey = self._small(_grey(image))
-        small = estimate_flow(grey, self._grey, self.flow)  # current -> previous
+        small = estimate_flow(grey, self._grey, self.flow, self.num_warp)  # current -> previous
         h, w = image.shape[-2:]
         sy, sx = h / grey.shape[0], w / grey.shape[1]
         if (sy, sx) != (1.0, 1.0):

@@ -1,0 +1,219 @@
+"""`napari-vos bench`: speed and peak memory of a method for a given size, object count and length.
+
+The video is synthetic and streamed: a small pool of rendered frames (`lazy_video`, at most
+`POOL` frames) played back and forth ("ping-pong", so motion stays continuous), so a 5000-frame
+stack costs the pool's memory, not 5000 frames. The output labels go to a compressed, chunked
+on-disk zarr array through `Session(out=...)`, one chunk per frame, so host memory should not grow
+with the stack length; `--sweep` checks exactly that.
+
+Measurement: one short warm-up run first (imports, allocations, kernel selection), then the
+measured run. fps is the engine's own count (frames propagated / seconds spent propagating them,
+including reading and normalising each frame). Peak host memory is the process's resident-set
+high-water mark (`VmHWM` in /proc/self/status, reset through /proc/self/clear_refs before the
+measured run; `resource.getrusage` where /proc is missing: then it includes the warm-up). Peak
+GPU memory is `torch.cuda.max_memory_allocated` on CUDA. In a sweep every point runs in its own
+process so the peaks do not mix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PingPongVideo", "bench_once", "bench_sweep", "peak_rss_mb", "reset_peak_rss", "parse_size", "main"]
+
+POOL = 16
+
+
+class PingPongVideo:
+    """(T, ...) frames played from a pool of n rendered frames: 0, 1, ..., n-1, n-2, ..., 1, 0, 1, ..."""
+
+    def __init__(self, pool: np.ndarray, n_frames: int) -> None:
+        self.pool = pool
+        self.n_frames = int(n_frames)
+        self.shape = (self.n_frames, *pool.shape[1:])
+        self.dtype = pool.dtype
+        self.ndim = pool.ndim
+
+    def index(self, t: int) -> int:
+        n = len(self.pool)
+        if n == 1:
+            return 0
+        k = t % (2 * n - 2)
+        return k if k < n else 2 * n - 2 - k
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, t: Any) -> np.ndarray:
+        if isinstance(t, tuple):
+            return self[t[0]][t[1:]]
+        t = int(t)
+        if t < 0:
+            t += self.n_frames
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} out of range for {self.n_frames} frames")
+        return self.pool[self.index(t)]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x360' -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 640x360), got {text!r}") from err
+    if w < 8 or h < 8:
+        raise ValueError(f"size {text!r} is too small")
+    return w, h
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark of this process (Linux); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM, else getrusage)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _video(kind: str, size: tuple[int, int], objects: int, frames: int, seed: int) -> tuple[PingPongVideo, np.ndarray]:
+    from napari_vos.data.synthetic import lazy_video
+
+    w, h = size
+    if kind == "auto":
+        kind = "natural" if objects <= 10 else "cells"
+    pool_len = max(2, min(POOL, frames))
+    lv = lazy_video(kind, pool_len, (h, w), n_objects=objects, seed=seed)
+    pool = np.stack([lv[t] for t in range(pool_len)])
+    first = lv.labels[0]
+    return PingPongVideo(pool, frames), first
+
+
+def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int] = (640, 360),
+               objects: int = 1, frames: int = 100, kind: str = "auto", warmup: int = 5,
+               max_side: int | None = None, checkpoint: str | None = None, seed: int = 0,
+               workdir: str | Path | None = None, **method_options: Any) -> dict[str, Any]:
+    """Measure one configuration in this process; returns the bench JSON record."""
+    import torch
+    import zarr
+
+    from napari_vos.session import Session
+
+    video, first = _video(kind, size, objects, frames, seed)
+    n_objects = int(len(np.unique(first)) - 1)
+    opts: dict[str, Any] = dict(method_options)
+    if max_side is not None:
+        opts["max_side"] = max_side
+    if checkpoint is not None:
+        opts["checkpoint"] = checkpoint
+
+    def run(n: int, out: Any) -> Any:
+        s = Session(PingPongVideo(video.pool, n), method=method, device=device, out=out, **opts)
+        s.annotate(0, first)
+        for _ in s.propagate("forward"):
+            pass
+        return s.result()
+
+    if warmup > 0:
+        run(min(warmup + 1, frames), None)
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        h, w = video.shape[1:3]
+        out = zarr.open_array(str(Path(tmp) / "labels.zarr"), mode="w", shape=(frames, h, w),
+                              chunks=(1, h, w), dtype="uint16")
+        rss_before = peak_rss_mb()
+        resettable = reset_peak_rss()
+        tic = time.perf_counter()
+        result = run(frames, out)
+        wall = time.perf_counter() - tic
+        if cuda:
+            torch.cuda.synchronize()
+        peak = peak_rss_mb()
+    return {
+        "method": method, "device": result.device, "size": f"{w}x{h}", "objects": n_objects,
+        "frames": frames, "fps": result.fps, "peak_rss_mb": round(peak, 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
+        "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),
+        "rss_before_mb": round(rss_before, 1), "peak_rss_reset": resettable,
+        "warmup_frames": warmup, "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def bench_sweep(method: str, device: str, sizes: list[tuple[int, int]], objects: list[int],
+                frames: list[int], json_path: str | Path | None = None, plot_path: str | Path | None = None,
+                timeout: float | None = None, extra: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run every size x objects x frames point in a fresh process; write the JSON list as it grows."""
+    rows: list[dict[str, Any]] = []
+    for w, h in sizes:
+        for k in objects:
+            for t in frames:
+                with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                    tmp_json = f.name
+                cmd = [sys.executable, "-m", "napari_vos.evaluation.bench", "--method", method, "--device", device,
+                       "--size", f"{w}x{h}", "--objects", str(k), "--frames", str(t), "--json", tmp_json,
+                       *(extra or [])]
+                print(f"bench: {w}x{h}, {k} objects, {t} frames ...", file=sys.stderr, flush=True)
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    rows.append({"method": method, "device": device, "size": f"{w}x{h}", "objects": k,
+                                 "frames": t, "error": f"timed out after {timeout} s"})
+                    continue
+                if proc.returncode != 0:
+                    rows.append({"method": method, "device": device, "size": f"{w}x{h}", "objects": k,
+                                 "frames": t, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]})
+                else:
+                    rows.append(json.loads(Path(tmp_json).read_text()))
+                os.unlink(tmp_json)
+                if json_path:
+                    Path(json_path).write_text(json.dumps(rows, indent=2) + "\n")
+    if plot_path:
+        from napari_vos.evaluation.plots import plot_bench
+
+        ok = [r for r in rows if "error" not in r]
+        if ok:
+            plot_bench(ok, plot_path, title=f"{method} on {ok[0]['device']}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m napari_vos.evaluation.bench`: one point (used by the sweep's child processes)."""
+    import argparse
+
+    from napari_vos.evaluation.cli_measure import add_bench_arguments, run_bench
+
+    parser = argparse.ArgumentParser(prog="napari-vos bench")
+    add_bench_arguments(parser)
+    return run_bench(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

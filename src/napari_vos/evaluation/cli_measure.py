@@ -1,0 +1,173 @@
+"""The measurement subcommands of `napari-vos`: eval, score, bench, synth.
+
+`register(subparsers)` adds them to the main argparse CLI (cli.py); each sets `func=` and the
+function returns the exit status. Heavy imports (torch, the engine, matplotlib) happen inside
+the functions, so `napari-vos --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "add_bench_arguments", "run_eval", "run_score", "run_bench"]
+
+
+def _sequences(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _method_options(pairs: list[str] | None) -> dict[str, Any]:
+    """--option key=value (repeatable); values parsed as JSON when they can be (numbers, true)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--option expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from napari_vos.evaluation.runner import evaluate_method
+    from napari_vos.evaluation.scoring import format_table
+
+    summary = evaluate_method(
+        args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
+        max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
+        save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
+        method_options=_method_options(args.option),
+    )
+    print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
+          f"max side: {args.max_side or 'engine default'})")
+    print(format_table(summary))
+    if not summary.get("complete", True):
+        print("interrupted: the summary holds the finished sequences only", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from napari_vos.evaluation.scoring import format_table, score_dataset
+
+    summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences), json_path=args.json,
+                            out_dir=args.out, progress=not args.quiet)
+    print(f"{args.pred} against {args.gt}")
+    print(format_table(summary))
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="frtm")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT (default 640x360)")
+    p.add_argument("--objects", type=int, default=1, help="objects annotated on frame 0")
+    p.add_argument("--frames", type=int, default=100, help="stack length")
+    p.add_argument("--kind", default="auto", choices=["auto", "natural", "cells", "fluorescence"],
+                   help="synthetic video (auto: natural up to 10 objects, cells above)")
+    p.add_argument("--warmup", type=int, default=5, help="frames of the warm-up run")
+    p.add_argument("--max-side", type=int, default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    p.add_argument("--json", default=None, help="write the record (a list with --sweep) here")
+    p.add_argument("--sweep", action="store_true", help="run a size x objects x frames grid, one process per point")
+    p.add_argument("--sweep-sizes", default="640x360,1280x720,1920x1080")
+    p.add_argument("--sweep-objects", default="1,10,100")
+    p.add_argument("--sweep-frames", default="50,500,5000")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per sweep point")
+    p.add_argument("--plot", default=None, help="with --sweep: write a PNG of fps and memory here")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from napari_vos.evaluation.bench import bench_once, bench_sweep, parse_size
+
+    if args.sweep:
+        extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
+        if args.max_side is not None:
+            extra += ["--max-side", str(args.max_side)]
+        if args.checkpoint is not None:
+            extra += ["--checkpoint", args.checkpoint]
+        for o in args.option or []:
+            extra += ["--option", o]
+        rows = bench_sweep(args.method, args.device, [parse_size(s) for s in args.sweep_sizes.split(",")],
+                           _int_list(args.sweep_objects), _int_list(args.sweep_frames), json_path=args.json,
+                           plot_path=args.plot, timeout=args.timeout, extra=extra)
+        print(f"{'size':>10}{'objects':>9}{'frames':>8}{'fps':>9}{'RSS MB':>9}{'GPU MB':>9}")
+        for r in rows:
+            if "error" in r:
+                print(f"{r['size']:>10}{r['objects']:>9}{r['frames']:>8}  error: {r['error']}")
+            else:
+                gpu = f"{r['peak_gpu_mb']:9.1f}" if r["peak_gpu_mb"] is not None else f"{'-':>9}"
+                print(f"{r['size']:>10}{r['objects']:>9}{r['frames']:>8}{r['fps']:9.2f}{r['peak_rss_mb']:9.1f}{gpu}")
+        return 0 if all("error" not in r for r in rows) else 1
+    record = bench_once(args.method, args.device, parse_size(args.size), args.objects, args.frames,
+                        kind=args.kind, warmup=args.warmup, max_side=args.max_side, checkpoint=args.checkpoint,
+                        **_method_options(args.option))
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+    gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""
+    print(f"{record['method']} on {record['device']}: {record['size']}, {record['objects']} object(s), "
+          f"{record['frames']} frames: {record['fps']:.2f} frames/s, peak RSS {record['peak_rss_mb']:.1f} MB{gpu}")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from napari_vos.data.synthetic import write_synthetic_set
+    from napari_vos.evaluation.bench import parse_size
+
+    w, h = parse_size(args.size)
+    names = write_synthetic_set(args.out, args.n, kind=args.kind, seed=args.seed, n_frames=args.frames,
+                                size=(h, w), n_objects=args.objects)
+    print(f"wrote {len(names)} {args.kind} sequence(s) of {args.frames} frames ({w}x{h}) to {args.out} "
+          f"in DAVIS layout: {', '.join(names)}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `eval`, `score`, `bench` and `synth` to the `napari-vos` argparse subcommands."""
+    p = subparsers.add_parser("eval", help="run a method on a dataset folder and score it (DAVIS J/F, CTC SEG)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s)")
+    p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-side", type=int, default=None, help="working resolution: longer side in pixels")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    p.add_argument("--json", default=None, help="summary JSON path (default OUT/summary.json)")
+    p.add_argument("--out", default=None, help="folder for CSVs, the plot (and predictions)")
+    p.add_argument("--save-predictions", action="store_true", help="also write OUT/predictions/<seq>/*.png")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_eval)
+
+    p = subparsers.add_parser("score", help="score existing predictions against ground truth")
+    p.add_argument("--pred", required=True, help="predictions: <seq>/00000.png ... or <seq>.tif")
+    p.add_argument("--gt", required=True, help="ground-truth dataset folder (any layout eval reads)")
+    p.add_argument("--sequences", default=None)
+    p.add_argument("--json", default=None)
+    p.add_argument("--out", default=None, help="folder for the CSVs")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_score)
+
+    p = subparsers.add_parser("bench", help="frames/s and peak memory on a streamed synthetic video")
+    add_bench_arguments(p)
+    p.set_defaults(func=run_bench)
+
+    p = subparsers.add_parser("synth", help="write a generated synthetic set (DAVIS layout) to evaluate on")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=10, help="number of sequences")
+    p.add_argument("--kind", default="natural", choices=["natural", "cells", "fluorescence"])
+    p.add_argument("--seed", type=int, default=0, help="sequence i uses seed + i")
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
+    p.add_argument("--objects", type=int, default=None, help="objects (cells) per sequence (default: natural 1-3, cells 30)")
+    p.set_defaults(func=run_synth)

@@ -1,0 +1,115 @@
+"""`napari-vos eval`: run a method over every sequence of a dataset and score it.
+
+For each sequence (any layout `open_dataset` detects): the GT of its first annotated frame that
+holds an object (frame 0 for DAVIS; the first GT frame for Cell Tracking Challenge data) is given
+to the method through the public engine (`napari_vos.session.propagate`, both directions from
+that frame), and the predicted stack is scored with the DAVIS measures (plus CTC SEG when the
+sequence has many objects). Results are written after every sequence (`scoring.Report`), so
+Ctrl-C keeps the finished ones; predictions can be saved as DAVIS palette PNGs (or a TIFF stack
+when ids exceed 255) for `napari-vos score` or inspection.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.readers import open_dataset
+from napari_vos.evaluation.metrics import evaluate_sequence
+from napari_vos.evaluation.scoring import MANY_OBJECTS, Report, first_annotation
+
+__all__ = ["evaluate_method", "save_prediction"]
+
+
+def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
+    """DAVIS result layout `folder/<name>/00000.png` (palette), or `folder/<name>.tif` past 255 ids."""
+    from napari_vos.data.writers import write_png_labels, write_tiff_labels
+
+    if int(labels.max(initial=0)) <= 255:
+        write_png_labels(folder / name, labels)
+        return folder / name
+    return write_tiff_labels(folder / f"{name}.tif", labels)
+
+
+def evaluate_method(
+    method: str,
+    data: str | Path,
+    sequences: list[str] | None = None,
+    device: str = "auto",
+    max_side: int | None = None,
+    checkpoint: str | None = None,
+    json_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    save_predictions: bool = False,
+    plot: bool = True,
+    progress: bool = True,
+    method_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Propagate `method` through each sequence of `data`, score it and write the report.
+
+    Returns the JSON summary (also written to `json_path`, default `out_dir/summary.json`).
+    A KeyboardInterrupt stops after the sequence in progress is dropped; the summary then says
+    "complete": false and holds the finished sequences.
+    """
+    from napari_vos.session import propagate
+
+    seqs = open_dataset(data, sequences)
+    if not seqs:
+        raise ValueError(f"{data}: no sequences to evaluate")
+    header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
+              "max_side": max_side, "options": dict(method_options or {})}
+    report = Report(header, out_dir, json_path)
+    out = Path(out_dir) if out_dir else None
+    outer: Any = seqs
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        outer = tqdm(seqs, desc=f"eval {method}", unit="seq")
+    complete = False
+    try:
+        for seq in outer:
+            annotated = first_annotation(seq)
+            first = seq.masks[annotated]
+            ids = [int(i) for i in np.unique(first) if i]
+            options: dict[str, Any] = dict(method_options or {})
+            if max_side is not None:
+                options["max_side"] = max_side
+            if checkpoint is not None:
+                options["checkpoint"] = checkpoint
+            callback = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
+
+                def callback(done: int, total: int, bar: Any = bar) -> None:
+                    bar.update(done - bar.n)
+
+            tic = time.perf_counter()
+            result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
+                               direction="both", progress=callback, **options)
+            wall = time.perf_counter() - tic
+            if bar is not None:
+                bar.close()
+                bar = None
+            report.header["checkpoint"] = result.checkpoint
+            report.header["device"] = result.device
+            scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
+                                       seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+            report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
+            report.rows[seq.name]["wall_seconds"] = wall
+            if out is not None and save_predictions:
+                save_prediction(out / "predictions", seq.name.replace("/", "__"), np.asarray(result.labels))
+        complete = True
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+    summary = report.finish(complete)
+    if plot and out is not None and report.results:
+        from napari_vos.evaluation.plots import plot_jf_over_time
+
+        plot_jf_over_time(report.results, out / "jf_over_time.png", title=f"{method} on {Path(data).name}")
+    return summary

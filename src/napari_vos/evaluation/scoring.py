@@ -1,0 +1,273 @@
+"""Scoring predictions against ground truth, and the files every measurement writes.
+
+`score_dataset` (the `napari-vos score` command) reads existing predictions (a DAVIS-style
+results folder `<seq>/00000.png`, palette or 0/255, or TIFF stacks `<seq>.tif`) and scores them
+against any dataset `open_dataset` reads. `Report` is shared with `eval`: it appends one row per
+sequence and per object to CSV files and rewrites the JSON summary after every sequence, so an
+interrupted run (Ctrl-C) keeps everything finished so far.
+
+JSON summary: {"method", "checkpoint", "dataset", "J_mean", "F_mean", "JF_mean", "fps",
+"sequences": {name: {"J_mean", "F_mean", "JF_mean", "frames", ...}}} with scores as fractions
+in [0, 1] (dataset means over all objects, DAVIS convention), "SEG" for sequences with many
+objects, and "complete": false while (or if) the run did not finish.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.readers import open_dataset
+from napari_vos.data.sequence import TIFF_SUFFIXES, Sequence, read_mask
+from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
+
+__all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "MANY_OBJECTS"]
+
+MANY_OBJECTS = 5  # sequences with at least this many objects also get the CTC SEG measure
+_SEQ_FIELDS = ["sequence", "objects", "frames", "evaluated_frames", "annotated_frame", "J_mean", "J_recall",
+               "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean", "SEG", "fps"]
+_OBJ_FIELDS = ["sequence", "object", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean"]
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe floats: NaN -> None, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if math.isnan(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def first_annotation(seq: Sequence) -> int:
+    """The frame whose GT is given to the method: the first annotated frame holding an object."""
+    for t in seq.annotated:
+        m = seq.masks[t]
+        if m is not None and m.any():
+            return t
+    raise ValueError(f"sequence {seq.name!r} has no ground-truth frame with an object to start from")
+
+
+class Report:
+    """Incremental CSV + JSON output of one eval/score run (all files optional)."""
+
+    def __init__(self, header: dict[str, Any], out_dir: str | Path | None = None,
+                 json_path: str | Path | None = None) -> None:
+        self.header = dict(header)
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.json_path = Path(json_path) if json_path else (self.out_dir / "summary.json" if self.out_dir else None)
+        self.results: list[SequenceResult] = []
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.frames_done = 0
+        self.seconds = 0.0
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        if self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS)):
+                with open(self.out_dir / name, "w", newline="") as f:
+                    csv.DictWriter(f, fieldnames=fields).writeheader()
+
+    def add(self, result: SequenceResult, n_frames: int, annotated: int,
+            frames_done: int = 0, seconds: float = 0.0) -> dict[str, Any]:
+        """Record one finished sequence and flush every output file."""
+        self.results.append(result)
+        self.frames_done += frames_done
+        self.seconds += seconds
+        stats = result.stats()
+        row: dict[str, Any] = {
+            "sequence": result.name, "objects": len(result.objects), "frames": n_frames,
+            "evaluated_frames": len(result.frames), "annotated_frame": annotated, **stats,
+            "SEG": result.seg if result.seg is not None else "",
+            "fps": (frames_done / seconds) if seconds > 0 else "",
+        }
+        self.rows[result.name] = row
+        if self.out_dir:
+            with open(self.out_dir / "per_sequence.csv", "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=_SEQ_FIELDS).writerow(_clean(row))
+            with open(self.out_dir / "per_object.csv", "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=_OBJ_FIELDS)
+                for o in result.objects:
+                    w.writerow(_clean({"sequence": result.name, "object": o.id, **o.stats()}))
+            with open(self.out_dir / "per_frame.csv", "a", newline="") as f:
+                w2 = csv.writer(f)
+                if f.tell() == 0:
+                    w2.writerow(["sequence", "object", "frame", "J", "F"])
+                for o in result.objects:
+                    for t, j, fv in zip(o.frames, o.J, o.F):
+                        w2.writerow([result.name, o.id, t, f"{j:.6f}", f"{fv:.6f}"])
+        self.write_json(complete=False)
+        return row
+
+    def summary(self, complete: bool = True) -> dict[str, Any]:
+        overall = summarise(self.results) if self.results else {
+            k: float("nan") for k in ("J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean")}
+        out: dict[str, Any] = dict(self.header)
+        out.update({k: overall[k] for k in ("J_mean", "F_mean", "JF_mean")})
+        if "fps" in self.header or self.seconds > 0:
+            out["fps"] = self.frames_done / self.seconds if self.seconds > 0 else None
+        out.update({k: overall[k] for k in ("J_recall", "J_decay", "F_recall", "F_decay")})
+        segs = [r.seg for r in self.results if r.seg is not None and not math.isnan(r.seg)]
+        if segs:
+            out["SEG_mean"] = float(np.mean(segs))
+        out["objects"] = sum(len(r.objects) for r in self.results)
+        out["sequences"] = {}
+        for r in self.results:
+            row = self.rows[r.name]
+            entry = {"J_mean": row["J_mean"], "F_mean": row["F_mean"], "JF_mean": row["JF_mean"],
+                     "frames": row["frames"], "evaluated_frames": row["evaluated_frames"],
+                     "objects": row["objects"], "annotated_frame": row["annotated_frame"],
+                     "J_recall": row["J_recall"], "J_decay": row["J_decay"],
+                     "F_recall": row["F_recall"], "F_decay": row["F_decay"]}
+            if r.seg is not None:
+                entry["SEG"] = r.seg
+            if row["fps"] != "":
+                entry["fps"] = row["fps"]
+            out["sequences"][r.name] = entry
+        out["started"] = self.started
+        out["complete"] = complete
+        return _clean(out)
+
+    def write_json(self, complete: bool) -> None:
+        if self.json_path:
+            self.json_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.json_path.with_suffix(self.json_path.suffix + ".tmp")
+            tmp.write_text(json.dumps(self.summary(complete), indent=2) + "\n")
+            tmp.replace(self.json_path)
+
+    def finish(self, complete: bool = True) -> dict[str, Any]:
+        self.write_json(complete)
+        return self.summary(complete)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A plain-text table of per-sequence and overall scores (percent, as papers print them)."""
+    seqs = summary.get("sequences", {})
+    has_seg = any("SEG" in v for v in seqs.values())
+    width = max([len("sequence"), len("overall")] + [len(s) for s in seqs]) + 2
+    head = f"{'sequence':<{width}}{'objects':>8}{'frames':>8}{'J':>8}{'F':>8}{'J&F':>8}" + (f"{'SEG':>8}" if has_seg else "")
+
+    def pct(x: Any) -> str:
+        return f"{100 * x:8.1f}" if isinstance(x, (int, float)) else f"{'-':>8}"
+
+    lines = [head, "-" * len(head)]
+    for name, v in seqs.items():
+        line = f"{name:<{width}}{v.get('objects', ''):>8}{v['frames']:>8}{pct(v['J_mean'])}{pct(v['F_mean'])}{pct(v['JF_mean'])}"
+        if has_seg:
+            line += pct(v.get("SEG"))
+        lines.append(line)
+    lines.append("-" * len(head))
+    total = f"{'overall':<{width}}{summary.get('objects', ''):>8}{'':>8}{pct(summary.get('J_mean'))}{pct(summary.get('F_mean'))}{pct(summary.get('JF_mean'))}"
+    if has_seg:
+        total += pct(summary.get("SEG_mean"))
+    lines.append(total)
+    if summary.get("fps"):
+        lines.append(f"{summary['fps']:.2f} frames/s (propagation only)")
+    return "\n".join(lines)
+
+
+class PredictionFolder:
+    """Frame-indexable predicted labels of one sequence: a folder of PNG/TIFF frames or a TIFF stack.
+
+    Frames are matched to the GT frames by file stem (00012.png <-> GT 00012.jpg); when the names
+    differ but the counts agree, by sorted order. A frame with no prediction file is empty (0).
+    """
+
+    def __init__(self, path: Path, seq: Sequence) -> None:
+        self.path = path
+        self.n = len(seq)
+        self.shape = seq.frames.shape[1:3]
+        self._stack: Any = None
+        self._files: dict[int, Path] = {}
+        if path.is_file():
+            import tifffile
+
+            self._stack = tifffile.memmap(path) if _memmappable(path) else tifffile.imread(path)
+            if len(self._stack) != self.n:
+                raise ValueError(f"{path}: {len(self._stack)} predicted frames for {self.n} frames of {seq.name!r}")
+            return
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", *TIFF_SUFFIXES))
+        stems = _frame_stems(seq)
+        by_stem = {p.stem: p for p in files}
+        self._files = {i: by_stem[s] for i, s in enumerate(stems) if s in by_stem}
+        if not self._files and len(files) == self.n:
+            self._files = dict(enumerate(files))
+        if not self._files:
+            raise ValueError(f"{path}: no prediction file matches the frames of {seq.name!r}")
+        self.missing = self.n - len(self._files)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        if self._stack is not None:
+            from napari_vos.data.sequence import decode_mask
+
+            return decode_mask(np.asarray(self._stack[t]))
+        p = self._files.get(int(t))
+        if p is None:
+            return np.zeros(self.shape, np.int32)
+        return read_mask(p)
+
+
+def _memmappable(path: Path) -> bool:
+    import tifffile
+
+    try:
+        tifffile.memmap(path, mode="r")
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _frame_stems(seq: Sequence) -> list[str]:
+    image_dir = seq.path
+    if image_dir is not None and image_dir.is_dir():
+        from napari_vos.data.sequence import IMAGE_SUFFIXES
+
+        files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) == len(seq):
+            return [p.stem for p in files]
+    return [f"{t:05d}" for t in range(len(seq))]
+
+
+def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
+    candidates = [pred_root / seq.name]
+    candidates += [pred_root / f"{seq.name}{s}" for s in (".tif", ".tiff", ".ome.tif")]
+    if single:
+        candidates.append(pred_root)
+    for c in candidates:
+        if c.is_file():
+            return c
+        if c.is_dir() and any(p.suffix.lower() in (".png", *TIFF_SUFFIXES) for p in c.iterdir()):
+            return c
+    raise ValueError(f"no prediction for sequence {seq.name!r} under {pred_root} "
+                     f"(looked for {seq.name}/00000.png ... or {seq.name}.tif)")
+
+
+def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None = None,
+                  json_path: str | Path | None = None, out_dir: str | Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Score a folder of predictions against a ground-truth dataset (the `score` command)."""
+    pred_root = Path(pred)
+    seqs = open_dataset(gt, sequences)
+    report = Report({"dataset": str(gt), "predictions": str(pred_root)}, out_dir, json_path)
+    iterator: Any = seqs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(seqs, desc="scoring", unit="seq")
+    for seq in iterator:
+        annotated = first_annotation(seq)
+        p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
+        n_obj = len(np.unique(seq.masks[annotated])) - 1
+        result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
+        report.add(result, len(seq), annotated)
+    return report.finish(True)
