@@ -1,0 +1,48 @@
+"""bench: streamed ping-pong video, one measured point in-process, a tiny sweep in child processes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from napari_vos.cli import main  # noqa: E402
+from napari_vos.evaluation.bench import PingPongVideo, bench_once, parse_size, peak_rss_mb  # noqa: E402
+
+
+def test_ping_pong_order_and_bounds():
+    pool = np.arange(4)[:, None, None] * np.ones((4, 2, 2), np.uint8)
+    v = PingPongVideo(pool, 11)
+    assert [int(v[t][0, 0]) for t in range(11)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert v.shape == (11, 2, 2) and len(v) == 11 and int(v[-1][0, 0]) == 2
+    with pytest.raises(IndexError):
+        v[11]
+
+
+def test_parse_size():
+    assert parse_size("640x360") == (640, 360)
+    with pytest.raises(ValueError):
+        parse_size("640")
+
+
+def test_bench_once_record(tmp_path):
+    r = bench_once("flow", "cpu", (64, 48), objects=2, frames=6, warmup=1, workdir=tmp_path)
+    for key in ("method", "device", "size", "objects", "frames", "fps", "peak_rss_mb", "peak_gpu_mb"):
+        assert key in r
+    assert r["size"] == "64x48" and r["frames"] == 6 and r["objects"] == 2 and r["device"] == "cpu"
+    assert r["fps"] > 0 and r["peak_rss_mb"] > 0 and r["peak_gpu_mb"] is None
+    assert peak_rss_mb() >= r["peak_rss_mb"] * 0.5
+
+
+def test_bench_sweep_cli_writes_json_list_and_plot(tmp_path, capsys):
+    js, png = tmp_path / "sweep.json", tmp_path / "sweep.png"
+    assert main(["bench", "--method", "flow", "--device", "cpu", "--sweep", "--sweep-sizes", "48x32",
+                 "--sweep-objects", "1", "--sweep-frames", "4,8", "--warmup", "1",
+                 "--json", str(js), "--plot", str(png)]) == 0
+    rows = json.loads(js.read_text())
+    assert [r["frames"] for r in rows] == [4, 8]
+    assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert png.stat().st_size > 1000
+    assert "48x32" in capsys.readouterr().out

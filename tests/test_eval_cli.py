@@ -1,0 +1,136 @@
+"""eval and score commands end to end on tiny generated datasets (flow method, CPU)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+pytest.importorskip("torch")
+
+from napari_vos.cli import main  # noqa: E402
+from napari_vos.data.readers import open_dataset  # noqa: E402
+from napari_vos.data.synthetic import cell_video, write_synthetic_set  # noqa: E402
+from napari_vos.data.writers import write_png_labels  # noqa: E402
+from napari_vos.evaluation.metrics import f_measure, jaccard  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    names = write_synthetic_set(root, 2, "natural", seed=11, n_frames=6, size=(48, 64), n_objects=2)
+    return root, names
+
+
+def test_eval_writes_summary_csv_plot_and_score_agrees(dataset, tmp_path, capsys):
+    root, names = dataset
+    out = tmp_path / "ev"
+    assert main(["eval", "--method", "flow", "--data", str(root), "--device", "cpu", "--out", str(out),
+                 "--save-predictions", "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("method", "checkpoint", "dataset", "J_mean", "F_mean", "JF_mean", "fps", "sequences"):
+        assert key in summary
+    assert summary["method"] == "flow" and summary["complete"] is True
+    assert set(summary["sequences"]) == set(names)
+    for v in summary["sequences"].values():
+        assert 0 <= v["J_mean"] <= 1 and 0 <= v["F_mean"] <= 1 and v["frames"] == 6
+        assert v["evaluated_frames"] == 4  # DAVIS: first and last frame dropped
+    assert summary["JF_mean"] == pytest.approx((summary["J_mean"] + summary["F_mean"]) / 2)
+    rows = list(csv.DictReader(open(out / "per_sequence.csv")))
+    assert [r["sequence"] for r in rows] == names
+    objs = list(csv.DictReader(open(out / "per_object.csv")))
+    assert len(objs) == 4
+    assert (out / "jf_over_time.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "overall" in printed and names[0] in printed
+    # scoring the saved predictions reproduces eval's numbers
+    assert main(["score", "--pred", str(out / "predictions"), "--gt", str(root), "--json", str(tmp_path / "s.json"), "-q"]) == 0
+    scored = json.loads((tmp_path / "s.json").read_text())
+    assert scored["J_mean"] == pytest.approx(summary["J_mean"])
+    assert scored["F_mean"] == pytest.approx(summary["F_mean"])
+    assert "method" not in scored and "fps" not in scored
+
+
+def test_score_hand_made_predictions(tmp_path):
+    # GT: one sequence, a square moving right; prediction: shifted by 3 px on every frame
+    gt_root, pred_root = tmp_path / "gt", tmp_path / "pred"
+    t_len, shape = 5, (100, 100)
+    gt = np.zeros((t_len, *shape), np.int32)
+    pred = np.zeros_like(gt)
+    for t in range(t_len):
+        gt[t, 40:50, 20 + t : 30 + t] = 1
+        pred[t, 40:50, 23 + t : 33 + t] = 1
+    (gt_root / "JPEGImages" / "sq").mkdir(parents=True)
+    for t in range(t_len):
+        Image.fromarray(np.zeros((*shape, 3), np.uint8)).save(gt_root / "JPEGImages" / "sq" / f"{t:05d}.jpg")
+    write_png_labels(gt_root / "Annotations" / "sq", gt)
+    # predictions as 0/255 single-object PNGs (DAVIS 2016 style)
+    (pred_root / "sq").mkdir(parents=True)
+    for t in range(t_len):
+        Image.fromarray((pred[t] * 255).astype(np.uint8)).save(pred_root / "sq" / f"{t:05d}.png")
+    assert main(["score", "--pred", str(pred_root), "--gt", str(gt_root), "--json", str(tmp_path / "a.json"), "-q"]) == 0
+    s = json.loads((tmp_path / "a.json").read_text())
+    assert s["J_mean"] == pytest.approx(70 / 130)  # hand-computed in test_metrics
+    assert s["F_mean"] == pytest.approx(0.6)
+    assert s["sequences"]["sq"]["evaluated_frames"] == 3
+    # the same predictions as one TIFF stack
+    (tmp_path / "tif").mkdir()
+    tifffile.imwrite(tmp_path / "tif" / "sq.tif", pred.astype(np.uint16))
+    assert main(["score", "--pred", str(tmp_path / "tif"), "--gt", str(gt_root), "--json", str(tmp_path / "b.json"), "-q"]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["J_mean"] == pytest.approx(70 / 130)
+    assert jaccard(gt[1], pred[1]) == pytest.approx(70 / 130) and f_measure(gt[1], pred[1]) == pytest.approx(0.6)
+
+
+def test_score_missing_prediction_is_a_clear_error(dataset, tmp_path, capsys):
+    root, _ = dataset
+    (tmp_path / "empty").mkdir()
+    assert main(["score", "--pred", str(tmp_path / "empty"), "--gt", str(root), "-q"]) == 2
+    assert "no prediction for sequence" in capsys.readouterr().err
+
+
+def test_eval_on_ctc_layout_reports_seg(tmp_path):
+    v = cell_video(5, (64, 64), n_cells=8, seed=3, modality="fluorescence")
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
+    for t in range(5):
+        tifffile.imwrite(tmp_path / "01" / f"t{t:03d}.tif", v.frames[t])
+    for t in (1, 2, 4):  # sparse GT: the method starts from frame 1
+        tifffile.imwrite(tmp_path / "01_GT" / "SEG" / f"man_seg{t:03d}.tif", v.labels[t].astype(np.uint16))
+    assert main(["eval", "--method", "flow", "--data", str(tmp_path), "--device", "cpu",
+                 "--json", str(tmp_path / "c.json"), "-q"]) == 0
+    s = json.loads((tmp_path / "c.json").read_text())
+    seq = s["sequences"]["01"]
+    assert seq["annotated_frame"] == 1 and seq["evaluated_frames"] == 1  # frame 2 (4 is the last)
+    assert 0 <= seq["SEG"] <= 1
+
+
+def test_eval_ctrl_c_keeps_finished_sequences(dataset, tmp_path, monkeypatch):
+    import napari_vos.session as session
+
+    root, names = dataset
+    real = session.propagate
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "propagate", interrupted)
+    assert main(["eval", "--method", "flow", "--data", str(root), "--device", "cpu", "--out", str(tmp_path / "o"), "-q"]) == 130
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["complete"] is False and list(s["sequences"]) == names[:1]
+
+
+def test_eval_sequences_option_and_unknown_name(dataset, tmp_path, capsys):
+    root, names = dataset
+    assert main(["eval", "--method", "flow", "--data", str(root), "--sequences", names[1], "--device", "cpu",
+                 "--json", str(tmp_path / "x.json"), "-q", "--no-plot"]) == 0
+    assert list(json.loads((tmp_path / "x.json").read_text())["sequences"]) == [names[1]]
+    assert main(["eval", "--method", "flow", "--data", str(root), "--sequences", "nope", "--device", "cpu", "-q"]) == 2
+    assert "no sequence" in capsys.readouterr().err
+    assert len(open_dataset(root)) == 2
