@@ -20,6 +20,7 @@ from napari_vos.evaluation.metrics import (
     jaccard,
     object_scores,
     seg2bmap,
+    score_stack,
     summarise,
 )
 
@@ -160,3 +161,13 @@ def test_seg_is_one_on_identity_and_relabelling(a):
     scores = seg_per_object(a, perm[a])
     assert np.all(scores == 1.0)
     assert len(scores) == len(np.unique(a[a > 0]))
+
+
+def test_score_stack_convenience():
+    gt = np.zeros((4, 20, 20), np.int32)
+    gt[:, 5:10, 5:10] = 1
+    pred = gt.copy()
+    pred[1] = 0  # lose the object on frame 1; frame 2 perfect; frames 0 and 3 not scored
+    s = score_stack(pred, gt, seg=True)
+    assert s["J_mean"] == pytest.approx(0.5) and s["F_mean"] == pytest.approx(0.5)
+    assert s["SEG"] == pytest.approx(0.5)

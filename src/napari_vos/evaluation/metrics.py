@@ -45,6 +45,7 @@ __all__ = [
     "SequenceResult",
     "evaluate_sequence",
     "summarise",
+    "score_stack",
     "BOUND_TH",
 ]
 
@@ -275,4 +276,17 @@ def summarise(results: list[SequenceResult]) -> dict[str, float]:
         vals = np.array([p[key] for p in per], dtype=float)
         out[key] = float(np.nanmean(vals)) if vals.size and not np.all(np.isnan(vals)) else float("nan")
     out["JF_mean"] = (out["J_mean"] + out["F_mean"]) / 2
+    return out
+
+
+def score_stack(pred: object, gt: object, annotated: int = 0, seg: bool = False) -> dict[str, float]:
+    """One-call scores of a predicted (T, Y, X) stack against a full GT stack (demo, notebooks).
+
+    Same rules as `evaluate_sequence` (objects of gt[annotated]; annotated and last frames not
+    scored); returns the sequence's J/F/J&F means, recalls and decays (and "SEG" if asked).
+    """
+    result = evaluate_sequence("stack", gt, pred, annotated, seg=seg)
+    out = result.stats()
+    if seg:
+        out["SEG"] = float(result.seg) if result.seg is not None else float("nan")
     return out
