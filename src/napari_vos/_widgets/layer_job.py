@@ -1,0 +1,256 @@
+"""One propagation over napari layers: check them, make the output layers, fill them, record provenance.
+
+This is what the Propagate button and `console.propagate_layers` share; it holds no Qt code.
+The split follows the threads: `LayerJob(...)` (GUI thread) validates the layers with numpy
+only, copies the painted frames and adds the empty output Labels layer; `steps()` builds the
+engine `Session` and yields frames (the widget runs it in a napari `thread_worker`, the console
+in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its maps into the layers;
+`finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
+torch is imported only by `steps()`, so building a job never blocks the viewer on that import.
+Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guard.py).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from napari_vos._widgets.geometry import map_placement
+from napari_vos._widgets.gl_guard import guard_triton
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Image, Labels, Layer
+
+    from napari_vos.session import FrameResult, Result, Session
+
+__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "DIRECTIONS"]
+
+DIRECTIONS = ("both", "forward", "backward")
+
+
+def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
+    """The layer named ``layer`` (or the layer itself), checked to be an 'image' or 'labels' layer."""
+    from napari.layers import Image, Labels
+
+    wanted = {"image": Image, "labels": Labels}[kind]
+    if isinstance(layer, str):
+        if layer not in viewer.layers:
+            names = [lyr.name for lyr in viewer.layers if isinstance(lyr, wanted)]
+            raise ValueError(f"no layer named {layer!r} in the viewer; {kind} layers: {names or 'none'}")
+        layer = viewer.layers[layer]
+    if not isinstance(layer, wanted):
+        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not a {kind} layer")
+    return layer
+
+
+def _video_shape(image: "Image") -> tuple[int, tuple[int, int]]:
+    """(frames, (Y, X)) of an image layer, or a ValueError saying what is expected."""
+    if image.multiscale:
+        raise ValueError(f"image layer {image.name!r} is multiscale; open its full-resolution level as a "
+                         "plain image layer to propagate on it")
+    shape = tuple(image.data.shape)
+    spatial = shape[:-1] if image.rgb else shape
+    if len(spatial) != 3:
+        raise ValueError(f"image layer {image.name!r} has shape {shape}; napari-vos needs a time-lapse with axes "
+                         "(T, Y, X), or (T, Y, X, C) shown as RGB. For (T, Z, Y, X) pick one plane or a projection.")
+    return spatial[0], (spatial[1], spatial[2])
+
+
+def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
+    """The image frame under the viewer's time slider (data index of the layer's first axis)."""
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    index = int(round(float(layer.world_to_data(point)[0])))
+    n = int(layer.data.shape[0])
+    return min(max(index, 0), n - 1)
+
+
+def painted_frames(labels: Any) -> list[int]:
+    """Indices of the frames of a (T, Y, X) labels stack that hold any object."""
+    return [i for i in range(labels.shape[0]) if np.asarray(labels[i]).any()]
+
+
+def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, int], frame: int | None,
+                     all_painted: bool = True) -> tuple[dict[int, np.ndarray], int | None, str]:
+    """Copy the annotation frames out of a labels layer that must match the image.
+
+    Returns (frame -> (Y, X) labels, start frame or None for the engine's default, note).
+    A (Y, X) layer annotates ``frame`` (default 0). A (T, Y, X) layer: with ``all_painted`` every
+    painted frame is an annotation and propagation starts at ``frame`` if it is painted, else at
+    the painted frame nearest to it (the note says so); without, only ``frame`` is used.
+    """
+    shape = tuple(labels.data.shape)
+    if labels.multiscale:
+        raise ValueError(f"labels layer {labels.name!r} is multiscale; use a plain labels layer")
+    if shape == tuple(frame_shape):
+        f = 0 if frame is None else frame
+        if not 0 <= f < n_frames:
+            raise ValueError(f"annotated frame {f} is outside the stack (frames 0..{n_frames - 1})")
+        return {f: np.array(labels.data, copy=True)}, f, ""
+    if shape != (n_frames, *frame_shape):
+        raise ValueError(f"labels layer {labels.name!r} has shape {shape} but the image is {n_frames} frames of "
+                         f"{tuple(frame_shape)}: the labels layer must match the image layer, either (T, Y, X) = "
+                         f"{(n_frames, *frame_shape)} or one frame (Y, X) = {tuple(frame_shape)}")
+    if frame is not None and not 0 <= frame < n_frames:
+        raise ValueError(f"annotated frame {frame} is outside the stack (frames 0..{n_frames - 1})")
+    if not all_painted:
+        f = 0 if frame is None else frame
+        arr = np.array(labels.data[f], copy=True)
+        if not arr.any():
+            raise ValueError(f"the labels layer {labels.name!r} is empty on frame {f}: paint the objects on that "
+                             "frame, or move the slider to the painted frame")
+        return {f: arr}, f, ""
+    painted = painted_frames(labels.data)
+    if not painted:
+        raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
+    annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
+    if frame is None or frame in annotations:
+        start = frame
+        note = ""
+    else:
+        start = min(painted, key=lambda i: (abs(i - frame), i))
+        note = f"frame {frame} is not painted; starting from painted frame {start}"
+    return annotations, start, note
+
+
+class LayerJob:
+    """Propagate ``labels`` through ``image`` into a new Labels layer of ``viewer`` (see module doc)."""
+
+    def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels",
+                 method: str = "frtm", frame: int | None = None, *, device: str = "auto",
+                 direction: str = "both", maps: bool = False, all_painted: bool = True,
+                 name: str | None = None, **session_options: Any) -> None:
+        guard_triton()
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        self.viewer = viewer
+        self.image = get_layer(viewer, image, "image")
+        self.labels = get_layer(viewer, labels, "labels")
+        self.n_frames, self.frame_shape = _video_shape(self.image)
+        self.annotations, self.start, self.note = read_annotations(
+            self.labels, self.n_frames, self.frame_shape, frame, all_painted)
+        self.method = method
+        self.device = device
+        self.direction = direction
+        self.want_maps = maps
+        self.session_options = session_options
+        self.session: Session | None = None
+        self.map_layers: dict[tuple[str, int], Image] = {}
+        self.frames_shown = 0
+        self.frames_computed = 0  # shown frames the method segmented (not annotations)
+        self.error: BaseException | None = None  # set by a runner that caught the engine's error
+        self._cancel = False
+        if self.start is None:  # the engine's default start
+            self.start = max(self.annotations) if direction == "backward" else min(self.annotations)
+        self.object_ids = sorted(int(i) for i in np.unique(self.annotations[self.start]) if i)
+        self.total = {"both": self.n_frames, "forward": self.n_frames - self.start,
+                      "backward": self.start + 1}[direction]
+        self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
+        out = np.zeros((self.n_frames, *self.frame_shape), dtype=np.int32)
+        self.output: Labels = viewer.add_labels(
+            out, name=name or f"{self.labels.name} propagated ({method})", **self._placement())
+
+    # -- where layers go ---------------------------------------------------------------------
+    def _placement(self) -> dict[str, Any]:
+        """The image layer's world placement for a (T, Y, X) output layer."""
+        kw: dict[str, Any] = {"scale": list(self.image.scale), "translate": list(self.image.translate)}
+        units = getattr(self.image, "units", None)
+        if units is not None:
+            kw["units"] = list(units)
+        return kw
+
+    # -- worker side ---------------------------------------------------------------------
+    def build_session(self) -> "Session":
+        """Make the engine session and add the annotations (imports torch; any thread)."""
+        guard_triton()
+        from napari_vos.session import Session
+
+        rgb = bool(self.image.rgb) if self.image.data.ndim == 4 else None
+        session = Session(self.image.data, method=self.method, device=self.device, maps=self.want_maps,
+                          out=self.output.data, rgb=rgb, **self.session_options)
+        for index, arr in sorted(self.annotations.items()):
+            session.annotate(index, arr)
+        self.session = session
+        if self._cancel:
+            session.cancel()
+        return session
+
+    def steps(self) -> Iterator["FrameResult"]:
+        """Build the session (if needed) and yield each finished frame; stops early after `cancel()`."""
+        session = self.session or self.build_session()
+        if self._cancel:
+            return
+        yield from session.propagate(self.direction, start=self.start)
+
+    def cancel(self) -> None:
+        """Ask the engine to stop after the frame it is on (safe from the GUI thread)."""
+        self._cancel = True
+        if self.session is not None:
+            self.session.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel
+
+    # -- GUI side ------------------------------------------------------------------------
+    def show(self, frame: "FrameResult") -> None:
+        """Write one finished frame (and its maps) into the output layers and redraw them."""
+        self.output.data[frame.index] = frame.labels
+        self.output.refresh()
+        for name, value in frame.maps.items():
+            for k in range(value.shape[0]):
+                key = (name, k)
+                layer = self.map_layers.get(key) or self._add_map_layer(name, k, value.shape[0], value.shape[-2:])
+                if layer.data.shape[1:] != value.shape[-2:]:
+                    continue  # a method whose map changes size mid-run: keep the first size only
+                layer.data[frame.index] = value[k]
+                vmin, vmax = float(value[k].min()), float(value[k].max())
+                lo, hi = self._ranges.get(key, (vmin, vmax))
+                lo, hi = min(lo, vmin), max(hi, vmax)
+                self._ranges[key] = (lo, hi)
+                layer.contrast_limits = (lo, hi if hi > lo else lo + 1e-6)
+                layer.refresh()
+        self.frames_shown += 1
+        self.frames_computed += not frame.annotated
+
+    def _add_map_layer(self, name: str, k: int, n_channels: int, map_shape: tuple[int, int]) -> "Image":
+        ids = self.object_ids
+        if n_channels == len(ids) and n_channels > 1:
+            suffix = f" object {ids[k]}"
+        elif n_channels > 1:
+            suffix = f" channel {k}"
+        else:
+            suffix = ""
+        work = self.session.work_size if self.session is not None else self.frame_shape
+        place = self._placement()
+        place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
+                                                           place["scale"], place["translate"])
+        data = np.zeros((self.n_frames, *map_shape), dtype=np.float32)
+        layer = self.viewer.add_image(data, name=f"{self.output.name}: {name}{suffix}", colormap="magma",
+                                      blending="additive", opacity=0.6, **place)
+        layer.metadata["napari_vos_map"] = {"map": name, "channel": k,
+                                            "object_id": ids[k] if n_channels == len(ids) else None}
+        self.map_layers[(name, k)] = layer
+        return layer
+
+    def finish(self) -> "Result | None":
+        """Store provenance in the output layers' metadata; returns the engine Result (None if never built)."""
+        if self.session is None:
+            return None
+        result = self.session.result()
+        prov = result.provenance()
+        prov.update({"image_layer": self.image.name, "labels_layer": self.labels.name, "direction": self.direction,
+                     "start_frame": self.start,
+                     "cancelled": self._cancel, "frames_total": self.total,
+                     "map_layers": [layer.name for layer in self.map_layers.values()]})
+        self.output.metadata["napari_vos"] = prov
+        self.output.refresh()
+        for layer in self.map_layers.values():
+            layer.metadata["napari_vos"] = {**prov, **layer.metadata["napari_vos_map"]}
+        return result
+
+    def discard(self) -> None:
+        """Remove the output layers (used when the run failed before the method segmented a frame)."""
+        for layer in [self.output, *self.map_layers.values()]:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)

@@ -1,0 +1,329 @@
+"""The "Propagate" dock widget: pick layers, frame, method and options; run, watch, cancel.
+
+A thin Qt shell over `LayerJob` (layer checks, output layers, provenance) and the engine's
+`Session.propagate()` generator. The work runs in a napari `thread_worker`; every yielded frame
+is written into the output Labels layer in the GUI thread and advances the progress bar, so the
+viewer stays responsive. Cancel asks both the worker (`quit()`) and the engine (`cancel()`) to
+stop, which happens before the next frame. Errors are shown (notification + status line), never
+raised into Qt.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from napari_vos._widgets.gl_guard import guard_triton
+from napari_vos._widgets.layer_job import DIRECTIONS, LayerJob, current_frame
+from napari_vos._widgets.options import parse_options
+from napari_vos.methods import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["PropagateWidget", "available_devices"]
+
+
+def available_devices() -> list[str]:
+    """'auto' plus every torch device usable on this machine."""
+    import torch
+
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def _iterate(job: LayerJob) -> Any:
+    """The worker's generator: the engine's frames, one by one.
+
+    Errors are kept on the job rather than raised: superqt's generator worker swallows a
+    RuntimeError (CheckpointError is one) as "worker deleted" instead of emitting ``errored``.
+    """
+    try:
+        yield from job.steps()
+    except Exception as err:  # noqa: BLE001 - reported by the widget when the worker finishes
+        job.error = err
+
+
+class PropagateWidget(QWidget):
+    """Dock widget: propagate a painted Labels layer through an Image layer's frames."""
+
+    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+        super().__init__()
+        guard_triton()  # before anything imports torchvision: see gl_guard.py
+        from napari_vos.session import DEFAULT_MAX_SIDE
+
+        self.viewer = napari_viewer
+        self.job: LayerJob | None = None
+        self.worker: Any = None
+        self._error: BaseException | None = None
+
+        self.image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.frame_spin = QSpinBox()
+        self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider)")
+        self.all_painted = QCheckBox("use every painted frame")
+        self.all_painted.setChecked(True)
+        self.all_painted.setToolTip("Every frame of the labels layer that holds paint is an annotation")
+        self.method_combo = QComboBox()
+        for name in registry.available_methods():
+            self.method_combo.addItem(name)
+            self.method_combo.setItemData(self.method_combo.count() - 1, registry.DESCRIPTIONS.get(name, ""),
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.direction_combo = QComboBox()
+        self.direction_combo.addItems(list(DIRECTIONS))
+        self.maps_checkbox = QCheckBox("show intermediate maps")
+
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setRange(0, 16384)
+        self.max_side_spin.setSingleStep(64)
+        self.max_side_spin.setSpecialValueText("full resolution")
+        self.max_side_spin.setValue(DEFAULT_MAX_SIDE)
+        self.max_side_spin.setToolTip("Frames are scaled down so their longer side is at most this (0 = never)")
+        self.checkpoint_edit = QLineEdit()
+        self.checkpoint_edit.setPlaceholderText("shipped default")
+        self.checkpoint_button = QPushButton("…")
+        self.checkpoint_button.setMaximumWidth(30)
+        self.checkpoint_button.clicked.connect(self._pick_checkpoint)
+        self.options_edit = QLineEdit()
+        self.options_edit.setPlaceholderText('e.g. flow_side=128, flow="ilk"')
+        self.options_edit.setToolTip("More method options as name=value pairs")
+        checkpoint_row = QHBoxLayout()
+        checkpoint_row.addWidget(self.checkpoint_edit)
+        checkpoint_row.addWidget(self.checkpoint_button)
+        options = QWidget()
+        options_form = QFormLayout(options)
+        options_form.addRow("max working side", self.max_side_spin)
+        options_form.addRow("checkpoint", checkpoint_row)
+        options_form.addRow("more options", self.options_edit)
+        self.options_box = QCollapsible("Method options")
+        self.options_box.addWidget(options)
+
+        self.propagate_button = QPushButton("Propagate")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.propagate_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("image", self.image_combo)
+        form.addRow("labels", self.labels_combo)
+        form.addRow("annotated frame", self.frame_spin)
+        form.addRow("", self.all_painted)
+        form.addRow("method", self.method_combo)
+        form.addRow("device", self.device_combo)
+        form.addRow("direction", self.direction_combo)
+        form.addRow("", self.maps_checkbox)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.propagate_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.options_box)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.method_combo.currentTextChanged.connect(self._method_changed)
+        self.image_combo.currentTextChanged.connect(self._selection_changed)
+        self.labels_combo.currentTextChanged.connect(self._selection_changed)
+        events = self.viewer.layers.events
+        for event in (events.inserted, events.removed, events.moved):
+            event.connect(self._refresh_layers)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_layers)
+        events.inserted.connect(self._watch_name)
+        self.viewer.dims.events.current_step.connect(self._follow_slider)
+        self._refresh_layers()
+        self._method_changed(self.method_combo.currentText())
+
+    # -- choices ---------------------------------------------------------------------------
+    def _watch_name(self, event: Any) -> None:
+        event.value.events.name.connect(self._refresh_layers)
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        """Refill the layer choices, keeping the current picks when they still exist."""
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]
+        labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
+        # painted inputs first, napari-vos outputs last
+        label_names = [lyr.name for lyr in sorted(labels, key=lambda lyr: "napari_vos" in lyr.metadata)]
+        for combo, names in ((self.image_combo, images), (self.labels_combo, label_names)):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        self._selection_changed()
+
+    def _selection_changed(self, *_: Any) -> None:
+        """New image: frame range and slider position; say at once when the layers do not match."""
+        image = self._layer(self.image_combo, Image)
+        if image is not None and image.data.ndim >= 3:
+            self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
+            self._follow_slider()
+        if self.job is None:
+            self.status.setText(self._mismatch())
+
+    def _mismatch(self) -> str:
+        image, labels = self._layer(self.image_combo, Image), self._layer(self.labels_combo, Labels)
+        if image is None or labels is None:
+            return "add an image layer and a labels layer with the objects painted on one frame"
+        frames = tuple(image.data.shape[:-1] if image.rgb else image.data.shape)
+        if tuple(labels.data.shape) not in (frames, frames[1:]):
+            return (f"labels {labels.name!r} {tuple(labels.data.shape)} do not match image {image.name!r} "
+                    f"{frames}")
+        return ""
+
+    def _follow_slider(self, event: Any = None) -> None:
+        image = self._layer(self.image_combo, Image)
+        if image is not None and image.data.ndim >= 3:
+            self.frame_spin.setValue(current_frame(self.viewer, image))
+
+    def _method_changed(self, name: str) -> None:
+        if not name:
+            return
+        self.method_combo.setToolTip(registry.DESCRIPTIONS.get(name, ""))
+        try:
+            uses_checkpoint = hasattr(registry.method_class(name), "build")
+        except ValueError as err:
+            self.status.setText(str(err))
+            uses_checkpoint = False
+        self.checkpoint_edit.setEnabled(uses_checkpoint)
+        self.checkpoint_button.setEnabled(uses_checkpoint)
+
+    def _pick_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "FRTM/other checkpoint", "", "safetensors (*.safetensors)")
+        if path:
+            self.checkpoint_edit.setText(path)
+
+    def _layer(self, combo: QComboBox, kind: type) -> Any:
+        name = combo.currentText()
+        if name and name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
+            return self.viewer.layers[name]
+        return None
+
+    # -- running ---------------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The session options the controls describe (raises ValueError for bad 'more options')."""
+        opts = parse_options(self.options_edit.text())
+        opts["max_side"] = self.max_side_spin.value() or None
+        if self.checkpoint_edit.isEnabled() and self.checkpoint_edit.text().strip():
+            opts["checkpoint"] = self.checkpoint_edit.text().strip()
+        return opts
+
+    def start(self) -> None:
+        """The Propagate button: build the job (output layer first), then run it in a worker."""
+        if self.worker is not None:
+            return
+        self._error = None
+        method = self.method_combo.currentText()
+        try:
+            image = self.image_combo.currentText()
+            labels = self.labels_combo.currentText()
+            if not image or not labels:
+                raise ValueError("pick an image layer and a labels layer first")
+            self.job = LayerJob(self.viewer, image, labels, method, self.frame_spin.value(),
+                                device=self.device_combo.currentText(),
+                                direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
+                                all_painted=self.all_painted.isChecked(), **self.options())
+        except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
+            self.job = None
+            self._report(err)
+            return
+        self.progress.setRange(0, self.job.total)
+        self.progress.setValue(0)
+        starting = f"propagating with {method} from frame {self.job.start}"
+        if len(self.job.annotations) > 1:
+            starting += f" (annotations on frames {sorted(self.job.annotations)})"
+        self.status.setText(f"{self.job.note}; {starting}" if self.job.note else starting)
+        self.propagate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.worker = create_worker(_iterate, self.job, _start_thread=False,
+                                    _connect={"yielded": self._on_frame, "errored": self._on_error,
+                                              "finished": self._on_finished})
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """The Cancel button: stop after the current frame, keep what is done."""
+        if self.worker is None or self.job is None:
+            return
+        self.job.cancel()
+        self.worker.quit()
+        self.cancel_button.setEnabled(False)
+        self.status.setText("cancelling…")
+
+    def _on_frame(self, frame: Any) -> None:
+        job = self.job
+        if job is None:
+            return
+        try:
+            job.show(frame)
+        except Exception as err:  # noqa: BLE001 - e.g. the output layer was deleted meanwhile
+            self._error = err
+            self.cancel()
+            return
+        self.progress.setValue(job.frames_shown)
+        if not job.cancelled:
+            self.status.setText(f"frame {frame.index} ({job.frames_shown}/{job.total})")
+
+    def _on_error(self, err: BaseException) -> None:
+        self._error = err
+
+    def _on_finished(self) -> None:
+        job, self.job, self.worker = self.job, None, None
+        self.propagate_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if job is None:
+            return
+        self._error = self._error or job.error
+        if self._error is not None:
+            if job.frames_computed == 0:
+                job.discard()
+            else:
+                job.finish()
+            self._report(self._error)
+            return
+        result = job.finish()
+        done = job.frames_shown
+        if job.cancelled:
+            self.status.setText(f"cancelled: {done} of {job.total} frames done")
+        elif result is not None:
+            self.status.setText(f"done: {done} frames with {result.method} on {result.device}, "
+                                f"{result.fps:.1f} frames/s")
+            show_info(f"napari-vos: {job.output.name} ready")
+
+    def _report(self, err: BaseException) -> None:
+        message = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        self.status.setText(f"error: {message}")
+        show_error(f"napari-vos: {message}")

@@ -1,0 +1,67 @@
+"""`propagate_layers`: what the Propagate button does, as one call for napari's console or a script.
+
+    >>> from napari_vos import propagate_layers
+    >>> out = propagate_layers(viewer, "natural video", "natural labels", method="flow", maps=True)
+    >>> out.labels.data.shape, out.result.fps, [m.name for m in out.maps]
+
+It runs synchronously in the calling thread (the viewer redraws when the call returns), shares
+`LayerJob` with the widget so both produce the same layers, scale/translate and provenance, and
+is importable as ``napari_vos.propagate_layers`` without importing napari up front.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from napari_vos._widgets.layer_job import LayerJob
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Image, Labels
+
+    from napari_vos.session import Result
+
+__all__ = ["propagate_layers", "LayerOutputs"]
+
+
+@dataclass
+class LayerOutputs:
+    """What `propagate_layers` added: the output Labels layer, the map Image layers, the engine Result."""
+
+    labels: "Labels"
+    maps: "list[Image]"
+    result: "Result"
+
+
+def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels", method: str = "frtm",
+                     frame: int | None = None, *, device: str = "auto", direction: str = "both",
+                     maps: bool = False, all_painted: bool = True, name: str | None = None,
+                     **options: Any) -> LayerOutputs:
+    """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
+
+    image, labels: layer names or layers. labels is either (T, Y, X), where every painted frame is
+    an annotation (``all_painted=False``: only ``frame``), or one (Y, X) frame annotating ``frame``.
+    frame: the annotated frame to start from (default: the engine's choice, the first painted one).
+    maps: also add the method's intermediate maps as Image layers overlaying the image.
+    options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
+    The output layers keep the image's scale/translate; the provenance is in
+    ``layer.metadata["napari_vos"]``. Engine errors (ValueError, CheckpointError) propagate; a
+    failure before the first frame removes the empty output layer again.
+    """
+    job = LayerJob(viewer, image, labels, method, frame, device=device, direction=direction, maps=maps,
+                   all_painted=all_painted, name=name, **options)
+    if job.note:
+        warnings.warn(job.note, stacklevel=2)
+    try:
+        for step in job.steps():
+            job.show(step)
+    except BaseException:
+        if job.frames_computed == 0:
+            job.discard()
+        else:
+            job.finish()
+        raise
+    result = job.finish()
+    assert result is not None  # steps() always builds the session
+    return LayerOutputs(job.output, list(job.map_layers.values()), result)

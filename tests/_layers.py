@@ -1,0 +1,35 @@
+"""Tiny videos for the napari-side tests: a textured square sliding over a textured background."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def sliding_square(n_frames: int = 6, size: tuple[int, int] = (64, 64), side: int = 20,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Grey uint8 frames (T, Y, X) and the square's true labels (id 1); it moves 2 px/frame, bouncing."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    background = (rng.random((h, w)) * 80).astype(np.uint8)
+    texture = (150 + rng.random((side, side)) * 100).astype(np.uint8)
+    span = w - side - 8
+    frames = np.empty((n_frames, h, w), np.uint8)
+    truth = np.zeros((n_frames, h, w), np.int32)
+    for t in range(n_frames):
+        x = (2 * t) % (2 * span)
+        x0 = 4 + (x if x <= span else 2 * span - x)
+        y0 = (h - side) // 2
+        frames[t] = background
+        frames[t, y0:y0 + side, x0:x0 + side] = texture
+        truth[t, y0:y0 + side, x0:x0 + side] = 1
+    return frames, truth
+
+
+def first_frame_only(truth: np.ndarray, frame: int = 0) -> np.ndarray:
+    out = np.zeros_like(truth)
+    out[frame] = truth[frame]
+    return out
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -1,0 +1,175 @@
+"""The Propagate dock widget in a real napari viewer (needs a display: run under `xvfb-run -a`).
+
+Every run clicks the real Propagate (and Cancel) buttons and waits for the thread worker.
+The weight-free flow method keeps the runs to a few seconds on CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _layers import first_frame_only, iou, sliding_square
+
+pytest.importorskip("napari")
+from napari.utils.notifications import notification_manager  # noqa: E402
+from qtpy.QtCore import Qt  # noqa: E402
+
+from napari_vos._widgets.propagate_widget import PropagateWidget  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+SCALE = (1.0, 0.5, 0.25)
+TRANSLATE = (0.0, 10.0, -3.0)
+
+
+def _setup(make_napari_viewer, n_frames=6, size=(64, 64)):
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(n_frames, size)
+    viewer.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
+    viewer.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_combo.setCurrentText("video")
+    widget.labels_combo.setCurrentText("painted")
+    widget.method_combo.setCurrentText("flow")
+    widget.device_combo.setCurrentText("cpu")
+    return viewer, widget, truth
+
+
+def _click(qtbot, button):
+    assert button.isEnabled()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def _wait_done(qtbot, widget, timeout=30_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_propagate_button_fills_a_new_labels_layer(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    viewer.dims.set_current_step(0, 0)
+    progress: list[int] = []
+    widget.progress.valueChanged.connect(progress.append)
+    n_layers = len(viewer.layers)
+
+    _click(qtbot, widget.propagate_button)
+    assert not widget.propagate_button.isEnabled() or widget.worker is None
+    _wait_done(qtbot, widget)
+
+    assert len(viewer.layers) == n_layers + 1
+    out = viewer.layers["painted propagated (flow)"]
+    assert out.data.shape == truth.shape and out.data.dtype == np.int32
+    np.testing.assert_allclose(out.scale, SCALE)
+    np.testing.assert_allclose(out.translate, TRANSLATE)
+    assert out.data[0].tolist() == truth[0].tolist()
+    for t in range(1, len(truth)):  # the object was followed, not just copied
+        assert iou(out.data[t] == 1, truth[t] == 1) > 0.8, t
+    assert iou(out.data[-1] == 1, truth[0] == 1) < 0.8
+    meta = out.metadata["napari_vos"]
+    assert meta["method"] == "flow" and meta["annotated_frames"] == [0]
+    assert meta["frames_done"] == len(truth) - 1 and meta["cancelled"] is False
+    assert meta["image_layer"] == "video" and meta["labels_layer"] == "painted"
+    # the bar advanced frame by frame as the frames arrived
+    assert progress[-len(truth):] == list(range(1, len(truth) + 1))
+    assert widget.status.text().startswith("done")
+    assert widget.propagate_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=120)
+    widget.direction_combo.setCurrentText("forward")
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 3, timeout=30_000)
+    at_click = widget.progress.value()
+    _click(qtbot, widget.cancel_button)
+    _wait_done(qtbot, widget)
+
+    out = viewer.layers["painted propagated (flow)"]
+    meta = out.metadata["napari_vos"]
+    assert meta["cancelled"] is True
+    shown = widget.progress.value()
+    assert at_click <= shown <= at_click + 2  # the frame in progress (and one queued) at most
+    assert meta["frames_done"] <= shown  # engine frames (the start frame is not one)
+    assert out.data[shown + 1:].max() == 0  # nothing written after the stop
+    assert out.data[1].max() == 1
+    assert widget.status.text().startswith("cancelled")
+    assert widget.propagate_button.isEnabled()
+
+
+def test_mismatched_labels_are_an_error_not_a_crash(make_napari_viewer, qtbot):
+    viewer, widget, _ = _setup(make_napari_viewer)
+    viewer.add_labels(np.zeros((6, 32, 32), np.int32), name="wrong size")
+    widget.labels_combo.setCurrentText("wrong size")
+    assert "do not match" in widget.status.text()
+    errors: list = []
+    notification_manager.notification_ready.connect(errors.append)
+    n_layers = len(viewer.layers)
+
+    _click(qtbot, widget.propagate_button)
+
+    assert widget.worker is None and len(viewer.layers) == n_layers
+    assert "must match the image layer" in widget.status.text()
+    assert any("must match the image layer" in str(e.message) for e in errors)
+    assert widget.propagate_button.isEnabled()
+
+
+def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewer, qtbot, tmp_path):
+    viewer, widget, _ = _setup(make_napari_viewer)
+    widget.method_combo.setCurrentText("frtm")
+    missing = tmp_path / "missing.safetensors"
+    widget.checkpoint_edit.setText(str(missing))
+    n_layers = len(viewer.layers)
+
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+
+    assert "error" in widget.status.text() and "missing.safetensors" in widget.status.text()
+    assert len(viewer.layers) == n_layers  # the empty output layer was removed again
+    assert widget.propagate_button.isEnabled()
+
+
+def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, request):
+    # FRTM's target scores: one coarse (stride 16) map per object, which must be scaled onto the image
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=4)
+    # the checkpoint fixture imports torchvision: only after the widget guarded the process (gl_guard.py)
+    random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
+    viewer.layers["painted"].data[0, 50:60, 4:14] = 2
+    widget.method_combo.setCurrentText("frtm")
+    widget.checkpoint_edit.setText(random_frtm_checkpoint)
+    widget.maps_checkbox.setChecked(True)
+
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget, timeout=60_000)
+
+    assert widget.status.text().startswith("done"), widget.status.text()
+    out = viewer.layers["painted propagated (frtm)"]
+    assert out.data.shape == truth.shape
+    maps = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
+    assert [m.name for m in maps] == [f"{out.name}: target_scores object {k}" for k in (1, 2)]
+    for k, layer in zip((1, 2), maps):
+        assert layer.data.shape == (4, 4, 4)  # 64 px / stride 16
+        np.testing.assert_allclose(layer.scale, (1.0, 0.5 * 16, 0.25 * 16))
+        # map pixel 0 is centred on image pixels 0..15, i.e. at 7.5
+        np.testing.assert_allclose(layer.translate, (0.0, 10.0 + 0.5 * 7.5, -3.0 + 0.25 * 7.5))
+        assert np.abs(layer.data[1:]).max() > 0 and np.abs(layer.data[0]).max() == 0  # frame 0 is the annotation
+        assert layer.colormap.name == "magma"
+        assert layer.metadata["napari_vos"]["object_id"] == k
+    meta = out.metadata["napari_vos"]
+    assert meta["map_layers"] == [m.name for m in maps]
+    assert meta["checkpoint"] == random_frtm_checkpoint and len(meta["checkpoint_sha256"]) == 64
+
+
+def test_annotated_frame_follows_the_slider_and_every_painted_frame_counts(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    painted = viewer.layers["painted"]
+    painted.data[4] = truth[4]
+    viewer.dims.set_current_step(0, 4)
+    assert widget.frame_spin.value() == 4
+
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+
+    out = viewer.layers["painted propagated (flow)"]
+    meta = out.metadata["napari_vos"]
+    assert meta["annotated_frames"] == [0, 4] and meta["start_frame"] == 4
+    for t in range(len(truth)):
+        assert iou(out.data[t] == 1, truth[t] == 1) > 0.8, t
