@@ -1,0 +1,140 @@
+"""`propagate_layers` from napari's console, on napari's Qt-free ViewerModel (no display needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _layers import first_frame_only, iou, sliding_square
+
+pytest.importorskip("napari")
+from napari.components import ViewerModel  # noqa: E402
+
+from napari_vos import propagate_layers  # noqa: E402
+from napari_vos._widgets.layer_job import current_frame  # noqa: E402
+
+SCALE = (2.0, 0.5, 0.5)
+TRANSLATE = (0.0, 4.0, 8.0)
+
+
+TRUTH = sliding_square(6, (64, 64))[1]
+
+
+@pytest.fixture
+def viewer():
+    v = ViewerModel()
+    frames, truth = sliding_square(6, (64, 64))
+    v.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
+    v.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
+    return v
+
+
+def test_propagate_layers_by_name_adds_a_following_labels_layer(viewer):
+    n = len(viewer.layers)
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu")
+
+    assert len(viewer.layers) == n + 1 and out.maps == []
+    layer = viewer.layers[-1]
+    assert layer is out.labels and layer.name == "painted propagated (flow)"
+    assert layer.data.shape == TRUTH.shape and layer.data.dtype == np.int32
+    np.testing.assert_allclose(layer.scale, SCALE)
+    np.testing.assert_allclose(layer.translate, TRANSLATE)
+    for t in range(6):
+        assert iou(layer.data[t] == 1, TRUTH[t] == 1) > 0.8, t
+    meta = layer.metadata["napari_vos"]
+    assert meta["method"] == "flow" and meta["frames_done"] == 5 and meta["annotated_frames"] == [0]
+    assert out.result.labels is layer.data  # the engine wrote straight into the layer's array
+
+
+def test_layers_as_objects_a_2d_annotation_and_a_backward_run(viewer):
+    frame3 = TRUTH[3].copy()
+    single = viewer.add_labels(frame3, name="frame 3 only")
+    out = propagate_layers(viewer, viewer.layers["video"], single, method="flow", frame=3, device="cpu",
+                           direction="backward", name="back")
+    assert out.labels.name == "back"
+    data = out.labels.data
+    assert data[4:].max() == 0  # backward from 3: later frames untouched
+    for t in range(4):
+        assert iou(data[t] == 1, TRUTH[t] == 1) > 0.8, t
+    assert out.labels.metadata["napari_vos"]["direction"] == "backward"
+    assert out.labels.metadata["napari_vos"]["start_frame"] == 3
+
+
+def test_maps_are_added_and_overlay_the_image(viewer):
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True, max_side=32)
+    assert [m.name for m in out.maps] == ["painted propagated (flow): flow_magnitude"]
+    layer = out.maps[0]
+    # working frame 32 x 32 for a 64 x 64 image: each map pixel covers 2 x 2 image pixels
+    assert layer.data.shape == (6, 32, 32)
+    np.testing.assert_allclose(layer.scale, (2.0, 1.0, 1.0))
+    np.testing.assert_allclose(layer.translate, (0.0, 4.0 + 0.25, 8.0 + 0.25))
+    assert layer.data[1:].max() > 0 and layer.data[0].max() == 0
+    assert layer.metadata["napari_vos"]["map"] == "flow_magnitude"
+    assert out.labels.data.shape == (6, 64, 64)  # labels come back at the image's size
+
+
+def test_every_painted_frame_is_an_annotation_unless_asked_otherwise(viewer):
+    painted = viewer.layers["painted"]
+    painted.data[5] = TRUTH[5]
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu")
+    assert out.result.annotated_frames == [0, 5]
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", all_painted=False)
+    assert out.result.annotated_frames == [0]
+
+
+def test_an_unpainted_start_frame_falls_back_to_the_nearest_painted_one(viewer):
+    with pytest.warns(UserWarning, match="frame 4 is not painted; starting from painted frame 0"):
+        out = propagate_layers(viewer, "video", "painted", method="flow", frame=4, device="cpu")
+    assert out.labels.metadata["napari_vos"]["start_frame"] == 0
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.zeros((6, 32, 32), np.int32), "must match the image layer"),
+        (np.zeros((6, 64, 64), np.int32), "empty on every frame"),
+    ],
+)
+def test_bad_labels_raise_and_add_nothing(viewer, labels, message):
+    viewer.add_labels(labels, name="bad")
+    n = len(viewer.layers)
+    with pytest.raises(ValueError, match=message):
+        propagate_layers(viewer, "video", "bad", method="flow", device="cpu")
+    assert len(viewer.layers) == n
+
+
+def test_wrong_names_and_kinds_are_clear_errors(viewer):
+    with pytest.raises(ValueError, match="no layer named 'nope'.*labels layers: \\['painted'\\]"):
+        propagate_layers(viewer, "video", "nope", method="flow")
+    with pytest.raises(ValueError, match="'painted' is a Labels layer, not a image layer"):
+        propagate_layers(viewer, "painted", "painted", method="flow")
+    with pytest.raises(ValueError, match="direction"):
+        propagate_layers(viewer, "video", "painted", method="flow", direction="sideways")
+
+
+def test_an_engine_error_removes_the_empty_output_layer(viewer, tmp_path):
+    from napari_vos.weights import CheckpointError
+
+    n = len(viewer.layers)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        propagate_layers(viewer, "video", "painted", method="frtm", device="cpu",
+                         checkpoint=str(tmp_path / "none.safetensors"))
+    assert len(viewer.layers) == n
+
+
+def test_rgb_and_16_bit_images(viewer):
+    rgb = np.repeat(viewer.layers["video"].data[..., None], 3, axis=-1)
+    viewer.add_image(rgb, name="rgb", rgb=True, scale=SCALE)
+    out = propagate_layers(viewer, "rgb", "painted", method="flow", device="cpu")
+    assert out.labels.data.shape == (6, 64, 64)
+    assert iou(out.labels.data[5] == 1, TRUTH[5] == 1) > 0.8
+    deep = viewer.layers["video"].data.astype(np.uint16) * 200
+    viewer.add_image(deep, name="16-bit")
+    out = propagate_layers(viewer, "16-bit", "painted", method="flow", device="cpu")
+    assert iou(out.labels.data[5] == 1, TRUTH[5] == 1) > 0.8
+
+
+def test_current_frame_reads_the_slider_in_data_units(viewer):
+    image = viewer.layers["video"]
+    viewer.dims.set_point(0, 6.0)  # world t = 6 with scale 2 -> frame 3
+    assert current_frame(viewer, image) == 3
+    viewer.dims.set_point(0, 100.0)
+    assert current_frame(viewer, image) == 5
