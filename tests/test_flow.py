@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 torch = pytest.importorskip("torch")
 
 from napari_vos.evaluation.metrics import evaluate_sequence, jaccard  # noqa: E402
-from napari_vos.methods.flow import FlowMethod, estimate_flow, warp_masks  # noqa: E402
+from napari_vos.methods.flow import FlowMethod, estimate_flow, warp_labels, winners  # noqa: E402
 
 
 def moving_squares(t_len=8, shape=(80, 120), seed=0):
@@ -27,16 +27,32 @@ def moving_squares(t_len=8, shape=(80, 120), seed=0):
     return (frames / frames.max() * 255).astype(np.uint8), labels
 
 
-def test_warp_masks_constant_flow_is_a_shift():
-    m = np.zeros((1, 20, 20), np.float32)
-    m[0, 5:10, 5:10] = 1
+def test_warp_labels_constant_flow_is_a_shift():
+    lab = np.zeros((20, 20), np.int32)
+    lab[5:10, 5:10] = 1
+    lab[0:3, 15:18] = 3  # object 2 absent
     flow = np.zeros((2, 20, 20), np.float32)
-    flow[0] = -2  # out[r, c] = m[r - 2, c + 3]
+    flow[0] = -2  # out[r, c] = mask[r - 2, c + 3]
     flow[1] = 3
-    out = warp_masks(m, flow)
+    out = warp_labels(lab, 3, flow)
     expected = np.zeros((20, 20), np.float32)
     expected[7:12, 2:7] = 1
     np.testing.assert_allclose(out[0], expected, atol=1e-6)
+    assert not out[1].any()
+    expected3 = np.zeros((20, 20), np.float32)
+    expected3[2:5, 12:15] = 1
+    np.testing.assert_allclose(out[2], expected3, atol=1e-6)
+
+
+def test_winners_equals_full_argmax():
+    rng = np.random.default_rng(0)
+    p = np.zeros((4, 30, 40), np.float32)
+    for k in range(4):  # sparse soft blobs that overlap a little
+        y, x = rng.integers(0, 25), rng.integers(0, 35)
+        p[k, y : y + 8, x : x + 9] = rng.uniform(0.05, 0.9, (min(8, 30 - y), min(9, 40 - x)))
+    p /= np.maximum(1.0, p.sum(0, keepdims=True))
+    full = np.argmax(np.concatenate([1 - p.sum(0, keepdims=True), p]), axis=0)
+    np.testing.assert_array_equal(winners(p), full)
 
 
 @pytest.mark.parametrize("algorithm", ["ilk", "tvl1"])

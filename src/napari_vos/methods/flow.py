@@ -8,7 +8,8 @@ the backward flow (new frame -> previous frame) is estimated on the grey image a
 resolution and each object's previous mask is pulled along it (`scipy.ndimage.map_coordinates`,
 bilinear, only inside the region the object can reach, so many small cells stay cheap). The
 engine aggregates the objects and hands the result back through `update`, which keeps the
-winning labels as crisp one-hot masks so repeated bilinear warps do not blur them away.
+winning labels as one crisp label image (not K soft maps: repeated bilinear warps would blur
+them away, and K full-size maps cost K times the memory).
 
 Intermediate map: ``flow_magnitude`` (1, h, w), the motion in working-resolution pixels.
 numpy/scikit-image do the work; torch is only the engine's tensor interface.
@@ -23,7 +24,7 @@ from scipy import ndimage as ndi
 
 from napari_vos.methods.base import MethodBase, Step
 
-__all__ = ["FlowMethod", "estimate_flow", "warp_masks"]
+__all__ = ["FlowMethod", "estimate_flow", "warp_labels", "winners"]
 
 
 def _grey(image: torch.Tensor) -> np.ndarray:
@@ -42,30 +43,61 @@ def estimate_flow(reference: np.ndarray, moving: np.ndarray, algorithm: str = "i
     raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
 
 
-def warp_masks(masks: np.ndarray, flow: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
-    """Pull each (K, H, W) mask along `flow` (2, H, W): out[k, r, c] = masks[k, r + v, c + u].
+def _boxes(labels: np.ndarray, k: int) -> list[tuple[slice, slice] | None]:
+    """Bounding box of each id 1..k in a label image (None where absent)."""
+    found = ndi.find_objects(labels, max_label=k)
+    return list(found) + [None] * (k - len(found))
 
-    Work is restricted per object to its support grown by the largest displacement.
+
+def warp_labels(labels: np.ndarray, n_objects: int, flow: np.ndarray) -> np.ndarray:
+    """Pull each object of a label image (ids 1..K) along `flow` (2, H, W) -> (K, H, W) float32.
+
+    out[k-1, r, c] = mask_k[r + v, c + u] (bilinear). Each object is warped only inside its box
+    grown by the largest displacement, so hundreds of small cells cost little; the rest is 0.
     """
-    k, h, w = masks.shape
-    out = np.zeros_like(masks, dtype=np.float32)
+    h, w = labels.shape
+    out = np.zeros((n_objects, h, w), dtype=np.float32)
     reach = int(np.ceil(np.abs(flow).max())) + 2 if flow.size else 2
     rows = np.arange(h, dtype=np.float32)[:, None]
     cols = np.arange(w, dtype=np.float32)[None, :]
-    for i in range(k):
-        support = masks[i] > threshold
-        if not support.any():
+    for k, box in enumerate(_boxes(labels, n_objects), start=1):
+        if box is None:
             continue
-        r_idx = np.nonzero(support.any(1))[0]
-        c_idx = np.nonzero(support.any(0))[0]
-        y0, y1 = max(0, r_idx[0] - reach), min(h, r_idx[-1] + 1 + reach)
-        x0, x1 = max(0, c_idx[0] - reach), min(w, c_idx[-1] + 1 + reach)
+        y0, y1 = max(0, box[0].start - reach), min(h, box[0].stop + reach)
+        x0, x1 = max(0, box[1].start - reach), min(w, box[1].stop + reach)
+        # the source window: wherever the flow in the destination window can point to
+        sy0, sy1 = max(0, y0 - reach), min(h, y1 + reach)
+        sx0, sx1 = max(0, x0 - reach), min(w, x1 + reach)
+        src = (labels[sy0:sy1, sx0:sx1] == k).astype(np.float32)
         coords = np.stack([
-            rows[y0:y1] + flow[0, y0:y1, x0:x1],
-            cols[:, x0:x1] + flow[1, y0:y1, x0:x1],
+            rows[y0:y1] + flow[0, y0:y1, x0:x1] - sy0,
+            cols[:, x0:x1] + flow[1, y0:y1, x0:x1] - sx0,
         ])
-        out[i, y0:y1, x0:x1] = ndi.map_coordinates(masks[i], coords, order=1, mode="constant", cval=0.0)
+        out[k - 1, y0:y1, x0:x1] = ndi.map_coordinates(src, coords, order=1, mode="constant", cval=0.0)
     return out
+
+
+def winners(probs: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Label image of the most probable class per pixel, background = 1 - sum(probs).
+
+    Same as argmax over [background, probs] but visits each object only inside the box where its
+    probability exceeds `eps`, which for many small objects is far cheaper than a full argmax.
+    """
+    k, h, w = probs.shape
+    best = 1.0 - probs.sum(0)
+    labels = np.zeros((h, w), dtype=np.int32)
+    for i in range(k):
+        rows = np.flatnonzero((probs[i] > eps).any(1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero((probs[i, rows[0] : rows[-1] + 1] > eps).any(0))
+        window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        sub = probs[i][window]
+        b = best[window]
+        better = sub > b
+        b[better] = sub[better]
+        labels[window][better] = i + 1
+    return labels
 
 
 class FlowMethod(MethodBase):
@@ -89,7 +121,8 @@ class FlowMethod(MethodBase):
         self.flow_side = int(flow_side)
         self.num_warp = int(num_warp)
         self._grey: np.ndarray | None = None
-        self._masks: np.ndarray | None = None
+        self._labels: np.ndarray | None = None  # previous frame's objects as ids 1..K
+        self._k = 0
 
     def _small(self, grey: np.ndarray) -> np.ndarray:
         h, w = grey.shape
@@ -100,13 +133,15 @@ class FlowMethod(MethodBase):
 
     def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         self._grey = self._small(_grey(image))
-        self._masks = objects.detach().float().cpu().numpy().astype(np.float32)
+        obj = objects.detach().float().cpu().numpy()
+        self._k = obj.shape[0]
+        self._labels = winners(obj)
 
     def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         self.start(image, objects)
 
     def step(self, image: torch.Tensor) -> Step:
-        if self._grey is None or self._masks is None:
+        if self._grey is None or self._labels is None:
             raise RuntimeError("FlowMethod.step called before start()")
         grey = self._small(_grey(image))
         small = estimate_flow(grey, self._grey, self.flow, self.num_warp)  # current -> previous
@@ -121,20 +156,17 @@ class FlowMethod(MethodBase):
                 flow = np.pad(flow, ((0, 0), (0, h - flow.shape[1]), (0, w - flow.shape[2])), mode="edge")
         else:
             flow = small
-        probs = warp_masks(self._masks, flow)
+        probs = warp_labels(self._labels, self._k, flow)
         self._grey = grey
-        self._masks = (probs > 0.5).astype(np.float32)  # replaced by the aggregate in update()
+        self._labels = winners(probs)  # replaced by the engine's aggregate in update()
         magnitude = np.hypot(flow[0], flow[1]).astype(np.float32)[None]
         return Step(
-            probs=torch.from_numpy(np.clip(probs, 0.0, 1.0)).to(image.device),
+            probs=torch.from_numpy(probs).to(image.device),
             maps={"flow_magnitude": torch.from_numpy(magnitude).to(image.device)},
         )
 
     def update(self, probs: torch.Tensor) -> None:
-        """Keep the aggregated winner of every pixel as crisp one-hot masks for the next warp."""
+        """Keep the aggregated winner of every pixel as crisp labels for the next warp."""
         p = probs.detach().float().cpu().numpy()
-        if p.shape[0] == 0:
-            return
-        background = 1.0 - p.sum(0)
-        winner = np.argmax(np.concatenate([background[None], p]), axis=0)
-        self._masks = np.stack([(winner == k + 1) for k in range(p.shape[0])]).astype(np.float32)
+        if p.shape[0]:
+            self._labels = winners(p)
