@@ -173,3 +173,25 @@ def test_annotated_frame_follows_the_slider_and_every_painted_frame_counts(make_
     assert meta["annotated_frames"] == [0, 4] and meta["start_frame"] == 4
     for t in range(len(truth)):
         assert iou(out.data[t] == 1, truth[t] == 1) > 0.8, t
+
+
+def test_manifest_docks_the_widget_and_opens_the_cell_sample(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-vos", "cells")
+    assert [lyr.name for lyr in viewer.layers] == ["cells (phase contrast)", "cell labels"]
+    assert viewer.layers["cells (phase contrast)"].data.dtype == np.uint16
+    _, widget = viewer.window.add_plugin_dock_widget("napari-vos", "Propagate")
+    assert isinstance(widget, PropagateWidget)
+    assert widget.image_combo.currentText() == "cells (phase contrast)"
+    assert widget.labels_combo.currentText() == "cell labels"
+    assert widget.status.text() == ""  # the layers match
+
+
+def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):
+    viewer, widget, _ = _setup(make_napari_viewer, n_frames=200)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=30_000)
+    job, worker = widget.job, widget.worker
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
+    assert job.cancelled and job.session.result().frames_done < 100

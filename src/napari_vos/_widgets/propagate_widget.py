@@ -163,6 +163,7 @@ class PropagateWidget(QWidget):
             layer.events.name.connect(self._refresh_layers)
         events.inserted.connect(self._watch_name)
         self.viewer.dims.events.current_step.connect(self._follow_slider)
+        self.destroyed.connect(lambda *_: self._stop_on_close())
         self._refresh_layers()
         self._method_changed(self.method_combo.currentText())
 
@@ -282,6 +283,16 @@ class PropagateWidget(QWidget):
         self.worker.quit()
         self.cancel_button.setEnabled(False)
         self.status.setText("cancelling…")
+
+    def _stop_on_close(self) -> None:
+        """The widget (or the viewer) went away mid-run: stop the engine instead of running on unseen.
+
+        Runs while the Qt object is being deleted, so it touches only Python-side objects.
+        """
+        if self.job is not None:
+            self.job.cancel()
+        if self.worker is not None:
+            self.worker.quit()
 
     def _on_frame(self, frame: Any) -> None:
         job = self.job
