@@ -1,0 +1,47 @@
+"""The napari-vos command: TIFF in/TIFF out propagation, clear errors, weights listing."""
+import numpy as np
+import pytest
+import tifffile
+
+from napari_vos.cli import main
+
+
+def test_propagate_tiff_in_tiff_out(tmp_path, square_video, random_frtm_checkpoint, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    out = tmp_path / "out.tif"
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--checkpoint", random_frtm_checkpoint, "--device", "cpu"])
+    assert code == 0
+    result = tifffile.imread(out)
+    assert result.shape == truth.shape and np.array_equal(result[0], truth[0])
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_propagate_reports_bad_input_without_traceback(tmp_path, square_video, random_frtm_checkpoint, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((10, 10), np.uint8))
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "o.tif"), "--checkpoint", random_frtm_checkpoint])
+    assert code == 2
+    assert "must match the image" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "o.tif"), "--checkpoint", str(tmp_path / "none.safetensors")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("propagate", "demo", "train", "weights"):
+        assert command in text

@@ -1,0 +1,77 @@
+"""FRTM as a method: shapes, the memory schedule, and the target model following a moving object."""
+import numpy as np
+import torch
+
+from napari_vos.methods.frtm import CONFIGS, FRTM, FRTMNetwork
+
+
+def _frames(n=8, seed=0):
+    from conftest import moving_square_video
+
+    return moving_square_video(n_frames=n, size=(96, 128), step=6, seed=seed)
+
+
+def test_target_scores_follow_the_moving_object():
+    torch.manual_seed(0)
+    frames, truth = _frames()
+    m = FRTM(FRTMNetwork(CONFIGS["fast"]))
+    img = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    m.start(img(0), torch.from_numpy(truth[0][None]).float())
+    for t in range(1, len(frames)):
+        step = m.step(img(t))
+        scores = step.maps["target_scores"][0]  # (h, w) at stride 16
+        ys, xs = np.nonzero(truth[t])
+        cy, cx = ys.mean() / 16, xs.mean() / 16
+        peak = np.unravel_index(int(scores.argmax()), scores.shape)
+        assert abs(peak[0] - cy) <= 1.5 and abs(peak[1] - cx) <= 1.5, (t, peak, (cy, cx))
+        m.update(torch.from_numpy(truth[t][None]).float())
+
+
+def test_memory_grows_and_w2_is_refit_every_ts_frames():
+    torch.manual_seed(0)
+    frames, truth = _frames(n=11)
+    m = FRTM(FRTMNetwork(CONFIGS["fast"]), update_interval=4, memory_capacity=9)
+    img = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    m.start(img(0), torch.from_numpy(truth[0][None]).float())
+    assert len(m.memory) == 5  # annotated frame + 4 augmented copies
+    w1 = m.target.w1.clone()
+    w2_history = [m.target.w2.clone()]
+    for t in range(1, 9):
+        step = m.step(img(t))
+        assert step.probs.shape == (1, 96, 128)
+        m.update(step.probs)
+        w2_history.append(m.target.w2.clone())
+    assert len(m.memory) == 9  # capped at K_max
+    changed = [i for i in range(1, 9) if not torch.equal(w2_history[i], w2_history[i - 1])]
+    assert changed == [4, 8]
+    assert torch.equal(m.target.w1, w1)  # w1 fixed during updates
+
+
+def test_several_objects_share_one_feature_pass(monkeypatch):
+    torch.manual_seed(0)
+    frames, truth = _frames()
+    objects = np.stack([truth[0], np.zeros_like(truth[0])]).astype(np.float32)
+    objects[1, 70:90, 90:120] = 1
+    net = FRTMNetwork(CONFIGS["fast"])
+    m = FRTM(net)
+    img = torch.from_numpy(frames[1]).permute(2, 0, 1).float() / 255
+    m.start(img, torch.from_numpy(objects))
+    calls = []
+    original = net.backbone.forward
+    monkeypatch.setattr(net.backbone, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    step = m.step(img)
+    assert len(calls) == 1
+    assert step.probs.shape == (2, 96, 128)
+    assert step.maps["target_scores"].shape[0] == 2
+
+
+def test_remember_adds_a_reference_and_refits():
+    torch.manual_seed(0)
+    frames, truth = _frames()
+    m = FRTM(FRTMNetwork(CONFIGS["fast"]))
+    img = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    m.start(img(0), torch.from_numpy(truth[0][None]).float())
+    w2 = m.target.w2.clone()
+    m.remember(img(5), torch.from_numpy(truth[5][None]).float())
+    assert len(m.memory) == 10
+    assert not torch.equal(m.target.w2, w2)

@@ -1,0 +1,68 @@
+"""Checkpoint registry: sha256 verification, clear errors for missing/corrupt files, safetensors round trip."""
+import json
+
+import pytest
+import torch
+
+from napari_vos import weights
+
+
+def test_save_and_load_round_trip(tmp_path):
+    path = tmp_path / "w.safetensors"
+    sha = weights.save_checkpoint(path, {"a": torch.ones(2, 3, dtype=torch.float16)}, {"method": "frtm"})
+    state, meta, name, sha2 = weights.load_checkpoint(str(path))
+    assert state["a"].dtype == torch.float32 and meta["method"] == "frtm" and sha == sha2 == weights.sha256_of(path)
+
+
+@pytest.fixture
+def temp_registry(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    monkeypatch.setattr(weights, "PACKAGE_DIR", pkg)
+    monkeypatch.setattr(weights, "REGISTRY_FILE", pkg / "registry.json")
+    monkeypatch.setenv("NAPARI_VOS_HOME", str(tmp_path / "cache"))
+    return pkg
+
+
+def test_missing_registered_file_says_where_it_looked(temp_registry):
+    weights.register(weights.CheckpointInfo(name="x", method="frtm", backbone="resnet18", file="x.safetensors",
+                                            sha256="0" * 64, default=True))
+    with pytest.raises(weights.CheckpointError) as err:
+        weights.resolve("x")
+    msg = str(err.value)
+    assert "x.safetensors" in msg and str(temp_registry) in msg and "napari-vos train frtm" in msg
+
+
+def test_corrupt_file_is_detected(temp_registry):
+    sha = weights.save_checkpoint(temp_registry / "y.safetensors", {"a": torch.zeros(3)}, {})
+    weights.register(weights.CheckpointInfo(name="y", method="frtm", backbone="resnet18", file="y.safetensors",
+                                            sha256=sha))
+    assert weights.resolve("y")[0] == temp_registry / "y.safetensors"
+    with open(temp_registry / "y.safetensors", "r+b") as f:
+        f.seek(-2, 2)
+        f.write(b"\x13\x37")
+    with pytest.raises(weights.CheckpointError, match="corrupt"):
+        weights.resolve("y")
+
+
+def test_unknown_name_and_missing_path(temp_registry):
+    with pytest.raises(weights.CheckpointError, match="unknown checkpoint"):
+        weights.resolve("nope")
+    with pytest.raises(weights.CheckpointError, match="does not exist"):
+        weights.resolve(str(temp_registry / "gone.safetensors"))
+
+
+def test_not_safetensors_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(weights.CheckpointError, match="safetensors"):
+        weights.load_checkpoint(str(bad))
+
+
+def test_default_flag_is_unique_per_method(temp_registry):
+    for n in ("a", "b"):
+        weights.register(weights.CheckpointInfo(name=n, method="frtm", backbone="r", file=f"{n}.st", sha256="0",
+                                                default=True))
+    entries = json.loads((temp_registry / "registry.json").read_text())
+    assert [e["name"] for e in entries if e["default"]] == ["b"]
+    assert weights.default_checkpoint("frtm").name == "b"
