@@ -7,6 +7,7 @@ constructed directly.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 METHODS: dict[str, str] = {
@@ -20,19 +21,29 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def available_methods() -> list[str]:
-    """Registered method names whose module can be imported."""
+def available_methods(include_untrained: bool = False) -> list[str]:
+    """Methods a user can run now: importable, and with a registered checkpoint when they need one.
+
+    Methods whose networks are implemented but not trained and shipped yet are left out unless
+    ``include_untrained`` (they still run with an explicit ``checkpoint=PATH``).
+    """
+    from napari_vos import weights
+
     names = []
     for name, target in METHODS.items():
         module = target.split(":")[0]
-        if importlib.util.find_spec(module) is not None:
-            names.append(name)
+        if importlib.util.find_spec(module) is None:
+            continue
+        if not include_untrained and getattr(method_class(name), "needs_checkpoint", False) \
+                and not weights.list_checkpoints(name):
+            continue
+        names.append(name)
     return names
 
 
 def method_class(name: str) -> type:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
     module_name, cls_name = METHODS[name].split(":")
     try:
         module = importlib.import_module(module_name)
