@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = make_recipe(args.method, size=tuple(int(s) for s in args.size.split("x"))[::-1] if args.size else None,
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
-                         init_checkpoint=args.init)
+                         init_checkpoint=args.init, train_backbone_from=args.train_backbone_from)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
                              max_minutes=args.max_minutes)
     out_dir = Path(args.out or f"runs/{args.method}")
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-weights", default=None, choices=[None, "imagenet"],
                    help="start the backbone from torchvision's ImageNet weights (needs internet)")
     p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
+    p.add_argument("--train-backbone-from", default=None, choices=["stem", "conv2", "conv3", "conv4", "conv5", "none"],
+                   help="first backbone stage to train (earlier ones frozen); 'none' freezes the backbone")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="run folder (default runs/METHOD)")

@@ -35,12 +35,14 @@ class FRTMRecipe:
     synthetic_source: str | None = None
     backbone_weights: str | None = None
     init_checkpoint: str | None = None
+    train_backbone_from: str | None = "stem"  # first trained backbone stage; None freezes it (the paper)
     name: str = "frtm"
 
     def __post_init__(self) -> None:
         self._bank: SequenceBank | None = None
         self._pool: list[tuple[np.ndarray, np.ndarray]] = []
         self._draw_synthetic = None
+        self._frozen: list[str] = []
 
     def build(self, device: torch.device) -> FRTMNetwork:
         net = FRTMNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
@@ -48,7 +50,24 @@ class FRTMRecipe:
             from napari_vos.weights import load_state_dict_file
 
             net.load_state_dict(load_state_dict_file(self.init_checkpoint), strict=False)
+        stages = ["stem", "conv2", "conv3", "conv4", "conv5"]
+        first = len(stages) if self.train_backbone_from is None else stages.index(self.train_backbone_from)
+        self._frozen = stages[:first]
+        for name in self._frozen:
+            getattr(net.backbone, name).requires_grad_(False)
         return net.to(device)
+
+    def _features(self, model: FRTMNetwork, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backbone features; frozen leading stages run without autograd (cheaper on CPU)."""
+        bb = model.backbone
+        x = (images - bb.mean) / bb.std
+        out: dict[str, torch.Tensor] = {}
+        for name in ["stem", "conv2", "conv3", "conv4", "conv5"]:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and name not in self._frozen):
+                x = getattr(bb, name)(x)
+            if name != "stem":
+                out[name] = x
+        return out
 
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
@@ -81,7 +100,7 @@ class FRTMRecipe:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W
         masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,3,H,W
         b, n, _, h, w = images.shape
-        feats = model.backbone(images.flatten(0, 1))
+        feats = self._features(model, images.flatten(0, 1))
         conv4 = feats["conv4"].unflatten(0, (b, n))
         cfg = model.config
         stride = cfg.label_stride

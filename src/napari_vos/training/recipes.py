@@ -6,7 +6,8 @@ from typing import Any
 
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
                 synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
-                backbone_weights: str | None = None, init_checkpoint: str | None = None) -> Any:
+                backbone_weights: str | None = None, init_checkpoint: str | None = None,
+                train_backbone_from: str | None = None) -> Any:
     """The training recipe of one method, with the given data and sizes (None keeps its defaults)."""
     kwargs: dict[str, Any] = {"real_dirs": list(real_dirs or []), "synthetic_fraction": synthetic_fraction,
                               "backbone_weights": backbone_weights, "init_checkpoint": init_checkpoint}
@@ -18,6 +19,9 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         kwargs["config"] = config
     if method == "frtm":
         from napari_vos.training.frtm_recipe import FRTMRecipe
+
+        if train_backbone_from is not None:
+            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
 
         return FRTMRecipe(**kwargs)
     raise ValueError(f"no training recipe for method {method!r} (trainable: frtm)")
