@@ -30,7 +30,7 @@ def _setup(make_napari_viewer, n_frames=6, size=(64, 64)):
     viewer.window.add_dock_widget(widget)
     widget.image_combo.setCurrentText("video")
     widget.labels_combo.setCurrentText("painted")
-    widget.method_combo.setCurrentText("flow")
+    widget.select_method("flow")
     widget.device_combo.setCurrentText("cpu")
     return viewer, widget, truth
 
@@ -114,7 +114,7 @@ def test_mismatched_labels_are_an_error_not_a_crash(make_napari_viewer, qtbot):
 
 def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewer, qtbot, tmp_path):
     viewer, widget, _ = _setup(make_napari_viewer)
-    widget.method_combo.setCurrentText("frtm")
+    widget.select_method("frtm")
     missing = tmp_path / "missing.safetensors"
     widget.checkpoint_edit.setText(str(missing))
     n_layers = len(viewer.layers)
@@ -133,7 +133,7 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
     # the checkpoint fixture imports torchvision: only after the widget guarded the process (gl_guard.py)
     random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
     viewer.layers["painted"].data[0, 50:60, 4:14] = 2
-    widget.method_combo.setCurrentText("frtm")
+    widget.select_method("frtm")
     widget.checkpoint_edit.setText(random_frtm_checkpoint)
     widget.maps_checkbox.setChecked(True)
 
@@ -185,6 +185,17 @@ def test_manifest_docks_the_widget_and_opens_the_cell_sample(make_napari_viewer)
     assert widget.image_combo.currentText() == "cells (phase contrast)"
     assert widget.labels_combo.currentText() == "cell labels"
     assert widget.status.text() == ""  # the layers match
+    # ready methods by name; implemented-but-unshipped ones last, saying they need a checkpoint file
+    from napari_vos.methods import registry
+
+    offered = [(widget.method_combo.itemData(i), widget.method_combo.itemText(i))
+               for i in range(widget.method_combo.count())]
+    ready = registry.available_methods()
+    assert [name for name, _ in offered] == ready + [m for m in registry.available_methods(True) if m not in ready]
+    for name, text in offered:
+        assert text == name if name in ready else text == f"{name} (needs a checkpoint file)"
+    with pytest.raises(ValueError, match="not offered"):
+        widget.select_method("no-such-method")
 
 
 def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):

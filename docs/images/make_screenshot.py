@@ -29,7 +29,7 @@ def main(method: str = "flow", frame: str = "12") -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-vos", "Propagate")
     widget.image_combo.setCurrentText("natural video")
     widget.labels_combo.setCurrentText("natural labels")
-    widget.method_combo.setCurrentText(method)
+    widget.select_method(method)
     widget.device_combo.setCurrentText("cpu")
     widget.maps_checkbox.setChecked(True)
     widget.options_box.expand(animate=False)

@@ -88,8 +88,12 @@ class PropagateWidget(QWidget):
         self.all_painted.setChecked(True)
         self.all_painted.setToolTip("Every frame of the labels layer that holds paint is an annotation")
         self.method_combo = QComboBox()
-        for name in registry.available_methods():
-            self.method_combo.addItem(name)
+        ready = registry.available_methods()
+        # methods with no shipped checkpoint still run with a checkpoint file of your own: listed last
+        untrained = [m for m in registry.available_methods(include_untrained=True) if m not in ready]
+        for name in ready + untrained:
+            label = name if name in ready else f"{name} (needs a checkpoint file)"
+            self.method_combo.addItem(label, name)
             self.method_combo.setItemData(self.method_combo.count() - 1, registry.DESCRIPTIONS.get(name, ""),
                                           Qt.ItemDataRole.ToolTipRole)
         self.device_combo = QComboBox()
@@ -153,7 +157,7 @@ class PropagateWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        self.method_combo.currentTextChanged.connect(self._method_changed)
+        self.method_combo.currentIndexChanged.connect(lambda *_: self._method_changed(self.method))
         self.image_combo.currentTextChanged.connect(self._selection_changed)
         self.labels_combo.currentTextChanged.connect(self._selection_changed)
         events = self.viewer.layers.events
@@ -165,9 +169,22 @@ class PropagateWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self._follow_slider)
         self.destroyed.connect(lambda *_: self._stop_on_close())
         self._refresh_layers()
-        self._method_changed(self.method_combo.currentText())
+        self._method_changed(self.method)
 
     # -- choices ---------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """The registry name of the chosen method."""
+        return self.method_combo.currentData() or ""
+
+    def select_method(self, name: str) -> None:
+        """Choose a method by registry name (ValueError if it is not offered)."""
+        index = self.method_combo.findData(name)
+        if index < 0:
+            offered = [self.method_combo.itemData(i) for i in range(self.method_combo.count())]
+            raise ValueError(f"method {name!r} is not offered here; available: {offered}")
+        self.method_combo.setCurrentIndex(index)
+
     def _watch_name(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh_layers)
 
@@ -248,7 +265,7 @@ class PropagateWidget(QWidget):
         if self.worker is not None:
             return
         self._error = None
-        method = self.method_combo.currentText()
+        method = self.method
         try:
             image = self.image_combo.currentText()
             labels = self.labels_combo.currentText()
