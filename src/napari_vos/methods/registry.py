@@ -13,11 +13,15 @@ from typing import Any
 METHODS: dict[str, str] = {
     "frtm": "napari_vos.methods.frtm:FRTM",
     "flow": "napari_vos.methods.flow:FlowMethod",
+    "agame": "napari_vos.methods.agame:AGAME",
+    "rgmp": "napari_vos.methods.rgmp:RGMP",
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "frtm": "FRTM: fast target model learned at test time (Gauss-Newton) + segmentation network",
     "flow": "Optical-flow warping of the annotated labels (weight-free baseline)",
+    "agame": "A-GAME: generative appearance model (Gaussian mixture, running update) + mask propagation",
+    "rgmp": "RGMP: Siamese reference + previous-mask encoder-decoder, multi-scale, no test-time learning",
 }
 
 
