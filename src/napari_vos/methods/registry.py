@@ -15,6 +15,8 @@ METHODS: dict[str, str] = {
     "flow": "napari_vos.methods.flow:FlowMethod",
     "agame": "napari_vos.methods.agame:AGAME",
     "rgmp": "napari_vos.methods.rgmp:RGMP",
+    "s2s": "napari_vos.methods.s2s:S2S",
+    "osvos_at": "napari_vos.methods.osvos_at:OSVOSAT",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -22,6 +24,8 @@ DESCRIPTIONS: dict[str, str] = {
     "flow": "Optical-flow warping of the annotated labels (weight-free baseline)",
     "agame": "A-GAME: generative appearance model (Gaussian mixture, running update) + mask propagation",
     "rgmp": "RGMP: Siamese reference + previous-mask encoder-decoder, multi-scale, no test-time learning",
+    "s2s": "S2S++: ConvLSTM sequence-to-sequence with skip-memory and border-distance classes",
+    "osvos_at": "OSVOS-AT: network fine-tuned on the annotated frame, its attention maps transferred to other frames",
 }
 
 

@@ -34,4 +34,14 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         if train_backbone_from is not None:
             kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
         return AGAMERecipe(**kwargs)
+    if method == "s2s":
+        from napari_vos.training.s2s_recipe import S2SRecipe
+
+        if train_backbone_from is not None:
+            raise ValueError("s2s trains its encoder and initializer end to end; --train-backbone-from does not apply")
+        return S2SRecipe(**kwargs)
+    if method == "osvos_at":
+        from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+        return OSVOSATRecipe(train_backbone_from=train_backbone_from, **kwargs)
     raise ValueError(f"no training recipe for method {method!r} (trainable: frtm)")

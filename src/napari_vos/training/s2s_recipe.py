@@ -1,0 +1,174 @@
+"""S2S++'s offline training (seed 004, sections III and IV), as a recipe for the shared loop.
+
+Each batch holds ``batch_size`` sequences, each one object of a different video (section IV-E:
+several objects of one sequence in a batch hurt), of 5 to 10 consecutive frames with one random
+flip and affine transform per sequence. The initializer sees the first frame and its mask; the
+rest go through encoder, ConvLSTMs and decoder in order, and the loss is backpropagated through
+time over the whole sequence (eq. 7, summed over the frames):
+
+    L = sum_t [ L_seg(t) + lambda * L_dist(t) ]
+
+L_seg is the balanced binary cross-entropy of eq. (5) (OSVOS's: positives weighted by the
+background fraction beta, negatives by 1 - beta, averaged over pixels), L_dist the cross-entropy
+over the border-distance classes. Videos: real sequences (DAVIS-style folders) mixed with the
+project's synthetic natural-like videos.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
+from napari_vos.training.clips import SequenceBank, synthetic_clip_source
+from napari_vos.training.sequence_clips import sample_sequence
+
+
+def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. (5) per image, averaged over pixels: beta = |Y-|/|Y| weighs the positives, 1 - beta the negatives.
+
+    logits, target (N, H, W) -> (N,).
+    """
+    target = (target > 0.5).to(logits.dtype)
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1)
+    t = target.flatten(1)
+    beta = 1.0 - t.mean(1, keepdim=True)  # fraction of background pixels
+    weights = beta * t + (1.0 - beta) * (1.0 - t)
+    return (weights * per_pixel).mean(1)
+
+
+def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str:
+    """Start from an S2S checkpoint (all tensors) or from another method's ``backbone.*`` (e.g. FRTM's).
+
+    A backbone goes into both the encoder and the initializer (its RGB slice). Returns what was loaded.
+    """
+    if any(k.startswith("encoder.") for k in state):
+        net.load_state_dict(state, strict=True)
+        return "s2s"
+    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    if not backbone:
+        raise ValueError("the init checkpoint holds neither an S2S network nor backbone.* tensors")
+    if net.config.encoder == "vgg16":
+        raise ValueError("backbone.* tensors are a ResNet's; the 'paper' (VGG-16) configuration cannot use them")
+    net.encoder.load_rgb_state_dict(backbone)
+    net.initializer.pyramid.load_rgb_state_dict(backbone)
+    return "backbone"
+
+
+@dataclass
+class S2SRecipe:
+    """Draws ordered sequences from real and synthetic videos; BPTT over each sequence."""
+
+    config: str = "light"
+    size: tuple[int, int] = (256, 448)
+    batch_size: int = 4
+    min_length: int = 5  # frames per sequence, the annotated first one included
+    max_length: int = 10
+    max_stride: int = 3  # temporal stride 1..3 (DAVIS is 24 fps; YouTube-VOS's training labels are at 6 fps)
+    distance_weight: float = 1.0 / 3.0  # lambda of eq. (7)
+    real_dirs: list[str] = field(default_factory=list)
+    synthetic_fraction: float = 0.5
+    synthetic_source: str | None = None
+    backbone_weights: str | None = None
+    init_checkpoint: str | None = None
+    name: str = "s2s"
+
+    def __post_init__(self) -> None:
+        if self.config not in CONFIGS:
+            raise ValueError(f"unknown s2s configuration {self.config!r}; choose one of {', '.join(CONFIGS)}")
+        if not 2 <= self.min_length <= self.max_length:
+            raise ValueError(f"need 2 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        self.classes = CONFIGS[self.config].border_classes
+        self._bank: SequenceBank | None = None
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._draw_synthetic = None
+
+    def build(self, device: torch.device) -> S2SNetwork:
+        net = S2SNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
+        if self.init_checkpoint:
+            from napari_vos.weights import load_state_dict_file
+
+            load_initial_weights(net, load_state_dict_file(self.init_checkpoint))
+        # small batches: keep a pretrained backbone's batch-norm statistics
+        net.freeze_batchnorm = bool(self.init_checkpoint or self.backbone_weights)
+        return net.to(device)
+
+    def _real(self) -> SequenceBank | None:
+        if self._bank is None and self.real_dirs:
+            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
+        return self._bank if self._bank and len(self._bank) else None
+
+    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._draw_synthetic is None:
+            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source,
+                                                         n_frames=2 * self.max_length)
+        if len(self._pool) < 24:
+            self._pool.append(self._draw_synthetic(rng))
+        elif rng.random() < 0.25:
+            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
+        return self._pool[int(rng.integers(len(self._pool)))]
+
+    def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """frames (B, T, 3, H, W), masks (B, T, H, W), distance classes (B, T, H, W); one length T per batch."""
+        length = int(rng.integers(self.min_length, self.max_length + 1))
+        bank = self._real()
+        used: set[int] = set()
+        frames, masks = [], []
+        for _ in range(100 * self.batch_size):
+            if len(frames) == self.batch_size:
+                break
+            if bank is None or rng.random() < self.synthetic_fraction:
+                video = self._synthetic(rng)
+            else:
+                i = int(rng.integers(len(bank)))
+                if i in used and len(used) < len(bank):
+                    continue  # one object per video in a batch
+                used.add(i)
+                video = bank.videos[i]
+            clip = sample_sequence(*video, length, rng, self.size, max_stride=self.max_stride)
+            if clip is not None:
+                frames.append(clip.frames)
+                masks.append(clip.masks)
+        if len(frames) < self.batch_size:
+            raise RuntimeError(f"could not draw {self.batch_size} sequences of {length} frames with a visible object")
+        f = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).contiguous()
+        m = np.stack(masks)
+        d = np.stack([[self.classes.classes(x) for x in seq] for seq in m])
+        return {"frames": f, "masks": torch.from_numpy(m), "distance": torch.from_numpy(d)}
+
+    def loss(self, model: S2SNetwork, batch: dict[str, torch.Tensor], device: torch.device
+             ) -> tuple[torch.Tensor, dict[str, Any]]:
+        frames = batch["frames"].to(device)
+        masks = batch["masks"].to(device)
+        logits, dist_logits = model(frames, masks[:, 0])
+        target = masks[:, 1:]
+        seg = balanced_bce(logits.flatten(0, 1), target.flatten(0, 1)).unflatten(0, target.shape[:2]).sum(1).mean()
+        loss = seg
+        stats: dict[str, Any] = {"seg": float(seg)}
+        if dist_logits is not None:
+            classes = batch["distance"][:, 1:].to(device)
+            dist = F.cross_entropy(dist_logits.flatten(0, 1).float(), classes.flatten(0, 1), reduction="none")
+            dist = dist.flatten(1).mean(1).unflatten(0, classes.shape[:2]).sum(1).mean()
+            loss = loss + self.distance_weight * dist
+            stats["dist"] = float(dist)
+        with torch.no_grad():
+            pred = logits > 0
+            truth = target > 0.5
+            inter = (pred & truth).flatten(2).sum(2).float()
+            union = (pred | truth).flatten(2).sum(2).float()
+            iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+        stats["iou"] = float(iou.mean())
+        stats["iou_last"] = float(iou[:, -1].mean())
+        return loss, stats
+
+    def export_tensors(self, model: S2SNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """fp16 state dict and metadata for a shipped safetensors checkpoint."""
+        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+                 for k, v in model.state_dict().items()}
+        meta = {"method": "s2s", "config": self.config, "s2s_config": json.dumps(model.config.to_dict()),
+                "train_size": f"{self.size[0]}x{self.size[1]}"}
+        return state, meta
