@@ -52,7 +52,8 @@ def _receptive_support(module, in_ch, size=(31, 33)):
 def test_global_conv_shapes_and_receptive_field():
     torch.manual_seed(0)
     gc = GlobalConv(6, 16, k=7)
-    assert [tuple(c.kernel_size) for c in (gc.left1, gc.left2, gc.right1, gc.right2)] == [(7, 1), (1, 7), (1, 7), (7, 1)]
+    kernels = [tuple(c.kernel_size) for c in (gc.left1, gc.left2, gc.right1, gc.right2)]
+    assert kernels == [(7, 1), (1, 7), (1, 7), (7, 1)]
     shape, extent, support = _receptive_support(gc, 6)
     assert shape == (1, 16, 31, 33)
     assert extent == (-3, 3, -3, 3)

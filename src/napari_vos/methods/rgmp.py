@@ -128,8 +128,8 @@ class RGMP(MethodBase):
         gen = torch.Generator().manual_seed(self.seed)
         losses: list[float] = []
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
-            img = image.detach().clone().float().cpu()
-            objs = objects.detach().clone().float().cpu()
+            img = image.detach().clone().float()  # a normal tensor: the engine's may be an inference tensor
+            objs = objects.detach().clone().float()
             params = [p for p in net.parameters() if p.requires_grad]
             opt = torch.optim.Adam(params, lr=self.online_lr)
             net.eval()
@@ -140,10 +140,8 @@ class RGMP(MethodBase):
                 if pair is None:
                     misses += 1
                     continue
-                dev = self.device
-                logits = net(pair.ref_image[None].to(dev), pair.ref_mask[None].to(dev), pair.image[None].to(dev),
-                             pair.guidance[None].to(dev))
-                loss = mask_loss(logits, pair.mask.to(dev))
+                logits = net(pair.ref_image[None], pair.ref_mask[None], pair.image[None], pair.guidance[None])
+                loss = mask_loss(logits, pair.mask)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

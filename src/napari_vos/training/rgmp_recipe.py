@@ -86,6 +86,7 @@ class RGMPRecipe:
         self._bank: SequenceBank | None = None
         self._pool: list[tuple[np.ndarray, np.ndarray]] = []
         self._draw_synthetic = None
+        self._device = torch.device("cpu")  # where samples are simulated: the training device (set by build)
 
     @classmethod
     def from_options(cls, config: str | None = None, train_backbone_from: str | None = None,
@@ -114,6 +115,7 @@ class RGMPRecipe:
                  else _BACKBONE_STAGES.index(self.train_backbone_from))
         for stage in _BACKBONE_STAGES[:first]:
             getattr(net.encoder.backbone, stage).requires_grad_(False)
+        self._device = torch.device(device)
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------
@@ -146,7 +148,7 @@ class RGMPRecipe:
         """One frame (3,H,W) float and its labels, from a random real or synthetic video."""
         frames, labels = self._video(rng)
         t = int(rng.integers(len(frames)))
-        return torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255, labels[t]
+        return torch.from_numpy(frames[t]).to(self._device).permute(2, 0, 1).float() / 255, labels[t]
 
     def simulated_pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Pre-training sample: (ref image, ref mask, image, guidance, mask), strategy 1 or 2 at random."""
@@ -157,13 +159,13 @@ class RGMPRecipe:
             obj = self._pick_object(labels, rng)
             if obj is None:
                 continue
-            mask = torch.from_numpy(labels == obj).float()
+            mask = torch.from_numpy(labels == obj).to(self._device).float()
             if rng.random() < 0.5:
                 pair = strategy1(image, mask, size, g, self.pairs)
             else:
                 background, bg_labels = self._still(rng)
-                pair = strategy2(image, mask, background, torch.from_numpy(bg_labels.astype(np.int64)), size, g,
-                                 self.pairs)
+                bg_objects = torch.from_numpy(bg_labels.astype(np.int64)).to(self._device)
+                pair = strategy2(image, mask, background, bg_objects, size, g, self.pairs)
             if pair is not None:
                 return pair.ref_image, pair.ref_mask, pair.image, pair.guidance, pair.mask[0]
         raise RuntimeError("could not simulate a training pair in 100 tries: are the training masks empty?")
@@ -206,8 +208,8 @@ class RGMPRecipe:
                 continue
             present = [t for t in range(len(frames)) if (labels[t] == obj).mean() >= self.min_area]
             ref = int(rng.choice(present))
-            stack = torch.from_numpy(frames[[ref] + idx]).permute(0, 3, 1, 2).float() / 255
-            masks = torch.from_numpy(labels[[ref] + idx] == obj).float()
+            stack = torch.from_numpy(frames[[ref] + idx]).to(self._device).permute(0, 3, 1, 2).float() / 255
+            masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._device).float()
             if rng.random() < 0.5:
                 stack, masks = stack.flip(-1), masks.flip(-1)
             ref_image, ref_mask = self._crop_stack(stack[:1], masks[:1], masks[0], g, (1.0, 1.3))
