@@ -1,0 +1,154 @@
+"""A-GAME: A Generative Appearance Model for end-to-end video object segmentation (seed 003).
+
+Johnander, Danelljan, Brissman, Khan, Felsberg, CVPR 2019. The network (methods.agame_network)
+learns, in one shot and without gradient descent at test time, a Gaussian mixture of target and
+background features (methods.agame_appearance): fitted on the annotated frame, used to score
+every next frame, and updated with a running average from each new soft segmentation. Its
+log-probabilities are fused with an RGMP-like mask-propagation module into a coarse segmentation,
+refined by an upsampling module. K objects are K passes on shared backbone features; the engine
+aggregates them (softmax aggregation) and the aggregated soft segmentations replace each object's
+coarse mask in the recurrence (``update``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import torch
+
+from napari_vos.methods.agame_appearance import mixture_posteriors
+from napari_vos.methods.agame_network import (CONFIGS, STRIDE, AGAMEConfig, AGAMENetwork, AGAMEState, Prediction,
+                                              seg_at_stride)
+from napari_vos.methods.base import MethodBase, Step
+from napari_vos.nn.padding import crop_to, pad_to_multiple
+
+RECURRENCES = ("aggregated", "coarse")
+
+
+class AGAME(MethodBase):
+    """The A-GAME method over a trained AGAMENetwork.
+
+    Options: ``update_rate`` (lambda of the running mixture update, default the checkpoint's, 0.1;
+    0 keeps the first frame's mixture), ``n_components`` (4: base + distractor components, the
+    paper; 2: base components only), ``recurrence`` ("aggregated": the engine's aggregated
+    segmentation, pooled to stride 16, feeds the mixture update and the mask propagation, as the
+    paper does at test time; "coarse": the coarse predictor's own soft output, as in training).
+    """
+
+    name: ClassVar[str] = "agame"
+    needs_checkpoint: ClassVar[bool] = True
+    map_names: ClassVar[tuple[str, ...]] = ("target_posterior", "distractor_posterior", "coarse_segmentation")
+
+    def __init__(self, network: AGAMENetwork, device: torch.device | str = "cpu", *,
+                 update_rate: float | None = None, n_components: int | None = None,
+                 recurrence: str = "aggregated", seed: int = 0) -> None:
+        super().__init__(device, update_rate=update_rate, n_components=n_components, recurrence=recurrence)
+        cfg = network.config
+        rate = cfg.update_rate if update_rate is None else float(update_rate)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"update_rate (lambda) must be in [0, 1], got {update_rate!r}")
+        components = cfg.n_components if n_components is None else n_components
+        if components not in (2, 4):
+            raise ValueError(f"n_components must be 4 (base + distractor components, the paper) or 2 "
+                             f"(base components only), got {n_components!r}")
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
+        self.config: AGAMEConfig = replace(cfg, update_rate=rate, n_components=int(components))
+        self.recurrence = recurrence
+        self.network = network.to(self.device).eval()
+        self.state: AGAMEState | None = None
+        self._last: Prediction | None = None
+        self.seed = seed  # A-GAME is deterministic; kept for the engine's common signature
+
+    # -- helpers -------------------------------------------------------------------------
+    def _features(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+        img, size = pad_to_multiple(image.to(self.device), STRIDE)
+        return self.network.features(img[None]), size
+
+    def _seg(self, masks: torch.Tensor) -> torch.Tensor:
+        padded, _ = pad_to_multiple(masks.to(self.device).float(), STRIDE)
+        return seg_at_stride(padded)
+
+    # -- protocol ------------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """Fit the mixture on the annotated frame; it is also the reference of the mask propagation."""
+        feats, _ = self._features(image)
+        self.state = self.network.init_state(feats, self._seg(objects), self.config.n_components)
+        self._last = None
+
+    @torch.no_grad()
+    def step(self, image: torch.Tensor) -> Step:
+        if self.state is None:
+            raise RuntimeError("AGAME.step called before start()")
+        feats, size = self._features(image)
+        pred = self.network.predict(feats, self.state)
+        self._last = pred
+        probs = crop_to(torch.softmax(pred.logits.float(), dim=1)[:, 1], size)
+        posteriors = mixture_posteriors(pred.log_probs, self.config.n_components)
+        coarse = torch.softmax(pred.coarse_logits.float(), dim=1)[:, 1]
+        maps = {"target_posterior": posteriors[:, 1], "distractor_posterior": posteriors[:, 2],
+                "coarse_segmentation": coarse}
+        return Step(probs=probs, maps=maps)
+
+    @torch.no_grad()
+    def update(self, probs: torch.Tensor) -> None:
+        """Running update of the mixture and the next frame's y_{t-1} from the aggregated probabilities."""
+        if self._last is None or self.state is None:
+            return
+        if self.recurrence == "aggregated":
+            seg = self._seg(probs)
+        else:
+            seg = torch.softmax(self._last.coarse_logits.float(), dim=1)
+        self.state = self.network.update_state(self.state, self._last.appearance_features, seg,
+                                               self.config.n_components, self.config.update_rate)
+        self._last = None
+
+    @torch.no_grad()
+    def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """A corrected frame: its mask updates the mixture (rate lambda) and becomes y_{t-1}.
+
+        The paper has no corrections; the annotated first frame stays the propagation reference.
+        """
+        if self.state is None:
+            self.start(image, objects)
+            return
+        feats, _ = self._features(image)
+        x = self.network.appearance.features(feats["s16"])
+        self.state = self.network.update_state(self.state, x, self._seg(objects), self.config.n_components,
+                                               self.config.update_rate)
+        self._last = None
+
+    # -- construction from a checkpoint ----------------------------------------------------
+    @classmethod
+    def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "AGAME":
+        """Load the network from a registered name or a safetensors path (default: the shipped one)."""
+        from napari_vos import weights
+
+        network, ckpt_name, sha = load_network(checkpoint or weights.default_checkpoint("agame").name)
+        method = cls(network, device=device, **options)
+        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
+        return method
+
+
+def load_network(checkpoint: str) -> tuple[AGAMENetwork, str, str]:
+    """An AGAMENetwork from an A-GAME checkpoint; returns (network, checkpoint name, sha256)."""
+    from napari_vos import weights
+
+    state, meta, ckpt_name, sha = weights.load_checkpoint(checkpoint)
+    if meta.get("method") != "agame":
+        raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 'agame'")
+    if "agame_config" in meta:
+        config = AGAMEConfig.from_dict(json.loads(meta["agame_config"]))
+    else:
+        config = CONFIGS[meta.get("config", "light")]
+    network = AGAMENetwork(config)
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the A-GAME network: missing "
+                                      f"{missing[:5]}, unexpected {unexpected[:5]}")
+    return network, ckpt_name, sha
+
+
+__all__ = ["AGAME", "AGAMENetwork", "AGAMEConfig", "CONFIGS", "load_network"]
