@@ -44,10 +44,4 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
 
         return OSVOSATRecipe(train_backbone_from=train_backbone_from, **kwargs)
-    if method == "agame":
-        from napari_vos.training.agame_recipe import AGAMERecipe
-
-        if train_backbone_from is not None:
-            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
-        return AGAMERecipe(**kwargs)
     raise ValueError(f"no training recipe for method {method!r} (trainable: frtm)")
