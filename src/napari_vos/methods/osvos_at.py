@@ -1,0 +1,182 @@
+"""OSVOS-AT: one-shot video object segmentation using attention transfer (seed 000, Chanda & Wang).
+
+A Siamese use of one network (methods.osvos_at_net): at ``start`` the parent network is
+fine-tuned on the annotated frame (the teacher stream, methods.osvos_at_finetune) and the
+fine-tuned teacher's attention maps A_t^i of that frame are kept; every other frame goes through
+the student stream, which has the teacher's (copied) parameters and adds A_t^i to its own
+attention maps before weighting its features (eq. 6). An optional dense CRF (nn.dense_crf)
+smooths each object's mask. K objects share one backbone; each has its own attention and score
+(the parent's single-object head copied K times and fine-tuned together).
+
+Fine-tuning is the slow part, so it reports ``on_finetune(step, total, loss)`` and stops when
+``cancel_event`` (a threading.Event) is set. The engine builds a fresh method for the forward
+and the backward pass; the fine-tuned weights of the last annotated frame are kept in a small
+cache (keyed by checkpoint, frame, masks and settings) so the second pass does not fine-tune again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import replace
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
+from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
+from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
+from napari_vos.nn.padding import crop_to, pad_to_multiple
+
+OPTIONS = ("finetune_iterations", "finetune_lr", "finetune_crop", "finetune_frozen_stages", "finetune_optimizer",
+           "finetune_augment", "remember_iterations", "attention_transfer", "crf", "crf_iterations",
+           "crf_bilateral_xy", "crf_bilateral_rgb", "crf_bilateral_weight", "crf_gaussian_xy", "crf_gaussian_weight",
+           "on_finetune", "cancel_event", "reuse_finetune")
+
+# (key, tuned state on the CPU) of the last finished fine-tuning: lets the backward pass reuse it.
+_FINETUNE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
+
+
+class OSVOSAT(MethodBase):
+    """The OSVOS-AT test network: fine-tuned teacher, attention-transferred student."""
+
+    name: ClassVar[str] = "osvos_at"
+    needs_checkpoint: ClassVar[bool] = True
+    map_names: ClassVar[tuple[str, ...]] = ("attention_1", "attention_2", "attention_3", "attention_4")
+
+    def __init__(self, network: OSVOSATNetwork, device: torch.device | str = "cpu", seed: int = 0, *,
+                 finetune_iterations: int | None = None, finetune_lr: float | None = None,
+                 finetune_crop: int | None | str = "default", finetune_frozen_stages: int | None = None,
+                 finetune_optimizer: str = "adam", finetune_augment: bool = True,
+                 remember_iterations: int | None = None, attention_transfer: bool = True, crf: bool = False,
+                 crf_iterations: int = 5, crf_bilateral_xy: float = 80.0, crf_bilateral_rgb: float = 13.0,
+                 crf_bilateral_weight: float = 10.0, crf_gaussian_xy: float = 3.0, crf_gaussian_weight: float = 3.0,
+                 on_finetune: Callable[[int, int, float], None] | None = None,
+                 cancel_event: threading.Event | None = None, reuse_finetune: bool = True, **options: Any) -> None:
+        unknown = sorted(options)
+        if unknown:
+            raise ValueError(f"unknown osvos_at option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+        super().__init__(device)
+        cfg: OSVOSATConfig = network.config
+        self.finetune_settings = FinetuneSettings(
+            iterations=cfg.finetune_iterations if finetune_iterations is None else int(finetune_iterations),
+            lr=cfg.finetune_lr if finetune_lr is None else float(finetune_lr),
+            crop=cfg.finetune_crop if finetune_crop == "default" else finetune_crop,
+            frozen_stages=cfg.finetune_frozen_stages if finetune_frozen_stages is None else int(finetune_frozen_stages),
+            optimizer=finetune_optimizer, augment=bool(finetune_augment), seed=seed)
+        self.remember_iterations = (self.finetune_settings.iterations // 2 if remember_iterations is None
+                                    else int(remember_iterations))
+        self.attention_transfer = attention_transfer
+        self.crf = DenseCRFSettings(crf_iterations, crf_bilateral_xy, crf_bilateral_rgb, crf_bilateral_weight,
+                                    crf_gaussian_xy, crf_gaussian_weight) if crf else None
+        self.on_finetune = on_finetune
+        self.cancel_event = cancel_event
+        self.reuse_finetune = reuse_finetune
+        self.network = network.to(self.device).eval()
+        self.parent_heads = self.network.heads
+        self.teacher_attention: list[torch.Tensor] | None = None
+        self.annotated: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.reports: list[FinetuneReport] = []
+        self.checkpoint_name: str | None = None
+        self.checkpoint_sha256: str | None = None
+
+    # -- fine-tuning and the teacher stream ----------------------------------------------
+    def _cache_key(self, image: torch.Tensor, objects: torch.Tensor) -> str | None:
+        if not self.reuse_finetune or self.checkpoint_sha256 is None:
+            return None
+        h = hashlib.sha256()
+        h.update(self.checkpoint_sha256.encode())
+        h.update(json.dumps(self.network.config.to_dict(), sort_keys=True).encode())
+        h.update(repr(self.finetune_settings).encode())
+        for t in (image, objects):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def _finetune(self, iterations: int) -> FinetuneReport:
+        settings = replace(self.finetune_settings, iterations=iterations,
+                           seed=self.finetune_settings.seed + len(self.reports))
+        images = [img for img, _ in self.annotated]
+        masks = [obj for _, obj in self.annotated]
+        report = finetune(self.network, images, masks, settings, self.on_finetune, self.cancel_event)
+        self.reports.append(report)
+        return report
+
+    def _teacher(self, image: torch.Tensor) -> None:
+        """A_t^i: the fine-tuned teacher's attention maps of the annotated frame."""
+        with torch.inference_mode(False), torch.no_grad():
+            img, _ = pad_to_multiple(image.detach().clone().float()[None], self.network.multiple)
+            self.teacher_attention = self.network.heads.attention_maps(self.network.features(img))
+
+    # -- protocol ------------------------------------------------------------------------
+    def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """Fine-tune the parent on the annotated frame (online training), then compute A_t^i."""
+        image, objects = image.to(self.device), objects.to(self.device).float()
+        with torch.inference_mode(False):
+            self.network.heads = self.parent_heads.expanded(objects.shape[0])
+            image_c, objects_c = image.detach().clone(), objects.detach().clone()
+        self.annotated = [(image_c, objects_c)]
+        key = self._cache_key(image_c, objects_c)
+        if key is not None and key in _FINETUNE_CACHE:
+            with torch.inference_mode(False), torch.no_grad():
+                self.network.load_state_dict(_FINETUNE_CACHE[key])
+        else:
+            report = self._finetune(self.finetune_settings.iterations)
+            if key is not None and not report.cancelled:
+                _FINETUNE_CACHE.clear()
+                _FINETUNE_CACHE[key] = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+        self._teacher(image_c)
+
+    @torch.no_grad()
+    def step(self, image: torch.Tensor) -> Step:
+        """The student stream: own attention + transferred teacher attention (eq. 6), then the mask."""
+        if self.teacher_attention is None:
+            raise RuntimeError("OSVOSAT.step called before start()")
+        img, size = pad_to_multiple(image.to(self.device).float()[None], self.network.multiple)
+        teacher = self.teacher_attention if self.attention_transfer else None
+        out = self.network(img, teacher_attention=teacher)
+        probs = crop_to(torch.sigmoid(out.logits[0]), size)
+        if self.crf is not None:
+            probs = crf_foreground(image.to(self.device).float(), probs, self.crf)
+        maps = {}
+        for i, (a, s) in enumerate(zip(out.attention_used, self.network.strides)):
+            maps[f"attention_{i + 1}"] = a[0, :, : -(-size[0] // s), : -(-size[1] // s)]
+        return Step(probs=probs, maps=maps)
+
+    def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """A corrected frame: fine-tune further on all annotated frames; it becomes the teacher."""
+        if self.teacher_attention is None:
+            self.start(image, objects)
+            return
+        with torch.inference_mode(False):
+            self.annotated.append((image.to(self.device).detach().clone(),
+                                   objects.to(self.device).float().detach().clone()))
+        if self.remember_iterations > 0:
+            self._finetune(self.remember_iterations)
+        self._teacher(self.annotated[-1][0])
+
+    # -- construction from a checkpoint ----------------------------------------------------
+    @classmethod
+    def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "OSVOSAT":
+        """Load the parent network from a registered name or a safetensors path (default: the shipped one)."""
+        from napari_vos import weights
+
+        name = checkpoint or weights.default_checkpoint("osvos_at").name
+        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
+        if meta.get("method") != "osvos_at":
+            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, "
+                                          f"not 'osvos_at'")
+        if "osvos_at_config" in meta:
+            config = OSVOSATConfig.from_dict(json.loads(meta["osvos_at_config"]))
+        else:
+            config = CONFIGS[meta.get("config", "light")]
+        network = OSVOSATNetwork(config)
+        missing, unexpected = network.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the OSVOS-AT network: missing "
+                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
+        method = cls(network, device=device, **options)
+        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
+        return method
+

@@ -1,0 +1,153 @@
+"""OSVOS-AT's offline training of the parent network (seed 000, section III-C), as a recipe for the shared loop.
+
+In each iteration a training video is drawn; one of its frames goes through the teacher stream and
+a batch of its other frames through the student stream, which adds the teacher's attention maps to
+its own (eq. 6). The class-balanced cross-entropy (eq. 5) of both streams is summed and
+back-propagated, through the student into the teacher's attention as well (one set of weights).
+The paper feeds the video's first frame to the teacher; here the teacher frame is drawn at random
+(users may annotate any frame), with the student frames within ``max_gap`` of it.
+
+As in OSVOS's parent network the target is the foreground: the union of a frame's objects
+(``foreground="union"``, DAVIS 2016 style), or one object picked per clip (``"object"``).
+No ImageNet VGG-16 exists on this project's machines: the light configuration starts its
+ResNet-18 from the FRTM checkpoint's ``backbone.*`` tensors (``init_checkpoint``); the paper
+configuration can start from torchvision's ImageNet VGG-16 with ``backbone_weights="imagenet"``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_vos.methods.osvos_at_net import CONFIGS, N_STAGES, OSVOSATNetwork, balanced_bce
+from napari_vos.nn.padding import pad_to_multiple
+from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+
+
+STAGE_NAMES = ("stem", "conv2", "conv3", "conv4", "conv5")  # VGG-16: "stem" is its conv1_x stage
+
+
+def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Copy the tensors of ``state`` whose name and shape match the model's; returns how many."""
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
+def _iou(logits: torch.Tensor, target: torch.Tensor) -> float:
+    pred, truth = logits > 0, target > 0.5
+    inter = (pred & truth).flatten(1).sum(1).float()
+    union = (pred | truth).flatten(1).sum(1).float().clamp_min(1)
+    return float((inter / union).mean())
+
+
+@dataclass
+class OSVOSATRecipe:
+    """Draws (teacher frame, student frames) clips from real sequences and synthetic videos."""
+
+    config: str = "light"
+    size: tuple[int, int] = (192, 320)
+    batch_size: int = 2  # videos per step
+    n_student: int = 3  # other frames of each video through the student stream
+    max_gap: int = 40
+    foreground: str = "union"
+    real_dirs: list[str] = field(default_factory=list)
+    synthetic_fraction: float = 0.5
+    synthetic_source: str | None = None
+    backbone_weights: str | None = None
+    init_checkpoint: str | None = None
+    train_backbone_from: str | None = None  # first backbone stage trained; earlier ones (and "none": all) fixed
+    name: str = "osvos_at"
+
+    def __post_init__(self) -> None:
+        if self.config not in CONFIGS:
+            raise ValueError(f"unknown osvos_at config {self.config!r}; choose one of {', '.join(CONFIGS)}")
+        if self.foreground not in ("union", "object"):
+            raise ValueError(f"foreground must be 'union' or 'object', got {self.foreground!r}")
+        if self.train_backbone_from not in (None, *STAGE_NAMES, "none"):
+            raise ValueError(f"train_backbone_from must be one of {', '.join(STAGE_NAMES)} or 'none', "
+                             f"got {self.train_backbone_from!r}")
+        self._bank: SequenceBank | None = None
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._draw_synthetic = None
+
+    def build(self, device: torch.device) -> OSVOSATNetwork:
+        net = OSVOSATNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
+        if self.init_checkpoint:
+            from napari_vos.weights import load_state_dict_file
+
+            if load_matching(net, load_state_dict_file(self.init_checkpoint)) == 0:
+                raise ValueError(f"no tensor of {self.init_checkpoint} fits the OSVOS-AT '{self.config}' network "
+                                 f"(expected an FRTM ResNet-18 checkpoint for 'light', or an osvos_at checkpoint)")
+        if self.train_backbone_from is not None:
+            first = N_STAGES if self.train_backbone_from == "none" else STAGE_NAMES.index(self.train_backbone_from)
+            for i in range(first):
+                net.backbone.stage(i).requires_grad_(False)
+        return net.to(device)
+
+    def _frozen_stages_eval(self, model: OSVOSATNetwork) -> None:
+        """Fixed stages keep their batch-norm statistics too."""
+        if self.train_backbone_from is not None:
+            first = N_STAGES if self.train_backbone_from == "none" else STAGE_NAMES.index(self.train_backbone_from)
+            for i in range(first):
+                model.backbone.stage(i).eval()
+
+    def _real(self) -> SequenceBank | None:
+        if self._bank is None and self.real_dirs:
+            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
+        return self._bank if self._bank and len(self._bank) else None
+
+    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._draw_synthetic is None:
+            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source)
+        if len(self._pool) < 24:
+            self._pool.append(self._draw_synthetic(rng))
+        elif rng.random() < 0.25:
+            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
+        return self._pool[int(rng.integers(len(self._pool)))]
+
+    def batch(self, rng: np.random.Generator) -> list[Clip]:
+        clips: list[Clip] = []
+        bank = self._real()
+        while len(clips) < self.batch_size:
+            if bank is None or rng.random() < self.synthetic_fraction:
+                frames, labels = self._synthetic(rng)
+            else:
+                frames, labels = bank.videos[int(rng.integers(len(bank)))]
+            if self.foreground == "union":
+                labels = (labels > 0).astype(np.int32)
+            clip = sample_clip_from(frames, labels, 1 + self.n_student, self.max_gap, rng, self.size)
+            if clip is not None:
+                clips.append(clip)
+        return clips
+
+    def loss(self, model: OSVOSATNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
+        images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,T,3,H,W
+        masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,T,H,W
+        b, t = images.shape[:2]
+        self._frozen_stages_eval(model)
+        images, _ = pad_to_multiple(images.flatten(0, 1), model.multiple)
+        masks, _ = pad_to_multiple(masks.flatten(0, 1)[:, None], model.multiple)
+        images, masks = images.unflatten(0, (b, t)), masks.unflatten(0, (b, t))
+        teacher = model(images[:, 0])
+        transferred = [a.repeat_interleave(t - 1, 0) for a in teacher.attention]
+        student = model(images[:, 1:].flatten(0, 1), teacher_attention=transferred)
+        teacher_target, student_target = masks[:, 0], masks[:, 1:].flatten(0, 1)
+        loss_t = balanced_bce(teacher.logits, teacher_target)
+        loss_s = balanced_bce(student.logits, student_target)
+        stats = {"teacher_loss": float(loss_t.detach()), "student_loss": float(loss_s.detach()),
+                 "teacher_iou": _iou(teacher.logits.detach(), teacher_target),
+                 "student_iou": _iou(student.logits.detach(), student_target)}
+        return loss_t + loss_s, stats
+
+    def export_tensors(self, model: OSVOSATNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """fp16 state dict and metadata for a shipped safetensors checkpoint."""
+        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+                 for k, v in model.state_dict().items()}
+        meta = {"method": "osvos_at", "config": self.config, "osvos_at_config": json.dumps(model.config.to_dict()),
+                "train_size": f"{self.size[0]}x{self.size[1]}", "foreground": self.foreground}
+        return state, meta

@@ -1,0 +1,199 @@
+"""OSVOS-AT: attention maps (eq. 1), attention transfer (eq. 6), balanced loss (eq. 5), online
+fine-tuning with progress and cancel, dense CRF, offline training recipe, end-to-end propagation."""
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_vos.methods.osvos_at import OSVOSAT
+from napari_vos.methods.osvos_at_finetune import FinetuneSettings, finetune, frame_loss
+from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balance_weights, balanced_bce
+from napari_vos.nn.dense_crf import PermutohedralLattice, crf_foreground
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _square(n=5, seed=0):
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=n, size=(64, 64), step=3, seed=seed)
+    return frames, truth
+
+
+def _image(frames, t):
+    return torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255
+
+
+def _iou(a, b):
+    a, b = np.asarray(a) > 0.5, np.asarray(b) > 0.5
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+@pytest.mark.parametrize("config,size", [("light", 64), ("paper", 32)])
+def test_attention_maps_are_in_unit_interval_and_shaped_like_their_features(config, size):
+    torch.manual_seed(0)
+    net = OSVOSATNetwork(CONFIGS[config]).eval()
+    net.heads = net.heads.expanded(2)
+    image = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        feats = net.features(image)
+        attention = net.heads.attention_maps(feats)
+        out = net(image)
+    assert len(feats) == 4
+    for x, a, s in zip(feats, attention, net.strides):
+        assert a.shape == (1, 2, *x.shape[-2:])
+        assert x.shape[-1] == size // s
+        assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert out.logits.shape == (1, 2, size, size)
+    assert all(torch.equal(u, a) for u, a in zip(out.attention_used, out.attention))  # teacher stream: A^i itself
+
+
+def test_eq6_student_output_changes_with_the_teacher_attention():
+    torch.manual_seed(0)
+    net = OSVOSATNetwork(CONFIGS["light"]).eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = net.features(image)
+        alone = net.stream(feats, (64, 64))
+        zero = net.stream(feats, (64, 64), [torch.zeros_like(a) for a in alone.attention])
+        teacher_a = [torch.rand_like(a) for a in alone.attention]
+        teacher_b = [torch.rand_like(a) for a in alone.attention]
+        student_a = net.stream(feats, (64, 64), teacher_a)
+        student_b = net.stream(feats, (64, 64), teacher_b)
+    torch.testing.assert_close(zero.logits, alone.logits)
+    for used, own, t in zip(student_a.attention_used, student_a.attention, teacher_a):
+        torch.testing.assert_close(used, own + t)  # A_new = A_s + A_t
+    assert (student_a.logits - alone.logits).abs().max() > 1e-4
+    assert (student_a.logits - student_b.logits).abs().max() > 1e-4
+
+    # the same through the method: the student's mask follows the teacher's maps; off when transfer is off
+    frames, truth = _square()
+    method = OSVOSAT(OSVOSATNetwork(CONFIGS["light"]), finetune_iterations=0)
+    method.start(_image(frames, 0), torch.from_numpy(truth[0][None]).float())
+    first = method.step(_image(frames, 1)).probs
+    method.teacher_attention = [a * 0.1 for a in method.teacher_attention]
+    second = method.step(_image(frames, 1)).probs
+    assert (first - second).abs().max() > 1e-5
+    method.attention_transfer = False
+    off = method.step(_image(frames, 1))
+    with torch.no_grad():
+        own = method.network(_image(frames, 1)[None])
+    torch.testing.assert_close(off.probs, torch.sigmoid(own.logits[0]))
+
+
+def test_balanced_loss_weights_match_eq5():
+    target = torch.zeros(1, 1, 10, 10)
+    target[0, 0, :2] = 1  # |Y+| = 20, |Y-| = 80
+    w_pos, w_neg = balance_weights(target)
+    assert math.isclose(float(w_neg / w_pos), 20 / 80, rel_tol=1e-6)  # (1 - beta) / beta = |Y+| / |Y-|
+    assert math.isclose(float(w_pos + w_neg), 1.0, rel_tol=1e-6)
+    assert math.isclose(float(w_pos * 20), float(w_neg * 80), rel_tol=1e-6)  # both classes weigh the same
+    logits = torch.randn(1, 1, 10, 10)
+    p = torch.sigmoid(logits)
+    pos = target > 0.5
+    expected = -(0.8 * torch.log(p[pos]).sum() + 0.2 * torch.log(1 - p[~pos]).sum()) / 100
+    torch.testing.assert_close(balanced_bce(logits, target), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_finetuning_lowers_the_loss_and_reports_progress_and_cancels():
+    torch.manual_seed(0)
+    frames, truth = _square()
+    image, objects = _image(frames, 0), torch.from_numpy(truth[0][None]).float()
+    net = OSVOSATNetwork(CONFIGS["light"])
+    before = frame_loss(net, image, objects)
+    calls = []
+    settings = FinetuneSettings(iterations=12, lr=1e-3, crop=None, frozen_stages=3)
+    with torch.inference_mode():  # the engine calls start() in inference mode
+        report = finetune(net, [image], [objects], settings, progress=lambda *a: calls.append(a))
+    after = frame_loss(net, image, objects)
+    assert after < 0.7 * before, (before, after)
+    assert [c[:2] for c in calls] == [(i, 12) for i in range(1, 13)]
+    assert all(math.isfinite(c[2]) for c in calls) and not report.cancelled
+    stem = [p.clone() for p in net.backbone.stem.parameters()]
+    assert all(p.requires_grad for p in net.backbone.stem.parameters())  # frozen only while fine-tuning
+
+    event = threading.Event()
+    stop_at = lambda step, total, loss: event.set() if step == 3 else None  # noqa: E731
+    report = finetune(net, [image], [objects], FinetuneSettings(iterations=50, crop=32), stop_at, event)
+    assert report.cancelled and report.iterations == 3
+    assert all(torch.equal(a, b) for a, b in zip(stem, net.backbone.stem.parameters()))
+
+
+def test_dense_crf_lattice_matches_brute_force_and_cleans_a_noisy_mask():
+    torch.manual_seed(0)
+    feats = torch.rand(300, 5) * 3
+    values = (feats[:, :1] < 1.5).float()
+    lattice = PermutohedralLattice(feats)
+    approx = lattice.filter(values) / lattice.filter(torch.ones(300, 1))
+    kernel = torch.exp(-0.5 * torch.cdist(feats, feats) ** 2)
+    exact = kernel @ values / kernel.sum(1, keepdim=True)
+    assert float((approx - exact).abs().mean()) < 0.03
+
+    image = torch.zeros(3, 48, 48)
+    image[:, 12:36, 12:36] = 0.8
+    truth = image[0] > 0.5
+    noisy = torch.where(truth, 0.7, 0.3) + 0.45 * (torch.rand(48, 48) - 0.5) * 2
+    probs = noisy.clamp(0.01, 0.99)[None]
+    refined = crf_foreground(image, probs)
+    assert refined.shape == (1, 48, 48)
+    assert _iou(refined[0] > 0.5, truth) > _iou(probs[0] > 0.5, truth) + 0.05
+    assert _iou(refined[0] > 0.5, truth) > 0.95
+
+
+def test_recipe_step_backbone_from_frtm_and_checkpoint_round_trip(tmp_path, random_frtm_checkpoint):
+    from napari_vos import weights
+    from napari_vos.training.loop import TrainSettings, train
+    from napari_vos.training.recipes import make_recipe
+
+    recipe = make_recipe("osvos_at", size=(64, 64), batch_size=1, init_checkpoint=random_frtm_checkpoint)
+    recipe.n_student = 2
+    frtm_state = weights.load_state_dict_file(random_frtm_checkpoint)
+    net = recipe.build(torch.device("cpu"))
+    torch.testing.assert_close(net.backbone.conv4[0].conv1.weight, frtm_state["backbone.conv4.0.conv1.weight"])
+    batch = recipe.batch(np.random.default_rng(0))
+    assert batch[0].frames.shape == (3, 64, 64, 3)
+    loss, stats = recipe.loss(net, batch, torch.device("cpu"))
+    assert math.isfinite(float(loss)) and {"teacher_loss", "student_loss", "student_iou"} <= set(stats)
+    loss.backward()
+    assert net.heads.attention[0].weight.grad.abs().sum() > 0
+
+    model = train(recipe, tmp_path / "run", TrainSettings(steps=1, save_every=1, log_every=1), log=lambda s: None)
+    tensors, meta = recipe.export_tensors(model)
+    path = tmp_path / "osvos_at.safetensors"
+    weights.save_checkpoint(path, tensors, meta)
+    method = OSVOSAT.build(checkpoint=str(path), finetune_iterations=1)
+    assert method.network.config == CONFIGS["light"] and method.checkpoint_sha256
+    with pytest.raises(ValueError, match="unknown osvos_at option"):
+        OSVOSAT.build(checkpoint=str(path), finetune_iteration=1)
+
+
+def test_end_to_end_tiny_propagation_two_objects_finetune_once(tmp_path):
+    import napari_vos
+    from napari_vos import weights
+    from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+    torch.manual_seed(0)
+    path = tmp_path / "osvos_at-random.safetensors"
+    weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
+    frames, truth = _square()
+    labels = truth[2].copy()
+    labels[40:56, 40:60] = 2
+    calls = []
+    result = napari_vos.propagate(frames, labels, method="osvos_at", frame=2, device="cpu", checkpoint=str(path),
+                                  maps=True, finetune_iterations=2, finetune_crop=None,
+                                  on_finetune=lambda *a: calls.append(a))
+    assert result.labels.shape == (5, 64, 64)
+    np.testing.assert_array_equal(result.labels[2], labels)
+    assert set(np.unique(result.labels)) <= {0, 1, 2}
+    assert len(calls) == 2  # the backward pass reuses the forward pass's fine-tuned network
+    for i, stride in enumerate((4, 8, 16, 32), start=1):
+        assert result.maps[f"attention_{i}"].shape == (5, 2, 64 // stride, 64 // stride)
+    assert result.maps["attention_1"].max() <= 2.0 and result.maps["attention_1"].min() >= 0.0
