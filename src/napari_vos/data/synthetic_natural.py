@@ -20,6 +20,7 @@ behind it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +278,12 @@ class _Source:
         return _resize(img, (max(shape[0], round(h * k)), max(shape[1], round(w * k))))[: shape[0], : shape[1]]
 
 
+@lru_cache(maxsize=8)
+def _source_for(path: str) -> _Source:
+    """One `_Source` per folder: training draws thousands of clips from the same folder."""
+    return _Source(path)
+
+
 def _procedural_background(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Textured backdrop: a large-scale texture with a horizon-like gradient and a few patches."""
     h, w = shape
@@ -324,7 +331,7 @@ def natural_scene(
         raise ValueError("n_objects must be >= 1")
     rng = np.random.default_rng(seed)
     h, w = size
-    source = _Source(source_dir) if source_dir is not None else None
+    source = _source_for(str(Path(source_dir).resolve())) if source_dir is not None else None
     canvas = (int(h * 1.5) + 2, int(w * 1.5) + 2)
     background = source.background(rng, canvas) if source else _procedural_background(rng, canvas)
     n_dis = (int(rng.integers(1, 3)) if distractors is True else int(distractors)) if distractors else 0
