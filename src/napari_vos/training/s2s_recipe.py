@@ -148,13 +148,13 @@ class S2SRecipe:
         target = masks[:, 1:]
         seg = balanced_bce(logits.flatten(0, 1), target.flatten(0, 1)).unflatten(0, target.shape[:2]).sum(1).mean()
         loss = seg
-        stats: dict[str, Any] = {"seg": float(seg)}
+        stats: dict[str, Any] = {"seg": float(seg.detach())}
         if dist_logits is not None:
             classes = batch["distance"][:, 1:].to(device)
             dist = F.cross_entropy(dist_logits.flatten(0, 1).float(), classes.flatten(0, 1), reduction="none")
             dist = dist.flatten(1).mean(1).unflatten(0, classes.shape[:2]).sum(1).mean()
             loss = loss + self.distance_weight * dist
-            stats["dist"] = float(dist)
+            stats["dist"] = float(dist.detach())
         with torch.no_grad():
             pred = logits > 0
             truth = target > 0.5
