@@ -197,3 +197,21 @@ def test_end_to_end_tiny_propagation_two_objects_finetune_once(tmp_path):
     for i, stride in enumerate((4, 8, 16, 32), start=1):
         assert result.maps[f"attention_{i}"].shape == (5, 2, 64 // stride, 64 // stride)
     assert result.maps["attention_1"].max() <= 2.0 and result.maps["attention_1"].min() >= 0.0
+
+
+def test_remember_finetunes_on_all_annotated_frames_and_makes_the_new_frame_the_teacher():
+    torch.manual_seed(0)
+    frames, truth = _square()
+    calls = []
+    method = OSVOSAT(OSVOSATNetwork(CONFIGS["light"]), finetune_iterations=0, remember_iterations=2,
+                     finetune_crop=None, on_finetune=lambda *a: calls.append(a))
+    method.start(_image(frames, 0), torch.from_numpy(truth[0][None]).float())
+    before = [a.clone() for a in method.teacher_attention]
+    head = method.network.heads.fuse_weight.clone()
+    method.remember(_image(frames, 4), torch.from_numpy(truth[4][None]).float())
+    assert len(method.annotated) == 2 and [c[:2] for c in calls] == [(1, 2), (2, 2)]
+    assert not torch.equal(head, method.network.heads.fuse_weight)
+    expected = method.network.heads.attention_maps(method.network.features(_image(frames, 4)[None]))
+    for a, b, e in zip(before, method.teacher_attention, expected):
+        assert not torch.equal(a, b)
+        torch.testing.assert_close(b, e)

@@ -49,8 +49,9 @@ class FinetuneSettings:
             raise ValueError(f"finetune_iterations must be >= 0, got {self.iterations}")
         if self.lr <= 0:
             raise ValueError(f"finetune_lr must be > 0, got {self.lr}")
-        if not 0 <= self.frozen_stages <= N_STAGES - 1:
-            raise ValueError(f"finetune_frozen_stages must be in 0..{N_STAGES - 1}, got {self.frozen_stages}")
+        if not 0 <= self.frozen_stages <= N_STAGES:
+            raise ValueError(f"finetune_frozen_stages must be in 0..{N_STAGES} (5: heads only), "
+                             f"got {self.frozen_stages}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"finetune_optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.crop is not None and self.crop < 32:

@@ -39,7 +39,7 @@ class OSVOSATConfig:
     finetune_iterations: int = 100
     finetune_lr: float = 1e-4
     finetune_crop: int | None = 256  # random crops of this side during fine-tuning (None: whole frame)
-    finetune_frozen_stages: int = 3  # leading backbone stages kept fixed during fine-tuning
+    finetune_frozen_stages: int = 4  # leading backbone stages kept fixed during fine-tuning (5: heads only)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +53,7 @@ CONFIGS: dict[str, OSVOSATConfig] = {
     # The paper's: OSVOS's VGG-16 foreground FCN, every layer fine-tuned on the whole frame.
     "paper": OSVOSATConfig(backbone="vgg16", finetune_iterations=500, finetune_lr=1e-5, finetune_crop=None,
                            finetune_frozen_stages=0),
-    # Light CPU configuration: ResNet-18, stem..conv3_x fixed, 256-pixel crops while fine-tuning.
+    # Light CPU configuration: ResNet-18, stem..conv4_x fixed, 256-pixel crops while fine-tuning.
     "light": OSVOSATConfig(),
 }
 
