@@ -215,7 +215,7 @@ class Session:
     def _pass(self, start: int, stop: int, stride: int, ids: list[int]) -> Iterator[FrameResult]:
         """Propagate from annotated frame ``start`` towards ``stop`` (exclusive)."""
         method = self._make_method()
-        with torch.inference_mode(), self._autocast():
+        with torch.no_grad(), self._autocast():
             method.start(self._image(start), self._objects(self.annotations[start], ids))
         for t in range(start + stride, stop, stride):
             if self._cancelled:
@@ -223,12 +223,12 @@ class Session:
             tic = time.perf_counter()
             image = self._image(t)
             if t in self.annotations:
-                with torch.inference_mode(), self._autocast():
+                with torch.no_grad(), self._autocast():
                     method.remember(image, self._objects(self.annotations[t], ids))
                 labels, maps = self.annotations[t], {}
                 annotated = True
             else:
-                with torch.inference_mode(), self._autocast():
+                with torch.no_grad(), self._autocast():
                     step = method.step(image)
                     aggregated = soft_aggregate(step.probs.float())
                     method.update(aggregated[1:])

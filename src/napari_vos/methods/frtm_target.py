@@ -15,6 +15,12 @@ import torch.nn.functional as F
 from napari_vos.nn.gauss_newton import gauss_newton
 
 
+def _autograd_ready(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Detached tensors usable by autograd (inference-mode tensors are cloned outside inference mode)."""
+    with torch.inference_mode(False):
+        return [t.clone() if t.is_inference() else t.detach() for t in tensors]
+
+
 def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
     """Eq. (4): v = kappa / kappa_hat on target pixels, (1 - kappa) / (1 - kappa_hat) elsewhere.
 
@@ -29,9 +35,16 @@ def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
 
 
 def apply_w1(w1: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """First layer for all objects: (K, c, C) x (M, C, h, w) -> (M, K*c, h, w)."""
-    m, _, h, w = features.shape
+    """First layer for all objects: (K, c, C) on (M, C, h, w) -> (M, K*c, h, w).
+
+    Features shared by the K problems are (M, C, h, w) (one video, K objects); per-problem
+    features are (K, M, C, h, w) (training: K different sequences solved in one batch).
+    """
     k, c, _ = w1.shape
+    if features.ndim == 5:
+        _, m, _, h, w = features.shape
+        return torch.einsum("kdc,kmchw->mkdhw", w1, features).reshape(m, k * c, h, w)
+    m, _, h, w = features.shape
     return torch.einsum("kdc,mchw->mkdhw", w1, features).reshape(m, k * c, h, w)
 
 
@@ -42,7 +55,7 @@ def apply_w2(w2: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def target_scores(w1: torch.Tensor, w2: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """D(x): (M, C, h, w) features -> (M, K, h, w) coarse target scores."""
+    """D(x): (M, C, h, w) or per-problem (K, M, C, h, w) features -> (M, K, h, w) coarse target scores."""
     return apply_w2(w2, apply_w1(w1, features))
 
 
@@ -87,7 +100,7 @@ class TargetModel:
         """Gauss-Newton on both layers (initial: N_CGi then N_CG per step) over the memory."""
         s = self.settings
         iters = [s.n_cg_init] + [s.n_cg] * (s.n_gn - 1) if initial else [s.n_cg] * s.n_gn
-        features, labels, weights = features.detach(), labels.detach(), weights.detach()
+        features, labels, weights = _autograd_ready(features, labels, weights)
 
         def residuals(w1: torch.Tensor, w2: torch.Tensor) -> list[torch.Tensor]:
             data = self._data_residual(target_scores(w1, w2, features), labels, weights)
@@ -98,8 +111,8 @@ class TargetModel:
     def update(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_gn: int = 1) -> None:
         """The every-t_s update: w1 fixed, w2 refit with N_CGu CG iterations per GN step."""
         s = self.settings
-        hidden = apply_w1(self.w1, features.detach())
-        labels, weights = labels.detach(), weights.detach()
+        features, labels, weights = _autograd_ready(features, labels, weights)
+        hidden = apply_w1(self.w1, features)
 
         def residuals(w2: torch.Tensor) -> list[torch.Tensor]:
             data = self._data_residual(apply_w2(w2, hidden), labels, weights)

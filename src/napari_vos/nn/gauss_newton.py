@@ -2,17 +2,19 @@
 
 The solver is written once against a residual function, as in the FRTM authors' pytracking
 library: each Gauss-Newton step linearises the residuals r(w) and minimises
-||r + J dw||^2 over dw with a few conjugate-gradient iterations, using Jacobian-vector and
-vector-Jacobian products (torch.func) instead of forming J. All parameters carry a leading
-batch dimension (one independent problem per object); the CG step sizes are computed per batch
-element, so K objects are solved at once and exactly as K separate problems would be.
+||r + J dw||^2 over dw with a few conjugate-gradient iterations, using Jacobian-vector products
+(forward-mode autograd) and vector-Jacobian products (reverse mode on one retained graph) instead
+of forming J. All parameters carry a leading batch dimension (one independent problem per
+object); the CG step sizes are computed per batch element, so K objects are solved at once and
+exactly as K separate problems would be. Plain autograd is used rather than torch.func: on the
+small problems FRTM solves per frame it is about 30x faster on CPU (measured 2026-11-21).
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import torch
-from torch.func import jvp, vjp
+import torch.autograd.forward_ad as fwad
 
 ResidualFn = Callable[..., Sequence[torch.Tensor]]
 
@@ -54,6 +56,16 @@ def conjugate_gradient(
     return x
 
 
+def _jacobian_vector(residuals: ResidualFn, w: list[torch.Tensor], v: list[torch.Tensor],
+                     like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """J v by forward-mode autograd (one dual forward pass)."""
+    with fwad.dual_level():
+        duals = [fwad.make_dual(wi, vi) for wi, vi in zip(w, v)]
+        out = residuals(*duals)
+        tangents = [fwad.unpack_dual(o).tangent for o in out]
+    return [torch.zeros_like(l) if t is None else t for t, l in zip(tangents, like)]
+
+
 def gauss_newton(
     residuals: ResidualFn,
     params: Sequence[torch.Tensor],
@@ -63,20 +75,28 @@ def gauss_newton(
 
     ``residuals(*params)`` returns a list of residual tensors, each with the batch dimension
     first. The objective is 1/2 sum ||r||^2; each step solves J^T J dw = -J^T r by CG.
-    Gradients do not flow through the solver (it runs on detached tensors).
+    Gradients do not flow through the solver (it works on detached copies), and it runs the
+    same inside ``torch.no_grad()``.
     """
     w = [p.detach().clone() for p in params]
-    for n_cg in cg_iterations:
-        fn = lambda *a: tuple(residuals(*a))  # noqa: E731
-        r, vjp_fn = vjp(fn, *w)
+    with torch.inference_mode(False), torch.enable_grad():
+        w = [wi.clone() for wi in w]  # ordinary tensors even if created under inference mode
+        for n_cg in cg_iterations:
+            wg = [wi.detach().requires_grad_(True) for wi in w]
+            r = list(residuals(*wg))
 
-        def normal_matrix(v: list[torch.Tensor], w=w, fn=fn, vjp_fn=vjp_fn) -> list[torch.Tensor]:
-            _, jv = jvp(fn, tuple(w), tuple(v))
-            return list(vjp_fn(jv))
+            def jt(u: Sequence[torch.Tensor], r=r, wg=wg) -> list[torch.Tensor]:
+                return [g.detach() for g in torch.autograd.grad(r, wg, list(u), retain_graph=True)]
 
-        grad = list(vjp_fn(tuple(r)))
-        step = conjugate_gradient(normal_matrix, [-g for g in grad], n_cg)
-        w = [wi + si for wi, si in zip(w, step)]
+            w_fixed = [wi.detach() for wi in w]
+
+            def normal_matrix(v: list[torch.Tensor], w_fixed=w_fixed, r=r, jt=jt) -> list[torch.Tensor]:
+                return jt(_jacobian_vector(residuals, w_fixed, v, r))
+
+            grad = jt([ri.detach() for ri in r])
+            step = conjugate_gradient(normal_matrix, [-g for g in grad], n_cg)
+            w = [wi.detach() + si for wi, si in zip(w, step)]
+            del r
     return [wi.detach() for wi in w]
 
 

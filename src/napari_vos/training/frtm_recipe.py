@@ -104,13 +104,12 @@ class FRTMRecipe:
         conv4 = feats["conv4"].unflatten(0, (b, n))
         cfg = model.config
         stride = cfg.label_stride
-        scores = []
-        for i in range(b):
-            tm = TargetModel(cfg.target, conv4.shape[2], 1, device)
-            ref_labels = F.adaptive_avg_pool2d(masks[i, :1, None], (h // stride, w // stride)).transpose(0, 1)
-            tm.fit(conv4[i, :1].detach(), ref_labels, torch.ones(1, device=device), initial=True)
-            scores.append(target_scores(tm.w1, tm.w2, conv4[i, 1:]))  # (n-1, 1, h16, w16)
-        scores_t = torch.cat(scores, 0)
+        # one batched Gauss-Newton problem per sample: each sees only its own reference frame
+        tm = TargetModel(cfg.target, conv4.shape[2], b, device)
+        ref_labels = F.adaptive_avg_pool2d(masks[:, :1], (h // stride, w // stride)).transpose(0, 1)  # (1, B, ..)
+        tm.fit(conv4[:, :1].detach(), ref_labels, torch.ones(1, device=device), initial=True)
+        scores_t = target_scores(tm.w1, tm.w2, conv4[:, 1:])  # (n-1, B, h16, w16)
+        scores_t = scores_t.transpose(0, 1).flatten(0, 1)[:, None]  # (B*(n-1), 1, h16, w16), sample-major
         val = {k: v.unflatten(0, (b, n))[:, 1:].flatten(0, 1) for k, v in feats.items()}
         logits = model.seg(val, scores_t, (h, w))
         target = masks[:, 1:].flatten(0, 1)
