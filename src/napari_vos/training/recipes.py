@@ -4,6 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 
+TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at")
+
+
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
                 synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
                 backbone_weights: str | None = None, init_checkpoint: str | None = None,
@@ -22,7 +25,6 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
 
         if train_backbone_from is not None:
             kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
-
         return FRTMRecipe(**kwargs)
     if method == "rgmp":
         from napari_vos.training.rgmp_recipe import RGMPRecipe
@@ -44,4 +46,4 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
 
         return OSVOSATRecipe(train_backbone_from=train_backbone_from, **kwargs)
-    raise ValueError(f"no training recipe for method {method!r} (trainable: frtm)")
+    raise ValueError(f"no training recipe for method {method!r} (trainable: {', '.join(TRAINABLE)})")
