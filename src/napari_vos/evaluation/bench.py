@@ -120,6 +120,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     import torch
     import zarr
 
+    from napari_vos.evaluation.scoring import code_version
     from napari_vos.session import Session
 
     video, first = _video(kind, size, objects, frames, seed)
@@ -163,7 +164,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),
         "rss_before_mb": round(rss_before, 1), "peak_rss_reset": resettable,
         "warmup_frames": warmup, "threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "code": code_version(),
     }
 
 

@@ -56,9 +56,13 @@ def plot_jf_over_time(results: list[SequenceResult], path: str | Path, title: st
 
 
 def plot_bench(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of fps and peak host/GPU memory against the number of frames."""
-    fig = _figure(11, 3.6)
-    axes = [fig.add_subplot(1, 3, k + 1) for k in range(3)]
+    """Write a PNG of fps and peak host (and GPU, when measured) memory against the stack length."""
+    from matplotlib.ticker import NullLocator, ScalarFormatter
+
+    has_gpu = any(r.get("peak_gpu_mb") is not None for r in rows)
+    n_panels = 3 if has_gpu else 2
+    fig = _figure(3.7 * n_panels, 3.6)
+    axes = [fig.add_subplot(1, n_panels, k + 1) for k in range(n_panels)]
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((str(r["size"]), int(r["objects"])), []).append(r)
@@ -68,11 +72,15 @@ def plot_bench(rows: list[dict[str, Any]], path: str | Path, title: str = "") ->
         label = f"{size}, {objects} obj"
         axes[0].plot(x, [r["fps"] for r in rs], marker="o", label=label)
         axes[1].plot(x, [r["peak_rss_mb"] for r in rs], marker="o", label=label)
-        gpu = [r.get("peak_gpu_mb") for r in rs]
-        if any(g is not None for g in gpu):
+        if has_gpu:
+            gpu = [r.get("peak_gpu_mb") for r in rs]
             axes[2].plot(x, [g if g is not None else np.nan for g in gpu], marker="o", label=label)
+    ticks = sorted({int(r["frames"]) for r in rows})
     for ax, ylabel in zip(axes, ["frames / s", "peak host RSS (MB)", "peak GPU memory (MB)"]):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_xlabel("frames in the stack")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

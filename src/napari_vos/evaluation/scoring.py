@@ -26,7 +26,8 @@ from napari_vos.data.readers import open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
 
-__all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "MANY_OBJECTS"]
+__all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
+           "MANY_OBJECTS"]
 
 MANY_OBJECTS = 5  # sequences with at least this many objects also get the CTC SEG measure
 _SEQ_FIELDS = ["sequence", "objects", "frames", "evaluated_frames", "annotated_frame", "J_mean", "J_recall",
@@ -47,6 +48,26 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def code_version() -> str:
+    """napari-vos version, plus the git commit (and "+dirty" for uncommitted changes under src/)
+    when running from a checkout: every result file says which code produced it."""
+    import subprocess
+
+    from napari_vos import __version__
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if not commit:
+        return __version__
+    return f"{__version__} ({commit}{'+dirty' if dirty else ''})"
+
+
 def first_annotation(seq: Sequence) -> int:
     """The frame whose GT is given to the method: the first annotated frame holding an object."""
     for t in seq.annotated:
@@ -62,6 +83,7 @@ class Report:
     def __init__(self, header: dict[str, Any], out_dir: str | Path | None = None,
                  json_path: str | Path | None = None) -> None:
         self.header = dict(header)
+        self.header.setdefault("code", code_version())
         self.out_dir = Path(out_dir) if out_dir else None
         self.json_path = Path(json_path) if json_path else (self.out_dir / "summary.json" if self.out_dir else None)
         self.results: list[SequenceResult] = []
