@@ -25,6 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.methods.agame_appearance import AppearanceModule, MixtureParams
+from napari_vos.nn.backbone_freeze import RESNET_STAGES, freeze_leading, keep_statistics, named_stages
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.blocks import conv
 
@@ -218,21 +219,18 @@ class AGAMENetwork(nn.Module):
 
     def trainable_backbone(self, first: str | None) -> list[str]:
         """Freeze the backbone stages before ``first`` (None: all); returns the frozen stage names."""
-        stages = ["stem", "conv2", "conv3", "conv4"] + (["conv5"] if self.config.deep_layer == "conv5" else [])
-        if first is not None and first not in stages:
-            raise ValueError(f"backbone stage {first!r} is not one of {stages}")
-        frozen = stages if first is None else stages[:stages.index(first)]
-        for name in frozen:
-            getattr(self.backbone, name).requires_grad_(False)
-        self._frozen = frozen
-        return frozen
+        self._frozen = freeze_leading(self._stages(), first)
+        return self._frozen
 
     def train(self, mode: bool = True) -> "AGAMENetwork":
         """Frozen backbone stages keep their batch-norm statistics (eval mode) while the rest trains."""
         super().train(mode)
-        for name in self._frozen:
-            getattr(self.backbone, name).eval()
+        keep_statistics(self._stages(), self._frozen)
         return self
+
+    def _stages(self) -> dict[str, nn.Module]:
+        """The backbone stages that run: conv5_x only when it is the (dilated) deep layer."""
+        return named_stages(self.backbone, RESNET_STAGES if self.config.deep_layer == "conv5" else RESNET_STAGES[:4])
 
 
 def seg_at_stride(masks: torch.Tensor) -> torch.Tensor:

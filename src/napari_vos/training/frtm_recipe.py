@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
 from napari_vos.methods.frtm_target import TargetModel, target_scores
+from napari_vos.nn.backbone_freeze import freeze_leading, named_stages, resnet_features
 from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
 
 
@@ -50,24 +51,9 @@ class FRTMRecipe:
             from napari_vos.weights import load_state_dict_file
 
             net.load_state_dict(load_state_dict_file(self.init_checkpoint), strict=False)
-        stages = ["stem", "conv2", "conv3", "conv4", "conv5"]
-        first = len(stages) if self.train_backbone_from is None else stages.index(self.train_backbone_from)
-        self._frozen = stages[:first]
-        for name in self._frozen:
-            getattr(net.backbone, name).requires_grad_(False)
+        # fixed stages keep training-mode batch norm (unlike A-GAME and OSVOS-AT)
+        self._frozen = freeze_leading(named_stages(net.backbone), self.train_backbone_from)
         return net.to(device)
-
-    def _features(self, model: FRTMNetwork, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Backbone features; frozen leading stages run without autograd (cheaper on CPU)."""
-        bb = model.backbone
-        x = (images - bb.mean) / bb.std
-        out: dict[str, torch.Tensor] = {}
-        for name in ["stem", "conv2", "conv3", "conv4", "conv5"]:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and name not in self._frozen):
-                x = getattr(bb, name)(x)
-            if name != "stem":
-                out[name] = x
-        return out
 
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
@@ -100,7 +86,7 @@ class FRTMRecipe:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W
         masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,3,H,W
         b, n, _, h, w = images.shape
-        feats = self._features(model, images.flatten(0, 1))
+        feats = resnet_features(model.backbone, images.flatten(0, 1), self._frozen)
         conv4 = feats["conv4"].unflatten(0, (b, n))
         cfg = model.config
         stride = cfg.label_stride

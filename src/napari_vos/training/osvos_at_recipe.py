@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_vos.methods.osvos_at_net import CONFIGS, N_STAGES, OSVOSATNetwork, balanced_bce
+from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bce
+from napari_vos.nn.backbone_freeze import freeze, keep_statistics, leading_stages
 from napari_vos.nn.padding import pad_to_multiple
 from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
 
@@ -36,6 +37,10 @@ def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> int
     matching = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
     model.load_state_dict(matching, strict=False)
     return len(matching)
+
+
+def _stages(model: OSVOSATNetwork) -> dict[str, torch.nn.Module]:
+    return {name: model.backbone.stage(i) for i, name in enumerate(STAGE_NAMES)}
 
 
 def _iou(logits: torch.Tensor, target: torch.Tensor) -> float:
@@ -83,18 +88,14 @@ class OSVOSATRecipe:
             if load_matching(net, load_state_dict_file(self.init_checkpoint)) == 0:
                 raise ValueError(f"no tensor of {self.init_checkpoint} fits the OSVOS-AT '{self.config}' network "
                                  f"(expected an FRTM ResNet-18 checkpoint for 'light', or an osvos_at checkpoint)")
-        if self.train_backbone_from is not None:
-            first = N_STAGES if self.train_backbone_from == "none" else STAGE_NAMES.index(self.train_backbone_from)
-            for i in range(first):
-                net.backbone.stage(i).requires_grad_(False)
+        freeze(_stages(net), self._fixed_stages())
         return net.to(device)
 
-    def _frozen_stages_eval(self, model: OSVOSATNetwork) -> None:
-        """Fixed stages keep their batch-norm statistics too."""
-        if self.train_backbone_from is not None:
-            first = N_STAGES if self.train_backbone_from == "none" else STAGE_NAMES.index(self.train_backbone_from)
-            for i in range(first):
-                model.backbone.stage(i).eval()
+    def _fixed_stages(self) -> list[str]:
+        """Backbone stages before ``train_backbone_from`` ("none": all of them; None: no stage)."""
+        if self.train_backbone_from is None:
+            return []
+        return leading_stages(STAGE_NAMES, None if self.train_backbone_from == "none" else self.train_backbone_from)
 
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
@@ -129,7 +130,7 @@ class OSVOSATRecipe:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,T,3,H,W
         masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,T,H,W
         b, t = images.shape[:2]
-        self._frozen_stages_eval(model)
+        keep_statistics(_stages(model), self._fixed_stages())  # fixed stages keep their batch-norm statistics too
         images, _ = pad_to_multiple(images.flatten(0, 1), model.multiple)
         masks, _ = pad_to_multiple(masks.flatten(0, 1)[:, None], model.multiple)
         images, masks = images.unflatten(0, (b, t)), masks.unflatten(0, (b, t))

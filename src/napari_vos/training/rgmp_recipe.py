@@ -36,11 +36,11 @@ from napari_vos.methods.rgmp_network import (CONFIGS, RGMPNetwork, load_backbone
                                              object_probability)
 from napari_vos.methods.rgmp_pairs import (PairSettings, affine, colour_perturbation, crop_window, strategy1,
                                            strategy2)
+from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
 from napari_vos.training.clips import SequenceBank, synthetic_clip_source
 
 STAGES = ("pretrain", "video")
 _STAGE_DEFAULTS = {"pretrain": {"size": (256, 256), "batch_size": 8}, "video": {"size": (256, 512), "batch_size": 4}}
-_BACKBONE_STAGES = ("stem", "conv2", "conv3", "conv4", "conv5")
 
 
 @dataclass
@@ -111,10 +111,8 @@ class RGMPRecipe:
                                                   f"{missing[:5]}, unexpected {unexpected[:5]}")
             else:
                 load_backbone_from(net, state)
-        first = (len(_BACKBONE_STAGES) if self.train_backbone_from is None
-                 else _BACKBONE_STAGES.index(self.train_backbone_from))
-        for stage in _BACKBONE_STAGES[:first]:
-            getattr(net.encoder.backbone, stage).requires_grad_(False)
+        # fixed stages keep training-mode batch norm, as in FRTM
+        freeze_leading(named_stages(net.encoder.backbone), self.train_backbone_from)
         self._device = torch.device(device)
         return net.to(device)
 

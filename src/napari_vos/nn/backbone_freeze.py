@@ -1,0 +1,60 @@
+"""Leading backbone stages kept fixed in training (the recipes' ``train_backbone_from``).
+
+A recipe names the first backbone stage that trains; the stages before it get no gradients
+(``freeze_leading``). Whether a fixed stage also keeps its batch-norm statistics is each
+method's choice (``keep_statistics``: A-GAME and OSVOS-AT do, FRTM and RGMP do not), and
+``resnet_features`` runs a ResNet backbone with its fixed stages outside autograd (cheaper on CPU).
+Here in nn/ rather than training/ because A-GAME's network applies it in its own ``train()``.
+"""
+from __future__ import annotations
+
+from typing import Collection, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+RESNET_STAGES = ("stem", "conv2", "conv3", "conv4", "conv5")
+
+
+def named_stages(backbone: nn.Module, names: Sequence[str] = RESNET_STAGES) -> dict[str, nn.Module]:
+    """name -> stage module, in order, of a backbone holding its stages as attributes (``ResNetFeatures``)."""
+    return {name: getattr(backbone, name) for name in names}
+
+
+def leading_stages(names: Sequence[str], first: str | None) -> list[str]:
+    """The stage names before ``first`` (None: all of them)."""
+    names = list(names)
+    if first is not None and first not in names:
+        raise ValueError(f"backbone stage {first!r} is not one of {names}")
+    return names if first is None else names[:names.index(first)]
+
+
+def freeze(stages: Mapping[str, nn.Module], names: Iterable[str]) -> None:
+    """Turn off the gradients of the named stages."""
+    for name in names:
+        stages[name].requires_grad_(False)
+
+
+def freeze_leading(stages: Mapping[str, nn.Module], first: str | None) -> list[str]:
+    """Turn off the gradients of the stages before ``first`` (None: all of them); returns their names."""
+    frozen = leading_stages(list(stages), first)
+    freeze(stages, frozen)
+    return frozen
+
+
+def keep_statistics(stages: Mapping[str, nn.Module], frozen: Iterable[str]) -> None:
+    """Fixed stages keep their batch-norm statistics: eval mode, whatever mode the rest is in."""
+    for name in frozen:
+        stages[name].eval()
+
+
+def resnet_features(backbone: nn.Module, images: torch.Tensor, frozen: Collection[str]) -> dict[str, torch.Tensor]:
+    """``ResNetFeatures`` conv2..conv5 maps of images (N, 3, H, W) in [0, 1]; ``frozen`` stages run without autograd."""
+    x = (images - backbone.mean) / backbone.std
+    out: dict[str, torch.Tensor] = {}
+    for name in RESNET_STAGES:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and name not in frozen):
+            x = getattr(backbone, name)(x)
+        if name != "stem":
+            out[name] = x
+    return out
