@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.agame_network import CONFIGS, STRIDE, AGAMENetwork, seg_at_stride
 from napari_vos.training.clips import Clip, SequenceBank, synthetic_clip_source
+from napari_vos.training.loop import export_tensors
 from napari_vos.training.ordered_clips import sample_ordered_clip
 
 
@@ -134,11 +135,8 @@ class AGAMERecipe:
     # -- export --------------------------------------------------------------------------
     def export_tensors(self, model: AGAMENetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-                 for k, v in model.state_dict().items()}
-        meta = {"method": "agame", "config": self.config, "agame_config": model.config.to_json(),
-                "train_size": f"{self.size[1]}x{self.size[0]}", "train_frames": str(self.n_frames)}
-        return state, meta
+        return export_tensors(model, "agame", self.config, train_size=f"{self.size[1]}x{self.size[0]}",  # W x H
+                              train_frames=str(self.n_frames))
 
 
 def init_from_checkpoint(net: AGAMENetwork, checkpoint: str) -> int:

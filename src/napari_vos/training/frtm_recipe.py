@@ -21,6 +21,7 @@ from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
 from napari_vos.methods.frtm_target import TargetModel, target_scores
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages, resnet_features
 from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+from napari_vos.training.loop import export_tensors
 
 
 @dataclass
@@ -111,10 +112,4 @@ class FRTMRecipe:
 
     def export_tensors(self, model: FRTMNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        import json
-
-        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-                 for k, v in model.state_dict().items()}
-        meta = {"method": "frtm", "config": self.config, "frtm_config": json.dumps(model.config.to_dict()),
-                "train_size": f"{self.size[0]}x{self.size[1]}"}
-        return state, meta
+        return export_tensors(model, "frtm", self.config, train_size=f"{self.size[0]}x{self.size[1]}")

@@ -29,6 +29,19 @@ class Recipe(Protocol):
     def loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
+def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: str
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """fp16 state dict and metadata for a shipped safetensors checkpoint (a recipe's ``export_tensors``).
+
+    The metadata holds the method, the configuration's name, the network's configuration as JSON
+    (``<method>_config``, what the method's ``build`` reads back) and the recipe's ``extra`` entries.
+    """
+    state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+             for k, v in model.state_dict().items()}
+    meta = {"method": method, "config": config, f"{method}_config": json.dumps(model.config.to_dict()), **extra}
+    return state, meta
+
+
 @dataclass
 class TrainSettings:
     steps: int = 1000

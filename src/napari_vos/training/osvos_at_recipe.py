@@ -15,7 +15,6 @@ configuration can start from torchvision's ImageNet VGG-16 with ``backbone_weigh
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bc
 from napari_vos.nn.backbone_freeze import freeze, keep_statistics, leading_stages
 from napari_vos.nn.padding import pad_to_multiple
 from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+from napari_vos.training.loop import export_tensors
 
 
 STAGE_NAMES = ("stem", "conv2", "conv3", "conv4", "conv5")  # VGG-16: "stem" is its conv1_x stage
@@ -147,8 +147,5 @@ class OSVOSATRecipe:
 
     def export_tensors(self, model: OSVOSATNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-                 for k, v in model.state_dict().items()}
-        meta = {"method": "osvos_at", "config": self.config, "osvos_at_config": json.dumps(model.config.to_dict()),
-                "train_size": f"{self.size[0]}x{self.size[1]}", "foreground": self.foreground}
-        return state, meta
+        return export_tensors(model, "osvos_at", self.config, train_size=f"{self.size[0]}x{self.size[1]}",
+                              foreground=self.foreground)

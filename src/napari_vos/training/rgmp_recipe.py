@@ -24,7 +24,6 @@ Run the stages one after the other, the second starting from the first's export:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from napari_vos.methods.rgmp_pairs import (PairSettings, affine, colour_perturba
                                            strategy2)
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
 from napari_vos.training.clips import SequenceBank, synthetic_clip_source
+from napari_vos.training.loop import export_tensors
 
 STAGES = ("pretrain", "video")
 _STAGE_DEFAULTS = {"pretrain": {"size": (256, 256), "batch_size": 8}, "video": {"size": (256, 512), "batch_size": 4}}
@@ -255,11 +255,8 @@ class RGMPRecipe:
 
     def export_tensors(self, model: RGMPNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-                 for k, v in model.state_dict().items()}
-        meta = {"method": "rgmp", "config": self.config, "stage": self.stage,
-                "rgmp_config": json.dumps(model.config.to_dict()), "train_size": f"{self.size[0]}x{self.size[1]}"}
-        return state, meta
+        return export_tensors(model, "rgmp", self.config, stage=self.stage,
+                              train_size=f"{self.size[0]}x{self.size[1]}")
 
 
 def _iou_masks(pred: torch.Tensor, target: torch.Tensor) -> float:

@@ -15,7 +15,6 @@ project's synthetic natural-like videos.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
 from napari_vos.training.clips import SequenceBank, synthetic_clip_source
+from napari_vos.training.loop import export_tensors
 from napari_vos.training.sequence_clips import sample_sequence
 
 
@@ -167,8 +167,4 @@ class S2SRecipe:
 
     def export_tensors(self, model: S2SNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-                 for k, v in model.state_dict().items()}
-        meta = {"method": "s2s", "config": self.config, "s2s_config": json.dumps(model.config.to_dict()),
-                "train_size": f"{self.size[0]}x{self.size[1]}"}
-        return state, meta
+        return export_tensors(model, "s2s", self.config, train_size=f"{self.size[0]}x{self.size[1]}")
