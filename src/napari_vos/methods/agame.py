@@ -11,7 +11,6 @@ coarse mask in the recurrence (``update``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -21,6 +20,8 @@ from napari_vos.methods.agame_appearance import mixture_posteriors
 from napari_vos.methods.agame_network import (CONFIGS, STRIDE, AGAMEConfig, AGAMENetwork, AGAMEState, Prediction,
                                               seg_at_stride)
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 
 RECURRENCES = ("aggregated", "coarse")
@@ -124,31 +125,17 @@ class AGAME(MethodBase):
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "AGAME":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""
-        from napari_vos import weights
-
-        network, ckpt_name, sha = load_network(checkpoint or weights.default_checkpoint("agame").name)
-        method = cls(network, device=device, **options)
-        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
-        return method
+        return build_method(cls, device, checkpoint, options, "agame", "A-GAME", _network)
 
 
 def load_network(checkpoint: str) -> tuple[AGAMENetwork, str, str]:
     """An AGAMENetwork from an A-GAME checkpoint; returns (network, checkpoint name, sha256)."""
-    from napari_vos import weights
+    return shared_load_network(checkpoint, "agame", "A-GAME", _network)
 
-    state, meta, ckpt_name, sha = weights.load_checkpoint(checkpoint)
-    if meta.get("method") != "agame":
-        raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 'agame'")
-    if "agame_config" in meta:
-        config = AGAMEConfig.from_dict(json.loads(meta["agame_config"]))
-    else:
-        config = CONFIGS[meta.get("config", "light")]
-    network = AGAMENetwork(config)
-    missing, unexpected = network.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the A-GAME network: missing "
-                                      f"{missing[:5]}, unexpected {unexpected[:5]}")
-    return network, ckpt_name, sha
+
+def _network(meta: dict[str, str]) -> AGAMENetwork:
+    """The network of the configuration stored in a checkpoint's metadata."""
+    return AGAMENetwork(stored_config(meta, "agame", AGAMEConfig) or CONFIGS[meta.get("config", "light")])
 
 
 __all__ = ["AGAME", "AGAMENetwork", "AGAMEConfig", "CONFIGS", "load_network"]

@@ -17,6 +17,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
@@ -184,20 +185,9 @@ class FRTM(MethodBase):
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "FRTM":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""
-        from napari_vos import weights
+        return build_method(cls, device, checkpoint, options, "frtm", "FRTM", _network, accept_unnamed=True)
 
-        name = checkpoint or weights.default_checkpoint("frtm").name
-        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
-        if meta.get("method", "frtm") != "frtm":
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 'frtm'")
-        import json
 
-        config = FRTMConfig.from_dict(json.loads(meta["frtm_config"])) if "frtm_config" in meta else CONFIGS["fast"]
-        network = FRTMNetwork(config)
-        missing, unexpected = network.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the FRTM network: missing "
-                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
-        method = cls(network, device=device, **options)
-        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
-        return method
+def _network(meta: dict[str, str]) -> FRTMNetwork:
+    """The network of the configuration stored in a checkpoint's metadata."""
+    return FRTMNetwork(stored_config(meta, "frtm", FRTMConfig) or CONFIGS["fast"])

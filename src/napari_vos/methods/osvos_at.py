@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
@@ -160,23 +161,9 @@ class OSVOSAT(MethodBase):
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "OSVOSAT":
         """Load the parent network from a registered name or a safetensors path (default: the shipped one)."""
-        from napari_vos import weights
+        return build_method(cls, device, checkpoint, options, "osvos_at", "OSVOS-AT", _network)
 
-        name = checkpoint or weights.default_checkpoint("osvos_at").name
-        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
-        if meta.get("method") != "osvos_at":
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, "
-                                          f"not 'osvos_at'")
-        if "osvos_at_config" in meta:
-            config = OSVOSATConfig.from_dict(json.loads(meta["osvos_at_config"]))
-        else:
-            config = CONFIGS[meta.get("config", "light")]
-        network = OSVOSATNetwork(config)
-        missing, unexpected = network.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the OSVOS-AT network: missing "
-                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
-        method = cls(network, device=device, **options)
-        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
-        return method
 
+def _network(meta: dict[str, str]) -> OSVOSATNetwork:
+    """The network of the configuration stored in a checkpoint's metadata."""
+    return OSVOSATNetwork(stored_config(meta, "osvos_at", OSVOSATConfig) or CONFIGS[meta.get("config", "light")])

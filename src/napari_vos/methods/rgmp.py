@@ -18,13 +18,13 @@ frame with strategy-1 pairs (methods.rgmp_pairs), Adam, learning rate 1e-7, 1000
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.nn.padding import pad_to_multiple
@@ -152,19 +152,9 @@ class RGMP(MethodBase):
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "RGMP":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""
-        from napari_vos import weights
+        return build_method(cls, device, checkpoint, options, "rgmp", "RGMP", _network, accept_unnamed=True)
 
-        name = checkpoint or weights.default_checkpoint("rgmp").name
-        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
-        if meta.get("method", "rgmp") != "rgmp":
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 'rgmp'")
-        config = (RGMPConfig.from_dict(json.loads(meta["rgmp_config"])) if "rgmp_config" in meta
-                  else CONFIGS[meta.get("config", "light")])
-        network = RGMPNetwork(config)
-        missing, unexpected = network.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the RGMP network: missing "
-                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
-        method = cls(network, device=device, **options)
-        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
-        return method
+
+def _network(meta: dict[str, str]) -> RGMPNetwork:
+    """The network of the configuration stored in a checkpoint's metadata."""
+    return RGMPNetwork(stored_config(meta, "rgmp", RGMPConfig) or CONFIGS[meta.get("config", "light")])

@@ -16,7 +16,6 @@ probabilities are resized back.
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.s2s_network import CONFIGS, S2SConfig, S2SNetwork
 from napari_vos.nn.convlstm import State
 
@@ -116,18 +116,9 @@ class S2S(MethodBase):
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "S2S":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""
-        from napari_vos import weights
+        return build_method(cls, device, checkpoint, options, "s2s", "S2S", _network, accept_unnamed=True)
 
-        name = checkpoint or weights.default_checkpoint("s2s").name
-        state, meta, ckpt_name, sha = weights.load_checkpoint(name)
-        if meta.get("method", "s2s") != "s2s":
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not 's2s'")
-        config = S2SConfig.from_dict(json.loads(meta["s2s_config"])) if "s2s_config" in meta else CONFIGS["light"]
-        network = S2SNetwork(config)
-        missing, unexpected = network.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise weights.CheckpointError(f"checkpoint {ckpt_name} does not fit the S2S network: missing "
-                                          f"{missing[:5]}, unexpected {unexpected[:5]}")
-        method = cls(network, device=device, **options)
-        method.checkpoint_name, method.checkpoint_sha256 = ckpt_name, sha
-        return method
+
+def _network(meta: dict[str, str]) -> S2SNetwork:
+    """The network of the configuration stored in a checkpoint's metadata."""
+    return S2SNetwork(stored_config(meta, "s2s", S2SConfig) or CONFIGS["light"])

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.agame_network import CONFIGS, STRIDE, AGAMENetwork, seg_at_stride
+from napari_vos.methods.checkpoint import load_fitting
 from napari_vos.training.clips import Clip, SequenceBank, synthetic_clip_source
 from napari_vos.training.loop import export_tensors
 from napari_vos.training.ordered_clips import sample_ordered_clip
@@ -149,10 +150,7 @@ def init_from_checkpoint(net: AGAMENetwork, checkpoint: str) -> int:
     state, meta, name, _ = load_checkpoint(checkpoint)
     own = net.state_dict()
     if meta.get("method") == "agame":
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(f"A-GAME checkpoint {name} does not fit this configuration: missing {missing[:5]}, "
-                                  f"unexpected {unexpected[:5]}")
+        load_fitting(net, state, f"A-GAME checkpoint {name} does not fit this configuration")
         return len(state)
     picked = {k: v for k, v in state.items() if k.startswith("backbone.") and k in own}
     wrong = [k for k, v in picked.items() if v.shape != own[k].shape]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_vos.methods.checkpoint import load_fitting
 from napari_vos.methods.rgmp_network import (CONFIGS, RGMPNetwork, load_backbone_from, mask_loss,
                                              object_probability)
 from napari_vos.methods.rgmp_pairs import (PairSettings, affine, colour_perturbation, crop_window, strategy1,
@@ -105,10 +106,7 @@ class RGMPRecipe:
 
             state, meta, name, _ = weights.load_checkpoint(self.init_checkpoint)
             if meta.get("method") == "rgmp":
-                missing, unexpected = net.load_state_dict(state, strict=False)
-                if missing or unexpected:
-                    raise weights.CheckpointError(f"{name} does not fit the {self.config} RGMP network: missing "
-                                                  f"{missing[:5]}, unexpected {unexpected[:5]}")
+                load_fitting(net, state, f"{name} does not fit the {self.config} RGMP network")
             else:
                 load_backbone_from(net, state)
         # fixed stages keep training-mode batch norm, as in FRTM

@@ -1,0 +1,61 @@
+"""A method's network from a checkpoint: the one loading path of the methods' ``build`` classmethods.
+
+A checkpoint (a registered name or a safetensors path, default: the method's shipped one) must be
+the method's own, its network is built from the configuration stored in its metadata (the
+recipe's ``export_tensors`` writes ``<method>_config``), and every tensor must fit that network.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, TypeVar
+
+import torch
+from torch import nn
+
+M = TypeVar("M")
+
+
+def stored_config(meta: dict[str, str], method: str, config_type: Any) -> Any | None:
+    """The network configuration stored as ``<method>_config`` in the metadata, or None."""
+    key = f"{method}_config"
+    return config_type.from_dict(json.loads(meta[key])) if key in meta else None
+
+
+def load_fitting(network: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``network``; a missing or unexpected tensor raises CheckpointError("{what}: ...")."""
+    from napari_vos.weights import CheckpointError
+
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def load_network(checkpoint: str | None, method: str, title: str, network: Callable[[dict[str, str]], nn.Module],
+                 accept_unnamed: bool = False) -> tuple[nn.Module, str, str]:
+    """(network, checkpoint name, sha256) of ``method``'s checkpoint (None: its default).
+
+    ``network(meta)`` builds the network from the checkpoint's metadata; ``title`` names it in
+    errors. The metadata must name ``method``; with ``accept_unnamed`` a checkpoint naming no
+    method is taken too.
+    """
+    from napari_vos import weights
+
+    state, meta, ckpt_name, sha = weights.load_checkpoint(checkpoint or weights.default_checkpoint(method).name)
+    if (meta.get("method", method) if accept_unnamed else meta.get("method")) != method:
+        raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not '{method}'")
+    net = network(meta)
+    load_fitting(net, state, f"checkpoint {ckpt_name} does not fit the {title} network")
+    return net, ckpt_name, sha
+
+
+def build_method(cls: Callable[..., M], device: torch.device | str, checkpoint: str | None, options: dict[str, Any],
+                 method: str, title: str, network: Callable[[dict[str, str]], nn.Module],
+                 accept_unnamed: bool = False) -> M:
+    """``cls(network, device=device, **options)`` with the network of ``load_network``.
+
+    Sets the instance's ``checkpoint_name`` and ``checkpoint_sha256``.
+    """
+    net, ckpt_name, sha = load_network(checkpoint, method, title, network, accept_unnamed)
+    instance = cls(net, device=device, **options)
+    instance.checkpoint_name, instance.checkpoint_sha256 = ckpt_name, sha
+    return instance
