@@ -134,3 +134,18 @@ def test_eval_sequences_option_and_unknown_name(dataset, tmp_path, capsys):
     assert main(["eval", "--method", "flow", "--data", str(root), "--sequences", "nope", "--device", "cpu", "-q"]) == 2
     assert "no sequence" in capsys.readouterr().err
     assert len(open_dataset(root)) == 2
+
+
+def test_collection_predictions_round_trip(tmp_path):
+    write_synthetic_set(tmp_path / "data" / "setA", 1, "natural", seed=2, n_frames=4, size=(32, 40), n_objects=1)
+    write_synthetic_set(tmp_path / "data" / "setB", 1, "natural", seed=3, n_frames=4, size=(32, 40), n_objects=1)
+    names = [s.name for s in open_dataset(tmp_path / "data")]
+    assert names == ["setA", "setB"]  # one sequence per sub-folder: named after the folder
+    out = tmp_path / "ev"
+    assert main(["eval", "--method", "flow", "--data", str(tmp_path / "data"), "--device", "cpu", "--out", str(out),
+                 "--save-predictions", "--no-plot", "-q"]) == 0
+    assert main(["score", "--pred", str(out / "predictions"), "--gt", str(tmp_path / "data"),
+                 "--json", str(tmp_path / "s.json"), "-q"]) == 0
+    ev = json.loads((out / "summary.json").read_text())
+    sc = json.loads((tmp_path / "s.json").read_text())
+    assert sc["JF_mean"] == pytest.approx(ev["JF_mean"])

@@ -102,7 +102,7 @@ def evaluate_method(
             report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
             report.rows[seq.name]["wall_seconds"] = wall
             if out is not None and save_predictions:
-                save_prediction(out / "predictions", seq.name.replace("/", "__"), np.asarray(result.labels))
+                save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
         complete = True
     except KeyboardInterrupt:
         if bar is not None:
