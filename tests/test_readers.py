@@ -108,6 +108,8 @@ def test_ctc_layout_sparse_gt_and_silver_fallback(tmp_path):
     (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
     for t in (1, 3):
         tifffile.imwrite(tmp_path / "01_GT" / "SEG" / f"man_seg{t:03d}.tif", _labels(t, n=40).astype(np.uint16))
+    # a 3-D dataset's slice annotation (frame 000, slice 004) is not 2-D GT of frame 4
+    tifffile.imwrite(tmp_path / "01_GT" / "SEG" / "man_seg_000_004.tif", _labels(9).astype(np.uint16))
     (tmp_path / "02_ST" / "SEG").mkdir(parents=True)
     for t in range(5):
         tifffile.imwrite(tmp_path / "02_ST" / "SEG" / f"man_seg{t:03d}.tif", _labels(t).astype(np.uint16))

@@ -40,6 +40,7 @@ __all__ = ["detect_layout", "open_dataset", "open_sequence_dir", "open_tiff_stac
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 _CTC_SEQ = re.compile(r"^\d{2,}$")
+_CTC_SEG = re.compile(r"^man_seg(\d+)$")
 _LABEL_WORDS = ("label", "mask", "gt", "seg", "annot")
 
 
@@ -168,7 +169,8 @@ def _open_ctc(root: Path, sequences: list[str] | None) -> list[Sequence]:
                 break
         loaders: dict[int, Callable[[], np.ndarray]] = {}
         for m in seg_files:
-            t = _frame_number(m)
+            match = _CTC_SEG.match(m.stem)
+            t = int(match.group(1)) if match else None
             if t is None or t not in index_of:
                 continue  # 3-D slice annotations (man_seg_000_012) are not per-frame 2-D GT
             loaders[index_of[t]] = (lambda m=m: read_mask(m))
