@@ -45,3 +45,16 @@ def test_help_lists_the_commands(capsys):
     text = capsys.readouterr().out
     for command in ("propagate", "demo", "train", "weights"):
         assert command in text
+
+
+def test_demo_scores_the_builtin_sample_and_writes_json(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert set(record) >= {"method", "checkpoint", "J_mean", "F_mean", "JF_mean", "fps"}
+    assert record["method"] == "flow" and record["checkpoint"] is None
+    assert 0.0 <= record["J_mean"] <= 1.0 and 0.0 <= record["JF_mean"] <= 1.0 and record["fps"] > 0
+    assert abs(record["JF_mean"] - (record["J_mean"] + record["F_mean"]) / 2) < 1e-9
+    assert "J&F=" in capsys.readouterr().out

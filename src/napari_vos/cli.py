@@ -52,7 +52,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run a method on a built-in sample and score it against the sample's known truth."""
     from napari_vos.data import samples
-    from napari_vos.evaluation.metrics import evaluate_sequence
+    from napari_vos.evaluation.metrics import score_stack
     from napari_vos.session import propagate
 
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
@@ -61,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = propagate(frames, truth[0], method=args.method, frame=0, device=args.device,
                        checkpoint=args.checkpoint, direction="forward", progress=update)
     bar.close()
-    scores = evaluate_sequence(result.labels, truth)
+    scores = score_stack(result.labels, truth, annotated=0)
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample,
            "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
            "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
