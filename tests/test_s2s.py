@@ -328,7 +328,7 @@ def test_balanced_bce_matches_eq5_by_hand():
 
 
 def test_sequences_are_ordered_and_augmented_alike():
-    from napari_vos.training.sequence_clips import sample_sequence
+    from napari_vos.training.ordered_clips import FlipAffine, sample_ordered_clip
 
     t, h, w = 12, 40, 48
     frames = np.zeros((t, h, w, 3), np.uint8)
@@ -337,11 +337,13 @@ def test_sequences_are_ordered_and_augmented_alike():
         frames[i] = 10 * i + 20
         labels[i, 10:30, 12:36] = 1
     rng = np.random.default_rng(3)
-    clip = sample_sequence(frames, labels, 5, rng, (32, 32), max_stride=2, affine=None, flip=False)
+    clip = sample_ordered_clip(frames, labels, 5, rng, (32, 32), max_step=2, backward=False,
+                               augment=FlipAffine(flip=False, affine=None), visible_only=True)
     steps = np.round(np.diff(clip.frames[:, 16, 16, 0] * 255 / 10), 3)
     assert np.all(steps == steps[0]) and steps[0] in (1, 2)  # in order, one stride
     same = np.repeat(frames[:1], t, 0)
-    clip = sample_sequence(same, labels, 4, np.random.default_rng(5), (32, 32))
+    clip = sample_ordered_clip(same, labels, 4, np.random.default_rng(5), (32, 32), max_step=1, backward=False,
+                               augment=FlipAffine(), visible_only=True)
     assert np.allclose(clip.frames, clip.frames[:1]) and np.array_equal(clip.masks, np.repeat(clip.masks[:1], 4, 0))
     assert 0 < clip.masks[0].mean() < 1
 

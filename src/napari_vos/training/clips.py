@@ -80,22 +80,34 @@ def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: in
     m = (labels[idx] == obj).astype(np.float32)
     if m[0].mean() < min_area:
         return None
-    h, w = f.shape[1:3]
+    f, m = crop_flip_resize(f, m, rng, out_size, min_crop=8)
+    if m[0].mean() < min_area:
+        return None
+    return Clip(f, m.astype(np.float32))
+
+
+def crop_flip_resize(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator, out_size: tuple[int, int],
+                     min_crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """One random zoom (1x-1.5x) crop near the first mask's object and one random flip for all frames, then resize.
+
+    frames (T, H, W, 3) float in [0, 1], masks (T, H, W) {0, 1} with the object on the first ->
+    frames (T, h, w, 3) float32 and masks (T, h, w) bool at ``out_size``; crops are at least
+    ``min_crop`` pixels a side.
+    """
+    h, w = frames.shape[1:3]
     scale = rng.uniform(1.0, 1.5)
-    ch, cw = max(8, int(h / scale)), max(8, int(w / scale))
-    ys, xs = np.nonzero(m[0])
+    ch, cw = max(min_crop, int(h / scale)), max(min_crop, int(w / scale))
+    ys, xs = np.nonzero(masks[0])
     cy, cx = ys.mean(), xs.mean()
     y0 = int(np.clip(cy - ch / 2 + rng.uniform(-0.25, 0.25) * ch, 0, h - ch))
     x0 = int(np.clip(cx - cw / 2 + rng.uniform(-0.25, 0.25) * cw, 0, w - cw))
-    f = f[:, y0:y0 + ch, x0:x0 + cw]
-    m = m[:, y0:y0 + ch, x0:x0 + cw]
+    f = frames[:, y0:y0 + ch, x0:x0 + cw]
+    m = masks[:, y0:y0 + ch, x0:x0 + cw]
     if rng.random() < 0.5:
         f, m = f[:, :, ::-1], m[:, :, ::-1]
     f = np.stack([resize(x, out_size, order=1, anti_aliasing=False) for x in f]).astype(np.float32)
     m = np.stack([resize(x, out_size, order=1, anti_aliasing=False) for x in m]) > 0.5
-    if m[0].mean() < min_area:
-        return None
-    return Clip(f, m.astype(np.float32))
+    return f, m
 
 
 def synthetic_clip_source(size: tuple[int, int], seed: int, source_dir: str | Path | None = None,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
 from napari_vos.training.clips import SequenceBank, synthetic_clip_source
 from napari_vos.training.loop import export_tensors
-from napari_vos.training.sequence_clips import sample_sequence
+from napari_vos.training.ordered_clips import FlipAffine, sample_ordered_clip
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,8 @@ class S2SRecipe:
                     continue  # one object per video in a batch
                 used.add(i)
                 video = bank.videos[i]
-            clip = sample_sequence(*video, length, rng, self.size, max_stride=self.max_stride)
+            clip = sample_ordered_clip(*video, length, rng, self.size, max_step=self.max_stride, backward=False,
+                                       augment=FlipAffine(), visible_only=True)
             if clip is not None:
                 frames.append(clip.frames)
                 masks.append(clip.masks)
