@@ -25,13 +25,13 @@ import torch.nn.functional as F
 
 from napari_vos.methods.agame_network import CONFIGS, STRIDE, AGAMENetwork, seg_at_stride
 from napari_vos.methods.checkpoint import load_fitting
-from napari_vos.training.clips import Clip, SequenceBank, synthetic_clip_source
+from napari_vos.training.clips import Clip, VideoMix
 from napari_vos.training.loop import export_tensors
 from napari_vos.training.ordered_clips import sample_ordered_clip
 
 
 @dataclass
-class AGAMERecipe:
+class AGAMERecipe(VideoMix):
     """Draws ordered clips from real sequences and synthetic videos; trains through time."""
 
     config: str = "light"
@@ -56,9 +56,7 @@ class AGAMERecipe:
         if self.n_frames < 2:
             raise ValueError("A-GAME trains on clips of at least 2 frames (the annotated one and one to segment)")
         self.size = (int(self.size[0]), int(self.size[1]))
-        self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic = None
+        self._init_videos()
         self.loaded_from_init: int = 0
 
     # -- model ---------------------------------------------------------------------------
@@ -74,34 +72,12 @@ class AGAMERecipe:
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------
-    def _real(self) -> SequenceBank | None:
-        if self._bank is None and self.real_dirs:
-            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
-        return self._bank if self._bank and len(self._bank) else None
-
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            n = max(12, (self.n_frames - 1) * self.max_frame_step + 1)
-            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source,
-                                                         n_frames=n)
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
-        elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
+    def _synthetic_frames(self) -> int:
+        return max(12, (self.n_frames - 1) * self.max_frame_step + 1)
 
     def batch(self, rng: np.random.Generator) -> list[Clip]:
-        clips: list[Clip] = []
-        bank = self._real()
-        while len(clips) < self.batch_size:
-            if bank is None or rng.random() < self.synthetic_fraction:
-                frames, labels = self._synthetic(rng)
-            else:
-                frames, labels = bank.videos[int(rng.integers(len(bank)))]
-            clip = sample_ordered_clip(frames, labels, self.n_frames, rng, self.size, self.max_frame_step)
-            if clip is not None:
-                clips.append(clip)
-        return clips
+        return self._clips(rng, lambda frames, labels: sample_ordered_clip(
+            frames, labels, self.n_frames, rng, self.size, self.max_frame_step))
 
     # -- loss ----------------------------------------------------------------------------
     def loss(self, model: AGAMENetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:

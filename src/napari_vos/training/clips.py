@@ -110,6 +110,70 @@ def crop_flip_resize(frames: np.ndarray, masks: np.ndarray, rng: np.random.Gener
     return f, m
 
 
+class VideoMix:
+    """A recipe's training videos: real sequences mixed with the project's synthetic natural-like videos.
+
+    For a recipe dataclass with ``size``, ``real_dirs``, ``synthetic_fraction`` and
+    ``synthetic_source`` (read when first needed, so options set after construction count).
+    Real sequences are held at ``_real_size()`` (default 1.25 x ``size``, room for crops);
+    synthetic videos of ``_synthetic_frames()`` frames at ``_synthetic_size()`` are kept in a
+    rolling pool of 24 (once full, each draw first replaces a random one with probability 1/4), as
+    generating a video costs more than drawing a clip from one.
+    """
+
+    size: tuple[int, int]
+    real_dirs: list[str]
+    synthetic_fraction: float
+    synthetic_source: str | None
+    batch_size: int
+
+    def _init_videos(self) -> None:
+        self._bank: SequenceBank | None = None
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._draw_synthetic: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _real_size(self) -> tuple[int, int]:
+        return (int(self.size[0] * 1.25), int(self.size[1] * 1.25))
+
+    def _synthetic_size(self) -> tuple[int, int]:
+        return self.size
+
+    def _synthetic_frames(self) -> int:
+        return 12
+
+    def _real(self) -> SequenceBank | None:
+        if self._bank is None and self.real_dirs:
+            self._bank = SequenceBank(self.real_dirs, self._real_size())
+        return self._bank if self._bank and len(self._bank) else None
+
+    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._draw_synthetic is None:
+            self._draw_synthetic = synthetic_clip_source(self._synthetic_size(), seed=0,
+                                                         source_dir=self.synthetic_source,
+                                                         n_frames=self._synthetic_frames())
+        if len(self._pool) < 24:
+            self._pool.append(self._draw_synthetic(rng))
+        elif rng.random() < 0.25:
+            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
+        return self._pool[int(rng.integers(len(self._pool)))]
+
+    def _video(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
+        bank = self._real()
+        if bank is None or rng.random() < self.synthetic_fraction:
+            return self._synthetic(rng)
+        return bank.videos[int(rng.integers(len(bank)))]
+
+    def _clips(self, rng: np.random.Generator, sample: Callable[[np.ndarray, np.ndarray], Clip | None]) -> list[Clip]:
+        """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are skipped."""
+        clips: list[Clip] = []
+        while len(clips) < self.batch_size:
+            clip = sample(*self._video(rng))
+            if clip is not None:
+                clips.append(clip)
+        return clips
+
+
 def synthetic_clip_source(size: tuple[int, int], seed: int, source_dir: str | Path | None = None,
                           n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
     """Draw whole synthetic natural-like videos (frames uint8, labels) from the project's generator."""

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
 from napari_vos.methods.frtm_target import TargetModel, target_scores
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages, resnet_features
-from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
 from napari_vos.training.loop import export_tensors
 
 
 @dataclass
-class FRTMRecipe:
+class FRTMRecipe(VideoMix):
     """Draws reference/validation triplets from real sequences and synthetic videos."""
 
     config: str = "fast"
@@ -41,9 +41,7 @@ class FRTMRecipe:
     name: str = "frtm"
 
     def __post_init__(self) -> None:
-        self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic = None
+        self._init_videos()
         self._frozen: list[str] = []
 
     def build(self, device: torch.device) -> FRTMNetwork:
@@ -56,32 +54,9 @@ class FRTMRecipe:
         self._frozen = freeze_leading(named_stages(net.backbone), self.train_backbone_from)
         return net.to(device)
 
-    def _real(self) -> SequenceBank | None:
-        if self._bank is None and self.real_dirs:
-            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
-        return self._bank if self._bank and len(self._bank) else None
-
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source)
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
-        elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
-
     def batch(self, rng: np.random.Generator) -> list[Clip]:
-        clips: list[Clip] = []
-        bank = self._real()
-        while len(clips) < self.batch_size:
-            if bank is None or rng.random() < self.synthetic_fraction:
-                frames, labels = self._synthetic(rng)
-            else:
-                frames, labels = bank.videos[int(rng.integers(len(bank)))]
-            clip = sample_clip_from(frames, labels, 3, self.max_gap, rng, self.size)
-            if clip is not None:
-                clips.append(clip)
-        return clips
+        return self._clips(rng, lambda frames, labels: sample_clip_from(
+            frames, labels, 3, self.max_gap, rng, self.size))
 
     def loss(self, model: FRTMNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W

@@ -24,7 +24,7 @@ import torch
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bce
 from napari_vos.nn.backbone_freeze import freeze, keep_statistics, leading_stages
 from napari_vos.nn.padding import pad_to_multiple
-from napari_vos.training.clips import Clip, SequenceBank, sample_clip_from, synthetic_clip_source
+from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
 from napari_vos.training.loop import export_tensors
 
 
@@ -51,7 +51,7 @@ def _iou(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 @dataclass
-class OSVOSATRecipe:
+class OSVOSATRecipe(VideoMix):
     """Draws (teacher frame, student frames) clips from real sequences and synthetic videos."""
 
     config: str = "light"
@@ -76,9 +76,7 @@ class OSVOSATRecipe:
         if self.train_backbone_from not in (None, *STAGE_NAMES, "none"):
             raise ValueError(f"train_backbone_from must be one of {', '.join(STAGE_NAMES)} or 'none', "
                              f"got {self.train_backbone_from!r}")
-        self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic = None
+        self._init_videos()
 
     def build(self, device: torch.device) -> OSVOSATNetwork:
         net = OSVOSATNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
@@ -97,34 +95,13 @@ class OSVOSATRecipe:
             return []
         return leading_stages(STAGE_NAMES, None if self.train_backbone_from == "none" else self.train_backbone_from)
 
-    def _real(self) -> SequenceBank | None:
-        if self._bank is None and self.real_dirs:
-            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
-        return self._bank if self._bank and len(self._bank) else None
-
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source)
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
-        elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
-
     def batch(self, rng: np.random.Generator) -> list[Clip]:
-        clips: list[Clip] = []
-        bank = self._real()
-        while len(clips) < self.batch_size:
-            if bank is None or rng.random() < self.synthetic_fraction:
-                frames, labels = self._synthetic(rng)
-            else:
-                frames, labels = bank.videos[int(rng.integers(len(bank)))]
+        def sample(frames: np.ndarray, labels: np.ndarray) -> Clip | None:
             if self.foreground == "union":
                 labels = (labels > 0).astype(np.int32)
-            clip = sample_clip_from(frames, labels, 1 + self.n_student, self.max_gap, rng, self.size)
-            if clip is not None:
-                clips.append(clip)
-        return clips
+            return sample_clip_from(frames, labels, 1 + self.n_student, self.max_gap, rng, self.size)
+
+        return self._clips(rng, sample)
 
     def loss(self, model: OSVOSATNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,T,3,H,W

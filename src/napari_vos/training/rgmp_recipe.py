@@ -37,7 +37,7 @@ from napari_vos.methods.rgmp_network import (CONFIGS, RGMPNetwork, load_backbone
 from napari_vos.methods.rgmp_pairs import (PairSettings, affine, colour_perturbation, crop_window, strategy1,
                                            strategy2)
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
-from napari_vos.training.clips import SequenceBank, synthetic_clip_source
+from napari_vos.training.clips import VideoMix
 from napari_vos.training.loop import export_tensors
 
 STAGES = ("pretrain", "video")
@@ -55,7 +55,7 @@ class VideoSample:
 
 
 @dataclass
-class RGMPRecipe:
+class RGMPRecipe(VideoMix):
     """Draws simulated pairs (pre-training) or recurrent clips (video fine-tuning)."""
 
     config: str = "light"
@@ -84,9 +84,7 @@ class RGMPRecipe:
         self.batch_size = self.batch_size or defaults["batch_size"]
         h = round(self.size[0] * 1.25)
         self._bank_size = (h, max(round(self.size[1] * 1.25), round(h * 16 / 9)))
-        self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic = None
+        self._init_videos()
         self._device = torch.device("cpu")  # where samples are simulated: the training device (set by build)
 
     @classmethod
@@ -115,25 +113,11 @@ class RGMPRecipe:
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------
-    def _real(self) -> SequenceBank | None:
-        if self._bank is None and self.real_dirs:
-            self._bank = SequenceBank(self.real_dirs, self._bank_size)
-        return self._bank if self._bank and len(self._bank) else None
+    def _real_size(self) -> tuple[int, int]:
+        return self._bank_size
 
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            self._draw_synthetic = synthetic_clip_source(self._bank_size, seed=0, source_dir=self.synthetic_source)
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
-        elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
-
-    def _video(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        bank = self._real()
-        if bank is None or rng.random() < self.synthetic_fraction:
-            return self._synthetic(rng)
-        return bank.videos[int(rng.integers(len(bank)))]
+    def _synthetic_size(self) -> tuple[int, int]:
+        return self._bank_size  # whole videos, cropped by the samples
 
     def _pick_object(self, labels: np.ndarray, rng: np.random.Generator) -> int | None:
         ids, counts = np.unique(labels, return_counts=True)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
-from napari_vos.training.clips import SequenceBank, synthetic_clip_source
+from napari_vos.training.clips import VideoMix
 from napari_vos.training.loop import export_tensors
 from napari_vos.training.ordered_clips import FlipAffine, sample_ordered_clip
 
@@ -60,7 +60,7 @@ def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str
 
 
 @dataclass
-class S2SRecipe:
+class S2SRecipe(VideoMix):
     """Draws ordered sequences from real and synthetic videos; BPTT over each sequence."""
 
     config: str = "light"
@@ -83,9 +83,7 @@ class S2SRecipe:
         if not 2 <= self.min_length <= self.max_length:
             raise ValueError(f"need 2 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
         self.classes = CONFIGS[self.config].border_classes
-        self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic = None
+        self._init_videos()
 
     def build(self, device: torch.device) -> S2SNetwork:
         net = S2SNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
@@ -97,20 +95,8 @@ class S2SRecipe:
         net.freeze_batchnorm = bool(self.init_checkpoint or self.backbone_weights)
         return net.to(device)
 
-    def _real(self) -> SequenceBank | None:
-        if self._bank is None and self.real_dirs:
-            self._bank = SequenceBank(self.real_dirs, (int(self.size[0] * 1.25), int(self.size[1] * 1.25)))
-        return self._bank if self._bank and len(self._bank) else None
-
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            self._draw_synthetic = synthetic_clip_source(self.size, seed=0, source_dir=self.synthetic_source,
-                                                         n_frames=2 * self.max_length)
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
-        elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
+    def _synthetic_frames(self) -> int:
+        return 2 * self.max_length
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, H, W), distance classes (B, T, H, W); one length T per batch."""
