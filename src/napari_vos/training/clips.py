@@ -65,7 +65,8 @@ class SequenceBank:
 
 
 def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: int, rng: np.random.Generator,
-                     out_size: tuple[int, int], min_area: float = 0.002) -> Clip | None:
+                     out_size: tuple[int, int], min_area: float = 0.002,
+                     zoom: tuple[float, float] = (1.0, 1.5)) -> Clip | None:
     """Pick a reference frame and n-1 frames within ``max_gap`` of it, one object, a shared random crop/flip."""
     t = len(frames)
     ref = int(rng.integers(t))
@@ -80,22 +81,22 @@ def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: in
     m = (labels[idx] == obj).astype(np.float32)
     if m[0].mean() < min_area:
         return None
-    f, m = crop_flip_resize(f, m, rng, out_size, min_crop=8)
+    f, m = crop_flip_resize(f, m, rng, out_size, min_crop=8, zoom=zoom)
     if m[0].mean() < min_area:
         return None
     return Clip(f, m.astype(np.float32))
 
 
 def crop_flip_resize(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator, out_size: tuple[int, int],
-                     min_crop: int) -> tuple[np.ndarray, np.ndarray]:
-    """One random zoom (1x-1.5x) crop near the first mask's object and one random flip for all frames, then resize.
+                     min_crop: int, zoom: tuple[float, float] = (1.0, 1.5)) -> tuple[np.ndarray, np.ndarray]:
+    """One random zoom (default 1x-1.5x) crop near the first mask's object and one random flip for all frames, then resize.
 
     frames (T, H, W, 3) float in [0, 1], masks (T, H, W) {0, 1} with the object on the first ->
     frames (T, h, w, 3) float32 and masks (T, h, w) bool at ``out_size``; crops are at least
     ``min_crop`` pixels a side.
     """
     h, w = frames.shape[1:3]
-    scale = rng.uniform(1.0, 1.5)
+    scale = rng.uniform(*zoom)
     ch, cw = max(min_crop, int(h / scale)), max(min_crop, int(w / scale))
     ys, xs = np.nonzero(masks[0])
     cy, cx = ys.mean(), xs.mean()

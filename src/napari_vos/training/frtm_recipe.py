@@ -32,6 +32,7 @@ class FRTMRecipe(VideoMix):
     size: tuple[int, int] = (192, 320)
     batch_size: int = 4
     max_gap: int = 15
+    zoom: tuple[float, float] = (1.0, 2.5)  # crop zoom: objects seen larger than at training size too
     real_dirs: list[str] = field(default_factory=list)
     synthetic_fraction: float = 0.5
     synthetic_source: str | None = None
@@ -56,7 +57,7 @@ class FRTMRecipe(VideoMix):
 
     def batch(self, rng: np.random.Generator) -> list[Clip]:
         return self._clips(rng, lambda frames, labels: sample_clip_from(
-            frames, labels, 3, self.max_gap, rng, self.size))
+            frames, labels, 3, self.max_gap, rng, self.size, zoom=self.zoom))
 
     def loss(self, model: FRTMNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W

@@ -74,7 +74,13 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        # the schedule follows this call's settings, so a resumed run can be given more steps
+        from collections import Counter
+
         step = state["step"]
+        sched.milestones = Counter([drop_step])
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * (0.1 if step >= drop_step else 1.0)
         rng = np.random.default_rng(settings.seed + step)
         log(f"resumed {recipe.name} from {state_path} at step {step}")
     elif resume:
