@@ -154,8 +154,9 @@ class FRTM(MethodBase):
         feats = self.network.backbone(img[None])
         self._last_features = feats["conv4"][0]
         scores = self.target.scores(feats["conv4"])[0]  # (K, h, w)
-        logits = self.network.seg(feats, scores[:, None], img.shape[-2:])
-        probs = crop_to(torch.sigmoid(logits), size)
+        n = max(1, self.config.target.objects_per_solve)  # bounds the decoder's memory with many objects
+        probs = torch.cat([crop_to(torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], img.shape[-2:])), size)
+                           for i in range(0, scores.shape[0], n)])
         return Step(probs=probs, maps={"target_scores": scores})
 
     @torch.no_grad()

@@ -72,6 +72,7 @@ class TargetModelSettings:
     reg_w1: float = 1e-2
     reg_w2: float = 1e-2
     kappa_min: float = 0.1
+    objects_per_solve: int = 8  # objects solved together; bounds memory with many objects (cells)
 
 
 class TargetModel:
@@ -86,8 +87,17 @@ class TargetModel:
         self.w1 = (torch.randn(n_objects, c, in_channels, generator=generator) * std1).to(device)
         self.w2 = (torch.randn(n_objects, c, settings.kernel, settings.kernel, generator=generator) * std2).to(device)
 
+    def _chunks(self) -> list[slice]:
+        k, n = self.w1.shape[0], max(1, self.settings.objects_per_solve)
+        return [slice(i, min(i + n, k)) for i in range(0, k, n)]
+
+    @staticmethod
+    def _features_of(features: torch.Tensor, chunk: slice) -> torch.Tensor:
+        return features[chunk] if features.ndim == 5 else features
+
     def scores(self, features: torch.Tensor) -> torch.Tensor:
-        return target_scores(self.w1, self.w2, features)
+        return torch.cat([target_scores(self.w1[c], self.w2[c], self._features_of(features, c))
+                          for c in self._chunks()], dim=1)
 
     def _data_residual(self, scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sqrt(gamma) v (y - U(D(x))), returned object-first: (K, M, hl, wl)."""
@@ -97,28 +107,39 @@ class TargetModel:
         return r.transpose(0, 1)
 
     def fit(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, initial: bool) -> None:
-        """Gauss-Newton on both layers (initial: N_CGi then N_CG per step) over the memory."""
+        """Gauss-Newton on both layers (initial: N_CGi then N_CG per step) over the memory.
+
+        The objects are independent problems; they are solved ``objects_per_solve`` at a time.
+        """
         s = self.settings
         iters = [s.n_cg_init] + [s.n_cg] * (s.n_gn - 1) if initial else [s.n_cg] * s.n_gn
         features, labels, weights = _autograd_ready(features, labels, weights)
+        w1, w2 = self.w1.clone(), self.w2.clone()
+        for c in self._chunks():
+            feats, y = self._features_of(features, c), labels[:, c]
 
-        def residuals(w1: torch.Tensor, w2: torch.Tensor) -> list[torch.Tensor]:
-            data = self._data_residual(target_scores(w1, w2, features), labels, weights)
-            return [data, (s.reg_w1**0.5) * w1, (s.reg_w2**0.5) * w2]
+            def residuals(a: torch.Tensor, b: torch.Tensor, feats=feats, y=y) -> list[torch.Tensor]:
+                data = self._data_residual(target_scores(a, b, feats), y, weights)
+                return [data, (s.reg_w1**0.5) * a, (s.reg_w2**0.5) * b]
 
-        self.w1, self.w2 = gauss_newton(residuals, [self.w1, self.w2], iters)
+            w1[c], w2[c] = gauss_newton(residuals, [self.w1[c], self.w2[c]], iters)
+        self.w1, self.w2 = w1, w2
 
     def update(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_gn: int = 1) -> None:
         """The every-t_s update: w1 fixed, w2 refit with N_CGu CG iterations per GN step."""
         s = self.settings
         features, labels, weights = _autograd_ready(features, labels, weights)
-        hidden = apply_w1(self.w1, features)
+        w2 = self.w2.clone()
+        for c in self._chunks():
+            hidden = apply_w1(self.w1[c], self._features_of(features, c))
+            y = labels[:, c]
 
-        def residuals(w2: torch.Tensor) -> list[torch.Tensor]:
-            data = self._data_residual(apply_w2(w2, hidden), labels, weights)
-            return [data, (s.reg_w2**0.5) * w2]
+            def residuals(b: torch.Tensor, hidden=hidden, y=y) -> list[torch.Tensor]:
+                data = self._data_residual(apply_w2(b, hidden), y, weights)
+                return [data, (s.reg_w2**0.5) * b]
 
-        (self.w2,) = gauss_newton(residuals, [self.w2], [s.n_cg_update] * n_gn)
+            (w2[c],) = gauss_newton(residuals, [self.w2[c]], [s.n_cg_update] * n_gn)
+        self.w2 = w2
 
     def loss(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Eq. (2) per object (K,), for monitoring and tests."""
