@@ -1,5 +1,6 @@
 """FRTM as a method: shapes, the memory schedule, and the target model following a moving object."""
 import numpy as np
+import pytest
 import torch
 
 from napari_vos.methods.frtm import CONFIGS, FRTM, FRTMNetwork
@@ -75,3 +76,31 @@ def test_remember_adds_a_reference_and_refits():
     m.remember(img(5), torch.from_numpy(truth[5][None]).float())
     assert len(m.memory) == 10
     assert not torch.equal(m.target.w2, w2)
+
+
+def test_shipped_checkpoint_scores_follow_a_moving_object_end_to_end():
+    """Through the engine with the default (shipped) checkpoint: the target scores track the square."""
+    from napari_vos import propagate
+
+    frames, truth = _frames(n=8)
+    result = propagate(frames, truth[0], method="frtm", device="cpu", direction="forward", maps=True)
+    assert result.checkpoint == "frtm-resnet18-vos"
+    assert result.labels.shape == truth.shape
+    scores = result.maps["target_scores"][:, 0]  # (T, h, w) at stride 16
+    for t in range(1, 8):
+        ys, xs = np.nonzero(truth[t])
+        peak = np.unravel_index(int(scores[t].argmax()), scores[t].shape)
+        assert abs(peak[0] - ys.mean() / 16) <= 1.5 and abs(peak[1] - xs.mean() / 16) <= 1.5, (t, peak)
+
+
+@pytest.mark.xfail(strict=True, reason="the CPU-trained checkpoint's segmentation network is under-confident "
+                   "(object probability ~0.2-0.5): see docs/benchmarks.md; remove this mark when a better "
+                   "checkpoint makes it pass")
+def test_shipped_checkpoint_labels_follow_a_moving_object():
+    from napari_vos import propagate
+
+    frames, truth = _frames(n=8)
+    result = propagate(frames, truth[0], method="frtm", device="cpu", direction="forward")
+    for t in range(1, 8):
+        pred, gt = result.labels[t] == 1, truth[t] == 1
+        assert (pred & gt).sum() / max(1, (pred | gt).sum()) > 0.5, t
