@@ -2,7 +2,7 @@
 import torch
 
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings, pixel_weights, target_scores
-from napari_vos.nn.gauss_newton import conjugate_gradient, gauss_newton, least_squares_loss
+from napari_vos.nn.gauss_newton import conjugate_gradient, gauss_newton
 
 
 def test_gn_matches_direct_least_squares():

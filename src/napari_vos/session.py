@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from napari_vos import __version__
 from napari_vos.data.frames import FrameSource, working_size
 from napari_vos.methods import registry
-from napari_vos.nn.aggregation import soft_aggregate
+from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
 
 DEFAULT_MAX_SIDE = 1024
 
@@ -192,7 +192,7 @@ class Session:
         if tuple(aggregated.shape[-2:]) != self.source.frame_shape:
             aggregated = F.interpolate(aggregated[None].float(), size=self.source.frame_shape, mode="bilinear",
                                        align_corners=False)[0]
-        index = aggregated.argmax(0).cpu().numpy()
+        index = labels_from_aggregate(aggregated).cpu().numpy()
         lut = np.array([0] + ids, dtype=np.int32)
         return lut[index]
 

@@ -78,9 +78,8 @@ def gauss_newton(
     Gradients do not flow through the solver (it works on detached copies), and it runs the
     same inside ``torch.no_grad()``.
     """
-    w = [p.detach().clone() for p in params]
     with torch.inference_mode(False), torch.enable_grad():
-        w = [wi.clone() for wi in w]  # ordinary tensors even if created under inference mode
+        w = [p.detach().clone() for p in params]  # ordinary tensors even if created under inference mode
         for n_cg in cg_iterations:
             wg = [wi.detach().requires_grad_(True) for wi in w]
             r = list(residuals(*wg))
@@ -99,8 +98,3 @@ def gauss_newton(
             del r
     return [wi.detach() for wi in w]
 
-
-def least_squares_loss(residuals: ResidualFn, params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-problem objective 1/2 sum ||r||^2 (batch dimension kept)."""
-    r = residuals(*params)
-    return 0.5 * _batched_dot(r, r)
