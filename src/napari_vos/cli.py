@@ -34,7 +34,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     from napari_vos.session import propagate
 
     video = tifffile.memmap(args.video) if args.memmap else tifffile.imread(args.video)
-    labels = tifffile.imread(args.labels)
+    labels = tifffile.imread(args.labels) if args.labels else None  # None: a zero-shot method
     bar, update = _progress("propagating", video.shape[0])
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.channels:
@@ -44,30 +44,40 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     bar.close()
     tifffile.imwrite(args.output, result.labels.astype(np.uint16 if result.labels.max() < 65536 else np.int32),
                      compression="zlib", metadata={"napari_vos": json.dumps(result.provenance())})
-    print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s), "
+    found = "found" if labels is None else "propagated"
+    print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run a method on a built-in sample and score it against the sample's known truth."""
+    """Run a method on a built-in sample and score it against the sample's known truth.
+
+    A zero-shot method (COSNet) is given no annotation and its foreground is scored against the
+    union of the sample's objects on every frame (DAVIS 2016 unsupervised convention).
+    """
     from napari_vos.data import samples
     from napari_vos.evaluation.metrics import score_stack
+    from napari_vos.evaluation.runner import resolve_annotation
+    from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import propagate
 
+    mode = resolve_annotation(args.method, args.annotation)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
-    result = propagate(frames, truth[0], method=args.method, frame=0, device=args.device,
-                       checkpoint=args.checkpoint, direction="forward", progress=update)
+    result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
+                       device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update)
     bar.close()
-    scores = score_stack(result.labels, truth, annotated=0)
-    out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample,
+    scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
+        score_foreground(result.labels, truth)
+    out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,
            "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
            "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
            "frames": int(len(frames)), "size": list(frames.shape[1:3])}
+    objects = f"{len(result.object_ids)} objects" if mode == "first" else "no annotation, foreground vs all objects"
     print(f"{args.method} on the built-in {args.sample} sample ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]},"
-          f" {len(result.object_ids)} objects, {result.device}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
+          f" {objects}, {result.device}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
           f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s  checkpoint={result.checkpoint}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
@@ -127,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("propagate", help="propagate labels through a TIFF stack")
     p.add_argument("video", help="TIFF stack (T, Y, X) or (T, Y, X, C)")
-    p.add_argument("labels", help="TIFF labels: (Y, X) for one frame or (T, Y, X) with painted frames")
+    p.add_argument("labels", nargs="?", default=None,
+                   help="TIFF labels: (Y, X) for one frame or (T, Y, X) with painted frames; "
+                        "leave out for a zero-shot method (--method cosnet)")
     p.add_argument("-o", "--output", required=True, help="output TIFF of labels (T, Y, X)")
     p.add_argument("--method", default="frtm")
     p.add_argument("--frame", type=int, default=None, help="annotated frame of a (Y, X) labels file (default 0)")
@@ -145,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
+                   help="first: give frame 0's true labels; none: give nothing, score the foreground against all "
+                        "objects; auto (default): none for zero-shot methods (cosnet)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a method (resumable)")

@@ -3,6 +3,7 @@
     >>> from napari_vos import propagate_layers
     >>> out = propagate_layers(viewer, "natural video", "natural labels", method="flow", maps=True)
     >>> out.labels.data.shape, out.result.fps, [m.name for m in out.maps]
+    >>> out = propagate_layers(viewer, "natural video", method="cosnet")  # zero-shot: no labels layer
 
 It runs synchronously in the calling thread (the viewer redraws when the call returns), shares
 `LayerJob` with the widget so both produce the same layers, scale/translate and provenance, and
@@ -34,15 +35,18 @@ class LayerOutputs:
     result: "Result"
 
 
-def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels", method: str = "frtm",
+def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None" = None,
+                     method: str = "frtm",
                      frame: int | None = None, *, device: str = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
                      **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
 
     image, labels: layer names or layers. labels is either (T, Y, X), where every painted frame is
-    an annotation (``all_painted=False``: only ``frame``), or one (Y, X) frame annotating ``frame``.
-    frame: the annotated frame to start from (default: the engine's choice, the first painted one).
+    an annotation (``all_painted=False``: only ``frame``), or one (Y, X) frame annotating ``frame``,
+    or None for a zero-shot method (``method="cosnet"``), which segments every frame unannotated.
+    frame: the annotated frame to start from (default: the engine's choice, the first painted one;
+    zero-shot: frame 0).
     maps: also add the method's intermediate maps as Image layers overlaying the image.
     options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
     The output layers keep the image's scale/translate; the provenance is in

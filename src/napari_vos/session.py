@@ -5,6 +5,9 @@ each finished frame. The engine owns everything shared by the methods: lazy fram
 normalisation (data.frames), the working resolution and resizing back, K objects from one
 integer labels image, soft aggregation (RGMP eq. 1), forward and backward passes, corrected
 frames as new references, device/precision choice, timing and cancellation.
+Zero-shot methods (``needs_annotation = False``, e.g. COSNet) run without any ``annotate`` call:
+every frame is segmented, from ``start`` (default frame 0) forward and then backward, and the
+output ids are 1..K for the K channels the method outputs (1 = the primary object's foreground).
 No napari import here: the widgets and the console helper sit on top of this module.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 from napari_vos import __version__
 from napari_vos.data.frames import FrameSource, working_size
 from napari_vos.methods import registry
+from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
 
 DEFAULT_MAX_SIDE = 1024
@@ -110,6 +114,8 @@ class Session:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
         self.method_class = registry.method_class(method)
+        self.needs_annotation = bool(getattr(self.method_class, "needs_annotation", True))
+        self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)
         self.checkpoint = checkpoint
         self.max_side = max_side
@@ -129,10 +135,14 @@ class Session:
         self._seconds = 0.0
         self._frames_done = 0
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
+        self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
 
     # -- annotations ---------------------------------------------------------------------
     def annotate(self, frame: int, labels: Any) -> None:
         """Add (or replace) the labels of one frame: 0 = background, k > 0 = object k."""
+        if not self.accepts_annotation:
+            raise ValueError(f"method {self.method_name!r} segments the video without an annotation and takes "
+                             "none: propagate without labels")
         t = self.source.n_frames
         if not isinstance(frame, (int, np.integer)) or not 0 <= int(frame) < t:
             raise ValueError(f"annotated frame {frame} is outside the stack (frames 0..{t - 1})")
@@ -158,6 +168,9 @@ class Session:
 
     @property
     def object_ids(self) -> list[int]:
+        """The annotated object ids, or (zero-shot, no annotation) the ids the method's output got."""
+        if not self.annotations:
+            return list(self._found_ids)
         ids: set[int] = set()
         for a in self.annotations.values():
             ids.update(int(i) for i in np.unique(a) if i)
@@ -212,12 +225,23 @@ class Session:
             return torch.autocast("cuda", dtype=torch.float16)
         return nullcontext()
 
-    def _pass(self, start: int, stop: int, stride: int, ids: list[int]) -> Iterator[FrameResult]:
-        """Propagate from annotated frame ``start`` towards ``stop`` (exclusive)."""
+    def _video(self) -> VideoFrames:
+        return VideoFrames(self.source.n_frames, self._image)
+
+    def _pass(self, start: int, stop: int, stride: int, ids: list[int] | None) -> Iterator[FrameResult]:
+        """Propagate from annotated frame ``start`` towards ``stop`` (exclusive).
+
+        ids None: zero-shot, no annotation; ``start`` is segmented too and the ids are 1..K for
+        the K channels of the method's output.
+        """
         method = self._make_method()
         with torch.no_grad(), self._autocast():
-            method.start(self._image(start), self._objects(self.annotations[start], ids))
-        for t in range(start + stride, stop, stride):
+            if hasattr(method, "set_video"):
+                method.set_video(self._video())
+            if ids is not None:
+                method.start(self._image(start), self._objects(self.annotations[start], ids))
+        first = start + stride if ids is not None else start
+        for t in range(first, stop, stride):
             if self._cancelled:
                 return
             tic = time.perf_counter()
@@ -232,6 +256,8 @@ class Session:
                     step = method.step(image)
                     aggregated = soft_aggregate(step.probs.float())
                     method.update(aggregated[1:])
+                if ids is None:
+                    ids = self._found_ids = list(range(1, int(step.probs.shape[0]) + 1))
                 labels = self._to_labels(aggregated, ids)
                 maps = self._store_maps(t, step.maps) if self.want_maps else {}
                 annotated = False
@@ -245,12 +271,18 @@ class Session:
         """Yield each frame as it is segmented: first the annotated start frame, then forward, then backward.
 
         direction: "forward", "backward" or "both". start: the annotated frame to start from
-        (default: the earliest annotation for forward/both, the latest for backward).
+        (default: the earliest annotation for forward/both, the latest for backward). A zero-shot
+        method with no annotation starts at ``start`` (default: frame 0, or the last frame for
+        "backward"), segments it and goes on from there.
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
         if not self.annotations:
-            raise ValueError("no annotation yet: call annotate(frame, labels) first")
+            if self.needs_annotation:
+                raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
+                                 "annotate(frame, labels) first")
+            yield from self._propagate_zero_shot(direction, start)
+            return
         if start is None:
             start = max(self.annotations) if direction == "backward" else min(self.annotations)
         if start not in self.annotations:
@@ -267,6 +299,22 @@ class Session:
             yield from self._pass(start, t, 1, ids)
         if direction in ("backward", "both") and not self._cancelled:
             yield from self._pass(start, -1, -1, ids)
+
+    def _propagate_zero_shot(self, direction: str, start: int | None) -> Iterator[FrameResult]:
+        """No annotation: segment ``start`` and every frame after it, then (both) every frame before it."""
+        t = self.source.n_frames
+        if start is None:
+            start = t - 1 if direction == "backward" else 0
+        if not 0 <= int(start) < t:
+            raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
+        start = int(start)
+        self._cancelled = False
+        if direction in ("forward", "both"):
+            yield from self._pass(start, t, 1, None)
+        if direction == "backward":
+            yield from self._pass(start, -1, -1, None)
+        elif direction == "both" and start > 0 and not self._cancelled:
+            yield from self._pass(start - 1, -1, -1, None)
 
     def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None) -> "Result":
         """Propagate to the end (or until cancelled) and return the Result."""
@@ -285,23 +333,28 @@ class Session:
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
 
 
-def propagate(video: Any, labels: Any, method: str = "frtm", frame: int | None = None, *,
+def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
               device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
               **session_options: Any) -> Result:
     """One call: annotate ``labels`` and propagate through ``video``.
 
     labels: (Y, X) labels of ``frame`` (default 0), or a (T, Y, X) stack whose painted frames are
-    all taken as annotations (``frame`` then picks the start frame).
+    all taken as annotations (``frame`` then picks the start frame), or None for a zero-shot
+    method (e.g. ``method="cosnet"``), which then segments every frame (``frame``: where to start).
     """
     session = Session(video, method=method, device=device, **session_options)
-    arr_ndim = len(getattr(labels, "shape", np.shape(labels)))
-    if arr_ndim == 3:
+    arr_ndim = 0 if labels is None else len(getattr(labels, "shape", np.shape(labels)))
+    if labels is None:
+        if session.needs_annotation:
+            raise ValueError(f"method {method!r} needs labels: paint the objects on one frame (or pick a "
+                             "zero-shot method, which needs none)")
+    elif arr_ndim == 3:
         session.annotate_stack(labels)
     else:
         session.annotate(0 if frame is None else frame, labels)
     total = session.source.n_frames
     done = 0
-    for _ in session.propagate(direction, start=frame if arr_ndim == 3 else None):
+    for _ in session.propagate(direction, start=frame if arr_ndim in (0, 3) else None):
         done += 1
         if progress is not None:
             progress(done, total)

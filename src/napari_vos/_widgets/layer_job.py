@@ -6,6 +6,8 @@ only, copies the painted frames and adds the empty output Labels layer; `steps()
 engine `Session` and yields frames (the widget runs it in a napari `thread_worker`, the console
 in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its maps into the layers;
 `finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
+With no labels layer (``labels=None``) the method must be a zero-shot one (COSNet): every frame
+is segmented from ``frame`` (default 0) and the output is named after the image.
 torch is imported only by `steps()`, so building a job never blocks the viewer on that import.
 Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guard.py).
 """
@@ -116,19 +118,33 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
 class LayerJob:
     """Propagate ``labels`` through ``image`` into a new Labels layer of ``viewer`` (see module doc)."""
 
-    def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels",
+    def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None",
                  method: str = "frtm", frame: int | None = None, *, device: str = "auto",
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
                  name: str | None = None, **session_options: Any) -> None:
         guard_triton()
+        from napari_vos.methods import registry
+
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         self.viewer = viewer
         self.image = get_layer(viewer, image, "image")
-        self.labels = get_layer(viewer, labels, "labels")
         self.n_frames, self.frame_shape = _video_shape(self.image)
-        self.annotations, self.start, self.note = read_annotations(
-            self.labels, self.n_frames, self.frame_shape, frame, all_painted)
+        if labels is None:
+            if registry.needs_annotation(method):
+                raise ValueError(f"method {method!r} needs a labels layer with the objects painted on one frame; "
+                                 "only zero-shot methods (e.g. cosnet) run without one")
+            if frame is not None and not 0 <= frame < self.n_frames:
+                raise ValueError(f"start frame {frame} is outside the stack (frames 0..{self.n_frames - 1})")
+            self.labels = None
+            self.annotations, self.start, self.note = {}, frame, ""
+        else:
+            if not registry.accepts_annotation(method):
+                raise ValueError(f"method {method!r} segments the video without an annotation and takes none: "
+                                 "choose no labels layer")
+            self.labels = get_layer(viewer, labels, "labels")
+            self.annotations, self.start, self.note = read_annotations(
+                self.labels, self.n_frames, self.frame_shape, frame, all_painted)
         self.method = method
         self.device = device
         self.direction = direction
@@ -141,14 +157,20 @@ class LayerJob:
         self.error: BaseException | None = None  # set by a runner that caught the engine's error
         self._cancel = False
         if self.start is None:  # the engine's default start
-            self.start = max(self.annotations) if direction == "backward" else min(self.annotations)
-        self.object_ids = sorted(int(i) for i in np.unique(self.annotations[self.start]) if i)
+            if self.annotations:
+                self.start = max(self.annotations) if direction == "backward" else min(self.annotations)
+            else:
+                self.start = self.n_frames - 1 if direction == "backward" else 0
+        # zero-shot: the ids are the method's output channels, known once it ran (``_ids``)
+        self.object_ids = sorted(int(i) for i in np.unique(self.annotations[self.start]) if i) \
+            if self.annotations else []
         self.total = {"both": self.n_frames, "forward": self.n_frames - self.start,
                       "backward": self.start + 1}[direction]
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=np.int32)
-        self.output: Labels = viewer.add_labels(
-            out, name=name or f"{self.labels.name} propagated ({method})", **self._placement())
+        default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
+                        else f"{self.image.name} segmented ({method})")
+        self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())
 
     # -- where layers go ---------------------------------------------------------------------
     def _placement(self) -> dict[str, Any]:
@@ -214,7 +236,7 @@ class LayerJob:
         self.frames_computed += not frame.annotated
 
     def _add_map_layer(self, name: str, k: int, n_channels: int, map_shape: tuple[int, int]) -> "Image":
-        ids = self.object_ids
+        ids = self.object_ids or (self.session.object_ids if self.session is not None else [])
         if n_channels == len(ids) and n_channels > 1:
             suffix = f" object {ids[k]}"
         elif n_channels > 1:
@@ -239,7 +261,8 @@ class LayerJob:
             return None
         result = self.session.result()
         prov = result.provenance()
-        prov.update({"image_layer": self.image.name, "labels_layer": self.labels.name, "direction": self.direction,
+        labels_layer = self.labels.name if self.labels is not None else None
+        prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
                      "cancelled": self._cancel, "frames_total": self.total,
                      "map_layers": [layer.name for layer in self.map_layers.values()]})

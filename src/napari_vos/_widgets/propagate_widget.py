@@ -39,7 +39,9 @@ from napari_vos.methods import registry
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["PropagateWidget", "available_devices"]
+__all__ = ["PropagateWidget", "available_devices", "NO_LABELS"]
+
+NO_LABELS = "none (zero-shot methods)"  # the labels choice of a run without annotation
 
 
 def available_devices() -> list[str]:
@@ -194,6 +196,7 @@ class PropagateWidget(QWidget):
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
         # painted inputs first, napari-vos outputs last
         label_names = [lyr.name for lyr in sorted(labels, key=lambda lyr: "napari_vos" in lyr.metadata)]
+        label_names.append(NO_LABELS)  # last: a painted layer stays the default choice
         for combo, names in ((self.image_combo, images), (self.labels_combo, label_names)):
             current = combo.currentText()
             combo.blockSignals(True)
@@ -213,8 +216,25 @@ class PropagateWidget(QWidget):
         if self.job is None:
             self.status.setText(self._mismatch())
 
+    @property
+    def labels_choice(self) -> str | None:
+        """The chosen labels layer's name, or None for no labels (zero-shot)."""
+        text = self.labels_combo.currentText()
+        return None if text in ("", NO_LABELS) else text
+
+    def _method_needs_annotation(self) -> bool:
+        try:
+            return registry.needs_annotation(self.method) if self.method else True
+        except ValueError:
+            return True
+
     def _mismatch(self) -> str:
         image, labels = self._layer(self.image_combo, Image), self._layer(self.labels_combo, Labels)
+        if self.labels_choice is None and not self._method_needs_annotation():
+            return "" if image is not None else "add an image layer"
+        if self.labels_choice is None and image is not None:
+            return (f"{self.method} needs a labels layer with the objects painted on one frame; only zero-shot "
+                    "methods (e.g. cosnet) run with labels 'none'")
         if image is None or labels is None:
             return "add an image layer and a labels layer with the objects painted on one frame"
         frames = tuple(image.data.shape[:-1] if image.rgb else image.data.shape)
@@ -233,12 +253,19 @@ class PropagateWidget(QWidget):
             return
         self.method_combo.setToolTip(registry.DESCRIPTIONS.get(name, ""))
         try:
-            uses_checkpoint = hasattr(registry.method_class(name), "build")
+            cls = registry.method_class(name)
         except ValueError as err:
             self.status.setText(str(err))
-            uses_checkpoint = False
+            cls = None
+        uses_checkpoint = cls is not None and hasattr(cls, "build")
         self.checkpoint_edit.setEnabled(uses_checkpoint)
         self.checkpoint_button.setEnabled(uses_checkpoint)
+        takes_labels = cls is None or getattr(cls, "accepts_annotation", True)
+        if not takes_labels:  # e.g. COSNet: the primary object, never painted ones
+            self.labels_combo.setCurrentText(NO_LABELS)
+        self.labels_combo.setEnabled(takes_labels)
+        if self.job is None and cls is not None:
+            self.status.setText(self._mismatch())
 
     def _pick_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "FRTM/other checkpoint", "", "safetensors (*.safetensors)")
@@ -268,9 +295,9 @@ class PropagateWidget(QWidget):
         method = self.method
         try:
             image = self.image_combo.currentText()
-            labels = self.labels_combo.currentText()
-            if not image or not labels:
-                raise ValueError("pick an image layer and a labels layer first")
+            labels = self.labels_choice
+            if not image:
+                raise ValueError("pick an image layer first")
             self.job = LayerJob(self.viewer, image, labels, method, self.frame_spin.value(),
                                 device=self.device_combo.currentText(),
                                 direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
@@ -281,7 +308,8 @@ class PropagateWidget(QWidget):
             return
         self.progress.setRange(0, self.job.total)
         self.progress.setValue(0)
-        starting = f"propagating with {method} from frame {self.job.start}"
+        verb = "propagating" if self.job.annotations else "segmenting (no annotation)"
+        starting = f"{verb} with {method} from frame {self.job.start}"
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
         self.status.setText(f"{self.job.note}; {starting}" if self.job.note else starting)

@@ -41,7 +41,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options=_method_options(args.option),
+        method_options=_method_options(args.option), annotation=args.annotation,
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {args.max_side or 'engine default'})")
@@ -147,6 +147,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--save-predictions", action="store_true", help="also write OUT/predictions/<seq>/*.png")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
+                   help="first: give the first GT frame; none: give nothing and score the foreground against "
+                        "the union of the GT objects; auto (default): none for zero-shot methods (cosnet)")
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser("score", help="score existing predictions against ground truth")

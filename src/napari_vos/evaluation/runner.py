@@ -7,6 +7,10 @@ that frame), and the predicted stack is scored with the DAVIS measures (plus CTC
 sequence has many objects). Results are written after every sequence (`scoring.Report`), so
 Ctrl-C keeps the finished ones; predictions can be saved as DAVIS palette PNGs (or a TIFF stack
 when ids exceed 255) for `napari-vos score` or inspection.
+
+Zero-shot methods (COSNet; ``annotation="none"``, the default for a method that needs no
+annotation) are given nothing: every frame is segmented and scored as foreground against the union
+of the sequence's true objects (DAVIS 2016 unsupervised convention, `evaluation.unsupervised`).
 """
 from __future__ import annotations
 
@@ -19,8 +23,11 @@ import numpy as np
 from napari_vos.data.readers import open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
 from napari_vos.evaluation.scoring import MANY_OBJECTS, Report, first_annotation
+from napari_vos.evaluation.unsupervised import evaluate_foreground
 
-__all__ = ["evaluate_method", "save_prediction"]
+ANNOTATION_MODES = ("auto", "first", "none")
+
+__all__ = ["evaluate_method", "save_prediction", "resolve_annotation", "ANNOTATION_MODES"]
 
 
 def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
@@ -31,6 +38,22 @@ def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
         write_png_labels(folder / name, labels)
         return folder / name
     return write_tiff_labels(folder / f"{name}.tif", labels)
+
+
+def resolve_annotation(method: str, annotation: str = "auto") -> str:
+    """"first" (the first GT frame is given) or "none" (zero-shot); "auto": "none" exactly when
+    the method needs no annotation."""
+    from napari_vos.methods import registry
+
+    if annotation not in ANNOTATION_MODES:
+        raise ValueError(f"annotation must be one of {ANNOTATION_MODES}, got {annotation!r}")
+    if annotation == "auto":
+        return "first" if registry.needs_annotation(method) else "none"
+    if annotation == "first" and not registry.accepts_annotation(method):
+        raise ValueError(f"method {method!r} takes no annotation; evaluate it with annotation 'none'")
+    if annotation == "none" and registry.needs_annotation(method):
+        raise ValueError(f"method {method!r} needs an annotation; evaluate it with annotation 'first'")
+    return annotation
 
 
 def evaluate_method(
@@ -46,8 +69,13 @@ def evaluate_method(
     plot: bool = True,
     progress: bool = True,
     method_options: dict[str, Any] | None = None,
+    annotation: str = "auto",
 ) -> dict[str, Any]:
     """Propagate `method` through each sequence of `data`, score it and write the report.
+
+    annotation: "first" gives the method the first GT frame holding an object; "none" gives it
+    nothing and scores its foreground against the union of the GT objects; "auto" is "none" for
+    zero-shot methods and "first" for the others.
 
     Returns the JSON summary (also written to `json_path`, default `out_dir/summary.json`).
     A KeyboardInterrupt stops after the sequence in progress is dropped; the summary then says
@@ -55,11 +83,14 @@ def evaluate_method(
     """
     from napari_vos.session import propagate
 
+    mode = resolve_annotation(method, annotation)
     seqs = open_dataset(data, sequences)
     if not seqs:
         raise ValueError(f"{data}: no sequences to evaluate")
     header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
-              "max_side": max_side, "options": dict(method_options or {})}
+              "max_side": max_side, "options": dict(method_options or {}), "annotation": mode}
+    if mode == "none":
+        header["scoring"] = "foreground vs union of GT objects (DAVIS 2016 unsupervised), every GT frame"
     report = Report(header, out_dir, json_path)
     out = Path(out_dir) if out_dir else None
     outer: Any = seqs
@@ -71,9 +102,10 @@ def evaluate_method(
     complete = False
     try:
         for seq in outer:
-            annotated = first_annotation(seq)
-            first = seq.masks[annotated]
-            ids = [int(i) for i in np.unique(first) if i]
+            zero_shot = mode == "none"
+            annotated = None if zero_shot else first_annotation(seq)
+            first = None if annotated is None else seq.masks[annotated]
+            ids = [] if first is None else [int(i) for i in np.unique(first) if i]
             options: dict[str, Any] = dict(method_options or {})
             if max_side is not None:
                 options["max_side"] = max_side
@@ -97,8 +129,11 @@ def evaluate_method(
                 bar = None
             report.header["checkpoint"] = result.checkpoint
             report.header["device"] = result.device
-            scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
-                                       seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+            if annotated is None:
+                scores = evaluate_foreground(seq.name, seq.masks, result.labels)
+            else:
+                scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
+                                           seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
             report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
             report.rows[seq.name]["wall_seconds"] = wall
             if out is not None and save_predictions:

@@ -97,7 +97,7 @@ class Report:
                 with open(self.out_dir / name, "w", newline="") as f:
                     csv.DictWriter(f, fieldnames=fields).writeheader()
 
-    def add(self, result: SequenceResult, n_frames: int, annotated: int,
+    def add(self, result: SequenceResult, n_frames: int, annotated: int | None,
             frames_done: int = 0, seconds: float = 0.0) -> dict[str, Any]:
         """Record one finished sequence and flush every output file."""
         self.results.append(result)

@@ -3,11 +3,16 @@
 The engine (session.py) owns frame reading, normalisation, resizing, object bookkeeping and
 the soft aggregation of objects; a method only holds its paper: how to start from an annotated
 frame, how to segment the next frame, and how to learn from the aggregated result.
+
+Zero-shot methods (``needs_annotation = False``, e.g. COSNet) are given no annotated frame: the
+engine hands them the whole video first (``set_video``) and then steps every frame; the number of
+objects is the number of channels of their ``Step.probs``. Such a method may still take
+annotations (``accepts_annotation``), which then arrive through ``start`` as for the others.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -24,12 +29,39 @@ class Step:
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class VideoFrames:
+    """The whole video as a method sees it: ``video[t]`` is frame t, (3, H, W) in [0, 1] at the
+    working resolution on the method's device, read (and normalised) only when asked for.
+
+    Given to every method through ``set_video`` before a pass; zero-shot methods use it to look
+    at frames other than the one being segmented (COSNet's reference frames).
+    """
+
+    n_frames: int
+    read: Callable[[int], torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        index = int(index)
+        if not 0 <= index < self.n_frames:
+            raise IndexError(f"frame {index} is outside the video (frames 0..{self.n_frames - 1})")
+        return self.read(index)
+
+
 @runtime_checkable
 class Method(Protocol):
     """What the engine calls. Images are (3, H, W) float in [0, 1]; objects (K, H, W) in {0, 1}."""
 
     name: ClassVar[str]
     needs_checkpoint: ClassVar[bool]
+    needs_annotation: ClassVar[bool]  # False: zero-shot, the engine steps every frame without start()
+    accepts_annotation: ClassVar[bool]  # False: annotations are refused (COSNet: the primary object only)
+
+    def set_video(self, video: VideoFrames) -> None:
+        """The whole video, given once per pass before ``start``/``step``."""
 
     def start(self, image: torch.Tensor, objects: torch.Tensor) -> None: ...
 
@@ -43,15 +75,21 @@ class Method(Protocol):
 
 
 class MethodBase:
-    """Convenience base: stores options and device; ``update``/``remember`` default to no-ops."""
+    """Convenience base: stores options and device; ``set_video``/``update`` default to no-ops,
+    ``remember`` restarts from the corrected frame."""
 
     name: ClassVar[str] = "base"
     needs_checkpoint: ClassVar[bool] = True
+    needs_annotation: ClassVar[bool] = True
+    accepts_annotation: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: torch.device | str = "cpu", **options: Any) -> None:
         self.device = torch.device(device)
         self.options = options
+
+    def set_video(self, video: VideoFrames) -> None:  # noqa: D401 - protocol default
+        return None
 
     def update(self, probs: torch.Tensor) -> None:  # noqa: D401 - protocol default
         return None

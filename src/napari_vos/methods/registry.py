@@ -60,6 +60,16 @@ def method_class(name: str) -> type:
     return getattr(module, cls_name)
 
 
+def needs_annotation(name: str) -> bool:
+    """Whether method ``name`` needs an annotated frame (False for zero-shot methods, e.g. COSNet)."""
+    return bool(getattr(method_class(name), "needs_annotation", True))
+
+
+def accepts_annotation(name: str) -> bool:
+    """Whether method ``name`` takes annotated frames at all (a zero-shot method may refuse them)."""
+    return bool(getattr(method_class(name), "accepts_annotation", True))
+
+
 def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
     """Instantiate a method, loading its checkpoint (the registry default when None)."""
     cls = method_class(name)

@@ -1,0 +1,47 @@
+"""Scoring a zero-shot (unsupervised) prediction: its foreground against the union of the true objects.
+
+The DAVIS 2016 unsupervised convention: the method is told nothing and segments "the primary
+object"; every predicted object id counts as foreground, the ground truth of all objects is merged
+into one foreground, and J/F are computed for that single binary object on every frame that has
+ground truth (no frame was given to the method, so none is left out; the last frame is scored too).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence
+
+__all__ = ["ForegroundStack", "evaluate_foreground", "score_foreground"]
+
+
+class ForegroundStack:
+    """A frame-indexable view of a labels stack as 0/1 foreground (None stays None: no GT on that frame)."""
+
+    def __init__(self, labels: Any) -> None:
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, t: int) -> np.ndarray | None:
+        frame = self.labels[t]
+        return None if frame is None else (np.asarray(frame) > 0).astype(np.int32)
+
+
+def evaluate_foreground(name: str, gt: Any, pred: Any) -> SequenceResult:
+    """J/F of ``pred``'s foreground (any id > 0) against the union of ``gt``'s objects, on every GT frame.
+
+    gt: frame-indexable, gt[t] an int label image or None; pred: labels (T, Y, X). The result has one
+    object (id 1, "the foreground").
+    """
+    n = len(pred)
+    frames = [t for t in range(n) if gt[t] is not None]
+    return evaluate_sequence(name, ForegroundStack(gt), ForegroundStack(pred), annotated=-1, frames=frames,
+                             object_ids=[1])
+
+
+def score_foreground(pred: Any, gt: Any) -> dict[str, float]:
+    """One-call J/F/J&F means, recalls and decays of a zero-shot prediction (demo, notebooks)."""
+    return evaluate_foreground("stack", gt, pred).stats()
