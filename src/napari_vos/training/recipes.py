@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 
-TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at")
+TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at", "rvos")
 
 
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
@@ -46,4 +46,8 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
 
         return OSVOSATRecipe(train_backbone_from=train_backbone_from, **kwargs)
+    if method == "rvos":
+        from napari_vos.training.rvos_recipe import RVOSRecipe
+
+        return RVOSRecipe.from_options(train_backbone_from=train_backbone_from, **kwargs)
     raise ValueError(f"no training recipe for method {method!r} (trainable: {', '.join(TRAINABLE)})")
