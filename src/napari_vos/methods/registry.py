@@ -17,6 +17,7 @@ METHODS: dict[str, str] = {
     "rgmp": "napari_vos.methods.rgmp:RGMP",
     "s2s": "napari_vos.methods.s2s:S2S",
     "osvos_at": "napari_vos.methods.osvos_at:OSVOSAT",
+    "rvos": "napari_vos.methods.rvos:RVOS",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -26,6 +27,7 @@ DESCRIPTIONS: dict[str, str] = {
     "rgmp": "RGMP: Siamese reference + previous-mask encoder-decoder, multi-scale, no test-time learning",
     "s2s": "S2S++: ConvLSTM sequence-to-sequence with skip-memory and border-distance classes",
     "osvos_at": "OSVOS-AT: network fine-tuned on the annotated frame, its attention maps transferred to other frames",
+    "rvos": "RVOS: ConvLSTM decoder recurrent over objects and frames; one-shot, or zero-shot (zero_shot=True)",
 }
 
 
