@@ -27,6 +27,15 @@ def _progress(desc: str, total: int):  # pragma: no cover - cosmetic
     return bar, update
 
 
+def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
+    """``--zero-shot`` as a method option (RVOS's zero-shot configuration); other methods have none."""
+    if not args.zero_shot:
+        return {}
+    if args.method != "rvos":
+        raise ValueError(f"--zero-shot is an rvos option; method {args.method!r} has no zero-shot configuration")
+    return {"zero_shot": True}
+
+
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF in, TIFF out."""
     import tifffile
@@ -39,6 +48,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.channels:
         options["channels"] = [int(c) for c in args.channels.split(",")]
+    options.update(_zero_shot_option(args))
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
                        checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
     bar.close()
@@ -67,7 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
     result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
-                       device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update)
+                       device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
+                       **_zero_shot_option(args))
     bar.close()
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
@@ -149,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-side", type=int, default=None)
     p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
     p.add_argument("--memmap", action="store_true", help="memory-map the input TIFF instead of reading it")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
+                        "annotated objects")
     p.set_defaults(func=cmd_propagate)
 
     p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
@@ -160,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
                    help="first: give frame 0's true labels; none: give nothing, score the foreground against all "
                         "objects; auto (default): none for zero-shot methods (cosnet)")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
+                        "annotated objects")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a method (resumable)")
