@@ -15,9 +15,13 @@ grow with the stack.
   input; the decoder segments N slots, each with an "object present" (stop) score. With an
   annotated frame, ``start`` matches the slots to the annotated objects on that frame (Hungarian,
   by IoU) and every next frame outputs the matched slots in the objects' order. Without any
-  annotation (the engine's zero-shot path: ``step`` without ``start``), the objects are the slots
-  before the first whose score on the first frame is below 0.5 (RIS's stopping rule), output as
-  ids 1..K; a backward pass is a fresh run, whose slots need not carry the same ids.
+  annotation (``step`` called without ``start``, as the engine's zero-shot path does), the objects
+  are the slots before the first whose score on the first frame is below 0.5 (RIS's stopping
+  rule), output as ids 1..K; a backward pass is a fresh run, whose slots need not carry the same
+  ids. The class says ``needs_annotation = True``: the engine reads that flag from the class, not
+  from the options, and one-shot (the default) needs the annotation. So a Session runs zero-shot
+  RVOS with an annotated frame (the slides' evaluation protocol); the no-annotation form is the
+  method's own (``method.step(image)`` without ``start``) until the engine asks per option.
 
 Frames are resized to the network's input size (the paper's 256 x 448 area at the frame's aspect
 ratio, sides multiples of 32; ``input_size=(H, W)`` overrides) and the probabilities back.
@@ -41,8 +45,8 @@ class RVOS(MethodBase):
 
     name: ClassVar[str] = "rvos"
     needs_checkpoint: ClassVar[bool] = True
-    # zero-shot RVOS runs without an annotation; one-shot RVOS then says it needs one (step before start)
-    needs_annotation: ClassVar[bool] = False
+    # one-shot (the default) needs the annotation; the engine reads this from the class, whatever the options
+    needs_annotation: ClassVar[bool] = True
     accepts_annotation: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("convlstm_output",)
 
