@@ -18,6 +18,7 @@ METHODS: dict[str, str] = {
     "s2s": "napari_vos.methods.s2s:S2S",
     "osvos_at": "napari_vos.methods.osvos_at:OSVOSAT",
     "rvos": "napari_vos.methods.rvos:RVOS",
+    "cosnet": "napari_vos.methods.cosnet:COSNet",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -28,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "s2s": "S2S++: ConvLSTM sequence-to-sequence with skip-memory and border-distance classes",
     "osvos_at": "OSVOS-AT: network fine-tuned on the annotated frame, its attention maps transferred to other frames",
     "rvos": "RVOS: ConvLSTM decoder recurrent over objects and frames; one-shot, or zero-shot (zero_shot=True)",
+    "cosnet": "COSNet: zero-shot primary object (no annotation), co-attention with N frames sampled from the video",
 }
 
 

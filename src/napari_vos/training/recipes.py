@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 
-TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at", "rvos")
+TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at", "rvos", "cosnet")
 
 
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
@@ -50,4 +50,10 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
         from napari_vos.training.rvos_recipe import RVOSRecipe
 
         return RVOSRecipe.from_options(train_backbone_from=train_backbone_from, **kwargs)
+    if method == "cosnet":
+        from napari_vos.training.cosnet_recipe import COSNetRecipe
+
+        if train_backbone_from is not None:
+            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
+        return COSNetRecipe(**kwargs)
     raise ValueError(f"no training recipe for method {method!r} (trainable: {', '.join(TRAINABLE)})")
