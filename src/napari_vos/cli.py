@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--synthetic-fraction", type=float, default=0.5)
     p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|"
-                        "paper:...; s2s: light|paper; osvos_at: light|paper)")
+                        "paper:...; s2s: light|paper; osvos_at: light|paper; "
+                        "rvos: light|paper:teacher|inferred|zero)")
     p.add_argument("--backbone-weights", default=None, choices=[None, "imagenet"],
                    help="start the backbone from torchvision's ImageNet weights (needs internet)")
     p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
