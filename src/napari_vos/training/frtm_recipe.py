@@ -22,6 +22,7 @@ from napari_vos.methods.frtm_target import TargetModel, target_scores
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages, resnet_features
 from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
 from napari_vos.training.loop import export_tensors
+from napari_vos.training.ridge_probe import ridge_probe_loss, ridge_probe_scores
 
 
 @dataclass
@@ -39,6 +40,7 @@ class FRTMRecipe(VideoMix):
     backbone_weights: str | None = None
     init_checkpoint: str | None = None
     train_backbone_from: str | None = "stem"  # first trained backbone stage; None freezes it (the paper)
+    probe_weight: float = 1.0  # auxiliary ridge-probe loss on conv4 (training/ridge_probe.py); 0 turns it off
     name: str = "frtm"
 
     def __post_init__(self) -> None:
@@ -77,6 +79,17 @@ class FRTMRecipe(VideoMix):
         logits = model.seg(val, scores_t, (h, w))
         target = masks[:, 1:].flatten(0, 1)
         loss = F.binary_cross_entropy_with_logits(logits, target)
+        stats: dict[str, Any] = {}
+        if self.probe_weight > 0 and "conv4" not in self._frozen:
+            labels16 = F.adaptive_avg_pool2d(masks, conv4.shape[-2:])  # (B, n, h16, w16)
+            probe = ridge_probe_scores(conv4[:, 0], labels16[:, 0], conv4[:, 1:], cfg.target.kappa_min)
+            probe_loss = ridge_probe_loss(probe, labels16[:, 1:], cfg.target.kappa_min)
+            loss = loss + self.probe_weight * probe_loss
+            with torch.no_grad():
+                hit, truth = probe.detach() > 0.5, labels16[:, 1:] > 0.5
+                stats["probe_loss"] = float(probe_loss.detach())
+                stats["probe_iou"] = float(((hit & truth).flatten(2).sum(-1).float()
+                                            / (hit | truth).flatten(2).sum(-1).float().clamp_min(1)).mean())
         with torch.no_grad():
             pred = logits > 0
             inter = (pred & (target > 0.5)).flatten(1).sum(1).float()
@@ -84,7 +97,7 @@ class FRTMRecipe(VideoMix):
             coarse = F.interpolate(scores_t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0.5
             cinter = (coarse & (target > 0.5)).flatten(1).sum(1).float()
             cunion = (coarse | (target > 0.5)).flatten(1).sum(1).float().clamp_min(1)
-        return loss, {"iou": float((inter / union).mean()), "coarse_iou": float((cinter / cunion).mean())}
+        return loss, {"iou": float((inter / union).mean()), "coarse_iou": float((cinter / cunion).mean()), **stats}
 
     def export_tensors(self, model: FRTMNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""

@@ -1,0 +1,43 @@
+"""A differentiable stand-in for FRTM's target model, used only as an auxiliary training loss.
+
+The paper trains its segmentation network over a frozen ImageNet backbone, whose conv4 features
+already separate objects well enough for a linear target model. Here the backbone starts from
+random weights, and the Gauss-Newton fit (treated as constant, as in the paper) passes the
+backbone no signal about what makes a linear target model work. This probe closes that gap:
+a weighted ridge regression fitted in closed form on each reference frame's features (the
+same least-squares objective as eq. 2, with eq. 4's pixel weights, 1x1 instead of 1x1+3x3)
+predicts the labels of the validation frames; its error is back-propagated through both frames'
+features (as learned-optimiser trackers do). Inference never uses it.
+"""
+from __future__ import annotations
+
+import torch
+
+from napari_vos.methods.frtm_target import pixel_weights
+
+
+def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
+                       kappa_min: float = 0.1, reg: float = 0.1) -> torch.Tensor:
+    """Scores on validation frames of a linear model fitted in closed form on each sample's reference.
+
+    ref_features (B, C, h, w), ref_labels (B, h, w) in [0, 1], val_features (B, M, C, h, w)
+    -> (B, M, h, w). Dual form (N = h*w equations, usually fewer than C): w = X^T (X X^T + lam I)^-1 y
+    on the eq.-4-weighted rows, lam = ``reg`` times the mean squared row norm, so the solution
+    does not depend on the feature scale.
+    """
+    b, c, h, w = ref_features.shape
+    x = ref_features.flatten(2).transpose(1, 2)  # (B, N, C)
+    v = pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N)
+    xv = x * v[..., None]
+    yv = ref_labels.flatten(1) * v
+    gram = xv @ xv.transpose(1, 2)  # (B, N, N)
+    lam = reg * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-6)
+    eye = torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
+    alpha = torch.linalg.solve(gram + lam[:, None, None] * eye, yv[..., None])  # (B, N, 1)
+    weights = (xv.transpose(1, 2) @ alpha)[..., 0]  # (B, C)
+    return torch.einsum("bc,bmchw->bmhw", weights, val_features)
+
+
+def ridge_probe_loss(scores: torch.Tensor, labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
+    """Eq.-4-weighted mean squared error of probe scores (B, M, h, w) against labels in [0, 1]."""
+    return (pixel_weights(labels, kappa_min) * (scores - labels)).pow(2).mean()
