@@ -50,3 +50,29 @@ def test_batch_has_reference_and_two_validation_frames():
     assert len(clips) == 1
     assert clips[0].frames.shape == (3, 64, 96, 3) and clips[0].masks.shape == (3, 64, 96)
     assert clips[0].masks[0].sum() > 0  # the reference frame shows the object
+
+
+def test_real_16bit_sequences_are_normalised_per_stack_as_the_engine_does(tmp_path):
+    """A dim and a bright frame stay dim and bright (per-frame stretching would make them equal)."""
+    import tifffile
+
+    from napari_vos.data.frames import FrameSource
+    from napari_vos.training.clips import SequenceBank
+
+    seq = tmp_path / "cells"
+    (seq / "images").mkdir(parents=True)
+    (seq / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    stack = []
+    for t, level in enumerate((1000, 3000, 2000)):
+        frame = (level + rng.integers(0, 200, (24, 32))).astype(np.uint16)
+        stack.append(frame)
+        tifffile.imwrite(seq / "images" / f"{t:05d}.tif", frame)
+        mask = np.zeros((24, 32), np.uint8)
+        mask[5:15, 5:15] = 1
+        tifffile.imwrite(seq / "masks" / f"{t:05d}.tif", mask)
+    bank = SequenceBank([seq], size=(24, 32), exclude=())
+    frames, _ = bank.videos[0]
+    assert frames[1].mean() > frames[0].mean() + 100  # uint8 at training size
+    expected = (FrameSource(np.stack(stack))[1] * 255).astype(np.uint8)
+    assert np.abs(frames[1].astype(int) - expected.astype(int)).mean() < 2

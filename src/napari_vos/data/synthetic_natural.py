@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import warp
 
+from napari_vos.data.frames import FrameSource
 from napari_vos.data.synthetic_types import SyntheticVideo, render_all
 from napari_vos.data.textures import random_colours, random_texture, smooth_noise
 
@@ -216,18 +217,6 @@ def _blob_sprite(rng: np.random.Generator, side: int, colours: np.ndarray | None
     return rgb, alpha
 
 
-def _to_float_rgb(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    img = img[..., :3]
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255
-    f = img.astype(np.float32)
-    lo, hi = np.percentile(f, (0.5, 99.8))
-    return np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1)
-
-
 def _resize(img: np.ndarray, shape: tuple[int, int], order: int = 1) -> np.ndarray:
     factors = (shape[0] / img.shape[0], shape[1] / img.shape[1]) + (1,) * (img.ndim - 2)
     out = ndi.zoom(img, factors, order=order, mode="nearest", grid_mode=True)
@@ -243,6 +232,11 @@ class _Source:
         self.seqs = [s for s in open_dataset(source_dir) if s.annotated]
         if not self.seqs:
             raise ValueError(f"{source_dir}: no sequence with masks to cut objects from")
+        self._sources = [FrameSource(s.frames) for s in self.seqs]
+
+    def _frame(self, seq_index: int, t: int) -> np.ndarray:
+        """Frame t of a source sequence, normalised as the engine does (data/frames.FrameSource)."""
+        return self._sources[seq_index][t]
 
     def cutout(self, rng: np.random.Generator, side: int, seq_index: int | None = None,
                ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -260,7 +254,7 @@ class _Source:
                 continue
             rows, cols = np.nonzero(obj)
             y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-            image = _to_float_rgb(seq.frames[t])[y0:y1, x0:x1]
+            image = self._frame(si, t)[y0:y1, x0:x1]
             alpha = ndi.gaussian_filter(obj[y0:y1, x0:x1].astype(np.float32), 0.6)
             k = side / max(y1 - y0, x1 - x0)
             shape = (max(4, round((y1 - y0) * k)), max(4, round((x1 - x0) * k)))
@@ -269,8 +263,8 @@ class _Source:
         raise ValueError("could not find a usable object mask in the source folder")
 
     def background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        seq = self.seqs[int(rng.integers(len(self.seqs)))]
-        img = _to_float_rgb(seq.frames[int(rng.integers(len(seq)))])
+        si = int(rng.integers(len(self.seqs)))
+        img = self._frame(si, int(rng.integers(len(self.seqs[si]))))
         if rng.random() < 0.5:
             img = img[:, ::-1]
         h, w = img.shape[:2]

@@ -23,23 +23,12 @@ class Clip:
     masks: np.ndarray  # (T, H, W) float32 {0, 1}
 
 
-def _to_rgb_float(frame: np.ndarray) -> np.ndarray:
-    f = np.asarray(frame)
-    if f.ndim == 2:
-        f = np.repeat(f[..., None], 3, axis=-1)
-    f = f[..., :3]
-    if f.dtype == np.uint8:
-        return f.astype(np.float32) / 255.0
-    f = f.astype(np.float32)
-    lo, hi = np.percentile(f, (0.5, 99.5))
-    return np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1)
-
-
 class SequenceBank:
     """Real sequences held at a fixed working size: frames uint8 (T, h, w, 3), labels int (T, h, w)."""
 
     def __init__(self, folders: Iterable[str | Path], size: tuple[int, int], exclude: Iterable[str] = HOLDOUT_DAVIS,
                  max_sequences: int | None = None) -> None:
+        from napari_vos.data.frames import FrameSource
         from napari_vos.data.readers import open_dataset
 
         self.videos: list[tuple[np.ndarray, np.ndarray]] = []
@@ -50,8 +39,9 @@ class SequenceBank:
                 if seq.name in excluded:
                     continue
                 frames, labels = [], []
+                source = FrameSource(seq.frames)  # the engine's normalisation: training sees what inference sees
                 for i in seq.annotated:
-                    img = _to_rgb_float(seq.frames[i])
+                    img = source[i]
                     frames.append((resize(img, size, order=1, anti_aliasing=True) * 255).astype(np.uint8))
                     labels.append(resize(seq.masks[i], size, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32))
                 if len(frames) >= 3:
