@@ -125,3 +125,12 @@ def test_cli_demo_and_eval_score_the_foreground(brighter, tmp_path, capsys):
     demo = json.loads((tmp_path / "d.json").read_text())
     assert demo["annotation"] == "none" and 0 <= demo["J_mean"] <= 1
     assert "foreground vs all objects" in capsys.readouterr().out
+
+
+def test_bench_runs_a_zero_shot_method_without_annotating(brighter, tmp_path):
+    from napari_vos.evaluation.bench import bench_once
+
+    rec = bench_once(brighter, device="cpu", size=(64, 48), objects=2, frames=4, warmup=1, workdir=tmp_path)
+    assert rec["annotated"] is False and rec["fps"] > 0
+    assert zsm.BrighterThanMean.videos_seen[-1][0] == 4  # the measured run saw its whole 4-frame video
+    assert len(zsm.BrighterThanMean.stepped) == 2 + 4  # warm-up (2 frames) + every measured frame, frame 0 too

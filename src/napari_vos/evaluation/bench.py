@@ -121,9 +121,11 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     import zarr
 
     from napari_vos.evaluation.scoring import code_version
+    from napari_vos.methods import registry
     from napari_vos.session import Session
 
     video, first = _video(kind, size, objects, frames, seed)
+    annotate = registry.accepts_annotation(method)  # zero-shot methods that take none (COSNet) get none
     n_objects = int(len(np.unique(first)) - 1)
     opts: dict[str, Any] = dict(method_options)
     if max_side is not None:
@@ -133,7 +135,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
 
     def run(n: int, out: Any) -> Any:
         s = Session(PingPongVideo(video.pool, n), method=method, device=device, out=out, **opts)
-        s.annotate(0, first)
+        if annotate:
+            s.annotate(0, first)
         for _ in s.propagate("forward"):
             pass
         return s.result()
@@ -158,7 +161,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         peak = peak_rss_mb()
     return {
         "method": method, "device": result.device, "size": f"{w}x{h}", "objects": n_objects,
-        "frames": frames, "fps": result.fps, "peak_rss_mb": round(peak, 1),
+        "frames": frames, "annotated": annotate, "fps": result.fps, "peak_rss_mb": round(peak, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
         "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),
