@@ -222,6 +222,11 @@ def test_zero_shot_outputs_the_slots_matched_on_the_annotated_frame(zero_shot_ch
     fresh = RVOS.build(checkpoint=zero_shot_checkpoint, input_size=(32, 32))
     monkeypatch.setattr(fresh.network, "frame", frame)
     assert fresh.step(torch.rand(3, 32, 32)).probs.shape == (2, 32, 32) and fresh.slots == [0, 1]
+    # no slot holds an object: no output channel, all background after the engine's aggregation
+    empty = RVOS.build(checkpoint=zero_shot_checkpoint, input_size=(32, 32))
+    empty.network.decoder.stop_head.bias.data.fill_(-50.0)
+    step = empty.step(torch.rand(3, 32, 32))
+    assert empty.slots == [] and step.probs.shape == (0, 32, 32) and step.maps["convlstm_output"].shape == (0, 8, 8)
 
 
 def test_zero_shot_through_session_with_an_annotation(zero_shot_checkpoint):

@@ -132,6 +132,9 @@ class RVOS(MethodBase):
             index = torch.tensor(self.slots, dtype=torch.long, device=out.logits.device)
         else:
             index = torch.arange(out.logits.shape[1], device=out.logits.device)
+        if not len(index):  # zero-shot, no annotation, no slot holding an object: all background
+            none = image.new_zeros((0, *out.logits.shape[-2:]))
+            return Step(probs=image.new_zeros((0, *self._work_size)), maps={"convlstm_output": none})
         logits = out.logits[0].index_select(0, index).float()
         probs = F.interpolate(logits[None], size=self._work_size, mode="bilinear", align_corners=False)[0]
         h = out.features[0].index_select(0, index).float()

@@ -1,4 +1,4 @@
-"""The RVOS network (seed 003, slides on Ventura et al., CVPR 2019): encoder + recurrent decoder over objects and frames.
+"""The RVOS network (seed 003, slides on Ventura et al., CVPR 2019): encoder, decoder recurrent over objects and frames.
 
 Encoder: a ResNet (``nn/backbones.py``) whose conv5..conv2 maps (strides 32, 16, 8, 4) are reduced
 by 3x3 convolutions to fixed widths: the skip features f'_{t,k}, k = 0..3.
