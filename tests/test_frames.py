@@ -98,3 +98,10 @@ def test_working_size_caps_the_longer_side():
     assert working_size((480, 854), None) == (480, 854)
     assert working_size((480, 854), 427) == (240, 427)
     assert working_size((100, 100), 512) == (100, 100)
+
+
+def test_working_size_enlarges_small_frames_up_to_the_cap():
+    assert working_size((256, 384), 1024, 480) == (480, 720)
+    assert working_size((480, 854), 1024, 480) == (480, 854)  # already large enough
+    assert working_size((100, 1000), 1024, 480) == (102, 1024)  # the cap on the longer side wins
+    assert working_size((256, 384), None, 300) == (300, 450)

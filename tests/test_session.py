@@ -100,3 +100,15 @@ def test_out_array_streams_results(tmp_path, square_video, random_frtm_checkpoin
     assert s.result().labels is out
     with pytest.raises(ValueError, match="out has shape"):
         Session(frames, checkpoint=random_frtm_checkpoint, out=np.zeros((2, 2, 2), np.int32))
+
+
+@pytest.mark.real_working_size
+def test_frtm_enlarges_small_videos_to_the_papers_480p_unless_told_otherwise(square_video, random_frtm_checkpoint):
+    frames, truth = square_video  # 64 x 96
+    assert Session(frames, device="cpu", checkpoint=random_frtm_checkpoint).work_size == (480, 720)
+    assert Session(frames, device="cpu", checkpoint=random_frtm_checkpoint, min_side=None).work_size == (64, 96)
+    assert Session(frames, method="flow", device="cpu").work_size == (64, 96)  # flow has no preference
+    res = propagate(frames[:2], truth[0], device="cpu", checkpoint=random_frtm_checkpoint, min_side=128)
+    assert res.labels.shape == truth[:2].shape and res.options["work_size"] == [128, 192]
+    with pytest.raises(ValueError, match="min_side"):
+        Session(frames, device="cpu", min_side="big")

@@ -109,7 +109,8 @@ class Session:
 
     def __init__(self, video: Any, method: str = "frtm", device: str | torch.device = "auto", *,
                  checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
-                 channels: Sequence[int] | None = None, rgb: bool | None = None, maps: bool = False,
+                 min_side: int | None | str = "auto", channels: Sequence[int] | None = None,
+                 rgb: bool | None = None, maps: bool = False,
                  out: Any = None, seed: int = 0, **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
@@ -119,7 +120,12 @@ class Session:
         self.device = resolve_device(device)
         self.checkpoint = checkpoint
         self.max_side = max_side
-        self.work_size = working_size(self.source.frame_shape, max_side)
+        if min_side == "auto":  # the method's own preference (FRTM: the paper's 480p)
+            min_side = getattr(self.method_class, "min_working_side", None)
+        if isinstance(min_side, str):
+            raise ValueError(f"min_side must be a number of pixels, None or 'auto', got {min_side!r}")
+        self.min_side = min_side
+        self.work_size = working_size(self.source.frame_shape, max_side, min_side)
         self.want_maps = maps
         self.seed = seed
         self.method_options = method_options
@@ -329,7 +335,8 @@ class Session:
         fps = self._frames_done / self._seconds if self._seconds > 0 else 0.0
         return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
-                      options={"max_side": self.max_side, "work_size": list(self.work_size), **self.method_options},
+                      options={"max_side": self.max_side, "min_side": self.min_side,
+                               "work_size": list(self.work_size), **self.method_options},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
 
 

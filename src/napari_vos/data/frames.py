@@ -113,10 +113,17 @@ class FrameSource:
         return self.normalise(self.raw(index), index)
 
 
-def working_size(frame_shape: tuple[int, int], max_side: int | None) -> tuple[int, int]:
-    """Size the methods run at: the frame scaled down so its longer side is at most ``max_side``."""
+def working_size(frame_shape: tuple[int, int], max_side: int | None,
+                 min_side: int | None = None) -> tuple[int, int]:
+    """Size the methods run at: the frame scaled so its shorter side is at least ``min_side``
+    (small videos are enlarged, for methods whose coarse maps need objects several cells wide)
+    and its longer side at most ``max_side`` (which wins when the two disagree)."""
     h, w = frame_shape
-    if not max_side or max(h, w) <= max_side:
+    s = 1.0
+    if min_side and min(h, w) < min_side:
+        s = min_side / min(h, w)
+    if max_side and max(h, w) * s > max_side:
+        s = max_side / max(h, w)
+    if s == 1.0:
         return h, w
-    s = max_side / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))

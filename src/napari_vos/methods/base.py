@@ -83,6 +83,8 @@ class MethodBase:
     needs_annotation: ClassVar[bool] = True
     accepts_annotation: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ()
+    # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
+    min_working_side: ClassVar[int | None] = None
 
     def __init__(self, device: torch.device | str = "cpu", **options: Any) -> None:
         self.device = torch.device(device)

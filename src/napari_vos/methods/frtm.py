@@ -105,6 +105,8 @@ class FRTM(MethodBase):
     name: ClassVar[str] = "frtm"
     needs_checkpoint: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("target_scores",)
+    # the paper runs at DAVIS 480p; at stride 16 a smaller video leaves objects too few target-model cells
+    min_working_side: ClassVar[int | None] = 480
 
     def __init__(self, network: FRTMNetwork, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
