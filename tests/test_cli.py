@@ -19,6 +19,28 @@ def test_propagate_tiff_in_tiff_out(tmp_path, square_video, random_frtm_checkpoi
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.real_working_size
+@pytest.mark.parametrize("flag, expected", [(["--min-side", "80"], [80, 120]), (["--min-side", "0"], [64, 96])])
+def test_propagate_min_side_sets_the_working_resolution(tmp_path, square_video, random_frtm_checkpoint, monkeypatch,
+                                                        flag, expected):
+    import napari_vos.session as session
+
+    seen = {}
+    real = session.propagate
+
+    def spy(*args, **kwargs):
+        seen["result"] = real(*args, **kwargs)
+        return seen["result"]
+
+    monkeypatch.setattr(session, "propagate", spy)
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames[:2])
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "o.tif"),
+                 "--checkpoint", random_frtm_checkpoint, "--device", "cpu", *flag])
+    assert code == 0 and seen["result"].options["work_size"] == expected
+
+
 def test_propagate_reports_bad_input_without_traceback(tmp_path, square_video, random_frtm_checkpoint, capsys):
     frames, truth = square_video
     tifffile.imwrite(tmp_path / "video.tif", frames)

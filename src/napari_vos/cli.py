@@ -46,6 +46,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     labels = tifffile.imread(args.labels) if args.labels else None  # None: a zero-shot method
     bar, update = _progress("propagating", video.shape[0])
     options = {} if args.max_side is None else {"max_side": args.max_side}
+    if args.min_side is not None:
+        options["min_side"] = args.min_side or None
     if args.channels:
         options["channels"] = [int(c) for c in args.channels.split(",")]
     options.update(_zero_shot_option(args))
@@ -158,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
     p.add_argument("--max-side", type=int, default=None)
+    p.add_argument("--min-side", type=int, default=None,
+                   help="enlarge smaller videos to this shorter side (0: never; default: the method's, FRTM 480)")
     p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
     p.add_argument("--memmap", action="store_true", help="memory-map the input TIFF instead of reading it")
     p.add_argument("--zero-shot", action="store_true",
