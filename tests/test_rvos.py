@@ -240,6 +240,20 @@ def test_zero_shot_through_session_with_an_annotation(zero_shot_checkpoint):
     assert result.options["zero_shot"] is True
 
 
+def test_zero_shot_through_session_without_an_annotation(zero_shot_checkpoint):
+    from napari_vos import Session
+    from napari_vos.methods import registry
+
+    assert registry.needs_annotation("rvos") and not registry.needs_annotation("rvos", zero_shot=True)
+    frames, _ = _two_object_video()
+    session = Session(frames, method="rvos", checkpoint=zero_shot_checkpoint, device="cpu", zero_shot=True,
+                      input_size=(64, 96))
+    result = session.run()
+    assert result.labels.shape == (5, 64, 96) and result.annotated_frames == []
+    with pytest.raises(ValueError):
+        Session(frames, method="rvos", device="cpu").run()  # one-shot needs the annotation
+
+
 # -- training --------------------------------------------------------------------------------------
 def _recipe(stage: str):
     from napari_vos.training.recipes import make_recipe

@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import propagate
 
-    mode = resolve_annotation(args.method, args.annotation)
+    mode = resolve_annotation(args.method, args.annotation, _zero_shot_option(args))
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))

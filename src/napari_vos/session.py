@@ -115,7 +115,7 @@ class Session:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
         self.method_class = registry.method_class(method)
-        self.needs_annotation = bool(getattr(self.method_class, "needs_annotation", True))
+        self.needs_annotation = registry.needs_annotation(method, **method_options)
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)
         self.checkpoint = checkpoint

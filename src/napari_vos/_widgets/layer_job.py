@@ -131,7 +131,7 @@ class LayerJob:
         self.image = get_layer(viewer, image, "image")
         self.n_frames, self.frame_shape = _video_shape(self.image)
         if labels is None:
-            if registry.needs_annotation(method):
+            if registry.needs_annotation(method, **session_options):
                 raise ValueError(f"method {method!r} needs a labels layer with the objects painted on one frame; "
                                  "only zero-shot methods (e.g. cosnet) run without one")
             if frame is not None and not 0 <= frame < self.n_frames:

@@ -40,7 +40,7 @@ def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
     return write_tiff_labels(folder / f"{name}.tif", labels)
 
 
-def resolve_annotation(method: str, annotation: str = "auto") -> str:
+def resolve_annotation(method: str, annotation: str = "auto", options: dict[str, Any] | None = None) -> str:
     """"first" (the first GT frame is given) or "none" (zero-shot); "auto": "none" exactly when
     the method needs no annotation."""
     from napari_vos.methods import registry
@@ -48,10 +48,10 @@ def resolve_annotation(method: str, annotation: str = "auto") -> str:
     if annotation not in ANNOTATION_MODES:
         raise ValueError(f"annotation must be one of {ANNOTATION_MODES}, got {annotation!r}")
     if annotation == "auto":
-        return "first" if registry.needs_annotation(method) else "none"
+        return "first" if registry.needs_annotation(method, **(options or {})) else "none"
     if annotation == "first" and not registry.accepts_annotation(method):
         raise ValueError(f"method {method!r} takes no annotation; evaluate it with annotation 'none'")
-    if annotation == "none" and registry.needs_annotation(method):
+    if annotation == "none" and registry.needs_annotation(method, **(options or {})):
         raise ValueError(f"method {method!r} needs an annotation; evaluate it with annotation 'first'")
     return annotation
 
@@ -83,7 +83,7 @@ def evaluate_method(
     """
     from napari_vos.session import propagate
 
-    mode = resolve_annotation(method, annotation)
+    mode = resolve_annotation(method, annotation, method_options)
     seqs = open_dataset(data, sequences)
     if not seqs:
         raise ValueError(f"{data}: no sequences to evaluate")

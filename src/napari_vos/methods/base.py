@@ -12,7 +12,7 @@ annotations (``accepts_annotation``), which then arrive through ``start`` as for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 
@@ -82,6 +82,11 @@ class MethodBase:
     needs_checkpoint: ClassVar[bool] = True
     needs_annotation: ClassVar[bool] = True
     accepts_annotation: ClassVar[bool] = True
+
+    @classmethod
+    def annotation_needed(cls, options: Mapping[str, Any]) -> bool:
+        """Whether a method built with these options needs an annotated frame (default: the class flag)."""
+        return cls.needs_annotation
     map_names: ClassVar[tuple[str, ...]] = ()
     # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
     min_working_side: ClassVar[int | None] = None

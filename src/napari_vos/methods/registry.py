@@ -64,9 +64,12 @@ def method_class(name: str) -> type:
     return getattr(module, cls_name)
 
 
-def needs_annotation(name: str) -> bool:
-    """Whether method ``name`` needs an annotated frame (False for zero-shot methods, e.g. COSNet)."""
-    return bool(getattr(method_class(name), "needs_annotation", True))
+def needs_annotation(name: str, **options: Any) -> bool:
+    """Whether method ``name`` with these options needs an annotated frame (False for zero-shot
+    methods, e.g. COSNet, or RVOS with ``zero_shot=True``)."""
+    cls = method_class(name)
+    ask = getattr(cls, "annotation_needed", None)
+    return bool(ask(options)) if callable(ask) else bool(getattr(cls, "needs_annotation", True))
 
 
 def accepts_annotation(name: str) -> bool:

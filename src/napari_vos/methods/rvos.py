@@ -18,17 +18,15 @@ grow with the stack.
   annotation (``step`` called without ``start``, as the engine's zero-shot path does), the objects
   are the slots before the first whose score on the first frame is below 0.5 (RIS's stopping
   rule), output as ids 1..K; a backward pass is a fresh run, whose slots need not carry the same
-  ids. The class says ``needs_annotation = True``: the engine reads that flag from the class, not
-  from the options, and one-shot (the default) needs the annotation. So a Session runs zero-shot
-  RVOS with an annotated frame (the slides' evaluation protocol); the no-annotation form is the
-  method's own (``method.step(image)`` without ``start``) until the engine asks per option.
+  ids. The engine asks ``annotation_needed(options)``: one-shot (the default) needs the annotation,
+  ``Session(video, method="rvos", zero_shot=True)`` runs with or without one.
 
 Frames are resized to the network's input size (the paper's 256 x 448 area at the frame's aspect
 ratio, sides multiples of 32; ``input_size=(H, W)`` overrides) and the probabilities back.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +43,14 @@ class RVOS(MethodBase):
 
     name: ClassVar[str] = "rvos"
     needs_checkpoint: ClassVar[bool] = True
-    # one-shot (the default) needs the annotation; the engine reads this from the class, whatever the options
+    # one-shot (the default) needs the annotation; zero_shot=True does not (annotation_needed)
     needs_annotation: ClassVar[bool] = True
     accepts_annotation: ClassVar[bool] = True
+
+    @classmethod
+    def annotation_needed(cls, options: Mapping[str, Any]) -> bool:
+        """One-shot needs the annotated frame; ``zero_shot=True`` runs without one (or matches to it)."""
+        return not options.get("zero_shot")
     map_names: ClassVar[tuple[str, ...]] = ("convlstm_output",)
 
     def __init__(self, network: RVOSNetwork, device: torch.device | str = "cpu", zero_shot: bool | None = None,
