@@ -213,3 +213,31 @@ def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
     assert job.cancelled and job.session.result().frames_done < 100
+
+
+def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbot, tmp_path):
+    """OSVOS-AT fine-tunes before its first frame: the bar counts its steps and Cancel ends it early."""
+    import torch
+
+    from napari_vos import weights
+    from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
+    from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+    torch.manual_seed(0)
+    path = tmp_path / "osvos_at-random.safetensors"
+    weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
+    viewer, widget, _ = _setup(make_napari_viewer)
+    widget.select_method("osvos_at")
+    widget.checkpoint_edit.setText(str(path))
+    widget.options_edit.setText("finetune_iterations=5000, finetune_crop=None")
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.status.text().startswith("fine-tuning"), timeout=60_000)
+    assert widget.progress.maximum() == 5000 and 0 <= widget.progress.value() < 5000
+    job = widget.job
+    _click(qtbot, widget.cancel_button)
+    _wait_done(qtbot, widget, timeout=60_000)
+    assert job.finetune is not None and job.finetune[0] < 5000  # stopped after the iteration in progress
+    out = viewer.layers["painted propagated (osvos_at)"]
+    meta = out.metadata["napari_vos"]
+    assert meta["cancelled"] is True and "on_finetune" not in meta["options"]
+    assert widget.propagate_button.isEnabled()

@@ -8,11 +8,15 @@ in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its map
 `finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
 With no labels layer (``labels=None``) the method must be a zero-shot one (COSNet): every frame
 is segmented from ``frame`` (default 0) and the output is named after the image.
-torch is imported only by `steps()`, so building a job never blocks the viewer on that import.
+The session and the method's network are built only by `steps()` (in the worker), so building a
+job never blocks the viewer on loading weights. A method that fine-tunes before its first frame
+(OSVOS-AT, ``reports_finetune``) is given ``on_finetune``/``cancel_event`` hooks: its progress is
+kept in ``finetune`` for the widget to show, and ``cancel()`` stops the fine-tuning too.
 Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guard.py).
 """
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -29,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
+HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT)
 
 
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
@@ -149,6 +154,11 @@ class LayerJob:
         self.device = device
         self.direction = direction
         self.want_maps = maps
+        # a method that fine-tunes before its first frame reports each step here and stops when asked
+        self.finetune: tuple[int, int] | None = None  # (step, total) of the fine-tuning in progress
+        self._stop = threading.Event()
+        if getattr(registry.method_class(method), "reports_finetune", False):
+            session_options = {"on_finetune": self._finetune_step, "cancel_event": self._stop, **session_options}
         self.session_options = session_options
         self.session: Session | None = None
         self.map_layers: dict[tuple[str, int], Image] = {}
@@ -204,9 +214,15 @@ class LayerJob:
             return
         yield from session.propagate(self.direction, start=self.start)
 
+    def _finetune_step(self, step: int, total: int, loss: float) -> None:
+        """The method's fine-tuning progress (worker thread; the widget polls ``finetune``)."""
+        self.finetune = (int(step), int(total))
+
     def cancel(self) -> None:
-        """Ask the engine to stop after the frame it is on (safe from the GUI thread)."""
+        """Ask the engine to stop after the frame it is on (safe from the GUI thread); a method
+        still fine-tuning stops after its current iteration."""
         self._cancel = True
+        self._stop.set()
         if self.session is not None:
             self.session.cancel()
 
@@ -261,6 +277,7 @@ class LayerJob:
             return None
         result = self.session.result()
         prov = result.provenance()
+        prov["options"] = {k: v for k, v in prov["options"].items() if k not in HOOK_OPTIONS}
         labels_layer = self.labels.name if self.labels is not None else None
         prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -81,6 +81,10 @@ class PropagateWidget(QWidget):
         self.job: LayerJob | None = None
         self.worker: Any = None
         self._error: BaseException | None = None
+        # polls the job's fine-tuning progress (OSVOS-AT's start), which no frame reports
+        self._finetune_timer = QTimer(self)
+        self._finetune_timer.setInterval(200)
+        self._finetune_timer.timeout.connect(self._show_finetune)
 
         self.image_combo = QComboBox()
         self.labels_combo = QComboBox()
@@ -319,6 +323,17 @@ class PropagateWidget(QWidget):
                                     _connect={"yielded": self._on_frame, "errored": self._on_error,
                                               "finished": self._on_finished})
         self.worker.start()
+        self._finetune_timer.start()
+
+    def _show_finetune(self) -> None:
+        """While the method fine-tunes on the annotated frame (before any frame), show its steps."""
+        job = self.job
+        if job is None or job.finetune is None or job.frames_computed > 0 or job.cancelled:
+            return
+        step, total = job.finetune
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(step)
+        self.status.setText(f"fine-tuning {job.method} on frame {job.start}: step {step}/{total}")
 
     def cancel(self) -> None:
         """The Cancel button: stop after the current frame, keep what is done."""
@@ -349,6 +364,8 @@ class PropagateWidget(QWidget):
             self._error = err
             self.cancel()
             return
+        if self.progress.maximum() != job.total:  # the bar showed fine-tuning steps until now
+            self.progress.setRange(0, job.total)
         self.progress.setValue(job.frames_shown)
         if not job.cancelled:
             self.status.setText(f"frame {frame.index} ({job.frames_shown}/{job.total})")
@@ -357,6 +374,7 @@ class PropagateWidget(QWidget):
         self._error = err
 
     def _on_finished(self) -> None:
+        self._finetune_timer.stop()
         job, self.job, self.worker = self.job, None, None
         self.propagate_button.setEnabled(True)
         self.cancel_button.setEnabled(False)

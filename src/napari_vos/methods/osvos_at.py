@@ -44,6 +44,7 @@ class OSVOSAT(MethodBase):
 
     name: ClassVar[str] = "osvos_at"
     needs_checkpoint: ClassVar[bool] = True
+    reports_finetune: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("attention_1", "attention_2", "attention_3", "attention_4")
 
     def __init__(self, network: OSVOSATNetwork, device: torch.device | str = "cpu", seed: int = 0, *,
