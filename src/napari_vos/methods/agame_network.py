@@ -25,7 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.methods.agame_appearance import AppearanceModule, MixtureParams
-from napari_vos.nn.backbone_freeze import RESNET_STAGES, freeze_leading, keep_statistics, named_stages
+from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.blocks import conv
 
@@ -162,7 +162,7 @@ class Prediction:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class AGAMENetwork(nn.Module):
+class AGAMENetwork(FrozenStagesKeepStatistics, nn.Module):
     """All trained parts of A-GAME, with the per-frame recurrence as methods."""
 
     def __init__(self, config: AGAMEConfig, backbone_weights: str | None = None) -> None:
@@ -216,21 +216,6 @@ class AGAMENetwork(nn.Module):
         mixture = self.appearance.fit(appearance_features, seg, n_components or self.config.n_components,
                                       previous=state.mixture, rate=rate)
         return AGAMEState(mixture, state.reference_features, state.reference_seg, seg)
-
-    def trainable_backbone(self, first: str | None) -> list[str]:
-        """Freeze the backbone stages before ``first`` (None: all); returns the frozen stage names."""
-        self._frozen = freeze_leading(self._stages(), first)
-        return self._frozen
-
-    def train(self, mode: bool = True) -> "AGAMENetwork":
-        """Frozen backbone stages keep their batch-norm statistics (eval mode) while the rest trains."""
-        super().train(mode)
-        keep_statistics(self._stages(), self._frozen)
-        return self
-
-    def _stages(self) -> dict[str, nn.Module]:
-        """The backbone stages that run: conv5_x only when it is the (dilated) deep layer."""
-        return named_stages(self.backbone, RESNET_STAGES if self.config.deep_layer == "conv5" else RESNET_STAGES[:4])
 
 
 def seg_at_stride(masks: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.aspp import ASPP, conv_norm_relu
-from napari_vos.nn.backbone_freeze import RESNET_STAGES, freeze_leading, keep_statistics, named_stages
+from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.coattention import VARIANTS, CoAttention, CoAttentionOutput
 
@@ -107,7 +107,7 @@ class SegmentationModule(nn.Module):
         return F.interpolate(self.predictor(h), size=size, mode="bilinear", align_corners=False)
 
 
-class COSNetNetwork(nn.Module):
+class COSNetNetwork(FrozenStagesKeepStatistics, nn.Module):
     """All trained parts of COSNet."""
 
     def __init__(self, config: COSNetConfig, backbone_weights: str | None = None) -> None:
@@ -156,18 +156,3 @@ class COSNetNetwork(nn.Module):
         """Single-image foreground logits (B, 1, H, W) from V alone (the saliency steps)."""
         v = self.embed(images).v
         return F.interpolate(self.saliency(v), size=images.shape[-2:], mode="bilinear", align_corners=False)
-
-    def trainable_backbone(self, first: str | None) -> list[str]:
-        """Freeze the backbone stages before ``first`` (None: all); returns the frozen stage names."""
-        self._frozen = freeze_leading(self._stages(), first)
-        return self._frozen
-
-    def train(self, mode: bool = True) -> "COSNetNetwork":
-        """Frozen backbone stages keep their batch-norm statistics (eval mode) while the rest trains."""
-        super().train(mode)
-        keep_statistics(self._stages(), self._frozen)
-        return self
-
-    def _stages(self) -> dict[str, nn.Module]:
-        """The backbone stages that run: conv5_x only when it is the (dilated) deep layer."""
-        return named_stages(self.backbone, RESNET_STAGES if self.config.deep_layer == "conv5" else RESNET_STAGES[:4])

@@ -58,3 +58,29 @@ def resnet_features(backbone: nn.Module, images: torch.Tensor, frozen: Collectio
         if name != "stem":
             out[name] = x
     return out
+
+
+class FrozenStagesKeepStatistics:
+    """Mixin for a network (an ``nn.Module`` with ``backbone`` and ``config.deep_layer``) whose fixed
+    leading backbone stages keep their batch-norm statistics while the rest trains (A-GAME, COSNet).
+
+    conv5_x runs only when it is the (dilated) deep layer, so only then does it count as a stage.
+    """
+
+    _frozen: list[str]
+
+    def backbone_stages(self) -> dict[str, nn.Module]:
+        """The backbone stages that run, in order."""
+        deep = getattr(self.config, "deep_layer", "conv5")  # type: ignore[attr-defined]
+        return named_stages(self.backbone, RESNET_STAGES if deep == "conv5" else RESNET_STAGES[:4])  # type: ignore[attr-defined]
+
+    def trainable_backbone(self, first: str | None) -> list[str]:
+        """Freeze the backbone stages before ``first`` (None: all); returns the frozen stage names."""
+        self._frozen = freeze_leading(self.backbone_stages(), first)
+        return self._frozen
+
+    def train(self, mode: bool = True):  # noqa: ANN201 - returns self, as nn.Module.train
+        """Frozen backbone stages keep their batch-norm statistics (eval mode) while the rest trains."""
+        super().train(mode)  # type: ignore[misc]
+        keep_statistics(self.backbone_stages(), getattr(self, "_frozen", []))
+        return self
