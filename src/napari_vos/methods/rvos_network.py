@@ -29,6 +29,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.aggregation import soft_aggregate
+from napari_vos.nn.backbone_freeze import FreezableBatchNorm
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.convlstm import ConvLSTMCell, State
 
@@ -179,7 +180,7 @@ class FrameOutput:
     features: torch.Tensor  # (N, K, hidden[-1], H/4, W/4): each object's last ConvLSTM output
 
 
-class RVOSNetwork(nn.Module):
+class RVOSNetwork(FreezableBatchNorm, nn.Module):
     """Encoder (ResNet + skip reductions) and the recurrent decoder shared by all objects."""
 
     def __init__(self, config: RVOSConfig, backbone_weights: str | None = None) -> None:
@@ -190,16 +191,6 @@ class RVOSNetwork(nn.Module):
         self.skips = nn.ModuleList([_xavier(nn.Conv2d(channels[s], w, 3, padding=1))
                                     for s, w in zip(STAGES, config.skip)])
         self.decoder = RecurrentDecoder(config)
-        self.freeze_batchnorm = False
-
-    def train(self, mode: bool = True) -> "RVOSNetwork":
-        """Like nn.Module.train, but batch-norm layers stay in eval mode when ``freeze_batchnorm`` is set."""
-        super().train(mode)
-        if mode and self.freeze_batchnorm:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Frames (N, 3, H, W) in [0, 1], sides multiples of 32 -> f'_{t,k} for k = 0..3 (strides 32..4)."""

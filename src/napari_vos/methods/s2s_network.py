@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.s2s_distance import BorderClasses
 from napari_vos.methods.s2s_encoders import make_pyramid
+from napari_vos.nn.backbone_freeze import FreezableBatchNorm
 from napari_vos.nn.convlstm import ConvLSTMCell, State
 
 # decoder levels, from the bottleneck up: strides of the pyramid maps they merge
@@ -206,7 +207,7 @@ class OutputHeads(nn.Module):
         return logits, dist_logits
 
 
-class S2SNetwork(nn.Module):
+class S2SNetwork(FreezableBatchNorm, nn.Module):
     """Initializer + encoder + RNN1 + skip-memory + decoder + output heads."""
 
     def __init__(self, config: S2SConfig, backbone_weights: str | None = None) -> None:
@@ -223,16 +224,6 @@ class S2SNetwork(nn.Module):
             self.memory.append(ConvLSTMCell(ch[3 - j], w[j + 1], k[j + 1]))
         self.decoder = Decoder(config, ch)
         self.heads = OutputHeads(config)
-        self.freeze_batchnorm = False
-
-    def train(self, mode: bool = True) -> "S2SNetwork":
-        """Like nn.Module.train, but batch-norm layers stay in eval mode when ``freeze_batchnorm`` is set."""
-        super().train(mode)
-        if mode and self.freeze_batchnorm:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Frames (N, 3, H, W) in [0, 1], H and W multiples of 32 -> pyramid (strides 2..32)."""

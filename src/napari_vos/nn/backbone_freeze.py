@@ -84,3 +84,19 @@ class FrozenStagesKeepStatistics:
         super().train(mode)  # type: ignore[misc]
         keep_statistics(self.backbone_stages(), getattr(self, "_frozen", []))
         return self
+
+
+class FreezableBatchNorm:
+    """Mixin for an ``nn.Module``: with ``freeze_batchnorm`` set, every batch-norm layer stays in eval
+    mode (fixed statistics) when the network trains (S2S, RVOS: small batches of long clips)."""
+
+    freeze_batchnorm: bool = False
+
+    def train(self, mode: bool = True):  # noqa: ANN201 - returns self, as nn.Module.train
+        """Like nn.Module.train, but batch-norm layers stay in eval mode when ``freeze_batchnorm`` is set."""
+        super().train(mode)  # type: ignore[misc]
+        if mode and self.freeze_batchnorm:
+            for m in self.modules():  # type: ignore[attr-defined]
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
