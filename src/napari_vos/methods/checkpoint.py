@@ -59,3 +59,32 @@ def build_method(cls: Callable[..., M], device: torch.device | str, checkpoint: 
     instance = cls(net, device=device, **options)
     instance.checkpoint_name, instance.checkpoint_sha256 = ckpt_name, sha
     return instance
+
+
+def init_from_checkpoint(network: nn.Module, checkpoint: str, method: str, title: str, hint: str = "") -> str:
+    """Start training from a checkpoint: ``method``'s own (every tensor, e.g. an earlier stage) or
+    another method's ``backbone.*`` tensors (e.g. FRTM's ResNet-18). Returns "all" or "backbone".
+
+    A checkpoint whose tensors do not fit ``network`` raises CheckpointError naming ``title``
+    (``hint`` is added when the method's own checkpoint has other shapes).
+    """
+    from napari_vos.weights import CheckpointError, load_checkpoint
+
+    state, meta, name, _ = load_checkpoint(checkpoint)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # shipped files are fp16
+    own = network.state_dict()
+    if meta.get("method") == method:
+        wrong = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+        if wrong:
+            raise CheckpointError(f"{title} checkpoint {name} does not fit this configuration (shapes differ in "
+                                  f"{wrong[:3]}{'; ' + hint if hint else ''})")
+        load_fitting(network, state, f"{title} checkpoint {name} does not fit this configuration")
+        return "all"
+    picked = {k: v for k, v in state.items() if k.startswith("backbone.") and k in own}
+    wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
+    if not picked or wrong:
+        why = f"shape mismatch in {wrong[:3]}" if wrong else "no backbone.* tensors"
+        raise CheckpointError(f"checkpoint {name} (method {meta.get('method')!r}) has no backbone that fits "
+                              f"{title}'s {getattr(getattr(network, 'config', None), 'backbone', 'backbone')}: {why}")
+    network.load_state_dict(picked, strict=False)
+    return "backbone"

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.agame_network import CONFIGS, STRIDE, AGAMENetwork, seg_at_stride
-from napari_vos.methods.checkpoint import load_fitting
+from napari_vos.methods.checkpoint import init_from_checkpoint
 from napari_vos.training.clips import Clip, VideoMix
 from napari_vos.training.loop import export_tensors
 from napari_vos.training.ordered_clips import sample_ordered_clip
@@ -57,16 +57,16 @@ class AGAMERecipe(VideoMix):
             raise ValueError("A-GAME trains on clips of at least 2 frames (the annotated one and one to segment)")
         self.size = (int(self.size[0]), int(self.size[1]))
         self._init_videos()
-        self.loaded_from_init: int = 0
+        self.loaded_from_init: str = ""  # "all", "backbone" or nothing loaded
 
     # -- model ---------------------------------------------------------------------------
     def build(self, device: torch.device) -> AGAMENetwork:
         net = AGAMENetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
-            self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint)
+            self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint, "agame", "A-GAME")
         first = self.train_backbone_from
         if first == "auto":
-            initialised = bool(self.backbone_weights) or self.loaded_from_init > 0
+            initialised = bool(self.backbone_weights) or bool(self.loaded_from_init)
             first = net.config.deep_layer if initialised else "stem"
         net.trainable_backbone(first)
         return net.to(device)
@@ -115,23 +115,3 @@ class AGAMERecipe(VideoMix):
         return export_tensors(model, "agame", self.config, train_size=f"{self.size[1]}x{self.size[0]}",  # W x H
                               train_frames=str(self.n_frames))
 
-
-def init_from_checkpoint(net: AGAMENetwork, checkpoint: str) -> int:
-    """Load an A-GAME checkpoint whole, or the ``backbone.*`` tensors of another method's (e.g. FRTM's).
-
-    Returns the number of tensors loaded; a checkpoint whose backbone does not fit raises.
-    """
-    from napari_vos.weights import CheckpointError, load_checkpoint
-
-    state, meta, name, _ = load_checkpoint(checkpoint)
-    own = net.state_dict()
-    if meta.get("method") == "agame":
-        load_fitting(net, state, f"A-GAME checkpoint {name} does not fit this configuration")
-        return len(state)
-    picked = {k: v for k, v in state.items() if k.startswith("backbone.") and k in own}
-    wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
-    if not picked or wrong:
-        raise CheckpointError(f"checkpoint {name} (method {meta.get('method')!r}) has no backbone that fits "
-                              f"A-GAME's {net.config.backbone}: {'shape mismatch in ' + str(wrong[:3]) if wrong else 'no backbone.* tensors'}")
-    net.load_state_dict(picked, strict=False)
-    return len(picked)

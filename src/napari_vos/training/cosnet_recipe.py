@@ -33,13 +33,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_vos.methods.checkpoint import load_fitting
+from napari_vos.methods.checkpoint import init_from_checkpoint
 from napari_vos.methods.cosnet_network import CONFIGS, STRIDE, COSNetNetwork, make_config
 from napari_vos.nn.coattention import VARIANTS
 from napari_vos.training.clips import Clip, VideoMix, crop_flip_resize
 from napari_vos.training.loop import export_tensors
 
-__all__ = ["COSNetRecipe", "COSNetBatch", "balanced_bce", "sample_pair", "sample_saliency", "init_from_checkpoint"]
+__all__ = ["COSNetRecipe", "COSNetBatch", "balanced_bce", "sample_pair", "sample_saliency"]
 
 
 @dataclass
@@ -136,17 +136,17 @@ class COSNetRecipe(VideoMix):
             raise ValueError("saliency_every must be 0 (pairs only) or at least 2")
         self.size = (int(self.size[0]), int(self.size[1]))
         self._init_videos()
-        self.loaded_from_init: int = 0
+        self.loaded_from_init: str = ""  # "all", "backbone" or nothing loaded
         self._drawn = 0
 
     # -- model ---------------------------------------------------------------------------
     def build(self, device: torch.device) -> COSNetNetwork:
         net = COSNetNetwork(self.network_config, backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
-            self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint)
+            self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint, "cosnet", "COSNet")
         first = self.train_backbone_from
         if first == "auto":
-            initialised = bool(self.backbone_weights) or self.loaded_from_init > 0
+            initialised = bool(self.backbone_weights) or bool(self.loaded_from_init)
             first = net.config.deep_layer if initialised else "stem"
         net.trainable_backbone(first)
         return net.to(device)
@@ -189,24 +189,3 @@ def _iou(logits: torch.Tensor, masks: torch.Tensor) -> float:
         pred, truth = logits > 0, masks > 0.5
         return float((pred & truth).sum()) / max(float((pred | truth).sum()), 1.0)
 
-
-def init_from_checkpoint(net: COSNetNetwork, checkpoint: str) -> int:
-    """Load a COSNet checkpoint whole, or the ``backbone.*`` tensors of another method's (e.g. FRTM's).
-
-    Returns the number of tensors loaded; a checkpoint whose backbone does not fit raises CheckpointError.
-    """
-    from napari_vos.weights import CheckpointError, load_checkpoint
-
-    state, meta, name, _ = load_checkpoint(checkpoint)
-    own = net.state_dict()
-    if meta.get("method") == "cosnet":
-        load_fitting(net, {k: v.float() for k, v in state.items()}, f"COSNet checkpoint {name} does not fit this configuration")
-        return len(state)
-    picked = {k: v.float() for k, v in state.items() if k.startswith("backbone.") and k in own}
-    wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
-    if not picked or wrong:
-        why = f"shape mismatch in {wrong[:3]}" if wrong else "no backbone.* tensors"
-        raise CheckpointError(f"checkpoint {name} (method {meta.get('method')!r}) has no backbone that fits "
-                              f"COSNet's {net.config.backbone}: {why}")
-    net.load_state_dict(picked, strict=False)
-    return len(picked)

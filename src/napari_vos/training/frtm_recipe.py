@@ -10,7 +10,6 @@ model weights are treated as constants of each step, as the paper's pre-learned 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_vos.methods.checkpoint import init_from_checkpoint
 from napari_vos.methods.rvos_matching import hungarian, soft_iou
 from napari_vos.methods.rvos_network import CONFIGS, RVOSConfig, RVOSNetwork
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
@@ -85,7 +86,8 @@ class RVOSRecipe(VideoMix):
     def build(self, device: torch.device) -> RVOSNetwork:
         net = RVOSNetwork(self.network_config, backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
-            init_from_checkpoint(net, self.init_checkpoint)
+            init_from_checkpoint(net, self.init_checkpoint, "rvos", "RVOS",
+                                 hint="a one-shot and a zero-shot network differ in their mask input")
         if self.train_backbone_from is not None:
             first = None if self.train_backbone_from == "none" else self.train_backbone_from
             freeze_leading(named_stages(net.backbone), first)
@@ -175,28 +177,3 @@ def _binary_iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     union = (pred | truth).flatten(-2).sum(-1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
-
-def init_from_checkpoint(net: RVOSNetwork, checkpoint: str) -> str:
-    """Start from an RVOS checkpoint (all tensors; e.g. the teacher stage's for the inferred stage) or
-    from another method's ``backbone.*`` tensors (e.g. FRTM's ResNet-18). Returns what was loaded."""
-    from napari_vos.methods.checkpoint import load_fitting
-    from napari_vos.weights import CheckpointError, load_checkpoint
-
-    state, meta, name, _ = load_checkpoint(checkpoint)
-    own = net.state_dict()
-    if meta.get("method") == "rvos":
-        wrong = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
-        if wrong:
-            raise CheckpointError(f"RVOS checkpoint {name} does not fit this configuration "
-                                  f"(shapes differ in {wrong[:3]}; a one-shot and a zero-shot network differ "
-                                  "in their mask input)")
-        load_fitting(net, state, f"RVOS checkpoint {name} does not fit this configuration")
-        return "rvos"
-    picked = {k: v for k, v in state.items() if k.startswith("backbone.") and k in own}
-    wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
-    if not picked or wrong:
-        raise CheckpointError(f"checkpoint {name} (method {meta.get('method')!r}) has no backbone that fits "
-                              f"RVOS's {net.config.backbone}: "
-                              f"{'shape mismatch in ' + str(wrong[:3]) if wrong else 'no backbone.* tensors'}")
-    net.load_state_dict(picked, strict=False)
-    return "backbone"
