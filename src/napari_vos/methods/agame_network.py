@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.agame_appearance import AppearanceModule, MixtureParams
 from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
-from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+from napari_vos.nn.backbones import feature_channels
 from napari_vos.nn.blocks import conv
 
 STRIDE = 16
@@ -167,16 +167,9 @@ class AGAMENetwork(FrozenStagesKeepStatistics, nn.Module):
 
     def __init__(self, config: AGAMEConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
-        if config.deep_layer not in ("conv4", "conv5"):
-            raise ValueError(f"deep_layer must be 'conv4' or 'conv5' (dilated), got {config.deep_layer!r}")
         self.config = config
-        self._frozen: list[str] = []
-        dilate = config.deep_layer == "conv5"
-        self.backbone = ResNetFeatures(config.backbone, weights=backbone_weights, dilate_last=dilate)
-        if not dilate:
-            self.backbone.conv5 = nn.Identity()  # never run: conv4_x is already at stride 16
-        c2, c3, c4, c5 = feature_channels(config.backbone)
-        deep_ch = c5 if dilate else c4
+        deep_ch = self._make_stride16_backbone(config, backbone_weights)
+        c2, c3, _, _ = feature_channels(config.backbone)
         self.appearance = AppearanceModule(deep_ch, config.appearance_channels, config.cov_reg_init)
         self.propagation = MaskPropagation(deep_ch, config.propagation_channels, config.dilations)
         self.fusion = Fusion(4, config.propagation_channels, config.fusion_channels)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from napari_vos.nn.aspp import ASPP, conv_norm_relu
 from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
-from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+from napari_vos.nn.backbones import feature_channels
 from napari_vos.nn.coattention import VARIANTS, CoAttention, CoAttentionOutput
 
 STRIDE = 16
@@ -112,19 +112,13 @@ class COSNetNetwork(FrozenStagesKeepStatistics, nn.Module):
 
     def __init__(self, config: COSNetConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
-        if config.deep_layer not in ("conv4", "conv5"):
-            raise ValueError(f"deep_layer must be 'conv4' or 'conv5' (dilated), got {config.deep_layer!r}")
         if config.variant not in VARIANTS:
             raise ValueError(f"co-attention variant must be one of {VARIANTS}, got {config.variant!r}")
         self.config = config
-        self._frozen: list[str] = []
-        dilate = config.deep_layer == "conv5"
-        self.backbone = ResNetFeatures(config.backbone, weights=backbone_weights, dilate_last=dilate)
-        if not dilate:
-            self.backbone.conv5 = nn.Identity()  # never run: conv4_x is already at stride 16
-        c2, _, c4, c5 = feature_channels(config.backbone)
+        deep_ch = self._make_stride16_backbone(config, backbone_weights)
+        c2 = feature_channels(config.backbone)[0]
         c = config.embed_channels
-        self.aspp = ASPP(c5 if dilate else c4, c, config.aspp_rates)
+        self.aspp = ASPP(deep_ch, c, config.aspp_rates)
         self.coattention = CoAttention(c, config.variant)
         self.segmentation = SegmentationModule(2 * c, config.seg_channels, c2, config.skip_channels)
         self.saliency = nn.Conv2d(c, 1, 1)

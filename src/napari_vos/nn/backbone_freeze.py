@@ -74,8 +74,27 @@ class FrozenStagesKeepStatistics:
         deep = getattr(self.config, "deep_layer", "conv5")  # type: ignore[attr-defined]
         return named_stages(self.backbone, RESNET_STAGES if deep == "conv5" else RESNET_STAGES[:4])  # type: ignore[attr-defined]
 
-    def trainable_backbone(self, first: str | None) -> list[str]:
-        """Freeze the backbone stages before ``first`` (None: all); returns the frozen stage names."""
+    def _make_stride16_backbone(self, config: object, weights: str | None) -> int:
+        """Set ``self.backbone``: a ResNet whose deep features are at stride 16, conv5_x dilated when it
+        is ``config.deep_layer``, dropped when conv4_x is; returns the deep features' channels."""
+        from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+
+        deep = getattr(config, "deep_layer")
+        if deep not in ("conv4", "conv5"):
+            raise ValueError(f"deep_layer must be 'conv4' or 'conv5' (dilated), got {deep!r}")
+        self._frozen = []
+        dilate = deep == "conv5"
+        self.backbone = ResNetFeatures(getattr(config, "backbone"), weights=weights, dilate_last=dilate)
+        if not dilate:
+            self.backbone.conv5 = nn.Identity()  # never run: conv4_x is already at stride 16
+        _, _, c4, c5 = feature_channels(getattr(config, "backbone"))
+        return c5 if dilate else c4
+
+    def trainable_backbone(self, first: str | None, initialised: bool = False) -> list[str]:
+        """Freeze the backbone stages before ``first`` (None: all; "auto": the deep stage trains when
+        the backbone was ``initialised`` from weights, everything otherwise); returns the frozen names."""
+        if first == "auto":
+            first = getattr(self.config, "deep_layer") if initialised else "stem"  # type: ignore[attr-defined]
         self._frozen = freeze_leading(self.backbone_stages(), first)
         return self._frozen
 

@@ -64,11 +64,8 @@ class AGAMERecipe(VideoMix):
         net = AGAMENetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
             self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint, "agame", "A-GAME")
-        first = self.train_backbone_from
-        if first == "auto":
-            initialised = bool(self.backbone_weights) or bool(self.loaded_from_init)
-            first = net.config.deep_layer if initialised else "stem"
-        net.trainable_backbone(first)
+        net.trainable_backbone(self.train_backbone_from,
+                               initialised=bool(self.backbone_weights) or bool(self.loaded_from_init))
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------

@@ -82,6 +82,18 @@ class FlipAffine:
         return f.clamp(0, 1).permute(0, 2, 3, 1).numpy(), (m > 0.5).float().numpy()
 
 
+def ordered_indices(t: int, n: int, max_step: int, rng: np.random.Generator) -> np.ndarray | None:
+    """n frame indices of a video of t frames in order, one random step in 1..max_step (lowered
+    when the video is too short); None when t < n."""
+    if t < n:
+        return None
+    step = int(rng.integers(1, max_step + 1))
+    while step > 1 and (n - 1) * step >= t:
+        step -= 1
+    start = int(rng.integers(0, t - (n - 1) * step))
+    return start + step * np.arange(n)
+
+
 def sample_ordered_clip(frames: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator,
                         out_size: tuple[int, int], max_step: int = 2, backward: bool = True,
                         augment: Augment = CropFlip(), visible_only: bool = False,
@@ -94,14 +106,9 @@ def sample_ordered_clip(frames: np.ndarray, labels: np.ndarray, n: int, rng: np.
     is shorter than n or the object covers less than ``min_area`` of the first frame, before or
     after ``augment``.
     """
-    t = len(frames)
-    if t < n:
+    idx = ordered_indices(len(frames), n, max_step, rng)
+    if idx is None:
         return None
-    step = int(rng.integers(1, max_step + 1))
-    while step > 1 and (n - 1) * step >= t:
-        step -= 1
-    start = int(rng.integers(0, t - (n - 1) * step))
-    idx = start + step * np.arange(n)
     if backward and rng.random() < 0.5:
         idx = idx[::-1]
     first = labels[idx[0]]

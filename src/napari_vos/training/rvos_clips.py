@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_vos.training.ordered_clips import Augment, FlipAffine
+from napari_vos.training.ordered_clips import Augment, FlipAffine, ordered_indices
 
 
 @dataclass
@@ -42,14 +42,9 @@ def sample_object_clip(frames: np.ndarray, labels: np.ndarray, n: int, rng: np.r
     there are more), kept in id order; an object falling under ``min_area`` on the first frame
     after the augmentation is dropped. None when the video is shorter than n or no object is left.
     """
-    t = len(frames)
-    if t < n:
+    idx = ordered_indices(len(frames), n, max_step, rng)
+    if idx is None:
         return None
-    step = int(rng.integers(1, max_step + 1))
-    while step > 1 and (n - 1) * step >= t:
-        step -= 1
-    start = int(rng.integers(0, t - (n - 1) * step))
-    idx = start + step * np.arange(n)
     first = labels[idx[0]]
     ids, counts = np.unique(first[first > 0], return_counts=True)
     ids = ids[counts >= min_area * first.size]
