@@ -31,6 +31,17 @@ def _tiny_videos_at_their_own_size(request, monkeypatch):
         monkeypatch.setattr(FRTM, "min_working_side", None)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: on a busy shared CPU, two threads of tiny convolutions fight and run ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def square_video():
     return moving_square_video()

@@ -13,13 +13,7 @@ TINY = RVOSConfig(backbone="resnet18", hidden=(16, 8, 8, 8), skip=(16, 16, 8, 8)
 TINY_ZERO = RVOSConfig(backbone="resnet18", hidden=(16, 8, 8, 8), skip=(16, 16, 8, 8), slots=4, zero_shot=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a busy shared CPU, two threads of tiny convolutions fight and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _checkpoint(tmp_path_factory, config: RVOSConfig, stage: str) -> str:

@@ -15,13 +15,7 @@ from napari_vos.nn.convlstm import ConvLSTMCell
 TINY = S2SConfig(encoder="resnet18", widths=(32, 16, 16, 8, 8, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a busy shared CPU, two threads of tiny convolutions fight and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sigmoid(v):
