@@ -1,4 +1,6 @@
 """The napari-vos command: TIFF in/TIFF out propagation, clear errors, weights listing."""
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -80,3 +82,20 @@ def test_demo_scores_the_builtin_sample_and_writes_json(tmp_path, capsys):
     assert 0.0 <= record["J_mean"] <= 1.0 and 0.0 <= record["JF_mean"] <= 1.0 and record["fps"] > 0
     assert abs(record["JF_mean"] - (record["J_mean"] + record["F_mean"]) / 2) < 1e-9
     assert "J&F=" in capsys.readouterr().out
+
+
+def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, capsys):
+    from safetensors import safe_open
+
+    out, export = tmp_path / "run", tmp_path / "frtm.safetensors"
+    code = main(["train", "frtm", "--size", "96x64", "--batch-size", "1", "--steps", "3", "--save-every", "1", "--log-every", "1",
+                 "--train-backbone-from", "conv4", "--workers", "1", "--lr-drop-at", "0.34",
+                 "--out", str(out), "--export", str(export)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert all(f"at step {s}" in printed for s in (1, 2, 3))
+    with safe_open(str(export), "pt") as f:
+        assert f.metadata()["step"] == "3" and f.metadata()["method"] == "frtm"
+    # the learning rate after each step: dropped 10x after the first (0.34 of 3 steps; the default 0.67 is 2)
+    lr = [json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert lr == pytest.approx([1e-4, 1e-4, 1e-4])

@@ -76,3 +76,55 @@ def test_real_16bit_sequences_are_normalised_per_stack_as_the_engine_does(tmp_pa
     assert frames[1].mean() > frames[0].mean() + 100  # uint8 at training size
     expected = (FrameSource(np.stack(stack))[1] * 255).astype(np.uint8)
     assert np.abs(frames[1].astype(int) - expected.astype(int)).mean() < 2
+
+
+class _CountingRecipe:
+    """A recipe stand-in whose batches say which generator drew them."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.loaded = False
+
+    def batch(self, rng):
+        self.loaded = True  # what a lazily loaded video bank does on first use
+        return torch.tensor(rng.integers(0, 2**31, size=4))
+
+
+def _draw(recipe, workers, seed, start_step, n):
+    from napari_vos.training.prefetch import batch_stream
+
+    stream = batch_stream(recipe, workers, seed, start_step)
+    drawn = [tuple(next(stream).tolist()) for _ in range(n)]
+    del stream
+    return drawn
+
+
+def test_worker_batches_differ_between_workers_and_after_resume_and_repeat_for_the_same_seed():
+    recipe = _CountingRecipe()
+    first = _draw(recipe, 2, seed=0, start_step=0, n=6)
+    assert recipe.loaded  # warmed up in the parent, before the workers are forked
+    assert len(set(first)) == 6  # two workers, two generators: no batch drawn twice
+    assert sorted(_draw(_CountingRecipe(), 2, seed=0, start_step=0, n=6)) == sorted(first)
+    resumed = _draw(_CountingRecipe(), 2, seed=0, start_step=100, n=6)
+    assert not set(resumed) & set(first)
+
+
+def test_train_with_workers_and_an_export_at_every_save(tmp_path):
+    recipe = _recipe()
+    exported = []
+
+    def on_save(model, step):
+        tensors, meta = recipe.export_tensors(model)
+        weights.save_checkpoint(tmp_path / "w.safetensors", tensors, meta)
+        exported.append(step)
+
+    train(recipe, tmp_path / "run", TrainSettings(steps=2, log_every=1, save_every=1, workers=1), device="cpu",
+          log=lambda s: None, on_save=on_save)
+    assert exported == [1, 2, 2]  # each save, then the closing one
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
+    assert not list(tmp_path.glob("*.tmp"))
+    from napari_vos.methods.frtm import FRTM
+
+    assert FRTM.build(device="cpu", checkpoint=str(tmp_path / "w.safetensors")).checkpoint_sha256 == \
+        weights.sha256_of(tmp_path / "w.safetensors")

@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -110,16 +109,24 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
-                             max_minutes=args.max_minutes)
+                             max_minutes=args.max_minutes, workers=args.workers, log_every=args.log_every,
+                             **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
-    model = train(recipe, out_dir, settings, device=args.device, resume=args.resume)
-    if args.export:
-        from napari_vos import weights
-
-        tensors, meta = recipe.export_tensors(model)
-        sha = weights.save_checkpoint(args.export, tensors, meta)
-        print(f"exported {args.export} (sha256 {sha})")
+    on_save = _exporter(recipe, args.export) if args.export else None
+    train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
     return 0
+
+
+def _exporter(recipe: Any, path: str) -> Any:
+    """The ``on_save`` hook writing the shipped weights (fp16 safetensors) at every save of a run."""
+    from napari_vos import weights
+
+    def on_save(model: Any, step: int) -> None:
+        tensors, meta = recipe.export_tensors(model)
+        sha = weights.save_checkpoint(path, tensors, {**meta, "step": str(step)})
+        print(f"exported {path} at step {step} (sha256 {sha})", flush=True)
+
+    return on_save
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -203,10 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/METHOD)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--log-every", type=int, default=10, help="steps between lines of OUT/log.jsonl")
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--export", default=None, help="write the trained weights (fp16 safetensors) here")
+    p.add_argument("--export", default=None,
+                   help="write the trained weights (fp16 safetensors) here, at every save and at the end")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes drawing training batches (0: in the training process; use several on a GPU)")
+    p.add_argument("--lr-drop-at", type=float, default=None,
+                   help="fraction of --steps after which the learning rate drops 10x (default 0.67)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")

@@ -120,12 +120,14 @@ def load_state_dict_file(name_or_path: str) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str]) -> str:
-    """Write a safetensors file; returns its sha256."""
+    """Write a safetensors file (atomically: a reader never sees half a file); returns its sha256."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    tmp.replace(path)
     return sha256_of(path)
 
 

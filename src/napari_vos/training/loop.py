@@ -52,11 +52,17 @@ class TrainSettings:
     log_every: int = 10
     seed: int = 0
     max_minutes: float | None = None
+    workers: int = 0  # processes drawing batches (training/prefetch.py); 0: drawn in the loop's own process
 
 
 def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: str = "cpu", resume: bool = False,
-          log: Callable[[str], None] = print) -> torch.nn.Module:
-    """Run (or continue) a training run in ``out_dir``; returns the trained model."""
+          log: Callable[[str], None] = print,
+          on_save: Callable[[torch.nn.Module, int], None] | None = None) -> torch.nn.Module:
+    """Run (or continue) a training run in ``out_dir``; returns the trained model.
+
+    ``on_save(model, step)`` runs after every save of ``last.pt`` (the CLI exports the shipped
+    weights there, so a run cut off anywhere leaves a usable checkpoint).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
@@ -91,14 +97,23 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "step": step, "recipe": recipe.name}, tmp)
         tmp.replace(state_path)
+        if on_save is not None:
+            on_save(model, step)
 
+    if settings.workers > 0:
+        from napari_vos.training.prefetch import batch_stream
+
+        stream = batch_stream(recipe, settings.workers, settings.seed, step, pin_memory=dev.type == "cuda")
+        next_batch: Callable[[], Any] = lambda: next(stream)  # noqa: E731
+    else:
+        next_batch = lambda: recipe.batch(rng)  # noqa: E731
     model.train()
     started = time.time()
     running: dict[str, float] = {}
     log_file = (out / "log.jsonl").open("a")
     try:
         while step < settings.steps:
-            batch = recipe.batch(rng)
+            batch = next_batch()
             loss, stats = recipe.loss(model, batch, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -106,7 +121,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             opt.step()
             sched.step()
             step += 1
-            for k, v in {"loss": float(loss), **stats}.items():
+            for k, v in {"loss": float(loss.detach()), **stats}.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if step % settings.log_every == 0:
                 rec = {"step": step, "minutes": round((time.time() - started) / 60, 2), "lr": opt.param_groups[0]["lr"],
