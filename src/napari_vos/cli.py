@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -113,8 +114,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None
-    train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl+C does: saved, exported
+    try:
+        train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
+    except KeyboardInterrupt:
+        print(f"stopped; {out_dir / 'last.pt'} holds the last step", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _exporter(recipe: Any, path: str) -> Any:

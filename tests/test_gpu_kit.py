@@ -1,0 +1,62 @@
+"""The kit for training on a lent GPU machine: data packed small, the device runner's contract."""
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from napari_vos.data.readers import open_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pack_module():
+    spec = importlib.util.spec_from_file_location("pack_data", ROOT / "scripts" / "gpu" / "pack_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _davis(root: Path, names, size=(120, 80), frames=3):
+    rng = np.random.default_rng(0)
+    for name in names:
+        (root / "JPEGImages" / name).mkdir(parents=True)
+        (root / "Annotations" / name).mkdir(parents=True)
+        for t in range(frames):
+            Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
+                root / "JPEGImages" / name / f"{t:05d}.jpg")
+            labels = np.zeros((size[1], size[0]), np.uint8)
+            labels[20:60, 10 + 10 * t:50 + 10 * t] = 1
+            mask = Image.fromarray(labels, mode="P")
+            mask.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+            mask.save(root / "Annotations" / name / f"{t:05d}.png")
+    (root / "SOURCE.md").write_text("test data")
+
+
+def test_pack_shrinks_frames_keeps_labels_and_leaves_out_the_holdout(tmp_path):
+    _davis(tmp_path / "src", ["boat", "bear"])
+    pack = _pack_module()
+    pack.pack_davis(tmp_path / "src", tmp_path / "packed", long_side=60, quality=70)
+    seqs = open_dataset(tmp_path / "packed")
+    assert [s.name for s in seqs] == ["boat"]  # "bear" is a hold-out sequence
+    frame = np.asarray(seqs[0].frames[0])
+    assert frame.shape == (40, 60, 3)
+    mask = np.asarray(seqs[0].masks[2])
+    assert set(np.unique(mask)) == {0, 1}
+    assert mask[10:30, 20:25].all() and not mask[:, :10].any()  # the box moved with t, scaled by 0.5
+    assert (tmp_path / "packed" / "SOURCE.md").read_text() == "test data"
+
+
+def test_device_runner_collects_nothing_without_a_run_and_says_so(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "VOS_RUN": str(tmp_path / "run")}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "device_train.sh"), "follow", "1"], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and "no run in progress" in done.stdout
+    assert not list(out.iterdir())
+    usage = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "device_train.sh")], env=env,
+                           capture_output=True, text=True, cwd=ROOT)
+    assert usage.returncode == 2 and "start SECONDS" in usage.stdout
