@@ -128,3 +128,17 @@ def test_train_with_workers_and_an_export_at_every_save(tmp_path):
 
     assert FRTM.build(device="cpu", checkpoint=str(tmp_path / "w.safetensors")).checkpoint_sha256 == \
         weights.sha256_of(tmp_path / "w.safetensors")
+
+
+def test_clip_resize_is_skimage_bilinear_away_from_the_border():
+    from skimage.transform import resize
+
+    from napari_vos.training.clips import resize_bilinear
+
+    rng = np.random.default_rng(0)
+    for shape, out in (((2, 90, 130, 3), (64, 96)), ((2, 40, 50), (64, 96))):
+        x = rng.random(shape).astype(np.float32)
+        ours = resize_bilinear(x, out)
+        ref = np.stack([resize(v, out, order=1, anti_aliasing=False) for v in x])
+        assert ours.shape == ref.shape and ours.dtype == np.float32
+        assert np.abs(ours - ref)[:, 2:-2, 2:-2].max() < 1e-4

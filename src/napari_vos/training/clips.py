@@ -96,9 +96,23 @@ def crop_flip_resize(frames: np.ndarray, masks: np.ndarray, rng: np.random.Gener
     m = masks[:, y0:y0 + ch, x0:x0 + cw]
     if rng.random() < 0.5:
         f, m = f[:, :, ::-1], m[:, :, ::-1]
-    f = np.stack([resize(x, out_size, order=1, anti_aliasing=False) for x in f]).astype(np.float32)
-    m = np.stack([resize(x, out_size, order=1, anti_aliasing=False) for x in m]) > 0.5
-    return f, m
+    return resize_bilinear(f, out_size), resize_bilinear(m, out_size) > 0.5
+
+
+def resize_bilinear(stack: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """(T, H, W[, C]) -> (T, h, w[, C]) float32, bilinear with pixel centres aligned (skimage's order=1).
+
+    torch's interpolate rather than skimage.transform.resize: the same result (to float rounding)
+    about ten times faster, and batch drawing is what keeps a GPU waiting.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
+    x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x[:, None]
+    y = F.interpolate(x, size=tuple(out_size), mode="bilinear", align_corners=False)
+    y = y.permute(0, 2, 3, 1) if stack.ndim == 4 else y[:, 0]
+    return y.contiguous().numpy()
 
 
 class VideoMix:
