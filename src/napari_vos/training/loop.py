@@ -66,6 +66,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
+    if dev.type == "cuda":  # crops have one size per run: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(settings.seed)
     model = recipe.build(dev)
     params = [p for p in model.parameters() if p.requires_grad]
