@@ -20,7 +20,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
-from napari_vos.nn.backbones import ResNetFeatures, feature_channels, prefer_channels_last
+from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.sample_memory import SampleMemory
 
@@ -114,7 +114,7 @@ class FRTM(MethodBase):
         overrides = {k: options[k] for k in ("update_interval", "memory_capacity", "eta", "n_augmented") if k in options}
         target_overrides = {k: options[k] for k in asdict(cfg.target) if k in options}
         self.config = replace(cfg, target=replace(cfg.target, **target_overrides), **overrides)
-        self.network = prefer_channels_last(network.to(self.device).eval(), self.device)
+        self.network = network.to(self.device).eval()
         self.seed = seed
         self._frame = 0
         self._last_features: torch.Tensor | None = None
