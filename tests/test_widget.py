@@ -241,3 +241,26 @@ def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbo
     meta = out.metadata["napari_vos"]
     assert meta["cancelled"] is True and "on_finetune" not in meta["options"]
     assert widget.propagate_button.isEnabled()
+
+
+def test_widget_opens_without_torch_and_lists_accelerators_when_the_device_list_opens(make_napari_viewer,
+                                                                                      monkeypatch):
+    from napari_vos._widgets import propagate_widget
+    from napari_vos.methods import registry
+
+    def no_import(*args, **kwargs):
+        raise AssertionError("the widget imported a method class or torch while opening")
+
+    monkeypatch.setattr(registry, "method_class", no_import)
+    monkeypatch.setattr(propagate_widget, "available_devices", no_import)
+    viewer = make_napari_viewer()
+    widget = PropagateWidget(viewer)
+    assert [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())] == ["auto", "cpu"]
+    widget.select_method("flow")
+    assert not widget.checkpoint_edit.isEnabled()
+    widget.select_method("frtm")
+    assert widget.checkpoint_edit.isEnabled()
+    monkeypatch.setattr(propagate_widget, "available_devices", lambda: ["auto", "cpu", "cuda"])
+    widget.device_combo.probe()
+    widget.device_combo.probe()  # once only
+    assert [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())] == ["auto", "cpu", "cuda"]

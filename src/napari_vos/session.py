@@ -22,12 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos import __version__
-from napari_vos.data.frames import FrameSource, working_size
+from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, working_size
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
-
-DEFAULT_MAX_SIDE = 1024
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -69,13 +69,36 @@ def _iterate(job: LayerJob) -> Any:
         job.error = err
 
 
+class DeviceCombo(QComboBox):
+    """'auto' and 'cpu' at once; the accelerators (cuda, mps) are looked up when the list is first
+    opened, since that imports torch (seconds) and the dock should open without waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addItems(["auto", "cpu"])
+        self._probed = False
+
+    def probe(self) -> None:
+        """Add the accelerators torch sees (once)."""
+        if self._probed:
+            return
+        self._probed = True
+        for name in available_devices():
+            if self.findText(name) < 0:
+                self.addItem(name)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt's name
+        self.probe()
+        super().showPopup()
+
+
 class PropagateWidget(QWidget):
     """Dock widget: propagate a painted Labels layer through an Image layer's frames."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
         super().__init__()
         guard_triton()  # before anything imports torchvision: see gl_guard.py
-        from napari_vos.session import DEFAULT_MAX_SIDE
+        from napari_vos.data.frames import DEFAULT_MAX_SIDE
 
         self.viewer = napari_viewer
         self.job: LayerJob | None = None
@@ -102,8 +125,7 @@ class PropagateWidget(QWidget):
             self.method_combo.addItem(label, name)
             self.method_combo.setItemData(self.method_combo.count() - 1, registry.DESCRIPTIONS.get(name, ""),
                                           Qt.ItemDataRole.ToolTipRole)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(available_devices())
+        self.device_combo = DeviceCombo()
         self.direction_combo = QComboBox()
         self.direction_combo.addItems(list(DIRECTIONS))
         self.maps_checkbox = QCheckBox("show intermediate maps")
@@ -257,18 +279,16 @@ class PropagateWidget(QWidget):
             return
         self.method_combo.setToolTip(registry.DESCRIPTIONS.get(name, ""))
         try:
-            cls = registry.method_class(name)
+            flags = registry.traits(name)
         except ValueError as err:
             self.status.setText(str(err))
-            cls = None
-        uses_checkpoint = cls is not None and hasattr(cls, "build")
-        self.checkpoint_edit.setEnabled(uses_checkpoint)
-        self.checkpoint_button.setEnabled(uses_checkpoint)
-        takes_labels = cls is None or getattr(cls, "accepts_annotation", True)
-        if not takes_labels:  # e.g. COSNet: the primary object, never painted ones
+            return
+        self.checkpoint_edit.setEnabled(flags.uses_checkpoint)
+        self.checkpoint_button.setEnabled(flags.uses_checkpoint)
+        if not flags.accepts_annotation:  # e.g. COSNet: the primary object, never painted ones
             self.labels_combo.setCurrentText(NO_LABELS)
-        self.labels_combo.setEnabled(takes_labels)
-        if self.job is None and cls is not None:
+        self.labels_combo.setEnabled(flags.accepts_annotation)
+        if self.job is None:
             self.status.setText(self._mismatch())
 
     def _pick_checkpoint(self) -> None:

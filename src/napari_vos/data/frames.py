@@ -113,6 +113,9 @@ class FrameSource:
         return self.normalise(self.raw(index), index)
 
 
+DEFAULT_MAX_SIDE = 1024  # the engine's default working-resolution cap (longer side, pixels)
+
+
 def working_size(frame_shape: tuple[int, int], max_side: int | None,
                  min_side: int | None = None) -> tuple[int, int]:
     """Size the methods run at: the frame scaled so its shorter side is at least ``min_side``

@@ -2,12 +2,16 @@
 
 ``create(name, device=..., checkpoint=..., **options)`` builds a ready method: classes with a
 ``build`` classmethod load their checkpoint through napari_vos.weights; weight-free ones are
-constructed directly.
+constructed directly. ``TRAITS`` repeats the few class flags the widget and the CLI ask before
+running anything (checkpoint, annotation), so that listing methods imports neither the method
+modules nor torch (the dock widget opens without waiting for torch); tests/test_registry.py
+checks the table against the classes.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 METHODS: dict[str, str] = {
@@ -33,6 +37,43 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class MethodTraits:
+    """A method class's flags, known without importing it."""
+
+    needs_checkpoint: bool = True  # runs only with trained weights (class flag ``needs_checkpoint``)
+    uses_checkpoint: bool = True  # has a ``build`` that loads weights
+    needs_annotation: bool = True  # False: zero-shot (class flag ``needs_annotation``)
+    accepts_annotation: bool = True  # class flag ``accepts_annotation``
+    zero_shot_option: str | None = None  # an option that, set true, makes it zero-shot (``annotation_needed``)
+
+
+TRAITS: dict[str, MethodTraits] = {
+    "frtm": MethodTraits(),
+    "flow": MethodTraits(needs_checkpoint=False, uses_checkpoint=False),
+    "agame": MethodTraits(),
+    "rgmp": MethodTraits(),
+    "s2s": MethodTraits(),
+    "osvos_at": MethodTraits(),
+    "rvos": MethodTraits(zero_shot_option="zero_shot"),
+    "cosnet": MethodTraits(needs_annotation=False, accepts_annotation=False),
+}
+
+
+def traits(name: str) -> MethodTraits:
+    """The flags of method ``name``: from ``TRAITS``, or read off the class for a method registered
+    without an entry there (which imports it). ValueError for an unknown name."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
+    if name in TRAITS:
+        return TRAITS[name]
+    cls = method_class(name)
+    return MethodTraits(needs_checkpoint=bool(getattr(cls, "needs_checkpoint", False)),
+                        uses_checkpoint=hasattr(cls, "build"),
+                        needs_annotation=bool(getattr(cls, "needs_annotation", True)),
+                        accepts_annotation=bool(getattr(cls, "accepts_annotation", True)))
+
+
 def available_methods(include_untrained: bool = False) -> list[str]:
     """Methods a user can run now: importable, and with a registered checkpoint when they need one.
 
@@ -46,8 +87,7 @@ def available_methods(include_untrained: bool = False) -> list[str]:
         module = target.split(":")[0]
         if importlib.util.find_spec(module) is None:
             continue
-        if not include_untrained and getattr(method_class(name), "needs_checkpoint", False) \
-                and not weights.list_checkpoints(name):
+        if not include_untrained and traits(name).needs_checkpoint and not weights.list_checkpoints(name):
             continue
         names.append(name)
     return names
@@ -67,6 +107,9 @@ def method_class(name: str) -> type:
 def needs_annotation(name: str, **options: Any) -> bool:
     """Whether method ``name`` with these options needs an annotated frame (False for zero-shot
     methods, e.g. COSNet, or RVOS with ``zero_shot=True``)."""
+    if name in TRAITS:
+        t = TRAITS[name]
+        return t.needs_annotation and not (t.zero_shot_option is not None and options.get(t.zero_shot_option))
     cls = method_class(name)
     ask = getattr(cls, "annotation_needed", None)
     return bool(ask(options)) if callable(ask) else bool(getattr(cls, "needs_annotation", True))
@@ -74,7 +117,7 @@ def needs_annotation(name: str, **options: Any) -> bool:
 
 def accepts_annotation(name: str) -> bool:
     """Whether method ``name`` takes annotated frames at all (a zero-shot method may refuse them)."""
-    return bool(getattr(method_class(name), "accepts_annotation", True))
+    return traits(name).accepts_annotation
 
 
 def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
