@@ -46,3 +46,13 @@ def test_bench_sweep_cli_writes_json_list_and_plot(tmp_path, capsys):
     assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert png.stat().st_size > 1000
     assert "48x32" in capsys.readouterr().out
+
+
+def test_bench_profile_names_the_engine_stages(tmp_path):
+    report = tmp_path / "profile.txt"
+    r = bench_once("flow", "cpu", (64, 48), objects=2, frames=4, warmup=0, workdir=tmp_path, profile=report)
+    assert r["frames"] == 4 and r["fps"] > 0
+    text = report.read_text()
+    for stage in ("vos.read_frame", "vos.method_step", "vos.aggregate", "vos.labels_out"):
+        assert stage in text, stage
+    assert "by self time" in text

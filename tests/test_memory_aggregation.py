@@ -61,3 +61,14 @@ def test_aggregation_single_object_keeps_ordering_and_labels():
     p = torch.tensor([[[0.9, 0.2]]])
     agg = soft_aggregate(p)
     assert labels_from_aggregate(agg).tolist() == [[1, 0]]
+
+
+def test_labels_from_aggregate_is_argmax_with_ties_to_the_lower_index():
+    import torch
+
+    from napari_vos.nn.aggregation import labels_from_aggregate
+
+    x = torch.round(torch.rand(4, 30, 40) * 3) / 3  # many exact ties
+    assert torch.equal(labels_from_aggregate(x), x.argmax(dim=0))
+    tie = torch.tensor([[[0.5]], [[0.5]], [[0.2]]])
+    assert int(labels_from_aggregate(tie)) == 0

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 import torch.nn.functional as F
 
 from napari_vos import __version__
@@ -249,7 +250,8 @@ class Session:
             if self._cancelled:
                 return
             tic = time.perf_counter()
-            image = self._image(t)
+            with record_function("vos.read_frame"):
+                image = self._image(t)
             if t in self.annotations:
                 with torch.no_grad(), self._autocast():
                     method.remember(image, self._objects(self.annotations[t], ids))
@@ -257,13 +259,17 @@ class Session:
                 annotated = True
             else:
                 with torch.no_grad(), self._autocast():
-                    step = method.step(image)
-                    aggregated = soft_aggregate(step.probs.float())
-                    method.update(aggregated[1:])
+                    with record_function("vos.method_step"):
+                        step = method.step(image)
+                    with record_function("vos.aggregate"):
+                        aggregated = soft_aggregate(step.probs.float())
+                    with record_function("vos.method_update"):
+                        method.update(aggregated[1:])
                 if ids is None:
                     ids = self._found_ids = list(range(1, int(step.probs.shape[0]) + 1))
-                labels = self._to_labels(aggregated, ids)
-                maps = self._store_maps(t, step.maps) if self.want_maps else {}
+                with record_function("vos.labels_out"):
+                    labels = self._to_labels(aggregated, ids)
+                    maps = self._store_maps(t, step.maps) if self.want_maps else {}
                 annotated = False
             self.labels[t] = labels
             seconds = time.perf_counter() - tic

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PingPongVideo", "bench_once", "bench_sweep", "peak_rss_mb", "reset_peak_rss", "parse_size", "main"]
+__all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss", "parse_size", "main"]
 
 POOL = 16
 
@@ -115,8 +115,14 @@ def _video(kind: str, size: tuple[int, int], objects: int, frames: int, seed: in
 def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int] = (640, 360),
                objects: int = 1, frames: int = 100, kind: str = "auto", warmup: int = 5,
                max_side: int | None = None, checkpoint: str | None = None, seed: int = 0,
-               workdir: str | Path | None = None, **method_options: Any) -> dict[str, Any]:
-    """Measure one configuration in this process; returns the bench JSON record."""
+               workdir: str | Path | None = None, profile: str | Path | None = None,
+               **method_options: Any) -> dict[str, Any]:
+    """Measure one configuration in this process; returns the bench JSON record.
+
+    ``profile``: after the measurement, one more run of up to 30 frames under torch.profiler, whose
+    tables (the engine's and the method's named stages, then the operators) are written to this
+    text file; the measured fps never includes the profiler's overhead.
+    """
     import torch
     import zarr
 
@@ -159,6 +165,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         if cuda:
             torch.cuda.synchronize()
         peak = peak_rss_mb()
+    if profile is not None:
+        write_profile(lambda: run(min(frames, 30), None), profile, cuda)
     return {
         "method": method, "device": result.device, "size": f"{w}x{h}", "objects": n_objects,
         "frames": frames, "annotated": annotate, "fps": result.fps, "peak_rss_mb": round(peak, 1),
@@ -169,6 +177,34 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         "warmup_frames": warmup, "threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "code": code_version(),
     }
+
+
+def write_profile(work: Any, path: str | Path, cuda: bool) -> None:
+    """Run ``work()`` under torch.profiler; write where the time goes to ``path``.
+
+    Two tables: by total time (the ``vos.*`` engine stages and the methods' own stages, e.g.
+    ``frtm.backbone``, are ranges, so their totals show the split of a frame), then by self time
+    (the operators that cost).
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        work()
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    sections = []
+    for title, keys in (("by total time", ("device_time_total", "cuda_time_total", "cpu_time_total")),
+                        ("by self time", ("self_device_time_total", "self_cuda_time_total", "self_cpu_time_total"))):
+        for key in keys if cuda else keys[-1:]:
+            try:
+                sections.append(f"== {title} ({key})\n" + events.table(sort_by=key, row_limit=30))
+                break
+            except (AttributeError, KeyError, ValueError):
+                continue
+    Path(path).write_text("\n\n".join(sections) + "\n")
 
 
 def bench_sweep(method: str, device: str, sizes: list[tuple[int, int]], objects: list[int],

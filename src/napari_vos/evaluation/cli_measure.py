@@ -85,6 +85,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep-frames", default="50,500,5000")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per sweep point")
     p.add_argument("--plot", default=None, help="with --sweep: write a PNG of fps and memory here")
+    p.add_argument("--profile", default=None, metavar="TXT",
+                   help="then profile up to 30 more frames (torch.profiler) and write where the time goes here")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -111,7 +113,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0 if all("error" not in r for r in rows) else 1
     record = bench_once(args.method, args.device, parse_size(args.size), args.objects, args.frames,
                         kind=args.kind, warmup=args.warmup, max_side=args.max_side, checkpoint=args.checkpoint,
-                        **_method_options(args.option))
+                        profile=args.profile, **_method_options(args.option))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""

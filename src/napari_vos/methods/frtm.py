@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
+from torch.profiler import record_function
 from torch import nn
 import torch.nn.functional as F
 
@@ -153,12 +154,15 @@ class FRTM(MethodBase):
         if self.target is None:
             raise RuntimeError("FRTM.step called before start()")
         img, size = pad_to_multiple(image.to(self.device), 32)
-        feats = self.network.backbone(img[None])
+        with record_function("frtm.backbone"):
+            feats = self.network.backbone(img[None])
         self._last_features = feats["conv4"][0]
-        scores = self.target.scores(feats["conv4"])[0]  # (K, h, w)
+        with record_function("frtm.target_scores"):
+            scores = self.target.scores(feats["conv4"])[0]  # (K, h, w)
         n = max(1, self.config.target.objects_per_solve)  # bounds the decoder's memory with many objects
-        probs = torch.cat([crop_to(torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], img.shape[-2:])), size)
-                           for i in range(0, scores.shape[0], n)])
+        with record_function("frtm.segmentation_network"):
+            probs = torch.cat([crop_to(torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], img.shape[-2:])),
+                                       size) for i in range(0, scores.shape[0], n)])
         return Step(probs=probs, maps={"target_scores": scores})
 
     @torch.no_grad()

@@ -26,5 +26,10 @@ def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
 
 
 def labels_from_aggregate(aggregated: torch.Tensor) -> torch.Tensor:
-    """Integer labels (H, W) from an aggregated (K + 1, H, W) map: 0 background, k object k."""
-    return aggregated.argmax(dim=0)
+    """Integer labels (H, W) from an aggregated (K + 1, H, W) map: 0 background, k object k.
+
+    ``max(dim=0).indices`` is argmax (ties go to the lower index, as with argmax), but torch's CPU
+    argmax over the leading dimension of a (K + 1, H, W) tensor is ~10x slower (69 ms against 7 ms
+    at 854x480, two channels): 13 % of an FRTM frame on a 2-core CPU.
+    """
+    return aggregated.max(dim=0).indices
