@@ -99,3 +99,14 @@ def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, cap
     # the learning rate after each step: dropped 10x after the first (0.34 of 3 steps; the default 0.67 is 2)
     lr = [json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()]
     assert lr == pytest.approx([1e-4, 1e-4, 1e-4])
+
+
+def test_train_workers_default_to_none_on_cpu_and_to_spare_cores_on_a_gpu(monkeypatch):
+    from napari_vos import cli
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert cli._train_workers(None, "cpu") == 0
+    assert cli._train_workers(None, "cuda") == 12 and cli._train_workers(None, "cuda:1") == 12
+    assert cli._train_workers(3, "cuda") == 3 and cli._train_workers(0, "cuda") == 0
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert cli._train_workers(None, "cuda") == 1

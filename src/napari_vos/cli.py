@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
-                             max_minutes=args.max_minutes, workers=args.workers, log_every=args.log_every,
+                             max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device), log_every=args.log_every,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None
@@ -127,6 +127,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _train_workers(requested: int | None, device: str) -> int:
+    """Batch-drawing processes: as asked, else on a GPU all cores but two (at most 12), else none
+    (a CPU run's cores are busy with the step itself)."""
+    import os
+
+    if requested is not None:
+        return requested
+    if device.startswith("cuda"):
+        return max(1, min(12, (os.cpu_count() or 1) - 2))
+    return 0
 
 
 def _exporter(recipe: Any, path: str) -> Any:
@@ -228,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--export", default=None,
                    help="write the trained weights (fp16 safetensors) here, at every save and at the end")
-    p.add_argument("--workers", type=int, default=0,
-                   help="processes drawing training batches (0: in the training process; use several on a GPU)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes drawing training batches (0: in the training process; default: none on the "
+                        "CPU, all cores but two, at most 12, with --device cuda)")
     p.add_argument("--lr-drop-at", type=float, default=None,
                    help="fraction of --steps after which the learning rate drops 10x (default 0.67)")
     p.set_defaults(func=cmd_train)
