@@ -60,3 +60,41 @@ def test_device_runner_collects_nothing_without_a_run_and_says_so(tmp_path):
     usage = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "device_train.sh")], env=env,
                            capture_output=True, text=True, cwd=ROOT)
     assert usage.returncode == 2 and "start SECONDS" in usage.stdout
+
+
+def test_device_runner_starts_a_detached_run_returns_its_weights_in_parts_and_stops_it(tmp_path):
+    import hashlib
+    import sys
+    import time
+
+    out, run = tmp_path / "out", tmp_path / "run"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "VOS_RUN": str(run), "PYTHON": sys.executable}
+    script = str(ROOT / "scripts" / "gpu" / "device_train.sh")
+    started = subprocess.run(
+        ["bash", script, "start", "1", "frtm", "--device", "cpu", "--size", "96x64", "--batch-size", "1",
+         "--steps", "100000", "--train-backbone-from", "conv4", "--save-every", "1", "--log-every", "1",
+         "--threads", "1"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert started.returncode == 0 and "started run" in started.stdout, started.stdout + started.stderr
+    pid = int((run / "pid").read_text())
+    try:
+        deadline = time.time() + 90
+        while not (run / "weights.safetensors").exists() and time.time() < deadline:
+            time.sleep(1)
+        assert (run / "weights.safetensors").exists(), (run / "train.log").read_text()
+        stopped = subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True, cwd=ROOT,
+                                 timeout=180)
+        assert stopped.returncode == 0 and "no run in progress" in stopped.stdout, stopped.stdout
+    finally:  # never leave a 100000-step run behind
+        try:
+            os.kill(pid, 9)
+            killed = True
+        except ProcessLookupError:
+            killed = False
+    assert not killed  # `stop` had ended it
+    parts = sorted(out.glob("weights.part-*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    joined = b"".join(p.read_bytes() for p in parts)
+    assert hashlib.sha256(joined).hexdigest() == (out / "weights.sha256").read_text().strip()
+    assert (out / "log.jsonl").read_text().strip()
+    assert "stopped;" in (run / "train.log").read_text()  # SIGTERM: saved and exported, then ended
