@@ -10,6 +10,7 @@ def test_traits_table_matches_the_method_classes(name):
     assert flags.needs_checkpoint == bool(getattr(cls, "needs_checkpoint", False))
     assert flags.uses_checkpoint == hasattr(cls, "build")
     assert flags.accepts_annotation == bool(getattr(cls, "accepts_annotation", True))
+    assert flags.reports_finetune == bool(getattr(cls, "reports_finetune", False))
     for options in ({}, {"zero_shot": True}, {"zero_shot": False}):
         assert registry.needs_annotation(name, **options) == bool(cls.annotation_needed(options)), options
 

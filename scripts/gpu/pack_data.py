@@ -11,7 +11,7 @@ the limit (measured 2026-11-21; 640 px at quality 80 is 61.6 MiB, too much). Tra
 with ``--data .gpu/data/<name>``; SequenceBank holds frames at 1.25x the crop size, so crops of
 432x240 are drawn from frames enlarged 1.125x.
 
-    python scripts/gpu/pack_data.py ../shared/data/videos/davis2016-train            # -> .gpu/data/davis2016-train
+    .venv/bin/python scripts/gpu/pack_data.py ../shared/data/videos/davis2016-train   # -> .gpu/data/davis2016-train
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-HOLDOUT_DAVIS = ("bear", "bmx-bumps", "car-turn", "dance-jump", "hike", "paragliding", "rhino", "soccerball")
+from napari_vos.training.clips import HOLDOUT_DAVIS  # the project's validation split, never trained on
 
 
 def _shrink(img: Image.Image, long_side: int, resample: int) -> Image.Image:

@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
-                             max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device), log_every=args.log_every,
+                             max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device),
+                             log_every=args.log_every,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None

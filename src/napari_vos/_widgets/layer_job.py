@@ -157,7 +157,7 @@ class LayerJob:
         # a method that fine-tunes before its first frame reports each step here and stops when asked
         self.finetune: tuple[int, int] | None = None  # (step, total) of the fine-tuning in progress
         self._stop = threading.Event()
-        if getattr(registry.method_class(method), "reports_finetune", False):
+        if registry.traits(method).reports_finetune:
             session_options = {"on_finetune": self._finetune_step, "cancel_event": self._stop, **session_options}
         self.session_options = session_options
         self.session: Session | None = None

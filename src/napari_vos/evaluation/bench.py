@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss", "parse_size", "main"]
+__all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss",
+           "parse_size", "main"]
 
 POOL = 16
 

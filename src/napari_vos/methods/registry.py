@@ -3,7 +3,7 @@
 ``create(name, device=..., checkpoint=..., **options)`` builds a ready method: classes with a
 ``build`` classmethod load their checkpoint through napari_vos.weights; weight-free ones are
 constructed directly. ``TRAITS`` repeats the few class flags the widget and the CLI ask before
-running anything (checkpoint, annotation), so that listing methods imports neither the method
+running anything (checkpoint, annotation, fine-tuning hooks), so that listing methods imports neither the method
 modules nor torch (the dock widget opens without waiting for torch); tests/test_registry.py
 checks the table against the classes.
 """
@@ -46,6 +46,7 @@ class MethodTraits:
     needs_annotation: bool = True  # False: zero-shot (class flag ``needs_annotation``)
     accepts_annotation: bool = True  # class flag ``accepts_annotation``
     zero_shot_option: str | None = None  # an option that, set true, makes it zero-shot (``annotation_needed``)
+    reports_finetune: bool = False  # start() takes on_finetune/cancel_event hooks (class flag ``reports_finetune``)
 
 
 TRAITS: dict[str, MethodTraits] = {
@@ -54,7 +55,7 @@ TRAITS: dict[str, MethodTraits] = {
     "agame": MethodTraits(),
     "rgmp": MethodTraits(),
     "s2s": MethodTraits(),
-    "osvos_at": MethodTraits(),
+    "osvos_at": MethodTraits(reports_finetune=True),
     "rvos": MethodTraits(zero_shot_option="zero_shot"),
     "cosnet": MethodTraits(needs_annotation=False, accepts_annotation=False),
 }
@@ -71,7 +72,8 @@ def traits(name: str) -> MethodTraits:
     return MethodTraits(needs_checkpoint=bool(getattr(cls, "needs_checkpoint", False)),
                         uses_checkpoint=hasattr(cls, "build"),
                         needs_annotation=bool(getattr(cls, "needs_annotation", True)),
-                        accepts_annotation=bool(getattr(cls, "accepts_annotation", True)))
+                        accepts_annotation=bool(getattr(cls, "accepts_annotation", True)),
+                        reports_finetune=bool(getattr(cls, "reports_finetune", False)))
 
 
 def available_methods(include_untrained: bool = False) -> list[str]:
