@@ -53,3 +53,27 @@ def test_recipe_reports_the_probe_only_when_conv4_trains():
         model = recipe.build(torch.device("cpu"))
         loss, stats = recipe.loss(model, recipe.batch(rng), torch.device("cpu"))
         assert torch.isfinite(loss) and ("probe_loss" in stats) == expect
+
+
+def test_primal_and_dual_forms_give_the_same_scores():
+    """More pixels than channels takes the primal form; it must equal the dual formula."""
+    g = torch.Generator().manual_seed(3)
+    ref = torch.randn(2, 8, 6, 6, generator=g)  # N = 36 > C = 8: primal
+    labels = (torch.rand(2, 6, 6, generator=g) > 0.6).float()
+    val = torch.randn(2, 3, 8, 6, 6, generator=g)
+    v = pixel_weights(labels).flatten(1)
+    xv = ref.flatten(2).transpose(1, 2) * v[..., None]
+    lam = 0.1 * xv.pow(2).sum(-1).mean(1)
+    gram = xv @ xv.transpose(1, 2) + lam[:, None, None] * torch.eye(36)
+    w = (xv.transpose(1, 2) @ torch.linalg.solve(gram, (labels.flatten(1) * v)[..., None]))[..., 0]
+    expected = torch.einsum("bc,bmchw->bmhw", w, val)
+    assert torch.allclose(ridge_probe_scores(ref, labels, val, reg=0.1), expected, atol=1e-4)
+
+
+def test_backward_through_a_few_hundred_pixels():
+    """14x24 stride-16 maps (a 384x216 crop) with features that need grad: the solve must not fail."""
+    g = torch.Generator().manual_seed(4)
+    feats = torch.randn(4, 3, 256, 14, 24, generator=g).requires_grad_(True)
+    labels = (torch.rand(4, 14, 24, generator=g) > 0.6).float()
+    ridge_probe_scores(feats[:, 0], labels, feats[:, 1:]).sum().backward()
+    assert torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0

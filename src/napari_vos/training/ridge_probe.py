@@ -21,21 +21,35 @@ def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val
     """Scores on validation frames of a linear model fitted in closed form on each sample's reference.
 
     ref_features (B, C, h, w), ref_labels (B, h, w) in [0, 1], val_features (B, M, C, h, w)
-    -> (B, M, h, w). Dual form (N = h*w equations, usually fewer than C): w = X^T (X X^T + lam I)^-1 y
-    on the eq.-4-weighted rows, lam = ``reg`` times the mean squared row norm, so the solution
-    does not depend on the feature scale.
+    -> (B, M, h, w). w solves the ridge problem on the eq.-4-weighted rows in whichever of the
+    dual (N = h*w unknowns) and primal (C unknowns) forms is smaller; lam = ``reg`` times the mean
+    squared row norm, so the solution does not depend on the feature scale.
     """
     b, c, h, w = ref_features.shape
     x = ref_features.flatten(2).transpose(1, 2)  # (B, N, C)
     v = pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N)
     xv = x * v[..., None]
     yv = ref_labels.flatten(1) * v
-    gram = xv @ xv.transpose(1, 2)  # (B, N, N)
-    lam = reg * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-6)
-    eye = torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
-    alpha = torch.linalg.solve(gram + lam[:, None, None] * eye, yv[..., None])  # (B, N, 1)
-    weights = (xv.transpose(1, 2) @ alpha)[..., 0]  # (B, C)
+    n = xv.shape[1]
+    lam = reg * xv.pow(2).sum(-1).mean(1).clamp_min(1e-6)  # reg x mean squared row norm
+    if n <= c:  # dual: w = X^T (X X^T + lam I)^-1 y, an N x N system
+        gram = xv @ xv.transpose(1, 2)
+        alpha = _solve_spd(gram, lam, yv[..., None])  # (B, N, 1)
+        weights = (xv.transpose(1, 2) @ alpha)[..., 0]  # (B, C)
+    else:  # primal: w = (X^T X + lam I)^-1 X^T y, a C x C system (the same w)
+        gram = xv.transpose(1, 2) @ xv
+        weights = _solve_spd(gram, lam, xv.transpose(1, 2) @ yv[..., None])[..., 0]
     return torch.einsum("bc,bmchw->bmhw", weights, val_features)
+
+
+def _solve_spd(gram: torch.Tensor, lam: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """(gram + lam I)^-1 rhs by Cholesky: the matrix is symmetric positive definite.
+
+    Not torch.linalg.solve: its LU path fails inside MKL ("pivots given to lu_solve") for
+    batched systems of a few hundred unknowns when the input requires grad (torch 2.14.1, CPU).
+    """
+    eye = torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
+    return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram + lam[:, None, None] * eye))
 
 
 def ridge_probe_loss(scores: torch.Tensor, labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
