@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -111,14 +111,16 @@ def evaluate_method(
                 options["max_side"] = max_side
             if checkpoint is not None:
                 options["checkpoint"] = checkpoint
-            callback = None
+            callback: Callable[[int, int], None] | None = None
             if progress:
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
 
-                def callback(done: int, total: int, bar: Any = bar) -> None:
+                def advance(done: int, total: int, bar: Any = bar) -> None:
                     bar.update(done - bar.n)
+
+                callback = advance
 
             tic = time.perf_counter()
             result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
