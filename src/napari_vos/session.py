@@ -269,6 +269,7 @@ class Session:
                     ids = self._found_ids = list(range(1, int(step.probs.shape[0]) + 1))
                 with record_function("vos.labels_out"):
                     labels = self._to_labels(aggregated, ids)
+                with record_function("vos.maps_out"):
                     maps = self._store_maps(t, step.maps) if self.want_maps else {}
                 annotated = False
             self.labels[t] = labels
