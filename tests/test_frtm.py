@@ -93,14 +93,14 @@ def test_shipped_checkpoint_scores_follow_a_moving_object_end_to_end():
         assert abs(peak[0] - ys.mean() / 16) <= 1.5 and abs(peak[1] - xs.mean() / 16) <= 1.5, (t, peak)
 
 
-@pytest.mark.xfail(strict=True, reason="the CPU-trained checkpoint's segmentation network is under-confident "
-                   "(object probability ~0.2-0.5): see docs/benchmarks.md; remove this mark when a better "
-                   "checkpoint makes it pass")
+@pytest.mark.real_working_size
 def test_shipped_checkpoint_labels_follow_a_moving_object():
+    """The shipped checkpoint's labels (not only its target scores) track a moving square, at the
+    working size a user gets (the 96x128 video enlarged to a 480-pixel shorter side)."""
     from napari_vos import propagate
 
     frames, truth = _frames(n=8)
     result = propagate(frames, truth[0], method="frtm", device="cpu", direction="forward")
     for t in range(1, 8):
         pred, gt = result.labels[t] == 1, truth[t] == 1
-        assert (pred & gt).sum() / max(1, (pred | gt).sum()) > 0.5, t
+        assert (pred & gt).sum() / max(1, (pred | gt).sum()) > 0.8, t
