@@ -56,18 +56,24 @@ def test_recipe_reports_the_probe_only_when_conv4_trains():
 
 
 def test_primal_and_dual_forms_give_the_same_scores():
-    """More pixels than channels takes the primal form; it must equal the dual formula."""
+    """Each branch of the solve against the other form's formula: more pixels than channels takes
+    the primal branch (checked against the dual formula), fewer takes the dual one (against the primal)."""
     g = torch.Generator().manual_seed(3)
-    ref = torch.randn(2, 8, 6, 6, generator=g)  # N = 36 > C = 8: primal
-    labels = (torch.rand(2, 6, 6, generator=g) > 0.6).float()
-    val = torch.randn(2, 3, 8, 6, 6, generator=g)
-    v = pixel_weights(labels).flatten(1)
-    xv = ref.flatten(2).transpose(1, 2) * v[..., None]
-    lam = 0.1 * xv.pow(2).sum(-1).mean(1)
-    gram = xv @ xv.transpose(1, 2) + lam[:, None, None] * torch.eye(36)
-    w = (xv.transpose(1, 2) @ torch.linalg.solve(gram, (labels.flatten(1) * v)[..., None]))[..., 0]
-    expected = torch.einsum("bc,bmchw->bmhw", w, val)
-    assert torch.allclose(ridge_probe_scores(ref, labels, val, reg=0.1), expected, atol=1e-4)
+    for c, side in ((8, 6), (40, 4)):  # N = 36 > C = 8: primal branch; N = 16 <= C = 40: dual branch
+        ref = torch.randn(2, c, side, side, generator=g, dtype=torch.float64)
+        labels = (torch.rand(2, side, side, generator=g, dtype=torch.float64) > 0.6).double()
+        val = torch.randn(2, 3, c, side, side, generator=g, dtype=torch.float64)
+        v = pixel_weights(labels).flatten(1)
+        xv = ref.flatten(2).transpose(1, 2) * v[..., None]  # (B, N, C)
+        yv = (labels.flatten(1) * v)[..., None]
+        lam = 0.1 * xv.pow(2).sum(-1).mean(1)[:, None, None]
+        n, eye = side * side, lambda k: torch.eye(k, dtype=xv.dtype)
+        if n > c:  # dual formula: w = X^T (X X^T + lam I)^-1 y
+            w = xv.transpose(1, 2) @ torch.linalg.solve(xv @ xv.transpose(1, 2) + lam * eye(n), yv)
+        else:  # primal formula: w = (X^T X + lam I)^-1 X^T y
+            w = torch.linalg.solve(xv.transpose(1, 2) @ xv + lam * eye(c), xv.transpose(1, 2) @ yv)
+        expected = torch.einsum("bc,bmchw->bmhw", w[..., 0], val)
+        torch.testing.assert_close(ridge_probe_scores(ref, labels, val, reg=0.1), expected)
 
 
 def test_backward_through_a_few_hundred_pixels():

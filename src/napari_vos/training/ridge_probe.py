@@ -25,12 +25,11 @@ def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val
     dual (N = h*w unknowns) and primal (C unknowns) forms is smaller; lam = ``reg`` times the mean
     squared row norm, so the solution does not depend on the feature scale.
     """
-    b, c, h, w = ref_features.shape
     x = ref_features.flatten(2).transpose(1, 2)  # (B, N, C)
+    n, c = x.shape[1:]
     v = pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N)
     xv = x * v[..., None]
     yv = ref_labels.flatten(1) * v
-    n = xv.shape[1]
     lam = reg * xv.pow(2).sum(-1).mean(1).clamp_min(1e-6)  # reg x mean squared row norm
     if n <= c:  # dual: w = X^T (X X^T + lam I)^-1 y, an N x N system
         gram = xv @ xv.transpose(1, 2)
