@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -133,8 +134,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _train_workers(requested: int | None, device: str) -> int:
     """Batch-drawing processes: as asked, else on a GPU all cores but two (at most 12), else none
     (a CPU run's cores are busy with the step itself)."""
-    import os
-
     if requested is not None:
         return requested
     if device.startswith("cuda"):
