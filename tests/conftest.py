@@ -23,12 +23,15 @@ def moving_square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96), ste
 
 @pytest.fixture(autouse=True)
 def _tiny_videos_at_their_own_size(request, monkeypatch):
-    """FRTM enlarges videos to a 480-pixel shorter side by default; the tests' tiny videos run at
-    their own size so the suite stays fast (tests marked ``real_working_size`` keep the default)."""
+    """FRTM and A-GAME enlarge videos to a 480-pixel shorter side by default; the tests' tiny videos
+    run at their own size so the suite stays fast (tests marked ``real_working_size`` keep the default)."""
     if request.node.get_closest_marker("real_working_size") is None:
-        from napari_vos.methods.frtm import FRTM
+        from napari_vos.methods.registry import available_methods, method_class
 
-        monkeypatch.setattr(FRTM, "min_working_side", None)
+        for name in available_methods(include_untrained=True):
+            cls = method_class(name)
+            if getattr(cls, "min_working_side", None) is not None:
+                monkeypatch.setattr(cls, "min_working_side", None)
 
 
 @pytest.fixture(scope="module")
