@@ -396,3 +396,21 @@ def test_recipe_trains_end_to_end_through_the_mixture(random_frtm_checkpoint):
     assert net.backbone.conv3[0].conv1.weight.grad is None
     tensors, meta = recipe.export_tensors(net)
     assert meta["method"] == "agame" and all(v.dtype == torch.float16 for v in tensors.values() if v.is_floating_point())
+
+
+@pytest.mark.real_working_size
+def test_shipped_checkpoint_follows_a_moving_object():
+    """The shipped checkpoint (the registry's default) tracks a moving square at the working size a
+    user gets: the 96x128 video enlarged to A-GAME's 480-pixel shorter side."""
+    from conftest import moving_square_video
+
+    from napari_vos import Session, propagate, weights
+
+    if not weights.list_checkpoints("agame"):
+        pytest.skip("no A-GAME checkpoint is registered")
+    frames, truth = moving_square_video(n_frames=8, size=(96, 128), step=6, seed=0)
+    assert Session(frames, method="agame", device="cpu").work_size == (480, 640)
+    result = propagate(frames, truth[0], method="agame", device="cpu", direction="forward")
+    for t in range(1, 8):
+        pred, gt = result.labels[t] == 1, truth[t] == 1
+        assert (pred & gt).sum() / max(1, (pred | gt).sum()) > 0.75, t
