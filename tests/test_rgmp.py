@@ -251,6 +251,12 @@ def test_recipe_both_stages_train_export_and_load(tmp_path):
     assert sample.frames.shape == (6, 3, 64, 96) and sample.masks.shape == (6, 64, 96)
     net = video.build(torch.device("cpu"))
     assert torch.equal(net.decoder.predict.weight, tensors["decoder.predict.weight"].float())
+    # batch norm keeps the pre-trained statistics through video fine-tuning (batches of 1-4 clips)
+    net.train()
+    bn = net.encoder.backbone.conv2[0].bn1
+    assert not bn.training and net.decoder.training
+    before = bn.running_mean.clone()
+    assert pre.build(torch.device("cpu")).train().encoder.backbone.conv2[0].bn1.training  # pre-training: batches of 8
     calls, guidance_in_graph = [], []
     encode_reference, segment = net.encode_reference, net.segment
     net.encode_reference = lambda *a: calls.append(1) or encode_reference(*a)
@@ -258,6 +264,7 @@ def test_recipe_both_stages_train_export_and_load(tmp_path):
     loss, stats = video.loss(net, [sample], torch.device("cpu"))
     loss.backward()
     assert len(calls) == 1 and torch.isfinite(loss)  # one reference encoding for the 5 unrolled steps
+    assert torch.equal(bn.running_mean, before)
     # BPTT: the first guidance is ground truth, each later one the previous soft output, kept in the graph
     assert guidance_in_graph == [False, True, True, True, True]
     assert 0 <= stats["iou"] <= 1

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from napari_vos.nn.backbone_freeze import FreezableBatchNorm
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.global_conv import GlobalConvBlock
 from napari_vos.nn.refinement import RefinementModule
@@ -102,7 +103,7 @@ class RGMPDecoder(nn.Module):
         return self.predict(F.relu(x))
 
 
-class RGMPNetwork(nn.Module):
+class RGMPNetwork(FreezableBatchNorm, nn.Module):
     """The whole Siamese encoder-decoder. ``forward`` returns the 2-channel logits at 1/4 resolution."""
 
     def __init__(self, config: RGMPConfig, backbone_weights: str | None = None) -> None:
