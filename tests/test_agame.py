@@ -402,15 +402,13 @@ def test_recipe_trains_end_to_end_through_the_mixture(random_frtm_checkpoint):
 def test_shipped_checkpoint_follows_a_moving_object():
     """The shipped checkpoint (the registry's default) tracks a moving square at the working size a
     user gets: the 96x128 video enlarged to A-GAME's 480-pixel shorter side."""
-    from _layers import iou
-    from conftest import moving_square_video
+    from conftest import moving_square_video, square_tracking_ious
 
-    from napari_vos import Session, propagate, weights
+    from napari_vos import Session, weights
 
     if not weights.list_checkpoints("agame"):
         pytest.skip("no A-GAME checkpoint is registered")
-    frames, truth = moving_square_video(n_frames=8, size=(96, 128), step=6, seed=0)
+    frames, _ = moving_square_video(n_frames=8, size=(96, 128))
     assert Session(frames, method="agame", device="cpu").work_size == (480, 640)
-    result = propagate(frames, truth[0], method="agame", device="cpu", direction="forward")
-    for t in range(1, 8):
-        assert iou(result.labels[t] == 1, truth[t] == 1) > 0.75, t
+    ious = square_tracking_ious("agame")
+    assert min(ious) > 0.75, ious

@@ -304,24 +304,14 @@ def test_end_to_end_tiny_propagation(tiny_checkpoint):
     assert result.checkpoint_sha256 is not None and result.method == "rgmp"
 
 
-def _follow_moving_square(checkpoint: str | None) -> list[float]:
-    """IoU of object 1 with the truth on frames 1..7 of a square sliding over texture (default options)."""
-    from _layers import iou
-    from conftest import moving_square_video
-
-    from napari_vos import propagate
-
-    frames, truth = moving_square_video(n_frames=8, size=(96, 128), step=6, seed=0)
-    result = propagate(frames, truth[0], method="rgmp", device="cpu", direction="forward", checkpoint=checkpoint)
-    return [iou(result.labels[t] == 1, truth[t] == 1) for t in range(1, 8)]
-
-
 def test_shipped_checkpoint_follows_a_moving_object():
     """The shipped checkpoint (the registry's default) tracks a moving square at its default scales
     (measured with the session-6 checkpoint: IoU 0.76-0.83 on frames 1-7)."""
+    from conftest import square_tracking_ious
+
     from napari_vos import weights
 
     if not weights.list_checkpoints("rgmp"):
         pytest.skip("no RGMP checkpoint is registered")
-    ious = _follow_moving_square(None)
+    ious = square_tracking_ious("rgmp")
     assert min(ious) > 0.7, ious
