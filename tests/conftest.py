@@ -21,14 +21,18 @@ def moving_square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96), ste
     return frames, truth
 
 
-def square_tracking_ious(method: str) -> list[float]:
+def square_tracking_ious(method: str, annotate: bool = True) -> list[float]:
     """Propagate ``method`` with its shipped checkpoint and default options through the 8-frame
-    96x128 moving square from frame 0's truth; the square's IoU with the truth on frames 1..7."""
+    96x128 moving square from frame 0's truth (or from nothing, ``annotate=False``, for zero-shot
+    methods: then every id > 0 counts); the square's IoU with the truth on frames 1..7."""
     from _layers import iou
 
     from napari_vos import propagate
 
     frames, truth = moving_square_video(n_frames=8, size=(96, 128), step=6, seed=0)
+    if not annotate:
+        result = propagate(frames, None, method=method, device="cpu")
+        return [iou(result.labels[t] > 0, truth[t] == 1) for t in range(1, 8)]
     result = propagate(frames, truth[0], method=method, device="cpu", direction="forward")
     return [iou(result.labels[t] == 1, truth[t] == 1) for t in range(1, 8)]
 

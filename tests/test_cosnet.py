@@ -208,6 +208,19 @@ def test_checkpoint_round_trip_and_registry(checkpoint, network):
         assert "cosnet" not in registry.available_methods()
 
 
+def test_shipped_checkpoint_finds_a_moving_object_without_annotation():
+    """The shipped checkpoint, given nothing, marks the bright moving square (measured with the
+    session-7 checkpoint: IoU 0.38-0.45 on frames 1-7; an untrained network does not localise it)."""
+    from conftest import square_tracking_ious
+
+    from napari_vos import weights
+
+    if not weights.list_checkpoints("cosnet"):
+        pytest.skip("no COSNet checkpoint is registered")
+    ious = square_tracking_ious("cosnet", annotate=False)
+    assert min(ious) > 0.3, ious
+
+
 def test_cli_propagate_without_labels(checkpoint, tmp_path, capsys):
     from napari_vos.cli import main
 
