@@ -11,11 +11,10 @@ method must beat to show it finds the object at all. Scored on the DAVIS masks a
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
-from skimage.io import imread
 
+from napari_vos.data.readers import open_dataset
 from napari_vos.evaluation.unsupervised import score_foreground
 
 
@@ -28,14 +27,11 @@ def centred_ellipse(shape: tuple[int, int], area_fraction: float) -> np.ndarray:
 
 
 def main(root: str, sequences: str, fractions: tuple[float, ...] = (0.1, 0.2, 0.3)) -> None:
-    names = sequences.split(",")
-    truths = {}
-    for name in names:
-        masks = [imread(p) for p in sorted((Path(root) / "Annotations" / name).glob("*.png"))]
-        truths[name] = np.stack([(m[..., 0] if m.ndim == 3 else m) > 0 for m in masks])[:, ::2, ::2].astype(np.uint8)
+    truths = [np.stack([seq.masks[i] for i in seq.annotated])[:, ::2, ::2]
+              for seq in open_dataset(root, sequences.split(","))]
     for a in fractions:
         scores = [score_foreground(np.broadcast_to(centred_ellipse(gt.shape[1:], a), gt.shape).astype(np.uint8), gt)
-                  for gt in truths.values()]
+                  for gt in truths]
         j, f = np.mean([s["J_mean"] for s in scores]), np.mean([s["F_mean"] for s in scores])
         print(f"centred ellipse, {a:.0%} of the frame: J {100 * j:.1f}  F {100 * f:.1f}  J&F {50 * (j + f):.1f}")
 
