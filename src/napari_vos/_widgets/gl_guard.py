@@ -3,8 +3,9 @@
 Mesa's OpenGL drivers (llvmpipe/swrast under a virtual display or remote desktop, radeonsi and
 others on AMD/Intel GPUs) link the system's libLLVM. triton's compiler library carries its own
 LLVM; loading it *after* Mesa's is in the process is a segmentation fault (seen with Mesa 22 /
-LLVM 15 and triton 3 on Debian 12). napari creates its OpenGL canvas first, and the first FRTM
-run imports torchvision, whose ops import torch._dynamo, which imports triton: the viewer dies.
+LLVM 15 and triton 3 on Debian 12). napari creates its OpenGL canvas first; with torch's CUDA build
+anything that imports torch._dynamo afterwards (torchvision's ops did, when napari-vos used them)
+imports triton, and the viewer dies.
 
 Inference never needs triton (it serves torch.compile), so when Mesa's LLVM is already mapped
 and triton is not yet imported, `guard_triton()` marks triton as unavailable

@@ -22,6 +22,7 @@ from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+from napari_vos.nn.warp import affine, gaussian_blur
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.sample_memory import SampleMemory
 
@@ -76,8 +77,6 @@ def augment_annotated_frame(image: torch.Tensor, masks: torch.Tensor, n: int,
 
     image (3, H, W), masks (K, H, W) -> (n, 3, H, W), (n, K, H, W).
     """
-    import torchvision.transforms.v2.functional as TF
-
     images, labels = [image], [masks]
     kinds = ["flip", "affine", "blur", "affine", "affine"]
     for i in range(n - 1):
@@ -86,7 +85,7 @@ def augment_annotated_frame(image: torch.Tensor, masks: torch.Tensor, n: int,
             images.append(image.flip(-1))
             labels.append(masks.flip(-1))
         elif kind == "blur":
-            images.append(TF.gaussian_blur(image, kernel_size=[5, 5], sigma=[1.5, 1.5]))
+            images.append(gaussian_blur(image, sigma=1.5, kernel_size=5))
             labels.append(masks)
         else:
             r = torch.rand(4, generator=generator)
@@ -94,9 +93,8 @@ def augment_annotated_frame(image: torch.Tensor, masks: torch.Tensor, n: int,
             angle = float(r[0] * 20 - 10)
             tx, ty = int((r[1] - 0.5) * 0.15 * w), int((r[2] - 0.5) * 0.15 * h)
             scale = float(0.9 + r[3] * 0.2)
-            kw = dict(angle=angle, translate=[tx, ty], scale=scale, shear=[0.0, 0.0])
-            images.append(TF.affine(image, interpolation=TF.InterpolationMode.BILINEAR, **kw))
-            labels.append(TF.affine(masks, interpolation=TF.InterpolationMode.BILINEAR, **kw))
+            images.append(affine(image, angle, (tx, ty), scale))
+            labels.append(affine(masks, angle, (tx, ty), scale))
     return torch.stack(images), torch.stack(labels)
 
 

@@ -26,6 +26,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNetFeatures
+from napari_vos.nn.imagenet import vgg16_features_state_dict
+from napari_vos.nn.vgg import vgg16_features
 
 N_STAGES = 5
 
@@ -77,15 +79,11 @@ class VGG16Stages(nn.Module):
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
-        import torchvision.models as tvm
-        from torchvision.models.vgg import cfgs, make_layers
-
-        if weights == "imagenet":
-            layers = tvm.vgg16(weights=tvm.VGG16_Weights.IMAGENET1K_V1).features
-        elif weights in (None, "none"):
-            layers = make_layers(cfgs["D"], batch_norm=False)
-        else:
+        if weights not in (None, "none", "imagenet"):
             raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
+        layers = vgg16_features()
+        if weights == "imagenet":
+            layers.load_state_dict(vgg16_features_state_dict())
         cuts = (0, 4, 9, 16, 23, 30)  # conv1_x | pool conv2_x | pool conv3_x | pool conv4_x | pool conv5_x
         self.stages = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in zip(cuts[:-1], cuts[1:]))
         self.normalise = _Normalise()

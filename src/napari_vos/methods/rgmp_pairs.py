@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from napari_vos.nn import warp
+
 
 @dataclass
 class Pair:
@@ -71,11 +73,8 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> t
 def affine(x: torch.Tensor, angle: float, translate: tuple[float, float], scale: float,
            center: tuple[float, float] | None = None) -> torch.Tensor:
     """Rotate (degrees), scale and translate (pixels, x then y) a (C, H, W) tensor; outside is 0."""
-    import torchvision.transforms.v2.functional as TF
-
-    return TF.affine(x, angle=angle, translate=[float(translate[0]), float(translate[1])], scale=scale,
-                     shear=[0.0, 0.0], interpolation=TF.InterpolationMode.BILINEAR,
-                     center=None if center is None else [float(center[0]), float(center[1])])
+    return warp.affine(x, angle, (float(translate[0]), float(translate[1])), scale,
+                       center=None if center is None else (float(center[0]), float(center[1])))
 
 
 def colour_perturbation(image: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:

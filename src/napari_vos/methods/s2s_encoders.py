@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNetFeatures, feature_channels
+from napari_vos.nn.imagenet import vgg16_features_state_dict
+from napari_vos.nn.vgg import vgg16_features
 
 ENCODERS = ("vgg16", "resnet18", "resnet34")
-_VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
 def widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -76,22 +77,9 @@ class VGGPyramid(_Pyramid):
 
     def __init__(self, in_channels: int = 3, weights: str | None = None) -> None:
         super().__init__(in_channels)
-        layers: list[nn.Module] = []
-        ch = 3
-        for v in _VGG16_LAYOUT:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                conv = nn.Conv2d(ch, int(v), 3, padding=1)
-                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(conv.bias)
-                layers += [conv, nn.ReLU(inplace=True)]
-                ch = int(v)
-        features = nn.Sequential(*layers)  # same indices as torchvision's vgg16().features
+        features = vgg16_features()
         if weights == "imagenet":
-            import torchvision.models as tvm
-
-            features.load_state_dict(tvm.vgg16(weights=tvm.VGG16_Weights.IMAGENET1K_V1).features.state_dict())
+            features.load_state_dict(vgg16_features_state_dict())
         elif weights not in (None, "none"):
             raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
         if in_channels != 3:
@@ -114,7 +102,7 @@ class VGGPyramid(_Pyramid):
 
 
 class ResNetPyramid(_Pyramid):
-    """A torchvision ResNet: the stem's stride-2 activation, then conv2_x..conv5_x (strides 4..32)."""
+    """A ResNet (nn.resnet, torchvision's layout): the stem's stride-2 activation, then conv2_x..conv5_x (strides 4..32)."""
 
     def __init__(self, name: str = "resnet18", in_channels: int = 3, weights: str | None = None) -> None:
         super().__init__(in_channels)

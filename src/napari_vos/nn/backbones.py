@@ -1,7 +1,8 @@
 """ResNet feature extractors returning the conv2_x..conv5_x maps (strides 4, 8, 16, 32).
 
-The networks are torchvision's ResNets. ``weights="imagenet"`` keeps torchvision's own
-download path for users with internet; the defaults shipped with napari-vos are backbones this
+The trunks are ``nn.resnet``'s (torchvision's layout and parameter names). ``weights="imagenet"``
+loads torchvision's ImageNet weights through torchvision's own download path (``nn.imagenet``) for
+users with internet; the defaults shipped with napari-vos are backbones this
 project trained itself (see docs/architecture.md), loaded through ``napari_vos.weights``.
 """
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from napari_vos.nn.imagenet import resnet_state_dict
+from napari_vos.nn.resnet import ResNetTrunk
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_BUILDERS = {
-    "resnet18": ("resnet18", "ResNet18_Weights", (64, 128, 256, 512)),
-    "resnet34": ("resnet34", "ResNet34_Weights", (64, 128, 256, 512)),
-    "resnet50": ("resnet50", "ResNet50_Weights", (256, 512, 1024, 2048)),
-    "resnet101": ("resnet101", "ResNet101_Weights", (256, 512, 1024, 2048)),
+_CHANNELS = {
+    "resnet18": (64, 128, 256, 512),
+    "resnet34": (64, 128, 256, 512),
+    "resnet50": (256, 512, 1024, 2048),
+    "resnet101": (256, 512, 1024, 2048),
 }
 
 LAYER_NAMES = ("conv2", "conv3", "conv4", "conv5")
@@ -25,36 +29,26 @@ LAYER_NAMES = ("conv2", "conv3", "conv4", "conv5")
 def feature_channels(name: str) -> tuple[int, int, int, int]:
     """Channels of conv2_x..conv5_x for a backbone name."""
     try:
-        return _BUILDERS[name][2]
+        return _CHANNELS[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BUILDERS)}") from None
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_CHANNELS)}") from None
 
 
 class ResNetFeatures(nn.Module):
     """Image (N, 3, H, W) in [0, 1] -> dict of conv2..conv5 feature maps.
 
     ``dilate_last`` replaces the stride of conv5_x with dilation (stride 16 instead of 32),
-    as A-GAME uses; torchvision supports this only for the bottleneck ResNets (50/101).
+    as A-GAME uses; as in torchvision, only the bottleneck ResNets (50/101) offer it.
     """
 
     def __init__(self, name: str = "resnet18", weights: str | None = None, dilate_last: bool = False) -> None:
         super().__init__()
-        import torchvision.models as tvm
-
-        builder_name, weights_enum, channels = _BUILDERS[name] if name in _BUILDERS else (None, None, None)
-        if builder_name is None:
-            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BUILDERS)}")
-        tv_weights = None
-        if weights == "imagenet":
-            tv_weights = getattr(tvm, weights_enum).IMAGENET1K_V1
-        elif weights not in (None, "none"):
+        channels = feature_channels(name)
+        if weights not in (None, "none", "imagenet"):
             raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
-        kwargs = {}
-        if dilate_last:
-            if name in ("resnet18", "resnet34"):
-                raise ValueError(f"{name} cannot dilate its last block; use resnet50 or resnet101")
-            kwargs["replace_stride_with_dilation"] = [False, False, True]
-        net = getattr(tvm, builder_name)(weights=tv_weights, **kwargs)
+        net = ResNetTrunk(name, dilate_last=dilate_last)
+        if weights == "imagenet":
+            net.load_state_dict(resnet_state_dict(name))
         self.name = name
         self.channels = channels
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_vos.nn.warp import affine
 from napari_vos.training.clips import Clip, crop_flip_resize
 
 
@@ -59,8 +60,6 @@ class FlipAffine:
 
     def __call__(self, frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
                  out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        import torchvision.transforms.v2.functional as TF
-
         f = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
         m = torch.from_numpy(masks)
         if tuple(f.shape[-2:]) != tuple(out_size):
@@ -73,12 +72,12 @@ class FlipAffine:
             a = self.affine
             h, w = f.shape[-2:]
             kw = dict(angle=float(rng.uniform(-a.degrees, a.degrees)),
-                      translate=[float(rng.uniform(-a.translate, a.translate) * w),
-                                 float(rng.uniform(-a.translate, a.translate) * h)],
+                      translate=(float(rng.uniform(-a.translate, a.translate) * w),
+                                 float(rng.uniform(-a.translate, a.translate) * h)),
                       scale=float(rng.uniform(*a.scale)),
-                      shear=[float(rng.uniform(-a.shear, a.shear)), 0.0])
-            f = TF.affine(f, interpolation=TF.InterpolationMode.BILINEAR, **kw)
-            m = TF.affine(m[:, None], interpolation=TF.InterpolationMode.BILINEAR, **kw)[:, 0]
+                      shear=(float(rng.uniform(-a.shear, a.shear)), 0.0))
+            f = affine(f, **kw)
+            m = affine(m, **kw)
         return f.clamp(0, 1).permute(0, 2, 3, 1).numpy(), (m > 0.5).float().numpy()
 
 
