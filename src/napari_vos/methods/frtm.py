@@ -21,6 +21,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
+from napari_vos.methods.frtm_windows import Window, common_windows, mask_boxes, object_windows
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.warp import affine, gaussian_blur
 from napari_vos.nn.padding import crop_to, pad_to_multiple
@@ -119,6 +120,13 @@ class FRTM(MethodBase):
         self._last_features: torch.Tensor | None = None
         self.memory: SampleMemory | None = None
         self.target: TargetModel | None = None
+        self.decode_window = options.get("decode_window", "full")
+        if self.decode_window not in ("objects", "full"):
+            raise ValueError(f"decode_window must be 'objects' or 'full', got {self.decode_window!r}")
+        self.decode_margin = int(options.get("decode_margin", 64))
+        if self.decode_margin < 0:
+            raise ValueError(f"decode_margin must be >= 0 pixels, got {self.decode_margin}")
+        self._boxes: list | None = None  # each object's mask box on the last frame (decoder windows)
 
     # -- helpers -------------------------------------------------------------------------
     def _labels_at_stride(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -146,6 +154,7 @@ class FRTM(MethodBase):
         self.target = TargetModel(cfg.target, in_ch, objects.shape[0], self.device, gen)
         self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=True)
         self._frame = 0
+        self._boxes = mask_boxes(objects)
 
     @torch.no_grad()
     def step(self, image: torch.Tensor) -> Step:
@@ -157,17 +166,40 @@ class FRTM(MethodBase):
         self._last_features = feats["conv4"][0]
         with record_function("frtm.target_scores"):
             scores = self.target.scores(feats["conv4"])[0]  # (K, h, w)
-        n = max(1, self.config.target.objects_per_solve)  # bounds the decoder's memory with many objects
         with record_function("frtm.segmentation_network"):
-            probs = torch.cat([crop_to(torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], img.shape[-2:])),
-                                       size) for i in range(0, scores.shape[0], n)])
-        return Step(probs=probs, maps={"target_scores": scores})
+            probs = self._segment(feats, scores, tuple(img.shape[-2:]))
+        return Step(probs=crop_to(probs, size), maps={"target_scores": scores})
+
+    def _segment(self, feats: dict[str, torch.Tensor], scores: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
+        """S for every object, ``objects_per_solve`` at a time (bounds memory), each in its window."""
+        k = scores.shape[0]
+        n = max(1, self.config.target.objects_per_solve)
+        if self.decode_window == "full":
+            return torch.cat([torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], frame))
+                              for i in range(0, k, n)])
+        stride = frame[0] // scores.shape[-2]
+        windows = object_windows(scores, frame, stride, self.decode_margin, previous_boxes=self._boxes)
+        order = sorted(range(k), key=lambda i: windows[i].size[0] * windows[i].size[1])  # like sizes batch together
+        probs = scores.new_zeros((k, *frame))
+        for start in range(0, k, n):
+            members = order[start:start + n]
+            group = common_windows([windows[i] for i in members], frame)
+            if group[0].size == frame:
+                probs[members] = torch.sigmoid(self.network.seg(feats, scores[members, None], frame))
+                continue
+            crops = {name: torch.cat([_crop(f, w, frame) for w in group]) for name, f in feats.items()}
+            crop_scores = torch.stack([_crop(scores[i:i + 1], w, frame) for i, w in zip(members, group)])
+            out = torch.sigmoid(self.network.seg(crops, crop_scores, group[0].size))
+            for j, (i, w) in enumerate(zip(members, group)):
+                probs[i, w.y0:w.y1, w.x0:w.x1] = out[j]
+        return probs
 
     @torch.no_grad()
     def update(self, probs: torch.Tensor) -> None:
         """Extend the memory with this frame's aggregated mask; refit w2 every t_s frames."""
         if self._last_features is None:
             return
+        self._boxes = mask_boxes(probs > 0.5)
         padded, _ = pad_to_multiple(probs.float(), 32)
         labels = self._labels_at_stride(padded[None], padded.shape[-2:])[0]
         self.memory.add(self._last_features, labels)
@@ -185,12 +217,19 @@ class FRTM(MethodBase):
         gen = torch.Generator().manual_seed(self.seed + 1 + self._frame)
         self._add_annotated(image, objects, gen)
         self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=False)
+        self._boxes = mask_boxes(objects)
 
     # -- construction from a checkpoint ----------------------------------------------------
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "FRTM":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""
         return build_method(cls, device, checkpoint, options, "frtm", "FRTM", _network, accept_unnamed=True)
+
+
+def _crop(x: torch.Tensor, window: Window, frame: tuple[int, int]) -> torch.Tensor:
+    """The part of a (1, C, h, w) map at any stride that lies under a window of the padded frame."""
+    s = frame[0] // x.shape[-2]
+    return x[..., window.y0 // s:window.y1 // s, window.x0 // s:window.x1 // s]
 
 
 def _network(meta: dict[str, str]) -> FRTMNetwork:

@@ -1,0 +1,102 @@
+"""FRTM's per-object decoder windows: geometry, and the same masks as whole-frame decoding at a fraction of the pixels."""
+import numpy as np
+import pytest
+import torch
+
+from napari_vos.methods.frtm_windows import (ALIGN, Window, common_windows, object_windows, peak_box,
+                                             window_around)
+
+
+def test_window_is_widened_snapped_to_the_stride_and_kept_inside_the_frame():
+    w = window_around((100, 120, 40, 50), (480, 640), margin=16)
+    assert w == Window(64, 160, 0, 96)
+    assert all(v % ALIGN == 0 for v in (w.y0, w.y1, w.x0, w.x1))
+    assert window_around((460, 480, 600, 640), (480, 640), margin=64) == Window(384, 480, 512, 640)
+    assert window_around(None, (480, 640), margin=16) == Window(0, 480, 0, 640)
+
+
+def test_common_windows_share_one_size_and_still_hold_each_original():
+    frame = (480, 640)
+    wins = [Window(0, 64, 0, 64), Window(192, 320, 320, 416), Window(416, 480, 576, 640)]
+    grown = common_windows(wins, frame)
+    assert len({g.size for g in grown}) == 1 and grown[0].size == (128, 96)
+    for g, w in zip(grown, wins):
+        assert g.y0 <= w.y0 and g.y1 >= w.y1 and g.x0 <= w.x0 and g.x1 >= w.x1
+        assert 0 <= g.y0 and g.y1 <= frame[0] and 0 <= g.x0 and g.x1 <= frame[1]
+
+
+def test_peak_box_keeps_the_strongest_region_not_every_look_alike():
+    scores = torch.zeros(30, 40)
+    scores[5:8, 5:8] = 1.0      # the target
+    scores[20:22, 30:33] = 0.8  # a look-alike far away
+    assert peak_box(scores, scale=16) == (80, 128, 80, 128)
+    assert peak_box(torch.full((30, 40), 0.1), scale=16) is None  # nothing confident
+
+
+def test_object_windows_fall_back_to_the_frame_for_large_or_unknown_objects():
+    frame = (480, 640)
+    scores = torch.zeros(3, 30, 40)
+    scores[0, 10:12, 10:12] = 1.0  # small object
+    scores[1] = 1.0                # covers the frame
+    wins = object_windows(scores, frame, 16, margin=32, previous_boxes=[(150, 190, 150, 190), None, None])
+    assert wins[0].size[0] * wins[0].size[1] < 0.1 * frame[0] * frame[1]
+    assert wins[1] == wins[2] == Window(0, 480, 0, 640)
+
+
+def _squares_video(n_frames=5, size=(256, 320), seed=0):
+    """Four textured squares (24 px) drifting over a textured background; frames (T, H, W, 3), labels (T, H, W)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    background = (rng.random((h, w, 3)) * 60).astype(np.uint8)
+    starts = [(30, 30), (30, 230), (180, 40), (190, 250)]
+    colours = [(220, 60, 60), (60, 220, 60), (60, 60, 220), (220, 220, 60)]
+    frames = np.empty((n_frames, h, w, 3), np.uint8)
+    labels = np.zeros((n_frames, h, w), np.int32)
+    for t in range(n_frames):
+        f = background.copy()
+        for i, ((y, x), c) in enumerate(zip(starts, colours)):
+            y, x = y + 3 * t, x + 4 * t
+            f[y:y + 24, x:x + 24] = np.clip(np.array(c) + rng.normal(0, 10, (24, 24, 3)), 0, 255)
+            labels[t, y:y + 24, x:x + 24] = i + 1
+        frames[t] = f
+    return frames, labels
+
+
+def _mean_iou(result, truth):
+    ious = [((result[t] == k) & (truth[t] == k)).sum() / max(1, ((result[t] == k) | (truth[t] == k)).sum())
+            for k in range(1, 5) for t in range(1, len(truth))]
+    return float(np.mean(ious))
+
+
+def test_windowed_decoding_tracks_as_well_on_fewer_pixels_and_is_opt_in(monkeypatch):
+    from napari_vos import propagate
+    from napari_vos.methods.frtm_segnet import SegmentationNetwork
+
+    frames, labels = _squares_video()
+    decoded = []
+    original = SegmentationNetwork.forward
+
+    def spy(self, features, scores, out_size):
+        decoded.append(scores.shape[0] * out_size[0] * out_size[1])
+        return original(self, features, scores, out_size)
+
+    monkeypatch.setattr(SegmentationNetwork, "forward", spy)
+    kw = dict(method="frtm", frame=0, device="cpu", direction="forward", min_side=None)
+    default = propagate(frames, labels[0], **kw)
+    default_pixels, decoded[:] = sum(decoded), []
+    assert default_pixels == 4 * 256 * 320 * (len(frames) - 1)  # the paper's S: every object, whole frame
+    windowed = propagate(frames, labels[0], decode_window="objects", **kw)
+    assert sum(decoded) < 0.5 * default_pixels
+    # a window changes S's channel attention a little (global pooling), so the masks differ slightly
+    # (measured: mean IoU 0.82 whole-frame, 0.79 windowed), but the objects are still followed
+    assert _mean_iou(windowed.labels, labels) > _mean_iou(default.labels, labels) - 0.1
+    assert _mean_iou(windowed.labels, labels) > 0.6
+
+
+def test_decode_window_options_are_checked():
+    from napari_vos.methods.frtm import CONFIGS, FRTM, FRTMNetwork
+
+    with pytest.raises(ValueError, match="decode_window"):
+        FRTM(FRTMNetwork(CONFIGS["fast"]), decode_window="crop")
+    with pytest.raises(ValueError, match="decode_margin"):
+        FRTM(FRTMNetwork(CONFIGS["fast"]), decode_margin=-1)
