@@ -129,6 +129,11 @@ class FRTM(MethodBase):
         self._boxes: list | None = None  # each object's mask box on the last frame (decoder windows)
 
     # -- helpers -------------------------------------------------------------------------
+    def _keep_boxes(self, masks: torch.Tensor) -> None:
+        """Remember each object's mask box for the next frame's decoder window (windowed decoding only)."""
+        if self.decode_window == "objects":
+            self._boxes = mask_boxes(masks)
+
     def _labels_at_stride(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         s = self.config.label_stride
         return F.adaptive_avg_pool2d(masks, (size[0] // s, size[1] // s))
@@ -154,7 +159,7 @@ class FRTM(MethodBase):
         self.target = TargetModel(cfg.target, in_ch, objects.shape[0], self.device, gen)
         self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=True)
         self._frame = 0
-        self._boxes = mask_boxes(objects)
+        self._keep_boxes(objects)
 
     @torch.no_grad()
     def step(self, image: torch.Tensor) -> Step:
@@ -199,7 +204,7 @@ class FRTM(MethodBase):
         """Extend the memory with this frame's aggregated mask; refit w2 every t_s frames."""
         if self._last_features is None:
             return
-        self._boxes = mask_boxes(probs > 0.5)
+        self._keep_boxes(probs > 0.5)
         padded, _ = pad_to_multiple(probs.float(), 32)
         labels = self._labels_at_stride(padded[None], padded.shape[-2:])[0]
         self.memory.add(self._last_features, labels)
@@ -217,7 +222,7 @@ class FRTM(MethodBase):
         gen = torch.Generator().manual_seed(self.seed + 1 + self._frame)
         self._add_annotated(image, objects, gen)
         self.target.fit(self.memory.features, self.memory.labels, self.memory.weights, initial=False)
-        self._boxes = mask_boxes(objects)
+        self._keep_boxes(objects)
 
     # -- construction from a checkpoint ----------------------------------------------------
     @classmethod
