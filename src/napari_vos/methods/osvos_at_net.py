@@ -26,7 +26,6 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNetFeatures
-from napari_vos.nn.imagenet import vgg16_features_state_dict
 from napari_vos.nn.vgg import vgg16_features
 
 N_STAGES = 5
@@ -79,11 +78,7 @@ class VGG16Stages(nn.Module):
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
-        if weights not in (None, "none", "imagenet"):
-            raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
-        layers = vgg16_features()
-        if weights == "imagenet":
-            layers.load_state_dict(vgg16_features_state_dict())
+        layers = vgg16_features(weights)
         cuts = (0, 4, 9, 16, 23, 30)  # conv1_x | pool conv2_x | pool conv3_x | pool conv4_x | pool conv5_x
         self.stages = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in zip(cuts[:-1], cuts[1:]))
         self.normalise = _Normalise()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from napari_vos.nn import warp
+from napari_vos.nn.warp import affine
 
 
 @dataclass
@@ -68,13 +68,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> t
         return x
     kw = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
     return F.interpolate(x[None], size=size, mode=mode, **kw)[0]
-
-
-def affine(x: torch.Tensor, angle: float, translate: tuple[float, float], scale: float,
-           center: tuple[float, float] | None = None) -> torch.Tensor:
-    """Rotate (degrees), scale and translate (pixels, x then y) a (C, H, W) tensor; outside is 0."""
-    return warp.affine(x, angle, (float(translate[0]), float(translate[1])), scale,
-                       center=None if center is None else (float(center[0]), float(center[1])))
 
 
 def colour_perturbation(image: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:

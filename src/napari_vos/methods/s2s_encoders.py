@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNetFeatures, feature_channels
-from napari_vos.nn.imagenet import vgg16_features_state_dict
 from napari_vos.nn.vgg import vgg16_features
 
 ENCODERS = ("vgg16", "resnet18", "resnet34")
@@ -77,11 +76,7 @@ class VGGPyramid(_Pyramid):
 
     def __init__(self, in_channels: int = 3, weights: str | None = None) -> None:
         super().__init__(in_channels)
-        features = vgg16_features()
-        if weights == "imagenet":
-            features.load_state_dict(vgg16_features_state_dict())
-        elif weights not in (None, "none"):
-            raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
+        features = vgg16_features(weights)
         if in_channels != 3:
             features[0] = widen_first_conv(features[0], in_channels)
         blocks, current = [], []

@@ -11,27 +11,17 @@ import torch
 from torch import nn
 
 from napari_vos.nn.imagenet import resnet_state_dict
-from napari_vos.nn.resnet import ResNetTrunk
+from napari_vos.nn.resnet import ResNetTrunk, stage_channels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-_CHANNELS = {
-    "resnet18": (64, 128, 256, 512),
-    "resnet34": (64, 128, 256, 512),
-    "resnet50": (256, 512, 1024, 2048),
-    "resnet101": (256, 512, 1024, 2048),
-}
 
 LAYER_NAMES = ("conv2", "conv3", "conv4", "conv5")
 
 
 def feature_channels(name: str) -> tuple[int, int, int, int]:
     """Channels of conv2_x..conv5_x for a backbone name."""
-    try:
-        return _CHANNELS[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_CHANNELS)}") from None
+    return stage_channels(name)
 
 
 class ResNetFeatures(nn.Module):

@@ -19,6 +19,22 @@ LAYOUTS = {
 }
 
 
+WIDTHS = (64, 128, 256, 512)  # bottleneck widths of layer1..layer4
+
+
+def _layout(name: str) -> tuple[str, tuple[int, int, int, int]]:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(LAYOUTS)}") from None
+
+
+def stage_channels(name: str) -> tuple[int, int, int, int]:
+    """Output channels of layer1..layer4 (conv2_x..conv5_x) of a ResNet name."""
+    expansion = 1 if _layout(name)[0] == "basic" else Bottleneck.expansion
+    return tuple(w * expansion for w in WIDTHS)
+
+
 def _conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
 
@@ -86,9 +102,7 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, name: str = "resnet18", dilate_last: bool = False) -> None:
         super().__init__()
-        if name not in LAYOUTS:
-            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(LAYOUTS)}")
-        kind, counts = LAYOUTS[name]
+        kind, counts = _layout(name)
         if dilate_last and kind == "basic":
             raise ValueError(f"{name} cannot dilate its last block; use resnet50 or resnet101")
         block = BasicBlock if kind == "basic" else Bottleneck
@@ -97,7 +111,7 @@ class ResNetTrunk(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         cin = 64
-        for index, (width, count) in enumerate(zip((64, 128, 256, 512), counts)):
+        for index, (width, count) in enumerate(zip(WIDTHS, counts)):
             dilated = dilate_last and index == 3
             stride = 1 if index == 0 or dilated else 2
             blocks = [block(cin, width, stride)]

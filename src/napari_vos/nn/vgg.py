@@ -13,8 +13,11 @@ from torch import nn
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-def vgg16_features() -> nn.Sequential:
-    """VGG-16's 13 convolutions (He-normal weights, zero biases) with their ReLUs and max-pools."""
+def vgg16_features(weights: str | None = None) -> nn.Sequential:
+    """VGG-16's 13 convolutions with their ReLUs and max-pools: He-normal weights and zero biases, or
+    torchvision's ImageNet ones with ``weights="imagenet"`` (``nn.imagenet``)."""
+    if weights not in (None, "none", "imagenet"):
+        raise ValueError(f"backbone weights must be None or 'imagenet', got {weights!r}")
     layers: list[nn.Module] = []
     channels = 3
     for v in VGG16_LAYOUT:
@@ -26,4 +29,9 @@ def vgg16_features() -> nn.Sequential:
         nn.init.zeros_(conv.bias)
         layers += [conv, nn.ReLU(inplace=True)]
         channels = int(v)
-    return nn.Sequential(*layers)
+    features = nn.Sequential(*layers)
+    if weights == "imagenet":
+        from napari_vos.nn.imagenet import vgg16_features_state_dict
+
+        features.load_state_dict(vgg16_features_state_dict())
+    return features

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from napari_vos.methods.checkpoint import load_fitting
 from napari_vos.methods.rgmp_network import (CONFIGS, RGMPNetwork, load_backbone_from, mask_loss,
                                              object_probability)
-from napari_vos.methods.rgmp_pairs import (PairSettings, affine, colour_perturbation, crop_window, strategy1,
+from napari_vos.methods.rgmp_pairs import (PairSettings, colour_perturbation, crop_window, strategy1,
                                            strategy2)
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
+from napari_vos.nn.warp import affine
 from napari_vos.training.clips import VideoMix
 from napari_vos.training.loop import export_tensors
 
