@@ -23,3 +23,35 @@ def test_a_method_registered_without_traits_is_read_off_its_class(monkeypatch):
     assert registry.needs_annotation("flow_again")
     with pytest.raises(ValueError, match="unknown method"):
         registry.traits("nope")
+
+
+@pytest.mark.parametrize("name", list(registry.METHODS))
+def test_the_widget_example_options_are_real_options_of_the_method(name):
+    """Every method has an example for the widget's "more options" field; it parses, and the method
+    accepts it: built with it where weights are at hand, else its names are __init__ parameters."""
+    import inspect
+
+    from napari_vos._widgets.options import parse_options
+
+    options = parse_options(registry.example_options(name))
+    assert options, name
+    if name in registry.available_methods():
+        method = registry.create(name, device="cpu", **options)
+        assert method is not None
+    else:
+        params = inspect.signature(registry.method_class(name).__init__).parameters
+        assert set(options) <= set(params), (name, options)
+    with pytest.raises((ValueError, TypeError)):
+        registry.create(name, device="cpu", no_such_option=1)
+
+
+def test_a_mistyped_option_is_an_error_naming_it_and_the_valid_ones():
+    import numpy as np
+
+    from napari_vos import Session
+
+    with pytest.raises(ValueError, match=r"unknown flow option\(s\) flow_sid; valid options: .*flow_side"):
+        registry.create("flow", device="cpu", flow_sid=128)
+    with pytest.raises(ValueError, match="unknown flow option.*update_intervall"):
+        Session(np.zeros((3, 16, 16), np.uint8), method="flow", device="cpu", update_intervall=4)
+    assert "update_interval" in registry.option_names("frtm") and "n_cg" in registry.option_names("frtm")

@@ -203,6 +203,11 @@ def test_manifest_docks_the_widget_and_opens_the_cell_sample(make_napari_viewer)
         assert text == name if name in ready else text == f"{name} (needs a checkpoint file)"
     with pytest.raises(ValueError, match="not offered"):
         widget.select_method("no-such-method")
+    # the options field shows each method's own options
+    for name in ("flow", "frtm"):
+        widget.select_method(name)
+        assert widget.options_edit.placeholderText() == f"e.g. {registry.example_options(name)}"
+    assert "decode_window" in widget.options_edit.placeholderText()
 
 
 def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):

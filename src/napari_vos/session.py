@@ -114,6 +114,7 @@ class Session:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
         self.method_class = registry.method_class(method)
+        registry.check_options(method, method_options)  # a mistyped option fails here, not frames later
         self.needs_annotation = registry.needs_annotation(method, **method_options)
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)

@@ -142,7 +142,7 @@ class PropagateWidget(QWidget):
         self.checkpoint_button.setMaximumWidth(30)
         self.checkpoint_button.clicked.connect(self._pick_checkpoint)
         self.options_edit = QLineEdit()
-        self.options_edit.setPlaceholderText('e.g. flow_side=128, flow="ilk"')
+        self.options_edit.setPlaceholderText(f"e.g. {registry.DEFAULT_EXAMPLE}")
         self.options_edit.setToolTip("More method options as name=value pairs")
         checkpoint_row = QHBoxLayout()
         checkpoint_row.addWidget(self.checkpoint_edit)
@@ -278,6 +278,8 @@ class PropagateWidget(QWidget):
         if not name:
             return
         self.method_combo.setToolTip(registry.DESCRIPTIONS.get(name, ""))
+        example = registry.example_options(name)
+        self.options_edit.setPlaceholderText(f"e.g. {example}" if example else "name=value, ...")
         try:
             flags = registry.traits(name)
         except ValueError as err:

@@ -107,6 +107,10 @@ class FRTM(MethodBase):
     map_names: ClassVar[tuple[str, ...]] = ("target_scores",)
     # the paper runs at DAVIS 480p; at stride 16 a smaller video leaves objects too few target-model cells
     min_working_side: ClassVar[int | None] = 480
+    # options read from **options (the registry rejects any other name)
+    extra_options: ClassVar[tuple[str, ...]] = ("update_interval", "memory_capacity", "eta", "n_augmented",
+                                                "decode_window", "decode_margin",
+                                                *TargetModelSettings.__dataclass_fields__)
 
     def __init__(self, network: FRTMNetwork, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,25 @@ DESCRIPTIONS: dict[str, str] = {
     "rvos": "RVOS: ConvLSTM decoder recurrent over objects and frames; one-shot, or zero-shot (zero_shot=True)",
     "cosnet": "COSNet: zero-shot primary object (no annotation), co-attention with N frames sampled from the video",
 }
+
+# What the widget's "more options" field shows for each method (typed as name=value pairs); the
+# names are real options of the method (tests/test_registry.py builds each method with them).
+EXAMPLE_OPTIONS: dict[str, str] = {
+    "frtm": 'update_interval=4, decode_window="objects"',
+    "flow": 'flow_side=128, flow="ilk"',
+    "agame": "update_rate=0.1",
+    "rgmp": "scales=(1.0,), online_finetune=True",
+    "s2s": "object_chunk=4",
+    "osvos_at": "finetune_iterations=400, finetune_lr=0.0003, crf=True",
+    "rvos": "zero_shot=True",
+    "cosnet": "n_references=5",
+}
+DEFAULT_EXAMPLE = EXAMPLE_OPTIONS["flow"]
+
+
+def example_options(name: str) -> str:
+    """A sample of method ``name``'s options as typed in the widget ("" for an unknown method)."""
+    return EXAMPLE_OPTIONS.get(name, "")
 
 
 @dataclass(frozen=True)
@@ -122,9 +142,36 @@ def accepts_annotation(name: str) -> bool:
     return traits(name).accepts_annotation
 
 
-def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
-    """Instantiate a method, loading its checkpoint (the registry default when None)."""
+_NOT_OPTIONS = frozenset({"self", "cls", "network", "config", "device", "checkpoint"})
+
+
+def option_names(name: str) -> set[str]:
+    """The keyword options method ``name`` takes: the keywords of its ``__init__`` and ``build``,
+    plus those it reads from ``**options`` (class attribute ``extra_options``)."""
     cls = method_class(name)
+    names = set(getattr(cls, "extra_options", ()))
+    for fn in (cls.__init__, getattr(cls, "build", None)):
+        if fn is None:
+            continue
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_OPTIONS:
+                names.add(p.name)
+    return names
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """ValueError naming any option method ``name`` does not take (a typo would otherwise be ignored)."""
+    unknown = sorted(set(options) - option_names(name))
+    if unknown:
+        valid = sorted(option_names(name))
+        raise ValueError(f"unknown {name} option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+
+
+def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
+    """Instantiate a method, loading its checkpoint (the registry default when None); a ValueError
+    names options the method does not take."""
+    cls = method_class(name)
+    check_options(name, options)
     if hasattr(cls, "build"):
         return cls.build(device=device, checkpoint=checkpoint, **options)
     if checkpoint is not None:
