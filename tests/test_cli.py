@@ -84,6 +84,18 @@ def test_demo_scores_the_builtin_sample_and_writes_json(tmp_path, capsys):
     assert "J&F=" in capsys.readouterr().out
 
 
+def test_demo_passes_method_options_and_refuses_unknown_ones(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--method", "flow", "--sample", "cells", "--device", "cpu", "--option", "flow_side=64",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["options"] == {"flow_side": 64}
+    capsys.readouterr()
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--option", "flow_sid=64"]) == 2
+    assert "unknown flow option(s) flow_sid; valid options:" in capsys.readouterr().err
+
+
 def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, capsys):
     from safetensors import safe_open
 

@@ -70,22 +70,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     union of the sample's objects on every frame (DAVIS 2016 unsupervised convention).
     """
     from napari_vos.data import samples
+    from napari_vos.evaluation.cli_measure import parse_option_pairs
     from napari_vos.evaluation.metrics import score_stack
     from napari_vos.evaluation.runner import resolve_annotation
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import propagate
 
-    mode = resolve_annotation(args.method, args.annotation, _zero_shot_option(args))
+    options = {**parse_option_pairs(args.option), **_zero_shot_option(args)}
+    mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
     result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
                        device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
-                       **_zero_shot_option(args))
+                       **options)
     bar.close()
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,
+           "options": options,
            "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
            "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
            "frames": int(len(frames)), "size": list(frames.shape[1:3])}
@@ -212,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-shot", action="store_true",
                    help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
                         "annotated objects")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a method (resumable)")

@@ -19,7 +19,7 @@ def _sequences(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
-def _method_options(pairs: list[str] | None) -> dict[str, Any]:
+def parse_option_pairs(pairs: list[str] | None) -> dict[str, Any]:
     """--option key=value (repeatable); values parsed as JSON when they can be (numbers, true)."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
@@ -41,7 +41,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options=_method_options(args.option), annotation=args.annotation,
+        method_options=parse_option_pairs(args.option), annotation=args.annotation,
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {args.max_side or 'engine default'})")
@@ -113,7 +113,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0 if all("error" not in r for r in rows) else 1
     record = bench_once(args.method, args.device, parse_size(args.size), args.objects, args.frames,
                         kind=args.kind, warmup=args.warmup, max_side=args.max_side, checkpoint=args.checkpoint,
-                        profile=args.profile, **_method_options(args.option))
+                        profile=args.profile, **parse_option_pairs(args.option))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""
