@@ -215,3 +215,20 @@ def test_remember_finetunes_on_all_annotated_frames_and_makes_the_new_frame_the_
     for a, b, e in zip(before, method.teacher_attention, expected):
         assert not torch.equal(a, b)
         torch.testing.assert_close(b, e)
+
+
+@pytest.mark.real_working_size
+def test_shipped_checkpoint_follows_a_moving_object():
+    """The shipped parent, fine-tuned with its stored defaults on frame 0, segments a moving square at
+    the working size a user gets (the 96x128 video enlarged to the 480-pixel shorter side)."""
+    from conftest import moving_square_video, square_tracking_ious
+
+    from napari_vos import Session, weights
+
+    if not weights.list_checkpoints("osvos_at"):
+        pytest.skip("no OSVOS-AT checkpoint is registered")
+    frames, _ = moving_square_video(n_frames=8, size=(96, 128))
+    session = Session(frames, method="osvos_at", device="cpu")
+    assert session.work_size == (480, 640)
+    ious = square_tracking_ious("osvos_at")
+    assert min(ious) > 0.75, ious

@@ -46,6 +46,9 @@ class OSVOSAT(MethodBase):
     needs_checkpoint: ClassVar[bool] = True
     reports_finetune: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("attention_1", "attention_2", "attention_3", "attention_4")
+    # DAVIS 480p, as FRTM and A-GAME: on the 384x256 natural sample the session-6 parent scores J&F
+    # 33.1 enlarged to 720x480 against 18.2 at its own size (docs/benchmarks.md)
+    min_working_side: ClassVar[int | None] = 480
 
     def __init__(self, network: OSVOSATNetwork, device: torch.device | str = "cpu", seed: int = 0, *,
                  finetune_iterations: int | None = None, finetune_lr: float | None = None,
