@@ -43,6 +43,18 @@ def test_propagate_min_side_sets_the_working_resolution(tmp_path, square_video, 
     assert code == 0 and seen["result"].options["work_size"] == expected
 
 
+def test_propagate_passes_method_options_into_the_provenance(tmp_path, square_video):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    out = tmp_path / "out.tif"
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu", "--option", "flow_side=48", "--option", 'flow="tvl1"']) == 0
+    with tifffile.TiffFile(out) as tif:
+        provenance = json.loads(tif.shaped_metadata[0]["napari_vos"])
+    assert provenance["options"]["flow_side"] == 48 and provenance["options"]["flow"] == "tvl1"
+
+
 def test_propagate_reports_bad_input_without_traceback(tmp_path, square_video, random_frtm_checkpoint, capsys):
     frames, truth = square_video
     tifffile.imwrite(tmp_path / "video.tif", frames)

@@ -41,6 +41,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF in, TIFF out."""
     import tifffile
 
+    from napari_vos.evaluation.cli_measure import parse_option_pairs
     from napari_vos.session import propagate
 
     video = tifffile.memmap(args.video) if args.memmap else tifffile.imread(args.video)
@@ -52,6 +53,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if args.channels:
         options["channels"] = [int(c) for c in args.channels.split(",")]
     options.update(_zero_shot_option(args))
+    options.update(parse_option_pairs(args.option))
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
                        checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
     bar.close()
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-shot", action="store_true",
                    help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
                         "annotated objects")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="method option (repeatable), e.g. --option finetune_iterations=400")
     p.set_defaults(func=cmd_propagate)
 
     p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
