@@ -142,7 +142,7 @@ class PropagateWidget(QWidget):
         self.checkpoint_button.setMaximumWidth(30)
         self.checkpoint_button.clicked.connect(self._pick_checkpoint)
         self.options_edit = QLineEdit()
-        self.options_edit.setPlaceholderText(f"e.g. {registry.DEFAULT_EXAMPLE}")
+        self.options_edit.setPlaceholderText("name=value, ...")  # replaced by the method's examples in _method_changed
         self.options_edit.setToolTip("More method options as name=value pairs")
         checkpoint_row = QHBoxLayout()
         checkpoint_row.addWidget(self.checkpoint_edit)

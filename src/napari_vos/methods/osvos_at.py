@@ -24,16 +24,13 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from napari_vos.methods.base import MethodBase, Step
+from napari_vos.methods import registry
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 
-OPTIONS = ("finetune_iterations", "finetune_lr", "finetune_crop", "finetune_frozen_stages", "finetune_optimizer",
-           "finetune_augment", "remember_iterations", "attention_transfer", "crf", "crf_iterations",
-           "crf_bilateral_xy", "crf_bilateral_rgb", "crf_bilateral_weight", "crf_gaussian_xy", "crf_gaussian_weight",
-           "on_finetune", "cancel_event", "reuse_finetune")
 
 # (key, tuned state on the CPU) of the last finished fine-tuning: lets the backward pass reuse it.
 _FINETUNE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
@@ -59,9 +56,8 @@ class OSVOSAT(MethodBase):
                  crf_bilateral_weight: float = 10.0, crf_gaussian_xy: float = 3.0, crf_gaussian_weight: float = 3.0,
                  on_finetune: Callable[[int, int, float], None] | None = None,
                  cancel_event: threading.Event | None = None, reuse_finetune: bool = True, **options: Any) -> None:
-        unknown = sorted(options)
-        if unknown:
-            raise ValueError(f"unknown osvos_at option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+        if options:  # left over after the keywords above: names OSVOS-AT does not take
+            registry.check_options(self.name, options)
         super().__init__(device)
         cfg: OSVOSATConfig = network.config
         self.finetune_settings = FinetuneSettings(

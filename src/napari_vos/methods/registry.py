@@ -49,7 +49,6 @@ EXAMPLE_OPTIONS: dict[str, str] = {
     "rvos": "zero_shot=True",
     "cosnet": "n_references=5",
 }
-DEFAULT_EXAMPLE = EXAMPLE_OPTIONS["flow"]
 
 
 def example_options(name: str) -> str:
@@ -161,10 +160,10 @@ def option_names(name: str) -> set[str]:
 
 def check_options(name: str, options: dict[str, Any]) -> None:
     """ValueError naming any option method ``name`` does not take (a typo would otherwise be ignored)."""
-    unknown = sorted(set(options) - option_names(name))
+    valid = option_names(name)
+    unknown = sorted(set(options) - valid)
     if unknown:
-        valid = sorted(option_names(name))
-        raise ValueError(f"unknown {name} option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+        raise ValueError(f"unknown {name} option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(valid))}")
 
 
 def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
