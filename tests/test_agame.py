@@ -412,3 +412,17 @@ def test_shipped_checkpoint_follows_a_moving_object():
     assert Session(frames, method="agame", device="cpu").work_size == (480, 640)
     ious = square_tracking_ious("agame")
     assert min(ious) > 0.75, ious
+
+
+def test_clip_frames_sets_the_clip_length_of_the_clip_trained_recipes():
+    """`napari-vos train agame --clip-frames 14` (the paper's later stage) draws 14-frame clips."""
+    from napari_vos.training.recipes import make_recipe
+
+    recipe = make_recipe("agame", size=(32, 48), batch_size=2, synthetic_fraction=1.0, clip_frames=14)
+    assert recipe.n_frames == 14
+    clips = recipe.batch(np.random.default_rng(0))
+    assert len(clips) == 2 and all(c.frames.shape[0] == 14 and c.masks.shape == (14, 32, 48) for c in clips)
+    assert make_recipe("rvos", size=(64, 64), batch_size=1, synthetic_fraction=1.0, clip_frames=3).clip_length == 3
+    assert make_recipe("agame", size=(32, 48), synthetic_fraction=1.0).n_frames == 8  # the default stays
+    with pytest.raises(ValueError, match="clip-frames"):
+        make_recipe("frtm", size=(32, 48), clip_frames=4)

@@ -114,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = make_recipe(args.method, size=tuple(int(s) for s in args.size.split("x"))[::-1] if args.size else None,
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
-                         init_checkpoint=args.init, train_backbone_from=args.train_backbone_from)
+                         init_checkpoint=args.init, train_backbone_from=args.train_backbone_from,
+                         clip_frames=args.clip_frames)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
                              max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device),
                              log_every=args.log_every,
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "CPU, all cores but two, at most 12, with --device cuda)")
     p.add_argument("--lr-drop-at", type=float, default=None,
                    help="fraction of --steps after which the learning rate drops 10x (default 0.67)")
+    p.add_argument("--clip-frames", type=int, default=None,
+                   help="frames per training clip (agame: default 8, the paper's later stage 14; rvos: default 5)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")

@@ -6,14 +6,26 @@ from typing import Any
 
 TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at", "rvos", "cosnet")
 
+#: the recipe field that --clip-frames sets, for the methods trained on clips of a fixed length
+CLIP_FIELDS = {"agame": "n_frames", "rvos": "clip_length"}
+
 
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
                 synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
                 backbone_weights: str | None = None, init_checkpoint: str | None = None,
-                train_backbone_from: str | None = None) -> Any:
-    """The training recipe of one method, with the given data and sizes (None keeps its defaults)."""
+                train_backbone_from: str | None = None, clip_frames: int | None = None) -> Any:
+    """The training recipe of one method, with the given data and sizes (None keeps its defaults).
+
+    ``clip_frames``: frames per training clip, for the methods trained on fixed-length clips
+    (A-GAME: the paper's 8, later 14; RVOS: 5); an error for the others.
+    """
     kwargs: dict[str, Any] = {"real_dirs": list(real_dirs or []), "synthetic_fraction": synthetic_fraction,
                               "backbone_weights": backbone_weights, "init_checkpoint": init_checkpoint}
+    if clip_frames is not None:
+        if method not in CLIP_FIELDS:
+            raise ValueError(f"--clip-frames applies to {' and '.join(CLIP_FIELDS)} (trained on fixed-length clips), "
+                             f"not to {method!r}")
+        kwargs[CLIP_FIELDS[method]] = int(clip_frames)
     if size is not None:
         kwargs["size"] = size
     if batch_size is not None:
