@@ -231,6 +231,32 @@ def test_online_finetuning_adapts_a_copy_inside_inference_mode():
     assert RGMP(net).network is net and not RGMP(net).online_finetune  # off by default, no copy
 
 
+def test_online_finetuning_reports_each_step_and_stops_when_cancelled():
+    import threading
+
+    torch.manual_seed(0)
+    frames, truth = _video(2)
+    img = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 255
+    objects = torch.from_numpy(truth[:1]).float()
+    seen: list[tuple[int, int, float]] = []
+    m = RGMP(RGMPNetwork(TINY), online_finetune=True, online_steps=4, online_size=(64, 64), scales=(1.0,),
+             on_finetune=lambda step, total, loss: seen.append((step, total, loss)))
+    losses = m.finetune(img, objects)
+    assert [(s, t) for s, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [loss for _, _, loss in seen] == losses and all(loss > 0 for loss in losses)
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def cancel_after_two(step: int, total: int, loss: float) -> None:
+        calls.append(step)
+        if step == 2:
+            stop.set()  # what the widget's Cancel does while the method fine-tunes
+
+    m = RGMP(RGMPNetwork(TINY), online_finetune=True, online_steps=50, online_size=(64, 64), scales=(1.0,),
+             on_finetune=cancel_after_two, cancel_event=stop)
+    assert len(m.finetune(img, objects)) == 2 and calls == [1, 2]
+
+
 def test_recipe_both_stages_train_export_and_load(tmp_path):
     from napari_vos.methods import registry
     from napari_vos.training.loop import TrainSettings, train

@@ -42,7 +42,7 @@ DESCRIPTIONS: dict[str, str] = {
 EXAMPLE_OPTIONS: dict[str, str] = {
     "frtm": 'update_interval=4, decode_window="objects"',
     "flow": 'flow_side=128, flow="ilk"',
-    "agame": "update_rate=0.1",
+    "agame": "update_rate=0.0",  # no appearance update: better for objects that keep their look (benchmarks)
     "rgmp": "scales=(1.0,), online_finetune=True",
     "s2s": "object_chunk=4",
     "osvos_at": "finetune_iterations=400, finetune_lr=0.0003, crf=True",
@@ -72,7 +72,7 @@ TRAITS: dict[str, MethodTraits] = {
     "frtm": MethodTraits(),
     "flow": MethodTraits(needs_checkpoint=False, uses_checkpoint=False),
     "agame": MethodTraits(),
-    "rgmp": MethodTraits(),
+    "rgmp": MethodTraits(reports_finetune=True),
     "s2s": MethodTraits(),
     "osvos_at": MethodTraits(reports_finetune=True),
     "rvos": MethodTraits(zero_shot_option="zero_shot"),
