@@ -9,8 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# pip unpacks into TMPDIR: keep that on the project's own disk (a small /tmp must not fail the install)
+mkdir -p .pip-tmp
+export TMPDIR="$PWD/.pip-tmp"
+trap 'rm -rf .pip-tmp' EXIT
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-PIP=(.venv/bin/python -m pip install -q --no-cache-dir)
-"${PIP[@]}" --upgrade pip
-"${PIP[@]}" "${NAPARI_VOS_TORCH:-torch==2.13.0}"
-"${PIP[@]}" -e ".[test]"
+
+# pip install, without the one-line-per-package warnings about index folders a machine lacks
+# (they buried CI's one real error); on failure, say how much disk was left
+pip_install() {
+  local rc=0
+  .venv/bin/python -m pip install -q --no-cache-dir "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; } || rc=$?
+  if [ "$rc" != 0 ]; then echo "pip install $* failed (exit $rc); free disk:" >&2; df -h . "$TMPDIR" >&2; fi
+  return "$rc"
+}
+pip_install --upgrade pip
+pip_install "${NAPARI_VOS_TORCH:-torch==2.13.0}"
+pip_install -e ".[test]"
