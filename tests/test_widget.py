@@ -220,21 +220,41 @@ def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):
     assert job.cancelled and job.session.result().frames_done < 100
 
 
-def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbot, tmp_path):
-    """OSVOS-AT fine-tunes before its first frame: the bar counts its steps and Cancel ends it early."""
+def _random_checkpoint(method: str, folder) -> str:
+    """A checkpoint of untrained weights for a method that fine-tunes before its first frame."""
     import torch
 
     from napari_vos import weights
-    from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
-    from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
 
     torch.manual_seed(0)
-    path = tmp_path / "osvos_at-random.safetensors"
-    weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
+    if method == "osvos_at":
+        from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
+        from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+        tensors = OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"]))
+    else:
+        from napari_vos.methods.rgmp_network import RGMPConfig, RGMPNetwork
+        from napari_vos.training.rgmp_recipe import RGMPRecipe
+
+        tensors = RGMPRecipe().export_tensors(RGMPNetwork(RGMPConfig(backbone="resnet18", channels=32)))
+    path = folder / f"{method}-random.safetensors"
+    weights.save_checkpoint(path, *tensors)
+    return str(path)
+
+
+FINETUNE_OPTIONS = {
+    "osvos_at": "finetune_iterations=5000, finetune_crop=None",  # OSVOS-AT's online training
+    "rgmp": "online_finetune=True, online_steps=5000, online_size=(64, 64), scales=(1.0,)",  # RGMP's add-on
+}
+
+
+@pytest.mark.parametrize("method", sorted(FINETUNE_OPTIONS))
+def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbot, tmp_path, method):
+    """A method that fine-tunes before its first frame: the bar counts its steps and Cancel ends it early."""
     viewer, widget, _ = _setup(make_napari_viewer)
-    widget.select_method("osvos_at")
-    widget.checkpoint_edit.setText(str(path))
-    widget.options_edit.setText("finetune_iterations=5000, finetune_crop=None")
+    widget.select_method(method)
+    widget.checkpoint_edit.setText(_random_checkpoint(method, tmp_path))
+    widget.options_edit.setText(FINETUNE_OPTIONS[method])
     _click(qtbot, widget.propagate_button)
     qtbot.waitUntil(lambda: widget.status.text().startswith("fine-tuning"), timeout=60_000)
     assert widget.progress.maximum() == 5000 and 0 <= widget.progress.value() < 5000
@@ -242,7 +262,7 @@ def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbo
     _click(qtbot, widget.cancel_button)
     _wait_done(qtbot, widget, timeout=60_000)
     assert job.finetune is not None and job.finetune[0] < 5000  # stopped after the iteration in progress
-    out = viewer.layers["painted propagated (osvos_at)"]
+    out = viewer.layers[f"painted propagated ({method})"]
     meta = out.metadata["napari_vos"]
     assert meta["cancelled"] is True and "on_finetune" not in meta["options"]
     assert widget.propagate_button.isEnabled()
