@@ -40,7 +40,7 @@ DESCRIPTIONS: dict[str, str] = {
 # What the widget's "more options" field shows for each method (typed as name=value pairs); the
 # names are real options of the method (tests/test_registry.py builds each method with them).
 EXAMPLE_OPTIONS: dict[str, str] = {
-    "frtm": 'update_interval=4, decode_window="objects"',
+    "frtm": 'update_interval=4, n_augmented=10, n_cg_update=10, decode_window="objects"',  # more accurate, slower
     "flow": 'flow_side=128, flow="ilk"',
     "agame": "update_rate=0.0",  # no appearance update: better for objects that keep their look (benchmarks)
     "rgmp": "scales=(1.0,), online_finetune=True",
