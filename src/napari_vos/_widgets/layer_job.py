@@ -10,8 +10,9 @@ With no labels layer (``labels=None``) the method must be a zero-shot one (COSNe
 is segmented from ``frame`` (default 0) and the output is named after the image.
 The session and the method's network are built only by `steps()` (in the worker), so building a
 job never blocks the viewer on loading weights. A method that fine-tunes before its first frame
-(OSVOS-AT, ``reports_finetune``) is given ``on_finetune``/``cancel_event`` hooks: its progress is
-kept in ``finetune`` for the widget to show, and ``cancel()`` stops the fine-tuning too.
+(``reports_finetune``: OSVOS-AT, and RGMP with its online fine-tuning add-on) is given
+``on_finetune``/``cancel_event`` hooks: its progress is kept in ``finetune`` for the widget to
+show, and ``cancel()`` stops the fine-tuning too.
 Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guard.py).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
-HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT)
+HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT, RGMP)
 
 
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":

@@ -82,7 +82,7 @@ class MethodBase:
     needs_checkpoint: ClassVar[bool] = True
     needs_annotation: ClassVar[bool] = True
     accepts_annotation: ClassVar[bool] = True
-    # True: start() may run long (OSVOS-AT's fine-tuning) and takes the options
+    # True: start() may run long (OSVOS-AT's fine-tuning, RGMP's online fine-tuning add-on) and takes the options
     # on_finetune(step, total, loss) and cancel_event (threading.Event), as progress and Cancel hooks
     reports_finetune: ClassVar[bool] = False
 
