@@ -26,6 +26,17 @@ def _figure(w: float, h: float) -> Any:
     return fig
 
 
+def _save(fig: Any, path: str | Path, title: str) -> Path:
+    """Title, lay out and write a figure as PNG, creating its folder; returns the path."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def plot_jf_over_time(results: list[SequenceResult], path: str | Path, title: str = "") -> Path:
     """Write a PNG with J&F over time for each sequence."""
     n = len(results)
@@ -46,13 +57,7 @@ def plot_jf_over_time(results: list[SequenceResult], path: str | Path, title: st
             ax.set_ylabel("J&F", fontsize=8)
         if i >= n - cols:
             ax.set_xlabel("frame", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_bench(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -85,10 +90,4 @@ def plot_bench(rows: list[dict[str, Any]], path: str | Path, title: str = "") ->
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path, title)
