@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from napari_vos import weights
@@ -142,3 +143,24 @@ def test_clip_resize_is_skimage_bilinear_away_from_the_border():
         ref = np.stack([resize(v, out, order=1, anti_aliasing=False) for v in x])
         assert ours.shape == ref.shape and ours.dtype == np.float32
         assert np.abs(ours - ref)[:, 2:-2, 2:-2].max() < 1e-4
+
+
+def test_synthetic_cells_share_draws_normalised_microscopy_videos():
+    """synthetic_cells=1: every synthetic video is a cell time-lapse (grey: three equal channels, many cells);
+    0 (the default): natural-like colour videos only; out of [0, 1]: a clear error."""
+    from napari_vos.training.recipes import make_recipe
+
+    rng = np.random.default_rng(0)
+    cells = make_recipe("frtm", size=(64, 96), synthetic_cells=1.0)
+    for _ in range(3):
+        frames, labels = cells._synthetic(rng)
+        assert frames.dtype == np.uint8 and frames.shape[1:] == (64, 96, 3)
+        assert np.array_equal(frames[..., 0], frames[..., 1]) and np.array_equal(frames[..., 1], frames[..., 2])
+        assert frames.max() > 100 and len(np.unique(labels[0])) >= 4  # background + at least 3 cells
+    assert len(cells.batch(rng)) == cells.batch_size
+    natural = make_recipe("frtm", size=(64, 96))
+    assert natural.synthetic_cells == 0.0
+    frames, _ = natural._synthetic(rng)
+    assert not np.array_equal(frames[..., 0], frames[..., 2])
+    with pytest.raises(ValueError, match="synthetic"):
+        make_recipe("frtm", size=(64, 96), synthetic_cells=1.5)

@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from,
-                         clip_frames=args.clip_frames)
+                         clip_frames=args.clip_frames, synthetic_cells=args.synthetic_cells)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
                              max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device),
                              log_every=args.log_every,
@@ -229,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", default=None, help="training crop WxH, e.g. 288x160")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--synthetic-fraction", type=float, default=0.5)
+    p.add_argument("--synthetic-fraction", type=float, default=0.5, help="share of the videos that are synthetic")
+    p.add_argument("--synthetic-cells", type=float, default=0.0,
+                   help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
     p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|"
                         "paper:...; s2s: light|paper; osvos_at: light|paper; "
                         "rvos: light|paper:teacher|inferred|zero)")

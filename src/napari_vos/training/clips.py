@@ -116,14 +116,16 @@ def resize_bilinear(stack: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
 
 
 class VideoMix:
-    """A recipe's training videos: real sequences mixed with the project's synthetic natural-like videos.
+    """A recipe's training videos: real sequences mixed with the project's synthetic videos.
 
     For a recipe dataclass with ``size``, ``real_dirs``, ``synthetic_fraction`` and
     ``synthetic_source`` (read when first needed, so options set after construction count).
     Real sequences are held at ``_real_size()`` (default 1.25 x ``size``, room for crops);
     synthetic videos of ``_synthetic_frames()`` frames at ``_synthetic_size()`` are kept in a
     rolling pool of 24 (once full, each draw first replaces a random one with probability 1/4), as
-    generating a video costs more than drawing a clip from one.
+    generating a video costs more than drawing a clip from one. ``synthetic_cells`` (default 0) is
+    the share of the synthetic videos that are microscopy time-lapses (`synthetic_cell_source`),
+    drawn from a pool of their own; the rest are natural-like.
     """
 
     size: tuple[int, int]
@@ -131,11 +133,12 @@ class VideoMix:
     synthetic_fraction: float
     synthetic_source: str | None
     batch_size: int
+    synthetic_cells: float = 0.0
 
     def _init_videos(self) -> None:
         self._bank: SequenceBank | None = None
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
-        self._draw_synthetic: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None
+        self._pools: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"natural": [], "cells": []}
+        self._draws: dict[str, Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {}
 
     def _real_size(self) -> tuple[int, int]:
         return (int(self.size[0] * 1.25), int(self.size[1] * 1.25))
@@ -152,15 +155,20 @@ class VideoMix:
         return self._bank if self._bank and len(self._bank) else None
 
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self._draw_synthetic is None:
-            self._draw_synthetic = synthetic_clip_source(self._synthetic_size(), seed=0,
-                                                         source_dir=self.synthetic_source,
-                                                         n_frames=self._synthetic_frames())
-        if len(self._pool) < 24:
-            self._pool.append(self._draw_synthetic(rng))
+        if not 0.0 <= self.synthetic_cells <= 1.0:
+            raise ValueError(f"synthetic_cells is a share of the synthetic videos in [0, 1], got {self.synthetic_cells}")
+        kind = "cells" if self.synthetic_cells > 0 and rng.random() < self.synthetic_cells else "natural"
+        if kind not in self._draws:
+            self._draws[kind] = (synthetic_cell_source(self._synthetic_size(), n_frames=self._synthetic_frames())
+                                 if kind == "cells" else
+                                 synthetic_clip_source(self._synthetic_size(), seed=0, source_dir=self.synthetic_source,
+                                                       n_frames=self._synthetic_frames()))
+        pool, draw = self._pools[kind], self._draws[kind]
+        if len(pool) < 24:
+            pool.append(draw(rng))
         elif rng.random() < 0.25:
-            self._pool[int(rng.integers(len(self._pool)))] = self._draw_synthetic(rng)
-        return self._pool[int(rng.integers(len(self._pool)))]
+            pool[int(rng.integers(len(pool)))] = draw(rng)
+        return pool[int(rng.integers(len(pool)))]
 
     def _video(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
@@ -188,5 +196,33 @@ def synthetic_clip_source(size: tuple[int, int], seed: int, source_dir: str | Pa
         video = natural_video(n_frames=n_frames, size=size, n_objects=int(rng.integers(1, 4)),
                               seed=int(rng.integers(2**31)), source_dir=source_dir)
         return np.asarray(video.frames), np.asarray(video.labels)
+
+    return draw
+
+
+def synthetic_cell_source(size: tuple[int, int],
+                          n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
+    """Draw whole synthetic microscopy time-lapses (frames uint8 RGB, labels) from the project's cell generator.
+
+    Each video draws its own look and scale: phase contrast or fluorescence, 8 or 16 bits, cell
+    radius 5-25 pixels, 8-30 % of the field covered, slow to fast motion. The frames pass through
+    the engine's normalisation (`FrameSource`: percentiles for 16 bits, grey to three channels),
+    so training sees a time-lapse as propagation does.
+    """
+    from napari_vos.data.frames import FrameSource
+    from napari_vos.data.synthetic import cell_video
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        h, w = size
+        r_min = float(rng.uniform(5.0, 14.0))
+        radius = (r_min, r_min * float(rng.uniform(1.2, 1.8)))
+        cell_area = np.pi * (0.5 * sum(radius)) ** 2 * 1.25  # mean aspect ratio 1.25
+        n_cells = max(3, int(rng.uniform(0.08, 0.3) * h * w / cell_area))
+        video = cell_video(n_frames=n_frames, size=size, n_cells=n_cells, seed=int(rng.integers(2**31)),
+                           modality=str(rng.choice(["phase", "fluorescence"])), bit_depth=int(rng.choice([8, 16])),
+                           radius=radius, speed=float(rng.uniform(0.5, 3.0)))
+        source = FrameSource(np.asarray(video.frames))
+        frames = np.stack([np.round(source[i] * 255).astype(np.uint8) for i in range(len(source))])
+        return frames, np.asarray(video.labels)
 
     return draw

@@ -13,12 +13,26 @@ CLIP_FIELDS = {"agame": "n_frames", "rvos": "clip_length"}
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
                 synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
                 backbone_weights: str | None = None, init_checkpoint: str | None = None,
-                train_backbone_from: str | None = None, clip_frames: int | None = None) -> Any:
+                train_backbone_from: str | None = None, clip_frames: int | None = None,
+                synthetic_cells: float = 0.0) -> Any:
     """The training recipe of one method, with the given data and sizes (None keeps its defaults).
 
     ``clip_frames``: frames per training clip, for the methods trained on fixed-length clips
-    (A-GAME: the paper's 8, later 14; RVOS: 5); an error for the others.
+    (A-GAME: the paper's 8, later 14; RVOS: 5); an error for the others. ``synthetic_cells``: the
+    share of the synthetic videos that are microscopy time-lapses (`clips.synthetic_cell_source`).
     """
+    recipe = _recipe(method, size, real_dirs, synthetic_fraction, batch_size, config, backbone_weights,
+                     init_checkpoint, train_backbone_from, clip_frames)
+    if not 0.0 <= synthetic_cells <= 1.0:
+        raise ValueError(f"--synthetic-cells is a share of the synthetic videos in [0, 1], got {synthetic_cells}")
+    recipe.synthetic_cells = float(synthetic_cells)
+    return recipe
+
+
+def _recipe(method: str, size: tuple[int, int] | None, real_dirs: list[str] | None, synthetic_fraction: float,
+            batch_size: int | None, config: str | None, backbone_weights: str | None, init_checkpoint: str | None,
+            train_backbone_from: str | None, clip_frames: int | None) -> Any:
+    """The recipe dataclass of one method, built from the options every recipe shares."""
     kwargs: dict[str, Any] = {"real_dirs": list(real_dirs or []), "synthetic_fraction": synthetic_fraction,
                               "backbone_weights": backbone_weights, "init_checkpoint": init_checkpoint}
     if clip_frames is not None:
