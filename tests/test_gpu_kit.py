@@ -98,3 +98,49 @@ def test_device_runner_starts_a_detached_run_returns_its_weights_in_parts_and_st
     assert hashlib.sha256(joined).hexdigest() == (out / "weights.sha256").read_text().strip()
     assert (out / "log.jsonl").read_text().strip()
     assert "stopped;" in (run / "train.log").read_text()  # SIGTERM: saved and exported, then ended
+
+
+def _park_module(root: Path):
+    spec = importlib.util.spec_from_file_location("park", ROOT / "scripts" / "gpu" / "park.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.ROOT, module.CHECKPOINTS, module.PARKED = root, root / "ckpt", root / ".gpu-parked"
+    return module
+
+
+def test_park_moves_unneeded_checkpoints_out_of_what_travels_and_restore_checks_them(tmp_path):
+    import hashlib
+    import json
+
+    import pytest
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    entries = []
+    for name, n in (("a", 3000), ("b", 5000), ("c", 7000)):
+        data = bytes(range(256)) * (n // 256)
+        (ckpt / f"{name}.safetensors").write_bytes(data)
+        entries.append({"name": name, "file": f"{name}.safetensors", "sha256": hashlib.sha256(data).hexdigest()})
+    (ckpt / "registry.json").write_text(json.dumps(entries))
+    (tmp_path / ".gitignore").write_text("/.gpu-parked/\n/.gpu/\n")
+    (tmp_path / ".gpu").mkdir()
+    (tmp_path / ".gpu" / "data.bin").write_bytes(b"x" * 1000)
+    git = dict(cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], **git)
+    subprocess.run(["git", "add", "-A"], **git)
+    park = _park_module(tmp_path)
+    before = park.travel_size([])
+    assert park.travel_size([".gpu"]) == before + 1000  # carried paths count, ignored ones do not
+    assert park.park(["b"]) == ["a", "c"]
+    assert park.travel_size([]) == before - (len(bytes(range(256)) * 11) + len(bytes(range(256)) * 27))
+    assert (ckpt / "b.safetensors").exists() and not (ckpt / "a.safetensors").exists()
+    with pytest.raises(SystemExit, match="not a shipped checkpoint"):
+        park.park(["nope"])
+    (tmp_path / ".gpu-parked" / "c.safetensors").write_bytes(b"changed")
+    with pytest.raises(SystemExit, match="sha256"):
+        park.restore()  # the good file comes back; a changed one stays parked, with a clear message
+    assert (ckpt / "a.safetensors").exists() and (tmp_path / ".gpu-parked" / "c.safetensors").exists()
+    (tmp_path / ".gpu-parked" / "c.safetensors").unlink()
+    subprocess.run(["git", "checkout", "--", "ckpt/c.safetensors"], **git)
+    assert park.restore() == []
+    assert park.travel_size([]) == before and not (tmp_path / ".gpu-parked").exists()
