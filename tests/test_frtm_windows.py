@@ -43,28 +43,20 @@ def test_object_windows_fall_back_to_the_frame_for_large_or_unknown_objects():
     assert wins[1] == wins[2] == Window(0, 480, 0, 640)
 
 
-def _squares_video(n_frames=5, size=(256, 320), seed=0):
-    """Four textured squares (24 px) drifting over a textured background; frames (T, H, W, 3), labels (T, H, W)."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    background = (rng.random((h, w, 3)) * 60).astype(np.uint8)
-    starts = [(30, 30), (30, 230), (180, 40), (190, 250)]
-    colours = [(220, 60, 60), (60, 220, 60), (60, 60, 220), (220, 220, 60)]
-    frames = np.empty((n_frames, h, w, 3), np.uint8)
-    labels = np.zeros((n_frames, h, w), np.int32)
-    for t in range(n_frames):
-        f = background.copy()
-        for i, ((y, x), c) in enumerate(zip(starts, colours)):
-            y, x = y + 3 * t, x + 4 * t
-            f[y:y + 24, x:x + 24] = np.clip(np.array(c) + rng.normal(0, 10, (24, 24, 3)), 0, 255)
-            labels[t, y:y + 24, x:x + 24] = i + 1
-        frames[t] = f
-    return frames, labels
+def _cells_video(n_frames=5, size=(320, 320), n_cells=12, seed=3):
+    """Twelve phase-contrast cells (radius 8-14 px) in a 320 px field, the case windows are for: many small
+    objects, each window a fraction of the frame; frames (T, H, W) uint16, labels (T, H, W)."""
+    from napari_vos.data.synthetic import cell_video
+
+    video = cell_video(n_frames=n_frames, size=size, n_cells=n_cells, seed=seed, modality="phase", bit_depth=16)
+    return np.asarray(video.frames), np.asarray(video.labels)
 
 
 def _mean_iou(result, truth):
-    ious = [((result[t] == k) & (truth[t] == k)).sum() / max(1, ((result[t] == k) | (truth[t] == k)).sum())
-            for k in range(1, 5) for t in range(1, len(truth))]
+    """Mean IoU over the objects of frame 0 and the later frames that still hold them."""
+    ids = [int(k) for k in np.unique(truth[0]) if k]
+    ious = [((result[t] == k) & (truth[t] == k)).sum() / ((result[t] == k) | (truth[t] == k)).sum()
+            for k in ids for t in range(1, len(truth)) if (truth[t] == k).any()]
     return float(np.mean(ious))
 
 
@@ -72,7 +64,8 @@ def test_windowed_decoding_tracks_as_well_on_fewer_pixels_and_is_opt_in(monkeypa
     from napari_vos import propagate
     from napari_vos.methods.frtm_segnet import SegmentationNetwork
 
-    frames, labels = _squares_video()
+    frames, labels = _cells_video()
+    k = len(np.unique(labels[0])) - 1
     decoded = []
     original = SegmentationNetwork.forward
 
@@ -84,11 +77,11 @@ def test_windowed_decoding_tracks_as_well_on_fewer_pixels_and_is_opt_in(monkeypa
     kw = dict(method="frtm", frame=0, device="cpu", direction="forward", min_side=None)
     default = propagate(frames, labels[0], **kw)
     default_pixels, decoded[:] = sum(decoded), []
-    assert default_pixels == 4 * 256 * 320 * (len(frames) - 1)  # the paper's S: every object, whole frame
+    assert default_pixels == k * 320 * 320 * (len(frames) - 1)  # the paper's S: every object, whole frame
     windowed = propagate(frames, labels[0], decode_window="objects", **kw)
-    assert sum(decoded) < 0.5 * default_pixels
-    # a window changes S's channel attention a little (global pooling), so the masks differ slightly
-    # (measured: mean IoU 0.82 whole-frame, 0.79 windowed), but the objects are still followed
+    assert sum(decoded) < 0.6 * default_pixels  # measured: 0.52 (windows of 160-320 px around 20 px cells)
+    # a window changes S's channel attention (global pooling), so the masks differ slightly (measured
+    # with the shipped v3: mean IoU 0.84 whole-frame, 0.83 windowed), but the cells are still followed
     assert _mean_iou(windowed.labels, labels) > _mean_iou(default.labels, labels) - 0.1
     assert _mean_iou(windowed.labels, labels) > 0.6
 
