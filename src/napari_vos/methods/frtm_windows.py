@@ -8,9 +8,11 @@ cover most of the frame (DAVIS-sized objects) decode the whole frame.
 
 An inference-time approximation, not part of the paper, so it is opt-in (``decode_window="objects"``;
 the default ``"full"`` is the paper's S on the whole frame): S's channel-attention blocks pool over
-the whole map they see, so a window changes their weights and the masks move a little (the built-in
-cells sample: J&F 30.4 windowed against 31.0 whole-frame; docs/benchmarks.md). It pays with many
-small objects: 40 cells at 512x512 run 0.43 frames/s instead of 0.20 on a 2-core CPU.
+the whole map they see, so a window changes their weights and the masks move (the built-in cells
+sample: J&F 44.0 windowed against 43.6 whole-frame with the shipped v3, 30.4 against 31.0 with v2;
+but on a toy of four 24-px squares that fill much of their windows, v3's mean IoU falls from 0.81 to
+0.60; docs/benchmarks.md). It pays with many small objects: 40 cells at 512x512 run 0.43 frames/s
+instead of 0.20 on a 2-core CPU.
 """
 from __future__ import annotations
 
