@@ -47,13 +47,14 @@ def travel_size(carry: list[str]) -> int:
 
 def park(keep: list[str]) -> list[str]:
     """Move the shipped checkpoints not named in ``keep`` into .gpu-parked/; returns the names moved."""
-    names = {e["name"] for e in _registry()}
+    entries = _registry()
+    names = {e["name"] for e in entries}
     unknown = sorted(set(keep) - names)
     if unknown:
         raise SystemExit(f"not a shipped checkpoint: {', '.join(unknown)} (shipped: {', '.join(sorted(names))})")
     PARKED.mkdir(exist_ok=True)
     moved = []
-    for entry in _registry():
+    for entry in entries:
         src = CHECKPOINTS / entry["file"]
         if entry["name"] not in keep and src.exists():
             shutil.move(str(src), str(PARKED / entry["file"]))

@@ -133,7 +133,17 @@ class VideoMix:
     synthetic_fraction: float
     synthetic_source: str | None
     batch_size: int
-    synthetic_cells: float = 0.0
+    _synthetic_cells: float = 0.0
+
+    @property
+    def synthetic_cells(self) -> float:
+        return self._synthetic_cells
+
+    @synthetic_cells.setter
+    def synthetic_cells(self, share: float) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"synthetic_cells is a share of the synthetic videos in [0, 1], got {share}")
+        self._synthetic_cells = float(share)
 
     def _init_videos(self) -> None:
         self._bank: SequenceBank | None = None
@@ -155,8 +165,6 @@ class VideoMix:
         return self._bank if self._bank and len(self._bank) else None
 
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if not 0.0 <= self.synthetic_cells <= 1.0:
-            raise ValueError(f"synthetic_cells is a share of the synthetic videos in [0, 1], got {self.synthetic_cells}")
         kind = "cells" if self.synthetic_cells > 0 and rng.random() < self.synthetic_cells else "natural"
         if kind not in self._draws:
             self._draws[kind] = (synthetic_cell_source(self._synthetic_size(), n_frames=self._synthetic_frames())

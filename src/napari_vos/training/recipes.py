@@ -23,9 +23,7 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
     """
     recipe = _recipe(method, size, real_dirs, synthetic_fraction, batch_size, config, backbone_weights,
                      init_checkpoint, train_backbone_from, clip_frames)
-    if not 0.0 <= synthetic_cells <= 1.0:
-        raise ValueError(f"--synthetic-cells is a share of the synthetic videos in [0, 1], got {synthetic_cells}")
-    recipe.synthetic_cells = float(synthetic_cells)
+    recipe.synthetic_cells = synthetic_cells  # checked by VideoMix's setter
     return recipe
 
 
