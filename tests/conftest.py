@@ -39,15 +39,17 @@ def square_tracking_ious(method: str, annotate: bool = True) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def _tiny_videos_at_their_own_size(request, monkeypatch):
-    """FRTM and A-GAME enlarge videos to a 480-pixel shorter side by default; the tests' tiny videos
-    run at their own size so the suite stays fast (tests marked ``real_working_size`` keep the default)."""
+    """FRTM and A-GAME enlarge videos to a 480-pixel shorter side, RGMP small objects to 64 pixels, by
+    default; the tests' tiny videos run at their own size so the suite stays fast (tests marked
+    ``real_working_size`` keep the defaults)."""
     if request.node.get_closest_marker("real_working_size") is None:
         from napari_vos.methods.registry import available_methods, method_class
 
         for name in available_methods(include_untrained=True):
             cls = method_class(name)
-            if getattr(cls, "min_working_side", None) is not None:
-                monkeypatch.setattr(cls, "min_working_side", None)
+            for rule in ("min_working_side", "min_object_side"):
+                if getattr(cls, rule, None) is not None:
+                    monkeypatch.setattr(cls, rule, None)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_vos.data.frames import FrameSource, working_size
+from napari_vos.data.frames import FrameSource, median_object_diameter, object_scale, working_size
 
 
 def test_uint8_rgb_is_scaled_by_255():
@@ -105,3 +105,26 @@ def test_working_size_enlarges_small_frames_up_to_the_cap():
     assert working_size((480, 854), 1024, 480) == (480, 854)  # already large enough
     assert working_size((100, 1000), 1024, 480) == (102, 1024)  # the cap on the longer side wins
     assert working_size((256, 384), None, 300) == (300, 450)
+
+
+def test_working_size_takes_the_larger_of_the_side_and_object_rules_under_the_cap():
+    assert working_size((256, 256), 1024, None, 2.0) == (512, 512)
+    assert working_size((256, 384), 1024, 480, 1.5) == (480, 720)  # the side rule asks for more
+    assert working_size((256, 256), 384, None, 2.0) == (384, 384)  # the cap still wins
+
+
+def test_object_scale_enlarges_to_the_median_object_diameter():
+    labels = np.zeros((100, 100), np.int32)
+    labels[:10, :10] = 1  # area 100: diameter 2 * sqrt(100 / pi) = 11.28
+    labels[50:60, 50:60] = 2
+    labels[20:80, 20:40] = 3  # one large object does not change the median
+    big = np.zeros((100, 100), np.int32)
+    big[:40, :40] = 4
+    assert median_object_diameter([labels]) == pytest.approx(2 * np.sqrt(100 / np.pi))
+    assert object_scale([labels], 40) == pytest.approx(40 / (2 * np.sqrt(100 / np.pi)))
+    d = 2 * np.sqrt(np.array([100, 1200]) / np.pi)  # objects 100, 100, 1200, 1600 px: median of the middle two
+    assert median_object_diameter([labels, big]) == pytest.approx(d.mean())
+    assert object_scale([big], 40) == 1.0  # already large enough: never shrinks
+    assert object_scale([labels], None) == 1.0
+    assert object_scale([np.zeros((5, 5), np.int32)], 40) == 1.0  # no object, no rule
+    assert median_object_diameter([]) is None

@@ -330,6 +330,36 @@ def test_end_to_end_tiny_propagation(tiny_checkpoint):
     assert result.checkpoint_sha256 is not None and result.method == "rgmp"
 
 
+@pytest.mark.real_working_size
+def test_small_objects_are_enlarged_to_the_object_side_rgmp_needs(tiny_checkpoint):
+    """RGMP's stride-32 encoder loses 20-pixel cells at their own size: by default the engine enlarges
+    the frames so the median annotated object is RGMP.min_object_side pixels across, labels come back
+    at the video's size, and the working size is fixed once propagation starts."""
+    from napari_vos import Session
+    from napari_vos.methods.rgmp import RGMP
+
+    frames, truth = _video(3, size=(64, 96))  # a 24 x 24 square: 27.1 px equivalent diameter
+    scale = RGMP.min_object_side / (2 * np.sqrt(24 * 24 / np.pi))
+    expected = (round(64 * scale), round(96 * scale))
+    assert scale > 1
+    session = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu")
+    assert session.work_size == (64, 96)  # nothing annotated yet
+    session.annotate(0, truth[0])
+    assert session.work_size == expected
+    out = list(session.propagate("forward"))
+    assert [f.labels.shape for f in out] == [(64, 96)] * 3
+    assert session.result().options["work_size"] == list(expected)
+    tiny = np.zeros((64, 96), np.int32)
+    tiny[0:3, 0:3] = 1
+    session.annotate(2, tiny)  # a later, smaller annotation does not change the running geometry
+    assert session.work_size == expected
+    own = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side=None)
+    own.annotate(0, truth[0])
+    assert own.work_size == (64, 96)
+    with pytest.raises(ValueError, match="min_object_side"):
+        Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side="big")
+
+
 def test_shipped_checkpoint_follows_a_moving_object():
     """The shipped checkpoint (the registry's default) tracks a moving square at its default scales
     (measured with the session-6 checkpoint: IoU 0.76-0.83 on frames 1-7)."""

@@ -23,7 +23,7 @@ from torch.profiler import record_function
 import torch.nn.functional as F
 
 from napari_vos import __version__
-from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, working_size
+from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
@@ -108,7 +108,8 @@ class Session:
 
     def __init__(self, video: Any, method: str = "frtm", device: str | torch.device = "auto", *,
                  checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
-                 min_side: int | None | str = "auto", channels: Sequence[int] | None = None,
+                 min_side: int | None | str = "auto", min_object_side: int | None | str = "auto",
+                 channels: Sequence[int] | None = None,
                  rgb: bool | None = None, maps: bool = False,
                  out: Any = None, seed: int = 0, **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
@@ -125,7 +126,12 @@ class Session:
         if isinstance(min_side, str):
             raise ValueError(f"min_side must be a number of pixels, None or 'auto', got {min_side!r}")
         self.min_side = min_side
-        self.work_size = working_size(self.source.frame_shape, max_side, min_side)
+        if min_object_side == "auto":  # the method's own preference (RGMP: objects 40 px across)
+            min_object_side = getattr(self.method_class, "min_object_side", None)
+        if isinstance(min_object_side, str):
+            raise ValueError(f"min_object_side must be a number of pixels, None or 'auto', got {min_object_side!r}")
+        self.min_object_side = min_object_side
+        self._work_size: tuple[int, int] | None = None  # fixed when the first propagation starts
         self.want_maps = maps
         self.seed = seed
         self.method_options = method_options
@@ -171,6 +177,16 @@ class Session:
         for i in frames:
             self.annotate(i, labels[i])
         return frames
+
+    @property
+    def work_size(self) -> tuple[int, int]:
+        """(height, width) the method runs at: the frame size within ``min_side``/``max_side``,
+        enlarged so the median annotated object is ``min_object_side`` pixels across. Fixed when the
+        first propagation starts, so every pass and map of the session has the same geometry."""
+        if self._work_size is not None:
+            return self._work_size
+        scale = object_scale(self.annotations.values(), self.min_object_side)
+        return working_size(self.source.frame_shape, self.max_side, self.min_side, scale)
 
     @property
     def object_ids(self) -> list[int]:
@@ -289,6 +305,7 @@ class Session:
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+        self._work_size = self.work_size
         if not self.annotations:
             if self.needs_annotation:
                 raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
@@ -342,6 +359,7 @@ class Session:
         return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
                       options={"max_side": self.max_side, "min_side": self.min_side,
+                               "min_object_side": self.min_object_side,
                                "work_size": list(self.work_size), **self.method_options},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
 

@@ -8,7 +8,7 @@ time. Grey becomes three equal channels; multi-channel data picks up to three ch
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -117,16 +117,43 @@ DEFAULT_MAX_SIDE = 1024  # the engine's default working-resolution cap (longer s
 
 
 def working_size(frame_shape: tuple[int, int], max_side: int | None,
-                 min_side: int | None = None) -> tuple[int, int]:
+                 min_side: int | None = None, min_scale: float = 1.0) -> tuple[int, int]:
     """Size the methods run at: the frame scaled so its shorter side is at least ``min_side``
-    (small videos are enlarged, for methods whose coarse maps need objects several cells wide)
-    and its longer side at most ``max_side`` (which wins when the two disagree)."""
+    (small videos are enlarged, for methods whose coarse maps need objects several cells wide),
+    by at least ``min_scale`` (small objects are enlarged: see `object_scale`), and its longer
+    side at most ``max_side`` (which wins when they disagree)."""
     h, w = frame_shape
     s = 1.0
     if min_side and min(h, w) < min_side:
         s = min_side / min(h, w)
+    s = max(s, float(min_scale))
     if max_side and max(h, w) * s > max_side:
         s = max_side / max(h, w)
     if s == 1.0:
         return h, w
     return max(1, round(h * s)), max(1, round(w * s))
+
+
+def median_object_diameter(label_images: Iterable[np.ndarray]) -> float | None:
+    """Median equivalent diameter (pixels, 2 * sqrt(area / pi)) of the objects in the labels images;
+    None when there is no object."""
+    diameters = []
+    for labels in label_images:
+        ids, counts = np.unique(np.asarray(labels), return_counts=True)
+        diameters += [2.0 * np.sqrt(c / np.pi) for i, c in zip(ids, counts) if i]
+    return float(np.median(diameters)) if diameters else None
+
+
+def object_scale(label_images: Iterable[np.ndarray], min_object_side: int | None) -> float:
+    """How much to enlarge the frames so the typical (median) annotated object is at least
+    ``min_object_side`` pixels across (1.0: no enlargement needed, or no rule, or no object).
+
+    For methods whose coarsest maps must hold an object in several cells (RGMP's stride-32
+    encoder loses 20-pixel cells at their own size); the median, so one small object among large
+    ones does not blow the whole video up."""
+    if not min_object_side:
+        return 1.0
+    diameter = median_object_diameter(label_images)
+    if not diameter:
+        return 1.0
+    return max(1.0, float(min_object_side) / diameter)

@@ -93,6 +93,9 @@ class MethodBase:
     map_names: ClassVar[tuple[str, ...]] = ()
     # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
     min_working_side: ClassVar[int | None] = None
+    # median annotated-object diameter (pixels) the engine enlarges small objects to by default
+    # (Session(min_object_side="auto"); data/frames.py: object_scale)
+    min_object_side: ClassVar[int | None] = None
 
     def __init__(self, device: torch.device | str = "cpu", **options: Any) -> None:
         self.device = torch.device(device)
