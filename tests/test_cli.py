@@ -108,6 +108,16 @@ def test_demo_passes_method_options_and_refuses_unknown_ones(tmp_path, capsys):
     assert "unknown flow option(s) flow_sid; valid options:" in capsys.readouterr().err
 
 
+def test_demo_frames_scores_only_the_first_frames(tmp_path):
+    import json
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "4", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["frames"] == 4
+    with pytest.raises(SystemExit, match="--frames must be at least 2"):
+        main(["demo", "--method", "flow", "--device", "cpu", "--frames", "1"])
+
+
 def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, capsys):
     from safetensors import safe_open
 

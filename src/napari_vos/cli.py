@@ -82,6 +82,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
+    if args.frames is not None:
+        if args.frames < 2:
+            raise SystemExit(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
+        frames, truth = frames[:args.frames], truth[:args.frames]
     bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
     result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
                        device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
@@ -211,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
     p.add_argument("--method", default="frtm")
     p.add_argument("--sample", default="natural", choices=["natural", "cells"])
+    p.add_argument("--frames", type=int, default=None, help="only the sample's first N frames (a quicker check)")
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--json", default=None)

@@ -53,7 +53,7 @@ class RGMP(MethodBase):
     map_names: ClassVar[tuple[str, ...]] = ("object_probs",)
     reports_finetune: ClassVar[bool] = True  # the online fine-tuning add-on reports its steps
     # the stride-32 encoder loses objects a few cells wide (the cells sample's 21-px cells, one scale:
-    # J&F 0.34 over 10 frames at their own size; 0.52, 0.69, 0.78 over 40 frames enlarged 1.5x, 2x, 3x):
+    # J&F 0.34 on the first 10 frames at their own size; 0.52, 0.69, 0.78 on all 40 enlarged 1.5x, 2x, 3x):
     # the engine enlarges the frames until the median annotated object is this many pixels (two
     # stride-32 cells) across (docs/benchmarks.md, session 13)
     min_object_side: ClassVar[int | None] = 64
