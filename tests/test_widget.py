@@ -81,6 +81,19 @@ def test_propagate_button_fills_a_new_labels_layer(make_napari_viewer, qtbot):
     assert widget.propagate_button.isEnabled() and not widget.cancel_button.isEnabled()
 
 
+def test_status_names_the_working_size_when_it_is_not_the_images(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)  # 64 x 64 frames
+    widget.options_edit.setText("min_side=128")
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    assert widget.status.text().startswith("done") and widget.status.text().endswith(", at 128x128 working size")
+    assert viewer.layers["painted propagated (flow)"].data.shape == truth.shape
+    widget.options_edit.setText("")
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    assert widget.status.text().startswith("done") and "working size" not in widget.status.text()
+
+
 def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot):
     viewer, widget, truth = _setup(make_napari_viewer, n_frames=120)
     widget.direction_combo.setCurrentText("forward")

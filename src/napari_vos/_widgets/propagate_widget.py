@@ -92,6 +92,16 @@ class DeviceCombo(QComboBox):
         super().showPopup()
 
 
+def _working_at(job: LayerJob) -> str:
+    """", at 773x773 working size" when the method runs at another size than the image's (enlarged
+    or reduced: see Session.work_size), so a slow enlarged run explains itself; else ""."""
+    session = job.session
+    if session is None or tuple(session.work_size) == tuple(job.frame_shape):
+        return ""
+    h, w = session.work_size
+    return f", at {w}x{h} working size"
+
+
 class PropagateWidget(QWidget):
     """Dock widget: propagate a painted Labels layer through an Image layer's frames."""
 
@@ -390,7 +400,7 @@ class PropagateWidget(QWidget):
             self.progress.setRange(0, job.total)
         self.progress.setValue(job.frames_shown)
         if not job.cancelled:
-            self.status.setText(f"frame {frame.index} ({job.frames_shown}/{job.total})")
+            self.status.setText(f"frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}")
 
     def _on_error(self, err: BaseException) -> None:
         self._error = err
@@ -416,7 +426,7 @@ class PropagateWidget(QWidget):
             self.status.setText(f"cancelled: {done} of {job.total} frames done")
         elif result is not None:
             self.status.setText(f"done: {done} frames with {result.method} on {result.device}, "
-                                f"{result.fps:.1f} frames/s")
+                                f"{result.fps:.1f} frames/s{_working_at(job)}")
             show_info(f"napari-vos: {job.output.name} ready")
 
     def _report(self, err: BaseException) -> None:
