@@ -126,7 +126,7 @@ class Session:
         if isinstance(min_side, str):
             raise ValueError(f"min_side must be a number of pixels, None or 'auto', got {min_side!r}")
         self.min_side = min_side
-        if min_object_side == "auto":  # the method's own preference (RGMP: objects 40 px across)
+        if min_object_side == "auto":  # the method's own preference (RGMP: objects 64 px across)
             min_object_side = getattr(self.method_class, "min_object_side", None)
         if isinstance(min_object_side, str):
             raise ValueError(f"min_object_side must be a number of pixels, None or 'auto', got {min_object_side!r}")
