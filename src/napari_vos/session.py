@@ -121,16 +121,9 @@ class Session:
         self.device = resolve_device(device)
         self.checkpoint = checkpoint
         self.max_side = max_side
-        if min_side == "auto":  # the method's own preference (FRTM: the paper's 480p)
-            min_side = getattr(self.method_class, "min_working_side", None)
-        if isinstance(min_side, str):
-            raise ValueError(f"min_side must be a number of pixels, None or 'auto', got {min_side!r}")
-        self.min_side = min_side
-        if min_object_side == "auto":  # the method's own preference (RGMP: objects 64 px across)
-            min_object_side = getattr(self.method_class, "min_object_side", None)
-        if isinstance(min_object_side, str):
-            raise ValueError(f"min_object_side must be a number of pixels, None or 'auto', got {min_object_side!r}")
-        self.min_object_side = min_object_side
+        # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
+        self.min_side = self._size_rule("min_side", min_side, "min_working_side")
+        self.min_object_side = self._size_rule("min_object_side", min_object_side, "min_object_side")
         self._work_size: tuple[int, int] | None = None  # fixed when the first propagation starts
         self.want_maps = maps
         self.seed = seed
@@ -148,6 +141,15 @@ class Session:
         self._frames_done = 0
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
+
+    def _size_rule(self, name: str, value: int | None | str, attribute: str) -> int | None:
+        """A working-size rule: ``"auto"`` takes the method class's ``attribute``, a number or None
+        is kept, any other string is a ValueError naming the option."""
+        if value == "auto":
+            value = getattr(self.method_class, attribute, None)
+        if isinstance(value, str):
+            raise ValueError(f"{name} must be a number of pixels, None or 'auto', got {value!r}")
+        return value
 
     # -- annotations ---------------------------------------------------------------------
     def annotate(self, frame: int, labels: Any) -> None:
