@@ -6,6 +6,7 @@ import pytest
 import tifffile
 
 from napari_vos.cli import main
+from napari_vos.data.writers import read_tiff_provenance
 
 
 def test_propagate_tiff_in_tiff_out(tmp_path, square_video, random_frtm_checkpoint, capsys):
@@ -50,8 +51,7 @@ def test_propagate_passes_method_options_into_the_provenance(tmp_path, square_vi
     out = tmp_path / "out.tif"
     assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
                  "--method", "flow", "--device", "cpu", "--option", "flow_side=48", "--option", 'flow="tvl1"']) == 0
-    with tifffile.TiffFile(out) as tif:
-        provenance = json.loads(tif.shaped_metadata[0]["napari_vos"])
+    provenance = read_tiff_provenance(out)
     assert provenance["options"]["flow_side"] == 48 and provenance["options"]["flow"] == "tvl1"
 
 
@@ -144,3 +144,41 @@ def test_train_workers_default_to_none_on_cpu_and_to_spare_cores_on_a_gpu(monkey
     assert cli._train_workers(3, "cuda") == 3 and cli._train_workers(0, "cuda") == 0
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert cli._train_workers(None, "cuda") == 1
+
+
+def test_propagate_reads_an_imagej_hyperstack_and_keeps_its_calibration(tmp_path, square_video):
+    """Fiji saves channels before Y, X (TCYX); the labels come back as T frames at the image's scale."""
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.writers import read_tiff_provenance
+
+    frames, truth = square_video
+    grey = frames[..., 0]
+    two_channels = np.stack([grey, 255 - grey], axis=1)  # (T, C, Y, X)
+    tifffile.imwrite(tmp_path / "video.tif", two_channels, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"axes": "TCYX", "unit": "micron", "finterval": 5.0})
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    out = tmp_path / "out.tif"
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu", "--channels", "0"]) == 0
+    result = tifffile.imread(out)
+    assert result.shape == truth.shape and np.array_equal(result[0], truth[0])
+    cal = read_tiff_calibration(out)
+    assert cal.unit == "µm" and cal.pixel_size == pytest.approx((0.65, 0.65), rel=1e-4) and cal.frame_interval == 5.0
+    assert read_tiff_provenance(out)["method"] == "flow"
+
+
+def test_propagate_picks_a_z_plane_of_a_3d_time_lapse(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    grey = frames[..., 0]
+    stack = np.stack([np.zeros_like(grey), grey, np.zeros_like(grey)], axis=1)  # (T, Z, Y, X)
+    tifffile.imwrite(tmp_path / "tzyx.tif", stack, imagej=True, metadata={"axes": "TZYX"})
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    args = ["propagate", str(tmp_path / "tzyx.tif"), str(tmp_path / "labels.tif"), "--method", "flow", "--device", "cpu"]
+    assert main([*args, "-o", str(tmp_path / "a.tif")]) == 2
+    assert "3D + time" in capsys.readouterr().err
+    assert main([*args, "-o", str(tmp_path / "b.tif"), "--z", "1"]) == 0
+    result = tifffile.imread(tmp_path / "b.tif")
+    overlap = [(result[t] == 1)[truth[t] == 1].mean() for t in range(len(truth))]
+    assert min(overlap) > 0.9  # the square moves in plane 1 only (plane 0 gives 0.17 by the last frame)
+    assert main([*args, "-o", str(tmp_path / "c.tif"), "--z", "3"]) == 2
+    assert "outside the stack's 3 planes" in capsys.readouterr().err

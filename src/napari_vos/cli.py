@@ -38,15 +38,19 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    """TIFF in, TIFF out."""
+    """TIFF in, TIFF out: frames read lazily in any axis order, the image's calibration kept."""
     import tifffile
 
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.readers import open_tiff_frames
+    from napari_vos.data.writers import write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs
     from napari_vos.session import propagate
 
-    video = tifffile.memmap(args.video) if args.memmap else tifffile.imread(args.video)
+    video = open_tiff_frames(args.video, z=args.z)
     labels = tifffile.imread(args.labels) if args.labels else None  # None: a zero-shot method
-    bar, update = _progress("propagating", video.shape[0])
+    calibration = read_tiff_calibration(args.video)
+    bar, update = _progress("propagating", len(video))
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:
         options["min_side"] = args.min_side or None
@@ -57,11 +61,11 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
                        checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
     bar.close()
-    tifffile.imwrite(args.output, result.labels.astype(np.uint16 if result.labels.max() < 65536 else np.int32),
-                     compression="zlib", metadata={"napari_vos": json.dumps(result.provenance())})
+    write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
     found = "found" if labels is None else "propagated"
+    kept = "" if calibration.empty else f"; kept the image's calibration ({calibration.describe()})"
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
-          f"{result.fps:.2f} frames/s on {result.device}")
+          f"{result.fps:.2f} frames/s on {result.device}{kept}")
     return 0
 
 
@@ -204,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-side", type=int, default=None,
                    help="enlarge smaller videos to this shorter side (0: never; default: the method's, FRTM 480)")
     p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
-    p.add_argument("--memmap", action="store_true", help="memory-map the input TIFF instead of reading it")
+    p.add_argument("--z", type=int, default=None,
+                   help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time)")
+    p.add_argument("--memmap", action="store_true",
+                   help="no effect: frames are always read from the TIFF one at a time (kept for old scripts)")
     p.add_argument("--zero-shot", action="store_true",
                    help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
                         "annotated objects")

@@ -35,7 +35,7 @@ from napari_vos.data.sequence import (
     read_mask,
 )
 
-__all__ = ["detect_layout", "open_dataset", "open_sequence_dir", "open_tiff_stack", "LAYOUTS"]
+__all__ = ["detect_layout", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack", "LAYOUTS"]
 
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -201,15 +201,36 @@ def _tiff_array(path: Path) -> tuple[Any, str]:
     return arr, axes
 
 
-def _frame_reader(arr: Any, axes: str) -> tuple[int, Callable[[int], np.ndarray]]:
-    """Make `i -> (Y, X[, C])` for a TIFF series with the given axes (T first or first non-YX axis)."""
+def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Callable[[int], np.ndarray]]:
+    """Make `i -> (Y, X[, C])` for a TIFF series with the given axes (T first or first non-YX axis).
+
+    ``z`` picks one plane of a Z axis (a 3D + time stack); without it a Z axis longer than one
+    plane is an error that says so.
+    """
     axes = axes.upper()
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"TIFF series axes {axes!r} have no Y/X")
     other = [a for a in axes if a not in "YXCS"]
     t_axis = "T" if "T" in axes else (other[0] if other else None)
+    if t_axis == "Z" and z is not None:  # a Z stack without time: z picks nothing to propagate through
+        raise ValueError(f"TIFF series with axes {axes!r} shape {arr.shape} has no time axis to pick a Z plane from")
+    fixed: dict[str, int] = {}
+    if "Z" in axes and t_axis != "Z":
+        planes = arr.shape[axes.index("Z")]
+        if z is None and planes > 1:
+            raise ValueError(
+                f"TIFF series with axes {axes!r} shape {arr.shape} is a 3D + time stack ({planes} Z planes); "
+                "napari-vos propagates 2D + time: pick one plane (--z N on the command line) or save a "
+                "maximum projection (T, Y, X) first"
+            )
+        z = 0 if z is None else int(z)
+        if not 0 <= z < planes:
+            raise ValueError(f"Z plane {z} is outside the stack's {planes} planes (0..{planes - 1})")
+        fixed["Z"] = z
+    elif z not in (None, 0):
+        raise ValueError(f"TIFF series with axes {axes!r} has no Z axis; leave out the Z plane")
     for a in other:
-        if a != t_axis and arr.shape[axes.index(a)] > 1:
+        if a != t_axis and a not in fixed and arr.shape[axes.index(a)] > 1:
             raise ValueError(
                 f"TIFF series with axes {axes!r} shape {arr.shape}: only T (or one stack axis), "
                 "Y, X and channels are supported; extract a (T, Y, X[, C]) series first"
@@ -229,7 +250,7 @@ def _frame_reader(arr: Any, axes: str) -> tuple[int, Callable[[int], np.ndarray]
                 index.append(slice(None))
                 kept.append(a)
             else:
-                index.append(0)
+                index.append(fixed.get(a, 0))
         frame = np.asarray(arr[tuple(index)])
         order = [kept.index("Y"), kept.index("X")] + [k for k, a in enumerate(kept) if a in "CS"]
         frame = np.transpose(frame, order)
@@ -240,6 +261,17 @@ def _frame_reader(arr: Any, axes: str) -> tuple[int, Callable[[int], np.ndarray]
         return frame
 
     return n, load
+
+
+def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
+    """A TIFF/OME-TIFF/ImageJ stack as lazily read (T, Y, X[, C]) frames, whatever its axis order.
+
+    ImageJ hyperstacks store channels before Y, X (TCYX); they come out channel-last. ``z`` picks
+    one plane of a (T, Z, Y, X[, C]) stack.
+    """
+    arr, axes = _tiff_array(Path(path))
+    n, load = _frame_reader(arr, axes, z)
+    return LazyFrames(n, load)
 
 
 def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Sequence:

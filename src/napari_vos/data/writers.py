@@ -3,19 +3,24 @@
 PNG sequences use the DAVIS/PASCAL-VOC palette so that the files open in the DAVIS tools and
 any image viewer shows object k in the same colour as the benchmark's own annotations; object ids
 are the palette indices (0 = background), so at most 255 objects fit. TIFF has no such limit and
-is the format for microscopy label stacks (uint16, or uint32 beyond 65535 ids).
+is the format for microscopy label stacks (uint16, or uint32 beyond 65535 ids), and keeps the
+image's calibration (`calibration.py`).
 Both writers take any frame-indexable (T, Y, X) stack and write it frame by frame, so a
 file-backed (memmap/zarr) result is never loaded whole.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "label_dtype"]
+from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
+
+__all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "read_tiff_provenance",
+           "label_dtype"]
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -72,8 +77,15 @@ def label_dtype(max_id: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "zlib") -> Path:
-    """Write a (T, Y, X) label stack to one multi-page TIFF (axes TYX), frame by frame."""
+def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "zlib",
+                      calibration: Calibration | None = None, provenance: dict | None = None) -> Path:
+    """Write a (T, Y, X) label stack to one multi-page TIFF, frame by frame.
+
+    Ids up to 65535 are written as an ImageJ hyperstack of T frames (Fiji shows time, not Z), with
+    ``calibration`` (pixel size, unit, frame interval) so the labels overlay the image at its scale;
+    larger ids as a baseline TIFF (uint32/uint64; ImageJ has no such type) with the pixel size in
+    its resolution tags. ``provenance`` is stored as JSON under "napari_vos" (``read_tiff_provenance``).
+    """
     import tifffile
 
     path = Path(path)
@@ -84,17 +96,27 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     for t in range(n):  # one pass to pick the dtype without holding the stack
         max_id = max(max_id, int(np.asarray(labels[t]).max(initial=0)))
     dtype = label_dtype(max_id)
+    imagej = dtype == np.uint16
 
     def frames() -> Iterator[np.ndarray]:
         for t in range(n):
             yield np.asarray(labels[t]).astype(dtype)
 
-    tifffile.imwrite(
-        path,
-        frames(),
-        shape=(n, *first.shape),
-        dtype=dtype,
-        compression=compression,
-        metadata={"axes": "TYX"},
-    )
+    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=imagej)
+    metadata = {"axes": "TYX", **kwargs.pop("metadata", {})}
+    if provenance is not None:
+        metadata["napari_vos"] = json.dumps(provenance)
+    # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
+    tifffile.imwrite(path, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
+                     imagej=imagej, photometric="minisblack", metadata=metadata, **kwargs)
     return path
+
+
+def read_tiff_provenance(path: str | Path) -> dict | None:
+    """The provenance record ``write_tiff_labels`` stored in a labels TIFF, or None if it has none."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata if tif.is_imagej else (tif.shaped_metadata or [{}])[0]
+    text = (meta or {}).get("napari_vos")
+    return json.loads(text) if text else None

@@ -1,0 +1,147 @@
+"""Pixel size, unit and frame interval of a TIFF, so a labels stack written for it keeps them.
+
+A microscope's TIFF says how large a pixel is in one of three places: OME-XML (``PhysicalSizeX``,
+``TimeIncrement``), ImageJ's description (``unit``, ``finterval``, with the pixel size in the
+resolution tags) or the baseline resolution tags alone (pixels per inch/cm). ``read_tiff_calibration``
+reads whichever is there; ``tiff_calibration_kwargs`` turns it back into ``tifffile.imwrite``
+arguments, so Fiji and napari readers show the propagated labels at the image's scale.
+tifffile parses the three sources but has no unit-aware summary of them, hence this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Calibration", "read_tiff_calibration", "tiff_calibration_kwargs"]
+
+# spellings of the micrometre found in ImageJ and OME files
+_MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
+# baseline TIFF resolution units tifffile writes (its RESUNIT names)
+_TIFF_UNITS = {"inch": "INCH", "cm": "CENTIMETER", "mm": "MILLIMETER", "µm": "MICROMETER"}
+
+
+def _unit(name: Any) -> str | None:
+    """A unit name as this module spells it: µm for every micrometre spelling; None for none/pixel."""
+    if name is None:
+        return None
+    text = str(name).strip()
+    if text.lower() in _MICRON:
+        return "µm"
+    if text.lower() in ("", "pixel", "pixels", "none"):
+        return None
+    return text
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A stack's physical scale: (Y, X) pixel size in ``unit`` and time between frames."""
+
+    pixel_size: tuple[float, float] | None = None
+    unit: str | None = None
+    frame_interval: float | None = None
+    time_unit: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.pixel_size is None and self.frame_interval is None
+
+    def describe(self) -> str:
+        """A short phrase for messages, e.g. '0.65 x 0.65 µm pixels, 5 s between frames'."""
+        parts = []
+        if self.pixel_size is not None:
+            y, x = self.pixel_size
+            parts.append(f"{y:g} x {x:g} {self.unit or 'unit'} pixels")
+        if self.frame_interval is not None:
+            parts.append(f"{self.frame_interval:g} {self.time_unit or 's'} between frames")
+        return ", ".join(parts) if parts else "no calibration"
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _from_ome(xml: str) -> Calibration | None:
+    import tifffile
+
+    pixels = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
+    if isinstance(pixels, list):  # several images: the first series is the one read
+        pixels = pixels[0] if pixels else {}
+    pixels = pixels.get("Pixels", {})
+    size_x, size_y = _positive(pixels.get("PhysicalSizeX")), _positive(pixels.get("PhysicalSizeY"))
+    interval = _positive(pixels.get("TimeIncrement"))
+    if size_x is None and interval is None:
+        return None
+    pixel_size = None
+    if size_x is not None:
+        pixel_size = (size_y if size_y is not None else size_x, size_x)
+    return Calibration(pixel_size, _unit(pixels.get("PhysicalSizeXUnit", "µm")) if pixel_size else None,
+                       interval, str(pixels.get("TimeIncrementUnit", "s")) if interval else None)
+
+
+def _pixel_size_from_tags(page: Any) -> tuple[float, float] | None:
+    """1 / (pixels per unit) from the XResolution/YResolution tags; None when they are absent or 1."""
+    try:
+        x_res, y_res = page.resolution
+    except (AttributeError, TypeError, ValueError):
+        return None
+    x_res, y_res = _positive(x_res), _positive(y_res)
+    if x_res is None or y_res is None or (x_res == 1 and y_res == 1):
+        return None
+    return (1.0 / y_res, 1.0 / x_res)
+
+
+def read_tiff_calibration(path: str | Path) -> Calibration:
+    """The calibration of a TIFF's first series: OME first, then ImageJ, then the resolution tags."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if tif.is_ome and tif.ome_metadata:
+            found = _from_ome(tif.ome_metadata)
+            if found is not None:
+                return found
+        page = tif.pages[0]
+        if tif.is_imagej:
+            meta = tif.imagej_metadata or {}
+            unit = _unit(meta.get("unit"))
+            pixel_size = _pixel_size_from_tags(page) if unit else None
+            interval = _positive(meta.get("finterval"))
+            return Calibration(pixel_size, unit if pixel_size else None, interval,
+                               str(meta.get("tunit", "s")) if interval else None)
+        unit_name = getattr(page.resolutionunit, "name", "NONE")
+        units = {value: key for key, value in _TIFF_UNITS.items()}
+        if unit_name in units:
+            pixel_size = _pixel_size_from_tags(page)
+            if pixel_size is not None:
+                return Calibration(pixel_size, units[unit_name])
+    return Calibration()
+
+
+def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str, Any]:
+    """``tifffile.imwrite`` keywords that store ``calibration`` (ImageJ hyperstack or baseline TIFF).
+
+    The ImageJ form holds any unit and the frame interval (in ``metadata``); a baseline TIFF holds
+    the pixel size only, and only in inch, cm, mm or µm.
+    """
+    kwargs: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    if calibration.pixel_size is not None:
+        y, x = calibration.pixel_size
+        kwargs["resolution"] = (1.0 / x, 1.0 / y)
+        if imagej:
+            metadata["unit"] = "um" if calibration.unit == "µm" else (calibration.unit or "pixel")
+        elif calibration.unit in _TIFF_UNITS:
+            kwargs["resolutionunit"] = _TIFF_UNITS[calibration.unit]
+        else:
+            del kwargs["resolution"]  # a unit baseline TIFF cannot name: leave it out rather than mislabel
+    if imagej and calibration.frame_interval is not None:
+        metadata["finterval"] = calibration.frame_interval
+        if calibration.time_unit and calibration.time_unit != "s":
+            metadata["tunit"] = calibration.time_unit
+    if metadata:
+        kwargs["metadata"] = metadata
+    return kwargs
