@@ -34,7 +34,7 @@ def test_propagate_layers_by_name_adds_a_following_labels_layer(viewer):
     assert len(viewer.layers) == n + 1 and out.maps == []
     layer = viewer.layers[-1]
     assert layer is out.labels and layer.name == "painted propagated (flow)"
-    assert layer.data.shape == TRUTH.shape and layer.data.dtype == np.int32
+    assert layer.data.shape == TRUTH.shape and layer.data.dtype == np.uint8  # the smallest type for id 1
     np.testing.assert_allclose(layer.scale, SCALE)
     np.testing.assert_allclose(layer.translate, TRANSLATE)
     for t in range(6):

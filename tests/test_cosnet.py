@@ -162,7 +162,7 @@ def test_session_runs_without_annotation_and_shows_the_gate(checkpoint):
     steps = list(s.propagate())
     assert [f.index for f in steps] == list(range(6)) and not any(f.annotated for f in steps)
     res = s.result()
-    assert res.labels.shape == truth.shape and res.labels.dtype == np.int32
+    assert res.labels.shape == truth.shape and res.labels.dtype == np.uint8
     assert set(np.unique(res.labels)) <= {0, 1} and res.object_ids == [1] and res.annotated_frames == []
     gate = res.maps["coattention_gate"]
     assert gate.shape == (6, 1, 3, 4) and ((gate > 0) & (gate < 1)).all()
@@ -346,7 +346,7 @@ def test_widget_runs_cosnet_with_no_labels_layer(make_napari_viewer, qtbot, requ
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.text().startswith("done"), widget.status.text()
     out = viewer.layers["video segmented (cosnet)"]
-    assert out.data.shape == truth.shape and out.data.dtype == np.int32
+    assert out.data.shape == truth.shape and out.data.dtype == np.uint8
     np.testing.assert_allclose(out.scale, (1.0, 0.5, 0.5))
     assert set(np.unique(out.data)) <= {0, 1}
     meta = out.metadata["napari_vos"]

@@ -71,7 +71,7 @@ def test_flow_method_tracks_two_objects_through_the_engine():
 
     frames, labels = moving_squares()
     res = propagate(frames, labels[0], method="flow", device="cpu")
-    assert res.labels.shape == labels.shape and res.labels.dtype == np.int32
+    assert res.labels.shape == labels.shape and res.labels.dtype == np.uint8
     scores = evaluate_sequence("sq", labels, res.labels, annotated=0)
     assert all(o.J.min() > 0.8 for o in scores.objects)
     # better than the trivial "copy the annotation" baseline on the last frame

@@ -133,7 +133,7 @@ def test_one_shot_end_to_end_through_session(one_shot_checkpoint):
     done = [fr.index for fr in session.propagate("both")]
     result = session.result()
     assert done == [1, 2, 3, 4, 0]
-    assert result.labels.shape == (5, 64, 96) and result.labels.dtype == np.int32
+    assert result.labels.shape == (5, 64, 96) and result.labels.dtype == np.uint8
     assert set(np.unique(result.labels)) <= {0, 3, 7}
     np.testing.assert_array_equal(result.labels[1], labels)
     assert result.object_ids == [3, 7]

@@ -112,3 +112,37 @@ def test_frtm_enlarges_small_videos_to_the_papers_480p_unless_told_otherwise(squ
     assert res.labels.shape == truth[:2].shape and res.options["work_size"] == [128, 192]
     with pytest.raises(ValueError, match="min_side"):
         Session(frames, device="cpu", min_side="big")
+
+
+def test_labels_take_the_smallest_type_that_holds_the_ids_and_widen_when_needed():
+    from napari_vos.session import Session
+
+    video = np.zeros((4, 32, 32), np.uint8)
+    labels = np.zeros((32, 32), np.int64)
+    labels[4:9, 4:9] = 3
+    s = Session(video, method="flow", device="cpu")
+    s.annotate(0, labels)
+    assert s.labels.dtype == np.uint8
+    s.annotate(2, labels)
+    labels[20:25, 20:25] = 300
+    s.annotate(0, labels)  # an annotation with a larger id widens the stack, keeping frame 2
+    assert s.labels.dtype == np.uint16 and s.labels[2, 5, 5] == 3 and s.labels[0, 22, 22] == 300
+    result = s.run()
+    assert result.labels.dtype == np.uint16 and set(np.unique(result.labels[3])) <= {0, 3, 300}
+
+
+def test_a_callers_out_array_too_small_for_the_ids_is_a_clear_error():
+    from napari_vos.session import Session
+
+    video = np.zeros((3, 16, 16), np.uint8)
+    labels = np.zeros((16, 16), np.int32)
+    labels[2:6, 2:6] = 256
+    s = Session(video, method="flow", device="cpu", out=np.zeros((3, 16, 16), np.uint8))
+    with pytest.raises(ValueError, match="cannot hold object id 256"):
+        s.annotate(0, labels)
+    with pytest.raises(ValueError, match="integer labels array"):
+        Session(video, method="flow", device="cpu", out=np.zeros((3, 16, 16), np.float32))
+    labels = labels.astype(np.int64)
+    labels[2:6, 2:6] = 2**40
+    with pytest.raises(ValueError, match="relabel_sequential"):
+        Session(video, method="flow", device="cpu").annotate(0, labels)

@@ -64,7 +64,7 @@ def test_propagate_button_fills_a_new_labels_layer(make_napari_viewer, qtbot):
 
     assert len(viewer.layers) == n_layers + 1
     out = viewer.layers["painted propagated (flow)"]
-    assert out.data.shape == truth.shape and out.data.dtype == np.int32
+    assert out.data.shape == truth.shape and out.data.dtype == np.uint8  # the smallest type for the ids
     np.testing.assert_allclose(out.scale, SCALE)
     np.testing.assert_allclose(out.translate, TRANSLATE)
     assert out.data[0].tolist() == truth[0].tolist()

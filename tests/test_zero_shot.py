@@ -37,7 +37,7 @@ def test_session_runs_without_annotate(brighter):
     order = [step.index for step in s.propagate()]
     assert order == list(range(6))  # every frame segmented once, none copied from an annotation
     res = s.result()
-    assert res.labels.shape == truth.shape and res.labels.dtype == np.int32
+    assert res.labels.shape == truth.shape and res.labels.dtype == np.uint8
     assert res.object_ids == [1] and res.annotated_frames == []
     for t in range(6):
         assert iou(res.labels[t] == 1, truth[t] == 1) > 0.8, t

@@ -33,7 +33,7 @@ def test_propagate_layers_without_labels(brighter):
     viewer.add_image(frames, name="video", scale=SCALE)
     out = propagate_layers(viewer, "video", method=brighter, device="cpu", maps=True)
     assert out.labels.name == f"video segmented ({brighter})"
-    assert out.labels.data.shape == truth.shape and out.labels.data.dtype == np.int32
+    assert out.labels.data.shape == truth.shape and out.labels.data.dtype == np.uint8
     np.testing.assert_allclose(out.labels.scale, SCALE)
     assert all(iou(out.labels.data[t] == 1, truth[t] == 1) > 0.8 for t in range(5))
     meta = out.labels.metadata["napari_vos"]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from napari_vos import __version__
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
+from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
@@ -64,7 +65,11 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
         raise ValueError(f"{what} must be an integer labels image, got dtype {arr.dtype}")
     if arr.min() < 0:
         raise ValueError(f"{what} contain negative ids; use 0 for background and 1, 2, ... for objects")
+    if arr.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"{what} hold ids up to {arr.max()}, more than napari-vos keeps (2147483647); number the "
+                         "objects 1, 2, ... first (skimage.segmentation.relabel_sequential)")
     return arr.astype(np.int32)
+
 
 
 @dataclass
@@ -129,10 +134,13 @@ class Session:
         self.seed = seed
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
+        self._own_labels = out is None  # our array is widened as ids need; a caller's `out` must hold them
         if out is None:
-            out = np.zeros((t, h, w), dtype=np.int32)
+            out = np.zeros((t, h, w), dtype=np.uint8)
         elif tuple(out.shape) != (t, h, w):
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(t, h, w)}")
+        elif not np.issubdtype(out.dtype, np.integer):
+            raise ValueError(f"out must be an integer labels array, got dtype {out.dtype}")
         self.labels = out
         self.maps: dict[str, np.ndarray] = {}
         self.annotations: dict[int, np.ndarray] = {}
@@ -163,8 +171,19 @@ class Session:
         arr = check_labels(labels, self.source.frame_shape, f"labels of frame {frame}")
         if not arr.any():
             raise ValueError(f"the labels of frame {frame} are empty: paint at least one object (ids > 0)")
+        self._hold_ids(int(arr.max()))
         self.annotations[int(frame)] = arr
         self.labels[int(frame)] = arr
+
+    def _hold_ids(self, max_id: int) -> None:
+        """Make the labels array able to hold ids up to ``max_id``: widen our own (uint8 -> uint16 ->
+        int32); a caller's ``out`` that cannot hold them is a ValueError, not a silent wrap-around."""
+        if max_id <= np.iinfo(self.labels.dtype).max:
+            return
+        if not self._own_labels:
+            raise ValueError(f"out has dtype {self.labels.dtype}, which cannot hold object id {max_id}; "
+                             f"give an array of {label_dtype_for(max_id)} or wider")
+        self.labels = self.labels.astype(label_dtype_for(max_id))
 
     def annotate_stack(self, labels: Any) -> list[int]:
         """Take every frame of a (T, Y, X) labels stack that holds any object as an annotation."""
@@ -286,6 +305,7 @@ class Session:
                         method.update(aggregated[1:])
                 if ids is None:
                     ids = self._found_ids = list(range(1, int(step.probs.shape[0]) + 1))
+                    self._hold_ids(len(ids))
                 with record_function("vos.labels_out"):
                     labels = self._to_labels(aggregated, ids)
                 with record_function("vos.maps_out"):

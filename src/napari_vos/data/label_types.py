@@ -1,0 +1,21 @@
+"""The integer type of a propagated labels stack: the smallest that holds its object ids.
+
+Kept apart from the engine so the napari widget can size its output layer without importing torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["label_dtype_for"]
+
+
+def label_dtype_for(max_id: int) -> np.dtype:
+    """The smallest integer type for label ids up to ``max_id``: uint8, uint16, else int32.
+
+    A (T, Y, X) stack of 1000 frames of 2048 x 2048 is 4 GiB as uint8 and 16 GiB as int32.
+    """
+    if max_id <= np.iinfo(np.uint8).max:
+        return np.dtype(np.uint8)
+    if max_id <= np.iinfo(np.uint16).max:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
