@@ -182,3 +182,33 @@ def test_propagate_picks_a_z_plane_of_a_3d_time_lapse(tmp_path, square_video, ca
     assert min(overlap) > 0.9  # the square moves in plane 1 only (plane 0 gives 0.17 by the last frame)
     assert main([*args, "-o", str(tmp_path / "c.tif"), "--z", "3"]) == 2
     assert "outside the stack's 3 planes" in capsys.readouterr().err
+
+
+def test_propagate_a_folder_of_frames_into_palette_pngs(tmp_path, square_video):
+    """Natural-video users keep frames as JPEG/PNG files and DAVIS masks as palette PNGs."""
+    from PIL import Image
+
+    from napari_vos.data.sequence import read_mask
+
+    frames, truth = square_video
+    (tmp_path / "frames").mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "mask.png")  # a DAVIS 2016 0/255 mask
+    out = tmp_path / "result"
+    assert main(["propagate", str(tmp_path / "frames"), str(tmp_path / "mask.png"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    written = sorted(out.glob("*.png"))
+    assert [p.name for p in written] == [f"{t:05d}.png" for t in range(len(truth))]
+    assert np.array_equal(read_mask(written[0]), truth[0])
+    assert (read_mask(written[-1]) == 1)[truth[-1] == 1].mean() > 0.9
+    assert json.loads((out / "napari_vos.json").read_text())["method"] == "flow"
+
+
+def test_propagate_refuses_ids_a_png_cannot_hold_before_running(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", (truth[0] * 300).astype(np.uint16))
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "pngs"), "--method", "flow", "--device", "cpu"]) == 2
+    assert "palette PNGs" in capsys.readouterr().err and not (tmp_path / "pngs").exists()

@@ -37,19 +37,46 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
     return {"zero_shot": True}
 
 
-def cmd_propagate(args: argparse.Namespace) -> int:
-    """TIFF in, TIFF out: frames read lazily in any axis order, the image's calibration kept."""
+def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
+    """A TIFF stack (any axis order, its calibration) or a folder of frame images (name order)."""
+    from napari_vos.data.calibration import Calibration, read_tiff_calibration
+    from napari_vos.data.readers import open_sequence_dir, open_tiff_frames
+
+    folder = Path(path)
+    if folder.is_dir():
+        if z is not None:
+            raise ValueError("--z picks a plane of a TIFF stack; a folder of frame images has none")
+        return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, Calibration()
+    if not folder.exists():
+        raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
+    return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
+
+
+def _read_labels(path: str | None) -> Any:
+    """Labels from a TIFF ((Y, X) or (T, Y, X)) or one mask image (palette/grey PNG, 0/255 masks -> 0/1)."""
+    if path is None:
+        return None  # a zero-shot method
     import tifffile
 
-    from napari_vos.data.calibration import read_tiff_calibration
-    from napari_vos.data.readers import open_tiff_frames
-    from napari_vos.data.writers import write_tiff_labels
+    from napari_vos.data.sequence import read_mask
+
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        return tifffile.imread(path)
+    return read_mask(path)
+
+
+def cmd_propagate(args: argparse.Namespace) -> int:
+    """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
+    from napari_vos.data.writers import write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs
     from napari_vos.session import propagate
 
-    video = open_tiff_frames(args.video, z=args.z)
-    labels = tifffile.imread(args.labels) if args.labels else None  # None: a zero-shot method
-    calibration = read_tiff_calibration(args.video)
+    video, calibration = _read_video(args.video, args.z)
+    labels = _read_labels(args.labels)
+    to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
+    if not to_tiff and labels is not None and np.max(labels) > 255:  # before the run, not after it
+        raise ValueError(f"object ids up to {np.max(labels)} do not fit palette PNGs (0..255); "
+                         "give an output name ending in .tif")
     bar, update = _progress("propagating", len(video))
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:
@@ -61,9 +88,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
                        checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
     bar.close()
-    write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
+    if to_tiff:
+        write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
+    else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
+        write_png_labels(args.output, result.labels)
+        (Path(args.output) / "napari_vos.json").write_text(json.dumps(result.provenance(), indent=2) + "\n")
     found = "found" if labels is None else "propagated"
-    kept = "" if calibration.empty else f"; kept the image's calibration ({calibration.describe()})"
+    kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}{kept}")
     return 0
@@ -193,12 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack")
-    p.add_argument("video", help="TIFF stack (T, Y, X) or (T, Y, X, C)")
+    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack or a folder of frames")
+    p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z) or a "
+                                 "folder of frame images (PNG/JPEG/TIFF, in name order)")
     p.add_argument("labels", nargs="?", default=None,
-                   help="TIFF labels: (Y, X) for one frame or (T, Y, X) with painted frames; "
-                        "leave out for a zero-shot method (--method cosnet)")
-    p.add_argument("-o", "--output", required=True, help="output TIFF of labels (T, Y, X)")
+                   help="labels: a TIFF, (Y, X) for one frame or (T, Y, X) with painted frames, or one mask "
+                        "image (palette or grey PNG); leave out for a zero-shot method (--method cosnet)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.tif: one labels TIFF (T, Y, X) with the image's calibration; any other name: a "
+                        "folder of palette PNGs 00000.png ... (DAVIS results layout) plus napari_vos.json")
     p.add_argument("--method", default="frtm")
     p.add_argument("--frame", type=int, default=None, help="annotated frame of a (Y, X) labels file (default 0)")
     p.add_argument("--device", default="auto")
