@@ -78,6 +78,9 @@ def test_every_painted_frame_is_an_annotation_unless_asked_otherwise(viewer):
     assert out.result.annotated_frames == [0, 5]
     out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", all_painted=False)
     assert out.result.annotated_frames == [0]
+    # an output layer (every frame painted) re-propagated from one corrected frame
+    again = propagate_layers(viewer, "video", out.labels, method="flow", frame=0, device="cpu", all_painted=False)
+    assert again.result.annotated_frames == [0]
 
 
 def test_an_unpainted_start_frame_falls_back_to_the_nearest_painted_one(viewer):
@@ -91,6 +94,7 @@ def test_an_unpainted_start_frame_falls_back_to_the_nearest_painted_one(viewer):
     [
         (np.zeros((6, 32, 32), np.int32), "must match the image layer"),
         (np.zeros((6, 64, 64), np.int32), "empty on every frame"),
+        (np.ones((6, 64, 64), np.int32), "nothing is left to propagate"),  # e.g. an earlier output layer
     ],
 )
 def test_bad_labels_raise_and_add_nothing(viewer, labels, message):

@@ -112,6 +112,11 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     painted = painted_frames(labels.data)
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
+    if len(painted) == n_frames > 1:
+        raise ValueError(f"every frame of the labels layer {labels.name!r} is painted (an earlier output?), so "
+                         "every frame would be an annotation and nothing is left to propagate: untick 'use every "
+                         "painted frame' to start from the annotated frame alone, or paint corrections into the "
+                         "layer you first painted")
     annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
     if frame is None or frame in annotations:
         start = frame
