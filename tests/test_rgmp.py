@@ -360,6 +360,40 @@ def test_small_objects_are_enlarged_to_the_object_side_rgmp_needs(tiny_checkpoin
         Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side="big")
 
 
+@pytest.mark.real_working_size
+@pytest.mark.parametrize("side, expected", [(100, (0.75, 1.0)), (180, (0.5, 0.75, 1.0)), (30, (1.0,))])
+def test_scales_that_would_shrink_the_object_below_the_object_side_are_left_out(side, expected):
+    """The paper's scales (0.5, 0.75, 1) assume DAVIS-sized objects; a scale at which the median object
+    is under min_object_side (64) pixels across is left out, unless the scales are given."""
+    net = RGMPNetwork(TINY)
+    area = np.pi * (side / 2) ** 2  # an object of equivalent diameter `side`
+    obj = torch.zeros(1, 200, 200)
+    obj.view(-1)[: int(round(area))] = 1
+    image = torch.rand(3, 200, 200)
+    m = RGMP(net, scales=None)
+    assert m.scales == (0.5, 0.75, 1.0)
+    m.start(image, obj)
+    assert m.scales == expected and m.chosen_options() == {"scales": list(expected)}
+    small = torch.zeros_like(obj)
+    small[:, :5, :5] = 1
+    m.remember(image, small)  # a later, smaller annotation does not change them
+    assert m.scales == expected
+    given = RGMP(net, scales=(0.5, 1.0))
+    given.start(image, obj)
+    assert given.scales == (0.5, 1.0)
+
+
+@pytest.mark.real_working_size
+def test_the_scales_used_are_in_the_provenance(tiny_checkpoint):
+    from napari_vos import Session
+
+    frames, truth = _video(3, size=(64, 96))
+    session = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side=None)
+    session.annotate(0, truth[0])  # a 24 x 24 square, left at its size: only the full scale keeps it 64 px
+    session.run("forward")
+    assert session.result().options["scales"] == [1.0]
+
+
 def test_shipped_checkpoint_follows_a_moving_object():
     """The shipped checkpoint (the registry's default) tracks a moving square at its default scales
     (measured with the session-6 checkpoint: IoU 0.76-0.83 on frames 1-7)."""

@@ -149,6 +149,7 @@ class Session:
         self._frames_done = 0
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
+        self._chosen: dict[str, Any] = {}  # what the method picked at start (MethodBase.chosen_options)
 
     def _size_rule(self, name: str, value: int | None | str, attribute: str) -> int | None:
         """A working-size rule: ``"auto"`` takes the method class's ``attribute``, a number or None
@@ -283,6 +284,7 @@ class Session:
                 method.set_video(self._video())
             if ids is not None:
                 method.start(self._image(start), self._objects(self.annotations[start], ids))
+        self._chosen = getattr(method, "chosen_options", dict)()
         first = start + stride if ids is not None else start
         for t in range(first, stop, stride):
             if self._cancelled:
@@ -382,7 +384,7 @@ class Session:
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side,
-                               "work_size": list(self.work_size), **self.method_options},
+                               "work_size": list(self.work_size), **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
 
 

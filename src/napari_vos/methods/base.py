@@ -109,3 +109,8 @@ class MethodBase:
 
     def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         self.start(image, objects)
+
+    def chosen_options(self) -> dict[str, Any]:
+        """Settings the method picked itself at ``start`` (e.g. RGMP's scales for small objects), for the
+        run's provenance; none by default."""
+        return {}

@@ -31,7 +31,7 @@ DESCRIPTIONS: dict[str, str] = {
     "flow": "Optical-flow warping of the annotated labels (weight-free baseline)",
     "agame": "A-GAME: generative appearance model (Gaussian mixture, running update) + mask propagation",
     "rgmp": "RGMP: Siamese reference + previous-mask encoder-decoder, multi-scale, no test-time learning; "
-            "enlarges small objects (cells) to 64 px, so slow there",
+            "enlarges small objects (cells) to 64 px (one scale there), so slow there",
     "s2s": "S2S++: ConvLSTM sequence-to-sequence with skip-memory and border-distance classes",
     "osvos_at": "OSVOS-AT: network fine-tuned on the annotated frame, its attention maps transferred to other frames",
     "rvos": "RVOS: ConvLSTM decoder recurrent over objects and frames; one-shot, or zero-shot (zero_shot=True)",

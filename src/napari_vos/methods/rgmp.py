@@ -7,7 +7,9 @@ learned at test time (section 3.3):
 
 - the reference stream is encoded once per video (once per test scale) in ``start``;
 - each frame is segmented at several input scales (0.5, 0.75, 1 by default) and the object
-  probabilities are averaged;
+  probabilities are averaged; unless ``scales`` is given, a scale at which the median annotated
+  object would be under ``min_object_side`` pixels across is left out (the project's rule, fixed at
+  the first ``start``: the paper's scales assume DAVIS-sized objects; docs/benchmarks.md, session 14);
 - K objects run as a batch of K through the same network; the engine aggregates their
   probabilities with eq. (1) and hands the aggregated maps back through ``update``: they are the
   next frame's guidance masks, not binarised.
@@ -67,6 +69,7 @@ class RGMP(MethodBase):
         self.scales = tuple(float(s) for s in (scales if scales is not None else network.config.scales))
         if not self.scales or any(s <= 0 for s in self.scales):
             raise ValueError(f"scales must be positive numbers, got {scales!r}")
+        self._pick_scales = scales is None  # the configured scales, thinned for small objects at the first start
         self.online_finetune = bool(online_finetune)
         self.online_steps = int(online_steps)
         self.online_lr = float(online_lr)
@@ -85,6 +88,9 @@ class RGMP(MethodBase):
         """Encode the reference stream (annotated frame + each object's mask) once per scale."""
         image = image.to(self.device)
         objects = objects.to(self.device).float()
+        if self._pick_scales:
+            self.scales = self.scales_for(objects)
+            self._pick_scales = False
         if self.online_finetune and self.online_steps > 0:
             self.finetune(image, objects)
         k = objects.shape[0]
@@ -118,6 +124,22 @@ class RGMP(MethodBase):
         self._guidance = probs  # replaced by the aggregated probabilities in update()
         coarse = F.adaptive_avg_pool2d(probs[None], (max(1, h // 4), max(1, w // 4)))[0]
         return Step(probs=probs, maps={"object_probs": coarse})
+
+    def scales_for(self, objects: torch.Tensor) -> tuple[float, ...]:
+        """The scales at which the median object of ``objects`` (K, H, W) stays ``min_object_side`` pixels
+        across (its equivalent diameter, 2 sqrt(area / pi)); the largest scale is always kept."""
+        if not self.min_object_side:
+            return self.scales
+        areas = objects.flatten(1).gt(0.5).sum(1).float()
+        areas = areas[areas > 0]
+        if areas.numel() == 0:
+            return self.scales
+        diameter = float(2.0 * torch.sqrt(torch.quantile(areas, 0.5) / torch.pi))
+        kept = tuple(s for s in self.scales if s * diameter >= self.min_object_side)
+        return kept or (max(self.scales),)
+
+    def chosen_options(self) -> dict[str, Any]:
+        return {"scales": list(self.scales)}
 
     def update(self, probs: torch.Tensor) -> None:
         """The aggregated (eq. 1) probabilities of the last frame become the next guidance masks."""
