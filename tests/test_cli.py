@@ -212,3 +212,22 @@ def test_propagate_refuses_ids_a_png_cannot_hold_before_running(tmp_path, square
     assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
                  str(tmp_path / "pngs"), "--method", "flow", "--device", "cpu"]) == 2
     assert "palette PNGs" in capsys.readouterr().err and not (tmp_path / "pngs").exists()
+
+
+def test_propagate_writes_the_maps_at_their_own_pixel_size(tmp_path, square_video, random_frtm_checkpoint):
+    from napari_vos.data.calibration import read_tiff_calibration
+
+    frames, truth = square_video  # 64 x 96 frames; FRTM's target scores at stride 16: 4 x 6
+    tifffile.imwrite(tmp_path / "video.tif", frames[..., 0], imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TYX", "unit": "um"})
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "o.tif"),
+                 "--checkpoint", random_frtm_checkpoint, "--device", "cpu", "--maps", str(tmp_path / "maps")]) == 0
+    path = tmp_path / "maps" / "target_scores.tif"
+    stack = tifffile.imread(path)
+    assert stack.dtype == np.float32 and stack.shape == (len(truth), 4, 6)  # (T, K, h, w) with K = 1 squeezed
+    assert np.abs(stack[1:]).max() > 0  # the computed frames hold the scores
+    cal = read_tiff_calibration(path)
+    assert cal.unit == "µm" and cal.pixel_size == pytest.approx((8.0, 8.0), rel=1e-3)  # 0.5 µm x 16
+    record = read_tiff_provenance(path)
+    assert record["map"] == "target_scores" and record["scale_in_image_pixels"] == [16.0, 16.0]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from napari_vos._widgets.geometry import map_placement, map_stride
+from napari_vos.data.map_geometry import map_placement, map_stride
 from napari_vos._widgets.gl_guard import guard_triton, mesa_llvm_loaded
 from napari_vos._widgets.options import parse_options
 

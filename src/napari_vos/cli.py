@@ -65,6 +65,28 @@ def _read_labels(path: str | None) -> Any:
     return read_mask(path)
 
 
+def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
+    """Each method map as ``folder/<map>.tif``: its own pixel size (the image's times the map's
+    stride), and where it sits over the image (scale, translate in image pixels) in its record."""
+    from dataclasses import replace
+
+    from napari_vos.data.map_geometry import map_placement
+    from napari_vos.data.writers import write_tiff_map
+
+    frame_shape = tuple(result.labels.shape[1:])
+    work = tuple(result.options["work_size"])
+    written = []
+    for name, stack in result.maps.items():
+        scale, translate = map_placement(tuple(stack.shape[-2:]), work, frame_shape, (1, 1, 1), (0, 0, 0))
+        pixel = calibration.pixel_size or (1.0, 1.0)
+        map_cal = replace(calibration, pixel_size=(pixel[0] * scale[1], pixel[1] * scale[2]),
+                          unit=calibration.unit if calibration.pixel_size else None)
+        record = {**result.provenance(), "map": name, "scale_in_image_pixels": scale[1:],
+                  "translate_in_image_pixels": translate[1:]}
+        written.append(write_tiff_map(folder / f"{name}.tif", stack, map_cal, record))
+    return written
+
+
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
@@ -86,8 +108,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(_zero_shot_option(args))
     options.update(parse_option_pairs(args.option))
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
-                       checkpoint=args.checkpoint, direction=args.direction, progress=update, **options)
+                       checkpoint=args.checkpoint, direction=args.direction, progress=update,
+                       maps=bool(args.maps), **options)
     bar.close()
+    maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     if to_tiff:
         write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
@@ -97,6 +121,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}{kept}")
+    for path in maps:
+        print(f"wrote {path}: the method's {path.stem} map")
     return 0
 
 
@@ -242,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-side", type=int, default=None,
                    help="enlarge smaller videos to this shorter side (0: never; default: the method's, FRTM 480)")
     p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
+    p.add_argument("--maps", default=None, metavar="DIR",
+                   help="also write the method's intermediate maps (e.g. FRTM's target scores) as DIR/<map>.tif")
     p.add_argument("--z", type=int, default=None,
                    help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time)")
     p.add_argument("--memmap", action="store_true",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from napari_vos._widgets.geometry import map_placement
+from napari_vos.data.map_geometry import map_placement
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos._widgets.gl_guard import guard_triton
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
 
-__all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "read_tiff_provenance",
-           "label_dtype"]
+__all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
+           "read_tiff_provenance", "label_dtype"]
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -109,6 +109,25 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
     tifffile.imwrite(path, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
                      imagej=imagej, photometric="minisblack", metadata=metadata, **kwargs)
+    return path
+
+
+def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration | None = None,
+                   provenance: dict | None = None) -> Path:
+    """Write one method map, (T, h, w) or (T, K, h, w) float32 (K objects as channels), as an ImageJ
+    hyperstack with ``calibration`` (the map's own pixel size) and ``provenance`` as JSON."""
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(stack, dtype=np.float32)
+    if data.ndim not in (3, 4):
+        raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {data.shape}")
+    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=True)
+    metadata = {"axes": "TYX" if data.ndim == 3 else "TCYX", **kwargs.pop("metadata", {})}
+    if provenance is not None:
+        metadata["napari_vos"] = json.dumps(provenance)
+    tifffile.imwrite(path, data, imagej=True, photometric="minisblack", metadata=metadata, **kwargs)
     return path
 
 

@@ -1,9 +1,9 @@
-"""Where output layers go in world space: the labels keep the image's grid, maps overlay it.
+"""Where a method's maps sit over the image: the labels keep the image's grid, maps overlay it.
 
 A method's intermediate maps (``Step.maps``) are (K, h, w) at their own, usually coarse,
 resolution of the *working* frame (the frame scaled so its longer side is at most max_side).
-To overlay them on the image in napari, a map layer gets a scale and translate such that each
-map pixel covers the image pixels it was computed from. Two layouts occur:
+To overlay them on the image (a napari layer, or a TIFF's pixel size), a map gets a scale and
+translate such that each map pixel covers the image pixels it was computed from. Two layouts occur:
 
 - a network grid: the working frame padded at the bottom/right to a multiple of the network's
   stride, then sampled every ``s`` pixels, ``s`` a power of two (FRTM's target scores: stride 16);
