@@ -111,12 +111,12 @@ def cmd_propagate(args: argparse.Namespace) -> int:
                        checkpoint=args.checkpoint, direction=args.direction, progress=update,
                        maps=bool(args.maps), **options)
     bar.close()
-    maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
-    if to_tiff:
+    if to_tiff:  # the labels first: a failure writing the maps loses nothing
         write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
         write_png_labels(args.output, result.labels)
         (Path(args.output) / "napari_vos.json").write_text(json.dumps(result.provenance(), indent=2) + "\n")
+    maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
