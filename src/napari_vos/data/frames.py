@@ -134,14 +134,21 @@ def working_size(frame_shape: tuple[int, int], max_side: int | None,
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def median_equivalent_diameter(areas: Iterable[float]) -> float | None:
+    """Median equivalent diameter (pixels, 2 * sqrt(area / pi)) of objects with these pixel areas
+    (empty ones ignored); None when there is no object."""
+    diameters = [2.0 * np.sqrt(a / np.pi) for a in areas if a > 0]
+    return float(np.median(diameters)) if diameters else None
+
+
 def median_object_diameter(label_images: Iterable[np.ndarray]) -> float | None:
-    """Median equivalent diameter (pixels, 2 * sqrt(area / pi)) of the objects in the labels images;
+    """Median equivalent diameter of the objects in the labels images (`median_equivalent_diameter`);
     None when there is no object."""
-    diameters = []
+    areas: list[float] = []
     for labels in label_images:
         ids, counts = np.unique(np.asarray(labels), return_counts=True)
-        diameters += [2.0 * np.sqrt(c / np.pi) for i, c in zip(ids, counts) if i]
-    return float(np.median(diameters)) if diameters else None
+        areas += [float(c) for i, c in zip(ids, counts) if i]
+    return median_equivalent_diameter(areas)
 
 
 def object_scale(label_images: Iterable[np.ndarray], min_object_side: int | None) -> float:

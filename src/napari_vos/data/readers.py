@@ -280,8 +280,8 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
     Every frame of a labels stack counts as annotated (an all-zero frame means "no objects").
     """
     path = Path(path)
-    arr, axes = _tiff_array(path)
-    n, load = _frame_reader(arr, axes)
+    frames = open_tiff_frames(path)
+    n = len(frames)
     loaders: dict[int, Callable[[], np.ndarray]] = {}
     if labels is not None:
         larr, laxes = _tiff_array(Path(labels))
@@ -294,7 +294,7 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return Sequence(name, LazyFrames(n, load), LazyMasks(n, loaders), layout="tiff", path=path)
+    return Sequence(name, frames, LazyMasks(n, loaders), layout="tiff", path=path)
 
 
 def _open_tiff(root: Path) -> list[Sequence]:

@@ -77,6 +77,17 @@ def label_dtype(max_id: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
+def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
+                   provenance: dict | None) -> dict[str, Any]:
+    """``tifffile.imwrite`` keywords shared by the label and map writers: the axes, the calibration
+    and the provenance record (JSON under "napari_vos") in ``metadata``."""
+    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=imagej)
+    metadata = {"axes": axes, **kwargs.pop("metadata", {})}
+    if provenance is not None:
+        metadata["napari_vos"] = json.dumps(provenance)
+    return {**kwargs, "metadata": metadata}
+
+
 def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "zlib",
                       calibration: Calibration | None = None, provenance: dict | None = None) -> Path:
     """Write a (T, Y, X) label stack to one multi-page TIFF, frame by frame.
@@ -102,13 +113,10 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
         for t in range(n):
             yield np.asarray(labels[t]).astype(dtype)
 
-    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=imagej)
-    metadata = {"axes": "TYX", **kwargs.pop("metadata", {})}
-    if provenance is not None:
-        metadata["napari_vos"] = json.dumps(provenance)
+    kwargs = _tiff_keywords("TYX", calibration, imagej, provenance)
     # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
     tifffile.imwrite(path, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
-                     imagej=imagej, photometric="minisblack", metadata=metadata, **kwargs)
+                     imagej=imagej, photometric="minisblack", **kwargs)
     return path
 
 
@@ -123,16 +131,13 @@ def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration
     data = np.asarray(stack, dtype=np.float32)
     if data.ndim not in (3, 4):
         raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {data.shape}")
-    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=True)
-    metadata = {"axes": "TYX" if data.ndim == 3 else "TCYX", **kwargs.pop("metadata", {})}
-    if provenance is not None:
-        metadata["napari_vos"] = json.dumps(provenance)
-    tifffile.imwrite(path, data, imagej=True, photometric="minisblack", metadata=metadata, **kwargs)
+    kwargs = _tiff_keywords("TYX" if data.ndim == 3 else "TCYX", calibration, True, provenance)
+    tifffile.imwrite(path, data, imagej=True, photometric="minisblack", **kwargs)
     return path
 
 
 def read_tiff_provenance(path: str | Path) -> dict | None:
-    """The provenance record ``write_tiff_labels`` stored in a labels TIFF, or None if it has none."""
+    """The provenance record ``write_tiff_labels`` or ``write_tiff_map`` stored in a TIFF, or None."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:

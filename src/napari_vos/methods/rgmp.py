@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import torch
 import torch.nn.functional as F
 
+from napari_vos.data.frames import median_equivalent_diameter
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
@@ -130,11 +131,10 @@ class RGMP(MethodBase):
         across (its equivalent diameter, 2 sqrt(area / pi)); the largest scale is always kept."""
         if not self.min_object_side:
             return self.scales
-        areas = objects.flatten(1).gt(0.5).sum(1).float()
-        areas = areas[areas > 0]
-        if areas.numel() == 0:
+        # the engine's own measure (data/frames.py), so the scales and the working size agree on "median object"
+        diameter = median_equivalent_diameter(objects.flatten(1).gt(0.5).sum(1).tolist())
+        if diameter is None:
             return self.scales
-        diameter = float(2.0 * torch.sqrt(torch.quantile(areas, 0.5) / torch.pi))
         kept = tuple(s for s in self.scales if s * diameter >= self.min_object_side)
         return kept or (max(self.scales),)
 
