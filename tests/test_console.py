@@ -142,3 +142,43 @@ def test_current_frame_reads_the_slider_in_data_units(viewer):
     assert current_frame(viewer, image) == 3
     viewer.dims.set_point(0, 100.0)
     assert current_frame(viewer, image) == 5
+
+
+def _add_pyramid(viewer):
+    """The video as a two-level pyramid: level 0 at 128 x 128, level 1 the 64 x 64 original."""
+    small = viewer.layers["video"].data
+    big = np.repeat(np.repeat(small, 2, axis=1), 2, axis=2)
+    return viewer.add_image([big, small], name="pyramid", multiscale=True, scale=SCALE, translate=TRANSLATE)
+
+
+def test_a_multiscale_image_runs_on_the_level_the_labels_match(viewer):
+    _add_pyramid(viewer)
+    # labels painted at level 1 (64 x 64), placed over it: pixels twice the image's level-0 pixels
+    level1_scale = (SCALE[0], 2 * SCALE[1], 2 * SCALE[2])
+    viewer.add_labels(first_frame_only(TRUTH), name="coarse", scale=level1_scale, translate=TRANSLATE)
+    out = propagate_layers(viewer, "pyramid", "coarse", method="flow", device="cpu", maps=True, max_side=32)
+    assert out.labels.data.shape == (6, 64, 64)
+    # the 32 x 32 map of the 64 x 64 level: each map pixel covers 2 x 2 level pixels (1 x 1 world units)
+    np.testing.assert_allclose(out.maps[0].scale, (2.0, 2.0, 2.0))
+    np.testing.assert_allclose(out.maps[0].translate, (0.0, 4.0 + 0.5, 8.0 + 0.5))
+    np.testing.assert_allclose(out.labels.scale, level1_scale)
+    np.testing.assert_allclose(out.labels.translate, TRANSLATE)
+    assert iou(out.labels.data[5] == 1, TRUTH[5] == 1) > 0.8
+    assert out.labels.metadata["napari_vos"]["image_level"] == 1
+    # labels at full resolution: the run reads level 0 and the output has its pixels
+    fine = np.repeat(np.repeat(first_frame_only(TRUTH), 2, axis=1), 2, axis=2)
+    viewer.add_labels(fine, name="fine", scale=SCALE, translate=TRANSLATE)
+    out = propagate_layers(viewer, "pyramid", "fine", method="flow", device="cpu")
+    assert out.labels.data.shape == (6, 128, 128) and out.labels.metadata["napari_vos"]["image_level"] == 0
+    np.testing.assert_allclose(out.labels.scale, SCALE)
+    assert iou(out.labels.data[5] == 1, np.repeat(np.repeat(TRUTH[5], 2, 0), 2, 1) == 1) > 0.8
+
+
+def test_labels_matching_no_level_of_a_multiscale_image_name_the_levels(viewer):
+    _add_pyramid(viewer)
+    viewer.add_labels(np.zeros((6, 100, 100), np.uint8), name="odd")
+    n = len(viewer.layers)
+    with pytest.raises(ValueError, match=r"one level of the multiscale image 'pyramid'.*\(6, 128, 128\).*"
+                                         r"\(6, 64, 64\)"):
+        propagate_layers(viewer, "pyramid", "odd", method="flow", device="cpu")
+    assert len(viewer.layers) == n

@@ -132,6 +132,26 @@ def test_mismatched_labels_are_an_error_not_a_crash(make_napari_viewer, qtbot):
     assert widget.propagate_button.isEnabled()
 
 
+def test_a_multiscale_image_propagates_on_the_level_of_the_painted_labels(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    small = viewer.layers["video"].data
+    big = np.repeat(np.repeat(small, 2, axis=1), 2, axis=2)
+    viewer.add_image([big, small], name="pyramid", multiscale=True, scale=SCALE, translate=TRANSLATE)
+    viewer.layers["painted"].scale = (SCALE[0], 2 * SCALE[1], 2 * SCALE[2])  # over level 1, as napari draws it
+    widget.image_combo.setCurrentText("pyramid")
+    widget.labels_combo.setCurrentText("painted")  # 64 x 64: level 1
+    assert widget.status.text() == ""
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    out = viewer.layers["painted propagated (flow)"]
+    assert out.data.shape == truth.shape and out.metadata["napari_vos"]["image_level"] == 1
+    np.testing.assert_allclose(out.scale, (SCALE[0], 2 * SCALE[1], 2 * SCALE[2]))
+    assert iou(out.data[-1] == 1, truth[-1] == 1) > 0.8
+    viewer.add_labels(np.zeros((6, 100, 100), np.uint8), name="odd")
+    widget.labels_combo.setCurrentText("odd")
+    assert "do not match" in widget.status.text() and "(6, 128, 128) or (6, 64, 64)" in widget.status.text()
+
+
 def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewer, qtbot, tmp_path):
     viewer, widget, _ = _setup(make_napari_viewer)
     widget.select_method("frtm")

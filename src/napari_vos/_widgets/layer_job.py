@@ -8,6 +8,8 @@ in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its map
 `finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
 With no labels layer (``labels=None``) the method must be a zero-shot one (COSNet): every frame
 is segmented from ``frame`` (default 0) and the output is named after the image.
+A multiscale image is propagated on one level (`data.pyramid`): the one the labels layer matches,
+or with no labels the coarsest at the working size; the output layers have that level's pixels.
 The session and the method's network are built only by `steps()` (in the worker), so building a
 job never blocks the viewer on loading weights. A method that fine-tunes before its first frame
 (``reports_finetune``: OSVOS-AT, and RGMP with its online fine-tuning add-on) is given
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from napari_vos.data.map_geometry import map_placement
+from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for
+from napari_vos.data.map_geometry import map_placement
+from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.gl_guard import guard_triton
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "DIRECTIONS"]
+__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "image_levels",
+           "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
 HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT, RGMP)
@@ -53,17 +58,35 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
     return layer
 
 
-def _video_shape(image: "Image") -> tuple[int, tuple[int, int]]:
-    """(frames, (Y, X)) of an image layer, or a ValueError saying what is expected."""
-    if image.multiscale:
-        raise ValueError(f"image layer {image.name!r} is multiscale; open its full-resolution level as a "
-                         "plain image layer to propagate on it")
-    shape = tuple(image.data.shape)
-    spatial = shape[:-1] if image.rgb else shape
-    if len(spatial) != 3:
+def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] | None]]:
+    """The arrays of an image layer's levels (one for a plain layer) and each level's (T, Y, X),
+    None for a level that is not a time-lapse of the same length (see `data.pyramid`)."""
+    arrays = list(image.data) if image.multiscale else [image.data]
+    return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
+
+
+def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> None:
+    """A ValueError saying what is expected when the image layer is not a (T, Y, X[, C]) time-lapse."""
+    if shapes[0] is None:
+        shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
         raise ValueError(f"image layer {image.name!r} has shape {shape}; napari-vos needs a time-lapse with axes "
                          "(T, Y, X), or (T, Y, X, C) shown as RGB. For (T, Z, Y, X) pick one plane or a projection.")
-    return spatial[0], (spatial[1], spatial[2])
+
+
+def labels_level(image: "Image", labels: "Labels") -> int:
+    """The level of ``image`` that the labels layer matches, (T, Y, X) or one frame (Y, X); a
+    ValueError naming the shapes that would match when none does."""
+    arrays, shapes = image_levels(image)
+    _check_video(image, shapes)
+    if labels.multiscale:
+        raise ValueError(f"labels layer {labels.name!r} is multiscale; use a plain labels layer")
+    level = level_for_labels(tuple(labels.data.shape), shapes)
+    if level is None:
+        options = " or ".join(f"{s} / {s[1:]}" for s in shapes if s is not None)
+        where = "one level of the multiscale image" if image.multiscale else "the image layer"
+        raise ValueError(f"labels layer {labels.name!r} has shape {tuple(labels.data.shape)} but the labels layer "
+                         f"must match {where} {image.name!r}: (T, Y, X) or one frame (Y, X) = {options}")
+    return level
 
 
 def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
@@ -141,22 +164,33 @@ class LayerJob:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         self.viewer = viewer
         self.image = get_layer(viewer, image, "image")
-        self.n_frames, self.frame_shape = _video_shape(self.image)
+        levels, shapes = image_levels(self.image)
+        _check_video(self.image, shapes)
         if labels is None:
             if registry.needs_annotation(method, **session_options):
                 raise ValueError(f"method {method!r} needs a labels layer with the objects painted on one frame; "
                                  "only zero-shot methods (e.g. cosnet) run without one")
-            if frame is not None and not 0 <= frame < self.n_frames:
-                raise ValueError(f"start frame {frame} is outside the stack (frames 0..{self.n_frames - 1})")
-            self.labels = None
-            self.annotations, self.start, self.note = {}, frame, ""
+            # the coarsest level that still has the working resolution
+            self.level = level_for_side(shapes, session_options.get("max_side", DEFAULT_MAX_SIDE))
         else:
             if not registry.accepts_annotation(method):
                 raise ValueError(f"method {method!r} segments the video without an annotation and takes none: "
                                  "choose no labels layer")
-            self.labels = get_layer(viewer, labels, "labels")
+            labels = get_layer(viewer, labels, "labels")
+            self.level = labels_level(self.image, labels)  # the level the painted labels match
+        self.video = levels[self.level]  # the array the engine reads (a multiscale image: one level)
+        shape = shapes[self.level]
+        assert shape is not None
+        self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
+        self._level_shapes = (shapes[0], shape)
+        self.labels = labels
+        if labels is None:
+            if frame is not None and not 0 <= frame < self.n_frames:
+                raise ValueError(f"start frame {frame} is outside the stack (frames 0..{self.n_frames - 1})")
+            self.annotations, self.start, self.note = {}, frame, ""
+        else:
             self.annotations, self.start, self.note = read_annotations(
-                self.labels, self.n_frames, self.frame_shape, frame, all_painted)
+                labels, self.n_frames, self.frame_shape, frame, all_painted)
         self.method = method
         self.device = device
         self.direction = direction
@@ -193,8 +227,9 @@ class LayerJob:
 
     # -- where layers go ---------------------------------------------------------------------
     def _placement(self) -> dict[str, Any]:
-        """The image layer's world placement for a (T, Y, X) output layer."""
-        kw: dict[str, Any] = {"scale": list(self.image.scale), "translate": list(self.image.translate)}
+        """The image layer's world placement for a (T, Y, X) output layer at the propagated level."""
+        scale = level_scale(self.image.scale, *self._level_shapes)  # a plain layer: its own scale
+        kw: dict[str, Any] = {"scale": scale, "translate": list(self.image.translate)}
         units = getattr(self.image, "units", None)
         if units is not None:
             kw["units"] = list(units)
@@ -206,8 +241,8 @@ class LayerJob:
         guard_triton()
         from napari_vos.session import Session
 
-        rgb = bool(self.image.rgb) if self.image.data.ndim == 4 else None
-        session = Session(self.image.data, method=self.method, device=self.device, maps=self.want_maps,
+        rgb = bool(self.image.rgb) if len(self.video.shape) == 4 else None
+        session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
                           out=self.output.data, rgb=rgb, **self.session_options)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
@@ -288,6 +323,8 @@ class LayerJob:
         prov = result.provenance()
         prov["options"] = {k: v for k, v in prov["options"].items() if k not in HOOK_OPTIONS}
         labels_layer = self.labels.name if self.labels is not None else None
+        if self.image.multiscale:
+            prov["image_level"] = self.level
         prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
                      "cancelled": self._cancel, "frames_total": self.total,

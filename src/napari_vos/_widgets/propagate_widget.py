@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_vos._widgets.gl_guard import guard_triton
-from napari_vos._widgets.layer_job import DIRECTIONS, LayerJob, current_frame
+from napari_vos._widgets.layer_job import DIRECTIONS, LayerJob, current_frame, image_levels, labels_level
 from napari_vos._widgets.options import parse_options
 from napari_vos.methods import registry
 
@@ -273,10 +273,12 @@ class PropagateWidget(QWidget):
                     "methods (e.g. cosnet) run with labels 'none'")
         if image is None or labels is None:
             return "add an image layer and a labels layer with the objects painted on one frame"
-        frames = tuple(image.data.shape[:-1] if image.rgb else image.data.shape)
-        if tuple(labels.data.shape) not in (frames, frames[1:]):
+        try:
+            labels_level(image, labels)
+        except ValueError:
+            shapes = [s for s in image_levels(image)[1] if s is not None] or [tuple(image.data.shape)]
             return (f"labels {labels.name!r} {tuple(labels.data.shape)} do not match image {image.name!r} "
-                    f"{frames}")
+                    f"{' or '.join(str(s) for s in shapes)}")
         return ""
 
     def _follow_slider(self, event: Any = None) -> None:
