@@ -2,27 +2,89 @@
 
 Each object's foreground probability p_k is turned into odds and renormalised together with
 the background, so the objects compete for every pixel instead of being thresholded one by one.
+The softmax over log-odds of eq. (1) is computed as odds / sum of odds (the same numbers without
+a log and an exp per element). With many small objects (a field of cells) each object's
+probability is zero almost everywhere: there the per-object work is done inside the object's
+support box only, which makes the aggregation of 70 cells at 1024 x 1024 several times cheaper;
+the result is the same up to float rounding (`_sparse_aggregate`).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 _EPS = 1e-7
+#: the box-wise path is used on the CPU from this many objects on, when their boxes cover at most
+#: ``_SPARSE_MAX_COVER`` of the K x H x W maps (otherwise the dense tensor ops are as fast)
+_SPARSE_MIN_OBJECTS = 8
+_SPARSE_MAX_COVER = 0.5
 
 
 def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
     """Aggregate per-object probabilities (K, H, W) into (K + 1, H, W), background first.
 
     RGMP eq. (1): p_{i,m} = sigma(logit(p_hat_{i,m})) normalised over i, with the background
-    probability p_hat_{0,m} = prod_k (1 - p_hat_{k,m}). Implemented as a softmax over logits.
+    probability p_hat_{0,m} = prod_k (1 - p_hat_{k,m}); probabilities are clamped to
+    [1e-7, 1 - 1e-7]. Differentiable (the dense path is taken whenever a gradient is needed).
     """
     if probs.ndim != 3:
         raise ValueError(f"expected probs of shape (K, H, W), got {tuple(probs.shape)}")
+    if (probs.shape[0] >= _SPARSE_MIN_OBJECTS and probs.device.type == "cpu" and not probs.requires_grad
+            and probs.numel() > 0):
+        boxes = _support_boxes(probs, _EPS)
+        area = sum((y1 - y0) * (x1 - x0) for _, y0, y1, x0, x1 in boxes)
+        if area <= _SPARSE_MAX_COVER * probs.numel():
+            return _sparse_aggregate(probs, boxes)
+    return _dense_aggregate(probs)
+
+
+def _dense_aggregate(probs: torch.Tensor) -> torch.Tensor:
     p = probs.clamp(_EPS, 1.0 - _EPS)
     background = torch.prod(1.0 - p, dim=0, keepdim=True).clamp(_EPS, 1.0 - _EPS)
-    stacked = torch.cat([background, p], dim=0)
-    logits = torch.log(stacked / (1.0 - stacked))
-    return torch.softmax(logits, dim=0)
+    odds = torch.cat([background, p], dim=0)
+    odds = odds / (1.0 - odds)
+    return odds / odds.sum(dim=0, keepdim=True)
+
+
+def _support_boxes(probs: torch.Tensor, eps: float) -> list[tuple[int, int, int, int, int]]:
+    """(k, y0, y1, x0, x1) of the box holding every pixel where object k's probability exceeds
+    ``eps``; objects with no such pixel are left out."""
+    rows = probs.amax(dim=2) > eps  # (K, H)
+    cols = probs.amax(dim=1) > eps  # (K, W)
+    boxes = []
+    for k in torch.nonzero(rows.any(dim=1)).flatten().tolist():
+        r = torch.nonzero(rows[k]).flatten()
+        c = torch.nonzero(cols[k]).flatten()
+        boxes.append((k, int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1))
+    return boxes
+
+
+def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
+    """Eq. (1) with each object's odds and its factor of the background product added only inside
+    its support box; outside it the object holds the clamped 1e-7, whose share is written for all
+    objects at once. Why not a library: none aggregates sparse per-object maps."""
+    k, h, w = probs.shape
+    eps_odds = _EPS / (1.0 - _EPS)
+    log_keep_eps = math.log1p(-_EPS)
+    odds_sum = torch.full((h, w), k * eps_odds, dtype=probs.dtype)
+    log_background = torch.full((h, w), k * log_keep_eps, dtype=probs.dtype)
+    box_odds = []
+    for i, y0, y1, x0, x1 in boxes:
+        p = probs[i, y0:y1, x0:x1].clamp(_EPS, 1.0 - _EPS)
+        odds = p / (1.0 - p)
+        odds_sum[y0:y1, x0:x1] += odds - eps_odds
+        log_background[y0:y1, x0:x1] += torch.log1p(-p) - log_keep_eps
+        box_odds.append(odds)
+    background = torch.exp(log_background).clamp_(_EPS, 1.0 - _EPS)
+    background_odds = background / (1.0 - background)
+    total = background_odds + odds_sum
+    out = torch.empty((k + 1, h, w), dtype=probs.dtype)
+    out[0] = background_odds / total
+    out[1:] = (eps_odds / total)[None]
+    for (i, y0, y1, x0, x1), odds in zip(boxes, box_odds):
+        out[i + 1, y0:y1, x0:x1] = odds / total[y0:y1, x0:x1]
+    return out
 
 
 def labels_from_aggregate(aggregated: torch.Tensor) -> torch.Tensor:
@@ -30,6 +92,30 @@ def labels_from_aggregate(aggregated: torch.Tensor) -> torch.Tensor:
 
     ``max(dim=0).indices`` is argmax (ties go to the lower index, as with argmax), but torch's CPU
     argmax over the leading dimension of a (K + 1, H, W) tensor is ~10x slower (69 ms against 7 ms
-    at 854x480, two channels): 13 % of an FRTM frame on a 2-core CPU.
+    at 854x480, two channels): 13 % of an FRTM frame on a 2-core CPU. From 8 objects on (CPU),
+    each object is compared only inside the box where it could win (`_boxwise_argmax`).
     """
+    k = aggregated.shape[0] - 1
+    if k >= _SPARSE_MIN_OBJECTS and aggregated.device.type == "cpu":
+        return _boxwise_argmax(aggregated)
     return aggregated.max(dim=0).indices
+
+
+def _boxwise_argmax(aggregated: torch.Tensor) -> torch.Tensor:
+    """Argmax over the classes of a per-pixel distribution (each pixel's K + 1 values sum to 1).
+
+    The winner of a pixel holds at least 1 / (K + 1), so object k can only win inside the box of
+    its pixels above that share (a little below it, for rounding); objects are visited in order and
+    take a pixel only when strictly better, so ties go to the lower index as with argmax.
+    """
+    k = aggregated.shape[0] - 1
+    share = 0.99 / (k + 1)
+    best = aggregated[0].clone()
+    labels = torch.zeros(aggregated.shape[1:], dtype=torch.int64)
+    for i, y0, y1, x0, x1 in _support_boxes(aggregated[1:], share):
+        sub = aggregated[i + 1, y0:y1, x0:x1]
+        window = best[y0:y1, x0:x1]
+        better = sub > window
+        window[better] = sub[better]
+        labels[y0:y1, x0:x1][better] = i + 1
+    return labels
