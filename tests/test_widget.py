@@ -145,6 +145,7 @@ def test_a_multiscale_image_propagates_on_the_level_of_the_painted_labels(make_n
     _wait_done(qtbot, widget)
     out = viewer.layers["painted propagated (flow)"]
     assert out.data.shape == truth.shape and out.metadata["napari_vos"]["image_level"] == 1
+    assert widget.status.text().startswith("done") and widget.status.text().endswith(", on level 1 (64x64)")
     np.testing.assert_allclose(out.scale, (SCALE[0], 2 * SCALE[1], 2 * SCALE[2]))
     assert iou(out.data[-1] == 1, truth[-1] == 1) > 0.8
     viewer.add_labels(np.zeros((6, 100, 100), np.uint8), name="odd")

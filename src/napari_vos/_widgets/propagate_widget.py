@@ -94,12 +94,16 @@ class DeviceCombo(QComboBox):
 
 def _working_at(job: LayerJob) -> str:
     """", at 773x773 working size" when the method runs at another size than the image's (enlarged
-    or reduced: see Session.work_size), so a slow enlarged run explains itself; else ""."""
+    or reduced: see Session.work_size), so a slow enlarged run explains itself; ", on level 2
+    (512x512)" when a multiscale image was read at one of its levels; else ""."""
+    note = ""
+    if job.image.multiscale:
+        note = f", on level {job.level} ({job.frame_shape[1]}x{job.frame_shape[0]})"
     session = job.session
     if session is None or tuple(session.work_size) == tuple(job.frame_shape):
-        return ""
+        return note
     h, w = session.work_size
-    return f", at {w}x{h} working size"
+    return f"{note}, at {w}x{h} working size"
 
 
 class PropagateWidget(QWidget):
