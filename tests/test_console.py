@@ -182,3 +182,31 @@ def test_labels_matching_no_level_of_a_multiscale_image_name_the_levels(viewer):
                                          r"\(6, 64, 64\)"):
         propagate_layers(viewer, "pyramid", "odd", method="flow", device="cpu")
     assert len(viewer.layers) == n
+
+
+def test_a_map_of_many_objects_is_one_layer_with_the_objects_on_its_first_axis(viewer):
+    from napari_vos._widgets.layer_job import MAX_MAP_LAYERS, LayerJob
+    from napari_vos.session import FrameResult
+
+    cells = np.zeros((6, 64, 64), np.uint8)
+    for i in range(12):  # twelve 4 x 4 cells painted on frame 0
+        y, x = 4 + 10 * (i // 6), 4 + 10 * (i % 6)
+        cells[0, y:y + 4, x:x + 4] = i + 1
+    viewer.add_labels(cells, name="cells", scale=SCALE, translate=TRANSLATE)
+    job = LayerJob(viewer, "video", "cells", method="flow", device="cpu", maps=True)
+    n = len(viewer.layers)
+    scores = np.arange(12 * 16 * 16, dtype=np.float32).reshape(12, 16, 16)  # 12 objects at stride 4
+    job.show(FrameResult(2, np.zeros((64, 64), np.uint8), {"target_scores": scores, "one": scores[:1]}))
+    assert 12 > MAX_MAP_LAYERS and len(viewer.layers) == n + 2  # not 12 + 1 layers
+    stacked = job.map_layers[("target_scores", -1)]
+    assert stacked.name == "cells propagated (flow): target_scores (12 objects on the first axis)"
+    assert stacked.data.shape == (12, 6, 16, 16)
+    np.testing.assert_array_equal(stacked.data[:, 2], scores)
+    assert not stacked.data[:, :2].any() and not stacked.data[:, 3:].any()
+    # the object axis is a new leading axis; time and space overlay the image as a single map does
+    single = job.map_layers[("one", 0)]
+    assert single.data.shape == (6, 16, 16)
+    np.testing.assert_allclose(stacked.scale, (1.0, *single.scale))
+    np.testing.assert_allclose(stacked.translate, (0.0, *single.translate))
+    assert stacked.contrast_limits == [0.0, float(scores.max())]
+    assert stacked.metadata["napari_vos_map"]["object_ids"] == list(range(1, 13))

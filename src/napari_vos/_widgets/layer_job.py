@@ -40,6 +40,9 @@ __all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_ann
            "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
+#: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
+#: adding 70 layers, one per cell, would stall the viewer for seconds and bury the layer list
+MAX_MAP_LAYERS = 8
 HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT, RGMP)
 
 
@@ -202,7 +205,7 @@ class LayerJob:
             session_options = {"on_finetune": self._finetune_step, "cancel_event": self._stop, **session_options}
         self.session_options = session_options
         self.session: Session | None = None
-        self.map_layers: dict[tuple[str, int], Image] = {}
+        self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)
         self.frames_shown = 0
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
         self.error: BaseException | None = None  # set by a runner that caught the engine's error
@@ -280,24 +283,40 @@ class LayerJob:
         self.output.data[frame.index] = frame.labels
         self.output.refresh()
         for name, value in frame.maps.items():
-            for k in range(value.shape[0]):
-                key = (name, k)
-                layer = self.map_layers.get(key) or self._add_map_layer(name, k, value.shape[0], value.shape[-2:])
-                if layer.data.shape[1:] != value.shape[-2:]:
-                    continue  # a method whose map changes size mid-run: keep the first size only
-                layer.data[frame.index] = value[k]
-                vmin, vmax = float(value[k].min()), float(value[k].max())
-                lo, hi = self._ranges.get(key, (vmin, vmax))
-                lo, hi = min(lo, vmin), max(hi, vmax)
-                self._ranges[key] = (lo, hi)
-                layer.contrast_limits = (lo, hi if hi > lo else lo + 1e-6)
-                layer.refresh()
+            if value.shape[0] > MAX_MAP_LAYERS:  # many objects: one layer, objects on its first axis
+                self._show_map(name, None, value, frame.index)
+            else:
+                for k in range(value.shape[0]):
+                    self._show_map(name, k, value, frame.index)
         self.frames_shown += 1
         self.frames_computed += not frame.annotated
 
-    def _add_map_layer(self, name: str, k: int, n_channels: int, map_shape: tuple[int, int]) -> "Image":
+    def _show_map(self, name: str, k: int | None, value: np.ndarray, index: int) -> None:
+        """Write channel ``k`` of a (K, h, w) map (all channels when ``k`` is None) into its layer."""
+        key = (name, -1 if k is None else k)
+        layer = self.map_layers.get(key) or self._add_map_layer(name, k, value.shape[0], value.shape[-2:])
+        if layer.data.shape[-2:] != value.shape[-2:]:
+            return  # a method whose map changes size mid-run: keep the first size only
+        part = value if k is None else value[k]
+        if k is None:
+            layer.data[:, index] = part
+        else:
+            layer.data[index] = part
+        vmin, vmax = float(part.min()), float(part.max())
+        lo, hi = self._ranges.get(key, (vmin, vmax))
+        lo, hi = min(lo, vmin), max(hi, vmax)
+        self._ranges[key] = (lo, hi)
+        layer.contrast_limits = (lo, hi if hi > lo else lo + 1e-6)
+        layer.refresh()
+
+    def _add_map_layer(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> "Image":
+        """A map layer over the image: channel ``k`` as (T, h, w), or with ``k`` None all channels as
+        (K, T, h, w), the objects on a new first axis (a slider) so that T still meets the image's T."""
         ids = self.object_ids or (self.session.object_ids if self.session is not None else [])
-        if n_channels == len(ids) and n_channels > 1:
+        per_object = n_channels == len(ids)
+        if k is None:
+            suffix = f" ({n_channels} {'objects' if per_object else 'channels'} on the first axis)"
+        elif per_object and n_channels > 1:
             suffix = f" object {ids[k]}"
         elif n_channels > 1:
             suffix = f" channel {k}"
@@ -307,12 +326,21 @@ class LayerJob:
         place = self._placement()
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"])
-        data = np.zeros((self.n_frames, *map_shape), dtype=np.float32)
-        layer = self.viewer.add_image(data, name=f"{self.output.name}: {name}{suffix}", colormap="magma",
-                                      blending="additive", opacity=0.6, **place)
-        layer.metadata["napari_vos_map"] = {"map": name, "channel": k,
-                                            "object_id": ids[k] if n_channels == len(ids) else None}
-        self.map_layers[(name, k)] = layer
+        shape: tuple[int, ...] = (self.n_frames, *map_shape)
+        if k is None:
+            shape = (n_channels, *shape)
+            place["scale"], place["translate"] = [1.0, *place["scale"]], [0.0, *place["translate"]]
+            if "units" in place:
+                place["units"] = ["pixel", *place["units"]]
+        layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
+                                      colormap="magma", blending="additive", opacity=0.6, **place)
+        if k is None:
+            layer.metadata["napari_vos_map"] = {"map": name, "channel": None,
+                                                "object_ids": list(ids) if per_object else None}
+        else:
+            layer.metadata["napari_vos_map"] = {"map": name, "channel": k,
+                                                "object_id": ids[k] if per_object else None}
+        self.map_layers[(name, -1 if k is None else k)] = layer
         return layer
 
     def finish(self) -> "Result | None":
