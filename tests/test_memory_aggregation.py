@@ -1,6 +1,7 @@
 """FRTM's sample memory (weights, eviction) and RGMP's soft aggregation (eq. 1)."""
 import math
 
+import pytest
 import torch
 
 from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
@@ -121,3 +122,22 @@ def test_labels_of_many_objects_are_the_argmax_with_ties_to_the_lower_index():
     tie[0] = 0.2
     tie[3] = tie[5] = 0.4  # objects 3 and 5 tie at the top: 3 wins
     assert labels_from_aggregate(tie).unique().tolist() == [3]
+
+
+@pytest.mark.parametrize(("source", "target"), [((64, 96), (150, 211)), ((120, 90), (47, 61)), ((50, 50), (100, 100))])
+def test_labels_of_many_objects_at_another_size_are_the_argmax_of_the_bilinear_resize(source, target):
+    import torch.nn.functional as F
+
+    from napari_vos.nn.aggregation import labels_at_size
+
+    p = torch.nn.functional.interpolate(_cells(k=14, seed=5)[None], size=source, mode="nearest")[0]
+    agg = soft_aggregate(p)
+    resized = F.interpolate(agg[None], size=target, mode="bilinear", align_corners=False)[0]
+    expected = resized.argmax(dim=0)
+    got = labels_at_size(agg, target)
+    assert got.shape == target and got.max() > 0
+    top2 = resized.topk(2, dim=0).values
+    differ = got != expected
+    assert (top2[0] - top2[1])[differ].le(1e-4).all()  # at most a rounding-level tie decides otherwise
+    assert differ.float().mean() < 1e-3
+    assert torch.equal(labels_at_size(agg, source), agg.argmax(dim=0))  # same size: no resize

@@ -27,7 +27,7 @@ from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, 
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
-from napari_vos.nn.aggregation import labels_from_aggregate, soft_aggregate
+from napari_vos.nn.aggregation import labels_at_size, soft_aggregate
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -246,10 +246,7 @@ class Session:
         return onehot.to(self.device)
 
     def _to_labels(self, aggregated: torch.Tensor, ids: list[int]) -> np.ndarray:
-        if tuple(aggregated.shape[-2:]) != self.source.frame_shape:
-            aggregated = F.interpolate(aggregated[None].float(), size=self.source.frame_shape, mode="bilinear",
-                                       align_corners=False)[0]
-        index = labels_from_aggregate(aggregated).cpu().numpy()
+        index = labels_at_size(aggregated, self.source.frame_shape).cpu().numpy()
         lut = np.array([0] + ids, dtype=np.int32)
         return lut[index]
 
