@@ -79,7 +79,7 @@ def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> N
 def labels_level(image: "Image", labels: "Labels") -> int:
     """The level of ``image`` that the labels layer matches, (T, Y, X) or one frame (Y, X); a
     ValueError naming the shapes that would match when none does."""
-    arrays, shapes = image_levels(image)
+    _, shapes = image_levels(image)
     _check_video(image, shapes)
     if labels.multiscale:
         raise ValueError(f"labels layer {labels.name!r} is multiscale; use a plain labels layer")
