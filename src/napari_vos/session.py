@@ -71,7 +71,6 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
     return arr.astype(np.int32)
 
 
-
 @dataclass
 class FrameResult:
     """One propagated frame: its index, labels at the original size, and the method's maps."""

@@ -22,6 +22,11 @@ _SPARSE_MIN_OBJECTS = 8
 _SPARSE_MAX_COVER = 0.5
 
 
+def _boxwise(objects: int, tensor: torch.Tensor) -> bool:
+    """Whether ``objects`` objects in ``tensor`` take the box-wise path (enough of them, on the CPU)."""
+    return objects >= _SPARSE_MIN_OBJECTS and tensor.device.type == "cpu"
+
+
 def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
     """Aggregate per-object probabilities (K, H, W) into (K + 1, H, W), background first.
 
@@ -31,8 +36,7 @@ def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
     """
     if probs.ndim != 3:
         raise ValueError(f"expected probs of shape (K, H, W), got {tuple(probs.shape)}")
-    if (probs.shape[0] >= _SPARSE_MIN_OBJECTS and probs.device.type == "cpu" and not probs.requires_grad
-            and probs.numel() > 0):
+    if _boxwise(probs.shape[0], probs) and not probs.requires_grad and probs.numel() > 0:
         boxes = _support_boxes(probs, _EPS)
         area = sum((y1 - y0) * (x1 - x0) for _, y0, y1, x0, x1 in boxes)
         if area <= _SPARSE_MAX_COVER * probs.numel():
@@ -96,8 +100,7 @@ def labels_from_aggregate(aggregated: torch.Tensor) -> torch.Tensor:
     at 854x480, two channels): 13 % of an FRTM frame on a 2-core CPU. From 8 objects on (CPU),
     each object is compared only inside the box where it could win (`_boxwise_argmax`).
     """
-    k = aggregated.shape[0] - 1
-    if k >= _SPARSE_MIN_OBJECTS and aggregated.device.type == "cpu":
+    if _boxwise(aggregated.shape[0] - 1, aggregated):
         return _boxwise_argmax(aggregated)
     return aggregated.max(dim=0).indices
 
@@ -114,12 +117,19 @@ def _boxwise_argmax(aggregated: torch.Tensor) -> torch.Tensor:
     best = aggregated[0].clone()
     labels = torch.zeros(aggregated.shape[1:], dtype=torch.int64)
     for i, y0, y1, x0, x1 in _support_boxes(aggregated[1:], share):
-        sub = aggregated[i + 1, y0:y1, x0:x1]
-        window = best[y0:y1, x0:x1]
-        better = sub > window
-        window[better] = sub[better]
-        labels[y0:y1, x0:x1][better] = i + 1
+        window = (slice(y0, y1), slice(x0, x1))
+        _claim(best, labels, window, aggregated[i + 1][window], i + 1)
     return labels
+
+
+def _claim(best: torch.Tensor, labels: torch.Tensor, window: tuple[slice, slice], value: torch.Tensor,
+           label: int) -> None:
+    """Give ``label`` the pixels of ``window`` where ``value`` beats the best so far (strictly, so
+    that of equal values the one visited first, the lower index, keeps the pixel)."""
+    best_here = best[window]
+    better = value > best_here
+    best_here[better] = value[better]
+    labels[window][better] = label
 
 
 def labels_at_size(aggregated: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -130,7 +140,7 @@ def labels_at_size(aggregated: torch.Tensor, size: tuple[int, int]) -> torch.Ten
     size = (int(size[0]), int(size[1]))
     if tuple(aggregated.shape[-2:]) == size:
         return labels_from_aggregate(aggregated)
-    if aggregated.shape[0] - 1 >= _SPARSE_MIN_OBJECTS and aggregated.device.type == "cpu":
+    if _boxwise(aggregated.shape[0] - 1, aggregated):
         return _boxwise_resized_argmax(aggregated.float(), size)
     resized = F.interpolate(aggregated[None].float(), size=size, mode="bilinear", align_corners=False)[0]
     return labels_from_aggregate(resized)
@@ -175,8 +185,5 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
         if a >= b or c >= d:
             continue
         value = _resample(aggregated[i + 1], tuple(t[a:b] for t in ty), tuple(t[c:d] for t in tx))
-        window = best[a:b, c:d]
-        better = value > window
-        window[better] = value[better]
-        labels[a:b, c:d][better] = i + 1
+        _claim(best, labels, (slice(a, b), slice(c, d)), value, i + 1)
     return labels
