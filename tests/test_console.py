@@ -69,6 +69,7 @@ def test_maps_are_added_and_overlay_the_image(viewer):
     assert layer.data[1:].max() > 0 and layer.data[0].max() == 0
     assert layer.metadata["napari_vos"]["map"] == "flow_magnitude"
     assert out.labels.data.shape == (6, 64, 64)  # labels come back at the image's size
+    assert out.result.maps == {}  # the layer holds the maps; the engine kept no second copy
 
 
 def test_every_painted_frame_is_an_annotation_unless_asked_otherwise(viewer):

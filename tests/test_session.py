@@ -146,3 +146,19 @@ def test_a_callers_out_array_too_small_for_the_ids_is_a_clear_error():
     labels[2:6, 2:6] = 2**40
     with pytest.raises(ValueError, match="relabel_sequential"):
         Session(video, method="flow", device="cpu").annotate(0, labels)
+
+
+def test_maps_can_be_handed_out_without_being_kept(square_video):
+    """keep_maps=False: every frame's maps are in its FrameResult only (the widget's layers store them)."""
+    frames, truth = square_video
+    kept, handed = Session(frames, method="flow", device="cpu", maps=True), \
+        Session(frames, method="flow", device="cpu", maps=True, keep_maps=False)
+    for s in (kept, handed):
+        s.annotate(0, truth[0])
+    for a, b in zip(kept.propagate("forward"), handed.propagate("forward")):
+        assert a.maps.keys() == b.maps.keys()
+        for name in a.maps:
+            np.testing.assert_array_equal(a.maps[name], b.maps[name])
+            np.testing.assert_array_equal(kept.maps[name][a.index], a.maps[name])
+    assert kept.maps["flow_magnitude"].shape[0] == len(frames)
+    assert handed.maps == {} and handed.result().maps == {}

@@ -28,7 +28,8 @@ __all__ = ["propagate_layers", "LayerOutputs"]
 
 @dataclass
 class LayerOutputs:
-    """What `propagate_layers` added: the output Labels layer, the map Image layers, the engine Result."""
+    """What `propagate_layers` added: the output Labels layer, the map Image layers, the engine Result
+    (whose ``maps`` is empty: the map layers hold the maps, once)."""
 
     labels: "Labels"
     maps: "list[Image]"

@@ -114,7 +114,7 @@ class Session:
                  checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
                  min_side: int | None | str = "auto", min_object_side: int | None | str = "auto",
                  channels: Sequence[int] | None = None,
-                 rgb: bool | None = None, maps: bool = False,
+                 rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
                  out: Any = None, seed: int = 0, **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
@@ -130,6 +130,9 @@ class Session:
         self.min_object_side = self._size_rule("min_object_side", min_object_side, "min_object_side")
         self._work_size: tuple[int, int] | None = None  # fixed when the first propagation starts
         self.want_maps = maps
+        # False: each frame's maps only in its FrameResult, for a caller that stores them itself (the
+        # widget's map layers), so that a long video's maps are not held twice
+        self.keep_maps = keep_maps
         self.seed = seed
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
@@ -253,6 +256,9 @@ class Session:
         out = {}
         for name, value in maps.items():
             arr = value.detach().float().cpu().numpy().astype(np.float32)
+            if not self.keep_maps:
+                out[name] = arr
+                continue
             if name not in self.maps:
                 self.maps[name] = np.zeros((self.source.n_frames, *arr.shape), dtype=np.float32)
             if self.maps[name].shape[1:] == arr.shape:

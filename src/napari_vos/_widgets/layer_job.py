@@ -73,7 +73,9 @@ def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> N
     if shapes[0] is None:
         shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
         raise ValueError(f"image layer {image.name!r} has shape {shape}; napari-vos needs a time-lapse with axes "
-                         "(T, Y, X), or (T, Y, X, C) shown as RGB. For (T, Z, Y, X) pick one plane or a projection.")
+                         "(T, Y, X), or (T, Y, X, C) shown as RGB. For (T, Z, Y, X) pick one plane or a projection; "
+                         "open a (T, C, Y, X) stack as one layer per channel (viewer.add_image(data, channel_axis=1)) "
+                         "and pick a channel's layer.")
 
 
 def labels_level(image: "Image", labels: "Labels") -> int:
@@ -245,8 +247,9 @@ class LayerJob:
         from napari_vos.session import Session
 
         rgb = bool(self.image.rgb) if len(self.video.shape) == 4 else None
+        # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
-                          out=self.output.data, rgb=rgb, **self.session_options)
+                          keep_maps=False, out=self.output.data, rgb=rgb, **self.session_options)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
         self.session = session
