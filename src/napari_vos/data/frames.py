@@ -17,8 +17,13 @@ _SAMPLE_FRAMES = 8
 
 
 def describe_axes_error(shape: tuple[int, ...]) -> str:
+    """What to do with a stack whose axes are not (T, Y, X[, C]); a small second axis reads as channels first."""
+    hint = ""
+    if len(shape) == 4 and shape[1] <= 4 < min(shape[2:]):
+        hint = (f" If axis 1 (size {shape[1]}) holds channels, as in a (T, C, Y, X) stack, move it last: "
+                f"np.moveaxis(video, 1, -1).")
     return (f"napari-vos expects a stack with axes (T, Y, X) or (T, Y, X, C) with C <= 4 channels; "
-            f"got shape {shape}. A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
+            f"got shape {shape}.{hint} A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
             f"pick one plane (e.g. video[:, z]) or a maximum projection (video.max(axis=1)), "
             f"or pass channels=[...] if the last axis really holds channels.")
 
