@@ -21,6 +21,22 @@ def moving_square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96), ste
     return frames, truth
 
 
+def phase_cells_video(n_frames: int, size: tuple[int, int], n_cells: int, seed: int = 3):
+    """Phase-contrast cells (the synthetic generator's, 16-bit): frames (T, H, W) uint16, labels (T, H, W)."""
+    from napari_vos.data.synthetic import cell_video
+
+    video = cell_video(n_frames=n_frames, size=size, n_cells=n_cells, seed=seed, modality="phase", bit_depth=16)
+    return np.asarray(video.frames), np.asarray(video.labels)
+
+
+def mean_object_iou(result: np.ndarray, truth: np.ndarray) -> float:
+    """Mean IoU over the objects of frame 0 and the later frames that still hold them."""
+    ids = [int(k) for k in np.unique(truth[0]) if k]
+    ious = [((result[t] == k) & (truth[t] == k)).sum() / ((result[t] == k) | (truth[t] == k)).sum()
+            for k in ids for t in range(1, len(truth)) if (truth[t] == k).any()]
+    return float(np.mean(ious))
+
+
 def square_tracking_ious(method: str, annotate: bool = True) -> list[float]:
     """Propagate ``method`` with its shipped checkpoint and default options through the 8-frame
     96x128 moving square from frame 0's truth (or from nothing, ``annotate=False``, for zero-shot

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import mean_object_iou, phase_cells_video
 
 from napari_vos.methods.frtm_windows import (ALIGN, Window, common_windows, object_windows, peak_box,
                                              window_around)
@@ -46,18 +47,7 @@ def test_object_windows_fall_back_to_the_frame_for_large_or_unknown_objects():
 def _cells_video(n_frames=5, size=(320, 320), n_cells=12, seed=3):
     """Twelve phase-contrast cells (radius 8-14 px) in a 320 px field, the case windows are for: many small
     objects, each window a fraction of the frame; frames (T, H, W) uint16, labels (T, H, W)."""
-    from napari_vos.data.synthetic import cell_video
-
-    video = cell_video(n_frames=n_frames, size=size, n_cells=n_cells, seed=seed, modality="phase", bit_depth=16)
-    return np.asarray(video.frames), np.asarray(video.labels)
-
-
-def _mean_iou(result, truth):
-    """Mean IoU over the objects of frame 0 and the later frames that still hold them."""
-    ids = [int(k) for k in np.unique(truth[0]) if k]
-    ious = [((result[t] == k) & (truth[t] == k)).sum() / ((result[t] == k) | (truth[t] == k)).sum()
-            for k in ids for t in range(1, len(truth)) if (truth[t] == k).any()]
-    return float(np.mean(ious))
+    return phase_cells_video(n_frames, size, n_cells, seed)
 
 
 def test_windowed_decoding_tracks_as_well_on_fewer_pixels_and_is_opt_in(monkeypatch):
@@ -82,8 +72,8 @@ def test_windowed_decoding_tracks_as_well_on_fewer_pixels_and_is_opt_in(monkeypa
     assert sum(decoded) < 0.6 * default_pixels  # measured: 0.52 (windows of 160-320 px around 20 px cells)
     # a window changes S's channel attention (global pooling), so the masks differ slightly (measured
     # with the shipped v3: mean IoU 0.84 whole-frame, 0.83 windowed), but the cells are still followed
-    assert _mean_iou(windowed.labels, labels) > _mean_iou(default.labels, labels) - 0.1
-    assert _mean_iou(windowed.labels, labels) > 0.6
+    assert mean_object_iou(windowed.labels, labels) > mean_object_iou(default.labels, labels) - 0.1
+    assert mean_object_iou(windowed.labels, labels) > 0.6
 
 
 def test_decode_window_options_are_checked():

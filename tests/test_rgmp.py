@@ -373,7 +373,7 @@ def test_scales_that_would_shrink_the_object_below_the_object_side_are_left_out(
     m = RGMP(net, scales=None)
     assert m.scales == (0.5, 0.75, 1.0)
     m.start(image, obj)
-    assert m.scales == expected and m.chosen_options() == {"scales": list(expected)}
+    assert m.scales == expected and m.chosen_options() == {"scales": list(expected), "window": "full"}
     small = torch.zeros_like(obj)
     small[:, :5, :5] = 1
     m.remember(image, small)  # a later, smaller annotation does not change them
@@ -392,6 +392,7 @@ def test_the_scales_used_are_in_the_provenance(tiny_checkpoint):
     session.annotate(0, truth[0])  # a 24 x 24 square, left at its size: only the full scale keeps it 64 px
     session.run("forward")
     assert session.result().options["scales"] == [1.0]
+    assert session.result().options["window"] == "full"  # one object: the paper's whole frame
 
 
 def test_shipped_checkpoint_follows_a_moving_object():

@@ -44,7 +44,7 @@ EXAMPLE_OPTIONS: dict[str, str] = {
     "frtm": 'update_interval=4, n_augmented=10, n_cg_update=10, decode_window="objects"',  # more accurate, slower
     "flow": 'flow_side=128, flow="ilk"',
     "agame": "update_rate=0.0",  # no appearance update: better for objects that keep their look (benchmarks)
-    "rgmp": "scales=(1.0,), online_finetune=True",
+    "rgmp": 'window="objects", scales=(1.0,), online_finetune=True',  # windows: many small objects (cells)
     "s2s": "object_chunk=4",
     "osvos_at": "finetune_iterations=400, finetune_lr=0.0003, crf=True",
     "rvos": "zero_shot=True",

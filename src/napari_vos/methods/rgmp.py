@@ -14,6 +14,10 @@ learned at test time (section 3.3):
   probabilities with eq. (1) and hands the aggregated maps back through ``update``: they are the
   next frame's guidance masks, not binarised.
 
+Not in the paper: with ``window="objects"`` each object's streams run in a square around it
+(methods.rgmp_windows), far cheaper with many small objects such as cells; the default ``"auto"``
+does so from WINDOW_MIN_OBJECTS objects on and runs the paper's whole frame below that.
+
 Add-on (section 4.3), off by default: online fine-tuning of the whole network on the annotated
 frame with strategy-1 pairs (methods.rgmp_pairs), Adam. The paper's 1000 iterations at 1e-7 move
 no weight by more than ~1e-4 with Adam; the defaults here, 100 iterations at 1e-4, are what the
@@ -34,17 +38,31 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
+from napari_vos.methods.rgmp_windows import (centre_of, crop_square, groups_by_side, paste_square, square_at,
+                                             window_side)
 from napari_vos.nn.padding import pad_to_multiple
 
 _STRIDE = 32  # conv5 of the ResNet encoder
+# window="auto" runs each object in its own window from this many objects on (many small objects such
+# as cells: level scores at 30-40x the speed on the cells sample, docs/benchmarks.md session 16), and on
+# the whole frame below it
+WINDOW_MIN_OBJECTS = 8
+WINDOW_BATCH = 16  # windows of one side run in batches of at most this many objects (bounds memory)
+
+
+def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
+    """n images: a shared (3, H, W) frame repeated (a view), or an (n, 3, H, W) batch as it is."""
+    return images[None].expand(n, -1, -1, -1) if images.ndim == 3 else images
 
 
 def _scaled(x: torch.Tensor, scale: float, mode: str = "bilinear") -> torch.Tensor:
-    """(C, H, W) resized by ``scale`` (at least one stride), then padded to a multiple of the stride."""
+    """(C, H, W) or (N, C, H, W) resized by ``scale`` (at least one stride), then padded to a multiple of the stride."""
     h, w = x.shape[-2:]
     size = (max(_STRIDE, round(h * scale)), max(_STRIDE, round(w * scale)))
     if size != (h, w):
-        x = F.interpolate(x[None], size=size, mode=mode, align_corners=False, antialias=True)[0]
+        batch = x if x.ndim == 4 else x[None]
+        batch = F.interpolate(batch, size=size, mode=mode, align_corners=False, antialias=True)
+        x = batch if x.ndim == 4 else batch[0]
     return pad_to_multiple(x, _STRIDE)[0]
 
 
@@ -65,7 +83,8 @@ class RGMP(MethodBase):
                  scales: Sequence[float] | None = None, online_finetune: bool = False, online_steps: int = 100,
                  online_lr: float = 1e-4, online_size: Sequence[int] = (256, 256),
                  on_finetune: Callable[[int, int, float], None] | None = None,
-                 cancel_event: threading.Event | None = None, **options: Any) -> None:
+                 cancel_event: threading.Event | None = None, window: str = "auto", window_margin: int = 32,
+                 **options: Any) -> None:
         super().__init__(device, **options)
         self.scales = tuple(float(s) for s in (scales if scales is not None else network.config.scales))
         if not self.scales or any(s <= 0 for s in self.scales):
@@ -80,13 +99,26 @@ class RGMP(MethodBase):
         self.cancel_event = cancel_event
         # fine-tuning changes the weights: work on a copy so other videos keep the trained network
         self.network = (copy.deepcopy(network) if self.online_finetune else network).to(self.device).eval()
-        self._references: dict[float, torch.Tensor] = {}
+        if window not in ("auto", "full", "objects"):
+            raise ValueError(f"window must be 'auto', 'full' or 'objects', got {window!r}")
+        if int(window_margin) < 0:
+            raise ValueError(f"window_margin must be >= 0 pixels, got {window_margin}")
+        self.window = window
+        self.window_margin = int(window_margin)
+        # the objects in batches: (window side, or None for the whole frame; object indices)
+        self._groups: list[tuple[int | None, list[int]]] = []
+        self._references: dict[tuple[int, float], torch.Tensor] = {}  # conv5 per (batch, scale)
+        self._centres: list[tuple[int, int] | None] = []  # each object's window centre (working pixels)
         self._guidance: torch.Tensor | None = None
 
     # -- protocol ------------------------------------------------------------------------
     @torch.no_grad()
     def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
-        """Encode the reference stream (annotated frame + each object's mask) once per scale."""
+        """Encode the reference stream (annotated frame + each object's mask) once per scale.
+
+        With ``window="objects"`` each object's reference is the square around its annotated mask
+        (methods.rgmp_windows); objects sharing a square side are encoded as one batch.
+        """
         image = image.to(self.device)
         objects = objects.to(self.device).float()
         if self._pick_scales:
@@ -95,11 +127,23 @@ class RGMP(MethodBase):
         if self.online_finetune and self.online_steps > 0:
             self.finetune(image, objects)
         k = objects.shape[0]
+        if self.window == "auto":  # fixed at the first start, like the scales
+            self.window = "objects" if k >= WINDOW_MIN_OBJECTS else "full"
+        sides = [window_side(objects[i], self.window_margin) if self.window == "objects" else None
+                 for i in range(k)]
+        self._groups = groups_by_side(sides, WINDOW_BATCH)
+        self._centres = [centre_of(objects[i]) for i in range(k)]
         self._references = {}
-        for s in self.scales:
-            img = _scaled(image, s)
-            masks = _scaled(objects, s)
-            self._references[s] = self.network.encode_reference(img[None].expand(k, -1, -1, -1), masks[:, None])
+        for g, (side, members) in enumerate(self._groups):
+            if side is None:
+                images, masks = image, objects[members]
+            else:
+                squares = [square_at(self._centres[i], side) for i in members]
+                images = torch.stack([crop_square(image, sq) for sq in squares])
+                masks = torch.stack([crop_square(objects[i], sq) for i, sq in zip(members, squares)])
+            for s in self.scales:
+                self._references[g, s] = self.network.encode_reference(
+                    _batch(_scaled(images, s), len(members)), _scaled(masks, s)[:, None])
         self._guidance = objects
 
     @torch.no_grad()
@@ -110,21 +154,38 @@ class RGMP(MethodBase):
         image = image.to(self.device)
         h, w = image.shape[-2:]
         guidance = self._guidance.to(self.device).float()
-        k = guidance.shape[0]
+        probs = guidance.new_zeros(guidance.shape)
+        for g, (side, members) in enumerate(self._groups):
+            if side is None:
+                probs[members] = self._segment(g, image, guidance[members])
+                continue
+            for i in members:  # the window follows the object's guidance; a lost object keeps its last place
+                self._centres[i] = centre_of(guidance[i]) or self._centres[i]
+            squares = [square_at(self._centres[i], side) for i in members]
+            inside = self._segment(g, torch.stack([crop_square(image, sq) for sq in squares]),
+                                   torch.stack([crop_square(guidance[i], sq) for i, sq in zip(members, squares)]))
+            for j, (i, sq) in enumerate(zip(members, squares)):
+                paste_square(probs[i], inside[j], sq)
+        probs = probs.clamp(0, 1)
+        self._guidance = probs  # replaced by the aggregated probabilities in update()
+        coarse = F.adaptive_avg_pool2d(probs[None], (max(1, h // 4), max(1, w // 4)))[0]
+        return Step(probs=probs, maps={"object_probs": coarse})
+
+    def _segment(self, group: int, images: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        """Object probabilities (n, H, W) of group ``group``: images (3, H, W) shared or (n, 3, H, W), guidance (n, H, W);
+        the mean over the test scales, each upsampled back to (H, W)."""
+        n = guidance.shape[0]
+        h, w = guidance.shape[-2:]
         total = None
         for s in self.scales:
-            img = _scaled(image, s)
-            guide = _scaled(guidance, s)
-            logits = self.network.segment(self._references[s], img[None].expand(k, -1, -1, -1), guide[:, None])
+            img = _batch(_scaled(images, s), n)
+            logits = self.network.segment(self._references[group, s], img, _scaled(guidance, s)[:, None])
             sh, sw = max(_STRIDE, round(h * s)), max(_STRIDE, round(w * s))
             probs = object_probability(logits, tuple(img.shape[-2:]))[:, :sh, :sw].float()
             if (sh, sw) != (h, w):
                 probs = F.interpolate(probs[None], size=(h, w), mode="bilinear", align_corners=False)[0]
             total = probs if total is None else total + probs
-        probs = (total / len(self.scales)).clamp(0, 1)
-        self._guidance = probs  # replaced by the aggregated probabilities in update()
-        coarse = F.adaptive_avg_pool2d(probs[None], (max(1, h // 4), max(1, w // 4)))[0]
-        return Step(probs=probs, maps={"object_probs": coarse})
+        return total / len(self.scales)
 
     def scales_for(self, objects: torch.Tensor) -> tuple[float, ...]:
         """The scales at which the median object of ``objects`` (K, H, W) stays ``min_object_side`` pixels
@@ -139,7 +200,7 @@ class RGMP(MethodBase):
         return kept or (max(self.scales),)
 
     def chosen_options(self) -> dict[str, Any]:
-        return {"scales": list(self.scales)}
+        return {"scales": list(self.scales), "window": self.window}
 
     def update(self, probs: torch.Tensor) -> None:
         """The aggregated (eq. 1) probabilities of the last frame become the next guidance masks."""
