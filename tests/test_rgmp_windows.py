@@ -152,3 +152,29 @@ def test_windows_in_smaller_batches_give_the_same_probabilities(monkeypatch):
         assert len(m._groups) == (1 if batch == 16 else 2)
         out.append(m.step(frames[1]).probs)
     torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=0)
+
+
+def test_windows_training_stage_shows_objects_as_the_windows_do(monkeypatch):
+    """light:windows clips: 160 px squares, the object 48-96 px across, the reference square around the
+    reference object, the target squares around the first target's object; batch norm fixed."""
+    from napari_vos.training.recipes import make_recipe
+
+    frames = np.zeros((8, 240, 320, 3), np.uint8)
+    labels = np.zeros((8, 240, 320), np.int32)
+    for t in range(8):  # a 20 px square moving right, bright on dark
+        frames[t, 100:120, 40 + 5 * t:60 + 5 * t] = 200
+        labels[t, 100:120, 40 + 5 * t:60 + 5 * t] = 1
+    recipe = make_recipe("rgmp", config="light:windows", synthetic_fraction=1.0)
+    monkeypatch.setattr(recipe, "_video", lambda rng: (frames, labels))
+    assert recipe.stage == "windows" and tuple(recipe.size) == (160, 160)
+    sample = recipe.video_sample(np.random.default_rng(0))
+    assert sample.frames.shape == (6, 3, 160, 160) and sample.masks.shape == (6, 160, 160)
+    diameter = 2 * np.sqrt(float(sample.ref_mask.sum()) / np.pi)
+    assert 40 <= diameter <= 105  # 48-96 px across, give or take the mild affine jitter
+    rows, cols = np.nonzero(sample.masks[0].numpy())
+    assert abs(rows.mean() - 80) < 20 and abs(cols.mean() - 80) < 20  # centred in its window
+    net = recipe.build(torch.device("cpu")).train()
+    assert not net.encoder.backbone.conv2[0].bn1.training
+    loss, stats = recipe.loss(net, [sample], torch.device("cpu"))
+    loss.backward()
+    assert torch.isfinite(loss) and 0 <= stats["iou"] <= 1

@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-fraction", type=float, default=0.5, help="share of the videos that are synthetic")
     p.add_argument("--synthetic-cells", type=float, default=0.0,
                    help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
-    p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|"
+    p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|light:windows|"
                         "paper:...; s2s: light|paper; osvos_at: light|paper; "
                         "rvos: light|paper:teacher|inferred|zero)")
     p.add_argument("--backbone-weights", default=None, choices=[None, "imagenet"],

@@ -13,6 +13,10 @@
   skips (1..``max_skip``); the first guidance is the ground truth of the frame before the first
   target, each later one the previous step's softmax output, not binarised and not detached, so
   the loss of every step is back-propagated through time (BPTT). Crops are 256x512.
+- ``stage="windows"`` (this project's, for many small objects): the video stage's clips as RGMP's
+  windows show them at inference (``window="objects"``): the object scaled to 48-96 px across, the
+  reference a square around it, the target frames one square around its box on the frame before
+  the first target (the first guidance), zeros outside the frame. Crops are 160x160.
 
 Run the stages one after the other, the second starting from the first's export::
 
@@ -36,13 +40,18 @@ from napari_vos.methods.rgmp_network import (CONFIGS, RGMPNetwork, load_backbone
                                              object_probability)
 from napari_vos.methods.rgmp_pairs import (PairSettings, colour_perturbation, crop_window, strategy1,
                                            strategy2)
+from napari_vos.methods.rgmp_windows import centre_of, crop_square, square_at
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages
 from napari_vos.nn.warp import affine
 from napari_vos.training.clips import VideoMix
 from napari_vos.training.loop import export_tensors
 
-STAGES = ("pretrain", "video")
-_STAGE_DEFAULTS = {"pretrain": {"size": (256, 256), "batch_size": 8}, "video": {"size": (256, 512), "batch_size": 4}}
+STAGES = ("pretrain", "video", "windows")
+_STAGE_DEFAULTS = {"pretrain": {"size": (256, 256), "batch_size": 8}, "video": {"size": (256, 512), "batch_size": 4},
+                   "windows": {"size": (160, 160), "batch_size": 8}}
+# "windows": the object's equivalent diameter is drawn from this range (pixels), as RGMP's 64 px
+# working-size rule and its per-object windows show objects at inference (methods.rgmp_windows)
+_WINDOW_DIAMETERS = (48.0, 96.0)
 
 
 @dataclass
@@ -113,7 +122,7 @@ class RGMPRecipe(VideoMix):
         # video fine-tuning runs batches of a few clips one frame at a time: batch statistics of 2-4
         # images are noise, so keep the pre-trained statistics (measured: with training-mode batch norm
         # 100 steps of batch 2 took the built-in sample from J&F 0.451 to 0.179)
-        net.freeze_batchnorm = self.stage == "video"
+        net.freeze_batchnorm = self.stage in ("video", "windows")
         self._device = torch.device(device)
         return net.to(device)
 
@@ -179,6 +188,31 @@ class RGMPRecipe(VideoMix):
         y0, x0 = crop_window(anchor > 0.5, (h, w), g, self.pairs.min_visible)
         return frames[..., y0:y0 + h, x0:x0 + w], (masks[..., y0:y0 + h, x0:x0 + w] > 0.5).float()
 
+    def _window_crops(self, stack: torch.Tensor, masks: torch.Tensor,
+                      rng: np.random.Generator) -> tuple[torch.Tensor, ...] | None:
+        """Windows as at inference: the reference square around the reference object (stack[0]), one
+        square for the target frames around the first target's object (its mask is the first
+        guidance), both scaled so the object is 48-96 px across; None for an empty object."""
+        side = self.size[0]
+        area = float(masks[0].sum())
+        first = centre_of(masks[1])
+        ref_centre = centre_of(masks[0])
+        if area <= 0 or first is None or ref_centre is None:
+            return None
+        scale = float(rng.uniform(*_WINDOW_DIAMETERS)) / (2.0 * np.sqrt(area / np.pi))
+        source_side = max(1, int(round(side / scale)))
+
+        def window(images: torch.Tensor, centre: tuple[int, int]) -> torch.Tensor:
+            crop = crop_square(images, square_at(centre, source_side))
+            return F.interpolate(crop, size=(side, side), mode="bilinear", align_corners=False,
+                                 antialias=source_side > side)
+
+        ref_image = window(stack[:1], ref_centre)
+        ref_mask = (window(masks[:1, None], ref_centre)[:, 0] > 0.5).float()
+        tgt = window(stack[1:], first)
+        tgt_masks = (window(masks[1:, None], first)[:, 0] > 0.5).float()
+        return ref_image, ref_mask, tgt, tgt_masks
+
     def video_sample(self, rng: np.random.Generator) -> VideoSample:
         """Fine-tuning sample: a reference at a random time, N+1 frames with random skips, one object."""
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -197,8 +231,14 @@ class RGMPRecipe(VideoMix):
             masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._device).float()
             if rng.random() < 0.5:
                 stack, masks = stack.flip(-1), masks.flip(-1)
-            ref_image, ref_mask = self._crop_stack(stack[:1], masks[:1], masks[0], g, (1.0, 1.3))
-            tgt, tgt_masks = self._crop_stack(stack[1:], masks[1:], masks[1], g, (1.0, 1.3))
+            if self.stage == "windows":
+                cropped = self._window_crops(stack, masks, rng)
+                if cropped is None:
+                    continue
+                ref_image, ref_mask, tgt, tgt_masks = cropped
+            else:
+                ref_image, ref_mask = self._crop_stack(stack[:1], masks[:1], masks[0], g, (1.0, 1.3))
+                tgt, tgt_masks = self._crop_stack(stack[1:], masks[1:], masks[1], g, (1.0, 1.3))
             # one mild random affine for the reference and one for the whole target run
             views = []
             for imgs, ms in ((ref_image, ref_mask), (tgt, tgt_masks)):
@@ -217,7 +257,7 @@ class RGMPRecipe(VideoMix):
     def batch(self, rng: np.random.Generator) -> Any:
         if self.stage == "pretrain":
             return [self.simulated_pair(rng) for _ in range(self.batch_size)]
-        return [self.video_sample(rng) for _ in range(self.batch_size)]
+        return [self.video_sample(rng) for _ in range(self.batch_size)]  # video and windows
 
     # -- loss ------------------------------------------------------------------------------
     def loss(self, model: RGMPNetwork, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
