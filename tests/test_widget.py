@@ -242,6 +242,18 @@ def test_manifest_docks_the_widget_and_opens_the_cell_sample(make_napari_viewer)
         widget.select_method(name)
         assert widget.options_edit.placeholderText() == f"e.g. {registry.example_options(name)}"
     assert "decode_window" in widget.options_edit.placeholderText()
+    # the checkpoint field names the shipped default and completes the method's other registered ones
+    from napari_vos import weights
+
+    for name in ready:
+        widget.select_method(name)
+        names = [c.name for c in weights.list_checkpoints(name)]
+        if not names:  # flow: no weights
+            continue
+        assert weights.default_checkpoint(name).name in widget.checkpoint_edit.placeholderText()
+        model = widget.checkpoint_edit.completer().model()
+        shown = [model.data(model.index(i, 0), Qt.ItemDataRole.DisplayRole) for i in range(model.rowCount())]
+        assert sorted(shown) == sorted(names)
 
 
 def test_closing_the_viewer_mid_run_stops_the_engine(make_napari_viewer, qtbot):

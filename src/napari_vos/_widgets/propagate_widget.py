@@ -18,6 +18,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -303,11 +304,30 @@ class PropagateWidget(QWidget):
             return
         self.checkpoint_edit.setEnabled(flags.uses_checkpoint)
         self.checkpoint_button.setEnabled(flags.uses_checkpoint)
+        self._offer_checkpoints(name if flags.uses_checkpoint else None)
         if not flags.accepts_annotation:  # e.g. COSNet: the primary object, never painted ones
             self.labels_combo.setCurrentText(NO_LABELS)
         self.labels_combo.setEnabled(flags.accepts_annotation)
         if self.job is None:
             self.status.setText(self._mismatch())
+
+    def _offer_checkpoints(self, method: str | None) -> None:
+        """Name the method's shipped default in the checkpoint field, and offer its other registered
+        checkpoints (e.g. RGMP's cells one) as completions of what is typed."""
+        from napari_vos import weights
+
+        names = [c.name for c in weights.list_checkpoints(method)] if method else []
+        if not names:
+            self.checkpoint_edit.setPlaceholderText("shipped default" if method is None else "a .safetensors file")
+            self.checkpoint_edit.setCompleter(None)
+            return
+        default = weights.default_checkpoint(method).name
+        others = [n for n in names if n != default]
+        self.checkpoint_edit.setPlaceholderText(f"shipped default: {default}" +
+                                                (f"; or {', '.join(others)}" if others else ""))
+        completer = QCompleter(names, self.checkpoint_edit)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.checkpoint_edit.setCompleter(completer)
 
     def _pick_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "FRTM/other checkpoint", "", "safetensors (*.safetensors)")
