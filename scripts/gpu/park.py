@@ -2,7 +2,7 @@
 
 The device tool copies the working tree (tracked files, untracked files git does not ignore,
 and the ignored paths named in ``carry``), 64 MiB in all. The shipped checkpoints alone are
-~93 MiB, so a training call cannot travel with all of them beside the packed data. ``park``
+~123 MiB, so a training call cannot travel with all of them beside the packed data. ``park``
 moves every shipped checkpoint but the ones a run needs (``--keep``) into ``.gpu-parked/``,
 which git ignores and no call carries; ``restore`` moves them back and checks each against its
 registered sha256; ``size`` prints what would travel. Standard library only.
