@@ -38,8 +38,8 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
-from napari_vos.methods.rgmp_windows import (centre_of, crop_square, groups_by_side, paste_square, square_at,
-                                             window_side)
+from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
+                                             square_at, window_side)
 from napari_vos.nn.padding import pad_to_multiple
 
 _STRIDE = 32  # conv5 of the ResNet encoder
@@ -138,9 +138,7 @@ class RGMP(MethodBase):
             if side is None:
                 images, masks = image, objects[members]
             else:
-                squares = [square_at(self._centres[i], side) for i in members]
-                images = torch.stack([crop_square(image, sq) for sq in squares])
-                masks = torch.stack([crop_square(objects[i], sq) for i, sq in zip(members, squares)])
+                images, masks, _ = self._windows(side, members, image, objects)
             for s in self.scales:
                 self._references[g, s] = self.network.encode_reference(
                     _batch(_scaled(images, s), len(members)), _scaled(masks, s)[:, None])
@@ -161,15 +159,22 @@ class RGMP(MethodBase):
                 continue
             for i in members:  # the window follows the object's guidance; a lost object keeps its last place
                 self._centres[i] = centre_of(guidance[i]) or self._centres[i]
-            squares = [square_at(self._centres[i], side) for i in members]
-            inside = self._segment(g, torch.stack([crop_square(image, sq) for sq in squares]),
-                                   torch.stack([crop_square(guidance[i], sq) for i, sq in zip(members, squares)]))
+            images, guides, squares = self._windows(side, members, image, guidance)
+            inside = self._segment(g, images, guides)
             for j, (i, sq) in enumerate(zip(members, squares)):
                 paste_square(probs[i], inside[j], sq)
         probs = probs.clamp(0, 1)
         self._guidance = probs  # replaced by the aggregated probabilities in update()
         coarse = F.adaptive_avg_pool2d(probs[None], (max(1, h // 4), max(1, w // 4)))[0]
         return Step(probs=probs, maps={"object_probs": coarse})
+
+    def _windows(self, side: int, members: list[int], image: torch.Tensor,
+                 masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[Square]]:
+        """Each member's square (at its current centre) cut from the frame (n, 3, s, s) and from its own
+        (K, H, W) mask or guidance (n, s, s), and the squares."""
+        squares = [square_at(self._centres[i], side) for i in members]
+        return (torch.stack([crop_square(image, sq) for sq in squares]),
+                torch.stack([crop_square(masks[i], sq) for i, sq in zip(members, squares)]), squares)
 
     def _segment(self, group: int, images: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
         """Object probabilities (n, H, W) of group ``group``: images (3, H, W) shared or (n, 3, H, W), guidance (n, H, W);

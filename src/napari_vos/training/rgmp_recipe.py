@@ -194,11 +194,11 @@ class RGMPRecipe(VideoMix):
         square for the target frames around the first target's object (its mask is the first
         guidance), both scaled so the object is 48-96 px across; None for an empty object."""
         side = self.size[0]
-        area = float(masks[0].sum())
         first = centre_of(masks[1])
-        ref_centre = centre_of(masks[0])
-        if area <= 0 or first is None or ref_centre is None:
+        ref_centre = centre_of(masks[0])  # None for an empty reference object: no area to scale by
+        if first is None or ref_centre is None:
             return None
+        area = float(masks[0].sum())
         scale = float(rng.uniform(*_WINDOW_DIAMETERS)) / (2.0 * np.sqrt(area / np.pi))
         source_side = max(1, int(round(side / scale)))
 
