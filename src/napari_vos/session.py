@@ -13,7 +13,6 @@ No napari import here: the widgets and the console helper sit on top of this mod
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -28,6 +27,7 @@ from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, soft_aggregate
+from napari_vos.nn.precision import autocast_for, resolve_precision
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -115,7 +115,7 @@ class Session:
                  min_side: int | None | str = "auto", min_object_side: int | None | str = "auto",
                  channels: Sequence[int] | None = None,
                  rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
-                 out: Any = None, seed: int = 0, **method_options: Any) -> None:
+                 out: Any = None, seed: int = 0, precision: str = "auto", **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
         self.method_class = registry.method_class(method)
@@ -123,6 +123,8 @@ class Session:
         self.needs_annotation = registry.needs_annotation(method, **method_options)
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)
+        # the forward passes' autocast dtype ("auto": fp16 on CUDA, bf16 on CPUs with it, else fp32; nn.precision)
+        self.precision = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
         self.max_side = max_side
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
@@ -267,9 +269,7 @@ class Session:
         return out
 
     def _autocast(self) -> Any:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return nullcontext()
+        return autocast_for(self.precision, self.device)
 
     def _video(self) -> VideoFrames:
         return VideoFrames(self.source.n_frames, self._image)
@@ -385,7 +385,7 @@ class Session:
         return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
                       options={"max_side": self.max_side, "min_side": self.min_side,
-                               "min_object_side": self.min_object_side,
+                               "min_object_side": self.min_object_side, "precision": self.precision,
                                "work_size": list(self.work_size), **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
 

@@ -3,7 +3,8 @@
 One target model per object, all K solved together: w1 is (K, c, C) (1x1 conv C -> c), w2 is
 (K, c, 3, 3) (3x3 conv c -> 1). The loss is the weighted least-squares regression of the
 (upsampled) scores to the labels with the pixel weighting v of eq. (4) plus L2 regularisation;
-it is minimised by Gauss-Newton + CG (nn.gauss_newton).
+it is minimised by Gauss-Newton + CG (nn.gauss_newton). Scores and fits run in float32 even
+under a session's reduced-precision autocast: the least-squares sums leave the float16 range.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.nn.gauss_newton import gauss_newton
+from napari_vos.nn.precision import full_precision
 
 
 def _autograd_ready(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -96,8 +98,11 @@ class TargetModel:
         return features[chunk] if features.ndim == 5 else features
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.cat([target_scores(self.w1[c], self.w2[c], self._features_of(features, c))
-                          for c in self._chunks()], dim=1)
+        """D(x) for every object, in float32: (M, K, h, w)."""
+        with full_precision(features):
+            features = features.float()
+            return torch.cat([target_scores(self.w1[c], self.w2[c], self._features_of(features, c))
+                              for c in self._chunks()], dim=1)
 
     def _data_residual(self, scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sqrt(gamma) v (y - U(D(x))), returned object-first: (K, M, hl, wl)."""
@@ -113,7 +118,7 @@ class TargetModel:
         """
         s = self.settings
         iters = [s.n_cg_init] + [s.n_cg] * (s.n_gn - 1) if initial else [s.n_cg] * s.n_gn
-        features, labels, weights = _autograd_ready(features, labels, weights)
+        features, labels, weights = _autograd_ready(features.float(), labels.float(), weights.float())
         w1, w2 = self.w1.clone(), self.w2.clone()
         for c in self._chunks():
             feats, y = self._features_of(features, c), labels[:, c]
@@ -122,23 +127,26 @@ class TargetModel:
                 data = self._data_residual(target_scores(a, b, feats), y, weights)
                 return [data, (s.reg_w1**0.5) * a, (s.reg_w2**0.5) * b]
 
-            w1[c], w2[c] = gauss_newton(residuals, [self.w1[c], self.w2[c]], iters)
+            with full_precision(feats):
+                w1[c], w2[c] = gauss_newton(residuals, [self.w1[c], self.w2[c]], iters)
         self.w1, self.w2 = w1, w2
 
     def update(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_gn: int = 1) -> None:
         """The every-t_s update: w1 fixed, w2 refit with N_CGu CG iterations per GN step."""
         s = self.settings
-        features, labels, weights = _autograd_ready(features, labels, weights)
+        features, labels, weights = _autograd_ready(features.float(), labels.float(), weights.float())
         w2 = self.w2.clone()
         for c in self._chunks():
-            hidden = apply_w1(self.w1[c], self._features_of(features, c))
+            with full_precision(features):
+                hidden = apply_w1(self.w1[c], self._features_of(features, c))
             y = labels[:, c]
 
             def residuals(b: torch.Tensor, hidden=hidden, y=y) -> list[torch.Tensor]:
                 data = self._data_residual(apply_w2(b, hidden), y, weights)
                 return [data, (s.reg_w2**0.5) * b]
 
-            (w2[c],) = gauss_newton(residuals, [self.w2[c]], [s.n_cg_update] * n_gn)
+            with full_precision(features):
+                (w2[c],) = gauss_newton(residuals, [self.w2[c]], [s.n_cg_update] * n_gn)
         self.w2 = w2
 
     def loss(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
