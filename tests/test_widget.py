@@ -94,6 +94,19 @@ def test_status_names_the_working_size_when_it_is_not_the_images(make_napari_vie
     assert widget.status.text().startswith("done") and "working size" not in widget.status.text()
 
 
+def test_precision_choice_reaches_the_engine_and_the_provenance(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    assert widget.precision_combo.currentText() == "auto" and "precision" not in widget.options()
+    widget.precision_combo.setCurrentText("bf16")
+    assert widget.options()["precision"] == "bf16"
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    meta = viewer.layers["painted propagated (flow)"].metadata["napari_vos"]
+    assert meta["options"]["precision"] == "bf16"
+    for t in range(1, len(truth)):
+        assert iou(viewer.layers["painted propagated (flow)"].data[t] == 1, truth[t] == 1) > 0.8, t
+
+
 def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot):
     viewer, widget, truth = _setup(make_napari_viewer, n_frames=120)
     widget.direction_combo.setCurrentText("forward")

@@ -90,7 +90,7 @@ def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
-    from napari_vos.evaluation.cli_measure import parse_option_pairs
+    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import propagate
 
     video, calibration = _read_video(args.video, args.z)
@@ -106,6 +106,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if args.channels:
         options["channels"] = [int(c) for c in args.channels.split(",")]
     options.update(_zero_shot_option(args))
+    options.update(precision_option(args))
     options.update(parse_option_pairs(args.option))
     result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
                        checkpoint=args.checkpoint, direction=args.direction, progress=update,
@@ -133,13 +134,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     union of the sample's objects on every frame (DAVIS 2016 unsupervised convention).
     """
     from napari_vos.data import samples
-    from napari_vos.evaluation.cli_measure import parse_option_pairs
+    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.evaluation.metrics import score_stack
     from napari_vos.evaluation.runner import resolve_annotation
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import propagate
 
-    options = {**parse_option_pairs(args.option), **_zero_shot_option(args)}
+    options = {**parse_option_pairs(args.option), **_zero_shot_option(args), **precision_option(args)}
     mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
@@ -246,6 +247,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from napari_vos.evaluation.cli_measure import add_precision_argument
+
     parser = argparse.ArgumentParser(prog="napari-vos", description="Video object segmentation for time-lapses.")
     parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -262,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="frtm")
     p.add_argument("--frame", type=int, default=None, help="annotated frame of a (Y, X) labels file (default 0)")
     p.add_argument("--device", default="auto")
+    add_precision_argument(p)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
     p.add_argument("--max-side", type=int, default=None)
@@ -286,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", default="natural", choices=["natural", "cells"])
     p.add_argument("--frames", type=int, default=None, help="only the sample's first N frames (a quicker check)")
     p.add_argument("--device", default="auto")
+    add_precision_argument(p)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],

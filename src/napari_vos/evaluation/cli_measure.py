@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "add_bench_arguments", "run_eval", "run_score", "run_bench"]
+__all__ = ["register", "add_bench_arguments", "add_precision_argument", "precision_option", "run_eval",
+           "run_score", "run_bench"]
 
 
 def _sequences(text: str | None) -> list[str] | None:
@@ -41,7 +42,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options=parse_option_pairs(args.option), annotation=args.annotation,
+        method_options={**parse_option_pairs(args.option), **precision_option(args)}, annotation=args.annotation,
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {args.max_side or 'engine default'})")
@@ -62,6 +63,19 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_precision_argument(p: argparse.ArgumentParser) -> None:
+    from napari_vos.nn.precision import PRECISIONS  # no torch import
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="arithmetic of the network passes: auto (default: fp16 on CUDA, bf16 on CPUs with bfloat16 "
+                        "instructions, fp32 elsewhere), fp32, bf16, fp16; test-time learning always runs in fp32")
+
+
+def precision_option(args: argparse.Namespace) -> dict[str, str]:
+    """``--precision`` as a session option, left out when "auto" (so records keep their old options)."""
+    return {} if args.precision == "auto" else {"precision": args.precision}
+
+
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -69,6 +83,7 @@ def _int_list(text: str) -> list[int]:
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="frtm")
     p.add_argument("--device", default="auto")
+    add_precision_argument(p)
     p.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT (default 640x360)")
     p.add_argument("--objects", type=int, default=1, help="objects annotated on frame 0")
     p.add_argument("--frames", type=int, default=100, help="stack length")
@@ -100,6 +115,7 @@ def run_bench(args: argparse.Namespace) -> int:
             extra += ["--checkpoint", args.checkpoint]
         for o in args.option or []:
             extra += ["--option", o]
+        extra += ["--precision", args.precision]
         rows = bench_sweep(args.method, args.device, [parse_size(s) for s in args.sweep_sizes.split(",")],
                            _int_list(args.sweep_objects), _int_list(args.sweep_frames), json_path=args.json,
                            plot_path=args.plot, timeout=args.timeout, extra=extra)
@@ -113,7 +129,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0 if all("error" not in r for r in rows) else 1
     record = bench_once(args.method, args.device, parse_size(args.size), args.objects, args.frames,
                         kind=args.kind, warmup=args.warmup, max_side=args.max_side, checkpoint=args.checkpoint,
-                        profile=args.profile, **parse_option_pairs(args.option))
+                        profile=args.profile, **parse_option_pairs(args.option), **precision_option(args))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""
@@ -141,6 +157,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
     p.add_argument("--device", default="auto")
+    add_precision_argument(p)
     p.add_argument("--max-side", type=int, default=None, help="working resolution: longer side in pixels")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
