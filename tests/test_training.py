@@ -164,3 +164,27 @@ def test_synthetic_cells_share_draws_normalised_microscopy_videos():
     assert not np.array_equal(frames[..., 0], frames[..., 2])
     with pytest.raises(ValueError, match="synthetic"):
         make_recipe("frtm", size=(64, 96), synthetic_cells=1.5)
+
+
+def test_bf16_training_steps_in_autocast_with_float32_weights_and_fp16_is_refused(tmp_path, monkeypatch):
+    """--precision bf16: the forward pass runs in bfloat16 (the recipe's backbone sees it), the
+    closed-form ridge probe still solves in float32, and the weights and gradients stay float32."""
+    from napari_vos.training import frtm_recipe
+
+    seen = []
+    original = frtm_recipe.ridge_probe_scores
+
+    def spy(ref, *args, **kwargs):
+        out = original(ref, *args, **kwargs)
+        seen.append((ref.dtype, out.dtype))
+        return out
+
+    monkeypatch.setattr(frtm_recipe, "ridge_probe_scores", spy)
+    model = train(_recipe(), tmp_path / "run", TrainSettings(steps=2, log_every=1, save_every=2, precision="bf16"),
+                  device="cpu", log=lambda s: None)
+    assert seen and all(d == (torch.bfloat16, torch.float32) for d in seen)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(x["loss"]) and np.isfinite(x["probe_loss"]) for x in lines)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="loss scaling"):
+        TrainSettings(precision="fp16")

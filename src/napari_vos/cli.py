@@ -184,7 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          clip_frames=args.clip_frames, synthetic_cells=args.synthetic_cells)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
                              max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device),
-                             log_every=args.log_every,
+                             log_every=args.log_every, precision=args.precision,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None
@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of --steps after which the learning rate drops 10x (default 0.67)")
     p.add_argument("--clip-frames", type=int, default=None,
                    help="frames per training clip (agame: default 8, the paper's later stage 14; rvos: default 5)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: forward pass and loss under bfloat16 autocast (weights and optimiser stay fp32); "
+                        "for GPUs and CPUs with bfloat16 instructions")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")

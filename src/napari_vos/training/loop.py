@@ -4,6 +4,9 @@ A recipe (training/recipes.py) builds the model, draws batches and computes the 
 owns the optimiser, the learning-rate schedule, checkpoints (``last.pt`` every ``save_every``
 steps, so a run cut off at a session's end continues with ``--resume``) and the log.
 Training state uses torch.save (it holds optimiser state); shipped weights are safetensors.
+``precision="bf16"`` runs the recipe's forward pass and loss under bfloat16 autocast (parameters,
+gradients and the optimiser stay float32; bfloat16 has float32's range, so no loss scaling is
+needed, unlike float16, which is refused here).
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
+
+from napari_vos.nn.precision import autocast_for
 
 
 class Recipe(Protocol):
@@ -53,6 +58,12 @@ class TrainSettings:
     seed: int = 0
     max_minutes: float | None = None
     workers: int = 0  # processes drawing batches (training/prefetch.py); 0: drawn in the loop's own process
+    precision: str = "fp32"  # "bf16": forward pass and loss under bfloat16 autocast
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"training precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 would "
+                             "need loss scaling; bf16 has float32's range and needs none)")
 
 
 def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: str = "cpu", resume: bool = False,
@@ -116,7 +127,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     try:
         while step < settings.steps:
             batch = next_batch()
-            loss, stats = recipe.loss(model, batch, dev)
+            with autocast_for(settings.precision, dev):
+                loss, stats = recipe.loss(model, batch, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from napari_vos.methods.frtm_target import pixel_weights
+from napari_vos.nn.precision import full_precision
 
 
 def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
@@ -23,8 +24,15 @@ def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val
     ref_features (B, C, h, w), ref_labels (B, h, w) in [0, 1], val_features (B, M, C, h, w)
     -> (B, M, h, w). w solves the ridge problem on the eq.-4-weighted rows in whichever of the
     dual (N = h*w unknowns) and primal (C unknowns) forms is smaller; lam = ``reg`` times the mean
-    squared row norm, so the solution does not depend on the feature scale.
+    squared row norm, so the solution does not depend on the feature scale. Float32 even under
+    bf16 autocast: a Gram matrix rounded to bf16 is no longer positive definite.
     """
+    with full_precision(ref_features):
+        return _ridge_probe_scores(ref_features.float(), ref_labels.float(), val_features.float(), kappa_min, reg)
+
+
+def _ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
+                        kappa_min: float, reg: float) -> torch.Tensor:
     x = ref_features.flatten(2).transpose(1, 2)  # (B, N, C)
     n, c = x.shape[1:]
     v = pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N)
