@@ -29,7 +29,7 @@ def test_parse_size():
 
 def test_bench_once_record(tmp_path):
     r = bench_once("flow", "cpu", (64, 48), objects=2, frames=6, warmup=1, workdir=tmp_path)
-    for key in ("method", "device", "size", "objects", "frames", "fps", "peak_rss_mb", "peak_gpu_mb"):
+    for key in ("method", "device", "precision", "size", "objects", "frames", "fps", "peak_rss_mb", "peak_gpu_mb"):
         assert key in r
     assert r["size"] == "64x48" and r["frames"] == 6 and r["objects"] == 2 and r["device"] == "cpu"
     assert r["fps"] > 0 and r["peak_rss_mb"] > 0 and r["peak_gpu_mb"] is None

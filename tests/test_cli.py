@@ -108,6 +108,26 @@ def test_demo_passes_method_options_and_refuses_unknown_ones(tmp_path, capsys):
     assert "unknown flow option(s) flow_sid; valid options:" in capsys.readouterr().err
 
 
+def test_demo_precision_is_passed_and_recorded(tmp_path, capsys):
+    import json
+
+    from napari_vos.nn.precision import resolve_precision
+    import torch
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "3", "--precision", "bf16",
+                 "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["precision"] == "bf16" and record["options"] == {"precision": "bf16"}
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "3", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["precision"] == resolve_precision("auto", torch.device("cpu")) and record["options"] == {}
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["demo", "--method", "flow", "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 def test_demo_frames_scores_only_the_first_frames(tmp_path):
     import json
 

@@ -159,10 +159,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
            "options": options,
            "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
            "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
+           "precision": result.options.get("precision"),
            "frames": int(len(frames)), "size": list(frames.shape[1:3])}
     objects = f"{len(result.object_ids)} objects" if mode == "first" else "no annotation, foreground vs all objects"
     print(f"{args.method} on the built-in {args.sample} sample ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]},"
-          f" {objects}, {result.device}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
+          f" {objects}, {result.device}, {result.options.get('precision')}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
           f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s  checkpoint={result.checkpoint}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

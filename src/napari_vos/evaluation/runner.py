@@ -131,6 +131,7 @@ def evaluate_method(
                 bar = None
             report.header["checkpoint"] = result.checkpoint
             report.header["device"] = result.device
+            report.header["precision"] = result.options.get("precision")
             if annotated is None:
                 scores = evaluate_foreground(seq.name, seq.masks, result.labels)
             else:
