@@ -134,6 +134,22 @@ def test_shipped_methods_give_the_float32_masks_under_autocast(method, options, 
                 assert (a & b).sum() / (a | b).sum() > 0.9, (method, precision, t, k)
 
 
+@pytest.mark.parametrize("method,options", [("rgmp", {"min_object_side": None}),  # 10 cells: per-object windows
+                                            ("frtm", {"decode_window": "objects"})])
+def test_per_object_windows_paste_reduced_precision_outputs(method, options):
+    """The windowed paths write each object's half-precision output into a float32 frame (FRTM's
+    once failed there: "Index put requires the source and destination dtypes match")."""
+    from conftest import phase_cells_video
+
+    from napari_vos import propagate
+
+    frames, labels = phase_cells_video(4, (160, 160), 10)
+    full, half = (propagate(frames, labels[0], method=method, device="cpu", direction="forward", precision=p,
+                            **options).labels for p in ("fp32", "fp16"))
+    assert len(np.unique(full[1])) > 8
+    assert (full == half).mean() > 0.99
+
+
 def test_a_session_names_a_bad_precision():
     from napari_vos import Session
 

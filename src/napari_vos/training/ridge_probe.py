@@ -28,7 +28,12 @@ def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val
     bf16 autocast: a Gram matrix rounded to bf16 is no longer positive definite.
     """
     with full_precision(ref_features):
-        return _ridge_probe_scores(ref_features.float(), ref_labels.float(), val_features.float(), kappa_min, reg)
+        return _ridge_probe_scores(_wide(ref_features), _wide(ref_labels), _wide(val_features), kappa_min, reg)
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision tensors; float32 and float64 stay as they are."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 def _ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
