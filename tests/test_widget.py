@@ -103,6 +103,7 @@ def test_precision_choice_reaches_the_engine_and_the_provenance(make_napari_view
     _wait_done(qtbot, widget)
     meta = viewer.layers["painted propagated (flow)"].metadata["napari_vos"]
     assert meta["options"]["precision"] == "bf16"
+    assert widget.status.text().startswith(f"done: {len(truth)} frames with flow on cpu (bf16), ")
     for t in range(1, len(truth)):
         assert iou(viewer.layers["painted propagated (flow)"].data[t] == 1, truth[t] == 1) > 0.8, t
 

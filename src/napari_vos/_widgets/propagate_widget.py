@@ -461,7 +461,9 @@ class PropagateWidget(QWidget):
         if job.cancelled:
             self.status.setText(f"cancelled: {done} of {job.total} frames done")
         elif result is not None:
-            self.status.setText(f"done: {done} frames with {result.method} on {result.device}, "
+            precision = result.options.get("precision")
+            on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
+            self.status.setText(f"done: {done} frames with {result.method} on {on}, "
                                 f"{result.fps:.1f} frames/s{_working_at(job)}")
             show_info(f"napari-vos: {job.output.name} ready")
 
