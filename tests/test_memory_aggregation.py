@@ -36,8 +36,27 @@ def test_memory_evicts_lowest_weight_at_capacity():
     for i in range(5):
         mem.add(*_sample(float(i)))
     assert len(mem) == 3
-    assert mem.features[:, 0, 0, 0].tolist() == [2.0, 3.0, 4.0]  # oldest (lowest weight) gone
-    assert mem.labels.shape == (3, 1, 6, 6)
+    kept = mem.features[:, 0, 0, 0].tolist()
+    assert sorted(kept) == [2.0, 3.0, 4.0]  # oldest (lowest weight) gone; a new sample takes the evicted slot
+    assert mem.labels.shape == (3, 1, 6, 6) and mem.labels[:, 0, 0, 0].tolist() == kept
+    # each sample keeps its own weight wherever its slot is: weight grows with the sample's age rank
+    order = sorted(range(3), key=lambda i: kept[i])
+    w = mem.weights.tolist()
+    assert w[order[0]] < w[order[1]] < w[order[2]]
+    assert math.isclose(w[order[2]] / w[order[1]], 1 / 0.9, rel_tol=1e-5)
+
+
+def test_memory_slots_grow_and_an_add_at_capacity_copies_one_sample():
+    mem = SampleMemory(capacity=20, eta=0.1)
+    mem.add(*_sample(0.0))
+    assert mem._features.shape[0] == 8  # preallocated slots, not the full capacity
+    for i in range(1, 20):
+        mem.add(*_sample(float(i)))
+    assert mem._features.shape[0] == 20 and mem.features[:, 0, 0, 0].tolist() == [float(i) for i in range(20)]
+    storage = mem._features.data_ptr()
+    mem.add(*_sample(20.0))  # at capacity: sample 0 (the lowest weight) is overwritten in place
+    assert mem._features.data_ptr() == storage
+    assert mem.features[0, 0, 0, 0].item() == 20.0 and len(mem) == 20
 
 
 def test_memory_weights_stay_finite_on_long_stacks():

@@ -3,6 +3,10 @@
 A new sample gets weight gamma_i = gamma_{i-1} / (1 - eta) (gamma_0 = eta), the weights are
 normalised to sum to one, and once ``capacity`` (K_max) samples are stored the lowest-weight
 sample is evicted. Weights are kept as logarithms so very long stacks never overflow.
+Samples live in preallocated slots (grown by doubling up to ``capacity``) and a new sample
+overwrites the evicted one's slot, so adding one costs one sample's copy, not the whole memory's
+(at capacity, re-concatenating 80 stride-16 feature maps of 854x480 frames cost ~0.1 s a frame).
+The samples' order is therefore not their age; the fit sums over them, so order does not matter.
 """
 from __future__ import annotations
 
@@ -21,10 +25,11 @@ class SampleMemory:
             raise ValueError("update rate eta must be in (0, 1)")
         self.capacity = capacity
         self.eta = eta
-        self._features: torch.Tensor | None = None  # (M, C, h, w)
-        self._labels: torch.Tensor | None = None  # (M, K, hl, wl)
-        self._log_weights: list[float] = []
+        self._features: torch.Tensor | None = None  # (slots, C, h, w); the first len(self) are filled
+        self._labels: torch.Tensor | None = None  # (slots, K, hl, wl)
+        self._log_weights: list[float] = []  # one per filled slot
         self._next_log_weight = math.log(eta)
+        self._last_log_weight: float | None = None  # the most recently added sample's
 
     def __len__(self) -> int:
         return len(self._log_weights)
@@ -33,41 +38,55 @@ class SampleMemory:
         """Add one sample (C, h, w) / (K, hl, wl); ``same_weight`` keeps the previous sample's weight.
 
         ``same_weight`` is used for the augmented copies of the annotated frame, which all
-        describe the same moment of the video and so share gamma_0.
+        describe the same moment of the video and so share gamma_0. The stored dtype is the
+        first sample's (bfloat16 features under a bf16 session halve the memory).
         """
-        if same_weight and self._log_weights:
-            log_w = self._log_weights[-1]
+        if same_weight and self._last_log_weight is not None:
+            log_w = self._last_log_weight
         else:
             log_w = self._next_log_weight
             self._next_log_weight = log_w - math.log(1.0 - self.eta)
-        f, y = features.unsqueeze(0), labels.unsqueeze(0)
-        if len(self) >= self.capacity:
-            drop = min(range(len(self._log_weights)), key=self._log_weights.__getitem__)
-            keep = [i for i in range(len(self)) if i != drop]
-            self._features = self._features[keep]
-            self._labels = self._labels[keep]
-            del self._log_weights[drop]
-        if self._features is None:
-            self._features, self._labels = f, y
+        n = len(self)
+        if n < self.capacity:
+            self._reserve(n + 1, features, labels)
+            slot = n
+            self._log_weights.append(log_w)
         else:
-            self._features = torch.cat([self._features, f.to(self._features)], 0)
-            self._labels = torch.cat([self._labels, y.to(self._labels)], 0)
-        self._log_weights.append(log_w)
+            slot = min(range(n), key=self._log_weights.__getitem__)  # the lowest weight is evicted
+            self._log_weights[slot] = log_w
+        self._features[slot] = features
+        self._labels[slot] = labels
+        self._last_log_weight = log_w
+
+    def _reserve(self, needed: int, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Slots for ``needed`` samples: allocate (8, then doubling, at most ``capacity``) and keep the filled ones."""
+        have = 0 if self._features is None else self._features.shape[0]
+        if needed <= have:
+            return
+        slots = min(self.capacity, max(8, 2 * have))
+        like_f = features if self._features is None else self._features
+        like_y = labels if self._labels is None else self._labels
+        grown_f = like_f.new_empty((slots, *features.shape))
+        grown_y = like_y.new_empty((slots, *labels.shape))
+        if self._features is not None:
+            grown_f[:have] = self._features
+            grown_y[:have] = self._labels
+        self._features, self._labels = grown_f, grown_y
 
     @property
     def features(self) -> torch.Tensor:
         if self._features is None:
             raise RuntimeError("the sample memory is empty")
-        return self._features
+        return self._features[:len(self)]
 
     @property
     def labels(self) -> torch.Tensor:
         if self._labels is None:
             raise RuntimeError("the sample memory is empty")
-        return self._labels
+        return self._labels[:len(self)]
 
     @property
     def weights(self) -> torch.Tensor:
-        """Normalised sample weights gamma (M,), summing to one."""
+        """Normalised sample weights gamma (M,), summing to one, in the order of ``features``."""
         lw = torch.tensor(self._log_weights, dtype=torch.float64)
         return torch.softmax(lw, 0).to(torch.float32).to(self.features.device)
