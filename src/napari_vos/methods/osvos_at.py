@@ -137,7 +137,7 @@ class OSVOSAT(MethodBase):
         img, size = pad_to_multiple(image.to(self.device).float()[None], self.network.multiple)
         teacher = self.teacher_attention if self.attention_transfer else None
         out = self.network(img, teacher_attention=teacher)
-        probs = crop_to(torch.sigmoid(out.logits[0]), size)
+        probs = crop_to(torch.sigmoid(out.logits[0].float()), size)  # float32 probabilities under any autocast
         if self.crf is not None:
             probs = crf_foreground(image.to(self.device).float(), probs, self.crf)
         maps = {}

@@ -133,7 +133,10 @@ def object_probability(logits: torch.Tensor, size: tuple[int, int] | None = None
     """Softmax over (background, object) logits (N, 2, h, w) -> object probability (N, h, w).
 
     With ``size`` the logits are upsampled bilinearly first (the mask output is at 1/4 of the input).
+    In float32 whatever the autocast: a bf16 probability near 1 is rounded to 1 - 1/256, which
+    changes the odds the engine's soft aggregation weighs neighbouring objects by.
     """
+    logits = logits.float()
     if size is not None and tuple(logits.shape[-2:]) != tuple(size):
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
     return torch.softmax(logits, dim=1)[:, 1]

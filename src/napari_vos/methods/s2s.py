@@ -103,7 +103,7 @@ class S2S(MethodBase):
             new_parts.append(st)
         self.states = [(torch.cat([p[i][0] for p in new_parts]), torch.cat([p[i][1] for p in new_parts]))
                        for i in range(len(self.states))]
-        probs = _resize(torch.sigmoid(torch.cat(logits))[None].float(), self._work_size)[0]
+        probs = _resize(torch.sigmoid(torch.cat(logits).float())[None], self._work_size)[0]
         maps = {"memory_activity": self.states[0][0].abs().mean(1)}
         if dists[0] is not None:
             maps["border_distance"] = self.classes.expected_distance(torch.softmax(torch.cat(dists).float(), 1))
