@@ -156,7 +156,7 @@ class PropagateWidget(QWidget):
         self.precision_combo.addItems(list(PRECISIONS))
         self.precision_combo.setToolTip(
             "Arithmetic of the network passes. auto: fp16 on a CUDA GPU; bf16 on a CPU with bfloat16 instructions "
-            "(recent AMD and Intel chips: 2-4x faster than fp32 at the same accuracy here); fp32 elsewhere. "
+            "(recent AMD and Intel chips: 1.3-4.6x faster than fp32 at the same accuracy here); fp32 elsewhere. "
             "The test-time learning always runs in fp32")
         self.checkpoint_edit = QLineEdit()
         self.checkpoint_edit.setPlaceholderText("shipped default")

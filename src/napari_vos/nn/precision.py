@@ -5,7 +5,7 @@ the test-time learning (FRTM's Gauss-Newton solve, A-GAME's mixture, the fine-tu
 out with `full_precision` and works in float32, since least-squares sums and log-probabilities
 leave the float16 range (FRTM's target model turned to NaN under float16 autocast).
 ``"auto"`` is float16 on CUDA (tensor cores); on a CPU with native bfloat16 instructions
-(AVX512-BF16, AMX: `cpu_has_native_bf16`) bfloat16, which ran the shipped methods 2-4x faster at
+(AVX512-BF16, AMX: `cpu_has_native_bf16`) bfloat16, which ran the shipped methods 1.3-4.6x faster at
 the same J&F (docs/benchmarks.md, session 17); float32 on other CPUs (where bfloat16 is emulated
 and slower) and on MPS. torch is imported by the functions only, so the CLI and the widget can
 list `PRECISIONS` without loading it.
