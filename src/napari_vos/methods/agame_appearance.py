@@ -21,6 +21,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from napari_vos.nn.precision import full_precision
+
 #: pseudo-count added to each component's mass: an empty component (no assigned pixel) falls back
 #: to a zero mean with the regulariser as variance instead of dividing by zero.
 MASS_PRIOR = 1.0
@@ -108,7 +110,7 @@ class AppearanceModule(nn.Module):
 
     def features(self, deep: torch.Tensor) -> torch.Tensor:
         """Project the stride-16 features: (N, C, h, w) -> (N, D, h, w), float32."""
-        with _no_autocast(deep):
+        with full_precision(deep):
             return self.project(deep.float())
 
     def fit(self, x: torch.Tensor, alpha_base: torch.Tensor, n_components: int = 4,
@@ -121,7 +123,7 @@ class AppearanceModule(nn.Module):
         components are fitted and updated with the same rate.
         """
         _check_components(n_components)
-        with _no_autocast(x):
+        with full_precision(x):
             x, alpha_base = x.float(), alpha_base.float()
             if x.shape[0] != alpha_base.shape[0]:
                 x = x.expand(alpha_base.shape[0], -1, -1, -1)
@@ -142,7 +144,7 @@ class AppearanceModule(nn.Module):
 
     def forward(self, x: torch.Tensor, params: MixtureParams) -> torch.Tensor:
         """The four log-probabilities (K, 4, h, w) of projected features x (K or 1, D, h, w)."""
-        with _no_autocast(x):
+        with full_precision(x):
             k = params.means.shape[0]
             x = x.float()
             if x.shape[0] != k:
@@ -166,7 +168,3 @@ def _check_components(n: int) -> None:
     if n not in (2, 4):
         raise ValueError(f"n_components must be 4 (base + distractor components, the paper) or 2 (base only), "
                          f"got {n!r}")
-
-
-def _no_autocast(t: torch.Tensor):
-    return torch.autocast(device_type=t.device.type, enabled=False)

@@ -28,6 +28,7 @@ from napari_vos.methods.agame_appearance import AppearanceModule, MixtureParams
 from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
 from napari_vos.nn.backbones import feature_channels
 from napari_vos.nn.blocks import conv
+from napari_vos.nn.precision import full_precision
 
 STRIDE = 16
 
@@ -115,7 +116,7 @@ class Fusion(nn.Module):
 
     def forward(self, log_probs: torch.Tensor, propagation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # float32 even under autocast: log-probabilities of outlying features exceed the fp16 range
-        with torch.autocast(device_type=propagation.device.type, enabled=False):
+        with full_precision(propagation):
             h = self.layers(torch.cat([log_probs.float(), propagation.float()], 1))
             return h, self.predictor(h)
 

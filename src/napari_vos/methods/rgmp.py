@@ -41,6 +41,7 @@ from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
                                              square_at, window_side)
 from napari_vos.nn.padding import pad_to_multiple
+from napari_vos.nn.precision import full_precision
 
 _STRIDE = 32  # conv5 of the ResNet encoder
 # window="auto" runs each object in its own window from this many objects on (many small objects such
@@ -230,7 +231,7 @@ class RGMP(MethodBase):
         net = self.network
         gen = torch.Generator().manual_seed(self.seed)
         losses: list[float] = []
-        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
+        with torch.inference_mode(False), torch.enable_grad(), full_precision(self.device):
             img = image.detach().clone().float()  # a normal tensor: the engine's may be an inference tensor
             objs = objects.detach().clone().float()
             params = [p for p in net.parameters() if p.requires_grad]
