@@ -163,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
            "frames": int(len(frames)), "size": list(frames.shape[1:3])}
     objects = f"{len(result.object_ids)} objects" if mode == "first" else "no annotation, foreground vs all objects"
     print(f"{args.method} on the built-in {args.sample} sample ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]},"
-          f" {objects}, {result.device}, {result.options.get('precision')}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
+          f" {objects}, {result.device}, {out['precision']}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
           f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s  checkpoint={result.checkpoint}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

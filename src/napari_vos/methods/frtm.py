@@ -184,26 +184,28 @@ class FRTM(MethodBase):
         k = scores.shape[0]
         n = max(1, self.config.target.objects_per_solve)
         if self.decode_window == "full":
-            return torch.cat([torch.sigmoid(self.network.seg(feats, scores[i:i + n, None], frame).float())
-                              for i in range(0, k, n)])
+            return torch.cat([self._decode(feats, scores[i:i + n, None], frame) for i in range(0, k, n)])
         stride = frame[0] // scores.shape[-2]
         windows = object_windows(scores, frame, stride, self.decode_margin, previous_boxes=self._boxes)
         order = sorted(range(k), key=lambda i: windows[i].size[0] * windows[i].size[1])  # like sizes batch together
-        # float32, as the target model's scores; S may run in bf16/fp16, its sigmoid does not (a bf16
-        # probability near 1 rounds to 1 - 1/256, which changes the aggregation's odds)
-        probs = scores.new_zeros((k, *frame))
+        probs = scores.new_zeros((k, *frame))  # float32, as _decode's probabilities
         for start in range(0, k, n):
             members = order[start:start + n]
             group = common_windows([windows[i] for i in members], frame)
             if group[0].size == frame:
-                probs[members] = torch.sigmoid(self.network.seg(feats, scores[members, None], frame).float())
+                probs[members] = self._decode(feats, scores[members, None], frame)
                 continue
             crops = {name: torch.cat([_crop(f, w, frame) for w in group]) for name, f in feats.items()}
             crop_scores = torch.stack([_crop(scores[i:i + 1], w, frame) for i, w in zip(members, group)])
-            out = torch.sigmoid(self.network.seg(crops, crop_scores, group[0].size).float())
+            out = self._decode(crops, crop_scores, group[0].size)
             for j, (i, w) in enumerate(zip(members, group)):
                 probs[i, w.y0:w.y1, w.x0:w.x1] = out[j]
         return probs
+
+    def _decode(self, feats: dict[str, torch.Tensor], scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """S's object probabilities, in float32: S may run in bf16/fp16, its sigmoid does not (a bf16
+        probability near 1 rounds to 1 - 1/256, which changes the aggregation's odds)."""
+        return torch.sigmoid(self.network.seg(feats, scores, size).float())
 
     @torch.no_grad()
     def update(self, probs: torch.Tensor) -> None:

@@ -14,13 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.nn.gauss_newton import gauss_newton
-from napari_vos.nn.precision import full_precision
+from napari_vos.nn.precision import at_least_float32, full_precision
 
 
 def _autograd_ready(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """Detached tensors usable by autograd (inference-mode tensors are cloned outside inference mode)."""
+    """Detached tensors usable by autograd (inference-mode tensors are cloned outside inference mode),
+    half-precision ones (a bf16/fp16 memory) widened to float32."""
     with torch.inference_mode(False):
-        return [t.clone() if t.is_inference() else t.detach() for t in tensors]
+        return [t.clone() if t.is_inference() else t.detach() for t in map(at_least_float32, tensors)]
 
 
 def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
@@ -100,7 +101,7 @@ class TargetModel:
     def scores(self, features: torch.Tensor) -> torch.Tensor:
         """D(x) for every object, in float32: (M, K, h, w)."""
         with full_precision(features):
-            features = features.float()
+            features = at_least_float32(features)
             return torch.cat([target_scores(self.w1[c], self.w2[c], self._features_of(features, c))
                               for c in self._chunks()], dim=1)
 
@@ -118,34 +119,33 @@ class TargetModel:
         """
         s = self.settings
         iters = [s.n_cg_init] + [s.n_cg] * (s.n_gn - 1) if initial else [s.n_cg] * s.n_gn
-        features, labels, weights = _autograd_ready(features.float(), labels.float(), weights.float())
+        features, labels, weights = _autograd_ready(features, labels, weights)
         w1, w2 = self.w1.clone(), self.w2.clone()
-        for c in self._chunks():
-            feats, y = self._features_of(features, c), labels[:, c]
+        with full_precision(features):
+            for c in self._chunks():
+                feats, y = self._features_of(features, c), labels[:, c]
 
-            def residuals(a: torch.Tensor, b: torch.Tensor, feats=feats, y=y) -> list[torch.Tensor]:
-                data = self._data_residual(target_scores(a, b, feats), y, weights)
-                return [data, (s.reg_w1**0.5) * a, (s.reg_w2**0.5) * b]
+                def residuals(a: torch.Tensor, b: torch.Tensor, feats=feats, y=y) -> list[torch.Tensor]:
+                    data = self._data_residual(target_scores(a, b, feats), y, weights)
+                    return [data, (s.reg_w1**0.5) * a, (s.reg_w2**0.5) * b]
 
-            with full_precision(feats):
                 w1[c], w2[c] = gauss_newton(residuals, [self.w1[c], self.w2[c]], iters)
         self.w1, self.w2 = w1, w2
 
     def update(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_gn: int = 1) -> None:
         """The every-t_s update: w1 fixed, w2 refit with N_CGu CG iterations per GN step."""
         s = self.settings
-        features, labels, weights = _autograd_ready(features.float(), labels.float(), weights.float())
+        features, labels, weights = _autograd_ready(features, labels, weights)
         w2 = self.w2.clone()
-        for c in self._chunks():
-            with full_precision(features):
+        with full_precision(features):
+            for c in self._chunks():
                 hidden = apply_w1(self.w1[c], self._features_of(features, c))
-            y = labels[:, c]
+                y = labels[:, c]
 
-            def residuals(b: torch.Tensor, hidden=hidden, y=y) -> list[torch.Tensor]:
-                data = self._data_residual(apply_w2(b, hidden), y, weights)
-                return [data, (s.reg_w2**0.5) * b]
+                def residuals(b: torch.Tensor, hidden=hidden, y=y) -> list[torch.Tensor]:
+                    data = self._data_residual(apply_w2(b, hidden), y, weights)
+                    return [data, (s.reg_w2**0.5) * b]
 
-            with full_precision(features):
                 (w2[c],) = gauss_newton(residuals, [self.w2[c]], [s.n_cg_update] * n_gn)
         self.w2 = w2
 

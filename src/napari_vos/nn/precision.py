@@ -61,6 +61,13 @@ def full_precision(device: torch.device | torch.Tensor) -> AbstractContextManage
     return torch.autocast(device_type=kind, enabled=False)
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 when it is half precision (bf16/fp16 from an autocast); float32 and float64 unchanged."""
+    import torch
+
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions (Linux: avx512_bf16 or amx_bf16 in /proc/cpuinfo).
@@ -80,4 +87,5 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-__all__ = ["PRECISIONS", "resolve_precision", "autocast_for", "full_precision", "cpu_has_native_bf16"]
+__all__ = ["PRECISIONS", "resolve_precision", "autocast_for", "full_precision", "at_least_float32",
+           "cpu_has_native_bf16"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from napari_vos.methods.frtm_target import pixel_weights
-from napari_vos.nn.precision import full_precision
+from napari_vos.nn.precision import at_least_float32, full_precision
 
 
 def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
@@ -28,12 +28,8 @@ def ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val
     bf16 autocast: a Gram matrix rounded to bf16 is no longer positive definite.
     """
     with full_precision(ref_features):
-        return _ridge_probe_scores(_wide(ref_features), _wide(ref_labels), _wide(val_features), kappa_min, reg)
-
-
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    """float32 for half-precision tensors; float32 and float64 stay as they are."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+        return _ridge_probe_scores(at_least_float32(ref_features), at_least_float32(ref_labels),
+                                   at_least_float32(val_features), kappa_min, reg)
 
 
 def _ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, val_features: torch.Tensor,
