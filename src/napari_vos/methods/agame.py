@@ -23,6 +23,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.nn.padding import crop_to, pad_to_multiple
+from napari_vos.nn.memory_format import place_network
 
 RECURRENCES = ("aggregated", "coarse")
 
@@ -60,7 +61,7 @@ class AGAME(MethodBase):
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
         self.config: AGAMEConfig = replace(cfg, update_rate=rate, n_components=int(components))
         self.recurrence = recurrence
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.state: AGAMEState | None = None
         self._last: Prediction | None = None
         self.seed = seed  # A-GAME is deterministic; kept for the engine's common signature

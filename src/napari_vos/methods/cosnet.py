@@ -25,6 +25,7 @@ from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.methods.cosnet_network import CONFIGS, STRIDE, COSNetConfig, COSNetNetwork, Embedding
 from napari_vos.nn.padding import crop_to, pad_to_multiple
+from napari_vos.nn.memory_format import place_network
 
 SAMPLING = ("uniform", "random")
 
@@ -68,7 +69,7 @@ class COSNet(MethodBase):
         self.n_references = int(n_references)
         self.sampling = sampling
         self.seed = seed
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.config: COSNetConfig = network.config
         self.references: list[torch.Tensor] = []  # V_bn (1, C, h, w)
         self.reference_indices: list[int] = []

@@ -26,6 +26,7 @@ from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.warp import affine, gaussian_blur
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.sample_memory import SampleMemory
+from napari_vos.nn.memory_format import place_network
 
 
 @dataclass
@@ -118,7 +119,7 @@ class FRTM(MethodBase):
         overrides = {k: options[k] for k in ("update_interval", "memory_capacity", "eta", "n_augmented") if k in options}
         target_overrides = {k: options[k] for k in asdict(cfg.target) if k in options}
         self.config = replace(cfg, target=replace(cfg.target, **target_overrides), **overrides)
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.seed = seed
         self._frame = 0
         self._last_features: torch.Tensor | None = None

@@ -30,6 +30,7 @@ from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSetting
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
 from napari_vos.nn.padding import crop_to, pad_to_multiple
+from napari_vos.nn.memory_format import place_network, prefer_channels_last
 
 
 # (key, tuned state on the CPU) of the last finished fine-tuning: lets the backward pass reuse it.
@@ -74,7 +75,7 @@ class OSVOSAT(MethodBase):
         self.on_finetune = on_finetune
         self.cancel_event = cancel_event
         self.reuse_finetune = reuse_finetune
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.parent_heads = self.network.heads
         self.teacher_attention: list[torch.Tensor] | None = None
         self.annotated: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -115,7 +116,7 @@ class OSVOSAT(MethodBase):
         """Fine-tune the parent on the annotated frame (online training), then compute A_t^i."""
         image, objects = image.to(self.device), objects.to(self.device).float()
         with torch.inference_mode(False):
-            self.network.heads = self.parent_heads.expanded(objects.shape[0])
+            self.network.heads = prefer_channels_last(self.parent_heads.expanded(objects.shape[0]), self.device)
             image_c, objects_c = image.detach().clone(), objects.detach().clone()
         self.annotated = [(image_c, objects_c)]
         key = self._cache_key(image_c, objects_c)

@@ -42,6 +42,7 @@ from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, gro
                                              square_at, window_side)
 from napari_vos.nn.padding import pad_to_multiple
 from napari_vos.nn.precision import full_precision
+from napari_vos.nn.memory_format import place_network
 
 _STRIDE = 32  # conv5 of the ResNet encoder
 # window="auto" runs each object in its own window from this many objects on (many small objects such
@@ -99,7 +100,7 @@ class RGMP(MethodBase):
         self.on_finetune = on_finetune
         self.cancel_event = cancel_event
         # fine-tuning changes the weights: work on a copy so other videos keep the trained network
-        self.network = (copy.deepcopy(network) if self.online_finetune else network).to(self.device).eval()
+        self.network = place_network(copy.deepcopy(network) if self.online_finetune else network, self.device)
         if window not in ("auto", "full", "objects"):
             raise ValueError(f"window must be 'auto', 'full' or 'objects', got {window!r}")
         if int(window_margin) < 0:

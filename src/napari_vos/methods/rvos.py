@@ -36,6 +36,7 @@ from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.rvos_matching import count_objects, match_slots
 from napari_vos.methods.rvos_network import CONFIGS, ObjectStates, RVOSConfig, RVOSNetwork, resize_masks
 from napari_vos.methods.s2s import PAPER_INPUT, network_size
+from napari_vos.nn.memory_format import place_network
 
 
 class RVOS(MethodBase):
@@ -62,7 +63,7 @@ class RVOS(MethodBase):
             raise ValueError(f"zero_shot={bool(zero_shot)} asked for, but this checkpoint holds a {kind} RVOS "
                              f"network; train a {'zero-shot' if zero_shot else 'one-shot'} one "
                              f"(`napari-vos train rvos --config light:{'zero' if zero_shot else 'teacher'}`)")
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.zero_shot = network.config.zero_shot
         self.input_size = tuple(input_size) if input_size is not None else None
         self.input_area = int(input_area)

@@ -26,6 +26,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.s2s_network import CONFIGS, S2SConfig, S2SNetwork
 from napari_vos.nn.convlstm import State
+from napari_vos.nn.memory_format import place_network
 
 PAPER_INPUT = (256, 448)
 
@@ -62,7 +63,7 @@ class S2S(MethodBase):
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
                  object_chunk: int = 8, seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
-        self.network = network.to(self.device).eval()
+        self.network = place_network(network, self.device)
         self.input_size = tuple(input_size) if input_size is not None else None
         self.input_area = int(input_area)
         self.object_chunk = max(1, int(object_chunk))

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from napari_vos.nn.memory_format import prefer_channels_last
 from napari_vos.nn.precision import autocast_for
 
 
@@ -80,7 +81,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     if dev.type == "cuda":  # crops have one size per run: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(settings.seed)
-    model = recipe.build(dev)
+    model = prefer_channels_last(recipe.build(dev), dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), weight_decay=settings.weight_decay)
     drop_step = int(settings.steps * settings.lr_drop_at)
