@@ -251,3 +251,20 @@ def test_propagate_writes_the_maps_at_their_own_pixel_size(tmp_path, square_vide
     assert cal.unit == "µm" and cal.pixel_size == pytest.approx((8.0, 8.0), rel=1e-3)  # 0.5 µm x 16
     record = read_tiff_provenance(path)
     assert record["map"] == "target_scores" and record["scale_in_image_pixels"] == [16.0, 16.0]
+
+
+def test_propagate_prints_a_tip_for_many_small_cells_under_a_method_poor_on_cells(tmp_path, capsys):
+    from conftest import phase_cells_video
+
+    frames, labels = phase_cells_video(2, (96, 96), 9)
+    tifffile.imwrite(tmp_path / "cells.tif", frames)
+    painted = np.zeros_like(labels)
+    painted[0] = labels[0]
+    tifffile.imwrite(tmp_path / "labels.tif", painted)  # (T, Y, X): the first painted frame counts
+    args = ["propagate", str(tmp_path / "cells.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "out.tif"),
+            "--method", "rgmp", "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "tip: 9 small objects" in err and "rgmp-resnet18-cells" in err
+    assert main([*args, "--checkpoint", "rgmp-resnet18-cells"]) == 0
+    assert "tip:" not in capsys.readouterr().err

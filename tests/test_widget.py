@@ -349,3 +349,29 @@ def test_widget_opens_without_torch_and_lists_accelerators_when_the_device_list_
     widget.device_combo.probe()
     widget.device_combo.probe()  # once only
     assert [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())] == ["auto", "cpu", "cuda"]
+
+
+def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_napari_viewer, qtbot):
+    """Painted cells under RGMP's default checkpoint: the status names the cells checkpoint, at the
+    start and on the done line; with that checkpoint chosen, no tip."""
+    from conftest import phase_cells_video
+
+    viewer = make_napari_viewer()
+    frames, labels = phase_cells_video(3, (96, 96), 9)
+    viewer.add_image(frames, name="cells")
+    viewer.add_labels(first_frame_only(labels), name="cell labels")
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_combo.setCurrentText("cells")
+    widget.labels_combo.setCurrentText("cell labels")
+    widget.select_method("rgmp")
+    widget.device_combo.setCurrentText("cpu")
+    _click(qtbot, widget.propagate_button)
+    assert "tip: 9 small objects" in widget.status.text() and "rgmp-resnet18-cells" in widget.status.text()
+    _wait_done(qtbot, widget, timeout=120_000)
+    assert widget.status.text().startswith("done") and "rgmp-resnet18-cells" in widget.status.text()
+    widget.checkpoint_edit.setText("rgmp-resnet18-cells")
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget, timeout=120_000)
+    assert widget.status.text().startswith("done") and "tip" not in widget.status.text()
+    assert viewer.layers["cell labels propagated (rgmp) [1]"].metadata["napari_vos"]["checkpoint"] == "rgmp-resnet18-cells"

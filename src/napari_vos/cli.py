@@ -99,6 +99,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if not to_tiff and labels is not None and np.max(labels) > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {np.max(labels)} do not fit palette PNGs (0..255); "
                          "give an output name ending in .tif")
+    if labels is not None:
+        from napari_vos.advice import method_advice
+
+        first = labels if labels.ndim == 2 else next((f for f in labels if f.any()), None)  # the first painted
+        tip = method_advice(args.method, args.checkpoint, [first]) if first is not None else None
+        if tip:
+            print(tip, file=sys.stderr)
     bar, update = _progress("propagating", len(video))
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:

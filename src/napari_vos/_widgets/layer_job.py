@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from napari_vos.advice import method_advice
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.data.map_geometry import map_placement
@@ -220,6 +221,9 @@ class LayerJob:
         # zero-shot: the ids are the method's output channels, known once it ran (``_ids``)
         self.object_ids = sorted(int(i) for i in np.unique(self.annotations[self.start]) if i) \
             if self.annotations else []
+        # a tip when the method is measured poor for what was painted (many small objects: cells)
+        self.advice = method_advice(method, session_options.get("checkpoint"),
+                                    [self.annotations[self.start]]) if self.annotations else None
         self.total = {"both": self.n_frames, "forward": self.n_frames - self.start,
                       "backward": self.start + 1}[direction]
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}

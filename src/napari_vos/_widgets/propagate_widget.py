@@ -384,7 +384,7 @@ class PropagateWidget(QWidget):
         starting = f"{verb} with {method} from frame {self.job.start}"
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
-        self.status.setText(f"{self.job.note}; {starting}" if self.job.note else starting)
+        self.status.setText("; ".join(part for part in (self.job.note, starting, self.job.advice) if part))
         self.propagate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
@@ -464,7 +464,7 @@ class PropagateWidget(QWidget):
             precision = result.options.get("precision")
             on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
             self.status.setText(f"done: {done} frames with {result.method} on {on}, "
-                                f"{result.fps:.1f} frames/s{_working_at(job)}")
+                                f"{result.fps:.1f} frames/s{_working_at(job)}" + (f"; {job.advice}" if job.advice else ""))
             show_info(f"napari-vos: {job.output.name} ready")
 
     def _report(self, err: BaseException) -> None:

@@ -1,0 +1,69 @@
+"""Which shipped method suits the painted objects: a one-line tip when the chosen one is measured poor.
+
+Most methods see the frame in 16-pixel cells and were trained mostly on natural video, so many
+small objects (a field of cells) are what they do worst; one registered checkpoint was trained for
+exactly that. The tip compares the measured scores the weights registry stores for the built-in
+cells sample (``scores["demo_cells"]``), so it follows the checkpoints as they are retrained. numpy
+only: the widget computes it on the GUI thread before any torch import.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from napari_vos import weights
+from napari_vos.data.frames import median_object_diameter
+
+#: from this many painted objects on, a frame counts as "many objects" (RGMP's per-object windows
+#: and the box-wise aggregation start there too)
+MANY_OBJECTS = 8
+#: objects whose median equivalent diameter is below this (pixels) count as small: RGMP's
+#: min_object_side, the size its stride-32 encoder needs
+SMALL_OBJECT_SIDE = 64
+#: the registry score the tip compares: J&F on the built-in synthetic cells sample
+CELLS_SCORE = "demo_cells"
+
+
+def _cells_score(info: weights.CheckpointInfo) -> float | None:
+    score = (info.scores or {}).get(CELLS_SCORE)
+    return float(score["JF"]) if isinstance(score, dict) and "JF" in score else None
+
+
+def _chosen_checkpoint(method: str, checkpoint: str | None) -> weights.CheckpointInfo | None:
+    """The registry entry a run of ``method`` uses: the named one, else the method's default; None for
+    a file of the user's own or a method without weights."""
+    if checkpoint:
+        return next((c for c in weights.list_checkpoints() if c.name == checkpoint), None)
+    try:
+        return weights.default_checkpoint(method)
+    except weights.CheckpointError:
+        return None
+
+
+def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.ndarray]) -> str | None:
+    """A tip naming a better-measured method and checkpoint for many small painted objects, or None.
+
+    ``annotations``: the painted label images (each (Y, X), 0 = background) at the image's own
+    resolution. None when there are fewer than `MANY_OBJECTS` objects, they are not small, or the
+    chosen checkpoint is the best measured on cells (or has no cells score to compare).
+    """
+    frames = [np.asarray(a) for a in annotations]
+    ids = set()
+    for frame in frames:
+        ids.update(int(i) for i in np.unique(frame) if i)
+    diameter = median_object_diameter(frames)
+    if len(ids) < MANY_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_SIDE:
+        return None
+    chosen = _chosen_checkpoint(method, checkpoint)
+    chosen_score = _cells_score(chosen) if chosen is not None else None
+    scored = [(s, c) for c in weights.list_checkpoints() if (s := _cells_score(c)) is not None]
+    if chosen is None or chosen_score is None or not scored:
+        return None
+    best_score, best = max(scored, key=lambda sc: sc[0])
+    if best.name == chosen.name or best_score <= chosen_score:
+        return None
+    choice = best.method if best.default else f"{best.method} with checkpoint {best.name}"
+    return (f"tip: {len(ids)} small objects (median {diameter:.0f} px across): for cells, {choice} scored "
+            f"J&F {best_score:.2f} on the built-in cells sample against {chosen_score:.2f} for {method}"
+            f"{'' if chosen.default else f' with {chosen.name}'} (user guide, 'Which method?')")

@@ -1,0 +1,64 @@
+"""The method tip (napari_vos.advice): many small painted objects under a method measured poor on cells."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_vos import weights
+from napari_vos.advice import MANY_OBJECTS, SMALL_OBJECT_SIDE, method_advice
+
+
+def _discs(n: int, radius: int, size: int = 256) -> np.ndarray:
+    labels = np.zeros((size, size), np.uint16)
+    yy, xx = np.mgrid[:size, :size]
+    per_row = int(np.ceil(np.sqrt(n)))
+    step = size // per_row
+    for i in range(n):
+        cy, cx = step // 2 + (i // per_row) * step, step // 2 + (i % per_row) * step
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = i + 1
+    return labels
+
+
+def _best_on_cells() -> weights.CheckpointInfo:
+    return max((c for c in weights.list_checkpoints() if "demo_cells" in c.scores),
+               key=lambda c: c.scores["demo_cells"]["JF"])
+
+
+def test_many_small_objects_under_frtm_get_the_checkpoint_measured_best_on_cells():
+    best = _best_on_cells()
+    frtm = weights.default_checkpoint("frtm").scores["demo_cells"]["JF"]
+    assert best.scores["demo_cells"]["JF"] > frtm  # what the tip is about: true of the shipped registry
+    tip = method_advice("frtm", None, [_discs(12, 8)])
+    assert tip is not None and tip.startswith("tip: 12 small objects (median 16 px across)")  # a digital disc of radius 8
+    assert best.name in tip and f"{best.scores['demo_cells']['JF']:.2f}" in tip and f"against {frtm:.2f} for frtm" in tip
+
+
+@pytest.mark.parametrize("labels", [
+    _discs(MANY_OBJECTS - 1, 8),  # few objects
+    _discs(12, SMALL_OBJECT_SIDE // 2 + 2, size=1024),  # many, but large
+    np.zeros((64, 64), np.uint8),  # nothing painted
+])
+def test_no_tip_for_few_or_large_objects(labels):
+    assert method_advice("frtm", None, [labels]) is None
+
+
+def test_no_tip_for_the_best_checkpoint_a_file_of_ones_own_or_a_method_without_scores():
+    cells = [_discs(12, 8)]
+    best = _best_on_cells()
+    assert method_advice(best.method, best.name, cells) is None
+    assert method_advice("frtm", "/data/my-frtm.safetensors", cells) is None
+    assert method_advice("flow", None, cells) is None  # no weights, no registered score
+    # the same method with its default checkpoint is told about the better one
+    default = weights.default_checkpoint(best.method)
+    if default.name != best.name:
+        assert best.name in method_advice(best.method, None, cells)
+
+
+def test_the_tip_imports_no_torch():
+    code = ("import sys, numpy as np; from napari_vos.advice import method_advice; "
+            "method_advice('frtm', None, [np.zeros((8, 8), np.uint8)]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
