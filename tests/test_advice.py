@@ -31,8 +31,10 @@ def test_many_small_objects_under_frtm_get_the_checkpoint_measured_best_on_cells
     best = _best_on_cells()
     frtm = weights.default_checkpoint("frtm").scores["demo_cells"]["JF"]
     assert best.scores["demo_cells"]["JF"] > frtm  # what the tip is about: true of the shipped registry
-    tip = method_advice("frtm", None, [_discs(12, 8)])
-    assert tip is not None and tip.startswith("tip: 12 small objects (median 16 px across)")  # a digital disc of radius 8
+    advice = method_advice("frtm", None, [_discs(12, 8)])
+    assert advice is not None and (advice.method, advice.checkpoint) == (best.method, best.name)
+    tip = str(advice)
+    assert tip == advice.text and tip.startswith("tip: 12 small objects (median 16 px across)")  # a digital disc of radius 8
     assert best.name in tip and f"{best.scores['demo_cells']['JF']:.2f}" in tip and f"against {frtm:.2f} for frtm" in tip
 
 
@@ -54,7 +56,7 @@ def test_no_tip_for_the_best_checkpoint_a_file_of_ones_own_or_a_method_without_s
     # the same method with its default checkpoint is told about the better one
     default = weights.default_checkpoint(best.method)
     if default.name != best.name:
-        assert best.name in method_advice(best.method, None, cells)
+        assert method_advice(best.method, None, cells).checkpoint == best.name
 
 
 def test_the_tip_imports_no_torch():

@@ -353,7 +353,7 @@ def test_widget_opens_without_torch_and_lists_accelerators_when_the_device_list_
 
 def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_napari_viewer, qtbot):
     """Painted cells under RGMP's default checkpoint: the status names the cells checkpoint, at the
-    start and on the done line; with that checkpoint chosen, no tip."""
+    start and on the done line, and a button takes it; with that checkpoint chosen, no tip."""
     from conftest import phase_cells_video
 
     viewer = make_napari_viewer()
@@ -370,7 +370,13 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     assert "tip: 9 small objects" in widget.status.text() and "rgmp-resnet18-cells" in widget.status.text()
     _wait_done(qtbot, widget, timeout=120_000)
     assert widget.status.text().startswith("done") and "rgmp-resnet18-cells" in widget.status.text()
-    widget.checkpoint_edit.setText("rgmp-resnet18-cells")
+    # one click on the tip's button picks its method and checkpoint
+    assert not widget.advice_button.isHidden()  # (the test viewer is not shown: isVisible stays False)
+    assert widget.advice_button.text() == "use rgmp with checkpoint rgmp-resnet18-cells"
+    widget.select_method("flow")
+    _click(qtbot, widget.advice_button)
+    assert widget.method == "rgmp" and widget.checkpoint_edit.text() == "rgmp-resnet18-cells"
+    assert widget.advice_button.isHidden()
     _click(qtbot, widget.propagate_button)
     _wait_done(qtbot, widget, timeout=120_000)
     assert widget.status.text().startswith("done") and "tip" not in widget.status.text()

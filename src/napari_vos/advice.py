@@ -8,6 +8,7 @@ only: the widget computes it on the GUI thread before any torch import.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -23,6 +24,18 @@ MANY_OBJECTS = 8
 SMALL_OBJECT_SIDE = 64
 #: the registry score the tip compares: J&F on the built-in synthetic cells sample
 CELLS_SCORE = "demo_cells"
+
+
+@dataclass(frozen=True)
+class MethodAdvice:
+    """A better-measured choice: the method, its registered checkpoint, and the sentence saying why."""
+
+    method: str
+    checkpoint: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _cells_score(info: weights.CheckpointInfo) -> float | None:
@@ -41,7 +54,7 @@ def _chosen_checkpoint(method: str, checkpoint: str | None) -> weights.Checkpoin
         return None
 
 
-def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.ndarray]) -> str | None:
+def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.ndarray]) -> MethodAdvice | None:
     """A tip naming a better-measured method and checkpoint for many small painted objects, or None.
 
     ``annotations``: the painted label images (each (Y, X), 0 = background) at the image's own
@@ -64,6 +77,7 @@ def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.
     if best.name == chosen.name or best_score <= chosen_score:
         return None
     choice = best.method if best.default else f"{best.method} with checkpoint {best.name}"
-    return (f"tip: {len(ids)} small objects (median {diameter:.0f} px across): for cells, {choice} scored "
+    text = (f"tip: {len(ids)} small objects (median {diameter:.0f} px across): for cells, {choice} scored "
             f"J&F {best_score:.2f} on the built-in cells sample against {chosen_score:.2f} for {method}"
             f"{'' if chosen.default else f' with {chosen.name}'} (user guide, 'Which method?')")
+    return MethodAdvice(best.method, best.name, text)

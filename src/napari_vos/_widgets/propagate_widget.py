@@ -187,6 +187,11 @@ class PropagateWidget(QWidget):
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # shown with a tip (napari_vos.advice): one click picks the method and checkpoint it names
+        self.advice_button = QPushButton()
+        self.advice_button.setVisible(False)
+        self.advice_button.clicked.connect(self._take_advice)
+        self._advice: Any = None
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
@@ -206,6 +211,7 @@ class PropagateWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.advice_button)
         layout.addStretch(1)
 
         self.method_combo.currentIndexChanged.connect(lambda *_: self._method_changed(self.method))
@@ -384,7 +390,9 @@ class PropagateWidget(QWidget):
         starting = f"{verb} with {method} from frame {self.job.start}"
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
-        self.status.setText("; ".join(part for part in (self.job.note, starting, self.job.advice) if part))
+        advice = self.job.advice
+        self.status.setText("; ".join(part for part in (self.job.note, starting, advice and advice.text) if part))
+        self._offer_advice(advice)
         self.propagate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
@@ -392,6 +400,22 @@ class PropagateWidget(QWidget):
                                               "finished": self._on_finished})
         self.worker.start()
         self._finetune_timer.start()
+
+    def _offer_advice(self, advice: Any) -> None:
+        """Show (or hide, for None) the button that takes a tip's method and checkpoint."""
+        self._advice = advice
+        self.advice_button.setVisible(advice is not None)
+        if advice is not None:
+            self.advice_button.setText(f"use {advice.method} with checkpoint {advice.checkpoint}")
+            self.advice_button.setToolTip(advice.text)
+
+    def _take_advice(self) -> None:
+        """The tip's button: pick its method and checkpoint (the next Propagate uses them)."""
+        if self._advice is None:
+            return
+        self.select_method(self._advice.method)
+        self.checkpoint_edit.setText(self._advice.checkpoint)
+        self._offer_advice(None)
 
     def _show_finetune(self) -> None:
         """While the method fine-tunes on the annotated frame (before any frame), show its steps."""
@@ -464,7 +488,7 @@ class PropagateWidget(QWidget):
             precision = result.options.get("precision")
             on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
             self.status.setText(f"done: {done} frames with {result.method} on {on}, "
-                                f"{result.fps:.1f} frames/s{_working_at(job)}" + (f"; {job.advice}" if job.advice else ""))
+                                f"{result.fps:.1f} frames/s{_working_at(job)}" + (f"; {job.advice.text}" if job.advice else ""))
             show_info(f"napari-vos: {job.output.name} ready")
 
     def _report(self, err: BaseException) -> None:
