@@ -101,3 +101,21 @@ def test_shipped_checkpoint_labels_follow_a_moving_object():
 
     ious = square_tracking_ious("frtm")
     assert min(ious) > 0.8, ious
+
+
+def test_first_layer_on_shared_features_is_the_per_problem_product():
+    """w1 on features the K objects share (a 1x1 convolution, channels-last as the backbone gives
+    them) equals w1 applied problem by problem (the training's einsum), for every object."""
+    import torch
+
+    from napari_vos.methods.frtm_target import apply_w1
+
+    g = torch.Generator().manual_seed(0)
+    w1 = torch.randn(3, 96, 64, generator=g)
+    features = torch.randn(5, 64, 7, 9, generator=g).contiguous(memory_format=torch.channels_last)
+    shared = apply_w1(w1, features)
+    per_problem = apply_w1(w1, features.expand(3, *features.shape))
+    assert shared.shape == (5, 3 * 96, 7, 9)
+    torch.testing.assert_close(shared, per_problem, rtol=1e-4, atol=1e-4)
+    by_hand = torch.stack([torch.einsum("dc,mchw->mdhw", w1[k], features) for k in range(3)], 1).flatten(1, 2)
+    torch.testing.assert_close(shared, by_hand, rtol=1e-4, atol=1e-4)
