@@ -28,16 +28,18 @@ SCALE = (1.0, 0.5, 0.25)
 TRANSLATE = (0.0, 10.0, -3.0)
 
 
-def _setup(make_napari_viewer, n_frames=6, size=(64, 64)):
+def _setup(make_napari_viewer, n_frames=6, size=(64, 64), video=None, method="flow"):
+    """A viewer with ``video`` (frames, truth; default a sliding square) and its first frame painted,
+    and the docked widget set to ``method`` on the CPU."""
     viewer = make_napari_viewer()
-    frames, truth = sliding_square(n_frames, size)
+    frames, truth = sliding_square(n_frames, size) if video is None else video
     viewer.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
     viewer.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
     widget = PropagateWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image_combo.setCurrentText("video")
     widget.labels_combo.setCurrentText("painted")
-    widget.select_method("flow")
+    widget.select_method(method)
     widget.device_combo.setCurrentText("cpu")
     return viewer, widget, truth
 
@@ -356,16 +358,7 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     start and on the done line, and a button takes it; with that checkpoint chosen, no tip."""
     from conftest import phase_cells_video
 
-    viewer = make_napari_viewer()
-    frames, labels = phase_cells_video(3, (96, 96), 9)
-    viewer.add_image(frames, name="cells")
-    viewer.add_labels(first_frame_only(labels), name="cell labels")
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("cells")
-    widget.labels_combo.setCurrentText("cell labels")
-    widget.select_method("rgmp")
-    widget.device_combo.setCurrentText("cpu")
+    viewer, widget, _ = _setup(make_napari_viewer, video=phase_cells_video(3, (96, 96), 9), method="rgmp")
     _click(qtbot, widget.propagate_button)
     assert "tip: 9 small objects" in widget.status.text() and "rgmp-resnet18-cells" in widget.status.text()
     _wait_done(qtbot, widget, timeout=120_000)
@@ -380,4 +373,4 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     _click(qtbot, widget.propagate_button)
     _wait_done(qtbot, widget, timeout=120_000)
     assert widget.status.text().startswith("done") and "tip" not in widget.status.text()
-    assert viewer.layers["cell labels propagated (rgmp) [1]"].metadata["napari_vos"]["checkpoint"] == "rgmp-resnet18-cells"
+    assert viewer.layers["painted propagated (rgmp) [1]"].metadata["napari_vos"]["checkpoint"] == "rgmp-resnet18-cells"
