@@ -30,6 +30,14 @@ def test_networks_are_channels_last_on_cpu_and_cuda_and_keep_their_layout_on_mps
     assert prefer_channels_last(plain, "meta").weight.is_contiguous()
 
 
+def test_the_environment_switch_keeps_nchw(monkeypatch):
+    monkeypatch.setenv("NAPARI_VOS_CHANNELS_LAST", "0")
+    net = place_network(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 3)), "cpu")
+    assert not _is_channels_last(net) and all(p.is_contiguous() for p in net.parameters())
+    monkeypatch.setenv("NAPARI_VOS_CHANNELS_LAST", "1")
+    assert _is_channels_last(place_network(net, "cpu"))
+
+
 @pytest.mark.parametrize("method,options", [
     ("frtm", {}),
     ("agame", {}),

@@ -130,6 +130,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
 
     from napari_vos.evaluation.scoring import code_version
     from napari_vos.methods import registry
+    from napari_vos.nn.memory_format import channels_last_on
     from napari_vos.session import Session
 
     video, first = _video(kind, size, objects, frames, seed)
@@ -169,7 +170,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     if profile is not None:
         write_profile(lambda: run(min(frames, 30), None), profile, cuda)
     return {
-        "method": method, "device": result.device, "precision": result.options.get("precision"), "size": f"{w}x{h}", "objects": n_objects,
+        "method": method, "device": result.device, "precision": result.options.get("precision"),
+        "channels_last": channels_last_on(result.device), "size": f"{w}x{h}", "objects": n_objects,
         "frames": frames, "annotated": annotate, "fps": result.fps, "peak_rss_mb": round(peak, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
