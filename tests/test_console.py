@@ -211,3 +211,16 @@ def test_a_map_of_many_objects_is_one_layer_with_the_objects_on_its_first_axis(v
     np.testing.assert_allclose(stacked.translate, (0.0, *single.translate))
     assert stacked.contrast_limits == [0.0, float(scores.max())]
     assert stacked.metadata["napari_vos_map"]["object_ids"] == list(range(1, 13))
+
+
+def test_many_small_cells_come_with_the_tip_printed_and_returned(capsys):
+    from conftest import phase_cells_video
+
+    v = ViewerModel()
+    frames, labels = phase_cells_video(2, (96, 96), 9)
+    v.add_image(frames, name="cells")
+    v.add_labels(first_frame_only(labels), name="cell labels")
+    out = propagate_layers(v, "cells", "cell labels", method="rgmp", device="cpu")
+    assert out.advice is not None and out.advice.checkpoint == "rgmp-resnet18-cells"
+    assert out.advice.text in capsys.readouterr().out
+    assert propagate_layers(v, "cells", "cell labels", method="flow", device="cpu").advice is None

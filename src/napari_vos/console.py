@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
     from napari.layers import Image, Labels
 
+    from napari_vos.advice import MethodAdvice
     from napari_vos.session import Result
 
 __all__ = ["propagate_layers", "LayerOutputs"]
@@ -34,6 +35,7 @@ class LayerOutputs:
     labels: "Labels"
     maps: "list[Image]"
     result: "Result"
+    advice: "MethodAdvice | None" = None  # a better-measured method for what was painted (also printed)
 
 
 def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None" = None,
@@ -58,6 +60,8 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
                    all_painted=all_painted, name=name, **options)
     if job.note:
         warnings.warn(job.note, stacklevel=2)
+    if job.advice:
+        print(job.advice.text)
     try:
         for step in job.steps():
             job.show(step)
@@ -69,4 +73,4 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
         raise
     result = job.finish()
     assert result is not None  # steps() always builds the session
-    return LayerOutputs(job.output, list(job.map_layers.values()), result)
+    return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)
