@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_vos import weights
-from napari_vos.advice import MANY_OBJECTS, SMALL_OBJECT_SIDE, method_advice
+from napari_vos.advice import MANY_OBJECTS, method_advice
 
 
 def _discs(n: int, radius: int, size: int = 256) -> np.ndarray:
@@ -40,11 +40,18 @@ def test_many_small_objects_under_frtm_get_the_checkpoint_measured_best_on_cells
 
 @pytest.mark.parametrize("labels", [
     _discs(MANY_OBJECTS - 1, 8),  # few objects
-    _discs(12, SMALL_OBJECT_SIDE // 2 + 2, size=1024),  # many, but large
+    _discs(12, 20, size=256),  # many, but large for the frame (40 px of 256)
     np.zeros((64, 64), np.uint8),  # nothing painted
 ])
 def test_no_tip_for_few_or_large_objects(labels):
     assert method_advice("frtm", None, [labels]) is None
+
+
+def test_small_is_relative_to_the_frame():
+    """70 px cells in a 1024 px field (the real Usiigaci time-lapse) are small; so are 16 px ones in 256 px."""
+    assert method_advice("frtm", None, [_discs(16, 35, size=1024)]) is not None
+    assert method_advice("frtm", None, [_discs(16, 8, size=256)]) is not None
+    assert method_advice("frtm", None, [_discs(16, 8, size=96)]) is None  # 16 px of 96: a sixth of the frame
 
 
 def test_no_tip_for_the_best_checkpoint_a_file_of_ones_own_or_a_method_without_scores():

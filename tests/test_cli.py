@@ -256,7 +256,7 @@ def test_propagate_writes_the_maps_at_their_own_pixel_size(tmp_path, square_vide
 def test_propagate_prints_a_tip_for_many_small_cells_under_a_method_poor_on_cells(tmp_path, capsys):
     from conftest import phase_cells_video
 
-    frames, labels = phase_cells_video(2, (96, 96), 9)
+    frames, labels = phase_cells_video(2, (256, 256), 9)
     tifffile.imwrite(tmp_path / "cells.tif", frames)
     painted = np.zeros_like(labels)
     painted[0] = labels[0]

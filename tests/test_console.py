@@ -217,7 +217,7 @@ def test_many_small_cells_come_with_the_tip_printed_and_returned(capsys):
     from conftest import phase_cells_video
 
     v = ViewerModel()
-    frames, labels = phase_cells_video(2, (96, 96), 9)
+    frames, labels = phase_cells_video(2, (256, 256), 9)
     v.add_image(frames, name="cells")
     v.add_labels(first_frame_only(labels), name="cell labels")
     out = propagate_layers(v, "cells", "cell labels", method="rgmp", device="cpu")

@@ -358,7 +358,7 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     start and on the done line, and a button takes it; with that checkpoint chosen, no tip."""
     from conftest import phase_cells_video
 
-    viewer, widget, _ = _setup(make_napari_viewer, video=phase_cells_video(3, (96, 96), 9), method="rgmp")
+    viewer, widget, _ = _setup(make_napari_viewer, video=phase_cells_video(3, (256, 256), 9), method="rgmp")
     _click(qtbot, widget.propagate_button)
     assert "tip: 9 small objects" in widget.status.text() and "rgmp-resnet18-cells" in widget.status.text()
     _wait_done(qtbot, widget, timeout=120_000)

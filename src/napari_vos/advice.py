@@ -19,9 +19,10 @@ from napari_vos.data.frames import median_object_diameter
 #: from this many painted objects on, a frame counts as "many objects" (RGMP's per-object windows
 #: and the box-wise aggregation start there too)
 MANY_OBJECTS = 8
-#: objects whose median equivalent diameter is below this (pixels) count as small: RGMP's
-#: min_object_side, the size its stride-32 encoder needs
-SMALL_OBJECT_SIDE = 64
+#: objects whose median equivalent diameter is below this fraction of the frame's shorter side
+#: count as small: cells are 1/12-1/15 of it (the built-in sample's 21 px of 256, Usiigaci's 70 px
+#: of 1022), a handful of people or cars in a video 1/5 or more
+SMALL_OBJECT_FRACTION = 1 / 8
 #: the registry score the tip compares: J&F on the built-in synthetic cells sample
 CELLS_SCORE = "demo_cells"
 
@@ -57,16 +58,16 @@ def _chosen_checkpoint(method: str, checkpoint: str | None) -> weights.Checkpoin
 def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.ndarray]) -> MethodAdvice | None:
     """A tip naming a better-measured method and checkpoint for many small painted objects, or None.
 
-    ``annotations``: the painted label images (each (Y, X), 0 = background) at the image's own
-    resolution. None when there are fewer than `MANY_OBJECTS` objects, they are not small, or the
-    chosen checkpoint is the best measured on cells (or has no cells score to compare).
+    ``annotations``: the painted label images (each (Y, X), 0 = background). None when there are
+    fewer than `MANY_OBJECTS` objects, they are not small for the frame (`SMALL_OBJECT_FRACTION`),
+    or the chosen checkpoint is the best measured on cells (or has no cells score to compare).
     """
     frames = [np.asarray(a) for a in annotations]
     ids = set()
     for frame in frames:
         ids.update(int(i) for i in np.unique(frame) if i)
     diameter = median_object_diameter(frames)
-    if len(ids) < MANY_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_SIDE:
+    if len(ids) < MANY_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_FRACTION * min(frames[0].shape[-2:]):
         return None
     chosen = _chosen_checkpoint(method, checkpoint)
     chosen_score = _cells_score(chosen) if chosen is not None else None
