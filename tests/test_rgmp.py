@@ -406,3 +406,32 @@ def test_shipped_checkpoint_follows_a_moving_object():
         pytest.skip("no RGMP checkpoint is registered")
     ious = square_tracking_ious("rgmp")
     assert min(ious) > 0.7, ious
+
+
+def test_the_object_probability_map_is_made_only_when_maps_are_wanted(tiny_checkpoint, monkeypatch):
+    """RGMP's map is a pass over K full frames: the engine asks for it (a lazy Step map) only with maps=True."""
+    import napari_vos.methods.rgmp as rgmp_module
+    from napari_vos import propagate
+
+    calls = []
+    pool = rgmp_module.F.adaptive_avg_pool2d
+    monkeypatch.setattr(rgmp_module.F, "adaptive_avg_pool2d", lambda *a, **k: calls.append(1) or pool(*a, **k))
+    frames, truth = _video(4, size=(64, 96))
+    for maps in (False, True):
+        calls.clear()
+        result = propagate(frames, truth[0], method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu",
+                           direction="forward", maps=maps)
+        assert len(calls) == (3 if maps else 0) and ("object_probs" in result.maps) is maps
+
+
+def test_a_window_follows_its_guidance_as_a_whole_frame_search_would():
+    """The next window's centre is searched inside the last window only: the same centre as over the
+    whole frame when the guidance lies inside it, and the last centre when the object is lost."""
+    from napari_vos.methods.rgmp import RGMP
+    from napari_vos.methods.rgmp_windows import centre_of
+
+    guidance = torch.zeros(200, 300)
+    guidance[40:70, 250:290] = 0.9  # moved right, near the frame's edge
+    last = (50, 260)  # the 96 px window around it reaches outside the frame
+    assert RGMP._guidance_centre(guidance, 96, last) == centre_of(guidance) == (55, 270)
+    assert RGMP._guidance_centre(torch.zeros(200, 300), 96, last) == last

@@ -257,6 +257,7 @@ class Session:
     def _store_maps(self, index: int, maps: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         out = {}
         for name, value in maps.items():
+            value = value() if callable(value) else value  # a lazy map: computed now that it is wanted
             arr = value.detach().float().cpu().numpy().astype(np.float32)
             if not self.keep_maps:
                 out[name] = arr

@@ -22,11 +22,13 @@ class Step:
     """One frame's output: per-object foreground probabilities and optional intermediate maps.
 
     probs: (K, H, W) at the working resolution, before aggregation.
-    maps: name -> (K, h, w) tensor (e.g. FRTM's coarse target scores), any resolution.
+    maps: name -> (K, h, w) tensor (e.g. FRTM's coarse target scores), any resolution; or a
+    zero-argument function returning one, which the engine calls only when maps are wanted (for a
+    map that costs a pass over K full frames, such as RGMP's with many cells).
     """
 
     probs: torch.Tensor
-    maps: dict[str, torch.Tensor] = field(default_factory=dict)
+    maps: dict[str, torch.Tensor | Callable[[], torch.Tensor]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

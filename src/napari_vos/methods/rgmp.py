@@ -157,18 +157,27 @@ class RGMP(MethodBase):
         probs = guidance.new_zeros(guidance.shape)
         for g, (side, members) in enumerate(self._groups):
             if side is None:
-                probs[members] = self._segment(g, image, guidance[members])
+                probs[members] = self._segment(g, image, guidance[members]).clamp_(0, 1)
                 continue
             for i in members:  # the window follows the object's guidance; a lost object keeps its last place
-                self._centres[i] = centre_of(guidance[i]) or self._centres[i]
+                self._centres[i] = self._guidance_centre(guidance[i], side, self._centres[i])
             images, guides, squares = self._windows(side, members, image, guidance)
-            inside = self._segment(g, images, guides)
+            inside = self._segment(g, images, guides).clamp_(0, 1)
             for j, (i, sq) in enumerate(zip(members, squares)):
                 paste_square(probs[i], inside[j], sq)
-        probs = probs.clamp(0, 1)
         self._guidance = probs  # replaced by the aggregated probabilities in update()
-        coarse = F.adaptive_avg_pool2d(probs[None], (max(1, h // 4), max(1, w // 4)))[0]
-        return Step(probs=probs, maps={"object_probs": coarse})
+        # the map is a pass over K full frames (60 cells at 1024 px: 50 ms): made only when shown
+        size = (max(1, h // 4), max(1, w // 4))
+        return Step(probs=probs, maps={"object_probs": lambda: F.adaptive_avg_pool2d(probs[None], size)[0]})
+
+    @staticmethod
+    def _guidance_centre(guidance: torch.Tensor, side: int, last: tuple[int, int]) -> tuple[int, int]:
+        """The centre of an object's guidance above 0.5, searched in its last window: outside it the
+        object's probability was 0 (and its aggregated share tiny), so the result is that of the whole
+        frame, at a window's cost. The last centre when the object is lost."""
+        square = square_at(last, side)
+        found = centre_of(crop_square(guidance, square))
+        return last if found is None else (square.y0 + found[0], square.x0 + found[1])
 
     def _windows(self, side: int, members: list[int], image: torch.Tensor,
                  masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[Square]]:
