@@ -435,3 +435,20 @@ def test_a_window_follows_its_guidance_as_a_whole_frame_search_would():
     last = (50, 260)  # the 96 px window around it reaches outside the frame
     assert RGMP._guidance_centre(guidance, 96, last) == centre_of(guidance) == (55, 270)
     assert RGMP._guidance_centre(torch.zeros(200, 300), 96, last) == last
+
+
+def test_step_reuses_its_output_tensor_only_once_the_engine_has_replaced_it(tiny_checkpoint):
+    """The (K, H, W) output is zeroed and reused frame after frame (a new one costs page faults), but
+    never while it is still the guidance (a caller that skips update())."""
+    from napari_vos.methods.rgmp import RGMP
+
+    frames, truth = _video(4, size=(64, 96))
+    method = RGMP.build(device="cpu", checkpoint=str(tiny_checkpoint))
+    image = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    method.start(image(0), torch.from_numpy(truth[0] == 1).float()[None])
+    first = method.step(image(1)).probs
+    method.update(first.clone())
+    second = method.step(image(2)).probs
+    assert second.data_ptr() == first.data_ptr()  # reused, after update replaced the guidance
+    third = method.step(image(3)).probs  # no update(): the guidance is still `second`
+    assert third.data_ptr() != second.data_ptr() and second.abs().sum() > 0

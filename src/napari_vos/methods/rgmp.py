@@ -112,6 +112,7 @@ class RGMP(MethodBase):
         self._references: dict[tuple[int, float], torch.Tensor] = {}  # conv5 per (batch, scale)
         self._centres: list[tuple[int, int] | None] = []  # each object's window centre (working pixels)
         self._guidance: torch.Tensor | None = None
+        self._probs_buffer: torch.Tensor | None = None  # step's (K, H, W) output, reused frame after frame
 
     # -- protocol ------------------------------------------------------------------------
     @torch.no_grad()
@@ -154,7 +155,7 @@ class RGMP(MethodBase):
         image = image.to(self.device)
         h, w = image.shape[-2:]
         guidance = self._guidance.to(self.device).float()
-        probs = guidance.new_zeros(guidance.shape)
+        probs = self._zeroed_probs(guidance)
         for g, (side, members) in enumerate(self._groups):
             if side is None:
                 probs[members] = self._segment(g, image, guidance[members]).clamp_(0, 1)
@@ -169,6 +170,19 @@ class RGMP(MethodBase):
         # the map is a pass over K full frames (60 cells at 1024 px: 50 ms): made only when shown
         size = (max(1, h // 4), max(1, w // 4))
         return Step(probs=probs, maps={"object_probs": lambda: F.adaptive_avg_pool2d(probs[None], size)[0]})
+
+    def _zeroed_probs(self, guidance: torch.Tensor) -> torch.Tensor:
+        """A zeroed (K, H, W) tensor for this frame's probabilities: last frame's, once the engine has
+        replaced it by the aggregate (``update``). Zeroing memory in use is ~7x cheaper than a new
+        allocation's page faults (60 cells at 1024 px: 9 against 60 ms)."""
+        buffer = self._probs_buffer
+        if (buffer is None or buffer is guidance or buffer.shape != guidance.shape
+                or buffer.dtype != guidance.dtype or buffer.device != guidance.device):
+            buffer = guidance.new_zeros(guidance.shape)
+        else:
+            buffer.zero_()
+        self._probs_buffer = buffer
+        return buffer
 
     @staticmethod
     def _guidance_centre(guidance: torch.Tensor, side: int, last: tuple[int, int]) -> tuple[int, int]:
