@@ -160,3 +160,27 @@ def test_labels_of_many_objects_at_another_size_are_the_argmax_of_the_bilinear_r
     assert (top2[0] - top2[1])[differ].le(1e-4).all()  # at most a rounding-level tie decides otherwise
     assert differ.float().mean() < 1e-3
     assert torch.equal(labels_at_size(agg, source), agg.argmax(dim=0))  # same size: no resize
+
+
+def test_many_objects_aggregate_into_a_given_stack_whatever_it_held():
+    from napari_vos.nn.aggregation import uses_boxwise_output
+
+    p = _cells()
+    assert uses_boxwise_output(p) and not uses_boxwise_output(p[:2])
+    out = torch.full((p.shape[0] + 1, *p.shape[1:]), 7.0)  # last frame's values: all overwritten
+    result = soft_aggregate(p, out=out)
+    assert result is out
+    torch.testing.assert_close(out, soft_aggregate(p))
+    wrong = torch.empty(3, 4, 4)
+    assert soft_aggregate(p, out=wrong) is not wrong  # a stack of another shape is not used
+
+
+def test_the_engine_alternates_two_stacks_so_the_last_aggregate_survives_the_next():
+    from napari_vos.session import _reused_stack
+
+    p = _cells()
+    stacks: list[torch.Tensor] = []
+    got = [_reused_stack(stacks, p) for _ in range(4)]
+    assert got[0] is not got[1] and got[2] is got[0] and got[3] is got[1]
+    assert _reused_stack(stacks, p[:2]) is None  # few objects: the dense path, new tensors
+    assert _reused_stack(stacks, p[:, :10]) is not got[0] and len(stacks) == 1  # a new size: new stacks

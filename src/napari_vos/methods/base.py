@@ -70,7 +70,10 @@ class Method(Protocol):
     def step(self, image: torch.Tensor) -> Step: ...
 
     def update(self, probs: torch.Tensor) -> None:
-        """Receive the aggregated per-object probabilities (K, H, W) of the last stepped frame."""
+        """Receive the aggregated per-object probabilities (K, H, W) of the last stepped frame.
+
+        The tensor stays valid through the next ``step`` and ``update`` only: with many objects the
+        engine writes every other frame's aggregate into the same memory; copy it to keep it longer."""
 
     def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         """Add a (corrected) annotated frame as a new reference."""

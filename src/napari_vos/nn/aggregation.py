@@ -27,12 +27,15 @@ def _boxwise(objects: int, tensor: torch.Tensor) -> bool:
     return objects >= _SPARSE_MIN_OBJECTS and tensor.device.type == "cpu"
 
 
-def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
+def soft_aggregate(probs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Aggregate per-object probabilities (K, H, W) into (K + 1, H, W), background first.
 
     RGMP eq. (1): p_{i,m} = sigma(logit(p_hat_{i,m})) normalised over i, with the background
     probability p_hat_{0,m} = prod_k (1 - p_hat_{k,m}); probabilities are clamped to
     [1e-7, 1 - 1e-7]. Differentiable (the dense path is taken whenever a gradient is needed).
+    ``out``: a (K + 1, H, W) tensor the box-wise path writes into (the engine passes memory it
+    reuses: a new 60 x 1024 x 1024 stack costs ~55 ms of page faults on the CPU); other paths
+    return a new tensor.
     """
     if probs.ndim != 3:
         raise ValueError(f"expected probs of shape (K, H, W), got {tuple(probs.shape)}")
@@ -40,8 +43,13 @@ def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
         boxes = _support_boxes(probs, _EPS)
         area = sum((y1 - y0) * (x1 - x0) for _, y0, y1, x0, x1 in boxes)
         if area <= _SPARSE_MAX_COVER * probs.numel():
-            return _sparse_aggregate(probs, boxes)
+            return _sparse_aggregate(probs, boxes, out)
     return _dense_aggregate(probs)
+
+
+def uses_boxwise_output(probs: torch.Tensor) -> bool:
+    """Whether `soft_aggregate` of these probabilities may write into an ``out`` tensor."""
+    return probs.ndim == 3 and _boxwise(probs.shape[0], probs) and not probs.requires_grad
 
 
 def _dense_aggregate(probs: torch.Tensor) -> torch.Tensor:
@@ -65,7 +73,8 @@ def _support_boxes(probs: torch.Tensor, eps: float) -> list[tuple[int, int, int,
     return boxes
 
 
-def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
+def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int, int]],
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (1) with each object's odds and its factor of the background product added only inside
     its support box; outside it the object holds the clamped 1e-7, whose share is written for all
     objects at once. Why not a library: none aggregates sparse per-object maps."""
@@ -84,7 +93,8 @@ def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int,
     background = torch.exp(log_background).clamp_(_EPS, 1.0 - _EPS)
     background_odds = background / (1.0 - background)
     total = background_odds + odds_sum
-    out = torch.empty((k + 1, h, w), dtype=probs.dtype)
+    if out is None or out.shape != (k + 1, h, w) or out.dtype != probs.dtype or out.device != probs.device:
+        out = torch.empty((k + 1, h, w), dtype=probs.dtype)
     out[0] = background_odds / total
     out[1:] = (eps_odds / total)[None]
     for (i, y0, y1, x0, x1), odds in zip(boxes, box_odds):
