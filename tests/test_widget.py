@@ -370,6 +370,7 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     _click(qtbot, widget.advice_button)
     assert widget.method == "rgmp" and widget.checkpoint_edit.text() == "rgmp-resnet18-cells"
     assert widget.advice_button.isHidden()
+    assert widget.status.text() == "rgmp with checkpoint rgmp-resnet18-cells chosen: Propagate runs it"
     _click(qtbot, widget.propagate_button)
     _wait_done(qtbot, widget, timeout=120_000)
     assert widget.status.text().startswith("done") and "tip" not in widget.status.text()

@@ -413,9 +413,11 @@ class PropagateWidget(QWidget):
         """The tip's button: pick its method and checkpoint (the next Propagate uses them)."""
         if self._advice is None:
             return
-        self.select_method(self._advice.method)
-        self.checkpoint_edit.setText(self._advice.checkpoint)
+        method, checkpoint = self._advice.method, self._advice.checkpoint
+        self.select_method(method)
+        self.checkpoint_edit.setText(checkpoint)
         self._offer_advice(None)
+        self.status.setText(f"{method} with checkpoint {checkpoint} chosen: Propagate runs it")
 
     def _show_finetune(self) -> None:
         """While the method fine-tunes on the annotated frame (before any frame), show its steps."""

@@ -24,8 +24,8 @@ from napari_vos.methods.base import MethodBase, Step, VideoFrames
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.methods.cosnet_network import CONFIGS, STRIDE, COSNetConfig, COSNetNetwork, Embedding
-from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.memory_format import place_network
+from napari_vos.nn.padding import crop_to, pad_to_multiple
 
 SAMPLING = ("uniform", "random")
 

@@ -23,10 +23,10 @@ from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
 from napari_vos.methods.frtm_windows import Window, common_windows, mask_boxes, object_windows
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
+from napari_vos.nn.memory_format import place_network
 from napari_vos.nn.warp import affine, gaussian_blur
 from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.sample_memory import SampleMemory
-from napari_vos.nn.memory_format import place_network
 
 
 @dataclass

@@ -29,8 +29,8 @@ from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
-from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.nn.memory_format import place_network, prefer_channels_last
+from napari_vos.nn.padding import crop_to, pad_to_multiple
 
 
 # (key, tuned state on the CPU) of the last finished fine-tuning: lets the backward pass reuse it.

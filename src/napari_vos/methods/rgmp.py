@@ -40,9 +40,9 @@ from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, ma
 from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
                                              square_at, window_side)
+from napari_vos.nn.memory_format import place_network
 from napari_vos.nn.padding import pad_to_multiple
 from napari_vos.nn.precision import full_precision
-from napari_vos.nn.memory_format import place_network
 
 _STRIDE = 32  # conv5 of the ResNet encoder
 # window="auto" runs each object in its own window from this many objects on (many small objects such
