@@ -63,13 +63,13 @@ def _dense_aggregate(probs: torch.Tensor) -> torch.Tensor:
 def _support_boxes(probs: torch.Tensor, eps: float) -> list[tuple[int, int, int, int, int]]:
     """(k, y0, y1, x0, x1) of the box holding every pixel where object k's probability exceeds
     ``eps``; objects with no such pixel are left out."""
-    rows = probs.amax(dim=2) > eps  # (K, H)
-    cols = probs.amax(dim=1) > eps  # (K, W)
+    rows = probs.amax(dim=2) > eps  # (K, H): one pass over the stack
     boxes = []
     for k in torch.nonzero(rows.any(dim=1)).flatten().tolist():
         r = torch.nonzero(rows[k]).flatten()
-        c = torch.nonzero(cols[k]).flatten()
-        boxes.append((k, int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1))
+        y0, y1 = int(r[0]), int(r[-1]) + 1
+        c = torch.nonzero(probs[k, y0:y1].amax(dim=0) > eps).flatten()  # columns within the object's rows only
+        boxes.append((k, y0, y1, int(c[0]), int(c[-1]) + 1))
     return boxes
 
 
