@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from napari_vos import weights
-from napari_vos.data.frames import median_object_diameter
+from napari_vos.data.frames import median_equivalent_diameter
 
 #: from this many painted objects on, a frame counts as "many objects" (RGMP's per-object windows
 #: and the box-wise aggregation start there too)
@@ -63,10 +63,13 @@ def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.
     or the chosen checkpoint is the best measured on cells (or has no cells score to compare).
     """
     frames = [np.asarray(a) for a in annotations]
-    ids = set()
-    for frame in frames:
-        ids.update(int(i) for i in np.unique(frame) if i)
-    diameter = median_object_diameter(frames)
+    ids: set[int] = set()
+    areas: list[float] = []
+    for frame in frames:  # one pass per frame gives both the ids and the areas
+        values, counts = np.unique(frame, return_counts=True)
+        ids.update(int(i) for i in values if i)
+        areas += [float(c) for i, c in zip(values, counts) if i]
+    diameter = median_equivalent_diameter(areas)
     if len(ids) < MANY_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_FRACTION * min(frames[0].shape[-2:]):
         return None
     chosen = _chosen_checkpoint(method, checkpoint)

@@ -39,7 +39,7 @@ def soft_aggregate(probs: torch.Tensor, out: torch.Tensor | None = None) -> torc
     """
     if probs.ndim != 3:
         raise ValueError(f"expected probs of shape (K, H, W), got {tuple(probs.shape)}")
-    if _boxwise(probs.shape[0], probs) and not probs.requires_grad and probs.numel() > 0:
+    if uses_boxwise_output(probs) and probs.numel() > 0:
         boxes = _support_boxes(probs, _EPS)
         area = sum((y1 - y0) * (x1 - x0) for _, y0, y1, x0, x1 in boxes)
         if area <= _SPARSE_MAX_COVER * probs.numel():
