@@ -103,19 +103,29 @@ def test_shipped_checkpoint_labels_follow_a_moving_object():
     assert min(ious) > 0.8, ious
 
 
-def test_first_layer_on_shared_features_is_the_per_problem_product():
-    """w1 on features the K objects share (a 1x1 convolution, channels-last as the backbone gives
-    them) equals w1 applied problem by problem (the training's einsum), for every object."""
+def test_composite_filter_equals_the_two_layers():
+    """D(x) computed as one composite 3x3 filter equals w2 * (w1 * x) layer by layer, on features
+    the K objects share (channels-last, as the backbone gives them) and on per-problem features
+    (the training's batch of K sequences)."""
     import torch
+    import torch.nn.functional as F
 
-    from napari_vos.methods.frtm_target import apply_w1
+    from napari_vos.methods.frtm_target import target_scores
 
     g = torch.Generator().manual_seed(0)
     w1 = torch.randn(3, 96, 64, generator=g)
+    w2 = torch.randn(3, 96, 3, 3, generator=g)
     features = torch.randn(5, 64, 7, 9, generator=g).contiguous(memory_format=torch.channels_last)
-    shared = apply_w1(w1, features)
-    per_problem = apply_w1(w1, features.expand(3, *features.shape))
-    assert shared.shape == (5, 3 * 96, 7, 9)
-    torch.testing.assert_close(shared, per_problem, rtol=1e-4, atol=1e-4)
-    by_hand = torch.stack([torch.einsum("dc,mchw->mdhw", w1[k], features) for k in range(3)], 1).flatten(1, 2)
-    torch.testing.assert_close(shared, by_hand, rtol=1e-4, atol=1e-4)
+
+    def two_layers(feats_k: torch.Tensor, k: int) -> torch.Tensor:  # (M, C, h, w) -> (M, h, w)
+        hidden = torch.einsum("dc,mchw->mdhw", w1[k], feats_k)
+        return F.conv2d(hidden, w2[k:k + 1], padding=1)[:, 0]
+
+    shared = target_scores(w1, w2, features)
+    assert shared.shape == (5, 3, 7, 9)
+    torch.testing.assert_close(shared, torch.stack([two_layers(features, k) for k in range(3)], 1),
+                               rtol=1e-4, atol=1e-3)
+    own = torch.randn(3, 5, 64, 7, 9, generator=g)
+    per_problem = target_scores(w1, w2, own)
+    torch.testing.assert_close(per_problem, torch.stack([two_layers(own[k], k) for k in range(3)], 1),
+                               rtol=1e-4, atol=1e-3)

@@ -1,8 +1,11 @@
 """The Gauss-Newton/CG solver: exact on linear least squares, lowers the FRTM loss, batched per object."""
+import pytest
 import torch
+import torch.nn.functional as F
 
-from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings, pixel_weights, target_scores
-from napari_vos.nn.gauss_newton import conjugate_gradient, gauss_newton
+from napari_vos.methods.frtm_target import (TargetModel, TargetModelSettings, _TargetProblem, pixel_weights,
+                                            target_scores)
+from napari_vos.nn.gauss_newton import autograd_linearisation, conjugate_gradient, gauss_newton
 
 
 def test_gn_matches_direct_least_squares():
@@ -93,3 +96,51 @@ def test_objects_solved_in_chunks_match_one_joint_solve():
     # identical up to float rounding amplified by the truncated CG (a coupled solve differs by O(1))
     assert torch.allclose(models[0].w2, models[1].w2, atol=2e-3)
     assert torch.allclose(models[0].scores(feats), models[1].scores(feats), atol=1e-2)
+
+
+def _two_layer_residuals(settings, tm, feats, labels, weights, w1=None):
+    """Eq. (2)'s residuals with D written layer by layer, for autograd to differentiate."""
+    def scores(a, b):
+        per_problem = feats.ndim == 5
+        hidden = torch.einsum("kdc,kmchw->mkdhw" if per_problem else "kdc,mchw->mkdhw", a, feats)
+        return F.conv2d(hidden.flatten(1, 2), b, padding=1, groups=b.shape[0])
+
+    def residuals(*w):
+        a, b = (w[0], w[1]) if w1 is None else (w1, w[0])
+        regs = [settings.reg_w1 ** 0.5 * a] if w1 is None else []
+        return [tm._data_residual(scores(a, b), labels, weights), *regs, settings.reg_w2 ** 0.5 * b]
+    return residuals
+
+
+@pytest.mark.parametrize("per_problem", [False, True])
+@pytest.mark.parametrize("fixed_w1", [False, True])
+def test_hand_linearisation_matches_autograd(per_problem, fixed_w1):
+    """The target model's J v and J^T u through the composite filter equal autograd's through the
+    two layers, for the fit (w1 and w2) and the update (w2, w1 fixed); so do the fitted weights."""
+    g = torch.Generator().manual_seed(7)
+    settings = TargetModelSettings(channels=6)
+    k, m, c = 3, 2, 10
+    feats = torch.randn(*((k,) if per_problem else ()), m, c, 7, 9, generator=g)
+    labels = (torch.rand(m, k, 14, 18, generator=g) > 0.6).float()
+    weights = torch.tensor([0.3, 0.7])
+    tm = TargetModel(settings, c, k, torch.device("cpu"), g)
+    w1 = tm.w1 if fixed_w1 else None
+    params = [tm.w2] if fixed_w1 else [tm.w1, tm.w2]
+    by_autograd = autograd_linearisation(_two_layer_residuals(settings, tm, feats, labels, weights, w1))
+    by_hand = _TargetProblem(settings, feats, labels, weights, w1=w1).linearise
+    with torch.enable_grad():
+        (r_a, j_a, t_a), (r_h, j_h, t_h) = by_autograd(params), by_hand(params)
+        v = [torch.randn(p.shape, generator=g) for p in params]
+        u = [torch.randn(r.shape, generator=g) for r in r_a]
+        for a, b in [*zip(r_a, r_h), *zip(j_a(v), j_h(v)), *zip(t_a(u), t_h(u))]:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    iters = [5, 10]
+    fitted_a = gauss_newton(_two_layer_residuals(settings, tm, feats, labels, weights, w1), params, iters)
+    fitted_h = gauss_newton(None, params, iters, linearise=by_hand)
+    for a, b in zip(fitted_a, fitted_h):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-3)
+
+
+def test_gauss_newton_needs_residuals_or_a_linearisation():
+    with pytest.raises(ValueError, match="residual function or a linearisation"):
+        gauss_newton(None, [torch.zeros(1, 2)], [1])

@@ -8,6 +8,8 @@ of forming J. All parameters carry a leading batch dimension (one independent pr
 object); the CG step sizes are computed per batch element, so K objects are solved at once and
 exactly as K separate problems would be. Plain autograd is used rather than torch.func: on the
 small problems FRTM solves per frame it is about 30x faster on CPU (measured 2026-11-21).
+A problem whose Jacobian has structure autograd cannot see passes its own `Linearisation`
+(FRTM's target model does: `methods/frtm_target.py`); the solver is the same.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import torch
 import torch.autograd.forward_ad as fwad
 
 ResidualFn = Callable[..., Sequence[torch.Tensor]]
+Tensors = list[torch.Tensor]
+# at parameters w: (the residuals r(w), v -> J v, u -> J^T u), all lists of tensors
+Linearisation = tuple[Tensors, Callable[[Tensors], Tensors], Callable[[Tensors], Tensors]]
 
 
 def _batched_dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -66,35 +71,52 @@ def _jacobian_vector(residuals: ResidualFn, w: list[torch.Tensor], v: list[torch
     return [torch.zeros_like(l) if t is None else t for t, l in zip(tangents, like)]
 
 
+def autograd_linearisation(residuals: ResidualFn) -> Callable[[Tensors], Linearisation]:
+    """Linearise any residual function with autograd: J v by forward mode, J^T u by reverse mode
+    on one graph kept for the Gauss-Newton step."""
+    def linearise(w: Tensors) -> Linearisation:
+        wg = [wi.detach().requires_grad_(True) for wi in w]
+        r = list(residuals(*wg))
+        w_fixed = [wi.detach() for wi in w]
+
+        def jacobian(v: Tensors) -> Tensors:
+            return _jacobian_vector(residuals, w_fixed, v, r)
+
+        def transposed(u: Tensors) -> Tensors:
+            return [g.detach() for g in torch.autograd.grad(r, wg, list(u), retain_graph=True)]
+
+        return [ri.detach() for ri in r], jacobian, transposed
+    return linearise
+
+
 def gauss_newton(
-    residuals: ResidualFn,
+    residuals: ResidualFn | None,
     params: Sequence[torch.Tensor],
     cg_iterations: Sequence[int],
+    linearise: Callable[[Tensors], Linearisation] | None = None,
 ) -> list[torch.Tensor]:
     """Run one Gauss-Newton step per entry of ``cg_iterations`` and return the new parameters.
 
     ``residuals(*params)`` returns a list of residual tensors, each with the batch dimension
     first. The objective is 1/2 sum ||r||^2; each step solves J^T J dw = -J^T r by CG.
-    Gradients do not flow through the solver (it works on detached copies), and it runs the
-    same inside ``torch.no_grad()``.
+    ``linearise(w)``, when given, replaces autograd (and ``residuals`` may be None): it returns
+    the residuals at w with their J and J^T products. Gradients do not flow through the solver
+    (it works on detached copies), and it runs the same inside ``torch.no_grad()``.
     """
+    if linearise is None:
+        if residuals is None:
+            raise ValueError("gauss_newton needs a residual function or a linearisation")
+        linearise = autograd_linearisation(residuals)
     with torch.inference_mode(False), torch.enable_grad():
         w = [p.detach().clone() for p in params]  # ordinary tensors even if created under inference mode
         for n_cg in cg_iterations:
-            wg = [wi.detach().requires_grad_(True) for wi in w]
-            r = list(residuals(*wg))
+            r, jacobian, transposed = linearise(w)
 
-            def jt(u: Sequence[torch.Tensor], r=r, wg=wg) -> list[torch.Tensor]:
-                return [g.detach() for g in torch.autograd.grad(r, wg, list(u), retain_graph=True)]
+            def normal_matrix(v: Tensors, jacobian=jacobian, transposed=transposed) -> Tensors:
+                return transposed(jacobian(v))
 
-            w_fixed = [wi.detach() for wi in w]
-
-            def normal_matrix(v: list[torch.Tensor], w_fixed=w_fixed, r=r, jt=jt) -> list[torch.Tensor]:
-                return jt(_jacobian_vector(residuals, w_fixed, v, r))
-
-            grad = jt([ri.detach() for ri in r])
+            grad = transposed(r)
             step = conjugate_gradient(normal_matrix, [-g for g in grad], n_cg)
             w = [wi.detach() + si for wi, si in zip(w, step)]
-            del r
+            del r, jacobian, transposed
     return [wi.detach() for wi in w]
-
