@@ -15,6 +15,11 @@ import math
 import torch
 
 
+def _is_channels_last(features: torch.Tensor) -> bool:
+    """Whether a (C, h, w) map is one sample of a channels-last batch (channels innermost)."""
+    return features.ndim == 3 and features.shape[0] > 1 and features.stride(0) == 1 and features.stride(-1) > 1
+
+
 class SampleMemory:
     """Fixed-capacity store of (features, labels, weight) triples on one device."""
 
@@ -66,7 +71,11 @@ class SampleMemory:
         slots = min(self.capacity, max(8, 2 * have))
         like_f = features if self._features is None else self._features
         like_y = labels if self._labels is None else self._labels
-        grown_f = like_f.new_empty((slots, *features.shape))
+        # the slots keep the features' layout: channels-last maps (the networks' own, see
+        # nn.memory_format) stay channels-last, or every refit's convolutions would run on NCHW
+        layout = torch.channels_last if _is_channels_last(features) else torch.contiguous_format
+        grown_f = torch.empty((slots, *features.shape), dtype=like_f.dtype, device=like_f.device,
+                              memory_format=layout)
         grown_y = like_y.new_empty((slots, *labels.shape))
         if self._features is not None:
             grown_f[:have] = self._features
