@@ -36,6 +36,7 @@ def test_bench_once_record(tmp_path):
     assert r["fps"] > 0 and r["peak_rss_mb"] > 0 and r["peak_gpu_mb"] is None
     assert peak_rss_mb() >= r["peak_rss_mb"] * 0.5
     assert r["labels_out"] == "zarr" and r["channels_last"] is True
+    assert 0 < r["start_seconds"] < r["wall_seconds"]
 
 
 def test_bench_runs_without_zarr_on_a_memmap(tmp_path, monkeypatch):

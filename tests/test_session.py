@@ -162,3 +162,24 @@ def test_maps_can_be_handed_out_without_being_kept(square_video):
             np.testing.assert_array_equal(kept.maps[name][a.index], a.maps[name])
     assert kept.maps["flow_magnitude"].shape[0] == len(frames)
     assert handed.maps == {} and handed.result().maps == {}
+
+
+def test_start_time_is_reported_apart_from_the_frames(square_video, monkeypatch):
+    """The method's start on the annotated frame (FRTM's first fit, OSVOS-AT's fine-tuning) is timed
+    as ``start_seconds``, once per pass, and kept out of the frames' seconds and fps."""
+    import time
+
+    from napari_vos.methods.flow import FlowMethod
+
+    frames, truth = square_video
+    original = FlowMethod.start
+
+    def slow_start(self, image, objects):
+        time.sleep(0.3)
+        original(self, image, objects)
+
+    monkeypatch.setattr(FlowMethod, "start", slow_start)
+    res = propagate(frames, truth[2], method="flow", frame=2, device="cpu")  # forward and backward: two starts
+    assert res.start_seconds >= 0.6
+    assert res.seconds < res.start_seconds
+    assert res.provenance()["start_seconds"] == round(res.start_seconds, 3)

@@ -98,13 +98,17 @@ class Result:
     seconds: float
     frames_done: int
     device: str
+    # building the method and its start on the annotated frame (FRTM's first fit, OSVOS-AT's
+    # fine-tuning), summed over the passes: the wait before the first frame, not in ``fps``
+    start_seconds: float = 0.0
     version: str = __version__
 
     def provenance(self) -> dict[str, Any]:
         return {"method": self.method, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
                 "options": self.options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
-                "device": self.device, "napari_vos_version": self.version}
+                "start_seconds": round(self.start_seconds, 3), "device": self.device,
+                "napari_vos_version": self.version}
 
 
 class Session:
@@ -150,6 +154,7 @@ class Session:
         self.annotations: dict[int, np.ndarray] = {}
         self._cancelled = False
         self._seconds = 0.0
+        self._start_seconds = 0.0
         self._frames_done = 0
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
@@ -281,12 +286,14 @@ class Session:
         ids None: zero-shot, no annotation; ``start`` is segmented too and the ids are 1..K for
         the K channels of the method's output.
         """
+        tic = time.perf_counter()
         method = self._make_method()
         with torch.no_grad(), self._autocast():
             if hasattr(method, "set_video"):
                 method.set_video(self._video())
             if ids is not None:
                 method.start(self._image(start), self._objects(self.annotations[start], ids))
+        self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
         first = start + stride if ids is not None else start
@@ -390,7 +397,8 @@ class Session:
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
                                "work_size": list(self.work_size), **self.method_options, **self._chosen},
-                      fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device))
+                      fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
+                      start_seconds=self._start_seconds)
 
 
 def _reused_stack(stacks: list[torch.Tensor], probs: torch.Tensor) -> torch.Tensor | None:

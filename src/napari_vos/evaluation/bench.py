@@ -172,7 +172,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     return {
         "method": method, "device": result.device, "precision": result.options.get("precision"),
         "channels_last": channels_last_on(result.device), "size": f"{w}x{h}", "objects": n_objects,
-        "frames": frames, "annotated": annotate, "fps": result.fps, "peak_rss_mb": round(peak, 1),
+        "frames": frames, "annotated": annotate, "fps": result.fps, "start_seconds": round(result.start_seconds, 3),
+        "peak_rss_mb": round(peak, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
         "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),

@@ -134,7 +134,8 @@ def run_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""
     print(f"{record['method']} on {record['device']}: {record['size']}, {record['objects']} object(s), "
-          f"{record['frames']} frames: {record['fps']:.2f} frames/s, peak RSS {record['peak_rss_mb']:.1f} MB{gpu}")
+          f"{record['frames']} frames: {record['fps']:.2f} frames/s (start {record['start_seconds']:.2f} s), "
+          f"peak RSS {record['peak_rss_mb']:.1f} MB{gpu}")
     return 0
 
 
