@@ -131,3 +131,43 @@ def test_object_scale_enlarges_to_the_median_object_diameter():
     assert object_scale([labels], None) == 1.0
     assert object_scale([np.zeros((5, 5), np.int32)], 40) == 1.0  # no object, no rule
     assert median_object_diameter([]) is None
+
+
+_STACKS = {
+    "uint8 rgb": lambda rng: rng.integers(0, 256, (3, 20, 30, 3), dtype=np.uint8),
+    "uint8 grey": lambda rng: rng.integers(0, 256, (3, 20, 30), dtype=np.uint8),
+    "uint16 grey": lambda rng: rng.integers(0, 60000, (3, 20, 30), dtype=np.uint16),
+    "uint16 two channels": lambda rng: rng.integers(0, 60000, (3, 20, 30, 2), dtype=np.uint16),
+    "uint8 rgba": lambda rng: rng.integers(0, 256, (3, 20, 30, 4), dtype=np.uint8),
+    "float32 outside [0, 1]": lambda rng: (rng.normal(size=(3, 20, 30, 3)) * 100).astype(np.float32),
+    "bool": lambda rng: rng.random((3, 20, 30)) > 0.5,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_STACKS))
+@pytest.mark.parametrize("size", [None, (20, 30), (11, 17), (40, 60)])
+def test_tensor_frames_equal_the_numpy_normalisation(kind, size):
+    """The engine's torch path gives the numpy normalisation's values exactly (resized like the
+    (H, W, 3) array was), leaves the caller's stack untouched, and is float32 (3, H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    video = _STACKS[kind](np.random.default_rng(0))
+    kept = video.copy()
+    source = FrameSource(video)
+    for i in range(3):
+        expected = torch.from_numpy(source[i]).permute(2, 0, 1)
+        if size is not None and size != (20, 30):
+            expected = F.interpolate(expected[None], size=size, mode="bilinear", antialias=True,
+                                     align_corners=False)[0]
+        got = source.tensor(i, "cpu", size)
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        assert torch.equal(got, expected)
+    assert np.array_equal(video, kept)
+
+
+def test_tensor_frames_reject_nan_too():
+    v = np.zeros((2, 4, 4), np.float32)
+    v[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="frame 1 contains NaN"):
+        FrameSource(v).tensor(1, "cpu")

@@ -241,11 +241,7 @@ class Session:
         return method
 
     def _image(self, index: int) -> torch.Tensor:
-        frame = torch.from_numpy(self.source[index]).permute(2, 0, 1)
-        if tuple(frame.shape[-2:]) != self.work_size:
-            frame = F.interpolate(frame[None], size=self.work_size, mode="bilinear", antialias=True,
-                                  align_corners=False)[0]
-        return frame.to(self.device)
+        return self.source.tensor(index, self.device, self.work_size)
 
     def _objects(self, labels: np.ndarray, ids: list[int]) -> torch.Tensor:
         onehot = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32))
