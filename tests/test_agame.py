@@ -426,3 +426,30 @@ def test_clip_frames_sets_the_clip_length_of_the_clip_trained_recipes():
     assert make_recipe("agame", size=(32, 48), synthetic_fraction=1.0).n_frames == 8  # the default stays
     with pytest.raises(ValueError, match="clip-frames"):
         make_recipe("frtm", size=(32, 48), clip_frames=4)
+
+
+def test_shared_features_are_convolved_once_with_the_same_result():
+    """The mask-propagation and upsampling modules given the frame's features once (batch 1, shared
+    by K objects) return what they return for the features copied per object."""
+    import torch
+
+    from napari_vos.methods.agame_network import MaskPropagation, Upsampling
+
+    g = torch.Generator().manual_seed(0)
+    up, prop = Upsampling(32, 16, 8, 12).eval(), MaskPropagation(24, 16, (1, 3)).eval()
+    k = 4
+    s8, s4 = torch.randn(1, 16, 12, 16, generator=g), torch.randn(1, 8, 24, 32, generator=g)
+    fused = torch.randn(k, 32, 6, 8, generator=g)
+    current, reference = torch.randn(1, 24, 6, 8, generator=g), torch.randn(1, 24, 6, 8, generator=g)
+    previous, first = torch.rand(k, 2, 6, 8, generator=g), torch.rand(k, 2, 6, 8, generator=g)
+
+    def copied(x):
+        return x.expand(k, -1, -1, -1).contiguous()
+
+    with torch.no_grad():
+        torch.testing.assert_close(up(s8, s4, fused), up(copied(s8), copied(s4), fused))
+        torch.testing.assert_close(prop(current, reference, previous, first),
+                                   prop(copied(current), copied(reference), previous, first))
+        # a per-object reference (K, C, h, w) with the shared current frame still works
+        torch.testing.assert_close(prop(current, copied(reference), previous, first),
+                                   prop(copied(current), copied(reference), previous, first))
