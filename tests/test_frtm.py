@@ -129,3 +129,23 @@ def test_composite_filter_equals_the_two_layers():
     per_problem = target_scores(w1, w2, own)
     torch.testing.assert_close(per_problem, torch.stack([two_layers(own[k], k) for k in range(3)], 1),
                                rtol=1e-4, atol=1e-3)
+
+
+def test_segmentation_network_on_shared_features_equals_copied_features():
+    """S given one image's features for K objects (the projection's part of the first encoder
+    convolution computed once) returns what it returns for the features copied per object."""
+    import torch
+
+    from napari_vos.methods.frtm_segnet import SegmentationNetwork
+
+    g = torch.Generator().manual_seed(0)
+    channels = (8, 12, 16, 20)
+    net = SegmentationNetwork(channels, ch=8).eval()
+    sizes = {"conv2": 16, "conv3": 8, "conv4": 4, "conv5": 2}
+    feats = {n: torch.randn(1, c, sizes[n], sizes[n], generator=g) for n, c in zip(sizes, channels)}
+    scores = torch.randn(3, 1, 4, 4, generator=g)
+    with torch.no_grad():
+        shared = net(feats, scores, (64, 64))
+        copied = net({n: f.expand(3, -1, -1, -1).contiguous() for n, f in feats.items()}, scores, (64, 64))
+    assert shared.shape == (3, 64, 64)
+    torch.testing.assert_close(shared, copied)

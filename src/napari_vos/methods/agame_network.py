@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from napari_vos.methods.agame_appearance import AppearanceModule, MixtureParams
 from napari_vos.nn.backbone_freeze import FrozenStagesKeepStatistics
 from napari_vos.nn.backbones import feature_channels
-from napari_vos.nn.blocks import conv
+from napari_vos.nn.blocks import conv, conv_over_shared_and_own
 from napari_vos.nn.precision import full_precision
 
 STRIDE = 16
@@ -105,7 +105,7 @@ class MaskPropagation(nn.Module):
                 reference_seg: torch.Tensor) -> torch.Tensor:
         """current/reference: (1 or K, C, h, w), shared by the K objects when 1; the masks (K, 2, h, w)."""
         if current.shape[0] == reference.shape[0] == 1 < previous_seg.shape[0]:
-            head = _conv_over_shared_and_own(self.layers[0][0], torch.cat([current, reference], 1),
+            head = conv_over_shared_and_own(self.layers[0][0], torch.cat([current, reference], 1),
                                              torch.cat([previous_seg, reference_seg], 1))
             return self.layers[2:](self.layers[1](F.relu(head, inplace=True)))
         k = previous_seg.shape[0]
@@ -140,9 +140,9 @@ class Upsampling(nn.Module):
 
     def forward(self, s8: torch.Tensor, s4: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         h = F.interpolate(fused, size=s8.shape[-2:], mode="bilinear", align_corners=False)
-        h = F.relu(_conv_over_shared_and_own(self.blend_s8[0], self.project_s8(s8), h), inplace=True)
+        h = F.relu(conv_over_shared_and_own(self.blend_s8[0], self.project_s8(s8), h), inplace=True)
         h = F.interpolate(h, size=s4.shape[-2:], mode="bilinear", align_corners=False)
-        h = F.relu(_conv_over_shared_and_own(self.blend_s4[0], self.project_s4(s4), h), inplace=True)
+        h = F.relu(conv_over_shared_and_own(self.blend_s4[0], self.project_s4(s4), h), inplace=True)
         logits = self.predictor(h)
         return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
 
@@ -223,17 +223,3 @@ def seg_at_stride(masks: torch.Tensor) -> torch.Tensor:
 
 def _expand(x: torch.Tensor, k: int) -> torch.Tensor:
     return x if x.shape[0] == k else x.expand(k, -1, -1, -1)
-
-
-def _conv_over_shared_and_own(layer: nn.Conv2d, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
-    """``layer(cat([shared, own], 1))`` where ``shared`` (1, C, h, w) is the same for the K objects of
-    ``own`` (K, C', h, w). A convolution is linear in its input channels, so the shared channels'
-    response is computed once and added to each object's: with many objects (cells) the (K, C + C',
-    h, w) concatenation at stride 4 was copied and convolved K times (A-GAME's upsampling module at
-    1024 px and 70 cells: several GB a frame). The same sum, in another order."""
-    if shared.shape[0] == own.shape[0]:
-        return layer(torch.cat([shared, own], 1))
-    c = shared.shape[1]
-    common = F.conv2d(shared, layer.weight[:, :c], layer.bias, padding=layer.padding, dilation=layer.dilation)
-    out = F.conv2d(own, layer.weight[:, c:], None, padding=layer.padding, dilation=layer.dilation)
-    return out.add_(common)  # in place: at stride 4 each (K, C, h, w) map of many objects is a GB

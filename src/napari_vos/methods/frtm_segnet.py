@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.backbones import LAYER_NAMES
-from napari_vos.nn.blocks import ChannelAttentionBlock, ResidualBlock, conv, conv_relu
+from napari_vos.nn.blocks import ChannelAttentionBlock, ResidualBlock, conv, conv_over_shared_and_own, conv_relu
 
 
 class TargetSegmentationEncoder(nn.Module):
@@ -28,10 +28,10 @@ class TargetSegmentationEncoder(nn.Module):
     def forward(self, features: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features (1, C, h, w) shared; scores (K, 1, hs, ws) -> encoding (K, ch, h, w), projection (1, ch, h, w)."""
         projected = self.project(features)
-        k = scores.shape[0]
         s = F.interpolate(scores, size=features.shape[-2:], mode="bilinear", align_corners=False)
-        encoded = self.encode(torch.cat([projected.expand(k, -1, -1, -1), s], 1))
-        return encoded, projected
+        # the first convolution over [projection, scores]: the shared projection's part once
+        first = F.relu(conv_over_shared_and_own(self.encode[0][0], projected, s), inplace=True)
+        return self.encode[1:](first), projected
 
 
 class RefinementModule(nn.Module):

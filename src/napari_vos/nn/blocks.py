@@ -48,3 +48,19 @@ class ChannelAttentionBlock(nn.Module):
         pooled = F.adaptive_avg_pool2d(torch.cat([low, high], 1), 1)
         attention = torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
         return low * attention + high
+
+
+def conv_over_shared_and_own(layer: nn.Conv2d, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """``layer(cat([shared, own], 1))`` where ``shared`` (1, C, h, w) is the same for the K objects of
+    ``own`` (K, C', h, w), without copying ``shared`` K times.
+
+    A convolution is linear in its input channels, so the shared channels' response is computed
+    once and added to each object's. With many objects (cells) the (K, C + C', h, w) concatenation
+    was copied and convolved K times (A-GAME's upsampling module at 1024 px and 70 cells: several GB
+    a frame). The same sum, in another order; with equal batches (training) the plain path."""
+    if shared.shape[0] == own.shape[0]:
+        return layer(torch.cat([shared, own], 1))
+    c = shared.shape[1]
+    common = F.conv2d(shared, layer.weight[:, :c], layer.bias, padding=layer.padding, dilation=layer.dilation)
+    out = F.conv2d(own, layer.weight[:, c:], None, padding=layer.padding, dilation=layer.dilation)
+    return out.add_(common)  # in place: at stride 4 each (K, C, h, w) map of many objects is a GB
