@@ -137,7 +137,10 @@ class FrameSource:
         frame = self.raw(index)
         if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
             raise ValueError(f"frame {index} contains NaN or infinite values; fill or mask them first")
-        x = torch.from_numpy(np.ascontiguousarray(frame))
+        frame = np.ascontiguousarray(frame)
+        if not frame.flags.writeable:  # torch wants writable memory (zarr, dask and the samples give read-only)
+            frame = frame.copy()
+        x = torch.from_numpy(frame)
         eight_bit = x.dtype in (torch.uint8, torch.bool)
         # 8-bit frames convert on the device; other integer types (uint16 has few torch kernels off
         # the CPU) and floats become float32 here, always as a copy: x may share the caller's memory,
