@@ -105,8 +105,7 @@ class FrameSource:
             out = frame.astype(np.float32) / (1.0 if frame.dtype == np.bool_ else 255.0)
         else:
             out = frame.astype(np.float32)
-            if not np.isfinite(out).all():
-                raise ValueError(f"frame {index} contains NaN or infinite values; fill or mask them first")
+            _check_finite(out, index)
             lo, hi = self._intensity_range()
             out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
         if out.ndim == 2:
@@ -135,8 +134,7 @@ class FrameSource:
         import torch.nn.functional as F
 
         frame = self.raw(index)
-        if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
-            raise ValueError(f"frame {index} contains NaN or infinite values; fill or mask them first")
+        _check_finite(frame, index)
         frame = np.ascontiguousarray(frame)
         if not frame.flags.writeable:  # torch wants writable memory (zarr, dask and the samples give read-only)
             frame = frame.copy()
@@ -155,19 +153,17 @@ class FrameSource:
             lo, hi = self._range_tensors(device)
             x = x.sub_(lo).div_(hi - lo).clamp_(0.0, 1.0)
         chw = x[None] if x.ndim == 2 else x.permute(2, 0, 1)  # a view; RGB stays channels-last in memory
-        if size is not None and tuple(chw.shape[-2:]) != tuple(size):
-            # the resized frame is a plain (c, h, w) tensor, as torch's resize of the (H, W, 3) array gave it
+        resized = size is not None and tuple(chw.shape[-2:]) != tuple(size)
+        if resized:  # before grey becomes three channels: a third of the work
             chw = F.interpolate(chw[None], size=tuple(size), mode="bilinear", antialias=True,
                                 align_corners=False)[0]
-            if len(chw) == 1:
-                return chw.expand(3, -1, -1).contiguous()
-            return torch.cat([chw, torch.zeros_like(chw[:1])]) if len(chw) == 2 else chw
-        hwc = chw.permute(1, 2, 0)
-        if hwc.shape[-1] == 1:
-            hwc = hwc.expand(-1, -1, 3)
-        elif hwc.shape[-1] == 2:
-            hwc = torch.cat([hwc, torch.zeros_like(hwc[..., :1])], dim=-1)
-        return hwc.contiguous().permute(2, 0, 1)
+        if len(chw) == 1:
+            chw = chw.expand(3, -1, -1)
+        elif len(chw) == 2:
+            chw = torch.cat([chw, torch.zeros_like(chw[:1])])
+        if resized:  # a plain (3, h, w) tensor, as torch's resize of the (H, W, 3) array gave it
+            return chw.contiguous()
+        return chw.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # the (H, W, 3) array's layout
 
     def _range_tensors(self, device: Any) -> tuple[Any, Any]:
         """`_intensity_range` as float32 tensors on ``device``, kept per device."""
@@ -178,6 +174,12 @@ class FrameSource:
             lo, hi = self._intensity_range()
             self._range_on[key] = (torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device))
         return self._range_on[key]
+
+
+def _check_finite(frame: np.ndarray, index: int) -> None:
+    """A clear error for a float frame holding NaN or infinity (integer frames cannot)."""
+    if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
+        raise ValueError(f"frame {index} contains NaN or infinite values; fill or mask them first")
 
 
 DEFAULT_MAX_SIDE = 1024  # the engine's default working-resolution cap (longer side, pixels)

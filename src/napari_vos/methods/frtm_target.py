@@ -44,6 +44,16 @@ def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
     return labels * w_fg + (1 - labels) * w_bg
 
 
+def residual_weights(labels: torch.Tensor, weights: torch.Tensor, kappa_min: float) -> torch.Tensor:
+    """sqrt(gamma) v, the weights of eq. (2)'s data residual: (M, K, hl, wl)."""
+    return weights.sqrt().view(-1, 1, 1, 1) * pixel_weights(labels, kappa_min)
+
+
+def upsample_scores(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """U: the stride-16 scores bilinearly resized to the labels' resolution."""
+    return F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def composite_filter(w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
     """The two layers as one filter: (K, c, C) and (K, c, kh, kw) -> (K, C, kh, kw)."""
     return torch.einsum("kdyx,kdc->kcyx", w2, w1)
@@ -78,19 +88,15 @@ class _TargetProblem:
     def __init__(self, settings: "TargetModelSettings", features: torch.Tensor, labels: torch.Tensor,
                  weights: torch.Tensor, w1: torch.Tensor | None = None) -> None:
         self.features, self.labels, self.fixed_w1 = features, labels, w1
-        # sqrt(gamma) v: the data residual's weights, (M, K, hl, wl)
-        self.scale = weights.sqrt().view(-1, 1, 1, 1) * pixel_weights(labels, settings.kappa_min)
+        self.scale = residual_weights(labels, weights, settings.kappa_min)
         self.reg1, self.reg2 = settings.reg_w1 ** 0.5, settings.reg_w2 ** 0.5
-
-    def _upsample(self, scores: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(scores, size=self.labels.shape[-2:], mode="bilinear", align_corners=False)
 
     def linearise(self, w: list[torch.Tensor]) -> Linearisation:
         w1, w2 = (w[0], w[1]) if self.fixed_w1 is None else (self.fixed_w1, w[0])
         filters = composite_filter(w1, w2).requires_grad_(True)
         scores = filter_scores(filters, self.features)  # the graph to the filter, for J^T
         z = scores.detach().requires_grad_(True)
-        up = self._upsample(z)  # the graph of U, for L^T
+        up = upsample_scores(z, self.labels)  # the graph of U, for L^T
         data = (self.scale * (self.labels - up.detach())).transpose(0, 1)
         regs = [self.reg2 * w2] if self.fixed_w1 is not None else [self.reg1 * w1, self.reg2 * w2]
 
@@ -102,7 +108,8 @@ class _TargetProblem:
             else:
                 (v2,) = v
                 d_filter, d_regs = composite_filter(w1, v2), [self.reg2 * v2]
-            d_data = -(self.scale * self._upsample(filter_scores(d_filter, self.features))).transpose(0, 1)
+            d_scores = filter_scores(d_filter, self.features)
+            d_data = -(self.scale * upsample_scores(d_scores, self.labels)).transpose(0, 1)
             return [d_data, *d_regs]
 
         def transposed(u: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -162,10 +169,8 @@ class TargetModel:
 
     def _data_residual(self, scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sqrt(gamma) v (y - U(D(x))), returned object-first: (K, M, hl, wl)."""
-        up = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        v = pixel_weights(labels, self.settings.kappa_min)
-        r = weights.sqrt().view(-1, 1, 1, 1) * v * (labels - up)
-        return r.transpose(0, 1)
+        scale = residual_weights(labels, weights, self.settings.kappa_min)
+        return (scale * (labels - upsample_scores(scores, labels))).transpose(0, 1)
 
     def fit(self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, initial: bool) -> None:
         """Gauss-Newton on both layers (initial: N_CGi then N_CG per step) over the memory.
