@@ -33,3 +33,12 @@ def first_frame_only(truth: np.ndarray, frame: int = 0) -> np.ndarray:
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def two_channel_video(n_frames: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two (T, Y, X) channels and the truth: channel 0 (uint8) the same smooth ramp every frame, so
+    nothing moves in it; channel 1 (uint16) a sliding square, the only place the object shows."""
+    square, truth = sliding_square(n_frames, (64, 64), seed=1)
+    ramp = np.linspace(0, 255, 64).astype(np.uint8)[None, :].repeat(64, axis=0)
+    still = np.broadcast_to(ramp, square.shape).copy()
+    return still, square.astype(np.uint16) * 200, truth

@@ -224,3 +224,33 @@ def test_many_small_cells_come_with_the_tip_printed_and_returned(capsys):
     assert out.advice is not None and out.advice.checkpoint == "rgmp-resnet18-cells"
     assert out.advice.text in capsys.readouterr().out
     assert propagate_layers(v, "cells", "cell labels", method="flow", device="cpu").advice is None
+
+
+def test_channel_layers_join_the_image_or_are_refused_with_the_reason():
+    from _layers import two_channel_video
+
+    still, square, truth = two_channel_video(6)
+    v = ViewerModel()
+    v.add_image(still, name="phase")
+    v.add_image(square, name="stain")
+    v.add_labels(first_frame_only(truth), name="painted")
+    out = propagate_layers(v, "phase", "painted", method="flow", device="cpu", channel_layers=["stain"])
+    assert all(iou(out.labels.data[t] == 1, truth[t] == 1) > 0.8 for t in range(6))
+    assert out.labels.metadata["napari_vos"]["channel_layers"] == ["stain"]
+    n = len(v.layers)
+    v.add_image(square[:, :32], name="cropped")
+    v.add_image(np.stack([still] * 3, axis=-1), name="rgb", rgb=True)
+    refused = {
+        "cropped": "channel layer 'cropped' has shape \\(6, 32, 64\\) but the image is \\(6, 64, 64\\)",
+        "phase": "'phase' is picked twice",
+        "rgb": "must be a plain grey",
+        "nope": "no layer named 'nope'",
+    }
+    for extra, why in refused.items():
+        with pytest.raises(ValueError, match=why):
+            propagate_layers(v, "phase", "painted", method="flow", device="cpu", channel_layers=[extra])
+    with pytest.raises(ValueError, match="at most 2 channel layers"):
+        propagate_layers(v, "phase", "painted", method="flow", device="cpu", channel_layers=["stain", "stain", "stain"])
+    with pytest.raises(ValueError, match="is RGB and already has its channels"):
+        propagate_layers(v, "rgb", "painted", method="flow", device="cpu", channel_layers=["stain"])
+    assert len(v.layers) == n + 2  # no output layer was left behind by a refusal

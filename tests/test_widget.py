@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from _layers import first_frame_only, iou, sliding_square
+from _layers import first_frame_only, iou, sliding_square, two_channel_video
 
 # napari's canvas needs OpenGL on a real (or virtual) display; without one Qt would abort the run
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
@@ -167,6 +167,38 @@ def test_a_multiscale_image_propagates_on_the_level_of_the_painted_labels(make_n
     viewer.add_labels(np.zeros((6, 100, 100), np.uint8), name="odd")
     widget.labels_combo.setCurrentText("odd")
     assert "do not match" in widget.status.text() and "(6, 128, 128) or (6, 64, 64)" in widget.status.text()
+
+
+def test_a_second_channel_layer_is_offered_ticked_and_read_with_the_image(make_napari_viewer, qtbot):
+    still, square, truth = two_channel_video()
+    viewer, widget, _ = _setup(make_napari_viewer, video=(still, truth))
+    assert widget.channels_list.isHidden() and widget.channels_list.count() == 0  # nothing to offer yet
+    viewer.add_image(square, name="stain", scale=SCALE, translate=TRANSLATE)
+    viewer.add_image(square[:, :32], name="other size")
+    viewer.add_image(np.stack([still] * 3, axis=-1), name="rgb", rgb=True)
+    offered = [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())]
+    assert offered == ["stain"] and not widget.channels_list.isHidden()  # not the image, a wrong size or RGB
+
+    _click(qtbot, widget.propagate_button)  # the image alone: nothing moves in it
+    _wait_done(qtbot, widget)
+    alone = viewer.layers["painted propagated (flow)"]
+    assert iou(alone.data[-1] == 1, truth[-1] == 1) < 0.5 and "channel_layers" not in alone.metadata["napari_vos"]
+
+    widget.channels_list.item(0).setCheckState(Qt.CheckState.Checked)
+    assert widget.channel_choice == ["stain"]
+    _click(qtbot, widget.propagate_button)
+    assert "channels video, stain" in widget.status.text()
+    _wait_done(qtbot, widget)
+    out = viewer.layers["painted propagated (flow) [1]"]
+    assert widget.status.text().startswith("done")
+    assert min(iou(out.data[t] == 1, truth[t] == 1) for t in range(len(truth))) > 0.8
+    assert out.metadata["napari_vos"]["channel_layers"] == ["stain"]
+    np.testing.assert_allclose(out.scale, SCALE)
+    # the tick survives a refresh of the layer list, and the stain cannot also be the image
+    viewer.add_labels(np.zeros_like(truth), name="more paint")
+    assert widget.channel_choice == ["stain"]
+    widget.image_combo.setCurrentText("stain")
+    assert [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())] == ["video"]
 
 
 def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewer, qtbot, tmp_path):

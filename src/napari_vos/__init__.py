@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Session", "propagate", "propagate_layers", "Result", "__version__"]
+__all__ = ["Session", "propagate", "propagate_layers", "Result", "ChannelStack", "__version__"]
 
 _LAZY = {
     "Session": ("napari_vos.session", "Session"),
     "propagate": ("napari_vos.session", "propagate"),
     "Result": ("napari_vos.session", "Result"),
     "propagate_layers": ("napari_vos.console", "propagate_layers"),
+    "ChannelStack": ("napari_vos.data.channel_stack", "ChannelStack"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.console import propagate_layers
+    from napari_vos.data.channel_stack import ChannelStack
     from napari_vos.session import Result, Session, propagate
 
 

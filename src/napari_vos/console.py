@@ -4,6 +4,7 @@
     >>> out = propagate_layers(viewer, "natural video", "natural labels", method="flow", maps=True)
     >>> out.labels.data.shape, out.result.fps, [m.name for m in out.maps]
     >>> out = propagate_layers(viewer, "natural video", method="cosnet")  # zero-shot: no labels layer
+    >>> out = propagate_layers(viewer, "phase", "cells", channel_layers=["nuclei"])  # two channels
 
 It runs synchronously in the calling thread (the viewer redraws when the call returns), shares
 `LayerJob` with the widget so both produce the same layers, scale/translate and provenance, and
@@ -12,6 +13,7 @@ is importable as ``napari_vos.propagate_layers`` without importing napari up fro
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +44,7 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
                      method: str = "frtm",
                      frame: int | None = None, *, device: str = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
-                     **options: Any) -> LayerOutputs:
+                     channel_layers: "Sequence[str | Image]" = (), **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
 
     image, labels: layer names or layers. labels is either (T, Y, X), where every painted frame is
@@ -51,13 +53,15 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     frame: the annotated frame to start from (default: the engine's choice, the first painted one;
     zero-shot: frame 0).
     maps: also add the method's intermediate maps as Image layers overlaying the image.
+    channel_layers: up to two more grey image layers of the image's shape (a channel each, as napari
+    opens a multi-channel stack with ``channel_axis``) read with the image as one multi-channel video.
     options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
     The output layers keep the image's scale/translate; the provenance is in
     ``layer.metadata["napari_vos"]``. Engine errors (ValueError, CheckpointError) propagate; a
     failure before the first frame removes the empty output layer again.
     """
     job = LayerJob(viewer, image, labels, method, frame, device=device, direction=direction, maps=maps,
-                   all_painted=all_painted, name=name, **options)
+                   all_painted=all_painted, name=name, channel_layers=channel_layers, **options)
     if job.note:
         warnings.warn(job.note, stacklevel=2)
     if job.advice:

@@ -8,6 +8,8 @@ in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its map
 `finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
 With no labels layer (``labels=None``) the method must be a zero-shot one (COSNet): every frame
 is segmented from ``frame`` (default 0) and the output is named after the image.
+Grey image layers named in ``channel_layers`` (napari's one layer per channel) are read with the
+image as one (T, Y, X, C) video (`data.channel_stack.ChannelStack`).
 A multiscale image is propagated on one level (`data.pyramid`): the one the labels layer matches,
 or with no labels the coarsest at the working size; the output layers have that level's pixels.
 The session and the method's network are built only by `steps()` (in the worker), so building a
@@ -20,11 +22,13 @@ Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guar
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from napari_vos.advice import method_advice
+from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.data.map_geometry import map_placement
@@ -162,7 +166,8 @@ class LayerJob:
     def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None",
                  method: str = "frtm", frame: int | None = None, *, device: str = "auto",
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
-                 name: str | None = None, **session_options: Any) -> None:
+                 name: str | None = None, channel_layers: "Sequence[str | Image]" = (),
+                 **session_options: Any) -> None:
         guard_triton()
         from napari_vos.methods import registry
 
@@ -187,6 +192,11 @@ class LayerJob:
         self.video = levels[self.level]  # the array the engine reads (a multiscale image: one level)
         shape = shapes[self.level]
         assert shape is not None
+        # further image layers whose frames become channels 2 and 3 of the video (one layer per channel)
+        self.channel_layers = self._channel_layers(channel_layers, shape)
+        if self.channel_layers:
+            self.video = ChannelStack([self.video, *(lyr.data for lyr in self.channel_layers)],
+                                      names=[f"image layer {lyr.name!r}" for lyr in (self.image, *self.channel_layers)])
         self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
         self._level_shapes = (shapes[0], shape)
         self.labels = labels
@@ -234,6 +244,33 @@ class LayerJob:
                         else f"{self.image.name} segmented ({method})")
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())
 
+    def _channel_layers(self, layers: "Sequence[str | Image]", shape: tuple[int, int, int]) -> "list[Image]":
+        """The extra channel layers, checked: plain grey (T, Y, X) image layers of the propagated
+        level's shape, none of them the image itself, at most MAX_CHANNELS channels in all."""
+        if isinstance(layers, str):
+            layers = [layers]
+        found = [get_layer(self.viewer, lyr, "image") for lyr in layers]
+        if not found:
+            return []
+        if self.image.rgb:
+            raise ValueError(f"image layer {self.image.name!r} is RGB and already has its channels; extra channel "
+                             "layers go with a grey (T, Y, X) image layer")
+        if len(found) + 1 > MAX_CHANNELS:
+            raise ValueError(f"pick at most {MAX_CHANNELS - 1} channel layers besides the image "
+                             f"({MAX_CHANNELS} channels in all), got {len(found)}")
+        names = [lyr.name for lyr in found]
+        for lyr in found:
+            if lyr is self.image or names.count(lyr.name) > 1:
+                raise ValueError(f"image layer {lyr.name!r} is picked twice as a channel")
+            if lyr.multiscale or lyr.rgb:
+                raise ValueError(f"channel layer {lyr.name!r} must be a plain grey (T, Y, X) image layer "
+                                 f"({'multiscale' if lyr.multiscale else 'RGB'} layers cannot be combined)")
+            if tuple(lyr.data.shape) != tuple(shape):
+                where = f" (level {self.level} of {self.image.name!r})" if self.image.multiscale else ""
+                raise ValueError(f"channel layer {lyr.name!r} has shape {tuple(lyr.data.shape)} but the image "
+                                 f"is {tuple(shape)}{where}: channel layers must have the same frames and size")
+        return found
+
     # -- where layers go ---------------------------------------------------------------------
     def _placement(self) -> dict[str, Any]:
         """The image layer's world placement for a (T, Y, X) output layer at the propagated level."""
@@ -251,6 +288,8 @@ class LayerJob:
         from napari_vos.session import Session
 
         rgb = bool(self.image.rgb) if len(self.video.shape) == 4 else None
+        if self.channel_layers:  # the image and its channel layers: every channel, unless picked
+            rgb = None
         # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
                           keep_maps=False, out=self.output.data, rgb=rgb, **self.session_options)
@@ -360,6 +399,8 @@ class LayerJob:
         labels_layer = self.labels.name if self.labels is not None else None
         if self.image.multiscale:
             prov["image_level"] = self.level
+        if self.channel_layers:
+            prov["channel_layers"] = [lyr.name for lyr in self.channel_layers]
         prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
                      "cancelled": self._cancel, "frames_total": self.total,

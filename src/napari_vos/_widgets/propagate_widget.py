@@ -24,6 +24,8 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -126,6 +128,14 @@ class PropagateWidget(QWidget):
         self._finetune_timer.timeout.connect(self._show_finetune)
 
         self.image_combo = QComboBox()
+        # further grey image layers of the image's shape, read with it as its channels 2 and 3 (napari
+        # opens a multi-channel stack as one layer per channel); shown only when there is one to offer
+        self.channels_list = QListWidget()
+        self.channels_list.setToolTip(
+            "Tick up to two more image layers (one channel each, e.g. a nuclear stain beside phase contrast) "
+            "to read with the image as one multi-channel video")
+        self.channels_list.setMaximumHeight(70)
+        self.channels_label = QLabel("add channels")
         self.labels_combo = QComboBox()
         self.frame_spin = QSpinBox()
         self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider)")
@@ -195,6 +205,7 @@ class PropagateWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
+        form.addRow(self.channels_label, self.channels_list)
         form.addRow("labels", self.labels_combo)
         form.addRow("annotated frame", self.frame_spin)
         form.addRow("", self.all_painted)
@@ -268,8 +279,33 @@ class PropagateWidget(QWidget):
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
             self._follow_slider()
+        self._refresh_channels(image)
         if self.job is None:
             self.status.setText(self._mismatch())
+
+    def _refresh_channels(self, image: Any) -> None:
+        """Offer the image layers that can be the image's further channels (plain grey stacks of its
+        shape or of one of its levels, not napari-vos outputs), keeping the ticks by name."""
+        ticked = set(self.channel_choice)
+        shapes = {s for s in image_levels(image)[1] if s is not None} if image is not None and not image.rgb else set()
+        names = [lyr.name for lyr in self.viewer.layers
+                 if isinstance(lyr, Image) and lyr is not image and not lyr.multiscale and not lyr.rgb
+                 and tuple(lyr.data.shape) in shapes
+                 and "napari_vos" not in lyr.metadata and "napari_vos_map" not in lyr.metadata]
+        self.channels_list.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in ticked else Qt.CheckState.Unchecked)
+            self.channels_list.addItem(item)
+        self.channels_list.setVisible(bool(names))
+        self.channels_label.setVisible(bool(names))
+
+    @property
+    def channel_choice(self) -> list[str]:
+        """The names of the ticked channel layers, in the list's order."""
+        items = (self.channels_list.item(i) for i in range(self.channels_list.count()))
+        return [item.text() for item in items if item.checkState() == Qt.CheckState.Checked]
 
     @property
     def labels_choice(self) -> str | None:
@@ -379,7 +415,8 @@ class PropagateWidget(QWidget):
             self.job = LayerJob(self.viewer, image, labels, method, self.frame_spin.value(),
                                 device=self.device_combo.currentText(),
                                 direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
-                                all_painted=self.all_painted.isChecked(), **self.options())
+                                all_painted=self.all_painted.isChecked(),
+                                channel_layers=self.channel_choice, **self.options())
         except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
             self.job = None
             self._report(err)
@@ -388,6 +425,8 @@ class PropagateWidget(QWidget):
         self.progress.setValue(0)
         verb = "propagating" if self.job.annotations else "segmenting (no annotation)"
         starting = f"{verb} with {method} from frame {self.job.start}"
+        if self.job.channel_layers:
+            starting += f", channels {', '.join([image] + [lyr.name for lyr in self.job.channel_layers])}"
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
         advice = self.job.advice
