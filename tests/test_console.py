@@ -22,7 +22,7 @@ TRUTH = sliding_square(6, (64, 64))[1]
 def viewer():
     v = ViewerModel()
     frames, truth = sliding_square(6, (64, 64))
-    v.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
+    v.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE, axis_labels=("t", "y", "x"))
     v.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
     return v
 
@@ -37,6 +37,7 @@ def test_propagate_layers_by_name_adds_a_following_labels_layer(viewer):
     assert layer.data.shape == TRUTH.shape and layer.data.dtype == np.uint8  # the smallest type for id 1
     np.testing.assert_allclose(layer.scale, SCALE)
     np.testing.assert_allclose(layer.translate, TRANSLATE)
+    assert tuple(layer.axis_labels) == ("t", "y", "x")  # the image's axis names
     for t in range(6):
         assert iou(layer.data[t] == 1, TRUTH[t] == 1) > 0.8, t
     meta = layer.metadata["napari_vos"]
@@ -211,6 +212,7 @@ def test_a_map_of_many_objects_is_one_layer_with_the_objects_on_its_first_axis(v
     np.testing.assert_allclose(stacked.translate, (0.0, *single.translate))
     assert stacked.contrast_limits == [0.0, float(scores.max())]
     assert stacked.metadata["napari_vos_map"]["object_ids"] == list(range(1, 13))
+    assert tuple(stacked.axis_labels) == ("object", "t", "y", "x") and tuple(single.axis_labels) == ("t", "y", "x")
 
 
 def test_many_small_cells_come_with_the_tip_printed_and_returned(capsys):

@@ -279,6 +279,9 @@ class LayerJob:
         units = getattr(self.image, "units", None)
         if units is not None:
             kw["units"] = list(units)
+        axis_labels = getattr(self.image, "axis_labels", None)  # napari >= 0.6 (e.g. "t", "y", "x")
+        if axis_labels is not None and len(axis_labels) == 3:
+            kw["axis_labels"] = list(axis_labels)
         return kw
 
     # -- worker side ---------------------------------------------------------------------
@@ -378,6 +381,8 @@ class LayerJob:
             place["scale"], place["translate"] = [1.0, *place["scale"]], [0.0, *place["translate"]]
             if "units" in place:
                 place["units"] = ["pixel", *place["units"]]
+            if "axis_labels" in place:  # the extra slider picks the object
+                place["axis_labels"] = ["object", *place["axis_labels"]]
         layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
                                       colormap="magma", blending="additive", opacity=0.6, **place)
         if k is None:
