@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +19,10 @@ import numpy as np
 from napari_vos import __version__
 
 
-def _progress(desc: str, total: int):  # pragma: no cover - cosmetic
+@contextmanager
+def _progress(desc: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A frame progress bar on stderr, yielding the engine's ``progress`` callback; the bar is
+    closed on the way out, also on an error, so the error message starts on a clean line."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
@@ -25,7 +30,10 @@ def _progress(desc: str, total: int):  # pragma: no cover - cosmetic
     def update(done: int, _total: int) -> None:
         bar.update(done - bar.n)
 
-    return bar, update
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
@@ -106,7 +114,6 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         tip = method_advice(args.method, args.checkpoint, [first]) if first is not None else None
         if tip:
             print(tip, file=sys.stderr)
-    bar, update = _progress("propagating", len(video))
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:
         options["min_side"] = args.min_side or None
@@ -115,10 +122,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option))
-    result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
-                       checkpoint=args.checkpoint, direction=args.direction, progress=update,
-                       maps=bool(args.maps), **options)
-    bar.close()
+    with _progress("propagating", len(video)) as update:
+        result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
+                           checkpoint=args.checkpoint, direction=args.direction, progress=update,
+                           maps=bool(args.maps), **options)
     if to_tiff:  # the labels first: a failure writing the maps loses nothing
         write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
@@ -155,11 +162,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.frames < 2:
             raise SystemExit(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
         frames, truth = frames[:args.frames], truth[:args.frames]
-    bar, update = _progress(f"{args.method} on the {args.sample} sample", len(frames))
-    result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
-                       device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
-                       **options)
-    bar.close()
+    with _progress(f"{args.method} on the {args.sample} sample", len(frames)) as update:
+        result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
+                           device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
+                           **options)
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,
