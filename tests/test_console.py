@@ -256,3 +256,25 @@ def test_channel_layers_join_the_image_or_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="is RGB and already has its channels"):
         propagate_layers(v, "rgb", "painted", method="flow", device="cpu", channel_layers=["stain"])
     assert len(v.layers) == n + 2  # no output layer was left behind by a refusal
+
+
+def test_frames_a_one_way_run_does_not_reach_keep_the_labels_layers(viewer):
+    first = propagate_layers(viewer, "video", "painted", method="flow", device="cpu").labels
+    first.data = first.data.astype(np.uint16)
+    first.data[1] = np.where(first.data[1] > 0, 300, 0)  # an id only uint16 holds, on a frame left as it is
+    corrected = first.data[3].copy()
+    out = propagate_layers(viewer, "video", first, method="flow", frame=3, direction="forward", device="cpu",
+                           all_painted=False).labels
+    assert out.data.dtype == np.uint16
+    np.testing.assert_array_equal(out.data[:3], first.data[:3])  # before the corrected frame: as they were
+    np.testing.assert_array_equal(out.data[3], corrected)
+    for t in range(4, 6):
+        assert iou(out.data[t] == 1, TRUTH[t] == 1) > 0.8, t
+    assert out.metadata["napari_vos"]["frames_kept_from_labels"] == [0, 3]
+    assert out.metadata["napari_vos"]["frames_done"] == 2
+    back = propagate_layers(viewer, "video", first, method="flow", frame=3, direction="backward", device="cpu",
+                            all_painted=False).labels
+    np.testing.assert_array_equal(back.data[4:], first.data[4:])
+    assert back.metadata["napari_vos"]["frames_kept_from_labels"] == [4, 6]
+    both = propagate_layers(viewer, "video", first, method="flow", frame=3, device="cpu", all_painted=False).labels
+    assert "frames_kept_from_labels" not in both.metadata["napari_vos"] and both.data[1].max() == 1

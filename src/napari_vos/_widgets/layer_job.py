@@ -239,10 +239,25 @@ class LayerJob:
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
         # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32
         top = max((int(a.max()) for a in self.annotations.values()), default=0)
+        # frames this run does not reach (forward: those before the start; backward: those after it)
+        # keep what the labels layer holds there, so that re-propagating an earlier output forward
+        # from a corrected frame gives the whole video, not its second half
+        self.kept = self._kept_frames()
+        if self.kept:
+            top = max(top, *(int(np.max(self.labels.data[i])) for i in self.kept))
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
+        for i in self.kept:
+            out[i] = self.labels.data[i]
         default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
                         else f"{self.image.name} segmented ({method})")
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())
+
+    def _kept_frames(self) -> range:
+        """The frames outside this run's range, copied from a (T, Y, X) labels layer (else none)."""
+        if self.labels is None or tuple(self.labels.data.shape) != (self.n_frames, *self.frame_shape):
+            return range(0)
+        return {"both": range(0), "forward": range(0, self.start),
+                "backward": range(self.start + 1, self.n_frames)}[self.direction]
 
     def _channel_layers(self, layers: "Sequence[str | Image]", shape: tuple[int, int, int]) -> "list[Image]":
         """The extra channel layers, checked: plain grey (T, Y, X) image layers of the propagated
@@ -406,6 +421,8 @@ class LayerJob:
             prov["image_level"] = self.level
         if self.channel_layers:
             prov["channel_layers"] = [lyr.name for lyr in self.channel_layers]
+        if self.kept:  # [first, last + 1) of the frames copied from the labels layer
+            prov["frames_kept_from_labels"] = [self.kept.start, self.kept.stop]
         prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
                      "cancelled": self._cancel, "frames_total": self.total,
