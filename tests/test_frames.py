@@ -59,6 +59,9 @@ def test_channel_choice_and_two_channel_padding():
     assert np.all(f[..., 2] == 0)
     with pytest.raises(ValueError, match="do not exist"):
         FrameSource(v, channels=[7])
+    for wrong in (64, "0,1", [0.5, 1], [True]):  # e.g. a method option of that name that reached the engine
+        with pytest.raises(ValueError, match=r"channels must be a list of channel indices such as \[0, 2\]"):
+            FrameSource(v, channels=wrong)
 
 
 def test_tzyx_stack_gets_an_axes_message():

@@ -55,3 +55,27 @@ def test_a_mistyped_option_is_an_error_naming_it_and_the_valid_ones():
     with pytest.raises(ValueError, match="unknown flow option.*update_intervall"):
         Session(np.zeros((3, 16, 16), np.uint8), method="flow", device="cpu", update_intervall=4)
     assert "update_interval" in registry.option_names("frtm") and "n_cg" in registry.option_names("frtm")
+
+
+@pytest.mark.parametrize("name", list(registry.METHODS))
+def test_no_method_option_is_named_like_an_engine_parameter(name):
+    """Session takes its own keywords (channels, max_side, ...) before the method options, so a method
+    option of the same name could never be set (FRTM's target-model width was once called channels)."""
+    import inspect
+
+    from napari_vos import Session
+
+    # checkpoint and seed are the engine's and handed on to the method as they are
+    engine = set(inspect.signature(Session.__init__).parameters) - {"self", "method_options", "checkpoint", "seed"}
+    assert not registry.option_names(name) & engine, name
+
+
+def test_command_line_options_take_json_and_python_spellings():
+    from napari_vos.evaluation.cli_measure import parse_option_pairs
+
+    parsed = parse_option_pairs(["online_finetune=False", "crf=true", "x=None", "flow=ilk", 'f2="tvl1"',
+                                 "scales=[1.0]", "finetune_lr=3e-4", "window=objects", "decode-margin=32"])
+    assert parsed == {"online_finetune": False, "crf": True, "x": None, "flow": "ilk", "f2": "tvl1",
+                      "scales": [1.0], "finetune_lr": 3e-4, "window": "objects", "decode_margin": 32}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_option_pairs(["online_finetune"])

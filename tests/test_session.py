@@ -183,3 +183,18 @@ def test_start_time_is_reported_apart_from_the_frames(square_video, monkeypatch)
     assert res.start_seconds >= 0.6
     assert res.seconds < res.start_seconds
     assert res.provenance()["start_seconds"] == round(res.start_seconds, 3)
+
+
+def test_provenance_is_json_even_with_hooks_among_the_options():
+    import json
+    import threading
+
+    from napari_vos.session import Result
+
+    result = Result(labels=np.zeros((2, 4, 4), np.uint8), maps={}, method="osvos_at", checkpoint=None,
+                    checkpoint_sha256=None, annotated_frames=[0], object_ids=[1],
+                    options={"on_finetune": lambda *a: None, "cancel_event": threading.Event(), "crf": False,
+                             "scales": (1.0, 0.5), "work_size": [4, 4]},
+                    fps=1.0, seconds=1.0, frames_done=1, device="cpu")
+    record = json.loads(json.dumps(result.provenance()))
+    assert record["options"] == {"crf": False, "scales": [1.0, 0.5], "work_size": [4, 4]}

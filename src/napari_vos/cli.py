@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OUT.tif: one labels TIFF (T, Y, X) with the image's calibration; any other name: a "
                         "folder of palette PNGs 00000.png ... (DAVIS results layout) plus napari_vos.json")
     p.add_argument("--method", default="frtm")
-    p.add_argument("--frame", type=int, default=None, help="annotated frame of a (Y, X) labels file (default 0)")
+    p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
+                   "labels file, the painted frame to start from (default: the first painted one)")
     p.add_argument("--device", default="auto")
     add_precision_argument(p)
     p.add_argument("--checkpoint", default=None)

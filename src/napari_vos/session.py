@@ -104,11 +104,25 @@ class Result:
     version: str = __version__
 
     def provenance(self) -> dict[str, Any]:
+        """The record of how the labels were made, JSON-serialisable: options that are not plain
+        values (a fine-tuning progress callback, a cancel event) are left out."""
+        options = {k: v for k, v in self.options.items() if _is_plain(v)}
         return {"method": self.method, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
-                "options": self.options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
+                "options": options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
                 "start_seconds": round(self.start_seconds, 3), "device": self.device,
                 "napari_vos_version": self.version}
+
+
+def _is_plain(value: Any) -> bool:
+    """A value JSON can hold: None, bool, number, string, or a list/tuple/dict of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 class Session:

@@ -57,7 +57,7 @@ def default_checkpoint(method: str) -> CheckpointInfo:
     entries = list_checkpoints(method)
     if not entries:
         raise CheckpointError(f"no checkpoint for method {method!r} is registered in {REGISTRY_FILE}; train one "
-                              f"with `napari-vos train {method}` and pass checkpoint=PATH")
+                              f"with `napari-vos train {method}` and pass checkpoint=PATH (command line: --checkpoint PATH)")
     defaults = [e for e in entries if e.default]
     return (defaults or entries)[0]
 

@@ -48,7 +48,6 @@ DIRECTIONS = ("both", "forward", "backward")
 #: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
 #: adding 70 layers, one per cell, would stall the viewer for seconds and bury the layer list
 MAX_MAP_LAYERS = 8
-HOOK_OPTIONS = ("on_finetune", "cancel_event")  # given to methods that fine-tune in start (OSVOS-AT, RGMP)
 
 
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
@@ -415,7 +414,6 @@ class LayerJob:
             return None
         result = self.session.result()
         prov = result.provenance()
-        prov["options"] = {k: v for k, v in prov["options"].items() if k not in HOOK_OPTIONS}
         labels_layer = self.labels.name if self.labels is not None else None
         if self.image.multiscale:
             prov["image_level"] = self.level

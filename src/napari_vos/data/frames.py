@@ -32,6 +32,8 @@ class FrameSource:
     """Lazy, normalised view of a video: ``source[i]`` is a float32 (Y, X, 3) array in [0, 1]."""
 
     def __init__(self, video: Any, channels: Sequence[int] | None = None, rgb: bool | None = None) -> None:
+        if channels is not None:
+            channels = _channel_indices(channels)
         shape = tuple(int(s) for s in getattr(video, "shape", ()))
         if not shape:
             video = np.asarray(video)
@@ -174,6 +176,17 @@ class FrameSource:
             lo, hi = self._intensity_range()
             self._range_on[key] = (torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device))
         return self._range_on[key]
+
+
+def _channel_indices(channels: Any) -> list[int]:
+    """``channels`` as a list of ints; a ValueError for anything else (a bare number, a string, floats)."""
+    bad = ValueError(f"channels must be a list of channel indices such as [0, 2], got {channels!r}")
+    if isinstance(channels, (str, bytes)) or not hasattr(channels, "__iter__"):
+        raise bad
+    channels = list(channels)
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in channels):
+        raise bad
+    return [int(c) for c in channels]
 
 
 def _check_finite(frame: np.ndarray, index: int) -> None:

@@ -7,6 +7,7 @@ the functions, so `napari-vos --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -21,17 +22,28 @@ def _sequences(text: str | None) -> list[str] | None:
 
 
 def parse_option_pairs(pairs: list[str] | None) -> dict[str, Any]:
-    """--option key=value (repeatable); values parsed as JSON when they can be (numbers, true)."""
+    """--option key=value (repeatable). A value is read as JSON (``true``, ``null``, ``[1.0]``) or as
+    a Python literal (``True``, ``None``, ``"ilk"``, as the widget's options field takes them) when it
+    is one, else kept as the string typed (``flow=ilk``): ``False`` must not reach a method as the
+    string "False", which is true."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"--option expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
+        out[key.replace("-", "_")] = _option_value(value)
     return out
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -111,7 +111,10 @@ class FRTM(MethodBase):
     # options read from **options (the registry rejects any other name)
     extra_options: ClassVar[tuple[str, ...]] = ("update_interval", "memory_capacity", "eta", "n_augmented",
                                                 "decode_window", "decode_margin",
-                                                *TargetModelSettings.__dataclass_fields__)
+                                                # the target model's width c stays the paper's 96: the
+                                                # name "channels" is the engine's (which stack channels)
+                                                *(f for f in TargetModelSettings.__dataclass_fields__
+                                                  if f != "channels"))
 
     def __init__(self, network: FRTMNetwork, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
