@@ -8,6 +8,8 @@ in a plain loop); `show(frame)` (GUI thread) writes a finished frame and its map
 `finish()` stores `Result.provenance()` in ``layer.metadata["napari_vos"]``.
 With no labels layer (``labels=None``) the method must be a zero-shot one (COSNet): every frame
 is segmented from ``frame`` (default 0) and the output is named after the image.
+The frames a one-way run (forward/backward) does not reach keep what a (T, Y, X) labels layer holds
+there, so re-propagating an earlier output from a corrected frame gives the whole video.
 Grey image layers named in ``channel_layers`` (napari's one layer per channel) are read with the
 image as one (T, Y, X, C) video (`data.channel_stack.ChannelStack`).
 A multiscale image is propagated on one level (`data.pyramid`): the one the labels layer matches,
