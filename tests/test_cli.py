@@ -268,3 +268,38 @@ def test_propagate_prints_a_tip_for_many_small_cells_under_a_method_poor_on_cell
     assert "tip: 9 small objects" in err and "rgmp-resnet18-cells" in err
     assert main([*args, "--checkpoint", "rgmp-resnet18-cells"]) == 0
     assert "tip:" not in capsys.readouterr().err
+
+
+def test_propagate_checks_the_output_before_the_run_and_reports_write_errors(tmp_path, square_video, capsys,
+                                                                             monkeypatch):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    (tmp_path / "a_file").write_text("x")
+    import napari_vos.session as session
+
+    def never(*args, **kwargs):  # the run must not start when the output cannot be written
+        raise AssertionError("propagated before checking the output")
+
+    monkeypatch.setattr(session, "propagate", never)
+    for out in ("a_file/labels.tif", "a_file/pngs"):
+        code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                     str(tmp_path / out), "--method", "flow", "--device", "cpu"])
+        assert code == 2 and "cannot write to" in capsys.readouterr().err
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "o.tif"), "--method", "flow", "--device", "cpu", "--channels", "a,b"])
+    assert code == 2 and "--channels takes comma-separated channel numbers" in capsys.readouterr().err
+
+
+def test_labels_beyond_uint16_say_the_frame_interval_was_not_kept(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    grey = frames if frames.ndim == 3 else np.ascontiguousarray(frames[..., 0])
+    tifffile.imwrite(tmp_path / "video.tif", grey, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TYX", "finterval": 3.0, "unit": "um"})
+    tifffile.imwrite(tmp_path / "labels.tif", (truth[0] * 70000).astype(np.uint32))
+    out = tmp_path / "o.tif"
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert "kept the image's pixel size (0.5 x 0.5" in said and "no place for the frame interval" in said
+    assert tifffile.imread(out).max() == 70000

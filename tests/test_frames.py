@@ -174,3 +174,16 @@ def test_tensor_frames_reject_nan_too():
     v[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="frame 1 contains NaN"):
         FrameSource(v).tensor(1, "cpu")
+
+
+def test_a_frame_of_another_size_is_an_error_not_stretched():
+    class Frames:  # a lazy stack (a folder of images) whose third frame is two rows short
+        shape, dtype = (4, 32, 40), np.dtype(np.uint8)
+
+        def __getitem__(self, t):
+            return np.zeros((30 if t == 2 else 32, 40), np.uint8)
+
+    source = FrameSource(Frames())
+    assert source.tensor(1).shape == (3, 32, 40)
+    with pytest.raises(ValueError, match="frame 2 is 40x30 pixels but the stack's frames are 40x32"):
+        source.tensor(2)

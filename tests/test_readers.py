@@ -37,6 +37,11 @@ def test_decode_mask_conventions():
     assert decode_mask(np.array([[0, 255], [255, 0]], np.uint8)).tolist() == [[0, 1], [1, 0]]
     # 255 beside object ids is DAVIS void -> background
     assert decode_mask(np.array([[0, 255], [2, 1]], np.uint8)).tolist() == [[0, 0], [2, 1]]
+    # in a label image wider than 8 bits, or one read from a TIFF, 255 is a cell like any other
+    cells = np.array([[0, 255], [7, 0]], np.uint16)
+    assert decode_mask(cells).tolist() == [[0, 255], [7, 0]]
+    assert decode_mask(np.array([[0, 255], [0, 0]], np.uint16)).tolist() == [[0, 255], [0, 0]]
+    assert decode_mask(cells.astype(np.uint8), void_255=False).tolist() == [[0, 255], [7, 0]]
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[0, 0] = (128, 0, 0)
     rgb[1, 1] = (0, 128, 0)
@@ -174,3 +179,26 @@ def test_sequence_from_arrays_is_lazy_view():
     labels = np.ones((5, 4, 4), np.int32)
     s = Sequence.from_arrays("a", frames, labels, annotated=[0, 4])
     assert s.annotated == [0, 4] and s.masks[2] is None and s.frames[1:3].shape == (2, 4, 4)
+
+
+def test_a_tiff_label_stack_keeps_cell_255(tmp_path):
+    import tifffile
+
+    from napari_vos.data.sequence import read_mask
+
+    labels = np.zeros((8, 8), np.uint16)
+    labels[1:3, 1:3], labels[5:7, 5:7] = 3, 255
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    tifffile.imwrite(tmp_path / "m8.tif", labels.astype(np.uint8))
+    assert sorted(np.unique(read_mask(tmp_path / "m.tif")).tolist()) == [0, 3, 255]
+    assert sorted(np.unique(read_mask(tmp_path / "m8.tif")).tolist()) == [0, 3, 255]
+
+
+def test_a_folder_of_unpadded_frame_numbers_is_read_in_natural_order(tmp_path):
+    from PIL import Image
+
+    from napari_vos.data.readers import _files
+
+    for t in (0, 1, 2, 10, 11):
+        Image.fromarray(np.full((4, 4), t, np.uint8)).save(tmp_path / f"frame{t}.png")
+    assert [p.name for p in _files(tmp_path, (".png",))] == [f"frame{t}.png" for t in (0, 1, 2, 10, 11)]

@@ -194,7 +194,39 @@ def test_provenance_is_json_even_with_hooks_among_the_options():
     result = Result(labels=np.zeros((2, 4, 4), np.uint8), maps={}, method="osvos_at", checkpoint=None,
                     checkpoint_sha256=None, annotated_frames=[0], object_ids=[1],
                     options={"on_finetune": lambda *a: None, "cancel_event": threading.Event(), "crf": False,
-                             "scales": (1.0, 0.5), "work_size": [4, 4]},
+                             "scales": (1.0, 0.5), "work_size": [np.int64(4), 4], "max_side": np.int64(100)},
                     fps=1.0, seconds=1.0, frames_done=1, device="cpu")
     record = json.loads(json.dumps(result.provenance()))
-    assert record["options"] == {"crf": False, "scales": [1.0, 0.5], "work_size": [4, 4]}
+    assert record["options"] == {"crf": False, "scales": [1.0, 0.5], "work_size": [4, 4], "max_side": 100}
+
+
+def test_bad_sizes_frame_numbers_out_arrays_and_frame_types_are_clear_errors(square_video):
+    import torch
+
+    frames, truth = square_video
+    for value in (-5, 1, "10", True, 2.5):
+        with pytest.raises(ValueError, match="max_side must be a whole number of pixels >= 8"):
+            propagate(frames, truth[0], method="flow", device="cpu", max_side=value)
+    with pytest.raises(ValueError, match="min_side must be a whole number of pixels >= 8, or None or 'auto'"):
+        propagate(frames, truth[0], method="flow", device="cpu", min_side=3)
+    with pytest.raises(ValueError, match="flow_side must be a whole number of pixels >= 8"):
+        propagate(frames, truth[0], method="flow", device="cpu", flow_side=0)
+    assert propagate(frames[:3], truth[0], method="flow", device="cpu", max_side=0).options["max_side"] is None
+    s = Session(frames, method="flow", device="cpu")
+    for frame in (2.0, "1", True):
+        with pytest.raises(ValueError, match="annotated frame must be a whole frame number"):
+            s.annotate(frame, truth[0])
+    s.annotate(np.int64(0), truth[0])
+    with pytest.raises(ValueError, match="start frame must be a whole frame number"):
+        next(s.propagate(start=0.0))
+    with pytest.raises(ValueError, match="out must be a writable"):
+        Session(frames, method="flow", device="cpu", out=[[0]])
+    for odd in (frames.astype(np.complex64), frames.astype(object)):
+        with pytest.raises(ValueError, match="are not images"):
+            Session(odd, method="flow", device="cpu")
+    # a torch tensor and big-endian data are read as the numpy frames they hold
+    plain = propagate(frames, truth[0], method="flow", device="cpu").labels
+    as_tensor = propagate(torch.from_numpy(np.ascontiguousarray(frames)), truth[0], method="flow", device="cpu").labels
+    big_endian = propagate(frames.astype(frames.dtype.newbyteorder(">")), truth[0], method="flow", device="cpu").labels
+    np.testing.assert_array_equal(as_tensor, plain)
+    np.testing.assert_array_equal(big_endian, plain)

@@ -46,7 +46,7 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
 
 
 def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
-    """A TIFF stack (any axis order, its calibration) or a folder of frame images (name order)."""
+    """A TIFF stack (any axis order, its calibration) or a folder of frame images (natural name order)."""
     from napari_vos.data.calibration import Calibration, read_tiff_calibration
     from napari_vos.data.readers import open_sequence_dir, open_tiff_frames
 
@@ -95,6 +95,20 @@ def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
     return written
 
 
+def _check_writable(path: Path, folder: bool) -> None:
+    """Before the run, not after it: the output's folder is made (with its parents) and must be a
+    folder, and an output file must not be a folder; a ValueError names the path otherwise."""
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot write to {path}: {err.strerror or err} ({where} cannot be made a folder)") from None
+    if not folder and path.is_dir():
+        raise ValueError(f"cannot write the labels to {path}: it is a folder")
+    if not os.access(where, os.W_OK):
+        raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
+
+
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
@@ -107,6 +121,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if not to_tiff and labels is not None and np.max(labels) > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {np.max(labels)} do not fit palette PNGs (0..255); "
                          "give an output name ending in .tif")
+    _check_writable(Path(args.output), folder=not to_tiff)
+    if args.maps:
+        _check_writable(Path(args.maps), folder=True)
     if labels is not None:
         from napari_vos.advice import method_advice
 
@@ -118,7 +135,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if args.min_side is not None:
         options["min_side"] = args.min_side or None
     if args.channels:
-        options["channels"] = [int(c) for c in args.channels.split(",")]
+        try:
+            options["channels"] = [int(c) for c in args.channels.split(",")]
+        except ValueError:
+            raise ValueError(f"--channels takes comma-separated channel numbers such as 0,2; got {args.channels!r}") from None
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option))
@@ -134,6 +154,14 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
+    if kept and calibration.frame_interval is not None and result.labels.dtype.itemsize > 2:  # ids above 65535
+        # ids beyond uint16 make a baseline TIFF (no ImageJ metadata): the pixel size stays, the interval cannot
+        from dataclasses import replace
+
+        pixels = replace(calibration, frame_interval=None)
+        kept = (f"; kept the image's pixel size ({pixels.describe()}); a TIFF of ids above 65535 has no "
+                "place for the frame interval" if pixels.pixel_size is not None else
+                "; a TIFF of ids above 65535 has no place for the image's frame interval")
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}{kept}")
     for path in maps:
@@ -269,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("propagate", help="propagate labels through a TIFF stack or a folder of frames")
     p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z) or a "
-                                 "folder of frame images (PNG/JPEG/TIFF, in name order)")
+                                 "folder of frame images (PNG/JPEG/TIFF, in natural name order: frame2 before frame10)")
     p.add_argument("labels", nargs="?", default=None,
                    help="labels: a TIFF, (Y, X) for one frame or (T, Y, X) with painted frames, or one mask "
                         "image (palette or grey PNG); leave out for a zero-shot method (--method cosnet)")
@@ -376,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: a file not found, a full disk, a folder not writable
         print(f"napari-vos {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # CheckpointError and friends: say what, not a traceback

@@ -106,12 +106,45 @@ class Result:
     def provenance(self) -> dict[str, Any]:
         """The record of how the labels were made, JSON-serialisable: options that are not plain
         values (a fine-tuning progress callback, a cancel event) are left out."""
-        options = {k: v for k, v in self.options.items() if _is_plain(v)}
+        options = {k: _plain(v) for k, v in self.options.items() if _is_plain(_plain(v))}
         return {"method": self.method, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
                 "options": options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
                 "start_seconds": round(self.start_seconds, 3), "device": self.device,
                 "napari_vos_version": self.version}
+
+
+def _frame_index(frame: Any, what: str) -> int:
+    """A frame number as an int; a ValueError for anything that is not a whole number (2.0, "1", 1.5)."""
+    if isinstance(frame, (bool, np.bool_)) or not isinstance(frame, (int, np.integer)):
+        raise ValueError(f"{what} must be a whole frame number, got {frame!r}")
+    return int(frame)
+
+
+MIN_PIXELS = 8  # the smallest working-size rule that leaves a method a frame to work on
+
+
+def _pixels(name: str, value: Any, otherwise: str) -> int | None:
+    """A working-size setting: None (or 0, as the widget's spin box says "off"), or a whole number
+    of pixels >= MIN_PIXELS; a ValueError naming ``name`` otherwise, before any frame is read,
+    instead of a failure deep inside a method."""
+    if value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0):
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < MIN_PIXELS:
+        raise ValueError(f"{name} must be a whole number of pixels >= {MIN_PIXELS}, or {otherwise}; got {value!r}")
+    return int(value)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (a size taken from an array's shape, a spin box's value) as Python numbers,
+    also inside lists, tuples and dicts."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _is_plain(value: Any) -> bool:
@@ -144,7 +177,7 @@ class Session:
         # the forward passes' autocast dtype ("auto": fp16 on CUDA, bf16 on CPUs with it, else fp32; nn.precision)
         self.precision = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
-        self.max_side = max_side
+        self.max_side = _pixels("max_side", max_side, "None (never scale down)")
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
         self.min_side = self._size_rule("min_side", min_side, "min_working_side")
         self.min_object_side = self._size_rule("min_object_side", min_object_side, "min_object_side")
@@ -159,6 +192,9 @@ class Session:
         self._own_labels = out is None  # our array is widened as ids need; a caller's `out` must hold them
         if out is None:
             out = np.zeros((t, h, w), dtype=np.uint8)
+        elif not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
+            raise ValueError(f"out must be a writable (T, Y, X) integer array (numpy, memmap, zarr), got a "
+                             f"{type(out).__name__}")
         elif tuple(out.shape) != (t, h, w):
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(t, h, w)}")
         elif not np.issubdtype(out.dtype, np.integer):
@@ -177,11 +213,9 @@ class Session:
     def _size_rule(self, name: str, value: int | None | str, attribute: str) -> int | None:
         """A working-size rule: ``"auto"`` takes the method class's ``attribute``, a number or None
         is kept, any other string is a ValueError naming the option."""
-        if value == "auto":
+        if isinstance(value, str) and value == "auto":
             value = getattr(self.method_class, attribute, None)
-        if isinstance(value, str):
-            raise ValueError(f"{name} must be a number of pixels, None or 'auto', got {value!r}")
-        return value
+        return _pixels(name, value, "None or 'auto'")
 
     # -- annotations ---------------------------------------------------------------------
     def annotate(self, frame: int, labels: Any) -> None:
@@ -190,7 +224,8 @@ class Session:
             raise ValueError(f"method {self.method_name!r} segments the video without an annotation and takes "
                              "none: propagate without labels")
         t = self.source.n_frames
-        if not isinstance(frame, (int, np.integer)) or not 0 <= int(frame) < t:
+        frame = _frame_index(frame, "annotated frame")
+        if not 0 <= frame < t:
             raise ValueError(f"annotated frame {frame} is outside the stack (frames 0..{t - 1})")
         arr = check_labels(labels, self.source.frame_shape, f"labels of frame {frame}")
         if not arr.any():
@@ -360,6 +395,7 @@ class Session:
             return
         if start is None:
             start = max(self.annotations) if direction == "backward" else min(self.annotations)
+        start = _frame_index(start, "start frame")
         if start not in self.annotations:
             raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
         ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
@@ -380,9 +416,9 @@ class Session:
         t = self.source.n_frames
         if start is None:
             start = t - 1 if direction == "backward" else 0
-        if not 0 <= int(start) < t:
+        start = _frame_index(start, "start frame")
+        if not 0 <= start < t:
             raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
-        start = int(start)
         self._cancelled = False
         if direction in ("forward", "both"):
             yield from self._pass(start, t, 1, None)

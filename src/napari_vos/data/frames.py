@@ -34,6 +34,8 @@ class FrameSource:
     def __init__(self, video: Any, channels: Sequence[int] | None = None, rgb: bool | None = None) -> None:
         if channels is not None:
             channels = _channel_indices(channels)
+        if type(video).__module__.split(".")[0] == "torch":  # a torch tensor: its numpy view (a copy off the CPU)
+            video = video.detach().cpu().numpy()
         shape = tuple(int(s) for s in getattr(video, "shape", ()))
         if not shape:
             video = np.asarray(video)
@@ -69,6 +71,9 @@ class FrameSource:
         self.frame_shape = (shape[1], shape[2])
         self.channels = channels if len(shape) == 4 else None
         self.dtype = np.dtype(getattr(video, "dtype", np.float32))
+        if self.dtype.kind not in "biuf":  # complex, object, strings, records: no image to normalise
+            raise ValueError(f"frames of dtype {self.dtype} are not images napari-vos can read; give integer, "
+                             "float or boolean frames")
         self._range: tuple[np.ndarray, np.ndarray] | None = None
         self._range_on: dict[str, tuple[Any, Any]] = {}  # the range as tensors, per device
 
@@ -80,6 +85,11 @@ class FrameSource:
         if not -self.n_frames <= index < self.n_frames:
             raise IndexError(f"frame {index} is outside the stack of {self.n_frames} frames")
         frame = np.asarray(self.video[index])
+        if not frame.dtype.isnative:  # big-endian data (np.fromfile(..., ">u2")): torch reads native order only
+            frame = frame.astype(frame.dtype.newbyteorder("="))
+        if tuple(frame.shape[:2]) != self.frame_shape:  # e.g. one odd image in a folder of frames
+            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]} pixels but the stack's frames are "
+                             f"{self.frame_shape[1]}x{self.frame_shape[0]} (frame 0): every frame must have one size")
         if self.channels is not None and self.channels != list(range(frame.shape[-1])):
             # picking channels by a list copies (numpy's fancy indexing); all of them in order is
             # the frame itself, a view

@@ -45,9 +45,18 @@ _LABEL_WORDS = ("label", "mask", "gt", "seg", "annot")
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The folder's files with these suffixes in natural order (frame2 before frame10; zero-padded
+    names such as DAVIS's 00000.jpg sort as in plain name order)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes),
+                  key=_natural_key)
+
+
+def _natural_key(path: Path) -> tuple:
+    """Sort key: the name's runs of digits compared as numbers, the rest as text."""
+    parts = re.split(r"(\d+)", path.name)
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts), path.name
 
 
 def _is_tiff(p: Path) -> bool:
@@ -288,7 +297,7 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
         ln, lload = _frame_reader(larr, laxes)
         if ln != n:
             raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
-        loaders = {i: (lambda i=i: decode_mask(lload(i))) for i in range(n)}
+        loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
     name = path.name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):

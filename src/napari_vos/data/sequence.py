@@ -49,13 +49,14 @@ def read_image(path: str | Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def decode_mask(arr: np.ndarray) -> np.ndarray:
+def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
     """Turn a stored mask into int32 object labels (0 = background).
 
     - integer label images (palette indices, 8/16-bit grey, TIFF labels) are kept as they are;
-    - single-object 0/255 masks (DAVIS 2016 style) become 0/1;
-    - 255 next to other object ids is the DAVIS "void" label; the official DAVIS 2017 code
-      sets it to background when reading ground truth, and so do we;
+    - with ``void_255`` (8-bit PNG masks, DAVIS style; TIFF label images pass False, where 255 is
+      just another cell) and an 8-bit mask: a single-object 0/255 mask (DAVIS 2016) becomes 0/1,
+      and 255 next to other object ids is the DAVIS "void" label, which the official DAVIS 2017
+      code sets to background when reading ground truth, and so do we;
     - colour (Y, X, 3/4) masks: each distinct non-black colour becomes one id, in the order
       of the packed colour value (stable across frames for the same colour).
     """
@@ -72,10 +73,11 @@ def decode_mask(arr: np.ndarray) -> np.ndarray:
         raise ValueError(f"a mask must be 2-D (or 2-D colour), got shape {arr.shape}")
     if arr.dtype == bool:
         return arr.astype(np.int32)
+    eight_bit = arr.dtype == np.uint8
     if np.issubdtype(arr.dtype, np.floating):
         arr = np.rint(arr)
     out = arr.astype(np.int32)
-    if out.max(initial=0) == 255:
+    if void_255 and eight_bit and out.max(initial=0) == 255:
         others = np.unique(out)
         others = others[(others != 0) & (others != 255)]
         if others.size == 0:
@@ -91,7 +93,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        return decode_mask(tifffile.imread(path))
+        return decode_mask(tifffile.imread(path), void_255=False)
     from PIL import Image
 
     with Image.open(path) as im:

@@ -20,7 +20,8 @@ with numpy/scipy (it uses OpenCV, which this package does not depend on):
   sequence (`all_gt_masks[:, 1:-1]`). Generalised to sparse ground truth: every frame with GT,
   except the annotated frame given to the method and the sequence's last frame.
 - Objects: the ids present in the annotated frame's GT (DAVIS: 1..max id of frame 0). GT value
-  255 is void in DAVIS and read as background (see `data.sequence.decode_mask`).
+  255 is void in DAVIS PNG masks and read as background there (see `data.sequence.decode_mask`;
+  in TIFF label images 255 is an object).
 - Dataset means (J_mean, F_mean) are means over all objects of all sequences, like DAVIS's
   global "J-Mean"/"F-Mean"; J&F is their average. Per-sequence means average its objects.
 """

@@ -232,7 +232,7 @@ class PredictionFolder:
         if self._stack is not None:
             from napari_vos.data.sequence import decode_mask
 
-            return decode_mask(np.asarray(self._stack[t]))
+            return decode_mask(np.asarray(self._stack[t]), void_255=False)  # a TIFF stack: 255 is a cell
         p = self._files.get(int(t))
         if p is None:
             return np.zeros(self.shape, np.int32)
