@@ -278,3 +278,17 @@ def test_frames_a_one_way_run_does_not_reach_keep_the_labels_layers(viewer):
     assert back.metadata["napari_vos"]["frames_kept_from_labels"] == [4, 6]
     both = propagate_layers(viewer, "video", first, method="flow", frame=3, device="cpu", all_painted=False).labels
     assert "frames_kept_from_labels" not in both.metadata["napari_vos"] and both.data[1].max() == 1
+
+
+def test_a_run_ended_by_an_error_says_so_in_its_provenance():
+    frames, truth = sliding_square(6, (64, 64))
+    frames = frames.astype(np.float32)
+    frames[4, 0, 0] = np.nan
+    v = ViewerModel()
+    v.add_image(frames, name="video")
+    v.add_labels(first_frame_only(truth), name="painted")
+    with pytest.raises(ValueError, match="frame 4 contains NaN"):
+        propagate_layers(v, "video", "painted", method="flow", device="cpu", direction="forward")
+    meta = v.layers["painted propagated (flow)"].metadata["napari_vos"]
+    assert meta["error"].startswith("ValueError: frame 4 contains NaN") and meta["frames_done"] == 3
+    assert meta["cancelled"] is False

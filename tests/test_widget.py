@@ -356,9 +356,10 @@ def test_finetuning_shows_its_steps_and_cancel_stops_it(make_napari_viewer, qtbo
     _click(qtbot, widget.cancel_button)
     _wait_done(qtbot, widget, timeout=60_000)
     assert job.finetune is not None and job.finetune[0] < 5000  # stopped after the iteration in progress
-    out = viewer.layers[f"painted propagated ({method})"]
-    meta = out.metadata["napari_vos"]
-    assert meta["cancelled"] is True and "on_finetune" not in meta["options"]
+    # no frame was segmented: no empty output layer is left, and the bar no longer counts steps
+    assert f"painted propagated ({method})" not in viewer.layers
+    assert widget.status.text() == "cancelled before the first frame; no layer added"
+    assert widget.progress.maximum() == len(viewer.layers["video"].data)
     assert widget.propagate_button.isEnabled()
 
 
@@ -407,3 +408,80 @@ def test_many_small_cells_under_a_method_measured_poor_on_cells_get_a_tip(make_n
     _wait_done(qtbot, widget, timeout=120_000)
     assert widget.status.text().startswith("done") and "tip" not in widget.status.text()
     assert viewer.layers["painted propagated (rgmp) [1]"].metadata["napari_vos"]["checkpoint"] == "rgmp-resnet18-cells"
+
+
+def test_the_labels_choice_prefers_a_painted_layer_and_picks_follow_renamed_layers(make_napari_viewer, qtbot):
+    from napari_vos._widgets.propagate_widget import NO_LABELS
+
+    viewer = make_napari_viewer()
+    widget = PropagateWidget(viewer)  # the usual order: the panel first, then the layers
+    viewer.window.add_dock_widget(widget)
+    widget.select_method("flow")
+    frames, truth = sliding_square(6, (64, 64))
+    viewer.add_image(frames, name="video")
+    assert widget.labels_combo.currentText() == NO_LABELS and "needs a labels layer" in widget.status.text()
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    assert widget.labels_combo.currentText() == "painted" and widget.status.text() == ""
+    viewer.add_labels(first_frame_only(truth), name="other")
+    widget.labels_combo.setCurrentText("other")
+    widget.select_method("cosnet")  # zero-shot: "none", locked
+    assert widget.labels_combo.currentText() == NO_LABELS and not widget.labels_combo.isEnabled()
+    widget.select_method("flow")  # back: the layer picked before
+    assert widget.labels_combo.currentText() == "other" and widget.labels_combo.isEnabled()
+    viewer.add_image(frames, name="video 2")
+    widget.image_combo.setCurrentText("video 2")
+    viewer.layers["other"].name = "other renamed"
+    viewer.layers["video 2"].name = "video 2 renamed"
+    assert widget.labels_combo.currentText() == "other renamed"
+    assert widget.image_combo.currentText() == "video 2 renamed"
+
+
+def test_typed_checkpoints_and_options_stay_with_their_method(make_napari_viewer, qtbot):
+    viewer, widget, _ = _setup(make_napari_viewer)
+    widget.select_method("rgmp")
+    widget.checkpoint_edit.setText("rgmp-resnet18-cells")
+    widget.options_edit.setText("scales=[1.0]")
+    widget.select_method("frtm")
+    assert widget.checkpoint_edit.text() == "" and widget.options_edit.text() == ""
+    widget.select_method("rgmp")
+    assert widget.checkpoint_edit.text() == "rgmp-resnet18-cells" and widget.options_edit.text() == "scales=[1.0]"
+
+
+def test_status_and_layers_after_runs_that_end_early_or_have_nothing_to_do(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=8)
+    n_layers = len(viewer.layers)
+    widget.direction_combo.setCurrentText("backward")  # from frame 0: nothing to propagate
+    _click(qtbot, widget.propagate_button)
+    assert "nothing to propagate: backward from frame 0" in widget.status.text()
+    assert len(viewer.layers) == n_layers and widget.worker is None
+    widget.direction_combo.setCurrentText("both")
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    done = widget.status.text()
+    assert done.startswith("done")
+    out = viewer.layers["painted propagated (flow)"]
+    assert widget.labels_combo.itemText(0) == "painted"  # the output is listed after the painted layer
+    viewer.add_points(name="unrelated")  # a layer event keeps the run's line
+    assert widget.status.text() == done
+    assert widget.image_combo.findText(out.name) < 0
+    # a run whose output layer the user deletes stops, says so and leaves no layer
+    viewer.layers.remove("unrelated")
+    big_video, big_truth = sliding_square(200, (64, 64))
+    viewer.layers["video"].data = big_video
+    viewer.layers["painted"].data = first_frame_only(big_truth)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=30_000)
+    viewer.layers.remove(widget.job.output)
+    _wait_done(qtbot, widget)
+    assert widget.status.text().startswith("stopped: the output layer was removed")
+    assert [lyr.name for lyr in viewer.layers] == ["video", "painted", out.name]
+
+
+def test_closing_the_dock_mid_run_stops_the_engine(make_napari_viewer, qtbot):
+    viewer, widget, _ = _setup(make_napari_viewer, n_frames=200)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=30_000)
+    job, worker = widget.job, widget.worker
+    viewer.window.remove_dock_widget(widget)  # the dock's X
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
+    assert job.cancelled and job.session.result().frames_done < 100

@@ -69,11 +69,11 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     try:
         for step in job.steps():
             job.show(step)
-    except BaseException:
+    except BaseException as err:
         if job.frames_computed == 0:
             job.discard()
         else:
-            job.finish()
+            job.finish(error=err)
         raise
     result = job.finish()
     assert result is not None  # steps() always builds the session

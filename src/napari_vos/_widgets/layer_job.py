@@ -237,6 +237,10 @@ class LayerJob:
                                     [self.annotations[self.start]]) if self.annotations else None
         self.total = {"both": self.n_frames, "forward": self.n_frames - self.start,
                       "backward": self.start + 1}[direction]
+        if self.annotations and self.total == 1:  # checked before an output layer is added
+            where = "a one-frame video" if self.n_frames == 1 else \
+                f"{direction} from frame {self.start}, the {'first' if direction == 'backward' else 'last'} frame"
+            raise ValueError(f"nothing to propagate: {where}; pick another direction or start frame")
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
         # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32
         top = max((int(a.max()) for a in self.annotations.values()), default=0)
@@ -252,6 +256,8 @@ class LayerJob:
         default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
                         else f"{self.image.name} segmented ({method})")
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())
+        # marks an output from the start (the provenance comes at the end): the widget lists it last
+        self.output.metadata["napari_vos_output"] = True
 
     def _kept_frames(self) -> range:
         """The frames outside this run's range, copied from a (T, Y, X) labels layer (else none)."""
@@ -342,6 +348,11 @@ class LayerJob:
     def cancelled(self) -> bool:
         return self._cancel
 
+    @property
+    def output_removed(self) -> bool:
+        """The user deleted the output layer (mid-run there is then nowhere to show the frames)."""
+        return self.output not in self.viewer.layers
+
     # -- GUI side ------------------------------------------------------------------------
     def show(self, frame: "FrameResult") -> None:
         """Write one finished frame (and its maps) into the output layers and redraw them."""
@@ -410,8 +421,9 @@ class LayerJob:
         self.map_layers[(name, -1 if k is None else k)] = layer
         return layer
 
-    def finish(self) -> "Result | None":
-        """Store provenance in the output layers' metadata; returns the engine Result (None if never built)."""
+    def finish(self, error: BaseException | None = None) -> "Result | None":
+        """Store provenance in the output layers' metadata (with ``error``, the message of the error
+        that ended the run early); returns the engine Result (None if never built)."""
         if self.session is None:
             return None
         result = self.session.result()
@@ -425,8 +437,11 @@ class LayerJob:
             prov["frames_kept_from_labels"] = [self.kept.start, self.kept.stop]
         prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
-                     "cancelled": self._cancel, "frames_total": self.total,
+                     # a Cancel that came after the last frame cancelled nothing
+                     "cancelled": self._cancel and self.frames_shown < self.total, "frames_total": self.total,
                      "map_layers": [layer.name for layer in self.map_layers.values()]})
+        if error is not None:
+            prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
         self.output.refresh()
         for layer in self.map_layers.values():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -110,6 +110,11 @@ def _working_at(job: LayerJob) -> str:
     return f"{note}, at {w}x{h} working size"
 
 
+def _is_output(layer: Any) -> bool:
+    """A labels layer napari-vos made (finished, with provenance, or still being filled)."""
+    return "napari_vos" in layer.metadata or "napari_vos_output" in layer.metadata
+
+
 class PropagateWidget(QWidget):
     """Dock widget: propagate a painted Labels layer through an Image layer's frames."""
 
@@ -122,6 +127,15 @@ class PropagateWidget(QWidget):
         self.job: LayerJob | None = None
         self.worker: Any = None
         self._error: BaseException | None = None
+        # the layers the user picked, kept as layers so that a pick follows its layer when renamed;
+        # "labels" may also be NO_LABELS when the user chose it (not when it was the only entry)
+        self._picks: dict[str, Any] = {"image": None, "labels": None}
+        self._ticked: list[Any] = []  # the ticked channel layers, likewise
+        self._refreshing = False
+        self._showing_mismatch = False  # the status line holds a layer-mismatch message
+        # what was typed in the checkpoint and options fields, per method (a method change swaps them)
+        self._typed: dict[str, tuple[str, str]] = {}
+        self._method_shown: str | None = None
         # polls the job's fine-tuning progress (OSVOS-AT's start), which no frame reports
         self._finetune_timer = QTimer(self)
         self._finetune_timer.setInterval(200)
@@ -225,9 +239,10 @@ class PropagateWidget(QWidget):
         layout.addWidget(self.advice_button)
         layout.addStretch(1)
 
-        self.method_combo.currentIndexChanged.connect(lambda *_: self._method_changed(self.method))
-        self.image_combo.currentTextChanged.connect(self._selection_changed)
-        self.labels_combo.currentTextChanged.connect(self._selection_changed)
+        self.method_combo.currentIndexChanged.connect(self._method_index_changed)
+        self.image_combo.currentTextChanged.connect(self._image_picked)
+        self.labels_combo.currentTextChanged.connect(self._labels_picked)
+        self.channels_list.itemChanged.connect(self._channel_ticked)
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.moved):
             event.connect(self._refresh_layers)
@@ -235,7 +250,7 @@ class PropagateWidget(QWidget):
             layer.events.name.connect(self._refresh_layers)
         events.inserted.connect(self._watch_name)
         self.viewer.dims.events.current_step.connect(self._follow_slider)
-        self.destroyed.connect(lambda *_: self._stop_on_close())
+        self.destroyed.connect(lambda *_: self._stop_on_close())  # the viewer closed (the dock: see event)
         self._refresh_layers()
         self._method_changed(self.method)
 
@@ -257,21 +272,64 @@ class PropagateWidget(QWidget):
         event.value.events.name.connect(self._refresh_layers)
 
     def _refresh_layers(self, event: Any = None) -> None:
-        """Refill the layer choices, keeping the current picks when they still exist."""
-        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]
+        """Refill the layer choices, keeping the user's picks (by layer, so a renamed layer stays
+        picked); a labels layer is preferred to "none" unless the user chose "none"."""
+        # not napari-vos map layers: maps are not videos to propagate through
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and "napari_vos_map" not in lyr.metadata]
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
-        # painted inputs first, napari-vos outputs last
-        label_names = [lyr.name for lyr in sorted(labels, key=lambda lyr: "napari_vos" in lyr.metadata)]
+        # painted inputs first, napari-vos outputs (finished or running) last
+        label_names = [lyr.name for lyr in sorted(labels, key=_is_output)]
         label_names.append(NO_LABELS)  # last: a painted layer stays the default choice
-        for combo, names in ((self.image_combo, images), (self.labels_combo, label_names)):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
+        picked_image = self._picks["image"]
+        image_name = picked_image.name if picked_image is not None and picked_image in self.viewer.layers \
+            else self.image_combo.currentText()
+        self._refreshing = True
+        try:
+            for combo, names, want in ((self.image_combo, images, image_name),
+                                       (self.labels_combo, label_names, self._labels_choice_for(label_names))):
+                combo.blockSignals(True)
+                combo.clear()
+                combo.addItems(names)
+                if want in names:
+                    combo.setCurrentText(want)
+                combo.blockSignals(False)
+        finally:
+            self._refreshing = False
         self._selection_changed()
+
+    def _labels_choice_for(self, names: list[str]) -> str:
+        """The labels entry to show: the user's pick if its layer is still there; "none" for a method
+        that takes no annotation, or when the user chose it and the method can run without; else the
+        first painted layer."""
+        method = self.method
+        try:
+            accepts = registry.accepts_annotation(method) if method else True
+        except ValueError:
+            accepts = True
+        if not accepts:
+            return NO_LABELS
+        pick = self._picks["labels"]
+        if isinstance(pick, Labels) and pick in self.viewer.layers:
+            return pick.name
+        if pick == NO_LABELS and not self._method_needs_annotation():
+            return NO_LABELS
+        real = [n for n in names if n != NO_LABELS]
+        return real[0] if real else NO_LABELS
+
+    def _image_picked(self, *_: Any) -> None:
+        if not self._refreshing:
+            self._picks["image"] = self._layer(self.image_combo, Image)
+        self._selection_changed()
+
+    def _labels_picked(self, *_: Any) -> None:
+        if not self._refreshing:
+            text = self.labels_combo.currentText()
+            self._picks["labels"] = NO_LABELS if text == NO_LABELS else self._layer(self.labels_combo, Labels)
+        self._selection_changed()
+
+    def _channel_ticked(self, *_: Any) -> None:
+        if not self._refreshing:
+            self._ticked = [self.viewer.layers[name] for name in self.channel_choice if name in self.viewer.layers]
 
     def _selection_changed(self, *_: Any) -> None:
         """New image: frame range and slider position; say at once when the layers do not match."""
@@ -280,24 +338,45 @@ class PropagateWidget(QWidget):
             self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
             self._follow_slider()
         self._refresh_channels(image)
-        if self.job is None:
-            self.status.setText(self._mismatch())
+        self._show_mismatch()
+
+    def _show_mismatch(self) -> None:
+        """Say at once when the picked layers do not fit; clear only a message of this kind, so a
+        layer event does not wipe the last run's "done" line."""
+        if self.job is not None:
+            return
+        message = self._mismatch()
+        if message:
+            self.status.setText(message)
+            self._showing_mismatch = True
+        elif self._showing_mismatch:
+            self.status.setText("")
+            self._showing_mismatch = False
+
+    def _say(self, text: str) -> None:
+        """Put a run's message in the status line."""
+        self._showing_mismatch = False
+        self.status.setText(text)
 
     def _refresh_channels(self, image: Any) -> None:
         """Offer the image layers that can be the image's further channels (plain grey stacks of its
         shape or of one of its levels, not napari-vos outputs), keeping the ticks by name."""
-        ticked = set(self.channel_choice)
+        ticked = {lyr.name for lyr in self._ticked if lyr in self.viewer.layers}
         shapes = {s for s in image_levels(image)[1] if s is not None} if image is not None and not image.rgb else set()
         names = [lyr.name for lyr in self.viewer.layers
                  if isinstance(lyr, Image) and lyr is not image and not lyr.multiscale and not lyr.rgb
                  and tuple(lyr.data.shape) in shapes
                  and "napari_vos" not in lyr.metadata and "napari_vos_map" not in lyr.metadata]
-        self.channels_list.clear()
-        for name in names:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if name in ticked else Qt.CheckState.Unchecked)
-            self.channels_list.addItem(item)
+        self._refreshing = True
+        try:
+            self.channels_list.clear()
+            for name in names:
+                item = QListWidgetItem(name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if name in ticked else Qt.CheckState.Unchecked)
+                self.channels_list.addItem(item)
+        finally:
+            self._refreshing = False
         self.channels_list.setVisible(bool(names))
         self.channels_label.setVisible(bool(names))
 
@@ -321,6 +400,10 @@ class PropagateWidget(QWidget):
 
     def _mismatch(self) -> str:
         image, labels = self._layer(self.image_combo, Image), self._layer(self.labels_combo, Labels)
+        if image is not None and all(s is None for s in image_levels(image)[1]):  # the image itself is no video
+            shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
+            return (f"image {image.name!r} {shape} is not a time-lapse: napari-vos needs (T, Y, X), or "
+                    "(T, Y, X, C) shown as RGB")
         if self.labels_choice is None and not self._method_needs_annotation():
             return "" if image is not None else "add an image layer"
         if self.labels_choice is None and image is not None:
@@ -341,25 +424,39 @@ class PropagateWidget(QWidget):
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setValue(current_frame(self.viewer, image))
 
+    def _method_index_changed(self, *_: Any) -> None:
+        self._method_changed(self.method)
+
     def _method_changed(self, name: str) -> None:
         if not name:
             return
+        # what was typed for one method is kept for it and not handed to the next (a checkpoint
+        # file or options of one method are an error for another)
+        if self._method_shown is not None:
+            self._typed[self._method_shown] = (self.checkpoint_edit.text(), self.options_edit.text())
+        checkpoint, options = self._typed.get(name, ("", ""))
+        self.checkpoint_edit.setText(checkpoint)
+        self.options_edit.setText(options)
+        self._method_shown = name
         self.method_combo.setToolTip(registry.DESCRIPTIONS.get(name, ""))
         example = registry.example_options(name)
         self.options_edit.setPlaceholderText(f"e.g. {example}" if example else "name=value, ...")
         try:
             flags = registry.traits(name)
         except ValueError as err:
-            self.status.setText(str(err))
+            self._say(str(err))
             return
         self.checkpoint_edit.setEnabled(flags.uses_checkpoint)
         self.checkpoint_button.setEnabled(flags.uses_checkpoint)
         self._offer_checkpoints(name if flags.uses_checkpoint else None)
-        if not flags.accepts_annotation:  # e.g. COSNet: the primary object, never painted ones
-            self.labels_combo.setCurrentText(NO_LABELS)
+        # COSNet: "none", locked (the primary object, never painted ones); back to an annotated method:
+        # the labels layer the user had picked, or the first painted one
+        want = self._labels_choice_for([self.labels_combo.itemText(i) for i in range(self.labels_combo.count())])
+        self.labels_combo.blockSignals(True)
+        self.labels_combo.setCurrentText(want)
+        self.labels_combo.blockSignals(False)
         self.labels_combo.setEnabled(flags.accepts_annotation)
-        if self.job is None:
-            self.status.setText(self._mismatch())
+        self._selection_changed()
 
     def _offer_checkpoints(self, method: str | None) -> None:
         """Name the method's shipped default in the checkpoint field, and offer its other registered
@@ -430,7 +527,7 @@ class PropagateWidget(QWidget):
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
         advice = self.job.advice
-        self.status.setText("; ".join(part for part in (self.job.note, starting, advice and advice.text) if part))
+        self._say("; ".join(part for part in (self.job.note, starting, advice and advice.text) if part))
         self._offer_advice(advice)
         self.propagate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -456,7 +553,7 @@ class PropagateWidget(QWidget):
         self.select_method(method)
         self.checkpoint_edit.setText(checkpoint)
         self._offer_advice(None)
-        self.status.setText(f"{method} with checkpoint {checkpoint} chosen: Propagate runs it")
+        self._say(f"{method} with checkpoint {checkpoint} chosen: Propagate runs it")
 
     def _show_finetune(self) -> None:
         """While the method fine-tunes on the annotated frame (before any frame), show its steps."""
@@ -466,7 +563,7 @@ class PropagateWidget(QWidget):
         step, total = job.finetune
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(step)
-        self.status.setText(f"fine-tuning {job.method} on frame {job.start}: step {step}/{total}")
+        self._say(f"fine-tuning {job.method} on frame {job.start}: step {step}/{total}")
 
     def cancel(self) -> None:
         """The Cancel button: stop after the current frame, keep what is done."""
@@ -475,21 +572,32 @@ class PropagateWidget(QWidget):
         self.job.cancel()
         self.worker.quit()
         self.cancel_button.setEnabled(False)
-        self.status.setText("cancelling…")
+        self._say("cancelling…")
 
     def _stop_on_close(self) -> None:
         """The widget (or the viewer) went away mid-run: stop the engine instead of running on unseen.
 
-        Runs while the Qt object is being deleted, so it touches only Python-side objects.
+        May run while the Qt object is being deleted, so it touches only Python-side objects.
         """
         if self.job is not None:
             self.job.cancel()
         if self.worker is not None:
             self.worker.quit()
 
+    def event(self, event: Any) -> bool:  # noqa: D401 - Qt's name
+        """Closing the dock (its X) takes the widget out of the window without deleting it
+        (napari's remove_dock_widget): a run it started stops then, as when the viewer closes."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self._stop_on_close()
+        return super().event(event)
+
     def _on_frame(self, frame: Any) -> None:
         job = self.job
         if job is None:
+            return
+        if job.output_removed:  # the user deleted the output layer: nowhere left to show the frames
+            if not job.cancelled:
+                self.cancel()
             return
         try:
             job.show(frame)
@@ -501,7 +609,7 @@ class PropagateWidget(QWidget):
             self.progress.setRange(0, job.total)
         self.progress.setValue(job.frames_shown)
         if not job.cancelled:
-            self.status.setText(f"frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}")
+            self._say(f"frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}")
 
     def _on_error(self, err: BaseException) -> None:
         self._error = err
@@ -513,26 +621,39 @@ class PropagateWidget(QWidget):
         self.cancel_button.setEnabled(False)
         if job is None:
             return
+        self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
+        self.progress.setValue(job.frames_shown)
         self._error = self._error or job.error
-        if self._error is not None:
-            if job.frames_computed == 0:
+        try:
+            if self._error is not None:
+                if job.frames_computed == 0:
+                    job.discard()
+                else:
+                    job.finish(error=self._error)
+                self._report(self._error)
+                return
+            if job.output_removed:
+                job.discard()  # its map layers too
+                self._say(f"stopped: the output layer was removed ({job.frames_shown} of {job.total} frames done)")
+                return
+            if job.cancelled and job.frames_computed == 0:  # nothing was segmented: no empty layer left behind
                 job.discard()
-            else:
-                job.finish()
-            self._report(self._error)
-            return
-        result = job.finish()
-        done = job.frames_shown
-        if job.cancelled:
-            self.status.setText(f"cancelled: {done} of {job.total} frames done")
-        elif result is not None:
-            precision = result.options.get("precision")
-            on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
-            self.status.setText(f"done: {done} frames with {result.method} on {on}, "
-                                f"{result.fps:.1f} frames/s{_working_at(job)}" + (f"; {job.advice.text}" if job.advice else ""))
-            show_info(f"napari-vos: {job.output.name} ready")
+                self._say("cancelled before the first frame; no layer added")
+                return
+            result = job.finish()
+            done = job.frames_shown
+            if job.cancelled and done < job.total:
+                self._say(f"cancelled: {done} of {job.total} frames done")
+            elif result is not None:
+                precision = result.options.get("precision")
+                on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
+                self._say(f"done: {done} frames with {result.method} on {on}, {result.fps:.1f} frames/s"
+                          f"{_working_at(job)}" + (f"; {job.advice.text}" if job.advice else ""))
+                show_info(f"napari-vos: {job.output.name} ready")
+        finally:
+            self._refresh_layers()  # the output now sorts with the outputs
 
     def _report(self, err: BaseException) -> None:
         message = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
-        self.status.setText(f"error: {message}")
+        self._say(f"error: {message}")
         show_error(f"napari-vos: {message}")
