@@ -101,6 +101,19 @@ def test_balanced_loss_weights_match_eq5():
     pos = target > 0.5
     expected = -(0.8 * torch.log(p[pos]).sum() + 0.2 * torch.log(1 - p[~pos]).sum()) / 100
     torch.testing.assert_close(balanced_bce(logits, target), expected, rtol=1e-5, atol=1e-6)
+    # a student frame the object has left: alone its beta is 1 and its false positives cost nothing;
+    # with the video's other student frame it shares beta (20 of 200 pixels are object: 0.9)
+    frames = torch.cat([target, torch.zeros_like(target)])
+    confident = torch.full((2, 1, 10, 10), 4.0)
+    alone = balanced_bce(confident[1:], frames[1:])
+    assert float(alone) == 0.0
+    pooled = balanced_bce(confident, frames, images_per_beta=2)
+    frame_1 = 0.1 * -torch.nn.functional.logsigmoid(torch.tensor(-4.0))  # (1 - beta) on each of its pixels
+    per_image_0 = balanced_bce(confident[:1], frames[:1])  # frame 0 with the pooled beta, by hand:
+    frame_0 = (0.9 * 20 * -torch.nn.functional.logsigmoid(torch.tensor(4.0))
+               + 0.1 * 80 * -torch.nn.functional.logsigmoid(torch.tensor(-4.0))) / 100
+    torch.testing.assert_close(pooled, (frame_0 + frame_1) / 2, rtol=1e-5, atol=1e-6)
+    assert float(per_image_0) != float(frame_0)
 
 
 def test_finetuning_lowers_the_loss_and_reports_progress_and_cancels():

@@ -312,13 +312,20 @@ def test_memory_of_a_long_stack_stays_flat(tiny_checkpoint, monkeypatch):
 def test_balanced_bce_matches_eq5_by_hand():
     from napari_vos.training.s2s_recipe import balanced_bce
 
-    logits = torch.tensor([[[2.0, -1.0], [0.5, -3.0]]])
-    target = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]])  # one clip of one frame
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
     beta = 3 / 4
     pos = -math.log(_sigmoid(2.0))
     neg = -math.log(1 - _sigmoid(-1.0)) - math.log(1 - _sigmoid(0.5)) - math.log(1 - _sigmoid(-3.0))
     expected = (beta * pos + (1 - beta) * neg) / 4
-    assert float(balanced_bce(logits, target)[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(balanced_bce(logits, target)[0, 0]) == pytest.approx(expected, rel=1e-5)
+    # a frame the object has left: beta counted over the clip, so its false positives still cost
+    clip_logits = torch.cat([logits, torch.full_like(logits, 4.0)], dim=1)
+    clip_target = torch.cat([target, torch.zeros_like(target)], dim=1)
+    losses = balanced_bce(clip_logits, clip_target)
+    assert losses.shape == (1, 2) and float(losses[0, 1]) > 0.1
+    beta_clip = 7 / 8
+    assert float(losses[0, 1]) == pytest.approx((1 - beta_clip) * -math.log(1 - _sigmoid(4.0)), rel=1e-5)
 
 
 def test_sequences_are_ordered_and_augmented_alike():

@@ -240,14 +240,26 @@ def balance_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return beta, 1.0 - beta
 
 
-def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1) -> torch.Tensor:
     """Class-balanced binary cross-entropy, eq. (5), normalised by the pixel count.
 
     L = -(1/|Y|) [ beta sum_{Y+} log P(y=1) + (1 - beta) sum_{Y-} log P(y=0) ]
     logits, target (N, K, H, W); summed over the K objects, averaged over the N images.
+    ``images_per_beta``: each run of that many consecutive images shares one beta per object (the
+    parent training's student frames of one video): an image where the object is absent then still
+    pays for its false positives, which with its own beta (= 1) would cost nothing. 1 (one image,
+    OSVOS's eq. 5) for the fine-tuning.
     """
     positive = target > 0.5
-    w_pos, w_neg = balance_weights(target)
+    if images_per_beta > 1:
+        n = target.shape[0]
+        if n % images_per_beta:
+            raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
+        pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
+        w_pos, w_neg = balance_weights(pooled)  # (groups, K): |Y+| over the run's images
+        w_pos, w_neg = w_pos.repeat_interleave(images_per_beta, 0), w_neg.repeat_interleave(images_per_beta, 0)
+    else:
+        w_pos, w_neg = balance_weights(target)
     log_p1 = F.logsigmoid(logits)
     log_p0 = F.logsigmoid(-logits)
     terms = torch.where(positive, w_pos[..., None, None] * log_p1, w_neg[..., None, None] * log_p0)

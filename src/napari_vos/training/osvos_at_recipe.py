@@ -116,7 +116,7 @@ class OSVOSATRecipe(VideoMix):
         student = model(images[:, 1:].flatten(0, 1), teacher_attention=transferred)
         teacher_target, student_target = masks[:, 0], masks[:, 1:].flatten(0, 1)
         loss_t = balanced_bce(teacher.logits, teacher_target)
-        loss_s = balanced_bce(student.logits, student_target)
+        loss_s = balanced_bce(student.logits, student_target, images_per_beta=t - 1)  # one beta per video
         stats = {"teacher_loss": float(loss_t.detach()), "student_loss": float(loss_s.detach()),
                  "teacher_iou": _iou(teacher.logits.detach(), teacher_target),
                  "student_iou": _iou(student.logits.detach(), student_target)}

@@ -29,16 +29,20 @@ from napari_vos.training.ordered_clips import FlipAffine, sample_ordered_clip
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. (5) per image, averaged over pixels: beta = |Y-|/|Y| weighs the positives, 1 - beta the negatives.
+    """Eq. (5), averaged over pixels: beta = |Y-|/|Y| weighs the positives, 1 - beta the negatives,
+    with |Y+| and |Y-| counted over each clip's frames together.
 
-    logits, target (N, H, W) -> (N,).
+    logits, target (B, T, H, W) -> (B, T) losses per frame. Counted per frame, a frame where the
+    object is occluded or has left (|Y+| = 0) gets beta = 1 and so no weight on any pixel: its false
+    positives would cost nothing, though handling lost objects is what the skip-memory is for. The
+    S2S++ authors' code balances over its whole batch likewise.
     """
     target = (target > 0.5).to(logits.dtype)
-    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1)
-    t = target.flatten(1)
-    beta = 1.0 - t.mean(1, keepdim=True)  # fraction of background pixels
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2)
+    t = target.flatten(2)
+    beta = 1.0 - t.mean((1, 2), keepdim=True)  # fraction of background pixels over the clip
     weights = beta * t + (1.0 - beta) * (1.0 - t)
-    return (weights * per_pixel).mean(1)
+    return (weights * per_pixel).mean(2)
 
 
 def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str:
@@ -133,7 +137,7 @@ class S2SRecipe(VideoMix):
         masks = batch["masks"].to(device)
         logits, dist_logits = model(frames, masks[:, 0])
         target = masks[:, 1:]
-        seg = balanced_bce(logits.flatten(0, 1), target.flatten(0, 1)).unflatten(0, target.shape[:2]).sum(1).mean()
+        seg = balanced_bce(logits, target).sum(1).mean()
         loss = seg
         stats: dict[str, Any] = {"seg": float(seg.detach())}
         if dist_logits is not None:
