@@ -83,6 +83,14 @@ def test_aggregation_single_object_keeps_ordering_and_labels():
     assert labels_from_aggregate(agg).tolist() == [[1, 0]]
 
 
+def test_one_object_goes_through_eq_1_too():
+    """With one object eq. (1) sharpens its probability (p^2 / (p^2 + (1 - p)^2)); the engine keeps
+    that (measured: without it A-GAME and RGMP lose 7-8 J&F on the hold-out split, docs/benchmarks.md)."""
+    p = torch.tensor([[[0.7, 0.5, 0.1]]])
+    sharp = p ** 2 / (p ** 2 + (1 - p) ** 2)
+    torch.testing.assert_close(soft_aggregate(p), torch.cat([1 - sharp, sharp]), rtol=1e-5, atol=1e-6)
+
+
 def test_labels_from_aggregate_is_argmax_with_ties_to_the_lower_index():
     import torch
 
