@@ -245,3 +245,27 @@ def test_shipped_checkpoint_follows_a_moving_object():
     assert session.work_size == (480, 640)
     ious = square_tracking_ious("osvos_at")
     assert min(ious) > 0.75, ious
+
+
+def test_a_correction_fine_tunes_alike_whether_the_start_came_from_the_cache(tmp_path):
+    """The fine-tuning seeds follow the annotated frames, so a second run of the same session (its
+    start's fine-tuning taken from the cache) gives the same labels after a correction."""
+    import napari_vos
+    from napari_vos import weights
+    from napari_vos.methods import osvos_at
+    from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+    torch.manual_seed(0)
+    path = tmp_path / "osvos_at-random.safetensors"
+    weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
+    frames, truth = _square()
+    osvos_at._FINETUNE_CACHE.clear()
+    runs = []
+    for _ in range(2):  # the first run fills the cache, the second starts from it
+        session = napari_vos.Session(frames, method="osvos_at", device="cpu", checkpoint=str(path),
+                                     finetune_iterations=3, remember_iterations=3, finetune_crop=None)
+        session.annotate(0, truth[0])
+        session.annotate(2, truth[2])
+        runs.append(session.run("forward").labels.copy())
+    assert len(osvos_at._FINETUNE_CACHE) == 1
+    np.testing.assert_array_equal(runs[0], runs[1])

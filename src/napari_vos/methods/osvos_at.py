@@ -97,8 +97,10 @@ class OSVOSAT(MethodBase):
         return h.hexdigest()
 
     def _finetune(self, iterations: int) -> FinetuneReport:
+        # the seed follows the annotated frames seen (0 at start, 1 at the first correction, ...), not the
+        # fine-tunings run: a start whose fine-tuning came from the cache must not shift later seeds
         settings = replace(self.finetune_settings, iterations=iterations,
-                           seed=self.finetune_settings.seed + len(self.reports))
+                           seed=self.finetune_settings.seed + len(self.annotated) - 1)
         images = [img for img, _ in self.annotated]
         masks = [obj for _, obj in self.annotated]
         report = finetune(self.network, images, masks, settings, self.on_finetune, self.cancel_event)
