@@ -292,3 +292,18 @@ def test_a_run_ended_by_an_error_says_so_in_its_provenance():
     meta = v.layers["painted propagated (flow)"].metadata["napari_vos"]
     assert meta["error"].startswith("ValueError: frame 4 contains NaN") and meta["frames_done"] == 3
     assert meta["cancelled"] is False
+
+
+def test_an_unpainted_start_frame_falls_back_to_a_painted_frame_whose_run_reaches_it():
+    frames, truth = sliding_square(8, (64, 64))
+    v = ViewerModel()
+    v.add_image(frames, name="video")
+    painted = np.zeros_like(truth)
+    painted[0], painted[5] = truth[0], truth[5]
+    v.add_labels(painted, name="painted")
+    with pytest.warns(UserWarning, match="starting from painted frame 5"):  # 0 is nearer, but backward from 0 misses 2
+        out = propagate_layers(v, "video", "painted", method="flow", frame=2, direction="backward", device="cpu")
+    assert out.labels.metadata["napari_vos"]["start_frame"] == 5
+    with pytest.warns(UserWarning, match="starting from painted frame 0"):
+        out = propagate_layers(v, "video", "painted", method="flow", frame=4, direction="forward", device="cpu")
+    assert out.labels.metadata["napari_vos"]["start_frame"] == 0

@@ -230,3 +230,22 @@ def test_bad_sizes_frame_numbers_out_arrays_and_frame_types_are_clear_errors(squ
     big_endian = propagate(frames.astype(frames.dtype.newbyteorder(">")), truth[0], method="flow", device="cpu").labels
     np.testing.assert_array_equal(as_tensor, plain)
     np.testing.assert_array_equal(big_endian, plain)
+
+
+def test_a_rerun_reports_its_own_counts_and_an_empty_pass_builds_no_method(square_video, monkeypatch):
+    from napari_vos.methods import registry
+
+    frames, truth = square_video
+    s = Session(frames, method="flow", device="cpu")
+    s.annotate(0, truth[0])
+    first = s.run("forward")
+    s.annotate(3, truth[3])
+    again = s.run("forward")
+    assert first.frames_done == len(frames) - 1 and again.frames_done == len(frames) - 1  # not added up
+    built = []
+    real_create = registry.create
+    monkeypatch.setattr(registry, "create", lambda *a, **k: built.append(a) or real_create(*a, **k))
+    s = Session(frames, method="flow", device="cpu")
+    s.annotate(len(frames) - 1, truth[-1])
+    s.run("both")  # the forward pass from the last frame has nothing to do
+    assert len(built) == 1

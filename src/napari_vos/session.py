@@ -329,8 +329,13 @@ class Session:
         """Propagate from annotated frame ``start`` towards ``stop`` (exclusive).
 
         ids None: zero-shot, no annotation; ``start`` is segmented too and the ids are 1..K for
-        the K channels of the method's output.
+        the K channels of the method's output. A pass with no frame to segment (forward from the
+        last frame, backward from the first) builds no method: FRTM's fit or OSVOS-AT's
+        fine-tuning would be spent on nothing.
         """
+        first = start + stride if ids is not None else start
+        if not range(first, stop, stride):
+            return
         tic = time.perf_counter()
         method = self._make_method()
         with torch.no_grad(), self._autocast():
@@ -341,7 +346,6 @@ class Session:
         self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
-        first = start + stride if ids is not None else start
         for t in range(first, stop, stride):
             if self._cancelled:
                 return
@@ -387,6 +391,10 @@ class Session:
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
         self._work_size = self.work_size
+        # the timings and counts of the Result are this propagation's (a re-run after a new
+        # annotation starts from zero rather than adding to the last run's)
+        self._seconds = self._start_seconds = 0.0
+        self._frames_done = 0
         if not self.annotations:
             if self.needs_annotation:
                 raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "

@@ -114,13 +114,14 @@ def painted_frames(labels: Any) -> list[int]:
 
 
 def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, int], frame: int | None,
-                     all_painted: bool = True) -> tuple[dict[int, np.ndarray], int | None, str]:
+                     all_painted: bool = True, direction: str = "both") -> tuple[dict[int, np.ndarray], int | None, str]:
     """Copy the annotation frames out of a labels layer that must match the image.
 
     Returns (frame -> (Y, X) labels, start frame or None for the engine's default, note).
     A (Y, X) layer annotates ``frame`` (default 0). A (T, Y, X) layer: with ``all_painted`` every
     painted frame is an annotation and propagation starts at ``frame`` if it is painted, else at
-    the painted frame nearest to it (the note says so); without, only ``frame`` is used.
+    the painted frame nearest to it whose run reaches ``frame`` (forward: at or before it;
+    backward: at or after it; the note says so); without, only ``frame`` is used.
     """
     shape = tuple(labels.data.shape)
     if labels.multiscale:
@@ -156,7 +157,10 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         start = frame
         note = ""
     else:
-        start = min(painted, key=lambda i: (abs(i - frame), i))
+        # a painted frame whose run reaches the asked-for frame, if there is one
+        reaching = {"forward": [i for i in painted if i <= frame],
+                    "backward": [i for i in painted if i >= frame]}.get(direction, painted) or painted
+        start = min(reaching, key=lambda i: (abs(i - frame), i))
         note = f"frame {frame} is not painted; starting from painted frame {start}"
     return annotations, start, note
 
@@ -207,7 +211,7 @@ class LayerJob:
             self.annotations, self.start, self.note = {}, frame, ""
         else:
             self.annotations, self.start, self.note = read_annotations(
-                labels, self.n_frames, self.frame_shape, frame, all_painted)
+                labels, self.n_frames, self.frame_shape, frame, all_painted, direction)
         self.method = method
         self.device = device
         self.direction = direction
