@@ -88,6 +88,7 @@ def test_demo_scores_the_builtin_sample_and_writes_json(tmp_path, capsys):
 
     out = tmp_path / "demo.json"
     assert main(["demo", "--method", "flow", "--device", "cpu", "--json", str(out)]) == 0
+    assert "start_seconds" in json.loads(out.read_text())  # the wait before the first frame, apart from fps
     record = json.loads(out.read_text())
     assert set(record) >= {"method", "checkpoint", "J_mean", "F_mean", "JF_mean", "fps"}
     assert record["method"] == "flow" and record["checkpoint"] is None

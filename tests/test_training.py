@@ -44,6 +44,47 @@ def test_train_saves_resumes_and_exports(tmp_path):
     method = FRTM.build(device="cpu", checkpoint=str(path))
     assert method.checkpoint_sha256 == weights.sha256_of(path)
 
+    # a new run into the same folder would overwrite this one's state; another method's cannot resume it
+    with pytest.raises(ValueError, match="holds an earlier run: pass --resume"):
+        train(_recipe(), run, TrainSettings(steps=1), device="cpu", log=lambda s: None)
+    other = _recipe()
+    other.config = "full"
+    with pytest.raises(ValueError, match="is a frtm run \\(config 'fast'\\), not frtm \\(config 'full'\\)"):
+        train(other, run, TrainSettings(steps=4), device="cpu", resume=True, log=lambda s: None)
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 3  # untouched
+
+
+def test_training_settings_and_inputs_that_cannot_work_are_refused(tmp_path):
+    for bad in ({"save_every": 0}, {"log_every": 0}, {"steps": 0}, {"lr_drop_at": 0.0}, {"lr_drop_at": 1.5}):
+        with pytest.raises(ValueError, match="must be a whole number >= 1|lr-drop-at"):
+            TrainSettings(**bad)
+    # --data whose only sequence is a project hold-out one: no real video left to train on
+    from PIL import Image
+
+    seq = tmp_path / "JPEGImages" / "480p" / "bear"
+    ann = tmp_path / "Annotations" / "480p" / "bear"
+    seq.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for t in range(4):
+        Image.fromarray(np.full((48, 64, 3), 40 * t, np.uint8)).save(seq / f"{t:05d}.jpg")
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:30, 10:30] = 1
+        Image.fromarray(mask, mode="L").save(ann / f"{t:05d}.png")
+    recipe = _recipe()
+    recipe.real_dirs = [str(tmp_path)]
+    with pytest.raises(ValueError, match="no usable training sequence .* bear"):
+        recipe.batch(np.random.default_rng(0))
+    # an --init checkpoint of another method loads nothing into FRTM
+    from napari_vos.methods.rgmp_network import RGMPConfig, RGMPNetwork
+    from napari_vos.training.rgmp_recipe import RGMPRecipe
+
+    path = tmp_path / "rgmp.safetensors"
+    weights.save_checkpoint(path, *RGMPRecipe().export_tensors(RGMPNetwork(RGMPConfig(backbone="resnet18", channels=32))))
+    recipe = _recipe()
+    recipe.init_checkpoint = str(path)
+    with pytest.raises(ValueError, match="for an FRTM 'fast' network"):
+        recipe.build(torch.device("cpu"))
+
 
 def test_batch_has_reference_and_two_validation_frames():
     rng = np.random.default_rng(0)

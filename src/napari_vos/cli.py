@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -199,13 +200,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,
            "options": options,
            "J_mean": float(scores["J_mean"]), "F_mean": float(scores["F_mean"]),
-           "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps), "device": result.device,
+           "JF_mean": float(scores["JF_mean"]), "fps": float(result.fps),
+           "start_seconds": round(float(result.start_seconds), 3), "device": result.device,
            "precision": result.options.get("precision"),
            "frames": int(len(frames)), "size": list(frames.shape[1:3])}
     objects = f"{len(result.object_ids)} objects" if mode == "first" else "no annotation, foreground vs all objects"
     print(f"{args.method} on the built-in {args.sample} sample ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]},"
           f" {objects}, {result.device}, {out['precision']}): J={out['J_mean']:.3f} F={out['F_mean']:.3f} "
-          f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s  checkpoint={result.checkpoint}")
+          f"J&F={out['JF_mean']:.3f}  {out['fps']:.2f} frames/s (after a {out['start_seconds']:.1f} s start: the "
+          f"method's build, first fit or fine-tuning)  checkpoint={result.checkpoint}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
@@ -219,6 +222,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.size and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", args.size):
+        raise ValueError(f"--size takes WIDTHxHEIGHT in pixels, such as 384x216; got {args.size!r}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.synthetic_fraction is not None and not 0.0 <= args.synthetic_fraction <= 1.0:
+        raise ValueError(f"--synthetic-fraction is a fraction of the videos, in [0, 1]; got {args.synthetic_fraction}")
     recipe = make_recipe(args.method, size=tuple(int(s) for s in args.size.split("x"))[::-1] if args.size else None,
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,

@@ -208,6 +208,7 @@ class PredictionFolder:
         self.shape = seq.frames.shape[1:3]
         self._stack: Any = None
         self._files: dict[int, Path] = {}
+        self.missing = 0  # frames with no prediction file: scored as empty
         if path.is_file():
             import tifffile
 
@@ -289,6 +290,11 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
     for seq in iterator:
         annotated = first_annotation(seq)
         p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
+        if p.missing:  # said, not silent: a missing frame scores as an empty prediction
+            import warnings
+
+            warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
+                          "they are scored as empty", stacklevel=2)
         n_obj = len(np.unique(seq.masks[annotated])) - 1
         result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
         report.add(result, len(seq), annotated)

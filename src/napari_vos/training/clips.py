@@ -162,6 +162,10 @@ class VideoMix:
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
             self._bank = SequenceBank(self.real_dirs, self._real_size())
+            if not len(self._bank):  # training on synthetic videos alone would go unnoticed
+                raise ValueError(f"--data {', '.join(map(str, self.real_dirs))}: no usable training sequence (the "
+                                 f"project's hold-out sequences {', '.join(HOLDOUT_DAVIS)} are left out, and a "
+                                 "sequence needs its frames annotated)")
         return self._bank if self._bank and len(self._bank) else None
 
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

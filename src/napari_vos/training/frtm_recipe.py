@@ -51,7 +51,15 @@ class FRTMRecipe(VideoMix):
         if self.init_checkpoint:
             from napari_vos.weights import load_state_dict_file
 
-            net.load_state_dict(load_state_dict_file(self.init_checkpoint), strict=False)
+            state = load_state_dict_file(self.init_checkpoint)
+            own = net.state_dict()
+            shared = [k for k in state if k in own]
+            wrong = [k for k in shared if own[k].shape != state[k].shape]
+            if not shared or wrong:
+                why = f"{len(wrong)} tensors of another shape (e.g. {wrong[0]})" if wrong else "no FRTM tensor"
+                raise ValueError(f"--init {self.init_checkpoint}: {why} for an FRTM '{self.config}' network "
+                                 "(another method's checkpoint, or another --config's)")
+            net.load_state_dict(state, strict=False)
         # fixed stages keep training-mode batch norm (unlike A-GAME and OSVOS-AT)
         self._frozen = freeze_leading(named_stages(net.backbone), self.train_backbone_from)
         return net.to(device)

@@ -62,6 +62,13 @@ class TrainSettings:
     precision: str = "fp32"  # "bf16": forward pass and loss under bfloat16 autocast
 
     def __post_init__(self) -> None:
+        for name in ("steps", "save_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        if not 0.0 < self.lr_drop_at <= 1.0:
+            raise ValueError(f"lr-drop-at is the fraction of the steps after which the rate drops: in (0, 1], "
+                             f"got {self.lr_drop_at}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"training precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 would "
                              "need loss scaling; bf16 has float32's range and needs none)")
@@ -89,8 +96,13 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     step = 0
     rng = np.random.default_rng(settings.seed)
     state_path = out / "last.pt"
+    config = getattr(recipe, "config", None)
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=dev, weights_only=False)
+        saved = (state.get("recipe"), state.get("config", config))
+        if saved != (recipe.name, config):
+            raise ValueError(f"{state_path} is a {saved[0]} run (config {saved[1]!r}), not {recipe.name} (config "
+                             f"{config!r}): resume it with the same method and --config, or give another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -105,11 +117,13 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         log(f"resumed {recipe.name} from {state_path} at step {step}")
     elif resume:
         log(f"no {state_path} to resume from; starting a new run")
+    elif state_path.exists():  # a new run must not overwrite another one's state
+        raise ValueError(f"{state_path} holds an earlier run: pass --resume to continue it, or give another --out")
 
     def save() -> None:
         tmp = out / "last.pt.tmp"
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "step": step, "recipe": recipe.name}, tmp)
+                    "step": step, "recipe": recipe.name, "config": config}, tmp)
         tmp.replace(state_path)
         if on_save is not None:
             on_save(model, step)
