@@ -39,6 +39,12 @@ def test_bench_once_record(tmp_path):
     assert 0 < r["start_seconds"] < r["wall_seconds"]
 
 
+def test_bench_needs_a_frame_to_time(tmp_path):
+    for frames in (0, 1):
+        with pytest.raises(ValueError, match="--frames must be at least 2"):
+            bench_once("flow", "cpu", (64, 48), frames=frames, workdir=tmp_path)
+
+
 def test_bench_runs_without_zarr_on_a_memmap(tmp_path, monkeypatch):
     """The lent GPU machines' Python has no zarr: the labels go to a numpy memmap instead."""
     monkeypatch.setitem(sys.modules, "zarr", None)  # `import zarr` now raises ImportError

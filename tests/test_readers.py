@@ -202,3 +202,17 @@ def test_a_folder_of_unpadded_frame_numbers_is_read_in_natural_order(tmp_path):
     for t in (0, 1, 2, 10, 11):
         Image.fromarray(np.full((4, 4), t, np.uint8)).save(tmp_path / f"frame{t}.png")
     assert [p.name for p in _files(tmp_path, (".png",))] == [f"frame{t}.png" for t in (0, 1, 2, 10, 11)]
+
+
+def test_an_unknown_davis_sequence_is_named_with_the_ones_there(tmp_path):
+    from PIL import Image
+
+    from napari_vos.data.readers import open_dataset
+
+    for name in ("alpha", "beta"):
+        (tmp_path / "JPEGImages" / "480p" / name).mkdir(parents=True)
+        (tmp_path / "Annotations" / "480p" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "JPEGImages" / "480p" / name / "00000.jpg")
+        Image.fromarray(np.ones((8, 8), np.uint8), mode="L").save(tmp_path / "Annotations" / "480p" / name / "00000.png")
+    with pytest.raises(ValueError, match=r"no sequence\(s\) \['nope'\]; have \['alpha', 'beta'\]"):
+        open_dataset(tmp_path, ["nope"])

@@ -66,3 +66,16 @@ def test_default_flag_is_unique_per_method(temp_registry):
     entries = json.loads((temp_registry / "registry.json").read_text())
     assert [e["name"] for e in entries if e["default"]] == ["b"]
     assert weights.default_checkpoint("frtm").name == "b"
+
+
+def test_a_saved_checkpoint_is_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    import torch
+
+    from napari_vos import weights
+
+    path = tmp_path / "c.safetensors"
+    weights.save_checkpoint(path, {"a": torch.zeros(2)}, {"method": "frtm"})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~weights._umask()  # not safetensors' owner-only 0600

@@ -243,7 +243,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
     except KeyboardInterrupt:
-        print(f"stopped; {out_dir / 'last.pt'} holds the last step", flush=True)
+        state = out_dir / "last.pt"
+        print(f"stopped; {state} holds the last step" if state.exists() else
+              "stopped before the first step; nothing was saved", flush=True)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

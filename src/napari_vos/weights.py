@@ -119,6 +119,18 @@ def load_state_dict_file(name_or_path: str) -> dict[str, Any]:
     return load_checkpoint(name_or_path)[0]
 
 
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it (os.umask can only set it, which
+    would briefly change it for every thread); 0o022 where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str]) -> str:
     """Write a safetensors file (atomically: a reader never sees half a file); returns its sha256."""
     from safetensors.torch import save_file
@@ -127,6 +139,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes owner-only files; a checkpoint is meant to be shared
     tmp.replace(path)
     return sha256_of(path)
 

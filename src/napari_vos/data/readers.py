@@ -146,6 +146,9 @@ def _open_davis(root: Path, sequences: list[str] | None) -> list[Sequence]:
     img_root, ann_root = dirs
     names = sorted(p.name for p in img_root.iterdir() if p.is_dir())
     if sequences is not None:
+        missing = [n for n in sequences if n not in names]
+        if missing:  # named here, with what there is (the caller's check would only see the survivors)
+            raise ValueError(f"{root}: no sequence(s) {missing}; have {names}")
         names = [n for n in names if n in set(sequences)]
     return [open_sequence_dir(n, img_root / n, ann_root / n, "davis") for n in names]
 

@@ -126,6 +126,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     tables (the engine's and the method's named stages, then the operators) are written to this
     text file; the measured fps never includes the profiler's overhead.
     """
+    if frames < 2:  # the annotated frame alone leaves nothing to time
+        raise ValueError(f"--frames must be at least 2 (the annotated frame and one to segment), got {frames}")
     import torch
 
     from napari_vos.evaluation.scoring import code_version
