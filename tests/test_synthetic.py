@@ -118,3 +118,13 @@ def test_generators_reject_bad_arguments():
         cell_video(2, (16, 16), modality="brightfield")
     with pytest.raises(ValueError):
         natural_video(2, (16, 16), n_objects=0)
+
+
+def test_a_set_with_ids_past_the_palette_is_refused_before_anything_is_written(tmp_path):
+    import pytest
+
+    from napari_vos.data.synthetic import write_synthetic_set
+
+    with pytest.raises(ValueError, match="object ids up to .* palette PNGs hold ids up to 255"):
+        write_synthetic_set(tmp_path / "set", 1, kind="cells", n_frames=2, size=(96, 128), n_objects=300)
+    assert not (tmp_path / "set").exists()

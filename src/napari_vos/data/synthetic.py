@@ -77,7 +77,8 @@ def write_synthetic_set(
 
     `JPEGImages/<name>/00000.png` (lossless PNG frames, 8-bit) and `Annotations/<name>/00000.png`
     (DAVIS palette, ids 1..K). Sequence i uses seed `seed + i`, so sets are reproducible.
-    Cell sets with more than 255 ids in a sequence are rejected by the PNG writer.
+    A sequence with ids above 255 (the palette's limit; cells that divide get new ids) is a
+    ValueError raised before any of its files is written.
     """
     from PIL import Image
 
@@ -88,6 +89,11 @@ def write_synthetic_set(
     for i in range(n):
         video = _generate(kind, seed + i, n_frames, size, n_objects, **options)
         name = f"{kind}-{seed + i:04d}"
+        top = int(np.max(video.labels))
+        if top > 255:
+            raise ValueError(f"{name} has object ids up to {top} (cells that divide get new ids), but the DAVIS "
+                             f"layout's palette PNGs hold ids up to 255: ask for fewer objects"
+                             + (f" ({len(names)} sequence(s) before it were written)" if names else ""))
         img_dir = root / "JPEGImages" / name
         img_dir.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(video.frames):
