@@ -381,3 +381,13 @@ def test_recipe_step_export_and_backbone_init(tmp_path):
     assert method.network.config == CONFIGS["light"]
     fresh = S2SNetwork(CONFIGS["light"])
     assert load_initial_weights(fresh, weights.load_state_dict_file(str(path))) == "s2s"
+
+
+def test_an_init_checkpoint_of_another_network_is_a_clear_error():
+    from napari_vos.methods.rgmp_network import RGMPConfig, RGMPNetwork
+    from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
+    from napari_vos.training.s2s_recipe import load_initial_weights
+
+    rgmp = RGMPNetwork(RGMPConfig(backbone="resnet18", channels=32)).state_dict()  # a 4-channel conv1
+    with pytest.raises(ValueError, match="do not fit this S2S configuration"):
+        load_initial_weights(S2SNetwork(CONFIGS["light"]), rgmp)

@@ -50,16 +50,21 @@ def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str
 
     A backbone goes into both the encoder and the initializer (its RGB slice). Returns what was loaded.
     """
-    if any(k.startswith("encoder.") for k in state):
-        net.load_state_dict(state, strict=True)
-        return "s2s"
-    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    if not backbone:
-        raise ValueError("the init checkpoint holds neither an S2S network nor backbone.* tensors")
-    if net.config.encoder == "vgg16":
-        raise ValueError("backbone.* tensors are a ResNet's; the 'paper' (VGG-16) configuration cannot use them")
-    net.encoder.load_rgb_state_dict(backbone)
-    net.initializer.pyramid.load_rgb_state_dict(backbone)
+    try:
+        if any(k.startswith("encoder.") for k in state):
+            net.load_state_dict(state, strict=True)
+            return "s2s"
+        backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        if not backbone:
+            raise ValueError("the init checkpoint holds neither an S2S network nor backbone.* tensors")
+        if net.config.encoder == "vgg16":
+            raise ValueError("backbone.* tensors are a ResNet's; the 'paper' (VGG-16) configuration cannot use them")
+        net.encoder.load_rgb_state_dict(backbone)
+        net.initializer.pyramid.load_rgb_state_dict(backbone)
+    except RuntimeError as err:  # torch's size-mismatch listing: say what it means
+        first = str(err).strip().splitlines()[-1].strip()
+        raise ValueError("the init checkpoint's tensors do not fit this S2S configuration (another method's "
+                         f"network, e.g. RGMP's 4-channel backbone, or another --config's): {first}") from None
     return "backbone"
 
 
