@@ -274,6 +274,13 @@ def test_manifest_docks_the_widget_and_opens_the_cell_sample(make_napari_viewer)
     assert widget.image_combo.currentText() == "cells (phase contrast)"
     assert widget.labels_combo.currentText() == "cell labels"
     assert widget.status.text() == ""  # the layers match
+    # docked through the manifest the widget sees proxies of the layers: the channel list still
+    # leaves out the image itself, and a renamed labels layer stays picked
+    phase = viewer.layers["cells (phase contrast)"].data
+    viewer.add_image((phase > phase.mean()).astype(np.uint8), name="stain")
+    assert [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())] == ["stain"]
+    viewer.layers["cell labels"].name = "cells painted"
+    assert widget.labels_combo.currentText() == "cells painted"
     # ready methods by name; implemented-but-unshipped ones last, saying they need a checkpoint file
     from napari_vos.methods import registry
 

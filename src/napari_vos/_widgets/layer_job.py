@@ -286,7 +286,7 @@ class LayerJob:
                              f"({MAX_CHANNELS} channels in all), got {len(found)}")
         names = [lyr.name for lyr in found]
         for lyr in found:
-            if lyr is self.image or names.count(lyr.name) > 1:
+            if lyr == self.image or names.count(lyr.name) > 1:
                 raise ValueError(f"image layer {lyr.name!r} is picked twice as a channel")
             if lyr.multiscale or lyr.rgb:
                 raise ValueError(f"channel layer {lyr.name!r} must be a plain grey (T, Y, X) image layer "

@@ -363,8 +363,10 @@ class PropagateWidget(QWidget):
         shape or of one of its levels, not napari-vos outputs), keeping the ticks by name."""
         ticked = {lyr.name for lyr in self._ticked if lyr in self.viewer.layers}
         shapes = {s for s in image_levels(image)[1] if s is not None} if image is not None and not image.rgb else set()
+        # != rather than "is not": docked through the manifest, the widget sees napari's proxies of the
+        # layers, a new proxy object at every access (they compare equal to the layer they stand for)
         names = [lyr.name for lyr in self.viewer.layers
-                 if isinstance(lyr, Image) and lyr is not image and not lyr.multiscale and not lyr.rgb
+                 if isinstance(lyr, Image) and lyr != image and not lyr.multiscale and not lyr.rgb
                  and tuple(lyr.data.shape) in shapes
                  and "napari_vos" not in lyr.metadata and "napari_vos_map" not in lyr.metadata]
         self._refreshing = True
