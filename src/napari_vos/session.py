@@ -22,6 +22,7 @@ from torch.profiler import record_function
 import torch.nn.functional as F
 
 from napari_vos import __version__
+from napari_vos.checks import whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
@@ -106,7 +107,8 @@ class Result:
     def provenance(self) -> dict[str, Any]:
         """The record of how the labels were made, JSON-serialisable: options that are not plain
         values (a fine-tuning progress callback, a cancel event) are left out."""
-        options = {k: _plain(v) for k, v in self.options.items() if _is_plain(_plain(v))}
+        plain = {k: _plain(v) for k, v in self.options.items()}
+        options = {k: v for k, v in plain.items() if _is_plain(v)}
         return {"method": self.method, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
                 "options": options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
@@ -116,7 +118,7 @@ class Result:
 
 def _frame_index(frame: Any, what: str) -> int:
     """A frame number as an int; a ValueError for anything that is not a whole number (2.0, "1", 1.5)."""
-    if isinstance(frame, (bool, np.bool_)) or not isinstance(frame, (int, np.integer)):
+    if not whole_number(frame):
         raise ValueError(f"{what} must be a whole frame number, got {frame!r}")
     return int(frame)
 
@@ -128,9 +130,9 @@ def _pixels(name: str, value: Any, otherwise: str) -> int | None:
     """A working-size setting: None (or 0, as the widget's spin box says "off"), or a whole number
     of pixels >= MIN_PIXELS; a ValueError naming ``name`` otherwise, before any frame is read,
     instead of a failure deep inside a method."""
-    if value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0):
+    if value is None or (whole_number(value) and value == 0):
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < MIN_PIXELS:
+    if not whole_number(value) or value < MIN_PIXELS:
         raise ValueError(f"{name} must be a whole number of pixels >= {MIN_PIXELS}, or {otherwise}; got {value!r}")
     return int(value)
 

@@ -252,11 +252,13 @@ class LayerJob:
         # keep what the labels layer holds there, so that re-propagating an earlier output forward
         # from a corrected frame gives the whole video, not its second half
         self.kept = self._kept_frames()
-        if self.kept:
-            top = max(top, *(int(np.max(self.labels.data[i])) for i in self.kept))
+        # read once (a view of an in-memory layer; one read of a zarr/dask one), for the ids and the copy
+        kept_labels = np.asarray(self.labels.data[self.kept.start:self.kept.stop]) if self.kept else None
+        if kept_labels is not None:
+            top = max(top, int(kept_labels.max()))
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
-        for i in self.kept:
-            out[i] = self.labels.data[i]
+        if kept_labels is not None:
+            out[self.kept.start:self.kept.stop] = kept_labels
         default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
                         else f"{self.image.name} segmented ({method})")
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())

@@ -12,6 +12,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from napari_vos.checks import whole_number
+
 PERCENTILES = (1.0, 99.8)
 _SAMPLE_FRAMES = 8
 
@@ -194,7 +196,7 @@ def _channel_indices(channels: Any) -> list[int]:
     if isinstance(channels, (str, bytes)) or not hasattr(channels, "__iter__"):
         raise bad
     channels = list(channels)
-    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in channels):
+    if not all(whole_number(c) for c in channels):
         raise bad
     return [int(c) for c in channels]
 

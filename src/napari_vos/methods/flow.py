@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from napari_vos.checks import whole_number
 from napari_vos.methods.base import MethodBase, Step
 
 __all__ = ["FlowMethod", "estimate_flow", "warp_labels", "winners"]
@@ -118,7 +119,7 @@ class FlowMethod(MethodBase):
         if flow not in ("tvl1", "ilk"):
             raise ValueError(f"flow must be 'tvl1' or 'ilk', got {flow!r}")
         self.flow = flow
-        if isinstance(flow_side, bool) or not isinstance(flow_side, (int, np.integer)) or flow_side < 8:
+        if not whole_number(flow_side) or flow_side < 8:
             raise ValueError(f"flow_side must be a whole number of pixels >= 8, got {flow_side!r}")
         self.flow_side = int(flow_side)
         self.num_warp = int(num_warp)

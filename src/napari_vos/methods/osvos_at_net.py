@@ -251,15 +251,12 @@ def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: in
     OSVOS's eq. 5) for the fine-tuning.
     """
     positive = target > 0.5
-    if images_per_beta > 1:
-        n = target.shape[0]
-        if n % images_per_beta:
-            raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
-        pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
-        w_pos, w_neg = balance_weights(pooled)  # (groups, K): |Y+| over the run's images
-        w_pos, w_neg = w_pos.repeat_interleave(images_per_beta, 0), w_neg.repeat_interleave(images_per_beta, 0)
-    else:
-        w_pos, w_neg = balance_weights(target)
+    n = target.shape[0]
+    if n % images_per_beta:
+        raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
+    # (groups, K, images_per_beta, H * W): |Y+| counted over each run's images
+    pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
+    w_pos, w_neg = (w.repeat_interleave(images_per_beta, 0) for w in balance_weights(pooled))
     log_p1 = F.logsigmoid(logits)
     log_p0 = F.logsigmoid(-logits)
     terms = torch.where(positive, w_pos[..., None, None] * log_p1, w_neg[..., None, None] * log_p0)
