@@ -79,3 +79,16 @@ def test_a_saved_checkpoint_is_readable_by_others_as_the_umask_allows(tmp_path):
     path = tmp_path / "c.safetensors"
     weights.save_checkpoint(path, {"a": torch.zeros(2)}, {"method": "frtm"})
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~weights._umask()  # not safetensors' owner-only 0600
+
+
+def test_the_same_weights_and_metadata_give_the_same_file(tmp_path):
+    # safetensors' writer orders the metadata by a randomly seeded hash map; the header is sorted
+    tensors = {"b.weight": torch.arange(6, dtype=torch.float16).reshape(2, 3), "a.bias": torch.ones(5)}
+    meta = {key: str(i) for i, key in enumerate("method config backbone steps size lr data seed".split())}
+    hashes = {weights.save_checkpoint(tmp_path / f"w{i}.safetensors", tensors, meta) for i in range(6)}
+    assert len(hashes) == 1
+    state, read_meta, _, _ = weights.load_checkpoint(str(tmp_path / "w0.safetensors"))
+    assert read_meta == meta
+    assert torch.equal(state["b.weight"], tensors["b.weight"]) and torch.equal(state["a.bias"], tensors["a.bias"])
+    header_len = int.from_bytes((tmp_path / "w0.safetensors").read_bytes()[:8], "little")
+    assert header_len % 8 == 0  # the tensors' data stays 8-byte aligned

@@ -131,14 +131,33 @@ def _umask() -> int:
     return 0o022
 
 
+def _sorted_header(blob: bytes) -> bytes:
+    """The safetensors bytes with their JSON header's keys sorted, so equal tensors and metadata give
+    an equal file (and sha256).
+
+    safetensors' Rust writer keeps the metadata in a randomly seeded hash map, so its order (and the
+    file's hash) changes from one write to the next. The header is 8 bytes of length then JSON padded
+    with spaces to a multiple of 8; the tensors' byte offsets are relative to the end of the header,
+    so reordering its keys leaves the data untouched.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
 def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str]) -> str:
-    """Write a safetensors file (atomically: a reader never sees half a file); returns its sha256."""
-    from safetensors.torch import save_file
+    """Write a safetensors file (atomically: a reader never sees half a file); returns its sha256.
+
+    The same tensors and metadata always give the same bytes (`_sorted_header`)."""
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    blob = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    tmp.write_bytes(_sorted_header(blob))
     os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes owner-only files; a checkpoint is meant to be shared
     tmp.replace(path)
     return sha256_of(path)
