@@ -9,7 +9,8 @@ import torch
 
 from napari_vos.methods.osvos_at import OSVOSAT
 from napari_vos.methods.osvos_at_finetune import FinetuneSettings, finetune, frame_loss
-from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balance_weights, balanced_bce
+from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bce
+from napari_vos.nn.losses import balance_weights
 from napari_vos.nn.dense_crf import PermutohedralLattice, crf_foreground
 
 

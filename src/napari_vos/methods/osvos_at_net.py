@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNetFeatures
 from napari_vos.nn.vgg import vgg16_features
+from napari_vos.nn import losses
 
 N_STAGES = 5
 
@@ -228,37 +229,9 @@ class OSVOSATNetwork(nn.Module):
         return self.stream(self.features(image), tuple(image.shape[-2:]), teacher_attention)
 
 
-def balance_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image weights (beta, 1 - beta) of the positive and negative pixels in eq. (5).
-
-    beta = |Y-| / |Y| (OSVOS [6]), so (1 - beta) / beta = |Y+| / |Y-|: each class carries the same
-    total weight whatever the object's size. target (..., H, W) in {0, 1}; returns (...) tensors.
-    """
-    positive = (target > 0.5).float().sum((-2, -1))
-    total = float(target.shape[-2] * target.shape[-1])
-    beta = (total - positive) / total
-    return beta, 1.0 - beta
-
-
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1) -> torch.Tensor:
-    """Class-balanced binary cross-entropy, eq. (5), normalised by the pixel count.
-
-    L = -(1/|Y|) [ beta sum_{Y+} log P(y=1) + (1 - beta) sum_{Y-} log P(y=0) ]
-    logits, target (N, K, H, W); summed over the K objects, averaged over the N images.
-    ``images_per_beta``: each run of that many consecutive images shares one beta per object (the
-    parent training's student frames of one video): an image where the object is absent then still
-    pays for its false positives, which with its own beta (= 1) would cost nothing. 1 (one image,
-    OSVOS's eq. 5) for the fine-tuning.
+    """OSVOS-AT's loss, eq. (5) (nn/losses.py): logits, target (N, K, H, W), summed over the K
+    objects and averaged over the N images. ``images_per_beta`` > 1 lets the parent training's
+    student frames of one video share beta; 1 (one image, as OSVOS) for the fine-tuning.
     """
-    positive = target > 0.5
-    n = target.shape[0]
-    if n % images_per_beta:
-        raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
-    # (groups, K, images_per_beta, H * W): |Y+| counted over each run's images
-    pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
-    w_pos, w_neg = (w.repeat_interleave(images_per_beta, 0) for w in balance_weights(pooled))
-    log_p1 = F.logsigmoid(logits)
-    log_p0 = F.logsigmoid(-logits)
-    terms = torch.where(positive, w_pos[..., None, None] * log_p1, w_neg[..., None, None] * log_p0)
-    per_object = -terms.mean((-2, -1))  # (N, K)
-    return per_object.sum(-1).mean()
+    return losses.balanced_bce(logits, target, images_per_beta).sum(-1).mean()

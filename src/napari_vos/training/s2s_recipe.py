@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_vos.nn import losses
 from napari_vos.methods.s2s_network import CONFIGS, S2SNetwork
 from napari_vos.training.clips import VideoMix
 from napari_vos.training.loop import export_tensors
@@ -29,20 +30,17 @@ from napari_vos.training.ordered_clips import FlipAffine, sample_ordered_clip
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. (5), averaged over pixels: beta = |Y-|/|Y| weighs the positives, 1 - beta the negatives,
-    with |Y+| and |Y-| counted over each clip's frames together.
+    """Eq. (5) (nn/losses.py) with |Y+| and |Y-| counted over each clip's frames together:
+    logits, target (B, T, H, W) -> (B, T) losses per frame, averaged over pixels.
 
-    logits, target (B, T, H, W) -> (B, T) losses per frame. Counted per frame, a frame where the
-    object is occluded or has left (|Y+| = 0) gets beta = 1 and so no weight on any pixel: its false
-    positives would cost nothing, though handling lost objects is what the skip-memory is for. The
-    S2S++ authors' code balances over its whole batch likewise.
+    Counted per frame, a frame where the object is occluded or has left (|Y+| = 0) would get
+    beta = 1 and so no weight on any pixel: its false positives would cost nothing, though handling
+    lost objects is what the skip-memory is for. The S2S++ authors' code balances over its whole
+    batch likewise.
     """
-    target = (target > 0.5).to(logits.dtype)
-    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2)
-    t = target.flatten(2)
-    beta = 1.0 - t.mean((1, 2), keepdim=True)  # fraction of background pixels over the clip
-    weights = beta * t + (1.0 - beta) * (1.0 - t)
-    return (weights * per_pixel).mean(2)
+    b, t = target.shape[:2]
+    per_frame = losses.balanced_bce(logits.float().flatten(0, 1)[:, None], target.flatten(0, 1)[:, None], images_per_beta=t)
+    return per_frame.view(b, t)
 
 
 def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str:
