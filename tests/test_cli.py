@@ -24,24 +24,13 @@ def test_propagate_tiff_in_tiff_out(tmp_path, square_video, random_frtm_checkpoi
 
 @pytest.mark.real_working_size
 @pytest.mark.parametrize("flag, expected", [(["--min-side", "80"], [80, 120]), (["--min-side", "0"], [64, 96])])
-def test_propagate_min_side_sets_the_working_resolution(tmp_path, square_video, random_frtm_checkpoint, monkeypatch,
-                                                        flag, expected):
-    import napari_vos.session as session
-
-    seen = {}
-    real = session.propagate
-
-    def spy(*args, **kwargs):
-        seen["result"] = real(*args, **kwargs)
-        return seen["result"]
-
-    monkeypatch.setattr(session, "propagate", spy)
+def test_propagate_min_side_sets_the_working_resolution(tmp_path, square_video, random_frtm_checkpoint, flag, expected):
     frames, truth = square_video
     tifffile.imwrite(tmp_path / "video.tif", frames[:2])
     tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
     code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "o.tif"),
                  "--checkpoint", random_frtm_checkpoint, "--device", "cpu", *flag])
-    assert code == 0 and seen["result"].options["work_size"] == expected
+    assert code == 0 and read_tiff_provenance(tmp_path / "o.tif")["options"]["work_size"] == expected
 
 
 def test_propagate_passes_method_options_into_the_provenance(tmp_path, square_video):
@@ -304,3 +293,66 @@ def test_labels_beyond_uint16_say_the_frame_interval_was_not_kept(tmp_path, squa
     said = capsys.readouterr().out
     assert "kept the image's pixel size (0.5 x 0.5" in said and "no place for the frame interval" in said
     assert tifffile.imread(out).max() == 70000
+
+
+def test_a_run_stopped_by_a_bad_frame_keeps_the_frames_before_it(tmp_path, capsys):
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=8)
+    video = frames.astype(np.float32)
+    video[5, 3, 3] = np.nan  # found only when the run reaches frame 5
+    tifffile.imwrite(tmp_path / "video.tif", video, photometric="rgb")
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    out = tmp_path / "out.tif"
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "frame 5 contains NaN" in err and "stopped after 5 of 8 frames" in err
+    result = tifffile.imread(out)
+    assert all(result[t].any() for t in range(5)) and not result[5:].any()
+    provenance = read_tiff_provenance(out)
+    assert provenance["complete"] is False and provenance["frames_segmented"] == "0-4"
+
+
+def test_an_interrupted_run_writes_what_it_finished(tmp_path, square_video, monkeypatch, capsys):
+    from napari_vos.data.frames import FrameSource
+
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    real = FrameSource.tensor
+
+    def ctrl_c_on_frame_3(self, index, *args, **kwargs):
+        if index == 3:
+            raise KeyboardInterrupt
+        return real(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(FrameSource, "tensor", ctrl_c_on_frame_3)
+    out = tmp_path / "out.tif"
+    code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"])
+    assert code == 130 and "stopped after 3 of 6 frames" in capsys.readouterr().err
+    result = tifffile.imread(out)
+    assert all(result[t].any() for t in range(3)) and not result[3:].any()
+    assert read_tiff_provenance(out)["frames_segmented"] == "0-2"
+
+
+def test_a_labels_stack_is_read_frame_by_frame_and_a_fully_painted_one_refused(tmp_path, square_video, capsys):
+    from napari_vos.cli import _read_labels
+    from napari_vos.data.sequence import LazyFrames
+
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    first_only = np.zeros_like(truth)
+    first_only[0] = truth[0]
+    tifffile.imwrite(tmp_path / "stack.tif", first_only)
+    assert isinstance(_read_labels(str(tmp_path / "stack.tif")), LazyFrames)
+    out = tmp_path / "out.tif"
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "stack.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert tifffile.imread(out)[-1].any()
+    tifffile.imwrite(tmp_path / "all.tif", truth)  # an earlier output: every frame painted
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "all.tif"), "-o", str(tmp_path / "o2.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 2
+    assert "every frame of the labels stack is painted" in capsys.readouterr().err
+    assert not (tmp_path / "o2.tif").exists()

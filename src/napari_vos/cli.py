@@ -70,8 +70,21 @@ def _read_labels(path: str | None) -> Any:
     from napari_vos.data.sequence import read_mask
 
     if Path(path).suffix.lower() in (".tif", ".tiff"):
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            planes = [n for n in tif.series[0].shape if n > 1]
+        if len(planes) <= 2:  # one frame
+            return tifffile.imread(path)
+        from napari_vos.data.readers import open_tiff_frames
+
+        return open_tiff_frames(path)  # a stack: read frame by frame, never held whole
     return read_mask(path)
+
+
+def _max_id(labels: Any) -> int:
+    """The largest id of a (Y, X) image or a (T, Y, X) stack, one frame at a time."""
+    if labels.ndim == 2:
+        return int(np.max(labels, initial=0))
+    return max(int(np.max(labels[t], initial=0)) for t in range(len(labels)))
 
 
 def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
@@ -114,13 +127,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
-    from napari_vos.session import propagate
+    from napari_vos.session import annotated_session
 
     video, calibration = _read_video(args.video, args.z)
     labels = _read_labels(args.labels)
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
-    if not to_tiff and labels is not None and np.max(labels) > 255:  # before the run, not after it
-        raise ValueError(f"object ids up to {np.max(labels)} do not fit palette PNGs (0..255); "
+    if not to_tiff and labels is not None and _max_id(labels) > 255:  # before the run, not after it
+        raise ValueError(f"object ids up to {_max_id(labels)} do not fit palette PNGs (0..255); "
                          "give an output name ending in .tif")
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
@@ -143,15 +156,25 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option))
-    with _progress("propagating", len(video)) as update:
-        result = propagate(video, labels, method=args.method, frame=args.frame, device=args.device,
-                           checkpoint=args.checkpoint, direction=args.direction, progress=update,
-                           maps=bool(args.maps), **options)
+    session, start = annotated_session(video, labels, method=args.method, frame=args.frame, device=args.device,
+                                       checkpoint=args.checkpoint, maps=bool(args.maps), **options)
+    finished, stop = _run_keeping_frames(session, args.direction, start)
+    result = session.result()
+    provenance = result.provenance()
+    if stop is not None:  # what is done is written, and the record says which frames it holds
+        provenance.update(complete=False, frames_segmented=_frame_ranges(finished),
+                          stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
     if to_tiff:  # the labels first: a failure writing the maps loses nothing
-        write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=result.provenance())
+        write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
         write_png_labels(args.output, result.labels)
-        (Path(args.output) / "napari_vos.json").write_text(json.dumps(result.provenance(), indent=2) + "\n")
+        (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    if stop is not None:
+        print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
+              f"{_frame_ranges(finished)}) to {args.output}, the others empty", file=sys.stderr)
+        if isinstance(stop, KeyboardInterrupt):
+            return 130
+        raise stop
     maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
@@ -168,6 +191,53 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     for path in maps:
         print(f"wrote {path}: the method's {path.stem} map")
     return 0
+
+
+def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tuple[list[int], BaseException | None]:
+    """Run the session's propagation with a progress bar; a Ctrl+C, a `kill` (SIGTERM, as a cluster's
+    time limit sends) or an error on a later frame (a NaN frame, memory) stops it but leaves the
+    frames already finished in the session. Returns those frames and what stopped the run (None
+    when it ran to the end)."""
+    finished: list[int] = []
+    segmented = 0
+    try:
+        with _sigterm_as_interrupt(), _progress("propagating", session.source.n_frames) as update:
+            for step in session.propagate(direction, start=start):
+                finished.append(step.index)
+                segmented += not step.annotated
+                update(len(finished), session.source.n_frames)
+    except (KeyboardInterrupt, Exception) as stop:
+        if not segmented:  # nothing segmented yet (a bad option, a missing checkpoint): nothing to keep
+            raise
+        return finished, stop
+    return finished, None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill` (SIGTERM) ends the block as Ctrl+C does, so what is done can be kept; only the main
+    thread can take signals, so elsewhere this does nothing."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _frame_ranges(frames: Sequence[int]) -> str:
+    """Frame numbers as runs, e.g. "0-94" or "0-3, 7-9"."""
+    runs: list[list[int]] = []
+    for f in sorted(frames):
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -239,16 +309,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl+C does: saved, exported
     try:
-        train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
+        with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
+            train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
     except KeyboardInterrupt:
         state = out_dir / "last.pt"
         print(f"stopped; {state} holds the last step" if state.exists() else
               "stopped before the first step; nothing was saved", flush=True)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

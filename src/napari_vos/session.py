@@ -256,6 +256,10 @@ class Session:
         frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
         if not frames:
             raise ValueError("the labels are empty on every frame: paint at least one object on one frame")
+        if len(frames) == shape[0] > 1:
+            raise ValueError("every frame of the labels stack is painted (an earlier output?), so every frame "
+                             "would be an annotation and nothing is left to propagate: give the labels of the "
+                             "frame(s) to start from, e.g. only the first frame's")
         for i in frames:
             self.annotate(i, labels[i])
         return frames
@@ -473,15 +477,11 @@ def _reused_stack(stacks: list[torch.Tensor], probs: torch.Tensor) -> torch.Tens
     return stacks[-1]
 
 
-def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
-              device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
-              **session_options: Any) -> Result:
-    """One call: annotate ``labels`` and propagate through ``video``.
-
-    labels: (Y, X) labels of ``frame`` (default 0), or a (T, Y, X) stack whose painted frames are
-    all taken as annotations (``frame`` then picks the start frame), or None for a zero-shot
-    method (e.g. ``method="cosnet"``), which then segments every frame (``frame``: where to start).
-    """
+def annotated_session(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
+                      device: str = "auto", **session_options: Any) -> tuple[Session, int | None]:
+    """A Session holding ``labels`` as its annotations, as `propagate` takes them, and the frame its
+    propagation starts from (None: the session's default). For callers that run the frames
+    themselves, such as the CLI, which keeps the finished frames of a run that stops early."""
     session = Session(video, method=method, device=device, **session_options)
     arr_ndim = 0 if labels is None else len(getattr(labels, "shape", np.shape(labels)))
     if labels is None:
@@ -492,9 +492,22 @@ def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int |
         session.annotate_stack(labels)
     else:
         session.annotate(0 if frame is None else frame, labels)
+    return session, (frame if arr_ndim in (0, 3) else None)
+
+
+def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
+              device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
+              **session_options: Any) -> Result:
+    """One call: annotate ``labels`` and propagate through ``video``.
+
+    labels: (Y, X) labels of ``frame`` (default 0), or a (T, Y, X) stack whose painted frames are
+    all taken as annotations (``frame`` then picks the start frame), or None for a zero-shot
+    method (e.g. ``method="cosnet"``), which then segments every frame (``frame``: where to start).
+    """
+    session, start = annotated_session(video, labels, method, frame, device=device, **session_options)
     total = session.source.n_frames
     done = 0
-    for _ in session.propagate(direction, start=frame if arr_ndim in (0, 3) else None):
+    for _ in session.propagate(direction, start=start):
         done += 1
         if progress is not None:
             progress(done, total)
