@@ -187,3 +187,43 @@ def test_a_frame_of_another_size_is_an_error_not_stretched():
     assert source.tensor(1).shape == (3, 32, 40)
     with pytest.raises(ValueError, match="frame 2 is 40x30 pixels but the stack's frames are 40x32"):
         source.tensor(2)
+
+
+def test_the_range_is_the_1st_and_99_8th_percentile_per_channel():
+    # np.percentile's values, pinned: 0..9999 gives 99.99 .. 9979.002, and pixel 5000 sits at 0.4960
+    src = FrameSource(np.arange(10000, dtype=np.uint16).reshape(1, 100, 100))
+    lo, hi = src._intensity_range()
+    assert float(lo[0]) == pytest.approx(99.99) and float(hi[0]) == pytest.approx(9979.002)
+    assert src[0][50, 0, 0] == pytest.approx((5000 - 99.99) / (9979.002 - 99.99), abs=1e-5)
+    # one range per channel: a dim channel beside a bright one still fills [0, 1]
+    rng = np.random.default_rng(0)
+    two = np.stack([rng.integers(0, 1000, (3, 20, 30)), rng.integers(0, 60000, (3, 20, 30))], -1).astype(np.uint16)
+    frame = FrameSource(two)[0]
+    assert frame[..., 0].max() > 0.95 and frame[..., 1].max() > 0.95
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.int8])
+def test_integer_ranges_from_a_histogram_equal_numpys_percentiles(dtype):
+    from napari_vos.data.frames import PERCENTILES
+    from napari_vos.data.intensity import percentile_range
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(info.min, info.max, (17, 23, 2), endpoint=True).astype(dtype) for _ in range(3)]
+    lo, hi = percentile_range(frames, PERCENTILES)
+    expected = np.percentile(np.stack(frames).reshape(-1, 2).astype(np.float64), PERCENTILES, axis=0)
+    np.testing.assert_allclose([lo, hi], expected, rtol=0, atol=1e-6)
+
+
+def test_the_first_frame_is_read_once_for_the_range_and_the_frame():
+    calls = []
+
+    class Counting:
+        shape, dtype, ndim = (50, 8, 8), np.dtype(np.uint16), 3
+
+        def __getitem__(self, i):
+            calls.append(i)
+            return np.full((8, 8), 100 * i, np.uint16)
+
+    FrameSource(Counting()).tensor(0)
+    assert sorted(calls) == [0, 7, 14, 21, 28, 35, 42, 49]  # the 8 sample frames, frame 0 among them once

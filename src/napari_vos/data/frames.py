@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from napari_vos.checks import whole_number
+from napari_vos.data.intensity import percentile_range
 
 PERCENTILES = (1.0, 99.8)
 _SAMPLE_FRAMES = 8
@@ -98,16 +99,16 @@ class FrameSource:
             frame = frame[..., self.channels]
         return frame
 
-    def _intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
+    def _intensity_range(self, known: tuple[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One (lo, hi) per channel for the whole stack, from up to 8 evenly spaced frames
+        (``known``: a frame already read, (index, raw frame), which is then not read again)."""
         if self._range is None:
             idx = np.unique(np.linspace(0, self.n_frames - 1, min(_SAMPLE_FRAMES, self.n_frames)).astype(int))
-            sample = np.stack([self.raw(int(i)).astype(np.float32) for i in idx])
-            flat = sample.reshape(-1, 1) if sample.ndim == 3 else sample.reshape(-1, sample.shape[-1])
-            finite = flat[np.isfinite(flat).all(axis=1)]
-            if finite.size == 0:
-                raise ValueError("the stack holds no finite values (all NaN or inf)")
-            lo, hi = np.percentile(finite, PERCENTILES, axis=0)
-            if np.issubdtype(self.dtype, np.floating) and lo.min() >= 0 and hi.max() <= 1 and finite.max() <= 1:
+            sample = [known[1] if known is not None and int(i) == known[0] % self.n_frames else self.raw(int(i))
+                      for i in idx]
+            lo, hi = percentile_range(sample, PERCENTILES)
+            if np.issubdtype(self.dtype, np.floating) and lo.min() >= 0 and hi.max() <= 1 and \
+                    max(float(f[np.isfinite(f)].max(initial=-np.inf)) for f in sample) <= 1:  # already [0, 1]
                 lo, hi = np.zeros_like(lo), np.ones_like(hi)
             hi = np.where(hi - lo < 1e-12, lo + 1.0, hi)
             self._range = (lo.astype(np.float32), hi.astype(np.float32))
@@ -164,7 +165,7 @@ class FrameSource:
         if frame.dtype == np.uint8:
             x = x.div_(255.0)
         elif not eight_bit:
-            lo, hi = self._range_tensors(device)
+            lo, hi = self._range_tensors(device, known=(index, frame))
             x = x.sub_(lo).div_(hi - lo).clamp_(0.0, 1.0)
         chw = x[None] if x.ndim == 2 else x.permute(2, 0, 1)  # a view; RGB stays channels-last in memory
         resized = size is not None and tuple(chw.shape[-2:]) != tuple(size)
@@ -179,13 +180,13 @@ class FrameSource:
             return chw.contiguous()
         return chw.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # the (H, W, 3) array's layout
 
-    def _range_tensors(self, device: Any) -> tuple[Any, Any]:
+    def _range_tensors(self, device: Any, known: tuple[int, np.ndarray] | None = None) -> tuple[Any, Any]:
         """`_intensity_range` as float32 tensors on ``device``, kept per device."""
         import torch
 
         key = str(device)
         if key not in self._range_on:
-            lo, hi = self._intensity_range()
+            lo, hi = self._intensity_range(known)
             self._range_on[key] = (torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device))
         return self._range_on[key]
 

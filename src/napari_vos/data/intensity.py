@@ -1,0 +1,74 @@
+"""The intensity range a stack is normalised with: per-channel percentiles of a few sample frames.
+
+8- and 16-bit integer frames are counted into a histogram (one `np.bincount` per frame and
+channel), whose order statistics give exactly the percentiles `np.percentile` would, without
+the float32 copy of every sample frame it needs (2.2 GB and 5.6 s for 8 frames of 4096 x 4096;
+docs/benchmarks.md, session 21). Other types (floats, 32-bit integers) use `np.percentile` on
+the frames, thinned to a regular grid of pixels where the sample is larger than `MAX_VALUES`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+MAX_VALUES = 1 << 24  # pixels per channel np.percentile is given at most (64 MB of float32)
+
+__all__ = ["MAX_VALUES", "percentile_range"]
+
+
+def percentile_range(frames: Sequence[np.ndarray], percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) per channel, float64 arrays of length C (1 for grey), over the (Y, X[, C]) ``frames``.
+
+    Pixels holding NaN or infinity in any channel are left out; a ValueError when none is left.
+    """
+    dtype = frames[0].dtype
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        return _histogram_percentiles(frames, percentiles)
+    return _sampled_percentiles(frames, percentiles)
+
+
+def _channels(frame: np.ndarray) -> list[np.ndarray]:
+    return [frame] if frame.ndim == 2 else [frame[..., c] for c in range(frame.shape[-1])]
+
+
+def _histogram_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    info = np.iinfo(frames[0].dtype)
+    span = int(info.max) - int(info.min) + 1
+    n_channels = len(_channels(frames[0]))
+    counts = np.zeros((n_channels, span), np.int64)
+    for frame in frames:
+        for c, plane in enumerate(_channels(frame)):
+            values = plane.ravel()
+            if info.min < 0:  # signed: shifted to 0.. so bincount can take them
+                values = values.astype(np.int32) - int(info.min)
+            counts[c] += np.bincount(values, minlength=span)
+    lo, hi = np.empty(n_channels), np.empty(n_channels)
+    for c in range(n_channels):
+        lo[c], hi[c] = (_order_statistic(counts[c], p) + int(info.min) for p in percentiles)
+    return lo, hi
+
+
+def _order_statistic(counts: np.ndarray, percentile: float) -> float:
+    """np.percentile's default ("linear") value from a histogram of the integers 0..len(counts)-1:
+    the value at rank p/100 (n - 1), interpolated between the two values around it."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    position = percentile / 100.0 * (n - 1)
+    below = int(np.floor(position))
+    value_at = lambda rank: int(np.searchsorted(cumulative, rank, side="right"))  # noqa: E731
+    low = value_at(below)
+    high = value_at(min(below + 1, n - 1))
+    return low + (position - below) * (high - low)
+
+
+def _sampled_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    pixels = sum(f.shape[0] * f.shape[1] for f in frames)
+    step = int(np.ceil(np.sqrt(pixels / MAX_VALUES))) if pixels > MAX_VALUES else 1
+    sample = np.concatenate([f[::step, ::step].reshape(-1, 1 if f.ndim == 2 else f.shape[-1]).astype(np.float32)
+                             for f in frames])
+    finite = sample[np.isfinite(sample).all(axis=1)]
+    if finite.size == 0:
+        raise ValueError("the stack holds no finite values (all NaN or inf)")
+    lo, hi = np.percentile(finite, percentiles, axis=0)
+    return lo, hi
