@@ -249,3 +249,57 @@ def test_a_rerun_reports_its_own_counts_and_an_empty_pass_builds_no_method(squar
     s.annotate(len(frames) - 1, truth[-1])
     s.run("both")  # the forward pass from the last frame has nothing to do
     assert len(built) == 1
+
+
+def _full_stack_masks(labels, ids, size):
+    """The reference: every object's full-frame one-hot, bilinearly resized, thresholded at 0.5."""
+    import torch
+    import torch.nn.functional as F
+
+    onehot = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32))
+    if tuple(onehot.shape[-2:]) == tuple(size):
+        return onehot
+    return (F.interpolate(onehot[None], size=size, mode="bilinear", align_corners=False)[0] > 0.5).float()
+
+
+@pytest.mark.parametrize("size", [(45, 60), (33, 23), (153, 204), (90, 120), (64, 64)])
+def test_annotation_masks_are_each_objects_thresholded_bilinear_resize(size):
+    import torch
+
+    from napari_vos.nn.aggregation import object_masks
+
+    rng = np.random.default_rng(4)
+    labels = np.zeros((90, 120), np.int32)
+    yy, xx = np.ogrid[:90, :120]
+    ids = [3, 12, 70000]
+    for i, (y, x, r) in zip(ids, [(10, 10, 9), (50, 70, 20), (88, 118, 6)]):  # one at the corner
+        labels[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = i
+    labels[40:42, 0:3] = 12  # a sliver far from the rest of its object
+    labels[rng.random(labels.shape) < 0.002] = 3
+    masks = object_masks(labels, ids + [999], size)  # 999: an id with no pixel gets an empty mask
+    assert masks.shape == (4, *size) and masks.dtype == torch.float32
+    assert torch.equal(masks[:3], _full_stack_masks(labels, ids, size)) and not masks[3].any()
+
+
+def test_the_method_starts_from_the_objects_at_the_working_size(monkeypatch):
+    import torch
+
+    from napari_vos.methods import registry
+
+    frames = np.zeros((3, 64, 64), np.uint8)
+    labels = np.zeros((64, 64), np.int32)
+    labels[11:21, 31:41] = 1  # 10 x 10 at odd offsets: 4 x 4 at 32 px; the half-covered ring (0.5) is left out
+    seen = {}
+    flow = registry.method_class("flow")
+    real = flow.start
+
+    def spy(self, image, objects):
+        seen["objects"] = objects.clone()
+        return real(self, image, objects)
+
+    monkeypatch.setattr(flow, "start", spy)
+    s = Session(frames, method="flow", device="cpu", max_side=32, min_side=None, min_object_side=None)
+    s.annotate(0, labels)
+    list(s.propagate("forward"))
+    assert seen["objects"].shape == (1, 32, 32) and int(seen["objects"].sum()) == 16
+    assert torch.equal(seen["objects"], _full_stack_masks(labels, [1], (32, 32)))

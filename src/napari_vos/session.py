@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 from torch.profiler import record_function
-import torch.nn.functional as F
 
 from napari_vos import __version__
 from napari_vos.checks import whole_number
@@ -27,7 +26,7 @@ from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, 
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
-from napari_vos.nn.aggregation import labels_at_size, soft_aggregate, uses_boxwise_output
+from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
 from napari_vos.nn.precision import autocast_for, resolve_precision
 
 
@@ -299,11 +298,8 @@ class Session:
         return self.source.tensor(index, self.device, self.work_size)
 
     def _objects(self, labels: np.ndarray, ids: list[int]) -> torch.Tensor:
-        onehot = torch.from_numpy(np.stack([labels == i for i in ids]).astype(np.float32))
-        if tuple(onehot.shape[-2:]) != self.work_size:
-            onehot = F.interpolate(onehot[None], size=self.work_size, mode="bilinear", align_corners=False)[0]
-            onehot = (onehot > 0.5).float()
-        return onehot.to(self.device)
+        """(K, h, w) masks at the working size: each object's resized box (`object_masks`)."""
+        return object_masks(labels, ids, self.work_size).to(self.device)
 
     def _to_labels(self, aggregated: torch.Tensor, ids: list[int]) -> np.ndarray:
         index = labels_at_size(aggregated, self.source.frame_shape).cpu().numpy()

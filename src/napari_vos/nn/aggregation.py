@@ -197,3 +197,46 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
         value = _resample(aggregated[i + 1], tuple(t[a:b] for t in ty), tuple(t[c:d] for t in tx))
         _claim(best, labels, (slice(a, b), slice(c, d)), value, i + 1)
     return labels
+
+
+def object_masks(labels, ids: list[int], size: tuple[int, int]) -> torch.Tensor:
+    """The (K, h, w) float {0, 1} masks of objects ``ids`` of a (H, W) integer labels image at
+    ``size``: each object's mask bilinearly resized (``align_corners=False``) and thresholded at
+    0.5, as resizing the full one-hot stack would give them, but computed inside each object's box
+    only: 144 cells of a 2048 x 2048 frame took 8.7 s and 2.9 GB as one full-size stack.
+    """
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    (height, width), (out_h, out_w) = labels.shape, (int(size[0]), int(size[1]))
+    out = torch.zeros((len(ids), out_h, out_w), dtype=torch.float32)
+    if not ids:
+        return out
+    ordered = np.asarray(ids)
+    position = np.searchsorted(ordered, labels).clip(0, len(ids) - 1)
+    index = np.where(ordered[position] == labels, position + 1, 0)  # id -> 1..K, others 0
+    boxes = ndi.find_objects(index, max_label=len(ids))
+    same = (height, width) == (out_h, out_w)
+    ty, tx = (None, None) if same else (_taps(height, out_h), _taps(width, out_w))
+    for k, box in enumerate(boxes):
+        if box is None:
+            continue
+        (y0, y1), (x0, x1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
+        if same:
+            out[k, y0:y1, x0:x1] = torch.from_numpy(index[y0:y1, x0:x1] == k + 1)
+            continue
+        # output rows whose first tap is in [y0 - 1, y1 - 1] (one of their taps is in the box),
+        # sampled from the box plus a one-pixel margin, so both taps lie in the crop
+        a = int(torch.searchsorted(ty[0], y0 - 1, right=False))
+        b = int(torch.searchsorted(ty[0], y1 - 1, right=True))
+        c = int(torch.searchsorted(tx[0], x0 - 1, right=False))
+        d = int(torch.searchsorted(tx[0], x1 - 1, right=True))
+        if a >= b or c >= d:
+            continue
+        cy0, cx0 = max(y0 - 1, 0), max(x0 - 1, 0)
+        crop = torch.from_numpy(index[cy0:min(y1 + 1, height), cx0:min(x1 + 1, width)] == k + 1).float()
+        rows = (ty[0][a:b] - cy0, ty[1][a:b] - cy0, ty[2][a:b])
+        cols = (tx[0][c:d] - cx0, tx[1][c:d] - cx0, tx[2][c:d])
+        out[k, a:b, c:d] = (_resample(crop, rows, cols) > 0.5).float()
+    return out
