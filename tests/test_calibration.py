@@ -57,3 +57,28 @@ def test_labels_keep_the_calibration_and_provenance(tmp_path, top_id, imagej):
     assert got.unit == "µm" and got.pixel_size == pytest.approx((0.4, 0.4), rel=1e-4)
     assert got.frame_interval == cal.frame_interval
     assert read_tiff_provenance(path) == {"method": "flow"}
+
+
+def test_stacks_past_4_gib_are_written_as_bigtiff(tmp_path, monkeypatch):
+    # a classic TIFF ends at 4 GiB and an ImageJ file past it would be truncated to one page:
+    # from BIGTIFF_FROM raw bytes on, labels and maps are BigTIFFs (threshold lowered to test it)
+    import tifffile
+
+    from napari_vos.data import writers
+    from napari_vos.data.calibration import Calibration
+
+    monkeypatch.setattr(writers, "BIGTIFF_FROM", 4 * 16 * 16 * 2)
+    labels = np.zeros((5, 16, 16), np.int32)
+    labels[:, 4:8, 4:8] = 3
+    cal = Calibration(pixel_size=(0.5, 0.5), unit="µm", frame_interval=2.0)
+    for n, big in ((3, False), (5, True)):
+        path = writers.write_tiff_labels(tmp_path / f"l{n}.tif", labels[:n], calibration=cal, provenance={"n": n})
+        with tifffile.TiffFile(path) as tif:
+            assert tif.is_bigtiff == big and tif.is_imagej == (not big) and len(tif.pages) == n
+        assert np.array_equal(tifffile.imread(path), labels[:n]) and writers.read_tiff_provenance(path) == {"n": n}
+    maps = np.random.default_rng(0).random((5, 2, 8, 8)).astype(np.float32)  # 2560 bytes from 2048 on
+    monkeypatch.setattr(writers, "BIGTIFF_FROM", 2048)
+    path = writers.write_tiff_map(tmp_path / "m.tif", maps, cal, {"map": "x"})
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_bigtiff and len(tif.pages) == 10
+    assert np.array_equal(tifffile.imread(path), maps) and writers.read_tiff_provenance(path) == {"map": "x"}

@@ -216,3 +216,15 @@ def test_an_unknown_davis_sequence_is_named_with_the_ones_there(tmp_path):
         Image.fromarray(np.ones((8, 8), np.uint8), mode="L").save(tmp_path / "Annotations" / "480p" / name / "00000.png")
     with pytest.raises(ValueError, match=r"no sequence\(s\) \['nope'\]; have \['alpha', 'beta'\]"):
         open_dataset(tmp_path, ["nope"])
+
+
+def test_an_lzw_compressed_tiff_is_read(tmp_path):
+    # microscopes and Fiji often write LZW; tifffile needs imagecodecs (a dependency) for it
+    import tifffile
+
+    from napari_vos.data.readers import open_tiff_frames
+
+    stack = np.random.default_rng(0).integers(0, 4000, (5, 32, 40)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "lzw.tif", stack, compression="lzw", photometric="minisblack")
+    frames = open_tiff_frames(tmp_path / "lzw.tif")
+    assert len(frames) == 5 and np.array_equal(frames[2], stack[2])

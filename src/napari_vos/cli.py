@@ -125,7 +125,7 @@ def _check_writable(path: Path, folder: bool) -> None:
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
-    from napari_vos.data.writers import write_png_labels, write_tiff_labels
+    from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
 
@@ -178,14 +178,17 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
-    if kept and calibration.frame_interval is not None and result.labels.dtype.itemsize > 2:  # ids above 65535
-        # ids beyond uint16 make a baseline TIFF (no ImageJ metadata): the pixel size stays, the interval cannot
+    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(
+            result.labels.shape, label_dtype(max(result.object_ids, default=0))):
+        # ids beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata): the pixel
+        # size stays, the interval cannot
         from dataclasses import replace
 
         pixels = replace(calibration, frame_interval=None)
-        kept = (f"; kept the image's pixel size ({pixels.describe()}); a TIFF of ids above 65535 has no "
+        why = "ids above 65535" if max(result.object_ids, default=0) > 65535 else "4 GiB or more (a BigTIFF)"
+        kept = (f"; kept the image's pixel size ({pixels.describe()}); a labels TIFF of {why} has no "
                 "place for the frame interval" if pixels.pixel_size is not None else
-                "; a TIFF of ids above 65535 has no place for the image's frame interval")
+                f"; a labels TIFF of {why} has no place for the image's frame interval")
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}{kept}")
     for path in maps:

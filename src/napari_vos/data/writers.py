@@ -20,7 +20,7 @@ import numpy as np
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
 
 __all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
-           "read_tiff_provenance", "label_dtype"]
+           "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -77,6 +77,18 @@ def label_dtype(max_id: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
+#: raw bytes from which a stack is written as a BigTIFF: a classic TIFF's offsets end at 4 GiB (a
+#: little is left for the tags); ImageJ hyperstacks cannot be BigTIFF, so such a file is a baseline
+#: one (the pixel size in its resolution tags, no frame interval)
+BIGTIFF_FROM = 2**32 - 2**25
+
+
+def labels_tiff_is_imagej(shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether ``write_tiff_labels`` writes these labels as an ImageJ hyperstack (ids up to 65535,
+    under 4 GiB): the form that keeps the frame interval."""
+    return np.dtype(dtype) == np.uint16 and int(np.prod(shape)) * 2 < BIGTIFF_FROM
+
+
 def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
                    provenance: dict | None) -> dict[str, Any]:
     """``tifffile.imwrite`` keywords shared by the label and map writers: the axes, the calibration
@@ -94,8 +106,8 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
 
     Ids up to 65535 are written as an ImageJ hyperstack of T frames (Fiji shows time, not Z), with
     ``calibration`` (pixel size, unit, frame interval) so the labels overlay the image at its scale;
-    larger ids as a baseline TIFF (uint32/uint64; ImageJ has no such type) with the pixel size in
-    its resolution tags. ``provenance`` is stored as JSON under "napari_vos" (``read_tiff_provenance``).
+    larger ids (uint32/uint64; ImageJ has no such type), and stacks of 4 GiB or more (a BigTIFF,
+    `BIGTIFF_FROM`), as a baseline TIFF with the pixel size in its resolution tags. ``provenance`` is stored as JSON under "napari_vos" (``read_tiff_provenance``).
     """
     import tifffile
 
@@ -107,7 +119,8 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     for t in range(n):  # one pass to pick the dtype without holding the stack
         max_id = max(max_id, int(np.asarray(labels[t]).max(initial=0)))
     dtype = label_dtype(max_id)
-    imagej = dtype == np.uint16
+    imagej = labels_tiff_is_imagej((n, *first.shape), dtype)
+    big = n * first.size * dtype.itemsize >= BIGTIFF_FROM
 
     def frames() -> Iterator[np.ndarray]:
         for t in range(n):
@@ -116,14 +129,15 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     kwargs = _tiff_keywords("TYX", calibration, imagej, provenance)
     # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
     tifffile.imwrite(path, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
-                     imagej=imagej, photometric="minisblack", **kwargs)
+                     imagej=imagej, bigtiff=big, photometric="minisblack", **kwargs)
     return path
 
 
 def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration | None = None,
                    provenance: dict | None = None) -> Path:
     """Write one method map, (T, h, w) or (T, K, h, w) float32 (K objects as channels), as an ImageJ
-    hyperstack with ``calibration`` (the map's own pixel size) and ``provenance`` as JSON."""
+    hyperstack with ``calibration`` (the map's own pixel size) and ``provenance`` as JSON; from
+    4 GiB on as a BigTIFF (`BIGTIFF_FROM`)."""
     import tifffile
 
     path = Path(path)
@@ -131,8 +145,9 @@ def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration
     data = np.asarray(stack, dtype=np.float32)
     if data.ndim not in (3, 4):
         raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {data.shape}")
-    kwargs = _tiff_keywords("TYX" if data.ndim == 3 else "TCYX", calibration, True, provenance)
-    tifffile.imwrite(path, data, imagej=True, photometric="minisblack", **kwargs)
+    big = data.nbytes >= BIGTIFF_FROM  # a BigTIFF, not an ImageJ file truncated to one page
+    kwargs = _tiff_keywords("TYX" if data.ndim == 3 else "TCYX", calibration, not big, provenance)
+    tifffile.imwrite(path, data, imagej=not big, bigtiff=big, photometric="minisblack", **kwargs)
     return path
 
 
