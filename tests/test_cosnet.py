@@ -2,6 +2,7 @@
 end from a random light checkpoint (Session, CLI, widget), and the training recipe."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -102,6 +103,40 @@ def test_row_and_column_softmax_and_the_summaries():
     v_a = torch.eye(3)[None, :, [2, 0], None]  # two locations, like F_b's locations 2 and 0
     out = att(v_a, v_b)
     torch.testing.assert_close(out.z_a[0, :, :, 0], v_a[0, :, :, 0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["symmetric", "channel"])
+def test_reference_summary_z_b_is_the_query_summary_of_the_swapped_pair(variant):
+    """Pins Z_b = V_a S^r: with a symmetric W, S(v_b, v_a) = S(v_a, v_b)^T, so the reference frame's
+    summary of a pair is the query frame's summary of the swapped pair."""
+    torch.manual_seed(0)
+    att = CoAttention(5, variant)
+    with torch.no_grad():
+        att.diagonal.copy_(torch.rand(5) + 0.5)
+    v_a, v_b = torch.randn(1, 5, 3, 3), torch.randn(1, 5, 2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(att(v_a, v_b).z_b, att(v_b, v_a).z_a)
+
+
+def test_the_gate_multiplies_the_summaries():
+    """Pins Z <- Z * f_g(Z): a gate of weight 0 and bias log(1/3) is 0.25 everywhere and scales
+    both summaries to a quarter of the ungated V S^c and V S^r."""
+    from napari_vos.nn.coattention import attention_summary
+
+    torch.manual_seed(1)
+    att = CoAttention(4, "vanilla")
+    with torch.no_grad():
+        att.gate.weight.zero_()
+        att.gate.bias.fill_(math.log(1 / 3))  # sigmoid(log(1/3)) = 1/4
+        v_a, v_b = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 2, 4)
+        out = att(v_a, v_b)
+        s = out.affinity
+        z_a = attention_summary(v_b.flatten(2), torch.softmax(s, 1)).view_as(v_a)
+        z_b = attention_summary(v_a.flatten(2), torch.softmax(s.transpose(1, 2), 1)).view_as(v_b)
+    torch.testing.assert_close(out.gate_a, torch.full((1, 1, 3, 3), 0.25))
+    torch.testing.assert_close(out.gate_b, torch.full((1, 1, 2, 4), 0.25))
+    torch.testing.assert_close(out.z_a, 0.25 * z_a)
+    torch.testing.assert_close(out.z_b, 0.25 * z_b)
 
 
 def test_unknown_variant_is_refused():

@@ -149,3 +149,40 @@ def test_segmentation_network_on_shared_features_equals_copied_features():
         copied = net({n: f.expand(3, -1, -1, -1).contiguous() for n, f in feats.items()}, scores, (64, 64))
     assert shared.shape == (3, 64, 64)
     torch.testing.assert_close(shared, copied)
+
+
+def test_update_stores_the_frames_pooled_probabilities_in_the_newest_memory_slot():
+    """Pins Algorithm 1's memory extension: update adds the frame's probabilities, pooled to the label
+    stride 8, as the newest (highest-weight) sample, not an empty label map."""
+    import torch.nn.functional as F
+
+    from napari_vos.nn.padding import pad_to_multiple
+
+    torch.manual_seed(0)
+    frames, truth = _frames(n=2)
+    m = FRTM(FRTMNetwork(CONFIGS["fast"]))
+    img = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    m.start(img(0), torch.from_numpy(truth[0][None]).float())
+    m.step(img(1))
+    probs = torch.from_numpy(truth[1][None]).float()
+    m.update(probs)
+    assert len(m.memory) == 6
+    newest = int(torch.argmax(m.memory.weights))
+    padded, _ = pad_to_multiple(probs, 32)
+    expected = F.adaptive_avg_pool2d(padded[None], (padded.shape[-2] // 8, padded.shape[-1] // 8))[0]
+    assert m.memory.labels[newest].sum() > 0
+    torch.testing.assert_close(m.memory.labels[newest], expected)
+
+
+def test_the_eta_option_reaches_the_sample_memory():
+    """Pins the eta option: FRTM(eta=0.2) gives the next frame's sample 1 / (1 - 0.2) times the
+    annotated frame's weight."""
+    torch.manual_seed(0)
+    frames, truth = _frames(n=2)
+    m = FRTM(FRTMNetwork(CONFIGS["fast"]), eta=0.2)
+    img = lambda t: torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255  # noqa: E731
+    m.start(img(0), torch.from_numpy(truth[0][None]).float())
+    m.update(m.step(img(1)).probs)
+    assert m.memory.eta == 0.2
+    w = m.memory.weights
+    assert float(w.max() / w.min()) == pytest.approx(1 / 0.8, rel=1e-5)

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from napari_vos.methods.frtm_target import (TargetModel, TargetModelSettings, _TargetProblem, pixel_weights,
                                             target_scores)
+from napari_vos.methods import frtm_target
 from napari_vos.nn.gauss_newton import autograd_linearisation, conjugate_gradient, gauss_newton
 
 
@@ -108,8 +109,17 @@ def _two_layer_residuals(settings, tm, feats, labels, weights, w1=None):
     def residuals(*w):
         a, b = (w[0], w[1]) if w1 is None else (w1, w[0])
         regs = [settings.reg_w1 ** 0.5 * a] if w1 is None else []
-        return [tm._data_residual(scores(a, b), labels, weights), *regs, settings.reg_w2 ** 0.5 * b]
+        return [_data_residual_by_hand(scores(a, b), labels, weights, settings.kappa_min), *regs,
+                settings.reg_w2 ** 0.5 * b]
     return residuals
+
+
+def _data_residual_by_hand(scores, labels, weights, kappa_min):
+    """Eq. (2)'s data residual sqrt(gamma) v (y - U(D)) written out here, not through the target
+    model's own ``residual_weights``: (K, M, hl, wl)."""
+    up = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    gamma = weights.view(-1, 1, 1, 1)
+    return (gamma.sqrt() * pixel_weights(labels, kappa_min) * (labels - up)).transpose(0, 1)
 
 
 @pytest.mark.parametrize("per_problem", [False, True])
@@ -144,3 +154,62 @@ def test_hand_linearisation_matches_autograd(per_problem, fixed_w1):
 def test_gauss_newton_needs_residuals_or_a_linearisation():
     with pytest.raises(ValueError, match="residual function or a linearisation"):
         gauss_newton(None, [torch.zeros(1, 2)], [1])
+
+
+def test_eq2_loss_with_default_settings_weights_pixels_by_eq4_and_samples_by_gamma():
+    """Pins eq. 2 with the default settings: the pixel weighting v of eq. 4 (kappa_min = 0.1) and
+    the sample weights gamma, in the loss and in the hand linearisation's residual."""
+    settings = TargetModelSettings(channels=4)  # the defaults otherwise; kappa_min not passed
+    tm = TargetModel(settings, 8, 1, torch.device("cpu"))
+    tm.w1, tm.w2 = torch.zeros_like(tm.w1), torch.zeros_like(tm.w2)  # D(x) = 0: the residual is sqrt(gamma) v y
+    feats = torch.randn(2, 8, 5, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.zeros(2, 1, 10, 10)
+    labels[0, 0, 0, :5] = 1  # 5 of 100 pixels: kappa_hat = 0.05 < 0.1, v = 0.1 / 0.05 = 2 on the target
+    labels[1, 0, :5] = 1  # 50 of 100 pixels: kappa = kappa_hat, v = 1
+    gamma = torch.tensor([0.36, 0.64])
+    expected = 0.5 * (0.36 * 5 * 2.0 ** 2 + 0.64 * 50 * 1.0)  # 19.6
+    assert tm.loss(feats, labels, gamma).item() == pytest.approx(expected, rel=1e-5)
+    residuals = _TargetProblem(settings, feats, labels, gamma).linearise([tm.w1, tm.w2])[0]
+    assert (0.5 * residuals[0].pow(2).sum()).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cg_runs_exactly_the_given_number_of_iterations():
+    """Pins CG's iteration count: on A = diag(1, 2, 3), b = 1 one step gives x = 0.5 b (the
+    steepest-descent step), three give the exact solution."""
+    a = torch.tensor([[1.0, 2.0, 3.0]])
+    b = [torch.ones(1, 3)]
+    one = conjugate_gradient(lambda v: [a * v[0]], b, iterations=1)[0]
+    torch.testing.assert_close(one, torch.full((1, 3), 0.5))
+    three = conjugate_gradient(lambda v: [a * v[0]], b, iterations=3)[0]
+    torch.testing.assert_close(three, torch.tensor([[1.0, 0.5, 1 / 3]]))
+
+
+@pytest.mark.parametrize("config, initial, refit, update", [
+    # section 3.5, Ours-fast: N_GN = 4 steps, N_CGi = 5 CG iterations in the first, N_CG = 10 in the
+    # others; the every-t_s update one GN step of N_CGu = 5
+    ("fast", [5, 10, 10, 10], [10, 10, 10, 10], [5]),
+    # Ours: N_GN = 5, N_CGi = 5, N_CG = 10, N_CGu = 10
+    ("full", [5, 10, 10, 10, 10], [10, 10, 10, 10, 10], [10]),
+])
+def test_fit_and_update_run_the_papers_gauss_newton_schedules(monkeypatch, config, initial, refit, update):
+    """Pins the GN/CG schedules fit(initial=True), fit(initial=False) and update hand to the solver."""
+    from napari_vos.methods.frtm import CONFIGS
+
+    schedules = []
+    original = frtm_target.gauss_newton
+
+    def recording(residuals, params, cg_iterations, linearise=None):
+        schedules.append(list(cg_iterations))
+        return original(residuals, params, cg_iterations, linearise=linearise)
+
+    monkeypatch.setattr(frtm_target, "gauss_newton", recording)
+    g = torch.Generator().manual_seed(8)
+    feats = torch.randn(2, 8, 4, 4, generator=g)
+    labels = (torch.rand(2, 1, 8, 8, generator=g) > 0.6).float()
+    w = torch.tensor([0.5, 0.5])
+    settings = CONFIGS[config].target
+    tm = TargetModel(TargetModelSettings(**{**settings.__dict__, "channels": 4}), 8, 1, torch.device("cpu"), g)
+    tm.fit(feats, labels, w, initial=True)
+    tm.fit(feats, labels, w, initial=False)
+    tm.update(feats, labels, w)
+    assert schedules == [initial, refit, update]

@@ -151,13 +151,14 @@ def test_labels_of_many_objects_are_the_argmax_with_ties_to_the_lower_index():
     assert labels_from_aggregate(tie).unique().tolist() == [3]
 
 
+@pytest.mark.parametrize("k", [2, 5, 14])  # the dense path (fewer than 8 objects) and the box-wise one
 @pytest.mark.parametrize(("source", "target"), [((64, 96), (150, 211)), ((120, 90), (47, 61)), ((50, 50), (100, 100))])
-def test_labels_of_many_objects_at_another_size_are_the_argmax_of_the_bilinear_resize(source, target):
+def test_labels_of_many_objects_at_another_size_are_the_argmax_of_the_bilinear_resize(source, target, k):
     import torch.nn.functional as F
 
     from napari_vos.nn.aggregation import labels_at_size
 
-    p = torch.nn.functional.interpolate(_cells(k=14, seed=5)[None], size=source, mode="nearest")[0]
+    p = torch.nn.functional.interpolate(_cells(k=k, seed=5)[None], size=source, mode="nearest")[0]
     agg = soft_aggregate(p)
     resized = F.interpolate(agg[None], size=target, mode="bilinear", align_corners=False)[0]
     expected = resized.argmax(dim=0)

@@ -110,6 +110,41 @@ def test_evaluate_sequence_per_object_and_summary():
     np.testing.assert_allclose(r.jf_over_time(), [0.5, 1.0, 0.5])
 
 
+def test_jf_mean_is_the_mean_of_j_and_f_when_they_differ():
+    """Pins JF_mean = (J_mean + F_mean) / 2 in ObjectResult.stats, SequenceResult.stats and summarise,
+    on frames where J (70/130) and F (0.6) differ: a 10x10 square predicted 3 px to the right."""
+    t, shape = 4, (100, 100)
+    gt = np.zeros((t, *shape), np.int32)
+    pred = np.zeros_like(gt)
+    for i in range(t):
+        gt[i][square(shape, 40, 40, 10)] = 1
+        pred[i][square(shape, 40, 43, 10)] = 1
+    r = evaluate_sequence("s", gt, pred, annotated=0)
+    assert r.frames == [1, 2]
+    expected = (70 / 130 + 0.6) / 2
+    (o,) = r.objects
+    assert o.stats()["J_mean"] == pytest.approx(70 / 130) and o.stats()["F_mean"] == pytest.approx(0.6)
+    assert o.stats()["JF_mean"] == pytest.approx(expected)
+    assert r.stats()["JF_mean"] == pytest.approx(expected)
+    assert summarise([r])["JF_mean"] == pytest.approx(expected)
+
+
+def test_void_pixels_are_left_out_of_j_and_f():
+    """Pins the `void` argument of jaccard and f_measure: void pixels count neither in the
+    intersection nor in the union (J = 50/100 instead of 50/150), nor in the boundaries."""
+    shape = (20, 20)
+    gt = np.zeros(shape, bool)
+    gt[0:10, 0:10] = True
+    pred = np.zeros(shape, bool)
+    pred[0:10, 5:15] = True
+    void = np.zeros(shape, bool)
+    void[0:10, 10:15] = True  # exactly the 50 predicted pixels outside the object
+    assert jaccard(gt, pred) == pytest.approx(1 / 3)
+    assert jaccard(gt, pred, void) == pytest.approx(0.5)
+    assert f_measure(gt, pred, void) == pytest.approx(f_measure(gt, pred & ~void))
+    assert f_measure(gt, pred, void) != pytest.approx(f_measure(gt, pred))
+
+
 def test_seg_hand_cases():
     gt = np.zeros((10, 10), np.int32)
     gt[0, :10] = 1  # object of 10 px

@@ -57,6 +57,21 @@ def test_attention_maps_are_in_unit_interval_and_shaped_like_their_features(conf
     assert all(torch.equal(u, a) for u, a in zip(out.attention_used, out.attention))  # teacher stream: A^i itself
 
 
+def test_attention_maps_are_the_sigmoid_of_the_attention_convolution():
+    """Pins eq. 1's non-linearity: A = sigmoid(conv(X)); a conv with weight 0 and bias 2 gives
+    sigmoid(2) = 0.8808 everywhere."""
+    from napari_vos.methods.osvos_at_net import AttentionHeads
+
+    heads = AttentionHeads((4, 6), side_channels=2, n_objects=2)
+    with torch.no_grad():
+        for conv in heads.attention:
+            conv.weight.zero_()
+            conv.bias.fill_(2.0)
+        maps = heads.attention_maps([torch.randn(1, 4, 5, 5), torch.randn(1, 6, 3, 3)])
+    for a in maps:
+        torch.testing.assert_close(a, torch.full_like(a, 1 / (1 + math.exp(-2.0))))
+
+
 def test_eq6_student_output_changes_with_the_teacher_attention():
     torch.manual_seed(0)
     net = OSVOSATNetwork(CONFIGS["light"]).eval()
@@ -187,6 +202,31 @@ def test_recipe_step_backbone_from_frtm_and_checkpoint_round_trip(tmp_path, rand
     assert method.network.config == CONFIGS["light"] and method.checkpoint_sha256
     with pytest.raises(ValueError, match="unknown osvos_at option"):
         OSVOSAT.build(checkpoint=str(path), finetune_iteration=1)
+
+
+def test_recipe_student_frames_of_one_video_share_one_beta(monkeypatch):
+    """Pins the recipe's eq. 5 for the student stream: its t - 1 frames of a video share one beta
+    (images_per_beta = n_student), the teacher frame has its own."""
+    from napari_vos.training import osvos_at_recipe
+    from napari_vos.training.clips import Clip
+    from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+    calls = []
+    original = osvos_at_recipe.balanced_bce
+
+    def recording(logits, target, images_per_beta=1):
+        calls.append((logits.shape[0], images_per_beta))
+        return original(logits, target, images_per_beta)
+
+    monkeypatch.setattr(osvos_at_recipe, "balanced_bce", recording)
+    torch.manual_seed(0)
+    recipe = OSVOSATRecipe(size=(32, 32), batch_size=2, n_student=3)
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 32, 32), np.float32)
+    masks[:, 8:20, 10:24] = 1
+    batch = [Clip(rng.random((4, 32, 32, 3), dtype=np.float32), masks) for _ in range(2)]
+    recipe.loss(OSVOSATNetwork(CONFIGS["light"]), batch, torch.device("cpu"))
+    assert calls == [(2, 1), (2 * 3, 3)]  # teacher: 2 videos x 1 frame; student: 2 videos x 3 frames
 
 
 def test_end_to_end_tiny_propagation_two_objects_finetune_once(tmp_path):

@@ -103,6 +103,20 @@ def test_object_state_depends_on_its_previous_frame_state(temporal):
     assert torch.allclose(a.logits, b.logits) != temporal
 
 
+@pytest.mark.parametrize("temporal", [True, False])
+def test_object_state_depends_on_its_previous_frame_cell_state(temporal):
+    """Pins the temporal recurrence of the ConvLSTM cell state c (not only of h): perturbing only the
+    previous frame's c changes the logits when the temporal recurrence is on, not when it is off."""
+    torch.manual_seed(0)
+    net = RVOSNetwork(RVOSConfig(**{**TINY.to_dict(), "temporal": temporal})).eval()
+    with torch.no_grad():
+        f0, f1 = net.encode(torch.rand(1, 3, 64, 96)), net.encode(torch.rand(1, 3, 64, 96))
+        prev = net.frame(f0, _masks(2), None).states
+        noisy = [[(h, c + torch.randn_like(c)) for h, c in states] for states in prev]
+        a, b = net.frame(f1, _masks(2), prev), net.frame(f1, _masks(2), noisy)
+    assert torch.allclose(a.logits, b.logits) != temporal
+
+
 def test_paper_configuration_is_resnet101():
     net = RVOSNetwork(CONFIGS["paper"])
     assert net.skips[0].in_channels == 2048 and net.skips[3].in_channels == 256

@@ -139,6 +139,37 @@ def test_merge_weights_receive_gradients():
     assert net.decoder.merges[3].weights.shape[0] == 2
 
 
+def test_branch_merge_softmax_is_over_the_branches():
+    """Pins BranchMerge's weights as a softmax over the branches (per channel), not over the channels:
+    equal weights average the branches, a large first weight selects the first branch."""
+    merge = BranchMerge(2, 3)
+    with torch.no_grad():
+        merge.mix.weight.copy_(torch.eye(3).view(3, 3, 1, 1))  # the 1x1 mix the identity (bias 0)
+        branches = [torch.ones(1, 3, 2, 2), 3 * torch.ones(1, 3, 2, 2)]
+        torch.testing.assert_close(merge(branches), torch.full((1, 3, 2, 2), 2.0))
+        merge.weights[0] = 10.0
+        torch.testing.assert_close(merge(branches), torch.ones(1, 3, 2, 2), atol=1e-3, rtol=0)
+
+
+def test_the_distance_class_probabilities_not_logits_enter_the_mask_merge():
+    """Pins S2S++'s output head: the 1x1 merge sees the segmentation channels and the softmax of the
+    distance-class logits (non-negative, one per pixel), not the logits themselves."""
+    from napari_vos.methods.s2s_network import OutputHeads
+
+    torch.manual_seed(0)
+    heads = OutputHeads(TINY)
+    n = TINY.border_classes.num_classes
+    seen = []
+    heads.merge.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    with torch.no_grad():
+        _, dist_logits = heads(3 * torch.randn(2, TINY.widths[5], 8, 8))
+    probs = seen[0][:, n:]
+    assert probs.shape == (2, n, 8, 8)
+    assert probs.min() >= 0
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 8, 8))
+    torch.testing.assert_close(probs, torch.softmax(dist_logits, 1))
+
+
 def test_loss_on_the_last_frame_reaches_the_initializer_through_time():
     torch.manual_seed(0)
     net = S2SNetwork(TINY)
