@@ -305,13 +305,15 @@ def test_a_run_stopped_by_a_bad_frame_keeps_the_frames_before_it(tmp_path, capsy
     tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
     out = tmp_path / "out.tif"
     code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
-                 "--method", "flow", "--device", "cpu"])
+                 "--method", "flow", "--device", "cpu", "--maps", str(tmp_path / "maps")])
     err = capsys.readouterr().err
     assert code == 2 and "frame 5 contains NaN" in err and "stopped after 5 of 8 frames" in err
     result = tifffile.imread(out)
     assert all(result[t].any() for t in range(5)) and not result[5:].any()
     provenance = read_tiff_provenance(out)
     assert provenance["complete"] is False and provenance["frames_segmented"] == "0-4"
+    (written,) = (tmp_path / "maps").glob("*.tif")  # the maps of the finished frames too
+    assert read_tiff_provenance(written)["frames_segmented"] == "0-4" and tifffile.imread(written)[1:5].any()
 
 
 def test_an_interrupted_run_writes_what_it_finished(tmp_path, square_video, monkeypatch, capsys):

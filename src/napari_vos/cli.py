@@ -87,7 +87,7 @@ def _max_id(labels: Any) -> int:
     return max(int(np.max(labels[t], initial=0)) for t in range(len(labels)))
 
 
-def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
+def _write_maps(folder: Path, result: Any, calibration: Any, provenance: dict[str, Any]) -> list[Path]:
     """Each method map as ``folder/<map>.tif``: its own pixel size (the image's times the map's
     stride), and where it sits over the image (scale, translate in image pixels) in its record."""
     from dataclasses import replace
@@ -103,7 +103,7 @@ def _write_maps(folder: Path, result: Any, calibration: Any) -> list[Path]:
         pixel = calibration.pixel_size or (1.0, 1.0)
         map_cal = replace(calibration, pixel_size=(pixel[0] * scale[1], pixel[1] * scale[2]),
                           unit=calibration.unit if calibration.pixel_size else None)
-        record = {**result.provenance(), "map": name, "scale_in_image_pixels": scale[1:],
+        record = {**provenance, "map": name, "scale_in_image_pixels": scale[1:],
                   "translate_in_image_pixels": translate[1:]}
         written.append(write_tiff_map(folder / f"{name}.tif", stack, map_cal, record))
     return written
@@ -169,13 +169,14 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
         write_png_labels(args.output, result.labels)
         (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    maps = _write_maps(Path(args.maps), result, calibration, provenance) if args.maps else []
     if stop is not None:
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
-              f"{_frame_ranges(finished)}) to {args.output}, the others empty", file=sys.stderr)
+              f"{_frame_ranges(finished)}) to {args.output}" + (f" and {args.maps}" if maps else "") +
+              ", the others empty", file=sys.stderr)
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise stop
-    maps = _write_maps(Path(args.maps), result, calibration) if args.maps else []
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(
