@@ -166,6 +166,14 @@ def _taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return first, second, src - first
 
 
+def _outputs_touching(taps: tuple[torch.Tensor, torch.Tensor, torch.Tensor], start: int, stop: int) -> tuple[int, int]:
+    """The output rows [a, b) whose first tap is in [start - 1, stop - 1], so that one of their two
+    taps lies in the source rows [start, stop): the only rows a box's values reach."""
+    a = int(torch.searchsorted(taps[0], start - 1, right=False))
+    b = int(torch.searchsorted(taps[0], stop - 1, right=True))
+    return a, b
+
+
 def _resample(channel: torch.Tensor, rows: tuple, cols: tuple) -> torch.Tensor:
     """Bilinear samples of a (h, w) map at the given (first, second, weight) taps of rows and cols."""
     r0, r1, wy = rows
@@ -187,11 +195,8 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
     best = _resample(aggregated[0], ty, tx)
     labels = torch.zeros(size, dtype=torch.int64)
     for i, y0, y1, x0, x1 in _support_boxes(aggregated[1:], 0.99 / (k + 1)):
-        # output rows whose first tap is in [y0 - 1, y1 - 1]: one of their two taps is in the box
-        a = int(torch.searchsorted(ty[0], y0 - 1, right=False))
-        b = int(torch.searchsorted(ty[0], y1 - 1, right=True))
-        c = int(torch.searchsorted(tx[0], x0 - 1, right=False))
-        d = int(torch.searchsorted(tx[0], x1 - 1, right=True))
+        a, b = _outputs_touching(ty, y0, y1)
+        c, d = _outputs_touching(tx, x0, x1)
         if a >= b or c >= d:
             continue
         value = _resample(aggregated[i + 1], tuple(t[a:b] for t in ty), tuple(t[c:d] for t in tx))
@@ -226,12 +231,9 @@ def object_masks(labels, ids: list[int], size: tuple[int, int]) -> torch.Tensor:
         if same:
             out[k, y0:y1, x0:x1] = torch.from_numpy(index[y0:y1, x0:x1] == k + 1)
             continue
-        # output rows whose first tap is in [y0 - 1, y1 - 1] (one of their taps is in the box),
-        # sampled from the box plus a one-pixel margin, so both taps lie in the crop
-        a = int(torch.searchsorted(ty[0], y0 - 1, right=False))
-        b = int(torch.searchsorted(ty[0], y1 - 1, right=True))
-        c = int(torch.searchsorted(tx[0], x0 - 1, right=False))
-        d = int(torch.searchsorted(tx[0], x1 - 1, right=True))
+        # sampled from the box plus a one-pixel margin, so both taps of every output pixel lie in the crop
+        a, b = _outputs_touching(ty, y0, y1)
+        c, d = _outputs_touching(tx, x0, x1)
         if a >= b or c >= d:
             continue
         cy0, cx0 = max(y0 - 1, 0), max(x0 - 1, 0)
