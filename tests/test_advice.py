@@ -71,3 +71,24 @@ def test_the_tip_imports_no_torch():
             "method_advice('frtm', None, [np.zeros((8, 8), np.uint8)]); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_exactly_many_objects_count_and_small_is_against_the_shorter_side():
+    # pins: MANY_OBJECTS objects are enough for the tip; 16 px objects in a 96 x 1024 strip are not small
+    assert method_advice("frtm", None, [_discs(MANY_OBJECTS, 8)]) is not None
+    strip = np.zeros((96, 1024), np.uint16)
+    yy, xx = np.mgrid[:96, :1024]
+    for i in range(12):
+        strip[(yy - 48) ** 2 + (xx - 40 - 80 * i) ** 2 <= 64] = i + 1
+    assert method_advice("frtm", None, [strip]) is None
+
+
+def test_no_tip_when_the_best_score_only_ties_the_chosen_one(monkeypatch):
+    # pins: another checkpoint must score strictly higher on cells than the chosen one for a tip
+    # rgmp listed first, so max() picks it and the tie reaches the score comparison
+    tied = [weights.CheckpointInfo(name=n, method=m, backbone="r", file=f"{n}.st", sha256="0", default=True,
+                                   scores={"demo_cells": {"JF": 0.5}}) for n, m in (("r", "rgmp"), ("f", "frtm"))]
+    monkeypatch.setattr(weights, "list_checkpoints", lambda method=None: [c for c in tied if method in (None, c.method)])
+    assert method_advice("frtm", None, [_discs(12, 8)]) is None
+    tied[0].scores = {"demo_cells": {"JF": 0.6}}
+    assert method_advice("frtm", None, [_discs(12, 8)]).checkpoint == "r"

@@ -82,3 +82,27 @@ def test_stacks_past_4_gib_are_written_as_bigtiff(tmp_path, monkeypatch):
     with tifffile.TiffFile(path) as tif:
         assert tif.is_bigtiff and len(tif.pages) == 10
     assert np.array_equal(tifffile.imread(path), maps) and writers.read_tiff_provenance(path) == {"map": "x"}
+
+
+@pytest.mark.parametrize("top_id", [7, 70000])
+def test_non_square_pixels_and_a_time_unit_survive_the_round_trip(tmp_path, top_id):
+    # pins: the written resolution is (1/x, 1/y), not swapped, in ImageJ and baseline labels; ImageJ keeps tunit
+    labels = np.zeros((3, 16, 20), np.int64)
+    labels[1, 2:5, 3:8] = top_id
+    cal = Calibration((0.5, 0.25), "µm", 2.0, "min")
+    path = write_tiff_labels(tmp_path / "l.tif", labels, calibration=cal)
+    got = read_tiff_calibration(path)
+    assert got.pixel_size == pytest.approx((0.5, 0.25), rel=1e-4) and got.unit == "µm"
+    if top_id == 7:  # ImageJ hyperstack: the frame interval and its unit come back too
+        assert (got.frame_interval, got.time_unit) == (2.0, "min")
+
+
+def test_a_baseline_tiff_gets_no_imagej_metadata_and_ids_past_65535_are_uint32(tmp_path):
+    # pins: the frame interval goes to ImageJ files only; 65535 is the last id written as uint16
+    kw = tiff_calibration_kwargs(Calibration((0.5, 0.25), "µm", 3.0, "s"), imagej=False)
+    assert kw == {"resolution": (4.0, 2.0), "resolutionunit": "MICROMETER"}
+    for top, dtype in ((65535, np.uint16), (65536, np.uint32)):
+        labels = np.zeros((2, 4, 4), np.int64)
+        labels[1, 1, 1] = top
+        back = tifffile.imread(write_tiff_labels(tmp_path / f"l{top}.tif", labels))
+        assert back.dtype == dtype and back[1, 1, 1] == top

@@ -227,3 +227,20 @@ def test_the_first_frame_is_read_once_for_the_range_and_the_frame():
 
     FrameSource(Counting()).tensor(0)
     assert sorted(calls) == [0, 7, 14, 21, 28, 35, 42, 49]  # the 8 sample frames, frame 0 among them once
+
+
+def test_working_size_rounds_to_the_nearest_pixel():
+    # pins: the scaled sides are rounded, not truncated (100 x 300 capped at 200: 66.7 -> 67)
+    assert working_size((100, 300), 200) == (67, 200)
+    assert working_size((50, 70), None, 64) == (64, 90)  # 89.6 -> 90
+
+
+def test_rgba_drops_alpha_and_a_channel_order_is_kept_even_when_it_names_every_channel():
+    # pins: RGBA keeps R, G, B (not G, B, A); channels=[2, 1, 0] on an RGB stack really swaps R and B
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (2, 4, 5, 4), dtype=np.uint8)
+    np.testing.assert_allclose(FrameSource(rgba)[1], rgba[1, ..., :3] / 255.0, rtol=1e-6)
+    rgb = rgba[..., :3].copy()
+    swapped = FrameSource(rgb, channels=[2, 1, 0])
+    np.testing.assert_allclose(swapped[0], rgb[0, ..., ::-1] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(swapped.tensor(0).permute(1, 2, 0).numpy(), rgb[0, ..., ::-1] / 255.0, rtol=1e-6)

@@ -156,3 +156,12 @@ def test_a_session_names_a_bad_precision():
 
     with pytest.raises(ValueError, match="precision must be one of"):
         Session(np.zeros((3, 16, 16), np.uint8), method="flow", device="cpu", precision="float8")
+
+
+def test_auto_bf16_is_for_the_cpu_only(monkeypatch):
+    # pins: a CPU with bfloat16 instructions does not turn an MPS or CUDA run's "auto" into bf16
+    from napari_vos.nn import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"

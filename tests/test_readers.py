@@ -228,3 +228,30 @@ def test_an_lzw_compressed_tiff_is_read(tmp_path):
     tifffile.imwrite(tmp_path / "lzw.tif", stack, compression="lzw", photometric="minisblack")
     frames = open_tiff_frames(tmp_path / "lzw.tif")
     assert len(frames) == 5 and np.array_equal(frames[2], stack[2])
+
+
+def test_imagej_hyperstacks_give_channel_last_frames_and_the_chosen_z_plane(tmp_path):
+    # pins: ImageJ's TCYX comes out (Y, X, C) for C > 1, and z=N reads plane N of a TZYX stack, not plane 0
+    from napari_vos.data.readers import open_tiff_frames
+
+    rng = np.random.default_rng(0)
+    tcyx = rng.integers(0, 4000, (3, 2, 12, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tc.tif", tcyx, imagej=True, metadata={"axes": "TCYX"})
+    frames = open_tiff_frames(tmp_path / "tc.tif")
+    assert len(frames) == 3 and frames[1].shape == (12, 16, 2)
+    np.testing.assert_array_equal(frames[1], np.moveaxis(tcyx[1], 0, -1))
+    tzyx = rng.integers(0, 4000, (3, 4, 12, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tz.tif", tzyx, imagej=True, metadata={"axes": "TZYX"})
+    for z in (0, 2, 3):
+        np.testing.assert_array_equal(open_tiff_frames(tmp_path / "tz.tif", z=z)[1], tzyx[1, z])
+
+
+def test_an_8bit_tiff_label_stack_keeps_cell_255_beside_other_cells(tmp_path):
+    # pins: open_tiff_stack reads its labels without the DAVIS void rule (255 is a cell, not background)
+    video = np.stack([_frames(t, (8, 8), np.uint16) for t in range(2)])
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[:, 1:3, 1:3], labels[:, 5:7, 5:7] = 3, 255
+    tifffile.imwrite(tmp_path / "v.tif", video)
+    tifffile.imwrite(tmp_path / "v_labels.tif", labels)
+    s = open_tiff_stack(tmp_path / "v.tif", tmp_path / "v_labels.tif")
+    np.testing.assert_array_equal(s.masks[1], labels[1].astype(np.int32))

@@ -303,3 +303,61 @@ def test_the_method_starts_from_the_objects_at_the_working_size(monkeypatch):
     list(s.propagate("forward"))
     assert seen["objects"].shape == (1, 32, 32) and int(seen["objects"].sum()) == 16
     assert torch.equal(seen["objects"], _full_stack_masks(labels, [1], (32, 32)))
+
+
+def test_a_corrected_frame_is_a_new_reference_and_the_start_follows_the_direction(monkeypatch):
+    # pins: an annotated frame met mid-pass goes to method.remember; the default start is the earliest
+    # annotation for forward/both and the latest for backward; "both" ends with the backward pass
+    from napari_vos.methods import registry
+
+    frames = np.zeros((6, 32, 32), np.uint8)
+    early, late = np.zeros((32, 32), np.int32), np.zeros((32, 32), np.int32)
+    early[8:16, 8:16] = 1  # 64 pixels on frame 1
+    late[8:14, 8:14] = 1  # 36 pixels on frame 4
+    flow = registry.method_class("flow")
+    real = flow.remember
+    remembered = []
+
+    def spy(self, image, objects):
+        remembered.append(int(objects.sum()))
+        return real(self, image, objects)
+
+    monkeypatch.setattr(flow, "remember", spy)
+    s = Session(frames, method="flow", device="cpu", min_side=None, min_object_side=None)
+    s.annotate(1, early)
+    s.annotate(4, late)
+    expected = {"forward": ([1, 2, 3, 4, 5], [36]), "backward": ([4, 3, 2, 1, 0], [64]),
+                "both": ([1, 2, 3, 4, 5, 0], [36])}
+    for direction, (order, refs) in expected.items():
+        remembered.clear()
+        steps = list(s.propagate(direction))
+        assert [r.index for r in steps] == order, direction
+        assert remembered == refs, direction
+        assert all(r.annotated == (r.index in (1, 4)) for r in steps)
+
+
+def test_object_ids_3_and_70000_come_back_as_themselves():
+    # pins: the lookup table from the method's channels to the annotated ids holds ids past 65535
+    frames = np.zeros((4, 32, 32), np.uint8)
+    frames[:, 4:12, 4:12], frames[:, 20:28, 18:28] = 200, 120
+    labels = np.zeros((32, 32), np.int32)
+    labels[4:12, 4:12], labels[20:28, 18:28] = 3, 70000
+    result = propagate(frames, labels, method="flow", device="cpu", direction="forward")
+    assert result.labels.dtype == np.int32 and result.object_ids == [3, 70000]
+    for t in range(4):  # a still video: every frame keeps the annotation, ids and all
+        np.testing.assert_array_equal(result.labels[t], labels)
+
+
+def test_the_labels_widen_exactly_past_255_and_65535():
+    # pins: uint8 holds id 255, uint16 holds 65535; one more widens (label_dtype_for and the session's stack)
+    from napari_vos.data.label_types import label_dtype_for
+
+    assert [label_dtype_for(i) for i in (1, 255, 256, 65535, 65536)] == \
+        [np.uint8, np.uint8, np.uint16, np.uint16, np.int32]
+    video = np.zeros((2, 16, 16), np.uint8)
+    labels = np.zeros((16, 16), np.int32)
+    for top, dtype in ((255, np.uint8), (256, np.uint16), (65535, np.uint16), (65536, np.int32)):
+        labels[2:6, 2:6] = top
+        s = Session(video, method="flow", device="cpu")
+        s.annotate(0, labels)
+        assert s.labels.dtype == dtype and s.labels[0, 3, 3] == top, top

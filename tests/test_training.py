@@ -229,3 +229,75 @@ def test_bf16_training_steps_in_autocast_with_float32_weights_and_fp16_is_refuse
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(ValueError, match="loss scaling"):
         TrainSettings(precision="fp16")
+
+
+class _TinyRecipe:
+    """A two-weight linear model and random batches: the loop's bookkeeping, in milliseconds."""
+
+    name = "tiny"
+
+    def __init__(self):
+        self.draws = []
+
+    def build(self, device):
+        torch.manual_seed(0)
+        return torch.nn.Linear(2, 1).to(device)
+
+    def batch(self, rng):
+        x = rng.normal(size=(4, 2))
+        self.draws.append(x)
+        return torch.tensor(x, dtype=torch.float32)
+
+    def loss(self, model, batch, device):
+        return (model(batch.to(device)) - 1.0).pow(2).mean(), {}
+
+
+def _logged_lr(run):
+    return [round(x["lr"], 8) for x in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
+
+
+def test_lr_drops_tenfold_at_the_lr_drop_at_fraction_also_when_resumed_right_there(tmp_path):
+    # pins: drop step = int(steps * lr_drop_at) (the lr logged after step k is the next step's); a run
+    # resumed at exactly the drop step continues at lr / 10
+    quiet = lambda s: None  # noqa: E731
+    train(_TinyRecipe(), tmp_path / "a", TrainSettings(steps=10, lr=1e-3, lr_drop_at=0.3, log_every=1), log=quiet)
+    assert _logged_lr(tmp_path / "a") == [1e-3] * 2 + [1e-4] * 8
+    run = tmp_path / "b"
+    train(_TinyRecipe(), run, TrainSettings(steps=5, lr=1e-3, lr_drop_at=1.0, log_every=1), log=quiet)
+    train(_TinyRecipe(), run, TrainSettings(steps=10, lr=1e-3, lr_drop_at=0.5, log_every=1), resume=True, log=quiet)
+    assert _logged_lr(run)[5:] == [1e-4] * 5
+
+
+def test_resume_restores_the_model_the_optimizer_and_moves_the_batches_on(tmp_path):
+    # pins: resume loads the weights and Adam's state from last.pt, and draws new batches (seed + step),
+    # not the first run's again
+    run, quiet = tmp_path / "run", (lambda s: None)
+    first = _TinyRecipe()
+    trained = train(first, run, TrainSettings(steps=2, lr=0.1, seed=3), log=quiet)
+    again = train(_TinyRecipe(), run, TrainSettings(steps=2, lr=0.1, seed=3), resume=True, log=quiet)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), again.state_dict().values()))
+    more = _TinyRecipe()
+    train(more, run, TrainSettings(steps=3, lr=0.1, seed=3), resume=True, log=quiet)
+    state = torch.load(run / "last.pt", weights_only=False)
+    assert state["step"] == 3 and int(state["optimizer"]["state"][0]["step"]) == 3
+    assert len(more.draws) == 1 and not np.array_equal(more.draws[0], first.draws[0])
+    np.testing.assert_array_equal(more.draws[0], np.random.default_rng(3 + 2).normal(size=(4, 2)))
+
+
+def test_save_every_and_the_time_budget_in_minutes(tmp_path, monkeypatch):
+    # pins: last.pt is saved every save_every steps and at the end; max_minutes is minutes of wall time
+    from types import SimpleNamespace
+
+    from napari_vos.training import loop
+
+    saved = []
+    train(_TinyRecipe(), tmp_path / "a", TrainSettings(steps=5, save_every=2, log_every=1), log=lambda s: None,
+          on_save=lambda model, step: saved.append(step))
+    assert saved == [2, 4, 5]
+    clock = iter(range(1000))  # every reading of the loop's clock is one second later
+    monkeypatch.setattr(loop, "time", SimpleNamespace(time=lambda: float(next(clock))))
+    messages = []
+    train(_TinyRecipe(), tmp_path / "b", TrainSettings(steps=50, log_every=100, max_minutes=0.05),
+          log=messages.append)  # 3 s: the check after step 4 reads 4 s
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["step"] == 4
+    assert any("stopping at step 4: time budget of 0.05 min reached" in m for m in messages)

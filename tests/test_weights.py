@@ -92,3 +92,18 @@ def test_the_same_weights_and_metadata_give_the_same_file(tmp_path):
     assert torch.equal(state["b.weight"], tensors["b.weight"]) and torch.equal(state["a.bias"], tensors["a.bias"])
     header_len = int.from_bytes((tmp_path / "w0.safetensors").read_bytes()[:8], "little")
     assert header_len % 8 == 0  # the tensors' data stays 8-byte aligned
+
+
+def test_the_cache_folder_is_searched_and_defaults_are_per_method(temp_registry, tmp_path):
+    # pins: a registered file in $NAPARI_VOS_HOME is found (and verified); a new default clears only its
+    # own method's; default_checkpoint takes the flagged entry, not the last one
+    cache = tmp_path / "cache"
+    sha = weights.save_checkpoint(cache / "c.safetensors", {"a": torch.zeros(2)}, {})
+    weights.register(weights.CheckpointInfo(name="c", method="frtm", backbone="r", file="c.safetensors", sha256=sha,
+                                            default=True))
+    assert weights.resolve("c") == (cache / "c.safetensors", weights.list_checkpoints("frtm")[0])
+    weights.register(weights.CheckpointInfo(name="g", method="rgmp", backbone="r", file="g.st", sha256="0",
+                                            default=True))
+    weights.register(weights.CheckpointInfo(name="later", method="frtm", backbone="r", file="l.st", sha256="0"))
+    assert weights.default_checkpoint("frtm").name == "c" and weights.default_checkpoint("rgmp").name == "g"
+    assert [c.name for c in weights.list_checkpoints() if c.default] == ["c", "g"]
