@@ -80,13 +80,6 @@ def _read_labels(path: str | None) -> Any:
     return read_mask(path)
 
 
-def _max_id(labels: Any) -> int:
-    """The largest id of a (Y, X) image or a (T, Y, X) stack, one frame at a time."""
-    if labels.ndim == 2:
-        return int(np.max(labels, initial=0))
-    return max(int(np.max(labels[t], initial=0)) for t in range(len(labels)))
-
-
 def _write_maps(folder: Path, result: Any, calibration: Any, provenance: dict[str, Any]) -> list[Path]:
     """Each method map as ``folder/<map>.tif``: its own pixel size (the image's times the map's
     stride), and where it sits over the image (scale, translate in image pixels) in its record."""
@@ -125,6 +118,7 @@ def _check_writable(path: Path, folder: bool) -> None:
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
+    from napari_vos.data.label_types import largest_id
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
@@ -132,9 +126,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     video, calibration = _read_video(args.video, args.z)
     labels = _read_labels(args.labels)
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
-    if not to_tiff and labels is not None and _max_id(labels) > 255:  # before the run, not after it
-        raise ValueError(f"object ids up to {_max_id(labels)} do not fit palette PNGs (0..255); "
-                         "give an output name ending in .tif")
+    if not to_tiff and labels is not None and (top := largest_id(labels)) > 255:  # before the run, not after it
+        raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
         _check_writable(Path(args.maps), folder=True)
@@ -179,14 +172,15 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         raise stop
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
-    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(
-            result.labels.shape, label_dtype(max(result.object_ids, default=0))):
+    top_id = max(result.object_ids, default=0)
+    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(result.labels.shape,
+                                                                                     label_dtype(top_id)):
         # ids beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata): the pixel
         # size stays, the interval cannot
         from dataclasses import replace
 
         pixels = replace(calibration, frame_interval=None)
-        why = "ids above 65535" if max(result.object_ids, default=0) > 65535 else "4 GiB or more (a BigTIFF)"
+        why = "ids above 65535" if top_id > 65535 else "4 GiB or more (a BigTIFF)"
         kept = (f"; kept the image's pixel size ({pixels.describe()}); a labels TIFF of {why} has no "
                 "place for the frame interval" if pixels.pixel_size is not None else
                 f"; a labels TIFF of {why} has no place for the image's frame interval")

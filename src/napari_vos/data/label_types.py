@@ -4,9 +4,11 @@ Kept apart from the engine so the napari widget can size its output layer withou
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["label_dtype_for"]
+__all__ = ["label_dtype_for", "largest_id"]
 
 
 def label_dtype_for(max_id: int) -> np.dtype:
@@ -19,3 +21,11 @@ def label_dtype_for(max_id: int) -> np.dtype:
     if max_id <= np.iinfo(np.uint16).max:
         return np.dtype(np.uint16)
     return np.dtype(np.int32)
+
+
+def largest_id(labels: Any) -> int:
+    """The largest id of a (Y, X) labels image or a (T, Y, X) stack, read one frame at a time (a
+    lazy stack is never held whole); 0 when nothing is painted."""
+    if np.ndim(labels[0]) == 1:  # a (Y, X) image, whose first item is a row
+        return int(np.max(labels, initial=0))
+    return max((int(np.max(labels[t], initial=0)) for t in range(len(labels))), default=0)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
+from napari_vos.data.label_types import largest_id
 
 __all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
            "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
@@ -83,10 +84,14 @@ def label_dtype(max_id: int) -> np.dtype:
 BIGTIFF_FROM = 2**32 - 2**25
 
 
+def _needs_bigtiff(shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize >= BIGTIFF_FROM
+
+
 def labels_tiff_is_imagej(shape: tuple[int, ...], dtype: np.dtype) -> bool:
     """Whether ``write_tiff_labels`` writes these labels as an ImageJ hyperstack (ids up to 65535,
     under 4 GiB): the form that keeps the frame interval."""
-    return np.dtype(dtype) == np.uint16 and int(np.prod(shape)) * 2 < BIGTIFF_FROM
+    return np.dtype(dtype) == np.uint16 and not _needs_bigtiff(shape, dtype)
 
 
 def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
@@ -115,12 +120,9 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(labels)
     first = np.asarray(labels[0])
-    max_id = 0
-    for t in range(n):  # one pass to pick the dtype without holding the stack
-        max_id = max(max_id, int(np.asarray(labels[t]).max(initial=0)))
-    dtype = label_dtype(max_id)
+    dtype = label_dtype(largest_id(labels))  # one pass over the frames, without holding the stack
     imagej = labels_tiff_is_imagej((n, *first.shape), dtype)
-    big = n * first.size * dtype.itemsize >= BIGTIFF_FROM
+    big = _needs_bigtiff((n, *first.shape), dtype)
 
     def frames() -> Iterator[np.ndarray]:
         for t in range(n):
@@ -145,7 +147,7 @@ def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration
     data = np.asarray(stack, dtype=np.float32)
     if data.ndim not in (3, 4):
         raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {data.shape}")
-    big = data.nbytes >= BIGTIFF_FROM  # a BigTIFF, not an ImageJ file truncated to one page
+    big = _needs_bigtiff(data.shape, data.dtype)  # a BigTIFF, not an ImageJ file truncated to one page
     kwargs = _tiff_keywords("TYX" if data.ndim == 3 else "TCYX", calibration, not big, provenance)
     tifffile.imwrite(path, data, imagej=not big, bigtiff=big, photometric="minisblack", **kwargs)
     return path
