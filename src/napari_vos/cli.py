@@ -80,28 +80,6 @@ def _read_labels(path: str | None) -> Any:
     return read_mask(path)
 
 
-def _write_maps(folder: Path, result: Any, calibration: Any, provenance: dict[str, Any]) -> list[Path]:
-    """Each method map as ``folder/<map>.tif``: its own pixel size (the image's times the map's
-    stride), and where it sits over the image (scale, translate in image pixels) in its record."""
-    from dataclasses import replace
-
-    from napari_vos.data.map_geometry import map_placement
-    from napari_vos.data.writers import write_tiff_map
-
-    frame_shape = tuple(result.labels.shape[1:])
-    work = tuple(result.options["work_size"])
-    written = []
-    for name, stack in result.maps.items():
-        scale, translate = map_placement(tuple(stack.shape[-2:]), work, frame_shape, (1, 1, 1), (0, 0, 0))
-        pixel = calibration.pixel_size or (1.0, 1.0)
-        map_cal = replace(calibration, pixel_size=(pixel[0] * scale[1], pixel[1] * scale[2]),
-                          unit=calibration.unit if calibration.pixel_size else None)
-        record = {**provenance, "map": name, "scale_in_image_pixels": scale[1:],
-                  "translate_in_image_pixels": translate[1:]}
-        written.append(write_tiff_map(folder / f"{name}.tif", stack, map_cal, record))
-    return written
-
-
 def _check_writable(path: Path, folder: bool) -> None:
     """Before the run, not after it: the output's folder is made (with its parents) and must be a
     folder, and an output file must not be a folder; a ValueError names the path otherwise."""
@@ -151,18 +129,23 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(parse_option_pairs(args.option))
     session, start = annotated_session(video, labels, method=args.method, frame=args.frame, device=args.device,
                                        checkpoint=args.checkpoint, maps=bool(args.maps), **options)
+    map_files = None
+    if args.maps:  # each map goes into its TIFF as its frames finish: none is held, a killed run keeps them
+        from napari_vos.data.map_tiffs import MapTiffs
+
+        map_files = session.maps_out = MapTiffs(args.maps, calibration, session)
     finished, stop = _run_keeping_frames(session, args.direction, start)
     result = session.result()
     provenance = result.provenance()
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False, frames_segmented=_frame_ranges(finished),
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
-    if to_tiff:  # the labels first: a failure writing the maps loses nothing
+    if to_tiff:
         write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
     else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
         write_png_labels(args.output, result.labels)
         (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    maps = _write_maps(Path(args.maps), result, calibration, provenance) if args.maps else []
+    maps = map_files.close(provenance) if map_files is not None else []
     if stop is not None:
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
               f"{_frame_ranges(finished)}) to {args.output}" + (f" and {args.maps}" if maps else "") +

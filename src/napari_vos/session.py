@@ -167,6 +167,7 @@ class Session:
                  min_side: int | None | str = "auto", min_object_side: int | None | str = "auto",
                  channels: Sequence[int] | None = None,
                  rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
+                 maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
                  out: Any = None, seed: int = 0, precision: str = "auto", **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
@@ -187,6 +188,11 @@ class Session:
         # False: each frame's maps only in its FrameResult, for a caller that stores them itself (the
         # widget's map layers), so that a long video's maps are not held twice
         self.keep_maps = keep_maps
+        # where each kept map's (T, K, h, w) float32 stack goes: called with the map's name and shape
+        # when its first frame is ready, it returns a writable array (a memmap, a zarr array, a
+        # memory-mapped TIFF: the CLI's --maps), so a long video's maps need not fit in memory;
+        # None: numpy arrays in memory
+        self.maps_out = maps_out
         self.seed = seed
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
@@ -315,11 +321,21 @@ class Session:
                 out[name] = arr
                 continue
             if name not in self.maps:
-                self.maps[name] = np.zeros((self.source.n_frames, *arr.shape), dtype=np.float32)
+                self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *arr.shape))
             if self.maps[name].shape[1:] == arr.shape:
                 self.maps[name][index] = arr
             out[name] = arr
         return out
+
+    def _new_map_stack(self, name: str, shape: tuple[int, ...]) -> Any:
+        """The zeroed stack map ``name`` is kept in: numpy, or what ``maps_out`` gives (checked)."""
+        if self.maps_out is None:
+            return np.zeros(shape, dtype=np.float32)
+        stack = self.maps_out(name, shape)
+        if not (hasattr(stack, "shape") and hasattr(stack, "__setitem__")) or tuple(stack.shape) != shape:
+            got = tuple(stack.shape) if hasattr(stack, "shape") else type(stack).__name__
+            raise ValueError(f"maps_out must return a writable array of shape {shape} for map {name!r}, got {got}")
+        return stack
 
     def _autocast(self) -> Any:
         return autocast_for(self.precision, self.device)
@@ -392,6 +408,8 @@ class Session:
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+        if self.maps_out is not None and not (self.want_maps and self.keep_maps):
+            raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)

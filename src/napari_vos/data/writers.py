@@ -21,7 +21,7 @@ from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
 from napari_vos.data.label_types import largest_id
 
 __all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
-           "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
+           "open_tiff_map", "rewrite_tiff_provenance", "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -135,22 +135,56 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     return path
 
 
-def write_tiff_map(path: str | Path, stack: np.ndarray, calibration: Calibration | None = None,
-                   provenance: dict | None = None) -> Path:
-    """Write one method map, (T, h, w) or (T, K, h, w) float32 (K objects as channels), as an ImageJ
-    hyperstack with ``calibration`` (the map's own pixel size) and ``provenance`` as JSON; from
-    4 GiB on as a BigTIFF (`BIGTIFF_FROM`)."""
+def open_tiff_map(path: str | Path, shape: tuple[int, ...], calibration: Calibration | None = None,
+                  provenance: dict | None = None) -> np.ndarray:
+    """A zeroed map stack, (T, h, w) or (T, K, h, w) float32 (K objects as channels), made as a TIFF
+    on disk and returned memory-mapped, so that a run writes each frame's map as it finishes and
+    holds none of them: an ImageJ hyperstack with ``calibration`` (the map's own pixel size) and
+    ``provenance`` as JSON (`rewrite_tiff_provenance` replaces it when the run ends); from 4 GiB on
+    a BigTIFF (`BIGTIFF_FROM`). Uncompressed: a memory map needs the pixels in one block."""
     import tifffile
 
+    shape = tuple(int(n) for n in shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.asarray(stack, dtype=np.float32)
-    if data.ndim not in (3, 4):
-        raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {data.shape}")
-    big = _needs_bigtiff(data.shape, data.dtype)  # a BigTIFF, not an ImageJ file truncated to one page
-    kwargs = _tiff_keywords("TYX" if data.ndim == 3 else "TCYX", calibration, not big, provenance)
-    tifffile.imwrite(path, data, imagej=not big, bigtiff=big, photometric="minisblack", **kwargs)
-    return path
+    big = _needs_bigtiff(shape, np.dtype(np.float32))  # a BigTIFF, not an ImageJ file truncated to one page
+    kwargs = _tiff_keywords("TYX" if len(shape) == 3 else "TCYX", calibration, not big, provenance)
+    return tifffile.memmap(path, shape=shape, dtype=np.float32, imagej=not big, bigtiff=big,
+                           photometric="minisblack", **kwargs)
+
+
+def write_tiff_map(path: str | Path, stack: Any, calibration: Calibration | None = None,
+                   provenance: dict | None = None) -> Path:
+    """Write one method map, (T, h, w) or (T, K, h, w), as `open_tiff_map` lays it out, frame by
+    frame (a file-backed stack is never loaded whole)."""
+    out = open_tiff_map(path, tuple(stack.shape), calibration, provenance)
+    for t in range(len(stack)):
+        out[t] = np.asarray(stack[t], dtype=np.float32)
+    out.flush()
+    del out
+    return Path(path)
+
+
+def rewrite_tiff_provenance(path: str | Path, provenance: dict) -> None:
+    """Replace the provenance record a label or map TIFF of these writers holds (ImageJ or baseline
+    description), in place: a map written while the run went on gets the run's final record."""
+    import tifffile
+
+    text = json.dumps(provenance)
+    with tifffile.TiffFile(path, mode="r+") as tif:
+        tag = tif.pages[0].tags.get("ImageDescription")
+        if tag is None:
+            raise ValueError(f"{path} has no description to hold a provenance record")
+        if tif.is_imagej:  # "key=value" lines; JSON has no line breaks
+            lines = [line for line in tag.value.splitlines() if not line.startswith("napari_vos=")]
+            description = "\n".join([*lines, f"napari_vos={text}"])
+        else:  # tifffile's shaped description: JSON with the metadata's keys
+            fields = json.loads(tag.value)
+            fields["napari_vos"] = text
+            description = json.dumps(fields)
+        tag.overwrite(description)
 
 
 def read_tiff_provenance(path: str | Path) -> dict | None:
