@@ -307,3 +307,13 @@ def test_an_unpainted_start_frame_falls_back_to_a_painted_frame_whose_run_reache
     with pytest.warns(UserWarning, match="starting from painted frame 0"):
         out = propagate_layers(v, "video", "painted", method="flow", frame=4, direction="forward", device="cpu")
     assert out.labels.metadata["napari_vos"]["start_frame"] == 0
+
+
+def test_a_map_too_large_for_the_free_memory_is_left_out_with_a_warning(viewer, monkeypatch):
+    from napari_vos._widgets import layer_job
+
+    monkeypatch.setattr(layer_job, "_free_memory", lambda: 0)
+    with pytest.warns(UserWarning, match=r"map\(s\) not shown.*flow_magnitude.*--maps DIR"):
+        out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True)
+    assert out.maps == [] and "flow_magnitude" in out.labels.metadata["napari_vos"]["maps_not_shown"]
+    assert iou(out.labels.data[5], TRUTH[5]) > 0.5

@@ -492,3 +492,34 @@ def test_closing_the_dock_mid_run_stops_the_engine(make_napari_viewer, qtbot):
     viewer.window.remove_dock_widget(widget)  # the dock's X
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
     assert job.cancelled and job.session.result().frames_done < 100
+
+
+def test_a_map_too_large_for_the_free_memory_is_not_shown(make_napari_viewer, qtbot, monkeypatch):
+    """A map whose layers would take more than half the free memory is left out: the run goes on
+    without it, and the status line and the provenance say so; at exactly half it is shown."""
+    from napari_vos._widgets import layer_job
+
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=4)
+    widget.maps_checkbox.setChecked(True)
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    out = viewer.layers["painted propagated (flow)"]
+    (shown,) = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
+    need = shown.data.nbytes  # flow's magnitude, (T, h, w) float32
+    assert shown.name == f"{out.name}: flow_magnitude" and "not shown" not in widget.status.text()
+
+    for free, shows in ((2 * need, True), (2 * need - 1, False)):
+        monkeypatch.setattr(layer_job, "_free_memory", lambda free=free: free)
+        for layer in list(viewer.layers):
+            if layer.name.startswith(out.name):
+                viewer.layers.remove(layer)
+        _click(qtbot, widget.propagate_button)
+        _wait_done(qtbot, widget)
+        out = viewer.layers["painted propagated (flow)"]
+        maps = [lyr.name for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
+        assert out.data[1:].any()  # the labels are propagated either way
+        if shows:
+            assert maps == [shown.name] and "maps_not_shown" not in out.metadata["napari_vos"]
+        else:
+            assert maps == [] and out.metadata["napari_vos"]["maps_not_shown"] == {"flow_magnitude": need}
+            assert "map(s) not shown" in widget.status.text() and "flow_magnitude" in widget.status.text()

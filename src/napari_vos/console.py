@@ -77,4 +77,6 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
         raise
     result = job.finish()
     assert result is not None  # steps() always builds the session
+    if job.maps_not_shown:
+        warnings.warn(job.maps_not_shown_text(), stacklevel=2)
     return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)

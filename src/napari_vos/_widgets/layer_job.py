@@ -50,6 +50,17 @@ DIRECTIONS = ("both", "forward", "backward")
 #: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
 #: adding 70 layers, one per cell, would stall the viewer for seconds and bury the layer list
 MAX_MAP_LAYERS = 8
+#: a map is not shown when its layer(s) would take more than this share of the memory free when its
+#: first frame comes (RGMP's object probabilities for 70 cells at a 1024-pixel working size are
+#: 18 MB a frame, 5.5 GB over 300 frames): the run goes on, and the status line says where to get it
+MAP_MEMORY_SHARE = 0.5
+
+
+def _free_memory() -> int:
+    """Bytes of memory available now (psutil, which napari itself requires)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
 
 
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
@@ -224,6 +235,7 @@ class LayerJob:
         self.session_options = session_options
         self.session: Session | None = None
         self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)
+        self.maps_not_shown: dict[str, int] = {}  # map name -> the bytes its layers would have taken
         self.frames_shown = 0
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
         self.error: BaseException | None = None  # set by a runner that caught the engine's error
@@ -376,7 +388,11 @@ class LayerJob:
     def _show_map(self, name: str, k: int | None, value: np.ndarray, index: int) -> None:
         """Write channel ``k`` of a (K, h, w) map (all channels when ``k`` is None) into its layer."""
         key = (name, -1 if k is None else k)
+        if name in self.maps_not_shown:
+            return
         layer = self.map_layers.get(key) or self._add_map_layer(name, k, value.shape[0], value.shape[-2:])
+        if layer is None:  # too large for the memory left
+            return
         if layer.data.shape[-2:] != value.shape[-2:]:
             return  # a method whose map changes size mid-run: keep the first size only
         part = value if k is None else value[k]
@@ -391,9 +407,15 @@ class LayerJob:
         layer.contrast_limits = (lo, hi if hi > lo else lo + 1e-6)
         layer.refresh()
 
-    def _add_map_layer(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> "Image":
+    def _add_map_layer(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> "Image | None":
         """A map layer over the image: channel ``k`` as (T, h, w), or with ``k`` None all channels as
-        (K, T, h, w), the objects on a new first axis (a slider) so that T still meets the image's T."""
+        (K, T, h, w), the objects on a new first axis (a slider) so that T still meets the image's T.
+        None (and the map in `maps_not_shown`) when the map's layers would take more than
+        `MAP_MEMORY_SHARE` of the free memory."""
+        need = self.n_frames * n_channels * int(np.prod(map_shape)) * np.dtype(np.float32).itemsize
+        if need > MAP_MEMORY_SHARE * _free_memory():
+            self.maps_not_shown[name] = need
+            return None
         ids = self.object_ids or (self.session.object_ids if self.session is not None else [])
         per_object = n_channels == len(ids)
         if k is None:
@@ -446,6 +468,8 @@ class LayerJob:
                      # a Cancel that came after the last frame cancelled nothing
                      "cancelled": self._cancel and self.frames_shown < self.total, "frames_total": self.total,
                      "map_layers": [layer.name for layer in self.map_layers.values()]})
+        if self.maps_not_shown:
+            prov["maps_not_shown"] = dict(self.maps_not_shown)
         if error is not None:
             prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
@@ -453,6 +477,14 @@ class LayerJob:
         for layer in self.map_layers.values():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata["napari_vos_map"]}
         return result
+
+    def maps_not_shown_text(self) -> str:
+        """What the status line says of the maps too large to show, or "" when every map was shown."""
+        if not self.maps_not_shown:
+            return ""
+        sizes = ", ".join(f"{name} ({need / 2**30:.1f} GiB)" for name, need in self.maps_not_shown.items())
+        return (f"map(s) not shown, more than half the free memory for {self.n_frames} frames: {sizes}; "
+                "`napari-vos propagate --maps DIR` or Session(maps_out=...) writes them to disk")
 
     def discard(self) -> None:
         """Remove the output layers (used when the run failed before the method segmented a frame)."""

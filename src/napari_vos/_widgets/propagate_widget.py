@@ -650,7 +650,9 @@ class PropagateWidget(QWidget):
                 precision = result.options.get("precision")
                 on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
                 self._say(f"done: {done} frames with {result.method} on {on}, {result.fps:.1f} frames/s"
-                          f"{_working_at(job)}" + (f"; {job.advice.text}" if job.advice else ""))
+                          f"{_working_at(job)}" + "".join(f"; {part}" for part in
+                                                         (job.maps_not_shown_text(), job.advice and job.advice.text)
+                                                         if part))
                 show_info(f"napari-vos: {job.output.name} ready")
         finally:
             self._refresh_layers()  # the output now sorts with the outputs
