@@ -415,9 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-cells", type=float, default=0.0,
                    help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
     p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|light:windows|"
-                        "paper:...; s2s: light|paper; osvos_at: light|paper; "
+                        "paper:...; s2s: light|paper; osvos_at: light|paper; cosnet: light|paper[:vanilla|symmetric|channel]; "
                         "rvos: light|paper:teacher|inferred|zero)")
-    p.add_argument("--backbone-weights", default=None, choices=[None, "imagenet"],
+    p.add_argument("--backbone-weights", default=None, choices=["imagenet"],
                    help="start the backbone from torchvision's ImageNet weights (needs internet)")
     p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
     p.add_argument("--train-backbone-from", default=None, choices=["stem", "conv2", "conv3", "conv4", "conv5", "none"],
