@@ -523,3 +523,27 @@ def test_a_map_too_large_for_the_free_memory_is_not_shown(make_napari_viewer, qt
         else:
             assert maps == [] and out.metadata["napari_vos"]["maps_not_shown"] == {"flow_magnitude": need}
             assert "map(s) not shown" in widget.status.text() and "flow_magnitude" in widget.status.text()
+
+
+def test_out_of_memory_is_told_as_what_to_change(make_napari_viewer, qtbot, monkeypatch):
+    """A GPU running out of memory mid-run: the status line says what to change, the frames done stay."""
+    import torch
+
+    from napari_vos.methods.flow import FlowMethod
+
+    viewer, widget, truth = _setup(make_napari_viewer)
+    original, calls = FlowMethod.step, []
+
+    def step(self, image):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...")
+        return original(self, image)
+
+    monkeypatch.setattr(FlowMethod, "step", step)
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    text = widget.status.text()
+    assert text.startswith("error: the GPU ran out of memory (CUDA out of memory)") and "max side" in text
+    out = viewer.layers["painted propagated (flow)"]
+    assert out.data[1:3].any() and "OutOfMemoryError" in out.metadata["napari_vos"]["error"]

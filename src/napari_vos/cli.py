@@ -470,8 +470,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # CheckpointError and friends: say what, not a traceback
         from napari_vos.weights import CheckpointError
 
+        from napari_vos.memory_errors import out_of_memory_advice
+
         if isinstance(err, CheckpointError):
             print(f"napari-vos {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        tip = out_of_memory_advice(err)
+        if tip:  # a setting to change, not a bug: no traceback
+            print(f"napari-vos {args.command}: error: {tip}", file=sys.stderr)
             return 2
         raise
 

@@ -37,6 +37,7 @@ from superqt import QCollapsible
 from napari_vos._widgets.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import DIRECTIONS, LayerJob, current_frame, image_levels, labels_level
 from napari_vos._widgets.options import parse_options
+from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
 from napari_vos.nn.precision import PRECISIONS
 
@@ -658,6 +659,6 @@ class PropagateWidget(QWidget):
             self._refresh_layers()  # the output now sorts with the outputs
 
     def _report(self, err: BaseException) -> None:
-        message = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        message = str(err) if isinstance(err, ValueError) else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
         self._say(f"error: {message}")
         show_error(f"napari-vos: {message}")
