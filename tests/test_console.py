@@ -110,7 +110,7 @@ def test_bad_labels_raise_and_add_nothing(viewer, labels, message):
 def test_wrong_names_and_kinds_are_clear_errors(viewer):
     with pytest.raises(ValueError, match="no layer named 'nope'.*labels layers: \\['painted'\\]"):
         propagate_layers(viewer, "video", "nope", method="flow")
-    with pytest.raises(ValueError, match="'painted' is a Labels layer, not a image layer"):
+    with pytest.raises(ValueError, match="'painted' is a Labels layer, not an image layer"):
         propagate_layers(viewer, "painted", "painted", method="flow")
     with pytest.raises(ValueError, match="direction"):
         propagate_layers(viewer, "video", "painted", method="flow", direction="sideways")

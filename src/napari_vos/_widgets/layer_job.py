@@ -70,11 +70,13 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
     wanted = {"image": Image, "labels": Labels}[kind]
     if isinstance(layer, str):
         if layer not in viewer.layers:
-            names = [lyr.name for lyr in viewer.layers if isinstance(lyr, wanted)]
+            names = [lyr.name for lyr in viewer.layers  # not napari-vos map layers: no video to propagate
+                     if isinstance(lyr, wanted) and "napari_vos_map" not in lyr.metadata]
             raise ValueError(f"no layer named {layer!r} in the viewer; {kind} layers: {names or 'none'}")
         layer = viewer.layers[layer]
     if not isinstance(layer, wanted):
-        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not a {kind} layer")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not {article} {kind} layer")
     return layer
 
 
@@ -85,14 +87,45 @@ def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] |
     return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
 
 
+def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None] | None = None) -> str | None:
+    """What keeps the image layer from being a (T, Y, X[, C]) time-lapse, said for its shape (one 2-D
+    image; an axis too many, such as Z or channels), or None when it is one."""
+    shapes = image_levels(image)[1] if shapes is None else shapes
+    if shapes[0] is not None:
+        return None
+    shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
+    spatial = len(shape) - (1 if image.rgb else 0)
+    head = f"image layer {image.name!r} {shape}"
+    if spatial <= 2:
+        return f"{head} is one 2-D image; napari-vos needs a time-lapse (T, Y, X), or (T, Y, X, C) shown as RGB"
+    if spatial == 4:
+        return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
+                "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
+                "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
+    return f"{head} is not a time-lapse: napari-vos needs (T, Y, X), or (T, Y, X, C) shown as RGB"
+
+
 def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> None:
     """A ValueError saying what is expected when the image layer is not a (T, Y, X[, C]) time-lapse."""
-    if shapes[0] is None:
-        shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
-        raise ValueError(f"image layer {image.name!r} has shape {shape}; napari-vos needs a time-lapse with axes "
-                         "(T, Y, X), or (T, Y, X, C) shown as RGB. For (T, Z, Y, X) pick one plane or a projection; "
-                         "open a (T, C, Y, X) stack as one layer per channel (viewer.add_image(data, channel_axis=1)) "
-                         "and pick a channel's layer.")
+    problem = video_problem(image, shapes)
+    if problem:
+        raise ValueError(problem)
+
+
+def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
+    """A note when the labels layer is drawn elsewhere than the image (another scale or offset, as a
+    mask file opened without the image's calibration is): the two are paired pixel by pixel, so the
+    output lands over the image, not where the labels were seen. "" when they overlay."""
+    ours = np.asarray([*labels.scale[-2:], *labels.translate[-2:]], dtype=float)
+    theirs = np.asarray([*scale[-2:], *translate[-2:]], dtype=float)
+    if np.allclose(ours, theirs, rtol=1e-3, atol=1e-6 * float(np.max(np.abs(theirs[:2])))):
+        return ""
+    def pair(values: np.ndarray) -> str:
+        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+    return (f"the labels layer {labels.name!r} is drawn at scale {pair(ours[:2])}, offset {pair(ours[2:])} but the "
+            f"image at {pair(theirs[:2])}, {pair(theirs[2:])}: their pixels are paired by index, so the output lies "
+            "over the image (give the labels the image's scale and translate to see them where they act)")
 
 
 def labels_level(image: "Image", labels: "Labels") -> int:
@@ -223,6 +256,9 @@ class LayerJob:
         else:
             self.annotations, self.start, self.note = read_annotations(
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction)
+            placed = self._placement()
+            misplaced = placement_note(self.image, labels, placed["scale"], placed["translate"])
+            self.note = "; ".join(part for part in (self.note, misplaced) if part)
         self.method = method
         self.device = device
         self.direction = direction
@@ -404,7 +440,10 @@ class LayerJob:
         lo, hi = self._ranges.get(key, (vmin, vmax))
         lo, hi = min(lo, vmin), max(hi, vmax)
         self._ranges[key] = (lo, hi)
-        layer.contrast_limits = (lo, hi if hi > lo else lo + 1e-6)
+        # from 0 when the map has positive values: a score map's negative background (FRTM's target
+        # scores reach -1) would otherwise sit mid-colormap and veil the whole frame
+        low = 0.0 if lo < 0 < hi else lo
+        layer.contrast_limits = (low, hi if hi > low else low + 1e-6)
         layer.refresh()
 
     def _add_map_layer(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> "Image | None":

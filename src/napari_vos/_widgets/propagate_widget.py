@@ -35,7 +35,8 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_vos._widgets.gl_guard import guard_triton
-from napari_vos._widgets.layer_job import DIRECTIONS, LayerJob, current_frame, image_levels, labels_level
+from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, labels_level,
+                                           video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
@@ -95,6 +96,13 @@ class DeviceCombo(QComboBox):
     def showPopup(self) -> None:  # noqa: N802 - Qt's name
         self.probe()
         super().showPopup()
+
+
+def _speed(fps: float) -> str:
+    """Frames per second, or seconds per frame below one frame a second (0.1 frames/s says little)."""
+    if fps >= 1 or fps <= 0:
+        return f"{fps:.1f} frames/s"
+    return f"{1 / fps:.1f} s/frame"
 
 
 def _working_at(job: LayerJob) -> str:
@@ -231,9 +239,14 @@ class PropagateWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.propagate_button)
         buttons.addWidget(self.cancel_button)
+        # the choices, in one widget so a run can lock them all and give each its own state back
+        self.inputs = QWidget()
+        inputs = QVBoxLayout(self.inputs)
+        inputs.setContentsMargins(0, 0, 0, 0)
+        inputs.addLayout(form)
+        inputs.addWidget(self.options_box)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.options_box)
+        layout.addWidget(self.inputs)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -404,9 +417,7 @@ class PropagateWidget(QWidget):
     def _mismatch(self) -> str:
         image, labels = self._layer(self.image_combo, Image), self._layer(self.labels_combo, Labels)
         if image is not None and all(s is None for s in image_levels(image)[1]):  # the image itself is no video
-            shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
-            return (f"image {image.name!r} {shape} is not a time-lapse: napari-vos needs (T, Y, X), or "
-                    "(T, Y, X, C) shown as RGB")
+            return video_problem(image) or f"image layer {image.name!r} is not a time-lapse"
         if self.labels_choice is None and not self._method_needs_annotation():
             return "" if image is not None else "add an image layer"
         if self.labels_choice is None and image is not None:
@@ -519,6 +530,8 @@ class PropagateWidget(QWidget):
                                 channel_layers=self.channel_choice, **self.options())
         except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
             self.job = None
+            self.progress.setRange(0, 1)  # not the last run's bar beside this refusal
+            self.progress.setValue(0)
             self._report(err)
             return
         self.progress.setRange(0, self.job.total)
@@ -534,6 +547,8 @@ class PropagateWidget(QWidget):
         self._offer_advice(advice)
         self.propagate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self.inputs.setEnabled(False)  # what is shown is what runs: no method or layer change mid-run
+        self.advice_button.setEnabled(False)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
                                     _connect={"yielded": self._on_frame, "errored": self._on_error,
                                               "finished": self._on_finished})
@@ -612,7 +627,9 @@ class PropagateWidget(QWidget):
             self.progress.setRange(0, job.total)
         self.progress.setValue(job.frames_shown)
         if not job.cancelled:
-            self._say(f"frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}")
+            # the method and the start's note stay in view for the whole run, not only its first second
+            self._say(f"{job.method}: frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}"
+                      + (f"; {job.note}" if job.note else ""))
 
     def _on_error(self, err: BaseException) -> None:
         self._error = err
@@ -622,6 +639,8 @@ class PropagateWidget(QWidget):
         job, self.job, self.worker = self.job, None, None
         self.propagate_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self.inputs.setEnabled(True)  # each control back to its own state (e.g. labels locked for cosnet)
+        self.advice_button.setEnabled(True)
         if job is None:
             return
         self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
@@ -631,9 +650,11 @@ class PropagateWidget(QWidget):
             if self._error is not None:
                 if job.frames_computed == 0:
                     job.discard()
+                    self._report(self._error)
                 else:
                     job.finish(error=self._error)
-                self._report(self._error)
+                    self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
+                                                   f"in {job.output.name!r}")
                 return
             if job.output_removed:
                 job.discard()  # its map layers too
@@ -641,24 +662,25 @@ class PropagateWidget(QWidget):
                 return
             if job.cancelled and job.frames_computed == 0:  # nothing was segmented: no empty layer left behind
                 job.discard()
-                self._say("cancelled before the first frame; no layer added")
+                self._say("cancelled before any frame was segmented; the output layer was removed")
                 return
             result = job.finish()
             done = job.frames_shown
             if job.cancelled and done < job.total:
-                self._say(f"cancelled: {done} of {job.total} frames done")
+                self._say(f"cancelled: {job.frames_computed} frames segmented ({done} of {job.total} in "
+                          f"{job.output.name!r}, the annotated ones included)")
             elif result is not None:
                 precision = result.options.get("precision")
                 on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
-                self._say(f"done: {done} frames with {result.method} on {on}, {result.fps:.1f} frames/s"
+                self._say(f"done: {done} frames with {result.method} on {on}, {_speed(result.fps)}"
                           f"{_working_at(job)}" + "".join(f"; {part}" for part in
-                                                         (job.maps_not_shown_text(), job.advice and job.advice.text)
-                                                         if part))
+                                                         (job.note, job.maps_not_shown_text(),
+                                                          job.advice and job.advice.text) if part))
                 show_info(f"napari-vos: {job.output.name} ready")
         finally:
             self._refresh_layers()  # the output now sorts with the outputs
 
-    def _report(self, err: BaseException) -> None:
+    def _report(self, err: BaseException, kept: str = "") -> None:
         message = str(err) if isinstance(err, ValueError) else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
-        self._say(f"error: {message}")
+        self._say(f"error: {message}" + (f"; {kept}" if kept else ""))
         show_error(f"napari-vos: {message}")
