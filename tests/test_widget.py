@@ -111,7 +111,15 @@ def test_precision_choice_reaches_the_engine_and_the_provenance(make_napari_view
         assert iou(viewer.layers["painted propagated (flow)"].data[t] == 1, truth[t] == 1) > 0.8, t
 
 
-def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot):
+def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot, monkeypatch):
+    import time
+
+    from napari_vos.methods.flow import FlowMethod
+
+    original = FlowMethod.step
+    # 50 ms a frame, as slow as a small real run: a 64 x 64 flow frame takes ~1 ms, so on a loaded
+    # machine many finished frames could queue for the GUI before it even sees the click
+    monkeypatch.setattr(FlowMethod, "step", lambda self, image: (time.sleep(0.05), original(self, image))[1])
     viewer, widget, truth = _setup(make_napari_viewer, n_frames=120)
     widget.direction_combo.setCurrentText("forward")
     _click(qtbot, widget.propagate_button)
