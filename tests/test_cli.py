@@ -271,7 +271,7 @@ def test_propagate_checks_the_output_before_the_run_and_reports_write_errors(tmp
     def never(*args, **kwargs):  # the run must not start when the output cannot be written
         raise AssertionError("propagated before checking the output")
 
-    monkeypatch.setattr(session, "propagate", never)
+    monkeypatch.setattr(session, "annotated_session", never)  # what the CLI builds its run with
     for out in ("a_file/labels.tif", "a_file/pngs"):
         code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
                      str(tmp_path / out), "--method", "flow", "--device", "cpu"])

@@ -167,3 +167,15 @@ def test_score_maps_with_negative_values_start_their_contrast_at_zero(request):
     assert job.map_layers[("above", 0)].contrast_limits == pytest.approx((0.2, 0.5))
     job._show_map("below", 0, np.array([[[-0.7, -0.1]]], np.float32), 1)  # all negative: its own range
     assert job.map_layers[("below", 0)].contrast_limits == pytest.approx((-0.7, -0.1))
+
+
+def test_map_layers_are_never_offered_as_images_not_even_mid_run(make_napari_viewer, qtbot, monkeypatch):
+    viewer, widget, _ = _setup(make_napari_viewer)
+    _slow_flow(monkeypatch, seconds=0.3)
+    widget.maps_checkbox.setChecked(True)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: any(": flow_magnitude" in lyr.name for lyr in viewer.layers), timeout=20_000)
+    images = [widget.image_combo.itemText(i) for i in range(widget.image_combo.count())]
+    channels = [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())]
+    assert images == ["video"] and not any("flow_magnitude" in name for name in channels)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)

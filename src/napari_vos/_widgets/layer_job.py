@@ -477,14 +477,15 @@ class LayerJob:
                 place["units"] = ["pixel", *place["units"]]
             if "axis_labels" in place:  # the extra slider picks the object
                 place["axis_labels"] = ["object", *place["axis_labels"]]
-        layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
-                                      colormap="magma", blending="additive", opacity=0.6, **place)
         if k is None:
-            layer.metadata["napari_vos_map"] = {"map": name, "channel": None,
-                                                "object_ids": list(ids) if per_object else None}
+            marker = {"map": name, "channel": None, "object_ids": list(ids) if per_object else None}
         else:
-            layer.metadata["napari_vos_map"] = {"map": name, "channel": k,
-                                                "object_id": ids[k] if per_object else None}
+            marker = {"map": name, "channel": k, "object_id": ids[k] if per_object else None}
+        # marked as a map from the start: the widget's layer lists, refilled when a layer is inserted,
+        # must not offer it as an image to propagate
+        layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
+                                      colormap="magma", blending="additive", opacity=0.6,
+                                      metadata={"napari_vos_map": marker}, **place)
         self.map_layers[(name, -1 if k is None else k)] = layer
         return layer
 

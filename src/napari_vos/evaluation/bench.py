@@ -174,7 +174,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     return {
         "method": method, "device": result.device, "precision": result.options.get("precision"),
         "channels_last": channels_last_on(result.device), "size": f"{w}x{h}", "objects": n_objects,
-        "frames": frames, "annotated": annotate, "fps": result.fps, "start_seconds": round(result.start_seconds, 3),
+        "frames": frames, "annotated": annotate, "fps": result.fps, "start_seconds": round(result.start_seconds, 6),
         "peak_rss_mb": round(peak, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
@@ -237,18 +237,19 @@ def bench_sweep(method: str, device: str, sizes: list[tuple[int, int]], objects:
                        "--size", f"{w}x{h}", "--objects", str(k), "--frames", str(t), "--json", tmp_json,
                        *(extra or [])]
                 print(f"bench: {w}x{h}, {k} objects, {t} frames ...", file=sys.stderr, flush=True)
+                point = {"method": method, "device": device, "size": f"{w}x{h}", "objects": k, "frames": t}
                 try:
                     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    rows.append({"method": method, "device": device, "size": f"{w}x{h}", "objects": k,
-                                 "frames": t, "error": f"timed out after {timeout} s"})
-                    continue
-                if proc.returncode != 0:
-                    rows.append({"method": method, "device": device, "size": f"{w}x{h}", "objects": k,
-                                 "frames": t, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]})
+                except subprocess.TimeoutExpired:  # recorded like a failed point, and the file still written
+                    rows.append({**point, "error": f"timed out after {timeout} s"})
                 else:
-                    rows.append(json.loads(Path(tmp_json).read_text()))
-                os.unlink(tmp_json)
+                    if proc.returncode != 0:
+                        last = proc.stderr.strip().splitlines()[-1:]
+                        rows.append({**point, "error": last[0] if last else "failed"})
+                    else:
+                        rows.append(json.loads(Path(tmp_json).read_text()))
+                finally:
+                    os.unlink(tmp_json)
                 if json_path:
                     Path(json_path).write_text(json.dumps(rows, indent=2) + "\n")
     if plot_path:
