@@ -21,6 +21,21 @@ def moving_square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96), ste
     return frames, truth
 
 
+def interrupt_reading_frame(monkeypatch, frame: int) -> None:
+    """Ctrl+C as the engine reads ``frame`` (a KeyboardInterrupt from FrameSource.tensor), for the
+    tests of what a run stopped part-way keeps."""
+    from napari_vos.data.frames import FrameSource
+
+    real = FrameSource.tensor
+
+    def ctrl_c(self, index, *args, **kwargs):
+        if index == frame:
+            raise KeyboardInterrupt
+        return real(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(FrameSource, "tensor", ctrl_c)
+
+
 def phase_cells_video(n_frames: int, size: tuple[int, int], n_cells: int, seed: int = 3):
     """Phase-contrast cells (the synthetic generator's, 16-bit): frames (T, H, W) uint16, labels (T, H, W)."""
     from napari_vos.data.synthetic import cell_video

@@ -10,6 +10,10 @@ import sys
 import numpy as np
 import pytest
 from _layers import first_frame_only, iou, sliding_square
+from _widget_run import SCALE, TRANSLATE
+from _widget_run import click as _click
+from _widget_run import setup_widget as _setup
+from _widget_run import wait_done as _wait_done
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
@@ -18,8 +22,6 @@ from napari_vos import propagate_layers  # noqa: E402
 from napari_vos._widgets.layer_job import LayerJob  # noqa: E402
 from napari_vos._widgets.options import parse_options  # noqa: E402
 
-SCALE = (1.0, 0.5, 0.25)
-TRANSLATE = (0.0, 10.0, -3.0)
 NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
     sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
 
@@ -134,16 +136,9 @@ def test_an_error_on_the_first_frame_to_segment_leaves_no_layer():
 
 
 def test_ctrl_c_mid_run_keeps_the_finished_frames_with_their_provenance(viewer, monkeypatch):
-    from napari_vos.data.frames import FrameSource
+    from conftest import interrupt_reading_frame
 
-    real = FrameSource.tensor
-
-    def ctrl_c_on_frame_3(self, index, *args, **kwargs):
-        if index == 3:
-            raise KeyboardInterrupt
-        return real(self, index, *args, **kwargs)
-
-    monkeypatch.setattr(FrameSource, "tensor", ctrl_c_on_frame_3)
+    interrupt_reading_frame(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         propagate_layers(viewer, "video", "painted", method="flow", device="cpu", direction="forward")
     out = viewer.layers["painted propagated (flow)"]
@@ -202,35 +197,6 @@ def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
 # -- the Propagate dock widget ---------------------------------------------------------------------
 needs_display = pytest.mark.skipif(NO_DISPLAY, reason="the napari widget tests need a display: run them under "
                                                       "`xvfb-run -a`")
-
-
-def _setup(make_napari_viewer, n_frames=6, size=(64, 64), video=None, method="flow"):
-    """A viewer with ``video`` (frames, truth; default a sliding square) and its first frame painted,
-    and the docked widget set to ``method`` on the CPU (as in test_widget.py)."""
-    from napari_vos._widgets.propagate_widget import PropagateWidget
-
-    viewer = make_napari_viewer()
-    frames, truth = sliding_square(n_frames, size) if video is None else video
-    viewer.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
-    viewer.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("video")
-    widget.labels_combo.setCurrentText("painted")
-    widget.select_method(method)
-    widget.device_combo.setCurrentText("cpu")
-    return viewer, widget, truth
-
-
-def _click(qtbot, button):
-    from qtpy.QtCore import Qt
-
-    assert button.isEnabled()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def _wait_done(qtbot, widget, timeout=30_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 @pytest.mark.gui

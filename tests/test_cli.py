@@ -317,19 +317,12 @@ def test_a_run_stopped_by_a_bad_frame_keeps_the_frames_before_it(tmp_path, capsy
 
 
 def test_an_interrupted_run_writes_what_it_finished(tmp_path, square_video, monkeypatch, capsys):
-    from napari_vos.data.frames import FrameSource
+    from conftest import interrupt_reading_frame
 
     frames, truth = square_video
     tifffile.imwrite(tmp_path / "video.tif", frames)
     tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
-    real = FrameSource.tensor
-
-    def ctrl_c_on_frame_3(self, index, *args, **kwargs):
-        if index == 3:
-            raise KeyboardInterrupt
-        return real(self, index, *args, **kwargs)
-
-    monkeypatch.setattr(FrameSource, "tensor", ctrl_c_on_frame_3)
+    interrupt_reading_frame(monkeypatch, 3)
     out = tmp_path / "out.tif"
     code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(out),
                  "--method", "flow", "--device", "cpu"])

@@ -11,6 +11,10 @@ import sys
 import numpy as np
 import pytest
 from _layers import first_frame_only, iou, sliding_square, two_channel_video
+from _widget_run import SCALE, TRANSLATE
+from _widget_run import click as _click
+from _widget_run import setup_widget as _setup
+from _widget_run import wait_done as _wait_done
 
 # napari's canvas needs OpenGL on a real (or virtual) display; without one Qt would abort the run
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
@@ -24,33 +28,6 @@ from napari_vos._widgets.propagate_widget import PropagateWidget  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
-SCALE = (1.0, 0.5, 0.25)
-TRANSLATE = (0.0, 10.0, -3.0)
-
-
-def _setup(make_napari_viewer, n_frames=6, size=(64, 64), video=None, method="flow"):
-    """A viewer with ``video`` (frames, truth; default a sliding square) and its first frame painted,
-    and the docked widget set to ``method`` on the CPU."""
-    viewer = make_napari_viewer()
-    frames, truth = sliding_square(n_frames, size) if video is None else video
-    viewer.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
-    viewer.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("video")
-    widget.labels_combo.setCurrentText("painted")
-    widget.select_method(method)
-    widget.device_combo.setCurrentText("cpu")
-    return viewer, widget, truth
-
-
-def _click(qtbot, button):
-    assert button.isEnabled()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def _wait_done(qtbot, widget, timeout=30_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 def test_propagate_button_fills_a_new_labels_layer(make_napari_viewer, qtbot):

@@ -10,13 +10,14 @@ import time
 import numpy as np
 import pytest
 from _layers import first_frame_only, sliding_square
+from _widget_run import click as _click
+from _widget_run import setup_widget
 
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
         sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
     pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`", allow_module_level=True)
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
-from qtpy.QtCore import Qt  # noqa: E402
 
 from napari_vos import propagate_layers  # noqa: E402
 from napari_vos._widgets.propagate_widget import PropagateWidget, _speed  # noqa: E402
@@ -24,25 +25,11 @@ from napari_vos._widgets.propagate_widget import PropagateWidget, _speed  # noqa
 pytestmark = pytest.mark.gui
 
 
-def _setup(make_napari_viewer, n_frames=6, frames=None, truth=None):
-    viewer = make_napari_viewer()
-    if frames is None:
-        frames, truth = sliding_square(n_frames, (64, 64))
-    viewer.add_image(frames, name="video")
-    viewer.add_labels(first_frame_only(truth), name="painted")
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("video")
-    widget.labels_combo.setCurrentText("painted")
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
-    viewer.dims.set_current_step(0, 2)  # the slider on an unpainted frame: the start line gets a note
+def _setup(make_napari_viewer, n_frames=6):
+    """The shared docked widget, with the slider on unpainted frame 2: the start line gets a note."""
+    viewer, widget, truth = setup_widget(make_napari_viewer, n_frames=n_frames)
+    viewer.dims.set_current_step(0, 2)
     return viewer, widget, truth
-
-
-def _click(qtbot, button):
-    assert button.isEnabled()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def _slow_flow(monkeypatch, seconds=0.3, fail_at=None):
