@@ -166,3 +166,17 @@ def test_map_layers_are_never_offered_as_images_not_even_mid_run(make_napari_vie
     channels = [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())]
     assert images == ["video"] and not any("flow_magnitude" in name for name in channels)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+
+
+def test_the_done_line_survives_an_input_layer_deleted_mid_run(make_napari_viewer, qtbot, monkeypatch):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    _slow_flow(monkeypatch, seconds=0.2)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.status.text().startswith("flow: frame"), timeout=20_000)
+    viewer.layers.remove(viewer.layers["video"])
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    text = widget.status.text()
+    assert text.startswith(f"done: {len(truth)} frames with flow") and "; now: add an image layer" in text
+    viewer.add_image(np.zeros_like(truth, dtype=np.uint8), name="video again")  # the layers fit again
+    widget.image_combo.setCurrentText("video again")
+    assert widget.status.text() == ""

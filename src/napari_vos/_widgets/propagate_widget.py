@@ -678,7 +678,10 @@ class PropagateWidget(QWidget):
                                                           job.advice and job.advice.text) if part))
                 show_info(f"napari-vos: {job.output.name} ready")
         finally:
+            said = self.status.text()
             self._refresh_layers()  # the output now sorts with the outputs
+            if self._showing_mismatch and said:  # an input layer went away mid-run: keep the run's line too
+                self.status.setText(f"{said}; now: {self.status.text()}")
 
     def _report(self, err: BaseException, kept: str = "") -> None:
         message = str(err) if isinstance(err, ValueError) else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
