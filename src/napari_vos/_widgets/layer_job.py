@@ -63,6 +63,16 @@ def _free_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
+#: the metadata key that marks a napari-vos map layer (its map, channel and object): maps are shown
+#: over the image, never offered as a video to propagate through
+MAP_MARKER = "napari_vos_map"
+
+
+def is_map_layer(layer: "Layer") -> bool:
+    """Whether ``layer`` is one of the map layers a run added."""
+    return MAP_MARKER in layer.metadata
+
+
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
     """The layer named ``layer`` (or the layer itself), checked to be an 'image' or 'labels' layer."""
     from napari.layers import Image, Labels
@@ -70,8 +80,7 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
     wanted = {"image": Image, "labels": Labels}[kind]
     if isinstance(layer, str):
         if layer not in viewer.layers:
-            names = [lyr.name for lyr in viewer.layers  # not napari-vos map layers: no video to propagate
-                     if isinstance(lyr, wanted) and "napari_vos_map" not in lyr.metadata]
+            names = [lyr.name for lyr in viewer.layers if isinstance(lyr, wanted) and not is_map_layer(lyr)]
             raise ValueError(f"no layer named {layer!r} in the viewer; {kind} layers: {names or 'none'}")
         layer = viewer.layers[layer]
     if not isinstance(layer, wanted):
@@ -87,10 +96,10 @@ def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] |
     return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
 
 
-def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None] | None = None) -> str | None:
-    """What keeps the image layer from being a (T, Y, X[, C]) time-lapse, said for its shape (one 2-D
-    image; an axis too many, such as Z or channels), or None when it is one."""
-    shapes = image_levels(image)[1] if shapes is None else shapes
+def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> str | None:
+    """What keeps the image layer (its levels' ``shapes``, `image_levels`) from being a (T, Y, X[, C])
+    time-lapse, said for its shape (one 2-D image; an axis too many, such as Z or channels), or None
+    when it is one."""
     if shapes[0] is not None:
         return None
     shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
@@ -249,6 +258,7 @@ class LayerJob:
         self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
         self._level_shapes = (shapes[0], shape)
         self.labels = labels
+        placed = self._placement()  # the output layers' placement: the image's, at the propagated level
         if labels is None:
             if frame is not None and not 0 <= frame < self.n_frames:
                 raise ValueError(f"start frame {frame} is outside the stack (frames 0..{self.n_frames - 1})")
@@ -256,7 +266,6 @@ class LayerJob:
         else:
             self.annotations, self.start, self.note = read_annotations(
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction)
-            placed = self._placement()
             misplaced = placement_note(self.image, labels, placed["scale"], placed["translate"])
             self.note = "; ".join(part for part in (self.note, misplaced) if part)
         self.method = method
@@ -309,7 +318,7 @@ class LayerJob:
             out[self.kept.start:self.kept.stop] = kept_labels
         default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
                         else f"{self.image.name} segmented ({method})")
-        self.output: Labels = viewer.add_labels(out, name=name or default_name, **self._placement())
+        self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed)
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
 
@@ -485,7 +494,7 @@ class LayerJob:
         # must not offer it as an image to propagate
         layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
                                       colormap="magma", blending="additive", opacity=0.6,
-                                      metadata={"napari_vos_map": marker}, **place)
+                                      metadata={MAP_MARKER: marker}, **place)
         self.map_layers[(name, -1 if k is None else k)] = layer
         return layer
 
@@ -515,7 +524,7 @@ class LayerJob:
         self.output.metadata["napari_vos"] = prov
         self.output.refresh()
         for layer in self.map_layers.values():
-            layer.metadata["napari_vos"] = {**prov, **layer.metadata["napari_vos_map"]}
+            layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}
         return result
 
     def maps_not_shown_text(self) -> str:

@@ -35,8 +35,8 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_vos._widgets.gl_guard import guard_triton
-from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, labels_level,
-                                           video_problem)
+from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
+                                           labels_level, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
@@ -289,7 +289,7 @@ class PropagateWidget(QWidget):
         """Refill the layer choices, keeping the user's picks (by layer, so a renamed layer stays
         picked); a labels layer is preferred to "none" unless the user chose "none"."""
         # not napari-vos map layers: maps are not videos to propagate through
-        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and "napari_vos_map" not in lyr.metadata]
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and not is_map_layer(lyr)]
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
         # painted inputs first, napari-vos outputs (finished or running) last
         label_names = [lyr.name for lyr in sorted(labels, key=_is_output)]
@@ -382,7 +382,7 @@ class PropagateWidget(QWidget):
         names = [lyr.name for lyr in self.viewer.layers
                  if isinstance(lyr, Image) and lyr != image and not lyr.multiscale and not lyr.rgb
                  and tuple(lyr.data.shape) in shapes
-                 and "napari_vos" not in lyr.metadata and "napari_vos_map" not in lyr.metadata]
+                 and "napari_vos" not in lyr.metadata and not is_map_layer(lyr)]
         self._refreshing = True
         try:
             self.channels_list.clear()
@@ -416,8 +416,9 @@ class PropagateWidget(QWidget):
 
     def _mismatch(self) -> str:
         image, labels = self._layer(self.image_combo, Image), self._layer(self.labels_combo, Labels)
-        if image is not None and all(s is None for s in image_levels(image)[1]):  # the image itself is no video
-            return video_problem(image) or f"image layer {image.name!r} is not a time-lapse"
+        shapes = image_levels(image)[1] if image is not None else []
+        if shapes and all(s is None for s in shapes):  # the image itself is no video (at any level)
+            return video_problem(image, shapes) or ""
         if self.labels_choice is None and not self._method_needs_annotation():
             return "" if image is not None else "add an image layer"
         if self.labels_choice is None and image is not None:
