@@ -104,7 +104,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     video, calibration = _read_video(args.video, args.z)
     labels = _read_labels(args.labels)
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
-    if not to_tiff and labels is not None and (top := largest_id(labels)) > 255:  # before the run, not after it
+    top = 1 if labels is None else largest_id(labels)  # a zero-shot run's ids are 1..K
+    if not to_tiff and top > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
@@ -127,25 +128,43 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option))
-    session, start = annotated_session(video, labels, method=args.method, frame=args.frame, device=args.device,
-                                       checkpoint=args.checkpoint, maps=bool(args.maps), **options)
-    map_files = None
-    if args.maps:  # each map goes into its TIFF as its frames finish: none is held, a killed run keeps them
-        from napari_vos.data.map_tiffs import MapTiffs
+    from napari_vos.data.frames import FrameSource
+    from napari_vos.data.partial_labels import PartialLabels
 
-        map_files = session.maps_out = MapTiffs(args.maps, calibration, session)
-    finished, stop = _run_keeping_frames(session, args.direction, start)
+    source = FrameSource(video)  # the stack's (T, Y, X), for the labels file the run writes into
+    partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
+                            {"method": args.method})
+    map_files = None
+    try:
+        session, start = annotated_session(video, labels, method=args.method, frame=args.frame,
+                                           device=args.device, checkpoint=args.checkpoint, maps=bool(args.maps),
+                                           out=partial.labels, **options)
+        partial.describe(session.result().provenance())
+        if args.maps:  # each map goes into its TIFF as its frames finish: none is held, a killed run keeps them
+            from napari_vos.data.map_tiffs import MapTiffs
+
+            map_files = session.maps_out = MapTiffs(args.maps, calibration, session)
+        finished, stop = _run_keeping_frames(session, args.direction, start)
+    except BaseException:  # nothing segmented (a bad option, a missing checkpoint): nothing to keep
+        partial.remove()
+        raise
     result = session.result()
     provenance = result.provenance()
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False, frames_segmented=_frame_ranges(finished),
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
-    if to_tiff:
-        write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
-    else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
-        write_png_labels(args.output, result.labels)
-        (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    partial.close(provenance)
     maps = map_files.close(provenance) if map_files is not None else []
+    try:
+        if to_tiff:
+            write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
+        else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
+            write_png_labels(args.output, result.labels)
+            (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    except BaseException:
+        print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
+        raise
+    partial.remove()
     if stop is not None:
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
               f"{_frame_ranges(finished)}) to {args.output}" + (f" and {args.maps}" if maps else "") +

@@ -11,6 +11,7 @@ file-backed (memmap/zarr) result is never loaded whole.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
 from napari_vos.data.label_types import largest_id
 
 __all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
-           "open_tiff_map", "rewrite_tiff_provenance", "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
+           "open_tiff_map", "open_tiff_labels", "rewrite_tiff_provenance", "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -135,24 +136,72 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     return path
 
 
+def _reserve_disk(path: Path) -> None:
+    """Give a freshly made memory-mapped file its blocks now: written through a memory map, a sparse
+    file that meets a full disk kills the process (SIGBUS) and nothing is kept; reserved, a full disk
+    is an OSError before the run. Where the system cannot reserve, the free space is compared."""
+    import errno
+    import shutil
+
+    size = path.stat().st_size
+    try:
+        if hasattr(os, "posix_fallocate"):
+            with open(path, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, size)
+        elif shutil.disk_usage(path.parent).free < size:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: left sparse
+            return
+        path.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err.errno, f"not enough disk space for {path}: it takes {size / 1e9:.2f} GB "
+                                     f"({err.strerror})") from None
+        raise
+
+
+def _open_tiff_memmap(path: str | Path, shape: tuple[int, ...], dtype: np.dtype, axes: str,
+                      calibration: Calibration | None, imagej: bool, provenance: dict | None) -> np.ndarray:
+    """A zeroed stack made as an uncompressed TIFF (a memory map needs the pixels in one block) and
+    returned memory-mapped, its disk space reserved (`_reserve_disk`); a BigTIFF from 4 GiB on (an
+    ImageJ file cannot be one)."""
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    big = _needs_bigtiff(shape, dtype)
+    kwargs = _tiff_keywords(axes, calibration, imagej and not big, provenance)
+    stack = tifffile.memmap(path, shape=shape, dtype=dtype, imagej=imagej and not big, bigtiff=big,
+                            photometric="minisblack", **kwargs)
+    _reserve_disk(path)
+    return stack
+
+
+def open_tiff_labels(path: str | Path, shape: tuple[int, ...], dtype: Any,
+                     calibration: Calibration | None = None, provenance: dict | None = None) -> np.ndarray:
+    """A zeroed (T, Y, X) label stack of ``dtype`` (uint16 or wider) made as a TIFF on disk and
+    returned memory-mapped, so a run's labels are on disk frame by frame as they finish: laid out as
+    `write_tiff_labels` lays them out (an ImageJ hyperstack for uint16 under 4 GiB), uncompressed."""
+    shape = tuple(int(n) for n in shape)
+    dtype = np.dtype(dtype)
+    if len(shape) != 3 or dtype.kind != "u" or dtype.itemsize < 2:
+        raise ValueError(f"a label stack is (T, Y, X) of uint16 or wider, got shape {shape} and {dtype}")
+    return _open_tiff_memmap(path, shape, dtype, "TYX", calibration, labels_tiff_is_imagej(shape, dtype),
+                             provenance)
+
+
 def open_tiff_map(path: str | Path, shape: tuple[int, ...], calibration: Calibration | None = None,
                   provenance: dict | None = None) -> np.ndarray:
     """A zeroed map stack, (T, h, w) or (T, K, h, w) float32 (K objects as channels), made as a TIFF
     on disk and returned memory-mapped, so that a run writes each frame's map as it finishes and
     holds none of them: an ImageJ hyperstack with ``calibration`` (the map's own pixel size) and
     ``provenance`` as JSON (`rewrite_tiff_provenance` replaces it when the run ends); from 4 GiB on
-    a BigTIFF (`BIGTIFF_FROM`). Uncompressed: a memory map needs the pixels in one block."""
-    import tifffile
-
+    a BigTIFF (`BIGTIFF_FROM`). Uncompressed, its disk space reserved (`_reserve_disk`)."""
     shape = tuple(int(n) for n in shape)
     if len(shape) not in (3, 4):
         raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    big = _needs_bigtiff(shape, np.dtype(np.float32))  # a BigTIFF, not an ImageJ file truncated to one page
-    kwargs = _tiff_keywords("TYX" if len(shape) == 3 else "TCYX", calibration, not big, provenance)
-    return tifffile.memmap(path, shape=shape, dtype=np.float32, imagej=not big, bigtiff=big,
-                           photometric="minisblack", **kwargs)
+    return _open_tiff_memmap(path, shape, np.dtype(np.float32), "TYX" if len(shape) == 3 else "TCYX",
+                             calibration, True, provenance)
 
 
 def write_tiff_map(path: str | Path, stack: Any, calibration: Calibration | None = None,

@@ -1,0 +1,66 @@
+"""The CLI's labels kept in a memory-mapped TIFF beside the output while a run goes on.
+
+`napari-vos propagate` writes its compressed TIFF or its PNGs when the run ends or is stopped
+(Ctrl+C, SIGTERM, an error). A run killed outright (SIGKILL, the out-of-memory killer, a
+cluster's hard time limit) never gets there; with its labels in ``<output>.partial.tif``, frame by
+frame as they finish, such a run still leaves every finished frame on disk, and a long stack's
+labels need not fit in memory. The partial file is removed once the output is written.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.calibration import Calibration
+from napari_vos.data.writers import label_dtype, open_tiff_labels, rewrite_tiff_provenance
+
+__all__ = ["PartialLabels", "partial_path"]
+
+#: what the partial file's record says about its frames: it is rewritten only when the run ends
+UNFINISHED = ("unknown: the run writing this file did not finish; frames it had not reached are empty "
+              "(0) and the annotated frames hold the annotation")
+
+
+def partial_path(output: str | Path) -> Path:
+    """Where the labels wait: ``run.tif`` -> ``run.partial.tif`` beside it; a PNG folder ``results``
+    -> ``results/labels.partial.tif`` (the folder the run writes to)."""
+    output = Path(output)
+    if output.suffix.lower() in (".tif", ".tiff"):
+        return output.with_name(output.stem + ".partial.tif")
+    return output / "labels.partial.tif"
+
+
+class PartialLabels:
+    """A zeroed (T, Y, X) label stack on disk for a Session's ``out``, ids up to ``max_id``.
+
+    record: the provenance the file carries from the start (``complete: false``); `describe` puts
+    the Session's own in once it exists.
+    """
+
+    def __init__(self, output: str | Path, shape: tuple[int, int, int], max_id: int,
+                 calibration: Calibration, record: dict[str, Any]) -> None:
+        self.path = partial_path(output)
+        if self.path.exists():  # an earlier run's frames, killed before it wrote its output: not ours to drop
+            raise ValueError(f"{self.path} holds the labels of an earlier run that did not finish (it was "
+                             "killed); move or delete it, then run again")
+        self._record = {**record, "complete": False, "frames_segmented": UNFINISHED}
+        self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
+                                                   self._record)
+
+    def describe(self, provenance: dict[str, Any]) -> None:
+        """Give the file the run's record (method, checkpoint, options), still marked unfinished."""
+        self.labels.flush()
+        rewrite_tiff_provenance(self.path, {**provenance, "complete": False, "frames_segmented": UNFINISHED})
+
+    def close(self, provenance: dict[str, Any]) -> None:
+        """Give the file the run's final record (which frames it holds), as the output gets it: if
+        writing the output fails, this file is a complete answer in its place."""
+        self.labels.flush()
+        rewrite_tiff_provenance(self.path, provenance)
+
+    def remove(self) -> None:
+        """Delete the file: the output now holds the labels (or the run segmented nothing)."""
+        self.labels.flush()
+        self.path.unlink(missing_ok=True)
