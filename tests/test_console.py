@@ -114,6 +114,12 @@ def test_wrong_names_and_kinds_are_clear_errors(viewer):
         propagate_layers(viewer, "painted", "painted", method="flow")
     with pytest.raises(ValueError, match="direction"):
         propagate_layers(viewer, "video", "painted", method="flow", direction="sideways")
+    n_layers = len(viewer.layers)
+    with pytest.raises(ValueError, match=r"the image is a ndarray, not a layer: .*napari_vos.propagate\(video, labels\)"):
+        propagate_layers(viewer, viewer.layers["video"].data, "painted", method="flow")
+    with pytest.raises(ValueError, match="the labels is a ndarray, not a layer"):
+        propagate_layers(viewer, "video", viewer.layers["painted"].data, method="flow")
+    assert len(viewer.layers) == n_layers
 
 
 def test_an_engine_error_removes_the_empty_output_layer(viewer, tmp_path):

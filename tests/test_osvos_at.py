@@ -200,7 +200,7 @@ def test_recipe_step_backbone_from_frtm_and_checkpoint_round_trip(tmp_path, rand
     weights.save_checkpoint(path, tensors, meta)
     method = OSVOSAT.build(checkpoint=str(path), finetune_iterations=1)
     assert method.network.config == CONFIGS["light"] and method.checkpoint_sha256
-    with pytest.raises(ValueError, match="unknown osvos_at option"):
+    with pytest.raises(ValueError, match=r"finetune_iteration \(did you mean finetune_iterations\?\); osvos_at takes"):
         OSVOSAT.build(checkpoint=str(path), finetune_iteration=1)
 
 

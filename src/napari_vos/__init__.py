@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.session import Result, Session, propagate
 
 
+def __dir__() -> list[str]:
+    """The public names (for tab completion in napari's console), not yet imported ones too."""
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
+
+
 def __getattr__(name: str) -> Any:
     """Import the public engine objects on first use (keeps `import napari_vos` light)."""
     if name in _LAZY:

@@ -1,14 +1,32 @@
 """Small checks of user-given values shared by the engine, the frame source and the methods (numpy only)."""
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number"]
+__all__ = ["whole_number", "not_an_array"]
 
 
 def whole_number(value: Any) -> bool:
     """A Python or numpy integer, and not a bool (True would pass as 1): a frame number, a size in
     pixels, a channel index. Floats such as 2.0 and strings such as "2" are not."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def not_an_array(value: Any, what: str) -> str | None:
+    """Why ``value`` is not a stack or image napari-vos can index (a napari layer, a file path, a
+    generator), as a sentence naming ``what`` and what to pass instead; None when it may be one.
+    Without it such values reach numpy as 0-d arrays and fail with a message about shape ()."""
+    if type(value).__module__.split(".")[0] == "napari" and hasattr(value, "data"):
+        return (f"{what} is a napari {type(value).__name__} layer ({getattr(value, 'name', '')!r}): pass its data "
+                "(layer.data), or use napari_vos.propagate_layers(viewer, image, labels), which takes layers")
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return (f"{what} is a file path ({os.fsdecode(value)}): read it first (tifffile.imread or tifffile.memmap), "
+                "or run `napari-vos propagate VIDEO LABELS -o OUT`, which reads files")
+    if isinstance(value, Iterator) or (hasattr(value, "__iter__") and not hasattr(value, "__getitem__")):
+        return (f"{what} is a {type(value).__name__}, which cannot be read by index: give an array, or a list "
+                "of frames (list(...))")
+    return None

@@ -201,11 +201,12 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
     finished: list[int] = []
     segmented = 0
     try:
-        with _sigterm_as_interrupt(), _progress("propagating", session.source.n_frames) as update:
-            for step in session.propagate(direction, start=start):
+        frames = session.propagate(direction, start=start)  # checks the arguments; its planned_frames is the total
+        with _sigterm_as_interrupt(), _progress("propagating", session.planned_frames) as update:
+            for step in frames:
                 finished.append(step.index)
                 segmented += not step.annotated
-                update(len(finished), session.source.n_frames)
+                update(len(finished), session.planned_frames)
     except (KeyboardInterrupt, Exception) as stop:
         if not segmented:  # nothing segmented yet (a bad option, a missing checkpoint): nothing to keep
             raise

@@ -12,6 +12,7 @@ No napari import here: the widgets and the console helper sit on top of this mod
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import whole_number
+from napari_vos.checks import not_an_array, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
@@ -40,7 +41,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # "gpu", "GPU0", a typo: torch lists its internal device types
+        raise ValueError(f"device {device!r} is not one napari-vos knows; use 'auto' (cuda, then mps, then cpu), "
+                         "'cpu', 'cuda', 'cuda:1' or 'mps'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use device='cpu' or 'auto'")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
@@ -50,6 +55,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels") -> np.ndarray:
     """Validate an annotation: 2-D, the frame's shape, integer ids >= 0; returns int32."""
+    problem = not_an_array(labels, what)
+    if problem:
+        raise ValueError(problem)
     arr = np.asarray(labels)
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}")
@@ -82,9 +90,22 @@ class FrameResult:
     seconds: float = 0.0
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
-    """The whole stack's output plus provenance."""
+    """The whole stack's output plus provenance.
+
+    labels: (T, Y, X) integer ids at the video's size (0 = background); uint8, widened to uint16
+    or int32 when an id needs it, or the caller's ``out=`` array. maps: name -> (T, K, h, w)
+    float32 stack on the working grid (``options["work_size"]``, downsampled by the map's stride;
+    `napari_vos.data.map_geometry.map_placement` places it over the image); channel k is object
+    ``object_ids[k]`` when K equals the number of objects (flow's and COSNet's single-channel maps
+    excepted); frames the run did not segment (the annotated ones, those a one-way run did not
+    reach) are zeros. ``labels`` and ``maps`` are the Session's own arrays (or the caller's): a
+    later run of the same Session writes into them, so copy them to keep one run's output.
+    fps: segmented frames per second, without ``start_seconds`` (building the method, its fit or
+    fine-tuning on the annotated frame). options: the working-size rules, the precision and the
+    method options as used.
+    """
 
     labels: np.ndarray
     maps: dict[str, np.ndarray]
@@ -102,6 +123,12 @@ class Result:
     # fine-tuning), summed over the passes: the wait before the first frame, not in ``fps``
     start_seconds: float = 0.0
     version: str = __version__
+
+    def __repr__(self) -> str:
+        maps = {name: tuple(stack.shape) for name, stack in self.maps.items()}
+        return (f"Result(method={self.method!r}, labels={tuple(self.labels.shape)} {self.labels.dtype}, "
+                f"object_ids={self.object_ids}, annotated_frames={self.annotated_frames}, "
+                f"frames_done={self.frames_done}, fps={self.fps:.2f}, device={self.device!r}, maps={maps})")
 
     def provenance(self) -> dict[str, Any]:
         """The record of how the labels were made, JSON-serialisable: options that are not plain
@@ -159,8 +186,36 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
+#: the keywords a Session (and the one-call `propagate`) takes itself: what a mistyped option is
+#: compared with beside the method's own
+SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
+                    "keep_maps", "maps_out", "out", "seed", "precision", "direction", "progress")
+
+
 class Session:
-    """One video, its annotations and a method; propagation is a generator of FrameResult."""
+    """One video, its annotations and a method; `propagate` is a generator of `FrameResult`.
+
+    video: (T, Y, X) grey or (T, Y, X, C) with C <= 4 channels (RGB, RGBA or up to 3 picked by
+    ``channels``), any integer, bool or float dtype, from numpy, dask, zarr, a tifffile memmap, a
+    torch tensor or a list of frames; frames are read one at a time and normalised by the stack's
+    intensity range. method: a name from ``napari_vos.methods.registry.METHODS`` (frtm, agame,
+    rgmp, osvos_at, cosnet, rvos, s2s, flow). device: "auto" (cuda, then mps, then cpu) or a torch
+    device. checkpoint: a registered checkpoint name or a .safetensors path (None: the method's
+    shipped default). max_side / min_side: the working size's longest side cap (default 1024;
+    None: never scale down) and shortest side floor ("auto": the method's own, 480 for frtm, agame
+    and osvos_at; None: none); min_object_side: enlarge so the median object is this many pixels
+    across ("auto": the method's). channels: which channels of a (T, Y, X, C) stack to use; rgb:
+    force (True) or refuse (False) reading a 3- or 4-channel last axis as colour (None: guess).
+    maps / keep_maps / maps_out: compute the method's intermediate maps / keep them in
+    ``Result.maps`` / ``maps_out(name, shape) -> writable array`` to keep them in (a memmap, zarr).
+    out: a writable (T, Y, X) integer array to write the labels into. seed: the methods' random
+    augmentations. precision: "auto", "fp32", "bf16" or "fp16". Other keywords are the method's
+    options (``registry.option_names(method)``: FRTM's update_interval, OSVOS-AT's
+    finetune_iterations, ...); a misspelt one is a ValueError naming the closest.
+
+    `annotate` frames, then iterate `propagate` (or call `run`); `cancel` (from any thread) stops
+    the run after the current frame, and a method's fine-tuning at once.
+    """
 
     def __init__(self, video: Any, method: str = "frtm", device: str | torch.device = "auto", *,
                  checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
@@ -172,7 +227,7 @@ class Session:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         self.method_name = method
         self.method_class = registry.method_class(method)
-        registry.check_options(method, method_options)  # a mistyped option fails here, not frames later
+        registry.check_options(method, method_options, SESSION_KEYWORDS)  # a typo or bad value fails here, not frames later
         self.needs_annotation = registry.needs_annotation(method, **method_options)
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)
@@ -193,6 +248,8 @@ class Session:
         # memory-mapped TIFF: the CLI's --maps), so a long video's maps need not fit in memory;
         # None: numpy arrays in memory
         self.maps_out = maps_out
+        if maps_out is not None and not (maps and keep_maps):
+            raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
         self.seed = seed
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
@@ -210,6 +267,10 @@ class Session:
         self.maps: dict[str, np.ndarray] = {}
         self.annotations: dict[int, np.ndarray] = {}
         self._cancelled = False
+        # set by cancel(): a method that fine-tunes before its first frame (OSVOS-AT, RGMP's online
+        # fine-tuning) stops at its next iteration, not after tens of seconds
+        self._stop = threading.Event()
+        self._planned = 0
         self._seconds = 0.0
         self._start_seconds = 0.0
         self._frames_done = 0
@@ -256,7 +317,7 @@ class Session:
         shape = tuple(getattr(labels, "shape", np.shape(labels)))
         expected = (self.source.n_frames, *self.source.frame_shape)
         if shape != expected:
-            raise ValueError(f"labels stack has shape {shape} but the video is {expected[:1]} frames of "
+            raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
                              f"{expected[1:]}: the labels layer must match the image layer")
         frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
         if not frames:
@@ -290,13 +351,33 @@ class Session:
         return sorted(ids)
 
     def cancel(self) -> None:
-        """Stop the running propagation after the current frame."""
+        """Stop the running propagation after the current frame (a method's fine-tuning before its
+        first frame at its next iteration); also sets a ``cancel_event`` given as a method option.
+        A cancel between calling `propagate` and its first frame counts too."""
         self._cancelled = True
+        self._stop.set()
+        given = self.method_options.get("cancel_event")
+        if given is not None:
+            given.set()
+
+    @property
+    def planned_frames(self) -> int:
+        """How many frames the last `propagate` call yields if it runs to the end (the start frame
+        included): a progress bar's total for a one-way run."""
+        return self._planned
+
+    def __repr__(self) -> str:
+        return (f"Session(method={self.method_name!r}, video={(self.source.n_frames, *self.source.frame_shape)}, "
+                f"annotated_frames={sorted(self.annotations)}, object_ids={self.object_ids}, device='{self.device}', "
+                f"work_size={self.work_size}, frames_done={self._frames_done})")
 
     # -- running -------------------------------------------------------------------------
     def _make_method(self) -> Any:
+        options = dict(self.method_options)
+        if registry.traits(self.method_name).reports_finetune:
+            options.setdefault("cancel_event", self._stop)
         method = registry.create(self.method_name, device=self.device, checkpoint=self.checkpoint,
-                                 seed=self.seed, **self.method_options)
+                                 seed=self.seed, **options)
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
         return method
 
@@ -320,10 +401,11 @@ class Session:
             if not self.keep_maps:
                 out[name] = arr
                 continue
-            if name not in self.maps:
+            if name not in self.maps or tuple(self.maps[name].shape[1:]) != arr.shape:
+                # a new stack also when a re-run has other objects than the last run: its maps
+                # are not the last run's with frames missing
                 self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *arr.shape))
-            if self.maps[name].shape[1:] == arr.shape:
-                self.maps[name][index] = arr
+            self.maps[name][index] = arr
             out[name] = arr
         return out
 
@@ -335,6 +417,9 @@ class Session:
         if not (hasattr(stack, "shape") and hasattr(stack, "__setitem__")) or tuple(stack.shape) != shape:
             got = tuple(stack.shape) if hasattr(stack, "shape") else type(stack).__name__
             raise ValueError(f"maps_out must return a writable array of shape {shape} for map {name!r}, got {got}")
+        if not np.issubdtype(np.dtype(getattr(stack, "dtype", np.float32)), np.floating):
+            raise ValueError(f"maps_out must return a float array for map {name!r} (the maps are float32 scores "
+                             f"and probabilities), got dtype {stack.dtype}")
         return stack
 
     def _autocast(self) -> Any:
@@ -373,7 +458,7 @@ class Session:
             if t in self.annotations:
                 with torch.no_grad(), self._autocast():
                     method.remember(image, self._objects(self.annotations[t], ids))
-                labels, maps = self.annotations[t], {}
+                labels, maps = self.annotations[t].copy(), {}  # the caller's to change; the annotation stays
                 annotated = True
             else:
                 with torch.no_grad(), self._autocast():
@@ -404,50 +489,59 @@ class Session:
         direction: "forward", "backward" or "both". start: the annotated frame to start from
         (default: the earliest annotation for forward/both, the latest for backward). A zero-shot
         method with no annotation starts at ``start`` (default: frame 0, or the last frame for
-        "backward"), segments it and goes on from there.
+        "backward"), segments it and goes on from there. Each FrameResult's ``labels`` is the
+        caller's to change. The arguments are checked here, when called, and a `cancel` from now
+        on stops the run, even one that comes before the first frame is asked for.
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
         if self.maps_out is not None and not (self.want_maps and self.keep_maps):
             raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
+        t = self.source.n_frames
+        if not self.annotations:
+            if self.needs_annotation:
+                raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
+                                 "annotate(frame, labels) first")
+            if start is None:
+                start = t - 1 if direction == "backward" else 0
+            start = _frame_index(start, "start frame")
+            if not 0 <= start < t:
+                raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
+            frames = self._propagate_zero_shot(direction, start)
+        else:
+            if start is None:
+                start = max(self.annotations) if direction == "backward" else min(self.annotations)
+            start = _frame_index(start, "start frame")
+            if start not in self.annotations:
+                raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
+            ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
+            extra = sorted(set(self.object_ids) - set(ids))
+            if extra:
+                raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
+                                 f"painted on the frame propagation starts from")
+            frames = self._propagate_annotated(direction, start, ids)
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)
         self._seconds = self._start_seconds = 0.0
         self._frames_done = 0
-        if not self.annotations:
-            if self.needs_annotation:
-                raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
-                                 "annotate(frame, labels) first")
-            yield from self._propagate_zero_shot(direction, start)
-            return
-        if start is None:
-            start = max(self.annotations) if direction == "backward" else min(self.annotations)
-        start = _frame_index(start, "start frame")
-        if start not in self.annotations:
-            raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
-        ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
-        extra = sorted(set(self.object_ids) - set(ids))
-        if extra:
-            raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
-                             f"painted on the frame propagation starts from")
+        self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
         self._cancelled = False
-        yield FrameResult(start, self.annotations[start], {}, True, 0.0)
+        self._stop.clear()
+        return frames
+
+    def _propagate_annotated(self, direction: str, start: int, ids: list[int]) -> Iterator[FrameResult]:
+        """The annotated start frame, then the frames after it, then (both) those before it."""
+        yield FrameResult(start, self.annotations[start].copy(), {}, True, 0.0)
         t = self.source.n_frames
         if direction in ("forward", "both"):
             yield from self._pass(start, t, 1, ids)
         if direction in ("backward", "both") and not self._cancelled:
             yield from self._pass(start, -1, -1, ids)
 
-    def _propagate_zero_shot(self, direction: str, start: int | None) -> Iterator[FrameResult]:
+    def _propagate_zero_shot(self, direction: str, start: int) -> Iterator[FrameResult]:
         """No annotation: segment ``start`` and every frame after it, then (both) every frame before it."""
         t = self.source.n_frames
-        if start is None:
-            start = t - 1 if direction == "backward" else 0
-        start = _frame_index(start, "start frame")
-        if not 0 <= start < t:
-            raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
-        self._cancelled = False
         if direction in ("forward", "both"):
             yield from self._pass(start, t, 1, None)
         if direction == "backward":
@@ -456,14 +550,17 @@ class Session:
             yield from self._pass(start - 1, -1, -1, None)
 
     def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None) -> "Result":
-        """Propagate to the end (or until cancelled) and return the Result."""
-        total = self.source.n_frames
-        for done, _ in enumerate(self.propagate(direction), start=1):
+        """Propagate to the end (or until cancelled) and return the Result; ``progress(done, total)``
+        after each frame, ``total`` being the frames this run yields."""
+        frames = self.propagate(direction)
+        for done, _ in enumerate(frames, start=1):
             if progress is not None:
-                progress(done, total)
+                progress(done, self.planned_frames)
         return self.result()
 
     def result(self) -> Result:
+        """The labels, maps and record so far: after a run, or part-way (a run stopped by an error
+        or Ctrl+C keeps the frames it finished here)."""
         name, sha = self._checkpoint_info
         fps = self._frames_done / self._seconds if self._seconds > 0 else 0.0
         return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
@@ -497,6 +594,9 @@ def annotated_session(video: Any, labels: Any = None, method: str = "frtm", fram
     propagation starts from (None: the session's default). For callers that run the frames
     themselves, such as the CLI, which keeps the finished frames of a run that stops early."""
     session = Session(video, method=method, device=device, **session_options)
+    problem = None if labels is None else not_an_array(labels, "the labels")
+    if problem:
+        raise ValueError(problem)
     arr_ndim = 0 if labels is None else len(getattr(labels, "shape", np.shape(labels)))
     if labels is None:
         if session.needs_annotation:
@@ -512,17 +612,19 @@ def annotated_session(video: Any, labels: Any = None, method: str = "frtm", fram
 def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
               device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
               **session_options: Any) -> Result:
-    """One call: annotate ``labels`` and propagate through ``video``.
+    """One call: annotate ``labels`` and propagate through ``video``; returns the `Result`.
 
-    labels: (Y, X) labels of ``frame`` (default 0), or a (T, Y, X) stack whose painted frames are
-    all taken as annotations (``frame`` then picks the start frame), or None for a zero-shot
-    method (e.g. ``method="cosnet"``), which then segments every frame (``frame``: where to start).
+    video: a (T, Y, X[, C]) stack (see `Session`). labels: (Y, X) labels of ``frame`` (default 0),
+    or a (T, Y, X) stack whose painted frames are all taken as annotations (``frame`` then picks
+    the start frame), or None for a zero-shot method (e.g. ``method="cosnet"``), which then
+    segments every frame (``frame``: where to start). method, device and ``session_options``
+    (max_side, channels, maps, checkpoint, method options ...): as `Session` takes them.
+    direction: "both", "forward" or "backward" from the start frame. progress: called as
+    ``progress(done, total)`` after each frame. An error or Ctrl+C part-way loses the run here; a
+    `Session` keeps the finished frames in ``session.result()``.
     """
     session, start = annotated_session(video, labels, method, frame, device=device, **session_options)
-    total = session.source.n_frames
-    done = 0
-    for _ in session.propagate(direction, start=start):
-        done += 1
+    for done, _ in enumerate(session.propagate(direction, start=start), start=1):
         if progress is not None:
-            progress(done, total)
+            progress(done, session.planned_frames)
     return session.result()

@@ -75,7 +75,7 @@ def is_map_layer(layer: "Layer") -> bool:
 
 def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Layer":
     """The layer named ``layer`` (or the layer itself), checked to be an 'image' or 'labels' layer."""
-    from napari.layers import Image, Labels
+    from napari.layers import Image, Labels, Layer
 
     wanted = {"image": Image, "labels": Labels}[kind]
     if isinstance(layer, str):
@@ -83,6 +83,9 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
             names = [lyr.name for lyr in viewer.layers if isinstance(lyr, wanted) and not is_map_layer(lyr)]
             raise ValueError(f"no layer named {layer!r} in the viewer; {kind} layers: {names or 'none'}")
         layer = viewer.layers[layer]
+    if not isinstance(layer, Layer):  # data (an array), not a layer: propagate() takes arrays
+        raise ValueError(f"the {kind} is a {type(layer).__name__}, not a layer: give a layer's name or the layer "
+                         f"(viewer.layers[...]); for arrays use napari_vos.propagate(video, labels)")
     if not isinstance(layer, wanted):
         article = "an" if kind[0] in "aeiou" else "a"
         raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not {article} {kind} layer")
@@ -391,9 +394,10 @@ class LayerJob:
     def steps(self) -> Iterator["FrameResult"]:
         """Build the session (if needed) and yield each finished frame; stops early after `cancel()`."""
         session = self.session or self.build_session()
+        frames = session.propagate(self.direction, start=self.start)  # from here a session.cancel() holds
         if self._cancel:
             return
-        yield from session.propagate(self.direction, start=self.start)
+        yield from frames
 
     def _finetune_step(self, step: int, total: int, loss: float) -> None:
         """The method's fine-tuning progress (worker thread; the widget polls ``finetune``)."""

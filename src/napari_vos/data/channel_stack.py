@@ -34,6 +34,8 @@ class ChannelStack:
         names = list(names) if names is not None else [f"stack {i}" for i in range(len(stacks))]
         if not 2 <= len(stacks) <= MAX_CHANNELS:
             raise ValueError(f"combine 2 to {MAX_CHANNELS} stacks as channels, got {len(stacks)}")
+        if len(names) != len(stacks):  # zip would leave the unnamed stacks unchecked
+            raise ValueError(f"give one name per stack: {len(names)} names for {len(stacks)} stacks")
         shapes = [tuple(int(s) for s in getattr(a, "shape", ())) for a in stacks]
         for name, shape in zip(names, shapes):
             if len(shape) != 3:
@@ -47,14 +49,20 @@ class ChannelStack:
         self.dtype = np.result_type(*[np.dtype(getattr(a, "dtype", np.float32)) for a in stacks])
         self.ndim = 4
 
+    def __repr__(self) -> str:
+        return f"ChannelStack(shape={self.shape}, dtype={self.dtype}, names={self.names})"
+
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Frame(s) by an index over (T[, Y[, X]]), with the channels last; the channel axis itself
         cannot be indexed here (pick channels with the engine's ``channels`` option)."""
-        if isinstance(key, tuple) and len(key) > 3:
-            raise IndexError("index the frames (T, Y, X) of a ChannelStack; the channels are picked with channels=[...]")
+        parts = key if isinstance(key, tuple) else (key,)
+        if any(part is Ellipsis for part in parts) or len(parts) > 3:
+            # an Ellipsis would reach each (T, Y, X) stack and index its X, not the channels
+            raise IndexError("index the frames (T, Y, X) of a ChannelStack without ... or a channel index; the "
+                             "channels are picked with channels=[...] (or read one stack of .stacks)")
         return np.stack([np.asarray(a[key]).astype(self.dtype, copy=False) for a in self.stacks], axis=-1)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from napari_vos.checks import whole_number
+from napari_vos.checks import not_an_array, whole_number
 from napari_vos.data.intensity import percentile_range
 
 PERCENTILES = (1.0, 99.8)
@@ -37,11 +37,18 @@ class FrameSource:
     def __init__(self, video: Any, channels: Sequence[int] | None = None, rgb: bool | None = None) -> None:
         if channels is not None:
             channels = _channel_indices(channels)
+        problem = not_an_array(video, "the video")
+        if problem:
+            raise ValueError(problem)
         if type(video).__module__.split(".")[0] == "torch":  # a torch tensor: its numpy view (a copy off the CPU)
             video = video.detach().cpu().numpy()
         shape = tuple(int(s) for s in getattr(video, "shape", ()))
         if not shape:
-            video = np.asarray(video)
+            try:
+                video = np.asarray(video)
+            except ValueError as err:  # a ragged list: frames of several sizes, a multiscale image's levels
+                raise ValueError(f"the video's frames do not stack into one array ({err}); give frames of one "
+                                 "shape (of a multiscale image's levels, pass one: data[0])") from None
             shape = video.shape
         if len(shape) == 2:
             raise ValueError(f"got a single 2-D image of shape {shape}; napari-vos needs a time-lapse (T, Y, X)")

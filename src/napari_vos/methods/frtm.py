@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch.profiler import record_function
 from torch import nn
 import torch.nn.functional as F
 
+from napari_vos.checks import whole_number
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
@@ -100,6 +102,43 @@ def augment_annotated_frame(image: torch.Tensor, masks: torch.Tensor, n: int,
     return torch.stack(images), torch.stack(labels)
 
 
+def with_options(config: FRTMConfig, options: dict[str, Any]) -> FRTMConfig:
+    """``config`` with the test-time settings ``options`` holds (update_interval, n_cg_update, ...)."""
+    overrides = {k: options[k] for k in ("update_interval", "memory_capacity", "eta", "n_augmented") if k in options}
+    target_overrides = {k: options[k] for k in asdict(config.target) if k in options}
+    return replace(config, target=replace(config.target, **target_overrides), **overrides)
+
+
+#: each setting a user may change, the values it takes and how the rule reads in an error
+_COUNTS = {"update_interval": 1, "memory_capacity": 1, "n_augmented": 1, "kernel": 1, "n_gn": 1, "n_cg_init": 1,
+           "n_cg": 1, "n_cg_update": 0, "objects_per_solve": 1}
+
+
+def check_settings(config: FRTMConfig) -> None:
+    """A ValueError naming the setting, before any frame, for values that would fail frames later
+    (``update_interval=0`` divides by zero) or quietly do nothing (no Gauss-Newton step)."""
+    target = config.target
+    values = {**{k: getattr(config, k) for k in ("update_interval", "memory_capacity", "n_augmented")},
+              **{k: getattr(target, k) for k in _COUNTS if hasattr(target, k)}}
+    for name, least in _COUNTS.items():
+        value = values[name]
+        if not whole_number(value) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if target.kernel % 2 == 0:
+        raise ValueError(f"kernel must be odd (the target model's w2 is a kernel x kernel filter centred on each "
+                         f"cell), got {target.kernel}")
+    if config.n_augmented > config.memory_capacity:
+        raise ValueError(f"n_augmented ({config.n_augmented}) cannot exceed memory_capacity "
+                         f"({config.memory_capacity}): the initial samples must fit in the memory")
+    for name, value, rule, ok in (
+            ("eta", config.eta, "in [0, 1) (the memory's learning rate)", lambda v: 0 <= v < 1),
+            ("reg_w1", target.reg_w1, ">= 0", lambda v: v >= 0),
+            ("reg_w2", target.reg_w2, ">= 0", lambda v: v >= 0),
+            ("kappa_min", target.kappa_min, "in [0, 1]", lambda v: 0 <= v <= 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
+            raise ValueError(f"{name} must be a number {rule}, got {value!r}")
+
+
 class FRTM(MethodBase):
     """The FRTM method (Algorithm 1) over a trained FRTMNetwork."""
 
@@ -118,10 +157,8 @@ class FRTM(MethodBase):
 
     def __init__(self, network: FRTMNetwork, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
-        cfg = network.config
-        overrides = {k: options[k] for k in ("update_interval", "memory_capacity", "eta", "n_augmented") if k in options}
-        target_overrides = {k: options[k] for k in asdict(cfg.target) if k in options}
-        self.config = replace(cfg, target=replace(cfg.target, **target_overrides), **overrides)
+        self.config = with_options(network.config, options)
+        check_settings(self.config)
         self.network = place_network(network, self.device)
         self.seed = seed
         self._frame = 0
@@ -237,6 +274,11 @@ class FRTM(MethodBase):
         self._keep_boxes(objects)
 
     # -- construction from a checkpoint ----------------------------------------------------
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The settings' values checked when a Session is made, not when its first frame runs."""
+        check_settings(with_options(CONFIGS["fast"], options))
+
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "FRTM":
         """Load the network from a registered name or a safetensors path (default: the shipped one)."""

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 METHODS: dict[str, str] = {
     "frtm": "napari_vos.methods.frtm:FRTM",
@@ -159,12 +159,24 @@ def option_names(name: str) -> set[str]:
     return names
 
 
-def check_options(name: str, options: dict[str, Any]) -> None:
-    """ValueError naming any option method ``name`` does not take (a typo would otherwise be ignored)."""
+def check_options(name: str, options: dict[str, Any], also: Sequence[str] = ()) -> None:
+    """ValueError naming any option method ``name`` does not take (a typo would otherwise be ignored),
+    with the closest valid name; ``also``: the caller's own keywords (a Session's max_side, ...),
+    which a typo may have meant. Then the method's own check of the values, if it has one
+    (``check_option_values``), so a bad value fails here and not at the first frame."""
+    import difflib
+
     valid = option_names(name)
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"unknown {name} option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(valid))}")
+        known = sorted(valid | set(also))
+        guesses = [f"{u} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(u, known, n=1)) else u
+                   for u in unknown]
+        ours = f"; the session's own: {', '.join(also)}" if also else ""
+        raise ValueError(f"unknown option(s) {', '.join(guesses)}; {name} takes {', '.join(sorted(valid))}{ours}")
+    check_values = getattr(method_class(name), "check_option_values", None)
+    if check_values is not None:
+        check_values(options)
 
 
 def create(name: str, device: Any = "cpu", checkpoint: str | None = None, **options: Any) -> Any:
