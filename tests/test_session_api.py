@@ -170,3 +170,25 @@ def test_the_package_lists_its_public_names_before_they_are_imported():
     names = dir(napari_vos)
     assert {"Session", "propagate", "propagate_layers", "Result", "ChannelStack", "__version__"} <= set(names)
     assert "TYPE_CHECKING" not in names and "Any" not in names
+
+
+def test_two_propagations_of_one_session_do_not_mix(square_video):
+    frames, truth = square_video
+    s = Session(frames, method="flow", device="cpu")
+    s.annotate(0, truth[0])
+    older = s.propagate("forward")
+    assert next(older).index == 0
+    newer = s.propagate("forward")
+    with pytest.raises(RuntimeError, match="replaced by a later propagate"):
+        next(older)
+    assert [step.index for step in newer] == list(range(len(frames)))
+    assert s.result().frames_done == len(frames) - 1
+
+
+def test_a_run_with_no_frame_to_segment_says_so(square_video):
+    frames, truth = square_video
+    s = Session(frames, method="flow", device="cpu")
+    s.annotate(0, truth[0])
+    with pytest.warns(UserWarning, match="nothing to propagate: backward from frame 0 of a 6-frame stack"):
+        steps = list(s.propagate("backward"))
+    assert [step.index for step in steps] == [0]

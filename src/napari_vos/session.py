@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -271,6 +272,7 @@ class Session:
         # fine-tuning) stops at its next iteration, not after tens of seconds
         self._stop = threading.Event()
         self._planned = 0
+        self._run = 0  # which propagate() call is current: an older generator resumed later must not write
         self._seconds = 0.0
         self._start_seconds = 0.0
         self._frames_done = 0
@@ -428,7 +430,7 @@ class Session:
     def _video(self) -> VideoFrames:
         return VideoFrames(self.source.n_frames, self._image)
 
-    def _pass(self, start: int, stop: int, stride: int, ids: list[int] | None) -> Iterator[FrameResult]:
+    def _pass(self, start: int, stop: int, stride: int, ids: list[int] | None, run: int) -> Iterator[FrameResult]:
         """Propagate from annotated frame ``start`` towards ``stop`` (exclusive).
 
         ids None: zero-shot, no annotation; ``start`` is segmented too and the ids are 1..K for
@@ -450,6 +452,9 @@ class Session:
         self._chosen = getattr(method, "chosen_options", dict)()
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
         for t in range(first, stop, stride):
+            if run != self._run:  # two propagations of one Session would mix their frames and counts
+                raise RuntimeError("this propagation was replaced by a later propagate() call on the same Session; "
+                                   "run one propagation at a time (or one Session per run)")
             if self._cancelled:
                 return
             tic = time.perf_counter()
@@ -507,7 +512,7 @@ class Session:
             start = _frame_index(start, "start frame")
             if not 0 <= start < t:
                 raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
-            frames = self._propagate_zero_shot(direction, start)
+            frames = self._propagate_zero_shot(direction, start, self._run + 1)
         else:
             if start is None:
                 start = max(self.annotations) if direction == "backward" else min(self.annotations)
@@ -519,35 +524,39 @@ class Session:
             if extra:
                 raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
                                  f"painted on the frame propagation starts from")
-            frames = self._propagate_annotated(direction, start, ids)
+            frames = self._propagate_annotated(direction, start, ids, self._run + 1)
+        self._run += 1
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)
         self._seconds = self._start_seconds = 0.0
         self._frames_done = 0
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
+        if self._planned == 1 and self.annotations:
+            warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "
+                          "to segment", stacklevel=2)
         self._cancelled = False
         self._stop.clear()
         return frames
 
-    def _propagate_annotated(self, direction: str, start: int, ids: list[int]) -> Iterator[FrameResult]:
+    def _propagate_annotated(self, direction: str, start: int, ids: list[int], run: int) -> Iterator[FrameResult]:
         """The annotated start frame, then the frames after it, then (both) those before it."""
         yield FrameResult(start, self.annotations[start].copy(), {}, True, 0.0)
         t = self.source.n_frames
         if direction in ("forward", "both"):
-            yield from self._pass(start, t, 1, ids)
+            yield from self._pass(start, t, 1, ids, run)
         if direction in ("backward", "both") and not self._cancelled:
-            yield from self._pass(start, -1, -1, ids)
+            yield from self._pass(start, -1, -1, ids, run)
 
-    def _propagate_zero_shot(self, direction: str, start: int) -> Iterator[FrameResult]:
+    def _propagate_zero_shot(self, direction: str, start: int, run: int) -> Iterator[FrameResult]:
         """No annotation: segment ``start`` and every frame after it, then (both) every frame before it."""
         t = self.source.n_frames
         if direction in ("forward", "both"):
-            yield from self._pass(start, t, 1, None)
+            yield from self._pass(start, t, 1, None, run)
         if direction == "backward":
-            yield from self._pass(start, -1, -1, None)
+            yield from self._pass(start, -1, -1, None, run)
         elif direction == "both" and start > 0 and not self._cancelled:
-            yield from self._pass(start - 1, -1, -1, None)
+            yield from self._pass(start - 1, -1, -1, None, run)
 
     def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None) -> "Result":
         """Propagate to the end (or until cancelled) and return the Result; ``progress(done, total)``
