@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -69,15 +69,45 @@ def _read_labels(path: str | None) -> Any:
 
     from napari_vos.data.sequence import read_mask
 
+    if Path(path).is_dir():
+        raise ValueError(f"labels {path} is a folder; give one mask image (PNG) or a labels TIFF")
+    if not Path(path).exists():
+        raise ValueError(f"labels {path} does not exist; give a mask image (PNG) or a labels TIFF")
     if Path(path).suffix.lower() in (".tif", ".tiff"):
         with tifffile.TiffFile(path) as tif:
             planes = [n for n in tif.series[0].shape if n > 1]
-        if len(planes) <= 2:  # one frame
-            return tifffile.imread(path)
+        if len(planes) <= 2:  # one frame, also one saved with a singleton T or Z axis (1, Y, X)
+            one = tifffile.imread(path)
+            return one.reshape(one.shape[-2:]) if one.ndim > 2 and one.size == np.prod(one.shape[-2:]) else one
         from napari_vos.data.readers import open_tiff_frames
 
         return open_tiff_frames(path)  # a stack: read frame by frame, never held whole
-    return read_mask(path)
+    return read_mask(path, void_255=False)  # 255 beside other ids is an object here, not DAVIS's void
+
+
+#: output names that look like a file of another kind: taken as a PNG folder's name they are a mistake
+_NOT_FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".npy", ".npz", ".zarr", ".h5", ".hdf5", ".json")
+_PNG_FRAME = re.compile(r"^\d{5}\.png$")
+
+
+def _check_png_folder(folder: Path) -> list[Path]:
+    """A PNG output folder must be new, empty or an earlier napari-vos output (its record
+    napari_vos.json beside 00000.png ...), never a folder of other files (the input frames!);
+    returns the earlier output's frame files, which the new output replaces."""
+    if folder.suffix.lower() in _NOT_FOLDER_SUFFIXES:
+        raise ValueError(f"-o {folder}: a name ending in .tif writes one labels TIFF, any other name a folder of "
+                         f"PNGs; {folder.suffix} looks like a file name (give run.tif, or a folder name such as "
+                         "results)")
+    if not folder.is_dir():
+        return []
+    present = [p for p in folder.iterdir()]
+    ours = [p for p in present if _PNG_FRAME.match(p.name)]
+    others = [p.name for p in present if p not in ours and p.name not in ("napari_vos.json", "labels.partial.tif")]
+    if others or (ours and not (folder / "napari_vos.json").exists()):
+        shown = ", ".join(sorted(others or [p.name for p in ours])[:3])
+        raise ValueError(f"the output folder {folder} holds files napari-vos did not write ({shown} ...); give a new "
+                         "or empty folder, or an earlier output of napari-vos")
+    return ours
 
 
 def _check_writable(path: Path, folder: bool) -> None:
@@ -107,6 +137,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     top = 1 if labels is None else largest_id(labels)  # a zero-shot run's ids are 1..K
     if not to_tiff and top > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
+    earlier_pngs = [] if to_tiff else _check_png_folder(Path(args.output))
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
         _check_writable(Path(args.maps), folder=True)
@@ -130,8 +161,12 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     options.update(parse_option_pairs(args.option))
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
+    from napari_vos.methods import registry
 
-    source = FrameSource(video)  # the stack's (T, Y, X), for the labels file the run writes into
+    if registry.traits(args.method).reports_finetune:  # a minute of fine-tuning before frame 1 is shown
+        options.setdefault("on_finetune", _FinetuneReport())
+    # the stack's (T, Y, X), for the labels file the run writes into
+    source = FrameSource(video, channels=options.get("channels"))
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
@@ -150,8 +185,14 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         raise
     result = session.result()
     provenance = result.provenance()
+    # what a file must say to be traced back: its inputs, and which frames were segmented from where
+    provenance.update(inputs={"video": str(Path(args.video).resolve()),
+                              "labels": None if args.labels is None else str(Path(args.labels).resolve()),
+                              **({"z": args.z} if args.z is not None else {})},
+                      direction=args.direction, start_frame=finished[0] if finished else None,
+                      frames_segmented=_frame_ranges(finished))
     if stop is not None:  # what is done is written, and the record says which frames it holds
-        provenance.update(complete=False, frames_segmented=_frame_ranges(finished),
+        provenance.update(complete=False,
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
     partial.close(provenance)
     maps = map_files.close(provenance) if map_files is not None else []
@@ -159,7 +200,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         if to_tiff:
             write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
-            write_png_labels(args.output, result.labels)
+            written = set(write_png_labels(args.output, result.labels))
+            for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's
+                if stale not in written:
+                    stale.unlink(missing_ok=True)
             (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
     except BaseException:
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
@@ -190,7 +234,25 @@ def cmd_propagate(args: argparse.Namespace) -> int:
           f"{result.fps:.2f} frames/s on {result.device}{kept}")
     for path in maps:
         print(f"wrote {path}: the method's {path.stem} map")
+    if maps:
+        others = sorted(p.name for p in Path(args.maps).glob("*.tif") if p not in maps)
+        if others:
+            print(f"note: {args.maps} also holds {', '.join(others)} from an earlier run", file=sys.stderr)
     return 0
+
+
+class _FinetuneReport:
+    """``on_finetune`` for the CLI: a line on stderr at the start and every tenth of a method's
+    fine-tuning on the annotated frame, which comes before the first frame's progress."""
+
+    def __init__(self) -> None:
+        self.shown = -1
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        tenth = 10 * step // max(total, 1)
+        if step == 1 or tenth > self.shown:
+            self.shown = tenth
+            print(f"fine-tuning on the annotated frame: {step}/{total}", file=sys.stderr, flush=True)
 
 
 def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tuple[list[int], BaseException | None]:
@@ -201,7 +263,17 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
     finished: list[int] = []
     segmented = 0
     try:
-        frames = session.propagate(direction, start=start)  # checks the arguments; its planned_frames is the total
+        import warnings
+
+        from napari_vos.session import NothingToPropagate
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", NothingToPropagate)
+            try:  # checks the arguments; its planned_frames is the total
+                frames = session.propagate(direction, start=start)
+            except NothingToPropagate as nothing:
+                raise ValueError(f"{nothing}: give --direction both (or forward/backward towards the other frames), "
+                                 "and check that the video is a time-lapse") from None
         with _sigterm_as_interrupt(), _progress("propagating", session.planned_frames) as update:
             for step in frames:
                 finished.append(step.index)
@@ -482,8 +554,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `kill` (a cluster's time limit) stops these as Ctrl+C does, from the first second: what they
+    # finished is written and nothing half-made is left (train handles its own signals)
+    stops = _sigterm_as_interrupt() if args.command in ("propagate", "demo", "eval") else nullcontext()
     try:
-        return int(args.func(args) or 0)
+        with stops:
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # before anything was finished (after it, the command returns 130 itself)
+        print(f"napari-vos {args.command}: interrupted" + (" before the first frame was segmented; nothing was "
+              "written" if args.command == "propagate" else ""), file=sys.stderr)
+        return 130
     except (ValueError, OSError) as err:  # OSError: a file not found, a full disk, a folder not writable
         print(f"napari-vos {args.command}: error: {err}", file=sys.stderr)
         return 2

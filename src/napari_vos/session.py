@@ -187,10 +187,14 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-#: the keywords a Session (and the one-call `propagate`) takes itself: what a mistyped option is
-#: compared with beside the method's own
+#: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
-                    "keep_maps", "maps_out", "out", "seed", "precision", "direction", "progress")
+                    "keep_maps", "maps_out", "out", "seed", "precision")
+
+
+class NothingToPropagate(UserWarning):
+    """A propagation whose direction leaves no frame to segment (backward from frame 0, forward
+    from the last frame, a one-frame video): the CLI makes it an error."""
 
 
 class Session:
@@ -226,6 +230,7 @@ class Session:
                  maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
                  out: Any = None, seed: int = 0, precision: str = "auto", **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
+        self._channels_given = channels is not None
         self.method_name = method
         self.method_class = registry.method_class(method)
         registry.check_options(method, method_options, SESSION_KEYWORDS)  # a typo or bad value fails here, not frames later
@@ -534,7 +539,7 @@ class Session:
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
         if self._planned == 1 and self.annotations:
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "
-                          "to segment", stacklevel=2)
+                          "to segment", NothingToPropagate, stacklevel=2)
         self._cancelled = False
         self._stop.clear()
         return frames
@@ -576,7 +581,9 @@ class Session:
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
-                               "work_size": list(self.work_size), **self.method_options, **self._chosen},
+                               "work_size": list(self.work_size),
+                               **({"channels": list(self.source.channels)} if self._channels_given else {}),
+                               **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
                       start_seconds=self._start_seconds)
 

@@ -19,8 +19,9 @@ from napari_vos.data.writers import label_dtype, open_tiff_labels, rewrite_tiff_
 __all__ = ["PartialLabels", "partial_path"]
 
 #: what the partial file's record says about its frames: it is rewritten only when the run ends
-UNFINISHED = ("unknown: the run writing this file did not finish; frames it had not reached are empty "
-              "(0) and the annotated frames hold the annotation")
+UNFINISHED = "unknown: the run writing this file did not finish; frames it had not reached are empty (0)"
+#: the parts of a run's record that only its end knows (timings, counts): left out until then
+_END_ONLY = ("fps", "seconds", "frames_done", "start_seconds")
 
 
 def partial_path(output: str | Path) -> Path:
@@ -42,25 +43,61 @@ class PartialLabels:
     def __init__(self, output: str | Path, shape: tuple[int, int, int], max_id: int,
                  calibration: Calibration, record: dict[str, Any]) -> None:
         self.path = partial_path(output)
-        if self.path.exists():  # an earlier run's frames, killed before it wrote its output: not ours to drop
-            raise ValueError(f"{self.path} holds the labels of an earlier run that did not finish (it was "
-                             "killed); move or delete it, then run again")
+        if self.path.exists():  # another run's frames: one writing now, or one killed; not ours to drop
+            if _locked(self.path):
+                raise ValueError(f"another napari-vos run is writing {output} now ({self.path} is in use); wait for "
+                                 "it to finish or give another output name")
+            raise ValueError(f"{self.path} holds the labels of an earlier run that did not finish (it was killed "
+                             "before writing its output); move or delete it, then run again")
         self._record = {**record, "complete": False, "frames_segmented": UNFINISHED}
         self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
                                                    self._record)
+        self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
 
     def describe(self, provenance: dict[str, Any]) -> None:
         """Give the file the run's record (method, checkpoint, options), still marked unfinished."""
         self.labels.flush()
-        rewrite_tiff_provenance(self.path, {**provenance, "complete": False, "frames_segmented": UNFINISHED})
+        record = {k: v for k, v in provenance.items() if k not in _END_ONLY}
+        rewrite_tiff_provenance(self.path, {**record, "complete": False, "frames_segmented": UNFINISHED})
 
     def close(self, provenance: dict[str, Any]) -> None:
         """Give the file the run's final record (which frames it holds), as the output gets it: if
         writing the output fails, this file is a complete answer in its place."""
         self.labels.flush()
-        rewrite_tiff_provenance(self.path, provenance)
+        if self.path.exists():  # deleted by hand mid-run: the labels are still in the memory map
+            rewrite_tiff_provenance(self.path, provenance)
 
     def remove(self) -> None:
         """Delete the file: the output now holds the labels (or the run segmented nothing)."""
         self.labels.flush()
         self.path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _lock(path: Path) -> Any:
+    """An open handle holding an exclusive advisory lock on ``path`` (POSIX flock; None where the
+    system has none): released when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; a second run sees "did not finish"
+        return None
+    handle = open(path, "rb")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _locked(path: Path) -> bool:
+    """Whether a live process holds ``path``'s lock (`_lock`)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    with open(path, "rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False

@@ -87,8 +87,10 @@ def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
     return out
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read one stored mask file (palette/grey PNG, TIFF, colour PNG) as int32 labels."""
+def read_mask(path: str | Path, void_255: bool = True) -> np.ndarray:
+    """Read one stored mask file (palette/grey PNG, TIFF, colour PNG) as int32 labels; ``void_255``:
+    an 8-bit PNG's 255 beside other ids is DAVIS's "void" (ground truth); False keeps it an object
+    (an annotation, where 255 is this package's own PNG output's last id)."""
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
@@ -98,7 +100,10 @@ def read_mask(path: str | Path) -> np.ndarray:
 
     with Image.open(path) as im:
         if im.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L", "1"):
-            return decode_mask(np.asarray(im))
+            arr = np.asarray(im)
+            if not void_255 and arr.dtype == np.uint8 and set(np.unique(arr).tolist()) - {0, 255}:
+                return arr.astype(np.int32)  # several ids, 255 among them: every one an object
+            return decode_mask(arr)
         return decode_mask(np.asarray(im.convert("RGB")))
 
 

@@ -31,8 +31,21 @@ def parse_option_pairs(pairs: list[str] | None) -> dict[str, Any]:
         if "=" not in pair:
             raise ValueError(f"--option expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key.replace("-", "_")] = _option_value(value)
+        key = key.strip().replace("-", "_")
+        if key in _NOT_OPTIONS:
+            flag = _NOT_OPTIONS[key]
+            raise ValueError(f"--option {key}=... is not a method option: " +
+                             (f"use {flag}" if flag else "it cannot be set from the command line"))
+        out[key] = _option_value(value.strip())
     return out
+
+
+#: keywords of the session or the command itself, which --option must not pass: the flag that sets
+#: each (None: none does)
+_NOT_OPTIONS = {"device": "--device", "checkpoint": "--checkpoint", "frame": "--frame (propagate)",
+                "direction": "--direction (propagate)", "maps": "--maps DIR (propagate)", "method": "--method",
+                "precision": "--precision", "out": None, "maps_out": None, "keep_maps": None, "progress": None,
+                "labels": None, "video": None, "on_finetune": None, "cancel_event": None}
 
 
 def _option_value(text: str) -> Any:
