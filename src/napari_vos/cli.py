@@ -382,9 +382,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export) if args.export else None
+    from napari_vos.session import resolve_device
+
+    device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
-            train(recipe, out_dir, settings, device=args.device, resume=args.resume, on_save=on_save)
+            train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)
     except KeyboardInterrupt:
         state = out_dir / "last.pt"
         print(f"stopped; {state} holds the last step" if state.exists() else

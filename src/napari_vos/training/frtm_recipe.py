@@ -43,6 +43,8 @@ class FRTMRecipe(VideoMix):
     name: str = "frtm"
 
     def __post_init__(self) -> None:
+        if self.config not in CONFIGS:
+            raise ValueError(f"unknown frtm configuration {self.config!r}; choose one of {', '.join(CONFIGS)}")
         self._init_videos()
         self._frozen: list[str] = []
 

@@ -11,7 +11,10 @@ needed, unlike float16, which is refused here).
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -21,6 +24,35 @@ import torch
 
 from napari_vos.nn.memory_format import prefer_channels_last
 from napari_vos.nn.precision import autocast_for
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the weights became NaN or infinite: the run stops without saving them, so
+    ``last.pt`` and the export keep the last good step."""
+
+
+def _finite(params: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
+
+
+@contextmanager
+def _signals_deferred() -> Any:
+    """Ctrl+C or `kill` arriving while a checkpoint is written take effect once it is written (a
+    second Ctrl+C, common while a 150 MB file is saved, would otherwise abort the save): their
+    handlers only note them meanwhile, and the first one noted is raised at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if noted:  # now to the handler the run had (Ctrl+C's KeyboardInterrupt, the CLI's SIGTERM as Ctrl+C)
+        signal.raise_signal(noted[0])
 
 
 class Recipe(Protocol):
@@ -119,14 +151,26 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         log(f"no {state_path} to resume from; starting a new run")
     elif state_path.exists():  # a new run must not overwrite another one's state
         raise ValueError(f"{state_path} holds an earlier run: pass --resume to continue it, or give another --out")
+    if resume and step >= settings.steps:
+        log(f"{state_path} is already at step {step} of --steps {settings.steps}: nothing to do; raise --steps to "
+            "continue it")
+        return model
+    (out / "last.pt.tmp").unlink(missing_ok=True)  # a save cut off by SIGKILL
+    _cut_log(out / "log.jsonl", step)  # lines of steps after the resumed one are logged again below
+    saved = {"step": step}  # the step last.pt holds (0: none): only later steps are worth a save
 
     def save() -> None:
-        tmp = out / "last.pt.tmp"
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "step": step, "recipe": recipe.name, "config": config}, tmp)
-        tmp.replace(state_path)
-        if on_save is not None:
-            on_save(model, step)
+        if not _finite(params):
+            raise TrainingDiverged(f"the weights became NaN or infinite by step {step}: not saved; "
+                                   f"{state_path} keeps step {saved['step']} (lower --lr, then --resume)")
+        with _signals_deferred():
+            tmp = out / "last.pt.tmp"
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "step": step, "recipe": recipe.name, "config": config}, tmp)
+            tmp.replace(state_path)
+            saved["step"] = step
+            if on_save is not None:
+                on_save(model, step)
 
     if settings.workers > 0:
         from napari_vos.training.prefetch import batch_stream
@@ -144,6 +188,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             batch = next_batch()
             with autocast_for(settings.precision, dev):
                 loss, stats = recipe.loss(model, batch, dev)
+            if not bool(torch.isfinite(loss.detach())):
+                raise TrainingDiverged(f"the loss is {float(loss.detach())} at step {step + 1}: the run diverged; "
+                                       f"{state_path} keeps step {saved['step']} (lower --lr, then --resume)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -163,7 +210,34 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             if settings.max_minutes and (time.time() - started) / 60 > settings.max_minutes:
                 log(f"stopping at step {step}: time budget of {settings.max_minutes} min reached")
                 break
+    except TrainingDiverged:
+        raise  # nothing saved: the last good state stays
+    except BaseException:  # Ctrl+C, SIGTERM, an error: keep the steps done since the last save if sound
+        if step > saved["step"]:
+            try:
+                save()
+            except TrainingDiverged as diverged:
+                log(str(diverged))
+        raise
+    else:
+        if step > saved["step"]:
+            save()
+        log(f"done: step {step} of {settings.steps}; {state_path}")
     finally:
-        save()
         log_file.close()
     return model
+
+
+def _cut_log(path: Path, step: int) -> None:
+    """Drop the log lines of steps after ``step`` (a run killed after logging them but before its
+    next save repeats those steps when resumed), so the log has one line per step."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line cut off by a kill
+            continue
+    path.write_text("".join(f"{line}\n" for line in kept))

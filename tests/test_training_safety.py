@@ -1,0 +1,131 @@
+"""What a training run keeps when it goes wrong (an audit's findings): a diverging loss, a failure
+before the first step, a finished run resumed, a log after a kill, a second Ctrl+C while saving."""
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_vos.cli import main
+from napari_vos.training.loop import TrainingDiverged, TrainSettings, _signals_deferred, train
+
+QUIET = lambda s: None  # noqa: E731
+
+
+class _Recipe:
+    """A two-weight linear model; ``nan_at``: the step whose loss is NaN, ``fail_at``: one that raises."""
+
+    name = "tiny"
+
+    def __init__(self, nan_at=None, fail_at=None):
+        self.nan_at, self.fail_at, self.calls = nan_at, fail_at, 0
+
+    def build(self, device):
+        torch.manual_seed(0)
+        return torch.nn.Linear(2, 1).to(device)
+
+    def batch(self, rng):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ValueError("../data/davis2016-trian does not exist")
+        return torch.tensor(rng.normal(size=(4, 2)), dtype=torch.float32)
+
+    def loss(self, model, batch, device):
+        loss = (model(batch) - 1.0).pow(2).mean()
+        return (loss * float("nan") if self.calls == self.nan_at else loss), {}
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path):
+    run, exported = tmp_path / "run", []
+    train(_Recipe(), run, TrainSettings(steps=4, save_every=2), log=QUIET)
+    good = torch.load(run / "last.pt", weights_only=False)
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 6: the run diverged; .*keeps step 5"):
+        train(_Recipe(nan_at=2), run, TrainSettings(steps=10, save_every=1), resume=True, log=QUIET,
+              on_save=lambda model, step: exported.append(step))
+    kept = torch.load(run / "last.pt", weights_only=False)
+    assert exported == [5] and kept["step"] == 5  # step 5 was sound and saved, step 6 never was
+    assert all(torch.isfinite(t).all() for t in kept["model"].values())
+    assert good["step"] == 4
+
+
+def test_weights_gone_non_finite_are_never_saved(tmp_path):
+    run = tmp_path / "run"
+    recipe = _Recipe()
+    real_loss = recipe.loss
+
+    def exploding(model, batch, device):  # finite losses, but the update leaves infinite weights
+        with torch.no_grad():
+            model.weight.fill_(float("inf")) if recipe.calls == 3 else None
+        return real_loss(model, batch, device)
+
+    recipe.loss = exploding
+    with pytest.raises(TrainingDiverged):
+        train(recipe, run, TrainSettings(steps=6, save_every=2), log=QUIET)
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 2
+
+
+def test_a_run_that_fails_before_its_first_step_saves_nothing(tmp_path):
+    run, exported = tmp_path / "run", []
+    with pytest.raises(ValueError, match="does not exist"):
+        train(_Recipe(fail_at=1), run, TrainSettings(steps=3), log=QUIET, on_save=lambda m, s: exported.append(s))
+    assert not (run / "last.pt").exists() and exported == []
+    train(_Recipe(), run, TrainSettings(steps=3), log=QUIET)  # the corrected command runs as given
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
+
+
+def test_an_error_after_some_steps_keeps_them(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError):
+        train(_Recipe(fail_at=4), run, TrainSettings(steps=10, save_every=100), log=QUIET)
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
+
+
+def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tmp_path):
+    run, said, exported = tmp_path / "run", [], []
+    train(_Recipe(), run, TrainSettings(steps=3, save_every=3), log=said.append,
+          on_save=lambda m, s: exported.append(s))
+    assert exported == [3] and said[-1].startswith("done: step 3 of 3")  # saved once, not twice
+    before = os.stat(run / "last.pt").st_mtime_ns
+    said.clear()
+    train(_Recipe(), run, TrainSettings(steps=3), resume=True, log=said.append)
+    assert "already at step 3 of --steps 3: nothing to do; raise --steps" in said[-1]
+    assert os.stat(run / "last.pt").st_mtime_ns == before
+
+
+def test_a_resume_drops_the_log_lines_of_steps_it_repeats_and_a_cut_off_save(tmp_path):
+    run = tmp_path / "run"
+    train(_Recipe(), run, TrainSettings(steps=4, save_every=2, log_every=1), log=QUIET)
+    state = torch.load(run / "last.pt", weights_only=False)
+    state["step"] = 2  # as if killed after logging steps 3-4 but before saving them
+    torch.save(state, run / "last.pt")
+    (run / "log.jsonl").write_text((run / "log.jsonl").read_text() + '{"step": 5, "lo')  # a line cut off
+    (run / "last.pt.tmp").write_bytes(b"half a checkpoint")
+    train(_Recipe(), run, TrainSettings(steps=4, save_every=2, log_every=1), resume=True, log=QUIET)
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4] and not (run / "last.pt.tmp").exists()
+
+
+def test_a_signal_during_a_save_waits_for_the_save():
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached = True  # the save goes on to its end
+    assert reached
+
+
+def test_train_names_a_device_it_does_not_have_and_an_unknown_config(tmp_path, capsys):
+    base = ["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
+            "--out", str(tmp_path / "run")]
+    assert main([*base, "--device", "gpu"]) == 2
+    assert "device 'gpu' is not one napari-vos knows" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([*base, "--device", "cuda"]) == 2
+        assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    assert main([*base, "--config", "nosuch"]) == 2
+    assert "unknown frtm configuration 'nosuch'; choose one of fast, full" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
