@@ -129,3 +129,12 @@ def test_train_names_a_device_it_does_not_have_and_an_unknown_config(tmp_path, c
     assert main([*base, "--config", "nosuch"]) == 2
     assert "unknown frtm configuration 'nosuch'; choose one of fast, full" in capsys.readouterr().err
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("method", ["frtm", "osvos_at", "rgmp", "s2s"])
+def test_exports_record_the_training_size_as_the_command_takes_it(method):
+    from napari_vos.training.recipes import make_recipe
+
+    recipe = make_recipe(method, size=(48, 64), synthetic_fraction=1.0, batch_size=1)  # (H, W), from --size 64x48
+    _, meta = recipe.export_tensors(recipe.build(torch.device("cpu")))
+    assert meta["train_size"] == "64x48"

@@ -110,4 +110,4 @@ class FRTMRecipe(VideoMix):
 
     def export_tensors(self, model: FRTMNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        return export_tensors(model, "frtm", self.config, train_size=f"{self.size[0]}x{self.size[1]}")
+        return export_tensors(model, "frtm", self.config, train_size=f"{self.size[1]}x{self.size[0]}")

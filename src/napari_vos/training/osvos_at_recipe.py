@@ -124,5 +124,5 @@ class OSVOSATRecipe(VideoMix):
 
     def export_tensors(self, model: OSVOSATNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        return export_tensors(model, "osvos_at", self.config, train_size=f"{self.size[0]}x{self.size[1]}",
+        return export_tensors(model, "osvos_at", self.config, train_size=f"{self.size[1]}x{self.size[0]}",
                               foreground=self.foreground)

@@ -283,7 +283,7 @@ class RGMPRecipe(VideoMix):
     def export_tensors(self, model: RGMPNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
         return export_tensors(model, "rgmp", self.config, stage=self.stage,
-                              train_size=f"{self.size[0]}x{self.size[1]}")
+                              train_size=f"{self.size[1]}x{self.size[0]}")
 
 
 def _iou_masks(pred: torch.Tensor, target: torch.Tensor) -> float:

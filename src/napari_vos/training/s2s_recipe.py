@@ -161,4 +161,4 @@ class S2SRecipe(VideoMix):
 
     def export_tensors(self, model: S2SNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """fp16 state dict and metadata for a shipped safetensors checkpoint."""
-        return export_tensors(model, "s2s", self.config, train_size=f"{self.size[0]}x{self.size[1]}")
+        return export_tensors(model, "s2s", self.config, train_size=f"{self.size[1]}x{self.size[0]}")
