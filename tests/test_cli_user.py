@@ -189,3 +189,41 @@ def test_a_fine_tuning_method_reports_its_fine_tuning(inputs, capsys):
                  "--max-side", "64", "--min-side", "0", "--option", "finetune_iterations=3"]) == 0
     err = capsys.readouterr().err
     assert "fine-tuning on the annotated frame: 1/3" in err and "fine-tuning on the annotated frame: 3/3" in err
+
+
+def test_measurement_commands_refuse_what_would_silently_do_nothing(tmp_path, capsys):
+    assert main(["eval", "--method", "flow", "--data", str(tmp_path), "--save-predictions"]) == 2
+    assert "--save-predictions writes OUT/predictions" in capsys.readouterr().err
+    assert main(["bench", "--method", "flow", "--device", "cpu", "--warmup", "-3"]) == 2
+    assert "--warmup is a number of frames" in capsys.readouterr().err
+    assert main(["bench", "--method", "flow", "--device", "cpu", "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot draws a sweep's points" in capsys.readouterr().err
+    assert main(["weights", "--method", "nosuch"]) == 2
+    assert "unknown method 'nosuch'" in capsys.readouterr().err
+    assert main(["weights", "--method", "flow"]) == 0 and "flow uses no weights" in capsys.readouterr().out
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--json", str(blocked / "demo.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_every_option_of_the_user_commands_says_what_it_does():
+    from napari_vos.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    silent = [f"{name} {action.option_strings or action.dest}" for name in ("propagate", "demo", "eval", "bench",
+                                                                         "weights", "train")
+              for action in commands[name]._actions if not action.help]
+    assert silent == []
+
+
+def test_a_mask_left_in_the_frames_folder_is_pointed_out(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"frame{t}.png")
+    Image.fromarray(((truth[0] > 0) * 255).astype(np.uint8)).save(folder / "mask.png")
+    assert _flow(str(folder), str(folder / "mask.png"), "-o", str(tmp_path / "o.tif")) == 0
+    assert "note: mask.png in" in capsys.readouterr().err

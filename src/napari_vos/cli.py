@@ -55,6 +55,13 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if folder.is_dir():
         if z is not None:
             raise ValueError("--z picks a plane of a TIFF stack; a folder of frame images has none")
+        from napari_vos.data.readers import IMAGE_SUFFIXES, _files
+
+        images = _files(folder, IMAGE_SUFFIXES)
+        odd = [p.name for p in images if any(w in p.stem.lower() for w in ("mask", "label", "annot"))]
+        if odd and len(odd) < len(images):  # a mask left beside the frames is read as one more frame
+            print(f"note: {', '.join(odd[:3])} in {folder} is read as a frame of the video (every image there is); "
+                  "move masks and labels out of the frames folder", file=sys.stderr)
         return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, Calibration()
     if not folder.exists():
         raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
@@ -327,12 +334,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.session import propagate
 
     options = {**parse_option_pairs(args.option), **_zero_shot_option(args), **precision_option(args)}
+    if args.json:  # before the run, not after it
+        _check_writable(Path(args.json), folder=False)
     mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     if args.frames is not None:
         if args.frames < 2:
-            raise SystemExit(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
+            raise ValueError(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
         frames, truth = frames[:args.frames], truth[:args.frames]
     with _progress(f"{args.method} on the {args.sample} sample", len(frames)) as update:
         result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
@@ -425,9 +434,16 @@ def _exporter(recipe: Any, path: str) -> Any:
 def cmd_weights(args: argparse.Namespace) -> int:
     from napari_vos import weights
 
+    if args.method is not None:
+        from napari_vos.methods import registry
+
+        registry.traits(args.method)  # an unknown name is a ValueError listing the methods
+        if not registry.traits(args.method).uses_checkpoint:
+            print(f"{args.method} uses no weights")
+            return 0
     entries = weights.list_checkpoints(args.method)
     if not entries:
-        print("no checkpoints registered")
+        print("no checkpoints registered" + (f" for {args.method}" if args.method else ""))
         return 0
     status = 0
     for e in entries:
@@ -441,6 +457,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"    trained on: {e.training}\n    scores: {json.dumps(e.scores)}")
     return status
+
+
+#: help texts the commands share
+METHOD_HELP = ("frtm (default), agame, rgmp, osvos_at, cosnet (zero-shot), rvos, s2s or flow (no weights); "
+               "`napari-vos weights` lists the shipped checkpoints")
+DEVICE_HELP = "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:1 or mps"
+CHECKPOINT_HELP = "a registered checkpoint name (napari-vos weights) or a .safetensors file (default: the method's shipped one)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,17 +482,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="OUT.tif: one labels TIFF (T, Y, X) with the image's calibration; any other name: a "
                         "folder of palette PNGs 00000.png ... (DAVIS results layout) plus napari_vos.json")
-    p.add_argument("--method", default="frtm")
+    p.add_argument("--method", default="frtm", help=METHOD_HELP)
     p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
                    "labels file, the painted frame to start from (default: the first painted one)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
-    p.add_argument("--max-side", type=int, default=None)
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--direction", default="both", choices=["both", "forward", "backward"],
+                   help="from the start frame (--frame): both (default), forward only or backward only")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="scale frames down so the longer side is at most this many pixels (default 1024; 0: never)")
     p.add_argument("--min-side", type=int, default=None,
                    help="enlarge smaller videos to this shorter side (0: never; default: the method's, FRTM 480)")
-    p.add_argument("--channels", default=None, help="comma-separated channel indices to use")
+    p.add_argument("--channels", default=None,
+                   help="channels to use, 0-based and comma-separated, at most 3, e.g. 0,2 (default: all of up to 3, "
+                        "or RGB)")
     p.add_argument("--maps", default=None, metavar="DIR",
                    help="also write the method's intermediate maps (e.g. FRTM's target scores) as DIR/<map>.tif")
     p.add_argument("--z", type=int, default=None,
@@ -484,13 +511,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_propagate)
 
     p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
-    p.add_argument("--method", default="frtm")
-    p.add_argument("--sample", default="natural", choices=["natural", "cells"])
+    p.add_argument("--method", default="frtm", help=METHOD_HELP)
+    p.add_argument("--sample", default="natural", choices=["natural", "cells"],
+                   help="natural (default): a synthetic natural-looking video; cells: a synthetic microscopy time-lapse")
     p.add_argument("--frames", type=int, default=None, help="only the sample's first N frames (a quicker check)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--json", default=None)
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the scores as JSON (method, checkpoint, J_mean, F_mean, JF_mean, fps, ...)")
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
                    help="first: give frame 0's true labels; none: give nothing, score the foreground against all "
                         "objects; auto (default): none for zero-shot methods (cosnet)")
@@ -501,11 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a method (resumable)")
-    p.add_argument("method")
+    p.add_argument("method", help="frtm, agame, rgmp, osvos_at, cosnet, rvos or s2s")
     p.add_argument("--data", action="append", help="real video folder(s) (DAVIS or images/masks layout)")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps in all (default 3000); raise it to "
+                   "continue a finished run with --resume")
     p.add_argument("--size", default=None, help="training crop WxH, e.g. 288x160")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: the method's)")
     p.add_argument("--synthetic-fraction", type=float, default=0.5, help="share of the videos that are synthetic")
     p.add_argument("--synthetic-cells", type=float, default=0.0,
                    help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
@@ -517,15 +547,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
     p.add_argument("--train-backbone-from", default=None, choices=["stem", "conv2", "conv3", "conv4", "conv5", "none"],
                    help="first backbone stage to train (earlier ones frozen); 'none' freezes the backbone")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps or auto")
     p.add_argument("--out", default=None, help="run folder (default runs/METHOD)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=50, help="steps between saves of OUT/last.pt (and --export) "
+                   "(default 50)")
     p.add_argument("--log-every", type=int, default=10, help="steps between lines of OUT/log.jsonl")
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (saved, exported) after this many minutes "
+                   "of training (default: no limit)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights' start and the batches drawn (default 0; "
+                   "give a new one when continuing in a later session from --init)")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--export", default=None,
                    help="write the trained weights (fp16 safetensors) here, at every save and at the end")
     p.add_argument("--workers", type=int, default=None,
@@ -541,8 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")
-    p.add_argument("--method", default=None)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--method", default=None, help="only this method's checkpoints")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show what each was trained on and its measured scores")
     p.set_defaults(func=cmd_weights)
 
     try:

@@ -63,6 +63,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.runner import evaluate_method
     from napari_vos.evaluation.scoring import format_table
 
+    if args.save_predictions and not args.out:
+        raise ValueError("--save-predictions writes OUT/predictions/<seq>/*.png: give --out OUT")
+
     summary = evaluate_method(
         args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
@@ -106,24 +109,28 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="frtm")
-    p.add_argument("--device", default="auto")
+    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
+
+    p.add_argument("--method", default="frtm", help=METHOD_HELP)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT (default 640x360)")
-    p.add_argument("--objects", type=int, default=1, help="objects annotated on frame 0")
-    p.add_argument("--frames", type=int, default=100, help="stack length")
+    p.add_argument("--objects", type=int, default=1, help="objects annotated on frame 0 (default 1)")
+    p.add_argument("--frames", type=int, default=100, help="stack length (default 100)")
     p.add_argument("--kind", default="auto", choices=["auto", "natural", "cells", "fluorescence"],
                    help="synthetic video (auto: natural up to 10 objects, cells above)")
-    p.add_argument("--warmup", type=int, default=5, help="frames of the warm-up run")
-    p.add_argument("--max-side", type=int, default=None)
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--warmup", type=int, default=5, help="frames of the warm-up run (default 5; 0: none)")
+    p.add_argument("--max-side", type=int, default=None, help="longer side of the working size (default 1024)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--json", default=None, help="write the record (a list with --sweep) here")
     p.add_argument("--sweep", action="store_true", help="run a size x objects x frames grid, one process per point")
-    p.add_argument("--sweep-sizes", default="640x360,1280x720,1920x1080")
-    p.add_argument("--sweep-objects", default="1,10,100")
-    p.add_argument("--sweep-frames", default="50,500,5000")
-    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per sweep point")
+    p.add_argument("--sweep-sizes", default="640x360,1280x720,1920x1080",
+                   help="the sweep's frame sizes (default 640x360,1280x720,1920x1080)")
+    p.add_argument("--sweep-objects", default="1,10,100", help="the sweep's object counts (default 1,10,100)")
+    p.add_argument("--sweep-frames", default="50,500,5000",
+                   help="the sweep's stack lengths (default 50,500,5000: 27 points, hours on a CPU; start smaller)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per sweep point (default: no limit)")
     p.add_argument("--plot", default=None, help="with --sweep: write a PNG of fps and memory here")
     p.add_argument("--profile", default=None, metavar="TXT",
                    help="then profile up to 30 more frames (torch.profiler) and write where the time goes here")
@@ -131,6 +138,11 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.bench import bench_once, bench_sweep, parse_size
+
+    if args.warmup < 0:
+        raise ValueError(f"--warmup is a number of frames, 0 or more; got {args.warmup}")
+    if args.plot and not args.sweep:
+        raise ValueError("--plot draws a sweep's points: give it with --sweep")
 
     if args.sweep:
         extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
@@ -179,18 +191,23 @@ def run_synth(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `eval`, `score`, `bench` and `synth` to the `napari-vos` argparse subcommands."""
     p = subparsers.add_parser("eval", help="run a method on a dataset folder and score it (DAVIS J/F, CTC SEG)")
-    p.add_argument("--method", required=True)
-    p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s)")
+    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
+
+    p.add_argument("--method", required=True, help=METHOD_HELP)
+    p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s) (a "
+                   "stack's truth is <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
-    p.add_argument("--max-side", type=int, default=None, help="working resolution: longer side in pixels")
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--max-side", type=int, default=None,
+                   help="working resolution: longer side in pixels (default 1024; the papers' DAVIS size: 480 at 854x480)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--json", default=None, help="summary JSON path (default OUT/summary.json)")
-    p.add_argument("--out", default=None, help="folder for CSVs, the plot (and predictions)")
+    p.add_argument("--out", default=None, help="folder for CSVs, the plot, summary.json (and predictions); "
+                   "without it only the table is printed")
     p.add_argument("--save-predictions", action="store_true", help="also write OUT/predictions/<seq>/*.png")
-    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="no OUT/plot PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
                    help="first: give the first GT frame; none: give nothing and score the foreground against "
