@@ -138,3 +138,24 @@ def test_exports_record_the_training_size_as_the_command_takes_it(method):
     recipe = make_recipe(method, size=(48, 64), synthetic_fraction=1.0, batch_size=1)  # (H, W), from --size 64x48
     _, meta = recipe.export_tensors(recipe.build(torch.device("cpu")))
     assert meta["train_size"] == "64x48"
+
+
+def test_an_export_says_how_it_was_trained(tmp_path, capsys):
+    from safetensors import safe_open
+
+    out = tmp_path / "w.safetensors"
+    assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction",
+                 "1", "--seed", "7", "--lr", "1e-4", "--out", str(tmp_path / "run"), "--export", str(out),
+                 "--threads", "1"]) == 0
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert meta["step"] == "1" and meta["train_size"] == "64x48" and meta["train_seed"] == "7"
+    assert meta["train_lr"] == "0.0001" and meta["train_data"] == "synthetic only" and meta["train_steps_planned"] == "1"
+    assert "done: step 1 of 1" in capsys.readouterr().out
+
+
+def test_a_resume_says_which_settings_changed(tmp_path):
+    run, said = tmp_path / "run", []
+    train(_Recipe(), run, TrainSettings(steps=2, lr=1e-3), log=QUIET)
+    train(_Recipe(), run, TrainSettings(steps=4, lr=1e-4), resume=True, log=said.append)
+    assert any(m == "resuming with changed settings: steps 2 -> 4, lr 0.001 -> 0.0001" for m in said), said

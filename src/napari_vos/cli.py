@@ -390,7 +390,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              log_every=args.log_every, precision=args.precision,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
-    on_save = _exporter(recipe, args.export) if args.export else None
+    on_save = _exporter(recipe, args.export, args) if args.export else None
     from napari_vos.session import resolve_device
 
     device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
@@ -419,16 +419,39 @@ def _train_workers(requested: int | None, device: str) -> int:
     return 0
 
 
-def _exporter(recipe: Any, path: str) -> Any:
-    """The ``on_save`` hook writing the shipped weights (fp16 safetensors) at every save of a run."""
+def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None) -> Any:
+    """The ``on_save`` hook writing the shipped weights (fp16 safetensors) at every save of a run,
+    with how they were trained (``args``: the train command's) in the file's metadata."""
     from napari_vos import weights
+
+    how = {} if args is None else _training_record(args)
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
-        sha = weights.save_checkpoint(path, tensors, {**meta, "step": str(step)})
+        sha = weights.save_checkpoint(path, tensors, {**how, **meta, "step": str(step)})
         print(f"exported {path} at step {step} (sha256 {sha})", flush=True)
 
     return on_save
+
+
+def _training_record(args: argparse.Namespace) -> dict[str, str]:
+    """The train command's settings as safetensors metadata (strings): the data, the start, the
+    schedule and the seed, so an exported file says how it was made (``step`` counts this run's)."""
+    init = args.init
+    if init is not None:
+        from napari_vos import weights
+
+        try:
+            path, _ = weights.resolve(init)
+            init = f"{init} (sha256 {weights.sha256_of(path)[:12]})"
+        except (weights.CheckpointError, OSError):
+            pass
+    fields = {"data": ",".join(Path(d).name for d in args.data or []) or "synthetic only",
+              "synthetic_fraction": args.synthetic_fraction, "synthetic_cells": args.synthetic_cells,
+              "init": init, "train_backbone_from": args.train_backbone_from, "lr": args.lr,
+              "lr_drop_at": args.lr_drop_at, "steps_planned": args.steps, "batch_size": args.batch_size,
+              "seed": args.seed, "precision": args.precision}
+    return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
 
 
 def cmd_weights(args: argparse.Namespace) -> int:

@@ -136,7 +136,15 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             raise ValueError(f"{state_path} is a {saved[0]} run (config {saved[1]!r}), not {recipe.name} (config "
                              f"{config!r}): resume it with the same method and --config, or give another --out")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except ValueError:  # another set of trained parameters than the saved run's
+            raise ValueError(f"{state_path} trained other parameters than this run would (was "
+                             f"--train-backbone-from changed?); resume with the run's own settings, or give "
+                             "another --out") from None
+        changed = _changes(state.get("settings", {}), _run_settings(settings, recipe))
+        if changed:
+            log(f"resuming with changed settings: {changed}")
         sched.load_state_dict(state["scheduler"])
         # the schedule follows this call's settings, so a resumed run can be given more steps
         from collections import Counter
@@ -166,7 +174,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         with _signals_deferred():
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "step": step, "recipe": recipe.name, "config": config}, tmp)
+                        "step": step, "recipe": recipe.name, "config": config,
+                        "settings": _run_settings(settings, recipe)}, tmp)
             tmp.replace(state_path)
             saved["step"] = step
             if on_save is not None:
@@ -226,6 +235,23 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     finally:
         log_file.close()
     return model
+
+
+def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
+    """What a run was given, kept in last.pt so that a resume can say what changed."""
+    from dataclasses import asdict
+
+    kept = {k: v for k, v in asdict(settings).items() if k not in ("save_every", "log_every", "max_minutes", "workers")}
+    for name in ("size", "batch_size", "real_dirs", "synthetic_fraction", "train_backbone_from"):
+        if hasattr(recipe, name):
+            value = getattr(recipe, name)
+            kept[name] = list(value) if isinstance(value, (tuple, list)) else value
+    return kept
+
+
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """``"lr 0.001 -> 0.0001, size [192, 320] -> [240, 432]"`` for the settings that differ."""
+    return ", ".join(f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k])
 
 
 def _cut_log(path: Path, step: int) -> None:
