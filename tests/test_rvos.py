@@ -259,7 +259,7 @@ def test_zero_shot_through_session_without_an_annotation(zero_shot_checkpoint):
     result = session.run()
     assert result.labels.shape == (5, 64, 96) and result.annotated_frames == []
     with pytest.raises(ValueError):
-        Session(frames, method="rvos", device="cpu").run()  # one-shot needs the annotation
+        Session(frames, method="rvos", checkpoint=zero_shot_checkpoint, device="cpu").run()  # one-shot needs the annotation
 
 
 # -- training --------------------------------------------------------------------------------------

@@ -192,3 +192,17 @@ def test_a_run_with_no_frame_to_segment_says_so(square_video):
     with pytest.warns(UserWarning, match="nothing to propagate: backward from frame 0 of a 6-frame stack"):
         steps = list(s.propagate("backward"))
     assert [step.index for step in steps] == [0]
+
+
+def test_a_missing_checkpoint_fails_when_the_session_is_made(square_video, tmp_path):
+    from napari_vos.weights import CheckpointError
+
+    frames, _ = square_video
+    with pytest.raises(CheckpointError, match="no checkpoint for method 'rvos' is registered"):
+        Session(frames, method="rvos", device="cpu")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Session(frames, method="frtm", device="cpu", checkpoint=str(tmp_path / "nope.safetensors"))
+    with pytest.raises(CheckpointError, match="unknown checkpoint 'frtm-typo'"):
+        Session(frames, method="frtm", device="cpu", checkpoint="frtm-typo")
+    with pytest.raises(ValueError, match="method 'flow' uses no checkpoint"):
+        Session(frames, method="flow", device="cpu", checkpoint="frtm-resnet18-vos")

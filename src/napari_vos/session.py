@@ -143,6 +143,26 @@ class Result:
                 "napari_vos_version": self.version}
 
 
+def _check_checkpoint(method: str, checkpoint: str | None) -> None:
+    """The checkpoint a Session will load exists (a registered default, a registered name, a file),
+    checked without reading it; the same errors the method's build gives (CheckpointError, or a
+    ValueError for a weight-free method given one)."""
+    traits = registry.traits(method)
+    if not traits.uses_checkpoint:
+        if checkpoint is not None:
+            raise ValueError(f"method {method!r} uses no checkpoint, but checkpoint={checkpoint!r} was given")
+        return
+    from pathlib import Path
+
+    from napari_vos import weights
+
+    if checkpoint is None:
+        if traits.needs_checkpoint:
+            weights.default_checkpoint(method)
+    elif checkpoint not in {e.name for e in weights.list_checkpoints(None)} and not Path(checkpoint).expanduser().exists():
+        weights.resolve(checkpoint)  # raises, naming the file or the registered names
+
+
 def _frame_index(frame: Any, what: str) -> int:
     """A frame number as an int; a ValueError for anything that is not a whole number (2.0, "1", 1.5)."""
     if not whole_number(frame):
@@ -240,6 +260,7 @@ class Session:
         # the forward passes' autocast dtype ("auto": fp16 on CUDA, bf16 on CPUs with it, else fp32; nn.precision)
         self.precision = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
+        _check_checkpoint(method, checkpoint)  # a missing one fails here, not after the first frame is yielded
         self.max_side = _pixels("max_side", max_side, "None (never scale down)")
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
         self.min_side = self._size_rule("min_side", min_side, "min_working_side")
