@@ -159,3 +159,26 @@ def test_a_resume_says_which_settings_changed(tmp_path):
     train(_Recipe(), run, TrainSettings(steps=2, lr=1e-3), log=QUIET)
     train(_Recipe(), run, TrainSettings(steps=4, lr=1e-4), resume=True, log=said.append)
     assert any(m == "resuming with changed settings: steps 2 -> 4, lr 0.001 -> 0.0001" for m in said), said
+
+
+def test_the_log_averages_go_on_across_a_resume(tmp_path):
+    class Counting(_Recipe):  # a logged statistic equal to the recipe's own call count: 1, 2, ...
+        def loss(self, model, batch, device):
+            loss, _ = super().loss(model, batch, device)
+            return loss, {"k": float(self.calls)}
+
+    run = tmp_path / "run"
+    train(Counting(), run, TrainSettings(steps=2, log_every=1), log=QUIET)  # k's average: 1, then 1.1
+    train(Counting(), run, TrainSettings(steps=3, log_every=1), resume=True, log=QUIET)  # its k is 1 again
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [x["k"] for x in logged] == [1.0, 1.1, 1.09]  # 0.9 * 1.1 + 0.1 * 1, not a fresh 1.0
+
+
+@pytest.mark.parametrize("flag, value, said", [("--max-minutes", "0", "max-minutes must be above 0"),
+                                               ("--lr", "0", "lr must be above 0"),
+                                               ("--threads", "0", "--threads must be at least 1"),
+                                               ("--workers", "-1", "workers must be a whole number >= 0")])
+def test_train_arguments_that_would_do_something_else_are_refused(tmp_path, capsys, flag, value, said):
+    assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
+                 "--out", str(tmp_path / "run"), flag, value]) == 2
+    assert said in capsys.readouterr().err

@@ -372,7 +372,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from napari_vos.training.loop import TrainSettings, train
     from napari_vos.training.recipes import make_recipe
 
-    if args.threads:
+    from napari_vos.session import resolve_device
+
+    device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.size and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", args.size):
         raise ValueError(f"--size takes WIDTHxHEIGHT in pixels, such as 384x216; got {args.size!r}")
@@ -386,14 +391,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from,
                          clip_frames=args.clip_frames, synthetic_cells=args.synthetic_cells)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
-                             max_minutes=args.max_minutes, workers=_train_workers(args.workers, args.device),
+                             max_minutes=args.max_minutes, workers=_train_workers(args.workers, device),
                              log_every=args.log_every, precision=args.precision,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     on_save = _exporter(recipe, args.export, args) if args.export else None
-    from napari_vos.session import resolve_device
-
-    device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
             train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)

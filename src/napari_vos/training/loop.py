@@ -104,6 +104,12 @@ class TrainSettings:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"training precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 would "
                              "need loss scaling; bf16 has float32's range and needs none)")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be above 0, got {self.lr}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max-minutes must be above 0 (leave it out for no limit), got {self.max_minutes}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be a whole number >= 0, got {self.workers!r}")
 
 
 def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: str = "cpu", resume: bool = False,
@@ -126,6 +132,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     drop_step = int(settings.steps * settings.lr_drop_at)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
     step = 0
+    resumed_running: dict[str, float] = {}
     rng = np.random.default_rng(settings.seed)
     state_path = out / "last.pt"
     config = getattr(recipe, "config", None)
@@ -154,6 +161,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         for group in opt.param_groups:
             group["lr"] = settings.lr * (0.1 if step >= drop_step else 1.0)
         rng = np.random.default_rng(settings.seed + step)
+        resumed_running = dict(state.get("running", {}))  # the log's averages go on from where they were
         log(f"resumed {recipe.name} from {state_path} at step {step}")
     elif resume:
         log(f"no {state_path} to resume from; starting a new run")
@@ -175,7 +183,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "step": step, "recipe": recipe.name, "config": config,
-                        "settings": _run_settings(settings, recipe)}, tmp)
+                        "settings": _run_settings(settings, recipe), "running": dict(running)}, tmp)
             tmp.replace(state_path)
             saved["step"] = step
             if on_save is not None:
@@ -190,7 +198,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         next_batch = lambda: recipe.batch(rng)  # noqa: E731
     model.train()
     started = time.time()
-    running: dict[str, float] = {}
+    running: dict[str, float] = resumed_running
     log_file = (out / "log.jsonl").open("a")
     try:
         while step < settings.steps:
