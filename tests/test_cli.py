@@ -255,7 +255,7 @@ def test_propagate_prints_a_tip_for_many_small_cells_under_a_method_poor_on_cell
             "--method", "rgmp", "--device", "cpu"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "tip: 9 small objects" in err and "rgmp-resnet18-cells" in err
+    assert "tip: 9 small objects" in err and "(here: --method rgmp --checkpoint rgmp-resnet18-cells)" in err
     assert main([*args, "--checkpoint", "rgmp-resnet18-cells"]) == 0
     assert "tip:" not in capsys.readouterr().err
 

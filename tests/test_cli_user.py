@@ -227,3 +227,11 @@ def test_a_mask_left_in_the_frames_folder_is_pointed_out(tmp_path, square_video,
     Image.fromarray(((truth[0] > 0) * 255).astype(np.uint8)).save(folder / "mask.png")
     assert _flow(str(folder), str(folder / "mask.png"), "-o", str(tmp_path / "o.tif")) == 0
     assert "note: mask.png in" in capsys.readouterr().err
+
+
+def test_video_and_labels_given_the_other_way_round_are_named(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "one.tif", (truth[0] > 0).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "stack.tif", (truth > 0).astype(np.uint8))
+    assert _flow(str(tmp_path / "one.tif"), str(tmp_path / "stack.tif"), "-o", str(tmp_path / "o.tif")) == 2
+    assert "are VIDEO and LABELS the other way round?" in capsys.readouterr().err

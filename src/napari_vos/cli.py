@@ -154,7 +154,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         first = labels if labels.ndim == 2 else next((f for f in labels if f.any()), None)  # the first painted
         tip = method_advice(args.method, args.checkpoint, [first]) if first is not None else None
         if tip:
-            print(tip, file=sys.stderr)
+            print(f"{tip} (here: --method {tip.method} --checkpoint {tip.checkpoint})", file=sys.stderr)
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:
         options["min_side"] = args.min_side or None
@@ -174,6 +174,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         options.setdefault("on_finetune", _FinetuneReport())
     # the stack's (T, Y, X), for the labels file the run writes into
     source = FrameSource(video, channels=options.get("channels"))
+    if source.n_frames == 1 and labels is not None and labels.ndim == 3 and len(labels) > 1:
+        raise ValueError(f"the video {args.video} is one frame but the labels {args.labels} are a stack of "
+                         f"{len(labels)}: are VIDEO and LABELS the other way round?")
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
