@@ -235,3 +235,11 @@ def test_video_and_labels_given_the_other_way_round_are_named(tmp_path, square_v
     tifffile.imwrite(tmp_path / "stack.tif", (truth > 0).astype(np.uint8))
     assert _flow(str(tmp_path / "one.tif"), str(tmp_path / "stack.tif"), "-o", str(tmp_path / "o.tif")) == 2
     assert "are VIDEO and LABELS the other way round?" in capsys.readouterr().err
+
+
+def test_a_stack_of_slices_without_time_is_pointed_out(tmp_path, square_video, capsys):
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "zyx.tif", frames[..., 0], imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "labels.tif", (truth[0] > 0).astype(np.uint8))
+    assert _flow(str(tmp_path / "zyx.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "o.tif")) == 0
+    assert "has no time axis (axes ZYX): propagating along Z" in capsys.readouterr().err

@@ -65,6 +65,12 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
         return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, Calibration()
     if not folder.exists():
         raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
+    import tifffile
+
+    with tifffile.TiffFile(folder) as tif:
+        axes = tif.series[0].axes
+    if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
+        print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
     return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
 
 
