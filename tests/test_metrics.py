@@ -202,7 +202,24 @@ def test_score_stack_convenience():
     gt = np.zeros((4, 20, 20), np.int32)
     gt[:, 5:10, 5:10] = 1
     pred = gt.copy()
-    pred[1] = 0  # lose the object on frame 1; frame 2 perfect; frames 0 and 3 not scored
+    pred[1] = 0  # lose the object on frame 1; frame 2 perfect; frames 0 and 3 not scored for J and F
     s = score_stack(pred, gt, seg=True)
     assert s["J_mean"] == pytest.approx(0.5) and s["F_mean"] == pytest.approx(0.5)
-    assert s["SEG"] == pytest.approx(0.5)
+    assert s["SEG"] == pytest.approx(2 / 3)  # SEG (CTC) counts the last frame too: frames 1, 2, 3
+    pred[3] = 0  # lost on the last frame: J and F do not see it, SEG does
+    lost = score_stack(pred, gt, seg=True)
+    assert lost["J_mean"] == pytest.approx(0.5) and lost["SEG"] == pytest.approx(1 / 3)
+
+
+def test_zero_shot_scoring_leaves_out_the_first_and_last_frame_as_davis_2016_does():
+    from napari_vos.evaluation.unsupervised import score_foreground
+
+    gt = np.zeros((5, 20, 20), np.int32)
+    gt[:, 5:10, 5:10] = 1
+    gt[:, 12:16, 12:16] = 2
+    pred = (gt > 0).astype(np.int32) * 3  # any id is foreground
+    pred[0] = 0
+    pred[4] = 0  # lost on the first and the last frame: not scored
+    assert score_foreground(pred, gt)["J_mean"] == pytest.approx(1.0)
+    pred[2] = 0
+    assert score_foreground(pred, gt)["J_mean"] == pytest.approx(2 / 3)

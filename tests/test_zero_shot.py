@@ -117,7 +117,7 @@ def test_cli_demo_and_eval_score_the_foreground(brighter, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["annotation"] == "none" and "union" in summary["scoring"]
     seq = summary["sequences"][names[0]]
-    assert seq["evaluated_frames"] == 5  # no frame was given, so every GT frame is scored
+    assert seq["evaluated_frames"] == 3  # DAVIS 2016 leaves out the first and the last frame, zero-shot too
     assert seq["objects"] == 1  # one foreground, whatever the number of true objects
     assert main(["eval", "--method", brighter, "--data", str(root), "--annotation", "first", "-q",
                  "--no-plot"]) == 2

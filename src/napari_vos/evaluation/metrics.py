@@ -19,6 +19,9 @@ with numpy/scipy (it uses OpenCV, which this package does not depend on):
 - Frames evaluated (semi-supervised): DAVIS 2017 drops the first and the last frame of every
   sequence (`all_gt_masks[:, 1:-1]`). Generalised to sparse ground truth: every frame with GT,
   except the annotated frame given to the method and the sequence's last frame.
+- SEG (Cell Tracking Challenge) is not a DAVIS measure and keeps no DAVIS frame rule: it is taken
+  over every frame with GT except the annotated one(s), the sequence's last frame included, as the
+  official SEG counts every GT frame (those the method was given aside).
 - Objects: the ids present in the annotated frame's GT (DAVIS: 1..max id of frame 0). GT value
   255 is void in DAVIS PNG masks and read as background there (see `data.sequence.decode_mask`;
   in TIFF label images 255 is an object).
@@ -239,23 +242,27 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     seg: also compute the Cell Tracking Challenge SEG measure over the same frames.
     """
     n = len(pred)  # type: ignore[arg-type]
+    seg_frames = frames
     if frames is None:
         gt_frames = [t for t in range(n) if gt[t] is not None]  # type: ignore[index]
         frames = evaluated_frames(n, gt_frames, annotated)
+        seg_frames = evaluated_frames(n, gt_frames, annotated, drop_last=False)  # SEG: the last frame counts
     if object_ids is None:
         first = np.asarray(gt[annotated])  # type: ignore[index]
         object_ids = [int(i) for i in np.unique(first) if i != 0]
     js = np.zeros((len(object_ids), len(frames)))
     fs = np.zeros((len(object_ids), len(frames)))
     seg_scores: list[np.ndarray] = []
-    for c, t in enumerate(frames):
+    scored = set(frames)
+    for t in sorted(scored | set(seg_frames if seg else [])):
         g = np.asarray(gt[t])  # type: ignore[index]
         p = np.asarray(pred[t])  # type: ignore[index]
         if p.shape != g.shape:
             raise ValueError(f"{name} frame {t}: prediction {p.shape} vs ground truth {g.shape}")
-        if object_ids:
+        if object_ids and t in scored:
+            c = frames.index(t)
             js[:, c], fs[:, c] = object_scores(g, p, object_ids, bound_th)
-        if seg:
+        if seg and t in seg_frames:
             from napari_vos.evaluation.ctc import seg_per_object
 
             seg_scores.append(seg_per_object(g, p))

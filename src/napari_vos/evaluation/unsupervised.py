@@ -2,8 +2,10 @@
 
 The DAVIS 2016 unsupervised convention: the method is told nothing and segments "the primary
 object"; every predicted object id counts as foreground, the ground truth of all objects is merged
-into one foreground, and J/F are computed for that single binary object on every frame that has
-ground truth (no frame was given to the method, so none is left out; the last frame is scored too).
+into one foreground, and J/F are computed for that single binary object on the frames with ground
+truth, the sequence's first and last frame left out as the DAVIS 2016 code leaves them out for
+every method, unsupervised ones included (its loader's ``[1:-1]``); a sequence of one or two
+frames keeps them (nothing would be left).
 """
 from __future__ import annotations
 
@@ -31,13 +33,16 @@ class ForegroundStack:
 
 
 def evaluate_foreground(name: str, gt: Any, pred: Any) -> SequenceResult:
-    """J/F of ``pred``'s foreground (any id > 0) against the union of ``gt``'s objects, on every GT frame.
+    """J/F of ``pred``'s foreground (any id > 0) against the union of ``gt``'s objects, on the GT
+    frames but the first and the last.
 
     gt: frame-indexable, gt[t] an int label image or None; pred: labels (T, Y, X). The result has one
     object (id 1, "the foreground").
     """
     n = len(pred)
     frames = [t for t in range(n) if gt[t] is not None]
+    if n >= 3:  # DAVIS 2016: the first and the last frame are not scored
+        frames = [t for t in frames if 0 < t < n - 1]
     return evaluate_sequence(name, ForegroundStack(gt), ForegroundStack(pred), annotated=-1, frames=frames,
                              object_ids=[1])
 
