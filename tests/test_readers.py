@@ -255,3 +255,15 @@ def test_an_8bit_tiff_label_stack_keeps_cell_255_beside_other_cells(tmp_path):
     tifffile.imwrite(tmp_path / "v_labels.tif", labels)
     s = open_tiff_stack(tmp_path / "v.tif", tmp_path / "v_labels.tif")
     np.testing.assert_array_equal(s.masks[1], labels[1].astype(np.int32))
+
+
+def test_a_palette_mask_saved_as_rgb_keeps_its_ids_from_frame_to_frame():
+    from napari_vos.data.sequence import decode_mask
+    from napari_vos.data.writers import davis_palette
+
+    pal = davis_palette()
+    both = np.zeros((8, 8), np.uint8)
+    both[:2], both[4:6] = 1, 2
+    only_two = np.where(both == 1, 0, both)  # object 1 has left the frame
+    assert np.array_equal(decode_mask(pal[both]), both)
+    assert np.array_equal(decode_mask(pal[only_two]), only_two)  # still id 2, not renumbered to 1

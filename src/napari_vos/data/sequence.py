@@ -57,8 +57,9 @@ def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
       just another cell) and an 8-bit mask: a single-object 0/255 mask (DAVIS 2016) becomes 0/1,
       and 255 next to other object ids is the DAVIS "void" label, which the official DAVIS 2017
       code sets to background when reading ground truth, and so do we;
-    - colour (Y, X, 3/4) masks: each distinct non-black colour becomes one id, in the order
-      of the packed colour value (stable across frames for the same colour).
+    - colour (Y, X, 3/4) masks: a palette mask saved as RGB (every colour a DAVIS palette colour)
+      gets the palette index as id, the same on every frame; other colours get ids in the order of
+      their packed value within the frame (so a colour missing from a frame shifts the later ids).
     """
     arr = np.asarray(arr)
     if arr.ndim == 3:
@@ -66,6 +67,13 @@ def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
         packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         colours, inverse = np.unique(packed, return_inverse=True)
         inverse = inverse.reshape(packed.shape)
+        from napari_vos.data.writers import davis_palette
+
+        pal = davis_palette().astype(np.uint32)
+        pal_packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+        if np.isin(colours, pal_packed).all():  # a palette mask saved as RGB: the palette index is the id,
+            index = {int(c): i for i, c in enumerate(pal_packed)}  # the same on every frame
+            return np.array([index[int(c)] for c in colours], dtype=np.int32)[inverse]
         if colours[0] == 0:
             return inverse.astype(np.int32)
         return (inverse + 1).astype(np.int32)
