@@ -223,3 +223,16 @@ def test_zero_shot_scoring_leaves_out_the_first_and_last_frame_as_davis_2016_doe
     assert score_foreground(pred, gt)["J_mean"] == pytest.approx(1.0)
     pred[2] = 0
     assert score_foreground(pred, gt)["J_mean"] == pytest.approx(2 / 3)
+
+
+def test_a_predicted_png_keeps_object_255(tmp_path):
+    from napari_vos.data.writers import write_png_label
+    from napari_vos.evaluation.scoring import PredictionFolder
+
+    ids = np.zeros((8, 8), np.uint8)
+    ids[:2], ids[4:6] = 1, 255  # this package's PNG output holds ids up to 255
+    write_png_label(tmp_path / "00000.png", ids)
+    folder = PredictionFolder.__new__(PredictionFolder)  # one frame's file, without a GT sequence to match
+    folder.path, folder.n, folder.shape, folder._stack = tmp_path, 1, (8, 8), None
+    folder._files = {0: tmp_path / "00000.png"}
+    assert set(np.unique(folder[0]).tolist()) == {0, 1, 255}

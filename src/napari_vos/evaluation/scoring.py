@@ -237,7 +237,7 @@ class PredictionFolder:
         p = self._files.get(int(t))
         if p is None:
             return np.zeros(self.shape, np.int32)
-        return read_mask(p)
+        return read_mask(p, void_255=False)  # a prediction has no void: 255 beside other ids is an object
 
 
 def _memmappable(path: Path) -> bool:
