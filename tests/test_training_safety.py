@@ -182,3 +182,12 @@ def test_train_arguments_that_would_do_something_else_are_refused(tmp_path, caps
     assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
                  "--out", str(tmp_path / "run"), flag, value]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_a_resume_says_init_is_not_used(tmp_path):
+    run, said = tmp_path / "run", []
+    train(_Recipe(), run, TrainSettings(steps=1), log=QUIET)
+    resumed = _Recipe()
+    resumed.init_checkpoint = "frtm-resnet18-vos"
+    train(resumed, run, TrainSettings(steps=2), resume=True, log=said.append)
+    assert any(m.startswith("--init frtm-resnet18-vos is not used: the run goes on from") for m in said)

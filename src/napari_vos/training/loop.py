@@ -163,6 +163,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         rng = np.random.default_rng(settings.seed + step)
         resumed_running = dict(state.get("running", {}))  # the log's averages go on from where they were
         log(f"resumed {recipe.name} from {state_path} at step {step}")
+        if getattr(recipe, "init_checkpoint", None):
+            log(f"--init {recipe.init_checkpoint} is not used: the run goes on from {state_path}")
     elif resume:
         log(f"no {state_path} to resume from; starting a new run")
     elif state_path.exists():  # a new run must not overwrite another one's state
