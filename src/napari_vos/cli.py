@@ -290,7 +290,7 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
             except NothingToPropagate as nothing:
                 raise ValueError(f"{nothing}: give --direction both (or forward/backward towards the other frames), "
                                  "and check that the video is a time-lapse") from None
-        with _sigterm_as_interrupt(), _progress("propagating", session.planned_frames) as update:
+        with _progress("propagating", session.planned_frames) as update:  # SIGTERM is Ctrl+C here (main)
             for step in frames:
                 finished.append(step.index)
                 segmented += not step.annotated
@@ -453,8 +453,8 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
         from napari_vos import weights
 
         try:
-            path, _ = weights.resolve(init)
-            init = f"{init} (sha256 {weights.sha256_of(path)[:12]})"
+            path, info = weights.resolve(init)  # a registered file's sha256 is checked there: not read twice
+            init = f"{init} (sha256 {(info.sha256 if info is not None else weights.sha256_of(path))[:12]})"
         except (weights.CheckpointError, OSError):
             pass
     fields = {"data": ",".join(Path(d).name for d in args.data or []) or "synthetic only",
@@ -471,8 +471,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.method is not None:
         from napari_vos.methods import registry
 
-        registry.traits(args.method)  # an unknown name is a ValueError listing the methods
-        if not registry.traits(args.method).uses_checkpoint:
+        if not registry.traits(args.method).uses_checkpoint:  # an unknown name: a ValueError listing the methods
             print(f"{args.method} uses no weights")
             return 0
     entries = weights.list_checkpoints(args.method)

@@ -275,8 +275,7 @@ class Session:
         # memory-mapped TIFF: the CLI's --maps), so a long video's maps need not fit in memory;
         # None: numpy arrays in memory
         self.maps_out = maps_out
-        if maps_out is not None and not (maps and keep_maps):
-            raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
+        self._check_maps_out()
         self.seed = seed
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
@@ -450,6 +449,10 @@ class Session:
                              f"and probabilities), got dtype {stack.dtype}")
         return stack
 
+    def _check_maps_out(self) -> None:
+        if self.maps_out is not None and not (self.want_maps and self.keep_maps):
+            raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
+
     def _autocast(self) -> Any:
         return autocast_for(self.precision, self.device)
 
@@ -526,9 +529,9 @@ class Session:
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
-        if self.maps_out is not None and not (self.want_maps and self.keep_maps):
-            raise ValueError("maps_out is where the maps are kept: it needs maps=True and keep_maps=True")
+        self._check_maps_out()  # set after construction too (the CLI's --maps)
         t = self.source.n_frames
+        run = self._run + 1  # this call's number: a generator of an earlier call must not write
         if not self.annotations:
             if self.needs_annotation:
                 raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
@@ -538,7 +541,7 @@ class Session:
             start = _frame_index(start, "start frame")
             if not 0 <= start < t:
                 raise ValueError(f"start frame {start} is outside the stack (frames 0..{t - 1})")
-            frames = self._propagate_zero_shot(direction, start, self._run + 1)
+            frames = self._propagate_zero_shot(direction, start, run)
         else:
             if start is None:
                 start = max(self.annotations) if direction == "backward" else min(self.annotations)
@@ -550,8 +553,8 @@ class Session:
             if extra:
                 raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
                                  f"painted on the frame propagation starts from")
-            frames = self._propagate_annotated(direction, start, ids, self._run + 1)
-        self._run += 1
+            frames = self._propagate_annotated(direction, start, ids, run)
+        self._run = run
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)

@@ -49,9 +49,8 @@ class PartialLabels:
                                  "it to finish or give another output name")
             raise ValueError(f"{self.path} holds the labels of an earlier run that did not finish (it was killed "
                              "before writing its output); move or delete it, then run again")
-        self._record = {**record, "complete": False, "frames_segmented": UNFINISHED}
         self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
-                                                   self._record)
+                                                   {**record, "complete": False, "frames_segmented": UNFINISHED})
         self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
 
     def describe(self, provenance: dict[str, Any]) -> None:

@@ -49,14 +49,16 @@ def read_image(path: str | Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
+def decode_mask(arr: np.ndarray, void_255: bool = True, binary_255: bool | None = None) -> np.ndarray:
     """Turn a stored mask into int32 object labels (0 = background).
 
     - integer label images (palette indices, 8/16-bit grey, TIFF labels) are kept as they are;
     - with ``void_255`` (8-bit PNG masks, DAVIS style; TIFF label images pass False, where 255 is
       just another cell) and an 8-bit mask: a single-object 0/255 mask (DAVIS 2016) becomes 0/1,
       and 255 next to other object ids is the DAVIS "void" label, which the official DAVIS 2017
-      code sets to background when reading ground truth, and so do we;
+      code sets to background when reading ground truth, and so do we; ``binary_255`` (default:
+      as ``void_255``) rules the 0/255 case alone, for an annotation PNG, whose 0/255 mask is one
+      object but whose 255 beside other ids is an object too (``void_255=False, binary_255=True``);
     - colour (Y, X, 3/4) masks: a palette mask saved as RGB (every colour a DAVIS palette colour)
       gets the palette index as id, the same on every frame; other colours get ids in the order of
       their packed value within the frame (so a colour missing from a frame shifts the later ids).
@@ -85,12 +87,14 @@ def decode_mask(arr: np.ndarray, void_255: bool = True) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         arr = np.rint(arr)
     out = arr.astype(np.int32)
-    if void_255 and eight_bit and out.max(initial=0) == 255:
+    binary_255 = void_255 if binary_255 is None else binary_255
+    if (void_255 or binary_255) and eight_bit and out.max(initial=0) == 255:
         others = np.unique(out)
         others = others[(others != 0) & (others != 255)]
         if others.size == 0:
-            out[out == 255] = 1
-        else:
+            if binary_255:
+                out[out == 255] = 1
+        elif void_255:
             out[out == 255] = 0
     return out
 
@@ -108,10 +112,8 @@ def read_mask(path: str | Path, void_255: bool = True) -> np.ndarray:
 
     with Image.open(path) as im:
         if im.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L", "1"):
-            arr = np.asarray(im)
-            if not void_255 and arr.dtype == np.uint8 and set(np.unique(arr).tolist()) - {0, 255}:
-                return arr.astype(np.int32)  # several ids, 255 among them: every one an object
-            return decode_mask(arr)
+            # a 0/255 PNG is one object (DAVIS 2016) either way; 255 beside other ids is void only for GT
+            return decode_mask(np.asarray(im), void_255=void_255, binary_255=True)
         return decode_mask(np.asarray(im.convert("RGB")))
 
 

@@ -239,7 +239,8 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     gt: frame-indexable, gt[t] an int label image or None (no GT at t); pred: frame-indexable
     labels (T, Y, X). annotated: the frame whose GT was given to the method. frames: which
     frames to score (default `evaluated_frames`); object_ids: default the ids in gt[annotated].
-    seg: also compute the Cell Tracking Challenge SEG measure over the same frames.
+    seg: also compute the Cell Tracking Challenge SEG measure (by default over the same frames and
+    the last one, which SEG does not leave out).
     """
     n = len(pred)  # type: ignore[arg-type]
     seg_frames = frames
@@ -253,16 +254,16 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     js = np.zeros((len(object_ids), len(frames)))
     fs = np.zeros((len(object_ids), len(frames)))
     seg_scores: list[np.ndarray] = []
-    scored = set(frames)
-    for t in sorted(scored | set(seg_frames if seg else [])):
+    column = {t: c for c, t in enumerate(frames)}
+    seg_at = set(seg_frames) if seg else set()
+    for t in sorted(set(column) | seg_at):
         g = np.asarray(gt[t])  # type: ignore[index]
         p = np.asarray(pred[t])  # type: ignore[index]
         if p.shape != g.shape:
             raise ValueError(f"{name} frame {t}: prediction {p.shape} vs ground truth {g.shape}")
-        if object_ids and t in scored:
-            c = frames.index(t)
-            js[:, c], fs[:, c] = object_scores(g, p, object_ids, bound_th)
-        if seg and t in seg_frames:
+        if object_ids and t in column:
+            js[:, column[t]], fs[:, column[t]] = object_scores(g, p, object_ids, bound_th)
+        if t in seg_at:
             from napari_vos.evaluation.ctc import seg_per_object
 
             seg_scores.append(seg_per_object(g, p))

@@ -109,7 +109,7 @@ def with_options(config: FRTMConfig, options: dict[str, Any]) -> FRTMConfig:
     return replace(config, target=replace(config.target, **target_overrides), **overrides)
 
 
-#: each setting a user may change, the values it takes and how the rule reads in an error
+#: the settings that are counts, each with its least value (on FRTMConfig or its target settings)
 _COUNTS = {"update_interval": 1, "memory_capacity": 1, "n_augmented": 1, "kernel": 1, "n_gn": 1, "n_cg_init": 1,
            "n_cg": 1, "n_cg_update": 0, "objects_per_solve": 1}
 
@@ -118,10 +118,8 @@ def check_settings(config: FRTMConfig) -> None:
     """A ValueError naming the setting, before any frame, for values that would fail frames later
     (``update_interval=0`` divides by zero) or quietly do nothing (no Gauss-Newton step)."""
     target = config.target
-    values = {**{k: getattr(config, k) for k in ("update_interval", "memory_capacity", "n_augmented")},
-              **{k: getattr(target, k) for k in _COUNTS if hasattr(target, k)}}
     for name, least in _COUNTS.items():
-        value = values[name]
+        value = getattr(target if hasattr(target, name) else config, name)
         if not whole_number(value) or value < least:
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     if target.kernel % 2 == 0:
