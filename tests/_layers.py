@@ -1,6 +1,8 @@
 """Tiny videos for the napari-side tests: a textured square sliding over a textured background."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -42,3 +44,17 @@ def two_channel_video(n_frames: int = 8) -> tuple[np.ndarray, np.ndarray, np.nda
     ramp = np.linspace(0, 255, 64).astype(np.uint8)[None, :].repeat(64, axis=0)
     still = np.broadcast_to(ramp, square.shape).copy()
     return still, square.astype(np.uint16) * 200, truth
+
+
+def viewer_with_a_nan_frame(n_frames: int, size: tuple[int, int], nan_at: int) -> Any:
+    """A Qt-free napari ViewerModel with the sliding square as "video" (float32, frame ``nan_at``
+    holding one NaN pixel, found only when a run reaches it) and frame 0's truth as "painted"."""
+    from napari.components import ViewerModel
+
+    frames, truth = sliding_square(n_frames, size)
+    frames = frames.astype(np.float32)
+    frames[nan_at, 0, 0] = np.nan
+    viewer = ViewerModel()
+    viewer.add_image(frames, name="video")
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    return viewer

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from _layers import first_frame_only, iou, sliding_square
+from _layers import first_frame_only, iou, sliding_square, viewer_with_a_nan_frame
 from _widget_run import SCALE, TRANSLATE
 from _widget_run import click as _click
 from _widget_run import setup_widget as _setup
@@ -124,12 +124,7 @@ def test_one_way_runs_count_the_frames_they_cover(viewer):
 
 
 def test_an_error_on_the_first_frame_to_segment_leaves_no_layer():
-    frames, truth = sliding_square(5, (48, 48))
-    frames = frames.astype(np.float32)
-    frames[1, 0, 0] = np.nan
-    v = ViewerModel()
-    v.add_image(frames, name="video")
-    v.add_labels(first_frame_only(truth), name="painted")
+    v = viewer_with_a_nan_frame(5, (48, 48), nan_at=1)
     with pytest.raises(ValueError, match="frame 1 contains NaN"):
         propagate_layers(v, "video", "painted", method="flow", device="cpu", direction="forward")
     assert [lyr.name for lyr in v.layers] == ["video", "painted"]

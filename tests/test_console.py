@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _layers import first_frame_only, iou, sliding_square
+from _layers import first_frame_only, iou, sliding_square, viewer_with_a_nan_frame
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
@@ -287,12 +287,7 @@ def test_frames_a_one_way_run_does_not_reach_keep_the_labels_layers(viewer):
 
 
 def test_a_run_ended_by_an_error_says_so_in_its_provenance():
-    frames, truth = sliding_square(6, (64, 64))
-    frames = frames.astype(np.float32)
-    frames[4, 0, 0] = np.nan
-    v = ViewerModel()
-    v.add_image(frames, name="video")
-    v.add_labels(first_frame_only(truth), name="painted")
+    v = viewer_with_a_nan_frame(6, (64, 64), nan_at=4)
     with pytest.raises(ValueError, match="frame 4 contains NaN"):
         propagate_layers(v, "video", "painted", method="flow", device="cpu", direction="forward")
     meta = v.layers["painted propagated (flow)"].metadata["napari_vos"]
