@@ -226,13 +226,28 @@ def test_zero_shot_scoring_leaves_out_the_first_and_last_frame_as_davis_2016_doe
 
 
 def test_a_predicted_png_keeps_object_255(tmp_path):
+    from napari_vos.data.sequence import Sequence
     from napari_vos.data.writers import write_png_label
     from napari_vos.evaluation.scoring import PredictionFolder
 
     ids = np.zeros((8, 8), np.uint8)
     ids[:2], ids[4:6] = 1, 255  # this package's PNG output holds ids up to 255
     write_png_label(tmp_path / "00000.png", ids)
-    folder = PredictionFolder.__new__(PredictionFolder)  # one frame's file, without a GT sequence to match
-    folder.path, folder.n, folder.shape, folder._stack = tmp_path, 1, (8, 8), None
-    folder._files = {0: tmp_path / "00000.png"}
+    folder = PredictionFolder(tmp_path, Sequence.from_arrays("one", np.zeros((1, 8, 8), np.uint8)))
     assert set(np.unique(folder[0]).tolist()) == {0, 1, 255}
+
+
+def test_predicted_colour_pngs_keep_each_colour_id_on_every_frame(tmp_path):
+    from PIL import Image
+
+    from napari_vos.data.sequence import Sequence
+    from napari_vos.evaluation.scoring import PredictionFolder
+
+    for t in range(2):
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        rgb[4:6] = (250, 140, 10)
+        if t == 0:
+            rgb[:2] = (20, 40, 230)  # a colour below the orange one, gone on frame 1
+        Image.fromarray(rgb).save(tmp_path / f"{t:05d}.png")
+    folder = PredictionFolder(tmp_path, Sequence.from_arrays("two", np.zeros((2, 8, 8), np.uint8)))
+    assert folder[0][4, 0] == folder[1][4, 0] == 2 and folder[0][0, 0] == 1

@@ -267,3 +267,42 @@ def test_a_palette_mask_saved_as_rgb_keeps_its_ids_from_frame_to_frame():
     only_two = np.where(both == 1, 0, both)  # object 1 has left the frame
     assert np.array_equal(decode_mask(pal[both]), both)
     assert np.array_equal(decode_mask(pal[only_two]), only_two)  # still id 2, not renumbered to 1
+
+
+def test_colour_masks_of_a_folder_keep_each_colour_id_on_every_frame(tmp_path):
+    # colours that are no palette colour: numbered over the whole folder, so the orange object keeps
+    # its id on the frame the blue one has left (numbering each frame's colours gave it id 1 there)
+    orange, blue = (250, 140, 10), (20, 40, 230)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for t in range(3):
+        Image.fromarray(_frames(t, (8, 8, 3))).save(tmp_path / "images" / f"{t:05d}.png")
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        rgb[4:6] = orange
+        if t != 1:
+            rgb[:2] = blue
+        Image.fromarray(rgb).save(tmp_path / "masks" / f"{t:05d}.png")
+    (seq,) = open_dataset(tmp_path)
+    ids = [sorted(np.unique(seq.masks[t]).tolist()) for t in range(3)]
+    assert ids == [[0, 1, 2], [0, 2], [0, 1, 2]]
+    assert (seq.masks[1][4:6] == seq.masks[0][4:6]).all() and (seq.masks[0][:2] != seq.masks[0][4:6]).all()
+    # the frame's own colours alone, as for one annotation file, give its objects 1, 2, ...
+    assert np.unique(read_mask(tmp_path / "masks" / "00001.png")).tolist() == [0, 1]
+
+
+def test_colour_masks_that_are_palette_colours_on_one_frame_only_follow_the_folder(tmp_path):
+    # frame 0 holds only palette colours, frame 1 adds another: the whole folder is numbered by colour
+    # (frame 0 alone would have taken the palette indices, 1 and 2, and frame 1 ranks)
+    pal = davis_palette()
+    frames = [np.zeros((6, 6, 3), np.uint8) for _ in range(2)]
+    for f in frames:
+        f[:2], f[2:4] = pal[1], pal[2]
+    frames[1][4:5] = (7, 200, 90)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for t, f in enumerate(frames):
+        Image.fromarray(_frames(t, (6, 6, 3))).save(tmp_path / "images" / f"{t:05d}.png")
+        Image.fromarray(f).save(tmp_path / "masks" / f"{t:05d}.png")
+    (seq,) = open_dataset(tmp_path)
+    np.testing.assert_array_equal(seq.masks[0][:4], seq.masks[1][:4])
+    assert np.unique(seq.masks[1]).tolist() == [0, 1, 2, 3]

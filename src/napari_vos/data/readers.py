@@ -26,6 +26,7 @@ import numpy as np
 
 from napari_vos.data.sequence import (
     IMAGE_SUFFIXES,
+    ColourTable,
     TIFF_SUFFIXES,
     LazyFrames,
     LazyMasks,
@@ -111,15 +112,11 @@ def _is_label_name(p: Path) -> bool:
 
 def _mask_loaders(frame_stems: list[str], masks: list[Path]) -> dict[int, Callable[[], np.ndarray]]:
     by_stem = {m.stem: m for m in masks}
-    loaders: dict[int, Callable[[], np.ndarray]] = {}
-    for i, stem in enumerate(frame_stems):
-        m = by_stem.get(stem)
-        if m is not None:
-            loaders[i] = (lambda m=m: read_mask(m))
-    if not loaders and masks and len(masks) == len(frame_stems):
-        # names differ but counts agree: pair them in sorted order
-        loaders = {i: (lambda m=m: read_mask(m)) for i, m in enumerate(masks)}
-    return loaders
+    paired = {i: by_stem[stem] for i, stem in enumerate(frame_stems) if stem in by_stem}
+    if not paired and masks and len(masks) == len(frame_stems):
+        paired = dict(enumerate(masks))  # names differ but counts agree: pair them in sorted order
+    table = ColourTable(list(paired.values()))  # colour masks: one id per colour on every frame
+    return {i: (lambda m=m: read_mask(m, table=table)) for i, m in paired.items()}
 
 
 def open_sequence_dir(

@@ -22,6 +22,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "decode_mask",
+    "ColourTable",
 ]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -49,7 +50,68 @@ def read_image(path: str | Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def decode_mask(arr: np.ndarray, void_255: bool = True, binary_255: bool | None = None) -> np.ndarray:
+def _packed_colours(arr: np.ndarray) -> np.ndarray:
+    """A colour mask's (Y, X) 0xRRGGBB values (alpha, if any, ignored)."""
+    rgb = arr[..., :3].astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def colour_ids(colours: np.ndarray) -> np.ndarray:
+    """Object ids for sorted, distinct 0xRRGGBB colours: their DAVIS palette indices when every one
+    is a palette colour (a palette mask saved as RGB), else 1, 2, ... in colour order with black
+    as background (0) where present."""
+    from napari_vos.data.writers import davis_palette
+
+    pal = davis_palette().astype(np.uint32)
+    pal_packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    if np.isin(colours, pal_packed).all():
+        index = {int(c): i for i, c in enumerate(pal_packed)}
+        return np.array([index[int(c)] for c in colours], dtype=np.int32)
+    first = 0 if colours.size and colours[0] == 0 else 1
+    return np.arange(first, first + colours.size, dtype=np.int32)
+
+
+class ColourTable:
+    """One colour -> id table for all the colour masks of a sequence, so that an object keeps its id
+    on every frame (numbering each frame's own colours would shift the ids of the colours after one
+    that is missing from a frame). Built on first use from every colour mask among ``paths``."""
+
+    def __init__(self, paths: SequenceABC[str | Path]) -> None:
+        self._paths = [Path(p) for p in paths]
+        self._colours: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+
+    def _build(self) -> None:
+        from PIL import Image
+
+        seen = [np.zeros(0, np.uint32)]
+        for path in self._paths:
+            if path.suffix.lower() in TIFF_SUFFIXES:
+                continue
+            with Image.open(path) as im:
+                if im.mode in _LABEL_MODES:
+                    continue
+                seen.append(np.unique(_packed_colours(np.asarray(im.convert("RGB")))))
+        self._colours = np.unique(np.concatenate(seen))
+        self._ids = colour_ids(self._colours)
+
+    def __call__(self, colours: np.ndarray) -> np.ndarray:
+        """The ids of these sorted, distinct colours (each one among the sequence's colours)."""
+        if self._colours is None:
+            self._build()
+        assert self._colours is not None and self._ids is not None
+        where = np.searchsorted(self._colours, colours)
+        if where.size and (where.max() >= self._colours.size or (self._colours[where] != colours).any()):
+            raise ValueError("a colour mask changed on disk while it was being read: colours not in the table")
+        return self._ids[where]
+
+
+def decode_mask(
+    arr: np.ndarray,
+    void_255: bool = True,
+    binary_255: bool | None = None,
+    table: ColourTable | None = None,
+) -> np.ndarray:
     """Turn a stored mask into int32 object labels (0 = background).
 
     - integer label images (palette indices, 8/16-bit grey, TIFF labels) are kept as they are;
@@ -59,26 +121,15 @@ def decode_mask(arr: np.ndarray, void_255: bool = True, binary_255: bool | None 
       code sets to background when reading ground truth, and so do we; ``binary_255`` (default:
       as ``void_255``) rules the 0/255 case alone, for an annotation PNG, whose 0/255 mask is one
       object but whose 255 beside other ids is an object too (``void_255=False, binary_255=True``);
-    - colour (Y, X, 3/4) masks: a palette mask saved as RGB (every colour a DAVIS palette colour)
-      gets the palette index as id, the same on every frame; other colours get ids in the order of
-      their packed value within the frame (so a colour missing from a frame shifts the later ids).
+    - colour (Y, X, 3/4) masks: ids from `colour_ids` (palette indices for a palette mask saved as
+      RGB, else colour order, black the background), over ``table``'s colours (the whole
+      sequence's, the same id on every frame) or, without one, over this mask's own colours.
     """
     arr = np.asarray(arr)
     if arr.ndim == 3:
-        rgb = arr[..., :3].astype(np.uint32)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        colours, inverse = np.unique(packed, return_inverse=True)
-        inverse = inverse.reshape(packed.shape)
-        from napari_vos.data.writers import davis_palette
-
-        pal = davis_palette().astype(np.uint32)
-        pal_packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
-        if np.isin(colours, pal_packed).all():  # a palette mask saved as RGB: the palette index is the id,
-            index = {int(c): i for i, c in enumerate(pal_packed)}  # the same on every frame
-            return np.array([index[int(c)] for c in colours], dtype=np.int32)[inverse]
-        if colours[0] == 0:
-            return inverse.astype(np.int32)
-        return (inverse + 1).astype(np.int32)
+        colours, inverse = np.unique(_packed_colours(arr), return_inverse=True)
+        ids = colour_ids(colours) if table is None else table(colours)
+        return ids[inverse.reshape(arr.shape[:2])]
     if arr.ndim != 2:
         raise ValueError(f"a mask must be 2-D (or 2-D colour), got shape {arr.shape}")
     if arr.dtype == bool:
@@ -99,10 +150,15 @@ def decode_mask(arr: np.ndarray, void_255: bool = True, binary_255: bool | None 
     return out
 
 
-def read_mask(path: str | Path, void_255: bool = True) -> np.ndarray:
+# PIL modes holding integer labels (palette indices, grey levels), not colours
+_LABEL_MODES = ("P", "L", "I", "I;16", "I;16B", "I;16L", "1")
+
+
+def read_mask(path: str | Path, void_255: bool = True, table: ColourTable | None = None) -> np.ndarray:
     """Read one stored mask file (palette/grey PNG, TIFF, colour PNG) as int32 labels; ``void_255``:
     an 8-bit PNG's 255 beside other ids is DAVIS's "void" (ground truth); False keeps it an object
-    (an annotation, where 255 is this package's own PNG output's last id)."""
+    (an annotation, where 255 is this package's own PNG output's last id). ``table``: the colour
+    ids of the mask's whole sequence (see `ColourTable`)."""
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
@@ -111,10 +167,10 @@ def read_mask(path: str | Path, void_255: bool = True) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        if im.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L", "1"):
+        if im.mode in _LABEL_MODES:
             # a 0/255 PNG is one object (DAVIS 2016) either way; 255 beside other ids is void only for GT
             return decode_mask(np.asarray(im), void_255=void_255, binary_255=True)
-        return decode_mask(np.asarray(im.convert("RGB")))
+        return decode_mask(np.asarray(im.convert("RGB")), table=table)
 
 
 class LazyFrames(SequenceABC):

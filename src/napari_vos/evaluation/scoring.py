@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.readers import open_dataset
-from napari_vos.data.sequence import TIFF_SUFFIXES, Sequence, read_mask
+from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
 
 __all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
@@ -225,6 +225,7 @@ class PredictionFolder:
         if not self._files:
             raise ValueError(f"{path}: no prediction file matches the frames of {seq.name!r}")
         self.missing = self.n - len(self._files)
+        self._colours = ColourTable(list(self._files.values()))  # colour PNGs: ids over the whole folder
 
     def __len__(self) -> int:
         return self.n
@@ -237,7 +238,7 @@ class PredictionFolder:
         p = self._files.get(int(t))
         if p is None:
             return np.zeros(self.shape, np.int32)
-        return read_mask(p, void_255=False)  # a prediction has no void: 255 beside other ids is an object
+        return read_mask(p, void_255=False, table=self._colours)  # a prediction has no void: 255 beside other ids is an object
 
 
 def _memmappable(path: Path) -> bool:
