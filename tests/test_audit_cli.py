@@ -251,6 +251,7 @@ def no_training(monkeypatch):
     (["--size", "96"], "--size takes WIDTHxHEIGHT"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--synthetic-fraction", "1.5"], "--synthetic-fraction is a fraction"),
+    (["--synthetic-fraction", "0.5"], "it needs --data"),  # no --data: nothing real to mix in
 ])
 def test_train_refuses_bad_arguments_before_training(no_training, tmp_path, capsys, flag, message):
     assert main(["train", "frtm", "--steps", "1", "--out", str(tmp_path / "run"), *flag]) == 2
@@ -269,6 +270,24 @@ def test_train_size_reaches_the_recipe_as_height_by_width(monkeypatch, tmp_path)
     monkeypatch.setattr(recipes, "make_recipe", record)
     assert main(["train", "frtm", "--size", "96x64", "--steps", "1", "--out", str(tmp_path / "run")]) == 2
     assert seen["size"] == (64, 96)
+
+
+def test_train_without_data_says_it_trains_on_synthetic_videos_alone(monkeypatch, tmp_path, capsys):
+    import napari_vos.training.recipes as recipes
+
+    seen = {}
+
+    def record(method, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(recipes, "make_recipe", record)
+    assert main(["train", "frtm", "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "no --data: training on synthetic videos alone" in capsys.readouterr().out
+    assert seen["synthetic_fraction"] == 1.0 and seen["real_dirs"] == []
+    seen.clear()
+    main(["train", "frtm", "--steps", "1", "--out", str(tmp_path / "run"), "--data", str(tmp_path)])
+    assert seen["synthetic_fraction"] == 0.5  # with --data the default mix
 
 
 def test_train_stopped_by_ctrl_c_exits_130(monkeypatch, tmp_path, capsys):

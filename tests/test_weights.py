@@ -1,5 +1,6 @@
 """Checkpoint registry: sha256 verification, clear errors for missing/corrupt files, safetensors round trip."""
 import json
+import warnings
 
 import pytest
 import torch
@@ -107,3 +108,36 @@ def test_the_cache_folder_is_searched_and_defaults_are_per_method(temp_registry,
     weights.register(weights.CheckpointInfo(name="later", method="frtm", backbone="r", file="l.st", sha256="0"))
     assert weights.default_checkpoint("frtm").name == "c" and weights.default_checkpoint("rgmp").name == "g"
     assert [c.name for c in weights.list_checkpoints() if c.default] == ["c", "g"]
+
+
+@pytest.mark.real_working_size
+def test_each_shipped_checkpoint_records_the_preprocessing_the_engine_gives_it():
+    # a change to the normalisation or a method's working size shows here before it silently
+    # shifts the shipped checkpoints' inputs away from what they were trained and scored on
+    from napari_vos.data.frames import PERCENTILES
+    from napari_vos.nn.backbones import IMAGENET_MEAN
+
+    for entry in weights.list_checkpoints():
+        assert entry.preprocessing == weights.preprocessing(entry.method), entry.name
+        assert entry.preprocessing["percentiles"] == list(PERCENTILES)
+        assert entry.preprocessing["mean"] == list(IMAGENET_MEAN)
+    assert weights.preprocessing("frtm")["min_side"] == 480 and weights.preprocessing("rgmp")["min_object_side"] == 64
+
+
+@pytest.mark.real_working_size
+def test_an_export_carries_its_preprocessing_and_another_one_is_warned_of(tmp_path):
+    from napari_vos.methods import registry
+    from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
+    from napari_vos.training.frtm_recipe import FRTMRecipe
+
+    tensors, meta = FRTMRecipe().export_tensors(FRTMNetwork(CONFIGS["fast"]))
+    assert json.loads(meta["preprocessing"]) == weights.preprocessing("frtm")
+    same, other = tmp_path / "same.safetensors", tmp_path / "other.safetensors"
+    weights.save_checkpoint(same, tensors, meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same preprocessing: no warning
+        registry.create("frtm", checkpoint=str(same))
+    recorded = {**weights.preprocessing("frtm"), "percentiles": [0.5, 99.5]}
+    weights.save_checkpoint(other, tensors, {**meta, "preprocessing": json.dumps(recorded)})
+    with pytest.warns(UserWarning, match=r"percentiles: \[0.5, 99.5\] there, \[1.0, 99.8\] here"):
+        registry.create("frtm", checkpoint=str(other))

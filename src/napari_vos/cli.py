@@ -394,6 +394,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.synthetic_fraction is not None and not 0.0 <= args.synthetic_fraction <= 1.0:
         raise ValueError(f"--synthetic-fraction is a fraction of the videos, in [0, 1]; got {args.synthetic_fraction}")
+    if not args.data:
+        if args.synthetic_fraction not in (None, 1.0):
+            raise ValueError("--synthetic-fraction mixes real videos with synthetic ones: it needs --data "
+                             "(without it every training video is synthetic)")
+        args.synthetic_fraction = 1.0
+        print("no --data: training on synthetic videos alone (--data DIR adds real annotated videos, "
+              "such as DAVIS 2016 train)", flush=True)
+    elif args.synthetic_fraction is None:
+        args.synthetic_fraction = 0.5
     recipe = make_recipe(args.method, size=tuple(int(s) for s in args.size.split("x"))[::-1] if args.size else None,
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
@@ -488,7 +497,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         default = " [default]" if e.default else ""
         print(f"{e.name}{default}: method={e.method} backbone={e.backbone} sha256={e.sha256[:12]}… {state}")
         if args.verbose:
-            print(f"    trained on: {e.training}\n    scores: {json.dumps(e.scores)}")
+            print(f"    trained on: {e.training}\n    scores: {json.dumps(e.scores)}\n"
+                  f"    preprocessing: {json.dumps(e.preprocessing)}")
     return status
 
 
@@ -567,12 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", help="real video folder(s) (DAVIS or images/masks layout)")
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps in all (default 3000); raise it to "
                    "continue a finished run with --resume")
-    p.add_argument("--size", default=None, help="training crop WxH, e.g. 288x160")
+    p.add_argument("--size", default=None, help="training crop WxH, e.g. 288x160 (default: the method's, "
+                   "e.g. frtm 320x192)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: the method's)")
-    p.add_argument("--synthetic-fraction", type=float, default=0.5, help="share of the videos that are synthetic")
+    p.add_argument("--synthetic-fraction", type=float, default=None,
+                   help="share of the videos that are synthetic, with --data (default 0.5; without --data all are)")
     p.add_argument("--synthetic-cells", type=float, default=0.0,
                    help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
-    p.add_argument("--config", default=None, help="method configuration (frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|light:windows|"
+    p.add_argument("--config", default=None, help="method configuration (default: frtm fast, the others light; frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|light:windows|"
                         "paper:...; s2s: light|paper; osvos_at: light|paper; cosnet: light|paper[:vanilla|symmetric|channel]; "
                         "rvos: light|paper:teacher|inferred|zero)")
     p.add_argument("--backbone-weights", default=None, choices=["imagenet"],
@@ -586,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--save-every", type=int, default=50, help="steps between saves of OUT/last.pt (and --export) "
                    "(default 50)")
-    p.add_argument("--log-every", type=int, default=10, help="steps between lines of OUT/log.jsonl")
+    p.add_argument("--log-every", type=int, default=10, help="steps between lines of OUT/log.jsonl (default 10)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (saved, exported) after this many minutes "
                    "of training (default: no limit)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights' start and the batches drawn (default 0; "

@@ -36,6 +36,39 @@ class CheckpointInfo:
     training: str = ""
     scores: dict[str, Any] = field(default_factory=dict)
     default: bool = False
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # how frames are prepared for it (`preprocessing`)
+
+
+def preprocessing(method: str) -> dict[str, Any]:
+    """How the engine prepares frames for ``method``'s network, as a checkpoint records it (like a
+    torchvision weight enum's transforms): colour, intensity scaling, the network's input
+    normalisation and the method's working-size preferences."""
+    from napari_vos.data.frames import PERCENTILES
+    from napari_vos.methods import registry
+    from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+    cls = registry.method_class(method)
+    return {
+        "channels": "RGB: grey repeated, 2 channels as R and G, alpha dropped",
+        "intensity": "uint8 / 255; other types: each channel's percentile range over the stack to [0, 1]",
+        "percentiles": list(PERCENTILES),
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "min_side": cls.min_working_side,
+        "min_object_side": cls.min_object_side,
+        "resize": "bilinear, antialiased",
+    }
+
+
+#: the fields of `preprocessing` that set what the network's input values are (the working-size
+#: preferences are defaults a user may change: not compared)
+INPUT_FIELDS = ("channels", "intensity", "percentiles", "mean", "std", "resize")
+
+
+def preprocessing_differences(method: str, recorded: dict[str, Any]) -> list[str]:
+    """The input fields of a checkpoint's recorded preprocessing that this version does otherwise."""
+    now = preprocessing(method)
+    return [f"{k}: {recorded[k]!r} there, {now[k]!r} here" for k in INPUT_FIELDS if k in recorded and recorded[k] != now[k]]
 
 
 def cache_dir() -> Path:

@@ -118,7 +118,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objects", type=int, default=1, help="objects annotated on frame 0 (default 1)")
     p.add_argument("--frames", type=int, default=100, help="stack length (default 100)")
     p.add_argument("--kind", default="auto", choices=["auto", "natural", "cells", "fluorescence"],
-                   help="synthetic video (auto: natural up to 10 objects, cells above)")
+                   help="synthetic video (default auto: natural up to 10 objects, cells above)")
     p.add_argument("--warmup", type=int, default=5, help="frames of the warm-up run (default 5; 0: none)")
     p.add_argument("--max-side", type=int, default=None, help="longer side of the working size (default 1024)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
@@ -193,7 +193,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="run a method on a dataset folder and score it (DAVIS J/F, CTC SEG)")
     from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
 
-    p.add_argument("--method", required=True, help=METHOD_HELP)
+    p.add_argument("--method", required=True, help=METHOD_HELP.replace("frtm (default)", "frtm"))
     p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s) (a "
                    "stack's truth is <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
@@ -217,10 +217,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("score", help="score existing predictions against ground truth")
     p.add_argument("--pred", required=True, help="predictions: <seq>/00000.png ... or <seq>.tif")
     p.add_argument("--gt", required=True, help="ground-truth dataset folder (any layout eval reads)")
-    p.add_argument("--sequences", default=None)
-    p.add_argument("--json", default=None)
-    p.add_argument("--out", default=None, help="folder for the CSVs")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all of --gt's)")
+    p.add_argument("--json", default=None, help="also write the summary as JSON here")
+    p.add_argument("--out", default=None, help="folder for the CSVs (default: none written)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_score)
 
     p = subparsers.add_parser("bench", help="frames/s and peak memory on a streamed synthetic video")
@@ -228,11 +228,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_bench)
 
     p = subparsers.add_parser("synth", help="write a generated synthetic set (DAVIS layout) to evaluate on")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=10, help="number of sequences")
-    p.add_argument("--kind", default="natural", choices=["natural", "cells", "fluorescence"])
-    p.add_argument("--seed", type=int, default=0, help="sequence i uses seed + i")
-    p.add_argument("--frames", type=int, default=40)
-    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
+    p.add_argument("--out", required=True, help="folder to write (DAVIS layout: JPEGImages/, Annotations/)")
+    p.add_argument("--n", type=int, default=10, help="number of sequences (default 10)")
+    p.add_argument("--kind", default="natural", choices=["natural", "cells", "fluorescence"],
+                   help="what the videos show (default natural)")
+    p.add_argument("--seed", type=int, default=0, help="sequence i uses seed + i (default 0)")
+    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
+    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT (default 320x240)")
     p.add_argument("--objects", type=int, default=None, help="objects (cells) per sequence (default: natural 1-3, cells 30)")
     p.set_defaults(func=run_synth)

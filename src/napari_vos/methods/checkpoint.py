@@ -45,7 +45,27 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
         raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {meta.get('method')!r}, not '{method}'")
     net = network(meta)
     load_fitting(net, state, f"checkpoint {ckpt_name} does not fit the {title} network")
+    _warn_on_other_preprocessing(method, ckpt_name, meta)
     return net, ckpt_name, sha
+
+
+def _warn_on_other_preprocessing(method: str, name: str, meta: dict[str, str]) -> None:
+    """Warn when the checkpoint was made for frames prepared otherwise than this version prepares
+    them (its registry entry's record, else its own metadata's; a file with neither is not checked)."""
+    import warnings
+
+    from napari_vos import weights
+
+    info = next((e for e in weights.list_checkpoints(method) if e.name == name), None)
+    recorded = info.preprocessing if info is not None and info.preprocessing else None
+    if recorded is None and "preprocessing" in meta:
+        recorded = json.loads(meta["preprocessing"])
+    if recorded:
+        differences = weights.preprocessing_differences(method, recorded)
+        if differences:
+            warnings.warn(f"checkpoint {name} was made for frames prepared otherwise than napari-vos "
+                          f"prepares them now ({'; '.join(differences)}); its scores may not hold",
+                          stacklevel=3)
 
 
 def build_method(cls: Callable[..., M], device: torch.device | str, checkpoint: str | None, options: dict[str, Any],

@@ -72,11 +72,15 @@ def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: st
     """fp16 state dict and metadata for a shipped safetensors checkpoint (a recipe's ``export_tensors``).
 
     The metadata holds the method, the configuration's name, the network's configuration as JSON
-    (``<method>_config``, what the method's ``build`` reads back) and the recipe's ``extra`` entries.
+    (``<method>_config``, what the method's ``build`` reads back), how frames are prepared for it
+    (``preprocessing``, `weights.preprocessing`) and the recipe's ``extra`` entries.
     """
+    from napari_vos.weights import preprocessing
+
     state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
              for k, v in model.state_dict().items()}
-    meta = {"method": method, "config": config, f"{method}_config": json.dumps(model.config.to_dict()), **extra}
+    meta = {"method": method, "config": config, f"{method}_config": json.dumps(model.config.to_dict()),
+            "preprocessing": json.dumps(preprocessing(method)), **extra}
     return state, meta
 
 
