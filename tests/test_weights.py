@@ -125,6 +125,14 @@ def test_each_shipped_checkpoint_records_the_preprocessing_the_engine_gives_it()
 
 
 @pytest.mark.real_working_size
+def test_a_registered_checkpoint_gets_the_preprocessing_of_this_version(temp_registry):
+    weights.register(weights.CheckpointInfo(name="z", method="rgmp", backbone="resnet18", file="z.safetensors",
+                                            sha256="0" * 64))
+    (entry,) = weights.list_checkpoints("rgmp")
+    assert entry.preprocessing == weights.preprocessing("rgmp") and entry.preprocessing["min_object_side"] == 64
+
+
+@pytest.mark.real_working_size
 def test_an_export_carries_its_preprocessing_and_another_one_is_warned_of(tmp_path):
     from napari_vos.methods import registry
     from napari_vos.methods.frtm import CONFIGS, FRTMNetwork

@@ -197,7 +197,10 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Any], metadata: dict[st
 
 
 def register(info: CheckpointInfo) -> None:
-    """Add or replace a registry entry (used when a trained checkpoint is shipped)."""
+    """Add or replace a registry entry (used when a trained checkpoint is shipped); an entry without
+    a preprocessing record gets this version's (`preprocessing`)."""
+    if not info.preprocessing:
+        info.preprocessing = preprocessing(info.method)
     registry = _read_registry()
     if info.default:
         for other in registry.values():
