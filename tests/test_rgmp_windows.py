@@ -113,6 +113,22 @@ def test_auto_window_runs_many_objects_in_windows_and_few_on_the_whole_frame(k, 
     assert sides == ([None] if expected == "full" else [96])  # 10 + 2 * 32 -> 96
 
 
+def test_a_network_trained_on_windows_runs_a_few_objects_in_windows_too():
+    # the cells checkpoint over the whole frame lost 5 real cells at once (IoU 0.11, windows 0.73)
+    from napari_vos.methods.rgmp import _network
+
+    objects = torch.zeros(2, 256, 256)
+    objects[0, 8:18, 20:30], objects[1, 100:110, 20:30] = 1, 1
+    for stage, expected in (("windows", "objects"), ("video", "full"), (None, "full")):
+        meta = {"method": "rgmp", "config": "light"} if stage is None else {"method": "rgmp", "stage": stage}
+        net = _network(meta).eval()
+        m = RGMP(net)
+        m.start(torch.rand(3, 256, 256), objects)
+        assert m.chosen_options()["window"] == expected, stage
+    assert RGMP.build(checkpoint="rgmp-resnet18-cells").network.trained_stage == "windows"
+    assert RGMP.build().network.trained_stage != "windows"
+
+
 def test_window_options_are_checked():
     net = RGMPNetwork(TINY)
     with pytest.raises(ValueError, match="window"):

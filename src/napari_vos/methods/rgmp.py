@@ -16,7 +16,8 @@ learned at test time (section 3.3):
 
 Not in the paper: with ``window="objects"`` each object's streams run in a square around it
 (methods.rgmp_windows), far cheaper with many small objects such as cells; the default ``"auto"``
-does so from WINDOW_MIN_OBJECTS objects on and runs the paper's whole frame below that.
+does so from WINDOW_MIN_OBJECTS objects on, or always for a network trained on windows (the cells
+checkpoint), and runs the paper's whole frame below that.
 
 Add-on (section 4.3), off by default: online fine-tuning of the whole network on the annotated
 frame with strategy-1 pairs (methods.rgmp_pairs), Adam. The paper's 1000 iterations at 1e-7 move
@@ -47,7 +48,8 @@ from napari_vos.nn.precision import full_precision
 _STRIDE = 32  # conv5 of the ResNet encoder
 # window="auto" runs each object in its own window from this many objects on (many small objects such
 # as cells: level scores at 30-40x the speed on the cells sample, docs/benchmarks.md session 16), and on
-# the whole frame below it
+# the whole frame below it; a network trained on windows (the recipe's stage "windows", as the
+# rgmp-resnet18-cells checkpoint) runs in windows whatever the number of objects
 WINDOW_MIN_OBJECTS = 8
 WINDOW_BATCH = 16  # windows of one side run in batches of at most this many objects (bounds memory)
 
@@ -131,7 +133,8 @@ class RGMP(MethodBase):
             self.finetune(image, objects)
         k = objects.shape[0]
         if self.window == "auto":  # fixed at the first start, like the scales
-            self.window = "objects" if k >= WINDOW_MIN_OBJECTS else "full"
+            trained_on_windows = getattr(self.network, "trained_stage", None) == "windows"
+            self.window = "objects" if k >= WINDOW_MIN_OBJECTS or trained_on_windows else "full"
         sides = [window_side(objects[i], self.window_margin) if self.window == "objects" else None
                  for i in range(k)]
         self._groups = groups_by_side(sides, WINDOW_BATCH)
@@ -288,5 +291,8 @@ class RGMP(MethodBase):
 
 
 def _network(meta: dict[str, str]) -> RGMPNetwork:
-    """The network of the configuration stored in a checkpoint's metadata."""
-    return RGMPNetwork(stored_config(meta, "rgmp", RGMPConfig) or CONFIGS[meta.get("config", "light")])
+    """The network of the configuration stored in a checkpoint's metadata, with the training stage
+    it was exported from (``trained_stage``: a "windows" network runs in per-object windows)."""
+    network = RGMPNetwork(stored_config(meta, "rgmp", RGMPConfig) or CONFIGS[meta.get("config", "light")])
+    network.trained_stage = meta.get("stage")
+    return network
