@@ -107,6 +107,20 @@ def test_bad_labels_raise_and_add_nothing(viewer, labels, message):
     assert len(viewer.layers) == n
 
 
+def test_an_earlier_one_way_output_painted_on_every_frame_a_run_reaches_is_refused(viewer):
+    # forward from frame 2 painted 2..5: re-run forward from 4 with every painted frame, nothing is left
+    # to segment (it reported "done" with a copy); backward from 4 reaches the unpainted 0 and 1
+    labels = np.zeros((6, 64, 64), np.int32)
+    labels[2:, 20:30, 20:30] = 1
+    viewer.add_labels(labels, name="earlier")
+    n = len(viewer.layers)
+    with pytest.raises(ValueError, match="every frame a forward run from 4 reaches in the labels layer 'earlier'"):
+        propagate_layers(viewer, "video", "earlier", method="flow", frame=4, direction="forward", device="cpu")
+    assert len(viewer.layers) == n
+    out = propagate_layers(viewer, "video", "earlier", method="flow", frame=4, direction="backward", device="cpu")
+    assert out.result.annotated_frames == [2, 3, 4, 5] and out.labels.data[0].any()
+
+
 def test_wrong_names_and_kinds_are_clear_errors(viewer):
     with pytest.raises(ValueError, match="no layer named 'nope'.*labels layers: \\['painted'\\]"):
         propagate_layers(viewer, "video", "nope", method="flow")

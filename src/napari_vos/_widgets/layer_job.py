@@ -203,11 +203,6 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     painted = painted_frames(labels.data)
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
-    if len(painted) == n_frames > 1:
-        raise ValueError(f"every frame of the labels layer {labels.name!r} is painted (an earlier output?), so "
-                         "every frame would be an annotation and nothing is left to propagate: untick 'use every "
-                         "painted frame' to start from the annotated frame alone, or paint corrections into the "
-                         "layer you first painted")
     annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
     if frame is None or frame in annotations:
         start = frame
@@ -218,6 +213,14 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
                     "backward": [i for i in painted if i >= frame]}.get(direction, painted) or painted
         start = min(reaching, key=lambda i: (abs(i - frame), i))
         note = f"frame {frame} is not painted; starting from painted frame {start}"
+    first = start if start is not None else (painted[-1] if direction == "backward" else painted[0])
+    reached = {"forward": range(first, n_frames), "backward": range(0, first + 1)}.get(direction, range(n_frames))
+    if n_frames > 1 and all(i in annotations for i in reached):
+        where = "every frame of" if len(painted) == n_frames else f"every frame a {direction} run from {first} reaches in"
+        raise ValueError(f"{where} the labels layer {labels.name!r} is painted (an earlier output?), so every frame "
+                         "would be an annotation and nothing is left to propagate: untick 'use every painted frame' "
+                         "to start from the annotated frame alone, or paint corrections into the layer you first "
+                         "painted")
     return annotations, start, note
 
 
