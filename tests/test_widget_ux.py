@@ -61,7 +61,11 @@ def test_choices_are_locked_while_running_and_the_status_keeps_method_and_note(m
                     widget.maps_checkbox, widget.max_side_spin, widget.options_edit, widget.direction_combo):
         assert not control.isEnabled()
     assert widget.cancel_button.isEnabled()
+    started = widget.frame_spin.value()
+    viewer.dims.set_current_step(0, started + 1)  # scrolling mid-run: the locked box keeps the run's frame
+    assert widget.frame_spin.value() == started
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.frame_spin.value() == started + 1  # and follows the slider again once the run is over
     assert widget.method_combo.isEnabled() and widget.labels_combo.isEnabled() and widget.options_edit.isEnabled()
     assert not widget.checkpoint_edit.isEnabled()  # each control gets its own state back
     assert widget.status.text().startswith("done") and "starting from painted frame 0" in widget.status.text()

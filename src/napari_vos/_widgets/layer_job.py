@@ -215,7 +215,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         note = f"frame {frame} is not painted; starting from painted frame {start}"
     first = start if start is not None else (painted[-1] if direction == "backward" else painted[0])
     reached = {"forward": range(first, n_frames), "backward": range(0, first + 1)}.get(direction, range(n_frames))
-    if n_frames > 1 and all(i in annotations for i in reached):
+    if len(reached) > 1 and all(i in annotations for i in reached):  # (a one-frame run: the engine's own message)
         where = "every frame of" if len(painted) == n_frames else f"every frame a {direction} run from {first} reaches in"
         raise ValueError(f"{where} the labels layer {labels.name!r} is painted (an earlier output?), so every frame "
                          "would be an annotation and nothing is left to propagate: untick 'use every painted frame' "

@@ -435,6 +435,8 @@ class PropagateWidget(QWidget):
         return ""
 
     def _follow_slider(self, event: Any = None) -> None:
+        if self.worker is not None:  # locked with the other choices: it shows the frame the run started from
+            return
         image = self._layer(self.image_combo, Image)
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setValue(current_frame(self.viewer, image))
@@ -642,6 +644,7 @@ class PropagateWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.inputs.setEnabled(True)  # each control back to its own state (e.g. labels locked for cosnet)
         self.advice_button.setEnabled(True)
+        self._follow_slider()  # back to the frame in view, as before the run
         if job is None:
             return
         self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
