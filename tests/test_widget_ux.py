@@ -117,6 +117,10 @@ def test_image_layers_that_are_no_time_lapse_are_said_for_their_shape(make_napar
     widget.image_combo.setCurrentText("tzyx")
     text = widget.status.text()
     assert "one axis more than a time-lapse" in text and "--z" in text and "channel_axis=1" in text
+    viewer.add_image(np.zeros((3, 32, 32, 2), np.float32), name="tyxc")  # channels last, not shown as RGB
+    widget.image_combo.setCurrentText("tyxc")
+    text = widget.status.text()
+    assert "looks like (T, Y, X, C) with 2 channels" in text and "channel_axis=-1" in text and "channel_axis=1" not in text
 
 
 def test_speed_reads_as_seconds_per_frame_below_one_frame_a_second():

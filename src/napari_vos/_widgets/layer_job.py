@@ -111,6 +111,11 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
     if spatial <= 2:
         return f"{head} is one 2-D image; napari-vos needs a time-lapse (T, Y, X), or (T, Y, X, C) shown as RGB"
     if spatial == 4:
+        channels_last = shape[-1] <= 4 < min(shape[1:3])
+        if channels_last:  # napari shows the last two axes as Y, X: a (T, Y, X, C) stack wants a layer per channel
+            return (f"{head} looks like (T, Y, X, C) with {shape[-1]} channels: add it as one layer per channel "
+                    "(viewer.add_image(data, channel_axis=-1)), pick the first as the image and tick the others "
+                    "under 'add channels'")
         return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
                 "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
                 "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
