@@ -149,3 +149,19 @@ def test_an_export_carries_its_preprocessing_and_another_one_is_warned_of(tmp_pa
     weights.save_checkpoint(other, tensors, {**meta, "preprocessing": json.dumps(recorded)})
     with pytest.warns(UserWarning, match=r"percentiles: \[0.5, 99.5\] there, \[1.0, 99.8\] here"):
         registry.create("frtm", checkpoint=str(other))
+
+
+def test_a_registered_name_is_found_whatever_its_case_and_a_wrong_method_says_what_to_do():
+    from napari_vos.methods import registry
+
+    path, info = weights.resolve("RGMP-resnet18-CELLS")
+    assert info.name == "rgmp-resnet18-cells" and path.name == "rgmp-resnet18-cells.safetensors"
+    with pytest.raises(weights.CheckpointError, match="is for method 'rgmp', not 'frtm': choose method 'rgmp' for "
+                                                      "it, or leave the checkpoint empty for frtm's shipped one"):
+        registry.create("frtm", checkpoint="rgmp-resnet18-cells")
+
+
+def test_a_method_without_a_registered_checkpoint_says_where_each_front_end_takes_a_file(temp_registry):
+    with pytest.raises(weights.CheckpointError) as err:
+        weights.default_checkpoint("s2s")
+    assert "Method options -> checkpoint" in str(err.value) and "--checkpoint PATH" in str(err.value)

@@ -24,6 +24,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be found, verified or read."""
 
 
+#: where each front end takes a checkpoint file, for messages all three show
+GIVE_CHECKPOINT = "the widget's Method options -> checkpoint, checkpoint=PATH in Python, --checkpoint PATH on the command line"
+
+
 @dataclass
 class CheckpointInfo:
     name: str
@@ -90,7 +94,7 @@ def default_checkpoint(method: str) -> CheckpointInfo:
     entries = list_checkpoints(method)
     if not entries:
         raise CheckpointError(f"no checkpoint for method {method!r} is registered in {REGISTRY_FILE}; train one "
-                              f"with `napari-vos train {method}` and pass checkpoint=PATH (command line: --checkpoint PATH)")
+                              f"with `napari-vos train {method}` and give its file: {GIVE_CHECKPOINT}")
     defaults = [e for e in entries if e.default]
     return (defaults or entries)[0]
 
@@ -107,6 +111,8 @@ def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
     """Find a checkpoint file by registry name or path, verifying the sha256 of registered ones."""
     registry = _read_registry()
     candidate = Path(name_or_path).expanduser()
+    if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
+        name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
     if name_or_path not in registry:
         if candidate.suffix == ".safetensors" or candidate.exists():
             if not candidate.exists():

@@ -688,6 +688,9 @@ class PropagateWidget(QWidget):
                 self.status.setText(f"{said}; now: {self.status.text()}")
 
     def _report(self, err: BaseException, kept: str = "") -> None:
-        message = str(err) if isinstance(err, ValueError) else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
+        from napari_vos.weights import CheckpointError
+
+        said = isinstance(err, (ValueError, CheckpointError))  # messages written for the user: no class name
+        message = str(err) if said else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
         self._say(f"error: {message}" + (f"; {kept}" if kept else ""))
         show_error(f"napari-vos: {message}")

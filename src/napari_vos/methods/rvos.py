@@ -180,7 +180,7 @@ def default_checkpoint_name(zero_shot: bool | None) -> str:
         mode = "zero-shot" if zero_shot else "one-shot"
         stage = "zero" if zero_shot else "teacher"
         raise weights.CheckpointError(f"no {mode} RVOS checkpoint is registered; train one with "
-                                      f"`napari-vos train rvos --config light:{stage}` and pass checkpoint=PATH (command line: --checkpoint PATH)")
+                                      f"`napari-vos train rvos --config light:{stage}` and give its file: {weights.GIVE_CHECKPOINT}")
     return sorted(entries, key=lambda e: not e.default)[0].name
 
 
