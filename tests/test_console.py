@@ -121,6 +121,17 @@ def test_an_earlier_one_way_output_painted_on_every_frame_a_run_reaches_is_refus
     assert out.result.annotated_frames == [2, 3, 4, 5] and out.labels.data[0].any()
 
 
+def test_an_object_painted_only_off_the_start_frame_is_named_with_its_frame_before_any_layer(viewer):
+    viewer.layers["painted"].data[3, 50:54, 50:54] = 9  # a stray stroke of a new id on frame 3
+    n = len(viewer.layers)
+    with pytest.raises(ValueError, match=r"object id\(s\) \[9\] are not on the start frame 0 \(9 on frame 3\).*"
+                                         "erase it where it is, or untick 'use every painted frame'"):
+        propagate_layers(viewer, "video", "painted", method="flow", frame=0, device="cpu")
+    assert len(viewer.layers) == n
+    with pytest.raises(ValueError, match=r"frame 2 is not painted; starting from painted frame 0; object id"):
+        propagate_layers(viewer, "video", "painted", method="flow", frame=2, direction="forward", device="cpu")
+
+
 def test_wrong_names_and_kinds_are_clear_errors(viewer):
     with pytest.raises(ValueError, match="no layer named 'nope'.*labels layers: \\['painted'\\]"):
         propagate_layers(viewer, "video", "nope", method="flow")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number", "not_an_array"]
+__all__ = ["whole_number", "not_an_array", "objects_missing_at_start"]
 
 
 def whole_number(value: Any) -> bool:
@@ -30,3 +30,21 @@ def not_an_array(value: Any, what: str) -> str | None:
         return (f"{what} is a {type(value).__name__}, which cannot be read by index: give an array, or a list "
                 "of frames (list(...))")
     return None
+
+
+def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all_painted_hint: str = "") -> str | None:
+    """Why propagation cannot start at ``start``: the object ids painted on other annotated frames but
+    not on it, each with the frames that hold it and the ways out; None when every object is there.
+    (Every object needs its start mask: the methods learn each one from the frame they start on.)"""
+    here = set(np.unique(annotations[start]).tolist()) - {0}
+    where: dict[int, list[int]] = {}
+    for f in sorted(annotations):
+        for i in set(np.unique(annotations[f]).tolist()) - {0} - here:
+            where.setdefault(int(i), []).append(f)
+    if not where:
+        return None
+    held = "; ".join(f"{i} on frame{'s' if len(fs) > 1 else ''} {', '.join(map(str, fs))}"
+                     for i, fs in sorted(where.items()))
+    return (f"object id(s) {sorted(where)} are not on the start frame {start} ({held}): every object must be "
+            f"painted on the frame propagation starts from; paint it there too, erase it where it is, or "
+            f"{all_painted_hint or 'annotate the start frame alone'}")

@@ -23,7 +23,7 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import not_an_array, whole_number
+from napari_vos.checks import not_an_array, objects_missing_at_start, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
@@ -549,10 +549,9 @@ class Session:
             if start not in self.annotations:
                 raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
             ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
-            extra = sorted(set(self.object_ids) - set(ids))
-            if extra:
-                raise ValueError(f"object id(s) {extra} are not on the start frame {start}; every object must be "
-                                 f"painted on the frame propagation starts from")
+            missing = objects_missing_at_start(self.annotations, start)
+            if missing:
+                raise ValueError(missing)
             frames = self._propagate_annotated(direction, start, ids, run)
         self._run = run
         self._work_size = self.work_size

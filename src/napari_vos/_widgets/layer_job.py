@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from napari_vos.advice import method_advice
+from napari_vos.checks import objects_missing_at_start
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for
@@ -220,6 +221,9 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         note = f"frame {frame} is not painted; starting from painted frame {start}"
     first = start if start is not None else (painted[-1] if direction == "backward" else painted[0])
     reached = {"forward": range(first, n_frames), "backward": range(0, first + 1)}.get(direction, range(n_frames))
+    missing = objects_missing_at_start(annotations, first, "untick 'use every painted frame' to start from it alone")
+    if missing:
+        raise ValueError(f"{note}; {missing}" if note else missing)
     if len(reached) > 1 and all(i in annotations for i in reached):  # (a one-frame run: the engine's own message)
         where = "every frame of" if len(painted) == n_frames else f"every frame a {direction} run from {first} reaches in"
         raise ValueError(f"{where} the labels layer {labels.name!r} is painted (an earlier output?), so every frame "
