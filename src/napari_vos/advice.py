@@ -16,9 +16,10 @@ import numpy as np
 from napari_vos import weights
 from napari_vos.data.frames import median_equivalent_diameter
 
-#: from this many painted objects on, a frame counts as "many objects" (RGMP's per-object windows
-#: and the box-wise aggregation start there too)
-MANY_OBJECTS = 8
+#: from this many small painted objects on, the tip is given: a handful of cells already (FRTM on five
+#: real Usiigaci cells: IoU 0.02-0.28 against 0.73 for RGMP's cells checkpoint, session 24); one or
+#: two small objects are as likely a ball or a bird in ordinary video, for which the tip is not meant
+MANY_OBJECTS = 3
 #: objects whose median equivalent diameter is below this fraction of the frame's shorter side
 #: count as small: cells are 1/12-1/15 of it (the built-in sample's 21 px of 256, Usiigaci's 70 px
 #: of 1022), a handful of people or cars in a video 1/5 or more
@@ -56,7 +57,7 @@ def _chosen_checkpoint(method: str, checkpoint: str | None) -> weights.Checkpoin
 
 
 def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.ndarray]) -> MethodAdvice | None:
-    """A tip naming a better-measured method and checkpoint for many small painted objects, or None.
+    """A tip naming a better-measured method and checkpoint for several small painted objects, or None.
 
     ``annotations``: the painted label images (each (Y, X), 0 = background). None when there are
     fewer than `MANY_OBJECTS` objects, they are not small for the frame (`SMALL_OBJECT_FRACTION`),
