@@ -182,7 +182,7 @@ def test_a_map_of_eight_objects_is_still_one_layer_per_object(viewer):
 
 # -- the options field ---------------------------------------------------------------------------
 def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
-    for text in ("checkpoint='frtm-resnet18-vos'", "direction='forward'", "all_painted=False"):
+    for text in ("checkpoint='frtm-resnet18-vos'", "direction='forward'", "all_painted=False", "precision='fp16'"):
         with pytest.raises(ValueError, match="own control"):
             parse_options(text)
     with pytest.raises(ValueError, match="name=value pairs"):

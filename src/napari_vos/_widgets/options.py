@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["parse_options"]
 
 RESERVED = ("method", "device", "checkpoint", "max_side", "maps", "out", "rgb", "direction", "frame", "name",
-            "all_painted")
+            "all_painted", "precision")
 
 
 def parse_options(text: str) -> dict[str, Any]:

@@ -164,7 +164,9 @@ class PropagateWidget(QWidget):
         self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider)")
         self.all_painted = QCheckBox("use every painted frame")
         self.all_painted.setChecked(True)
-        self.all_painted.setToolTip("Every frame of the labels layer that holds paint is an annotation")
+        self.all_painted.setToolTip("Ticked: every frame of the labels layer that holds paint is an annotation. "
+                                    "Unticked: only the annotated frame above (to re-propagate an earlier output "
+                                    "from one corrected frame)")
         self.method_combo = QComboBox()
         ready = registry.available_methods()
         # methods with no shipped checkpoint still run with a checkpoint file of your own: listed last
@@ -177,14 +179,25 @@ class PropagateWidget(QWidget):
         self.device_combo = DeviceCombo()
         self.direction_combo = QComboBox()
         self.direction_combo.addItems(list(DIRECTIONS))
+        self.direction_combo.setToolTip("both: from the annotated frame to the last frame, then back to frame 0; "
+                                        "forward or backward: one way only (the other frames are kept from a "
+                                        "(T, Y, X) labels layer)")
         self.maps_checkbox = QCheckBox("show intermediate maps")
+        self.maps_checkbox.setToolTip("Also add the method's maps (target scores, attention, posteriors) as image "
+                                      "layers over the image")
+        self.image_combo.setToolTip("The time-lapse: (T, Y, X), or (T, Y, X, 3) shown as RGB")
+        self.labels_combo.setToolTip("The labels layer with the objects painted on the annotated frame "
+                                     "(Layers > New Labels Layer)")
 
         self.max_side_spin = QSpinBox()
         self.max_side_spin.setRange(0, 16384)
         self.max_side_spin.setSingleStep(64)
         self.max_side_spin.setSpecialValueText("full resolution")
+        self.max_side_spin.setSuffix(" px")
         self.max_side_spin.setValue(DEFAULT_MAX_SIDE)
-        self.max_side_spin.setToolTip("Frames are scaled down so their longer side is at most this (0 = never)")
+        self.max_side_spin.setToolTip("Frames are scaled down so their longer side is at most this (0 = never); "
+                                      "FRTM, A-GAME and OSVOS-AT also scale small videos up to a 480 px shorter "
+                                      "side, RGMP until the objects are 64 px across")
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(list(PRECISIONS))
         self.precision_combo.setToolTip(
@@ -212,7 +225,9 @@ class PropagateWidget(QWidget):
         self.options_box.addWidget(options)
 
         self.propagate_button = QPushButton("Propagate")
+        self.propagate_button.setToolTip("Segment every frame into a new labels layer, filled in as frames finish")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current frame; the frames done are kept")
         self.cancel_button.setEnabled(False)
         self.propagate_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -494,7 +509,7 @@ class PropagateWidget(QWidget):
         self.checkpoint_edit.setCompleter(completer)
 
     def _pick_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "FRTM/other checkpoint", "", "safetensors (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, f"{self.method} checkpoint", "", "safetensors (*.safetensors)")
         if path:
             self.checkpoint_edit.setText(path)
 
