@@ -94,6 +94,19 @@ def test_a_refused_run_empties_the_bar_and_an_error_names_the_kept_frames(make_n
     assert out.data[1:3].any() and not out.data[3:].any()
 
 
+def test_an_error_in_the_forward_half_of_a_both_way_run_names_the_frames_never_reached(make_napari_viewer, qtbot,
+                                                                                      monkeypatch):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    painted = [lyr for lyr in viewer.layers if lyr.name == "painted"][0]
+    painted.data = np.where(np.arange(len(truth))[:, None, None] == 2, truth, 0).astype(painted.data.dtype)
+    widget.direction_combo.setCurrentText("both")
+    widget.frame_spin.setValue(2)
+    _slow_flow(monkeypatch, seconds=0.0, fail_at=2)  # frame 4: forward, before the backward half
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.status.text().endswith("; frames 0-1 were not reached: run 'backward' from frame 2 for them")
+
+
 def test_cancel_says_how_many_frames_were_segmented(make_napari_viewer, qtbot, monkeypatch):
     viewer, widget, truth = _setup(make_napari_viewer, n_frames=12)
     _slow_flow(monkeypatch, seconds=0.4)

@@ -298,6 +298,7 @@ class LayerJob:
         self.maps_not_shown: dict[str, int] = {}  # map name -> the bytes its layers would have taken
         self.frames_shown = 0
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
+        self.lowest_shown: int | None = None  # the lowest frame index shown: has a both-way run gone backward?
         self.error: BaseException | None = None  # set by a runner that caught the engine's error
         self._cancel = False
         if self.start is None:  # the engine's default start
@@ -445,6 +446,14 @@ class LayerJob:
                     self._show_map(name, k, value, frame.index)
         self.frames_shown += 1
         self.frames_computed += not frame.annotated
+        self.lowest_shown = frame.index if self.lowest_shown is None else min(self.lowest_shown, frame.index)
+
+    def unreached_backward(self) -> str:
+        """For a both-way run that stopped before its backward half: the sentence saying so, else ''."""
+        if self.direction != "both" or not self.start or (self.lowest_shown is not None
+                                                            and self.lowest_shown < self.start):
+            return ""
+        return f"frames 0-{self.start - 1} were not reached: run 'backward' from frame {self.start} for them"
 
     def _show_map(self, name: str, k: int | None, value: np.ndarray, index: int) -> None:
         """Write channel ``k`` of a (K, h, w) map (all channels when ``k`` is None) into its layer."""

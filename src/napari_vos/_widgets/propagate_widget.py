@@ -673,7 +673,8 @@ class PropagateWidget(QWidget):
                 else:
                     job.finish(error=self._error)
                     self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
-                                                   f"in {job.output.name!r}")
+                                                   f"in {job.output.name!r}"
+                                                   + (f"; {job.unreached_backward()}" if job.unreached_backward() else ""))
                 return
             if job.output_removed:
                 job.discard()  # its map layers too
