@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_vos import weights
-from napari_vos.advice import MANY_OBJECTS, method_advice
+from napari_vos.advice import TIP_MIN_OBJECTS, method_advice
 
 
 def _discs(n: int, radius: int, size: int = 256) -> np.ndarray:
@@ -39,7 +39,7 @@ def test_many_small_objects_under_frtm_get_the_checkpoint_measured_best_on_cells
 
 
 @pytest.mark.parametrize("labels", [
-    _discs(MANY_OBJECTS - 1, 8),  # few objects
+    _discs(TIP_MIN_OBJECTS - 1, 8),  # few objects
     _discs(12, 20, size=256),  # many, but large for the frame (40 px of 256)
     np.zeros((64, 64), np.uint8),  # nothing painted
 ])
@@ -74,8 +74,8 @@ def test_the_tip_imports_no_torch():
 
 
 def test_exactly_many_objects_count_and_small_is_against_the_shorter_side():
-    # pins: MANY_OBJECTS objects are enough for the tip; 16 px objects in a 96 x 1024 strip are not small
-    assert method_advice("frtm", None, [_discs(MANY_OBJECTS, 8)]) is not None
+    # pins: TIP_MIN_OBJECTS objects are enough for the tip; 16 px objects in a 96 x 1024 strip are not small
+    assert method_advice("frtm", None, [_discs(TIP_MIN_OBJECTS, 8)]) is not None
     strip = np.zeros((96, 1024), np.uint16)
     yy, xx = np.mgrid[:96, :1024]
     for i in range(12):

@@ -19,7 +19,7 @@ from napari_vos.data.frames import median_equivalent_diameter
 #: from this many small painted objects on, the tip is given: a handful of cells already (FRTM on five
 #: real Usiigaci cells: IoU 0.02-0.28 against 0.73 for RGMP's cells checkpoint, session 24); one or
 #: two small objects are as likely a ball or a bird in ordinary video, for which the tip is not meant
-MANY_OBJECTS = 3
+TIP_MIN_OBJECTS = 3
 #: objects whose median equivalent diameter is below this fraction of the frame's shorter side
 #: count as small: cells are 1/12-1/15 of it (the built-in sample's 21 px of 256, Usiigaci's 70 px
 #: of 1022), a handful of people or cars in a video 1/5 or more
@@ -60,7 +60,7 @@ def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.
     """A tip naming a better-measured method and checkpoint for several small painted objects, or None.
 
     ``annotations``: the painted label images (each (Y, X), 0 = background). None when there are
-    fewer than `MANY_OBJECTS` objects, they are not small for the frame (`SMALL_OBJECT_FRACTION`),
+    fewer than `TIP_MIN_OBJECTS` objects, they are not small for the frame (`SMALL_OBJECT_FRACTION`),
     or the chosen checkpoint is the best measured on cells (or has no cells score to compare).
     """
     frames = [np.asarray(a) for a in annotations]
@@ -71,7 +71,7 @@ def method_advice(method: str, checkpoint: str | None, annotations: Iterable[np.
         ids.update(int(i) for i in values if i)
         areas += [float(c) for i, c in zip(values, counts) if i]
     diameter = median_equivalent_diameter(areas)
-    if len(ids) < MANY_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_FRACTION * min(frames[0].shape[-2:]):
+    if len(ids) < TIP_MIN_OBJECTS or diameter is None or diameter >= SMALL_OBJECT_FRACTION * min(frames[0].shape[-2:]):
         return None
     chosen = _chosen_checkpoint(method, checkpoint)
     chosen_score = _cells_score(chosen) if chosen is not None else None

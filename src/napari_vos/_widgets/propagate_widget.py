@@ -672,9 +672,9 @@ class PropagateWidget(QWidget):
                     self._report(self._error)
                 else:
                     job.finish(error=self._error)
+                    unreached = job.unreached_backward()
                     self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
-                                                   f"in {job.output.name!r}"
-                                                   + (f"; {job.unreached_backward()}" if job.unreached_backward() else ""))
+                                                   f"in {job.output.name!r}" + (f"; {unreached}" if unreached else ""))
                 return
             if job.output_removed:
                 job.discard()  # its map layers too
