@@ -62,8 +62,7 @@ def colour_ids(colours: np.ndarray) -> np.ndarray:
     as background (0) where present."""
     from napari_vos.data.writers import davis_palette
 
-    pal = davis_palette().astype(np.uint32)
-    pal_packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    pal_packed = _packed_colours(davis_palette())
     if np.isin(colours, pal_packed).all():
         index = {int(c): i for i, c in enumerate(pal_packed)}
         return np.array([index[int(c)] for c in colours], dtype=np.int32)
