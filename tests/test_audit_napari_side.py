@@ -180,6 +180,42 @@ def test_a_map_of_eight_objects_is_still_one_layer_per_object(viewer):
     assert [job.map_layers[("score", k)].metadata["napari_vos_map"]["object_id"] for k in range(8)] == list(range(1, 9))
 
 
+def test_deferred_map_layers_come_one_at_a_time_holding_the_frames_shown_before_them(viewer):
+    # the widget's way (napari takes 0.1-0.3 s per layer): a frame's maps wait, filled as a layer
+    # would be, and add_next_map_layer adds one per call; finish adds those still waiting
+    cells = np.zeros((6, 64, 64), np.uint8)
+    for i in range(3):
+        cells[0, 4:8, 4 + 15 * i:8 + 15 * i] = i + 1
+    viewer.add_labels(cells, name="cells")
+    job = LayerJob(viewer, "video", "cells", method="flow", device="cpu", maps=True, defer_map_layers=True)
+    n = len(viewer.layers)
+    _show_map(job, 1, np.stack([np.full((16, 16), -1.0 + k, np.float32) for k in range(3)]))
+    _show_map(job, 2, np.full((3, 16, 16), 4.0, np.float32))
+    assert len(viewer.layers) == n and job.pending_map_layers == 3
+    assert job.add_next_map_layer() and len(viewer.layers) == n + 1
+    first = job.map_layers[("score", 0)]
+    assert first.name == "cells propagated (flow): score object 1"
+    assert first.data[1].min() == -1.0 and first.data[2].min() == 4.0  # written before it was added
+    assert tuple(first.contrast_limits) == (0.0, 4.0)  # from 0: the map has positive values
+    _show_map(job, 3, np.full((3, 16, 16), 2.0, np.float32))  # a frame after the first layer came
+    assert first.data[3].min() == 2.0 and job.pending_map_layers == 2
+    assert job.add_next_map_layer() and not job.add_next_map_layer() and not job.add_next_map_layer()
+    np.testing.assert_array_equal(job.map_layers[("score", 2)].data[1:4, 0, 0], [1.0, 4.0, 2.0])
+    # a run ending before its maps' layers came adds them in finish; a discarded one drops them
+    again = LayerJob(viewer, "video", "cells", method="flow", device="cpu", maps=True, defer_map_layers=True)
+    for step in again.steps():
+        again.show(step)
+    waiting = again.pending_map_layers
+    assert waiting and again.finish() is not None and again.pending_map_layers == 0
+    assert again.output.metadata["napari_vos"]["map_layers"] == [lyr.name for lyr in again.map_layers.values()]
+    assert len(again.map_layers) == waiting
+    dropped = LayerJob(viewer, "video", "cells", method="flow", device="cpu", maps=True, defer_map_layers=True)
+    before = len(viewer.layers)
+    _show_map(dropped, 1, np.ones((3, 16, 16), np.float32))
+    dropped.discard()
+    assert dropped.pending_map_layers == 0 and len(viewer.layers) == before - 1  # its output layer went too
+
+
 # -- the options field ---------------------------------------------------------------------------
 def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
     for text in ("checkpoint='frtm-resnet18-vos'", "direction='forward'", "all_painted=False", "precision='fp16'"):

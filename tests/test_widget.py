@@ -211,11 +211,21 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
     widget.select_method("frtm")
     widget.checkpoint_edit.setText(random_frtm_checkpoint)
     widget.maps_checkbox.setChecked(True)
+    shown = widget._on_frame
+    maps_after_frame = []  # the map layers in the viewer as each frame's turn ends
+
+    def on_frame(frame):
+        shown(frame)
+        maps_after_frame.append(sum(lyr.name.startswith("painted propagated (frtm): ") for lyr in viewer.layers))
+
+    widget._on_frame = on_frame  # the worker connects to it on the click
 
     _click(qtbot, widget.propagate_button)
     _wait_done(qtbot, widget, timeout=60_000)
 
     assert widget.status.text().startswith("done"), widget.status.text()
+    # the first frame's maps wait for their layers, added one per event-loop turn after it
+    assert maps_after_frame[:2] == [0, 0] and len(maps_after_frame) == 4
     out = viewer.layers["painted propagated (frtm)"]
     assert out.data.shape == truth.shape
     maps = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]

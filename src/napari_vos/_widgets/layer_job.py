@@ -240,7 +240,7 @@ class LayerJob:
                  method: str = "frtm", frame: int | None = None, *, device: str = "auto",
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
                  name: str | None = None, channel_layers: "Sequence[str | Image]" = (),
-                 **session_options: Any) -> None:
+                 defer_map_layers: bool = False, **session_options: Any) -> None:
         guard_triton()
         from napari_vos.methods import registry
 
@@ -295,6 +295,12 @@ class LayerJob:
         self.session_options = session_options
         self.session: Session | None = None
         self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)
+        # maps whose layer is not in the viewer yet: (data, add_image's arguments), filled like a layer's
+        # data. With ``defer_map_layers`` the widget adds them one per event-loop turn
+        # (`add_next_map_layer`): napari takes 0.1-0.3 s to add an image layer, and 8 objects' maps
+        # added in the first frame's turn froze the viewer for 2-4 s
+        self.defer_map_layers = defer_map_layers
+        self._pending_maps: dict[tuple[str, int], tuple[np.ndarray, dict[str, Any]]] = {}
         self.maps_not_shown: dict[str, int] = {}  # map name -> the bytes its layers would have taken
         self.frames_shown = 0
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
@@ -460,29 +466,44 @@ class LayerJob:
         key = (name, -1 if k is None else k)
         if name in self.maps_not_shown:
             return
-        layer = self.map_layers.get(key) or self._add_map_layer(name, k, value.shape[0], value.shape[-2:])
-        if layer is None:  # too large for the memory left
-            return
-        if layer.data.shape[-2:] != value.shape[-2:]:
+        layer = self.map_layers.get(key)
+        if layer is not None:
+            data = layer.data
+        elif key in self._pending_maps:
+            data = self._pending_maps[key][0]
+        else:
+            data = self._new_map(name, k, value.shape[0], value.shape[-2:])
+            if data is None:  # too large for the memory left
+                return
+            layer = self.map_layers.get(key)  # added at once unless deferred
+            if layer is not None:
+                data = layer.data
+        if data.shape[-2:] != value.shape[-2:]:
             return  # a method whose map changes size mid-run: keep the first size only
         part = value if k is None else value[k]
         if k is None:
-            layer.data[:, index] = part
+            data[:, index] = part
         else:
-            layer.data[index] = part
+            data[index] = part
         vmin, vmax = float(part.min()), float(part.max())
         lo, hi = self._ranges.get(key, (vmin, vmax))
-        lo, hi = min(lo, vmin), max(hi, vmax)
-        self._ranges[key] = (lo, hi)
-        # from 0 when the map has positive values: a score map's negative background (FRTM's target
-        # scores reach -1) would otherwise sit mid-colormap and veil the whole frame
-        low = 0.0 if lo < 0 < hi else lo
-        layer.contrast_limits = (low, hi if hi > low else low + 1e-6)
-        layer.refresh()
+        self._ranges[key] = (min(lo, vmin), max(hi, vmax))
+        if layer is not None:
+            layer.contrast_limits = self._contrast(key)
+            layer.refresh()
 
-    def _add_map_layer(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> "Image | None":
-        """A map layer over the image: channel ``k`` as (T, h, w), or with ``k`` None all channels as
-        (K, T, h, w), the objects on a new first axis (a slider) so that T still meets the image's T.
+    def _contrast(self, key: tuple[str, int]) -> tuple[float, float]:
+        """The contrast limits of a map layer: the range of every frame shown so far, from 0 when the
+        map has positive values: a score map's negative background (FRTM's target scores reach -1)
+        would otherwise sit mid-colormap and veil the whole frame."""
+        lo, hi = self._ranges[key]
+        low = 0.0 if lo < 0 < hi else lo
+        return low, hi if hi > low else low + 1e-6
+
+    def _new_map(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> np.ndarray | None:
+        """The data of a new map layer over the image: channel ``k`` as (T, h, w), or with ``k`` None
+        all channels as (K, T, h, w), the objects on a new first axis (a slider) so that T still meets
+        the image's T. The layer is added at once, or with ``defer_map_layers`` by `add_next_map_layer`.
         None (and the map in `maps_not_shown`) when the map's layers would take more than
         `MAP_MEMORY_SHARE` of the free memory."""
         need = self.n_frames * n_channels * int(np.prod(map_shape)) * np.dtype(np.float32).itemsize
@@ -517,17 +538,41 @@ class LayerJob:
             marker = {"map": name, "channel": k, "object_id": ids[k] if per_object else None}
         # marked as a map from the start: the widget's layer lists, refilled when a layer is inserted,
         # must not offer it as an image to propagate
-        layer = self.viewer.add_image(np.zeros(shape, dtype=np.float32), name=f"{self.output.name}: {name}{suffix}",
-                                      colormap="magma", blending="additive", opacity=0.6,
-                                      metadata={MAP_MARKER: marker}, **place)
-        self.map_layers[(name, -1 if k is None else k)] = layer
-        return layer
+        key = (name, -1 if k is None else k)
+        data = np.zeros(shape, dtype=np.float32)
+        self._pending_maps[key] = (data, {"name": f"{self.output.name}: {name}{suffix}", "colormap": "magma",
+                                          "blending": "additive", "opacity": 0.6,
+                                          "metadata": {MAP_MARKER: marker}, **place})
+        if not self.defer_map_layers:
+            self._add_map_layer(key)
+        return data
+
+    def _add_map_layer(self, key: tuple[str, int]) -> None:
+        """Add the pending map ``key`` to the viewer, with the contrast of what it holds so far."""
+        data, arguments = self._pending_maps.pop(key)
+        if key in self._ranges:
+            arguments["contrast_limits"] = self._contrast(key)
+        self.map_layers[key] = self.viewer.add_image(data, **arguments)
+
+    @property
+    def pending_map_layers(self) -> int:
+        """How many maps wait for their layer (only with ``defer_map_layers``)."""
+        return len(self._pending_maps)
+
+    def add_next_map_layer(self) -> bool:
+        """Add the first map still waiting for its layer; True while more wait. The widget calls it
+        once per event-loop turn, so the viewer redraws and takes clicks between two layers."""
+        if self._pending_maps and not self.output_removed:
+            self._add_map_layer(next(iter(self._pending_maps)))
+        return bool(self._pending_maps) and not self.output_removed
 
     def finish(self, error: BaseException | None = None) -> "Result | None":
         """Store provenance in the output layers' metadata (with ``error``, the message of the error
         that ended the run early); returns the engine Result (None if never built)."""
         if self.session is None:
             return None
+        while self._pending_maps:  # the maps whose layers the run's end came before
+            self._add_map_layer(next(iter(self._pending_maps)))
         result = self.session.result()
         prov = result.provenance()
         labels_layer = self.labels.name if self.labels is not None else None
@@ -562,6 +607,7 @@ class LayerJob:
 
     def discard(self) -> None:
         """Remove the output layers (used when the run failed before the method segmented a frame)."""
+        self._pending_maps.clear()
         for layer in [self.output, *self.map_layers.values()]:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)

@@ -149,6 +149,12 @@ class PropagateWidget(QWidget):
         self._finetune_timer = QTimer(self)
         self._finetune_timer.setInterval(200)
         self._finetune_timer.timeout.connect(self._show_finetune)
+        # adds the run's map layers one per event-loop turn (`_add_next_map_layer`); a child of the
+        # widget, so it goes when the widget does
+        self._map_timer = QTimer(self)
+        self._map_timer.setSingleShot(True)
+        self._map_timer.setInterval(0)
+        self._map_timer.timeout.connect(self._add_next_map_layer)
 
         self.image_combo = QComboBox()
         # further grey image layers of the image's shape, read with it as its channels 2 and 3 (napari
@@ -545,7 +551,7 @@ class PropagateWidget(QWidget):
                                 device=self.device_combo.currentText(),
                                 direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
                                 all_painted=self.all_painted.isChecked(),
-                                channel_layers=self.channel_choice, **self.options())
+                                channel_layers=self.channel_choice, defer_map_layers=True, **self.options())
         except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
             self.job = None
             self.progress.setRange(0, 1)  # not the last run's bar beside this refusal
@@ -641,6 +647,8 @@ class PropagateWidget(QWidget):
             self._error = err
             self.cancel()
             return
+        if job.pending_map_layers and not self._map_timer.isActive():
+            self._map_timer.start()
         if self.progress.maximum() != job.total:  # the bar showed fine-tuning steps until now
             self.progress.setRange(0, job.total)
         self.progress.setValue(job.frames_shown)
@@ -648,6 +656,13 @@ class PropagateWidget(QWidget):
             # the method and the start's note stay in view for the whole run, not only its first second
             self._say(f"{job.method}: frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}"
                       + (f"; {job.note}" if job.note else ""))
+
+    def _add_next_map_layer(self) -> None:
+        """One map layer per event-loop turn (napari takes 0.1-0.3 s per layer): the viewer redraws
+        and takes clicks between two, instead of freezing while the first frame adds up to 8 per map.
+        A run that ends first adds the rest in `LayerJob.finish`."""
+        if self.job is not None and self.job.add_next_map_layer():
+            self._map_timer.start()
 
     def _on_error(self, err: BaseException) -> None:
         self._error = err
