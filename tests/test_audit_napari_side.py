@@ -216,6 +216,19 @@ def test_deferred_map_layers_come_one_at_a_time_holding_the_frames_shown_before_
     assert dropped.pending_map_layers == 0 and len(viewer.layers) == before - 1  # its output layer went too
 
 
+def test_an_object_kept_as_one_working_pixel_is_named_in_the_jobs_note(viewer):
+    # the widget shows no Python warnings: the engine's note joins the status line's
+    spot = np.zeros((6, 64, 64), np.uint8)
+    spot[0, 30, 30] = 1
+    spot[0, 40:60, 40:60] = 2
+    viewer.add_labels(spot, name="spot")
+    job = LayerJob(viewer, "video", "spot", method="flow", device="cpu", max_side=16, min_side=None)
+    with pytest.warns(UserWarning, match="smaller than a pixel"):
+        for step in job.steps():
+            job.show(step)
+    assert "object 1 of frame 0 is smaller than a pixel at the 16x16 working size" in job.note
+
+
 # -- the options field ---------------------------------------------------------------------------
 def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
     for text in ("checkpoint='frtm-resnet18-vos'", "direction='forward'", "all_painted=False", "precision='fp16'"):

@@ -33,20 +33,21 @@ from napari_vos.nn.precision import autocast_for, resolve_precision
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; anything else is checked to exist."""
-    if isinstance(device, torch.device):
-        return device
+    """'auto' picks cuda, then mps, then cpu; anything else (a torch.device too) is checked to exist."""
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    unknown = ValueError(f"device {device!r} is not one napari-vos knows; use 'auto' (cuda, then mps, then cpu), "
+                         "'cpu', 'cuda', 'cuda:1' or 'mps'")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):  # "gpu", "GPU0", a typo: torch lists its internal device types
-        raise ValueError(f"device {device!r} is not one napari-vos knows; use 'auto' (cuda, then mps, then cpu), "
-                         "'cpu', 'cuda', 'cuda:1' or 'mps'") from None
+        raise unknown from None
+    if dev.type not in ("cpu", "cuda", "mps"):  # "meta", "xpu", ...: torch's, but nothing runs there
+        raise unknown
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use device='cpu' or 'auto'")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
@@ -64,7 +65,7 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
         raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}")
     if arr.shape != tuple(frame_shape):
         raise ValueError(f"{what} have shape {arr.shape} but the video frames are {tuple(frame_shape)}; "
-                         "the labels layer must match the image layer (same Y, X size)")
+                         "the labels must match the image (same Y, X size)")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.int32)
     elif np.issubdtype(arr.dtype, np.floating):
@@ -217,6 +218,11 @@ class NothingToPropagate(UserWarning):
     from the last frame, a one-frame video): the CLI makes it an error."""
 
 
+class ObjectsUnderAPixel(UserWarning):
+    """Annotated objects too small to survive the resize to the working size: each is kept as the
+    one pixel over its centre (`object_masks`), which a method may well lose."""
+
+
 class Session:
     """One video, its annotations and a method; `propagate` is a generator of `FrameResult`.
 
@@ -276,19 +282,26 @@ class Session:
         # None: numpy arrays in memory
         self.maps_out = maps_out
         self._check_maps_out()
-        self.seed = seed
+        if not whole_number(seed) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0 (the same seed repeats a run's random draws), "
+                             f"got {seed!r}")
+        self.seed = int(seed)
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
         self._own_labels = out is None  # our array is widened as ids need; a caller's `out` must hold them
         if out is None:
             out = np.zeros((t, h, w), dtype=np.uint8)
-        elif not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
+        elif not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")) or \
+                _numpy_dtype(out.dtype) is None:  # a torch tensor has all three, but no numpy dtype
             raise ValueError(f"out must be a writable (T, Y, X) integer array (numpy, memmap, zarr), got a "
                              f"{type(out).__name__}")
         elif tuple(out.shape) != (t, h, w):
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(t, h, w)}")
         elif not np.issubdtype(out.dtype, np.integer):
             raise ValueError(f"out must be an integer labels array, got dtype {out.dtype}")
+        elif getattr(getattr(out, "flags", None), "writeable", True) is False:
+            raise ValueError("out is read-only (a memmap opened with mode='r'?): give a writable array, e.g. "
+                             "np.lib.format.open_memmap(path, mode='w+', ...) or a zarr array opened for writing")
         self.labels = out
         self.maps: dict[str, np.ndarray] = {}
         self.annotations: dict[int, np.ndarray] = {}
@@ -304,6 +317,8 @@ class Session:
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
         self._chosen: dict[str, Any] = {}  # what the method picked at start (MethodBase.chosen_options)
+        # what this propagation warned of, for a caller that shows no Python warnings (the widget)
+        self.notes: list[str] = []
 
     def _size_rule(self, name: str, value: int | None | str, attribute: str) -> int | None:
         """A working-size rule: ``"auto"`` takes the method class's ``attribute``, a number or None
@@ -345,7 +360,7 @@ class Session:
         expected = (self.source.n_frames, *self.source.frame_shape)
         if shape != expected:
             raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
-                             f"{expected[1:]}: the labels layer must match the image layer")
+                             f"{expected[1:]}: the labels must match the image, one frame each")
         frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
         if not frames:
             raise ValueError("the labels are empty on every frame: paint at least one object on one frame")
@@ -411,9 +426,21 @@ class Session:
     def _image(self, index: int) -> torch.Tensor:
         return self.source.tensor(index, self.device, self.work_size)
 
-    def _objects(self, labels: np.ndarray, ids: list[int]) -> torch.Tensor:
-        """(K, h, w) masks at the working size: each object's resized box (`object_masks`)."""
-        return object_masks(labels, ids, self.work_size).to(self.device)
+    def _objects(self, labels: np.ndarray, ids: list[int], frame: int) -> torch.Tensor:
+        """(K, h, w) masks at the working size: each object's resized box (`object_masks`); objects
+        too small for it are kept as one pixel each, with an `ObjectsUnderAPixel` warning."""
+        rescued: list[int] = []
+        masks = object_masks(labels, ids, self.work_size, rescued)
+        if rescued:
+            h, w = self.work_size
+            note = (f"object{'s' if len(rescued) > 1 else ''} {', '.join(map(str, rescued))} of frame {frame} "
+                    f"{'are' if len(rescued) > 1 else 'is'} smaller than a pixel at the {h}x{w} working size "
+                    f"(max_side={self.max_side}) and kept as one pixel, which the method may lose: raise max_side "
+                    "(None: the full frame size) to follow it")
+            if note not in self.notes:
+                self.notes.append(note)
+                warnings.warn(note, ObjectsUnderAPixel, stacklevel=2)
+        return masks.to(self.device)
 
     def _to_labels(self, aggregated: torch.Tensor, ids: list[int]) -> np.ndarray:
         index = labels_at_size(aggregated, self.source.frame_shape).cpu().numpy()
@@ -476,7 +503,7 @@ class Session:
             if hasattr(method, "set_video"):
                 method.set_video(self._video())
             if ids is not None:
-                method.start(self._image(start), self._objects(self.annotations[start], ids))
+                method.start(self._image(start), self._objects(self.annotations[start], ids, start))
         self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
@@ -491,7 +518,7 @@ class Session:
                 image = self._image(t)
             if t in self.annotations:
                 with torch.no_grad(), self._autocast():
-                    method.remember(image, self._objects(self.annotations[t], ids))
+                    method.remember(image, self._objects(self.annotations[t], ids, t))
                 labels, maps = self.annotations[t].copy(), {}  # the caller's to change; the annotation stays
                 annotated = True
             else:
@@ -559,6 +586,7 @@ class Session:
         # annotation starts from zero rather than adding to the last run's)
         self._seconds = self._start_seconds = 0.0
         self._frames_done = 0
+        self.notes = []
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
         if self._planned == 1 and self.annotations:
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "
@@ -605,10 +633,18 @@ class Session:
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
                                "work_size": list(self.work_size),
-                               **({"channels": list(self.source.channels)} if self._channels_given else {}),
+                               **({"channels": list(self.source.channels or [0])} if self._channels_given else {}),  # grey: [0]
                                **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
                       start_seconds=self._start_seconds)
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype | None:
+    """``dtype`` as numpy's, or None when it is none numpy knows (a torch dtype)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return None
 
 
 def _reused_stack(stacks: list[torch.Tensor], probs: torch.Tensor) -> torch.Tensor | None:

@@ -416,7 +416,12 @@ class LayerJob:
         frames = session.propagate(self.direction, start=self.start)  # from here a session.cancel() holds
         if self._cancel:
             return
-        yield from frames
+        for frame in frames:
+            # what the engine warned of (objects lost at the working size) joins the status line's note
+            for note in session.notes:
+                if note not in self.note:
+                    self.note = "; ".join(part for part in (self.note, note) if part)
+            yield frame
 
     def _finetune_step(self, step: int, total: int, loss: float) -> None:
         """The method's fine-tuning progress (worker thread; the widget polls ``finetune``)."""

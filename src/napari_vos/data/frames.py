@@ -131,8 +131,13 @@ class FrameSource:
             if np.issubdtype(self.dtype, np.floating) and lo.min() >= 0 and hi.max() <= 1 and \
                     max(float(f[np.isfinite(f)].max(initial=-np.inf)) for f in sample) <= 1:  # already [0, 1]
                 lo, hi = np.zeros_like(lo), np.ones_like(hi)
-            hi = np.where(hi - lo < 1e-12, lo + 1.0, hi)
-            self._range = (lo.astype(np.float32), hi.astype(np.float32))
+            # a flat range (a constant stack) widens to lo + 1, in float32, where the frames are
+            # normalised: from 2**24 on lo + 1 rounds back to lo, and the next float up is taken
+            # (0 / 0 gave NaN frames: empty labels, or flow's error naming nothing)
+            lo, hi = lo.astype(np.float32), hi.astype(np.float32)
+            hi = np.where(hi - lo < 1e-12, lo + np.float32(1.0), hi)
+            hi = np.where(hi > lo, hi, np.nextafter(lo, np.float32(np.inf)))
+            self._range = (lo, hi)
         return self._range
 
     def normalise(self, frame: np.ndarray, index: int = -1) -> np.ndarray:
@@ -140,8 +145,8 @@ class FrameSource:
         if frame.dtype == np.uint8 or frame.dtype == np.bool_:
             out = frame.astype(np.float32) / (1.0 if frame.dtype == np.bool_ else 255.0)
         else:
+            _check_finite(frame, index)  # as stored: float64 beyond float32's range is no NaN (it clips)
             out = frame.astype(np.float32)
-            _check_finite(out, index)
             lo, hi = self._intensity_range()
             out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
         if out.ndim == 2:

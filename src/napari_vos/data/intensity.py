@@ -65,10 +65,16 @@ def _order_statistic(counts: np.ndarray, percentile: float) -> float:
 def _sampled_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     pixels = sum(f.shape[0] * f.shape[1] for f in frames)
     step = int(np.ceil(np.sqrt(pixels / MAX_VALUES))) if pixels > MAX_VALUES else 1
-    sample = np.concatenate([f[::step, ::step].reshape(-1, 1 if f.ndim == 2 else f.shape[-1]).astype(np.float32)
+    # float64 stays float64 here: a value beyond float32's range would become inf and pass for no value
+    wide = np.float64 if frames[0].dtype.itemsize > 4 else np.float32
+    sample = np.concatenate([f[::step, ::step].reshape(-1, 1 if f.ndim == 2 else f.shape[-1]).astype(wide)
                              for f in frames])
     finite = sample[np.isfinite(sample).all(axis=1)]
     if finite.size == 0:
         raise ValueError("the stack holds no finite values (all NaN or inf)")
     lo, hi = np.percentile(finite, percentiles, axis=0)
+    reach = float(np.abs(np.concatenate([lo, hi])).max())
+    if reach > float(np.finfo(np.float32).max):
+        raise ValueError(f"the stack's intensities reach {reach:.3g}, beyond the float32 range (3.4e+38) "
+                         "napari-vos computes in: divide the stack by a constant first")
     return lo, hi

@@ -197,12 +197,20 @@ def _open_ctc(root: Path, sequences: list[str] | None) -> list[Sequence]:
 
 
 def _tiff_array(path: Path) -> tuple[Any, str]:
-    """Open a TIFF/OME-TIFF series lazily as a zarr array; return it and its axes string."""
+    """Open a TIFF/OME-TIFF series lazily as a zarr array; return it and its axes string.
+
+    A (3, Y, X) or (4, Y, X) array saved by a plain ``tifffile.imwrite`` is stored as planar RGB(A)
+    (tifffile's default up to now, which it warns will change); its "shaped" description keeps the
+    array's shape, and a 3- or 4-frame stack is what it almost always holds here (a single colour
+    frame is nothing to propagate), so its S axis is read as T.
+    """
     import tifffile
     import zarr
 
     with tifffile.TiffFile(path) as tf:
         axes = tf.series[0].axes
+        if axes == "SYX" and tf.is_shaped:
+            axes = "TYX"
     store = tifffile.imread(path, aszarr=True)
     arr = zarr.open(store, mode="r")
     if isinstance(arr, zarr.Group):  # pyramidal OME: level 0

@@ -204,11 +204,15 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
     return labels
 
 
-def object_masks(labels, ids: list[int], size: tuple[int, int]) -> torch.Tensor:
+def object_masks(labels, ids: list[int], size: tuple[int, int], rescued: list[int] | None = None) -> torch.Tensor:
     """The (K, h, w) float {0, 1} masks of objects ``ids`` of a (H, W) integer labels image at
     ``size``: each object's mask bilinearly resized (``align_corners=False``) and thresholded at
     0.5, as resizing the full one-hot stack would give them, but computed inside each object's box
-    only: 144 cells of a 2048 x 2048 frame took 8.7 s and 2.9 GB as one full-size stack.
+    only: 144 cells of a 2048 x 2048 frame took 8.7 s and 2.9 GB as one full-size stack. An object
+    the threshold would empty (smaller than about one pixel at ``size``: a spot painted with a
+    1-pixel brush in a 2048-pixel frame run at 1024) keeps the pixel over its box's centre, so
+    the method is given something to follow rather than an empty mask; their ids are appended to
+    ``rescued`` when given (the Session warns of them).
     """
     import numpy as np
     from scipy import ndimage as ndi
@@ -234,11 +238,15 @@ def object_masks(labels, ids: list[int], size: tuple[int, int]) -> torch.Tensor:
         # sampled from the box plus a one-pixel margin, so both taps of every output pixel lie in the crop
         a, b = _outputs_touching(ty, y0, y1)
         c, d = _outputs_touching(tx, x0, x1)
-        if a >= b or c >= d:
-            continue
-        cy0, cx0 = max(y0 - 1, 0), max(x0 - 1, 0)
-        crop = torch.from_numpy(index[cy0:min(y1 + 1, height), cx0:min(x1 + 1, width)] == k + 1).float()
-        rows = (ty[0][a:b] - cy0, ty[1][a:b] - cy0, ty[2][a:b])
-        cols = (tx[0][c:d] - cx0, tx[1][c:d] - cx0, tx[2][c:d])
-        out[k, a:b, c:d] = (_resample(crop, rows, cols) > 0.5).float()
+        if a < b and c < d:
+            cy0, cx0 = max(y0 - 1, 0), max(x0 - 1, 0)
+            crop = torch.from_numpy(index[cy0:min(y1 + 1, height), cx0:min(x1 + 1, width)] == k + 1).float()
+            rows = (ty[0][a:b] - cy0, ty[1][a:b] - cy0, ty[2][a:b])
+            cols = (tx[0][c:d] - cx0, tx[1][c:d] - cx0, tx[2][c:d])
+            out[k, a:b, c:d] = (_resample(crop, rows, cols) > 0.5).float()
+        if not bool(out[k].any()):  # too small to survive the resize: the pixel over its box's centre
+            if rescued is not None:
+                rescued.append(int(ids[k]))
+            out[k, min(int((y0 + y1) / 2 * out_h / height), out_h - 1),
+                min(int((x0 + x1) / 2 * out_w / width), out_w - 1)] = 1.0
     return out

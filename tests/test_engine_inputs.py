@@ -1,0 +1,125 @@
+"""Inputs a script meets the engine with that once failed late or silently (session 25's fuzzing):
+picking channel 0 of a grey stack, objects smaller than a working pixel, flat or out-of-range
+intensities, a bad seed, odd `out` arrays and devices, a 3-frame stack saved by tifffile."""
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_vos import Session, propagate
+from napari_vos.nn.aggregation import object_masks
+from napari_vos.session import ObjectsUnderAPixel
+
+
+def _video(t=4, size=(32, 40), seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (t, *size)).astype(np.uint8)
+
+
+def _labels(size=(32, 40)):
+    labels = np.zeros(size, np.int32)
+    labels[4:10, 5:15] = 1
+    return labels
+
+
+def test_channel_0_of_a_grey_stack_runs_and_is_recorded():
+    result = propagate(_video(), _labels(), method="flow", device="cpu", channels=[0])
+    assert result.options["channels"] == [0] and result.frames_done == 3
+
+
+def test_an_object_too_small_for_the_working_size_keeps_its_centre_pixel():
+    labels = np.zeros((2048, 2048), np.int32)
+    labels[100, 100] = 1  # one pixel
+    labels[500, 500:502] = 2  # two, side by side
+    labels[900:902, 900:902] = 3  # four, one working pixel exactly: kept as it is
+    labels[2047, 2047] = 4  # in the corner
+    rescued = []
+    masks = object_masks(labels, [1, 2, 3, 4], (1024, 1024), rescued)
+    assert masks.sum((1, 2)).tolist() == [1.0, 1.0, 1.0, 1.0] and rescued == [1, 2, 4]
+    assert [tuple(int(v) for v in np.argwhere(m.numpy())[0]) for m in masks] == \
+        [(50, 50), (250, 250), (450, 450), (1023, 1023)]
+    # the same object at full size is its own pixels, nothing rescued
+    full = []
+    assert object_masks(labels, [1], (2048, 2048), full)[0].sum() == 1 and full == []
+
+
+def test_a_session_warns_of_the_objects_it_keeps_as_one_pixel_and_follows_them():
+    base = np.random.default_rng(0).integers(0, 255, (1, 24, 24)).astype(np.uint8)
+    video = np.repeat(np.repeat(np.repeat(base, 4, 0), 4, 1), 4, 2)  # a still scene, 96 x 96
+    labels = np.zeros((96, 96), np.int32)
+    labels[10, 10] = 1
+    labels[50:80, 50:80] = 2
+    s = Session(video, method="flow", device="cpu", max_side=24)
+    s.annotate(0, labels)
+    with pytest.warns(ObjectsUnderAPixel, match=r"object 1 of frame 0 is smaller than a pixel at the 24x24 "
+                                                r"working size \(max_side=24\)"):
+        result = s.run()
+    assert all(set(np.unique(f)) == {0, 1, 2} for f in result.labels)  # was: object 1 gone after frame 0
+    assert len(s.notes) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = Session(video, method="flow", device="cpu")  # at full size nothing is lost: no warning
+        plain.annotate(0, labels)
+        plain.run()
+    assert plain.notes == []
+
+
+def test_a_flat_stack_of_large_values_normalises_to_zeros_not_nan():
+    from napari_vos.data.frames import FrameSource
+
+    for video in (np.full((3, 16, 16), 2**30, np.uint32), np.full((3, 16, 16), 1e8, np.float32)):
+        source = FrameSource(video)
+        assert np.isfinite(source[0]).all() and not source[0].any()
+        tensor = source.tensor(1)
+        assert bool(tensor.isfinite().all()) and float(tensor.abs().max()) == 0.0
+    result = propagate(np.full((4, 32, 40), 2**30, np.uint32), _labels(), method="flow", device="cpu")
+    assert result.labels[0].any()  # flow's warp of a NaN frame raised a ValueError naming nothing
+
+
+def test_float64_beyond_float32_is_named_and_an_outlier_pixel_is_no_error():
+    huge = np.random.default_rng(0).random((4, 32, 40)) * 1e300
+    with pytest.raises(ValueError, match=r"intensities reach .*e\+299, beyond the float32 range"):
+        propagate(huge, _labels(), method="flow", device="cpu")
+    spot = np.random.default_rng(0).random((4, 32, 40))
+    spot[1, 0, 0] = 1e300  # finite, if beyond float32: clipped to 1 like any bright outlier
+    result = propagate(spot, _labels(), method="flow", device="cpu")
+    assert result.frames_done == 3
+
+
+@pytest.mark.parametrize("seed", [None, 1.5, -1, True, "0"])
+def test_a_seed_that_is_no_whole_number_is_refused_by_the_session(seed):
+    with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
+        Session(_video(), method="frtm", device="cpu", seed=seed)
+
+
+def test_out_as_a_torch_tensor_or_read_only_is_refused_up_front(tmp_path):
+    import torch
+
+    with pytest.raises(ValueError, match="out must be a writable .* got a Tensor"):
+        Session(_video(), method="flow", device="cpu", out=torch.zeros((4, 32, 40), dtype=torch.int32))
+    path = tmp_path / "labels.npy"
+    np.save(path, np.zeros((4, 32, 40), np.uint16))
+    with pytest.raises(ValueError, match="out is read-only"):
+        Session(_video(), method="flow", device="cpu", out=np.load(path, mmap_mode="r"))
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu"])
+def test_a_torch_device_nothing_runs_on_is_refused(device):
+    import torch
+
+    for given in (device, torch.device(device)):
+        with pytest.raises(ValueError, match="is not one napari-vos knows"):
+            Session(_video(), method="flow", device=given)
+
+
+def test_a_three_frame_stack_saved_by_a_plain_tifffile_imwrite_is_three_frames(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from napari_vos.data.readers import open_tiff_frames
+
+    video = _video(3).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # tifffile's: its planar RGB default will change
+        tifffile.imwrite(tmp_path / "v.tif", video)
+    assert tifffile.TiffFile(tmp_path / "v.tif").series[0].axes == "SYX"  # stored as planar RGB
+    frames = open_tiff_frames(tmp_path / "v.tif")
+    assert len(frames) == 3
+    np.testing.assert_array_equal(np.stack([frames[i] for i in range(3)]), video)
