@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -229,6 +230,33 @@ def test_an_object_kept_as_one_working_pixel_is_named_in_the_jobs_note(viewer):
     assert "object 1 of frame 0 is smaller than a pixel at the 16x16 working size" in job.note
 
 
+def test_outputs_of_a_rotated_sheared_affine_image_overlay_it_maps_too():
+    geometry = dict(scale=(1.0, 0.5, 0.25), translate=(0.0, 10.0, -3.0), rotate=30, shear=[0.2],
+                    affine=np.array([[1, 0, 0, 0], [0, 1, 0, 5.0], [0, 0, 2.0, 0], [0, 0, 0, 1]]))
+    v = ViewerModel()
+    frames, truth = sliding_square(6, (64, 64))
+    v.add_image(frames, name="video", **geometry)
+    v.add_labels(first_frame_only(truth), name="painted", **geometry)
+    cells = np.zeros((6, 64, 64), np.uint8)
+    for i in range(12):
+        cells[0, 4 + 10 * (i // 6):8 + 10 * (i // 6), 4 + 10 * (i % 6):8 + 10 * (i % 6)] = i + 1
+    v.add_labels(cells, name="cells", **geometry)
+    image = v.layers["video"]
+    for labels, n_objects in (("painted", 1), ("cells", 12)):
+        job = LayerJob(v, "video", labels, method="flow", device="cpu", maps=True)
+        assert job.note == ""  # drawn as the image is
+        _show_map(job, 1, np.ones((n_objects, 16, 16), np.float32))  # stride 4
+        point = np.array([2.0, 40.0, 17.0])
+        np.testing.assert_allclose(job.output.data_to_world(point), image.data_to_world(point), atol=1e-9)
+        layer = next(iter(job.map_layers.values()))
+        # map pixel (3, 5) covers image pixels 12..15, 20..23: its centre is image pixel (13.5, 21.5)
+        at = [1.0, 3.0, 5.0] if n_objects == 1 else [7.0, 1.0, 3.0, 5.0]
+        np.testing.assert_allclose(layer.data_to_world(at)[-3:], image.data_to_world([1.0, 13.5, 21.5]), atol=1e-9)
+    # labels drawn unrotated over a rotated image: paired by index, and said
+    v.add_labels(first_frame_only(truth), name="plain", scale=geometry["scale"], translate=geometry["translate"])
+    assert "rotated, sheared or transformed" in LayerJob(v, "video", "plain", method="flow", device="cpu").note
+
+
 # -- the options field ---------------------------------------------------------------------------
 def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
     for text in ("checkpoint='frtm-resnet18-vos'", "direction='forward'", "all_painted=False", "precision='fp16'"):
@@ -336,8 +364,68 @@ def test_widget_removing_the_output_mid_run_cancels_and_removes_its_map_layers(m
     viewer.add_points(name="unrelated")
     assert job.map_layers and widget.channels_list.count() == 0
     assert [widget.image_combo.itemText(i) for i in range(widget.image_combo.count())] == ["video"]
+    assert job.output.editable is False  # filled by the run: no stroke to be overwritten, no undo to undo it
     viewer.layers.remove(job.output)
     _wait_done(qtbot, widget, timeout=60_000)
     assert job.cancelled
     assert [lyr.name for lyr in viewer.layers] == ["video", "painted", "unrelated"]  # the map layers went too
     assert widget.status.text().startswith("stopped: the output layer was removed")
+
+
+@pytest.mark.gui
+@needs_display
+def test_widget_an_error_after_the_output_was_removed_says_so_and_leaves_no_map_layer(make_napari_viewer, qtbot,
+                                                                                      monkeypatch):
+    from napari_vos.methods.flow import FlowMethod
+
+    viewer, widget, _ = _setup(make_napari_viewer, n_frames=12)
+    widget.maps_checkbox.setChecked(True)
+    widget.direction_combo.setCurrentText("forward")
+    removed = threading.Event()
+    step = FlowMethod.step
+
+    def failing_once_removed(self, image):
+        if removed.wait(0.05):
+            raise RuntimeError("boom")
+        return step(self, image)
+
+    monkeypatch.setattr(FlowMethod, "step", failing_once_removed)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 3, timeout=30_000)
+    viewer.layers.remove(widget.job.output)
+    removed.set()
+    _wait_done(qtbot, widget, timeout=60_000)
+    assert [lyr.name for lyr in viewer.layers] == ["video", "painted"]
+    said = widget.status.text()
+    assert said.startswith("error: RuntimeError: boom; the output layer was removed") and "kept in" not in said
+
+
+@pytest.mark.gui
+@needs_display
+def test_widget_output_is_paintable_again_after_the_run_and_deleted_maps_are_not_recorded(make_napari_viewer,
+                                                                                          qtbot):
+    viewer, widget, _ = _setup(make_napari_viewer, n_frames=8)
+    widget.maps_checkbox.setChecked(True)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: bool(widget.job and widget.job.map_layers), timeout=30_000)
+    doomed = next(iter(widget.job.map_layers.values()))
+    viewer.layers.remove(doomed)
+    out = widget.job.output
+    _wait_done(qtbot, widget, timeout=60_000)
+    assert out.editable is True
+    assert doomed.name not in out.metadata["napari_vos"]["map_layers"]
+
+
+@pytest.mark.gui
+@needs_display
+def test_widget_rvos_with_zero_shot_typed_keeps_labels_none(make_napari_viewer, qtbot):
+    from napari_vos._widgets.propagate_widget import NO_LABELS
+
+    viewer, widget, _ = _setup(make_napari_viewer)
+    widget.select_method("rvos")
+    widget.options_edit.setText("zero_shot=True")
+    widget.options_edit.editingFinished.emit()
+    widget.labels_combo.setCurrentText(NO_LABELS)
+    assert "needs a labels layer" not in widget.status.text()
+    viewer.add_points(name="unrelated")  # a layer event refills the lists
+    assert widget.labels_combo.currentText() == NO_LABELS

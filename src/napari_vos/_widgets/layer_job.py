@@ -130,14 +130,40 @@ def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> N
         raise ValueError(problem)
 
 
+def orientation(layer: "Layer", ndim: int | None = None) -> dict[str, np.ndarray]:
+    """A layer's rotate and shear (as matrices) and affine when any of them is not the identity,
+    else {}: what a layer overlaying it needs besides scale and translate. ``ndim``: embedded for a
+    layer with more, leading, axes (a map with its objects on a first axis)."""
+    from napari.utils.transforms.transform_utils import embed_in_identity_matrix, shear_to_matrix
+
+    n = layer.ndim
+    rotate = np.asarray(layer.rotate, dtype=float)
+    shear = np.asarray(shear_to_matrix(layer.shear, ndim=n), dtype=float)
+    affine = np.asarray(layer.affine.affine_matrix, dtype=float)
+    if np.allclose(rotate, np.eye(n)) and np.allclose(shear, np.eye(n)) and np.allclose(affine, np.eye(n + 1)):
+        return {}
+    m = ndim or n
+    return {"rotate": embed_in_identity_matrix(rotate, m), "shear": embed_in_identity_matrix(shear, m),
+            "affine": embed_in_identity_matrix(affine, m + 1)}
+
+
+def _same_orientation(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.allclose(a[k][-3:, -3:], b[k][-3:, -3:], atol=1e-6) for k in a)
+
+
 def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
     """A note when the labels layer is drawn elsewhere than the image (another scale or offset, as a
     mask file opened without the image's calibration is): the two are paired pixel by pixel, so the
     output lands over the image, not where the labels were seen. "" when they overlay."""
     ours = np.asarray([*labels.scale[-2:], *labels.translate[-2:]], dtype=float)
     theirs = np.asarray([*scale[-2:], *translate[-2:]], dtype=float)
+    if not _same_orientation(orientation(labels), orientation(image)):
+        return (f"the labels layer {labels.name!r} is rotated, sheared or transformed (affine) otherwise than the "
+                "image: their pixels are paired by index, so the output lies over the image (give the labels "
+                "the image's transforms to see them where they act)")
     if np.allclose(ours, theirs, rtol=1e-3, atol=1e-6 * float(np.max(np.abs(theirs[:2])))):
         return ""
+
     def pair(values: np.ndarray) -> str:
         return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
@@ -389,6 +415,7 @@ class LayerJob:
         axis_labels = getattr(self.image, "axis_labels", None)  # napari >= 0.6 (e.g. "t", "y", "x")
         if axis_labels is not None and len(axis_labels) == 3:
             kw["axis_labels"] = list(axis_labels)
+        kw.update(orientation(self.image))  # a rotated, sheared or affine image: the same for its outputs
         return kw
 
     # -- worker side ---------------------------------------------------------------------
@@ -527,12 +554,18 @@ class LayerJob:
             suffix = ""
         work = self.session.work_size if self.session is not None else self.frame_shape
         place = self._placement()
+        image_translate = np.asarray(place["translate"], dtype=float)
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"])
+        if "rotate" in place:  # napari translates after rotating: the shift to the map pixels' centres turns too
+            turn = place["rotate"] @ place["shear"]
+            shift = np.asarray(place["translate"], dtype=float) - image_translate
+            place["translate"] = list(image_translate + turn @ shift)
         shape: tuple[int, ...] = (self.n_frames, *map_shape)
         if k is None:
             shape = (n_channels, *shape)
             place["scale"], place["translate"] = [1.0, *place["scale"]], [0.0, *place["translate"]]
+            place.update(orientation(self.image, ndim=len(shape)))
             if "units" in place:
                 place["units"] = ["pixel", *place["units"]]
             if "axis_labels" in place:  # the extra slider picks the object
@@ -591,16 +624,20 @@ class LayerJob:
                      "start_frame": self.start,
                      # a Cancel that came after the last frame cancelled nothing
                      "cancelled": self._cancel and self.frames_shown < self.total, "frames_total": self.total,
-                     "map_layers": [layer.name for layer in self.map_layers.values()]})
+                     # those the user has not deleted meanwhile
+                     "map_layers": [layer.name for layer in self._maps_in_viewer()]})
         if self.maps_not_shown:
             prov["maps_not_shown"] = dict(self.maps_not_shown)
         if error is not None:
             prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
         self.output.refresh()
-        for layer in self.map_layers.values():
+        for layer in self._maps_in_viewer():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}
         return result
+
+    def _maps_in_viewer(self) -> "list[Image]":
+        return [layer for layer in self.map_layers.values() if layer in self.viewer.layers]
 
     def maps_not_shown_text(self) -> str:
         """What the status line says of the maps too large to show, or "" when every map was shown."""

@@ -142,6 +142,7 @@ class PropagateWidget(QWidget):
         self._ticked: list[Any] = []  # the ticked channel layers, likewise
         self._refreshing = False
         self._showing_mismatch = False  # the status line holds a layer-mismatch message
+        self._closed_mid_run = False  # the dock closed while a run went on (_stop_on_close)
         # what was typed in the checkpoint and options fields, per method (a method change swaps them)
         self._typed: dict[str, tuple[str, str]] = {}
         self._method_shown: str | None = None
@@ -218,6 +219,8 @@ class PropagateWidget(QWidget):
         self.options_edit = QLineEdit()
         self.options_edit.setPlaceholderText("name=value, ...")  # replaced by the method's examples in _method_changed
         self.options_edit.setToolTip("More method options as name=value pairs")
+        # an option may make the labels optional (RVOS's zero_shot=True): the layer check follows it
+        self.options_edit.editingFinished.connect(self._refresh_layers)
         checkpoint_row = QHBoxLayout()
         checkpoint_row.addWidget(self.checkpoint_edit)
         checkpoint_row.addWidget(self.checkpoint_button)
@@ -430,8 +433,13 @@ class PropagateWidget(QWidget):
         return None if text in ("", NO_LABELS) else text
 
     def _method_needs_annotation(self) -> bool:
+        """Whether the method, with the options typed under more options (RVOS's zero_shot=True), needs labels."""
         try:
-            return registry.needs_annotation(self.method) if self.method else True
+            options = parse_options(self.options_edit.text())
+        except ValueError:  # the field's own message comes when Propagate is pressed
+            options = {}
+        try:
+            return registry.needs_annotation(self.method, **options) if self.method else True
         except ValueError:
             return True
 
@@ -541,6 +549,7 @@ class PropagateWidget(QWidget):
         if self.worker is not None:
             return
         self._error = None
+        self._closed_mid_run = False
         method = self.method
         try:
             image = self.image_combo.currentText()
@@ -572,6 +581,9 @@ class PropagateWidget(QWidget):
         self.propagate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.inputs.setEnabled(False)  # what is shown is what runs: no method or layer change mid-run
+        # the run writes every frame it reaches (from the worker thread too): a stroke on a frame not
+        # reached yet would be overwritten, and its undo would later punch a hole in the result
+        self.job.output.editable = False
         self.advice_button.setEnabled(False)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
                                     _connect={"yielded": self._on_frame, "errored": self._on_error,
@@ -623,6 +635,7 @@ class PropagateWidget(QWidget):
         """
         if self.job is not None:
             self.job.cancel()
+            self._closed_mid_run = True
         if self.worker is not None:
             self.worker.quit()
 
@@ -677,10 +690,20 @@ class PropagateWidget(QWidget):
         self._follow_slider()  # back to the frame in view, as before the run
         if job is None:
             return
+        if not job.output_removed:
+            job.output.editable = True
         self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
         self.progress.setValue(job.frames_shown)
         self._error = self._error or job.error
         try:
+            if job.output_removed:
+                job.discard()  # its map layers too
+                stopped = f"the output layer was removed ({job.frames_shown} of {job.total} frames done)"
+                if self._error is not None:
+                    self._report(self._error, kept=stopped)
+                else:
+                    self._say(f"stopped: {stopped}")
+                return
             if self._error is not None:
                 if job.frames_computed == 0:
                     job.discard()
@@ -691,10 +714,6 @@ class PropagateWidget(QWidget):
                     self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
                                                    f"in {job.output.name!r}" + (f"; {unreached}" if unreached else ""))
                 return
-            if job.output_removed:
-                job.discard()  # its map layers too
-                self._say(f"stopped: the output layer was removed ({job.frames_shown} of {job.total} frames done)")
-                return
             if job.cancelled and job.frames_computed == 0:  # nothing was segmented: no empty layer left behind
                 job.discard()
                 self._say("cancelled before any frame was segmented; the output layer was removed")
@@ -704,6 +723,9 @@ class PropagateWidget(QWidget):
             if job.cancelled and done < job.total:
                 self._say(f"cancelled: {job.frames_computed} frames segmented ({done} of {job.total} in "
                           f"{job.output.name!r}, the annotated ones included)")
+                if self._closed_mid_run:  # the status line went with the dock
+                    show_info(f"napari-vos: the run stopped when its dock closed; {job.frames_computed} frames "
+                              f"segmented are kept in {job.output.name!r}")
             elif result is not None:
                 precision = result.options.get("precision")
                 on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
