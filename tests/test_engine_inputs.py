@@ -123,3 +123,21 @@ def test_a_three_frame_stack_saved_by_a_plain_tifffile_imwrite_is_three_frames(t
     frames = open_tiff_frames(tmp_path / "v.tif")
     assert len(frames) == 3
     np.testing.assert_array_equal(np.stack([frames[i] for i in range(3)]), video)
+
+
+def test_objects_annotated_mid_run_that_the_start_frame_lacks_are_warned_of():
+    from napari_vos.session import ObjectsNotFollowed
+
+    video = _video(6)
+    labels = _labels()
+    s = Session(video, method="flow", device="cpu")
+    s.annotate(0, labels)
+    steps = s.propagate("forward")
+    next(steps), next(steps)
+    more = labels.copy()
+    more[28:31, 30:38] = 7
+    s.annotate(3, more)  # between two frames of the run
+    with pytest.warns(ObjectsNotFollowed, match="object 7 of frame 3, annotated during the run, was not on its "
+                                                "start frame 0"):
+        list(steps)
+    assert s.notes and (s.labels[3] == 7).any()

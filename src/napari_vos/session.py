@@ -223,6 +223,10 @@ class ObjectsUnderAPixel(UserWarning):
     one pixel over its centre (`object_masks`), which a method may well lose."""
 
 
+class ObjectsNotFollowed(UserWarning):
+    """Objects of an annotation added while a run went on that its start frame did not hold."""
+
+
 class Session:
     """One video, its annotations and a method; `propagate` is a generator of `FrameResult`.
 
@@ -437,10 +441,14 @@ class Session:
                     f"{'are' if len(rescued) > 1 else 'is'} smaller than a pixel at the {h}x{w} working size "
                     f"(max_side={self.max_side}) and kept as one pixel, which the method may lose: raise max_side "
                     "(None: the full frame size) to follow it")
-            if note not in self.notes:
-                self.notes.append(note)
-                warnings.warn(note, ObjectsUnderAPixel, stacklevel=2)
+            self._note(note, ObjectsUnderAPixel)
         return masks.to(self.device)
+
+    def _note(self, note: str, category: type[Warning]) -> None:
+        """Warn of ``note`` once per propagation, and keep it in `notes` (the widget shows no warnings)."""
+        if note not in self.notes:
+            self.notes.append(note)
+            warnings.warn(note, category, stacklevel=3)
 
     def _to_labels(self, aggregated: torch.Tensor, ids: list[int]) -> np.ndarray:
         index = labels_at_size(aggregated, self.source.frame_shape).cpu().numpy()
@@ -517,6 +525,12 @@ class Session:
             with record_function("vos.read_frame"):
                 image = self._image(t)
             if t in self.annotations:
+                new = sorted(set(int(i) for i in np.unique(self.annotations[t]) if i) - set(ids or []))
+                if new:  # annotated mid-run (propagate() refuses them up front): this run cannot follow them
+                    self._note(f"object{'s' if len(new) > 1 else ''} {', '.join(map(str, new))} of frame {t}, "
+                               f"annotated during the run, {'were' if len(new) > 1 else 'was'} not on its start "
+                               f"frame {start}: this run follows only the start frame's objects; propagate "
+                               f"again from frame {t} for {'them' if len(new) > 1 else 'it'}", ObjectsNotFollowed)
                 with torch.no_grad(), self._autocast():
                     method.remember(image, self._objects(self.annotations[t], ids, t))
                 labels, maps = self.annotations[t].copy(), {}  # the caller's to change; the annotation stays
