@@ -255,6 +255,11 @@ def test_outputs_of_a_rotated_sheared_affine_image_overlay_it_maps_too():
     # labels drawn unrotated over a rotated image: paired by index, and said
     v.add_labels(first_frame_only(truth), name="plain", scale=geometry["scale"], translate=geometry["translate"])
     assert "rotated, sheared or transformed" in LayerJob(v, "video", "plain", method="flow", device="cpu").note
+    # one (Y, X) frame drawn as the image is: no note (its matrices are a dimension smaller)
+    flat = {k: (value[1:] if k in ("scale", "translate") else value) for k, value in geometry.items() if k != "affine"}
+    flat["affine"] = geometry["affine"][1:, 1:]
+    v.add_labels(truth[0], name="one frame", **flat)
+    assert LayerJob(v, "video", "one frame", method="flow", device="cpu", frame=0).note == ""
 
 
 # -- the options field ---------------------------------------------------------------------------

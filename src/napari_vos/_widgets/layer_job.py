@@ -130,25 +130,34 @@ def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> N
         raise ValueError(problem)
 
 
+def _transform_matrices(layer: "Layer") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A layer's rotate and shear as (ndim, ndim) matrices and its affine as (ndim + 1, ndim + 1)."""
+    from napari.utils.transforms.transform_utils import shear_to_matrix
+
+    shear = shear_to_matrix(layer.shear, ndim=layer.ndim)
+    return (np.asarray(layer.rotate, dtype=float), np.asarray(shear, dtype=float),
+            np.asarray(layer.affine.affine_matrix, dtype=float))
+
+
 def orientation(layer: "Layer", ndim: int | None = None) -> dict[str, np.ndarray]:
     """A layer's rotate and shear (as matrices) and affine when any of them is not the identity,
     else {}: what a layer overlaying it needs besides scale and translate. ``ndim``: embedded for a
     layer with more, leading, axes (a map with its objects on a first axis)."""
-    from napari.utils.transforms.transform_utils import embed_in_identity_matrix, shear_to_matrix
+    from napari.utils.transforms.transform_utils import embed_in_identity_matrix
 
-    n = layer.ndim
-    rotate = np.asarray(layer.rotate, dtype=float)
-    shear = np.asarray(shear_to_matrix(layer.shear, ndim=n), dtype=float)
-    affine = np.asarray(layer.affine.affine_matrix, dtype=float)
-    if np.allclose(rotate, np.eye(n)) and np.allclose(shear, np.eye(n)) and np.allclose(affine, np.eye(n + 1)):
+    rotate, shear, affine = _transform_matrices(layer)
+    if all(np.allclose(m, np.eye(len(m))) for m in (rotate, shear, affine)):
         return {}
-    m = ndim or n
+    m = ndim or layer.ndim
     return {"rotate": embed_in_identity_matrix(rotate, m), "shear": embed_in_identity_matrix(shear, m),
             "affine": embed_in_identity_matrix(affine, m + 1)}
 
 
-def _same_orientation(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.allclose(a[k][-3:, -3:], b[k][-3:, -3:], atol=1e-6) for k in a)
+def _same_orientation(a: "Layer", b: "Layer") -> bool:
+    """Whether two layers turn their Y, X plane alike (a (Y, X) labels layer beside a (T, Y, X) image
+    too): the last two axes of rotate and shear, and of affine with its translation."""
+    return all(np.allclose(m[-k:, -k:], n[-k:, -k:], atol=1e-6)
+               for m, n, k in zip(_transform_matrices(a), _transform_matrices(b), (2, 2, 3)))
 
 
 def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
@@ -157,7 +166,7 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     output lands over the image, not where the labels were seen. "" when they overlay."""
     ours = np.asarray([*labels.scale[-2:], *labels.translate[-2:]], dtype=float)
     theirs = np.asarray([*scale[-2:], *translate[-2:]], dtype=float)
-    if not _same_orientation(orientation(labels), orientation(image)):
+    if not _same_orientation(labels, image):
         return (f"the labels layer {labels.name!r} is rotated, sheared or transformed (affine) otherwise than the "
                 "image: their pixels are paired by index, so the output lies over the image (give the labels "
                 "the image's transforms to see them where they act)")
