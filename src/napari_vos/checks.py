@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number", "not_an_array", "objects_missing_at_start"]
+__all__ = ["whole_number", "not_an_array", "painted_ids", "objects_missing_at_start"]
 
 
 def whole_number(value: Any) -> bool:
@@ -32,15 +32,20 @@ def not_an_array(value: Any, what: str) -> str | None:
     return None
 
 
+def painted_ids(labels: Any) -> list[int]:
+    """The object ids a labels image holds, ascending (0 is the background)."""
+    return [int(i) for i in np.unique(labels) if i]
+
+
 def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all_painted_hint: str = "") -> str | None:
     """Why propagation cannot start at ``start``: the object ids painted on other annotated frames but
     not on it, each with the frames that hold it and the ways out; None when every object is there.
     (Every object needs its start mask: the methods learn each one from the frame they start on.)"""
-    here = set(np.unique(annotations[start]).tolist()) - {0}
+    here = set(painted_ids(annotations[start]))
     where: dict[int, list[int]] = {}
     for f in sorted(annotations):
-        for i in set(np.unique(annotations[f]).tolist()) - {0} - here:
-            where.setdefault(int(i), []).append(f)
+        for i in set(painted_ids(annotations[f])) - here:
+            where.setdefault(i, []).append(f)
     if not where:
         return None
     held = "; ".join(f"{i} on frame{'s' if len(fs) > 1 else ''} {', '.join(map(str, fs))}"

@@ -23,7 +23,7 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import not_an_array, objects_missing_at_start, whole_number
+from napari_vos.checks import not_an_array, objects_missing_at_start, painted_ids, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
@@ -393,7 +393,7 @@ class Session:
             return list(self._found_ids)
         ids: set[int] = set()
         for a in self.annotations.values():
-            ids.update(int(i) for i in np.unique(a) if i)
+            ids.update(painted_ids(a))
         return sorted(ids)
 
     def cancel(self) -> None:
@@ -525,7 +525,7 @@ class Session:
             with record_function("vos.read_frame"):
                 image = self._image(t)
             if t in self.annotations:
-                new = sorted(set(int(i) for i in np.unique(self.annotations[t]) if i) - set(ids or []))
+                new = sorted(set(painted_ids(self.annotations[t])) - set(ids or []))
                 if new:  # annotated mid-run (propagate() refuses them up front): this run cannot follow them
                     self._note(f"object{'s' if len(new) > 1 else ''} {', '.join(map(str, new))} of frame {t}, "
                                f"annotated during the run, {'were' if len(new) > 1 else 'was'} not on its start "
@@ -589,7 +589,7 @@ class Session:
             start = _frame_index(start, "start frame")
             if start not in self.annotations:
                 raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
-            ids = sorted(int(i) for i in np.unique(self.annotations[start]) if i)
+            ids = painted_ids(self.annotations[start])
             missing = objects_missing_at_start(self.annotations, start)
             if missing:
                 raise ValueError(missing)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from napari_vos.advice import method_advice
-from napari_vos.checks import objects_missing_at_start
+from napari_vos.checks import objects_missing_at_start, painted_ids
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for
@@ -348,7 +348,7 @@ class LayerJob:
             else:
                 self.start = self.n_frames - 1 if direction == "backward" else 0
         # zero-shot: the ids are the method's output channels, known once it ran (``_ids``)
-        self.object_ids = sorted(int(i) for i in np.unique(self.annotations[self.start]) if i) \
+        self.object_ids = painted_ids(self.annotations[self.start]) \
             if self.annotations else []
         # a tip when the method is measured poor for what was painted (many small objects: cells)
         self.advice = method_advice(method, session_options.get("checkpoint"),
@@ -516,9 +516,6 @@ class LayerJob:
             data = self._new_map(name, k, value.shape[0], value.shape[-2:])
             if data is None:  # too large for the memory left
                 return
-            layer = self.map_layers.get(key)  # added at once unless deferred
-            if layer is not None:
-                data = layer.data
         if data.shape[-2:] != value.shape[-2:]:
             return  # a method whose map changes size mid-run: keep the first size only
         part = value if k is None else value[k]
@@ -532,6 +529,8 @@ class LayerJob:
         if layer is not None:
             layer.contrast_limits = self._contrast(key)
             layer.refresh()
+        elif not self.defer_map_layers:  # a new map's layer comes at once, holding this frame
+            self._add_map_layer(key)
 
     def _contrast(self, key: tuple[str, int]) -> tuple[float, float]:
         """The contrast limits of a map layer: the range of every frame shown so far, from 0 when the
@@ -544,7 +543,8 @@ class LayerJob:
     def _new_map(self, name: str, k: int | None, n_channels: int, map_shape: tuple[int, int]) -> np.ndarray | None:
         """The data of a new map layer over the image: channel ``k`` as (T, h, w), or with ``k`` None
         all channels as (K, T, h, w), the objects on a new first axis (a slider) so that T still meets
-        the image's T. The layer is added at once, or with ``defer_map_layers`` by `add_next_map_layer`.
+        the image's T, waiting for its layer (`_add_map_layer`: at once in `_show_map`, or with
+        ``defer_map_layers`` one per `add_next_map_layer`).
         None (and the map in `maps_not_shown`) when the map's layers would take more than
         `MAP_MEMORY_SHARE` of the free memory."""
         need = self.n_frames * n_channels * int(np.prod(map_shape)) * np.dtype(np.float32).itemsize
@@ -590,8 +590,6 @@ class LayerJob:
         self._pending_maps[key] = (data, {"name": f"{self.output.name}: {name}{suffix}", "colormap": "magma",
                                           "blending": "additive", "opacity": 0.6,
                                           "metadata": {MAP_MARKER: marker}, **place})
-        if not self.defer_map_layers:
-            self._add_map_layer(key)
         return data
 
     def _add_map_layer(self, key: tuple[str, int]) -> None:
