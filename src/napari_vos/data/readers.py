@@ -260,7 +260,7 @@ def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Calla
     def load(i: int) -> np.ndarray:
         index = []
         kept = []
-        for a, size in zip(axes, arr.shape):
+        for a in axes:
             if a == t_axis:
                 index.append(i)
             elif a in "YXCS":

@@ -48,10 +48,6 @@ class _Track:
     tex_offset: tuple[int, int] = (0, 0)
     nucleus: tuple[float, float] = (0.0, 0.0)
 
-    @property
-    def end(self) -> int:
-        return self.start + len(self.pos) - 1
-
 
 @dataclass
 class CellScene:

@@ -66,7 +66,7 @@ def gaussian_log_probs(x: torch.Tensor, means: torch.Tensor, variances: torch.Te
     s_k = log p(z=k) p(x|z=k) - c with c = log(1/M) - D/2 log(2 pi), a constant common to all
     components (uniform prior), so the posteriors p(z=k|x) are a softmax over s.
     """
-    k, d, h, w = x.shape
+    k, _, h, w = x.shape
     xf = x.flatten(2)  # K, D, N
     # one component at a time: a (K, D, N) temporary instead of (K, M, D, N)
     quad = torch.stack([(((xf - means[:, m, :, None]) ** 2) / variances[:, m, :, None]).sum(1)

@@ -16,7 +16,6 @@ K objects are K batch entries on shared backbone features ("one pass per object"
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -58,9 +57,6 @@ class AGAMEConfig:
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
 
 CONFIGS: dict[str, AGAMEConfig] = {

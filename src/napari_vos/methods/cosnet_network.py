@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -51,9 +50,6 @@ class COSNetConfig:
         if "aspp_rates" in d:
             d["aspp_rates"] = tuple(d["aspp_rates"])
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
 
 CONFIGS: dict[str, COSNetConfig] = {

@@ -39,7 +39,7 @@ class Pair:
     guidance: torch.Tensor
 
 
-@dataclass
+@dataclass(frozen=True)
 class PairSettings:
     """Ranges of the random transformations (per image of a pair unless said otherwise)."""
 
@@ -241,7 +241,6 @@ def strategy2(fg_image: torch.Tensor, fg_mask: torch.Tensor, bg_image: torch.Ten
         return None
     layer, alpha = placed
     center = _centroid(alpha[0])
-    H, W = background.shape[-2:]
     views = []
     for _ in range(2):
         params = (_uniform(g, -s.rotation, s.rotation),

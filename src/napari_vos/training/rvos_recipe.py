@@ -143,7 +143,7 @@ class RVOSRecipe(VideoMix):
     def _zero_shot_loss(self, model: RVOSNetwork, frames: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor
                         ) -> tuple[torch.Tensor, dict[str, Any]]:
         logits, stop = model(frames)  # (B, T, N, H, W), (B, T, N)
-        b, t, n_slots = stop.shape
+        b, _, n_slots = stop.shape
         mask_terms, ious = [], []
         stop_target = torch.zeros_like(stop)
         for i in range(b):
