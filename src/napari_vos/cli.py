@@ -376,6 +376,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`napari-vos train METHOD`: build the recipe, run (or resume) the training loop, export the weights."""
     import torch
 
     from napari_vos.training.loop import TrainSettings, train
@@ -475,6 +476,7 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    """`napari-vos weights`: list the registered checkpoints; -v verifies each file's hash and shows its metadata."""
     from napari_vos import weights
 
     if args.method is not None:
@@ -510,6 +512,7 @@ CHECKPOINT_HELP = "a registered checkpoint name (napari-vos weights) or a .safet
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `napari-vos` argument parser with all its subcommands."""
     from napari_vos.evaluation.cli_measure import add_precision_argument
 
     parser = argparse.ArgumentParser(prog="napari-vos", description="Video object segmentation for time-lapses.")
@@ -633,6 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: parse, run the subcommand, turn expected errors into one line and an exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # `kill` (a cluster's time limit) stops these as Ctrl+C does, from the first second: what they

@@ -30,6 +30,8 @@ GIVE_CHECKPOINT = "the widget's Method options -> checkpoint, checkpoint=PATH in
 
 @dataclass
 class CheckpointInfo:
+    """One registry entry: a checkpoint file, what it is for, how it was trained and what it scored."""
+
     name: str
     method: str
     backbone: str
@@ -76,6 +78,7 @@ def preprocessing_differences(method: str, recorded: dict[str, Any]) -> list[str
 
 
 def cache_dir() -> Path:
+    """Where downloaded checkpoints are kept: $NAPARI_VOS_HOME, else ~/.cache/napari-vos."""
     return Path(os.environ.get("NAPARI_VOS_HOME", Path.home() / ".cache" / "napari-vos"))
 
 
@@ -87,10 +90,12 @@ def _read_registry() -> dict[str, CheckpointInfo]:
 
 
 def list_checkpoints(method: str | None = None) -> list[CheckpointInfo]:
+    """The registered checkpoints, of one method or of all."""
     return [c for c in _read_registry().values() if method is None or c.method == method]
 
 
 def default_checkpoint(method: str) -> CheckpointInfo:
+    """The checkpoint a method loads when none is named: its entry marked default, else its first."""
     entries = list_checkpoints(method)
     if not entries:
         raise CheckpointError(f"no checkpoint for method {method!r} is registered in {REGISTRY_FILE}; train one "
@@ -100,6 +105,7 @@ def default_checkpoint(method: str) -> CheckpointInfo:
 
 
 def sha256_of(path: str | Path) -> str:
+    """The file's SHA-256 as hex, read in 1 MiB chunks (checkpoints are verified against the registry)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -155,6 +161,7 @@ def load_checkpoint(name_or_path: str) -> tuple[dict[str, Any], dict[str, str], 
 
 
 def load_state_dict_file(name_or_path: str) -> dict[str, Any]:
+    """The tensors of a checkpoint (registered name or safetensors path), without its metadata."""
     return load_checkpoint(name_or_path)[0]
 
 

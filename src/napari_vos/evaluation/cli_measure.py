@@ -60,6 +60,7 @@ def _option_value(text: str) -> Any:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    """`napari-vos eval`: run a method over a dataset folder and print its scores (DAVIS J&F; SEG for cell time-lapses)."""
     from napari_vos.evaluation.runner import evaluate_method
     from napari_vos.evaluation.scoring import format_table
 
@@ -82,6 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    """`napari-vos score`: score saved predictions against a ground-truth folder."""
     from napari_vos.evaluation.scoring import format_table, score_dataset
 
     summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences), json_path=args.json,
@@ -92,6 +94,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def add_precision_argument(p: argparse.ArgumentParser) -> None:
+    """The --precision flag shared by propagate, demo, eval and bench."""
     from napari_vos.nn.precision import PRECISIONS  # no torch import
 
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -109,6 +112,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of `napari-vos bench` (method, sizes, objects, frames, sweep)."""
     from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
 
     p.add_argument("--method", default="frtm", help=METHOD_HELP)
@@ -137,6 +141,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """`napari-vos bench`: frames per second and peak memory of one setting or a sweep."""
     from napari_vos.evaluation.bench import bench_once, bench_sweep, parse_size
 
     if args.warmup < 0:
@@ -177,6 +182,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    """`napari-vos synth`: write a set of synthetic videos in the DAVIS layout (for eval and training)."""
     from napari_vos.data.synthetic import write_synthetic_set
     from napari_vos.evaluation.bench import parse_size
 

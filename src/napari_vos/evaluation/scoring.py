@@ -129,6 +129,7 @@ class Report:
         return row
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
+        """Overall and per-sequence scores so far; ``complete`` False marks a run that stopped early."""
         overall = summarise(self.results) if self.results else {
             k: float("nan") for k in ("J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean")}
         out: dict[str, Any] = dict(self.header)
@@ -158,6 +159,7 @@ class Report:
         return _clean(out)
 
     def write_json(self, complete: bool) -> None:
+        """Write the summary to the JSON path, if any, atomically (a reader never sees half a file)."""
         if self.json_path:
             self.json_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.json_path.with_suffix(self.json_path.suffix + ".tmp")
@@ -165,6 +167,7 @@ class Report:
             tmp.replace(self.json_path)
 
     def finish(self, complete: bool = True) -> dict[str, Any]:
+        """Write the JSON one last time and return the summary."""
         self.write_json(complete)
         return self.summary(complete)
 

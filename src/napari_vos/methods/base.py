@@ -65,9 +65,11 @@ class Method(Protocol):
     def set_video(self, video: VideoFrames) -> None:
         """The whole video, given once per pass before ``start``/``step``."""
 
-    def start(self, image: torch.Tensor, objects: torch.Tensor) -> None: ...
+    def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """Learn the objects from the annotated frame (test-time learning happens here)."""
 
-    def step(self, image: torch.Tensor) -> Step: ...
+    def step(self, image: torch.Tensor) -> Step:
+        """Segment the next frame: per-object probabilities (K, H, W) and the method's maps."""
 
     def update(self, probs: torch.Tensor) -> None:
         """Receive the aggregated per-object probabilities (K, H, W) of the last stepped frame.
@@ -113,6 +115,7 @@ class MethodBase:
         return None
 
     def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """Default: restart from the corrected frame, as if it were the annotated one."""
         self.start(image, objects)
 
     def chosen_options(self) -> dict[str, Any]:

@@ -36,6 +36,8 @@ ProgressFn = Callable[[int, int, float], None]
 
 @dataclass
 class FinetuneSettings:
+    """OSVOS-AT's online fine-tuning on the annotated frame: iterations, optimiser, crop and frozen stages."""
+
     iterations: int = 100
     lr: float = 1e-4
     crop: int | None = 256
@@ -60,6 +62,8 @@ class FinetuneSettings:
 
 @dataclass
 class FinetuneReport:
+    """What a fine-tuning did: its losses, whether it was cancelled, how long it took."""
+
     losses: list[float] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0

@@ -19,6 +19,8 @@ HOLDOUT_DAVIS = ("bear", "bmx-bumps", "car-turn", "dance-jump", "hike", "paragli
 
 @dataclass
 class Clip:
+    """Frames of one sequence and one object's masks, for the training recipes."""
+
     frames: np.ndarray  # (T, H, W, 3) float32 in [0, 1]
     masks: np.ndarray  # (T, H, W) float32 {0, 1}
 

@@ -86,6 +86,8 @@ def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: st
 
 @dataclass
 class TrainSettings:
+    """The optimiser, schedule and bookkeeping of one training run (the recipe holds the data and losses)."""
+
     steps: int = 1000
     lr: float = 1e-3
     weight_decay: float = 1e-5

@@ -16,6 +16,8 @@ from napari_vos.training.ordered_clips import Augment, FlipAffine, ordered_indic
 
 @dataclass
 class ObjectClip:
+    """Frames of one sequence with every object's masks, for RVOS's multi-object training."""
+
     frames: np.ndarray  # (T, H, W, 3) float32 in [0, 1]
     masks: np.ndarray  # (T, K, H, W) float32 {0, 1}, objects in id order
     ids: list[int]  # the objects' ids in the source video
