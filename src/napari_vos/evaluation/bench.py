@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.checks import painted_ids
+
 __all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss",
            "parse_size", "main"]
 
@@ -137,7 +139,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
 
     video, first = _video(kind, size, objects, frames, seed)
     annotate = registry.accepts_annotation(method)  # zero-shot methods that take none (COSNet) get none
-    n_objects = int(len(np.unique(first)) - 1)
+    n_objects = len(painted_ids(first))
     opts: dict[str, Any] = dict(method_options)
     if max_side is not None:
         opts["max_side"] = max_side

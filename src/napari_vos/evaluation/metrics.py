@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_vos.checks import painted_ids
+
 __all__ = [
     "seg2bmap",
     "jaccard",
@@ -250,7 +252,7 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
         seg_frames = evaluated_frames(n, gt_frames, annotated, drop_last=False)  # SEG: the last frame counts
     if object_ids is None:
         first = np.asarray(gt[annotated])  # type: ignore[index]
-        object_ids = [int(i) for i in np.unique(first) if i != 0]
+        object_ids = painted_ids(first)
     js = np.zeros((len(object_ids), len(frames)))
     fs = np.zeros((len(object_ids), len(frames)))
     seg_scores: list[np.ndarray] = []

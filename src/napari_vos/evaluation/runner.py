@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from napari_vos.checks import painted_ids
 from napari_vos.data.readers import open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
 from napari_vos.evaluation.scoring import MANY_OBJECTS, Report, first_annotation
@@ -105,7 +106,7 @@ def evaluate_method(
             zero_shot = mode == "none"
             annotated = None if zero_shot else first_annotation(seq)
             first = None if annotated is None else seq.masks[annotated]
-            ids = [] if first is None else [int(i) for i in np.unique(first) if i]
+            ids = [] if first is None else painted_ids(first)
             options: dict[str, Any] = dict(method_options or {})
             if max_side is not None:
                 options["max_side"] = max_side

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.checks import painted_ids
 from napari_vos.data.readers import open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
@@ -299,7 +300,7 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
 
             warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
                           "they are scored as empty", stacklevel=2)
-        n_obj = len(np.unique(seq.masks[annotated])) - 1
+        n_obj = len(painted_ids(seq.masks[annotated]))
         result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
         report.add(result, len(seq), annotated)
     return report.finish(True)
