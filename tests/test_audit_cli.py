@@ -52,7 +52,8 @@ def test_propagate_max_side_and_precision_reach_the_run(tiffs, tmp_path):
     video, labels, _ = tiffs
     precision = _not_auto_precision()
     out = tmp_path / "o.tif"
-    assert _propagate(video, labels, out, "--max-side", "48", "--precision", precision) == 0
+    assert main(["propagate", str(video), str(labels), "-o", str(out), "--method", "frtm", "--device", "cpu",
+                 "--max-side", "48", "--precision", precision]) == 0  # a method with a network: flow keeps fp32
     options = read_tiff_provenance(out)["options"]
     assert options["max_side"] == 48 and options["work_size"] == [32, 48]  # 64 x 96 frames, longer side 48
     assert options["precision"] == precision

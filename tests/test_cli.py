@@ -105,13 +105,17 @@ def test_demo_precision_is_passed_and_recorded(tmp_path, capsys):
     import torch
 
     out = tmp_path / "demo.json"
-    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "3", "--precision", "bf16",
+    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "2", "--precision", "bf16",
                  "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["precision"] == "bf16" and record["options"] == {"precision": "bf16"}
-    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "3", "--json", str(out)]) == 0
+    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "2", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["precision"] == resolve_precision("auto", torch.device("cpu")) and record["options"] == {}
+    # flow runs no network: it computes in fp32 whatever is asked, and says so
+    assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "3", "--precision", "bf16",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["precision"] == "fp32"
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["demo", "--method", "flow", "--precision", "fp8"])

@@ -149,3 +149,21 @@ def test_collection_predictions_round_trip(tmp_path):
     ev = json.loads((out / "summary.json").read_text())
     sc = json.loads((tmp_path / "s.json").read_text())
     assert sc["JF_mean"] == pytest.approx(ev["JF_mean"])
+
+
+def test_code_version_names_a_commit_only_for_a_checkout(tmp_path):
+    """An installed package inside another git repository must not report that repository's commit."""
+    from pathlib import Path
+
+    from napari_vos.evaluation.scoring import checkout_root
+
+    checkout = tmp_path / "repo"
+    (checkout / "src" / "napari_vos" / "evaluation").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("[project]\n")
+    assert checkout_root(checkout / "src" / "napari_vos" / "evaluation" / "scoring.py") == checkout.resolve()
+    installed = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "napari_vos" / "evaluation"
+    installed.mkdir(parents=True)
+    (tmp_path / "venv" / "lib" / "python3.11" / "pyproject.toml").write_text("[project]\n")  # parents[3] of old
+    assert checkout_root(installed / "scoring.py") is None
+    import napari_vos.evaluation.scoring as scoring
+    assert checkout_root(Path(scoring.__file__)) is not None  # these tests run from the checkout

@@ -395,6 +395,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.synthetic_fraction is not None and not 0.0 <= args.synthetic_fraction <= 1.0:
         raise ValueError(f"--synthetic-fraction is a fraction of the videos, in [0, 1]; got {args.synthetic_fraction}")
+    if args.backbone_weights == "imagenet":  # before any folder is made: torchvision is an optional extra
+        from napari_vos.nn.imagenet import torchvision_models
+
+        try:
+            torchvision_models()
+        except RuntimeError as err:
+            print(f"napari-vos train: error: {err}", file=sys.stderr)
+            return 2
     if not args.data:
         if args.synthetic_fraction not in (None, 1.0):
             raise ValueError("--synthetic-fraction mixes real videos with synthetic ones: it needs --data "

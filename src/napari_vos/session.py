@@ -268,7 +268,10 @@ class Session:
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
         self.device = resolve_device(device)
         # the forward passes' autocast dtype ("auto": fp16 on CUDA, bf16 on CPUs with it, else fp32; nn.precision)
+        # (checked for every method; a method without a network, flow, computes in fp32 whatever is asked)
         self.precision = resolve_precision(precision, self.device)
+        if not getattr(self.method_class, "runs_network", True):
+            self.precision = "fp32"
         self.checkpoint = checkpoint
         _check_checkpoint(method, checkpoint)  # a missing one fails here, not after the first frame is yielded
         self.max_side = _pixels("max_side", max_side, "None (never scale down)")

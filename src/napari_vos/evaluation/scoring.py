@@ -49,6 +49,17 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def checkout_root(module_file: Path) -> Path | None:
+    """The git checkout holding this package's source (src/napari_vos beside pyproject.toml), or None
+    for an installed package: site-packages may lie inside some other git repository, whose commit
+    says nothing about this code."""
+    package = module_file.resolve().parents[1]
+    root = package.parents[1]
+    if package.name != "napari_vos" or package.parent.name != "src" or not (root / "pyproject.toml").is_file():
+        return None
+    return root
+
+
 def code_version() -> str:
     """napari-vos version, plus the git commit (and "+dirty" for uncommitted changes under src/)
     when running from a checkout: every result file says which code produced it."""
@@ -56,7 +67,9 @@ def code_version() -> str:
 
     from napari_vos import __version__
 
-    root = Path(__file__).resolve().parents[3]
+    root = checkout_root(Path(__file__))
+    if root is None:
+        return __version__
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=5).stdout.strip()

@@ -92,6 +92,8 @@ class MethodBase:
     # True: start() may run long (OSVOS-AT's fine-tuning, RGMP's online fine-tuning add-on) and takes the options
     # on_finetune(step, total, loss) and cancel_event (threading.Event), as progress and Cancel hooks
     reports_finetune: ClassVar[bool] = False
+    # False: no network passes (flow), so the precision setting has nothing to act on and fp32 is recorded
+    runs_network: ClassVar[bool] = True
 
     @classmethod
     def annotation_needed(cls, options: Mapping[str, Any]) -> bool:

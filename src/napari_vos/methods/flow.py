@@ -111,6 +111,7 @@ class FlowMethod(MethodBase):
 
     name: ClassVar[str] = "flow"
     needs_checkpoint: ClassVar[bool] = False
+    runs_network: ClassVar[bool] = False
     map_names: ClassVar[tuple[str, ...]] = ("flow_magnitude",)
 
     def __init__(self, device: torch.device | str = "cpu", flow: str = "ilk", flow_side: int = 256,

@@ -13,7 +13,8 @@ _RESNET_ENUMS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights",
                  "resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights"}
 
 
-def _torchvision_models():
+def torchvision_models():  # noqa: ANN201 - torchvision.models, typed by torchvision
+    """torchvision.models, or a RuntimeError saying how to get a usable torchvision."""
     try:
         import torchvision.models as tvm
     except Exception as exc:  # a torchvision that does not match torch raises RuntimeError on import
@@ -29,7 +30,7 @@ def resnet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet-1k (V1) weights of a ResNet, classifier (``fc``) removed."""
     if name not in _RESNET_ENUMS:
         raise ValueError(f"no ImageNet weights for backbone {name!r}; choose one of {sorted(_RESNET_ENUMS)}")
-    tvm = _torchvision_models()
+    tvm = torchvision_models()
     weights = getattr(tvm, _RESNET_ENUMS[name]).IMAGENET1K_V1
     state = weights.get_state_dict(progress=True)
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -37,6 +38,6 @@ def resnet_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 def vgg16_features_state_dict() -> dict[str, torch.Tensor]:
     """torchvision's ImageNet-1k (V1) VGG-16 weights of the convolutional part (``features.*``)."""
-    tvm = _torchvision_models()
+    tvm = torchvision_models()
     state = tvm.VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
     return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
