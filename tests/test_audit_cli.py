@@ -539,3 +539,21 @@ def test_ping_pong_of_a_one_frame_pool_and_sizes_too_small():
     for text in ("640x4", "4x640"):
         with pytest.raises(ValueError, match="too small"):
             parse_size(text)
+
+
+def test_python_dash_m_napari_vos_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "napari_vos", "weights"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "frtm-resnet18-vos" in done.stdout
+
+
+def test_train_imagenet_without_torchvision_is_one_line_and_makes_no_run_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.models", None)
+    run = tmp_path / "run"
+    assert main(["train", "frtm", "--backbone-weights", "imagenet", "--steps", "1", "--out", str(run),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("napari-vos train: error:") and "napari-vos[imagenet]" in err and "\n" not in err
+    assert not run.exists()
