@@ -195,7 +195,7 @@ def test_deferred_map_layers_come_one_at_a_time_holding_the_frames_shown_before_
     assert len(viewer.layers) == n and job.pending_map_layers == 3
     assert job.add_next_map_layer() and len(viewer.layers) == n + 1
     first = job.map_layers[("score", 0)]
-    assert first.name == "cells propagated (flow): score object 1"
+    assert first.name == "cells propagated (flow) - score object 1"
     assert first.data[1].min() == -1.0 and first.data[2].min() == 4.0  # written before it was added
     assert tuple(first.contrast_limits) == (0.0, 4.0)  # from 0: the map has positive values
     _show_map(job, 3, np.full((3, 16, 16), 2.0, np.float32))  # a frame after the first layer came

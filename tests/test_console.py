@@ -61,7 +61,7 @@ def test_layers_as_objects_a_2d_annotation_and_a_backward_run(viewer):
 
 def test_maps_are_added_and_overlay_the_image(viewer):
     out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True, max_side=32)
-    assert [m.name for m in out.maps] == ["painted propagated (flow): flow_magnitude"]
+    assert [m.name for m in out.maps] == ["painted propagated (flow) - flow_magnitude"]
     layer = out.maps[0]
     # working frame 32 x 32 for a 64 x 64 image: each map pixel covers 2 x 2 image pixels
     assert layer.data.shape == (6, 32, 32)
@@ -232,7 +232,7 @@ def test_a_map_of_many_objects_is_one_layer_with_the_objects_on_its_first_axis(v
     job.show(FrameResult(2, np.zeros((64, 64), np.uint8), {"target_scores": scores, "one": scores[:1]}))
     assert 12 > MAX_MAP_LAYERS and len(viewer.layers) == n + 2  # not 12 + 1 layers
     stacked = job.map_layers[("target_scores", -1)]
-    assert stacked.name == "cells propagated (flow): target_scores (12 objects on the first axis)"
+    assert stacked.name == "cells propagated (flow) - target_scores (12 objects on the first axis)"
     assert stacked.data.shape == (12, 6, 16, 16)
     np.testing.assert_array_equal(stacked.data[:, 2], scores)
     assert not stacked.data[:, :2].any() and not stacked.data[:, 3:].any()
@@ -343,3 +343,36 @@ def test_a_map_too_large_for_the_free_memory_is_left_out_with_a_warning(viewer, 
         out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True)
     assert out.maps == [] and "flow_magnitude" in out.labels.metadata["napari_vos"]["maps_not_shown"]
     assert iou(out.labels.data[5], TRUTH[5]) > 0.5
+
+
+def test_save_labels_layer_keeps_dtype_calibration_and_provenance(viewer, tmp_path):
+    from napari_vos.console import save_labels_layer
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.writers import read_tiff_provenance
+    import tifffile
+
+    viewer.layers["video"].units = ("s", "micrometer", "micrometer")
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu").labels
+    path = save_labels_layer(out, tmp_path / "labels.tif")
+    back = tifffile.imread(path)
+    assert back.dtype == np.uint16 and np.array_equal(back, out.data)  # the command line's TIFF type, not uint32
+    cal = read_tiff_calibration(path)
+    assert cal.pixel_size == (0.5, 0.5) and cal.unit == "µm" and cal.frame_interval == 2.0
+    assert read_tiff_provenance(path)["output_layer"] == out.name == "painted propagated (flow)"
+
+
+def test_names_stay_readable_over_correction_rounds_and_never_pair_with_an_old_map(viewer):
+    first = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True)
+    assert [m.name for m in first.maps] == ["painted propagated (flow) - flow_magnitude"]
+    # a correction round: the earlier output re-propagated forward from frame 3
+    again = propagate_layers(viewer, "video", first.labels, method="flow", device="cpu", frame=3,
+                             direction="forward", all_painted=False)
+    assert again.labels.name == "painted propagated (flow) [1]"
+    assert again.labels.metadata["napari_vos"]["labels_layer"] == "painted propagated (flow)"
+    # the first output deleted, its map kept: the next output does not take the name the map points at
+    viewer.layers.remove(first.labels)
+    third = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True)
+    assert third.labels.name == "painted propagated (flow) [2]"
+    assert [m.name for m in third.maps] == ["painted propagated (flow) [2] - flow_magnitude"]
+    record = third.maps[0].metadata["napari_vos"]
+    assert record["output_layer"] == third.labels.name and record["started"]

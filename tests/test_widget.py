@@ -75,17 +75,16 @@ def test_status_names_the_working_size_when_it_is_not_the_images(make_napari_vie
 
 
 def test_precision_choice_reaches_the_engine_and_the_provenance(make_napari_viewer, qtbot):
-    viewer, widget, truth = _setup(make_napari_viewer)
+    viewer, widget, truth = _setup(make_napari_viewer, method="frtm")  # a method with a network
     assert widget.precision_combo.currentText() == "auto" and "precision" not in widget.options()
     widget.precision_combo.setCurrentText("bf16")
     assert widget.options()["precision"] == "bf16"
     _click(qtbot, widget.propagate_button)
-    _wait_done(qtbot, widget)
-    meta = viewer.layers["painted propagated (flow)"].metadata["napari_vos"]
+    _wait_done(qtbot, widget, timeout=60_000)
+    meta = viewer.layers["painted propagated (frtm)"].metadata["napari_vos"]
     assert meta["options"]["precision"] == "bf16"
-    assert widget.status.text().startswith(f"done: {len(truth)} frames with flow on cpu (bf16), ")
-    for t in range(1, len(truth)):
-        assert iou(viewer.layers["painted propagated (flow)"].data[t] == 1, truth[t] == 1) > 0.8, t
+    assert widget.status.text().startswith(f"done: {len(truth)} frames with frtm on cpu (bf16), ")
+    assert meta["frames_done"] == len(truth) - 1  # (a 64 px square is too small for FRTM to follow)
 
 
 def test_cancel_stops_within_a_frame(make_napari_viewer, qtbot, monkeypatch):
@@ -216,7 +215,7 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
 
     def on_frame(frame):
         shown(frame)
-        maps_after_frame.append(sum(lyr.name.startswith("painted propagated (frtm): ") for lyr in viewer.layers))
+        maps_after_frame.append(sum(lyr.name.startswith("painted propagated (frtm) - ") for lyr in viewer.layers))
 
     widget._on_frame = on_frame  # the worker connects to it on the click
 
@@ -228,8 +227,8 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
     assert maps_after_frame[:2] == [0, 0] and len(maps_after_frame) == 4
     out = viewer.layers["painted propagated (frtm)"]
     assert out.data.shape == truth.shape
-    maps = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
-    assert [m.name for m in maps] == [f"{out.name}: target_scores object {k}" for k in (1, 2)]
+    maps = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + " - ")]
+    assert [m.name for m in maps] == [f"{out.name} - target_scores object {k}" for k in (1, 2)]
     for k, layer in zip((1, 2), maps):
         assert layer.data.shape == (4, 4, 4)  # 64 px / stride 16
         np.testing.assert_allclose(layer.scale, (1.0, 0.5 * 16, 0.25 * 16))
@@ -500,9 +499,9 @@ def test_a_map_too_large_for_the_free_memory_is_not_shown(make_napari_viewer, qt
     _click(qtbot, widget.propagate_button)
     _wait_done(qtbot, widget)
     out = viewer.layers["painted propagated (flow)"]
-    (shown,) = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
+    (shown,) = [lyr for lyr in viewer.layers if lyr.name.startswith(out.name + " - ")]
     need = shown.data.nbytes  # flow's magnitude, (T, h, w) float32
-    assert shown.name == f"{out.name}: flow_magnitude" and "not shown" not in widget.status.text()
+    assert shown.name == f"{out.name} - flow_magnitude" and "not shown" not in widget.status.text()
 
     for free, shows in ((2 * need, True), (2 * need - 1, False)):
         monkeypatch.setattr(layer_job, "_free_memory", lambda free=free: free)
@@ -512,7 +511,7 @@ def test_a_map_too_large_for_the_free_memory_is_not_shown(make_napari_viewer, qt
         _click(qtbot, widget.propagate_button)
         _wait_done(qtbot, widget)
         out = viewer.layers["painted propagated (flow)"]
-        maps = [lyr.name for lyr in viewer.layers if lyr.name.startswith(out.name + ": ")]
+        maps = [lyr.name for lyr in viewer.layers if lyr.name.startswith(out.name + " - ")]
         assert out.data[1:].any()  # the labels are propagated either way
         if shows:
             assert maps == [shown.name] and "maps_not_shown" not in out.metadata["napari_vos"]

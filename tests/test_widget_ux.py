@@ -182,7 +182,7 @@ def test_map_layers_are_never_offered_as_images_not_even_mid_run(make_napari_vie
     _slow_flow(monkeypatch, seconds=0.3)
     widget.maps_checkbox.setChecked(True)
     _click(qtbot, widget.propagate_button)
-    qtbot.waitUntil(lambda: any(": flow_magnitude" in lyr.name for lyr in viewer.layers), timeout=20_000)
+    qtbot.waitUntil(lambda: any(" - flow_magnitude" in lyr.name for lyr in viewer.layers), timeout=20_000)
     images = [widget.image_combo.itemText(i) for i in range(widget.image_combo.count())]
     channels = [widget.channels_list.item(i).text() for i in range(widget.channels_list.count())]
     assert images == ["video"] and not any("flow_magnitude" in name for name in channels)
@@ -201,3 +201,32 @@ def test_the_done_line_survives_an_input_layer_deleted_mid_run(make_napari_viewe
     viewer.add_image(np.zeros_like(truth, dtype=np.uint8), name="video again")  # the layers fit again
     widget.image_combo.setCurrentText("video again")
     assert widget.status.text() == ""
+
+
+def test_deleted_layers_and_a_failed_run_are_not_held_by_the_widget(make_napari_viewer, qtbot, monkeypatch):
+    """A user who deletes layers (after an out-of-memory error, say) gets their memory back: the
+    widget forgets a deleted pick, and lets go of a reported error (its traceback holds the job)."""
+    import gc
+    import weakref
+
+    viewer, widget, truth = _setup(make_napari_viewer)
+    frames, _ = sliding_square(6, (64, 64))
+    viewer.add_image(frames.copy(), name="other video", scale=viewer.layers["video"].scale,
+                     translate=viewer.layers["video"].translate)
+    widget.image_combo.setCurrentText("other video")  # picked by hand
+    widget.image_combo.setCurrentText("video")
+    widget.image_combo.setCurrentText("other video")
+    other = weakref.ref(viewer.layers["other video"])
+    assert widget._picks["image"] is other()
+    viewer.layers.remove("other video")
+    gc.collect()
+    assert other() is None and widget._picks["image"] is None
+
+    _slow_flow(monkeypatch, seconds=0.0, fail_at=2)
+    _click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.status.text().startswith("error: frame 3 contains NaN")
+    out = weakref.ref([lyr for lyr in viewer.layers if lyr.name.startswith("painted propagated")][-1])
+    viewer.layers.remove(out())
+    gc.collect()
+    assert widget._error is None and out() is None

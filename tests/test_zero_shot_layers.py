@@ -38,7 +38,7 @@ def test_propagate_layers_without_labels(brighter):
     assert all(iou(out.labels.data[t] == 1, truth[t] == 1) > 0.8 for t in range(5))
     meta = out.labels.metadata["napari_vos"]
     assert meta["labels_layer"] is None and meta["annotated_frames"] == [] and meta["frames_done"] == 5
-    assert [m.name for m in out.maps] == [f"video segmented ({brighter}): excess"]
+    assert [m.name for m in out.maps] == [f"video segmented ({brighter}) - excess"]
 
 
 def test_labels_refused_or_required_with_clear_messages(brighter):

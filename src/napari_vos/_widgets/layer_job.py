@@ -23,7 +23,9 @@ Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guar
 """
 from __future__ import annotations
 
+import re
 import threading
+from datetime import datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -67,6 +69,35 @@ def _free_memory() -> int:
 #: the metadata key that marks a napari-vos map layer (its map, channel and object): maps are shown
 #: over the image, never offered as a video to propagate through
 MAP_MARKER = "napari_vos_map"
+# between an output's name and its map's: no ':' (napari's Save All takes layer names as file names,
+# and Windows refuses ':' in them)
+MAP_SEPARATOR = " - "
+# what a run appends to its labels layer's name; an earlier output re-propagated keeps its base name
+_RUN_SUFFIX = re.compile(r"( (?:propagated|segmented) \([^()]*\))+( \[\d+\])?$")
+
+
+def output_name(viewer: "napari.Viewer", wanted: str) -> str:
+    """``wanted``, or ``wanted [n]`` with the smallest free n, such that no layer holds that name nor
+    a map name made from it: a map kept from a deleted output is never taken for a new output's map."""
+    taken = [layer.name for layer in viewer.layers]
+
+    def free(name: str) -> bool:
+        return not any(t == name or t.startswith(name + MAP_SEPARATOR) for t in taken)
+
+    n = 0
+    name = wanted
+    while not free(name):
+        n += 1
+        name = f"{wanted} [{n}]"
+    return name
+
+
+def base_name(labels: "Labels") -> str:
+    """The labels layer's name without what earlier runs appended (an output re-propagated after a
+    correction is named after the painted layer once, not once per round)."""
+    if not labels.metadata.get("napari_vos_output"):
+        return labels.name
+    return _RUN_SUFFIX.sub("", labels.name) or labels.name
 
 
 def is_map_layer(layer: "Layer") -> bool:
@@ -279,6 +310,7 @@ class LayerJob:
         guard_triton()
         from napari_vos.methods import registry
 
+        self.started = datetime.now().astimezone().isoformat(timespec="seconds")  # tells same-named runs apart
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         self.viewer = viewer
@@ -373,8 +405,8 @@ class LayerJob:
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
         if kept_labels is not None:
             out[self.kept.start:self.kept.stop] = kept_labels
-        default_name = (f"{self.labels.name} propagated ({method})" if self.labels is not None
-                        else f"{self.image.name} segmented ({method})")
+        default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
+                                   else f"{self.image.name} segmented ({method})")
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed)
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
@@ -587,7 +619,7 @@ class LayerJob:
         # must not offer it as an image to propagate
         key = (name, -1 if k is None else k)
         data = np.zeros(shape, dtype=np.float32)
-        self._pending_maps[key] = (data, {"name": f"{self.output.name}: {name}{suffix}", "colormap": "magma",
+        self._pending_maps[key] = (data, {"name": f"{self.output.name}{MAP_SEPARATOR}{name}{suffix}", "colormap": "magma",
                                           "blending": "additive", "opacity": 0.6,
                                           "metadata": {MAP_MARKER: marker}, **place})
         return data
@@ -627,7 +659,8 @@ class LayerJob:
             prov["channel_layers"] = [lyr.name for lyr in self.channel_layers]
         if self.kept:  # [first, last + 1) of the frames copied from the labels layer
             prov["frames_kept_from_labels"] = [self.kept.start, self.kept.stop]
-        prov.update({"image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
+        prov.update({"output_layer": self.output.name, "started": self.started,
+                     "image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
                      # a Cancel that came after the last frame cancelled nothing
                      "cancelled": self._cancel and self.frames_shown < self.total, "frames_total": self.total,

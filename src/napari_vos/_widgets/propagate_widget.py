@@ -318,6 +318,11 @@ class PropagateWidget(QWidget):
         # painted inputs first, napari-vos outputs (finished or running) last
         label_names = [lyr.name for lyr in sorted(labels, key=_is_output)]
         label_names.append(NO_LABELS)  # last: a painted layer stays the default choice
+        # a picked layer the user deleted is forgotten: holding it would keep its data in memory
+        for kind, pick in self._picks.items():
+            if pick is not None and pick != NO_LABELS and pick not in self.viewer.layers:
+                self._picks[kind] = None
+        self._ticked = [lyr for lyr in self._ticked if lyr in self.viewer.layers]
         picked_image = self._picks["image"]
         image_name = picked_image.name if picked_image is not None and picked_image in self.viewer.layers \
             else self.image_combo.currentText()
@@ -735,6 +740,9 @@ class PropagateWidget(QWidget):
                                                           job.advice and job.advice.text) if part))
                 show_info(f"napari-vos: {job.output.name} ready")
         finally:
+            # reported: let the error go, for its traceback holds the job (video, session, network,
+            # output and map layers), which a user who deletes layers after an out-of-memory error frees
+            self._error = None
             said = self.status.text()
             self._refresh_layers()  # the output now sorts with the outputs
             if self._showing_mismatch and said:  # an input layer went away mid-run: keep the run's line too
