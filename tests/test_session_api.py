@@ -206,3 +206,42 @@ def test_a_missing_checkpoint_fails_when_the_session_is_made(square_video, tmp_p
         Session(frames, method="frtm", device="cpu", checkpoint="frtm-typo")
     with pytest.raises(ValueError, match="method 'flow' uses no checkpoint"):
         Session(frames, method="flow", device="cpu", checkpoint="frtm-resnet18-vos")
+
+
+@pytest.mark.parametrize("method", ["frtm", "agame"])
+def test_the_callers_torch_state_neither_breaks_a_run_nor_is_changed_by_it(method):
+    """napari's console or a script may run inside torch.inference_mode(), under a float64 default
+    dtype, with its own seeded global RNG: the run gives the plain run's labels and leaves all three."""
+    import torch
+
+    from conftest import moving_square_video
+    from napari_vos import propagate
+
+    frames, truth = moving_square_video(n_frames=4)
+    plain = np.asarray(propagate(frames, truth[0], method=method, device="cpu", precision="fp32").labels)
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    with torch.inference_mode():
+        inside = np.asarray(propagate(frames, truth[0], method=method, device="cpu", precision="fp32").labels)
+    assert np.array_equal(inside, plain)
+    assert torch.equal(torch.get_rng_state(), before)  # building the network drew from it, and gave it back
+    torch.set_default_dtype(torch.float64)
+    try:
+        doubled = np.asarray(propagate(frames, truth[0], method=method, device="cpu", precision="fp32").labels)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert np.array_equal(doubled, plain)
+
+
+def test_torch_tensors_of_any_kind_are_read_as_their_values():
+    import torch
+
+    from conftest import moving_square_video
+    from napari_vos import propagate
+
+    frames, truth = moving_square_video(n_frames=4)
+    as_float = propagate(frames.astype(np.float32), truth[0], method="flow", device="cpu").labels
+    video = torch.from_numpy(frames.astype(np.float32)).to(torch.bfloat16)  # exact for 0..255 integers
+    labels = torch.from_numpy(truth[0].astype(np.float32)).requires_grad_()
+    assert np.array_equal(propagate(video, labels, method="flow", device="cpu").labels, as_float)

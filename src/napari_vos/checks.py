@@ -32,6 +32,17 @@ def not_an_array(value: Any, what: str) -> str | None:
     return None
 
 
+def from_torch(value: Any) -> Any:
+    """A torch tensor as a numpy array (detached, on the CPU; bfloat16, which numpy lacks, as
+    float32); anything else as given. numpy only: torch is not imported here."""
+    if type(value).__module__.split(".")[0] != "torch" or not hasattr(value, "detach"):
+        return value
+    value = value.detach().cpu()
+    if str(value.dtype) == "torch.bfloat16":
+        value = value.float()
+    return value.numpy()
+
+
 def painted_ids(labels: Any) -> list[int]:
     """The object ids a labels image holds, ascending (0 is the background)."""
     return [int(i) for i in np.unique(labels) if i]

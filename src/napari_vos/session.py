@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,7 +24,7 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import not_an_array, objects_missing_at_start, painted_ids, whole_number
+from napari_vos.checks import from_torch, not_an_array, objects_missing_at_start, painted_ids, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import label_dtype_for
 from napari_vos.methods import registry
@@ -60,7 +61,7 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
     problem = not_an_array(labels, what)
     if problem:
         raise ValueError(problem)
-    arr = np.asarray(labels)
+    arr = np.asarray(from_torch(labels))
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}")
     if arr.shape != tuple(frame_shape):
@@ -368,6 +369,7 @@ class Session:
         if shape != expected:
             raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
                              f"{expected[1:]}: the labels must match the image, one frame each")
+        labels = from_torch(labels)
         frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
         if not frames:
             raise ValueError("the labels are empty on every frame: paint at least one object on one frame")
@@ -494,6 +496,17 @@ class Session:
     def _autocast(self) -> Any:
         return autocast_for(self.precision, self.device)
 
+    @contextmanager
+    def _compute(self) -> Iterator[None]:
+        """Where the engine's torch work runs, whatever torch state the caller (a script, napari's
+        console) set: normal tensors even inside ``torch.inference_mode()`` (the methods learn at
+        test time: they turn autograd on where they need it), float32 networks under a float64
+        default dtype, the run's autocast, and the caller's global random state left as it was
+        (building a network draws from it; the methods draw from their own seeded generators)."""
+        with torch.random.fork_rng(devices=[]), _float32_default(), torch.inference_mode(False), \
+                torch.no_grad(), self._autocast():
+            yield
+
     def _video(self) -> VideoFrames:
         return VideoFrames(self.source.n_frames, self._image)
 
@@ -509,8 +522,8 @@ class Session:
         if not range(first, stop, stride):
             return
         tic = time.perf_counter()
-        method = self._make_method()
-        with torch.no_grad(), self._autocast():
+        with self._compute():
+            method = self._make_method()
             if hasattr(method, "set_video"):
                 method.set_video(self._video())
             if ids is not None:
@@ -534,12 +547,12 @@ class Session:
                                f"annotated during the run, {'were' if len(new) > 1 else 'was'} not on its start "
                                f"frame {start}: this run follows only the start frame's objects; propagate "
                                f"again from frame {t} for {'them' if len(new) > 1 else 'it'}", ObjectsNotFollowed)
-                with torch.no_grad(), self._autocast():
+                with self._compute():
                     method.remember(image, self._objects(self.annotations[t], ids, t))
                 labels, maps = self.annotations[t].copy(), {}  # the caller's to change; the annotation stays
                 annotated = True
             else:
-                with torch.no_grad(), self._autocast():
+                with self._compute():
                     with record_function("vos.method_step"):
                         step = method.step(image)
                     with record_function("vos.aggregate"):
@@ -654,6 +667,21 @@ class Session:
                                **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
                       start_seconds=self._start_seconds)
+
+
+@contextmanager
+def _float32_default() -> Iterator[None]:
+    """torch's default dtype float32 inside (the networks and the engine's tensors are float32),
+    the caller's afterwards. Changed only when it differs: it is process-wide, not per thread."""
+    dtype = torch.get_default_dtype()
+    if dtype == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype | None:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from napari_vos.checks import not_an_array, whole_number
+from napari_vos.checks import from_torch, not_an_array, whole_number
 from napari_vos.data.intensity import percentile_range
 
 PERCENTILES = (1.0, 99.8)
@@ -40,8 +40,7 @@ class FrameSource:
         problem = not_an_array(video, "the video")
         if problem:
             raise ValueError(problem)
-        if type(video).__module__.split(".")[0] == "torch":  # a torch tensor: its numpy view (a copy off the CPU)
-            video = video.detach().cpu().numpy()
+        video = from_torch(video)  # a torch tensor: its numpy view (a copy off the CPU, or of bfloat16)
         shape = tuple(int(s) for s in getattr(video, "shape", ()))
         if not shape:
             try:
