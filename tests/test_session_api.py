@@ -245,3 +245,21 @@ def test_torch_tensors_of_any_kind_are_read_as_their_values():
     video = torch.from_numpy(frames.astype(np.float32)).to(torch.bfloat16)  # exact for 0..255 integers
     labels = torch.from_numpy(truth[0].astype(np.float32)).requires_grad_()
     assert np.array_equal(propagate(video, labels, method="flow", device="cpu").labels, as_float)
+
+
+def test_fp32_holds_inside_a_callers_autocast_and_frames_have_the_results_type():
+    import torch
+
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=4)
+    plain = propagate(frames, truth[0], method="frtm", device="cpu", precision="fp32", maps=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = propagate(frames, truth[0], method="frtm", device="cpu", precision="fp32", maps=True)
+    assert inside.options["precision"] == "fp32" and np.array_equal(inside.labels, plain.labels)
+    # the scores come from backbone features: bf16 ones would move them
+    np.testing.assert_array_equal(inside.maps["target_scores"], plain.maps["target_scores"])
+    s = Session(frames, method="flow", device="cpu")
+    s.annotate(0, truth[0])
+    steps = list(s.propagate())
+    assert {step.labels.dtype for step in steps} == {s.result().labels.dtype} == {np.dtype(np.uint8)}

@@ -569,6 +569,7 @@ class Session:
                     maps = self._store_maps(t, step.maps) if self.want_maps else {}
                 annotated = False
             self.labels[t] = labels
+            labels = labels.astype(self.labels.dtype, copy=False)  # each frame of the type Result.labels has
             seconds = time.perf_counter() - tic
             self._seconds += seconds
             self._frames_done += 1
@@ -627,7 +628,7 @@ class Session:
 
     def _propagate_annotated(self, direction: str, start: int, ids: list[int], run: int) -> Iterator[FrameResult]:
         """The annotated start frame, then the frames after it, then (both) those before it."""
-        yield FrameResult(start, self.annotations[start].copy(), {}, True, 0.0)
+        yield FrameResult(start, self.annotations[start].astype(self.labels.dtype), {}, True, 0.0)  # a copy
         t = self.source.n_frames
         if direction in ("forward", "both"):
             yield from self._pass(start, t, 1, ids, run)

@@ -122,9 +122,10 @@ class OSVOSAT(MethodBase):
             image_c, objects_c = image.detach().clone(), objects.detach().clone()
         self.annotated = [(image_c, objects_c)]
         key = self._cache_key(image_c, objects_c)
-        if key is not None and key in _FINETUNE_CACHE:
+        cached = _FINETUNE_CACHE.get(key) if key is not None else None  # one read: another thread may clear it
+        if cached is not None:
             with torch.inference_mode(False), torch.no_grad():
-                self.network.load_state_dict(_FINETUNE_CACHE[key])
+                self.network.load_state_dict(cached)
         else:
             report = self._finetune(self.finetune_settings.iterations)
             if key is not None and not report.cancelled:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,11 +44,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
-    """The autocast context of a resolved precision on ``device`` (nothing for fp32)."""
+    """The autocast context of a resolved precision on ``device``; fp32 turns autocast off, so that a
+    caller's own ``torch.autocast`` around the run does not lower it behind the provenance's back."""
     import torch
 
     if precision == "fp32":
-        return nullcontext()
+        return torch.autocast(device_type=device.type, enabled=False)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device_type=device.type, dtype=dtype)
 
