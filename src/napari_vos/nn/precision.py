@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,7 @@ def autocast_for(precision: str, device: torch.device) -> AbstractContextManager
     import torch
 
     if precision == "fp32":
-        return torch.autocast(device_type=device.type, enabled=False)
+        return _autocast_off(device.type)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -59,6 +59,17 @@ def full_precision(device: torch.device | torch.Tensor) -> AbstractContextManage
     import torch
 
     kind = device.device.type if isinstance(device, torch.Tensor) else torch.device(device).type
+    return _autocast_off(kind)
+
+
+def _autocast_off(kind: str) -> AbstractContextManager:
+    """Autocast disabled on a device type; nothing where this torch has no autocast for it (older
+    torch on MPS), as then nothing can have turned it on."""
+    import torch
+
+    available = getattr(torch.amp, "is_autocast_available", None)
+    if available is not None and not available(kind):
+        return nullcontext()
     return torch.autocast(device_type=kind, enabled=False)
 
 
