@@ -167,3 +167,30 @@ def test_code_version_names_a_commit_only_for_a_checkout(tmp_path):
     assert checkout_root(installed / "scoring.py") is None
     import napari_vos.evaluation.scoring as scoring
     assert checkout_root(Path(scoring.__file__)) is not None  # these tests run from the checkout
+
+
+def test_eval_and_score_take_a_davis_split_from_its_imagesets_list(tmp_path, capsys):
+    """--split val reads DAVIS 2016's ImageSets/480p/val.txt (image/annotation path pairs) or DAVIS
+    2017's ImageSets/2016/val.txt (names), and runs those sequences only."""
+    from napari_vos.data.readers import davis_split
+
+    root = tmp_path / "davis"
+    names = write_synthetic_set(root, 3, "natural", seed=5, n_frames=4, size=(48, 64), n_objects=1)
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    (root / "ImageSets" / "480p" / "val.txt").write_text("".join(
+        f"/JPEGImages/480p/{n}/{i:05d}.jpg /Annotations/480p/{n}/{i:05d}.png\n" for n in names[1:] for i in range(4)))
+    (root / "ImageSets" / "2017").mkdir()
+    (root / "ImageSets" / "2017" / "val.txt").write_text(f"{names[0]}\n")
+    assert davis_split(root, "val") == (names[1:], root / "ImageSets" / "480p" / "val.txt")
+    assert davis_split(root, "2017/val")[0] == names[:1]
+    with pytest.raises(ValueError, match=r"no list of split 'test'.*480p/val.txt"):
+        davis_split(root, "test")
+
+    out = tmp_path / "ev"
+    assert main(["eval", "--method", "flow", "--data", str(root), "--split", "val", "--device", "cpu",
+                 "--out", str(out), "--save-predictions", "--no-plot", "-q"]) == 0
+    assert set(json.loads((out / "summary.json").read_text())["sequences"]) == set(names[1:])
+    assert main(["score", "--pred", str(out / "predictions"), "--gt", str(root), "--split", "2017/val"]) == 2
+    assert f"looked for {names[0]}/00000.png" in capsys.readouterr().err  # names[0] was not predicted
+    assert main(["eval", "--method", "flow", "--data", str(root), "--split", "val", "--sequences", names[0]]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from napari_vos.data.sequence import (
     read_mask,
 )
 
-__all__ = ["detect_layout", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack", "LAYOUTS"]
+__all__ = ["detect_layout", "davis_split", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack", "LAYOUTS"]
 
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -72,6 +72,34 @@ def _davis_dirs(root: Path) -> tuple[Path, Path] | None:
         if (img / res).is_dir() and (ann / res).is_dir():
             return img / res, ann / res
     return img, ann
+
+
+#: where the DAVIS releases list their splits, in the order looked at: DAVIS 2016's own
+#: ImageSets/480p/<split>.txt, then DAVIS 2017's ImageSets/2016/<split>.txt (its DAVIS 2016 subset)
+_SPLIT_FOLDERS = ("", "480p", "2016", "1080p", "2017")
+
+
+def davis_split(root: str | Path, split: str) -> tuple[list[str], Path]:
+    """The sequence names of a DAVIS split ("val", "train", or a path under ImageSets such as
+    "2017/val") and the list file they came from. Lines are sequence names (DAVIS 2017) or
+    ``/JPEGImages/480p/<seq>/00000.jpg /Annotations/...`` pairs (DAVIS 2016); order is kept."""
+    sets = Path(root) / "ImageSets"
+    name = split if split.endswith(".txt") else f"{split}.txt"
+    candidates = [sets / name] if "/" in split else [sets / sub / name for sub in _SPLIT_FOLDERS]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        have = sorted(str(p.relative_to(sets)) for p in sets.rglob("*.txt")) if sets.is_dir() else []
+        raise ValueError(f"{root}: no list of split {split!r} (looked for {', '.join(str(c) for c in candidates)})"
+                         + (f"; the lists there: {', '.join(have)}" if have else "; the folder has no ImageSets"))
+    names: list[str] = []
+    for line in found.read_text().splitlines():
+        token = line.split()[0] if line.split() else ""
+        name = Path(token).parts[-2] if "/" in token.strip("/") else token.strip("/")
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError(f"{found} lists no sequence")
+    return names, found
 
 
 def detect_layout(path: str | Path) -> str:

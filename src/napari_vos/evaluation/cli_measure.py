@@ -17,7 +17,16 @@ __all__ = ["register", "add_bench_arguments", "add_precision_argument", "precisi
            "run_score", "run_bench"]
 
 
-def _sequences(text: str | None) -> list[str] | None:
+def _sequences(text: str | None, split: str | None = None, root: str | None = None) -> list[str] | None:
+    """The sequences asked for: --sequences a,b,c, or --split NAME (a DAVIS ImageSets list), or all (None)."""
+    if split:
+        if text:
+            raise ValueError("give --split or --sequences, not both")
+        from napari_vos.data.readers import davis_split
+
+        names, listed = davis_split(root or ".", split)
+        print(f"split {split!r}: {len(names)} sequences listed in {listed}", file=sys.stderr)
+        return names
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
@@ -68,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--save-predictions writes OUT/predictions/<seq>/*.png: give --out OUT")
 
     summary = evaluate_method(
-        args.method, args.data, sequences=_sequences(args.sequences), device=args.device,
+        args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
         method_options={**parse_option_pairs(args.option), **precision_option(args)}, annotation=args.annotation,
@@ -86,7 +95,7 @@ def run_score(args: argparse.Namespace) -> int:
     """`napari-vos score`: score saved predictions against a ground-truth folder."""
     from napari_vos.evaluation.scoring import format_table, score_dataset
 
-    summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences), json_path=args.json,
+    summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences, args.split, args.gt), json_path=args.json,
                             out_dir=args.out, progress=not args.quiet)
     print(f"{args.pred} against {args.gt}")
     print(format_table(summary))
@@ -203,6 +212,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s) (a "
                    "stack's truth is <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
+    p.add_argument("--split", default=None, help="a DAVIS split: the sequences listed in DATA/ImageSets "
+                   "(val, train, or e.g. 2017/val; DAVIS 2016's ImageSets/480p/val.txt is found as 'val')")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--max-side", type=int, default=None,
@@ -224,6 +235,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pred", required=True, help="predictions: <seq>/00000.png ... or <seq>.tif")
     p.add_argument("--gt", required=True, help="ground-truth dataset folder (any layout eval reads)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all of --gt's)")
+    p.add_argument("--split", default=None, help="a DAVIS split listed in GT/ImageSets (val, train, 2017/val)")
     p.add_argument("--json", default=None, help="also write the summary as JSON here")
     p.add_argument("--out", default=None, help="folder for the CSVs (default: none written)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
