@@ -387,5 +387,5 @@ def test_widget_runs_cosnet_with_no_labels_layer(make_napari_viewer, qtbot, requ
     meta = out.metadata["napari_vos"]
     assert meta["method"] == "cosnet" and meta["labels_layer"] is None and meta["frames_done"] == 4
     assert meta["checkpoint"] == checkpoint
-    gate = viewer.layers["video segmented (cosnet): coattention_gate"]
+    gate = viewer.layers["video segmented (cosnet) - coattention_gate"]
     assert gate.data.shape == (4, 3, 4) and len(viewer.layers) == n_layers + 2
