@@ -376,3 +376,28 @@ def test_names_stay_readable_over_correction_rounds_and_never_pair_with_an_old_m
     assert [m.name for m in third.maps] == ["painted propagated (flow) [2] - flow_magnitude"]
     record = third.maps[0].metadata["napari_vos"]
     assert record["output_layer"] == third.labels.name and record["started"]
+
+
+def test_napari_saves_labels_through_the_plugins_writer_when_asked(tmp_path):
+    """napari's save (layer.save, the save dialog) offers the napari-vos labels TIFF beside its own,
+    which stays the default."""
+    import tifffile
+
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.writers import read_tiff_provenance
+
+    import npe2
+
+    npe2.PluginManager.instance().discover()  # as napari's app does at start (a bare ViewerModel does not)
+    v = ViewerModel()
+    frames, truth = sliding_square(4, (32, 32))
+    v.add_image(frames, name="video", scale=(3.0, 0.25, 0.25), units=("s", "µm", "µm"))
+    v.add_labels(first_frame_only(truth), name="painted", scale=(3.0, 0.25, 0.25), units=("s", "µm", "µm"))
+    out = propagate_layers(v, "video", "painted", method="flow", device="cpu").labels
+    ours = out.save(str(tmp_path / "ours.tif"), plugin="napari-vos")
+    assert tifffile.imread(ours[0]).dtype == np.uint16
+    cal = read_tiff_calibration(ours[0])
+    assert cal.pixel_size == (0.25, 0.25) and cal.unit == "µm" and cal.frame_interval == 3.0
+    assert read_tiff_provenance(ours[0])["method"] == "flow"
+    default = out.save(str(tmp_path / "default.tif"))
+    assert read_tiff_provenance(default[0]) is None  # napari's own writer: data only

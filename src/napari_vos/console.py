@@ -83,25 +83,13 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)
 
 
-def save_labels_layer(layer: "Labels", path: "str | Path") -> "Path":
+def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     """Write a (T, Y, X) or (Y, X) Labels layer as the command line writes labels: an ImageJ TIFF
     (16-bit up to id 65535) with the layer's pixel size, frame interval and the run's provenance
-    (napari's own File > Save writes uint32 and keeps none of the three). Returns the path written."""
-    import numpy as np
+    (napari's own File > Save writes uint32 and keeps none of the three). Returns the path written.
+    The same writer is offered in napari's save dialog ("napari-vos labels TIFF")."""
+    from napari_vos._widgets.labels_writer import write_labels_tiff
 
-    from napari_vos.data.calibration import Calibration, _unit
-    from napari_vos.data.writers import write_tiff_labels
-
-    data = np.asarray(layer.data)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise ValueError(f"save_labels_layer writes (T, Y, X) or (Y, X) labels; {layer.name!r} has shape {data.shape}")
-    scale = [float(v) for v in layer.scale]
-    units = [str(u) for u in (getattr(layer, "units", None) or ())]
-    space_unit = _unit(units[-1]) if units else None
-    pixel_size = (scale[-2], scale[-1]) if space_unit or scale[-2:] != [1.0, 1.0] else None
-    timed = len(scale) == 3 and (scale[0] != 1.0 or (len(units) == 3 and _unit(units[0]) is not None))
-    calibration = Calibration(pixel_size, space_unit if pixel_size else None, scale[0] if timed else None,
-                              _unit(units[0]) if timed and len(units) == 3 else None)
-    return write_tiff_labels(path, data, calibration=calibration, provenance=layer.metadata.get("napari_vos"))
+    state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
+             "name": layer.name}
+    return Path(write_labels_tiff(str(path), layer.data, state)[0])

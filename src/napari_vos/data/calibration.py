@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Calibration", "read_tiff_calibration", "tiff_calibration_kwargs"]
+__all__ = ["Calibration", "calibration_from_scale", "read_tiff_calibration", "tiff_calibration_kwargs"]
 
 # spellings of the micrometre found in ImageJ and OME files
 _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
@@ -55,6 +55,21 @@ class Calibration:
         if self.frame_interval is not None:
             parts.append(f"{self.frame_interval:g} {self.time_unit or 's'} between frames")
         return ", ".join(parts) if parts else "no calibration"
+
+
+def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
+    """A napari layer's (T, Y, X) or (Y, X) scale and units as a Calibration: the pixel size when it
+    is not 1 or has a unit, the frame interval when the time step is not 1 or has a unit."""
+    scale = [float(v) for v in (scale if scale is not None else ())]
+    units = [str(u) for u in (units if units is not None else ())]
+    if len(scale) < 2:
+        return Calibration()
+    space_unit = _unit(units[-1]) if units else None
+    pixel_size = (scale[-2], scale[-1]) if space_unit or scale[-2:] != [1.0, 1.0] else None
+    time_unit = _unit(units[0]) if len(units) == 3 else None
+    timed = len(scale) == 3 and (scale[0] != 1.0 or time_unit is not None)
+    return Calibration(pixel_size, space_unit if pixel_size else None, scale[0] if timed else None,
+                       time_unit if timed else None)
 
 
 def _positive(value: Any) -> float | None:

@@ -1,0 +1,28 @@
+"""napari's writer for labels (npe2 ``writers``): a calibrated ImageJ TIFF with the napari-vos provenance.
+
+napari's own TIFF writer keeps the data only (labels as uint32, no pixel size, no record of the
+run); this one writes what `napari-vos propagate` writes. It is offered in the save dialog beside
+napari's, which stays the default.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.calibration import calibration_from_scale
+from napari_vos.data.writers import write_tiff_labels
+
+
+def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written."""
+    labels = np.asarray(data)
+    if labels.ndim == 2:
+        labels = labels[None]
+    name = attributes.get("name", "labels")
+    if labels.ndim != 3:
+        raise ValueError(f"the napari-vos labels TIFF holds (T, Y, X) or (Y, X) labels; {name!r} has shape "
+                         f"{labels.shape}: save it with napari's own writer")
+    calibration = calibration_from_scale(attributes.get("scale"), attributes.get("units"))  # per axis of data
+    provenance = (attributes.get("metadata") or {}).get("napari_vos")
+    return [str(write_tiff_labels(path, labels, calibration=calibration, provenance=provenance))]
