@@ -310,3 +310,5 @@ def test_a_correction_fine_tunes_alike_whether_the_start_came_from_the_cache(tmp
         runs.append(session.run("forward").labels.copy())
     assert len(osvos_at._FINETUNE_CACHE) == 1
     np.testing.assert_array_equal(runs[0], runs[1])
+    osvos_at.clear_finetune_cache()
+    assert not osvos_at._FINETUNE_CACHE

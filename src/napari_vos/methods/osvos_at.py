@@ -37,6 +37,11 @@ from napari_vos.nn.padding import crop_to, pad_to_multiple
 _FINETUNE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
 
 
+def clear_finetune_cache() -> None:
+    """Free the kept fine-tuned weights (one network's worth, ~43 MB for the light configuration)."""
+    _FINETUNE_CACHE.clear()
+
+
 class OSVOSAT(MethodBase):
     """The OSVOS-AT test network: fine-tuned teacher, attention-transferred student."""
 
