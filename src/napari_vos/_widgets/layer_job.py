@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np

@@ -324,8 +324,7 @@ class PropagateWidget(QWidget):
                 self._picks[kind] = None
         self._ticked = [lyr for lyr in self._ticked if lyr in self.viewer.layers]
         picked_image = self._picks["image"]
-        image_name = picked_image.name if picked_image is not None and picked_image in self.viewer.layers \
-            else self.image_combo.currentText()
+        image_name = picked_image.name if picked_image is not None else self.image_combo.currentText()
         self._refreshing = True
         try:
             for combo, names, want in ((self.image_combo, images, image_name),

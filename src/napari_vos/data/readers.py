@@ -93,10 +93,13 @@ def davis_split(root: str | Path, split: str) -> tuple[list[str], Path]:
                          + (f"; the lists there: {', '.join(have)}" if have else "; the folder has no ImageSets"))
     names: list[str] = []
     for line in found.read_text().splitlines():
-        token = line.split()[0] if line.split() else ""
-        name = Path(token).parts[-2] if "/" in token.strip("/") else token.strip("/")
-        if name and name not in names:
-            names.append(name)
+        tokens = line.split()
+        if not tokens:
+            continue
+        first = tokens[0].strip("/")
+        sequence = Path(first).parts[-2] if "/" in first else first  # a frame's path, or the name itself
+        if sequence not in names:
+            names.append(sequence)
     if not names:
         raise ValueError(f"{found} lists no sequence")
     return names, found
