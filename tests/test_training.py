@@ -301,3 +301,56 @@ def test_save_every_and_the_time_budget_in_minutes(tmp_path, monkeypatch):
           log=messages.append)  # 3 s: the check after step 4 reads 4 s
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["step"] == 4
     assert any("stopping at step 4: time budget of 0.05 min reached" in m for m in messages)
+
+
+def _real_sequence(root, name="seq"):
+    """One 4-frame annotated sequence in the DAVIS layout (JPEGImages/NAME, Annotations/NAME)."""
+    from PIL import Image
+
+    (root / "JPEGImages" / name).mkdir(parents=True)
+    (root / "Annotations" / name).mkdir(parents=True)
+    for t in range(4):
+        Image.fromarray(np.full((48, 64, 3), 40 * t, np.uint8)).save(root / "JPEGImages" / name / f"{t:05d}.jpg")
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:30, 10 + t:30 + t] = 1
+        Image.fromarray(mask, mode="L").save(root / "Annotations" / name / f"{t:05d}.png")
+
+
+@pytest.mark.parametrize("method", ["frtm", "rgmp", "agame", "osvos_at", "cosnet", "s2s", "rvos"])
+def test_a_recipe_pickles_for_spawn_workers_without_its_videos_and_draws_again(tmp_path, method):
+    # macOS and Windows start DataLoader workers with spawn, which pickles the recipe: the synthetic
+    # sources must pickle (they were closures), and the loaded videos stay behind (each worker loads its own)
+    import pickle
+
+    from napari_vos.training.recipes import make_recipe
+
+    _real_sequence(tmp_path)
+    recipe = make_recipe(method, size=(64, 96), real_dirs=[str(tmp_path)], synthetic_fraction=0.5, batch_size=2,
+                         synthetic_cells=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        recipe.batch(rng)
+    assert recipe._bank is not None and sum(map(len, recipe._pools.values())) > 0
+    clone = pickle.loads(pickle.dumps(recipe))
+    assert clone._bank is None and not any(clone._pools.values())
+    assert recipe._bank is not None and sum(map(len, recipe._pools.values())) > 0  # the original keeps its own
+    assert set(clone._draws) == set(recipe._draws)
+    clone.batch(np.random.default_rng(1))
+    assert clone._bank is not None and clone._bank.names == recipe._bank.names == ["seq"]
+
+
+def test_spawned_workers_draw_batches_and_stop_with_the_stream():
+    import torch.multiprocessing as mp
+    from torch.utils.data import DataLoader
+
+    from napari_vos.training.prefetch import RecipeBatches, stop_workers
+
+    recipe = _recipe()
+    loader = DataLoader(RecipeBatches(recipe, seed=0, start_step=0), batch_size=None, num_workers=1,
+                        multiprocessing_context=mp.get_context("spawn"))
+    stream = iter(loader)
+    batch = next(stream)
+    assert len(batch) == 1 and batch[0].frames.shape[1:] == (64, 96, 3)  # one clip at the recipe's size
+    workers = list(stream._workers)
+    stop_workers(stream)
+    assert all(not w.is_alive() for w in workers)

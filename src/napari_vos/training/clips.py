@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from skimage.transform import resize
@@ -152,6 +152,19 @@ class VideoMix:
         self._pools: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"natural": [], "cells": []}
         self._draws: dict[str, Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The recipe without its loaded videos, for ``spawn`` worker processes (macOS, Windows).
+
+        Such a worker loads its own real sequences and fills its own synthetic pool, as it would
+        have to anyway: a pickled bank would be copied through a pipe into every worker, one
+        after another. ``fork`` workers (Linux) are not pickled and share the parent's pages.
+        """
+        state = dict(self.__dict__)
+        if "_bank" in state:
+            state["_bank"] = None
+            state["_pools"] = {kind: [] for kind in state["_pools"]}
+        return state
+
     def _real_size(self) -> tuple[int, int]:
         return (int(self.size[0] * 1.25), int(self.size[1] * 1.25))
 
@@ -175,7 +188,7 @@ class VideoMix:
         if kind not in self._draws:
             self._draws[kind] = (synthetic_cell_source(self._synthetic_size(), n_frames=self._synthetic_frames())
                                  if kind == "cells" else
-                                 synthetic_clip_source(self._synthetic_size(), seed=0, source_dir=self.synthetic_source,
+                                 synthetic_clip_source(self._synthetic_size(), source_dir=self.synthetic_source,
                                                        n_frames=self._synthetic_frames()))
         pool, draw = self._pools[kind], self._draws[kind]
         if len(pool) < 24:
@@ -201,17 +214,57 @@ class VideoMix:
         return clips
 
 
-def synthetic_clip_source(size: tuple[int, int], seed: int, source_dir: str | Path | None = None,
-                          n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
-    """Draw whole synthetic natural-like videos (frames uint8, labels) from the project's generator."""
-    from napari_vos.data.synthetic import natural_video
+@dataclass(frozen=True)
+class SyntheticNaturalSource:
+    """Draws whole synthetic natural-like videos (frames uint8, labels) from the project's generator.
 
-    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        video = natural_video(n_frames=n_frames, size=size, n_objects=int(rng.integers(1, 4)),
-                              seed=int(rng.integers(2**31)), source_dir=source_dir)
+    A module-level class rather than a closure so that a recipe holding one can be pickled into
+    ``spawn`` worker processes (macOS and Windows start DataLoader workers that way).
+    """
+
+    size: tuple[int, int]
+    source_dir: str | Path | None = None
+    n_frames: int = 12
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        from napari_vos.data.synthetic import natural_video
+
+        video = natural_video(n_frames=self.n_frames, size=self.size, n_objects=int(rng.integers(1, 4)),
+                              seed=int(rng.integers(2**31)), source_dir=self.source_dir)
         return np.asarray(video.frames), np.asarray(video.labels)
 
-    return draw
+
+def synthetic_clip_source(size: tuple[int, int], source_dir: str | Path | None = None,
+                          n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
+    """Draw whole synthetic natural-like videos (frames uint8, labels) from the project's generator."""
+    return SyntheticNaturalSource(tuple(size), source_dir, n_frames)
+
+
+@dataclass(frozen=True)
+class SyntheticCellSource:
+    """Draws whole synthetic microscopy time-lapses (frames uint8 RGB, labels); see `synthetic_cell_source`.
+
+    A module-level class rather than a closure, so that it pickles into ``spawn`` worker processes.
+    """
+
+    size: tuple[int, int]
+    n_frames: int = 12
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        from napari_vos.data.frames import FrameSource
+        from napari_vos.data.synthetic import cell_video
+
+        h, w = self.size
+        r_min = float(rng.uniform(5.0, 14.0))
+        radius = (r_min, r_min * float(rng.uniform(1.2, 1.8)))
+        cell_area = np.pi * (0.5 * sum(radius)) ** 2 * 1.25  # mean aspect ratio 1.25
+        n_cells = max(3, int(rng.uniform(0.08, 0.3) * h * w / cell_area))
+        video = cell_video(n_frames=self.n_frames, size=self.size, n_cells=n_cells, seed=int(rng.integers(2**31)),
+                           modality=str(rng.choice(["phase", "fluorescence"])), bit_depth=int(rng.choice([8, 16])),
+                           radius=radius, speed=float(rng.uniform(0.5, 3.0)))
+        source = FrameSource(np.asarray(video.frames))
+        frames = np.stack([np.round(source[i] * 255).astype(np.uint8) for i in range(len(source))])
+        return frames, np.asarray(video.labels)
 
 
 def synthetic_cell_source(size: tuple[int, int],
@@ -223,20 +276,4 @@ def synthetic_cell_source(size: tuple[int, int],
     the engine's normalisation (`FrameSource`: percentiles for 16 bits, grey to three channels),
     so training sees a time-lapse as propagation does.
     """
-    from napari_vos.data.frames import FrameSource
-    from napari_vos.data.synthetic import cell_video
-
-    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        h, w = size
-        r_min = float(rng.uniform(5.0, 14.0))
-        radius = (r_min, r_min * float(rng.uniform(1.2, 1.8)))
-        cell_area = np.pi * (0.5 * sum(radius)) ** 2 * 1.25  # mean aspect ratio 1.25
-        n_cells = max(3, int(rng.uniform(0.08, 0.3) * h * w / cell_area))
-        video = cell_video(n_frames=n_frames, size=size, n_cells=n_cells, seed=int(rng.integers(2**31)),
-                           modality=str(rng.choice(["phase", "fluorescence"])), bit_depth=int(rng.choice([8, 16])),
-                           radius=radius, speed=float(rng.uniform(0.5, 3.0)))
-        source = FrameSource(np.asarray(video.frames))
-        frames = np.stack([np.round(source[i] * 255).astype(np.uint8) for i in range(len(source))])
-        return frames, np.asarray(video.labels)
-
-    return draw
+    return SyntheticCellSource(tuple(size), n_frames)

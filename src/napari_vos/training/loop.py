@@ -197,6 +197,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             if on_save is not None:
                 on_save(model, step)
 
+    stream = None
     if settings.workers > 0:
         from napari_vos.training.prefetch import batch_stream
 
@@ -250,6 +251,10 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         log(f"done: step {step} of {settings.steps}; {state_path}")
     finally:
         log_file.close()
+        if stream is not None:
+            from napari_vos.training.prefetch import stop_workers
+
+            stop_workers(stream)
     return model
 
 

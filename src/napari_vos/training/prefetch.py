@@ -5,8 +5,10 @@ for 16 FRTM clips at 432x240 on one core, while the GPU step takes a fraction of
 ``workers > 0`` the loop takes batches from a ``torch.utils.data.DataLoader`` whose workers each
 call ``recipe.batch`` with their own generator, seeded by (run seed, start step, worker id), so a
 resumed run draws fresh batches rather than repeating the ones it already trained on. The
-recipe's real videos are loaded once in the parent before the workers start (they are forked on
-Linux and share those pages). ``workers=0`` keeps the loop's single-process path.
+recipe's real videos are loaded once in the parent before the workers start: forked workers (Linux)
+share those pages; ``spawn`` workers (macOS, Windows) get the recipe pickled without its videos
+(`clips.VideoMix.__getstate__`) and load their own, so there each worker holds a copy. ``workers=0``
+keeps the loop's single-process path.
 """
 from __future__ import annotations
 
@@ -53,3 +55,11 @@ def batch_stream(recipe: Any, workers: int, seed: int, start_step: int, pin_memo
 def _one_thread(_: int) -> None:
     """Each worker draws on one core: many workers with many threads each would only contend."""
     torch.set_num_threads(1)
+
+
+def stop_workers(stream: Iterator[Any]) -> None:
+    """End a `batch_stream`'s worker processes now, not whenever the iterator happens to be collected
+    (under ``spawn`` a late end leaves the interpreter warning of leaked semaphores at exit)."""
+    shutdown = getattr(stream, "_shutdown_workers", None)  # torch's DataLoader iterator; a plain one has none
+    if shutdown is not None:
+        shutdown()
