@@ -148,3 +148,24 @@ def test_open_tiff_labels_refuses_what_is_not_a_label_stack(tmp_path):
     for shape, dtype in [((4, 8), np.uint16), ((2, 4, 8), np.uint8), ((2, 4, 8), np.float32)]:
         with pytest.raises(ValueError, match="a label stack is"):
             open_tiff_labels(tmp_path / "x.tif", shape, dtype)
+
+
+def test_a_partial_file_the_system_will_not_delete_is_named_and_the_run_still_succeeds(tmp_path, square_video,
+                                                                                        capsys, monkeypatch):
+    # Windows refuses to delete a file that is still memory-mapped: the output is written, so that is a note
+    from pathlib import Path
+
+    out = tmp_path / "out.tif"
+    real_unlink = Path.unlink
+
+    def refuse(self, missing_ok=False):
+        if self.name.endswith(".partial.tif"):
+            raise PermissionError(13, "The process cannot access the file because it is being used", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert main(["propagate", *_inputs(tmp_path, square_video), "-o", str(out), "--method", "flow",
+                 "--device", "cpu"]) == 0
+    assert tifffile.imread(out)[1:].any() and partial_path(out).exists()
+    err = capsys.readouterr().err
+    assert f"{partial_path(out)} could not be deleted" in err and "delete it by hand" in err

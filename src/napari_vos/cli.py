@@ -224,7 +224,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     except BaseException:
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
         raise
-    partial.remove()
+    if not partial.remove():
+        print(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
+              f"labels as {args.output}: delete it by hand", file=sys.stderr)
     if stop is not None:
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
               f"{_frame_ranges(finished)}) to {args.output}" + (f" and {args.maps}" if maps else "") +

@@ -66,13 +66,22 @@ class PartialLabels:
         if self.path.exists():  # deleted by hand mid-run: the labels are still in the memory map
             rewrite_tiff_provenance(self.path, provenance)
 
-    def remove(self) -> None:
-        """Delete the file: the output now holds the labels (or the run segmented nothing)."""
+    def remove(self) -> bool:
+        """Delete the file: the output now holds the labels (or the run segmented nothing).
+
+        False where the system refuses (Windows deletes no file that is still memory-mapped, and
+        the run's result may still map it): the caller says so; the file is a spare copy by then.
+        """
         self.labels.flush()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+            removed = True
+        except PermissionError:
+            removed = False
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+        return removed
 
 
 def _lock(path: Path) -> Any:

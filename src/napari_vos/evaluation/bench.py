@@ -160,7 +160,8 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    # ignore_cleanup_errors: Windows deletes no file still memory-mapped, and the result still maps the labels
+    with tempfile.TemporaryDirectory(dir=workdir, ignore_cleanup_errors=True) as tmp:
         h, w = video.shape[1:3]
         out, out_kind = _labels_on_disk(Path(tmp), (frames, h, w))
         rss_before = peak_rss_mb()
