@@ -72,3 +72,23 @@ def test_bench_profile_names_the_engine_stages(tmp_path):
     for stage in ("vos.read_frame", "vos.method_step", "vos.aggregate", "vos.labels_out"):
         assert stage in text, stage
     assert "by self time" in text
+
+
+def test_peak_memory_is_read_without_proc_and_without_the_resource_module(monkeypatch):
+    # Windows has neither /proc nor `resource`: psutil's peak working set (its current RSS elsewhere)
+    import builtins
+    import sys
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/self/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setitem(sys.modules, "resource", None)  # `import resource` raises ImportError
+    peak = peak_rss_mb()
+    import psutil
+
+    assert 0.5 * psutil.Process().memory_info().rss / 2**20 < peak < 1e6

@@ -90,7 +90,7 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (VmHWM, else getrusage)."""
+    """Peak resident memory of this process in MB (VmHWM, else getrusage, else psutil on Windows)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -98,8 +98,13 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    try:
+        import resource
+    except ImportError:  # Windows: psutil's peak working set
+        import psutil
 
+        info = psutil.Process().memory_info()
+        return getattr(info, "peak_wset", info.rss) / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
