@@ -238,12 +238,13 @@ def _tiff_array(path: Path) -> tuple[Any, str]:
     import tifffile
     import zarr
 
-    with tifffile.TiffFile(path) as tf:
-        axes = tf.series[0].axes
-        if axes == "SYX" and tf.is_shaped:
-            axes = "TYX"
-    store = tifffile.imread(path, aszarr=True)
-    arr = zarr.open(store, mode="r")
+    tf = tifffile.TiffFile(path)  # left open: the zarr store reads through it for as long as the array lives
+    axes = tf.series[0].axes
+    if axes == "SYX" and tf.is_shaped:
+        axes = "TYX"
+    # TiffFile.aszarr rather than imread(aszarr=True): older tifffile (2024.5 and before) closed the file that
+    # imread's store reads from as imread returned ("seek of closed file" on the first frame)
+    arr = zarr.open(tf.aszarr(), mode="r")
     if isinstance(arr, zarr.Group):  # pyramidal OME: level 0
         arr = arr["0"]
     return arr, axes
