@@ -34,14 +34,17 @@ def main(method: str = "flow", frame: str = "12") -> None:
     widget.maps_checkbox.setChecked(True)
     widget.options_box.expand(animate=False)
     app = QApplication.instance()
+    viewer.dims.set_current_step(0, 0)  # the painted frame: the annotated frame follows the slider
     QTest.mouseClick(widget.propagate_button, Qt.MouseButton.LeftButton)
     start = time.time()
     while widget.worker is not None and time.time() - start < 600:
         app.processEvents()
         time.sleep(0.02)
     print(widget.status.text())
-    for layer in viewer.layers:
-        if layer.name.endswith("flow_magnitude") or ": " in layer.name:
+    from napari_vos._widgets.layer_job import is_map_layer
+
+    for layer in viewer.layers:  # the maps stay in the layer list, hidden, as the caption says
+        if is_map_layer(layer):
             layer.visible = False
     viewer.layers["natural labels"].visible = False
     viewer.layers.selection.active = viewer.layers[f"natural labels propagated ({method})"]
