@@ -106,3 +106,17 @@ def test_a_baseline_tiff_gets_no_imagej_metadata_and_ids_past_65535_are_uint32(t
         labels[1, 1, 1] = top
         back = tifffile.imread(write_tiff_labels(tmp_path / f"l{top}.tif", labels))
         assert back.dtype == dtype and back[1, 1, 1] == top
+
+
+@pytest.mark.parametrize("scale, units, expected", [
+    ((2, 0.5, 0.25), ("minute", "micrometer", "micrometer"), Calibration((0.5, 0.25), "µm", 2.0, "minute")),
+    ((0.5, 0.5), ("micrometer", "micrometer"), Calibration((0.5, 0.5), "µm", None, None)),  # one (Y, X) frame
+    ((1, 1, 1), ("second", "micrometer", "micrometer"), Calibration((1.0, 1.0), "µm", 1.0, "second")),  # 1 is a size
+    ((1, 0.5, 0.5), ("pixel", "pixel", "pixel"), Calibration((0.5, 0.5), None, None, None)),
+    ((1, 1, 1), ("pixel", "pixel", "pixel"), Calibration()),  # nothing to write
+    ((3, 2, 2), None, Calibration((2.0, 2.0), None, 3.0, None)),
+])
+def test_a_napari_layers_scale_and_units_become_the_calibration_written_with_its_labels(scale, units, expected):
+    from napari_vos.data.calibration import calibration_from_scale
+
+    assert calibration_from_scale(scale, units) == expected

@@ -1,6 +1,8 @@
 """`propagate_layers` from napari's console, on napari's Qt-free ViewerModel (no display needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _layers import first_frame_only, iou, sliding_square, viewer_with_a_nan_frame
@@ -401,3 +403,37 @@ def test_napari_saves_labels_through_the_plugins_writer_when_asked(tmp_path):
     assert read_tiff_provenance(ours[0])["method"] == "flow"
     default = out.save(str(tmp_path / "default.tif"))
     assert read_tiff_provenance(default[0]) is None  # napari's own writer: data only
+
+
+def test_save_labels_layer_writes_a_one_frame_layer_and_refuses_other_shapes_by_name(viewer, tmp_path):
+    from napari_vos.console import save_labels_layer
+    from napari_vos.data.calibration import read_tiff_calibration
+    import tifffile
+
+    mask = np.zeros((12, 16), np.uint8)
+    mask[2:6, 3:9] = 4
+    viewer.add_labels(mask, name="one frame", scale=(0.5, 0.25), units=("micrometer", "micrometer"))
+    path = save_labels_layer(viewer.layers["one frame"], str(tmp_path / "one.tif"))
+    assert isinstance(path, Path) and np.array_equal(np.squeeze(tifffile.imread(path)), mask)
+    cal = read_tiff_calibration(path)
+    assert cal.pixel_size == (0.5, 0.25) and cal.unit == "µm" and cal.frame_interval is None
+    viewer.add_labels(np.zeros((2, 3, 8, 8), np.uint8), name="z stack")
+    with pytest.raises(ValueError, match=r"'z stack' has shape \(2, 3, 8, 8\): save it with napari's own writer"):
+        save_labels_layer(viewer.layers["z stack"], tmp_path / "z.tif")
+    assert not (tmp_path / "z.tif").exists()
+
+
+@pytest.mark.parametrize("name, is_output, base", [
+    ("painted propagated (flow)", True, "painted"),
+    ("painted propagated (flow) [1]", True, "painted"),  # a numbered output re-propagated
+    ("video segmented (cosnet)", True, "video"),  # a zero-shot output used as labels
+    ("a propagated (x) segmented (y) [3]", True, "a"),
+    ("cells propagated (manual)", False, "cells propagated (manual)"),  # the user's own layer keeps its name
+])
+def test_an_outputs_base_name_drops_every_run_suffix_and_only_an_outputs(name, is_output, base):
+    from types import SimpleNamespace
+
+    from napari_vos._widgets.layer_job import base_name
+
+    layer = SimpleNamespace(name=name, metadata={"napari_vos_output": True} if is_output else {})
+    assert base_name(layer) == base

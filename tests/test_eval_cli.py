@@ -194,3 +194,57 @@ def test_eval_and_score_take_a_davis_split_from_its_imagesets_list(tmp_path, cap
     assert f"looked for {names[0]}/00000.png" in capsys.readouterr().err  # names[0] was not predicted
     assert main(["eval", "--method", "flow", "--data", str(root), "--split", "val", "--sequences", names[0]]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_davis_split_prefers_the_2016_list_and_skips_blank_lines(tmp_path):
+    """On a DAVIS 2017 root, --split val is the 2016 subset (the product is judged on DAVIS 2016);
+    "2017/val" names the 2017 list; blank lines are skipped; a list of nothing is refused."""
+    import pytest
+
+    from napari_vos.data.readers import davis_split
+
+    sets = tmp_path / "ImageSets"
+    (sets / "2016").mkdir(parents=True)
+    (sets / "2017").mkdir()
+    (sets / "2016" / "val.txt").write_text("a\n\n   \r\nb\n")
+    (sets / "2017" / "val.txt").write_text("a\nb\nc\n")
+    assert davis_split(tmp_path, "val") == (["a", "b"], sets / "2016" / "val.txt")
+    assert davis_split(tmp_path, "2017/val")[0] == davis_split(tmp_path, "2017/val.txt")[0] == ["a", "b", "c"]
+    (sets / "val.txt").write_text("c\n")  # a list at the top of ImageSets comes first
+    assert davis_split(tmp_path, "val")[0] == ["c"]
+    (sets / "2017" / "test.txt").write_text("\n \n")
+    with pytest.raises(ValueError, match="lists no sequence"):
+        davis_split(tmp_path, "2017/test")
+
+
+def test_code_version_names_the_commit_and_marks_changes_under_src_only(tmp_path, tmp_path_factory, monkeypatch):
+    import subprocess
+
+    from napari_vos import __version__
+    from napari_vos.evaluation import scoring
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "notes.md").write_text("n\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    short = git("rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(scoring, "checkout_root", lambda _: tmp_path)
+    assert scoring.code_version() == f"{__version__} ({short})"
+    (tmp_path / "notes.md").write_text("changed\n")  # outside src/: the code is still the commit's
+    assert scoring.code_version() == f"{__version__} ({short})"
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert scoring.code_version() == f"{__version__} ({short}+dirty)"
+    elsewhere = tmp_path_factory.mktemp("not-a-repository")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(elsewhere.parent))
+    monkeypatch.setattr(scoring, "checkout_root", lambda _: elsewhere)
+    assert scoring.code_version() == __version__
+    monkeypatch.undo()
+    vendored = tmp_path / "other" / "src" / "napari_vos" / "evaluation"  # a copy inside a project without pyproject
+    vendored.mkdir(parents=True)
+    assert scoring.checkout_root(vendored / "scoring.py") is None

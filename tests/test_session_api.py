@@ -263,3 +263,48 @@ def test_fp32_holds_inside_a_callers_autocast_and_frames_have_the_results_type()
     s.annotate(0, truth[0])
     steps = list(s.propagate())
     assert {step.labels.dtype for step in steps} == {s.result().labels.dtype} == {np.dtype(np.uint8)}
+
+
+def _random_checkpoint(method, path):
+    """A randomly initialised checkpoint of a method that trains a network at test time."""
+    import torch
+
+    from napari_vos import weights
+
+    torch.manual_seed(0)
+    if method == "osvos_at":
+        from napari_vos.methods.osvos_at import CONFIGS, OSVOSATNetwork
+        from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
+
+        weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
+        return {"finetune_iterations": 2, "finetune_crop": None}
+    from napari_vos.methods.rgmp_network import RGMPConfig, RGMPNetwork
+    from napari_vos.training.rgmp_recipe import RGMPRecipe
+
+    weights.save_checkpoint(path, *RGMPRecipe().export_tensors(RGMPNetwork(RGMPConfig(backbone="resnet18", channels=32))))
+    return {"online_finetune": True, "online_steps": 3}
+
+
+@pytest.mark.parametrize("method", ["osvos_at", "rgmp"])
+def test_test_time_training_runs_inside_a_callers_inference_mode(method, tmp_path):
+    """OSVOS-AT's fine-tuning and RGMP's online fine-tuning load weights and take gradients: inside
+    the caller's torch.inference_mode() they still run, and give the plain run's labels."""
+    import torch
+
+    options = _random_checkpoint(method, tmp_path / f"{method}.safetensors")
+    frames, truth = moving_square_video(n_frames=4)
+    run = dict(method=method, device="cpu", precision="fp32", checkpoint=str(tmp_path / f"{method}.safetensors"),
+               **options)
+    plain = np.asarray(propagate(frames, truth[0], **run).labels)
+    with torch.inference_mode():
+        inside = np.asarray(propagate(frames, truth[0], **run).labels)
+    assert np.array_equal(inside, plain)
+
+
+def test_a_bf16_tensor_beyond_float16s_range_is_read_as_finite_float32():
+    import torch
+
+    from napari_vos.checks import from_torch
+
+    values = from_torch(torch.tensor([[70000.0, 1.5]], dtype=torch.bfloat16))  # 16-bit data as bf16
+    assert values.dtype == np.float32 and np.isfinite(values).all() and values[0, 0] > 65504
