@@ -619,8 +619,9 @@ class LayerJob:
         # must not offer it as an image to propagate
         key = (name, -1 if k is None else k)
         data = np.zeros(shape, dtype=np.float32)
+        # rgb=False: a map 3 or 4 pixels wide is not a colour image (napari 0.5 guessed it was)
         self._pending_maps[key] = (data, {"name": f"{self.output.name}{MAP_SEPARATOR}{name}{suffix}", "colormap": "magma",
-                                          "blending": "additive", "opacity": 0.6,
+                                          "blending": "additive", "opacity": 0.6, "rgb": False,
                                           "metadata": {MAP_MARKER: marker}, **place})
         return data
 
