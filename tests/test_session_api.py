@@ -308,3 +308,30 @@ def test_a_bf16_tensor_beyond_float16s_range_is_read_as_finite_float32():
 
     values = from_torch(torch.tensor([[70000.0, 1.5]], dtype=torch.bfloat16))  # 16-bit data as bf16
     assert values.dtype == np.float32 and np.isfinite(values).all() and values[0, 0] > 65504
+
+
+def test_a_tensor_is_brought_to_the_cpu_before_numpy_reads_it(monkeypatch):
+    # a CUDA tensor has no .numpy(): without a GPU here, a spy shows .cpu() is what reads it
+    import torch
+
+    from napari_vos.checks import from_torch
+
+    moved = []
+    real_cpu = torch.Tensor.cpu
+
+    def spy(self, *args, **kwargs):
+        moved.append(self.shape)
+        return real_cpu(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", spy)
+    assert np.array_equal(from_torch(torch.ones(2, 3, requires_grad=True)), np.ones((2, 3), np.float32))
+    assert moved == [torch.Size([2, 3])]
+
+
+def test_full_precision_on_a_device_type_without_autocast_does_nothing():
+    import torch
+
+    from napari_vos.nn.precision import full_precision
+
+    with full_precision(torch.empty(2, device="meta")):  # torch has no autocast for "meta"
+        pass
