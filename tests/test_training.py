@@ -354,3 +354,12 @@ def test_spawned_workers_draw_batches_and_stop_with_the_stream():
     workers = list(stream._workers)
     stop_workers(stream)
     assert all(not w.is_alive() for w in workers)
+
+
+def test_the_sequence_bank_keeps_labels_in_the_smallest_type_for_their_ids(tmp_path):
+    from napari_vos.training.clips import SequenceBank
+
+    _real_sequence(tmp_path)
+    frames, labels = SequenceBank([tmp_path], size=(24, 32), exclude=()).videos[0]
+    assert frames.dtype == np.uint8 and labels.dtype == np.uint8
+    assert np.unique(labels).tolist() == [0, 1] and labels[:, 6:14, 8:14].all()
