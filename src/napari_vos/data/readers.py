@@ -239,12 +239,16 @@ def _tiff_array(path: Path) -> tuple[Any, str]:
     import zarr
 
     tf = tifffile.TiffFile(path)  # left open: the zarr store reads through it for as long as the array lives
-    axes = tf.series[0].axes
-    if axes == "SYX" and tf.is_shaped:
-        axes = "TYX"
-    # TiffFile.aszarr rather than imread(aszarr=True): older tifffile (2024.5 and before) closed the file that
-    # imread's store reads from as imread returned ("seek of closed file" on the first frame)
-    arr = zarr.open(tf.aszarr(), mode="r")
+    try:
+        axes = tf.series[0].axes
+        if axes == "SYX" and tf.is_shaped:
+            axes = "TYX"
+        # TiffFile.aszarr rather than imread(aszarr=True): older tifffile (2024.5 and before) closed the
+        # file that imread's store reads from as imread returned ("seek of closed file" on the first frame)
+        arr = zarr.open(tf.aszarr(), mode="r")
+    except BaseException:
+        tf.close()
+        raise
     if isinstance(arr, zarr.Group):  # pyramidal OME: level 0
         arr = arr["0"]
     return arr, axes
