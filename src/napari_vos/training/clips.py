@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from skimage.transform import resize
 
+from napari_vos.data.label_types import label_dtype_for
+
 HOLDOUT_DAVIS = ("bear", "bmx-bumps", "car-turn", "dance-jump", "hike", "paragliding", "rhino", "soccerball")
 
 
@@ -28,7 +30,7 @@ class Clip:
 
 class SequenceBank:
     """Real sequences held at a fixed working size: frames uint8 (T, h, w, 3), labels (T, h, w) in the
-    smallest unsigned type that holds their ids."""
+    smallest type that holds their ids (`label_dtype_for`)."""
 
     def __init__(self, folders: Iterable[str | Path], size: tuple[int, int], exclude: Iterable[str] = HOLDOUT_DAVIS,
                  max_sequences: int | None = None) -> None:
@@ -51,7 +53,7 @@ class SequenceBank:
                 if len(frames) >= 3:
                     ids = np.stack(labels)
                     # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
-                    self.videos.append((np.stack(frames), ids.astype(np.min_scalar_type(max(int(ids.max()), 0)))))
+                    self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
                     self.names.append(seq.name)
                 if max_sequences and len(self.videos) >= max_sequences:
                     return
@@ -130,7 +132,7 @@ class VideoMix:
     synthetic videos of ``_synthetic_frames()`` frames at ``_synthetic_size()`` are kept in a
     rolling pool of 24 (once full, each draw first replaces a random one with probability 1/4), as
     generating a video costs more than drawing a clip from one. ``synthetic_cells`` (default 0) is
-    the share of the synthetic videos that are microscopy time-lapses (`synthetic_cell_source`),
+    the share of the synthetic videos that are microscopy time-lapses (`SyntheticCellSource`),
     drawn from a pool of their own; the rest are natural-like.
     """
 
@@ -190,10 +192,10 @@ class VideoMix:
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         kind = "cells" if self.synthetic_cells > 0 and rng.random() < self.synthetic_cells else "natural"
         if kind not in self._draws:
-            self._draws[kind] = (synthetic_cell_source(self._synthetic_size(), n_frames=self._synthetic_frames())
-                                 if kind == "cells" else
-                                 synthetic_clip_source(self._synthetic_size(), source_dir=self.synthetic_source,
-                                                       n_frames=self._synthetic_frames()))
+            size = tuple(self._synthetic_size())
+            self._draws[kind] = (SyntheticCellSource(size, n_frames=self._synthetic_frames()) if kind == "cells" else
+                                 SyntheticNaturalSource(size, source_dir=self.synthetic_source,
+                                                        n_frames=self._synthetic_frames()))
         pool, draw = self._pools[kind], self._draws[kind]
         if len(pool) < 24:
             pool.append(draw(rng))
@@ -238,17 +240,15 @@ class SyntheticNaturalSource:
         return np.asarray(video.frames), np.asarray(video.labels)
 
 
-def synthetic_clip_source(size: tuple[int, int], source_dir: str | Path | None = None,
-                          n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
-    """Draw whole synthetic natural-like videos (frames uint8, labels) from the project's generator."""
-    return SyntheticNaturalSource(tuple(size), source_dir, n_frames)
-
-
 @dataclass(frozen=True)
 class SyntheticCellSource:
-    """Draws whole synthetic microscopy time-lapses (frames uint8 RGB, labels); see `synthetic_cell_source`.
+    """Draws whole synthetic microscopy time-lapses (frames uint8 RGB, labels) from the project's cell generator.
 
-    A module-level class rather than a closure, so that it pickles into ``spawn`` worker processes.
+    Each video draws its own look and scale: phase contrast or fluorescence, 8 or 16 bits, cell
+    radius 5-25 pixels, 8-30 % of the field covered, slow to fast motion. The frames pass through
+    the engine's normalisation (`FrameSource`: percentiles for 16 bits, grey to three channels),
+    so training sees a time-lapse as propagation does. A module-level class rather than a closure,
+    so that it pickles into ``spawn`` worker processes.
     """
 
     size: tuple[int, int]
@@ -269,15 +269,3 @@ class SyntheticCellSource:
         source = FrameSource(np.asarray(video.frames))
         frames = np.stack([np.round(source[i] * 255).astype(np.uint8) for i in range(len(source))])
         return frames, np.asarray(video.labels)
-
-
-def synthetic_cell_source(size: tuple[int, int],
-                          n_frames: int = 12) -> Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]:
-    """Draw whole synthetic microscopy time-lapses (frames uint8 RGB, labels) from the project's cell generator.
-
-    Each video draws its own look and scale: phase contrast or fluorescence, 8 or 16 bits, cell
-    radius 5-25 pixels, 8-30 % of the field covered, slow to fast motion. The frames pass through
-    the engine's normalisation (`FrameSource`: percentiles for 16 bits, grey to three channels),
-    so training sees a time-lapse as propagation does.
-    """
-    return SyntheticCellSource(tuple(size), n_frames)

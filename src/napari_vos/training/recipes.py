@@ -19,7 +19,7 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
 
     ``clip_frames``: frames per training clip, for the methods trained on fixed-length clips
     (A-GAME: the paper's 8, later 14; RVOS: 5); an error for the others. ``synthetic_cells``: the
-    share of the synthetic videos that are microscopy time-lapses (`clips.synthetic_cell_source`).
+    share of the synthetic videos that are microscopy time-lapses (`clips.SyntheticCellSource`).
     """
     recipe = _recipe(method, size, real_dirs, synthetic_fraction, batch_size, config, backbone_weights,
                      init_checkpoint, train_backbone_from, clip_frames)
