@@ -122,6 +122,23 @@ def test_an_output_tiff_name_that_is_a_folder_is_refused(tiffs, tmp_path, capsys
     assert "it is a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("which", ["video", "labels", "video by another name"])
+def test_an_output_that_is_an_input_file_is_refused_and_the_input_kept(tiffs, tmp_path, capsys, which):
+    video, labels, _ = tiffs
+    target = labels if which == "labels" else video
+    if which == "video by another name":
+        (tmp_path / "same.tif").hardlink_to(video)
+        out = tmp_path / "same.tif"
+    else:
+        out = target
+    before = target.read_bytes()
+    assert _propagate(video, labels, out) == 2
+    role = "labels" if which == "labels" else "video"
+    assert f"is the {role} file" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert not list(tmp_path.glob("*.partial.tif"))
+
+
 def test_a_missing_labels_file_is_an_error_message_not_a_traceback(tiffs, tmp_path, capsys):
     video, _, _ = tiffs
     assert _propagate(video, tmp_path / "no_such_labels.tif", tmp_path / "o.tif") == 2

@@ -137,6 +137,17 @@ def _check_writable(path: Path, folder: bool) -> None:
         raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
 
 
+def _check_not_an_input(output: Path, inputs: dict[str, str | None]) -> None:
+    """The labels must not be written over the video or the labels they came from: the run would
+    end by destroying its own input (the same file under another name counts too)."""
+    for role, given in inputs.items():
+        if given is None or not output.exists() or not Path(given).exists():
+            continue
+        if os.path.samefile(output, given):
+            raise ValueError(f"-o {output} is the {role} file ({given}): writing the labels there would destroy it; "
+                             "give another output name")
+
+
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.data.label_types import largest_id
@@ -150,6 +161,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     top = 1 if labels is None else largest_id(labels)  # a zero-shot run's ids are 1..K
     if not to_tiff and top > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
+    _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
     earlier_pngs = [] if to_tiff else _check_png_folder(Path(args.output))
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
