@@ -408,13 +408,27 @@ def test_widget_an_error_after_the_output_was_removed_says_so_and_leaves_no_map_
 @pytest.mark.gui
 @needs_display
 def test_widget_output_is_paintable_again_after_the_run_and_deleted_maps_are_not_recorded(make_napari_viewer,
-                                                                                          qtbot):
+                                                                                          qtbot, monkeypatch):
+    from napari_vos.methods.flow import FlowMethod
+
     viewer, widget, _ = _setup(make_napari_viewer, n_frames=8)
     widget.maps_checkbox.setChecked(True)
+    # the run waits (from its third frame) until the map layer is removed: on a busy machine it could
+    # otherwise end within one of waitUntil's polls, and widget.job (with its map layers) be gone
+    removed, step, calls = threading.Event(), FlowMethod.step, []
+
+    def step_after_removal(self, image):
+        calls.append(1)
+        if len(calls) >= 3:
+            removed.wait(30)
+        return step(self, image)
+
+    monkeypatch.setattr(FlowMethod, "step", step_after_removal)
     _click(qtbot, widget.propagate_button)
     qtbot.waitUntil(lambda: bool(widget.job and widget.job.map_layers), timeout=30_000)
     doomed = next(iter(widget.job.map_layers.values()))
     viewer.layers.remove(doomed)
+    removed.set()
     out = widget.job.output
     _wait_done(qtbot, widget, timeout=60_000)
     assert out.editable is True

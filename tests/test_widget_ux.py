@@ -203,6 +203,13 @@ def test_the_done_line_survives_an_input_layer_deleted_mid_run(make_napari_viewe
     assert widget.status.text() == ""
 
 
+def _flush_deferred_deletes() -> None:
+    """Run the pending deleteLater()s, as the next event-loop turn would."""
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 def test_deleted_layers_and_a_failed_run_are_not_held_by_the_widget(make_napari_viewer, qtbot, monkeypatch):
     """A user who deletes layers (after an out-of-memory error, say) gets their memory back: the
     widget forgets a deleted pick, and lets go of a reported error (its traceback holds the job)."""
@@ -219,6 +226,7 @@ def test_deleted_layers_and_a_failed_run_are_not_held_by_the_widget(make_napari_
     other = weakref.ref(viewer.layers["other video"])
     assert widget._picks["image"] is other()
     viewer.layers.remove("other video")
+    _flush_deferred_deletes()  # napari's layer controls hold the layer until their deleteLater runs (PySide6)
     gc.collect()
     assert other() is None and widget._picks["image"] is None
 
@@ -228,5 +236,6 @@ def test_deleted_layers_and_a_failed_run_are_not_held_by_the_widget(make_napari_
     assert widget.status.text().startswith("error: frame 3 contains NaN")
     out = weakref.ref([lyr for lyr in viewer.layers if lyr.name.startswith("painted propagated")][-1])
     viewer.layers.remove(out())
+    _flush_deferred_deletes()
     gc.collect()
     assert widget._error is None and out() is None
