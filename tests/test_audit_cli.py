@@ -139,6 +139,25 @@ def test_an_output_that_is_an_input_file_is_refused_and_the_input_kept(tiffs, tm
     assert not list(tmp_path.glob("*.partial.tif"))
 
 
+def test_propagate_closes_the_tiffs_it_read(tiffs, tmp_path):
+    """The video and a labels stack are read frame by frame from open files; the command closes
+    them (Windows moves or deletes no file that is still open), it does not leave them to the GC."""
+    import gc
+    import warnings
+
+    video, _, truth = tiffs
+    stack = tmp_path / "stack.tif"
+    first_only = np.zeros_like(truth, dtype=np.uint8)
+    first_only[0] = truth[0]
+    tifffile.imwrite(stack, first_only)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert _propagate(video, stack, tmp_path / "o.tif") == 0
+        gc.collect()
+    left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [m for m in left_open if "video.tif" in m or "stack.tif" in m], left_open
+
+
 def test_a_missing_labels_file_is_an_error_message_not_a_traceback(tiffs, tmp_path, capsys):
     video, _, _ = tiffs
     assert _propagate(video, tmp_path / "no_such_labels.tif", tmp_path / "o.tif") == 2

@@ -345,7 +345,10 @@ def test_a_labels_stack_is_read_frame_by_frame_and_a_fully_painted_one_refused(t
     first_only = np.zeros_like(truth)
     first_only[0] = truth[0]
     tifffile.imwrite(tmp_path / "stack.tif", first_only)
-    assert isinstance(_read_labels(str(tmp_path / "stack.tif")), LazyFrames)
+    with _read_labels(str(tmp_path / "stack.tif")) as read:
+        assert isinstance(read, LazyFrames) and read[0].any()
+    with pytest.raises(ValueError, match="closed"):  # the file is closed with the frames
+        read[1]
     out = tmp_path / "out.tif"
     assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "stack.tif"), "-o", str(out),
                  "--method", "flow", "--device", "cpu"]) == 0

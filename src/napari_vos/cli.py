@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -150,13 +150,21 @@ def _check_not_an_input(output: Path, inputs: dict[str, str | None]) -> None:
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
+    with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
+        video, calibration = _read_video(args.video, args.z)
+        opened.callback(getattr(video, "close", lambda: None))
+        labels = _read_labels(args.labels)
+        opened.callback(getattr(labels, "close", lambda: None))
+        return _propagate_files(args, video, calibration, labels)
+
+
+def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
+    """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
     from napari_vos.data.label_types import largest_id
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
 
-    video, calibration = _read_video(args.video, args.z)
-    labels = _read_labels(args.labels)
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
     top = 1 if labels is None else largest_id(labels)  # a zero-shot run's ids are 1..K
     if not to_tiff and top > 255:  # before the run, not after it
@@ -234,6 +242,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
                     stale.unlink(missing_ok=True)
             (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
     except BaseException:
+        partial.release()
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
         raise
     if not partial.remove():

@@ -78,10 +78,15 @@ class PartialLabels:
             removed = True
         except PermissionError:
             removed = False
+        self.release()
+        return removed
+
+    def release(self) -> None:
+        """Let go of the file's lock, leaving the file where it is (the labels' copy the user keeps
+        when the output could not be written)."""
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-        return removed
 
 
 def _lock(path: Path) -> Any:

@@ -227,8 +227,9 @@ def _open_ctc(root: Path, sequences: list[str] | None) -> list[Sequence]:
     return out
 
 
-def _tiff_array(path: Path) -> tuple[Any, str]:
-    """Open a TIFF/OME-TIFF series lazily as a zarr array; return it and its axes string.
+def _tiff_array(path: Path) -> tuple[Any, str, Callable[[], None]]:
+    """Open a TIFF/OME-TIFF series lazily as a zarr array; return it, its axes string and what
+    closes the file it reads from.
 
     A (3, Y, X) or (4, Y, X) array saved by a plain ``tifffile.imwrite`` is stored as planar RGB(A)
     (tifffile's default up to now, which it warns will change); its "shaped" description keeps the
@@ -251,7 +252,7 @@ def _tiff_array(path: Path) -> tuple[Any, str]:
         raise
     if isinstance(arr, zarr.Group):  # pyramidal OME: level 0
         arr = arr["0"]
-    return arr, axes
+    return arr, axes, tf.close
 
 
 def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Callable[[int], np.ndarray]]:
@@ -320,11 +321,16 @@ def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
     """A TIFF/OME-TIFF/ImageJ stack as lazily read (T, Y, X[, C]) frames, whatever its axis order.
 
     ImageJ hyperstacks store channels before Y, X (TCYX); they come out channel-last. ``z`` picks
-    one plane of a (T, Z, Y, X[, C]) stack.
+    one plane of a (T, Z, Y, X[, C]) stack. The file stays open while the frames are read:
+    ``frames.close()`` (or ``with open_tiff_frames(path) as frames:``) closes it.
     """
-    arr, axes = _tiff_array(Path(path))
-    n, load = _frame_reader(arr, axes, z)
-    return LazyFrames(n, load)
+    arr, axes, close = _tiff_array(Path(path))
+    try:
+        n, load = _frame_reader(arr, axes, z)
+    except BaseException:
+        close()
+        raise
+    return LazyFrames(n, load, close)
 
 
 def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Sequence:
@@ -337,7 +343,7 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
     n = len(frames)
     loaders: dict[int, Callable[[], np.ndarray]] = {}
     if labels is not None:
-        larr, laxes = _tiff_array(Path(labels))
+        larr, laxes, _ = _tiff_array(Path(labels))  # open while the masks are read (a sequence has no close)
         ln, lload = _frame_reader(larr, laxes)
         if ln != n:
             raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")

@@ -172,18 +172,36 @@ def read_mask(path: str | Path, void_255: bool = True, table: ColourTable | None
         return decode_mask(np.asarray(im.convert("RGB")), table=table)
 
 
+def _read_after_close(i: int) -> np.ndarray:
+    raise ValueError(f"frame {i} cannot be read: its file was closed (frames.close() or the end of a with block)")
+
+
 class LazyFrames(SequenceABC):
     """A read-only, indexable list of frames backed by a per-frame loader.
 
     `frames[i]` reads frame i (negative indices work); `frames[a:b]` returns a stacked array.
     `shape`/`dtype`/`ndim` describe the whole (T, Y, X[, C]) stack (from frame 0), so the object
     can be handed to code that expects an array-like video (the engine indexes frame by frame).
+    ``close`` releases what the loader reads from (a TIFF's open file); ``with frames:`` calls it.
     """
 
-    def __init__(self, n: int, loader: Callable[[int], np.ndarray]) -> None:
+    def __init__(self, n: int, loader: Callable[[int], np.ndarray], close: Callable[[], None] | None = None) -> None:
         self._n = int(n)
         self._loader = loader
         self._first: np.ndarray | None = None
+        self._close = close
+
+    def close(self) -> None:
+        """Release the file the frames are read from; reading a frame afterwards is an error."""
+        if self._close is not None:
+            self._close()
+            self._loader = _read_after_close
+
+    def __enter__(self) -> LazyFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return self._n
