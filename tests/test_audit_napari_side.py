@@ -386,17 +386,21 @@ def test_widget_an_error_after_the_output_was_removed_says_so_and_leaves_no_map_
     viewer, widget, _ = _setup(make_napari_viewer, n_frames=12)
     widget.maps_checkbox.setChecked(True)
     widget.direction_combo.setCurrentText("forward")
-    removed = threading.Event()
+    removed, in_step = threading.Event(), threading.Event()
     step = FlowMethod.step
+    calls = []
 
     def failing_once_removed(self, image):
-        if removed.wait(0.05):
+        calls.append(image)
+        if len(calls) > 3:  # held inside the step until the output is removed: no cancel can come in between
+            in_step.set()
+            removed.wait(60)
             raise RuntimeError("boom")
         return step(self, image)
 
     monkeypatch.setattr(FlowMethod, "step", failing_once_removed)
     _click(qtbot, widget.propagate_button)
-    qtbot.waitUntil(lambda: widget.progress.value() >= 3, timeout=30_000)
+    qtbot.waitUntil(lambda: in_step.is_set() and widget.progress.value() >= 3, timeout=30_000)
     viewer.layers.remove(widget.job.output)
     removed.set()
     _wait_done(qtbot, widget, timeout=60_000)

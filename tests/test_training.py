@@ -363,3 +363,31 @@ def test_the_sequence_bank_keeps_labels_in_the_smallest_type_for_their_ids(tmp_p
     frames, labels = SequenceBank([tmp_path], size=(24, 32), exclude=()).videos[0]
     assert frames.dtype == np.uint8 and labels.dtype == np.uint8
     assert np.unique(labels).tolist() == [0, 1] and labels[:, 6:14, 8:14].all()
+
+
+def test_stop_workers_takes_a_worker_dying_while_stopped_as_stopped():
+    # a spawned worker's interpreter can abort at exit (SIGABRT) while torch's shutdown joins it: torch's
+    # SIGCHLD check then raises RuntimeError from _shutdown_workers; stop_workers ends the workers all the same
+    from napari_vos.training.prefetch import stop_workers
+
+    joined = []
+
+    class Worker:
+        def join(self, timeout=None):
+            joined.append(timeout)
+
+    class Stream:
+        _workers = [Worker(), Worker()]
+
+        def _shutdown_workers(self):
+            raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Aborted. ")
+
+    stop_workers(Stream())
+    assert joined == [5, 5]
+
+    class Other(Stream):
+        def _shutdown_workers(self):
+            raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else"):
+        stop_workers(Other())

@@ -5,8 +5,9 @@ for 16 FRTM clips at 432x240 on one core, while the GPU step takes a fraction of
 ``workers > 0`` the loop takes batches from a ``torch.utils.data.DataLoader`` whose workers each
 call ``recipe.batch`` with their own generator, seeded by (run seed, start step, worker id), so a
 resumed run draws fresh batches rather than repeating the ones it already trained on. The
-recipe's real videos are loaded once in the parent before the workers start: forked workers (Linux)
-share those pages; ``spawn`` workers (macOS, Windows) get the recipe pickled without its videos
+recipe's real videos are loaded once in the parent before the workers start: forked workers (Linux
+up to Python 3.13) share those pages; ``spawn`` and ``forkserver`` workers (macOS, Windows; Linux from
+Python 3.14, whose default is forkserver) get the recipe pickled without its videos
 (`clips.VideoMix.__getstate__`) and load their own, so there each worker holds a copy. ``workers=0``
 keeps the loop's single-process path.
 """
@@ -61,5 +62,15 @@ def stop_workers(stream: Iterator[Any]) -> None:
     """End a `batch_stream`'s worker processes now, not whenever the iterator happens to be collected
     (under ``spawn`` a late end leaves the interpreter warning of leaked semaphores at exit)."""
     shutdown = getattr(stream, "_shutdown_workers", None)  # torch's DataLoader iterator; a plain one has none
-    if shutdown is not None:
+    if shutdown is None:
+        return
+    try:
         shutdown()
+    except RuntimeError as err:
+        # torch's SIGCHLD check reports a worker that died while being stopped: a spawned worker's interpreter
+        # can abort at exit ("terminate called without an active exception") while its queue thread still
+        # sends a prefetched batch. It was being ended anyway; torch has terminated the others, wait for them.
+        if "DataLoader worker" not in str(err):
+            raise
+        for worker in getattr(stream, "_workers", ()):
+            worker.join(timeout=5)
