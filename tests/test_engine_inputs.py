@@ -116,13 +116,14 @@ def test_a_three_frame_stack_saved_by_a_plain_tifffile_imwrite_is_three_frames(t
     from napari_vos.data.readers import open_tiff_frames
 
     video = _video(3).astype(np.uint16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # tifffile's: its planar RGB default will change
-        tifffile.imwrite(tmp_path / "v.tif", video)
-    assert tifffile.TiffFile(tmp_path / "v.tif").series[0].axes == "SYX"  # stored as planar RGB
-    frames = open_tiff_frames(tmp_path / "v.tif")
-    assert len(frames) == 3
-    np.testing.assert_array_equal(np.stack([frames[i] for i in range(3)]), video)
+    # what tifffile's imwrite has written by default up to now (it warns that this will change), as
+    # files users already have hold it: planar RGB, with the array's shape in its description
+    tifffile.imwrite(tmp_path / "v.tif", video, photometric="rgb", planarconfig="separate")
+    with tifffile.TiffFile(tmp_path / "v.tif") as tf:
+        assert tf.series[0].axes == "SYX"
+    with open_tiff_frames(tmp_path / "v.tif") as frames:
+        assert len(frames) == 3
+        np.testing.assert_array_equal(np.stack([frames[i] for i in range(3)]), video)
 
 
 def test_objects_annotated_mid_run_that_the_start_frame_lacks_are_warned_of():
