@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_vos.data.calibration import Calibration, read_tiff_calibration, tiff_calibration_kwargs
+from napari_vos.data.calibration import Calibration, calibration_from_scale, read_tiff_calibration, tiff_calibration_kwargs
 from napari_vos.data.writers import read_tiff_provenance, write_tiff_labels
 
 
@@ -120,3 +120,26 @@ def test_a_napari_layers_scale_and_units_become_the_calibration_written_with_its
     from napari_vos.data.calibration import calibration_from_scale
 
     assert calibration_from_scale(scale, units) == expected
+
+
+@pytest.mark.parametrize("calibration, ndim, scale, units", [
+    (Calibration((0.65, 0.5), "µm", 5.0, "min"), 3, [5.0, 0.65, 0.5], ["min", "µm", "µm"]),
+    (Calibration((0.65, 0.65), "µm"), 3, [1.0, 0.65, 0.65], ["pixel", "µm", "µm"]),
+    (Calibration(None, None, 2.0, None), 3, [2.0, 1.0, 1.0], ["s", "pixel", "pixel"]),
+    (Calibration(), 3, [1.0, 1.0, 1.0], ["pixel"] * 3),
+    (Calibration((0.2, 0.3), "mm"), 2, [0.2, 0.3], ["mm", "mm"]),
+])
+def test_scale_from_calibration_places_a_layer_and_reads_back(calibration, ndim, scale, units):
+    from napari_vos.data.calibration import scale_from_calibration
+
+    assert scale_from_calibration(calibration, ndim) == (scale, units)
+    back = calibration_from_scale(scale, units)
+    assert back.pixel_size == calibration.pixel_size and back.frame_interval == calibration.frame_interval
+    assert back.unit == calibration.unit
+
+
+def test_scale_from_calibration_takes_two_or_three_axes():
+    from napari_vos.data.calibration import scale_from_calibration
+
+    with pytest.raises(ValueError, match="not 4 axes"):
+        scale_from_calibration(Calibration(), 4)

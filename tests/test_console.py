@@ -363,6 +363,32 @@ def test_save_labels_layer_keeps_dtype_calibration_and_provenance(viewer, tmp_pa
     assert read_tiff_provenance(path)["output_layer"] == out.name == "painted propagated (flow)"
 
 
+def test_a_saved_output_opens_again_at_its_scale_with_its_record(viewer, tmp_path):
+    """The round trip a user makes the next day: save the output, open it beside the image."""
+    from napari_vos.console import open_labels_layer, save_labels_layer
+    import tifffile
+
+    viewer.layers["video"].units = ("s", "micrometer", "micrometer")
+    out = propagate_layers(viewer, "video", "painted", method="flow", device="cpu").labels
+    path = save_labels_layer(out, tmp_path / "run.ome.tif")
+    back = open_labels_layer(viewer, path)
+    assert back.name == "run" and back.data.dtype == np.uint16 and np.array_equal(back.data, out.data)
+    assert tuple(back.scale) == (2.0, 0.5, 0.5) == tuple(viewer.layers["video"].scale)
+    assert tuple(back.translate) == tuple(viewer.layers["video"].translate) == tuple(TRANSLATE)
+    assert "layer_translate" not in back.metadata["napari_vos"]
+    assert [str(u) for u in back.units] == ["second", "micrometer", "micrometer"]
+    assert back.metadata["napari_vos"]["output_layer"] == out.name
+    # any integer labels TIFF opens, at scale 1 where it says nothing; other data are refused by name
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((12, 16), np.uint8))
+    plain = open_labels_layer(viewer, tmp_path / "plain.tif", name="mine")
+    assert plain.name == "mine" and tuple(plain.scale) == (1.0, 1.0) and "napari_vos" not in plain.metadata
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((3, 12, 16), np.float32))
+    with pytest.raises(ValueError, match=r"float32 data of shape \(3, 12, 16\), not integer"):
+        open_labels_layer(viewer, tmp_path / "float.tif")
+    with pytest.raises(ValueError, match="is not a file"):
+        open_labels_layer(viewer, tmp_path)
+
+
 def test_names_stay_readable_over_correction_rounds_and_never_pair_with_an_old_map(viewer):
     first = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", maps=True)
     assert [m.name for m in first.maps] == ["painted propagated (flow) - flow_magnitude"]

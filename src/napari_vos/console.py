@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.advice import MethodAdvice
     from napari_vos.session import Result
 
-__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer"]
+__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer"]
 
 
 @dataclass
@@ -91,5 +91,40 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     from napari_vos._widgets.labels_writer import write_labels_tiff
 
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
-             "name": layer.name}
+             "name": layer.name, "translate": layer.translate}
     return Path(write_labels_tiff(str(path), layer.data, state)[0])
+
+
+def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
+    """Open a labels TIFF napari-vos wrote (`napari-vos propagate`, `save_labels_layer`, the save
+    dialog's napari-vos writer) as a Labels layer at its pixel size and frame interval, with the run's
+    record in ``metadata["napari_vos"]`` and, where the saved layer was offset, its translate: napari's
+    own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
+    Any integer (Y, X) or (T, Y, X) TIFF opens."""
+    import inspect
+
+    import numpy as np
+    import tifffile
+
+    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
+    from napari_vos.data.readers import tiff_stem
+    from napari_vos.data.writers import read_tiff_provenance
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file; give a labels TIFF written by napari-vos")
+    labels = tifffile.imread(path)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3):
+        raise ValueError(f"{path} holds {labels.dtype} data of shape {labels.shape}, not integer (T, Y, X) or "
+                         "(Y, X) labels; open it with napari's File > Open")
+    scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
+    kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
+    if "units" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
+        kwargs["units"] = units
+    record = read_tiff_provenance(path)
+    if record is not None:
+        translate = record.pop("layer_translate", None)  # where the saved layer lay (`save_labels_layer`)
+        if translate is not None and len(translate) == labels.ndim:
+            kwargs["translate"] = translate
+        kwargs["metadata"] = {"napari_vos": record}
+    return viewer.add_labels(labels, **kwargs)

@@ -25,4 +25,7 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
                          f"{labels.shape}: save it with napari's own writer")
     calibration = calibration_from_scale(attributes.get("scale"), attributes.get("units"))  # per axis of data
     provenance = (attributes.get("metadata") or {}).get("napari_vos")
+    translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
+    if any(translate):  # no TIFF tag holds a layer's offset: the record keeps it for `open_labels_layer`
+        provenance = {**(provenance or {}), "layer_translate": translate}
     return [str(write_tiff_labels(path, labels, calibration=calibration, provenance=provenance))]

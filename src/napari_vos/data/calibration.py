@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Calibration", "calibration_from_scale", "read_tiff_calibration", "tiff_calibration_kwargs"]
+__all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "read_tiff_calibration",
+           "tiff_calibration_kwargs"]
 
 # spellings of the micrometre found in ImageJ and OME files
 _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
@@ -70,6 +71,21 @@ def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
     timed = len(scale) == 3 and (scale[0] != 1.0 or time_unit is not None)
     return Calibration(pixel_size, space_unit if pixel_size else None, scale[0] if timed else None,
                        time_unit if timed else None)
+
+
+def scale_from_calibration(calibration: Calibration, ndim: int) -> tuple[list[float], list[str]]:
+    """The other way round: a (T, Y, X) or (Y, X) layer's scale and units for ``calibration``
+    (1 and "pixel" where it says nothing), so a labels file opens where its image lies."""
+    if ndim not in (2, 3):
+        raise ValueError(f"a calibration places (T, Y, X) or (Y, X) data, not {ndim} axes")
+    pixel = calibration.pixel_size if calibration.pixel_size is not None else (1.0, 1.0)
+    space = calibration.unit or "pixel"
+    scale, units = [float(pixel[0]), float(pixel[1])], [space, space]
+    if ndim == 3:
+        timed = calibration.frame_interval is not None
+        scale.insert(0, float(calibration.frame_interval) if timed else 1.0)
+        units.insert(0, (calibration.time_unit or "s") if timed else "pixel")
+    return scale, units
 
 
 def _positive(value: Any) -> float | None:

@@ -348,12 +348,16 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
         if ln != n:
             raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
         loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
-    name = path.name
+    return Sequence(tiff_stem(path), frames, LazyMasks(n, loaders), layout="tiff", path=path)
+
+
+def tiff_stem(path: str | Path) -> str:
+    """A TIFF's name without its suffix, OME's double one included: ``cells.ome.tif`` -> ``cells``."""
+    name = Path(path).name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return Sequence(name, frames, LazyMasks(n, loaders), layout="tiff", path=path)
+            return name[: -len(suffix)]
+    return name
 
 
 def _open_tiff(root: Path) -> list[Sequence]:
