@@ -248,3 +248,27 @@ def test_code_version_names_the_commit_and_marks_changes_under_src_only(tmp_path
     vendored = tmp_path / "other" / "src" / "napari_vos" / "evaluation"  # a copy inside a project without pyproject
     vendored.mkdir(parents=True)
     assert scoring.checkout_root(vendored / "scoring.py") is None
+
+
+def test_eval_and_score_close_a_tiff_stack_once_it_is_scored(tmp_path):
+    """A TIFF sequence's video and labels files are closed after its row, not left to the GC."""
+    import gc
+    import warnings
+
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=5)
+    root = tmp_path / "gt"
+    root.mkdir()
+    tifffile.imwrite(root / "clip.tif", frames[..., 0])
+    tifffile.imwrite(root / "clip_labels.tif", truth.astype(np.uint8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert main(["eval", "--method", "flow", "--data", str(root), "--device", "cpu",
+                     "--out", str(tmp_path / "ev"), "--save-predictions", "-q"]) == 0
+        assert main(["score", "--pred", str(tmp_path / "ev" / "predictions"), "--gt", str(root),
+                     "--json", str(tmp_path / "s.json"), "-q"]) == 0
+        gc.collect()
+    left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [m for m in left_open if "clip" in m], left_open
+    assert json.loads((tmp_path / "s.json").read_text())["J_mean"] > 0.5

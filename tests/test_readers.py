@@ -306,3 +306,43 @@ def test_colour_masks_that_are_palette_colours_on_one_frame_only_follow_the_fold
     (seq,) = open_dataset(tmp_path)
     np.testing.assert_array_equal(seq.masks[0][:4], seq.masks[1][:4])
     assert np.unique(seq.masks[1]).tolist() == [0, 1, 2, 3]
+
+
+def test_a_tiff_sequence_closes_its_video_and_labels_files(tmp_path):
+    """`with open_tiff_stack(...)` closes both files (Windows moves or deletes no open file); a frame
+    or mask read afterwards is a clear error, not a read from a closed file."""
+    import gc
+    import warnings
+
+    video = np.stack([_frames(t, (8, 8), np.uint16) for t in range(5)])
+    labels = np.zeros((5, 8, 8), np.uint8)
+    labels[:, 2:5, 2:5] = 1
+    tifffile.imwrite(tmp_path / "v.tif", video)
+    tifffile.imwrite(tmp_path / "v_labels.tif", labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with open_tiff_stack(tmp_path / "v.tif", tmp_path / "v_labels.tif") as s:
+            np.testing.assert_array_equal(s.masks[2], labels[2].astype(np.int32))
+            np.testing.assert_array_equal(s.frames[1], video[1])
+        gc.collect()
+    left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [m for m in left_open if str(tmp_path) in m], left_open  # earlier tests' files may be collected here
+    with pytest.raises(ValueError, match="closed"):
+        s.masks[0]
+    with pytest.raises(ValueError, match="closed"):
+        s.frames[0]
+
+
+def test_a_labels_stack_of_the_wrong_length_leaves_no_file_open(tmp_path):
+    import gc
+    import warnings
+
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((5, 8, 8), np.uint16))
+    tifffile.imwrite(tmp_path / "v_labels.tif", np.zeros((2, 8, 8), np.uint8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ValueError, match="2 label frames for 5 image frames"):
+            open_tiff_stack(tmp_path / "v.tif", tmp_path / "v_labels.tif")
+        gc.collect()
+    left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [m for m in left_open if str(tmp_path) in m], left_open

@@ -342,13 +342,20 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
     frames = open_tiff_frames(path)
     n = len(frames)
     loaders: dict[int, Callable[[], np.ndarray]] = {}
+    close_labels = None
     if labels is not None:
-        larr, laxes, _ = _tiff_array(Path(labels))  # open while the masks are read (a sequence has no close)
-        ln, lload = _frame_reader(larr, laxes)
-        if ln != n:
-            raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
+        try:
+            larr, laxes, close_labels = _tiff_array(Path(labels))  # open while the masks are read: seq.close() closes it
+            ln, lload = _frame_reader(larr, laxes)
+            if ln != n:
+                raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
+        except BaseException:
+            if close_labels is not None:
+                close_labels()
+            frames.close()
+            raise
         loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
-    return Sequence(tiff_stem(path), frames, LazyMasks(n, loaders), layout="tiff", path=path)
+    return Sequence(tiff_stem(path), frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
 
 
 def tiff_stem(path: str | Path) -> str:

@@ -245,11 +245,23 @@ class LazyFrames(SequenceABC):
 
 
 class LazyMasks(SequenceABC):
-    """Per-frame ground truth: `masks[i]` is an int32 (Y, X) label image, or None (no GT there)."""
+    """Per-frame ground truth: `masks[i]` is an int32 (Y, X) label image, or None (no GT there).
 
-    def __init__(self, n: int, loaders: dict[int, Callable[[], np.ndarray]]) -> None:
+    ``close`` releases what the loaders read from (a labels TIFF's open file).
+    """
+
+    def __init__(self, n: int, loaders: dict[int, Callable[[], np.ndarray]],
+                 close: Callable[[], None] | None = None) -> None:
         self._n = int(n)
         self._loaders = dict(loaders)
+        self._close = close
+
+    def close(self) -> None:
+        """Release the labels file; reading a mask afterwards is an error."""
+        if self._close is not None:
+            self._close()
+            self._close = None
+            self._loaders = {i: (lambda i=i: _read_after_close(i)) for i in self._loaders}
 
     def __len__(self) -> int:
         return self._n
@@ -292,6 +304,17 @@ class Sequence:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def close(self) -> None:
+        """Close the files its frames and masks are read from (a TIFF stack's); ``with seq:`` calls it."""
+        self.frames.close()
+        self.masks.close()
+
+    def __enter__(self) -> Sequence:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def from_arrays(

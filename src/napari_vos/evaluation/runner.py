@@ -103,45 +103,46 @@ def evaluate_method(
     complete = False
     try:
         for seq in outer:
-            zero_shot = mode == "none"
-            annotated = None if zero_shot else first_annotation(seq)
-            first = None if annotated is None else seq.masks[annotated]
-            ids = [] if first is None else painted_ids(first)
-            options: dict[str, Any] = dict(method_options or {})
-            if max_side is not None:
-                options["max_side"] = max_side
-            if checkpoint is not None:
-                options["checkpoint"] = checkpoint
-            callback: Callable[[int, int], None] | None = None
-            if progress:
-                from tqdm import tqdm
+            with seq:  # a TIFF stack's files close once it is scored
+                zero_shot = mode == "none"
+                annotated = None if zero_shot else first_annotation(seq)
+                first = None if annotated is None else seq.masks[annotated]
+                ids = [] if first is None else painted_ids(first)
+                options: dict[str, Any] = dict(method_options or {})
+                if max_side is not None:
+                    options["max_side"] = max_side
+                if checkpoint is not None:
+                    options["checkpoint"] = checkpoint
+                callback: Callable[[int, int], None] | None = None
+                if progress:
+                    from tqdm import tqdm
 
-                bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
+                    bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
 
-                def advance(done: int, total: int, bar: Any = bar) -> None:
-                    bar.update(done - bar.n)
+                    def advance(done: int, total: int, bar: Any = bar) -> None:
+                        bar.update(done - bar.n)
 
-                callback = advance
+                    callback = advance
 
-            tic = time.perf_counter()
-            result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
-                               direction="both", progress=callback, **options)
-            wall = time.perf_counter() - tic
-            if bar is not None:
-                bar.close()
-                bar = None
-            report.header["checkpoint"] = result.checkpoint
-            report.header["device"] = result.device
-            report.header["precision"] = result.options.get("precision")
-            if annotated is None:
-                scores = evaluate_foreground(seq.name, seq.masks, result.labels)
-            else:
-                scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
-                                           seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
-            report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
-            report.rows[seq.name]["wall_seconds"] = wall
-            if out is not None and save_predictions:
-                save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
+                tic = time.perf_counter()
+                result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
+                                   direction="both", progress=callback, **options)
+                wall = time.perf_counter() - tic
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                report.header["checkpoint"] = result.checkpoint
+                report.header["device"] = result.device
+                report.header["precision"] = result.options.get("precision")
+                if annotated is None:
+                    scores = evaluate_foreground(seq.name, seq.masks, result.labels)
+                else:
+                    scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
+                                               seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+                report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
+                report.rows[seq.name]["wall_seconds"] = wall
+                if out is not None and save_predictions:
+                    save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
         complete = True
     except KeyboardInterrupt:
         if bar is not None:

@@ -306,14 +306,15 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
 
         iterator = tqdm(seqs, desc="scoring", unit="seq")
     for seq in iterator:
-        annotated = first_annotation(seq)
-        p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
-        if p.missing:  # said, not silent: a missing frame scores as an empty prediction
-            import warnings
+        with seq:  # a TIFF stack's files close once it is scored
+            annotated = first_annotation(seq)
+            p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
+            if p.missing:  # said, not silent: a missing frame scores as an empty prediction
+                import warnings
 
-            warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
-                          "they are scored as empty", stacklevel=2)
-        n_obj = len(painted_ids(seq.masks[annotated]))
-        result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
-        report.add(result, len(seq), annotated)
+                warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
+                              "they are scored as empty", stacklevel=2)
+            n_obj = len(painted_ids(seq.masks[annotated]))
+            result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
+            report.add(result, len(seq), annotated)
     return report.finish(True)

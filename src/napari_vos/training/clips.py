@@ -43,13 +43,16 @@ class SequenceBank:
         for folder in folders:
             for seq in open_dataset(folder):
                 if seq.name in excluded:
+                    seq.close()
                     continue
                 frames, labels = [], []
-                source = FrameSource(seq.frames)  # the engine's normalisation: training sees what inference sees
-                for i in seq.annotated:
-                    img = source[i]
-                    frames.append((resize(img, size, order=1, anti_aliasing=True) * 255).astype(np.uint8))
-                    labels.append(resize(seq.masks[i], size, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32))
+                with seq:  # read once into the bank: a TIFF stack's files close afterwards
+                    source = FrameSource(seq.frames)  # the engine's normalisation: training sees what inference sees
+                    for i in seq.annotated:
+                        img = source[i]
+                        frames.append((resize(img, size, order=1, anti_aliasing=True) * 255).astype(np.uint8))
+                        labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
+                                             anti_aliasing=False).astype(np.int32))
                 if len(frames) >= 3:
                     ids = np.stack(labels)
                     # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
