@@ -391,3 +391,49 @@ def test_stop_workers_takes_a_worker_dying_while_stopped_as_stopped():
 
     with pytest.raises(RuntimeError, match="something else"):
         stop_workers(Other())
+
+
+def test_without_a_named_rate_a_run_takes_its_recipes_and_a_resume_keeps_its_own(tmp_path):
+    # pins: TrainSettings(lr=None) trains at recipe.default_lr (1e-3 for a recipe without one); resumed
+    # without a rate, a run goes on at the rate it was started with, not the recipe's
+    quiet = lambda s: None  # noqa: E731
+    slow = _TinyRecipe()
+    slow.default_lr = 1e-4
+    train(slow, tmp_path / "a", TrainSettings(steps=2, lr_drop_at=1.0, log_every=1), log=quiet)
+    assert _logged_lr(tmp_path / "a") == [1e-4, 1e-5]  # (the rate logged after the last step is dropped)
+    train(_TinyRecipe(), tmp_path / "b", TrainSettings(steps=2, lr_drop_at=1.0, log_every=1), log=quiet)
+    assert _logged_lr(tmp_path / "b") == [1e-3, 1e-4]
+    run = tmp_path / "c"
+    train(_TinyRecipe(), run, TrainSettings(steps=2, lr=0.05, lr_drop_at=1.0, log_every=1), log=quiet)
+    lines = []
+    train(slow, run, TrainSettings(steps=4, lr_drop_at=1.0, log_every=1), resume=True, log=lines.append)
+    assert _logged_lr(run) == [0.05, 0.005, 0.05, 0.005]
+    assert "learning rate 0.05 (--lr not given: the resumed run's own)" in lines
+    train(slow, run, TrainSettings(steps=6, lr=0.01, lr_drop_at=1.0, log_every=1), resume=True, log=quiet)
+    assert _logged_lr(run)[4:] == [0.01, 0.001]  # a named rate wins
+
+
+@pytest.mark.parametrize("method, config, rate", [("frtm", None, 1e-3), ("agame", None, 1e-4), ("s2s", None, 1e-4),
+                                                  ("rgmp", None, 1e-4), ("rgmp", "light:video", 2e-5)])
+def test_each_recipe_has_its_default_rate(method, config, rate):
+    from napari_vos.training.recipes import make_recipe
+
+    assert make_recipe(method, synthetic_fraction=1.0, config=config).default_lr == rate
+
+
+def test_validation_frames_are_never_the_reference_and_differ_where_the_window_has_room():
+    # pins: FRTM's two validation frames are other frames than the reference, drawn without replacement
+    from napari_vos.training.clips import sample_clip_from
+
+    t = 10
+    frames = np.broadcast_to((np.arange(t) * 20).astype(np.uint8)[:, None, None, None], (t, 24, 32, 3)).copy()
+    labels = np.zeros((t, 24, 32), np.uint8)
+    labels[:, 6:18, 8:24] = 1
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        clip = sample_clip_from(frames, labels, 3, 2, rng, (24, 32))
+        ref, a, b = (round(float(f.mean()) * 255 / 20) for f in clip.frames)
+        assert ref not in (a, b) and a != b and abs(a - ref) <= 2 and abs(b - ref) <= 2
+    two = sample_clip_from(frames[:2], labels[:2], 3, 2, rng, (24, 32))  # one other frame: it repeats
+    ref, a, b = (round(float(f.mean()) * 255 / 20) for f in two.frames)
+    assert a == b != ref

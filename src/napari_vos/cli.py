@@ -477,6 +477,8 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None) ->
     from napari_vos import weights
 
     how = {} if args is None else _training_record(args)
+    if args is not None and args.lr is None:  # the loop's choice: the recipe's rate, or a resumed run's own
+        how["train_lr"] = "the resumed run's" if args.resume else str(recipe.default_lr)
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
@@ -626,7 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from a checkpoint (safetensors)")
     p.add_argument("--train-backbone-from", default=None, choices=["stem", "conv2", "conv3", "conv4", "conv5", "none"],
                    help="first backbone stage to train (earlier ones frozen); 'none' freezes the backbone")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate (default: a resumed run's own, else the method's: frtm 1e-3 as in "
+                        "its paper, agame, cosnet, osvos_at, rvos and s2s 1e-4, rgmp 1e-4 pre-training and 2e-5 "
+                        "video and windows stages)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps or auto")
     p.add_argument("--out", default=None, help="run folder (default runs/METHOD)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -12,8 +12,9 @@ centre). Outside its window an object's probability is 0. Objects whose square w
 than half the frame (DAVIS-sized objects) keep the whole frame.
 
 An inference-time approximation, not part of the paper: the global convolution sees less context
-around the object. Windows outside the frame are filled with zeros (a black border), as the
-encoder's own padding does.
+around the object. Window areas outside the frame are filled with zeros before normalisation,
+i.e. black, the same border RGMP's training windows have (not the encoder's zero padding, which
+is applied to normalised features).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ overrides); from random weights everything trains.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +33,8 @@ from napari_vos.training.ordered_clips import sample_ordered_clip
 @dataclass
 class AGAMERecipe(VideoMix):
     """Draws ordered clips from real sequences and synthetic videos; trains through time."""
+
+    default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: A-GAME's Adam 1e-4
 
     config: str = "light"
     size: tuple[int, int] = (240, 432)  # the paper's half resolution (H, W), multiples of 16

@@ -68,7 +68,11 @@ class SequenceBank:
 def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: int, rng: np.random.Generator,
                      out_size: tuple[int, int], min_area: float = 0.002,
                      zoom: tuple[float, float] = (1.0, 1.5)) -> Clip | None:
-    """Pick a reference frame and n-1 frames within ``max_gap`` of it, one object, a shared random crop/flip."""
+    """Pick a reference frame and n-1 other frames within ``max_gap`` of it, one object, a shared random crop/flip.
+
+    The other frames (FRTM's validation frames) are never the reference and differ from each other
+    where the window has room; a window with fewer frames than asked repeats some.
+    """
     t = len(frames)
     ref = int(rng.integers(t))
     ids = [i for i in np.unique(labels[ref]) if i != 0]
@@ -76,7 +80,10 @@ def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: in
         return None
     obj = int(rng.choice(ids))
     lo, hi = max(0, ref - max_gap), min(t, ref + max_gap + 1)
-    others = [int(rng.integers(lo, hi)) for _ in range(n - 1)]
+    window = [i for i in range(lo, hi) if i != ref]
+    if not window:  # a one-frame video: nothing but the reference to validate on
+        window = [ref]
+    others = [int(i) for i in rng.choice(window, size=n - 1, replace=len(window) < n - 1)]
     idx = [ref] + others
     f = frames[idx].astype(np.float32) / 255.0
     m = (labels[idx] == obj).astype(np.float32)

@@ -27,7 +27,7 @@ the deep stage trains by default (``--train-backbone-from`` overrides); from ran
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -109,6 +109,8 @@ class COSNetRecipe(VideoMix):
 
     ``config``: "light" or "paper", optionally with a co-attention variant, e.g. "light:vanilla".
     """
+
+    default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the documented run's (the paper's SGD 2.5e-4 is another optimiser)
 
     config: str = "light"
     size: tuple[int, int] = (224, 384)  # (H, W), multiples of 16

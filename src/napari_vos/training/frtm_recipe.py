@@ -10,7 +10,7 @@ model weights are treated as constants of each step, as the paper's pre-learned 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ from napari_vos.training.ridge_probe import ridge_probe_loss, ridge_probe_scores
 @dataclass
 class FRTMRecipe(VideoMix):
     """Draws reference/validation triplets from real sequences and synthetic videos."""
+
+    default_lr: ClassVar[float] = 1e-3  # Adam's rate without --lr: FRTM section 3.3: Adam 1e-3
 
     config: str = "fast"
     size: tuple[int, int] = (192, 320)

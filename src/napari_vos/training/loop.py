@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -56,7 +56,12 @@ def _signals_deferred() -> Any:
 
 
 class Recipe(Protocol):
-    """What a method supplies to the loop."""
+    """What a method supplies to the loop.
+
+    ``default_lr`` (optional, else 1e-3): Adam's learning rate when the run names none
+    (`napari-vos train` without ``--lr``): the paper's where it trains with Adam from a comparable
+    start, otherwise the rate of the documented commands that made this project's checkpoints.
+    """
 
     name: str
 
@@ -89,7 +94,7 @@ class TrainSettings:
     """The optimiser, schedule and bookkeeping of one training run (the recipe holds the data and losses)."""
 
     steps: int = 1000
-    lr: float = 1e-3
+    lr: float | None = None  # None: a resumed run's own rate, else the recipe's default_lr
     weight_decay: float = 1e-5
     lr_drop_at: float = 0.67  # fraction of steps after which lr /= 10 (paper: 120 of 180 epochs)
     save_every: int = 100
@@ -110,7 +115,7 @@ class TrainSettings:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"training precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 would "
                              "need loss scaling; bf16 has float32's range and needs none)")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be above 0, got {self.lr}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max-minutes must be above 0 (leave it out for no limit), got {self.max_minutes}")
@@ -134,6 +139,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     torch.manual_seed(settings.seed)
     model = prefer_channels_last(recipe.build(dev), dev)
     params = [p for p in model.parameters() if p.requires_grad]
+    named_lr = settings.lr is not None
+    # a recipe of one's own without default_lr trains at 1e-3, as every run did before recipes had one
+    settings = replace(settings, lr=settings.lr if named_lr else getattr(recipe, "default_lr", 1e-3))
     opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), weight_decay=settings.weight_decay)
     drop_step = int(settings.steps * settings.lr_drop_at)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
@@ -155,6 +163,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             raise ValueError(f"{state_path} trained other parameters than this run would (was "
                              f"--train-backbone-from changed?); resume with the run's own settings, or give "
                              "another --out") from None
+        saved_lr = state.get("settings", {}).get("lr")
+        if not named_lr and saved_lr is not None:  # no --lr: the run goes on at its own rate
+            settings = replace(settings, lr=float(saved_lr))
         changed = _changes(state.get("settings", {}), _run_settings(settings, recipe))
         if changed:
             log(f"resuming with changed settings: {changed}")
@@ -175,6 +186,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         log(f"no {state_path} to resume from; starting a new run")
     elif state_path.exists():  # a new run must not overwrite another one's state
         raise ValueError(f"{state_path} holds an earlier run: pass --resume to continue it, or give another --out")
+    log(f"learning rate {settings.lr:g}" + ("" if named_lr else " (--lr not given: "
+        + ("the resumed run's own)" if resume and step else f"{recipe.name}'s default)")))
     if resume and step >= settings.steps:
         log(f"{state_path} is already at step {step} of --steps {settings.steps}: nothing to do; raise --steps to "
             "continue it")

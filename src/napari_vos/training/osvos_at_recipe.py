@@ -16,7 +16,7 @@ configuration can start from torchvision's ImageNet VGG-16 with ``backbone_weigh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -53,6 +53,8 @@ def _iou(logits: torch.Tensor, target: torch.Tensor) -> float:
 @dataclass
 class OSVOSATRecipe(VideoMix):
     """Draws (teacher frame, student frames) clips from real sequences and synthetic videos."""
+
+    default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the parent's documented run (OSVOS: SGD on a pixel-summed loss)
 
     config: str = "light"
     size: tuple[int, int] = (192, 320)

@@ -29,7 +29,7 @@ Run the stages one after the other, the second starting from the first's export:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -68,6 +68,10 @@ class VideoSample:
 class RGMPRecipe(VideoMix):
     """Draws simulated pairs (pre-training) or recurrent clips (video fine-tuning)."""
 
+    #: Adam's rate without --lr, per stage: the documented runs' (the paper's fixed 1e-5 starts from
+    #: ImageNet weights; here the decoder starts random on the FRTM backbone, so pre-training takes 1e-4)
+    STAGE_LR: ClassVar[dict[str, float]] = {"pretrain": 1e-4, "video": 2e-5, "windows": 2e-5}
+
     config: str = "light"
     stage: str = "pretrain"
     size: tuple[int, int] | None = None
@@ -96,6 +100,11 @@ class RGMPRecipe(VideoMix):
         self._bank_size = (h, max(round(self.size[1] * 1.25), round(h * 16 / 9)))
         self._init_videos()
         self._device = torch.device("cpu")  # where samples are simulated: the training device (set by build)
+
+    @property
+    def default_lr(self) -> float:
+        """Adam's rate when the run names none: the stage's (`STAGE_LR`)."""
+        return self.STAGE_LR[self.stage]
 
     @classmethod
     def from_options(cls, config: str | None = None, train_backbone_from: str | None = None,

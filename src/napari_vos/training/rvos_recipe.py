@@ -21,7 +21,7 @@ videos (one to three objects), the only multi-object clips available here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ STAGES = ("teacher", "inferred", "zero")
 @dataclass
 class RVOSRecipe(VideoMix):
     """Draws multi-object clips from real and synthetic videos; BPTT over frames and objects."""
+
+    default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the documented runs' for every stage
 
     config: str = "light"
     stage: str = "teacher"
