@@ -156,6 +156,32 @@ def test_finetuning_lowers_the_loss_and_reports_progress_and_cancels():
     assert all(torch.equal(a, b) for a, b in zip(stem, net.backbone.stem.parameters()))
 
 
+def test_finetuning_crops_without_the_object_still_pay_for_false_positives():
+    # pins: a crop holding no pixel of an object takes the whole frame's beta for it; its own would be
+    # 1, a loss of exactly 0 whatever the network predicts there; a crop holding the object keeps its own
+    torch.manual_seed(0)
+    frames, truth = _square()
+    image = _image(frames, 0)
+    objects = torch.zeros(1, 64, 64)
+    objects[0, 2:10, 2:10] = 1  # a small object in a corner: most 32-pixel crops miss it
+    net = OSVOSATNetwork(CONFIGS["light"])
+    report = finetune(net, [image], [objects], FinetuneSettings(iterations=30, lr=1e-3, crop=32, augment=False))
+    assert min(report.losses) > 0.0, report.losses
+    w_pos, w_neg = balance_weights(objects[None])
+    empty = torch.zeros(1, 1, 16, 16)
+    confident = torch.full((1, 1, 16, 16), 4.0)  # false positives over a crop without the object
+    loss = balanced_bce(confident, empty, weights=(w_pos, w_neg))
+    torch.testing.assert_close(loss, w_neg[0, 0] * -torch.nn.functional.logsigmoid(torch.tensor(-4.0)))
+    from napari_vos.methods.osvos_at_finetune import _crop_weights
+
+    crop = torch.zeros(1, 2, 16, 16)
+    crop[0, 0, :4] = 1  # object 1 fills a quarter of the crop, object 2 is not in it
+    frame = (torch.tensor([[0.9, 0.8]]), torch.tensor([[0.1, 0.2]]))
+    got = _crop_weights(crop, frame)
+    torch.testing.assert_close(got[0], torch.tensor([[0.75, 0.8]]))
+    torch.testing.assert_close(got[1], torch.tensor([[0.25, 0.2]]))
+
+
 def test_dense_crf_lattice_matches_brute_force_and_cleans_a_noisy_mask():
     torch.manual_seed(0)
     feats = torch.rand(300, 5) * 3

@@ -10,7 +10,9 @@ For speed on a CPU two options shape each iteration:
   0, the paper configuration). Their outputs are computed once per augmented view and reused, so
   an iteration runs only the later stages and the heads, forward and backward.
 - ``crop``: each iteration sees a random window of this side (aligned to the coarsest stride,
-  centred on the object 70 % of the time) instead of the whole frame.
+  centred on the object 70 % of the time) instead of the whole frame. Eq. 5's beta is the window's
+  own, except for an object with no pixel in the window, which takes the whole frame's: with its
+  own (beta = 1) the window's false positives would cost nothing.
 
 Augmented views (as OSVOS augments the first frame): the frame, its mirror image and two
 rescaled copies (x0.8, x1.2). The loss is reported per iteration through ``progress(step, total,
@@ -29,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.osvos_at_net import N_STAGES, OSVOSATNetwork, balanced_bce
+from napari_vos.nn.losses import balance_weights
 from napari_vos.nn.padding import pad_to_multiple
 
 ProgressFn = Callable[[int, int, float], None]
@@ -78,6 +81,8 @@ class _View:
     image: torch.Tensor  # (1, 3, H, W), padded
     mask: torch.Tensor  # (1, K, H, W)
     frozen: list[torch.Tensor]  # outputs of the frozen stages, (1, C, h, w) each
+    weights: tuple[torch.Tensor, torch.Tensor]  # eq. 5's (beta, 1 - beta) of the whole view, (1, K) each:
+    # a window's objects that it does not hold take these (see _crop_weights)
 
 
 def augmented_views(image: torch.Tensor, objects: torch.Tensor, augment: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -110,6 +115,14 @@ def _crop_window(mask: torch.Tensor, crop: int | None, multiple: int, rng: np.ra
     y0 = int(np.clip(cy - ch // 2, 0, h - ch)) // multiple * multiple
     x0 = int(np.clip(cx - cw // 2, 0, w - cw)) // multiple * multiple
     return y0, x0, ch, cw
+
+
+def _crop_weights(target: torch.Tensor, frame: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5's (beta, 1 - beta) for a crop's target (1, K, h, w): the crop's own, except for an object
+    with no pixel in it, which takes the whole view's (its own beta would be 1, a zero loss)."""
+    w_pos, w_neg = balance_weights(target)
+    absent = (target > 0.5).flatten(-2).any(-1).logical_not()
+    return torch.where(absent, frame[0], w_pos), torch.where(absent, frame[1], w_neg)
 
 
 def _stream_on_window(network: OSVOSATNetwork, view: _View, frozen: int,
@@ -161,7 +174,7 @@ def _finetune(network: OSVOSATNetwork, images: Sequence[torch.Tensor], objects: 
                 img_p, _ = pad_to_multiple(img[None], multiple)
                 obj_p, _ = pad_to_multiple(obj[None], multiple)
                 feats = network.backbone.run(img_p, 0, frozen) if frozen else []
-                views.append(_View(img_p, obj_p, feats))
+                views.append(_View(img_p, obj_p, feats, balance_weights(obj[None])))
     fixed = [p for i in range(frozen) for p in network.backbone.stage(i).parameters()]
     saved = [p.requires_grad for p in fixed]
     for p in fixed:
@@ -179,7 +192,7 @@ def _finetune(network: OSVOSATNetwork, images: Sequence[torch.Tensor], objects: 
             view = views[int(rng.integers(len(views)))]
             window = _crop_window(view.mask, settings.crop, multiple, rng)
             logits, target = _stream_on_window(network, view, frozen, window)
-            loss = balanced_bce(logits, target)
+            loss = balanced_bce(logits, target, weights=_crop_weights(target, view.weights))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

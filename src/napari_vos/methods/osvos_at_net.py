@@ -229,9 +229,11 @@ class OSVOSATNetwork(nn.Module):
         return self.stream(self.features(image), tuple(image.shape[-2:]), teacher_attention)
 
 
-def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1) -> torch.Tensor:
+def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1,
+                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """OSVOS-AT's loss, eq. (5) (nn/losses.py): logits, target (N, K, H, W), summed over the K
     objects and averaged over the N images. ``images_per_beta`` > 1 lets the parent training's
-    student frames of one video share beta; 1 (one image, as OSVOS) for the fine-tuning.
+    student frames of one video share beta; 1 (one image, as OSVOS) for the fine-tuning, whose
+    crops pass the whole frame's beta as ``weights``.
     """
-    return losses.balanced_bce(logits, target, images_per_beta).sum(-1).mean()
+    return losses.balanced_bce(logits, target, images_per_beta, weights).sum(-1).mean()

@@ -23,20 +23,26 @@ def balance_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return beta, 1.0 - beta
 
 
-def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1) -> torch.Tensor:
+def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: int = 1,
+                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Eq. (5) per image and object, averaged over the pixels: logits, target (N, K, H, W) -> (N, K).
 
     ``images_per_beta``: each run of that many consecutive images shares one beta per object (the
     frames of one clip or video), so an image where the object is absent (|Y+| = 0) still pays for
     its false positives, which with its own beta (= 1) would cost nothing. 1 gives one beta per image.
+    ``weights``: (beta, 1 - beta), each (N, K), counted elsewhere, e.g. on the whole frame a crop of
+    it is scored in (`balance_weights` of the frame's target), for the same reason.
     """
     positive = target > 0.5
     n = target.shape[0]
-    if n % images_per_beta:
-        raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
-    # (runs, K, images_per_beta, H * W): |Y+| counted over each run's images
-    pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
-    w_pos, w_neg = (w.repeat_interleave(images_per_beta, 0) for w in balance_weights(pooled))
+    if weights is not None:
+        w_pos, w_neg = weights
+    else:
+        if n % images_per_beta:
+            raise ValueError(f"{n} images do not split into runs of {images_per_beta}")
+        # (runs, K, images_per_beta, H * W): |Y+| counted over each run's images
+        pooled = target.unflatten(0, (n // images_per_beta, images_per_beta)).transpose(1, 2).flatten(-2)
+        w_pos, w_neg = (w.repeat_interleave(images_per_beta, 0) for w in balance_weights(pooled))
     log_p1 = F.logsigmoid(logits)
     log_p0 = F.logsigmoid(-logits)
     terms = torch.where(positive, w_pos[..., None, None] * log_p1, w_neg[..., None, None] * log_p0)
