@@ -144,6 +144,7 @@ def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, cap
     assert all(f"at step {s}" in printed for s in (1, 2, 3))
     with safe_open(str(export), "pt") as f:
         assert f.metadata()["step"] == "3" and f.metadata()["method"] == "frtm"
+        assert f.metadata()["train_lr"] == "0.001"  # no --lr: FRTM's own rate, recorded
     # the learning rate after each step: dropped 10x after the first (0.34 of 3 steps; the default 0.67 is 2)
     lr = [json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()]
     assert lr == pytest.approx([1e-4, 1e-4, 1e-4])

@@ -445,7 +445,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              log_every=args.log_every, precision=args.precision,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
-    on_save = _exporter(recipe, args.export, args) if args.export else None
+    resuming = args.resume and (out_dir / "last.pt").exists()
+    on_save = _exporter(recipe, args.export, args, resuming) if args.export else None
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
             train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)
@@ -471,14 +472,14 @@ def _train_workers(requested: int | None, device: str) -> int:
     return 0
 
 
-def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None) -> Any:
+def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, resuming: bool = False) -> Any:
     """The ``on_save`` hook writing the shipped weights (fp16 safetensors) at every save of a run,
     with how they were trained (``args``: the train command's) in the file's metadata."""
     from napari_vos import weights
 
     how = {} if args is None else _training_record(args)
     if args is not None and args.lr is None:  # the loop's choice: the recipe's rate, or a resumed run's own
-        how["train_lr"] = "the resumed run's" if args.resume else str(recipe.default_lr)
+        how["train_lr"] = "the resumed run's" if resuming else str(getattr(recipe, "default_lr", 1e-3))
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
