@@ -479,7 +479,9 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
 
     how = {} if args is None else _training_record(args)
     if args is not None and args.lr is None:  # the loop's choice: the recipe's rate, or a resumed run's own
-        how["train_lr"] = "the resumed run's" if resuming else str(getattr(recipe, "default_lr", 1e-3))
+        from napari_vos.training.loop import recipe_lr
+
+        how["train_lr"] = "the resumed run's" if resuming else str(recipe_lr(recipe))
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)

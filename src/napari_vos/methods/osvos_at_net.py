@@ -234,6 +234,6 @@ def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: in
     """OSVOS-AT's loss, eq. (5) (nn/losses.py): logits, target (N, K, H, W), summed over the K
     objects and averaged over the N images. ``images_per_beta`` > 1 lets the parent training's
     student frames of one video share beta; 1 (one image, as OSVOS) for the fine-tuning, whose
-    crops pass the whole frame's beta as ``weights``.
+    crops pass their ``weights`` (the whole frame's beta for an object a crop does not hold).
     """
     return losses.balanced_bce(logits, target, images_per_beta, weights).sum(-1).mean()

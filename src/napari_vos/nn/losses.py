@@ -30,8 +30,8 @@ def balanced_bce(logits: torch.Tensor, target: torch.Tensor, images_per_beta: in
     ``images_per_beta``: each run of that many consecutive images shares one beta per object (the
     frames of one clip or video), so an image where the object is absent (|Y+| = 0) still pays for
     its false positives, which with its own beta (= 1) would cost nothing. 1 gives one beta per image.
-    ``weights``: (beta, 1 - beta), each (N, K), counted elsewhere, e.g. on the whole frame a crop of
-    it is scored in (`balance_weights` of the frame's target), for the same reason.
+    ``weights``: (beta, 1 - beta), each (N, K), given by the caller instead, e.g. a fine-tuning crop
+    taking the whole frame's beta for an object it does not hold, for the same reason.
     """
     positive = target > 0.5
     n = target.shape[0]

@@ -140,8 +140,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     model = prefer_channels_last(recipe.build(dev), dev)
     params = [p for p in model.parameters() if p.requires_grad]
     named_lr = settings.lr is not None
-    # a recipe of one's own without default_lr trains at 1e-3, as every run did before recipes had one
-    settings = replace(settings, lr=settings.lr if named_lr else getattr(recipe, "default_lr", 1e-3))
+    settings = replace(settings, lr=settings.lr if named_lr else recipe_lr(recipe))
     opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), weight_decay=settings.weight_decay)
     drop_step = int(settings.steps * settings.lr_drop_at)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
@@ -269,6 +268,12 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
 
             stop_workers(stream)
     return model
+
+
+def recipe_lr(recipe: Recipe) -> float:
+    """Adam's rate for a run that names none: the recipe's ``default_lr``; a recipe of one's own
+    without one trains at 1e-3, as every run did before recipes had one."""
+    return float(getattr(recipe, "default_lr", 1e-3))
 
 
 def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
