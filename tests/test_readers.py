@@ -9,7 +9,7 @@ import tifffile
 from PIL import Image
 
 from napari_vos.data.readers import detect_layout, open_dataset, open_tiff_stack
-from napari_vos.data.sequence import Sequence, decode_mask, read_mask
+from napari_vos.data.sequence import LazyFrames, LazyMasks, Sequence, decode_mask, read_mask
 from napari_vos.data.writers import davis_palette, write_png_labels, write_tiff_labels
 
 
@@ -331,6 +331,21 @@ def test_a_tiff_sequence_closes_its_video_and_labels_files(tmp_path):
         s.masks[0]
     with pytest.raises(ValueError, match="closed"):
         s.frames[0]
+
+
+def test_closing_frames_or_masks_twice_releases_the_file_once():
+    """A second ``close`` (a with block around an already closed sequence) does not close the
+    reader again; reads still fail clearly."""
+    calls = []
+    frames = LazyFrames(3, lambda i: np.zeros((4, 4), np.uint8), close=lambda: calls.append("frames"))
+    masks = LazyMasks(3, {0: lambda: np.zeros((4, 4), np.int32)}, close=lambda: calls.append("masks"))
+    for obj in (frames, masks, frames, masks):
+        obj.close()
+    assert calls == ["frames", "masks"]
+    with pytest.raises(ValueError, match="closed"):
+        frames[0]
+    with pytest.raises(ValueError, match="closed"):
+        masks[0]
 
 
 def test_a_labels_stack_of_the_wrong_length_leaves_no_file_open(tmp_path):

@@ -192,9 +192,11 @@ class LazyFrames(SequenceABC):
         self._close = close
 
     def close(self) -> None:
-        """Release the file the frames are read from; reading a frame afterwards is an error."""
+        """Release the file the frames are read from (a second call does nothing); reading a frame
+        afterwards is an error."""
         if self._close is not None:
             self._close()
+            self._close = None
             self._loader = _read_after_close
 
     def __enter__(self) -> LazyFrames:
