@@ -165,3 +165,25 @@ def test_a_method_without_a_registered_checkpoint_says_where_each_front_end_take
     with pytest.raises(weights.CheckpointError) as err:
         weights.default_checkpoint("s2s")
     assert "Method options -> checkpoint" in str(err.value) and "--checkpoint PATH" in str(err.value)
+
+
+def test_a_session_whose_registered_checkpoint_file_is_missing_fails_when_made(temp_registry):
+    """The Session names the missing file at once (by default or by name, whatever the case), before
+    a run starts, without reading any file; an address to download from lets it through."""
+    import numpy as np
+
+    from napari_vos import Session
+
+    weights.register(weights.CheckpointInfo(name="gone", method="frtm", backbone="resnet18", file="gone.safetensors",
+                                            sha256="0" * 64, default=True))
+    video = np.zeros((3, 16, 16), np.uint8)
+    for checkpoint in (None, "gone", "GONE"):
+        with pytest.raises(weights.CheckpointError, match=r"'gone' \(file gone.safetensors\) is missing"):
+            Session(video, method="frtm", checkpoint=checkpoint)
+    weights.register(weights.CheckpointInfo(name="gone", method="frtm", backbone="resnet18", file="gone.safetensors",
+                                            sha256="0" * 64, default=True, url="https://example.org/gone.safetensors"))
+    Session(video, method="frtm")  # downloaded when the method is built
+    sha = weights.save_checkpoint(weights.cache_dir() / "here.safetensors", {"a": torch.zeros(1)}, {})
+    weights.register(weights.CheckpointInfo(name="here", method="frtm", backbone="resnet18", file="here.safetensors",
+                                            sha256=sha))
+    Session(video, method="frtm", checkpoint="here")

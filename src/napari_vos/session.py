@@ -146,23 +146,18 @@ class Result:
 
 
 def _check_checkpoint(method: str, checkpoint: str | None) -> None:
-    """The checkpoint a Session will load exists (a registered default, a registered name, a file),
-    checked without reading it; the same errors the method's build gives (CheckpointError, or a
-    ValueError for a weight-free method given one)."""
+    """The checkpoint a Session will load is there (a registered default or name whose file is in the
+    package or the cache, or a file), checked without reading it; the same errors the method's build
+    gives (CheckpointError, or a ValueError for a weight-free method given one)."""
     traits = registry.traits(method)
     if not traits.uses_checkpoint:
         if checkpoint is not None:
             raise ValueError(f"method {method!r} uses no checkpoint, but checkpoint={checkpoint!r} was given")
         return
-    from pathlib import Path
-
     from napari_vos import weights
 
-    if checkpoint is None:
-        if traits.needs_checkpoint:
-            weights.default_checkpoint(method)
-    elif checkpoint not in {e.name for e in weights.list_checkpoints(None)} and not Path(checkpoint).expanduser().exists():
-        weights.resolve(checkpoint)  # raises, naming the file or the registered names
+    if checkpoint is not None or traits.needs_checkpoint:
+        weights.check_present(checkpoint, method)
 
 
 def _frame_index(frame: Any, what: str) -> int:
@@ -274,7 +269,7 @@ class Session:
         if not getattr(self.method_class, "runs_network", True):
             self.precision = "fp32"
         self.checkpoint = checkpoint
-        _check_checkpoint(method, checkpoint)  # a missing one fails here, not after the first frame is yielded
+        _check_checkpoint(method, checkpoint)  # a missing one (or a missing file) fails here, not at the first frame
         self.max_side = _pixels("max_side", max_side, "None (never scale down)")
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
         self.min_side = self._size_rule("min_side", min_side, "min_working_side")

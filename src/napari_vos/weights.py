@@ -113,8 +113,44 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _registered_file(info: CheckpointInfo) -> tuple[Path | None, list[Path]]:
+    """Where a registered checkpoint's file lies (in the package or the cache), and where it was looked for."""
+    looked = [PACKAGE_DIR / info.file, cache_dir() / info.file]
+    return next((p for p in looked if p.exists()), None), looked
+
+
+def _missing(info: CheckpointInfo, looked: list[Path]) -> CheckpointError:
+    return CheckpointError(f"checkpoint {info.name!r} (file {info.file}) is missing; looked in "
+                           f"{', '.join(str(p.parent) for p in looked)}. Reinstall napari-vos, copy the file "
+                           f"into {cache_dir()}, or train it with `napari-vos train {info.method}`.")
+
+
+def check_present(name_or_path: str | None, method: str) -> None:
+    """A CheckpointError now, without reading the file, if the checkpoint a run would load (``None``:
+    the method's default) is not registered, not a file, or registered but its file is missing and
+    has no download address; the same errors `resolve` gives when the method is built."""
+    if name_or_path is None:
+        info: CheckpointInfo | None = default_checkpoint(method)
+    else:
+        registry = _read_registry()
+        lowered = {n.lower(): e for n, e in registry.items()}
+        info = registry.get(name_or_path)
+        if info is None and not Path(name_or_path).expanduser().exists():
+            info = lowered.get(name_or_path.lower())
+            if info is None:
+                resolve(name_or_path)  # raises, naming the file or the registered names
+                return
+    if info is not None:
+        path, looked = _registered_file(info)
+        if path is None and not info.url:
+            raise _missing(info, looked)
+
+
 def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
-    """Find a checkpoint file by registry name or path, verifying the sha256 of registered ones."""
+    """Find a checkpoint file by registry name or path, verifying the sha256 of registered ones.
+
+    A file given by path is not in the registry, so there is no sha256 to check it against: it is
+    loaded as it is, and its sha256 goes into the run's provenance (`load_checkpoint`)."""
     registry = _read_registry()
     candidate = Path(name_or_path).expanduser()
     if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
@@ -128,16 +164,13 @@ def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
         raise CheckpointError(f"unknown checkpoint {name_or_path!r}: not a file and not a registered name "
                               f"({', '.join(registry) or 'none registered'})")
     info = registry[name_or_path]
-    looked = [PACKAGE_DIR / info.file, cache_dir() / info.file]
-    path = next((p for p in looked if p.exists()), None)
+    path, looked = _registered_file(info)
     if path is None and info.url:
         import pooch
 
         path = Path(pooch.retrieve(info.url, known_hash=f"sha256:{info.sha256}", fname=info.file, path=cache_dir()))
     if path is None:
-        raise CheckpointError(f"checkpoint {info.name!r} (file {info.file}) is missing; looked in "
-                              f"{', '.join(str(p.parent) for p in looked)}. Reinstall napari-vos, copy the file "
-                              f"into {cache_dir()}, or train it with `napari-vos train {info.method}`.")
+        raise _missing(info, looked)
     digest = sha256_of(path)
     if digest != info.sha256:
         raise CheckpointError(f"checkpoint file {path} is corrupt or changed: sha256 {digest} does not match the "
