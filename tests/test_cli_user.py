@@ -87,6 +87,31 @@ _TERM_BEFORE_FIRST_FRAME = textwrap.dedent("""
 """)
 
 
+_TERM_DURING_SYNTH = textwrap.dedent("""
+    import os, signal, sys
+    from napari_vos.data import synthetic
+    from napari_vos.cli import main
+
+    def term(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    synthetic.write_synthetic_set = term
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_every_command_killed_exits_130_as_after_ctrl_c(tmp_path):
+    """`kill` (SIGTERM) ends the measurement commands as Ctrl+C does: a one-line message and exit
+    130, not death by the signal (143) or a traceback."""
+    script = tmp_path / "term.py"
+    script.write_text(_TERM_DURING_SYNTH)
+    run = subprocess.run([sys.executable, str(script), "synth", "--out", str(tmp_path / "set"), "--n", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 130, (run.returncode, run.stderr)
+    assert "napari-vos synth: interrupted" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_a_kill_before_the_first_frame_leaves_nothing_behind(inputs):
     folder, args = inputs
     script = folder / "term.py"

@@ -678,9 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, run the subcommand, turn expected errors into one line and an exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # `kill` (a cluster's time limit) stops these as Ctrl+C does, from the first second: what they
-    # finished is written and nothing half-made is left (train handles its own signals)
-    stops = _sigterm_as_interrupt() if args.command in ("propagate", "demo", "eval") else nullcontext()
+    # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
+    # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
+    stops = nullcontext() if args.command == "train" else _sigterm_as_interrupt()
     try:
         with stops:
             return int(args.func(args) or 0)
