@@ -99,6 +99,7 @@ class MethodBase:
     def annotation_needed(cls, options: Mapping[str, Any]) -> bool:
         """Whether a method built with these options needs an annotated frame (default: the class flag)."""
         return cls.needs_annotation
+    # the intermediate maps step() returns, by name (tests/test_map_names.py holds each method to it)
     map_names: ClassVar[tuple[str, ...]] = ()
     # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
     min_working_side: ClassVar[int | None] = None
