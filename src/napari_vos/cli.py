@@ -512,7 +512,8 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    """`napari-vos weights`: list the registered checkpoints; -v verifies each file's hash and shows its metadata."""
+    """`napari-vos weights`: list the registered checkpoints and verify each file's hash (exit 1 for a missing or
+    corrupt one); -v also shows each one's training, scores and preprocessing."""
     from napari_vos import weights
 
     if args.method is not None:

@@ -46,7 +46,7 @@ EXAMPLE_OPTIONS: dict[str, str] = {
     "agame": "update_rate=0.0",  # no appearance update: better for objects that keep their look (benchmarks)
     "rgmp": 'window="objects", scales=(1.0,), online_finetune=True',  # windows: many small objects (cells)
     "s2s": "object_chunk=4",
-    "osvos_at": "finetune_iterations=400",  # half the fine-tuning time: hold-out 62.0 against 64.7 (benchmarks)
+    "osvos_at": "finetune_iterations=400",  # half the fine-tuning time: hold-out 65.4 against 68.0 (benchmarks, session 30)
     "rvos": "zero_shot=True",
     "cosnet": "n_references=5",
 }
