@@ -2,7 +2,7 @@
 
 Works with anything indexable by frame (numpy, dask, zarr, tifffile-backed arrays, the
 readers' lazy frames). Nothing but the requested frame is loaded. 8-bit data is scaled by 1/255;
-16-bit, other integer and float data use percentile normalisation with one range per channel
+16-bit, other integer and float data (float data within [0, 1] too) use percentile normalisation with one range per channel
 for the whole stack (estimated from a few evenly spaced frames), so intensity is comparable over
 time. Grey becomes three equal channels; multi-channel data picks up to three channels.
 """
@@ -126,10 +126,9 @@ class FrameSource:
             idx = np.unique(np.linspace(0, self.n_frames - 1, min(_SAMPLE_FRAMES, self.n_frames)).astype(int))
             sample = [known[1] if known is not None and int(i) == known[0] % self.n_frames else self.raw(int(i))
                       for i in idx]
+            # float data too, even within [0, 1]: 12-bit camera data through skimage's img_as_float
+            # fill [0, 0.0625], which the networks read as black frames if taken as they are
             lo, hi = percentile_range(sample, PERCENTILES)
-            if np.issubdtype(self.dtype, np.floating) and lo.min() >= 0 and hi.max() <= 1 and \
-                    max(float(f[np.isfinite(f)].max(initial=-np.inf)) for f in sample) <= 1:  # already [0, 1]
-                lo, hi = np.zeros_like(lo), np.ones_like(hi)
             # a flat range (a constant stack) widens to lo + 1, in float32, where the frames are
             # normalised: from 2**24 on lo + 1 rounds back to lo, and the next float up is taken
             # (0 / 0 gave NaN frames: empty labels, or flow's error naming nothing)
