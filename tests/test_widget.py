@@ -242,6 +242,33 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
     assert meta["checkpoint"] == random_frtm_checkpoint and len(meta["checkpoint_sha256"]) == 64
 
 
+def test_a_typed_annotated_frame_stays_through_a_method_change_and_layer_events(make_napari_viewer, qtbot):
+    """A (Y, X) mask of frame 3 with 3 typed in the widget: looking at another method, adding or
+    renaming a layer keeps the 3 (it went back to the slider's frame and the mask annotated frame
+    0); a new image, or the slider, moves it."""
+    viewer, widget, truth = _setup(make_napari_viewer)
+    viewer.add_labels(truth[3].astype(np.int32), name="mask of frame 3", scale=SCALE[1:], translate=TRANSLATE[1:])
+    widget.labels_combo.setCurrentText("mask of frame 3")
+    viewer.dims.set_current_step(0, 0)
+    widget.frame_spin.setValue(3)
+    widget.select_method("rgmp")
+    widget.select_method("flow")
+    viewer.add_points(name="notes")
+    viewer.layers["notes"].name = "my notes"
+    assert widget.frame_spin.value() == 3
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    out = viewer.layers["mask of frame 3 propagated (flow)"]
+    assert out.metadata["napari_vos"]["start_frame"] == 3
+    assert iou(out.data[3] == 1, truth[3] == 1) == 1.0
+    viewer.dims.set_current_step(0, 1)
+    assert widget.frame_spin.value() == 1  # the slider moves it
+    widget.frame_spin.setValue(4)
+    viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="other")
+    widget.image_combo.setCurrentText("other")
+    assert widget.frame_spin.value() == 1  # a new image starts from the frame in view
+
+
 def test_annotated_frame_follows_the_slider_and_every_painted_frame_counts(make_napari_viewer, qtbot):
     viewer, widget, truth = _setup(make_napari_viewer)
     painted = viewer.layers["painted"]

@@ -142,6 +142,9 @@ class PropagateWidget(QWidget):
         self._ticked: list[Any] = []  # the ticked channel layers, likewise
         self._refreshing = False
         self._showing_mismatch = False  # the status line holds a layer-mismatch message
+        # the image the annotated frame was last set for: only a new image (or the slider) moves it,
+        # not a method change or a layer event, so a frame the user typed stays
+        self._frame_image: Any = None
         self._closed_mid_run = False  # the dock closed while a run went on (_stop_on_close)
         # what was typed in the checkpoint and options fields, per method (a method change swaps them)
         self._typed: dict[str, tuple[str, str]] = {}
@@ -168,7 +171,8 @@ class PropagateWidget(QWidget):
         self.channels_label = QLabel("add channels")
         self.labels_combo = QComboBox()
         self.frame_spin = QSpinBox()
-        self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider)")
+        self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider; a typed frame stays "
+                                   "until the slider moves or another image is picked)")
         self.all_painted = QCheckBox("use every painted frame")
         self.all_painted.setChecked(True)
         self.all_painted.setToolTip("Ticked: every frame of the labels layer that holds paint is an annotation. "
@@ -323,6 +327,8 @@ class PropagateWidget(QWidget):
             if pick is not None and pick != NO_LABELS and pick not in self.viewer.layers:
                 self._picks[kind] = None
         self._ticked = [lyr for lyr in self._ticked if lyr in self.viewer.layers]
+        if self._frame_image is not None and self._frame_image not in self.viewer.layers:
+            self._frame_image = None
         picked_image = self._picks["image"]
         image_name = picked_image.name if picked_image is not None else self.image_combo.currentText()
         self._refreshing = True
@@ -378,7 +384,8 @@ class PropagateWidget(QWidget):
         image = self._layer(self.image_combo, Image)
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
-            self._follow_slider()
+            if image != self._frame_image:  # != : napari's layer proxies compare equal to their layer
+                self._follow_slider()
         self._refresh_channels(image)
         self._show_mismatch()
 
@@ -473,6 +480,7 @@ class PropagateWidget(QWidget):
         image = self._layer(self.image_combo, Image)
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setValue(current_frame(self.viewer, image))
+            self._frame_image = image
 
     def _method_index_changed(self, *_: Any) -> None:
         self._method_changed(self.method)
