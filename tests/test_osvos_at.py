@@ -320,13 +320,14 @@ def test_a_correction_fine_tunes_alike_whether_the_start_came_from_the_cache(tmp
     import napari_vos
     from napari_vos import weights
     from napari_vos.methods import osvos_at
+    from napari_vos.methods.finetune_cache import cache_size
     from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
 
     torch.manual_seed(0)
     path = tmp_path / "osvos_at-random.safetensors"
     weights.save_checkpoint(path, *OSVOSATRecipe().export_tensors(OSVOSATNetwork(CONFIGS["light"])))
     frames, truth = _square()
-    osvos_at._FINETUNE_CACHE.clear()
+    osvos_at.clear_finetune_cache()
     runs = []
     for _ in range(2):  # the first run fills the cache, the second starts from it
         session = napari_vos.Session(frames, method="osvos_at", device="cpu", checkpoint=str(path),
@@ -334,7 +335,7 @@ def test_a_correction_fine_tunes_alike_whether_the_start_came_from_the_cache(tmp
         session.annotate(0, truth[0])
         session.annotate(2, truth[2])
         runs.append(session.run("forward").labels.copy())
-    assert len(osvos_at._FINETUNE_CACHE) == 1
+    assert cache_size() == 1
     np.testing.assert_array_equal(runs[0], runs[1])
     osvos_at.clear_finetune_cache()
-    assert not osvos_at._FINETUNE_CACHE
+    assert cache_size() == 0

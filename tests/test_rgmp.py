@@ -257,6 +257,36 @@ def test_online_finetuning_reports_each_step_and_stops_when_cancelled():
     assert len(m.finetune(img, objects)) == 2 and calls == [1, 2]
 
 
+def test_a_both_way_run_fine_tunes_once_and_the_backward_pass_gets_the_same_weights(tiny_checkpoint):
+    """From a middle frame, the backward pass takes the forward pass's tuned weights (it fine-tuned
+    again, on the same frame with the same seed: twice the wait for the same labels); a cancelled
+    fine-tuning is not kept."""
+    import threading
+
+    from napari_vos import propagate
+    from napari_vos.methods.finetune_cache import cache_size, clear_finetune_cache
+
+    frames, truth = _video(5, size=(64, 96))
+    options = dict(method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", frame=2, direction="both",
+                   online_finetune=True, online_steps=3, online_size=(64, 64), precision="fp32")
+    labels = {}
+    for reuse in (False, True):
+        clear_finetune_cache()
+        steps: list[int] = []
+        labels[reuse] = propagate(frames, truth[2], reuse_finetune=reuse,
+                                  on_finetune=lambda s, n, loss: steps.append(s), **options).labels
+        assert steps == ([1, 2, 3] if reuse else [1, 2, 3, 1, 2, 3])
+    np.testing.assert_array_equal(labels[True], labels[False])
+    assert cache_size() == 1
+    clear_finetune_cache()
+    stop = threading.Event()  # the widget's Cancel while the method fine-tunes
+    method = RGMP.build("cpu", str(tiny_checkpoint), online_finetune=True, online_steps=3, online_size=(64, 64),
+                        scales=(1.0,), cancel_event=stop, on_finetune=lambda s, n, loss: stop.set())
+    img = torch.from_numpy(frames[2]).permute(2, 0, 1).float() / 255
+    method.start(img, torch.from_numpy(truth[2:3]).float())
+    assert cache_size() == 0
+
+
 def test_recipe_both_stages_train_export_and_load(tmp_path):
     from napari_vos.methods import registry
     from napari_vos.training.loop import TrainSettings, train

@@ -15,7 +15,6 @@ cache (keyed by checkpoint, frame, masks and settings) so the second pass does n
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import replace
@@ -26,20 +25,13 @@ import torch
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods import registry
 from napari_vos.methods.checkpoint import build_method, stored_config
+# clear_finetune_cache: re-exported, as the method page names it here
+from napari_vos.methods.finetune_cache import cached_state, clear_finetune_cache, finetune_key, keep_state  # noqa: F401
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
 from napari_vos.nn.memory_format import place_network, prefer_channels_last
 from napari_vos.nn.padding import crop_to, pad_to_multiple
-
-
-# (key, tuned state on the CPU) of the last finished fine-tuning: lets the backward pass reuse it.
-_FINETUNE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
-
-
-def clear_finetune_cache() -> None:
-    """Free the kept fine-tuned weights (one network's worth, ~43 MB for the light configuration)."""
-    _FINETUNE_CACHE.clear()
 
 
 class OSVOSAT(MethodBase):
@@ -90,16 +82,10 @@ class OSVOSAT(MethodBase):
 
     # -- fine-tuning and the teacher stream ----------------------------------------------
     def _cache_key(self, image: torch.Tensor, objects: torch.Tensor) -> str | None:
-        if not self.reuse_finetune or self.checkpoint_sha256 is None:
+        if not self.reuse_finetune:
             return None
-        h = hashlib.sha256()
-        h.update(self.checkpoint_sha256.encode())
-        h.update(json.dumps(self.network.config.to_dict(), sort_keys=True).encode())
-        h.update(repr(self.finetune_settings).encode())
-        for t in (image, objects):
-            h.update(str(tuple(t.shape)).encode())
-            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        settings = json.dumps(self.network.config.to_dict(), sort_keys=True) + repr(self.finetune_settings)
+        return finetune_key(self.name, self.checkpoint_sha256, settings, (image, objects))
 
     def _finetune(self, iterations: int) -> FinetuneReport:
         # the seed follows the annotated frames seen (0 at start, 1 at the first correction, ...), not the
@@ -127,15 +113,14 @@ class OSVOSAT(MethodBase):
             image_c, objects_c = image.detach().clone(), objects.detach().clone()
         self.annotated = [(image_c, objects_c)]
         key = self._cache_key(image_c, objects_c)
-        cached = _FINETUNE_CACHE.get(key) if key is not None else None  # one read: another thread may clear it
+        cached = cached_state(key)
         if cached is not None:
             with torch.inference_mode(False), torch.no_grad():
                 self.network.load_state_dict(cached)
         else:
             report = self._finetune(self.finetune_settings.iterations)
-            if key is not None and not report.cancelled:
-                _FINETUNE_CACHE.clear()
-                _FINETUNE_CACHE[key] = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+            if not report.cancelled:
+                keep_state(key, self.network)
         self._teacher(image_c)
 
     @torch.no_grad()

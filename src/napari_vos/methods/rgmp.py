@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from napari_vos.data.frames import median_equivalent_diameter
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.finetune_cache import cached_state, finetune_key, keep_state
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
@@ -88,7 +89,7 @@ class RGMP(MethodBase):
                  online_lr: float = 1e-4, online_size: Sequence[int] = (256, 256),
                  on_finetune: Callable[[int, int, float], None] | None = None,
                  cancel_event: threading.Event | None = None, window: str = "auto", window_margin: int = 32,
-                 **options: Any) -> None:
+                 reuse_finetune: bool = True, **options: Any) -> None:
         super().__init__(device, **options)
         self.scales = tuple(float(s) for s in (scales if scales is not None else network.config.scales))
         if not self.scales or any(s <= 0 for s in self.scales):
@@ -101,6 +102,7 @@ class RGMP(MethodBase):
         self.seed = seed
         self.on_finetune = on_finetune
         self.cancel_event = cancel_event
+        self.reuse_finetune = reuse_finetune  # the backward pass takes the forward pass's tuned weights
         # fine-tuning changes the weights: work on a copy so other videos keep the trained network
         self.network = place_network(copy.deepcopy(network) if self.online_finetune else network, self.device)
         if window not in ("auto", "full", "objects"):
@@ -130,7 +132,7 @@ class RGMP(MethodBase):
             self.scales = self.scales_for(objects)
             self._pick_scales = False
         if self.online_finetune and self.online_steps > 0:
-            self.finetune(image, objects)
+            self._finetune_once(image, objects)
         k = objects.shape[0]
         if self.window == "auto":  # fixed at the first start, like the scales
             trained_on_windows = getattr(self.network, "trained_stage", None) == "windows"
@@ -248,6 +250,23 @@ class RGMP(MethodBase):
             self.online_finetune = finetune
 
     # -- add-on: online fine-tuning (section 4.3) ----------------------------------------------
+    def _finetune_once(self, image: torch.Tensor, objects: torch.Tensor) -> None:
+        """Fine-tune, or take the tuned weights a pass of this run (or an earlier run) already made
+        from the same frame, masks, checkpoint and settings (methods.finetune_cache)."""
+        key = None
+        if self.reuse_finetune:
+            settings = repr((self.network.config, self.online_steps, self.online_lr, self.online_size, self.seed,
+                             str(self.device)))
+            key = finetune_key(self.name, getattr(self, "checkpoint_sha256", None), settings, (image, objects))
+        cached = cached_state(key)
+        if cached is not None:
+            with torch.inference_mode(False):
+                self.network.load_state_dict(cached)
+            return
+        losses = self.finetune(image, objects)
+        if len(losses) == self.online_steps:  # not cancelled (nor short of pairs)
+            keep_state(key, self.network)
+
     def finetune(self, image: torch.Tensor, objects: torch.Tensor) -> list[float]:
         """Fine-tune the network on strategy-1 pairs made from the annotated frame; returns the losses.
 
