@@ -80,6 +80,20 @@ class OSVOSAT(MethodBase):
         self.checkpoint_name: str | None = None
         self.checkpoint_sha256: str | None = None
 
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The fine-tuning values a type cannot judge, checked when a Session is made (the types:
+        option_types): FinetuneSettings' own checks, with the configuration's values for the rest."""
+        crop = options.get("finetune_crop", "default")
+        if isinstance(crop, str) and crop != "default":
+            raise ValueError(f"finetune_crop takes a side in pixels (at least 32), None for whole frames, or "
+                             f"'default' for the configuration's; got {crop!r}")
+        given = {"iterations": options.get("finetune_iterations"), "lr": options.get("finetune_lr"),
+                 "crop": crop, "frozen_stages": options.get("finetune_frozen_stages"),
+                 "optimizer": options.get("finetune_optimizer")}
+        # crop None (whole frames) is a value here, the others' None is "the configuration's"
+        FinetuneSettings(**{k: v for k, v in given.items() if (v is not None or k == "crop") and v != "default"})
+
     # -- fine-tuning and the teacher stream ----------------------------------------------
     def _cache_key(self, image: torch.Tensor, objects: torch.Tensor) -> str | None:
         if not self.reuse_finetune:

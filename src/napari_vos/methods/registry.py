@@ -162,9 +162,12 @@ def option_names(name: str) -> set[str]:
 def check_options(name: str, options: dict[str, Any], also: Sequence[str] = ()) -> None:
     """ValueError naming any option method ``name`` does not take (a typo would otherwise be ignored),
     with the closest valid name; ``also``: the caller's own keywords (a Session's max_side, ...),
-    which a typo may have meant. Then the method's own check of the values, if it has one
-    (``check_option_values``), so a bad value fails here and not at the first frame."""
+    which a typo may have meant. Then each value against its keyword's type (methods.option_types)
+    and the method's own check of the values, if it has one (``check_option_values``), so a bad
+    value fails here and not at the first frame."""
     import difflib
+
+    from napari_vos.methods.option_types import check_option_types
 
     valid = option_names(name)
     unknown = sorted(set(options) - valid)
@@ -174,6 +177,7 @@ def check_options(name: str, options: dict[str, Any], also: Sequence[str] = ()) 
                    for u in unknown]
         ours = f"; the session's own: {', '.join(also)}" if also else ""
         raise ValueError(f"unknown option(s) {', '.join(guesses)}; {name} takes {', '.join(sorted(valid))}{ours}")
+    check_option_types(method_class(name), options)  # a word for an on/off option, a number for a list
     check_values = getattr(method_class(name), "check_option_values", None)
     if check_values is not None:
         check_values(options)

@@ -86,14 +86,14 @@ class RGMP(MethodBase):
 
     def __init__(self, network: RGMPNetwork, device: torch.device | str = "cpu", seed: int = 0,
                  scales: Sequence[float] | None = None, online_finetune: bool = False, online_steps: int = 100,
-                 online_lr: float = 1e-4, online_size: Sequence[int] = (256, 256),
+                 online_lr: float = 1e-4, online_size: tuple[int, int] = (256, 256),
                  on_finetune: Callable[[int, int, float], None] | None = None,
                  cancel_event: threading.Event | None = None, window: str = "auto", window_margin: int = 32,
                  reuse_finetune: bool = True, **options: Any) -> None:
         super().__init__(device, **options)
+        self.check_option_values({"scales": scales, "online_lr": online_lr, "online_size": online_size,
+                                  "window": window, "window_margin": window_margin})
         self.scales = tuple(float(s) for s in (scales if scales is not None else network.config.scales))
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"scales must be positive numbers, got {scales!r}")
         self._pick_scales = scales is None  # the configured scales, thinned for small objects at the first start
         self.online_finetune = bool(online_finetune)
         self.online_steps = int(online_steps)
@@ -105,10 +105,6 @@ class RGMP(MethodBase):
         self.reuse_finetune = reuse_finetune  # the backward pass takes the forward pass's tuned weights
         # fine-tuning changes the weights: work on a copy so other videos keep the trained network
         self.network = place_network(copy.deepcopy(network) if self.online_finetune else network, self.device)
-        if window not in ("auto", "full", "objects"):
-            raise ValueError(f"window must be 'auto', 'full' or 'objects', got {window!r}")
-        if int(window_margin) < 0:
-            raise ValueError(f"window_margin must be >= 0 pixels, got {window_margin}")
         self.window = window
         self.window_margin = int(window_margin)
         # the objects in batches: (window side, or None for the whole frame; object indices)
@@ -117,6 +113,22 @@ class RGMP(MethodBase):
         self._centres: list[tuple[int, int] | None] = []  # each object's window centre (working pixels)
         self._guidance: torch.Tensor | None = None
         self._probs_buffer: torch.Tensor | None = None  # step's (K, H, W) output, reused frame after frame
+
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The values a type cannot judge, checked when a Session is made (the types: option_types)."""
+        scales = options.get("scales")
+        if scales is not None and (len(scales) == 0 or any(float(s) <= 0 for s in scales)):
+            raise ValueError(f"scales must be positive numbers, such as [0.5, 0.75, 1.0]; got {scales!r}")
+        if "online_lr" in options and not float(options["online_lr"]) > 0:
+            raise ValueError(f"online_lr must be > 0, got {options['online_lr']!r}")
+        size = options.get("online_size")
+        if size is not None and (len(size) != 2 or any(int(v) < 32 for v in size)):
+            raise ValueError(f"online_size is the fine-tuning crop's (height, width), each at least 32 pixels; got {size!r}")
+        if options.get("window", "auto") not in ("auto", "full", "objects"):
+            raise ValueError(f"window must be 'auto', 'full' or 'objects', got {options['window']!r}")
+        if int(options.get("window_margin", 0)) < 0:
+            raise ValueError(f"window_margin must be >= 0 pixels, got {options['window_margin']}")
 
     # -- protocol ------------------------------------------------------------------------
     @torch.no_grad()
