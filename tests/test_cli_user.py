@@ -183,6 +183,10 @@ def test_nothing_to_propagate_is_an_error(inputs, capsys):
     err = capsys.readouterr().err
     assert "nothing to propagate: backward from frame 0 of a 6-frame stack" in err and "--direction both" in err
     assert not out.exists() and not partial_path(out).exists()
+    tifffile.imwrite(folder / "one.tif", tifffile.imread(folder / "video.tif")[:1])
+    assert _flow(str(folder / "one.tif"), args[1], "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "the video has a single frame" in err and "--direction" not in err and not out.exists()
 
 
 def test_a_palette_png_keeps_id_255_and_a_singleton_axis_tiff_is_one_frame(inputs, square_video, capsys):

@@ -146,6 +146,11 @@ def test_wrong_names_and_kinds_are_clear_errors(viewer):
         propagate_layers(viewer, viewer.layers["video"].data, "painted", method="flow")
     with pytest.raises(ValueError, match="the labels is a ndarray, not a layer"):
         propagate_layers(viewer, "video", viewer.layers["painted"].data, method="flow")
+    # Session keywords the layers set themselves: named, not "got multiple values for keyword argument"
+    for key, value in (("rgb", False), ("keep_maps", True), ("out", np.zeros((6, 64, 64), np.uint8)),
+                       ("maps_out", lambda name, shape: np.zeros(shape, np.float32))):
+        with pytest.raises(ValueError, match=f"^{key} is not taken here: "):
+            propagate_layers(viewer, "video", "painted", method="flow", maps=True, **{key: value})
     assert len(viewer.layers) == n_layers
 
 

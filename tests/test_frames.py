@@ -250,3 +250,12 @@ def test_rgba_drops_alpha_and_a_channel_order_is_kept_even_when_it_names_every_c
     swapped = FrameSource(rgb, channels=[2, 1, 0])
     np.testing.assert_allclose(swapped[0], rgb[0, ..., ::-1] / 255.0, rtol=1e-6)
     np.testing.assert_allclose(swapped.tensor(0).permute(1, 2, 0).numpy(), rgb[0, ..., ::-1] / 255.0, rtol=1e-6)
+
+
+def test_rgb_false_on_a_three_channel_stack_says_what_to_pass_instead():
+    """It used to say it expects "C <= 4 channels" of a stack with 3."""
+    video = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"rgb=False: the last axis of the stack \(4, 8, 8, 3\) \(size 3\) is not read "
+                                         r"as colour.*pass channels=\[0, 1, 2\]"):
+        FrameSource(video, rgb=False)
+    assert FrameSource(video, rgb=False, channels=[0, 1, 2])[0].shape == (8, 8, 3)

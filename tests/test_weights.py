@@ -159,6 +159,9 @@ def test_a_registered_name_is_found_whatever_its_case_and_a_wrong_method_says_wh
     with pytest.raises(weights.CheckpointError, match="is for method 'rgmp', not 'frtm': choose method 'rgmp' for "
                                                       "it, or leave the checkpoint empty for frtm's shipped one"):
         registry.create("frtm", checkpoint="rgmp-resnet18-cells")
+    with pytest.raises(weights.CheckpointError, match="or train one for s2s .`napari-vos train s2s`. and give its "
+                                                      "file: s2s ships none"):
+        registry.create("s2s", checkpoint="rgmp-resnet18-cells")
 
 
 def test_a_method_without_a_registered_checkpoint_says_where_each_front_end_takes_a_file(temp_registry):

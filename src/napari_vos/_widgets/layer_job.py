@@ -299,6 +299,16 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     return annotations, start, note
 
 
+#: Session keywords the job sets itself, and why a caller's would not be used
+SET_BY_THE_JOB = {
+    "out": "the labels go into the new output layer",
+    "rgb": "the image layer's own rgb flag says whether its last axis is colour (give channel_layers "
+           "to read separate layers as channels)",
+    "keep_maps": "with maps=True the map layers hold the maps",
+    "maps_out": "with maps=True the map layers hold the maps",
+}
+
+
 class LayerJob:
     """Propagate ``labels`` through ``image`` into a new Labels layer of ``viewer`` (see module doc)."""
 
@@ -310,6 +320,8 @@ class LayerJob:
         guard_triton()
         from napari_vos.methods import registry
 
+        for key in session_options.keys() & SET_BY_THE_JOB.keys():  # before any layer is made
+            raise ValueError(f"{key} is not taken here: {SET_BY_THE_JOB[key]}")
         self.started = datetime.now().astimezone().isoformat(timespec="seconds")  # tells same-named runs apart
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

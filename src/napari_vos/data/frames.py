@@ -55,7 +55,11 @@ class FrameSource:
             raise ValueError(describe_axes_error(shape))
         if len(shape) == 4:
             n_ch = shape[-1]
-            if channels is None and (n_ch > 4 or rgb is False):
+            if channels is None and rgb is False and n_ch <= 4:
+                raise ValueError(f"rgb=False: the last axis of the stack {shape} (size {n_ch}) is not read as colour, "
+                                 f"so the stack has one axis more than (T, Y, X); pass channels="
+                                 f"{list(range(min(n_ch, 3)))} to read that axis as channels, or leave rgb unset")
+            if channels is None and n_ch > 4:
                 raise ValueError(describe_axes_error(shape))
         else:
             n_ch = 1

@@ -43,8 +43,10 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
     state, meta, ckpt_name, sha = weights.load_checkpoint(checkpoint or weights.default_checkpoint(method).name)
     if (meta.get("method", method) if accept_unnamed else meta.get("method")) != method:
         owner = meta.get("method")
+        instead = (f"leave the checkpoint empty for {method}'s shipped one" if weights.list_checkpoints(method)
+                   else f"train one for {method} (`napari-vos train {method}`) and give its file: {method} ships none")
         remedy = (f"choose method {owner!r} for it" if owner else "it names no method in its metadata, so it is "
-                  "no napari-vos export") + f", or leave the checkpoint empty for {method}'s shipped one"
+                  "no napari-vos export") + f", or {instead}"
         raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {owner!r}, not '{method}': {remedy}")
     net = network(meta)
     load_fitting(net, state, f"checkpoint {ckpt_name} does not fit the {title} network")
