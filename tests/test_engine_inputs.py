@@ -142,3 +142,24 @@ def test_objects_annotated_mid_run_that_the_start_frame_lacks_are_warned_of():
                                                 "start frame 0"):
         list(steps)
     assert s.notes and (s.labels[3] == 7).any()
+
+
+def test_a_dark_8_bit_video_is_noted_with_what_to_give_instead():
+    """8-bit data are read as 0-255: a faint channel using 0-40 reaches the method dark, which the
+    run says (the widget's status line shows `notes`); a float copy is stretched and not noted."""
+    import warnings
+
+    from conftest import moving_square_video
+    from napari_vos.session import DarkVideo
+
+    frames, truth = moving_square_video(n_frames=3)
+    dark = (frames.astype(np.float32) * 40 / 255).astype(np.uint8)
+    session = Session(dark, method="flow", device="cpu")
+    session.annotate(0, truth[0])
+    with pytest.warns(DarkVideo, match=r"the 8-bit video uses only 0-\d+ of 0-255 .*video.astype\('float32'\)"):
+        session.run("forward")
+    assert any("8-bit video uses only" in note for note in session.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DarkVideo)
+        for video in (frames, dark.astype(np.float32)):
+            propagate(video, truth[0], method="flow", device="cpu", direction="forward")

@@ -219,6 +219,10 @@ class ObjectsUnderAPixel(UserWarning):
     one pixel over its centre (`object_masks`), which a method may well lose."""
 
 
+class DarkVideo(UserWarning):
+    """An 8-bit video that uses only the bottom of 0-255: read as 0-255, it reaches the method dark."""
+
+
 class ObjectsNotFollowed(UserWarning):
     """Objects of an annotation added while a run went on that its start frame did not hold."""
 
@@ -613,6 +617,11 @@ class Session:
         self._seconds = self._start_seconds = 0.0
         self._frames_done = 0
         self.notes = []
+        top = self.source.dark_8bit_top()
+        if top is not None:
+            self._note(f"the 8-bit video uses only 0-{top} of 0-255 (its 99.8th percentile): 8-bit data are read as "
+                       "0-255, so the method sees dark frames; give the stack as float (video.astype('float32')), "
+                       "which is stretched by its percentiles", DarkVideo)
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
         if self._planned == 1 and self.annotations:
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "

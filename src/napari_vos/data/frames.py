@@ -17,6 +17,8 @@ from napari_vos.data.intensity import percentile_range
 
 PERCENTILES = (1.0, 99.8)
 _SAMPLE_FRAMES = 8
+#: an 8-bit stack whose brightest channel's upper percentile is below this reads as dark frames
+DARK_8BIT_TOP = 64
 
 
 def describe_axes_error(shape: tuple[int, ...]) -> str:
@@ -141,6 +143,15 @@ class FrameSource:
             hi = np.where(hi > lo, hi, np.nextafter(lo, np.float32(np.inf)))
             self._range = (lo, hi)
         return self._range
+
+    def dark_8bit_top(self) -> int | None:
+        """For an 8-bit stack that uses only the bottom quarter of 0-255 (its brightest channel's
+        99.8th percentile below 64: a faint fluorescence channel), that percentile; else None. 8-bit
+        data are read as 0-255, so such a stack reaches the networks as dark frames."""
+        if self.dtype != np.uint8:
+            return None
+        top = float(self._intensity_range()[1].max())
+        return int(top) if top < DARK_8BIT_TOP else None
 
     def normalise(self, frame: np.ndarray, index: int = -1) -> np.ndarray:
         """Stored frame -> float32 (Y, X, 3) in [0, 1]."""
