@@ -244,8 +244,8 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
 
 def test_a_typed_annotated_frame_stays_through_a_method_change_and_layer_events(make_napari_viewer, qtbot):
     """A (Y, X) mask of frame 3 with 3 typed in the widget: looking at another method, adding or
-    renaming a layer keeps the 3 (it went back to the slider's frame and the mask annotated frame
-    0); a new image, or the slider, moves it."""
+    renaming a layer, the end of a run keep the 3 (it went back to the slider's frame and the mask
+    annotated frame 0); a new image, or the slider, moves it."""
     viewer, widget, truth = _setup(make_napari_viewer)
     viewer.add_labels(truth[3].astype(np.int32), name="mask of frame 3", scale=SCALE[1:], translate=TRANSLATE[1:])
     widget.labels_combo.setCurrentText("mask of frame 3")
@@ -261,6 +261,9 @@ def test_a_typed_annotated_frame_stays_through_a_method_change_and_layer_events(
     out = viewer.layers["mask of frame 3 propagated (flow)"]
     assert out.metadata["napari_vos"]["start_frame"] == 3
     assert iou(out.data[3] == 1, truth[3] == 1) == 1.0
+    assert widget.frame_spin.value() == 3  # the run's end leaves it too (the next run starts there again)
+    viewer.add_image(np.zeros((6, 128, 128), np.uint8), name="finer", scale=(1, 0.25, 0.25))  # new Y/X steps
+    assert widget.frame_spin.value() == 3
     viewer.dims.set_current_step(0, 1)
     assert widget.frame_spin.value() == 1  # the slider moves it
     widget.frame_spin.setValue(4)

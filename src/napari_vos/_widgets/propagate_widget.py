@@ -142,9 +142,11 @@ class PropagateWidget(QWidget):
         self._ticked: list[Any] = []  # the ticked channel layers, likewise
         self._refreshing = False
         self._showing_mismatch = False  # the status line holds a layer-mismatch message
-        # the image the annotated frame was last set for: only a new image (or the slider) moves it,
-        # not a method change or a layer event, so a frame the user typed stays
+        # the image and its frame under the time slider when the annotated frame last followed them:
+        # only a new image or another frame under the slider moves it (not a method change, a layer
+        # event, another axis's slider or the end of a run), so a frame the user typed stays
         self._frame_image: Any = None
+        self._slider_frame: int | None = None
         self._closed_mid_run = False  # the dock closed while a run went on (_stop_on_close)
         # what was typed in the checkpoint and options fields, per method (a method change swaps them)
         self._typed: dict[str, tuple[str, str]] = {}
@@ -384,8 +386,7 @@ class PropagateWidget(QWidget):
         image = self._layer(self.image_combo, Image)
         if image is not None and image.data.ndim >= 3:
             self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
-            if image != self._frame_image:  # != : napari's layer proxies compare equal to their layer
-                self._follow_slider()
+            self._follow_slider()
         self._refresh_channels(image)
         self._show_mismatch()
 
@@ -478,9 +479,13 @@ class PropagateWidget(QWidget):
         if self.worker is not None:  # locked with the other choices: it shows the frame the run started from
             return
         image = self._layer(self.image_combo, Image)
-        if image is not None and image.data.ndim >= 3:
-            self.frame_spin.setValue(current_frame(self.viewer, image))
-            self._frame_image = image
+        if image is None or image.data.ndim < 3:
+            return
+        frame = current_frame(self.viewer, image)
+        # != : docked through the manifest, the widget sees napari's layer proxies, equal to their layer
+        if image != self._frame_image or frame != self._slider_frame:
+            self.frame_spin.setValue(frame)
+            self._frame_image, self._slider_frame = image, frame
 
     def _method_index_changed(self, *_: Any) -> None:
         self._method_changed(self.method)
@@ -699,7 +704,7 @@ class PropagateWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.inputs.setEnabled(True)  # each control back to its own state (e.g. labels locked for cosnet)
         self.advice_button.setEnabled(True)
-        self._follow_slider()  # back to the frame in view, as before the run
+        self._follow_slider()  # to the frame in view if the slider moved during the run
         if job is None:
             return
         if not job.output_removed:
