@@ -97,6 +97,21 @@ def test_non_square_pixels_and_a_time_unit_survive_the_round_trip(tmp_path, top_
         assert (got.frame_interval, got.time_unit) == (2.0, "min")
 
 
+def test_a_pixel_size_without_a_unit_survives_the_round_trip(tmp_path):
+    """A napari layer scaled (1, 0.5, 0.25) with napari's default units ("pixel") is saved with that
+    resolution and ImageJ's unit "pixel"; it reopened at scale 1, off its image."""
+    from napari_vos.data.calibration import scale_from_calibration
+
+    cal = calibration_from_scale((1.0, 0.5, 0.25), ("pixel", "pixel", "pixel"))
+    path = write_tiff_labels(tmp_path / "l.tif", np.ones((3, 16, 20), np.uint8), calibration=cal)
+    got = read_tiff_calibration(path)
+    assert got.pixel_size == pytest.approx((0.5, 0.25), rel=1e-4) and got.unit is None
+    assert scale_from_calibration(got, 3)[0][1:] == pytest.approx([0.5, 0.25], rel=1e-4)
+    plain = tmp_path / "plain.tif"  # ImageJ with no unit at all: its resolution says nothing
+    tifffile.imwrite(plain, _stack(), imagej=True, resolution=(4.0, 2.0), metadata={"axes": "TYX"})
+    assert read_tiff_calibration(plain).pixel_size is None
+
+
 def test_a_baseline_tiff_gets_no_imagej_metadata_and_ids_past_65535_are_uint32(tmp_path):
     # pins: the frame interval goes to ImageJ files only; 65535 is the last id written as uint16
     kw = tiff_calibration_kwargs(Calibration((0.5, 0.25), "µm", 3.0, "s"), imagej=False)

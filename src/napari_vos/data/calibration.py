@@ -139,7 +139,10 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
         if tif.is_imagej:
             meta = tif.imagej_metadata or {}
             unit = _unit(meta.get("unit"))
-            pixel_size = _pixel_size_from_tags(page) if unit else None
+            # ImageJ's unit "pixel" with a resolution is a pixel size in no named unit (a napari layer
+            # scaled without units, as the napari-vos writer saves it); no unit at all: no pixel size
+            named = unit is not None or str(meta.get("unit", "")).strip().lower() in ("pixel", "pixels")
+            pixel_size = _pixel_size_from_tags(page) if named else None
             interval = _positive(meta.get("finterval"))
             return Calibration(pixel_size, unit if pixel_size else None, interval,
                                str(meta.get("tunit", "s")) if interval else None)
