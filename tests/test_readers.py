@@ -361,3 +361,21 @@ def test_a_labels_stack_of_the_wrong_length_leaves_no_file_open(tmp_path):
         gc.collect()
     left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert not [m for m in left_open if str(tmp_path) in m], left_open
+
+
+def test_a_four_channel_hyperstack_is_not_read_as_colour_and_alpha(tmp_path):
+    """Fiji's TCYX with 4 channels: the 4th was dropped as alpha without a word."""
+    from napari_vos.data.frames import FrameSource
+
+    video = np.random.default_rng(0).integers(0, 4000, (3, 4, 8, 8)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "h.tif", video, imagej=True, metadata={"axes": "TCYX"})
+    with open_tiff_stack(tmp_path / "h.tif") as seq:
+        with pytest.raises(ValueError, match=r"4 channels on a channel axis .* pick up to 3 with channels=\[...\] "
+                                             r"\(the command line's --channels\)"):
+            FrameSource(seq.frames)
+        picked = FrameSource(seq.frames, channels=[0, 1, 3])
+        np.testing.assert_array_equal(picked.raw(1)[..., 2], video[1, 3])
+    rgba = np.zeros((3, 8, 8, 4), np.uint8)
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    with open_tiff_stack(tmp_path / "rgba.tif") as seq:
+        assert FrameSource(seq.frames)[0].shape == (8, 8, 3)  # samples with alpha: colour, alpha dropped

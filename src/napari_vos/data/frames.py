@@ -63,6 +63,10 @@ class FrameSource:
                                  f"{list(range(min(n_ch, 3)))} to read that axis as channels, or leave rgb unset")
             if channels is None and n_ch > 4:
                 raise ValueError(describe_axes_error(shape))
+            if channels is None and n_ch == 4 and getattr(video, "channels_are_colour", None) is False:
+                raise ValueError(f"the stack {shape} has 4 channels on a channel axis (a hyperstack's C), not colour "
+                                 f"and alpha: pick up to 3 with channels=[...] (the command line's --channels), "
+                                 f"e.g. [0, 1, 3]")
         else:
             n_ch = 1
             if channels is not None and list(channels) not in ([0],):

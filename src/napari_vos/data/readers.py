@@ -330,7 +330,10 @@ def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
     except BaseException:
         close()
         raise
-    return LazyFrames(n, load, close)
+    frames = LazyFrames(n, load, close)
+    # a hyperstack's C axis holds channels, never colour + alpha (a TIFF's S axis holds samples)
+    frames.channels_are_colour = False if "C" in axes.upper() and "S" not in axes.upper() else None
+    return frames
 
 
 def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Sequence:

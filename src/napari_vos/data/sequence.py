@@ -190,6 +190,8 @@ class LazyFrames(SequenceABC):
         self._loader = loader
         self._first: np.ndarray | None = None
         self._close = close
+        # False where the last axis is known to hold channels, not colour (a TIFF hyperstack's C axis)
+        self.channels_are_colour: bool | None = None
 
     def close(self) -> None:
         """Release the file the frames are read from (a second call does nothing); reading a frame
