@@ -54,6 +54,21 @@ def test_eval_writes_summary_csv_plot_and_score_agrees(dataset, tmp_path, capsys
     assert "method" not in scored and "fps" not in scored
 
 
+def test_an_out_folder_used_again_holds_only_the_new_run(dataset, tmp_path):
+    """per_frame.csv kept the earlier run's rows (another sequence's too), and an earlier prediction
+    with more frames kept its extra PNGs."""
+    root, names = dataset
+    out = tmp_path / "ev"
+    args = ["eval", "--method", "flow", "--data", str(root), "--device", "cpu", "--out", str(out), "--save-predictions",
+            "-q", "--no-plot"]
+    assert main(args) == 0
+    (out / "predictions" / names[0] / "00099.png").write_bytes(b"stale")
+    assert main([*args, "--sequences", names[0]]) == 0
+    frames = list(csv.DictReader(open(out / "per_frame.csv")))
+    assert {r["sequence"] for r in frames} == {names[0]} and len(frames) == 2 * 4  # 2 objects x 4 scored frames
+    assert not (out / "predictions" / names[0] / "00099.png").exists()
+
+
 def test_score_hand_made_predictions(tmp_path):
     # GT: one sequence, a square moving right; prediction: shifted by 3 px on every frame
     gt_root, pred_root = tmp_path / "gt", tmp_path / "pred"

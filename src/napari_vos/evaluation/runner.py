@@ -32,9 +32,16 @@ __all__ = ["evaluate_method", "save_prediction", "resolve_annotation", "ANNOTATI
 
 
 def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
-    """DAVIS result layout `folder/<name>/00000.png` (palette), or `folder/<name>.tif` past 255 ids."""
+    """DAVIS result layout `folder/<name>/00000.png` (palette), or `folder/<name>.tif` past 255 ids.
+    An earlier run's prediction of the sequence (either form) is removed first: its extra frames, or
+    a PNG folder that `score` would read before a new TIFF, must not mix with this one."""
+    import shutil
+
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
 
+    if (folder / name).is_dir():
+        shutil.rmtree(folder / name)
+    (folder / f"{name}.tif").unlink(missing_ok=True)
     if int(labels.max(initial=0)) <= 255:
         write_png_labels(folder / name, labels)
         return folder / name

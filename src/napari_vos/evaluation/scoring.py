@@ -34,6 +34,7 @@ MANY_OBJECTS = 5  # sequences with at least this many objects also get the CTC S
 _SEQ_FIELDS = ["sequence", "objects", "frames", "evaluated_frames", "annotated_frame", "J_mean", "J_recall",
                "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean", "SEG", "fps"]
 _OBJ_FIELDS = ["sequence", "object", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean"]
+_FRAME_FIELDS = ["sequence", "object", "frame", "J", "F"]
 
 
 def _clean(x: Any) -> Any:
@@ -107,7 +108,9 @@ class Report:
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
         if self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS)):
+            # every CSV starts afresh: a reused --out held another run's rows (per_frame.csv kept them)
+            for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS),
+                                 ("per_frame.csv", _FRAME_FIELDS)):
                 with open(self.out_dir / name, "w", newline="") as f:
                     csv.DictWriter(f, fieldnames=fields).writeheader()
 
@@ -134,8 +137,6 @@ class Report:
                     w.writerow(_clean({"sequence": result.name, "object": o.id, **o.stats()}))
             with open(self.out_dir / "per_frame.csv", "a", newline="") as f:
                 w2 = csv.writer(f)
-                if f.tell() == 0:
-                    w2.writerow(["sequence", "object", "frame", "J", "F"])
                 for o in result.objects:
                     for t, j, fv in zip(o.frames, o.J, o.F):
                         w2.writerow([result.name, o.id, t, f"{j:.6f}", f"{fv:.6f}"])
