@@ -115,6 +115,23 @@ def test_an_unwritable_maps_folder_is_refused_before_anything_is_written(tiffs, 
     assert not out.exists()
 
 
+def test_a_maps_folder_whose_map_file_is_the_video_or_a_tiff_name_is_refused(tiffs, tmp_path, capsys):
+    """A video named like a map (flow_magnitude.tif) inside --maps was written over mid-run, and
+    `--maps x.tif` made a folder named x.tif."""
+    video, labels, _ = tiffs
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    inside = maps / "flow_magnitude.tif"
+    inside.write_bytes(video.read_bytes())
+    before = inside.read_bytes()
+    assert _propagate(inside, labels, tmp_path / "o.tif", "--maps", str(maps)) == 2
+    assert "--maps " + str(maps / "flow_magnitude.tif") + " is the video file" in capsys.readouterr().err
+    assert inside.read_bytes() == before and not (tmp_path / "o.tif").exists()
+    assert _propagate(video, labels, tmp_path / "o.tif", "--maps", str(tmp_path / "scores.tif")) == 2
+    assert "--maps takes a folder" in capsys.readouterr().err
+    assert not (tmp_path / "scores.tif").exists()
+
+
 def test_an_output_tiff_name_that_is_a_folder_is_refused(tiffs, tmp_path, capsys):
     video, labels, _ = tiffs
     (tmp_path / "taken.tif").mkdir()

@@ -137,15 +137,15 @@ def _check_writable(path: Path, folder: bool) -> None:
         raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
 
 
-def _check_not_an_input(output: Path, inputs: dict[str, str | None]) -> None:
-    """The labels must not be written over the video or the labels they came from: the run would
-    end by destroying its own input (the same file under another name counts too)."""
+def _check_not_an_input(output: Path, inputs: dict[str, str | None], flag: str = "-o", what: str = "labels") -> None:
+    """The labels (or a map) must not be written over the video or the labels they came from: the
+    run would destroy its own input (the same file under another name counts too)."""
     for role, given in inputs.items():
         if given is None or not output.exists() or not Path(given).exists():
             continue
         if os.path.samefile(output, given):
-            raise ValueError(f"-o {output} is the {role} file ({given}): writing the labels there would destroy it; "
-                             "give another output name")
+            raise ValueError(f"{flag} {output} is the {role} file ({given}): writing the {what} there would destroy "
+                             f"it; give another {'folder' if flag == '--maps' else 'output name'}")
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
@@ -173,7 +173,15 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     earlier_pngs = [] if to_tiff else _check_png_folder(Path(args.output))
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
+        from napari_vos.methods.registry import method_class
+
+        if Path(args.maps).suffix.lower() in (".tif", ".tiff") and not Path(args.maps).is_dir():
+            raise ValueError(f"--maps takes a folder (each map is written into it as <map name>.tif), not a file "
+                             f"name: {args.maps}")
         _check_writable(Path(args.maps), folder=True)
+        for name in method_class(args.method).map_names:  # the map files, created while the video is read
+            _check_not_an_input(Path(args.maps) / f"{name}.tif", {"video": args.video, "labels": args.labels},
+                                "--maps", f"{name} map")
     if labels is not None:
         from napari_vos.advice import method_advice
 
