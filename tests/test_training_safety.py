@@ -91,8 +91,25 @@ def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tmp_path):
     before = os.stat(run / "last.pt").st_mtime_ns
     said.clear()
     train(_Recipe(), run, TrainSettings(steps=3), resume=True, log=said.append)
-    assert "already at step 3 of --steps 3: nothing to do; raise --steps" in said[-1]
+    assert "already at step 3 of --steps 3: nothing to train; raise --steps" in said[-1]
     assert os.stat(run / "last.pt").st_mtime_ns == before
+    train(_Recipe(), run, TrainSettings(steps=3), resume=True, log=said.append,  # --resume --export F
+          on_save=lambda m, s: exported.append(s))
+    assert exported == [3, 3] and said[-1].endswith("its weights are exported as they are")
+    assert os.stat(run / "last.pt").st_mtime_ns == before
+
+
+def test_a_resume_with_another_stage_is_refused(tmp_path):
+    """RGMP's light:pretrain resumed as light:video went on silently with the pretrain rate and step
+    count, and its export said stage video."""
+    run = tmp_path / "run"
+    first, second = _Recipe(), _Recipe()
+    first.config, first.stage = "light", "pretrain"
+    second.config, second.stage = "light", "video"
+    train(first, run, TrainSettings(steps=2, save_every=2), log=QUIET)
+    with pytest.raises(ValueError, match=r"is a tiny run \(config 'light:pretrain'\), not tiny \(config "
+                                         r"'light:video'\): .*another --out from this one's export \(--init\)"):
+        train(second, run, TrainSettings(steps=4), resume=True, log=QUIET)
 
 
 def test_a_resume_drops_the_log_lines_of_steps_it_repeats_and_a_cut_off_save(tmp_path):

@@ -149,12 +149,16 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     rng = np.random.default_rng(settings.seed)
     state_path = out / "last.pt"
     config = getattr(recipe, "config", None)
+    stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=dev, weights_only=False)
-        saved = (state.get("recipe"), state.get("config", config))
-        if saved != (recipe.name, config):
-            raise ValueError(f"{state_path} is a {saved[0]} run (config {saved[1]!r}), not {recipe.name} (config "
-                             f"{config!r}): resume it with the same method and --config, or give another --out")
+        saved = (state.get("recipe"), state.get("config", config), state.get("stage", stage))
+        if saved != (recipe.name, config, stage):
+            given, was = (config if stage is None else f"{config}:{stage}",
+                          saved[1] if saved[2] is None else f"{saved[1]}:{saved[2]}")
+            raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
+                             f"{given!r}): resume it with the same method and --config, or start the next stage "
+                             f"in another --out from this one's export (--init)")
         model.load_state_dict(state["model"])
         try:
             opt.load_state_dict(state["optimizer"])
@@ -188,8 +192,10 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     log(f"learning rate {settings.lr:g}" + ("" if named_lr else " (--lr not given: "
         + ("the resumed run's own)" if resume and step else f"{recipe.name}'s default)")))
     if resume and step >= settings.steps:
-        log(f"{state_path} is already at step {step} of --steps {settings.steps}: nothing to do; raise --steps to "
-            "continue it")
+        log(f"{state_path} is already at step {step} of --steps {settings.steps}: nothing to train; raise --steps "
+            "to continue it" + ("; its weights are exported as they are" if on_save is not None else ""))
+        if on_save is not None:  # `--resume --export F`: the way to get a finished run's weights
+            on_save(model, step)
         return model
     (out / "last.pt.tmp").unlink(missing_ok=True)  # a save cut off by SIGKILL
     _cut_log(out / "log.jsonl", step)  # lines of steps after the resumed one are logged again below
@@ -202,7 +208,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         with _signals_deferred():
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "step": step, "recipe": recipe.name, "config": config,
+                        "step": step, "recipe": recipe.name, "config": config, "stage": stage,
                         "settings": _run_settings(settings, recipe), "running": dict(running)}, tmp)
             tmp.replace(state_path)
             saved["step"] = step
