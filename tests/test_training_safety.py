@@ -217,3 +217,14 @@ def test_a_resume_says_init_is_not_used(tmp_path):
     resumed.init_checkpoint = "frtm-resnet18-vos"
     train(resumed, run, TrainSettings(steps=2), resume=True, log=said.append)
     assert any(m.startswith("--init frtm-resnet18-vos is not used: the run goes on from") for m in said)
+
+
+@pytest.mark.parametrize("method, size, says", [
+    ("s2s", "100x64", "S2S training size must be a multiple of 32, got 100x64"),
+    ("rgmp", "17x13", "--size must be at least 48 pixels on each side"),
+])
+def test_a_training_size_the_network_cannot_take_is_one_line(tmp_path, capsys, method, size, says):
+    """They were a traceback (exit 1) and torch's batch-norm message."""
+    assert main(["train", method, "--steps", "1", "--size", size, "--batch-size", "1", "--synthetic-fraction", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
+    assert says in capsys.readouterr().err

@@ -425,6 +425,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.size and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", args.size):
         raise ValueError(f"--size takes WIDTHxHEIGHT in pixels, such as 384x216; got {args.size!r}")
+    if args.size and min(int(s) for s in args.size.split("x")) < 48:  # 2 x 2 cells at the networks' stride 32
+        raise ValueError(f"--size must be at least 48 pixels on each side (the networks reach stride 32, where "
+                         f"batch norm needs more than one value); got {args.size}")
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.synthetic_fraction is not None and not 0.0 <= args.synthetic_fraction <= 1.0:

@@ -91,6 +91,8 @@ class S2SRecipe(VideoMix):
             raise ValueError(f"unknown s2s configuration {self.config!r}; choose one of {', '.join(CONFIGS)}")
         if not 2 <= self.min_length <= self.max_length:
             raise ValueError(f"need 2 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        if self.size[0] % 32 or self.size[1] % 32:  # the decoder adds the encoder's stride-32 skips
+            raise ValueError(f"S2S training size must be a multiple of 32, got {self.size[1]}x{self.size[0]}")
         self.classes = CONFIGS[self.config].border_classes
         self._init_videos()
 
