@@ -287,3 +287,21 @@ def test_eval_and_score_close_a_tiff_stack_once_it_is_scored(tmp_path):
     left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert not [m for m in left_open if "clip" in m], left_open
     assert json.loads((tmp_path / "s.json").read_text())["J_mean"] > 0.5
+
+
+def test_a_summary_path_that_is_a_folder_is_refused_before_the_measurement(dataset, tmp_path, capsys, monkeypatch):
+    """eval --json DIR failed after the first sequence (leaving DIR.tmp), bench --json in a missing
+    folder after the whole benchmark, train --export DIR at its first save."""
+    from napari_vos.evaluation import runner
+
+    root, names = dataset
+    (tmp_path / "taken").mkdir()
+    monkeypatch.setattr(runner, "evaluate_method", lambda *a, **k: pytest.fail("the measurement ran"))
+    assert main(["eval", "--method", "flow", "--data", str(root), "--json", str(tmp_path / "taken"), "-q"]) == 2
+    assert "cannot write the summary to" in capsys.readouterr().err and not (tmp_path / "taken.tmp").exists()
+    assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "taken")]) == 2
+    assert "cannot write the weights to" in capsys.readouterr().err and not (tmp_path / "run" / "last.pt").exists()
+    assert main(["bench", "--method", "flow", "--size", "64x48", "--frames", "3", "--device", "cpu",
+                 "--json", str(tmp_path / "new" / "b.json")]) == 0
+    assert json.loads((tmp_path / "new" / "b.json").read_text())["method"] == "flow"

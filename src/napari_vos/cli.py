@@ -123,16 +123,17 @@ def _check_png_folder(folder: Path) -> list[Path]:
     return ours
 
 
-def _check_writable(path: Path, folder: bool) -> None:
+def _check_writable(path: Path, folder: bool, what: str = "the labels") -> None:
     """Before the run, not after it: the output's folder is made (with its parents) and must be a
-    folder, and an output file must not be a folder; a ValueError names the path otherwise."""
+    folder, and an output file must not be a folder; a ValueError names the path otherwise (and
+    ``what`` goes there: the labels, the summary, the weights)."""
     where = path if folder else path.parent
     try:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot write to {path}: {err.strerror or err} ({where} cannot be made a folder)") from None
     if not folder and path.is_dir():
-        raise ValueError(f"cannot write the labels to {path}: it is a folder")
+        raise ValueError(f"cannot write {what} to {path}: it is a folder; give a file name")
     if not os.access(where, os.W_OK):
         raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
 
@@ -378,7 +379,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     options = {**parse_option_pairs(args.option), **_zero_shot_option(args), **precision_option(args)}
     if args.json:  # before the run, not after it
-        _check_writable(Path(args.json), folder=False)
+        _check_writable(Path(args.json), folder=False, what="the summary")
     mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
@@ -460,6 +461,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
     resuming = args.resume and (out_dir / "last.pt").exists()
+    if args.export:  # before the training, not at its first save
+        _check_writable(Path(args.export), folder=False, what="the weights")
     on_save = _exporter(recipe, args.export, args, resuming) if args.export else None
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported

@@ -68,6 +68,14 @@ def _option_value(text: str) -> Any:
         return text
 
 
+def _check_summary_path(path: str | None) -> None:
+    """A --json path is checked (its folder made) before the measurement, not after it."""
+    if path:
+        from napari_vos.cli import _check_writable
+
+        _check_writable(Path(path), folder=False, what="the summary")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """`napari-vos eval`: run a method over a dataset folder and print its scores (DAVIS J&F; SEG for cell time-lapses)."""
     from napari_vos.evaluation.runner import evaluate_method
@@ -75,6 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.save_predictions and not args.out:
         raise ValueError("--save-predictions writes OUT/predictions/<seq>/*.png: give --out OUT")
+    _check_summary_path(args.json)
 
     summary = evaluate_method(
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
@@ -95,6 +104,7 @@ def run_score(args: argparse.Namespace) -> int:
     """`napari-vos score`: score saved predictions against a ground-truth folder."""
     from napari_vos.evaluation.scoring import format_table, score_dataset
 
+    _check_summary_path(args.json)
     summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences, args.split, args.gt), json_path=args.json,
                             out_dir=args.out, progress=not args.quiet)
     print(f"{args.pred} against {args.gt}")
@@ -157,6 +167,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--warmup is a number of frames, 0 or more; got {args.warmup}")
     if args.plot and not args.sweep:
         raise ValueError("--plot draws a sweep's points: give it with --sweep")
+    _check_summary_path(args.json)
 
     if args.sweep:
         extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
