@@ -132,6 +132,13 @@ def test_a_maps_folder_whose_map_file_is_the_video_or_a_tiff_name_is_refused(tif
     assert not (tmp_path / "scores.tif").exists()
 
 
+def test_a_jpeg_mask_is_refused_with_what_to_give(tiffs, tmp_path, capsys):
+    video, _, truth = tiffs
+    Image.fromarray((truth[0] > 0).astype(np.uint8) * 255).save(tmp_path / "mask.jpg", quality=90)
+    assert _propagate(video, tmp_path / "mask.jpg", tmp_path / "o.tif") == 2
+    assert "is a JPEG: its lossy compression changes pixel values" in capsys.readouterr().err
+
+
 def test_an_output_tiff_name_that_is_a_folder_is_refused(tiffs, tmp_path, capsys):
     video, labels, _ = tiffs
     (tmp_path / "taken.tif").mkdir()

@@ -86,6 +86,9 @@ def _read_labels(path: str | None) -> Any:
         raise ValueError(f"labels {path} is a folder; give one mask image (PNG) or a labels TIFF")
     if not Path(path).exists():
         raise ValueError(f"labels {path} does not exist; give a mask image (PNG) or a labels TIFF")
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # its artefacts became dozens of object ids
+        raise ValueError(f"labels {path} is a JPEG: its lossy compression changes pixel values, so they are not "
+                         "exact object ids; save the mask as PNG or TIFF")
     if Path(path).suffix.lower() in (".tif", ".tiff"):
         with tifffile.TiffFile(path) as tif:
             planes = [n for n in tif.series[0].shape if n > 1]
