@@ -190,3 +190,23 @@ def test_a_session_whose_registered_checkpoint_file_is_missing_fails_when_made(t
     weights.register(weights.CheckpointInfo(name="here", method="frtm", backbone="resnet18", file="here.safetensors",
                                             sha256=sha))
     Session(video, method="frtm", checkpoint="here")
+
+
+def test_a_folder_given_as_checkpoint_is_named_when_the_session_is_made(tmp_path):
+    import numpy as np
+
+    from napari_vos import Session
+
+    with pytest.raises(weights.CheckpointError, match="is a folder; give a .safetensors file inside it"):
+        Session(np.zeros((3, 16, 16), np.uint8), method="frtm", checkpoint=str(tmp_path))
+
+
+def test_a_pasted_checkpoint_path_loses_its_quotes_and_file_address():
+    pytest.importorskip("qtpy")
+    from napari_vos._widgets.propagate_widget import pasted_path
+
+    assert pasted_path(' "/data/my rgmp.safetensors" ') == "/data/my rgmp.safetensors"
+    assert pasted_path("'/data/x.safetensors'") == "/data/x.safetensors"
+    assert pasted_path("file:///data/my%20rgmp.safetensors") == "/data/my rgmp.safetensors"
+    assert pasted_path("file:///C:/Users/me/x.safetensors") == "C:/Users/me/x.safetensors"
+    assert pasted_path("rgmp-resnet18-cells") == "rgmp-resnet18-cells"

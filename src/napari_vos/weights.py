@@ -135,7 +135,7 @@ def check_present(name_or_path: str | None, method: str) -> None:
         registry = _read_registry()
         lowered = {n.lower(): e for n, e in registry.items()}
         info = registry.get(name_or_path)
-        if info is None and not Path(name_or_path).expanduser().exists():
+        if info is None and not Path(name_or_path).expanduser().is_file():
             info = lowered.get(name_or_path.lower())
             if info is None:
                 resolve(name_or_path)  # raises, naming the file or the registered names
@@ -156,6 +156,8 @@ def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
     if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
         name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
     if name_or_path not in registry:
+        if candidate.is_dir():
+            raise CheckpointError(f"checkpoint {candidate} is a folder; give a .safetensors file inside it")
         if candidate.suffix == ".safetensors" or candidate.exists():
             if not candidate.exists():
                 raise CheckpointError(f"checkpoint file {candidate} does not exist; check the path, or use a "

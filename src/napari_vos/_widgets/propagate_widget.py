@@ -558,7 +558,7 @@ class PropagateWidget(QWidget):
         if self.precision_combo.currentText() != "auto":
             opts["precision"] = self.precision_combo.currentText()
         if self.checkpoint_edit.isEnabled() and self.checkpoint_edit.text().strip():
-            opts["checkpoint"] = self.checkpoint_edit.text().strip()
+            opts["checkpoint"] = pasted_path(self.checkpoint_edit.text())
         return opts
 
     def start(self) -> None:
@@ -767,3 +767,21 @@ class PropagateWidget(QWidget):
         message = str(err) if said else out_of_memory_advice(err) or f"{type(err).__name__}: {err}"
         self._say(f"error: {message}" + (f"; {kept}" if kept else ""))
         show_error(f"napari-vos: {message}")
+
+
+def pasted_path(text: str) -> str:
+    """A path as pasted into a field: surrounding quotes (a shell's, Windows' "Copy as path") and a
+    file:// address (a file manager's drag and drop) taken off; anything else as typed."""
+    from urllib.parse import unquote, urlparse
+
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    if text.lower().startswith("file://"):
+        parsed = urlparse(text)
+        path = unquote(parsed.path)
+        if len(path) > 2 and path[0] == "/" and path[2] == ":":  # file:///C:/... on Windows
+            path = path[1:]
+        text = path
+    return text
+
