@@ -1,6 +1,7 @@
 """`propagate_layers` from napari's console, on napari's Qt-free ViewerModel (no display needed)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,21 @@ def test_an_earlier_one_way_output_painted_on_every_frame_a_run_reaches_is_refus
     assert len(viewer.layers) == n
     out = propagate_layers(viewer, "video", "earlier", method="flow", frame=4, direction="backward", device="cpu")
     assert out.result.annotated_frames == [2, 3, 4, 5] and out.labels.data[0].any()
+
+
+def test_an_earlier_output_with_an_erased_frame_is_not_taken_frame_by_frame_as_annotations(viewer):
+    """Its propagated frames overrode a correction and the erased frame was segmented again."""
+    first = propagate_layers(viewer, "video", "painted", method="flow", device="cpu").labels
+    first.data[5] = 0  # the object left the field: erased
+    first.data[3] = np.roll(first.data[3], 2, axis=1)  # and frame 3 corrected
+    n = len(viewer.layers)
+    with pytest.raises(ValueError, match=re.escape(f"the labels layer '{first.name}' is an earlier napari-vos output: "
+                                                   "with 'use every painted frame' its 5 painted frames would all be "
+                                                   "annotations")):
+        propagate_layers(viewer, "video", first, method="flow", frame=3, device="cpu")
+    assert len(viewer.layers) == n
+    again = propagate_layers(viewer, "video", first, method="flow", frame=3, device="cpu", all_painted=False)
+    assert again.result.annotated_frames == [3]
 
 
 def test_an_object_painted_only_off_the_start_frame_is_named_with_its_frame_before_any_layer(viewer):

@@ -158,6 +158,11 @@ def test_labels_drawn_elsewhere_than_the_image_are_propagated_with_a_note():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # placed alike: no note
         propagate_layers(viewer, "video", "mask file", method="flow", device="cpu")
+    # another frame interval: labels frame i was paired with image frame i without a word
+    viewer.layers["video"].scale = (2, 0.65, 0.65)
+    with pytest.warns(UserWarning, match=r"'mask file' is at time scale 1, offset 0 but the image at 2, 0: frames "
+                                         r"are paired by index"):
+        propagate_layers(viewer, "video", "mask file", method="flow", device="cpu")
 
 
 def test_score_maps_with_negative_values_start_their_contrast_at_zero(request):

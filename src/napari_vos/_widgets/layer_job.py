@@ -193,23 +193,35 @@ def _same_orientation(a: "Layer", b: "Layer") -> bool:
 
 def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
     """A note when the labels layer is drawn elsewhere than the image (another scale or offset, as a
-    mask file opened without the image's calibration is): the two are paired pixel by pixel, so the
-    output lands over the image, not where the labels were seen. "" when they overlay."""
+    mask file opened without the image's calibration is, in Y/X or in time): the two are paired pixel
+    by pixel and frame by frame, so the output lands over the image, not where the labels were
+    seen. "" when they overlay."""
     ours = np.asarray([*labels.scale[-2:], *labels.translate[-2:]], dtype=float)
     theirs = np.asarray([*scale[-2:], *translate[-2:]], dtype=float)
     if not _same_orientation(labels, image):
         return (f"the labels layer {labels.name!r} is rotated, sheared or transformed (affine) otherwise than the "
                 "image: their pixels are paired by index, so the output lies over the image (give the labels "
                 "the image's transforms to see them where they act)")
+    notes = []
+    if labels.ndim == 3 and len(scale) >= 3:  # a (T, Y, X) labels layer: its frames are paired by index too
+        ours_t = (float(labels.scale[0]), float(labels.translate[0]))
+        theirs_t = (float(scale[-3]), float(translate[-3]))
+        if not np.allclose(ours_t, theirs_t, rtol=1e-3, atol=1e-6 * abs(theirs_t[0])):
+            notes.append(f"the labels layer {labels.name!r} is at time scale {ours_t[0]:.4g}, offset {ours_t[1]:.4g} "
+                         f"but the image at {theirs_t[0]:.4g}, {theirs_t[1]:.4g}: frames are paired by index, so "
+                         "labels frame i annotates image frame i, not the image frame shown beside it (give the "
+                         "labels the image's scale and translate)")
     if np.allclose(ours, theirs, rtol=1e-3, atol=1e-6 * float(np.max(np.abs(theirs[:2])))):
-        return ""
+        return "; ".join(notes)
 
     def pair(values: np.ndarray) -> str:
         return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
-    return (f"the labels layer {labels.name!r} is drawn at scale {pair(ours[:2])}, offset {pair(ours[2:])} but the "
-            f"image at {pair(theirs[:2])}, {pair(theirs[2:])}: their pixels are paired by index, so the output lies "
-            "over the image (give the labels the image's scale and translate to see them where they act)")
+    notes.insert(0, f"the labels layer {labels.name!r} is drawn at scale {pair(ours[:2])}, offset {pair(ours[2:])} but "
+                    f"the image at {pair(theirs[:2])}, {pair(theirs[2:])}: their pixels are paired by index, so the "
+                    "output lies over the image (give the labels the image's scale and translate to see them where "
+                    "they act)")
+    return "; ".join(notes)
 
 
 def labels_level(image: "Image", labels: "Labels") -> int:
@@ -275,6 +287,13 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     painted = painted_frames(labels.data)
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
+    if len(painted) > 1 and ("napari_vos" in labels.metadata or "napari_vos_output" in labels.metadata):
+        # an earlier run's output (a cancelled or partly erased one too): its propagated frames are
+        # results, not annotations; taken as such they overrode the correction and undid an erasure
+        raise ValueError(f"the labels layer {labels.name!r} is an earlier napari-vos output: with 'use every "
+                         f"painted frame' its {len(painted)} painted frames would all be annotations, and a correction "
+                         "on one of them would reach no other frame; untick 'use every painted frame' to start "
+                         "from the corrected frame alone, or paint corrections into the layer you first painted")
     annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
     if frame is None or frame in annotations:
         start = frame
