@@ -368,6 +368,21 @@ def test_a_map_too_large_for_the_free_memory_is_left_out_with_a_warning(viewer, 
     assert iou(out.labels.data[5], TRUTH[5]) > 0.5
 
 
+def test_a_runs_maps_together_stay_within_the_memory_share(viewer, monkeypatch):
+    """Each map was checked alone against the same free memory (arrays committed only as written):
+    A-GAME's three maps of 45 % each were all shown."""
+    from napari_vos._widgets import layer_job
+
+    kwargs = dict(method="agame", device="cpu", maps=True, direction="forward", precision="fp32")
+    full = propagate_layers(viewer, "video", "painted", **kwargs)
+    sizes = [layer.data.nbytes for layer in full.maps]
+    assert len(sizes) == 3 and len(set(sizes)) == 1
+    monkeypatch.setattr(layer_job, "_free_memory", lambda: int(sizes[0] / layer_job.MAP_MEMORY_SHARE * 1.5))
+    with pytest.warns(UserWarning, match=r"map\(s\) not shown"):
+        out = propagate_layers(viewer, "video", "painted", **kwargs)
+    assert len(out.maps) == 1 and len(out.labels.metadata["napari_vos"]["maps_not_shown"]) == 2
+
+
 def test_save_labels_layer_keeps_dtype_calibration_and_provenance(viewer, tmp_path):
     from napari_vos.console import save_labels_layer
     from napari_vos.data.calibration import read_tiff_calibration

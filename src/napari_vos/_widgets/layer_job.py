@@ -400,6 +400,11 @@ class LayerJob:
         self.defer_map_layers = defer_map_layers
         self._pending_maps: dict[tuple[str, int], tuple[np.ndarray, dict[str, Any]]] = {}
         self.maps_not_shown: dict[str, int] = {}  # map name -> the bytes its layers would have taken
+        # the run's maps together stay under MAP_MEMORY_SHARE of the memory free at its first map (each
+        # map's array is committed only as its frames are written, so the free memory read later does
+        # not see the maps made before)
+        self._map_budget: float | None = None
+        self._map_bytes = 0
         self.frames_shown = 0
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
         self.lowest_shown: int | None = None  # the lowest frame index shown: has a both-way run gone backward?
@@ -611,9 +616,12 @@ class LayerJob:
         None (and the map in `maps_not_shown`) when the map's layers would take more than
         `MAP_MEMORY_SHARE` of the free memory."""
         need = self.n_frames * n_channels * int(np.prod(map_shape)) * np.dtype(np.float32).itemsize
-        if need > MAP_MEMORY_SHARE * _free_memory():
+        if self._map_budget is None:
+            self._map_budget = MAP_MEMORY_SHARE * _free_memory()
+        if self._map_bytes + need > self._map_budget:
             self.maps_not_shown[name] = need
             return None
+        self._map_bytes += need
         ids = self.object_ids or (self.session.object_ids if self.session is not None else [])
         per_object = n_channels == len(ids)
         if k is None:
