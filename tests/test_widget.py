@@ -201,6 +201,40 @@ def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewe
     assert widget.propagate_button.isEnabled()
 
 
+def test_map_layers_a_run_ended_before_are_added_one_per_turn_then_the_run_ends(make_napari_viewer, qtbot, request,
+                                                                                monkeypatch):
+    """finish() added every waiting map layer in one turn (29 OSVOS-AT layers froze the viewer for
+    3.4 s); now the controls stay locked while they are added one per turn, then the run ends."""
+    from napari_vos._widgets.layer_job import LayerJob
+
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=3)
+    random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
+    viewer.layers["painted"].data[0, 50:60, 4:14] = 2
+    widget.select_method("frtm")
+    widget.checkpoint_edit.setText(random_frtm_checkpoint)
+    widget.maps_checkbox.setChecked(True)
+    widget._map_timer.timeout.disconnect()  # none added while the run goes on
+    waiting_at_finish, turns = [], []
+    finish = LayerJob.finish
+    monkeypatch.setattr(LayerJob, "finish", lambda job, *a, **k: (waiting_at_finish.append(job.pending_map_layers),
+                                                                   finish(job, *a, **k))[1])
+    added = LayerJob.add_next_map_layer
+
+    def one_layer(job):
+        turns.append(widget.propagate_button.isEnabled())
+        return added(job)
+
+    monkeypatch.setattr(LayerJob, "add_next_map_layer", one_layer)
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget, timeout=60_000)
+    assert widget.status.text().startswith("done"), widget.status.text()
+    assert waiting_at_finish == [0] and len(turns) >= 2 and not any(turns)  # locked while the layers came
+    out = viewer.layers["painted propagated (frtm)"]
+    assert [lyr.name for lyr in viewer.layers if lyr.name.startswith(out.name + " - ")] == \
+        [f"{out.name} - target_scores object {k}" for k in (1, 2)]
+    assert out.metadata["napari_vos"]["map_layers"] == [f"{out.name} - target_scores object {k}" for k in (1, 2)]
+
+
 def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, request):
     # FRTM's target scores: one coarse (stride 16) map per object, which must be scaled onto the image
     viewer, widget, truth = _setup(make_napari_viewer, n_frames=4)

@@ -161,6 +161,11 @@ class PropagateWidget(QWidget):
         self._map_timer.setSingleShot(True)
         self._map_timer.setInterval(0)
         self._map_timer.timeout.connect(self._add_next_map_layer)
+        # after a run that ended before its map layers were all added: one per turn, then the run's end
+        self._tail_timer = QTimer(self)
+        self._tail_timer.setSingleShot(True)
+        self._tail_timer.setInterval(0)
+        self._tail_timer.timeout.connect(self._add_map_layers_then_finish)
 
         self.image_combo = QComboBox()
         # further grey image layers of the image's shape, read with it as its channels 2 and 3 (napari
@@ -690,15 +695,36 @@ class PropagateWidget(QWidget):
     def _add_next_map_layer(self) -> None:
         """One map layer per event-loop turn (napari takes 0.1-0.3 s per layer): the viewer redraws
         and takes clicks between two, instead of freezing while the first frame adds up to 8 per map.
-        A run that ends first adds the rest in `LayerJob.finish`."""
+        A run that ends first adds the rest the same way (`_add_map_layers_then_finish`)."""
         if self.job is not None and self.job.add_next_map_layer():
             self._map_timer.start()
+
+    def _add_map_layers_then_finish(self) -> None:
+        """The run's end came before its map layers: add them one per event-loop turn (all at once
+        froze the viewer for seconds: 29 OSVOS-AT attention layers, 3.4 s), the run's controls
+        still locked, then end the run as usual."""
+        job = self.job
+        if job is not None and not job.output_removed and not self._closed_mid_run and job.add_next_map_layer():
+            self._say(f"adding map layers: {job.pending_map_layers} to go")
+            self._tail_timer.start()
+            return
+        self._end_run()
 
     def _on_error(self, err: BaseException) -> None:
         self._error = err
 
     def _on_finished(self) -> None:
         self._finetune_timer.stop()
+        job = self.job
+        if job is not None and job.pending_map_layers and job.frames_computed and not job.output_removed \
+                and not self._closed_mid_run:
+            self._tail_timer.start()  # the map layers first, one per turn, then _end_run
+            return
+        self._end_run()
+
+    def _end_run(self) -> None:
+        """The run is over (and its map layers are in the viewer): unlock the controls, write the
+        provenance, say how it went."""
         job, self.job, self.worker = self.job, None, None
         self.propagate_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
