@@ -305,3 +305,15 @@ def test_a_summary_path_that_is_a_folder_is_refused_before_the_measurement(datas
     assert main(["bench", "--method", "flow", "--size", "64x48", "--frames", "3", "--device", "cpu",
                  "--json", str(tmp_path / "new" / "b.json")]) == 0
     assert json.loads((tmp_path / "new" / "b.json").read_text())["method"] == "flow"
+
+
+def test_score_does_not_take_another_videos_labels_as_the_one_sequence_asked_for(dataset, tmp_path, capsys):
+    """A lone propagate output of sequence A was scored as sequence B's (a plausible 10.0)."""
+    root, names = dataset
+    out = tmp_path / "res0"
+    first_mask = sorted((root / "Annotations" / names[0]).iterdir())[0]
+    assert main(["propagate", str(root / "JPEGImages" / names[0]), str(first_mask), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert main(["score", "--pred", str(out), "--gt", str(root), "--sequences", names[1], "-q"]) == 2
+    assert "holds the labels of" in capsys.readouterr().err
+    assert main(["score", "--pred", str(out), "--gt", str(root), "--sequences", names[0], "-q"]) == 0

@@ -280,12 +280,34 @@ def _frame_stems(seq: Sequence) -> list[str]:
     return [f"{t:05d}" for t in range(len(seq))]
 
 
+def _recorded_video(pred: Path) -> str | None:
+    """The video a `napari-vos propagate` output says it came from (its record's inputs), if it says."""
+    try:
+        if pred.is_dir() and (pred / "napari_vos.json").is_file():
+            record = json.loads((pred / "napari_vos.json").read_text())
+        elif pred.is_file():
+            from napari_vos.data.writers import read_tiff_provenance
+
+            record = read_tiff_provenance(pred) or {}
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    video = (record.get("inputs") or {}).get("video") if isinstance(record, dict) else None
+    return str(video) if video else None
+
+
 def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
     candidates = [pred_root / seq.name]
     candidates += [pred_root / f"{seq.name}{s}" for s in (".tif", ".tiff", ".ome.tif")]
-    if single:
-        candidates.append(pred_root)
-    for c in candidates:
+    for c in candidates + ([pred_root] if single else []):
+        if c == pred_root:
+            # one sequence: --pred may be its prediction itself, unless its record names another video
+            # (a lone folder of natural-0000's labels was scored as natural-0001's)
+            video = _recorded_video(pred_root)
+            if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
+                raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
+                                 f"prediction of {seq.name!r} (or a folder holding {seq.name}/ or {seq.name}.tif)")
         if c.is_file():
             return c
         if c.is_dir() and any(p.suffix.lower() in (".png", *TIFF_SUFFIXES) for p in c.iterdir()):
