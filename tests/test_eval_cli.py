@@ -317,3 +317,14 @@ def test_score_does_not_take_another_videos_labels_as_the_one_sequence_asked_for
     assert main(["score", "--pred", str(out), "--gt", str(root), "--sequences", names[1], "-q"]) == 2
     assert "holds the labels of" in capsys.readouterr().err
     assert main(["score", "--pred", str(out), "--gt", str(root), "--sequences", names[0], "-q"]) == 0
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["synth", "--out", "X", "--n", "0"], "--n is the number of sequences to write, at least 1"),
+    (["synth", "--out", "X", "--frames", "1"], "--frames must be at least 3"),
+    (["bench", "--method", "flow", "--sweep", "--profile", "p.txt"], "--profile profiles one setting"),
+])
+def test_measurement_arguments_that_cannot_work_are_one_line(argv, says, tmp_path, capsys):
+    argv = [str(tmp_path / a) if a in ("X", "p.txt") else a for a in argv]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err

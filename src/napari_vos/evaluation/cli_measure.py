@@ -92,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
         method_options={**parse_option_pairs(args.option), **precision_option(args)}, annotation=args.annotation,
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
-          f"max side: {args.max_side or 'engine default'})")
+          f"max side: {'engine default' if args.max_side is None else args.max_side or 'none (never scaled down)'})")
     print(format_table(summary))
     if not summary.get("complete", True):
         print("interrupted: the summary holds the finished sequences only", file=sys.stderr)
@@ -168,6 +168,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.plot and not args.sweep:
         raise ValueError("--plot draws a sweep's points: give it with --sweep")
     _check_summary_path(args.json)
+    if args.sweep and getattr(args, "profile", None):
+        raise ValueError("--profile profiles one setting: give it without --sweep")
 
     if args.sweep:
         extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
@@ -206,6 +208,10 @@ def run_synth(args: argparse.Namespace) -> int:
     from napari_vos.data.synthetic import write_synthetic_set
     from napari_vos.evaluation.bench import parse_size
 
+    if args.n < 1:
+        raise ValueError(f"--n is the number of sequences to write, at least 1; got {args.n}")
+    if args.frames < 3:  # eval scores neither the annotated first frame nor the last
+        raise ValueError(f"--frames must be at least 3 (the annotated frame, one scored, the last); got {args.frames}")
     w, h = parse_size(args.size)
     names = write_synthetic_set(args.out, args.n, kind=args.kind, seed=args.seed, n_frames=args.frames,
                                 size=(h, w), n_objects=args.objects)
