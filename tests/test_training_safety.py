@@ -157,13 +157,14 @@ def test_train_names_a_device_it_does_not_have_and_an_unknown_config(tmp_path, c
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-@pytest.mark.parametrize("method", ["frtm", "osvos_at", "rgmp", "s2s"])
-def test_exports_record_the_training_size_as_the_command_takes_it(method):
+@pytest.mark.parametrize("method, size", [("frtm", (48, 64)), ("osvos_at", (48, 64)), ("rgmp", (48, 64)),
+                                          ("s2s", (64, 96))])  # S2S: multiples of 32
+def test_exports_record_the_training_size_as_the_command_takes_it(method, size):
     from napari_vos.training.recipes import make_recipe
 
-    recipe = make_recipe(method, size=(48, 64), synthetic_fraction=1.0, batch_size=1)  # (H, W), from --size 64x48
+    recipe = make_recipe(method, size=size, synthetic_fraction=1.0, batch_size=1)  # (H, W), from --size WxH
     _, meta = recipe.export_tensors(recipe.build(torch.device("cpu")))
-    assert meta["train_size"] == "64x48"
+    assert meta["train_size"] == f"{size[1]}x{size[0]}"
 
 
 def test_an_export_says_how_it_was_trained(tmp_path, capsys):
