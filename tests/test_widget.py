@@ -201,18 +201,26 @@ def test_engine_error_in_the_worker_is_reported_and_cleaned_up(make_napari_viewe
     assert widget.propagate_button.isEnabled()
 
 
+def _two_objects_with_frtm_maps(make_napari_viewer, request, n_frames):
+    """The docked widget on a sliding square and a second painted object, FRTM (a random
+    checkpoint) with "show intermediate maps" ticked: one target-scores layer per object."""
+    viewer, widget, truth = _setup(make_napari_viewer, n_frames=n_frames)
+    # the checkpoint fixture imports torchvision: only after the widget guarded the process (gl_guard.py)
+    random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
+    viewer.layers["painted"].data[0, 50:60, 4:14] = 2
+    widget.select_method("frtm")
+    widget.checkpoint_edit.setText(random_frtm_checkpoint)
+    widget.maps_checkbox.setChecked(True)
+    return viewer, widget, truth
+
+
 def test_map_layers_a_run_ended_before_are_added_one_per_turn_then_the_run_ends(make_napari_viewer, qtbot, request,
                                                                                 monkeypatch):
     """finish() added every waiting map layer in one turn (29 OSVOS-AT layers froze the viewer for
     3.4 s); now the controls stay locked while they are added one per turn, then the run ends."""
     from napari_vos._widgets.layer_job import LayerJob
 
-    viewer, widget, truth = _setup(make_napari_viewer, n_frames=3)
-    random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
-    viewer.layers["painted"].data[0, 50:60, 4:14] = 2
-    widget.select_method("frtm")
-    widget.checkpoint_edit.setText(random_frtm_checkpoint)
-    widget.maps_checkbox.setChecked(True)
+    viewer, widget, truth = _two_objects_with_frtm_maps(make_napari_viewer, request, n_frames=3)
     widget._map_timer.timeout.disconnect()  # none added while the run goes on
     waiting_at_finish, turns = [], []
     finish = LayerJob.finish
@@ -237,13 +245,7 @@ def test_map_layers_a_run_ended_before_are_added_one_per_turn_then_the_run_ends(
 
 def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, request):
     # FRTM's target scores: one coarse (stride 16) map per object, which must be scaled onto the image
-    viewer, widget, truth = _setup(make_napari_viewer, n_frames=4)
-    # the checkpoint fixture imports torchvision: only after the widget guarded the process (gl_guard.py)
-    random_frtm_checkpoint = request.getfixturevalue("random_frtm_checkpoint")
-    viewer.layers["painted"].data[0, 50:60, 4:14] = 2
-    widget.select_method("frtm")
-    widget.checkpoint_edit.setText(random_frtm_checkpoint)
-    widget.maps_checkbox.setChecked(True)
+    viewer, widget, truth = _two_objects_with_frtm_maps(make_napari_viewer, request, n_frames=4)
     shown = widget._on_frame
     maps_after_frame = []  # the map layers in the viewer as each frame's turn ends
 
@@ -273,7 +275,7 @@ def test_maps_become_image_layers_over_the_image(make_napari_viewer, qtbot, requ
         assert layer.metadata["napari_vos"]["object_id"] == k
     meta = out.metadata["napari_vos"]
     assert meta["map_layers"] == [m.name for m in maps]
-    assert meta["checkpoint"] == random_frtm_checkpoint and len(meta["checkpoint_sha256"]) == 64
+    assert meta["checkpoint"] == request.getfixturevalue("random_frtm_checkpoint") and len(meta["checkpoint_sha256"]) == 64
 
 
 def test_a_typed_annotated_frame_stays_through_a_method_change_and_layer_events(make_napari_viewer, qtbot):
