@@ -179,6 +179,12 @@ def test_an_export_says_how_it_was_trained(tmp_path, capsys):
     assert meta["step"] == "1" and meta["train_size"] == "64x48" and meta["train_seed"] == "7"
     assert meta["train_lr"] == "0.0001" and meta["train_data"] == "synthetic only" and meta["train_steps_planned"] == "1"
     assert "done: step 1 of 1" in capsys.readouterr().out
+    # resumed without --lr: the run's own rate, as a number (it was the text "the resumed run's")
+    assert main(["train", "frtm", "--steps", "2", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction",
+                 "1", "--seed", "7", "--out", str(tmp_path / "run"), "--export", str(out), "--threads", "1",
+                 "--resume"]) == 0
+    with safe_open(str(out), "pt") as f:
+        assert f.metadata()["train_lr"] == "0.0001" and f.metadata()["step"] == "2"
 
 
 def test_a_resume_says_which_settings_changed(tmp_path):

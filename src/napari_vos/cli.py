@@ -466,7 +466,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resuming = args.resume and (out_dir / "last.pt").exists()
     if args.export:  # before the training, not at its first save
         _check_writable(Path(args.export), folder=False, what="the weights")
-    on_save = _exporter(recipe, args.export, args, resuming) if args.export else None
+    on_save = _exporter(recipe, args.export, args, out_dir / "last.pt" if resuming else None) if args.export else None
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
             train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)
@@ -492,16 +492,17 @@ def _train_workers(requested: int | None, device: str) -> int:
     return 0
 
 
-def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, resuming: bool = False) -> Any:
+def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, resuming: Path | None = None) -> Any:
     """The ``on_save`` hook writing the shipped weights (fp16 safetensors) at every save of a run,
-    with how they were trained (``args``: the train command's) in the file's metadata."""
+    with how they were trained (``args``: the train command's) in the file's metadata; ``resuming``:
+    the last.pt a resumed run continues, whose own rate it keeps without --lr."""
     from napari_vos import weights
 
     how = {} if args is None else _training_record(args)
     if args is not None and args.lr is None:  # the loop's choice: the recipe's rate, or a resumed run's own
         from napari_vos.training.loop import recipe_lr
 
-        how["train_lr"] = "the resumed run's" if resuming else str(recipe_lr(recipe))
+        how["train_lr"] = str(_saved_lr(resuming) if resuming else recipe_lr(recipe))
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
@@ -509,6 +510,18 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
         print(f"exported {path} at step {step} (sha256 {sha})", flush=True)
 
     return on_save
+
+
+def _saved_lr(state_path: Path) -> float | str:
+    """The learning rate a saved run trained at (its last.pt's settings; memory-mapped, so its
+    tensors are not read); "the resumed run's" where the file does not say."""
+    import torch
+
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=False, mmap=True)
+        return float(state["settings"]["lr"])
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError):
+        return "the resumed run's"
 
 
 def _training_record(args: argparse.Namespace) -> dict[str, str]:
