@@ -72,7 +72,7 @@ def test_an_earlier_runs_partial_file_is_not_overwritten(tmp_path, square_video,
     left = partial_path(out)
     left.write_bytes(b"frames of a killed run")
     code = main(["propagate", *_inputs(tmp_path, square_video), "-o", str(out), "--method", "flow", "--device", "cpu"])
-    assert code == 2 and "did not finish" in capsys.readouterr().err
+    assert code == 2 and "did not write its output" in capsys.readouterr().err
     assert left.read_bytes() == b"frames of a killed run" and not out.exists()
 
 

@@ -47,8 +47,9 @@ class PartialLabels:
             if _locked(self.path):
                 raise ValueError(f"another napari-vos run is writing {output} now ({self.path} is in use); wait for "
                                  "it to finish or give another output name")
-            raise ValueError(f"{self.path} holds the labels of an earlier run that did not finish (it was killed "
-                             "before writing its output); move or delete it, then run again")
+            raise ValueError(f"{self.path} holds the labels of an earlier run that did not write its output (it was "
+                             "killed, or writing the output failed; its record says which frames it holds); move "
+                             "or delete it, then run again")
         self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
                                                    {**record, "complete": False, "frames_segmented": UNFINISHED})
         self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
