@@ -125,21 +125,31 @@ def _missing(info: CheckpointInfo, looked: list[Path]) -> CheckpointError:
                            f"into {cache_dir()}, or train it with `napari-vos train {info.method}`.")
 
 
+def _lookup(name_or_path: str) -> tuple[CheckpointInfo | None, Path]:
+    """The registered entry a name means (whatever its case, where no file has that name), or None
+    and the file a path names; a CheckpointError for a folder, a missing file or an unknown name."""
+    registry = _read_registry()
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
+        name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
+    if name_or_path in registry:
+        return registry[name_or_path], candidate
+    if candidate.is_dir():
+        raise CheckpointError(f"checkpoint {candidate} is a folder; give a .safetensors file inside it")
+    if candidate.suffix == ".safetensors" or candidate.exists():
+        if not candidate.exists():
+            raise CheckpointError(f"checkpoint file {candidate} does not exist; check the path, or use a "
+                                  f"registered name: {', '.join(registry) or '(none registered)'}")
+        return None, candidate
+    raise CheckpointError(f"unknown checkpoint {name_or_path!r}: not a file and not a registered name "
+                          f"({', '.join(registry) or 'none registered'})")
+
+
 def check_present(name_or_path: str | None, method: str) -> None:
     """A CheckpointError now, without reading the file, if the checkpoint a run would load (``None``:
     the method's default) is not registered, not a file, or registered but its file is missing and
     has no download address; the same errors `resolve` gives when the method is built."""
-    if name_or_path is None:
-        info: CheckpointInfo | None = default_checkpoint(method)
-    else:
-        registry = _read_registry()
-        lowered = {n.lower(): e for n, e in registry.items()}
-        info = registry.get(name_or_path)
-        if info is None and not Path(name_or_path).expanduser().is_file():
-            info = lowered.get(name_or_path.lower())
-            if info is None:
-                resolve(name_or_path)  # raises, naming the file or the registered names
-                return
+    info = default_checkpoint(method) if name_or_path is None else _lookup(name_or_path)[0]
     if info is not None:
         path, looked = _registered_file(info)
         if path is None and not info.url:
@@ -151,21 +161,9 @@ def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
 
     A file given by path is not in the registry, so there is no sha256 to check it against: it is
     loaded as it is, and its sha256 goes into the run's provenance (`load_checkpoint`)."""
-    registry = _read_registry()
-    candidate = Path(name_or_path).expanduser()
-    if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
-        name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
-    if name_or_path not in registry:
-        if candidate.is_dir():
-            raise CheckpointError(f"checkpoint {candidate} is a folder; give a .safetensors file inside it")
-        if candidate.suffix == ".safetensors" or candidate.exists():
-            if not candidate.exists():
-                raise CheckpointError(f"checkpoint file {candidate} does not exist; check the path, or use a "
-                                      f"registered name: {', '.join(registry) or '(none registered)'}")
-            return candidate, None
-        raise CheckpointError(f"unknown checkpoint {name_or_path!r}: not a file and not a registered name "
-                              f"({', '.join(registry) or 'none registered'})")
-    info = registry[name_or_path]
+    info, candidate = _lookup(name_or_path)
+    if info is None:
+        return candidate, None
     path, looked = _registered_file(info)
     if path is None and info.url:
         import pooch
