@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -36,7 +36,7 @@ def finetune_key(method: str, checkpoint_sha256: str | None, settings: str,
     return h.hexdigest()
 
 
-def cached_state(key: str | None) -> dict[str, torch.Tensor] | None:
+def _cached_state(key: str | None) -> dict[str, torch.Tensor] | None:
     """The tuned state kept under ``key``, or None."""
     if key is None:
         return None
@@ -44,7 +44,7 @@ def cached_state(key: str | None) -> dict[str, torch.Tensor] | None:
         return _entry["state"] if _entry.get("key") == key else None
 
 
-def keep_state(key: str | None, network: torch.nn.Module) -> None:
+def _keep_state(key: str | None, network: torch.nn.Module) -> None:
     """Keep ``network``'s state (copied to the CPU) under ``key``, replacing what was kept."""
     if key is None:
         return
@@ -52,6 +52,17 @@ def keep_state(key: str | None, network: torch.nn.Module) -> None:
     with _lock:
         _entry.clear()
         _entry.update(key=key, state=state)
+
+
+def tune_once(key: str | None, network: torch.nn.Module, tune: Callable[[], bool]) -> None:
+    """Load the state kept under ``key`` into ``network``, or run ``tune()`` (True when it finished:
+    not cancelled) and keep what it made; a ``key`` of None tunes without keeping."""
+    cached = _cached_state(key)
+    if cached is not None:
+        with torch.inference_mode(False), torch.no_grad():
+            network.load_state_dict(cached)
+    elif tune():
+        _keep_state(key, network)
 
 
 def clear_finetune_cache() -> None:

@@ -26,7 +26,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods import registry
 from napari_vos.methods.checkpoint import build_method, stored_config
 # clear_finetune_cache: re-exported, as the method page names it here
-from napari_vos.methods.finetune_cache import cached_state, clear_finetune_cache, finetune_key, keep_state  # noqa: F401
+from napari_vos.methods.finetune_cache import clear_finetune_cache, finetune_key, tune_once  # noqa: F401
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATConfig, OSVOSATNetwork
 from napari_vos.nn.dense_crf import DenseCRFSettings, crf_foreground
@@ -126,15 +126,8 @@ class OSVOSAT(MethodBase):
             self.network.heads = prefer_channels_last(self.parent_heads.expanded(objects.shape[0]), self.device)
             image_c, objects_c = image.detach().clone(), objects.detach().clone()
         self.annotated = [(image_c, objects_c)]
-        key = self._cache_key(image_c, objects_c)
-        cached = cached_state(key)
-        if cached is not None:
-            with torch.inference_mode(False), torch.no_grad():
-                self.network.load_state_dict(cached)
-        else:
-            report = self._finetune(self.finetune_settings.iterations)
-            if not report.cancelled:
-                keep_state(key, self.network)
+        tune_once(self._cache_key(image_c, objects_c), self.network,
+                  lambda: not self._finetune(self.finetune_settings.iterations).cancelled)
         self._teacher(image_c)
 
     @torch.no_grad()

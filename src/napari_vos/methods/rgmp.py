@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from napari_vos.data.frames import median_equivalent_diameter
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, stored_config
-from napari_vos.methods.finetune_cache import cached_state, finetune_key, keep_state
+from napari_vos.methods.finetune_cache import finetune_key, tune_once
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
@@ -270,14 +270,8 @@ class RGMP(MethodBase):
             settings = repr((self.network.config, self.online_steps, self.online_lr, self.online_size, self.seed,
                              str(self.device)))
             key = finetune_key(self.name, getattr(self, "checkpoint_sha256", None), settings, (image, objects))
-        cached = cached_state(key)
-        if cached is not None:
-            with torch.inference_mode(False):
-                self.network.load_state_dict(cached)
-            return
-        losses = self.finetune(image, objects)
-        if len(losses) == self.online_steps:  # not cancelled (nor short of pairs)
-            keep_state(key, self.network)
+        # finished: not cancelled (nor short of pairs)
+        tune_once(key, self.network, lambda: len(self.finetune(image, objects)) == self.online_steps)
 
     def finetune(self, image: torch.Tensor, objects: torch.Tensor) -> list[float]:
         """Fine-tune the network on strategy-1 pairs made from the annotated frame; returns the losses.
