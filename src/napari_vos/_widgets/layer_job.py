@@ -100,6 +100,11 @@ def base_name(labels: "Labels") -> str:
     return _RUN_SUFFIX.sub("", labels.name) or labels.name
 
 
+def is_output(layer: "Layer") -> bool:
+    """A labels layer napari-vos made (finished, with provenance, or still being filled)."""
+    return "napari_vos" in layer.metadata or "napari_vos_output" in layer.metadata
+
+
 def is_map_layer(layer: "Layer") -> bool:
     """Whether ``layer`` is one of the map layers a run added."""
     return MAP_MARKER in layer.metadata
@@ -287,7 +292,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     painted = painted_frames(labels.data)
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
-    if len(painted) > 1 and ("napari_vos" in labels.metadata or "napari_vos_output" in labels.metadata):
+    if len(painted) > 1 and is_output(labels):
         # an earlier run's output (a cancelled or partly erased one too): its propagated frames are
         # results, not annotations; taken as such they overrode the correction and undid an erasure
         raise ValueError(f"the labels layer {labels.name!r} is an earlier napari-vos output: with 'use every "

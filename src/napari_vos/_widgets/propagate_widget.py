@@ -36,7 +36,7 @@ from superqt import QCollapsible
 
 from napari_vos._widgets.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
-                                           labels_level, video_problem)
+                                           is_output, labels_level, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
@@ -117,11 +117,6 @@ def _working_at(job: LayerJob) -> str:
         return note
     h, w = session.work_size
     return f"{note}, at {w}x{h} working size"
-
-
-def _is_output(layer: Any) -> bool:
-    """A labels layer napari-vos made (finished, with provenance, or still being filled)."""
-    return "napari_vos" in layer.metadata or "napari_vos_output" in layer.metadata
 
 
 class PropagateWidget(QWidget):
@@ -327,7 +322,7 @@ class PropagateWidget(QWidget):
         images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and not is_map_layer(lyr)]
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
         # painted inputs first, napari-vos outputs (finished or running) last
-        label_names = [lyr.name for lyr in sorted(labels, key=_is_output)]
+        label_names = [lyr.name for lyr in sorted(labels, key=is_output)]
         label_names.append(NO_LABELS)  # last: a painted layer stays the default choice
         # a picked layer the user deleted is forgotten: holding it would keep its data in memory
         for kind, pick in self._picks.items():
@@ -700,11 +695,11 @@ class PropagateWidget(QWidget):
             self._map_timer.start()
 
     def _add_map_layers_then_finish(self) -> None:
-        """The run's end came before its map layers: add them one per event-loop turn (all at once
-        froze the viewer for seconds: 29 OSVOS-AT attention layers, 3.4 s), the run's controls
-        still locked, then end the run as usual."""
+        """The run has ended: a map layer still waiting is added in this turn and the next in the
+        following one (all at once froze the viewer for seconds: 29 OSVOS-AT attention layers,
+        3.4 s), the run's controls still locked; with none left, the run ends as usual."""
         job = self.job
-        if job is not None and not job.output_removed and not self._closed_mid_run and job.add_next_map_layer():
+        if job is not None and job.frames_computed and not self._closed_mid_run and job.add_next_map_layer():
             self._say(f"adding map layers: {job.pending_map_layers} to go")
             self._tail_timer.start()
             return
@@ -715,12 +710,7 @@ class PropagateWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._finetune_timer.stop()
-        job = self.job
-        if job is not None and job.pending_map_layers and job.frames_computed and not job.output_removed \
-                and not self._closed_mid_run:
-            self._tail_timer.start()  # the map layers first, one per turn, then _end_run
-            return
-        self._end_run()
+        self._add_map_layers_then_finish()  # the map layers still waiting first, one per turn
 
     def _end_run(self) -> None:
         """The run is over (and its map layers are in the viewer): unlock the controls, write the
