@@ -297,21 +297,28 @@ def _recorded_video(pred: Path) -> str | None:
     return str(video) if video else None
 
 
+def _holds_prediction(path: Path) -> bool:
+    """A labels file, or a folder holding label images."""
+    if path.is_dir():
+        return any(p.suffix.lower() in (".png", *TIFF_SUFFIXES) for p in path.iterdir())
+    return path.is_file()
+
+
 def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
     candidates = [pred_root / seq.name]
     candidates += [pred_root / f"{seq.name}{s}" for s in (".tif", ".tiff", ".ome.tif")]
-    for c in candidates + ([pred_root] if single else []):
-        if c == pred_root:
-            # one sequence: --pred may be its prediction itself, unless its record names another video
-            # (a lone folder of natural-0000's labels was scored as natural-0001's)
-            video = _recorded_video(pred_root)
-            if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
-                raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
-                                 f"prediction of {seq.name!r} (or a folder holding {seq.name}/ or {seq.name}.tif)")
-        if c.is_file():
-            return c
-        if c.is_dir() and any(p.suffix.lower() in (".png", *TIFF_SUFFIXES) for p in c.iterdir()):
-            return c
+    found = next((c for c in candidates if _holds_prediction(c)), None)
+    if found is not None:
+        return found
+    if single:
+        # one sequence: --pred may be its prediction itself, unless its record names another video
+        # (a lone folder of natural-0000's labels was scored as natural-0001's)
+        video = _recorded_video(pred_root)
+        if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
+            raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
+                             f"prediction of {seq.name!r} (or a folder holding {seq.name}/ or {seq.name}.tif)")
+        if _holds_prediction(pred_root):
+            return pred_root
     raise ValueError(f"no prediction for sequence {seq.name!r} under {pred_root} "
                      f"(looked for {seq.name}/00000.png ... or {seq.name}.tif)")
 
