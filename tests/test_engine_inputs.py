@@ -163,3 +163,40 @@ def test_a_dark_8_bit_video_is_noted_with_what_to_give_instead():
         warnings.simplefilter("error", DarkVideo)
         for video in (frames, dark.astype(np.float32)):
             propagate(video, truth[0], method="flow", device="cpu", direction="forward")
+
+
+@pytest.mark.parametrize("channels", [2, 5])
+def test_a_channel_last_stack_saved_by_a_plain_tifffile_imwrite_reads_frame_by_frame(tmp_path, channels):
+    """tifffile calls both leading axes of a (T, Y, X, C) array with C not 3 or 4 "Q"; each frame
+    must be the array's frame, not its diagonal (frame i read at [i, i])."""
+    tifffile = pytest.importorskip("tifffile")
+    from napari_vos.data.frames import FrameSource
+    from napari_vos.data.readers import open_tiff_frames
+
+    video = np.random.default_rng(0).integers(0, 60000, (4, 32, 40, channels)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "v.tif", video)
+    with tifffile.TiffFile(tmp_path / "v.tif") as tf:
+        assert tf.series[0].axes == "QQYX"
+    with open_tiff_frames(tmp_path / "v.tif") as frames:
+        assert len(frames) == 4
+        np.testing.assert_array_equal(np.stack([frames[i] for i in range(4)]), video)
+        if channels == 5:
+            with pytest.raises(ValueError, match="--channels"):
+                FrameSource(frames)
+        assert FrameSource(frames, channels=[0, 1]).frame_shape == (32, 40)
+
+
+def test_a_z_plane_of_a_t_z_y_x_stack_saved_by_a_plain_tifffile_imwrite(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from napari_vos.data.readers import open_tiff_frames
+
+    for planes in (3, 5):  # 3 planes are stored as planar colour ("QSYX"), 5 as pages ("QQYX")
+        video = np.random.default_rng(1).integers(0, 255, (4, planes, 32, 40)).astype(np.uint8)
+        tifffile.imwrite(tmp_path / "v.tif", video)
+        with open_tiff_frames(tmp_path / "v.tif", z=2) as frames:
+            np.testing.assert_array_equal(np.stack([frames[i] for i in range(4)]), video[:, 2])
+    with open_tiff_frames(tmp_path / "v.tif") as frames:  # no plane picked: read as numpy reads it, and refused
+        from napari_vos.data.frames import FrameSource
+
+        with pytest.raises(ValueError, match=r"--z N"):
+            FrameSource(frames)

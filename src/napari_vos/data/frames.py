@@ -29,8 +29,9 @@ def describe_axes_error(shape: tuple[int, ...]) -> str:
                 f"np.moveaxis(video, 1, -1).")
     return (f"napari-vos expects a stack with axes (T, Y, X) or (T, Y, X, C) with C <= 4 channels; "
             f"got shape {shape}.{hint} A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
-            f"pick one plane (e.g. video[:, z]) or a maximum projection (video.max(axis=1)), "
-            f"or pass channels=[...] if the last axis really holds channels.")
+            f"pick one plane (e.g. video[:, z]; on the command line --z N) or a maximum projection "
+            f"(video.max(axis=1)), or pass channels=[...] (on the command line --channels, e.g. 0,1,2) "
+            f"if the last axis really holds channels.")
 
 
 class FrameSource:

@@ -255,13 +255,34 @@ def _tiff_array(path: Path) -> tuple[Any, str, Callable[[], None]]:
     return arr, axes, tf.close
 
 
+def _unnamed_axes_as_numpy(axes: str, ndim: int, z: int | None) -> str:
+    """Name the axes of a 4-D array that tifffile saved without axes ("QQYX", "QQYXS").
+
+    tifffile stores an (A, B, C, D) numpy array whose last axis is not 3 or 4 colour samples as
+    pages of (C, D) and calls the first two axes Q; read as a TIFF series they are then both "the
+    stack axis". The array is the one the user wrote, so it is read as napari-vos reads that
+    array: (T, Y, X, C), whose last axis the channel checks then judge, or (T, Z, Y, X) when a Z
+    plane is asked for (which also names the planar-colour axis of a (T, 3 or 4, Y, X) array Z).
+    """
+    if axes == "QSYX" and z is not None:  # (T, 3 or 4, Y, X), stored as planar colour, with a Z plane asked for
+        return "TZYX"
+    if axes.count("Q") < 2:
+        return axes
+    if axes == "QQYX" and z is None:
+        return "TYXC"
+    if axes in ("QQYX", "QQYXS"):
+        return "TZ" + axes[2:]
+    raise ValueError(f"the TIFF holds an array of {ndim} axes with no axis names ({axes!r}); save it as "
+                     "(T, Y, X) or (T, Y, X, C), or with ImageJ/OME axes")
+
+
 def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Callable[[int], np.ndarray]]:
     """Make `i -> (Y, X[, C])` for a TIFF series with the given axes (T first or first non-YX axis).
 
     ``z`` picks one plane of a Z axis (a 3D + time stack); without it a Z axis longer than one
     plane is an error that says so.
     """
-    axes = axes.upper()
+    axes = _unnamed_axes_as_numpy(axes.upper(), arr.ndim, z)
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"TIFF series axes {axes!r} have no Y/X")
     other = [a for a in axes if a not in "YXCS"]
