@@ -68,6 +68,19 @@ def test_propagate_frame_names_the_annotated_frame_of_a_one_frame_labels_file(ti
     assert np.array_equal(result[3], truth[3]) and read_tiff_provenance(out)["annotated_frames"] == [3]
 
 
+def test_propagate_takes_the_labels_file_after_an_option(tiffs, tmp_path, capsys):
+    """`propagate VIDEO --frame 3 LABELS -o OUT`: argparse alone leaves LABELS over ("unrecognized")."""
+    video, _, truth = tiffs
+    tifffile.imwrite(tmp_path / "frame3.tif", truth[3].astype(np.uint8))
+    out = tmp_path / "o.tif"
+    assert main(["propagate", str(video), "--frame", "3", str(tmp_path / "frame3.tif"), "-o", str(out),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert read_tiff_provenance(out)["annotated_frames"] == [3]
+    with pytest.raises(SystemExit):  # a third positional is still refused, by the subcommand's own parser
+        main(["propagate", str(video), str(tmp_path / "frame3.tif"), "extra.tif", "-o", str(out)])
+    assert "napari-vos propagate: error: unrecognized arguments: extra.tif" in capsys.readouterr().err
+
+
 def test_propagate_direction_forward_leaves_the_earlier_frames_empty(tiffs, tmp_path):
     video, _, truth = tiffs
     tifffile.imwrite(tmp_path / "frame2.tif", truth[2].astype(np.uint8))

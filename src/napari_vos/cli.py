@@ -705,13 +705,29 @@ def build_parser() -> argparse.ArgumentParser:
         cli_measure = None
     if cli_measure is not None:
         cli_measure.register(sub)
+    parser.subcommands = sub.choices  # type: ignore[attr-defined]  # for _parse's second reading
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line, letting a positional follow an option (``propagate v.tif --z 3 l.tif``).
+
+    argparse gives every positional its value from the first run of them, so an optional one that
+    comes after an option is left over; a subcommand whose positionals were not all given in one run
+    is read again with its parser's ``parse_intermixed_args``, which takes them wherever they stand.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, left_over = parser.parse_known_args(argv)
+    if not left_over:
+        return args
+    sub_parser = parser.subcommands[args.command]  # type: ignore[attr-defined]
+    rest = argv[argv.index(args.command) + 1:]
+    return sub_parser.parse_intermixed_args(rest, namespace=argparse.Namespace(command=args.command))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, run the subcommand, turn expected errors into one line and an exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(build_parser(), argv)
     # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
     stops = nullcontext() if args.command == "train" else _sigterm_as_interrupt()
