@@ -391,6 +391,22 @@ def test_small_objects_are_enlarged_to_the_object_side_rgmp_needs(tiny_checkpoin
 
 
 @pytest.mark.real_working_size
+@pytest.mark.parametrize("min_object_side, scales", [(None, [0.5, 0.75, 1.0]), (20, [0.75, 1.0]),
+                                                     ("auto", [1.0])])
+def test_the_test_scales_follow_the_sessions_object_side(tiny_checkpoint, min_object_side, scales):
+    """min_object_side=None gives the paper's three scales back; another side is the one the scales keep
+    (a 24 x 24 square, 27.1 px across: 0.75 keeps 20 px, 0.5 does not; auto: 64 px, enlarged to it)."""
+    from napari_vos import Session
+
+    frames, truth = _video(3, size=(64, 96))
+    session = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu",
+                      min_object_side=min_object_side, min_side=None)
+    session.annotate(0, truth[0])
+    list(session.propagate("forward"))
+    assert session.result().options["scales"] == scales
+
+
+@pytest.mark.real_working_size
 @pytest.mark.parametrize("side, expected", [(100, (0.75, 1.0)), (180, (0.5, 0.75, 1.0)), (30, (1.0,))])
 def test_scales_that_would_shrink_the_object_below_the_object_side_are_left_out(side, expected):
     """The paper's scales (0.5, 0.75, 1) assume DAVIS-sized objects; a scale at which the median object
@@ -418,10 +434,11 @@ def test_the_scales_used_are_in_the_provenance(tiny_checkpoint):
     from napari_vos import Session
 
     frames, truth = _video(3, size=(64, 96))
-    session = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side=None)
-    session.annotate(0, truth[0])  # a 24 x 24 square, left at its size: only the full scale keeps it 64 px
+    session = Session(frames, method="rgmp", checkpoint=str(tiny_checkpoint), device="cpu", min_object_side=None,
+                      scales=[0.5, 1.0])
+    session.annotate(0, truth[0])  # a 24 x 24 square, left at its size: given scales are kept as given
     session.run("forward")
-    assert session.result().options["scales"] == [1.0]
+    assert session.result().options["scales"] == [0.5, 1.0]
     assert session.result().options["window"] == "full"  # one object: the paper's whole frame
 
 

@@ -428,6 +428,8 @@ class Session:
             options.setdefault("cancel_event", self._stop)
         method = registry.create(self.method_name, device=self.device, checkpoint=self.checkpoint,
                                  seed=self.seed, **options)
+        if hasattr(method, "min_object_side"):  # a method's own size rule (RGMP's test scales) follows the Session's
+            method.min_object_side = self.min_object_side
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
         return method
 

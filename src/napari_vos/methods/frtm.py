@@ -129,7 +129,7 @@ def check_settings(config: FRTMConfig) -> None:
         raise ValueError(f"n_augmented ({config.n_augmented}) cannot exceed memory_capacity "
                          f"({config.memory_capacity}): the initial samples must fit in the memory")
     for name, value, rule, ok in (
-            ("eta", config.eta, "in [0, 1) (the memory's learning rate)", lambda v: 0 <= v < 1),
+            ("eta", config.eta, "in (0, 1) (the memory's learning rate)", lambda v: 0 < v < 1),
             ("reg_w1", target.reg_w1, ">= 0", lambda v: v >= 0),
             ("reg_w2", target.reg_w2, ">= 0", lambda v: v >= 0),
             ("kappa_min", target.kappa_min, "in [0, 1]", lambda v: 0 <= v <= 1)):
