@@ -310,6 +310,7 @@ class Session:
             raise ValueError("out is read-only (a memmap opened with mode='r'?): give a writable array, e.g. "
                              "np.lib.format.open_memmap(path, mode='w+', ...) or a zarr array opened for writing")
         self.labels = out
+        self._written: set[int] = set()  # frames of our own labels stack written so far (for _hold_ids)
         self.maps: dict[str, np.ndarray] = {}
         self.annotations: dict[int, np.ndarray] = {}
         self._cancelled = False
@@ -350,6 +351,7 @@ class Session:
         self._hold_ids(int(arr.max()))
         self.annotations[int(frame)] = arr
         self.labels[int(frame)] = arr
+        self._written.add(int(frame))
 
     def _hold_ids(self, max_id: int) -> None:
         """Make the labels array able to hold ids up to ``max_id``: widen our own (uint8 -> uint16 ->
@@ -359,7 +361,12 @@ class Session:
         if not self._own_labels:
             raise ValueError(f"out has dtype {self.labels.dtype}, which cannot hold object id {max_id}; "
                              f"give an array of {label_dtype_for(max_id)} or wider")
-        self.labels = self.labels.astype(label_dtype_for(max_id))
+        # a fresh zeroed stack and only the frames written so far: np.zeros maps its pages as they are
+        # written, where astype would commit the whole (T, Y, X) stack at once (16 GiB for 2000 frames of 2048^2)
+        wider = np.zeros(self.labels.shape, label_dtype_for(max_id))
+        for t in sorted(self._written):
+            wider[t] = self.labels[t]
+        self.labels = wider
 
     def annotate_stack(self, labels: Any) -> list[int]:
         """Take every frame of a (T, Y, X) labels stack that holds any object as an annotation."""
@@ -570,6 +577,7 @@ class Session:
                     maps = self._store_maps(t, step.maps) if self.want_maps else {}
                 annotated = False
             self.labels[t] = labels
+            self._written.add(t)
             labels = labels.astype(self.labels.dtype, copy=False)  # each frame of the type Result.labels has
             seconds = time.perf_counter() - tic
             self._seconds += seconds

@@ -1,0 +1,51 @@
+"""What a long, large stack costs: the labels stack grows with the frames segmented, frames and
+labels are read about once each, chunked stacks are not decoded once per frame unnoticed.
+Small self-made inputs; reads are counted, nothing is timed."""
+from __future__ import annotations
+
+import collections
+import sys
+
+import numpy as np
+import pytest
+
+from napari_vos import Session
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_an_id_above_255_widens_the_labels_without_committing_the_whole_stack():
+    """Session's labels start as lazily zeroed uint8; widening them for id 300 must not write every
+    page of the uint16 stack (astype did: 16 GiB at annotate() for 2000 frames of 2048 x 2048)."""
+    t, h, w = 64, 1024, 1024  # uint16 labels: 128 MiB
+    video = np.broadcast_to(np.zeros((1, h, w), np.uint8), (t, h, w))  # a view: no memory
+    labels = np.zeros((h, w), np.int32)
+    labels[10:50, 10:50] = 300
+    session = Session(video, method="flow", device="cpu")
+    before = _resident_mib()
+    session.annotate(0, labels)
+    assert session.labels.dtype == np.uint16
+    assert _resident_mib() - before < 32  # the annotation's frame, not the 128 MiB stack
+
+
+def test_frames_written_before_the_labels_widen_are_kept():
+    frames = np.zeros((5, 24, 24), np.uint8)
+    frames[:, 6:14, 6:14] = 200
+    first = np.zeros((24, 24), np.uint8)
+    first[6:14, 6:14] = 3
+    session = Session(frames, method="flow", device="cpu")
+    session.annotate(0, first)
+    steps = session.propagate("forward")
+    next(steps), next(steps)  # frames 0 and 1 written as uint8
+    later = np.zeros((24, 24), np.int32)
+    later[6:14, 6:14] = 3
+    later[16:20, 16:20] = 700
+    session.annotate(4, later)  # widens to uint16 mid-run
+    list(steps)
+    assert session.labels.dtype == np.uint16
+    assert (session.labels[0] == first).all() and (session.labels[1][6:14, 6:14] == 3).all()
+    assert (session.labels[4] == later).all()
