@@ -49,3 +49,36 @@ def test_frames_written_before_the_labels_widen_are_kept():
     assert session.labels.dtype == np.uint16
     assert (session.labels[0] == first).all() and (session.labels[1][6:14, 6:14] == 3).all()
     assert (session.labels[4] == later).all()
+
+
+def test_the_command_line_reads_a_labels_stack_about_once(tmp_path, monkeypatch):
+    """One pass finds the painted frames and the largest id; only the painted frame is read again
+    (for the Session) and frame 0 may be peeked for the shape. It was read 2-5 times per frame."""
+    tifffile = pytest.importorskip("tifffile")
+    import napari_vos.data.readers as readers
+    from napari_vos.cli import main
+
+    t, h, w = 12, 32, 40
+    video = np.random.default_rng(0).integers(100, 1000, (t, h, w)).astype(np.uint16)
+    video[:, 8:20, 8:20] += 2000
+    tifffile.imwrite(tmp_path / "video.tif", video, imagej=True, metadata={"axes": "TYX"})
+    labels = np.zeros((t, h, w), np.uint16)
+    labels[4, 8:20, 8:20] = 300
+    tifffile.imwrite(tmp_path / "labels.tif", labels, imagej=True, metadata={"axes": "TYX"})
+    reads: collections.Counter = collections.Counter()
+    real = readers.open_tiff_frames
+
+    def counting(path, z=None):
+        frames = real(path, z=z)
+        if "labels" in str(path):
+            load = frames._loader
+            frames._loader = lambda i: (reads.update([i]), load(i))[1]
+        return frames
+
+    monkeypatch.setattr(readers, "open_tiff_frames", counting)
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "out.tif"), "--method", "flow", "--device", "cpu"]) == 0
+    assert reads[4] <= 2 and all(n <= 1 for i, n in reads.items() if i not in (0, 4)), dict(reads)
+    assert reads[0] <= 2
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert out.dtype == np.uint16 and (out[4] == labels[4]).all() and (out[5][10:18, 10:18] == 300).all()

@@ -164,13 +164,19 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
     """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
-    from napari_vos.data.label_types import largest_id
+    from napari_vos.data.label_types import largest_id, painted_frames
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
 
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
-    top = 1 if labels is None else largest_id(labels)  # a zero-shot run's ids are 1..K
+    painted = None  # a labels stack's painted frames, found in the one pass that reads each frame
+    if labels is None:
+        top = 1  # a zero-shot run's ids are 1..K
+    elif labels.ndim == 3:
+        painted, top = painted_frames(labels)
+    else:
+        top = largest_id(labels)
     if not to_tiff and top > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
     _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
@@ -186,13 +192,6 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         for name in method_class(args.method).map_names:  # the map files, created while the video is read
             _check_not_an_input(Path(args.maps) / f"{name}.tif", {"video": args.video, "labels": args.labels},
                                 "--maps", f"{name} map")
-    if labels is not None:
-        from napari_vos.advice import method_advice
-
-        first = labels if labels.ndim == 2 else next((f for f in labels if f.any()), None)  # the first painted
-        tip = method_advice(args.method, args.checkpoint, [first]) if first is not None else None
-        if tip:
-            print(f"{tip} (here: --method {tip.method} --checkpoint {tip.checkpoint})", file=sys.stderr)
     options = {} if args.max_side is None else {"max_side": args.max_side}
     if args.min_side is not None:
         options["min_side"] = args.min_side or None
@@ -221,8 +220,14 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     try:
         session, start = annotated_session(video, labels, method=args.method, frame=args.frame,
                                            device=args.device, checkpoint=args.checkpoint, maps=bool(args.maps),
-                                           out=partial.labels, **options)
+                                           out=partial.labels, painted=painted, **options)
         partial.describe(session.result().provenance())
+        if session.annotations:  # advice from the first painted frame, as the session holds it (not read again)
+            from napari_vos.advice import method_advice
+
+            tip = method_advice(args.method, args.checkpoint, [session.annotations[min(session.annotations)]])
+            if tip:
+                print(f"{tip} (here: --method {tip.method} --checkpoint {tip.checkpoint})", file=sys.stderr)
         if args.maps:  # each map goes into its TIFF as its frames finish: none is held, a killed run keeps them
             from napari_vos.data.map_tiffs import MapTiffs
 
@@ -246,7 +251,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     maps = map_files.close(provenance) if map_files is not None else []
     try:
         if to_tiff:
-            write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance)
+            write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance,
+                              max_id=max([top, *result.object_ids]))  # what it holds: no pass over it to find out
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
             written = set(write_png_labels(args.output, result.labels))
             for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's

@@ -26,7 +26,7 @@ from torch.profiler import record_function
 from napari_vos import __version__
 from napari_vos.checks import from_torch, not_an_array, objects_missing_at_start, painted_ids, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
-from napari_vos.data.label_types import label_dtype_for
+from napari_vos.data.label_types import label_dtype_for, painted_frames
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
@@ -368,15 +368,19 @@ class Session:
             wider[t] = self.labels[t]
         self.labels = wider
 
-    def annotate_stack(self, labels: Any) -> list[int]:
-        """Take every frame of a (T, Y, X) labels stack that holds any object as an annotation."""
+    def annotate_stack(self, labels: Any, painted: Sequence[int] | None = None) -> list[int]:
+        """Take every frame of a (T, Y, X) labels stack that holds any object as an annotation.
+
+        ``painted``: those frames, when the caller has found them already (`painted_frames`), so a
+        lazily read stack is not scanned twice.
+        """
         shape = tuple(getattr(labels, "shape", np.shape(labels)))
         expected = (self.source.n_frames, *self.source.frame_shape)
         if shape != expected:
             raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
                              f"{expected[1:]}: the labels must match the image, one frame each")
         labels = from_torch(labels)
-        frames = [i for i in range(shape[0]) if np.asarray(labels[i]).any()]
+        frames = painted_frames(labels)[0] if painted is None else [int(i) for i in painted]
         if not frames:
             raise ValueError("the labels are empty on every frame: paint at least one object on one frame")
         if len(frames) == shape[0] > 1:
@@ -724,10 +728,12 @@ def _reused_stack(stacks: list[torch.Tensor], probs: torch.Tensor) -> torch.Tens
 
 
 def annotated_session(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
-                      device: str = "auto", **session_options: Any) -> tuple[Session, int | None]:
+                      device: str = "auto", painted: Sequence[int] | None = None,
+                      **session_options: Any) -> tuple[Session, int | None]:
     """A Session holding ``labels`` as its annotations, as `propagate` takes them, and the frame its
     propagation starts from (None: the session's default). For callers that run the frames
-    themselves, such as the CLI, which keeps the finished frames of a run that stops early."""
+    themselves, such as the CLI, which keeps the finished frames of a run that stops early.
+    ``painted``: a labels stack's painted frames, when the caller has found them (`annotate_stack`)."""
     session = Session(video, method=method, device=device, **session_options)
     problem = None if labels is None else not_an_array(labels, "the labels")
     if problem:
@@ -738,7 +744,7 @@ def annotated_session(video: Any, labels: Any = None, method: str = "frtm", fram
             raise ValueError(f"method {method!r} needs labels: paint the objects on one frame (or pick a "
                              "zero-shot method, which needs none)")
     elif arr_ndim == 3:
-        session.annotate_stack(labels)
+        session.annotate_stack(labels, painted)
     else:
         session.annotate(0 if frame is None else frame, labels)
     return session, (frame if arr_ndim in (0, 3) else None)

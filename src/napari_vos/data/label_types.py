@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["label_dtype_for", "largest_id"]
+__all__ = ["label_dtype_for", "largest_id", "painted_frames"]
 
 
 def label_dtype_for(max_id: int) -> np.dtype:
@@ -29,3 +29,16 @@ def largest_id(labels: Any) -> int:
     if np.ndim(labels[0]) == 1:  # a (Y, X) image, whose first item is a row
         return int(np.max(labels, initial=0))
     return max((int(np.max(labels[t], initial=0)) for t in range(len(labels))), default=0)
+
+
+def painted_frames(labels: Any) -> tuple[list[int], int]:
+    """The frames of a (T, Y, X) labels stack that hold anything (any non-zero value), and the largest
+    id, in one pass that reads each frame once (a TIFF's frames are decoded again by every pass)."""
+    painted: list[int] = []
+    top = 0
+    for t in range(len(labels)):
+        frame = np.asarray(labels[t])
+        if frame.any():
+            painted.append(t)
+            top = max(top, int(frame.max()))
+    return painted, top

@@ -107,13 +107,15 @@ def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
 
 
 def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "zlib",
-                      calibration: Calibration | None = None, provenance: dict | None = None) -> Path:
+                      calibration: Calibration | None = None, provenance: dict | None = None,
+                      max_id: int | None = None) -> Path:
     """Write a (T, Y, X) label stack to one multi-page TIFF, frame by frame.
 
     Ids up to 65535 are written as an ImageJ hyperstack of T frames (Fiji shows time, not Z), with
     ``calibration`` (pixel size, unit, frame interval) so the labels overlay the image at its scale;
     larger ids (uint32/uint64; ImageJ has no such type), and stacks of 4 GiB or more (a BigTIFF,
     `BIGTIFF_FROM`), as a baseline TIFF with the pixel size in its resolution tags. ``provenance`` is stored as JSON under "napari_vos" (``read_tiff_provenance``).
+    ``max_id``: the largest id the stack holds, when the caller knows it (else one pass finds it).
     """
     import tifffile
 
@@ -121,7 +123,7 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(labels)
     first = np.asarray(labels[0])
-    dtype = label_dtype(largest_id(labels))  # one pass over the frames, without holding the stack
+    dtype = label_dtype(largest_id(labels) if max_id is None else max_id)  # a pass over the frames, if not known
     imagej = labels_tiff_is_imagej((n, *first.shape), dtype)
     big = _needs_bigtiff((n, *first.shape), dtype)
 
