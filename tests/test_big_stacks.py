@@ -82,3 +82,57 @@ def test_the_command_line_reads_a_labels_stack_about_once(tmp_path, monkeypatch)
     assert reads[0] <= 2
     out = tifffile.imread(tmp_path / "out.tif")
     assert out.dtype == np.uint16 and (out[4] == labels[4]).all() and (out[5][10:18, 10:18] == 300).all()
+
+
+class _ChunkedStack:
+    """A (T, Y, X) stack with zarr-like chunks of several frames, tiled in Y/X, that counts the frames
+    it decodes (a zarr decodes whole chunks: a frame of an 8-frame chunk costs 8)."""
+
+    def __init__(self, data: np.ndarray, frames_per_chunk: int) -> None:
+        self.data, self.shape, self.dtype = data, data.shape, data.dtype
+        self.chunks = (frames_per_chunk, data.shape[1] // 2, data.shape[2] // 2)
+        self.decoded = 0
+
+    def __getitem__(self, index):
+        part = self.data[index]
+        self.decoded += part.shape[0] if isinstance(index, slice) else self.chunks[0]
+        return part
+
+
+def _run_chunked(monkeypatch, budget: int) -> tuple[_ChunkedStack, Session]:
+    import napari_vos.data.frames as frames
+
+    monkeypatch.setattr(frames, "_block_budget", lambda: budget)
+    data = np.random.default_rng(0).integers(0, 4000, (24, 16, 16)).astype(np.uint16)
+    stack = _ChunkedStack(data, 8)
+    labels = np.zeros((16, 16), np.int32)
+    labels[4:10, 4:10] = 1
+    session = Session(stack, method="flow", device="cpu")
+    session.annotate(0, labels)
+    list(session.propagate("forward"))
+    return stack, session
+
+
+def test_a_chunk_row_that_fits_the_budget_is_decoded_about_once(monkeypatch):
+    stack, session = _run_chunked(monkeypatch, budget=2**20)
+    assert stack.decoded <= 2 * 24 and not any("chunks span" in n for n in session.notes)
+
+
+def test_a_chunk_row_too_large_to_keep_is_noted_with_how_to_rechunk(monkeypatch):
+    """zarr's own chunks for 2000 x 2048 x 2048 uint16 are (125, 128, 128): each frame read decodes
+    125 frames. Scaled down: 8-frame chunks over a 1 KiB budget."""
+    from napari_vos.session import SlowChunks
+
+    with pytest.warns(SlowChunks, match=r"span 8 frames .* rechunk"):
+        stack, session = _run_chunked(monkeypatch, budget=1024)
+    assert stack.decoded > 2 * 24  # the cost the note is about
+    assert any("video.rechunk({0: 1})" in n for n in session.notes)
+
+
+@pytest.mark.parametrize("free, budget", [(100 * 2**20, 256 * 2**20), (4 * 2**30, 2**30), (64 * 2**30, 2 * 2**30)])
+def test_the_chunk_budget_is_a_quarter_of_the_free_memory_within_bounds(monkeypatch, free, budget):
+    psutil = pytest.importorskip("psutil")
+    from napari_vos.data.frames import _block_budget
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": free})())
+    assert _block_budget() == budget

@@ -223,6 +223,11 @@ class DarkVideo(UserWarning):
     """An 8-bit video that uses only the bottom of 0-255: read as 0-255, it reaches the method dark."""
 
 
+class SlowChunks(UserWarning):
+    """A dask or zarr stack whose chunks span many frames and are too large to keep: each frame read
+    decodes a whole chunk row."""
+
+
 class ObjectsNotFollowed(UserWarning):
     """Objects of an annotation added while a run went on that its start frame did not hold."""
 
@@ -636,6 +641,11 @@ class Session:
             self._note(f"the 8-bit video uses only 0-{top} of 0-255 (its 99.8th percentile): 8-bit data are read as "
                        "0-255, so the method sees dark frames; give the stack as float (video.astype('float32')), "
                        "which is stretched by its percentiles", DarkVideo)
+        decoded = self.source.frames_decoded_per_frame()
+        if decoded > 1:
+            self._note(f"the stack's chunks span {decoded} frames each, too many to keep in memory, so every frame "
+                       f"read decodes {decoded} frames: rechunk it to one frame per chunk (dask: "
+                       "video.rechunk({0: 1}); zarr: write it with chunks such as (1, 512, 512))", SlowChunks)
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
         if self._planned == 1 and self.annotations:
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "

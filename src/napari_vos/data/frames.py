@@ -149,6 +149,11 @@ class FrameSource:
             self._range = (lo, hi)
         return self._range
 
+    def frames_decoded_per_frame(self) -> int:
+        """How many frames a frame read decodes: a chunk row too large to keep (see `_block_budget`)
+        is decoded whole for each of its frames; 1 when frames are read alone or from a kept row."""
+        return 1 if self._block_frames > 1 else min(_chunk_frames(self.video), self.n_frames)
+
     def dark_8bit_top(self) -> int | None:
         """For an 8-bit stack that uses only the bottom quarter of 0-255 (its brightest channel's
         99.8th percentile below 64: a faint fluorescence channel), that percentile; else None. 8-bit
@@ -235,12 +240,24 @@ class FrameSource:
         return self._range_on[key]
 
 
-_MAX_BLOCK_BYTES = 256 * 2**20  # a chunk of frames is kept only up to this size
+_MAX_BLOCK_BYTES = 256 * 2**20  # a chunk row of frames is always kept up to this size ...
+_MAX_BLOCK_BYTES_CAP = 2 * 2**30  # ... and up to a quarter of the free memory, at most this
 
 
-def _frames_per_chunk(video: Any, shape: tuple[int, ...]) -> int:
-    """Frames per chunk along T of a dask or zarr stack with regular chunks of several frames whose
-    chunk (all of Y, X[, C]) fits `_MAX_BLOCK_BYTES`; 1 for anything else (read frame by frame)."""
+def _block_budget() -> int:
+    """Bytes a kept chunk row may take: zarr's own chunks for 2048 x 2048 uint16 frames hold 125
+    frames (1 GiB), each decoded whole for any frame of it, so what the memory allows is kept."""
+    try:
+        import psutil
+
+        free = int(psutil.virtual_memory().available)
+    except Exception:  # psutil missing or unable to tell: the floor
+        return _MAX_BLOCK_BYTES
+    return max(_MAX_BLOCK_BYTES, min(_MAX_BLOCK_BYTES_CAP, free // 4))
+
+
+def _chunk_frames(video: Any) -> int:
+    """Frames per chunk along T of a dask or zarr stack with regular chunks; 1 for anything else."""
     chunks = getattr(video, "chunks", None)
     if not chunks:
         return 1
@@ -250,11 +267,20 @@ def _frames_per_chunk(video: Any, shape: tuple[int, ...]) -> int:
             return 1
         first = first[0]
     try:
-        n = int(first)
+        return max(1, int(first))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _frames_per_chunk(video: Any, shape: tuple[int, ...]) -> int:
+    """Frames per chunk along T of a chunked stack whose chunk row (all of Y, X[, C]) fits
+    `_block_budget`, to keep while its frames are read; 1 for anything else (read frame by frame)."""
+    n = _chunk_frames(video)
+    try:
         itemsize = np.dtype(video.dtype).itemsize
     except (TypeError, ValueError):
         return 1
-    if n <= 1 or n * int(np.prod(shape[1:])) * itemsize > _MAX_BLOCK_BYTES:
+    if n <= 1 or n * int(np.prod(shape[1:])) * itemsize > _block_budget():
         return 1
     return n
 
