@@ -76,7 +76,7 @@ def test_a_rerun_with_other_objects_gets_its_own_maps(square_video):
     ("n_cg_update", -1, "n_cg_update must be a whole number >= 0"),
     ("objects_per_solve", 0, "objects_per_solve must be a whole number >= 1"),
     ("n_augmented", 100, r"n_augmented \(100\) cannot exceed memory_capacity \(80\)"),
-    ("eta", 1.0, r"eta must be a number in \[0, 1\)"),
+    ("eta", 1.0, r"eta must be a number in \(0, 1\)"),
     ("kappa_min", -0.1, r"kappa_min must be a number in \[0, 1\]"),
     ("reg_w1", "big", "reg_w1 must be a number >= 0"),
 ])
