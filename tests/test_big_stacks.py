@@ -136,3 +136,27 @@ def test_the_chunk_budget_is_a_quarter_of_the_free_memory_within_bounds(monkeypa
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": free})())
     assert _block_budget() == budget
+
+
+def test_cosnet_embeds_its_reference_frames_once_per_run():
+    """A "both" run builds a method per pass; the second takes the first's embedded references
+    from the run's memo instead of reading and embedding the same frames again."""
+    from napari_vos.methods.cosnet import reference_frames
+
+    class Counting:
+        def __init__(self, data: np.ndarray) -> None:
+            self.data, self.shape, self.dtype = data, data.shape, data.dtype
+            self.reads: collections.Counter = collections.Counter()
+
+        def __getitem__(self, i):
+            self.reads[int(i)] += 1
+            return self.data[i]
+
+    t = 12
+    video = Counting(np.random.default_rng(0).integers(0, 255, (t, 32, 32, 3)).astype(np.uint8))
+    session = Session(video, method="cosnet", device="cpu")
+    list(session.propagate("both", start=6))
+    sampled = set(np.linspace(0, t - 1, 8).astype(int))  # the frames the 8-bit range check samples
+    for i in reference_frames(t, 5):
+        if i != 6:  # the start frame is segmented by both passes
+            assert video.reads[i] == 2 + (i in sampled), (i, dict(video.reads))

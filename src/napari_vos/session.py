@@ -330,6 +330,7 @@ class Session:
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
         self._chosen: dict[str, Any] = {}  # what the method picked at start (MethodBase.chosen_options)
+        self._video_memo: dict[Any, Any] = {}  # shared by one run's passes (VideoFrames.memo)
         # what this propagation warned of, for a caller that shows no Python warnings (the widget)
         self.notes: list[str] = []
 
@@ -525,7 +526,7 @@ class Session:
             yield
 
     def _video(self) -> VideoFrames:
-        return VideoFrames(self.source.n_frames, self._image)
+        return VideoFrames(self.source.n_frames, self._image, self._video_memo)
 
     def _pass(self, start: int, stop: int, stride: int, ids: list[int] | None, run: int) -> Iterator[FrameResult]:
         """Propagate from annotated frame ``start`` towards ``stop`` (exclusive).
@@ -630,6 +631,7 @@ class Session:
                 raise ValueError(missing)
             frames = self._propagate_annotated(direction, start, ids, run)
         self._run = run
+        self._video_memo: dict[Any, Any] = {}  # shared by this run's passes (VideoFrames.memo)
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)

@@ -37,11 +37,14 @@ class VideoFrames:
     working resolution on the method's device, read (and normalised) only when asked for.
 
     Given to every method through ``set_video`` before a pass; zero-shot methods use it to look
-    at frames other than the one being segmented (COSNet's reference frames).
+    at frames other than the one being segmented (COSNet's reference frames). ``memo`` is one dict
+    for all passes of one propagation: what a method worked out from the whole video (COSNet's
+    embedded references) is kept there for the run's other pass instead of being read and computed again.
     """
 
     n_frames: int
     read: Callable[[int], torch.Tensor]
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.n_frames

@@ -81,9 +81,14 @@ class COSNet(MethodBase):
     # -- protocol ------------------------------------------------------------------------
     @torch.no_grad()
     def set_video(self, video: VideoFrames) -> None:
-        """Sample the N reference frames from the whole video and embed them once."""
+        """Sample the N reference frames from the whole video and embed them once per propagation
+        (a "both" run's second pass takes them from ``video.memo``)."""
         self.reference_indices = reference_frames(len(video), self.n_references, self.sampling, self.seed)
-        self.references = [self._embed(video[i])[0].v for i in self.reference_indices]
+        key = ("cosnet_references", getattr(self, "checkpoint_sha256", None) or id(self.network),
+               tuple(self.reference_indices))
+        if key not in video.memo:
+            video.memo[key] = [self._embed(video[i])[0].v for i in self.reference_indices]
+        self.references = video.memo[key]
 
     def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         raise ValueError("COSNet segments the video's primary object without an annotation; it takes none")
