@@ -259,3 +259,25 @@ def test_rgb_false_on_a_three_channel_stack_says_what_to_pass_instead():
                                          r"as colour.*pass channels=\[0, 1, 2\]"):
         FrameSource(video, rgb=False)
     assert FrameSource(video, rgb=False, channels=[0, 1, 2])[0].shape == (8, 8, 3)
+
+
+def test_a_float_stack_of_tiny_values_is_stretched_not_read_flat():
+    """A range of 1e-13 (currents in A, lengths in m) is a range: an absolute 1e-12 threshold took it
+    for a constant stack and the methods got black frames."""
+    v = np.zeros((2, 8, 8), np.float32)
+    v[:, 2:6, 2:6] = 1e-13
+    source = FrameSource(v)
+    assert float(source.tensor(0, "cpu").max()) == pytest.approx(1.0)
+    assert source[0].max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dtype, base, step", [(np.int64, 2**40, 50), (np.float64, 1e8, 3), (np.uint32, 4_000_000_000, 50),
+                                               (np.int32, 2_000_000_000, 3)])
+def test_a_large_offset_with_a_small_range_is_not_flattened(dtype, base, step):
+    """float32 cannot tell 2**40 from 2**40 + 50: the offset comes off in float64 first."""
+    v = np.full((2, 8, 8), base, dtype)
+    v[:, 2:6, 2:6] += dtype(step)
+    source = FrameSource(v)
+    for frame in (source.tensor(0, "cpu").permute(1, 2, 0).numpy(), source[0]):
+        assert frame.max() == pytest.approx(1.0) and frame.min() == 0.0
+        assert (frame[2:6, 2:6] == frame.max()).all()

@@ -76,7 +76,7 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
         raise ValueError(f"{what} must be an integer labels image, got dtype {arr.dtype}")
     if arr.min() < 0:
         raise ValueError(f"{what} contain negative ids; use 0 for background and 1, 2, ... for objects")
-    if arr.max() > np.iinfo(np.int32).max:
+    if float(arr.max()) > np.iinfo(np.int32).max:  # float(): float16's max compared with 2**31 - 1 overflowed
         raise ValueError(f"{what} hold ids up to {arr.max()}, more than napari-vos keeps (2147483647); number the "
                          "objects 1, 2, ... first (skimage.segmentation.relabel_sequential)")
     return arr.astype(np.int32)
@@ -640,7 +640,7 @@ class Session:
         self.notes = []
         top = self.source.dark_8bit_top()
         if top is not None:
-            self._note(f"the 8-bit video uses only 0-{top} of 0-255 (its 99.8th percentile): 8-bit data are read as "
+            self._note(f"the 8-bit video's 99.8th percentile is {top} of 0-255: 8-bit data are read as "
                        "0-255, so the method sees dark frames; give the stack as float (video.astype('float32')), "
                        "which is stretched by its percentiles", DarkVideo)
         decoded = self.source.frames_decoded_per_frame()

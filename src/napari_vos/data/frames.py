@@ -18,7 +18,7 @@ from napari_vos.data.intensity import percentile_range
 PERCENTILES = (1.0, 99.8)
 _SAMPLE_FRAMES = 8
 #: an 8-bit stack whose brightest channel's upper percentile is below this reads as dark frames
-DARK_8BIT_TOP = 64
+DARK_8BIT_TOP = 128  # RGMP's shipped checkpoint lost a square of 80 or 120 on 30 read as 0-255 (kept it as float)
 
 
 def describe_axes_error(shape: tuple[int, ...]) -> str:
@@ -95,6 +95,9 @@ class FrameSource:
             raise ValueError(f"frames of dtype {self.dtype} are not images napari-vos can read; give integer, "
                              "float or boolean frames")
         self._range: tuple[np.ndarray, np.ndarray] | None = None
+        # 32/64-bit integers and float64 lose their low digits in float32 (at 2**40 its step is 131072), so
+        # their range's low end is taken off in float64 first (`_shifted`); None for the other types
+        self._offset: np.ndarray | None = None
         self._block_frames = _frames_per_chunk(video, shape)
         self._block: tuple[int, np.ndarray] | None = None  # (first frame, frames) of the last chunk read
         self._range_on: dict[str, tuple[Any, Any]] = {}  # the range as tensors, per device
@@ -143,11 +146,23 @@ class FrameSource:
             # a flat range (a constant stack) widens to lo + 1, in float32, where the frames are
             # normalised: from 2**24 on lo + 1 rounds back to lo, and the next float up is taken
             # (0 / 0 gave NaN frames: empty labels, or flow's error naming nothing)
+            # flat means hi == lo as found: a range of 1e-13 (currents in A, lengths in m) is a range
+            flat = hi <= lo
+            if _wide(self.dtype):
+                self._offset = lo.astype(np.float64)
+                lo, hi = lo - self._offset, hi - self._offset
             lo, hi = lo.astype(np.float32), hi.astype(np.float32)
-            hi = np.where(hi - lo < 1e-12, lo + np.float32(1.0), hi)
+            hi = np.where(flat, lo + np.float32(1.0), hi)
             hi = np.where(hi > lo, hi, np.nextafter(lo, np.float32(np.inf)))
             self._range = (lo, hi)
         return self._range
+
+    def _shifted(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` less the range's float64 low end for the types float32 cannot hold exactly
+        (`_wide`), as float32 (the range is then relative to 0); other frames as they are."""
+        if self._offset is None:
+            return frame
+        return np.subtract(frame, self._offset, dtype=np.float64).astype(np.float32)
 
     def frames_decoded_per_frame(self) -> int:
         """How many frames a frame read decodes: a chunk row too large to keep (see `_block_budget`)
@@ -155,8 +170,8 @@ class FrameSource:
         return 1 if self._block_frames > 1 else min(_chunk_frames(self.video), self.n_frames)
 
     def dark_8bit_top(self) -> int | None:
-        """For an 8-bit stack that uses only the bottom quarter of 0-255 (its brightest channel's
-        99.8th percentile below 64: a faint fluorescence channel), that percentile; else None. 8-bit
+        """For an 8-bit stack that uses only the bottom half of 0-255 (its brightest channel's
+        99.8th percentile below 128: a faint fluorescence channel), that percentile; else None. 8-bit
         data are read as 0-255, so such a stack reaches the networks as dark frames."""
         if self.dtype != np.uint8:
             return None
@@ -169,8 +184,8 @@ class FrameSource:
             out = frame.astype(np.float32) / (1.0 if frame.dtype == np.bool_ else 255.0)
         else:
             _check_finite(frame, index)  # as stored: float64 beyond float32's range is no NaN (it clips)
-            out = frame.astype(np.float32)
             lo, hi = self._intensity_range()
+            out = self._shifted(frame).astype(np.float32)
             out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
         if out.ndim == 2:
             out = np.repeat(out[..., None], 3, axis=-1)
@@ -199,6 +214,9 @@ class FrameSource:
 
         frame = self.raw(index)
         _check_finite(frame, index)
+        if _wide(self.dtype):  # the range first (from this frame if it is one of its samples), then the shift
+            self._intensity_range(known=(index, frame))
+            frame = self._shifted(frame)
         frame = np.ascontiguousarray(frame)
         if not frame.flags.writeable:  # torch wants writable memory (zarr, dask and the samples give read-only)
             frame = frame.copy()
@@ -283,6 +301,11 @@ def _frames_per_chunk(video: Any, shape: tuple[int, ...]) -> int:
     if n <= 1 or n * int(np.prod(shape[1:])) * itemsize > _block_budget():
         return 1
     return n
+
+
+def _wide(dtype: np.dtype) -> bool:
+    """32/64-bit integers and float64: values float32 cannot hold to the last digit."""
+    return (dtype.kind in "iu" and dtype.itemsize >= 4) or (dtype.kind == "f" and dtype.itemsize > 4)
 
 
 def _channel_indices(channels: Any) -> list[int]:

@@ -118,8 +118,11 @@ class RGMP(MethodBase):
     def check_option_values(cls, options: dict[str, Any]) -> None:
         """The values a type cannot judge, checked when a Session is made (the types: option_types)."""
         scales = options.get("scales")
-        if scales is not None and (len(scales) == 0 or any(float(s) <= 0 for s in scales)):
-            raise ValueError(f"scales must be positive numbers, such as [0.5, 0.75, 1.0]; got {scales!r}")
+        if scales is not None and (len(scales) == 0 or any(not 0 < float(s) <= 1 for s in scales)):
+            # fractions of the working size (the paper's 0.5, 0.75, 1): a scale of 100 asked a 64 px video
+            # for 17300 x 17300 inputs, past max_side and into the out-of-memory killer
+            raise ValueError(f"scales are fractions of the working size in (0, 1], such as [0.5, 0.75, 1.0]; "
+                             f"got {scales!r} (max_side sets the working size)")
         if "online_lr" in options and not float(options["online_lr"]) > 0:
             raise ValueError(f"online_lr must be > 0, got {options['online_lr']!r}")
         size = options.get("online_size")
