@@ -213,3 +213,48 @@ def test_float16_labels_are_read_without_an_overflow_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_labels(labels, (16, 16), "labels").max() == 3
+
+
+@pytest.mark.real_working_size
+def test_a_tall_thin_video_held_under_the_methods_side_by_max_side_is_noted():
+    """FRTM works at a 480 px shorter side; max_side=1024 keeps a 1000 x 60 channel at 1024 x 61,
+    four cells of its stride-16 maps, where it lost a static square (IoU 0.01) with nothing said."""
+    from napari_vos.session import SmallWorkingSize
+
+    video = np.full((2, 1000, 60), 30, np.uint8)
+    video[:, 400:600, 20:40] = 200
+    labels = np.zeros((1000, 60), np.int32)
+    labels[400:600, 20:40] = 1
+    session = Session(video, method="agame", device="cpu")
+    session.annotate(0, labels)
+    assert session.work_size == (1024, 61)
+    with pytest.warns(SmallWorkingSize, match=r"max_side=1024 runs this 60x1000 video at 61x1024: .* raise max_side"):
+        session.propagate("forward")
+    wide = Session(np.zeros((2, 600, 1400), np.uint8), method="agame", device="cpu")  # 1024 x 439: not noted
+    wide.annotate(0, np.pad(np.ones((10, 10), np.int32), ((0, 590), (0, 1390))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallWorkingSize)
+        wide.propagate("forward")
+
+
+@pytest.mark.real_working_size
+def test_enlarging_past_the_pixel_budget_with_nothing_capping_it_is_refused():
+    """RGMP's 64 px object rule took a 512 x 512 video of 3 x 3 spots to 9680 x 9680 with max_side=None."""
+    video = np.zeros((2, 512, 512), np.uint8)
+    labels = np.zeros((512, 512), np.int32)
+    labels[10:13, 10:13] = 1
+    session = Session(video, method="rgmp", device="cpu", max_side=None)
+    session.annotate(0, labels)
+    with pytest.raises(ValueError, match=r"working size would be \d+x\d+ pixels .* set max_side"):
+        session.propagate()
+    own = Session(video, method="rgmp", device="cpu", max_side=None, min_object_side=None)
+    own.annotate(0, labels)
+    own.propagate()  # the frame's own size is never refused
+
+
+def test_a_y_x_1_labels_image_is_told_to_drop_its_last_axis():
+    video = np.zeros((4, 16, 16), np.uint8)
+    labels = np.zeros((16, 16, 1), np.int32)
+    labels[4:8, 4:8] = 1
+    with pytest.raises(ValueError, match=r"pass labels\[\.\.\., 0\]"):
+        propagate(video, labels, method="flow", device="cpu")

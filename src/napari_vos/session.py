@@ -228,6 +228,19 @@ class SlowChunks(UserWarning):
     decodes a whole chunk row."""
 
 
+#: enlarging (min_side, min_object_side) past this many working pixels, with max_side not capping it, is
+#: refused: RGMP's 64 px object rule took a 512 x 512 video of 3 x 3 spots to 9680 x 9680
+ENLARGED_PIXELS_MAX = 4096 * 4096
+#: a network method whose working shorter side max_side holds under this many pixels (or half the
+#: method's min_side) gets a SmallWorkingSize note
+SMALL_WORKING_SIDE = 64
+
+
+class SmallWorkingSize(UserWarning):
+    """``max_side`` keeps a video's shorter side at a few cells of a network's coarse maps (a tall,
+    thin channel of 1000 x 60 pixels at 1024 x 61): objects may be lost."""
+
+
 class ObjectsNotFollowed(UserWarning):
     """Objects of an annotation added while a run went on that its start frame did not hold."""
 
@@ -383,8 +396,11 @@ class Session:
         shape = tuple(getattr(labels, "shape", np.shape(labels)))
         expected = (self.source.n_frames, *self.source.frame_shape)
         if shape != expected:
+            single = len(shape) == 3 and shape[2] == 1 and shape[:2] == expected[1:]  # a (Y, X, 1) image
             raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
-                             f"{expected[1:]}: the labels must match the image, one frame each")
+                             f"{expected[1:]}: the labels must match the image, one frame each"
+                             + ("; for one frame's labels with a trailing axis of 1, pass labels[..., 0]"
+                                if single else ""))
         labels = from_torch(labels)
         frames = painted_frames(labels)[0] if painted is None else [int(i) for i in painted]
         if not frames:
@@ -406,6 +422,36 @@ class Session:
             return self._work_size
         scale = object_scale(self.annotations.values(), self.min_object_side)
         return working_size(self.source.frame_shape, self.max_side, self.min_side, scale)
+
+    def _check_enlargement(self, size: tuple[int, int]) -> None:
+        """Refuse a working size that the enlarging rules made larger than the frame and than
+        `ENLARGED_PIXELS_MAX`, with nothing capping it (max_side None): tens of GB, then the
+        out-of-memory killer, with nothing said."""
+        fh, fw = self.source.frame_shape
+        h, w = size
+        if h * w > max(fh * fw, ENLARGED_PIXELS_MAX):
+            raise ValueError(
+                f"the working size would be {w}x{h} pixels ({h * w / 1e6:.0f} MP): min_side={self.min_side} and "
+                f"min_object_side={self.min_object_side} enlarge this {fw}x{fh} video {h / fh:.1f}x, "
+                f"and max_side={self.max_side} caps nothing; set max_side (e.g. 2048) or "
+                "min_object_side=None / min_side=None (the command line: --max-side, --min-side 0)")
+
+    def _note_small_working_size(self) -> None:
+        """Note (`SmallWorkingSize`) a network method's working size whose shorter side max_side holds
+        under `SMALL_WORKING_SIDE` or half the method's min_side."""
+        if not getattr(self.method_class, "runs_network", True) or not self.max_side:
+            return
+        h, w = self._work_size
+        scale = object_scale(self.annotations.values(), self.min_object_side)
+        free = working_size(self.source.frame_shape, None, self.min_side, scale)
+        floor = max(SMALL_WORKING_SIDE, (self.min_side or 0) // 2)
+        if min(h, w) < floor and min(free) > min(h, w):
+            fh, fw = self.source.frame_shape
+            self._note(f"max_side={self.max_side} runs this {fw}x{fh} video at {w}x{h}: its shorter side of "
+                       f"{min(h, w)} px is a few cells of {self.method_name}'s coarse maps"
+                       + (f" (it works at {self.min_side} px)" if self.min_side else "")
+                       + ", so objects may be lost; raise max_side (None: no cap) or crop the video to the "
+                       "region of interest", SmallWorkingSize)
 
     @property
     def object_ids(self) -> list[int]:
@@ -632,6 +678,7 @@ class Session:
             frames = self._propagate_annotated(direction, start, ids, run)
         self._run = run
         self._video_memo: dict[Any, Any] = {}  # shared by this run's passes (VideoFrames.memo)
+        self._check_enlargement(self.work_size)
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
         # annotation starts from zero rather than adding to the last run's)
@@ -643,6 +690,7 @@ class Session:
             self._note(f"the 8-bit video's 99.8th percentile is {top} of 0-255: 8-bit data are read as "
                        "0-255, so the method sees dark frames; give the stack as float (video.astype('float32')), "
                        "which is stretched by its percentiles", DarkVideo)
+        self._note_small_working_size()
         decoded = self.source.frames_decoded_per_frame()
         if decoded > 1:
             self._note(f"the stack's chunks span {decoded} frames each, too many to keep in memory, so every frame "
