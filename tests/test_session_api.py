@@ -335,3 +335,17 @@ def test_full_precision_on_a_device_type_without_autocast_does_nothing():
 
     with full_precision(torch.empty(2, device="meta")):  # torch has no autocast for "meta"
         pass
+
+
+def test_the_seed_is_in_the_record():
+    """Another seed gives other labels (FRTM's augmented samples, OSVOS-AT's crops), so the record
+    says which one made them."""
+    from conftest import moving_square_video
+
+    frames, truth = moving_square_video(n_frames=3)
+    for seed in (0, 3):
+        session = Session(frames, method="flow", device="cpu", seed=seed)
+        session.annotate(0, truth[0])
+        session.run("forward")
+        assert session.result().options["seed"] == seed
+        assert session.result().provenance()["options"]["seed"] == seed

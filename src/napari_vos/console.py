@@ -52,7 +52,9 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     an annotation (``all_painted=False``: only ``frame``), or one (Y, X) frame annotating ``frame``,
     or None for a zero-shot method (``method="cosnet"``), which segments every frame unannotated.
     frame: the annotated frame to start from (default: the engine's choice, the first painted one;
-    zero-shot: frame 0).
+    zero-shot: frame 0). As with the button, whose frame follows the time slider, an unpainted
+    ``frame`` of a (T, Y, X) layer starts the run from the nearest painted frame whose run reaches
+    it, with a warning saying so (`napari_vos.propagate` refuses such a frame).
     maps: also add the method's intermediate maps as Image layers overlaying the image.
     channel_layers: up to two more grey image layers of the image's shape (a channel each, as napari
     opens a multi-channel stack with ``channel_axis``) read with the image as one multi-channel video.

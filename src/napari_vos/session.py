@@ -741,6 +741,7 @@ class Session:
                       checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
+                               "seed": self.seed,  # the methods' random draws: another seed, other labels
                                "work_size": list(self.work_size),
                                **({"channels": list(self.source.channels or [0])} if self._channels_given else {}),  # grey: [0]
                                **self.method_options, **self._chosen},
