@@ -7,7 +7,7 @@ with the frames' longer side at most --long-side and JPEG quality --quality, lea
 project's hold-out sequences (training never uses them), into .gpu/data/<name>, which git
 ignores and the device call carries (``carry=[".gpu"]``). The defaults (480x270, quality 70)
 give 30.8 MiB for the 22 training sequences (measured 2026-11-21; 640 px at quality 80 is
-61.6 MiB, too much; --long-side 384 gives 21.1 MiB). The tracked tree is 123 MiB, so the shipped
+61.6 MiB, too much; --long-side 384 gives 21.1 MiB). The tracked tree is 124 MiB, so the shipped
 checkpoints a run does not need are parked first (scripts/gpu/park.py): FRTM's alone leaves 55.8 MiB. Training reads it
 with ``--data .gpu/data/<name>``; SequenceBank holds frames at 1.25x the crop size, so crops of
 432x240 are drawn from frames enlarged 1.125x.
