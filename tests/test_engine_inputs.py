@@ -144,19 +144,27 @@ def test_objects_annotated_mid_run_that_the_start_frame_lacks_are_warned_of():
     assert s.notes and (s.labels[3] == 7).any()
 
 
-def test_a_dark_8_bit_video_is_noted_with_what_to_give_instead():
-    """8-bit data are read as 0-255: a faint channel using 0-40 reaches the method dark, which the
-    run says (the widget's status line shows `notes`); a float copy is stretched and not noted."""
+def test_a_dark_8_bit_video_is_stretched_like_its_float_copy_and_noted():
+    """A faint 8-bit channel using 0-40 reached the methods dark as 0-255 (RGMP on a dark copy of
+    the natural sample: J&F 0.47 -> 0.14); it is stretched by its percentiles, as its float copy is,
+    and the run says so (the widget's status line shows `notes`); a full-range video is not."""
     import warnings
 
     from conftest import moving_square_video
+    from napari_vos.data.frames import FrameSource
     from napari_vos.session import DarkVideo
 
     frames, truth = moving_square_video(n_frames=3)
     dark = (frames.astype(np.float32) * 40 / 255).astype(np.uint8)
+    stretched, as_float = FrameSource(dark), FrameSource(dark.astype(np.float32))
+    for i in range(3):
+        np.testing.assert_allclose(stretched.tensor(i, "cpu").numpy(), as_float.tensor(i, "cpu").numpy(), atol=1e-6)
+        np.testing.assert_allclose(stretched[i], as_float[i], atol=1e-6)
+    assert float(stretched.tensor(0, "cpu").max()) == 1.0
+    np.testing.assert_allclose(FrameSource(frames)[0], frames[0] / 255.0, atol=1e-6)  # full range: as 0-255
     session = Session(dark, method="flow", device="cpu")
     session.annotate(0, truth[0])
-    with pytest.warns(DarkVideo, match=r"the 8-bit video's 99.8th percentile is \d+ of 0-255: .*video.astype\('float32'\)"):
+    with pytest.warns(DarkVideo, match=r"the 8-bit video's 99.8th percentile is \d+ of 0-255, so it is stretched"):
         session.run("forward")
     assert any("8-bit video's 99.8th percentile" in note for note in session.notes)
     with warnings.catch_warnings():

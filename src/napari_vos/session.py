@@ -220,7 +220,8 @@ class ObjectsUnderAPixel(UserWarning):
 
 
 class DarkVideo(UserWarning):
-    """An 8-bit video that uses only the bottom of 0-255: read as 0-255, it reaches the method dark."""
+    """An 8-bit video that uses only the bottom half of 0-255, which is therefore stretched by its
+    percentiles: read as 0-255, it reached the methods dark."""
 
 
 class SlowChunks(UserWarning):
@@ -687,9 +688,9 @@ class Session:
         self.notes = []
         top = self.source.dark_8bit_top()
         if top is not None:
-            self._note(f"the 8-bit video's 99.8th percentile is {top} of 0-255: 8-bit data are read as "
-                       "0-255, so the method sees dark frames; give the stack as float (video.astype('float32')), "
-                       "which is stretched by its percentiles", DarkVideo)
+            self._note(f"the 8-bit video's 99.8th percentile is {top} of 0-255, so it is stretched by its "
+                       "percentiles (1-99.8 %), as 16-bit and float data are, instead of read as 0-255 (dark "
+                       "frames to the method)", DarkVideo)
         self._note_small_working_size()
         decoded = self.source.frames_decoded_per_frame()
         if decoded > 1:

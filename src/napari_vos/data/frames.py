@@ -98,6 +98,7 @@ class FrameSource:
         # 32/64-bit integers and float64 lose their low digits in float32 (at 2**40 its step is 131072), so
         # their range's low end is taken off in float64 first (`_shifted`); None for the other types
         self._offset: np.ndarray | None = None
+        self._dark: bool | None = None  # an 8-bit stack stretched by its percentiles (`dark_8bit_top`)
         self._block_frames = _frames_per_chunk(video, shape)
         self._block: tuple[int, np.ndarray] | None = None  # (first frame, frames) of the last chunk read
         self._range_on: dict[str, tuple[Any, Any]] = {}  # the range as tensors, per device
@@ -169,18 +170,26 @@ class FrameSource:
         is decoded whole for each of its frames; 1 when frames are read alone or from a kept row."""
         return 1 if self._block_frames > 1 else min(_chunk_frames(self.video), self.n_frames)
 
-    def dark_8bit_top(self) -> int | None:
+    def dark_8bit_top(self, known: tuple[int, np.ndarray] | None = None) -> int | None:
         """For an 8-bit stack that uses only the bottom half of 0-255 (its brightest channel's
-        99.8th percentile below 128: a faint fluorescence channel), that percentile; else None. 8-bit
-        data are read as 0-255, so such a stack reaches the networks as dark frames."""
+        99.8th percentile below 128: a faint fluorescence channel), that percentile; else None.
+        Such a stack is stretched by its percentiles as 16-bit data are: read as 0-255 it reached
+        the networks dark (RGMP on a dark copy of the natural sample: J&F 0.47 -> 0.14)."""
         if self.dtype != np.uint8:
             return None
-        top = float(self._intensity_range()[1].max())
+        top = float(self._intensity_range(known)[1].max())
         return int(top) if top < DARK_8BIT_TOP else None
+
+    def _scaled_by_255(self, known: tuple[int, np.ndarray] | None = None) -> bool:
+        """Whether frames are read as 0-255 (8-bit, not dark) rather than by the stack's percentiles."""
+        if self._dark is None:
+            self._dark = self.dark_8bit_top(known) is not None
+        return self.dtype == np.uint8 and not self._dark
 
     def normalise(self, frame: np.ndarray, index: int = -1) -> np.ndarray:
         """Stored frame -> float32 (Y, X, 3) in [0, 1]."""
-        if frame.dtype == np.uint8 or frame.dtype == np.bool_:
+        known = (index, frame) if index >= 0 else None  # a frame of the stack: not read again for the range
+        if frame.dtype == np.bool_ or (frame.dtype == np.uint8 and self._scaled_by_255(known)):
             out = frame.astype(np.float32) / (1.0 if frame.dtype == np.bool_ else 255.0)
         else:
             _check_finite(frame, index)  # as stored: float64 beyond float32's range is no NaN (it clips)
@@ -229,9 +238,9 @@ class FrameSource:
             x = x.to(device, torch.uint8).to(torch.float32)
         else:
             x = x.to(torch.float32, copy=True).to(device)
-        if frame.dtype == np.uint8:
+        if frame.dtype == np.uint8 and self._scaled_by_255((index, frame)):
             x = x.div_(255.0)
-        elif not eight_bit:
+        elif frame.dtype != np.bool_:
             lo, hi = self._range_tensors(device, known=(index, frame))
             x = x.sub_(lo).div_(hi - lo).clamp_(0.0, 1.0)
         chw = x[None] if x.ndim == 2 else x.permute(2, 0, 1)  # a view; RGB stays channels-last in memory
