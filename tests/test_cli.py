@@ -96,6 +96,9 @@ def test_demo_passes_method_options_and_refuses_unknown_ones(tmp_path, capsys):
     capsys.readouterr()
     assert main(["demo", "--method", "flow", "--device", "cpu", "--option", "flow_sid=64"]) == 2
     assert "unknown option(s) flow_sid (did you mean flow_side?); flow takes" in capsys.readouterr().err
+    assert main(["demo", "--method", "frtm", "--device", "cpu", "--checkpoint", str(tmp_path / "none.safetensors")]) == 2
+    err = capsys.readouterr().err  # the refusal alone: no progress bar drawn before it
+    assert err.startswith("napari-vos demo: error: checkpoint file") and "frame/s" not in err
 
 
 def test_demo_precision_is_passed_and_recorded(tmp_path, capsys):

@@ -384,7 +384,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.metrics import score_stack
     from napari_vos.evaluation.runner import resolve_annotation
     from napari_vos.evaluation.unsupervised import score_foreground
-    from napari_vos.session import propagate
+    from napari_vos.session import annotated_session
 
     options = {**parse_option_pairs(args.option), **_zero_shot_option(args), **precision_option(args)}
     if args.json:  # before the run, not after it
@@ -396,10 +396,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.frames < 2:
             raise ValueError(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
         frames, truth = frames[:args.frames], truth[:args.frames]
+    # the session first, so a missing checkpoint or a bad option is refused before a bar is drawn
+    session, start = annotated_session(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
+                                       device=args.device, checkpoint=args.checkpoint, **options)
     with _progress(f"{args.method} on the {args.sample} sample", len(frames)) as update:
-        result = propagate(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
-                           device=args.device, checkpoint=args.checkpoint, direction="forward", progress=update,
-                           **options)
+        for done, _ in enumerate(session.propagate("forward", start=start), start=1):
+            update(done, session.planned_frames)
+    result = session.result()
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,
