@@ -56,6 +56,15 @@ def test_the_output_layer_keeps_the_images_units():
     assert tuple(out.labels.units) == tuple(image.units)
 
 
+def test_an_output_still_being_filled_is_refused_as_labels(viewer):
+    """Another run's output gets its provenance when that run ends; until then it holds only the
+    copied annotation and is no labels layer to start from."""
+    filling = viewer.add_labels(np.array(viewer.layers["painted"].data), name="painted (flow)")
+    filling.metadata["napari_vos_output"] = True
+    with pytest.raises(ValueError, match="is the output of a run still going on"):
+        propagate_layers(viewer, "video", "painted (flow)", method="flow", device="cpu")
+
+
 def test_a_slider_beyond_a_shorter_layers_last_frame_picks_its_last_frame(viewer):
     from napari_vos._widgets.layer_job import current_frame
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "image_levels",
+__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "image_levels", "is_unfinished_output",
            "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -103,6 +103,11 @@ def base_name(labels: "Labels") -> str:
 def is_output(layer: "Layer") -> bool:
     """A labels layer napari-vos made (finished, with provenance, or still being filled)."""
     return "napari_vos" in layer.metadata or "napari_vos_output" in layer.metadata
+
+
+def is_unfinished_output(layer: "Layer") -> bool:
+    """An output layer a run is still filling (its provenance comes when the run ends): no annotation yet."""
+    return "napari_vos_output" in layer.metadata and "napari_vos" not in layer.metadata
 
 
 def is_map_layer(layer: "Layer") -> bool:
@@ -289,6 +294,9 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
             raise ValueError(f"the labels layer {labels.name!r} is empty on frame {f}: paint the objects on that "
                              "frame, or move the slider to the painted frame")
         return {f: arr}, f, ""
+    if is_unfinished_output(labels):
+        raise ValueError(f"the labels layer {labels.name!r} is the output of a run still going on: wait for it to "
+                         "finish (or cancel it) before starting from it")
     painted = painted_frames(labels.data)
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
@@ -431,7 +439,9 @@ class LayerJob:
         if self.annotations and self.total == 1:  # checked before an output layer is added
             where = "a one-frame video" if self.n_frames == 1 else \
                 f"{direction} from frame {self.start}, the {'first' if direction == 'backward' else 'last'} frame"
-            raise ValueError(f"nothing to propagate: {where}; pick another direction or start frame")
+            # with the note saying why the start is not the frame asked for ("frame 1 is not painted; ...")
+            refusal = f"nothing to propagate: {where}; pick another direction or start frame"
+            raise ValueError(f"{self.note}; {refusal}" if self.note else refusal)
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
         # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32
         top = max((int(a.max()) for a in self.annotations.values()), default=0)

@@ -36,7 +36,7 @@ from superqt import QCollapsible
 
 from napari_vos._widgets.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
-                                           is_output, labels_level, video_problem)
+                                           is_output, is_unfinished_output, labels_level, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
@@ -318,6 +318,9 @@ class PropagateWidget(QWidget):
     def _refresh_layers(self, event: Any = None) -> None:
         """Refill the layer choices, keeping the user's picks (by layer, so a renamed layer stays
         picked); a labels layer is preferred to "none" unless the user chose "none"."""
+        job = self.job
+        if job is not None and self.worker is not None and not job.cancelled and job.output_removed:
+            self.cancel()  # the output layer was deleted: stop now, not at the next frame (fine-tuning: minutes)
         # not napari-vos map layers: maps are not videos to propagate through
         images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and not is_map_layer(lyr)]
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
@@ -363,7 +366,9 @@ class PropagateWidget(QWidget):
             return pick.name
         if pick == NO_LABELS and not self._method_needs_annotation():
             return NO_LABELS
-        real = [n for n in names if n != NO_LABELS]
+        # never a layer a run is still filling (another dock's output): it is no annotation yet
+        real = [n for n in names if n != NO_LABELS and not (n in self.viewer.layers
+                                                            and is_unfinished_output(self.viewer.layers[n]))]
         return real[0] if real else NO_LABELS
 
     def _image_picked(self, *_: Any) -> None:
