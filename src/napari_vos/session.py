@@ -336,6 +336,7 @@ class Session:
         # set by cancel(): a method that fine-tunes before its first frame (OSVOS-AT, RGMP's online
         # fine-tuning) stops at its next iteration, not after tens of seconds
         self._stop = threading.Event()
+        self._given_cancel_set = False
         self._planned = 0
         self._run = 0  # which propagate() call is current: an older generator resumed later must not write
         self._seconds = 0.0
@@ -472,6 +473,7 @@ class Session:
         self._stop.set()
         given = self.method_options.get("cancel_event")
         if given is not None:
+            self._given_cancel_set = not given.is_set()
             given.set()
 
     @property
@@ -568,7 +570,7 @@ class Session:
         test time: they turn autograd on where they need it), float32 networks under a float64
         default dtype, the run's autocast, and the caller's global random state left as it was
         (building a network draws from it; the methods draw from their own seeded generators)."""
-        with torch.random.fork_rng(devices=[]), _float32_default(), torch.inference_mode(False), \
+        with _process_state(), torch.inference_mode(False), \
                 torch.no_grad(), self._autocast():
             yield
 
@@ -654,6 +656,11 @@ class Session:
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
         self._check_maps_out()  # set after construction too (the CLI's --maps)
+        self._cancelled = False  # reset first: a cancel() arriving while this call reads frames holds
+        self._stop.clear()
+        if self._given_cancel_set:  # the caller's cancel_event that our cancel() set
+            self.method_options["cancel_event"].clear()
+            self._given_cancel_set = False
         t = self.source.n_frames
         run = self._run + 1  # this call's number: a generator of an earlier call must not write
         if not self.annotations:
@@ -701,8 +708,6 @@ class Session:
         if self._planned == 1 and self.annotations:
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "
                           "to segment", NothingToPropagate, stacklevel=2)
-        self._cancelled = False
-        self._stop.clear()
         return frames
 
     def _propagate_annotated(self, direction: str, start: int, ids: list[int], run: int) -> Iterator[FrameResult]:
@@ -750,19 +755,31 @@ class Session:
                       start_seconds=self._start_seconds)
 
 
+_STATE_LOCK = threading.Lock()
+_state_depth = 0
+_state_saved: tuple[torch.dtype, torch.Tensor] | None = None
+
+
 @contextmanager
-def _float32_default() -> Iterator[None]:
-    """torch's default dtype float32 inside (the networks and the engine's tensors are float32),
-    the caller's afterwards. Changed only when it differs: it is process-wide, not per thread."""
-    dtype = torch.get_default_dtype()
-    if dtype == torch.float32:
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
+def _process_state() -> Iterator[None]:
+    """torch's process-wide state (default dtype, CPU RNG) for the engine's work: float32 inside,
+    the caller's saved by the first thread in and given back by the last one out, so threads
+    running Sessions at once neither undo each other's float32 nor leave one run's RNG state."""
+    global _state_depth, _state_saved
+    with _STATE_LOCK:
+        if _state_depth == 0:
+            _state_saved = (torch.get_default_dtype(), torch.random.get_rng_state())
+            torch.set_default_dtype(torch.float32)
+        _state_depth += 1
     try:
         yield
     finally:
-        torch.set_default_dtype(dtype)
+        with _STATE_LOCK:
+            _state_depth -= 1
+            if _state_depth == 0 and _state_saved is not None:
+                torch.set_default_dtype(_state_saved[0])
+                torch.random.set_rng_state(_state_saved[1])
+                _state_saved = None
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype | None:

@@ -113,9 +113,11 @@ class MethodBase:
     def __init__(self, device: torch.device | str = "cpu", **options: Any) -> None:
         self.device = torch.device(device)
         self.options = options
+        self.run_memo: dict[Any, Any] | None = None  # VideoFrames.memo of the propagation this method serves
 
-    def set_video(self, video: VideoFrames) -> None:  # noqa: D401 - protocol default
-        return None
+    def set_video(self, video: VideoFrames) -> None:
+        """Keep the propagation's memo (what one pass of a run leaves for its other pass)."""
+        self.run_memo = video.memo
 
     def update(self, probs: torch.Tensor) -> None:  # noqa: D401 - protocol default
         return None

@@ -54,15 +54,25 @@ def _keep_state(key: str | None, network: torch.nn.Module) -> None:
         _entry.update(key=key, state=state)
 
 
-def tune_once(key: str | None, network: torch.nn.Module, tune: Callable[[], bool]) -> None:
+def tune_once(key: str | None, network: torch.nn.Module, tune: Callable[[], bool],
+              run_memo: dict[Any, Any] | None = None) -> None:
     """Load the state kept under ``key`` into ``network``, or run ``tune()`` (True when it finished:
-    not cancelled) and keep what it made; a ``key`` of None tunes without keeping."""
-    cached = _cached_state(key)
+    not cancelled) and keep what it made; a ``key`` of None tunes without keeping.
+
+    ``run_memo`` (the propagation's `VideoFrames.memo`): a tuning stopped early by its cancel event
+    ("propagate with what it has") is kept there for the run's other pass, which would otherwise
+    start a tuning the still-set event stops at once, and never in the process-wide entry.
+    """
+    memo_key = ("finetune", key)
+    kept = run_memo.get(memo_key) if run_memo is not None and key is not None else None
+    cached = kept if kept is not None else _cached_state(key)
     if cached is not None:
         with torch.inference_mode(False), torch.no_grad():
             network.load_state_dict(cached)
     elif tune():
         _keep_state(key, network)
+    elif run_memo is not None and key is not None:
+        run_memo[memo_key] = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
 
 
 def clear_finetune_cache() -> None:

@@ -98,7 +98,9 @@ class OSVOSAT(MethodBase):
     def _cache_key(self, image: torch.Tensor, objects: torch.Tensor) -> str | None:
         if not self.reuse_finetune:
             return None
-        settings = json.dumps(self.network.config.to_dict(), sort_keys=True) + repr(self.finetune_settings)
+        # the device too, as RGMP's: weights tuned on a GPU differ in their last digits from a CPU's
+        settings = json.dumps(self.network.config.to_dict(), sort_keys=True) + repr(self.finetune_settings) + \
+            str(self.device)
         return finetune_key(self.name, self.checkpoint_sha256, settings, (image, objects))
 
     def _finetune(self, iterations: int) -> FinetuneReport:
@@ -127,7 +129,7 @@ class OSVOSAT(MethodBase):
             image_c, objects_c = image.detach().clone(), objects.detach().clone()
         self.annotated = [(image_c, objects_c)]
         tune_once(self._cache_key(image_c, objects_c), self.network,
-                  lambda: not self._finetune(self.finetune_settings.iterations).cancelled)
+                  lambda: not self._finetune(self.finetune_settings.iterations).cancelled, self.run_memo)
         self._teacher(image_c)
 
     @torch.no_grad()

@@ -274,7 +274,7 @@ class RGMP(MethodBase):
                              str(self.device)))
             key = finetune_key(self.name, getattr(self, "checkpoint_sha256", None), settings, (image, objects))
         # finished: not cancelled (nor short of pairs)
-        tune_once(key, self.network, lambda: len(self.finetune(image, objects)) == self.online_steps)
+        tune_once(key, self.network, lambda: len(self.finetune(image, objects)) == self.online_steps, self.run_memo)
 
     def finetune(self, image: torch.Tensor, objects: torch.Tensor) -> list[float]:
         """Fine-tune the network on strategy-1 pairs made from the annotated frame; returns the losses.
