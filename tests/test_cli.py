@@ -220,7 +220,7 @@ def test_propagate_a_folder_of_frames_into_palette_pngs(tmp_path, square_video):
     assert [p.name for p in written] == [f"{t:05d}.png" for t in range(len(truth))]
     assert np.array_equal(read_mask(written[0]), truth[0])
     assert (read_mask(written[-1]) == 1)[truth[-1] == 1].mean() > 0.9
-    assert json.loads((out / "napari_vos.json").read_text())["method"] == "flow"
+    assert json.loads((out / ".napari_vos.json").read_text())["method"] == "flow"
 
 
 def test_propagate_refuses_ids_a_png_cannot_hold_before_running(tmp_path, square_video, capsys):

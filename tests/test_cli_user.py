@@ -173,7 +173,7 @@ def test_the_record_says_where_the_labels_came_from(inputs, square_video):
                                 "labels": str((folder / "stack.tif").resolve())}
     pngs = folder / "pngs"
     assert _flow(*args, "-o", str(pngs)) == 0
-    assert json.loads((pngs / "napari_vos.json").read_text())["frames_segmented"] == "0-5"
+    assert json.loads((pngs / ".napari_vos.json").read_text())["frames_segmented"] == "0-5"
 
 
 def test_nothing_to_propagate_is_an_error(inputs, capsys):

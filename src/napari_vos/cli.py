@@ -108,8 +108,10 @@ _PNG_FRAME = re.compile(r"^\d{5}\.png$")
 
 def _check_png_folder(folder: Path) -> list[Path]:
     """A PNG output folder must be new, empty or an earlier napari-vos output (its record
-    napari_vos.json beside 00000.png ...), never a folder of other files (the input frames!);
-    returns the earlier output's frame files, which the new output replaces."""
+    .napari_vos.json, or napari_vos.json, beside 00000.png ...), never a folder of other files (the
+    input frames!); returns the earlier output's frame files, which the new output replaces."""
+    from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD, png_record
+
     if folder.suffix.lower() in _NOT_FOLDER_SUFFIXES:
         raise ValueError(f"-o {folder}: a name ending in .tif writes one labels TIFF, any other name a folder of "
                          f"PNGs; {folder.suffix} looks like a file name (give run.tif, or a folder name such as "
@@ -118,8 +120,9 @@ def _check_png_folder(folder: Path) -> list[Path]:
         return []
     present = [p for p in folder.iterdir()]
     ours = [p for p in present if _PNG_FRAME.match(p.name)]
-    others = [p.name for p in present if p not in ours and p.name not in ("napari_vos.json", "labels.partial.tif")]
-    if others or (ours and not (folder / "napari_vos.json").exists()):
+    others = [p.name for p in present if p not in ours and p.name not in (PNG_RECORD, OLD_PNG_RECORD,
+                                                                           "labels.partial.tif")]
+    if others or (ours and png_record(folder) is None):
         shown = ", ".join(sorted(others or [p.name for p in ours])[:3])
         raise ValueError(f"the output folder {folder} holds files napari-vos did not write ({shown} ...); give a new "
                          "or empty folder, or an earlier output of napari-vos")
@@ -258,7 +261,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
             for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's
                 if stale not in written:
                     stale.unlink(missing_ok=True)
-            (Path(args.output) / "napari_vos.json").write_text(json.dumps(provenance, indent=2) + "\n")
+            from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD
+
+            (Path(args.output) / PNG_RECORD).write_text(json.dumps(provenance, indent=2) + "\n")
+            (Path(args.output) / OLD_PNG_RECORD).unlink(missing_ok=True)  # an earlier run's record, by its old name
     except BaseException:
         partial.release()
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
@@ -606,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "image (palette or grey PNG); leave out for a zero-shot method (--method cosnet)")
     p.add_argument("-o", "--output", required=True,
                    help="OUT.tif: one labels TIFF (T, Y, X) with the image's calibration; any other name: a "
-                        "folder of palette PNGs 00000.png ... (DAVIS results layout) plus napari_vos.json")
+                        "folder of palette PNGs 00000.png ... (DAVIS results layout) plus the record .napari_vos.json")
     p.add_argument("--method", default="frtm", help=METHOD_HELP)
     p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
                    "labels file, the painted frame to start from (default: the first painted one)")

@@ -6,6 +6,7 @@ napari's, which stays the default.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,29 @@ from napari_vos.data.writers import write_tiff_labels
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written."""
+    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written.
+
+    napari's save dialog hands the name as typed (it proposes the layer's name, without an
+    extension): a name without one gets ``.tif``, another extension is refused (a TIFF named
+    ``.png`` opens nowhere).
+    """
+    name = attributes.get("name", "labels")
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        path = f"{path}.tif"
+    elif suffix not in (".tif", ".tiff"):
+        raise ValueError(f"the napari-vos labels file is a TIFF: name it {Path(path).stem}.tif, not {Path(path).name}")
+    if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
+        data = data[0]
     labels = np.asarray(data)
     if labels.ndim == 2:
         labels = labels[None]
-    name = attributes.get("name", "labels")
     if labels.ndim != 3:
         raise ValueError(f"the napari-vos labels TIFF holds (T, Y, X) or (Y, X) labels; {name!r} has shape "
                          f"{labels.shape}: save it with napari's own writer")
+    if labels.size and labels.min() < 0:  # would wrap to 65535 in the unsigned TIFF
+        raise ValueError(f"the labels layer {name!r} holds negative ids ({labels.min()}); the labels TIFF keeps "
+                         "0 (background) and positive ids: save it with napari's own writer")
     calibration = calibration_from_scale(attributes.get("scale"), attributes.get("units"))  # per axis of data
     provenance = (attributes.get("metadata") or {}).get("napari_vos")
     translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]

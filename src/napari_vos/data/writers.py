@@ -21,7 +21,7 @@ import numpy as np
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
 from napari_vos.data.label_types import largest_id
 
-__all__ = ["davis_palette", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
+__all__ = ["davis_palette", "png_record", "PNG_RECORD", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
            "open_tiff_map", "open_tiff_labels", "rewrite_tiff_provenance", "read_tiff_provenance", "label_dtype", "labels_tiff_is_imagej", "BIGTIFF_FROM"]
 
 
@@ -68,6 +68,20 @@ def write_png_labels(folder: str | Path, labels: Any, start: int = 0) -> list[Pa
         write_png_label(p, np.asarray(labels[t]))
         paths.append(p)
     return paths
+
+
+#: a PNG output folder's run record: hidden, so that napari's folder reader (every "*.*" file a
+#: frame) opens the folder as its PNGs; `napari_vos.json`, its name before session 31, is still read
+PNG_RECORD = ".napari_vos.json"
+OLD_PNG_RECORD = "napari_vos.json"
+
+
+def png_record(folder: str | Path) -> Path | None:
+    """The run record of a PNG output folder (the hidden name, else the old one), or None."""
+    for name in (PNG_RECORD, OLD_PNG_RECORD):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 def label_dtype(max_id: int) -> np.dtype:

@@ -26,6 +26,7 @@ from napari_vos.checks import painted_ids
 from napari_vos.data.readers import open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
+from napari_vos.data.writers import png_record
 
 __all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
            "MANY_OBJECTS"]
@@ -283,8 +284,9 @@ def _frame_stems(seq: Sequence) -> list[str]:
 def _recorded_video(pred: Path) -> str | None:
     """The video a `napari-vos propagate` output says it came from (its record's inputs), if it says."""
     try:
-        if pred.is_dir() and (pred / "napari_vos.json").is_file():
-            record = json.loads((pred / "napari_vos.json").read_text())
+        record_file = png_record(pred) if pred.is_dir() else None
+        if record_file is not None:
+            record = json.loads(record_file.read_text())
         elif pred.is_file():
             from napari_vos.data.writers import read_tiff_provenance
 
