@@ -20,8 +20,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _save_with_dialog_filter(layer, path):
     """What File > Save Selected Layers does once the user picked the napari-vos file type and typed
     ``path``: napari hands the writer the path as typed (qt_viewer._save_layers_dialog)."""
-    from napari.plugins import _npe2
-    from napari._qt.qt_viewer import _npe2_decode_selected_filter
+    try:  # napari's own (private) steps of the dialog: skipped where a napari version moved them
+        from napari._qt.qt_viewer import _npe2_decode_selected_filter
+        from napari.plugins import _npe2
+    except ImportError as err:
+        pytest.skip(f"napari's save-dialog helpers are not where this napari keeps them: {err}")
 
     ext_str, writers = _npe2.file_extensions_string_for_layers([layer])
     ours = next(f for f in ext_str.split(";;") if f.startswith("napari-vos"))
@@ -101,7 +104,10 @@ def test_the_docs_menu_path_is_the_one_napari_shows():
     """napari lists a plugin's only widget as 'Propagate (napari-vos)' directly under Plugins
     (no napari-vos submenu): the docs' 'Plugins → napari-vos → Propagate' is not there."""
     import npe2
-    from napari._qt._qplugins._qnpe2 import _build_widgets_submenu_actions
+    try:
+        from napari._qt._qplugins._qnpe2 import _build_widgets_submenu_actions
+    except ImportError as err:
+        pytest.skip(f"napari's plugin-menu builder is not where this napari keeps it: {err}")
 
     pm = npe2.PluginManager.instance()
     pm.discover()
