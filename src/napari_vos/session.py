@@ -431,7 +431,7 @@ class Session:
         out-of-memory killer, with nothing said."""
         fh, fw = self.source.frame_shape
         h, w = size
-        if h * w > max(fh * fw, ENLARGED_PIXELS_MAX):
+        if self.max_side is None and h * w > max(fh * fw, ENLARGED_PIXELS_MAX):
             raise ValueError(
                 f"the working size would be {w}x{h} pixels ({h * w / 1e6:.0f} MP): min_side={self.min_side} and "
                 f"min_object_side={self.min_object_side} enlarge this {fw}x{fh} video {h / fh:.1f}x, "
@@ -473,7 +473,7 @@ class Session:
         self._stop.set()
         given = self.method_options.get("cancel_event")
         if given is not None:
-            self._given_cancel_set = not given.is_set()
+            self._given_cancel_set = self._given_cancel_set or not given.is_set()
             given.set()
 
     @property

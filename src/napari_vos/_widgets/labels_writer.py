@@ -15,6 +15,11 @@ from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.writers import write_tiff_labels
 
 
+#: extensions of other formats: a TIFF written under one of them opens nowhere
+_OTHER_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".npy", ".npz", ".zarr", ".h5", ".hdf5",
+                  ".csv", ".json", ".txt", ".mp4", ".avi", ".mov", ".czi", ".nd2", ".lif", ".svg", ".pdf"}
+
+
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written.
 
@@ -24,10 +29,10 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     """
     name = attributes.get("name", "labels")
     suffix = Path(path).suffix.lower()
-    if not suffix:
-        path = f"{path}.tif"
-    elif suffix not in (".tif", ".tiff"):
+    if suffix in _OTHER_FORMATS:
         raise ValueError(f"the napari-vos labels file is a TIFF: name it {Path(path).stem}.tif, not {Path(path).name}")
+    if suffix not in (".tif", ".tiff"):  # none, or a dot inside the name ("run 1.5 cells", "cells.ome segmented")
+        path = f"{path}.tif"
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
         data = data[0]
     labels = np.asarray(data)

@@ -66,7 +66,7 @@ def _sampled_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float,
     pixels = sum(f.shape[0] * f.shape[1] for f in frames)
     step = int(np.ceil(np.sqrt(pixels / MAX_VALUES))) if pixels > MAX_VALUES else 1
     # float64 stays float64 here: a value beyond float32's range would become inf and pass for no value
-    wide = np.float64 if frames[0].dtype.itemsize > 4 else np.float32
+    wide = np.float64 if frames[0].dtype.itemsize > 4 or frames[0].dtype.kind in "iu" else np.float32
     sample = np.concatenate([f[::step, ::step].reshape(-1, 1 if f.ndim == 2 else f.shape[-1]).astype(wide)
                              for f in frames])
     finite = sample[np.isfinite(sample).all(axis=1)]

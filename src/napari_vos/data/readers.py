@@ -255,7 +255,7 @@ def _tiff_array(path: Path) -> tuple[Any, str, Callable[[], None]]:
     return arr, axes, tf.close
 
 
-def _unnamed_axes_as_numpy(axes: str, ndim: int, z: int | None) -> str:
+def _unnamed_axes_as_numpy(axes: str, shape: tuple[int, ...], z: int | None) -> str:
     """Name the axes of a 4-D array that tifffile saved without axes ("QQYX", "QQYXS").
 
     tifffile stores an (A, B, C, D) numpy array whose last axis is not 3 or 4 colour samples as
@@ -264,12 +264,22 @@ def _unnamed_axes_as_numpy(axes: str, ndim: int, z: int | None) -> str:
     array: (T, Y, X, C), whose last axis the channel checks then judge, or (T, Z, Y, X) when a Z
     plane is asked for (which also names the planar-colour axis of a (T, 3 or 4, Y, X) array Z).
     """
+    ndim = len(shape)
     if axes == "QSYX" and z is not None:  # (T, 3 or 4, Y, X), stored as planar colour, with a Z plane asked for
         return "TZYX"
     if axes.count("Q") < 2:
         return axes
+    if axes == "QYXQ":  # (T, Y, X, 1): tifffile names the trailing axis of one Q
+        return "TYXC"
+    if axes == "QQYX" and shape[1] == 1:  # (T, 1, Y, X): a single plane
+        return "TZYX"
     if axes == "QQYX" and z is None:
         return "TYXC"
+    shape_last = shape[-1]
+    if axes == "QQYX" and shape_last <= 4:
+        # (T, Y, X, C): X of 4 pixels or fewer is no image, so the last axis holds channels, not X
+        raise ValueError(f"the TIFF holds a (T, Y, X, C) array of {shape_last} channels (no axis names): it has "
+                         "no Z axis; leave out the Z plane")
     if axes in ("QQYX", "QQYXS"):
         return "TZ" + axes[2:]
     raise ValueError(f"the TIFF holds an array of {ndim} axes with no axis names ({axes!r}); save it as "
@@ -282,7 +292,7 @@ def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Calla
     ``z`` picks one plane of a Z axis (a 3D + time stack); without it a Z axis longer than one
     plane is an error that says so.
     """
-    axes = _unnamed_axes_as_numpy(axes.upper(), arr.ndim, z)
+    axes = _unnamed_axes_as_numpy(axes.upper(), tuple(int(n) for n in arr.shape), z)
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"TIFF series axes {axes!r} have no Y/X")
     other = [a for a in axes if a not in "YXCS"]
