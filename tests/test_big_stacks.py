@@ -160,3 +160,27 @@ def test_cosnet_embeds_its_reference_frames_once_per_run():
     for i in reference_frames(t, 5):
         if i != 6:  # the start frame is segmented by both passes
             assert video.reads[i] == 2 + (i in sampled), (i, dict(video.reads))
+
+
+def test_a_dask_stack_in_one_chunk_along_t_is_decoded_once_or_noted(monkeypatch):
+    """A dask array with one chunk along T (zarr chunks of (T, 256, 256)) decodes every frame of the
+    stack for any frame read: kept whole when it fits, noted when it does not."""
+    import dask.array as da
+
+    import napari_vos.data.frames as frames
+    from napari_vos.data.frames import FrameSource
+
+    computed = collections.Counter()
+    data = np.random.default_rng(0).integers(0, 4000, (12, 16, 16)).astype(np.uint16)
+
+    def block(x):
+        computed["blocks"] += 1
+        return x
+
+    stack = da.from_array(data, chunks=(12, 8, 8)).map_blocks(block, dtype=data.dtype)
+    source = FrameSource(stack)
+    for i in range(12):
+        source.raw(i)
+    assert computed["blocks"] <= 2 * 4  # each of the 4 (12, 8, 8) blocks about once, not once per frame
+    monkeypatch.setattr(frames, "_block_budget", lambda: 1024)
+    assert FrameSource(stack).frames_decoded_per_frame() == 12

@@ -290,7 +290,8 @@ def _chunk_frames(video: Any) -> int:
         return 1
     first = chunks[0]
     if isinstance(first, tuple):  # dask: the sizes of the chunks along T, regular but perhaps the last
-        if len(first) < 2 or len(set(first[:-1])) != 1 or first[-1] > first[0]:
+        # (one chunk along T, the whole stack: every frame read decodes all of it, as any chunk row)
+        if not first or (len(first) > 1 and (len(set(first[:-1])) != 1 or first[-1] > first[0])):
             return 1
         first = first[0]
     try:
