@@ -406,9 +406,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session, start = annotated_session(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
                                        device=args.device, checkpoint=args.checkpoint, **options)
     with _progress(f"{args.method} on the {args.sample} sample", len(frames)) as update:
-        for done, _ in enumerate(session.propagate("forward", start=start), start=1):
-            update(done, session.planned_frames)
-    result = session.result()
+        result = session.run("forward", update, start=start)
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
     out = {"method": args.method, "checkpoint": result.checkpoint, "sample": args.sample, "annotation": mode,

@@ -685,7 +685,7 @@ class Session:
                 raise ValueError(missing)
             frames = self._propagate_annotated(direction, start, ids, run)
         self._run = run
-        self._video_memo: dict[Any, Any] = {}  # shared by this run's passes (VideoFrames.memo)
+        self._video_memo = {}  # a fresh one for this run's passes (VideoFrames.memo)
         self._check_enlargement(self.work_size)
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
@@ -729,10 +729,11 @@ class Session:
         elif direction == "both" and start > 0 and not self._cancelled:
             yield from self._pass(start - 1, -1, -1, None, run)
 
-    def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None) -> "Result":
+    def run(self, direction: str = "both", progress: Callable[[int, int], None] | None = None,
+            start: int | None = None) -> "Result":
         """Propagate to the end (or until cancelled) and return the Result; ``progress(done, total)``
-        after each frame, ``total`` being the frames this run yields."""
-        frames = self.propagate(direction)
+        after each frame, ``total`` being the frames this run yields; ``start`` as `propagate` takes it."""
+        frames = self.propagate(direction, start=start)
         for done, _ in enumerate(frames, start=1):
             if progress is not None:
                 progress(done, self.planned_frames)
@@ -844,7 +845,4 @@ def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int |
     `Session` keeps the finished frames in ``session.result()``.
     """
     session, start = annotated_session(video, labels, method, frame, device=device, **session_options)
-    for done, _ in enumerate(session.propagate(direction, start=start), start=1):
-        if progress is not None:
-            progress(done, session.planned_frames)
-    return session.result()
+    return session.run(direction, progress, start=start)

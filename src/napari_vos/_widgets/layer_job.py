@@ -35,7 +35,7 @@ from napari_vos.advice import method_advice
 from napari_vos.checks import objects_missing_at_start, painted_ids
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
-from napari_vos.data.label_types import label_dtype_for
+from napari_vos.data.label_types import label_dtype_for, painted_frames
 from napari_vos.data.map_geometry import map_placement
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.gl_guard import guard_triton
@@ -46,8 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "painted_frames", "read_annotations", "image_levels", "is_unfinished_output",
-           "labels_level", "DIRECTIONS"]
+__all__ = ["LayerJob", "get_layer", "current_frame", "read_annotations", "image_levels", "is_output",
+           "is_unfinished_output", "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
 #: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
@@ -258,11 +258,6 @@ def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
     return min(max(index, 0), n - 1)
 
 
-def painted_frames(labels: Any) -> list[int]:
-    """Indices of the frames of a (T, Y, X) labels stack that hold any object."""
-    return [i for i in range(labels.shape[0]) if np.asarray(labels[i]).any()]
-
-
 def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, int], frame: int | None,
                      all_painted: bool = True, direction: str = "both") -> tuple[dict[int, np.ndarray], int | None, str]:
     """Copy the annotation frames out of a labels layer that must match the image.
@@ -297,7 +292,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     if is_unfinished_output(labels):
         raise ValueError(f"the labels layer {labels.name!r} is the output of a run still going on: wait for it to "
                          "finish (or cancel it) before starting from it")
-    painted = painted_frames(labels.data)
+    painted = painted_frames(labels.data)[0]
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
     if len(painted) > 1 and is_output(labels):

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from napari_vos.checks import from_torch, not_an_array, whole_number
-from napari_vos.data.intensity import percentile_range
+from napari_vos.data.intensity import float32_loses_digits, percentile_range
 
 PERCENTILES = (1.0, 99.8)
 _SAMPLE_FRAMES = 8
@@ -149,7 +149,7 @@ class FrameSource:
             # (0 / 0 gave NaN frames: empty labels, or flow's error naming nothing)
             # flat means hi == lo as found: a range of 1e-13 (currents in A, lengths in m) is a range
             flat = hi <= lo
-            if _wide(self.dtype):
+            if float32_loses_digits(self.dtype):
                 self._offset = lo.astype(np.float64)
                 lo, hi = lo - self._offset, hi - self._offset
             lo, hi = lo.astype(np.float32), hi.astype(np.float32)
@@ -160,7 +160,7 @@ class FrameSource:
 
     def _shifted(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` less the range's float64 low end for the types float32 cannot hold exactly
-        (`_wide`), as float32 (the range is then relative to 0); other frames as they are."""
+        (`float32_loses_digits`), as float32 (the range is then relative to 0); other frames as they are."""
         if self._offset is None:
             return frame
         return np.subtract(frame, self._offset, dtype=np.float64).astype(np.float32)
@@ -223,7 +223,7 @@ class FrameSource:
 
         frame = self.raw(index)
         _check_finite(frame, index)
-        if _wide(self.dtype):  # the range first (from this frame if it is one of its samples), then the shift
+        if float32_loses_digits(self.dtype):  # the range first (from this frame if it is one of its samples), then the shift
             self._intensity_range(known=(index, frame))
             frame = self._shifted(frame)
         frame = np.ascontiguousarray(frame)
@@ -311,11 +311,6 @@ def _frames_per_chunk(video: Any, shape: tuple[int, ...]) -> int:
     if n <= 1 or n * int(np.prod(shape[1:])) * itemsize > _block_budget():
         return 1
     return n
-
-
-def _wide(dtype: np.dtype) -> bool:
-    """32/64-bit integers and float64: values float32 cannot hold to the last digit."""
-    return (dtype.kind in "iu" and dtype.itemsize >= 4) or (dtype.kind == "f" and dtype.itemsize > 4)
 
 
 def _channel_indices(channels: Any) -> list[int]:

@@ -14,7 +14,13 @@ import numpy as np
 
 MAX_VALUES = 1 << 24  # pixels per channel np.percentile is given at most (64 MB of float32)
 
-__all__ = ["MAX_VALUES", "percentile_range"]
+__all__ = ["MAX_VALUES", "float32_loses_digits", "percentile_range"]
+
+
+def float32_loses_digits(dtype: np.dtype) -> bool:
+    """32/64-bit integers and float64: values float32 cannot hold to the last digit (at 2**40 its
+    step is 131072), so their percentiles and offsets are taken in float64."""
+    return (dtype.kind in "iu" and dtype.itemsize >= 4) or (dtype.kind == "f" and dtype.itemsize > 4)
 
 
 def percentile_range(frames: Sequence[np.ndarray], percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +72,7 @@ def _sampled_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float,
     pixels = sum(f.shape[0] * f.shape[1] for f in frames)
     step = int(np.ceil(np.sqrt(pixels / MAX_VALUES))) if pixels > MAX_VALUES else 1
     # float64 stays float64 here: a value beyond float32's range would become inf and pass for no value
-    wide = np.float64 if frames[0].dtype.itemsize > 4 or frames[0].dtype.kind in "iu" else np.float32
+    wide = np.float64 if float32_loses_digits(frames[0].dtype) else np.float32
     sample = np.concatenate([f[::step, ::step].reshape(-1, 1 if f.ndim == 2 else f.shape[-1]).astype(wide)
                              for f in frames])
     finite = sample[np.isfinite(sample).all(axis=1)]
