@@ -75,3 +75,48 @@ def test_a_refused_short_run_says_the_asked_for_frame_was_not_painted(make_napar
     qtbot.waitUntil(lambda: widget.status.text().startswith("error"), timeout=10_000)
     text = widget.status.text()
     assert "frame 1 is not painted; starting from painted frame 0" in text and "nothing to propagate" in text
+
+
+EXIT_MID_RUN = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_vos._widgets.propagate_widget import PropagateWidget
+
+viewer = napari.Viewer(show=False)
+video = np.zeros((30, 96, 96), np.uint8)
+for t in range(30):
+    video[t, 20 + t:50 + t, 20:50] = 200
+painted = np.zeros(video.shape, np.uint8)
+painted[0, 20:50, 20:50] = 1
+viewer.add_image(video, name="video")
+viewer.add_labels(painted, name="painted")
+widget = PropagateWidget(viewer)
+dock = viewer.window.add_dock_widget(widget)
+widget.image_combo.setCurrentText("video")
+widget.labels_combo.setCurrentText("painted")
+widget.select_method("flow")
+widget.device_combo.setCurrentText("cpu")
+widget.propagate_button.click()
+end = time.time() + 0.3
+while time.time() < end:
+    QApplication.processEvents()
+    time.sleep(0.02)
+viewer.window.remove_dock_widget(dock)
+print("script ends", flush=True)
+"""
+
+
+def test_a_script_ending_mid_run_exits_cleanly(tmp_path):
+    """A script that starts a run and ends (the dock closed, the viewer left open) exits 0: the run is
+    stopped and its thread waited for before Qt is torn down (it aborted, exit 134, its worker emitting
+    into deleted Qt signals)."""
+    import subprocess
+
+    script = tmp_path / "ends_mid_run.py"
+    script.write_text(EXIT_MID_RUN)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert "script ends" in done.stdout, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "has been deleted" not in done.stderr

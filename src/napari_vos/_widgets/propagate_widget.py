@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from napari_vos._widgets import exit_guard
 from napari_vos._widgets.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
                                            is_output, is_unfinished_output, labels_level, video_problem)
@@ -610,6 +611,7 @@ class PropagateWidget(QWidget):
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
                                     _connect={"yielded": self._on_frame, "errored": self._on_error,
                                               "finished": self._on_finished})
+        exit_guard.track(self.job)  # a script ending mid-run stops it instead of aborting in Qt's teardown
         self.worker.start()
         self._finetune_timer.start()
 
@@ -714,6 +716,7 @@ class PropagateWidget(QWidget):
         self._error = err
 
     def _on_finished(self) -> None:
+        exit_guard.untrack(self.job)
         self._finetune_timer.stop()
         self._add_map_layers_then_finish()  # the map layers still waiting first, one per turn
 

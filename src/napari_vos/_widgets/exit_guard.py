@@ -1,0 +1,54 @@
+"""Python exiting while a Propagate run still works in its thread (a script that ends, a console
+closed): stop the run and wait for its thread before Qt objects are torn down.
+
+Without this the worker thread, finishing after interpreter shutdown has deleted its Qt signals,
+emits into a deleted object and Qt aborts the process (exit code 134). napari waits for its
+workers only when its own event loop quits (`napari.run()`), which a script need not call.
+"""
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from typing import Any
+
+EXIT_WAIT_MS = 60_000  # a stopped run ends within one frame or one fine-tuning step
+_runs: dict[int, Any] = {}  # id(job) -> job, for every run started and not yet seen to end
+_lock = threading.Lock()
+_registered = False
+
+
+def track(job: Any) -> None:
+    """Remember a run started in a worker thread (``job`` has ``cancel()``)."""
+    global _registered
+    with _lock:
+        if not _registered:
+            # registered after Qt was imported, so it runs before Qt's own clean-up (atexit is LIFO)
+            atexit.register(stop_runs_at_exit)
+            _registered = True
+        _runs[id(job)] = job
+
+
+def untrack(job: Any) -> None:
+    """The run ended: its worker emitted ``finished`` and the GUI thread received it."""
+    with _lock:
+        _runs.pop(id(job), None)
+
+
+def stop_runs_at_exit(wait_ms: int = EXIT_WAIT_MS) -> bool:
+    """Cancel every run still going and wait up to ``wait_ms`` for the thread pool to drain;
+    True when nothing is left running."""
+    with _lock:
+        jobs = list(_runs.values())
+        _runs.clear()
+    if not jobs:
+        return True
+    for job in jobs:
+        job.cancel()
+    from qtpy.QtCore import QThreadPool
+
+    print(f"napari-vos: Python is exiting; stopping {len(jobs)} propagation run(s) first", file=sys.stderr)
+    done = bool(QThreadPool.globalInstance().waitForDone(wait_ms))
+    if not done:
+        print(f"napari-vos: a run did not stop within {wait_ms / 1000:.0f} s", file=sys.stderr)
+    return done
