@@ -328,3 +328,94 @@ def test_measurement_arguments_that_cannot_work_are_one_line(argv, says, tmp_pat
     argv = [str(tmp_path / a) if a in ("X", "p.txt") else a for a in argv]
     assert main(argv) == 2
     assert says in capsys.readouterr().err
+
+
+def _moving_square(t: int) -> np.ndarray:
+    m = np.zeros((48, 64), np.uint8)
+    m[10:20, 2 + 4 * t: 12 + 4 * t] = 1
+    return m
+
+
+def _images_masks_sequence(root, names, masks):
+    seq = root / "cells"
+    (seq / "images").mkdir(parents=True)
+    (seq / "masks").mkdir()
+    for name, m in zip(names, masks):
+        Image.fromarray(np.full((48, 64), 100, np.uint8)).save(seq / "images" / f"{name}.png")
+        Image.fromarray(m).save(seq / "masks" / f"{name}.png")
+    return seq
+
+
+@pytest.mark.parametrize("pred_names", ["same", "unpadded"])
+def test_score_pairs_unpadded_frame_names_in_the_readers_order(tmp_path, pred_names):
+    """frame0..frame11: the reader orders them naturally, score paired prediction files in plain
+    sorted order (frame10 as frame 2): the truth itself scored J 0.18 (session-32 audit)."""
+    from napari_vos.evaluation.scoring import score_dataset
+
+    masks = [_moving_square(t) for t in range(12)]
+    gt_names = [f"frame{t}" for t in range(12)] if pred_names == "same" else [f"{t:05d}" for t in range(12)]
+    _images_masks_sequence(tmp_path / "gt", gt_names, masks)
+    pred = tmp_path / "pred" / "cells"
+    pred.mkdir(parents=True)
+    for t, m in enumerate(masks):  # "unpadded": other names than the GT's, same count
+        Image.fromarray(m).save(pred / f"frame{t}.png")
+    summary = score_dataset(tmp_path / "pred", tmp_path / "gt", progress=False)
+    assert summary["J_mean"] == pytest.approx(1.0) and summary["F_mean"] == pytest.approx(1.0)
+
+
+def test_a_binary_0_255_tiff_prediction_is_the_one_object_and_stray_ids_are_said(tmp_path):
+    """ImageJ's 0/255 mask stack scored J = F = 0 against 0/255 truth (read as id 1), silently."""
+    from napari_vos.evaluation.scoring import score_dataset
+
+    masks = np.stack([_moving_square(t) * 255 for t in range(5)]).astype(np.uint8)
+    seq = _images_masks_sequence(tmp_path / "gt", [f"{t:05d}" for t in range(5)], masks)
+    (tmp_path / "pred").mkdir()
+    tifffile.imwrite(tmp_path / "pred" / "cells.tif", masks)
+    assert score_dataset(tmp_path / "pred", seq, progress=False)["J_mean"] == pytest.approx(1.0)
+    two = masks.astype(np.uint16) // 255  # id 1, plus a stray id 9 the truth has not
+    two[:, 30:40, 40:50] = 9
+    tifffile.imwrite(tmp_path / "pred" / "cells.tif", two)
+    with pytest.warns(UserWarning, match=r"holds ids 9 that are none of the truth's objects \[1\]"):
+        summary = score_dataset(tmp_path / "pred", seq, progress=False)
+    assert summary["J_mean"] == pytest.approx(1.0)
+
+
+def test_score_annotation_none_scores_saved_zero_shot_predictions_as_eval_does(tmp_path, capsys):
+    """A foreground prediction of two objects scored per id gave 0 for object 2; --annotation none
+    scores it against the union, as eval scores COSNet."""
+    first = np.stack([_moving_square(t) for t in range(6)])
+    both = first.copy()
+    both[:, 30:40, 20:30] = 2
+    seq = _images_masks_sequence(tmp_path / "gt", [f"{t:05d}" for t in range(6)], both)
+    (tmp_path / "pred").mkdir()
+    tifffile.imwrite(tmp_path / "pred" / "cells.tif", (both > 0).astype(np.uint8))  # foreground, one id
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(seq), "--annotation", "none",
+                 "--json", str(out), "-q"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["annotation"] == "none" and summary["JF_mean"] == pytest.approx(1.0)
+    assert "but the first and the last" in summary["scoring"]
+    # per id (the default), id 1 covers object 2 too, and object 2 is not predicted
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(seq), "--json", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["JF_mean"] < 0.9
+
+
+def test_demo_of_two_frames_is_refused_before_it_scores_nothing(tmp_path, capsys):
+    """--frames 2 printed J=nan and wrote NaN (not JSON) into --json: scoring leaves out the first
+    and the last frame."""
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--method", "flow", "--frames", "2", "--device", "cpu", "--json", str(out)]) == 2
+    assert "--frames must be at least 3" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_eval_records_each_sequence_start_and_wall_seconds(dataset, tmp_path):
+    """eval measured each sequence's wall time and wrote it nowhere, and never kept the method's start."""
+    root, names = dataset
+    out = tmp_path / "ev"
+    assert main(["eval", "--method", "flow", "--data", str(root), "--sequences", names[0], "--device", "cpu",
+                 "--out", str(out), "-q"]) == 0
+    entry = json.loads((out / "summary.json").read_text())["sequences"][names[0]]
+    assert entry["wall_seconds"] > 0 and entry["start_seconds"] >= 0
+    row = next(csv.DictReader(open(out / "per_sequence.csv")))
+    assert float(row["wall_seconds"]) == pytest.approx(entry["wall_seconds"])

@@ -251,3 +251,61 @@ def test_predicted_colour_pngs_keep_each_colour_id_on_every_frame(tmp_path):
         Image.fromarray(rgb).save(tmp_path / f"{t:05d}.png")
     folder = PredictionFolder(tmp_path, Sequence.from_arrays("two", np.zeros((2, 8, 8), np.uint8)))
     assert folder[0][4, 0] == folder[1][4, 0] == 2 and folder[0][0, 0] == 1
+
+
+def test_object_scores_of_a_negative_id_equal_the_full_frame_ones():
+    """An id <= 0 had no bounding box and scored J = F = 1 whatever the masks (session-32 audit)."""
+    from napari_vos.evaluation.metrics import object_scores
+
+    g = np.zeros((50, 50), np.int32)
+    p = np.zeros_like(g)
+    g[10:20, 10:20] = -1
+    p[30:40, 30:40] = -1
+    j, f = object_scores(g, p, [-1])
+    assert j[0] == pytest.approx(jaccard(g == -1, p == -1)) and j[0] == 0.0
+    assert f[0] == pytest.approx(f_measure(g == -1, p == -1))
+
+
+def test_object_scores_cost_does_not_grow_with_the_id_value():
+    """find_objects was asked for max_label = the largest id: 26 s and 4.7 GB for one 50x50 frame
+    holding id 10^8. The ids are numbered 1..K first; 20 million must not allocate 20 million slots."""
+    import tracemalloc
+
+    from napari_vos.evaluation.metrics import object_scores
+
+    g = np.zeros((50, 50), np.int64)
+    g[10:20, 10:20] = 20_000_000
+    g[30:35, 30:35] = 7
+    p = g.copy()
+    p[30:35, 30:33] = 0
+    tracemalloc.start()
+    j, f = object_scores(g, p, [7, 20_000_000])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000
+    assert j[1] == 1.0 and f[1] == 1.0
+    assert j[0] == pytest.approx(jaccard(g == 7, p == 7))
+
+
+def test_score_stack_refuses_a_prediction_of_another_length():
+    """A prediction cut short was scored on its own frames only (a lost object after frame 5 of 10
+    scored 1.0); one too long failed with an IndexError."""
+    gt = np.zeros((10, 40, 40), np.int32)
+    for t in range(10):
+        gt[t, 5 + t:15 + t, 5:15] = 1
+    with pytest.raises(ValueError, match="5 predicted frames for 10 ground-truth frames"):
+        score_stack(gt[:5], gt)
+    with pytest.raises(ValueError, match="12 predicted frames"):
+        score_stack(np.concatenate([gt, gt[:2]]), gt)
+
+
+def test_mask_ids_beyond_32_bits_are_refused_not_wrapped():
+    """uint32 ids from 2^31 wrapped to negative ids when read (and then scored as J = F = 1)."""
+    from napari_vos.data.sequence import decode_mask
+
+    mask = np.zeros((8, 8), np.uint32)
+    mask[2:4, 2:4] = 2**31 + 5
+    with pytest.raises(ValueError, match="do not fit 32-bit ids"):
+        decode_mask(mask)
+    mask[2:4, 2:4] = 2**31 - 1
+    assert decode_mask(mask).max() == 2**31 - 1

@@ -383,7 +383,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run a method on a built-in sample and score it against the sample's known truth.
 
     A zero-shot method (COSNet) is given no annotation and its foreground is scored against the
-    union of the sample's objects on every frame (DAVIS 2016 unsupervised convention).
+    union of the sample's objects on every frame but the first and the last (DAVIS 2016 unsupervised
+    convention).
     """
     from napari_vos.data import samples
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
@@ -399,8 +400,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
     if args.frames is not None:
-        if args.frames < 2:
-            raise ValueError(f"--frames must be at least 2 (the annotated frame and one to segment), got {args.frames}")
+        if args.frames < 3:  # scoring leaves out the annotated frame and the last, as eval's does
+            raise ValueError(f"--frames must be at least 3 (the annotated frame, one scored, the last), got {args.frames}")
         frames, truth = frames[:args.frames], truth[:args.frames]
     # the session first, so a missing checkpoint or a bad option is refused before a bar is drawn
     session, start = annotated_session(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,

@@ -136,6 +136,10 @@ def decode_mask(
     eight_bit = arr.dtype == np.uint8
     if np.issubdtype(arr.dtype, np.floating):
         arr = np.rint(arr)
+    if arr.size and arr.dtype.kind in "uif" and not np.can_cast(arr.dtype, np.int32):
+        low, high = arr.min(), arr.max()
+        if low < np.iinfo(np.int32).min or high > np.iinfo(np.int32).max:  # they wrapped to other ids
+            raise ValueError(f"mask ids from {low} to {high} do not fit 32-bit ids (up to {np.iinfo(np.int32).max})")
     out = arr.astype(np.int32)
     binary_255 = void_255 if binary_255 is None else binary_255
     if (void_255 or binary_255) and eight_bit and out.max(initial=0) == 255:

@@ -106,7 +106,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     _check_summary_path(args.json)
     summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences, args.split, args.gt), json_path=args.json,
-                            out_dir=args.out, progress=not args.quiet)
+                            out_dir=args.out, progress=not args.quiet, annotation=args.annotation)
     print(f"{args.pred} against {args.gt}")
     print(format_table(summary))
     return 0
@@ -255,6 +255,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", default=None, help="a DAVIS split listed in GT/ImageSets (val, train, 2017/val)")
     p.add_argument("--json", default=None, help="also write the summary as JSON here")
     p.add_argument("--out", default=None, help="folder for the CSVs (default: none written)")
+    p.add_argument("--annotation", default="first", choices=["first", "none"],
+                   help="first (default): score each GT object by its id, as eval scores a method given the first "
+                        "annotated frame; none: score the predicted foreground against the union of the GT objects, "
+                        "as eval scores a zero-shot method (cosnet)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_score)
 

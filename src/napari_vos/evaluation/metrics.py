@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,12 +147,12 @@ def object_scores(gt: np.ndarray, pred: np.ndarray, ids: Iterable[int],
     radius = bound_pixels(gt.shape, bound_th)
     pad = int(math.ceil(radius)) + 2
     h, w = gt.shape
-    gt_boxes = ndi.find_objects(np.where(np.isin(gt, ids), gt, 0).astype(np.int64), max_label=max(ids, default=0))
-    pred_boxes = ndi.find_objects(np.where(np.isin(pred, ids), pred, 0).astype(np.int64), max_label=max(ids, default=0))
+    gt_boxes = _boxes(gt, ids)
+    pred_boxes = _boxes(pred, ids)
     j = np.ones(len(ids))
     f = np.ones(len(ids))
     for n, k in enumerate(ids):
-        boxes = [b for b in (gt_boxes[k - 1] if k >= 1 else None, pred_boxes[k - 1] if k >= 1 else None) if b is not None]
+        boxes = [b for b in (gt_boxes[n], pred_boxes[n]) if b is not None]
         if not boxes:
             continue  # both empty: J = F = 1
         y0 = max(0, min(b[0].start for b in boxes) - pad)
@@ -165,6 +166,20 @@ def object_scores(gt: np.ndarray, pred: np.ndarray, ids: Iterable[int],
         j[n] = inter / union if union else 1.0
         f[n] = _f_from_boundaries(seg2bmap(p), seg2bmap(g), radius)
     return j, f
+
+
+def _boxes(labels: np.ndarray, ids: list[int]) -> list[Any]:
+    """Each id's bounding box (slices) in ``labels``, or None where it is absent. The ids are
+    numbered 1..K first, so the cost does not grow with their values (an id of 10^8, a negative one)."""
+    if not ids:
+        return []
+    order = np.asarray(ids)
+    sorter = np.argsort(order, kind="stable")
+    where = np.searchsorted(order, labels, sorter=sorter)
+    where = np.clip(where, 0, len(ids) - 1)
+    index = sorter[where]
+    numbered = np.where(order[index] == labels, index + 1, 0)
+    return ndi.find_objects(numbered.astype(np.int64), max_label=len(ids))
 
 
 def db_statistics(values: np.ndarray) -> tuple[float, float, float]:
@@ -245,6 +260,10 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     the last one, which SEG does not leave out).
     """
     n = len(pred)  # type: ignore[arg-type]
+    n_gt = len(gt) if hasattr(gt, "__len__") else None  # type: ignore[arg-type]
+    if n_gt is not None and n_gt != n:
+        raise ValueError(f"{name}: {n} predicted frames for {n_gt} ground-truth frames; a prediction must cover "
+                         "the whole sequence")
     seg_frames = frames
     if frames is None:
         gt_frames = [t for t in range(n) if gt[t] is not None]  # type: ignore[index]

@@ -23,7 +23,7 @@ import numpy as np
 from napari_vos.checks import painted_ids
 from napari_vos.data.readers import open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
-from napari_vos.evaluation.scoring import MANY_OBJECTS, Report, first_annotation
+from napari_vos.evaluation.scoring import FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 
 ANNOTATION_MODES = ("auto", "first", "none")
@@ -98,7 +98,7 @@ def evaluate_method(
     header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
               "max_side": max_side, "options": dict(method_options or {}), "annotation": mode}
     if mode == "none":
-        header["scoring"] = "foreground vs union of GT objects (DAVIS 2016 unsupervised), every GT frame"
+        header["scoring"] = FOREGROUND_SCORING
     report = Report(header, out_dir, json_path)
     out = Path(out_dir) if out_dir else None
     outer: Any = seqs
@@ -146,8 +146,8 @@ def evaluate_method(
                 else:
                     scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
                                                seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
-                report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds)
-                report.rows[seq.name]["wall_seconds"] = wall
+                report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
+                           start_seconds=result.start_seconds, wall_seconds=wall)
                 if out is not None and save_predictions:
                     save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
         complete = True

@@ -23,17 +23,20 @@ from typing import Any
 import numpy as np
 
 from napari_vos.checks import painted_ids
-from napari_vos.data.readers import open_dataset
+from napari_vos.data.readers import _natural_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
+from napari_vos.evaluation.unsupervised import evaluate_foreground
 from napari_vos.data.writers import png_record
 
 __all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
-           "MANY_OBJECTS"]
+           "MANY_OBJECTS", "FOREGROUND_SCORING"]
 
+FOREGROUND_SCORING = ("foreground vs union of GT objects (DAVIS 2016 unsupervised), every GT frame but the "
+                      "first and the last")
 MANY_OBJECTS = 5  # sequences with at least this many objects also get the CTC SEG measure
 _SEQ_FIELDS = ["sequence", "objects", "frames", "evaluated_frames", "annotated_frame", "J_mean", "J_recall",
-               "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean", "SEG", "fps"]
+               "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean", "SEG", "fps", "start_seconds", "wall_seconds"]
 _OBJ_FIELDS = ["sequence", "object", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean"]
 _FRAME_FIELDS = ["sequence", "object", "frame", "J", "F"]
 
@@ -116,8 +119,11 @@ class Report:
                     csv.DictWriter(f, fieldnames=fields).writeheader()
 
     def add(self, result: SequenceResult, n_frames: int, annotated: int | None,
-            frames_done: int = 0, seconds: float = 0.0) -> dict[str, Any]:
-        """Record one finished sequence and flush every output file."""
+            frames_done: int = 0, seconds: float = 0.0, start_seconds: float | None = None,
+            wall_seconds: float | None = None) -> dict[str, Any]:
+        """Record one finished sequence and flush every output file. ``seconds``: the propagation
+        (what fps counts); ``start_seconds``: the method's start before it (OSVOS-AT's fine-tuning,
+        FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included."""
         self.results.append(result)
         self.frames_done += frames_done
         self.seconds += seconds
@@ -127,6 +133,8 @@ class Report:
             "evaluated_frames": len(result.frames), "annotated_frame": annotated, **stats,
             "SEG": result.seg if result.seg is not None else "",
             "fps": (frames_done / seconds) if seconds > 0 else "",
+            "start_seconds": "" if start_seconds is None else start_seconds,
+            "wall_seconds": "" if wall_seconds is None else wall_seconds,
         }
         self.rows[result.name] = row
         if self.out_dir:
@@ -167,8 +175,9 @@ class Report:
                      "F_recall": row["F_recall"], "F_decay": row["F_decay"]}
             if r.seg is not None:
                 entry["SEG"] = r.seg
-            if row["fps"] != "":
-                entry["fps"] = row["fps"]
+            for key in ("fps", "start_seconds", "wall_seconds"):
+                if row[key] != "":
+                    entry[key] = row[key]
             out["sequences"][r.name] = entry
         out["started"] = self.started
         out["complete"] = complete
@@ -218,13 +227,18 @@ class PredictionFolder:
     """Frame-indexable predicted labels of one sequence: a folder of PNG/TIFF frames or a TIFF stack.
 
     Frames are matched to the GT frames by file stem (00012.png <-> GT 00012.jpg); when the names
-    differ but the counts agree, by sorted order. A frame with no prediction file is empty (0).
+    differ but the counts agree, in natural order (frame2 before frame10, as the dataset reader
+    orders the GT). A frame with no prediction file is empty (0). ``objects``: the truth's object
+    ids; when it holds one object, a binary 8-bit mask (0 and 255, ImageJ's convention, or 0 and 1)
+    is that object whatever its value. ``ids_seen`` collects the ids read, for `unscored_ids`.
     """
 
-    def __init__(self, path: Path, seq: Sequence) -> None:
+    def __init__(self, path: Path, seq: Sequence, objects: list[int] | None = None) -> None:
         self.path = path
         self.n = len(seq)
         self.shape = seq.frames.shape[1:3]
+        self.objects = list(objects or [])
+        self.ids_seen: set[int] = set()
         self._stack: Any = None
         self._files: dict[int, Path] = {}
         self.missing = 0  # frames with no prediction file: scored as empty
@@ -235,7 +249,7 @@ class PredictionFolder:
             if len(self._stack) != self.n:
                 raise ValueError(f"{path}: {len(self._stack)} predicted frames for {self.n} frames of {seq.name!r}")
             return
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", *TIFF_SUFFIXES))
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in (".png", *TIFF_SUFFIXES)), key=_natural_key)
         stems = _frame_stems(seq)
         by_stem = {p.stem: p for p in files}
         self._files = {i: by_stem[s] for i, s in enumerate(stems) if s in by_stem}
@@ -253,11 +267,32 @@ class PredictionFolder:
         if self._stack is not None:
             from napari_vos.data.sequence import decode_mask
 
-            return decode_mask(np.asarray(self._stack[t]), void_255=False)  # a TIFF stack: 255 is a cell
-        p = self._files.get(int(t))
-        if p is None:
-            return np.zeros(self.shape, np.int32)
-        return read_mask(p, void_255=False, table=self._colours)  # a prediction has no void: 255 beside other ids is an object
+            raw = np.asarray(self._stack[t])
+            labels = decode_mask(raw, void_255=False)  # a TIFF stack: 255 is a cell
+        else:
+            p = self._files.get(int(t))
+            if p is None:
+                return np.zeros(self.shape, np.int32)
+            # a prediction has no void: 255 beside other ids is an object
+            raw = labels = read_mask(p, void_255=False, table=self._colours)
+        labels = self._binary_as_the_object(raw, labels)
+        self.ids_seen.update(int(i) for i in np.unique(labels))
+        return labels
+
+    def _binary_as_the_object(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """A binary 8-bit frame (one value besides 0, 1 or 255) scored against one object is that
+        object: a 0/255 TIFF prediction against 0/255 truth read as id 1 (or the reverse)."""
+        if len(self.objects) != 1 or raw.ndim != 2 or raw.dtype not in (np.uint8, np.bool_):
+            return labels
+        values = np.unique(labels)
+        values = values[values != 0]
+        if values.size == 1 and int(values[0]) in (1, 255) and int(values[0]) != self.objects[0]:
+            return np.where(labels != 0, self.objects[0], 0).astype(np.int32)
+        return labels
+
+    def unscored_ids(self, scored: list[int]) -> list[int]:
+        """Ids read from the prediction that are none of the scored objects (nor background)."""
+        return sorted(self.ids_seen - set(scored) - {0})
 
 
 def _memmappable(path: Path) -> bool:
@@ -275,7 +310,7 @@ def _frame_stems(seq: Sequence) -> list[str]:
     if image_dir is not None and image_dir.is_dir():
         from napari_vos.data.sequence import IMAGE_SUFFIXES
 
-        files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if len(files) == len(seq):
             return [p.stem for p in files]
     return [f"{t:05d}" for t in range(len(seq))]
@@ -327,11 +362,23 @@ def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
 
 def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None = None,
                   json_path: str | Path | None = None, out_dir: str | Path | None = None,
-                  progress: bool = True) -> dict[str, Any]:
-    """Score a folder of predictions against a ground-truth dataset (the `score` command)."""
+                  progress: bool = True, annotation: str = "first") -> dict[str, Any]:
+    """Score a folder of predictions against a ground-truth dataset (the `score` command).
+
+    annotation: "first" scores each GT object by its id (semi-supervised, as `eval` scores a method
+    given the first annotated frame); "none" scores the predicted foreground against the union of
+    the GT objects (as `eval` scores a zero-shot method such as COSNet).
+    """
+    import warnings
+
+    if annotation not in ("first", "none"):
+        raise ValueError(f"annotation must be 'first' or 'none', got {annotation!r}")
     pred_root = Path(pred)
     seqs = open_dataset(gt, sequences)
-    report = Report({"dataset": str(gt), "predictions": str(pred_root)}, out_dir, json_path)
+    header: dict[str, Any] = {"dataset": str(gt), "predictions": str(pred_root), "annotation": annotation}
+    if annotation == "none":
+        header["scoring"] = FOREGROUND_SCORING
+    report = Report(header, out_dir, json_path)
     iterator: Any = seqs
     if progress:
         from tqdm import tqdm
@@ -339,14 +386,29 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
         iterator = tqdm(seqs, desc="scoring", unit="seq")
     for seq in iterator:
         with seq:  # a TIFF stack's files close once it is scored
+            if annotation == "none":
+                p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
+                _warn_missing(seq, p)
+                report.add(evaluate_foreground(seq.name, seq.masks, p), len(seq), None)
+                continue
             annotated = first_annotation(seq)
-            p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
-            if p.missing:  # said, not silent: a missing frame scores as an empty prediction
-                import warnings
-
-                warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
-                              "they are scored as empty", stacklevel=2)
-            n_obj = len(painted_ids(seq.masks[annotated]))
-            result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=n_obj >= MANY_OBJECTS or seq.layout == "ctc")
+            ids = painted_ids(seq.masks[annotated])
+            p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq, objects=ids)
+            _warn_missing(seq, p)
+            result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+            extra = p.unscored_ids(ids)
+            if extra:  # said, not silent: the official DAVIS code stops on such ids
+                shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+                warnings.warn(f"{seq.name}: the prediction holds ids {shown} that are none of the truth's objects "
+                              f"{ids[:8]}{' ...' if len(ids) > 8 else ''}; they are not scored (a prediction keeps "
+                              "the annotation's ids; for a zero-shot prediction use annotation 'none')", stacklevel=2)
             report.add(result, len(seq), annotated)
     return report.finish(True)
+
+
+def _warn_missing(seq: Sequence, p: PredictionFolder) -> None:
+    if p.missing:  # said, not silent: a missing frame scores as an empty prediction
+        import warnings
+
+        warnings.warn(f"{seq.name}: {p.missing} of {len(seq)} frames have no prediction file in {p.path}; "
+                      "they are scored as empty", stacklevel=3)
