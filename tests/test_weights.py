@@ -144,11 +144,14 @@ def test_an_export_carries_its_preprocessing_and_another_one_is_warned_of(tmp_pa
     weights.save_checkpoint(same, tensors, meta)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same preprocessing: no warning
-        registry.create("frtm", checkpoint=str(same))
+        assert registry.create("frtm", checkpoint=str(same)).checkpoint_notes == []
     recorded = {**weights.preprocessing("frtm"), "percentiles": [0.5, 99.5]}
     weights.save_checkpoint(other, tensors, {**meta, "preprocessing": json.dumps(recorded)})
-    with pytest.warns(UserWarning, match=r"percentiles: \[0.5, 99.5\] there, \[1.0, 99.8\] here"):
-        registry.create("frtm", checkpoint=str(other))
+    # the method keeps the note for its Session, which warns of it and shows it in the widget
+    notes = registry.create("frtm", checkpoint=str(other)).checkpoint_notes
+    assert len(notes) == 1 and "percentiles: [0.5, 99.5] there, [1.0, 99.8] here" in notes[0]
+    with pytest.warns(UserWarning, match=r"percentiles: \[0.5, 99.5\] there"):  # the loader alone warns
+        ckpt.load_network(str(other), "frtm", "FRTM", _frtm_network)
 
 
 def test_a_registered_name_is_found_whatever_its_case_and_a_wrong_method_says_what_to_do():
@@ -210,3 +213,168 @@ def test_a_pasted_checkpoint_path_loses_its_quotes_and_file_address():
     assert pasted_path("file:///data/my%20rgmp.safetensors") == "/data/my rgmp.safetensors"
     assert pasted_path("file:///C:/Users/me/x.safetensors") == "C:/Users/me/x.safetensors"
     assert pasted_path("rgmp-resnet18-cells") == "rgmp-resnet18-cells"
+
+
+# -- session-32 audit of checkpoint handling: each error names the file and the problem -----------------
+from pathlib import Path  # noqa: E402
+
+from safetensors.torch import save_file  # noqa: E402
+from torch import nn  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from napari_vos.methods import checkpoint as ckpt  # noqa: E402
+from napari_vos.methods.frtm import _network as _frtm_network  # noqa: E402
+from napari_vos.weights import CheckpointError  # noqa: E402
+
+
+def _tiny(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    save_file(tensors, str(path), metadata=meta)
+    return str(path)
+
+
+# 1 -- a tensor of another shape: CheckpointError naming the file, not torch's RuntimeError (CLI exit 1 + traceback)
+def test_shape_mismatch_is_a_checkpoint_error(tmp_path):
+    f = _tiny(tmp_path / "wrong_shape.safetensors", {"weight": torch.zeros(3, 2), "bias": torch.zeros(3)},
+              {"method": "frtm"})
+    with pytest.raises(CheckpointError, match="wrong_shape.safetensors"):
+        ckpt.load_network(f, "frtm", "FRTM", lambda meta: nn.Linear(2, 2), accept_unnamed=True)
+
+
+# 2 -- a stored configuration this version cannot read: CheckpointError naming the file
+@pytest.mark.parametrize("config", ['{"backbone": ', '{"backbone": "resnet18", "added_in_a_later_version": 1}',
+                                   '{"backbone": "resnet999"}'])
+def test_unreadable_stored_config_is_a_checkpoint_error(tmp_path, config):
+    from napari_vos.methods import frtm
+
+    f = _tiny(tmp_path / "odd_config.safetensors", {"x": torch.zeros(1)}, {"method": "frtm", "frtm_config": config})
+    with pytest.raises(CheckpointError, match="odd_config.safetensors"):
+        ckpt.load_network(f, "frtm", "FRTM", frtm._network, accept_unnamed=True)
+
+
+def test_unknown_config_name_without_stored_config_is_a_checkpoint_error(tmp_path):
+    from napari_vos.methods import rgmp
+
+    f = _tiny(tmp_path / "cfg_name.safetensors", {"x": torch.zeros(1)}, {"method": "rgmp", "config": "cells"})
+    with pytest.raises(CheckpointError, match="cfg_name.safetensors"):
+        ckpt.load_network(f, "rgmp", "RGMP", rgmp._network, accept_unnamed=True)
+
+
+# 3 -- a preprocessing record that is not JSON: not a bare JSONDecodeError after the weights were loaded
+def test_bad_preprocessing_metadata_does_not_crash_unnamed(tmp_path):
+    f = _tiny(tmp_path / "bad_pre.safetensors", {"weight": torch.zeros(2, 2), "bias": torch.zeros(2)},
+              {"method": "frtm", "preprocessing": "not json"})
+    with pytest.raises(CheckpointError, match="bad_pre.safetensors: its preprocessing metadata is not JSON"):
+        ckpt.load_network(f, "frtm", "FRTM", lambda meta: nn.Linear(2, 2), accept_unnamed=True)
+
+
+# 4 -- a download that fails (offline): CheckpointError naming the checkpoint; `napari-vos weights` lists the rest
+@pytest.fixture
+def url_registry(tmp_path, monkeypatch):
+    """A registry of two cosnet entries: one to download (its file nowhere), one present."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    shipped = next(e for e in json.loads(weights.REGISTRY_FILE.read_text()) if e["method"] == "cosnet")
+    to_fetch = dict(shipped, name="cosnet-remote", file="cosnet-remote.safetensors", default=False,
+                    url="https://example.invalid/cosnet-remote.safetensors")
+    (pkg / "registry.json").write_text(json.dumps([to_fetch, shipped]))
+    (pkg / shipped["file"]).symlink_to(weights.PACKAGE_DIR / shipped["file"])
+    monkeypatch.setattr(weights, "PACKAGE_DIR", pkg)
+    monkeypatch.setattr(weights, "REGISTRY_FILE", pkg / "registry.json")
+    monkeypatch.setenv("NAPARI_VOS_HOME", str(tmp_path / "home"))
+    import pooch
+    import requests
+
+    def offline(*args, **kwargs):
+        raise requests.ConnectionError("Failed to resolve 'example.invalid'")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    return to_fetch, shipped
+
+
+def test_failed_download_is_a_checkpoint_error(url_registry):
+    with pytest.raises(CheckpointError, match="cosnet-remote"):
+        weights.resolve("cosnet-remote")
+
+
+def test_weights_command_lists_every_entry_when_offline(url_registry, capsys):
+    from napari_vos import cli
+
+    rc = cli.main(["weights"])
+    out = capsys.readouterr().out
+    assert "cosnet-remote" in out and url_registry[1]["name"] in out  # the listing goes on past the failure
+    assert "not downloaded yet" in out
+    assert rc == 0  # listing downloads nothing; a file fetched on first use is no error
+
+
+# 5 -- checkpoint=pathlib.Path of a missing file: CheckpointError, not AttributeError
+def test_missing_checkpoint_given_as_a_path_object():
+    with pytest.raises(CheckpointError, match="does not exist"):
+        weights.check_present(Path("/no/such/dir/model.safetensors"), "frtm")
+
+
+# 6 -- $NAPARI_VOS_HOME with ~ (pooch expands it, the lookup did not) and set but empty
+def test_cache_dir_expands_user_and_ignores_empty(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NAPARI_VOS_HOME", "~/vos")
+    assert weights.cache_dir() == tmp_path / "vos"
+    monkeypatch.setenv("NAPARI_VOS_HOME", "")
+    assert weights.cache_dir() == tmp_path / ".cache" / "napari-vos"
+
+
+# 7 -- the preprocessing-difference warning reaches session.notes (the widget shows notes, not warnings)
+def test_preprocessing_difference_is_a_session_note(tmp_path):
+    from safetensors import safe_open
+
+    from napari_vos.session import Session
+
+    torch.set_num_threads(1)
+    src = weights.PACKAGE_DIR / "rgmp-resnet18-light.safetensors"
+    with safe_open(str(src), "pt") as f:
+        meta = dict(f.metadata())
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    meta["preprocessing"] = json.dumps({"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]})
+    path = tmp_path / "other_pre.safetensors"
+    save_file(state, str(path), metadata=meta)
+    video = np.full((2, 64, 64), 30, np.uint8)
+    video[:, 16:40, 16:40] = 200
+    labels = np.zeros((64, 64), np.uint8)
+    labels[16:40, 16:40] = 1
+    s = Session(video, "rgmp", "cpu", checkpoint=str(path), max_side=64, min_object_side=None)
+    s.annotate(0, labels)
+    with pytest.warns(UserWarning):
+        s.run("forward")
+    assert any("prepared otherwise" in n for n in s.notes), s.notes
+
+
+# 8 -- non-finite weights in an unregistered file: refused when loaded, not an empty segmentation
+def test_non_finite_weights_are_refused(tmp_path):
+    f = _tiny(tmp_path / "nan.safetensors", {"weight": torch.full((2, 2), float("nan")), "bias": torch.zeros(2)},
+              {"method": "frtm"})
+    with pytest.raises(CheckpointError, match="nan.safetensors"):
+        ckpt.load_network(f, "frtm", "FRTM", lambda meta: nn.Linear(2, 2), accept_unnamed=True)
+
+
+# 9 -- ImageNet weights offline: the message says what was being downloaded
+def test_imagenet_download_failure_names_imagenet(monkeypatch):
+    import types
+    import urllib.error
+
+    from napari_vos.nn import imagenet
+
+    class W:
+        def get_state_dict(self, progress=True):
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    fake = types.SimpleNamespace(ResNet18_Weights=types.SimpleNamespace(IMAGENET1K_V1=W()))
+    monkeypatch.setattr(imagenet, "torchvision_models", lambda: fake)
+    with pytest.raises(OSError, match="ImageNet weights of resnet18 could not be fetched"):
+        imagenet.resnet_state_dict("resnet18")
+
+
+def test_a_torch_save_file_is_named_as_such(tmp_path):
+    """A .pt state dict was reported as a damaged safetensors ("header too large") only."""
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(CheckpointError, match="it is a PyTorch file written by torch.save, not safetensors"):
+        weights.load_checkpoint(str(path))

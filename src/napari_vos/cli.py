@@ -576,8 +576,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
     status = 0
     for e in entries:
         try:
-            path, _ = weights.resolve(e.name)
+            path, _ = weights.resolve(e.name, download=False)  # listing downloads nothing
             state = f"ok ({path})"
+        except weights.NotDownloaded as err:
+            state = str(err)
         except weights.CheckpointError as err:
             state, status = f"PROBLEM: {err}", 1
         default = " [default]" if e.default else ""

@@ -246,6 +246,10 @@ class ObjectsNotFollowed(UserWarning):
     """Objects of an annotation added while a run went on that its start frame did not hold."""
 
 
+class CheckpointPreparedOtherwise(UserWarning):
+    """The checkpoint was trained on frames prepared otherwise than this version prepares them."""
+
+
 class Session:
     """One video, its annotations and a method; `propagate` is a generator of `FrameResult`.
 
@@ -497,6 +501,8 @@ class Session:
         if hasattr(method, "min_object_side"):  # a method's own size rule (RGMP's test scales) follows the Session's
             method.min_object_side = self.min_object_side
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
+        for note in getattr(method, "checkpoint_notes", ()):
+            self._note(note, CheckpointPreparedOtherwise)
         return method
 
     def _image(self, index: int) -> torch.Tensor:

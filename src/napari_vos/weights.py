@@ -24,6 +24,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be found, verified or read."""
 
 
+class NotDownloaded(CheckpointError):
+    """A registered checkpoint with a download address whose file is not fetched yet (listing only)."""
+
+
 #: where each front end takes a checkpoint file, for messages all three show
 GIVE_CHECKPOINT = "the widget's Method options -> checkpoint, checkpoint=PATH in Python, --checkpoint PATH on the command line"
 
@@ -78,8 +82,10 @@ def preprocessing_differences(method: str, recorded: dict[str, Any]) -> list[str
 
 
 def cache_dir() -> Path:
-    """Where downloaded checkpoints are kept: $NAPARI_VOS_HOME, else ~/.cache/napari-vos."""
-    return Path(os.environ.get("NAPARI_VOS_HOME", Path.home() / ".cache" / "napari-vos"))
+    """Where downloaded checkpoints are kept: $NAPARI_VOS_HOME (``~`` expanded; set but empty counts
+    as unset, not as the current folder), else ~/.cache/napari-vos."""
+    home = os.environ.get("NAPARI_VOS_HOME", "")
+    return Path(home).expanduser() if home.strip() else Path.home() / ".cache" / "napari-vos"
 
 
 def _read_registry() -> dict[str, CheckpointInfo]:
@@ -129,6 +135,7 @@ def _lookup(name_or_path: str) -> tuple[CheckpointInfo | None, Path]:
     """The registered entry a name means (whatever its case, where no file has that name), or None
     and the file a path names; a CheckpointError for a folder, a missing file or an unknown name."""
     registry = _read_registry()
+    name_or_path = os.fspath(name_or_path)  # a pathlib.Path too
     candidate = Path(name_or_path).expanduser()
     if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
         name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
@@ -156,19 +163,20 @@ def check_present(name_or_path: str | None, method: str) -> None:
             raise _missing(info, looked)
 
 
-def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
+def resolve(name_or_path: str | os.PathLike[str], download: bool = True) -> tuple[Path, CheckpointInfo | None]:
     """Find a checkpoint file by registry name or path, verifying the sha256 of registered ones.
 
     A file given by path is not in the registry, so there is no sha256 to check it against: it is
-    loaded as it is, and its sha256 goes into the run's provenance (`load_checkpoint`)."""
+    loaded as it is, and its sha256 goes into the run's provenance (`load_checkpoint`). A registered
+    file not yet downloaded is fetched from its ``url`` (``download=False``: a NotDownloaded error)."""
     info, candidate = _lookup(name_or_path)
     if info is None:
         return candidate, None
     path, looked = _registered_file(info)
+    if path is None and info.url and not download:
+        raise NotDownloaded(f"not downloaded yet: fetched from {info.url} into {cache_dir()} on first use")
     if path is None and info.url:
-        import pooch
-
-        path = Path(pooch.retrieve(info.url, known_hash=f"sha256:{info.sha256}", fname=info.file, path=cache_dir()))
+        path = _download(info)
     if path is None:
         raise _missing(info, looked)
     digest = sha256_of(path)
@@ -176,6 +184,19 @@ def resolve(name_or_path: str) -> tuple[Path, CheckpointInfo | None]:
         raise CheckpointError(f"checkpoint file {path} is corrupt or changed: sha256 {digest} does not match the "
                               f"registered {info.sha256}. Delete it and reinstall napari-vos or re-download it.")
     return path, info
+
+
+def _download(info: CheckpointInfo) -> Path:
+    """The registered file fetched from its url into `cache_dir` (pooch checks its sha256); any
+    failure (offline, a refused folder) is a CheckpointError saying what was fetched and the way round."""
+    import pooch
+
+    try:
+        return Path(pooch.retrieve(info.url, known_hash=f"sha256:{info.sha256}", fname=info.file, path=cache_dir()))
+    except Exception as err:  # noqa: BLE001 - requests', OSError's and pooch's own errors alike
+        raise CheckpointError(f"checkpoint {info.name!r} could not be downloaded from {info.url} into {cache_dir()} "
+                              f"({type(err).__name__}: {err}); download {info.file} by other means and copy it "
+                              "into that folder (or set NAPARI_VOS_HOME to the folder holding it)") from err
 
 
 def load_checkpoint(name_or_path: str) -> tuple[dict[str, Any], dict[str, str], str, str]:
@@ -188,9 +209,23 @@ def load_checkpoint(name_or_path: str) -> tuple[dict[str, Any], dict[str, str], 
             meta = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises several error types for a bad header
-        raise CheckpointError(f"checkpoint file {path} could not be read as safetensors: {err}") from err
+        hint = ""
+        if _is_torch_pickle(path):
+            hint = (" (it is a PyTorch file written by torch.save, not safetensors: napari-vos reads the safetensors "
+                    "files its training exports, `napari-vos train ... --export`)")
+        raise CheckpointError(f"checkpoint file {path} could not be read as safetensors: {err}{hint}") from err
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, meta, (info.name if info else str(path)), (info.sha256 if info else sha256_of(path))
+
+
+def _is_torch_pickle(path: Path) -> bool:
+    """torch.save's zip archive (or an old-style pickle) by its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def load_state_dict_file(name_or_path: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from napari_vos.methods.agame_appearance import mixture_posteriors
 from napari_vos.methods.agame_network import (CONFIGS, STRIDE, AGAMEConfig, AGAMENetwork, AGAMEState, Prediction,
                                               seg_at_stride)
 from napari_vos.methods.base import MethodBase, Step
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.nn.memory_format import place_network
 from napari_vos.nn.padding import crop_to, pad_to_multiple
@@ -163,7 +163,7 @@ def load_network(checkpoint: str) -> tuple[AGAMENetwork, str, str]:
 
 def _network(meta: dict[str, str]) -> AGAMENetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return AGAMENetwork(stored_config(meta, "agame", AGAMEConfig) or CONFIGS[meta.get("config", "light")])
+    return AGAMENetwork(checkpoint_config(meta, "agame", AGAMEConfig, CONFIGS, "light"))
 
 
 __all__ = ["AGAME", "AGAMENetwork", "AGAMEConfig", "CONFIGS", "load_network"]

@@ -21,22 +21,46 @@ def stored_config(meta: dict[str, str], method: str, config_type: Any) -> Any | 
     return config_type.from_dict(json.loads(meta[key])) if key in meta else None
 
 
+def checkpoint_config(meta: dict[str, str], method: str, config_type: Any, configs: dict[str, Any],
+                      default: str) -> Any:
+    """The network configuration a checkpoint's metadata describes: its stored ``<method>_config``,
+    else the configuration its ``config`` field names (``default`` when it names none); a name this
+    version does not know is a ValueError listing the known ones."""
+    stored = stored_config(meta, method, config_type)
+    if stored is not None:
+        return stored
+    name = meta.get("config") or default
+    if name not in configs:
+        raise ValueError(f"its metadata names configuration {name!r}, which this version does not know "
+                         f"({', '.join(configs)})")
+    return configs[name]
+
+
 def load_fitting(network: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """Load ``state`` into ``network``; a missing or unexpected tensor raises CheckpointError("{what}: ...")."""
     from napari_vos.weights import CheckpointError
 
+    own = network.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} (the network's: {tuple(own[k].shape)})" for k, v in state.items()
+             if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:  # load_state_dict(strict=False) raises torch's RuntimeError for these
+        raise CheckpointError(f"{what}: {len(wrong)} tensors of other shapes, e.g. {'; '.join(wrong[:3])} "
+                              "(a checkpoint of another configuration of the network?)")
     missing, unexpected = network.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
 def load_network(checkpoint: str | None, method: str, title: str, network: Callable[[dict[str, str]], nn.Module],
-                 accept_unnamed: bool = False) -> tuple[nn.Module, str, str]:
+                 accept_unnamed: bool = False, notes: list[str] | None = None) -> tuple[nn.Module, str, str]:
     """(network, checkpoint name, sha256) of ``method``'s checkpoint (None: its default).
 
     ``network(meta)`` builds the network from the checkpoint's metadata; ``title`` names it in
     errors. The metadata must name ``method``; with ``accept_unnamed`` a checkpoint naming no
-    method is taken too.
+    method is taken too. A checkpoint made for frames prepared otherwise is warned of, or, with
+    ``notes``, the warning's text appended there (the Session notes it where the widget shows it).
+    A configuration the metadata names that cannot be built here, and NaN or infinite weights,
+    are CheckpointErrors naming the file.
     """
     from napari_vos import weights
 
@@ -48,29 +72,45 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
         remedy = (f"choose method {owner!r} for it" if owner else "it names no method in its metadata, so it is "
                   "no napari-vos export") + f", or {instead}"
         raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {owner!r}, not '{method}': {remedy}")
-    net = network(meta)
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:  # the one damage a file's header and shapes do not show: it would segment nothing
+        raise weights.CheckpointError(f"checkpoint {ckpt_name} holds NaN or infinite values in {len(broken)} "
+                                      f"tensors (e.g. {broken[:3]}): it is damaged or from a diverged training")
+    try:
+        net = network(meta)
+    except (ValueError, TypeError, KeyError) as err:  # e.g. an export of a later version, a hand-edited field
+        raise weights.CheckpointError(f"checkpoint {ckpt_name}: the {title} network its metadata describes cannot "
+                                      f"be built by this version ({type(err).__name__}: {err})") from err
     load_fitting(net, state, f"checkpoint {ckpt_name} does not fit the {title} network")
-    _warn_on_other_preprocessing(method, ckpt_name, meta)
+    note = other_preprocessing(method, ckpt_name, meta)
+    if note and notes is not None:
+        notes.append(note)
+    elif note:
+        import warnings
+
+        warnings.warn(note, stacklevel=3)
     return net, ckpt_name, sha
 
 
-def _warn_on_other_preprocessing(method: str, name: str, meta: dict[str, str]) -> None:
-    """Warn when the checkpoint was made for frames prepared otherwise than this version prepares
-    them (its registry entry's record, else its own metadata's; a file with neither is not checked)."""
-    import warnings
-
+def other_preprocessing(method: str, name: str, meta: dict[str, str]) -> str | None:
+    """The warning's text when the checkpoint was made for frames prepared otherwise than this
+    version prepares them (its registry entry's record, else its own metadata's; a file with
+    neither is not checked), else None."""
     from napari_vos import weights
 
     info = next((e for e in weights.list_checkpoints(method) if e.name == name), None)
     recorded = info.preprocessing if info is not None and info.preprocessing else None
     if recorded is None and "preprocessing" in meta:
-        recorded = json.loads(meta["preprocessing"])
+        try:
+            recorded = json.loads(meta["preprocessing"])
+        except ValueError as err:
+            raise weights.CheckpointError(f"checkpoint {name}: its preprocessing metadata is not JSON ({err})") from err
     if recorded:
         differences = weights.preprocessing_differences(method, recorded)
         if differences:
-            warnings.warn(f"checkpoint {name} was made for frames prepared otherwise than napari-vos "
-                          f"prepares them now ({'; '.join(differences)}); its scores may not hold",
-                          stacklevel=3)
+            return (f"checkpoint {name} was made for frames prepared otherwise than napari-vos "
+                    f"prepares them now ({'; '.join(differences)}); its scores may not hold")
+    return None
 
 
 def build_method(cls: Callable[..., M], device: torch.device | str, checkpoint: str | None, options: dict[str, Any],
@@ -78,11 +118,14 @@ def build_method(cls: Callable[..., M], device: torch.device | str, checkpoint: 
                  accept_unnamed: bool = False) -> M:
     """``cls(network, device=device, **options)`` with the network of ``load_network``.
 
-    Sets the instance's ``checkpoint_name`` and ``checkpoint_sha256``.
+    Sets the instance's ``checkpoint_name``, ``checkpoint_sha256`` and ``checkpoint_notes`` (the
+    checkpoint's warnings, which the Session notes: the widget shows notes, not warnings).
     """
-    net, ckpt_name, sha = load_network(checkpoint, method, title, network, accept_unnamed)
+    notes: list[str] = []
+    net, ckpt_name, sha = load_network(checkpoint, method, title, network, accept_unnamed, notes=notes)
     instance = cls(net, device=device, **options)
     instance.checkpoint_name, instance.checkpoint_sha256 = ckpt_name, sha
+    instance.checkpoint_notes = notes
     return instance
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from napari_vos.methods.base import MethodBase, Step, VideoFrames
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.checkpoint import load_network as shared_load_network
 from napari_vos.methods.cosnet_network import CONFIGS, STRIDE, COSNetConfig, COSNetNetwork, Embedding
 from napari_vos.nn.memory_format import place_network
@@ -125,4 +125,4 @@ def load_network(checkpoint: str) -> tuple[COSNetNetwork, str, str]:
 
 def _network(meta: dict[str, str]) -> COSNetNetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return COSNetNetwork(stored_config(meta, "cosnet", COSNetConfig) or CONFIGS[meta.get("config", "light")])
+    return COSNetNetwork(checkpoint_config(meta, "cosnet", COSNetConfig, CONFIGS, "light"))

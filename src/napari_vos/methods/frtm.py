@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from napari_vos.checks import whole_number
 from napari_vos.methods.base import MethodBase, Step
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.frtm_segnet import SegmentationNetwork
 from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings
 from napari_vos.methods.frtm_windows import Window, common_windows, mask_boxes, object_windows
@@ -291,4 +291,4 @@ def _crop(x: torch.Tensor, window: Window, frame: tuple[int, int]) -> torch.Tens
 
 def _network(meta: dict[str, str]) -> FRTMNetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return FRTMNetwork(stored_config(meta, "frtm", FRTMConfig) or CONFIGS["fast"])
+    return FRTMNetwork(checkpoint_config(meta, "frtm", FRTMConfig, CONFIGS, "fast"))

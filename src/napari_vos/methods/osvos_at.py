@@ -24,7 +24,7 @@ import torch
 
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods import registry
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 # clear_finetune_cache: re-exported, as the method page names it here
 from napari_vos.methods.finetune_cache import clear_finetune_cache, finetune_key, tune_once  # noqa: F401
 from napari_vos.methods.osvos_at_finetune import FinetuneReport, FinetuneSettings, finetune
@@ -169,4 +169,4 @@ class OSVOSAT(MethodBase):
 
 def _network(meta: dict[str, str]) -> OSVOSATNetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return OSVOSATNetwork(stored_config(meta, "osvos_at", OSVOSATConfig) or CONFIGS[meta.get("config", "light")])
+    return OSVOSATNetwork(checkpoint_config(meta, "osvos_at", OSVOSATConfig, CONFIGS, "light"))

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from napari_vos.data.frames import median_equivalent_diameter
 from napari_vos.methods.base import MethodBase, Step
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.finetune_cache import finetune_key, tune_once
 from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, mask_loss, object_probability
 from napari_vos.methods.rgmp_pairs import strategy1
@@ -321,6 +321,6 @@ class RGMP(MethodBase):
 def _network(meta: dict[str, str]) -> RGMPNetwork:
     """The network of the configuration stored in a checkpoint's metadata, with the training stage
     it was exported from (``trained_stage``: a "windows" network runs in per-object windows)."""
-    network = RGMPNetwork(stored_config(meta, "rgmp", RGMPConfig) or CONFIGS[meta.get("config", "light")])
+    network = RGMPNetwork(checkpoint_config(meta, "rgmp", RGMPConfig, CONFIGS, "light"))
     network.trained_stage = meta.get("stage")
     return network

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.base import MethodBase, Step
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.rvos_matching import count_objects, match_slots
 from napari_vos.methods.rvos_network import CONFIGS, ObjectStates, RVOSConfig, RVOSNetwork, resize_masks
 from napari_vos.methods.s2s import PAPER_INPUT, network_size
@@ -186,4 +186,4 @@ def default_checkpoint_name(zero_shot: bool | None) -> str:
 
 def _network(meta: dict[str, str]) -> RVOSNetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return RVOSNetwork(stored_config(meta, "rvos", RVOSConfig) or CONFIGS["light"])
+    return RVOSNetwork(checkpoint_config(meta, "rvos", RVOSConfig, CONFIGS, "light"))

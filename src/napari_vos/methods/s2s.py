@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_vos.methods.base import MethodBase, Step
-from napari_vos.methods.checkpoint import build_method, stored_config
+from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.s2s_network import CONFIGS, S2SConfig, S2SNetwork
 from napari_vos.nn.convlstm import State
 from napari_vos.nn.memory_format import place_network
@@ -122,4 +122,4 @@ class S2S(MethodBase):
 
 def _network(meta: dict[str, str]) -> S2SNetwork:
     """The network of the configuration stored in a checkpoint's metadata."""
-    return S2SNetwork(stored_config(meta, "s2s", S2SConfig) or CONFIGS["light"])
+    return S2SNetwork(checkpoint_config(meta, "s2s", S2SConfig, CONFIGS, "light"))

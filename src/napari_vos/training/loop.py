@@ -132,12 +132,12 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     weights there, so a run cut off anywhere leaves a usable checkpoint).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     if dev.type == "cuda":  # crops have one size per run: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(settings.seed)
     model = prefer_channels_last(recipe.build(dev), dev)
+    out.mkdir(parents=True, exist_ok=True)  # after the build: a refused one (ImageNet offline) leaves no empty folder
     params = [p for p in model.parameters() if p.requires_grad]
     named_lr = settings.lr is not None
     settings = replace(settings, lr=settings.lr if named_lr else recipe_lr(recipe))
