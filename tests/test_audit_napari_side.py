@@ -461,3 +461,133 @@ def test_widget_rvos_with_zero_shot_typed_keeps_labels_none(make_napari_viewer, 
     assert "needs a labels layer" not in widget.status.text()
     viewer.add_points(name="unrelated")  # a layer event refills the lists
     assert widget.labels_combo.currentText() == NO_LABELS
+
+
+# -- session-32 audit of layer geometry: placement notes judged in pixels, saved placement restored --------
+def _geometry_square(n_frames=5, size=(64, 64)):
+    rng = np.random.default_rng(0)
+    frames = (rng.random((n_frames, *size)) * 80).astype(np.uint8)
+    truth = np.zeros((n_frames, *size), np.int32)
+    for t in range(n_frames):
+        frames[t, 20:40, 4 + 2 * t:24 + 2 * t] = 200
+        truth[t, 20:40, 4 + 2 * t:24 + 2 * t] = 1
+    painted = np.zeros_like(truth)
+    painted[0] = truth[0]
+    return frames, truth, painted
+
+
+def _offset_in_pixels(image, labels, point=(1, 32, 32)):
+    """Where labels pixel ``point`` lies, in image data coordinates, minus ``point``."""
+    return np.asarray(image.world_to_data(labels.data_to_world(point))) - np.asarray(point)
+
+
+# 1 ------------------------------------------------------------------------------------------
+def test_labels_20_pixels_off_in_stage_coordinates_get_the_placement_note():
+    """placement_note compares translates with rtol=1e-3: at stage coordinates of 20000 um the
+    tolerance is 20 um (40 pixels at 0.5 um/px), so labels 20 pixels off are used silently."""
+    frames, _, painted = _geometry_square()
+    v = ViewerModel()
+    image = v.add_image(frames, name="video", scale=(1, 0.5, 0.5), translate=(0, 20000, 15000))
+    labels = v.add_labels(painted, name="painted", scale=(1, 0.5, 0.5), translate=(0, 20010, 15010))
+    assert np.allclose(_offset_in_pixels(image, labels), [0, 20, 20])  # 20 pixels apart in the viewer
+    job = LayerJob(v, "video", "painted", method="flow", device="cpu")
+    assert "drawn at scale" in job.note
+
+
+def test_labels_one_frame_late_at_a_late_start_time_get_the_time_note():
+    """Same tolerance in time: an experiment starting at t=3600 s, 2 s a frame; labels one frame late."""
+    frames, _, painted = _geometry_square()
+    v = ViewerModel()
+    image = v.add_image(frames, name="video", scale=(2, 1, 1), translate=(3600, 0, 0))
+    labels = v.add_labels(painted, name="painted", scale=(2, 1, 1), translate=(3602, 0, 0))
+    assert np.allclose(_offset_in_pixels(image, labels), [1, 0, 0])
+    job = LayerJob(v, "video", "painted", method="flow", device="cpu")
+    assert "frames are paired by index" in job.note
+
+
+# 2 ------------------------------------------------------------------------------------------
+def test_a_time_placement_given_by_the_images_affine_is_noted():
+    """The affine's time row is compared nowhere: labels 2.5 frames away from the image get no note."""
+    frames, _, painted = _geometry_square()
+    affine = np.eye(4)
+    affine[0, 0], affine[0, 3] = 2.0, 1.5  # 2 s a frame, starting at 1.5 s
+    v = ViewerModel()
+    image = v.add_image(frames, name="video", affine=affine)
+    labels = v.add_labels(painted, name="painted")
+    assert not np.allclose(_offset_in_pixels(image, labels), 0)
+    job = LayerJob(v, "video", "painted", method="flow", device="cpu")
+    assert job.note != ""
+
+
+# 3 ------------------------------------------------------------------------------------------
+def test_labels_that_overlay_the_image_exactly_get_no_note():
+    """An image placed by an affine and labels placed by the same scale lie pixel on pixel, but the
+    note says they are 'rotated, sheared or transformed (affine) otherwise than the image'."""
+    frames, _, painted = _geometry_square()
+    v = ViewerModel()
+    image = v.add_image(frames, name="video", affine=np.diag([1.0, 0.5, 0.5, 1.0]))
+    labels = v.add_labels(painted, name="painted", scale=(1, 0.5, 0.5))
+    assert np.allclose(_offset_in_pixels(image, labels), 0)
+    job = LayerJob(v, "video", "painted", method="flow", device="cpu")
+    assert job.note == ""
+
+
+# 4 ------------------------------------------------------------------------------------------
+def test_a_saved_output_of_a_rotated_image_opens_where_it_was(tmp_path):
+    """open_labels_layer 'opens it where it was' (user guide, section 4): it restores scale and
+    translate only, so an output of a rotated/sheared/affine image comes back elsewhere."""
+    from napari_vos import propagate_layers
+    from napari_vos.console import open_labels_layer, save_labels_layer
+
+    frames, _, painted = _geometry_square(4, (48, 48))
+    affine = np.array([[1, 0, 0, 0], [0, 1, 0.3, 5], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    geometry = dict(scale=(2, 0.5, 0.5), translate=(1, 10, 20), rotate=30, affine=affine)
+    v = ViewerModel()
+    v.add_image(frames, name="video", **geometry)
+    v.add_labels(painted, name="painted", **geometry)
+    out = propagate_layers(v, "video", "painted", method="flow", device="cpu").labels
+    back = open_labels_layer(v, save_labels_layer(out, tmp_path / "labels.tif"))
+    for point in [(1, 20, 20), (3, 0, 47)]:
+        np.testing.assert_allclose(back.data_to_world(point), out.data_to_world(point), atol=1e-6)
+
+
+# 5 ------------------------------------------------------------------------------------------
+def test_map_layers_lie_where_the_output_layer_lies_when_the_image_moves_mid_run():
+    """The output layer takes the image's placement when the run starts, a map layer when its first
+    frame comes (`_new_map` calls `_placement()` again): an image recalibrated mid-run splits them."""
+    frames, _, painted = _geometry_square()
+    v = ViewerModel()
+    v.add_image(frames, name="video", scale=(1, 0.5, 0.25), translate=(0, 10, -3))
+    v.add_labels(painted, name="painted", scale=(1, 0.5, 0.25), translate=(0, 10, -3))
+    job = LayerJob(v, "video", "painted", method="flow", device="cpu", maps=True, max_side=32)
+    steps = job.steps()
+    v.layers["video"].scale = (1, 1, 1)  # the user corrects the pixel size while the run goes on
+    for step in steps:
+        job.show(step)
+    job.finish()
+    out = job.output
+    (layer,) = job.map_layers.values()
+    # map pixel (2, 3) covers output pixels 4..5, 6..7 (stride 2): centre (4.5, 6.5)
+    np.testing.assert_allclose(layer.data_to_world((1, 2, 3)), out.data_to_world((1, 4.5, 6.5)), atol=1e-6)
+
+
+def test_a_flipped_output_saves_and_opens_where_it_was(tmp_path):
+    """A layer flipped by a negative scale (napari's way to mirror an axis) crashes the labels
+    writer inside tifffile with 'struct.error: argument out of range' (a negative resolution)."""
+    from napari_vos.console import open_labels_layer, save_labels_layer
+
+    v = ViewerModel()
+    data = np.zeros((3, 16, 16), np.uint8)
+    data[:, 2:5, 3:9] = 1
+    layer = v.add_labels(data, name="flipped", scale=(1, -0.5, 0.5), translate=(0, 30, 0))
+    back = open_labels_layer(v, save_labels_layer(layer, tmp_path / "flipped.tif"))
+    np.testing.assert_allclose(back.data_to_world((1, 3, 4)), layer.data_to_world((1, 3, 4)), atol=1e-6)
+
+
+def test_a_one_channel_last_axis_is_told_to_drop_it():
+    """(T, Y, X, 1) was refused as "(T, Y, X, C) with 1 channels ... tick the others"."""
+    v = ViewerModel()
+    v.add_image(np.zeros((4, 32, 32, 1), np.uint8), name="video")
+    v.add_labels(np.zeros((4, 32, 32, 1), np.uint8), name="painted")
+    with pytest.raises(ValueError, match=r"has a last axis of 1 \(T, Y, X, 1\).*data\[\.\.\., 0\]"):
+        LayerJob(v, "video", "painted", method="flow", device="cpu")

@@ -93,14 +93,16 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     from napari_vos._widgets.labels_writer import write_labels_tiff
 
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
-             "name": layer.name, "translate": layer.translate}
+             "name": layer.name, "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear,
+             "affine": layer.affine.affine_matrix}
     return Path(write_labels_tiff(str(path), layer.data, state)[0])
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
     """Open a labels TIFF napari-vos wrote (`napari-vos propagate`, `save_labels_layer`, the save
     dialog's napari-vos writer) as a Labels layer at its pixel size and frame interval, with the run's
-    record in ``metadata["napari_vos"]`` and, where the saved layer was offset, its translate: napari's
+    record in ``metadata["napari_vos"]`` and, where the saved layer had them, its translate, flip,
+    rotate, shear and affine: napari's
     own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
     Any integer (Y, X) or (T, Y, X) TIFF opens."""
     import inspect
@@ -125,8 +127,10 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
         kwargs["units"] = units
     record = read_tiff_provenance(path)
     if record is not None:
-        translate = record.pop("layer_translate", None)  # where the saved layer lay (`save_labels_layer`)
-        if translate is not None and len(translate) == labels.ndim:
-            kwargs["translate"] = translate
+        # where the saved layer lay (`save_labels_layer`): its offset, a flip, rotate, shear and affine
+        for key in ("translate", "scale", "rotate", "shear", "affine"):
+            value = record.pop(f"layer_{key}", None)
+            if value is not None and (len(value) in (labels.ndim, labels.ndim + 1) or key == "shear"):
+                kwargs[key] = np.asarray(value, dtype=float)
         kwargs["metadata"] = {"napari_vos": record}
     return viewer.add_labels(labels, **kwargs)

@@ -44,9 +44,37 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     if labels.size and labels.min() < 0:  # would wrap to 65535 in the unsigned TIFF
         raise ValueError(f"the labels layer {name!r} holds negative ids ({labels.min()}); the labels TIFF keeps "
                          "0 (background) and positive ids: save it with napari's own writer")
-    calibration = calibration_from_scale(attributes.get("scale"), attributes.get("units"))  # per axis of data
+    scale = [float(v) for v in np.ravel(attributes.get("scale", ()))]
+    # the pixel size is a length (a flipped layer's negative scale: its sign goes into the record)
+    calibration = calibration_from_scale([abs(v) for v in scale] or None, attributes.get("units"))  # per axis
     provenance = (attributes.get("metadata") or {}).get("napari_vos")
-    translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
-    if any(translate):  # no TIFF tag holds a layer's offset: the record keeps it for `open_labels_layer`
-        provenance = {**(provenance or {}), "layer_translate": translate}
+    placement = layer_placement(attributes, scale)
+    if placement:  # no TIFF tag holds these: the record keeps them for `open_labels_layer`
+        provenance = {**(provenance or {}), **placement}
     return [str(write_tiff_labels(path, labels, calibration=calibration, provenance=provenance))]
+
+
+def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str, Any]:
+    """What places a layer in the world besides its pixel size, where it is not the default: its
+    translate, a flipped (negative) scale, and its rotate, shear and affine, as record entries
+    ``layer_translate``, ``layer_scale``, ``layer_rotate``, ``layer_shear`` and ``layer_affine``."""
+    out: dict[str, Any] = {}
+    translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
+    if any(translate):
+        out["layer_translate"] = translate
+    if any(v < 0 for v in scale):
+        out["layer_scale"] = scale
+    for key, default in (("rotate", "eye"), ("shear", "zero"), ("affine", "eye")):
+        value = attributes.get(key)
+        if value is None:
+            continue
+        matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float)
+        if default == "zero" and matrix.ndim == 1:
+            plain = np.allclose(matrix, 0)
+        else:
+            plain = matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1] and np.allclose(matrix, np.eye(len(matrix)))
+        if matrix.ndim == 0:  # a 2-D layer's rotate given as an angle
+            plain = bool(np.isclose(matrix, 0))
+        if not plain:
+            out[f"layer_{key}"] = matrix.tolist()
+    return out

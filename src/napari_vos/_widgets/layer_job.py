@@ -23,6 +23,9 @@ Both guard the process against triton's crash next to Mesa's OpenGL (see gl_guar
 """
 from __future__ import annotations
 
+import copy
+import itertools
+
 import re
 import threading
 from collections.abc import Sequence
@@ -154,6 +157,9 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
         return f"{head} is one 2-D image; napari-vos needs a time-lapse (T, Y, X), or (T, Y, X, C) shown as RGB"
     if spatial == 4:
         channels_last = shape[-1] <= 4 < min(shape[1:3])
+        if channels_last and shape[-1] == 1:
+            return (f"{head} has a last axis of 1 (T, Y, X, 1): add its one channel as a (T, Y, X) layer "
+                    "(viewer.add_image(data[..., 0]))")
         if channels_last:  # napari shows the last two axes as Y, X: a (T, Y, X, C) stack wants a layer per channel
             return (f"{head} looks like (T, Y, X, C) with {shape[-1]} channels: add it as one layer per channel "
                     "(viewer.add_image(data, channel_axis=-1)), pick the first as the image and tick the others "
@@ -201,27 +207,58 @@ def _same_orientation(a: "Layer", b: "Layer") -> bool:
                for m, n, k in zip(_transform_matrices(a), _transform_matrices(b), (2, 2, 3)))
 
 
+PAIRED_TOLERANCE = 1e-3  # of a pixel (or a frame): labels this close to the image's pixels overlay it
+
+
+def paired_offsets(image: "Image", labels: "Labels", scale: Sequence[float]) -> np.ndarray:
+    """For each corner pixel of the labels layer, where it lies in the viewer among the image's
+    pixels (at the propagated level, whose pixels are ``scale`` in the image's world units) minus
+    the image pixel it is paired with: (corners, labels.ndim), zero where the two overlay.
+
+    In pixels, through both layers' whole data-to-world transforms (scale, translate, rotate, shear,
+    affine), so large stage coordinates and transforms given another way alike are judged rightly."""
+    n = labels.ndim
+    factors = np.asarray(scale, dtype=float) / np.asarray(image.scale, dtype=float)  # level pixels in level-0 ones
+    offsets = []
+    for corner in itertools.product(*[(0, max(int(side) - 1, 1)) for side in labels.data.shape[-n:]]):
+        pixel = np.asarray(corner, dtype=float)
+        at = np.zeros(image.ndim)
+        at[-n:] = pixel
+        world = np.asarray(image.data_to_world(at * factors), dtype=float)  # a 2-D labels layer: the image's time
+        world[-n:] = np.asarray(labels.data_to_world(pixel), dtype=float)
+        offsets.append(np.asarray(image.world_to_data(world), dtype=float)[-n:] / factors[-n:] - pixel)
+    return np.asarray(offsets)
+
+
 def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
     """A note when the labels layer is drawn elsewhere than the image (another scale or offset, as a
     mask file opened without the image's calibration is, in Y/X or in time): the two are paired pixel
     by pixel and frame by frame, so the output lands over the image, not where the labels were
-    seen. "" when they overlay."""
+    seen. "" when they overlay (`paired_offsets` under a thousandth of a pixel and of a frame)."""
+    offsets = np.abs(paired_offsets(image, labels, scale))
+    off_in_space = bool(np.max(offsets[:, -2:]) >= PAIRED_TOLERANCE)
+    off_in_time = labels.ndim == 3 and bool(np.max(offsets[:, 0]) >= PAIRED_TOLERANCE)
+    if not (off_in_space or off_in_time):
+        return ""
     ours = np.asarray([*labels.scale[-2:], *labels.translate[-2:]], dtype=float)
     theirs = np.asarray([*scale[-2:], *translate[-2:]], dtype=float)
-    if not _same_orientation(labels, image):
+    if off_in_space and not _same_orientation(labels, image):
         return (f"the labels layer {labels.name!r} is rotated, sheared or transformed (affine) otherwise than the "
                 "image: their pixels are paired by index, so the output lies over the image (give the labels "
                 "the image's transforms to see them where they act)")
     notes = []
-    if labels.ndim == 3 and len(scale) >= 3:  # a (T, Y, X) labels layer: its frames are paired by index too
+    if off_in_time:  # a (T, Y, X) labels layer: its frames are paired by index too
         ours_t = (float(labels.scale[0]), float(labels.translate[0]))
         theirs_t = (float(scale[-3]), float(translate[-3]))
-        if not np.allclose(ours_t, theirs_t, rtol=1e-3, atol=1e-6 * abs(theirs_t[0])):
-            notes.append(f"the labels layer {labels.name!r} is at time scale {ours_t[0]:.4g}, offset {ours_t[1]:.4g} "
-                         f"but the image at {theirs_t[0]:.4g}, {theirs_t[1]:.4g}: frames are paired by index, so "
-                         "labels frame i annotates image frame i, not the image frame shown beside it (give the "
-                         "labels the image's scale and translate)")
-    if np.allclose(ours, theirs, rtol=1e-3, atol=1e-6 * float(np.max(np.abs(theirs[:2])))):
+        if ours_t != theirs_t:
+            placed = f"is at time scale {ours_t[0]:.4g}, offset {ours_t[1]:.4g} but the image at " \
+                     f"{theirs_t[0]:.4g}, {theirs_t[1]:.4g}"
+        else:  # the same numbers: an affine places one of them in time
+            placed = "is placed in time otherwise than the image (by an affine transform)"
+        notes.append(f"the labels layer {labels.name!r} {placed}: frames are paired by index, so labels frame i "
+                     "annotates image frame i, not the image frame shown beside it (give the labels the image's "
+                     "scale, translate and transforms)")
+    if not off_in_space:
         return "; ".join(notes)
 
     def pair(values: np.ndarray) -> str:
@@ -380,6 +417,7 @@ class LayerJob:
         self._level_shapes = (shapes[0], shape)
         self.labels = labels
         placed = self._placement()  # the output layers' placement: the image's, at the propagated level
+        self._placed = copy.deepcopy(placed)  # the maps' too, even if the image moves while the run goes on
         if labels is None:
             if frame is not None and not 0 <= frame < self.n_frames:
                 raise ValueError(f"start frame {frame} is outside the stack (frames 0..{self.n_frames - 1})")
@@ -643,7 +681,7 @@ class LayerJob:
         else:
             suffix = ""
         work = self.session.work_size if self.session is not None else self.frame_shape
-        place = self._placement()
+        place = copy.deepcopy(self._placed)  # where the output went at the start, not where the image is now
         image_translate = np.asarray(place["translate"], dtype=float)
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"])
