@@ -44,7 +44,15 @@ case "${1:-}" in
   start)
     seconds=${2:?start SECONDS TRAIN_ARGS...}; shift 2
     if running; then echo "a run is already in progress in $RUN"; exit 2; fi
+    # --resume continues the run in $RUN: only the same arguments may (another stage or --init would
+    # resume, or be refused by, the run already there)
+    if [ -f "$RUN/last.pt" ] && [ "$(cat "$RUN/args" 2>/dev/null)" != "$*" ]; then
+      echo "$RUN holds another run ($(cat "$RUN/args" 2>/dev/null || echo 'its arguments unknown')):"
+      echo "repeat its arguments to continue it, or start a new one elsewhere: VOS_RUN=/tmp/vos-run2 bash $0 start ..."
+      exit 2
+    fi
     mkdir -p "$RUN"
+    printf '%s' "$*" > "$RUN/args"
     setsid "$PY" -m napari_vos.cli train "$@" --out "$RUN" --export "$RUN/weights.safetensors" --resume \
       > "$RUN/train.log" 2>&1 < /dev/null &
     echo $! > "$RUN/pid"

@@ -46,13 +46,28 @@ def travel_size(carry: list[str]) -> int:
 
 
 def park(keep: list[str]) -> list[str]:
-    """Move the shipped checkpoints not named in ``keep`` into .gpu-parked/; returns the names moved."""
+    """Move the shipped checkpoints not named in ``keep`` into .gpu-parked/; returns the names moved.
+
+    A kept checkpoint an earlier ``park`` left in .gpu-parked/ comes back first (its sha256 checked):
+    the run needs it in the tree that travels. One found in neither place ends the call."""
     entries = _registry()
     names = {e["name"] for e in entries}
     unknown = sorted(set(keep) - names)
     if unknown:
         raise SystemExit(f"not a shipped checkpoint: {', '.join(unknown)} (shipped: {', '.join(sorted(names))})")
     PARKED.mkdir(exist_ok=True)
+    for entry in entries:
+        src, parked = CHECKPOINTS / entry["file"], PARKED / entry["file"]
+        if entry["name"] not in keep or src.exists():
+            continue
+        if not parked.exists():
+            raise SystemExit(f"{entry['name']} is needed but is in neither {src.parent} nor {PARKED} "
+                             "(restore it with git checkout)")
+        digest = hashlib.sha256(parked.read_bytes()).hexdigest()
+        if digest != entry["sha256"]:
+            raise SystemExit(f"{parked}: sha256 {digest} is not the registered {entry['sha256']} "
+                             "(restore it with git checkout)")
+        shutil.move(str(parked), str(src))
     moved = []
     for entry in entries:
         src = CHECKPOINTS / entry["file"]

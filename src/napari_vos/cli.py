@@ -517,6 +517,10 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
         from napari_vos.training.loop import recipe_lr
 
         how["train_lr"] = str(_saved_lr(resuming) if resuming else recipe_lr(recipe))
+    if args is not None and args.init is None and resuming and Path(path).is_file():
+        earlier = _export_metadata(Path(path)).get("train_init")  # the run's start, which a resume need not repeat
+        if earlier:
+            how["train_init"] = earlier
 
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
@@ -524,6 +528,17 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
         print(f"exported {path} at step {step} (sha256 {sha})", flush=True)
 
     return on_save
+
+
+def _export_metadata(path: Path) -> dict[str, str]:
+    """An earlier export's metadata ({} where it cannot be read)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # noqa: BLE001 - a missing or damaged earlier export only loses the record
+        return {}
 
 
 def _saved_lr(state_path: Path) -> float | str:

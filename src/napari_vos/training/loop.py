@@ -11,6 +11,7 @@ needed, unlike float16, which is refused here).
 from __future__ import annotations
 
 import json
+import pickle
 import signal
 import threading
 import time
@@ -151,7 +152,12 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     config = getattr(recipe, "config", None)
     stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=dev, weights_only=False)
+        try:
+            state = torch.load(state_path, map_location=dev, weights_only=False)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+            raise ValueError(f"{state_path} cannot be read ({type(err).__name__}: {err}): it was cut off or damaged "
+                             "(a full disk, an interrupted copy); continue from the run's last export with --init "
+                             "in another --out, or delete it to start afresh") from err
         saved = (state.get("recipe"), state.get("config", config), state.get("stage", stage))
         if saved != (recipe.name, config, stage):
             given, was = (config if stage is None else f"{config}:{stage}",
@@ -180,7 +186,12 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         sched.milestones = Counter([drop_step])
         for group in opt.param_groups:
             group["lr"] = settings.lr * (0.1 if step >= drop_step else 1.0)
-        rng = np.random.default_rng(settings.seed + step)
+        # batches from (seed, step): a new stream, which no run of another --seed draws (seed + step collided)
+        rng = np.random.default_rng([settings.seed, step])
+        if "torch_rng" in state:  # torch's stream (FRTM's target-model start noise) goes on, not replays
+            torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and dev.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), dev)
         resumed_running = dict(state.get("running", {}))  # the log's averages go on from where they were
         log(f"resumed {recipe.name} from {state_path} at step {step}")
         if getattr(recipe, "init_checkpoint", None):
@@ -209,7 +220,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "step": step, "recipe": recipe.name, "config": config, "stage": stage,
-                        "settings": _run_settings(settings, recipe), "running": dict(running)}, tmp)
+                        "settings": _run_settings(settings, recipe), "running": dict(running),
+                        "torch_rng": torch.get_rng_state(),
+                        **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda" else {})}, tmp)
             tmp.replace(state_path)
             saved["step"] = step
             if on_save is not None:
@@ -238,13 +251,14 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
+            trained_at = opt.param_groups[0]["lr"]  # the rate this step trains at (the scheduler moves it next)
             opt.step()
             sched.step()
             step += 1
             for k, v in {"loss": float(loss.detach()), **stats}.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if step % settings.log_every == 0:
-                rec = {"step": step, "minutes": round((time.time() - started) / 60, 2), "lr": opt.param_groups[0]["lr"],
+                rec = {"step": step, "minutes": round((time.time() - started) / 60, 2), "lr": trained_at,
                        **{k: round(v, 4) for k, v in running.items()}}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
@@ -287,7 +301,8 @@ def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
     from dataclasses import asdict
 
     kept = {k: v for k, v in asdict(settings).items() if k not in ("save_every", "log_every", "max_minutes", "workers")}
-    for name in ("size", "batch_size", "real_dirs", "synthetic_fraction", "train_backbone_from"):
+    for name in ("size", "batch_size", "real_dirs", "synthetic_fraction", "train_backbone_from", "synthetic_cells",
+                 "n_frames", "clip_length"):
         if hasattr(recipe, name):
             value = getattr(recipe, name)
             kept[name] = list(value) if isinstance(value, (tuple, list)) else value

@@ -31,14 +31,6 @@ from napari_vos.training.loop import export_tensors
 STAGE_NAMES = ("stem", "conv2", "conv3", "conv4", "conv5")  # VGG-16: "stem" is its conv1_x stage
 
 
-def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:
-    """Copy the tensors of ``state`` whose name and shape match the model's; returns how many."""
-    own = model.state_dict()
-    matching = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    model.load_state_dict(matching, strict=False)
-    return len(matching)
-
-
 def _stages(model: OSVOSATNetwork) -> dict[str, torch.nn.Module]:
     return {name: model.backbone.stage(i) for i, name in enumerate(STAGE_NAMES)}
 
@@ -82,12 +74,11 @@ class OSVOSATRecipe(VideoMix):
 
     def build(self, device: torch.device) -> OSVOSATNetwork:
         net = OSVOSATNetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
-        if self.init_checkpoint:
-            from napari_vos.weights import load_state_dict_file
+        if self.init_checkpoint:  # an osvos_at checkpoint whole, or another method's backbone (FRTM's ResNet-18)
+            from napari_vos.methods.checkpoint import init_from_checkpoint
 
-            if load_matching(net, load_state_dict_file(self.init_checkpoint)) == 0:
-                raise ValueError(f"no tensor of {self.init_checkpoint} fits the OSVOS-AT '{self.config}' network "
-                                 f"(expected an FRTM ResNet-18 checkpoint for 'light', or an osvos_at checkpoint)")
+            init_from_checkpoint(net, self.init_checkpoint, "osvos_at", f"OSVOS-AT '{self.config}'",
+                                 hint="an osvos_at checkpoint of another --config")
         freeze(_stages(net), self._fixed_stages())
         return net.to(device)
 

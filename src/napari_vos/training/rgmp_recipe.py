@@ -96,6 +96,9 @@ class RGMPRecipe(VideoMix):
         defaults = _STAGE_DEFAULTS[self.stage]
         self.size = tuple(self.size) if self.size is not None else defaults["size"]
         self.batch_size = self.batch_size or defaults["batch_size"]
+        if self.stage == "windows" and self.size[0] != self.size[1]:  # it crops squares of the height's side
+            raise ValueError(f"RGMP's windows stage trains on square windows: give --size NxN, not "
+                             f"{self.size[1]}x{self.size[0]}")
         h = round(self.size[0] * 1.25)
         self._bank_size = (h, max(round(self.size[1] * 1.25), round(h * 16 / 9)))
         self._init_videos()
@@ -136,6 +139,13 @@ class RGMPRecipe(VideoMix):
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------
+    @property
+    def _sample_device(self) -> torch.device:
+        """Where a batch is simulated: the training device in the training process, the CPU in a
+        DataLoader worker (forked after CUDA started in the parent, a worker cannot use CUDA;
+        `loss` moves the batch to the training device)."""
+        return torch.device("cpu") if torch.utils.data.get_worker_info() is not None else self._device
+
     def _real_size(self) -> tuple[int, int]:
         return self._bank_size
 
@@ -151,7 +161,7 @@ class RGMPRecipe(VideoMix):
         """One frame (3,H,W) float and its labels, from a random real or synthetic video."""
         frames, labels = self._video(rng)
         t = int(rng.integers(len(frames)))
-        return torch.from_numpy(frames[t]).to(self._device).permute(2, 0, 1).float() / 255, labels[t]
+        return torch.from_numpy(frames[t]).to(self._sample_device).permute(2, 0, 1).float() / 255, labels[t]
 
     def simulated_pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Pre-training sample: (ref image, ref mask, image, guidance, mask), strategy 1 or 2 at random."""
@@ -162,12 +172,12 @@ class RGMPRecipe(VideoMix):
             obj = self._pick_object(labels, rng)
             if obj is None:
                 continue
-            mask = torch.from_numpy(labels == obj).to(self._device).float()
+            mask = torch.from_numpy(labels == obj).to(self._sample_device).float()
             if rng.random() < 0.5:
                 pair = strategy1(image, mask, size, g, self.pairs)
             else:
                 background, bg_labels = self._still(rng)
-                bg_objects = torch.from_numpy(bg_labels.astype(np.int64)).to(self._device)
+                bg_objects = torch.from_numpy(bg_labels.astype(np.int64)).to(self._sample_device)
                 pair = strategy2(image, mask, background, bg_objects, size, g, self.pairs)
             if pair is not None:
                 return pair.ref_image, pair.ref_mask, pair.image, pair.guidance, pair.mask[0]
@@ -236,8 +246,8 @@ class RGMPRecipe(VideoMix):
                 continue
             present = [t for t in range(len(frames)) if (labels[t] == obj).mean() >= self.min_area]
             ref = int(rng.choice(present))
-            stack = torch.from_numpy(frames[[ref] + idx]).to(self._device).permute(0, 3, 1, 2).float() / 255
-            masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._device).float()
+            stack = torch.from_numpy(frames[[ref] + idx]).to(self._sample_device).permute(0, 3, 1, 2).float() / 255
+            masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._sample_device).float()
             if rng.random() < 0.5:
                 stack, masks = stack.flip(-1), masks.flip(-1)
             if self.stage == "windows":

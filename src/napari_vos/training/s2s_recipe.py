@@ -59,6 +59,9 @@ def load_initial_weights(net: S2SNetwork, state: dict[str, torch.Tensor]) -> str
             raise ValueError("backbone.* tensors are a ResNet's; the 'paper' (VGG-16) configuration cannot use them")
         net.encoder.load_rgb_state_dict(backbone)
         net.initializer.pyramid.load_rgb_state_dict(backbone)
+    except KeyError as err:  # a backbone that stops early (A-GAME's and COSNet's light ones end at conv4)
+        raise ValueError(f"the init checkpoint's backbone lacks tensors S2S needs ({err.args[0] if err.args else err}); "
+                         "start S2S from FRTM's checkpoint (a whole ResNet-18) instead") from None
     except RuntimeError as err:  # torch's size-mismatch listing: say what it means
         first = str(err).strip().splitlines()[-1].strip()
         raise ValueError("the init checkpoint's tensors do not fit this S2S configuration (another method's "
