@@ -48,13 +48,17 @@ def painted_ids(labels: Any) -> list[int]:
     return [int(i) for i in np.unique(labels) if i]
 
 
-def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all_painted_hint: str = "") -> str | None:
+def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all_painted_hint: str = "",
+                             direction: str = "both") -> str | None:
     """Why propagation cannot start at ``start``: the object ids painted on other annotated frames but
     not on it, each with the frames that hold it and the ways out; None when every object is there.
     (Every object needs its start mask: the methods learn each one from the frame they start on.)"""
     here = set(painted_ids(annotations[start]))
     where: dict[int, list[int]] = {}
+    reached = {"forward": lambda f: f >= start, "backward": lambda f: f <= start}.get(direction, lambda f: True)
     for f in sorted(annotations):
+        if not reached(f):
+            continue
         for i in set(painted_ids(annotations[f])) - here:
             where.setdefault(i, []).append(f)
     if not where:

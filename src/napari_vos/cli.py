@@ -631,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder of palette PNGs 00000.png ... (DAVIS results layout) plus the record .napari_vos.json")
     p.add_argument("--method", default="frtm", help=METHOD_HELP)
     p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
-                   "labels file, the painted frame to start from (default: the first painted one)")
+                   "labels file, the painted frame to start from (default: the first painted one; with --direction backward, the last)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)

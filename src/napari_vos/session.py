@@ -348,6 +348,7 @@ class Session:
         self._frames_done = 0
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
+        self._followed_ids: list[int] | None = None  # the start frame's ids of the last annotated run
         self._chosen: dict[str, Any] = {}  # what the method picked at start (MethodBase.chosen_options)
         self._video_memo: dict[Any, Any] = {}  # shared by one run's passes (VideoFrames.memo)
         # what this propagation warned of, for a caller that shows no Python warnings (the widget)
@@ -686,10 +687,11 @@ class Session:
             if start not in self.annotations:
                 raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
             ids = painted_ids(self.annotations[start])
-            missing = objects_missing_at_start(self.annotations, start)
+            missing = objects_missing_at_start(self.annotations, start, direction=direction)
             if missing:
                 raise ValueError(missing)
             frames = self._propagate_annotated(direction, start, ids, run)
+        self._followed_ids = ids if self.annotations else None  # the Result's object_ids: what this run follows
         self._run = run
         self._video_memo = {}  # a fresh one for this run's passes (VideoFrames.memo)
         self._check_enlargement(self.work_size)
@@ -711,9 +713,12 @@ class Session:
                        f"read decodes {decoded} frames: rechunk it to one frame per chunk (dask: "
                        "video.rechunk({0: 1}); zarr: write it with chunks such as (1, 512, 512))", SlowChunks)
         self._planned = {"both": t, "forward": t - start, "backward": start + 1}[direction]
-        if self._planned == 1 and self.annotations:
-            warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack leaves no frame "
-                          "to segment", NothingToPropagate, stacklevel=2)
+        reached = {"both": range(t), "forward": range(start, t), "backward": range(start + 1)}[direction]
+        if self.annotations and all(i in self.annotations for i in reached):
+            why = ("leaves no frame to segment" if len(reached) == 1 else
+                   f"reaches only annotated frames ({reached.start}-{reached.stop - 1}), which it keeps as painted")
+            warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack {why}",
+                          NothingToPropagate, stacklevel=2)
         return frames
 
     def _propagate_annotated(self, direction: str, start: int, ids: list[int], run: int) -> Iterator[FrameResult]:
@@ -751,7 +756,8 @@ class Session:
         name, sha = self._checkpoint_info
         fps = self._frames_done / self._seconds if self._seconds > 0 else 0.0
         return Result(labels=self.labels, maps=dict(self.maps), method=self.method_name, checkpoint=name,
-                      checkpoint_sha256=sha, annotated_frames=sorted(self.annotations), object_ids=self.object_ids,
+                      checkpoint_sha256=sha, annotated_frames=sorted(self.annotations),
+                      object_ids=self.object_ids if self._followed_ids is None else list(self._followed_ids),
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
                                "seed": self.seed,  # the methods' random draws: another seed, other labels

@@ -351,7 +351,8 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         note = f"frame {frame} is not painted; starting from painted frame {start}"
     first = start if start is not None else (painted[-1] if direction == "backward" else painted[0])
     reached = {"forward": range(first, n_frames), "backward": range(0, first + 1)}.get(direction, range(n_frames))
-    missing = objects_missing_at_start(annotations, first, "untick 'use every painted frame' to start from it alone")
+    missing = objects_missing_at_start(annotations, first, "untick 'use every painted frame' to start from it alone",
+                                       direction=direction)
     if missing:
         raise ValueError(f"{note}; {missing}" if note else missing)
     if len(reached) > 1 and all(i in annotations for i in reached):  # (a one-frame run: the engine's own message)

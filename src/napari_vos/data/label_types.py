@@ -23,12 +23,20 @@ def label_dtype_for(max_id: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
+def _top(frame: Any) -> int:
+    """The largest id of a frame; a ValueError for NaN or infinite float labels."""
+    frame = np.asarray(frame)
+    if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
+        raise ValueError("labels must hold integer object ids (0 = background); got NaN or infinite float values")
+    return int(np.max(frame, initial=0))
+
+
 def largest_id(labels: Any) -> int:
     """The largest id of a (Y, X) labels image or a (T, Y, X) stack, read one frame at a time (a
     lazy stack is never held whole); 0 when nothing is painted."""
     if np.ndim(labels[0]) == 1:  # a (Y, X) image, whose first item is a row
-        return int(np.max(labels, initial=0))
-    return max((int(np.max(labels[t], initial=0)) for t in range(len(labels))), default=0)
+        return _top(labels)
+    return max((_top(labels[t]) for t in range(len(labels))), default=0)
 
 
 def painted_frames(labels: Any) -> tuple[list[int], int]:
@@ -40,5 +48,5 @@ def painted_frames(labels: Any) -> tuple[list[int], int]:
         frame = np.asarray(labels[t])
         if frame.any():
             painted.append(t)
-            top = max(top, int(frame.max()))
+            top = max(top, _top(frame))
     return painted, top
