@@ -300,11 +300,11 @@ def test_a_kill_mid_run_keeps_the_finished_frames(tiffs, tmp_path):
 # -- demo --json -------------------------------------------------------------------------------
 def test_demo_json_names_the_sample_its_size_and_the_device_used(tmp_path):
     out = tmp_path / "d.json"
-    assert main(["demo", "--method", "flow", "--frames", "2", "--device", "auto", "--json", str(out)]) == 0
+    assert main(["demo", "--method", "flow", "--frames", "3", "--device", "auto", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["sample"] == "natural" and record["size"] == [256, 384]  # (height, width)
     assert record["device"] == "cpu"  # the device it ran on, not the one asked for
-    assert main(["demo", "--method", "flow", "--sample", "cells", "--frames", "2", "--device", "cpu",
+    assert main(["demo", "--method", "flow", "--sample", "cells", "--frames", "3", "--device", "cpu",
                  "--json", str(out)]) == 0
     assert json.loads(out.read_text())["sample"] == "cells"
 

@@ -108,11 +108,11 @@ def test_demo_precision_is_passed_and_recorded(tmp_path, capsys):
     import torch
 
     out = tmp_path / "demo.json"
-    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "2", "--precision", "bf16",
+    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "3", "--precision", "bf16",
                  "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["precision"] == "bf16" and record["options"] == {"precision": "bf16"}
-    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "2", "--json", str(out)]) == 0
+    assert main(["demo", "--method", "frtm", "--device", "cpu", "--frames", "3", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["precision"] == resolve_precision("auto", torch.device("cpu")) and record["options"] == {}
     # flow runs no network: it computes in fp32 whatever is asked, and says so
@@ -132,7 +132,7 @@ def test_demo_frames_scores_only_the_first_frames(tmp_path, capsys):
     assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "4", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["frames"] == 4
     assert main(["demo", "--method", "flow", "--device", "cpu", "--frames", "1"]) == 2  # a user's error, not a bug
-    assert "--frames must be at least 2" in capsys.readouterr().err
+    assert "--frames must be at least 3" in capsys.readouterr().err
 
 
 def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, capsys):
@@ -148,9 +148,9 @@ def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, cap
     with safe_open(str(export), "pt") as f:
         assert f.metadata()["step"] == "3" and f.metadata()["method"] == "frtm"
         assert f.metadata()["train_lr"] == "0.001"  # no --lr: FRTM's own rate, recorded
-    # the learning rate after each step: dropped 10x after the first (0.34 of 3 steps; the default 0.67 is 2)
+    # the rate each step trained at: dropped 10x after the first (0.34 of 3 steps; the default 0.67 is 2)
     lr = [json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()]
-    assert lr == pytest.approx([1e-4, 1e-4, 1e-4])
+    assert lr == pytest.approx([1e-3, 1e-4, 1e-4])
 
 
 def test_train_workers_default_to_none_on_cpu_and_to_spare_cores_on_a_gpu(monkeypatch):
