@@ -30,6 +30,7 @@ from napari_vos.data.label_types import label_dtype_for, painted_frames
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
+from napari_vos.nn.memory_format import channels_last_on
 from napari_vos.nn.precision import autocast_for, resolve_precision
 
 
@@ -142,6 +143,8 @@ class Result:
                 "options": options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
                 "start_seconds": round(self.start_seconds, 3), "device": self.device,
+                # what else decides the last bits of fp32 labels: the torch build and the networks' layout
+                "torch_version": torch.__version__, "channels_last": channels_last_on(self.device),
                 "napari_vos_version": self.version}
 
 
@@ -206,7 +209,7 @@ def _is_plain(value: Any) -> bool:
 
 #: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
-                    "keep_maps", "maps_out", "out", "seed", "precision")
+                    "keep_maps", "maps_out", "out", "seed", "precision", "work_size")
 
 
 class NothingToPropagate(UserWarning):
@@ -267,7 +270,9 @@ class Session:
     maps / keep_maps / maps_out: compute the method's intermediate maps / keep them in
     ``Result.maps`` / ``maps_out(name, shape) -> writable array`` to keep them in (a memmap, zarr).
     out: a writable (T, Y, X) integer array to write the labels into. seed: the methods' random
-    augmentations. precision: "auto", "fp32", "bf16" or "fp16". Other keywords are the method's
+    augmentations. precision: "auto", "fp32", "bf16" or "fp16". work_size: the one an earlier run's
+    record holds, checked (not set), so ``Result.options`` can be given back whole to repeat a run.
+    Other keywords are the method's
     options (``registry.option_names(method)``: FRTM's update_interval, OSVOS-AT's
     finetune_iterations, ...); a misspelt one is a ValueError naming the closest.
 
@@ -281,8 +286,12 @@ class Session:
                  channels: Sequence[int] | None = None,
                  rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
                  maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
-                 out: Any = None, seed: int = 0, precision: str = "auto", **method_options: Any) -> None:
+                 out: Any = None, seed: int = 0, precision: str = "auto", work_size: Sequence[int] | None = None,
+                 **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
+        # an earlier run's record (Result.options) holds the working size it ran at: given back with the
+        # record's other options, it is checked when the run starts (it follows from them, it sets nothing)
+        self._recorded_work_size = None if work_size is None else tuple(int(v) for v in work_size)
         self._channels_given = channels is not None
         self.method_name = method
         self.method_class = registry.method_class(method)
@@ -497,8 +506,9 @@ class Session:
         options = dict(self.method_options)
         if registry.traits(self.method_name).reports_finetune:
             options.setdefault("cancel_event", self._stop)
-        method = registry.create(self.method_name, device=self.device, checkpoint=self.checkpoint,
-                                 seed=self.seed, **options)
+        with _global_rng_kept():  # building the network draws from torch's global generator
+            method = registry.create(self.method_name, device=self.device, checkpoint=self.checkpoint,
+                                     seed=self.seed, **options)
         if hasattr(method, "min_object_side"):  # a method's own size rule (RGMP's test scales) follows the Session's
             method.min_object_side = self.min_object_side
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
@@ -694,6 +704,12 @@ class Session:
         self._followed_ids = ids if self.annotations else None  # the Result's object_ids: what this run follows
         self._run = run
         self._video_memo = {}  # a fresh one for this run's passes (VideoFrames.memo)
+        if self._recorded_work_size is not None and tuple(self.work_size) != self._recorded_work_size:
+            h, w = self._recorded_work_size
+            raise ValueError(f"work_size {[h, w]} (a record's) is not the working size these settings give this video, "
+                             f"{list(self.work_size)}: another video, other labels or other size options than the "
+                             "recorded run's (work_size is checked, not set: max_side, min_side and min_object_side "
+                             "set it)")
         self._check_enlargement(self.work_size)
         self._work_size = self.work_size
         # the timings and counts of the Result are this propagation's (a re-run after a new
@@ -769,30 +785,55 @@ class Session:
 
 
 _STATE_LOCK = threading.Lock()
-_state_depth = 0
-_state_saved: tuple[torch.dtype, torch.Tensor] | None = None
+_dtype_depth = 0
+_dtype_saved: torch.dtype | None = None
+_rng_depth = 0
+_rng_saved: torch.Tensor | None = None
 
 
 @contextmanager
 def _process_state() -> Iterator[None]:
-    """torch's process-wide state (default dtype, CPU RNG) for the engine's work: float32 inside,
-    the caller's saved by the first thread in and given back by the last one out, so threads
-    running Sessions at once neither undo each other's float32 nor leave one run's RNG state."""
-    global _state_depth, _state_saved
+    """torch's process-wide default dtype for the engine's work: a caller's other default is float32
+    inside (float32 networks). The first thread in saves it and the last one out restores it, so
+    Sessions running at once do not undo each other's float32; a float32 default is not touched, so
+    other threads' torch work (napari's console while the widget runs) is left alone."""
+    global _dtype_depth, _dtype_saved
     with _STATE_LOCK:
-        if _state_depth == 0:
-            _state_saved = (torch.get_default_dtype(), torch.random.get_rng_state())
-            torch.set_default_dtype(torch.float32)
-        _state_depth += 1
+        if _dtype_depth == 0:
+            dtype = torch.get_default_dtype()
+            _dtype_saved = dtype if dtype != torch.float32 else None
+            if _dtype_saved is not None:
+                torch.set_default_dtype(torch.float32)
+        _dtype_depth += 1
     try:
         yield
     finally:
         with _STATE_LOCK:
-            _state_depth -= 1
-            if _state_depth == 0 and _state_saved is not None:
-                torch.set_default_dtype(_state_saved[0])
-                torch.random.set_rng_state(_state_saved[1])
-                _state_saved = None
+            _dtype_depth -= 1
+            if _dtype_depth == 0 and _dtype_saved is not None:
+                torch.set_default_dtype(_dtype_saved)
+                _dtype_saved = None
+
+
+@contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    """torch's CPU RNG state given back after building a network (which draws from the global
+    generator; the methods draw from their own seeded ones), by the last thread out. Only around the
+    build: it was around every frame, which rewound the RNG of other threads (napari's console)
+    drawing while the widget ran."""
+    global _rng_depth, _rng_saved
+    with _STATE_LOCK:
+        if _rng_depth == 0:
+            _rng_saved = torch.random.get_rng_state()
+        _rng_depth += 1
+    try:
+        yield
+    finally:
+        with _STATE_LOCK:
+            _rng_depth -= 1
+            if _rng_depth == 0 and _rng_saved is not None:
+                torch.random.set_rng_state(_rng_saved)
+                _rng_saved = None
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype | None:

@@ -151,7 +151,9 @@ class AttentionHeads(nn.Module):
         """A copy for K objects: every object starts from this (single-object) head's weights."""
         if self.n_objects != 1:
             raise ValueError("only a single-object (parent) head can be expanded to several objects")
-        out = AttentionHeads(self.channels, self.side_channels, n_objects).to(self.fuse_bias.device)
+        with torch.device("meta"):  # no initial values: every one is copied below (and the global RNG is not drawn)
+            out = AttentionHeads(self.channels, self.side_channels, n_objects)
+        out = out.to_empty(device=self.fuse_bias.device)
         with torch.no_grad():
             for src, dst in zip(self.attention, out.attention):
                 dst.weight.copy_(src.weight.expand_as(dst.weight))
