@@ -85,9 +85,9 @@ from qtpy.QtWidgets import QApplication
 from napari_vos._widgets.propagate_widget import PropagateWidget
 
 viewer = napari.Viewer(show=False)
-video = np.zeros((30, 96, 96), np.uint8)
-for t in range(30):
-    video[t, 20 + t:50 + t, 20:50] = 200
+video = np.zeros((150, 128, 128), np.uint8)  # long enough to be running after 0.3 s on any machine
+for t in range(150):
+    video[t, 20 + t % 60:50 + t % 60, 20:50] = 200
 painted = np.zeros(video.shape, np.uint8)
 painted[0, 20:50, 20:50] = 1
 viewer.add_image(video, name="video")
@@ -103,20 +103,27 @@ end = time.time() + 0.3
 while time.time() < end:
     QApplication.processEvents()
     time.sleep(0.02)
+if WAIT_FOR_THE_END:
+    end = time.time() + 120
+    while widget.worker is not None and time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
 viewer.window.remove_dock_widget(dock)
 print("script ends", flush=True)
 """
 
 
-def test_a_script_ending_mid_run_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_script_ending_mid_run_exits_cleanly(tmp_path, finished):
     """A script that starts a run and ends (the dock closed, the viewer left open) exits 0: the run is
     stopped and its thread waited for before Qt is torn down (it aborted, exit 134, its worker emitting
-    into deleted Qt signals)."""
+    into deleted Qt signals). A run that had ended is not announced as stopped."""
     import subprocess
 
     script = tmp_path / "ends_mid_run.py"
-    script.write_text(EXIT_MID_RUN)
+    script.write_text(f"WAIT_FOR_THE_END = {finished}\n" + EXIT_MID_RUN)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert "script ends" in done.stdout, done.stderr[-2000:]
     assert done.returncode == 0, done.stderr[-2000:]
     assert "has been deleted" not in done.stderr
+    assert ("stopping 1 propagation run(s) first" in done.stderr) != finished

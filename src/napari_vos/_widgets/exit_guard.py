@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 EXIT_WAIT_MS = 60_000  # a stopped run ends within one frame or one fine-tuning step
-_runs: dict[int, Any] = {}  # id(job) -> job, for every run started and not yet seen to end
+_runs: dict[int, Any] = {}  # id(job) -> job, for every run whose engine work has not ended
 _lock = threading.Lock()
 _registered = False
 
@@ -30,25 +30,27 @@ def track(job: Any) -> None:
 
 
 def untrack(job: Any) -> None:
-    """The run ended: its worker emitted ``finished`` and the GUI thread received it."""
+    """The run's engine work ended (called from its worker thread, or when the GUI thread hears it)."""
     with _lock:
         _runs.pop(id(job), None)
 
 
 def stop_runs_at_exit(wait_ms: int = EXIT_WAIT_MS) -> bool:
-    """Cancel every run still going and wait up to ``wait_ms`` for the thread pool to drain;
-    True when nothing is left running."""
+    """Cancel every run still going and wait up to ``wait_ms`` for Qt's thread pool to drain (also
+    for a worker that has just finished its work and is still emitting its last signals); True when
+    nothing is left running."""
     with _lock:
         jobs = list(_runs.values())
         _runs.clear()
-    if not jobs:
-        return True
     for job in jobs:
         job.cancel()
     from qtpy.QtCore import QThreadPool
 
-    print(f"napari-vos: Python is exiting; stopping {len(jobs)} propagation run(s) first", file=sys.stderr)
-    done = bool(QThreadPool.globalInstance().waitForDone(wait_ms))
-    if not done:
+    if jobs:
+        print(f"napari-vos: Python is exiting; stopping {len(jobs)} propagation run(s) first", file=sys.stderr)
+    # with none of ours running, only the last signals of one that has just ended are waited for
+    # (briefly: other plugins' workers in the same pool may run on)
+    done = bool(QThreadPool.globalInstance().waitForDone(wait_ms if jobs else min(wait_ms, 2000)))
+    if jobs and not done:
         print(f"napari-vos: a run did not stop within {wait_ms / 1000:.0f} s", file=sys.stderr)
     return done

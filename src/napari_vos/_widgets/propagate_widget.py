@@ -74,6 +74,8 @@ def _iterate(job: LayerJob) -> Any:
         yield from job.steps()
     except Exception as err:  # noqa: BLE001 - reported by the widget when the worker finishes
         job.error = err
+    finally:
+        exit_guard.untrack(job)  # its engine work is over (Python exiting now need not cancel it)
 
 
 class DeviceCombo(QComboBox):
