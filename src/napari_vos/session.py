@@ -344,6 +344,7 @@ class Session:
         self.labels = out
         self._written: set[int] = set()  # frames of our own labels stack written so far (for _hold_ids)
         self.maps: dict[str, np.ndarray] = {}
+        self._map_ids: dict[str, list[int]] = {}  # the object ids of each map stack's channels
         self.annotations: dict[int, np.ndarray] = {}
         self._cancelled = False
         # set by cancel(): a method that fine-tunes before its first frame (OSVOS-AT, RGMP's online
@@ -544,21 +545,36 @@ class Session:
         lut = np.array([0] + ids, dtype=np.int32)
         return lut[index]
 
-    def _store_maps(self, index: int, maps: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    def _store_maps(self, index: int, maps: dict[str, torch.Tensor], ids: list[int]) -> dict[str, np.ndarray]:
         out = {}
         for name, value in maps.items():
             value = value() if callable(value) else value  # a lazy map: computed now that it is wanted
             arr = value.detach().float().cpu().numpy().astype(np.float32)
-            if not self.keep_maps:
-                out[name] = arr
+            out[name] = arr
+            if not self.keep_maps or arr.size == 0:  # (a zero-shot run that found no object: nothing to keep)
                 continue
             if name not in self.maps or tuple(self.maps[name].shape[1:]) != arr.shape:
-                # a new stack also when a re-run has other objects than the last run: its maps
-                # are not the last run's with frames missing
-                self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *arr.shape))
+                self._restack_map(name, arr.shape, ids)
             self.maps[name][index] = arr
-            out[name] = arr
         return out
+
+    def _restack_map(self, name: str, shape: tuple[int, ...], ids: list[int]) -> None:
+        """A new stack for map ``name`` (the first frame, or a re-run with other objects). A re-run
+        keeps the frames it does not reach: per-object channels are carried over by object id (a
+        correction at frame 30 re-run forward keeps frames 0-29's maps of the objects it still has)."""
+        old, old_ids = self.maps.get(name), self._map_ids.get(name, [])
+        keep = None
+        if old is not None and tuple(old.shape[2:]) == tuple(shape[1:]) and old.shape[1] == len(old_ids) \
+                and shape[0] == len(ids):
+            pairs = [(ids.index(i), old_ids.index(i)) for i in ids if i in old_ids]
+            if pairs:  # read before maps_out is asked again (it may hand back the same file, truncated)
+                keep = (pairs, np.asarray(old[:, [o for _, o in pairs]]))
+        self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *shape))
+        self._map_ids[name] = list(ids)
+        if keep is not None:
+            pairs, channels = keep
+            for n, (new, _) in enumerate(pairs):
+                self.maps[name][:, new] = channels[:, n]
 
     def _new_map_stack(self, name: str, shape: tuple[int, ...]) -> Any:
         """The zeroed stack map ``name`` is kept in: numpy, or what ``maps_out`` gives (checked)."""
@@ -614,6 +630,9 @@ class Session:
                 method.start(self._image(start), self._objects(self.annotations[start], ids, start))
         self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
+        if ids is not None:  # the start frame is an annotation: no earlier run's map stays beside it
+            for stack in self.maps.values():
+                stack[start] = 0
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
         for t in range(first, stop, stride):
             if run != self._run:  # two propagations of one Session would mix their frames and counts
@@ -634,6 +653,8 @@ class Session:
                 with self._compute():
                     method.remember(image, self._objects(self.annotations[t], ids, t))
                 labels, maps = self.annotations[t].copy(), {}  # the caller's to change; the annotation stays
+                for stack in self.maps.values():  # a corrected frame: no earlier run's map stays beside it
+                    stack[t] = 0
                 annotated = True
             else:
                 with self._compute():
@@ -650,7 +671,7 @@ class Session:
                 with record_function("vos.labels_out"):
                     labels = self._to_labels(aggregated, ids)
                 with record_function("vos.maps_out"):
-                    maps = self._store_maps(t, step.maps) if self.want_maps else {}
+                    maps = self._store_maps(t, step.maps, ids) if self.want_maps else {}
                 annotated = False
             self.labels[t] = labels
             self._written.add(t)

@@ -39,7 +39,7 @@ from napari_vos.checks import objects_missing_at_start, painted_ids
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import label_dtype_for, painted_frames
-from napari_vos.data.map_geometry import map_placement
+from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.gl_guard import guard_triton
 
@@ -684,8 +684,9 @@ class LayerJob:
         work = self.session.work_size if self.session is not None else self.frame_shape
         place = copy.deepcopy(self._placed)  # where the output went at the start, not where the image is now
         image_translate = np.asarray(place["translate"], dtype=float)
+        grid = registry.method_class(self.method).map_grids.get(name, GUESS)  # the method's declared grid
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
-                                                           place["scale"], place["translate"])
+                                                           place["scale"], place["translate"], grid)
         if "rotate" in place:  # napari translates after rotating: the shift to the map pixels' centres turns too
             turn = place["rotate"] @ place["shear"]
             shift = np.asarray(place["translate"], dtype=float) - image_translate

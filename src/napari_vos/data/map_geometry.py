@@ -9,9 +9,12 @@ translate such that each map pixel covers the image pixels it was computed from.
   stride, then sampled every ``s`` pixels, ``s`` a power of two (FRTM's target scores: stride 16);
 - a fitted grid: the working frame resized to (h, w) exactly (the flow baseline's reduced size).
 
-The map's shape does not say which, so `map_stride` decides: a power-of-two stride whose grid
-overshoots the working frame by less than two map pixels is a padded network grid; anything else
-is a fitted grid. numpy only.
+Each method declares its maps' grids (``map_grids``: a padded stride, or None for a fitted grid),
+which `map_placement` is given. The shape alone does not say which (an S2S memory map of a 480 x 854
+frame reads as a stride-64 grid; an FRTM score map of a 40-pixel-wide channel as a fitted one), so
+`map_stride`'s guess (a power-of-two stride whose grid overshoots the working frame by less than two
+map pixels is a padded network grid, anything else a fitted grid) is left for a map no method
+declares. numpy only.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["map_stride", "map_placement"]
+__all__ = ["map_stride", "map_placement", "GUESS"]
+
+GUESS = "guess"  # a map whose grid no method declares
 
 
 def map_stride(work: int, size: int) -> float:
@@ -39,16 +44,24 @@ def map_placement(
     frame_shape: tuple[int, int],
     scale: Sequence[float],
     translate: Sequence[float],
+    grid: int | None | str = GUESS,
 ) -> tuple[list[float], list[float]]:
     """Scale and translate for a (T, h, w) map layer so it overlays a (T, Y, X) image layer.
 
-    scale/translate: the image layer's (T, Y, X) values. Pixel centres line up: map pixel i
-    covers original pixels [i * f - 0.5, (i + 1) * f - 0.5) with f the map-to-frame factor.
+    scale/translate: the image layer's (T, Y, X) values. grid: the map's declared grid (a padded
+    network stride, or None for a grid fitted to the working frame; `GUESS`: `map_stride`'s guess).
+    Pixel centres line up: map pixel i covers original pixels [i * f - 0.5, (i + 1) * f - 0.5) with
+    f the map-to-frame factor.
     """
     out_scale = [float(scale[0])]
     out_translate = [float(translate[0])]
     for axis in range(2):
-        stride = map_stride(work_size[axis], map_shape[axis])
+        if grid == GUESS:
+            stride = map_stride(work_size[axis], map_shape[axis])
+        elif grid is None:
+            stride = work_size[axis] / map_shape[axis]
+        else:
+            stride = float(grid)
         factor = stride * frame_shape[axis] / work_size[axis]
         s, t = float(scale[axis + 1]), float(translate[axis + 1])
         out_scale.append(s * factor)

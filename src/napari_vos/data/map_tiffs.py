@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
-from napari_vos.data.map_geometry import map_placement
+from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.writers import open_tiff_map, rewrite_tiff_provenance
 
 __all__ = ["MapTiffs", "UNCLOSED"]
@@ -45,8 +45,9 @@ class MapTiffs:
 
     def __call__(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         frame_shape = tuple(self.session.source.frame_shape)
+        grid = getattr(self.session.method_class, "map_grids", {}).get(name, GUESS)  # the method's declared grid
         scale, translate = map_placement(tuple(shape[-2:]), tuple(self.session.work_size), frame_shape,
-                                         (1, 1, 1), (0, 0, 0))
+                                         (1, 1, 1), (0, 0, 0), grid)
         pixel = self.calibration.pixel_size or (1.0, 1.0)
         map_cal = replace(self.calibration, pixel_size=(pixel[0] * scale[1], pixel[1] * scale[2]),
                           unit=self.calibration.unit if self.calibration.pixel_size else None)

@@ -43,6 +43,7 @@ class AGAME(MethodBase):
     name: ClassVar[str] = "agame"
     needs_checkpoint: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("target_posterior", "distractor_posterior", "coarse_segmentation")
+    map_grids: ClassVar[dict[str, int | None]] = {"target_posterior": 16, "distractor_posterior": 16, "coarse_segmentation": 16}
     # the paper evaluates at DAVIS 480p; the mixture and the coarse predictor work at stride 16, so a
     # smaller video leaves an object too few cells (the CPU checkpoint: J&F 0.15 -> 0.32 on the demo)
     min_working_side: ClassVar[int | None] = 480

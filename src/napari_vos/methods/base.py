@@ -104,6 +104,9 @@ class MethodBase:
         return cls.needs_annotation
     # the intermediate maps step() returns, by name (tests/test_map_names.py holds each method to it)
     map_names: ClassVar[tuple[str, ...]] = ()
+    # each map's grid over the working frame: a padded network stride (FRTM's scores: 16), or None for
+    # a grid fitted to the frame (data/map_geometry.py places the maps with it)
+    map_grids: ClassVar[dict[str, int | None]] = {}
     # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
     min_working_side: ClassVar[int | None] = None
     # median annotated-object diameter (pixels) the engine enlarges small objects to by default

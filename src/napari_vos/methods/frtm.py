@@ -143,6 +143,7 @@ class FRTM(MethodBase):
     name: ClassVar[str] = "frtm"
     needs_checkpoint: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("target_scores",)
+    map_grids: ClassVar[dict[str, int | None]] = {"target_scores": 16}
     # the paper runs at DAVIS 480p; at stride 16 a smaller video leaves objects too few target-model cells
     min_working_side: ClassVar[int | None] = 480
     # options read from **options (the registry rejects any other name)

@@ -41,6 +41,7 @@ class OSVOSAT(MethodBase):
     needs_checkpoint: ClassVar[bool] = True
     reports_finetune: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("attention_1", "attention_2", "attention_3", "attention_4")
+    map_grids: ClassVar[dict[str, int | None]] = {"attention_1": 4, "attention_2": 8, "attention_3": 16, "attention_4": 32}
     # DAVIS 480p, as FRTM and A-GAME: on the 384x256 natural sample the session-6 parent scores J&F
     # 33.1 enlarged to 720x480 against 18.2 at its own size (docs/benchmarks.md)
     min_working_side: ClassVar[int | None] = 480

@@ -77,6 +77,7 @@ class RGMP(MethodBase):
     name: ClassVar[str] = "rgmp"
     needs_checkpoint: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("object_probs",)
+    map_grids: ClassVar[dict[str, int | None]] = {"object_probs": None}
     reports_finetune: ClassVar[bool] = True  # the online fine-tuning add-on reports its steps
     # the stride-32 encoder loses objects a few cells wide (the cells sample's 21-px cells, one scale:
     # J&F 0.34 on the first 10 frames at their own size; 0.52, 0.69, 0.78 on all 40 enlarged 1.5x, 2x, 3x):

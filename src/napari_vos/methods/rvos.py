@@ -53,6 +53,7 @@ class RVOS(MethodBase):
         """One-shot needs the annotated frame; ``zero_shot=True`` runs without one (or matches to it)."""
         return not options.get("zero_shot")
     map_names: ClassVar[tuple[str, ...]] = ("convlstm_output",)
+    map_grids: ClassVar[dict[str, int | None]] = {"convlstm_output": None}
 
     def __init__(self, network: RVOSNetwork, device: torch.device | str = "cpu", zero_shot: bool | None = None,
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],

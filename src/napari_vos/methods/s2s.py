@@ -58,6 +58,7 @@ class S2S(MethodBase):
     name: ClassVar[str] = "s2s"
     needs_checkpoint: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("border_distance", "memory_activity")
+    map_grids: ClassVar[dict[str, int | None]] = {"border_distance": None, "memory_activity": None}
 
     def __init__(self, network: S2SNetwork, device: torch.device | str = "cpu",
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
