@@ -17,6 +17,10 @@ RUN=${VOS_RUN:-/tmp/vos-run}
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
+same_run() {  # the arguments that make a run what it is: all but --steps, --max-minutes and --workers
+  echo "$1" | sed -E 's/--(steps|max-minutes|workers)[ =][^ ]+//g; s/  +/ /g; s/ $//'
+}
+
 running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
 
 follow() {  # until the run ends or $1 seconds pass
@@ -44,11 +48,12 @@ case "${1:-}" in
   start)
     seconds=${2:?start SECONDS TRAIN_ARGS...}; shift 2
     if running; then echo "a run is already in progress in $RUN"; exit 2; fi
-    # --resume continues the run in $RUN: only the same arguments may (another stage or --init would
-    # resume, or be refused by, the run already there)
-    if [ -f "$RUN/last.pt" ] && [ "$(cat "$RUN/args" 2>/dev/null)" != "$*" ]; then
-      echo "$RUN holds another run ($(cat "$RUN/args" 2>/dev/null || echo 'its arguments unknown')):"
-      echo "repeat its arguments to continue it, or start a new one elsewhere: VOS_RUN=/tmp/vos-run2 bash $0 start ..."
+    # --resume continues the run in $RUN: only a run of the same arguments may (another stage or --init
+    # would resume, or be refused by, the run already there); --steps, --max-minutes and --workers may change
+    if [ -f "$RUN/last.pt" ] && [ -f "$RUN/args" ] && [ "$(same_run "$(cat "$RUN/args")")" != "$(same_run "$*")" ]; then
+      echo "$RUN holds another run ($(cat "$RUN/args")):"
+      echo "repeat its arguments to continue it (--steps may grow), or start a new one elsewhere:"
+      echo "VOS_RUN=/tmp/vos-run2 bash $0 start ..."
       exit 2
     fi
     mkdir -p "$RUN"

@@ -281,7 +281,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         raise stop
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
-    top_id = max(result.object_ids, default=0)
+    top_id = max([top, *result.object_ids])  # as written: unreached annotated frames keep their painted ids
     if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(result.labels.shape,
                                                                                      label_dtype(top_id)):
         # ids beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata): the pixel

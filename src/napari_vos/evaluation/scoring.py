@@ -280,9 +280,9 @@ class PredictionFolder:
         return labels
 
     def _binary_as_the_object(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """A binary 8-bit frame (one value besides 0, 1 or 255) scored against one object is that
-        object: a 0/255 TIFF prediction against 0/255 truth read as id 1 (or the reverse)."""
-        if len(self.objects) != 1 or raw.ndim != 2 or raw.dtype not in (np.uint8, np.bool_):
+        """A binary frame (one value besides 0, and that value 1 or 255) scored against one object is
+        that object: a 0/255 TIFF or PNG prediction against truth read as id 1 or 2 (or the reverse)."""
+        if len(self.objects) != 1 or raw.ndim != 2:
             return labels
         values = np.unique(labels)
         values = values[values != 0]

@@ -40,6 +40,9 @@ def evaluate_foreground(name: str, gt: Any, pred: Any) -> SequenceResult:
     object (id 1, "the foreground").
     """
     n = len(pred)
+    if hasattr(gt, "__len__") and len(gt) != n:
+        raise ValueError(f"{name}: {n} predicted frames for {len(gt)} ground-truth frames; a prediction must cover "
+                         "the whole sequence")
     frames = [t for t in range(n) if gt[t] is not None]
     if n >= 3:  # DAVIS 2016: the first and the last frame are not scored
         frames = [t for t in frames if 0 < t < n - 1]
