@@ -62,7 +62,10 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
         if odd and len(odd) < len(images):  # a mask left beside the frames is read as one more frame
             print(f"note: {', '.join(odd[:3])} in {folder} is read as a frame of the video (every image there is); "
                   "move masks and labels out of the frames folder", file=sys.stderr)
-        return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, Calibration()
+        # TIFF frames carry their calibration (a folder of one ImageJ TIFF per time point): the first one's
+        calibration = read_tiff_calibration(images[0]) if images and images[0].suffix.lower() in (".tif", ".tiff") \
+            else Calibration()
+        return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, calibration
     if not folder.exists():
         raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
     import tifffile
@@ -74,7 +77,7 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
 
 
-def _read_labels(path: str | None) -> Any:
+def _read_labels(path: str | None, z: int | None = None) -> Any:
     """Labels from a TIFF ((Y, X) or (T, Y, X)) or one mask image (palette/grey PNG, 0/255 masks -> 0/1)."""
     if path is None:
         return None  # a zero-shot method
@@ -91,13 +94,17 @@ def _read_labels(path: str | None) -> Any:
                          "exact object ids; save the mask as PNG or TIFF")
     if Path(path).suffix.lower() in (".tif", ".tiff"):
         with tifffile.TiffFile(path) as tif:
-            planes = [n for n in tif.series[0].shape if n > 1]
+            series = tif.series[0]
+            planes, axes = [n for n in series.shape if n > 1], series.axes
         if len(planes) <= 2:  # one frame, also one saved with a singleton T or Z axis (1, Y, X)
             one = tifffile.imread(path)
             return one.reshape(one.shape[-2:]) if one.ndim > 2 and one.size == np.prod(one.shape[-2:]) else one
+        if len(planes) == 3 and axes.endswith("S") and series.shape[-1] in (3, 4):  # one colour mask, as a PNG's
+            return read_mask(path, void_255=False)
         from napari_vos.data.readers import open_tiff_frames
 
-        return open_tiff_frames(path)  # a stack: read frame by frame, never held whole
+        # a stack: read frame by frame, never held whole; labels painted over the (T, Z, Y, X) video: --z's plane
+        return open_tiff_frames(path, z=z if "Z" in axes else None)
     return read_mask(path, void_255=False)  # 255 beside other ids is an object here, not DAVIS's void
 
 
@@ -160,7 +167,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
         video, calibration = _read_video(args.video, args.z)
         opened.callback(getattr(video, "close", lambda: None))
-        labels = _read_labels(args.labels)
+        labels = _read_labels(args.labels, getattr(args, "z", None))
         opened.callback(getattr(labels, "close", lambda: None))
         return _propagate_files(args, video, calibration, labels)
 
@@ -257,14 +264,19 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
             write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance,
                               max_id=max([top, *result.object_ids]))  # what it holds: no pass over it to find out
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
+            from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD
+
+            # an earlier run's record must not describe a mix of its frames and this run's if writing stops
+            # part-way: the folder says it is being rewritten (and stays a napari-vos output for a rerun)
+            (Path(args.output) / OLD_PNG_RECORD).unlink(missing_ok=True)
+            if earlier_pngs:
+                (Path(args.output) / PNG_RECORD).write_text(json.dumps(
+                    {**provenance, "complete": False, "frames_segmented": "being rewritten"}, indent=2) + "\n")
             written = set(write_png_labels(args.output, result.labels))
             for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's
                 if stale not in written:
                     stale.unlink(missing_ok=True)
-            from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD
-
             (Path(args.output) / PNG_RECORD).write_text(json.dumps(provenance, indent=2) + "\n")
-            (Path(args.output) / OLD_PNG_RECORD).unlink(missing_ok=True)  # an earlier run's record, by its old name
     except BaseException:
         partial.release()
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)

@@ -9,6 +9,8 @@ tifffile parses the three sources but has no unit-aware summary of them, hence t
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,24 @@ _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "m
 _TIFF_UNITS = {"inch": "INCH", "cm": "CENTIMETER", "mm": "MILLIMETER", "µm": "MICROMETER"}
 
 
+_TIME_UNITS = {"s", "sec", "secs", "second", "seconds", "ms", "msec", "millisecond", "milliseconds", "us", "µs",
+               "μs", "microsecond", "microseconds", "ns", "nanosecond", "nanoseconds", "min", "mins", "minute",
+               "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days"}
+
+
+def ascii_unit(unit: str) -> str:
+    """A unit as ImageJ metadata can hold it (tifffile writes that text as ASCII): µ as u, other
+    non-ASCII characters as ImageJ's \\uXXXX escapes, which `_unit` reads back."""
+    text = unit.replace("µ", "u").replace("μ", "u")
+    return "".join(c if ord(c) < 128 else f"\\u{ord(c):04x}" for c in text)
+
+
 def _unit(name: Any) -> str | None:
-    """A unit name as this module spells it: µm for every micrometre spelling; None for none/pixel."""
+    """A unit name as this module spells it: µm for every micrometre spelling; None for none/pixel;
+    ImageJ's \\uXXXX escapes decoded."""
     if name is None:
         return None
-    text = str(name).strip()
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), str(name).strip())
     if text.lower() in _MICRON:
         return "µm"
     if text.lower() in ("", "pixel", "pixels", "none"):
@@ -68,6 +83,8 @@ def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
     space_unit = _unit(units[-1]) if units else None
     pixel_size = (scale[-2], scale[-1]) if space_unit or scale[-2:] != [1.0, 1.0] else None
     time_unit = _unit(units[0]) if len(units) == 3 else None
+    if time_unit is not None and time_unit.lower() not in _TIME_UNITS:  # a Z step (µm) is no frame interval
+        return Calibration(pixel_size, space_unit if pixel_size else None)
     timed = len(scale) == 3 and (scale[0] != 1.0 or time_unit is not None)
     return Calibration(pixel_size, space_unit if pixel_size else None, scale[0] if timed else None,
                        time_unit if timed else None)
@@ -145,12 +162,16 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
             pixel_size = _pixel_size_from_tags(page) if named else None
             interval = _positive(meta.get("finterval"))
             return Calibration(pixel_size, unit if pixel_size else None, interval,
-                               str(meta.get("tunit", "s")) if interval else None)
+                               (_unit(meta.get("tunit", "s")) or "s") if interval else None)
         unit_name = getattr(page.resolutionunit, "name", "NONE")
         units = {value: key for key, value in _TIFF_UNITS.items()}
         if unit_name in units:
             pixel_size = _pixel_size_from_tags(page)
-            if pixel_size is not None:
+            # 72 (or 1) pixels per inch is a writer's default (MATLAB, Photoshop), not a pixel size:
+            # ImageJ reads it as uncalibrated, and so does napari-vos
+            placeholder = unit_name == "INCH" and pixel_size is not None and all(
+                abs(v * 72 - 1) < 1e-6 or abs(v - 1) < 1e-9 for v in pixel_size)
+            if pixel_size is not None and not placeholder:
                 return Calibration(pixel_size, units[unit_name])
     return Calibration()
 
@@ -167,7 +188,7 @@ def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str,
         y, x = calibration.pixel_size
         kwargs["resolution"] = (1.0 / x, 1.0 / y)
         if imagej:
-            metadata["unit"] = "um" if calibration.unit == "µm" else (calibration.unit or "pixel")
+            metadata["unit"] = "um" if calibration.unit == "µm" else ascii_unit(calibration.unit or "pixel")
         elif calibration.unit in _TIFF_UNITS:
             kwargs["resolutionunit"] = _TIFF_UNITS[calibration.unit]
         else:
@@ -175,7 +196,7 @@ def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str,
     if imagej and calibration.frame_interval is not None:
         metadata["finterval"] = calibration.frame_interval
         if calibration.time_unit and calibration.time_unit != "s":
-            metadata["tunit"] = calibration.time_unit
+            metadata["tunit"] = ascii_unit(calibration.time_unit)
     if metadata:
         kwargs["metadata"] = metadata
     return kwargs

@@ -50,8 +50,12 @@ class PartialLabels:
             raise ValueError(f"{self.path} holds the labels of an earlier run that did not write its output (it was "
                              "killed, or writing the output failed; its record says which frames it holds); move "
                              "or delete it, then run again")
-        self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
-                                                   {**record, "complete": False, "frames_segmented": UNFINISHED})
+        try:
+            self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
+                                                       {**record, "complete": False, "frames_segmented": UNFINISHED})
+        except BaseException:  # a stub left here would block every later run as "an earlier run's labels"
+            self.path.unlink(missing_ok=True)
+            raise
         self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
 
     def describe(self, provenance: dict[str, Any]) -> None:

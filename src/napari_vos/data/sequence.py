@@ -39,7 +39,13 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        return np.asarray(tifffile.imread(path))
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            image = np.asarray(series.asarray())
+            axes = series.axes
+        if image.ndim == 3 and axes[0] in "CS" and axes[1:] == "YX" and image.shape[0] <= 4:
+            image = np.moveaxis(image, 0, -1)  # an ImageJ/OME (C, Y, X) frame: its channels last, as colour
+        return image
     from PIL import Image
 
     with Image.open(path) as im:

@@ -146,9 +146,17 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
             yield np.asarray(labels[t]).astype(dtype)
 
     kwargs = _tiff_keywords("TYX", calibration, imagej, provenance)
-    # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
-    tifffile.imwrite(path, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
-                     imagej=imagej, bigtiff=big, photometric="minisblack", **kwargs)
+    # written under a temporary name and renamed when whole: a full disk or Ctrl+C part-way leaves no
+    # truncated TIFF under the output's name, and the file it replaces is kept until then
+    writing = path.with_name(f".{path.name}.writing")
+    try:
+        # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
+        tifffile.imwrite(writing, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
+                         imagej=imagej, bigtiff=big, photometric="minisblack", **kwargs)
+        os.replace(writing, path)
+    except BaseException:
+        writing.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -187,9 +195,15 @@ def _open_tiff_memmap(path: str | Path, shape: tuple[int, ...], dtype: np.dtype,
     path.parent.mkdir(parents=True, exist_ok=True)
     big = _needs_bigtiff(shape, dtype)
     kwargs = _tiff_keywords(axes, calibration, imagej and not big, provenance)
-    stack = tifffile.memmap(path, shape=shape, dtype=dtype, imagej=imagej and not big, bigtiff=big,
-                            photometric="minisblack", **kwargs)
-    _reserve_disk(path)
+    made = not path.exists()
+    try:
+        stack = tifffile.memmap(path, shape=shape, dtype=dtype, imagej=imagej and not big, bigtiff=big,
+                                photometric="minisblack", **kwargs)
+        _reserve_disk(path)
+    except BaseException:
+        if made:  # a stub left here would read as an earlier run's partial labels and block the next run
+            path.unlink(missing_ok=True)
+        raise
     return stack
 
 
