@@ -756,7 +756,18 @@ class Session:
                    f"reaches only annotated frames ({reached.start}-{reached.stop - 1}), which it keeps as painted")
             warnings.warn(f"nothing to propagate: {direction} from frame {start} of a {t}-frame stack {why}",
                           NothingToPropagate, stacklevel=2)
-        return frames
+        return self._releasing(frames, run)
+
+    def _releasing(self, frames: Iterator[FrameResult], run: int) -> Iterator[FrameResult]:
+        """``frames``, then (however the run ends) what only the run read let go: the memo its passes
+        shared (a stopped fine-tuning's weights, COSNet's references) and the last decoded chunk row
+        of a dask or zarr stack, which a Session kept after its run (a console's, a notebook's) held."""
+        try:
+            yield from frames
+        finally:
+            if run == self._run:
+                self._video_memo = {}
+                self.source.release()
 
     def _propagate_annotated(self, direction: str, start: int, ids: list[int], run: int) -> Iterator[FrameResult]:
         """The annotated start frame, then the frames after it, then (both) those before it."""

@@ -684,6 +684,8 @@ class LayerJob:
         work = self.session.work_size if self.session is not None else self.frame_shape
         place = copy.deepcopy(self._placed)  # where the output went at the start, not where the image is now
         image_translate = np.asarray(place["translate"], dtype=float)
+        from napari_vos.methods import registry
+
         grid = registry.method_class(self.method).map_grids.get(name, GUESS)  # the method's declared grid
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"], grid)

@@ -3,8 +3,9 @@
 A thin Qt shell over `LayerJob` (layer checks, output layers, provenance) and the engine's
 `Session.propagate()` generator. The work runs in a napari `thread_worker`; every yielded frame
 is written into the output Labels layer in the GUI thread and advances the progress bar, so the
-viewer stays responsive. Cancel asks both the worker (`quit()`) and the engine (`cancel()`) to
-stop, which happens before the next frame. Errors are shown (notification + status line), never
+viewer stays responsive. Cancel asks the engine (`cancel()`) to stop, which happens before the
+next frame; the worker's generator then ends by itself (a worker `quit()` would leave it suspended,
+holding the run). Errors are shown (notification + status line), never
 raised into Qt.
 """
 from __future__ import annotations
@@ -649,8 +650,10 @@ class PropagateWidget(QWidget):
         """The Cancel button: stop after the current frame, keep what is done."""
         if self.worker is None or self.job is None:
             return
+        # the engine stops after its frame and the generator ends; no worker.quit(): superqt then leaves
+        # the generator suspended, and napari's task list keeps the worker, so the run (its Session, network
+        # and output layers) stayed in memory until napari closed
         self.job.cancel()
-        self.worker.quit()
         self.cancel_button.setEnabled(False)
         self._say("cancelling…")
 
@@ -660,10 +663,8 @@ class PropagateWidget(QWidget):
         May run while the Qt object is being deleted, so it touches only Python-side objects.
         """
         if self.job is not None:
-            self.job.cancel()
+            self.job.cancel()  # (no worker.quit(): see cancel)
             self._closed_mid_run = True
-        if self.worker is not None:
-            self.worker.quit()
 
     def event(self, event: Any) -> bool:  # noqa: D401 - Qt's name
         """Closing the dock (its X) takes the widget out of the window without deleting it

@@ -165,6 +165,10 @@ class FrameSource:
             return frame
         return np.subtract(frame, self._offset, dtype=np.float64).astype(np.float32)
 
+    def release(self) -> None:
+        """Let go of the last chunk row read (kept so a run decodes each chunk once)."""
+        self._block = None
+
     def frames_decoded_per_frame(self) -> int:
         """How many frames a frame read decodes: a chunk row too large to keep (see `_block_budget`)
         is decoded whole for each of its frames; 1 when frames are read alone or from a kept row."""

@@ -226,8 +226,9 @@ def register(subparsers: Any) -> None:
     from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
 
     p.add_argument("--method", required=True, help=METHOD_HELP.replace("frtm (default)", "frtm"))
-    p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, TIFF stack(s) (a "
-                   "stack's truth is <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it)")
+    p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, or a TIFF stack (its "
+                   "truth <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it; several stacks: one "
+                   "sub-folder each)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
     p.add_argument("--split", default=None, help="a DAVIS split: the sequences listed in DATA/ImageSets "
                    "(val, train, or e.g. 2017/val; DAVIS 2016's ImageSets/480p/val.txt is found as 'val')")
