@@ -63,10 +63,7 @@ class COSNet(MethodBase):
     def __init__(self, network: COSNetNetwork, device: torch.device | str = "cpu", *, n_references: int = 5,
                  sampling: str = "uniform", seed: int = 0) -> None:
         super().__init__(device, n_references=n_references, sampling=sampling)
-        if int(n_references) < 1:
-            raise ValueError(f"n_references (N) must be at least 1, got {n_references!r}")
-        if sampling not in SAMPLING:
-            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
+        self.check_option_values({"n_references": n_references, "sampling": sampling})
         self.n_references = int(n_references)
         self.sampling = sampling
         self.seed = seed
@@ -74,6 +71,15 @@ class COSNet(MethodBase):
         self.config: COSNetConfig = network.config
         self.references: list[torch.Tensor] = []  # V_bn (1, C, h, w)
         self.reference_indices: list[int] = []
+
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The values a type cannot judge, checked when a Session is made (not at the first frame)."""
+        n = options.get("n_references", 5)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n_references (N) must be a whole number >= 1, got {n!r}")
+        if options.get("sampling", "uniform") not in SAMPLING:
+            raise ValueError(f"sampling must be one of {SAMPLING}, got {options['sampling']!r}")
 
     def _embed(self, image: torch.Tensor) -> tuple[Embedding, tuple[int, int]]:
         padded, size = pad_to_multiple(image.to(self.device), STRIDE)

@@ -118,16 +118,26 @@ class FlowMethod(MethodBase):
     def __init__(self, device: torch.device | str = "cpu", flow: str = "ilk", flow_side: int = 256,
                  num_warp: int = 3, seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
-        if flow not in ("tvl1", "ilk"):
-            raise ValueError(f"flow must be 'tvl1' or 'ilk', got {flow!r}")
+        self.check_option_values({"flow": flow, "flow_side": flow_side, "num_warp": num_warp})
         self.flow = flow
-        if not whole_number(flow_side) or flow_side < 8:
-            raise ValueError(f"flow_side must be a whole number of pixels >= 8, got {flow_side!r}")
         self.flow_side = int(flow_side)
         self.num_warp = int(num_warp)
         self._grey: np.ndarray | None = None
         self._labels: np.ndarray | None = None  # previous frame's objects as ids 1..K
         self._k = 0
+
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The values a type cannot judge, checked when a Session is made (not at the first frame)."""
+        flow = options.get("flow", "ilk")
+        if flow not in ("tvl1", "ilk"):
+            raise ValueError(f"flow must be 'tvl1' or 'ilk', got {flow!r}")
+        side = options.get("flow_side", 256)
+        if not whole_number(side) or side < 8:
+            raise ValueError(f"flow_side must be a whole number of pixels >= 8, got {side!r}")
+        warps = options.get("num_warp", 3)
+        if not whole_number(warps) or warps < 1:  # 0 warps: no flow at all, the first mask on every frame
+            raise ValueError(f"num_warp must be a whole number >= 1 (the flow's warping steps), got {warps!r}")
 
     def _small(self, grey: np.ndarray) -> np.ndarray:
         h, w = grey.shape

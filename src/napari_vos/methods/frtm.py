@@ -130,11 +130,22 @@ def check_settings(config: FRTMConfig) -> None:
                          f"({config.memory_capacity}): the initial samples must fit in the memory")
     for name, value, rule, ok in (
             ("eta", config.eta, "in (0, 1) (the memory's learning rate)", lambda v: 0 < v < 1),
-            ("reg_w1", target.reg_w1, ">= 0", lambda v: v >= 0),
-            ("reg_w2", target.reg_w2, ">= 0", lambda v: v >= 0),
+            ("reg_w1", target.reg_w1, ">= 0 and finite", lambda v: 0 <= v < float("inf")),
+            ("reg_w2", target.reg_w2, ">= 0 and finite", lambda v: 0 <= v < float("inf")),
             ("kappa_min", target.kappa_min, "in [0, 1]", lambda v: 0 <= v <= 1)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
             raise ValueError(f"{name} must be a number {rule}, got {value!r}")
+
+
+def _check_decoding(options: dict[str, Any]) -> None:
+    """decode_window 'objects' or 'full'; decode_margin a whole number of pixels >= 0 (2.5, True or
+    "64" were turned into 2, 1 and 64 without a word)."""
+    window = options.get("decode_window", "full")
+    if window not in ("objects", "full"):
+        raise ValueError(f"decode_window must be 'objects' or 'full', got {window!r}")
+    margin = options.get("decode_margin", 64)
+    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise ValueError(f"decode_margin must be a whole number of pixels >= 0, got {margin!r}")
 
 
 class FRTM(MethodBase):
@@ -164,12 +175,9 @@ class FRTM(MethodBase):
         self._last_features: torch.Tensor | None = None
         self.memory: SampleMemory | None = None
         self.target: TargetModel | None = None
+        _check_decoding(options)
         self.decode_window = options.get("decode_window", "full")
-        if self.decode_window not in ("objects", "full"):
-            raise ValueError(f"decode_window must be 'objects' or 'full', got {self.decode_window!r}")
         self.decode_margin = int(options.get("decode_margin", 64))
-        if self.decode_margin < 0:
-            raise ValueError(f"decode_margin must be >= 0 pixels, got {self.decode_margin}")
         self._boxes: list | None = None  # each object's mask box on the last frame (decoder windows)
 
     # -- helpers -------------------------------------------------------------------------
@@ -277,6 +285,7 @@ class FRTM(MethodBase):
     def check_option_values(cls, options: dict[str, Any]) -> None:
         """The settings' values checked when a Session is made, not when its first frame runs."""
         check_settings(with_options(CONFIGS["fast"], options))
+        _check_decoding(options)
 
     @classmethod
     def build(cls, device: torch.device | str = "cpu", checkpoint: str | None = None, **options: Any) -> "FRTM":

@@ -10,6 +10,7 @@ reads them (typing.get_type_hints) instead of each method repeating it; what a t
 from __future__ import annotations
 
 import collections.abc
+import math
 import inspect
 import numbers
 import types
@@ -76,6 +77,8 @@ def _mismatch(hint: Any, value: Any, example: str, signed: bool = False) -> str 
     if hint is float:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             return "takes a number"
+        if not math.isfinite(float(value)):  # inf or nan passed every range check, and the run segmented nothing
+            return "takes a finite number"
         return None
     if hint is str:
         return None if isinstance(value, str) else "takes a word in quotes, such as \"objects\""

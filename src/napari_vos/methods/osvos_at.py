@@ -94,6 +94,8 @@ class OSVOSAT(MethodBase):
                  "optimizer": options.get("finetune_optimizer")}
         # crop None (whole frames) is a value here, the others' None is "the configuration's"
         FinetuneSettings(**{k: v for k, v in given.items() if (v is not None or k == "crop") and v != "default"})
+        crf = {f: options[f"crf_{f}"] for f in DenseCRFSettings.__dataclass_fields__ if f"crf_{f}" in options}
+        DenseCRFSettings(**crf)  # checked whether or not crf is on: a value given is a value meant
 
     # -- fine-tuning and the teacher stream ----------------------------------------------
     def _cache_key(self, image: torch.Tensor, objects: torch.Tensor) -> str | None:

@@ -52,8 +52,8 @@ class FinetuneSettings:
     def __post_init__(self) -> None:
         if self.iterations < 0:
             raise ValueError(f"finetune_iterations must be >= 0, got {self.iterations}")
-        if self.lr <= 0:
-            raise ValueError(f"finetune_lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):  # (nan too)
+            raise ValueError(f"finetune_lr must be a finite number > 0, got {self.lr}")
         if not 0 <= self.frozen_stages <= N_STAGES:
             raise ValueError(f"finetune_frozen_stages must be in 0..{N_STAGES} (5: heads only), "
                              f"got {self.frozen_stages}")

@@ -124,8 +124,8 @@ class RGMP(MethodBase):
             # for 17300 x 17300 inputs, past max_side and into the out-of-memory killer
             raise ValueError(f"scales are fractions of the working size in (0, 1], such as [0.5, 0.75, 1.0]; "
                              f"got {scales!r} (max_side sets the working size)")
-        if "online_lr" in options and not float(options["online_lr"]) > 0:
-            raise ValueError(f"online_lr must be > 0, got {options['online_lr']!r}")
+        if "online_lr" in options and not 0 < float(options["online_lr"]) < float("inf"):
+            raise ValueError(f"online_lr must be a finite number > 0, got {options['online_lr']!r}")
         size = options.get("online_size")
         if size is not None and (len(size) != 2 or any(int(v) < 32 for v in size)):
             raise ValueError(f"online_size is the fine-tuning crop's (height, width), each at least 32 pixels; got {size!r}")

@@ -35,7 +35,7 @@ from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.rvos_matching import count_objects, match_slots
 from napari_vos.methods.rvos_network import CONFIGS, ObjectStates, RVOSConfig, RVOSNetwork, resize_masks
-from napari_vos.methods.s2s import PAPER_INPUT, network_size
+from napari_vos.methods.s2s import PAPER_INPUT, check_input_options, network_size
 from napari_vos.nn.memory_format import place_network
 
 
@@ -55,6 +55,11 @@ class RVOS(MethodBase):
     map_names: ClassVar[tuple[str, ...]] = ("convlstm_output",)
     map_grids: ClassVar[dict[str, int | None]] = {"convlstm_output": None}
 
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The values a type cannot judge, checked when a Session is made."""
+        check_input_options(options)
+
     def __init__(self, network: RVOSNetwork, device: torch.device | str = "cpu", zero_shot: bool | None = None,
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
                  seed: int = 0, **options: Any) -> None:
@@ -64,6 +69,7 @@ class RVOS(MethodBase):
             raise ValueError(f"zero_shot={bool(zero_shot)} asked for, but this checkpoint holds a {kind} RVOS "
                              f"network; train a {'zero-shot' if zero_shot else 'one-shot'} one "
                              f"(`napari-vos train rvos --config light:{'zero' if zero_shot else 'teacher'}`)")
+        check_input_options({"input_size": input_size, "input_area": input_area})
         self.network = place_network(network, self.device)
         self.zero_shot = network.config.zero_shot
         self.input_size = tuple(input_size) if input_size is not None else None

@@ -31,6 +31,20 @@ from napari_vos.nn.memory_format import place_network
 PAPER_INPUT = (256, 448)
 
 
+def check_input_options(options: dict[str, Any]) -> None:
+    """``input_size`` sides and ``input_area`` large enough to mean a size (0 ran at 32 x 32 without a
+    word), ``object_chunk`` at least 1; checked when a Session is made (S2S's and RVOS's)."""
+    size = options.get("input_size")
+    if size is not None and (len(size) != 2 or any(isinstance(v, bool) or int(v) < 32 for v in size)):
+        raise ValueError(f"input_size is the network input's (height, width), each at least 32 pixels; got {size!r}")
+    area = options.get("input_area")
+    if area is not None and (isinstance(area, bool) or int(area) < 32 * 32):
+        raise ValueError(f"input_area is the network input's area in pixels, at least 32 x 32 = 1024; got {area!r}")
+    chunk = options.get("object_chunk")
+    if chunk is not None and (isinstance(chunk, bool) or int(chunk) < 1):
+        raise ValueError(f"object_chunk is how many objects run through the network at once, at least 1; got {chunk!r}")
+
+
 def network_size(frame_size: tuple[int, int], input_size: tuple[int, int] | None = None,
                  input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1]) -> tuple[int, int]:
     """The network's input (H, W): ``input_size`` rounded to multiples of 32, or the frame's aspect at ``input_area``."""
@@ -60,14 +74,20 @@ class S2S(MethodBase):
     map_names: ClassVar[tuple[str, ...]] = ("border_distance", "memory_activity")
     map_grids: ClassVar[dict[str, int | None]] = {"border_distance": None, "memory_activity": None}
 
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """The values a type cannot judge, checked when a Session is made."""
+        check_input_options(options)
+
     def __init__(self, network: S2SNetwork, device: torch.device | str = "cpu",
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
                  object_chunk: int = 8, seed: int = 0, **options: Any) -> None:
         super().__init__(device, **options)
         self.network = place_network(network, self.device)
+        check_input_options({"input_size": input_size, "input_area": input_area, "object_chunk": object_chunk})
         self.input_size = tuple(input_size) if input_size is not None else None
         self.input_area = int(input_area)
-        self.object_chunk = max(1, int(object_chunk))
+        self.object_chunk = int(object_chunk)
         self.seed = seed
         self.classes = network.config.border_classes
         self.states: list[State] | None = None
