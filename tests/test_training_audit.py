@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 import napari_vos  # noqa: E402
 
-ROOT = Path(napari_vos.__file__).resolve().parents[2]  # src/napari_vos/__init__.py -> repository root
+ROOT = Path(__file__).resolve().parents[1]  # tests/ -> the checkout or the unpacked sdist
 
 
 class _CountingRecipe:
