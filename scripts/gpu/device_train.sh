@@ -18,7 +18,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 same_run() {  # the arguments that make a run what it is: all but --steps, --max-minutes and --workers
-  echo "$1" | sed -E 's/--(steps|max-minutes|workers)[ =][^ ]+//g; s/  +/ /g; s/ $//'
+  echo "$1" | sed -E 's/--(steps|max-minutes|workers)[ =][^ ]+//g; s/  +/ /g; s/^ //; s/ $//'
 }
 
 running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
@@ -50,8 +50,8 @@ case "${1:-}" in
     if running; then echo "a run is already in progress in $RUN"; exit 2; fi
     # --resume continues the run in $RUN: only a run of the same arguments may (another stage or --init
     # would resume, or be refused by, the run already there); --steps, --max-minutes and --workers may change
-    if [ -f "$RUN/last.pt" ] && [ -f "$RUN/args" ] && [ "$(same_run "$(cat "$RUN/args")")" != "$(same_run "$*")" ]; then
-      echo "$RUN holds another run ($(cat "$RUN/args")):"
+    if [ -f "$RUN/last.pt" ] && [ "$(same_run "$(cat "$RUN/args" 2>/dev/null)")" != "$(same_run "$*")" ]; then
+      echo "$RUN holds another run ($(cat "$RUN/args" 2>/dev/null || echo 'its arguments unknown')):"
       echo "repeat its arguments to continue it (--steps may grow), or start a new one elsewhere:"
       echo "VOS_RUN=/tmp/vos-run2 bash $0 start ..."
       exit 2

@@ -99,12 +99,15 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
         if len(planes) <= 2:  # one frame, also one saved with a singleton T or Z axis (1, Y, X)
             one = tifffile.imread(path)
             return one.reshape(one.shape[-2:]) if one.ndim > 2 and one.size == np.prod(one.shape[-2:]) else one
-        if len(planes) == 3 and axes.endswith("S") and series.shape[-1] in (3, 4):  # one colour mask, as a PNG's
-            return read_mask(path, void_255=False)
+        if len(planes) == 3 and axes in ("YXS", "SYX") and min(series.shape) in (3, 4):  # one colour mask
+            from napari_vos.data.sequence import decode_mask
+
+            colour = tifffile.imread(path)
+            return decode_mask(np.moveaxis(colour, 0, -1) if axes == "SYX" else colour, void_255=False)
         from napari_vos.data.readers import open_tiff_frames
 
         # a stack: read frame by frame, never held whole; labels painted over the (T, Z, Y, X) video: --z's plane
-        return open_tiff_frames(path, z=z if "Z" in axes else None)
+        return open_tiff_frames(path, z=z if "Z" in axes and "T" in axes else None)
     return read_mask(path, void_255=False)  # 255 beside other ids is an object here, not DAVIS's void
 
 

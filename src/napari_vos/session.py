@@ -12,6 +12,8 @@ No napari import here: the widgets and the console helper sit on top of this mod
 """
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 import warnings
@@ -553,7 +555,9 @@ class Session:
             out[name] = arr
             if not self.keep_maps or arr.size == 0:  # (a zero-shot run that found no object: nothing to keep)
                 continue
-            if name not in self.maps or tuple(self.maps[name].shape[1:]) != arr.shape:
+            per_object = arr.shape[0] == len(ids)
+            if name not in self.maps or tuple(self.maps[name].shape[1:]) != arr.shape or \
+                    (per_object and self._map_ids.get(name) != list(ids)):  # other objects, even as many
                 self._restack_map(name, arr.shape, ids)
             self.maps[name][index] = arr
         return out
@@ -563,18 +567,31 @@ class Session:
         keeps the frames it does not reach: per-object channels are carried over by object id (a
         correction at frame 30 re-run forward keeps frames 0-29's maps of the objects it still has)."""
         old, old_ids = self.maps.get(name), self._map_ids.get(name, [])
-        keep = None
+        pairs: list[tuple[int, int]] = []
         if old is not None and tuple(old.shape[2:]) == tuple(shape[1:]) and old.shape[1] == len(old_ids) \
                 and shape[0] == len(ids):
             pairs = [(ids.index(i), old_ids.index(i)) for i in ids if i in old_ids]
-            if pairs:  # read before maps_out is asked again (it may hand back the same file, truncated)
-                keep = (pairs, np.asarray(old[:, [o for _, o in pairs]]))
+        kept = old
+        if pairs and self.maps_out is not None:
+            # maps_out may hand back the same file, truncated: the kept channels go to a temporary
+            # file first, frame by frame (a maps_out stack is one that does not fit in memory)
+            import tempfile
+
+            folder = tempfile.mkdtemp(prefix="napari-vos-maps-")
+            kept = np.lib.format.open_memmap(os.path.join(folder, "kept.npy"), mode="w+", dtype=np.float32,
+                                             shape=(old.shape[0], len(pairs), *old.shape[2:]))
+            for t in range(old.shape[0]):
+                kept[t] = np.asarray(old[t])[[o for _, o in pairs]]
+            pairs = [(new, n) for n, (new, _) in enumerate(pairs)]
         self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *shape))
         self._map_ids[name] = list(ids)
-        if keep is not None:
-            pairs, channels = keep
-            for n, (new, _) in enumerate(pairs):
-                self.maps[name][:, new] = channels[:, n]
+        for t in range(self.source.n_frames if pairs else 0):
+            frame = np.asarray(kept[t])
+            for new, o in pairs:
+                self.maps[name][t, new] = frame[o]
+        if kept is not old:
+            del kept
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _new_map_stack(self, name: str, shape: tuple[int, ...]) -> Any:
         """The zeroed stack map ``name`` is kept in: numpy, or what ``maps_out`` gives (checked)."""

@@ -233,8 +233,8 @@ class PredictionFolder:
     Frames are matched to the GT frames by file stem (00012.png <-> GT 00012.jpg); when the names
     differ but the counts agree, in natural order (frame2 before frame10, as the dataset reader
     orders the GT). A frame with no prediction file is empty (0). ``objects``: the truth's object
-    ids; when it holds one object, a binary 8-bit mask (0 and 255, ImageJ's convention, or 0 and 1)
-    is that object whatever its value. ``ids_seen`` collects the ids read, for `unscored_ids`.
+    ids; when it holds one object, a binary frame (0 and 255, ImageJ's convention, or 0 and 1, of any
+    integer type) is that object whatever its value. ``ids_seen`` collects the ids read, for `unscored_ids`.
     """
 
     def __init__(self, path: Path, seq: Sequence, objects: list[int] | None = None) -> None:

@@ -42,17 +42,20 @@ class DenseCRFSettings:
     def __post_init__(self) -> None:
         """Bandwidths finite and > 0 (0 divided the features: a crash at the first frame, or empty
         labels), weights finite and >= 0; each named by its crf_* option."""
-        import math
+        import numbers
+
+        def number(value: object) -> bool:  # numpy scalars too, not booleans
+            return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
 
         for name in ("bilateral_xy", "bilateral_rgb", "gaussian_xy"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if not number(value) or not math.isfinite(float(value)) or value <= 0:
                 raise ValueError(f"crf_{name} is a kernel width and must be a finite number > 0, got {value!r}")
         for name in ("bilateral_weight", "gaussian_weight"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not number(value) or not math.isfinite(float(value)) or value < 0:
                 raise ValueError(f"crf_{name} is a kernel weight and must be a finite number >= 0, got {value!r}")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
+        if not (number(self.iterations) and isinstance(self.iterations, numbers.Integral)) or self.iterations < 0:
             raise ValueError(f"crf_iterations must be a whole number >= 0, got {self.iterations!r}")
 
 
