@@ -58,3 +58,22 @@ def viewer_with_a_nan_frame(n_frames: int, size: tuple[int, int], nan_at: int) -
     viewer.add_image(frames, name="video")
     viewer.add_labels(first_frame_only(truth), name="painted")
     return viewer
+
+
+def coloured_disks(T: int, H: int, W: int, centers: list[tuple[int, int]], r: int = 9,
+                   move: tuple[int, int] = (0, 0), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 frames (T, H, W, 3) of coloured disks on noise, moving ``move`` px a frame, and their
+    labels (ids 1..len(centers))."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:H, :W]
+    vid = np.zeros((T, H, W, 3), np.uint8)
+    gt = np.zeros((T, H, W), np.uint8)
+    cols = [(230, 40, 40), (40, 60, 230), (40, 220, 60)]
+    for t in range(T):
+        img = rng.normal(110, 12, (H, W, 3)).clip(0, 255)
+        for k, (cy, cx) in enumerate(centers):
+            m = (yy - cy - move[0] * t) ** 2 + (xx - cx - move[1] * t) ** 2 <= r * r
+            img[m] = cols[k % 3]
+            gt[t][m] = k + 1
+        vid[t] = img.astype(np.uint8)
+    return vid, gt

@@ -37,3 +37,35 @@ def click(qtbot, button):
 def wait_done(qtbot, widget, timeout=30_000):
     """Until the widget's run (its thread worker) has ended."""
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+#: the start of a subprocess script (`python script.py`): a viewer, a 150-frame sliding square (still
+#: running 0.3 s after the click on any machine), the docked widget running flow on it, 0.3 s of events;
+#: names `viewer`, `widget`, `dock`, `QApplication`, `time` for the script's own ending
+SCRIPT_STARTING_A_RUN = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_vos._widgets.propagate_widget import PropagateWidget
+
+viewer = napari.Viewer(show=False)
+video = np.zeros((150, 128, 128), np.uint8)
+for t in range(150):
+    video[t, 20 + t % 60:50 + t % 60, 20:50] = 200
+painted = np.zeros(video.shape, np.uint8)
+painted[0, 20:50, 20:50] = 1
+viewer.add_image(video, name="video")
+viewer.add_labels(painted, name="painted")
+widget = PropagateWidget(viewer)
+dock = viewer.window.add_dock_widget(widget)
+widget.image_combo.setCurrentText("video")
+widget.labels_combo.setCurrentText("painted")
+widget.select_method("flow")
+widget.device_combo.setCurrentText("cpu")
+widget.propagate_button.click()
+end = time.time() + 0.3
+while time.time() < end:
+    QApplication.processEvents()
+    time.sleep(0.02)
+"""

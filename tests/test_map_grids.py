@@ -20,19 +20,9 @@ def _one_thread():
 
 
 def _disks(T, H, W, centers, r=9, move=(0, 0), seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:H, :W]
-    vid = np.zeros((T, H, W, 3), np.uint8)
-    gt = np.zeros((T, H, W), np.uint8)
-    cols = [(230, 40, 40), (40, 60, 230), (40, 220, 60)]
-    for t in range(T):
-        img = rng.normal(110, 12, (H, W, 3)).clip(0, 255)
-        for k, (cy, cx) in enumerate(centers):
-            m = (yy - cy - move[0] * t) ** 2 + (xx - cx - move[1] * t) ** 2 <= r * r
-            img[m] = cols[k % 3]
-            gt[t][m] = k + 1
-        vid[t] = img.astype(np.uint8)
-    return vid, gt
+    from _layers import coloured_disks
+
+    return coloured_disks(T, H, W, centers, r=r, move=move, seed=seed)
 
 
 def _map_record(tmp_path, session, name):

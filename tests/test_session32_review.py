@@ -13,40 +13,18 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from _widget_run import SCRIPT_STARTING_A_RUN  # noqa: E402
 
 
 # -- finding 1: exit_guard keeps every run whose viewer was closed mid-run -------------------------
-LEAK_SCRIPT = r"""
-import time, gc, weakref
-import numpy as np
-import napari
+LEAK_SCRIPT = SCRIPT_STARTING_A_RUN + r"""
+import gc, weakref
 from qtpy.QtCore import QThreadPool
-from qtpy.QtWidgets import QApplication
 from napari_vos._widgets import exit_guard
-from napari_vos._widgets.propagate_widget import PropagateWidget
-
-viewer = napari.Viewer(show=False)
-video = np.zeros((30, 96, 96), np.uint8)
-for t in range(30):
-    video[t, 20 + t:50 + t, 20:50] = 200
-painted = np.zeros(video.shape, np.uint8)
-painted[0, 20:50, 20:50] = 1
-viewer.add_image(video, name="video")
-viewer.add_labels(painted, name="painted")
-widget = PropagateWidget(viewer)
-viewer.window.add_dock_widget(widget)
-widget.image_combo.setCurrentText("video")
-widget.labels_combo.setCurrentText("painted")
-widget.select_method("flow")
-widget.device_combo.setCurrentText("cpu")
-widget.propagate_button.click()
-end = time.time() + 0.3
-while time.time() < end:
-    QApplication.processEvents()
-    time.sleep(0.02)
 job = weakref.ref(widget.job)
 viewer.close()            # the user closes the viewer while the run goes on
-del viewer, widget
+del viewer, widget, dock
 QThreadPool.globalInstance().waitForDone(60000)
 for _ in range(50):
     QApplication.processEvents()
@@ -120,23 +98,6 @@ def test_2_a_binary_per_frame_prediction_is_the_one_object_as_a_stack_is(tmp_pat
     assert summary["J_mean"] == pytest.approx(1.0)
 
 
-# -- finding 4: device_train.sh start refuses to extend a run with more --steps -------------------
-def test_4_device_train_start_may_continue_a_run_with_more_steps(tmp_path):
-    """The loop says "raise --steps to continue it" and a resumed run may be given more steps, but
-    `start` now refuses any argument string other than the saved one (exit 2)."""
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "last.pt").write_bytes(b"x")
-    (run / "args").write_text("frtm --steps 100 --device cuda")
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "VOS_RUN": str(run), "OUT": str(out), "PYTHON": "true"}
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu" / "device_train.sh"), "start", "0", "frtm",
-                           "--steps", "200", "--device", "cuda"], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=60)
-    assert done.returncode != 2, done.stdout
-
-
 # -- finding 5: score_foreground of a longer prediction is an IndexError --------------------------
 def test_5_a_longer_zero_shot_prediction_is_refused_with_the_length_message():
     """evaluate_sequence now refuses a prediction of another length, but evaluate_foreground indexes
@@ -149,16 +110,3 @@ def test_5_a_longer_zero_shot_prediction_is_refused_with_the_length_message():
     with pytest.raises(ValueError, match="12 predicted frames for 10 ground-truth frames"):
         score_foreground(np.concatenate([gt, gt[:2]]), gt)
 
-
-def test_4b_device_train_start_still_refuses_a_folder_holding_another_stage(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "last.pt").write_bytes(b"x")
-    (run / "args").write_text("rgmp --config light:pretrain --steps 100")
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "VOS_RUN": str(run), "OUT": str(out), "PYTHON": "true"}
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu" / "device_train.sh"), "start", "0", "rgmp",
-                           "--config", "light:video", "--steps", "100"], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=60)
-    assert done.returncode == 2 and "holds another run" in done.stdout

@@ -15,20 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _disks(T, H, W, centers, r=12, move=(1, -1), seed=0):
-    """As tests/test_map_grids.py: coloured disks on noise, gt ids 1..len(centers)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:H, :W]
-    vid = np.zeros((T, H, W, 3), np.uint8)
-    gt = np.zeros((T, H, W), np.uint8)
-    cols = [(230, 40, 40), (40, 60, 230), (40, 220, 60)]
-    for t in range(T):
-        img = rng.normal(110, 12, (H, W, 3)).clip(0, 255)
-        for k, (cy, cx) in enumerate(centers):
-            m = (yy - cy - move[0] * t) ** 2 + (xx - cx - move[1] * t) ** 2 <= r * r
-            img[m] = cols[k % 3]
-            gt[t][m] = k + 1
-        vid[t] = img.astype(np.uint8)
-    return vid, gt
+    from _layers import coloured_disks
+
+    return coloured_disks(T, H, W, centers, r=r, move=move, seed=seed)
 
 
 @pytest.fixture
@@ -188,3 +177,15 @@ def test_7b_steps_first_then_dropped_is_the_same_run(tmp_path):
     """same_run trims a trailing space only: '--steps 100 frtm' -> ' frtm' differs from 'frtm'."""
     done = _start(tmp_path, "--steps 100 frtm --device cuda", ["frtm", "--device", "cuda"])
     assert done.returncode != 2, done.stdout
+
+
+def test_7c_a_run_given_more_steps_continues(tmp_path):
+    """The loop says "raise --steps to continue it": start must not refuse the same run with more steps."""
+    done = _start(tmp_path, "frtm --steps 100 --device cuda", ["frtm", "--steps", "200", "--device", "cuda"])
+    assert done.returncode != 2, done.stdout
+
+
+def test_7d_a_folder_holding_another_stage_is_refused(tmp_path):
+    done = _start(tmp_path, "rgmp --config light:pretrain --steps 100", ["rgmp", "--config", "light:video", "--steps",
+                                                                          "100"])
+    assert done.returncode == 2 and "holds another run" in done.stdout

@@ -9,6 +9,7 @@ import time
 import pytest
 from _widget_run import click as _click
 from _widget_run import setup_widget as _setup
+from _widget_run import SCRIPT_STARTING_A_RUN
 from _widget_run import wait_done as _wait_done
 
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
@@ -77,32 +78,7 @@ def test_a_refused_short_run_says_the_asked_for_frame_was_not_painted(make_napar
     assert "frame 1 is not painted; starting from painted frame 0" in text and "nothing to propagate" in text
 
 
-EXIT_MID_RUN = """
-import time
-import numpy as np
-import napari
-from qtpy.QtWidgets import QApplication
-from napari_vos._widgets.propagate_widget import PropagateWidget
-
-viewer = napari.Viewer(show=False)
-video = np.zeros((150, 128, 128), np.uint8)  # long enough to be running after 0.3 s on any machine
-for t in range(150):
-    video[t, 20 + t % 60:50 + t % 60, 20:50] = 200
-painted = np.zeros(video.shape, np.uint8)
-painted[0, 20:50, 20:50] = 1
-viewer.add_image(video, name="video")
-viewer.add_labels(painted, name="painted")
-widget = PropagateWidget(viewer)
-dock = viewer.window.add_dock_widget(widget)
-widget.image_combo.setCurrentText("video")
-widget.labels_combo.setCurrentText("painted")
-widget.select_method("flow")
-widget.device_combo.setCurrentText("cpu")
-widget.propagate_button.click()
-end = time.time() + 0.3
-while time.time() < end:
-    QApplication.processEvents()
-    time.sleep(0.02)
+EXIT_MID_RUN = SCRIPT_STARTING_A_RUN + """
 if WAIT_FOR_THE_END:
     end = time.time() + 120
     while widget.worker is not None and time.time() < end:
