@@ -308,8 +308,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         kept = (f"; kept the image's pixel size ({pixels.describe()}); a labels TIFF of {why} has no "
                 "place for the frame interval" if pixels.pixel_size is not None else
                 f"; a labels TIFF of {why} has no place for the image's frame interval")
+    start = f" after a {result.start_seconds:.0f} s start (the method's fine-tuning or first fit)" \
+        if result.start_seconds >= 5 else ""  # the frames/s leave it out (OSVOS-AT with 70 cells: minutes)
     print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
-          f"{result.fps:.2f} frames/s on {result.device}{kept}")
+          f"{result.fps:.2f} frames/s on {result.device}{start}{kept}")
     for path in maps:
         print(f"wrote {path}: the method's {path.stem} map")
     if maps:

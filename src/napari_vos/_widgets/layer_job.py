@@ -312,7 +312,12 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         f = 0 if frame is None else frame
         if not 0 <= f < n_frames:
             raise ValueError(f"annotated frame {f} is outside the stack (frames 0..{n_frames - 1})")
-        return {f: np.array(labels.data, copy=True)}, f, ""
+        # a one-frame layer has no frame of its own: a mask file opened over a stack (napari puts the
+        # slider mid-stack) would silently be frame N's; the command line takes it as frame 0's
+        note = "" if f == 0 else (f"the one-frame labels layer {labels.name!r} is taken as frame {f}'s, the frame "
+                                  "under the time slider: if it was drawn on another frame (a mask file of frame 0), "
+                                  "move the slider there or set the annotated frame")
+        return {f: np.array(labels.data, copy=True)}, f, note
     if shape != (n_frames, *frame_shape):
         raise ValueError(f"labels layer {labels.name!r} has shape {shape} but the image is {n_frames} frames of "
                          f"{tuple(frame_shape)}: the labels layer must match the image layer, either (T, Y, X) = "

@@ -773,7 +773,9 @@ class PropagateWidget(QWidget):
             elif result is not None:
                 precision = result.options.get("precision")
                 on = f"{result.device} ({precision})" if precision and precision != "fp32" else result.device
-                self._say(f"done: {done} frames with {result.method} on {on}, {_speed(result.fps)}"
+                start = f" after a {result.start_seconds:.0f} s start (fine-tuning, first fit)" \
+                    if result.start_seconds >= 5 else ""  # the frames/s leave it out: OSVOS-AT with 70 cells, minutes
+                self._say(f"done: {done} frames with {result.method} on {on}, {_speed(result.fps)}{start}"
                           f"{_working_at(job)}" + "".join(f"; {part}" for part in
                                                          (job.note, job.maps_not_shown_text(),
                                                           job.advice and job.advice.text) if part))

@@ -353,7 +353,12 @@ def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
         return found
     if single:
         # one sequence: --pred may be its prediction itself, unless its record names another video
-        # (a lone folder of natural-0000's labels was scored as natural-0001's)
+        # (a lone folder of natural-0000's labels was scored as natural-0001's); a file or folder named
+        # after the sequence says which it is, whatever video (a stack of its frames) the record names
+        from napari_vos.data.readers import tiff_stem
+
+        if _holds_prediction(pred_root) and (tiff_stem(pred_root) if pred_root.is_file() else pred_root.name) == seq.name:
+            return pred_root
         video = _recorded_video(pred_root)
         if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
             raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
