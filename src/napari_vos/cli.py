@@ -99,11 +99,10 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
         if len(planes) <= 2:  # one frame, also one saved with a singleton T or Z axis (1, Y, X)
             one = tifffile.imread(path)
             return one.reshape(one.shape[-2:]) if one.ndim > 2 and one.size == np.prod(one.shape[-2:]) else one
-        if len(planes) == 3 and axes in ("YXS", "SYX") and min(series.shape) in (3, 4):  # one colour mask
-            from napari_vos.data.sequence import decode_mask
-
-            colour = tifffile.imread(path)
-            return decode_mask(np.moveaxis(colour, 0, -1) if axes == "SYX" else colour, void_255=False)
+        # one colour mask, as a PNG's: RGB(A) samples last (Pillow's and photometric='rgb''s layout); samples
+        # first (SYX) is left a stack, for tifffile's plain imwrite stores a 3- or 4-frame stack that way
+        if len(planes) == 3 and axes == "YXS" and series.shape[-1] in (3, 4):
+            return read_mask(path, void_255=False)
         from napari_vos.data.readers import open_tiff_frames
 
         # a stack: read frame by frame, never held whole; labels painted over the (T, Z, Y, X) video: --z's plane

@@ -555,7 +555,7 @@ class Session:
             out[name] = arr
             if not self.keep_maps or arr.size == 0:  # (a zero-shot run that found no object: nothing to keep)
                 continue
-            per_object = arr.shape[0] == len(ids)
+            per_object = arr.shape[0] == len(ids) and name not in getattr(self.method_class, "global_maps", ())
             if name not in self.maps or tuple(self.maps[name].shape[1:]) != arr.shape or \
                     (per_object and self._map_ids.get(name) != list(ids)):  # other objects, even as many
                 self._restack_map(name, arr.shape, ids)
@@ -571,27 +571,31 @@ class Session:
         if old is not None and tuple(old.shape[2:]) == tuple(shape[1:]) and old.shape[1] == len(old_ids) \
                 and shape[0] == len(ids):
             pairs = [(ids.index(i), old_ids.index(i)) for i in ids if i in old_ids]
-        kept = old
-        if pairs and self.maps_out is not None:
-            # maps_out may hand back the same file, truncated: the kept channels go to a temporary
-            # file first, frame by frame (a maps_out stack is one that does not fit in memory)
-            import tempfile
+        kept, folder = old, None
+        try:
+            if pairs and self.maps_out is not None:
+                # maps_out may hand back the same file, truncated: the kept channels go to a temporary
+                # file first, frame by frame (a maps_out stack is one that does not fit in memory)
+                import tempfile
 
-            folder = tempfile.mkdtemp(prefix="napari-vos-maps-")
-            kept = np.lib.format.open_memmap(os.path.join(folder, "kept.npy"), mode="w+", dtype=np.float32,
-                                             shape=(old.shape[0], len(pairs), *old.shape[2:]))
-            for t in range(old.shape[0]):
-                kept[t] = np.asarray(old[t])[[o for _, o in pairs]]
-            pairs = [(new, n) for n, (new, _) in enumerate(pairs)]
-        self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *shape))
-        self._map_ids[name] = list(ids)
-        for t in range(self.source.n_frames if pairs else 0):
-            frame = np.asarray(kept[t])
-            for new, o in pairs:
-                self.maps[name][t, new] = frame[o]
-        if kept is not old:
-            del kept
-            shutil.rmtree(folder, ignore_errors=True)
+                folder = tempfile.mkdtemp(prefix="napari-vos-maps-")
+                kept = np.lib.format.open_memmap(os.path.join(folder, "kept.npy"), mode="w+", dtype=np.float32,
+                                                 shape=(old.shape[0], len(pairs), *old.shape[2:]))
+                for t in range(old.shape[0]):
+                    kept[t] = np.asarray(old[t])[[o for _, o in pairs]]
+                pairs = [(new, n) for n, (new, _) in enumerate(pairs)]
+            self.maps[name] = self._new_map_stack(name, (self.source.n_frames, *shape))
+            self._map_ids[name] = list(ids)
+            for t in range(self.source.n_frames if pairs else 0):
+                for new, o in pairs:
+                    self.maps[name][t, new] = kept[t, o]
+        finally:
+            if folder is not None:
+                mapped = getattr(kept, "_mmap", None)
+                del kept
+                if mapped is not None:
+                    mapped.close()  # (Windows deletes no mapped file)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _new_map_stack(self, name: str, shape: tuple[int, ...]) -> Any:
         """The zeroed stack map ``name`` is kept in: numpy, or what ``maps_out`` gives (checked)."""

@@ -296,7 +296,7 @@ def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
 
 
 def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, int], frame: int | None,
-                     all_painted: bool = True, direction: str = "both") -> tuple[dict[int, np.ndarray], int | None, str]:
+                     all_painted: bool = True, direction: str = "both", frame_from_slider: bool = False) -> tuple[dict[int, np.ndarray], int | None, str]:
     """Copy the annotation frames out of a labels layer that must match the image.
 
     Returns (frame -> (Y, X) labels, start frame or None for the engine's default, note).
@@ -314,7 +314,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
             raise ValueError(f"annotated frame {f} is outside the stack (frames 0..{n_frames - 1})")
         # a one-frame layer has no frame of its own: a mask file opened over a stack (napari puts the
         # slider mid-stack) would silently be frame N's; the command line takes it as frame 0's
-        note = "" if f == 0 else (f"the one-frame labels layer {labels.name!r} is taken as frame {f}'s, the frame "
+        note = "" if f == 0 or not frame_from_slider else (f"the one-frame labels layer {labels.name!r} is taken as frame {f}'s, the frame "
                                   "under the time slider: if it was drawn on another frame (a mask file of frame 0), "
                                   "move the slider there or set the annotated frame")
         return {f: np.array(labels.data, copy=True)}, f, note
@@ -386,7 +386,7 @@ class LayerJob:
                  method: str = "frtm", frame: int | None = None, *, device: str = "auto",
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
                  name: str | None = None, channel_layers: "Sequence[str | Image]" = (),
-                 defer_map_layers: bool = False, **session_options: Any) -> None:
+                 defer_map_layers: bool = False, frame_from_slider: bool = False, **session_options: Any) -> None:
         guard_triton()
         from napari_vos.methods import registry
 
@@ -430,7 +430,7 @@ class LayerJob:
             self.annotations, self.start, self.note = {}, frame, ""
         else:
             self.annotations, self.start, self.note = read_annotations(
-                labels, self.n_frames, self.frame_shape, frame, all_painted, direction)
+                labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
             misplaced = placement_note(self.image, labels, placed["scale"], placed["translate"])
             self.note = "; ".join(part for part in (self.note, misplaced) if part)
         self.method = method

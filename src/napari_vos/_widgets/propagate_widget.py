@@ -583,6 +583,7 @@ class PropagateWidget(QWidget):
             if not image:
                 raise ValueError("pick an image layer first")
             self.job = LayerJob(self.viewer, image, labels, method, self.frame_spin.value(),
+                                frame_from_slider=self.frame_spin.value() == self._slider_frame,
                                 device=self.device_combo.currentText(),
                                 direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
                                 all_painted=self.all_painted.isChecked(),

@@ -345,7 +345,15 @@ def _holds_prediction(path: Path) -> bool:
     return path.is_file()
 
 
-def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
+def _inside(path: str, root: Path) -> bool:
+    """Whether ``path`` lies under ``root``."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def _find_prediction(pred_root: Path, seq: Sequence, single: bool, gt_root: Path | None = None) -> Path:
     candidates = [pred_root / seq.name]
     candidates += [pred_root / f"{seq.name}{s}" for s in (".tif", ".tiff", ".ome.tif")]
     found = next((c for c in candidates if _holds_prediction(c)), None)
@@ -357,9 +365,11 @@ def _find_prediction(pred_root: Path, seq: Sequence, single: bool) -> Path:
         # after the sequence says which it is, whatever video (a stack of its frames) the record names
         from napari_vos.data.readers import tiff_stem
 
-        if _holds_prediction(pred_root) and (tiff_stem(pred_root) if pred_root.is_file() else pred_root.name) == seq.name:
-            return pred_root
         video = _recorded_video(pred_root)
+        named = (tiff_stem(pred_root) if pred_root.is_file() else pred_root.name) == seq.name
+        # (unless the record names a video inside the truth's dataset: another sequence's labels under this name)
+        if named and _holds_prediction(pred_root) and (video is None or gt_root is None or not _inside(video, gt_root)):
+            return pred_root
         if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
             raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
                              f"prediction of {seq.name!r} (or a folder holding {seq.name}/ or {seq.name}.tif)")
@@ -396,13 +406,13 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
     for seq in iterator:
         with seq:  # a TIFF stack's files close once it is scored
             if annotation == "none":
-                p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq)
+                p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1, gt_root=Path(gt)), seq)
                 _warn_missing(seq, p)
                 report.add(evaluate_foreground(seq.name, seq.masks, p), len(seq), None)
                 continue
             annotated = first_annotation(seq)
             ids = painted_ids(seq.masks[annotated])
-            p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1), seq, objects=ids)
+            p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1, gt_root=Path(gt)), seq, objects=ids)
             _warn_missing(seq, p)
             result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
             extra = p.unscored_ids(ids)

@@ -107,6 +107,9 @@ class MethodBase:
     # each map's grid over the working frame: a padded network stride (FRTM's scores: 16), or None for
     # a grid fitted to the frame (data/map_geometry.py places the maps with it)
     map_grids: ClassVar[dict[str, int | None]] = {}
+    # maps of the whole frame, not one channel per object (flow's magnitude, COSNet's gate): a re-run with
+    # other objects keeps them as they are
+    global_maps: ClassVar[tuple[str, ...]] = ()
     # shorter side (pixels) the engine enlarges smaller videos to by default (Session(min_side="auto"))
     min_working_side: ClassVar[int | None] = None
     # median annotated-object diameter (pixels) the engine enlarges small objects to by default

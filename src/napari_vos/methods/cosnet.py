@@ -59,6 +59,7 @@ class COSNet(MethodBase):
     accepts_annotation: ClassVar[bool] = False
     map_names: ClassVar[tuple[str, ...]] = ("coattention_gate",)
     map_grids: ClassVar[dict[str, int | None]] = {"coattention_gate": 16}
+    global_maps: ClassVar[tuple[str, ...]] = ("coattention_gate",)
 
     def __init__(self, network: COSNetNetwork, device: torch.device | str = "cpu", *, n_references: int = 5,
                  sampling: str = "uniform", seed: int = 0) -> None:

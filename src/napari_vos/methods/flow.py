@@ -114,6 +114,7 @@ class FlowMethod(MethodBase):
     runs_network: ClassVar[bool] = False
     map_names: ClassVar[tuple[str, ...]] = ("flow_magnitude",)
     map_grids: ClassVar[dict[str, int | None]] = {"flow_magnitude": None}
+    global_maps: ClassVar[tuple[str, ...]] = ("flow_magnitude",)
 
     def __init__(self, device: torch.device | str = "cpu", flow: str = "ilk", flow_side: int = 256,
                  num_warp: int = 3, seed: int = 0, **options: Any) -> None:
