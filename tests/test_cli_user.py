@@ -272,3 +272,33 @@ def test_a_stack_of_slices_without_time_is_pointed_out(tmp_path, square_video, c
     tifffile.imwrite(tmp_path / "labels.tif", (truth[0] > 0).astype(np.uint8))
     assert _flow(str(tmp_path / "zyx.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "o.tif")) == 0
     assert "has no time axis (axes ZYX): propagating along Z" in capsys.readouterr().err
+
+
+def test_keep_other_frames_reruns_a_corrected_output_from_its_frame(tmp_path):
+    """The command line's counterpart of the widget's unticked 'use every painted frame': an earlier
+    output (every frame painted) with frame 3 corrected is re-run forward from frame 3, frames 0-2 kept."""
+    import tifffile
+
+    from napari_vos.cli import main
+
+    video = np.zeros((6, 48, 64), np.uint8)
+    earlier = np.zeros((6, 48, 64), np.uint16)
+    for t in range(6):
+        video[t, 10:26, 4 + 3 * t:20 + 3 * t] = 200
+        earlier[t, 10:26, 4 + 3 * t:20 + 3 * t] = 1
+    earlier[1, 0:4, 0:4] = 2  # an earlier frame's oddity, which the re-run must leave alone
+    corrected = earlier.copy()
+    corrected[3, 10:26, 13:29] = 5  # frame 3 relabelled as object 5
+    tifffile.imwrite(tmp_path / "video.tif", video)
+    tifffile.imwrite(tmp_path / "corrected.tif", corrected)
+    out = tmp_path / "out.tif"
+    args = ["propagate", str(tmp_path / "video.tif"), str(tmp_path / "corrected.tif"), "-o", str(out),
+            "--method", "flow", "--device", "cpu", "--frame", "3", "--direction", "forward"]
+    assert main(args) == 2  # every frame painted: refused without the option
+    assert main([*args, "--keep-other-frames"]) == 0
+    result = tifffile.imread(out)
+    np.testing.assert_array_equal(result[:3], corrected[:3])
+    np.testing.assert_array_equal(result[3], corrected[3])
+    assert set(np.unique(result[4:])) <= {0, 5} and (result[4:] == 5).any()
+    no_frame = [a for a in args if a not in ("--frame", "3")]
+    assert main([*no_frame, "--keep-other-frames"]) == 2  # which frame was corrected must be said

@@ -226,13 +226,24 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if source.n_frames == 1 and labels is not None and labels.ndim == 3 and len(labels) > 1:
         raise ValueError(f"the video {args.video} is one frame but the labels {args.labels} are a stack of "
                          f"{len(labels)}: are VIDEO and LABELS the other way round?")
+    keep = getattr(args, "keep_other_frames", False)
+    if keep and (labels is None or labels.ndim != 3 or args.frame is None):
+        raise ValueError("--keep-other-frames takes a (T, Y, X) labels stack and the --frame to start from (the "
+                         "corrected one)")
+    if keep and args.frame not in (painted or []):
+        raise ValueError(f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted; give the corrected "
+                         "frame as --frame")
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
     try:
-        session, start = annotated_session(video, labels, method=args.method, frame=args.frame,
+        if keep:  # the stack's frames first: the run overwrites those it reaches, the others stay (an earlier output)
+            for t in range(len(labels)):
+                partial.labels[t] = np.asarray(labels[t])
+        session, start = annotated_session(video, np.asarray(labels[args.frame]) if keep else labels,
+                                           method=args.method, frame=args.frame,
                                            device=args.device, checkpoint=args.checkpoint, maps=bool(args.maps),
-                                           out=partial.labels, painted=painted, **options)
+                                           out=partial.labels, painted=None if keep else painted, **options)
         partial.describe(session.result().provenance())
         if session.annotations:  # advice from the first painted frame, as the session holds it (not read again)
             from napari_vos.advice import method_advice
@@ -648,6 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="frtm", help=METHOD_HELP)
     p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
                    "labels file, the painted frame to start from (default: the first painted one; with --direction backward, the last)")
+    p.add_argument("--keep-other-frames", action="store_true",
+                   help="with a (T, Y, X) labels stack such as an earlier output with one frame corrected: annotate "
+                        "only --frame's labels and keep the stack's other frames wherever the run does not reach "
+                        "them (with --direction forward, frames before --frame stay as they were)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
