@@ -427,7 +427,8 @@ class Session:
         if len(frames) == shape[0] > 1:
             raise ValueError("every frame of the labels stack is painted (an earlier output?), so every frame "
                              "would be an annotation and nothing is left to propagate: give the labels of the "
-                             "frame(s) to start from, e.g. only the first frame's")
+                             "frame(s) to start from, e.g. only the first frame's (to re-run a corrected output from "
+                             "its frame, keeping the others: the command line's --keep-other-frames with --frame)")
         for i in frames:
             self.annotate(i, labels[i])
         return frames
