@@ -838,56 +838,51 @@ class Session:
                       start_seconds=self._start_seconds)
 
 
-_STATE_LOCK = threading.Lock()
-_dtype_depth = 0
-_dtype_saved: torch.dtype | None = None
-_rng_depth = 0
-_rng_saved: torch.Tensor | None = None
+class _SharedTorchState:
+    """A piece of torch's process-wide state held for the engine's work and given back: the first
+    thread in calls ``take`` (which sets what the engine needs and returns what to give back, or None
+    for nothing), the last one out calls ``give_back`` with it. Counted, so Sessions running in several
+    threads at once neither undo each other's setting nor leave one run's state behind."""
+
+    def __init__(self, take: Callable[[], Any], give_back: Callable[[Any], None]) -> None:
+        self._take, self._give_back = take, give_back
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: Any = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._saved = self._take()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    self._give_back(self._saved)
+                    self._saved = None
 
 
-@contextmanager
-def _process_state() -> Iterator[None]:
-    """torch's process-wide default dtype for the engine's work: a caller's other default is float32
-    inside (float32 networks). The first thread in saves it and the last one out restores it, so
-    Sessions running at once do not undo each other's float32; a float32 default is not touched, so
-    other threads' torch work (napari's console while the widget runs) is left alone."""
-    global _dtype_depth, _dtype_saved
-    with _STATE_LOCK:
-        if _dtype_depth == 0:
-            dtype = torch.get_default_dtype()
-            _dtype_saved = dtype if dtype != torch.float32 else None
-            if _dtype_saved is not None:
-                torch.set_default_dtype(torch.float32)
-        _dtype_depth += 1
-    try:
-        yield
-    finally:
-        with _STATE_LOCK:
-            _dtype_depth -= 1
-            if _dtype_depth == 0 and _dtype_saved is not None:
-                torch.set_default_dtype(_dtype_saved)
-                _dtype_saved = None
+def _float32_default() -> torch.dtype | None:
+    """float32 as torch's default dtype (float32 networks); the caller's other default, to give back.
+    A float32 default is not touched, so other threads' torch work (napari's console while the widget
+    runs) is left alone."""
+    dtype = torch.get_default_dtype()
+    if dtype == torch.float32:
+        return None
+    torch.set_default_dtype(torch.float32)
+    return dtype
 
 
-@contextmanager
-def _global_rng_kept() -> Iterator[None]:
-    """torch's CPU RNG state given back after building a network (which draws from the global
-    generator; the methods draw from their own seeded ones), by the last thread out. Only around the
-    build: it was around every frame, which rewound the RNG of other threads (napari's console)
-    drawing while the widget ran."""
-    global _rng_depth, _rng_saved
-    with _STATE_LOCK:
-        if _rng_depth == 0:
-            _rng_saved = torch.random.get_rng_state()
-        _rng_depth += 1
-    try:
-        yield
-    finally:
-        with _STATE_LOCK:
-            _rng_depth -= 1
-            if _rng_depth == 0 and _rng_saved is not None:
-                torch.random.set_rng_state(_rng_saved)
-                _rng_saved = None
+#: the default dtype for the engine's work (`Session._compute`)
+_process_state = _SharedTorchState(_float32_default, torch.set_default_dtype).held
+#: torch's CPU RNG state given back after building a network (which draws from the global generator; the
+#: methods draw from their own seeded ones). Only around the build: around every frame it rewound the RNG
+#: of other threads (napari's console) drawing while the widget ran
+_global_rng_kept = _SharedTorchState(torch.random.get_rng_state, torch.random.set_rng_state).held
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype | None:
