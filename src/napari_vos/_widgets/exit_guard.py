@@ -30,7 +30,7 @@ def track(job: Any) -> None:
 
 
 def untrack(job: Any) -> None:
-    """The run's engine work ended (called from its worker thread, or when the GUI thread hears it)."""
+    """The run's engine work ended (called from its worker thread, when the generator ends)."""
     with _lock:
         _runs.pop(id(job), None)
 

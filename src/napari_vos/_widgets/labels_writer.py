@@ -64,17 +64,15 @@ def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str,
         out["layer_translate"] = translate
     if any(v < 0 for v in scale):
         out["layer_scale"] = scale
-    for key, default in (("rotate", "eye"), ("shear", "zero"), ("affine", "eye")):
+    for key in ("rotate", "shear", "affine"):
         value = attributes.get(key)
         if value is None:
             continue
         matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float)
-        if default == "zero" and matrix.ndim == 1:
-            plain = np.allclose(matrix, 0)
+        if matrix.ndim < 2:  # a 2-D layer's rotate as an angle, a shear as its upper-triangle values
+            plain = bool(np.allclose(matrix, 0))
         else:
-            plain = matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1] and np.allclose(matrix, np.eye(len(matrix)))
-        if matrix.ndim == 0:  # a 2-D layer's rotate given as an angle
-            plain = bool(np.isclose(matrix, 0))
+            plain = matrix.shape[0] == matrix.shape[1] and np.allclose(matrix, np.eye(len(matrix)))
         if not plain:
             out[f"layer_{key}"] = matrix.tolist()
     return out

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-
 import re
 import threading
 from collections.abc import Sequence

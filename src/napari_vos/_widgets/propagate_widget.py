@@ -720,7 +720,6 @@ class PropagateWidget(QWidget):
         self._error = err
 
     def _on_finished(self) -> None:
-        exit_guard.untrack(self.job)
         self._finetune_timer.stop()
         self._add_map_layers_then_finish()  # the map layers still waiting first, one per turn
 

@@ -10,7 +10,6 @@ tifffile parses the three sources but has no unit-aware summary of them, hence t
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.checks import painted_ids
-from napari_vos.data.readers import _natural_key, open_dataset
+from napari_vos.data.readers import _files, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
 from napari_vos.evaluation.unsupervised import evaluate_foreground
@@ -253,7 +253,7 @@ class PredictionFolder:
             if len(self._stack) != self.n:
                 raise ValueError(f"{path}: {len(self._stack)} predicted frames for {self.n} frames of {seq.name!r}")
             return
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in (".png", *TIFF_SUFFIXES)), key=_natural_key)
+        files = _files(path, (".png", *TIFF_SUFFIXES))  # in the reader's (natural) order
         stems = _frame_stems(seq)
         by_stem = {p.stem: p for p in files}
         self._files = {i: by_stem[s] for i, s in enumerate(stems) if s in by_stem}
@@ -271,28 +271,25 @@ class PredictionFolder:
         if self._stack is not None:
             from napari_vos.data.sequence import decode_mask
 
-            raw = np.asarray(self._stack[t])
-            labels = decode_mask(raw, void_255=False)  # a TIFF stack: 255 is a cell
+            labels = decode_mask(np.asarray(self._stack[t]), void_255=False)  # a TIFF stack: 255 is a cell
         else:
             p = self._files.get(int(t))
             if p is None:
                 return np.zeros(self.shape, np.int32)
             # a prediction has no void: 255 beside other ids is an object
-            raw = labels = read_mask(p, void_255=False, table=self._colours)
-        labels = self._binary_as_the_object(raw, labels)
-        self.ids_seen.update(int(i) for i in np.unique(labels))
+            labels = read_mask(p, void_255=False, table=self._colours)
+        labels, values = self._binary_as_the_object(labels, np.unique(labels))
+        self.ids_seen.update(int(i) for i in values)
         return labels
 
-    def _binary_as_the_object(self, raw: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def _binary_as_the_object(self, labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A binary frame (one value besides 0, and that value 1 or 255) scored against one object is
-        that object: a 0/255 TIFF or PNG prediction against truth read as id 1 or 2 (or the reverse)."""
-        if len(self.objects) != 1 or raw.ndim != 2:
-            return labels
-        values = np.unique(labels)
-        values = values[values != 0]
-        if values.size == 1 and int(values[0]) in (1, 255) and int(values[0]) != self.objects[0]:
-            return np.where(labels != 0, self.objects[0], 0).astype(np.int32)
-        return labels
+        that object: a 0/255 TIFF or PNG prediction against truth read as id 1 or 2 (or the reverse).
+        ``values``: the frame's ids (np.unique); returned with the frame as scored."""
+        found = values[values != 0]
+        if len(self.objects) == 1 and found.size == 1 and int(found[0]) in (1, 255) and int(found[0]) != self.objects[0]:
+            return np.where(labels != 0, self.objects[0], 0).astype(np.int32), np.where(values != 0, self.objects[0], 0)
+        return labels, values
 
     def unscored_ids(self, scored: list[int]) -> list[int]:
         """Ids read from the prediction that are none of the scored objects (nor background)."""
@@ -314,7 +311,7 @@ def _frame_stems(seq: Sequence) -> list[str]:
     if image_dir is not None and image_dir.is_dir():
         from napari_vos.data.sequence import IMAGE_SUFFIXES
 
-        files = sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        files = _files(image_dir, IMAGE_SUFFIXES)
         if len(files) == len(seq):
             return [p.stem for p in files]
     return [f"{t:05d}" for t in range(len(seq))]
