@@ -32,10 +32,10 @@ def _labels() -> np.ndarray:
     return lab
 
 
-def _run(*argv: str) -> int:
-    import torch
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    torch.set_num_threads(1)
+
+def _run(*argv: str) -> int:
     return cli.main(["propagate", *argv, "--method", "flow", "--device", "cpu"])
 
 

@@ -62,7 +62,7 @@ def test_a_run_stopped_mid_way_lets_go_of_its_job(make_napari_viewer, qtbot, mon
     assert output() is None, "the deleted output layer of a cancelled run is still referenced"
 
 
-def test_a_finished_session_lets_go_of_the_chunk_row_and_the_run_memo():
+def test_a_finished_session_lets_go_of_the_chunk_row_and_the_run_memo(one_torch_thread):
     """Once a propagation has ended, nothing reads the last chunk row kept for it (a zarr/dask stack's
     decoded frames: up to 2 GiB, a quarter of the free memory) nor the run's memo (what one pass leaves
     for the other: a cancelled fine-tuning's weights, 43 MB for OSVOS-AT; COSNet's embedded references,
@@ -70,12 +70,10 @@ def test_a_finished_session_lets_go_of_the_chunk_row_and_the_run_memo():
     (a console user's `s`, a notebook's list of sessions to correct later) holds both on the audited code."""
     da = pytest.importorskip("dask.array")
     import numpy as np
-    import torch
 
     from _layers import sliding_square
     from napari_vos import Session
 
-    torch.set_num_threads(1)
     frames, truth = sliding_square(32, (128, 128), side=40)
     video = da.from_array(frames.astype(np.uint16) * 100, chunks=(16, 128, 128))
     s = Session(video, method="flow", device="cpu")

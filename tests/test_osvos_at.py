@@ -14,12 +14,7 @@ from napari_vos.nn.losses import balance_weights
 from napari_vos.nn.dense_crf import PermutohedralLattice, crf_foreground
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _square(n=5, seed=0):

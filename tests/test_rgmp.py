@@ -13,12 +13,7 @@ from napari_vos.nn.global_conv import GlobalConv, GlobalConvBlock
 TINY = RGMPConfig(backbone="resnet18", channels=32, scales=(0.5, 0.75, 1.0))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,9 @@ def _disks(T, H, W, centers, r=12, move=(1, -1), seed=0):
     return coloured_disks(T, H, W, centers, r=r, move=move, seed=seed)
 
 
-@pytest.fixture
-def one_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- finding 1: maps of a re-run with as many objects but other ids are not carried over by id ----
 
-def test_1_rerun_with_same_count_other_ids_keeps_maps_by_object_id(one_thread):
+def test_1_rerun_with_same_count_other_ids_keeps_maps_by_object_id(one_torch_thread):
     """Run 1 follows objects 1 and 2; a correction at frame 3 holds objects 1 and 3 (2 left, 3 came).
     The map stack keeps its shape, so _restack_map is never called: frames 1-2 keep run 1's
     channel 1 (object 2's map), which result.object_ids now says is object 3's."""
@@ -73,7 +64,7 @@ class _Reads:
         self.a[key] = value
 
 
-def test_2_rerun_carry_over_does_not_load_the_whole_maps_out_stack(one_thread):
+def test_2_rerun_carry_over_does_not_load_the_whole_maps_out_stack(one_torch_thread):
     """maps_out exists for map stacks that do not fit in memory (docs: RGMP, 70 cells at 1024 px,
     18 MB a frame); a re-run adding one object copies the kept channels of *every* frame into one
     in-memory array (np.asarray(old[:, channels])): T x 18 MB at once. Frame by frame would do."""

@@ -37,9 +37,8 @@ def test_f1_short_labels_stack_saved_by_tifffile_default_stays_a_stack(tmp_path,
 
 # -- F2: flow's one-channel map is taken for a per-object map: a re-run wipes the frames it does not reach
 @pytest.mark.parametrize("second", ["other_id", "fewer_objects"])
-def test_f2_global_one_channel_map_keeps_unreached_frames(second):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
+def test_f2_global_one_channel_map_keeps_unreached_frames(second, one_torch_thread):
+    pytest.importorskip("torch")
     from napari_vos import Session
 
     vid, gt = _disks(6, 90, 150, ((30, 40), (62, 112)))
@@ -58,9 +57,8 @@ def test_f2_global_one_channel_map_keeps_unreached_frames(second):
 
 
 # -- F3: the temporary copy of the kept channels is left behind when making the new stack fails ----
-def test_f3_restack_temp_folder_removed_when_maps_out_fails(tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
+def test_f3_restack_temp_folder_removed_when_maps_out_fails(tmp_path, monkeypatch, one_torch_thread):
+    pytest.importorskip("torch")
     from napari_vos import Session
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

@@ -37,7 +37,7 @@ class _CountingRecipe:
 
 
 # 1 ------------------------------------------------------------------------------------------
-def test_rgmp_batches_drawn_in_a_worker_process_do_not_use_the_training_device():
+def test_rgmp_batches_drawn_in_a_worker_process_do_not_use_the_training_device(one_torch_thread):
     """RGMP's recipe simulates its samples on the device given to build() (recipe._device). On a GPU
     with --workers (the default on cuda), the DataLoader workers are forked after CUDA is initialised
     in the parent, and a forked child cannot use CUDA ("Cannot re-initialize CUDA in forked
@@ -48,7 +48,6 @@ def test_rgmp_batches_drawn_in_a_worker_process_do_not_use_the_training_device()
     from napari_vos.training.prefetch import RecipeBatches
     from napari_vos.training.recipes import make_recipe
 
-    torch.set_num_threads(1)
     recipe = make_recipe("rgmp", size=(64, 64), batch_size=1, config="light:pretrain", synthetic_fraction=1.0)
     recipe.build(torch.device("meta"))  # what build(cuda) does to the recipe: samples now go to that device
     loader = DataLoader(RecipeBatches(recipe, seed=0, start_step=0), batch_size=None, num_workers=1)
@@ -104,14 +103,13 @@ def test_s2s_init_from_a_backbone_without_conv5_is_a_clear_error_not_a_keyerror(
 
 
 # 4 ------------------------------------------------------------------------------------------
-def test_osvos_at_paper_run_refuses_a_light_checkpoint_instead_of_loading_a_few_biases(tmp_path):
+def test_osvos_at_paper_run_refuses_a_light_checkpoint_instead_of_loading_a_few_biases(tmp_path, one_torch_thread):
     """OSVOS-AT's --init copies any tensor whose name and shape match: a 'paper' (VGG-16) run given
     the 'light' (ResNet-18) export loads 12 of its 44 tensors (head biases) and trains on, silently."""
     from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
     from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
     from napari_vos.weights import save_checkpoint
 
-    torch.set_num_threads(1)
     light = OSVOSATRecipe(config="light", size=(64, 64))
     path = tmp_path / "light.safetensors"
     save_checkpoint(path, *light.export_tensors(OSVOSATNetwork(CONFIGS["light"])))

@@ -323,12 +323,11 @@ def test_cache_dir_expands_user_and_ignores_empty(monkeypatch, tmp_path):
 
 
 # 7 -- the preprocessing-difference warning reaches session.notes (the widget shows notes, not warnings)
-def test_preprocessing_difference_is_a_session_note(tmp_path):
+def test_preprocessing_difference_is_a_session_note(tmp_path, one_torch_thread):
     from safetensors import safe_open
 
     from napari_vos.session import Session
 
-    torch.set_num_threads(1)
     src = weights.PACKAGE_DIR / "rgmp-resnet18-light.safetensors"
     with safe_open(str(src), "pt") as f:
         meta = dict(f.metadata())
