@@ -11,9 +11,13 @@ the result is the same up to float rounding (`_sparse_aggregate`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 _EPS = 1e-7
 #: the box-wise path is used on the CPU from this many objects on, when their boxes cover at most
@@ -204,7 +208,8 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
     return labels
 
 
-def object_masks(labels, ids: list[int], size: tuple[int, int], rescued: list[int] | None = None) -> torch.Tensor:
+def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
+                 rescued: list[int] | None = None) -> torch.Tensor:
     """The (K, h, w) float {0, 1} masks of objects ``ids`` of a (H, W) integer labels image at
     ``size``: each object's mask bilinearly resized (``align_corners=False``) and thresholded at
     0.5, as resizing the full one-hot stack would give them, but computed inside each object's box
