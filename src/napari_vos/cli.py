@@ -498,7 +498,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          real_dirs=args.data or [], synthetic_fraction=args.synthetic_fraction,
                          batch_size=args.batch_size, config=args.config, backbone_weights=args.backbone_weights,
                          init_checkpoint=args.init, train_backbone_from=args.train_backbone_from,
-                         clip_frames=args.clip_frames, synthetic_cells=args.synthetic_cells)
+                         clip_frames=args.clip_frames, synthetic_cells=args.synthetic_cells,
+                         photometric=args.photometric)
     settings = TrainSettings(steps=args.steps, lr=args.lr, save_every=args.save_every, seed=args.seed,
                              max_minutes=args.max_minutes, workers=_train_workers(args.workers, device),
                              log_every=args.log_every, precision=args.precision,
@@ -594,6 +595,7 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
             pass
     fields = {"data": ",".join(Path(d).name for d in args.data or []) or "synthetic only",
               "synthetic_fraction": args.synthetic_fraction, "synthetic_cells": args.synthetic_cells,
+              "photometric": args.photometric,
               "init": init, "train_backbone_from": args.train_backbone_from, "lr": args.lr,
               "lr_drop_at": args.lr_drop_at, "steps_planned": args.steps, "batch_size": args.batch_size,
               "seed": args.seed, "precision": args.precision}
@@ -719,6 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the videos that are synthetic, with --data (default 0.5; without --data all are)")
     p.add_argument("--synthetic-cells", type=float, default=0.0,
                    help="share of the synthetic videos that are microscopy time-lapses (cells; default 0: all natural-like)")
+    p.add_argument("--photometric", type=float, default=0.0,
+                   help="chance that a training video's intensities are changed, as propagation's percentile stretch "
+                        "of 16-bit data does or by a random contrast, brightness and gamma (default 0: none)")
     p.add_argument("--config", default=None, help="method configuration (default: frtm fast, the others light; frtm: fast|full; agame: light|full; rgmp: light:pretrain|light:video|light:windows|"
                         "paper:...; s2s: light|paper; osvos_at: light|paper; cosnet: light|paper[:vanilla|symmetric|channel]; "
                         "rvos: light|paper:teacher|inferred|zero)")

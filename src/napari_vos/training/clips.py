@@ -16,6 +16,7 @@ import numpy as np
 from skimage.transform import resize
 
 from napari_vos.data.label_types import label_dtype_for
+from napari_vos.training.photometric import photometric_change
 
 HOLDOUT_DAVIS = ("bear", "bmx-bumps", "car-turn", "dance-jump", "hike", "paragliding", "rhino", "soccerball")
 
@@ -143,7 +144,8 @@ class VideoMix:
     rolling pool of 24 (once full, each draw first replaces a random one with probability 1/4), as
     generating a video costs more than drawing a clip from one. ``synthetic_cells`` (default 0) is
     the share of the synthetic videos that are microscopy time-lapses (`SyntheticCellSource`),
-    drawn from a pool of their own; the rest are natural-like.
+    drawn from a pool of their own; the rest are natural-like. ``photometric`` (default 0) is the
+    chance that a drawn video goes through a per-video intensity change (`photometric_change`).
     """
 
     size: tuple[int, int]
@@ -152,6 +154,7 @@ class VideoMix:
     synthetic_source: str | None
     batch_size: int
     _synthetic_cells: float = 0.0
+    _photometric: float = 0.0
 
     @property
     def synthetic_cells(self) -> float:
@@ -162,6 +165,17 @@ class VideoMix:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"synthetic_cells is a share of the synthetic videos in [0, 1], got {share}")
         self._synthetic_cells = float(share)
+
+    @property
+    def photometric(self) -> float:
+        return self._photometric
+
+    @photometric.setter
+    def photometric(self, chance: float) -> None:
+        if not 0.0 <= chance <= 1.0:
+            raise ValueError(f"photometric is the chance that a training video's intensities are changed, in [0, 1], "
+                             f"got {chance}")
+        self._photometric = float(chance)
 
     def _init_videos(self) -> None:
         self._bank: SequenceBank | None = None
@@ -217,8 +231,17 @@ class VideoMix:
         """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
         bank = self._real()
         if bank is None or rng.random() < self.synthetic_fraction:
-            return self._synthetic(rng)
-        return bank.videos[int(rng.integers(len(bank)))]
+            frames, labels = self._synthetic(rng)
+        else:
+            frames, labels = bank.videos[int(rng.integers(len(bank)))]
+        return self._changed(frames, rng), labels
+
+    def _changed(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``frames``, or with chance ``photometric`` a copy through `photometric_change`. Nothing is
+        drawn from ``rng`` when the chance is 0, so runs without the change keep their data stream."""
+        if self.photometric > 0 and rng.random() < self.photometric:
+            return photometric_change(frames, rng)
+        return frames
 
     def _clips(self, rng: np.random.Generator, sample: Callable[[np.ndarray, np.ndarray], Clip | None]) -> list[Clip]:
         """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are skipped."""

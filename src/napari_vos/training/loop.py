@@ -302,7 +302,7 @@ def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
 
     kept = {k: v for k, v in asdict(settings).items() if k not in ("save_every", "log_every", "max_minutes", "workers")}
     for name in ("size", "batch_size", "real_dirs", "synthetic_fraction", "train_backbone_from", "synthetic_cells",
-                 "n_frames", "clip_length"):
+                 "photometric", "n_frames", "clip_length"):
         if hasattr(recipe, name):
             value = getattr(recipe, name)
             kept[name] = list(value) if isinstance(value, (tuple, list)) else value

@@ -14,16 +14,19 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
                 synthetic_fraction: float = 0.5, batch_size: int | None = None, config: str | None = None,
                 backbone_weights: str | None = None, init_checkpoint: str | None = None,
                 train_backbone_from: str | None = None, clip_frames: int | None = None,
-                synthetic_cells: float = 0.0) -> Any:
+                synthetic_cells: float = 0.0, photometric: float = 0.0) -> Any:
     """The training recipe of one method, with the given data and sizes (None keeps its defaults).
 
     ``clip_frames``: frames per training clip, for the methods trained on fixed-length clips
     (A-GAME: the paper's 8, later 14; RVOS: 5); an error for the others. ``synthetic_cells``: the
     share of the synthetic videos that are microscopy time-lapses (`clips.SyntheticCellSource`).
+    ``photometric``: the chance that a training video's intensities are changed
+    (`photometric.photometric_change`).
     """
     recipe = _recipe(method, size, real_dirs, synthetic_fraction, batch_size, config, backbone_weights,
                      init_checkpoint, train_backbone_from, clip_frames)
     recipe.synthetic_cells = synthetic_cells  # checked by VideoMix's setter
+    recipe.photometric = photometric  # the same
     return recipe
 
 

@@ -129,7 +129,7 @@ class S2SRecipe(VideoMix):
                     continue  # one object per video in a batch
                 used.add(i)
                 video = bank.videos[i]
-            clip = sample_ordered_clip(*video, length, rng, self.size, max_step=self.max_stride, backward=False,
+            clip = sample_ordered_clip(self._changed(video[0], rng), video[1], length, rng, self.size, max_step=self.max_stride, backward=False,
                                        augment=FlipAffine(), visible_only=True)
             if clip is not None:
                 frames.append(clip.frames)

@@ -1,0 +1,72 @@
+"""Per-video intensity changes for training (``napari-vos train --photometric P``).
+
+Propagation reads an 8-bit video as 0-255 but stretches a 16-bit, float or dim one by its
+1st-99.8th percentiles (`data.frames`), so the same scene reaches a network at different
+contrasts; the shipped RGMP checkpoint's labels agreed at only J 0.58 between a video and its
+16-bit copy (docs/benchmarks.md, "Reproducibility"). Training videos given either that
+stretch or a random contrast, brightness and gamma are meant to make a network less sensitive to
+it (the effect is measured in docs/benchmarks.md before a checkpoint trained so is shipped).
+
+Each change is one monotone look-up table per video (per channel for the stretch, as the engine
+stretches each channel; one for all channels for the random change), the same for every frame,
+as a camera's or a reader's change of scale is: a 256-entry table over uint8 frames is far cheaper
+than float arithmetic on a whole real sequence. Written here rather than with scikit-image's
+``exposure`` functions because the stretch must be the engine's own (`percentile_range`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from napari_vos.data.frames import PERCENTILES
+from napari_vos.data.intensity import percentile_range
+
+#: contrast factor, brightness offset (of the 0-1 range) and log-gamma ranges of the random change
+CONTRAST = (0.5, 1.6)
+BRIGHTNESS = (-0.12, 0.12)
+LOG_GAMMA = (-0.4, 0.4)
+#: frames the percentiles are taken over (the engine reads a stack's range from up to 8 too)
+_SAMPLE_FRAMES = 8
+
+
+def _sample(frames: np.ndarray) -> list[np.ndarray]:
+    """Up to 8 evenly spaced frames, as the engine samples a stack for its intensity range."""
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(_SAMPLE_FRAMES, len(frames))).astype(int))
+    return [frames[i] for i in idx]
+
+
+def stretch_tables(frames: np.ndarray) -> np.ndarray:
+    """(C, 256) uint8 tables (C = 1 for grey frames) that stretch each channel's 1st-99.8th
+    percentiles to 0-255, with the engine's own `percentile_range`: propagation's reading of a
+    16-bit or dim copy of ``frames``."""
+    lo, hi = percentile_range(_sample(frames), PERCENTILES)
+    x = np.arange(256, dtype=np.float64)[None]
+    scaled = (x - lo[:, None]) / np.maximum(hi - lo, 1.0)[:, None]
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def random_table(rng: np.random.Generator, mean: float) -> np.ndarray:
+    """A (256,) uint8 table changing contrast about ``mean`` (0-1), brightness and gamma at random."""
+    contrast = rng.uniform(*CONTRAST)
+    brightness = rng.uniform(*BRIGHTNESS)
+    gamma = float(np.exp(rng.uniform(*LOG_GAMMA)))
+    x = np.arange(256, dtype=np.float64) / 255.0
+    y = np.clip((x - mean) * contrast + mean + brightness, 0.0, 1.0) ** gamma
+    return np.round(y * 255).astype(np.uint8)
+
+
+def photometric_change(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of uint8 ``frames`` (T, H, W[, C]) through per-video tables: the engine's percentile
+    stretch or a random contrast/brightness/gamma change (one table for all channels), with equal chance."""
+    if frames.dtype != np.uint8:
+        raise ValueError(f"photometric changes apply to uint8 training frames, got {frames.dtype}")
+    if rng.random() < 0.5:
+        tables = stretch_tables(frames)
+    else:
+        mean = float(np.mean([f.mean() for f in _sample(frames)])) / 255.0
+        tables = random_table(rng, mean)[None]
+    if frames.ndim == 3 or len(tables) == 1:
+        return tables[0][frames]
+    out = np.empty_like(frames)
+    for c in range(frames.shape[-1]):
+        out[..., c] = tables[c][frames[..., c]]
+    return out
