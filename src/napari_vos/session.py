@@ -54,6 +54,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise unknown
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use device='cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device {device!r} asked for, but torch sees {count} CUDA GPU{'s' if count != 1 else ''} "
+                         f"here (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); use 'cuda' or one of those")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device {device!r} asked for, but MPS is not available; use device='cpu' or 'auto'")
     return dev

@@ -157,10 +157,21 @@ def check_present(name_or_path: str | None, method: str) -> None:
     the method's default) is not registered, not a file, or registered but its file is missing and
     has no download address; the same errors `resolve` gives when the method is built."""
     info = default_checkpoint(method) if name_or_path is None else _lookup(name_or_path)[0]
+    if info is not None and info.method != method:  # the registry says whose it is: no need to read it
+        raise wrong_method(info.name, info.method, method)
     if info is not None:
         path, looked = _registered_file(info)
         if path is None and not info.url:
             raise _missing(info, looked)
+
+
+def wrong_method(checkpoint: str, owner: str | None, method: str) -> CheckpointError:
+    """The error for checkpoint ``checkpoint``, made for method ``owner`` (None: it names none), given to ``method``."""
+    instead = (f"leave the checkpoint empty for {method}'s shipped one" if list_checkpoints(method)
+               else f"train one for {method} (`napari-vos train {method}`) and give its file: {method} ships none")
+    remedy = (f"choose method {owner!r} for it" if owner else "it names no method in its metadata, so it is "
+              "no napari-vos export") + f", or {instead}"
+    return CheckpointError(f"checkpoint {checkpoint} is for method {owner!r}, not '{method}': {remedy}")
 
 
 def resolve(name_or_path: str | os.PathLike[str], download: bool = True) -> tuple[Path, CheckpointInfo | None]:

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from napari_vos.checks import from_torch, not_an_array, whole_number
+from napari_vos.data.indexed_frames import IndexedFrames, needs_indexing
 from napari_vos.data.intensity import float32_loses_digits, percentile_range
 
 PERCENTILES = (1.0, 99.8)
@@ -44,6 +45,8 @@ class FrameSource:
         if problem:
             raise ValueError(problem)
         video = from_torch(video)  # a torch tensor: its numpy view (a copy off the CPU, or of bfloat16)
+        if needs_indexing(video):  # a pims-style reader: frame 0 gives shape and dtype; frames read one by one
+            video = IndexedFrames(video)
         shape = tuple(int(s) for s in getattr(video, "shape", ()))
         if not shape:
             try:
@@ -90,7 +93,7 @@ class FrameSource:
         self.n_frames = shape[0]
         self.frame_shape = (shape[1], shape[2])
         self.channels = channels if len(shape) == 4 else None
-        self.dtype = np.dtype(getattr(video, "dtype", np.float32))
+        self.dtype = np.dtype(video.dtype)
         if self.dtype.kind not in "biuf":  # complex, object, strings, records: no image to normalise
             raise ValueError(f"frames of dtype {self.dtype} are not images napari-vos can read; give integer, "
                              "float or boolean frames")

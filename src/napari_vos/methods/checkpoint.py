@@ -66,12 +66,7 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
 
     state, meta, ckpt_name, sha = weights.load_checkpoint(checkpoint or weights.default_checkpoint(method).name)
     if (meta.get("method", method) if accept_unnamed else meta.get("method")) != method:
-        owner = meta.get("method")
-        instead = (f"leave the checkpoint empty for {method}'s shipped one" if weights.list_checkpoints(method)
-                   else f"train one for {method} (`napari-vos train {method}`) and give its file: {method} ships none")
-        remedy = (f"choose method {owner!r} for it" if owner else "it names no method in its metadata, so it is "
-                  "no napari-vos export") + f", or {instead}"
-        raise weights.CheckpointError(f"checkpoint {ckpt_name} is for method {owner!r}, not '{method}': {remedy}")
+        raise weights.wrong_method(ckpt_name, meta.get("method"), method)
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:  # the one damage a file's header and shapes do not show: it would segment nothing
         raise weights.CheckpointError(f"checkpoint {ckpt_name} holds NaN or infinite values in {len(broken)} "
