@@ -157,8 +157,8 @@ def test_train_names_a_device_it_does_not_have_and_an_unknown_config(tmp_path, c
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-@pytest.mark.parametrize("method, size", [("frtm", (48, 64)), ("osvos_at", (48, 64)), ("rgmp", (48, 64)),
-                                          ("s2s", (64, 96))])  # S2S: multiples of 32
+@pytest.mark.parametrize("method, size", [("frtm", (48, 64)), ("osvos_at", (48, 64)), ("rgmp", (64, 96)),
+                                          ("s2s", (64, 96))])  # S2S and RGMP: multiples of 32
 def test_exports_record_the_training_size_as_the_command_takes_it(method, size):
     from napari_vos.training.recipes import make_recipe
 

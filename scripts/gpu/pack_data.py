@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from napari_vos.training.clips import HOLDOUT_DAVIS  # the project's validation split, never trained on
+from napari_vos.training.clips import HOLDOUT_DAVIS, held_out  # the project's validation split, never trained on
 
 
 def _shrink(img: Image.Image, long_side: int, resample: int) -> Image.Image:
@@ -44,7 +44,7 @@ def pack_davis(source: Path, out: Path, long_side: int = 480, quality: int = 70,
         raise ValueError(f"{source} is not a DAVIS folder (JPEGImages/ and Annotations/ expected)")
     written = 0
     for seq in sorted(p for p in images.iterdir() if p.is_dir()):
-        if seq.name in exclude:
+        if held_out(seq.name, exclude):
             continue
         for kind, folder, pattern in (("JPEGImages", seq, "*.jpg"), ("Annotations", annotations / seq.name, "*.png")):
             target = out / kind / seq.name

@@ -29,6 +29,13 @@ class Clip:
     masks: np.ndarray  # (T, H, W) float32 {0, 1}
 
 
+def held_out(name: str, excluded: Iterable[str]) -> bool:
+    """Whether sequence ``name`` is one of ``excluded``, also as the last part of a collection's
+    name ("davis2016-train/bear" when --data names the folder holding davis2016-train)."""
+    excluded = set(excluded)
+    return name in excluded or name.rsplit("/", 1)[-1] in excluded
+
+
 class SequenceBank:
     """Real sequences held at a fixed working size: frames uint8 (T, h, w, 3), labels (T, h, w) in the
     smallest type that holds their ids (`label_dtype_for`)."""
@@ -43,7 +50,7 @@ class SequenceBank:
         excluded = set(exclude)
         for folder in folders:
             for seq in open_dataset(folder):
-                if seq.name in excluded:
+                if held_out(seq.name, excluded):
                     seq.close()
                     continue
                 frames, labels = [], []

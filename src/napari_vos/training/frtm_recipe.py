@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from napari_vos.methods.frtm import CONFIGS, FRTMNetwork
 from napari_vos.methods.frtm_target import TargetModel, target_scores
 from napari_vos.nn.backbone_freeze import freeze_leading, named_stages, resnet_features
+from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
 from napari_vos.training.loop import export_tensors
 from napari_vos.training.ridge_probe import ridge_probe_loss, ridge_probe_scores
@@ -75,7 +76,14 @@ class FRTMRecipe(VideoMix):
     def loss(self, model: FRTMNetwork, batch: list[Clip], device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
         images = torch.from_numpy(np.stack([c.frames for c in batch])).permute(0, 1, 4, 2, 3).to(device)  # B,3,3,H,W
         masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,3,H,W
-        b, n, _, h, w = images.shape
+        b, n = images.shape[:2]
+        # padded (replicate) to a multiple of 32 as inference pads frames and masks, so that conv2..conv5
+        # cover one extent and the decoder's upsampling lines up as it will at test time (a 432x240 crop
+        # unpadded put conv5's last row 15 pixels off); the loss is taken on the crop's own pixels
+        padded, size = pad_to_multiple(images.flatten(0, 1), 32)
+        images = padded.unflatten(0, (b, n))
+        masks, _ = pad_to_multiple(masks, 32)
+        h, w = images.shape[-2:]
         feats = resnet_features(model.backbone, images.flatten(0, 1), self._frozen)
         conv4 = feats["conv4"].unflatten(0, (b, n))
         cfg = model.config
@@ -87,8 +95,8 @@ class FRTMRecipe(VideoMix):
         scores_t = target_scores(tm.w1, tm.w2, conv4[:, 1:])  # (n-1, B, h16, w16)
         scores_t = scores_t.transpose(0, 1).flatten(0, 1)[:, None]  # (B*(n-1), 1, h16, w16), sample-major
         val = {k: v.unflatten(0, (b, n))[:, 1:].flatten(0, 1) for k, v in feats.items()}
-        logits = model.seg(val, scores_t, (h, w))
-        target = masks[:, 1:].flatten(0, 1)
+        logits = crop_to(model.seg(val, scores_t, (h, w)), size)
+        target = crop_to(masks[:, 1:], size).flatten(0, 1)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         stats: dict[str, Any] = {}
         if self.probe_weight > 0 and "conv4" not in self._frozen:
@@ -105,7 +113,8 @@ class FRTMRecipe(VideoMix):
             pred = logits > 0
             inter = (pred & (target > 0.5)).flatten(1).sum(1).float()
             union = (pred | (target > 0.5)).flatten(1).sum(1).float().clamp_min(1)
-            coarse = F.interpolate(scores_t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0.5
+            coarse = F.interpolate(scores_t, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            coarse = crop_to(coarse, size) > 0.5
             cinter = (coarse & (target > 0.5)).flatten(1).sum(1).float()
             cunion = (coarse | (target > 0.5)).flatten(1).sum(1).float().clamp_min(1)
         return loss, {"iou": float((inter / union).mean()), "coarse_iou": float((cinter / cunion).mean()), **stats}

@@ -99,6 +99,9 @@ class RGMPRecipe(VideoMix):
         if self.stage == "windows" and self.size[0] != self.size[1]:  # it crops squares of the height's side
             raise ValueError(f"RGMP's windows stage trains on square windows: give --size NxN, not "
                              f"{self.size[1]}x{self.size[0]}")
+        if self.size[0] % 32 or self.size[1] % 32:  # inference pads to 32: the refinement modules' grids line up
+            raise ValueError(f"RGMP training size must be a multiple of 32, got {self.size[1]}x{self.size[0]} "
+                             f"(e.g. {32 * round(self.size[1] / 32)}x{32 * round(self.size[0] / 32)})")
         h = round(self.size[0] * 1.25)
         self._bank_size = (h, max(round(self.size[1] * 1.25), round(h * 16 / 9)))
         self._init_videos()

@@ -117,20 +117,25 @@ class S2SRecipe(VideoMix):
         length = int(rng.integers(self.min_length, self.max_length + 1))
         bank = self._real()
         used: set[int] = set()
+        used_synthetic: set[int] = set()
         frames, masks = [], []
         for _ in range(100 * self.batch_size):
             if len(frames) == self.batch_size:
                 break
             if bank is None or rng.random() < self.synthetic_fraction:
                 video = self._synthetic(rng)
+                if id(video[0]) in used_synthetic:
+                    continue  # the pool hands out its videos at random: one of each per batch too
+                used_synthetic.add(id(video[0]))
             else:
                 i = int(rng.integers(len(bank)))
                 if i in used and len(used) < len(bank):
                     continue  # one object per video in a batch
                 used.add(i)
                 video = bank.videos[i]
-            clip = sample_ordered_clip(self._changed(video[0], rng), video[1], length, rng, self.size, max_step=self.max_stride, backward=False,
-                                       augment=FlipAffine(), visible_only=True)
+            clip = sample_ordered_clip(self._changed(video[0], rng), video[1], length, rng, self.size,
+                                       max_step=self.max_stride, backward=False, augment=FlipAffine(),
+                                       visible_only=True)
             if clip is not None:
                 frames.append(clip.frames)
                 masks.append(clip.masks)
