@@ -29,6 +29,17 @@ class Clip:
     masks: np.ndarray  # (T, H, W) float32 {0, 1}
 
 
+def consecutive_runs(indices: Iterable[int]) -> list[list[int]]:
+    """``indices`` split where they skip a frame: [0, 1, 2, 5, 6] -> [[0, 1, 2], [5, 6]]."""
+    runs: list[list[int]] = []
+    for i in sorted(int(i) for i in indices):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 def held_out(name: str, excluded: Iterable[str]) -> bool:
     """Whether sequence ``name`` is one of ``excluded``, also as the last part of a collection's
     name ("davis2016-train/bear" when --data names the folder holding davis2016-train)."""
@@ -53,21 +64,26 @@ class SequenceBank:
                 if held_out(seq.name, excluded):
                     seq.close()
                     continue
-                frames, labels = [], []
                 with seq:  # read once into the bank: a TIFF stack's files close afterwards
                     source = FrameSource(seq.frames)  # the engine's normalisation: training sees what inference sees
-                    for i in seq.annotated:
-                        img = source[i]
-                        frames.append((resize(img, size, order=1, anti_aliasing=True) * 255).astype(np.uint8))
-                        labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
-                                             anti_aliasing=False).astype(np.int32))
-                if len(frames) >= 3:
-                    ids = np.stack(labels)
-                    # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
-                    self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
-                    self.names.append(seq.name)
-                if max_sequences and len(self.videos) >= max_sequences:
-                    return
+                    # each run of consecutive annotated frames is a video of its own: a sparsely annotated
+                    # sequence (every 5th frame, a few ground-truth frames) would otherwise show its
+                    # annotated frames as neighbours, silent jumps in time to the temporal methods
+                    for run in consecutive_runs(seq.annotated):
+                        if len(run) < 3:
+                            continue
+                        frames, labels = [], []
+                        for i in run:
+                            img = resize(source[i], size, order=1, anti_aliasing=True)
+                            frames.append(np.round(img * 255).astype(np.uint8))
+                            labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
+                                                 anti_aliasing=False).astype(np.int32))
+                        ids = np.stack(labels)
+                        # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
+                        self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
+                        self.names.append(seq.name if len(run) == len(seq.annotated) else f"{seq.name}@{run[0]}")
+                        if max_sequences and len(self.videos) >= max_sequences:
+                            return
 
     def __len__(self) -> int:
         return len(self.videos)
