@@ -176,7 +176,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
     """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
-    from napari_vos.data.label_types import largest_id, painted_frames
+    from napari_vos.data.label_types import check_id_range, largest_id, painted_frames
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
@@ -193,6 +193,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
     _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
     earlier_pngs = [] if to_tiff else _check_png_folder(Path(args.output))
+    # a run stopped part-way does not replace an earlier output (a re-run with another method or option)
+    earlier_output = Path(args.output).is_file() if to_tiff else bool(earlier_pngs)
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
         from napari_vos.methods.registry import method_class
@@ -233,6 +235,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if keep and args.frame not in (painted or []):
         raise ValueError(f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted; give the corrected "
                          "frame as --frame")
+    if keep:  # frames copied as they are must hold ids the output keeps (-3 became 65533 in uint16)
+        for t in range(len(labels)):
+            frame = np.asarray(labels[t])
+            check_id_range(frame.min(), frame.max(), f"frame {t} of {args.labels} (--keep-other-frames copies it)")
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
@@ -272,9 +278,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
     partial.close(provenance)
     maps = map_files.close(provenance) if map_files is not None else []
+    written_to = stopped_path(Path(args.output)) if stop is not None and earlier_output else Path(args.output)
     try:
-        if to_tiff:
-            write_tiff_labels(args.output, result.labels, calibration=calibration, provenance=provenance,
+        if to_tiff or written_to != Path(args.output):
+            write_tiff_labels(written_to, result.labels, calibration=calibration, provenance=provenance,
                               max_id=max([top, *result.object_ids]))  # what it holds: no pass over it to find out
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
             from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD
@@ -298,9 +305,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         print(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
               f"labels as {args.output}: delete it by hand", file=sys.stderr)
     if stop is not None:
+        kept = (f"; {args.output} from an earlier run is kept as it was" if written_to != Path(args.output) else "")
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
-              f"{_frame_ranges(finished)}) to {args.output}" + (f" and {args.maps}" if maps else "") +
-              ", the others empty", file=sys.stderr)
+              f"{_frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
+              f", the others empty{kept}", file=sys.stderr)
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise stop
@@ -507,7 +515,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or f"runs/{args.method}")
     resuming = args.resume and (out_dir / "last.pt").exists()
     if args.export:  # before the training, not at its first save
-        _check_writable(Path(args.export), folder=False, what="the weights")
+        _check_export(Path(args.export), resuming)
     on_save = _exporter(recipe, args.export, args, out_dir / "last.pt" if resuming else None) if args.export else None
     try:
         with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
@@ -518,6 +526,29 @@ def cmd_train(args: argparse.Namespace) -> int:
               "stopped before the first step; nothing was saved", flush=True)
         return 130
     return 0
+
+
+def stopped_path(output: Path) -> Path:
+    """Where a stopped run's frames go when ``output`` holds an earlier run's labels: beside it,
+    ``out.tif`` -> ``out.stopped.tif``, a PNG folder ``results/`` -> ``results.stopped.tif``."""
+    stem = output.stem if output.suffix.lower() in (".tif", ".tiff") else output.name
+    return output.with_name(f"{stem}.stopped.tif")
+
+
+def _check_export(export: Path, resuming: bool) -> None:
+    """``train --export``: writable, never a registered checkpoint's file (the shipped method would
+    fail its sha256 check), and for a new run not an existing file, which its first save replaces."""
+    from napari_vos import weights
+
+    _check_writable(export, folder=False, what="the weights")
+    owner = weights.registered_at(export)
+    if owner is not None:
+        raise ValueError(f"--export {export} is the registered checkpoint {owner.name!r}'s file: export to another "
+                         "name (a trained file is shipped by copying it there with a new registry entry)")
+    if export.exists() and not resuming:
+        raise ValueError(f"--export {export} already exists, and this new run would replace it at its first save: "
+                         "give another name, delete the file first, or continue the run that wrote it (--resume "
+                         "with its --out)")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -28,7 +28,7 @@ from torch.profiler import record_function
 from napari_vos import __version__
 from napari_vos.checks import from_torch, not_an_array, objects_missing_at_start, painted_ids, whole_number
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
-from napari_vos.data.label_types import label_dtype_for, painted_frames
+from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
@@ -81,11 +81,7 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
             raise ValueError(f"{what} must hold integer object ids (0 = background); got non-integer float values")
     elif not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{what} must be an integer labels image, got dtype {arr.dtype}")
-    if arr.min() < 0:
-        raise ValueError(f"{what} contain negative ids; use 0 for background and 1, 2, ... for objects")
-    if float(arr.max()) > np.iinfo(np.int32).max:  # float(): float16's max compared with 2**31 - 1 overflowed
-        raise ValueError(f"{what} hold ids up to {arr.max()}, more than napari-vos keeps (2147483647); number the "
-                         "objects 1, 2, ... first (skimage.segmentation.relabel_sequential)")
+    check_id_range(arr.min(), arr.max(), what)
     return arr.astype(np.int32)
 
 

@@ -125,6 +125,18 @@ def _registered_file(info: CheckpointInfo) -> tuple[Path | None, list[Path]]:
     return next((p for p in looked if p.exists()), None), looked
 
 
+def registered_at(path: str | os.PathLike[str]) -> CheckpointInfo | None:
+    """The registered checkpoint whose file ``path`` is (in the package or the cache), or None."""
+    try:
+        target = Path(path).resolve()
+    except OSError:
+        return None
+    for info in _read_registry().values():
+        if any(p.resolve() == target for p in _registered_file(info)[1]):
+            return info
+    return None
+
+
 def _missing(info: CheckpointInfo, looked: list[Path]) -> CheckpointError:
     return CheckpointError(f"checkpoint {info.name!r} (file {info.file}) is missing; looked in "
                            f"{', '.join(str(p.parent) for p in looked)}. Reinstall napari-vos, copy the file "

@@ -37,7 +37,7 @@ from napari_vos.advice import method_advice
 from napari_vos.checks import objects_missing_at_start, painted_ids
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
-from napari_vos.data.label_types import label_dtype_for, painted_frames
+from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.gl_guard import guard_triton
@@ -489,7 +489,10 @@ class LayerJob:
         self.kept = self._kept_frames()
         # read once (a view of an in-memory layer; one read of a zarr/dask one), for the ids and the copy
         kept_labels = np.asarray(self.labels.data[self.kept.start:self.kept.stop]) if self.kept else None
-        if kept_labels is not None:
+        if kept_labels is not None:  # copied as they are: ids the output cannot hold are refused (-3 became 253)
+            check_id_range(kept_labels.min(), kept_labels.max(),
+                           f"frames {self.kept.start}-{self.kept.stop - 1} of {self.labels.name!r}, which this run "
+                           "does not reach and keeps as they are,")
             top = max(top, int(kept_labels.max()))
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
         if kept_labels is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["label_dtype_for", "largest_id", "painted_frames"]
+__all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames"]
 
 
 def label_dtype_for(max_id: int) -> np.dtype:
@@ -21,6 +21,20 @@ def label_dtype_for(max_id: int) -> np.dtype:
     if max_id <= np.iinfo(np.uint16).max:
         return np.dtype(np.uint16)
     return np.dtype(np.int32)
+
+
+#: the largest object id napari-vos keeps (int32 labels)
+MAX_ID = int(np.iinfo(np.int32).max)
+
+
+def check_id_range(lowest: float, highest: float, what: str = "labels") -> None:
+    """A ValueError naming ``what`` when its ids go below 0 or above `MAX_ID`, which no output
+    type napari-vos writes would hold as they are (a -3 would become 253 in uint8)."""
+    if lowest < 0:
+        raise ValueError(f"{what} contain negative ids; use 0 for background and 1, 2, ... for objects")
+    if float(highest) > MAX_ID:  # float(): float16's max compared with 2**31 - 1 overflowed
+        raise ValueError(f"{what} hold ids up to {highest}, more than napari-vos keeps ({MAX_ID}); number the "
+                         "objects 1, 2, ... first (skimage.segmentation.relabel_sequential)")
 
 
 def _top(frame: Any) -> int:

@@ -114,9 +114,14 @@ class Report:
         self.frames_done = 0
         self.seconds = 0.0
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._started_files = False  # an earlier run's files in --out stay until this one scores a sequence
+
+    def _start_files(self) -> None:
+        """Start every CSV afresh (a reused --out held another run's rows; per_frame.csv kept them),
+        at the first sequence scored, so a run refused or stopped before it leaves them as they were."""
+        self._started_files = True
         if self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            # every CSV starts afresh: a reused --out held another run's rows (per_frame.csv kept them)
             for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS),
                                  ("per_frame.csv", _FRAME_FIELDS)):
                 with open(self.out_dir / name, "w", newline="") as f:
@@ -128,6 +133,8 @@ class Report:
         """Record one finished sequence and flush every output file. ``seconds``: the propagation
         (what fps counts); ``start_seconds``: the method's start before it (OSVOS-AT's fine-tuning,
         FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included."""
+        if not self._started_files:
+            self._start_files()
         self.results.append(result)
         self.frames_done += frames_done
         self.seconds += seconds
@@ -188,8 +195,9 @@ class Report:
         return _clean(out)
 
     def write_json(self, complete: bool) -> None:
-        """Write the summary to the JSON path, if any, atomically (a reader never sees half a file)."""
-        if self.json_path:
+        """Write the summary to the JSON path, if any, atomically (a reader never sees half a file);
+        not for a run stopped before its first sequence, which leaves an earlier run's summary."""
+        if self.json_path and (self.results or complete):
             self.json_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.json_path.with_suffix(self.json_path.suffix + ".tmp")
             tmp.write_text(json.dumps(self.summary(complete), indent=2) + "\n")

@@ -209,6 +209,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             on_save(model, step)
         return model
     (out / "last.pt.tmp").unlink(missing_ok=True)  # a save cut off by SIGKILL
+    if step == 0:
+        _set_aside_log(out / "log.jsonl", log)  # an earlier run's, without a last.pt: kept, not cut
     _cut_log(out / "log.jsonl", step)  # lines of steps after the resumed one are logged again below
     saved = {"step": step}  # the step last.pt holds (0: none): only later steps are worth a save
 
@@ -312,6 +314,18 @@ def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
     """``"lr 0.001 -> 0.0001, size [192, 320] -> [240, 432]"`` for the settings that differ."""
     return ", ".join(f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k])
+
+
+def _set_aside_log(path: Path, log: Callable[[str], None]) -> None:
+    """A new run's folder may hold the log of a run that never saved (killed before its first
+    save) or whose last.pt was moved away: renamed to log.earlier-N.jsonl rather than emptied."""
+    if not path.exists() or not path.stat().st_size:
+        return
+    n = 1
+    while (aside := path.with_name(f"log.earlier-{n}.jsonl")).exists():
+        n += 1
+    path.replace(aside)
+    log(f"{path} of an earlier run is kept as {aside.name}")
 
 
 def _cut_log(path: Path, step: int) -> None:
