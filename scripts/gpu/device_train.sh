@@ -62,6 +62,8 @@ case "${1:-}" in
       > "$RUN/train.log" 2>&1 < /dev/null &
     echo $! > "$RUN/pid"
     echo "started run $(cat "$RUN/pid") in $RUN"
+    # RGMP, S2S and RVOS batches cross to --workers through shared memory: a 64 MiB /dev/shm kills them
+    df -h /dev/shm 2>/dev/null | tail -n 1 | sed 's/^/shared memory: /'
     follow "$seconds"; collect ;;
   follow)
     follow "${2:?follow SECONDS}"; collect ;;

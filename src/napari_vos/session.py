@@ -650,6 +650,8 @@ class Session:
                 method.set_video(self._video())
             if ids is not None:
                 method.start(self._image(start), self._objects(self.annotations[start], ids, start))
+        if self.device.type == "cuda":  # the start's queued kernels count as the start, not as frame 1
+            torch.cuda.synchronize(self.device)
         self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
         if ids is not None:  # the start frame is an annotation: no earlier run's map stays beside it

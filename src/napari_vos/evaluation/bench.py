@@ -162,9 +162,11 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
     if warmup > 0:
         run(min(warmup + 1, frames), None)
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    # the GPU the run uses (cuda:1 too): torch.cuda's calls without one act on the current device
+    gpu = torch.device(device if device.startswith("cuda") else "cuda") if cuda else None
     if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize(gpu)
+        torch.cuda.reset_peak_memory_stats(gpu)
     # ignore_cleanup_errors: Windows deletes no file still memory-mapped, and the result still maps the labels
     with tempfile.TemporaryDirectory(dir=workdir, ignore_cleanup_errors=True) as tmp:
         h, w = video.shape[1:3]
@@ -175,7 +177,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         result = run(frames, out)
         wall = time.perf_counter() - tic
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(gpu)
         peak = peak_rss_mb()
     if profile is not None:
         write_profile(lambda: run(min(frames, 30), None), profile, cuda)
@@ -184,7 +186,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         "channels_last": channels_last_on(result.device), "size": f"{w}x{h}", "objects": n_objects,
         "frames": frames, "annotated": annotate, "fps": result.fps, "start_seconds": round(result.start_seconds, 6),
         "peak_rss_mb": round(peak, 1),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated(gpu) / 2**20, 1) if cuda else None,
         "checkpoint": result.checkpoint, "kind": kind if kind != "auto" else ("natural" if objects <= 10 else "cells"),
         "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),
         "rss_before_mb": round(rss_before, 1), "peak_rss_reset": resettable,

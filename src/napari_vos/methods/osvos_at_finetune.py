@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from napari_vos.methods.osvos_at_net import N_STAGES, OSVOSATNetwork, balanced_bce
 from napari_vos.nn.losses import balance_weights
 from napari_vos.nn.padding import pad_to_multiple
+from napari_vos.nn.precision import full_precision
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -152,8 +153,7 @@ def finetune(network: OSVOSATNetwork, images: Sequence[torch.Tensor], objects: S
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(torch.enable_grad())
-        if device.type in ("cuda", "cpu"):
-            stack.enter_context(torch.autocast(device_type=device.type, enabled=False))
+        stack.enter_context(full_precision(device))  # MPS too: the session's autocast stays off here
         return _finetune(network, images, objects, settings, progress, cancel_event, report, device)
 
 

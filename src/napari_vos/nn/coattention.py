@@ -63,6 +63,13 @@ class CoAttentionOutput:
     gate_b: torch.Tensor | None = None
 
 
+def _matrix_exp(x: torch.Tensor) -> torch.Tensor:
+    """torch.linalg.matrix_exp, computed on the CPU for an MPS tensor (no MPS kernel: pytorch#136692)."""
+    if x.device.type == "mps":
+        return torch.linalg.matrix_exp(x.cpu()).to(x.device)
+    return torch.linalg.matrix_exp(x)
+
+
 class CoAttention(nn.Module):
     """S = V_b^T W V_a with W vanilla, symmetric (P^T D P) or channel-wise (D); softmax summaries; gate."""
 
@@ -84,9 +91,18 @@ class CoAttention(nn.Module):
 
     # -- W ---------------------------------------------------------------------------------
     def projection(self) -> torch.Tensor:
-        """P = exp(A - A^T), orthogonal (symmetric variant)."""
+        """P = exp(A - A^T), orthogonal (symmetric variant). Without gradients (inference: the
+        weights are fixed) it is computed once per weights and device rather than for every
+        reference frame; on MPS, which has no matrix exponential kernel, on the CPU."""
         a = self.skew.float()
-        return torch.linalg.matrix_exp(a - a.T)
+        if torch.is_grad_enabled() and a.requires_grad:
+            return _matrix_exp(a - a.T)
+        key = (a.device, self.skew._version, self.skew.data_ptr())
+        cached = getattr(self, "_projection", None)
+        if cached is None or cached[0] != key:
+            cached = (key, _matrix_exp(a - a.T).detach())
+            self._projection = cached
+        return cached[1]
 
     def matrix(self) -> torch.Tensor:
         """The C x C weight matrix W of the variant (for tests and inspection)."""
