@@ -72,3 +72,20 @@ def test_osvos_at_finetuning_turns_autocast_off_on_every_device(monkeypatch):
     net = torch.nn.Linear(2, 2)
     assert osvos_at_finetune.finetune(net, [], [], osvos_at_finetune.FinetuneSettings()) == "done"
     assert seen == [torch.device("cpu")]
+
+
+def test_resume_loads_the_run_state_on_the_cpu(tmp_path, monkeypatch, one_torch_thread):
+    """last.pt is read with map_location='cpu' (load_state_dict moves the tensors that belong on the
+    device; Adam's step counters stay on the CPU, as a fresh run's are)."""
+    from napari_vos.training import loop
+    from napari_vos.training.loop import TrainSettings, train
+    from napari_vos.training.recipes import make_recipe
+
+    recipe = make_recipe("frtm", size=(48, 64), batch_size=1, synthetic_fraction=1.0)
+    train(recipe, tmp_path / "run", TrainSettings(steps=1), log=lambda m: None)
+    where = []
+    real = torch.load
+    monkeypatch.setattr(loop.torch, "load", lambda *a, **k: where.append(k.get("map_location")) or real(*a, **k))
+    recipe = make_recipe("frtm", size=(48, 64), batch_size=1, synthetic_fraction=1.0)
+    train(recipe, tmp_path / "run", TrainSettings(steps=2), resume=True, log=lambda m: None)
+    assert where == ["cpu"]

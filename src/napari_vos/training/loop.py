@@ -153,7 +153,10 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
     if resume and state_path.exists():
         try:
-            state = torch.load(state_path, map_location=dev, weights_only=False)
+            # on the CPU: load_state_dict copies the weights and the optimiser's moments to the device,
+            # while Adam's "step" counters stay where they were loaded (a GPU copy: one host sync per
+            # parameter per step for its bias correction)
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
             raise ValueError(f"{state_path} cannot be read ({type(err).__name__}: {err}): it was cut off or damaged "
                              "(a full disk, an interrupted copy); continue from the run's last export with --init "
