@@ -33,7 +33,7 @@ def test_holdout_sequences_stay_out_when_data_is_a_collection_folder(tmp_path):
     assert not leaked, f"hold-out sequences trained on: {leaked}"
 
 
-def test_frtm_training_grids_match_inference_for_sizes_not_multiple_of_32(monkeypatch):
+def test_frtm_training_grids_match_inference_for_sizes_not_multiple_of_32(monkeypatch, one_torch_thread):
     """FRTM's inference pads every frame to a multiple of 32, so its decoder's conv2..conv5 grids and the
     target model's label grid line up. Training at --size 432x240 (the GPU procedure's) must either be
     refused or run the network on frames padded the same way; today it runs on 240x432 unpadded, where
@@ -41,7 +41,6 @@ def test_frtm_training_grids_match_inference_for_sizes_not_multiple_of_32(monkey
     from napari_vos.training import frtm_recipe
     from napari_vos.training.clips import Clip
 
-    torch.set_num_threads(1)
     try:
         recipe = frtm_recipe.FRTMRecipe(size=(240, 432), batch_size=1)
     except ValueError:
