@@ -74,7 +74,8 @@ def test_tzyx_stack_gets_an_axes_message():
     with pytest.raises(ValueError, match=r"\(T, Z, Y, X\)") as err:
         FrameSource(np.zeros((3, 10, 16, 16), np.uint16))
     assert "moveaxis" not in str(err.value)  # ten planes: Z, not channels
-    with pytest.raises(ValueError, match=r"\(T, C, Y, X\) stack, move it last: np.moveaxis\(video, 1, -1\)"):
+    with pytest.raises(ValueError, match=r"\(T, C, Y, X\) stack with 2 channels on axis 1 .*move that axis last, "
+                                         r"np.moveaxis\(video, 1, -1\)"):
         FrameSource(np.zeros((3, 2, 16, 16), np.uint16))  # channels first
     with pytest.raises(ValueError, match="expects"):
         FrameSource(np.zeros((2, 3, 4, 5, 6)))

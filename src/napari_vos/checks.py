@@ -65,6 +65,9 @@ def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all
         return None
     held = "; ".join(f"{i} on frame{'s' if len(fs) > 1 else ''} {', '.join(map(str, fs))}"
                      for i, fs in sorted(where.items()))
+    later = all(f > start for fs in where.values() for f in fs)
+    newcomers = ("; for objects that appear later (a cell's daughters after a division), correct the output "
+                 "on that frame and propagate forward from it alone") if later else ""
     return (f"object id(s) {sorted(where)} are not on the start frame {start} ({held}): every object must be "
             f"painted on the frame propagation starts from; paint it there too, erase it where it is, or "
-            f"{all_painted_hint or 'annotate the start frame alone'}")
+            f"{all_painted_hint or 'annotate the start frame alone'}{newcomers}")

@@ -164,6 +164,33 @@ def _check_not_an_input(output: Path, inputs: dict[str, str | None], flag: str =
                              f"it; give another {'folder' if flag == '--maps' else 'output name'}")
 
 
+def _refuse_other_planes(path: str, z: int) -> None:
+    """Labels read at --z that hold nothing there: a ValueError naming the planes that do hold paint
+    (labels painted on the plane the user looked at in napari, not the one given), if any."""
+    import tifffile
+
+    from napari_vos.data.readers import open_tiff_frames
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        if "Z" not in series.axes or "T" not in series.axes:  # read without --z's plane (_read_labels)
+            return
+        n_planes = series.shape[series.axes.index("Z")]
+    others = []
+    for plane in range(n_planes):
+        if plane == z:
+            continue
+        stack = open_tiff_frames(path, z=plane)
+        try:
+            if any(np.asarray(stack[t]).any() for t in range(len(stack))):
+                others.append(plane)
+        finally:
+            getattr(stack, "close", lambda: None)()
+    if others:
+        raise ValueError(f"the labels {path} are empty at --z {z}; they hold objects on Z plane(s) "
+                         f"{', '.join(map(str, others))}: give that plane as --z, or paint at plane {z}")
+
+
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
@@ -187,6 +214,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         top = 1  # a zero-shot run's ids are 1..K
     elif labels.ndim == 3:
         painted, top = painted_frames(labels)
+        if not painted and getattr(args, "z", None) is not None:
+            _refuse_other_planes(args.labels, args.z)
     else:
         top = largest_id(labels)
     if not to_tiff and top > 255:  # before the run, not after it
@@ -232,6 +261,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if keep and (labels is None or labels.ndim != 3 or args.frame is None):
         raise ValueError("--keep-other-frames takes a (T, Y, X) labels stack and the --frame to start from (the "
                          "corrected one)")
+    if keep and args.direction == "both":  # both directions reach every frame: none would be kept
+        raise ValueError("--keep-other-frames keeps the frames a one-way run does not reach, and with --direction "
+                         "both every frame is propagated: add --direction forward (the frames before --frame are "
+                         "kept) or backward")
     if keep and args.frame not in (painted or []):
         raise ValueError(f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted; give the corrected "
                          "frame as --frame")
@@ -273,6 +306,9 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                               **({"z": args.z} if args.z is not None else {})},
                       direction=args.direction, start_frame=finished[0] if finished else None,
                       frames_segmented=_frame_ranges(finished))
+    if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
+        provenance["frames_kept_from_labels"] = ([0, args.frame] if args.direction == "forward"
+                                                 else [args.frame + 1, len(labels)])
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False,
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
@@ -695,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-other-frames", action="store_true",
                    help="with a (T, Y, X) labels stack such as an earlier output with one frame corrected: annotate "
                         "only --frame's labels and keep the stack's other frames wherever the run does not reach "
-                        "them (with --direction forward, frames before --frame stay as they were)")
+                        "them (with --direction forward, frames before --frame stay as they were; not with both)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)

@@ -22,14 +22,21 @@ _SAMPLE_FRAMES = 8
 DARK_8BIT_TOP = 128  # RGMP's shipped checkpoint lost a square of 80 or 120 on 30 read as 0-255 (kept it as float)
 
 
+def channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether a 4-D stack looks like (T, C, Y, X): a second axis of at most 4 before two larger ones."""
+    return len(shape) == 4 and shape[1] <= 4 < min(shape[2:])
+
+
 def describe_axes_error(shape: tuple[int, ...]) -> str:
     """What to do with a stack whose axes are not (T, Y, X[, C]); a small second axis reads as channels first."""
-    hint = ""
-    if len(shape) == 4 and shape[1] <= 4 < min(shape[2:]):
-        hint = (f" If axis 1 (size {shape[1]}) holds channels, as in a (T, C, Y, X) stack, move it last: "
-                f"np.moveaxis(video, 1, -1).")
+    if channels_first(shape):
+        return (f"napari-vos expects a stack with axes (T, Y, X) or (T, Y, X, C); got shape {shape}, which looks "
+                f"like a (T, C, Y, X) stack with {shape[1]} channels on axis 1 (what tifffile.imread gives for a "
+                f"Fiji hyperstack): move that axis last, np.moveaxis(video, 1, -1) (a zarr or dask stack: "
+                f"napari_vos.ChannelStack([video[:, 0], video[:, 1]])), then pick channels with channels=[...]. "
+                f"If axis 1 holds Z planes instead, pick one (video[:, z]; on the command line --z N).")
     return (f"napari-vos expects a stack with axes (T, Y, X) or (T, Y, X, C) with C <= 4 channels; "
-            f"got shape {shape}.{hint} A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
+            f"got shape {shape}. A 3D + time stack such as (T, Z, Y, X) is not supported yet: "
             f"pick one plane (e.g. video[:, z]; on the command line --z N) or a maximum projection "
             f"(video.max(axis=1)), or pass channels=[...] (on the command line --channels, e.g. 0,1,2) "
             f"if the last axis really holds channels.")
@@ -61,6 +68,8 @@ class FrameSource:
             raise ValueError(describe_axes_error(shape))
         if len(shape) == 4:
             n_ch = shape[-1]
+            if channels is not None and channels_first(shape):  # channels= would read C as Y and Y as X
+                raise ValueError(describe_axes_error(shape))
             if channels is None and rgb is False and n_ch <= 4:
                 raise ValueError(f"rgb=False: the last axis of the stack {shape} (size {n_ch}) is not read as colour, "
                                  f"so the stack has one axis more than (T, Y, X); pass channels="
