@@ -119,3 +119,13 @@ def test_ids_that_appear_only_later_get_the_divide_and_correct_hint():
     assert "daughters after a division" in message and "propagate forward from it alone" in message
     earlier = objects_missing_at_start({0: later, 4: first}, 4)  # 2 is on an earlier frame: no such hint
     assert earlier is not None and "daughters" not in earlier
+
+
+def test_a_five_axis_hyperstack_layer_is_told_to_pick_a_plane_and_split_channels():
+    from napari.layers import Image
+
+    from napari_vos._widgets.layer_job import video_problem
+
+    layer = Image(np.zeros((4, 3, 2, 24, 24), np.uint16), name="hyperstack")
+    problem = video_problem(layer, [None])
+    assert "(T, Z, C, Y, X)" in problem and "viewer.add_image(data[:, z], channel_axis=1)" in problem

@@ -166,6 +166,11 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
         return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
                 "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
                 "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
+X
+        return (f"{head} has two axes more than a time-lapse (T, Y, X), as a (T, Z, C, Y, X) hyperstack does: "
+                "add one Z plane as one layer per channel (viewer.add_image(data[:, z], channel_axis=1)), pick "
+                "a channel's layer as the image and tick the others under 'add channels' (the command line's "
+                "--z and --channels read such a TIFF directly)")
     return f"{head} is not a time-lapse: napari-vos needs (T, Y, X), or (T, Y, X, C) shown as RGB"
 
 
