@@ -166,7 +166,7 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
         return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
                 "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
                 "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
-X
+    if spatial == 5:  # a (T, Z, C, Y, X) hyperstack as napari's reader opens it
         return (f"{head} has two axes more than a time-lapse (T, Y, X), as a (T, Z, C, Y, X) hyperstack does: "
                 "add one Z plane as one layer per channel (viewer.add_image(data[:, z], channel_axis=1)), pick "
                 "a channel's layer as the image and tick the others under 'add channels' (the command line's "
