@@ -157,6 +157,10 @@ def resize_bilinear(stack: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     return y.contiguous().numpy()
 
 
+#: real draws without a single clip after which the --data videos are judged unusable
+_REAL_TRIES = 20
+
+
 class VideoMix:
     """A recipe's training videos: real sequences mixed with the project's synthetic videos.
 
@@ -253,7 +257,8 @@ class VideoMix:
     def _video(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
         bank = self._real()
-        if bank is None or rng.random() < self.synthetic_fraction:
+        self._drew_real = not (bank is None or rng.random() < self.synthetic_fraction)
+        if not self._drew_real:
             frames, labels = self._synthetic(rng)
         else:
             frames, labels = bank.videos[int(rng.integers(len(bank)))]
@@ -267,13 +272,33 @@ class VideoMix:
         return frames
 
     def _clips(self, rng: np.random.Generator, sample: Callable[[np.ndarray, np.ndarray], Clip | None]) -> list[Clip]:
-        """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are skipped."""
+        """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are skipped.
+
+        Real videos that never give a clip (annotated runs shorter than a clip, objects under the
+        sampler's smallest area) would otherwise be skipped for ever: the run would train on
+        synthetic videos alone while its record names --data, or wait for ever without them. After
+        `_REAL_TRIES` real draws without one clip that is an error; so is a batch not filled in
+        100 draws per clip."""
         clips: list[Clip] = []
-        while len(clips) < self.batch_size:
+        for _ in range(100 * self.batch_size):
+            if len(clips) == self.batch_size:
+                return clips
             clip = sample(*self._video(rng))
+            if getattr(self, "_drew_real", False):
+                self._real_draws = getattr(self, "_real_draws", 0) + 1
+                self._real_clips = getattr(self, "_real_clips", 0) + (clip is not None)
+                if self._real_draws >= _REAL_TRIES and not self._real_clips:
+                    raise ValueError(f"none of {self._real_draws} draws from the --data videos gave a training clip: "
+                                     f"their annotated runs are too short for {getattr(self, 'name', 'this')}'s "
+                                     "clips (the frames a clip needs must be annotated one after another) or "
+                                     "their objects too small (under 0.2 % of the frame); give longer annotated "
+                                     "runs, a larger --size, or train without --data")
             if clip is not None:
                 clips.append(clip)
-        return clips
+        if len(clips) == self.batch_size:
+            return clips
+        raise RuntimeError(f"could not draw {self.batch_size} training clips in {100 * self.batch_size} tries: are "
+                           "the videos too short or their objects too small for the clips?")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import torch
 
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bce
 from napari_vos.nn.backbone_freeze import freeze, keep_statistics, leading_stages
-from napari_vos.nn.padding import pad_to_multiple
+from napari_vos.nn.padding import crop_to, pad_to_multiple
 from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
 from napari_vos.training.loop import export_tensors
 
@@ -101,18 +101,21 @@ class OSVOSATRecipe(VideoMix):
         masks = torch.from_numpy(np.stack([c.masks for c in batch])).to(device)  # B,T,H,W
         b, t = images.shape[:2]
         keep_statistics(_stages(model), self._fixed_stages())  # fixed stages keep their batch-norm statistics too
-        images, _ = pad_to_multiple(images.flatten(0, 1), model.multiple)
-        masks, _ = pad_to_multiple(masks.flatten(0, 1)[:, None], model.multiple)
-        images, masks = images.unflatten(0, (b, t)), masks.unflatten(0, (b, t))
+        # padded as inference pads (replicate), the loss taken on the crop's own pixels as inference
+        # crops its output: the padding's repeated border is neither trained on nor counted in eq. 5's beta
+        images, size = pad_to_multiple(images.flatten(0, 1), model.multiple)
+        images = images.unflatten(0, (b, t))
+        masks = masks[:, :, None]  # B,T,1,H,W
         teacher = model(images[:, 0])
         transferred = [a.repeat_interleave(t - 1, 0) for a in teacher.attention]
         student = model(images[:, 1:].flatten(0, 1), teacher_attention=transferred)
+        teacher_logits, student_logits = crop_to(teacher.logits, size), crop_to(student.logits, size)
         teacher_target, student_target = masks[:, 0], masks[:, 1:].flatten(0, 1)
-        loss_t = balanced_bce(teacher.logits, teacher_target)
-        loss_s = balanced_bce(student.logits, student_target, images_per_beta=t - 1)  # one beta per video
+        loss_t = balanced_bce(teacher_logits, teacher_target)
+        loss_s = balanced_bce(student_logits, student_target, images_per_beta=t - 1)  # one beta per video
         stats = {"teacher_loss": float(loss_t.detach()), "student_loss": float(loss_s.detach()),
-                 "teacher_iou": _iou(teacher.logits.detach(), teacher_target),
-                 "student_iou": _iou(student.logits.detach(), student_target)}
+                 "teacher_iou": _iou(teacher_logits.detach(), teacher_target),
+                 "student_iou": _iou(student_logits.detach(), student_target)}
         return loss_t + loss_s, stats
 
     def export_tensors(self, model: OSVOSATNetwork) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

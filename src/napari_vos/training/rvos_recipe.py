@@ -103,10 +103,14 @@ class RVOSRecipe(VideoMix):
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, K, H, W) padded with empty objects, valid (B, K)."""
-        max_objects = min(self.max_objects, self.network_config.slots) if self.stage == "zero" else self.max_objects
+        # zero-shot: every object the slots can hold is supervised (the slides assign each annotated
+        # object to a prediction), and the pixels of any further one are left out of the loss, not
+        # taught as background; one-shot: up to max_objects of them, as given objects
+        zero = self.stage == "zero"
+        max_objects = self.network_config.slots if zero else self.max_objects
         clips = self._clips(rng, lambda frames, labels: sample_object_clip(
             frames, labels, self.clip_length, rng, self.size, max_step=self.max_stride, max_objects=max_objects,
-            augment=FlipAffine()))
+            augment=FlipAffine(), ignore_others=zero))
         k = max(c.masks.shape[1] for c in clips)
         masks = np.zeros((len(clips), self.clip_length, k, *self.size), np.float32)
         valid = np.zeros((len(clips), k), bool)
@@ -114,14 +118,22 @@ class RVOSRecipe(VideoMix):
             masks[b, :, :c.masks.shape[1]] = c.masks
             valid[b, :c.masks.shape[1]] = True
         frames = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 1, 4, 2, 3).contiguous()
-        return {"frames": frames, "masks": torch.from_numpy(masks), "valid": torch.from_numpy(valid)}
+        batch = {"frames": frames, "masks": torch.from_numpy(masks), "valid": torch.from_numpy(valid)}
+        if zero:
+            batch["ignore"] = torch.from_numpy(np.stack([c.others for c in clips]).astype(np.float32))
+        return batch
 
     # -- loss ----------------------------------------------------------------------------
-    def mask_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """(..., H, W) logits and {0, 1} targets -> (...) of 1 - relaxed IoU + bce_weight x BCE."""
-        iou = soft_iou(torch.sigmoid(logits.float()), target.float())
-        bce = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none").mean((-2, -1))
-        return (1.0 - iou) + self.bce_weight * bce
+    def mask_loss(self, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., H, W) logits and {0, 1} targets -> (...) of 1 - relaxed IoU + bce_weight x BCE;
+        ``keep`` (broadcastable, {0, 1}): the pixels counted (others' pixels in zero-shot clips are not)."""
+        probs, target = torch.sigmoid(logits.float()), target.float()
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+        if keep is None:
+            return (1.0 - soft_iou(probs, target)) + self.bce_weight * bce.mean((-2, -1))
+        keep = keep.float().expand_as(bce)
+        iou = soft_iou(probs * keep, target * keep)
+        return (1.0 - iou) + self.bce_weight * (bce * keep).sum((-2, -1)) / keep.sum((-2, -1)).clamp_min(1.0)
 
     def loss(self, model: RVOSNetwork, batch: dict[str, torch.Tensor], device: torch.device
              ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -129,7 +141,9 @@ class RVOSRecipe(VideoMix):
         masks = batch["masks"].to(device)
         valid = batch["valid"].to(device)
         if self.stage == "zero":
-            return self._zero_shot_loss(model, frames, masks, valid)
+            ignore = batch.get("ignore")
+            keep = None if ignore is None else 1.0 - ignore.to(device)
+            return self._zero_shot_loss(model, frames, masks, valid, keep)
         previous = "predicted" if self.stage == "inferred" else "truth"
         logits, _ = model(frames, masks, valid, previous=previous)
         target = masks[:, 1:]
@@ -142,8 +156,8 @@ class RVOSRecipe(VideoMix):
                      "objects": float(valid.float().sum(1).mean())}
         return loss, stats
 
-    def _zero_shot_loss(self, model: RVOSNetwork, frames: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor
-                        ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def _zero_shot_loss(self, model: RVOSNetwork, frames: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor,
+                        keep: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         logits, stop = model(frames)  # (B, T, N, H, W), (B, T, N)
         b, _, n_slots = stop.shape
         mask_terms, ious = [], []
@@ -155,7 +169,8 @@ class RVOSRecipe(VideoMix):
                 probs = torch.sigmoid(logits[i, :, :n].float())
                 score = soft_iou(probs[:, :, None], masks[i, :, None, :n].float()).sum(0)
             for s, j in hungarian(score):
-                mask_terms.append(self.mask_loss(logits[i, :, s], masks[i, :, j]).mean())
+                mask_terms.append(self.mask_loss(logits[i, :, s], masks[i, :, j],
+                                                 None if keep is None else keep[i]).mean())
                 with torch.no_grad():
                     ious.append(_binary_iou(logits[i, :, s] > 0, masks[i, :, j] > 0.5).mean())
         mask = torch.stack(mask_terms).mean()
