@@ -120,10 +120,24 @@ def _crop_window(mask: torch.Tensor, crop: int | None, multiple: int, rng: np.ra
 
 def _crop_weights(target: torch.Tensor, frame: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5's (beta, 1 - beta) for a crop's target (1, K, h, w): the crop's own, except for an object
-    with no pixel in it, which takes the whole view's (its own beta would be 1, a zero loss)."""
+    with no pixel in it or filling it, which takes the whole view's (its own beta would be 1 or 0:
+    one class weighted 0, a zero loss)."""
     w_pos, w_neg = balance_weights(target)
-    absent = (target > 0.5).flatten(-2).any(-1).logical_not()
-    return torch.where(absent, frame[0], w_pos), torch.where(absent, frame[1], w_neg)
+    one_class = (w_pos == 0) | (w_neg == 0)
+    return torch.where(one_class, frame[0], w_pos), torch.where(one_class, frame[1], w_neg)
+
+
+def _pooled_weights(views: list[_View]) -> None:
+    """A view where an object has one class only (absent from a correction frame, or filling the
+    frame) takes the beta of all the views together, or 1/2 where every view has one class only:
+    its own beta would weigh the class it holds 0, and the view would train nothing for it."""
+    positive = sum((v.mask > 0.5).flatten(-2).sum(-1).float() for v in views)
+    total = float(sum(v.mask.shape[-2] * v.mask.shape[-1] for v in views))
+    pooled = (total - positive) / total
+    pooled = torch.where((pooled == 0) | (pooled == 1), torch.full_like(pooled, 0.5), pooled)
+    for v in views:
+        bad = (v.weights[0] == 0) | (v.weights[1] == 0)
+        v.weights = (torch.where(bad, pooled, v.weights[0]), torch.where(bad, 1 - pooled, v.weights[1]))
 
 
 def _stream_on_window(network: OSVOSATNetwork, view: _View, frozen: int,
@@ -175,6 +189,7 @@ def _finetune(network: OSVOSATNetwork, images: Sequence[torch.Tensor], objects: 
                 obj_p, _ = pad_to_multiple(obj[None], multiple)
                 feats = network.backbone.run(img_p, 0, frozen) if frozen else []
                 views.append(_View(img_p, obj_p, feats, balance_weights(obj[None])))
+        _pooled_weights(views)
     fixed = [p for i in range(frozen) for p in network.backbone.stage(i).parameters()]
     saved = [p.requires_grad for p in fixed]
     for p in fixed:

@@ -213,11 +213,13 @@ def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
     """The (K, h, w) float {0, 1} masks of objects ``ids`` of a (H, W) integer labels image at
     ``size``: each object's mask bilinearly resized (``align_corners=False``) and thresholded at
     0.5, as resizing the full one-hot stack would give them, but computed inside each object's box
-    only: 144 cells of a 2048 x 2048 frame took 8.7 s and 2.9 GB as one full-size stack. An object
-    the threshold would empty (smaller than about one pixel at ``size``: a spot painted with a
-    1-pixel brush in a 2048-pixel frame run at 1024) keeps the pixel over its box's centre, so
-    the method is given something to follow rather than an empty mask; their ids are appended to
-    ``rescued`` when given (the Session warns of them).
+    only: 144 cells of a 2048 x 2048 frame took 8.7 s and 2.9 GB as one full-size stack. A thin
+    object the strict threshold would mostly drop (a 1-pixel line halved exactly, every value 0.5)
+    keeps its values of exactly 0.5. An object the threshold would empty (smaller than about one
+    pixel at ``size``: a spot painted with a 1-pixel brush in a 2048-pixel frame run at 1024) keeps
+    the output pixel over its own pixel nearest its centroid, so the method is given something of
+    it to follow rather than an empty mask; their ids are appended to ``rescued`` when given (the
+    Session warns of them).
     """
     import numpy as np
     from scipy import ndimage as ndi
@@ -248,10 +250,19 @@ def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
             crop = torch.from_numpy(index[cy0:min(y1 + 1, height), cx0:min(x1 + 1, width)] == k + 1).float()
             rows = (ty[0][a:b] - cy0, ty[1][a:b] - cy0, ty[2][a:b])
             cols = (tx[0][c:d] - cx0, tx[1][c:d] - cx0, tx[2][c:d])
-            out[k, a:b, c:d] = (_resample(crop, rows, cols) > 0.5).float()
-        if not bool(out[k].any()):  # too small to survive the resize: the pixel over its box's centre
+            values = _resample(crop, rows, cols)
+            kept = values > 0.5
+            # a thin object (a 1-pixel line halved exactly: every value 0.5) that the strict threshold
+            # would mostly drop keeps its ties, so it stays a line rather than one rescued pixel
+            area = float(crop.sum()) * (out_h * out_w) / (height * width)
+            if area >= 2 and float(kept.sum()) < 0.5 * area:
+                kept = values >= 0.5
+            out[k, a:b, c:d] = kept.float()
+        if not bool(out[k].any()):  # too small to survive the resize: one pixel over one of its own
             if rescued is not None:
                 rescued.append(int(ids[k]))
-            out[k, min(int((y0 + y1) / 2 * out_h / height), out_h - 1),
-                min(int((x0 + x1) / 2 * out_w / width), out_w - 1)] = 1.0
+            ys, xs = np.nonzero(index[y0:y1, x0:x1] == k + 1)
+            mid = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))  # nearest its centroid
+            out[k, min(int((y0 + ys[mid] + 0.5) * out_h / height), out_h - 1),
+                min(int((x0 + xs[mid] + 0.5) * out_w / width), out_w - 1)] = 1.0
     return out
