@@ -74,10 +74,7 @@ def warp_labels(labels: np.ndarray, n_objects: int, flow: np.ndarray) -> np.ndar
             rows[y0:y1] + flow[0, y0:y1, x0:x1] - sy0,
             cols[:, x0:x1] + flow[1, y0:y1, x0:x1] - sx0,
         ])
-        # "nearest": flow pointing past the frame's edge finds the object that runs on beyond it (the
-        # source window reaches past every box by the flow's reach, so only the frame's edge is
-        # extended); zeros there eroded an object cut by the edge a little every frame
-        out[k - 1, y0:y1, x0:x1] = ndi.map_coordinates(src, coords, order=1, mode="nearest")
+        out[k - 1, y0:y1, x0:x1] = ndi.map_coordinates(src, coords, order=1, mode="constant", cval=0.0)
     return out
 
 
