@@ -129,3 +129,14 @@ def test_a_five_axis_hyperstack_layer_is_told_to_pick_a_plane_and_split_channels
     layer = Image(np.zeros((4, 3, 2, 24, 24), np.uint16), name="hyperstack")
     problem = video_problem(layer, [None])
     assert "(T, Z, C, Y, X)" in problem and "viewer.add_image(data[:, z], channel_axis=1)" in problem
+
+
+def test_a_zarr_store_on_the_command_line_is_named(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from napari_vos.data.readers import open_sequence_dir
+
+    store = tmp_path / "cells.zarr"
+    z = zarr.open(str(store), mode="w", shape=(3, 16, 16), chunks=(1, 16, 16), dtype="u2")
+    z[:] = 1
+    with pytest.raises(ValueError, match="is a zarr store, which the command line does not read"):
+        open_sequence_dir("cells", store, None, "frames")

@@ -156,6 +156,9 @@ def open_sequence_dir(
     """Open one folder of frame images with an optional folder of per-frame masks."""
     images = _files(image_dir, IMAGE_SUFFIXES)
     if not images:
+        if (image_dir / ".zarray").exists() or (image_dir / "zarr.json").exists() or (image_dir / ".zgroup").exists():
+            raise ValueError(f"{image_dir} is a zarr store, which the command line does not read: open it in Python "
+                             "(zarr.open) and pass the array to napari_vos.propagate, or open it in napari")
         raise ValueError(f"{image_dir}: no image files")
     masks = _files(mask_dir, MASK_SUFFIXES) if mask_dir is not None else []
     loaders = _mask_loaders([p.stem for p in images], masks)
