@@ -39,7 +39,7 @@ def test_change_is_one_table_per_video_and_leaves_the_input():
     frames = _video(1)
     before = frames.copy()
     rng = np.random.default_rng(0)
-    changed = [photometric_change(frames, rng) for _ in range(6)]
+    changed = [np.asarray(photometric_change(frames, rng)) for _ in range(6)]
     np.testing.assert_array_equal(frames, before)
     assert any(not np.array_equal(c, frames) for c in changed)
     for out in changed:
@@ -54,7 +54,7 @@ def test_change_is_one_table_per_video_and_leaves_the_input():
 
 def test_grey_frames_are_changed_too():
     frames = _video(2)[..., 0]
-    out = photometric_change(frames, np.random.default_rng(1))
+    out = np.asarray(photometric_change(frames, np.random.default_rng(1)))
     assert out.shape == frames.shape and out.dtype == np.uint8
 
 
@@ -97,3 +97,15 @@ def test_train_cli_records_the_chance(tmp_path, one_torch_thread):
     assert main([*base, "--photometric", "0.5"]) == 0
     state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert state["settings"]["photometric"] == 0.5
+
+
+def test_the_change_applies_to_the_frames_indexed_only():
+    """The tables go with the video and apply to what a clip indexes: the same values as changing the
+    whole video, without copying it."""
+    frames = _video(4)
+    changed = photometric_change(frames, np.random.default_rng(2))
+    whole = np.asarray(changed)
+    assert changed.frames is frames and len(changed) == len(frames) and changed.shape == frames.shape
+    np.testing.assert_array_equal(changed[3], whole[3])
+    np.testing.assert_array_equal(changed[[0, 5, 2]], whole[[0, 5, 2]])
+    np.testing.assert_array_equal(changed[1:4], whole[1:4])

@@ -304,14 +304,14 @@ def test_save_every_and_the_time_budget_in_minutes(tmp_path, monkeypatch):
     assert any("stopping at step 4: time budget of 0.05 min reached" in m for m in messages)
 
 
-def _real_sequence(root, name="seq"):
-    """One 4-frame annotated sequence in the DAVIS layout (JPEGImages/NAME, Annotations/NAME)."""
+def _real_sequence(root, name="seq", n_frames=4):
+    """One annotated sequence in the DAVIS layout (JPEGImages/NAME, Annotations/NAME)."""
     from PIL import Image
 
     (root / "JPEGImages" / name).mkdir(parents=True)
     (root / "Annotations" / name).mkdir(parents=True)
-    for t in range(4):
-        Image.fromarray(np.full((48, 64, 3), 40 * t, np.uint8)).save(root / "JPEGImages" / name / f"{t:05d}.jpg")
+    for t in range(n_frames):
+        Image.fromarray(np.full((48, 64, 3), 20 * t, np.uint8)).save(root / "JPEGImages" / name / f"{t:05d}.jpg")
         mask = np.zeros((48, 64), np.uint8)
         mask[10:30, 10 + t:30 + t] = 1
         Image.fromarray(mask, mode="L").save(root / "Annotations" / name / f"{t:05d}.png")
@@ -325,7 +325,7 @@ def test_a_recipe_pickles_for_spawn_workers_without_its_videos_and_draws_again(t
 
     from napari_vos.training.recipes import make_recipe
 
-    _real_sequence(tmp_path)
+    _real_sequence(tmp_path, n_frames=12)  # long enough for every recipe's clips (A-GAME's 8)
     recipe = make_recipe(method, size=(64, 96), real_dirs=[str(tmp_path)], synthetic_fraction=0.5, batch_size=2,
                          synthetic_cells=0.5)
     rng = np.random.default_rng(0)

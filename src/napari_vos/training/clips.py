@@ -29,17 +29,6 @@ class Clip:
     masks: np.ndarray  # (T, H, W) float32 {0, 1}
 
 
-def consecutive_runs(indices: Iterable[int]) -> list[list[int]]:
-    """``indices`` split where they skip a frame: [0, 1, 2, 5, 6] -> [[0, 1, 2], [5, 6]]."""
-    runs: list[list[int]] = []
-    for i in sorted(int(i) for i in indices):
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
 def held_out(name: str, excluded: Iterable[str]) -> bool:
     """Whether sequence ``name`` is one of ``excluded``, also as the last part of a collection's
     name ("davis2016-train/bear" when --data names the folder holding davis2016-train)."""
@@ -64,26 +53,23 @@ class SequenceBank:
                 if held_out(seq.name, excluded):
                     seq.close()
                     continue
+                frames, labels = [], []
                 with seq:  # read once into the bank: a TIFF stack's files close afterwards
                     source = FrameSource(seq.frames)  # the engine's normalisation: training sees what inference sees
-                    # each run of consecutive annotated frames is a video of its own: a sparsely annotated
-                    # sequence (every 5th frame, a few ground-truth frames) would otherwise show its
-                    # annotated frames as neighbours, silent jumps in time to the temporal methods
-                    for run in consecutive_runs(seq.annotated):
-                        if len(run) < 3:
-                            continue
-                        frames, labels = [], []
-                        for i in run:
-                            img = resize(source[i], size, order=1, anti_aliasing=True)
-                            frames.append(np.round(img * 255).astype(np.uint8))
-                            labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
-                                                 anti_aliasing=False).astype(np.int32))
-                        ids = np.stack(labels)
-                        # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
-                        self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
-                        self.names.append(seq.name if len(run) == len(seq.annotated) else f"{seq.name}@{run[0]}")
-                        if max_sequences and len(self.videos) >= max_sequences:
-                            return
+                    # the annotated frames, as consecutive ones (sparse annotation, every 5th frame, is
+                    # trained as the video it samples, as VOS training sets are)
+                    for i in seq.annotated:
+                        img = resize(source[i], size, order=1, anti_aliasing=True)
+                        frames.append(np.round(img * 255).astype(np.uint8))
+                        labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
+                                             anti_aliasing=False).astype(np.int32))
+                if len(frames) >= 3:
+                    ids = np.stack(labels)
+                    # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
+                    self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
+                    self.names.append(seq.name)
+                if max_sequences and len(self.videos) >= max_sequences:
+                    return
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -157,8 +143,8 @@ def resize_bilinear(stack: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     return y.contiguous().numpy()
 
 
-#: real draws without a single clip after which the --data videos are judged unusable
-_REAL_TRIES = 20
+#: failed tries of every --data video, none ever giving a clip, after which they are judged unusable
+_REAL_TRIES = 3
 
 
 class VideoMix:
@@ -257,42 +243,53 @@ class VideoMix:
     def _video(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
         bank = self._real()
-        self._drew_real = not (bank is None or rng.random() < self.synthetic_fraction)
-        if not self._drew_real:
+        if bank is None or rng.random() < self.synthetic_fraction:
+            self._drew_real: int | None = None
             frames, labels = self._synthetic(rng)
         else:
-            frames, labels = bank.videos[int(rng.integers(len(bank)))]
+            self._drew_real = int(rng.integers(len(bank)))
+            frames, labels = bank.videos[self._drew_real]
         return self._changed(frames, rng), labels
 
+    def _count_real(self, gave_clip: bool) -> None:
+        """After a try at a clip from the video `_video` last drew: an error once every --data video
+        has failed `_REAL_TRIES` times and none ever gave a clip (annotated runs shorter than a clip,
+        objects under the sampler's smallest area). Without it such data would be skipped for ever:
+        the run would train on synthetic videos alone while its record names --data (or, without
+        synthetic videos, wait for ever). One real clip ever, and nothing is counted any more."""
+        index = getattr(self, "_drew_real", None)
+        if index is None or getattr(self, "_real_ok", False):
+            return
+        if gave_clip:
+            self._real_ok = True
+            return
+        fails: dict[int, int] = self.__dict__.setdefault("_real_fails", {})
+        fails[index] = fails.get(index, 0) + 1
+        bank = self._real()
+        if bank is not None and len(fails) == len(bank) and min(fails.values()) >= _REAL_TRIES:
+            raise ValueError(f"none of the {len(bank)} --data videos gave a training clip in {sum(fails.values())} "
+                             f"tries: their annotated frames are too few for {getattr(self, 'name', 'this')}'s "
+                             "clips or their objects too small (under 0.2 % of the frame); give videos with more "
+                             "annotated frames, a larger --size, or train without --data")
+
     def _changed(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``frames``, or with chance ``photometric`` a copy through `photometric_change`. Nothing is
-        drawn from ``rng`` when the chance is 0, so runs without the change keep their data stream."""
+        """``frames``, or with chance ``photometric`` the same frames seen through `photometric_change`'s
+        tables (applied to the frames a clip takes). Nothing is drawn from ``rng`` when the chance is 0,
+        so runs without the change keep their data stream."""
         if self.photometric > 0 and rng.random() < self.photometric:
             return photometric_change(frames, rng)
         return frames
 
     def _clips(self, rng: np.random.Generator, sample: Callable[[np.ndarray, np.ndarray], Clip | None]) -> list[Clip]:
-        """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are skipped.
-
-        Real videos that never give a clip (annotated runs shorter than a clip, objects under the
-        sampler's smallest area) would otherwise be skipped for ever: the run would train on
-        synthetic videos alone while its record names --data, or wait for ever without them. After
-        `_REAL_TRIES` real draws without one clip that is an error; so is a batch not filled in
-        100 draws per clip."""
+        """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are
+        skipped (`_count_real` stops a run whose --data videos never give one); a batch not filled in
+        100 draws per clip is an error."""
         clips: list[Clip] = []
         for _ in range(100 * self.batch_size):
             if len(clips) == self.batch_size:
                 return clips
             clip = sample(*self._video(rng))
-            if getattr(self, "_drew_real", False):
-                self._real_draws = getattr(self, "_real_draws", 0) + 1
-                self._real_clips = getattr(self, "_real_clips", 0) + (clip is not None)
-                if self._real_draws >= _REAL_TRIES and not self._real_clips:
-                    raise ValueError(f"none of {self._real_draws} draws from the --data videos gave a training clip: "
-                                     f"their annotated runs are too short for {getattr(self, 'name', 'this')}'s "
-                                     "clips (the frames a clip needs must be annotated one after another) or "
-                                     "their objects too small (under 0.2 % of the frame); give longer annotated "
-                                     "runs, a larger --size, or train without --data")
+            self._count_real(clip is not None)
             if clip is not None:
                 clips.append(clip)
         if len(clips) == self.batch_size:

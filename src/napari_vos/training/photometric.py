@@ -54,9 +54,40 @@ def random_table(rng: np.random.Generator, mean: float) -> np.ndarray:
     return np.round(y * 255).astype(np.uint8)
 
 
-def photometric_change(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of uint8 ``frames`` (T, H, W[, C]) through per-video tables: the engine's percentile
-    stretch or a random contrast/brightness/gamma change (one table for all channels), with equal chance."""
+class TabledFrames:
+    """uint8 frames (T, H, W[, C]) seen through per-channel tables, applied to the frames indexed only:
+    a clip takes 1-14 frames of a video of a hundred, so changing the whole video was 5-12x the
+    batch's cost. Indexing gives numpy arrays, as the video's own indexing does."""
+
+    def __init__(self, frames: np.ndarray, tables: np.ndarray) -> None:
+        self.frames, self.tables = frames, tables
+        self.shape, self.dtype, self.ndim = frames.shape, frames.dtype, frames.ndim
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return apply_tables(self.frames[key], self.tables)
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        out = apply_tables(self.frames, self.tables)
+        return out if dtype is None else out.astype(dtype)
+
+
+def apply_tables(frames: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """``frames`` (..., H, W[, C]) uint8 through (C, 256) tables (one for grey or for all channels)."""
+    if len(tables) == 1 or frames.ndim < 3 or frames.shape[-1] != len(tables):
+        return tables[0][frames]
+    out = np.empty_like(frames)
+    for c in range(frames.shape[-1]):
+        out[..., c] = tables[c][frames[..., c]]
+    return out
+
+
+def photometric_change(frames: np.ndarray, rng: np.random.Generator) -> TabledFrames:
+    """uint8 ``frames`` (T, H, W[, C]) seen through per-video tables: the engine's percentile stretch
+    or a random contrast/brightness/gamma change (one table for all channels), with equal chance.
+    The frames are not copied; the tables apply to the frames a clip takes (`TabledFrames`)."""
     if frames.dtype != np.uint8:
         raise ValueError(f"photometric changes apply to uint8 training frames, got {frames.dtype}")
     if rng.random() < 0.5:
@@ -64,9 +95,4 @@ def photometric_change(frames: np.ndarray, rng: np.random.Generator) -> np.ndarr
     else:
         mean = float(np.mean([f.mean() for f in _sample(frames)])) / 255.0
         tables = random_table(rng, mean)[None]
-    if frames.ndim == 3 or len(tables) == 1:
-        return tables[0][frames]
-    out = np.empty_like(frames)
-    for c in range(frames.shape[-1]):
-        out[..., c] = tables[c][frames[..., c]]
-    return out
+    return TabledFrames(frames, tables)

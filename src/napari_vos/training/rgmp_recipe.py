@@ -238,43 +238,50 @@ class RGMPRecipe(VideoMix):
     def video_sample(self, rng: np.random.Generator) -> VideoSample:
         """Fine-tuning sample: a reference at a random time, N+1 frames with random skips, one object."""
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        p = self.pairs
         for _ in range(100):
-            frames, labels = self._video(rng)
-            idx = self._frame_indices(len(frames), rng)
-            if idx is None:
-                continue
-            obj = self._pick_object(labels[idx[0]], rng)
-            if obj is None:
-                continue
-            present = [t for t in range(len(frames)) if (labels[t] == obj).mean() >= self.min_area]
-            ref = int(rng.choice(present))
-            stack = torch.from_numpy(frames[[ref] + idx]).to(self._sample_device).permute(0, 3, 1, 2).float() / 255
-            masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._sample_device).float()
-            if rng.random() < 0.5:
-                stack, masks = stack.flip(-1), masks.flip(-1)
-            if self.stage == "windows":
-                cropped = self._window_crops(stack, masks, rng)
-                if cropped is None:
-                    continue
-                ref_image, ref_mask, tgt, tgt_masks = cropped
-            else:
-                ref_image, ref_mask = self._crop_stack(stack[:1], masks[:1], masks[0], g, (1.0, 1.3))
-                tgt, tgt_masks = self._crop_stack(stack[1:], masks[1:], masks[1], g, (1.0, 1.3))
-            # one mild random affine for the reference and one for the whole target run
-            views = []
-            for imgs, ms in ((ref_image, ref_mask), (tgt, tgt_masks)):
-                u = torch.rand(4, generator=g)
-                params = (float(u[0] * 2 - 1) * p.rotation * 0.5,
-                          (float(u[1] * 2 - 1) * 0.05 * self.size[1], float(u[2] * 2 - 1) * 0.05 * self.size[0]),
-                          0.9 + 0.2 * float(u[3]))
-                views.append((colour_perturbation(affine(imgs, *params), g, p.colour),
-                              (affine(ms[:, None], *params)[:, 0] > 0.5).float()))
-            (ref_image, ref_mask), (tgt, tgt_masks) = views
-            if float(ref_mask.sum()) < p.min_pixels or float(tgt_masks[0].sum()) < p.min_pixels:
-                continue
-            return VideoSample(ref_image[0], ref_mask, tgt, tgt_masks)
+            sample = self._video_sample_once(rng, g)
+            self._count_real(sample is not None)  # --data videos that never give one are an error
+            if sample is not None:
+                return sample
         raise RuntimeError("could not draw a video clip in 100 tries: are the videos too short or the masks empty?")
+
+    def _video_sample_once(self, rng: np.random.Generator, g: torch.Generator) -> VideoSample | None:
+        """One try at `video_sample` from one drawn video; None where it gives no usable clip."""
+        p = self.pairs
+        frames, labels = self._video(rng)
+        idx = self._frame_indices(len(frames), rng)
+        if idx is None:
+            return None
+        obj = self._pick_object(labels[idx[0]], rng)
+        if obj is None:
+            return None
+        present = [t for t in range(len(frames)) if (labels[t] == obj).mean() >= self.min_area]
+        ref = int(rng.choice(present))
+        stack = torch.from_numpy(frames[[ref] + idx]).to(self._sample_device).permute(0, 3, 1, 2).float() / 255
+        masks = torch.from_numpy(labels[[ref] + idx] == obj).to(self._sample_device).float()
+        if rng.random() < 0.5:
+            stack, masks = stack.flip(-1), masks.flip(-1)
+        if self.stage == "windows":
+            cropped = self._window_crops(stack, masks, rng)
+            if cropped is None:
+                return None
+            ref_image, ref_mask, tgt, tgt_masks = cropped
+        else:
+            ref_image, ref_mask = self._crop_stack(stack[:1], masks[:1], masks[0], g, (1.0, 1.3))
+            tgt, tgt_masks = self._crop_stack(stack[1:], masks[1:], masks[1], g, (1.0, 1.3))
+        # one mild random affine for the reference and one for the whole target run
+        views = []
+        for imgs, ms in ((ref_image, ref_mask), (tgt, tgt_masks)):
+            u = torch.rand(4, generator=g)
+            params = (float(u[0] * 2 - 1) * p.rotation * 0.5,
+                      (float(u[1] * 2 - 1) * 0.05 * self.size[1], float(u[2] * 2 - 1) * 0.05 * self.size[0]),
+                      0.9 + 0.2 * float(u[3]))
+            views.append((colour_perturbation(affine(imgs, *params), g, p.colour),
+                          (affine(ms[:, None], *params)[:, 0] > 0.5).float()))
+        (ref_image, ref_mask), (tgt, tgt_masks) = views
+        if float(ref_mask.sum()) < p.min_pixels or float(tgt_masks[0].sum()) < p.min_pixels:
+            return None
+        return VideoSample(ref_image[0], ref_mask, tgt, tgt_masks)
 
     def batch(self, rng: np.random.Generator) -> Any:
         if self.stage == "pretrain":

@@ -123,6 +123,7 @@ class S2SRecipe(VideoMix):
             if len(frames) == self.batch_size:
                 break
             if bank is None or rng.random() < self.synthetic_fraction:
+                self._drew_real = None
                 video = self._synthetic(rng)
                 if id(video[0]) in used_synthetic:
                     continue  # the pool hands out its videos at random: one of each per batch too
@@ -132,10 +133,11 @@ class S2SRecipe(VideoMix):
                 if i in used and len(used) < len(bank):
                     continue  # one object per video in a batch
                 used.add(i)
-                video = bank.videos[i]
+                self._drew_real, video = i, bank.videos[i]
             clip = sample_ordered_clip(self._changed(video[0], rng), video[1], length, rng, self.size,
                                        max_step=self.max_stride, backward=False, augment=FlipAffine(),
                                        visible_only=True)
+            self._count_real(clip is not None)  # --data videos that never give one are an error
             if clip is not None:
                 frames.append(clip.frames)
                 masks.append(clip.masks)
