@@ -306,9 +306,11 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                               **({"z": args.z} if args.z is not None else {})},
                       direction=args.direction, start_frame=finished[0] if finished else None,
                       frames_segmented=_frame_ranges(finished))
-    if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
+    if keep and stop is None:  # as the widget records them: [first, stop) of the frames copied from the labels stack
         provenance["frames_kept_from_labels"] = ([0, args.frame] if args.direction == "forward"
                                                  else [args.frame + 1, len(labels)])
+    elif keep:  # stopped: every frame it did not segment holds the labels stack's
+        provenance["frames_kept_from_labels"] = _frame_ranges(sorted(set(range(len(labels))) - set(finished)))
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False,
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
@@ -341,10 +343,14 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         print(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
               f"labels as {args.output}: delete it by hand", file=sys.stderr)
     if stop is not None:
-        kept = (f"; {args.output} from an earlier run is kept as it was" if written_to != Path(args.output) else "")
+        kept = ""
+        if written_to != Path(args.output):
+            kept = (f"; {args.output} from an earlier run is kept as it was" +
+                    (" (the --maps files are this run's)" if maps else ""))
+        others = "the others as the labels stack has them" if keep else "the others empty"
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
               f"{_frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
-              f", the others empty{kept}", file=sys.stderr)
+              f", {others}{kept}", file=sys.stderr)
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise stop
@@ -566,9 +572,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def stopped_path(output: Path) -> Path:
     """Where a stopped run's frames go when ``output`` holds an earlier run's labels: beside it,
-    ``out.tif`` -> ``out.stopped.tif``, a PNG folder ``results/`` -> ``results.stopped.tif``."""
+    ``out.tif`` -> ``out.stopped.tif``, a PNG folder ``results/`` -> ``results.stopped.tif`` (``-o .``:
+    the folder's own name), or ``out.stopped-2.tif`` and on where such a file is already there (an
+    earlier stopped run's, or one corrected and given as this run's labels)."""
+    output = output.absolute()
+    if not output.name or output.name in (".", ".."):
+        output = output.resolve()
     stem = output.stem if output.suffix.lower() in (".tif", ".tiff") else output.name
-    return output.with_name(f"{stem}.stopped.tif")
+    candidate, n = output.with_name(f"{stem}.stopped.tif"), 1
+    while candidate.exists():
+        n += 1
+        candidate = output.with_name(f"{stem}.stopped-{n}.tif")
+    return candidate
 
 
 def _check_export(export: Path, resuming: bool) -> None:

@@ -68,12 +68,15 @@ def _option_value(text: str) -> Any:
         return text
 
 
-def _check_summary_path(path: str | None) -> None:
-    """A --json path is checked (its folder made) before the measurement, not after it."""
-    if path:
-        from napari_vos.cli import _check_writable
+def _check_summary_path(path: str | None, out: str | None = None) -> None:
+    """A --json path and an --out folder are checked (their folders made) before the measurement,
+    not after its first sequence (the --out files are started only when a sequence is scored)."""
+    from napari_vos.cli import _check_writable
 
+    if path:
         _check_writable(Path(path), folder=False, what="the summary")
+    if out:
+        _check_writable(Path(out), folder=True, what="the scores")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -83,7 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.save_predictions and not args.out:
         raise ValueError("--save-predictions writes OUT/predictions/<seq>/*.png: give --out OUT")
-    _check_summary_path(args.json)
+    _check_summary_path(args.json, args.out)
 
     summary = evaluate_method(
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
@@ -104,7 +107,7 @@ def run_score(args: argparse.Namespace) -> int:
     """`napari-vos score`: score saved predictions against a ground-truth folder."""
     from napari_vos.evaluation.scoring import format_table, score_dataset
 
-    _check_summary_path(args.json)
+    _check_summary_path(args.json, args.out)
     summary = score_dataset(args.pred, args.gt, sequences=_sequences(args.sequences, args.split, args.gt), json_path=args.json,
                             out_dir=args.out, progress=not args.quiet, annotation=args.annotation)
     print(f"{args.pred} against {args.gt}")

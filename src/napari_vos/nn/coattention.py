@@ -95,7 +95,8 @@ class CoAttention(nn.Module):
         weights are fixed) it is computed once per weights and device rather than for every
         reference frame; on MPS, which has no matrix exponential kernel, on the CPU."""
         a = self.skew.float()
-        if torch.is_grad_enabled() and a.requires_grad:
+        # with gradients, or on weights made under torch.inference_mode (no version counter to key on)
+        if (torch.is_grad_enabled() and a.requires_grad) or self.skew.is_inference():
             return _matrix_exp(a - a.T)
         key = (a.device, self.skew._version, self.skew.data_ptr())
         cached = getattr(self, "_projection", None)
