@@ -306,11 +306,13 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                               **({"z": args.z} if args.z is not None else {})},
                       direction=args.direction, start_frame=finished[0] if finished else None,
                       frames_segmented=_frame_ranges(finished))
-    if keep and stop is None:  # as the widget records them: [first, stop) of the frames copied from the labels stack
+    if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
         provenance["frames_kept_from_labels"] = ([0, args.frame] if args.direction == "forward"
                                                  else [args.frame + 1, len(labels)])
-    elif keep:  # stopped: every frame it did not segment holds the labels stack's
-        provenance["frames_kept_from_labels"] = _frame_ranges(sorted(set(range(len(labels))) - set(finished)))
+        reach = range(args.frame, len(labels)) if args.direction == "forward" else range(0, args.frame + 1)
+        unreached = sorted(set(reach) - set(finished))
+        if unreached:  # stopped: the frames it never reached hold the labels stack's too
+            provenance["frames_not_reached_kept_from_labels"] = _frame_ranges(unreached)
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False,
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))

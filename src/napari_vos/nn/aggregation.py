@@ -235,6 +235,7 @@ def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
     boxes = ndi.find_objects(index, max_label=len(ids))
     same = (height, width) == (out_h, out_w)
     ty, tx = (None, None) if same else (_taps(height, out_h), _taps(width, out_w))
+    ties: list[tuple[int, int, int, int, int, torch.Tensor]] = []  # (k, a, b, c, d, pixels kept as ties)
     for k, box in enumerate(boxes):
         if box is None:
             continue
@@ -256,13 +257,23 @@ def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
             # would mostly drop keeps its ties, so it stays a line rather than one rescued pixel
             area = float(crop.sum()) * (out_h * out_w) / (height * width)
             if area >= 2 and float(kept.sum()) < 0.5 * area:
+                ties.append((k, a, b, c, d, (values >= 0.5) & ~kept))
                 kept = values >= 0.5
             out[k, a:b, c:d] = kept.float()
-        if not bool(out[k].any()):  # too small to survive the resize: one pixel over one of its own
-            if rescued is not None:
-                rescued.append(int(ids[k]))
-            ys, xs = np.nonzero(index[y0:y1, x0:x1] == k + 1)
-            mid = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))  # nearest its centroid
-            out[k, min(int((y0 + ys[mid] + 0.5) * out_h / height), out_h - 1),
-                min(int((x0 + xs[mid] + 0.5) * out_w / width), out_w - 1)] = 1.0
+    # a tie pixel another object claims too (two 1-pixel lines side by side) belongs to neither: two
+    # objects with one mask cannot be told apart, and the one left empty is rescued (and warned of)
+    for k, a, b, c, d, tied in ties:
+        others = out[:, a:b, c:d].sum(0) - out[k, a:b, c:d]
+        out[k, a:b, c:d][tied & (others > 0)] = 0.0
+    for k, box in enumerate(boxes):
+        if box is None or bool(out[k].any()):
+            continue
+        # too small to survive the resize: one output pixel over one of its own
+        if rescued is not None:
+            rescued.append(int(ids[k]))
+        (y0, y1), (x0, x1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
+        ys, xs = np.nonzero(index[y0:y1, x0:x1] == k + 1)
+        mid = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))  # nearest its centroid
+        out[k, min(int((y0 + ys[mid] + 0.5) * out_h / height), out_h - 1),
+            min(int((x0 + xs[mid] + 0.5) * out_w / width), out_w - 1)] = 1.0
     return out

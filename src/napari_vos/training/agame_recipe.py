@@ -74,6 +74,9 @@ class AGAMERecipe(VideoMix):
     def _synthetic_frames(self) -> int:
         return max(12, (self.n_frames - 1) * self.max_frame_step + 1)
 
+    def _clip_frames(self) -> int:
+        return self.n_frames
+
     def batch(self, rng: np.random.Generator) -> list[Clip]:
         return self._clips(rng, lambda frames, labels: sample_ordered_clip(
             frames, labels, self.n_frames, rng, self.size, self.max_frame_step))

@@ -74,6 +74,31 @@ class SequenceBank:
     def __len__(self) -> int:
         return len(self.videos)
 
+    def keep_usable(self, frames_needed: int, min_area: float, recipe: str) -> None:
+        """Drop the videos that can never give a clip: fewer annotated frames than a clip needs, or
+        no object reaching ``min_area`` of a frame on any of them; warn which. Drawn and skipped
+        for ever, they made a run train on synthetic videos alone (or wait for ever without them)
+        while its record named --data."""
+        import warnings
+
+        kept, dropped = [], []
+        for name, (frames, labels) in zip(self.names, self.videos):
+            big = any(_largest_share(labels[t]) >= min_area for t in range(len(labels)))
+            (kept if len(frames) >= frames_needed and big else dropped).append((name, (frames, labels)))
+        if dropped:
+            warnings.warn(f"{len(dropped)} of {len(self.videos)} --data sequences cannot give {recipe}'s training "
+                          f"clips ({frames_needed} annotated frames, an object over {min_area:.1%} of the frame) "
+                          f"and are left out: {', '.join(n for n, _ in dropped[:8])}"
+                          + (" ..." if len(dropped) > 8 else ""), stacklevel=3)
+        self.names = [n for n, _ in kept]
+        self.videos = [v for _, v in kept]
+
+
+def _largest_share(labels: np.ndarray) -> float:
+    """The share of the frame its largest object covers (0 without one)."""
+    _, counts = np.unique(labels[labels > 0], return_counts=True)  # not bincount: ids may be large
+    return float(counts.max()) / labels.size if len(counts) else 0.0
+
 
 def sample_clip_from(frames: np.ndarray, labels: np.ndarray, n: int, max_gap: int, rng: np.random.Generator,
                      out_size: tuple[int, int], min_area: float = 0.002,
@@ -143,8 +168,8 @@ def resize_bilinear(stack: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     return y.contiguous().numpy()
 
 
-#: failed tries of every --data video, none ever giving a clip, after which they are judged unusable
-_REAL_TRIES = 3
+#: the samplers' smallest object, as a share of the frame: a video whose objects never reach it gives no clip
+_MIN_OBJECT_AREA = 0.002
 
 
 class VideoMix:
@@ -217,13 +242,20 @@ class VideoMix:
     def _synthetic_frames(self) -> int:
         return 12
 
+    def _clip_frames(self) -> int:
+        """Annotated frames a video needs to give one of this recipe's clips (the recipes with longer
+        clips say so)."""
+        return 3
+
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
             self._bank = SequenceBank(self.real_dirs, self._real_size())
+            self._bank.keep_usable(self._clip_frames(), _MIN_OBJECT_AREA, getattr(self, "name", "this recipe"))
             if not len(self._bank):  # training on synthetic videos alone would go unnoticed
                 raise ValueError(f"--data {', '.join(map(str, self.real_dirs))}: no usable training sequence (the "
                                  f"project's hold-out sequences {', '.join(HOLDOUT_DAVIS)} are left out, and a "
-                                 "sequence needs its frames annotated)")
+                                 f"sequence needs {max(3, self._clip_frames())} annotated frames and an object "
+                                 f"over {_MIN_OBJECT_AREA:.1%} of a frame for {getattr(self, 'name', 'its')} clips)")
         return self._bank if self._bank and len(self._bank) else None
 
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -244,33 +276,10 @@ class VideoMix:
         """One video (frames uint8, labels): synthetic with probability ``synthetic_fraction``, or without real ones."""
         bank = self._real()
         if bank is None or rng.random() < self.synthetic_fraction:
-            self._drew_real: int | None = None
             frames, labels = self._synthetic(rng)
         else:
-            self._drew_real = int(rng.integers(len(bank)))
-            frames, labels = bank.videos[self._drew_real]
+            frames, labels = bank.videos[int(rng.integers(len(bank)))]
         return self._changed(frames, rng), labels
-
-    def _count_real(self, gave_clip: bool) -> None:
-        """After a try at a clip from the video `_video` last drew: an error once every --data video
-        has failed `_REAL_TRIES` times and none ever gave a clip (annotated runs shorter than a clip,
-        objects under the sampler's smallest area). Without it such data would be skipped for ever:
-        the run would train on synthetic videos alone while its record names --data (or, without
-        synthetic videos, wait for ever). One real clip ever, and nothing is counted any more."""
-        index = getattr(self, "_drew_real", None)
-        if index is None or getattr(self, "_real_ok", False):
-            return
-        if gave_clip:
-            self._real_ok = True
-            return
-        fails: dict[int, int] = self.__dict__.setdefault("_real_fails", {})
-        fails[index] = fails.get(index, 0) + 1
-        bank = self._real()
-        if bank is not None and len(fails) == len(bank) and min(fails.values()) >= _REAL_TRIES:
-            raise ValueError(f"none of the {len(bank)} --data videos gave a training clip in {sum(fails.values())} "
-                             f"tries: their annotated frames are too few for {getattr(self, 'name', 'this')}'s "
-                             "clips or their objects too small (under 0.2 % of the frame); give videos with more "
-                             "annotated frames, a larger --size, or train without --data")
 
     def _changed(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``frames``, or with chance ``photometric`` the same frames seen through `photometric_change`'s
@@ -282,14 +291,13 @@ class VideoMix:
 
     def _clips(self, rng: np.random.Generator, sample: Callable[[np.ndarray, np.ndarray], Clip | None]) -> list[Clip]:
         """``batch_size`` clips ``sample(frames, labels)``, each from a new video; videos giving None are
-        skipped (`_count_real` stops a run whose --data videos never give one); a batch not filled in
-        100 draws per clip is an error."""
+        skipped (the bank holds only videos that can give one: `_real`); a batch not filled in 100
+        draws per clip is an error."""
         clips: list[Clip] = []
         for _ in range(100 * self.batch_size):
             if len(clips) == self.batch_size:
                 return clips
             clip = sample(*self._video(rng))
-            self._count_real(clip is not None)
             if clip is not None:
                 clips.append(clip)
         if len(clips) == self.batch_size:

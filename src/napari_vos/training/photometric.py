@@ -67,7 +67,9 @@ class TabledFrames:
         return len(self.frames)
 
     def __getitem__(self, key: object) -> np.ndarray:
-        return apply_tables(self.frames[key], self.tables)
+        if isinstance(key, tuple):  # indexing within frames could drop or pick the channel axis
+            return np.asarray(self)[key]
+        return apply_tables(self.frames[key], self.tables)  # frames picked: the channel axis stays last
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         out = apply_tables(self.frames, self.tables)
@@ -75,9 +77,12 @@ class TabledFrames:
 
 
 def apply_tables(frames: np.ndarray, tables: np.ndarray) -> np.ndarray:
-    """``frames`` (..., H, W[, C]) uint8 through (C, 256) tables (one for grey or for all channels)."""
-    if len(tables) == 1 or frames.ndim < 3 or frames.shape[-1] != len(tables):
+    """``frames`` (..., C) uint8 with channels last through (C, 256) tables, or any uint8 array
+    through one table (grey frames, or one table for all channels)."""
+    if len(tables) == 1:
         return tables[0][frames]
+    if frames.shape[-1] != len(tables):
+        raise ValueError(f"{len(tables)} channel tables for frames of shape {frames.shape}")
     out = np.empty_like(frames)
     for c in range(frames.shape[-1]):
         out[..., c] = tables[c][frames[..., c]]

@@ -101,6 +101,9 @@ class RVOSRecipe(VideoMix):
     def _synthetic_frames(self) -> int:
         return self.clip_length * self.max_stride + 2
 
+    def _clip_frames(self) -> int:
+        return self.clip_length
+
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, K, H, W) padded with empty objects, valid (B, K)."""
         # zero-shot: every object the slots can hold is supervised (the slides assign each annotated

@@ -112,6 +112,9 @@ class S2SRecipe(VideoMix):
     def _synthetic_frames(self) -> int:
         return 2 * self.max_length
 
+    def _clip_frames(self) -> int:
+        return self.min_length
+
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, H, W), distance classes (B, T, H, W); one length T per batch."""
         length = int(rng.integers(self.min_length, self.max_length + 1))
@@ -123,7 +126,6 @@ class S2SRecipe(VideoMix):
             if len(frames) == self.batch_size:
                 break
             if bank is None or rng.random() < self.synthetic_fraction:
-                self._drew_real = None
                 video = self._synthetic(rng)
                 if id(video[0]) in used_synthetic:
                     continue  # the pool hands out its videos at random: one of each per batch too
@@ -133,11 +135,10 @@ class S2SRecipe(VideoMix):
                 if i in used and len(used) < len(bank):
                     continue  # one object per video in a batch
                 used.add(i)
-                self._drew_real, video = i, bank.videos[i]
+                video = bank.videos[i]
             clip = sample_ordered_clip(self._changed(video[0], rng), video[1], length, rng, self.size,
                                        max_step=self.max_stride, backward=False, augment=FlipAffine(),
                                        visible_only=True)
-            self._count_real(clip is not None)  # --data videos that never give one are an error
             if clip is not None:
                 frames.append(clip.frames)
                 masks.append(clip.masks)
