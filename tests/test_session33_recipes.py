@@ -72,7 +72,7 @@ def test_real_data_that_never_gives_a_clip_is_not_silently_replaced_by_synthetic
                          real_dirs=[str(_sparse_dataset(tmp_path))])
     with pytest.warns(UserWarning, match="1 of 1 --data sequences cannot give agame's training clips"), \
             pytest.raises(ValueError, match="no usable training sequence .* needs 8 annotated frames and an object "
-                                            "over 0.2% of a frame for agame clips"):
+                                            "over 0.2% of a frame a clip can start from for agame clips"):
         recipe.batch(np.random.default_rng(1))
 
 

@@ -260,8 +260,9 @@ def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
                 ties.append((k, a, b, c, d, (values >= 0.5) & ~kept))
                 kept = values >= 0.5
             out[k, a:b, c:d] = kept.float()
-    # a tie pixel another object claims too (two 1-pixel lines side by side) belongs to neither: two
-    # objects with one mask cannot be told apart, and the one left empty is rescued (and warned of)
+    # a tie pixel another object claims too (two 1-pixel lines side by side) is taken from the object
+    # that holds it only as a tie: two objects with one mask cannot be told apart; where both hold it
+    # as ties, the earlier one gives it up first, and an object left empty is rescued (and warned of)
     for k, a, b, c, d, tied in ties:
         others = out[:, a:b, c:d].sum(0) - out[k, a:b, c:d]
         out[k, a:b, c:d][tied & (others > 0)] = 0.0

@@ -74,24 +74,31 @@ class SequenceBank:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def keep_usable(self, frames_needed: int, min_area: float, recipe: str) -> None:
+    def keep_usable(self, frames_needed: int, min_area: float, share: Callable[[np.ndarray], float],
+                    recipe: str) -> None:
         """Drop the videos that can never give a clip: fewer annotated frames than a clip needs, or
-        no object reaching ``min_area`` of a frame on any of them; warn which. Drawn and skipped
-        for ever, they made a run train on synthetic videos alone (or wait for ever without them)
-        while its record named --data."""
+        no target reaching ``min_area`` (``share(labels)``) on a frame a forward clip can start
+        from; warn which. Drawn and skipped for ever, they made a run train on synthetic videos
+        alone (or wait for ever without them) while its record named --data."""
         import warnings
 
         kept, dropped = [], []
         for name, (frames, labels) in zip(self.names, self.videos):
-            big = any(_largest_share(labels[t]) >= min_area for t in range(len(labels)))
+            starts = range(max(len(labels) - max(frames_needed, 1) + 1, 0))
+            big = any(share(labels[t]) >= min_area for t in starts)
             (kept if len(frames) >= frames_needed and big else dropped).append((name, (frames, labels)))
         if dropped:
             warnings.warn(f"{len(dropped)} of {len(self.videos)} --data sequences cannot give {recipe}'s training "
-                          f"clips ({frames_needed} annotated frames, an object over {min_area:.1%} of the frame) "
-                          f"and are left out: {', '.join(n for n, _ in dropped[:8])}"
+                          f"clips ({frames_needed} annotated frames, a target over {min_area:.1%} of a frame a "
+                          f"clip can start from) and are left out: {', '.join(n for n, _ in dropped[:8])}"
                           + (" ..." if len(dropped) > 8 else ""), stacklevel=3)
         self.names = [n for n, _ in kept]
         self.videos = [v for _, v in kept]
+
+
+def union_share(labels: np.ndarray) -> float:
+    """The share of the frame all its objects cover together."""
+    return float((labels > 0).mean())
 
 
 def _largest_share(labels: np.ndarray) -> float:
@@ -247,15 +254,26 @@ class VideoMix:
         clips say so)."""
         return 3
 
+    def _object_share(self, labels: np.ndarray) -> float:
+        """The share of a frame the recipe's target covers there: its largest object (recipes that
+        train on the union of the objects, COSNet and OSVOS-AT's parent, say so)."""
+        return _largest_share(labels)
+
+    def _min_object_area(self) -> float:
+        """The smallest target, as a share of the frame, the recipe's sampler takes."""
+        return _MIN_OBJECT_AREA
+
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
             self._bank = SequenceBank(self.real_dirs, self._real_size())
-            self._bank.keep_usable(self._clip_frames(), _MIN_OBJECT_AREA, getattr(self, "name", "this recipe"))
+            self._bank.keep_usable(self._clip_frames(), self._min_object_area(), self._object_share,
+                                   getattr(self, "name", "this recipe"))
             if not len(self._bank):  # training on synthetic videos alone would go unnoticed
                 raise ValueError(f"--data {', '.join(map(str, self.real_dirs))}: no usable training sequence (the "
                                  f"project's hold-out sequences {', '.join(HOLDOUT_DAVIS)} are left out, and a "
                                  f"sequence needs {max(3, self._clip_frames())} annotated frames and an object "
-                                 f"over {_MIN_OBJECT_AREA:.1%} of a frame for {getattr(self, 'name', 'its')} clips)")
+                                 f"over {self._min_object_area():.1%} of a frame a clip can start from for "
+                                 f"{getattr(self, 'name', 'its')} clips)")
         return self._bank if self._bank and len(self._bank) else None
 
     def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from napari_vos.methods.checkpoint import init_from_checkpoint
 from napari_vos.methods.cosnet_network import CONFIGS, STRIDE, COSNetNetwork, make_config
 from napari_vos.nn.coattention import VARIANTS
-from napari_vos.training.clips import Clip, VideoMix, crop_flip_resize
+from napari_vos.training.clips import Clip, VideoMix, crop_flip_resize, union_share
 from napari_vos.training.loop import export_tensors
 
 __all__ = ["COSNetRecipe", "COSNetBatch", "balanced_bce", "sample_pair", "sample_saliency"]
@@ -123,6 +123,9 @@ class COSNetRecipe(VideoMix):
     init_checkpoint: str | None = None
     train_backbone_from: str | None = "auto"  # "auto": the deep stage if the backbone is initialised
     name: str = "cosnet"
+
+    def _object_share(self, labels: np.ndarray) -> float:
+        return union_share(labels)  # the salient object: every object of the frame together
 
     def __post_init__(self) -> None:
         base, _, variant = self.config.partition(":")

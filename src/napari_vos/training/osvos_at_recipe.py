@@ -24,7 +24,7 @@ import torch
 from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork, balanced_bce
 from napari_vos.nn.backbone_freeze import freeze, keep_statistics, leading_stages
 from napari_vos.nn.padding import crop_to, pad_to_multiple
-from napari_vos.training.clips import Clip, VideoMix, sample_clip_from
+from napari_vos.training.clips import Clip, VideoMix, sample_clip_from, union_share
 from napari_vos.training.loop import export_tensors
 
 
@@ -61,6 +61,9 @@ class OSVOSATRecipe(VideoMix):
     init_checkpoint: str | None = None
     train_backbone_from: str | None = None  # first backbone stage trained; earlier ones (and "none": all) fixed
     name: str = "osvos_at"
+
+    def _object_share(self, labels: np.ndarray) -> float:
+        return union_share(labels) if self.foreground == "union" else super()._object_share(labels)
 
     def __post_init__(self) -> None:
         if self.config not in CONFIGS:

@@ -189,6 +189,9 @@ class RGMPRecipe(VideoMix):
     def _clip_frames(self) -> int:
         return 1 if self.stage == "pretrain" else self.recurrence + 1
 
+    def _min_object_area(self) -> float:
+        return self.min_area
+
     def _frame_indices(self, n_frames: int, rng: np.random.Generator) -> list[int] | None:
         n = self.recurrence + 1
         if n_frames < n:

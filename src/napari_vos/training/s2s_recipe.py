@@ -117,8 +117,10 @@ class S2SRecipe(VideoMix):
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, H, W), distance classes (B, T, H, W); one length T per batch."""
-        length = int(rng.integers(self.min_length, self.max_length + 1))
         bank = self._real()
+        # no longer than the longest --data video (7-frame sequences could not give 9-frame batches)
+        longest = max(len(v[0]) for v in bank.videos) if bank is not None else self.max_length
+        length = int(rng.integers(self.min_length, max(min(self.max_length, longest), self.min_length) + 1))
         used: set[int] = set()
         used_synthetic: set[int] = set()
         frames, masks = [], []
