@@ -75,17 +75,16 @@ class SequenceBank:
         return len(self.videos)
 
     def keep_usable(self, frames_needed: int, min_area: float, share: Callable[[np.ndarray], float],
-                    recipe: str) -> None:
+                    starts: Callable[[int], range], recipe: str) -> None:
         """Drop the videos that can never give a clip: fewer annotated frames than a clip needs, or
-        no target reaching ``min_area`` (``share(labels)``) on a frame a forward clip can start
-        from; warn which. Drawn and skipped for ever, they made a run train on synthetic videos
-        alone (or wait for ever without them) while its record named --data."""
+        no target reaching ``min_area`` (``share(labels)``) on a frame a clip can start from
+        (``starts(n_frames)``); warn which. Drawn and skipped for ever, they made a run train on
+        synthetic videos alone (or wait for ever without them) while its record named --data."""
         import warnings
 
         kept, dropped = [], []
         for name, (frames, labels) in zip(self.names, self.videos):
-            starts = range(max(len(labels) - max(frames_needed, 1) + 1, 0))
-            big = any(share(labels[t]) >= min_area for t in starts)
+            big = any(share(labels[t]) >= min_area for t in starts(len(labels)))
             (kept if len(frames) >= frames_needed and big else dropped).append((name, (frames, labels)))
         if dropped:
             warnings.warn(f"{len(dropped)} of {len(self.videos)} --data sequences cannot give {recipe}'s training "
@@ -263,11 +262,16 @@ class VideoMix:
         """The smallest target, as a share of the frame, the recipe's sampler takes."""
         return _MIN_OBJECT_AREA
 
+    def _start_frames(self, n_frames: int) -> range:
+        """The frames of an ``n_frames`` video the target must show on one of for a clip: any (a
+        reference frame anywhere, clips played backward too); the forward-only recipes say less."""
+        return range(n_frames)
+
     def _real(self) -> SequenceBank | None:
         if self._bank is None and self.real_dirs:
             self._bank = SequenceBank(self.real_dirs, self._real_size())
             self._bank.keep_usable(self._clip_frames(), self._min_object_area(), self._object_share,
-                                   getattr(self, "name", "this recipe"))
+                                   self._start_frames, getattr(self, "name", "this recipe"))
             if not len(self._bank):  # training on synthetic videos alone would go unnoticed
                 raise ValueError(f"--data {', '.join(map(str, self.real_dirs))}: no usable training sequence (the "
                                  f"project's hold-out sequences {', '.join(HOLDOUT_DAVIS)} are left out, and a "

@@ -104,6 +104,9 @@ class RVOSRecipe(VideoMix):
     def _clip_frames(self) -> int:
         return self.clip_length
 
+    def _start_frames(self, n_frames: int) -> range:
+        return range(max(n_frames - self.clip_length + 1, 0))  # clips played forward only
+
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, K, H, W) padded with empty objects, valid (B, K)."""
         # zero-shot: every object the slots can hold is supervised (the slides assign each annotated

@@ -115,6 +115,9 @@ class S2SRecipe(VideoMix):
     def _clip_frames(self) -> int:
         return self.min_length
 
+    def _start_frames(self, n_frames: int) -> range:
+        return range(max(n_frames - self.min_length + 1, 0))  # clips played forward only
+
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, H, W), masks (B, T, H, W), distance classes (B, T, H, W); one length T per batch."""
         bank = self._real()
