@@ -1,4 +1,4 @@
-"""Tiny videos for the napari-side tests: a textured square sliding over a textured background."""
+"""Tiny videos for the tests: a textured square sliding over a textured background, coloured disks, DAVIS-layout folders."""
 from __future__ import annotations
 
 from typing import Any
@@ -77,3 +77,22 @@ def coloured_disks(T: int, H: int, W: int, centers: list[tuple[int, int]], r: in
             gt[t][m] = k + 1
         vid[t] = img.astype(np.uint8)
     return vid, gt
+
+
+def davis_sequence(root: Any, name: str, label_fn: Any, frames: int = 12, size: tuple[int, int] = (120, 80)) -> None:
+    """One DAVIS-layout sequence (JPEGImages/480p/NAME, Annotations/480p/NAME) under ``root``, every
+    frame annotated with ``label_fn(t, (H, W))`` and its objects painted red on a noisy background;
+    ``size`` is (W, H)."""
+    from PIL import Image
+
+    (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
+    (root / "Annotations" / "480p" / name).mkdir(parents=True)
+    base = np.random.default_rng(0).integers(40, 200, (size[1], size[0], 3)).astype(np.uint8)
+    for t in range(frames):
+        labels = label_fn(t, (size[1], size[0]))
+        img = base.copy()
+        img[labels > 0] = (230, 60, 60)
+        Image.fromarray(img).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg")
+        mask = Image.fromarray(labels.astype(np.uint8), mode="P")
+        mask.putpalette([0, 0, 0] + [128, 0, 0] * 255)
+        mask.save(root / "Annotations" / "480p" / name / f"{t:05d}.png")

@@ -9,24 +9,9 @@ import pytest
 import torch
 
 
+from _layers import davis_sequence
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _davis(root, name, label_fn, frames=12, size=(120, 80)):
-    """One DAVIS-layout sequence, every frame annotated with ``label_fn(t, (H, W))``."""
-    from PIL import Image
-
-    (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
-    (root / "Annotations" / "480p" / name).mkdir(parents=True)
-    base = np.random.default_rng(0).integers(40, 200, (size[1], size[0], 3)).astype(np.uint8)
-    for t in range(frames):
-        labels = label_fn(t, (size[1], size[0]))
-        img = base.copy()
-        img[labels > 0] = (230, 60, 60)
-        Image.fromarray(img).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg")
-        mask = Image.fromarray(labels.astype(np.uint8), mode="P")
-        mask.putpalette([0, 0, 0] + [128, 0, 0] * 255)
-        mask.save(root / "Annotations" / "480p" / name / f"{t:05d}.png")
 
 
 def _many_small_cells(t, shape):
@@ -45,7 +30,7 @@ def _many_small_cells(t, shape):
 def test_union_recipes_keep_data_of_many_small_objects(tmp_path, method):
     from napari_vos.training.recipes import make_recipe
 
-    _davis(tmp_path, "cells", _many_small_cells)
+    davis_sequence(tmp_path, "cells", _many_small_cells)
     recipe = make_recipe(method, size=(64, 96), batch_size=2, synthetic_fraction=0.0, real_dirs=[str(tmp_path)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,7 +50,7 @@ def test_rgmp_video_stage_refuses_objects_under_its_min_area(tmp_path):
         labels[30:34, 40 + t:46 + t] = 1
         return labels
 
-    _davis(tmp_path, "small", quarter_percent)
+    davis_sequence(tmp_path, "small", quarter_percent)
     recipe = make_recipe("rgmp", size=(64, 64), batch_size=2, synthetic_fraction=0.5, real_dirs=[str(tmp_path)],
                          config="light:video")
     with warnings.catch_warnings(record=True) as caught:
@@ -91,7 +76,7 @@ def test_sequence_whose_object_enters_after_the_last_clip_start_is_not_kept_sile
             labels[20:40, 30:50] = 1
         return labels
 
-    _davis(tmp_path, "enters-late", enters_late, frames=8)
+    davis_sequence(tmp_path, "enters-late", enters_late, frames=8)
     recipe = make_recipe(method, size=(64, 96), batch_size=2, synthetic_fraction=0.5, real_dirs=[str(tmp_path)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -113,7 +98,7 @@ def test_s2s_batches_are_no_longer_than_the_longest_data_video(tmp_path):
         labels[20:50, 20 + 2 * t:60 + 2 * t] = 1
         return labels
 
-    _davis(tmp_path, "short", box, frames=7)
+    davis_sequence(tmp_path, "short", box, frames=7)
     recipe = make_recipe("s2s", size=(64, 96), batch_size=2, synthetic_fraction=0.0, real_dirs=[str(tmp_path)])
     rng = np.random.default_rng(0)
     for _ in range(6):

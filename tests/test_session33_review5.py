@@ -7,24 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
+from _layers import davis_sequence
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-
-def _davis(root, name, label_fn, frames=12, size=(120, 80)):
-    from PIL import Image
-
-    (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
-    (root / "Annotations" / "480p" / name).mkdir(parents=True)
-    base = np.random.default_rng(0).integers(40, 200, (size[1], size[0], 3)).astype(np.uint8)
-    for t in range(frames):
-        labels = label_fn(t, (size[1], size[0]))
-        img = base.copy()
-        img[labels > 0] = (230, 60, 60)
-        Image.fromarray(img).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg")
-        mask = Image.fromarray(labels.astype(np.uint8), mode="P")
-        mask.putpalette([0, 0, 0] + [128, 0, 0] * 255)
-        mask.save(root / "Annotations" / "480p" / name / f"{t:05d}.png")
 
 
 def _late(t, shape):
@@ -40,7 +25,7 @@ def _late(t, shape):
 def test_sequence_with_object_only_on_last_frames_is_kept_when_the_sampler_can_start_there(tmp_path, method, extra):
     from napari_vos.training.recipes import make_recipe
 
-    _davis(tmp_path, "late", _late)
+    davis_sequence(tmp_path, "late", _late)
     size = (64, 64) if method == "rgmp" else (64, 96)
     recipe = make_recipe(method, size=size, batch_size=2, synthetic_fraction=0.0, real_dirs=[str(tmp_path)], **extra)
     with warnings.catch_warnings():
