@@ -22,6 +22,11 @@ _SAMPLE_FRAMES = 8
 DARK_8BIT_TOP = 128  # RGMP's shipped checkpoint lost a square of 80 or 120 on 30 read as 0-255 (kept it as float)
 
 
+def range_sample(n_frames: int) -> np.ndarray:
+    """The frames a stack's intensity range is read from: up to 8, evenly spaced."""
+    return np.unique(np.linspace(0, n_frames - 1, min(_SAMPLE_FRAMES, n_frames)).astype(int))
+
+
 def channels_first(shape: tuple[int, ...]) -> bool:
     """Whether a 4-D stack looks like (T, C, Y, X): a second axis of at most 4 before two larger ones."""
     return len(shape) == 4 and shape[1] <= 4 < min(shape[2:])
@@ -150,9 +155,8 @@ class FrameSource:
         """One (lo, hi) per channel for the whole stack, from up to 8 evenly spaced frames
         (``known``: a frame already read, (index, raw frame), which is then not read again)."""
         if self._range is None:
-            idx = np.unique(np.linspace(0, self.n_frames - 1, min(_SAMPLE_FRAMES, self.n_frames)).astype(int))
             sample = [known[1] if known is not None and int(i) == known[0] % self.n_frames else self.raw(int(i))
-                      for i in idx]
+                      for i in range_sample(self.n_frames)]
             # float data too, even within [0, 1]: 12-bit camera data through skimage's img_as_float
             # fill [0, 0.0625], which the networks read as black frames if taken as they are
             lo, hi = percentile_range(sample, PERCENTILES)

@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_vos.data.frames import PERCENTILES
+from napari_vos.data.frames import PERCENTILES, range_sample
 from napari_vos.data.intensity import percentile_range
 
 #: contrast factor, brightness offset (of the 0-1 range) and log-gamma ranges of the random change
 CONTRAST = (0.5, 1.6)
 BRIGHTNESS = (-0.12, 0.12)
 LOG_GAMMA = (-0.4, 0.4)
-#: frames the percentiles are taken over (the engine reads a stack's range from up to 8 too)
-_SAMPLE_FRAMES = 8
 
 
 def _sample(frames: np.ndarray) -> list[np.ndarray]:
-    """Up to 8 evenly spaced frames, as the engine samples a stack for its intensity range."""
-    idx = np.unique(np.linspace(0, len(frames) - 1, min(_SAMPLE_FRAMES, len(frames))).astype(int))
-    return [frames[i] for i in idx]
+    """The frames the engine reads a stack's intensity range from (`range_sample`)."""
+    return [frames[i] for i in range_sample(len(frames))]
 
 
 def stretch_tables(frames: np.ndarray) -> np.ndarray:
