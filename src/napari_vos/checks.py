@@ -71,3 +71,9 @@ def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all
     return (f"object id(s) {sorted(where)} are not on the start frame {start} ({held}): every object must be "
             f"painted on the frame propagation starts from; paint it there too, erase it where it is, or "
             f"{all_painted_hint or 'annotate the start frame alone'}{newcomers}")
+
+
+def unreached_frames(direction: str, start: int, n_frames: int) -> range:
+    """The frames a run in ``direction`` from ``start`` does not reach (none for "both"): those a
+    re-run of a corrected labels stack keeps as they are."""
+    return {"both": range(0), "forward": range(0, start), "backward": range(start + 1, n_frames)}[direction]

@@ -203,6 +203,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
     """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
+    from napari_vos.checks import unreached_frames
     from napari_vos.data.label_types import check_id_range, largest_id, painted_frames
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
@@ -268,17 +269,16 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if keep and args.frame not in (painted or []):
         raise ValueError(f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted; give the corrected "
                          "frame as --frame")
-    if keep:  # frames copied as they are must hold ids the output keeps (-3 became 65533 in uint16)
-        for t in range(len(labels)):
-            frame = np.asarray(labels[t])
-            check_id_range(frame.min(), frame.max(), f"frame {t} of {args.labels} (--keep-other-frames copies it)")
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
     try:
         if keep:  # the stack's frames first: the run overwrites those it reaches, the others stay (an earlier output)
             for t in range(len(labels)):
-                partial.labels[t] = np.asarray(labels[t])
+                frame = np.asarray(labels[t])
+                # copied as they are: ids the output cannot hold are refused (-3 became 65533 in uint16)
+                check_id_range(frame.min(), frame.max(), f"frame {t} of {args.labels} (--keep-other-frames copies it)")
+                partial.labels[t] = frame
         session, start = annotated_session(video, np.asarray(labels[args.frame]) if keep else labels,
                                            method=args.method, frame=args.frame,
                                            device=args.device, checkpoint=args.checkpoint, maps=bool(args.maps),
@@ -307,10 +307,9 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                       direction=args.direction, start_frame=finished[0] if finished else None,
                       frames_segmented=_frame_ranges(finished))
     if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
-        provenance["frames_kept_from_labels"] = ([0, args.frame] if args.direction == "forward"
-                                                 else [args.frame + 1, len(labels)])
-        reach = range(args.frame, len(labels)) if args.direction == "forward" else range(0, args.frame + 1)
-        unreached = sorted(set(reach) - set(finished))
+        copied = unreached_frames(args.direction, args.frame, len(labels))
+        provenance["frames_kept_from_labels"] = [copied.start, copied.stop]
+        unreached = sorted(set(range(len(labels))) - set(copied) - set(finished))
         if unreached:  # stopped: the frames it never reached hold the labels stack's too
             provenance["frames_not_reached_kept_from_labels"] = _frame_ranges(unreached)
     if stop is not None:  # what is done is written, and the record says which frames it holds

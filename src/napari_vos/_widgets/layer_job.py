@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from napari_vos.advice import method_advice
-from napari_vos.checks import objects_missing_at_start, painted_ids
+from napari_vos.checks import objects_missing_at_start, painted_ids, unreached_frames
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
@@ -512,8 +512,7 @@ class LayerJob:
         """The frames outside this run's range, copied from a (T, Y, X) labels layer (else none)."""
         if self.labels is None or tuple(self.labels.data.shape) != (self.n_frames, *self.frame_shape):
             return range(0)
-        return {"both": range(0), "forward": range(0, self.start),
-                "backward": range(self.start + 1, self.n_frames)}[self.direction]
+        return unreached_frames(self.direction, self.start, self.n_frames)
 
     def _channel_layers(self, layers: "Sequence[str | Image]", shape: tuple[int, int, int]) -> "list[Image]":
         """The extra channel layers, checked: plain grey (T, Y, X) image layers of the propagated
