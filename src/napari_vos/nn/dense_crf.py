@@ -44,8 +44,8 @@ class DenseCRFSettings:
         labels), weights finite and >= 0; each named by its crf_* option."""
         import numbers
 
-        def number(value: object) -> bool:  # numpy scalars too, not booleans
-            return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+        def number(value: object) -> bool:  # numpy scalars too (np.bool_ is no numbers.Real), not booleans
+            return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
         for name in ("bilateral_xy", "bilateral_rgb", "gaussian_xy"):
             value = getattr(self, name)
