@@ -499,3 +499,32 @@ def test_an_outputs_base_name_drops_every_run_suffix_and_only_an_outputs(name, i
 
     layer = SimpleNamespace(name=name, metadata={"napari_vos_output": True} if is_output else {})
     assert base_name(layer) == base
+
+
+def test_an_image_opened_from_a_calibrated_tiff_at_scale_1_is_told_what_the_file_says(tmp_path):
+    """napari's TIFF reader opens a calibrated file at scale 1, so the outputs lie at scale 1 too: the
+    run says what the file holds and how to give it to the layer; a layer the user scaled says nothing."""
+    import tifffile
+
+    frames, truth = sliding_square(4, (48, 48))
+    path = tmp_path / "timelapse.tif"
+    tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"axes": "TYX", "unit": "um", "finterval": 600.0})
+    import npe2
+
+    npe2.PluginManager.instance().discover()  # as napari's app does at start (a bare ViewerModel does not)
+    v = ViewerModel()
+    image = v.open(path)[0]
+    assert tuple(image.scale) == (1.0, 1.0, 1.0) and image.source.path  # napari's reader drops it
+    v.add_labels(first_frame_only(truth), name="painted")
+    with pytest.warns(UserWarning, match=r"timelapse\.tif gives 0\.65 x 0\.65 µm pixels, 600 s between frames.*"
+                      r"viewer\.layers\['timelapse'\]\.scale = \(600, 0\.65, 0\.65\)"):
+        out = propagate_layers(v, image, "painted", method="flow", device="cpu")
+    assert tuple(out.labels.scale) == (1.0, 1.0, 1.0)
+    image.scale = (600.0, 0.65, 0.65)
+    v.layers["painted"].scale = (600.0, 0.65, 0.65)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = propagate_layers(v, image, "painted", method="flow", device="cpu")
+    assert tuple(again.labels.scale) == (600.0, 0.65, 0.65)

@@ -275,6 +275,33 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     return "; ".join(notes)
 
 
+def uncalibrated_file_note(image: "Image") -> str:
+    """A note when the image layer came from a calibrated TIFF but lies at scale 1 (napari's own TIFF
+    reader leaves the pixel size and frame interval out): the outputs take the layer's scale, so the
+    user learns what the file says and how to give it to the layer. "" otherwise."""
+    from pathlib import Path
+
+    path = getattr(getattr(image, "source", None), "path", None)
+    if not path or not str(path).lower().endswith((".tif", ".tiff")) or not Path(path).is_file():
+        return ""
+    if image.ndim < 3 or any(float(v) != 1.0 for v in image.scale[-3:]):
+        return ""  # a layer the user scaled keeps its own scale, whatever the file says
+    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
+
+    try:
+        calibration = read_tiff_calibration(path)
+    except Exception:  # noqa: BLE001 - a file changed or gone since it was opened: nothing to say
+        return ""
+    if calibration.empty:
+        return ""
+    scale, _ = scale_from_calibration(calibration, 3)
+    numbers = ", ".join(f"{v:g}" for v in [1.0] * (image.ndim - 3) + scale)
+    return (f"the image layer {image.name!r} lies at scale 1 but its file {Path(path).name} gives "
+            f"{calibration.describe()} (napari's TIFF reader leaves them out), so the outputs lie at scale 1 "
+            f"too: to carry the calibration, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
+            "propagating")
+
+
 def labels_level(image: "Image", labels: "Labels") -> int:
     """The level of ``image`` that the labels layer matches, (T, Y, X) or one frame (Y, X); a
     ValueError naming the shapes that would match when none does."""
@@ -437,6 +464,7 @@ class LayerJob:
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
             misplaced = placement_note(self.image, labels, placed["scale"], placed["translate"])
             self.note = "; ".join(part for part in (self.note, misplaced) if part)
+        self.note = "; ".join(part for part in (self.note, uncalibrated_file_note(self.image)) if part)
         self.method = method
         self.device = device
         self.direction = direction
