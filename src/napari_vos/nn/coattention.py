@@ -21,6 +21,9 @@ reads X = [Z, V] (2C channels).
 Departure: S is scaled by 1/sqrt(C) before the softmax (as in dot-product attention) so the
 softmax of randomly initialised features does not saturate; the slides have no scale, which a
 learned D or W can absorb either way.
+
+S, its softmaxes and the summaries are computed in float32 under any autocast (the gate and the
+segmentation module run in the session's precision).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from napari_vos.nn.precision import full_precision
 
 VARIANTS = ("vanilla", "symmetric", "channel")
 
@@ -116,17 +121,21 @@ class CoAttention(nn.Module):
         return p.T @ d @ p
 
     def affinity(self, v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
-        """S = V_b^T W V_a: v_a (B, C, h_a, w_a), v_b (B, C, h_b, w_b) -> (B, N_b, N_a), scaled."""
-        a = v_a.flatten(2).float()
-        b = v_b.flatten(2).float()
-        if self.variant == "vanilla":
-            left, right = b, torch.matmul(self.weight.float(), a)
-        elif self.variant == "channel":
-            left, right = b, self.diagonal.float()[:, None] * a
-        else:  # (P V_b)^T D (P V_a)
-            p = self.projection()
-            left, right = torch.matmul(p, b), self.diagonal.float()[:, None] * torch.matmul(p, a)
-        return torch.bmm(left.transpose(1, 2), right) * self.scale
+        """S = V_b^T W V_a: v_a (B, C, h_a, w_a), v_b (B, C, h_b, w_b) -> (B, N_b, N_a), scaled.
+
+        Float32 arithmetic whatever the run's autocast (which would cast the matmuls' inputs back
+        to half precision): S feeds a softmax, where a bf16 logit error of 0.27 scales a weight by 1.3."""
+        with full_precision(v_a):
+            a = v_a.flatten(2).float()
+            b = v_b.flatten(2).float()
+            if self.variant == "vanilla":
+                left, right = b, torch.matmul(self.weight.float(), a)
+            elif self.variant == "channel":
+                left, right = b, self.diagonal.float()[:, None] * a
+            else:  # (P V_b)^T D (P V_a)
+                p = self.projection()
+                left, right = torch.matmul(p, b), self.diagonal.float()[:, None] * torch.matmul(p, a)
+            return torch.bmm(left.transpose(1, 2), right) * self.scale
 
     def gated(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(Z * f_g(Z), f_g(Z)) for Z (B, C, h, w)."""
@@ -137,13 +146,15 @@ class CoAttention(nn.Module):
     def forward(self, v_a: torch.Tensor, v_b: torch.Tensor, both: bool = True) -> CoAttentionOutput:
         """Gated summaries of F_a in light of F_b (and, with ``both``, of F_b in light of F_a)."""
         s = self.affinity(v_a, v_b)
-        s_c, s_r = normalise_affinity(s)
         dtype = v_a.dtype
-        z_a = attention_summary(v_b.flatten(2).float(), s_c).view(v_a.shape[0], -1, *v_a.shape[-2:]).to(dtype)
+        with full_precision(v_a):  # the softmaxes and summaries in float32 too (see `affinity`)
+            s_c, s_r = normalise_affinity(s)
+            z_a = attention_summary(v_b.flatten(2).float(), s_c).view(v_a.shape[0], -1, *v_a.shape[-2:]).to(dtype)
+            z_b = (attention_summary(v_a.flatten(2).float(), s_r).view(v_b.shape[0], -1, *v_b.shape[-2:]).to(dtype)
+                   if both else None)
         z_a, gate_a = self.gated(z_a)
         out = CoAttentionOutput(z_a, gate_a, s)
-        if both:
-            z_b = attention_summary(v_a.flatten(2).float(), s_r).view(v_b.shape[0], -1, *v_b.shape[-2:]).to(dtype)
+        if z_b is not None:
             out.z_b, out.gate_b = self.gated(z_b)
         return out
 

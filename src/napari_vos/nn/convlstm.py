@@ -7,6 +7,7 @@ state h and the cell state c are feature maps that keep their spatial layout:
     c_t = sigmoid(f) . c_{t-1} + sigmoid(i) . tanh(g)
     h_t = sigmoid(o) . tanh(c_t)
 
+The cell state c is kept in float32 under a half-precision autocast (h in the autocast's dtype).
 The peephole terms of Shi et al. are left out, as in the common implementations the papers
 build on. The kernel size bounds how far a feature can move between frames and still be
 followed by the memory (the reason S2S++ uses larger kernels at higher resolutions).
@@ -49,7 +50,10 @@ class ConvLSTMCell(nn.Module):
         h, c = self.zero_state(x) if state is None else state
         if x.shape[0] != h.shape[0]:  # one shared input (e.g. a frame's features) for several objects' states
             x = x.expand(h.shape[0], -1, -1, -1)
-        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_next = torch.sigmoid(o) * torch.tanh(c_next)
+        gates = self.gates(torch.cat([x, h], dim=1))
+        # the cell state is carried in float32 whatever the autocast: rounded to bf16 on every frame,
+        # a long memory (forget gate near 1) drifts by several per cent over 100 frames
+        i, f, o, g = gates.float().chunk(4, dim=1)
+        c_next = torch.sigmoid(f) * c.float() + torch.sigmoid(i) * torch.tanh(g)
+        h_next = (torch.sigmoid(o) * torch.tanh(c_next)).to(gates.dtype)
         return h_next, c_next

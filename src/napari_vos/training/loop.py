@@ -85,6 +85,13 @@ def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: st
 
     state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
              for k, v in model.state_dict().items()}
+    limit = torch.finfo(torch.float16).max
+    too_big = [k for k, v in model.state_dict().items()
+               if v.is_floating_point() and v.numel() and bool(v.detach().abs().max() > limit)]
+    if too_big:  # fp16 would store them as inf, and every load would then refuse the file as diverged
+        raise ValueError(f"{len(too_big)} tensor(s) hold values beyond float16's range ({limit:g}) and cannot be "
+                         f"exported as an fp16 checkpoint, e.g. {too_big[0]!r}; the last.pt checkpoint keeps them in "
+                         "float32")
     meta = {"method": method, "config": config, f"{method}_config": json.dumps(model.config.to_dict()),
             "preprocessing": json.dumps(preprocessing(method)), **extra}
     return state, meta
