@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,3 +77,14 @@ def unreached_frames(direction: str, start: int, n_frames: int) -> range:
     """The frames a run in ``direction`` from ``start`` does not reach (none for "both"): those a
     re-run of a corrected labels stack keeps as they are."""
     return {"both": range(0), "forward": range(0, start), "backward": range(start + 1, n_frames)}[direction]
+
+
+def frame_ranges(frames: Sequence[int]) -> str:
+    """Frame numbers as runs, e.g. "0-94" or "0-3, 7-9"."""
+    runs: list[list[int]] = []
+    for f in sorted(frames):
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

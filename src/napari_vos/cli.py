@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from napari_vos import __version__
+from napari_vos.checks import frame_ranges
 
 
 @contextmanager
@@ -305,13 +306,13 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                               "labels": None if args.labels is None else str(Path(args.labels).resolve()),
                               **({"z": args.z} if args.z is not None else {})},
                       direction=args.direction, start_frame=finished[0] if finished else None,
-                      frames_segmented=_frame_ranges(finished))
+                      frames_segmented=frame_ranges(finished))
     if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
         copied = unreached_frames(args.direction, args.frame, len(labels))
         provenance["frames_kept_from_labels"] = [copied.start, copied.stop]
         unreached = sorted(set(range(len(labels))) - set(copied) - set(finished))
         if unreached:  # stopped: the frames it never reached hold the labels stack's too
-            provenance["frames_not_reached_kept_from_labels"] = _frame_ranges(unreached)
+            provenance["frames_not_reached_kept_from_labels"] = frame_ranges(unreached)
     if stop is not None:  # what is done is written, and the record says which frames it holds
         provenance.update(complete=False,
                           stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
@@ -350,7 +351,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                     (" (the --maps files are this run's)" if maps else ""))
         others = "the others as the labels stack has them" if keep else "the others empty"
         print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
-              f"{_frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
+              f"{frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
               f", {others}{kept}", file=sys.stderr)
         if isinstance(stop, KeyboardInterrupt):
             return 130
@@ -444,17 +445,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _frame_ranges(frames: Sequence[int]) -> str:
-    """Frame numbers as runs, e.g. "0-94" or "0-3, 7-9"."""
-    runs: list[list[int]] = []
-    for f in sorted(frames):
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

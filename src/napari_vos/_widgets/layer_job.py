@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from napari_vos.advice import method_advice
-from napari_vos.checks import objects_missing_at_start, painted_ids, unreached_frames
+from napari_vos.checks import frame_ranges, objects_missing_at_start, painted_ids, unreached_frames
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
+from napari_vos._widgets.frame_edits import CHECKSUMS, checksum_record, edited_frames, frame_checksum
 from napari_vos._widgets.gl_guard import guard_triton
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +98,7 @@ def output_name(viewer: "napari.Viewer", wanted: str) -> str:
 def base_name(labels: "Labels") -> str:
     """The labels layer's name without what earlier runs appended (an output re-propagated after a
     correction is named after the painted layer once, not once per round)."""
-    if not labels.metadata.get("napari_vos_output"):
+    if not is_output(labels):  # an output opened again from a file carries only its record
         return labels.name
     return _RUN_SUFFIX.sub("", labels.name) or labels.name
 
@@ -355,6 +356,9 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
                          f"{(n_frames, *frame_shape)} or one frame (Y, X) = {tuple(frame_shape)}")
     if frame is not None and not 0 <= frame < n_frames:
         raise ValueError(f"annotated frame {frame} is outside the stack (frames 0..{n_frames - 1})")
+    if is_unfinished_output(labels):  # its frames not reached yet are empty, not results or annotations
+        raise ValueError(f"the labels layer {labels.name!r} is the output of a run still going on: wait for it to "
+                         "finish (or cancel it) before starting from it")
     if not all_painted:
         f = 0 if frame is None else frame
         arr = np.array(labels.data[f], copy=True)
@@ -362,9 +366,6 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
             raise ValueError(f"the labels layer {labels.name!r} is empty on frame {f}: paint the objects on that "
                              "frame, or move the slider to the painted frame")
         return {f: arr}, f, ""
-    if is_unfinished_output(labels):
-        raise ValueError(f"the labels layer {labels.name!r} is the output of a run still going on: wait for it to "
-                         "finish (or cancel it) before starting from it")
     painted = painted_frames(labels.data)[0]
     if not painted:
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
@@ -373,8 +374,9 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         # results, not annotations; taken as such they overrode the correction and undid an erasure
         raise ValueError(f"the labels layer {labels.name!r} is an earlier napari-vos output: with 'use every "
                          f"painted frame' its {len(painted)} painted frames would all be annotations, and a correction "
-                         "on one of them would reach no other frame; untick 'use every painted frame' to start "
-                         "from the corrected frame alone, or paint corrections into the layer you first painted")
+                         "on one of them would reach no other frame; untick 'use every painted frame' and pick "
+                         "direction 'forward' to start from the corrected frame alone and keep the frames before it, "
+                         "or paint corrections into the layer you first painted")
     annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
     if frame is None or frame in annotations:
         start = frame
@@ -528,13 +530,38 @@ class LayerJob:
                            "does not reach and keeps as they are,")
             top = max(top, int(kept_labels.max()))
         out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
+        # each frame's checksum as the run leaves it, so a later run from this output can tell the edits
+        self._checksums: dict[int, int] = {}
         if kept_labels is not None:
             out[self.kept.start:self.kept.stop] = kept_labels
+            self._checksums.update((i, frame_checksum(out[i])) for i in self.kept)
+        if labels is not None and not all_painted and is_output(labels):
+            self.note = "; ".join(part for part in (self.note, self._replaced_frames_note(labels)) if part)
         default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
                                    else f"{self.image.name} segmented ({method})")
-        self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed)
+        # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
+        colours = {"colormap": copy.deepcopy(self.labels.colormap)} if self.labels is not None else {}
+        self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed, **colours)
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
+
+    def _replaced_frames_note(self, labels: "Labels") -> str:
+        """For a re-run from one corrected frame of an earlier output: what of that output this run
+        does not keep (the frames before the start in a both-way run; frames edited since its run)."""
+        if tuple(labels.data.shape) != (self.n_frames, *self.frame_shape):
+            return ""
+        notes = []
+        if self.direction == "both" and self.start:
+            notes.append(f"frames 0-{self.start - 1} of {labels.name!r} are propagated again, backward from frame "
+                         f"{self.start}, not kept as they are: pick direction 'forward' to keep them")
+        replaced = [i for i in range(self.n_frames) if i != self.start and i not in self.kept]
+        edited = edited_frames(labels, replaced)
+        if edited:
+            notes.append(f"frame{'s' if len(edited) > 1 else ''} {frame_ranges(edited)} of {labels.name!r} "
+                         f"{'were' if len(edited) > 1 else 'was'} changed after its run and this run replaces them "
+                         f"(it reads frame {self.start} alone): propagate again from each afterwards, or paint the "
+                         "corrections into the layer you first painted with 'use every painted frame'")
+        return "; ".join(notes)
 
     def _kept_frames(self) -> range:
         """The frames outside this run's range, copied from a (T, Y, X) labels layer (else none)."""
@@ -640,6 +667,7 @@ class LayerJob:
     def show(self, frame: "FrameResult") -> None:
         """Write one finished frame (and its maps) into the output layers and redraw them."""
         self.output.data[frame.index] = frame.labels
+        self._checksums[frame.index] = frame_checksum(self.output.data[frame.index])
         self.output.refresh()
         for name, value in frame.maps.items():
             if value.shape[0] > MAX_MAP_LAYERS:  # many objects: one layer, objects on its first axis
@@ -802,6 +830,7 @@ class LayerJob:
         if error is not None:
             prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
+        self.output.metadata[CHECKSUMS] = checksum_record(self.output.data.dtype, self._checksums, self.n_frames)
         self.output.refresh()
         for layer in self._maps_in_viewer():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}

@@ -183,7 +183,8 @@ class PropagateWidget(QWidget):
         self.all_painted.setChecked(True)
         self.all_painted.setToolTip("Ticked: every frame of the labels layer that holds paint is an annotation. "
                                     "Unticked: only the annotated frame above (to re-propagate an earlier output "
-                                    "from one corrected frame)")
+                                    "from one corrected frame: with direction 'forward', which keeps the frames "
+                                    "before it)")
         self.method_combo = QComboBox()
         ready = registry.available_methods()
         # methods with no shipped checkpoint still run with a checkpoint file of your own: listed last
@@ -780,6 +781,11 @@ class PropagateWidget(QWidget):
                                                          (job.note, job.maps_not_shown_text(),
                                                           job.advice and job.advice.text) if part))
                 show_info(f"napari-vos: {job.output.name} ready")
+            finished = result is not None and not (job.cancelled and done < job.total)
+            if finished and job.labels is not None and is_output(job.labels) and self._picks["labels"] is job.labels:
+                # a correction round: the next one goes on from the new output, where the user corrects next
+                self._picks["labels"] = job.output
+                self._say(f"{self.status.text()}; labels now {job.output.name!r} for the next round")
         finally:
             # reported: let the error go, for its traceback holds the job (video, session, network,
             # output and map layers), which a user who deletes layers after an out-of-memory error frees

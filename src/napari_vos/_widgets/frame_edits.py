@@ -1,0 +1,50 @@
+"""Which frames of an output layer the user changed after its run: a checksum of every frame as the
+run left it, kept in the layer's metadata, so that a re-run from a corrected output names the edited
+frames it replaces rather than dropping the corrections without a word."""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari.layers import Labels
+
+CHECKSUMS = "napari_vos_frame_checksums"  # layer.metadata key: {"dtype": str, "crc": [int | None per frame]}
+
+
+def frame_checksum(frame: np.ndarray) -> int:
+    """crc32 of a labels frame's bytes (a view of the layer's C-ordered data: no copy)."""
+    return zlib.crc32(np.ascontiguousarray(frame))
+
+
+def checksum_record(dtype: Any, checksums: dict[int, int], n_frames: int) -> dict[str, Any]:
+    """The metadata entry for an output of ``n_frames``: None for a frame the run never wrote (left empty)."""
+    return {"dtype": np.dtype(dtype).str, "crc": [checksums.get(i) for i in range(n_frames)]}
+
+
+def edited_frames(layer: "Labels", frames: Iterable[int]) -> list[int]:
+    """Those of ``frames`` that differ from what the run left in ``layer`` (none when the layer
+    carries no checksums: not an output, or one opened again from a file). A layer widened to a
+    larger integer type since is compared in the type the run wrote."""
+    record = layer.metadata.get(CHECKSUMS)
+    data = layer.data
+    if not isinstance(record, dict) or len(record.get("crc", ())) != int(data.shape[0]):
+        return []
+    dtype = np.dtype(record["dtype"])
+    edited = []
+    for i in frames:
+        frame = np.asarray(data[i])
+        wanted = record["crc"][i]
+        if wanted is None:  # never written by the run: anything there was painted since
+            changed = bool(frame.any())
+        elif frame.dtype != dtype:
+            fits = frame.size == 0 or (int(frame.min()) >= 0 and int(frame.max()) <= np.iinfo(dtype).max)
+            changed = not fits or frame_checksum(frame.astype(dtype)) != wanted
+        else:
+            changed = frame_checksum(frame) != wanted
+        if changed:
+            edited.append(i)
+    return edited
