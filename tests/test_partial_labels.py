@@ -175,4 +175,4 @@ def test_a_partial_file_the_system_will_not_delete_is_named_and_the_run_still_su
                  "--device", "cpu"]) == 0
     assert tifffile.imread(out)[1:].any() and partial_path(out).exists()
     err = capsys.readouterr().err
-    assert f"{partial_path(out)} could not be deleted" in err and "delete it by hand" in err
+    assert f"{partial_path(out)} could not be deleted" in err and f"the next run to {out} removes it" in err

@@ -341,9 +341,14 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         partial.release()
         print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
         raise
+    labels_shape = tuple(result.labels.shape)
+    # Windows deletes no memory-mapped file: every view of the partial file goes before it is removed
+    result.labels = partial.labels = None
+    session.labels = None
+    del session
     if not partial.remove():
         print(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
-              f"labels as {args.output}: delete it by hand", file=sys.stderr)
+              f"labels as {args.output}, and the next run to {args.output} removes it", file=sys.stderr)
     if stop is not None:
         kept = ""
         if written_to != Path(args.output):
@@ -359,8 +364,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     found = "found" if labels is None else "propagated"
     kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     top_id = max([top, *result.object_ids])  # as written: unreached annotated frames keep their painted ids
-    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(result.labels.shape,
-                                                                                     label_dtype(top_id)):
+    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(labels_shape, label_dtype(top_id)):
         # ids beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata): the pixel
         # size stays, the interval cannot
         from dataclasses import replace
@@ -372,7 +376,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                 f"; a labels TIFF of {why} has no place for the image's frame interval")
     start = f" after a {result.start_seconds:.0f} s start (the method's fine-tuning or first fit)" \
         if result.start_seconds >= 5 else ""  # the frames/s leave it out (OSVOS-AT with 70 cells: minutes)
-    print(f"wrote {args.output}: {result.labels.shape} labels, {len(result.object_ids)} object(s) {found}, "
+    print(f"wrote {args.output}: {labels_shape} labels, {len(result.object_ids)} object(s) {found}, "
           f"{result.fps:.2f} frames/s on {result.device}{start}{kept}")
     for path in maps:
         print(f"wrote {path}: the method's {path.stem} map")

@@ -8,13 +8,14 @@ labels need not fit in memory. The partial file is removed once the output is wr
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
-from napari_vos.data.writers import label_dtype, open_tiff_labels, rewrite_tiff_provenance
+from napari_vos.data.writers import label_dtype, open_tiff_labels, read_tiff_provenance, rewrite_tiff_provenance
 
 __all__ = ["PartialLabels", "partial_path"]
 
@@ -22,6 +23,11 @@ __all__ = ["PartialLabels", "partial_path"]
 UNFINISHED = "unknown: the run writing this file did not finish; frames it had not reached are empty (0)"
 #: the parts of a run's record that only its end knows (timings, counts): left out until then
 _END_ONLY = ("fps", "seconds", "frames_done", "start_seconds")
+#: the record's mark on a file the system would not delete when its run ended (Windows deletes no
+#: memory-mapped file): a spare copy of labels the output holds, which the next run removes
+SPARE = "spare_copy"
+#: flock's answers on a file system without locks (Lustre without -o flock, NFS without lockd, FUSE)
+_NO_LOCKS = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 def partial_path(output: str | Path) -> Path:
@@ -43,6 +49,8 @@ class PartialLabels:
     def __init__(self, output: str | Path, shape: tuple[int, int, int], max_id: int,
                  calibration: Calibration, record: dict[str, Any]) -> None:
         self.path = partial_path(output)
+        if self.path.exists() and not _locked(self.path) and _is_spare(self.path):
+            self.path.unlink(missing_ok=True)  # its run ended and wrote its output: nothing in it is lost
         if self.path.exists():  # another run's frames: one writing now, or one killed; not ours to drop
             if _locked(self.path):
                 raise ValueError(f"another napari-vos run is writing {output} now ({self.path} is in use); wait for "
@@ -53,10 +61,10 @@ class PartialLabels:
         try:
             self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
                                                        {**record, "complete": False, "frames_segmented": UNFINISHED})
+            self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
         except BaseException:  # a stub left here would block every later run as "an earlier run's labels"
             self.path.unlink(missing_ok=True)
             raise
-        self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
 
     def describe(self, provenance: dict[str, Any]) -> None:
         """Give the file the run's record (method, checkpoint, options), still marked unfinished."""
@@ -77,12 +85,17 @@ class PartialLabels:
         False where the system refuses (Windows deletes no file that is still memory-mapped, and
         the run's result may still map it): the caller says so; the file is a spare copy by then.
         """
-        self.labels.flush()
+        if self.labels is not None:
+            self.labels.flush()
         try:
             self.path.unlink(missing_ok=True)
             removed = True
         except PermissionError:
             removed = False
+            try:  # marked, so that the next run to this output removes it rather than refusing to start
+                rewrite_tiff_provenance(self.path, {**(read_tiff_provenance(self.path) or {}), SPARE: True})
+            except (OSError, ValueError):
+                pass
         self.release()
         return removed
 
@@ -102,7 +115,13 @@ def _lock(path: Path) -> Any:
     except ImportError:  # Windows: no lock; a second run sees "did not finish"
         return None
     handle = open(path, "rb")
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.close()
+        if err.errno in _NO_LOCKS:  # a file system without locks: run without one, as on Windows
+            return None
+        raise
     return handle
 
 
@@ -115,7 +134,15 @@ def _locked(path: Path) -> bool:
     with open(path, "rb") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
+        except OSError as err:  # held by a live run; no lock at all where the file system has none
+            return err.errno not in _NO_LOCKS
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def _is_spare(path: Path) -> bool:
+    """Whether ``path`` is marked as a spare copy of labels its run's output holds (`PartialLabels.remove`)."""
+    try:
+        return bool((read_tiff_provenance(path) or {}).get(SPARE))
+    except Exception:  # noqa: BLE001 - unreadable: not known to be spare, so kept
         return False

@@ -50,7 +50,9 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     names such as DAVIS's 00000.jpg sort as in plain name order)."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes),
+    # not macOS's AppleDouble "._00000.png" beside each file copied to a FAT/exFAT drive or SMB share
+    return sorted((p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("._")),
                   key=_natural_key)
 
 
@@ -92,7 +94,7 @@ def davis_split(root: str | Path, split: str) -> tuple[list[str], Path]:
         raise ValueError(f"{root}: no list of split {split!r} (looked for {', '.join(str(c) for c in candidates)})"
                          + (f"; the lists there: {', '.join(have)}" if have else "; the folder has no ImageSets"))
     names: list[str] = []
-    for line in found.read_text().splitlines():
+    for line in found.read_text(encoding="utf-8").splitlines():
         tokens = line.split()
         if not tokens:
             continue

@@ -230,7 +230,7 @@ def write_profile(work: Any, path: str | Path, cuda: bool) -> None:
                 break
             except (AttributeError, KeyError, ValueError):
                 continue
-    Path(path).write_text("\n\n".join(sections) + "\n")
+    Path(path).write_text("\n\n".join(sections) + "\n", encoding="utf-8")
 
 
 def bench_sweep(method: str, device: str, sizes: list[tuple[int, int]], objects: list[int],

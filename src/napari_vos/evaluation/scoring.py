@@ -124,7 +124,7 @@ class Report:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS),
                                  ("per_frame.csv", _FRAME_FIELDS)):
-                with open(self.out_dir / name, "w", newline="") as f:
+                with open(self.out_dir / name, "w", newline="", encoding="utf-8") as f:
                     csv.DictWriter(f, fieldnames=fields).writeheader()
 
     def add(self, result: SequenceResult, n_frames: int, annotated: int | None,
@@ -149,13 +149,13 @@ class Report:
         }
         self.rows[result.name] = row
         if self.out_dir:
-            with open(self.out_dir / "per_sequence.csv", "a", newline="") as f:
+            with open(self.out_dir / "per_sequence.csv", "a", newline="", encoding="utf-8") as f:
                 csv.DictWriter(f, fieldnames=_SEQ_FIELDS).writerow(_clean(row))
-            with open(self.out_dir / "per_object.csv", "a", newline="") as f:
+            with open(self.out_dir / "per_object.csv", "a", newline="", encoding="utf-8") as f:
                 w = csv.DictWriter(f, fieldnames=_OBJ_FIELDS)
                 for o in result.objects:
                     w.writerow(_clean({"sequence": result.name, "object": o.id, **o.stats()}))
-            with open(self.out_dir / "per_frame.csv", "a", newline="") as f:
+            with open(self.out_dir / "per_frame.csv", "a", newline="", encoding="utf-8") as f:
                 w2 = csv.writer(f)
                 for o in result.objects:
                     for t, j, fv in zip(o.frames, o.J, o.F):

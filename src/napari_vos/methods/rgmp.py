@@ -42,6 +42,7 @@ from napari_vos.methods.rgmp_network import CONFIGS, RGMPConfig, RGMPNetwork, ma
 from napari_vos.methods.rgmp_pairs import strategy1
 from napari_vos.methods.rgmp_windows import (Square, centre_of, crop_square, groups_by_side, paste_square,
                                              square_at, window_side)
+from napari_vos.nn.area_resize import area_resize
 from napari_vos.nn.memory_format import place_network
 from napari_vos.nn.padding import pad_to_multiple
 from napari_vos.nn.precision import full_precision
@@ -190,7 +191,7 @@ class RGMP(MethodBase):
         self._guidance = probs  # replaced by the aggregated probabilities in update()
         # the map is a pass over K full frames (60 cells at 1024 px: 50 ms): made only when shown
         size = (max(1, h // 4), max(1, w // 4))
-        return Step(probs=probs, maps={"object_probs": lambda: F.adaptive_avg_pool2d(probs[None], size)[0]})
+        return Step(probs=probs, maps={"object_probs": lambda: area_resize(probs[None], size)[0]})
 
     def _zeroed_probs(self, guidance: torch.Tensor) -> torch.Tensor:
         """A zeroed (K, H, W) tensor for this frame's probabilities: last frame's, once the engine has

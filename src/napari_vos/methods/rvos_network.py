@@ -29,6 +29,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from napari_vos.nn.aggregation import soft_aggregate
+from napari_vos.nn.area_resize import area_resize
 from napari_vos.nn.backbone_freeze import FreezableBatchNorm
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.convlstm import ConvLSTMCell, State
@@ -94,7 +95,7 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
     if size[0] <= masks.shape[-2] and size[1] <= masks.shape[-1]:
-        return F.interpolate(masks, size=size, mode="area")
+        return area_resize(masks, size)  # F.interpolate's "area", which MPS refuses for most sizes
     return F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
 
 
