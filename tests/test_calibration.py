@@ -37,8 +37,12 @@ def test_baseline_tags_and_no_calibration(tmp_path):
     assert plain.empty and plain.describe() == "no calibration"
 
 
-def test_a_unit_baseline_tiff_cannot_name_is_left_out_not_mislabelled():
-    assert tiff_calibration_kwargs(Calibration((2.0, 2.0), "nm"), imagej=False) == {}
+def test_a_unit_baseline_tiff_cannot_name_is_converted_or_left_out_not_mislabelled():
+    # nm is metric: converted to a unit a baseline TIFF names (session 34: it was dropped)
+    kw = tiff_calibration_kwargs(Calibration((2.0, 2.0), "nm"), imagej=False)
+    assert kw["resolutionunit"] == "MICROMETER" and kw["resolution"] == pytest.approx((500.0, 500.0))
+    assert tiff_calibration_kwargs(Calibration((2.0, 2.0), "furlong"), imagej=False) == {}
+    assert tiff_calibration_kwargs(Calibration((2.0, 2.0), None), imagej=False) == {}
     kw = tiff_calibration_kwargs(Calibration((2.0, 2.0), "nm", 3.0), imagej=True)
     assert kw["resolution"] == (0.5, 0.5) and kw["metadata"] == {"unit": "nm", "finterval": 3.0}
 

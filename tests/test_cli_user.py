@@ -254,8 +254,11 @@ def test_a_mask_left_in_the_frames_folder_is_pointed_out(tmp_path, square_video,
     for t, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"frame{t}.png")
     Image.fromarray(((truth[0] > 0) * 255).astype(np.uint8)).save(folder / "mask.png")
-    assert _flow(str(folder), str(folder / "mask.png"), "-o", str(tmp_path / "o.tif")) == 0
-    assert "note: mask.png in" in capsys.readouterr().err
+    # a grey mask among colour frames: pointed out, and refused as a frame (its first 3 columns were read
+    # as its colours until session 34)
+    assert _flow(str(folder), str(folder / "mask.png"), "-o", str(tmp_path / "o.tif")) == 2
+    err = capsys.readouterr().err
+    assert "note: mask.png in" in err and f"frame {len(frames)} is grey uint8 but the stack's frames are 3-channel" in err
 
 
 def test_video_and_labels_given_the_other_way_round_are_named(tmp_path, square_video, capsys):

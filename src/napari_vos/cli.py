@@ -39,12 +39,18 @@ def _progress(desc: str, total: int) -> Iterator[Callable[[int, int], None]]:
 
 
 def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
-    """``--zero-shot`` as a method option (RVOS's zero-shot configuration); other methods have none."""
+    """``--zero-shot`` as the method's zero-shot option (its registry trait: RVOS's ``zero_shot``);
+    an error for a method that has none."""
     if not args.zero_shot:
         return {}
-    if args.method != "rvos":
-        raise ValueError(f"--zero-shot is an rvos option; method {args.method!r} has no zero-shot configuration")
-    return {"zero_shot": True}
+    from napari_vos.methods import registry
+
+    option = registry.traits(args.method).zero_shot_option
+    if option is None:
+        having = [m for m in registry.METHODS if registry.traits(m).zero_shot_option]
+        raise ValueError(f"--zero-shot is an option of {', '.join(having) or 'no method'}; method {args.method!r} "
+                         "has no zero-shot configuration")
+    return {option: True}
 
 
 def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
@@ -97,9 +103,9 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             planes, axes = [n for n in series.shape if n > 1], series.axes
-        if len(planes) <= 2:  # one frame, also one saved with a singleton T or Z axis (1, Y, X)
+        if len(planes) <= 2:  # one frame, also one saved with singleton axes: (1, Y, X), or (Y, X, 1) as skimage saves it
             one = tifffile.imread(path)
-            return one.reshape(one.shape[-2:]) if one.ndim > 2 and one.size == np.prod(one.shape[-2:]) else one
+            return one.reshape(planes) if one.ndim > 2 and len(planes) == 2 and one.shape != tuple(planes) else one
         # one colour mask, as a PNG's: RGB(A) samples last (Pillow's and photometric='rgb''s layout); samples
         # first (SYX) is left a stack, for tifffile's plain imwrite stores a 3- or 4-frame stack that way
         if len(planes) == 3 and axes == "YXS" and series.shape[-1] in (3, 4):
@@ -362,18 +368,9 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
             return 130
         raise stop
     found = "found" if labels is None else "propagated"
-    kept = "" if calibration.empty or not to_tiff else f"; kept the image's calibration ({calibration.describe()})"
     top_id = max([top, *result.object_ids])  # as written: unreached annotated frames keep their painted ids
-    if kept and calibration.frame_interval is not None and not labels_tiff_is_imagej(labels_shape, label_dtype(top_id)):
-        # ids beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata): the pixel
-        # size stays, the interval cannot
-        from dataclasses import replace
-
-        pixels = replace(calibration, frame_interval=None)
-        why = "ids above 65535" if top_id > 65535 else "4 GiB or more (a BigTIFF)"
-        kept = (f"; kept the image's pixel size ({pixels.describe()}); a labels TIFF of {why} has no "
-                "place for the frame interval" if pixels.pixel_size is not None else
-                f"; a labels TIFF of {why} has no place for the image's frame interval")
+    kept = "" if calibration.empty or not to_tiff else _calibration_kept(
+        calibration, labels_tiff_is_imagej(labels_shape, label_dtype(top_id)), top_id)
     start = f" after a {result.start_seconds:.0f} s start (the method's fine-tuning or first fit)" \
         if result.start_seconds >= 5 else ""  # the frames/s leave it out (OSVOS-AT with 70 cells: minutes)
     print(f"wrote {args.output}: {labels_shape} labels, {len(result.object_ids)} object(s) {found}, "
@@ -449,6 +446,35 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _calibration_kept(calibration: Any, imagej: bool, top_id: int) -> str:
+    """What the end-of-run line says of the image's calibration, as the labels TIFF holds it: ids
+    beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata), which has no place for
+    the frame interval, nor for a pixel size in a unit other than inch, cm, mm or µm (a metric one
+    is converted)."""
+    from dataclasses import replace
+
+    from napari_vos.data.calibration import storable_calibration
+
+    written = storable_calibration(calibration, imagej)
+    if written == calibration:
+        return f"; kept the image's calibration ({calibration.describe()})"
+    pixels = replace(calibration, frame_interval=None, time_unit=None)
+    said, lost = [], []
+    if written.pixel_size is not None:
+        same = written.pixel_size == calibration.pixel_size and written.unit == calibration.unit
+        said.append(f"kept the image's pixel size ({pixels.describe()})" if same else
+                    f"kept the image's pixel size ({pixels.describe()}) as {written.describe()}")
+    elif calibration.pixel_size is not None:
+        lost.append(f"pixel size ({pixels.describe()})")
+    if written.frame_interval is None and calibration.frame_interval is not None:
+        lost.append("frame interval")
+    if lost:
+        form = "a labels TIFF of " + ("ids above 65535" if top_id > 65535 else "4 GiB or more (a BigTIFF)") \
+            if not imagej else "the labels TIFF"
+        said.append(f"{form} has no place for the {' or the '.join(lost)}")
+    return "".join(f"; {part}" for part in said)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -711,9 +737,24 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return status
 
 
+def _method_help() -> str:
+    """The --method help the commands share, from the registry (a method registered later is named too)."""
+    from napari_vos.methods import registry
+
+    def named(name: str) -> str:
+        t = registry.TRAITS.get(name)
+        notes = ["default"] if name == "frtm" else []
+        if t is not None and not t.needs_annotation:
+            notes.append("zero-shot")
+        if t is not None and not t.uses_checkpoint:
+            notes.append("no weights")
+        return f"{name} ({', '.join(notes)})" if notes else name
+
+    names = [named(m) for m in registry.METHODS]
+    return f"{', '.join(names[:-1])} or {names[-1]}; `napari-vos weights` lists the shipped checkpoints"
+
+
 #: help texts the commands share
-METHOD_HELP = ("frtm (default), agame, rgmp, osvos_at, cosnet (zero-shot), rvos, s2s or flow (no weights); "
-               "`napari-vos weights` lists the shipped checkpoints")
 DEVICE_HELP = "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:1 or mps"
 CHECKPOINT_HELP = "a registered checkpoint name (napari-vos weights) or a .safetensors file (default: the method's shipped one)"
 
@@ -722,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `napari-vos` argument parser with all its subcommands."""
     from napari_vos.evaluation.cli_measure import add_precision_argument
 
+    method_help = _method_help()
     parser = argparse.ArgumentParser(prog="napari-vos", description="Video object segmentation for time-lapses.")
     parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -735,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="OUT.tif: one labels TIFF (T, Y, X) with the image's calibration; any other name: a "
                         "folder of palette PNGs 00000.png ... (DAVIS results layout) plus the record .napari_vos.json")
-    p.add_argument("--method", default="frtm", help=METHOD_HELP)
+    p.add_argument("--method", default="frtm", help=method_help)
     p.add_argument("--frame", type=int, default=None, help="the annotated frame of a (Y, X) labels file (default 0); with a (T, Y, X) "
                    "labels file, the painted frame to start from (default: the first painted one; with --direction backward, the last)")
     p.add_argument("--keep-other-frames", action="store_true",
@@ -768,7 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_propagate)
 
     p = sub.add_parser("demo", help="run a method on a built-in sample and print J&F and speed")
-    p.add_argument("--method", default="frtm", help=METHOD_HELP)
+    p.add_argument("--method", default="frtm", help=method_help)
     p.add_argument("--sample", default="natural", choices=["natural", "cells"],
                    help="natural (default): a synthetic natural-looking video; cells: a synthetic microscopy time-lapse")
     p.add_argument("--frames", type=int, default=None, help="only the sample's first N frames (a quicker check)")
@@ -787,7 +829,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a method (resumable)")
-    p.add_argument("method", help="frtm, agame, rgmp, osvos_at, cosnet, rvos or s2s")
+    from napari_vos.training.recipes import TRAINABLE
+
+    p.add_argument("method", help=f"{', '.join(TRAINABLE[:-1])} or {TRAINABLE[-1]}")
     p.add_argument("--data", action="append", help="real video folder(s) (DAVIS or images/masks layout)")
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps in all (default 3000); raise it to "
                    "continue a finished run with --resume")

@@ -641,6 +641,9 @@ class Session:
         fine-tuning would be spent on nothing.
         """
         first = start + stride if ids is not None else start
+        if ids is not None:  # the start frame is an annotation: no earlier run's map stays beside it
+            for stack in self.maps.values():
+                stack[start] = 0
         if not range(first, stop, stride):
             return
         tic = time.perf_counter()
@@ -654,9 +657,6 @@ class Session:
             torch.cuda.synchronize(self.device)
         self._start_seconds += time.perf_counter() - tic
         self._chosen = getattr(method, "chosen_options", dict)()
-        if ids is not None:  # the start frame is an annotation: no earlier run's map stays beside it
-            for stack in self.maps.values():
-                stack[start] = 0
         stacks: list[torch.Tensor] = []  # the aggregation's two alternating outputs (many objects)
         for t in range(first, stop, stride):
             if run != self._run:  # two propagations of one Session would mix their frames and counts
@@ -684,6 +684,11 @@ class Session:
                 with self._compute():
                     with record_function("vos.method_step"):
                         step = method.step(image)
+                    if ids is not None and (step.probs.ndim != 3 or int(step.probs.shape[0]) != len(ids)):
+                        # a method's bug named here, not as numpy's IndexError or an object silently dropped
+                        raise RuntimeError(f"method {self.method_name!r} returned probabilities of shape "
+                                           f"{tuple(step.probs.shape)} for {len(ids)} object(s): step() must "
+                                           "give one (H, W) channel per object it was started with")
                     with record_function("vos.aggregate"):
                         probs = step.probs.float()
                         aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs))

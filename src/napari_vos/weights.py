@@ -64,8 +64,9 @@ def preprocessing(method: str) -> dict[str, Any]:
         "percentiles": list(PERCENTILES),
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
-        "min_side": cls.min_working_side,
-        "min_object_side": cls.min_object_side,
+        # read as the engine reads them: a method of the protocol alone (no MethodBase) has neither
+        "min_side": getattr(cls, "min_working_side", None),
+        "min_object_side": getattr(cls, "min_object_side", None),
         "resize": "bilinear, antialiased",
     }
 

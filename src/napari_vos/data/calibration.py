@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "read_tiff_calibration",
-           "tiff_calibration_kwargs"]
+           "storable_calibration", "tiff_calibration_kwargs"]
 
 # spellings of the micrometre found in ImageJ and OME files
 _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
 # baseline TIFF resolution units tifffile writes (its RESUNIT names)
 _TIFF_UNITS = {"inch": "INCH", "cm": "CENTIMETER", "mm": "MILLIMETER", "µm": "MICROMETER"}
+# metric lengths in metres: a pixel size in one is converted to another the TIFF form can store
+_METRES = {"pm": 1e-12, "Å": 1e-10, "nm": 1e-9, "µm": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0, "km": 1e3}
+# TIFF resolutions are rationals of 32-bit integers: pixels per unit from 1 / (2**32 - 1) to 2**32 - 1
+_RATIONAL_MAX = 2**32 - 1
 
 
 _TIME_UNITS = {"s", "sec", "secs", "second", "seconds", "ms", "msec", "millisecond", "milliseconds", "us", "µs",
@@ -130,14 +134,16 @@ def _from_ome(xml: str) -> Calibration | None:
                        interval, str(pixels.get("TimeIncrementUnit", "s")) if interval else None)
 
 
-def _pixel_size_from_tags(page: Any) -> tuple[float, float] | None:
-    """1 / (pixels per unit) from the XResolution/YResolution tags; None when they are absent or 1."""
+def _pixel_size_from_tags(page: Any, one_is_a_size: bool = False) -> tuple[float, float] | None:
+    """1 / (pixels per unit) from the XResolution/YResolution tags; None when they are absent, or 1
+    and ``one_is_a_size`` is not set (a writer's default; in ImageJ's description with a unit, 1 is
+    a pixel of one unit, such as 1 µm)."""
     try:
         x_res, y_res = page.resolution
     except (AttributeError, TypeError, ValueError):
         return None
     x_res, y_res = _positive(x_res), _positive(y_res)
-    if x_res is None or y_res is None or (x_res == 1 and y_res == 1):
+    if x_res is None or y_res is None or (x_res == 1 and y_res == 1 and not one_is_a_size):
         return None
     return (1.0 / y_res, 1.0 / x_res)
 
@@ -158,7 +164,7 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
             # ImageJ's unit "pixel" with a resolution is a pixel size in no named unit (a napari layer
             # scaled without units, as the napari-vos writer saves it); no unit at all: no pixel size
             named = unit is not None or str(meta.get("unit", "")).strip().lower() in ("pixel", "pixels")
-            pixel_size = _pixel_size_from_tags(page) if named else None
+            pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit is not None) if named else None
             interval = _positive(meta.get("finterval"))
             return Calibration(pixel_size, unit if pixel_size else None, interval,
                                (_unit(meta.get("tunit", "s")) or "s") if interval else None)
@@ -175,12 +181,42 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
     return Calibration()
 
 
-def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str, Any]:
-    """``tifffile.imwrite`` keywords that store ``calibration`` (ImageJ hyperstack or baseline TIFF).
+def _fits_a_rational(size: float) -> bool:
+    return 1.0 / _RATIONAL_MAX <= size <= _RATIONAL_MAX
 
-    The ImageJ form holds any unit and the frame interval (in ``metadata``); a baseline TIFF holds
-    the pixel size only, and only in inch, cm, mm or µm.
+
+def storable_calibration(calibration: Calibration, imagej: bool) -> Calibration:
+    """``calibration`` as a TIFF of that form can hold it (what `tiff_calibration_kwargs` writes).
+
+    The ImageJ form holds any unit and the frame interval; a baseline TIFF (ids above 65535, 4 GiB
+    and more) holds the pixel size only, in inch, cm, mm or µm. A metric pixel size in another
+    unit (nm, m, Å) is converted to one the form holds, also where its pixels per unit would not
+    fit TIFF's 32-bit rationals (Å-scale pixels given in metres); what cannot be held is left out.
     """
+    interval = (calibration.frame_interval, calibration.time_unit) if imagej else (None, None)
+    if calibration.pixel_size is None:
+        return Calibration(None, None, *interval)
+    size, unit = calibration.pixel_size, calibration.unit
+    holds = (lambda u: True) if imagej else (lambda u: u in _TIFF_UNITS)
+    if holds(unit) and all(_fits_a_rational(v) for v in size):
+        return Calibration(size, unit, *interval)
+    metres = _METRES.get(unit or "")
+    targets = [u for u in (_METRES if imagej else ("cm", "mm", "µm"))
+               if metres is not None and all(_fits_a_rational(v * metres / _METRES[u]) for v in size)]
+    if not targets:
+        return Calibration(None, None, *interval)
+    # the unit that gives numbers nearest 1 (0.08 µm rather than 8e-5 mm)
+    import math
+
+    best = min(targets, key=lambda u: abs(math.log10(size[1] * metres / _METRES[u])))
+    factor = metres / _METRES[best]
+    return Calibration((size[0] * factor, size[1] * factor), best, *interval)
+
+
+def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str, Any]:
+    """``tifffile.imwrite`` keywords that store ``calibration`` (ImageJ hyperstack or baseline TIFF),
+    as `storable_calibration` says the form can hold it."""
+    calibration = storable_calibration(calibration, imagej)
     kwargs: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     if calibration.pixel_size is not None:

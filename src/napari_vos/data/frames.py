@@ -133,6 +133,16 @@ class FrameSource:
         if tuple(frame.shape[:2]) != self.frame_shape:  # e.g. one odd image in a folder of frames
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]} pixels but the stack's frames are "
                              f"{self.frame_shape[1]}x{self.frame_shape[0]} (frame 0): every frame must have one size")
+        if tuple(frame.shape[2:]) != tuple(self.shape[3:]) or \
+                (frame.dtype.kind, frame.dtype.itemsize) != (self.dtype.kind, self.dtype.itemsize):
+            # a folder of frames with one saved grey among colour ones (its first 3 columns were taken as
+            # its channels), or 16-bit among 8-bit (normalised with the 8-bit range, nearly white)
+            def layout(shape: tuple[int, ...], dtype: np.dtype) -> str:
+                return f"{'grey' if not shape else f'{shape[0]}-channel'} {dtype}"
+
+            raise ValueError(f"frame {index} is {layout(frame.shape[2:], frame.dtype)} but the stack's frames are "
+                             f"{layout(self.shape[3:], self.dtype)} (frame 0): every frame must have one channel "
+                             "layout and one type; convert the odd frames (e.g. all to RGB, or all to 8 bits)")
         if self.channels is not None and self.channels != list(range(frame.shape[-1])):
             # picking channels by a list copies (numpy's fancy indexing); all of them in order is
             # the frame itself, a view

@@ -79,8 +79,10 @@ def _sampled_percentiles(frames: Sequence[np.ndarray], percentiles: tuple[float,
     if finite.size == 0:
         raise ValueError("the stack holds no finite values (all NaN or inf)")
     lo, hi = np.percentile(finite, percentiles, axis=0)
-    reach = float(np.abs(np.concatenate([lo, hi])).max())
+    # the span too: frames are normalised as (x - lo) / (hi - lo) in float32, where a span of 4e38
+    # (values within +-2e38) is inf and the frames NaN
+    reach = float(max(np.abs(np.concatenate([lo, hi])).max(), np.max(np.asarray(hi, np.float64) - lo)))
     if reach > float(np.finfo(np.float32).max):
-        raise ValueError(f"the stack's intensities reach {reach:.3g}, beyond the float32 range (3.4e+38) "
+        raise ValueError(f"the stack's intensities reach or span {reach:.3g}, beyond the float32 range (3.4e+38) "
                          "napari-vos computes in: divide the stack by a constant first")
     return lo, hi

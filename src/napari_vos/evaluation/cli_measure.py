@@ -135,9 +135,9 @@ def _int_list(text: str) -> list[int]:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `napari-vos bench` (method, sizes, objects, frames, sweep)."""
-    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
+    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, _method_help
 
-    p.add_argument("--method", default="frtm", help=METHOD_HELP)
+    p.add_argument("--method", default="frtm", help=_method_help())
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT (default 640x360)")
@@ -226,9 +226,9 @@ def run_synth(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `eval`, `score`, `bench` and `synth` to the `napari-vos` argparse subcommands."""
     p = subparsers.add_parser("eval", help="run a method on a dataset folder and score it (DAVIS J/F, CTC SEG)")
-    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, METHOD_HELP
+    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, _method_help
 
-    p.add_argument("--method", required=True, help=METHOD_HELP.replace("frtm (default)", "frtm"))
+    p.add_argument("--method", required=True, help=_method_help().replace("frtm (default)", "frtm"))
     p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, or a TIFF stack (its "
                    "truth <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it; several stacks: one "
                    "sub-folder each)")

@@ -83,6 +83,9 @@ class Method(Protocol):
     def remember(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         """Add a (corrected) annotated frame as a new reference."""
 
+    def chosen_options(self) -> dict[str, Any]:
+        """Settings the method picked itself at ``start``, for the run's provenance."""
+
 
 class MethodBase:
     """Convenience base: stores options and device; ``set_video``/``update`` default to no-ops,
@@ -116,8 +119,9 @@ class MethodBase:
     # (Session(min_object_side="auto"); data/frames.py: object_scale)
     min_object_side: ClassVar[int | None] = None
 
-    def __init__(self, device: torch.device | str = "cpu", **options: Any) -> None:
+    def __init__(self, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> None:
         self.device = torch.device(device)
+        self.seed = seed  # the Session passes one to every method (`Session(seed=)`), random or not
         self.options = options
         self.run_memo: dict[Any, Any] | None = None  # VideoFrames.memo of the propagation this method serves
 

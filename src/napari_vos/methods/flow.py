@@ -37,6 +37,10 @@ def estimate_flow(reference: np.ndarray, moving: np.ndarray, algorithm: str = "i
     """Flow (2, H, W) (rows, cols) with reference[r, c] ~ moving[r + v, c + u] (skimage convention)."""
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
+    if min(reference.shape) < 2:  # a one-pixel side has no gradient to follow (numpy's gradient refuses it)
+        if algorithm not in ("tvl1", "ilk"):
+            raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
+        return np.zeros((2, *reference.shape), dtype=np.float32)
     if algorithm == "tvl1":
         return optical_flow_tvl1(reference, moving, num_warp=num_warp)
     if algorithm == "ilk":
@@ -145,7 +149,10 @@ class FlowMethod(MethodBase):
         s = min(1.0, self.flow_side / max(h, w))
         if s >= 1.0:
             return grey
-        return ndi.zoom(grey, s, order=1, grid_mode=True, mode="nearest")
+        # a short side is shrunk to no fewer than 8 pixels: one factor made a 3 x 800 strip 1 x 256,
+        # where no flow can be estimated
+        factors = tuple(max(s, min(1.0, 8 / n)) for n in (h, w))
+        return ndi.zoom(grey, factors, order=1, grid_mode=True, mode="nearest")
 
     def start(self, image: torch.Tensor, objects: torch.Tensor) -> None:
         self._grey = self._small(_grey(image))

@@ -33,12 +33,25 @@ def option_types(cls: type) -> dict[str, tuple[Any, Any]]:
             continue
         try:
             resolved = typing.get_type_hints(fn)
-        except Exception:  # an annotation naming something the module does not import at run time
-            continue
+        except Exception:  # noqa: BLE001 - one annotation naming what the module imports only for type checkers
+            resolved = _each_hint(fn)  # the others are still checked
         for p in inspect.signature(fn).parameters.values():
             if p.name in resolved:
                 hints[p.name] = (resolved[p.name], p.default)
     return hints
+
+
+def _each_hint(fn: Any) -> dict[str, Any]:
+    """The annotations of ``fn`` resolved one by one, leaving out those that cannot be (a name
+    imported under ``typing.TYPE_CHECKING`` only)."""
+    found = {}
+    namespace = getattr(fn, "__globals__", {})
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        try:  # a string annotation (``from __future__ import annotations``) is evaluated as get_type_hints does
+            found[name] = eval(annotation, namespace, {}) if isinstance(annotation, str) else annotation  # noqa: S307
+        except Exception:  # noqa: BLE001 - that one is left unchecked
+            continue
+    return found
 
 
 def check_option_types(cls: type, options: dict[str, Any]) -> None:

@@ -107,7 +107,11 @@ def available_methods(include_untrained: bool = False) -> list[str]:
     names = []
     for name, target in METHODS.items():
         module = target.split(":")[0]
-        if importlib.util.find_spec(module) is None:
+        try:  # a dotted module of a package that is not installed raises rather than answering None
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             continue
         if not include_untrained and traits(name).needs_checkpoint and not weights.list_checkpoints(name):
             continue
@@ -176,7 +180,8 @@ def check_options(name: str, options: dict[str, Any], also: Sequence[str] = ()) 
         guesses = [f"{u} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(u, known, n=1)) else u
                    for u in unknown]
         ours = f"; the session's own: {', '.join(also)}" if also else ""
-        raise ValueError(f"unknown option(s) {', '.join(guesses)}; {name} takes {', '.join(sorted(valid))}{ours}")
+        takes = f"takes {', '.join(sorted(valid))}" if valid else "takes no options"
+        raise ValueError(f"unknown option(s) {', '.join(guesses)}; {name} {takes}{ours}")
     check_option_types(method_class(name), options)  # a word for an on/off option, a number for a list
     check_values = getattr(method_class(name), "check_option_values", None)
     if check_values is not None:

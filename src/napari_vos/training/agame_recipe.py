@@ -35,6 +35,7 @@ class AGAMERecipe(VideoMix):
     """Draws ordered clips from real sequences and synthetic videos; trains through time."""
 
     default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: A-GAME's Adam 1e-4
+    clip_frames_field: ClassVar[str | None] = "n_frames"  # what --clip-frames sets
 
     config: str = "light"
     size: tuple[int, int] = (240, 432)  # the paper's half resolution (H, W), multiples of 16

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 from skimage.transform import resize
@@ -199,6 +199,19 @@ class VideoMix:
     batch_size: int
     _synthetic_cells: float = 0.0
     _photometric: float = 0.0
+    #: the field `napari-vos train --clip-frames` sets, for a recipe trained on clips of a fixed
+    #: length (None: the option does not apply)
+    clip_frames_field: ClassVar[str | None] = None
+
+    @classmethod
+    def from_options(cls, train_backbone_from: str | None = None, **kwargs: Any) -> Any:
+        """The recipe from `napari-vos train`'s options (`recipes.make_recipe`): the fields every
+        recipe takes (``real_dirs``, ``synthetic_fraction``, ``backbone_weights``,
+        ``init_checkpoint``, and ``size``, ``batch_size``, ``config`` when given);
+        ``train_backbone_from`` "none" keeps the whole backbone fixed."""
+        if train_backbone_from is not None:
+            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
+        return cls(**kwargs)
 
     @property
     def synthetic_cells(self) -> float:

@@ -57,11 +57,14 @@ def _signals_deferred() -> Any:
 
 
 class Recipe(Protocol):
-    """What a method supplies to the loop.
+    """What a method supplies to the loop (and `napari-vos train` to a recipe: `recipes.RECIPES`).
 
     ``default_lr`` (optional, else 1e-3): Adam's learning rate when the run names none
     (`napari-vos train` without ``--lr``): the paper's where it trains with Adam from a comparable
     start, otherwise the rate of the documented commands that made this project's checkpoints.
+    ``export_tensors`` gives the shipped checkpoint's fp16 tensors and metadata (`train --export`;
+    the module function `export_tensors` does the work). The shipped recipes are `clips.VideoMix`
+    dataclasses, built by its ``from_options`` from the options every recipe takes.
     """
 
     name: str
@@ -71,6 +74,8 @@ class Recipe(Protocol):
     def batch(self, rng: np.random.Generator) -> Any: ...
 
     def loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def export_tensors(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]: ...
 
 
 def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: str

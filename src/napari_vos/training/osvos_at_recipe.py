@@ -48,6 +48,11 @@ class OSVOSATRecipe(VideoMix):
 
     default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the parent's documented run (OSVOS: SGD on a pixel-summed loss)
 
+    @classmethod
+    def from_options(cls, train_backbone_from: str | None = None, **kwargs: Any) -> "OSVOSATRecipe":
+        """As `VideoMix.from_options`, with ``train_backbone_from`` kept as given ("none" is a value here)."""
+        return cls(train_backbone_from=train_backbone_from, **kwargs)
+
     config: str = "light"
     size: tuple[int, int] = (192, 320)
     batch_size: int = 2  # videos per step

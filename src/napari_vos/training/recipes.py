@@ -1,13 +1,31 @@
 """Recipe lookup for `napari-vos train METHOD`: builds a method's recipe from command-line options."""
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 
-TRAINABLE = ("frtm", "rgmp", "agame", "s2s", "osvos_at", "rvos", "cosnet")
+#: each trainable method's recipe class ("module:Class", imported when used), as `registry.METHODS`
+#: holds the methods: a new recipe is one entry here (a `clips.VideoMix` dataclass with the
+#: `loop.Recipe` members; its ``from_options`` and ``clip_frames_field`` take the shared options)
+RECIPES = {
+    "frtm": "napari_vos.training.frtm_recipe:FRTMRecipe",
+    "rgmp": "napari_vos.training.rgmp_recipe:RGMPRecipe",
+    "agame": "napari_vos.training.agame_recipe:AGAMERecipe",
+    "s2s": "napari_vos.training.s2s_recipe:S2SRecipe",
+    "osvos_at": "napari_vos.training.osvos_at_recipe:OSVOSATRecipe",
+    "rvos": "napari_vos.training.rvos_recipe:RVOSRecipe",
+    "cosnet": "napari_vos.training.cosnet_recipe:COSNetRecipe",
+}
+TRAINABLE = tuple(RECIPES)
 
-#: the recipe field that --clip-frames sets, for the methods trained on clips of a fixed length
-CLIP_FIELDS = {"agame": "n_frames", "rvos": "clip_length"}
+
+def recipe_class(method: str) -> Any:
+    """The recipe class of a trainable method; a ValueError naming the trainable ones for another."""
+    if method not in RECIPES:
+        raise ValueError(f"no training recipe for method {method!r} (trainable: {', '.join(TRAINABLE)})")
+    module, _, name = RECIPES[method].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: list[str] | None = None,
@@ -25,6 +43,11 @@ def make_recipe(method: str, size: tuple[int, int] | None = None, real_dirs: lis
     """
     recipe = _recipe(method, size, real_dirs, synthetic_fraction, batch_size, config, backbone_weights,
                      init_checkpoint, train_backbone_from, clip_frames)
+    from napari_vos.training.clips import VideoMix
+
+    if (synthetic_cells or photometric) and not isinstance(recipe, VideoMix):  # it would ignore them, recorded as used
+        raise ValueError(f"the {method} recipe draws no VideoMix videos: --synthetic-cells and --photometric do not "
+                         "apply to it")
     recipe.synthetic_cells = synthetic_cells  # checked by VideoMix's setter
     recipe.photometric = photometric  # the same
     return recipe
@@ -34,53 +57,20 @@ def _recipe(method: str, size: tuple[int, int] | None, real_dirs: list[str] | No
             batch_size: int | None, config: str | None, backbone_weights: str | None, init_checkpoint: str | None,
             train_backbone_from: str | None, clip_frames: int | None) -> Any:
     """The recipe dataclass of one method, built from the options every recipe shares."""
+    cls = recipe_class(method)
     kwargs: dict[str, Any] = {"real_dirs": list(real_dirs or []), "synthetic_fraction": synthetic_fraction,
                               "backbone_weights": backbone_weights, "init_checkpoint": init_checkpoint}
     if clip_frames is not None:
-        if method not in CLIP_FIELDS:
-            raise ValueError(f"--clip-frames applies to {' and '.join(CLIP_FIELDS)} (trained on fixed-length clips), "
+        field = getattr(cls, "clip_frames_field", None)
+        if field is None:
+            clipped = [m for m in TRAINABLE if getattr(recipe_class(m), "clip_frames_field", None)]
+            raise ValueError(f"--clip-frames applies to {' and '.join(clipped)} (trained on fixed-length clips), "
                              f"not to {method!r}")
-        kwargs[CLIP_FIELDS[method]] = int(clip_frames)
+        kwargs[field] = int(clip_frames)
     if size is not None:
         kwargs["size"] = size
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     if config is not None:
         kwargs["config"] = config
-    if method == "frtm":
-        from napari_vos.training.frtm_recipe import FRTMRecipe
-
-        if train_backbone_from is not None:
-            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
-        return FRTMRecipe(**kwargs)
-    if method == "rgmp":
-        from napari_vos.training.rgmp_recipe import RGMPRecipe
-
-        return RGMPRecipe.from_options(train_backbone_from=train_backbone_from, **kwargs)
-    if method == "agame":
-        from napari_vos.training.agame_recipe import AGAMERecipe
-
-        if train_backbone_from is not None:
-            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
-        return AGAMERecipe(**kwargs)
-    if method == "s2s":
-        from napari_vos.training.s2s_recipe import S2SRecipe
-
-        if train_backbone_from is not None:
-            raise ValueError("s2s trains its encoder and initializer end to end; --train-backbone-from does not apply")
-        return S2SRecipe(**kwargs)
-    if method == "osvos_at":
-        from napari_vos.training.osvos_at_recipe import OSVOSATRecipe
-
-        return OSVOSATRecipe(train_backbone_from=train_backbone_from, **kwargs)
-    if method == "rvos":
-        from napari_vos.training.rvos_recipe import RVOSRecipe
-
-        return RVOSRecipe.from_options(train_backbone_from=train_backbone_from, **kwargs)
-    if method == "cosnet":
-        from napari_vos.training.cosnet_recipe import COSNetRecipe
-
-        if train_backbone_from is not None:
-            kwargs["train_backbone_from"] = None if train_backbone_from == "none" else train_backbone_from
-        return COSNetRecipe(**kwargs)
-    raise ValueError(f"no training recipe for method {method!r} (trainable: {', '.join(TRAINABLE)})")
+    return cls.from_options(train_backbone_from=train_backbone_from, **kwargs)

@@ -44,6 +44,7 @@ class RVOSRecipe(VideoMix):
     """Draws multi-object clips from real and synthetic videos; BPTT over frames and objects."""
 
     default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the documented runs' for every stage
+    clip_frames_field: ClassVar[str | None] = "clip_length"  # what --clip-frames sets
 
     config: str = "light"
     stage: str = "teacher"

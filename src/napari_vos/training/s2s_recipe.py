@@ -75,6 +75,13 @@ class S2SRecipe(VideoMix):
 
     default_lr: ClassVar[float] = 1e-4  # Adam's rate without --lr: the documented run's (the authors' 1e-5 starts from ImageNet weights)
 
+    @classmethod
+    def from_options(cls, train_backbone_from: str | None = None, **kwargs: Any) -> "S2SRecipe":
+        """As `VideoMix.from_options`; S2S has no backbone to train in part."""
+        if train_backbone_from is not None:
+            raise ValueError("s2s trains its encoder and initializer end to end; --train-backbone-from does not apply")
+        return cls(**kwargs)
+
     config: str = "light"
     size: tuple[int, int] = (256, 448)
     batch_size: int = 4
