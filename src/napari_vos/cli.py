@@ -47,7 +47,13 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
 
     option = registry.traits(args.method).zero_shot_option
     if option is None:
-        having = [m for m in registry.METHODS if registry.traits(m).zero_shot_option]
+        having = []
+        for m in registry.METHODS:
+            try:
+                if registry.traits(m).zero_shot_option:
+                    having.append(m)
+            except (ValueError, ImportError):  # an add-on registered but not installed
+                continue
         raise ValueError(f"--zero-shot is an option of {', '.join(having) or 'no method'}; method {args.method!r} "
                          "has no zero-shot configuration")
     return {option: True}
@@ -742,7 +748,10 @@ def _method_help() -> str:
     from napari_vos.methods import registry
 
     def named(name: str) -> str:
-        t = registry.TRAITS.get(name)
+        try:
+            t = registry.traits(name)
+        except (ValueError, ImportError):  # an add-on registered but not installed
+            t = None
         notes = ["default"] if name == "frtm" else []
         if t is not None and not t.needs_annotation:
             notes.append("zero-shot")
@@ -803,7 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memmap", action="store_true",
                    help="no effect: frames are always read from the TIFF one at a time (kept for old scripts)")
     p.add_argument("--zero-shot", action="store_true",
-                   help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
+                   help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
+                        "zero-shot checkpoint; its slots are matched to the "
                         "annotated objects")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="method option (repeatable), e.g. --option finetune_iterations=400")
@@ -823,7 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first: give frame 0's true labels; none: give nothing, score the foreground against all "
                         "objects; auto (default): none for zero-shot methods (cosnet)")
     p.add_argument("--zero-shot", action="store_true",
-                   help="rvos: the zero-shot network (needs a zero-shot checkpoint); its slots are matched to the "
+                   help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
+                        "zero-shot checkpoint; its slots are matched to the "
                         "annotated objects")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.set_defaults(func=cmd_demo)

@@ -540,7 +540,13 @@ class LayerJob:
         default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
                                    else f"{self.image.name} segmented ({method})")
         # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
-        colours = {"colormap": copy.deepcopy(self.labels.colormap)} if self.labels is not None else {}
+        colours = {}
+        if self.labels is not None:
+            painted_cmap = self.labels.colormap
+            cmap = copy.deepcopy(getattr(painted_cmap, "__wrapped__", painted_cmap))  # napari's plugin proxy
+            if getattr(cmap, "use_selection", False):
+                cmap.use_selection = False  # the painted layer's 'show selected' is its own
+            colours = {"colormap": cmap}
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed, **colours)
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
@@ -624,6 +630,7 @@ class LayerJob:
                           keep_maps=False, out=self.output.data, rgb=rgb, **self.session_options)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
+            self._checksums[index] = frame_checksum(self.output.data[index])  # written by the run
         self.session = session
         if self._cancel:
             session.cancel()
