@@ -119,7 +119,7 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
         from napari_vos.data.readers import open_tiff_frames
 
         # a stack: read frame by frame, never held whole; labels painted over the (T, Z, Y, X) video: --z's plane
-        return open_tiff_frames(path, z=z if "Z" in axes and "T" in axes else None)
+        return open_tiff_frames(path, z=z if _plane_axis(series.axes, series.shape) is not None else None)
     return read_mask(path, void_255=False)  # 255 beside other ids is an object here, not DAVIS's void
 
 
@@ -177,6 +177,18 @@ def _check_not_an_input(output: Path, inputs: dict[str, str | None], flag: str =
                              f"it; give another {'folder' if flag == '--maps' else 'output name'}")
 
 
+def _plane_axis(axes: str, shape: tuple[int, ...]) -> int | None:
+    """The Z axis of a labels TIFF read at --z's plane: a named T and Z (ImageJ, OME), or a 4-D array
+    a plain ``tifffile.imwrite`` saved as (T, Z, Y, X) (axes "QQYX", or "QSYX" for 3 or 4 planes, as
+    the video reader takes them with a Z plane);
+    None for labels read whole."""
+    if "Z" in axes and "T" in axes:
+        return axes.index("Z")
+    if len(shape) == 4 and axes.upper() in ("QQYX", "QSYX"):  # (a Z of 3 or 4 planes is stored as planar colour)
+        return 1
+    return None
+
+
 def _refuse_other_planes(path: str, z: int) -> None:
     """Labels read at --z that hold nothing there: a ValueError naming the planes that do hold paint
     (labels painted on the plane the user looked at in napari, not the one given), if any."""
@@ -186,9 +198,10 @@ def _refuse_other_planes(path: str, z: int) -> None:
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        if "Z" not in series.axes or "T" not in series.axes:  # read without --z's plane (_read_labels)
+        axis = _plane_axis(series.axes, series.shape)
+        if axis is None:  # read without --z's plane (_read_labels)
             return
-        n_planes = series.shape[series.axes.index("Z")]
+        n_planes = series.shape[axis]
     others = []
     for plane in range(n_planes):
         if plane == z:
@@ -259,7 +272,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
             raise ValueError(f"--channels takes comma-separated channel numbers such as 0,2; got {args.channels!r}") from None
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
-    options.update(parse_option_pairs(args.option))
+    options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
+                                                    "channels": "--channels"}))
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.methods import registry

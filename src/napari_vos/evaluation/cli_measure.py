@@ -30,19 +30,22 @@ def _sequences(text: str | None, split: str | None = None, root: str | None = No
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
-def parse_option_pairs(pairs: list[str] | None) -> dict[str, Any]:
+def parse_option_pairs(pairs: list[str] | None, flags: dict[str, str] | None = None) -> dict[str, Any]:
     """--option key=value (repeatable). A value is read as JSON (``true``, ``null``, ``[1.0]``) or as
     a Python literal (``True``, ``None``, ``"ilk"``, as the widget's options field takes them) when it
     is one, else kept as the string typed (``flow=ilk``): ``False`` must not reach a method as the
-    string "False", which is true."""
+    string "False", which is true. ``flags``: the session keywords this command sets by a flag of its
+    own (``{"max_side": "--max-side"}``), refused as --option like the commands' shared ones (the
+    option silently won over the flag)."""
+    refused = {**_NOT_OPTIONS, **(flags or {})}
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"--option expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key in _NOT_OPTIONS:
-            flag = _NOT_OPTIONS[key]
+        if key in refused:
+            flag = refused[key]
             raise ValueError(f"--option {key}=... is not a method option: " +
                              (f"use {flag}" if flag else "it cannot be set from the command line"))
         out[key] = _option_value(value.strip())
@@ -92,7 +95,8 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options={**parse_option_pairs(args.option), **precision_option(args)}, annotation=args.annotation,
+        method_options={**parse_option_pairs(args.option, {"max_side": "--max-side"}), **precision_option(args)},
+        annotation=args.annotation,
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {'engine default' if args.max_side is None else args.max_side or 'none (never scaled down)'})")
@@ -196,7 +200,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0 if all("error" not in r for r in rows) else 1
     record = bench_once(args.method, args.device, parse_size(args.size), args.objects, args.frames,
                         kind=args.kind, warmup=args.warmup, max_side=args.max_side, checkpoint=args.checkpoint,
-                        profile=args.profile, **parse_option_pairs(args.option), **precision_option(args))
+                        profile=args.profile, **parse_option_pairs(args.option, {"max_side": "--max-side"}),
+                        **precision_option(args))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     gpu = f", peak GPU {record['peak_gpu_mb']:.1f} MB" if record["peak_gpu_mb"] is not None else ""
