@@ -170,8 +170,8 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
                                (_unit(meta.get("tunit", "s")) or "s") if interval else None)
         unit_name = getattr(page.resolutionunit, "name", "NONE")
         units = {value: key for key, value in _TIFF_UNITS.items()}
-        if unit_name in units:
-            pixel_size = _pixel_size_from_tags(page)
+        if unit_name in units:  # 1 pixel per cm, mm or µm is a size (napari-vos writes 1 µm pixels so)
+            pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit_name != "INCH")
             # 72 (or 1) pixels per inch is a writer's default (MATLAB, Photoshop), not a pixel size:
             # ImageJ reads it as uncalibrated, and so does napari-vos
             placeholder = unit_name == "INCH" and pixel_size is not None and all(

@@ -47,6 +47,22 @@ def describe_axes_error(shape: tuple[int, ...]) -> str:
             f"if the last axis really holds channels.")
 
 
+def _same_layout(frame: np.ndarray, channels: tuple[int, ...], dtype: np.dtype, picked: list[int] | None) -> bool:
+    """Whether a frame read from a stack has the stack's channel layout and a type its normalisation
+    holds: RGB and RGBA mix where the colour channels are picked (alpha is dropped either way: a PNG
+    saved with transparency among plain ones), float widths mix (a dask stack whose chunks compute float64 under a float32 declaration),
+    and an integer frame may be narrower than the stack's type, not wider (16-bit among 8-bit)."""
+    ours, theirs = tuple(frame.shape[2:]), tuple(channels)
+    rgb_and_rgba = len(ours) == len(theirs) == 1 and {ours[0], theirs[0]} == {3, 4} and max(picked or [0]) < 3
+    if ours != theirs and not rgb_and_rgba:
+        return False
+    if frame.dtype.kind == "f" or dtype.kind == "f":
+        return frame.dtype.kind == dtype.kind
+    if (frame.dtype.kind == "b") != (dtype.kind == "b"):
+        return False
+    return frame.dtype.itemsize <= dtype.itemsize
+
+
 class FrameSource:
     """Lazy, normalised view of a video: ``source[i]`` is a float32 (Y, X, 3) array in [0, 1]."""
 
@@ -133,15 +149,14 @@ class FrameSource:
         if tuple(frame.shape[:2]) != self.frame_shape:  # e.g. one odd image in a folder of frames
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]} pixels but the stack's frames are "
                              f"{self.frame_shape[1]}x{self.frame_shape[0]} (frame 0): every frame must have one size")
-        if tuple(frame.shape[2:]) != tuple(self.shape[3:]) or \
-                (frame.dtype.kind, frame.dtype.itemsize) != (self.dtype.kind, self.dtype.itemsize):
+        if not _same_layout(frame, self.shape[3:], self.dtype, self.channels):
             # a folder of frames with one saved grey among colour ones (its first 3 columns were taken as
             # its channels), or 16-bit among 8-bit (normalised with the 8-bit range, nearly white)
             def layout(shape: tuple[int, ...], dtype: np.dtype) -> str:
                 return f"{'grey' if not shape else f'{shape[0]}-channel'} {dtype}"
 
             raise ValueError(f"frame {index} is {layout(frame.shape[2:], frame.dtype)} but the stack's frames are "
-                             f"{layout(self.shape[3:], self.dtype)} (frame 0): every frame must have one channel "
+                             f"{layout(tuple(self.shape[3:]), self.dtype)}: every frame must have one channel "
                              "layout and one type; convert the odd frames (e.g. all to RGB, or all to 8 bits)")
         if self.channels is not None and self.channels != list(range(frame.shape[-1])):
             # picking channels by a list copies (numpy's fancy indexing); all of them in order is

@@ -122,7 +122,7 @@ class FlowMethod(MethodBase):
 
     def __init__(self, device: torch.device | str = "cpu", flow: str = "ilk", flow_side: int = 256,
                  num_warp: int = 3, seed: int = 0, **options: Any) -> None:
-        super().__init__(device, **options)
+        super().__init__(device, seed=seed, **options)
         self.check_option_values({"flow": flow, "flow_side": flow_side, "num_warp": num_warp})
         self.flow = flow
         self.flow_side = int(flow_side)

@@ -57,7 +57,7 @@ class OSVOSAT(MethodBase):
                  cancel_event: threading.Event | None = None, reuse_finetune: bool = True, **options: Any) -> None:
         if options:  # left over after the keywords above: names OSVOS-AT does not take
             registry.check_options(self.name, options)
-        super().__init__(device)
+        super().__init__(device, seed=seed)
         cfg: OSVOSATConfig = network.config
         self.finetune_settings = FinetuneSettings(
             iterations=cfg.finetune_iterations if finetune_iterations is None else int(finetune_iterations),

@@ -63,7 +63,7 @@ class RVOS(MethodBase):
     def __init__(self, network: RVOSNetwork, device: torch.device | str = "cpu", zero_shot: bool | None = None,
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
                  seed: int = 0, **options: Any) -> None:
-        super().__init__(device, **options)
+        super().__init__(device, seed=seed, **options)
         if zero_shot is not None and bool(zero_shot) != network.config.zero_shot:
             kind = "zero-shot" if network.config.zero_shot else "one-shot"
             raise ValueError(f"zero_shot={bool(zero_shot)} asked for, but this checkpoint holds a {kind} RVOS "

@@ -82,7 +82,7 @@ class S2S(MethodBase):
     def __init__(self, network: S2SNetwork, device: torch.device | str = "cpu",
                  input_size: tuple[int, int] | None = None, input_area: int = PAPER_INPUT[0] * PAPER_INPUT[1],
                  object_chunk: int = 8, seed: int = 0, **options: Any) -> None:
-        super().__init__(device, **options)
+        super().__init__(device, seed=seed, **options)
         self.network = place_network(network, self.device)
         check_input_options({"input_size": input_size, "input_area": input_area, "object_chunk": object_chunk})
         self.input_size = tuple(input_size) if input_size is not None else None
