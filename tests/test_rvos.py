@@ -371,4 +371,4 @@ def test_cli_zero_shot_flag(zero_shot_checkpoint, one_shot_checkpoint, tmp_path,
     assert main(args + ["--zero-shot", "--checkpoint", one_shot_checkpoint]) == 2  # a one-shot network
     assert "holds a one-shot RVOS network" in capsys.readouterr().err
     assert main(files + ["--method", "frtm", "--zero-shot"]) == 2
-    assert "--zero-shot is an rvos option" in capsys.readouterr().err
+    assert "--zero-shot is an option of rvos; method 'frtm' has no zero-shot configuration" in capsys.readouterr().err
