@@ -59,6 +59,18 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
     return {option: True}
 
 
+def _zero_shot_flag(method: str) -> dict[str, str]:
+    """The method's zero-shot option as set by --zero-shot ({} for a method without one), for
+    `parse_option_pairs` to refuse as --option (the option silently won over the flag)."""
+    from napari_vos.methods import registry
+
+    try:
+        option = registry.traits(method).zero_shot_option
+    except (ValueError, ImportError):  # an unknown method: the session names it
+        return {}
+    return {option: "--zero-shot"} if option else {}
+
+
 def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     """A TIFF stack (any axis order, its calibration) or a folder of frame images (natural name order)."""
     from napari_vos.data.calibration import Calibration, read_tiff_calibration
@@ -184,7 +196,7 @@ def _plane_axis(axes: str, shape: tuple[int, ...]) -> int | None:
     None for labels read whole."""
     if "Z" in axes and "T" in axes:
         return axes.index("Z")
-    if len(shape) == 4 and axes.upper() in ("QQYX", "QSYX"):  # (a Z of 3 or 4 planes is stored as planar colour)
+    if len(shape) == 4 and axes.upper() in ("QQYX", "QSYX") and shape[1] > 1:  # (3 or 4 planes: planar colour)
         return 1
     return None
 
@@ -273,7 +285,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
-                                                    "channels": "--channels"}))
+                                                    "channels": "--channels", **_zero_shot_flag(args.method)}))
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.methods import registry
@@ -511,7 +523,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import annotated_session
 
-    options = {**parse_option_pairs(args.option), **_zero_shot_option(args), **precision_option(args)}
+    options = {**parse_option_pairs(args.option, _zero_shot_flag(args.method)), **_zero_shot_option(args),
+               **precision_option(args)}
     if args.json:  # before the run, not after it
         _check_writable(Path(args.json), folder=False, what="the summary")
     mode = resolve_annotation(args.method, args.annotation, options)

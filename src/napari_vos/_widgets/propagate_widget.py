@@ -782,7 +782,7 @@ class PropagateWidget(QWidget):
                                                           job.advice and job.advice.text) if part))
                 show_info(f"napari-vos: {job.output.name} ready")
             finished = result is not None and not (job.cancelled and done < job.total)
-            if finished and job.labels is not None and is_output(job.labels) and self._picks["labels"] in (None, job.labels):
+            if finished and job.labels is not None and is_output(job.labels) and self._picks["labels"] in (None, NO_LABELS, job.labels):
                 # a correction round: the next one goes on from the new output, where the user corrects next
                 self._picks["labels"] = job.output
                 self._say(f"{self.status.text()}; labels now {job.output.name!r} for the next round")

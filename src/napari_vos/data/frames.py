@@ -48,19 +48,18 @@ def describe_axes_error(shape: tuple[int, ...]) -> str:
 
 
 def _same_layout(frame: np.ndarray, channels: tuple[int, ...], dtype: np.dtype, picked: list[int] | None) -> bool:
-    """Whether a frame read from a stack has the stack's channel layout and a type its normalisation
-    holds: RGB and RGBA mix where the colour channels are picked (alpha is dropped either way: a PNG
-    saved with transparency among plain ones), float widths mix (a dask stack whose chunks compute float64 under a float32 declaration),
-    and an integer frame may be narrower than the stack's type, not wider (16-bit among 8-bit)."""
+    """Whether a frame read from a stack has the stack's channel layout and type. RGB and RGBA mix
+    where the colour channels are picked (alpha is dropped either way: a PNG saved with transparency
+    among plain ones) and float widths mix (a dask stack whose chunks compute float64 under a float32
+    declaration); integer frames must be of the stack's width, as they are normalised by its range
+    (8-bit among 16-bit came out nearly black, 16-bit among 8-bit nearly white)."""
     ours, theirs = tuple(frame.shape[2:]), tuple(channels)
     rgb_and_rgba = len(ours) == len(theirs) == 1 and {ours[0], theirs[0]} == {3, 4} and max(picked or [0]) < 3
     if ours != theirs and not rgb_and_rgba:
         return False
     if frame.dtype.kind == "f" or dtype.kind == "f":
         return frame.dtype.kind == dtype.kind
-    if (frame.dtype.kind == "b") != (dtype.kind == "b"):
-        return False
-    return frame.dtype.itemsize <= dtype.itemsize
+    return (frame.dtype.kind, frame.dtype.itemsize) == (dtype.kind, dtype.itemsize)
 
 
 class FrameSource:

@@ -179,6 +179,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ValueError("--profile profiles one setting: give it without --sweep")
 
     if args.sweep:
+        parse_option_pairs(args.option, {"max_side": "--max-side"})  # a bad --option refused once, up front
         extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
         if args.max_side is not None:
             extra += ["--max-side", str(args.max_side)]
