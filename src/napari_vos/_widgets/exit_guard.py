@@ -10,23 +10,57 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
+import weakref
 from typing import Any
 
 EXIT_WAIT_MS = 60_000  # a stopped run ends within one frame or one fine-tuning step
 _runs: dict[int, Any] = {}  # id(job) -> job, for every run whose engine work has not ended
+_widgets: "weakref.WeakSet[Any]" = weakref.WeakSet()  # the Propagate widgets alive, for `_delete_closed_widgets`
 _lock = threading.Lock()
 _registered = False
 
 
+def _register() -> None:
+    global _registered
+    if not _registered:
+        # registered after Qt was imported, so it runs before Qt's own clean-up (atexit is LIFO)
+        atexit.register(stop_runs_at_exit)
+        _registered = True
+
+
 def track(job: Any) -> None:
     """Remember a run started in a worker thread (``job`` has ``cancel()``)."""
-    global _registered
     with _lock:
-        if not _registered:
-            # registered after Qt was imported, so it runs before Qt's own clean-up (atexit is LIFO)
-            atexit.register(stop_runs_at_exit)
-            _registered = True
+        _register()
         _runs[id(job)] = job
+
+
+def track_widget(widget: Any) -> None:
+    """Remember a Propagate widget, so that one out of any window at exit is deleted first."""
+    with _lock:
+        _register()
+        _widgets.add(widget)
+
+
+def _delete_closed_widgets() -> None:
+    """Delete the Propagate widgets a script still holds after closing their docks: left to PyQt's
+    own clean-up at exit they made it touch a freed wrapper (a segfault, exit 139, about half the
+    time after another dock had run)."""
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    closed = [w for w in list(_widgets) if _alive(w) and w.parent() is None]
+    for widget in closed:
+        widget.deleteLater()
+    if closed:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _alive(widget: Any) -> bool:
+    try:
+        widget.parent()
+    except RuntimeError:  # its C++ object is gone already
+        return False
+    return True
 
 
 def untrack(job: Any) -> None:
@@ -53,4 +87,5 @@ def stop_runs_at_exit(wait_ms: int = EXIT_WAIT_MS) -> bool:
     done = bool(QThreadPool.globalInstance().waitForDone(wait_ms if jobs else min(wait_ms, 2000)))
     if jobs and not done:
         print(f"napari-vos: a run did not stop within {wait_ms / 1000:.0f} s", file=sys.stderr)
+    _delete_closed_widgets()
     return done

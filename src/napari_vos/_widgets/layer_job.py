@@ -148,9 +148,11 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
     """What keeps the image layer (its levels' ``shapes``, `image_levels`) from being a (T, Y, X[, C])
     time-lapse, said for its shape (one 2-D image; an axis too many, such as Z or channels), or None
     when it is one."""
+    shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
+    if any(int(n) == 0 for n in shape):  # an empty slice (data[10:5]) or an empty dask stack
+        return f"image layer {image.name!r} {shape} is empty (an axis of length 0): nothing to propagate"
     if shapes[0] is not None:
         return None
-    shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
     spatial = len(shape) - (1 if image.rgb else 0)
     head = f"image layer {image.name!r} {shape}"
     if spatial <= 2:

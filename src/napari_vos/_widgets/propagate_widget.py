@@ -292,13 +292,9 @@ class PropagateWidget(QWidget):
         self.image_combo.currentTextChanged.connect(self._image_picked)
         self.labels_combo.currentTextChanged.connect(self._labels_picked)
         self.channels_list.itemChanged.connect(self._channel_ticked)
-        events = self.viewer.layers.events
-        for event in (events.inserted, events.removed, events.moved):
-            event.connect(self._refresh_layers)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh_layers)
-        events.inserted.connect(self._watch_name)
-        self.viewer.dims.events.current_step.connect(self._follow_slider)
+        self._listening = False
+        self._listen_to_viewer(True)
+        exit_guard.track_widget(self)
         self.destroyed.connect(lambda *_: self._stop_on_close())  # the viewer closed (the dock: see event)
         self._refresh_layers()
         self._method_changed(self.method)
@@ -316,6 +312,24 @@ class PropagateWidget(QWidget):
             offered = [self.method_combo.itemData(i) for i in range(self.method_combo.count())]
             raise ValueError(f"method {name!r} is not offered here; available: {offered}")
         self.method_combo.setCurrentIndex(index)
+
+    def _listen_to_viewer(self, on: bool) -> None:
+        """Follow the viewer's layers, their names and the time slider (on), or stop (a closed dock:
+        a widget a script still holds, rebuilding its lists on every layer event while out of any
+        window, left PyQt a dangling item to clean up when Python exited: a segfault)."""
+        if on == self._listening:
+            return
+        self._listening = on
+        events = self.viewer.layers.events
+        pairs = [(events.inserted, self._refresh_layers), (events.removed, self._refresh_layers),
+                 (events.moved, self._refresh_layers), (events.inserted, self._watch_name),
+                 (self.viewer.dims.events.current_step, self._follow_slider)]
+        pairs += [(layer.events.name, self._refresh_layers) for layer in self.viewer.layers]
+        for signal, slot in pairs:
+            if on:
+                signal.connect(slot)
+            else:
+                signal.disconnect(slot)
 
     def _watch_name(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh_layers)
@@ -671,8 +685,13 @@ class PropagateWidget(QWidget):
     def event(self, event: Any) -> bool:  # noqa: D401 - Qt's name
         """Closing the dock (its X) takes the widget out of the window without deleting it
         (napari's remove_dock_widget): a run it started stops then, as when the viewer closes."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
-            self._stop_on_close()
+        if event.type() == QEvent.Type.ParentChange and getattr(self, "_listening", None) is not None:
+            if self.parent() is None:
+                self._stop_on_close()
+                self._listen_to_viewer(False)
+            elif not self._listening:  # docked again: follow the viewer as it is now
+                self._listen_to_viewer(True)
+                self._refresh_layers()
         return super().event(event)
 
     def _on_frame(self, frame: Any) -> None:
