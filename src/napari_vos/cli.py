@@ -61,7 +61,7 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
 
 def _zero_shot_flag(method: str) -> dict[str, str]:
     """The method's zero-shot option as set by --zero-shot ({} for a method without one), for
-    `parse_option_pairs` to refuse as --option (the option silently won over the flag)."""
+    `parse_option_pairs` to refuse as --option beside the flag (the option silently won over it)."""
     from napari_vos.methods import registry
 
     try:
@@ -285,7 +285,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
-                                                    "channels": "--channels", **_zero_shot_flag(args.method)}))
+                                                    "channels": "--channels",
+                                                    **(_zero_shot_flag(args.method) if args.zero_shot else {})}))
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.methods import registry
@@ -523,7 +524,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import annotated_session
 
-    options = {**parse_option_pairs(args.option, _zero_shot_flag(args.method)), **_zero_shot_option(args),
+    options = {**parse_option_pairs(args.option, _zero_shot_flag(args.method) if args.zero_shot else {}),
+               **_zero_shot_option(args),
                **precision_option(args)}
     if args.json:  # before the run, not after it
         _check_writable(Path(args.json), folder=False, what="the summary")

@@ -59,6 +59,8 @@ def _same_layout(frame: np.ndarray, channels: tuple[int, ...], dtype: np.dtype, 
         return False
     if frame.dtype.kind == "f" or dtype.kind == "f":
         return frame.dtype.kind == dtype.kind
+    if {frame.dtype.kind, dtype.kind} == {"b", "u"} and max(frame.dtype.itemsize, dtype.itemsize) == 1:
+        return True  # a 1-bit PNG (black and white) among 8-bit frames: normalise reads bool as 0/1
     return (frame.dtype.kind, frame.dtype.itemsize) == (dtype.kind, dtype.itemsize)
 
 
@@ -127,6 +129,7 @@ class FrameSource:
             raise ValueError(f"frames of dtype {self.dtype} are not images napari-vos can read; give integer, "
                              "float or boolean frames")
         self._range: tuple[np.ndarray, np.ndarray] | None = None
+        self._frame_dtype: np.dtype | None = None  # frame 0's type as computed (`raw`)
         # 32/64-bit integers and float64 lose their low digits in float32 (at 2**40 its step is 131072), so
         # their range's low end is taken off in float64 first (`_shifted`); None for the other types
         self._offset: np.ndarray | None = None
@@ -148,14 +151,16 @@ class FrameSource:
         if tuple(frame.shape[:2]) != self.frame_shape:  # e.g. one odd image in a folder of frames
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]} pixels but the stack's frames are "
                              f"{self.frame_shape[1]}x{self.frame_shape[0]} (frame 0): every frame must have one size")
-        if not _same_layout(frame, self.shape[3:], self.dtype, self.channels):
+        if self._frame_dtype is None:  # the type the frames compute (a dask declaration may differ)
+            self._frame_dtype = frame.dtype if index % self.n_frames == 0 else np.dtype(self._stored_frame(0).dtype)
+        if not _same_layout(frame, self.shape[3:], self._frame_dtype, self.channels):
             # a folder of frames with one saved grey among colour ones (its first 3 columns were taken as
             # its channels), or 16-bit among 8-bit (normalised with the 8-bit range, nearly white)
             def layout(shape: tuple[int, ...], dtype: np.dtype) -> str:
                 return f"{'grey' if not shape else f'{shape[0]}-channel'} {dtype}"
 
             raise ValueError(f"frame {index} is {layout(frame.shape[2:], frame.dtype)} but the stack's frames are "
-                             f"{layout(tuple(self.shape[3:]), self.dtype)}: every frame must have one channel "
+                             f"{layout(tuple(self.shape[3:]), self._frame_dtype)} (frame 0): every frame must have one channel "
                              "layout and one type; convert the odd frames (e.g. all to RGB, or all to 8 bits)")
         if self.channels is not None and self.channels != list(range(frame.shape[-1])):
             # picking channels by a list copies (numpy's fancy indexing); all of them in order is

@@ -179,7 +179,13 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ValueError("--profile profiles one setting: give it without --sweep")
 
     if args.sweep:
-        parse_option_pairs(args.option, {"max_side": "--max-side"})  # a bad --option refused once, up front
+        from napari_vos.methods import registry
+        from napari_vos.session import SESSION_KEYWORDS
+
+        # a bad --option refused once, up front, as each point's Session would, not in every point's process
+        given = parse_option_pairs(args.option, {"max_side": "--max-side"})
+        registry.check_options(args.method, {k: v for k, v in given.items() if k not in SESSION_KEYWORDS},
+                               SESSION_KEYWORDS)
         extra = ["--kind", args.kind, "--warmup", str(args.warmup)]
         if args.max_side is not None:
             extra += ["--max-side", str(args.max_side)]
