@@ -47,28 +47,29 @@ def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
 
     option = registry.traits(args.method).zero_shot_option
     if option is None:
-        having = []
-        for m in registry.METHODS:
-            try:
-                if registry.traits(m).zero_shot_option:
-                    having.append(m)
-            except (ValueError, ImportError):  # an add-on registered but not installed
-                continue
+        having = [m for m in registry.METHODS if getattr(_known_traits(m), "zero_shot_option", None)]
         raise ValueError(f"--zero-shot is an option of {', '.join(having) or 'no method'}; method {args.method!r} "
                          "has no zero-shot configuration")
     return {option: True}
 
 
-def _zero_shot_flag(method: str) -> dict[str, str]:
-    """The method's zero-shot option as set by --zero-shot ({} for a method without one), for
-    `parse_option_pairs` to refuse as --option beside the flag (the option silently won over it)."""
+def _zero_shot_flag(args: argparse.Namespace) -> dict[str, str]:
+    """The method's zero-shot option where --zero-shot is given ({} otherwise, and for a method
+    without one), for `parse_option_pairs` to refuse as --option beside the flag (the option
+    silently won over it)."""
+    option = getattr(_known_traits(args.method), "zero_shot_option", None) if args.zero_shot else None
+    return {option: "--zero-shot"} if option else {}
+
+
+def _known_traits(method: str) -> Any:
+    """`registry.traits` of ``method``, or None for one it cannot tell (an unknown name, whose error
+    the session gives; an add-on registered but not installed)."""
     from napari_vos.methods import registry
 
     try:
-        option = registry.traits(method).zero_shot_option
-    except (ValueError, ImportError):  # an unknown method: the session names it
-        return {}
-    return {option: "--zero-shot"} if option else {}
+        return registry.traits(method)
+    except (ValueError, ImportError):
+        return None
 
 
 def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
@@ -285,8 +286,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     options.update(_zero_shot_option(args))
     options.update(precision_option(args))
     options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
-                                                    "channels": "--channels",
-                                                    **(_zero_shot_flag(args.method) if args.zero_shot else {})}))
+                                                    "channels": "--channels", **_zero_shot_flag(args)}))
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.methods import registry
@@ -524,8 +524,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import annotated_session
 
-    options = {**parse_option_pairs(args.option, _zero_shot_flag(args.method) if args.zero_shot else {}),
-               **_zero_shot_option(args),
+    options = {**parse_option_pairs(args.option, _zero_shot_flag(args)), **_zero_shot_option(args),
                **precision_option(args)}
     if args.json:  # before the run, not after it
         _check_writable(Path(args.json), folder=False, what="the summary")
@@ -777,10 +776,7 @@ def _method_help() -> str:
     from napari_vos.methods import registry
 
     def named(name: str) -> str:
-        try:
-            t = registry.traits(name)
-        except (ValueError, ImportError):  # an add-on registered but not installed
-            t = None
+        t = _known_traits(name)
         notes = ["default"] if name == "frtm" else []
         if t is not None and not t.needs_annotation:
             notes.append("zero-shot")

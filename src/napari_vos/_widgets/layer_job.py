@@ -466,9 +466,8 @@ class LayerJob:
         else:
             self.annotations, self.start, self.note = read_annotations(
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
-            misplaced = placement_note(self.image, labels, placed["scale"], placed["translate"])
-            self.note = "; ".join(part for part in (self.note, misplaced) if part)
-        self.note = "; ".join(part for part in (self.note, uncalibrated_file_note(self.image)) if part)
+            self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"]))
+        self._add_note(uncalibrated_file_note(self.image))
         self.method = method
         self.device = device
         self.direction = direction
@@ -538,7 +537,7 @@ class LayerJob:
             out[self.kept.start:self.kept.stop] = kept_labels
             self._checksums.update((i, frame_checksum(out[i])) for i in self.kept)
         if labels is not None and not all_painted and is_output(labels):
-            self.note = "; ".join(part for part in (self.note, self._replaced_frames_note(labels)) if part)
+            self._add_note(self._replaced_frames_note(labels))
         default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
                                    else f"{self.image.name} segmented ({method})")
         # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
@@ -552,6 +551,10 @@ class LayerJob:
         self.output: Labels = viewer.add_labels(out, name=name or default_name, **placed, **colours)
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
+
+    def _add_note(self, note: str) -> None:
+        """Join ``note`` to what the status line says at the start ("" adds nothing)."""
+        self.note = "; ".join(part for part in (self.note, note) if part)
 
     def _replaced_frames_note(self, labels: "Labels") -> str:
         """For a re-run from one corrected frame of an earlier output: what of that output this run
@@ -648,7 +651,7 @@ class LayerJob:
             # what the engine warned of (objects lost at the working size) joins the status line's note
             for note in session.notes:
                 if note not in self.note:
-                    self.note = "; ".join(part for part in (self.note, note) if part)
+                    self._add_note(note)
             yield frame
 
     def _finetune_step(self, step: int, total: int, loss: float) -> None:

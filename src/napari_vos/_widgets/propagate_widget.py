@@ -685,15 +685,13 @@ class PropagateWidget(QWidget):
     def event(self, event: Any) -> bool:  # noqa: D401 - Qt's name
         """Closing the dock (its X) takes the widget out of the window without deleting it
         (napari's remove_dock_widget): a run it started stops then, as when the viewer closes."""
-        listening = getattr(self, "_listening", None)
-        if event.type() == QEvent.Type.ParentChange and listening is not None:
-            if self.parent() is None:
-                self._stop_on_close()
-                self._listen_to_viewer(False)
-            elif not listening:  # docked again: follow the viewer as it is now
-                self._listen_to_viewer(True)
-                self._refresh_layers()
-        elif event.type() == QEvent.Type.Show and listening is False:  # shown as a window of its own
+        listening = getattr(self, "_listening", None)  # None: still being built
+        kind = event.type()
+        if kind == QEvent.Type.ParentChange and listening and self.parent() is None:
+            self._stop_on_close()
+            self._listen_to_viewer(False)
+        elif kind in (QEvent.Type.ParentChange, QEvent.Type.Show) and listening is False:
+            # docked again, or shown as a window of its own: follow the viewer as it is now
             self._listen_to_viewer(True)
             self._refresh_layers()
         return super().event(event)

@@ -37,15 +37,13 @@ def estimate_flow(reference: np.ndarray, moving: np.ndarray, algorithm: str = "i
     """Flow (2, H, W) (rows, cols) with reference[r, c] ~ moving[r + v, c + u] (skimage convention)."""
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
+    if algorithm not in ("tvl1", "ilk"):
+        raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
     if min(reference.shape) < 2:  # a one-pixel side has no gradient to follow (numpy's gradient refuses it)
-        if algorithm not in ("tvl1", "ilk"):
-            raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
         return np.zeros((2, *reference.shape), dtype=np.float32)
     if algorithm == "tvl1":
         return optical_flow_tvl1(reference, moving, num_warp=num_warp)
-    if algorithm == "ilk":
-        return optical_flow_ilk(reference, moving, radius=7, num_warp=num_warp)
-    raise ValueError(f"flow algorithm must be 'tvl1' or 'ilk', got {algorithm!r}")
+    return optical_flow_ilk(reference, moving, radius=7, num_warp=num_warp)
 
 
 def _boxes(labels: np.ndarray, k: int) -> list[tuple[slice, slice] | None]:
