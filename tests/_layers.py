@@ -79,6 +79,19 @@ def coloured_disks(T: int, H: int, W: int, centers: list[tuple[int, int]], r: in
     return vid, gt
 
 
+def two_disks(T: int = 6, H: int = 48, W: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Grey uint8 frames (T, H, W) of two disks of radius 5 moving down 1 px a frame, and their labels 1, 2."""
+    yy, xx = np.mgrid[:H, :W]
+    vid = np.zeros((T, H, W), np.uint8)
+    gt = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        for k, (cy, cx) in enumerate([(12, 12), (12, 32)]):
+            m = (yy - cy - t) ** 2 + (xx - cx) ** 2 <= 25
+            vid[t][m] = 100 + 80 * k
+            gt[t][m] = k + 1
+    return vid, gt
+
+
 def davis_sequence(root: Any, name: str, label_fn: Any, frames: int = 12, size: tuple[int, int] = (120, 80)) -> None:
     """One DAVIS-layout sequence (JPEGImages/480p/NAME, Annotations/480p/NAME) under ``root``, every
     frame annotated with ``label_fn(t, (H, W))`` and its objects painted red on a noisy background;

@@ -2,7 +2,16 @@
 widget over a sliding-square video, a real mouse click, and the wait for the thread worker."""
 from __future__ import annotations
 
+import os
+import sys
+
+import pytest
 from _layers import first_frame_only, sliding_square
+
+NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
+    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+needs_display = pytest.mark.skipif(NO_DISPLAY, reason="the napari widget tests need a display: run them under "
+                                                      "`xvfb-run -a`")
 
 SCALE = (1.0, 0.5, 0.25)
 TRANSLATE = (0.0, 10.0, -3.0)
@@ -69,3 +78,14 @@ while time.time() < end:
     QApplication.processEvents()
     time.sleep(0.02)
 """
+
+
+def menu_docked_widget(viewer, method="flow", direction=None):
+    """The Propagate dock opened as a user opens it (Plugins menu: napari hands it proxies of the
+    viewer and its layers), set to ``method`` on the CPU (and ``direction`` when given)."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-vos", "Propagate")
+    widget.select_method(method)
+    widget.device_combo.setCurrentText("cpu")
+    if direction is not None:
+        widget.direction_combo.setCurrentText(direction)
+    return widget

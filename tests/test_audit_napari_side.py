@@ -4,14 +4,12 @@ tests need a display: run them under `xvfb-run -a`). Each test pins a behaviour 
 the widget, layer_job.py, options.py or console.py could break unseen by the other tests."""
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 import numpy as np
 import pytest
 from _layers import first_frame_only, iou, sliding_square, viewer_with_a_nan_frame
-from _widget_run import SCALE, TRANSLATE
+from _widget_run import SCALE, TRANSLATE, needs_display
 from _widget_run import click as _click
 from _widget_run import setup_widget as _setup
 from _widget_run import wait_done as _wait_done
@@ -23,8 +21,6 @@ from napari_vos import propagate_layers  # noqa: E402
 from napari_vos._widgets.layer_job import LayerJob  # noqa: E402
 from napari_vos._widgets.options import parse_options  # noqa: E402
 
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
 
 
 @pytest.fixture
@@ -281,8 +277,6 @@ def test_options_with_their_own_control_or_not_name_value_pairs_are_refused():
 
 
 # -- the Propagate dock widget ---------------------------------------------------------------------
-needs_display = pytest.mark.skipif(NO_DISPLAY, reason="the napari widget tests need a display: run them under "
-                                                      "`xvfb-run -a`")
 
 
 @pytest.mark.gui

@@ -3,20 +3,18 @@ end from a random light checkpoint (Session, CLI, widget), and the training reci
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import tifffile
 import torch
 
+from _widget_run import needs_display
+
 from napari_vos.methods.cosnet import COSNet, load_network, reference_frames
 from napari_vos.methods.cosnet_network import CONFIGS, COSNetNetwork, make_config
 from napari_vos.nn.coattention import CoAttention, normalise_affinity
 
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
 TINY = make_config("light", embed_channels=16, seg_channels=16, skip_channels=8)
 
 
@@ -358,7 +356,7 @@ def test_make_recipe_knows_cosnet():
 
 # -- the widget, in a real viewer -------------------------------------------------------------------
 @pytest.mark.gui
-@pytest.mark.skipif(NO_DISPLAY, reason="the napari widget tests need a display: run them under `xvfb-run -a`")
+@needs_display
 def test_widget_runs_cosnet_with_no_labels_layer(make_napari_viewer, qtbot, request):
     pytest.importorskip("napari")
     from qtpy.QtCore import Qt

@@ -3,16 +3,12 @@ job, Session and layers; a finished Session lets go of its last chunk row and it
 from __future__ import annotations
 
 import gc
-import os
-import sys
 import time
 import weakref
 
 import pytest
 
-_NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-needs_display = pytest.mark.skipif(_NO_DISPLAY, reason="the napari widget tests need a display: `xvfb-run -a`")
+from _widget_run import needs_display
 
 
 def _flush_deferred_deletes() -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
+from _widget_run import NO_DISPLAY
+
 pytest.importorskip("napari")
-if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+if NO_DISPLAY:
     pytest.skip("needs a display: run under xvfb-run -a", allow_module_level=True)
 
 

@@ -13,22 +13,15 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import moving_square_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _square_video(n_frames: int = 6, size: tuple[int, int] = (64, 96)) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    h, w = size
-    frames = np.empty((n_frames, h, w, 3), np.uint8)
-    truth = np.zeros((n_frames, h, w), np.uint8)
-    background = (rng.random((h, w, 3)) * 60).astype(np.uint8)
-    for t in range(n_frames):
-        f = background.copy()
-        f[20:44, 10 + 4 * t:34 + 4 * t] = 200
-        truth[t, 20:44, 10 + 4 * t:34 + 4 * t] = 1
-        frames[t] = f
-    return frames, truth
+    """conftest's moving square, its labels as uint8 (as a PNG mask holds them)."""
+    frames, truth = moving_square_video(n_frames, size)
+    return frames, truth.astype(np.uint8)
 
 
 def _tiff_inputs(folder: Path) -> list[str]:

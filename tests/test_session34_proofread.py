@@ -4,41 +4,24 @@ next round reads the newest output, and the objects keep their colours. The widg
 display; the others run on napari's Qt-free ViewerModel."""
 from __future__ import annotations
 
-import os
-import sys
-import time
-
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
 
+from _layers import coloured_disks, first_frame_only  # noqa: E402
+from _widget_run import needs_display, wait_done  # noqa: E402
+
 from napari_vos import propagate_layers  # noqa: E402
 from napari_vos._widgets.layer_job import LayerJob  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-needs_display = pytest.mark.skipif(NO_DISPLAY, reason="widget tests need a display: run under xvfb-run -a")
 
-
-def disks(T: int = 8, H: int = 96, W: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """RGB frames of three coloured disks moving 1 px a frame on noise, and their labels 1, 2, 3."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:H, :W]
-    vid = np.zeros((T, H, W, 3), np.uint8)
-    gt = np.zeros((T, H, W), np.uint8)
-    cols = [(230, 40, 40), (40, 60, 230), (40, 220, 60)]
-    for t in range(T):
-        img = rng.normal(110, 12, (H, W, 3)).clip(0, 255)
-        for k, (cy, cx) in enumerate([(25, 25), (25, 70), (70, 45)]):
-            m = (yy - cy - t) ** 2 + (xx - cx - t) ** 2 <= 81
-            img[m] = cols[k]
-            gt[t][m] = k + 1
-        vid[t] = img.astype(np.uint8)
-    return vid, gt
+def disks(T: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frames (T, 96, 96) of three coloured disks moving 1 px a frame on noise, and their labels 1, 2, 3."""
+    return coloured_disks(T, 96, 96, [(25, 25), (25, 70), (70, 45)], r=9, move=(1, 1))
 
 
 def first_output(T: int = 8) -> tuple[ViewerModel, np.ndarray, object]:
@@ -174,9 +157,7 @@ def test_the_next_round_reads_the_newest_output_or_says_it_does_not(make_napari_
     vid, gt = disks(8)
     viewer = make_napari_viewer()
     viewer.add_image(vid, name="video")
-    painted = np.zeros_like(gt)
-    painted[0] = gt[0]
-    viewer.add_labels(painted, name="painted")
+    viewer.add_labels(first_frame_only(gt), name="painted")
     widget = PropagateWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.select_method("flow")
@@ -185,7 +166,7 @@ def test_the_next_round_reads_the_newest_output_or_says_it_does_not(make_napari_
 
     def run() -> None:
         widget.propagate_button.click()
-        qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+        wait_done(qtbot, widget, timeout=60_000)
 
     viewer.dims.set_current_step(0, 0)
     widget.labels_combo.setCurrentText("painted")

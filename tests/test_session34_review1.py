@@ -4,37 +4,20 @@ not reach, the CLI's method help for a method left out of TRAITS. The two widget
 display; the others run on napari's Qt-free ViewerModel."""
 from __future__ import annotations
 
-import os
-import sys
-import time
-
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-import torch  # noqa: E402
 from napari.components import ViewerModel  # noqa: E402
+
+from _layers import first_frame_only, two_disks  # noqa: E402
+from _widget_run import menu_docked_widget, needs_display, wait_done  # noqa: E402
 
 from napari_vos import propagate_layers  # noqa: E402
 from napari_vos._widgets.layer_job import LayerJob  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-needs_display = pytest.mark.skipif(NO_DISPLAY, reason="widget tests need a display: run under xvfb-run -a")
-
-
-def two_disks(T: int = 6, H: int = 48, W: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[:H, :W]
-    vid = np.zeros((T, H, W), np.uint8)
-    gt = np.zeros((T, H, W), np.uint8)
-    for t in range(T):
-        for k, (cy, cx) in enumerate([(12, 12), (12, 32)]):
-            m = (yy - cy - t) ** 2 + (xx - cx) ** 2 <= 25
-            vid[t][m] = 100 + 80 * k
-            gt[t][m] = k + 1
-    return vid, gt
 
 
 def viewer_with_painted(frames=(0,), T: int = 6) -> ViewerModel:
@@ -64,7 +47,7 @@ def test_a_run_from_the_docked_widget_proxy_viewer_is_not_refused():
 # -- finding 2 -----------------------------------------------------------------------------------
 def _run(widget, qtbot) -> None:
     widget.propagate_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    wait_done(qtbot, widget, timeout=60_000)
 
 
 @needs_display
@@ -78,9 +61,7 @@ def test_the_labels_pick_moves_to_the_new_output_when_the_output_was_never_picke
     vid, gt = two_disks()
     viewer = make_napari_viewer()
     viewer.add_image(vid, name="video")
-    painted = np.zeros_like(gt)
-    painted[0] = gt[0]
-    viewer.add_labels(painted, name="painted")
+    viewer.add_labels(first_frame_only(gt), name="painted")
     a = propagate_layers(viewer, "video", "painted", method="flow", device="cpu", direction="forward").labels
     viewer.layers.remove("painted")
     widget = PropagateWidget(viewer)
@@ -105,13 +86,8 @@ def test_the_labels_pick_moves_to_the_new_output_when_docked_through_the_manifes
     vid, gt = two_disks()
     viewer = make_napari_viewer()
     viewer.add_image(vid, name="video")
-    painted = np.zeros_like(gt)
-    painted[0] = gt[0]
-    viewer.add_labels(painted, name="painted")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-vos", "Propagate")
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
-    widget.direction_combo.setCurrentText("forward")
+    viewer.add_labels(first_frame_only(gt), name="painted")
+    widget = menu_docked_widget(viewer, direction="forward")
     viewer.dims.set_current_step(0, 0)
     widget.labels_combo.setCurrentText("painted")
     _run(widget, qtbot)

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _layers import first_frame_only, two_disks
+from _widget_run import menu_docked_widget, needs_display, wait_done
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -81,45 +84,25 @@ def test_bench_sweep_refuses_a_flag_option_before_running_its_points(tmp_path):
 
 
 # -- 4: the labels choice does not move on after a round when "none" was once picked by hand -----
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-
-
-@pytest.mark.skipif(NO_DISPLAY, reason="widget test: run under xvfb-run -a")
+@needs_display
 def test_labels_choice_moves_on_when_none_was_picked_before_the_combo_fell_back_to_an_output(make_napari_viewer,
                                                                                             qtbot):
     """f316155 moves the pick when it is None or the run's labels; a pick of "none" that the
     combo no longer shows (a method needing labels: `_labels_choice_for` falls back to the first
     layer, here the earlier output) keeps the pick at NO_LABELS, so after the correction round the
     combo shows the old output again and the next round ignores the correction made in the new one."""
-    import torch
-
     from napari_vos._widgets.propagate_widget import NO_LABELS
 
-    torch.set_num_threads(1)
-    T, H, W = 6, 48, 48
-    yy, xx = np.mgrid[:H, :W]
-    vid = np.zeros((T, H, W), np.uint8)
-    gt = np.zeros((T, H, W), np.uint8)
-    for t in range(T):
-        for k, (cy, cx) in enumerate([(12, 12), (12, 32)]):
-            m = (yy - cy - t) ** 2 + (xx - cx) ** 2 <= 25
-            vid[t][m] = 100 + 80 * k
-            gt[t][m] = k + 1
+    vid, gt = two_disks()
     viewer = make_napari_viewer()
     viewer.add_image(vid, name="video")
-    painted = np.zeros_like(gt)
-    painted[0] = gt[0]
-    viewer.add_labels(painted, name="painted")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-vos", "Propagate")
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
-    widget.direction_combo.setCurrentText("forward")
+    viewer.add_labels(first_frame_only(gt), name="painted")
+    widget = menu_docked_widget(viewer, direction="forward")
     viewer.dims.set_current_step(0, 0)
 
     def run():
         widget.propagate_button.click()
-        qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+        wait_done(qtbot, widget, timeout=60_000)
 
     run()
     a = viewer.layers["painted propagated (flow)"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _widget_run import needs_display
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -91,11 +93,7 @@ def test_bench_sweep_refuses_an_unknown_option_before_its_points(tmp_path):
 
 
 # -- 5: a widget taken out of its dock and shown as a window of its own stops following ----------
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-
-
-@pytest.mark.skipif(NO_DISPLAY, reason="widget test: run under xvfb-run -a")
+@needs_display
 def test_an_undocked_widget_shown_as_its_own_window_follows_the_viewer(make_napari_viewer, qtbot):
     """1a49b53 stops following the viewer on ParentChange to no parent ('a closed dock'), but a
     parentless widget may be on screen: one taken out of its dock and shown as a window of its own.

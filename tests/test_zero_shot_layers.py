@@ -2,8 +2,6 @@
 Propagate widget with labels "none" (real viewer: run under `xvfb-run -a`), with a tiny test method."""
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -17,8 +15,7 @@ from napari_vos import propagate_layers  # noqa: E402
 from napari_vos.methods import registry  # noqa: E402
 
 SCALE = (1.0, 0.5, 0.25)
-NO_DISPLAY = os.environ.get("QT_QPA_PLATFORM") == "offscreen" or (
-    sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+from _widget_run import needs_display  # noqa: E402
 
 
 @pytest.fixture
@@ -54,7 +51,7 @@ def test_labels_refused_or_required_with_clear_messages(brighter):
 
 
 @pytest.mark.gui
-@pytest.mark.skipif(NO_DISPLAY, reason="the napari widget tests need a display: run them under `xvfb-run -a`")
+@needs_display
 def test_widget_runs_a_zero_shot_method_with_labels_none(brighter, make_napari_viewer, qtbot):
     from qtpy.QtCore import Qt
 
