@@ -7,13 +7,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number", "not_an_array", "painted_ids", "objects_missing_at_start"]
+__all__ = ["whole_number", "frame_count", "not_an_array", "painted_ids", "objects_missing_at_start"]
 
 
 def whole_number(value: Any) -> bool:
     """A Python or numpy integer, and not a bool (True would pass as 1): a frame number, a size in
     pixels, a channel index. Floats such as 2.0 and strings such as "2" are not."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def frame_count(stack: Any) -> int:
+    """The length of a stack's first axis: its ``shape[0]`` where it has a shape (a zarr 3 array has no
+    ``len()``), else ``len()`` (a list, a pims-style reader)."""
+    shape = getattr(stack, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(stack)
 
 
 def not_an_array(value: Any, what: str) -> str | None:
@@ -23,6 +30,10 @@ def not_an_array(value: Any, what: str) -> str | None:
     if type(value).__module__.split(".")[0] == "napari" and hasattr(value, "data"):
         return (f"{what} is a napari {type(value).__name__} layer ({getattr(value, 'name', '')!r}): pass its data "
                 "(layer.data), or use napari_vos.propagate_layers(viewer, image, labels), which takes layers")
+    if type(value).__name__ == "MultiScaleData" and type(value).__module__.split(".")[0] == "napari":
+        return (f"{what} is a multiscale (pyramid) layer's data, whose items are its levels, not frames: pass "
+                "one level (layer.data[0] is the full size), or use napari_vos.propagate_layers(viewer, image, "
+                "labels), which picks the level the labels match")
     if isinstance(value, (str, bytes, os.PathLike)):
         return (f"{what} is a file path ({os.fsdecode(value)}): read it first (tifffile.imread or tifffile.memmap), "
                 "or run `napari-vos propagate VIDEO LABELS -o OUT`, which reads files")

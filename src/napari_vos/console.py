@@ -94,7 +94,7 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
 
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
              "name": layer.name, "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear,
-             "affine": layer.affine.affine_matrix}
+             "affine": layer.affine.affine_matrix, "axis_labels": getattr(layer, "axis_labels", None)}
     return Path(write_labels_tiff(str(path), layer.data, state)[0])
 
 
@@ -102,7 +102,7 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     """Open a labels TIFF napari-vos wrote (`napari-vos propagate`, `save_labels_layer`, the save
     dialog's napari-vos writer) as a Labels layer at its pixel size and frame interval, with the run's
     record in ``metadata["napari_vos"]`` and, where the saved layer had them, its translate, flip,
-    rotate, shear and affine: napari's
+    rotate, shear, affine and axis names: napari's
     own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
     Any integer (Y, X) or (T, Y, X) TIFF opens."""
     import inspect
@@ -132,5 +132,9 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
             value = record.pop(f"layer_{key}", None)
             if value is not None and (len(value) in (labels.ndim, labels.ndim + 1) or key == "shear"):
                 kwargs[key] = np.asarray(value, dtype=float)
+        axis_labels = record.pop("layer_axis_labels", None)
+        if axis_labels is not None and len(axis_labels) == labels.ndim and \
+                "axis_labels" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
+            kwargs["axis_labels"] = [str(v) for v in axis_labels]
         kwargs["metadata"] = {"napari_vos": record}
     return viewer.add_labels(labels, **kwargs)

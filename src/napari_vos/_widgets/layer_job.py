@@ -148,7 +148,7 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
     """What keeps the image layer (its levels' ``shapes``, `image_levels`) from being a (T, Y, X[, C])
     time-lapse, said for its shape (one 2-D image; an axis too many, such as Z or channels), or None
     when it is one."""
-    shape = tuple(image.level_shapes[0]) if image.multiscale else tuple(image.data.shape)
+    shape = tuple(int(n) for n in (image.level_shapes[0] if image.multiscale else image.data.shape))
     if any(int(n) == 0 for n in shape):  # an empty slice (data[10:5]) or an empty dask stack
         return f"image layer {image.name!r} {shape} is empty (an axis of length 0): nothing to propagate"
     if shapes[0] is not None:
@@ -166,6 +166,11 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
             return (f"{head} looks like (T, Y, X, C) with {shape[-1]} channels: add it as one layer per channel "
                     "(viewer.add_image(data, channel_axis=-1)), pick the first as the image and tick the others "
                     "under 'add channels'")
+        if shape[1] == 1:  # one Z plane or channel kept as an axis (OME-Zarr's TCZYX with z = 1)
+            level = "[level[:, 0] for level in layer.data], multiscale=True" if image.multiscale else "layer.data[:, 0]"
+            return (f"{head} is a time-lapse with a second axis of length 1 (one Z plane or channel, as OME files "
+                    f"keep it): add it without that axis, viewer.add_image({level}), with the layer's scale and "
+                    "translate less their second number")
         return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
                 "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
                 "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
@@ -214,6 +219,30 @@ def _same_orientation(a: "Layer", b: "Layer") -> bool:
                for m, n, k in zip(_transform_matrices(a), _transform_matrices(b), (2, 2, 3)))
 
 
+def unit_factors(units: Sequence[Any] | None, layer: "Layer") -> np.ndarray:
+    """Per axis of ``layer``: how many of the layer's units one of ``units`` is (the two aligned on their
+    last axes), so a length in ``units`` becomes one in the layer's. napari (0.6 on) draws every layer
+    in the viewer's common units, but a layer's world_to_data and data_to_world ignore them. 1 where
+    the two do not convert (pixel against um) or either is unknown (napari 0.5 has no units)."""
+    ours = getattr(layer, "units", None)
+    factors = np.ones(layer.ndim)
+    if not units or not ours:
+        return factors
+    m = min(len(units), layer.ndim)
+    for k, (given, own) in enumerate(zip(tuple(units)[-m:], tuple(ours)[-m:]), start=layer.ndim - m):
+        try:
+            factors[k] = float((1 * given).to(own).magnitude)
+        except Exception:  # noqa: BLE001 - pint's DimensionalityError, or units pint does not know
+            pass
+    return factors
+
+
+def _units_differ(a: "Layer", b: "Layer", axes: slice) -> bool:
+    """Whether two layers give their ``axes`` in other units (napari 0.6 on; never on 0.5)."""
+    ours, theirs = getattr(a, "units", None), getattr(b, "units", None)
+    return bool(ours and theirs) and tuple(map(str, ours[axes])) != tuple(map(str, theirs[axes]))
+
+
 PAIRED_TOLERANCE = 1e-3  # of a pixel (or a frame): labels this close to the image's pixels overlay it
 
 
@@ -226,13 +255,14 @@ def paired_offsets(image: "Image", labels: "Labels", scale: Sequence[float]) -> 
     affine), so large stage coordinates and transforms given another way alike are judged rightly."""
     n = labels.ndim
     factors = np.asarray(scale, dtype=float) / np.asarray(image.scale, dtype=float)  # level pixels in level-0 ones
+    in_image_units = unit_factors(getattr(labels, "units", None), image)[-n:]  # the labels' world in the image's
     offsets = []
     for corner in itertools.product(*[(0, max(int(side) - 1, 1)) for side in labels.data.shape[-n:]]):
         pixel = np.asarray(corner, dtype=float)
         at = np.zeros(image.ndim)
         at[-n:] = pixel
         world = np.asarray(image.data_to_world(at * factors), dtype=float)  # a 2-D labels layer: the image's time
-        world[-n:] = np.asarray(labels.data_to_world(pixel), dtype=float)
+        world[-n:] = np.asarray(labels.data_to_world(pixel), dtype=float) * in_image_units
         offsets.append(np.asarray(image.world_to_data(world), dtype=float)[-n:] / factors[-n:] - pixel)
     return np.asarray(offsets)
 
@@ -257,9 +287,11 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     if off_in_time:  # a (T, Y, X) labels layer: its frames are paired by index too
         ours_t = (float(labels.scale[0]), float(labels.translate[0]))
         theirs_t = (float(scale[-3]), float(translate[-3]))
-        if ours_t != theirs_t:
-            placed = f"is at time scale {ours_t[0]:.4g}, offset {ours_t[1]:.4g} but the image at " \
-                     f"{theirs_t[0]:.4g}, {theirs_t[1]:.4g}"
+        in_time = _units_differ(labels, image, slice(-3, -2))
+        if ours_t != theirs_t or in_time:
+            unit = {layer.name: f" {layer.units[-3]:~}" if in_time else "" for layer in (labels, image)}
+            placed = f"is at time scale {ours_t[0]:.4g}{unit[labels.name]}, offset {ours_t[1]:.4g} but the image " \
+                     f"at {theirs_t[0]:.4g}{unit[image.name]}, {theirs_t[1]:.4g}"
         else:  # the same numbers: an affine places one of them in time
             placed = "is placed in time otherwise than the image (by an affine transform)"
         notes.append(f"the labels layer {labels.name!r} {placed}: frames are paired by index, so labels frame i "
@@ -268,11 +300,15 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     if not off_in_space:
         return "; ".join(notes)
 
-    def pair(values: np.ndarray) -> str:
-        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+    named = _units_differ(labels, image, slice(-2, None))  # the same numbers in nm and in um are not the same
 
-    notes.insert(0, f"the labels layer {labels.name!r} is drawn at scale {pair(ours[:2])}, offset {pair(ours[2:])} but "
-                    f"the image at {pair(theirs[:2])}, {pair(theirs[2:])}: their pixels are paired by index, so the "
+    def pair(values: np.ndarray, layer: "Layer") -> str:
+        units = [f" {u:~}" for u in layer.units[-2:]] if named else ["", ""]
+        return "(" + ", ".join(f"{v:.4g}{u}" for v, u in zip(values, units)) + ")"
+
+    notes.insert(0, f"the labels layer {labels.name!r} is drawn at scale {pair(ours[:2], labels)}, offset "
+                    f"{pair(ours[2:], labels)} but the image at {pair(theirs[:2], image)}, {pair(theirs[2:], image)}: "
+                    "their pixels are paired by index, so the "
                     "output lies over the image (give the labels the image's scale and translate to see them where "
                     "they act)")
     return "; ".join(notes)
@@ -324,6 +360,7 @@ def labels_level(image: "Image", labels: "Labels") -> int:
 def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
     """The image frame under the viewer's time slider (data index of the layer's first axis)."""
     point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    point = point * unit_factors(getattr(viewer.dims, "units", None), layer)  # the slider's units in the layer's
     index = int(round(float(layer.world_to_data(point)[0])))
     n = int(layer.data.shape[0])
     return min(max(index, 0), n - 1)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.checks import frame_count
+
 __all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames"]
 
 
@@ -50,7 +52,7 @@ def largest_id(labels: Any) -> int:
     lazy stack is never held whole); 0 when nothing is painted."""
     if np.ndim(labels[0]) == 1:  # a (Y, X) image, whose first item is a row
         return _top(labels)
-    return max((_top(labels[t]) for t in range(len(labels))), default=0)
+    return max((_top(labels[t]) for t in range(frame_count(labels))), default=0)
 
 
 def painted_frames(labels: Any) -> tuple[list[int], int]:
@@ -58,7 +60,7 @@ def painted_frames(labels: Any) -> tuple[list[int], int]:
     id, in one pass that reads each frame once (a TIFF's frames are decoded again by every pass)."""
     painted: list[int] = []
     top = 0
-    for t in range(len(labels)):
+    for t in range(frame_count(labels)):
         frame = np.asarray(labels[t])
         if frame.any():
             painted.append(t)

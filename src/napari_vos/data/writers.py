@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
+from napari_vos.checks import frame_count
 from napari_vos.data.label_types import largest_id
 
 __all__ = ["davis_palette", "png_record", "PNG_RECORD", "write_png_labels", "write_png_label", "write_tiff_labels", "write_tiff_map",
@@ -63,7 +64,7 @@ def write_png_labels(folder: str | Path, labels: Any, start: int = 0) -> list[Pa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for t in range(len(labels)):
+    for t in range(frame_count(labels)):
         p = folder / f"{t + start:05d}.png"
         write_png_label(p, np.asarray(labels[t]))
         paths.append(p)
@@ -135,7 +136,7 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n = len(labels)
+    n = frame_count(labels)
     first = np.asarray(labels[0])
     dtype = label_dtype(largest_id(labels) if max_id is None else max_id)  # a pass over the frames, if not known
     imagej = labels_tiff_is_imagej((n, *first.shape), dtype)
@@ -239,7 +240,7 @@ def write_tiff_map(path: str | Path, stack: Any, calibration: Calibration | None
     """Write one method map, (T, h, w) or (T, K, h, w), as `open_tiff_map` lays it out, frame by
     frame (a file-backed stack is never loaded whole)."""
     out = open_tiff_map(path, tuple(stack.shape), calibration, provenance)
-    for t in range(len(stack)):
+    for t in range(frame_count(stack)):
         out[t] = np.asarray(stack[t], dtype=np.float32)
     out.flush()
     del out
