@@ -136,5 +136,6 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
         if axis_labels is not None and len(axis_labels) == labels.ndim and \
                 "axis_labels" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
             kwargs["axis_labels"] = [str(v) for v in axis_labels]
-        kwargs["metadata"] = {"napari_vos": record}
+        if record:  # a placement alone (a hand-painted layer's translate) is no run's record: not an output
+            kwargs["metadata"] = {"napari_vos": record}
     return viewer.add_labels(labels, **kwargs)

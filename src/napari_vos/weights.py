@@ -53,7 +53,7 @@ def preprocessing(method: str) -> dict[str, Any]:
     """How the engine prepares frames for ``method``'s network, as a checkpoint records it (like a
     torchvision weight enum's transforms): colour, intensity scaling, the network's input
     normalisation and the method's working-size preferences."""
-    from napari_vos.data.frames import PERCENTILES
+    from napari_vos.data.frames import DARK_8BIT_TOP, PERCENTILES
     from napari_vos.methods import registry
     from napari_vos.nn.backbones import IMAGENET_MEAN, IMAGENET_STD
 
@@ -61,6 +61,9 @@ def preprocessing(method: str) -> dict[str, Any]:
     return {
         "channels": "RGB: grey repeated, 2 channels as R and G, alpha dropped",
         "intensity": "uint8 / 255; other types: each channel's percentile range over the stack to [0, 1]",
+        # since session 31 (records before it lack the field, and are not compared on it)
+        "intensity_exceptions": f"bool as 0 and 1; uint8 whose brightest channel's {PERCENTILES[1]:g}th percentile "
+                                f"is below {DARK_8BIT_TOP} as other types",
         "percentiles": list(PERCENTILES),
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
@@ -73,7 +76,7 @@ def preprocessing(method: str) -> dict[str, Any]:
 
 #: the fields of `preprocessing` that set what the network's input values are (the working-size
 #: preferences are defaults a user may change: not compared)
-INPUT_FIELDS = ("channels", "intensity", "percentiles", "mean", "std", "resize")
+INPUT_FIELDS = ("channels", "intensity", "intensity_exceptions", "percentiles", "mean", "std", "resize")
 
 
 def preprocessing_differences(method: str, recorded: dict[str, Any]) -> list[str]:

@@ -180,7 +180,17 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
                              f"{given!r}): resume it with the same method and --config, or start the next stage "
                              f"in another --out from this one's export (--init)")
-        model.load_state_dict(state["model"])
+        if "config" not in state or "stage" not in state:  # saved before last.pt recorded them (sessions 1-28)
+            log(f"{state_path} was saved by an older napari-vos that did not record the run's --config: it goes on "
+                f"as {recipe.name} --config {config if stage is None else f'{config}:{stage}'}; if it was trained "
+                "with another, stop and resume with that one")
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:  # other tensors or shapes: another configuration's network
+            detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+            raise ValueError(f"{state_path} holds another network than {recipe.name} --config "
+                             f"{config if stage is None else f'{config}:{stage}'} builds ({detail[:300]}): resume "
+                             "with the run's own --config, or give another --out") from None
         try:
             opt.load_state_dict(state["optimizer"])
         except ValueError:  # another set of trained parameters than the saved run's
@@ -188,6 +198,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
                              f"--train-backbone-from changed?); resume with the run's own settings, or give "
                              "another --out") from None
         saved_lr = state.get("settings", {}).get("lr")
+        if saved_lr is None:  # saved before last.pt kept its settings (sessions 1-26): the schedule's starting rate
+            saved_lr = next(iter(state["optimizer"].get("param_groups") or [{}])).get("initial_lr")
         if not named_lr and saved_lr is not None:  # no --lr: the run goes on at its own rate
             settings = replace(settings, lr=float(saved_lr))
         changed = _changes(state.get("settings", {}), _run_settings(settings, recipe))
