@@ -180,7 +180,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
                              f"{given!r}): resume it with the same method and --config, or start the next stage "
                              f"in another --out from this one's export (--init)")
-        if "config" not in state or "stage" not in state:  # saved before last.pt recorded them (sessions 1-28)
+        if "config" not in state or "stage" not in state:  # saved before last.pt recorded them (older versions)
             log(f"{state_path} was saved by an older napari-vos that did not record the run's --config: it goes on "
                 f"as {recipe.name} --config {config if stage is None else f'{config}:{stage}'}; if it was trained "
                 "with another, stop and resume with that one")
@@ -198,7 +198,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
                              f"--train-backbone-from changed?); resume with the run's own settings, or give "
                              "another --out") from None
         saved_lr = state.get("settings", {}).get("lr")
-        if saved_lr is None:  # saved before last.pt kept its settings (sessions 1-26): the schedule's starting rate
+        if saved_lr is None:  # saved before last.pt kept its settings (older versions): the schedule's starting rate
             saved_lr = next(iter(state["optimizer"].get("param_groups") or [{}])).get("initial_lr")
         if not named_lr and saved_lr is not None:  # no --lr: the run goes on at its own rate
             settings = replace(settings, lr=float(saved_lr))
