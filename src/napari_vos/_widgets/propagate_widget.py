@@ -81,7 +81,8 @@ def _iterate(job: LayerJob) -> Any:
 
 class DeviceCombo(QComboBox):
     """'auto' and 'cpu' at once; the accelerators (cuda, mps) are looked up when the list is first
-    opened, since that imports torch (seconds) and the dock should open without waiting for it."""
+    opened, or first stepped through by keys or the wheel, since that imports torch (seconds) and the
+    dock should open without waiting for it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,6 +101,14 @@ class DeviceCombo(QComboBox):
     def showPopup(self) -> None:  # noqa: N802 - Qt's name
         self.probe()
         super().showPopup()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name: arrow keys pick without a popup
+        self.probe()
+        super().keyPressEvent(event)
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        self.probe()
+        super().wheelEvent(event)
 
 
 def _speed(fps: float) -> str:
@@ -175,7 +184,11 @@ class PropagateWidget(QWidget):
             "to read with the image as one multi-channel video")
         self.channels_list.setMaximumHeight(70)
         self.channels_label = QLabel("add channels")
+        self.channels_label.setBuddy(self.channels_list)
         self.labels_combo = QComboBox()
+        for combo in (self.image_combo, self.labels_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.frame_spin = QSpinBox()
         self.frame_spin.setToolTip("Frame the propagation starts from (follows the time slider; a typed frame stays "
                                    "until the slider moves or another image is picked)")
@@ -225,6 +238,10 @@ class PropagateWidget(QWidget):
         self.checkpoint_edit = QLineEdit()
         self.checkpoint_edit.setPlaceholderText("shipped default")
         self.checkpoint_button = QPushButton("…")
+        self.checkpoint_button.setToolTip("Choose a .safetensors checkpoint file")
+        self.checkpoint_button.setAccessibleName("choose a checkpoint file")
+        self.checkpoint_edit.setAccessibleName("checkpoint")
+        self.checkpoint_edit.setToolTip("A .safetensors file or a registered checkpoint name; empty: the shipped default")
         self.checkpoint_button.setMaximumWidth(30)
         self.checkpoint_button.clicked.connect(self._pick_checkpoint)
         self.options_edit = QLineEdit()
@@ -243,6 +260,10 @@ class PropagateWidget(QWidget):
         options_form.addRow("more options", self.options_edit)
         self.options_box = QCollapsible("Method options")
         self.options_box.addWidget(options)
+        # collapsed, QCollapsible only squeezes its content to 0 px: keep those controls out of the Tab chain
+        self._folded_focus = {w: w.focusPolicy() for w in options.findChildren(QWidget)}
+        self.options_box.toggled.connect(self._options_folded)
+        self._options_folded(False)
 
         self.propagate_button = QPushButton("Propagate")
         self.propagate_button.setToolTip("Segment every frame into a new labels layer, filled in as frames finish")
@@ -255,6 +276,9 @@ class PropagateWidget(QWidget):
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
+                                            | Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a keyboard or screen-reader user can read it
         # shown with a tip (napari_vos.advice): one click picks the method and checkpoint it names
         self.advice_button = QPushButton()
         self.advice_button.setVisible(False)
@@ -298,6 +322,21 @@ class PropagateWidget(QWidget):
         self.destroyed.connect(lambda *_: self._stop_on_close())  # the viewer closed (the dock: see event)
         self._refresh_layers()
         self._method_changed(self.method)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        """A key none of the panel's controls used stops here: napari's window would otherwise run its
+        shortcut (P: paint mode, V: hide the layer, Right: next frame, Ctrl+Delete: delete the layer).
+        Enter on a focused button presses it, as Space does (Qt leaves Enter to dialogs' default buttons)."""
+        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and plain:
+            focused = self.focusWidget()
+            if isinstance(focused, QPushButton) and focused.isEnabled() and focused.isVisible():
+                focused.click()
+        event.accept()
+
+    def _options_folded(self, expanded: bool) -> None:
+        for widget, policy in self._folded_focus.items():
+            widget.setFocusPolicy(policy if expanded else Qt.FocusPolicy.NoFocus)
 
     # -- choices ---------------------------------------------------------------------------
     @property
@@ -620,8 +659,11 @@ class PropagateWidget(QWidget):
         advice = self.job.advice
         self._say("; ".join(part for part in (self.job.note, starting, advice and advice.text) if part))
         self._offer_advice(advice)
+        had_focus = self.propagate_button.hasFocus()
+        self.cancel_button.setEnabled(True)  # before Propagate goes grey, or Qt moves the focus out of the panel
+        if had_focus:
+            self.cancel_button.setFocus()
         self.propagate_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.inputs.setEnabled(False)  # what is shown is what runs: no method or layer change mid-run
         # the run writes every frame it reaches (from the worker thread too): a stroke on a frame not
         # reached yet would be overwritten, and its undo would later punch a hole in the result
@@ -670,6 +712,8 @@ class PropagateWidget(QWidget):
         # the generator suspended, and napari's task list keeps the worker, so the run (its Session, network
         # and output layers) stayed in memory until napari closed
         self.job.cancel()
+        if self.cancel_button.hasFocus():
+            self.status.setFocus()  # not out of the panel (the dock's 'hide this panel' button)
         self.cancel_button.setEnabled(False)
         self._say("cancelling…")
 
@@ -750,6 +794,8 @@ class PropagateWidget(QWidget):
         provenance, say how it went."""
         job, self.job, self.worker = self.job, None, None
         self.propagate_button.setEnabled(True)
+        if self.cancel_button.hasFocus() or self.status.hasFocus():
+            self.propagate_button.setFocus()
         self.cancel_button.setEnabled(False)
         self.inputs.setEnabled(True)  # each control back to its own state (e.g. labels locked for cosnet)
         self.advice_button.setEnabled(True)
