@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number", "frame_count", "not_an_array", "painted_ids", "objects_missing_at_start"]
+__all__ = ["whole_number", "frame_count", "not_an_array", "painted_ids", "labels_look_like_an_image",
+           "objects_missing_at_start"]
 
 
 def whole_number(value: Any) -> bool:
@@ -57,6 +58,25 @@ def from_torch(value: Any) -> Any:
 def painted_ids(labels: Any) -> list[int]:
     """The object ids a labels image holds, ascending (0 is the background)."""
     return [int(i) for i in np.unique(labels) if i]
+
+
+#: from this many ids on, objects of under `IMAGE_LIKE_AREA` pixels on average mean an image given as labels
+IMAGE_LIKE_IDS = 256
+IMAGE_LIKE_AREA = 4.0
+
+
+def labels_look_like_an_image(labels: np.ndarray, ids: Sequence[int], frame: int) -> str | None:
+    """Why ``labels`` (one frame, its ``ids``) look like an intensity image rather than objects: many
+    ids of a few pixels each (every grey level an object), which would run with thousands of objects
+    and gigabytes per object stack; None for labels."""
+    if len(ids) < IMAGE_LIKE_IDS:
+        return None
+    area = np.count_nonzero(labels) / len(ids)
+    if area >= IMAGE_LIKE_AREA:
+        return None
+    return (f"the labels of frame {frame} hold {len(ids)} ids of {area:.1f} pixels each on average: an image rather "
+            "than labels (every intensity an object)? Labels hold one integer per object, 0 for the background; "
+            "give the painted labels, not the video's frame")
 
 
 def objects_missing_at_start(annotations: dict[int, np.ndarray], start: int, all_painted_hint: str = "",

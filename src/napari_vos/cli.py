@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_vos import __version__
 from napari_vos.checks import frame_ranges
+from napari_vos.data.damaged_files import reading
 
 
 @contextmanager
@@ -94,10 +95,19 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
         return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, calibration
     if not folder.exists():
         raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
+    if not folder.is_file():  # a pipe would block the read for ever
+        raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack or a folder "
+                         "of frame images")
     import tifffile
 
-    with tifffile.TiffFile(folder) as tif:
-        axes = tif.series[0].axes
+    with reading(folder, "a TIFF"), tifffile.TiffFile(folder) as tif:
+        series = tif.series[0]
+        axes = series.axes
+        declared = int((tif.imagej_metadata or {}).get("images", 0)) if tif.is_imagej else 0
+    planes = int(np.prod([n for n, a in zip(series.shape, axes) if a not in "YXS"], dtype=np.int64))
+    if declared > planes:  # tifffile fell back to what it could read: the first page
+        raise ValueError(f"video {path} holds {planes} of the {declared} images its ImageJ metadata declares: the "
+                         "file is cut off or damaged (an interrupted copy or save)")
     if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
         print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
     return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
@@ -115,15 +125,19 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
         raise ValueError(f"labels {path} is a folder; give one mask image (PNG) or a labels TIFF")
     if not Path(path).exists():
         raise ValueError(f"labels {path} does not exist; give a mask image (PNG) or a labels TIFF")
+    if not Path(path).is_file():  # a pipe would block the read for ever
+        raise ValueError(f"labels {path} is not a regular file (a pipe or a device); give a mask image (PNG) or a "
+                         "labels TIFF")
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # its artefacts became dozens of object ids
         raise ValueError(f"labels {path} is a JPEG: its lossy compression changes pixel values, so they are not "
                          "exact object ids; save the mask as PNG or TIFF")
     if Path(path).suffix.lower() in (".tif", ".tiff"):
-        with tifffile.TiffFile(path) as tif:
+        with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             planes, axes = [n for n in series.shape if n > 1], series.axes
         if len(planes) <= 2:  # one frame, also one saved with singleton axes: (1, Y, X), or (Y, X, 1) as skimage saves it
-            one = tifffile.imread(path)
+            with reading(path, "a TIFF"):
+                one = tifffile.imread(path)
             return one.reshape(planes) if one.ndim > 2 and len(planes) == 2 and one.shape != tuple(planes) else one
         # one colour mask, as a PNG's: RGB(A) samples last (Pillow's and photometric='rgb''s layout); samples
         # first (SYX) is left a stack, for tifffile's plain imwrite stores a 3- or 4-frame stack that way
@@ -209,12 +223,12 @@ def _refuse_other_planes(path: str, z: int) -> None:
 
     from napari_vos.data.readers import open_tiff_frames
 
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        axis = _plane_axis(series.axes, series.shape)
-        if axis is None:  # read without --z's plane (_read_labels)
-            return
-        n_planes = series.shape[axis]
+    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
+        axes, shape = tif.series[0].axes, tif.series[0].shape
+    axis = _plane_axis(axes, shape)
+    if axis is None:  # read without --z's plane (_read_labels)
+        return
+    n_planes = shape[axis]
     others = []
     for plane in range(n_planes):
         if plane == z:
@@ -709,12 +723,14 @@ def _export_metadata(path: Path) -> dict[str, str]:
 def _saved_lr(state_path: Path) -> float | str:
     """The learning rate a saved run trained at (its last.pt's settings; memory-mapped, so its
     tensors are not read); "the resumed run's" where the file does not say."""
-    import torch
+    import pickle
+
+    from napari_vos.training.loop import load_run_state
 
     try:
-        state = torch.load(state_path, map_location="cpu", weights_only=False, mmap=True)
+        state = load_run_state(state_path, mmap=True)
         return float(state["settings"]["lr"])
-    except (OSError, KeyError, TypeError, ValueError, RuntimeError):
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError):
         return "the resumed run's"
 
 

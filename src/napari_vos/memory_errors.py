@@ -13,8 +13,11 @@ def is_out_of_memory(err: BaseException) -> bool:
     """Whether ``err`` says the GPU or the host ran out of memory."""
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return True
-    text = str(err).lower()  # MPS: "MPS backend out of memory"; torch's CPU allocator: "not enough memory"
-    return isinstance(err, RuntimeError) and ("out of memory" in text or "not enough memory" in text)
+    # MPS: "MPS backend out of memory"; torch's CPU allocator: "not enough memory" (Windows), "can't allocate
+    # memory" (Linux, macOS)
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(
+        words in text for words in ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory"))
 
 
 def out_of_memory_advice(err: BaseException) -> str | None:
@@ -24,6 +27,8 @@ def out_of_memory_advice(err: BaseException) -> str | None:
         return None
     text = str(err).strip()
     on_gpu = type(err).__name__ == "OutOfMemoryError" or any(word in text for word in ("CUDA", "MPS", "GPU"))
+    if "can't allocate memory" in text:  # "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't..."
+        text = text[text.index("can't allocate memory"):]
     first = text.split(". ")[0].rstrip(".") if text else type(err).__name__
     where = "the GPU" if on_gpu else "this machine"
     cpu = ", or run on the CPU (device 'cpu', --device cpu), which has more memory" if on_gpu else ""

@@ -26,7 +26,8 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import from_torch, not_an_array, objects_missing_at_start, painted_ids, whole_number
+from napari_vos.checks import (from_torch, labels_look_like_an_image, not_an_array, objects_missing_at_start, painted_ids,
+                               whole_number)
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.methods import registry
@@ -747,7 +748,8 @@ class Session:
             if start not in self.annotations:
                 raise ValueError(f"frame {start} is not annotated; annotated frames: {sorted(self.annotations)}")
             ids = painted_ids(self.annotations[start])
-            missing = objects_missing_at_start(self.annotations, start, direction=direction)
+            missing = objects_missing_at_start(self.annotations, start, direction=direction) or \
+                labels_look_like_an_image(self.annotations[start], ids, start)
             if missing:
                 raise ValueError(missing)
             frames = self._propagate_annotated(direction, start, ids, run)

@@ -159,6 +159,9 @@ def _lookup(name_or_path: str) -> tuple[CheckpointInfo | None, Path]:
         return registry[name_or_path], candidate
     if candidate.is_dir():
         raise CheckpointError(f"checkpoint {candidate} is a folder; give a .safetensors file inside it")
+    if candidate.exists() and not candidate.is_file():  # a pipe would block the read for ever
+        raise CheckpointError(f"checkpoint {candidate} is not a regular file (a pipe or a device); give a "
+                              ".safetensors file")
     if candidate.suffix == ".safetensors" or candidate.exists():
         if not candidate.exists():
             raise CheckpointError(f"checkpoint file {candidate} does not exist; check the path, or use a "

@@ -152,7 +152,9 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
     """The calibration of a TIFF's first series: OME first, then ImageJ, then the resolution tags."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    from napari_vos.data.damaged_files import reading
+
+    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
         if tif.is_ome and tif.ome_metadata:
             found = _from_ome(tif.ome_metadata)
             if found is not None:

@@ -17,13 +17,16 @@ napari layers and in-memory arrays need no reader: use `Sequence.from_arrays`.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_vos.data.damaged_files import reading
 from napari_vos.data.sequence import (
     IMAGE_SUFFIXES,
     ColourTable,
@@ -186,8 +189,18 @@ def _open_davis(root: Path, sequences: list[str] | None) -> list[Sequence]:
     return [open_sequence_dir(n, img_root / n, ann_root / n, "davis") for n in names]
 
 
+def plain_name(name: str, path: Path) -> str:
+    """``name`` when it is one plain path part; else (``..`` from ``--data ..``, ``.`` from a file
+    ``..tif``, ``""`` from ``/``) the resolved folder's or file's own name, so that a sequence name
+    used as a file name (`eval --save-predictions`) never points above its folder."""
+    if name not in ("", ".", "..") and not any(sep and sep in name for sep in (os.sep, os.altsep)):
+        return name
+    resolved = Path(path).resolve()
+    return resolved.name if resolved.name not in ("", ".", "..") else "sequence"
+
+
 def _open_images_masks(root: Path) -> list[Sequence]:
-    return [open_sequence_dir(root.name, root / "images", root / "masks", "images_masks")]
+    return [open_sequence_dir(plain_name(root.name, root), root / "images", root / "masks", "images_masks")]
 
 
 def _frame_number(p: Path) -> int | None:
@@ -244,14 +257,16 @@ def _tiff_array(path: Path) -> tuple[Any, str, Callable[[], None]]:
     import tifffile
     import zarr
 
-    tf = tifffile.TiffFile(path)  # left open: the zarr store reads through it for as long as the array lives
+    with reading(path, "a TIFF"):
+        tf = tifffile.TiffFile(path)  # left open: the zarr store reads through it for as long as the array lives
     try:
-        axes = tf.series[0].axes
-        if axes == "SYX" and tf.is_shaped:
-            axes = "TYX"
-        # TiffFile.aszarr rather than imread(aszarr=True): older tifffile (2024.5 and before) closed the
-        # file that imread's store reads from as imread returned ("seek of closed file" on the first frame)
-        arr = zarr.open(tf.aszarr(), mode="r")
+        with reading(path, "a TIFF"):
+            axes = tf.series[0].axes
+            if axes == "SYX" and tf.is_shaped:
+                axes = "TYX"
+            # TiffFile.aszarr rather than imread(aszarr=True): older tifffile (2024.5 and before) closed the
+            # file that imread's store reads from as imread returned ("seek of closed file" on the first frame)
+            arr = zarr.open(tf.aszarr(), mode="r")
     except BaseException:
         tf.close()
         raise
@@ -291,7 +306,8 @@ def _unnamed_axes_as_numpy(axes: str, shape: tuple[int, ...], z: int | None) -> 
                      "(T, Y, X) or (T, Y, X, C), or with ImageJ/OME axes")
 
 
-def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Callable[[int], np.ndarray]]:
+def _frame_reader(arr: Any, axes: str, z: int | None = None,
+                  path: Path | None = None) -> tuple[int, Callable[[int], np.ndarray]]:
     """Make `i -> (Y, X[, C])` for a TIFF series with the given axes (T first or first non-YX axis).
 
     ``z`` picks one plane of a Z axis (a 3D + time stack); without it a Z axis longer than one
@@ -341,7 +357,8 @@ def _frame_reader(arr: Any, axes: str, z: int | None = None) -> tuple[int, Calla
                 kept.append(a)
             else:
                 index.append(fixed.get(a, 0))
-        frame = np.asarray(arr[tuple(index)])
+        with reading(path, "a TIFF") if path is not None else nullcontext():  # a frame damaged in the file
+            frame = np.asarray(arr[tuple(index)])
         order = [kept.index("Y"), kept.index("X")] + [k for k, a in enumerate(kept) if a in "CS"]
         frame = np.transpose(frame, order)
         if frame.ndim == 3 and frame.shape[-1] == 1:
@@ -362,7 +379,7 @@ def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
     """
     arr, axes, close = _tiff_array(Path(path))
     try:
-        n, load = _frame_reader(arr, axes, z)
+        n, load = _frame_reader(arr, axes, z, Path(path))
     except BaseException:
         close()
         raise
@@ -385,7 +402,7 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
     if labels is not None:
         try:
             larr, laxes, close_labels = _tiff_array(Path(labels))  # open while the masks are read: seq.close() closes it
-            ln, lload = _frame_reader(larr, laxes)
+            ln, lload = _frame_reader(larr, laxes, path=Path(labels))
             if ln != n:
                 raise ValueError(f"{labels}: {ln} label frames for {n} image frames in {path}")
         except BaseException:
@@ -394,7 +411,9 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
             frames.close()
             raise
         loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
-    return Sequence(tiff_stem(path), frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
+    stem = tiff_stem(path)
+    name = stem if plain_name(stem, path) == stem else Path(path).name  # "...tif": its whole name, not ".."
+    return Sequence(name, frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
 
 
 def tiff_stem(path: str | Path) -> str:
@@ -420,7 +439,7 @@ def _open_tiff(root: Path) -> list[Sequence]:
     labels = [t for t in tiffs if _is_label_name(t)]
     seq = open_tiff_stack(images[0], labels[0] if labels else None)
     if seq.name.lower() in ("image", "images", "video", "stack", "raw"):
-        seq.name = root.name
+        seq.name = plain_name(root.name, root)
     return [seq]
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.data.damaged_files import reading
+
 __all__ = [
     "LazyFrames",
     "LazyMasks",
@@ -39,21 +41,34 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             image = np.asarray(series.asarray())
             axes = series.axes
         if image.ndim == 3 and axes[0] in "CS" and axes[1:] == "YX" and image.shape[0] <= 4:
             image = np.moveaxis(image, 0, -1)  # an ImageJ/OME (C, Y, X) frame: its channels last, as colour
         return image
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with opened_image(path) as im:
         if im.mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         elif im.mode in ("LA", "PA"):
             im = im.convert("RGBA")
         return np.asarray(im)
+
+
+def opened_image(path: Path) -> Any:
+    """A PNG/JPEG/... opened with Pillow and decoded (a damaged file or one past Pillow's
+    decompression-bomb limit: a ValueError naming it); use it as ``with opened_image(p) as im``."""
+    from PIL import Image
+
+    with reading(path, "an image"):
+        image = Image.open(path)
+        try:
+            image.load()
+        except BaseException:
+            image.close()
+            raise
+    return image
 
 
 def _packed_colours(arr: np.ndarray) -> np.ndarray:
@@ -87,13 +102,11 @@ class ColourTable:
         self._ids: np.ndarray | None = None
 
     def _build(self) -> None:
-        from PIL import Image
-
         seen = [np.zeros(0, np.uint32)]
         for path in self._paths:
             if path.suffix.lower() in TIFF_SUFFIXES:
                 continue
-            with Image.open(path) as im:
+            with opened_image(path) as im:
                 if im.mode in _LABEL_MODES:
                     continue
                 seen.append(np.unique(_packed_colours(np.asarray(im.convert("RGB")))))
@@ -172,10 +185,10 @@ def read_mask(path: str | Path, void_255: bool = True, table: ColourTable | None
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        return decode_mask(tifffile.imread(path), void_255=False)
-    from PIL import Image
-
-    with Image.open(path) as im:
+        with reading(path, "a TIFF"):
+            mask = tifffile.imread(path)
+        return decode_mask(mask, void_255=False)
+    with opened_image(path) as im:
         if im.mode in _LABEL_MODES:
             # a 0/255 PNG is one object (DAVIS 2016) either way; 255 beside other ids is void only for GT
             return decode_mask(np.asarray(im), void_255=void_255, binary_255=True)

@@ -14,6 +14,7 @@ of the sequence's true objects (DAVIS 2016 unsupervised convention, `evaluation.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +40,8 @@ def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
 
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
 
+    if name in ("", ".", "..") or any(sep and sep in name for sep in (os.sep, os.altsep)):  # the folder or above it
+        raise ValueError(f"the sequence name {name!r} cannot name a prediction inside {folder}")
     if (folder / name).is_dir():
         shutil.rmtree(folder / name)
     (folder / f"{name}.tif").unlink(missing_ok=True)

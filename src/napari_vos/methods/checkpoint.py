@@ -7,6 +7,7 @@ recipe's ``export_tensors`` writes ``<method>_config``), and every tensor must f
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -36,16 +37,22 @@ def checkpoint_config(meta: dict[str, str], method: str, config_type: Any, confi
     return configs[name]
 
 
-def load_fitting(network: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into ``network``; a missing or unexpected tensor raises CheckpointError("{what}: ...")."""
+def _check_shapes(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str) -> None:
+    """A CheckpointError("{what}: ...") for tensors of ``state`` whose shapes differ from the network's ``own``."""
     from napari_vos.weights import CheckpointError
 
-    own = network.state_dict()
     wrong = [f"{k} {tuple(v.shape)} (the network's: {tuple(own[k].shape)})" for k, v in state.items()
              if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if wrong:  # load_state_dict(strict=False) raises torch's RuntimeError for these
         raise CheckpointError(f"{what}: {len(wrong)} tensors of other shapes, e.g. {'; '.join(wrong[:3])} "
                               "(a checkpoint of another configuration of the network?)")
+
+
+def load_fitting(network: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``network``; a missing or unexpected tensor raises CheckpointError("{what}: ...")."""
+    from napari_vos.weights import CheckpointError
+
+    _check_shapes(network.state_dict(), state, what)
     missing, unexpected = network.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -71,12 +78,17 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
     if broken:  # the one damage a file's header and shapes do not show: it would segment nothing
         raise weights.CheckpointError(f"checkpoint {ckpt_name} holds NaN or infinite values in {len(broken)} "
                                       f"tensors (e.g. {broken[:3]}): it is damaged or from a diverged training")
-    try:
-        net = network(meta)
-    except (ValueError, TypeError, KeyError) as err:  # e.g. an export of a later version, a hand-edited field
-        raise weights.CheckpointError(f"checkpoint {ckpt_name}: the {title} network its metadata describes cannot "
-                                      f"be built by this version ({type(err).__name__}: {err})") from err
-    load_fitting(net, state, f"checkpoint {ckpt_name} does not fit the {title} network")
+    what = f"checkpoint {ckpt_name} does not fit the {title} network"
+    for probe in (True, False):  # first on the meta device: an absurd width in the metadata allocates nothing
+        try:
+            with torch.device("meta") if probe else nullcontext():
+                net = network(meta)
+        except (ValueError, TypeError, KeyError, RuntimeError) as err:  # an export of a later version, a hand-edited field
+            raise weights.CheckpointError(f"checkpoint {ckpt_name}: the {title} network its metadata describes "
+                                          f"cannot be built by this version ({type(err).__name__}: {err})") from err
+        if probe:  # the file's tensors against the network's shapes, before it is built for real
+            _check_shapes(net.state_dict(), state, what)
+    load_fitting(net, state, what)
     note = other_preprocessing(method, ckpt_name, meta)
     if note and notes is not None:
         notes.append(note)
@@ -100,6 +112,9 @@ def other_preprocessing(method: str, name: str, meta: dict[str, str]) -> str | N
             recorded = json.loads(meta["preprocessing"])
         except ValueError as err:
             raise weights.CheckpointError(f"checkpoint {name}: its preprocessing metadata is not JSON ({err})") from err
+    if recorded is not None and not isinstance(recorded, dict):
+        raise weights.CheckpointError(f"checkpoint {name}: its preprocessing metadata is a JSON "
+                                      f"{type(recorded).__name__}, not the record of fields it should be")
     if recorded:
         differences = weights.preprocessing_differences(method, recorded)
         if differences:

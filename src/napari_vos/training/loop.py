@@ -15,7 +15,7 @@ import pickle
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -168,8 +168,18 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             # on the CPU: load_state_dict copies the weights and the optimiser's moments to the device,
             # while Adam's "step" counters stay where they were loaded (a GPU copy: one host sync per
             # parameter per step for its bias correction)
-            state = torch.load(state_path, map_location="cpu", weights_only=False)
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+            state = load_run_state(state_path)
+        except pickle.UnpicklingError as err:
+            if "Unsupported global" not in str(err):  # no refused object: bytes that are no pickle (damaged)
+                raise ValueError(f"{state_path} cannot be read (it is not a saved run: damaged, or another file "
+                                 "under that name); continue from the run's last export with --init in another "
+                                 "--out, or delete it to start afresh") from err
+            # what weights_only refuses: a Python object of another kind
+            raise ValueError(f"{state_path} holds Python objects besides tensors, numbers and text, which no "
+                             "napari-vos run saves; it is not read, since reading them could run code (a last.pt "
+                             "from someone else): continue from the run's export with --init in another --out"
+                             ) from err
+        except (RuntimeError, EOFError, OSError) as err:
             raise ValueError(f"{state_path} cannot be read ({type(err).__name__}: {err}): it was cut off or damaged "
                              "(a full disk, an interrupted copy); continue from the run's last export with --init "
                              "in another --out, or delete it to start afresh") from err
@@ -180,9 +190,10 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
                              f"{given!r}): resume it with the same method and --config, or start the next stage "
                              f"in another --out from this one's export (--init)")
-        if "config" not in state or "stage" not in state:  # saved before last.pt recorded them (older versions)
-            log(f"{state_path} was saved by an older napari-vos that did not record the run's --config: it goes on "
-                f"as {recipe.name} --config {config if stage is None else f'{config}:{stage}'}; if it was trained "
+        if "config" not in state or ("stage" not in state and stage is not None):  # older versions recorded neither
+            unrecorded = "--config" if "config" not in state else "stage (the part of --config after ':')"
+            log(f"{state_path} was saved by an older napari-vos that did not record the run's {unrecorded}: it goes "
+                f"on as {recipe.name} --config {config if stage is None else f'{config}:{stage}'}; if it was trained "
                 "with another, stop and resume with that one")
         try:
             model.load_state_dict(state["model"])
@@ -325,6 +336,19 @@ def recipe_lr(recipe: Recipe) -> float:
     return float(getattr(recipe, "default_lr", 1e-3))
 
 
+def load_run_state(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A run's last.pt, read without running code: ``weights_only`` unpickles tensors, numbers,
+    strings and containers only (a last.pt handed on by someone else cannot run anything when it is
+    resumed), plus the paths a Python caller may have given as ``real_dirs``. A file holding other
+    objects is a ``pickle.UnpicklingError``."""
+    import pathlib
+
+    paths = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath]
+    allowed = getattr(torch.serialization, "safe_globals", None)  # torch 2.5 on
+    with allowed(paths) if allowed is not None else nullcontext():
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
 def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
     """What a run was given, kept in last.pt so that a resume can say what changed."""
     from dataclasses import asdict
@@ -335,7 +359,7 @@ def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
         if hasattr(recipe, name):
             value = getattr(recipe, name)
             kept[name] = list(value) if isinstance(value, (tuple, list)) else value
-    return kept
+    return json.loads(json.dumps(kept, default=str))  # plain values only (a Path as its text): `load_run_state`
 
 
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
