@@ -121,16 +121,22 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3):
         raise ValueError(f"{path} holds {labels.dtype} data of shape {labels.shape}, not integer (T, Y, X) or "
                          "(Y, X) labels; open it with napari's File > Open")
+    record = read_tiff_provenance(path)
+    per_axis = [len(v) for k in ("layer_translate", "layer_scale", "layer_axis_labels")
+                if isinstance(v := (record or {}).get(k), list)]
+    if labels.ndim == 2 and 3 in per_axis:  # a (1, Y, X) layer: written as one page, which reads back as (Y, X)
+        labels = labels[None]
     scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
     if "units" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
         kwargs["units"] = units
-    record = read_tiff_provenance(path)
     if record is not None:
         # where the saved layer lay (`save_labels_layer`): its offset, a flip, rotate, shear and affine
         for key in ("translate", "scale", "rotate", "shear", "affine"):
             value = record.pop(f"layer_{key}", None)
-            if value is not None and (len(value) in (labels.ndim, labels.ndim + 1) or key == "shear"):
+            vector = key in ("translate", "scale")  # one number per axis; rotate and affine are matrices
+            if value is not None and (len(value) == labels.ndim or (not vector and len(value) == labels.ndim + 1)
+                                      or key == "shear"):
                 kwargs[key] = np.asarray(value, dtype=float)
         axis_labels = record.pop("layer_axis_labels", None)
         if axis_labels is not None and len(axis_labels) == labels.ndim and \

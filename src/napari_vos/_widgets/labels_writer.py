@@ -58,13 +58,14 @@ def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str,
     """What places a layer in the world besides its pixel size, where it is not the default: its
     translate, a flipped (negative) scale, and its rotate, shear and affine, as record entries
     ``layer_translate``, ``layer_scale``, ``layer_rotate``, ``layer_shear`` and ``layer_affine``; and its
-    axis names (``layer_axis_labels``, napari 0.6 on) where they are not napari's default numbers."""
+    axis names (``layer_axis_labels``) where they are not napari's defaults ("-3" or "axis -3")."""
     out: dict[str, Any] = {}
     translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
     if any(translate):
         out["layer_translate"] = translate
     axis_labels = [str(v) for v in attributes.get("axis_labels") or ()]
-    if axis_labels and not all(v.lstrip("-").isdigit() for v in axis_labels):  # napari's own: "-3", "-2", "-1"
+    # napari's own names: "-3", "-2", "-1" (0.7 on), "axis -3", ... before
+    if axis_labels and not all(v.removeprefix("axis ").lstrip("-").isdigit() for v in axis_labels):
         out["layer_axis_labels"] = axis_labels
     if any(v < 0 for v in scale):
         out["layer_scale"] = scale

@@ -221,9 +221,10 @@ def _same_orientation(a: "Layer", b: "Layer") -> bool:
 
 def unit_factors(units: Sequence[Any] | None, layer: "Layer") -> np.ndarray:
     """Per axis of ``layer``: how many of the layer's units one of ``units`` is (the two aligned on their
-    last axes), so a length in ``units`` becomes one in the layer's. napari (0.6 on) draws every layer
-    in the viewer's common units, but a layer's world_to_data and data_to_world ignore them. 1 where
-    the two do not convert (pixel against um) or either is unknown (napari 0.5 has no units)."""
+    last axes), so a length in ``units`` becomes one in the layer's. Where napari draws in the viewer's
+    common units (``viewer.dims.units`` set: napari 0.7 on, every layer's units compatible), a layer's
+    world_to_data and data_to_world still ignore them. 1 where the two do not convert (pixel against
+    um) or either is unknown."""
     ours = getattr(layer, "units", None)
     factors = np.ones(layer.ndim)
     if not units or not ours:
@@ -238,7 +239,7 @@ def unit_factors(units: Sequence[Any] | None, layer: "Layer") -> np.ndarray:
 
 
 def _units_differ(a: "Layer", b: "Layer", axes: slice) -> bool:
-    """Whether two layers give their ``axes`` in other units (napari 0.6 on; never on 0.5)."""
+    """Whether two layers give their ``axes`` in other units (napari 0.5 on: layers have units)."""
     ours, theirs = getattr(a, "units", None), getattr(b, "units", None)
     return bool(ours and theirs) and tuple(map(str, ours[axes])) != tuple(map(str, theirs[axes]))
 
@@ -246,16 +247,19 @@ def _units_differ(a: "Layer", b: "Layer", axes: slice) -> bool:
 PAIRED_TOLERANCE = 1e-3  # of a pixel (or a frame): labels this close to the image's pixels overlay it
 
 
-def paired_offsets(image: "Image", labels: "Labels", scale: Sequence[float]) -> np.ndarray:
+def paired_offsets(image: "Image", labels: "Labels", scale: Sequence[float],
+                   world_units: Sequence[Any] | None = None) -> np.ndarray:
     """For each corner pixel of the labels layer, where it lies in the viewer among the image's
     pixels (at the propagated level, whose pixels are ``scale`` in the image's world units) minus
     the image pixel it is paired with: (corners, labels.ndim), zero where the two overlay.
 
     In pixels, through both layers' whole data-to-world transforms (scale, translate, rotate, shear,
-    affine), so large stage coordinates and transforms given another way alike are judged rightly."""
+    affine), so large stage coordinates and transforms given another way alike are judged rightly;
+    in each layer's units where napari draws in common units (``world_units``, the viewer's
+    ``dims.units``; None: napari draws the numbers as they are, whatever their units)."""
     n = labels.ndim
     factors = np.asarray(scale, dtype=float) / np.asarray(image.scale, dtype=float)  # level pixels in level-0 ones
-    in_image_units = unit_factors(getattr(labels, "units", None), image)[-n:]  # the labels' world in the image's
+    in_image_units = unit_factors(getattr(labels, "units", None) if world_units else None, image)[-n:]
     offsets = []
     for corner in itertools.product(*[(0, max(int(side) - 1, 1)) for side in labels.data.shape[-n:]]):
         pixel = np.asarray(corner, dtype=float)
@@ -267,12 +271,14 @@ def paired_offsets(image: "Image", labels: "Labels", scale: Sequence[float]) -> 
     return np.asarray(offsets)
 
 
-def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float]) -> str:
+def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], translate: Sequence[float],
+                   world_units: Sequence[Any] | None = None) -> str:
     """A note when the labels layer is drawn elsewhere than the image (another scale or offset, as a
     mask file opened without the image's calibration is, in Y/X or in time): the two are paired pixel
     by pixel and frame by frame, so the output lands over the image, not where the labels were
-    seen. "" when they overlay (`paired_offsets` under a thousandth of a pixel and of a frame)."""
-    offsets = np.abs(paired_offsets(image, labels, scale))
+    seen. "" when they overlay (`paired_offsets` under a thousandth of a pixel and of a frame).
+    ``world_units``: the viewer's ``dims.units``, set where napari draws in common units."""
+    offsets = np.abs(paired_offsets(image, labels, scale, world_units))
     off_in_space = bool(np.max(offsets[:, -2:]) >= PAIRED_TOLERANCE)
     off_in_time = labels.ndim == 3 and bool(np.max(offsets[:, 0]) >= PAIRED_TOLERANCE)
     if not (off_in_space or off_in_time):
@@ -287,7 +293,7 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     if off_in_time:  # a (T, Y, X) labels layer: its frames are paired by index too
         ours_t = (float(labels.scale[0]), float(labels.translate[0]))
         theirs_t = (float(scale[-3]), float(translate[-3]))
-        in_time = _units_differ(labels, image, slice(-3, -2))
+        in_time = bool(world_units) and _units_differ(labels, image, slice(-3, -2))
         if ours_t != theirs_t or in_time:
             unit = {layer.name: f" {layer.units[-3]:~}" if in_time else "" for layer in (labels, image)}
             placed = f"is at time scale {ours_t[0]:.4g}{unit[labels.name]}, offset {ours_t[1]:.4g} but the image " \
@@ -300,7 +306,7 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     if not off_in_space:
         return "; ".join(notes)
 
-    named = _units_differ(labels, image, slice(-2, None))  # the same numbers in nm and in um are not the same
+    named = bool(world_units) and _units_differ(labels, image, slice(-2, None))  # the same numbers in nm and um
 
     def pair(values: np.ndarray, layer: "Layer") -> str:
         units = [f" {u:~}" for u in layer.units[-2:]] if named else ["", ""]
@@ -503,7 +509,8 @@ class LayerJob:
         else:
             self.annotations, self.start, self.note = read_annotations(
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
-            self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"]))
+            self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
+                                          getattr(self.viewer.dims, "units", None)))
         self._add_note(uncalibrated_file_note(self.image))
         self.method = method
         self.device = device

@@ -326,12 +326,21 @@ class PropagateWidget(QWidget):
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         """A key none of the panel's controls used stops here: napari's window would otherwise run its
         shortcut (P: paint mode, V: hide the layer, Right: next frame, Ctrl+Delete: delete the layer).
-        Enter on a focused button presses it, as Space does (Qt leaves Enter to dialogs' default buttons)."""
+        Enter on a focused button presses it, as Space does (Qt leaves Enter to dialogs' default buttons);
+        not its auto-repeat, which would press Cancel, focused once the run starts."""
+        if event.isAutoRepeat():
+            event.accept()
+            return
         plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and plain:
             focused = self.focusWidget()
             if isinstance(focused, QPushButton) and focused.isEnabled() and focused.isVisible():
                 focused.click()
+        event.accept()
+
+    def keyReleaseEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        """A key's release stops here too: napari undoes a held key's mode on release (P pressed in the
+        canvas, later released in the panel, dropped paint mode)."""
         event.accept()
 
     def _options_folded(self, expanded: bool) -> None:
