@@ -60,20 +60,30 @@ def painted_ids(labels: Any) -> list[int]:
     return [int(i) for i in np.unique(labels) if i]
 
 
-#: from this many ids on, objects of under `IMAGE_LIKE_AREA` pixels on average mean an image given as labels
-IMAGE_LIKE_IDS = 256
+#: an image given as labels: from this many ids, nearly every pixel painted (`IMAGE_LIKE_PAINTED`), and
+#: objects of under `IMAGE_LIKE_AREA` pixels on average or scattered in `IMAGE_LIKE_PIECES` pieces per id
+IMAGE_LIKE_IDS = 32
+IMAGE_LIKE_PAINTED = 0.9
 IMAGE_LIKE_AREA = 4.0
+IMAGE_LIKE_PIECES = 3
 
 
 def labels_look_like_an_image(labels: np.ndarray, ids: Sequence[int], frame: int) -> str | None:
-    """Why ``labels`` (one frame, its ``ids``) look like an intensity image rather than objects: many
-    ids of a few pixels each (every grey level an object), which would run with thousands of objects
-    and gigabytes per object stack; None for labels."""
+    """Why ``labels`` (one frame, its ``ids``) look like an intensity image rather than objects: every
+    pixel painted, with many ids of a few pixels each or each id scattered in pieces (every grey level
+    an object), which would run with hundreds or thousands of objects and gigabytes per object stack;
+    None for labels (objects on a background however small, confluent cells of one piece each)."""
     if len(ids) < IMAGE_LIKE_IDS:
         return None
-    area = np.count_nonzero(labels) / len(ids)
-    if area >= IMAGE_LIKE_AREA:
+    painted = np.count_nonzero(labels)
+    if painted < IMAGE_LIKE_PAINTED * labels.size:  # objects on a background, however small (seeds, tiny cells)
         return None
+    area = painted / len(ids)
+    if area >= IMAGE_LIKE_AREA:  # every pixel painted: an image's grey levels each lie scattered in many pieces
+        from skimage.measure import label
+
+        if int(label(labels, background=0, connectivity=1).max()) < IMAGE_LIKE_PIECES * len(ids):
+            return None  # confluent labels: one piece per id
     return (f"the labels of frame {frame} hold {len(ids)} ids of {area:.1f} pixels each on average: an image rather "
             "than labels (every intensity an object)? Labels hold one integer per object, 0 for the background; "
             "give the painted labels, not the video's frame")

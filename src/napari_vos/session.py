@@ -725,7 +725,8 @@ class Session:
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
         self._check_maps_out()  # set after construction too (the CLI's --maps)
         self._cancelled = False  # reset first: a cancel() arriving while this call reads frames holds
-        self._stop.clear()
+        # a fresh event, not the shared one cleared: a cancelled run still fine-tuning keeps its own, set
+        self._stop = threading.Event()
         if self._given_cancel_set:  # the caller's cancel_event that our cancel() set
             self.method_options["cancel_event"].clear()
             self._given_cancel_set = False

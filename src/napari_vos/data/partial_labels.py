@@ -8,13 +8,13 @@ labels need not fit in memory. The partial file is removed once the output is wr
 """
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
+from napari_vos.data.file_locks import lock_handle, locked
 from napari_vos.data.writers import label_dtype, open_tiff_labels, read_tiff_provenance, rewrite_tiff_provenance
 
 __all__ = ["PartialLabels", "partial_path"]
@@ -26,8 +26,6 @@ _END_ONLY = ("fps", "seconds", "frames_done", "start_seconds")
 #: the record's mark on a file the system would not delete when its run ended (Windows deletes no
 #: memory-mapped file): a spare copy of labels the output holds, which the next run removes
 SPARE = "spare_copy"
-#: flock's answers on a file system without locks (Lustre without -o flock, NFS without lockd, FUSE)
-_NO_LOCKS = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 def partial_path(output: str | Path) -> Path:
@@ -49,21 +47,24 @@ class PartialLabels:
     def __init__(self, output: str | Path, shape: tuple[int, int, int], max_id: int,
                  calibration: Calibration, record: dict[str, Any]) -> None:
         self.path = partial_path(output)
-        if self.path.exists() and not _locked(self.path) and _is_spare(self.path):
+        if self.path.exists() and not locked(self.path) and _is_spare(self.path):
             self.path.unlink(missing_ok=True)  # its run ended and wrote its output: nothing in it is lost
-        if self.path.exists():  # another run's frames: one writing now, or one killed; not ours to drop
-            if _locked(self.path):
+        try:  # made and locked by one run only: two runs started together both saw no file before
+            claim = open(self.path, "xb")
+        except FileExistsError:  # another run's frames: one writing now, or one killed; not ours to drop
+            if locked(self.path) or self.path.stat().st_size == 0:  # in use, or being made this moment
                 raise ValueError(f"another napari-vos run is writing {output} now ({self.path} is in use); wait for "
-                                 "it to finish or give another output name")
+                                 "it to finish or give another output name") from None
             raise ValueError(f"{self.path} holds the labels of an earlier run that did not write its output (it was "
                              "killed, or writing the output failed; its record says which frames it holds); move "
-                             "or delete it, then run again")
+                             "or delete it, then run again") from None
         try:
+            self._lock = lock_handle(claim)  # held while this run lives: a second run writing here is told so
             self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
                                                        {**record, "complete": False, "frames_segmented": UNFINISHED})
-            self._lock = _lock(self.path)  # held while this run lives: a second run writing here is told so
         except BaseException:  # a stub left here would block every later run as "an earlier run's labels"
             self.path.unlink(missing_ok=True)
+            claim.close()
             raise
 
     def describe(self, provenance: dict[str, Any]) -> None:
@@ -105,39 +106,6 @@ class PartialLabels:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-
-def _lock(path: Path) -> Any:
-    """An open handle holding an exclusive advisory lock on ``path`` (POSIX flock; None where the
-    system has none): released when the process ends, however it ends."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; a second run sees "did not finish"
-        return None
-    handle = open(path, "rb")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        if err.errno in _NO_LOCKS:  # a file system without locks: run without one, as on Windows
-            return None
-        raise
-    return handle
-
-
-def _locked(path: Path) -> bool:
-    """Whether a live process holds ``path``'s lock (`_lock`)."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    with open(path, "rb") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:  # held by a live run; no lock at all where the file system has none
-            return err.errno not in _NO_LOCKS
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
 
 
 def _is_spare(path: Path) -> bool:

@@ -227,10 +227,17 @@ def open_tiff_map(path: str | Path, shape: tuple[int, ...], calibration: Calibra
     on disk and returned memory-mapped, so that a run writes each frame's map as it finishes and
     holds none of them: an ImageJ hyperstack with ``calibration`` (the map's own pixel size) and
     ``provenance`` as JSON (`rewrite_tiff_provenance` replaces it when the run ends); from 4 GiB on
-    a BigTIFF (`BIGTIFF_FROM`). Uncompressed, its disk space reserved (`_reserve_disk`)."""
+    a BigTIFF (`BIGTIFF_FROM`). Uncompressed, its disk space reserved (`_reserve_disk`). A file
+    already there is unlinked first, not truncated: another run writing through its memory map (the
+    same ``--maps`` folder) keeps its own file rather than dying of SIGBUS."""
     shape = tuple(int(n) for n in shape)
     if len(shape) not in (3, 4):
         raise ValueError(f"a map stack is (T, h, w) or (T, K, h, w), got shape {shape}")
+    try:
+        Path(path).unlink(missing_ok=True)
+    except PermissionError as err:  # Windows keeps a file another process has mapped
+        raise ValueError(f"{path} is in use (another run writing its maps there?): give another --maps folder"
+                         ) from err
     return _open_tiff_memmap(path, shape, np.dtype(np.float32), "TYX" if len(shape) == 3 else "TCYX",
                              calibration, True, provenance)
 

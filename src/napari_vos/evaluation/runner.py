@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from napari_vos.checks import painted_ids
+from napari_vos.data.file_locks import hold_folder
 from napari_vos.data.readers import open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
 from napari_vos.evaluation.scoring import FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation
@@ -40,7 +41,8 @@ def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
 
     from napari_vos.data.writers import write_png_labels, write_tiff_labels
 
-    if name in ("", ".", "..") or any(sep and sep in name for sep in (os.sep, os.altsep)):  # the folder or above it
+    parts = name.replace(os.altsep or os.sep, os.sep).split(os.sep)  # "sub/seq": a collection's sequence
+    if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in parts):  # its folder or above
         raise ValueError(f"the sequence name {name!r} cannot name a prediction inside {folder}")
     if (folder / name).is_dir():
         shutil.rmtree(folder / name)
@@ -102,64 +104,73 @@ def evaluate_method(
               "max_side": max_side, "options": dict(method_options or {}), "annotation": mode}
     if mode == "none":
         header["scoring"] = FOREGROUND_SCORING
-    report = Report(header, out_dir, json_path)
-    out = Path(out_dir) if out_dir else None
-    outer: Any = seqs
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        outer = tqdm(seqs, desc=f"eval {method}", unit="seq")
-    complete = False
+    # one evaluation writes into a folder at a time: a second one would truncate and interleave its CSVs
+    held = None
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        held = hold_folder(Path(out_dir), "evaluation")
     try:
-        for seq in outer:
-            with seq:  # a TIFF stack's files close once it is scored
-                zero_shot = mode == "none"
-                annotated = None if zero_shot else first_annotation(seq)
-                first = None if annotated is None else seq.masks[annotated]
-                ids = [] if first is None else painted_ids(first)
-                options: dict[str, Any] = dict(method_options or {})
-                if max_side is not None:
-                    options["max_side"] = max_side
-                if checkpoint is not None:
-                    options["checkpoint"] = checkpoint
-                callback: Callable[[int, int], None] | None = None
-                if progress:
-                    from tqdm import tqdm
+        report = Report(header, out_dir, json_path)
+        out = Path(out_dir) if out_dir else None
+        outer: Any = seqs
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-                    bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
+            outer = tqdm(seqs, desc=f"eval {method}", unit="seq")
+        complete = False
+        try:
+            for seq in outer:
+                with seq:  # a TIFF stack's files close once it is scored
+                    zero_shot = mode == "none"
+                    annotated = None if zero_shot else first_annotation(seq)
+                    first = None if annotated is None else seq.masks[annotated]
+                    ids = [] if first is None else painted_ids(first)
+                    options: dict[str, Any] = dict(method_options or {})
+                    if max_side is not None:
+                        options["max_side"] = max_side
+                    if checkpoint is not None:
+                        options["checkpoint"] = checkpoint
+                    callback: Callable[[int, int], None] | None = None
+                    if progress:
+                        from tqdm import tqdm
 
-                    def advance(done: int, total: int, bar: Any = bar) -> None:
-                        bar.update(done - bar.n)
+                        bar = tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
 
-                    callback = advance
+                        def advance(done: int, total: int, bar: Any = bar) -> None:
+                            bar.update(done - bar.n)
 
-                tic = time.perf_counter()
-                result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
-                                   direction="both", progress=callback, **options)
-                wall = time.perf_counter() - tic
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                report.header["checkpoint"] = result.checkpoint
-                report.header["device"] = result.device
-                report.header["precision"] = result.options.get("precision")
-                if annotated is None:
-                    scores = evaluate_foreground(seq.name, seq.masks, result.labels)
-                else:
-                    scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
-                                               seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
-                report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
-                           start_seconds=result.start_seconds, wall_seconds=wall)
-                if out is not None and save_predictions:
-                    save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
-        complete = True
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-    summary = report.finish(complete)
-    if plot and out is not None and report.results:
-        from napari_vos.evaluation.plots import plot_jf_over_time
+                        callback = advance
 
-        plot_jf_over_time(report.results, out / "jf_over_time.png", title=f"{method} on {Path(data).name}")
-    return summary
+                    tic = time.perf_counter()
+                    result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
+                                       direction="both", progress=callback, **options)
+                    wall = time.perf_counter() - tic
+                    if bar is not None:
+                        bar.close()
+                        bar = None
+                    report.header["checkpoint"] = result.checkpoint
+                    report.header["device"] = result.device
+                    report.header["precision"] = result.options.get("precision")
+                    if annotated is None:
+                        scores = evaluate_foreground(seq.name, seq.masks, result.labels)
+                    else:
+                        scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
+                                                   seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+                    report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
+                               start_seconds=result.start_seconds, wall_seconds=wall)
+                    if out is not None and save_predictions:
+                        save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
+            complete = True
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+        summary = report.finish(complete)
+        if plot and out is not None and report.results:
+            from napari_vos.evaluation.plots import plot_jf_over_time
+
+            plot_jf_over_time(report.results, out / "jf_over_time.png", title=f"{method} on {Path(data).name}")
+        return summary
+    finally:
+        if held is not None:
+            held.close()

@@ -84,6 +84,10 @@ def load_network(checkpoint: str | None, method: str, title: str, network: Calla
             with torch.device("meta") if probe else nullcontext():
                 net = network(meta)
         except (ValueError, TypeError, KeyError, RuntimeError) as err:  # an export of a later version, a hand-edited field
+            from napari_vos.memory_errors import is_out_of_memory
+
+            if isinstance(err, RuntimeError) and (not probe or is_out_of_memory(err)):  # the machine's, not the file's
+                raise
             raise weights.CheckpointError(f"checkpoint {ckpt_name}: the {title} network its metadata describes "
                                           f"cannot be built by this version ({type(err).__name__}: {err})") from err
         if probe:  # the file's tensors against the network's shapes, before it is built for real

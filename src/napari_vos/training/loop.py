@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from napari_vos.data.file_locks import hold_folder
 from napari_vos.nn.memory_format import prefer_channels_last
 from napari_vos.nn.precision import autocast_for
 
@@ -151,6 +152,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     torch.manual_seed(settings.seed)
     model = prefer_channels_last(recipe.build(dev), dev)
     out.mkdir(parents=True, exist_ok=True)  # after the build: a refused one (ImageNet offline) leaves no empty folder
+    # one run trains into a folder at a time (a job submitted twice): the lock goes with this call's frame,
+    # and at the end with the `finally` below
+    held = hold_folder(out, "training run")
     params = [p for p in model.parameters() if p.requires_grad]
     named_lr = settings.lr is not None
     settings = replace(settings, lr=settings.lr if named_lr else recipe_lr(recipe))
@@ -323,6 +327,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         log(f"done: step {step} of {settings.steps}; {state_path}")
     finally:
         log_file.close()
+        if held is not None:
+            held.close()
         if stream is not None:
             from napari_vos.training.prefetch import stop_workers
 
@@ -345,6 +351,8 @@ def load_run_state(path: Path, mmap: bool = False) -> dict[str, Any]:
 
     paths = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath]
     allowed = getattr(torch.serialization, "safe_globals", None)  # torch 2.5 on
+    if allowed is None:  # torch 2.4: registered for the process (harmless classes)
+        torch.serialization.add_safe_globals(paths)
     with allowed(paths) if allowed is not None else nullcontext():
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
@@ -364,6 +372,7 @@ def _run_settings(settings: TrainSettings, recipe: Recipe) -> dict[str, Any]:
 
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
     """``"lr 0.001 -> 0.0001, size [192, 320] -> [240, 432]"`` for the settings that differ."""
+    before = json.loads(json.dumps(before, default=str))  # an older last.pt's Paths and tuples, as now kept
     return ", ".join(f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k])
 
 
