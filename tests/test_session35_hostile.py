@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 import struct
 from pathlib import Path
 
@@ -94,8 +93,6 @@ def test_saved_lr_never_runs_code_from_last_pt(tmp_path):
 
 
 def test_resume_never_runs_code_from_last_pt(tmp_path):
-    import torch
-
     from napari_vos.training.loop import TrainSettings, train
     from napari_vos.training.recipes import make_recipe
 
