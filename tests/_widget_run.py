@@ -1,5 +1,6 @@
 """Driving the Propagate dock widget in a real viewer, shared by the widget test files: a docked
-widget over a sliding-square video, a real mouse click, and the wait for the thread worker."""
+widget over a sliding-square video (also in a shown, active window, for keyboard tests), a real
+mouse click, and the wait for the thread worker."""
 from __future__ import annotations
 
 import os
@@ -89,3 +90,26 @@ def menu_docked_widget(viewer, method="flow", direction=None):
     if direction is not None:
         widget.direction_combo.setCurrentText(direction)
     return widget
+
+
+def active_viewer_with_widget(make_napari_viewer, qtbot, n_frames=6, image_name="video", method="flow"):
+    """A shown, active viewer window with a sliding square, its first frame painted, and the docked
+    widget set to ``method`` on the CPU (keyboard focus needs a shown, active window)."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_vos._widgets.propagate_widget import PropagateWidget
+
+    viewer = make_napari_viewer(show=True)
+    frames, truth = sliding_square(n_frames, (64, 64))
+    viewer.add_image(frames, name=image_name)
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.select_method(method)
+    widget.device_combo.setCurrentText("cpu")
+    window = viewer.window._qt_window
+    window.raise_()
+    window.activateWindow()
+    QApplication.setActiveWindow(window)
+    qtbot.wait(50)
+    return viewer, widget

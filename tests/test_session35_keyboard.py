@@ -8,37 +8,13 @@ import time
 
 import pytest
 
-from _widget_run import NO_DISPLAY
+from _widget_run import NO_DISPLAY, active_viewer_with_widget
 
 pytest.importorskip("napari")
 if NO_DISPLAY:
     pytest.skip("needs a display: run under xvfb-run -a", allow_module_level=True)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _active_viewer_with_widget(make_napari_viewer, qtbot, n_frames=6, image_name="video", method="flow"):
-    """A shown, active viewer window with a sliding square, its first frame painted, and the docked
-    widget on the CPU (keyboard focus needs a shown, active window)."""
-    from qtpy.QtWidgets import QApplication
-
-    from _layers import first_frame_only, sliding_square
-    from napari_vos._widgets.propagate_widget import PropagateWidget
-
-    viewer = make_napari_viewer(show=True)
-    frames, truth = sliding_square(n_frames, (64, 64))
-    viewer.add_image(frames, name=image_name)
-    viewer.add_labels(first_frame_only(truth), name="painted")
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.select_method(method)
-    widget.device_combo.setCurrentText("cpu")
-    window = viewer.window._qt_window
-    window.raise_()
-    window.activateWindow()
-    QApplication.setActiveWindow(window)
-    qtbot.wait(50)
-    return viewer, widget
 
 
 def _slow_flow(monkeypatch, seconds=0.05):
@@ -57,7 +33,7 @@ def test_keyboard_propagate_then_cancel_keeps_the_focus_in_the_panel(make_napari
     from qtpy.QtWidgets import QApplication
 
     _slow_flow(monkeypatch)
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot, n_frames=80)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot, n_frames=80)
     widget.direction_combo.setCurrentText("forward")
     widget.propagate_button.setFocus()
     qtbot.wait(20)
@@ -83,7 +59,7 @@ def test_collapsed_method_options_take_no_keyboard_input(make_napari_viewer, qtb
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     assert not widget.options_box.isExpanded()
     toggle = widget.options_box.toggleButton()
     toggle.setFocus()
@@ -116,7 +92,7 @@ def test_every_control_has_a_name_a_screen_reader_can_read(make_napari_viewer, q
     channels' list's label is passed as a widget, so it is not the list's buddy either."""
     from qtpy.QtWidgets import QLabel
 
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot, method="frtm")
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot, method="frtm")
     viewer.add_image(viewer.layers["video"].data.copy(), name="nuclei")  # shows the channels list
     buddies = {id(lbl.buddy()): lbl.text() for lbl in widget.findChildren(QLabel) if lbl.buddy() is not None}
     unnamed = [name for name in ("image_combo", "channels_list", "labels_combo", "frame_spin", "all_painted",
@@ -135,7 +111,7 @@ def test_a_long_layer_name_does_not_widen_the_dock(make_napari_viewer, qtbot):
     1366 px laptop screen; at 200 % scaling the short-name 1017 px already exceeds a 1080p screen's
     960 logical px)."""
     long_name = "2023-05-12_HeLa_H2B-GFP_timelapse_position03_channel1_maxprojection_registered.ome"
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot, image_name=long_name)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot, image_name=long_name)
     qtbot.wait(50)
     assert widget.image_combo.currentText() == long_name
     assert widget.minimumSizeHint().width() <= 420, (
@@ -150,7 +126,7 @@ def test_the_device_list_offers_the_accelerators_to_arrow_keys(make_napari_viewe
     from napari_vos._widgets import propagate_widget
 
     monkeypatch.setattr(propagate_widget, "available_devices", lambda: ["auto", "cpu", "cuda"])
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     combo = widget.device_combo
     combo.setCurrentText("auto")
     combo.setFocus()
@@ -174,7 +150,7 @@ def test_keys_pressed_in_the_panel_do_not_act_on_the_viewer(make_napari_viewer, 
     not affected (they take the keys)."""
     from qtpy.QtCore import Qt
 
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     painted = viewer.layers["painted"]
     viewer.layers.selection.active = painted
 
@@ -194,7 +170,7 @@ def test_keys_pressed_in_the_panel_do_not_act_on_the_viewer(make_napari_viewer, 
 def test_enter_on_the_focused_propagate_button_starts_the_run(make_napari_viewer, qtbot):
     from qtpy.QtCore import Qt
 
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     widget.propagate_button.setFocus()
     qtbot.wait(20)
     qtbot.keyClick(widget.propagate_button, Qt.Key.Key_Return)

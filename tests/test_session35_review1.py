@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from _layers import first_frame_only, sliding_square
+from _widget_run import active_viewer_with_widget
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
@@ -30,27 +31,6 @@ def _display():
         pytest.skip("needs a display: run under xvfb-run -a")
 
 
-def _active_viewer_with_widget(make_napari_viewer, qtbot):
-    from qtpy.QtWidgets import QApplication
-
-    from napari_vos._widgets.propagate_widget import PropagateWidget
-
-    viewer = make_napari_viewer(show=True)
-    frames, truth = sliding_square(6, (64, 64))
-    viewer.add_image(frames, name="video")
-    viewer.add_labels(first_frame_only(truth), name="painted")
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
-    window = viewer.window._qt_window
-    window.raise_()
-    window.activateWindow()
-    QApplication.setActiveWindow(window)
-    qtbot.wait(50)
-    return viewer, widget
-
-
 # -- 1. the panel swallows key presses but not their releases ------------------------------------
 def test_a_key_pressed_on_the_panel_does_not_undo_the_viewers_mode(make_napari_viewer, qtbot):
     """Finding 1: PropagateWidget.keyPressEvent accepts every key press, but the key's release still
@@ -62,7 +42,7 @@ def test_a_key_pressed_on_the_panel_does_not_undo_the_viewers_mode(make_napari_v
     _display()
     from qtpy.QtCore import Qt
 
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     painted = viewer.layers["painted"]
     viewer.layers.selection.active = painted
     canvas = viewer.window._qt_viewer.canvas.native
@@ -94,7 +74,7 @@ def test_holding_enter_on_propagate_does_not_cancel_the_run_it_started(make_napa
 
     original = FlowMethod.step
     monkeypatch.setattr(FlowMethod, "step", lambda self, image: (time.sleep(0.05), original(self, image))[1])
-    viewer, widget = _active_viewer_with_widget(make_napari_viewer, qtbot)
+    viewer, widget = active_viewer_with_widget(make_napari_viewer, qtbot)
     widget.propagate_button.setFocus()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is widget.propagate_button, timeout=5_000)
 

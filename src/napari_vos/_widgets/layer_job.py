@@ -149,7 +149,7 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
     time-lapse, said for its shape (one 2-D image; an axis too many, such as Z or channels), or None
     when it is one."""
     shape = tuple(int(n) for n in (image.level_shapes[0] if image.multiscale else image.data.shape))
-    if any(int(n) == 0 for n in shape):  # an empty slice (data[10:5]) or an empty dask stack
+    if 0 in shape:  # an empty slice (data[10:5]) or an empty dask stack
         return f"image layer {image.name!r} {shape} is empty (an axis of length 0): nothing to propagate"
     if shapes[0] is not None:
         return None
@@ -295,9 +295,11 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
         theirs_t = (float(scale[-3]), float(translate[-3]))
         in_time = bool(world_units) and _units_differ(labels, image, slice(-3, -2))
         if ours_t != theirs_t or in_time:
-            unit = {layer.name: f" {layer.units[-3]:~}" if in_time else "" for layer in (labels, image)}
-            placed = f"is at time scale {ours_t[0]:.4g}{unit[labels.name]}, offset {ours_t[1]:.4g} but the image " \
-                     f"at {theirs_t[0]:.4g}{unit[image.name]}, {theirs_t[1]:.4g}"
+            def unit(layer: "Layer") -> str:  # named where the two differ (1 min against 60 s)
+                return f" {layer.units[-3]:~}" if in_time else ""
+
+            placed = f"is at time scale {ours_t[0]:.4g}{unit(labels)}, offset {ours_t[1]:.4g} but the image " \
+                     f"at {theirs_t[0]:.4g}{unit(image)}, {theirs_t[1]:.4g}"
         else:  # the same numbers: an affine places one of them in time
             placed = "is placed in time otherwise than the image (by an affine transform)"
         notes.append(f"the labels layer {labels.name!r} {placed}: frames are paired by index, so labels frame i "

@@ -23,8 +23,6 @@ def reading(path: str | os.PathLike, what: str = "an image") -> Iterator[None]:
     name = os.fspath(path)
     try:
         yield
-    except MemoryError:
-        raise
     except (ValueError, OSError) as err:
         if name in str(err) or os.path.basename(name) in str(err):
             raise

@@ -17,7 +17,6 @@ napari layers and in-memory arrays need no reader: use `Sequence.from_arrays`.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -190,13 +189,13 @@ def _open_davis(root: Path, sequences: list[str] | None) -> list[Sequence]:
 
 
 def plain_name(name: str, path: Path) -> str:
-    """``name`` when it is one plain path part; else (``..`` from ``--data ..``, ``.`` from a file
-    ``..tif``, ``""`` from ``/``) the resolved folder's or file's own name, so that a sequence name
-    used as a file name (`eval --save-predictions`) never points above its folder."""
-    if name not in ("", ".", "..") and not any(sep and sep in name for sep in (os.sep, os.altsep)):
-        return name
-    resolved = Path(path).resolve()
-    return resolved.name if resolved.name not in ("", ".", "..") else "sequence"
+    """``name`` (a ``Path.name`` or a TIFF's stem) unless it is ``""``, ``.`` or ``..`` (``--data ..``,
+    a file ``..tif``, ``/``); then the file's own name (``...tif``), else the resolved folder's, so that a
+    sequence name used as a file name (`eval --save-predictions`) never points above its folder."""
+    for candidate in (name, Path(path).name, Path(path).resolve().name):
+        if candidate not in ("", ".", ".."):
+            return candidate
+    return "sequence"
 
 
 def _open_images_masks(root: Path) -> list[Sequence]:
@@ -411,9 +410,7 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
             frames.close()
             raise
         loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
-    stem = tiff_stem(path)
-    name = stem if plain_name(stem, path) == stem else Path(path).name  # "...tif": its whole name, not ".."
-    return Sequence(name, frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
+    return Sequence(plain_name(tiff_stem(path), path), frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
 
 
 def tiff_stem(path: str | Path) -> str:

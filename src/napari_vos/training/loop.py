@@ -167,6 +167,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     state_path = out / "last.pt"
     config = getattr(recipe, "config", None)
     stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
+    given = config if stage is None else f"{config}:{stage}"  # as --config names it
     if resume and state_path.exists():
         try:
             # on the CPU: load_state_dict copies the weights and the optimiser's moments to the device,
@@ -189,22 +190,21 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
                              "in another --out, or delete it to start afresh") from err
         saved = (state.get("recipe"), state.get("config", config), state.get("stage", stage))
         if saved != (recipe.name, config, stage):
-            given, was = (config if stage is None else f"{config}:{stage}",
-                          saved[1] if saved[2] is None else f"{saved[1]}:{saved[2]}")
+            was = saved[1] if saved[2] is None else f"{saved[1]}:{saved[2]}"
             raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
                              f"{given!r}): resume it with the same method and --config, or start the next stage "
                              f"in another --out from this one's export (--init)")
         if "config" not in state or ("stage" not in state and stage is not None):  # older versions recorded neither
             unrecorded = "--config" if "config" not in state else "stage (the part of --config after ':')"
             log(f"{state_path} was saved by an older napari-vos that did not record the run's {unrecorded}: it goes "
-                f"on as {recipe.name} --config {config if stage is None else f'{config}:{stage}'}; if it was trained "
+                f"on as {recipe.name} --config {given}; if it was trained "
                 "with another, stop and resume with that one")
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:  # other tensors or shapes: another configuration's network
             detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
             raise ValueError(f"{state_path} holds another network than {recipe.name} --config "
-                             f"{config if stage is None else f'{config}:{stage}'} builds ({detail[:300]}): resume "
+                             f"{given} builds ({detail[:300]}): resume "
                              "with the run's own --config, or give another --out") from None
         try:
             opt.load_state_dict(state["optimizer"])
