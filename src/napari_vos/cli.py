@@ -855,7 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-shot", action="store_true",
                    help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
                         "zero-shot checkpoint; its slots are matched to the "
-                        "annotated objects")
+                        "annotated objects)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="method option (repeatable), e.g. --option finetune_iterations=400")
     p.set_defaults(func=cmd_propagate)
@@ -876,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-shot", action="store_true",
                    help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
                         "zero-shot checkpoint; its slots are matched to the "
-                        "annotated objects")
+                        "annotated objects)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.set_defaults(func=cmd_demo)
 

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 from napari_vos.nn.precision import full_precision
 
-#: pseudo-count added to each component's mass: an empty component (no assigned pixel) falls back
-#: to a zero mean with the regulariser as variance instead of dividing by zero.
+#: pseudo-count added to each component's mass (as in the authors' code): an empty component (no
+#: assigned pixel) falls back to a zero mean with the regulariser as variance instead of dividing by
+#: zero; a component of n pixels has its mean scaled by n / (n + 1), which a few-cell object feels.
 MASS_PRIOR = 1.0
 
 #: components of the paper's mixture: 0, 2 background; 1, 3 target.
@@ -92,8 +93,8 @@ def running_update(old: torch.Tensor, new: torch.Tensor, rate: float) -> torch.T
 class AppearanceModule(nn.Module):
     """1x1 projection + the four-component Gaussian mixture (fit, running update, log-probabilities).
 
-    ``n_components`` is 4 (the paper) or 2 (base components only, the paper's "unimodal
-    appearance" ablation): with 2, the distractor slots hold copies of the base components, so the
+    ``n_components`` is 4 (the paper) or 2 (base components only: a test-time switch on a network
+    trained with four, not the paper's "unimodal appearance" ablation, which trains without them): with 2, the distractor slots hold copies of the base components, so the
     fusion module always receives four log-probabilities and one trained network runs either way.
     """
 
