@@ -36,6 +36,7 @@ from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.rvos_matching import count_objects, match_slots
 from napari_vos.methods.rvos_network import CONFIGS, ObjectStates, RVOSConfig, RVOSNetwork, resize_masks
 from napari_vos.methods.s2s import PAPER_INPUT, check_input_options, network_size
+from napari_vos.nn.aggregation import masks_keeping_objects
 from napari_vos.nn.memory_format import place_network
 
 
@@ -114,9 +115,9 @@ class RVOS(MethodBase):
         if self.zero_shot:
             out = self._read(feats, None)
             self.object_scores = torch.sigmoid(out.stop[0].float())
-            self.slots = match_slots(self._slot_probs(out.logits[0]), (self._masks(objects)[0] > 0.5).float())
+            self.slots = match_slots(self._slot_probs(out.logits[0]), masks_keeping_objects(self._masks(objects)[0]))
         else:
-            masks = (self._masks(objects) > 0.5).float()
+            masks = masks_keeping_objects(self._masks(objects))
             self._read(feats, masks)
             self.previous = masks
 

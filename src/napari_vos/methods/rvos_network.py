@@ -33,6 +33,7 @@ from napari_vos.nn.area_resize import area_resize
 from napari_vos.nn.backbone_freeze import FreezableBatchNorm
 from napari_vos.nn.backbones import ResNetFeatures, feature_channels
 from napari_vos.nn.convlstm import ConvLSTMCell, State
+from napari_vos.nn.precision import full_precision
 
 STAGES = ("conv5", "conv4", "conv3", "conv2")  # decoder levels k = 0..3
 LEVEL_STRIDES = (32, 16, 8, 4)
@@ -123,7 +124,9 @@ class StateMerge(nn.Module):
         temporal = temporal if self.temporal else None
         s = spatial or (zeros, zeros)
         t = temporal or (zeros, zeros)
-        return self.h(torch.cat([s[0], t[0]], 1)), self.c(torch.cat([s[1], t[1]], 1))
+        with full_precision(zeros):  # the cell state stays float32 under autocast, as the ConvLSTM keeps it
+            c = F.conv2d(torch.cat([s[1], t[1]], 1).float(), self.c.weight.float(), self.c.bias.float())
+        return self.h(torch.cat([s[0], t[0]], 1)), c
 
 
 class RecurrentDecoder(nn.Module):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from napari_vos.methods.base import MethodBase, Step
 from napari_vos.methods.checkpoint import build_method, checkpoint_config
 from napari_vos.methods.s2s_network import CONFIGS, S2SConfig, S2SNetwork
+from napari_vos.nn.aggregation import masks_keeping_objects
 from napari_vos.nn.convlstm import State
 from napari_vos.nn.memory_format import place_network
 
@@ -104,7 +105,7 @@ class S2S(MethodBase):
         self._work_size = (int(image.shape[-2]), int(image.shape[-1]))
         self._net_size = network_size(self._work_size, self.input_size, self.input_area)
         img = _resize(image.to(self.device).float()[None], self._net_size)
-        masks = (_resize(objects.to(self.device).float()[None], self._net_size)[0] > 0.5).float()
+        masks = masks_keeping_objects(_resize(objects.to(self.device).float()[None], self._net_size)[0])
         parts = [self.network.initial_states(img, masks[s]) for s in self._chunks(masks.shape[0])]
         self.states = [(torch.cat([p[i][0] for p in parts]), torch.cat([p[i][1] for p in parts]))
                        for i in range(len(parts[0]))]

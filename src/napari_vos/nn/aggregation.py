@@ -208,6 +208,17 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
     return labels
 
 
+def masks_keeping_objects(resized: torch.Tensor) -> torch.Tensor:
+    """{0, 1} masks of resized object masks (..., K, h, w), by the rule of `object_masks`: values of at
+    least 0.5 kept (a 2-pixel line averaged to exactly 0.5 survives a halving), and an object the
+    threshold would empty keeps its pixels of peak value, so that a method resizing the engine's masks
+    once more (to its network's input size) is not told a thin or tiny painted object is nowhere."""
+    kept = resized >= 0.5
+    peak = resized.flatten(-2).amax(-1)[..., None, None]
+    lost = ~kept.flatten(-2).any(-1)[..., None, None] & (peak > 0)
+    return (kept | (lost & (resized == peak))).to(resized.dtype)
+
+
 def object_masks(labels: ArrayLike, ids: list[int], size: tuple[int, int],
                  rescued: list[int] | None = None) -> torch.Tensor:
     """The (K, h, w) float {0, 1} masks of objects ``ids`` of a (H, W) integer labels image at

@@ -1,0 +1,118 @@
+"""Fidelity to the papers (session 36 audits): what each method's paper asks for, and what the
+engine promises every method (no painted object lost in a resize, float32 recurrent state)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_vos.methods.rvos import RVOS
+from napari_vos.methods.rvos_network import RVOSConfig, RVOSNetwork
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = RVOSConfig(backbone="resnet18", hidden=(16, 8, 8, 8), skip=(16, 16, 8, 8), slots=4)
+TINY_ZERO = RVOSConfig(backbone="resnet18", hidden=(16, 8, 8, 8), skip=(16, 16, 8, 8), slots=4, zero_shot=True)
+
+
+def _thin_and_small_objects(h: int = 256, w: int = 256) -> torch.Tensor:
+    """Three painted objects at the working size: a square, a 2-pixel-wide filament, a 2x2 spot."""
+    obj = torch.zeros(3, h, w)
+    obj[0, 40:120, 40:120] = 1  # 6400 px
+    obj[1, 150:152, 20:220] = 1  # 400 px, 2 px wide
+    obj[2, 200:202, 200:202] = 1  # 4 px
+    return obj
+
+
+# -- RVOS's own resize to the network input empties thin / small painted objects ---------------
+def test_one_shot_start_keeps_every_painted_object_in_s_t_minus_1():
+    """The engine keeps every painted object through its resize to the working size
+    (nn/aggregation.object_masks: values of exactly 0.5 kept, an emptied object keeps one pixel,
+    ObjectsUnderAPixel). RVOS resizes once more to its input size (256 x 448 area by default) and
+    thresholds at > 0.5, so a thin or small object becomes an all-zero S_{t-1,i}: the network is told
+    the object is nowhere."""
+    torch.manual_seed(0)
+    method = RVOS(RVOSNetwork(TINY).eval(), input_size=(64, 64))  # frame 256 x 256 -> network 64 x 64
+    objects = _thin_and_small_objects()
+    method.start(torch.rand(3, 256, 256), objects)
+    painted = objects.sum((1, 2))
+    given = method.previous[0].flatten(1).amax(1)
+    assert (painted > 0).all()
+    assert (given > 0).all(), f"objects given to RVOS as empty S_(t-1,i): {(given == 0).nonzero().flatten().tolist()}"
+
+
+def test_zero_shot_matching_sees_every_painted_object():
+    """Zero-shot matching thresholds the object masks the same way: a thin object becomes empty and is
+    matched by the 'two empty masks have IoU 1' rule to whatever slot happens to be empty."""
+    from napari_vos.methods import rvos as rvos_module
+
+    seen = {}
+    real = rvos_module.match_slots
+
+    def spy(slot_probs, objects):
+        seen["objects"] = objects.clone()
+        return real(slot_probs, objects)
+
+    torch.manual_seed(0)
+    method = RVOS(RVOSNetwork(TINY_ZERO).eval(), input_size=(64, 64))
+    rvos_module.match_slots = spy
+    try:
+        method.start(torch.rand(3, 256, 256), _thin_and_small_objects())
+    finally:
+        rvos_module.match_slots = real
+    per_object = seen["objects"].flatten(1).amax(1)
+    assert (per_object > 0).all(), f"objects matched as empty masks: {(per_object == 0).nonzero().flatten().tolist()}"
+
+
+# -- RVOS's cell state is rounded to half precision by the state merge -------------------------
+def test_rvos_cell_state_reaches_the_cell_in_float32_under_bf16_autocast():
+    """docs/architecture.md ("Precision"): the ConvLSTM cell state of S2S and RVOS is kept in float32 under
+    autocast. RVOS's StateMerge runs its 1x1 convolution on c under the autocast, so the cell receives
+    a bf16 (fp16 on CUDA) c at every object and every frame."""
+    torch.manual_seed(0)
+    net = RVOSNetwork(TINY).eval()
+    masks = torch.zeros(1, 2, 64, 96)
+    masks[0, 0, 10:30, 10:40] = 1
+    masks[0, 1, 30:50, 50:80] = 1
+    received = []
+
+    def record(_module, args):
+        _x, state = args
+        received.append(state[1].dtype)
+
+    hooks = [cell.register_forward_pre_hook(record) for cell in net.decoder.cells]
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            feats = net.encode(torch.rand(1, 3, 64, 96))
+            out = net.frame(feats, masks, None)
+            received.clear()
+            net.frame(feats, masks, out.states)  # frame 1: every state comes through the merge
+    finally:
+        for h in hooks:
+            h.remove()
+    assert received and all(d == torch.float32 for d in received), f"cell state dtypes given to the cells: {set(received)}"
+
+
+def test_s2s_initial_states_see_every_painted_object():
+    """S2S++'s initializer is given each object's mask at the network's input size: a 2-pixel line
+    and a 2 x 2 spot painted on a 256 x 256 frame run at 64 x 64 must reach it as masks, not zeros."""
+    from napari_vos.methods.s2s import S2S
+    from napari_vos.methods.s2s_network import S2SConfig, S2SNetwork
+
+    torch.manual_seed(0)
+    net = S2SNetwork(S2SConfig(encoder="resnet18", widths=(32, 16, 16, 8, 8, 8))).eval()
+    given = []
+    real = net.initial_states
+    net.initial_states = lambda img, masks: (given.append(masks.clone()), real(img, masks))[1]
+    method = S2S(net, input_size=(64, 64))
+    method.start(torch.rand(3, 256, 256), _thin_and_small_objects())
+    per_object = torch.cat(given).flatten(1).amax(1)
+    assert (per_object > 0).all(), f"objects given to S2S as empty masks: {(per_object == 0).nonzero().flatten().tolist()}"
+
+
+def test_masks_keeping_objects_follows_the_engine_rule():
+    from napari_vos.nn.aggregation import masks_keeping_objects
+
+    resized = torch.tensor([[[0.5, 0.2], [0.0, 0.1]], [[0.1, 0.3], [0.3, 0.0]], [[0.9, 0.4], [0.0, 0.0]],
+                            [[0.0, 0.0], [0.0, 0.0]]])
+    kept = masks_keeping_objects(resized)
+    assert kept.tolist() == [[[1, 0], [0, 0]], [[0, 1], [1, 0]], [[1, 0], [0, 0]], [[0, 0], [0, 0]]]
