@@ -116,3 +116,56 @@ def test_masks_keeping_objects_follows_the_engine_rule():
                             [[0.0, 0.0], [0.0, 0.0]]])
     kept = masks_keeping_objects(resized)
     assert kept.tolist() == [[[1, 0], [0, 0]], [[0, 1], [1, 0]], [[1, 0], [0, 0]], [[0, 0], [0, 0]]]
+
+
+# -- OSVOS-AT's VGG-16 ("paper") configuration has its own map strides (2, 4, 8, 16) -----------------------
+def _vgg_osvos_at():
+    from napari_vos.methods.osvos_at import OSVOSAT
+    from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
+
+    torch.manual_seed(0)
+    return OSVOSAT(OSVOSATNetwork(CONFIGS["paper"]), finetune_iterations=0, finetune_augment=False)
+
+
+def test_osvos_at_paper_config_attention_maps_are_placed_on_their_own_grid():
+    from napari_vos.data.map_geometry import map_placement
+
+    method = _vgg_osvos_at()
+    image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    objects = torch.zeros(1, 64, 64)
+    objects[0, 10:30, 10:30] = 1
+    method.start(image, objects)
+    for name, a in method.step(image).maps.items():
+        grid = method.map_grids[name]
+        scale, _ = map_placement(tuple(a.shape[-2:]), (64, 64), (64, 64), (1, 1, 1), (0, 0, 0), grid)
+        covered = (a.shape[-2] * scale[1], a.shape[-1] * scale[2])
+        assert covered == (64.0, 64.0), f"{name}: map {tuple(a.shape[-2:])} placed with grid {grid} covers {covered}"
+
+
+def test_a_session_places_maps_by_the_built_methods_grids(monkeypatch, tmp_path):
+    """The map TIFFs (and the widget's map layers) read the grids of the method the Session built, not its class's."""
+    import numpy as np
+
+    from napari_vos import Session
+    from napari_vos.data.map_tiffs import MapTiffs
+    from napari_vos.data.calibration import Calibration
+    from napari_vos.methods import registry
+
+    monkeypatch.setattr(registry, "create", lambda *a, **k: _vgg_osvos_at())
+    video = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    labels = np.zeros((64, 64), np.uint8)
+    labels[10:30, 10:30] = 1
+    maps = None
+
+    def maps_out(name, shape):
+        return maps(name, shape)
+
+    session = Session(video, method="osvos_at", device="cpu", max_side=None, min_side=None, maps=True,
+                      maps_out=maps_out)
+    maps = MapTiffs(tmp_path, Calibration(), session)
+    session.annotate(0, labels)
+    session.run("forward")
+    assert session.map_grids == {"attention_1": 2, "attention_2": 4, "attention_3": 8, "attention_4": 16}
+    placement = {path.stem: info for path, info, _ in maps._files.values()}
+    assert placement["attention_1"]["scale_in_image_pixels"] == [2.0, 2.0]
+    assert placement["attention_4"]["scale_in_image_pixels"] == [16.0, 16.0]

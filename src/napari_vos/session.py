@@ -298,6 +298,9 @@ class Session:
         self._channels_given = channels is not None
         self.method_name = method
         self.method_class = registry.method_class(method)
+        #: where each map sits (`data/map_geometry.py`): the class's declaration, then the built method's
+        #: own (OSVOS-AT's VGG-16 configuration has other strides than its light one)
+        self.map_grids: dict[str, int | None] = dict(getattr(self.method_class, "map_grids", {}))
         registry.check_options(method, method_options, SESSION_KEYWORDS)  # a typo or bad value fails here, not frames later
         self.needs_annotation = registry.needs_annotation(method, **method_options)
         self.accepts_annotation = bool(getattr(self.method_class, "accepts_annotation", True))
@@ -517,6 +520,7 @@ class Session:
         if hasattr(method, "min_object_side"):  # a method's own size rule (RGMP's test scales) follows the Session's
             method.min_object_side = self.min_object_side
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
+        self.map_grids = dict(getattr(method, "map_grids", self.map_grids))
         for note in getattr(method, "checkpoint_notes", ()):
             self._note(note, CheckpointPreparedOtherwise)
         return method

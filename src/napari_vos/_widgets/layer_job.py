@@ -811,7 +811,8 @@ class LayerJob:
         image_translate = np.asarray(place["translate"], dtype=float)
         from napari_vos.methods import registry
 
-        grid = registry.method_class(self.method).map_grids.get(name, GUESS)  # the method's declared grid
+        grids = self.session.map_grids if self.session is not None else registry.method_class(self.method).map_grids
+        grid = grids.get(name, GUESS)  # the built method's declared grid
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"], grid)
         if "rotate" in place:  # napari translates after rotating: the shift to the map pixels' centres turns too

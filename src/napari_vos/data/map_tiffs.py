@@ -45,7 +45,7 @@ class MapTiffs:
 
     def __call__(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         frame_shape = tuple(self.session.source.frame_shape)
-        grid = getattr(self.session.method_class, "map_grids", {}).get(name, GUESS)  # the method's declared grid
+        grid = self.session.map_grids.get(name, GUESS)  # the built method's declared grid
         scale, translate = map_placement(tuple(shape[-2:]), tuple(self.session.work_size), frame_shape,
                                          (1, 1, 1), (0, 0, 0), grid)
         pixel = self.calibration.pixel_size or (1.0, 1.0)

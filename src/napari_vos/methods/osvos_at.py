@@ -41,6 +41,7 @@ class OSVOSAT(MethodBase):
     needs_checkpoint: ClassVar[bool] = True
     reports_finetune: ClassVar[bool] = True
     map_names: ClassVar[tuple[str, ...]] = ("attention_1", "attention_2", "attention_3", "attention_4")
+    #: the light (ResNet-18) configuration's strides; an instance declares its own network's (VGG-16: 2 to 16)
     map_grids: ClassVar[dict[str, int | None]] = {"attention_1": 4, "attention_2": 8, "attention_3": 16, "attention_4": 32}
     # DAVIS 480p, as FRTM and A-GAME: on the 384x256 natural sample the session-6 parent scores J&F
     # 33.1 enlarged to 720x480 against 18.2 at its own size (docs/benchmarks.md)
@@ -74,6 +75,7 @@ class OSVOSAT(MethodBase):
         self.cancel_event = cancel_event
         self.reuse_finetune = reuse_finetune
         self.network = place_network(network, self.device)
+        self.map_grids = dict(zip(self.map_names, self.network.strides))  # type: ignore[misc]
         self.parent_heads = self.network.heads
         self.teacher_attention: list[torch.Tensor] | None = None
         self.annotated: list[tuple[torch.Tensor, torch.Tensor]] = []
