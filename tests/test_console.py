@@ -324,12 +324,12 @@ def test_frames_a_one_way_run_does_not_reach_keep_the_labels_layers(viewer):
     np.testing.assert_array_equal(out.data[3], corrected)
     for t in range(4, 6):
         assert iou(out.data[t] == 1, TRUTH[t] == 1) > 0.8, t
-    assert out.metadata["napari_vos"]["frames_kept_from_labels"] == [0, 3]
+    assert out.metadata["napari_vos"]["frames_kept_from_labels"] == "0-2"
     assert out.metadata["napari_vos"]["frames_done"] == 2
     back = propagate_layers(viewer, "video", first, method="flow", frame=3, direction="backward", device="cpu",
                             all_painted=False).labels
     np.testing.assert_array_equal(back.data[4:], first.data[4:])
-    assert back.metadata["napari_vos"]["frames_kept_from_labels"] == [4, 6]
+    assert back.metadata["napari_vos"]["frames_kept_from_labels"] == "4-5"
     both = propagate_layers(viewer, "video", first, method="flow", frame=3, device="cpu", all_painted=False).labels
     assert "frames_kept_from_labels" not in both.metadata["napari_vos"] and both.data[1].max() == 1
 

@@ -109,7 +109,7 @@ def test_keep_other_frames_stopped_says_what_the_unreached_frames_hold(tmp_path,
     written = tifffile.imread(out)
     record = read_tiff_provenance(out)
     assert written[4].any() and written[5].any()  # what the file holds there: the labels stack's frames 4-5
-    assert record["frames_kept_from_labels"] == [0, 2]  # as a complete run records them
+    assert record["frames_kept_from_labels"] == "0-1"  # as a complete run records them
     assert record["frames_not_reached_kept_from_labels"] == "4-5"  # and the frames the stop left
     assert "the others as the labels stack has them" in err and "the others empty" not in err
 

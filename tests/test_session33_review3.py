@@ -77,7 +77,7 @@ def test_tabled_frames_row_uses_each_channels_table():
     np.testing.assert_array_equal(tf[0, 1, 2], whole[0, 1, 2])  # a pixel: (C,)
 
 
-# 4. --keep-other-frames: frames_kept_from_labels is a half-open [first, stop) list in a complete run
+# 4. --keep-other-frames: frames_kept_from_labels was a half-open [first, stop) list in a complete run
 #    (and in the widget) but an inclusive "0-1, 4-5" string in a stopped one: one key, two formats
 def test_frames_kept_from_labels_has_one_format(tmp_path, monkeypatch, capsys):
     import tifffile

@@ -360,9 +360,9 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                               **({"z": args.z} if args.z is not None else {})},
                       direction=args.direction, start_frame=finished[0] if finished else None,
                       frames_segmented=frame_ranges(finished))
-    if keep:  # as the widget records them: [first, stop) of the frames copied from the labels stack
+    if keep:  # as the widget records them: the frames copied from the labels stack, "0-1" as frames_segmented
         copied = unreached_frames(args.direction, args.frame, len(labels))
-        provenance["frames_kept_from_labels"] = [copied.start, copied.stop]
+        provenance["frames_kept_from_labels"] = frame_ranges(copied)
         unreached = sorted(set(range(len(labels))) - set(copied) - set(finished))
         if unreached:  # stopped: the frames it never reached hold the labels stack's too
             provenance["frames_not_reached_kept_from_labels"] = frame_ranges(unreached)

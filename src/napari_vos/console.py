@@ -102,7 +102,7 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     """Open a labels TIFF napari-vos wrote (`napari-vos propagate`, `save_labels_layer`, the save
     dialog's napari-vos writer) as a Labels layer at its pixel size and frame interval, with the run's
     record in ``metadata["napari_vos"]`` and, where the saved layer had them, its translate, flip,
-    rotate, shear, affine and axis names: napari's
+    rotate, shear, affine and axis names (a time axis saved without a unit stays without one): napari's
     own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
     Any integer (Y, X) or (T, Y, X) TIFF opens."""
     import inspect
@@ -122,21 +122,21 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
         raise ValueError(f"{path} holds {labels.dtype} data of shape {labels.shape}, not integer (T, Y, X) or "
                          "(Y, X) labels; open it with napari's File > Open")
     record = read_tiff_provenance(path)
-    per_axis = [len(v) for k in ("layer_translate", "layer_scale", "layer_axis_labels")
-                if isinstance(v := (record or {}).get(k), list)]
-    if labels.ndim == 2 and 3 in per_axis:  # a (1, Y, X) layer: written as one page, which reads back as (Y, X)
+    if labels.ndim == 2 and _saved_with_three_axes(record or {}):  # one page, which reads back as (Y, X)
         labels = labels[None]
     scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
+    saved_units = (record or {}).pop("layer_units", None)  # a time axis without a unit stays without
+    if saved_units is not None and len(saved_units) == labels.ndim:
+        units = [str(u) for u in saved_units]
     if "units" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
         kwargs["units"] = units
     if record is not None:
+        record.pop("layer_ndim", None)
         # where the saved layer lay (`save_labels_layer`): its offset, a flip, rotate, shear and affine
         for key in ("translate", "scale", "rotate", "shear", "affine"):
             value = record.pop(f"layer_{key}", None)
-            vector = key in ("translate", "scale")  # one number per axis; rotate and affine are matrices
-            if value is not None and (len(value) == labels.ndim or (not vector and len(value) == labels.ndim + 1)
-                                      or key == "shear"):
+            if value is not None and _placement_fits(key, value, labels.ndim):
                 kwargs[key] = np.asarray(value, dtype=float)
         axis_labels = record.pop("layer_axis_labels", None)
         if axis_labels is not None and len(axis_labels) == labels.ndim and \
@@ -145,3 +145,27 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
         if record:  # a placement alone (a hand-painted layer's translate) is no run's record: not an output
             kwargs["metadata"] = {"napari_vos": record}
     return viewer.add_labels(labels, **kwargs)
+
+
+def _saved_with_three_axes(record: dict[str, Any]) -> bool:
+    """Whether a labels file's record says its layer was (1, Y, X): ``layer_ndim`` 3, or (files
+    written before it) a 3-long translate, scale or axis names, a 3 x 3 rotate, 3 shear values or
+    a 4 x 4 affine."""
+    import numpy as np
+
+    if record.get("layer_ndim") is not None:
+        return record["layer_ndim"] == 3
+    three = {"translate": (3,), "scale": (3,), "axis_labels": (3,), "rotate": (3, 3), "shear": (3,), "affine": (4, 4)}
+    return any(np.shape(record[f"layer_{key}"]) == shape for key, shape in three.items() if f"layer_{key}" in record)
+
+
+def _placement_fits(key: str, value: Any, ndim: int) -> bool:
+    """Whether a recorded ``layer_<key>`` places a layer of ``ndim`` axes: translate and scale one
+    number per axis, rotate (ndim, ndim), shear its ndim * (ndim - 1) / 2 values or (ndim, ndim),
+    affine (ndim + 1, ndim + 1); napari refuses the others, or reads the layer's axes from them."""
+    import numpy as np
+
+    shape = np.shape(value)
+    fits = {"translate": [(ndim,)], "scale": [(ndim,)], "rotate": [(ndim, ndim)],
+            "shear": [(ndim * (ndim - 1) // 2,), (ndim, ndim)], "affine": [(ndim + 1, ndim + 1)]}
+    return shape in fits[key]

@@ -36,6 +36,7 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
         data = data[0]
     labels = np.asarray(data)
+    one_frame = labels.shape[:1] == (1,) and labels.ndim == 3  # one page, which reads back as (Y, X)
     if labels.ndim == 2:
         labels = labels[None]
     if labels.ndim != 3:
@@ -47,18 +48,38 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     scale = [float(v) for v in np.ravel(attributes.get("scale", ()))]
     # the pixel size is a length (a flipped layer's negative scale: its sign goes into the record)
     calibration = calibration_from_scale([abs(v) for v in scale] or None, attributes.get("units"))  # per axis
-    provenance = (attributes.get("metadata") or {}).get("napari_vos")
+    provenance = run_record(attributes.get("metadata") or {})
     placement = layer_placement(attributes, scale)
+    if one_frame:
+        placement["layer_ndim"] = 3
+    if calibration.frame_interval is not None and calibration.time_unit is None:
+        # ImageJ's finterval reads back in seconds: the layer's own units say its time axis had none
+        placement["layer_units"] = [str(u) for u in attributes.get("units") or ("pixel",) * labels.ndim]
     if placement:  # no TIFF tag holds these: the record keeps them for `open_labels_layer`
         provenance = {**(provenance or {}), **placement}
     return [str(write_tiff_labels(path, labels, calibration=calibration, provenance=provenance))]
+
+
+def run_record(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's record to write for a layer's ``metadata``: its provenance; for an output a run is
+    still filling (saved mid-run, before the provenance comes), a record saying it is incomplete, so
+    the file opens again as an output (its propagated frames results, not annotations), not as
+    hand-painted labels; None for a layer no run made."""
+    if "napari_vos" in metadata:
+        return metadata["napari_vos"]
+    if "napari_vos_output" in metadata:
+        return {"complete": False, "frames_segmented": "unknown: saved while the run filling this layer was going "
+                "on (frames it had not reached yet are empty)"}
+    return None
 
 
 def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str, Any]:
     """What places a layer in the world besides its pixel size, where it is not the default: its
     translate, a flipped (negative) scale, and its rotate, shear and affine, as record entries
     ``layer_translate``, ``layer_scale``, ``layer_rotate``, ``layer_shear`` and ``layer_affine``; and its
-    axis names (``layer_axis_labels``) where they are not napari's defaults ("-3" or "axis -3")."""
+    axis names (``layer_axis_labels``) where they are not napari's defaults ("-3" or "axis -3").
+    (`write_labels_tiff` adds ``layer_ndim`` for a (1, Y, X) layer and ``layer_units`` for a time
+    axis without a unit.)"""
     out: dict[str, Any] = {}
     translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
     if any(translate):

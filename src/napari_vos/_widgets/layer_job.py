@@ -174,12 +174,28 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
         return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
                 "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
                 "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
-    if spatial == 5:  # a (T, Z, C, Y, X) hyperstack as napari's reader opens it
-        return (f"{head} has two axes more than a time-lapse (T, Y, X), as a (T, Z, C, Y, X) hyperstack does: "
-                "add one Z plane as one layer per channel (viewer.add_image(data[:, z], channel_axis=1)), pick "
-                "a channel's layer as the image and tick the others under 'add channels' (the command line's "
-                "--z and --channels read such a TIFF directly)")
+    if spatial == 5:  # Fiji's (T, Z, C, Y, X) hyperstack, or bioio's and OME's (T, C, Z, Y, X)
+        return (f"{head} has two axes more than a time-lapse (T, Y, X): add one Z plane z as one layer per channel "
+                f"with {_five_axis_recipe(image)}; pick a channel's layer as the image and tick the others under 'add "
+                "channels' (the command line's --z and --channels read such a TIFF directly)")
     return f"{head} is not a time-lapse: napari-vos needs (T, Y, X), or (T, Y, X, C) shown as RGB"
+
+
+def _five_axis_recipe(image: "Image") -> str:
+    """How to add one Z plane of a 5-D image layer as one layer per channel, for the axis order its
+    names say (T, C, Z, Y, X or T, Z, C, Y, X), or for both where it has none; per level for a pyramid."""
+    names = [str(v).lower()[:1] for v in getattr(image, "axis_labels", None) or ()]  # napari >= 0.6
+    orders = {"tzc": "[:, z]", "tcz": "[:, :, z]"}
+    named = "".join(names[:3]) if len(names) >= 5 else ""  # an RGB layer: 6 names
+
+    def call(index: str) -> str:
+        data = f"[level{index} for level in layer.data], multiscale=True" if image.multiscale else f"layer.data{index}"
+        return f"viewer.add_image({data}, channel_axis=1)"
+
+    if named in orders:
+        return f"{call(orders[named])} (its axis names say {', '.join(named.upper())}, Y, X)"
+    return (f"{call(orders['tzc'])} for (T, Z, C, Y, X), as Fiji saves a hyperstack, or {call(orders['tcz'])} "
+            "for (T, C, Z, Y, X), as bioio, OME-TIFF and OME-Zarr order it")
 
 
 def _check_video(image: "Image", shapes: list[tuple[int, int, int] | None]) -> None:
@@ -875,8 +891,8 @@ class LayerJob:
             prov["image_level"] = self.level
         if self.channel_layers:
             prov["channel_layers"] = [lyr.name for lyr in self.channel_layers]
-        if self.kept:  # [first, last + 1) of the frames copied from the labels layer
-            prov["frames_kept_from_labels"] = [self.kept.start, self.kept.stop]
+        if self.kept:  # the frames copied from the labels layer, inclusive as frames_segmented ("0-29")
+            prov["frames_kept_from_labels"] = frame_ranges(self.kept)
         prov.update({"output_layer": self.output.name, "started": self.started,
                      "image_layer": self.image.name, "labels_layer": labels_layer, "direction": self.direction,
                      "start_frame": self.start,
