@@ -115,11 +115,11 @@ def _two_layer_residuals(settings, tm, feats, labels, weights, w1=None):
 
 
 def _data_residual_by_hand(scores, labels, weights, kappa_min):
-    """Eq. (2)'s data residual sqrt(gamma) v (y - U(D)) written out here, not through the target
-    model's own ``residual_weights``: (K, M, hl, wl)."""
+    """Eq. (2)'s data residual sqrt(gamma) sqrt(v) (y - U(D)) written out here (its square weighted by
+    eq. 4's v), not through the target model's own ``residual_weights``: (K, M, hl, wl)."""
     up = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     gamma = weights.view(-1, 1, 1, 1)
-    return (gamma.sqrt() * pixel_weights(labels, kappa_min) * (labels - up)).transpose(0, 1)
+    return (gamma.sqrt() * pixel_weights(labels, kappa_min).sqrt() * (labels - up)).transpose(0, 1)
 
 
 @pytest.mark.parametrize("per_problem", [False, True])
@@ -157,17 +157,17 @@ def test_gauss_newton_needs_residuals_or_a_linearisation():
 
 
 def test_eq2_loss_with_default_settings_weights_pixels_by_eq4_and_samples_by_gamma():
-    """Pins eq. 2 with the default settings: the pixel weighting v of eq. 4 (kappa_min = 0.1) and
-    the sample weights gamma, in the loss and in the hand linearisation's residual."""
+    """Pins eq. 2 with the default settings: each squared error weighted by eq. 4's v (kappa_min = 0.1)
+    and the sample weights gamma, in the loss and in the hand linearisation's residual."""
     settings = TargetModelSettings(channels=4)  # the defaults otherwise; kappa_min not passed
     tm = TargetModel(settings, 8, 1, torch.device("cpu"))
-    tm.w1, tm.w2 = torch.zeros_like(tm.w1), torch.zeros_like(tm.w2)  # D(x) = 0: the residual is sqrt(gamma) v y
+    tm.w1, tm.w2 = torch.zeros_like(tm.w1), torch.zeros_like(tm.w2)  # D(x) = 0: the residual is sqrt(gamma v) y
     feats = torch.randn(2, 8, 5, 5, generator=torch.Generator().manual_seed(0))
     labels = torch.zeros(2, 1, 10, 10)
     labels[0, 0, 0, :5] = 1  # 5 of 100 pixels: kappa_hat = 0.05 < 0.1, v = 0.1 / 0.05 = 2 on the target
     labels[1, 0, :5] = 1  # 50 of 100 pixels: kappa = kappa_hat, v = 1
     gamma = torch.tensor([0.36, 0.64])
-    expected = 0.5 * (0.36 * 5 * 2.0 ** 2 + 0.64 * 50 * 1.0)  # 19.6
+    expected = 0.5 * (0.36 * 5 * 2.0 + 0.64 * 50 * 1.0)  # 17.8
     assert tm.loss(feats, labels, gamma).item() == pytest.approx(expected, rel=1e-5)
     residuals = _TargetProblem(settings, feats, labels, gamma).linearise([tm.w1, tm.w2])[0]
     assert (0.5 * residuals[0].pow(2).sum()).item() == pytest.approx(expected, rel=1e-5)

@@ -1,7 +1,7 @@
 """The FRTM training probe: a closed-form weighted ridge fit that gradients can pass through."""
 import torch
 
-from napari_vos.methods.frtm_target import pixel_weights
+from napari_vos.methods.frtm_target import residual_pixel_weights
 from napari_vos.training.frtm_recipe import FRTMRecipe
 from napari_vos.training.ridge_probe import ridge_probe_loss, ridge_probe_scores
 
@@ -15,7 +15,7 @@ def test_probe_matches_a_primal_weighted_ridge_solve():
     scores = ridge_probe_scores(ref, labels, val, reg=0.1)
 
     x = ref[0].flatten(1).T  # (N, C)
-    v = pixel_weights(labels[0]).flatten()
+    v = residual_pixel_weights(labels[0]).flatten()
     xv, yv = x * v[:, None], labels[0].flatten() * v
     lam = 0.1 * (xv * xv).sum(1).mean()
     weights = torch.linalg.solve(xv.T @ xv + lam * torch.eye(c, dtype=x.dtype), xv.T @ yv)
@@ -63,7 +63,7 @@ def test_primal_and_dual_forms_give_the_same_scores():
         ref = torch.randn(2, c, side, side, generator=g, dtype=torch.float64)
         labels = (torch.rand(2, side, side, generator=g, dtype=torch.float64) > 0.6).double()
         val = torch.randn(2, 3, c, side, side, generator=g, dtype=torch.float64)
-        v = pixel_weights(labels).flatten(1)
+        v = residual_pixel_weights(labels).flatten(1)
         xv = ref.flatten(2).transpose(1, 2) * v[..., None]  # (B, N, C)
         yv = (labels.flatten(1) * v)[..., None]
         lam = 0.1 * xv.pow(2).sum(-1).mean(1)[:, None, None]

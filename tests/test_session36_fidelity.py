@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from napari_vos.methods.frtm_target import TargetModel, TargetModelSettings, residual_weights
 from napari_vos.methods.rvos import RVOS
 from napari_vos.methods.rvos_network import RVOSConfig, RVOSNetwork
+from napari_vos.nn.sample_memory import SampleMemory
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -169,3 +171,181 @@ def test_a_session_places_maps_by_the_built_methods_grids(monkeypatch, tmp_path)
     placement = {path.stem: info for path, info, _ in maps._files.values()}
     assert placement["attention_1"]["scale_in_image_pixels"] == [2.0, 2.0]
     assert placement["attention_4"]["scale_in_image_pixels"] == [16.0, 16.0]
+
+
+# -- RGMP eq. (1): the background is the merged foreground's network output subtracted from 1 --------------
+def _rgmp(**options):
+    from napari_vos.methods.rgmp import RGMP
+    from napari_vos.methods.rgmp_network import CONFIGS, RGMPNetwork
+
+    torch.manual_seed(0)
+    return RGMP(RGMPNetwork(CONFIGS["light"]).eval(), scales=[1.0], **options)
+
+
+def _two_objects(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
+    objects = torch.zeros(2, size, size)
+    objects[0, 10:30, 10:30] = 1
+    objects[1, 10:30, 30:50] = 1
+    return image, objects
+
+
+def _decoder_entries(method, image, objects) -> list[int]:
+    entries: list[int] = []
+    segment = method.network.segment
+    method.network.segment = lambda ref, img, guidance: (entries.append(int(guidance.shape[0])),
+                                                         segment(ref, img, guidance))[1]
+    method.start(image, objects)
+    entries.clear()
+    method.step(image)
+    return entries
+
+
+def test_rgmp_runs_one_merged_foreground_pass_for_the_background():
+    image, objects = _two_objects()
+    method = _rgmp(window="full", background="merged")
+    assert sum(_decoder_entries(method, image, objects)) == 3  # K objects + the merged foreground
+    step = method.step(image)
+    assert step.background is not None and tuple(step.background.shape) == (64, 64)
+    assert bool(((step.background >= 0) & (step.background <= 1)).all())
+
+
+@pytest.mark.parametrize("options, k", [({"window": "full"}, 2), ({"window": "full", "background": "merged"}, 1),
+                                        ({"window": "objects", "background": "merged"}, 2)])
+def test_rgmp_runs_no_merged_pass_for_one_object_windows_or_the_product(options, k):
+    image, objects = _two_objects()
+    method = _rgmp(**options)
+    assert sum(_decoder_entries(method, image, objects[:k])) == k
+    assert method.step(image).background is None
+
+
+def test_rgmp_background_option_is_checked():
+    with pytest.raises(ValueError, match="background must be 'merged' or 'product'"):
+        _rgmp(background="union")
+
+
+def test_soft_aggregate_takes_a_given_background_on_both_paths():
+    from napari_vos.nn import aggregation
+
+    probs = torch.zeros(9, 40, 40)
+    for k in range(9):
+        probs[k, 4 * k:4 * k + 4, 4 * k:4 * k + 6] = 0.6
+    background = torch.full((40, 40), 0.9)
+    dense = aggregation._dense_aggregate(probs, background)
+    sparse = aggregation.soft_aggregate(probs, background=background)
+    assert torch.allclose(dense, sparse, atol=1e-6)
+    # a pixel of object 0: odds 1.5 against the given background's 9 (the product would give 0.4 -> 0.667)
+    assert sparse[1, 0, 0].item() == pytest.approx(1.5 / (1.5 + 9 + 8 * 1e-7), rel=1e-5)
+    with pytest.raises(ValueError, match="background of shape"):
+        aggregation.soft_aggregate(probs, background=background[:10])
+
+
+def test_a_session_aggregates_rgmp_with_its_merged_background(monkeypatch):
+    import numpy as np
+
+    from napari_vos import Session, session as session_module
+    from napari_vos.methods import registry
+
+    monkeypatch.setattr(registry, "create", lambda *a, **k: _rgmp(window="full", background="merged"))
+    given = []
+    real = session_module.soft_aggregate
+    monkeypatch.setattr(session_module, "soft_aggregate",
+                        lambda probs, out=None, background=None: (given.append(background), real(probs, out, background))[1])
+    video = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    labels = np.zeros((64, 64), np.uint8)
+    labels[10:30, 10:30], labels[10:30, 30:50] = 1, 2
+    session = Session(video, method="rgmp", device="cpu", max_side=None, min_side=None, min_object_side=None)
+    session.annotate(0, labels)
+    session.run("forward")
+    assert len(given) == 2 and all(b is not None and tuple(b.shape) == (64, 64) for b in given)
+
+
+# -- FRTM eq. (4): binary target pixels, and the target's share of the loss is kappa --------------------------
+
+
+def test_target_share_of_the_loss_is_kappa_for_a_small_object():
+    """FRTM 3.1: kappa = max(kappa_min, kappa_hat) is "the desired target influence". The data term of
+    eq. 2 weights each squared residual by (sqrt(gamma) v)^2, so the target's share of the loss must be
+    kappa (the authors' code takes sqrt of eq. 4 for that reason). The code squares eq. 4's weights:
+    a 16-pixel object in a 64x64 map gets 76 % of the loss instead of 10 %."""
+    for side in (4, 8):
+        y = torch.zeros(1, 1, 64, 64)
+        y[..., :side, :side] = 1
+        w2 = residual_weights(y, torch.ones(1), 0.1) ** 2  # per-pixel weight of the squared residual
+        share = float((w2 * y).sum() / w2.sum())
+        assert abs(share - 0.1) < 0.01, f"{side}x{side} object: target share of the loss {share:.3f}, kappa is 0.1"
+
+
+def test_a_faint_leak_is_not_weighted_as_a_tiny_target():
+    """Eq. 4 is defined on binary labels; a label map with no pixel >= 0.5 (the object has left) has no
+    target pixel, kappa_hat = 0, and every pixel is background. The code takes kappa_hat from the soft
+    mass, so one stride-8 cell at p = 0.05 gets v = 643 against 0.9 for the rest of the frame."""
+    y = torch.zeros(1, 1, 60, 107)
+    y[..., 10, 10] = 0.05
+    v = residual_weights(y, torch.ones(1), 0.1)
+    assert float(v.max()) <= 1.0, f"a 0.05 leak weighs {float(v.max()):.0f}"
+
+
+def _frames(seed: int, c: int = 64, h: int = 24, w: int = 24) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    d = torch.zeros(c)
+    d[:8] = 1.0
+    frames = []
+    for i in range(14):
+        x = torch.randn(c, h, w, generator=g) * 0.5 + 0.5  # background features with a common mean
+        if i < 5:
+            x[:, 5:8, 5:8] += d[:, None, None] * 2  # the target, present on the annotated frame only
+        frames.append(x)
+    return frames
+
+
+def test_one_leaking_cell_does_not_lift_the_whole_background():
+    """The object leaves; S leaks p = 0.3 on ONE plain-background cell (stride 8) for 8 frames. After the
+    every-t_s refit (Algorithm 1, w1 fixed) the target model's mean background score should stay near 0;
+    with kappa_hat from the soft labels that one cell outweighs the frame and the whole background
+    rises from 0.01 to 0.15 (0.018 when eq. 4 is evaluated on the binarised label)."""
+    c, h, w = 64, 24, 24
+    frames = _frames(0, c, h, w)
+    mem = SampleMemory(80, 0.1)
+    for i in range(5):
+        y = torch.zeros(1, 2 * h, 2 * w)
+        y[0, 10:16, 10:16] = 1
+        mem.add(frames[i], y, same_weight=i > 0)
+    tm = TargetModel(TargetModelSettings(), c, 1, torch.device("cpu"), torch.Generator().manual_seed(1))
+    tm.fit(mem.features, mem.labels, mem.weights, initial=True)
+    for i in range(5, 13):
+        y = torch.zeros(1, 2 * h, 2 * w)
+        y[0, 40, 40] = 0.3
+        mem.add(frames[i], y)
+    tm.update(mem.features, mem.labels, mem.weights)
+    background = float(tm.scores(frames[13][None])[0, 0].mean())
+    assert background < 0.05, f"mean background score after the refit {background:.3f}"
+
+
+def test_a_method_with_a_zero_shot_option_names_it_when_run_without_labels(tmp_path):
+    """RVOS with no annotation: the refusal names zero_shot=True (its zero-shot configuration)."""
+    import numpy as np
+
+    from napari_vos import Session, weights
+    from napari_vos.training.rvos_recipe import RVOSRecipe
+
+    tensors, meta = RVOSRecipe(stage="teacher").export_tensors(RVOSNetwork(TINY))
+    weights.save_checkpoint(tmp_path / "rvos.safetensors", tensors, meta)
+    session = Session(np.zeros((3, 32, 32), np.uint8), method="rvos", device="cpu",
+                      checkpoint=str(tmp_path / "rvos.safetensors"))
+    with pytest.raises(ValueError, match="zero_shot=True"):
+        session.run("forward")
+
+
+def test_rgmp_background_option_reaches_the_method_and_the_record():
+    from napari_vos.methods import registry
+
+    registry.check_options("rgmp", {"background": "merged"})
+    with pytest.raises(ValueError, match="background must be"):
+        registry.check_options("rgmp", {"background": "union"})
+    image, objects = _two_objects()
+    for options, chosen in (({"window": "full"}, None), ({"window": "full", "background": "merged"}, "merged"),
+                            ({"window": "objects", "background": "merged"}, "product")):
+        method = _rgmp(**options)
+        method.start(image, objects)
+        assert method.chosen_options().get("background") == chosen

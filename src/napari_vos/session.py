@@ -696,7 +696,8 @@ class Session:
                                            "give one (H, W) channel per object it was started with")
                     with record_function("vos.aggregate"):
                         probs = step.probs.float()
-                        aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs))
+                        background = None if step.background is None else step.background.float()
+                        aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs), background=background)
                     with record_function("vos.method_update"):
                         method.update(aggregated[1:])
                 if ids is None:
@@ -738,8 +739,11 @@ class Session:
         run = self._run + 1  # this call's number: a generator of an earlier call must not write
         if not self.annotations:
             if self.needs_annotation:
+                option = registry.traits(self.method_name).zero_shot_option
+                zero_shot = (f", or pass {option}=True for its zero-shot configuration (a zero-shot checkpoint "
+                             "only; it follows no painted object)") if option else ""
                 raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
-                                 "annotate(frame, labels) first")
+                                 f"annotate(frame, labels) first{zero_shot}")
             if start is None:
                 start = t - 1 if direction == "backward" else 0
             start = _frame_index(start, "start frame")

@@ -25,10 +25,13 @@ class Step:
     maps: name -> (K, h, w) tensor (e.g. FRTM's coarse target scores), any resolution; or a
     zero-argument function returning one, which the engine calls only when maps are wanted (for a
     map that costs a pass over K full frames, such as RGMP's with many cells).
+    background: (H, W) background probability from the method's own pass, used by the aggregation
+    in place of prod_k (1 - p_k) (RGMP's "merged foreground subtracted from 1"); None: the product.
     """
 
     probs: torch.Tensor
     maps: dict[str, torch.Tensor | Callable[[], torch.Tensor]] = field(default_factory=dict)
+    background: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

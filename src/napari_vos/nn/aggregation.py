@@ -31,24 +31,29 @@ def _boxwise(objects: int, tensor: torch.Tensor) -> bool:
     return objects >= _SPARSE_MIN_OBJECTS and tensor.device.type == "cpu"
 
 
-def soft_aggregate(probs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def soft_aggregate(probs: torch.Tensor, out: torch.Tensor | None = None,
+                   background: torch.Tensor | None = None) -> torch.Tensor:
     """Aggregate per-object probabilities (K, H, W) into (K + 1, H, W), background first.
 
     RGMP eq. (1): p_{i,m} = sigma(logit(p_hat_{i,m})) normalised over i, with the background
     probability p_hat_{0,m} = prod_k (1 - p_hat_{k,m}); probabilities are clamped to
-    [1e-7, 1 - 1e-7]. Differentiable (the dense path is taken whenever a gradient is needed).
+    [1e-7, 1 - 1e-7]. ``background``: an (H, W) background probability to use instead of the product
+    (RGMP's network output of the merged foreground, subtracted from 1). Differentiable (the dense
+    path is taken whenever a gradient is needed).
     ``out``: a (K + 1, H, W) tensor the box-wise path writes into (the engine passes memory it
     reuses: a new 60 x 1024 x 1024 stack costs ~55 ms of page faults on the CPU); other paths
     return a new tensor.
     """
     if probs.ndim != 3:
         raise ValueError(f"expected probs of shape (K, H, W), got {tuple(probs.shape)}")
+    if background is not None and tuple(background.shape) != tuple(probs.shape[1:]):
+        raise ValueError(f"expected a background of shape {tuple(probs.shape[1:])}, got {tuple(background.shape)}")
     if uses_boxwise_output(probs) and probs.numel() > 0:
         boxes = _support_boxes(probs, _EPS)
         area = sum((y1 - y0) * (x1 - x0) for _, y0, y1, x0, x1 in boxes)
         if area <= _SPARSE_MAX_COVER * probs.numel():
-            return _sparse_aggregate(probs, boxes, out)
-    return _dense_aggregate(probs)
+            return _sparse_aggregate(probs, boxes, out, background)
+    return _dense_aggregate(probs, background)
 
 
 def uses_boxwise_output(probs: torch.Tensor) -> bool:
@@ -56,9 +61,10 @@ def uses_boxwise_output(probs: torch.Tensor) -> bool:
     return probs.ndim == 3 and _boxwise(probs.shape[0], probs) and not probs.requires_grad
 
 
-def _dense_aggregate(probs: torch.Tensor) -> torch.Tensor:
+def _dense_aggregate(probs: torch.Tensor, given: torch.Tensor | None = None) -> torch.Tensor:
     p = probs.clamp(_EPS, 1.0 - _EPS)
-    background = torch.prod(1.0 - p, dim=0, keepdim=True).clamp(_EPS, 1.0 - _EPS)
+    background = (torch.prod(1.0 - p, dim=0, keepdim=True) if given is None
+                  else given.to(p.dtype)[None]).clamp(_EPS, 1.0 - _EPS)
     odds = torch.cat([background, p], dim=0)
     odds = odds / (1.0 - odds)
     return odds / odds.sum(dim=0, keepdim=True)
@@ -78,7 +84,7 @@ def _support_boxes(probs: torch.Tensor, eps: float) -> list[tuple[int, int, int,
 
 
 def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int, int]],
-                      out: torch.Tensor | None = None) -> torch.Tensor:
+                      out: torch.Tensor | None = None, given: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (1) with each object's odds and its factor of the background product added only inside
     its support box; outside it the object holds the clamped 1e-7, whose share is written for all
     objects at once. Why not a library: none aggregates sparse per-object maps."""
@@ -94,7 +100,7 @@ def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int,
         odds_sum[y0:y1, x0:x1] += odds - eps_odds
         log_background[y0:y1, x0:x1] += torch.log1p(-p) - log_keep_eps
         box_odds.append(odds)
-    background = torch.exp(log_background).clamp_(_EPS, 1.0 - _EPS)
+    background = (torch.exp(log_background) if given is None else given.to(probs.dtype).clone()).clamp_(_EPS, 1.0 - _EPS)
     background_odds = background / (1.0 - background)
     total = background_odds + odds_sum
     if out is None or out.shape != (k + 1, h, w) or out.dtype != probs.dtype or out.device != probs.device:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from napari_vos.methods.frtm_target import pixel_weights
+from napari_vos.methods.frtm_target import residual_pixel_weights
 from napari_vos.nn.precision import at_least_float32, full_precision
 
 
@@ -36,7 +36,7 @@ def _ridge_probe_scores(ref_features: torch.Tensor, ref_labels: torch.Tensor, va
                         kappa_min: float, reg: float) -> torch.Tensor:
     x = ref_features.flatten(2).transpose(1, 2)  # (B, N, C)
     n, c = x.shape[1:]
-    v = pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N)
+    v = residual_pixel_weights(ref_labels, kappa_min).flatten(1)  # (B, N): squared, eq. 4's weights
     xv = x * v[..., None]
     yv = ref_labels.flatten(1) * v
     lam = reg * xv.pow(2).sum(-1).mean(1).clamp_min(1e-6)  # reg x mean squared row norm
@@ -62,4 +62,4 @@ def _solve_spd(gram: torch.Tensor, lam: torch.Tensor, rhs: torch.Tensor) -> torc
 
 def ridge_probe_loss(scores: torch.Tensor, labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
     """Eq.-4-weighted mean squared error of probe scores (B, M, h, w) against labels in [0, 1]."""
-    return (pixel_weights(labels, kappa_min) * (scores - labels)).pow(2).mean()
+    return (residual_pixel_weights(labels, kappa_min) * (scores - labels)).pow(2).mean()
