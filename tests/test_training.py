@@ -286,7 +286,7 @@ def test_resume_restores_the_model_the_optimizer_and_moves_the_batches_on(tmp_pa
 
 
 def test_save_every_and_the_time_budget_in_minutes(tmp_path, monkeypatch):
-    # pins: last.pt is saved every save_every steps and at the end; max_minutes is minutes of wall time
+    # pins: last.pt is saved every save_every steps and at the end; max_minutes is minutes on the monotonic clock
     from types import SimpleNamespace
 
     from napari_vos.training import loop
@@ -296,7 +296,7 @@ def test_save_every_and_the_time_budget_in_minutes(tmp_path, monkeypatch):
           on_save=lambda model, step: saved.append(step))
     assert saved == [2, 4, 5]
     clock = iter(range(1000))  # every reading of the loop's clock is one second later
-    monkeypatch.setattr(loop, "time", SimpleNamespace(time=lambda: float(next(clock))))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
     messages = []
     train(_TinyRecipe(), tmp_path / "b", TrainSettings(steps=50, log_every=100, max_minutes=0.05),
           log=messages.append)  # 3 s: the check after step 4 reads 4 s

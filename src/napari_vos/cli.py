@@ -965,8 +965,18 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     return sub_parser.parse_intermixed_args(rest, namespace=argparse.Namespace(command=args.command))
 
 
+def _escape_what_the_console_cannot_show() -> None:
+    """Print a character stdout's encoding lacks (a µ on a Japanese Windows console, a file name
+    that is not valid UTF-8) as an escape such as ``\\xb5``: Python's stdout raises on it, which
+    turned a finished run into an error exit (stderr already escapes)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a TextIOWrapper; a stream replaced by other code is left as it is
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, run the subcommand, turn expected errors into one line and an exit code."""
+    _escape_what_the_console_cannot_show()
     args = _parse(build_parser(), argv)
     # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)

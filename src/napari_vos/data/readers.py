@@ -18,6 +18,7 @@ napari layers and in-memory arrays need no reader: use `Sequence.from_arrays`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -38,7 +39,8 @@ from napari_vos.data.sequence import (
     read_mask,
 )
 
-__all__ = ["detect_layout", "davis_split", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack", "LAYOUTS"]
+__all__ = ["detect_layout", "davis_split", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack",
+           "name_key", "LAYOUTS"]
 
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -59,9 +61,17 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
 
 
 def _natural_key(path: Path) -> tuple:
-    """Sort key: the name's runs of digits compared as numbers, the rest as text."""
-    parts = re.split(r"(\d+)", path.name)
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts), path.name
+    """Sort key: the name's runs of digits compared as numbers, the rest as text (a Mac's decomposed
+    name sorts as the composed one)."""
+    parts = re.split(r"(\d+)", name_key(path.name))
+    # the odd places are the runs of digits ("1", "٣"; not "²", which isdigit() but int() refuses)
+    return tuple((0, int(part), "") if i % 2 else (1, 0, part.lower()) for i, part in enumerate(parts)), path.name
+
+
+def name_key(name: str) -> str:
+    """A file or sequence name as names are compared: composed (NFC), since macOS writes file names
+    decomposed ("e" + U+0301) where a keyboard, a split list or Linux writes "é"."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _is_tiff(p: Path) -> bool:
@@ -146,8 +156,8 @@ def _is_label_name(p: Path) -> bool:
 
 
 def _mask_loaders(frame_stems: list[str], masks: list[Path]) -> dict[int, Callable[[], np.ndarray]]:
-    by_stem = {m.stem: m for m in masks}
-    paired = {i: by_stem[stem] for i, stem in enumerate(frame_stems) if stem in by_stem}
+    by_stem = {name_key(m.stem): m for m in masks}
+    paired = {i: by_stem[name_key(stem)] for i, stem in enumerate(frame_stems) if name_key(stem) in by_stem}
     if not paired and masks and len(masks) == len(frame_stems):
         paired = dict(enumerate(masks))  # names differ but counts agree: pair them in sorted order
     table = ColourTable(list(paired.values()))  # colour masks: one id per colour on every frame
@@ -181,10 +191,11 @@ def _open_davis(root: Path, sequences: list[str] | None) -> list[Sequence]:
     img_root, ann_root = dirs
     names = sorted(p.name for p in img_root.iterdir() if p.is_dir())
     if sequences is not None:
-        missing = [n for n in sequences if n not in names]
+        have, wanted = {name_key(n) for n in names}, {name_key(n) for n in sequences}
+        missing = [n for n in sequences if name_key(n) not in have]
         if missing:  # named here, with what there is (the caller's check would only see the survivors)
             raise ValueError(f"{root}: no sequence(s) {missing}; have {names}")
-        names = [n for n in names if n in set(sequences)]
+        names = [n for n in names if name_key(n) in wanted]
     return [open_sequence_dir(n, img_root / n, ann_root / n, "davis") for n in names]
 
 
@@ -470,9 +481,9 @@ def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[S
             seqs.extend(sub_seqs)
     if sequences is not None:
         wanted = list(sequences)
-        by_name = {s.name: s for s in seqs}
-        missing = [w for w in wanted if w not in by_name]
+        by_name = {name_key(s.name): s for s in seqs}
+        missing = [w for w in wanted if name_key(w) not in by_name]
         if missing:
-            raise ValueError(f"{root}: no sequence(s) {missing}; have {sorted(by_name)}")
-        seqs = [by_name[w] for w in wanted]
+            raise ValueError(f"{root}: no sequence(s) {missing}; have {sorted(s.name for s in seqs)}")
+        seqs = [by_name[name_key(w)] for w in wanted]
     return seqs

@@ -19,6 +19,7 @@ process so the peaks do not mix.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -137,7 +138,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         raise ValueError(f"--frames must be at least 2 (the annotated frame and one to segment), got {frames}")
     import torch
 
-    from napari_vos.evaluation.scoring import code_version
+    from napari_vos.evaluation.scoring import code_version, now_with_zone
     from napari_vos.methods import registry
     from napari_vos.nn.memory_format import channels_last_on
     from napari_vos.session import Session
@@ -191,7 +192,7 @@ def bench_once(method: str = "flow", device: str = "auto", size: tuple[int, int]
         "work_size": result.options.get("work_size"), "wall_seconds": round(wall, 3),
         "rss_before_mb": round(rss_before, 1), "peak_rss_reset": resettable,
         "warmup_frames": warmup, "threads": torch.get_num_threads(), "labels_out": out_kind,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "code": code_version(),
+        "date": now_with_zone(), "code": code_version(),
     }
 
 
@@ -233,10 +234,19 @@ def write_profile(work: Any, path: str | Path, cuda: bool) -> None:
     Path(path).write_text("\n\n".join(sections) + "\n", encoding="utf-8")
 
 
+def check_timeout(timeout: float | None) -> None:
+    """Refuse a sweep point's time limit that is no number of seconds above 0, before any point runs:
+    inf crashed in subprocess, nan failed once a point had started, 0 or less timed every point out."""
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise ValueError(f"--timeout is the seconds each sweep point may take, a number above 0 (leave it out "
+                         f"for no limit); got {timeout}")
+
+
 def bench_sweep(method: str, device: str, sizes: list[tuple[int, int]], objects: list[int],
                 frames: list[int], json_path: str | Path | None = None, plot_path: str | Path | None = None,
                 timeout: float | None = None, extra: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every size x objects x frames point in a fresh process; write the JSON list as it grows."""
+    check_timeout(timeout)
     rows: list[dict[str, Any]] = []
     for w, h in sizes:
         for k in objects:

@@ -168,8 +168,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """`napari-vos bench`: frames per second and peak memory of one setting or a sweep."""
-    from napari_vos.evaluation.bench import bench_once, bench_sweep, parse_size
+    from napari_vos.evaluation.bench import bench_once, bench_sweep, check_timeout, parse_size
 
+    check_timeout(args.timeout)
     if args.warmup < 0:
         raise ValueError(f"--warmup is a number of frames, 0 or more; got {args.warmup}")
     if args.plot and not args.sweep:

@@ -23,14 +23,14 @@ import numpy as np
 
 from napari_vos.checks import painted_ids
 from napari_vos.data.file_locks import hold_folder
-from napari_vos.data.readers import open_dataset
+from napari_vos.data.readers import name_key, open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
 from napari_vos.evaluation.scoring import FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 
 ANNOTATION_MODES = ("auto", "first", "none")
 
-__all__ = ["evaluate_method", "save_prediction", "resolve_annotation", "ANNOTATION_MODES"]
+__all__ = ["evaluate_method", "save_prediction", "check_prediction_names", "resolve_annotation", "ANNOTATION_MODES"]
 
 
 def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
@@ -51,6 +51,18 @@ def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
         write_png_labels(folder / name, labels)
         return folder / name
     return write_tiff_labels(folder / f"{name}.tif", labels)
+
+
+def check_prediction_names(names: list[str]) -> None:
+    """Refuse two sequences whose predictions would be one folder on a disk that ignores case or
+    Unicode form (NTFS, exFAT, SMB, macOS): saving the second deleted the first's (`save_prediction`)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name_key(name).casefold()
+        if key in seen:
+            raise ValueError(f"sequences {seen[key]!r} and {name!r} would share one prediction folder on a disk that "
+                             "ignores case: save their predictions in two runs (--sequences, another --out each)")
+        seen[key] = name
 
 
 def resolve_annotation(method: str, annotation: str = "auto", options: dict[str, Any] | None = None) -> str:
@@ -100,6 +112,8 @@ def evaluate_method(
     seqs = open_dataset(data, sequences)
     if not seqs:
         raise ValueError(f"{data}: no sequences to evaluate")
+    if save_predictions and out_dir:
+        check_prediction_names([seq.name for seq in seqs])
     header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
               "max_side": max_side, "options": dict(method_options or {}), "annotation": mode}
     if mode == "none":

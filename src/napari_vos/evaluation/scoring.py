@@ -16,14 +16,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_vos.checks import painted_ids
-from napari_vos.data.readers import _files, open_dataset
+from napari_vos.data.readers import _files, name_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
 from napari_vos.evaluation.unsupervised import evaluate_foreground
@@ -91,6 +91,12 @@ def code_version() -> str:
     return f"{__version__} ({commit}{'+dirty' if dirty else ''})"
 
 
+def now_with_zone() -> str:
+    """The local time with its UTC offset (2026-11-24T13:40:09+01:00), as the widget's provenance
+    writes it: runs of machines in other zones, or in the hour a DST change repeats, can be ordered."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 def first_annotation(seq: Sequence) -> int:
     """The frame whose GT is given to the method: the first annotated frame holding an object."""
     for t in seq.annotated:
@@ -113,7 +119,7 @@ class Report:
         self.rows: dict[str, dict[str, Any]] = {}
         self.frames_done = 0
         self.seconds = 0.0
-        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.started = now_with_zone()
         self._started_files = False  # an earlier run's files in --out stay until this one scores a sequence
 
     def _start_files(self) -> None:
@@ -263,8 +269,8 @@ class PredictionFolder:
             return
         files = _files(path, (".png", *TIFF_SUFFIXES))  # in the reader's (natural) order
         stems = _frame_stems(seq)
-        by_stem = {p.stem: p for p in files}
-        self._files = {i: by_stem[s] for i, s in enumerate(stems) if s in by_stem}
+        by_stem = {name_key(p.stem): p for p in files}  # a Mac's decomposed names pair with composed ones
+        self._files = {i: by_stem[name_key(s)] for i, s in enumerate(stems) if name_key(s) in by_stem}
         if not self._files and len(files) == self.n:
             self._files = dict(enumerate(files))
         if not self._files:
@@ -358,9 +364,21 @@ def _inside(path: str, root: Path) -> bool:
         return False
 
 
+def _on_disk(folder: Path, name: str) -> Path:
+    """``folder / name``, each part spelled as on disk where only its Unicode form differs (a
+    prediction folder written on a Mac, whose names are decomposed); as given where none matches."""
+    path = folder
+    for part in Path(name).parts:
+        exact = path / part
+        if not exact.exists() and path.is_dir():
+            exact = next((p for p in path.iterdir() if name_key(p.name) == name_key(part)), exact)
+        path = exact
+    return path
+
+
 def _find_prediction(pred_root: Path, seq: Sequence, single: bool, gt_root: Path | None = None) -> Path:
-    candidates = [pred_root / seq.name]
-    candidates += [pred_root / f"{seq.name}{s}" for s in (".tif", ".tiff", ".ome.tif")]
+    candidates = [_on_disk(pred_root, seq.name)]
+    candidates += [_on_disk(pred_root, f"{seq.name}{s}") for s in (".tif", ".tiff", ".ome.tif")]
     found = next((c for c in candidates if _holds_prediction(c)), None)
     if found is not None:
         return found
@@ -371,11 +389,12 @@ def _find_prediction(pred_root: Path, seq: Sequence, single: bool, gt_root: Path
         from napari_vos.data.readers import tiff_stem
 
         video = _recorded_video(pred_root)
-        named = (tiff_stem(pred_root) if pred_root.is_file() else pred_root.name) == seq.name
+        own = name_key(seq.name)
+        named = name_key(tiff_stem(pred_root) if pred_root.is_file() else pred_root.name) == own
         # (unless the record names a video inside the truth's dataset: another sequence's labels under this name)
         if named and _holds_prediction(pred_root) and (video is None or gt_root is None or not _inside(video, gt_root)):
             return pred_root
-        if video is not None and seq.name not in Path(video).parts and Path(video).stem != seq.name:
+        if video is not None and own not in {name_key(p) for p in (*Path(video).parts, Path(video).stem)}:
             raise ValueError(f"{pred_root} holds the labels of {video}, not of sequence {seq.name!r}; give the "
                              f"prediction of {seq.name!r} (or a folder holding {seq.name}/ or {seq.name}.tif)")
         if _holds_prediction(pred_root):

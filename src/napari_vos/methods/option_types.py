@@ -75,9 +75,12 @@ def _mismatch(hint: Any, value: Any, example: str, signed: bool = False) -> str 
         members = typing.get_args(hint)
         if value is None and type(None) in members:
             return None
-        problems = [_mismatch(m, value, example, signed) for m in members if m is not type(None)]
-        if any(p is None for p in problems):
+        problems = [(m, _mismatch(m, value, example, signed)) for m in members if m is not type(None)]
+        if any(p is None for _, p in problems):
             return None
+        near = [p for m, p in problems if _of_kind(m, value)]
+        if len(near) == 1:  # a list holding a NaN, a number that is inf: why that member refuses it
+            return near[0]
         return "takes " + " or ".join(_describe(m, example) for m in members)
     if hint is bool:
         return None if isinstance(value, (bool, np.bool_)) else "is on or off: it takes True or False"
@@ -107,6 +110,20 @@ def _mismatch(hint: Any, value: Any, example: str, signed: bool = False) -> str 
                 return f"takes a list, such as {example}, whose items each {problem}"
         return None
     return None  # callables, events, devices: set by the front ends, not typed by users
+
+
+def _of_kind(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of the kind ``hint`` takes (a number, a list, ...), whatever finer check
+    it fails, so that a union's message names that check rather than the kinds it takes."""
+    if hint is bool:
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if hint in (int, float, str):
+        return isinstance(value, {int: numbers.Integral, float: numbers.Real, str: str}[hint])
+    if typing.get_origin(hint) in (tuple, collections.abc.Sequence, list):
+        return isinstance(value, (collections.abc.Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
+    return False
 
 
 def _describe(hint: Any, example: str) -> str:

@@ -129,8 +129,8 @@ class TrainSettings:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"training precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 would "
                              "need loss scaling; bf16 has float32's range and needs none)")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be above 0, got {self.lr}")
+        if self.lr is not None and not 0 < self.lr < float("inf"):  # inf: weights of inf after the first step
+            raise ValueError(f"lr must be above 0 and finite, got {self.lr}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max-minutes must be above 0 (leave it out for no limit), got {self.max_minutes}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
@@ -163,6 +163,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
     step = 0
     resumed_running: dict[str, float] = {}
+    minutes_before = 0.0  # a resumed run's training minutes so far: the log's "minutes" go on from them
     rng = np.random.default_rng(settings.seed)
     state_path = out / "last.pt"
     config = getattr(recipe, "config", None)
@@ -235,6 +236,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         if "cuda_rng" in state and dev.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), dev)
         resumed_running = dict(state.get("running", {}))  # the log's averages go on from where they were
+        minutes_before = float(state.get("minutes", 0.0))  # 0 in a last.pt of a version that did not keep it
         log(f"resumed {recipe.name} from {state_path} at step {step}")
         if getattr(recipe, "init_checkpoint", None):
             log(f"--init {recipe.init_checkpoint} is not used: the run goes on from {state_path}")
@@ -256,15 +258,26 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     _cut_log(out / "log.jsonl", step)  # lines of steps after the resumed one are logged again below
     saved = {"step": step}  # the step last.pt holds (0: none): only later steps are worth a save
 
+    def kept() -> str:
+        """What a diverged run can go on from: last.pt's step, or nothing when none was saved yet."""
+        if saved["step"]:
+            return f"{state_path} keeps step {saved['step']} (lower --lr, then --resume)"
+        return f"nothing was saved yet, so there is no {state_path} to resume (lower --lr and start again)"
+
+    def minutes() -> float:
+        """Minutes of training: this call's on the monotonic clock, which a wall clock set back or
+        forward (NTP, a resumed VM) does not move, plus those of the calls a resumed run goes on from."""
+        return minutes_before + (time.monotonic() - started) / 60
+
     def save() -> None:
         if not _finite(params):
-            raise TrainingDiverged(f"the weights became NaN or infinite by step {step}: not saved; "
-                                   f"{state_path} keeps step {saved['step']} (lower --lr, then --resume)")
+            raise TrainingDiverged(f"the weights became NaN or infinite by step {step}: not saved; {kept()}")
         with _signals_deferred():
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "step": step, "recipe": recipe.name, "config": config, "stage": stage,
                         "settings": _run_settings(settings, recipe), "running": dict(running),
+                        "minutes": minutes(),
                         "torch_rng": torch.get_rng_state(),
                         **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda" else {})}, tmp)
             tmp.replace(state_path)
@@ -281,7 +294,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     else:
         next_batch = lambda: recipe.batch(rng)  # noqa: E731
     model.train()
-    started = time.time()
+    started = time.monotonic()
     running: dict[str, float] = resumed_running
     log_file = (out / "log.jsonl").open("a")
     try:
@@ -291,7 +304,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
                 loss, stats = recipe.loss(model, batch, dev)
             if not bool(torch.isfinite(loss.detach())):
                 raise TrainingDiverged(f"the loss is {float(loss.detach())} at step {step + 1}: the run diverged; "
-                                       f"{state_path} keeps step {saved['step']} (lower --lr, then --resume)")
+                                       f"{kept()}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -302,14 +315,14 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             for k, v in {"loss": float(loss.detach()), **stats}.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if step % settings.log_every == 0:
-                rec = {"step": step, "minutes": round((time.time() - started) / 60, 2), "lr": trained_at,
+                rec = {"step": step, "minutes": round(minutes(), 2), "lr": trained_at,
                        **{k: round(v, 4) for k, v in running.items()}}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log(" ".join(f"{k}={v}" for k, v in rec.items()))
             if step % settings.save_every == 0:
                 save()
-            if settings.max_minutes and (time.time() - started) / 60 > settings.max_minutes:
+            if settings.max_minutes and (time.monotonic() - started) / 60 > settings.max_minutes:  # this call's
                 log(f"stopping at step {step}: time budget of {settings.max_minutes} min reached")
                 break
     except TrainingDiverged:
