@@ -362,7 +362,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                       frames_segmented=frame_ranges(finished))
     if keep:  # as the widget records them: the frames copied from the labels stack, "0-1" as frames_segmented
         copied = unreached_frames(args.direction, args.frame, len(labels))
-        provenance["frames_kept_from_labels"] = frame_ranges(copied)
+        if copied:  # none (a forward run from frame 0): no entry, as the widget writes none
+            provenance["frames_kept_from_labels"] = frame_ranges(copied)
         unreached = sorted(set(range(len(labels))) - set(copied) - set(finished))
         if unreached:  # stopped: the frames it never reached hold the labels stack's too
             provenance["frames_not_reached_kept_from_labels"] = frame_ranges(unreached)
@@ -968,9 +969,12 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def _escape_what_the_console_cannot_show() -> None:
     """Print a character stdout's encoding lacks (a µ on a Japanese Windows console, a file name
     that is not valid UTF-8) as an escape such as ``\\xb5``: Python's stdout raises on it, which
-    turned a finished run into an error exit (stderr already escapes)."""
+    turned a finished run into an error exit (stderr already escapes). Only a strict stream: one that
+    already writes such a file name back as its own bytes (surrogateescape: the C and UTF-8 modes
+    of Linux containers) keeps doing so, so the printed path still names the file."""
     for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):  # a TextIOWrapper; a stream replaced by other code is left as it is
+        # a TextIOWrapper; a stream replaced by other code is left as it is
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", None) == "strict":
             stream.reconfigure(errors="backslashreplace")
 
 

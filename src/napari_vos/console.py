@@ -127,8 +127,8 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
     saved_units = (record or {}).pop("layer_units", None)  # a time axis without a unit stays without
-    if saved_units is not None and len(saved_units) == labels.ndim:
-        units = [str(u) for u in saved_units]
+    if saved_units is not None and len(saved_units) == labels.ndim == len(units):
+        units = [str(saved_units[0]), *units[1:]]  # the time axis only: the file's pixel size holds the others
     if "units" in inspect.signature(viewer.add_labels).parameters:  # napari >= 0.6
         kwargs["units"] = units
     if record is not None:

@@ -739,11 +739,8 @@ class Session:
         run = self._run + 1  # this call's number: a generator of an earlier call must not write
         if not self.annotations:
             if self.needs_annotation:
-                option = registry.traits(self.method_name).zero_shot_option
-                zero_shot = (f", or pass {option}=True for its zero-shot configuration (a zero-shot checkpoint "
-                             "only; it follows no painted object)") if option else ""
                 raise ValueError(f"no annotation yet: method {self.method_name!r} needs one; call "
-                                 f"annotate(frame, labels) first{zero_shot}")
+                                 f"annotate(frame, labels) first{registry.zero_shot_hint(self.method_name)}")
             if start is None:
                 start = t - 1 if direction == "backward" else 0
             start = _frame_index(start, "start frame")
@@ -942,7 +939,7 @@ def annotated_session(video: Any, labels: Any = None, method: str = "frtm", fram
     if labels is None:
         if session.needs_annotation:
             raise ValueError(f"method {method!r} needs labels: paint the objects on one frame (or pick a "
-                             "zero-shot method, which needs none)")
+                             f"zero-shot method, which needs none){registry.zero_shot_hint(method)}")
     elif arr_ndim == 3:
         session.annotate_stack(labels, painted)
     else:

@@ -498,7 +498,7 @@ class LayerJob:
         if labels is None:
             if registry.needs_annotation(method, **session_options):
                 raise ValueError(f"method {method!r} needs a labels layer with the objects painted on one frame; "
-                                 "only zero-shot methods (e.g. cosnet) run without one")
+                                 f"only zero-shot methods (e.g. cosnet) run without one{registry.zero_shot_hint(method)}")
             # the coarsest level that still has the working resolution
             self.level = level_for_side(shapes, session_options.get("max_side", DEFAULT_MAX_SIDE))
         else:

@@ -536,7 +536,7 @@ class PropagateWidget(QWidget):
             return "" if image is not None else "add an image layer"
         if self.labels_choice is None and image is not None:
             return (f"{self.method} needs a labels layer with the objects painted on one frame; only zero-shot "
-                    "methods (e.g. cosnet) run with labels 'none'")
+                    f"methods (e.g. cosnet) run with labels 'none'{registry.zero_shot_hint(self.method)}")
         if image is None or labels is None:
             return "add an image layer and a labels layer with the objects painted on one frame"
         try:

@@ -19,6 +19,9 @@ __all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "r
 
 # spellings of the micrometre found in ImageJ and OME files
 _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
+#: napari's (pint's) long names of the other metric lengths, as this module spells them
+_LONG_LENGTHS = {"picometer": "pm", "angstrom": "Å", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm",
+                 "meter": "m", "kilometer": "km"}
 # baseline TIFF resolution units tifffile writes (its RESUNIT names)
 _TIFF_UNITS = {"inch": "INCH", "cm": "CENTIMETER", "mm": "MILLIMETER", "µm": "MICROMETER"}
 # metric lengths in metres: a pixel size in one is converted to another the TIFF form can store
@@ -47,6 +50,9 @@ def _unit(name: Any) -> str | None:
     text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), str(name).strip())
     if text.lower() in _MICRON:
         return "µm"
+    short = _LONG_LENGTHS.get(text.lower().replace("metre", "meter"))
+    if short is not None:  # napari writes "nanometer" where ImageJ writes "nm"
+        return short
     if text.lower() in ("", "pixel", "pixels", "none"):
         return None
     return text

@@ -454,9 +454,15 @@ def _open_tiff(root: Path) -> list[Sequence]:
 def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[Sequence]:
     """Open every sequence under `path` (any layout of `LAYOUTS`), optionally only `sequences`.
 
-    Nothing is read but file listings: frames and masks load when indexed.
+    Nothing is read but file listings: frames and masks load when indexed. A sequence named twice
+    is refused (its objects would count twice in a summary).
     """
     root = Path(path)
+    if sequences is not None:
+        keys = [name_key(s) for s in sequences]
+        twice = sorted({s for s, k in zip(sequences, keys) if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"sequence(s) {twice} named more than once; name each once")
     layout = detect_layout(root)
     if layout == "davis":
         seqs = _open_davis(root, sequences)

@@ -141,6 +141,17 @@ def needs_annotation(name: str, **options: Any) -> bool:
     return bool(ask(options)) if callable(ask) else bool(getattr(cls, "needs_annotation", True))
 
 
+def zero_shot_hint(name: str) -> str:
+    """The words to add where method ``name`` is refused for want of labels: its zero-shot option,
+    if it has one (RVOS's ``zero_shot=True``, ``--zero-shot``), else nothing."""
+    option = TRAITS[name].zero_shot_option if name in TRAITS else None
+    if option is None:
+        return ""
+    return (f"; or pass {option}=True (--{option.replace('_', '-')} on the command line, '{option}=True' under "
+            "more options) for its zero-shot configuration, which needs a zero-shot checkpoint and follows no "
+            "painted object")
+
+
 def accepts_annotation(name: str) -> bool:
     """Whether method ``name`` takes annotated frames at all (a zero-shot method may refuse them)."""
     return traits(name).accepts_annotation

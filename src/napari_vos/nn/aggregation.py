@@ -215,11 +215,20 @@ def _boxwise_resized_argmax(aggregated: torch.Tensor, size: tuple[int, int]) -> 
 
 
 def masks_keeping_objects(resized: torch.Tensor) -> torch.Tensor:
-    """{0, 1} masks of resized object masks (..., K, h, w), by the rule of `object_masks`: values of at
-    least 0.5 kept (a 2-pixel line averaged to exactly 0.5 survives a halving), and an object the
-    threshold would empty keeps its pixels of peak value, so that a method resizing the engine's masks
-    once more (to its network's input size) is not told a thin or tiny painted object is nowhere."""
-    kept = resized >= 0.5
+    """{0, 1} masks of resized object masks (..., K, h, w), by the rule of `object_masks`: values above
+    0.5 kept; an object the strict threshold would mostly drop (a 2-pixel line averaged to exactly 0.5
+    by a halving) also keeps its values of exactly 0.5, except where another object holds the pixel;
+    and an object the threshold would empty keeps its pixels of peak value, so that a method resizing
+    the engine's masks once more (to its network's input size) is not told a thin or tiny painted
+    object is nowhere, while an ordinary object keeps its strict mask and touching objects stay apart."""
+    kept = resized > 0.5
+    area = resized.flatten(-2).sum(-1)[..., None, None]  # the object's area at this size
+    thin = (area >= 2) & (kept.flatten(-2).sum(-1)[..., None, None] < 0.5 * area)
+    ties = (resized == 0.5) & thin
+    if resized.ndim >= 3 and bool(ties.any()):  # a tie another object holds outright is that object's
+        held = kept.sum(-3, keepdim=True) - kept.to(torch.int64)
+        ties = ties & (held == 0)
+    kept = kept | ties
     peak = resized.flatten(-2).amax(-1)[..., None, None]
     lost = ~kept.flatten(-2).any(-1)[..., None, None] & (peak > 0)
     return (kept | (lost & (resized == peak))).to(resized.dtype)
