@@ -10,7 +10,7 @@ from napari_vos.methods.registry import check_options
 
 @pytest.mark.parametrize("method, options, says", [
     ("rgmp", {"online_finetune": "no"}, "online_finetune is on or off: it takes True or False"),
-    ("osvos_at", {"crf": "off"}, "crf is on or off"),
+    ("osvos_at", {"crf": "off"}, "crf takes True, False or 'auto'"),
     ("rgmp", {"scales": 1.0}, "scales takes a list such as [1.0] or None"),
     ("rgmp", {"online_size": 128}, "online_size takes a list, such as [256, 256]"),
     ("rgmp", {"online_size": [64]}, "online_size takes 2 values"),

@@ -349,3 +349,33 @@ def test_rgmp_background_option_reaches_the_method_and_the_record():
         method = _rgmp(**options)
         method.start(image, objects)
         assert method.chosen_options().get("background") == chosen
+
+
+# -- OSVOS-AT: the paper's DenseCRF post-processing, on by default below 8 objects ---------------------------
+@pytest.mark.parametrize("crf, k, used", [("auto", 2, True), ("auto", 8, False), (True, 8, True), (False, 2, False)])
+def test_osvos_at_crf_auto_runs_the_dense_crf_for_few_objects(crf, k, used, monkeypatch):
+    from napari_vos.methods import osvos_at as module
+    from napari_vos.methods.osvos_at import OSVOSAT
+    from napari_vos.methods.osvos_at_net import CONFIGS, OSVOSATNetwork
+
+    calls = []
+    real = module.crf_foreground
+    monkeypatch.setattr(module, "crf_foreground", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    torch.manual_seed(0)
+    method = OSVOSAT(OSVOSATNetwork(CONFIGS["light"]), finetune_iterations=0, crf=crf)
+    image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    objects = torch.zeros(k, 64, 64)
+    for i in range(k):
+        objects[i, 8 * (i // 4) + 4: 8 * (i // 4) + 10, 16 * (i % 4) + 2: 16 * (i % 4) + 10] = 1
+    method.start(image, objects)
+    method.step(image)
+    assert bool(calls) == used
+    assert method.chosen_options() == {"crf": used}
+
+
+def test_osvos_at_crf_option_is_checked():
+    from napari_vos.methods import registry
+
+    registry.check_options("osvos_at", {"crf": "auto"})
+    with pytest.raises(ValueError, match="crf takes True, False or 'auto'"):
+        registry.check_options("osvos_at", {"crf": "yes"})
