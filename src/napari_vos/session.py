@@ -696,8 +696,7 @@ class Session:
                                            "give one (H, W) channel per object it was started with")
                     with record_function("vos.aggregate"):
                         probs = step.probs.float()
-                        background = None if step.background is None else step.background.float()
-                        aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs), background=background)
+                        aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs), background=step.background)
                     with record_function("vos.method_update"):
                         method.update(aggregated[1:])
                 if ids is None:

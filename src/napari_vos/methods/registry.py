@@ -144,7 +144,7 @@ def needs_annotation(name: str, **options: Any) -> bool:
 def zero_shot_hint(name: str) -> str:
     """The words to add where method ``name`` is refused for want of labels: its zero-shot option,
     if it has one (RVOS's ``zero_shot=True``, ``--zero-shot``), else nothing."""
-    option = TRAITS[name].zero_shot_option if name in TRAITS else None
+    option = traits(name).zero_shot_option
     if option is None:
         return ""
     return (f"; or pass {option}=True (--{option.replace('_', '-')} on the command line, '{option}=True' under "

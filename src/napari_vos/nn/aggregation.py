@@ -92,15 +92,18 @@ def _sparse_aggregate(probs: torch.Tensor, boxes: list[tuple[int, int, int, int,
     eps_odds = _EPS / (1.0 - _EPS)
     log_keep_eps = math.log1p(-_EPS)
     odds_sum = torch.full((h, w), k * eps_odds, dtype=probs.dtype)
-    log_background = torch.full((h, w), k * log_keep_eps, dtype=probs.dtype)
+    # the product of the complements, accumulated only when the method gave no background of its own
+    log_background = None if given is not None else torch.full((h, w), k * log_keep_eps, dtype=probs.dtype)
     box_odds = []
     for i, y0, y1, x0, x1 in boxes:
         p = probs[i, y0:y1, x0:x1].clamp(_EPS, 1.0 - _EPS)
         odds = p / (1.0 - p)
         odds_sum[y0:y1, x0:x1] += odds - eps_odds
-        log_background[y0:y1, x0:x1] += torch.log1p(-p) - log_keep_eps
+        if log_background is not None:
+            log_background[y0:y1, x0:x1] += torch.log1p(-p) - log_keep_eps
         box_odds.append(odds)
-    background = (torch.exp(log_background) if given is None else given.to(probs.dtype).clone()).clamp_(_EPS, 1.0 - _EPS)
+    background = (torch.exp(log_background) if log_background is not None
+                  else given.to(probs.dtype).clone()).clamp_(_EPS, 1.0 - _EPS)
     background_odds = background / (1.0 - background)
     total = background_odds + odds_sum
     if out is None or out.shape != (k + 1, h, w) or out.dtype != probs.dtype or out.device != probs.device:
