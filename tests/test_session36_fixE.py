@@ -203,3 +203,17 @@ def test_the_widgets_frames_kept_from_labels_is_inclusive_too():
     out = propagate_layers(viewer, "video", "painted", method="flow", frame=3, direction="backward",
                            device="cpu", all_painted=False).labels
     assert out.metadata["napari_vos"]["frames_kept_from_labels"] == "4"
+
+
+def test_an_older_one_frame_file_with_a_shear_matrix_opens_with_its_three_axes(tmp_path):
+    """A record of before layer_ndim whose only placement is a 3 x 3 shear matrix (as the writer keeps
+    a shear given as a matrix) places a (1, Y, X) layer: the file opens with its leading axis."""
+    from napari_vos.console import open_labels_layer
+    from napari_vos.data.writers import write_tiff_labels
+
+    shear = [[1.0, 0.0, 0.2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    labels = np.zeros((1, 16, 16), np.uint16)
+    labels[0, 4:8, 4:8] = 1
+    path = write_tiff_labels(tmp_path / "one.tif", labels, provenance={"method": "frtm", "layer_shear": shear})
+    opened = open_labels_layer(ViewerModel(), path)
+    assert opened.data.shape == (1, 16, 16)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer"]
 
+#: what a saved labels layer's record holds of its placement besides the pixel size (``layer_<key>``)
+PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
+
 
 @dataclass
 class LayerOutputs:
@@ -134,7 +137,7 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     if record is not None:
         record.pop("layer_ndim", None)
         # where the saved layer lay (`save_labels_layer`): its offset, a flip, rotate, shear and affine
-        for key in ("translate", "scale", "rotate", "shear", "affine"):
+        for key in PLACEMENT_KEYS:
             value = record.pop(f"layer_{key}", None)
             if value is not None and _placement_fits(key, value, labels.ndim):
                 kwargs[key] = np.asarray(value, dtype=float)
@@ -149,14 +152,13 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:
     """Whether a labels file's record says its layer was (1, Y, X): ``layer_ndim`` 3, or (files
-    written before it) a 3-long translate, scale or axis names, a 3 x 3 rotate, 3 shear values or
-    a 4 x 4 affine."""
-    import numpy as np
-
+    written before it) 3 axis names or a translate, scale, rotate, shear or affine that places a
+    layer of 3 axes (`_placement_fits`)."""
     if record.get("layer_ndim") is not None:
         return record["layer_ndim"] == 3
-    three = {"translate": (3,), "scale": (3,), "axis_labels": (3,), "rotate": (3, 3), "shear": (3,), "affine": (4, 4)}
-    return any(np.shape(record[f"layer_{key}"]) == shape for key, shape in three.items() if f"layer_{key}" in record)
+    if len(record.get("layer_axis_labels") or ()) == 3:
+        return True
+    return any(_placement_fits(key, record[f"layer_{key}"], 3) for key in PLACEMENT_KEYS if f"layer_{key}" in record)
 
 
 def _placement_fits(key: str, value: Any, ndim: int) -> bool:
