@@ -27,6 +27,15 @@ def _notes(viewer, **kw):
     return [str(w.message) for w in caught]
 
 
+def _placed_notes(image_scale, image_units, labels_scale, labels_units):
+    """The notes of a flow run on a sliding square whose image and painted labels are placed as given."""
+    frames, truth = sliding_square(5, (64, 64))
+    viewer = ViewerModel()
+    viewer.add_image(frames, name="video", scale=image_scale, units=image_units)
+    viewer.add_labels(first_frame_only(truth), name="painted", scale=labels_scale, units=labels_units)
+    return _notes(viewer)
+
+
 # -- 1. units: napari >= 0.6 draws every layer in the viewer's common units -------------------------
 def test_the_annotated_frame_is_the_image_frame_napari_shows_when_layers_use_other_time_units():
     """Image timed in minutes, another layer in seconds: napari puts the slider in seconds and shows
@@ -45,29 +54,20 @@ def test_labels_in_other_but_equivalent_spatial_units_get_no_misplacement_note()
     """Image 0.1 um pixels, labels 100 nm pixels: napari draws them over each other; the note said
     they lie elsewhere and told the user to give the labels the image's numbers (which would move
     them 1000-fold)."""
-    frames, truth = sliding_square(5, (64, 64))
-    viewer = ViewerModel()
-    viewer.add_image(frames, name="video", scale=(1, 0.1, 0.1), units=("s", "um", "um"))
-    viewer.add_labels(first_frame_only(truth), name="painted", scale=(1, 100, 100), units=("s", "nm", "nm"))
-    assert not [n for n in _notes(viewer) if "drawn at scale" in n]
+    notes = _placed_notes((1, 0.1, 0.1), ("s", "um", "um"), (1, 100, 100), ("s", "nm", "nm"))
+    assert not [n for n in notes if "drawn at scale" in n]
 
 
 def test_labels_timed_in_seconds_over_an_image_timed_in_minutes_get_no_time_note():
-    frames, truth = sliding_square(5, (64, 64))
-    viewer = ViewerModel()
-    viewer.add_image(frames, name="video", scale=(0.5, 1, 1), units=("min", "pixel", "pixel"))
-    viewer.add_labels(first_frame_only(truth), name="painted", scale=(30, 1, 1), units=("s", "pixel", "pixel"))
-    assert not [n for n in _notes(viewer) if "time scale" in n]
+    notes = _placed_notes((0.5, 1, 1), ("min", "pixel", "pixel"), (30, 1, 1), ("s", "pixel", "pixel"))
+    assert not [n for n in notes if "time scale" in n]
 
 
 def test_labels_with_the_images_numbers_in_other_units_are_noted():
     """Same numbers, nm instead of um: napari draws the labels 1000x smaller than the image, yet
     their pixels are paired with the image's without a word."""
-    frames, truth = sliding_square(5, (64, 64))
-    viewer = ViewerModel()
-    viewer.add_image(frames, name="video", scale=(1, 0.1, 0.1), units=("s", "um", "um"))
-    viewer.add_labels(first_frame_only(truth), name="painted", scale=(1, 0.1, 0.1), units=("s", "nm", "nm"))
-    assert any("painted" in n for n in _notes(viewer))
+    notes = _placed_notes((1, 0.1, 0.1), ("s", "um", "um"), (1, 0.1, 0.1), ("s", "nm", "nm"))
+    assert any("painted" in n for n in notes)
 
 
 # -- 2. a zarr (v3) labels stack: zarr.Array has no len() ------------------------------------------
