@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 from _layers import first_frame_only, iou, sliding_square, viewer_with_a_nan_frame
-from _widget_run import SCALE, TRANSLATE, needs_display
+from _widget_run import needs_display
 from _widget_run import click as _click
 from _widget_run import setup_widget as _setup
 from _widget_run import wait_done as _wait_done

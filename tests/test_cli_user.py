@@ -1,8 +1,6 @@
 """`napari-vos propagate` as a user drives it (an audit's findings): many channels, two runs on one
 output, a kill before the first frame, reused PNG folders, --option misuse, the output's record."""
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap

@@ -2,7 +2,6 @@
 propagate() holds, a re-run after cancel() fine-tunes again, a tuning stopped by its event serves
 both passes, and threads keep the engine's float32 and give the caller's random state back."""
 import threading
-import warnings
 
 import numpy as np
 import pytest

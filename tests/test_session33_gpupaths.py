@@ -1,8 +1,6 @@
 """GPU-only paths checked without a GPU (session 33 audit): bench on cuda:N, COSNet P cached, fine-tuning in fp32."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 

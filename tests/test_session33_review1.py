@@ -2,7 +2,6 @@
 kept frames of stopped runs, COSNet's projection under inference mode."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest

@@ -464,8 +464,8 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
                 frames = session.propagate(direction, start=start)
             except NothingToPropagate as nothing:
                 if len(session.source) <= 1:  # no direction helps
-                    raise ValueError(f"nothing to propagate: the video has a single frame; give a time-lapse "
-                                     f"(a stack with axes T, Y, X[, C])") from None
+                    raise ValueError("nothing to propagate: the video has a single frame; give a time-lapse "
+                                     "(a stack with axes T, Y, X[, C])") from None
                 raise ValueError(f"{nothing}: give --direction both (or forward/backward towards the other frames)") \
                     from None
         with _progress("propagating", session.planned_frames) as update:  # SIGTERM is Ctrl+C here (main)
