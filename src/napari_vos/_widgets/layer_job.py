@@ -365,13 +365,30 @@ def uncalibrated_file_note(image: "Image") -> str:
             "propagating")
 
 
+def multiscale_labels_problem(labels: "Labels", shapes: Sequence[tuple[int, int, int] | None],
+                              image: str = "the image") -> str:
+    """Why a multiscale labels layer (an OME-Zarr label image) is refused, with the line that adds its
+    level matching ``image`` (its levels' ``shapes``) as a plain labels layer, or saying none matches."""
+    levels = [tuple(int(n) for n in shape) for shape in labels.level_shapes]
+    head = (f"labels layer {labels.name!r} is multiscale ({len(levels)} levels: "
+            f"{', '.join(str(shape) for shape in levels)}), but the annotation must be a plain labels layer")
+    match = next((k for k, shape in enumerate(levels) if level_for_labels(shape, shapes) is not None), None)
+    if match is None:
+        options = " or ".join(f"{s} / {s[1:]}" for s in shapes if s is not None)
+        return f"{head}, and none of its levels matches {image}: (T, Y, X) or one frame (Y, X) = {options}"
+    scale = level_scale(labels.scale, levels[0], levels[match])
+    placed = f", scale=({', '.join(f'{v:g}' for v in scale)})" if any(v != 1 for v in scale) else ""
+    return (f"{head}: add its level {match} {levels[match]}, which matches {image}, as one with "
+            f"viewer.add_labels(np.asarray(viewer.layers[{labels.name!r}].data[{match}]){placed}) and pick that layer")
+
+
 def labels_level(image: "Image", labels: "Labels") -> int:
     """The level of ``image`` that the labels layer matches, (T, Y, X) or one frame (Y, X); a
     ValueError naming the shapes that would match when none does."""
     _, shapes = image_levels(image)
     _check_video(image, shapes)
     if labels.multiscale:
-        raise ValueError(f"labels layer {labels.name!r} is multiscale; use a plain labels layer")
+        raise ValueError(multiscale_labels_problem(labels, shapes, f"image {image.name!r}"))
     level = level_for_labels(tuple(labels.data.shape), shapes)
     if level is None:
         options = " or ".join(f"{s} / {s[1:]}" for s in shapes if s is not None)
@@ -400,9 +417,9 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     the painted frame nearest to it whose run reaches ``frame`` (forward: at or before it;
     backward: at or after it; the note says so); without, only ``frame`` is used.
     """
-    shape = tuple(labels.data.shape)
     if labels.multiscale:
-        raise ValueError(f"labels layer {labels.name!r} is multiscale; use a plain labels layer")
+        raise ValueError(multiscale_labels_problem(labels, [(n_frames, *frame_shape)]))
+    shape = tuple(labels.data.shape)
     if shape == tuple(frame_shape):
         f = 0 if frame is None else frame
         if not 0 <= f < n_frames:
@@ -558,6 +575,9 @@ class LayerJob:
         self.frames_computed = 0  # shown frames the method segmented (not annotations)
         self.lowest_shown: int | None = None  # the lowest frame index shown: has a both-way run gone backward?
         self.error: BaseException | None = None  # set by a runner that caught the engine's error
+        # the output layer's array was replaced mid-run (layer.data = ...; set by the widget, which stops
+        # the run): the frames no longer go there, and the layer, holding the user's array, is kept
+        self.output_replaced = False
         self._cancel = False
         if self.start is None:  # the engine's default start
             if self.annotations:
@@ -579,6 +599,7 @@ class LayerJob:
             refusal = f"nothing to propagate: {where}; pick another direction or start frame"
             raise ValueError(f"{self.note}; {refusal}" if self.note else refusal)
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
+        self._stale_maps: set[tuple[str, int]] = set()  # map layers written since the last redraw()
         # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32
         top = max((int(a.max()) for a in self.annotations.values()), default=0)
         # frames this run does not reach (forward: those before the start; backward: those after it)
@@ -738,11 +759,12 @@ class LayerJob:
         return self.output not in self.viewer.layers
 
     # -- GUI side ------------------------------------------------------------------------
-    def show(self, frame: "FrameResult") -> None:
-        """Write one finished frame (and its maps) into the output layers and redraw them."""
+    def show(self, frame: "FrameResult", redraw: bool = True) -> None:
+        """Write one finished frame (and its maps) into the output layers and, with ``redraw``,
+        redraw them; without, they are redrawn by a later `redraw()` (the widget spaces the redraws
+        in 3D view, where napari re-slices and uploads the whole (T, Y, X) volume each time)."""
         self.output.data[frame.index] = frame.labels
         self._checksums[frame.index] = frame_checksum(self.output.data[frame.index])
-        self.output.refresh()
         for name, value in frame.maps.items():
             if value.shape[0] > MAX_MAP_LAYERS:  # many objects: one layer, objects on its first axis
                 self._show_map(name, None, value, frame.index)
@@ -752,6 +774,18 @@ class LayerJob:
         self.frames_shown += 1
         self.frames_computed += not frame.annotated
         self.lowest_shown = frame.index if self.lowest_shown is None else min(self.lowest_shown, frame.index)
+        if redraw:
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Show what the frames written since the last redraw put in the output and map layers."""
+        self.output.refresh()
+        stale, self._stale_maps = self._stale_maps, set()
+        for key in stale:
+            layer = self.map_layers.get(key)
+            if layer is not None and layer in self.viewer.layers:
+                layer.contrast_limits = self._contrast(key)
+                layer.refresh()
 
     def unreached_backward(self) -> str:
         """For a both-way run that stopped before its backward half: the sentence saying so, else ''."""
@@ -785,8 +819,7 @@ class LayerJob:
         lo, hi = self._ranges.get(key, (vmin, vmax))
         self._ranges[key] = (min(lo, vmin), max(hi, vmax))
         if layer is not None:
-            layer.contrast_limits = self._contrast(key)
-            layer.refresh()
+            self._stale_maps.add(key)  # its contrast and pixels are updated by redraw()
         elif not self.defer_map_layers:  # a new map's layer comes at once, holding this frame
             self._add_map_layer(key)
 
@@ -873,9 +906,10 @@ class LayerJob:
     def add_next_map_layer(self) -> bool:
         """Add the first map still waiting for its layer; True while more wait. The widget calls it
         once per event-loop turn, so the viewer redraws and takes clicks between two layers."""
-        if self._pending_maps and not self.output_removed:
+        lost = self.output_removed or self.output_replaced
+        if self._pending_maps and not lost:
             self._add_map_layer(next(iter(self._pending_maps)))
-        return bool(self._pending_maps) and not self.output_removed
+        return bool(self._pending_maps) and not lost
 
     def finish(self, error: BaseException | None = None) -> "Result | None":
         """Store provenance in the output layers' metadata (with ``error``, the message of the error
@@ -906,7 +940,7 @@ class LayerJob:
             prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
         self.output.metadata[CHECKSUMS] = checksum_record(self.output.data.dtype, self._checksums, self.n_frames)
-        self.output.refresh()
+        self.redraw()  # the frames whose redraw was left for later (3D view) too
         for layer in self._maps_in_viewer():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}
         return result
@@ -921,6 +955,11 @@ class LayerJob:
         sizes = ", ".join(f"{name} ({need / 2**30:.1f} GiB)" for name, need in self.maps_not_shown.items())
         return (f"map(s) not shown, more than half the free memory for {self.n_frames} frames: {sizes}; "
                 "`napari-vos propagate --maps DIR` or Session(maps_out=...) writes them to disk")
+
+    def disown(self) -> None:
+        """The output layer holds the user's array now (its data was replaced mid-run): no longer marked
+        as a run's output, so it is offered and read as any labels layer."""
+        self.output.metadata.pop("napari_vos_output", None)
 
     def discard(self) -> None:
         """Remove the output layers (used when the run failed before the method segmented a frame)."""

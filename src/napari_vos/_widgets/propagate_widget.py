@@ -40,6 +40,7 @@ from napari_vos._widgets.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
                                            is_output, is_unfinished_output, labels_level, video_problem)
 from napari_vos._widgets.options import parse_options
+from napari_vos._widgets.redraw_pacer import RedrawPacer
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
 from napari_vos.nn.precision import PRECISIONS
@@ -169,6 +170,7 @@ class PropagateWidget(QWidget):
         self._map_timer.setSingleShot(True)
         self._map_timer.setInterval(0)
         self._map_timer.timeout.connect(self._add_next_map_layer)
+        self._pacer = RedrawPacer()  # how often a run redraws its layers (spaced out in 3D view)
         # after a run that ended before its map layers were all added: one per turn, then the run's end
         self._tail_timer = QTimer(self)
         self._tail_timer.setSingleShot(True)
@@ -370,17 +372,28 @@ class PropagateWidget(QWidget):
         self._listening = on
         events = self.viewer.layers.events
         pairs = [(events.inserted, self._refresh_layers), (events.removed, self._refresh_layers),
-                 (events.moved, self._refresh_layers), (events.inserted, self._watch_name),
+                 (events.moved, self._refresh_layers), (events.inserted, self._watch_layer),
                  (self.viewer.dims.events.current_step, self._follow_slider)]
         pairs += [(layer.events.name, self._refresh_layers) for layer in self.viewer.layers]
+        pairs += [(layer.events.data, self._layer_data_changed) for layer in self.viewer.layers]
         for signal, slot in pairs:
             if on:
                 signal.connect(slot)
             else:
                 signal.disconnect(slot)
 
-    def _watch_name(self, event: Any) -> None:
+    def _watch_layer(self, event: Any) -> None:
+        """Follow a new layer's name and its array (`layer.data = ...`, as a reader does on a scene switch)."""
         event.value.events.name.connect(self._refresh_layers)
+        event.value.events.data.connect(self._layer_data_changed)
+
+    def _layer_data_changed(self, event: Any) -> None:
+        """A layer's array was replaced: the annotated frame's range and the mismatch line follow the
+        new data; for the picked image, the annotated frame follows the slider again, as for a new image."""
+        image = self._layer(self.image_combo, Image)
+        if image is not None and image == event.source:  # (a proxy on the left: see _refresh_channels)
+            self._frame_image = None
+        self._selection_changed()
 
     def _refresh_layers(self, event: Any = None) -> None:
         """Refill the layer choices, keeping the user's picks (by layer, so a renamed layer stays
@@ -455,11 +468,8 @@ class PropagateWidget(QWidget):
 
     def _selection_changed(self, *_: Any) -> None:
         """New image: frame range and slider position; say at once when the layers do not match."""
-        image = self._layer(self.image_combo, Image)
-        if image is not None and image.data.ndim >= 3:
-            self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
-            self._follow_slider()
-        self._refresh_channels(image)
+        self._follow_slider()
+        self._refresh_channels(self._layer(self.image_combo, Image))
         self._show_mismatch()
 
     def _show_mismatch(self) -> None:
@@ -541,18 +551,24 @@ class PropagateWidget(QWidget):
             return "add an image layer and a labels layer with the objects painted on one frame"
         try:
             labels_level(image, labels)
-        except ValueError:
+        except ValueError as err:
+            if labels.multiscale:  # the reason is not the shape (level 0 may well fit): say it, with the recipe
+                return str(err)
             shapes = [s for s in image_levels(image)[1] if s is not None] or [tuple(image.data.shape)]
             return (f"labels {labels.name!r} {tuple(labels.data.shape)} do not match image {image.name!r} "
                     f"{' or '.join(str(s) for s in shapes)}")
         return ""
 
     def _follow_slider(self, event: Any = None) -> None:
+        """The annotated frame's range is the picked image's frames, and the box shows the frame under
+        the time slider when the slider or the image has changed (a typed frame stays otherwise)."""
         if self.worker is not None:  # locked with the other choices: it shows the frame the run started from
             return
         image = self._layer(self.image_combo, Image)
         if image is None or image.data.ndim < 3:
             return
+        # set before the frame, from the array the layer holds now, so the box never clips the slider's frame
+        self.frame_spin.setMaximum(int(image.data.shape[0]) - 1)
         frame = current_frame(self.viewer, image)
         # != : docked through the manifest, the widget sees napari's layer proxies, equal to their layer
         if image != self._frame_image or frame != self._slider_frame:
@@ -677,6 +693,8 @@ class PropagateWidget(QWidget):
         # the run writes every frame it reaches (from the worker thread too): a stroke on a frame not
         # reached yet would be overwritten, and its undo would later punch a hole in the result
         self.job.output.editable = False
+        self._watch_output(self.job, True)
+        self._pacer = RedrawPacer()
         self.advice_button.setEnabled(False)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
                                     _connect={"yielded": self._on_frame, "errored": self._on_error,
@@ -726,6 +744,34 @@ class PropagateWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self._say("cancelling…")
 
+    def _watch_output(self, job: LayerJob, on: bool) -> None:
+        """While the run goes on, notice its output's array being replaced (`layer.data = ...` from the
+        console) and keep the output locked: napari's data setter makes the layer paintable again."""
+        for signal, slot in ((job.output.events.data, self._output_data_replaced),
+                             (job.output.events.editable, self._keep_output_locked)):
+            if on:
+                signal.connect(slot)
+            else:
+                signal.disconnect(slot)
+
+    def _output_data_replaced(self, event: Any = None) -> None:
+        """The output's array was replaced mid-run: its frames can no longer go there; stop the run,
+        keeping the layer with the user's array."""
+        job = self.job
+        if job is None or job.output_replaced:
+            return
+        job.output_replaced = True
+        if not job.cancelled:
+            self.cancel()
+        self._say(f"stopping: the data of {job.output.name!r} was replaced while the run was filling it; "
+                  "the layer keeps the new data")
+
+    def _keep_output_locked(self, event: Any = None) -> None:
+        """Lock the output again while the run goes on (napari unlocks it when its data is replaced)."""
+        job = self.job
+        if job is not None and job.output.editable:
+            job.output.editable = False
+
     def _stop_on_close(self) -> None:
         """The widget (or the viewer) went away mid-run: stop the engine instead of running on unseen.
 
@@ -753,12 +799,12 @@ class PropagateWidget(QWidget):
         job = self.job
         if job is None:
             return
-        if job.output_removed:  # the user deleted the output layer: nowhere left to show the frames
+        if job.output_removed or job.output_replaced:  # the user deleted it or replaced its array
             if not job.cancelled:
                 self.cancel()
             return
         try:
-            job.show(frame)
+            self._show(job, frame)
         except Exception as err:  # noqa: BLE001 - e.g. the output layer was deleted meanwhile
             self._error = err
             self.cancel()
@@ -773,6 +819,15 @@ class PropagateWidget(QWidget):
             self._say(f"{job.method}: frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}"
                       + (f"; {job.note}" if job.note else ""))
 
+    def _show(self, job: LayerJob, frame: Any) -> None:
+        """Write a finished frame into the layers, redrawing them at every frame in 2D view and at the
+        pace `RedrawPacer` sets in 3D (the run's end redraws what is left: `LayerJob.finish`)."""
+        redraw = self._pacer.due(volume=self.viewer.dims.ndisplay == 3)
+        job.show(frame, redraw=redraw)
+        if redraw:
+            self._pacer.started()
+            QTimer.singleShot(0, self._pacer.settled)  # runs once napari has drawn the result
+
     def _add_next_map_layer(self) -> None:
         """One map layer per event-loop turn (napari takes 0.1-0.3 s per layer): the viewer redraws
         and takes clicks between two, instead of freezing while the first frame adds up to 8 per map.
@@ -785,7 +840,8 @@ class PropagateWidget(QWidget):
         following one (all at once froze the viewer for seconds: 29 OSVOS-AT attention layers,
         3.4 s), the run's controls still locked; with none left, the run ends as usual."""
         job = self.job
-        if job is not None and job.frames_computed and not self._closed_mid_run and job.add_next_map_layer():
+        if job is not None and job.frames_computed and not self._closed_mid_run and not job.output_replaced \
+                and job.add_next_map_layer():
             self._say(f"adding map layers: {job.pending_map_layers} to go")
             self._tail_timer.start()
             return
@@ -811,15 +867,15 @@ class PropagateWidget(QWidget):
         self._follow_slider()  # to the frame in view if the slider moved during the run
         if job is None:
             return
+        self._watch_output(job, False)
         if not job.output_removed:
             job.output.editable = True
         self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
         self.progress.setValue(job.frames_shown)
         self._error = self._error or job.error
         try:
-            if job.output_removed:
-                job.discard()  # its map layers too
-                stopped = f"the output layer was removed ({job.frames_shown} of {job.total} frames done)"
+            stopped = self._output_lost(job)
+            if stopped:
                 if self._error is not None:
                     self._report(self._error, kept=stopped)
                 else:
@@ -870,6 +926,20 @@ class PropagateWidget(QWidget):
             self._refresh_layers()  # the output now sorts with the outputs
             if self._showing_mismatch and said:  # an input layer went away mid-run: keep the run's line too
                 self.status.setText(f"{said}; now: {self.status.text()}")
+
+    def _output_lost(self, job: LayerJob) -> str:
+        """For a run whose output the user deleted or gave another array: tidy up and say what
+        happened; "" for a run whose output is its own. A replaced array is the user's: never removed."""
+        done = f"{job.frames_shown} of {job.total} frames done"
+        if job.output_removed:
+            job.discard()  # its map layers too
+            return f"the output layer was removed ({done})"
+        if job.output_replaced:
+            job.disown()
+            job.redraw()  # the map layers' last frames
+            return (f"the data of {job.output.name!r} was replaced while the run was filling it ({done}); the layer "
+                    "keeps the new data and no provenance: press Propagate again for a new output")
+        return ""
 
     def _report(self, err: BaseException, kept: str = "") -> None:
         from napari_vos.weights import CheckpointError
