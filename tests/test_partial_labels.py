@@ -97,7 +97,7 @@ def test_when_the_output_cannot_be_written_the_partial_file_keeps_the_labels(tmp
     labels = tifffile.imread(kept)
     assert labels.shape == square_video[1].shape and all(labels[t].any() for t in range(len(labels)))
     record = read_tiff_provenance(kept)
-    assert record["method"] == "flow" and "complete" not in record  # the final record, not the unfinished one
+    assert record["method"] == "flow" and record["complete"] is True  # the final record, not the unfinished one
 
 
 _KILLED_RUN = textwrap.dedent("""

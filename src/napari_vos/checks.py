@@ -129,3 +129,15 @@ def frame_ranges(frames: Sequence[int]) -> str:
         else:
             runs.append([f, f])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def frames_in_ranges(text: str) -> list[int]:
+    """The frame numbers `frame_ranges` wrote ("0-3, 7-9" -> [0, 1, 2, 3, 7, 8, 9]); a ValueError for
+    text that is not such ranges (a killed run's "unknown: ...")."""
+    frames: list[int] = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        first, _, last = part.partition("-")
+        if not first.strip().isdigit() or (last and not last.strip().isdigit()):
+            raise ValueError(f"not frame ranges such as '0-3, 7': {text!r}")
+        frames.extend(range(int(first), int(last or first) + 1))
+    return frames

@@ -25,7 +25,11 @@ from napari_vos.data.damaged_files import reading
 @contextmanager
 def _progress(desc: str, total: int) -> Iterator[Callable[[int, int], None]]:
     """A frame progress bar on stderr, yielding the engine's ``progress`` callback; the bar is
-    closed on the way out, also on an error, so the error message starts on a clean line."""
+    closed on the way out, also on an error, so the error message starts on a clean line. Where
+    stderr is no terminal (a log file, a batch job), plain lines instead (`_ProgressLines`)."""
+    if not _is_terminal(sys.stderr):
+        yield _ProgressLines(desc, total)
+        return
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
@@ -36,7 +40,63 @@ def _progress(desc: str, total: int) -> Iterator[Callable[[int, int], None]]:
     try:
         yield update
     finally:
-        bar.close()
+        try:
+            bar.close()
+        except OSError:  # the terminal is gone (a hang-up): the run's stop is what matters, not the bar
+            pass
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is an interactive terminal (a closed or odd stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class _ProgressLines:
+    """The progress of a run whose stderr is a file: one line every 5 % of the frames (and at least
+    every 10 minutes), as a log keeps them, not a bar's carriage-return updates (one line of
+    megabytes over a day-long run)."""
+
+    STEP_PERCENT = 5
+    MAX_SILENT_SECONDS = 600.0
+
+    def __init__(self, desc: str, total: int) -> None:
+        import time
+
+        self.desc, self.total = desc, max(total, 1)
+        self.started = self.said_at = time.monotonic()
+        self.said_percent = 0
+
+    def __call__(self, done: int, _total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        percent = 100 * done // self.total
+        if percent < self.said_percent + self.STEP_PERCENT and now - self.said_at < self.MAX_SILENT_SECONDS \
+                and done < self.total:
+            return
+        self.said_percent, self.said_at = percent - percent % self.STEP_PERCENT, now
+        _say(f"{self.desc}: {done}/{self.total} frames ({percent} %){self._pace(done, now - self.started)}")
+
+    def _pace(self, done: int, seconds: float) -> str:
+        """", 12.3 frames/s, about 0:19:05 left" once a frame is done."""
+        from tqdm import tqdm
+
+        if done <= 0 or seconds <= 0:
+            return ""
+        rate = done / seconds
+        return f", {rate:.2f} frames/s, about {tqdm.format_interval((self.total - done) / rate)} left"
+
+
+def _say(text: str) -> None:
+    """A line on stderr that cannot end the run: after a hang-up the terminal is gone and writing
+    to it fails (EIO), while the labels are already written."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
@@ -256,9 +316,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
     """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
-    from napari_vos.checks import unreached_frames
     from napari_vos.data.label_types import check_id_range, largest_id, painted_frames
-    from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_png_labels, write_tiff_labels
+    from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_tiff_labels
     from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
 
@@ -321,15 +380,15 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                          "both every frame is propagated: add --direction forward (the frames before --frame are "
                          "kept) or backward")
     if keep and args.frame not in (painted or []):
-        raise ValueError(f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted; give the corrected "
-                         "frame as --frame")
+        raise ValueError(_not_painted_message(args, painted or []))
+    recovered = _stopped_run_annotations(args, labels, painted or []) if keep else {}
     partial = PartialLabels(args.output, (source.n_frames, *source.frame_shape), max(top, 1), calibration,
                             {"method": args.method})
     map_files = None
     try:
         if keep:  # the stack's frames first: the run overwrites those it reaches, the others stay (an earlier output)
             for t in range(len(labels)):
-                frame = np.asarray(labels[t])
+                frame = recovered[t] if t in recovered else np.asarray(labels[t])
                 # copied as they are: ids the output cannot hold are refused (-3 became 65533 in uint16)
                 check_id_range(frame.min(), frame.max(), f"frame {t} of {args.labels} (--keep-other-frames copies it)")
                 partial.labels[t] = frame
@@ -337,7 +396,12 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                                            method=args.method, frame=args.frame,
                                            device=args.device, checkpoint=args.checkpoint, maps=bool(args.maps),
                                            out=partial.labels, painted=None if keep else painted, **options)
-        partial.describe(session.result().provenance())
+        for t, frame in recovered.items():  # a stopped run's later paintings stay annotations, as in that run
+            session.annotate(t, frame)
+        # what a killed run's file must say for the next run to tell how to go on from it
+        partial.describe({**session.result().provenance(), **_inputs_record(args), "direction": args.direction,
+                          "start_frame": _first_frame(session, args.direction, start),
+                          **({"labels_stack_copied": True} if keep else {})})
         if session.annotations:  # advice from the first painted frame, as the session holds it (not read again)
             from napari_vos.advice import method_advice
 
@@ -353,65 +417,47 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         partial.remove()
         raise
     result = session.result()
-    provenance = result.provenance()
-    # what a file must say to be traced back: its inputs, and which frames were segmented from where
-    provenance.update(inputs={"video": str(Path(args.video).resolve()),
-                              "labels": None if args.labels is None else str(Path(args.labels).resolve()),
-                              **({"z": args.z} if args.z is not None else {})},
-                      direction=args.direction, start_frame=finished[0] if finished else None,
-                      frames_segmented=frame_ranges(finished))
-    if keep:  # as the widget records them: the frames copied from the labels stack, "0-1" as frames_segmented
-        copied = unreached_frames(args.direction, args.frame, len(labels))
-        if copied:  # none (a forward run from frame 0): no entry, as the widget writes none
-            provenance["frames_kept_from_labels"] = frame_ranges(copied)
-        unreached = sorted(set(range(len(labels))) - set(copied) - set(finished))
-        if unreached:  # stopped: the frames it never reached hold the labels stack's too
-            provenance["frames_not_reached_kept_from_labels"] = frame_ranges(unreached)
-    if stop is not None:  # what is done is written, and the record says which frames it holds
-        provenance.update(complete=False,
-                          stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
-    partial.close(provenance)
-    maps = map_files.close(provenance) if map_files is not None else []
+    planned = session.planned_frames
+    provenance = _run_record(args, result.provenance(), finished, stop, len(labels) if keep else None)
     written_to = stopped_path(Path(args.output)) if stop is not None and earlier_output else Path(args.output)
     try:
+        partial.close(provenance)
+        maps = map_files.close(provenance) if map_files is not None else []
         if to_tiff or written_to != Path(args.output):
             write_tiff_labels(written_to, result.labels, calibration=calibration, provenance=provenance,
                               max_id=max([top, *result.object_ids]))  # what it holds: no pass over it to find out
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
-            from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD
-
-            # an earlier run's record must not describe a mix of its frames and this run's if writing stops
-            # part-way: the folder says it is being rewritten (and stays a napari-vos output for a rerun)
-            (Path(args.output) / OLD_PNG_RECORD).unlink(missing_ok=True)
-            if earlier_pngs:
-                (Path(args.output) / PNG_RECORD).write_text(json.dumps(
-                    {**provenance, "complete": False, "frames_segmented": "being rewritten"}, indent=2) + "\n")
-            written = set(write_png_labels(args.output, result.labels))
-            for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's
-                if stale not in written:
-                    stale.unlink(missing_ok=True)
-            (Path(args.output) / PNG_RECORD).write_text(json.dumps(provenance, indent=2) + "\n")
+            _write_png_output(Path(args.output), result.labels, provenance, earlier_pngs)
+    except KeyboardInterrupt:  # a second Ctrl+C, or a Ctrl+C or `kill` while the output is written
+        partial.release()
+        _say(f"napari-vos propagate: interrupted while writing {written_to}; the finished frames "
+             f"({frame_ranges(finished)}) are kept in {partial.path}: rename it to {written_to.name} to use it, or "
+             "delete it to run again")
+        return 130
     except BaseException:
         partial.release()
-        print(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)", file=sys.stderr)
+        _say(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)")
         raise
+    continuable = isinstance(stop, KeyboardInterrupt) and labels is not None and written_to.suffix.lower() in (
+        ".tif", ".tiff")  # a PNG folder cannot be given back as labels
+    continuing = _continue_hint(args, result.labels, finished, written_to) if continuable else ""
     labels_shape = tuple(result.labels.shape)
     # Windows deletes no memory-mapped file: every view of the partial file goes before it is removed
     result.labels = partial.labels = None
     session.labels = None
     del session
     if not partial.remove():
-        print(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
-              f"labels as {args.output}, and the next run to {args.output} removes it", file=sys.stderr)
+        _say(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
+             f"labels as {args.output}, and the next run to {args.output} removes it")
     if stop is not None:
         kept = ""
         if written_to != Path(args.output):
             kept = (f"; {args.output} from an earlier run is kept as it was" +
                     (" (the --maps files are this run's)" if maps else ""))
         others = "the others as the labels stack has them" if keep else "the others empty"
-        print(f"stopped after {len(finished)} of {len(video)} frames; wrote the finished ones (frames "
-              f"{frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
-              f", {others}{kept}", file=sys.stderr)
+        _say(f"stopped after {len(finished)} of {planned} frames; wrote the finished ones (frames "
+             f"{frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
+             f", {others}{kept}{continuing}")
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise stop
@@ -430,6 +476,158 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         if others:
             print(f"note: {args.maps} also holds {', '.join(others)} from an earlier run", file=sys.stderr)
     return 0
+
+
+def _first_frame(session: Any, direction: str, start: int | None) -> int | None:
+    """The frame a run starts from: ``start``, or the Session's default (its earliest annotation, the
+    latest going backward; None for a zero-shot run, which starts at an end)."""
+    if start is not None or not session.annotations:
+        return start
+    return max(session.annotations) if direction == "backward" else min(session.annotations)
+
+
+def _inputs_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The record's ``inputs``: the video's and the labels' full paths (and --z), to trace a file back."""
+    return {"inputs": {"video": str(Path(args.video).resolve()),
+                       "labels": None if args.labels is None else str(Path(args.labels).resolve()),
+                       **({"z": args.z} if args.z is not None else {})}}
+
+
+def _run_record(args: argparse.Namespace, provenance: dict[str, Any], finished: list[int],
+                stop: BaseException | None, kept_stack_frames: int | None) -> dict[str, Any]:
+    """The record a run's output carries: the Session's, its inputs, which frames were segmented
+    from where, what stopped it; with --keep-other-frames (``kept_stack_frames``: the stack's
+    length) also the frames copied from the labels stack, as the widget records them."""
+    from napari_vos.checks import unreached_frames
+
+    # what a file must say to be traced back: its inputs, and which frames were segmented from where
+    provenance.update(**_inputs_record(args), direction=args.direction,
+                      start_frame=finished[0] if finished else None, frames_segmented=frame_ranges(finished))
+    if kept_stack_frames is not None:  # "0-1" as frames_segmented
+        copied = unreached_frames(args.direction, args.frame, kept_stack_frames)
+        if copied:  # none (a forward run from frame 0): no entry, as the widget writes none
+            provenance["frames_kept_from_labels"] = frame_ranges(copied)
+        unreached = sorted(set(range(kept_stack_frames)) - set(copied) - set(finished))
+        if unreached:  # stopped: the frames it never reached hold the labels stack's too
+            provenance["frames_not_reached_kept_from_labels"] = frame_ranges(unreached)
+    if stop is not None:  # what is done is written, and the record says which frames it holds
+        provenance.update(complete=False,
+                          stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
+    return provenance
+
+
+def _write_png_output(folder: Path, labels: Any, provenance: dict[str, Any], earlier_pngs: list[Path]) -> None:
+    """The labels as a folder of palette PNGs, 00000.png ... (DAVIS results layout), with the record
+    beside them; an earlier output's frames this one has not are removed."""
+    from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD, write_png_labels
+
+    # an earlier run's record must not describe a mix of its frames and this run's if writing stops
+    # part-way: the folder says it is being rewritten (and stays a napari-vos output for a rerun)
+    (folder / OLD_PNG_RECORD).unlink(missing_ok=True)
+    if earlier_pngs:
+        (folder / PNG_RECORD).write_text(json.dumps(
+            {**provenance, "complete": False, "frames_segmented": "being rewritten"}, indent=2) + "\n")
+    written = set(write_png_labels(folder, labels))
+    for stale in earlier_pngs:  # an earlier, longer output's frames would be read as this run's
+        if stale not in written:
+            stale.unlink(missing_ok=True)
+    (folder / PNG_RECORD).write_text(json.dumps(provenance, indent=2) + "\n")
+
+
+def _continue_hint(args: argparse.Namespace, labels: Any, finished: list[int], written_to: Path) -> str:
+    """The end of the stop message: the command(s) that continue the run from its last finished
+    frame that holds labels, into ``<stopped>.continued.tif``; "" when nothing is left to do."""
+    from napari_vos.continuing import continue_commands, continue_steps, last_labelled
+
+    last = last_labelled(labels, finished)
+    if last is None:  # every finished frame is empty: nothing to continue from
+        return "; none of the finished frames holds labels, so there is nothing to continue from"
+    steps = continue_steps(args.direction, finished[0], last, len(labels))
+    if not steps:
+        return ""
+    commands = continue_commands(args.video, written_to, steps, written_to.with_name(f"{written_to.stem}.continued.tif"),
+                                 _run_options(args))
+    return "; to continue from its last frame with labels, run: " + " and then ".join(commands)
+
+
+def _run_options(args: argparse.Namespace) -> list[str]:
+    """The options of this `propagate` run that a continuation repeats (the method and what sets its
+    labels: checkpoint, device, sizes, channels, plane, method options), as command-line words."""
+    given = [("--method", args.method), ("--checkpoint", args.checkpoint),
+             ("--device", None if args.device == "auto" else args.device), ("--max-side", args.max_side),
+             ("--min-side", args.min_side), ("--channels", args.channels), ("--z", args.z),
+             ("--precision", None if getattr(args, "precision", "auto") == "auto" else args.precision)]
+    words = [w for flag, value in given if value is not None for w in (flag, str(value))]
+    words += ["--memmap"] if getattr(args, "memmap", False) else []
+    return words + [w for pair in (args.option or []) for w in ("--option", pair)]
+
+
+def _not_painted_message(args: argparse.Namespace, painted: list[int]) -> str:
+    """Why --keep-other-frames refuses an empty --frame, naming the nearest painted frame on the side
+    the run comes from (a stopped run's last frames may be empty: its object was lost or left)."""
+    before = [t for t in painted if t < args.frame] if args.direction == "forward" else \
+        [t for t in painted if t > args.frame]
+    text = f"--keep-other-frames: frame {args.frame} of {args.labels} is not painted (it is empty)"
+    if before:
+        nearest = max(before) if args.direction == "forward" else min(before)
+        return (f"{text}; the nearest painted frame {'before' if args.direction == 'forward' else 'after'} it is "
+                f"{nearest}: give --frame {nearest} to go on {args.direction} from there, or give the corrected "
+                "frame as --frame")
+    return f"{text}; give the corrected frame as --frame"
+
+
+def _stopped_run_annotations(args: argparse.Namespace, labels: Any, painted: list[int]) -> dict[int, np.ndarray]:
+    """A stopped run's painted frames that it did not reach, when its output is the labels stack of
+    --keep-other-frames: the output does not hold them, so they are read back from the labels file
+    its record names (or from the stack itself, where an earlier continuation kept them), to stay
+    annotations of the continued run as they were of the stopped one. {} for any other stack."""
+    from napari_vos.checks import frames_in_ranges
+    from napari_vos.data.writers import read_tiff_provenance
+
+    if Path(args.labels).suffix.lower() not in (".tif", ".tiff"):
+        return {}
+    try:
+        record = read_tiff_provenance(args.labels) or {}
+    except (OSError, ValueError):
+        return {}
+    if record.get("complete") is not False or not record.get("annotated_frames"):
+        return {}
+    try:
+        reached = set(frames_in_ranges(record.get("frames_segmented", "")))
+    except ValueError:  # a killed run's file: its frames that hold labels are those it reached
+        reached = set(painted)
+    wanted = [int(t) for t in record["annotated_frames"] if int(t) not in reached and int(t) != args.frame
+              and 0 <= int(t) < len(labels)]
+    from_stack = {t: np.asarray(labels[t]) for t in wanted if t in painted}  # kept by an earlier continuation
+    missing = [t for t in wanted if t not in from_stack]
+    recovered = {**from_stack, **_painted_frames_of(record, missing, args.labels, labels.shape)}
+    if recovered:
+        print(f"note: frame(s) {frame_ranges(sorted(recovered))}, painted for the run that wrote {args.labels} but "
+              "not reached by it, are annotations of this run too", file=sys.stderr)
+    return dict(sorted(recovered.items()))
+
+
+def _painted_frames_of(record: dict[str, Any], frames: list[int], stopped: str, shape: tuple[int, ...]
+                       ) -> dict[int, np.ndarray]:
+    """``frames`` of the labels file a stopped run's ``record`` names; a ValueError naming that file
+    when it is gone or is not the stack the run was given."""
+    if not frames:
+        return {}
+    from napari_vos.data.readers import open_tiff_frames
+
+    painting = (record.get("inputs") or {}).get("labels")
+    why = f"{stopped} is a stopped run's output: its painted frame(s) {frame_ranges(frames)}, which it never reached"
+    if not painting or not Path(painting).is_file():
+        raise ValueError(f"{why}, are in its labels file {painting}, which is not there any more; put that file "
+                         "back to continue the run with them")
+    stack = open_tiff_frames(painting, z=(record.get("inputs") or {}).get("z"))
+    try:
+        if tuple(stack.shape[-2:]) != tuple(shape[-2:]) or len(stack) != shape[0]:
+            raise ValueError(f"{why}, should be in its labels file {painting}, which holds a {tuple(stack.shape)} "
+                             f"stack, not one of {tuple(shape)}: put the run's labels file back there")
+        return {t: np.asarray(stack[t]) for t in frames}
+    finally:
+        getattr(stack, "close", lambda: None)()
 
 
 class _FinetuneReport:
@@ -468,7 +666,7 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
                                      "(a stack with axes T, Y, X[, C])") from None
                 raise ValueError(f"{nothing}: give --direction both (or forward/backward towards the other frames)") \
                     from None
-        with _progress("propagating", session.planned_frames) as update:  # SIGTERM is Ctrl+C here (main)
+        with _progress("propagating", session.planned_frames) as update:  # SIGTERM, SIGHUP are Ctrl+C here (main)
             for step in frames:
                 finished.append(step.index)
                 segmented += not step.annotated
@@ -480,20 +678,30 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
     return finished, None
 
 
+#: the signals that end a run as Ctrl+C does: `kill` (a cluster's time limit) and a hang-up (the
+#: terminal or ssh connection of the run closes); Windows has no SIGHUP
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill` (SIGTERM) ends the block as Ctrl+C does, so what is done can be kept; only the main
-    thread can take signals, so elsewhere this does nothing."""
+def _stops_as_interrupt() -> Iterator[None]:
+    """`kill` (SIGTERM) and a hang-up (SIGHUP) end the block as Ctrl+C does, so what is done can be
+    kept; a signal set to be ignored stays ignored (`nohup` ignores SIGHUP so that the run goes
+    on). Only the main thread can take signals, so elsewhere this does nothing."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
+    for number, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(number, _interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def _calibration_kept(calibration: Any, imagej: bool, top_id: int) -> str:
@@ -630,7 +838,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_export(Path(args.export), resuming)
     on_save = _exporter(recipe, args.export, args, out_dir / "last.pt" if resuming else None) if args.export else None
     try:
-        with _sigterm_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
+        with _stops_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
             train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)
     except KeyboardInterrupt:
         state = out_dir / "last.pt"
@@ -984,7 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(build_parser(), argv)
     # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
-    stops = nullcontext() if args.command == "train" else _sigterm_as_interrupt()
+    stops = nullcontext() if args.command == "train" else _stops_as_interrupt()
     try:
         with stops:
             return int(args.func(args) or 0)

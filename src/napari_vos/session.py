@@ -26,8 +26,8 @@ import torch
 from torch.profiler import record_function
 
 from napari_vos import __version__
-from napari_vos.checks import (from_torch, labels_look_like_an_image, not_an_array, objects_missing_at_start, painted_ids,
-                               whole_number)
+from napari_vos.checks import (frame_ranges, from_torch, labels_look_like_an_image, not_an_array,
+                               objects_missing_at_start, painted_ids, whole_number)
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.methods import registry
@@ -111,7 +111,9 @@ class Result:
     later run of the same Session writes into them, so copy them to keep one run's output.
     fps: segmented frames per second, without ``start_seconds`` (building the method, its fit or
     fine-tuning on the annotated frame). options: the working-size rules, the precision and the
-    method options as used.
+    method options as used. complete: whether the last propagation ran to its end (False once it was
+    cancelled, broken off or stopped by an error); frames_segmented: the frames it wrote, so a saved
+    stopped run says which of its frames hold labels.
     """
 
     labels: np.ndarray
@@ -129,6 +131,8 @@ class Result:
     # building the method and its start on the annotated frame (FRTM's first fit, OSVOS-AT's
     # fine-tuning), summed over the passes: the wait before the first frame, not in ``fps``
     start_seconds: float = 0.0
+    complete: bool = False
+    frames_segmented: list[int] = field(default_factory=list)
     version: str = __version__
 
     def __repr__(self) -> str:
@@ -146,6 +150,8 @@ class Result:
                 "options": options, "annotated_frames": self.annotated_frames, "object_ids": self.object_ids,
                 "fps": round(self.fps, 3), "seconds": round(self.seconds, 3), "frames_done": self.frames_done,
                 "start_seconds": round(self.start_seconds, 3), "device": self.device,
+                # a stopped run's file says so, and which frames hold labels ("0-615")
+                "complete": self.complete, "frames_segmented": frame_ranges(self.frames_segmented),
                 # what else decides the last bits of fp32 labels: the torch build and the networks' layout
                 "torch_version": torch.__version__, "channels_last": channels_last_on(self.device),
                 "napari_vos_version": self.version}
@@ -362,6 +368,8 @@ class Session:
         self._seconds = 0.0
         self._start_seconds = 0.0
         self._frames_done = 0
+        self._segmented: list[int] = []  # the frames the last propagation yielded, in its order
+        self._complete = False  # whether the last propagation ran to its end
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
         self._followed_ids: list[int] | None = None  # the start frame's ids of the last annotated run
@@ -773,6 +781,8 @@ class Session:
         # annotation starts from zero rather than adding to the last run's)
         self._seconds = self._start_seconds = 0.0
         self._frames_done = 0
+        self._segmented = []
+        self._complete = False
         self.notes = []
         top = self.source.dark_8bit_top()
         if top is not None:
@@ -797,10 +807,17 @@ class Session:
     def _releasing(self, frames: Iterator[FrameResult], run: int) -> Iterator[FrameResult]:
         """``frames``, then (however the run ends) what only the run read let go: the memo its passes
         shared (a stopped fine-tuning's weights, COSNet's references) and the last decoded chunk row
-        of a dask or zarr stack, which a Session kept after its run (a console's, a notebook's) held."""
+        of a dask or zarr stack, which a Session kept after its run (a console's, a notebook's) held.
+        Notes the frames yielded, and whether the run reached its end (not cancelled, closed or failed)."""
         try:
-            yield from frames
+            for step in frames:
+                if run == self._run:
+                    self._segmented.append(step.index)
+                yield step
+            if run == self._run:  # a cancel stops the passes early: complete only with every planned frame
+                self._complete = len(self._segmented) == self._planned
         finally:
+            frames.close()  # a run broken off: its passes let go of what they hold now, as `yield from` did
             if run == self._run:
                 self._video_memo = {}
                 self.source.release()
@@ -849,7 +866,8 @@ class Session:
                                **({"channels": list(self.source.channels or [0])} if self._channels_given else {}),  # grey: [0]
                                **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
-                      start_seconds=self._start_seconds)
+                      start_seconds=self._start_seconds, complete=self._complete,
+                      frames_segmented=list(self._segmented))
 
 
 class _SharedTorchState:

@@ -55,9 +55,7 @@ class PartialLabels:
             if locked(self.path) or self.path.stat().st_size == 0:  # in use, or being made this moment
                 raise ValueError(f"another napari-vos run is writing {output} now ({self.path} is in use); wait for "
                                  "it to finish or give another output name") from None
-            raise ValueError(f"{self.path} holds the labels of an earlier run that did not write its output (it was "
-                             "killed, or writing the output failed; its record says which frames it holds); move "
-                             "or delete it, then run again") from None
+            raise ValueError(_earlier_run_message(self.path, Path(output))) from None
         try:
             self._lock = lock_handle(claim)  # held while this run lives: a second run writing here is told so
             self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
@@ -68,7 +66,8 @@ class PartialLabels:
             raise
 
     def describe(self, provenance: dict[str, Any]) -> None:
-        """Give the file the run's record (method, checkpoint, options), still marked unfinished."""
+        """Give the file the run's record (method, checkpoint, options; the CLI adds its inputs,
+        direction and start frame, which a killed run's next run reads), still marked unfinished."""
         self.labels.flush()
         record = {k: v for k, v in provenance.items() if k not in _END_ONLY}
         rewrite_tiff_provenance(self.path, {**record, "complete": False, "frames_segmented": UNFINISHED})
@@ -114,3 +113,59 @@ def _is_spare(path: Path) -> bool:
         return bool((read_tiff_provenance(path) or {}).get(SPARE))
     except Exception:  # noqa: BLE001 - unreadable: not known to be spare, so kept
         return False
+
+
+def _earlier_run_message(path: Path, output: Path) -> str:
+    """Why a run to ``output`` does not start over ``path``, an earlier run's partial labels, and
+    what to do: a killed run's frames are found (its record cannot say) and the commands that go on
+    from them given; a run whose output failed to write is a finished answer to rename."""
+    try:
+        record = read_tiff_provenance(path) or {}
+    except (OSError, ValueError):
+        record = {}
+    said = f"{path} holds the labels of an earlier run to {output} that did not write its output"
+    if record.get("frames_segmented") not in (None, UNFINISHED):  # its run ended; writing the output failed
+        what = "all its frames" if record.get("complete", True) else f"frames {record['frames_segmented']}"
+        return (f"{said} (writing it failed), {what}: rename it to {output.name} to use it, or delete it to run "
+                "again")
+    moved = path.with_name(f"{output.stem if output.suffix.lower() in ('.tif', '.tiff') else output.name}.killed.tif")
+    killed = f"{said} (it was killed: SIGKILL, out of memory, a hard time limit)"
+    return killed + _how_to_go_on(path, record, moved, output)
+
+
+def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path) -> str:
+    """The part of `_earlier_run_message` on a killed run's frames: which hold labels, and the
+    command(s) that continue from the one before the last (the last may be half-written)."""
+    import tifffile
+
+    from napari_vos.checks import frame_ranges
+    from napari_vos.continuing import continue_commands, continue_steps, frames_with_labels, last_reached
+
+    try:
+        labelled = frames_with_labels(tifffile.memmap(path, mode="r"))
+    except (OSError, ValueError):
+        return "; move or delete it, then run again"
+    if not labelled:
+        return " before any of its frames held labels: delete it, then run again"
+    held = f"; frames {frame_ranges(labelled)} hold its labels"
+    inputs = record.get("inputs") or {}
+    if record.get("labels_stack_copied") or (record.get("inputs") and not inputs.get("labels")):
+        # begun as a copy of its labels stack, or a zero-shot run: where it got to is not known
+        return f"{held}: move it to keep them, or delete it to run again"
+    direction = record.get("direction") or "forward"
+    start = record.get("start_frame")
+    start = int(start) if start is not None else (max(labelled) if direction == "backward" else min(labelled))
+    last = last_reached(direction, start, labelled)
+    if last != start:  # the frame being written when the run was killed may be half-written: the one before
+        last += -1 if last > start else 1
+    with tifffile.TiffFile(path) as tif:
+        n_frames = len(tif.series[0])
+    steps = continue_steps(direction, start, last, n_frames)
+    if not steps:
+        return f"{held}: move it to keep them, or delete it to run again"
+    method = [w for key in ("method", "checkpoint") if record.get(key) for w in (f"--{key}", str(record[key]))]
+    commands = continue_commands(inputs.get("video") or "VIDEO", moved, steps, output, method)
+    return (f"{held} (the last may be half-written). To go on from frame {last}, move it to {moved.name} and run: "
+            + " and then ".join(commands) + " (with the killed run's other options"
+            + ("" if record.get("direction") else "; --direction backward if it went backward") + ")"
+            + "; or delete it to run again")

@@ -155,10 +155,35 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
         tifffile.imwrite(writing, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
                          imagej=imagej, bigtiff=big, photometric="minisblack", **kwargs)
         os.replace(writing, path)
+    except OSError as err:
+        writing.unlink(missing_ok=True)
+        raise _named_write_error(err, path, None) from None
     except BaseException:
         writing.unlink(missing_ok=True)
         raise
     return path
+
+
+def _size_text(n_bytes: int) -> str:
+    """A file's size as people read it: "0.33 MB", "1.20 GB"."""
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.2f} MB"
+
+
+def _named_write_error(err: OSError, path: Path, size: int | None) -> OSError:
+    """``err`` of writing ``path`` as a sentence that names the file and the cause (the system's
+    "[Errno 27] File too large" names neither): a file size limit (``ulimit -f``, a shared
+    machine's) or a full disk; any other error as it is."""
+    import errno
+
+    needs = f" needs {_size_text(size)}," if size else ""
+    if err.errno == errno.EFBIG:
+        return OSError(err.errno, f"{path}{needs} more than this process may write to one file (a file size limit: "
+                                  "see `ulimit -f`, or ask the machine's administrator); raise the limit, or write "
+                                  "to another machine or file system")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT) and str(path) not in str(err):
+        return OSError(err.errno, f"not enough disk space for {path}" + (f": it takes {size / 1e9:.2f} GB" if size
+                                                                          else "") + f" ({err.strerror})")
+    return err
 
 
 def _reserve_disk(path: Path) -> None:
@@ -201,9 +226,11 @@ def _open_tiff_memmap(path: str | Path, shape: tuple[int, ...], dtype: np.dtype,
         stack = tifffile.memmap(path, shape=shape, dtype=dtype, imagej=imagej and not big, bigtiff=big,
                                 photometric="minisblack", **kwargs)
         _reserve_disk(path)
-    except BaseException:
+    except BaseException as err:
         if made:  # a stub left here would read as an earlier run's partial labels and block the next run
             path.unlink(missing_ok=True)
+        if isinstance(err, OSError):  # a file size limit: the file and its size named, as for a full disk
+            raise _named_write_error(err, path, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize) from None
         raise
     return stack
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_vos.checks import painted_ids
+from napari_vos.checks import frame_ranges, frames_in_ranges, painted_ids
 from napari_vos.data.readers import _files, name_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
-from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, summarise
+from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, evaluated_frames, summarise
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 from napari_vos.data.writers import png_record
 
@@ -331,8 +331,9 @@ def _frame_stems(seq: Sequence) -> list[str]:
     return [f"{t:05d}" for t in range(len(seq))]
 
 
-def _recorded_video(pred: Path) -> str | None:
-    """The video a `napari-vos propagate` output says it came from (its record's inputs), if it says."""
+def _recorded_run(pred: Path) -> dict[str, Any]:
+    """The record of a `napari-vos propagate` output (a labels TIFF's, or a PNG folder's
+    .napari_vos.json); {} for a prediction without one."""
     try:
         record_file = png_record(pred) if pred.is_dir() else None
         if record_file is not None:
@@ -342,11 +343,37 @@ def _recorded_video(pred: Path) -> str | None:
 
             record = read_tiff_provenance(pred) or {}
         else:
-            return None
+            return {}
     except (OSError, ValueError):
-        return None
-    video = (record.get("inputs") or {}).get("video") if isinstance(record, dict) else None
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _recorded_video(pred: Path) -> str | None:
+    """The video a `napari-vos propagate` output says it came from (its record's inputs), if it says."""
+    video = (_recorded_run(pred).get("inputs") or {}).get("video")
     return str(video) if video else None
+
+
+#: a stopped run's record: the frames that hold its labels (segmented, or kept from its labels stack)
+_HELD_KEYS = ("frames_segmented", "frames_kept_from_labels", "frames_not_reached_kept_from_labels")
+
+
+def _stopped_run_frames(pred: Path, n_frames: int) -> tuple[list[int] | None, str] | None:
+    """For a prediction a stopped run wrote (its record says ``complete: false``): the frames that
+    hold its labels (segmented, or kept from its labels stack; None where the record cannot tell, a
+    killed run's) and a sentence saying so. None for a complete run's prediction or one without a record."""
+    record = _recorded_run(pred)
+    if record.get("complete") is not False:
+        return None
+    how = f", stopped by {record['stopped_by']}" if record.get("stopped_by") else ""
+    try:
+        held = sorted({t for key in _HELD_KEYS for t in frames_in_ranges(record.get(key, "")) if 0 <= t < n_frames})
+    except ValueError:
+        return None, (f"{pred} is the output of a run that did not finish{how} (its record does not say which "
+                      "frames it holds): its empty frames count as empty predictions")
+    return held, (f"{pred} is the output of a stopped run (frames {frame_ranges(held) or 'none'} of {n_frames} hold "
+                  f"its labels{how}): only those frames are scored; continue the run to score the whole sequence")
 
 
 def _holds_prediction(path: Path) -> bool:
@@ -432,13 +459,17 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
             if annotation == "none":
                 p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1, gt_root=Path(gt)), seq)
                 _warn_missing(seq, p)
-                report.add(evaluate_foreground(seq.name, seq.masks, p), len(seq), None)
+                held = _held_frames(seq, p, report)
+                report.add(evaluate_foreground(seq.name, seq.masks, p, only=held), len(seq), None)
                 continue
             annotated = first_annotation(seq)
             ids = painted_ids(seq.masks[annotated])
             p = PredictionFolder(_find_prediction(pred_root, seq, single=len(seqs) == 1, gt_root=Path(gt)), seq, objects=ids)
             _warn_missing(seq, p)
-            result = evaluate_sequence(seq.name, seq.masks, p, annotated, seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+            held = _held_frames(seq, p, report)
+            result = evaluate_sequence(seq.name, seq.masks, p, annotated,
+                                       seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc",
+                                       frames=None if held is None else _scored_frames(seq, annotated, held))
             extra = p.unscored_ids(ids)
             if extra:  # said, not silent: the official DAVIS code stops on such ids
                 shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
@@ -447,6 +478,26 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
                               "the annotation's ids; for a zero-shot prediction use annotation 'none')", stacklevel=2)
             report.add(result, len(seq), annotated)
     return report.finish(True)
+
+
+def _held_frames(seq: Sequence, p: PredictionFolder, report: Report) -> set[int] | None:
+    """The frames of a stopped run's prediction that hold its labels, said as a warning and kept in
+    the summary (``stopped_runs``); None for a whole prediction (every frame scored)."""
+    import warnings
+
+    stopped = _stopped_run_frames(p.path, len(seq))
+    if stopped is None:
+        return None
+    held, said = stopped
+    warnings.warn(f"{seq.name}: {said}", stacklevel=3)  # said, not silent: not scored as a complete run
+    report.header.setdefault("stopped_runs", {})[seq.name] = said
+    return None if held is None else set(held)
+
+
+def _scored_frames(seq: Sequence, annotated: int, held: set[int]) -> list[int]:
+    """The frames `evaluate_sequence` scores by default, less those a stopped run never reached."""
+    gt_frames = [t for t in range(len(seq)) if seq.masks[t] is not None]
+    return [t for t in evaluated_frames(len(seq), gt_frames, annotated) if t in held]
 
 
 def _warn_missing(seq: Sequence, p: PredictionFolder) -> None:

@@ -32,12 +32,12 @@ class ForegroundStack:
         return None if frame is None else (np.asarray(frame) > 0).astype(np.int32)
 
 
-def evaluate_foreground(name: str, gt: Any, pred: Any) -> SequenceResult:
+def evaluate_foreground(name: str, gt: Any, pred: Any, only: set[int] | None = None) -> SequenceResult:
     """J/F of ``pred``'s foreground (any id > 0) against the union of ``gt``'s objects, on the GT
     frames but the first and the last.
 
-    gt: frame-indexable, gt[t] an int label image or None; pred: labels (T, Y, X). The result has one
-    object (id 1, "the foreground").
+    gt: frame-indexable, gt[t] an int label image or None; pred: labels (T, Y, X). only: score only
+    these frames (a stopped run's). The result has one object (id 1, "the foreground").
     """
     n = len(pred)
     if hasattr(gt, "__len__") and len(gt) != n:
@@ -46,6 +46,8 @@ def evaluate_foreground(name: str, gt: Any, pred: Any) -> SequenceResult:
     frames = [t for t in range(n) if gt[t] is not None]
     if n >= 3:  # DAVIS 2016: the first and the last frame are not scored
         frames = [t for t in frames if 0 < t < n - 1]
+    if only is not None:
+        frames = [t for t in frames if t in only]
     return evaluate_sequence(name, ForegroundStack(gt), ForegroundStack(pred), annotated=-1, frames=frames,
                              object_ids=[1])
 
