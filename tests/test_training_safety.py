@@ -216,13 +216,16 @@ def test_train_arguments_that_would_do_something_else_are_refused(tmp_path, caps
     assert said in capsys.readouterr().err
 
 
-def test_a_resume_says_init_is_not_used(tmp_path):
+def test_a_resume_says_init_gives_not_the_weights_and_the_run_trains_as_saved(tmp_path):
+    # until session 37 it said "--init X is not used", though --init decided how S2S, RVOS, A-GAME and
+    # COSNet train (batch norm, backbone stages): a resume keeps the saved regime, and says so
     run, said = tmp_path / "run", []
     train(_Recipe(), run, TrainSettings(steps=1), log=QUIET)
     resumed = _Recipe()
     resumed.init_checkpoint = "frtm-resnet18-vos"
     train(resumed, run, TrainSettings(steps=2), resume=True, log=said.append)
-    assert any(m.startswith("--init frtm-resnet18-vos is not used: the run goes on from") for m in said)
+    assert any(m.startswith(f"--init frtm-resnet18-vos: the weights come from {run / 'last.pt'}, not from it, and "
+                            "the run trains as it was saved (2 parameter tensors trained)") for m in said), said
 
 
 @pytest.mark.parametrize("method, size, says", [

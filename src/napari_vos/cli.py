@@ -1135,7 +1135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes drawing training batches (0: in the training process; default: none on the "
                         "CPU, all cores but two, at most 12, with --device cuda)")
     p.add_argument("--lr-drop-at", type=float, default=None,
-                   help="fraction of --steps after which the learning rate drops 10x (default 0.67)")
+                   help="fraction of --steps after which the learning rate drops 10x (default 0.67; a resumed run keeps its "
+                        "saved value, and a drop it has passed stays passed when --steps grows)")
     p.add_argument("--clip-frames", type=int, default=None,
                    help="frames per training clip (agame: default 8, the paper's later stage 14; rvos: default 5)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],

@@ -67,8 +67,7 @@ class AGAMERecipe(VideoMix):
         net = AGAMENetwork(CONFIGS[self.config], backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
             self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint, "agame", "A-GAME")
-        net.trainable_backbone(self.train_backbone_from,
-                               initialised=bool(self.backbone_weights) or bool(self.loaded_from_init))
+        net.trainable_backbone(self.train_backbone_from, initialised=self.starts_from_weights())
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class SequenceBank:
         self.videos: list[tuple[np.ndarray, np.ndarray]] = []
         self.names: list[str] = []
         excluded = set(exclude)
-        for folder in folders:
+        for folder in distinct_folders(folders):
             for seq in open_dataset(folder):
                 if held_out(seq.name, excluded):
                     seq.close()
@@ -63,7 +63,7 @@ class SequenceBank:
                         frames.append(np.round(img * 255).astype(np.uint8))
                         labels.append(resize(seq.masks[i], size, order=0, preserve_range=True,
                                              anti_aliasing=False).astype(np.int32))
-                if len(frames) >= 3:
+                if frames:  # too few for the recipe's clips: `keep_usable` leaves it out, naming it
                     ids = np.stack(labels)
                     # the smallest type for the ids (uint8 for DAVIS): int32 labels were over half the bank's memory
                     self.videos.append((np.stack(frames), ids.astype(label_dtype_for(int(ids.max())))))
@@ -88,11 +88,35 @@ class SequenceBank:
             (kept if len(frames) >= frames_needed and big else dropped).append((name, (frames, labels)))
         if dropped:
             warnings.warn(f"{len(dropped)} of {len(self.videos)} --data sequences cannot give {recipe}'s training "
-                          f"clips ({frames_needed} annotated frames, a target over {min_area:.1%} of a frame a "
+                          f"clips ({_frames(frames_needed)}, a target over {min_area:.1%} of a frame a "
                           f"clip can start from) and are left out: {', '.join(n for n, _ in dropped[:8])}"
                           + (" ..." if len(dropped) > 8 else ""), stacklevel=3)
         self.names = [n for n, _ in kept]
         self.videos = [v for _, v in kept]
+
+
+def _frames(n: int) -> str:
+    """``"1 annotated frame"``, ``"8 annotated frames"``."""
+    return f"{n} annotated frame{'' if n == 1 else 's'}"
+
+
+def distinct_folders(folders: Iterable[str | Path]) -> list[str | Path]:
+    """``folders`` with each folder once (the same one named twice, or by another path to it, would
+    count its sequences twice); a warning names those left out."""
+    import warnings
+
+    seen: dict[Path, str | Path] = {}
+    repeated = []
+    for folder in folders:
+        key = Path(folder).expanduser().resolve()
+        if key in seen:
+            repeated.append(f"{folder} (the same folder as {seen[key]})")
+        else:
+            seen[key] = folder
+    if repeated:
+        warnings.warn(f"--data names a folder more than once; its sequences are loaded once: {', '.join(repeated)}",
+                      stacklevel=3)
+    return list(seen.values())
 
 
 def union_share(labels: np.ndarray) -> float:
@@ -263,8 +287,24 @@ class VideoMix:
 
     def _clip_frames(self) -> int:
         """Annotated frames a video needs to give one of this recipe's clips (the recipes with longer
-        clips say so)."""
+        or shorter clips say so)."""
         return 3
+
+    #: a resumed run's saved answer to `starts_from_weights` (None: not resumed, or saved by an older version)
+    _resumed_from_weights: bool | None = None
+
+    def starts_from_weights(self) -> bool:
+        """Whether the network starts from trained weights (--init, --backbone-weights): then batch norm
+        keeps their statistics (S2S, RVOS) and "auto" trains only the deep backbone stage (A-GAME,
+        COSNet). A resumed run keeps the saved run's answer, whether or not --init is given again."""
+        if self._resumed_from_weights is not None:
+            return self._resumed_from_weights
+        return bool(getattr(self, "init_checkpoint", None) or getattr(self, "backbone_weights", None))
+
+    def resume_regime(self, regime: dict[str, Any]) -> None:
+        """Take a resumed run's saved regime (`loop._regime`) before `build`, so the network trains as it did."""
+        if regime.get("from_weights") is not None:
+            self._resumed_from_weights = bool(regime["from_weights"])
 
     def _object_share(self, labels: np.ndarray) -> float:
         """The share of a frame the recipe's target covers there: its largest object (recipes that
@@ -288,7 +328,7 @@ class VideoMix:
             if not len(self._bank):  # training on synthetic videos alone would go unnoticed
                 raise ValueError(f"--data {', '.join(map(str, self.real_dirs))}: no usable training sequence (the "
                                  f"project's hold-out sequences {', '.join(HOLDOUT_DAVIS)} are left out, and a "
-                                 f"sequence needs {max(3, self._clip_frames())} annotated frames and an object "
+                                 f"sequence needs {_frames(self._clip_frames())} and an object "
                                  f"over {self._min_object_area():.1%} of a frame a clip can start from for "
                                  f"{getattr(self, 'name', 'its')} clips)")
         return self._bank if self._bank and len(self._bank) else None

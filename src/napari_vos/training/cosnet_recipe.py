@@ -14,7 +14,8 @@ The slides' training alternates two kinds of steps:
   synthetic natural-like videos (objects moving over textured backgrounds) play the part of the
   cut-out composites that saliency sets resemble.
 
-Every ``saliency_every``-th batch (default 2: strict alternation) is a saliency batch. The loss is
+The batch of every ``saliency_every``-th step (default 2: strict alternation) is a saliency batch,
+counted by the loop's step across resumes and worker processes (`follow_steps`). The loss is
 the paper's weighted binary cross-entropy: per image, with eta the foreground fraction of the
 truth, foreground pixels weigh 1 - eta and background pixels eta, so a small object counts as
 much as the background around it; the weighted sum is divided by the sum of the weights.
@@ -142,22 +143,31 @@ class COSNetRecipe(VideoMix):
         self.size = (int(self.size[0]), int(self.size[1]))
         self._init_videos()
         self.loaded_from_init: str = ""  # "all", "backbone" or nothing loaded
-        self._drawn = 0
+        self.follow_steps(0)
 
     # -- model ---------------------------------------------------------------------------
     def build(self, device: torch.device) -> COSNetNetwork:
         net = COSNetNetwork(self.network_config, backbone_weights=self.backbone_weights)
         if self.init_checkpoint:
             self.loaded_from_init = init_from_checkpoint(net, self.init_checkpoint, "cosnet", "COSNet")
-        net.trainable_backbone(self.train_backbone_from,
-                               initialised=bool(self.backbone_weights) or bool(self.loaded_from_init))
+        net.trainable_backbone(self.train_backbone_from, initialised=self.starts_from_weights())
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------
+    def follow_steps(self, first_step: int, stride: int = 1) -> None:
+        """The next batch trains step ``first_step + 1`` and each later one ``stride`` steps on (the
+        loop's resumed step; a worker process among ``stride`` drawing in turn), so the alternation
+        follows the steps across resumes and workers."""
+        self._next_step = first_step + 1
+        self._stride = stride
+
     def next_kind(self) -> str:
-        """The kind of the next batch: every ``saliency_every``-th one is "saliency"."""
-        self._drawn += 1
-        return "saliency" if self.saliency_every and self._drawn % self.saliency_every == 0 else "pair"
+        """The kind of the next batch: that of every ``saliency_every``-th step is "saliency"."""
+        step, self._next_step = self._next_step, self._next_step + self._stride
+        return "saliency" if self.saliency_every and step % self.saliency_every == 0 else "pair"
+
+    def _clip_frames(self) -> int:
+        return 2  # a pair's two frames (a saliency step takes one)
 
     def batch(self, rng: np.random.Generator) -> COSNetBatch:
         kind = self.next_kind()

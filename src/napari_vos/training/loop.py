@@ -66,6 +66,11 @@ class Recipe(Protocol):
     ``export_tensors`` gives the shipped checkpoint's fp16 tensors and metadata (`train --export`;
     the module function `export_tensors` does the work). The shipped recipes are `clips.VideoMix`
     dataclasses, built by its ``from_options`` from the options every recipe takes.
+
+    Optional too: ``starts_from_weights()`` and ``resume_regime(regime)`` (a resumed run is built as
+    the saved one was, whether or not --init is given again: `clips.VideoMix`), and
+    ``follow_steps(first_step, stride)`` (told the step its next batch trains, for batches whose kind
+    follows the step: COSNet's alternation, across resumes and worker processes).
     """
 
     name: str
@@ -103,6 +108,10 @@ def export_tensors(model: torch.nn.Module, method: str, config: str, **extra: st
     return state, meta
 
 
+#: the fraction of its steps after which a new run's rate drops 10x when it names none (`TrainSettings.lr_drop_at`)
+LR_DROP_AT = 0.67
+
+
 @dataclass
 class TrainSettings:
     """The optimiser, schedule and bookkeeping of one training run (the recipe holds the data and losses)."""
@@ -110,7 +119,9 @@ class TrainSettings:
     steps: int = 1000
     lr: float | None = None  # None: a resumed run's own rate, else the recipe's default_lr
     weight_decay: float = 1e-5
-    lr_drop_at: float = 0.67  # fraction of steps after which lr /= 10 (paper: 120 of 180 epochs)
+    # fraction of steps after which lr /= 10 (paper: 120 of 180 epochs); None: LR_DROP_AT for a new run, the
+    # saved run's for a resumed one (`_drop_step`)
+    lr_drop_at: float | None = None
     save_every: int = 100
     log_every: int = 10
     seed: int = 0
@@ -123,7 +134,7 @@ class TrainSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
-        if not 0.0 < self.lr_drop_at <= 1.0:
+        if self.lr_drop_at is not None and not 0.0 < self.lr_drop_at <= 1.0:
             raise ValueError(f"lr-drop-at is the fraction of the steps after which the rate drops: in (0, 1], "
                              f"got {self.lr_drop_at}")
         if self.precision not in ("fp32", "bf16"):
@@ -150,56 +161,34 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     if dev.type == "cuda":  # crops have one size per run: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(settings.seed)
+    state_path = out / "last.pt"
+    config = getattr(recipe, "config", None)
+    stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
+    given = config if stage is None else f"{config}:{stage}"  # as --config names it
+    state = _saved_run(state_path, recipe, config, stage, log) if resume and state_path.exists() else None
+    if state is not None and state.get("regime") and hasattr(recipe, "resume_regime"):
+        recipe.resume_regime(state["regime"])  # built as the saved run was, whatever --init says now
     model = prefer_channels_last(recipe.build(dev), dev)
     out.mkdir(parents=True, exist_ok=True)  # after the build: a refused one (ImageNet offline) leaves no empty folder
     # one run trains into a folder at a time (a job submitted twice): the lock goes with this call's frame,
     # and at the end with the `finally` below
     held = hold_folder(out, "training run")
+    regime = _regime(recipe, model)
+    if state is not None:
+        _check_same_regime(state, regime, recipe, state_path)  # before the optimiser takes the parameters
+        _check_same_data(state, recipe, state_path)
     params = [p for p in model.parameters() if p.requires_grad]
     named_lr = settings.lr is not None
     settings = replace(settings, lr=settings.lr if named_lr else recipe_lr(recipe))
+    drop_step, drop_at = _drop_step(settings, state)
+    settings = replace(settings, lr_drop_at=drop_at)
     opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), weight_decay=settings.weight_decay)
-    drop_step = int(settings.steps * settings.lr_drop_at)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_step], gamma=0.1)
     step = 0
     resumed_running: dict[str, float] = {}
     minutes_before = 0.0  # a resumed run's training minutes so far: the log's "minutes" go on from them
     rng = np.random.default_rng(settings.seed)
-    state_path = out / "last.pt"
-    config = getattr(recipe, "config", None)
-    stage = getattr(recipe, "stage", None)  # RGMP's and RVOS's --config ARCH:STAGE
-    given = config if stage is None else f"{config}:{stage}"  # as --config names it
-    if resume and state_path.exists():
-        try:
-            # on the CPU: load_state_dict copies the weights and the optimiser's moments to the device,
-            # while Adam's "step" counters stay where they were loaded (a GPU copy: one host sync per
-            # parameter per step for its bias correction)
-            state = load_run_state(state_path)
-        except pickle.UnpicklingError as err:
-            if "Unsupported global" not in str(err):  # no refused object: bytes that are no pickle (damaged)
-                raise ValueError(f"{state_path} cannot be read (it is not a saved run: damaged, or another file "
-                                 "under that name); continue from the run's last export with --init in another "
-                                 "--out, or delete it to start afresh") from err
-            # what weights_only refuses: a Python object of another kind
-            raise ValueError(f"{state_path} holds Python objects besides tensors, numbers and text, which no "
-                             "napari-vos run saves; it is not read, since reading them could run code (a last.pt "
-                             "from someone else): continue from the run's export with --init in another --out"
-                             ) from err
-        except (RuntimeError, EOFError, OSError) as err:
-            raise ValueError(f"{state_path} cannot be read ({type(err).__name__}: {err}): it was cut off or damaged "
-                             "(a full disk, an interrupted copy); continue from the run's last export with --init "
-                             "in another --out, or delete it to start afresh") from err
-        saved = (state.get("recipe"), state.get("config", config), state.get("stage", stage))
-        if saved != (recipe.name, config, stage):
-            was = saved[1] if saved[2] is None else f"{saved[1]}:{saved[2]}"
-            raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
-                             f"{given!r}): resume it with the same method and --config, or start the next stage "
-                             f"in another --out from this one's export (--init)")
-        if "config" not in state or ("stage" not in state and stage is not None):  # older versions recorded neither
-            unrecorded = "--config" if "config" not in state else "stage (the part of --config after ':')"
-            log(f"{state_path} was saved by an older napari-vos that did not record the run's {unrecorded}: it goes "
-                f"on as {recipe.name} --config {given}; if it was trained "
-                "with another, stop and resume with that one")
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:  # other tensors or shapes: another configuration's network
@@ -209,10 +198,13 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
                              "with the run's own --config, or give another --out") from None
         try:
             opt.load_state_dict(state["optimizer"])
-        except ValueError:  # another set of trained parameters than the saved run's
-            raise ValueError(f"{state_path} trained other parameters than this run would (was "
-                             f"--train-backbone-from changed?); resume with the run's own settings, or give "
-                             "another --out") from None
+        except ValueError:  # another set of trained parameters (a last.pt of a version that kept no regime)
+            raise ValueError(f"{state_path} trained other parameters than this run would: the saved run was given "
+                             "another --train-backbone-from, or was started with --init or --backbone-weights and "
+                             "this one not (or the other way round; A-GAME and COSNet train only the deep backbone "
+                             "stage of a network started from trained weights). This last.pt was saved by an older "
+                             "napari-vos that kept no record of it: resume with the run's own --init, "
+                             "--backbone-weights and --train-backbone-from, or give another --out") from None
         saved_lr = state.get("settings", {}).get("lr")
         if saved_lr is None:  # saved before last.pt kept its settings (older versions): the schedule's starting rate
             saved_lr = next(iter(state["optimizer"].get("param_groups") or [{}])).get("initial_lr")
@@ -229,6 +221,9 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         sched.milestones = Counter([drop_step])
         for group in opt.param_groups:
             group["lr"] = settings.lr * (0.1 if step >= drop_step else 1.0)
+        rises = _rate_rises(state, step, drop_step)
+        if rises:
+            log(rises)
         # batches from (seed, step): a new stream, which no run of another --seed draws (seed + step collided)
         rng = np.random.default_rng([settings.seed, step])
         if "torch_rng" in state:  # torch's stream (FRTM's target-model start noise) goes on, not replays
@@ -239,7 +234,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         minutes_before = float(state.get("minutes", 0.0))  # 0 in a last.pt of a version that did not keep it
         log(f"resumed {recipe.name} from {state_path} at step {step}")
         if getattr(recipe, "init_checkpoint", None):
-            log(f"--init {recipe.init_checkpoint} is not used: the run goes on from {state_path}")
+            log(f"--init {recipe.init_checkpoint}: the weights come from {state_path}, not from it, and the run "
+                f"trains as it was saved ({_describe_regime(state.get('regime'))})")
     elif resume:
         log(f"no {state_path} to resume from; starting a new run")
     elif state_path.exists():  # a new run must not overwrite another one's state
@@ -277,6 +273,7 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "step": step, "recipe": recipe.name, "config": config, "stage": stage,
                         "settings": _run_settings(settings, recipe), "running": dict(running),
+                        "regime": regime, "drop_step": drop_step,
                         "minutes": minutes(),
                         "torch_rng": torch.get_rng_state(),
                         **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda" else {})}, tmp)
@@ -292,6 +289,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         stream = batch_stream(recipe, settings.workers, settings.seed, step, pin_memory=dev.type == "cuda")
         next_batch: Callable[[], Any] = lambda: next(stream)  # noqa: E731
     else:
+        if hasattr(recipe, "follow_steps"):  # a batch's kind that follows the step (COSNet's alternation)
+            recipe.follow_steps(step)
         next_batch = lambda: recipe.batch(rng)  # noqa: E731
     model.train()
     started = time.monotonic()
@@ -347,6 +346,142 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
 
             stop_workers(stream)
     return model
+
+
+def _saved_run(state_path: Path, recipe: Recipe, config: str | None, stage: str | None,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """The last.pt a resumed run continues, read and checked to be the same method and --config."""
+    given = config if stage is None else f"{config}:{stage}"  # as --config names it
+    try:
+        # on the CPU: load_state_dict copies the weights and the optimiser's moments to the device,
+        # while Adam's "step" counters stay where they were loaded (a GPU copy: one host sync per
+        # parameter per step for its bias correction)
+        state = load_run_state(state_path)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # no refused object: bytes that are no pickle (damaged)
+            raise ValueError(f"{state_path} cannot be read (it is not a saved run: damaged, or another file "
+                             "under that name); continue from the run's last export with --init in another "
+                             "--out, or delete it to start afresh") from err
+        # what weights_only refuses: a Python object of another kind
+        raise ValueError(f"{state_path} holds Python objects besides tensors, numbers and text, which no "
+                         "napari-vos run saves; it is not read, since reading them could run code (a last.pt "
+                         "from someone else): continue from the run's export with --init in another --out"
+                         ) from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{state_path} cannot be read ({type(err).__name__}: {err}): it was cut off or damaged "
+                         "(a full disk, an interrupted copy); continue from the run's last export with --init "
+                         "in another --out, or delete it to start afresh") from err
+    saved = (state.get("recipe"), state.get("config", config), state.get("stage", stage))
+    if saved != (recipe.name, config, stage):
+        was = saved[1] if saved[2] is None else f"{saved[1]}:{saved[2]}"
+        raise ValueError(f"{state_path} is a {saved[0]} run (config {was!r}), not {recipe.name} (config "
+                         f"{given!r}): resume it with the same method and --config, or start the next stage "
+                         f"in another --out from this one's export (--init)")
+    if "config" not in state or ("stage" not in state and stage is not None):  # older versions recorded neither
+        unrecorded = "--config" if "config" not in state else "stage (the part of --config after ':')"
+        log(f"{state_path} was saved by an older napari-vos that did not record the run's {unrecorded}: it goes "
+            f"on as {recipe.name} --config {given}; if it was trained "
+            "with another, stop and resume with that one")
+    return state
+
+
+def _regime(recipe: Recipe, model: torch.nn.Module) -> dict[str, Any]:
+    """How a run trains, kept in last.pt so that a resume trains the same way whatever --init says
+    then: whether the network started from trained weights (the recipe's ``starts_from_weights``,
+    which decides batch norm and A-GAME's and COSNet's "auto" backbone stages), whether batch norm's
+    statistics are fixed, and which parameters train."""
+    starts = getattr(recipe, "starts_from_weights", None)
+    return {"from_weights": starts() if starts is not None else None,
+            "freeze_batchnorm": getattr(model, "freeze_batchnorm", None),
+            "trainable": [name for name, p in model.named_parameters() if p.requires_grad]}
+
+
+def _describe_regime(regime: dict[str, Any] | None) -> str:
+    """``"started from trained weights, batch-norm statistics fixed, 62 parameter tensors trained"``."""
+    if not regime:
+        return "a last.pt of an older version keeps no record of it: as this call's options build it"
+    parts = [] if regime.get("from_weights") is None else [
+        "started from trained weights" if regime["from_weights"] else "started from random weights"]
+    if regime.get("freeze_batchnorm") is not None:
+        parts.append("batch-norm statistics " + ("fixed" if regime["freeze_batchnorm"] else "trained"))
+    parts.append(f"{len(regime.get('trainable', []))} parameter tensors trained")
+    return ", ".join(parts)
+
+
+def _check_same_regime(state: dict[str, Any], regime: dict[str, Any], recipe: Recipe, state_path: Path) -> None:
+    """Refuse a resume whose network would train other parameters, or batch norm otherwise, than the
+    saved run did, saying what differs (a last.pt of an older version keeps no regime: the
+    optimiser's own check stands in)."""
+    saved = state.get("regime")
+    if not saved:
+        return
+    trained, was_trained = set(regime["trainable"]), set(saved.get("trainable", []))
+    stages_now = getattr(recipe, "train_backbone_from", None)
+    stages_then = state.get("settings", {}).get("train_backbone_from", stages_now)
+    reason = (f": --train-backbone-from is {stages_now!r} here, {stages_then!r} in the saved run"
+              if stages_now != stages_then else "")
+    if trained != was_trained:
+        extra, missing = sorted(trained - was_trained), sorted(was_trained - trained)
+        what = (f"it would train {len(extra)} parameter tensor(s) the saved run kept fixed, such as {extra[0]}"
+                if extra else f"it would keep {len(missing)} parameter tensor(s) fixed that the saved run trained, "
+                f"such as {missing[0]}")
+        raise ValueError(f"{state_path} trained other parameters than this run would ({what}){reason}; resume "
+                         "with the saved run's options, or give another --out")
+    if saved.get("freeze_batchnorm") is not None and saved["freeze_batchnorm"] != regime["freeze_batchnorm"]:
+        then = "fixed" if saved["freeze_batchnorm"] else "trained"
+        raise ValueError(f"{state_path}'s run kept batch norm's statistics {then}, and this one would not; resume "
+                         "with the saved run's options, or give another --out")
+
+
+def _check_same_data(state: dict[str, Any], recipe: Recipe, state_path: Path) -> None:
+    """Refuse a resume without --data of a run that trained on real videos: it would go on with
+    synthetic videos alone, which cannot be undone (other folders change the data on purpose)."""
+    saved_dirs = state.get("settings", {}).get("real_dirs") or []
+    if saved_dirs and not getattr(recipe, "real_dirs", None):
+        raise ValueError(f"{state_path}'s run trained on --data {' '.join(map(str, saved_dirs))}, and this resume "
+                         "names no --data, so it would go on with synthetic videos alone: give the same --data "
+                         "again (or other folders, to change the data on purpose)")
+
+
+def _saved_drop_step(state: dict[str, Any]) -> int | None:
+    """The step after which a saved run's rate drops: kept in last.pt, or (older versions) its scheduler's milestone."""
+    if state.get("drop_step") is not None:
+        return int(state["drop_step"])
+    milestones = state.get("scheduler", {}).get("milestones")
+    return int(max(milestones)) if milestones else None
+
+
+def _drop_step(settings: TrainSettings, state: dict[str, Any] | None) -> tuple[int, float]:
+    """The step after which the rate drops 10x, and the --lr-drop-at fraction it comes from.
+
+    A new run: ``lr_drop_at`` (default `LR_DROP_AT`) of its steps. A resumed run: a drop its steps
+    have already trained past stays where it was (raising --steps must not put the rate back up);
+    one still ahead moves with --steps, at the saved fraction; a --lr-drop-at other than the saved
+    run's moves it on purpose.
+    """
+    if state is None:
+        fraction = settings.lr_drop_at if settings.lr_drop_at is not None else LR_DROP_AT
+        return int(settings.steps * fraction), fraction
+    saved_fraction = state.get("settings", {}).get("lr_drop_at")
+    saved_fraction = float(saved_fraction) if saved_fraction is not None else LR_DROP_AT
+    if settings.lr_drop_at is not None and settings.lr_drop_at != saved_fraction:
+        return int(settings.steps * settings.lr_drop_at), settings.lr_drop_at
+    taken = _saved_drop_step(state)
+    if taken is not None and state["step"] > taken:
+        return taken, saved_fraction
+    return int(settings.steps * saved_fraction), saved_fraction
+
+
+def _rate_rises(state: dict[str, Any], step: int, drop_step: int) -> str:
+    """A warning when a resumed run trains at the undropped rate again after the saved run dropped it
+    (a --lr-drop-at other than the saved run's put the drop later); "" otherwise."""
+    taken = _saved_drop_step(state)
+    if taken is None or step <= taken or step >= drop_step:
+        return ""
+    span = f"step {drop_step}" if step + 1 == drop_step else f"steps {step + 1} to {drop_step}"
+    return (f"warning: the learning rate goes back up 10x for {span}: the saved run "
+            f"dropped it after step {taken}, and this call's --lr-drop-at puts the drop after step {drop_step}; "
+            "stop now and resume with the saved run's --lr-drop-at (or none) to keep it dropped")
 
 
 def recipe_lr(recipe: Recipe) -> float:

@@ -32,6 +32,8 @@ class RecipeBatches(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         worker = info.id if info is not None else 0
+        if hasattr(self.recipe, "follow_steps"):  # the loader takes its workers' batches in turn
+            self.recipe.follow_steps(self.start_step + worker, info.num_workers if info is not None else 1)
         rng = np.random.default_rng([self.seed, self.start_step, worker])
         while True:
             yield self.recipe.batch(rng)

@@ -95,7 +95,7 @@ class RVOSRecipe(VideoMix):
             first = None if self.train_backbone_from == "none" else self.train_backbone_from
             freeze_leading(named_stages(net.backbone), first)
         # small batches: keep a pretrained backbone's batch-norm statistics
-        net.freeze_batchnorm = bool(self.init_checkpoint or self.backbone_weights)
+        net.freeze_batchnorm = self.starts_from_weights()
         return net.to(device)
 
     # -- data ----------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class S2SRecipe(VideoMix):
 
             load_initial_weights(net, load_state_dict_file(self.init_checkpoint))
         # small batches: keep a pretrained backbone's batch-norm statistics
-        net.freeze_batchnorm = bool(self.init_checkpoint or self.backbone_weights)
+        net.freeze_batchnorm = self.starts_from_weights()
         return net.to(device)
 
     def _synthetic_frames(self) -> int:
