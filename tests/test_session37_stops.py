@@ -1,12 +1,10 @@
-"""Session 37 audit (longrun): long runs, interruption and continuing.
-
-Each test FAILS on main at d337bc4 and states the behaviour a fix should give. See
-/tmp/s37/longrun/FINDINGS.md for the user story, the measured runs and the suggested fixes.
+"""Session 37 (long runs): a hang-up, a second Ctrl-C, a killed run, continuing a stopped run with
+--keep-other-frames, scoring a stopped output, progress written to a log. Each test failed on main at
+d337bc4, before the fixes of that session.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
