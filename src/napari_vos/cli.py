@@ -398,6 +398,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
                                            out=partial.labels, painted=None if keep else painted, **options)
         for t, frame in recovered.items():  # a stopped run's later paintings stay annotations, as in that run
             session.annotate(t, frame)
+        if keep:  # from --frame, not the session's earliest annotation, which a recovered one may now be
+            start = args.frame
         # what a killed run's file must say for the next run to tell how to go on from it
         partial.describe({**session.result().provenance(), **_inputs_record(args), "direction": args.direction,
                           "start_frame": _first_frame(session, args.direction, start),
@@ -429,9 +431,11 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         else:  # a folder of palette PNGs, 00000.png ... (DAVIS results layout)
             _write_png_output(Path(args.output), result.labels, provenance, earlier_pngs)
     except KeyboardInterrupt:  # a second Ctrl+C, or a Ctrl+C or `kill` while the output is written
+        from napari_vos.data.partial_labels import how_to_use
+
         partial.release()
         _say(f"napari-vos propagate: interrupted while writing {written_to}; the finished frames "
-             f"({frame_ranges(finished)}) are kept in {partial.path}: rename it to {written_to.name} to use it, or "
+             f"({frame_ranges(finished)}) are kept in {partial.path}: {how_to_use(written_to)} to use it, or "
              "delete it to run again")
         return 130
     except BaseException:
@@ -594,8 +598,10 @@ def _stopped_run_annotations(args: argparse.Namespace, labels: Any, painted: lis
         return {}
     try:
         reached = set(frames_in_ranges(record.get("frames_segmented", "")))
-    except ValueError:  # a killed run's file: its frames that hold labels are those it reached
-        reached = set(painted)
+    except ValueError:  # a killed run's file: its frames that hold labels are those it reached, but for
+        # its painted frames ahead of this run, which the Session wrote into it at the start
+        ahead = (lambda t: t > args.frame) if args.direction == "forward" else (lambda t: t < args.frame)
+        reached = set(painted) - {int(t) for t in record["annotated_frames"] if ahead(int(t))}
     wanted = [int(t) for t in record["annotated_frames"] if int(t) not in reached and int(t) != args.frame
               and 0 <= int(t) < len(labels)]
     from_stack = {t: np.asarray(labels[t]) for t in wanted if t in painted}  # kept by an earlier continuation

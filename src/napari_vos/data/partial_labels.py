@@ -17,7 +17,7 @@ from napari_vos.data.calibration import Calibration
 from napari_vos.data.file_locks import lock_handle, locked
 from napari_vos.data.writers import label_dtype, open_tiff_labels, read_tiff_provenance, rewrite_tiff_provenance
 
-__all__ = ["PartialLabels", "partial_path"]
+__all__ = ["PartialLabels", "partial_path", "how_to_use"]
 
 #: what the partial file's record says about its frames: it is rewritten only when the run ends
 UNFINISHED = "unknown: the run writing this file did not finish; frames it had not reached are empty (0)"
@@ -26,6 +26,15 @@ _END_ONLY = ("fps", "seconds", "frames_done", "start_seconds")
 #: the record's mark on a file the system would not delete when its run ended (Windows deletes no
 #: memory-mapped file): a spare copy of labels the output holds, which the next run removes
 SPARE = "spare_copy"
+
+
+def how_to_use(output: str | Path) -> str:
+    """What to do with a partial file to use it as ``output``: rename it, for a labels TIFF; for a
+    PNG folder (the file lies in it) move it out as a labels TIFF of the folder's name."""
+    output = Path(output)
+    if output.suffix.lower() in (".tif", ".tiff"):
+        return f"rename it to {output.name}"
+    return f"move it out of {output.name} as {output.name}.tif (a labels TIFF, not PNGs)"
 
 
 def partial_path(output: str | Path) -> Path:
@@ -126,9 +135,11 @@ def _earlier_run_message(path: Path, output: Path) -> str:
     said = f"{path} holds the labels of an earlier run to {output} that did not write its output"
     if record.get("frames_segmented") not in (None, UNFINISHED):  # its run ended; writing the output failed
         what = "all its frames" if record.get("complete", True) else f"frames {record['frames_segmented']}"
-        return (f"{said} (writing it failed), {what}: rename it to {output.name} to use it, or delete it to run "
+        return (f"{said} (writing it failed), {what}: {how_to_use(output)} to use it, or delete it to run "
                 "again")
-    moved = path.with_name(f"{output.stem if output.suffix.lower() in ('.tif', '.tiff') else output.name}.killed.tif")
+    # beside the output: a PNG folder's partial file lies in the folder, which the last command writes
+    # to and which must then hold no other file
+    moved = output.with_name(f"{output.stem if output.suffix.lower() in ('.tif', '.tiff') else output.name}.killed.tif")
     killed = f"{said} (it was killed: SIGKILL, out of memory, a hard time limit)"
     return killed + _how_to_go_on(path, record, moved, output)
 
@@ -155,17 +166,25 @@ def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path)
     direction = record.get("direction") or "forward"
     start = record.get("start_frame")
     start = int(start) if start is not None else (max(labelled) if direction == "backward" else min(labelled))
-    last = last_reached(direction, start, labelled)
+    # the Session writes every painted frame into the file at the start: a later one (a correction
+    # ahead of the run) holds labels without having been reached
+    painted = {int(t) for t in record.get("annotated_frames") or []} - {start}
+    reached = [t for t in labelled if t not in painted] or [start]
+    last = last_reached(direction, start, reached)
     if last != start:  # the frame being written when the run was killed may be half-written: the one before
         last += -1 if last > start else 1
     with tifffile.TiffFile(path) as tif:
         n_frames = len(tif.series[0])
-    steps = continue_steps(direction, start, last, n_frames)
+    # a both run whose backward pass had begun: its forward pass is done, even where the frame
+    # before the last reached is the start frame itself
+    backward = direction == "both" and any(t < start for t in reached)
+    steps = continue_steps("backward" if backward else direction, start, last, n_frames)
     if not steps:
         return f"{held}: move it to keep them, or delete it to run again"
     method = [w for key in ("method", "checkpoint") if record.get(key) for w in (f"--{key}", str(record[key]))]
     commands = continue_commands(inputs.get("video") or "VIDEO", moved, steps, output, method)
-    return (f"{held} (the last may be half-written). To go on from frame {last}, move it to {moved.name} and run: "
+    return (f"{held} (the last may be half-written). To go on from frame {last}, move it to "
+            f"{moved.name if moved.parent == path.parent else moved} and run: "
             + " and then ".join(commands) + " (with the killed run's other options"
             + ("" if record.get("direction") else "; --direction backward if it went backward") + ")"
             + "; or delete it to run again")

@@ -181,7 +181,7 @@ def _named_write_error(err: OSError, path: Path, size: int | None) -> OSError:
                                   "see `ulimit -f`, or ask the machine's administrator); raise the limit, or write "
                                   "to another machine or file system")
     if err.errno in (errno.ENOSPC, errno.EDQUOT) and str(path) not in str(err):
-        return OSError(err.errno, f"not enough disk space for {path}" + (f": it takes {size / 1e9:.2f} GB" if size
+        return OSError(err.errno, f"not enough disk space for {path}" + (f": it takes {_size_text(size)}" if size
                                                                           else "") + f" ({err.strerror})")
     return err
 
