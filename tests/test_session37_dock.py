@@ -145,6 +145,22 @@ def test_replacing_the_labels_layers_data_updates_the_mismatch_line(make_napari_
     assert widget.status.text() == "", widget.status.text()
 
 
+def test_a_points_layers_data_events_do_not_recheck_the_inputs(make_napari_viewer, monkeypatch):
+    """A Points or Shapes layer emits a data event at every drag: only image and labels arrays
+    matter to the panel, so nothing is re-checked for the others."""
+    from napari_vos._widgets.propagate_widget import PropagateWidget
+
+    viewer, widget, _ = setup_widget(make_napari_viewer, n_frames=6)
+    checks = []
+    monkeypatch.setattr(PropagateWidget, "_selection_changed", lambda self, *a: checks.append(1))
+    points = viewer.add_points(np.array([[0, 5, 5]]), name="points")
+    checks.clear()
+    points.data = np.array([[0, 6, 6]])
+    assert checks == []
+    viewer.layers["painted"].data = np.zeros((6, 64, 64), np.uint8)
+    assert checks == [1]
+
+
 # -- finding 3 -------------------------------------------------------------------------------------
 def test_a_multiscale_labels_layer_is_called_multiscale_in_the_status_line(make_napari_viewer):
     """A multiscale Labels layer (an OME-Zarr label image): the panel says "labels 'painted'

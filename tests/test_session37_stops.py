@@ -293,6 +293,15 @@ def test_the_progress_in_a_log_file_is_plain_lines(tmp_path, capsys):
     assert 5 <= len(lines) <= 21 and lines[-1].startswith("propagating: 40/40 frames (100 %)"), err
 
 
+def test_a_log_line_gives_no_pace_before_a_second_has_passed():
+    """The annotated frame comes at once: a pace measured on it read '84976 frames/s'."""
+    from napari_vos.cli import _ProgressLines
+
+    lines = _ProgressLines("propagating", 20)
+    assert lines._pace(1, 0.001) == ""
+    assert lines._pace(10, 30.0).startswith(", 0.33 frames/s"), lines._pace(10, 30.0)
+
+
 def test_nohup_keeps_a_hang_up_ignored():
     """`nohup` sets SIGHUP to be ignored so that a run goes on after the terminal closes: the run
     does not turn it back into a stop."""

@@ -84,7 +84,7 @@ class _ProgressLines:
         """", 12.3 frames/s, about 0:19:05 left" once a frame is done."""
         from tqdm import tqdm
 
-        if done <= 0 or seconds <= 0:
+        if done <= 1 or seconds < 1:  # the annotated frame comes at once: no pace to tell from it
             return ""
         rate = done / seconds
         return f", {rate:.2f} frames/s, about {tqdm.format_interval((self.total - done) / rate)} left"

@@ -389,7 +389,10 @@ class PropagateWidget(QWidget):
 
     def _layer_data_changed(self, event: Any) -> None:
         """A layer's array was replaced: the annotated frame's range and the mismatch line follow the
-        new data; for the picked image, the annotated frame follows the slider again, as for a new image."""
+        new data; for the picked image, the annotated frame follows the slider again, as for a new image.
+        Other layers' data events (a Points or Shapes layer emits one at every drag) change nothing here."""
+        if not isinstance(event.source, (Image, Labels)):
+            return
         image = self._layer(self.image_combo, Image)
         if image is not None and image == event.source:  # (a proxy on the left: see _refresh_channels)
             self._frame_image = None
