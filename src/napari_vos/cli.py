@@ -911,6 +911,11 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
         from napari_vos.training.loop import recipe_lr
 
         how["train_lr"] = str(_saved_lr(resuming) if resuming else recipe_lr(recipe))
+    if args is not None and not args.data and resuming:  # a finished run exported (nothing trains): its own data
+        saved = _saved_settings(resuming)
+        if saved.get("real_dirs"):
+            how["train_data"] = ",".join(Path(d).name for d in saved["real_dirs"])
+            how["train_synthetic_fraction"] = str(saved.get("synthetic_fraction"))
     if args is not None and args.init is None and resuming and Path(path).is_file():
         earlier = _export_metadata(Path(path)).get("train_init")  # the run's start, which a resume need not repeat
         if earlier:
@@ -936,17 +941,25 @@ def _export_metadata(path: Path) -> dict[str, str]:
 
 
 def _saved_lr(state_path: Path) -> float | str:
-    """The learning rate a saved run trained at (its last.pt's settings; memory-mapped, so its
-    tensors are not read); "the resumed run's" where the file does not say."""
+    """The learning rate a saved run trained at (its last.pt's settings); "the resumed run's" where
+    the file does not say."""
+    try:
+        return float(_saved_settings(state_path)["lr"])
+    except (KeyError, TypeError, ValueError):
+        return "the resumed run's"
+
+
+def _saved_settings(state_path: Path) -> dict[str, Any]:
+    """A saved run's settings (its last.pt's, memory-mapped, so its tensors are not read); {} where
+    the file keeps none or cannot be read."""
     import pickle
 
     from napari_vos.training.loop import load_run_state
 
     try:
-        state = load_run_state(state_path, mmap=True)
-        return float(state["settings"]["lr"])
+        return dict(load_run_state(state_path, mmap=True).get("settings") or {})
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError):
-        return "the resumed run's"
+        return {}
 
 
 def _training_record(args: argparse.Namespace) -> dict[str, str]:

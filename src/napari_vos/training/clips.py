@@ -102,21 +102,44 @@ def _frames(n: int) -> str:
 
 def distinct_folders(folders: Iterable[str | Path]) -> list[str | Path]:
     """``folders`` with each folder once (the same one named twice, or by another path to it, would
-    count its sequences twice); a warning names those left out."""
+    count its sequences twice, as would a dataset inside a named folder of datasets, which reads it
+    too); a warning names those left out."""
     import warnings
 
+    folders = list(folders)
+    keys = [Path(folder).expanduser().resolve() for folder in folders]
     seen: dict[Path, str | Path] = {}
     repeated = []
-    for folder in folders:
-        key = Path(folder).expanduser().resolve()
+    for folder, key in zip(folders, keys):
+        outer = next((f for f, k in zip(folders, keys) if _reads_inside(k, key)), None)
         if key in seen:
             repeated.append(f"{folder} (the same folder as {seen[key]})")
+        elif outer is not None:
+            repeated.append(f"{folder} (read already as part of {outer})")
         else:
             seen[key] = folder
     if repeated:
         warnings.warn(f"--data names a folder more than once; its sequences are loaded once: {', '.join(repeated)}",
                       stacklevel=3)
     return list(seen.values())
+
+
+def _reads_inside(outer: Path, inner: Path) -> bool:
+    """Whether `open_dataset(outer)` reads the dataset ``inner`` below it: ``outer`` and every folder
+    between them are folders of datasets, each of which reads every dataset below it."""
+    from napari_vos.data.readers import detect_layout
+
+    if outer not in inner.parents:
+        return False
+    for folder in [inner.parent, *inner.parent.parents]:
+        try:
+            if detect_layout(folder) != "collection":
+                return False
+        except (ValueError, OSError):
+            return False
+        if folder == outer:
+            return True
+    return False
 
 
 def union_share(labels: np.ndarray) -> float:

@@ -176,7 +176,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     regime = _regime(recipe, model)
     if state is not None:
         _check_same_regime(state, regime, recipe, state_path)  # before the optimiser takes the parameters
-        _check_same_data(state, recipe, state_path)
+        if state["step"] < settings.steps:  # not for a finished run resumed to export its weights: none would train
+            _check_same_data(state, recipe, state_path)
     params = [p for p in model.parameters() if p.requires_grad]
     named_lr = settings.lr is not None
     settings = replace(settings, lr=settings.lr if named_lr else recipe_lr(recipe))
@@ -233,9 +234,16 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
         resumed_running = dict(state.get("running", {}))  # the log's averages go on from where they were
         minutes_before = float(state.get("minutes", 0.0))  # 0 in a last.pt of a version that did not keep it
         log(f"resumed {recipe.name} from {state_path} at step {step}")
+        regime_saved = state.get("regime")
         if getattr(recipe, "init_checkpoint", None):
-            log(f"--init {recipe.init_checkpoint}: the weights come from {state_path}, not from it, and the run "
-                f"trains as it was saved ({_describe_regime(state.get('regime'))})")
+            log(f"--init {recipe.init_checkpoint}: the weights come from {state_path}, not from it"
+                + (f", and the run trains as it was saved ({_describe_regime(regime_saved)})" if regime_saved else ""))
+        if not regime_saved and hasattr(recipe, "starts_from_weights"):
+            log(f"{state_path} was saved by an older napari-vos that did not record whether the run started from "
+                f"trained weights: it goes on as this call's --init and --backbone-weights say ("
+                f"{'from trained weights' if recipe.starts_from_weights() else 'from random weights'}: S2S's and "
+                "RVOS's batch norm, A-GAME's and COSNet's backbone stages); if the run was started otherwise, stop "
+                "and resume with its own --init")
     elif resume:
         log(f"no {state_path} to resume from; starting a new run")
     elif state_path.exists():  # a new run must not overwrite another one's state
@@ -396,10 +404,8 @@ def _regime(recipe: Recipe, model: torch.nn.Module) -> dict[str, Any]:
             "trainable": [name for name, p in model.named_parameters() if p.requires_grad]}
 
 
-def _describe_regime(regime: dict[str, Any] | None) -> str:
+def _describe_regime(regime: dict[str, Any]) -> str:
     """``"started from trained weights, batch-norm statistics fixed, 62 parameter tensors trained"``."""
-    if not regime:
-        return "a last.pt of an older version keeps no record of it: as this call's options build it"
     parts = [] if regime.get("from_weights") is None else [
         "started from trained weights" if regime["from_weights"] else "started from random weights"]
     if regime.get("freeze_batchnorm") is not None:
