@@ -202,11 +202,9 @@ def test_a_continuation_starts_from_its_frame_not_from_a_recovered_earlier_paint
     assert np.array_equal(continued, tifffile.imread(tmp_path / "whole.tif"))
 
 
-# 6. NOT FIXED. A `both` run from --frame 6 with a painted frame 2 on its backward side, stopped in its forward
+# 6. A `both` run from --frame 6 with a painted frame 2 on its backward side, stopped in its forward
 #    pass: the stop message's second command (backward from 6, on the first command's complete output)
 #    took frame 2 for a kept frame, not an annotation, and propagated over the painting there.
-@pytest.mark.xfail(strict=True, reason="not fixed: the second command's labels (the first's complete output) no "
-                                        "longer say that frame 2 was a painted frame not reached")
 def test_a_both_run_continued_as_told_keeps_a_painted_frame_on_its_backward_side(tmp_path, monkeypatch, capsys):
     import shlex
 

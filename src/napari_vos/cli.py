@@ -581,10 +581,11 @@ def _not_painted_message(args: argparse.Namespace, painted: list[int]) -> str:
 
 
 def _stopped_run_annotations(args: argparse.Namespace, labels: Any, painted: list[int]) -> dict[int, np.ndarray]:
-    """A stopped run's painted frames that it did not reach, when its output is the labels stack of
-    --keep-other-frames: the output does not hold them, so they are read back from the labels file
-    its record names (or from the stack itself, where an earlier continuation kept them), to stay
-    annotations of the continued run as they were of the stopped one. {} for any other stack."""
+    """The painted frames a napari-vos run did not reach, when its output is the labels stack of
+    --keep-other-frames: they stay annotations of this run as they were of that one (so the second
+    command continuing a stopped `both` run keeps a painting on the backward side). Taken from the
+    stack, which holds them, or, for a stopped run's output that does not, read back from the labels
+    file its record names. {} for any other stack."""
     from napari_vos.checks import frames_in_ranges
     from napari_vos.data.writers import read_tiff_provenance
 
@@ -594,7 +595,7 @@ def _stopped_run_annotations(args: argparse.Namespace, labels: Any, painted: lis
         record = read_tiff_provenance(args.labels) or {}
     except (OSError, ValueError):
         return {}
-    if record.get("complete") is not False or not record.get("annotated_frames"):
+    if not record.get("annotated_frames"):
         return {}
     try:
         reached = set(frames_in_ranges(record.get("frames_segmented", "")))
@@ -605,7 +606,8 @@ def _stopped_run_annotations(args: argparse.Namespace, labels: Any, painted: lis
     wanted = [int(t) for t in record["annotated_frames"] if int(t) not in reached and int(t) != args.frame
               and 0 <= int(t) < len(labels)]
     from_stack = {t: np.asarray(labels[t]) for t in wanted if t in painted}  # kept by an earlier continuation
-    missing = [t for t in wanted if t not in from_stack]
+    # a finished run's output holds every frame it was given painted; only a stopped one may lack some
+    missing = [t for t in wanted if t not in from_stack] if record.get("complete") is False else []
     recovered = {**from_stack, **_painted_frames_of(record, missing, args.labels, labels.shape)}
     if recovered:
         print(f"note: frame(s) {frame_ranges(sorted(recovered))}, painted for the run that wrote {args.labels} but "
