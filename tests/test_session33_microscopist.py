@@ -139,4 +139,4 @@ def test_a_zarr_store_on_the_command_line_is_named(tmp_path):
     z = zarr.open(str(store), mode="w", shape=(3, 16, 16), chunks=(1, 16, 16), dtype="u2")
     z[:] = 1
     with pytest.raises(ValueError, match="is a zarr store, which the command line does not read"):
-        open_sequence_dir("cells", store, None, "frames")
+        open_sequence_dir("cells", store, None, "images_masks")

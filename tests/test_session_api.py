@@ -121,13 +121,14 @@ def test_reprs_say_what_is_there_without_the_pixels(square_video):
 
 def test_the_wrong_kind_of_input_is_named(square_video, tmp_path):
     frames, truth = square_video
-    with pytest.raises(ValueError, match=r"the video is a file path \(.*video.tif\): read it first"):
+    with pytest.raises(ValueError,
+                       match=r"the video is a file path \(.*video.tif, which does not exist here\): read it first"):
         propagate(str(tmp_path / "video.tif"), truth[0], method="flow")
     with pytest.raises(ValueError, match="the video is a generator, which cannot be read by index"):
         propagate((f for f in frames), truth[0], method="flow")
     with pytest.raises(ValueError, match="the video's frames do not stack into one array .*pass one: data"):
         propagate([frames[0], frames[1][:32]], truth[0], method="flow")
-    with pytest.raises(ValueError, match="the labels is a file path"):
+    with pytest.raises(ValueError, match="the labels are a file path"):
         propagate(frames, tmp_path / "labels.tif", method="flow")
     with pytest.raises(ValueError, match=r"device 'gpu' is not one napari-vos knows; use 'auto'"):
         Session(frames, method="flow", device="gpu")
@@ -142,7 +143,7 @@ def test_a_napari_layer_passed_as_data_is_named(square_video):
     frames, truth = square_video
     with pytest.raises(ValueError, match=r"the video is a napari Image layer \('cells'\): pass its data"):
         propagate(Image(frames, name="cells"), truth[0], method="flow")
-    with pytest.raises(ValueError, match=r"the labels is a napari Labels layer .*propagate_layers"):
+    with pytest.raises(ValueError, match=r"the labels are a napari Labels layer .*propagate_layers"):
         propagate(frames, Labels(truth[0]), method="flow")
 
 

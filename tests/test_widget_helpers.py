@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from napari_vos.data.map_geometry import map_placement, map_stride
-from napari_vos._widgets.gl_guard import guard_triton, mesa_llvm_loaded
+from napari_vos import gl_guard
+from napari_vos.gl_guard import guard_triton, mesa_llvm_loaded
 from napari_vos._widgets.options import parse_options
 
 
@@ -60,6 +61,9 @@ def test_guard_blocks_triton_only_next_to_mesa_llvm(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "triton", None)  # records the real state, restored after the test
     del sys.modules["triton"]
+    monkeypatch.setattr(gl_guard, "triton_installed", lambda: False)  # a CPU build of torch: nothing to keep out
+    assert guard_triton(mesa) is False and "triton" not in sys.modules
+    monkeypatch.setattr(gl_guard, "triton_installed", lambda: True)  # a GPU build of torch brings triton
     assert guard_triton(plain) is False and "triton" not in sys.modules
     assert guard_triton(mesa) is True and sys.modules["triton"] is None
     with pytest.raises(ImportError):

@@ -1,7 +1,18 @@
 """napari-vos: propagate a segmentation drawn on one frame through a whole time-lapse.
 
+Quick start, for a (T, Y, X[, C]) stack ``video`` and the (Y, X) labels ``painted`` of its frame 0::
+
+    from napari_vos import propagate
+    result = propagate(video, painted, method="frtm")   # result.labels: (T, Y, X) object ids
+
+In napari's console, ``napari_vos.propagate_layers(viewer, "image", "labels")`` takes layers or
+their names; ``Session`` runs step by step (annotate, propagate, cancel); ``Result`` holds the
+labels, maps and provenance. Files: ``napari_vos.data.readers`` (open_tiff_frames, open_dataset)
+and ``napari_vos.data.writers``. Methods and their options: ``napari_vos.methods.registry``. The
+user guide (docs/user-guide.md, section 7) covers scripting.
+
 The package import stays cheap: torch, napari and Qt are imported only when the engine,
-a method or a widget is first used (attributes below are resolved lazily).
+a method or a widget is first used (the names above are resolved lazily).
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -25,23 +26,46 @@ def frame_count(stack: Any) -> int:
 
 
 def not_an_array(value: Any, what: str) -> str | None:
-    """Why ``value`` is not a stack or image napari-vos can index (a napari layer, a file path, a
-    generator), as a sentence naming ``what`` and what to pass instead; None when it may be one.
-    Without it such values reach numpy as 0-d arrays and fail with a message about shape ()."""
+    """Why ``value`` is not a stack or image napari-vos can index (a napari layer, its name, a file
+    path, a generator), as a sentence naming ``what`` and what to pass instead; None when it may be
+    one. Without it such values reach numpy as 0-d arrays and fail with a message about shape ()."""
+    verb = _verb(what)
     if type(value).__module__.split(".")[0] == "napari" and hasattr(value, "data"):
-        return (f"{what} is a napari {type(value).__name__} layer ({getattr(value, 'name', '')!r}): pass its data "
-                "(layer.data), or use napari_vos.propagate_layers(viewer, image, labels), which takes layers")
+        return (f"{what} {verb} a napari {type(value).__name__} layer ({getattr(value, 'name', '')!r}): pass its "
+                "data (layer.data), or use napari_vos.propagate_layers(viewer, image, labels), which takes layers")
     if type(value).__name__ == "MultiScaleData" and type(value).__module__.split(".")[0] == "napari":
-        return (f"{what} is a multiscale (pyramid) layer's data, whose items are its levels, not frames: pass "
+        return (f"{what} {verb} a multiscale (pyramid) layer's data, whose items are its levels, not frames: pass "
                 "one level (layer.data[0] is the full size), or use napari_vos.propagate_layers(viewer, image, "
                 "labels), which picks the level the labels match")
+    if isinstance(value, str) and looks_like_a_layer_name(value):
+        return (f"{what} {verb} the string {value!r}, not an array: pass the layer's data "
+                f"(viewer.layers[{value!r}].data), or give layer names to napari_vos.propagate_layers(viewer, "
+                "image, labels), which takes them")
     if isinstance(value, (str, bytes, os.PathLike)):
-        return (f"{what} is a file path ({os.fsdecode(value)}): read it first (tifffile.imread or tifffile.memmap), "
-                "or run `napari-vos propagate VIDEO LABELS -o OUT`, which reads files")
+        missing = "" if os.path.exists(value) else ", which does not exist here"
+        return (f"{what} {verb} a file path ({os.fsdecode(value)}{missing}): read it first (tifffile.imread or "
+                "tifffile.memmap), or run `napari-vos propagate VIDEO LABELS -o OUT`, which reads files")
     if isinstance(value, Iterator) or (hasattr(value, "__iter__") and not hasattr(value, "__getitem__")):
-        return (f"{what} is a {type(value).__name__}, which cannot be read by index: give an array, or a list "
+        return (f"{what} {verb} a {type(value).__name__}, which cannot be read by index: give an array, or a list "
                 "of frames (list(...))")
     return None
+
+
+def looks_like_a_layer_name(text: str) -> bool:
+    """Whether ``text`` reads as a napari layer's name ("natural video", "Labels [1]") rather than a
+    file path: no existing file or folder, no folder separator or ``~``, and no file suffix (".tif")."""
+    if not text.strip() or os.path.exists(text) or text.startswith("~"):
+        return False
+    if any(sep and sep in text for sep in ("/", os.sep, os.altsep)):
+        return False
+    suffix = PurePath(text).suffix[1:]
+    return not (suffix.isalnum() and not suffix.isdigit())
+
+
+def _verb(what: str) -> str:
+    """ "are" for labels ("the labels", "labels of frame 3"), "is" for anything else ("the video")."""
+    head = what.split(" of ")[0].split()
+    return "are" if head and head[-1] == "labels" else "is"
 
 
 def from_torch(value: Any) -> Any:

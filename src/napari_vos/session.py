@@ -30,6 +30,7 @@ from napari_vos.checks import (frame_ranges, from_torch, labels_look_like_an_ima
                                objects_missing_at_start, painted_ids, whole_number)
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
+from napari_vos.gl_guard import guard_triton
 from napari_vos.methods import registry
 from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
@@ -109,11 +110,17 @@ class Result:
     excepted); frames the run did not segment (the annotated ones, those a one-way run did not
     reach) are zeros. ``labels`` and ``maps`` are the Session's own arrays (or the caller's): a
     later run of the same Session writes into them, so copy them to keep one run's output.
-    fps: segmented frames per second, without ``start_seconds`` (building the method, its fit or
-    fine-tuning on the annotated frame). options: the working-size rules, the precision and the
-    method options as used. complete: whether the last propagation ran to its end (False once it was
-    cancelled, broken off or stopped by an error); frames_segmented: the frames it wrote, so a saved
-    stopped run says which of its frames hold labels.
+    method, device: as run ("cpu", "cuda:0", ...). checkpoint, checkpoint_sha256: the name (or path)
+    of the weights loaded and the SHA-256 of their file (None for a method without weights).
+    annotated_frames, object_ids: the Session's annotations and the ids the run followed.
+    options: the working-size rules, the precision and the method options as used.
+    frames_done: the frames the method stepped to, which leaves out each pass's annotated start
+    frame (a finished "both" run over 6 frames from frame 0 has frames_done 5; frames_segmented
+    lists 6). seconds: the time those frames took; fps: frames_done / seconds, both without
+    ``start_seconds`` (building the method, its fit or fine-tuning on the annotated frame).
+    complete: whether the last propagation ran to its end (False once it was cancelled, broken off
+    or stopped by an error); frames_segmented: the frames it wrote, the start frame included, so a
+    saved stopped run says which of its frames hold labels. version: napari-vos's.
     """
 
     labels: np.ndarray
@@ -268,10 +275,11 @@ class Session:
     video: (T, Y, X) grey or (T, Y, X, C) with C <= 4 channels (RGB, RGBA or up to 3 picked by
     ``channels``), any integer, bool or float dtype, from numpy, dask, zarr, a tifffile memmap, a
     torch tensor or a list of frames; frames are read one at a time and normalised by the stack's
-    intensity range. method: a name from ``napari_vos.methods.registry.METHODS`` (frtm, agame,
-    rgmp, osvos_at, cosnet, rvos, s2s, flow). device: "auto" (cuda, then mps, then cpu) or a torch
-    device. checkpoint: a registered checkpoint name or a .safetensors path (None: the method's
-    shipped default). max_side / min_side: the working size's longest side cap (default 1024;
+    intensity range (8-bit ones: read as 0-255 unless dim, see the user guide's §3). method: a name
+    from ``napari_vos.methods.registry.METHODS`` (frtm, agame, rgmp, osvos_at, cosnet, rvos, s2s,
+    flow). device: "auto" (cuda, then mps, then cpu) or a torch
+    device. checkpoint: a registered checkpoint name or a .safetensors path, str or Path (None: the
+    method's shipped default). max_side / min_side: the working size's longest side cap (default 1024;
     None: never scale down) and shortest side floor ("auto": the method's own, 480 for frtm, agame
     and osvos_at; None: none); min_object_side: enlarge so the median object is this many pixels
     across ("auto": the method's). channels: which channels of a (T, Y, X, C) stack to use; rgb:
@@ -290,9 +298,9 @@ class Session:
     """
 
     def __init__(self, video: Any, method: str = "frtm", device: str | torch.device = "auto", *,
-                 checkpoint: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
+                 checkpoint: str | os.PathLike[str] | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
                  min_side: int | None | str = "auto", min_object_side: int | None | str = "auto",
-                 channels: Sequence[int] | None = None,
+                 channels: Sequence[int] | np.ndarray | None = None,
                  rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
                  maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
                  out: Any = None, seed: int = 0, precision: str = "auto", work_size: Sequence[int] | None = None,
@@ -316,8 +324,8 @@ class Session:
         self.precision = resolve_precision(precision, self.device)
         if not getattr(self.method_class, "runs_network", True):
             self.precision = "fp32"
-        self.checkpoint = checkpoint
-        _check_checkpoint(method, checkpoint)  # a missing one (or a missing file) fails here, not at the first frame
+        self.checkpoint = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
+        _check_checkpoint(method, self.checkpoint)  # a missing one (or a missing file) fails here, not at the first frame
         self.max_side = _pixels("max_side", max_side, "None (never scale down)")
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
         self.min_side = self._size_rule("min_side", min_side, "min_working_side")
@@ -519,6 +527,10 @@ class Session:
 
     # -- running -------------------------------------------------------------------------
     def _make_method(self) -> Any:
+        """Build the method on the Session's device with its checkpoint and options. Building a network
+        can import torch._dynamo, and so triton, which crashes a process using Mesa's OpenGL (napari's
+        console): `guard_triton` first, so scripts are as safe as the widget (see gl_guard.py)."""
+        guard_triton()
         options = dict(self.method_options)
         if registry.traits(self.method_name).reports_finetune:
             options.setdefault("cancel_event", self._stop)
@@ -942,7 +954,7 @@ def _reused_stack(stacks: list[torch.Tensor], probs: torch.Tensor) -> torch.Tens
 
 
 def annotated_session(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
-                      device: str = "auto", painted: Sequence[int] | None = None,
+                      device: str | torch.device = "auto", painted: Sequence[int] | None = None,
                       **session_options: Any) -> tuple[Session, int | None]:
     """A Session holding ``labels`` as its annotations, as `propagate` takes them, and the frame its
     propagation starts from (None: the session's default). For callers that run the frames
@@ -965,7 +977,8 @@ def annotated_session(video: Any, labels: Any = None, method: str = "frtm", fram
 
 
 def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int | None = None, *,
-              device: str = "auto", direction: str = "both", progress: Callable[[int, int], None] | None = None,
+              device: str | torch.device = "auto", direction: str = "both",
+              progress: Callable[[int, int], None] | None = None,
               **session_options: Any) -> Result:
     """One call: annotate ``labels`` and propagate through ``video``; returns the `Result`.
 

@@ -41,7 +41,7 @@ from napari_vos.data.label_types import check_id_range, label_dtype_for, painted
 from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.frame_edits import CHECKSUMS, checksum_record, edited_frames, frame_checksum
-from napari_vos._widgets.gl_guard import guard_triton
+from napari_vos.gl_guard import guard_triton
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_vos._widgets import exit_guard
-from napari_vos._widgets.gl_guard import guard_triton
+from napari_vos.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
                                            is_output, is_unfinished_output, labels_level, video_problem)
 from napari_vos._widgets.options import parse_options

@@ -28,6 +28,9 @@ _TIFF_UNITS = {"inch": "INCH", "cm": "CENTIMETER", "mm": "MILLIMETER", "µm": "M
 _METRES = {"pm": 1e-12, "Å": 1e-10, "nm": 1e-9, "µm": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0, "km": 1e3}
 # TIFF resolutions are rationals of 32-bit integers: pixels per unit from 1 / (2**32 - 1) to 2**32 - 1
 _RATIONAL_MAX = 2**32 - 1
+#: significant digits a pixel size read back from the resolution tags keeps: 1 / (1 / 0.65) is
+#: 0.6499999999999999 in floating point, and no microscope knows its pixel to 12 digits
+_SIZE_DIGITS = 12
 
 
 _TIME_UNITS = {"s", "sec", "secs", "second", "seconds", "ms", "msec", "millisecond", "milliseconds", "us", "µs",
@@ -151,7 +154,13 @@ def _pixel_size_from_tags(page: Any, one_is_a_size: bool = False) -> tuple[float
     x_res, y_res = _positive(x_res), _positive(y_res)
     if x_res is None or y_res is None or (x_res == 1 and y_res == 1 and not one_is_a_size):
         return None
-    return (1.0 / y_res, 1.0 / x_res)
+    return (_size_from_resolution(y_res), _size_from_resolution(x_res))
+
+
+def _size_from_resolution(pixels_per_unit: float) -> float:
+    """The pixel size a resolution stores, to `_SIZE_DIGITS` significant digits, so that 0.65 written
+    comes back as 0.65 rather than the 0.6499999999999999 its reciprocal's reciprocal gives."""
+    return float(f"{1.0 / pixels_per_unit:.{_SIZE_DIGITS}g}")
 
 
 def read_tiff_calibration(path: str | Path) -> Calibration:

@@ -165,9 +165,14 @@ def _mask_loaders(frame_stems: list[str], masks: list[Path]) -> dict[int, Callab
 
 
 def open_sequence_dir(
-    name: str, image_dir: Path, mask_dir: Path | None, layout: str
+    name: str, image_dir: str | Path, mask_dir: str | Path | None = None, layout: str = "images_masks"
 ) -> Sequence:
-    """Open one folder of frame images with an optional folder of per-frame masks."""
+    """Open one folder of frame images with an optional folder of per-frame masks (matched by file
+    stem) as the lazy `Sequence` ``name``; ``layout`` (one of `LAYOUTS`) is recorded for scoring."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    image_dir = Path(image_dir)
+    mask_dir = None if mask_dir is None else Path(mask_dir)
     images = _files(image_dir, IMAGE_SUFFIXES)
     if not images:
         if (image_dir / ".zarray").exists() or (image_dir / "zarr.json").exists() or (image_dir / ".zgroup").exists():
@@ -336,8 +341,8 @@ def _frame_reader(arr: Any, axes: str, z: int | None = None,
         if z is None and planes > 1:
             raise ValueError(
                 f"TIFF series with axes {axes!r} shape {arr.shape} is a 3D + time stack ({planes} Z planes); "
-                "napari-vos propagates 2D + time: pick one plane (--z N on the command line) or save a "
-                "maximum projection (T, Y, X) first"
+                "napari-vos propagates 2D + time: pick one plane (z=N in open_tiff_frames from Python, --z N "
+                "on the command line) or save a maximum projection (T, Y, X) first"
             )
         z = 0 if z is None else int(z)
         if not 0 <= z < planes:

@@ -120,6 +120,9 @@ def available_methods(include_untrained: bool = False) -> list[str]:
 
 
 def method_class(name: str) -> type:
+    """The class that implements method ``name``, imported now (with torch): its class attributes,
+    such as ``map_grids`` and ``min_working_side``, say how a run of it works before one is built.
+    A ValueError names the registered methods for an unknown ``name``."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
     module_name, cls_name = METHODS[name].split(":")
