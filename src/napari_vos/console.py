@@ -22,6 +22,7 @@ from napari_vos._widgets.layer_job import LayerJob
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
+    import torch
     from napari.layers import Image, Labels
 
     from napari_vos.advice import MethodAdvice
@@ -46,7 +47,7 @@ class LayerOutputs:
 
 def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None" = None,
                      method: str = "frtm",
-                     frame: int | None = None, *, device: str = "auto", direction: str = "both",
+                     frame: int | None = None, *, device: "str | torch.device" = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
                      channel_layers: "Sequence[str | Image]" = (), **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
