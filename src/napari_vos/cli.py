@@ -134,7 +134,8 @@ def _known_traits(method: str) -> Any:
 
 
 def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
-    """A TIFF stack (any axis order, its calibration) or a folder of frame images (natural name order)."""
+    """A TIFF stack (any axis order, its calibration), a folder of frame images (natural name order) or a
+    movie file (decoded once; its frame interval)."""
     from napari_vos.data.calibration import Calibration, read_tiff_calibration
     from napari_vos.data.readers import open_sequence_dir, open_tiff_frames
 
@@ -158,6 +159,18 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if not folder.is_file():  # a pipe would block the read for ever
         raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack or a folder "
                          "of frame images")
+    from napari_vos.data.video_files import is_video_file, read_video_file, video_file_calibration
+
+    if is_video_file(folder):
+        if z is not None:
+            raise ValueError("--z picks a plane of a TIFF stack; a movie file has none")
+        frames = read_video_file(folder)
+        if frames.display_rotation:
+            print(f"note: {path} is stored turned and played upright (a display rotation of "
+                  f"{frames.display_rotation} degrees); it is read upright, as players show it. napari's own "
+                  "reader shows it as stored, so labels painted there are turned against these frames",
+                  file=sys.stderr)
+        return frames, video_file_calibration(folder)
     import tifffile
 
     with reading(folder, "a TIFF"), tifffile.TiffFile(folder) as tif:
@@ -1048,9 +1061,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack or a folder of frames")
-    p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z) or a "
-                                 "folder of frame images (PNG/JPEG/TIFF, in natural name order: frame2 before frame10)")
+    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack, a folder of frames or a movie")
+    p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z), a "
+                                 "folder of frame images (PNG/JPEG/TIFF, in natural name order: frame2 before "
+                                 "frame10) or a movie file (.mp4, .avi, .mov, .mkv ...; needs PyAV: pip install "
+                                 "\"napari-vos[video]\"; decoded once into TMPDIR)")
     p.add_argument("labels", nargs="?", default=None,
                    help="labels: a TIFF, (Y, X) for one frame or (T, Y, X) with painted frames, or one mask "
                         "image (palette or grey PNG); leave out for a zero-shot method (--method cosnet)")

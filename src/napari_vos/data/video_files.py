@@ -1,0 +1,157 @@
+"""Movie files (.mp4, .avi, .mov, .mkv ...) as (T, Y, X[, C]) stacks, decoded with PyAV.
+
+A compressed movie stores most frames as differences from earlier ones, so reading frame i alone
+means decoding from the key frame before it, and a backward propagation would decode the video
+over and over. The file is therefore decoded once, front to back, into an unlinked temporary file
+(in ``tempfile.gettempdir()``, i.e. ``TMPDIR``) that is memory-mapped: the stack then reads like
+any array, costs disk rather than RAM, and its space is freed when the array is released. Grey
+movies stay grey, movies of more than 8 bits per sample (10-bit HEVC, 16-bit FFV1) come out as
+uint16, the rest as 8-bit RGB; a rotation in the file's display matrix (phones) is applied.
+PyAV is optional (``pip install "napari-vos[video]"``); without it the error says so.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_vos.data.calibration import Calibration
+
+__all__ = ["VIDEO_SUFFIXES", "is_video_file", "read_video_file", "video_file_calibration"]
+
+#: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ogv", ".flv")
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a movie file by its suffix."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _pyav() -> Any:
+    try:
+        import av
+    except ImportError as err:
+        raise ValueError("reading a movie file needs PyAV: pip install \"napari-vos[video]\" (or pip install av); "
+                         "or turn the movie into frames first, e.g. ffmpeg -i movie.mp4 frames/%05d.png, and give "
+                         "the folder") from err
+    return av
+
+
+def _output_format(pixel_format: Any) -> tuple[str, np.dtype, int]:
+    """PyAV's ndarray format, dtype and channel count (0: none) for a decoded frame's pixel format:
+    grey stays grey, more than 8 bits per sample become 16, anything else 8-bit RGB."""
+    deep = any(c.bits > 8 for c in pixel_format.components)
+    if pixel_format.name.startswith(("gray", "ya")):
+        return ("gray16le", np.dtype(np.uint16), 0) if deep else ("gray", np.dtype(np.uint8), 0)
+    return ("rgb48le", np.dtype(np.uint16), 3) if deep else ("rgb24", np.dtype(np.uint8), 3)
+
+
+def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """The frame as a player shows it: PyAV's rotation is the display matrix's counterclockwise
+    angle (0, 90, 180 or 270 here), which np.rot90 turns by (a portrait phone movie is stored
+    sideways, turned by 270)."""
+    return np.ascontiguousarray(np.rot90(frame, rotation // 90)) if rotation else frame
+
+
+def _open(av: Any, path: Path) -> Any:
+    if not path.exists():
+        raise ValueError(f"video {path} does not exist")
+    if not path.is_file():  # a pipe would block the read for ever
+        raise ValueError(f"video {path} is not a regular file (a pipe or a device)")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read as a movie (damaged, or not a movie?): {err}") from err
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path} holds no video stream (an audio file?)")
+    return container
+
+
+def _expected_bytes(container: Any, stream: Any, frame_bytes: int) -> int:
+    """The decoded size the file announces: its frame count, else its duration times its frame rate
+    (0 where it announces neither; Matroska files often give only the container's duration)."""
+    frames = int(stream.frames or 0)
+    if not frames and stream.average_rate:
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        else:
+            seconds = (container.duration or 0) / 1_000_000  # av.time_base: microseconds
+        frames = int(seconds * float(stream.average_rate))
+    return frames * frame_bytes
+
+
+def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> np.ndarray:
+    """Decode a movie file into a read-only, memory-mapped (T, Y, X) or (T, Y, X, 3) array.
+
+    ``scratch``: the folder of the temporary file (default ``tempfile.gettempdir()``). A movie whose
+    decoded frames would not fit there is refused before decoding; one whose frames change size part
+    way is refused at the frame that does. The array's ``display_rotation`` is the counterclockwise
+    turn applied (0, 90, 180 or 270).
+    """
+    av = _pyav()
+    path = Path(path)
+    folder = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
+    container = _open(av, path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        with tempfile.TemporaryFile(dir=folder) as store:
+            shape, dtype, count = None, None, 0
+            try:
+                for frame in container.decode(stream):
+                    if shape is None:
+                        fmt, dtype, channels = _output_format(frame.format)
+                    if shape is None:
+                        rotation = int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+                    pixels = _upright(frame.to_ndarray(format=fmt), rotation)
+                    if shape is None:
+                        shape = pixels.shape
+                        _check_room(path, folder, _expected_bytes(container, stream, pixels.nbytes))
+                    elif pixels.shape != shape:
+                        raise ValueError(f"{path}: frame {count} is {pixels.shape[1]} x {pixels.shape[0]} pixels, "
+                                         f"frame 0 {shape[1]} x {shape[0]}; napari-vos needs one size for all "
+                                         "frames (re-encode it at one size, e.g. ffmpeg -i IN -vf scale=W:H OUT)")
+                    store.write(pixels.tobytes())
+                    count += 1
+            except av.FFmpegError as err:
+                raise ValueError(f"{path} cannot be decoded past frame {count} (damaged, or cut off?): {err}") from err
+            except OSError as err:
+                if err.errno in (28, 122):  # ENOSPC, EDQUOT: the scratch disk filled while decoding
+                    raise ValueError(f"{path}: the scratch folder {folder} filled up after {count} decoded frames; "
+                                     "set TMPDIR to a disk with more room") from err
+                raise
+            if not count:
+                raise ValueError(f"{path} holds no decodable frames")
+            store.flush()
+            frames = np.memmap(store, dtype=dtype, mode="r", shape=(count, *shape))
+            frames.display_rotation = rotation  # for a reader's note: napari's own reader leaves it out
+            return frames
+    finally:
+        container.close()
+
+
+def _check_room(path: Path, folder: Path, needed: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed and needed > free:
+        raise ValueError(f"{path} decodes to about {needed / 2**30:.1f} GiB of frames, more than the "
+                         f"{free / 2**30:.1f} GiB free in {folder}, where they are kept while napari-vos reads "
+                         "them: set TMPDIR to a disk with room, or cut the movie first (ffmpeg -ss START -t "
+                         "SECONDS, or -vf scale=-2:480 for smaller frames)")
+
+
+def video_file_calibration(path: str | os.PathLike) -> Calibration:
+    """A movie's time between frames in seconds (1 / its average frame rate); no pixel size (a movie
+    file records none)."""
+    av = _pyav()
+    container = _open(av, Path(path))
+    try:
+        rate = container.streams.video[0].average_rate
+    finally:
+        container.close()
+    return Calibration(frame_interval=round(1.0 / float(rate), 12), time_unit="s") if rate else Calibration()

@@ -1,0 +1,130 @@
+"""Movie files as stacks: decoded once into a memory-mapped temporary file, exact for lossless codecs,
+grey and 16-bit kept, a phone's display rotation applied, their frame rate as the time calibration,
+and the command line propagating through an .mp4 with clear refusals for what cannot be read."""
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+av = pytest.importorskip("av")
+
+from conftest import moving_square_video  # noqa: E402
+from napari_vos.cli import main  # noqa: E402
+from napari_vos.data import video_files  # noqa: E402
+from napari_vos.data.calibration import read_tiff_calibration  # noqa: E402
+from napari_vos.data.video_files import read_video_file, video_file_calibration  # noqa: E402
+
+
+def write_movie(path, frames, codec="ffv1", pix_fmt="bgr0", rate=5, in_format="rgb24", rotation=None):
+    """Encode ``frames`` (T, Y, X[, 3]) with PyAV at ``rate`` frames per second."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(rate))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=in_format)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_lossless_colour_movie_reads_back_exactly_as_a_memory_mapped_stack(tmp_path):
+    frames, _ = moving_square_video(n_frames=7)
+    stack = read_video_file(write_movie(tmp_path / "m.mkv", frames))
+    assert isinstance(stack, np.memmap) and stack.shape == frames.shape and stack.dtype == np.uint8
+    assert np.array_equal(np.asarray(stack), frames) and stack.display_rotation == 0
+    assert not stack.flags.writeable
+
+
+@pytest.mark.parametrize("pix_fmt, dtype, top", [("gray", np.uint8, 255), ("gray16le", np.uint16, 65535)])
+def test_grey_and_16_bit_movies_stay_grey_and_keep_their_depth(tmp_path, pix_fmt, dtype, top):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, top + 1, (4, 32, 48), dtype=np.int64).astype(dtype)
+    stack = read_video_file(write_movie(tmp_path / "g.mkv", frames, pix_fmt=pix_fmt, in_format=pix_fmt))
+    assert stack.shape == frames.shape and stack.dtype == dtype and np.array_equal(np.asarray(stack), frames)
+
+
+turnable = pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+                              reason="this PyAV cannot write a display rotation (it reads one from 15 on)")
+
+
+@turnable
+def test_a_display_rotation_is_applied_as_a_player_shows_the_movie(tmp_path):
+    frames, _ = moving_square_video(n_frames=3)
+    stack = read_video_file(write_movie(tmp_path / "r.mkv", frames, rotation=90))
+    assert stack.display_rotation == 90 and stack.shape == (3, 96, 64, 3)
+    assert np.array_equal(np.asarray(stack), np.rot90(frames, 1, axes=(1, 2)))
+
+
+def test_the_frame_rate_becomes_the_time_between_frames(tmp_path):
+    frames, _ = moving_square_video(n_frames=3)
+    calibration = video_file_calibration(write_movie(tmp_path / "c.mkv", frames, rate=25))
+    assert calibration.frame_interval == pytest.approx(0.04) and calibration.time_unit == "s"
+    assert calibration.pixel_size is None
+
+
+def test_propagate_runs_through_an_mp4_and_keeps_its_frame_interval(tmp_path, capsys):
+    frames, truth = moving_square_video(n_frames=8, step=3)
+    movie = write_movie(tmp_path / "clip.mp4", frames, codec="libx264", pix_fmt="yuv444p", rate=4)
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    out = tmp_path / "out.tif"
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(out), "--method", "flow",
+                 "--device", "cpu"]) == 0
+    labels = tifffile.imread(out)
+    assert labels.shape == truth.shape
+    last = labels[-1] > 0
+    iou = (last & (truth[-1] > 0)).sum() / (last | (truth[-1] > 0)).sum()
+    assert iou > 0.6, iou  # frames in their order: a shuffled or stale frame leaves the square behind
+    assert read_tiff_calibration(out).frame_interval == pytest.approx(0.25)
+
+
+@turnable
+def test_propagate_notes_a_turned_movie(tmp_path, capsys):
+    frames, truth = moving_square_video(n_frames=3)
+    movie = write_movie(tmp_path / "turned.mkv", frames, rotation=-90)
+    Image.fromarray((np.rot90(truth[0], -1) * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert "display rotation of 270 degrees" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_movie_is_refused_by_name(tmp_path, capsys):
+    fake = tmp_path / "holiday.mp4"
+    fake.write_bytes(b"not a movie at all" * 10)
+    assert main(["propagate", str(fake), "-o", str(tmp_path / "o.tif"), "--method", "cosnet"]) == 2
+    err = capsys.readouterr().err
+    assert "holiday.mp4 cannot be read as a movie" in err and "Traceback" not in err
+
+
+def test_a_movie_too_large_for_the_scratch_disk_is_refused_before_decoding(tmp_path, monkeypatch):
+    frames, _ = moving_square_video(n_frames=6)
+    movie = write_movie(tmp_path / "big.mp4", frames, codec="libx264", pix_fmt="yuv420p")
+
+    class Usage:
+        free = 1000
+
+    monkeypatch.setattr(video_files.shutil, "disk_usage", lambda folder: Usage())
+    with pytest.raises(ValueError, match="set TMPDIR to a disk with room"):
+        read_video_file(movie)
+
+
+def test_without_pyav_the_error_says_what_to_install_and_how_to_do_without(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(ValueError, match=r"napari-vos\[video\].*ffmpeg -i movie.mp4 frames/%05d.png"):
+        read_video_file(tmp_path / "any.mp4")
+
+
+def test_the_python_api_points_a_movie_path_to_its_reader(tmp_path):
+    from napari_vos import propagate
+
+    frames, truth = moving_square_video(n_frames=3)
+    movie = write_movie(tmp_path / "m.mp4", frames, codec="libx264", pix_fmt="yuv420p")
+    with pytest.raises(ValueError, match="read_video_file"):
+        propagate(str(movie), truth[0], method="flow")
+    assert propagate(read_video_file(movie), truth[0], method="flow", device="cpu").labels.shape == truth.shape
