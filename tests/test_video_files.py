@@ -128,3 +128,40 @@ def test_the_python_api_points_a_movie_path_to_its_reader(tmp_path):
     with pytest.raises(ValueError, match="read_video_file"):
         propagate(str(movie), truth[0], method="flow")
     assert propagate(read_video_file(movie), truth[0], method="flow", device="cpu").labels.shape == truth.shape
+
+
+def test_a_movie_cut_off_gives_the_frames_it_holds_and_says_how_many(tmp_path, capsys):
+    frames, truth = moving_square_video(n_frames=30, step=1)
+    whole = write_movie(tmp_path / "whole.mkv", frames).read_bytes()
+    movie = tmp_path / "cut.mkv"  # a copy or a recording stopped part way: no error, just fewer frames
+    movie.write_bytes(whole[:int(len(whole) * 0.6)])
+    with pytest.warns(video_files.MovieCutShort, match=r"cut\.mkv: it gives (\d+) of the 30 frames it announces"):
+        stack = read_video_file(movie)
+    assert 0 < len(stack) < 25 and np.array_equal(np.asarray(stack), frames[:len(stack)])
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert f"note: {movie}: it gives {len(stack)} of the 30 frames" in capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "o.tif").shape == (len(stack), *truth.shape[1:])
+
+
+def test_a_damaged_part_keeps_the_frames_before_it_and_says_so(tmp_path):
+    frames, _ = moving_square_video(n_frames=30, step=1)
+    whole = write_movie(tmp_path / "whole.mkv", frames).read_bytes()
+    middle = len(whole) // 2  # garbage over the middle: the decoder stops there with an error
+    movie = tmp_path / "damaged.mkv"
+    movie.write_bytes(whole[:middle] + np.random.default_rng(0).bytes(2000) + whole[middle + 2000:])
+    with pytest.warns(video_files.MovieCutShort, match=r"a damaged part after frame \d+ stopped the decoder"):
+        stack = read_video_file(movie)
+    assert 0 < len(stack) < 30 and np.array_equal(np.asarray(stack), frames[:len(stack)])
+
+
+def test_a_whole_movie_reads_without_a_cut_short_warning(tmp_path):
+    import warnings
+
+    frames, _ = moving_square_video(n_frames=30, step=1)
+    for name, codec, pix_fmt in [("w.mkv", "ffv1", "bgr0"), ("w.mp4", "libx264", "yuv420p")]:
+        movie = write_movie(tmp_path / name, frames, codec=codec, pix_fmt=pix_fmt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", video_files.MovieCutShort)
+            assert len(read_video_file(movie)) == 30

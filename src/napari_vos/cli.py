@@ -159,12 +159,12 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if not folder.is_file():  # a pipe would block the read for ever
         raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack or a folder "
                          "of frame images")
-    from napari_vos.data.video_files import is_video_file, read_video_file, video_file_calibration
+    from napari_vos.data.video_files import is_video_file, video_file_calibration
 
     if is_video_file(folder):
         if z is not None:
             raise ValueError("--z picks a plane of a TIFF stack; a movie file has none")
-        frames = read_video_file(folder)
+        frames = _read_movie(folder)
         if frames.display_rotation:
             print(f"note: {path} is stored turned and played upright (a display rotation of "
                   f"{frames.display_rotation} degrees); it is read upright, as players show it. napari's own "
@@ -184,6 +184,24 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
         print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
     return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
+
+
+def _read_movie(path: Path) -> Any:
+    """A movie file's frames; one cut short is said as a note, as the command's other notes are (a
+    warning's source line would bury it), for its labels then cover only the frames it gave."""
+    import warnings
+
+    from napari_vos.data.video_files import MovieCutShort, read_video_file
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", MovieCutShort)
+        frames = read_video_file(path)
+    for warning in said:
+        if issubclass(warning.category, MovieCutShort):
+            print(f"note: {warning.message}", file=sys.stderr)
+        else:  # not ours: shown as it would have been
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return frames
 
 
 def _read_labels(path: str | None, z: int | None = None) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ import numpy as np
 
 from napari_vos.data.calibration import Calibration
 
-__all__ = ["VIDEO_SUFFIXES", "is_video_file", "read_video_file", "video_file_calibration"]
+__all__ = ["VIDEO_SUFFIXES", "MovieCutShort", "is_video_file", "read_video_file", "video_file_calibration"]
+
+
+class MovieCutShort(UserWarning):
+    """A movie that gave fewer frames than it announces (cut off, or stopped by a damaged part): the
+    frames it gave are read, and the warning says how many."""
+
 
 #: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ogv", ".flv")
@@ -73,9 +80,9 @@ def _open(av: Any, path: Path) -> Any:
     return container
 
 
-def _expected_bytes(container: Any, stream: Any, frame_bytes: int) -> int:
-    """The decoded size the file announces: its frame count, else its duration times its frame rate
-    (0 where it announces neither; Matroska files often give only the container's duration)."""
+def _announced_frames(container: Any, stream: Any) -> int:
+    """The frame count the file announces: its own, else its duration times its frame rate (0 where it
+    announces neither; Matroska files often give only the container's duration)."""
     frames = int(stream.frames or 0)
     if not frames and stream.average_rate:
         if stream.duration and stream.time_base:
@@ -83,7 +90,21 @@ def _expected_bytes(container: Any, stream: Any, frame_bytes: int) -> int:
         else:
             seconds = (container.duration or 0) / 1_000_000  # av.time_base: microseconds
         frames = int(seconds * float(stream.average_rate))
-    return frames * frame_bytes
+    return frames
+
+
+def _cut_short_note(path: Path, count: int, announced: int, error: Exception | None) -> str | None:
+    """What to say of a movie that gave fewer frames than it should (a decoding error part way, or far
+    fewer than announced: a copy or a recording cut off), so a shorter stack is never taken silently;
+    None when it gave them all (a duration-based count is approximate: a few frames' slack)."""
+    if error is not None:
+        why = f"a damaged part after frame {count - 1} stopped the decoder ({error})"
+    elif announced - count > max(2, announced // 20):
+        why = f"it gives {count} of the {announced} frames it announces (cut off, or damaged?)"
+    else:
+        return None
+    return (f"{path}: {why}; its first {count} frames are read, so the labels cover frames 0-{count - 1} (repair or "
+            "re-copy the movie for the rest, or let ffmpeg decode past the damage: ffmpeg -i IN -c:v ffv1 OUT.mkv)")
 
 
 def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> np.ndarray:
@@ -91,8 +112,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
 
     ``scratch``: the folder of the temporary file (default ``tempfile.gettempdir()``). A movie whose
     decoded frames would not fit there is refused before decoding; one whose frames change size part
-    way is refused at the frame that does. The array's ``display_rotation`` is the counterclockwise
-    turn applied (0, 90, 180 or 270).
+    way is refused at the frame that does. A movie cut off, or with a damaged part, gives the frames
+    before it, with a `MovieCutShort` warning saying how many. The array's ``display_rotation`` is the
+    counterclockwise turn applied (0, 90, 180 or 270).
     """
     av = _pyav()
     path = Path(path)
@@ -102,7 +124,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         with tempfile.TemporaryFile(dir=folder) as store:
-            shape, dtype, count = None, None, 0
+            shape, dtype, count, stopped = None, None, 0, None
             try:
                 for frame in container.decode(stream):
                     if shape is None:
@@ -112,7 +134,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                     pixels = _upright(frame.to_ndarray(format=fmt), rotation)
                     if shape is None:
                         shape = pixels.shape
-                        _check_room(path, folder, _expected_bytes(container, stream, pixels.nbytes))
+                        _check_room(path, folder, _announced_frames(container, stream) * pixels.nbytes)
                     elif pixels.shape != shape:
                         raise ValueError(f"{path}: frame {count} is {pixels.shape[1]} x {pixels.shape[0]} pixels, "
                                          f"frame 0 {shape[1]} x {shape[0]}; napari-vos needs one size for all "
@@ -120,7 +142,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                     store.write(pixels.tobytes())
                     count += 1
             except av.FFmpegError as err:
-                raise ValueError(f"{path} cannot be decoded past frame {count} (damaged, or cut off?): {err}") from err
+                if not count:
+                    raise ValueError(f"{path} cannot be decoded (damaged, or a codec this FFmpeg lacks?): {err}") from err
+                stopped = err  # the frames before a damaged part are kept, and said
             except OSError as err:
                 if err.errno in (28, 122):  # ENOSPC, EDQUOT: the scratch disk filled while decoding
                     raise ValueError(f"{path}: the scratch folder {folder} filled up after {count} decoded frames; "
@@ -129,6 +153,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
             if not count:
                 raise ValueError(f"{path} holds no decodable frames")
             store.flush()
+            note = _cut_short_note(path, count, _announced_frames(container, stream), stopped)
+            if note:
+                warnings.warn(note, MovieCutShort, stacklevel=2)
             frames = np.memmap(store, dtype=dtype, mode="r", shape=(count, *shape))
             frames.display_rotation = rotation  # for a reader's note: napari's own reader leaves it out
             return frames
