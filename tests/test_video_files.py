@@ -165,3 +165,14 @@ def test_a_whole_movie_reads_without_a_cut_short_warning(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", video_files.MovieCutShort)
             assert len(read_video_file(movie)) == 30
+
+
+@pytest.mark.parametrize("name, written_as", [("00001.MTS", "ts"), ("clip.m2ts", "ts"), ("phone.3gp", "mp4")])
+def test_camcorder_and_phone_movies_are_read_as_movies_not_as_tiffs(tmp_path, capsys, name, written_as):
+    frames, truth = moving_square_video(n_frames=3)
+    movie = write_movie(tmp_path / f"m.{written_as}", frames, codec="libx264", pix_fmt="yuv444p")
+    movie = movie.rename(tmp_path / name)  # an AVCHD camcorder's .MTS is an MPEG-TS, a .3gp an MP4
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "o.tif").shape == truth.shape

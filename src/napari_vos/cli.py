@@ -155,10 +155,10 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
             else Calibration()
         return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, calibration
     if not folder.exists():
-        raise ValueError(f"video {path} does not exist; give a TIFF stack or a folder of frame images")
+        raise ValueError(f"video {path} does not exist; give a TIFF stack, a folder of frame images or a movie file")
     if not folder.is_file():  # a pipe would block the read for ever
-        raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack or a folder "
-                         "of frame images")
+        raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack, a folder "
+                         "of frame images or a movie file")
     from napari_vos.data.video_files import is_video_file, video_file_calibration
 
     if is_video_file(folder):

@@ -30,8 +30,10 @@ class MovieCutShort(UserWarning):
     frames it gave are read, and the warning says how many."""
 
 
-#: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers)
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ogv", ".flv")
+#: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers):
+#: also camcorders' AVCHD (.mts, .m2ts), broadcast and DVD (.ts, .vob, .mxf, .dv) and older phones' .3gp
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ogv", ".flv",
+                  ".mts", ".m2ts", ".ts", ".3gp", ".3g2", ".mxf", ".dv", ".vob", ".asf", ".y4m")
 
 
 def is_video_file(path: str | os.PathLike) -> bool:
