@@ -4,9 +4,10 @@ A compressed movie stores most frames as differences from earlier ones, so readi
 means decoding from the key frame before it, and a backward propagation would decode the video
 over and over. The file is therefore decoded once, front to back, into an unlinked temporary file
 (in ``tempfile.gettempdir()``, i.e. ``TMPDIR``) that is memory-mapped: the stack then reads like
-any array, costs disk rather than RAM, and its space is freed when the array is released. Grey
-movies stay grey, movies of more than 8 bits per sample (10-bit HEVC, 16-bit FFV1) come out as
-uint16, the rest as 8-bit RGB; a rotation in the file's display matrix (phones) is applied.
+any array, costs disk rather than RAM (unless TMPDIR is a tmpfs RAM disk, as /tmp is on Fedora, Arch
+or Debian 13), and its space is freed when the array is released. Grey movies stay grey, movies of
+more than 8 bits per sample (10-bit HEVC, 16-bit FFV1) come out as uint16, the rest as 8-bit RGB; a
+rotation in the file's display matrix (phones) is applied.
 PyAV is optional (``pip install "napari-vos[video]"``); without it the error says so.
 """
 from __future__ import annotations
