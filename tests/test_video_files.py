@@ -176,3 +176,25 @@ def test_camcorder_and_phone_movies_are_read_as_movies_not_as_tiffs(tmp_path, ca
     assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
                  "--method", "flow", "--device", "cpu"]) == 0, capsys.readouterr().err
     assert tifffile.imread(tmp_path / "o.tif").shape == truth.shape
+
+
+def test_the_movie_is_read_not_a_preview_picture_stored_as_its_first_video_stream(tmp_path):
+    frames, _ = moving_square_video(n_frames=10)
+    movie = tmp_path / "with_preview.mkv"
+    with av.open(str(movie), "w") as container:  # a cover or preview picture first, as tagged MP4s hold one
+        preview = container.add_stream("mjpeg", rate=Fraction(1))
+        preview.width, preview.height, preview.pix_fmt = 32, 32, "yuvj420p"
+        picture = container.add_stream("ffv1", rate=Fraction(25))
+        picture.height, picture.width = frames.shape[1:3]
+        picture.pix_fmt = "bgr0"
+        for packet in preview.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+            container.mux(packet)
+        for packet in preview.encode():
+            container.mux(packet)
+        for pixels in frames:
+            for packet in picture.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in picture.encode():
+            container.mux(packet)
+    assert np.array_equal(np.asarray(read_video_file(movie)), frames)
+    assert video_file_calibration(movie).frame_interval == pytest.approx(0.04)

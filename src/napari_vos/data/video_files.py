@@ -83,6 +83,12 @@ def _open(av: Any, path: Path) -> Any:
     return container
 
 
+def _picture_stream(container: Any) -> Any:
+    """The movie's own video stream, FFmpeg's best one: not a cover picture or preview that tagged MP4s
+    and some cameras' files hold as their first video stream (read, it is a one-frame movie)."""
+    return container.streams.best("video") or container.streams.video[0]
+
+
 def _announced_frames(container: Any, stream: Any) -> int:
     """The frame count the file announces: its own, else its duration times its frame rate (0 where it
     announces neither; Matroska files often give only the container's duration)."""
@@ -124,7 +130,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
     folder = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
     container = _open(av, path)
     try:
-        stream = container.streams.video[0]
+        stream = _picture_stream(container)
         stream.thread_type = "AUTO"
         with tempfile.TemporaryFile(dir=folder) as store:
             shape, dtype, count, stopped = None, None, 0, None
@@ -181,7 +187,7 @@ def video_file_calibration(path: str | os.PathLike) -> Calibration:
     av = _pyav()
     container = _open(av, Path(path))
     try:
-        rate = container.streams.video[0].average_rate
+        rate = _picture_stream(container).average_rate
     finally:
         container.close()
     return Calibration(frame_interval=round(1.0 / float(rate), 12), time_unit="s") if rate else Calibration()
