@@ -198,3 +198,17 @@ def test_the_movie_is_read_not_a_preview_picture_stored_as_its_first_video_strea
             container.mux(packet)
     assert np.array_equal(np.asarray(read_video_file(movie)), frames)
     assert video_file_calibration(movie).frame_interval == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize("frames_in_stack", [8, 2])
+def test_keep_other_frames_refuses_a_labels_stack_of_another_length_than_the_movie(tmp_path, capsys,
+                                                                                     frames_in_stack):
+    frames, truth = moving_square_video(n_frames=8, step=3)
+    movie = write_movie(tmp_path / "short.mkv", frames[:4])  # e.g. a copy cut off, beside the whole movie's output
+    tifffile.imwrite(tmp_path / "earlier.tif", truth[:frames_in_stack].astype(np.uint8))
+    assert main(["propagate", str(movie), str(tmp_path / "earlier.tif"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu", "--keep-other-frames", "--frame", "1",
+                 "--direction", "forward"]) == 2
+    err = capsys.readouterr().err
+    assert f"earlier.tif has shape ({frames_in_stack}, 64, 96) but the video" in err and "4 frames" in err
+    assert "Traceback" not in err and not (tmp_path / "o.tif").exists()

@@ -406,6 +406,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if keep and (labels is None or labels.ndim != 3 or args.frame is None):
         raise ValueError("--keep-other-frames takes a (T, Y, X) labels stack and the --frame to start from (the "
                          "corrected one)")
+    if keep and tuple(labels.shape) != (source.n_frames, *source.frame_shape):  # its frames are copied one by one
+        raise ValueError(f"--keep-other-frames: the labels stack {args.labels} has shape {tuple(labels.shape)} but "
+                         f"the video {args.video} is {source.n_frames} frames of {tuple(source.frame_shape)}: give "
+                         "a stack of this video's frames (an earlier output of a run on it)")
     if keep and args.direction == "both":  # both directions reach every frame: none would be kept
         raise ValueError("--keep-other-frames keeps the frames a one-way run does not reach, and with --direction "
                          "both every frame is propagated: add --direction forward (the frames before --frame are "
