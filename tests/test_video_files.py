@@ -18,10 +18,10 @@ from napari_vos.data.calibration import read_tiff_calibration  # noqa: E402
 from napari_vos.data.video_files import read_video_file, video_file_calibration  # noqa: E402
 
 
-def write_movie(path, frames, codec="ffv1", pix_fmt="bgr0", rate=5, in_format="rgb24", rotation=None):
+def write_movie(path, frames, codec="ffv1", pix_fmt="bgr0", rate=5, in_format="rgb24", rotation=None, options=None):
     """Encode ``frames`` (T, Y, X[, 3]) with PyAV at ``rate`` frames per second."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(rate))
+        stream = container.add_stream(codec, rate=Fraction(rate), options=options or {})
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
         if rotation is not None:
@@ -212,3 +212,19 @@ def test_keep_other_frames_refuses_a_labels_stack_of_another_length_than_the_mov
     err = capsys.readouterr().err
     assert f"earlier.tif has shape ({frames_in_stack}, 64, 96) but the video" in err and "4 frames" in err
     assert "Traceback" not in err and not (tmp_path / "o.tif").exists()
+
+
+def test_an_interlaced_movie_is_noted_as_one_a_progressive_one_is_not(tmp_path, capsys):
+    import warnings
+
+    frames, truth = moving_square_video(n_frames=4)
+    woven = write_movie(tmp_path / "camcorder.mkv", frames, codec="libx264", pix_fmt="yuv420p",
+                        options={"flags": "+ildct+ilme", "x264opts": "interlaced=1:tff=1"})  # as 1080i is
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(woven), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 0
+    assert f"note: {woven} is interlaced" in capsys.readouterr().err
+    progressive = write_movie(tmp_path / "p.mkv", frames, codec="libx264", pix_fmt="yuv420p")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", video_files.MovieNote)
+        assert len(read_video_file(progressive)) == 4

@@ -187,17 +187,18 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
 
 
 def _read_movie(path: Path) -> Any:
-    """A movie file's frames; one cut short is said as a note, as the command's other notes are (a
-    warning's source line would bury it), for its labels then cover only the frames it gave."""
+    """A movie file's frames; what its reader says of them (cut short: the labels cover only the frames
+    it gave; interlaced) is said as a note, as the command's other notes are (a warning's source line
+    would bury it)."""
     import warnings
 
-    from napari_vos.data.video_files import MovieCutShort, read_video_file
+    from napari_vos.data.video_files import MovieNote, read_video_file
 
     with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always", MovieCutShort)
+        warnings.simplefilter("always", MovieNote)
         frames = read_video_file(path)
     for warning in said:
-        if issubclass(warning.category, MovieCutShort):
+        if issubclass(warning.category, MovieNote):
             print(f"note: {warning.message}", file=sys.stderr)
         else:  # not ours: shown as it would have been
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

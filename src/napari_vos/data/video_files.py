@@ -23,12 +23,23 @@ import numpy as np
 
 from napari_vos.data.calibration import Calibration
 
-__all__ = ["VIDEO_SUFFIXES", "MovieCutShort", "is_video_file", "read_video_file", "video_file_calibration"]
+__all__ = ["VIDEO_SUFFIXES", "InterlacedMovie", "MovieCutShort", "MovieNote", "is_video_file", "read_video_file",
+           "video_file_calibration"]
 
 
-class MovieCutShort(UserWarning):
+class MovieNote(UserWarning):
+    """What a movie's reader says of frames read as they are but not as a user may expect (the
+    command line prints these as notes)."""
+
+
+class MovieCutShort(MovieNote):
     """A movie that gave fewer frames than it announces (cut off, or stopped by a damaged part): the
     frames it gave are read, and the warning says how many."""
+
+
+class InterlacedMovie(MovieNote):
+    """An interlaced movie (a camcorder's 1080i, DV, broadcast): each frame weaves two fields taken
+    at different times, so moving edges are combed, as they are read (no deinterlacing)."""
 
 
 #: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers):
@@ -116,13 +127,22 @@ def _cut_short_note(path: Path, count: int, announced: int, error: Exception | N
             "re-copy the movie for the rest, or let ffmpeg decode past the damage: ffmpeg -i IN -c:v ffv1 OUT.mkv)")
 
 
+def _interlaced_note(path: Path) -> str:
+    """Why an interlaced movie's moving edges come out combed, and the ffmpeg line that deinterlaces
+    it first (players do it as they show it; the labels would otherwise follow the combs)."""
+    return (f"{path} is interlaced: each frame weaves two fields taken 1/50 or 1/60 s apart, so moving objects "
+            "have combed edges, which the labels follow; for clean edges deinterlace it first, e.g. ffmpeg -i IN "
+            "-vf bwdif -c:v ffv1 OUT.mkv")
+
+
 def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> np.ndarray:
     """Decode a movie file into a read-only, memory-mapped (T, Y, X) or (T, Y, X, 3) array.
 
     ``scratch``: the folder of the temporary file (default ``tempfile.gettempdir()``). A movie whose
     decoded frames would not fit there is refused before decoding; one whose frames change size part
     way is refused at the frame that does. A movie cut off, or with a damaged part, gives the frames
-    before it, with a `MovieCutShort` warning saying how many. The array's ``display_rotation`` is the
+    before it, with a `MovieCutShort` warning saying how many; an interlaced one is read as it is
+    stored, with an `InterlacedMovie` warning. The array's ``display_rotation`` is the
     counterclockwise turn applied (0, 90, 180 or 270).
     """
     av = _pyav()
@@ -140,6 +160,8 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                         fmt, dtype, channels = _output_format(frame.format)
                     if shape is None:
                         rotation = int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+                        if frame.interlaced_frame:
+                            warnings.warn(_interlaced_note(path), InterlacedMovie, stacklevel=2)
                     pixels = _upright(frame.to_ndarray(format=fmt), rotation)
                     if shape is None:
                         shape = pixels.shape
