@@ -151,7 +151,9 @@ def test_a_damaged_part_keeps_the_frames_before_it_and_says_so(tmp_path):
     middle = len(whole) // 2  # garbage over the middle: the decoder stops there with an error
     movie = tmp_path / "damaged.mkv"
     movie.write_bytes(whole[:middle] + np.random.default_rng(0).bytes(2000) + whole[middle + 2000:])
-    with pytest.warns(video_files.MovieCutShort, match=r"a damaged part after frame \d+ stopped the decoder"):
+    # FFmpeg stops with an error (PyAV 18) or, in older builds (PyAV 15), skips to the end quietly
+    said = r"a damaged part after frame \d+ stopped the decoder|it gives \d+ of the 30 frames it announces"
+    with pytest.warns(video_files.MovieCutShort, match=said):
         stack = read_video_file(movie)
     assert 0 < len(stack) < 30 and np.array_equal(np.asarray(stack), frames[:len(stack)])
 
