@@ -1021,6 +1021,46 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
     return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
 
 
+def _read_label_stack(path: str, z: int | None) -> Any:
+    """A (T, Y, X) labels stack to draw: a labels TIFF, or a folder of palette PNGs (an output of
+    `napari-vos propagate -o FOLDER`), read frame by frame."""
+    folder = Path(path)
+    if not folder.is_dir():
+        labels = _read_labels(path, z)
+        if np.ndim(labels) != 3:
+            raise ValueError(f"labels {path} holds one frame; give the (T, Y, X) labels of every frame (the output "
+                             "of napari-vos propagate)")
+        return labels
+    from napari_vos.data.readers import _files
+    from napari_vos.data.sequence import LazyFrames, read_mask
+
+    masks = _files(folder, (".png",))
+    if not masks:
+        raise ValueError(f"labels {path} is a folder without PNG frames; give a labels TIFF or a folder of palette "
+                         "PNGs (00000.png ...)")
+    return LazyFrames(len(masks), lambda i: read_mask(masks[i], void_255=False))
+
+
+def cmd_overlay(args: argparse.Namespace) -> int:
+    """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie."""
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    video, calibration = _read_video(args.video, args.z)
+    labels = _read_label_stack(args.labels, args.z)
+    fps = args.fps
+    if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
+        from napari_vos.data.video_files import is_video_file
+
+        fps = 1.0 / calibration.frame_interval if is_video_file(args.video) and calibration.frame_interval else 10.0
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists; give another name or --force to replace it")
+    with _progress("overlay", len(labels)) as progress:
+        write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
+    print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     """`napari-vos weights`: list the registered checkpoints and verify each file's hash (exit 1 for a missing or
     corrupt one); -v also shows each one's training, scores and preprocessing."""
@@ -1202,6 +1242,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bf16: forward pass and loss under bfloat16 autocast (weights and optimiser stay fp32); "
                         "for GPUs and CPUs with bfloat16 instructions")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("overlay", help="draw a labels stack over its video as a movie (.mp4), to watch a result")
+    p.add_argument("video", help="the video the labels belong to (a TIFF stack, a folder of frames or a movie)")
+    p.add_argument("labels", help="its (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
+                                  "output)")
+    p.add_argument("-o", "--output", required=True, help="OUT.mp4 (or .mkv, .mov): H.264; needs PyAV: pip install "
+                                                         "\"napari-vos[video]\"")
+    p.add_argument("--alpha", type=float, default=0.45,
+                   help="how strongly objects are tinted, 0 (outlines only) to 1 (solid); default 0.45")
+    p.add_argument("--fps", type=float, default=None,
+                   help="playback frames per second (default: a movie's own rate, else 10)")
+    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=cmd_overlay)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")
     p.add_argument("--method", default=None, help="only this method's checkpoints")

@@ -1,0 +1,91 @@
+"""A propagation's labels drawn over its video as a movie file (H.264 through PyAV), to watch or
+show a result without napari.
+
+Each object is tinted with its DAVIS palette colour (the colour of the palette PNG outputs) and
+outlined, over the frames as the methods saw them (the engine's normalisation, so a dim 16-bit
+time-lapse is as visible as in napari). H.264 in yuv420p, which every player reads, needs even
+sides, so an odd row or column is repeated at the bottom or right edge.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["overlay_frame", "write_overlay_movie", "OVERLAY_SUFFIXES"]
+
+#: containers the overlay is written in (H.264 plays from all of them)
+OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """One (Y, X, 3) uint8 picture: ``frame`` (float RGB in [0, 1]) with each labelled object tinted at
+    ``alpha`` by its colour and outlined in it. ``colours`` is a palette whose row 0 is the background:
+    ids 1 .. len - 1 take their own row, larger ones wrap round to row 1 (ids up to 255: the palette
+    PNGs' colours)."""
+    from skimage.segmentation import find_boundaries
+
+    picture = np.clip(frame, 0.0, 1.0) * 255.0
+    ids = np.asarray(labels)
+    inside = ids > 0
+    if inside.any():
+        tint = colours[(np.maximum(ids, 1) - 1) % (len(colours) - 1) + 1].astype(np.float32)
+        picture[inside] = (1.0 - alpha) * picture[inside] + alpha * tint[inside]
+        edges = find_boundaries(ids, mode="inner") & inside
+        picture[edges] = tint[edges]
+    return np.round(picture).astype(np.uint8)
+
+
+def _even(picture: np.ndarray) -> np.ndarray:
+    """The picture with an odd height or width made even by repeating its last row or column."""
+    pad = ((0, picture.shape[0] % 2), (0, picture.shape[1] % 2), (0, 0))
+    return np.pad(picture, pad, mode="edge") if any(p[1] for p in pad) else picture
+
+
+def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: float, alpha: float = 0.45,
+                        progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write ``labels`` ((T, Y, X) object ids) over ``video`` ((T, Y, X[, C]), any type the engine
+    reads) as an H.264 movie at ``fps`` frames per second; ``progress(done, total)`` after each frame.
+    A frame count or size that differs between the two is refused before anything is written."""
+    from napari_vos.data.frames import FrameSource
+    from napari_vos.data.video_files import _pyav
+    from napari_vos.data.writers import davis_palette
+
+    path = Path(path)
+    if path.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise ValueError(f"overlay {path}: give a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"the overlay's alpha is {alpha}; give a value from 0 (outlines only) to 1 (solid colour)")
+    if not fps > 0:
+        raise ValueError(f"the overlay's frame rate is {fps}; give a positive number of frames per second")
+    av = _pyav()
+    source = FrameSource(video)
+    n = len(source)
+    if len(labels) != n or tuple(np.shape(labels[0])) != tuple(source.frame_shape):
+        raise ValueError(f"the labels are {len(labels)} frames of {tuple(np.shape(labels[0]))} but the video is {n} "
+                         f"frames of {tuple(source.frame_shape)}: give the labels of this video (its propagation's "
+                         "output)")
+    colours = davis_palette()
+    rate = Fraction(fps).limit_denominator(1001)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    try:
+        with av.open(str(path), "w") as movie:
+            stream = movie.add_stream(codec, rate=rate)
+            stream.height, stream.width = (side + side % 2 for side in source.frame_shape)
+            stream.pix_fmt = "yuv420p"
+            for i in range(n):
+                picture = _even(overlay_frame(source[i], np.asarray(labels[i]), colours, alpha))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                    movie.mux(packet)
+                if progress is not None:
+                    progress(i + 1, n)
+            for packet in stream.encode():
+                movie.mux(packet)
+    except BaseException:  # an error or Ctrl+C part way: no half movie left to be taken for the result
+        path.unlink(missing_ok=True)
+        raise
+    return path
