@@ -343,7 +343,20 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         opened.callback(getattr(video, "close", lambda: None))
         labels = _read_labels(args.labels, getattr(args, "z", None))
         opened.callback(getattr(labels, "close", lambda: None))
+        _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
         return _propagate_files(args, video, calibration, labels)
+
+
+def _check_not_turned(video_path: str, video: Any, labels_path: str | None, label_shape: Any) -> None:
+    """Refuse, saying why, labels of a turned movie's frames as stored (painted in napari) given with
+    the movie, which is read upright: the sizes' mismatch alone would not tell."""
+    if label_shape is None:  # a zero-shot run's: no labels
+        return
+    from napari_vos.data.video_files import turned_labels_problem
+
+    problem = turned_labels_problem(video_path, video, labels_path, label_shape)
+    if problem:
+        raise ValueError(problem)
 
 
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
@@ -1047,6 +1060,7 @@ def cmd_overlay(args: argparse.Namespace) -> int:
 
     video, calibration = _read_video(args.video, args.z)
     labels = _read_label_stack(args.labels, args.z)
+    _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
     fps = args.fps
     if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
         from napari_vos.data.video_files import is_video_file

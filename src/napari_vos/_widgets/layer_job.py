@@ -365,6 +365,39 @@ def uncalibrated_file_note(image: "Image") -> str:
             "propagating")
 
 
+def movie_file_note(image: "Image") -> str:
+    """A note when the image layer came from a movie file, read by napari's own reader, which leaves out
+    what the command line takes from it: its frame interval (the outputs lie at scale 1 unless the layer
+    has a time scale) and a phone's display rotation (the frames are shown, and the outputs made, as
+    stored, sideways against the upright frames the command line reads). "" otherwise."""
+    from pathlib import Path
+
+    from napari_vos.data.video_files import is_video_file
+
+    path = getattr(getattr(image, "source", None), "path", None)
+    if not path or not is_video_file(path) or not Path(path).is_file() or image.ndim < 3:
+        return ""
+    from napari_vos.data.video_files import display_rotation, video_file_calibration
+
+    try:
+        rotation, interval = display_rotation(path), video_file_calibration(path).frame_interval
+    except Exception:  # noqa: BLE001 - no PyAV, or a file changed or gone since it was opened: nothing to say
+        return ""
+    notes = []
+    if interval and float(image.scale[-3]) == 1.0:
+        numbers = ", ".join(["1"] * (image.ndim - 3) + [f"{interval:g}", "1", "1"])
+        notes.append(f"the image layer {image.name!r} lies at scale 1 but its movie {Path(path).name} has "
+                     f"{interval:g} s between frames (napari's movie reader leaves it out), so the outputs have no "
+                     f"frame interval: to carry it, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
+                     "propagating")
+    if rotation:
+        notes.append(f"napari shows the movie {Path(path).name} as stored, turned from how players show it (a display "
+                     f"rotation of {rotation} degrees), and the outputs are of these frames, but napari-vos propagate "
+                     "and overlay read the movie upright: turn labels saved here upright for them, e.g. "
+                     f"np.rot90(labels, {rotation // 90}, axes=(-2, -1))")
+    return "; ".join(notes)
+
+
 def multiscale_labels_problem(labels: "Labels", shapes: Sequence[tuple[int, int, int] | None],
                               image: str = "the image") -> str:
     """Why a multiscale labels layer (an OME-Zarr label image) is refused, with the line that adds its
@@ -547,6 +580,7 @@ class LayerJob:
             self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
                                           getattr(self.viewer.dims, "units", None)))
         self._add_note(uncalibrated_file_note(self.image))
+        self._add_note(movie_file_note(self.image))
         self.method = method
         self.device = device
         self.direction = direction

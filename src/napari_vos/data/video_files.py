@@ -23,8 +23,8 @@ import numpy as np
 
 from napari_vos.data.calibration import Calibration
 
-__all__ = ["VIDEO_SUFFIXES", "InterlacedMovie", "MovieCutShort", "MovieNote", "is_video_file", "read_video_file",
-           "video_file_calibration"]
+__all__ = ["VIDEO_SUFFIXES", "InterlacedMovie", "MovieCutShort", "MovieNote", "VariableFrameRate", "display_rotation",
+           "is_video_file", "read_video_file", "turned_labels_problem", "video_file_calibration"]
 
 
 class MovieNote(UserWarning):
@@ -40,6 +40,11 @@ class MovieCutShort(MovieNote):
 class InterlacedMovie(MovieNote):
     """An interlaced movie (a camcorder's 1080i, DV, broadcast): each frame weaves two fields taken
     at different times, so moving edges are combed, as they are read (no deinterlacing)."""
+
+
+class VariableFrameRate(MovieNote):
+    """A movie whose frames are unevenly spaced in time (phones and screen recorders record so): the
+    output's one frame interval is their average, so frame n is not at n times it."""
 
 
 #: movie containers read through PyAV (what FFmpeg opens; TIFF and image folders have their own readers):
@@ -127,6 +132,21 @@ def _cut_short_note(path: Path, count: int, announced: int, error: Exception | N
             "re-copy the movie for the rest, or let ffmpeg decode past the damage: ffmpeg -i IN -c:v ffv1 OUT.mkv)")
 
 
+def _variable_rate_note(path: Path, times: list[float | None], rate: Any) -> str | None:
+    """What to say of a movie whose frames' time stamps are unevenly spaced (more than 20 % between the
+    shortest and longest gap), as the output records one frame interval, 1 / its average ``rate``; None
+    otherwise (or where the stamps are missing or out of order, which say nothing of the spacing)."""
+    if len(times) < 3 or any(t is None for t in times):
+        return None
+    gaps = np.diff(np.asarray(times, dtype=np.float64))
+    if not rate or gaps.min() <= 0 or gaps.max() - gaps.min() <= 0.2 * np.median(gaps):
+        return None
+    return (f"{path} has a variable frame rate: its frames are {gaps.min():.3g} to {gaps.max():.3g} s apart, and the "
+            f"output records one frame interval, {1.0 / float(rate):.3g} s (1 / its average rate), so frame n is "
+            "not at n times it (for evenly spaced frames re-encode it at a constant rate, e.g. ffmpeg -i IN "
+            "-fps_mode cfr -r 30 OUT.mp4, which repeats or drops frames to do so)")
+
+
 def _interlaced_note(path: Path) -> str:
     """Why an interlaced movie's moving edges come out combed, and the ffmpeg line that deinterlaces
     it first (players do it as they show it; the labels would otherwise follow the combs)."""
@@ -142,7 +162,8 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
     decoded frames would not fit there is refused before decoding; one whose frames change size part
     way is refused at the frame that does. A movie cut off, or with a damaged part, gives the frames
     before it, with a `MovieCutShort` warning saying how many; an interlaced one is read as it is
-    stored, with an `InterlacedMovie` warning. The array's ``display_rotation`` is the
+    stored, with an `InterlacedMovie` warning; one with unevenly spaced frames, with a
+    `VariableFrameRate` warning. The array's ``display_rotation`` is the
     counterclockwise turn applied (0, 90, 180 or 270).
     """
     av = _pyav()
@@ -153,7 +174,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
         stream = _picture_stream(container)
         stream.thread_type = "AUTO"
         with tempfile.TemporaryFile(dir=folder) as store:
-            shape, dtype, count, stopped = None, None, 0, None
+            shape, dtype, count, stopped, times = None, None, 0, None, []
             try:
                 for frame in container.decode(stream):
                     if shape is None:
@@ -171,6 +192,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                                          f"frame 0 {shape[1]} x {shape[0]}; napari-vos needs one size for all "
                                          "frames (re-encode it at one size, e.g. ffmpeg -i IN -vf scale=W:H OUT)")
                     store.write(pixels.tobytes())
+                    times.append(frame.time)
                     count += 1
             except av.FFmpegError as err:
                 if not count:
@@ -187,6 +209,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
             note = _cut_short_note(path, count, _announced_frames(container, stream), stopped)
             if note:
                 warnings.warn(note, MovieCutShort, stacklevel=2)
+            uneven = _variable_rate_note(path, times, stream.average_rate)
+            if uneven:
+                warnings.warn(uneven, VariableFrameRate, stacklevel=2)
             frames = np.memmap(store, dtype=dtype, mode="r", shape=(count, *shape))
             frames.display_rotation = rotation  # for a reader's note: napari's own reader leaves it out
             return frames
@@ -203,6 +228,18 @@ def _check_room(path: Path, folder: Path, needed: int) -> None:
                          "SECONDS, or -vf scale=-2:480 for smaller frames)")
 
 
+def display_rotation(path: str | os.PathLike) -> int:
+    """The counterclockwise turn (0, 90, 180 or 270) a player gives a movie's frames, from its first
+    frame, without decoding the rest (what `read_video_file` applies and napari's reader leaves out)."""
+    av = _pyav()
+    container = _open(av, Path(path))
+    try:
+        frame = next(container.decode(_picture_stream(container)), None)
+    finally:
+        container.close()
+    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+
+
 def video_file_calibration(path: str | os.PathLike) -> Calibration:
     """A movie's time between frames in seconds (1 / its average frame rate); no pixel size (a movie
     file records none)."""
@@ -213,3 +250,20 @@ def video_file_calibration(path: str | os.PathLike) -> Calibration:
     finally:
         container.close()
     return Calibration(frame_interval=round(1.0 / float(rate), 12), time_unit="s") if rate else Calibration()
+
+
+def turned_labels_problem(movie: str | os.PathLike, frames: Any, labels: str | os.PathLike | None,
+                          label_shape: Any) -> str | None:
+    """Why labels of a turned movie's frames as stored (painted in napari, whose reader shows them so)
+    do not fit the upright frames read here, with the two ways out; None when ``label_shape``'s last
+    two sides are not the upright frames' swapped (a 180-degree turn or square frames keep the shape)."""
+    rotation = int(getattr(frames, "display_rotation", 0) or 0)
+    upright = tuple(int(n) for n in np.shape(frames)[1:3])
+    sides = tuple(int(n) for n in tuple(label_shape)[-2:])
+    if rotation not in (90, 270) or upright[0] == upright[1] or sides != upright[::-1]:
+        return None
+    return (f"the labels {labels} are {sides[1]} x {sides[0]} pixels, the frames of {movie} as stored, sideways (as "
+            f"napari's reader shows them), but napari-vos reads the movie upright, {upright[1]} x {upright[0]}, as "
+            f"players show it (a display rotation of {rotation} degrees): turn the labels upright first, e.g. "
+            f"np.rot90(labels, {rotation // 90}, axes=(-2, -1)), or make an upright copy of the movie (ffmpeg -i IN "
+            "-c:v libx264 -crf 18 OUT.mp4 applies the turn) and paint and propagate on that")
