@@ -5,6 +5,7 @@ without -o flock, NFS without lockd), where runs go on unlocked as before."""
 from __future__ import annotations
 
 import errno
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +17,32 @@ NO_LOCKS = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 FOLDER_LOCK = ".napari-vos.lock"
 
 
-def lock_handle(handle: Any) -> Any:
+def lock_handle(handle: Any, wait: float = 0.0) -> Any:
     """``handle``, an open file, holding an exclusive lock on it; None (the handle closed) where the
-    system has no locks. A BlockingIOError where another process holds it."""
+    system has no locks. A BlockingIOError where another process holds it for longer than ``wait``
+    seconds: a file's maker passes a wait, as `locked` (another run asking whether the file is in
+    use) holds the lock for a moment, which made the maker fail and delete its own new file."""
     try:
         import fcntl
     except ImportError:  # Windows
         handle.close()
         return None
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        if err.errno in NO_LOCKS:
-            return None
-        raise
-    return handle
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() < give_up:
+                time.sleep(0.005)
+                continue
+            handle.close()
+            raise
+        except OSError as err:
+            handle.close()
+            if err.errno in NO_LOCKS:
+                return None
+            raise
 
 
 def locked(path: Path) -> bool:

@@ -66,7 +66,9 @@ class PartialLabels:
                                  "it to finish or give another output name") from None
             raise ValueError(_earlier_run_message(self.path, Path(output))) from None
         try:
-            self._lock = lock_handle(claim)  # held while this run lives: a second run writing here is told so
+            # held while this run lives: a second run writing here is told so; the wait outlasts that run's
+            # `locked` probe, which holds the lock for a moment (the file is ours: we made it)
+            self._lock = lock_handle(claim, wait=2.0)
             self.labels: np.ndarray = open_tiff_labels(self.path, shape, label_dtype(max_id), calibration,
                                                        {**record, "complete": False, "frames_segmented": UNFINISHED})
         except BaseException:  # a stub left here would block every later run as "an earlier run's labels"
