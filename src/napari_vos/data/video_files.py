@@ -68,13 +68,19 @@ def _pyav() -> Any:
     return av
 
 
-def _output_format(pixel_format: Any) -> tuple[str, np.dtype, int]:
-    """PyAV's ndarray format, dtype and channel count (0: none) for a decoded frame's pixel format:
-    grey stays grey, more than 8 bits per sample become 16, anything else 8-bit RGB."""
+def _output_format(pixel_format: Any) -> tuple[str, np.dtype]:
+    """PyAV's ndarray format and its dtype for a decoded frame's pixel format: grey stays grey, more
+    than 8 bits per sample become 16, anything else 8-bit RGB."""
     deep = any(c.bits > 8 for c in pixel_format.components)
     if pixel_format.name.startswith(("gray", "ya")):
-        return ("gray16le", np.dtype(np.uint16), 0) if deep else ("gray", np.dtype(np.uint8), 0)
-    return ("rgb48le", np.dtype(np.uint16), 3) if deep else ("rgb24", np.dtype(np.uint8), 3)
+        return ("gray16le", np.dtype(np.uint16)) if deep else ("gray", np.dtype(np.uint8))
+    return ("rgb48le", np.dtype(np.uint16)) if deep else ("rgb24", np.dtype(np.uint8))
+
+
+def _rotation(frame: Any) -> int:
+    """The counterclockwise quarter turn (0, 90, 180 or 270) a player gives ``frame`` (PyAV's display-
+    matrix angle, rounded; 0 where this PyAV reads none)."""
+    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
 
 
 def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -175,18 +181,17 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
         stream.thread_type = "AUTO"
         with tempfile.TemporaryFile(dir=folder) as store:
             shape, dtype, count, stopped, times = None, None, 0, None, []
+            announced = _announced_frames(container, stream)
             try:
                 for frame in container.decode(stream):
-                    if shape is None:
-                        fmt, dtype, channels = _output_format(frame.format)
-                    if shape is None:
-                        rotation = int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+                    if shape is None:  # frame 0 sets the format, the turn and the size of them all
+                        (fmt, dtype), rotation = _output_format(frame.format), _rotation(frame)
                         if frame.interlaced_frame:
                             warnings.warn(_interlaced_note(path), InterlacedMovie, stacklevel=2)
                     pixels = _upright(frame.to_ndarray(format=fmt), rotation)
                     if shape is None:
                         shape = pixels.shape
-                        _check_room(path, folder, _announced_frames(container, stream) * pixels.nbytes)
+                        _check_room(path, folder, announced * pixels.nbytes)
                     elif pixels.shape != shape:
                         raise ValueError(f"{path}: frame {count} is {pixels.shape[1]} x {pixels.shape[0]} pixels, "
                                          f"frame 0 {shape[1]} x {shape[0]}; napari-vos needs one size for all "
@@ -206,7 +211,7 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
             if not count:
                 raise ValueError(f"{path} holds no decodable frames")
             store.flush()
-            note = _cut_short_note(path, count, _announced_frames(container, stream), stopped)
+            note = _cut_short_note(path, count, announced, stopped)
             if note:
                 warnings.warn(note, MovieCutShort, stacklevel=2)
             uneven = _variable_rate_note(path, times, stream.average_rate)
@@ -237,7 +242,7 @@ def display_rotation(path: str | os.PathLike) -> int:
         frame = next(container.decode(_picture_stream(container)), None)
     finally:
         container.close()
-    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+    return _rotation(frame) if frame is not None else 0
 
 
 def video_file_calibration(path: str | os.PathLike) -> Calibration:
