@@ -2,52 +2,22 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from _layers import sliding_square
+from _signalled_runs import propagate_signalled
+from _signalled_runs import run_propagate as _run
+from _signalled_runs import write_video as _video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def _video(tmp_path, n_frames=8):
-    frames, truth = sliding_square(n_frames, (64, 64))
-    tifffile.imwrite(tmp_path / "video.tif", frames, photometric="minisblack")
-    return truth
-
-
-def _run(tmp_path, *args):
-    from napari_vos.cli import main
-
-    return main(["propagate", str(tmp_path / "video.tif"), *map(str, args), "--method", "flow", "--device", "cpu"])
 
 
 def _killed_run(tmp_path, at_frame, *extra):
     """`propagate` of labels.tif to out.tif, SIGKILLed as it reads ``at_frame``."""
-    script = textwrap.dedent(f"""
-        import os, signal, sys
-        sys.path.insert(0, {SRC!r})
-        import torch; torch.set_num_threads(1)
-        from napari_vos.data.frames import FrameSource
-        from napari_vos.cli import main
-        real = FrameSource.tensor
-        def die(self, index, *a, **k):
-            if index == {at_frame}:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(self, index, *a, **k)
-        FrameSource.tensor = die
-        main(["propagate", {str(tmp_path / "video.tif")!r}, {str(tmp_path / "labels.tif")!r},
-              "-o", {str(tmp_path / "out.tif")!r}, "--method", "flow", "--device", "cpu", *{list(extra)!r}])
-    """)
-    assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == -signal.SIGKILL
+    assert propagate_signalled(tmp_path, at_frame, extra=extra).returncode == -signal.SIGKILL
 
 
 # 1. A killed run whose labels stack has a later painted frame (a correction at frame 7 of a run
@@ -136,22 +106,7 @@ def test_a_killed_png_folder_run_continued_as_told_writes_its_folder(tmp_path, c
     painted = np.zeros_like(truth, dtype=np.uint8)
     painted[4] = truth[4]
     tifffile.imwrite(tmp_path / "labels.tif", painted, photometric="minisblack")
-    script = textwrap.dedent(f"""
-        import os, signal, sys
-        sys.path.insert(0, {SRC!r})
-        import torch; torch.set_num_threads(1)
-        from napari_vos.data.frames import FrameSource
-        from napari_vos.cli import main
-        real = FrameSource.tensor
-        def die(self, index, *a, **k):
-            if index == 7:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(self, index, *a, **k)
-        FrameSource.tensor = die
-        main(["propagate", {str(tmp_path / "video.tif")!r}, {str(tmp_path / "labels.tif")!r},
-              "-o", {str(tmp_path / "results")!r}, "--method", "flow", "--device", "cpu"])
-    """)
-    assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == -signal.SIGKILL
+    assert propagate_signalled(tmp_path, 7, output="results").returncode == -signal.SIGKILL
     assert _run(tmp_path, tmp_path / "labels.tif", "-o", tmp_path / "results") == 2
     err = capsys.readouterr().err
     moved = err.split("move it to ", 1)[1].split(" and run:")[0]

@@ -10,29 +10,17 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
 from _layers import sliding_square
+from _signalled_runs import SRC, propagate_signalled
+from _signalled_runs import run_propagate as _run
+from _signalled_runs import write_video as _video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def _video(tmp_path, n_frames=8):
-    frames, truth = sliding_square(n_frames, (64, 64))
-    tifffile.imwrite(tmp_path / "video.tif", frames, photometric="minisblack")
-    return truth
-
-
-def _run(tmp_path, *args):
-    from napari_vos.cli import main
-
-    return main(["propagate", str(tmp_path / "video.tif"), *map(str, args), "--method", "flow", "--device", "cpu"])
 
 
 # 1. A second Ctrl+C (or a Ctrl+C or kill while the output is being written) says
@@ -66,22 +54,7 @@ def test_an_interrupt_while_the_output_is_written_does_not_say_nothing_was_writt
 def test_a_hangup_writes_the_finished_frames_as_kill_does(tmp_path):
     truth = _video(tmp_path)
     tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
-    script = textwrap.dedent(f"""
-        import os, signal, sys
-        sys.path.insert(0, {SRC!r})
-        import torch; torch.set_num_threads(1)
-        from napari_vos.data.frames import FrameSource
-        from napari_vos.cli import main
-        real = FrameSource.tensor
-        def hang_up(self, index, *a, **k):
-            if index == 4:
-                os.kill(os.getpid(), signal.SIGHUP)
-            return real(self, index, *a, **k)
-        FrameSource.tensor = hang_up
-        sys.exit(main(["propagate", {str(tmp_path / "video.tif")!r}, {str(tmp_path / "labels.tif")!r},
-                       "-o", {str(tmp_path / "out.tif")!r}, "--method", "flow", "--device", "cpu"]))
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    done = propagate_signalled(tmp_path, 4, "SIGHUP")
     assert done.returncode != -signal.SIGHUP, "killed by SIGHUP: nothing but out.partial.tif was left"
     from napari_vos.data.writers import read_tiff_provenance
 
@@ -326,22 +299,7 @@ def test_a_killed_run_continued_as_told_gives_the_uninterrupted_labels(tmp_path,
     painted = np.zeros_like(truth, dtype=np.uint8)
     painted[4] = truth[4]
     tifffile.imwrite(tmp_path / "labels.tif", painted, photometric="minisblack")
-    script = textwrap.dedent(f"""
-        import os, signal, sys
-        sys.path.insert(0, {SRC!r})
-        import torch; torch.set_num_threads(1)
-        from napari_vos.data.frames import FrameSource
-        from napari_vos.cli import main
-        real = FrameSource.tensor
-        def die(self, index, *a, **k):
-            if index == 7:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(self, index, *a, **k)
-        FrameSource.tensor = die
-        main(["propagate", {str(tmp_path / "video.tif")!r}, {str(tmp_path / "labels.tif")!r},
-              "-o", {str(tmp_path / "out.tif")!r}, "--method", "flow", "--device", "cpu"])
-    """)
-    assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == -signal.SIGKILL
+    assert propagate_signalled(tmp_path, 7).returncode == -signal.SIGKILL
     assert _run(tmp_path, tmp_path / "labels.tif", "-o", tmp_path / "out.tif") == 2
     err = capsys.readouterr().err
     assert "frames 4-6 hold its labels" in err and "move it to out.killed.tif" in err, err
