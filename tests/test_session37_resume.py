@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _tiny_recipe import TinyRecipe as _Tiny
 from napari_vos.cli import main
 from napari_vos.training.cosnet_recipe import COSNetRecipe
 from napari_vos.training.loop import TrainSettings, train
@@ -161,25 +162,6 @@ def test_another_train_backbone_from_on_resume_is_refused_naming_it(tmp_path):
                                          r"parameter tensor\(s\) the saved run kept fixed, such as backbone\..*\): "
                                          r"--train-backbone-from is 'stem' here, 'auto' in the saved run"):
         train(recipe, tmp_path, TrainSettings(steps=3, save_every=2), resume=True, log=lambda s: None)
-
-
-class _Tiny:
-    """A two-weight linear model, for the schedule and the data checks (no recipe's cost)."""
-
-    name = "tiny"
-
-    def __init__(self, real_dirs=()):
-        self.real_dirs = list(real_dirs)
-
-    def build(self, device):
-        torch.manual_seed(0)
-        return torch.nn.Linear(2, 1).to(device)
-
-    def batch(self, rng):
-        return torch.tensor(rng.normal(size=(4, 2)), dtype=torch.float32)
-
-    def loss(self, model, batch, device):
-        return (model(batch) - 1.0).pow(2).mean(), {}
 
 
 def _rates(logs: list[str]) -> dict[int, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _tiny_recipe import TinyRecipe as _Tiny
 from napari_vos.cli import main
 from napari_vos.training.loop import TrainSettings, train
 
@@ -33,23 +34,6 @@ def _davis(root: Path, lengths: list[int]) -> Path:
                 shutil.copytree(seq, root / "set" / kind / f"len{n}-{i}")
         shutil.rmtree(part)
     return root / "set"
-
-
-class _Tiny:
-    name = "tiny"
-
-    def __init__(self, real_dirs=()):
-        self.real_dirs = list(real_dirs)
-
-    def build(self, device):
-        torch.manual_seed(0)
-        return torch.nn.Linear(2, 1).to(device)
-
-    def batch(self, rng):
-        return torch.tensor(rng.normal(size=(4, 2)), dtype=torch.float32)
-
-    def loss(self, model, batch, device):
-        return (model(batch) - 1.0).pow(2).mean(), {}
 
 
 # -- 1. a finished run's `--resume --export` (nothing to train) is refused without --data -----------
