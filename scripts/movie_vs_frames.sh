@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # FRTM through H.264 movies against the same DAVIS sequences' JPEG frames: what the movie path
 # (encode, decode once, propagate) costs in J&F. Usage: scripts/movie_vs_frames.sh DAVIS_DIR OUT_DIR [SEQ,SEQ...]
+# CODEC and PIX_FMT pick the encoding (default libx264, yuv420p); e.g. CODEC=libx265
+# PIX_FMT=yuv420p10le makes 10-bit HEVC, as phones record, which napari-vos decodes to 16 bits.
 set -euo pipefail
 V=$(realpath "$1"); OUT=$2; SEQS=${3:-bear,car-turn,hike}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=$ROOT/.venv/bin/python; NV=$ROOT/.venv/bin/napari-vos
 mkdir -p "$OUT"/movies "$OUT"/pred_movie "$OUT"/pred_frames
 for s in ${SEQS//,/ }; do
-  # libx264 at its default quality (crf 23), yuv420p, 24 frames/s: what a camera or a screen recorder writes
-  "$PY" - "$V/JPEGImages/$s" "$OUT/movies/$s.mp4" <<'PY'
+  # by default libx264 at its default quality (crf 23), yuv420p, 24 frames/s: what a camera or a
+  # screen recorder writes
+  "$PY" - "$V/JPEGImages/$s" "$OUT/movies/$s.mp4" "${CODEC:-libx264}" "${PIX_FMT:-yuv420p}" <<'PY'
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -19,9 +22,9 @@ from PIL import Image
 
 files = sorted(Path(sys.argv[1]).glob("*.jpg"))
 with av.open(sys.argv[2], "w") as movie:
-    stream = movie.add_stream("libx264", rate=Fraction(24))
+    stream = movie.add_stream(sys.argv[3], rate=Fraction(24))
     stream.width, stream.height = Image.open(files[0]).size
-    stream.pix_fmt = "yuv420p"
+    stream.pix_fmt = sys.argv[4]
     for f in files:
         frame = av.VideoFrame.from_ndarray(np.asarray(Image.open(f).convert("RGB")), format="rgb24")
         for packet in stream.encode(frame):

@@ -50,6 +50,23 @@ def test_grey_and_16_bit_movies_stay_grey_and_keep_their_depth(tmp_path, pix_fmt
     assert stack.shape == frames.shape and stack.dtype == dtype and np.array_equal(np.asarray(stack), frames)
 
 
+def test_a_16_bit_rgb_movie_keeps_its_depth_but_10_bit_camera_colour_is_read_as_8_bit_rgb(tmp_path):
+    """RGB formats of more than 8 bits (a lossless export of measured intensities) stay 16-bit; a YUV
+    colour movie of 10 bits (what phones record) comes out as the 8-bit RGB an 8-bit movie gives."""
+    rng = np.random.default_rng(2)
+    deep = rng.integers(0, 65536, (3, 32, 48, 3), dtype=np.int64).astype(np.uint16)
+    stack = read_video_file(write_movie(tmp_path / "rgb16.mkv", deep, pix_fmt="gbrp16le", in_format="rgb48le"))
+    assert stack.dtype == np.uint16 and stack.shape == deep.shape and np.array_equal(np.asarray(stack), deep)
+
+    frames, _ = moving_square_video(n_frames=4)
+    ten_bit = read_video_file(write_movie(tmp_path / "yuv10.mkv", frames, pix_fmt="yuv444p10le"))
+    eight_bit = read_video_file(write_movie(tmp_path / "yuv8.mkv", frames, pix_fmt="yuv444p"))
+    assert ten_bit.dtype == np.uint8 and ten_bit.shape == frames.shape
+    # the 10-bit movie holds the 8-bit frames up to the colour conversion's rounding
+    assert np.abs(np.asarray(ten_bit, np.int16) - np.asarray(eight_bit, np.int16)).max() <= 2
+    assert np.abs(np.asarray(ten_bit, np.int16) - frames.astype(np.int16)).max() <= 3
+
+
 turnable = pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
                               reason="this PyAV cannot write a display rotation (it reads one from 15 on)")
 

@@ -5,9 +5,9 @@ means decoding from the key frame before it, and a backward propagation would de
 over and over. The file is therefore decoded once, front to back, into an unlinked temporary file
 (in ``tempfile.gettempdir()``, i.e. ``TMPDIR``) that is memory-mapped: the stack then reads like
 any array, costs disk rather than RAM (unless TMPDIR is a tmpfs RAM disk, as /tmp is on Fedora, Arch
-or Debian 13), and its space is freed when the array is released. Grey movies stay grey, movies of
-more than 8 bits per sample (10-bit HEVC, 16-bit FFV1) come out as uint16, the rest as 8-bit RGB; a
-rotation in the file's display matrix (phones) is applied.
+or Debian 13), and its space is freed when the array is released. Grey movies stay grey; grey and RGB
+movies of more than 8 bits per sample (16-bit FFV1) come out as uint16, the rest (camera colour
+video, 10-bit HEVC included) as 8-bit RGB; a rotation in the file's display matrix (phones) is applied.
 PyAV is optional (``pip install "napari-vos[video]"``); without it the error says so.
 """
 from __future__ import annotations
@@ -70,11 +70,16 @@ def _pyav() -> Any:
 
 def _output_format(pixel_format: Any) -> tuple[str, np.dtype]:
     """PyAV's ndarray format and its dtype for a decoded frame's pixel format: grey stays grey, more
-    than 8 bits per sample become 16, anything else 8-bit RGB."""
+    than 8 bits per sample become 16 for grey and RGB formats (a lossless export of measured
+    intensities), anything else (camera colour video, 10-bit HEVC included) 8-bit RGB.
+
+    A camera's 10-bit colour movie read as 16-bit RGB was stretched per channel by its percentiles
+    and scored 0.6 J&F below the same frames read as 0-255 (docs/benchmarks.md, session 39), and took
+    twice the scratch disk (90 GB for a minute of 4K at 30 frames/s)."""
     deep = any(c.bits > 8 for c in pixel_format.components)
     if pixel_format.name.startswith(("gray", "ya")):
         return ("gray16le", np.dtype(np.uint16)) if deep else ("gray", np.dtype(np.uint8))
-    return ("rgb48le", np.dtype(np.uint16)) if deep else ("rgb24", np.dtype(np.uint8))
+    return ("rgb48le", np.dtype(np.uint16)) if deep and pixel_format.is_rgb else ("rgb24", np.dtype(np.uint8))
 
 
 def _rotation(frame: Any) -> int:
