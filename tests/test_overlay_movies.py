@@ -77,14 +77,14 @@ def test_the_command_reads_a_png_folder_output_and_a_movie_at_its_own_rate(tmp_p
     ("one frame", "holds one frame; give the (T, Y, X) labels"),
     ("alpha", "give a value from 0"),
     ("exists", "exists; give another name or --force"),
-    ("gif", "give a movie name ending in .mp4"),
+    ("avi", "give a movie name ending in .mp4, .mkv, .mov, .gif"),
 ])
 def test_what_cannot_be_drawn_is_refused_in_one_line(tmp_path, capsys, case, said):
     frames, truth = moving_square_video(n_frames=5)
     tifffile.imwrite(tmp_path / "video.tif", frames)
     labels = {"short": truth[:3], "one frame": truth[0]}.get(case, truth)
     tifffile.imwrite(tmp_path / "labels.tif", labels.astype(np.uint8))
-    out = tmp_path / ("o.gif" if case == "gif" else "o.mp4")
+    out = tmp_path / ("o.avi" if case == "avi" else "o.mp4")
     if case == "exists":
         out.write_bytes(b"an earlier movie")
     extra = ["--alpha", "1.5"] if case == "alpha" else []

@@ -42,12 +42,16 @@ def not_an_array(value: Any, what: str) -> str | None:
                 f"(viewer.layers[{value!r}].data), or give layer names to napari_vos.propagate_layers(viewer, "
                 "image, labels), which takes them")
     if isinstance(value, (str, bytes, os.PathLike)):
+        from napari_vos.data.animated_images import is_animated_image
         from napari_vos.data.video_files import is_video_file
 
         missing = "" if os.path.exists(value) else ", which does not exist here"
-        movie = is_video_file(os.fsdecode(value))
-        reader = ("napari_vos.data.video_files.read_video_file, which decodes a movie" if movie
-                  else "tifffile.imread or tifffile.memmap")
+        if is_video_file(os.fsdecode(value)):
+            reader = "napari_vos.data.video_files.read_video_file, which decodes a movie"
+        elif is_animated_image(os.fsdecode(value)):
+            reader = "napari_vos.data.animated_images.read_animated_image, which reads a GIF's frames"
+        else:
+            reader = "tifffile.imread or tifffile.memmap"
         return (f"{what} {verb} a file path ({os.fsdecode(value)}{missing}): read it first ({reader}), or run "
                 "`napari-vos propagate VIDEO LABELS -o OUT`, which reads files")
     if isinstance(value, Iterator) or (hasattr(value, "__iter__") and not hasattr(value, "__getitem__")):

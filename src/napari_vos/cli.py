@@ -159,8 +159,13 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if not folder.is_file():  # a pipe would block the read for ever
         raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack, a folder "
                          "of frame images or a movie file")
+    from napari_vos.data.animated_images import animated_image_calibration, is_animated_image, read_animated_image
     from napari_vos.data.video_files import is_video_file, video_file_calibration
 
+    if is_animated_image(folder):  # a GIF, APNG or WebP clip: read with Pillow, no PyAV needed
+        if z is not None:
+            raise ValueError("--z picks a plane of a TIFF stack; an animated image has none")
+        return read_animated_image(folder), animated_image_calibration(folder)
     if is_video_file(folder):
         if z is not None:
             raise ValueError("--z picks a plane of a TIFF stack; a movie file has none")
@@ -1055,7 +1060,7 @@ def _read_label_stack(path: str, z: int | None) -> Any:
 
 
 def cmd_overlay(args: argparse.Namespace) -> int:
-    """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie."""
+    """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
     from napari_vos.data.overlay_movies import write_overlay_movie
 
     video, calibration = _read_video(args.video, args.z)
@@ -1065,7 +1070,10 @@ def cmd_overlay(args: argparse.Namespace) -> int:
     if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
         from napari_vos.data.video_files import is_video_file
 
-        fps = 1.0 / calibration.frame_interval if is_video_file(args.video) and calibration.frame_interval else 10.0
+        from napari_vos.data.animated_images import is_animated_image
+
+        played = is_video_file(args.video) or is_animated_image(args.video)
+        fps = 1.0 / calibration.frame_interval if played and calibration.frame_interval else 10.0
     out = Path(args.output)
     if out.exists() and not args.force:
         raise ValueError(f"{out} exists; give another name or --force to replace it")
@@ -1141,8 +1149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("propagate", help="propagate labels through a TIFF stack, a folder of frames or a movie")
     p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z), a "
                                  "folder of frame images (PNG/JPEG/TIFF, in natural name order: frame2 before "
-                                 "frame10) or a movie file (.mp4, .avi, .mov, .mkv ...; needs PyAV: pip install "
-                                 "\"napari-vos[video]\"; decoded once into TMPDIR)")
+                                 "frame10), a movie file (.mp4, .avi, .mov, .mkv ...; needs PyAV: pip install "
+                                 "\"napari-vos[video]\"; decoded once into TMPDIR) or an animated GIF, PNG or "
+                                 "WebP")
     p.add_argument("labels", nargs="?", default=None,
                    help="labels: a TIFF, (Y, X) for one frame or (T, Y, X) with painted frames, or one mask "
                         "image (palette or grey PNG); leave out for a zero-shot method (--method cosnet)")
@@ -1257,12 +1266,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "for GPUs and CPUs with bfloat16 instructions")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("overlay", help="draw a labels stack over its video as a movie (.mp4), to watch a result")
-    p.add_argument("video", help="the video the labels belong to (a TIFF stack, a folder of frames or a movie)")
+    p = sub.add_parser("overlay", help="draw a labels stack over its video as a movie (.mp4) or a GIF, to watch or "
+                                       "show a result")
+    p.add_argument("video", help="the video the labels belong to (a TIFF stack, a folder of frames, a movie or an "
+                                 "animated GIF)")
     p.add_argument("labels", help="its (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
                                   "output)")
-    p.add_argument("-o", "--output", required=True, help="OUT.mp4 (or .mkv, .mov): H.264; needs PyAV: pip install "
-                                                         "\"napari-vos[video]\"")
+    p.add_argument("-o", "--output", required=True, help="OUT.mp4 (or .mkv, .mov): H.264, needs PyAV (pip install "
+                                                         "\"napari-vos[video]\"); OUT.gif: a looping GIF (256 "
+                                                         "colours a frame, held in memory until written)")
     p.add_argument("--alpha", type=float, default=0.45,
                    help="how strongly objects are tinted, 0 (outlines only) to 1 (solid); default 0.45")
     p.add_argument("--fps", type=float, default=None,

@@ -1,5 +1,5 @@
-"""A propagation's labels drawn over its video as a movie file (H.264 through PyAV), to watch or
-show a result without napari.
+"""A propagation's labels drawn over its video as a movie file (H.264 through PyAV) or an animated
+GIF (Pillow, for slides), to watch or show a result without napari.
 
 Each object is tinted with its DAVIS palette colour (the colour of the palette PNG outputs) and
 outlined, over the frames as the methods saw them (the engine's normalisation, so a dim 16-bit
@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = ["overlay_frame", "write_overlay_movie", "OVERLAY_SUFFIXES"]
 
-#: containers the overlay is written in (H.264 plays from all of them)
-OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov")
+#: containers the overlay is written in (H.264 plays from all of them), and .gif (needs no PyAV)
+OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov", ".gif")
 
 
 def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -49,8 +49,9 @@ def _even(picture: np.ndarray) -> np.ndarray:
 def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: float, alpha: float = 0.45,
                         progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``labels`` ((T, Y, X) object ids) over ``video`` ((T, Y, X[, C]), any type the engine
-    reads) as an H.264 movie at ``fps`` frames per second; ``progress(done, total)`` after each frame.
-    A frame count or size that differs between the two is refused before anything is written."""
+    reads) as an H.264 movie, or a looping GIF for a ``path`` ending in .gif, at ``fps`` frames per
+    second; ``progress(done, total)`` after each frame. A frame count or size that differs between
+    the two is refused before anything is written."""
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.video_files import _pyav
     from napari_vos.data.writers import davis_palette
@@ -62,30 +63,42 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         raise ValueError(f"the overlay's alpha is {alpha}; give a value from 0 (outlines only) to 1 (solid colour)")
     if not fps > 0:
         raise ValueError(f"the overlay's frame rate is {fps}; give a positive number of frames per second")
-    av = _pyav()
     source = FrameSource(video)
     n = len(source)
     if len(labels) != n or tuple(np.shape(labels[0])) != tuple(source.frame_shape):
         raise ValueError(f"the labels are {len(labels)} frames of {tuple(np.shape(labels[0]))} but the video is {n} "
                          f"frames of {tuple(source.frame_shape)}: give the labels of this video (its propagation's "
                          "output)")
+    gif = path.suffix.lower() == ".gif"
+    # before anything is written: without PyAV an H.264 overlay cannot be made
+    av = None if gif else _pyav("an H.264 overlay", f"or write a GIF ({path.with_suffix('.gif').name}), which needs none")
     colours = davis_palette()
-    rate = Fraction(fps).limit_denominator(1001)
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    pictures = (overlay_frame(source[i], np.asarray(labels[i]), colours, alpha) for i in range(n))
     try:
-        with av.open(str(path), "w") as movie:
-            stream = movie.add_stream(codec, rate=rate)
-            stream.height, stream.width = (side + side % 2 for side in source.frame_shape)
-            stream.pix_fmt = "yuv420p"
-            for i in range(n):
-                picture = _even(overlay_frame(source[i], np.asarray(labels[i]), colours, alpha))
-                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                    movie.mux(packet)
-                if progress is not None:
-                    progress(i + 1, n)
-            for packet in stream.encode():
-                movie.mux(packet)
+        if gif:
+            from napari_vos.data.animated_images import write_animated_gif
+
+            return write_animated_gif(path, pictures, fps, progress=progress, total=n)
+        return _write_h264(av, path, pictures, source.frame_shape, fps, progress, n)
     except BaseException:  # an error or Ctrl+C part way: no half movie left to be taken for the result
         path.unlink(missing_ok=True)
         raise
+
+
+def _write_h264(av: Any, path: Path, pictures: Any, frame_shape: tuple[int, int], fps: float,
+                progress: Callable[[int, int], None] | None, n: int) -> Path:
+    """The overlay pictures as H.264 in yuv420p (odd sides made even) at ``fps``."""
+    rate = Fraction(fps).limit_denominator(1001)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as movie:
+        stream = movie.add_stream(codec, rate=rate)
+        stream.height, stream.width = (side + side % 2 for side in frame_shape)
+        stream.pix_fmt = "yuv420p"
+        for i, picture in enumerate(pictures):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_even(picture), format="rgb24")):
+                movie.mux(packet)
+            if progress is not None:
+                progress(i + 1, n)
+        for packet in stream.encode():
+            movie.mux(packet)
     return path

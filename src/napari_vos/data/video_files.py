@@ -58,13 +58,15 @@ def is_video_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def _pyav() -> Any:
+def _pyav(purpose: str = "reading a movie file",
+          instead: str = "or turn the movie into frames first, e.g. ffmpeg -i movie.mp4 frames/%05d.png, and give "
+                         "the folder") -> Any:
+    """PyAV, or a ValueError saying that ``purpose`` needs it, how to install it and, in ``instead``,
+    what to do without it."""
     try:
         import av
     except ImportError as err:
-        raise ValueError("reading a movie file needs PyAV: pip install \"napari-vos[video]\" (or pip install av); "
-                         "or turn the movie into frames first, e.g. ffmpeg -i movie.mp4 frames/%05d.png, and give "
-                         "the folder") from err
+        raise ValueError(f"{purpose} needs PyAV: pip install \"napari-vos[video]\" (or pip install av); {instead}") from err
     return av
 
 

@@ -1,0 +1,100 @@
+"""Animated images (GIF, animated PNG and WebP) as (T, Y, X[, 3]) stacks, read with Pillow.
+
+Short clips travel as GIFs (slides, papers' supplements, some microscope software's exports), and a
+GIF is no movie container FFmpeg needs to open: Pillow, already a dependency, reads the three
+formats and composes each frame from the ones before it (a GIF frame may repaint only a part), so
+no PyAV is needed. The frames are held in memory, as such clips are small. Frames whose three
+channels are equal in all frames (a grey GIF) come out grey; the display time of the frames
+becomes the frame interval. ``write_animated_gif`` writes an overlay as a GIF, to show on a slide.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from napari_vos.data.calibration import Calibration
+
+__all__ = ["ANIMATED_SUFFIXES", "animated_image_calibration", "is_animated_image", "read_animated_image",
+           "write_animated_gif"]
+
+#: suffixes always read as animated images; a .png is one when it holds more than one frame (APNG)
+ANIMATED_SUFFIXES = (".gif", ".apng", ".webp")
+
+
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an animated image: a .gif, .apng or .webp by its suffix, or a .png file
+    that holds more than one frame (an animated PNG saved as .png)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ANIMATED_SUFFIXES:
+        return True
+    if suffix != ".png" or not Path(path).is_file():
+        return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def read_animated_image(path: str | os.PathLike) -> np.ndarray:
+    """The frames of an animated GIF, PNG or WebP as a uint8 (T, Y, X, 3) array, or (T, Y, X) when
+    every frame is grey. A ValueError names the file when it cannot be read or holds one frame only."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+    except FileNotFoundError:
+        raise ValueError(f"video {path} does not exist") from None
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:  # Pillow raises SyntaxError for some broken GIFs
+        raise ValueError(f"{path} cannot be read as an animated image (damaged, or not a GIF, PNG or WebP?): "
+                         f"{err}") from err
+    if len(frames) < 2:
+        raise ValueError(f"{path} holds one picture, not an animation: a video needs frames to propagate through "
+                         "(give the animated image, a movie, a TIFF stack or a folder of frames)")
+    stack = np.stack(frames)
+    grey = bool((stack[..., 0] == stack[..., 1]).all() and (stack[..., 0] == stack[..., 2]).all())
+    return np.ascontiguousarray(stack[..., 0]) if grey else stack
+
+
+def animated_image_calibration(path: str | os.PathLike) -> Calibration:
+    """The time between an animated image's frames in seconds: the mean of their display times
+    (GIF and PNG store one per frame, in milliseconds); no calibration where none is stored or
+    all are 0 (browsers then show about 10 frames a second, a choice the file did not make)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        durations = [float(frame.info.get("duration") or 0.0) for frame in ImageSequence.Iterator(image)]
+    shown = [d for d in durations if d > 0]
+    if not shown:
+        return Calibration()
+    return Calibration(frame_interval=round(sum(shown) / len(shown) / 1000.0, 12), time_unit="s")
+
+
+def write_animated_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], fps: float,
+                       progress: Callable[[int, int], None] | None = None, total: int = 0) -> Path:
+    """Write (Y, X, 3) uint8 ``pictures`` as a looping GIF at ``fps`` (GIF stores display times in
+    hundredths of a second, so the rate is rounded to one of those). Pillow composes the GIF from all
+    pictures at the end, so they are held in memory until then. ``progress(done, total)`` after each."""
+    from PIL import Image
+
+    path = Path(path)
+    held = []
+    for i, picture in enumerate(pictures):
+        # one adaptive palette per picture: each object's tint kept, at GIF's 256 colours
+        held.append(Image.fromarray(picture).quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                                      dither=Image.Dither.NONE))
+        if progress is not None:
+            progress(i + 1, total or i + 1)
+    if not held:
+        raise ValueError(f"{path}: no pictures to write")
+    duration = max(20, int(round(100.0 / fps)) * 10)  # ms; under 20 ms players slow it to 100 ms
+    held[0].save(path, save_all=True, append_images=held[1:], duration=duration, loop=0, optimize=False,
+                 disposal=1)
+    return path

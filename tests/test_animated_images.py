@@ -1,0 +1,148 @@
+"""Animated GIF, PNG and WebP clips as videos (Pillow, no PyAV): frames composed as a viewer shows
+them, grey kept grey, display times as the frame interval, one-picture and broken files refused
+clearly, and `napari-vos propagate` / `overlay` reading them and `overlay` writing a GIF."""
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from conftest import moving_square_video
+from napari_vos.cli import main
+from napari_vos.data.animated_images import (animated_image_calibration, is_animated_image, read_animated_image,
+                                             write_animated_gif)
+from napari_vos.data.writers import davis_palette
+
+
+def flat_square_clip(n_frames=5, size=(40, 60), step=5):
+    """Frames of few colours (exact in a GIF's palette): a red square moving right over grey."""
+    frames = np.full((n_frames, *size, 3), 90, np.uint8)
+    truth = np.zeros((n_frames, *size), np.uint8)
+    for t in range(n_frames):
+        frames[t, 10:22, 5 + step * t:17 + step * t] = (230, 40, 40)
+        truth[t, 10:22, 5 + step * t:17 + step * t] = 1
+    return frames, truth
+
+
+def save_animation(path, frames, **options):
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], **options)
+    return path
+
+
+def test_a_gif_whose_frames_repaint_only_what_changed_reads_back_whole(tmp_path):
+    frames, _ = flat_square_clip()
+    # Pillow's optimizer stores each later frame as the box that changed: the reader must compose them
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=80, loop=0, optimize=True)
+    with Image.open(gif) as image:
+        image.seek(2)
+        assert image.tile and image.tile[0][1] != (0, 0, 60, 40)  # frame 2 is stored as a part of the picture
+    stack = read_animated_image(gif)
+    assert stack.shape == frames.shape and stack.dtype == np.uint8 and np.array_equal(stack, frames)
+    assert animated_image_calibration(gif).frame_interval == pytest.approx(0.08)
+    assert animated_image_calibration(gif).time_unit == "s"
+
+
+def test_a_grey_gif_stays_grey_and_an_animated_png_or_webp_is_read_too(tmp_path):
+    frames, _ = flat_square_clip()
+    grey = frames[..., 1].copy()
+    gif = save_animation(tmp_path / "grey.gif", [np.repeat(g[..., None], 3, -1) for g in grey], duration=50)
+    assert np.array_equal(read_animated_image(gif), grey)
+    apng = save_animation(tmp_path / "clip.png", frames, duration=200)  # an APNG under the plain .png suffix
+    assert is_animated_image(apng) and np.array_equal(read_animated_image(apng), frames)
+    assert animated_image_calibration(apng).frame_interval == pytest.approx(0.2)
+    still = tmp_path / "still.png"
+    Image.fromarray(frames[0]).save(still)
+    assert not is_animated_image(still) and is_animated_image(tmp_path / "any.webp")
+    webp = save_animation(tmp_path / "clip.webp", frames, lossless=True, duration=100)
+    assert np.array_equal(read_animated_image(webp), frames)
+
+
+def test_a_gif_without_display_times_has_no_frame_interval(tmp_path):
+    frames, _ = flat_square_clip(n_frames=3)
+    gif = save_animation(tmp_path / "clip.gif", frames)
+    assert animated_image_calibration(gif).frame_interval is None
+
+
+def test_one_picture_and_a_broken_file_are_refused_naming_the_file(tmp_path):
+    frames, _ = flat_square_clip(n_frames=1)
+    one = tmp_path / "one.gif"
+    Image.fromarray(frames[0]).save(one)
+    with pytest.raises(ValueError, match=r"one\.gif holds one picture, not an animation"):
+        read_animated_image(one)
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(b"GIF89a" + b"\x00" * 5)
+    with pytest.raises(ValueError, match=r"broken\.gif cannot be read as an animated image"):
+        read_animated_image(broken)
+
+
+def test_the_command_line_propagates_through_a_gif_and_keeps_its_frame_interval(tmp_path, capsys):
+    frames, truth = flat_square_clip(n_frames=6)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=250, loop=0)
+    first = tmp_path / "first.png"
+    Image.fromarray(truth[0]).save(first)
+    out = tmp_path / "out.tif"
+    assert main(["propagate", str(gif), str(first), "-o", str(out), "--method", "flow", "--device", "cpu"]) == 0
+    with tifffile.TiffFile(out) as tif:
+        labels, finterval = tif.asarray(), tif.imagej_metadata["finterval"]
+    assert finterval == pytest.approx(0.25) and labels.shape == truth.shape
+    overlap = [(labels[t] & truth[t]).sum() / (labels[t] | truth[t]).sum() for t in range(len(truth))]
+    assert min(overlap) > 0.7, overlap  # the square is followed as it moves
+
+
+def test_overlay_writes_a_gif_without_pyav_at_the_clips_own_rate(tmp_path, monkeypatch, capsys):
+    frames, truth = flat_square_clip(n_frames=4)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=200, loop=0)
+    labels = tmp_path / "labels.tif"
+    tifffile.imwrite(labels, truth)
+    monkeypatch.setitem(sys.modules, "av", None)  # no PyAV: a GIF overlay needs none
+    out = tmp_path / "overlay.gif"
+    assert main(["overlay", str(gif), str(labels), "-o", str(out), "--alpha", "1"]) == 0
+    assert "4 frames at 5 frames/s" in capsys.readouterr().out
+    shown = read_animated_image(out)
+    assert shown.shape == frames.shape
+    colour = davis_palette()[1].astype(int)
+    assert np.abs(shown[truth > 0].astype(int) - colour).max() <= 8  # solid in object 1's colour
+    assert np.abs(shown[truth == 0].astype(int) - 90).max() <= 8  # the grey background as it was
+    assert animated_image_calibration(out).frame_interval == pytest.approx(0.2)
+    # an H.264 overlay still needs PyAV, and says so and what to do instead
+    assert main(["overlay", str(gif), str(labels), "-o", str(tmp_path / "overlay.mp4")]) != 0
+    said = capsys.readouterr().err
+    assert "an H.264 overlay needs PyAV" in said and "napari-vos[video]" in said and "overlay.gif" in said
+    assert not (tmp_path / "overlay.mp4").exists()
+
+
+def test_a_stopped_gif_overlay_leaves_no_file(tmp_path):
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    frames, truth = moving_square_video(n_frames=4)
+
+    out = tmp_path / "o.gif"
+    out.write_bytes(b"an earlier overlay")  # replaced with --force: a stop must not leave half of the new one
+
+    class Stops:
+        def __len__(self):
+            return len(truth)
+
+        def __getitem__(self, i):
+            if i == 2:
+                raise KeyboardInterrupt
+            return truth[i]
+
+    with pytest.raises(KeyboardInterrupt):
+        write_overlay_movie(out, frames, Stops(), fps=5)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="no pictures"):
+        write_animated_gif(tmp_path / "none.gif", [], fps=5)
+    assert not (tmp_path / "none.gif").exists()
+
+
+def test_the_python_api_points_a_gif_path_to_its_reader(tmp_path):
+    from napari_vos import propagate
+
+    frames, truth = flat_square_clip(n_frames=3)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=100)
+    with pytest.raises(ValueError, match="read_animated_image"):
+        propagate(str(gif), truth[0], method="flow")
+    assert propagate(read_animated_image(gif), truth[0], method="flow", device="cpu").labels.shape == truth.shape
