@@ -59,6 +59,19 @@ def test_a_grey_gif_stays_grey_and_an_animated_png_or_webp_is_read_too(tmp_path)
     assert np.array_equal(read_animated_image(webp), frames)
 
 
+def test_a_clip_larger_than_the_free_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    import psutil
+
+    frames, _ = flat_square_clip(n_frames=3)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=100)
+
+    class Little:
+        available = 3 * 40 * 60 * 3  # the clip's 21,600 bytes: more than 80 % of it
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Little())
+    with pytest.raises(ValueError, match=r"clip\.gif decodes to .* more than the .* memory free: make it a movie"):
+        read_animated_image(gif)
+
+
 def test_a_gif_without_display_times_has_no_frame_interval(tmp_path):
     frames, _ = flat_square_clip(n_frames=3)
     gif = save_animation(tmp_path / "clip.gif", frames)

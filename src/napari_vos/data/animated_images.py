@@ -49,6 +49,7 @@ def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
+            _check_memory(path, getattr(image, "n_frames", 1) * image.width * image.height * 3)
             frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
     except FileNotFoundError:
         raise ValueError(f"video {path} does not exist") from None
@@ -61,6 +62,18 @@ def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     stack = np.stack(frames)
     grey = bool((stack[..., 0] == stack[..., 1]).all() and (stack[..., 0] == stack[..., 2]).all())
     return np.ascontiguousarray(stack[..., 0]) if grey else stack
+
+
+def _check_memory(path: Path, needed: int) -> None:
+    """Refuse, before reading, a clip whose frames would not fit in the memory free now (a GIF of
+    minutes of HD video), pointing to the movie path, which keeps frames on disk."""
+    import psutil
+
+    free = psutil.virtual_memory().available
+    if needed > 0.8 * free:
+        raise ValueError(f"{path} decodes to about {needed / 2**30:.1f} GiB of frames, more than the "
+                         f"{free / 2**30:.1f} GiB of memory free: make it a movie first (ffmpeg -i {path.name} "
+                         "-c:v libx264 -crf 18 clip.mp4), whose frames napari-vos keeps on disk")
 
 
 def animated_image_calibration(path: str | os.PathLike) -> Calibration:
