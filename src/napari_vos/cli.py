@@ -256,12 +256,15 @@ def _check_png_folder(folder: Path) -> list[Path]:
     """A PNG output folder must be new, empty or an earlier napari-vos output (its record
     .napari_vos.json, or napari_vos.json, beside 00000.png ...), never a folder of other files (the
     input frames!); returns the earlier output's frame files, which the new output replaces."""
+    from napari_vos.data.video_files import is_video_file
     from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD, png_record
 
-    if folder.suffix.lower() in _NOT_FOLDER_SUFFIXES:
+    movie = is_video_file(folder)  # labels are no movie: overlay draws them over one
+    if folder.suffix.lower() in _NOT_FOLDER_SUFFIXES or movie:
         raise ValueError(f"-o {folder}: a name ending in .tif writes one labels TIFF, any other name a folder of "
                          f"PNGs; {folder.suffix} looks like a file name (give run.tif, or a folder name such as "
-                         "results)")
+                         "results)" + ("; to watch the labels over the video as a movie, run napari-vos overlay "
+                                       f"VIDEO run.tif -o {folder.name} after this" if movie else ""))
     if not folder.is_dir():
         return []
     present = [p for p in folder.iterdir()]
@@ -1061,8 +1064,16 @@ def _read_label_stack(path: str, z: int | None) -> Any:
 
 def cmd_overlay(args: argparse.Namespace) -> int:
     """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
-    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, write_overlay_movie
 
+    out = Path(args.output)  # checked before the video is decoded (minutes, for a long movie)
+    if out.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise ValueError(f"overlay {out}: give a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists; give another name or --force to replace it")
+    # --force replaces an earlier overlay, never the movie drawn over; the output's folder is made
+    _check_not_an_input(out, {"video": args.video, "labels": args.labels}, what="overlay")
+    _check_writable(out, folder=False, what="the overlay")
     video, calibration = _read_video(args.video, args.z)
     labels = _read_label_stack(args.labels, args.z)
     _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
@@ -1074,9 +1085,6 @@ def cmd_overlay(args: argparse.Namespace) -> int:
 
         played = is_video_file(args.video) or is_animated_image(args.video)
         fps = 1.0 / calibration.frame_interval if played and calibration.frame_interval else 10.0
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise ValueError(f"{out} exists; give another name or --force to replace it")
     with _progress("overlay", len(labels)) as progress:
         write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
     print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")

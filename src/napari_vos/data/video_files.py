@@ -119,16 +119,30 @@ def _picture_stream(container: Any) -> Any:
 
 
 def _announced_frames(container: Any, stream: Any) -> int:
-    """The frame count the file announces: its own, else its duration times its frame rate (0 where it
-    announces neither; Matroska files often give only the container's duration)."""
+    """The frame count the file announces: its own, else its picture's duration times its frame rate (0
+    where it announces neither). Matroska gives a stream's duration as a DURATION tag; the container's
+    duration is the longest stream's, so it stands for the picture's only when the picture is the one
+    stream (a recording's sound often runs on after its picture, and was taken for missing frames)."""
     frames = int(stream.frames or 0)
     if not frames and stream.average_rate:
         if stream.duration and stream.time_base:
             seconds = float(stream.duration * stream.time_base)
         else:
-            seconds = (container.duration or 0) / 1_000_000  # av.time_base: microseconds
+            seconds = _tag_seconds((stream.metadata or {}).get("DURATION"))
+            if seconds is None:
+                alone = len(container.streams) == 1
+                seconds = (container.duration or 0) / 1_000_000 if alone else 0.0  # av.time_base: microseconds
         frames = int(seconds * float(stream.average_rate))
     return frames
+
+
+def _tag_seconds(text: Any) -> float | None:
+    """Seconds from a Matroska DURATION tag ("00:01:02.500000000"); None for none or another form."""
+    try:
+        hours, minutes, seconds = str(text).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _cut_short_note(path: Path, count: int, announced: int, error: Exception | None) -> str | None:

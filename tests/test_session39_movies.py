@@ -1,0 +1,120 @@
+"""Session 39's audit of movie files as a demanding user meets them: an overlay never written over
+its own movie nor left to a bare errno, a movie name given to propagate's -o not taken for a PNG
+folder, and a Matroska file whose sound runs longer than its picture not called cut off."""
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+av = pytest.importorskip("av")
+
+from conftest import moving_square_video  # noqa: E402
+from napari_vos.cli import main  # noqa: E402
+from napari_vos.data import video_files  # noqa: E402
+from napari_vos.data.video_files import read_video_file  # noqa: E402
+from test_video_files import write_movie  # noqa: E402
+
+
+def _movie_and_labels(tmp_path, n_frames=4):
+    frames, truth = moving_square_video(n_frames=n_frames, size=(48, 64), step=2)
+    movie = write_movie(tmp_path / "clip.mp4", frames, codec="libx264", pix_fmt="yuv420p")
+    tifffile.imwrite(tmp_path / "labels.tif", truth.astype(np.uint8))
+    return movie, tmp_path / "labels.tif", truth
+
+
+def test_overlay_with_force_never_writes_over_its_own_movie(tmp_path, capsys):
+    movie, labels, _ = _movie_and_labels(tmp_path)
+    before = movie.read_bytes()
+    for given in (str(movie), str(tmp_path / "." / "clip.mp4")):  # the same file under another name too
+        assert main(["overlay", str(movie), str(labels), "-o", given, "--force"]) == 2
+        err = capsys.readouterr().err
+        assert "is the video file" in err and "give another output name" in err and "Traceback" not in err
+    assert movie.read_bytes() == before
+
+
+def test_overlay_makes_its_output_folder_and_names_a_folder_given_as_the_output(tmp_path, capsys):
+    movie, labels, _ = _movie_and_labels(tmp_path)
+    out = tmp_path / "new" / "sub" / "overlay.mp4"  # propagate makes its output's folders: so does overlay
+    assert main(["overlay", str(movie), str(labels), "-o", str(out)]) == 0
+    assert len(read_video_file(out)) == 4
+    (tmp_path / "taken.mp4").mkdir()
+    assert main(["overlay", str(movie), str(labels), "-o", str(tmp_path / "taken.mp4"), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "taken.mp4: it is a folder" in err and "Errno" not in err
+
+
+def test_overlay_refuses_its_output_before_decoding_the_movie(tmp_path, capsys, monkeypatch):
+    movie, labels, _ = _movie_and_labels(tmp_path)
+    (tmp_path / "o.mp4").write_bytes(b"an earlier overlay")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the movie was decoded before the output was checked")
+
+    monkeypatch.setattr(video_files, "read_video_file", no_decoding)
+    for out, said in [("o.mp4", "exists; give another name or --force"), ("o.avi", "give a movie name ending in")]:
+        assert main(["overlay", str(movie), str(labels), "-o", str(tmp_path / out)]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "o.avi").exists()
+
+
+@pytest.mark.parametrize("name", ["result.mp4", "result.MOV", "result.avi"])
+def test_propagate_does_not_take_a_movie_name_for_a_png_folder(tmp_path, capsys, name):
+    movie, _, truth = _movie_and_labels(tmp_path)
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / name),
+                 "--method", "flow", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "napari-vos overlay" in err and "Traceback" not in err  # how to get a movie of the result
+    assert not (tmp_path / name).exists()
+
+
+def _movie_with_longer_sound(path, frames, rate=5, sound_seconds=4.0):
+    """``frames`` as FFV1 at ``rate`` frames/s with a silent AAC track of ``sound_seconds`` (a recording
+    whose sound outlasts its picture, or a clip cut in the picture only)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("ffv1", rate=Fraction(rate))
+        video.height, video.width = frames.shape[1:3]
+        video.pix_fmt = "bgr0"
+        sound = container.add_stream("aac", rate=44100)
+        for pixels in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        for i in range(int(44100 * sound_seconds) // 1024):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, i * 1024
+            for packet in sound.encode(samples):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_matroska_movie_whose_sound_outlasts_its_picture_is_not_called_cut_short(tmp_path):
+    frames, _ = moving_square_video(n_frames=10, size=(48, 64), step=2)
+    movie = _movie_with_longer_sound(tmp_path / "recording.mkv", frames)  # 2 s of picture, 4 s of sound
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", video_files.MovieCutShort)
+        stack = read_video_file(movie)
+    assert np.array_equal(np.asarray(stack), frames)
+    # the same file cut off part way is still said to be (its picture's own duration is at the front)
+    whole = _movie_with_longer_sound(tmp_path / "long.mkv", moving_square_video(n_frames=30, step=1)[0])
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.5)])
+    with pytest.warns(video_files.MovieCutShort, match=r"of the 30 frames it announces"):
+        assert 0 < len(read_video_file(cut)) < 25
+
+
+def test_the_room_check_counts_the_pictures_duration_not_the_sounds(tmp_path, monkeypatch):
+    frames, _ = moving_square_video(n_frames=10, size=(48, 64), step=2)
+    movie = _movie_with_longer_sound(tmp_path / "recording.mkv", frames, sound_seconds=20.0)
+
+    class Usage:  # room for the 10 frames and a little more, not for the 100 a 20 s duration would give
+        free = frames.nbytes * 3
+
+    monkeypatch.setattr(video_files.shutil, "disk_usage", lambda folder: Usage())
+    assert len(read_video_file(movie)) == 10
