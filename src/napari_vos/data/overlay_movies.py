@@ -29,14 +29,16 @@ def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, al
     PNGs' colours)."""
     from skimage.segmentation import find_boundaries
 
-    picture = np.clip(frame, 0.0, 1.0) * 255.0
+    picture = np.clip(frame, 0.0, 1.0) * np.float32(255.0)
     ids = np.asarray(labels)
     inside = ids > 0
     if inside.any():
-        tint = colours[(np.maximum(ids, 1) - 1) % (len(colours) - 1) + 1].astype(np.float32)
-        picture[inside] = (1.0 - alpha) * picture[inside] + alpha * tint[inside]
+        def tint(where: np.ndarray) -> np.ndarray:  # the colours of the ids there (not of the whole frame)
+            return colours[(ids[where] - 1) % (len(colours) - 1) + 1].astype(np.float32)
+
+        picture[inside] = (1.0 - alpha) * picture[inside] + alpha * tint(inside)
         edges = find_boundaries(ids, mode="inner") & inside
-        picture[edges] = tint[edges]
+        picture[edges] = tint(edges)
     return np.round(picture).astype(np.uint8)
 
 
@@ -47,11 +49,14 @@ def _even(picture: np.ndarray) -> np.ndarray:
 
 
 def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: float, alpha: float = 0.45,
-                        progress: Callable[[int, int], None] | None = None) -> Path:
+                        progress: Callable[[int, int], None] | None = None,
+                        intensity: tuple[float, float] | None = None) -> Path:
     """Write ``labels`` ((T, Y, X) object ids) over ``video`` ((T, Y, X[, C]), any type the engine
     reads) as an H.264 movie, or a looping GIF for a ``path`` ending in .gif, at ``fps`` frames per
-    second; ``progress(done, total)`` after each frame. A frame count or size that differs between
-    the two is refused before anything is written."""
+    second; ``progress(done, total)`` after each frame. The frames are shown as the engine normalises
+    them, or, with ``intensity`` (lo, hi), mapped from that range to black-white as napari's contrast
+    limits map them. A frame count or size that differs between the two is refused before anything
+    is written."""
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.video_files import _pyav
     from napari_vos.data.writers import davis_palette
@@ -63,7 +68,7 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         raise ValueError(f"the overlay's alpha is {alpha}; give a value from 0 (outlines only) to 1 (solid colour)")
     if not fps > 0:
         raise ValueError(f"the overlay's frame rate is {fps}; give a positive number of frames per second")
-    source = FrameSource(video)
+    source = FrameSource(video) if intensity is None else _InRange(video, *intensity)
     n = len(source)
     if len(labels) != n or tuple(np.shape(labels[0])) != tuple(source.frame_shape):
         raise ValueError(f"the labels are {len(labels)} frames of {tuple(np.shape(labels[0]))} but the video is {n} "
@@ -85,13 +90,35 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         raise
 
 
+class _InRange:
+    """Frames of a (T, Y, X[, C]) stack mapped from (lo, hi) to [0, 1] as RGB, as napari's contrast
+    limits show them (all channels of an RGB layer with the one range; grey repeated, alpha dropped)."""
+
+    def __init__(self, video: Any, lo: float, hi: float) -> None:
+        if not hi > lo:
+            raise ValueError(f"the overlay's intensity range is {lo:g} to {hi:g}; give a low end below the high one")
+        self.video, self.lo, self.hi = video, float(lo), float(hi)
+        self.frame_shape = tuple(int(n) for n in np.shape(video)[1:3])
+
+    def __len__(self) -> int:
+        return int(np.shape(self.video)[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        x = np.asarray(self.video[index], np.float32)
+        x = np.clip((x - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        return np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x[..., :3]
+
+
 def _write_h264(av: Any, path: Path, pictures: Any, frame_shape: tuple[int, int], fps: float,
                 progress: Callable[[int, int], None] | None, n: int) -> Path:
     """The overlay pictures as H.264 in yuv420p (odd sides made even) at ``fps``."""
     rate = Fraction(fps).limit_denominator(1001)
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as movie:
-        stream = movie.add_stream(codec, rate=rate)
+        # x264's veryfast preset: 0.9 s for 82 frames of 854x480 against its default's 2.2 s, at a
+        # smaller file for these pictures (docs/benchmarks.md, session 39); the viewer waits on a napari writer
+        options = {"preset": "veryfast"} if codec == "libx264" else {}
+        stream = movie.add_stream(codec, rate=rate, options=options)
         stream.height, stream.width = (side + side % 2 for side in frame_shape)
         stream.pix_fmt = "yuv420p"
         for i, picture in enumerate(pictures):

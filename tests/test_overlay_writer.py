@@ -1,0 +1,109 @@
+"""File > Save Selected Layers with an image and its labels selected: the napari-vos overlay writer
+draws the labels over the video as a movie or a GIF, with the image's contrast limits, at a video's
+own rate (a time-lapse at 10 frames/s), and refuses what it cannot draw naming the layers."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from _layers import sliding_square
+
+pytest.importorskip("napari")
+from napari.components import ViewerModel  # noqa: E402
+
+from napari_vos._widgets.overlay_writer import playback_rate  # noqa: E402
+from napari_vos.data.animated_images import animated_image_calibration, read_animated_image  # noqa: E402
+from napari_vos.data.writers import davis_palette  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _plugins():
+    import npe2
+
+    npe2.PluginManager.instance().discover()
+
+
+def _save_as_overlay(layers, path):
+    """What the save dialog does once the user picked the napari-vos overlay type and typed ``path``."""
+    try:
+        from napari._qt.qt_viewer import _npe2_decode_selected_filter
+        from napari.plugins import _npe2
+    except ImportError as err:
+        pytest.skip(f"napari's save-dialog helpers are not where this napari keeps them: {err}")
+    ext_str, writers = _npe2.file_extensions_string_for_layers(layers)
+    ours = next(f for f in ext_str.split(";;") if f.startswith("napari-vos") and "overlay" in f)
+    writer = _npe2_decode_selected_filter(ext_str, ours, writers)
+    return _npe2.write_layers(os.fspath(path), layers, writer=writer)[0]
+
+
+def test_a_video_and_its_labels_save_as_a_movie_at_the_videos_own_rate(tmp_path):
+    av = pytest.importorskip("av")
+    from napari_vos.data.video_files import read_video_file
+
+    frames, truth = sliding_square(5, (48, 64))
+    colour = np.repeat(frames[..., None], 3, axis=-1)
+    v = ViewerModel()
+    image = v.add_image(colour, rgb=True, name="movie", scale=(0.04, 1, 1), units=("s", "pixel", "pixel"))
+    labels = v.add_labels(truth, name="movie labels", scale=(0.04, 1, 1))
+    written = _save_as_overlay([image, labels], tmp_path / "result")  # the dialog's name, no extension typed
+    assert written == [str(tmp_path / "result.mp4")]
+    with av.open(written[0]) as movie:
+        assert movie.streams.video[0].average_rate == 25
+    shown = np.asarray(read_video_file(written[0])).astype(int)
+    redness = shown[..., 0] - shown[..., 2]  # object 1's palette colour is red
+    assert shown.shape == (5, 48, 64, 3) and redness[truth > 0].mean() > redness[truth == 0].mean() + 40
+
+
+def test_a_16_bit_time_lapse_is_drawn_with_its_contrast_limits_as_a_gif_at_10_frames_a_second(tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # a GIF needs no PyAV
+    frames, truth = sliding_square(4, (40, 56))
+    v = ViewerModel()
+    video = np.full(frames.shape, 1500, np.uint16)  # mid-way in the contrast limits below
+    image = v.add_image(video, name="cells", scale=(5, 0.65, 0.65), units=("minute", "µm", "µm"))
+    image.contrast_limits = (1000, 2000)
+    labels = v.add_labels(truth, name="cells labels", scale=(5, 0.65, 0.65))
+    v.layers.selection = {image, labels}
+    written = v.layers.save(str(tmp_path / "cells.gif"), selected=True, plugin="napari-vos")
+    assert written == [str(tmp_path / "cells.gif")]
+    shown = read_animated_image(written[0]).astype(int)
+    assert np.abs(shown[truth == 0] - 128).max() <= 2  # 1500 between 1000 and 2000: mid grey
+    tint = 0.55 * 127.5 + 0.45 * davis_palette()[1]
+    from scipy.ndimage import binary_erosion
+
+    inside = shown[binary_erosion(truth > 0, np.ones((1, 5, 5), bool))]  # clear of the outline
+    assert np.abs(inside - tint).max() <= 8
+    assert animated_image_calibration(written[0]).frame_interval == pytest.approx(0.1)  # a time-lapse: 10 /s
+
+
+@pytest.mark.parametrize("scale, units, fps", [
+    ((0.04, 1, 1), ("s", "pixel", "pixel"), 25.0),
+    ((40, 1, 1), ("millisecond", "pixel", "pixel"), 25.0),
+    ((0.5, 1, 1), None, 2.0),  # a time step without a unit: seconds
+    ((2, 1, 1), ("second", "pixel", "pixel"), 10.0),  # frames further apart than a second: a time-lapse
+    ((5, 1, 1), ("min", "µm", "µm"), 10.0),
+    ((1, 1, 1), None, 10.0),  # no time calibration
+    ((2.5, 1, 1), ("µm", "µm", "µm"), 10.0),  # a Z step, no frame interval
+])
+def test_the_playback_rate_follows_the_time_scale(scale, units, fps):
+    assert playback_rate(scale, units) == pytest.approx(fps)
+
+
+def test_what_cannot_be_drawn_is_refused_naming_the_layers_and_nothing_is_written(tmp_path):
+    from napari_vos._widgets.overlay_writer import write_overlay
+
+    frames, truth = sliding_square(3, (32, 32))
+    v = ViewerModel()
+    image, labels = v.add_image(frames, name="video"), v.add_labels(truth, name="labels")
+    with pytest.raises(ValueError, match=r"name it out\.mp4 or out\.gif, not out\.tif"):
+        write_overlay(str(tmp_path / "out.tif"), [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
+    other = v.add_labels(truth[:, :16], name="half labels")
+    with pytest.raises(ValueError, match=r"the labels are 3 frames of \(16, 32\) but the video is 3 frames of \(32, "
+                                         r"32\)"):
+        write_overlay(str(tmp_path / "o.gif"), [image.as_layer_data_tuple(), other.as_layer_data_tuple()])
+    one = v.add_image(frames[0], name="one frame")
+    with pytest.raises(ValueError, match=r"'one frame' has shape \(32, 32\)"):
+        write_overlay(str(tmp_path / "o.gif"), [one.as_layer_data_tuple(), labels.as_layer_data_tuple()])
+    assert not list(tmp_path.iterdir())
