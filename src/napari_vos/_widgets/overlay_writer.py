@@ -33,7 +33,8 @@ def write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) 
     images = [(data, meta) for data, meta, kind in layer_data if kind == "image"]
     labels = [(data, meta) for data, meta, kind in layer_data if kind == "labels"]
     if len(images) != 1 or len(labels) != 1:
-        raise ValueError("the napari-vos overlay draws one labels layer over one image layer: select those two")
+        raise ValueError("the napari-vos overlay draws one labels layer over one image layer: select those two "
+                         "(or pick another file type in the save dialog)")
     (video, image), (ids, labelled) = images[0], labels[0]
     suffix = Path(path).suffix.lower()
     if suffix not in OVERLAY_SUFFIXES:
@@ -47,7 +48,8 @@ def write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) 
     if np.ndim(video) != (4 if rgb else 3) or np.ndim(ids) != 3:
         raise ValueError(f"the napari-vos overlay draws (T, Y, X) labels over a (T, Y, X) video (RGB or grey); "
                          f"{image.get('name')!r} has shape {np.shape(video)} and {labelled.get('name')!r} "
-                         f"{np.shape(ids)}")
+                         f"{np.shape(ids)} (to save these layers as they are, pick another file type in the save "
+                         "dialog, such as napari's Save to Folder)")
     lo, hi = (float(v) for v in image.get("contrast_limits") or (0.0, 255.0))
     fps = playback_rate(image.get("scale"), image.get("units"))
     return [str(write_overlay_movie(path, video, ids, fps, intensity=(lo, hi)))]
