@@ -118,3 +118,29 @@ def test_the_room_check_counts_the_pictures_duration_not_the_sounds(tmp_path, mo
 
     monkeypatch.setattr(video_files.shutil, "disk_usage", lambda folder: Usage())
     assert len(read_video_file(movie)) == 10
+
+
+@pytest.mark.parametrize("command", ["propagate", "overlay"])
+def test_a_movie_given_as_the_labels_is_named_as_a_mix_up_before_any_movie_is_decoded(tmp_path, capsys, monkeypatch,
+                                                                                       command):
+    movie, labels, _ = _movie_and_labels(tmp_path)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a movie was decoded before the labels were read")
+
+    monkeypatch.setattr(video_files, "read_video_file", no_decoding)
+    extra = ["--method", "flow", "--device", "cpu"] if command == "propagate" else []
+    for video, given in [(movie, movie), (labels, movie)]:  # the movie twice; the two the other way round
+        out = tmp_path / ("o.tif" if command == "propagate" else "o.mp4")
+        assert main([command, str(video), str(given), "-o", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"labels {given} is a movie file" in err and "the other way round" in err
+        assert "cannot identify image file" not in err and "Traceback" not in err and not out.exists()
+
+
+def test_propagate_says_a_missing_labels_file_before_decoding_the_movie(tmp_path, capsys, monkeypatch):
+    movie, _, _ = _movie_and_labels(tmp_path)
+    monkeypatch.setattr(video_files, "read_video_file", lambda *a, **k: pytest.fail("the movie was decoded first"))
+    assert main(["propagate", str(movie), str(tmp_path / "frist.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow", "--device", "cpu"]) == 2
+    assert "frist.png does not exist" in capsys.readouterr().err

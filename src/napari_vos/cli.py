@@ -225,6 +225,11 @@ def _read_labels(path: str | None, z: int | None = None) -> Any:
     if not Path(path).is_file():  # a pipe would block the read for ever
         raise ValueError(f"labels {path} is not a regular file (a pipe or a device); give a mask image (PNG) or a "
                          "labels TIFF")
+    from napari_vos.data.video_files import is_video_file
+
+    if is_video_file(path):  # Pillow's "cannot identify image file" said nothing of the mix-up
+        raise ValueError(f"labels {path} is a movie file, but labels are a labels TIFF or mask images (PNG): are "
+                         "VIDEO and LABELS the other way round? (the video comes first, then its labels)")
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # its artefacts became dozens of object ids
         raise ValueError(f"labels {path} is a JPEG: its lossy compression changes pixel values, so they are not "
                          "exact object ids; save the mask as PNG or TIFF")
@@ -347,10 +352,11 @@ def _refuse_other_planes(path: str, z: int) -> None:
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
-        video, calibration = _read_video(args.video, args.z)
-        opened.callback(getattr(video, "close", lambda: None))
+        # the labels first: a mistake there is said before a movie is decoded (minutes for a long one)
         labels = _read_labels(args.labels, getattr(args, "z", None))
         opened.callback(getattr(labels, "close", lambda: None))
+        video, calibration = _read_video(args.video, args.z)
+        opened.callback(getattr(video, "close", lambda: None))
         _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
         return _propagate_files(args, video, calibration, labels)
 
@@ -1074,8 +1080,8 @@ def cmd_overlay(args: argparse.Namespace) -> int:
     # --force replaces an earlier overlay, never the movie drawn over; the output's folder is made
     _check_not_an_input(out, {"video": args.video, "labels": args.labels}, what="overlay")
     _check_writable(out, folder=False, what="the overlay")
+    labels = _read_label_stack(args.labels, args.z)  # before the movie is decoded, as the output is
     video, calibration = _read_video(args.video, args.z)
-    labels = _read_label_stack(args.labels, args.z)
     _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
     fps = args.fps
     if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
