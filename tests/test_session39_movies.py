@@ -144,3 +144,16 @@ def test_propagate_says_a_missing_labels_file_before_decoding_the_movie(tmp_path
     assert main(["propagate", str(movie), str(tmp_path / "frist.png"), "-o", str(tmp_path / "o.tif"),
                  "--method", "flow", "--device", "cpu"]) == 2
     assert "frist.png does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out, said", [("run.png", "looks like a file name"), ("frames", "napari-vos did not write"),
+                                       ("clip.mp4", "is the video file")])
+def test_propagate_refuses_its_output_name_before_decoding_the_movie(tmp_path, capsys, monkeypatch, out, said):
+    movie, _, truth = _movie_and_labels(tmp_path)
+    Image.fromarray((truth[0] * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "holiday.jpg").write_bytes(b"the user's own file")
+    monkeypatch.setattr(video_files, "read_video_file", lambda *a, **k: pytest.fail("the movie was decoded first"))
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / out),
+                 "--method", "flow", "--device", "cpu"]) == 2
+    assert said in capsys.readouterr().err

@@ -352,9 +352,13 @@ def _refuse_other_planes(path: str, z: int) -> None:
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
-        # the labels first: a mistake there is said before a movie is decoded (minutes for a long one)
+        # the labels and the output name first: a mistake there is said before a movie is decoded (minutes
+        # for a long one); _propagate_files checks the output again, with what the labels hold
         labels = _read_labels(args.labels, getattr(args, "z", None))
         opened.callback(getattr(labels, "close", lambda: None))
+        _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
+        if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
+            _check_png_folder(Path(args.output))
         video, calibration = _read_video(args.video, args.z)
         opened.callback(getattr(video, "close", lambda: None))
         _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
