@@ -157,3 +157,11 @@ def test_propagate_refuses_its_output_name_before_decoding_the_movie(tmp_path, c
     assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / out),
                  "--method", "flow", "--device", "cpu"]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_an_overlay_refused_for_its_inputs_leaves_no_output_folder_behind(tmp_path, capsys):
+    movie, labels, _ = _movie_and_labels(tmp_path)
+    for video, given in [(tmp_path / "missing.mp4", labels), (movie, tmp_path / "missing.tif")]:
+        assert main(["overlay", str(video), str(given), "-o", str(tmp_path / "new" / "o.mp4")]) == 2
+        assert "does not exist" in capsys.readouterr().err
+        assert not (tmp_path / "new").exists()

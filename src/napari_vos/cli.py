@@ -1081,11 +1081,11 @@ def cmd_overlay(args: argparse.Namespace) -> int:
         raise ValueError(f"overlay {out}: give a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
     if out.exists() and not args.force:
         raise ValueError(f"{out} exists; give another name or --force to replace it")
-    # --force replaces an earlier overlay, never the movie drawn over; the output's folder is made
+    # --force replaces an earlier overlay, never the movie drawn over
     _check_not_an_input(out, {"video": args.video, "labels": args.labels}, what="overlay")
-    _check_writable(out, folder=False, what="the overlay")
     labels = _read_label_stack(args.labels, args.z)  # before the movie is decoded, as the output is
     video, calibration = _read_video(args.video, args.z)
+    _check_writable(out, folder=False, what="the overlay")  # its folder made once the inputs are read
     _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
     fps = args.fps
     if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
