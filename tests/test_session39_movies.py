@@ -165,3 +165,77 @@ def test_an_overlay_refused_for_its_inputs_leaves_no_output_folder_behind(tmp_pa
         assert main(["overlay", str(video), str(given), "-o", str(tmp_path / "new" / "o.mp4")]) == 2
         assert "does not exist" in capsys.readouterr().err
         assert not (tmp_path / "new").exists()
+
+
+def test_an_overlay_stopped_part_way_keeps_the_earlier_overlay_it_was_replacing(tmp_path, monkeypatch):
+    from napari_vos.data import overlay_movies
+
+    movie, labels, truth = _movie_and_labels(tmp_path)
+    for name in ("overlay.mp4", "overlay.gif"):
+        out = tmp_path / name
+        out.write_bytes(b"the earlier overlay")
+
+        def ctrl_c_at_frame_2(done, total):
+            if done == 2:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            overlay_movies.write_overlay_movie(out, read_video_file(movie), truth, fps=5, progress=ctrl_c_at_frame_2)
+        assert out.read_bytes() == b"the earlier overlay"  # --force replaces it only once the new one is whole
+        assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]  # no half-written file left
+        overlay_movies.write_overlay_movie(out, read_video_file(movie), truth, fps=5)
+        assert out.read_bytes() != b"the earlier overlay" and len(read_frames(out)) == len(truth)
+
+
+def read_frames(path):
+    from napari_vos.data.animated_images import read_animated_image
+
+    return read_animated_image(path) if path.suffix == ".gif" else read_video_file(path)
+
+
+@pytest.mark.parametrize("transfer, said", [(18, "HLG"), (16, "PQ (HDR10)"), (1, None)])
+def test_an_hdr_movie_is_noted_as_read_without_tone_mapping(tmp_path, capsys, transfer, said):
+    frames, truth = moving_square_video(n_frames=3, size=(48, 64))
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx265", rate=Fraction(10), options={"x265-params": "log-level=error"})
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p10le"
+        stream.codec_context.color_trc = transfer  # what a phone's HLG (18) or an HDR10 (16) recording declares
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stack = read_video_file(path)
+    notes = [w for w in caught if issubclass(w.category, video_files.HighDynamicRangeMovie)]
+    assert stack.shape == frames.shape and stack.dtype == np.uint8
+    if said is None:
+        assert not notes
+        return
+    assert len(notes) == 1 and f"phone.mp4 is HDR video ({said} transfer" in str(notes[0].message)
+    assert "tonemap=hable" in str(notes[0].message)
+    Image.fromarray(truth[0].astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(path), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"), "--method",
+                 "flow", "--device", "cpu"]) == 0
+    assert f"note: {path} is HDR video" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate, noted", [(1, False), (5, True)])
+def test_the_widgets_movie_note_gives_a_scale_only_where_it_changes_something(tmp_path, rate, noted):
+    """A movie of 1 frame a second lies at its interval at scale 1 already: the note's scale line,
+    (1, 1, 1), changed nothing; at 5 frames a second the note gives (0.2, 1, 1)."""
+    pytest.importorskip("napari")
+    import npe2
+    from napari.components import ViewerModel
+
+    from napari_vos._widgets.layer_job import movie_file_note
+
+    npe2.PluginManager.instance().discover()
+    frames, _ = moving_square_video(n_frames=3, size=(48, 64))
+    movie = write_movie(tmp_path / f"r{rate}.mp4", frames, codec="libx264", pix_fmt="yuv420p", rate=rate)
+    layer = ViewerModel().open(str(movie), plugin="napari")[0]
+    note = movie_file_note(layer)
+    assert ("scale = (0.2, 1, 1)" in note) if noted else note == ""

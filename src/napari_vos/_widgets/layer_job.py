@@ -384,7 +384,7 @@ def movie_file_note(image: "Image") -> str:
     except Exception:  # noqa: BLE001 - no PyAV, or a file changed or gone since it was opened: nothing to say
         return ""
     notes = []
-    if interval and float(image.scale[-3]) == 1.0:
+    if interval and interval != 1.0 and float(image.scale[-3]) == 1.0:  # (1 s apart: scale 1 says it already)
         numbers = ", ".join(["1"] * (image.ndim - 3) + [f"{interval:g}", "1", "1"])
         notes.append(f"the image layer {image.name!r} lies at scale 1 but its movie {Path(path).name} has "
                      f"{interval:g} s between frames (napari's movie reader leaves it out), so the outputs have no "

@@ -79,15 +79,21 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
     av = None if gif else _pyav("an H.264 overlay", f"or write a GIF ({path.with_suffix('.gif').name}), which needs none")
     colours = davis_palette()
     pictures = (overlay_frame(source[i], np.asarray(labels[i]), colours, alpha) for i in range(n))
+    # written under a temporary name beside it, then renamed: an error or Ctrl+C part way leaves
+    # neither a half movie to be taken for the result nor a loss of the earlier overlay it replaces
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         if gif:
             from napari_vos.data.animated_images import write_animated_gif
 
-            return write_animated_gif(path, pictures, fps, progress=progress, total=n)
-        return _write_h264(av, path, pictures, source.frame_shape, fps, progress, n)
-    except BaseException:  # an error or Ctrl+C part way: no half movie left to be taken for the result
-        path.unlink(missing_ok=True)
+            write_animated_gif(partial, pictures, fps, progress=progress, total=n)
+        else:
+            _write_h264(av, partial, pictures, source.frame_shape, fps, progress, n)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
         raise
+    return path
 
 
 class _InRange:

@@ -23,7 +23,7 @@ import numpy as np
 
 from napari_vos.data.calibration import Calibration
 
-__all__ = ["VIDEO_SUFFIXES", "InterlacedMovie", "MovieCutShort", "MovieNote", "VariableFrameRate", "display_rotation",
+__all__ = ["VIDEO_SUFFIXES", "HighDynamicRangeMovie", "InterlacedMovie", "MovieCutShort", "MovieNote", "VariableFrameRate", "display_rotation",
            "is_video_file", "read_video_file", "turned_labels_problem", "video_file_calibration"]
 
 
@@ -40,6 +40,11 @@ class MovieCutShort(MovieNote):
 class InterlacedMovie(MovieNote):
     """An interlaced movie (a camcorder's 1080i, DV, broadcast): each frame weaves two fields taken
     at different times, so moving edges are combed, as they are read (no deinterlacing)."""
+
+
+class HighDynamicRangeMovie(MovieNote):
+    """An HDR movie (HLG or PQ transfer, as phones record by default): its frames are read without
+    tone mapping, so they look flatter or darker than a player shows them."""
 
 
 class VariableFrameRate(MovieNote):
@@ -182,6 +187,23 @@ def _interlaced_note(path: Path) -> str:
             "-vf bwdif -c:v ffv1 OUT.mkv")
 
 
+#: FFmpeg's transfer characteristics of HDR video: SMPTE ST 2084 (PQ, HDR10, Dolby Vision) and ARIB STD-B67 (HLG)
+_HDR_TRANSFERS = {16: "PQ (HDR10)", 18: "HLG"}
+
+
+def _hdr_note(path: Path, stream: Any) -> str | None:
+    """Why an HDR movie's frames look flat or dark here (no tone mapping) and the ffmpeg line that makes
+    a standard-range copy; None for standard video."""
+    transfer = _HDR_TRANSFERS.get(int(getattr(stream.codec_context, "color_trc", 0) or 0))
+    if transfer is None:
+        return None
+    return (f"{path} is HDR video ({transfer} transfer, as phones record by default): its frames are read without "
+            "tone mapping, so they look flatter or darker than a player shows them, which may weaken the "
+            "propagation; for a standard-range copy: ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,"
+            "zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,format=yuv420p -c:v libx264 -crf 18 OUT.mp4 "
+            "(or record without HDR: on an iPhone, Settings > Camera > Record Video, HDR Video off)")
+
+
 def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> np.ndarray:
     """Decode a movie file into a read-only, memory-mapped (T, Y, X) or (T, Y, X, 3) array.
 
@@ -209,6 +231,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                         (fmt, dtype), rotation = _output_format(frame.format), _rotation(frame)
                         if frame.interlaced_frame:
                             warnings.warn(_interlaced_note(path), InterlacedMovie, stacklevel=2)
+                        hdr = _hdr_note(path, stream)
+                        if hdr:
+                            warnings.warn(hdr, HighDynamicRangeMovie, stacklevel=2)
                     pixels = _upright(frame.to_ndarray(format=fmt), rotation)
                     if shape is None:
                         shape = pixels.shape
