@@ -58,7 +58,8 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     frame: the annotated frame to start from (default: the engine's choice, the first painted one;
     zero-shot: frame 0). As with the button, whose frame follows the time slider, an unpainted
     ``frame`` of a (T, Y, X) layer starts the run from the nearest painted frame whose run reaches
-    it, with a warning saying so (`napari_vos.propagate` refuses such a frame).
+    it (where none does, the nearest painted frame, whose run then misses it), with a warning saying
+    so (`napari_vos.propagate` refuses such a frame).
     maps: also add the method's intermediate maps as Image layers overlaying the image.
     channel_layers: up to two more grey image layers of the image's shape (a channel each, as napari
     opens a multi-channel stack with ``channel_axis``) read with the image as one multi-channel video.
