@@ -126,13 +126,13 @@ def test_overlay_writes_a_gif_without_pyav_at_the_clips_own_rate(tmp_path, monke
     assert not (tmp_path / "overlay.mp4").exists()
 
 
-def test_a_stopped_gif_overlay_leaves_no_file(tmp_path):
+def test_a_stopped_gif_overlay_leaves_no_half_file(tmp_path):
     from napari_vos.data.overlay_movies import write_overlay_movie
 
     frames, truth = moving_square_video(n_frames=4)
 
     out = tmp_path / "o.gif"
-    out.write_bytes(b"an earlier overlay")  # replaced with --force: a stop must not leave half of the new one
+    out.write_bytes(b"an earlier overlay")  # replaced with --force: a stop keeps it, and no half of the new one
 
     class Stops:
         def __len__(self):
@@ -145,7 +145,7 @@ def test_a_stopped_gif_overlay_leaves_no_file(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         write_overlay_movie(out, frames, Stops(), fps=5)
-    assert not out.exists()
+    assert out.read_bytes() == b"an earlier overlay" and [p.name for p in tmp_path.iterdir()] == ["o.gif"]
     with pytest.raises(ValueError, match="no pictures"):
         write_animated_gif(tmp_path / "none.gif", [], fps=5)
     assert not (tmp_path / "none.gif").exists()
@@ -159,3 +159,15 @@ def test_the_python_api_points_a_gif_path_to_its_reader(tmp_path):
     with pytest.raises(ValueError, match="read_animated_image"):
         propagate(str(gif), truth[0], method="flow")
     assert propagate(read_animated_image(gif), truth[0], method="flow", device="cpu").labels.shape == truth.shape
+
+
+@pytest.mark.parametrize("name", ["frame.png", "frame.jpg"])
+def test_one_still_image_given_as_the_video_is_named_as_such(tmp_path, capsys, name):
+    frames, truth = flat_square_clip(n_frames=1)
+    Image.fromarray(frames[0]).save(tmp_path / name)
+    Image.fromarray(truth[0]).save(tmp_path / "mask.png")
+    assert main(["propagate", str(tmp_path / name), str(tmp_path / "mask.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow"]) == 2
+    err = capsys.readouterr().err
+    assert f"{name} is one image, not a video: give the folder of frame images it belongs to ({tmp_path})" in err
+    assert "TIFF" not in err.split("not a video")[0]  # not 'cannot be read as a TIFF'

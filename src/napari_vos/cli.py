@@ -166,6 +166,9 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
         if z is not None:
             raise ValueError("--z picks a plane of a TIFF stack; an animated image has none")
         return read_animated_image(folder), animated_image_calibration(folder)
+    if folder.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):  # not animated: one picture
+        raise ValueError(f"video {path} is one image, not a video: give the folder of frame images it belongs to "
+                         f"({folder.parent}), a TIFF stack, a movie file or an animated GIF")
     if is_video_file(folder):
         if z is not None:
             raise ValueError("--z picks a plane of a TIFF stack; a movie file has none")
