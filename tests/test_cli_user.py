@@ -184,7 +184,7 @@ def test_nothing_to_propagate_is_an_error(inputs, capsys):
     tifffile.imwrite(folder / "one.tif", tifffile.imread(folder / "video.tif")[:1])
     assert _flow(str(folder / "one.tif"), args[1], "-o", str(out)) == 2
     err = capsys.readouterr().err
-    assert "the video has a single frame" in err and "--direction" not in err and not out.exists()
+    assert f"the video {folder / 'one.tif'} has a single frame" in err and "--direction" not in err and not out.exists()
 
 
 def test_a_palette_png_keeps_id_255_and_a_singleton_axis_tiff_is_one_frame(inputs, square_video, capsys):

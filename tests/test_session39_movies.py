@@ -239,3 +239,54 @@ def test_the_widgets_movie_note_gives_a_scale_only_where_it_changes_something(tm
     layer = ViewerModel().open(str(movie), plugin="napari")[0]
     note = movie_file_note(layer)
     assert ("scale = (0.2, 1, 1)" in note) if noted else note == ""
+
+
+def test_a_scratch_disk_found_full_at_the_last_flush_is_named(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    movie, _, _ = _movie_and_labels(tmp_path)
+    real = tempfile.TemporaryFile
+
+    class FullAtFlush:
+        def __init__(self, *args, **kwargs):
+            self.file = real(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            return self.file.write(data)
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video_files.tempfile, "TemporaryFile", FullAtFlush)
+    with pytest.raises(ValueError, match=r"clip\.mp4: the scratch folder .* filled up after 4 decoded frames; set "
+                                         r"TMPDIR"):
+        read_video_file(movie)
+
+
+def test_a_one_frame_movie_is_named_as_nothing_to_propagate(tmp_path, capsys):
+    frames, truth = moving_square_video(n_frames=1, size=(48, 64))
+    movie = write_movie(tmp_path / "still.mp4", frames, codec="libx264", pix_fmt="yuv420p")
+    Image.fromarray(truth[0].astype(np.uint8)).save(tmp_path / "first.png")
+    assert main(["propagate", str(movie), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow"]) == 2
+    assert f"nothing to propagate: the video {movie} has a single frame" in capsys.readouterr().err
+
+
+def test_a_plain_t_3_y_x_tiff_says_its_planes_are_read_as_colour(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    stack = (rng.random((4, 3, 32, 40)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "tcyx.tif", stack)  # tifffile stores it as planar RGB, with no axis names
+    first = np.zeros((32, 40), np.uint8)
+    first[8:20, 10:24] = 1
+    Image.fromarray(first).save(tmp_path / "first.png")
+    assert main(["propagate", str(tmp_path / "tcyx.tif"), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"),
+                 "--method", "flow"]) == 0
+    assert "holds a (4, 3, Y, X) array saved without axis names: its 3 planes are read as colour channels; if they " \
+           "are Z planes, give --z" in capsys.readouterr().err

@@ -189,6 +189,10 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if declared > planes:  # tifffile fell back to what it could read: the first page
         raise ValueError(f"video {path} holds {planes} of the {declared} images its ImageJ metadata declares: the "
                          "file is cut off or damaged (an interrupted copy or save)")
+    if axes == "QSYX" and z is None:  # tifffile's plain imwrite stores (T, 3 or 4, Y, X) as planar colour
+        print(f"note: {path} holds a ({series.shape[0]}, {series.shape[1]}, Y, X) array saved without axis names: "
+              f"its {series.shape[1]} planes are read as colour channels; if they are Z planes, give --z",
+              file=sys.stderr)
     if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
         print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
     return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
@@ -437,6 +441,9 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if source.n_frames == 1 and labels is not None and labels.ndim == 3 and len(labels) > 1:
         raise ValueError(f"the video {args.video} is one frame but the labels {args.labels} are a stack of "
                          f"{len(labels)}: are VIDEO and LABELS the other way round?")
+    if source.n_frames == 1:  # said here with the file's name (a one-frame movie or TIFF), before any run
+        raise ValueError(f"nothing to propagate: the video {args.video} has a single frame; give a time-lapse (a stack "
+                         "with axes T, Y, X[, C], a movie or a folder of frames)")
     keep = getattr(args, "keep_other_frames", False)
     if keep and (labels is None or labels.ndim != 3 or args.frame is None):
         raise ValueError("--keep-other-frames takes a (T, Y, X) labels stack and the --frame to start from (the "
@@ -1104,6 +1111,15 @@ def cmd_overlay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """`napari-vos info`: versions, devices, optional parts, checkpoints and scratch room, for a bug report."""
+    from napari_vos.diagnostics import environment_report, format_report
+
+    report = environment_report(verify_checkpoints=not args.no_verify)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     """`napari-vos weights`: list the registered checkpoints and verify each file's hash (exit 1 for a missing or
     corrupt one); -v also shows each one's training, scores and preprocessing."""
@@ -1167,7 +1183,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-vos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack, a folder of frames or a movie")
+    p = sub.add_parser("propagate", help="propagate labels through a TIFF stack, a folder of frames, a movie or "
+                                         "an animated GIF")
     p.add_argument("video", help="TIFF stack (any axis order: TYX, TYXC, Fiji's TCYX; TZYX with --z), a "
                                  "folder of frame images (PNG/JPEG/TIFF, in natural name order: frame2 before "
                                  "frame10), a movie file (.mp4, .avi, .mov, .mkv ...; needs PyAV: pip install "
@@ -1303,6 +1320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_overlay)
+
+    p = sub.add_parser("info", help="what this installation is: versions, devices, movie support, checkpoints "
+                                    "(paste it into a bug report)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.add_argument("--no-verify", action="store_true", help="do not hash the shipped checkpoints (about a second)")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("weights", help="list and verify the registered checkpoints")
     p.add_argument("--method", default=None, help="only this method's checkpoints")

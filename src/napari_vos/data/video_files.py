@@ -250,13 +250,13 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                     raise ValueError(f"{path} cannot be decoded (damaged, or a codec this FFmpeg lacks?): {err}") from err
                 stopped = err  # the frames before a damaged part are kept, and said
             except OSError as err:
-                if err.errno in (28, 122):  # ENOSPC, EDQUOT: the scratch disk filled while decoding
-                    raise ValueError(f"{path}: the scratch folder {folder} filled up after {count} decoded frames; "
-                                     "set TMPDIR to a disk with more room") from err
-                raise
+                raise _filled_up(err, path, folder, count) from err
             if not count:
                 raise ValueError(f"{path} holds no decodable frames")
-            store.flush()
+            try:  # the last buffered bytes may be what finds the disk full
+                store.flush()
+            except OSError as err:
+                raise _filled_up(err, path, folder, count) from err
             note = _cut_short_note(path, count, announced, stopped)
             if note:
                 warnings.warn(note, MovieCutShort, stacklevel=2)
@@ -268,6 +268,15 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
             return frames
     finally:
         container.close()
+
+
+def _filled_up(err: OSError, path: Path, folder: Path, count: int) -> Exception:
+    """A full scratch disk (ENOSPC, EDQUOT) as a ValueError naming the folder and what to do; another
+    OSError as it is."""
+    if err.errno in (28, 122):
+        return ValueError(f"{path}: the scratch folder {folder} filled up after {count} decoded frames; set TMPDIR "
+                          "to a disk with more room")
+    return err
 
 
 def _check_room(path: Path, folder: Path, needed: int) -> None:
