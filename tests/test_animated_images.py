@@ -171,3 +171,23 @@ def test_one_still_image_given_as_the_video_is_named_as_such(tmp_path, capsys, n
     err = capsys.readouterr().err
     assert f"{name} is one image, not a video: give the folder of frame images it belongs to ({tmp_path})" in err
     assert "TIFF" not in err.split("not a video")[0]  # not 'cannot be read as a TIFF'
+
+
+def test_damaged_clips_are_refused_as_one_line_naming_the_file(tmp_path):
+    """Truncated or byte-flipped GIFs and APNGs made Pillow raise IndexError, OSError, SyntaxError or
+    a decompression-bomb refusal, from the reader and from the frame-interval probe."""
+    rng = np.random.default_rng(0)
+    frames = (rng.random((4, 20, 24, 3)) * 255).astype(np.uint8)
+    for suffix in (".gif", ".png"):
+        whole = save_animation(tmp_path / f"clip{suffix}", frames, duration=100, loop=0).read_bytes()
+        for trial in range(60):
+            damaged = bytearray(whole[:rng.integers(1, len(whole))] if trial < 30 else whole)
+            for _ in range(0 if trial < 30 else int(rng.integers(1, 12))):
+                damaged[rng.integers(0, len(damaged))] = rng.integers(0, 256)
+            path = tmp_path / f"damaged{suffix}"
+            path.write_bytes(bytes(damaged))
+            for probe in (read_animated_image, animated_image_calibration):
+                try:
+                    probe(path)
+                except ValueError as err:
+                    assert "damaged" in str(err) and str(path) in str(err) or "one picture" in str(err), str(err)

@@ -10,12 +10,14 @@ becomes the frame interval. ``write_animated_gif`` writes an overlay as a GIF, t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
+from napari_vos.data.damaged_files import reading
 
 __all__ = ["ANIMATED_SUFFIXES", "animated_image_calibration", "is_animated_image", "read_animated_image",
            "write_animated_gif"]
@@ -44,24 +46,35 @@ def is_animated_image(path: str | os.PathLike) -> bool:
 def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     """The frames of an animated GIF, PNG or WebP as a uint8 (T, Y, X, 3) array, or (T, Y, X) when
     every frame is grey. A ValueError names the file when it cannot be read or holds one frame only."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+    from PIL import Image, ImageSequence
 
     path = Path(path)
-    try:
+    if not path.is_file():
+        raise ValueError(f"video {path} does not exist")
+    with _reading(path):
         with Image.open(path) as image:
             _check_memory(path, getattr(image, "n_frames", 1) * image.width * image.height * 3)
             frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
-    except FileNotFoundError:
-        raise ValueError(f"video {path} does not exist") from None
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:  # Pillow raises SyntaxError for some broken GIFs
-        raise ValueError(f"{path} cannot be read as an animated image (damaged, or not a GIF, PNG or WebP?): "
-                         f"{err}") from err
     if len(frames) < 2:
         raise ValueError(f"{path} holds one picture, not an animation: a video needs frames to propagate through "
                          "(give the animated image, a movie, a TIFF stack or a folder of frames)")
     stack = np.stack(frames)
     grey = bool((stack[..., 0] == stack[..., 1]).all() and (stack[..., 0] == stack[..., 2]).all())
     return np.ascontiguousarray(stack[..., 0]) if grey else stack
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Pillow's errors on a damaged clip (a truncated GIF, flipped bytes: OSError, IndexError,
+    SyntaxError, a decompression-bomb refusal) as one ValueError naming the file."""
+    from PIL import UnidentifiedImageError
+
+    with reading(path, "an animated image"):
+        try:
+            yield
+        except (UnidentifiedImageError, SyntaxError) as err:  # Pillow's SyntaxError: "not a GIF file", APNG errors
+            raise ValueError(f"{path} cannot be read as an animated image (damaged, or not a GIF, PNG or WebP?): "
+                             f"{err}") from err
 
 
 def _check_memory(path: Path, needed: int) -> None:
@@ -82,7 +95,7 @@ def animated_image_calibration(path: str | os.PathLike) -> Calibration:
     all are 0 (browsers then show about 10 frames a second, a choice the file did not make)."""
     from PIL import Image, ImageSequence
 
-    with Image.open(path) as image:
+    with _reading(Path(path)), Image.open(path) as image:
         durations = [float(frame.info.get("duration") or 0.0) for frame in ImageSequence.Iterator(image)]
     shown = [d for d in durations if d > 0]
     if not shown:
