@@ -290,3 +290,22 @@ def test_a_plain_t_3_y_x_tiff_says_its_planes_are_read_as_colour(tmp_path, capsy
                  "--method", "flow"]) == 0
     assert "holds a (4, 3, Y, X) array saved without axis names: its 3 planes are read as colour channels; if they " \
            "are Z planes, give --z" in capsys.readouterr().err
+
+
+def test_a_movie_whose_first_frame_cannot_be_decoded_is_named_by_display_rotation(tmp_path, monkeypatch):
+    movie, _, _ = _movie_and_labels(tmp_path)
+
+    class Undecodable:
+        def __init__(self, container):
+            self.container = container
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def decode(self, *args, **kwargs):
+            raise av.error.DecoderNotFoundError(1128613112, "Decoder not found")
+
+    real_open = video_files._open
+    monkeypatch.setattr(video_files, "_open", lambda av_module, path: Undecodable(real_open(av_module, path)))
+    with pytest.raises(ValueError, match=r"clip\.mp4 cannot be decoded \(damaged, or a codec this FFmpeg lacks\?\)"):
+        video_files.display_rotation(movie)

@@ -295,6 +295,8 @@ def display_rotation(path: str | os.PathLike) -> int:
     container = _open(av, Path(path))
     try:
         frame = next(container.decode(_picture_stream(container)), None)
+    except av.FFmpegError as err:  # a damaged first frame, or a codec this FFmpeg lacks
+        raise ValueError(f"{path} cannot be decoded (damaged, or a codec this FFmpeg lacks?): {err}") from err
     finally:
         container.close()
     return _rotation(frame) if frame is not None else 0
