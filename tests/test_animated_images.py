@@ -191,3 +191,36 @@ def test_damaged_clips_are_refused_as_one_line_naming_the_file(tmp_path):
                     probe(path)
                 except ValueError as err:
                     assert "damaged" in str(err) and str(path) in str(err) or "one picture" in str(err), str(err)
+
+
+def test_propagate_writes_the_overlay_beside_the_labels_with_one_command(tmp_path, capsys):
+    frames, truth = flat_square_clip(n_frames=5)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=200, loop=0)
+    Image.fromarray(truth[0]).save(tmp_path / "first.png")
+    out, overlay = tmp_path / "out.tif", tmp_path / "shown" / "overlay.gif"
+    args = ["propagate", str(gif), str(tmp_path / "first.png"), "-o", str(out), "--method", "flow", "--device", "cpu"]
+    assert main([*args, "--overlay", str(overlay)]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote {overlay}: the labels drawn over the video, 5 frames at 5 frames/s" in said
+    shown, labels = read_animated_image(overlay).astype(int), tifffile.imread(out)
+    redness = shown[..., 0] - shown[..., 1]
+    assert redness[labels > 0].mean() > redness[labels == 0].mean() + 40  # drawn where the labels are
+    # refused before anything runs: a name of another kind, or the video itself
+    for given, message in [(tmp_path / "o.avi", "--overlay " + str(tmp_path / "o.avi") + ": give the overlay a movie "
+                            "name ending in"), (gif, "is the video file")]:
+        out.unlink()
+        assert main([*args, "--overlay", str(given)]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
+        out.touch()
+
+
+def test_a_run_stopped_part_way_writes_no_overlay(tmp_path, monkeypatch, capsys):
+    from conftest import interrupt_reading_frame
+
+    frames, truth = flat_square_clip(n_frames=6)
+    gif = save_animation(tmp_path / "clip.gif", frames, duration=100, loop=0)
+    Image.fromarray(truth[0]).save(tmp_path / "first.png")
+    interrupt_reading_frame(monkeypatch, 3)
+    assert main(["propagate", str(gif), str(tmp_path / "first.png"), "-o", str(tmp_path / "out.tif"), "--method",
+                 "flow", "--device", "cpu", "--overlay", str(tmp_path / "overlay.gif")]) == 130
+    assert (tmp_path / "out.tif").exists() and not (tmp_path / "overlay.gif").exists()

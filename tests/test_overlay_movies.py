@@ -77,7 +77,7 @@ def test_the_command_reads_a_png_folder_output_and_a_movie_at_its_own_rate(tmp_p
     ("one frame", "holds one frame; give the (T, Y, X) labels"),
     ("alpha", "give a value from 0"),
     ("exists", "exists; give another name or --force"),
-    ("avi", "give a movie name ending in .mp4, .mkv, .mov, .gif"),
+    ("avi", "o.avi: give the overlay a movie name ending in .mp4, .mkv, .mov, .gif"),
 ])
 def test_what_cannot_be_drawn_is_refused_in_one_line(tmp_path, capsys, case, said):
     frames, truth = moving_square_video(n_frames=5)

@@ -54,7 +54,7 @@ def test_overlay_refuses_its_output_before_decoding_the_movie(tmp_path, capsys, 
         raise AssertionError("the movie was decoded before the output was checked")
 
     monkeypatch.setattr(video_files, "read_video_file", no_decoding)
-    for out, said in [("o.mp4", "exists; give another name or --force"), ("o.avi", "give a movie name ending in")]:
+    for out, said in [("o.mp4", "exists; give another name or --force"), ("o.avi", "give the overlay a movie name ending in")]:
         assert main(["overlay", str(movie), str(labels), "-o", str(tmp_path / out)]) == 2
         assert said in capsys.readouterr().err
     assert not (tmp_path / "o.avi").exists()

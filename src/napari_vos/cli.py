@@ -366,6 +366,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
         if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
             _check_png_folder(Path(args.output))
+        if args.overlay is not None:
+            _check_overlay_name(Path(args.overlay), {"video": args.video, "labels": args.labels}, flag="--overlay")
+            _check_writable(Path(args.overlay), folder=False, what="the overlay")
         video, calibration = _read_video(args.video, args.z)
         opened.callback(getattr(video, "close", lambda: None))
         _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
@@ -556,7 +559,21 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         others = sorted(p.name for p in Path(args.maps).glob("*.tif") if p not in maps)
         if others:
             print(f"note: {args.maps} also holds {', '.join(others)} from an earlier run", file=sys.stderr)
+    if getattr(args, "overlay", None) is not None:
+        _write_run_overlay(args, video, calibration)
     return 0
+
+
+def _write_run_overlay(args: argparse.Namespace, video: Any, calibration: Any) -> None:
+    """propagate --overlay: the labels just written, drawn over the video (as `napari-vos overlay` draws them)."""
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    out = Path(args.overlay)
+    labels = _read_label_stack(args.output, None)
+    fps = _playback_fps(args.video, calibration, None)
+    with _progress("overlay", len(labels)) as progress:
+        write_overlay_movie(out, video, labels, fps, progress=progress)
+    print(f"wrote {out}: the labels drawn over the video, {len(labels)} frames at {fps:g} frames/s")
 
 
 def _first_frame(session: Any, direction: str, start: int | None) -> int | None:
@@ -1082,29 +1099,40 @@ def _read_label_stack(path: str, z: int | None) -> Any:
     return LazyFrames(len(masks), lambda i: read_mask(masks[i], void_255=False))
 
 
+def _check_overlay_name(out: Path, inputs: dict[str, str | None], flag: str = "-o") -> None:
+    """An overlay's name, before anything is decoded: a movie or GIF suffix, and never an input file."""
+    from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES
+
+    if out.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise ValueError(f"{flag} {out}: give the overlay a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
+    _check_not_an_input(out, inputs, flag=flag, what="overlay")
+
+
+def _playback_fps(video_path: str, calibration: Any, fps: float | None) -> float:
+    """The overlay's frames per second: ``fps`` if given, a movie's or animated image's own rate, else
+    10 (a time-lapse's interval, minutes, is no playback rate)."""
+    if fps is not None:
+        return fps
+    from napari_vos.data.animated_images import is_animated_image
+    from napari_vos.data.video_files import is_video_file
+
+    played = is_video_file(video_path) or is_animated_image(video_path)
+    return 1.0 / calibration.frame_interval if played and calibration.frame_interval else 10.0
+
+
 def cmd_overlay(args: argparse.Namespace) -> int:
     """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
-    from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, write_overlay_movie
+    from napari_vos.data.overlay_movies import write_overlay_movie
 
     out = Path(args.output)  # checked before the video is decoded (minutes, for a long movie)
-    if out.suffix.lower() not in OVERLAY_SUFFIXES:
-        raise ValueError(f"overlay {out}: give a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
-    if out.exists() and not args.force:
+    _check_overlay_name(out, {"video": args.video, "labels": args.labels})
+    if out.exists() and not args.force:  # --force replaces an earlier overlay, never the movie drawn over
         raise ValueError(f"{out} exists; give another name or --force to replace it")
-    # --force replaces an earlier overlay, never the movie drawn over
-    _check_not_an_input(out, {"video": args.video, "labels": args.labels}, what="overlay")
     labels = _read_label_stack(args.labels, args.z)  # before the movie is decoded, as the output is
     video, calibration = _read_video(args.video, args.z)
     _check_writable(out, folder=False, what="the overlay")  # its folder made once the inputs are read
     _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
-    fps = args.fps
-    if fps is None:  # a movie plays at its own rate; a time-lapse's interval (minutes) is no playback rate
-        from napari_vos.data.video_files import is_video_file
-
-        from napari_vos.data.animated_images import is_animated_image
-
-        played = is_video_file(args.video) or is_animated_image(args.video)
-        fps = 1.0 / calibration.frame_interval if played and calibration.frame_interval else 10.0
+    fps = _playback_fps(args.video, calibration, args.fps)
     with _progress("overlay", len(labels)) as progress:
         write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
     print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
@@ -1217,6 +1245,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or RGB)")
     p.add_argument("--maps", default=None, metavar="DIR",
                    help="also write the method's intermediate maps (e.g. FRTM's target scores) as DIR/<map>.tif")
+    p.add_argument("--overlay", default=None, metavar="MOVIE",
+                   help="also write the result drawn over the video, as `napari-vos overlay` does: MOVIE.mp4 "
+                        "(.mkv, .mov; needs PyAV) or MOVIE.gif; replaced if it exists; not written for a run "
+                        "that stops part way")
     p.add_argument("--z", type=int, default=None,
                    help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time)")
     p.add_argument("--memmap", action="store_true",
