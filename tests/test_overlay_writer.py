@@ -92,18 +92,38 @@ def test_the_playback_rate_follows_the_time_scale(scale, units, fps):
 
 
 def test_what_cannot_be_drawn_is_refused_naming_the_layers_and_nothing_is_written(tmp_path):
-    from napari_vos._widgets.overlay_writer import write_overlay
+    from napari_vos._widgets.overlay_writer import OverlayNotWritten, write_overlay
 
     frames, truth = sliding_square(3, (32, 32))
     v = ViewerModel()
     image, labels = v.add_image(frames, name="video"), v.add_labels(truth, name="labels")
-    with pytest.raises(ValueError, match=r"name it out\.mp4 or out\.gif, not out\.tif"):
+    with pytest.raises(OverlayNotWritten, match=r"name it out\.mp4 or out\.gif, not out\.tif"):
         write_overlay(str(tmp_path / "out.tif"), [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
     other = v.add_labels(truth[:, :16], name="half labels")
-    with pytest.raises(ValueError, match=r"the labels are 3 frames of \(16, 32\) but the video is 3 frames of \(32, "
-                                         r"32\)"):
+    with pytest.raises(OverlayNotWritten, match=r"the labels are 3 frames of \(16, 32\) but the video is 3 frames "
+                                                r"of \(32, 32\)"):
         write_overlay(str(tmp_path / "o.gif"), [image.as_layer_data_tuple(), other.as_layer_data_tuple()])
     one = v.add_image(frames[0], name="one frame")
-    with pytest.raises(ValueError, match=r"'one frame' has shape \(32, 32\)"):
+    with pytest.raises(OverlayNotWritten, match=r"'one frame' has shape \(32, 32\)"):
         write_overlay(str(tmp_path / "o.gif"), [one.as_layer_data_tuple(), labels.as_layer_data_tuple()])
     assert not list(tmp_path.iterdir())
+
+
+def test_from_the_console_a_refusal_says_why_rather_than_napari_calling_the_plugin_no_writer(tmp_path, monkeypatch):
+    # napari's layers.save(..., plugin=) drops a writer's ValueError and warns only "Given plugin
+    # 'napari-vos' is not a valid writer": the refusal must reach the user as its own message
+    from napari_vos._widgets.overlay_writer import OverlayNotWritten
+
+    frames, truth = sliding_square(3, (32, 32))
+    v = ViewerModel()
+    one, labels = v.add_image(frames[0], name="one frame"), v.add_labels(truth[0], name="labels")
+    v.layers.selection = {one, labels}
+    with pytest.raises(OverlayNotWritten, match=r"'one frame' has shape \(32, 32\)"):
+        v.layers.save(str(tmp_path / "o.gif"), selected=True, plugin="napari-vos")
+    monkeypatch.setitem(sys.modules, "av", None)
+    image, labels = v.add_image(frames, name="video"), v.add_labels(truth, name="video labels")
+    v.layers.selection = {image, labels}
+    with pytest.raises(OverlayNotWritten, match=r"needs PyAV.*or write a GIF \(o\.gif\)"):
+        v.layers.save(str(tmp_path / "o.mp4"), selected=True, plugin="napari-vos")
+    assert not list(tmp_path.iterdir())
+

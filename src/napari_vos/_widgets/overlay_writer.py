@@ -27,9 +27,22 @@ _SECONDS = {name: seconds for names, seconds in (
 TIME_LAPSE_FPS = 10.0
 
 
+class OverlayNotWritten(Exception):
+    """Why the overlay was not written. Not a ValueError: napari's ``layers.save(..., plugin=)`` drops
+    a writer's ValueError and warns only that the plugin "is not a valid writer" for the path."""
+
+
 def write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     """npe2 multi-layer writer for one image and one labels layer: the overlay movie at ``path``
-    (.mp4, .mkv, .mov or .gif; none given: .mp4); returns the path written."""
+    (.mp4, .mkv, .mov or .gif; none given: .mp4); returns the path written. What it cannot draw
+    (or write: an H.264 movie without PyAV) is refused as an `OverlayNotWritten` saying why."""
+    try:
+        return _write_overlay(path, layer_data)
+    except ValueError as err:
+        raise OverlayNotWritten(str(err)) from None
+
+
+def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     images = [(data, meta) for data, meta, kind in layer_data if kind == "image"]
     labels = [(data, meta) for data, meta, kind in layer_data if kind == "labels"]
     if len(images) != 1 or len(labels) != 1:
