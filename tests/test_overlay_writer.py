@@ -127,3 +127,37 @@ def test_from_the_console_a_refusal_says_why_rather_than_napari_calling_the_plug
         v.layers.save(str(tmp_path / "o.mp4"), selected=True, plugin="napari-vos")
     assert not list(tmp_path.iterdir())
 
+
+@pytest.mark.parametrize("colormap, gamma, expected", [
+    ("green", 1.0, (0, 128, 0)),  # mid-way through black-green
+    ("gray", 0.5, (180, 180, 180)),  # 0.5 ** 0.5 = 0.707 of white
+    ("magma", 1.0, None),  # magma's own colour half-way
+])
+def test_a_grey_video_is_drawn_in_its_colormap_and_gamma_as_napari_shows_it(tmp_path, colormap, gamma, expected):
+    from napari.utils.colormaps import ensure_colormap
+
+    frames, truth = sliding_square(3, (32, 32))
+    v = ViewerModel()
+    image = v.add_image(np.full(frames.shape, 150, np.uint8), name="video", colormap=colormap, gamma=gamma,
+                        contrast_limits=(100, 200))
+    labels = v.add_labels(truth, name="video labels")
+    written = _save_as_overlay([image, labels], tmp_path / "o.gif")
+    shown = read_animated_image(written[0]).astype(int)
+    if expected is None:
+        expected = np.round(np.asarray(ensure_colormap(colormap).map(np.array([0.5])))[0, :3] * 255)
+    assert np.abs(shown[truth == 0] - np.asarray(expected)).max() <= 3
+
+
+def test_nan_pixels_of_a_float_video_are_black_not_an_undefined_cast(tmp_path):
+    frames, truth = sliding_square(3, (32, 32))
+    video = frames.astype(np.float32)
+    video[:, :4] = np.nan  # napari shows NaN in its colormaps' nan colour: transparent, over the black canvas
+    v = ViewerModel()
+    image, labels = v.add_image(video, name="video", contrast_limits=(0, 255)), v.add_labels(truth, name="labels")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        written = _save_as_overlay([image, labels], tmp_path / "o.gif")
+    shown = read_animated_image(written[0]).astype(int)
+    assert shown[:, :4].max() <= 6 and shown[:, 4:][truth[:, 4:] == 0].max() > 20

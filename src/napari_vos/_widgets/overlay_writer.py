@@ -2,10 +2,11 @@
 the video as a movie or a GIF, what `napari-vos overlay` writes.
 
 Select the image and its labels, File > Save Selected Layers..., and pick the napari-vos overlay
-type: the frames are shown with the image layer's contrast limits (as napari shows them), each
-object tinted and outlined in its palette colour. napari calls writers on its GUI thread, so the
-viewer waits while the movie is written: 2.3 s for 82 frames of 854x480 as .mp4, 1.6-1.8 s as .gif
-(docs/benchmarks.md, session 39); `napari-vos overlay` writes long ones outside the viewer.
+type: the frames are shown with the image layer's contrast limits, gamma and (grey) colormap, as
+napari shows them, each object tinted and outlined in its palette colour. napari calls writers on
+its GUI thread, so the viewer waits while the movie is written: 2.3 s for 82 frames of 854x480 as
+.mp4, 1.6-1.8 s as .gif (docs/benchmarks.md, session 39); `napari-vos overlay` writes long ones
+outside the viewer.
 """
 from __future__ import annotations
 
@@ -64,8 +65,22 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
                          f"{np.shape(ids)} (to save these layers as they are, pick another file type in the save "
                          "dialog, such as napari's Save to Folder)")
     lo, hi = (float(v) for v in image.get("contrast_limits") or (0.0, 255.0))
+    gamma = float(image.get("gamma", 1.0))
+    colormap = None if rgb else shown_colours(image.get("colormap"))
     fps = playback_rate(image.get("scale"), image.get("units"))
-    return [str(write_overlay_movie(path, video, ids, fps, intensity=(lo, hi)))]
+    return [str(write_overlay_movie(path, video, ids, fps, intensity=(lo, hi), gamma=gamma, colormap=colormap))]
+
+
+def shown_colours(colormap: Any, n: int = 256) -> np.ndarray | None:
+    """The colours a grey image layer's ``colormap`` (its layer data's: a napari Colormap, its dict or
+    name) shows from the low contrast limit to the high one, ``n`` of them as (n, 3) RGB in [0, 1],
+    each over the black canvas by its alpha; None for no colormap (grey)."""
+    if colormap is None:
+        return None
+    from napari.utils.colormaps import ensure_colormap
+
+    rgba = np.asarray(ensure_colormap(colormap).map(np.linspace(0.0, 1.0, n)), np.float32)
+    return rgba[:, :3] * rgba[:, 3:4]
 
 
 def playback_rate(scale: Any, units: Any) -> float:

@@ -50,13 +50,15 @@ def _even(picture: np.ndarray) -> np.ndarray:
 
 def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: float, alpha: float = 0.45,
                         progress: Callable[[int, int], None] | None = None,
-                        intensity: tuple[float, float] | None = None) -> Path:
+                        intensity: tuple[float, float] | None = None, gamma: float = 1.0,
+                        colormap: np.ndarray | None = None) -> Path:
     """Write ``labels`` ((T, Y, X) object ids) over ``video`` ((T, Y, X[, C]), any type the engine
     reads) as an H.264 movie, or a looping GIF for a ``path`` ending in .gif, at ``fps`` frames per
     second; ``progress(done, total)`` after each frame. The frames are shown as the engine normalises
     them, or, with ``intensity`` (lo, hi), mapped from that range to black-white as napari's contrast
-    limits map them. A frame count or size that differs between the two is refused before anything
-    is written."""
+    limits map them, raised to ``gamma`` and, for grey frames, through ``colormap`` ((N, 3) RGB in
+    [0, 1] from the low end to the high one: a napari colormap sampled) as napari shows them. A
+    frame count or size that differs between the two is refused before anything is written."""
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.video_files import _pyav
     from napari_vos.data.writers import davis_palette
@@ -68,7 +70,7 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         raise ValueError(f"the overlay's alpha is {alpha}; give a value from 0 (outlines only) to 1 (solid colour)")
     if not fps > 0:
         raise ValueError(f"the overlay's frame rate is {fps}; give a positive number of frames per second")
-    source = FrameSource(video) if intensity is None else _InRange(video, *intensity)
+    source = FrameSource(video) if intensity is None else _InRange(video, *intensity, gamma=gamma, colormap=colormap)
     n = len(source)
     if len(labels) != n or tuple(np.shape(labels[0])) != tuple(source.frame_shape):
         raise ValueError(f"the labels are {len(labels)} frames of {tuple(np.shape(labels[0]))} but the video is {n} "
@@ -97,13 +99,20 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
 
 
 class _InRange:
-    """Frames of a (T, Y, X[, C]) stack mapped from (lo, hi) to [0, 1] as RGB, as napari's contrast
-    limits show them (all channels of an RGB layer with the one range; grey repeated, alpha dropped)."""
+    """Frames of a (T, Y, X[, C]) stack mapped from (lo, hi) to [0, 1] and raised to ``gamma``, as
+    napari's contrast limits and gamma show them (all channels of an RGB layer with the one range;
+    alpha dropped), grey through ``colormap`` ((N, 3) RGB in [0, 1]; none: grey repeated). NaN is
+    black (napari's colormaps show it transparent, over the black canvas)."""
 
-    def __init__(self, video: Any, lo: float, hi: float) -> None:
+    def __init__(self, video: Any, lo: float, hi: float, gamma: float = 1.0, colormap: Any = None) -> None:
         if not hi > lo:
             raise ValueError(f"the overlay's intensity range is {lo:g} to {hi:g}; give a low end below the high one")
-        self.video, self.lo, self.hi = video, float(lo), float(hi)
+        if not gamma > 0:
+            raise ValueError(f"the overlay's gamma is {gamma}; give a positive number (1: none)")
+        self.video, self.lo, self.hi, self.gamma = video, float(lo), float(hi), float(gamma)
+        self.colormap = None if colormap is None else np.clip(np.asarray(colormap, np.float32)[:, :3], 0.0, 1.0)
+        if self.colormap is not None and len(self.colormap) < 2:
+            raise ValueError("the overlay's colormap needs two colours or more (low end to high end)")
         self.frame_shape = tuple(int(n) for n in np.shape(video)[1:3])
 
     def __len__(self) -> int:
@@ -111,8 +120,18 @@ class _InRange:
 
     def __getitem__(self, index: int) -> np.ndarray:
         x = np.asarray(self.video[index], np.float32)
-        x = np.clip((x - self.lo) / (self.hi - self.lo), 0.0, 1.0)
-        return np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x[..., :3]
+        with np.errstate(invalid="ignore"):
+            x = np.clip((x - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        if self.gamma != 1.0:
+            x = x ** np.float32(self.gamma)
+        if x.ndim != 2:
+            return np.nan_to_num(x[..., :3], nan=0.0)
+        if self.colormap is None:
+            return np.repeat(np.nan_to_num(x, nan=0.0)[..., None], 3, axis=-1)
+        nan = np.isnan(x)
+        shown = self.colormap[np.rint(np.nan_to_num(x, nan=0.0) * (len(self.colormap) - 1)).astype(np.intp)]
+        shown[nan] = 0.0
+        return shown
 
 
 def _write_h264(av: Any, path: Path, pictures: Any, frame_shape: tuple[int, int], fps: float,
