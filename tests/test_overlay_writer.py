@@ -161,3 +161,17 @@ def test_nan_pixels_of_a_float_video_are_black_not_an_undefined_cast(tmp_path):
         written = _save_as_overlay([image, labels], tmp_path / "o.gif")
     shown = read_animated_image(written[0]).astype(int)
     assert shown[:, :4].max() <= 6 and shown[:, 4:][truth[:, 4:] == 0].max() > 20
+
+
+def test_labels_painted_at_a_coarser_level_of_a_multiscale_video_are_drawn_over_that_level(tmp_path):
+    # the widget propagates over the level the labels match (a coarse one keeps a large stack fast),
+    # so its output is that level's size: the overlay draws over that level, not refuses level 0
+    frames, truth = sliding_square(3, (64, 64))
+    v = ViewerModel()
+    image = v.add_image([frames, frames[:, ::2, ::2]], multiscale=True, name="pyramid")
+    labels = v.add_labels(truth[:, ::2, ::2], name="pyramid labels", scale=(1, 2, 2))
+    written = _save_as_overlay([image, labels], tmp_path / "o.gif")
+    shown = read_animated_image(written[0]).astype(int)
+    assert shown.shape == (3, 32, 32, 3)
+    redness = shown[..., 0] - shown[..., 2]
+    assert redness[truth[:, ::2, ::2] > 0].mean() > redness[truth[:, ::2, ::2] == 0].mean() + 40

@@ -17,6 +17,7 @@ import numpy as np
 
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, write_overlay_movie
+from napari_vos.data.pyramid import frame_shapes, level_for_labels
 
 #: seconds in each time unit a layer's frame interval may be given in (ImageJ's and pint's spellings)
 _SECONDS = {name: seconds for names, seconds in (
@@ -56,9 +57,12 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
             raise ValueError(f"the napari-vos overlay is a movie or a GIF: name it {Path(path).stem}.mp4 or "
                              f"{Path(path).stem}.gif, not {Path(path).name}")
         path = f"{path}.mp4"  # no extension typed (or a dot inside the name): napari's dialog passes it as typed
-    video = video[0] if image.get("multiscale") else video  # the full-size level, which the labels match
     ids = ids[0] if labelled.get("multiscale") else ids
     rgb = bool(image.get("rgb"))
+    if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one); else the full size
+        shapes = frame_shapes([np.shape(level) for level in video], rgb)
+        level = level_for_labels(np.shape(ids), shapes) if np.ndim(ids) == 3 else None
+        video = video[level or 0]
     if np.ndim(video) != (4 if rgb else 3) or np.ndim(ids) != 3:
         raise ValueError(f"the napari-vos overlay draws (T, Y, X) labels over a (T, Y, X) video (RGB or grey); "
                          f"{image.get('name')!r} has shape {np.shape(video)} and {labelled.get('name')!r} "
