@@ -175,3 +175,16 @@ def test_labels_painted_at_a_coarser_level_of_a_multiscale_video_are_drawn_over_
     assert shown.shape == (3, 32, 32, 3)
     redness = shown[..., 0] - shown[..., 2]
     assert redness[truth[:, ::2, ::2] > 0].mean() > redness[truth[:, ::2, ::2] == 0].mean() + 40
+
+
+@pytest.mark.parametrize("name", ["clip.jpeg", "clip.webp", "clip.apng", "clip.m4v", "clip.svg", "clip.npy"])
+def test_a_name_for_another_format_is_refused_not_given_a_second_extension(tmp_path, name):
+    # "clip.webp" written as clip.webp.mp4 is neither what was asked nor named for what it is
+    from napari_vos._widgets.overlay_writer import OverlayNotWritten
+
+    frames, truth = sliding_square(3, (32, 32))
+    v = ViewerModel()
+    image, labels = v.add_image(frames, name="video"), v.add_labels(truth, name="labels")
+    with pytest.raises(OverlayNotWritten, match=rf"name it clip\.mp4 or clip\.gif, not {name.replace('.', '[.]')}"):
+        _save_as_overlay([image, labels], tmp_path / name)
+    assert not list(tmp_path.iterdir())

@@ -25,6 +25,10 @@ _SECONDS = {name: seconds for names, seconds in (
     (("us", "µs", "μs", "microsecond", "microseconds"), 1e-6), (("ns", "nanosecond", "nanoseconds"), 1e-9),
     (("min", "mins", "minute", "minutes"), 60.0), (("h", "hr", "hrs", "hour", "hours"), 3600.0),
     (("d", "day", "days"), 86400.0)) for name in names}
+#: extensions of other formats, refused rather than given .mp4 after them (clip.webp.mp4)
+_OTHER_FORMATS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".apng", ".svg", ".pdf", ".avi",
+                  ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".npy", ".npz", ".zarr", ".h5",
+                  ".hdf5", ".csv", ".json", ".txt"}
 #: frames per second of a time-lapse (frames further apart than a second), as `napari-vos overlay` plays one
 TIME_LAPSE_FPS = 10.0
 
@@ -53,7 +57,7 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
     (video, image), (ids, labelled) = images[0], labels[0]
     suffix = Path(path).suffix.lower()
     if suffix not in OVERLAY_SUFFIXES:
-        if suffix in (".tif", ".tiff", ".png", ".jpg", ".avi", ".webm"):
+        if suffix in _OTHER_FORMATS:
             raise ValueError(f"the napari-vos overlay is a movie or a GIF: name it {Path(path).stem}.mp4 or "
                              f"{Path(path).stem}.gif, not {Path(path).name}")
         path = f"{path}.mp4"  # no extension typed (or a dot inside the name): napari's dialog passes it as typed
