@@ -188,3 +188,21 @@ def test_a_name_for_another_format_is_refused_not_given_a_second_extension(tmp_p
     with pytest.raises(OverlayNotWritten, match=rf"name it clip\.mp4 or clip\.gif, not {name.replace('.', '[.]')}"):
         _save_as_overlay([image, labels], tmp_path / name)
     assert not list(tmp_path.iterdir())
+
+
+def test_an_output_a_run_is_still_filling_is_refused_and_saved_once_it_has_its_record(tmp_path):
+    """A run's output before its provenance comes (the widget marks it napari_vos_output) has empty
+    frames ahead of the run: an overlay of it would pass for the result."""
+    from napari_vos._widgets.overlay_writer import OverlayNotWritten
+
+    frames, truth = sliding_square(3, (32, 32))
+    v = ViewerModel()
+    image = v.add_image(frames, name="video")
+    output = v.add_labels(truth, name="video labels propagated (flow)", metadata={"napari_vos_output": True})
+    v.layers.selection = {image, output}
+    with pytest.raises(OverlayNotWritten, match=r"'video labels propagated \(flow\)' is still being filled by a "
+                                                r"Propagate run"):
+        v.layers.save(str(tmp_path / "o.gif"), selected=True, plugin="napari-vos")
+    assert not list(tmp_path.iterdir())
+    output.metadata = {"napari_vos": {"complete": False, "frames_segmented": "0-1"}}  # cancelled: its record came
+    assert v.layers.save(str(tmp_path / "o.gif"), selected=True, plugin="napari-vos") == [str(tmp_path / "o.gif")]

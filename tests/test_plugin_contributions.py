@@ -53,9 +53,11 @@ def test_the_writer_never_writes_a_tiff_under_another_extension(tmp_path):
     v = ViewerModel()
     frames, truth = sliding_square(3, (32, 32))
     layer = v.add_labels(first_frame_only(truth), name="painted")
+    from napari_vos._widgets.labels_writer import LabelsNotWritten
+
     try:
         written = _save_with_dialog_filter(layer, tmp_path / "painted.png")
-    except ValueError:
+    except LabelsNotWritten:
         written = []
     assert not (tmp_path / "painted.png").exists() or written == []
 
@@ -75,7 +77,8 @@ def test_a_multiscale_labels_layer_is_written_at_full_resolution_with_its_pixel_
                          units=("s", "um", "um"))
     try:
         path = write_labels_tiff(str(tmp_path / "p.tif"), *layer.as_layer_data_tuple()[:2])[0]
-    except ValueError:  # refusing it by name is fine too
+    except Exception as refused:  # refusing it by name is fine too  # noqa: BLE001
+        assert type(refused).__name__ == "LabelsNotWritten"
         return
     assert tifffile.imread(path).shape == (3, 32, 32)
     assert read_tiff_calibration(path).pixel_size == (0.5, 0.5)
@@ -128,3 +131,18 @@ def test_an_output_folder_with_the_records_earlier_name_is_still_an_earlier_outp
     write_png_labels(tmp_path, np.zeros((2, 8, 8), np.uint8))
     (tmp_path / "napari_vos.json").write_text(json.dumps({"method": "flow"}))
     assert len(_check_png_folder(tmp_path)) == 2 and png_record(tmp_path).name == "napari_vos.json"
+
+
+def test_from_the_console_the_labels_writers_refusal_says_why(tmp_path):
+    """napari's layer.save(..., plugin=) drops a writer's ValueError for a bare 'not a valid writer'
+    warning: the refusal reaches the user as its own message."""
+    import npe2
+
+    from napari_vos._widgets.labels_writer import LabelsNotWritten
+
+    npe2.PluginManager.instance().discover()
+    v = ViewerModel()
+    layer = v.add_labels(-np.ones((2, 8, 8), np.int32), name="negative")
+    with pytest.raises(LabelsNotWritten, match=r"the labels layer 'negative' holds negative ids"):
+        layer.save(str(tmp_path / "n.tif"), plugin="napari-vos")
+    assert not list(tmp_path.iterdir())

@@ -20,6 +20,11 @@ _OTHER_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".npy", ".np
                   ".csv", ".json", ".txt", ".mp4", ".avi", ".mov", ".czi", ".nd2", ".lif", ".svg", ".pdf"}
 
 
+class LabelsNotWritten(Exception):
+    """Why the labels TIFF was not written. Not a ValueError: napari's ``layer.save(..., plugin=)``
+    drops a writer's ValueError and warns only that the plugin "is not a valid writer" for the path."""
+
+
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written.
 
@@ -30,7 +35,7 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     name = attributes.get("name", "labels")
     suffix = Path(path).suffix.lower()
     if suffix in _OTHER_FORMATS:
-        raise ValueError(f"the napari-vos labels file is a TIFF: name it {Path(path).stem}.tif, not {Path(path).name}")
+        raise LabelsNotWritten(f"the napari-vos labels file is a TIFF: name it {Path(path).stem}.tif, not {Path(path).name}")
     if suffix not in (".tif", ".tiff"):  # none, or a dot inside the name ("run 1.5 cells", "cells.ome segmented")
         path = f"{path}.tif"
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
@@ -40,10 +45,10 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     if labels.ndim == 2:
         labels = labels[None]
     if labels.ndim != 3:
-        raise ValueError(f"the napari-vos labels TIFF holds (T, Y, X) or (Y, X) labels; {name!r} has shape "
+        raise LabelsNotWritten(f"the napari-vos labels TIFF holds (T, Y, X) or (Y, X) labels; {name!r} has shape "
                          f"{labels.shape}: save it with napari's own writer")
     if labels.size and labels.min() < 0:  # would wrap to 65535 in the unsigned TIFF
-        raise ValueError(f"the labels layer {name!r} holds negative ids ({labels.min()}); the labels TIFF keeps "
+        raise LabelsNotWritten(f"the labels layer {name!r} holds negative ids ({labels.min()}); the labels TIFF keeps "
                          "0 (background) and positive ids: save it with napari's own writer")
     scale = [float(v) for v in np.ravel(attributes.get("scale", ()))]
     # the pixel size is a length (a flipped layer's negative scale: its sign goes into the record)

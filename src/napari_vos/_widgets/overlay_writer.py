@@ -55,6 +55,11 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
         raise ValueError("the napari-vos overlay draws one labels layer over one image layer: select those two "
                          "(or pick another file type in the save dialog)")
     (video, image), (ids, labelled) = images[0], labels[0]
+    metadata = labelled.get("metadata") or {}
+    if "napari_vos_output" in metadata and "napari_vos" not in metadata:  # its provenance comes when the run ends
+        raise ValueError(f"the labels layer {labelled.get('name')!r} is still being filled by a Propagate run (the "
+                         "frames it has not reached are empty): save the overlay when the run is done, or after "
+                         "Cancel")
     suffix = Path(path).suffix.lower()
     if suffix not in OVERLAY_SUFFIXES:
         if suffix in _OTHER_FORMATS:
