@@ -30,6 +30,8 @@ def test_an_object_is_tinted_inside_and_outlined_in_its_palette_colour():
     assert np.array_equal(picture[8, 8], PALETTE[1]) and np.array_equal(picture[9, 9], picture[4, 4])
     labels[2:7, 2:7] = 2
     assert np.array_equal(overlay_frame(frame, labels, PALETTE, alpha=0.5)[2, 4], PALETTE[2])
+    labels[2:7, 2:7] = -1  # napari colours negative ids: drawn too (wrapping round the palette)
+    assert np.array_equal(overlay_frame(frame, labels, PALETTE, alpha=0.5)[2, 4], PALETTE[254])
 
 
 def _red_inside_and_out(movie, truth):

@@ -100,8 +100,8 @@ def test_what_cannot_be_drawn_is_refused_naming_the_layers_and_nothing_is_writte
     with pytest.raises(OverlayNotWritten, match=r"name it out\.mp4 or out\.gif, not out\.tif"):
         write_overlay(str(tmp_path / "out.tif"), [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
     other = v.add_labels(truth[:, :16], name="half labels")
-    with pytest.raises(OverlayNotWritten, match=r"the labels are 3 frames of \(16, 32\) but the video is 3 frames "
-                                                r"of \(32, 32\)"):
+    with pytest.raises(OverlayNotWritten, match=r"the labels layer 'half labels' is \(3, 16, 32\) but the image "
+                                                r"layer 'video' is \(3, 32, 32\) frames of \(Y, X\)"):
         write_overlay(str(tmp_path / "o.gif"), [image.as_layer_data_tuple(), other.as_layer_data_tuple()])
     one = v.add_image(frames[0], name="one frame")
     with pytest.raises(OverlayNotWritten, match=r"'one frame' has shape \(32, 32\)"):

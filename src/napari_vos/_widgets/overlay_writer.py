@@ -77,6 +77,10 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
                          f"{image.get('name')!r} has shape {np.shape(video)} and {labelled.get('name')!r} "
                          f"{np.shape(ids)} (to save these layers as they are, pick another file type in the save "
                          "dialog, such as napari's Save to Folder)")
+    if np.shape(ids) != tuple(np.shape(video)[:3]):
+        raise ValueError(f"the labels layer {labelled.get('name')!r} is {np.shape(ids)} but the image layer "
+                         f"{image.get('name')!r} is {tuple(np.shape(video)[:3])} frames of (Y, X): select an image "
+                         "and the labels propagated on it")
     lo, hi = (float(v) for v in image.get("contrast_limits") or (0.0, 255.0))
     gamma = float(image.get("gamma", 1.0))
     colormap = None if rgb else shown_colours(image.get("colormap"))

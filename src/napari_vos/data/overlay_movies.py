@@ -26,12 +26,12 @@ def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, al
     """One (Y, X, 3) uint8 picture: ``frame`` (float RGB in [0, 1]) with each labelled object tinted at
     ``alpha`` by its colour and outlined in it. ``colours`` is a palette whose row 0 is the background:
     ids 1 .. len - 1 take their own row, larger ones wrap round to row 1 (ids up to 255: the palette
-    PNGs' colours)."""
+    PNGs' colours), negative ones (napari draws those too) wrap round from the end."""
     from skimage.segmentation import find_boundaries
 
     picture = np.clip(frame, 0.0, 1.0) * np.float32(255.0)
     ids = np.asarray(labels)
-    inside = ids > 0
+    inside = ids != 0  # negative ids too, as napari colours them
     if inside.any():
         def tint(where: np.ndarray) -> np.ndarray:  # the colours of the ids there (not of the whole frame)
             return colours[(ids[where] - 1) % (len(colours) - 1) + 1].astype(np.float32)
