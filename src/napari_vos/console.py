@@ -95,12 +95,15 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     (16-bit up to id 65535) with the layer's pixel size, frame interval and the run's provenance
     (napari's own File > Save writes uint32 and keeps none of the three). Returns the path written.
     The same writer is offered in napari's save dialog ("napari-vos labels TIFF")."""
-    from napari_vos._widgets.labels_writer import write_labels_tiff
+    from napari_vos._widgets.labels_writer import LabelsNotWritten, write_labels_tiff
 
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
              "name": layer.name, "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear,
              "affine": layer.affine.affine_matrix, "axis_labels": getattr(layer, "axis_labels", None)}
-    return Path(write_labels_tiff(str(path), layer.data, state)[0])
+    try:
+        return Path(write_labels_tiff(str(path), layer.data, state)[0])
+    except LabelsNotWritten as refused:  # the writer's own type is for napari's save path; here, as elsewhere
+        raise ValueError(str(refused)) from None
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
