@@ -116,7 +116,7 @@ def test_the_widget_notes_the_frame_interval_naparis_movie_reader_leaves_out(mak
     movie = write_movie(tmp_path / "clip.mp4", frames, rate=25)
     viewer, widget, out = _run_widget_on_movie(make_napari_viewer, qtbot, movie, truth)
     said = widget.status.text() + widget.status.toolTip()
-    assert "0.04 s between frames (napari's movie reader leaves it out)" in said, said
+    assert "0.04 s between frames (napari's reader leaves it out)" in said, said
     assert "viewer.layers['clip'].scale = (0.04, 1, 1)" in said
     assert out.data.shape == truth.shape
 

@@ -309,3 +309,22 @@ def test_a_movie_whose_first_frame_cannot_be_decoded_is_named_by_display_rotatio
     monkeypatch.setattr(video_files, "_open", lambda av_module, path: Undecodable(real_open(av_module, path)))
     with pytest.raises(ValueError, match=r"clip\.mp4 cannot be decoded \(damaged, or a codec this FFmpeg lacks\?\)"):
         video_files.display_rotation(movie)
+
+
+def test_the_widgets_note_gives_an_animated_gifs_frame_interval_too(tmp_path):
+    """napari's reader opens a GIF at scale 1; its frames' display time is the interval the command
+    line would give the outputs."""
+    pytest.importorskip("napari")
+    import npe2
+    from napari.components import ViewerModel
+
+    from napari_vos._widgets.layer_job import movie_file_note
+
+    npe2.PluginManager.instance().discover()
+    frames, _ = moving_square_video(n_frames=3, size=(48, 64))
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(tmp_path / "clip.gif", save_all=True, append_images=pictures[1:], duration=200, loop=0)
+    layer = ViewerModel().open(str(tmp_path / "clip.gif"), plugin="napari")[0]
+    note = movie_file_note(layer)
+    assert "its animation clip.gif has 0.2 s between frames" in note and "scale = (0.2, 1, 1)" in note
+    assert "turned" not in note

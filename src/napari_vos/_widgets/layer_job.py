@@ -369,25 +369,33 @@ def movie_file_note(image: "Image") -> str:
     """A note when the image layer came from a movie file, read by napari's own reader, which leaves out
     what the command line takes from it: its frame interval (the outputs lie at scale 1 unless the layer
     has a time scale) and a phone's display rotation (the frames are shown, and the outputs made, as
-    stored, sideways against the upright frames the command line reads). "" otherwise."""
+    stored, sideways against the upright frames the command line reads). An animated GIF, APNG or
+    WebP gets the frame-interval note too (no rotation there). "" otherwise."""
     from pathlib import Path
 
+    from napari_vos.data.animated_images import animated_image_calibration, is_animated_image
     from napari_vos.data.video_files import is_video_file
 
     path = getattr(getattr(image, "source", None), "path", None)
-    if not path or not is_video_file(path) or not Path(path).is_file() or image.ndim < 3:
+    if not path or not Path(path).is_file() or image.ndim < 3:
         return ""
-    from napari_vos.data.video_files import display_rotation, video_file_calibration
-
     try:
-        rotation, interval = display_rotation(path), video_file_calibration(path).frame_interval
+        if is_video_file(path):
+            from napari_vos.data.video_files import display_rotation, video_file_calibration
+
+            rotation, interval = display_rotation(path), video_file_calibration(path).frame_interval
+        elif is_animated_image(path):
+            rotation, interval = 0, animated_image_calibration(path).frame_interval
+        else:
+            return ""
     except Exception:  # noqa: BLE001 - no PyAV, or a file changed or gone since it was opened: nothing to say
         return ""
     notes = []
     if interval and interval != 1.0 and float(image.scale[-3]) == 1.0:  # (1 s apart: scale 1 says it already)
         numbers = ", ".join(["1"] * (image.ndim - 3) + [f"{interval:g}", "1", "1"])
-        notes.append(f"the image layer {image.name!r} lies at scale 1 but its movie {Path(path).name} has "
-                     f"{interval:g} s between frames (napari's movie reader leaves it out), so the outputs have no "
+        kind = "movie" if is_video_file(path) else "animation"
+        notes.append(f"the image layer {image.name!r} lies at scale 1 but its {kind} {Path(path).name} has "
+                     f"{interval:g} s between frames (napari's reader leaves it out), so the outputs have no "
                      f"frame interval: to carry it, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
                      "propagating")
     if rotation:
