@@ -13,11 +13,15 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
 from napari_vos.data.damaged_files import reading
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["ANIMATED_SUFFIXES", "animated_image_calibration", "is_animated_image", "read_animated_image",
            "write_animated_gif"]
@@ -43,9 +47,15 @@ def is_animated_image(path: str | os.PathLike) -> bool:
         return False
 
 
+#: Pillow's modes of a 16-bit grey PNG (an APNG from a microscope or a camera): read as uint16, not
+#: converted to RGB, which clips every value above 255 to white
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
+
+
 def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     """The frames of an animated GIF, PNG or WebP as a uint8 (T, Y, X, 3) array, or (T, Y, X) when
-    every frame is grey. A ValueError names the file when it cannot be read or holds one frame only."""
+    every frame is grey; a 16-bit grey APNG as uint16 (T, Y, X), its values kept. A ValueError names
+    the file when it cannot be read or holds one frame only."""
     from PIL import Image, ImageSequence
 
     path = Path(path)
@@ -54,13 +64,25 @@ def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     with _reading(path):
         with Image.open(path) as image:
             _check_memory(path, getattr(image, "n_frames", 1) * image.width * image.height * 3)
-            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+            frames = [_frame_array(frame) for frame in ImageSequence.Iterator(image)]
     if len(frames) < 2:
         raise ValueError(f"{path} holds one picture, not an animation: a video needs frames to propagate through "
                          "(give the animated image, a movie, a TIFF stack or a folder of frames)")
+    if any(f.dtype == np.uint16 for f in frames):  # 16-bit grey: kept as stored
+        return np.stack([f if f.dtype == np.uint16 else f[..., 0].astype(np.uint16) for f in frames])
     stack = np.stack(frames)
     grey = bool((stack[..., 0] == stack[..., 1]).all() and (stack[..., 0] == stack[..., 2]).all())
     return np.ascontiguousarray(stack[..., 0]) if grey else stack
+
+
+def _frame_array(frame: Image.Image) -> np.ndarray:
+    """One composed frame: (Y, X) uint16 for 16-bit grey, else (Y, X, 3) uint8 RGB."""
+    if frame.mode in _SIXTEEN_BIT:
+        values = np.asarray(frame)
+        if values.size and (values.min() < 0 or values.max() > 65535):  # mode "I" holds 32-bit ints
+            raise ValueError(f"frame values {values.min()}..{values.max()} do not fit 16 bits")
+        return values.astype(np.uint16)
+    return np.asarray(frame.convert("RGB"))
 
 
 @contextmanager
@@ -91,38 +113,65 @@ def _check_memory(path: Path, needed: int) -> None:
 
 def animated_image_calibration(path: str | os.PathLike) -> Calibration:
     """The time between an animated image's frames in seconds: the mean of their display times
-    (GIF and PNG store one per frame, in milliseconds); no calibration where none is stored or
+    (GIF, PNG and WebP store one per frame, in milliseconds); no calibration where none is stored or
     all are 0 (browsers then show about 10 frames a second, a choice the file did not make)."""
     from PIL import Image, ImageSequence
 
     with _reading(Path(path)), Image.open(path) as image:
-        durations = [float(frame.info.get("duration") or 0.0) for frame in ImageSequence.Iterator(image)]
+        durations = [float(_duration(frame) or 0.0) for frame in ImageSequence.Iterator(image)]
     shown = [d for d in durations if d > 0]
     if not shown:
         return Calibration()
     return Calibration(frame_interval=round(sum(shown) / len(shown) / 1000.0, 12), time_unit="s")
 
 
+def _duration(frame: Image.Image) -> float | None:
+    """A frame's display time in ms. Pillow's WebP reader sets it when the frame is decoded, not when
+    it is sought (GIF and APNG set it then), so a WebP frame is decoded first."""
+    if frame.format == "WEBP":
+        frame.load()
+    return frame.info.get("duration")
+
+
 def write_animated_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], fps: float,
                        progress: Callable[[int, int], None] | None = None, total: int = 0) -> Path:
     """Write (Y, X, 3) uint8 ``pictures`` as a looping GIF at ``fps`` (GIF stores display times in
-    hundredths of a second, so the rate is rounded to one of those). Pillow composes the GIF from all
-    pictures at the end, so they are held in memory until then. ``progress(done, total)`` after each."""
-    from PIL import Image
+    hundredths of a second, so the rate is rounded to one of those), one GIF frame per picture, each
+    written as it comes. ``progress(done, total)`` after each. Nothing is left at ``path`` when a
+    picture fails part way.
+
+    Each picture is written whole with its own palette through Pillow's frame-by-frame GIF functions:
+    Pillow's ``save(save_all=True)`` drops a picture equal to the one before (adding its time to
+    that one's), so a still scene's overlay had fewer frames than its labels (5 equal pictures: a
+    GIF of one picture, which napari-vos itself refuses as no animation)."""
+    from PIL import GifImagePlugin, Image
 
     path = Path(path)
-    held = []
-    for i, picture in enumerate(pictures):
-        # one adaptive palette per picture, GIF's 256 colours: the fast octree's is 19x quicker than
-        # median cut (0.36 against 6.8 s for 82 frames of 854x480), 2.6 grey levels off on average
-        # against 1.7 (docs/benchmarks.md, session 39)
-        held.append(Image.fromarray(picture).quantize(colors=256, method=Image.Quantize.FASTOCTREE,
-                                                      dither=Image.Dither.NONE))
-        if progress is not None:
-            progress(i + 1, total or i + 1)
-    if not held:
-        raise ValueError(f"{path}: no pictures to write")
     duration = max(20, int(round(100.0 / fps)) * 10)  # ms; under 20 ms players slow it to 100 ms
-    held[0].save(path, save_all=True, append_images=held[1:], duration=duration, loop=0, optimize=False,
-                 disposal=1)
+    done = 0
+    out = None
+    try:
+        for picture in pictures:
+            # one adaptive palette per picture, GIF's 256 colours: the fast octree's is 19x quicker than
+            # median cut (0.36 against 6.8 s for 82 frames of 854x480), 2.6 grey levels off on average
+            # against 1.7 (docs/benchmarks.md, session 39)
+            frame = Image.fromarray(picture).quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                                      dither=Image.Dither.NONE)
+            if out is None:  # the file is made at the first picture: none for no pictures
+                out = open(path, "wb")  # noqa: SIM115 - closed below, also on an error part way
+                header, _ = GifImagePlugin.getheader(frame, info={"loop": 0, "duration": duration})
+                out.writelines(header)
+            out.writelines(GifImagePlugin.getdata(frame, duration=duration, disposal=1, include_color_table=True))
+            done += 1
+            if progress is not None:
+                progress(done, total or done)
+        if out is None:
+            raise ValueError(f"{path}: no pictures to write")
+        out.write(b";")  # the GIF's trailer
+        out.close()
+    except BaseException:
+        if out is not None:
+            out.close()
+            path.unlink(missing_ok=True)
+        raise
     return path
