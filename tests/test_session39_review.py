@@ -74,3 +74,47 @@ def test_a_gif_whose_picture_fails_part_way_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="no pictures"):
         write_animated_gif(tmp_path / "none.gif", [], fps=10)
     assert not (tmp_path / "none.gif").exists()
+
+
+def _clip_and_first(tmp_path, n_frames=4):
+    """A red square moving over grey as a TIFF stack, and its first frame's mask."""
+    import tifffile
+
+    frames = np.full((n_frames, 24, 32, 3), 90, np.uint8)
+    mask = np.zeros((24, 32), np.uint8)
+    for t in range(n_frames):
+        frames[t, 6:14, 4 + 3 * t:12 + 3 * t] = (230, 40, 40)
+    mask[6:14, 4:12] = 1
+    tifffile.imwrite(tmp_path / "clip.tif", frames, photometric="rgb")
+    Image.fromarray(mask).save(tmp_path / "first.png")
+    return ["propagate", str(tmp_path / "clip.tif"), str(tmp_path / "first.png"), "--method", "flow", "--device", "cpu"]
+
+
+def test_propagate_overlay_movie_without_pyav_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from napari_vos.cli import main
+
+    args = _clip_and_first(tmp_path)
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert main([*args, "-o", str(tmp_path / "out.tif"), "--overlay", str(tmp_path / "shown.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert f"--overlay {tmp_path / 'shown.mp4'} (an H.264 movie) needs PyAV" in err
+    assert f"or give --overlay {tmp_path / 'shown.gif'}" in err
+    assert not (tmp_path / "out.tif").exists()  # was: the whole run, then the error
+
+
+def test_propagate_overlay_inside_the_png_folder_is_refused_before_the_run(tmp_path, capsys):
+    from napari_vos.cli import main
+
+    args = _clip_and_first(tmp_path)
+    masks = tmp_path / "masks"
+    # was written there, and the next run into masks refused it as a file napari-vos did not write
+    assert main([*args, "-o", str(masks), "--overlay", str(masks / "shown.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "is inside the folder of PNG labels" in err and f"--overlay {tmp_path / 'shown.gif'}" in err
+    assert not masks.exists()
+    assert main([*args, "-o", str(masks), "--overlay", str(tmp_path / "shown.gif")]) == 0
+    assert main([*args, "-o", str(masks), "--overlay", str(tmp_path / "shown.gif")]) == 0  # a re-run
+    with Image.open(tmp_path / "shown.gif") as image:
+        assert image.n_frames == 4

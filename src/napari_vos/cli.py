@@ -367,8 +367,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
             _check_png_folder(Path(args.output))
         if args.overlay is not None:
-            _check_overlay_name(Path(args.overlay), {"video": args.video, "labels": args.labels}, flag="--overlay")
-            _check_writable(Path(args.overlay), folder=False, what="the overlay")
+            _check_run_overlay(args)
         video, calibration = _read_video(args.video, args.z)
         opened.callback(getattr(video, "close", lambda: None))
         _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
@@ -562,6 +561,23 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     if getattr(args, "overlay", None) is not None:
         _write_run_overlay(args, video, calibration)
     return 0
+
+
+def _check_run_overlay(args: argparse.Namespace) -> None:
+    """propagate --overlay, before the run: its name, PyAV for a movie (not found missing only after
+    the labels are written), not inside the PNG folder -o names (a later run into that folder would
+    refuse it as a file napari-vos did not write), and its folder writable."""
+    out = Path(args.overlay)
+    _check_overlay_name(out, {"video": args.video, "labels": args.labels}, flag="--overlay")
+    if out.suffix.lower() != ".gif":
+        from napari_vos.data.video_files import _pyav
+
+        _pyav(f"--overlay {out} (an H.264 movie)", f"or give --overlay {out.with_suffix('.gif')}, a GIF, which needs none")
+    output = Path(args.output)
+    if output.suffix.lower() not in (".tif", ".tiff") and output.resolve() in out.resolve().parents:
+        raise ValueError(f"--overlay {out} is inside the folder of PNG labels -o {output}, which holds napari-vos's "
+                         f"frames alone: give a name beside it, such as --overlay {output.parent / out.name}")
+    _check_writable(out, folder=False, what="the overlay")
 
 
 def _write_run_overlay(args: argparse.Namespace, video: Any, calibration: Any) -> None:
