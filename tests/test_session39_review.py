@@ -118,3 +118,22 @@ def test_propagate_overlay_inside_the_png_folder_is_refused_before_the_run(tmp_p
     assert main([*args, "-o", str(masks), "--overlay", str(tmp_path / "shown.gif")]) == 0  # a re-run
     with Image.open(tmp_path / "shown.gif") as image:
         assert image.n_frames == 4
+
+
+def test_info_reports_an_unreadable_checkpoint_and_still_the_others(monkeypatch):
+    import napari_vos.weights as weights
+    from napari_vos import diagnostics
+
+    real = weights.sha256_of
+
+    def sha256_of(path):
+        if "frtm" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(weights, "sha256_of", sha256_of)
+    states = diagnostics.environment_report()["checkpoints"]  # was {"error": ...}: every state lost
+    frtm = next(state for name, state in states.items() if name.startswith("frtm-"))
+    assert frtm.startswith("UNREADABLE (PermissionError: Permission denied: ") and "frtm" in frtm
+    assert "check its permissions" in frtm
+    assert {state for name, state in states.items() if not name.startswith("frtm-")} == {"ok"}

@@ -133,12 +133,16 @@ def _checkpoints(verify: bool) -> dict[str, Any]:
     states = {}
     for info in list_checkpoints():
         path, _ = _registered_file(info)
-        if path is None:
-            state = "missing" + (" (downloadable)" if info.url else "")
-        elif not verify:
-            state = f"present ({path.stat().st_size / 2**20:.0f} MiB, not verified)"
-        else:
-            state = "ok" if sha256_of(path) == info.sha256 else "CORRUPT (sha256 differs: reinstall)"
+        try:
+            if path is None:
+                state = "missing" + (" (downloadable)" if info.url else "")
+            elif not verify:
+                state = f"present ({path.stat().st_size / 2**20:.0f} MiB, not verified)"
+            else:
+                state = "ok" if sha256_of(path) == info.sha256 else "CORRUPT (sha256 differs: reinstall)"
+        except OSError as err:  # one unreadable file (its permissions, a folder) hid every other state
+            state = (f"UNREADABLE ({type(err).__name__}: {err.strerror or err}: {path}): check its permissions, or "
+                     "reinstall napari-vos")
         states[f"{info.name} ({info.method}{', default' if info.default else ''})"] = state
     return states
 
