@@ -224,3 +224,11 @@ def test_a_run_stopped_part_way_writes_no_overlay(tmp_path, monkeypatch, capsys)
     assert main(["propagate", str(gif), str(tmp_path / "first.png"), "-o", str(tmp_path / "out.tif"), "--method",
                  "flow", "--device", "cpu", "--overlay", str(tmp_path / "overlay.gif")]) == 130
     assert (tmp_path / "out.tif").exists() and not (tmp_path / "overlay.gif").exists()
+
+
+def test_a_last_frame_held_for_seconds_does_not_change_the_frame_interval(tmp_path):
+    """A clip for slides often holds its last frame: 19 frames of 40 ms and one of 2 s had a mean
+    of 0.138 s, which became the output's frame interval and the overlay's rate (7 frames/s, not 25)."""
+    frames, _ = flat_square_clip(n_frames=6)
+    gif = save_animation(tmp_path / "held.gif", frames, duration=[40] * 5 + [2000], loop=0)
+    assert animated_image_calibration(gif).frame_interval == pytest.approx(0.04)

@@ -34,7 +34,8 @@ def test_a_corrupt_checkpoint_and_a_failing_probe_are_reported_and_the_rest_goes
 
     monkeypatch.setattr(diagnostics, "_torch", broken)
     report = diagnostics.environment_report()
-    assert set(report["checkpoints"].values()) == {"CORRUPT (sha256 differs: reinstall)"}
+    assert all(state.startswith("CORRUPT (sha256 differs: ") and state.endswith(".safetensors): reinstall napari-vos")
+               for state in report["checkpoints"].values())
     assert report["torch"] == {"error": "OSError: libtorch_cpu.so: cannot open shared object file"}
     assert list(report) == SECTIONS and "version" in report["python"]
 
@@ -80,3 +81,14 @@ def test_importing_the_module_loads_no_torch_napari_or_qt():
 @pytest.mark.parametrize("section", ["qt", "movies"])
 def test_each_probe_returns_a_section(section):
     assert isinstance(getattr(diagnostics, f"_{section}")(), dict)
+
+
+def test_a_missing_checkpoint_says_which_file_and_where_it_was_looked_for(monkeypatch, tmp_path):
+    import napari_vos.weights as weights
+
+    monkeypatch.setattr(weights, "_registered_file", lambda info: (None, [tmp_path / "pkg" / info.file,
+                                                                         tmp_path / "cache" / info.file]))
+    states = diagnostics.environment_report()["checkpoints"]
+    frtm = next(state for key, state in states.items() if key.startswith("frtm-resnet18-vos"))
+    assert frtm == (f"missing: frtm-resnet18-vos.safetensors is in none of {tmp_path / 'pkg'}, {tmp_path / 'cache'}: "
+                    "reinstall napari-vos")

@@ -132,14 +132,15 @@ def _checkpoints(verify: bool) -> dict[str, Any]:
 
     states = {}
     for info in list_checkpoints():
-        path, _ = _registered_file(info)
+        path, looked = _registered_file(info)
         try:
             if path is None:
-                state = "missing" + (" (downloadable)" if info.url else "")
+                state = (f"missing: {info.file} is in none of {', '.join(str(p.parent) for p in looked)}"
+                         + (" (downloadable)" if info.url else ": reinstall napari-vos"))
             elif not verify:
                 state = f"present ({path.stat().st_size / 2**20:.0f} MiB, not verified)"
             else:
-                state = "ok" if sha256_of(path) == info.sha256 else "CORRUPT (sha256 differs: reinstall)"
+                state = "ok" if sha256_of(path) == info.sha256 else f"CORRUPT (sha256 differs: {path}): reinstall napari-vos"
         except OSError as err:  # one unreadable file (its permissions, a folder) hid every other state
             state = (f"UNREADABLE ({type(err).__name__}: {err.strerror or err}: {path}): check its permissions, or "
                      "reinstall napari-vos")

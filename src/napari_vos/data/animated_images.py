@@ -112,9 +112,10 @@ def _check_memory(path: Path, needed: int) -> None:
 
 
 def animated_image_calibration(path: str | os.PathLike) -> Calibration:
-    """The time between an animated image's frames in seconds: the mean of their display times
-    (GIF, PNG and WebP store one per frame, in milliseconds); no calibration where none is stored or
-    all are 0 (browsers then show about 10 frames a second, a choice the file did not make)."""
+    """The time between an animated image's frames in seconds: the median of their display times
+    (GIF, PNG and WebP store one per frame, in milliseconds; the median, as a clip for slides often
+    holds its last frame for seconds, which would pull a mean far off); no calibration where none is
+    stored or all are 0 (browsers then show about 10 frames a second, a choice the file did not make)."""
     from PIL import Image, ImageSequence
 
     with _reading(Path(path)), Image.open(path) as image:
@@ -122,7 +123,7 @@ def animated_image_calibration(path: str | os.PathLike) -> Calibration:
     shown = [d for d in durations if d > 0]
     if not shown:
         return Calibration()
-    return Calibration(frame_interval=round(sum(shown) / len(shown) / 1000.0, 12), time_unit="s")
+    return Calibration(frame_interval=round(float(np.median(shown)) / 1000.0, 12), time_unit="s")
 
 
 def _duration(frame: Image.Image) -> float | None:
