@@ -1360,7 +1360,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "output)")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4 (or .mkv, .mov): H.264, needs PyAV (pip install "
                                                          "\"napari-vos[video]\"); OUT.gif: a looping GIF (256 "
-                                                         "colours a frame, held in memory until written)")
+                                                         "colours a frame, each frame stored whole: for short "
+                                                         "clips)")
     p.add_argument("--alpha", type=float, default=0.45,
                    help="how strongly objects are tinted, 0 (outlines only) to 1 (solid); default 0.45")
     p.add_argument("--fps", type=float, default=None,
