@@ -232,3 +232,17 @@ def test_a_last_frame_held_for_seconds_does_not_change_the_frame_interval(tmp_pa
     frames, _ = flat_square_clip(n_frames=6)
     gif = save_animation(tmp_path / "held.gif", frames, duration=[40] * 5 + [2000], loop=0)
     assert animated_image_calibration(gif).frame_interval == pytest.approx(0.04)
+
+
+def test_a_movie_under_a_gif_name_is_named_as_a_movie_to_rename(tmp_path, capsys):
+    pytest.importorskip("av")
+    from test_video_files import write_movie
+
+    frames, truth = flat_square_clip(n_frames=3, size=(32, 48))
+    fake = write_movie(tmp_path / "clip.mp4", frames, codec="libx264", pix_fmt="yuv420p").rename(tmp_path / "clip.gif")
+    with pytest.raises(ValueError, match=r"clip\.gif is a movie file \(MP4\) under an image's name: rename it to "
+                                         r"clip\.mp4"):
+        read_animated_image(fake)
+    Image.fromarray(truth[0]).save(tmp_path / "first.png")
+    assert main(["propagate", str(fake), str(tmp_path / "first.png"), "-o", str(tmp_path / "o.tif"), "--z", "1"]) == 2
+    assert f"the animated image {fake} has none" in capsys.readouterr().err

@@ -164,7 +164,7 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
 
     if is_animated_image(folder):  # a GIF, APNG or WebP clip: read with Pillow, no PyAV needed
         if z is not None:
-            raise ValueError("--z picks a plane of a TIFF stack; an animated image has none")
+            raise ValueError(f"--z picks a plane of a TIFF stack; the animated image {path} has none")
         return read_animated_image(folder), animated_image_calibration(folder)
     if folder.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):  # not animated: one picture
         raise ValueError(f"video {path} is one image, not a video: give the folder of frame images it belongs to "

@@ -95,8 +95,30 @@ def _reading(path: Path) -> Iterator[None]:
         try:
             yield
         except (UnidentifiedImageError, SyntaxError) as err:  # Pillow's SyntaxError: "not a GIF file", APNG errors
+            movie = _movie_container(path)
+            if movie:
+                raise ValueError(f"{path} is a movie file ({movie}) under an image's name: rename it to "
+                                 f"{path.with_suffix('.' + movie.lower()).name}, which napari-vos reads as a movie "
+                                 "(with PyAV: pip install \"napari-vos[video]\")") from err
             raise ValueError(f"{path} cannot be read as an animated image (damaged, or not a GIF, PNG or WebP?): "
                              f"{err}") from err
+
+
+def _movie_container(path: Path) -> str | None:
+    """The movie container ``path`` holds by its first bytes (MP4/MOV's ftyp box, Matroska/WebM's
+    EBML header, AVI's RIFF header), as the suffix napari-vos reads it under; None otherwise."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[4:8] == b"ftyp":
+        return "MP4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "MKV"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
 
 
 def _check_memory(path: Path, needed: int) -> None:
