@@ -159,13 +159,13 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
     if not folder.is_file():  # a pipe would block the read for ever
         raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack, a folder "
                          "of frame images or a movie file")
-    from napari_vos.data.animated_images import animated_image_calibration, is_animated_image, read_animated_image
+    from napari_vos.data.animated_images import is_animated_image, read_animated_clip
     from napari_vos.data.video_files import is_video_file, video_file_calibration
 
     if is_animated_image(folder):  # a GIF, APNG or WebP clip: read with Pillow, no PyAV needed
         if z is not None:
             raise ValueError(f"--z picks a plane of a TIFF stack; the animated image {path} has none")
-        return read_animated_image(folder), animated_image_calibration(folder)
+        return read_animated_clip(folder)
     if folder.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):  # not animated: one picture
         raise ValueError(f"video {path} is one image, not a video: give the folder of frame images it belongs to "
                          f"({folder.parent}), a TIFF stack, a movie file or an animated GIF")

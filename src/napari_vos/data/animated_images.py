@@ -23,8 +23,8 @@ from napari_vos.data.damaged_files import reading
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["ANIMATED_SUFFIXES", "animated_image_calibration", "is_animated_image", "read_animated_image",
-           "write_animated_gif"]
+__all__ = ["ANIMATED_SUFFIXES", "animated_image_calibration", "is_animated_image", "read_animated_clip",
+           "read_animated_image", "write_animated_gif"]
 
 #: suffixes always read as animated images; a .png is one when it holds more than one frame (APNG)
 ANIMATED_SUFFIXES = (".gif", ".apng", ".webp")
@@ -56,15 +56,30 @@ def read_animated_image(path: str | os.PathLike) -> np.ndarray:
     """The frames of an animated GIF, PNG or WebP as a uint8 (T, Y, X, 3) array, or (T, Y, X) when
     every frame is grey; a 16-bit grey APNG as uint16 (T, Y, X), its values kept. A ValueError names
     the file when it cannot be read or holds one frame only."""
+    return read_animated_clip(path)[0]
+
+
+def read_animated_clip(path: str | os.PathLike) -> tuple[np.ndarray, Calibration]:
+    """`read_animated_image`'s frames and `animated_image_calibration`'s frame interval from one pass
+    over the file (each frame's display time is known once it is decoded: a second pass decoded a
+    WebP again)."""
     from PIL import Image, ImageSequence
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"video {path} does not exist")
+    frames, durations = [], []
     with _reading(path):
         with Image.open(path) as image:
             _check_memory(path, getattr(image, "n_frames", 1) * image.width * image.height * 3)
-            frames = [_frame_array(frame) for frame in ImageSequence.Iterator(image)]
+            for frame in ImageSequence.Iterator(image):
+                frames.append(_frame_array(frame))  # decodes it: its display time is set
+                durations.append(frame.info.get("duration"))
+    return _stacked(path, frames), _interval(durations)
+
+
+def _stacked(path: Path, frames: list[np.ndarray]) -> np.ndarray:
+    """The decoded frames as one stack: 16-bit grey kept, all-grey RGB as grey; one frame refused."""
     if len(frames) < 2:
         raise ValueError(f"{path} holds one picture, not an animation: a video needs frames to propagate through "
                          "(give the animated image, a movie, a TIFF stack or a folder of frames)")
@@ -141,8 +156,12 @@ def animated_image_calibration(path: str | os.PathLike) -> Calibration:
     from PIL import Image, ImageSequence
 
     with _reading(Path(path)), Image.open(path) as image:
-        durations = [float(_duration(frame) or 0.0) for frame in ImageSequence.Iterator(image)]
-    shown = [d for d in durations if d > 0]
+        return _interval([_duration(frame) for frame in ImageSequence.Iterator(image)])
+
+
+def _interval(durations: list[float | None]) -> Calibration:
+    """The frame interval of display times in ms (None or 0 where a frame stores none): their median."""
+    shown = [float(d) for d in durations if d and d > 0]
     if not shown:
         return Calibration()
     return Calibration(frame_interval=round(float(np.median(shown)) / 1000.0, 12), time_unit="s")
