@@ -15,16 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_vos.data.calibration import calibration_from_scale
+from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, calibration_from_scale
 from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, write_overlay_movie
 from napari_vos.data.pyramid import frame_shapes, level_for_labels
 
-#: seconds in each time unit a layer's frame interval may be given in (ImageJ's and pint's spellings)
-_SECONDS = {name: seconds for names, seconds in (
-    (("s", "sec", "secs", "second", "seconds"), 1.0), (("ms", "msec", "millisecond", "milliseconds"), 1e-3),
-    (("us", "µs", "μs", "microsecond", "microseconds"), 1e-6), (("ns", "nanosecond", "nanoseconds"), 1e-9),
-    (("min", "mins", "minute", "minutes"), 60.0), (("h", "hr", "hrs", "hour", "hours"), 3600.0),
-    (("d", "day", "days"), 86400.0)) for name in names}
 #: extensions of other formats, refused rather than given .mp4 after them (clip.webp.mp4)
 _OTHER_FORMATS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".apng", ".svg", ".pdf", ".avi",
                   ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".npy", ".npz", ".zarr", ".h5",
@@ -106,7 +100,7 @@ def playback_rate(scale: Any, units: Any) -> float:
     no time calibration)."""
     calibration = calibration_from_scale(np.ravel(scale) if scale is not None else None, units)
     interval, unit = calibration.frame_interval, (calibration.time_unit or "s").lower()  # no unit: seconds
-    if not interval or interval <= 0 or unit not in _SECONDS:
+    if not interval or interval <= 0 or unit not in SECONDS_PER_TIME_UNIT:
         return TIME_LAPSE_FPS
-    seconds = interval * _SECONDS[unit]
+    seconds = interval * SECONDS_PER_TIME_UNIT[unit]
     return 1.0 / seconds if seconds <= 1.0 else TIME_LAPSE_FPS

@@ -33,9 +33,13 @@ _RATIONAL_MAX = 2**32 - 1
 _SIZE_DIGITS = 12
 
 
-_TIME_UNITS = {"s", "sec", "secs", "second", "seconds", "ms", "msec", "millisecond", "milliseconds", "us", "µs",
-               "μs", "microsecond", "microseconds", "ns", "nanosecond", "nanoseconds", "min", "mins", "minute",
-               "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days"}
+#: seconds in each time unit a frame interval may be given in (ImageJ's and pint's spellings)
+SECONDS_PER_TIME_UNIT = {name: seconds for names, seconds in (
+    (("s", "sec", "secs", "second", "seconds"), 1.0), (("ms", "msec", "millisecond", "milliseconds"), 1e-3),
+    (("us", "µs", "μs", "microsecond", "microseconds"), 1e-6), (("ns", "nanosecond", "nanoseconds"), 1e-9),
+    (("min", "mins", "minute", "minutes"), 60.0), (("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    (("d", "day", "days"), 86400.0)) for name in names}
+_TIME_UNITS = frozenset(SECONDS_PER_TIME_UNIT)
 
 
 def ascii_unit(unit: str) -> str:
