@@ -383,9 +383,9 @@ def movie_file_note(image: "Image") -> str:
         if is_video_file(path):
             from napari_vos.data.video_files import display_rotation, video_file_calibration
 
-            rotation, interval = display_rotation(path), video_file_calibration(path).frame_interval
+            kind, rotation, interval = "movie", display_rotation(path), video_file_calibration(path).frame_interval
         elif is_animated_image(path):
-            rotation, interval = 0, animated_image_calibration(path).frame_interval
+            kind, rotation, interval = "animation", 0, animated_image_calibration(path).frame_interval
         else:
             return ""
     except Exception:  # noqa: BLE001 - no PyAV, or a file changed or gone since it was opened: nothing to say
@@ -393,7 +393,6 @@ def movie_file_note(image: "Image") -> str:
     notes = []
     if interval and interval != 1.0 and float(image.scale[-3]) == 1.0:  # (1 s apart: scale 1 says it already)
         numbers = ", ".join(["1"] * (image.ndim - 3) + [f"{interval:g}", "1", "1"])
-        kind = "movie" if is_video_file(path) else "animation"
         notes.append(f"the image layer {image.name!r} lies at scale 1 but its {kind} {Path(path).name} has "
                      f"{interval:g} s between frames (napari's reader leaves it out), so the outputs have no "
                      f"frame interval: to carry it, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
