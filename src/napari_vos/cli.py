@@ -1099,6 +1099,9 @@ def _read_label_stack(path: str, z: int | None) -> Any:
     """A (T, Y, X) labels stack to draw: a labels TIFF, or a folder of palette PNGs (an output of
     `napari-vos propagate -o FOLDER`), read frame by frame."""
     folder = Path(path)
+    if not folder.exists():
+        raise ValueError(f"labels {path} does not exist; give a labels TIFF or a folder of palette PNGs (the output "
+                         "of napari-vos propagate)")
     if not folder.is_dir():
         labels = _read_labels(path, z)
         if np.ndim(labels) != 3:
@@ -1369,6 +1372,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_overlay)
+
+    from napari_vos import cli_objects
+
+    cli_objects.register(sub)
 
     p = sub.add_parser("info", help="what this installation is: versions, devices, movie support, checkpoints "
                                     "(paste it into a bug report)")

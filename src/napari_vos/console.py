@@ -26,9 +26,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Image, Labels
 
     from napari_vos.advice import MethodAdvice
+    from napari_vos.object_table import ObjectTable
     from napari_vos.session import Result
 
-__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer"]
+__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "measure_layers",
+           "LayerTables"]
 
 #: what a saved labels layer's record holds of its placement besides the pixel size (``layer_<key>``)
 PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
@@ -104,6 +106,38 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
         return Path(write_labels_tiff(str(path), layer.data, state)[0])
     except LabelsNotWritten as refused:  # the writer's own type is for napari's save path; here, as elsewhere
         raise ValueError(str(refused)) from None
+
+
+@dataclass
+class LayerTables:
+    """What `measure_layers` measured: one row per object per frame, and one per object id (track)."""
+
+    objects: "ObjectTable"
+    tracks: "ObjectTable"
+
+
+def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str | Image | None" = None,
+                   path: "str | Path | None" = None) -> LayerTables:
+    """Measure each object of a (T, Y, X) labels layer on each frame (area, centroid, box, shape, pieces,
+    and with ``image`` its intensities) and summarise each id as a track, in the layer's units (its
+    scale and units) beside pixels; what `napari-vos measure` and the "napari-vos object measurements"
+    save type write. path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
+    ``.objects.to_pandas()`` gives a data frame."""
+    from napari_vos._widgets.object_table_writer import layer_tables
+    from napari_vos.object_table import tracks_path
+
+    labels_layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    image_layer = viewer.layers[image] if isinstance(image, str) else image
+    state = {"scale": labels_layer.scale, "units": getattr(labels_layer, "units", None),
+             "metadata": labels_layer.metadata, "name": labels_layer.name, "multiscale": labels_layer.multiscale}
+    shown = None if image_layer is None else {"rgb": image_layer.rgb, "multiscale": image_layer.multiscale,
+                                              "name": image_layer.name}
+    objects, tracks = layer_tables(labels_layer.data, state, None if image_layer is None else image_layer.data,
+                                   shown)
+    if path is not None:
+        objects.write_csv(path)
+        tracks.write_csv(tracks_path(path))
+    return LayerTables(objects, tracks)
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
