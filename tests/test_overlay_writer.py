@@ -206,3 +206,20 @@ def test_an_output_a_run_is_still_filling_is_refused_and_saved_once_it_has_its_r
     assert not list(tmp_path.iterdir())
     output.metadata = {"napari_vos": {"complete": False, "frames_segmented": "0-1"}}  # cancelled: its record came
     assert v.layers.save(str(tmp_path / "o.gif"), selected=True, plugin="napari-vos") == [str(tmp_path / "o.gif")]
+
+
+def test_the_command_line_and_the_save_dialog_play_a_video_at_one_rate(tmp_path):
+    """`napari-vos overlay` played a TIFF stack of 0.04 s frames at 10 frames/s (only movies and
+    animated images kept their rate) where the save dialog's writer played the same frames at 25."""
+    import tifffile
+
+    from napari_vos.cli import _playback_fps
+    from napari_vos.data.calibration import read_tiff_calibration
+
+    for interval, unit, fps in ((0.04, "s", 25.0), (40.0, "ms", 25.0), (300.0, "s", 10.0), (5.0, "min", 10.0)):
+        path = tmp_path / f"v{interval}{unit}.tif"
+        tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint8), imagej=True,
+                         metadata={"axes": "TYX", "finterval": interval, "tunit": unit})
+        calibration = read_tiff_calibration(path)
+        assert _playback_fps(str(path), calibration, None) == pytest.approx(fps)
+        assert playback_rate([interval, 1, 1], [unit, "pixel", "pixel"]) == pytest.approx(fps)

@@ -1128,15 +1128,16 @@ def _check_overlay_name(out: Path, inputs: dict[str, str | None], flag: str = "-
 
 
 def _playback_fps(video_path: str, calibration: Any, fps: float | None) -> float:
-    """The overlay's frames per second: ``fps`` if given, a movie's or animated image's own rate, else
-    10 (a time-lapse's interval, minutes, is no playback rate)."""
+    """The overlay's frames per second: ``fps`` if given, else `playback_fps`'s rule: a movie's or
+    animated image's own rate, another video's where its frames are at most a second apart, else 10
+    (a time-lapse's interval, minutes, is no playback rate)."""
     if fps is not None:
         return fps
     from napari_vos.data.animated_images import is_animated_image
+    from napari_vos.data.overlay_movies import playback_fps
     from napari_vos.data.video_files import is_video_file
 
-    played = is_video_file(video_path) or is_animated_image(video_path)
-    return 1.0 / calibration.frame_interval if played and calibration.frame_interval else 10.0
+    return playback_fps(calibration, played=is_video_file(video_path) or is_animated_image(video_path))
 
 
 def cmd_overlay(args: argparse.Namespace) -> int:

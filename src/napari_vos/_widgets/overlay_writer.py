@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, calibration_from_scale
-from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, write_overlay_movie
+from napari_vos.data.calibration import calibration_from_scale
+from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, TIME_LAPSE_FPS, playback_fps, write_overlay_movie
 from napari_vos.data.pyramid import frame_shapes, level_for_labels
 
 #: extensions of other formats, refused rather than given .mp4 after them (clip.webp.mp4)
 _OTHER_FORMATS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".apng", ".svg", ".pdf", ".avi",
                   ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".npy", ".npz", ".zarr", ".h5",
                   ".hdf5", ".csv", ".json", ".txt"}
-#: frames per second of a time-lapse (frames further apart than a second), as `napari-vos overlay` plays one
-TIME_LAPSE_FPS = 10.0
+__all__ = ["write_overlay", "playback_rate", "shown_colours", "OverlayNotWritten", "TIME_LAPSE_FPS"]
 
 
 class OverlayNotWritten(Exception):
@@ -95,12 +94,7 @@ def shown_colours(colormap: Any, n: int = 256) -> np.ndarray | None:
 
 
 def playback_rate(scale: Any, units: Any) -> float:
-    """Frames per second for a (T, Y, X) layer's time scale and units: a video's own rate where its
-    frames are at most a second apart (1 / the interval), else `TIME_LAPSE_FPS` (a time-lapse, or
-    no time calibration)."""
-    calibration = calibration_from_scale(np.ravel(scale) if scale is not None else None, units)
-    interval, unit = calibration.frame_interval, (calibration.time_unit or "s").lower()  # no unit: seconds
-    if not interval or interval <= 0 or unit not in SECONDS_PER_TIME_UNIT:
-        return TIME_LAPSE_FPS
-    seconds = interval * SECONDS_PER_TIME_UNIT[unit]
-    return 1.0 / seconds if seconds <= 1.0 else TIME_LAPSE_FPS
+    """Frames per second for a (T, Y, X) layer's time scale and units: `playback_fps`'s rule, a video's
+    own rate where its frames are at most a second apart (1 / the interval), else `TIME_LAPSE_FPS`
+    (a time-lapse, or no time calibration)."""
+    return playback_fps(calibration_from_scale(np.ravel(scale) if scale is not None else None, units))

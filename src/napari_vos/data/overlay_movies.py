@@ -16,10 +16,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["overlay_frame", "write_overlay_movie", "OVERLAY_SUFFIXES"]
+__all__ = ["overlay_frame", "write_overlay_movie", "playback_fps", "OVERLAY_SUFFIXES", "TIME_LAPSE_FPS"]
 
 #: containers the overlay is written in (H.264 plays from all of them), and .gif (needs no PyAV)
 OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov", ".gif")
+#: frames per second of a time-lapse (frames further apart than a second), or of a video with no frame interval
+TIME_LAPSE_FPS = 10.0
+
+
+def playback_fps(calibration: Any, played: bool = False) -> float:
+    """The overlay's frames per second for a video of this calibration, one rule for `napari-vos
+    overlay`, `propagate --overlay` and napari's save dialog: a movie's or animated image's own rate
+    (``played``), and any other video's where its frames are at most a second apart (a high-speed
+    camera's TIFF stack); a time-lapse, or a video with no frame interval, at `TIME_LAPSE_FPS` (an
+    interval of minutes is no playback rate). A frame interval with no unit is in seconds."""
+    from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT
+
+    interval = getattr(calibration, "frame_interval", None)
+    unit = (getattr(calibration, "time_unit", None) or "s").lower()
+    if not interval or interval <= 0 or unit not in SECONDS_PER_TIME_UNIT:
+        return TIME_LAPSE_FPS
+    seconds = interval * SECONDS_PER_TIME_UNIT[unit]
+    return 1.0 / seconds if played or seconds <= 1.0 else TIME_LAPSE_FPS
 
 
 def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.45) -> np.ndarray:
