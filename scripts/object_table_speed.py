@@ -1,5 +1,5 @@
 """Time the object measurements as napari's save dialog runs them (`write_object_tables`, on the GUI
-thread): the built-in cells sample, and where a data folder is given one DAVIS sequence and the
+thread) and the centroid tracks of Layers > Track (`centroid_tracks`): the built-in cells sample, and where a data folder is given one DAVIS sequence and the
 Usiigaci time-lapse (their ground truth as the labels), each measured twice (the first pays imports).
 Usage: .venv/bin/python scripts/object_table_speed.py [VIDEOS_DIR] [OUT_DIR]"""
 import sys
@@ -12,6 +12,7 @@ import tifffile
 from PIL import Image
 
 from napari_vos._widgets.object_table_writer import write_object_tables
+from napari_vos._widgets.tracks_layer import centroid_tracks
 from napari_vos.data.samples import cell_sample
 
 out = Path(sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp())
@@ -34,4 +35,9 @@ for name, video, labels in cases:
                                       [(video, image, "image"), (labels, {"name": "labels"}, "labels")])
         seconds = time.perf_counter() - start
     rows = sum(1 for _ in open(written[0], encoding="utf-8")) - 1
-    print(f"{name}: {seconds:.2f} s for {len(labels)} frames of {labels.shape[2]}x{labels.shape[1]}, {rows} rows")
+    for _ in range(2):
+        start = time.perf_counter()
+        centroid_tracks(labels)
+        tracks_seconds = time.perf_counter() - start
+    print(f"{name}: {seconds:.2f} s for {len(labels)} frames of {labels.shape[2]}x{labels.shape[1]}, {rows} rows; "
+          f"centroid tracks {tracks_seconds:.2f} s")

@@ -1,0 +1,71 @@
+"""Each object's path through a labels stack as a napari Tracks layer: where the cells went, drawn with tails.
+
+The propagated ids are the tracks, so a track is an id's centroid on each frame it is on. napari's
+Tracks layer sizes its track graph by the largest track id and breaks on negative ones (they wrap
+round to 2**32), so ids that are neither small nor positive are numbered 1, 2... for it, and every
+track keeps its object's id in the ``label`` feature. No Qt here: the console and the widget share it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari.layers import Labels
+
+__all__ = ["centroid_tracks", "tracks_layer_data"]
+
+#: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
+_LARGEST_TRACK_ID = 2**20
+
+
+def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(N, 4) rows of track id, frame, y, x (pixels) for each object's centroid on each frame of a
+    (T, Y, X) labels stack, sorted by track then frame, and the features napari shows with them
+    (``label``: the object's id; ``area_px``). Read one frame at a time."""
+    from skimage.measure import regionprops_table
+
+    from napari_vos.object_table import _compact
+
+    if np.ndim(labels) != 3:
+        raise ValueError(f"tracks follow objects through time: give (T, Y, X) labels, not shape {np.shape(labels)}")
+    frames = int(np.shape(labels)[0])
+    ids, values = [np.zeros(0, np.int64)], [np.zeros((0, 4))]  # exact ids (float64 rounds above 2**53); t, area, y, x
+    for t in range(frames):
+        compact, originals = _compact(np.asarray(labels[t]))
+        table = regionprops_table(compact, properties=("label", "area", "centroid"))
+        found = np.asarray(table["label"], np.int64)
+        ids.append(originals[found - 1].astype(np.int64) if originals is not None else found)
+        values.append(np.column_stack([np.full(len(found), t), table["area"], table["centroid-0"],
+                                       table["centroid-1"]]).astype(np.float64))
+        if progress is not None:
+            progress(t + 1, frames)
+    exact, rows = np.concatenate(ids), np.concatenate(values)
+    order = np.lexsort((rows[:, 0], exact))
+    exact, rows = exact[order], rows[order]
+    unique, rank = np.unique(exact, return_inverse=True)
+    small = unique.size == 0 or (unique.min() > 0 and unique.max() <= _LARGEST_TRACK_ID)
+    track_ids = exact if small else rank + 1
+    data = np.column_stack([track_ids, rows[:, 0], rows[:, 2], rows[:, 3]]).astype(np.float64)
+    return data, {"label": exact, "area_px": rows[:, 1].astype(np.int64)}
+
+
+def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]:
+    """The Tracks layer data tuple of a (T, Y, X) labels layer's centroid tracks, where the labels lie
+    (their scale, translate and units), named "<labels> tracks"; an error naming the layer where it
+    is not one to track (one frame, no object)."""
+    data_source = layer.data[0] if layer.multiscale else layer.data
+    if np.ndim(data_source) != 3:
+        raise ValueError(f"tracks follow objects through time: the labels layer {layer.name!r} has shape "
+                         f"{np.shape(data_source)}, not (T, Y, X)")
+    data, features = centroid_tracks(data_source)
+    if len(data) == 0:
+        raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")
+    state: dict[str, Any] = {"name": f"{layer.name} tracks", "features": features, "scale": tuple(layer.scale),
+                             "translate": tuple(layer.translate)}
+    if getattr(layer, "units", None) is not None:
+        state["units"] = tuple(str(u) for u in layer.units)
+    return data, state, "tracks"
