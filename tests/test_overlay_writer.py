@@ -3,12 +3,12 @@ draws the labels over the video as a movie or a GIF, with the image's contrast l
 own rate (a time-lapse at 10 frames/s), and refuses what it cannot draw naming the layers."""
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
 import pytest
 from _layers import sliding_square
+from _save_dialog import save_as
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
@@ -26,16 +26,7 @@ def _plugins():
 
 
 def _save_as_overlay(layers, path):
-    """What the save dialog does once the user picked the napari-vos overlay type and typed ``path``."""
-    try:
-        from napari._qt.qt_viewer import _npe2_decode_selected_filter
-        from napari.plugins import _npe2
-    except ImportError as err:
-        pytest.skip(f"napari's save-dialog helpers are not where this napari keeps them: {err}")
-    ext_str, writers = _npe2.file_extensions_string_for_layers(layers)
-    ours = next(f for f in ext_str.split(";;") if f.startswith("napari-vos") and "overlay" in f)
-    writer = _npe2_decode_selected_filter(ext_str, ours, writers)
-    return _npe2.write_layers(os.fspath(path), layers, writer=writer)[0]
+    return save_as(layers, path, "overlay")
 
 
 def test_a_video_and_its_labels_save_as_a_movie_at_the_videos_own_rate(tmp_path):
