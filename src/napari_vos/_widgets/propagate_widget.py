@@ -133,6 +133,11 @@ def _working_at(job: LayerJob) -> str:
     return f"{note}, at {w}x{h} working size"
 
 
+#: said once, with the first finished run: where the objects' paths and numbers are (napari adds the plugin name)
+WHAT_NEXT = ("; Layers > Track > Centroid tracks (napari-vos) draws each object's path, and File > Save Selected "
+             "Layers > napari-vos object measurements writes their sizes, positions and intensities as CSV tables")
+
+
 class PropagateWidget(QWidget):
     """Dock widget: propagate a painted Labels layer through an Image layer's frames."""
 
@@ -157,6 +162,7 @@ class PropagateWidget(QWidget):
         self._frame_image: Any = None
         self._slider_frame: int | None = None
         self._closed_mid_run = False  # the dock closed while a run went on (_stop_on_close)
+        self._told_what_next = False  # the first finished run's notification names the tracks and measurements
         # what was typed in the checkpoint and options fields, per method (a method change swaps them)
         self._typed: dict[str, tuple[str, str]] = {}
         self._method_shown: str | None = None
@@ -915,7 +921,8 @@ class PropagateWidget(QWidget):
                           f"{_working_at(job)}" + "".join(f"; {part}" for part in
                                                          (job.note, job.maps_not_shown_text(),
                                                           job.advice and job.advice.text) if part))
-                show_info(f"napari-vos: {job.output.name} ready")
+                show_info(f"napari-vos: {job.output.name} ready" + ("" if self._told_what_next else WHAT_NEXT))
+                self._told_what_next = True
             finished = result is not None and not (job.cancelled and done < job.total)
             if finished and job.labels is not None and is_output(job.labels) and self._picks["labels"] in (None, NO_LABELS, job.labels):
                 # a correction round: the next one goes on from the new output, where the user corrects next
