@@ -69,3 +69,13 @@ def test_the_layers_track_menu_adds_the_active_labels_tracks(make_napari_viewer)
     tracks = viewer.layers["cells propagated tracks"]
     assert type(tracks).__name__ == "Tracks" and len(tracks.data) == 5
     np.testing.assert_allclose(tracks.scale, (2, 1, 1))
+
+
+def test_show_tracks_from_the_console_adds_the_layer_by_name():
+    from napari_vos.console import show_tracks
+
+    v = ViewerModel()
+    v.add_labels(_two_objects(), name="out", scale=(3, 1, 1))
+    tracks = show_tracks(v, "out")
+    assert v.layers[-1] is tracks and tracks.name == "out tracks" and len(tracks.data) == 5
+    np.testing.assert_allclose(tracks.scale, (3, 1, 1))

@@ -23,14 +23,14 @@ from napari_vos._widgets.layer_job import LayerJob
 if TYPE_CHECKING:  # pragma: no cover
     import napari
     import torch
-    from napari.layers import Image, Labels
+    from napari.layers import Image, Labels, Tracks
 
     from napari_vos.advice import MethodAdvice
     from napari_vos.object_table import ObjectTable
     from napari_vos.session import Result
 
 __all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "measure_layers",
-           "LayerTables"]
+           "LayerTables", "show_tracks"]
 
 #: what a saved labels layer's record holds of its placement besides the pixel size (``layer_<key>``)
 PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
@@ -138,6 +138,17 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
         objects.write_csv(path)
         tracks.write_csv(tracks_path(path))
     return LayerTables(objects, tracks)
+
+
+def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
+    """Add each object's centroid path through a (T, Y, X) labels layer as a Tracks layer named
+    "<labels> tracks", where the labels lie; what *Layers > Track > Centroid tracks* does. Returns it."""
+    from napari.layers import Layer
+
+    from napari_vos._widgets.tracks_layer import tracks_layer_data
+
+    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    return viewer.add_layer(Layer.create(*tracks_layer_data(layer)))
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
