@@ -182,8 +182,8 @@ def test_measure_writes_both_tables_in_the_labels_files_units_with_the_videos_in
     labels, video = _files(tmp_path)
     assert main(["measure", str(labels), "--video", str(video), "-o", str(tmp_path / "t" / "cells.csv")]) == 0
     objects, tracks = _table(tmp_path / "t" / "cells.csv"), _table(tmp_path / "t" / "cells.tracks.csv")
-    assert len(objects) == 5 and objects[2]["time_min"] == "2" and objects[2]["area_um2"] == "25"
-    assert objects[0]["intensity_mean"] == "500"
+    assert len(objects) == 5 and objects[2]["time_min"] == "2.0" and objects[2]["area_um2"] == "25.0"
+    assert objects[0]["intensity_mean"] == "500.0"
     assert [r["label"] for r in tracks] == ["1", "2"] and "speed_um_per_min" in tracks[0]
     assert "0.5 x 0.5 µm pixels, 2 min between frames" in capsys.readouterr().out
 
@@ -195,7 +195,7 @@ def test_measure_flags_replace_the_files_calibration(tmp_path):
     assert main(["measure", str(labels), "-o", str(tmp_path / "a.csv"), "--pixel-size", "2", "--unit", "nm",
                  "--frame-interval", "30", "--time-unit", "s"]) == 0
     first = _table(tmp_path / "a.csv")[2]
-    assert first["area_nm2"] == "400" and first["time_s"] == "30"
+    assert first["area_nm2"] == "400.0" and first["time_s"] == "30.0"
 
 
 def test_measure_refuses_before_reading_and_never_replaces_a_table_or_an_input_unasked(tmp_path, capsys):

@@ -46,8 +46,8 @@ def test_labels_and_their_image_save_as_two_tables_in_the_layers_units(tmp_path)
     written = _save_as_tables([image, labels], tmp_path / "cells")  # the dialog's name, no extension typed
     assert written == [str(tmp_path / "cells.csv"), str(tmp_path / "cells.tracks.csv")]
     objects, tracks = _read(written[0]), _read(written[1])
-    assert [r["frame"] for r in objects] == ["0", "1", "2", "3"] and objects[3]["time_min"] == "15"
-    assert objects[0]["area_um2"] == "100"  # 20x20 pixels of 0.5 µm
+    assert [r["frame"] for r in objects] == ["0", "1", "2", "3"] and objects[3]["time_min"] == "15.0"
+    assert objects[0]["area_um2"] == "100.0"  # 20x20 pixels of 0.5 µm
     inside = frames[0][truth[0] > 0]
     assert float(objects[0]["intensity_mean"]) == pytest.approx(inside.mean(), rel=1e-6)
     assert float(tracks[0]["speed_um_per_min"]) == pytest.approx(2 * 0.5 / 5)  # 2 px a frame

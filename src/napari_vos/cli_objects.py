@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,26 @@ __all__ = ["register", "cmd_measure"]
 
 
 def _check_output(path: Path, inputs: dict[str, str | None], force: bool, flag: str) -> None:
-    from napari_vos.cli import _check_not_an_input, _check_writable
+    """A table's name, before anything is read: a .csv name, no input, no table replaced unasked.
+    (Its folder is made once the inputs are read: a mistyped labels path leaves no empty folder.)"""
+    from napari_vos.cli import _check_not_an_input
 
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{flag} {path}: the measurements are a CSV table; name it {path.stem}.csv")
     _check_not_an_input(path, inputs, flag=flag, what="table")
     if path.exists() and not force:
         raise ValueError(f"{path} exists; give another name or --force to replace it")
-    _check_writable(path, folder=False, what="the table")
+
+
+def _pixel_sizes(text: str) -> list[float]:
+    """--pixel-size's one size or Y,X sizes, each a finite positive number."""
+    try:
+        sizes = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in sizes):
+        raise ValueError(f"--pixel-size {text}: give one positive size, or Y,X sizes (e.g. 0.65 or 0.5,0.65)")
+    return sizes
 
 
 def _labels_record(path: str) -> tuple[Any, dict[str, Any] | None]:
@@ -54,9 +67,7 @@ def _given_calibration(args: argparse.Namespace, found: Any) -> Any:
 
     calibration = found
     if args.pixel_size is not None:
-        sizes = [float(v) for v in str(args.pixel_size).split(",") if v.strip()]
-        if len(sizes) not in (1, 2) or min(sizes) <= 0:
-            raise ValueError(f"--pixel-size {args.pixel_size}: give one positive size, or Y,X sizes")
+        sizes = _pixel_sizes(args.pixel_size)
         calibration = replace(calibration, pixel_size=(sizes[0], sizes[-1]),
                               unit=_unit(args.unit) if args.unit else calibration.unit)
     elif args.unit is not None:
@@ -64,7 +75,7 @@ def _given_calibration(args: argparse.Namespace, found: Any) -> Any:
             raise ValueError(f"--unit {args.unit} without a pixel size: give --pixel-size too (the files hold none)")
         calibration = replace(calibration, unit=_unit(args.unit))
     if args.frame_interval is not None:
-        if args.frame_interval <= 0:
+        if not math.isfinite(args.frame_interval) or args.frame_interval <= 0:
             raise ValueError(f"--frame-interval {args.frame_interval}: give the positive time between frames")
         calibration = replace(calibration, frame_interval=float(args.frame_interval),
                               time_unit=args.time_unit or calibration.time_unit or "s")
@@ -96,12 +107,12 @@ def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
-    from napari_vos.cli import _check_not_turned, _progress, _read_label_stack, _read_video
+    from napari_vos.cli import _check_not_turned, _check_writable, _progress, _read_label_stack, _read_video
     from napari_vos.object_table import measure_objects, track_summary, tracks_path
 
     out = Path(args.output)
     tracks = Path(args.tracks) if args.tracks else tracks_path(out)
-    if tracks.absolute() == out.absolute():
+    if tracks.resolve() == out.resolve():  # also as q/../q/x.csv, or through a link
         raise ValueError(f"--tracks {tracks} is the -o table: give the track table another name")
     inputs = {"labels": args.labels, "video": args.video}
     _check_output(out, inputs, args.force, "-o")
@@ -117,6 +128,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
                              f"{len(labels)}: give the video the labels were propagated on")
         calibration = _merged(calibration, video_calibration)
     calibration = _given_calibration(args, calibration)
+    for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
+        _check_writable(path, folder=False, what="the table")
     note = _stopped_note(args.labels, record)
     if note:
         print(note, file=sys.stderr)

@@ -26,7 +26,6 @@ __all__ = ["ObjectTable", "measure_objects", "track_summary", "tracks_path", "un
 
 #: skimage's per-region properties measured in pixels
 _SHAPE_PROPERTIES = ("label", "area", "centroid", "bbox", "perimeter", "eccentricity", "solidity")
-_INTENSITY_PROPERTIES = ("intensity_mean", "intensity_min", "intensity_max")
 
 
 @dataclass
@@ -83,13 +82,18 @@ def tracks_path(objects: str | Path) -> Path:
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell: integers as they are, floats to 7 significant digits, NaN as empty."""
+    """A CSV cell: integers as they are, floats to 7 significant digits, NaN as empty. A whole float
+    keeps a ".0" (5.0, not 5), so that pandas and R read a float column as floats in every file, not
+    as integers in the files where each value happens to be whole (a time of 0, 5, 10 min)."""
     if isinstance(value, (bool, np.bool_)):
         return "1" if value else "0"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     number = float(value)
-    return "" if math.isnan(number) else f"{number:.7g}"
+    if math.isnan(number):
+        return ""
+    text = f"{number:.7g}"
+    return f"{text}.0" if text.lstrip("-").isdigit() else text
 
 
 def unit_suffix(unit: str | None) -> str:
@@ -122,7 +126,10 @@ def _check_stack(labels: Any, image: Any) -> tuple[int, tuple[int, int], bool]:
     if len(shape) not in (2, 3):
         raise ValueError(f"labels of shape {shape}: give (T, Y, X) labels, or one (Y, X) frame (a (T, Z, Y, X) "
                          "stack: one Z plane at a time)")
-    dtype = np.dtype(getattr(labels, "dtype", np.asarray(labels[0]).dtype))
+    if 0 in shape:
+        raise ValueError(f"labels of shape {shape} hold no frames{' (or frames of no pixels)' if shape[0] else ''}: "
+                         "there is nothing to measure; give the labels a propagation wrote")
+    dtype = _label_dtype(labels)
     if dtype.kind not in "iub":
         raise ValueError(f"labels of type {dtype}: object ids are integers (a labels layer, or a napari-vos output), "
                          "not an image")
@@ -136,6 +143,18 @@ def _check_stack(labels: Any, image: Any) -> tuple[int, tuple[int, int], bool]:
                              f"under the labels, so give the image they were propagated on ({expected} "
                              "frames of (Y, X), with channels last if it has them)")
     return frames, size, one_frame
+
+
+def _label_dtype(labels: Any) -> np.dtype:
+    """The labels' type, from its ``dtype`` where it has one (a dask or zarr stack: no frame read for it)."""
+    dtype = getattr(labels, "dtype", None)
+    return np.dtype(dtype if dtype is not None else np.asarray(labels[0]).dtype)
+
+
+def _id_type(labels: Any) -> type:
+    """The type of the label column: uint64 for uint64 labels (ids up to 2**64 - 1, which int64 would
+    turn negative), int64 for the others (int64 ids may be negative)."""
+    return np.uint64 if _label_dtype(labels) == np.uint64 else np.int64
 
 
 def _pieces(mask: np.ndarray) -> int:
@@ -162,16 +181,54 @@ def _compact(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return inverse + 1, values
 
 
-def _frame_rows(frame: np.ndarray, intensity: np.ndarray | None) -> dict[str, np.ndarray]:
-    """skimage's measurements of one frame's objects, in pixels, with the pieces of each."""
+def _values(mask: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """The object's pixel values, (n,) or per channel (n, C)."""
+    return intensity[mask]
+
+
+# The intensities of an object leave NaN pixels out (a float image's no-data: a registration's padding,
+# a masked area), as Fiji's measurements do; skimage's intensity_mean/min/max are NaN for one such pixel.
+# An object with no value at all gets NaN (an empty cell). The sum is the values' own (exact for counts).
+def _intensity_mean(mask: np.ndarray, intensity: np.ndarray) -> Any:
+    return _quiet(np.nanmean, _values(mask, intensity))
+
+
+def _intensity_min(mask: np.ndarray, intensity: np.ndarray) -> Any:
+    return _quiet(np.nanmin, _values(mask, intensity))
+
+
+def _intensity_max(mask: np.ndarray, intensity: np.ndarray) -> Any:
+    return _quiet(np.nanmax, _values(mask, intensity))
+
+
+def _intensity_sum(mask: np.ndarray, intensity: np.ndarray) -> Any:
+    return np.nansum(_values(mask, intensity), axis=0)
+
+
+def _quiet(function: Callable[..., Any], values: np.ndarray) -> Any:
+    """``function`` over the pixels (axis 0: per channel) without NumPy's warning for an all-NaN object."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return function(values, axis=0)
+
+
+_INTENSITY_FUNCTIONS = (_intensity_mean, _intensity_min, _intensity_max, _intensity_sum)
+
+
+def _frame_rows(frame: np.ndarray, intensity: np.ndarray | None, id_type: type = np.int64) -> dict[str, np.ndarray]:
+    """skimage's measurements of one frame's objects, in pixels, with the pieces of each and (with an
+    image) the intensities; the ids as ``id_type``, so that the frames' label columns join unchanged."""
     from skimage.measure import regionprops_table
 
     compact, ids = _compact(np.asarray(frame))
-    properties = _SHAPE_PROPERTIES + (_INTENSITY_PROPERTIES if intensity is not None else ())
-    table = regionprops_table(compact, intensity_image=intensity, properties=properties,
-                              extra_properties=(_pieces,))
+    extra = (_pieces, *(_INTENSITY_FUNCTIONS if intensity is not None else ()))
+    table = regionprops_table(compact, intensity_image=intensity, properties=_SHAPE_PROPERTIES,
+                              extra_properties=extra)
     if ids is not None:
         table["label"] = ids[np.asarray(table["label"], np.int64) - 1]
+    table["label"] = np.asarray(table["label"]).astype(id_type)
     return table
 
 
@@ -194,9 +251,11 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
     perimeter_px, eccentricity, solidity (of the pixel grid), pieces (8-connected parts: above 1
     where a cell divided under one id), touches_edge; with a pixel size the area, centroid,
     diameter and (square pixels only) perimeter again in its unit (``area_um2``, ``centroid_y_um``);
-    with an image intensity_mean/min/max and intensity_sum (per channel: ``_c0``, ``_c1``...).
+    with an image intensity_mean/min/max and intensity_sum (per channel: ``_c0``, ``_c1``...; a float
+    image's NaN pixels left out). Ids keep their type's range: uint64 labels give a uint64 label column.
     """
     frames, (height, width), one_frame = _check_stack(labels, image)
+    id_type = _id_type(labels)
     pixel = _pixel_size(calibration)
     space = unit_suffix(calibration.unit) if pixel is not None and calibration is not None else None
     interval = calibration.frame_interval if calibration is not None else None
@@ -207,7 +266,7 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
         intensity = None
         if image is not None:
             intensity = np.asarray(image if one_frame else image[t])
-        table = _frame_rows(frame, intensity)
+        table = _frame_rows(frame, intensity, id_type)
         table["frame"] = np.full(len(table["label"]), t, np.int64)
         parts.append(table)
         if progress is not None:
@@ -217,7 +276,7 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
     columns: dict[str, np.ndarray] = {"frame": joined["frame"]}
     if interval is not None:
         columns[time_name] = joined["frame"] * float(interval)
-    columns["label"] = np.asarray(joined["label"], np.int64)
+    columns["label"] = np.asarray(joined["label"], id_type)
     area = np.asarray(joined["area"], np.float64)
     columns["area_px"] = area.astype(np.int64)
     if pixel is not None:
@@ -241,21 +300,18 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
     columns["pieces"] = np.asarray(joined["_pieces"], np.int64)
     columns["touches_edge"] = (y0 == 0) | (x0 == 0) | (y1 == height) | (x1 == width)
     if image is not None:
-        columns.update(_intensity_columns(joined, area))
+        columns.update(_intensity_columns(joined))
     order = np.lexsort((columns["label"], columns["frame"]))
     return ObjectTable({name: values[order] for name, values in columns.items()})
 
 
-def _intensity_columns(joined: dict[str, np.ndarray], area: np.ndarray) -> dict[str, np.ndarray]:
+def _intensity_columns(joined: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """intensity_mean/min/max/sum, one set per channel (``_c0``...) where the image has channels."""
-    channels = sorted(int(k.rsplit("-", 1)[1]) for k in joined if k.startswith("intensity_mean-"))
+    channels = sorted(int(k.rsplit("-", 1)[1]) for k in joined if k.startswith("_intensity_mean-"))
     columns: dict[str, np.ndarray] = {}
     for suffix, key in ([("", "")] if not channels else [(f"_c{c}", f"-{c}") for c in channels]):
-        mean = np.asarray(joined[f"intensity_mean{key}"], np.float64)
-        columns[f"intensity_mean{suffix}"] = mean
-        columns[f"intensity_min{suffix}"] = np.asarray(joined[f"intensity_min{key}"], np.float64)
-        columns[f"intensity_max{suffix}"] = np.asarray(joined[f"intensity_max{key}"], np.float64)
-        columns[f"intensity_sum{suffix}"] = mean * area
+        for what in ("mean", "min", "max", "sum"):
+            columns[f"intensity_{what}{suffix}"] = np.asarray(joined[f"_intensity_{what}{key}"], np.float64)
     return columns
 
 
@@ -313,7 +369,7 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
             put(speed, float(out[f"path_length_{space}"][-1] / elapsed) if elapsed > 0 else math.nan)
         put("max_pieces", int(np.max(c["pieces"][at])))
         put("frames_touching_edge", int(np.count_nonzero(c["touches_edge"][at])))
-    kinds = {"label": np.int64, "first_frame": np.int64, "last_frame": np.int64, "frames_present": np.int64,
+    kinds = {"label": c["label"].dtype, "first_frame": np.int64, "last_frame": np.int64, "frames_present": np.int64,
              "frames_missing": np.int64, "frames_after_last": np.int64, "max_pieces": np.int64,
              "frames_touching_edge": np.int64}
     return ObjectTable({name: np.asarray(values, kinds.get(name, np.float64)) for name, values in out.items()})
