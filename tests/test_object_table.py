@@ -153,7 +153,7 @@ def test_the_csv_has_a_header_empty_cells_for_missing_values_and_a_failed_write_
 def test_unit_suffixes_are_plain_column_names():
     assert [unit_suffix(u) for u in ("µm", "nm", "Å", None, "m m")] == ["um", "nm", "angstrom", "units", "m_m"]
     assert [time_suffix(u) for u in ("minute", "Minutes", "min", None, "hour", "fortnight")] == [
-        "min", "min", "min", "s", "h", "fortnight"]
+        "min", "min", "min", "units", "h", "fortnight"]
     assert tracks_path("out/cells.csv").name == "cells.tracks.csv"
 
 
@@ -233,3 +233,14 @@ def test_the_measuring_modules_import_no_torch_napari_or_qt():
             "print([m for m in ('torch', 'napari', 'qtpy', 'PyQt5', 'PyQt6') if m in sys.modules])")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_time_step_without_a_unit_is_not_called_seconds():
+    """A napari layer scaled (5, 0.5, 0.5) with napari's default units ("pixel") has a time step of 5
+    in no known unit: the columns were time_s and speed_..._per_s."""
+    from napari_vos.data.calibration import calibration_from_scale
+
+    objects = measure_objects(_stack(), calibration=calibration_from_scale((5, 0.5, 0.5), ("pixel",) * 3))
+    tracks = track_summary(objects)
+    assert "time_units" in objects.names and not any(n.startswith("time_s") for n in objects.names)
+    assert "speed_units_per_time_unit" in tracks.names

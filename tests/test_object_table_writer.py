@@ -3,11 +3,11 @@ measurements: two CSV tables in the layer's units; and `measure_layers` from the
 from __future__ import annotations
 
 import csv
-import os
 
 import numpy as np
 import pytest
 from _layers import sliding_square
+from _save_dialog import save_as
 
 pytest.importorskip("napari")
 from napari.components import ViewerModel  # noqa: E402
@@ -21,16 +21,7 @@ def _plugins():
 
 
 def _save_as_tables(layers, path):
-    """What the save dialog does once the user picked the napari-vos measurements type and typed ``path``."""
-    try:
-        from napari._qt.qt_viewer import _npe2_decode_selected_filter
-        from napari.plugins import _npe2
-    except ImportError as err:
-        pytest.skip(f"napari's save-dialog helpers are not where this napari keeps them: {err}")
-    ext_str, writers = _npe2.file_extensions_string_for_layers(layers)
-    ours = next(f for f in ext_str.split(";;") if f.startswith("napari-vos") and "measurements" in f)
-    writer = _npe2_decode_selected_filter(ext_str, ours, writers)
-    return _npe2.write_layers(os.fspath(path), layers, writer=writer)[0]
+    return save_as(layers, path, "measurements")
 
 
 def _read(path):

@@ -105,6 +105,22 @@ def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
             f"frames {done} segmented; objects are missing from the others, in the tables as well")
 
 
+def _write_pair(*tables: tuple[Any, Path]) -> None:
+    """Both tables whole under hidden names first, then renamed together: Ctrl+C during the writing
+    leaves neither a new table beside an old one (a --force rerun) nor half of one."""
+    import os
+
+    hidden = [(table, path, path.with_name(f".{path.stem}.whole{path.suffix}")) for table, path in tables]
+    try:
+        for table, _, temporary in hidden:
+            table.write_csv(temporary)
+        for _, path, temporary in hidden:
+            os.replace(temporary, path)
+    finally:
+        for _, _, temporary in hidden:
+            temporary.unlink(missing_ok=True)
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
     from napari_vos.cli import _check_not_turned, _check_writable, _progress, _read_label_stack, _read_video
@@ -140,8 +156,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
                                   calibration=calibration, progress=progress)
     summary = track_summary(objects, frames=len(labels))
-    objects.write_csv(out)
-    summary.write_csv(tracks)
+    _write_pair((objects, out), (summary, tracks))
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
           f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames; "
           f"{calibration.describe()}")

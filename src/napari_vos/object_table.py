@@ -109,8 +109,11 @@ _SHORT_TIME = {1.0: "s", 1e-3: "ms", 1e-6: "us", 1e-9: "ns", 60.0: "min", 3600.0
 
 
 def time_suffix(unit: str | None) -> str:
-    """A time unit as a column name's suffix: minute, minutes, min -> min; none -> s (a frame interval's default)."""
-    seconds = SECONDS_PER_TIME_UNIT.get((unit or "s").strip().lower())
+    """A time unit as a column name's suffix: minute, minutes, min -> min; none -> units (a napari time
+    axis scaled without a unit: its step is known, its unit not, so the columns do not say seconds)."""
+    if not unit:
+        return "units"
+    seconds = SECONDS_PER_TIME_UNIT.get(unit.strip().lower())
     return _SHORT_TIME[seconds] if seconds is not None else unit_suffix(unit)
 
 
@@ -332,7 +335,8 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
                   if name.startswith("centroid_y_") and name != "centroid_y_px"), None)
     time_name = next((name for name in c if name.startswith("time_")), None)
     units = ("px",) + ((space,) if space is not None else ())
-    speed = f"speed_{space}_per_{time_name[len('time_'):]}" if space is not None and time_name is not None else None
+    per = time_name[len("time_"):] if time_name is not None else None
+    speed = f"speed_{space}_per_{'time_unit' if per == 'units' else per}" if space is not None and per else None
     names = ["label", "first_frame", "last_frame", "frames_present", "frames_missing",
              *(["frames_after_last"] if frames is not None else []), "mean_area_px",
              *([f"mean_area_{space}2"] if space is not None else []),
