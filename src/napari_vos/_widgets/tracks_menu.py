@@ -1,4 +1,5 @@
-"""Layers > Track > "Centroid tracks": the selected labels layer's objects as a Tracks layer.
+"""Layers > Track: "Centroid tracks" (the selected labels layer's objects as a Tracks layer) and "Split
+divided cells" (their daughters under new ids, as a new labels layer).
 
 napari runs a menu command with the active layer injected by its type annotation and adds the layer
 data tuple it returns, so the annotations name napari's real types, resolved at run time (this
@@ -18,3 +19,26 @@ def labels_tracks(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
     if not isinstance(layer, napari.layers.Labels):
         raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to draw its objects' tracks")
     return tracks_layer_data(layer)
+
+
+def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
+    """The active (T, Y, X) labels layer with each divided object's daughters under new ids
+    (`napari_vos.divisions.split_divisions`, its defaults), as a new labels layer "<labels> divided"
+    where the labels lie; the lineage (id -> parent, first and last frame) in its metadata."""
+    import numpy as np
+
+    from napari_vos.divisions import split_divisions
+
+    if not isinstance(layer, napari.layers.Labels):
+        raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to split its divided cells")
+    data = layer.data[0] if layer.multiscale else layer.data
+    if np.ndim(data) != 3:
+        raise ValueError(f"divisions happen over time: the labels layer {layer.name!r} has shape {np.shape(data)}, "
+                         "not (T, Y, X)")
+    result = split_divisions(data)
+    state = {"name": f"{layer.name} divided", "scale": tuple(layer.scale), "translate": tuple(layer.translate),
+             "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
+                 str(i): list(v) for i, v in result.lineage.items()}}}}
+    if getattr(layer, "units", None) is not None:
+        state["units"] = tuple(str(u) for u in layer.units)
+    return (result.labels, state, "labels")

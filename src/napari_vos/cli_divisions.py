@@ -1,0 +1,78 @@
+"""`napari-vos divisions`: a labels stack with each divided object's daughters under new ids, and its lineage.
+
+`register(subparsers)` adds the command to the main CLI (cli.py). The labels are read as `measure`
+reads them (a labels TIFF or a folder of palette PNGs); the splitting is `napari_vos.divisions`'.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "cmd_divisions", "lineage_path"]
+
+
+def lineage_path(labels: Path) -> Path:
+    """Where the lineage table goes beside the labels: divided.tif -> divided.lineage.csv."""
+    return labels.with_name(f"{labels.stem}.lineage.csv")
+
+
+def cmd_divisions(args: argparse.Namespace) -> int:
+    """`napari-vos divisions`: split divided objects, write the relabelled TIFF and the lineage CSV."""
+    import os
+
+    from napari_vos.cli import _check_not_an_input, _check_writable, _progress, _read_label_stack
+    from napari_vos.cli_objects import _labels_record
+    from napari_vos.data.writers import write_tiff_labels
+    from napari_vos.divisions import split_divisions
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"-o {out}: the relabelled stack is a labels TIFF; name it {out.stem}.tif")
+    lineage = lineage_path(out)
+    for path in (out, lineage):
+        _check_not_an_input(path, {"labels": args.labels}, what="labels")
+        if path.exists() and not args.force:
+            raise ValueError(f"{path} exists; give another name or --force to replace it")
+    labels = _read_label_stack(args.labels, args.z)
+    calibration, record = _labels_record(args.labels)
+    for path in (out, lineage):
+        _check_writable(path, folder=False)
+    with _progress("divisions", len(labels)) as progress:
+        result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
+                                 persist=args.persist, progress=progress)
+    settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,
+                "source": str(Path(args.labels).resolve()),
+                "divisions": [[d.parent, d.frame, list(d.daughters)] for d in result.divisions]}
+    provenance: dict[str, Any] = {**(record or {}), "divisions_split": settings}
+    hidden = out.with_name(f".{out.stem}.whole{out.suffix}")
+    try:  # the TIFF whole under a hidden name, the lineage beside it, then the TIFF renamed
+        write_tiff_labels(hidden, result.labels, calibration=calibration, provenance=provenance)
+        result.lineage_table().write_csv(lineage)
+        os.replace(hidden, out)
+    finally:
+        hidden.unlink(missing_ok=True)
+    n = len(result.divisions)
+    print(f"wrote {out}: {n} division{'' if n == 1 else 's'} found, {len(result.lineage)} ids over {len(labels)} "
+          f"frames, and its lineage {lineage}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `divisions` to the CLI's subcommands."""
+    p = subparsers.add_parser("divisions", help="give the daughters of each divided cell their own ids (a heuristic "
+                                                "on the labels: an id whose mask stays in two parts) and write "
+                                                "the lineage")
+    p.add_argument("labels", help="the (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
+                                  "output)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.tif: the relabelled stack (calibration and record kept); its lineage goes beside it as "
+                        "OUT.lineage.csv (label, first_frame, last_frame, parent)")
+    p.add_argument("--min-fraction", type=float, default=0.2,
+                   help="a daughter is at least this fraction of its id's pixels on the frame (default 0.2)")
+    p.add_argument("--min-pixels", type=int, default=10, help="and at least this many pixels (default 10)")
+    p.add_argument("--persist", type=int, default=2,
+                   help="frames running the id must stay in parts to count as divided (default 2)")
+    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--force", action="store_true", help="replace OUT.tif and its lineage if they exist")
+    p.set_defaults(func=cmd_divisions)

@@ -1,0 +1,218 @@
+"""Divided cells given their own ids: a propagated labels stack relabelled with a lineage, as the Cell
+Tracking Challenge keeps one.
+
+Every method follows the painted objects only, so a cell that divides keeps its id over both
+daughters (its mask falls into two parts). This pass finds such ids, frame by frame: where an id's
+mask stays in two or more sizeable 8-connected parts for ``persist`` frames running, the parent id
+ends on the frame before and each part gets a new id from that frame on, followed through the
+later frames by overlap with the frame before (a part touching none goes to the nearest daughter).
+Daughters divide again the same way. It is a heuristic over the labels, not part of any method's
+paper: an object cut in two by an occluder for ``persist`` frames is split as well, so it is a
+step to take on cells, where splitting is what a mask in two parts means. scipy's ``ndimage``
+gives the parts; no package does this bookkeeping, hence this module.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Division", "DivisionResult", "split_divisions"]
+
+_EIGHT = np.ones((3, 3), bool)
+
+
+@dataclass(frozen=True)
+class Division:
+    """One division: ``parent`` is last seen on ``frame - 1``; ``daughters`` start on ``frame``."""
+
+    parent: int
+    frame: int
+    daughters: tuple[int, ...]
+
+
+@dataclass
+class DivisionResult:
+    """The relabelled stack, the divisions found, and the lineage: id -> (parent or 0, first, last frame)."""
+
+    labels: np.ndarray
+    divisions: list[Division] = field(default_factory=list)
+    lineage: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+
+    def graph(self) -> dict[int, list[int]]:
+        """Each daughter's parent, as napari's Tracks layer takes a lineage (``graph=``)."""
+        return {daughter: [d.parent] for d in self.divisions for daughter in d.daughters}
+
+    def lineage_table(self) -> Any:
+        """The lineage as an `ObjectTable` (label, first_frame, last_frame, parent; CTC's res_track.txt)."""
+        from napari_vos.object_table import ObjectTable
+
+        ids = sorted(self.lineage)
+        return ObjectTable({"label": np.asarray(ids, np.int64),
+                            "first_frame": np.asarray([self.lineage[i][1] for i in ids], np.int64),
+                            "last_frame": np.asarray([self.lineage[i][2] for i in ids], np.int64),
+                            "parent": np.asarray([self.lineage[i][0] for i in ids], np.int64)})
+
+
+def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A mask's 8-connected parts (0 outside, 1.. inside) and each part's pixel count (index 0: none)."""
+    from scipy import ndimage
+
+    parts, n = ndimage.label(mask, structure=_EIGHT)
+    return parts, np.bincount(parts.ravel(), minlength=n + 1)
+
+
+def _sizeable(sizes: np.ndarray, min_fraction: float, min_pixels: int) -> np.ndarray:
+    """The parts (1..) large enough to be a daughter: ``min_fraction`` of the whole and ``min_pixels``."""
+    total = sizes[1:].sum()
+    return np.flatnonzero((sizes >= max(min_pixels, min_fraction * total)) & (np.arange(len(sizes)) > 0))
+
+
+def _centroid(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([ys.mean(), xs.mean()]) if len(ys) else np.array([np.inf, np.inf])
+
+
+def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: list[int],
+            window: tuple[slice, ...] | None = None) -> dict[int, int]:
+    """Each part (1..n, in ``window`` of the frame) -> the candidate id it overlaps most in ``previous``
+    (the whole frame before, relabelled); a part overlapping none goes to the candidate whose previous
+    mask's centroid is nearest (a daughter that moved out of the window, or a newly split part)."""
+    window = window or tuple(slice(0, n) for n in parts.shape)
+    before = previous[window]
+    offset = np.array([window[0].start or 0, window[1].start or 0])
+    assignment: dict[int, int] = {}
+    centres: dict[int, np.ndarray] = {}
+    for part in range(1, n_parts + 1):
+        inside = parts == part
+        under = before[inside]
+        best_count, best = max((int(np.count_nonzero(under == c)), c) for c in candidates)
+        if best_count == 0:
+            if not centres:
+                centres = {c: _centroid(previous == c) for c in candidates}
+            here = _centroid(inside) + offset
+            best = min(candidates, key=lambda c: float(np.hypot(*(centres[c] - here))))
+        assignment[part] = int(best)
+    return assignment
+
+
+def _work_dtype(smallest: int, largest: int) -> np.dtype:
+    """The relabelled stack's type: uint32 (4 billion ids) unless ids are negative or larger."""
+    return np.dtype(np.uint32) if smallest >= 0 and largest < 2**31 else np.dtype(np.int64)
+
+
+def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int = 10, persist: int = 2,
+                    progress: Callable[[int, int], None] | None = None) -> DivisionResult:
+    """Give the daughters of each divided object ids of their own (see the module's text).
+
+    labels: (T, Y, X) integer object ids (read a frame at a time; the result is held in memory).
+    min_fraction, min_pixels: how large a part of an id's mask must be to count as a daughter
+    (of the id's pixels on that frame; smaller parts, debris, stay with the nearest daughter).
+    persist: for how many frames running the id must be in two or more such parts (1: at once).
+    New ids start above the stack's largest. progress(done, total) after each frame.
+    """
+    shape = tuple(int(n) for n in np.shape(labels))
+    if len(shape) != 3:
+        raise ValueError(f"divisions happen over time: give (T, Y, X) labels, not shape {shape}")
+    first = np.asarray(labels[0])
+    if first.dtype.kind not in "iub":
+        raise ValueError(f"labels of type {first.dtype}: object ids are integers")
+    if not 0 < min_fraction <= 0.5:
+        raise ValueError(f"min_fraction {min_fraction}: a daughter is a fraction of its parent, above 0 and at "
+                         "most 0.5 (two halves)")
+    if persist < 1 or min_pixels < 1:
+        raise ValueError(f"persist {persist} and min_pixels {min_pixels}: give 1 or more")
+    frames = shape[0]
+    largest = max(int(np.asarray(labels[t]).max(initial=0)) for t in range(frames))
+    smallest = min(int(np.asarray(labels[t]).min(initial=0)) for t in range(frames))
+    out = np.zeros(shape, _work_dtype(smallest, largest))
+    state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist)
+    for t in range(frames):
+        state.frame(t, np.asarray(labels[t]))
+        if progress is not None:
+            progress(t + 1, frames)
+    return DivisionResult(out, state.divisions, _lineage(out, state.divisions))
+
+
+class _Splitter:
+    """The pass's state: which current ids each input id stands for, and runs of frames in parts."""
+
+    def __init__(self, out: np.ndarray, next_id: int, min_fraction: float, min_pixels: int, persist: int) -> None:
+        self.out, self.next_id = out, next_id
+        self.min_fraction, self.min_pixels, self.persist = min_fraction, min_pixels, persist
+        self.leaves: dict[int, list[int]] = {}  # input id -> the ids its pixels are given now
+        self.runs: dict[int, tuple[int, int]] = {}  # current id -> (first frame, frames) of its run in parts
+        self.divisions: list[Division] = []
+
+    def frame(self, t: int, frame: np.ndarray) -> None:
+        """Relabel frame ``t``, then split the ids whose run in parts is long enough."""
+        from scipy import ndimage
+
+        from napari_vos.object_table import _compact
+
+        out = self.out[t]
+        compact, originals = _compact(frame)
+        on_frame: set[int] = set()
+        for k, window in enumerate(ndimage.find_objects(compact)):
+            if window is None:
+                continue
+            i = int(originals[k]) if originals is not None else k + 1
+            leaves = self.leaves.setdefault(i, [i])
+            mask = compact[window] == k + 1
+            here = out[window]
+            if len(leaves) == 1:
+                here[mask] = leaves[0]
+            else:
+                parts, sizes = _parts(mask)
+                for part, leaf in _assign(parts, len(sizes) - 1, self.out[t - 1], leaves, window).items():
+                    here[parts == part] = leaf
+            for leaf in leaves:
+                on_frame.add(leaf)
+                _, sizes = _parts(here == leaf)
+                if len(_sizeable(sizes, self.min_fraction, self.min_pixels)) >= 2:
+                    start, count = self.runs.get(leaf, (t, 0))
+                    self.runs[leaf] = (start, count + 1)
+                else:
+                    self.runs.pop(leaf, None)
+        for leaf, (start, count) in list(self.runs.items()):
+            if leaf not in on_frame:  # a frame without it breaks the run
+                del self.runs[leaf]
+            elif count >= self.persist:
+                self._split(leaf, start, t)
+
+    def _split(self, leaf: int, start: int, end: int) -> None:
+        """``leaf`` divided on ``start``: new ids for its sizeable parts there, followed up to ``end``."""
+        parts, sizes = _parts(self.out[start] == leaf)
+        kept = _sizeable(sizes, self.min_fraction, self.min_pixels)
+        daughters = list(range(self.next_id, self.next_id + len(kept)))
+        self.next_id += len(kept)
+        frame = self.out[start]
+        for part, daughter in zip(kept, daughters):
+            frame[parts == part] = daughter
+        debris = [p for p in range(1, len(sizes)) if p not in set(kept.tolist())]
+        if debris:  # small parts: to the nearest daughter
+            nearest = _assign(np.where(np.isin(parts, debris), parts, 0), len(sizes) - 1, frame, daughters)
+            for part in debris:
+                frame[parts == part] = nearest[part]
+        for t in range(start + 1, end + 1):
+            parts, sizes = _parts(self.out[t] == leaf)
+            for part, daughter in _assign(parts, len(sizes) - 1, self.out[t - 1], daughters).items():
+                self.out[t][parts == part] = daughter
+        for source, leaves in self.leaves.items():
+            if leaf in leaves:
+                self.leaves[source] = [v for v in leaves if v != leaf] + daughters
+        self.runs.pop(leaf, None)
+        self.divisions.append(Division(int(leaf), int(start), tuple(daughters)))
+
+
+def _lineage(out: np.ndarray, divisions: list[Division]) -> dict[int, tuple[int, int, int]]:
+    """id -> (parent or 0, first frame, last frame) over the frames each id is on."""
+    parent = {d: division.parent for division in divisions for d in division.daughters}
+    seen: dict[int, list[int]] = {}
+    for t in range(out.shape[0]):
+        for i in np.unique(out[t]):
+            if i != 0:
+                seen.setdefault(int(i), []).append(t)
+    return {i: (parent.get(i, 0), frames[0], frames[-1]) for i, frames in sorted(seen.items())}
