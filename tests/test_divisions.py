@@ -125,3 +125,34 @@ def test_the_layers_menu_adds_a_divided_labels_layer_where_the_labels_lie():
     assert kind == "labels" and added.name == "cells divided" and set(np.unique(data[5])) == {0, 1, 4, 5}
     np.testing.assert_allclose(added.scale, (3, 0.5, 0.5))
     assert added.metadata["napari_vos_divisions"]["lineage"]["4"] == [3, 2, 5]
+
+
+def test_measuring_a_divided_stack_gives_the_tracks_their_parent(tmp_path):
+    """After `napari-vos divisions`, `measure` (and the measurements save type on a Split divided
+    cells layer) write each track's parent, so a lineage is one table."""
+    import csv
+
+    from napari_vos.cli import main
+    from napari_vos.data.writers import write_tiff_labels
+
+    source = write_tiff_labels(tmp_path / "out.tif", _dividing())
+    assert main(["divisions", str(source), "-o", str(tmp_path / "divided.tif")]) == 0
+    assert main(["measure", str(tmp_path / "divided.tif"), "-o", str(tmp_path / "t.csv")]) == 0
+    with open(tmp_path / "t.tracks.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["label"], r["parent"]) for r in rows] == [("1", "0"), ("3", "0"), ("4", "3"), ("5", "3")]
+    assert main(["measure", str(source), "-o", str(tmp_path / "plain.csv")]) == 0
+    with open(tmp_path / "plain.tracks.csv", newline="", encoding="utf-8") as f:
+        assert "parent" not in next(csv.DictReader(f))  # labels no divisions pass made
+
+
+def test_the_measurements_of_a_divided_layer_name_each_tracks_parent():
+    pytest.importorskip("napari")
+    from napari_vos._widgets.object_table_writer import layer_tables
+    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari.components import ViewerModel
+
+    v = ViewerModel()
+    data, state, _ = divided_labels(v.add_labels(_dividing(), name="cells"))
+    _, tracks = layer_tables(data, state)
+    assert dict(zip(tracks.columns["label"].tolist(), tracks.columns["parent"].tolist())) == {1: 0, 3: 0, 4: 3, 5: 3}

@@ -97,6 +97,15 @@ def _merged(labels: Any, video: Any) -> Any:
     return labels
 
 
+def _lineage_parents(record: dict[str, Any] | None) -> dict[int, int] | None:
+    """Each daughter's parent where the labels are a `napari-vos divisions` output (its record lists
+    the divisions), for the tracks table's parent column; None for other labels."""
+    split = (record or {}).get("divisions_split")
+    if not isinstance(split, dict):
+        return None
+    return {int(daughter): int(parent) for parent, _, daughters in split.get("divisions", []) for daughter in daughters}
+
+
 def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
     if not record or record.get("complete", True) is not False:
         return None
@@ -155,7 +164,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     with _progress("measure", len(labels)) as progress:
         objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
                                   calibration=calibration, progress=progress)
-    summary = track_summary(objects, frames=len(labels))
+    summary = track_summary(objects, frames=len(labels), parents=_lineage_parents(record))
     _write_pair((objects, out), (summary, tracks))
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
           f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames; "

@@ -318,7 +318,8 @@ def _intensity_columns(joined: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return columns
 
 
-def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectTable:
+def track_summary(objects: ObjectTable, *, frames: int | None = None,
+                  parents: dict[int, int] | None = None) -> ObjectTable:
     """One row per object id of a `measure_objects` table: where it is seen and how it moves.
 
     Columns: label, first_frame, last_frame, frames_present, frames_missing (between its first and
@@ -327,6 +328,8 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
     first to last), max_pieces, frames_touching_edge; the area, lengths and speed also in the
     table's units where it has them (``mean_area_um2``, ``speed_um_per_min``). frames: the stack's
     length, for frames_after_last (how many frames at the end it is not on); None: not given.
+    parents: a lineage's daughter id -> parent id (`napari_vos.divisions`), for a ``parent`` column
+    (0: none); None: no such column.
     """
     c = objects.columns
     if not c or "label" not in c:
@@ -337,7 +340,7 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
     units = ("px",) + ((space,) if space is not None else ())
     per = time_name[len("time_"):] if time_name is not None else None
     speed = f"speed_{space}_per_{'time_unit' if per == 'units' else per}" if space is not None and per else None
-    names = ["label", "first_frame", "last_frame", "frames_present", "frames_missing",
+    names = ["label", *(["parent"] if parents is not None else []), "first_frame", "last_frame", "frames_present", "frames_missing",
              *(["frames_after_last"] if frames is not None else []), "mean_area_px",
              *([f"mean_area_{space}2"] if space is not None else []),
              *(f"{what}_{unit}" for unit in units for what in ("path_length", "net_displacement")),
@@ -353,6 +356,8 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
         label, seen = c["label"][at[0]], c["frame"][at]
         first, last = int(seen[0]), int(seen[-1])
         put("label", int(label))
+        if parents is not None:
+            put("parent", int(parents.get(int(label), 0)))
         put("first_frame", first)
         put("last_frame", last)
         put("frames_present", len(at))
@@ -373,7 +378,7 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None) -> ObjectT
             put(speed, float(out[f"path_length_{space}"][-1] / elapsed) if elapsed > 0 else math.nan)
         put("max_pieces", int(np.max(c["pieces"][at])))
         put("frames_touching_edge", int(np.count_nonzero(c["touches_edge"][at])))
-    kinds = {"label": c["label"].dtype, "first_frame": np.int64, "last_frame": np.int64, "frames_present": np.int64,
+    kinds = {"label": c["label"].dtype, "parent": c["label"].dtype, "first_frame": np.int64, "last_frame": np.int64, "frames_present": np.int64,
              "frames_missing": np.int64, "frames_after_last": np.int64, "max_pieces": np.int64,
              "frames_touching_edge": np.int64}
     return ObjectTable({name: np.asarray(values, kinds.get(name, np.float64)) for name, values in out.items()})

@@ -72,7 +72,9 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     calibration = calibration_from_scale(scale or None, labelled.get("units"))
     objects = measure_objects(labels, video, calibration=calibration)
     frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
-    return objects, track_summary(objects, frames=frames)
+    lineage = (metadata.get("napari_vos_divisions") or {}).get("lineage")  # a Split divided cells layer's
+    parents = {int(i): int(row[0]) for i, row in lineage.items() if row[0]} if isinstance(lineage, dict) else None
+    return objects, track_summary(objects, frames=frames, parents=parents)
 
 
 def _write_object_tables(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
