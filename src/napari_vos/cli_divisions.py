@@ -20,9 +20,10 @@ def lineage_path(labels: Path) -> Path:
 def cmd_divisions(args: argparse.Namespace) -> int:
     """`napari-vos divisions`: split divided objects, write the relabelled TIFF and the lineage CSV."""
     import os
+    import sys
 
     from napari_vos.cli import _check_not_an_input, _check_writable, _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record
+    from napari_vos.cli_objects import _labels_record, _stopped_note
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import split_divisions
 
@@ -38,6 +39,9 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     calibration, record = _labels_record(args.labels)
     for path in (out, lineage):
         _check_writable(path, folder=False)
+    note = _stopped_note(args.labels, record)  # every id "ends" where the run stopped: said, as measure says it
+    if note:
+        print(note, file=sys.stderr)
     with _progress("divisions", len(labels)) as progress:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                  persist=args.persist, progress=progress)

@@ -71,15 +71,19 @@ def _sizeable(sizes: np.ndarray, min_fraction: float, min_pixels: int) -> np.nda
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:
+    """The mask's (y, x) centre; (inf, inf) for an empty one (never the nearest)."""
     ys, xs = np.nonzero(mask)
     return np.array([ys.mean(), xs.mean()]) if len(ys) else np.array([np.inf, np.inf])
 
 
 def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: list[int],
-            window: tuple[slice, ...] | None = None) -> dict[int, int]:
+            window: tuple[slice, ...] | None = None,
+            centre: Callable[[int], np.ndarray] | None = None) -> dict[int, int]:
     """Each part (1..n, in ``window`` of the frame) -> the candidate id it overlaps most in ``previous``
-    (the whole frame before, relabelled); a part overlapping none goes to the candidate whose previous
-    mask's centroid is nearest (a daughter that moved out of the window, or a newly split part)."""
+    (the whole frame before, relabelled); a part overlapping none goes to the candidate whose centre
+    is nearest (a daughter that moved out of the window, or a newly split part). ``centre``: a
+    candidate's last known centre (default: on ``previous``), so that an id back after frames without
+    it keeps its daughters apart rather than giving every part to the first one."""
     window = window or tuple(slice(0, n) for n in parts.shape)
     before = previous[window]
     offset = np.array([window[0].start or 0, window[1].start or 0])
@@ -91,7 +95,7 @@ def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: l
         best_count, best = max((int(np.count_nonzero(under == c)), c) for c in candidates)
         if best_count == 0:
             if not centres:
-                centres = {c: _centroid(previous == c) for c in candidates}
+                centres = {c: centre(c) if centre else _centroid(previous == c) for c in candidates}
             here = _centroid(inside) + offset
             best = min(candidates, key=lambda c: float(np.hypot(*(centres[c] - here))))
         assignment[part] = int(best)
@@ -99,8 +103,11 @@ def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: l
 
 
 def _work_dtype(smallest: int, largest: int) -> np.dtype:
-    """The relabelled stack's type: uint32 (4 billion ids) unless ids are negative or larger."""
-    return np.dtype(np.uint32) if smallest >= 0 and largest < 2**31 else np.dtype(np.int64)
+    """The relabelled stack's type: uint32 (4 billion ids), uint64 for larger ids (uint64 ids above
+    2**63 did not fit int64), int64 where ids are negative."""
+    if smallest < 0:
+        return np.dtype(np.int64)
+    return np.dtype(np.uint32) if largest < 2**31 else np.dtype(np.uint64)
 
 
 def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int = 10, persist: int = 2,
@@ -144,6 +151,7 @@ class _Splitter:
         self.min_fraction, self.min_pixels, self.persist = min_fraction, min_pixels, persist
         self.leaves: dict[int, list[int]] = {}  # input id -> the ids its pixels are given now
         self.runs: dict[int, tuple[int, int]] = {}  # current id -> (first frame, frames) of its run in parts
+        self.seen: dict[int, tuple[int, int]] = {}  # current id -> the first and last frame it has pixels on
         self.divisions: list[Division] = []
 
     def frame(self, t: int, frame: np.ndarray) -> None:
@@ -166,11 +174,15 @@ class _Splitter:
                 here[mask] = leaves[0]
             else:
                 parts, sizes = _parts(mask)
-                for part, leaf in _assign(parts, len(sizes) - 1, self.out[t - 1], leaves, window).items():
+                assignment = _assign(parts, len(sizes) - 1, self.out[t - 1], leaves, window, self._last_centre)
+                for part, leaf in self._sisters_apart(assignment, parts, sizes, window, leaves).items():
                     here[parts == part] = leaf
             for leaf in leaves:
-                on_frame.add(leaf)
                 _, sizes = _parts(here == leaf)
+                if not sizes[1:].any():
+                    continue  # not on this frame (which breaks its run, below)
+                on_frame.add(leaf)
+                self._seen_on(leaf, t)
                 if len(_sizeable(sizes, self.min_fraction, self.min_pixels)) >= 2:
                     start, count = self.runs.get(leaf, (t, 0))
                     self.runs[leaf] = (start, count + 1)
@@ -182,8 +194,42 @@ class _Splitter:
             elif count >= self.persist:
                 self._split(leaf, start, t)
 
+    def _seen_on(self, leaf: int, t: int) -> None:
+        """``leaf`` has pixels on frame ``t`` (the frames come in order)."""
+        self.seen[leaf] = (self.seen.get(leaf, (t, t))[0], t)
+
+    def _last_centre(self, leaf: int) -> np.ndarray:
+        """Where ``leaf`` was last seen: its centre on the last frame it has pixels on."""
+        return _centroid(self.out[self.seen[leaf][1]] == leaf) if leaf in self.seen else np.array([np.inf, np.inf])
+
+    def _sisters_apart(self, assignment: dict[int, int], parts: np.ndarray, sizes: np.ndarray,
+                       window: tuple[slice, ...], leaves: list[int]) -> dict[int, int]:
+        """Sisters that touched and part again: each sizeable part goes to the id it overlaps, so once two
+        daughters have touched (one blob, given to one of them) both parts overlap that one and the other
+        would end while the first "divided" again. A daughter given no part here takes back the sizeable
+        part nearest where it was last seen, where that part is nearer it than the id it went to (which
+        got another sizeable part too) was last seen."""
+        sizeable = set(_sizeable(sizes, self.min_fraction, self.min_pixels).tolist())
+        offset = np.array([window[0].start or 0, window[1].start or 0])
+        for missing in [c for c in leaves if c in self.seen and c not in assignment.values()]:
+            last, best = self._last_centre(missing), None
+            for part, owner in assignment.items():
+                if part not in sizeable or sum(o == owner and p in sizeable for p, o in assignment.items()) < 2:
+                    continue
+                here = _centroid(parts == part) + offset
+                to_missing = float(np.hypot(*(last - here)))
+                if to_missing < float(np.hypot(*(self._last_centre(owner) - here))) and (
+                        best is None or to_missing < best[0]):
+                    best = (to_missing, part)
+            if best is not None:
+                assignment[best[1]] = missing
+        return assignment
+
     def _split(self, leaf: int, start: int, end: int) -> None:
-        """``leaf`` divided on ``start``: new ids for its sizeable parts there, followed up to ``end``."""
+        """``leaf`` divided on ``start``: new ids for its sizeable parts there, followed up to ``end``. An id
+        in parts from its first frame (painted over two cells) has no earlier self to be their parent:
+        its parts get ids of their own with no division recorded (a parent with no frame broke the
+        lineage table and napari's Tracks ``graph``)."""
         parts, sizes = _parts(self.out[start] == leaf)
         kept = _sizeable(sizes, self.min_fraction, self.min_pixels)
         daughters = list(range(self.next_id, self.next_id + len(kept)))
@@ -196,15 +242,19 @@ class _Splitter:
             nearest = _assign(np.where(np.isin(parts, debris), parts, 0), len(sizes) - 1, frame, daughters)
             for part in debris:
                 frame[parts == part] = nearest[part]
+        for daughter in daughters:
+            self._seen_on(daughter, start)
         for t in range(start + 1, end + 1):
             parts, sizes = _parts(self.out[t] == leaf)
             for part, daughter in _assign(parts, len(sizes) - 1, self.out[t - 1], daughters).items():
                 self.out[t][parts == part] = daughter
+                self._seen_on(daughter, t)
         for source, leaves in self.leaves.items():
             if leaf in leaves:
                 self.leaves[source] = [v for v in leaves if v != leaf] + daughters
         self.runs.pop(leaf, None)
-        self.divisions.append(Division(int(leaf), int(start), tuple(daughters)))
+        if self.seen[leaf][0] < start:
+            self.divisions.append(Division(int(leaf), int(start), tuple(daughters)))
 
 
 def _lineage(out: np.ndarray, divisions: list[Division]) -> dict[int, tuple[int, int, int]]:

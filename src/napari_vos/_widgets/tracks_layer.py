@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-__all__ = ["centroid_tracks", "tracks_layer_data"]
+__all__ = ["centroid_tracks", "lineage_graph", "tracks_layer_data"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -53,10 +53,31 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
     return data, {"label": exact, "area_px": rows[:, 1].astype(np.int64)}
 
 
+def lineage_graph(metadata: dict[str, Any], data: np.ndarray, labels: np.ndarray) -> dict[int, list[int]]:
+    """napari's Tracks ``graph`` (track id -> [parent's track id]) of labels whose divided cells were split:
+    a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]``) or a `napari-vos
+    divisions` TIFF's record (``metadata["napari_vos"]["divisions_split"]``, as `open_labels_layer`
+    puts it); {} for other labels. ``data``, ``labels``: `centroid_tracks`' rows and ``label`` feature,
+    which map an object id to its track id; a parent or daughter with no track is left out (napari
+    refuses a graph naming a track it does not have)."""
+    parents: dict[int, int] = {}
+    lineage = (metadata.get("napari_vos_divisions") or {}).get("lineage")
+    if isinstance(lineage, dict):
+        parents = {int(i): int(row[0]) for i, row in lineage.items() if int(row[0])}
+    split = (metadata.get("napari_vos") or {}).get("divisions_split")
+    if not parents and isinstance(split, dict):
+        parents = {int(d): int(parent) for parent, _, daughters in split.get("divisions", []) for d in daughters}
+    track = {int(label): int(tid) for label, tid in zip(labels.tolist(), data[:, 0].tolist())}
+    return {track[d]: [track[p]] for d, p in sorted(parents.items()) if d in track and p in track}
+
+
 def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]:
     """The Tracks layer data tuple of a (T, Y, X) labels layer's centroid tracks, where the labels lie
-    (their scale, translate and units), named "<labels> tracks"; an error naming the layer where it
-    is not one to track (one frame, no object)."""
+    (their scale, translate, units and any rotate, shear or affine), named "<labels> tracks", with the
+    division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
+    an error naming the layer where it is not one to track (one frame, no object)."""
+    from napari_vos._widgets.layer_job import orientation
+
     data_source = layer.data[0] if layer.multiscale else layer.data
     if np.ndim(data_source) != 3:
         raise ValueError(f"tracks follow objects through time: the labels layer {layer.name!r} has shape "
@@ -68,4 +89,8 @@ def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]
                              "translate": tuple(layer.translate)}
     if getattr(layer, "units", None) is not None:
         state["units"] = tuple(str(u) for u in layer.units)
+    state.update(orientation(layer))  # a rotated labels layer: its tracks turned alike (they lay unturned)
+    graph = lineage_graph(dict(layer.metadata or {}), data, features["label"])
+    if graph:
+        state["graph"] = graph
     return data, state, "tracks"

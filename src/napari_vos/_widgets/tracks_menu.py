@@ -24,9 +24,11 @@ def labels_tracks(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
 def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
     """The active (T, Y, X) labels layer with each divided object's daughters under new ids
     (`napari_vos.divisions.split_divisions`, its defaults), as a new labels layer "<labels> divided"
-    where the labels lie; the lineage (id -> parent, first and last frame) in its metadata."""
+    where the labels lie (rotate, shear and affine too); the lineage (id -> parent, first and last frame)
+    in its metadata."""
     import numpy as np
 
+    from napari_vos._widgets.layer_job import orientation
     from napari_vos.divisions import split_divisions
 
     if not isinstance(layer, napari.layers.Labels):
@@ -41,4 +43,5 @@ def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
                  str(i): list(v) for i, v in result.lineage.items()}}}}
     if getattr(layer, "units", None) is not None:
         state["units"] = tuple(str(u) for u in layer.units)
+    state.update(orientation(layer))
     return (result.labels, state, "labels")
