@@ -130,3 +130,9 @@ def test_the_command_says_when_its_labels_are_a_stopped_runs(tmp_path, capsys):
         "method": "flow", "complete": False, "frames_segmented": "0-3", "stopped_by": "the Stop button"})
     assert main(["divisions", str(source), "-o", str(tmp_path / "divided.tif")]) == 0
     assert "stopped run (the Stop button)" in capsys.readouterr().err
+
+
+def test_labels_without_frames_are_refused_saying_so():
+    """Was an IndexError on frame 0."""
+    with pytest.raises(ValueError, match="hold no frame"):
+        split_divisions(np.zeros((0, 8, 8), np.uint8))

@@ -123,6 +123,8 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     shape = tuple(int(n) for n in np.shape(labels))
     if len(shape) != 3:
         raise ValueError(f"divisions happen over time: give (T, Y, X) labels, not shape {shape}")
+    if shape[0] == 0:  # was an IndexError on frame 0
+        raise ValueError(f"labels of shape {shape} hold no frame: give the (T, Y, X) labels of a run")
     first = np.asarray(labels[0])
     if first.dtype.kind not in "iub":
         raise ValueError(f"labels of type {first.dtype}: object ids are integers")
