@@ -1,0 +1,60 @@
+"""How well `split_divisions` finds divisions where the propagation is perfect: the ground truth of
+synthetic dividing cells with every daughter put back under its root cell's id (what a method that
+follows each painted cell without error gives), split again and compared with the true lineage.
+A found division matches a true one when they are at most 4 frames apart and, on the later of the
+two frames, its daughters overlap the two true daughters one each (IoU above 0.5), each true
+division matched once. Usage: .venv/bin/python scripts/division_split_oracle.py [FRAMES] [SEEDS...]"""
+import sys
+import time
+
+import numpy as np
+
+from napari_vos.data.synthetic_cells import cell_video
+from napari_vos.divisions import split_divisions
+
+
+def root(i: int, lineage: dict) -> int:
+    while lineage.get(i, (0,))[0]:
+        i = lineage[i][0]
+    return i
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+frames = int(sys.argv[1]) if len(sys.argv) > 1 else 120
+WITHIN = 4  # frames between a found division and the true one
+seeds = [int(s) for s in sys.argv[2:]] or [5, 6]
+totals = np.zeros(3, int)
+for seed in seeds:
+    video = cell_video(frames, (256, 256), n_cells=20, seed=seed, division_rate=0.01)
+    truth = np.asarray(video.labels)
+    roots = {i: root(i, video.lineage) for i in video.lineage}
+    merged = np.zeros_like(truth)
+    for i, r in roots.items():
+        merged[truth == i] = r
+    true = {}  # parent -> (frame, daughters)
+    for i, (parent, first, _) in video.lineage.items():
+        if parent:
+            frame, daughters = true.get(parent, (first, []))
+            true[parent] = (min(frame, first), daughters + [i])
+    start = time.perf_counter()
+    result = split_divisions(merged)
+    seconds = time.perf_counter() - start
+    matched = set()
+    for found in result.divisions:
+        for parent, (frame, daughters) in true.items():
+            t = max(found.frame, frame)
+            if parent in matched or abs(found.frame - frame) > WITHIN or len(daughters) != 2 or t >= frames:
+                continue
+            pairs = [[iou(result.labels[t] == d, truth[t] == g) for g in daughters] for d in found.daughters]
+            if len(found.daughters) >= 2 and any(pairs[a][0] > 0.5 and pairs[b][1] > 0.5
+                                                 for a in range(len(pairs)) for b in range(len(pairs)) if a != b):
+                matched.add(parent)
+                break
+    totals += (len(true), len(result.divisions), len(matched))
+    print(f"seed {seed}: true divisions {len(true)}, reported {len(result.divisions)}, matching {len(matched)}; "
+          f"split in {seconds:.2f} s")
+print(f"{len(seeds)} videos of {frames} frames: true {totals[0]}, reported {totals[1]}, matching {totals[2]}")
