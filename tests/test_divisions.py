@@ -156,3 +156,29 @@ def test_the_measurements_of_a_divided_layer_name_each_tracks_parent():
     data, state, _ = divided_labels(v.add_labels(_dividing(), name="cells"))
     _, tracks = layer_tables(data, state)
     assert dict(zip(tracks.columns["label"].tolist(), tracks.columns["parent"].tolist())) == {1: 0, 3: 0, 4: 3, 5: 3}
+
+
+def test_splitting_a_split_stack_again_keeps_the_first_lineage(tmp_path):
+    """A divided output corrected and split again lost its first pass's parents."""
+    import csv
+
+    from napari_vos.cli import main
+    from napari_vos.data.writers import read_tiff_provenance, write_tiff_labels
+
+    source = write_tiff_labels(tmp_path / "out.tif", _dividing())
+    assert main(["divisions", str(source), "-o", str(tmp_path / "once.tif")]) == 0
+    assert main(["divisions", str(tmp_path / "once.tif"), "-o", str(tmp_path / "twice.tif")]) == 0
+    with open(tmp_path / "twice.lineage.csv", newline="", encoding="utf-8") as f:
+        parents = {r["label"]: r["parent"] for r in csv.DictReader(f)}
+    assert parents == {"1": "0", "3": "0", "4": "3", "5": "3"}
+    assert read_tiff_provenance(tmp_path / "twice.tif")["divisions_split"]["divisions"] == [[3, 2, [4, 5]]]
+
+    pytest.importorskip("napari")
+    from napari.components import ViewerModel
+
+    from napari_vos._widgets.tracks_menu import divided_labels
+
+    v = ViewerModel()
+    data, state, _ = divided_labels(v.add_labels(_dividing(), name="cells"))
+    again, state2, _ = divided_labels(v.add_labels(data, **state))
+    assert state2["metadata"]["napari_vos_divisions"]["lineage"]["4"][0] == 3

@@ -45,9 +45,11 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     with _progress("divisions", len(labels)) as progress:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                  persist=args.persist, progress=progress)
+    earlier = ((record or {}).get("divisions_split") or {}).get("divisions", [])  # labels split before
+    result.inherit({int(d): int(parent) for parent, _, daughters in earlier for d in daughters})
     settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,
                 "source": str(Path(args.labels).resolve()),
-                "divisions": [[d.parent, d.frame, list(d.daughters)] for d in result.divisions]}
+                "divisions": [*earlier, *([d.parent, d.frame, list(d.daughters)] for d in result.divisions)]}
     provenance: dict[str, Any] = {**(record or {}), "divisions_split": settings}
     hidden = out.with_name(f".{out.stem}.whole{out.suffix}")
     try:  # the TIFF whole under a hidden name, the lineage beside it, then the TIFF renamed

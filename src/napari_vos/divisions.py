@@ -45,6 +45,13 @@ class DivisionResult:
         """Each daughter's parent, as napari's Tracks layer takes a lineage (``graph=``)."""
         return {daughter: [d.parent] for d in self.divisions for daughter in d.daughters}
 
+    def inherit(self, earlier: dict[int, int]) -> None:
+        """Keep an earlier pass's parents (daughter id -> parent id) for ids this pass found none for:
+        a stack split twice (a corrected output split again) keeps its first lineage."""
+        for i, (parent, first, last) in list(self.lineage.items()):
+            if not parent and earlier.get(i):
+                self.lineage[i] = (int(earlier[i]), first, last)
+
     def lineage_table(self) -> Any:
         """The lineage as an `ObjectTable` (label, first_frame, last_frame, parent; CTC's res_track.txt)."""
         from napari_vos.object_table import ObjectTable

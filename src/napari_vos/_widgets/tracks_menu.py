@@ -38,6 +38,9 @@ def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
         raise ValueError(f"divisions happen over time: the labels layer {layer.name!r} has shape {np.shape(data)}, "
                          "not (T, Y, X)")
     result = split_divisions(data)
+    earlier = (layer.metadata.get("napari_vos_divisions") or {}).get("lineage")  # a layer split before
+    if isinstance(earlier, dict):
+        result.inherit({int(i): int(row[0]) for i, row in earlier.items() if row[0]})
     state = {"name": f"{layer.name} divided", "scale": tuple(layer.scale), "translate": tuple(layer.translate),
              "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
                  str(i): list(v) for i, v in result.lineage.items()}}}}
