@@ -48,3 +48,13 @@ def test_the_first_run_says_where_the_tracks_and_measurements_are_and_they_are_t
     _wait_done(qtbot, widget)
     ready = [text for text in said if "ready" in text]
     assert len(ready) == 1 and "Centroid tracks" not in ready[0]  # said once
+
+
+def test_stray_parts_drop_typed_in_more_options_reaches_the_run_and_its_record(make_napari_viewer, qtbot):
+    viewer, widget, truth = _setup(make_napari_viewer)
+    widget.options_edit.setText('stray_parts="drop"')
+    _click(qtbot, widget.propagate_button)
+    _wait_done(qtbot, widget)
+    out = viewer.layers["painted propagated (flow)"]
+    assert out.metadata["napari_vos"]["options"]["stray_parts"] == "drop"
+    assert (out.data[-1] == 1).sum() > 0.8 * (truth[-1] == 1).sum()

@@ -36,6 +36,7 @@ from napari_vos.methods.base import VideoFrames
 from napari_vos.nn.aggregation import labels_at_size, object_masks, soft_aggregate, uses_boxwise_output
 from napari_vos.nn.memory_format import channels_last_on
 from napari_vos.nn.precision import autocast_for, resolve_precision
+from napari_vos.stray_parts import drop_stray_parts
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -225,7 +226,7 @@ def _is_plain(value: Any) -> bool:
 
 #: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
-                    "keep_maps", "maps_out", "out", "seed", "precision", "work_size")
+                    "keep_maps", "maps_out", "out", "seed", "precision", "work_size", "stray_parts")
 
 
 class NothingToPropagate(UserWarning):
@@ -289,7 +290,9 @@ class Session:
     out: a writable (T, Y, X) integer array to write the labels into. seed: the methods' random
     augmentations. precision: "auto", "fp32", "bf16" or "fp16". work_size: the one an earlier run's
     record holds, checked (not set), so ``Result.options`` can be given back whole to repeat a run.
-    Other keywords are the method's
+    stray_parts: "keep" (the method's labels as they are) or "drop": each object keeps only the parts
+    of its mask that follow its mask on the frame before (`napari_vos.stray_parts`; the output
+    labels only, the method sees its own). Other keywords are the method's
     options (``registry.option_names(method)``: FRTM's update_interval, OSVOS-AT's
     finetune_iterations, ...); a misspelt one is a ValueError naming the closest.
 
@@ -304,7 +307,7 @@ class Session:
                  rgb: bool | None = None, maps: bool = False, keep_maps: bool = True,
                  maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
                  out: Any = None, seed: int = 0, precision: str = "auto", work_size: Sequence[int] | None = None,
-                 **method_options: Any) -> None:
+                 stray_parts: str = "keep", **method_options: Any) -> None:
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         # an earlier run's record (Result.options) holds the working size it ran at: given back with the
         # record's other options, it is checked when the run starts (it follows from them, it sets nothing)
@@ -330,6 +333,10 @@ class Session:
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)
         self.min_side = self._size_rule("min_side", min_side, "min_working_side")
         self.min_object_side = self._size_rule("min_object_side", min_object_side, "min_object_side")
+        if stray_parts not in ("keep", "drop"):
+            raise ValueError(f"stray_parts must be 'keep' (the method's labels as they are) or 'drop' (each object "
+                             f"only the parts that follow its previous mask), got {stray_parts!r}")
+        self.stray_parts = stray_parts
         self._work_size: tuple[int, int] | None = None  # fixed when the first propagation starts
         self.want_maps = maps
         # False: each frame's maps only in its FrameResult, for a caller that stores them itself (the
@@ -724,6 +731,8 @@ class Session:
                     self._hold_ids(len(ids))
                 with record_function("vos.labels_out"):
                     labels = self._to_labels(aggregated, ids)
+                    if self.stray_parts == "drop" and (t - stride == start or t - stride in self._written):
+                        labels = drop_stray_parts(labels, np.asarray(self.labels[t - stride]))
                 with record_function("vos.maps_out"):
                     maps = self._store_maps(t, step.maps, ids) if self.want_maps else {}
                 annotated = False
@@ -873,6 +882,7 @@ class Session:
                       object_ids=self.object_ids if self._followed_ids is None else list(self._followed_ids),
                       options={"max_side": self.max_side, "min_side": self.min_side,
                                "min_object_side": self.min_object_side, "precision": self.precision,
+                               **({"stray_parts": self.stray_parts} if self.stray_parts != "keep" else {}),
                                "seed": self.seed,  # the methods' random draws: another seed, other labels
                                "work_size": list(self.work_size),
                                **({"channels": list(self.source.channels or [0])} if self._channels_given else {}),  # grey: [0]
