@@ -109,3 +109,18 @@ def davis_sequence(root: Any, name: str, label_fn: Any, frames: int = 12, size: 
         mask = Image.fromarray(labels.astype(np.uint8), mode="P")
         mask.putpalette([0, 0, 0] + [128, 0, 0] * 255)
         mask.save(root / "Annotations" / "480p" / name / f"{t:05d}.png")
+
+
+def dividing_cell(n_frames: int = 6, split_at: int = 2, width: int = 44, dtype: Any = np.uint8) -> np.ndarray:
+    """(T, 30, width) labels: id 3 one 10x10 cell until ``split_at``, then two 10x4 halves moving apart
+    1 px a frame (a division kept under one id); id 1 a still 5x5 cell."""
+    labels = np.zeros((n_frames, 30, width), dtype)
+    for t in range(n_frames):
+        if t < split_at:
+            labels[t, 5:15, 15:25] = 3
+        else:
+            gap = t - split_at
+            labels[t, 5:15, 15 - gap:19 - gap] = 3
+            labels[t, 5:15, 21 + gap:25 + gap] = 3
+        labels[t, 20:25, 2:7] = 1
+    return labels

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layers import dividing_cell
 
 from napari_vos.divisions import Division, split_divisions
 
 
 def _dividing(frames: int = 6, split_at: int = 2) -> np.ndarray:
-    """id 3 one 10x10 cell until ``split_at``, then two 10x4 halves moving apart 1 px a frame; id 1 a
-    still 5x5 cell."""
-    labels = np.zeros((frames, 30, 44), np.uint8)
-    for t in range(frames):
-        if t < split_at:
-            labels[t, 5:15, 15:25] = 3
-        else:
-            gap = t - split_at
-            labels[t, 5:15, 15 - gap:19 - gap] = 3
-            labels[t, 5:15, 21 + gap:25 + gap] = 3
-        labels[t, 20:25, 2:7] = 1
-    return labels
+    return dividing_cell(frames, split_at)
 
 
 def test_the_parent_ends_and_each_half_gets_its_own_id_from_the_frame_it_split():

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layers import dividing_cell
 
 from napari_vos.divisions import Division, split_divisions
 
 
 def _halves(frames: int, split_at: int = 2, dtype: type = np.uint8) -> np.ndarray:
-    """id 3 one 10x10 cell until ``split_at``, then two 10x4 halves moving apart 1 px a frame; id 1 a
-    still 5x5 cell."""
-    labels = np.zeros((frames, 30, 60), dtype)
-    for t in range(frames):
-        if t < split_at:
-            labels[t, 5:15, 15:25] = 3
-        else:
-            gap = t - split_at
-            labels[t, 5:15, 15 - gap:19 - gap] = 3
-            labels[t, 5:15, 21 + gap:25 + gap] = 3
-        labels[t, 20:25, 2:7] = 1
-    return labels
+    return dividing_cell(frames, split_at, width=60, dtype=dtype)
 
 
 def test_daughters_keep_their_ids_after_frames_without_their_cell():
