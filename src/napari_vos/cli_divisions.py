@@ -25,7 +25,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     from napari_vos.cli import _check_not_an_input, _check_writable, _progress, _read_label_stack
     from napari_vos.cli_objects import _labels_record, _stopped_note
     from napari_vos.data.writers import write_tiff_labels
-    from napari_vos.divisions import split_divisions
+    from napari_vos.divisions import parents_from_record, split_divisions
 
     out = Path(args.output)
     if out.suffix.lower() not in (".tif", ".tiff"):
@@ -46,7 +46,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                  persist=args.persist, progress=progress)
     earlier = ((record or {}).get("divisions_split") or {}).get("divisions", [])  # labels split before
-    result.inherit({int(d): int(parent) for parent, _, daughters in earlier for d in daughters})
+    result.inherit(parents_from_record(record) or {})
     settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,
                 "source": str(Path(args.labels).resolve()),
                 "divisions": [*earlier, *([d.parent, d.frame, list(d.daughters)] for d in result.divisions)]}

@@ -97,15 +97,6 @@ def _merged(labels: Any, video: Any) -> Any:
     return labels
 
 
-def _lineage_parents(record: dict[str, Any] | None) -> dict[int, int] | None:
-    """Each daughter's parent where the labels are a `napari-vos divisions` output (its record lists
-    the divisions), for the tracks table's parent column; None for other labels."""
-    split = (record or {}).get("divisions_split")
-    if not isinstance(split, dict):
-        return None
-    return {int(daughter): int(parent) for parent, _, daughters in split.get("divisions", []) for daughter in daughters}
-
-
 def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
     if not record or record.get("complete", True) is not False:
         return None
@@ -114,26 +105,11 @@ def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
             f"frames {done} segmented; objects are missing from the others, in the tables as well")
 
 
-def _write_pair(*tables: tuple[Any, Path]) -> None:
-    """Both tables whole under hidden names first, then renamed together: Ctrl+C during the writing
-    leaves neither a new table beside an old one (a --force rerun) nor half of one."""
-    import os
-
-    hidden = [(table, path, path.with_name(f".{path.stem}.whole{path.suffix}")) for table, path in tables]
-    try:
-        for table, _, temporary in hidden:
-            table.write_csv(temporary)
-        for _, path, temporary in hidden:
-            os.replace(temporary, path)
-    finally:
-        for _, _, temporary in hidden:
-            temporary.unlink(missing_ok=True)
-
-
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
     from napari_vos.cli import _check_not_turned, _check_writable, _progress, _read_label_stack, _read_video
-    from napari_vos.object_table import measure_objects, track_summary, tracks_path
+    from napari_vos.divisions import parents_from_record
+    from napari_vos.object_table import measure_objects, track_summary, tracks_path, write_tables
 
     out = Path(args.output)
     tracks = Path(args.tracks) if args.tracks else tracks_path(out)
@@ -164,8 +140,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     with _progress("measure", len(labels)) as progress:
         objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
                                   calibration=calibration, progress=progress)
-    summary = track_summary(objects, frames=len(labels), parents=_lineage_parents(record))
-    _write_pair((objects, out), (summary, tracks))
+    summary = track_summary(objects, frames=len(labels), parents=parents_from_record(record))
+    write_tables(objects, summary, out, tracks)
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
           f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames; "
           f"{calibration.describe()}")

@@ -124,7 +124,7 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
     save type write. path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
     ``.objects.to_pandas()`` gives a data frame."""
     from napari_vos._widgets.object_table_writer import layer_tables
-    from napari_vos.object_table import tracks_path
+    from napari_vos.object_table import write_tables
 
     labels_layer = viewer.layers[labels] if isinstance(labels, str) else labels
     image_layer = viewer.layers[image] if isinstance(image, str) else image
@@ -135,8 +135,7 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
     objects, tracks = layer_tables(labels_layer.data, state, None if image_layer is None else image_layer.data,
                                    shown)
     if path is not None:
-        objects.write_csv(path)
-        tracks.write_csv(tracks_path(path))
+        write_tables(objects, tracks, path)
     return LayerTables(objects, tracks)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Division", "DivisionResult", "split_divisions"]
+__all__ = ["Division", "DivisionResult", "split_divisions", "parents_from_record", "parents_from_lineage"]
 
 _EIGHT = np.ones((3, 3), bool)
 
@@ -61,6 +61,23 @@ class DivisionResult:
                             "first_frame": np.asarray([self.lineage[i][1] for i in ids], np.int64),
                             "last_frame": np.asarray([self.lineage[i][2] for i in ids], np.int64),
                             "parent": np.asarray([self.lineage[i][0] for i in ids], np.int64)})
+
+
+def parents_from_record(record: dict[str, Any] | None) -> dict[int, int] | None:
+    """Each daughter's parent in a `napari-vos divisions` output's run record (its ``divisions_split``:
+    [parent, frame, daughters] per division); None for a record of labels no split made."""
+    split = (record or {}).get("divisions_split")
+    if not isinstance(split, dict):
+        return None
+    return {int(daughter): int(parent) for parent, _, daughters in split.get("divisions", []) for daughter in daughters}
+
+
+def parents_from_lineage(lineage: Any) -> dict[int, int] | None:
+    """Each daughter's parent in a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]
+    ["lineage"]``: id -> [parent or 0, first frame, last frame]); None where there is none."""
+    if not isinstance(lineage, dict):
+        return None
+    return {int(i): int(row[0]) for i, row in lineage.items() if int(row[0])}
 
 
 def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +158,7 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     if persist < 1 or min_pixels < 1:
         raise ValueError(f"persist {persist} and min_pixels {min_pixels}: give 1 or more")
     frames = shape[0]
-    largest = max(int(np.asarray(labels[t]).max(initial=0)) for t in range(frames))
-    smallest = min(int(np.asarray(labels[t]).min(initial=0)) for t in range(frames))
+    smallest, largest = _id_range(labels, frames)
     out = np.zeros(shape, _work_dtype(smallest, largest))
     state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist)
     for t in range(frames):
@@ -150,6 +166,16 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
         if progress is not None:
             progress(t + 1, frames)
     return DivisionResult(out, state.divisions, _lineage(out, state.divisions))
+
+
+def _id_range(labels: Any, frames: int) -> tuple[int, int]:
+    """The smallest and largest id of the stack (0 counted), in one read of each frame."""
+    smallest = largest = 0
+    for t in range(frames):
+        frame = np.asarray(labels[t])
+        if frame.size:
+            smallest, largest = min(smallest, int(frame.min())), max(largest, int(frame.max()))
+    return smallest, largest
 
 
 class _Splitter:
@@ -167,10 +193,10 @@ class _Splitter:
         """Relabel frame ``t``, then split the ids whose run in parts is long enough."""
         from scipy import ndimage
 
-        from napari_vos.object_table import _compact
+        from napari_vos.object_table import compact_ids
 
         out = self.out[t]
-        compact, originals = _compact(frame)
+        compact, originals = compact_ids(frame)
         on_frame: set[int] = set()
         for k, window in enumerate(ndimage.find_objects(compact)):
             if window is None:

@@ -22,7 +22,8 @@ import numpy as np
 
 from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, Calibration, ascii_unit
 
-__all__ = ["ObjectTable", "measure_objects", "track_summary", "tracks_path", "unit_suffix", "time_suffix"]
+__all__ = ["ObjectTable", "measure_objects", "track_summary", "tracks_path", "write_tables", "compact_ids",
+           "unit_suffix", "time_suffix"]
 
 #: skimage's per-region properties measured in pixels
 _SHAPE_PROPERTIES = ("label", "area", "centroid", "bbox", "perimeter", "eccentricity", "solidity")
@@ -79,6 +80,25 @@ def tracks_path(objects: str | Path) -> Path:
     """Where the per-track table goes beside the per-object one: objects.csv -> objects.tracks.csv."""
     objects = Path(objects)
     return objects.with_name(f"{objects.stem}.tracks{objects.suffix}")
+
+
+def write_tables(objects: ObjectTable, tracks: ObjectTable, path: str | Path,
+                 tracks_at: str | Path | None = None) -> list[Path]:
+    """Write the per-object table at ``path`` and the per-track one at ``tracks_at`` (default: beside
+    it, `tracks_path`), both whole under hidden names first and then renamed together: a write
+    stopped part way leaves neither a new table beside an old one (a rerun over earlier tables) nor
+    half of one. Returns the two paths."""
+    pairs = [(objects, Path(path)), (tracks, Path(tracks_at) if tracks_at is not None else tracks_path(path))]
+    hidden = [(table, where, where.with_name(f".{where.stem}.whole{where.suffix}")) for table, where in pairs]
+    try:
+        for table, _, temporary in hidden:
+            table.write_csv(temporary)
+        for _, where, temporary in hidden:
+            os.replace(temporary, where)
+    finally:
+        for _, _, temporary in hidden:
+            temporary.unlink(missing_ok=True)
+    return [where for _, where in pairs]
 
 
 def _cell(value: Any) -> str:
@@ -167,7 +187,7 @@ def _pieces(mask: np.ndarray) -> int:
     return int(ndimage.label(mask, structure=np.ones((3, 3), bool))[1])
 
 
-def _compact(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def compact_ids(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The frame as skimage can measure it: where ids are negative, or so large that skimage's per-id
     bookkeeping (up to the largest id) would not fit, ids 1, 2... in their order with 0 kept as the
     background; with the ids those stand for (None: the frame unchanged)."""
@@ -184,28 +204,23 @@ def _compact(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return inverse + 1, values
 
 
-def _values(mask: np.ndarray, intensity: np.ndarray) -> np.ndarray:
-    """The object's pixel values, (n,) or per channel (n, C)."""
-    return intensity[mask]
-
-
 # The intensities of an object leave NaN pixels out (a float image's no-data: a registration's padding,
 # a masked area), as Fiji's measurements do; skimage's intensity_mean/min/max are NaN for one such pixel.
 # An object with no value at all gets NaN (an empty cell). The sum is the values' own (exact for counts).
 def _intensity_mean(mask: np.ndarray, intensity: np.ndarray) -> Any:
-    return _quiet(np.nanmean, _values(mask, intensity))
+    return _quiet(np.nanmean, intensity[mask])
 
 
 def _intensity_min(mask: np.ndarray, intensity: np.ndarray) -> Any:
-    return _quiet(np.nanmin, _values(mask, intensity))
+    return _quiet(np.nanmin, intensity[mask])
 
 
 def _intensity_max(mask: np.ndarray, intensity: np.ndarray) -> Any:
-    return _quiet(np.nanmax, _values(mask, intensity))
+    return _quiet(np.nanmax, intensity[mask])
 
 
 def _intensity_sum(mask: np.ndarray, intensity: np.ndarray) -> Any:
-    return np.nansum(_values(mask, intensity), axis=0)
+    return np.nansum(intensity[mask], axis=0)
 
 
 def _quiet(function: Callable[..., Any], values: np.ndarray) -> Any:
@@ -225,7 +240,7 @@ def _frame_rows(frame: np.ndarray, intensity: np.ndarray | None, id_type: type =
     image) the intensities; the ids as ``id_type``, so that the frames' label columns join unchanged."""
     from skimage.measure import regionprops_table
 
-    compact, ids = _compact(np.asarray(frame))
+    compact, ids = compact_ids(np.asarray(frame))
     extra = (_pieces, *(_INTENSITY_FUNCTIONS if intensity is not None else ()))
     table = regionprops_table(compact, intensity_image=intensity, properties=_SHAPE_PROPERTIES,
                               extra_properties=extra)
@@ -340,8 +355,8 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
     units = ("px",) + ((space,) if space is not None else ())
     per = time_name[len("time_"):] if time_name is not None else None
     speed = f"speed_{space}_per_{'time_unit' if per == 'units' else per}" if space is not None and per else None
-    names = ["label", *(["parent"] if parents is not None else []), "first_frame", "last_frame", "frames_present", "frames_missing",
-             *(["frames_after_last"] if frames is not None else []), "mean_area_px",
+    names = ["label", *(["parent"] if parents is not None else []), "first_frame", "last_frame", "frames_present",
+             "frames_missing", *(["frames_after_last"] if frames is not None else []), "mean_area_px",
              *([f"mean_area_{space}2"] if space is not None else []),
              *(f"{what}_{unit}" for unit in units for what in ("path_length", "net_displacement")),
              "speed_px_per_frame", *([speed] if speed else []), "max_pieces", "frames_touching_edge"]
@@ -378,7 +393,7 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
             put(speed, float(out[f"path_length_{space}"][-1] / elapsed) if elapsed > 0 else math.nan)
         put("max_pieces", int(np.max(c["pieces"][at])))
         put("frames_touching_edge", int(np.count_nonzero(c["touches_edge"][at])))
-    kinds = {"label": c["label"].dtype, "parent": c["label"].dtype, "first_frame": np.int64, "last_frame": np.int64, "frames_present": np.int64,
-             "frames_missing": np.int64, "frames_after_last": np.int64, "max_pieces": np.int64,
-             "frames_touching_edge": np.int64}
+    counts = ("first_frame", "last_frame", "frames_present", "frames_missing", "frames_after_last", "max_pieces",
+              "frames_touching_edge")
+    kinds = {"label": c["label"].dtype, "parent": c["label"].dtype, **{name: np.int64 for name in counts}}
     return ObjectTable({name: np.asarray(values, kinds.get(name, np.float64)) for name, values in out.items()})

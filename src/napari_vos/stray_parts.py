@@ -25,15 +25,18 @@ def drop_stray_parts(labels: np.ndarray, previous: np.ndarray, reach: int = REAC
     largest part. Returns a new array; ``labels`` is left as it is."""
     from scipy import ndimage
 
+    from napari_vos.object_table import compact_ids
+
     out = np.array(labels, copy=True)
-    ids = np.unique(out)
+    compact, originals = compact_ids(out)  # one pass finds every object's box (ids of any size or sign)
     height, width = out.shape
-    for i in ids[ids != 0]:
-        mine = out == i
-        found = ndimage.find_objects(mine.view(np.uint8))[0]
+    for k, found in enumerate(ndimage.find_objects(compact)):
+        if found is None:
+            continue
+        i = originals[k] if originals is not None else k + 1
         window = (slice(max(found[0].start - reach, 0), min(found[0].stop + reach, height)),
                   slice(max(found[1].start - reach, 0), min(found[1].stop + reach, width)))
-        parts, n = ndimage.label(mine[window], structure=_EIGHT)
+        parts, n = ndimage.label(compact[window] == k + 1, structure=_EIGHT)
         if n < 2:
             continue
         before = previous[window] == i

@@ -43,6 +43,7 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
                  ) -> tuple[Any, Any]:
     """The (objects, tracks) tables of a labels layer's data and state (its ``scale``, ``units``,
     ``multiscale``, ``metadata``), with the intensities under an image layer's when given."""
+    from napari_vos.divisions import parents_from_lineage
     from napari_vos.object_table import measure_objects, track_summary
 
     metadata = labelled.get("metadata") or {}
@@ -72,8 +73,7 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     calibration = calibration_from_scale(scale or None, labelled.get("units"))
     objects = measure_objects(labels, video, calibration=calibration)
     frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
-    lineage = (metadata.get("napari_vos_divisions") or {}).get("lineage")  # a Split divided cells layer's
-    parents = {int(i): int(row[0]) for i, row in lineage.items() if row[0]} if isinstance(lineage, dict) else None
+    parents = parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage"))  # a split layer's
     return objects, track_summary(objects, frames=frames, parents=parents)
 
 
@@ -89,9 +89,8 @@ def _write_object_tables(path: str, layer_data: list[tuple[Any, dict[str, Any], 
                          f"{Path(path).name}")
     if suffix != ".csv":  # no extension typed (or a dot inside the name): napari's dialog passes it as typed
         path = f"{path}.csv"
-    from napari_vos.object_table import tracks_path
+    from napari_vos.object_table import write_tables
 
-    objects_path = Path(path)
     video, image = images[0] if images else (None, None)
     objects, tracks = layer_tables(labels[0][0], labels[0][1], video, image)
-    return [str(objects.write_csv(objects_path)), str(tracks.write_csv(tracks_path(objects_path)))]
+    return [str(where) for where in write_tables(objects, tracks, path)]

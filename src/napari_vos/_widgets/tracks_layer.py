@@ -28,14 +28,14 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
     (``label``: the object's id; ``area_px``). Read one frame at a time."""
     from skimage.measure import regionprops_table
 
-    from napari_vos.object_table import _compact
+    from napari_vos.object_table import compact_ids
 
     if np.ndim(labels) != 3:
         raise ValueError(f"tracks follow objects through time: give (T, Y, X) labels, not shape {np.shape(labels)}")
     frames = int(np.shape(labels)[0])
     ids, values = [np.zeros(0, np.int64)], [np.zeros((0, 4))]  # exact ids (float64 rounds above 2**53); t, area, y, x
     for t in range(frames):
-        compact, originals = _compact(np.asarray(labels[t]))
+        compact, originals = compact_ids(np.asarray(labels[t]))
         table = regionprops_table(compact, properties=("label", "area", "centroid"))
         found = np.asarray(table["label"], np.int64)
         ids.append(originals[found - 1].astype(np.int64) if originals is not None else found)
@@ -60,15 +60,24 @@ def lineage_graph(metadata: dict[str, Any], data: np.ndarray, labels: np.ndarray
     puts it); {} for other labels. ``data``, ``labels``: `centroid_tracks`' rows and ``label`` feature,
     which map an object id to its track id; a parent or daughter with no track is left out (napari
     refuses a graph naming a track it does not have)."""
-    parents: dict[int, int] = {}
-    lineage = (metadata.get("napari_vos_divisions") or {}).get("lineage")
-    if isinstance(lineage, dict):
-        parents = {int(i): int(row[0]) for i, row in lineage.items() if int(row[0])}
-    split = (metadata.get("napari_vos") or {}).get("divisions_split")
-    if not parents and isinstance(split, dict):
-        parents = {int(d): int(parent) for parent, _, daughters in split.get("divisions", []) for d in daughters}
+    from napari_vos.divisions import parents_from_lineage, parents_from_record
+
+    parents = parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or \
+        parents_from_record(metadata.get("napari_vos")) or {}
     track = {int(label): int(tid) for label, tid in zip(labels.tolist(), data[:, 0].tolist())}
     return {track[d]: [track[p]] for d, p in sorted(parents.items()) if d in track and p in track}
+
+
+def placed_like(layer: "Labels") -> dict[str, Any]:
+    """A new layer's placement keywords for lying where ``layer`` lies: its scale, translate, units and
+    any rotate, shear or affine (a rotated labels layer's tracks or split cells turned alike)."""
+    from napari_vos._widgets.layer_job import orientation
+
+    placement: dict[str, Any] = {"scale": tuple(layer.scale), "translate": tuple(layer.translate)}
+    if getattr(layer, "units", None) is not None:
+        placement["units"] = tuple(str(u) for u in layer.units)
+    placement.update(orientation(layer))
+    return placement
 
 
 def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]:
@@ -76,8 +85,6 @@ def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]
     (their scale, translate, units and any rotate, shear or affine), named "<labels> tracks", with the
     division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
     an error naming the layer where it is not one to track (one frame, no object)."""
-    from napari_vos._widgets.layer_job import orientation
-
     data_source = layer.data[0] if layer.multiscale else layer.data
     if np.ndim(data_source) != 3:
         raise ValueError(f"tracks follow objects through time: the labels layer {layer.name!r} has shape "
@@ -85,11 +92,7 @@ def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]
     data, features = centroid_tracks(data_source)
     if len(data) == 0:
         raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")
-    state: dict[str, Any] = {"name": f"{layer.name} tracks", "features": features, "scale": tuple(layer.scale),
-                             "translate": tuple(layer.translate)}
-    if getattr(layer, "units", None) is not None:
-        state["units"] = tuple(str(u) for u in layer.units)
-    state.update(orientation(layer))  # a rotated labels layer: its tracks turned alike (they lay unturned)
+    state: dict[str, Any] = {"name": f"{layer.name} tracks", "features": features, **placed_like(layer)}
     graph = lineage_graph(dict(layer.metadata or {}), data, features["label"])
     if graph:
         state["graph"] = graph

@@ -28,8 +28,8 @@ def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
     in its metadata."""
     import numpy as np
 
-    from napari_vos._widgets.layer_job import orientation
-    from napari_vos.divisions import split_divisions
+    from napari_vos._widgets.tracks_layer import placed_like
+    from napari_vos.divisions import parents_from_lineage, split_divisions
 
     if not isinstance(layer, napari.layers.Labels):
         raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to split its divided cells")
@@ -38,13 +38,9 @@ def divided_labels(layer: napari.layers.Labels) -> napari.types.LayerDataTuple:
         raise ValueError(f"divisions happen over time: the labels layer {layer.name!r} has shape {np.shape(data)}, "
                          "not (T, Y, X)")
     result = split_divisions(data)
-    earlier = (layer.metadata.get("napari_vos_divisions") or {}).get("lineage")  # a layer split before
-    if isinstance(earlier, dict):
-        result.inherit({int(i): int(row[0]) for i, row in earlier.items() if row[0]})
-    state = {"name": f"{layer.name} divided", "scale": tuple(layer.scale), "translate": tuple(layer.translate),
+    # a layer split before: its parents kept
+    result.inherit(parents_from_lineage((layer.metadata.get("napari_vos_divisions") or {}).get("lineage")) or {})
+    state = {"name": f"{layer.name} divided", **placed_like(layer),
              "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
                  str(i): list(v) for i, v in result.lineage.items()}}}}
-    if getattr(layer, "units", None) is not None:
-        state["units"] = tuple(str(u) for u in layer.units)
-    state.update(orientation(layer))
     return (result.labels, state, "labels")
