@@ -1374,10 +1374,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_overlay)
 
-    from napari_vos import cli_divisions, cli_objects
+    from napari_vos import cli_ctc, cli_divisions, cli_objects
 
     cli_objects.register(sub)
     cli_divisions.register(sub)
+    cli_ctc.register(sub)
 
     p = sub.add_parser("info", help="what this installation is: versions, devices, movie support, checkpoints "
                                     "(paste it into a bug report)")
