@@ -106,11 +106,11 @@ def test_the_layers_menu_adds_a_divided_labels_layer_where_the_labels_lie():
     pytest.importorskip("napari")
     from napari.components import ViewerModel
 
-    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari_vos._widgets.tracks_layer import divided_layer_data
 
     v = ViewerModel()
     layer = v.add_labels(_dividing(), name="cells", scale=(3, 0.5, 0.5), translate=(0, 4, 4))
-    data, state, kind = divided_labels(layer)
+    data, state, kind = divided_layer_data(layer)
     added = v.add_labels(data, **{k: val for k, val in state.items()})
     assert kind == "labels" and added.name == "cells divided" and set(np.unique(data[5])) == {0, 1, 4, 5}
     np.testing.assert_allclose(added.scale, (3, 0.5, 0.5))
@@ -139,11 +139,11 @@ def test_measuring_a_divided_stack_gives_the_tracks_their_parent(tmp_path):
 def test_the_measurements_of_a_divided_layer_name_each_tracks_parent():
     pytest.importorskip("napari")
     from napari_vos._widgets.object_table_writer import layer_tables
-    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari_vos._widgets.tracks_layer import divided_layer_data
     from napari.components import ViewerModel
 
     v = ViewerModel()
-    data, state, _ = divided_labels(v.add_labels(_dividing(), name="cells"))
+    data, state, _ = divided_layer_data(v.add_labels(_dividing(), name="cells"))
     _, tracks = layer_tables(data, state)
     assert dict(zip(tracks.columns["label"].tolist(), tracks.columns["parent"].tolist())) == {1: 0, 3: 0, 4: 3, 5: 3}
 
@@ -166,9 +166,9 @@ def test_splitting_a_split_stack_again_keeps_the_first_lineage(tmp_path):
     pytest.importorskip("napari")
     from napari.components import ViewerModel
 
-    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari_vos._widgets.tracks_layer import divided_layer_data
 
     v = ViewerModel()
-    data, state, _ = divided_labels(v.add_labels(_dividing(), name="cells"))
-    again, state2, _ = divided_labels(v.add_labels(data, **state))
+    data, state, _ = divided_layer_data(v.add_labels(_dividing(), name="cells"))
+    again, state2, _ = divided_layer_data(v.add_labels(data, **state))
     assert state2["metadata"]["napari_vos_divisions"]["lineage"]["4"][0] == 3

@@ -68,8 +68,7 @@ def test_the_tracks_and_the_divided_layer_of_a_rotated_labels_layer_turn_with_it
     pytest.importorskip("napari")
     from napari.components import ViewerModel
 
-    from napari_vos._widgets.tracks_layer import tracks_layer_data
-    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari_vos._widgets.tracks_layer import divided_layer_data, tracks_layer_data
 
     v = ViewerModel()
     layer = v.add_labels(_halves(6), name="cells", rotate=30, scale=(2, 0.5, 0.5))
@@ -78,7 +77,7 @@ def test_the_tracks_and_the_divided_layer_of_a_rotated_labels_layer_turn_with_it
     np.testing.assert_allclose(tracks.rotate, layer.rotate, atol=1e-9)
     world = layer.data_to_world((3, 10, 20))
     np.testing.assert_allclose(tracks.data_to_world((3, 10, 20)), world, atol=1e-9)
-    data, state, _ = divided_labels(layer)
+    data, state, _ = divided_layer_data(layer)
     divided = v.add_labels(data, **state)
     np.testing.assert_allclose(divided.data_to_world((3, 10, 20)), world, atol=1e-9)
 
@@ -89,11 +88,10 @@ def test_the_tracks_of_a_divided_layer_draw_its_lineage():
     pytest.importorskip("napari")
     from napari.components import ViewerModel
 
-    from napari_vos._widgets.tracks_layer import tracks_layer_data
-    from napari_vos._widgets.tracks_menu import divided_labels
+    from napari_vos._widgets.tracks_layer import divided_layer_data, tracks_layer_data
 
     v = ViewerModel()
-    data, state, _ = divided_labels(v.add_labels(_halves(6), name="cells"))
+    data, state, _ = divided_layer_data(v.add_labels(_halves(6), name="cells"))
     divided = v.add_labels(data, **state)
     tdata, tstate, _ = tracks_layer_data(divided)
     assert tstate["graph"] == {4: [3], 5: [3]}

@@ -57,7 +57,8 @@ def test_the_tracks_lie_where_the_labels_lie_and_what_cannot_be_tracked_is_refus
 
 @needs_display
 @pytest.mark.gui
-def test_the_layers_track_menu_adds_the_active_labels_tracks(make_napari_viewer):
+def test_the_layers_track_menu_adds_the_active_labels_tracks(make_napari_viewer, qtbot):
+    from _menu import run_menu_command
     from napari._app_model import get_app_model
 
     viewer = make_napari_viewer()
@@ -65,7 +66,7 @@ def test_the_layers_track_menu_adds_the_active_labels_tracks(make_napari_viewer)
     app = get_app_model()
     titles = [item.command.title for item in app.menus.get_menu("napari/layers/track") if hasattr(item, "command")]
     assert "Centroid tracks (napari-vos)" in titles  # napari adds the plugin name
-    app.commands.execute_command("napari-vos.labels_tracks").result()
+    run_menu_command(qtbot, "napari-vos.labels_tracks")
     tracks = viewer.layers["cells propagated tracks"]
     assert type(tracks).__name__ == "Tracks" and len(tracks.data) == 5
     np.testing.assert_allclose(tracks.scale, (2, 1, 1))

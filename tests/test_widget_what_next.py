@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.gui, needs_display]
 
 def test_the_first_run_says_where_the_tracks_and_measurements_are_and_they_are_there(make_napari_viewer, qtbot,
                                                                                        tmp_path):
-    from napari._app_model import get_app_model
+    from _menu import run_menu_command
     from napari.utils.notifications import notification_manager
 
     viewer, widget, truth = _setup(make_napari_viewer)
@@ -32,7 +32,7 @@ def test_the_first_run_says_where_the_tracks_and_measurements_are_and_they_are_t
 
     output = viewer.layers["painted propagated (flow)"]
     viewer.layers.selection.active = output
-    get_app_model().commands.execute_command("napari-vos.labels_tracks").result()
+    run_menu_command(qtbot, "napari-vos.labels_tracks")
     tracks = viewer.layers["painted propagated (flow) tracks"]
     assert sorted(set(tracks.data[:, 1])) == list(range(len(truth)))  # the square on every frame
     np.testing.assert_allclose(tracks.scale, SCALE)

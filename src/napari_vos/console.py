@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.session import Result
 
 __all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "measure_layers",
-           "LayerTables", "show_tracks"]
+           "LayerTables", "show_tracks", "split_divided_cells"]
 
 #: what a saved labels layer's record holds of its placement besides the pixel size (``layer_<key>``)
 PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
@@ -148,6 +148,18 @@ def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
 
     layer = viewer.layers[labels] if isinstance(labels, str) else labels
     return viewer.add_layer(Layer.create(*tracks_layer_data(layer)))
+
+
+def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Labels":
+    """Add a (T, Y, X) labels layer with each divided object's daughters under new ids as a new labels
+    layer "<labels> divided" where the labels lie, its lineage in ``metadata["napari_vos_divisions"]``;
+    what *Layers > Track > Split divided cells* does (`napari_vos.divisions.split_divisions`). Returns it."""
+    from napari.layers import Layer
+
+    from napari_vos._widgets.tracks_layer import divided_layer_data
+
+    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    return viewer.add_layer(Layer.create(*divided_layer_data(layer)))
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":

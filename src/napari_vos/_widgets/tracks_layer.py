@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-__all__ = ["centroid_tracks", "lineage_graph", "tracks_layer_data"]
+__all__ = ["centroid_tracks", "lineage_graph", "placed_like", "tracks_layer_data", "divided_layer_data", "time_stack"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -80,16 +80,24 @@ def placed_like(layer: "Labels") -> dict[str, Any]:
     return placement
 
 
-def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]:
+def time_stack(layer: "Labels", what: str) -> Any:
+    """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale); an error naming
+    the layer where it is not one (``what``: what was asked for, "tracks" or "divisions")."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    if np.ndim(data) != 3:
+        raise ValueError(f"{what} are found over time: the labels layer {layer.name!r} has shape "
+                         f"{np.shape(data)}, not (T, Y, X)")
+    return data
+
+
+def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[np.ndarray, dict[str, Any], str]:
     """The Tracks layer data tuple of a (T, Y, X) labels layer's centroid tracks, where the labels lie
     (their scale, translate, units and any rotate, shear or affine), named "<labels> tracks", with the
     division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
-    an error naming the layer where it is not one to track (one frame, no object)."""
-    data_source = layer.data[0] if layer.multiscale else layer.data
-    if np.ndim(data_source) != 3:
-        raise ValueError(f"tracks follow objects through time: the labels layer {layer.name!r} has shape "
-                         f"{np.shape(data_source)}, not (T, Y, X)")
-    data, features = centroid_tracks(data_source)
+    an error naming the layer where it is not one to track (one frame, no object). ``progress(done, total)``
+    after each frame."""
+    data, features = centroid_tracks(time_stack(layer, "tracks"), progress)
     if len(data) == 0:
         raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")
     state: dict[str, Any] = {"name": f"{layer.name} tracks", "features": features, **placed_like(layer)}
@@ -97,3 +105,20 @@ def tracks_layer_data(layer: "Labels") -> tuple[np.ndarray, dict[str, Any], str]
     if graph:
         state["graph"] = graph
     return data, state, "tracks"
+
+
+def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | None = None
+                       ) -> tuple[np.ndarray, dict[str, Any], str]:
+    """The (T, Y, X) labels layer with each divided object's daughters under new ids
+    (`napari_vos.divisions.split_divisions`, its defaults), as the data tuple of a new labels layer
+    "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
+    first and last frame) in its metadata; a layer split before keeps its parents."""
+    from napari_vos.divisions import parents_from_lineage, split_divisions
+
+    result = split_divisions(time_stack(layer, "divisions"), progress=progress)
+    metadata = dict(layer.metadata or {})
+    result.inherit(parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or {})
+    state = {"name": f"{layer.name} divided", **placed_like(layer),
+             "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
+                 str(i): list(v) for i, v in result.lineage.items()}}}}
+    return result.labels, state, "labels"

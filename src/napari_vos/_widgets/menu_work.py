@@ -1,0 +1,114 @@
+"""A Layers-menu command's work off napari's GUI thread, with a progress bar the user can cancel.
+
+Splitting the divided cells of 200 frames of 512x512 takes about 5 s, and a longer stack longer:
+on the GUI thread the viewer froze for all of it. `start_layer_work` runs the work in a napari
+worker thread and shows a `cancelable_progress` bar in napari's activity dock (its Cancel button,
+or removing the source layer, stops the work at the next frame); the result is added on the GUI
+thread when the work ends, unless it was stopped. Labels painted during the run are said to have
+been read as they were, so a stale result is never taken for a fresh one.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import create_worker
+from napari.utils import cancelable_progress
+from napari.utils.notifications import notification_manager, show_error, show_info, show_warning
+from superqt.utils import ensure_main_thread
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Layer
+    from superqt.utils import FunctionWorker
+
+__all__ = ["start_layer_work", "running_work"]
+
+#: the works in flight, kept from garbage collection until they end (and counted by the tests)
+_RUNNING: set[Any] = set()
+
+
+class _Stopped(Exception):
+    """The work was cancelled, or its source layer left the viewer."""
+
+
+def running_work() -> int:
+    """How many Layers-menu works are in flight (the tests wait for 0)."""
+    return len(_RUNNING)
+
+
+def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str, total: int,
+                     work: Callable[[Callable[[int, int], None]], Any],
+                     deliver: Callable[[Any], None]) -> "FunctionWorker":
+    """Run ``work(progress)`` in a worker thread, ``progress(done, total)`` moving a cancelable bar named
+    ``description`` in the activity dock, then ``deliver(result)`` on the GUI thread. A cancel, or
+    ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing;
+    an error is shown as napari shows a command's error; an edit of ``source`` during the run is said."""
+    bar = cancelable_progress(total=max(int(total), 1), desc=description)
+    state = {"edited": False, "removed": False}
+
+    def edited(event: Any = None) -> None:
+        state["edited"] = True
+
+    def removed(event: Any) -> None:
+        if event.value == source:  # napari injects a proxy of the layer: equal to it, not the same object
+            state["removed"] = True
+            bar.cancel()
+
+    @ensure_main_thread
+    def show_progress(done: int) -> None:
+        if not bar.is_canceled and done > bar.n:
+            bar.update(done - bar.n)
+
+    shown = [0.0]  # when the bar was last moved: at most ten redraws a second, the GUI thread's time
+
+    def progress(done: int, of: int) -> None:  # worker thread: never touches Qt itself
+        if bar.is_canceled:
+            raise _Stopped
+        now = time.monotonic()
+        if now - shown[0] >= 0.1 or done >= of:
+            shown[0] = now
+            show_progress(int(done))
+
+    def run() -> Any:
+        try:
+            return work(progress)
+        except _Stopped:
+            return _Stopped
+
+    def returned(result: Any) -> None:
+        if result is _Stopped or bar.is_canceled:
+            what = "its labels layer was removed" if state["removed"] else "cancelled"
+            show_info(f"{description}: {what}; nothing added")
+            return
+        deliver(result)
+        if state["edited"]:
+            show_warning(f"{description}: {source.name!r} was edited during the run, so some frames were read "
+                         "before the edit: run it again for the edited labels")
+
+    def errored(error: BaseException) -> None:
+        if isinstance(error, ValueError):
+            show_error(f"{description}: {error}")
+        else:
+            notification_manager.receive_error(type(error), error, error.__traceback__)
+
+    def finished() -> None:
+        for event, callback in connections:
+            event.disconnect(callback)
+        bar.close()
+        _RUNNING.discard(worker)
+
+    connections = [(viewer.layers.events.removed, removed)]
+    for name in ("paint", "labels_update", "data"):  # a stroke or fill; an undo (redrawn part); data replaced
+        event = getattr(source.events, name, None)
+        if event is not None:
+            connections.append((event, edited))
+    for event, callback in connections:
+        event.connect(callback)
+    worker = create_worker(run, _start_thread=False,
+                           _connect={"returned": returned, "errored": errored, "finished": finished})
+    _RUNNING.add(worker)
+    worker.start()
+    return worker
+
