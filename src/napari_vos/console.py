@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.session import Result
 
 __all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "measure_layers",
-           "LayerTables", "show_tracks", "split_divided_cells"]
+           "LayerTables", "show_tracks", "split_divided_cells",
+           "save_ctc"]
 
 #: what a saved labels layer's record holds of its placement besides the pixel size (``layer_<key>``)
 PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
@@ -160,6 +161,19 @@ def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Lab
 
     layer = viewer.layers[labels] if isinstance(labels, str) else labels
     return viewer.add_layer(Layer.create(*divided_layer_data(layer)))
+
+
+def save_ctc(viewer: "napari.Viewer", labels: "str | Labels", folder: "str | Path", force: bool = False) -> Any:
+    """Write a (T, Y, X) labels layer as a Cell Tracking Challenge result folder (mask000.tif ... and
+    res_track.txt), with the lineage of a *Split divided cells* layer or of an opened `napari-vos
+    divisions` TIFF; what `napari-vos ctc` does (`napari_vos.ctc_export.write_ctc`: an id back after a
+    gap is a new track). Returns its `CtcExport` (the tracks table, gaps split, divisions kept)."""
+    from napari_vos._widgets.tracks_layer import layer_parents, time_stack
+    from napari_vos.ctc_export import write_ctc
+
+    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    return write_ctc(folder, time_stack(layer, "Cell Tracking Challenge tracks"),
+                     layer_parents(dict(layer.metadata or {})) or None, force=force)
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":

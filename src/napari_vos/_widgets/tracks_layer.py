@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-__all__ = ["centroid_tracks", "lineage_graph", "placed_like", "tracks_layer_data", "divided_layer_data", "time_stack"]
+__all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data", "divided_layer_data", "time_stack"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -53,6 +53,16 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
     return data, {"label": exact, "area_px": rows[:, 1].astype(np.int64)}
 
 
+def layer_parents(metadata: dict[str, Any]) -> dict[int, int]:
+    """Each daughter's parent (daughter id -> parent id) of a labels layer whose divided cells were split:
+    from a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]``) or a `napari-vos
+    divisions` TIFF's record (``metadata["napari_vos"]["divisions_split"]``); {} for other labels."""
+    from napari_vos.divisions import parents_from_lineage, parents_from_record
+
+    return parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or \
+        parents_from_record(metadata.get("napari_vos")) or {}
+
+
 def lineage_graph(metadata: dict[str, Any], data: np.ndarray, labels: np.ndarray) -> dict[int, list[int]]:
     """napari's Tracks ``graph`` (track id -> [parent's track id]) of labels whose divided cells were split:
     a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]``) or a `napari-vos
@@ -60,10 +70,7 @@ def lineage_graph(metadata: dict[str, Any], data: np.ndarray, labels: np.ndarray
     puts it); {} for other labels. ``data``, ``labels``: `centroid_tracks`' rows and ``label`` feature,
     which map an object id to its track id; a parent or daughter with no track is left out (napari
     refuses a graph naming a track it does not have)."""
-    from napari_vos.divisions import parents_from_lineage, parents_from_record
-
-    parents = parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or \
-        parents_from_record(metadata.get("napari_vos")) or {}
+    parents = layer_parents(metadata)
     track = {int(label): int(tid) for label, tid in zip(labels.tolist(), data[:, 0].tolist())}
     return {track[d]: [track[p]] for d, p in sorted(parents.items()) if d in track and p in track}
 
