@@ -136,7 +136,7 @@ def test_a_labels_layer_without_objects_gets_an_error_and_a_single_frame_one_is_
     viewer.add_labels(np.zeros((3, 16, 16), np.uint8), name="empty")
     run_menu_command(qtbot, "napari-vos.labels_tracks")
     assert "empty tracks" not in viewer.layers
-    assert any("holds no object on any frame" in text for text in _said("error"))
+    assert sum("holds no object on any frame" in text for text in _said("error")) == 1  # said once
 
     viewer.add_labels(np.zeros((16, 16), np.uint8), name="flat")
     with pytest.raises(ValueError, match=r"'flat' has shape \(16, 16\), not \(T, Y, X\)"):
@@ -173,3 +173,22 @@ def test_split_divided_cells_from_the_console_adds_the_layer_by_name():
     assert set(np.unique(divided.data[5])) == {0, 1, 4, 5}
     assert divided.metadata["napari_vos_divisions"]["lineage"]["4"][0] == 3
     np.testing.assert_allclose(divided.scale, (3, 1, 1))
+
+
+@needs_display
+@pytest.mark.gui
+def test_an_unexpected_error_in_the_work_is_shown_once_and_adds_nothing(make_napari_viewer, qtbot, monkeypatch):
+    import napari_vos.divisions as divisions
+
+    def broken(labels, **kwargs):
+        raise RuntimeError("disk went away")
+
+    from napari.utils.notifications import notification_manager
+
+    monkeypatch.setattr(divisions, "split_divisions", broken)
+    viewer = make_napari_viewer()
+    monkeypatch.setattr(notification_manager, "catch_error", True)  # as in napari; its tests print errors instead
+    viewer.add_labels(dividing_cell(), name="cells")
+    run_menu_command(qtbot, "napari-vos.divided_labels")
+    assert [layer.name for layer in viewer.layers] == ["cells"]
+    assert sum("disk went away" in text for text in _said("error")) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import create_worker
@@ -33,6 +34,13 @@ class _Stopped(Exception):
     """The work was cancelled, or its source layer left the viewer."""
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """The work's ValueError: what it was given cannot be done (said, not raised again)."""
+
+    message: str
+
+
 def running_work() -> int:
     """How many Layers-menu works are in flight (the tests wait for 0)."""
     return len(_RUNNING)
@@ -44,7 +52,7 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
     """Run ``work(progress)`` in a worker thread, ``progress(done, total)`` moving a cancelable bar named
     ``description`` in the activity dock, then ``deliver(result)`` on the GUI thread. A cancel, or
     ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing;
-    an error is shown as napari shows a command's error; an edit of ``source`` during the run is said."""
+    a ValueError is shown as an error notification and any other error with its traceback; an edit of ``source`` during the run is said."""
     bar = cancelable_progress(total=max(int(total), 1), desc=description)
     state = {"edited": False, "removed": False}
 
@@ -76,8 +84,13 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             return work(progress)
         except _Stopped:
             return _Stopped
+        except ValueError as error:  # what the work refuses (no object to track): said as a command's error
+            return _Refused(str(error))
 
     def returned(result: Any) -> None:
+        if isinstance(result, _Refused):
+            show_error(f"{description}: {result.message}")
+            return
         if result is _Stopped or bar.is_canceled:
             what = "its labels layer was removed" if state["removed"] else "cancelled"
             show_info(f"{description}: {what}; nothing added")
@@ -86,12 +99,6 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
         if state["edited"]:
             show_warning(f"{description}: {source.name!r} was edited during the run, so some frames were read "
                          "before the edit: run it again for the edited labels")
-
-    def errored(error: BaseException) -> None:
-        if isinstance(error, ValueError):
-            show_error(f"{description}: {error}")
-        else:
-            notification_manager.receive_error(type(error), error, error.__traceback__)
 
     def finished() -> None:
         for event, callback in connections:
@@ -106,7 +113,11 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             connections.append((event, edited))
     for event, callback in connections:
         event.connect(callback)
-    worker = create_worker(run, _start_thread=False,
+    def errored(error: BaseException) -> None:  # any other error: shown with its traceback, as napari shows one
+        notification_manager.receive_error(type(error), error, error.__traceback__)
+
+    # napari 0.9.2's worker showed no error itself (its notifying mixin is never initialised): errored does
+    worker = create_worker(run, _start_thread=False, _ignore_errors=True,
                            _connect={"returned": returned, "errored": errored, "finished": finished})
     _RUNNING.add(worker)
     worker.start()
