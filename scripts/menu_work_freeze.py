@@ -1,17 +1,21 @@
-"""How long napari's GUI thread is blocked while Layers > Track > Split divided cells and Centroid tracks
-run on a long cell stack: the longest gap between ticks of a 10 ms QTimer, with the work on the GUI
-thread (as the menu ran it up to session 40) and through the menu command (a worker thread now).
+"""How long napari's GUI thread is blocked while Layers > Track > Split divided cells and Centroid tracks,
+and Layers > Measure > Object measurements, run on a long cell stack: the longest gap between ticks of a 10 ms QTimer, with the work on the GUI
+thread (as the menu ran it up to session 40; the measurements as the save type writes them) and through
+the menu command (a worker thread now).
 Needs a display (`xvfb-run -a`). Usage: .venv/bin/python scripts/menu_work_freeze.py [FRAMES] [SIZE] [CELLS]"""
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import napari
 import numpy as np
 from napari._app_model import get_app_model
 from qtpy.QtCore import QEventLoop, QTimer
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QFileDialog
 
 from napari_vos._widgets.menu_work import running_work
+from napari_vos._widgets.object_table_writer import write_object_tables
 from napari_vos._widgets.tracks_layer import divided_layer_data, tracks_layer_data
 from napari_vos.data.synthetic_cells import cell_video
 
@@ -39,11 +43,13 @@ timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 timer.start(10)
 
 
-def longest_gap(run) -> tuple[float, float]:
-    """(seconds the work took, the longest gap between timer ticks meanwhile)."""
+def longest_gap(run, probe: bool = True) -> tuple[float, float]:
+    """(seconds the work took, the longest gap between timer ticks meanwhile). probe False: no 10 ms timer
+    (its wake-ups take the GIL from the worker), the time alone."""
     for _ in range(20):  # settle
         app.processEvents()
         time.sleep(0.01)
+    timer.start(10) if probe else timer.stop()
     ticks.clear()
     ticks.append(time.perf_counter())
     start = time.perf_counter()
@@ -51,7 +57,7 @@ def longest_gap(run) -> tuple[float, float]:
     loop = QEventLoop()  # napari's own event loop waits the same way: idle until an event comes
     watch = QTimer()
     watch.timeout.connect(lambda: running_work() or loop.quit())
-    watch.start(10)
+    watch.start(10 if probe else 100)
     loop.exec_()
     watch.stop()
     took = time.perf_counter() - start
@@ -60,14 +66,29 @@ def longest_gap(run) -> tuple[float, float]:
     return took, max(b - a for a, b in zip(ticks, ticks[1:]))
 
 
-for title, data_of, command in (("Split divided cells", divided_layer_data, "napari-vos.divided_labels"),
-                                ("Centroid tracks", tracks_layer_data, "napari-vos.labels_tracks")):
-    viewer.layers.selection.active = layer
-    on_gui = longest_gap(lambda: data_of(layer))
-    viewer.layers.selection.active = layer
-    in_worker = longest_gap(lambda: get_app_model().commands.execute_command(command).result())
+image = viewer.add_image(np.asarray(video.frames), name="video")
+out = Path(tempfile.mkdtemp())
+QFileDialog.getSaveFileName = staticmethod(lambda *args: (str(out / "menu.csv"), ""))  # the dialog answered
+
+
+def measure_on_gui() -> None:  # what the save type does: napari calls the writer on its GUI thread
+    write_object_tables(str(out / "writer.csv"), [(image.data, {"name": "video", "rgb": False}, "image"),
+                                                  (layer.data, {"name": "cells"}, "labels")])
+
+
+for title, run_on_gui, command in (
+        ("Split divided cells", lambda: divided_layer_data(layer), "napari-vos.divided_labels"),
+        ("Centroid tracks", lambda: tracks_layer_data(layer), "napari-vos.labels_tracks"),
+        ("Object measurements (with the image)", measure_on_gui, "napari-vos.measure_objects")):
+    def from_menu(command=command, both="measurements" in title) -> None:
+        viewer.layers.selection = {layer, image} if both else {layer}  # an added layer was selected
+        get_app_model().commands.execute_command(command).result()
+
+    on_gui = longest_gap(run_on_gui)
+    in_worker = longest_gap(from_menu)
+    alone = longest_gap(from_menu, probe=False)
     print(f"{title}, {frames} frames of {size}x{size}, {cells} cells: on the GUI thread {on_gui[0]:.2f} s, "
           f"GUI blocked up to {on_gui[1]:.2f} s; menu command (worker) {in_worker[0]:.2f} s, GUI blocked up to "
-          f"{in_worker[1]:.3f} s")
+          f"{in_worker[1]:.3f} s; without the 10 ms timer {alone[0]:.2f} s")
 timer.stop()
 viewer.close()

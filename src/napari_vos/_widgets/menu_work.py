@@ -116,9 +116,13 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
     def errored(error: BaseException) -> None:  # any other error: shown with its traceback, as napari shows one
         notification_manager.receive_error(type(error), error, error.__traceback__)
 
-    # napari 0.9.2's worker showed no error itself (its notifying mixin is never initialised): errored does
+    def warned(args: tuple) -> None:  # a warning of the work (a stopped run's output measured): shown
+        notification_manager.receive_warning(*args)
+
+    # napari 0.9.2's worker showed no error or warning itself (its notifying mixin is never initialised)
     worker = create_worker(run, _start_thread=False, _ignore_errors=True,
-                           _connect={"returned": returned, "errored": errored, "finished": finished})
+                           _connect={"returned": returned, "errored": errored, "warned": warned,
+                                     "finished": finished})
     _RUNNING.add(worker)
     worker.start()
     return worker

@@ -1,0 +1,103 @@
+"""Layers > Measure > Object measurements (CSV)... in a real viewer: the save dialog's path, the
+selected image's intensities, the tables written off the GUI thread, Cancel in the dialog."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from _layers import dividing_cell
+from _menu import run_menu_command
+from _widget_run import needs_display
+
+pytestmark = [needs_display, pytest.mark.gui]
+
+
+def _answer_dialog(monkeypatch, answer: str) -> list[str]:
+    """The save dialog answers ``answer`` ("" is Cancel); the folders it opened in are returned."""
+    from qtpy.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+
+    def dialog(parent, caption, start, filters):
+        asked.append(start)
+        return answer, filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    return asked
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _said() -> list[str]:
+    from napari.utils.notifications import notification_manager
+
+    return [str(n.message) for n in notification_manager.records]
+
+
+def test_the_measure_menu_writes_both_tables_with_the_selected_images_intensities(make_napari_viewer, qtbot,
+                                                                                  monkeypatch, tmp_path):
+    from napari._app_model import get_app_model
+
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    image = viewer.add_image(labels.astype(np.uint16) * 100, name="video", scale=(1, 0.5, 0.5))
+    layer = viewer.add_labels(labels, name="cells", scale=(1, 0.5, 0.5), units=("s", "um", "um"))
+    titles = [item.command.title for item in get_app_model().menus.get_menu("napari/layers/measure")
+              if hasattr(item, "command")]
+    assert "Object measurements (CSV)... (napari-vos)" in titles
+    viewer.layers.selection = {layer, image}  # both selected (shift-click): napari has no active layer then
+    asked = _answer_dialog(monkeypatch, str(tmp_path / "cells"))  # typed without .csv
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert asked[0].endswith("cells.csv")
+    rows = _rows(tmp_path / "cells.csv")
+    assert len(rows) == 2 * len(labels)  # ids 1 and 3 on every frame
+    first = next(r for r in rows if r["frame"] == "0" and r["label"] == "3")
+    assert float(first["intensity_mean"]) == 300 and float(first["area_um2"]) == 100 * 0.25
+    tracks = _rows(tmp_path / "cells.tracks.csv")
+    assert [r["label"] for r in tracks] == ["1", "3"]
+    assert any("cells.tracks.csv" in text and "intensities of 'video'" in text for text in _said())
+
+
+def test_without_an_image_selected_the_tables_have_no_intensities_and_cancel_writes_nothing(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((6, 30, 44), np.uint16), name="video")
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+    viewer.layers.selection.active = layer
+    _answer_dialog(monkeypatch, "")  # Cancel
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert list(tmp_path.iterdir()) == []
+    _answer_dialog(monkeypatch, str(tmp_path / "plain.csv"))
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    rows = _rows(tmp_path / "plain.csv")
+    assert rows and not any(name.startswith("intensity") for name in rows[0])
+    assert any("no image selected" in text for text in _said())
+
+
+def test_an_image_of_another_size_is_refused_with_both_shapes(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((6, 20, 20), np.uint16), name="other")
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+    viewer.layers.selection = {layer, image}  # both selected (shift-click): napari has no active layer then
+    _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert not (tmp_path / "t.csv").exists()
+    assert any("(6, 30, 44)" in text and "(6, 20, 20)" in text for text in _said())
+
+
+def test_two_images_selected_are_refused_at_once_naming_the_selection(make_napari_viewer, monkeypatch, tmp_path):
+    from napari._app_model import get_app_model
+
+    viewer = make_napari_viewer()
+    a = viewer.add_image(np.zeros((6, 30, 44), np.uint16), name="a")
+    b = viewer.add_image(np.zeros((6, 30, 44), np.uint16), name="b")
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+    viewer.layers.selection = {layer, a, b}
+    asked = _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    with pytest.raises(ValueError, match="at most one image"):
+        get_app_model().commands.execute_command("napari-vos.measure_objects").result()
+    assert asked == []  # refused before the dialog
