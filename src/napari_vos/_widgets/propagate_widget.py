@@ -134,8 +134,9 @@ def _working_at(job: LayerJob) -> str:
 
 
 #: said once, with the first finished run: where the objects' paths and numbers are (napari adds the plugin name)
-WHAT_NEXT = ("; Layers > Track > Centroid tracks (napari-vos) draws each object's path, and File > Save Selected "
-             "Layers > napari-vos object measurements writes their sizes, positions and intensities as CSV tables")
+WHAT_NEXT = ("; Layers > Track > Centroid tracks (napari-vos) draws each object's path, and Layers > Measure > "
+             "Object measurements (CSV)... writes their sizes, positions and intensities as CSV tables (also the "
+             "save type napari-vos object measurements)")
 
 
 class PropagateWidget(QWidget):
