@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _layers import dividing_cell
 from _menu import run_menu_command
-from _widget_run import needs_display
+from _widget_run import click, needs_display
 
 pytestmark = [needs_display, pytest.mark.gui]
 
@@ -101,3 +101,37 @@ def test_two_images_selected_are_refused_at_once_naming_the_selection(make_napar
     with pytest.raises(ValueError, match="at most one image"):
         get_app_model().commands.execute_command("napari-vos.measure_objects").result()
     assert asked == []  # refused before the dialog
+
+
+def test_cancelling_the_measurements_writes_no_table(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    """The bar's Cancel mid-measurement: neither table is written, and the note says so."""
+    import time
+
+    from napari._app_model import get_app_model
+    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
+
+    import napari_vos.object_table as object_table
+    from napari_vos._widgets.menu_work import running_work
+
+    real = object_table.measure_objects
+    frames_done: list[int] = []
+
+    def slow(labels, image=None, *, progress=None, **kwargs):
+        def step(done, total):
+            frames_done.append(done)
+            time.sleep(0.2)
+            progress(done, total)
+        return real(labels, image, progress=step, **kwargs)
+
+    monkeypatch.setattr(object_table, "measure_objects", slow)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+    viewer.layers.selection = {layer}
+    _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    get_app_model().commands.execute_command("napari-vos.measure_objects").result()
+    bars = lambda: viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)  # noqa: E731
+    qtbot.waitUntil(lambda: bool(bars() and frames_done), timeout=5000)
+    click(qtbot, bars()[0].cancel_button)
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
+    assert list(tmp_path.iterdir()) == []
+    assert any("cancelled; nothing written" in text for text in _said())

@@ -48,11 +48,12 @@ def running_work() -> int:
 
 def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str, total: int,
                      work: Callable[[Callable[[int, int], None]], Any],
-                     deliver: Callable[[Any], None]) -> "FunctionWorker":
+                     deliver: Callable[[Any], None], nothing: str = "nothing added") -> "FunctionWorker":
     """Run ``work(progress)`` in a worker thread, ``progress(done, total)`` moving a cancelable bar named
     ``description`` in the activity dock, then ``deliver(result)`` on the GUI thread. A cancel, or
-    ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing;
-    a ValueError is shown as an error notification and any other error with its traceback; an edit of ``source`` during the run is said."""
+    ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing
+    (said with ``nothing``); a ValueError is shown as an error notification, any other error with its
+    traceback, a warning as napari shows one; an edit of ``source`` during the run is said."""
     bar = cancelable_progress(total=max(int(total), 1), desc=description)
     state = {"edited": False, "removed": False}
 
@@ -93,12 +94,18 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             return
         if result is _Stopped or bar.is_canceled:
             what = "its labels layer was removed" if state["removed"] else "cancelled"
-            show_info(f"{description}: {what}; nothing added")
+            show_info(f"{description}: {what}; {nothing}")
             return
         deliver(result)
         if state["edited"]:
             show_warning(f"{description}: {source.name!r} was edited during the run, so some frames were read "
                          "before the edit: run it again for the edited labels")
+
+    def errored(error: BaseException) -> None:  # any other error: shown with its traceback, as napari shows one
+        notification_manager.receive_error(type(error), error, error.__traceback__)
+
+    def warned(args: tuple) -> None:  # a warning of the work (a stopped run's output measured): shown
+        notification_manager.receive_warning(*args)
 
     def finished() -> None:
         for event, callback in connections:
@@ -113,12 +120,6 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             connections.append((event, edited))
     for event, callback in connections:
         event.connect(callback)
-    def errored(error: BaseException) -> None:  # any other error: shown with its traceback, as napari shows one
-        notification_manager.receive_error(type(error), error, error.__traceback__)
-
-    def warned(args: tuple) -> None:  # a warning of the work (a stopped run's output measured): shown
-        notification_manager.receive_warning(*args)
-
     # napari 0.9.2's worker showed no error or warning itself (its notifying mixin is never initialised)
     worker = create_worker(run, _start_thread=False, _ignore_errors=True,
                            _connect={"returned": returned, "errored": errored, "warned": warned,
