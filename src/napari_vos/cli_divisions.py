@@ -44,10 +44,12 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     with _progress("divisions", len(labels)) as progress:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
-                                 persist=args.persist, progress=progress)
+                                 persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,
+                                 progress=progress)
     earlier = ((record or {}).get("divisions_split") or {}).get("divisions", [])  # labels split before
     result.inherit(parents_from_record(record) or {})
     settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,
+                "necks": args.necks, "neck_ratio": args.neck_ratio,
                 "source": str(Path(args.labels).resolve()),
                 "divisions": [*earlier, *([d.parent, d.frame, list(d.daughters)] for d in result.divisions)]}
     provenance: dict[str, Any] = {**(record or {}), "divisions_split": settings}
@@ -79,6 +81,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--min-pixels", type=int, default=10, help="and at least this many pixels (default 10)")
     p.add_argument("--persist", type=int, default=2,
                    help="frames running the id must stay in parts to count as divided (default 2)")
+    p.add_argument("--necks", action=argparse.BooleanOptionalAction, default=True,
+                   help="also cut a blob where it has a neck (two lobes of its distance transform), so daughters "
+                        "that still touch count as parts (default; --no-necks: 8-connected parts only)")
+    p.add_argument("--neck-ratio", type=float, default=0.8,
+                   help="a neck is at most this fraction of the narrower lobe's inscribed radius, and each lobe's "
+                        "at least this fraction of the widest (default 0.8)")
     p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
     p.add_argument("--force", action="store_true", help="replace OUT.tif and its lineage if they exist")
     p.set_defaults(func=cmd_divisions)

@@ -10,6 +10,14 @@ Daughters divide again the same way. It is a heuristic over the labels, not part
 paper: an object cut in two by an occluder for ``persist`` frames is split as well, so it is a
 step to take on cells, where splitting is what a mask in two parts means. scipy's ``ndimage``
 gives the parts; no package does this bookkeeping, hence this module.
+
+Daughters often touch for some frames after they divide, so their mask stays one 8-connected blob
+with a neck. With ``necks`` (the default since session 41) a blob is cut at a neck too: where the
+Euclidean distance transform of the mask has two or more domes, each peak at least ``neck_ratio``
+of the highest and the saddle between them at most ``neck_ratio`` of the lower peak (the inscribed
+radius at the neck against the lobe's), a watershed of the distance transform from those domes
+(scikit-image) gives the lobes, kept as parts where two or more of them are sizeable. The same
+``persist`` rule then applies, so a cell pinched on one frame only is not a division.
 """
 from __future__ import annotations
 
@@ -88,6 +96,61 @@ def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts, np.bincount(parts.ravel(), minlength=n + 1)
 
 
+def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0) -> tuple[np.ndarray, int]:
+    """A mask's lobes (0 outside, 1.. inside; 0 lobes where it has no neck): a watershed of its Euclidean
+    distance transform from its h-domes, the domes of log(distance) deeper than -log(``ratio``), so
+    that a saddle at most ``ratio`` of the lower peak's distance parts two lobes whatever the cell's
+    size (skimage's reconstruction by dilation gives the domes; their tops are the plateaus of the
+    reconstruction, not h_maxima's pixels, which a ragged ridge of the transform leaves apart).
+    A lobe's peak is ``min_peak`` pixels from the background or more, and ``ratio`` of the highest
+    peak or more (a lobe is a daughter's size, not a bump), which also rules most masks out before the
+    reconstruction: the pixels at ``ratio`` of the peak or more must fall into two groups."""
+    from scipy import ndimage
+    from skimage.morphology import local_maxima, reconstruction
+    from skimage.segmentation import watershed
+
+    none = np.zeros(mask.shape, np.int32), 0
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
+    padded[1:-1, 1:-1] = mask
+    distance = ndimage.distance_transform_edt(padded)
+    low = max(ratio * distance.max(), min_peak)  # the lowest peak of a lobe
+    if ndimage.label(distance >= low, structure=_EIGHT)[1] < 2:
+        return none
+    height = np.log(np.maximum(distance, 0.5))
+    domes = reconstruction(height + np.log(ratio), height, method="dilation")
+    tops, n = ndimage.label(local_maxima(domes, connectivity=2) & (distance >= low), structure=_EIGHT)
+    if n < 2:
+        return none
+    lobes = watershed(-distance, tops, mask=padded, connectivity=2)
+    return lobes[1:-1, 1:-1].astype(np.int32, copy=False), n
+
+
+def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`_parts`, with each 8-connected part that has two or more sizeable lobes (`_lobes` on the part's
+    bounding box; sizeable as `_sizeable` says, of the whole mask) cut into its lobes."""
+    from scipy import ndimage
+
+    parts, sizes = _parts(mask)
+    least = max(min_pixels, min_fraction * sizes[1:].sum())
+    out, next_part = None, len(sizes)
+    for part, box in enumerate(ndimage.find_objects(parts), start=1):
+        if box is None or sizes[part] < 2 * least:
+            continue  # too small to hold two daughters
+        lobes, n = _lobes(parts[box] == part, ratio)
+        if n < 2 or np.count_nonzero(np.bincount(lobes.ravel(), minlength=n + 1)[1:] >= least) < 2:
+            continue
+        if out is None:
+            out = parts.copy()
+        within = out[box]
+        for lobe in range(2, n + 1):  # lobe 1 keeps the part's number
+            within[lobes == lobe] = next_part
+            next_part += 1
+    if out is None:
+        return parts, sizes
+    return out, np.bincount(out.ravel(), minlength=next_part)
+
+
 def _sizeable(sizes: np.ndarray, min_fraction: float, min_pixels: int) -> np.ndarray:
     """The parts (1..) large enough to be a daughter: ``min_fraction`` of the whole and ``min_pixels``."""
     total = sizes[1:].sum()
@@ -135,6 +198,7 @@ def _work_dtype(smallest: int, largest: int) -> np.dtype:
 
 
 def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int = 10, persist: int = 2,
+                    necks: bool = True, neck_ratio: float = 0.8,
                     progress: Callable[[int, int], None] | None = None) -> DivisionResult:
     """Give the daughters of each divided object ids of their own (see the module's text).
 
@@ -142,6 +206,10 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     min_fraction, min_pixels: how large a part of an id's mask must be to count as a daughter
     (of the id's pixels on that frame; smaller parts, debris, stay with the nearest daughter).
     persist: for how many frames running the id must be in two or more such parts (1: at once).
+    necks: cut a blob at a neck as well (two or more sizeable lobes of its distance transform, each
+    peak at least ``neck_ratio`` of the highest, the saddle between them at most ``neck_ratio`` of the
+    lower peak), so daughters that still touch count as parts; False: 8-connected parts only (the
+    rule before session 41, which found divisions only once the daughters had parted).
     New ids start above the stack's largest. progress(done, total) after each frame.
     """
     shape = tuple(int(n) for n in np.shape(labels))
@@ -157,10 +225,13 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
                          "most 0.5 (two halves)")
     if persist < 1 or min_pixels < 1:
         raise ValueError(f"persist {persist} and min_pixels {min_pixels}: give 1 or more")
+    if not 0 < neck_ratio < 1:
+        raise ValueError(f"neck_ratio {neck_ratio}: a neck is narrower than the lobes it joins, give a ratio "
+                         "above 0 and below 1")
     frames = shape[0]
     smallest, largest = _id_range(labels, frames)
     out = np.zeros(shape, _work_dtype(smallest, largest))
-    state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist)
+    state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist, neck_ratio if necks else None)
     for t in range(frames):
         state.frame(t, np.asarray(labels[t]))
         if progress is not None:
@@ -181,8 +252,9 @@ def _id_range(labels: Any, frames: int) -> tuple[int, int]:
 class _Splitter:
     """The pass's state: which current ids each input id stands for, and runs of frames in parts."""
 
-    def __init__(self, out: np.ndarray, next_id: int, min_fraction: float, min_pixels: int, persist: int) -> None:
-        self.out, self.next_id = out, next_id
+    def __init__(self, out: np.ndarray, next_id: int, min_fraction: float, min_pixels: int, persist: int,
+                 neck_ratio: float | None = None) -> None:
+        self.out, self.next_id, self.neck_ratio = out, next_id, neck_ratio
         self.min_fraction, self.min_pixels, self.persist = min_fraction, min_pixels, persist
         self.leaves: dict[int, list[int]] = {}  # input id -> the ids its pixels are given now
         self.runs: dict[int, tuple[int, int]] = {}  # current id -> (first frame, frames) of its run in parts
@@ -208,12 +280,12 @@ class _Splitter:
             if len(leaves) == 1:
                 here[mask] = leaves[0]
             else:
-                parts, sizes = _parts(mask)
+                parts, sizes = self._parts(mask)
                 assignment = _assign(parts, len(sizes) - 1, self.out[t - 1], leaves, window, self._last_centre)
                 for part, leaf in self._sisters_apart(assignment, parts, sizes, window, leaves).items():
                     here[parts == part] = leaf
             for leaf in leaves:
-                _, sizes = _parts(here == leaf)
+                _, sizes = self._parts(here == leaf)
                 if not sizes[1:].any():
                     continue  # not on this frame (which breaks its run, below)
                 on_frame.add(leaf)
@@ -228,6 +300,12 @@ class _Splitter:
                 del self.runs[leaf]
             elif count >= self.persist:
                 self._split(leaf, start, t)
+
+    def _parts(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mask's parts: 8-connected, and cut at necks where asked."""
+        if self.neck_ratio is None:
+            return _parts(mask)
+        return _neck_parts(mask, self.neck_ratio, self.min_fraction, self.min_pixels)
 
     def _seen_on(self, leaf: int, t: int) -> None:
         """``leaf`` has pixels on frame ``t`` (the frames come in order)."""
@@ -265,7 +343,7 @@ class _Splitter:
         in parts from its first frame (painted over two cells) has no earlier self to be their parent:
         its parts get ids of their own with no division recorded (a parent with no frame broke the
         lineage table and napari's Tracks ``graph``)."""
-        parts, sizes = _parts(self.out[start] == leaf)
+        parts, sizes = self._parts(self.out[start] == leaf)
         kept = _sizeable(sizes, self.min_fraction, self.min_pixels)
         daughters = list(range(self.next_id, self.next_id + len(kept)))
         self.next_id += len(kept)
@@ -280,7 +358,7 @@ class _Splitter:
         for daughter in daughters:
             self._seen_on(daughter, start)
         for t in range(start + 1, end + 1):
-            parts, sizes = _parts(self.out[t] == leaf)
+            parts, sizes = self._parts(self.out[t] == leaf)
             for part, daughter in _assign(parts, len(sizes) - 1, self.out[t - 1], daughters).items():
                 self.out[t][parts == part] = daughter
                 self._seen_on(daughter, t)
