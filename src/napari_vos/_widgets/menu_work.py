@@ -1,6 +1,6 @@
 """A Layers-menu command's work off napari's GUI thread, with a progress bar the user can cancel.
 
-Splitting the divided cells of 200 frames of 512x512 takes about 5 s, and a longer stack longer:
+Splitting the divided cells of 200 frames of 512x512 takes about 9 s, and a longer stack longer:
 on the GUI thread the viewer froze for all of it. `start_layer_work` runs the work in a napari
 worker thread and shows a `cancelable_progress` bar in napari's activity dock (its Cancel button,
 or removing the source layer, stops the work at the next frame); the result is added on the GUI

@@ -4,8 +4,8 @@ divided cells" (their daughters under new ids, as a new labels layer).
 napari runs a menu command with the active layer and the viewer injected by their type annotations,
 so the annotations name napari's real types, resolved at run time (this module, unlike the package,
 imports napari). The work runs off the GUI thread with a cancelable progress bar (`menu_work`): the
-split takes about 5 s for 200 frames of 512x512 (docs/benchmarks.md), which froze the viewer. A layer
-that is not (T, Y, X) is refused at once, on the GUI thread, as a menu command's error.
+split takes about 9 s for 200 frames of 512x512 with 80 cells (docs/benchmarks.md), which froze the
+viewer. A layer that is not (T, Y, X) is refused at once, on the GUI thread, as a menu command's error.
 """
 from __future__ import annotations
 
