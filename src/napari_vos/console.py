@@ -124,17 +124,12 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
     scale and units) beside pixels; what `napari-vos measure` and the "napari-vos object measurements"
     save type write. path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
     ``.objects.to_pandas()`` gives a data frame."""
-    from napari_vos._widgets.object_table_writer import layer_tables
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
     from napari_vos.object_table import write_tables
 
     labels_layer = viewer.layers[labels] if isinstance(labels, str) else labels
     image_layer = viewer.layers[image] if isinstance(image, str) else image
-    state = {"scale": labels_layer.scale, "units": getattr(labels_layer, "units", None),
-             "metadata": labels_layer.metadata, "name": labels_layer.name, "multiscale": labels_layer.multiscale}
-    shown = None if image_layer is None else {"rgb": image_layer.rgb, "multiscale": image_layer.multiscale,
-                                              "name": image_layer.name}
-    objects, tracks = layer_tables(labels_layer.data, state, None if image_layer is None else image_layer.data,
-                                   shown)
+    objects, tracks = layer_tables(*layer_inputs(labels_layer, image_layer))
     if path is not None:
         write_tables(objects, tracks, path)
     return LayerTables(objects, tracks)

@@ -57,7 +57,7 @@ def _csv_path(layer: "napari.layers.Labels") -> Path | None:
 def measure_objects_menu(viewer: napari.Viewer) -> None:
     """Measure the selected labels layer's objects on every frame (with the selected image's intensities)
     and write NAME.csv and NAME.tracks.csv where the user says, off the GUI thread."""
-    from napari_vos._widgets.object_table_writer import layer_tables
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
     from napari_vos.object_table import write_tables
 
     layer, image = selected_layers(viewer)
@@ -66,13 +66,10 @@ def measure_objects_menu(viewer: napari.Viewer) -> None:
     path = _csv_path(layer)
     if path is None:
         return
-    state = {"scale": tuple(layer.scale), "units": getattr(layer, "units", None), "metadata": dict(layer.metadata),
-             "name": layer.name, "multiscale": layer.multiscale}
-    shown = None if image is None else {"rgb": image.rgb, "multiscale": image.multiscale, "name": image.name}
-    video = None if image is None else image.data
+    inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
 
     def work(progress: Any) -> tuple[list[Path], int]:
-        objects, tracks = layer_tables(layer.data, state, video, shown, progress)
+        objects, tracks = layer_tables(*inputs, progress=progress)
         return write_tables(objects, tracks, path), len(objects)
 
     def written(result: tuple[list[Path], int]) -> None:

@@ -79,6 +79,17 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     return objects, track_summary(objects, frames=frames, parents=parents)
 
 
+def layer_inputs(labels: Any, image: Any = None) -> tuple[Any, dict[str, Any], Any, dict[str, Any] | None]:
+    """`layer_tables`' first four arguments from a napari labels layer and an optional image layer: the
+    labels' data and the state the tables read (scale, units, metadata, name, multiscale), the image's
+    data and what of its display they need (rgb, multiscale, name)."""
+    state = {"scale": tuple(labels.scale), "units": getattr(labels, "units", None),
+             "metadata": dict(labels.metadata or {}), "name": labels.name, "multiscale": labels.multiscale}
+    if image is None:
+        return labels.data, state, None, None
+    return labels.data, state, image.data, {"rgb": image.rgb, "multiscale": image.multiscale, "name": image.name}
+
+
 def _write_object_tables(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     images = [(data, meta) for data, meta, kind in layer_data if kind == "image"]
     labels = [(data, meta) for data, meta, kind in layer_data if kind == "labels"]
