@@ -110,18 +110,15 @@ def _frame(labels: Any, t: int, size: tuple[int, int]) -> np.ndarray:
     return frame
 
 
-def _small(low: int, high: int, size: int) -> bool:
-    """Whether a frame's ids index a lookup table directly (non-negative and not far above its pixel count)."""
-    return low >= 0 and high <= 4 * size + 1024
+def _ids(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame with ids a lookup table can index (`napari_vos.object_table.compact_ids`: itself where
+    its ids are small and not negative, else 1, 2... in id order), the compact ids on it (0, the
+    background, left out; sorted), and the object ids they stand for (sorted alike)."""
+    from napari_vos.object_table import compact_ids
 
-
-def _ids(frame: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The frame's object ids (0, the background, left out), sorted; and whether they are `_small`."""
-    low, high = int(frame.min()), int(frame.max())
-    if _small(low, high, frame.size):
-        return np.flatnonzero(np.bincount(frame.ravel().astype(np.intp, copy=False))[1:]) + 1, True
-    ids = np.unique(frame)
-    return ids[ids != 0], False
+    compact, originals = compact_ids(frame)
+    present = np.flatnonzero(np.bincount(compact.ravel().astype(np.intp, copy=False))[1:]) + 1
+    return compact, present, (originals[present - 1] if originals is not None else present)
 
 
 def _parent_ids(parents: dict[Any, Any] | None) -> dict[int, int]:
@@ -153,7 +150,7 @@ class _Tracks:
 
     def frame(self, t: int, frame: np.ndarray) -> np.ndarray:
         """Frame ``t`` (frames come in order) as uint16 track labels."""
-        ids, small = _ids(frame)
+        compact, on_frame, ids = _ids(frame)
         present = set(ids.tolist())
         for i in [i for i in self.open if i not in present]:
             self.rows[self.open.pop(i) - 1][2] = t - 1
@@ -162,7 +159,7 @@ class _Tracks:
             if i not in self.open:
                 self.open[i] = self._start(i, t, present)
             labels[k] = self.open[i]
-        return self._relabel(frame, ids, labels, small)
+        return self._relabel(compact, on_frame, labels)
 
     def _start(self, i: int, t: int, present: set[int]) -> int:
         label = len(self.rows) + 1
@@ -186,17 +183,13 @@ class _Tracks:
         return label
 
     @staticmethod
-    def _relabel(frame: np.ndarray, ids: np.ndarray, labels: np.ndarray, small: bool) -> np.ndarray:
-        """Each pixel's id replaced by its track: through a lookup table where the ids are small, else by
-        a search of the sorted ids."""
-        if not len(ids):
-            return np.zeros(frame.shape, np.uint16)
-        if small:
-            table = np.zeros(int(ids[-1]) + 1, np.uint16)
-            table[ids] = labels
-            return table[frame]
-        at = np.minimum(np.searchsorted(ids, frame), len(ids) - 1)
-        return np.where(ids[at] == frame, labels[at], 0).astype(np.uint16)
+    def _relabel(compact: np.ndarray, present: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Each pixel's id replaced by its track, through a lookup table over the compact ids."""
+        if not len(present):
+            return np.zeros(compact.shape, np.uint16)
+        table = np.zeros(int(present[-1]) + 1, np.uint16)
+        table[present] = labels
+        return table[compact]
 
     def finish(self) -> np.ndarray:
         """The tracks as rows L B E P (int64), or a ValueError where there are none."""
@@ -419,7 +412,7 @@ def check_ctc(folder: str | Path, *, limit: int = 100) -> list[str]:
             size = image.shape
         elif image.shape != size:
             problems.append(f"{name} is {image.shape}, {sorted(masks[min(masks)])[0]} {size}: masks share one size")
-        on = set(_ids(image)[0].tolist())
+        on = set(_ids(image)[2].tolist())
         wanted = expected.get(t, set()) if table is not None else on
         problems += [f"label {label} is on {name} but {_TABLE} has no track {label} on frame {t}"
                      for label in sorted(on - wanted)]
