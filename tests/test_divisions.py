@@ -172,3 +172,27 @@ def test_splitting_a_split_stack_again_keeps_the_first_lineage(tmp_path):
     data, state, _ = divided_layer_data(v.add_labels(_dividing(), name="cells"))
     again, state2, _ = divided_layer_data(v.add_labels(data, **state))
     assert state2["metadata"]["napari_vos_divisions"]["lineage"]["4"][0] == 3
+
+
+def test_a_divisions_tiff_opened_in_napari_keeps_its_parents_in_the_tables_and_a_second_split(tmp_path):
+    """`napari-vos divisions` output opened with its record (``metadata["napari_vos"]``): the Measure
+    tables and Split divided cells read the parents from that record, as the tracks graph did."""
+    pytest.importorskip("napari")
+    from napari.components import ViewerModel
+
+    from napari_vos.cli import main
+    from napari_vos.console import open_labels_layer
+    from napari_vos.data.writers import write_tiff_labels
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
+    from napari_vos._widgets.tracks_layer import divided_layer_data
+
+    source = write_tiff_labels(tmp_path / "out.tif", _dividing())
+    assert main(["divisions", str(source), "-o", str(tmp_path / "divided.tif")]) == 0
+    v = ViewerModel()
+    opened = open_labels_layer(v, tmp_path / "divided.tif")
+    _, tracks = layer_tables(*layer_inputs(opened))
+    assert dict(zip(tracks.columns["label"].tolist(), tracks.columns["parent"].tolist())) == {1: 0, 3: 0, 4: 3, 5: 3}
+    _, state, _ = divided_layer_data(opened)
+    assert state["metadata"]["napari_vos_divisions"]["lineage"]["4"][0] == 3
+    plain = open_labels_layer(v, source, name="plain")
+    assert "parent" not in layer_tables(*layer_inputs(plain))[1].columns

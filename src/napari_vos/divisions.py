@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Division", "DivisionResult", "split_divisions", "parents_from_record", "parents_from_lineage"]
+__all__ = ["Division", "DivisionResult", "split_divisions", "parents_from_record", "parents_from_lineage",
+           "parents_from_metadata"]
 
 _EIGHT = np.ones((3, 3), bool)
 
@@ -86,6 +87,16 @@ def parents_from_lineage(lineage: Any) -> dict[int, int] | None:
     if not isinstance(lineage, dict):
         return None
     return {int(i): int(row[0]) for i, row in lineage.items() if int(row[0])}
+
+
+def parents_from_metadata(metadata: dict[str, Any] | None) -> dict[int, int] | None:
+    """Each daughter's parent of labels whose divided cells were split, from a labels layer's metadata:
+    a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]``) or, for a `napari-vos
+    divisions` TIFF opened in napari, its run record (``metadata["napari_vos"]``); None for other labels."""
+    metadata = metadata or {}
+    parents = parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage"))
+    record = metadata.get("napari_vos")
+    return parents if parents is not None else parents_from_record(record if isinstance(record, dict) else None)
 
 
 def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     """The (objects, tracks) tables of a labels layer's data and state (its ``scale``, ``units``,
     ``multiscale``, ``metadata``), with the intensities under an image layer's when given.
     progress(done, total) after each frame measured."""
-    from napari_vos.divisions import parents_from_lineage
+    from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
 
     metadata = labelled.get("metadata") or {}
@@ -75,7 +75,7 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     calibration = calibration_from_scale(scale or None, labelled.get("units"))
     objects = measure_objects(labels, video, calibration=calibration, progress=progress)
     frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
-    parents = parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage"))  # a split layer's
+    parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
     return objects, track_summary(objects, frames=frames, parents=parents)
 
 

@@ -57,10 +57,9 @@ def layer_parents(metadata: dict[str, Any]) -> dict[int, int]:
     """Each daughter's parent (daughter id -> parent id) of a labels layer whose divided cells were split:
     from a *Split divided cells* layer's lineage (``metadata["napari_vos_divisions"]``) or a `napari-vos
     divisions` TIFF's record (``metadata["napari_vos"]["divisions_split"]``); {} for other labels."""
-    from napari_vos.divisions import parents_from_lineage, parents_from_record
+    from napari_vos.divisions import parents_from_metadata
 
-    return parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or \
-        parents_from_record(metadata.get("napari_vos")) or {}
+    return parents_from_metadata(metadata) or {}
 
 
 def lineage_graph(metadata: dict[str, Any], data: np.ndarray, labels: np.ndarray) -> dict[int, list[int]]:
@@ -119,12 +118,12 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
     """The (T, Y, X) labels layer with each divided object's daughters under new ids
     (`napari_vos.divisions.split_divisions`, its defaults), as the data tuple of a new labels layer
     "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
-    first and last frame) in its metadata; a layer split before keeps its parents."""
-    from napari_vos.divisions import parents_from_lineage, split_divisions
+    first and last frame) in its metadata; labels split before (a *Split divided cells* layer, or a
+    `napari-vos divisions` TIFF opened with its record) keep their parents."""
+    from napari_vos.divisions import split_divisions
 
     result = split_divisions(time_stack(layer, "divisions"), progress=progress)
-    metadata = dict(layer.metadata or {})
-    result.inherit(parents_from_lineage((metadata.get("napari_vos_divisions") or {}).get("lineage")) or {})
+    result.inherit(layer_parents(dict(layer.metadata or {})))
     state = {"name": f"{layer.name} divided", **placed_like(layer),
              "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
                  str(i): list(v) for i, v in result.lineage.items()}}}}
