@@ -3,7 +3,10 @@ synthetic dividing cells with every daughter put back under its root cell's id (
 follows each painted cell without error gives), split again and compared with the true lineage.
 A found division matches a true one when they are at most 4 frames apart and, on the later of the
 two frames, its daughters overlap the two true daughters one each (IoU above 0.5), each true
-division matched once. Usage: .venv/bin/python scripts/division_split_oracle.py [FRAMES] [SEEDS...]"""
+division matched once. "Visible" counts the true divisions the labels alone can show: two daughters,
+each of 10 pixels or more (split_divisions' min_pixels) on 2 frames (its persist) within those 4
+frames; the others lose a daughter through the frame's edge at once, or divide on the last frames.
+Usage: .venv/bin/python scripts/division_split_oracle.py [FRAMES] [SEEDS...]"""
 import sys
 import time
 
@@ -27,7 +30,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 frames = int(sys.argv[1]) if len(sys.argv) > 1 else 120
 WITHIN = 4  # frames between a found division and the true one
 seeds = [int(s) for s in sys.argv[2:]] or [5, 6]
-totals = np.zeros(3, int)
+totals = np.zeros(4, int)
 for seed in seeds:
     video = cell_video(frames, (256, 256), n_cells=20, seed=seed, division_rate=0.01)
     truth = np.asarray(video.labels)
@@ -40,6 +43,9 @@ for seed in seeds:
         if parent:
             frame, daughters = true.get(parent, (first, []))
             true[parent] = (min(frame, first), daughters + [i])
+    visible = sum(len(daughters) == 2 and sum(all(np.count_nonzero(truth[t] == d) >= 10 for d in daughters)
+                                              for t in range(frame, min(frame + WITHIN + 1, frames))) >= 2
+                  for frame, daughters in true.values())
     start = time.perf_counter()
     result = split_divisions(merged)
     seconds = time.perf_counter() - start
@@ -54,7 +60,8 @@ for seed in seeds:
                                                  for a in range(len(pairs)) for b in range(len(pairs)) if a != b):
                 matched.add(parent)
                 break
-    totals += (len(true), len(result.divisions), len(matched))
-    print(f"seed {seed}: true divisions {len(true)}, reported {len(result.divisions)}, matching {len(matched)}; "
-          f"split in {seconds:.2f} s")
-print(f"{len(seeds)} videos of {frames} frames: true {totals[0]}, reported {totals[1]}, matching {totals[2]}")
+    totals += (len(true), visible, len(result.divisions), len(matched))
+    print(f"seed {seed}: true divisions {len(true)} ({visible} visible), reported {len(result.divisions)}, "
+          f"matching {len(matched)}; split in {seconds:.2f} s")
+print(f"{len(seeds)} videos of {frames} frames: true {totals[0]} ({totals[1]} visible), reported {totals[2]}, "
+      f"matching {totals[3]}")
