@@ -45,14 +45,13 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     """The (objects, tracks) tables of a labels layer's data and state (its ``scale``, ``units``,
     ``multiscale``, ``metadata``), with the intensities under an image layer's when given.
     progress(done, total) after each frame measured."""
+    from napari_vos._widgets.unfinished import refuse_unfinished
     from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
 
     metadata = labelled.get("metadata") or {}
     name = labelled.get("name", "labels")
-    if "napari_vos_output" in metadata and "napari_vos" not in metadata:  # its provenance comes when the run ends
-        raise ValueError(f"the labels layer {name!r} is still being filled by a Propagate run (the frames it has not "
-                         "reached are empty): measure it when the run is done, or after Cancel")
+    refuse_unfinished(metadata, name, "measure it")
     record = metadata.get("napari_vos") or {}
     if record.get("complete") is False:
         warnings.warn(f"{name!r} is a stopped run's output: it holds the frames {record.get('frames_segmented')} "

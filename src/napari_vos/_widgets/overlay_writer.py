@@ -5,8 +5,8 @@ Select the image and its labels, File > Save Selected Layers..., and pick the na
 type: the frames are shown with the image layer's contrast limits, gamma and (grey) colormap, as
 napari shows them, each object tinted and outlined in its palette colour. napari calls writers on
 its GUI thread, so the viewer waits while the movie is written: 2.3 s for 82 frames of 854x480 as
-.mp4, 1.6-1.8 s as .gif (docs/benchmarks.md, session 39); `napari-vos overlay` writes long ones
-outside the viewer.
+.mp4, 1.6-1.8 s as .gif (docs/benchmarks.md, session 39); File > IO Utilities > Overlay movie...
+(`export_menu`) writes the same movie in the background, `napari-vos overlay` outside the viewer.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos._widgets.unfinished import refuse_unfinished
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, TIME_LAPSE_FPS, playback_fps, write_overlay_movie
 from napari_vos.data.pyramid import frame_shapes, level_for_labels
@@ -23,7 +24,7 @@ from napari_vos.data.pyramid import frame_shapes, level_for_labels
 _OTHER_FORMATS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".apng", ".svg", ".pdf", ".avi",
                   ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".npy", ".npz", ".zarr", ".h5",
                   ".hdf5", ".csv", ".json", ".txt"}
-__all__ = ["write_overlay", "playback_rate", "shown_colours", "OverlayNotWritten", "TIME_LAPSE_FPS"]
+__all__ = ["write_overlay", "overlay_arguments", "playback_rate", "shown_colours", "OverlayNotWritten", "TIME_LAPSE_FPS"]
 
 
 class OverlayNotWritten(Exception):
@@ -42,17 +43,22 @@ def write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) 
 
 
 def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
+    path, arguments = overlay_arguments(path, layer_data)
+    return [str(write_overlay_movie(path, **arguments))]
+
+
+def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> tuple[str, dict[str, Any]]:
+    """The overlay's path (.mp4 added where no movie or GIF extension was typed) and `write_overlay_movie`'s
+    other arguments for one image and one labels layer's data tuples: the frames (of the level the
+    labels match), the labels, the frame rate and the image layer's contrast limits, gamma and colormap;
+    a ValueError saying what cannot be drawn, before anything is written."""
     images = [(data, meta) for data, meta, kind in layer_data if kind == "image"]
     labels = [(data, meta) for data, meta, kind in layer_data if kind == "labels"]
     if len(images) != 1 or len(labels) != 1:
         raise ValueError("the napari-vos overlay draws one labels layer over one image layer: select those two "
                          "(or pick another file type in the save dialog)")
     (video, image), (ids, labelled) = images[0], labels[0]
-    metadata = labelled.get("metadata") or {}
-    if "napari_vos_output" in metadata and "napari_vos" not in metadata:  # its provenance comes when the run ends
-        raise ValueError(f"the labels layer {labelled.get('name')!r} is still being filled by a Propagate run (the "
-                         "frames it has not reached are empty): save the overlay when the run is done, or after "
-                         "Cancel")
+    refuse_unfinished(labelled.get("metadata"), labelled.get("name"), "save the overlay")
     suffix = Path(path).suffix.lower()
     if suffix not in OVERLAY_SUFFIXES:
         if suffix in _OTHER_FORMATS:
@@ -78,7 +84,7 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
     gamma = float(image.get("gamma", 1.0))
     colormap = None if rgb else shown_colours(image.get("colormap"))
     fps = playback_rate(image.get("scale"), image.get("units"))
-    return [str(write_overlay_movie(path, video, ids, fps, intensity=(lo, hi), gamma=gamma, colormap=colormap))]
+    return path, {"video": video, "labels": ids, "fps": fps, "intensity": (lo, hi), "gamma": gamma, "colormap": colormap}
 
 
 def shown_colours(colormap: Any, n: int = 256) -> np.ndarray | None:

@@ -1,0 +1,152 @@
+"""File > IO Utilities > "Overlay movie (napari-vos)..." and "Cell Tracking Challenge folder (napari-vos)...":
+the two exports of a result written in the background, with a cancelable progress bar.
+
+The overlay save type writes the same movie, but napari runs writers on its GUI thread, so the viewer
+waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long time-lapse far
+more); a CTC result folder had no menu at all (`napari-vos ctc`, or `console.save_ctc`). Each command
+asks where to write, checks what it was given on the GUI thread (so a refusal comes at once), then
+writes in a worker thread (`menu_work`). A cancelled write leaves nothing: both write under a hidden
+name renamed when whole.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import napari
+import napari.layers
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from napari_vos._widgets.menu_work import start_layer_work
+
+__all__ = ["export_overlay_menu", "export_ctc_menu"]
+
+#: the save dialog's file types for an overlay (the first is the default)
+_OVERLAY_FILTERS = "H.264 movie (*.mp4 *.mkv *.mov);;Animated GIF (*.gif)"
+
+
+def _safe_name(name: str, fallback: str) -> str:
+    """A layer name as a file name (the characters a file system refuses replaced)."""
+    return re.sub(r'[\\/:*?"<>|]', "_", name) or fallback
+
+
+def _start_folder() -> Path:
+    """The folder napari last saved in (its save dialogs open there)."""
+    from napari.utils.history import get_save_history
+
+    return Path(get_save_history()[0])
+
+
+def _image_and_labels(viewer: "napari.Viewer") -> "tuple[napari.layers.Image, napari.layers.Labels]":
+    """The one image and the one labels layer selected, or an error naming what is selected."""
+    chosen = list(viewer.layers.selection)
+    images = [layer for layer in chosen if isinstance(layer, napari.layers.Image)]
+    labels = [layer for layer in chosen if isinstance(layer, napari.layers.Labels)]
+    if len(images) != 1 or len(labels) != 1 or len(chosen) != 2:
+        named = ", ".join(repr(layer.name) for layer in chosen) or "none"
+        raise ValueError("select the image and the labels drawn over it, those two layers only (shift-click); "
+                         f"selected: {named}")
+    return images[0], labels[0]
+
+
+def _only_labels(viewer: "napari.Viewer") -> "napari.layers.Labels":
+    """The one labels layer selected, or an error naming what is selected."""
+    chosen = list(viewer.layers.selection)
+    if len(chosen) != 1 or not isinstance(chosen[0], napari.layers.Labels):
+        named = ", ".join(repr(layer.name) for layer in chosen) or "none"
+        raise ValueError(f"select one (T, Y, X) labels layer to write as a Cell Tracking Challenge result (selected: "
+                         f"{named})")
+    return chosen[0]
+
+
+def export_overlay_menu(viewer: napari.Viewer) -> None:
+    """Draw the selected labels over the selected image, as napari shows the image (contrast limits, gamma,
+    colormap), into a movie or GIF the user names, off the GUI thread."""
+    from napari.utils.history import update_save_history
+
+    from napari_vos._widgets.overlay_writer import overlay_arguments
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    image, labels = _image_and_labels(viewer)
+    start = _start_folder() / f"{_safe_name(labels.name, 'overlay')}.mp4"
+    chosen, _ = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the overlay movie", str(start),
+                                            _OVERLAY_FILTERS)
+    if not chosen:
+        return
+    # read and checked on the GUI thread, as the layers are when the command runs
+    path, arguments = overlay_arguments(chosen, [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
+    update_save_history(path)
+    frames = len(arguments["labels"])
+
+    def work(progress: Any) -> Path:
+        return write_overlay_movie(path, progress=progress, **arguments)
+
+    def written(at: Path) -> None:
+        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at {arguments['fps']:g} per second")
+
+    start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,
+                     nothing="nothing written")
+
+
+def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
+    """The result folder the user picks (a folder dialog, which can make a new one) and whether its earlier
+    CTC files may be replaced (asked where it holds files); None where the user cancels either."""
+    from napari_vos.ctc_export import is_ctc_file
+
+    chosen = QFileDialog.getExistingDirectory(QApplication.activeWindow(),
+                                              f"Folder for {layer.name!r} as a CTC result (e.g. a new 01_RES)",
+                                              str(_start_folder()))
+    if not chosen:
+        return None
+    folder = Path(chosen)
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    if not entries:
+        return folder, False
+    ctc = [p.name for p in entries if p.is_file() and is_ctc_file(p.name)]
+    kept = len(entries) - len(ctc)
+    question = (f"{folder} holds {len(entries)} item{'s' if len(entries) != 1 else ''}"
+                + (f", {len(ctc)} of them a CTC result's ({', '.join(ctc[:2])}{' ...' if len(ctc) > 2 else ''})"
+                   if ctc else "") + ".\n\nWrite the result there? Its mask*.tif and res_track.txt are replaced"
+                + (f"; the {kept} other item{'s' if kept != 1 else ''} are kept." if kept else "."))
+    answer = QMessageBox.question(QApplication.activeWindow(), "Replace the CTC result?", question,
+                                  QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+    return (folder, True) if answer == QMessageBox.Yes else None
+
+
+def export_ctc_menu(viewer: napari.Viewer) -> None:
+    """Write the selected (T, Y, X) labels layer as a Cell Tracking Challenge result folder (mask000.tif ...
+    and res_track.txt), with the lineage of a divided layer, off the GUI thread; what `napari-vos ctc` does."""
+    from napari_vos._widgets.tracks_layer import layer_parents, time_stack
+    from napari_vos._widgets.unfinished import refuse_unfinished
+    from napari_vos.ctc_export import check_ctc, write_ctc
+
+    layer = _only_labels(viewer)
+    refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
+    stack = time_stack(layer, "Cell Tracking Challenge tracks")
+    parents = layer_parents(dict(layer.metadata or {})) or None
+    target = _result_folder(layer)
+    if target is None:
+        return
+    folder, force = target
+
+    def work(progress: Any) -> tuple[Any, list[str]]:
+        result = write_ctc(folder, stack, parents, force=force, progress=progress)
+        return result, check_ctc(folder)
+
+    def written(outcome: tuple[Any, list[str]]) -> None:
+        result, problems = outcome
+        n = len(result.table)
+        lineage = ("no lineage (split divided cells first to keep divisions)" if parents is None else
+                   f"{result.divisions} division{'' if result.divisions == 1 else 's'} kept")
+        show_info(f"wrote {result.folder}: {n} track{'' if n == 1 else 's'} over {result.frames} frames, "
+                  f"{result.gaps} gap{'' if result.gaps == 1 else 's'} split into new tracks, {lineage}")
+        if result.left_out:
+            show_warning(f"{len(result.left_out)} lineage link{'s' if len(result.left_out) != 1 else ''} left out: "
+                         + "; ".join(f"id {d}'s parent {p}: {why}" for d, p, why in result.left_out[:3]))
+        if problems:
+            show_warning(f"{result.folder} does not pass CTC's checks (please report this): " + "; ".join(problems[:3]))
+
+    start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", int(stack.shape[0]), work, written,
+                     nothing="nothing written")

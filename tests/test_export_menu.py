@@ -1,0 +1,211 @@
+"""File > IO Utilities > Overlay movie... and Cell Tracking Challenge result folder... in a real viewer:
+the dialogs' answers, the files written off the GUI thread, Cancel (in the dialog, in the replace
+question, on the progress bar) writing nothing, and what is refused at once."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from _layers import dividing_cell
+from _menu import run_menu_command
+from _widget_run import click, needs_display
+
+pytestmark = [needs_display, pytest.mark.gui]
+
+
+def _save_dialog(monkeypatch, answer: str) -> list[str]:
+    """The save dialog answers ``answer`` ("" is Cancel); the paths it opened on are returned."""
+    from qtpy.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+
+    def dialog(parent, caption, start, filters):
+        asked.append(start)
+        return answer, filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    return asked
+
+
+def _folder_dialog(monkeypatch, answer: str) -> None:
+    from qtpy.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda parent, caption, start: answer))
+
+
+def _replace_answer(monkeypatch, yes: bool) -> list[str]:
+    """The replace question answers Yes or Cancel; the questions asked are returned."""
+    from qtpy.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def question(parent, title, text, buttons, default):
+        asked.append(text)
+        return QMessageBox.Yes if yes else QMessageBox.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    return asked
+
+
+def _said(kind: str | None = None) -> list[str]:
+    from napari.utils.notifications import notification_manager
+
+    return [str(n.message) for n in notification_manager.records
+            if kind is None or str(n.severity).lower().endswith(kind)]
+
+
+def _menu_titles() -> list[str]:
+    from napari._app_model import get_app_model
+
+    return [item.command.title for item in get_app_model().menus.get_menu("napari/file/io_utilities")
+            if hasattr(item, "command")]
+
+
+def _execute(command_id: str) -> None:
+    from napari._app_model import get_app_model
+
+    get_app_model().commands.execute_command(command_id).result()
+
+
+def test_the_overlay_menu_writes_the_gif_as_napari_shows_the_image(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    from PIL import Image
+
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    video = viewer.add_image((labels > 0).astype(np.uint16) * 1000, name="video", contrast_limits=(0, 1000))
+    layer = viewer.add_labels(labels, name="cells")
+    assert "Overlay movie (labels over the image)... (napari-vos)" in _menu_titles()
+    viewer.layers.selection = {video, layer}
+    asked = _save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
+    run_menu_command(qtbot, "napari-vos.export_overlay")
+    assert asked[0].endswith("cells.mp4")
+    with Image.open(tmp_path / "cells.gif") as gif:
+        assert gif.n_frames == len(labels) and gif.size == (labels.shape[2], labels.shape[1])
+        gif.seek(0)
+        picture = np.asarray(gif.convert("RGB"))
+    outside = picture[labels[0] == 0]
+    assert outside.max() < 20  # the background at the low contrast limit: black, no object colour
+    assert any("cells.gif" in text and f"{len(labels)} frames" in text for text in _said("info"))
+    assert [p.name for p in tmp_path.iterdir()] == ["cells.gif"]  # no partial file left
+
+
+def test_the_overlay_menu_refuses_a_wrong_selection_and_mismatched_layers_before_asking_for_a_name(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(dividing_cell(), name="cells")
+    asked = _save_dialog(monkeypatch, str(tmp_path / "x.gif"))
+    viewer.layers.selection = {labels}
+    with pytest.raises(ValueError, match="select the image and the labels"):
+        _execute("napari-vos.export_overlay")
+    assert asked == []
+    other = viewer.add_image(np.zeros((3, 30, 44), np.uint8), name="other video")
+    viewer.layers.selection = {labels, other}
+    with pytest.raises(ValueError, match="'other video'"):
+        _execute("napari-vos.export_overlay")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancelling_the_overlay_on_its_progress_bar_leaves_no_file(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    import napari_vos.data.overlay_movies as overlay_movies
+    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
+
+    from napari_vos._widgets.menu_work import running_work
+
+    real, drawn = overlay_movies.overlay_frame, []
+
+    def slow(*args, **kwargs):  # a long movie in a short test
+        drawn.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(overlay_movies, "overlay_frame", slow)
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    video = viewer.add_image(labels.astype(np.uint8), name="video")
+    layer = viewer.add_labels(labels, name="cells")
+    viewer.layers.selection = {video, layer}
+    _save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
+    _execute("napari-vos.export_overlay")
+    bars = lambda: viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)  # noqa: E731
+    qtbot.waitUntil(lambda: len(bars()) == 1 and len(drawn) >= 1, timeout=5000)
+    assert threading.main_thread().name not in drawn
+    click(qtbot, bars()[0].cancel_button)
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
+    assert len(drawn) < len(labels) and list(tmp_path.iterdir()) == []
+    assert any("nothing written" in text for text in _said())
+
+
+def _divided_layer(viewer):
+    from napari.layers import Layer
+
+    from napari_vos._widgets.tracks_layer import divided_layer_data
+
+    source = viewer.add_labels(dividing_cell(), name="cells")
+    divided = viewer.add_layer(Layer.create(*divided_layer_data(source)))
+    viewer.layers.selection = {divided}
+    return divided
+
+
+def test_the_ctc_menu_writes_the_result_folder_with_the_divided_layers_lineage(make_napari_viewer, qtbot,
+                                                                              monkeypatch, tmp_path):
+    import tifffile
+
+    viewer = make_napari_viewer()
+    divided = _divided_layer(viewer)
+    assert "Cell Tracking Challenge result folder... (napari-vos)" in _menu_titles()
+    folder = tmp_path / "01_RES"
+    folder.mkdir()
+    _folder_dialog(monkeypatch, str(folder))
+    asked = _replace_answer(monkeypatch, yes=True)
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert asked == []  # an empty folder is not asked about
+    frames = len(divided.data)
+    assert sorted(p.name for p in folder.iterdir()) == [f"mask{t:03d}.tif" for t in range(frames)] + ["res_track.txt"]
+    first = tifffile.imread(folder / "mask000.tif")
+    assert first.dtype == np.uint16
+    rows = [tuple(map(int, line.split())) for line in (folder / "res_track.txt").read_text().splitlines()]
+    mother = int(first[10, 20])  # the track of id 3, the cell that divides
+    assert sorted(row[3] for row in rows) == [0, 0, mother, mother]  # its daughters' tracks name it
+    assert any("1 division kept" in text for text in _said("info"))
+
+
+def test_the_ctc_menu_asks_before_replacing_and_cancel_keeps_the_folder(make_napari_viewer, qtbot, monkeypatch,
+                                                                       tmp_path):
+    viewer = make_napari_viewer()
+    _divided_layer(viewer)
+    folder = tmp_path / "01_RES"
+    folder.mkdir()
+    (folder / "mask000.tif").write_bytes(b"old")
+    (folder / "notes.txt").write_text("mine")
+    _folder_dialog(monkeypatch, str(folder))
+    asked = _replace_answer(monkeypatch, yes=False)
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert "1 of them a CTC result's (mask000.tif)" in asked[0] and "the 1 other item are kept" in asked[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["mask000.tif", "notes.txt"]
+    assert (folder / "mask000.tif").read_bytes() == b"old"
+    _replace_answer(monkeypatch, yes=True)
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "res_track.txt").is_file()
+    assert (folder / "mask000.tif").read_bytes() != b"old"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    _folder_dialog(monkeypatch, "")  # Cancel in the folder dialog
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_the_ctc_menu_refuses_an_image_a_single_frame_and_an_unfinished_run(make_napari_viewer, monkeypatch, tmp_path):
+    viewer = make_napari_viewer()
+    _folder_dialog(monkeypatch, str(tmp_path))
+    viewer.layers.selection = {viewer.add_image(np.zeros((3, 8, 8), np.uint8), name="video")}
+    with pytest.raises(ValueError, match="select one"):
+        _execute("napari-vos.export_ctc")
+    viewer.layers.selection = {viewer.add_labels(np.zeros((8, 8), np.uint8), name="flat")}
+    with pytest.raises(ValueError, match=r"'flat' has shape \(8, 8\)"):
+        _execute("napari-vos.export_ctc")
+    running = viewer.add_labels(dividing_cell(), name="run", metadata={"napari_vos_output": True})
+    viewer.layers.selection = {running}
+    with pytest.raises(ValueError, match="still being filled"):
+        _execute("napari-vos.export_ctc")
+    assert list(tmp_path.iterdir()) == []
