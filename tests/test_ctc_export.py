@@ -152,6 +152,9 @@ def test_mask_names_take_four_digits_beyond_1000_frames(tmp_path):
     ("a repeated track", "track 2 is listed 2 times"),
     ("a stray parent", "its parent 8 is not in res_track.txt"),
     ("a wider name", "mask0005.tif should be named mask005.tif"),
+    ("another tif", "overview.tif is no mask"),
+    ("a blank line", "line 4 is blank"),
+    ("mixed separators", "line 2 separates its values"),
 ])
 def test_a_hand_broken_folder_fails_the_check_naming_what_is_wrong(tmp_path, damage, words):
     folder = tmp_path / "res"
@@ -178,8 +181,24 @@ def test_a_hand_broken_folder_fails_the_check_naming_what_is_wrong(tmp_path, dam
         table.write_text("1 0 6 0\n2 0 2 8\n3 5 6 2\n")
     elif damage == "a wider name":
         os.replace(folder / "mask005.tif", folder / "mask0005.tif")
+    elif damage == "another tif":  # py-ctcmetrics reads every *.tif in the folder as a frame's mask
+        tifffile.imwrite(folder / "overview.tif", np.ones((10, 12), np.uint16))
+    elif damage == "a blank line":  # py-ctcmetrics' reader fails on it
+        table.write_text(table.read_text() + "\n")
+    elif damage == "mixed separators":  # py-ctcmetrics splits every line at line 1's separator
+        table.write_text("1 0 6 0\n2\t0\t2\t0\n3 5 6 2\n")
     problems = check_ctc(folder)
     assert any(words in p for p in problems), problems
+
+
+def test_the_track_table_may_use_tabs_or_spaces_the_way_its_first_line_does(tmp_path):
+    folder = tmp_path / "res"
+    write_ctc(folder, _gapped())
+    table = folder / "res_track.txt"
+    table.write_text(table.read_text().replace(" ", "\t"))
+    assert check_ctc(folder) == []
+    table.write_text("1  0 6 0\r\n2 0 2 0 \r\n3 5 6 2")  # doubled and trailing spaces, CRLF, no last newline
+    assert check_ctc(folder) == []
 
 
 def test_check_ctc_says_what_is_missing_from_no_folder_or_an_empty_one(tmp_path):
@@ -221,7 +240,7 @@ def test_an_existing_folder_is_refused_unless_forced_and_forcing_keeps_other_fil
     long[:, 1:4, 1:4] = 3
     write_ctc(folder, long)
     (folder / "notes.txt").write_text("my notes")
-    (folder / "mask_overview.tif").write_bytes(b"not a mask")
+    (folder / "mask_overview.TIF").write_bytes(b"not a mask")  # .TIF: not read as a mask by py-ctcmetrics
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     with pytest.raises(ValueError, match="not empty.*force.*other file in it is kept"):
         write_ctc(folder, _gapped())
@@ -229,7 +248,7 @@ def test_an_existing_folder_is_refused_unless_forced_and_forcing_keeps_other_fil
     write_ctc(folder, _gapped(), force=True)
     names = sorted(p.name for p in folder.iterdir())
     # the earlier 9 masks are gone (mask007.tif and mask008.tif too), the other files kept
-    assert names == sorted([f"mask{t:03d}.tif" for t in range(7)] + ["mask_overview.tif", "notes.txt",
+    assert names == sorted([f"mask{t:03d}.tif" for t in range(7)] + ["mask_overview.TIF", "notes.txt",
                                                                        "res_track.txt"])
     assert (folder / "notes.txt").read_text() == "my notes"
     assert check_ctc(folder) == [] and _rows(folder) == [[1, 0, 6, 0], [2, 0, 2, 0], [3, 5, 6, 2]]
@@ -241,6 +260,19 @@ def test_an_existing_folder_is_refused_unless_forced_and_forcing_keeps_other_fil
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         write_ctc(tmp_path / "file", _gapped(), force=True)
+
+
+def test_a_forced_write_into_a_folder_holding_another_tif_is_refused_naming_it(tmp_path):
+    """py-ctcmetrics takes every *.tif in a result folder for a frame's mask, in name order: a labels.tif
+    kept beside mask000.tif ... would be read as one frame more, so the write is refused up front."""
+    folder = tmp_path / "res"
+    write_ctc(folder, _gapped())
+    tifffile.imwrite(folder / "labels.tif", _gapped())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError, match="labels.tif.*every .tif in a result folder.*mask"):
+        write_ctc(folder, _gapped(), force=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert any("labels.tif is no mask" in p for p in check_ctc(folder))
 
 
 def test_a_write_that_fails_part_way_leaves_the_earlier_folder_as_it_was(tmp_path, monkeypatch):
@@ -336,4 +368,7 @@ def test_the_command_takes_the_lineage_csv_and_refuses_what_it_cannot_write(tmp_
     write_tiff_labels(inside / "mask000.tif", divided.labels)
     assert main(["ctc", str(inside / "mask000.tif"), "-o", str(inside), "--force"]) == 2  # would replace its input
     assert "replace them" in capsys.readouterr().err
+    write_tiff_labels(tmp_path / "res" / "labels.tif", divided.labels)
+    assert main(["ctc", str(tmp_path / "res" / "labels.tif"), "-o", str(tmp_path / "res"), "--force"]) == 2
+    assert "every .tif in a result folder" in capsys.readouterr().err  # CTC's evaluation would read it as a mask
     assert not (tmp_path / "x").exists()

@@ -22,6 +22,14 @@ a track than an id. What this module relies on, and where it was found:
 - Masks are named ``mask`` + the frame number on 3 digits, 4 for some data sets
   (py-ctcmetrics' ctc_metrics/utils/num_digits.py: 4 for BF-C2DL-HSC and BF-C2DL-MuSC, 3 for the
   others); here 4 from 1001 frames on (5 from 10001), the width the last frame's number needs.
+- py-ctcmetrics reads a result folder as every file whose name ends in ``.tif``, sorted by name, one
+  frame each (ctc_metrics/utils/filesystem.py, ``parse_masks``), and res_track.txt with every line
+  split at the first line's separator, a space or else a tab (``read_tracking_file``): another .tif
+  in the folder is read as one frame more (the result is invalid, or its masks and the ground
+  truth's do not pair up), and a blank line or a line separated otherwise stops the evaluation
+  with an error. Found by scoring this module's folders with py-ctcmetrics 1.3.3
+  (scripts/ctc_metrics_check.py); so a forced write into a folder holding another .tif is refused,
+  and `check_ctc` reports these.
 
 So an id here becomes one track per run of consecutive frames it is on, numbered 1..N by first
 frame and then by id; a division lineage (daughter id -> parent id, as `napari-vos divisions`
@@ -50,6 +58,8 @@ MAX_TRACKS = 65535
 
 _MASK = re.compile(r"mask(\d+)\.tif")
 _TABLE = "res_track.txt"
+_READS_EVERY_TIF = ("CTC's evaluation (py-ctcmetrics) reads every .tif in a result folder as a frame's mask, in "
+                    "name order")
 
 
 def mask_name(t: int, frames: int) -> str:
@@ -61,6 +71,11 @@ def is_ctc_file(name: str) -> bool:
     """Whether a file name is one a CTC result folder is made of (mask<digits>.tif, res_track.txt): the
     only files ``force`` replaces or removes."""
     return name == _TABLE or _MASK.fullmatch(name) is not None
+
+
+def _other_tifs(names: list[str]) -> list[str]:
+    """The names ending in .tif that are no mask<digits>.tif: py-ctcmetrics would read each as a frame's mask."""
+    return [name for name in names if name.endswith(".tif") and _MASK.fullmatch(name) is None]
 
 
 @dataclass
@@ -234,9 +249,11 @@ def ctc_tracks(labels: Any, parents: dict[int, int] | None = None, *,
 
 
 def check_target(folder: str | Path, force: bool = False) -> list[Path]:
-    """The result folder's CTC files that a write replaces, or a ValueError: a file there, or a folder
-    holding files without ``force``. With ``force`` only mask<digits>.tif and res_track.txt are
-    replaced or removed; any other file in the folder is kept."""
+    """The result folder's CTC files that a write replaces, or a ValueError: a file there, a folder
+    holding files without ``force``, or one holding a .tif that is no mask<digits>.tif (py-ctcmetrics
+    reads every .tif in the folder as a frame's mask, so the result could not be scored). With
+    ``force`` only mask<digits>.tif and res_track.txt are replaced or removed; any other file in the
+    folder is kept."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file; a CTC result is a folder (mask000.tif ... and res_track.txt): give a "
@@ -246,6 +263,12 @@ def check_target(folder: str | Path, force: bool = False) -> list[Path]:
         shown = ", ".join(p.name for p in entries[:3]) + (" ..." if len(entries) > 3 else "")
         raise ValueError(f"{folder} is not empty ({shown}); give a new or empty folder, or force (--force) to replace "
                          "its mask*.tif and res_track.txt (any other file in it is kept)")
+    others = _other_tifs([p.name for p in entries])
+    if others:
+        shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+        raise ValueError(f"{folder} holds {shown}, which {'is' if len(others) == 1 else 'are'} no CTC mask: "
+                         f"{_READS_EVERY_TIF}, so the result could not be scored; move "
+                         f"{'it' if len(others) == 1 else 'them'} out of the folder or give another folder")
     return [p for p in entries if p.is_file() and is_ctc_file(p.name)]
 
 
@@ -258,8 +281,8 @@ def write_ctc(folder: str | Path, labels: Any, parents: dict[int, int] | None = 
     folder beside ``folder`` that is renamed to it when whole: a failed or stopped write leaves the
     folder as it was. An existing folder must be empty unless ``force``; with ``force`` its earlier
     mask*.tif and res_track.txt are replaced (earlier masks beyond the new frames removed), once
-    every new file is written, and every other file in it is kept. progress(done, total) after each
-    frame.
+    every new file is written, and every other file in it is kept, but a folder holding a .tif that
+    is no mask<digits>.tif is refused (`check_target`). progress(done, total) after each frame.
     """
     import tifffile
 
@@ -317,13 +340,19 @@ def _move_in(partial: Path, folder: Path, earlier: list[Path]) -> None:
 
 
 def _read_table(path: Path, problems: list[str]) -> np.ndarray | None:
-    """res_track.txt's rows (L B E P), or None with the problems said."""
+    """res_track.txt's rows (L B E P), or None with the problems said. Read as py-ctcmetrics reads it
+    (``read_tracking_file``): every line a track, split at line 1's separator (a space where line 1
+    has one, else a tab), empty values between two separators skipped."""
     if not path.is_file():
         problems.append(f"no {_TABLE} in {path.parent}")
         return None
     rows = []
-    for n, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+    lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+    separator = " " if lines and " " in lines[0] else "\t"
+    for n, line in enumerate(lines, 1):
         if not line.strip():
+            problems.append(f"{_TABLE} line {n} is blank: CTC's evaluation (py-ctcmetrics) reads every line as a "
+                            "track and stops on it; remove the line")
             continue
         try:
             row = [int(v) for v in line.split()]
@@ -332,6 +361,10 @@ def _read_table(path: Path, problems: list[str]) -> np.ndarray | None:
         if len(row) != 4:
             problems.append(f"{_TABLE} line {n} is {line.strip()!r}, not four integers L B E P")
             continue
+        if [v for v in line.strip().split(separator) if v] != line.split():
+            problems.append(f"{_TABLE} line {n} separates its values otherwise than line 1 (with "
+                            f"{'a space' if separator == ' ' else 'a tab'}): CTC's evaluation (py-ctcmetrics) "
+                            "splits every line at line 1's separator")
         rows.append(row)
     return np.asarray(rows, np.int64).reshape(-1, 4)
 
@@ -362,10 +395,10 @@ def _table_problems(table: np.ndarray, frames: int) -> list[str]:
 
 def check_ctc(folder: str | Path, *, limit: int = 100) -> list[str]:
     """Read a CTC result folder back and check CTC's rules: masks mask000.tif... for frames 0..T-1 (one
-    name width, one size, 16-bit), res_track.txt's rows L B E P with unique labels, each parent a
-    listed track that ends before its daughter begins, and each track on exactly its frames B..E of
-    the masks, every label on a mask listed. Returns the problems found (at most ``limit``, then a
-    line counting the rest); [] for a valid folder."""
+    name width, one size, 16-bit) and no other .tif, res_track.txt's rows L B E P with unique labels
+    (no blank line, one separator), each parent a listed track that ends before its daughter begins,
+    and each track on exactly its frames B..E of the masks, every label on a mask listed. Returns
+    the problems found (at most ``limit``, then a line counting the rest); [] for a valid folder."""
     import tifffile
 
     folder = Path(folder)
@@ -373,10 +406,13 @@ def check_ctc(folder: str | Path, *, limit: int = 100) -> list[str]:
         return [f"{folder} is not a folder"]
     problems: list[str] = []
     masks: dict[int, list[str]] = {}
-    for path in folder.iterdir():
-        match = _MASK.fullmatch(path.name)
+    names = sorted(path.name for path in folder.iterdir())
+    for name in names:
+        match = _MASK.fullmatch(name)
         if match:
-            masks.setdefault(int(match.group(1)), []).append(path.name)
+            masks.setdefault(int(match.group(1)), []).append(name)
+    problems += [f"{name} is no mask (mask000.tif ...) but {_READS_EVERY_TIF}: move it out of the folder"
+                 for name in _other_tifs(names)]
     if not masks:
         problems.append(f"no mask files (mask000.tif ...) in {folder}")
     frames = max(masks) + 1 if masks else 0
