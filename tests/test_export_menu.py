@@ -193,6 +193,12 @@ def test_the_ctc_menu_asks_before_replacing_and_cancel_keeps_the_folder(make_nap
     _folder_dialog(monkeypatch, "")  # Cancel in the folder dialog
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    (folder / "cells.tif").write_bytes(b"a stack")  # CTC's software would read it as a mask
+    _folder_dialog(monkeypatch, str(folder))
+    asked = _replace_answer(monkeypatch, yes=True)
+    with pytest.raises(ValueError, match="cells.tif"):
+        _execute("napari-vos.export_ctc")
+    assert asked == [] and (folder / "cells.tif").read_bytes() == b"a stack"
 
 
 def test_the_ctc_menu_refuses_an_image_a_single_frame_and_an_unfinished_run(make_napari_viewer, monkeypatch, tmp_path):

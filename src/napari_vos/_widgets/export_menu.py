@@ -92,8 +92,9 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
 
 def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
     """The result folder the user picks (a folder dialog, which can make a new one) and whether its earlier
-    CTC files may be replaced (asked where it holds files); None where the user cancels either."""
-    from napari_vos.ctc_export import is_ctc_file
+    CTC files may be replaced (asked where it holds files); None where the user cancels either. What no
+    write may go into (a file, a folder holding a .tif that is no CTC mask) is refused before asking."""
+    from napari_vos.ctc_export import check_target, is_ctc_file
 
     chosen = QFileDialog.getExistingDirectory(QApplication.activeWindow(),
                                               f"Folder for {layer.name!r} as a CTC result (e.g. a new 01_RES)",
@@ -101,6 +102,7 @@ def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
     if not chosen:
         return None
     folder = Path(chosen)
+    check_target(folder, force=True)
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
     if not entries:
         return folder, False
