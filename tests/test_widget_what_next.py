@@ -29,6 +29,7 @@ def test_the_first_run_says_where_the_tracks_and_measurements_are_and_they_are_t
     _wait_done(qtbot, widget)
     ready = [text for text in said if text.endswith("ready") or "ready;" in text]
     assert len(ready) == 1 and "Centroid tracks" in ready[0] and "object measurements" in ready[0]
+    assert "Overlay movie" in ready[0]
 
     output = viewer.layers["painted propagated (flow)"]
     viewer.layers.selection.active = output

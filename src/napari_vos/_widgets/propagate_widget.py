@@ -134,9 +134,10 @@ def _working_at(job: LayerJob) -> str:
 
 
 #: said once, with the first finished run: where the objects' paths and numbers are (napari adds the plugin name)
-WHAT_NEXT = ("; Layers > Track > Centroid tracks (napari-vos) draws each object's path, and Layers > Measure > "
+WHAT_NEXT = ("; Layers > Track > Centroid tracks (napari-vos) draws each object's path, Layers > Measure > "
              "Object measurements (CSV)... writes their sizes, positions and intensities as CSV tables (also the "
-             "save type napari-vos object measurements)")
+             "save type napari-vos object measurements), and File > IO Utilities > Overlay movie... draws them "
+             "over the video in a movie to show")
 
 
 class PropagateWidget(QWidget):
