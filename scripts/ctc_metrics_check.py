@@ -189,7 +189,7 @@ def probes(work: Path, tools) -> list[tuple[str, object, int]]:
         ("write_ctc: bool labels", gapped > 0, None, None),
         ("write_ctc: an empty frame", np.where(np.arange(7)[:, None, None] == 3, 0, gapped), None, None),
         ("write_ctc: 1001 frames (mask0000.tif ...)", long, None, None),
-        ("another .tif in the folder (write_ctc(force=True) keeps it)", gapped, None,
+        ("another .tif put in the folder", gapped, None,
          lambda f: tifffile.imwrite(f / "overview.tif", np.ones((10, 12), np.uint16))),
         ("a blank line at the end of res_track.txt", gapped, None,
          lambda f: table(f, (f / "res_track.txt").read_text() + "\n")),
