@@ -6,7 +6,7 @@ type: the frames are shown with the image layer's contrast limits, gamma and (gr
 napari shows them, each object tinted and outlined in its palette colour. napari calls writers on
 its GUI thread, so the viewer waits while the movie is written: 2.3 s for 82 frames of 854x480 as
 .mp4, 1.6-1.8 s as .gif (docs/benchmarks.md, session 39); File > IO Utilities > Overlay movie...
-(`export_menu`) writes the same movie in the background, `napari-vos overlay` outside the viewer.
+(`io_menu`) writes the same movie in the background, `napari-vos overlay` outside the viewer.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""File > IO Utilities > "Overlay movie (napari-vos)..." and "Cell Tracking Challenge folder (napari-vos)...":
-the two exports of a result written in the background, with a cancelable progress bar.
+"""File > IO Utilities (napari-vos): "Open labels TIFF...", and the two exports of a result written in the
+background with a cancelable progress bar, "Overlay movie..." and "Cell Tracking Challenge result folder...".
 
-The overlay save type writes the same movie, but napari runs writers on its GUI thread, so the viewer
+napari's File > Open reads a labels TIFF napari-vos wrote as an image at scale 1, without the pixel
+size, frame interval, placement and run record the file holds; "Open labels TIFF..." opens it as
+`console.open_labels_layer` does, a Labels layer where the saved one lay. The overlay save type writes the same movie, but napari runs writers on its GUI thread, so the viewer
 waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long time-lapse far
 more); a CTC result folder had no menu at all (`napari-vos ctc`, or `console.save_ctc`). Each command
 asks where to write, checks what it was given on the GUI thread (so a refusal comes at once), then
@@ -21,7 +23,7 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from napari_vos._widgets.menu_work import start_layer_work
 
-__all__ = ["export_overlay_menu", "export_ctc_menu"]
+__all__ = ["open_labels_menu", "export_overlay_menu", "export_ctc_menu"]
 
 #: the save dialog's file types for an overlay (the first is the default)
 _OVERLAY_FILTERS = "H.264 movie (*.mp4 *.mkv *.mov);;Animated GIF (*.gif)"
@@ -37,6 +39,27 @@ def _start_folder() -> Path:
     from napari.utils.history import get_save_history
 
     return Path(get_save_history()[0])
+
+
+def open_labels_menu(viewer: napari.Viewer) -> None:
+    """Open a labels TIFF napari-vos wrote (a Propagate output saved with its save type, `napari-vos
+    propagate`, `divisions`) as a Labels layer at its calibration and placement, with its run's record."""
+    from napari.utils.history import get_open_history, update_open_history
+
+    from napari_vos.console import open_labels_layer
+
+    chosen, _ = QFileDialog.getOpenFileName(QApplication.activeWindow(), "Open a labels TIFF napari-vos wrote",
+                                            get_open_history()[0], "Labels TIFF (*.tif *.tiff)")
+    if not chosen:
+        return
+    update_open_history(chosen)
+    layer = open_labels_layer(viewer, chosen)
+    record = (layer.metadata or {}).get("napari_vos") or {}
+    units = getattr(layer, "units", None)
+    size = f"pixel size {layer.scale[-1]:g} {units[-1] if units is not None else ''}".rstrip()
+    run = f", a {record['method']} run's output" if record.get("method") else ""
+    split = ", its divided cells split (the lineage kept)" if record.get("divisions_split") else ""
+    show_info(f"opened {Path(chosen).name} as {layer.name!r}: {tuple(layer.data.shape)} labels at {size}{run}{split}")
 
 
 def _image_and_labels(viewer: "napari.Viewer") -> "tuple[napari.layers.Image, napari.layers.Labels]":

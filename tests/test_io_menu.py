@@ -215,3 +215,34 @@ def test_the_ctc_menu_refuses_an_image_a_single_frame_and_an_unfinished_run(make
     with pytest.raises(ValueError, match="still being filled"):
         _execute("napari-vos.export_ctc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_open_labels_tiff_gives_a_labels_layer_at_its_calibration_with_its_record(make_napari_viewer, monkeypatch,
+                                                                                 tmp_path):
+    import tifffile
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_vos.data.calibration import Calibration
+    from napari_vos.data.writers import write_tiff_labels
+
+    answer = {"path": ""}
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *args: (answer["path"], "")))
+    path = write_tiff_labels(tmp_path / "out.tif", dividing_cell(), calibration=Calibration((0.5, 0.5), "µm", 2.0, "min"),
+                             provenance={"method": "flow"})
+    viewer = make_napari_viewer()
+    assert "Open labels TIFF (calibration and run record)... (napari-vos)" in _menu_titles()
+    _execute("napari-vos.open_labels")  # Cancel in the dialog
+    assert len(viewer.layers) == 0
+    answer["path"] = str(path)
+    _execute("napari-vos.open_labels")
+    (layer,) = viewer.layers
+    assert layer._type_string == "labels" and layer.name == "out"
+    np.testing.assert_allclose(layer.scale, (2.0, 0.5, 0.5))
+    assert layer.metadata["napari_vos"]["method"] == "flow"
+    np.testing.assert_array_equal(layer.data, dividing_cell())
+    assert any("a flow run's output" in text for text in _said("info"))
+    tifffile.imwrite(tmp_path / "picture.tif", np.zeros((3, 8, 8), np.float32))
+    answer["path"] = str(tmp_path / "picture.tif")
+    with pytest.raises(ValueError, match="float32"):
+        _execute("napari-vos.open_labels")
+    assert len(viewer.layers) == 1
