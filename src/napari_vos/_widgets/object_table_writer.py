@@ -5,8 +5,9 @@ Select the labels (and, for intensities, the image they were propagated on), Fil
 Layers..., and pick the napari-vos measurements type: NAME.csv gets one row per object per frame,
 NAME.tracks.csv one per object id. Sizes and positions are also given in the labels layer's units
 (its scale), times in its time unit. napari calls writers on its GUI thread, so the viewer waits
-while they are measured: 0.7-1.1 s for 40 frames of 25 cells at 256x256, 3.9 s for 37 frames of
-~70 cells at 1024x1022 (docs/benchmarks.md); `napari-vos measure` measures long stacks outside it.
+while they are measured: 0.15 s for 40 frames of 25 cells at 256x256, 1.0 s for 37 frames of
+~70 cells at 1024x1022 (docs/benchmarks.md); Layers > Measure (`measure_menu`) measures in the
+background, `napari-vos measure` outside napari.
 """
 from __future__ import annotations
 
