@@ -178,8 +178,10 @@ def _label_dtype(labels: Any) -> np.dtype:
 
 def _id_type(labels: Any) -> type:
     """The type of the label column: uint64 for uint64 labels (ids up to 2**64 - 1, which int64 would
-    turn negative), int64 for the others (int64 ids may be negative)."""
-    return np.uint64 if _label_dtype(labels) == np.uint64 else np.int64
+    turn negative), int64 for the others (int64 ids may be negative). Either byte order: tifffile gives
+    a big-endian TIFF's ids as '>u8', which is no np.uint64 to ``==``."""
+    dtype = _label_dtype(labels)
+    return np.uint64 if dtype.kind == "u" and dtype.itemsize == 8 else np.int64
 
 
 def compact_ids(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,0 +1,63 @@
+"""Session 42's review of the day's code: inputs a demanding microscopist gives that broke the object
+measurements, File > IO Utilities and the division parents, each found by trying it (the GUI tests need
+a display: `xvfb-run -a`)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _layers import dividing_cell
+from _menu import run_menu_command
+from _widget_run import needs_display
+
+
+def _said(kind: str | None = None) -> list[str]:
+    from napari.utils.notifications import notification_manager
+
+    return [str(n.message) for n in notification_manager.records
+            if kind is None or str(n.severity).lower().endswith(kind)]
+
+
+# --- object_table -------------------------------------------------------------------------------------------------
+
+def test_big_endian_uint64_labels_keep_their_ids_as_uint64():
+    """tifffile gives a big-endian TIFF's ids as '>u8': they were compared with np.uint64 byte order and
+    all, so ids from 2**63 on came out negative in an int64 label column (and sorted first)."""
+    from napari_vos.object_table import measure_objects, track_summary
+
+    stack = np.zeros((2, 6, 6), np.uint64)
+    stack[:, 1:3, 1:3] = 2 ** 63 + 5
+    stack[:, 4:, 4:] = 3
+    native = measure_objects(stack)
+    swapped = measure_objects(stack.astype(">u8"))
+    assert swapped.columns["label"].dtype == np.uint64
+    assert swapped.columns["label"].tolist() == native.columns["label"].tolist() == [3, 2 ** 63 + 5] * 2
+    assert track_summary(swapped).columns["label"].tolist() == [3, 2 ** 63 + 5]
+
+
+# --- io_menu ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typed, written", [("cells", "cells.gif"), ("my cells.v2", "my cells.v2.gif"),
+                                            ("cells.GIF", "cells.GIF"), ("cells.mp4", "cells.mp4")])
+@needs_display
+@pytest.mark.gui
+def test_the_overlay_menu_writes_a_gif_where_the_gif_file_type_was_picked(typed, written, make_napari_viewer, qtbot,
+                                                                          monkeypatch, tmp_path):
+    """A name typed without an extension under the dialog's "Animated GIF (*.gif)" file type (Qt's and
+    GTK's dialogs on Linux add none) was written as an H.264 .mp4, the picked type ignored (and without
+    PyAV refused as a movie that needs it)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    if typed == "cells.mp4":
+        pytest.importorskip("av")
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    image = viewer.add_image(labels.astype(np.uint8), name="video")
+    layer = viewer.add_labels(labels, name="cells")
+    viewer.layers.selection = {image, layer}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(
+        lambda parent, caption, start, filters: (str(tmp_path / typed), "Animated GIF (*.gif)")))
+    run_menu_command(qtbot, "napari-vos.export_overlay")
+    assert [p.name for p in tmp_path.iterdir()] == [written], _said()
+    if written.lower().endswith(".gif"):
+        assert (tmp_path / written).read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+
