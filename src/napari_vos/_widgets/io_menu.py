@@ -94,12 +94,14 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
 
     image, labels = _image_and_labels(viewer)
     start = _start_folder() / f"{_safe_name(labels.name, 'overlay')}.mp4"
-    chosen, _ = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the overlay movie", str(start),
-                                            _OVERLAY_FILTERS)
+    chosen, picked = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the overlay movie", str(start),
+                                                 _OVERLAY_FILTERS)
     if not chosen:
         return
+    # a name typed without an extension takes the file type picked (Qt's and GTK's dialogs add none)
+    suffix = ".gif" if "*.gif" in (picked or "") else ".mp4"
     # read and checked on the GUI thread, as the layers are when the command runs
-    path, arguments = overlay_arguments(chosen, [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
+    path, arguments = overlay_arguments(chosen, [image.as_layer_data_tuple(), labels.as_layer_data_tuple()], suffix)
     update_save_history(path)
     frames = len(arguments["labels"])
 

@@ -47,8 +47,10 @@ def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]])
     return [str(write_overlay_movie(path, **arguments))]
 
 
-def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> tuple[str, dict[str, Any]]:
-    """The overlay's path (.mp4 added where no movie or GIF extension was typed) and `write_overlay_movie`'s
+def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str]],
+                      default_suffix: str = ".mp4") -> tuple[str, dict[str, Any]]:
+    """The overlay's path (``default_suffix`` added where no movie or GIF extension was typed: .gif where
+    a dialog's GIF file type was picked) and `write_overlay_movie`'s
     other arguments for one image and one labels layer's data tuples: the frames (of the level the
     labels match), the labels, the frame rate and the image layer's contrast limits, gamma and colormap;
     a ValueError saying what cannot be drawn, before anything is written."""
@@ -64,7 +66,7 @@ def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str
         if suffix in _OTHER_FORMATS:
             raise ValueError(f"the napari-vos overlay is a movie or a GIF: name it {Path(path).stem}.mp4 or "
                              f"{Path(path).stem}.gif, not {Path(path).name}")
-        path = f"{path}.mp4"  # no extension typed (or a dot inside the name): napari's dialog passes it as typed
+        path = f"{path}{default_suffix}"  # no extension typed (or a dot inside the name): the dialog passes it as typed
     ids = ids[0] if labelled.get("multiscale") else ids
     rgb = bool(image.get("rgb"))
     if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one); else the full size
