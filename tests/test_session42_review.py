@@ -63,3 +63,26 @@ def test_the_overlay_menu_writes_a_gif_where_the_gif_file_type_was_picked(typed,
     if written.lower().endswith(".gif"):
         assert (tmp_path / written).read_bytes()[:6] in (b"GIF89a", b"GIF87a")
 
+
+
+@needs_display
+@pytest.mark.gui
+def test_the_ctc_menu_says_the_labels_are_a_stopped_runs_output(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    """`napari-vos ctc` notes a stopped run's output (its later frames hold no object, so its tracks end
+    there); the menu doing what it does wrote such a result without a word."""
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer = make_napari_viewer()
+    record = {"method": "flow", "complete": False, "frames_segmented": "0-2", "stopped_by": "cancel"}
+    stopped = viewer.add_labels(dividing_cell(), name="stopped", metadata={"napari_vos": record})
+    viewer.layers.selection = {stopped}
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "01_RES")))
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert (tmp_path / "01_RES" / "res_track.txt").is_file()
+    assert any("'stopped'" in text and "stopped run" in text and "0-2" in text for text in _said("warning")), _said()
+    finished = viewer.add_labels(dividing_cell(), name="finished", metadata={"napari_vos": {"method": "flow"}})
+    viewer.layers.selection = {finished}
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "02_RES")))
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert (tmp_path / "02_RES" / "res_track.txt").is_file()
+    assert not any("'finished'" in text for text in _said("warning"))

@@ -151,6 +151,10 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
 
     layer = _only_labels(viewer)
     refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
+    record = (layer.metadata or {}).get("napari_vos")
+    # a stopped run's output: said, as `napari-vos ctc` notes it (its tracks end where the run stopped)
+    stopped = record.get("frames_segmented", "?") if isinstance(record, dict) and record.get("complete") is False \
+        else None
     stack = time_stack(layer, "Cell Tracking Challenge tracks")
     parents = layer_parents(dict(layer.metadata or {})) or None
     target = _result_folder(layer)
@@ -174,6 +178,9 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
                          + "; ".join(f"id {d}'s parent {p}: {why}" for d, p, why in result.left_out[:3]))
         if problems:
             show_warning(f"{result.folder} does not pass CTC's checks (please report this): " + "; ".join(problems[:3]))
+        if stopped is not None:
+            show_warning(f"{layer.name!r} is a stopped run's output: it holds the frames {stopped} segmented; objects "
+                         "are missing from the others, in the CTC result as well")
 
     start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", int(stack.shape[0]), work, written,
                      nothing="nothing written")
