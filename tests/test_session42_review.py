@@ -86,3 +86,30 @@ def test_the_ctc_menu_says_the_labels_are_a_stopped_runs_output(make_napari_view
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert (tmp_path / "02_RES" / "res_track.txt").is_file()
     assert not any("'finished'" in text for text in _said("warning"))
+
+
+@needs_display
+@pytest.mark.gui
+def test_the_ctc_menu_says_a_split_layer_without_divisions_kept_none(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    """A *Split divided cells* layer in which no cell divided was written with "no lineage (split divided
+    cells first to keep divisions)", telling the user to do what they had done; `napari-vos ctc` says
+    "0 divisions kept" for such labels."""
+    from napari.layers import Layer
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_vos._widgets.tracks_layer import divided_layer_data
+
+    viewer = make_napari_viewer()
+    still = dividing_cell()
+    still[still == 3] = 0  # only the cell that never divides
+    source = viewer.add_labels(still, name="cells")
+    divided = viewer.add_layer(Layer.create(*divided_layer_data(source)))
+    viewer.layers.selection = {divided}
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "01_RES")))
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    info = [text for text in _said("info") if str(tmp_path / "01_RES") in text]
+    assert len(info) == 1 and "0 divisions kept" in info[0] and "split divided cells first" not in info[0], info
+    viewer.layers.selection = {source}  # labels no split made: said as before
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "02_RES")))
+    run_menu_command(qtbot, "napari-vos.export_ctc")
+    assert any(str(tmp_path / "02_RES") in text and "split divided cells first" in text for text in _said("info"))

@@ -145,9 +145,10 @@ def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
 def export_ctc_menu(viewer: napari.Viewer) -> None:
     """Write the selected (T, Y, X) labels layer as a Cell Tracking Challenge result folder (mask000.tif ...
     and res_track.txt), with the lineage of a divided layer, off the GUI thread; what `napari-vos ctc` does."""
-    from napari_vos._widgets.tracks_layer import layer_parents, time_stack
+    from napari_vos._widgets.tracks_layer import time_stack
     from napari_vos._widgets.unfinished import refuse_unfinished
     from napari_vos.ctc_export import check_ctc, write_ctc
+    from napari_vos.divisions import parents_from_metadata
 
     layer = _only_labels(viewer)
     refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
@@ -156,7 +157,8 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     stopped = record.get("frames_segmented", "?") if isinstance(record, dict) and record.get("complete") is False \
         else None
     stack = time_stack(layer, "Cell Tracking Challenge tracks")
-    parents = layer_parents(dict(layer.metadata or {})) or None
+    # None: labels no split made; {}: a split in which no cell divided ("0 divisions kept", as the CLI says)
+    parents = parents_from_metadata(dict(layer.metadata or {}))
     target = _result_folder(layer)
     if target is None:
         return
