@@ -196,3 +196,29 @@ def test_a_divisions_tiff_opened_in_napari_keeps_its_parents_in_the_tables_and_a
     assert state["metadata"]["napari_vos_divisions"]["lineage"]["4"][0] == 3
     plain = open_labels_layer(v, source, name="plain")
     assert "parent" not in layer_tables(*layer_inputs(plain))[1].columns
+
+
+def test_a_split_layer_saved_as_a_labels_tiff_opens_again_with_its_parents_and_the_runs_record(tmp_path):
+    """A *Split divided cells* layer saved with the napari-vos labels save type lost its lineage (only
+    the run record was written, and the split layer had none)."""
+    pytest.importorskip("napari")
+    from napari.components import ViewerModel
+
+    from napari_vos._widgets.labels_writer import write_labels_tiff
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
+    from napari_vos._widgets.tracks_layer import divided_layer_data
+    from napari_vos.console import open_labels_layer
+    from napari_vos.data.writers import read_tiff_provenance
+
+    v = ViewerModel()
+    output = v.add_labels(_dividing(), name="cells", metadata={"napari_vos": {"method": "flow", "complete": True}})
+    data, state, _ = divided_layer_data(output)
+    assert state["metadata"]["napari_vos"]["method"] == "flow"
+    (path,) = write_labels_tiff(str(tmp_path / "divided"), data, state)
+    record = read_tiff_provenance(path)
+    assert record["method"] == "flow" and record["divisions_split"]["divisions"] == [[3, 2, [4, 5]]]
+    opened = open_labels_layer(v, path)
+    _, tracks = layer_tables(*layer_inputs(opened))
+    assert dict(zip(tracks.columns["label"].tolist(), tracks.columns["parent"].tolist())) == {1: 0, 3: 0, 4: 3, 5: 3}
+    painted = v.add_labels(_dividing(), name="painted")  # no run made it: no record to carry
+    assert "napari_vos" not in divided_layer_data(painted)[1]["metadata"]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Division", "DivisionResult", "split_divisions", "parents_from_record", "parents_from_lineage",
-           "parents_from_metadata"]
+           "parents_from_metadata", "record_divisions"]
 
 _EIGHT = np.ones((3, 3), bool)
 
@@ -87,6 +87,18 @@ def parents_from_lineage(lineage: Any) -> dict[int, int] | None:
     if not isinstance(lineage, dict):
         return None
     return {int(i): int(row[0]) for i, row in lineage.items() if int(row[0])}
+
+
+def record_divisions(lineage: Any) -> list[list[Any]]:
+    """A *Split divided cells* layer's lineage (id -> [parent or 0, first frame, last frame]) as a
+    `napari-vos divisions` record lists its divisions: [parent, first frame of the daughters, [daughters]],
+    by parent, so that a split layer saved as a labels TIFF opens again with its parents."""
+    daughters: dict[int, list[tuple[int, int]]] = {}
+    for i, row in (lineage or {}).items():
+        if int(row[0]):
+            daughters.setdefault(int(row[0]), []).append((int(row[1]), int(i)))
+    return [[parent, min(first for first, _ in kids), sorted(i for _, i in kids)]
+            for parent, kids in sorted(daughters.items())]
 
 
 def parents_from_metadata(metadata: dict[str, Any] | None) -> dict[int, int] | None:

@@ -66,10 +66,19 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
 
 
 def run_record(metadata: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's record to write for a layer's ``metadata``: its provenance; for an output a run is
-    still filling (saved mid-run, before the provenance comes), a record saying it is incomplete, so
-    the file opens again as an output (its propagated frames results, not annotations), not as
-    hand-painted labels; None for a layer no run made."""
+    """The run's record to write for a layer's ``metadata``: its provenance, with a *Split divided
+    cells* layer's lineage as the divisions a `napari-vos divisions` record lists (so the file opens
+    again with its parents); for an output a run is still filling (saved mid-run, before the
+    provenance comes), a record saying it is incomplete, so the file opens again as an output (its
+    propagated frames results, not annotations), not as hand-painted labels; None for a layer no run
+    made."""
+    from napari_vos.divisions import record_divisions
+
+    split = metadata.get("napari_vos_divisions")
+    if isinstance(split, dict) and isinstance(split.get("lineage"), dict):
+        record = metadata.get("napari_vos")
+        return {**(record if isinstance(record, dict) else {}),
+                "divisions_split": {"source": split.get("source"), "divisions": record_divisions(split["lineage"])}}
     if "napari_vos" in metadata:
         return metadata["napari_vos"]
     if "napari_vos_output" in metadata:

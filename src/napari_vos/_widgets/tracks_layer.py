@@ -118,13 +118,17 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
     """The (T, Y, X) labels layer with each divided object's daughters under new ids
     (`napari_vos.divisions.split_divisions`, its defaults), as the data tuple of a new labels layer
     "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
-    first and last frame) in its metadata; labels split before (a *Split divided cells* layer, or a
-    `napari-vos divisions` TIFF opened with its record) keep their parents."""
+    first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
+    as `napari-vos divisions` keeps it in its TIFF); labels split before (a *Split divided cells* layer, or
+    a `napari-vos divisions` TIFF opened with its record) keep their parents."""
     from napari_vos.divisions import split_divisions
 
     result = split_divisions(time_stack(layer, "divisions"), progress=progress)
-    result.inherit(layer_parents(dict(layer.metadata or {})))
-    state = {"name": f"{layer.name} divided", **placed_like(layer),
-             "metadata": {"napari_vos_divisions": {"source": layer.name, "lineage": {
-                 str(i): list(v) for i, v in result.lineage.items()}}}}
+    metadata = dict(layer.metadata or {})
+    result.inherit(layer_parents(metadata))
+    kept: dict[str, Any] = {"napari_vos_divisions": {"source": layer.name, "lineage": {
+        str(i): list(v) for i, v in result.lineage.items()}}}
+    if isinstance(metadata.get("napari_vos"), dict):  # an output's record: the split labels are results too
+        kept["napari_vos"] = dict(metadata["napari_vos"])
+    state = {"name": f"{layer.name} divided", **placed_like(layer), "metadata": kept}
     return result.labels, state, "labels"
