@@ -246,3 +246,23 @@ def test_open_labels_tiff_gives_a_labels_layer_at_its_calibration_with_its_recor
     with pytest.raises(ValueError, match="float32"):
         _execute("napari-vos.open_labels")
     assert len(viewer.layers) == 1
+
+
+def test_the_overlay_is_not_written_over_the_video_it_is_drawn_from(make_napari_viewer, monkeypatch, tmp_path):
+    """The save dialog's overwrite question is easily answered Yes: a movie named as the file the image
+    was opened from would have replaced the video."""
+    from napari.layers._source import layer_source
+
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    movie = tmp_path / "video.mp4"
+    movie.write_bytes(b"a movie a reader plugin opened")
+    with layer_source(path=str(movie)):  # as napari records the file a reader opened
+        video = viewer.add_image(labels.astype(np.uint8), name="video")
+    layer = viewer.add_labels(labels, name="cells")
+    viewer.layers.selection = {video, layer}
+    before = movie.read_bytes()
+    _save_dialog(monkeypatch, str(movie))
+    with pytest.raises(ValueError, match="was opened from"):
+        _execute("napari-vos.export_overlay")
+    assert movie.read_bytes() == before

@@ -113,3 +113,14 @@ def test_the_ctc_menu_says_a_split_layer_without_divisions_kept_none(make_napari
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "02_RES")))
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert any(str(tmp_path / "02_RES") in text and "split divided cells first" in text for text in _said("info"))
+
+
+def test_a_record_that_is_no_dict_does_not_break_the_measurements():
+    """A reader plugin that copies a napari-vos TIFF's metadata into the layer gives the record as the
+    file's JSON text: layer_tables raised AttributeError on it."""
+    from napari_vos._widgets.object_table_writer import layer_tables
+
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[:, 2:5, 2:5] = 1
+    objects, tracks = layer_tables(labels, {"name": "opened", "metadata": {"napari_vos": '{"method": "flow"}'}})
+    assert len(objects) == 2 and "parent" not in tracks.columns

@@ -53,7 +53,8 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     metadata = labelled.get("metadata") or {}
     name = labelled.get("name", "labels")
     refuse_unfinished(metadata, name, "measure it")
-    record = metadata.get("napari_vos") or {}
+    record = metadata.get("napari_vos")
+    record = record if isinstance(record, dict) else {}  # a reader plugin's copy may be the file's JSON text
     if record.get("complete") is False:
         warnings.warn(f"{name!r} is a stopped run's output: it holds the frames {record.get('frames_segmented')} "
                       "segmented; objects are missing from the others, in the tables as well", stacklevel=3)
