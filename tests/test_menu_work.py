@@ -192,3 +192,17 @@ def test_an_unexpected_error_in_the_work_is_shown_once_and_adds_nothing(make_nap
     run_menu_command(qtbot, "napari-vos.divided_labels")
     assert [layer.name for layer in viewer.layers] == ["cells"]
     assert sum("disk went away" in text for text in _said("error")) == 1
+
+
+@needs_display
+@pytest.mark.gui
+def test_centroid_tracks_of_a_stopped_runs_output_are_added_with_a_warning(make_napari_viewer, qtbot):
+    """Measure and the CTC folder said that a stopped run's output has no objects past the stop; the
+    tracks, which end there, said nothing."""
+    viewer = make_napari_viewer()
+    viewer.add_labels(dividing_cell(), name="stopped",
+                      metadata={"napari_vos": {"method": "flow", "complete": False, "frames_segmented": "0-3"}})
+    run_menu_command(qtbot, "napari-vos.labels_tracks")
+    assert "stopped tracks" in viewer.layers
+    assert any("'stopped' is a stopped run's output: it holds the frames 0-3" in text and "tracks end" in text
+               for text in _said("warning"))

@@ -157,16 +157,14 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     """Write the selected (T, Y, X) labels layer as a Cell Tracking Challenge result folder (mask000.tif ...
     and res_track.txt), with the lineage of a divided layer, off the GUI thread; what `napari-vos ctc` does."""
     from napari_vos._widgets.tracks_layer import time_stack
-    from napari_vos._widgets.unfinished import refuse_unfinished
+    from napari_vos._widgets.unfinished import refuse_unfinished, stopped_run_note
     from napari_vos.ctc_export import check_ctc, write_ctc
     from napari_vos.divisions import parents_from_metadata
 
     layer = _only_labels(viewer)
     refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
-    record = (layer.metadata or {}).get("napari_vos")
     # a stopped run's output: said, as `napari-vos ctc` notes it (its tracks end where the run stopped)
-    stopped = record.get("frames_segmented", "?") if isinstance(record, dict) and record.get("complete") is False \
-        else None
+    stopped = stopped_run_note(dict(layer.metadata or {}), layer.name, "in the CTC result as well")
     stack = time_stack(layer, "Cell Tracking Challenge tracks")
     # None: labels no split made; {}: a split in which no cell divided ("0 divisions kept", as the CLI says)
     parents = parents_from_metadata(dict(layer.metadata or {}))
@@ -192,8 +190,7 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
         if problems:
             show_warning(f"{result.folder} does not pass CTC's checks (please report this): " + "; ".join(problems[:3]))
         if stopped is not None:
-            show_warning(f"{layer.name!r} is a stopped run's output: it holds the frames {stopped} segmented; objects "
-                         "are missing from the others, in the CTC result as well")
+            show_warning(stopped)
 
     start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", int(stack.shape[0]), work, written,
                      nothing="nothing written")

@@ -46,18 +46,16 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     """The (objects, tracks) tables of a labels layer's data and state (its ``scale``, ``units``,
     ``multiscale``, ``metadata``), with the intensities under an image layer's when given.
     progress(done, total) after each frame measured."""
-    from napari_vos._widgets.unfinished import refuse_unfinished
+    from napari_vos._widgets.unfinished import refuse_unfinished, stopped_run_note
     from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
 
     metadata = labelled.get("metadata") or {}
     name = labelled.get("name", "labels")
     refuse_unfinished(metadata, name, "measure it")
-    record = metadata.get("napari_vos")
-    record = record if isinstance(record, dict) else {}  # a reader plugin's copy may be the file's JSON text
-    if record.get("complete") is False:
-        warnings.warn(f"{name!r} is a stopped run's output: it holds the frames {record.get('frames_segmented')} "
-                      "segmented; objects are missing from the others, in the tables as well", stacklevel=3)
+    stopped = stopped_run_note(metadata, name, "in the tables as well")
+    if stopped:
+        warnings.warn(stopped, stacklevel=3)
     labels = labels[0] if labelled.get("multiscale") else labels
     if np.ndim(labels) not in (2, 3):
         raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels; {name!r} has shape "

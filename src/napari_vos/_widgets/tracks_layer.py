@@ -103,9 +103,16 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
     division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
     an error naming the layer where it is not one to track (one frame, no object). ``progress(done, total)``
     after each frame."""
+    import warnings
+
+    from napari_vos._widgets.unfinished import stopped_run_note
+
     data, features = centroid_tracks(time_stack(layer, "tracks"), progress)
     if len(data) == 0:
         raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")
+    stopped = stopped_run_note(dict(layer.metadata or {}), layer.name, "so the tracks end where the run stopped")
+    if stopped:
+        warnings.warn(stopped, stacklevel=2)
     state: dict[str, Any] = {"name": f"{layer.name} tracks", "features": features, **placed_like(layer)}
     graph = lineage_graph(dict(layer.metadata or {}), data, features["label"])
     if graph:
