@@ -289,8 +289,11 @@ def write_ctc(folder: str | Path, labels: Any, parents: dict[int, int] | None = 
     folder = Path(os.path.abspath(folder))
     frames, size = _check_stack(labels)
     earlier = check_target(folder, force)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    # a link (01_RES on a larger disk) is written through: the hidden folders lie beside the folder it names,
+    # on its disk (beside the link, moving the files in crossed disks), and the link itself stays
+    real = Path(os.path.realpath(folder))
+    real.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".partial", dir=real.parent))
     try:
         tracks = _Tracks(parents, frames)
         for t in range(frames):
@@ -300,7 +303,7 @@ def write_ctc(folder: str | Path, labels: Any, parents: dict[int, int] | None = 
         table = tracks.finish()
         (partial / _TABLE).write_text("".join(" ".join(map(str, row)) + "\n" for row in table.tolist()),
                                       encoding="ascii")
-        _move_in(partial, folder, earlier)
+        _move_in(partial, real, [real / path.name for path in earlier])
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return CtcExport(folder, table, frames, tracks.gaps, len({p for _, p in tracks.linked}), len(tracks.linked),

@@ -1,0 +1,190 @@
+"""Session 42 review (second pass): inputs and situations that broke the background Layers-menu works
+(`menu_work`), the Cell Tracking Challenge export and the division split, each found by trying it."""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from _layers import dividing_cell
+from _widget_run import click, needs_display
+
+from napari_vos.ctc_export import check_ctc, write_ctc
+from napari_vos.divisions import split_divisions
+
+
+def _said(kind: str | None = None) -> list[str]:
+    from napari.utils.notifications import notification_manager
+
+    return [str(n.message) for n in notification_manager.records
+            if kind is None or str(n.severity).lower().endswith(kind)]
+
+
+def _bars(viewer):
+    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
+
+    return viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)
+
+
+# --- menu_work ----------------------------------------------------------------------------------------
+
+
+@needs_display
+@pytest.mark.gui
+def test_a_work_ending_on_a_base_exception_ends_and_is_shown(make_napari_viewer, qtbot, monkeypatch):
+    """superqt's worker catches Exception only: a SystemExit (or KeyboardInterrupt) raised in the work left
+    it counted as running for ever, its progress bar open and its callbacks connected, and said nothing."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_vos._widgets.menu_work import running_work, start_layer_work
+
+    monkeypatch.setattr(notification_manager, "catch_error", True)  # as in napari
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+
+    def work(progress):
+        progress(1, 3)
+        raise SystemExit(3)
+
+    start_layer_work(viewer, layer, "Exiting work", 3, work, lambda result: None)
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=5000)
+    qtbot.waitUntil(lambda: not _bars(viewer), timeout=5000)
+    assert sum("SystemExit" in text for text in _said("error")) == 1
+
+
+@needs_display
+@pytest.mark.gui
+def test_an_error_in_deliver_is_shown_once_not_raised_into_the_event_loop(make_napari_viewer, qtbot, monkeypatch):
+    """An error adding the result (napari refusing the layer) went into Qt's event loop (a failed test,
+    a traceback in a terminal) where the work's own errors are shown as notifications."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_vos._widgets.menu_work import running_work, start_layer_work
+
+    monkeypatch.setattr(notification_manager, "catch_error", True)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+
+    def deliver(result):
+        raise RuntimeError("napari refused the layer")
+
+    start_layer_work(viewer, layer, "Broken delivery", 3, lambda progress: 5, deliver)
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=5000)
+    assert sum("napari refused the layer" in text for text in _said("error")) == 1
+
+
+@needs_display
+@pytest.mark.gui
+def test_a_cancel_after_the_ctc_folder_is_written_does_not_say_nothing_written(make_napari_viewer, qtbot,
+                                                                              monkeypatch, tmp_path):
+    """Cancel clicked while the written folder was being checked (the bar full, its Cancel button still
+    there): the folder was written, but the note said 'cancelled; nothing written'."""
+    from qtpy.QtWidgets import QFileDialog
+
+    import napari_vos.ctc_export as ctc_export
+    from napari_vos._widgets.menu_work import running_work
+
+    real, checking, go_on = ctc_export.check_ctc, threading.Event(), threading.Event()
+
+    def slow_check(folder, **kwargs):
+        checking.set()
+        go_on.wait(10)
+        return real(folder, **kwargs)
+
+    monkeypatch.setattr(ctc_export, "check_ctc", slow_check)
+    folder = tmp_path / "01_RES"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda parent, caption, start: str(folder)))
+    viewer = make_napari_viewer()
+    viewer.add_labels(dividing_cell(), name="cells")
+    from napari._app_model import get_app_model
+
+    get_app_model().commands.execute_command("napari-vos.export_ctc").result()
+    qtbot.waitUntil(checking.is_set, timeout=10000)
+    qtbot.waitUntil(lambda: len(_bars(viewer)) == 1, timeout=5000)
+    click(qtbot, _bars(viewer)[0].cancel_button)
+    go_on.set()
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
+    assert (folder / "res_track.txt").is_file()  # written whole before the cancel
+    assert not any("nothing written" in text for text in _said())
+    assert any(f"wrote {folder}" in text for text in _said("info"))
+
+
+# --- divisions ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint64, 2**64 - 1), (np.int64, 2**63 - 1)])
+def test_ids_at_the_top_of_their_type_are_refused_saying_so_not_an_overflow(dtype, top):
+    """A daughter's new id is above the stack's largest: with an id at the top of uint64 (or of int64 with
+    negative ids beside it) the split ended in 'OverflowError: Python int too large to convert to C long'."""
+    labels = np.zeros((4, 40, 40), dtype)
+    labels[:, 5:15, 5:15] = top
+    labels[2:, 5:15, 25:35] = top  # its second part from frame 2: a division
+    if dtype == np.int64:
+        labels[:, 30:35, 30:35] = -4
+    with pytest.raises(ValueError, match="no room"):
+        split_divisions(labels, persist=1)
+
+
+# --- ctc_export ---------------------------------------------------------------------------------------
+
+
+def _two_cells() -> np.ndarray:
+    labels = np.zeros((4, 12, 12), np.uint8)
+    labels[:, 1:4, 1:4] = 1
+    labels[2:, 6:9, 6:9] = 2
+    return labels
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_a_result_folder_given_as_a_link_to_an_empty_folder_is_written_into_it(tmp_path):
+    """01_RES a symbolic link to an empty folder (on a larger disk): 'NotADirectoryError: [Errno 20] Not a
+    directory' as the whole result was moved in (the link was removed as if it were the folder)."""
+    target = tmp_path / "disk" / "01_RES"
+    target.mkdir(parents=True)
+    link = tmp_path / "run" / "01_RES"
+    link.parent.mkdir()
+    os.symlink(target, link)
+    result = write_ctc(link, _two_cells())
+    assert link.is_symlink() and os.path.realpath(link) == os.path.realpath(target)
+    assert sorted(p.name for p in target.iterdir()) == [f"mask{t:03d}.tif" for t in range(4)] + ["res_track.txt"]
+    assert check_ctc(link) == [] and len(result.table) == 2
+    assert os.listdir(link.parent) == ["01_RES"] and os.listdir(target.parent) == ["01_RES"]  # no hidden folder left
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_a_forced_write_through_a_link_works_beside_the_folder_it_names(tmp_path, monkeypatch):
+    """--force onto a link to a folder on another disk: the earlier masks were set aside, and the new ones
+    made, beside the link, so moving them into the folder crossed disks (os.replace: 'Invalid cross-device
+    link') and the write failed. Simulated: a move between the link's folder and the target's refused."""
+    import napari_vos.ctc_export as ctc_export
+
+    target = tmp_path / "disk" / "01_RES"
+    target.mkdir(parents=True)
+    write_ctc(target, _two_cells())
+    (target / "notes.txt").write_text("mine")
+    link = tmp_path / "run" / "01_RES"
+    link.parent.mkdir()
+    os.symlink(target, link)
+    real_replace, real_rename = os.replace, os.rename
+    disk = os.path.realpath(target.parent)
+
+    def on_disk(path) -> bool:
+        return os.path.realpath(os.path.dirname(os.path.abspath(path))).startswith(disk)
+
+    def one_disk(move):
+        def checked(src, dst, *args, **kwargs):
+            if on_disk(src) != on_disk(dst):
+                raise OSError(18, "Invalid cross-device link")
+            return move(src, dst, *args, **kwargs)
+        return checked
+
+    monkeypatch.setattr(ctc_export.os, "replace", one_disk(real_replace))
+    monkeypatch.setattr(ctc_export.os, "rename", one_disk(real_rename))
+    labels = _two_cells()
+    labels[3, 1:4, 1:4] = 0
+    result = write_ctc(link, labels, force=True)
+    assert result.table.tolist() == [[1, 0, 2, 0], [2, 2, 3, 0]]
+    assert (target / "notes.txt").read_text() == "mine" and check_ctc(target) == []
+    assert link.is_symlink() and os.listdir(link.parent) == ["01_RES"]
+    assert sorted(os.listdir(target.parent)) == ["01_RES"]
