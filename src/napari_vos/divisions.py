@@ -368,6 +368,11 @@ class _Splitter:
         lineage table and napari's Tracks ``graph``)."""
         parts, sizes = self._parts(self.out[start] == leaf)
         kept = _sizeable(sizes, self.min_fraction, self.min_pixels)
+        top = int(np.iinfo(self.out.dtype).max)
+        if self.next_id + len(kept) - 1 > top:  # was an OverflowError as the first daughter was written
+            raise ValueError(f"the labels' ids go up to {self.next_id - 1}, which leaves no room above them for "
+                             f"the daughters' new ids ({self.out.dtype} ends at {top}): number the objects "
+                             "1, 2, ... first (skimage.segmentation.relabel_sequential)")
         daughters = list(range(self.next_id, self.next_id + len(kept)))
         self.next_id += len(kept)
         frame = self.out[start]
