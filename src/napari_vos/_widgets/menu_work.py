@@ -52,8 +52,10 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
     """Run ``work(progress)`` in a worker thread, ``progress(done, total)`` moving a cancelable bar named
     ``description`` in the activity dock, then ``deliver(result)`` on the GUI thread. A cancel, or
     ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing
-    (said with ``nothing``); a ValueError is shown as an error notification, any other error with its
-    traceback, a warning as napari shows one; an edit of ``source`` during the run is said."""
+    (said with ``nothing``); one that comes after the work's last ``progress`` call is too late to stop it,
+    so the result is delivered (its files are written by then) and that said. A ValueError is shown as an
+    error notification, any other error (in ``deliver`` too, a SystemExit as well) with its traceback, a
+    warning as napari shows one; an edit of ``source`` during the run is said."""
     bar = cancelable_progress(total=max(int(total), 1), desc=description)
     state = {"edited": False, "removed": False}
 
@@ -87,16 +89,31 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             return _Stopped
         except ValueError as error:  # what the work refuses (no object to track): said as a command's error
             return _Refused(str(error))
+        except BaseException as error:
+            if isinstance(error, Exception):
+                raise  # shown by `errored`
+            # SystemExit, KeyboardInterrupt: superqt's worker catches Exception only, so the work never
+            # finished (counted as running for ever, its bar left open); napari's error hook would quit the
+            # viewer on a KeyboardInterrupt, hence an error that names it
+            raise RuntimeError(f"{description} stopped on {type(error).__name__}: {error}") from error
 
     def returned(result: Any) -> None:
         if isinstance(result, _Refused):
             show_error(f"{description}: {result.message}")
             return
-        if result is _Stopped or bar.is_canceled:
-            what = "its labels layer was removed" if state["removed"] else "cancelled"
+        what = "its labels layer was removed" if state["removed"] else "cancelled"
+        if result is _Stopped:
             show_info(f"{description}: {what}; {nothing}")
             return
-        deliver(result)
+        # the work ran to its end: a cancel after its last step came too late to stop it, and what it wrote
+        # is written (a CTC folder being checked, a movie being closed), so it is said, never "nothing written"
+        try:
+            deliver(result)
+        except Exception as error:  # napari refusing the layer: shown as the work's errors are
+            errored(error)
+            return
+        if bar.is_canceled:
+            show_info(f"{description}: {what} after the work had ended, too late to stop it")
         if state["edited"]:
             show_warning(f"{description}: {source.name!r} was edited during the run, so some frames were read "
                          "before the edit: run it again for the edited labels")
