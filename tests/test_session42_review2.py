@@ -191,3 +191,14 @@ def test_a_forced_write_through_a_link_works_beside_the_folder_it_names(tmp_path
     assert (target / "notes.txt").read_text() == "mine" and check_ctc(target) == []
     assert link.is_symlink() and os.listdir(link.parent) == ["01_RES"]
     assert sorted(os.listdir(target.parent)) == ["01_RES"]
+
+
+def test_a_lineage_csv_saved_by_a_spreadsheet_in_its_local_encoding_is_read(tmp_path):
+    """A lineage CSV with a notes column saved again by a spreadsheet as Windows-1252 (é as one byte 0xe9):
+    'error: 'utf-8' codec can't decode byte 0xe9 in position 55', naming neither the file nor a fix,
+    though the label and parent columns are plain digits."""
+    from napari_vos.cli_ctc import read_lineage_csv
+
+    path = tmp_path / "cells.lineage.csv"
+    path.write_bytes("label,first_frame,last_frame,parent,note\r\n4,2,5,3,divisé\r\n5,2,5,3,\r\n".encode("cp1252"))
+    assert read_lineage_csv(path) == {4: 3, 5: 3}

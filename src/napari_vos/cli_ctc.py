@@ -23,7 +23,9 @@ def read_lineage_csv(path: str | Path) -> dict[int, int]:
     if not path.is_file():
         raise ValueError(f"--lineage {path} does not exist; give the NAME.lineage.csv napari-vos divisions wrote")
     parents: dict[int, int] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a table saved again by a spreadsheet
+    # -sig: a table saved again by a spreadsheet; replace: one saved in its local encoding (a note with an
+    # accent, cp1252), whose label and parent columns are digits all the same (was a UnicodeDecodeError)
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.DictReader(f)
         names = [n.strip() for n in reader.fieldnames or []]
         if not {"label", "parent"} <= set(names):
