@@ -202,3 +202,34 @@ def test_a_lineage_csv_saved_by_a_spreadsheet_in_its_local_encoding_is_read(tmp_
     path = tmp_path / "cells.lineage.csv"
     path.write_bytes("label,first_frame,last_frame,parent,note\r\n4,2,5,3,divisé\r\n5,2,5,3,\r\n".encode("cp1252"))
     assert read_lineage_csv(path) == {4: 3, 5: 3}
+
+
+@needs_display
+@pytest.mark.gui
+@pytest.mark.parametrize("writes", [False, True])
+def test_a_cancel_after_the_last_step_adds_no_layer_but_a_written_file_is_said(make_napari_viewer, qtbot, writes):
+    """Cancel after a work's last progress step: a work that writes files has written them, so its result is
+    delivered and the late cancel said; a work whose result is a layer to add adds nothing, as asked."""
+    from napari_vos._widgets.menu_work import running_work, start_layer_work
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(dividing_cell(), name="cells")
+    ended, go_on, delivered = threading.Event(), threading.Event(), []
+
+    def work(progress):
+        progress(3, 3)
+        ended.set()
+        go_on.wait(10)
+        return "result"
+
+    before = len(_said())
+    start_layer_work(viewer, layer, "Late work", 3, work, delivered.append, writes=writes)
+    qtbot.waitUntil(lambda: ended.is_set() and len(_bars(viewer)) == 1, timeout=10000)
+    click(qtbot, _bars(viewer)[0].cancel_button)
+    go_on.set()
+    qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
+    said = _said()[before:]
+    if writes:
+        assert delivered == ["result"] and any("too late to stop it" in text for text in said)
+    else:
+        assert delivered == [] and any("cancelled; nothing added" in text for text in said)

@@ -113,7 +113,7 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
         show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at {arguments['fps']:g} per second")
 
     start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,
-                     nothing="nothing written")
+                     nothing="nothing written", writes=True)
 
 
 def _not_a_source(path: Path, *layers: "napari.layers.Layer") -> None:
@@ -193,4 +193,4 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
             show_warning(stopped)
 
     start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", int(stack.shape[0]), work, written,
-                     nothing="nothing written")
+                     nothing="nothing written", writes=True)

@@ -80,4 +80,4 @@ def measure_objects_menu(viewer: napari.Viewer) -> None:
         show_info(f"wrote {objects_at} ({rows} rows, one per object per frame) and {tracks_at}{with_image}")
 
     start_layer_work(viewer, layer, f"Object measurements of {layer.name!r}", frames, work, written,
-                     nothing="nothing written")
+                     nothing="nothing written", writes=True)

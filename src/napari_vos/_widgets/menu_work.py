@@ -48,12 +48,14 @@ def running_work() -> int:
 
 def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str, total: int,
                      work: Callable[[Callable[[int, int], None]], Any],
-                     deliver: Callable[[Any], None], nothing: str = "nothing added") -> "FunctionWorker":
+                     deliver: Callable[[Any], None], nothing: str = "nothing added",
+                     writes: bool = False) -> "FunctionWorker":
     """Run ``work(progress)`` in a worker thread, ``progress(done, total)`` moving a cancelable bar named
     ``description`` in the activity dock, then ``deliver(result)`` on the GUI thread. A cancel, or
     ``source`` removed from the viewer, stops the work at its next ``progress`` call and delivers nothing
-    (said with ``nothing``); one that comes after the work's last ``progress`` call is too late to stop it,
-    so the result is delivered (its files are written by then) and that said. A ValueError is shown as an
+    (said with ``nothing``). One that comes after the work's last ``progress`` call is too late to stop it:
+    a work that ``writes`` files has written them by then, so its result is delivered and that said; any
+    other (a layer to add) delivers nothing, as the user asked. A ValueError is shown as an
     error notification, any other error (in ``deliver`` too, a SystemExit as well) with its traceback, a
     warning as napari shows one; an edit of ``source`` during the run is said."""
     bar = cancelable_progress(total=max(int(total), 1), desc=description)
@@ -102,7 +104,7 @@ def start_layer_work(viewer: "napari.Viewer", source: "Layer", description: str,
             show_error(f"{description}: {result.message}")
             return
         what = "its labels layer was removed" if state["removed"] else "cancelled"
-        if result is _Stopped:
+        if result is _Stopped or (bar.is_canceled and not writes):
             show_info(f"{description}: {what}; {nothing}")
             return
         # the work ran to its end: a cancel after its last step came too late to stop it, and what it wrote
