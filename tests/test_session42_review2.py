@@ -233,3 +233,30 @@ def test_a_cancel_after_the_last_step_adds_no_layer_but_a_written_file_is_said(m
         assert delivered == ["result"] and any("too late to stop it" in text for text in said)
     else:
         assert delivered == [] and any("cancelled; nothing added" in text for text in said)
+
+
+def test_uint64_ids_from_2_63_on_stay_positive_in_the_tracks_label_feature():
+    """`centroid_tracks` cast the ids to int64: 2**64 - 5 came out as -5 in the Tracks layer's label feature."""
+    from napari_vos._widgets.tracks_layer import centroid_tracks
+
+    labels = np.zeros((3, 10, 10), np.uint64)
+    labels[:, 2:5, 2:5] = 2**64 - 5
+    labels[:, 6:9, 6:9] = 7
+    data, features = centroid_tracks(labels)
+    assert sorted(int(v) for v in set(features["label"].tolist())) == [7, 2**64 - 5]
+    assert features["label"].dtype == np.uint64 and set(data[:, 0].tolist()) == {1.0, 2.0}  # renumbered tracks
+
+
+def test_a_plain_4d_labels_tiff_without_z_is_asked_for_its_plane(tmp_path, capsys):
+    """A (T, Z, Y, X) labels TIFF saved by a plain tifffile.imwrite, given without --z, was refused as
+    holding 'one frame'."""
+    import tifffile
+
+    from napari_vos.cli import main
+
+    stack = np.zeros((3, 2, 8, 8), np.uint8)
+    stack[:, :, 2:5, 2:5] = 1
+    tifffile.imwrite(tmp_path / "tz.tif", stack)
+    assert main(["ctc", str(tmp_path / "tz.tif"), "-o", str(tmp_path / "res")]) == 2
+    assert "(T, Z, Y, X)" in capsys.readouterr().err
+    assert main(["ctc", str(tmp_path / "tz.tif"), "-o", str(tmp_path / "res"), "--z", "1"]) == 0

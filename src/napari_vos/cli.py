@@ -1104,9 +1104,12 @@ def _read_label_stack(path: str, z: int | None) -> Any:
                          "of napari-vos propagate)")
     if not folder.is_dir():
         labels = _read_labels(path, z)
+        if np.ndim(labels) == 4 and z is None:  # (T, Z, Y, X): said so, not "one frame"
+            raise ValueError(f"labels {path} holds a (T, Z, Y, X) stack of shape {np.shape(labels)}; give the plane "
+                             "with --z N")
         if np.ndim(labels) != 3:
-            raise ValueError(f"labels {path} holds one frame; give the (T, Y, X) labels of every frame (the output "
-                             "of napari-vos propagate)")
+            raise ValueError(f"labels {path} holds {'one frame' if np.ndim(labels) == 2 else f'shape {np.shape(labels)}'};"
+                             " give the (T, Y, X) labels of every frame (the output of napari-vos propagate)")
         return labels
     from napari_vos.data.readers import _files
     from napari_vos.data.sequence import LazyFrames, read_mask

@@ -33,12 +33,15 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
     if np.ndim(labels) != 3:
         raise ValueError(f"tracks follow objects through time: give (T, Y, X) labels, not shape {np.shape(labels)}")
     frames = int(np.shape(labels)[0])
-    ids, values = [np.zeros(0, np.int64)], [np.zeros((0, 4))]  # exact ids (float64 rounds above 2**53); t, area, y, x
+    # exact ids in the stack's own range: uint64 ids from 2**63 on stay positive (int64 made them negative)
+    kind = np.dtype(getattr(labels, "dtype", None) or (np.asarray(labels[0]).dtype if frames else np.int64))
+    id_type = np.uint64 if kind.kind == "u" and kind.itemsize == 8 else np.int64
+    ids, values = [np.zeros(0, id_type)], [np.zeros((0, 4))]  # exact ids (float64 rounds above 2**53); t, area, y, x
     for t in range(frames):
         compact, originals = compact_ids(np.asarray(labels[t]))
         table = regionprops_table(compact, properties=("label", "area", "centroid"))
         found = np.asarray(table["label"], np.int64)
-        ids.append(originals[found - 1].astype(np.int64) if originals is not None else found)
+        ids.append(originals[found - 1].astype(id_type) if originals is not None else found.astype(id_type))
         values.append(np.column_stack([np.full(len(found), t), table["area"], table["centroid-0"],
                                        table["centroid-1"]]).astype(np.float64))
         if progress is not None:
