@@ -9,24 +9,10 @@ import time
 import numpy as np
 import pytest
 from _layers import dividing_cell
-from _menu import run_menu_command
+from _menu import answer_save_dialog, run_menu_command, said
 from _widget_run import click, needs_display
 
 pytestmark = [needs_display, pytest.mark.gui]
-
-
-def _save_dialog(monkeypatch, answer: str) -> list[str]:
-    """The save dialog answers ``answer`` ("" is Cancel); the paths it opened on are returned."""
-    from qtpy.QtWidgets import QFileDialog
-
-    asked: list[str] = []
-
-    def dialog(parent, caption, start, filters):
-        asked.append(start)
-        return answer, filters
-
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
-    return asked
 
 
 def _folder_dialog(monkeypatch, answer: str) -> None:
@@ -47,13 +33,6 @@ def _replace_answer(monkeypatch, yes: bool) -> list[str]:
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
     return asked
-
-
-def _said(kind: str | None = None) -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    return [str(n.message) for n in notification_manager.records
-            if kind is None or str(n.severity).lower().endswith(kind)]
 
 
 def _menu_titles() -> list[str]:
@@ -78,7 +57,7 @@ def test_the_overlay_menu_writes_the_gif_as_napari_shows_the_image(make_napari_v
     layer = viewer.add_labels(labels, name="cells")
     assert "Overlay movie (labels over the image)... (napari-vos)" in _menu_titles()
     viewer.layers.selection = {video, layer}
-    asked = _save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
+    asked = answer_save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
     run_menu_command(qtbot, "napari-vos.export_overlay")
     assert asked[0].endswith("cells.mp4")
     with Image.open(tmp_path / "cells.gif") as gif:
@@ -87,7 +66,7 @@ def test_the_overlay_menu_writes_the_gif_as_napari_shows_the_image(make_napari_v
         picture = np.asarray(gif.convert("RGB"))
     outside = picture[labels[0] == 0]
     assert outside.max() < 20  # the background at the low contrast limit: black, no object colour
-    assert any("cells.gif" in text and f"{len(labels)} frames" in text for text in _said("info"))
+    assert any("cells.gif" in text and f"{len(labels)} frames" in text for text in said("info"))
     assert [p.name for p in tmp_path.iterdir()] == ["cells.gif"]  # no partial file left
 
 
@@ -95,7 +74,7 @@ def test_the_overlay_menu_refuses_a_wrong_selection_and_mismatched_layers_before
         make_napari_viewer, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer()
     labels = viewer.add_labels(dividing_cell(), name="cells")
-    asked = _save_dialog(monkeypatch, str(tmp_path / "x.gif"))
+    asked = answer_save_dialog(monkeypatch, str(tmp_path / "x.gif"))
     viewer.layers.selection = {labels}
     with pytest.raises(ValueError, match="select the image and the labels"):
         _execute("napari-vos.export_overlay")
@@ -126,7 +105,7 @@ def test_cancelling_the_overlay_on_its_progress_bar_leaves_no_file(make_napari_v
     video = viewer.add_image(labels.astype(np.uint8), name="video")
     layer = viewer.add_labels(labels, name="cells")
     viewer.layers.selection = {video, layer}
-    _save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
+    answer_save_dialog(monkeypatch, str(tmp_path / "cells.gif"))
     _execute("napari-vos.export_overlay")
     bars = lambda: viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)  # noqa: E731
     qtbot.waitUntil(lambda: len(bars()) == 1 and len(drawn) >= 1, timeout=5000)
@@ -134,7 +113,7 @@ def test_cancelling_the_overlay_on_its_progress_bar_leaves_no_file(make_napari_v
     click(qtbot, bars()[0].cancel_button)
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert len(drawn) < len(labels) and list(tmp_path.iterdir()) == []
-    assert any("nothing written" in text for text in _said())
+    assert any("nothing written" in text for text in said())
 
 
 def _divided_layer(viewer):
@@ -168,7 +147,7 @@ def test_the_ctc_menu_writes_the_result_folder_with_the_divided_layers_lineage(m
     rows = [tuple(map(int, line.split())) for line in (folder / "res_track.txt").read_text().splitlines()]
     mother = int(first[10, 20])  # the track of id 3, the cell that divides
     assert sorted(row[3] for row in rows) == [0, 0, mother, mother]  # its daughters' tracks name it
-    assert any("1 division kept" in text for text in _said("info"))
+    assert any("1 division kept" in text for text in said("info"))
 
 
 def test_the_ctc_menu_asks_before_replacing_and_cancel_keeps_the_folder(make_napari_viewer, qtbot, monkeypatch,
@@ -240,7 +219,7 @@ def test_open_labels_tiff_gives_a_labels_layer_at_its_calibration_with_its_recor
     np.testing.assert_allclose(layer.scale, (2.0, 0.5, 0.5))
     assert layer.metadata["napari_vos"]["method"] == "flow"
     np.testing.assert_array_equal(layer.data, dividing_cell())
-    assert any("a flow run's output" in text for text in _said("info"))
+    assert any("a flow run's output" in text for text in said("info"))
     tifffile.imwrite(tmp_path / "picture.tif", np.zeros((3, 8, 8), np.float32))
     answer["path"] = str(tmp_path / "picture.tif")
     with pytest.raises(ValueError, match="float32"):
@@ -262,7 +241,7 @@ def test_the_overlay_is_not_written_over_the_video_it_is_drawn_from(make_napari_
     layer = viewer.add_labels(labels, name="cells")
     viewer.layers.selection = {video, layer}
     before = movie.read_bytes()
-    _save_dialog(monkeypatch, str(movie))
+    answer_save_dialog(monkeypatch, str(movie))
     with pytest.raises(ValueError, match="was opened from"):
         _execute("napari-vos.export_overlay")
     assert movie.read_bytes() == before

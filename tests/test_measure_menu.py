@@ -7,35 +7,15 @@ import csv
 import numpy as np
 import pytest
 from _layers import dividing_cell
-from _menu import run_menu_command
+from _menu import answer_save_dialog, run_menu_command, said
 from _widget_run import click, needs_display
 
 pytestmark = [needs_display, pytest.mark.gui]
 
 
-def _answer_dialog(monkeypatch, answer: str) -> list[str]:
-    """The save dialog answers ``answer`` ("" is Cancel); the folders it opened in are returned."""
-    from qtpy.QtWidgets import QFileDialog
-
-    asked: list[str] = []
-
-    def dialog(parent, caption, start, filters):
-        asked.append(start)
-        return answer, filters
-
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
-    return asked
-
-
 def _rows(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _said() -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    return [str(n.message) for n in notification_manager.records]
 
 
 def test_the_measure_menu_writes_both_tables_with_the_selected_images_intensities(make_napari_viewer, qtbot,
@@ -50,7 +30,7 @@ def test_the_measure_menu_writes_both_tables_with_the_selected_images_intensitie
               if hasattr(item, "command")]
     assert "Object measurements (CSV)... (napari-vos)" in titles
     viewer.layers.selection = {layer, image}  # both selected (shift-click): napari has no active layer then
-    asked = _answer_dialog(monkeypatch, str(tmp_path / "cells"))  # typed without .csv
+    asked = answer_save_dialog(monkeypatch, str(tmp_path / "cells"))  # typed without .csv
     run_menu_command(qtbot, "napari-vos.measure_objects")
     assert asked[0].endswith("cells.csv")
     rows = _rows(tmp_path / "cells.csv")
@@ -59,7 +39,7 @@ def test_the_measure_menu_writes_both_tables_with_the_selected_images_intensitie
     assert float(first["intensity_mean"]) == 300 and float(first["area_um2"]) == 100 * 0.25
     tracks = _rows(tmp_path / "cells.tracks.csv")
     assert [r["label"] for r in tracks] == ["1", "3"]
-    assert any("cells.tracks.csv" in text and "intensities of 'video'" in text for text in _said())
+    assert any("cells.tracks.csv" in text and "intensities of 'video'" in text for text in said())
 
 
 def test_without_an_image_selected_the_tables_have_no_intensities_and_cancel_writes_nothing(
@@ -68,14 +48,14 @@ def test_without_an_image_selected_the_tables_have_no_intensities_and_cancel_wri
     viewer.add_image(np.zeros((6, 30, 44), np.uint16), name="video")
     layer = viewer.add_labels(dividing_cell(), name="cells")
     viewer.layers.selection.active = layer
-    _answer_dialog(monkeypatch, "")  # Cancel
+    answer_save_dialog(monkeypatch, "")  # Cancel
     run_menu_command(qtbot, "napari-vos.measure_objects")
     assert list(tmp_path.iterdir()) == []
-    _answer_dialog(monkeypatch, str(tmp_path / "plain.csv"))
+    answer_save_dialog(monkeypatch, str(tmp_path / "plain.csv"))
     run_menu_command(qtbot, "napari-vos.measure_objects")
     rows = _rows(tmp_path / "plain.csv")
     assert rows and not any(name.startswith("intensity") for name in rows[0])
-    assert any("no image selected" in text for text in _said())
+    assert any("no image selected" in text for text in said())
 
 
 def test_an_image_of_another_size_is_refused_with_both_shapes(make_napari_viewer, qtbot, monkeypatch, tmp_path):
@@ -83,10 +63,10 @@ def test_an_image_of_another_size_is_refused_with_both_shapes(make_napari_viewer
     image = viewer.add_image(np.zeros((6, 20, 20), np.uint16), name="other")
     layer = viewer.add_labels(dividing_cell(), name="cells")
     viewer.layers.selection = {layer, image}  # both selected (shift-click): napari has no active layer then
-    _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    answer_save_dialog(monkeypatch, str(tmp_path / "t.csv"))
     run_menu_command(qtbot, "napari-vos.measure_objects")
     assert not (tmp_path / "t.csv").exists()
-    assert any("(6, 30, 44)" in text and "(6, 20, 20)" in text for text in _said())
+    assert any("(6, 30, 44)" in text and "(6, 20, 20)" in text for text in said())
 
 
 def test_two_images_selected_are_refused_at_once_naming_the_selection(make_napari_viewer, monkeypatch, tmp_path):
@@ -97,7 +77,7 @@ def test_two_images_selected_are_refused_at_once_naming_the_selection(make_napar
     b = viewer.add_image(np.zeros((6, 30, 44), np.uint16), name="b")
     layer = viewer.add_labels(dividing_cell(), name="cells")
     viewer.layers.selection = {layer, a, b}
-    asked = _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    asked = answer_save_dialog(monkeypatch, str(tmp_path / "t.csv"))
     with pytest.raises(ValueError, match="at most one image"):
         get_app_model().commands.execute_command("napari-vos.measure_objects").result()
     assert asked == []  # refused before the dialog
@@ -127,11 +107,11 @@ def test_cancelling_the_measurements_writes_no_table(make_napari_viewer, qtbot, 
     viewer = make_napari_viewer()
     layer = viewer.add_labels(dividing_cell(), name="cells")
     viewer.layers.selection = {layer}
-    _answer_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    answer_save_dialog(monkeypatch, str(tmp_path / "t.csv"))
     get_app_model().commands.execute_command("napari-vos.measure_objects").result()
     bars = lambda: viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)  # noqa: E731
     qtbot.waitUntil(lambda: bool(bars() and frames_done), timeout=5000)
     click(qtbot, bars()[0].cancel_button)
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert list(tmp_path.iterdir()) == []
-    assert any("cancelled; nothing written" in text for text in _said())
+    assert any("cancelled; nothing written" in text for text in said())

@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 from _layers import dividing_cell
-from _menu import run_menu_command
+from _menu import progress_bars, run_menu_command, said
 from _widget_run import click, needs_display
-
 
 
 def _slowed_split(monkeypatch, seconds_per_frame: float = 0.05) -> list[str]:
@@ -34,19 +33,6 @@ def _slowed_split(monkeypatch, seconds_per_frame: float = 0.05) -> list[str]:
     return threads
 
 
-def _said(kind: str | None = None) -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    return [str(n.message) for n in notification_manager.records
-            if kind is None or str(n.severity).lower().endswith(kind)]
-
-
-def _bars(viewer):
-    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
-
-    return viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)
-
-
 @needs_display
 @pytest.mark.gui
 def test_split_divided_cells_runs_in_a_worker_with_a_progress_bar_and_adds_the_layer(make_napari_viewer, qtbot,
@@ -60,15 +46,15 @@ def test_split_divided_cells_runs_in_a_worker_with_a_progress_bar_and_adds_the_l
 
     get_app_model().commands.execute_command("napari-vos.divided_labels").result()
     assert running_work() == 1 and "cells divided" not in viewer.layers  # returned at once: the GUI is free
-    qtbot.waitUntil(lambda: len(_bars(viewer)) == 1, timeout=5000)
-    assert "Split divided cells of 'cells'" in _bars(viewer)[0].description_label.text()
-    assert _bars(viewer)[0].cancel_button.isVisibleTo(_bars(viewer)[0])
+    qtbot.waitUntil(lambda: len(progress_bars(viewer)) == 1, timeout=5000)
+    assert "Split divided cells of 'cells'" in progress_bars(viewer)[0].description_label.text()
+    assert progress_bars(viewer)[0].cancel_button.isVisibleTo(progress_bars(viewer)[0])
     qtbot.waitUntil(lambda: running_work() == 0, timeout=20000)
     divided = viewer.layers["cells divided"]
     assert set(np.unique(divided.data[5])) == {0, 1, 4, 5}
     np.testing.assert_allclose(divided.scale, (2, 0.5, 0.5))
     assert threads and threading.main_thread().name not in threads
-    qtbot.waitUntil(lambda: not _bars(viewer), timeout=5000)  # the bar closed
+    qtbot.waitUntil(lambda: not progress_bars(viewer), timeout=5000)  # the bar closed
 
 
 @needs_display
@@ -82,12 +68,12 @@ def test_the_progress_bars_cancel_button_stops_the_split_and_adds_nothing(make_n
     from napari._app_model import get_app_model
 
     get_app_model().commands.execute_command("napari-vos.divided_labels").result()
-    qtbot.waitUntil(lambda: len(_bars(viewer)) == 1 and len(threads) >= 1, timeout=5000)
-    click(qtbot, _bars(viewer)[0].cancel_button)
+    qtbot.waitUntil(lambda: len(progress_bars(viewer)) == 1 and len(threads) >= 1, timeout=5000)
+    click(qtbot, progress_bars(viewer)[0].cancel_button)
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert [layer.name for layer in viewer.layers] == ["cells"]
     assert len(threads) < len(dividing_cell())  # stopped before the last frame
-    assert any("cancelled; nothing added" in text for text in _said())
+    assert any("cancelled; nothing added" in text for text in said())
 
 
 @needs_display
@@ -105,7 +91,7 @@ def test_removing_the_labels_layer_mid_run_stops_the_work(make_napari_viewer, qt
     viewer.layers.remove("cells")
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert len(viewer.layers) == 0
-    assert any("labels layer was removed; nothing added" in text for text in _said())
+    assert any("labels layer was removed; nothing added" in text for text in said())
 
 
 @needs_display
@@ -123,7 +109,7 @@ def test_painting_the_labels_during_the_run_is_said(make_napari_viewer, qtbot, m
     layer.paint((len(layer.data) - 1, 2, 2), 7)  # a brush stroke on the last frame
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert "cells divided" in viewer.layers
-    assert any("'cells' was edited during the run" in text for text in _said())
+    assert any("'cells' was edited during the run" in text for text in said())
 
 
 @needs_display
@@ -136,7 +122,7 @@ def test_a_labels_layer_without_objects_gets_an_error_and_a_single_frame_one_is_
     viewer.add_labels(np.zeros((3, 16, 16), np.uint8), name="empty")
     run_menu_command(qtbot, "napari-vos.labels_tracks")
     assert "empty tracks" not in viewer.layers
-    assert sum("holds no object on any frame" in text for text in _said("error")) == 1  # said once
+    assert sum("holds no object on any frame" in text for text in said("error")) == 1  # said once
 
     viewer.add_labels(np.zeros((16, 16), np.uint8), name="flat")
     with pytest.raises(ValueError, match=r"'flat' has shape \(16, 16\), not \(T, Y, X\)"):
@@ -191,7 +177,7 @@ def test_an_unexpected_error_in_the_work_is_shown_once_and_adds_nothing(make_nap
     viewer.add_labels(dividing_cell(), name="cells")
     run_menu_command(qtbot, "napari-vos.divided_labels")
     assert [layer.name for layer in viewer.layers] == ["cells"]
-    assert sum("disk went away" in text for text in _said("error")) == 1
+    assert sum("disk went away" in text for text in said("error")) == 1
 
 
 @needs_display
@@ -205,4 +191,4 @@ def test_centroid_tracks_of_a_stopped_runs_output_are_added_with_a_warning(make_
     run_menu_command(qtbot, "napari-vos.labels_tracks")
     assert "stopped tracks" in viewer.layers
     assert any("'stopped' is a stopped run's output: it holds the frames 0-3" in text and "tracks end" in text
-               for text in _said("warning"))
+               for text in said("warning"))

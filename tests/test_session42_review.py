@@ -6,18 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _layers import dividing_cell
-from _menu import run_menu_command
+from _menu import run_menu_command, said
 from _widget_run import needs_display
 
-
-def _said(kind: str | None = None) -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    return [str(n.message) for n in notification_manager.records
-            if kind is None or str(n.severity).lower().endswith(kind)]
-
-
-# --- object_table -------------------------------------------------------------------------------------------------
 
 def test_big_endian_uint64_labels_keep_their_ids_as_uint64():
     """tifffile gives a big-endian TIFF's ids as '>u8': they were compared with np.uint64 byte order and
@@ -59,10 +50,9 @@ def test_the_overlay_menu_writes_a_gif_where_the_gif_file_type_was_picked(typed,
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(
         lambda parent, caption, start, filters: (str(tmp_path / typed), picked)))
     run_menu_command(qtbot, "napari-vos.export_overlay")
-    assert [p.name for p in tmp_path.iterdir()] == [written], _said()
+    assert [p.name for p in tmp_path.iterdir()] == [written], said()
     if written.lower().endswith(".gif"):
         assert (tmp_path / written).read_bytes()[:6] in (b"GIF89a", b"GIF87a")
-
 
 
 @needs_display
@@ -79,13 +69,13 @@ def test_the_ctc_menu_says_the_labels_are_a_stopped_runs_output(make_napari_view
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "01_RES")))
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert (tmp_path / "01_RES" / "res_track.txt").is_file()
-    assert any("'stopped'" in text and "stopped run" in text and "0-2" in text for text in _said("warning")), _said()
+    assert any("'stopped'" in text and "stopped run" in text and "0-2" in text for text in said("warning")), said()
     finished = viewer.add_labels(dividing_cell(), name="finished", metadata={"napari_vos": {"method": "flow"}})
     viewer.layers.selection = {finished}
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "02_RES")))
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert (tmp_path / "02_RES" / "res_track.txt").is_file()
-    assert not any("'finished'" in text for text in _said("warning"))
+    assert not any("'finished'" in text for text in said("warning"))
 
 
 @needs_display
@@ -107,12 +97,12 @@ def test_the_ctc_menu_says_a_split_layer_without_divisions_kept_none(make_napari
     viewer.layers.selection = {divided}
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "01_RES")))
     run_menu_command(qtbot, "napari-vos.export_ctc")
-    info = [text for text in _said("info") if str(tmp_path / "01_RES") in text]
+    info = [text for text in said("info") if str(tmp_path / "01_RES") in text]
     assert len(info) == 1 and "0 divisions kept" in info[0] and "split divided cells first" not in info[0], info
     viewer.layers.selection = {source}  # labels no split made: said as before
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args: str(tmp_path / "02_RES")))
     run_menu_command(qtbot, "napari-vos.export_ctc")
-    assert any(str(tmp_path / "02_RES") in text and "split divided cells first" in text for text in _said("info"))
+    assert any(str(tmp_path / "02_RES") in text and "split divided cells first" in text for text in said("info"))
 
 
 def test_a_record_that_is_no_dict_does_not_break_the_measurements():

@@ -8,26 +8,11 @@ import threading
 import numpy as np
 import pytest
 from _layers import dividing_cell
+from _menu import progress_bars, said
 from _widget_run import click, needs_display
 
 from napari_vos.ctc_export import check_ctc, write_ctc
 from napari_vos.divisions import split_divisions
-
-
-def _said(kind: str | None = None) -> list[str]:
-    from napari.utils.notifications import notification_manager
-
-    return [str(n.message) for n in notification_manager.records
-            if kind is None or str(n.severity).lower().endswith(kind)]
-
-
-def _bars(viewer):
-    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
-
-    return viewer.window._qt_window._activity_dialog.findChildren(QtLabeledProgressBar)
-
-
-# --- menu_work ----------------------------------------------------------------------------------------
 
 
 @needs_display
@@ -49,8 +34,8 @@ def test_a_work_ending_on_a_base_exception_ends_and_is_shown(make_napari_viewer,
 
     start_layer_work(viewer, layer, "Exiting work", 3, work, lambda result: None)
     qtbot.waitUntil(lambda: running_work() == 0, timeout=5000)
-    qtbot.waitUntil(lambda: not _bars(viewer), timeout=5000)
-    assert sum("Exiting work stopped on SystemExit" in text for text in _said("error")) == 1
+    qtbot.waitUntil(lambda: not progress_bars(viewer), timeout=5000)
+    assert sum("Exiting work stopped on SystemExit" in text for text in said("error")) == 1
 
 
 @needs_display
@@ -71,7 +56,7 @@ def test_an_error_in_deliver_is_shown_once_not_raised_into_the_event_loop(make_n
 
     start_layer_work(viewer, layer, "Broken delivery", 3, lambda progress: 5, deliver)
     qtbot.waitUntil(lambda: running_work() == 0, timeout=5000)
-    assert sum("napari refused the layer" in text for text in _said("error")) == 1
+    assert sum("napari refused the layer" in text for text in said("error")) == 1
 
 
 @needs_display
@@ -99,18 +84,18 @@ def test_a_cancel_after_the_ctc_folder_is_written_does_not_say_nothing_written(m
     viewer.add_labels(dividing_cell(), name="cells")
     from napari._app_model import get_app_model
 
-    before = len(_said())  # the notifications of earlier tests stay in napari's records
+    before = len(said())  # the notifications of earlier tests stay in napari's records
     get_app_model().commands.execute_command("napari-vos.export_ctc").result()
     qtbot.waitUntil(checking.is_set, timeout=10000)
-    qtbot.waitUntil(lambda: len(_bars(viewer)) == 1, timeout=5000)
-    click(qtbot, _bars(viewer)[0].cancel_button)
+    qtbot.waitUntil(lambda: len(progress_bars(viewer)) == 1, timeout=5000)
+    click(qtbot, progress_bars(viewer)[0].cancel_button)
     go_on.set()
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert (folder / "res_track.txt").is_file()  # written whole before the cancel
-    said = _said()[before:]
-    assert not any("nothing written" in text for text in said)
-    assert any(f"wrote {folder}" in text for text in said)
-    assert any("cancelled after the work had ended" in text for text in said)
+    shown = said()[before:]
+    assert not any("nothing written" in text for text in shown)
+    assert any(f"wrote {folder}" in text for text in shown)
+    assert any("cancelled after the work had ended" in text for text in shown)
 
 
 # --- divisions ----------------------------------------------------------------------------------------
@@ -222,17 +207,17 @@ def test_a_cancel_after_the_last_step_adds_no_layer_but_a_written_file_is_said(m
         go_on.wait(10)
         return "result"
 
-    before = len(_said())
+    before = len(said())
     start_layer_work(viewer, layer, "Late work", 3, work, delivered.append, writes=writes)
-    qtbot.waitUntil(lambda: ended.is_set() and len(_bars(viewer)) == 1, timeout=10000)
-    click(qtbot, _bars(viewer)[0].cancel_button)
+    qtbot.waitUntil(lambda: ended.is_set() and len(progress_bars(viewer)) == 1, timeout=10000)
+    click(qtbot, progress_bars(viewer)[0].cancel_button)
     go_on.set()
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
-    said = _said()[before:]
+    shown = said()[before:]
     if writes:
-        assert delivered == ["result"] and any("too late to stop it" in text for text in said)
+        assert delivered == ["result"] and any("too late to stop it" in text for text in shown)
     else:
-        assert delivered == [] and any("cancelled; nothing added" in text for text in said)
+        assert delivered == [] and any("cancelled; nothing added" in text for text in shown)
 
 
 def test_uint64_ids_from_2_63_on_stay_positive_in_the_tracks_label_feature():
