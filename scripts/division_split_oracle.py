@@ -12,14 +12,8 @@ import time
 
 import numpy as np
 
-from napari_vos.data.synthetic_cells import cell_video
+from napari_vos.data.synthetic_cells import cell_video, under_root_ids
 from napari_vos.divisions import split_divisions
-
-
-def root(i: int, lineage: dict) -> int:
-    while lineage.get(i, (0,))[0]:
-        i = lineage[i][0]
-    return i
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -34,10 +28,7 @@ totals = np.zeros(4, int)
 for seed in seeds:
     video = cell_video(frames, (256, 256), n_cells=20, seed=seed, division_rate=0.01)
     truth = np.asarray(video.labels)
-    roots = {i: root(i, video.lineage) for i in video.lineage}
-    merged = np.zeros_like(truth)
-    for i, r in roots.items():
-        merged[truth == i] = r
+    merged = under_root_ids(truth, video.lineage)
     true = {}  # parent -> (frame, daughters)
     for i, (parent, first, _) in video.lineage.items():
         if parent:

@@ -8,24 +8,12 @@ import time
 
 import numpy as np
 
-from napari_vos.data.synthetic_cells import cell_video
+from napari_vos.data.synthetic_cells import cell_video, under_root_ids
 from napari_vos.object_table import measure_objects
 
 frames, size, cells = (int(a) for a in (sys.argv[1:4] + ["200", "512", "80"][len(sys.argv[1:4]):])[:3])
 video = cell_video(frames, (size, size), n_cells=cells, seed=0, division_rate=0.004)
-truth = np.asarray(video.labels)
-
-
-def root(i: int) -> int:
-    while video.lineage.get(i, (0,))[0]:
-        i = video.lineage[i][0]
-    return i
-
-
-lut = np.arange(int(truth.max()) + 1, dtype=truth.dtype)
-for i in video.lineage:
-    lut[i] = root(i)
-labels, image = lut[truth], np.asarray(video.frames)
+labels, image = under_root_ids(video.labels, video.lineage), np.asarray(video.frames)
 for _ in range(2):
     start = time.perf_counter()
     table = measure_objects(labels, image)

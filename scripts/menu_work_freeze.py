@@ -21,24 +21,12 @@ from napari_vos._widgets.menu_work import running_work
 from napari_vos._widgets.object_table_writer import write_object_tables
 from napari_vos._widgets.overlay_writer import write_overlay
 from napari_vos._widgets.tracks_layer import divided_layer_data, tracks_layer_data
-from napari_vos.data.synthetic_cells import cell_video
+from napari_vos.data.synthetic_cells import cell_video, under_root_ids
 
 frames, size, cells = (int(a) for a in (sys.argv[1:4] + ["200", "512", "80"][len(sys.argv[1:4]):])[:3])
 cases = set(sys.argv[4:]) or {"split", "tracks", "measure", "overlay", "ctc"}
 video = cell_video(frames, (size, size), n_cells=cells, seed=0, division_rate=0.004)
-truth = np.asarray(video.labels)
-
-
-def root(i: int) -> int:
-    while video.lineage.get(i, (0,))[0]:
-        i = video.lineage[i][0]
-    return i
-
-
-lut = np.arange(int(truth.max()) + 1, dtype=truth.dtype)  # every daughter under its root cell's id:
-for i in video.lineage:  # a division kept under one id, as the methods propagate it
-    lut[i] = root(i)
-labels = lut[truth]
+labels = under_root_ids(video.labels, video.lineage)  # a division kept under one id, as the methods propagate it
 viewer = napari.Viewer(show=True)
 layer = viewer.add_labels(labels, name="cells")
 app = QApplication.instance()

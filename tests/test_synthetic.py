@@ -128,3 +128,13 @@ def test_a_set_with_ids_past_the_palette_is_refused_before_anything_is_written(t
     with pytest.raises(ValueError, match="object ids up to .* palette PNGs hold ids up to 255"):
         write_synthetic_set(tmp_path / "set", 1, kind="cells", n_frames=2, size=(96, 128), n_objects=300)
     assert not (tmp_path / "set").exists()
+
+
+def test_under_root_ids_puts_each_daughter_under_its_first_ancestors_id():
+    from napari_vos.data.synthetic_cells import under_root_ids
+
+    labels = np.array([[[1, 0, 2]], [[3, 4, 2]], [[5, 4, 0]]], np.uint16)
+    lineage = {1: (0, 0, 0), 2: (0, 0, 1), 3: (1, 1, 1), 4: (1, 1, 2), 5: (3, 2, 2)}
+    np.testing.assert_array_equal(under_root_ids(labels, lineage),
+                                  [[[1, 0, 2]], [[1, 1, 2]], [[1, 1, 0]]])
+    assert under_root_ids(labels, lineage).dtype == np.uint16

@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 from napari_vos.data.synthetic_types import SyntheticVideo, render_all
 from napari_vos.data.textures import smooth_noise
 
-__all__ = ["CellScene", "cell_scene", "cell_video", "lineage_from_labels"]
+__all__ = ["CellScene", "cell_scene", "cell_video", "lineage_from_labels", "under_root_ids"]
 
 _TEX = 128  # side of the shared static texture field cells sample from
 
@@ -293,3 +293,18 @@ def cell_video(
         lineage=lineage_from_labels(labels, scene),
         info={"kind": "cells", "modality": modality, "bit_depth": bit_depth, "seed": seed},
     )
+
+
+def under_root_ids(labels: np.ndarray, lineage: dict[int, tuple[int, int, int]]) -> np.ndarray:
+    """The labels with every daughter under its root cell's id (the id of its first ancestor in
+    ``lineage``): what a method that follows each painted cell without error gives, a division kept
+    under one id, which `napari_vos.divisions.split_divisions` takes apart again."""
+    labels = np.asarray(labels)
+    lut = np.arange(int(labels.max(initial=0)) + 1, dtype=labels.dtype)
+    for i in lineage:
+        root = i
+        while lineage.get(root, (0,))[0]:
+            root = lineage[root][0]
+        if i < len(lut):
+            lut[i] = root
+    return lut[labels]
