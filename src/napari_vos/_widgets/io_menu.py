@@ -3,12 +3,13 @@ background with a cancelable progress bar, "Overlay movie..." and "Cell Tracking
 
 napari's File > Open reads a labels TIFF napari-vos wrote as an image at scale 1, without the pixel
 size, frame interval, placement and run record the file holds; "Open labels TIFF..." opens it as
-`console.open_labels_layer` does, a Labels layer where the saved one lay. The overlay save type writes the same movie, but napari runs writers on its GUI thread, so the viewer
-waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long time-lapse far
-more); a CTC result folder had no menu at all (`napari-vos ctc`, or `console.save_ctc`). Each command
-asks where to write, checks what it was given on the GUI thread (so a refusal comes at once), then
-writes in a worker thread (`menu_work`). A cancelled write leaves nothing: both write under a hidden
-name renamed when whole.
+`console.open_labels_layer` does, a Labels layer where the saved one lay. The overlay save type
+writes the same movie as "Overlay movie...", but napari runs writers on its GUI thread, so the
+viewer waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long
+time-lapse far more); a CTC result folder had no menu at all (`napari-vos ctc`, or
+`console.save_ctc`). Each export asks where to write, checks what it was given on the GUI thread
+(so a refusal comes at once), then writes in a worker thread (`menu_work`). A cancelled write leaves
+nothing: both write under a hidden name renamed when whole.
 """
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
         return write_overlay_movie(path, progress=progress, **arguments)
 
     def written(at: Path) -> None:
-        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at {arguments['fps']:g} per second")
+        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at {arguments['fps']:g} "
+                  "per second")
 
     start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,
                      nothing="nothing written", writes=True)

@@ -15,7 +15,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-__all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data", "divided_layer_data", "time_stack"]
+__all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data",
+           "divided_layer_data", "time_stack"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
