@@ -63,10 +63,14 @@ def test_an_image_of_another_size_is_refused_with_both_shapes(make_napari_viewer
     image = viewer.add_image(np.zeros((6, 20, 20), np.uint16), name="other")
     layer = viewer.add_labels(dividing_cell(), name="cells")
     viewer.layers.selection = {layer, image}  # both selected (shift-click): napari has no active layer then
-    answer_save_dialog(monkeypatch, str(tmp_path / "t.csv"))
-    run_menu_command(qtbot, "napari-vos.measure_objects")
-    assert not (tmp_path / "t.csv").exists()
-    assert any("(6, 30, 44)" in text and "(6, 20, 20)" in text for text in said())
+    asked = answer_save_dialog(monkeypatch, str(tmp_path / "t.csv"))
+    with pytest.raises(ValueError, match=r"\(6, 30, 44\).*\(6, 20, 20\)"):
+        run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert asked == [] and not (tmp_path / "t.csv").exists()  # refused before the dialog asked for a name
+    viewer.layers.selection = {viewer.add_labels(np.zeros((2, 3, 8, 8), np.uint8), name="volume")}
+    with pytest.raises(ValueError, match=r"'volume' has shape \(2, 3, 8, 8\)"):
+        run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert asked == []
 
 
 def test_two_images_selected_are_refused_at_once_naming_the_selection(make_napari_viewer, monkeypatch, tmp_path):

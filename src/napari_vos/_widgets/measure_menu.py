@@ -58,16 +58,16 @@ def _csv_path(layer: "napari.layers.Labels") -> Path | None:
 def measure_objects_menu(viewer: napari.Viewer) -> None:
     """Measure the selected labels layer's objects on every frame (with the selected image's intensities)
     and write NAME.csv and NAME.tracks.csv where the user says, off the GUI thread."""
-    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables, measured_inputs
     from napari_vos.object_table import write_tables
 
     layer, image = selected_layers(viewer)
-    data = layer.data[0] if layer.multiscale else layer.data
+    inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
+    data, _ = measured_inputs(*inputs)  # what cannot be measured is refused before the save dialog
     frames = int(data.shape[0]) if len(data.shape) == 3 else 1
     path = _csv_path(layer)
     if path is None:
         return
-    inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
 
     def work(progress: Any) -> tuple[list[Path], int]:
         objects, tracks = layer_tables(*inputs, progress=progress)

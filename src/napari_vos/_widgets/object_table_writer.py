@@ -46,16 +46,33 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     """The (objects, tracks) tables of a labels layer's data and state (its ``scale``, ``units``,
     ``multiscale``, ``metadata``), with the intensities under an image layer's when given.
     progress(done, total) after each frame measured."""
-    from napari_vos._widgets.unfinished import refuse_unfinished, stopped_run_note
+    from napari_vos._widgets.unfinished import stopped_run_note
     from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
 
     metadata = labelled.get("metadata") or {}
-    name = labelled.get("name", "labels")
-    refuse_unfinished(metadata, name, "measure it")
-    stopped = stopped_run_note(metadata, name, "in the tables as well")
+    labels, video = measured_inputs(labels, labelled, video, image)
+    stopped = stopped_run_note(metadata, labelled.get("name", "labels"), "in the tables as well")
     if stopped:
         warnings.warn(stopped, stacklevel=3)
+    scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
+    calibration = calibration_from_scale(scale or None, labelled.get("units"))
+    objects = measure_objects(labels, video, calibration=calibration, progress=progress)
+    frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
+    parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
+    return objects, track_summary(objects, frames=frames, parents=parents)
+
+
+def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
+                    image: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The labels and video `layer_tables` measures (the full-resolution labels, the image level they
+    match), or a ValueError saying why they cannot be measured together: an output a run is still
+    filling, labels that are not (T, Y, X) or (Y, X), an image of another size. Shapes only: the Measure
+    menu asks it before its save dialog."""
+    from napari_vos._widgets.unfinished import refuse_unfinished
+
+    name = labelled.get("name", "labels")
+    refuse_unfinished(labelled.get("metadata") or {}, name, "measure it")
     labels = labels[0] if labelled.get("multiscale") else labels
     if np.ndim(labels) not in (2, 3):
         raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels; {name!r} has shape "
@@ -70,12 +87,7 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
             raise ValueError(f"the labels layer {name!r} is {np.shape(labels)} but the image layer "
                              f"{image.get('name')!r} is {tuple(np.shape(video))}: select the labels and the image "
                              "they were propagated on (or the labels alone, for sizes and positions only)")
-    scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
-    calibration = calibration_from_scale(scale or None, labelled.get("units"))
-    objects = measure_objects(labels, video, calibration=calibration, progress=progress)
-    frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
-    parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
-    return objects, track_summary(objects, frames=frames, parents=parents)
+    return labels, video
 
 
 def layer_inputs(labels: Any, image: Any = None) -> tuple[Any, dict[str, Any], Any, dict[str, Any] | None]:
