@@ -13,7 +13,6 @@ nothing: both write under a hidden name renamed when whole.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,12 @@ from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from napari_vos._widgets.menu_work import start_layer_work
+from napari_vos._widgets.save_dialogs import save_folder, suggested_path
 
 __all__ = ["open_labels_menu", "export_overlay_menu", "export_ctc_menu"]
 
 #: the save dialog's file types for an overlay (the first is the default)
 _OVERLAY_FILTERS = "H.264 movie (*.mp4 *.mkv *.mov);;Animated GIF (*.gif)"
-
-
-def _safe_name(name: str, fallback: str) -> str:
-    """A layer name as a file name (the characters a file system refuses replaced)."""
-    return re.sub(r'[\\/:*?"<>|]', "_", name) or fallback
-
-
-def _start_folder() -> Path:
-    """The folder napari last saved in (its save dialogs open there)."""
-    from napari.utils.history import get_save_history
-
-    return Path(get_save_history()[0])
 
 
 def open_labels_menu(viewer: napari.Viewer) -> None:
@@ -94,7 +82,7 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
     from napari_vos.data.overlay_movies import write_overlay_movie
 
     image, labels = _image_and_labels(viewer)
-    start = _start_folder() / f"{_safe_name(labels.name, 'overlay')}.mp4"
+    start = suggested_path(labels.name, "overlay", ".mp4")
     chosen, picked = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the overlay movie", str(start),
                                                  _OVERLAY_FILTERS)
     if not chosen:
@@ -136,7 +124,7 @@ def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
 
     chosen = QFileDialog.getExistingDirectory(QApplication.activeWindow(),
                                               f"Folder for {layer.name!r} as a CTC result (e.g. a new 01_RES)",
-                                              str(_start_folder()))
+                                              str(save_folder()))
     if not chosen:
         return None
     folder = Path(chosen)

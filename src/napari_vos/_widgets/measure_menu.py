@@ -10,7 +10,6 @@ intensities come from the image layer selected together with the labels, if one 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,12 @@ def selected_layers(viewer: "napari.Viewer") -> "tuple[napari.layers.Labels, nap
 def _csv_path(layer: "napari.layers.Labels") -> Path | None:
     """Where the user wants the per-object table (a save dialog in the folder napari last saved in, as its
     own save dialog opens), or None for Cancel; the folder joins napari's save history."""
-    from napari.utils.history import get_save_history, update_save_history
+    from napari.utils.history import update_save_history
 
-    name = re.sub(r'[\\/:*?"<>|]', "_", layer.name) or "labels"
+    from napari_vos._widgets.save_dialogs import suggested_path
+
     chosen, _ = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the object measurements",
-                                            str(Path(get_save_history()[0]) / f"{name}.csv"), "CSV tables (*.csv)")
+                                            str(suggested_path(layer.name, "labels", ".csv")), "CSV tables (*.csv)")
     if not chosen:
         return None
     path = Path(chosen)
