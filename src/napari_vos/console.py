@@ -163,12 +163,13 @@ def save_ctc(viewer: "napari.Viewer", labels: "str | Labels", folder: "str | Pat
     res_track.txt), with the lineage of a *Split divided cells* layer or of an opened `napari-vos
     divisions` TIFF; what `napari-vos ctc` does (`napari_vos.ctc_export.write_ctc`: an id back after a
     gap is a new track). Returns its `CtcExport` (the tracks table, gaps split, divisions kept)."""
-    from napari_vos._widgets.tracks_layer import layer_parents, time_stack
+    from napari_vos._widgets.tracks_layer import time_stack
     from napari_vos.ctc_export import write_ctc
+    from napari_vos.divisions import parents_from_metadata
 
     layer = viewer.layers[labels] if isinstance(labels, str) else labels
     return write_ctc(folder, time_stack(layer, "Cell Tracking Challenge tracks"),
-                     layer_parents(dict(layer.metadata or {})) or None, force=force)
+                     parents_from_metadata(dict(layer.metadata or {})), force=force)
 
 
 def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | None = None) -> "Labels":
