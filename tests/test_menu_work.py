@@ -190,5 +190,5 @@ def test_centroid_tracks_of_a_stopped_runs_output_are_added_with_a_warning(make_
                       metadata={"napari_vos": {"method": "flow", "complete": False, "frames_segmented": "0-3"}})
     run_menu_command(qtbot, "napari-vos.labels_tracks")
     assert "stopped tracks" in viewer.layers
-    assert any("'stopped' is a stopped run's output: it holds the frames 0-3" in text and "tracks end" in text
+    assert any("'stopped' is the output of a stopped run: it holds labels on frames 0-3 only" in text and "tracks end" in text
                for text in said("warning"))

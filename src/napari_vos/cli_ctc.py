@@ -60,9 +60,10 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record, _stopped_note
+    from napari_vos.cli_objects import _labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
+    from napari_vos.stopped_runs import stopped_run_note
 
     out = Path(args.output)
     _check_output(out, args.labels, args.force)
@@ -71,9 +72,9 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     _, record = _labels_record(args.labels)
     if parents is None:
         parents = parents_from_record(record)
-    note = _stopped_note(args.labels, record)
+    note = stopped_run_note(record, args.labels, "in the CTC result as well")
     if note:
-        print(note, file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
     with _progress("ctc", len(labels)) as progress:
         result = write_ctc(out, labels, parents, force=args.force, progress=progress)
     for daughter, parent, why in result.left_out[:5]:

@@ -23,9 +23,10 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _check_not_an_input, _check_writable, _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record, _stopped_note
+    from napari_vos.cli_objects import _labels_record
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
+    from napari_vos.stopped_runs import stopped_run_note
 
     out = Path(args.output)
     if out.suffix.lower() not in (".tif", ".tiff"):
@@ -39,9 +40,9 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     calibration, record = _labels_record(args.labels)
     for path in (out, lineage):
         _check_writable(path, folder=False)
-    note = _stopped_note(args.labels, record)  # every id "ends" where the run stopped: said, as measure says it
+    note = stopped_run_note(record, args.labels, "so in the lineage every id ends where the run stopped")
     if note:
-        print(note, file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
     with _progress("divisions", len(labels)) as progress:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                  persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,

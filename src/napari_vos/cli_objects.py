@@ -97,19 +97,12 @@ def _merged(labels: Any, video: Any) -> Any:
     return labels
 
 
-def _stopped_note(path: str, record: dict[str, Any] | None) -> str | None:
-    if not record or record.get("complete", True) is not False:
-        return None
-    done = record.get("frames_segmented")
-    return (f"note: {path} is the output of a stopped run ({record.get('stopped_by', 'stopped')}): it holds the "
-            f"frames {done} segmented; objects are missing from the others, in the tables as well")
-
-
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
     from napari_vos.cli import _check_not_turned, _check_writable, _progress, _read_label_stack, _read_video
     from napari_vos.divisions import parents_from_record
     from napari_vos.object_table import measure_objects, track_summary, tracks_path, write_tables
+    from napari_vos.stopped_runs import stopped_run_note
 
     out = Path(args.output)
     tracks = Path(args.tracks) if args.tracks else tracks_path(out)
@@ -131,9 +124,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     calibration = _given_calibration(args, calibration)
     for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
         _check_writable(path, folder=False, what="the table")
-    note = _stopped_note(args.labels, record)
+    note = stopped_run_note(record, args.labels, "in the tables as well")
     if note:
-        print(note, file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
     if calibration.pixel_size is None:
         print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
               "--unit for physical ones)", file=sys.stderr)

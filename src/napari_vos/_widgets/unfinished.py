@@ -18,11 +18,9 @@ def refuse_unfinished(metadata: dict[str, Any] | None, name: Any, what: str) -> 
 
 
 def stopped_run_note(metadata: dict[str, Any] | None, name: Any, where: str) -> str | None:
-    """What to say of a stopped run's output (its record says ``complete: false``): the frames it holds
-    segmented, and that objects are missing from the others ``where`` (e.g. "in the tables as well");
-    None for any other layer (a record that is no dict, a reader's JSON text, counts as none)."""
-    record = (metadata or {}).get("napari_vos")
-    if not isinstance(record, dict) or record.get("complete") is not False:
-        return None
-    return (f"{name!r} is a stopped run's output: it holds the frames {record.get('frames_segmented', '?')} "
-            f"segmented; objects are missing from the others, {where}")
+    """`napari_vos.stopped_runs.stopped_run_note` for a labels layer ``name`` with this ``metadata``, whose
+    run record is ``metadata["napari_vos"]``: what the menus say of a stopped run's output, as the
+    command line says it; None for any other layer."""
+    from napari_vos.stopped_runs import stopped_run_note as note
+
+    return note((metadata or {}).get("napari_vos"), repr(name), where)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_vos.checks import frame_ranges, frames_in_ranges, painted_ids
+from napari_vos.checks import frame_ranges, painted_ids
 from napari_vos.data.readers import _files, name_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, evaluated_frames, summarise
@@ -355,23 +355,21 @@ def _recorded_video(pred: Path) -> str | None:
     return str(video) if video else None
 
 
-#: a stopped run's record: the frames that hold its labels (segmented, or kept from its labels stack)
-_HELD_KEYS = ("frames_segmented", "frames_kept_from_labels", "frames_not_reached_kept_from_labels")
-
-
 def _stopped_run_frames(pred: Path, n_frames: int) -> tuple[list[int] | None, str] | None:
     """For a prediction a stopped run wrote (its record says ``complete: false``): the frames that
     hold its labels (segmented, or kept from its labels stack; None where the record cannot tell, a
     killed run's) and a sentence saying so. None for a complete run's prediction or one without a record."""
+    from napari_vos.stopped_runs import held_frames, is_stopped
+
     record = _recorded_run(pred)
-    if record.get("complete") is not False:
+    if not is_stopped(record):
         return None
     how = f", stopped by {record['stopped_by']}" if record.get("stopped_by") else ""
-    try:
-        held = sorted({t for key in _HELD_KEYS for t in frames_in_ranges(record.get(key, "")) if 0 <= t < n_frames})
-    except ValueError:
+    held = held_frames(record)
+    if held is None:
         return None, (f"{pred} is the output of a run that did not finish{how} (its record does not say which "
                       "frames it holds): its empty frames count as empty predictions")
+    held = [t for t in held if 0 <= t < n_frames]
     return held, (f"{pred} is the output of a stopped run (frames {frame_ranges(held) or 'none'} of {n_frames} hold "
                   f"its labels{how}): only those frames are scored; continue the run to score the whole sequence")
 
