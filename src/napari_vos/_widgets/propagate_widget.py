@@ -285,6 +285,9 @@ class PropagateWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setValue(0)
         self.status = QLabel("")
+        # plain text: a message names layers, and a name such as '<cells> & 1h' is no markup (Qt's guess
+        # took it for rich text and dropped '<cells>' as an unknown tag)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
                                             | Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -683,6 +686,9 @@ class PropagateWidget(QWidget):
             self.progress.setRange(0, 1)  # not the last run's bar beside this refusal
             self.progress.setValue(0)
             self._report(err)
+            # a refusal of the layers as they are: a layer added, removed or replaced replaces it with what
+            # is wrong now, or clears it ("pick an image layer first" stayed once the image was there)
+            self._showing_mismatch = True
             return
         self.progress.setRange(0, self.job.total)
         self.progress.setValue(0)

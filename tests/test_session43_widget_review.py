@@ -1,0 +1,66 @@
+"""Session 43's review of the Propagate dock in a real viewer, as a demanding microscopist drives it:
+each test is a problem found by trying it (a misleading or stale message, a correction ignored without
+a word), written before its fix. The GUI tests need a display: `xvfb-run -a`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _layers import first_frame_only, sliding_square
+from _widget_run import click, needs_display, wait_done
+
+pytestmark = [needs_display, pytest.mark.gui]
+
+
+def _docked(viewer, method: str = "flow"):
+    from napari_vos._widgets.propagate_widget import PropagateWidget
+
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.select_method(method)
+    widget.device_combo.setCurrentText("cpu")
+    return widget
+
+
+def _shown(label) -> str:
+    """What a QLabel shows: its text as plain text, or what Qt renders of it as rich text."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtGui import QTextDocument
+
+    if label.textFormat() == Qt.TextFormat.PlainText or (label.textFormat() == Qt.TextFormat.AutoText
+                                                         and not Qt.mightBeRichText(label.text())):
+        return label.text()
+    document = QTextDocument()
+    document.setHtml(label.text())
+    return document.toPlainText()
+
+
+def test_layer_names_that_look_like_html_are_shown_as_typed_in_the_status_line(make_napari_viewer):
+    """The status line took a message naming a layer '<cells> & 1h' for rich text: the name showed as
+    ' & 1h' (Qt dropped '<cells>' as an unknown tag) and '<b>painted</b>' as a bold 'painted'."""
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(8, (64, 96))
+    viewer.add_image(frames, name="<cells> & 1h")
+    viewer.add_labels(first_frame_only(truth)[:5], name="<b>painted</b>")
+    widget = _docked(viewer)
+    assert "'<cells> & 1h'" in widget.status.text()
+    assert "'<cells> & 1h'" in _shown(widget.status) and "'<b>painted</b>'" in _shown(widget.status)
+
+
+def test_a_refusal_does_not_stay_once_the_layers_it_asked_for_are_there(make_napari_viewer, qtbot):
+    """Propagate pressed with the painted labels opened but no image yet said "error: pick an image layer
+    first"; the line still said so once the image was added, with both layers picked in the panel."""
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(8, (64, 96))
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    widget = _docked(viewer)
+    click(qtbot, widget.propagate_button)
+    assert "pick an image layer first" in widget.status.text()
+    viewer.add_image(frames, name="video")
+    assert widget.image_combo.currentText() == "video" and widget.labels_combo.currentText() == "painted"
+    assert "pick an image layer" not in widget.status.text()
+    # a refusal whose layers still do not fit gives way to the line saying why
+    viewer.layers["painted"].data = first_frame_only(truth)[:5]
+    click(qtbot, widget.propagate_button)
+    assert widget.status.text().startswith("error: labels layer 'painted' has shape (5, 64, 96)")
+    viewer.add_image(frames, name="other")
+    assert "do not match" in widget.status.text()
