@@ -64,3 +64,38 @@ def test_a_refusal_does_not_stay_once_the_layers_it_asked_for_are_there(make_nap
     assert widget.status.text().startswith("error: labels layer 'painted' has shape (5, 64, 96)")
     viewer.add_image(frames, name="other")
     assert "do not match" in widget.status.text()
+
+
+def test_a_correction_painted_into_the_output_is_named_when_the_next_run_reads_the_first_layer(
+        make_napari_viewer, qtbot):
+    """Painted on frame 0, propagated, then frame 5 of the output corrected and Propagate pressed again:
+    the labels choice was still the first painted layer, so the run started from frame 0 again and the
+    correction was in none of the new output's frames, with nothing said. The status line now names the
+    corrected frame and how to propagate from it."""
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(8, (64, 96))
+    viewer.add_image(frames, name="video")
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    widget = _docked(viewer)
+    viewer.dims.set_current_step(0, 0)
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    output = viewer.layers["painted propagated (flow)"]
+    assert widget.labels_combo.currentText() == "painted"
+    viewer.dims.set_current_step(0, 5)
+    output.data[5, 0:6, 0:6] = 2  # a second cell, corrected in
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith("done: 8 frames"), said
+    assert "frame 5 of 'painted propagated (flow)' was changed after its run" in said, said
+    assert "pick 'painted propagated (flow)' as labels" in said, said
+    # a run from the corrected output itself, as the note says, gets no such note
+    widget.labels_combo.setCurrentText("painted propagated (flow)")
+    widget.all_painted.setChecked(False)
+    widget.direction_combo.setCurrentText("forward")
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    newest = viewer.layers[-1]
+    assert 2 in newest.data[7] and np.array_equal(newest.data[:5], output.data[:5])
+    assert "changed after its run" not in widget.status.text()

@@ -662,6 +662,8 @@ class LayerJob:
             self._checksums.update((i, frame_checksum(out[i])) for i in self.kept)
         if labels is not None and not all_painted and is_output(labels):
             self._add_note(self._replaced_frames_note(labels))
+        if labels is not None and not is_output(labels):
+            self._add_note(self._corrected_outputs_note(labels))
         default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
                                    else f"{self.image.name} segmented ({method})")
         # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
@@ -696,6 +698,30 @@ class LayerJob:
                          f"{'were' if len(edited) > 1 else 'was'} changed after its run and this run replaces them "
                          f"(it reads frame {self.start} alone): propagate again from each afterwards, or paint the "
                          "corrections into the layer you first painted with 'use every painted frame'")
+        return "; ".join(notes)
+
+    def _corrected_outputs_note(self, labels: "Labels") -> str:
+        """For a run from a painted layer: the earlier outputs of that layer over this image whose frames
+        were changed after their run (a correction painted into the output), which this run leaves out."""
+        from napari.layers import Labels
+
+        notes = []
+        for layer in self.viewer.layers:
+            record = layer.metadata.get("napari_vos")
+            if not isinstance(layer, Labels) or layer == labels or not isinstance(record, dict) \
+                    or record.get("labels_layer") != labels.name or record.get("image_layer") != self.image.name \
+                    or tuple(layer.data.shape) != (self.n_frames, *self.frame_shape):
+                continue
+            edited = edited_frames(layer, range(self.n_frames))
+            if not edited:
+                continue
+            many = len(edited) > 1
+            notes.append(f"frame{'s' if many else ''} {frame_ranges(edited)} of {layer.name!r} {'were' if many else 'was'} "
+                         f"changed after its run, but this run reads {labels.name!r} and leaves "
+                         f"{'those corrections' if many else 'that correction'} out: to propagate from "
+                         f"{'the first' if many else 'it'}, pick {layer.name!r} as labels, untick 'use every painted "
+                         f"frame' and run 'forward' from frame {edited[0]} (or paint the correction into "
+                         f"{labels.name!r} too)")
         return "; ".join(notes)
 
     def _kept_frames(self) -> range:
