@@ -54,9 +54,37 @@ def not_an_array(value: Any, what: str) -> str | None:
             reader = "tifffile.imread or tifffile.memmap"
         return (f"{what} {verb} a file path ({os.fsdecode(value)}{missing}): read it first ({reader}), or run "
                 "`napari-vos propagate VIDEO LABELS -o OUT`, which reads files")
+    zarr_problem = _zarr_container(value, what, verb)
+    if zarr_problem:
+        return zarr_problem
     if isinstance(value, Iterator) or (hasattr(value, "__iter__") and not hasattr(value, "__getitem__")):
         return (f"{what} {verb} a {type(value).__name__}, which cannot be read by index: give an array, or a list "
                 "of frames (list(...))")
+    return None
+
+
+def _zarr_container(value: Any, what: str, verb: str) -> str | None:
+    """Why a zarr store (tifffile's ``imread(path, aszarr=True)``) or a zarr group (an OME-Zarr image's
+    levels) is not an array, and what to pass; None for anything else. Both have no shape: numpy made a
+    0-d array of a store (a message about shape ()), and zarr refused a group's integer index."""
+    top = type(value).__module__.split(".")[0]
+    if top not in ("zarr", "tifffile") or hasattr(value, "shape"):
+        return None
+    name = type(value).__name__
+    if name == "Group" and hasattr(value, "array_keys"):
+        try:
+            keys = sorted(str(k) for k in value.array_keys())
+        except Exception:  # a group that cannot list its arrays: the message without them
+            keys = []
+        listed = f"whose arrays are {', '.join(repr(k) for k in keys)}" if keys else "which holds no array"
+        first = keys[0] if keys else "0"
+        return (f"{what} {verb} a zarr group, {listed}, not an array: pass one of them, e.g. group[{first!r}] "
+                "(an OME-Zarr image's or a pyramid's full-size level is usually '0')")
+    if name.endswith("Store"):
+        return (f"{what} {verb} a zarr store ({name}; tifffile.imread(path, aszarr=True) gives one), not an array: "
+                "open it as one, zarr.open(store, mode='r') (a pyramid's full-size level: zarr.open(store, "
+                "mode='r')['0']), or read the file with tifffile.memmap(path) or "
+                "napari_vos.data.readers.open_tiff_frames(path)")
     return None
 
 

@@ -1,0 +1,62 @@
+"""Session 43: a demanding scripting user's review of `napari_vos.propagate` / `Session` (plain Python,
+napari's console): inputs that gave an unhelpful or misleading message, each found by trying it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import moving_square_video
+
+from napari_vos import propagate
+
+
+def _video():
+    frames, truth = moving_square_video(n_frames=4, size=(48, 64), step=2)
+    return frames, truth[0]
+
+
+def test_a_tifffile_zarr_store_is_named_with_how_to_open_it(tmp_path):
+    """``tifffile.imread(path, aszarr=True)`` gives a zarr *store*, not an array: it was refused as
+    "got shape ()" with advice about (T, Z, Y, X) stacks and channels, which it is not."""
+    tifffile = pytest.importorskip("tifffile")
+    frames, first = _video()
+    tifffile.imwrite(tmp_path / "v.tif", frames, photometric="rgb")
+    store = tifffile.imread(tmp_path / "v.tif", aszarr=True)
+    try:
+        with pytest.raises(ValueError, match=r"zarr store.*zarr\.open\(") as err:
+            propagate(store, first, method="flow", device="cpu")
+        assert "shape ()" not in str(err.value) and "(T, Z, Y, X)" not in str(err.value)
+        with pytest.raises(ValueError, match=r"the labels are a zarr store"):
+            propagate(frames, store, method="flow", device="cpu")
+    finally:
+        store.close()
+
+
+def test_a_zarr_group_is_named_with_its_arrays(tmp_path):
+    """A zarr group (an OME-Zarr image's levels, ``zarr.open(store)`` of a pyramid TIFF) failed inside
+    zarr with "path=0 is not a string", which says nothing of what to pass."""
+    zarr = pytest.importorskip("zarr")
+    frames, first = _video()
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("0", shape=frames.shape, dtype=np.uint8)[:] = frames
+    with pytest.raises(ValueError, match=r"zarr group.*'0'.*group\['0'\]"):
+        propagate(zarr.open_group(str(tmp_path / "g.zarr"), mode="r"), first, method="flow", device="cpu")
+    with pytest.raises(ValueError, match=r"the labels are a zarr group"):
+        propagate(frames, group, method="flow", device="cpu")
+
+
+def test_frames_too_small_say_how_small_they_are():
+    """A one-pixel-high kymograph-like stack was refused as "the stack (6, 1, 96, 3) is empty or
+    too small", naming no size; an empty stack likewise."""
+    frames, first = _video()
+    with pytest.raises(ValueError, match=r"1 pixel high.*at least 2 x 2"):
+        propagate(frames[:, :1], first[:1], method="flow", device="cpu")
+    with pytest.raises(ValueError, match=r"no frames"):
+        propagate(frames[:0], first, method="flow", device="cpu")
+
+
+def test_a_one_frame_labels_stack_for_a_longer_video_points_to_its_frame():
+    """Labels of shape (1, Y, X) (one frame saved as a stack) for a 4-frame video were refused without
+    saying that ``labels[0]`` is the frame's labels, as the (Y, X, 1) case does."""
+    frames, first = _video()
+    with pytest.raises(ValueError, match=r"labels\[0\]"):
+        propagate(frames, first[None], method="flow", device="cpu")
