@@ -443,10 +443,13 @@ class Session:
         expected = (self.source.n_frames, *self.source.frame_shape)
         if shape != expected:
             single = len(shape) == 3 and shape[2] == 1 and shape[:2] == expected[1:]  # a (Y, X, 1) image
+            one_frame = len(shape) == 3 and shape[0] == 1 and shape[1:] == expected[1:]  # a (1, Y, X) stack
             raise ValueError(f"labels stack has shape {shape} but the video is {expected[0]} frames of "
                              f"{expected[1:]}: the labels must match the image, one frame each"
                              + ("; for one frame's labels with a trailing axis of 1, pass labels[..., 0]"
-                                if single else ""))
+                                if single else "")
+                             + ("; for one frame's labels saved as a one-frame stack, pass labels[0] (and "
+                                "frame=N for the frame it was painted on)" if one_frame else ""))
         labels = from_torch(labels)
         frames = painted_frames(labels)[0] if painted is None else [int(i) for i in painted]
         if not frames:

@@ -117,8 +117,12 @@ class FrameSource:
             channels = [0, 1, 2]  # RGBA: drop alpha
         elif n_ch > 1:
             channels = list(range(n_ch))
-        if shape[0] < 1 or shape[1] < 2 or shape[2] < 2:
-            raise ValueError(f"the stack {shape} is empty or too small")
+        if shape[0] < 1:
+            raise ValueError(f"the stack {shape} has no frames")
+        if shape[1] < 2 or shape[2] < 2:  # (resizing and the networks' padding need two pixels each way)
+            raise ValueError(f"the stack {shape} has frames {shape[2]} pixel{'s' if shape[2] != 1 else ''} wide and "
+                             f"{shape[1]} pixel{'s' if shape[1] != 1 else ''} high: napari-vos needs frames of at "
+                             "least 2 x 2 pixels (a line scan or kymograph is one image, not a time-lapse)")
         self.video = video
         self.shape = shape
         self.n_frames = shape[0]
