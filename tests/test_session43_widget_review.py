@@ -99,3 +99,35 @@ def test_a_correction_painted_into_the_output_is_named_when_the_next_run_reads_t
     newest = viewer.layers[-1]
     assert 2 in newest.data[7] and np.array_equal(newest.data[:5], output.data[:5])
     assert "changed after its run" not in widget.status.text()
+
+
+def test_a_channel_layer_drawn_elsewhere_than_the_image_is_named_when_it_is_read_with_it(make_napari_viewer, qtbot):
+    """A second channel opened from its own file at scale 1 beside the calibrated image (or with a stage
+    offset) was ticked under 'add channels' and read pixel by pixel with the image, though napari showed
+    it elsewhere, with nothing said (a labels layer drawn elsewhere gets a note). Now the status line
+    says so; a channel layer placed as the image is (napari's channel_axis split) gets no note."""
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(8, (64, 96))
+    viewer.add_image(np.stack([frames, 255 - frames], 1), channel_axis=1, name=["c0", "c1"], scale=(1, 0.5, 0.5))
+    viewer.add_image(frames // 2, name="c2 file", translate=(0, 10, 0))
+    viewer.add_labels(first_frame_only(truth), name="painted", scale=(1, 0.5, 0.5))
+    widget = _docked(viewer)
+    widget.image_combo.setCurrentText("c0")
+    viewer.dims.set_current_step(0, 0)
+    offered = [widget.channels_list.item(i) for i in range(widget.channels_list.count())]
+    assert [item.text() for item in offered] == ["c1", "c2 file"]
+    offered[0].setCheckState(Qt.CheckState.Checked)
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    assert widget.status.text().startswith("done: 8 frames") and "channel layer" not in widget.status.text()
+    offered = [widget.channels_list.item(i) for i in range(widget.channels_list.count())]
+    offered[0].setCheckState(Qt.CheckState.Unchecked)
+    offered[1].setCheckState(Qt.CheckState.Checked)
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith("done: 8 frames"), said
+    assert ("the channel layer 'c2 file' is drawn at scale (1, 1), offset (10, 0) but the image 'c0' at (0.5, 0.5), "
+            "(0, 0)") in said, said

@@ -338,6 +338,29 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     return "; ".join(notes)
 
 
+def channel_placement_note(image: "Image", channel: "Image", scale: Sequence[float], translate: Sequence[float],
+                           world_units: Sequence[Any] | None = None) -> str:
+    """A note when a channel layer read with the image (one of its own, from another file) is drawn
+    elsewhere than the image: the channels are read pixel by pixel and frame by frame, so what is read
+    together is not what napari shows together. "" when the two overlay (as napari's channel_axis split
+    places them). ``scale``, ``translate``: the image's at the propagated level."""
+    if float(np.max(np.abs(paired_offsets(image, channel, scale, world_units)))) < PAIRED_TOLERANCE:
+        return ""
+    ours = [float(v) for v in (*channel.scale[-2:], *channel.translate[-2:])]
+    theirs = [float(v) for v in (*scale[-2:], *translate[-2:])]
+    tail = (": their pixels are read together by index, so the run sees them aligned, not as napari shows them "
+            "(give the channel the image's scale, translate and transforms to see what is read together)")
+    if ours == theirs and float(channel.scale[0]) == float(scale[-3]) and float(channel.translate[0]) == float(translate[-3]):
+        return (f"the channel layer {channel.name!r} is placed otherwise than the image {image.name!r} (in units, "
+                f"time, or by rotate, shear or affine){tail}")
+
+    def pair(values: Sequence[float]) -> str:
+        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+    return (f"the channel layer {channel.name!r} is drawn at scale {pair(ours[:2])}, offset {pair(ours[2:])} but the "
+            f"image {image.name!r} at {pair(theirs[:2])}, {pair(theirs[2:])}{tail}")
+
+
 def uncalibrated_file_note(image: "Image") -> str:
     """A note when the image layer came from a calibrated TIFF but lies at scale 1 (napari's own TIFF
     reader leaves the pixel size and frame interval out): the outputs take the layer's scale, so the
@@ -586,6 +609,9 @@ class LayerJob:
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
             self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
                                           getattr(self.viewer.dims, "units", None)))
+        for layer in self.channel_layers:  # read pixel by pixel with the image, wherever napari shows them
+            self._add_note(channel_placement_note(self.image, layer, placed["scale"], placed["translate"],
+                                                  getattr(self.viewer.dims, "units", None)))
         self._add_note(uncalibrated_file_note(self.image))
         self._add_note(movie_file_note(self.image))
         self.method = method
