@@ -131,3 +131,30 @@ def test_a_channel_layer_drawn_elsewhere_than_the_image_is_named_when_it_is_read
     assert said.startswith("done: 8 frames"), said
     assert ("the channel layer 'c2 file' is drawn at scale (1, 1), offset (10, 0) but the image 'c0' at (0.5, 0.5), "
             "(0, 0)") in said, said
+
+
+def test_a_labels_layer_named_like_the_none_entry_is_still_a_labels_layer(make_napari_viewer, qtbot):
+    """A labels layer named "none (zero-shot methods)", the text of the panel's no-labels entry, was listed
+    twice in the labels choice and taken for no labels whichever was picked: flow refused with "flow needs
+    a labels layer". The layer is now read as the layer, and the last entry as no labels."""
+    from napari_vos._widgets.propagate_widget import NO_LABELS
+
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(8, (64, 96))
+    viewer.add_image(frames, name="video")
+    viewer.add_labels(first_frame_only(truth), name=NO_LABELS)
+    widget = _docked(viewer)
+    viewer.dims.set_current_step(0, 0)
+    combo = widget.labels_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [NO_LABELS, NO_LABELS]
+    assert combo.currentIndex() == 0 and widget.labels_choice == NO_LABELS and widget.status.text() == ""
+    combo.setCurrentIndex(1)  # the no-labels entry
+    assert widget.labels_choice is None and "flow needs a labels layer" in widget.status.text()
+    combo.setCurrentIndex(0)
+    assert widget.labels_choice == NO_LABELS and widget.status.text() == ""
+    viewer.add_points(name="points")  # a refill keeps the pick
+    assert combo.currentIndex() == 0
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    assert widget.status.text().startswith("done: 8 frames"), widget.status.text()
+    assert np.array_equal(viewer.layers[f"{NO_LABELS} propagated (flow)"].data[7], truth[7])

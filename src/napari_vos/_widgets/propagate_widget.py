@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PropagateWidget", "available_devices", "NO_LABELS"]
 
 NO_LABELS = "none (zero-shot methods)"  # the labels choice of a run without annotation
+# the item data marking that entry: a labels layer may bear its text as its name
+_NO_LABELS_ENTRY = "napari-vos: no labels layer"
 
 
 def available_devices() -> list[str]:
@@ -327,7 +329,8 @@ class PropagateWidget(QWidget):
 
         self.method_combo.currentIndexChanged.connect(self._method_index_changed)
         self.image_combo.currentTextChanged.connect(self._image_picked)
-        self.labels_combo.currentTextChanged.connect(self._labels_picked)
+        # by index: a labels layer named like the no-labels entry has the same text
+        self.labels_combo.currentIndexChanged.connect(self._labels_picked)
         self.channels_list.itemChanged.connect(self._channel_ticked)
         self._listening = False
         self._listen_to_viewer(True)
@@ -420,7 +423,6 @@ class PropagateWidget(QWidget):
         labels = [lyr for lyr in self.viewer.layers if isinstance(lyr, Labels)]
         # painted inputs first, napari-vos outputs (finished or running) last
         label_names = [lyr.name for lyr in sorted(labels, key=is_output)]
-        label_names.append(NO_LABELS)  # last: a painted layer stays the default choice
         # a picked layer the user deleted is forgotten: holding it would keep its data in memory
         for kind, pick in self._picks.items():
             if pick is not None and pick != NO_LABELS and pick not in self.viewer.layers:
@@ -432,38 +434,52 @@ class PropagateWidget(QWidget):
         image_name = picked_image.name if picked_image is not None else self.image_combo.currentText()
         self._refreshing = True
         try:
-            for combo, names, want in ((self.image_combo, images, image_name),
-                                       (self.labels_combo, label_names, self._labels_choice_for(label_names))):
-                combo.blockSignals(True)
-                combo.clear()
-                combo.addItems(names)
-                if want in names:
-                    combo.setCurrentText(want)
-                combo.blockSignals(False)
+            self.image_combo.blockSignals(True)
+            self.image_combo.clear()
+            self.image_combo.addItems(images)
+            if image_name in images:
+                self.image_combo.setCurrentText(image_name)
+            self.image_combo.blockSignals(False)
+            self.labels_combo.blockSignals(True)
+            self.labels_combo.clear()
+            self.labels_combo.addItems(label_names)
+            self.labels_combo.addItem(NO_LABELS, _NO_LABELS_ENTRY)  # last: a painted layer stays the default choice
+            self._set_labels_entry(self._labels_choice_for(label_names))
+            self.labels_combo.blockSignals(False)
         finally:
             self._refreshing = False
         self._selection_changed()
 
-    def _labels_choice_for(self, names: list[str]) -> str:
-        """The labels entry to show: the user's pick if its layer is still there; "none" for a method
-        that takes no annotation, or when the user chose it and the method can run without; else the
-        first painted layer."""
+    def _labels_choice_for(self, names: list[str]) -> str | None:
+        """The labels entry to show, among the labels layers ``names``: the user's pick if its layer is
+        still there; None ("none") for a method that takes no annotation, or when the user chose it and
+        the method can run without; else the first painted layer."""
         method = self.method
         try:
             accepts = registry.accepts_annotation(method) if method else True
         except ValueError:
             accepts = True
         if not accepts:
-            return NO_LABELS
+            return None
         pick = self._picks["labels"]
         if isinstance(pick, Labels) and pick in self.viewer.layers:
             return pick.name
         if pick == NO_LABELS and not self._method_needs_annotation():
-            return NO_LABELS
+            return None
         # never a layer a run is still filling (another dock's output): it is no annotation yet
-        real = [n for n in names if n != NO_LABELS and not (n in self.viewer.layers
-                                                            and is_unfinished_output(self.viewer.layers[n]))]
-        return real[0] if real else NO_LABELS
+        real = [n for n in names if not (n in self.viewer.layers and is_unfinished_output(self.viewer.layers[n]))]
+        return real[0] if real else None
+
+    def _no_labels_entry(self) -> bool:
+        """Whether the labels choice is the "none" entry (not a layer of that name)."""
+        return self.labels_combo.currentData() == _NO_LABELS_ENTRY
+
+    def _set_labels_entry(self, name: str | None) -> None:
+        """Show the labels layer ``name`` in the labels choice (the first entry of that text: the layers
+        come before "none"), or the "none" entry for None."""
+        index = self.labels_combo.findData(_NO_LABELS_ENTRY) if name is None else self.labels_combo.findText(name)
+        if index >= 0:
+            self.labels_combo.setCurrentIndex(index)
 
     def _image_picked(self, *_: Any) -> None:
         if not self._refreshing:
@@ -472,8 +488,7 @@ class PropagateWidget(QWidget):
 
     def _labels_picked(self, *_: Any) -> None:
         if not self._refreshing:
-            text = self.labels_combo.currentText()
-            self._picks["labels"] = NO_LABELS if text == NO_LABELS else self._layer(self.labels_combo, Labels)
+            self._picks["labels"] = NO_LABELS if self._no_labels_entry() else self._layer(self.labels_combo, Labels)
         self._selection_changed()
 
     def _channel_ticked(self, *_: Any) -> None:
@@ -538,7 +553,7 @@ class PropagateWidget(QWidget):
     def labels_choice(self) -> str | None:
         """The chosen labels layer's name, or None for no labels (zero-shot)."""
         text = self.labels_combo.currentText()
-        return None if text in ("", NO_LABELS) else text
+        return None if text == "" or self._no_labels_entry() else text
 
     def _method_needs_annotation(self) -> bool:
         """Whether the method, with the options typed under more options (RVOS's zero_shot=True), needs labels."""
@@ -616,9 +631,10 @@ class PropagateWidget(QWidget):
         self._offer_checkpoints(name if flags.uses_checkpoint else None)
         # COSNet: "none", locked (the primary object, never painted ones); back to an annotated method:
         # the labels layer the user had picked, or the first painted one
-        want = self._labels_choice_for([self.labels_combo.itemText(i) for i in range(self.labels_combo.count())])
+        want = self._labels_choice_for([self.labels_combo.itemText(i) for i in range(self.labels_combo.count())
+                                        if self.labels_combo.itemData(i) != _NO_LABELS_ENTRY])
         self.labels_combo.blockSignals(True)
-        self.labels_combo.setCurrentText(want)
+        self._set_labels_entry(want)
         self.labels_combo.blockSignals(False)
         self.labels_combo.setEnabled(flags.accepts_annotation)
         self._selection_changed()
@@ -647,6 +663,8 @@ class PropagateWidget(QWidget):
             self.checkpoint_edit.setText(path)
 
     def _layer(self, combo: QComboBox, kind: type) -> Any:
+        if combo.currentData() == _NO_LABELS_ENTRY:  # "none", not a layer of that name
+            return None
         name = combo.currentText()
         if name and name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
             return self.viewer.layers[name]
