@@ -60,3 +60,33 @@ def test_a_one_frame_labels_stack_for_a_longer_video_points_to_its_frame():
     frames, first = _video()
     with pytest.raises(ValueError, match=r"labels\[0\]"):
         propagate(frames, first[None], method="flow", device="cpu")
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_checkpoint_is_the_shipped_one_as_the_messages_say(blank):
+    """checkpoint="" (an empty field of a script's settings; "leave the checkpoint empty for frtm's
+    shipped one", as the wrong-method error advises) was refused as "checkpoint . is a folder", though
+    the method's build reads an empty checkpoint as its default."""
+    from napari_vos import Session
+
+    frames, first = _video()
+    session = Session(frames, method="frtm", device="cpu", checkpoint=blank)
+    assert session.checkpoint is None
+    assert Session(frames, method="flow", device="cpu", checkpoint=blank).checkpoint is None  # none to take
+
+
+def test_a_checkpoint_path_as_bytes_is_read_as_a_path():
+    """A bytes path (os.fsencode, a path from a bytes listing) failed in pathlib with a TypeError."""
+    from napari_vos import Session, weights
+
+    path = weights.resolve(weights.default_checkpoint("frtm").name)[0]
+    frames, first = _video()
+    session = Session(frames, method="frtm", device="cpu", checkpoint=bytes(path))
+    assert session.checkpoint == str(path)
+
+
+def test_weights_lookup_of_a_blank_name_says_it_is_empty():
+    from napari_vos import weights
+
+    with pytest.raises(weights.CheckpointError, match="is empty"):
+        weights.resolve("")

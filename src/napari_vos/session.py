@@ -279,8 +279,8 @@ class Session:
     intensity range (8-bit ones: read as 0-255 unless dim, see the user guide's §3). method: a name
     from ``napari_vos.methods.registry.METHODS`` (frtm, agame, rgmp, osvos_at, cosnet, rvos, s2s,
     flow). device: "auto" (cuda, then mps, then cpu) or a torch
-    device. checkpoint: a registered checkpoint name or a .safetensors path, str or Path (None: the
-    method's shipped default). max_side / min_side: the working size's longest side cap (default 1024;
+    device. checkpoint: a registered checkpoint name or a .safetensors path, str or Path (None or "":
+    the method's shipped default). max_side / min_side: the working size's longest side cap (default 1024;
     None: never scale down) and shortest side floor ("auto": the method's own, 480 for frtm, agame
     and osvos_at; None: none); min_object_side: enlarge so the median object is this many pixels
     across ("auto": the method's). channels: which channels of a (T, Y, X, C) stack to use; rgb:
@@ -327,7 +327,11 @@ class Session:
         self.precision = resolve_precision(precision, self.device)
         if not getattr(self.method_class, "runs_network", True):
             self.precision = "fp32"
-        self.checkpoint = os.fspath(checkpoint) if isinstance(checkpoint, os.PathLike) else checkpoint
+        if isinstance(checkpoint, (bytes, os.PathLike)):  # a pathlib.Path, a bytes path
+            checkpoint = os.fsdecode(checkpoint)
+        if isinstance(checkpoint, str) and not checkpoint.strip():
+            checkpoint = None  # an empty field: the method's shipped checkpoint, as its build reads it
+        self.checkpoint = checkpoint
         _check_checkpoint(method, self.checkpoint)  # a missing one (or a missing file) fails here, not at the first frame
         self.max_side = _pixels("max_side", max_side, "None (never scale down)")
         # "auto": the method's own preference (FRTM: the paper's 480p; RGMP: objects 64 px across)

@@ -151,7 +151,10 @@ def _lookup(name_or_path: str) -> tuple[CheckpointInfo | None, Path]:
     """The registered entry a name means (whatever its case, where no file has that name), or None
     and the file a path names; a CheckpointError for a folder, a missing file or an unknown name."""
     registry = _read_registry()
-    name_or_path = os.fspath(name_or_path)  # a pathlib.Path too
+    name_or_path = os.fsdecode(name_or_path)  # a pathlib.Path or a bytes path too
+    if not name_or_path.strip():  # Path("") is ".", the current folder: "is a folder" said nothing useful
+        raise CheckpointError(f"checkpoint {name_or_path!r} is empty: give a registered name "
+                              f"({', '.join(registry) or 'none registered'}) or a .safetensors file")
     candidate = Path(name_or_path).expanduser()
     if name_or_path not in registry and not candidate.exists():  # names are matched whatever their case
         name_or_path = next((n for n in registry if n.lower() == name_or_path.lower()), name_or_path)
