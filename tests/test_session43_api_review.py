@@ -90,3 +90,15 @@ def test_weights_lookup_of_a_blank_name_says_it_is_empty():
 
     with pytest.raises(weights.CheckpointError, match="is empty"):
         weights.resolve("")
+
+
+def test_a_dask_stack_of_unknown_length_says_how_to_make_it_known():
+    """A dask array indexed by a boolean mask (frames picked by a condition) has an unknown frame count,
+    (nan, Y, X): it failed with "cannot convert float NaN to integer", naming nothing."""
+    da = pytest.importorskip("dask.array")
+    frames, first = _video()
+    picked = da.from_array(frames, chunks=(1, *frames.shape[1:]))[da.from_array(np.ones(len(frames), bool))]
+    with pytest.raises(ValueError, match=r"unknown.*compute_chunk_sizes\(\)"):
+        propagate(picked, first, method="flow", device="cpu")
+    picked.compute_chunk_sizes()  # what the message says: then it runs
+    assert propagate(picked, first, method="flow", device="cpu").labels.shape == frames.shape[:3]

@@ -76,7 +76,12 @@ class FrameSource:
         video = from_torch(video)  # a torch tensor: its numpy view (a copy off the CPU, or of bfloat16)
         if needs_indexing(video):  # a pims-style reader: frame 0 gives shape and dtype; frames read one by one
             video = IndexedFrames(video)
-        shape = tuple(int(s) for s in getattr(video, "shape", ()))
+        declared = tuple(getattr(video, "shape", ()))
+        if any(isinstance(s, float) and s != s for s in declared):  # dask's nan: a length not known until computed
+            raise ValueError(f"the video's shape {declared} is not known yet (a dask array indexed by a boolean mask "
+                             "or filtered has chunks of unknown size): call video.compute_chunk_sizes() first, "
+                             "which reads the chunks once to count them")
+        shape = tuple(int(s) for s in declared)
         if not shape:
             try:
                 video = np.asarray(video)
