@@ -102,3 +102,26 @@ def test_a_dask_stack_of_unknown_length_says_how_to_make_it_known():
         propagate(picked, first, method="flow", device="cpu")
     picked.compute_chunk_sizes()  # what the message says: then it runs
     assert propagate(picked, first, method="flow", device="cpu").labels.shape == frames.shape[:3]
+
+
+def test_none_as_the_video_or_as_a_frame_s_labels_is_named():
+    """propagate(None, ...) (a reader that returned nothing, an unset variable) was refused as "got shape
+    ()" with advice about (T, Z, Y, X) stacks and channels; Session.annotate(0, None) as "got shape ()"."""
+    from napari_vos import Session
+
+    frames, first = _video()
+    with pytest.raises(ValueError, match=r"the video is None") as err:
+        propagate(None, first, method="flow", device="cpu")
+    assert "(T, Z, Y, X)" not in str(err.value)
+    with pytest.raises(ValueError, match=r"labels of frame 0 are None"):
+        Session(frames, method="flow", device="cpu").annotate(0, None)
+
+
+def test_a_four_axis_labels_stack_is_not_called_one_frame_s_labels():
+    """A (T, Y, X, 1) labels stack (napari's labels saved with a channel axis) was refused as "labels of
+    frame 0 must be a 2-D (Y, X) image for one frame", as if it had been taken for frame 0's labels."""
+    frames, first = _video()
+    stack = np.zeros((len(frames), *first.shape, 1), np.uint8)
+    stack[0, ..., 0] = first
+    with pytest.raises(ValueError, match=r"\(T, Y, X\).*labels\[\.\.\., 0\]"):
+        propagate(frames, stack, method="flow", device="cpu")

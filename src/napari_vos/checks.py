@@ -30,6 +30,8 @@ def not_an_array(value: Any, what: str) -> str | None:
     path, a generator), as a sentence naming ``what`` and what to pass instead; None when it may be
     one. Without it such values reach numpy as 0-d arrays and fail with a message about shape ()."""
     verb = _verb(what)
+    if value is None:  # a reader or a variable that gave nothing: numpy's 0-d object array, "shape ()"
+        return f"{what} {verb} None: give an array (numpy, dask, zarr, a tifffile memmap, a torch tensor)"
     if type(value).__module__.split(".")[0] == "napari" and hasattr(value, "data"):
         return (f"{what} {verb} a napari {type(value).__name__} layer ({getattr(value, 'name', '')!r}): pass its "
                 "data (layer.data), or use napari_vos.propagate_layers(viewer, image, labels), which takes layers")

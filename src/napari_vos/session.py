@@ -73,7 +73,10 @@ def check_labels(labels: Any, frame_shape: tuple[int, int], what: str = "labels"
         raise ValueError(problem)
     arr = np.asarray(from_torch(labels))
     if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}")
+        trailing = arr.ndim > 2 and arr.shape[-1] == 1  # a channel axis of 1 (napari's labels saved as (T, Y, X, 1))
+        raise ValueError(f"{what} must be a 2-D (Y, X) image for one frame, got shape {arr.shape}"
+                         + ("; labels for several frames are one (T, Y, X) stack" if arr.ndim > 2 else "")
+                         + ("; for a trailing axis of 1, pass labels[..., 0]" if trailing else ""))
     if arr.shape != tuple(frame_shape):
         raise ValueError(f"{what} have shape {arr.shape} but the video frames are {tuple(frame_shape)}; "
                          "the labels must match the image (same Y, X size)")
