@@ -158,3 +158,44 @@ def test_a_labels_layer_named_like_the_none_entry_is_still_a_labels_layer(make_n
     wait_done(qtbot, widget)
     assert widget.status.text().startswith("done: 8 frames"), widget.status.text()
     assert np.array_equal(viewer.layers[f"{NO_LABELS} propagated (flow)"].data[7], truth[7])
+
+
+def _long_run(viewer, qtbot, n: int = 150):
+    """A flow run on an n-frame sliding square, followed until it has shown two frames."""
+    frames, truth = sliding_square(n, (64, 96))
+    viewer.add_image(frames, name="video")
+    viewer.add_labels(first_frame_only(truth), name="painted")
+    widget = _docked(viewer)
+    widget.direction_combo.setCurrentText("forward")
+    click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.job is not None and widget.job.frames_shown >= 2, timeout=60_000)
+    return widget
+
+
+def test_strokes_in_the_labels_layer_during_a_run_are_said_to_be_left_out(make_napari_viewer, qtbot):
+    """A stroke painted into the run's labels layer while it ran (a second cell on frame 3) was left out
+    of the run, which had read the labels at its start, with nothing said."""
+    viewer = make_napari_viewer()
+    widget = _long_run(viewer, qtbot)
+    painted = viewer.layers["painted"]
+    painted.selected_label = 2
+    painted.paint((3, 50, 80), 2)  # the brush, as a stroke lays it down
+    wait_done(qtbot, widget, timeout=120_000)
+    said = widget.status.text()
+    assert said.startswith("done:") and "'painted' was painted on frame 3 during the run" in said, said
+    assert not np.any(np.asarray(viewer.layers["painted propagated (flow)"].data) == 2)  # indeed left out
+    click(qtbot, widget.propagate_button)  # the next run, untouched, says nothing of it
+    wait_done(qtbot, widget, timeout=120_000)
+    assert "was painted" not in widget.status.text()
+
+
+def test_an_image_whose_data_is_replaced_during_a_run_is_said_to_be_read_as_it_was(make_napari_viewer, qtbot):
+    """`layer.data = other` on the run's image mid-run: the run finished on the earlier array and its
+    output was recorded against the image layer, with nothing said."""
+    viewer = make_napari_viewer()
+    widget = _long_run(viewer, qtbot)
+    widget.cancel()  # a cancelled run says so too
+    viewer.layers["video"].data = np.zeros((150, 64, 96), np.uint8)
+    wait_done(qtbot, widget, timeout=120_000)
+    said = widget.status.text()
+    assert said.startswith("cancelled:") and "the data of 'video' was replaced during the run" in said, said

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
@@ -41,6 +42,7 @@ from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, 
                                            is_output, is_unfinished_output, labels_level, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos._widgets.redraw_pacer import RedrawPacer
+from napari_vos.checks import frame_ranges
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
 from napari_vos.nn.precision import PRECISIONS
@@ -729,6 +731,7 @@ class PropagateWidget(QWidget):
         # reached yet would be overwritten, and its undo would later punch a hole in the result
         self.job.output.editable = False
         self._watch_output(self.job, True)
+        self._watch_inputs(self.job, True)
         self._pacer = RedrawPacer()
         self.advice_button.setEnabled(False)
         self.worker = create_worker(_iterate, self.job, _start_thread=False,
@@ -788,6 +791,62 @@ class PropagateWidget(QWidget):
                 signal.connect(slot)
             else:
                 signal.disconnect(slot)
+
+    def _inputs(self, job: LayerJob) -> list[Any]:
+        """The layers the run read at its start: the image, its added channels, the labels."""
+        return [layer for layer in (job.image, *job.channel_layers, job.labels) if isinstance(layer, (Image, Labels))]
+
+    def _watch_inputs(self, job: LayerJob, on: bool) -> None:
+        """While the run goes on, notice strokes in its labels layer and arrays replaced under its input
+        layers: the run goes on with them as they were at its start, which its end message says."""
+        if on:
+            self._painted_frames: set[int] | None = None  # None: no stroke; empty: frames not known
+            self._replaced_inputs: list[str] = []
+        for layer in self._inputs(job):
+            pairs = [(layer.events.data, self._input_replaced)]
+            if layer is job.labels:
+                pairs.append((layer.events.paint, self._input_painted))
+            for signal, slot in pairs:
+                if on:
+                    signal.connect(slot)
+                else:
+                    signal.disconnect(slot)
+
+    def _input_painted(self, event: Any) -> None:
+        """A stroke in the run's labels layer: the frames it touched (from napari's undo atoms, whose
+        first index is the time axis's: an array or a slice), kept for the end message."""
+        frames = self._painted_frames if self._painted_frames is not None else set()
+        job = self.job
+        if job is not None and job.labels is not None and job.labels.ndim == 3:
+            try:
+                for atom in event.value:
+                    first = atom[0][0]
+                    frames.update(range(first.start, first.stop) if isinstance(first, slice)
+                                  else (int(t) for t in np.unique(np.asarray(first))))
+            except Exception:  # noqa: BLE001 - an atom of another shape (another napari): the frames go unsaid
+                frames.clear()
+        self._painted_frames = frames
+
+    def _input_replaced(self, event: Any) -> None:
+        """An input layer's array was replaced mid-run (`layer.data = ...`): named in the end message."""
+        name = getattr(event.source, "name", "?")
+        if name not in self._replaced_inputs:
+            self._replaced_inputs.append(name)
+
+    def _inputs_changed_text(self, job: LayerJob) -> str:
+        """What changed in the run's input layers while it ran, and that the run did not see it; ""
+        when nothing did."""
+        parts = []
+        if self._painted_frames is not None and job.labels is not None:
+            frames = sorted(self._painted_frames)
+            on = f" on frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames)}" if frames else ""
+            parts.append(f"{job.labels.name!r} was painted{on} during the run, which used it as it was at its "
+                         "start: press Propagate again to use the new strokes")
+        if self._replaced_inputs:
+            names = ", ".join(repr(n) for n in self._replaced_inputs)
+            parts.append(f"the data of {names} was replaced during the run, which read the earlier data: press "
+                         "Propagate again for an output of the new data")
+        return "; ".join(parts)
 
     def _output_data_replaced(self, event: Any = None) -> None:
         """The output's array was replaced mid-run: its frames can no longer go there; stop the run,
@@ -903,6 +962,8 @@ class PropagateWidget(QWidget):
         if job is None:
             return
         self._watch_output(job, False)
+        self._watch_inputs(job, False)
+        changed = self._inputs_changed_text(job)
         if not job.output_removed:
             job.output.editable = True
         self.progress.setRange(0, max(job.total, 1))  # it may have counted fine-tuning steps
@@ -934,7 +995,7 @@ class PropagateWidget(QWidget):
             done = job.frames_shown
             if job.cancelled and done < job.total:
                 self._say(f"cancelled: {job.frames_computed} frames segmented ({done} of {job.total} in "
-                          f"{job.output.name!r}, the annotated ones included)")
+                          f"{job.output.name!r}, the annotated ones included)" + (f"; {changed}" if changed else ""))
                 if self._closed_mid_run:  # the status line went with the dock
                     show_info(f"napari-vos: the run stopped when its dock closed; {job.frames_computed} frames "
                               f"segmented are kept in {job.output.name!r}")
@@ -946,7 +1007,7 @@ class PropagateWidget(QWidget):
                 self._say(f"done: {done} frames with {result.method} on {on}, {_speed(result.fps)}{start}"
                           f"{_working_at(job)}" + "".join(f"; {part}" for part in
                                                          (job.note, job.maps_not_shown_text(),
-                                                          job.advice and job.advice.text) if part))
+                                                          job.advice and job.advice.text, changed) if part))
                 show_info(f"napari-vos: {job.output.name} ready" + ("" if self._told_what_next else WHAT_NEXT))
                 self._told_what_next = True
             finished = result is not None and not (job.cancelled and done < job.total)
