@@ -125,3 +125,22 @@ def test_a_four_axis_labels_stack_is_not_called_one_frame_s_labels():
     stack[0, ..., 0] = first
     with pytest.raises(ValueError, match=r"\(T, Y, X\).*labels\[\.\.\., 0\]"):
         propagate(frames, stack, method="flow", device="cpu")
+
+
+def test_a_progress_that_cannot_be_called_is_refused_before_the_run():
+    """A tqdm bar or a number given as progress= failed with Python's "'int' object is not callable"
+    after the method was built and the first frame segmented."""
+    from napari_vos import Session, propagate
+
+    video = np.zeros((4, 16, 16), np.uint8)
+    labels = np.zeros((16, 16), np.uint8)
+    labels[4:9, 4:9] = 1
+    calls = []
+    with pytest.raises(TypeError, match="give a function, not 'int'"):
+        propagate(video, labels, method="flow", device="cpu", progress=3)
+    session = Session(video, method="flow", device="cpu")
+    session.annotate(0, labels)
+    with pytest.raises(TypeError, match="progress is called as progress"):
+        session.run("forward", progress="bar")
+    session.run("forward", progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (4, 4)  # the annotated frame counted

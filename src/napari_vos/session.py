@@ -876,6 +876,7 @@ class Session:
             start: int | None = None) -> "Result":
         """Propagate to the end (or until cancelled) and return the Result; ``progress(done, total)``
         after each frame, ``total`` being the frames this run yields; ``start`` as `propagate` takes it."""
+        _check_progress(progress)
         frames = self.propagate(direction, start=start)
         for done, _ in enumerate(frames, start=1):
             if progress is not None:
@@ -1011,5 +1012,14 @@ def propagate(video: Any, labels: Any = None, method: str = "frtm", frame: int |
     ``progress(done, total)`` after each frame. An error or Ctrl+C part-way loses the run here; a
     `Session` keeps the finished frames in ``session.result()``.
     """
+    _check_progress(progress)  # before the method is built and the annotated frame segmented
     session, start = annotated_session(video, labels, method, frame, device=device, **session_options)
     return session.run(direction, progress, start=start)
+
+
+def _check_progress(progress: Any) -> None:
+    """A TypeError for a ``progress`` that cannot be called (a tqdm bar itself, a count), at once rather
+    than after the first frame."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress is called as progress(done, total) after each frame: give a function, "
+                        f"not {type(progress).__name__!r} (for a tqdm bar: lambda done, total: bar.update(1))")
