@@ -231,6 +231,9 @@ class SequenceResult:
     frames: list[int]
     objects: list[ObjectResult] = field(default_factory=list)
     seg: float | None = None
+    #: ids of the truth's scored frames that are none of the scored objects (an object entering after
+    #: the annotated frame, or truth numbered afresh on each frame as CTC's SEG), each with its first frame
+    unscored_truth: dict[int, int] = field(default_factory=dict)
 
     def stats(self) -> dict[str, float]:
         per = [o.stats() for o in self.objects]
@@ -277,11 +280,16 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     seg_scores: list[np.ndarray] = []
     column = {t: c for c, t in enumerate(frames)}
     seg_at = set(seg_frames) if seg else set()
+    scored_ids = set(object_ids)
+    unscored: dict[int, int] = {}
     for t in sorted(set(column) | seg_at):
         g = np.asarray(gt[t])  # type: ignore[index]
         p = np.asarray(pred[t])  # type: ignore[index]
         if p.shape != g.shape:
             raise ValueError(f"{name} frame {t}: prediction {p.shape} vs ground truth {g.shape}")
+        for k in painted_ids(g):
+            if k not in scored_ids:
+                unscored.setdefault(k, t)
         if object_ids and t in column:
             js[:, column[t]], fs[:, column[t]] = object_scores(g, p, object_ids, bound_th)
         if t in seg_at:
@@ -291,6 +299,7 @@ def evaluate_sequence(name: str, gt: object, pred: object, annotated: int,
     result = SequenceResult(
         name=name, frames=list(frames),
         objects=[ObjectResult(k, list(frames), js[i], fs[i]) for i, k in enumerate(object_ids)],
+        unscored_truth=unscored,
     )
     if seg:
         allv = np.concatenate(seg_scores) if seg_scores else np.zeros(0)

@@ -25,7 +25,8 @@ from napari_vos.checks import painted_ids
 from napari_vos.data.file_locks import hold_folder
 from napari_vos.data.readers import name_key, open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
-from napari_vos.evaluation.scoring import FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation
+from napari_vos.evaluation.scoring import (FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation,
+                                           warn_unscored_truth)
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 
 ANNOTATION_MODES = ("auto", "first", "none")
@@ -171,6 +172,7 @@ def evaluate_method(
                     else:
                         scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
                                                    seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
+                        warn_unscored_truth(scores, annotated, ctc=seq.layout == "ctc")
                     report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
                                start_seconds=result.start_seconds, wall_seconds=wall)
                     if out is not None and save_predictions:

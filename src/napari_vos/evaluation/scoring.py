@@ -30,7 +30,7 @@ from napari_vos.evaluation.unsupervised import evaluate_foreground
 from napari_vos.data.writers import png_record
 
 __all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
-           "MANY_OBJECTS", "FOREGROUND_SCORING"]
+           "MANY_OBJECTS", "FOREGROUND_SCORING", "warn_unscored_truth"]
 
 FOREGROUND_SCORING = ("foreground vs union of GT objects (DAVIS 2016 unsupervised), every GT frame but the "
                       "first and the last")
@@ -104,6 +104,26 @@ def first_annotation(seq: Sequence) -> int:
         if m is not None and m.any():
             return t
     raise ValueError(f"sequence {seq.name!r} has no ground-truth frame with an object to start from")
+
+
+def warn_unscored_truth(result: SequenceResult, annotated: int, ctc: bool = False) -> None:
+    """Say (a warning) which objects of the truth's scored frames are none of the annotated frame's:
+    J and F score only those, by id, so a cell entering later, or truth numbered afresh on each frame
+    (the Cell Tracking Challenge's SEG), would otherwise go unscored with nothing said."""
+    import warnings
+
+    found = result.unscored_truth
+    if not found:
+        return
+    ids = sorted(found)
+    shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+    first = min(found.values())
+    why = ("; Cell Tracking Challenge SEG truth numbers its cells afresh on each frame, so read SEG, which "
+           "pairs objects by overlap" if ctc else
+           "; SEG, which pairs objects by overlap, counts them" if result.seg is not None else "")
+    warnings.warn(f"{result.name}: the truth holds {'object' if len(ids) == 1 else 'objects'} {shown} (the first "
+                  f"on frame {first}) that the annotated frame {annotated} does not: J and F score that frame's "
+                  f"objects by id, and {'it is' if len(ids) == 1 else 'they are'} not scored{why}", stacklevel=3)
 
 
 class Report:
@@ -468,6 +488,7 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
             result = evaluate_sequence(seq.name, seq.masks, p, annotated,
                                        seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc",
                                        frames=None if held is None else _scored_frames(seq, annotated, held))
+            warn_unscored_truth(result, annotated, ctc=seq.layout == "ctc")
             extra = p.unscored_ids(ids)
             if extra:  # said, not silent: the official DAVIS code stops on such ids
                 shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
