@@ -83,3 +83,30 @@ def test_eval_says_it_too(tmp_path):
     _davis(tmp_path / "gt", "enter", _truth(late=True))
     with pytest.warns(UserWarning, match=r"enter: .*object 3 .*frame 3.* it is not scored"):
         assert main(["eval", "--method", "flow", "--data", str(tmp_path / "gt"), "--device", "cpu", "-q"]) == 0
+
+
+def test_eval_stopped_names_the_sequences_left_and_how_to_run_them(tmp_path, monkeypatch, capsys):
+    """Stopped by Ctrl+C, eval said only 'the summary holds the finished sequences only': which were
+    left, and that running them into the same --out starts its files afresh (losing the finished
+    ones), was not said."""
+    import napari_vos.session as session
+
+    for name in ("s1", "s2", "s3"):
+        _davis(tmp_path / "gt", name, _truth())
+    real = session.propagate
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "propagate", interrupted)
+    out = tmp_path / "o"
+    assert main(["eval", "--method", "flow", "--data", str(tmp_path / "gt"), "--device", "cpu", "--out", str(out),
+                 "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "not evaluated: s2, s3" in err and "--sequences s2,s3" in err and "another --out" in err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] is False and list(s["sequences"]) == ["s1"] and s["not_evaluated"] == ["s2", "s3"]

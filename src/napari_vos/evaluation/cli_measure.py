@@ -102,7 +102,14 @@ def run_eval(args: argparse.Namespace) -> int:
           f"max side: {'engine default' if args.max_side is None else args.max_side or 'none (never scaled down)'})")
     print(format_table(summary))
     if not summary.get("complete", True):
-        print("interrupted: the summary holds the finished sequences only", file=sys.stderr)
+        left = summary.get("not_evaluated") or []
+        more = ""
+        if left:
+            written = " and another --out" if args.out else " and another --json" if args.json else ""
+            more = (f"; not evaluated: {', '.join(left)} (run them with --sequences {','.join(left)}{written}: "
+                    "the same one is started afresh, losing the finished sequences' scores)" if written else
+                    f"; not evaluated: {', '.join(left)} (run them with --sequences {','.join(left)})")
+        print(f"interrupted: the summary holds the finished sequences only{more}", file=sys.stderr)
         return 130
     return 0
 

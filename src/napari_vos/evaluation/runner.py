@@ -181,6 +181,7 @@ def evaluate_method(
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
+            report.header["not_evaluated"] = [seq.name for seq in seqs if seq.name not in report.rows]
         summary = report.finish(complete)
         if plot and out is not None and report.results:
             from napari_vos.evaluation.plots import plot_jf_over_time
