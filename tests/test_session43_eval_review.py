@@ -110,3 +110,18 @@ def test_eval_stopped_names_the_sequences_left_and_how_to_run_them(tmp_path, mon
     assert "not evaluated: s2, s3" in err and "--sequences s2,s3" in err and "another --out" in err
     s = json.loads((out / "summary.json").read_text())
     assert s["complete"] is False and list(s["sequences"]) == ["s1"] and s["not_evaluated"] == ["s2", "s3"]
+
+
+def test_true_colour_prediction_numbered_by_colour_order_is_said(tmp_path):
+    """A prediction saved as true-colour PNGs (object 1 red, 2 green) scored J = F = 0 with nothing
+    said: colours outside the DAVIS palette are numbered in colour order (green 1, red 2)."""
+    truth = _truth()
+    _davis(tmp_path / "gt", "rgb", truth)
+    (tmp_path / "pred" / "rgb").mkdir(parents=True)
+    for t in range(T):
+        picture = np.zeros((H, W, 3), np.uint8)
+        picture[truth[t] == 1] = (255, 0, 0)
+        picture[truth[t] == 2] = (0, 255, 0)
+        Image.fromarray(picture).save(tmp_path / "pred" / "rgb" / f"{t:05d}.png")
+    with pytest.warns(UserWarning, match=r"rgb: .*colour.*#00ff00 -> 1, #ff0000 -> 2"):
+        score_dataset(tmp_path / "pred", tmp_path / "gt", progress=False)

@@ -325,6 +325,22 @@ class PredictionFolder:
             return np.where(labels != 0, self.objects[0], 0).astype(np.int32), np.where(values != 0, self.objects[0], 0)
         return labels, values
 
+    def colour_numbering(self) -> str | None:
+        """For colour PNGs outside the DAVIS palette, numbered 1, 2, ... in colour order: that
+        numbering (``#00ff00 -> 1, #ff0000 -> 2``), which need not be the truth's; else None."""
+        table = getattr(self, "_colours", None)
+        colours = getattr(table, "_colours", None)
+        ids = getattr(table, "_ids", None)
+        if colours is None or ids is None or not len(colours):
+            return None
+        from napari_vos.data.sequence import _packed_colours
+        from napari_vos.data.writers import davis_palette
+
+        if np.isin(colours, _packed_colours(davis_palette())).all():
+            return None  # palette colours: their palette indices, as the DAVIS results are numbered
+        pairs = [f"#{int(c):06x} -> {int(i)}" for c, i in zip(colours, ids) if int(i)]
+        return ", ".join(pairs[:8]) + (", ..." if len(pairs) > 8 else "")
+
     def unscored_ids(self, scored: list[int]) -> list[int]:
         """Ids read from the prediction that are none of the scored objects (nor background)."""
         return sorted(self.ids_seen - set(scored) - {0})
@@ -489,6 +505,12 @@ def score_dataset(pred: str | Path, gt: str | Path, sequences: list[str] | None 
                                        seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc",
                                        frames=None if held is None else _scored_frames(seq, annotated, held))
             warn_unscored_truth(result, annotated, ctc=seq.layout == "ctc")
+            numbering = p.colour_numbering() if len(ids) > 1 else None
+            if numbering:  # said, not silent: a colour scored as another object's id scores 0
+                warnings.warn(f"{seq.name}: the prediction's colour PNGs hold colours outside the DAVIS palette, "
+                              f"so they were numbered in colour order ({numbering}) and each is scored as the "
+                              f"truth's object of that id, which need not be the one it shows; save a prediction "
+                              "as palette PNGs (as napari-vos propagate writes them) or a labels TIFF", stacklevel=2)
             extra = p.unscored_ids(ids)
             if extra:  # said, not silent: the official DAVIS code stops on such ids
                 shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
