@@ -822,6 +822,29 @@ def _stops_as_interrupt() -> Iterator[None]:
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
+@contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """napari-vos's own warnings printed as one line each, "napari-vos COMMAND: warning: ...", instead of
+    Python's "FILE:LINE: UserWarning: ..." followed by the line of source that raised it (which buried
+    the message); other packages' warnings keep Python's form, whose file says where they come from.
+    Only the formatting changes: a warning recorded (warnings.catch_warnings, pytest.warns) is as before."""
+    import warnings
+
+    package = str(Path(__file__).resolve().parent)
+    python_form = warnings.formatwarning
+
+    def formatted(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+        if not str(Path(filename).resolve()).startswith(package):
+            return python_form(message, category, filename, lineno, line)
+        return f"napari-vos {command}: warning: {message}\n"
+
+    warnings.formatwarning = formatted
+    try:
+        yield
+    finally:
+        warnings.formatwarning = python_form
+
+
 def _calibration_kept(calibration: Any, imagej: bool, top_id: int) -> str:
     """What the end-of-run line says of the image's calibration, as the labels TIFF holds it: ids
     beyond uint16 or 4 GiB of labels make a baseline TIFF (no ImageJ metadata), which has no place for
@@ -1440,7 +1463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
     stops = nullcontext() if args.command == "train" else _stops_as_interrupt()
     try:
-        with stops:
+        with stops, _warnings_as_lines(args.command):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:  # before anything was finished (after it, the command returns 130 itself)
         print(f"napari-vos {args.command}: interrupted" + (" before the first frame was segmented; nothing was "
