@@ -58,3 +58,18 @@ def test_the_module_imports_no_torch_napari_or_qt():
     code = ("import sys, napari_vos.stopped_runs; "
             "print([m for m in ('torch', 'napari', 'qtpy', 'PyQt5', 'PyQt6') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_the_score_table_marks_a_stopped_runs_sequence():
+    """`napari-vos score`'s table gave a stopped run's prediction its sequence's frame count with nothing
+    beside it, though only the frames it holds were scored (the warning and the JSON said so)."""
+    from napari_vos.evaluation.scoring import format_table
+
+    row = {"objects": 1, "frames": 150, "J_mean": 0.9, "F_mean": 0.8, "JF_mean": 0.85}
+    summary = {"sequences": {"a": dict(row), "b": dict(row)}, "J_mean": 0.9, "F_mean": 0.8, "JF_mean": 0.85,
+               "stopped_runs": {"a": "a.tif is the output of a stopped run (frames 0-32 of 150 hold its labels)"}}
+    table = format_table(summary).splitlines()
+    assert [line.split()[2] for line in table if line.startswith(("a ", "b "))] == ["150*", "150"]
+    assert table[-1].startswith("* a stopped run's prediction: scored on the frames it holds only")
+    del summary["stopped_runs"]
+    assert "*" not in format_table(summary)

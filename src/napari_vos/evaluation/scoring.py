@@ -246,8 +246,10 @@ def format_table(summary: dict[str, Any]) -> str:
         return f"{100 * x:8.1f}" if isinstance(x, (int, float)) else f"{'-':>8}"
 
     lines = [head, "-" * len(head)]
+    stopped = summary.get("stopped_runs") or {}
     for name, v in seqs.items():
-        line = f"{name:<{width}}{v.get('objects', ''):>8}{v['frames']:>8}{pct(v['J_mean'])}{pct(v['F_mean'])}{pct(v['JF_mean'])}"
+        frames = f"{v['frames']}*" if name in stopped else v["frames"]  # not every frame was scored
+        line = f"{name:<{width}}{v.get('objects', ''):>8}{frames:>8}{pct(v['J_mean'])}{pct(v['F_mean'])}{pct(v['JF_mean'])}"
         if has_seg:
             line += pct(v.get("SEG"))
         lines.append(line)
@@ -258,6 +260,8 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(total)
     if summary.get("fps"):
         lines.append(f"{summary['fps']:.2f} frames/s (propagation only)")
+    if any(name in stopped for name in seqs):
+        lines.append("* a stopped run's prediction: scored on the frames it holds only (the summary's stopped_runs)")
     return "\n".join(lines)
 
 
