@@ -24,8 +24,13 @@ install it apart, e.g. ``.venv/bin/pip install --no-deps --target /tmp/ctcm py-c
 scikit-learn joblib threadpoolctl narwhals`` (numpy, scipy, pandas, tifffile and imagecodecs come
 from the project's environment), and pass ``--ctc-metrics /tmp/ctcm`` or put it on PYTHONPATH.
 
+``--cache DIR`` keeps the propagated stacks to read back on a later run (to compare splits without
+propagating again), ``--split-option NAME=VALUE`` (repeatable) passes a keyword argument to
+split_divisions (numbers as numbers, true/false as booleans). The means also give BC(0) and BC(1).
+
 Usage: .venv/bin/python scripts/ctc_metrics_check.py [--ctc-metrics DIR] [--methods flow,frtm]
-       [--frames 40] [--size 256] [--cells 20] [--rate 0.02] [--keep DIR] [SEEDS ...]   (default seeds 5 6)
+       [--frames 40] [--size 256] [--cells 20] [--rate 0.02] [--keep DIR] [--cache DIR]
+       [--split-option NAME=VALUE ...] [SEEDS ...]   (default seeds 5 6)
 """
 from __future__ import annotations
 
@@ -144,6 +149,7 @@ def score(res: Path, gt: Path, truth: np.ndarray, labels: np.ndarray, tools) -> 
     return {"valid": (valid or {}).get("Valid") if not valid_error else f"crash ({valid_error})",
             "warnings": said + valid_said, "error": error, "check_ctc": check_ctc(res),
             "SEG": got.get("SEG"), "DET": got.get("DET"), "TRA": got.get("TRA"), "BC(2)": got.get("BC(2)"),
+            "BC(0)": got.get("BC(0)"), "BC(1)": got.get("BC(1)"),
             "AOGM": {k: int(got[f"AOGM_{k}"]) for k in ("FN", "FP", "NS", "EA", "ED", "EC") if f"AOGM_{k}" in got},
             "gt_divisions": got.get("gt_divisions"), "seg_project": seg_measure(truth, labels),
             "seconds": time.perf_counter() - start}
@@ -227,7 +233,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.02, help="division rate of the synthetic cells")
     parser.add_argument("--keep", default=None, help="write the folders here and keep them (default: a temp folder)")
     parser.add_argument("--no-probes", action="store_true")
+    parser.add_argument("--split-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a keyword argument of split_divisions (repeatable)")
+    parser.add_argument("--cache", default=None,
+                        help="keep each propagated stack here (.npy by method, seed and video) and read it back on "
+                             "later runs, to compare splits without propagating again")
     args = parser.parse_args()
+    split_options = {}
+    for option in args.split_option:
+        name, value = option.split("=", 1)
+        low = value.lower()
+        split_options[name] = (True if low == "true" else False if low == "false" else
+                               int(value) if value.lstrip("-").isdigit() else float(value))
     tools = load_ctc_metrics(args.ctc_metrics)
     methods = [m for m in args.methods.split(",") if m]
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ctc_metrics_check."))
@@ -241,7 +258,7 @@ def main() -> None:
         ctcm_version = "unknown version"
     print(f"ctc_metrics {ctcm_version} from {Path(ctc_metrics.__file__).parent}; cell_video({args.frames}, "
           f"({args.size}, {args.size}), n_cells={args.cells}, division_rate={args.rate}); seeds {args.seeds}; "
-          f"methods {methods}; folders in {work}")
+          f"methods {methods}; split {split_options or 'as default'}; folders in {work}")
     try:
         if not args.no_probes:
             print("\nprobes: ctc_metrics' validate_sequence against the project's check_ctc\n")
@@ -265,10 +282,21 @@ def main() -> None:
                 from napari_vos.divisions import split_divisions
 
                 start = time.perf_counter()
-                propagated = np.asarray(propagate(video.frames, truth[0], method=method, device="cpu").labels)
+                cached = (Path(args.cache) / f"{method}_seed{seed}_{args.frames}x{args.size}_{args.cells}_"
+                          f"{args.rate}.npy") if args.cache else None
+                read_back = cached is not None and cached.exists()
+                if read_back:
+                    propagated = np.load(cached)
+                else:
+                    propagated = np.asarray(propagate(video.frames, truth[0], method=method, device="cpu").labels)
+                    if cached is not None:
+                        cached.parent.mkdir(parents=True, exist_ok=True)
+                        np.save(cached, propagated)
                 seconds = time.perf_counter() - start
-                split = split_divisions(propagated)
-                print(f"|   | note: {method} propagated in {seconds:.1f} s; split: {len(split.divisions)} divisions |")
+                start = time.perf_counter()
+                split = split_divisions(propagated, **split_options)
+                print(f"|   | note: {method} {'read back' if read_back else 'propagated'} in {seconds:.1f} s; split: "
+                      f"{len(split.divisions)} divisions in {time.perf_counter() - start:.2f} s |")
                 runs += [(f"B {method}", propagated, None), (f"B {method} split", split.labels, split.lineage)]
             for case, labels, parents in runs:
                 res = here / (case.replace(",", "").replace(" ", "_") + "_RES")
@@ -276,14 +304,14 @@ def main() -> None:
                 s = score(res, here / "GT", truth, labels, tools)
                 print_row(seed, case, len(exported.table), s)
                 totals.setdefault(case, []).append(s)
-        print("\nmeans over the seeds\n\n| case | videos | all valid | SEG ctc_metrics | SEG project | DET | TRA | BC(2) |"
-              "\n|---|---|---|---|---|---|---|---|")
+        print("\nmeans over the seeds\n\n| case | videos | all valid | SEG ctc_metrics | SEG project | DET | TRA "
+              "| BC(2) | BC(0) | BC(1) |\n|---|---|---|---|---|---|---|---|---|---|")
         for case, rows in totals.items():
             mean = {k: np.mean([r[k] for r in rows]) if all(r[k] is not None for r in rows) else None
-                    for k in ("SEG", "seg_project", "DET", "TRA", "BC(2)")}
+                    for k in ("SEG", "seg_project", "DET", "TRA", "BC(2)", "BC(0)", "BC(1)")}
             print(f"| {case} | {len(rows)} | {all(r['valid'] == 1 and not r['check_ctc'] for r in rows)} | "
                   f"{_f(mean['SEG'])} | {_f(mean['seg_project'])} | {_f(mean['DET'])} | {_f(mean['TRA'])} | "
-                  f"{_f(mean['BC(2)'])} |")
+                  f"{_f(mean['BC(2)'])} | {_f(mean['BC(0)'])} | {_f(mean['BC(1)'])} |")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
