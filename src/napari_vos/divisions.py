@@ -18,6 +18,25 @@ of the highest and the saddle between them at most ``neck_ratio`` of the lower p
 radius at the neck against the lobe's), a watershed of the distance transform from those domes
 (scikit-image) gives the lobes, kept as parts where two or more of them are sizeable. The same
 ``persist`` rule then applies, so a cell pinched on one frame only is not a division.
+
+Since session 43 (measured on synthetic dividing cells with perfect and with flow-propagated labels,
+docs/benchmarks.md), three more rules, each with a keyword that turns it off:
+
+- ``follow``: an id's pixels are given to its daughters (and theirs) by where each was on the frame
+  before: a part goes to the daughter it overlaps most, but a part that two or more of them each
+  overlap with a sizeable share (sisters or cousins touching with no neck, or a lobe drawn over two
+  cells) is cut between them by a watershed of its distance transform from their pixels of the frame
+  before, less a one-pixel rim (the line between them is drawn again each frame). Before, such a
+  part went whole to one of them, and the other "divided" from it again when they parted;
+- ``back``: a division is dated back, up to ``back`` frames, to the frame where the daughters first
+  show: while the frame before has a neck as shallow as ``loose_ratio`` (a lower bar than
+  ``neck_ratio`` once the division is confirmed), or its mask is more like the daughters' next frame
+  than the parent's frame before it (the mask changed shape most there), and the daughters' pixels of
+  the next frame cut it into two sizeable shares. Before, the division was dated to the first frame
+  with a deep neck, mostly a frame late;
+- ``max_hidden``: no division where more than this share of the notches that make the neck (the
+  mask's convex hull less the mask) is other objects: a cell wrapped around a neighbour or partly
+  under it has two lobes, and they are no daughters.
 """
 from __future__ import annotations
 
@@ -119,7 +138,8 @@ def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts, np.bincount(parts.ravel(), minlength=n + 1)
 
 
-def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0) -> tuple[np.ndarray, int]:
+def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0, peak_ratio: float | None = None
+           ) -> tuple[np.ndarray, int]:
     """A mask's lobes (0 outside, 1.. inside; 0 lobes where it has no neck): a watershed of its Euclidean
     distance transform from its h-domes, the domes of log(distance) deeper than -log(``ratio``), so
     that a saddle at most ``ratio`` of the lower peak's distance parts two lobes whatever the cell's
@@ -136,7 +156,7 @@ def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0) -> tuple[np.nd
     padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
     padded[1:-1, 1:-1] = mask
     distance = ndimage.distance_transform_edt(padded)
-    low = max(ratio * distance.max(), min_peak)  # the lowest peak of a lobe
+    low = max((ratio if peak_ratio is None else peak_ratio) * distance.max(), min_peak)  # a lobe's lowest peak
     if ndimage.label(distance >= low, structure=_EIGHT)[1] < 2:
         return none
     height = np.log(np.maximum(distance, 0.5))
@@ -148,8 +168,8 @@ def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0) -> tuple[np.nd
     return lobes[1:-1, 1:-1].astype(np.int32, copy=False), n
 
 
-def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels: int,
+                peak_ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`_parts`, with each 8-connected part that has two or more sizeable lobes (`_lobes` on the part's
     bounding box; sizeable as `_sizeable` says, of the whole mask) cut into its lobes."""
     from scipy import ndimage
@@ -160,7 +180,7 @@ def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels:
     for part, box in enumerate(ndimage.find_objects(parts), start=1):
         if box is None or sizes[part] < 2 * least:
             continue  # too small to hold two daughters
-        lobes, n = _lobes(parts[box] == part, ratio)
+        lobes, n = _lobes(parts[box] == part, ratio, peak_ratio=peak_ratio)
         if n < 2 or np.count_nonzero(np.bincount(lobes.ravel(), minlength=n + 1)[1:] >= least) < 2:
             continue
         if out is None:
@@ -172,6 +192,22 @@ def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels:
     if out is None:
         return parts, sizes
     return out, np.bincount(out.ravel(), minlength=next_part)
+
+
+def _hidden_share(mask: np.ndarray, frame: np.ndarray) -> float:
+    """How much of the notches of ``mask`` (its convex hull less the mask) other objects of ``frame`` fill:
+    about 0 for a cell pinched by a furrow in the open, near 1 for one wrapped around a neighbour or
+    partly hidden under it, whose lobes are no daughters. 0 for a mask with no notch."""
+    from skimage.morphology import convex_hull_image
+
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return 0.0
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    inside = mask[box]
+    notch = convex_hull_image(inside) & ~inside
+    count = int(np.count_nonzero(notch))
+    return float(np.count_nonzero(notch & (frame[box] != 0))) / count if count else 0.0
 
 
 def _sizeable(sizes: np.ndarray, min_fraction: float, min_pixels: int) -> np.ndarray:
@@ -221,7 +257,8 @@ def _work_dtype(smallest: int, largest: int) -> np.dtype:
 
 
 def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int = 10, persist: int = 2,
-                    necks: bool = True, neck_ratio: float = 0.8,
+                    necks: bool = True, neck_ratio: float = 0.8, follow: bool = True, back: int = 2,
+                    loose_ratio: float = 0.9, max_hidden: float = 0.7,
                     progress: Callable[[int, int], None] | None = None) -> DivisionResult:
     """Give the daughters of each divided object ids of their own (see the module's text).
 
@@ -233,6 +270,12 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     peak at least ``neck_ratio`` of the highest, the saddle between them at most ``neck_ratio`` of the
     lower peak), so daughters that still touch count as parts; False: 8-connected parts only (the
     rule before session 41, which found divisions only once the daughters had parted).
+    follow: cut a part between the daughters that share it (False: it goes whole to the one it
+    overlaps most, the rule before session 43).
+    back: date a division back up to this many frames (0: on the first frame in parts, as before
+    session 43), through frames with a neck as shallow as ``loose_ratio`` (below 1; ``neck_ratio``
+    where that is higher; with ``necks`` only) or where the mask changed shape most.
+    max_hidden: the largest share of the neck's notches that other objects may fill (1: any).
     New ids start above the stack's largest. progress(done, total) after each frame.
     """
     shape = tuple(int(n) for n in np.shape(labels))
@@ -251,10 +294,17 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     if not 0 < neck_ratio < 1:
         raise ValueError(f"neck_ratio {neck_ratio}: a neck is narrower than the lobes it joins, give a ratio "
                          "above 0 and below 1")
+    if back < 0 or not 0 < loose_ratio < 1:
+        raise ValueError(f"back {back}, loose_ratio {loose_ratio}: give 0 frames or more, and a ratio above 0 and "
+                         "below 1")
+    if not 0 < max_hidden <= 1:
+        raise ValueError(f"max_hidden {max_hidden}: give a share above 0 and at most 1")
     frames = shape[0]
     smallest, largest = _id_range(labels, frames)
     out = np.zeros(shape, _work_dtype(smallest, largest))
-    state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist, neck_ratio if necks else None)
+    state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist, neck_ratio if necks else None,
+                      follow=follow, back=back, loose_ratio=max(loose_ratio, neck_ratio) if necks else None,
+                      max_hidden=max_hidden)
     for t in range(frames):
         state.frame(t, np.asarray(labels[t]))
         if progress is not None:
@@ -276,8 +326,11 @@ class _Splitter:
     """The pass's state: which current ids each input id stands for, and runs of frames in parts."""
 
     def __init__(self, out: np.ndarray, next_id: int, min_fraction: float, min_pixels: int, persist: int,
-                 neck_ratio: float | None = None) -> None:
-        self.out, self.next_id, self.neck_ratio = out, next_id, neck_ratio
+                 neck_ratio: float | None = None, *, follow: bool = False, back: int = 0,
+                 loose_ratio: float | None = None, max_hidden: float = 1.0) -> None:
+        self.out, self.next_id, self.neck_ratio, self.follow = out, next_id, neck_ratio, follow
+        self.back, self.loose_ratio = back, loose_ratio  # dating back; a shallower neck dates a division back
+        self.max_hidden = max_hidden
         self.min_fraction, self.min_pixels, self.persist = min_fraction, min_pixels, persist
         self.leaves: dict[int, list[int]] = {}  # input id -> the ids its pixels are given now
         self.runs: dict[int, tuple[int, int]] = {}  # current id -> (first frame, frames) of its run in parts
@@ -302,6 +355,8 @@ class _Splitter:
             here = out[window]
             if len(leaves) == 1:
                 here[mask] = leaves[0]
+            elif self.follow:
+                self._follow(t, mask, window, leaves)
             else:
                 parts, sizes = self._parts(mask)
                 assignment = _assign(parts, len(sizes) - 1, self.out[t - 1], leaves, window, self._last_centre)
@@ -322,7 +377,69 @@ class _Splitter:
             if leaf not in on_frame:  # a frame without it breaks the run
                 del self.runs[leaf]
             elif count >= self.persist:
+                if self.max_hidden < 1 and _hidden_share(self.out[start] == leaf, self.out[start]) > self.max_hidden:
+                    del self.runs[leaf]  # pinched by its neighbours, not by a furrow: no division
+                    continue
                 self._split(leaf, start, t)
+
+    def _follow(self, t: int, mask: np.ndarray, window: tuple[slice, ...], leaves: list[int],
+                reference: int | None = None) -> None:
+        """Give the pixels of ``mask`` (an input id's, in ``window`` of frame ``t``) to its ``leaves``: each
+        part (`_parts`) goes to the leaf it overlaps most on the frame before, as `_assign` says, but a
+        part that two or more leaves each overlap with a sizeable share of their pixels there (sisters or
+        cousins touching with no neck between them, or a lobe the neck rule drew over two cells) is cut
+        between them: a watershed of its distance transform from those leaves' pixels of the frame before.
+        A leaf given nothing then takes back a sizeable part as `_sisters_apart` says."""
+        from scipy import ndimage
+        from skimage.segmentation import watershed
+
+        reference = t - 1 if reference is None else reference
+        parts, sizes = self._parts(mask)
+        n = len(sizes) - 1
+        before = self.out[reference][window]
+        index = np.zeros(mask.shape, np.int64)
+        for k, leaf in enumerate(leaves, start=1):
+            index[before == leaf] = k
+        width = len(leaves) + 1
+        overlap = np.bincount((parts.astype(np.int64) * width + index)[mask], minlength=(n + 1) * width
+                              ).reshape(n + 1, width)
+        had = np.bincount(index.ravel(), minlength=width)  # each leaf's pixels in the window on the frame before
+        least = np.maximum(self.min_pixels, self.min_fraction * had)
+        assignment = _assign(parts, n, self.out[reference], leaves, window, self._last_centre)
+        for part in range(1, n + 1):
+            shared = [k for k in range(1, width) if overlap[part, k] >= least[k]]
+            if len(shared) < 2:
+                continue
+            inside = parts == part
+            seeds = np.zeros(mask.shape, np.int64)
+            for k in shared:  # a leaf's pixels less its rim: the line between them is drawn again each frame
+                had_here = inside & (index == k)
+                core = ndimage.binary_erosion(had_here, _EIGHT)
+                seeds[core if core.any() else had_here] = k
+            distance = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+            cut = watershed(-distance, seeds, mask=inside, connectivity=2)
+            for j, k in enumerate(shared):
+                piece = cut == k
+                if j == 0:
+                    assignment[part] = leaves[k - 1]
+                    continue
+                n += 1
+                parts[piece] = n
+                assignment[n] = leaves[k - 1]
+        sizes = np.bincount(parts.ravel(), minlength=n + 1)
+        here = self.out[t][window]
+        for part, leaf in self._sisters_apart(assignment, parts, sizes, window, leaves).items():
+            here[parts == part] = leaf
+
+    def _loose_parts(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mask's parts with necks as shallow as ``loose_ratio`` (lobes' peaks as `_parts` wants them)."""
+        return _neck_parts(mask, self.loose_ratio, self.min_fraction, self.min_pixels, peak_ratio=self.neck_ratio)
+
+    def _loose(self, mask: np.ndarray) -> bool:
+        """Whether the mask is in two or more sizeable parts with the loose neck rule."""
+        if self.loose_ratio is None or self.neck_ratio is None:
+            return False
+        return len(_sizeable(self._loose_parts(mask)[1], self.min_fraction, self.min_pixels)) >= 2
 
     def _parts(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mask's parts: 8-connected, and cut at necks where asked."""
@@ -362,10 +479,10 @@ class _Splitter:
         return assignment
 
     def _split(self, leaf: int, start: int, end: int) -> None:
-        """``leaf`` divided on ``start``: new ids for its sizeable parts there, followed up to ``end``. An id
-        in parts from its first frame (painted over two cells) has no earlier self to be their parent:
-        its parts get ids of their own with no division recorded (a parent with no frame broke the
-        lineage table and napari's Tracks ``graph``)."""
+        """``leaf`` divided on ``start``: new ids for its sizeable parts there, followed up to ``end``, and
+        dated back (`_date_back`). An id in parts from its first frame (painted over two cells) has no
+        earlier self to be their parent: its parts get ids of their own with no division recorded (a
+        parent with no frame broke the lineage table and napari's Tracks ``graph``)."""
         parts, sizes = self._parts(self.out[start] == leaf)
         kept = _sizeable(sizes, self.min_fraction, self.min_pixels)
         top = int(np.iinfo(self.out.dtype).max)
@@ -386,16 +503,70 @@ class _Splitter:
         for daughter in daughters:
             self._seen_on(daughter, start)
         for t in range(start + 1, end + 1):
+            if self.follow:
+                self._follow_frame(t, leaf, daughters, t - 1)
+                continue
             parts, sizes = self._parts(self.out[t] == leaf)
             for part, daughter in _assign(parts, len(sizes) - 1, self.out[t - 1], daughters).items():
                 self.out[t][parts == part] = daughter
                 self._seen_on(daughter, t)
+        start = self._date_back(leaf, start, daughters)
         for source, leaves in self.leaves.items():
             if leaf in leaves:
                 self.leaves[source] = [v for v in leaves if v != leaf] + daughters
         self.runs.pop(leaf, None)
         if self.seen[leaf][0] < start:
             self.divisions.append(Division(int(leaf), int(start), tuple(daughters)))
+
+    def _follow_frame(self, t: int, leaf: int, leaves: list[int], reference: int) -> dict[int, int]:
+        """`_follow` of ``leaf``'s pixels on frame ``t`` to ``leaves`` by where they are on ``reference``
+        (the frame before, or after when dating back); each leaf's pixel count there."""
+        mask = self.out[t] == leaf
+        if not mask.any():
+            return {}
+        ys, xs = np.nonzero(mask)
+        window = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        self._follow(t, mask[window], window, leaves, reference)
+        given, counts = np.unique(self.out[t][window][mask[window]], return_counts=True)
+        for daughter in given.tolist():
+            if reference < t:
+                self._seen_on(int(daughter), t)
+            else:
+                self.seen[int(daughter)] = (t, self.seen[int(daughter)][1])
+        return dict(zip(given.tolist(), counts.tolist()))
+
+    def _date_back(self, leaf: int, start: int, daughters: list[int]) -> int:
+        """The first frame of ``leaf``'s division found on ``start``: up to ``back`` frames earlier, while
+        the frame before is in two parts with the loose neck rule (``loose_ratio``), or its mask is more
+        like the daughters' next frame than the parent's frame before it (the mask changed shape most
+        there: the daughters appeared, with no neck yet), and the daughters' pixels on the next frame
+        cut it into two sizeable shares. The parent keeps one frame at least."""
+        for _ in range(self.back):
+            t = start - 1
+            if t - 1 < self.seen[leaf][0]:
+                break
+            mask = self.out[t] == leaf
+            if not mask.any() or not (self._loose(mask) or self._jumped(leaf, t, daughters)):
+                break
+            counts = self._follow_frame(t, leaf, daughters, t + 1)
+            least = max(self.min_pixels, self.min_fraction * int(np.count_nonzero(mask)))
+            if sum(counts.get(d, 0) >= least for d in daughters) < 2:
+                self.out[t][mask] = leaf  # not two daughters there: the parent's frame
+                for d in daughters:
+                    if self.seen[d][0] == t:
+                        self.seen[d] = (start, self.seen[d][1])
+                break
+            start = t
+        return start
+
+    def _jumped(self, leaf: int, t: int, daughters: list[int]) -> bool:
+        """``leaf``'s mask on ``t`` overlaps the daughters' on ``t + 1`` more (IoU) than its own on ``t - 1``."""
+        def iou(a: np.ndarray, b: np.ndarray) -> float:
+            union = np.count_nonzero(a | b)
+            return np.count_nonzero(a & b) / union if union else 0.0
+
+        mask = self.out[t] == leaf
+        return iou(mask, np.isin(self.out[t + 1], daughters)) > iou(mask, self.out[t - 1] == leaf)
 
 
 def _lineage(out: np.ndarray, divisions: list[Division]) -> dict[int, tuple[int, int, int]]:
