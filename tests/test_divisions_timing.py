@@ -134,3 +134,28 @@ def test_lobes_pinched_by_a_neighbour_are_no_daughters():
 def test_the_new_options_are_checked(bad):
     with pytest.raises(ValueError):
         split_divisions(_pinching(), **bad)
+
+
+def test_the_command_takes_the_new_rules_and_records_them(tmp_path, capsys):
+    """`napari-vos divisions` passes --back, --follow, --loose-ratio and --max-hidden to the split and keeps
+    them in the output's record, as it keeps the others."""
+    import json
+
+    import tifffile
+
+    from napari_vos.cli import main
+
+    source = tmp_path / "labels.tif"
+    tifffile.imwrite(source, _pinching())
+    assert main(["divisions", str(source), "-o", str(tmp_path / "a.tif")]) == 0
+    assert main(["divisions", str(source), "-o", str(tmp_path / "b.tif"), "--back", "0", "--no-follow",
+                 "--max-hidden", "1", "--loose-ratio", "0.85"]) == 0
+    from napari_vos.data.writers import read_tiff_provenance
+
+    dated = {name: read_tiff_provenance(tmp_path / name)["divisions_split"] for name in ("a.tif", "b.tif")}
+    assert dated["a.tif"]["divisions"] == [[2, 4, [3, 4]]] and dated["b.tif"]["divisions"] == [[2, 5, [3, 4]]]
+    assert (dated["b.tif"]["back"], dated["b.tif"]["follow"], dated["b.tif"]["max_hidden"],
+            dated["b.tif"]["loose_ratio"]) == (0, False, 1.0, 0.85)
+    assert json.dumps(dated)  # the record stays JSON
+    assert main(["divisions", str(source), "-o", str(tmp_path / "c.tif"), "--back", "-1"]) == 2
+    assert "back -1" in capsys.readouterr().err

@@ -46,11 +46,13 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     with _progress("divisions", len(labels)) as progress:
         result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                  persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,
-                                 progress=progress)
+                                 follow=args.follow, back=args.back, loose_ratio=args.loose_ratio,
+                                 max_hidden=args.max_hidden, progress=progress)
     earlier = ((record or {}).get("divisions_split") or {}).get("divisions", [])  # labels split before
     result.inherit(parents_from_record(record) or {})
     settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,
-                "necks": args.necks, "neck_ratio": args.neck_ratio,
+                "necks": args.necks, "neck_ratio": args.neck_ratio, "follow": args.follow, "back": args.back,
+                "loose_ratio": args.loose_ratio, "max_hidden": args.max_hidden,
                 "source": str(Path(args.labels).resolve()),
                 "divisions": [*earlier, *([d.parent, d.frame, list(d.daughters)] for d in result.divisions)]}
     provenance: dict[str, Any] = {**(record or {}), "divisions_split": settings}
@@ -88,6 +90,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--neck-ratio", type=float, default=0.8,
                    help="a neck is at most this fraction of the narrower lobe's inscribed radius, and each lobe's "
                         "at least this fraction of the widest (default 0.8)")
+    p.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True,
+                   help="cut a part that two daughters share between them, from where each was on the frame before "
+                        "(default; --no-follow: it goes whole to the one it overlaps most, the rule before 0.1.0's "
+                        "session 43)")
+    p.add_argument("--back", type=int, default=2,
+                   help="date a division back up to this many frames, to where the daughters first show (a neck as "
+                        "shallow as --loose-ratio, or the frame the mask changed shape most); 0: the first frame in "
+                        "parts (default 2)")
+    p.add_argument("--loose-ratio", type=float, default=0.9,
+                   help="the shallower neck that --back looks for on the frames before (default 0.9)")
+    p.add_argument("--max-hidden", type=float, default=0.7,
+                   help="no division where other objects fill more than this share of the mask's notches (a cell "
+                        "wrapped around or under a neighbour); 1: any (default 0.7)")
     p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
     p.add_argument("--force", action="store_true", help="replace OUT.tif and its lineage if they exist")
     p.set_defaults(func=cmd_divisions)
