@@ -28,16 +28,43 @@ follow() {  # until the run ends or $1 seconds pass
   while running && [ "$(date +%s)" -lt "$until" ]; do sleep 5; done
 }
 
-collect() {
-  [ -f "$RUN/log.jsonl" ] && cp "$RUN/log.jsonl" "$OUT/log.jsonl"
-  [ -f "$RUN/train.log" ] && tail -c 200000 "$RUN/train.log" > "$OUT/train.log"
+# what the device tool returns from $OUT: at most 8 files, each at most 16 MiB, 64 MiB together
+OUT_FILES=8 OUT_BYTES=$((64 * 1024 * 1024)) PART_BYTES=$((15 * 1024 * 1024))
+
+collect() {  # the weights first (whole, in parts), then the logs in the room left, gpu.csv if a file is left
+  local weights=0 parts=0 room
   if [ -f "$RUN/weights.safetensors" ]; then
     cp "$RUN/weights.safetensors" "$RUN/snapshot.safetensors"  # written atomically: this copy is whole
-    sha256sum "$RUN/snapshot.safetensors" | cut -d' ' -f1 > "$OUT/weights.sha256"
-    split -b 15m -d -a 1 "$RUN/snapshot.safetensors" "$OUT/weights.part-"
+    weights=$(stat -c %s "$RUN/snapshot.safetensors")
+    parts=$(( (weights + PART_BYTES - 1) / PART_BYTES ))
+    if [ $(( parts + 1 )) -gt "$OUT_FILES" ] || [ "$weights" -gt $(( OUT_BYTES - 65536 )) ]; then
+      echo "warning: the weights ($(( weights / 1048576 )) MiB, $parts parts) cannot come back from \$OUT" \
+        "(at most $OUT_FILES files, 64 MiB in all): they stay in $RUN/weights.safetensors"
+      weights=0
+    else
+      sha256sum "$RUN/snapshot.safetensors" | cut -d' ' -f1 > "$OUT/weights.sha256"
+      split -b "$PART_BYTES" -d -a 1 "$RUN/snapshot.safetensors" "$OUT/weights.part-"
+    fi
   fi
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv \
-    > "$OUT/gpu.csv" 2>/dev/null
+  room=$(( OUT_BYTES - weights - 65536 ))  # 64 kB for weights.sha256 and gpu.csv
+  [ "$room" -gt "$PART_BYTES" ] && room=$PART_BYTES
+  if [ -f "$RUN/train.log" ] && [ "$room" -gt 0 ]; then
+    tail -c "$(( room / 4 < 200000 ? room / 4 : 200000 ))" "$RUN/train.log" > "$OUT/train.log"
+    room=$(( room - $(stat -c %s "$OUT/train.log") ))
+  fi
+  if [ -f "$RUN/log.jsonl" ] && [ "$room" -gt 0 ]; then
+    if [ "$(stat -c %s "$RUN/log.jsonl")" -le "$room" ]; then cp "$RUN/log.jsonl" "$OUT/log.jsonl"
+    else  # the latest steps, whole lines; the run folder keeps them all
+      tail -c "$room" "$RUN/log.jsonl" | tail -n +2 > "$OUT/log.jsonl"
+      echo "log.jsonl: its last $(wc -l < "$OUT/log.jsonl") lines come back (the weights take the room)"
+    fi
+  fi
+  if command -v nvidia-smi >/dev/null; then
+    local gpu
+    gpu=$(nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv 2>/dev/null)
+    if [ "$(ls -A "$OUT" | wc -l)" -lt "$OUT_FILES" ]; then echo "$gpu" > "$OUT/gpu.csv"
+    else echo "gpu (no room for gpu.csv among the $OUT_FILES files): $(echo "$gpu" | tail -n +2)"; fi
+  fi
   if running; then echo "run $(cat "$RUN/pid") still running"; else echo "no run in progress"; fi
   [ -f "$RUN/log.jsonl" ] && tail -n 3 "$RUN/log.jsonl"
   grep -E "Error|error:|Traceback" "$RUN/train.log" 2>/dev/null | tail -n 5
