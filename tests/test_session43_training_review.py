@@ -91,3 +91,32 @@ def test_collect_says_when_the_weights_cannot_come_back(tmp_path):
     done = _collect(env)
     assert "cannot come back" in done.stdout
     _within_the_tools_limits(out)
+
+
+def _park_module(root: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("park", ROOT / "scripts" / "gpu" / "park.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.ROOT, module.CHECKPOINTS, module.PARKED = root, root / "ckpt", root / ".gpu-parked"
+    return module
+
+
+def test_travel_size_counts_a_shared_folder_inside_the_checkout_as_the_device_tool_does(tmp_path):
+    # /work/.library/device/README.md: what travels is "tracked and untracked-not-ignored files, shared/,
+    # carried paths": a shared/ folder inside the checkout goes along even where git ignores it
+    (tmp_path / ".gitignore").write_text("/shared/\n/.gpu/\n")
+    (tmp_path / "a.txt").write_bytes(b"a" * 100)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "v.bin").write_bytes(b"v" * 5000)
+    (tmp_path / ".gpu").mkdir()
+    (tmp_path / ".gpu" / "d.bin").write_bytes(b"d" * 700)
+    git = dict(cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], **git)
+    subprocess.run(["git", "add", "a.txt", ".gitignore"], **git)
+    park = _park_module(tmp_path)
+    base = 100 + len("/shared/\n/.gpu/\n")
+    assert park.travel_size([]) == base + 5000
+    assert park.travel_size([".gpu"]) == base + 5000 + 700
+    assert park.travel_size(["shared"]) == base + 5000  # named twice, counted once

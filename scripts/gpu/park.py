@@ -37,9 +37,10 @@ def _git_files(*args: str) -> list[Path]:
 
 
 def travel_size(carry: list[str]) -> int:
-    """Bytes of the tracked files present, the untracked files git does not ignore, and the carried paths."""
+    """Bytes of the tracked files present, the untracked files git does not ignore, a shared/ folder in the
+    checkout (the device tool sends it, ignored or not) and the carried paths."""
     files = set(_git_files("--cached")) | set(_git_files("--others", "--exclude-standard"))
-    for c in carry:
+    for c in ["shared", *carry]:
         p = ROOT / c
         files |= {f for f in p.rglob("*")} if p.is_dir() else ({p} if p.exists() else set())
     return sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink())
