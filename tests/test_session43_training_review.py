@@ -120,3 +120,28 @@ def test_travel_size_counts_a_shared_folder_inside_the_checkout_as_the_device_to
     assert park.travel_size([]) == base + 5000
     assert park.travel_size([".gpu"]) == base + 5000 + 700
     assert park.travel_size(["shared"]) == base + 5000  # named twice, counted once
+
+
+def test_follow_cut_off_by_the_calls_limit_still_leaves_the_latest_weights_in_out(tmp_path):
+    # the device tool kills a call at its limit (timeout_s, or less where less device time is left) and
+    # returns what $OUT holds then: `follow` collected only at its end, so a last call sized past the
+    # session's device time came back empty and lost everything since the previous call
+    import signal
+    import time
+
+    run, out, env = _fake_run(tmp_path, 24_726_466)
+    fake = subprocess.Popen(["sleep", "60"])  # stands for the training process
+    try:
+        (run / "pid").write_text(str(fake.pid))
+        follow = subprocess.Popen(["bash", str(SCRIPT), "follow", "300"], env={**env, "VOS_COLLECT_EVERY": "1"},
+                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        time.sleep(8)
+        os.killpg(follow.pid, signal.SIGKILL)  # as the tool ends a call past its limit
+        follow.wait(timeout=10)
+    finally:
+        fake.kill()
+        fake.wait()
+    _within_the_tools_limits(out)
+    _weights_rejoin(out, run)
+    assert (out / "log.jsonl").exists()

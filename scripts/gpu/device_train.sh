@@ -5,7 +5,7 @@
 # parts: at most 16 MiB per file come back) and the logs to $OUT. See docs/training-on-gpu.md.
 #
 #   bash scripts/gpu/device_train.sh start SECONDS TRAIN_ARGS...  start `napari-vos train TRAIN_ARGS`, follow it
-#   bash scripts/gpu/device_train.sh follow SECONDS                follow the running run, then collect
+#   bash scripts/gpu/device_train.sh follow SECONDS                follow the running run (collecting every minute), then collect
 #   bash scripts/gpu/device_train.sh stop                          end the run (it saves and exports), collect
 #
 # The run folder is $VOS_RUN (default /tmp/vos-run, outside the working tree); --out, --export
@@ -23,9 +23,14 @@ same_run() {  # the arguments that make a run what it is: all but --steps, --max
 
 running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
 
-follow() {  # until the run ends or $1 seconds pass
-  local until=$(( $(date +%s) + $1 ))
-  while running && [ "$(date +%s)" -lt "$until" ]; do sleep 5; done
+follow() {  # until the run ends or $1 seconds pass, collecting every $VOS_COLLECT_EVERY s (default 60):
+  # a call the tool cuts off at its limit (less device time left than asked) returns what $OUT holds then
+  local until=$(( $(date +%s) + $1 )) every=${VOS_COLLECT_EVERY:-60}
+  local next=$(( $(date +%s) + every ))
+  while running && [ "$(date +%s)" -lt "$until" ]; do
+    sleep "$(( every < 5 ? 1 : 5 ))"
+    if [ "$(date +%s)" -ge "$next" ]; then collect > /dev/null; next=$(( $(date +%s) + every )); fi
+  done
 }
 
 # what the device tool returns from $OUT: at most 8 files, each at most 16 MiB, 64 MiB together
@@ -42,6 +47,7 @@ collect() {  # the weights first (whole, in parts), then the logs in the room le
         "(at most $OUT_FILES files, 64 MiB in all): they stay in $RUN/weights.safetensors"
       weights=0
     else
+      rm -f "$OUT"/weights.part-*
       sha256sum "$RUN/snapshot.safetensors" | cut -d' ' -f1 > "$OUT/weights.sha256"
       split -b "$PART_BYTES" -d -a 1 "$RUN/snapshot.safetensors" "$OUT/weights.part-"
     fi
