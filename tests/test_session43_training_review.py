@@ -145,3 +145,21 @@ def test_follow_cut_off_by_the_calls_limit_still_leaves_the_latest_weights_in_ou
     _within_the_tools_limits(out)
     _weights_rejoin(out, run)
     assert (out / "log.jsonl").exists()
+
+
+def test_collect_rewrites_the_parts_only_when_the_export_changed(tmp_path):
+    # follow collects every minute: rewriting unchanged parts would open, each minute, a window in which a
+    # call cut off at its limit leaves half-written parts (the sha256 check catches it, the weights are lost)
+    import time
+
+    run, out, env = _fake_run(tmp_path, 24_726_466)
+    _collect(env)
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("weights.*")}
+    time.sleep(0.05)
+    _collect(env)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("weights.*")} == first
+    data = bytearray((run / "weights.safetensors").read_bytes())
+    data[:4] = b"next"
+    (run / "weights.safetensors").write_bytes(bytes(data))  # the next save's export
+    _collect(env)
+    _weights_rejoin(out, run)

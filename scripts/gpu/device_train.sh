@@ -38,7 +38,10 @@ OUT_FILES=8 OUT_BYTES=$((64 * 1024 * 1024)) PART_BYTES=$((15 * 1024 * 1024))
 
 collect() {  # the weights first (whole, in parts), then the logs in the room left, gpu.csv if a file is left
   local weights=0 parts=0 room
-  if [ -f "$RUN/weights.safetensors" ]; then
+  if [ -f "$RUN/weights.safetensors" ] && [ -f "$OUT/weights.sha256" ] && \
+     ! [ "$RUN/weights.safetensors" -nt "$RUN/snapshot.safetensors" ]; then
+    weights=$(stat -c %s "$RUN/snapshot.safetensors")  # the export in $OUT is the latest: left as it is
+  elif [ -f "$RUN/weights.safetensors" ]; then
     cp "$RUN/weights.safetensors" "$RUN/snapshot.safetensors"  # written atomically: this copy is whole
     weights=$(stat -c %s "$RUN/snapshot.safetensors")
     parts=$(( (weights + PART_BYTES - 1) / PART_BYTES ))
