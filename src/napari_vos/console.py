@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos.object_table import ObjectTable
     from napari_vos.session import Result
 
-__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "measure_layers",
+__all__ = ["propagate_layers", "LayerOutputs", "save_labels_layer", "open_labels_layer", "open_image_layers",
+           "measure_layers",
            "LayerTables", "show_tracks", "split_divided_cells",
            "save_ctc"]
 
@@ -219,6 +220,48 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
         if record:  # a placement alone (a hand-painted layer's translate) is no run's record: not an output
             kwargs["metadata"] = {"napari_vos": record}
     return viewer.add_labels(labels, **kwargs)
+
+
+def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | None = None,
+                      z: int | None = None) -> "list[Image]":
+    """Open a TIFF time-lapse (OME, ImageJ hyperstack or plain; any axis order) as Image layers at its pixel
+    size and frame interval, read a frame at a time as napari shows it: napari's own File > Open gives
+    scale 1, and the outputs of Propagate take the image's scale. A (T, Y, X) file gives one layer; a
+    channel axis gives one layer per channel (napari's channel_axis: pick one as the image and tick the
+    others under *add channels*), or one RGB(A) layer for 8-bit colour samples. ``z`` picks one plane of
+    a (T, Z, Y, X) stack. The file stays open while the layers read from it."""
+    import dask
+    import dask.array as da
+    import inspect
+
+    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
+    from napari_vos.data.readers import open_tiff_frames, tiff_stem
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file; give a TIFF time-lapse")
+    frames = open_tiff_frames(path, z)
+    first = frames[0]
+    if first.dtype.kind not in "uifb":
+        frames.close()
+        raise ValueError(f"{path} holds {first.dtype} pixels, which napari cannot show as an image")
+    # one dask chunk a frame, each read through the frames' own reader (any axis order, channel-last)
+    read = dask.delayed(frames.__getitem__, pure=True)
+    stack = da.stack([da.from_delayed(read(t), shape=first.shape, dtype=first.dtype) for t in range(len(frames))])
+    scale, units = scale_from_calibration(read_tiff_calibration(path), 3)
+    name = name or tiff_stem(path)
+    kwargs: dict[str, Any] = {"scale": scale}
+    if "units" in inspect.signature(viewer.add_image).parameters:  # napari >= 0.6
+        kwargs["units"] = units
+    if stack.ndim == 4:
+        channels = stack.shape[-1]
+        colour = frames.channels_are_colour is not False and channels in (3, 4) and first.dtype == "uint8"
+        if colour:
+            return [viewer.add_image(stack, name=name, rgb=True, **kwargs)]
+        added = viewer.add_image(stack, channel_axis=3, name=[f"{name} ch{c}" for c in range(channels)],
+                                 **kwargs)
+        return list(added)
+    return [viewer.add_image(stack, name=name, rgb=False, **kwargs)]
 
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:

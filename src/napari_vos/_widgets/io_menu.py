@@ -1,8 +1,10 @@
-"""File > IO Utilities (napari-vos): "Open labels TIFF...", and the two exports of a result written in the
+"""File > IO Utilities (napari-vos): "Open image TIFF...", "Open labels TIFF...", and the two exports of a result written in the
 background with a cancelable progress bar, "Overlay movie..." and "Cell Tracking Challenge result folder...".
 
-napari's File > Open reads a labels TIFF napari-vos wrote as an image at scale 1, without the pixel
-size, frame interval, placement and run record the file holds; "Open labels TIFF..." opens it as
+napari's File > Open reads a TIFF at scale 1, without the pixel size and frame interval it holds (and a
+labels TIFF napari-vos wrote as an image, without its placement and run record), and the outputs of
+Propagate take the image's scale: "Open image TIFF..." opens a time-lapse as `console.open_image_layers`
+does, at its calibration and read a frame at a time; "Open labels TIFF..." opens a labels TIFF as
 `console.open_labels_layer` does, a Labels layer where the saved one lay. The overlay save type
 writes the same movie as "Overlay movie...", but napari runs writers on its GUI thread, so the
 viewer waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long
@@ -24,10 +26,33 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
 from napari_vos._widgets.menu_work import start_layer_work
 from napari_vos._widgets.save_dialogs import save_folder, suggested_path
 
-__all__ = ["open_labels_menu", "export_overlay_menu", "export_ctc_menu"]
+__all__ = ["open_image_menu", "open_labels_menu", "export_overlay_menu", "export_ctc_menu"]
 
 #: the save dialog's file types for an overlay (the first is the default)
 _OVERLAY_FILTERS = "H.264 movie (*.mp4 *.mkv *.mov);;Animated GIF (*.gif)"
+
+
+def open_image_menu(viewer: napari.Viewer) -> None:
+    """Open a TIFF time-lapse as Image layers at its pixel size and frame interval (one per channel),
+    read a frame at a time, so that the Propagate outputs lie at its calibration too."""
+    from napari.utils.history import get_open_history, update_open_history
+
+    from napari_vos.console import open_image_layers
+
+    chosen, _ = QFileDialog.getOpenFileName(QApplication.activeWindow(), "Open a TIFF time-lapse at its calibration",
+                                            get_open_history()[0], "TIFF (*.tif *.tiff)")
+    if not chosen:
+        return
+    update_open_history(chosen)
+    layers = open_image_layers(viewer, chosen)
+    first = layers[0]
+    units = getattr(first, "units", None)
+    size = f"pixel size {first.scale[-1]:g} {units[-1] if units is not None else ''}".rstrip()
+    timed = f", {first.scale[0]:g} {units[0] if units is not None else ''} between frames".rstrip() \
+        if units is not None and str(units[0]) != "pixel" else ", no frame interval in the file"
+    names = ", ".join(repr(layer.name) for layer in layers)
+    show_info(f"opened {Path(chosen).name} as {names}: {len(first.data)} frames of {tuple(first.data.shape[1:3])} "
+              f"at {size}{timed}")
 
 
 def open_labels_menu(viewer: napari.Viewer) -> None:
