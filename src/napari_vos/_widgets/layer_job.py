@@ -385,7 +385,7 @@ def uncalibrated_file_note(image: "Image") -> str:
     return (f"the image layer {image.name!r} lies at scale 1 but its file {Path(path).name} gives "
             f"{calibration.describe()} (napari's TIFF reader leaves them out), so the outputs lie at scale 1 "
             f"too: to carry the calibration, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
-            "propagating")
+            "propagating, or open the file with File > IO Utilities > Open image TIFF (calibration)...")
 
 
 def movie_file_note(image: "Image") -> str:
