@@ -91,3 +91,30 @@ def test_the_menu_opens_the_file_the_dialog_names(make_napari_viewer, monkeypatc
     assert [layer.name for layer in viewer.layers] == ["cells ch0", "cells ch1"]
     assert any("opened cells.tif as 'cells ch0', 'cells ch1': 6 frames of (40, 50) at pixel size 0.65 micrometer, "
                "600 second between frames" in text for text in said("info")), said()
+
+
+def test_the_menu_asks_which_plane_of_a_3d_time_lapse(make_napari_viewer, monkeypatch, tmp_path):
+    """A (T, Z, Y, X) stack: napari-vos propagates one plane; the menu asks which (the middle one proposed),
+    where the reader alone would refuse the file asking for z=N."""
+    import tifffile
+    from qtpy.QtWidgets import QFileDialog, QInputDialog
+
+    stack = np.zeros((4, 5, 16, 16), np.uint16)
+    for z in range(5):
+        stack[:, z] = 10 * z
+    tifffile.imwrite(tmp_path / "volume.tif", stack, imagej=True, metadata={"axes": "TZYX"})
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *args: (str(tmp_path / "volume.tif"), "")))
+    asked = []
+
+    def plane(parent, title, text, value, low, high):
+        asked.append((text, value, low, high))
+        return (3, True) if len(asked) == 1 else (0, False)
+
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(plane))
+    viewer = make_napari_viewer()
+    _execute("napari-vos.open_image")
+    assert asked[0][1:] == (2, 0, 4) and "5 Z planes" in asked[0][0]
+    (layer,) = viewer.layers
+    assert layer.data.shape == (4, 16, 16) and int(np.asarray(layer.data[1]).max()) == 30
+    _execute("napari-vos.open_image")  # Cancel in the plane question: nothing opened
+    assert len(viewer.layers) == 1

@@ -21,7 +21,7 @@ from typing import Any
 import napari
 import napari.layers
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
+from qtpy.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from napari_vos._widgets.menu_work import start_layer_work
 from napari_vos._widgets.save_dialogs import save_folder, suggested_path
@@ -44,7 +44,15 @@ def open_image_menu(viewer: napari.Viewer) -> None:
     if not chosen:
         return
     update_open_history(chosen)
-    layers = open_image_layers(viewer, chosen)
+    planes = _z_planes(chosen)
+    z = None
+    if planes > 1:  # 3D + time: napari-vos propagates one plane of it
+        z, ok = QInputDialog.getInt(QApplication.activeWindow(), "Pick a Z plane",
+                                    f"{Path(chosen).name} is a 3D + time stack of {planes} Z planes; napari-vos "
+                                    f"propagates 2D + time. Open plane (0-{planes - 1}):", planes // 2, 0, planes - 1)
+        if not ok:
+            return
+    layers = open_image_layers(viewer, chosen, z=z)
     first = layers[0]
     units = getattr(first, "units", None)
     size = f"pixel size {first.scale[-1]:g} {units[-1] if units is not None else ''}".rstrip()
@@ -53,6 +61,19 @@ def open_image_menu(viewer: napari.Viewer) -> None:
     names = ", ".join(repr(layer.name) for layer in layers)
     show_info(f"opened {Path(chosen).name} as {names}: {len(first.data)} frames of {tuple(first.data.shape[1:3])} "
               f"at {size}{timed}")
+
+
+def _z_planes(path: str) -> int:
+    """How many Z planes the TIFF's first series has (1 where it names no Z axis, or cannot be read here:
+    the reader then says what is wrong)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return int(series.shape[series.axes.index("Z")]) if "Z" in series.axes else 1
+    except Exception:  # noqa: BLE001 - not a TIFF, damaged: open_image_layers gives the reader's message
+        return 1
 
 
 def open_labels_menu(viewer: napari.Viewer) -> None:
