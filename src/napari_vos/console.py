@@ -245,6 +245,12 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
     if first.dtype.kind not in "uifb":
         frames.close()
         raise ValueError(f"{path} holds {first.dtype} pixels, which napari cannot show as an image")
+    if z is None and first.ndim == 3 and first.shape[-1] > 4 and frames.channels_are_colour is None:
+        # no axis names (a plain tifffile.imwrite of (T, Z, Y, X)): read as (T, Y, X, C), C would be the X axis
+        frames.close()
+        raise ValueError(f"{path} holds a {(len(frames), *first.shape)} array with no axis names: "
+                         f"a (T, Z, Y, X) stack of {first.shape[0]} Z planes; pick one plane (z=N). A (T, Y, X, C) "
+                         "stack of more than 4 channels: save it with ImageJ or OME axes")
     # one dask chunk a frame, each read through the frames' own reader (any axis order, channel-last)
     read = dask.delayed(frames.__getitem__, pure=True)
     stack = da.stack([da.from_delayed(read(t), shape=first.shape, dtype=first.dtype) for t in range(len(frames))])

@@ -71,6 +71,8 @@ def _z_planes(path: str) -> int:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            if series.axes == "QQYX" and series.shape[-1] > 4:  # (T, Z, Y, X) saved with no axis names
+                return int(series.shape[1])
             return int(series.shape[series.axes.index("Z")]) if "Z" in series.axes else 1
     except Exception:  # noqa: BLE001 - not a TIFF, damaged: open_image_layers gives the reader's message
         return 1
