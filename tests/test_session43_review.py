@@ -46,3 +46,44 @@ def test_a_t_z_y_x_stack_saved_without_axis_names_is_not_opened_as_a_layer_per_x
     # a channel-last stack of 2 channels saved the same way still opens as 2 channels
     tifffile.imwrite(tmp_path / "two.tif", volume[:, :2].transpose(0, 2, 3, 1).copy())
     assert [layer.data.shape for layer in open_image_layers(viewer, tmp_path / "two.tif")] == [(6, 64, 64)] * 2
+
+
+def _open_handles(path) -> int:
+    """How many of this process's file descriptors are open on ``path`` (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    found = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            found += os.path.realpath(os.readlink(fd)) == os.path.realpath(path)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.gui
+@needs_display
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_the_file_an_opened_image_reads_from_is_closed_once_its_layers_are_removed(make_napari_viewer, tmp_path):
+    """Before: open_image_layers left the TIFF open for the rest of the session, its layers deleted or not (on
+    Windows the file could then not be overwritten, renamed or deleted until napari quit; each file opened
+    kept one more handle). Now it is closed when the last of its layers leaves the viewer, and read again
+    (reopened) if a layer held elsewhere is shown once more."""
+    import tifffile
+
+    from napari_vos.console import open_image_layers
+
+    video = np.random.default_rng(0).integers(0, 255, (5, 2, 16, 16), dtype=np.uint8)
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, video, imagej=True, metadata={"axes": "TCYX"})
+    viewer = make_napari_viewer()
+    layers = open_image_layers(viewer, path)
+    assert _open_handles(path) == 1
+    viewer.layers.remove(layers[0])
+    assert _open_handles(path) == 1  # its other channel still reads from it
+    np.testing.assert_array_equal(np.asarray(layers[1].data[4]), video[4, 1])
+    viewer.layers.remove(layers[1])
+    assert _open_handles(path) == 0
+    viewer.add_layer(layers[0])  # a layer kept in the console and added again reads its frames again
+    np.testing.assert_array_equal(np.asarray(layers[0].data[3]), video[3, 0])

@@ -13,7 +13,7 @@ is importable as ``napari_vos.propagate_layers`` without importing napari up fro
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,8 +251,10 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
         raise ValueError(f"{path} holds a {(len(frames), *first.shape)} array with no axis names: "
                          f"a (T, Z, Y, X) stack of {first.shape[0]} Z planes; pick one plane (z=N). A (T, Y, X, C) "
                          "stack of more than 4 channels: save it with ImageJ or OME axes")
-    # one dask chunk a frame, each read through the frames' own reader (any axis order, channel-last)
-    read = dask.delayed(frames.__getitem__, pure=True)
+    # one dask chunk a frame, each read through the frames' own reader (any axis order, channel-last);
+    # the file is closed when the last of the layers leaves the viewer, and reopened if one is shown again
+    reader = _ReopeningFrames(frames, lambda: open_tiff_frames(path, z))
+    read = dask.delayed(reader.read, pure=True)
     stack = da.stack([da.from_delayed(read(t), shape=first.shape, dtype=first.dtype) for t in range(len(frames))])
     scale, units = scale_from_calibration(read_tiff_calibration(path), 3)
     name = name or tiff_stem(path)
@@ -263,11 +265,67 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
         channels = stack.shape[-1]
         colour = frames.channels_are_colour is not False and channels in (3, 4) and first.dtype == "uint8"
         if colour:
-            return [viewer.add_image(stack, name=name, rgb=True, **kwargs)]
-        added = viewer.add_image(stack, channel_axis=3, name=[f"{name} ch{c}" for c in range(channels)],
-                                 **kwargs)
-        return list(added)
-    return [viewer.add_image(stack, name=name, rgb=False, **kwargs)]
+            added = [viewer.add_image(stack, name=name, rgb=True, **kwargs)]
+        else:
+            added = list(viewer.add_image(stack, channel_axis=3, name=[f"{name} ch{c}" for c in range(channels)],
+                                          **kwargs))
+    else:
+        added = [viewer.add_image(stack, name=name, rgb=False, **kwargs)]
+    reader.close_with(viewer, added)
+    return added
+
+
+class _ReopeningFrames:
+    """An opened TIFF's frames, read by the layers `open_image_layers` adds: the file is closed once none
+    of them is in the viewer (so it can be overwritten or deleted, on Windows too) and opened again if a
+    frame is read after that (a layer kept in the console and added back). A close asked for while frames
+    are being read waits for the last of those reads."""
+
+    def __init__(self, frames: Any, reopen: Callable[[], Any]) -> None:
+        import threading
+
+        self._frames, self._reopen = frames, reopen
+        self._lock = threading.Lock()
+        self._reading = 0
+        self._closing = False
+
+    def read(self, t: int) -> Any:
+        with self._lock:
+            if self._frames is None:
+                self._frames = self._reopen()
+            frames, self._closing = self._frames, False
+            self._reading += 1
+        try:
+            return frames[t]
+        finally:
+            with self._lock:
+                self._reading -= 1
+                if self._closing and not self._reading:
+                    self._close_now()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if not self._reading:
+                self._close_now()
+
+    def _close_now(self) -> None:  # under the lock
+        if self._frames is not None:
+            self._frames.close()
+        self._frames, self._closing = None, False
+
+    def close_with(self, viewer: "napari.Viewer", layers: "list[Image]") -> None:
+        """Close the file whenever none of ``layers`` is in ``viewer`` (held weakly: a layer let go counts
+        as removed)."""
+        import weakref
+
+        held = weakref.WeakSet(layers)
+
+        def removed(event: Any = None) -> None:
+            if not any(layer in viewer.layers for layer in held):
+                self.close()
+
+        viewer.layers.events.removed.connect(removed)
 
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:
