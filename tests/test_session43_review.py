@@ -87,3 +87,38 @@ def test_the_file_an_opened_image_reads_from_is_closed_once_its_layers_are_remov
     assert _open_handles(path) == 0
     viewer.add_layer(layers[0])  # a layer kept in the console and added again reads its frames again
     np.testing.assert_array_equal(np.asarray(layers[0].data[3]), video[3, 0])
+
+
+@pytest.mark.gui
+@needs_display
+def test_a_stroke_undone_in_the_labels_layer_during_a_run_is_said_to_be_left_out(make_napari_viewer, qtbot):
+    """Ctrl+Z in the run's labels layer mid-run (a second cell painted on frame 0 before Propagate, then
+    undone as a mistake): napari's undo emits no paint event, so the run ended with 'done' and nothing
+    said, its output keeping the undone cell for every frame. Now the end message names the frame."""
+    from _layers import first_frame_only, sliding_square
+    from _widget_run import click, wait_done
+
+    from napari_vos._widgets.propagate_widget import PropagateWidget
+
+    viewer = make_napari_viewer()
+    frames, truth = sliding_square(150, (64, 96))
+    viewer.add_image(frames, name="video")
+    painted = viewer.add_labels(first_frame_only(truth), name="painted")
+    painted.selected_label = 2
+    painted.paint((0, 50, 80), 2)  # the brush: an undoable stroke
+    assert np.any(np.asarray(painted.data[0]) == 2)
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.select_method("flow")
+    widget.device_combo.setCurrentText("cpu")
+    widget.direction_combo.setCurrentText("forward")
+    click(qtbot, widget.propagate_button)
+    qtbot.waitUntil(lambda: widget.job is not None and widget.job.frames_shown >= 2, timeout=60_000)
+    painted.undo()
+    assert not np.any(np.asarray(painted.data[0]) == 2)
+    wait_done(qtbot, widget, timeout=120_000)
+    said = widget.status.text()
+    assert said.startswith("done:") and "'painted' was changed on frame 0 during the run" in said, said
+    click(qtbot, widget.propagate_button)  # the next run, untouched, says nothing of it
+    wait_done(qtbot, widget, timeout=120_000)
+    assert "was changed" not in widget.status.text() and "was painted" not in widget.status.text()

@@ -837,16 +837,38 @@ class PropagateWidget(QWidget):
         """What changed in the run's input layers while it ran, and that the run did not see it; ""
         when nothing did."""
         parts = []
-        if self._painted_frames is not None and job.labels is not None:
-            frames = sorted(self._painted_frames)
+        # napari's undo and redo emit no paint event: an annotated frame changed since the run read it
+        undone = [t for t in self._annotations_changed(job) if t not in (self._painted_frames or ())]
+        if (self._painted_frames is not None or undone) and job.labels is not None:
+            frames = sorted({*(self._painted_frames or ()), *undone})
             on = f" on frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames)}" if frames else ""
-            parts.append(f"{job.labels.name!r} was painted{on} during the run, which used it as it was at its "
-                         "start: press Propagate again to use the new strokes")
+            if undone:
+                parts.append(f"{job.labels.name!r} was changed{on} during the run (painted, or a stroke undone), "
+                             "which used it as it was at its start: press Propagate again to use it as it is now")
+            else:
+                parts.append(f"{job.labels.name!r} was painted{on} during the run, which used it as it was at its "
+                             "start: press Propagate again to use the new strokes")
         if self._replaced_inputs:
             names = ", ".join(repr(n) for n in self._replaced_inputs)
             parts.append(f"the data of {names} was replaced during the run, which read the earlier data: press "
                          "Propagate again for an output of the new data")
         return "; ".join(parts)
+
+    def _annotations_changed(self, job: LayerJob) -> list[int]:
+        """The annotated frames the run read whose labels now differ in its labels layer (a stroke undone
+        or redone); none where the layer is gone from the viewer or its array was replaced (said apart)."""
+        labels = job.labels
+        if labels is None or labels.name in self._replaced_inputs or labels not in self.viewer.layers:
+            return []
+        changed = []
+        for t, read in sorted(job.annotations.items()):
+            try:
+                now = np.asarray(labels.data if labels.ndim == 2 else labels.data[t])
+            except Exception:  # noqa: BLE001 - a frame that cannot be read now: nothing to say of it
+                continue
+            if now.shape != read.shape or not np.array_equal(now, read):
+                changed.append(int(t))
+        return changed
 
     def _output_data_replaced(self, event: Any = None) -> None:
         """The output's array was replaced mid-run: its frames can no longer go there; stop the run,
