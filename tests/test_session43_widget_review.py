@@ -199,3 +199,31 @@ def test_an_image_whose_data_is_replaced_during_a_run_is_said_to_be_read_as_it_w
     wait_done(qtbot, widget, timeout=120_000)
     said = widget.status.text()
     assert said.startswith("cancelled:") and "the data of 'video' was replaced during the run" in said, said
+
+
+def test_a_run_ending_in_an_error_names_strokes_painted_during_it_too(make_napari_viewer, qtbot, monkeypatch):
+    """The end message of a run that failed part-way named the frames kept but not the strokes painted
+    into its labels layer meanwhile (the done and cancelled messages did)."""
+    import threading
+
+    from napari_vos.methods.flow import FlowMethod
+
+    original, calls, painted = FlowMethod.step, [], threading.Event()
+
+    def step(self, image):
+        calls.append(1)
+        if len(calls) == 3:
+            painted.wait(30)  # the stroke is laid down before the run fails
+            raise ValueError("frame 3 contains NaN or infinite values; fill or mask them first")
+        return original(self, image)
+
+    monkeypatch.setattr(FlowMethod, "step", step)
+    viewer = make_napari_viewer()
+    widget = _long_run(viewer, qtbot, n=8)
+    layer = viewer.layers["painted"]
+    layer.selected_label = 2
+    layer.paint((4, 50, 80), 2)
+    painted.set()
+    wait_done(qtbot, widget, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith("error: frame 3 contains NaN") and "'painted' was painted on frame 4 during the run" in said

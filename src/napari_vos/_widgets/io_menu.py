@@ -59,7 +59,9 @@ def open_image_menu(viewer: napari.Viewer) -> None:
     timed = f", {first.scale[0]:g} {units[0] if units is not None else ''} between frames".rstrip() \
         if units is not None and str(units[0]) != "pixel" else ", no frame interval in the file"
     names = ", ".join(repr(layer.name) for layer in layers)
-    show_info(f"opened {Path(chosen).name} as {names}: {len(first.data)} frames of {tuple(first.data.shape[1:3])} "
+    count = len(first.data)
+    show_info(f"opened {Path(chosen).name} as {names}: {count} frame{'' if count == 1 else 's'} of "
+              f"{tuple(first.data.shape[1:3])} "
               f"at {size}{timed}")
 
 

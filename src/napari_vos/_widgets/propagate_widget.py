@@ -1007,7 +1007,8 @@ class PropagateWidget(QWidget):
                     job.finish(error=self._error)
                     unreached = job.unreached_backward()
                     self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
-                                                   f"in {job.output.name!r}" + (f"; {unreached}" if unreached else ""))
+                                                   f"in {job.output.name!r}" + (f"; {unreached}" if unreached else "")
+                                                   + (f"; {changed}" if changed else ""))
                 return
             if job.cancelled and job.frames_computed == 0:  # nothing was segmented: no empty layer left behind
                 job.discard()
