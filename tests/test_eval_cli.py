@@ -122,10 +122,10 @@ def test_eval_on_ctc_layout_reports_seg(tmp_path):
     assert 0 <= seq["SEG"] <= 1
 
 
-def test_eval_ctrl_c_keeps_finished_sequences(dataset, tmp_path, monkeypatch):
+def interrupt_the_second_sequence(monkeypatch) -> None:
+    """Ctrl-C during eval's second sequence: the engine's `propagate` raises KeyboardInterrupt on its second call."""
     import napari_vos.session as session
 
-    root, names = dataset
     real = session.propagate
     calls = {"n": 0}
 
@@ -136,6 +136,11 @@ def test_eval_ctrl_c_keeps_finished_sequences(dataset, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(session, "propagate", interrupted)
+
+
+def test_eval_ctrl_c_keeps_finished_sequences(dataset, tmp_path, monkeypatch):
+    root, names = dataset
+    interrupt_the_second_sequence(monkeypatch)
     assert main(["eval", "--method", "flow", "--data", str(root), "--device", "cpu", "--out", str(tmp_path / "o"), "-q"]) == 130
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["complete"] is False and list(s["sequences"]) == names[:1]

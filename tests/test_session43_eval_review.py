@@ -89,20 +89,11 @@ def test_eval_stopped_names_the_sequences_left_and_how_to_run_them(tmp_path, mon
     """Stopped by Ctrl+C, eval said only 'the summary holds the finished sequences only': which were
     left, and that running them into the same --out starts its files afresh (losing the finished
     ones), was not said."""
-    import napari_vos.session as session
+    from test_eval_cli import interrupt_the_second_sequence
 
     for name in ("s1", "s2", "s3"):
         _davis(tmp_path / "gt", name, _truth())
-    real = session.propagate
-    calls = {"n": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(session, "propagate", interrupted)
+    interrupt_the_second_sequence(monkeypatch)
     out = tmp_path / "o"
     assert main(["eval", "--method", "flow", "--data", str(tmp_path / "gt"), "--device", "cpu", "--out", str(out),
                  "-q"]) == 130

@@ -93,16 +93,6 @@ def test_collect_says_when_the_weights_cannot_come_back(tmp_path):
     _within_the_tools_limits(out)
 
 
-def _park_module(root: Path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("park", ROOT / "scripts" / "gpu" / "park.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.ROOT, module.CHECKPOINTS, module.PARKED = root, root / "ckpt", root / ".gpu-parked"
-    return module
-
-
 def test_travel_size_counts_a_shared_folder_inside_the_checkout_as_the_device_tool_does(tmp_path):
     # /work/.library/device/README.md: what travels is "tracked and untracked-not-ignored files, shared/,
     # carried paths": a shared/ folder inside the checkout goes along even where git ignores it
@@ -115,6 +105,8 @@ def test_travel_size_counts_a_shared_folder_inside_the_checkout_as_the_device_to
     git = dict(cwd=tmp_path, check=True, capture_output=True)
     subprocess.run(["git", "init", "-q"], **git)
     subprocess.run(["git", "add", "a.txt", ".gitignore"], **git)
+    from test_gpu_kit import _park_module
+
     park = _park_module(tmp_path)
     base = 100 + len("/shared/\n/.gpu/\n")
     assert park.travel_size([]) == base + 5000
