@@ -116,6 +116,15 @@ class DeviceCombo(QComboBox):
         super().wheelEvent(event)
 
 
+def _connect(pairs: list[tuple[Any, Any]], on: bool) -> None:
+    """Connect each (signal, slot) pair (on), or disconnect it."""
+    for signal, slot in pairs:
+        if on:
+            signal.connect(slot)
+        else:
+            signal.disconnect(slot)
+
+
 def _speed(fps: float) -> str:
     """Frames per second, or seconds per frame below one frame a second (0.1 frames/s says little)."""
     if fps >= 1 or fps <= 0:
@@ -392,11 +401,7 @@ class PropagateWidget(QWidget):
                  (self.viewer.dims.events.current_step, self._follow_slider)]
         pairs += [(layer.events.name, self._refresh_layers) for layer in self.viewer.layers]
         pairs += [(layer.events.data, self._layer_data_changed) for layer in self.viewer.layers]
-        for signal, slot in pairs:
-            if on:
-                signal.connect(slot)
-            else:
-                signal.disconnect(slot)
+        _connect(pairs, on)
 
     def _watch_layer(self, event: Any) -> None:
         """Follow a new layer's name and its array (`layer.data = ...`, as a reader does on a scene switch)."""
@@ -785,12 +790,8 @@ class PropagateWidget(QWidget):
     def _watch_output(self, job: LayerJob, on: bool) -> None:
         """While the run goes on, notice its output's array being replaced (`layer.data = ...` from the
         console) and keep the output locked: napari's data setter makes the layer paintable again."""
-        for signal, slot in ((job.output.events.data, self._output_data_replaced),
-                             (job.output.events.editable, self._keep_output_locked)):
-            if on:
-                signal.connect(slot)
-            else:
-                signal.disconnect(slot)
+        _connect([(job.output.events.data, self._output_data_replaced),
+                  (job.output.events.editable, self._keep_output_locked)], on)
 
     def _inputs(self, job: LayerJob) -> list[Any]:
         """The layers the run read at its start: the image, its added channels, the labels."""
@@ -806,11 +807,7 @@ class PropagateWidget(QWidget):
             pairs = [(layer.events.data, self._input_replaced)]
             if layer is job.labels:
                 pairs.append((layer.events.paint, self._input_painted))
-            for signal, slot in pairs:
-                if on:
-                    signal.connect(slot)
-                else:
-                    signal.disconnect(slot)
+            _connect(pairs, on)
 
     def _input_painted(self, event: Any) -> None:
         """A stroke in the run's labels layer: the frames it touched (from napari's undo atoms, whose
