@@ -560,13 +560,12 @@ class _Splitter:
         return start
 
     def _jumped(self, leaf: int, t: int, daughters: list[int]) -> bool:
-        """``leaf``'s mask on ``t`` overlaps the daughters' on ``t + 1`` more (IoU) than its own on ``t - 1``."""
-        def iou(a: np.ndarray, b: np.ndarray) -> float:
-            union = np.count_nonzero(a | b)
-            return np.count_nonzero(a & b) / union if union else 0.0
+        """``leaf``'s mask on ``t`` (not empty) overlaps the daughters' on ``t + 1`` more (IoU, the
+        evaluation's J) than its own on ``t - 1``."""
+        from napari_vos.evaluation.metrics import jaccard
 
         mask = self.out[t] == leaf
-        return iou(mask, np.isin(self.out[t + 1], daughters)) > iou(mask, self.out[t - 1] == leaf)
+        return jaccard(mask, np.isin(self.out[t + 1], daughters)) > jaccard(mask, self.out[t - 1] == leaf)
 
 
 def _lineage(out: np.ndarray, divisions: list[Division]) -> dict[int, tuple[int, int, int]]:
