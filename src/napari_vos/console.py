@@ -229,13 +229,13 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
     scale 1, and the outputs of Propagate take the image's scale. A (T, Y, X) file gives one layer; a
     channel axis gives one layer per channel (napari's channel_axis: pick one as the image and tick the
     others under *add channels*), or one RGB(A) layer for 8-bit colour samples. ``z`` picks one plane of
-    a (T, Z, Y, X) stack. The file stays open while the layers read from it."""
+    a (T, Z, Y, X) stack. The file is closed when the last of the layers leaves the viewer."""
     import dask
     import dask.array as da
     import inspect
 
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
-    from napari_vos.data.readers import open_tiff_frames, tiff_stem
+    from napari_vos.data.readers import open_tiff_frames, tiff_stem, tiff_z_planes
 
     path = Path(path)
     if not path.is_file():
@@ -245,8 +245,9 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
     if first.dtype.kind not in "uifb":
         frames.close()
         raise ValueError(f"{path} holds {first.dtype} pixels, which napari cannot show as an image")
-    if z is None and first.ndim == 3 and first.shape[-1] > 4 and frames.channels_are_colour is None:
-        # no axis names (a plain tifffile.imwrite of (T, Z, Y, X)): read as (T, Y, X, C), C would be the X axis
+    if z is None and tiff_z_planes(path) > 1:
+        # only a (T, Z, Y, X) of no axis names (a plain tifffile.imwrite) opens without z: as (T, Y, X, C),
+        # whose C would be the X axis (a named Z axis is refused by open_tiff_frames)
         frames.close()
         raise ValueError(f"{path} holds a {(len(frames), *first.shape)} array with no axis names: "
                          f"a (T, Z, Y, X) stack of {first.shape[0]} Z planes; pick one plane (z=N). A (T, Y, X, C) "

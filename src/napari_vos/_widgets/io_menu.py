@@ -38,13 +38,14 @@ def open_image_menu(viewer: napari.Viewer) -> None:
     from napari.utils.history import get_open_history, update_open_history
 
     from napari_vos.console import open_image_layers
+    from napari_vos.data.readers import tiff_z_planes
 
     chosen, _ = QFileDialog.getOpenFileName(QApplication.activeWindow(), "Open a TIFF time-lapse at its calibration",
                                             get_open_history()[0], "TIFF (*.tif *.tiff)")
     if not chosen:
         return
     update_open_history(chosen)
-    planes = _z_planes(chosen)
+    planes = tiff_z_planes(chosen)
     z = None
     if planes > 1:  # 3D + time: napari-vos propagates one plane of it
         z, ok = QInputDialog.getInt(QApplication.activeWindow(), "Pick a Z plane",
@@ -63,21 +64,6 @@ def open_image_menu(viewer: napari.Viewer) -> None:
     show_info(f"opened {Path(chosen).name} as {names}: {count} frame{'' if count == 1 else 's'} of "
               f"{tuple(first.data.shape[1:3])} "
               f"at {size}{timed}")
-
-
-def _z_planes(path: str) -> int:
-    """How many Z planes the TIFF's first series has (1 where it names no Z axis, or cannot be read here:
-    the reader then says what is wrong)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            if series.axes == "QQYX" and series.shape[-1] > 4:  # (T, Z, Y, X) saved with no axis names
-                return int(series.shape[1])
-            return int(series.shape[series.axes.index("Z")]) if "Z" in series.axes else 1
-    except Exception:  # noqa: BLE001 - not a TIFF, damaged: open_image_layers gives the reader's message
-        return 1
 
 
 def open_labels_menu(viewer: napari.Viewer) -> None:

@@ -40,7 +40,7 @@ from napari_vos.data.sequence import (
 )
 
 __all__ = ["detect_layout", "davis_split", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack",
-           "name_key", "LAYOUTS"]
+           "tiff_z_planes", "name_key", "LAYOUTS"]
 
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -319,6 +319,23 @@ def _unnamed_axes_as_numpy(axes: str, shape: tuple[int, ...], z: int | None) -> 
         return "TZ" + axes[2:]
     raise ValueError(f"the TIFF holds an array of {ndim} axes with no axis names ({axes!r}); save it as "
                      "(T, Y, X) or (T, Y, X, C), or with ImageJ/OME axes")
+
+
+def tiff_z_planes(path: str | Path) -> int:
+    """How many Z planes a TIFF's first series holds: its Z axis, or the second axis of a 4-D array saved
+    with no axis names ("QQYX") whose last axis is longer than 4 (no channel count: X, so a (T, Z, Y, X)
+    stack, which `open_tiff_frames` without ``z`` reads as (T, Y, X, C)); 1 otherwise, or where the file
+    cannot be read here (`open_tiff_frames` then says what is wrong)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            if series.axes == "QQYX" and series.shape[-1] > 4:
+                return int(series.shape[1])
+            return int(series.shape[series.axes.index("Z")]) if "Z" in series.axes else 1
+    except Exception:  # noqa: BLE001 - not a TIFF, damaged
+        return 1
 
 
 def _frame_reader(arr: Any, axes: str, z: int | None = None,
