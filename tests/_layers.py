@@ -32,6 +32,12 @@ def first_frame_only(truth: np.ndarray, frame: int = 0) -> np.ndarray:
     return out
 
 
+def disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+    """A (Y, X) boolean disc: the pixels whose centres lie within ``radius`` of ``centre``."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layers import disc
 
 from napari_vos.divisions import Division, _lobes, split_divisions
-
-
-def _disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
 def _touching_then_apart(frames: int = 9, touch_from: int = 2, apart_from: int = 6) -> np.ndarray:
@@ -21,11 +17,11 @@ def _touching_then_apart(frames: int = 9, touch_from: int = 2, apart_from: int =
     labels = np.zeros((frames, *shape), np.uint8)
     for t in range(frames):
         if t < touch_from:
-            labels[t][_disc(shape, (20, 40), 9)] = 2
+            labels[t][disc(shape, (20, 40), 9)] = 2
             continue
         gap = 0 if t < apart_from else 2 + (t - apart_from)
         left, right = 40 - 7 - gap / 2, 40 + 7 + gap / 2
-        labels[t][_disc(shape, (20, left), 7) | _disc(shape, (20, right), 7)] = 2
+        labels[t][disc(shape, (20, left), 7) | disc(shape, (20, right), 7)] = 2
         if t < apart_from:
             labels[t, 19:22, 38:43] = 2  # the neck where the rims meet
     return labels
@@ -60,7 +56,7 @@ def test_an_ellipse_and_a_wide_waist_are_not_cut():
     shape = (40, 80)
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     ellipse = ((yy - 20) / 8) ** 2 + ((xx - 40) / 18) ** 2 <= 1
-    waist = _disc(shape, (20, 35), 9) | _disc(shape, (20, 45), 9)  # centres 10 apart: waist 2 x 7.5
+    waist = disc(shape, (20, 35), 9) | disc(shape, (20, 45), 9)  # centres 10 apart: waist 2 x 7.5
     for mask in (ellipse, waist):
         labels = np.repeat(mask[None].astype(np.uint8) * 5, 5, axis=0)
         assert split_divisions(labels).divisions == []
@@ -69,13 +65,13 @@ def test_an_ellipse_and_a_wide_waist_are_not_cut():
 
 def test_the_neck_ratio_sets_how_deep_a_neck_must_be():
     shape = (40, 80)
-    peanut = _disc(shape, (20, 33), 9) | _disc(shape, (20, 47), 9)  # centres 14 apart: saddle ~ 5.7 of 9
+    peanut = disc(shape, (20, 33), 9) | disc(shape, (20, 47), 9)  # centres 14 apart: saddle ~ 5.7 of 9
     lobes, n = _lobes(peanut, 0.8)
     assert n == 2
     assert lobes[20, 28] != lobes[20, 52] and lobes[20, 28] and lobes[20, 52]
     assert _lobes(peanut, 0.5)[1] == 0  # a saddle above half the peak is no neck at 0.5
     labels = np.repeat(peanut[None].astype(np.uint8), 4, axis=0)
-    labels[:2] = _disc(shape, (20, 40), 11)
+    labels[:2] = disc(shape, (20, 40), 11)
     assert split_divisions(labels).divisions == [Division(1, 2, (2, 3))]
     assert split_divisions(labels, neck_ratio=0.5).divisions == []
 
@@ -83,7 +79,7 @@ def test_the_neck_ratio_sets_how_deep_a_neck_must_be():
 def test_a_small_bump_is_no_daughter():
     """A lobe below the daughter size (min_fraction of the mask) stays with the cell."""
     shape = (40, 80)
-    cell = _disc(shape, (20, 35), 10) | _disc(shape, (20, 48), 3)
+    cell = disc(shape, (20, 35), 10) | disc(shape, (20, 48), 3)
     cell[19:22, 44:47] = True
     labels = np.repeat(cell[None].astype(np.uint8), 5, axis=0)
     assert split_divisions(labels).divisions == []

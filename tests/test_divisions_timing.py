@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layers import disc
 
 from napari_vos.divisions import Division, _hidden_share, split_divisions
 
 SHAPE = (40, 80)
-
-
-def _disc(centre: tuple[float, float], radius: float, shape: tuple[int, int] = SHAPE) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
 def _ellipse(centre: tuple[float, float], ry: float, rx: float) -> np.ndarray:
@@ -28,12 +24,12 @@ def _pinching(frames: int = 10) -> np.ndarray:
     labels = np.zeros((frames, *SHAPE), np.uint8)
     for t in range(frames):
         if t < 4:
-            mask = _disc((20, 40), 9)
+            mask = disc(SHAPE, (20, 40), 9)
         elif t == 4:
             mask = _ellipse((20, 40), 8, 14)
         else:
             gap = 0 if t < 7 else t - 5
-            mask = _disc((20, 33 - gap / 2), 7) | _disc((20, 47 + gap / 2), 7)
+            mask = disc(SHAPE, (20, 33 - gap / 2), 7) | disc(SHAPE, (20, 47 + gap / 2), 7)
             if t < 7:
                 mask[19:22, 38:43] = True  # the neck
         labels[t][mask] = 2
@@ -60,7 +56,7 @@ def test_without_dating_back_the_division_comes_on_the_first_deep_neck():
 def test_a_shallow_neck_dates_the_division_back_too():
     labels = _pinching()
     labels[4] = 0
-    labels[4][_disc((20, 35), 8) | _disc((20, 45), 8)] = 2  # a shallow neck: 0.8 to 0.9 of the lobes
+    labels[4][disc(SHAPE, (20, 35), 8) | disc(SHAPE, (20, 45), 8)] = 2  # a shallow neck: 0.8 to 0.9 of the lobes
     found = split_divisions(labels)
     assert found.divisions == [Division(2, 4, (3, 4))]
 
@@ -85,7 +81,7 @@ def _sisters_touching(frames: int = 18) -> np.ndarray:
     labels = np.zeros((frames, *SHAPE), np.uint8)
     for t in range(frames):
         if t < 3:
-            labels[t][_disc((20, 24), 11)] = 5
+            labels[t][disc(SHAPE, (20, 24), 11)] = 5
         elif t < 6 or t > 13:
             gap = {3: 4, 4: 2, 5: 1}.get(t, t - 13)
             labels[t, 16:24, 12 - gap:20 - gap] = 5
@@ -111,12 +107,12 @@ def _crescent(frames: int = 7) -> np.ndarray:
     """id 1: a cell beside its neighbour id 2 (frames 0-1), then wrapped around it (a ring with its top cut
     away, two thick ends: two lobes that the neighbour, not a furrow, pinches apart)."""
     labels = np.zeros((frames, *SHAPE), np.uint8)
-    ring = _disc((22, 40), 15) & ~_disc((22, 40), 8)
+    ring = disc(SHAPE, (22, 40), 15) & ~disc(SHAPE, (22, 40), 8)
     ring[:16] = False
-    ring |= _disc((17, 27), 6) | _disc((17, 53), 6)  # the thick ends
+    ring |= disc(SHAPE, (17, 27), 6) | disc(SHAPE, (17, 53), 6)  # the thick ends
     for t in range(frames):
-        labels[t][ring if t >= 2 else _disc((30, 40), 10)] = 1
-        labels[t][_disc((22, 40), 10 if t >= 2 else 6)] = 2
+        labels[t][ring if t >= 2 else disc(SHAPE, (30, 40), 10)] = 1
+        labels[t][disc(SHAPE, (22, 40), 10 if t >= 2 else 6)] = 2
     return labels
 
 
