@@ -99,6 +99,16 @@ def _say(text: str) -> None:
         pass
 
 
+@contextmanager
+def _closed_at_end(frames: Any) -> Iterator[Any]:
+    """``frames`` for the block, then closed: a TIFF stack is read frame by frame from a file kept
+    open (locked, on Windows) until its ``close``; arrays and PNG folders have none."""
+    try:
+        yield frames
+    finally:
+        getattr(frames, "close", lambda: None)()
+
+
 def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
     """``--zero-shot`` as the method's zero-shot option (its registry trait: RVOS's ``zero_shot``);
     an error for a method that has none."""
@@ -195,7 +205,8 @@ def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
               file=sys.stderr)
     if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
         print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
-    return open_tiff_frames(folder, z=z), read_tiff_calibration(folder)
+    calibration = read_tiff_calibration(folder)  # first: an error here leaves no stack open
+    return open_tiff_frames(folder, z=z), calibration
 
 
 def _read_movie(path: Path) -> Any:
@@ -361,15 +372,14 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
         # the labels and the output name first: a mistake there is said before a movie is decoded (minutes
         # for a long one); _propagate_files checks the output again, with what the labels hold
-        labels = _read_labels(args.labels, getattr(args, "z", None))
-        opened.callback(getattr(labels, "close", lambda: None))
+        labels = opened.enter_context(_closed_at_end(_read_labels(args.labels, getattr(args, "z", None))))
         _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
         if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
             _check_png_folder(Path(args.output))
         if args.overlay is not None:
             _check_run_overlay(args)
         video, calibration = _read_video(args.video, args.z)
-        opened.callback(getattr(video, "close", lambda: None))
+        opened.enter_context(_closed_at_end(video))
         _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
         return _propagate_files(args, video, calibration, labels)
 
@@ -585,9 +595,9 @@ def _write_run_overlay(args: argparse.Namespace, video: Any, calibration: Any) -
     from napari_vos.data.overlay_movies import write_overlay_movie
 
     out = Path(args.overlay)
-    labels = _read_label_stack(args.output, None)
     fps = _playback_fps(args.video, calibration, None)
-    with _progress("overlay", len(labels)) as progress:
+    with _closed_at_end(_read_label_stack(args.output, None)) as labels, \
+            _progress("overlay", len(labels)) as progress:
         write_overlay_movie(out, video, labels, fps, progress=progress)
     print(f"wrote {out}: the labels drawn over the video, {len(labels)} frames at {fps:g} frames/s")
 
@@ -1127,12 +1137,11 @@ def _read_label_stack(path: str, z: int | None) -> Any:
                          "of napari-vos propagate)")
     if not folder.is_dir():
         labels = _read_labels(path, z)
-        if np.ndim(labels) == 4 and z is None:  # (T, Z, Y, X): said so, not "one frame"
-            raise ValueError(f"labels {path} holds a (T, Z, Y, X) stack of shape {np.shape(labels)}; give the plane "
-                             "with --z N")
-        if np.ndim(labels) != 3:
-            raise ValueError(f"labels {path} holds {'one frame' if np.ndim(labels) == 2 else f'shape {np.shape(labels)}'};"
-                             " give the (T, Y, X) labels of every frame (the output of napari-vos propagate)")
+        try:
+            _check_label_stack(path, labels, z)
+        except BaseException:  # refused: its file is closed here, as no caller gets it to close
+            getattr(labels, "close", lambda: None)()
+            raise
         return labels
     from napari_vos.data.readers import _files
     from napari_vos.data.sequence import LazyFrames, read_mask
@@ -1142,6 +1151,16 @@ def _read_label_stack(path: str, z: int | None) -> Any:
         raise ValueError(f"labels {path} is a folder without PNG frames; give a labels TIFF or a folder of palette "
                          "PNGs (00000.png ...)")
     return LazyFrames(len(masks), lambda i: read_mask(masks[i], void_255=False))
+
+
+def _check_label_stack(path: str, labels: Any, z: int | None) -> None:
+    """A ValueError unless ``labels`` (read from ``path``) is a (T, Y, X) stack."""
+    if np.ndim(labels) == 4 and z is None:  # (T, Z, Y, X): said so, not "one frame"
+        raise ValueError(f"labels {path} holds a (T, Z, Y, X) stack of shape {np.shape(labels)}; give the plane "
+                         "with --z N")
+    if np.ndim(labels) != 3:
+        raise ValueError(f"labels {path} holds {'one frame' if np.ndim(labels) == 2 else f'shape {np.shape(labels)}'};"
+                         " give the (T, Y, X) labels of every frame (the output of napari-vos propagate)")
 
 
 def _check_overlay_name(out: Path, inputs: dict[str, str | None], flag: str = "-o") -> None:
@@ -1174,13 +1193,15 @@ def cmd_overlay(args: argparse.Namespace) -> int:
     _check_overlay_name(out, {"video": args.video, "labels": args.labels})
     if out.exists() and not args.force:  # --force replaces an earlier overlay, never the movie drawn over
         raise ValueError(f"{out} exists; give another name or --force to replace it")
-    labels = _read_label_stack(args.labels, args.z)  # before the movie is decoded, as the output is
-    video, calibration = _read_video(args.video, args.z)
-    _check_writable(out, folder=False, what="the overlay")  # its folder made once the inputs are read
-    _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
-    fps = _playback_fps(args.video, calibration, args.fps)
-    with _progress("overlay", len(labels)) as progress:
-        write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
+    with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
+        labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))  # before the movie
+        video, calibration = _read_video(args.video, args.z)
+        opened.enter_context(_closed_at_end(video))
+        _check_writable(out, folder=False, what="the overlay")  # its folder made once the inputs are read
+        _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
+        fps = _playback_fps(args.video, calibration, args.fps)
+        with _progress("overlay", len(labels)) as progress:
+            write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
     print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
     return 0
 

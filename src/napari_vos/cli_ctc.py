@@ -59,7 +59,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     """`napari-vos ctc`: write the labels as a CTC result folder, then check it as CTC's software would."""
     import sys
 
-    from napari_vos.cli import _progress, _read_label_stack
+    from napari_vos.cli import _closed_at_end, _progress, _read_label_stack
     from napari_vos.cli_objects import _labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
@@ -68,15 +68,15 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     out = Path(args.output)
     _check_output(out, args.labels, args.force)
     parents = read_lineage_csv(args.lineage) if args.lineage is not None else None
-    labels = _read_label_stack(args.labels, args.z)
-    _, record = _labels_record(args.labels)
-    if parents is None:
-        parents = parents_from_record(record)
-    note = stopped_run_note(record, args.labels, "in the CTC result as well")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    with _progress("ctc", len(labels)) as progress:
-        result = write_ctc(out, labels, parents, force=args.force, progress=progress)
+    with _closed_at_end(_read_label_stack(args.labels, args.z)) as labels:  # a TIFF's file closed however it ends
+        _, record = _labels_record(args.labels)
+        if parents is None:
+            parents = parents_from_record(record)
+        note = stopped_run_note(record, args.labels, "in the CTC result as well")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        with _progress("ctc", len(labels)) as progress:
+            result = write_ctc(out, labels, parents, force=args.force, progress=progress)
     for daughter, parent, why in result.left_out[:5]:
         print(f"note: id {daughter}'s parent {parent} left out of the lineage: {why}", file=sys.stderr)
     if len(result.left_out) > 5:

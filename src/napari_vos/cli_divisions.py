@@ -22,7 +22,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from napari_vos.cli import _check_not_an_input, _check_writable, _progress, _read_label_stack
+    from napari_vos.cli import _check_not_an_input, _check_writable, _closed_at_end, _progress, _read_label_stack
     from napari_vos.cli_objects import _labels_record
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
@@ -36,18 +36,19 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         _check_not_an_input(path, {"labels": args.labels}, what="labels")
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; give another name or --force to replace it")
-    labels = _read_label_stack(args.labels, args.z)
-    calibration, record = _labels_record(args.labels)
-    for path in (out, lineage):
-        _check_writable(path, folder=False)
-    note = stopped_run_note(record, args.labels, "so in the lineage every id ends where the run stopped")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    with _progress("divisions", len(labels)) as progress:
-        result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
-                                 persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,
-                                 follow=args.follow, back=args.back, loose_ratio=args.loose_ratio,
-                                 max_hidden=args.max_hidden, progress=progress)
+    # a TIFF's file closed however it ends; the result is held in memory, so it can close after the split
+    with _closed_at_end(_read_label_stack(args.labels, args.z)) as labels:
+        calibration, record = _labels_record(args.labels)
+        for path in (out, lineage):
+            _check_writable(path, folder=False)
+        note = stopped_run_note(record, args.labels, "so in the lineage every id ends where the run stopped")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        with _progress("divisions", len(labels)) as progress:
+            result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
+                                     persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,
+                                     follow=args.follow, back=args.back, loose_ratio=args.loose_ratio,
+                                     max_hidden=args.max_hidden, progress=progress)
     earlier = ((record or {}).get("divisions_split") or {}).get("divisions", [])  # labels split before
     result.inherit(parents_from_record(record) or {})
     settings = {"min_fraction": args.min_fraction, "min_pixels": args.min_pixels, "persist": args.persist,

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,8 @@ def _merged(labels: Any, video: Any) -> Any:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
-    from napari_vos.cli import _check_not_turned, _check_writable, _progress, _read_label_stack, _read_video
+    from napari_vos.cli import (_check_not_turned, _check_writable, _closed_at_end, _progress, _read_label_stack,
+                                _read_video)
     from napari_vos.divisions import parents_from_record
     from napari_vos.object_table import measure_objects, track_summary, tracks_path, write_tables
     from napari_vos.stopped_runs import stopped_run_note
@@ -111,28 +113,30 @@ def cmd_measure(args: argparse.Namespace) -> int:
     inputs = {"labels": args.labels, "video": args.video}
     _check_output(out, inputs, args.force, "-o")
     _check_output(tracks, inputs, args.force, "--tracks")
-    labels = _read_label_stack(args.labels, args.z)
-    calibration, record = _labels_record(args.labels)
-    video = None
-    if args.video is not None:
-        video, video_calibration = _read_video(args.video, args.z)
-        _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
-        if len(video) != len(labels):
-            raise ValueError(f"the video {args.video} has {len(video)} frames and the labels {args.labels} "
-                             f"{len(labels)}: give the video the labels were propagated on")
-        calibration = _merged(calibration, video_calibration)
-    calibration = _given_calibration(args, calibration)
-    for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
-        _check_writable(path, folder=False, what="the table")
-    note = stopped_run_note(record, args.labels, "in the tables as well")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    if calibration.pixel_size is None:
-        print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
-              "--unit for physical ones)", file=sys.stderr)
-    with _progress("measure", len(labels)) as progress:
-        objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
-                                  calibration=calibration, progress=progress)
+    with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
+        labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
+        calibration, record = _labels_record(args.labels)
+        video = None
+        if args.video is not None:
+            video, video_calibration = _read_video(args.video, args.z)
+            opened.enter_context(_closed_at_end(video))
+            _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
+            if len(video) != len(labels):
+                raise ValueError(f"the video {args.video} has {len(video)} frames and the labels {args.labels} "
+                                 f"{len(labels)}: give the video the labels were propagated on")
+            calibration = _merged(calibration, video_calibration)
+        calibration = _given_calibration(args, calibration)
+        for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
+            _check_writable(path, folder=False, what="the table")
+        note = stopped_run_note(record, args.labels, "in the tables as well")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        if calibration.pixel_size is None:
+            print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
+                  "--unit for physical ones)", file=sys.stderr)
+        with _progress("measure", len(labels)) as progress:
+            objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
+                                      calibration=calibration, progress=progress)
     summary = track_summary(objects, frames=len(labels), parents=parents_from_record(record))
     write_tables(objects, summary, out, tracks)
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
