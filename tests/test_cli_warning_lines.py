@@ -44,3 +44,74 @@ def test_warnings_are_recorded_as_before_and_the_format_is_given_back(tmp_path, 
         assert main(["score", "--pred", "pred", "--gt", "d"]) == 0
     assert any("2 of 6 frames have no prediction file" in str(w.message) for w in caught)
     assert warnings.formatwarning is before
+
+
+def _screen(written: bytes) -> list[str]:
+    """The lines a terminal shows for ``written``: a carriage return goes back to the start of the line,
+    and what follows overwrites what was there."""
+    lines: list[list[str]] = [[]]
+    col = 0
+    for ch in written.decode():
+        if ch == "\n":
+            lines.append([])
+            col = 0
+        elif ch == "\r":
+            col = 0
+        else:
+            line = lines[-1]
+            line[col:col + 1] = [ch]
+            col += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+_WARN_DURING_BARS = """
+import sys, warnings
+from napari_vos import cli
+
+cli._is_terminal = lambda stream: stream_is_terminal  # a bar, as on a terminal, or the lines of a log
+with cli._warnings_as_lines("propagate"), cli._progress("propagating", 4) as progress:
+    progress(1, 4)
+    warnings.warn_explicit("frame 2 is dark", UserWarning, cli.__file__, 1)
+    warnings.warn_explicit("deprecated thing", UserWarning, "/elsewhere/other.py", 7)
+    progress(4, 4)
+"""
+
+
+def _run_with_bars(terminal: bool) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", f"stream_is_terminal = {terminal}\n{_WARN_DURING_BARS}"],
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    return _screen(done.stderr)
+
+
+def test_a_warning_during_a_progress_bar_is_on_a_line_of_its_own():
+    """The warning was written on from where the bar's line ended: "propagating: 25%|##  | 1/4 ...napari-vos
+    propagate: warning: ..."; napari-vos's own and other packages' warnings alike now start a line."""
+    screen = _run_with_bars(terminal=True)
+    assert "napari-vos propagate: warning: frame 2 is dark" in screen, screen
+    assert "/elsewhere/other.py:7: UserWarning: deprecated thing" in screen, screen
+
+
+def test_a_warning_between_the_progress_lines_of_a_log_is_a_line_as_they_are():
+    """Where stderr is no terminal, progress is lines (cli._ProgressLines): the warnings come between them."""
+    screen = _run_with_bars(terminal=False)
+    assert screen[:4] == ["propagating: 1/4 frames (25 %)", "napari-vos propagate: warning: frame 2 is dark",
+                          "/elsewhere/other.py:7: UserWarning: deprecated thing",
+                          "propagating: 4/4 frames (100 %)"], screen
+
+
+def test_a_warning_during_a_bar_is_recorded_as_before(capsys):
+    """pytest.warns (warnings.catch_warnings(record=True)) around the command still gets the warning, and
+    Python's own showwarning is back once the command returns."""
+    import pytest
+    from tqdm import tqdm
+
+    from napari_vos import cli
+
+    before = warnings.showwarning
+    with pytest.warns(UserWarning, match="frame 2 is dark"):
+        with cli._warnings_as_lines("propagate"), tqdm(total=4, file=sys.stderr, leave=False) as bar:
+            bar.update(1)
+            warnings.warn_explicit("frame 2 is dark", UserWarning, cli.__file__, 1)
+    assert warnings.showwarning is before
+    assert "frame 2 is dark" not in capsys.readouterr().err

@@ -837,7 +837,8 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
     """napari-vos's own warnings printed as one line each, "napari-vos COMMAND: warning: ...", instead of
     Python's "FILE:LINE: UserWarning: ..." followed by the line of source that raised it (which buried
     the message); other packages' warnings keep Python's form, whose file says where they come from.
-    Only the formatting changes: a warning recorded (warnings.catch_warnings, pytest.warns) is as before."""
+    Every warning is written on a line of its own, off a progress bar's (`_shown_between_bars`).
+    Only the printing changes: a warning recorded (warnings.catch_warnings, pytest.warns) is as before."""
     import warnings
 
     package = str(Path(__file__).resolve().parent)
@@ -848,11 +849,30 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
             return python_form(message, category, filename, lineno, line)
         return f"napari-vos {command}: warning: {message}\n"
 
+    python_show = warnings.showwarning
     warnings.formatwarning = formatted
+    warnings.showwarning = _shown_between_bars(python_show)
     try:
         yield
     finally:
-        warnings.formatwarning = python_form
+        warnings.formatwarning, warnings.showwarning = python_form, python_show
+
+
+def _shown_between_bars(show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` (a `warnings.showwarning`) with any tqdm progress bar on its stream lifted off the line
+    while it writes and drawn again below: the warning had been glued to the end of the bar's line.
+    ``show`` still does the showing, so a warning recorded (warnings.catch_warnings) stays recorded."""
+
+    def shown(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+              line: str | None = None) -> None:
+        bars = sys.modules.get("tqdm")  # not imported: no bar can be on screen
+        if bars is None:
+            show(message, category, filename, lineno, file, line)
+            return
+        with bars.tqdm.external_write_mode(file=file if file is not None else sys.stderr):
+            show(message, category, filename, lineno, file, line)
+
+    return shown
 
 
 def _calibration_kept(calibration: Any, imagej: bool, top_id: int) -> str:
