@@ -80,12 +80,15 @@ def test_overlay_closes_its_inputs_on_ctrl_c(stacks, opened, tmp_path, monkeypat
     assert opened and _left_open(opened) == []
 
 
-def test_overlay_closes_labels_it_refuses(stacks, opened, tmp_path):
-    """A stack of colour frames is no labels stack: refused after the stack was opened."""
+def test_overlay_closes_labels_it_refuses(stacks, opened, tmp_path, capsys):
+    """A stack of colour frames is no labels stack: refused after the stack was opened, as colour (it
+    was refused as a (T, Z, Y, X) stack, "give the plane with --z", which it is not)."""
     video, _ = stacks
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((4, 48, 64, 3), np.uint8), photometric="rgb")
     assert main(["overlay", str(video), str(tmp_path / "rgb.tif"), "-o", str(tmp_path / "over.gif")]) == 2
     assert opened and _left_open(opened) == []
+    err = capsys.readouterr().err
+    assert "3 values per pixel" in err and "--z" not in err
 
 
 def test_overlay_closes_the_labels_when_the_video_is_refused(stacks, opened, tmp_path):

@@ -1175,6 +1175,10 @@ def _read_label_stack(path: str, z: int | None) -> Any:
 
 def _check_label_stack(path: str, labels: Any, z: int | None) -> None:
     """A ValueError unless ``labels`` (read from ``path``) is a (T, Y, X) stack."""
+    if np.ndim(labels) == 4 and np.shape(labels)[-1] <= 4:  # (T, Y, X, C): a colour or channel stack, no Z
+        raise ValueError(f"labels {path} holds {np.shape(labels)[-1]} values per pixel, shape {np.shape(labels)} (a "
+                         "colour or multi-channel image?); labels hold one object id per pixel: give a (T, Y, X) "
+                         "labels TIFF (the output of napari-vos propagate, or a Labels layer saved from napari)")
     if np.ndim(labels) == 4 and z is None:  # (T, Z, Y, X): said so, not "one frame"
         raise ValueError(f"labels {path} holds a (T, Z, Y, X) stack of shape {np.shape(labels)}; give the plane "
                          "with --z N")
