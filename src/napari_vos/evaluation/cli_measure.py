@@ -89,15 +89,20 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.save_predictions and not args.out:
         raise ValueError("--save-predictions writes OUT/predictions/<seq>/*.png: give --out OUT")
+    if args.resume and not args.out:
+        raise ValueError("--resume continues the run whose files are in --out: give that --out OUT")
     _check_summary_path(args.json, args.out)
+    earlier = _say_resuming(args) if args.resume else None
 
     summary = evaluate_method(
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
         method_options={**parse_option_pairs(args.option, {"max_side": "--max-side"}), **precision_option(args)},
-        annotation=args.annotation,
+        annotation=args.annotation, resume=args.resume,
     )
+    if earlier is not None and earlier.get("complete") and summary == earlier:
+        print(f"--resume: the run in {args.out} is complete, nothing is left to evaluate", file=sys.stderr)
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {'engine default' if args.max_side is None else args.max_side or 'none (never scaled down)'})")
     print(format_table(summary))
@@ -105,13 +110,37 @@ def run_eval(args: argparse.Namespace) -> int:
         left = summary.get("not_evaluated") or []
         more = ""
         if left:
-            written = " and another --out" if args.out else " and another --json" if args.json else ""
-            more = (f"; not evaluated: {', '.join(left)} (run them with --sequences {','.join(left)}{written}: "
-                    "the same one is started afresh, losing the finished sequences' scores)" if written else
-                    f"; not evaluated: {', '.join(left)} (run them with --sequences {','.join(left)})")
+            more = f"; not evaluated: {', '.join(left)} ({_how_to_finish(args, left)})"
         print(f"interrupted: the summary holds the finished sequences only{more}", file=sys.stderr)
         return 130
     return 0
+
+
+def _say_resuming(args: argparse.Namespace) -> dict[str, Any] | None:
+    """eval --resume: say on stderr what the earlier run in --out holds (the check that it is the same
+    evaluation is `evaluate_method`'s); its summary, or None where there is none."""
+    from napari_vos.evaluation.scoring import read_summary
+
+    earlier = read_summary(Path(args.json) if args.json else Path(args.out) / "summary.json")
+    if earlier is None:
+        print(f"--resume: no earlier run in {args.out}: evaluating every sequence", file=sys.stderr)
+    elif not earlier.get("complete"):
+        done = len(earlier.get("sequences") or {})
+        print(f"--resume: the earlier run in {args.out} scored {done} sequence(s); evaluating the rest",
+              file=sys.stderr)
+    return earlier
+
+
+def _how_to_finish(args: argparse.Namespace, left: list[str]) -> str:
+    """The stopped-run hint: --resume into the same --out, or the sequences left on their own."""
+    alone = f"--sequences {','.join(left)}"
+    if args.out:
+        return (f"continue with the same command and --resume, which keeps the finished sequences in {args.out} "
+                f"and runs these; or run them alone with {alone} and another --out")
+    if args.json:
+        return (f"run them with {alone} and another --json: the same one is started afresh, losing the finished "
+                "sequences' scores; --resume needs an --out")
+    return f"run them with {alone}"
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -265,6 +294,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="folder for CSVs, the plot, summary.json (and predictions); "
                    "without it only the table is printed")
     p.add_argument("--save-predictions", action="store_true", help="also write OUT/predictions/<seq>/*.png")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run in --out: keep the sequences it "
+                   "scored and run the rest into the same files (refused if method, checkpoint, data, --sequences, "
+                   "--max-side, options or annotation differ)")
     p.add_argument("--no-plot", action="store_true", help="no OUT/plot PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],

@@ -8,12 +8,17 @@ sequence has many objects). Results are written after every sequence (`scoring.R
 Ctrl-C keeps the finished ones; predictions can be saved as DAVIS palette PNGs (or a TIFF stack
 when ids exceed 255) for `napari-vos score` or inspection.
 
+``resume=True`` (``eval --resume``) continues a stopped run in the same --out: when its summary is
+of the same evaluation (`check_same_evaluation`), its scored sequences are read back from the CSVs
+(`scoring.read_earlier_run`) and kept, and only the others are run and appended.
+
 Zero-shot methods (COSNet; ``annotation="none"``, the default for a method that needs no
 annotation) are given nothing: every frame is segmented and scored as foreground against the union
 of the sequence's true objects (DAVIS 2016 unsupervised convention, `evaluation.unsupervised`).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -25,13 +30,18 @@ from napari_vos.checks import painted_ids
 from napari_vos.data.file_locks import hold_folder
 from napari_vos.data.readers import name_key, open_dataset
 from napari_vos.evaluation.metrics import evaluate_sequence
-from napari_vos.evaluation.scoring import (FOREGROUND_SCORING, MANY_OBJECTS, Report, first_annotation,
-                                           warn_unscored_truth)
+from napari_vos.evaluation.scoring import (FOREGROUND_SCORING, MANY_OBJECTS, EarlierRun, Report, first_annotation,
+                                           now_with_zone, read_earlier_run, warn_unscored_truth)
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 
 ANNOTATION_MODES = ("auto", "first", "none")
 
-__all__ = ["evaluate_method", "save_prediction", "check_prediction_names", "resolve_annotation", "ANNOTATION_MODES"]
+__all__ = ["evaluate_method", "save_prediction", "check_prediction_names", "resolve_annotation",
+           "check_same_evaluation", "check_same_resolution", "ANNOTATION_MODES", "SAME_EVALUATION"]
+
+#: the summary fields a resumed run must share with the earlier one (as asked; the checkpoint and
+#: precision the method resolved are compared once it has run: `check_same_resolution`)
+SAME_EVALUATION = ("method", "checkpoint_requested", "dataset", "max_side", "options", "annotation", "selection")
 
 
 def save_prediction(folder: Path, name: str, labels: np.ndarray) -> Path:
@@ -82,6 +92,73 @@ def resolve_annotation(method: str, annotation: str = "auto", options: dict[str,
     return annotation
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as a summary.json holds it (tuples as lists), for comparing with one read back."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _same_value(field: str, earlier: Any, now: Any) -> bool:
+    """Whether a field of two evaluations agrees; a dataset also where both paths name one folder."""
+    if _as_json(earlier) == _as_json(now):
+        return True
+    if field == "selection" and isinstance(earlier, list) and isinstance(now, list):
+        return sorted(earlier) == sorted(now)  # the same sequences in another order
+    if field == "dataset" and earlier and now:
+        return Path(str(earlier)).resolve() == Path(str(now)).resolve()
+    return False
+
+
+def _refuse_another(where: str, differ: list[str]) -> None:
+    """A ValueError saying the earlier run is another evaluation, in which fields, when any differ."""
+    if differ:
+        raise ValueError(f"{where} is another evaluation ({'; '.join(differ)}), so it cannot be resumed: give "
+                         "the same settings, or run without --resume (this --out starts afresh, another keeps it)")
+
+
+def check_same_evaluation(earlier: dict[str, Any], header: dict[str, Any], where: str) -> None:
+    """Refuse to resume ``earlier`` (a summary) as the evaluation ``header`` describes when a field
+    of `SAME_EVALUATION` differs: its scores would mix two evaluations. A field an older summary
+    does not record is not compared."""
+    differ = [f"{key}: earlier {earlier[key]!r}, now {header.get(key)!r}" for key in SAME_EVALUATION
+              if key in earlier and not _same_value(key, earlier[key], header.get(key))]
+    _refuse_another(where, differ)
+
+
+def check_same_resolution(earlier: dict[str, Any], result: Any, where: str) -> None:
+    """Refuse a resumed run whose method resolved another checkpoint (or file of it) or precision than
+    the earlier run's, once its first sequence has run (before anything is written)."""
+    now = {"checkpoint": result.checkpoint, "checkpoint_sha256": result.checkpoint_sha256,
+           "precision": result.options.get("precision")}
+    differ = [f"{key}: earlier {earlier[key]!r}, now {value!r}" for key, value in now.items()
+              if key in earlier and _as_json(earlier[key]) != _as_json(value)]
+    _refuse_another(where, differ)
+
+
+def _earlier_run(report: Report, seqs: list[Any], where: str) -> EarlierRun | None:
+    """The earlier run in the report's --out, checked to be this evaluation of sequences still in the
+    dataset; None where there is none (everything is run)."""
+    earlier = read_earlier_run(report.out_dir or ".", report.json_path)
+    if earlier is None:
+        return None
+    check_same_evaluation(earlier.summary, report.header, where)
+    names = {seq.name for seq in seqs}
+    gone = [kept.result.name for kept in earlier.sequences if kept.result.name not in names]
+    if gone:
+        raise ValueError(f"{where} holds scores of sequences the dataset no longer has ({', '.join(gone)}), so it "
+                         "cannot be resumed; run without --resume to start afresh")
+    return earlier
+
+
+def _resumed_header(report: Report, earlier: EarlierRun) -> None:
+    """Carry what the earlier run resolved (checkpoint, device, precision) into this run's summary,
+    and note when it was resumed and which code had run before."""
+    for key in ("checkpoint", "checkpoint_sha256", "device", "precision"):
+        if key in earlier.summary:
+            report.header[key] = earlier.summary[key]
+    report.header["resumed"] = [*(earlier.summary.get("resumed") or []), {
+        "at": now_with_zone(), "kept": len(earlier.sequences), "code_before": earlier.summary.get("code")}]
+
+
 def evaluate_method(
     method: str,
     data: str | Path,
@@ -96,6 +173,7 @@ def evaluate_method(
     progress: bool = True,
     method_options: dict[str, Any] | None = None,
     annotation: str = "auto",
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Propagate `method` through each sequence of `data`, score it and write the report.
 
@@ -106,9 +184,15 @@ def evaluate_method(
     Returns the JSON summary (also written to `json_path`, default `out_dir/summary.json`).
     A KeyboardInterrupt stops after the sequence in progress is dropped; the summary then says
     "complete": false and holds the finished sequences.
+
+    resume: continue the earlier run whose files are in `out_dir` (required): its scored sequences
+    are kept and the others run (all of them where it has no summary); a ValueError where it is
+    another evaluation. An earlier run with nothing left is returned as it is, nothing rewritten.
     """
     from napari_vos.session import propagate
 
+    if resume and not out_dir:
+        raise ValueError("resume continues the run whose files are in an --out folder: give that --out")
     mode = resolve_annotation(method, annotation, method_options)
     seqs = open_dataset(data, sequences)
     if not seqs:
@@ -116,7 +200,8 @@ def evaluate_method(
     if save_predictions and out_dir:
         check_prediction_names([seq.name for seq in seqs])
     header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
-              "max_side": max_side, "options": dict(method_options or {}), "annotation": mode}
+              "max_side": max_side, "options": dict(method_options or {}), "annotation": mode,
+              "checkpoint_requested": checkpoint, "selection": None if sequences is None else list(sequences)}
     if mode == "none":
         header["scoring"] = FOREGROUND_SCORING
     # one evaluation writes into a folder at a time: a second one would truncate and interleave its CSVs
@@ -126,13 +211,22 @@ def evaluate_method(
         held = hold_folder(Path(out_dir), "evaluation")
     try:
         report = Report(header, out_dir, json_path)
+        where = f"the earlier run in {out_dir}"
+        earlier = _earlier_run(report, seqs, where) if resume else None
+        kept = set() if earlier is None else {k.result.name for k in earlier.sequences}
+        todo = [seq for seq in seqs if seq.name not in kept]
+        if earlier is not None and not todo and earlier.summary.get("complete"):
+            return earlier.summary  # nothing left: its files stay as they are
+        if earlier is not None:
+            report.keep(earlier)
+            _resumed_header(report, earlier)
         out = Path(out_dir) if out_dir else None
-        outer: Any = seqs
+        outer: Any = todo
         bar = None
         if progress:
             from tqdm import tqdm
 
-            outer = tqdm(seqs, desc=f"eval {method}", unit="seq")
+            outer = tqdm(todo, desc=f"eval {method}", unit="seq", total=len(seqs), initial=len(seqs) - len(todo))
         complete = False
         try:
             for seq in outer:
@@ -164,7 +258,10 @@ def evaluate_method(
                     if bar is not None:
                         bar.close()
                         bar = None
+                    if earlier is not None:
+                        check_same_resolution(earlier.summary, result, where)
                     report.header["checkpoint"] = result.checkpoint
+                    report.header["checkpoint_sha256"] = result.checkpoint_sha256
                     report.header["device"] = result.device
                     report.header["precision"] = result.options.get("precision")
                     if annotated is None:

@@ -9,13 +9,16 @@ interrupted run (Ctrl-C) keeps everything finished so far.
 JSON summary: {"method", "checkpoint", "dataset", "J_mean", "F_mean", "JF_mean", "fps",
 "sequences": {name: {"J_mean", "F_mean", "JF_mean", "frames", ...}}} with scores as fractions
 in [0, 1] (dataset means over all objects, DAVIS convention), "SEG" for sequences with many
-objects, and "complete": false while (or if) the run did not finish.
+objects, and "complete": false while (or if) the run did not finish. An eval's per-sequence entries
+also keep ``frames_done`` and ``seconds`` (the propagation fps counts), so `read_earlier_run` can
+rebuild a stopped run's scored sequences from these files and ``eval --resume`` go on from there.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +28,13 @@ import numpy as np
 from napari_vos.checks import frame_ranges, painted_ids
 from napari_vos.data.readers import _files, name_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
-from napari_vos.evaluation.metrics import SequenceResult, evaluate_sequence, evaluated_frames, summarise
+from napari_vos.evaluation.metrics import (ObjectResult, SequenceResult, evaluate_sequence, evaluated_frames,
+                                           summarise)
 from napari_vos.evaluation.unsupervised import evaluate_foreground
 from napari_vos.data.writers import png_record
 
-__all__ = ["Report", "PredictionFolder", "first_annotation", "score_dataset", "format_table", "code_version",
+__all__ = ["Report", "EarlierRun", "KeptSequence", "read_earlier_run", "read_summary", "PredictionFolder",
+           "first_annotation", "score_dataset", "format_table", "code_version",
            "MANY_OBJECTS", "FOREGROUND_SCORING", "warn_unscored_truth"]
 
 FOREGROUND_SCORING = ("foreground vs union of GT objects (DAVIS 2016 unsupervised), every GT frame but the "
@@ -39,6 +44,8 @@ _SEQ_FIELDS = ["sequence", "objects", "frames", "evaluated_frames", "annotated_f
                "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean", "SEG", "fps", "start_seconds", "wall_seconds"]
 _OBJ_FIELDS = ["sequence", "object", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean"]
 _FRAME_FIELDS = ["sequence", "object", "frame", "J", "F"]
+_SCORE_FIELDS = _SEQ_FIELDS[1:12]  # objects ... JF_mean: a summary entry holds them as per_sequence.csv does
+_TIME_FIELDS = ("fps", "start_seconds", "wall_seconds")  # in a summary entry where known
 
 
 def _clean(x: Any) -> Any:
@@ -139,14 +146,20 @@ class Report:
         self.rows: dict[str, dict[str, Any]] = {}
         self.frames_done = 0
         self.seconds = 0.0
+        self.timing: dict[str, tuple[int, float]] = {}  # sequence -> (frames_done, seconds) of its propagation
         self.started = now_with_zone()
         self._started_files = False  # an earlier run's files in --out stay until this one scores a sequence
+        self._kept: set[str] | None = None  # the sequences kept from an earlier run (`keep`), whose rows stay
 
     def _start_files(self) -> None:
         """Start every CSV afresh (a reused --out held another run's rows; per_frame.csv kept them),
-        at the first sequence scored, so a run refused or stopped before it leaves them as they were."""
+        at the first sequence scored, so a run refused or stopped before it leaves them as they were.
+        A resumed run keeps the earlier run's rows (`keep`) and drops only those of other sequences."""
         self._started_files = True
-        if self.out_dir:
+        if self.out_dir and self._kept is not None:
+            for name in ("per_sequence.csv", "per_object.csv", "per_frame.csv"):
+                _drop_rows_but(self.out_dir / name, self._kept)
+        elif self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for name, fields in (("per_sequence.csv", _SEQ_FIELDS), ("per_object.csv", _OBJ_FIELDS),
                                  ("per_frame.csv", _FRAME_FIELDS)):
@@ -164,6 +177,7 @@ class Report:
         self.results.append(result)
         self.frames_done += frames_done
         self.seconds += seconds
+        self.timing[result.name] = (frames_done, seconds)
         stats = result.stats()
         row: dict[str, Any] = {
             "sequence": result.name, "objects": len(result.objects), "frames": n_frames,
@@ -189,6 +203,19 @@ class Report:
         self.write_json(complete=False)
         return row
 
+    def keep(self, earlier: EarlierRun) -> None:
+        """Take an earlier run's scored sequences as this run's first (eval --resume): its files are
+        appended to, not started afresh, less the rows of sequences its summary does not list (a run
+        killed between a sequence's CSV rows and its summary), which are run again."""
+        self._kept = {kept.result.name for kept in earlier.sequences}
+        self.started = str(earlier.summary.get("started") or self.started)
+        for kept in earlier.sequences:
+            self.results.append(kept.result)
+            self.rows[kept.result.name] = kept.row
+            self.timing[kept.result.name] = (kept.frames_done, kept.seconds)
+            self.frames_done += kept.frames_done
+            self.seconds += kept.seconds
+
     def summary(self, complete: bool = True) -> dict[str, Any]:
         """Overall and per-sequence scores so far; ``complete`` False marks a run that stopped early."""
         overall = summarise(self.results) if self.results else {
@@ -212,9 +239,12 @@ class Report:
                      "F_recall": row["F_recall"], "F_decay": row["F_decay"]}
             if r.seg is not None:
                 entry["SEG"] = r.seg
-            for key in ("fps", "start_seconds", "wall_seconds"):
+            for key in _TIME_FIELDS:
                 if row[key] != "":
                     entry[key] = row[key]
+            frames_done, seconds = self.timing.get(r.name, (0, 0.0))
+            if seconds > 0:  # what fps counts, kept so a resumed run's overall fps is the whole run's
+                entry["frames_done"], entry["seconds"] = frames_done, seconds
             out["sequences"][r.name] = entry
         out["started"] = self.started
         out["complete"] = complete
@@ -233,6 +263,179 @@ class Report:
         """Write the JSON one last time and return the summary."""
         self.write_json(complete)
         return self.summary(complete)
+
+
+@dataclass
+class KeptSequence:
+    """One sequence an earlier run scored, as read back from its files (eval --resume)."""
+
+    result: SequenceResult
+    row: dict[str, Any]
+    frames_done: int
+    seconds: float
+
+
+@dataclass
+class EarlierRun:
+    """An earlier run's summary and its scored sequences, read back from its --out folder."""
+
+    summary: dict[str, Any]
+    sequences: list[KeptSequence]
+
+
+def read_earlier_run(out_dir: str | Path, json_path: str | Path | None = None) -> EarlierRun | None:
+    """The run whose files are in ``out_dir`` (its summary at ``json_path``, default OUT/summary.json),
+    for eval --resume; None where there is no summary. A ValueError names a file that is missing or
+    does not hold a sequence the summary lists: the run cannot be resumed, only started afresh."""
+    out = Path(out_dir)
+    path = Path(json_path) if json_path else out / "summary.json"
+    summary = read_summary(path)
+    if summary is None:
+        return None
+    entries = summary.get("sequences")
+    if not isinstance(entries, dict):
+        raise _damaged(path, "it lists no sequences", path)
+    objects = _object_ids(out / "per_object.csv", list(entries), path)
+    scores = _frame_scores(out / "per_frame.csv", set(entries), path)
+    _listed(out / "per_sequence.csv", list(entries), path)
+    kept = [_kept_sequence(name, entry, objects[name], scores, out / "per_frame.csv", path)
+            for name, entry in entries.items()]
+    return EarlierRun(summary, kept)
+
+
+def read_summary(path: str | Path) -> dict[str, Any] | None:
+    """A run's summary.json, or None where there is none; a ValueError for one that cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _damaged(path, f"it cannot be read ({err})", path) from None
+    if not isinstance(summary, dict):
+        raise _damaged(path, "it holds no summary", path)
+    return summary
+
+
+def _damaged(path: Path, why: str, summary_path: Path) -> ValueError:
+    """The error for an earlier run's file that cannot be resumed from."""
+    return ValueError(f"{path}: {why}, so the earlier run whose summary is {summary_path} cannot be resumed; "
+                      "run again without --resume to start it afresh")
+
+
+def _csv_rows(path: Path, fields: list[str], summary_path: Path) -> list[dict[str, str]]:
+    """The rows of one of a run's CSV files, which must exist with its header."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != fields:
+                raise _damaged(path, f"its header is not {','.join(fields)}", summary_path)
+            return list(reader)
+    except FileNotFoundError:
+        raise _damaged(path, "it is missing", summary_path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise _damaged(path, f"it cannot be read ({err})", summary_path) from None
+
+
+def _listed(path: Path, names: list[str], summary_path: Path) -> None:
+    """Refuse a per_sequence.csv without a row for each sequence the summary lists."""
+    found = {row["sequence"] for row in _csv_rows(path, _SEQ_FIELDS, summary_path)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise _damaged(path, f"it has no row of sequence {missing[0]!r}", summary_path)
+
+
+def _object_ids(path: Path, names: list[str], summary_path: Path) -> dict[str, list[int]]:
+    """Each listed sequence's object ids, in per_object.csv's order."""
+    ids: dict[str, list[int]] = {name: [] for name in names}
+    for row in _csv_rows(path, _OBJ_FIELDS, summary_path):
+        if row["sequence"] in ids:
+            try:
+                ids[row["sequence"]].append(int(row["object"]))
+            except (TypeError, ValueError):
+                raise _damaged(path, f"a row of {row['sequence']!r} holds no object id", summary_path) from None
+    return ids
+
+
+#: per_frame.csv read back: (frame, J, F) rows by (sequence, object)
+_FrameScores = dict[tuple[str, int], list[tuple[int, float, float]]]
+
+
+def _frame_scores(path: Path, names: set[str], summary_path: Path) -> _FrameScores:
+    """(frame, J, F) rows of per_frame.csv by (sequence, object), for the listed sequences."""
+    scores: _FrameScores = {}
+    for row in _csv_rows(path, _FRAME_FIELDS, summary_path):
+        if row["sequence"] not in names:
+            continue  # a sequence the summary does not list: run again
+        try:
+            key = (row["sequence"], int(row["object"]))
+            j, f = float(row["J"]), float(row["F"])
+            if None in row or not (0 <= j <= 1 and 0 <= f <= 1):  # more fields than the header, or no score
+                raise ValueError
+            scores.setdefault(key, []).append((int(row["frame"]), j, f))
+        except (TypeError, ValueError):
+            raise _damaged(path, f"a row of sequence {row['sequence']!r} cannot be read", summary_path) from None
+    return scores
+
+
+def _agrees(result: SequenceResult, entry: dict[str, Any]) -> bool:
+    """Whether scores read back from per_frame.csv (6 decimals) give the summary's J and F means."""
+    stats = result.stats()
+    for key in ("J_mean", "F_mean"):
+        listed = float("nan") if entry.get(key) is None else float(entry[key])
+        if not (math.isnan(listed) and math.isnan(stats[key])) and not abs(listed - stats[key]) <= 1e-5:
+            return False
+    return True
+
+
+def _kept_sequence(name: str, entry: dict[str, Any], ids: list[int], scores: _FrameScores, frame_csv: Path,
+                   summary_path: Path) -> KeptSequence:
+    """One listed sequence rebuilt from its per-frame scores and summary entry, as `Report.add` had it."""
+    if len(ids) != entry.get("objects"):
+        raise _damaged(frame_csv.with_name("per_object.csv"), f"it holds {len(ids)} objects of sequence {name!r}, "
+                       f"the summary {entry.get('objects')}", summary_path)
+    objects = []
+    for k in ids:
+        rows = scores.get((name, k), [])
+        if len(rows) != entry.get("evaluated_frames"):
+            raise _damaged(frame_csv, f"it holds {len(rows)} frames of object {k} of sequence {name!r}, the summary "
+                           f"{entry.get('evaluated_frames')}", summary_path)
+        objects.append(ObjectResult(k, [t for t, _, _ in rows], np.array([j for _, j, _ in rows]),
+                                    np.array([f for _, _, f in rows])))
+    seg = None if "SEG" not in entry else float("nan") if entry["SEG"] is None else float(entry["SEG"])
+    result = SequenceResult(name, list(objects[0].frames) if objects else [], objects, seg)
+    if not _agrees(result, entry):
+        raise _damaged(frame_csv, f"its scores of sequence {name!r} do not give the summary's", summary_path)
+    row = {"sequence": name, **{key: entry.get(key) for key in _SCORE_FIELDS},
+           "SEG": "" if seg is None else seg, **{key: entry.get(key, "") for key in _TIME_FIELDS}}
+    frames_done, seconds = _timing(entry)
+    return KeptSequence(result, row, frames_done, seconds)
+
+
+def _timing(entry: dict[str, Any]) -> tuple[int, float]:
+    """A kept sequence's (frames_done, seconds); for a summary written before they were kept, from its
+    fps and frames (a run both ways from its annotated frame steps to every frame but that one)."""
+    if "seconds" in entry:
+        return int(entry.get("frames_done") or 0), float(entry["seconds"] or 0.0)
+    fps, frames = entry.get("fps"), entry.get("frames")
+    if not fps or not frames or frames < 2:
+        return 0, 0.0
+    return frames - 1, (frames - 1) / fps
+
+
+def _drop_rows_but(path: Path, names: set[str]) -> None:
+    """Rewrite a CSV without the rows of sequences outside ``names`` (first column); untouched when none."""
+    if not path.is_file():
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0] in names]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(kept)
+    tmp.replace(path)
 
 
 def format_table(summary: dict[str, Any]) -> str:
