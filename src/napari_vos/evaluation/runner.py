@@ -270,10 +270,10 @@ def evaluate_method(
                         scores = evaluate_sequence(seq.name, seq.masks, result.labels, annotated,
                                                    seg=len(ids) >= MANY_OBJECTS or seq.layout == "ctc")
                         warn_unscored_truth(scores, annotated, ctc=seq.layout == "ctc")
+                    if out is not None and save_predictions:  # before the scores: a Ctrl-C in it runs it again
+                        save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
                     report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
                                start_seconds=result.start_seconds, wall_seconds=wall)
-                    if out is not None and save_predictions:
-                        save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
             complete = True
         except KeyboardInterrupt:
             if bar is not None:

@@ -171,13 +171,12 @@ class Report:
             wall_seconds: float | None = None) -> dict[str, Any]:
         """Record one finished sequence and flush every output file. ``seconds``: the propagation
         (what fps counts); ``start_seconds``: the method's start before it (OSVOS-AT's fine-tuning,
-        FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included."""
+        FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included.
+        The sequence is counted only once its rows are written: a Ctrl-C while they are leaves a
+        summary without it (its rows are dropped and it is run again by --resume), not one listing
+        a sequence whose per_frame.csv rows stop halfway, which could only be started afresh."""
         if not self._started_files:
             self._start_files()
-        self.results.append(result)
-        self.frames_done += frames_done
-        self.seconds += seconds
-        self.timing[result.name] = (frames_done, seconds)
         stats = result.stats()
         row: dict[str, Any] = {
             "sequence": result.name, "objects": len(result.objects), "frames": n_frames,
@@ -187,7 +186,6 @@ class Report:
             "start_seconds": "" if start_seconds is None else start_seconds,
             "wall_seconds": "" if wall_seconds is None else wall_seconds,
         }
-        self.rows[result.name] = row
         if self.out_dir:
             with open(self.out_dir / "per_sequence.csv", "a", newline="", encoding="utf-8") as f:
                 csv.DictWriter(f, fieldnames=_SEQ_FIELDS).writerow(_clean(row))
@@ -200,6 +198,11 @@ class Report:
                 for o in result.objects:
                     for t, j, fv in zip(o.frames, o.J, o.F):
                         w2.writerow([result.name, o.id, t, f"{j:.6f}", f"{fv:.6f}"])
+        self.rows[result.name] = row  # before results: summary() looks each result's row up
+        self.results.append(result)
+        self.frames_done += frames_done
+        self.seconds += seconds
+        self.timing[result.name] = (frames_done, seconds)
         self.write_json(complete=False)
         return row
 

@@ -1,0 +1,89 @@
+"""eval --resume, reviewed as a hostile user would use it: summaries of other kinds, other working
+folders, a --json elsewhere, hand-edited entries, a stop while a sequence's files are written, and
+--save-predictions differing between the runs (flow method, CPU, tiny datasets)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+
+from napari_vos.cli import main  # noqa: E402
+from napari_vos.data.synthetic import write_synthetic_set  # noqa: E402
+from test_eval_resume import _count_propagate, _eval, _files, _rows, _stopped_after_the_first  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Three tiny sequences of two objects and the summary of one uninterrupted eval of them."""
+    root = tmp_path_factory.mktemp("three")
+    names = write_synthetic_set(root, 3, "natural", seed=44, n_frames=6, size=(48, 64), n_objects=2)
+    whole = tmp_path_factory.mktemp("whole")
+    assert main(_eval(root, whole)) == 0
+    return root, names, json.loads((whole / "summary.json").read_text())
+
+
+def _stop_while_writing_per_frame_csv(monkeypatch, sequence: str) -> None:
+    """Ctrl-C while the per_frame.csv rows of ``sequence`` are being written (after its first row)."""
+    import napari_vos.evaluation.scoring as scoring
+
+    real = scoring.csv.writer
+
+    class Stopping:
+        def __init__(self, f, *args, **kwargs):
+            self.inner, self.rows = real(f, *args, **kwargs), 0
+
+        def writerow(self, row):
+            row = list(row)
+            if row and row[0] == sequence and self.rows:
+                raise KeyboardInterrupt
+            self.rows += 1
+            return self.inner.writerow(row)
+
+        def writerows(self, rows):
+            return self.inner.writerows(rows)
+
+    monkeypatch.setattr(scoring.csv, "writer", Stopping)
+
+
+def test_a_stop_while_a_sequences_rows_are_written_leaves_a_run_that_resumes(three, tmp_path, monkeypatch):
+    """The summary listed a sequence whose per_frame.csv rows were half written: resuming refused it
+    as damaged ("start afresh"), losing every scored sequence."""
+    root, names, whole = three
+    out = tmp_path / "ev"
+    _stop_while_writing_per_frame_csv(monkeypatch, names[1])
+    assert main(_eval(root, out)) == 130
+    monkeypatch.undo()
+    assert list(json.loads((out / "summary.json").read_text())["sequences"]) == names[:1]
+    calls = _count_propagate(monkeypatch)
+    assert main(_eval(root, out, "--resume")) == 0
+    assert calls["n"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)
+    assert len(_rows(out / "per_frame.csv")) == 6 * 4
+
+
+def test_a_stop_while_a_prediction_is_saved_runs_that_sequence_again(three, tmp_path, monkeypatch):
+    """Stopped while a sequence's prediction was being written (after its scores), the sequence was
+    kept with half a prediction, which a resumed run never rewrote."""
+    import napari_vos.evaluation.runner as runner
+
+    root, names, _ = three
+    out = tmp_path / "ev"
+    real = runner.save_prediction
+
+    def stopping(folder, name, labels):
+        if name == names[1]:
+            real(folder, name, labels[:2])  # two frames written, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(folder, name, labels)
+
+    monkeypatch.setattr(runner, "save_prediction", stopping)
+    assert main(_eval(root, out, "--save-predictions")) == 130
+    monkeypatch.undo()
+    assert list(json.loads((out / "summary.json").read_text())["sequences"]) == names[:1]
+    assert main(_eval(root, out, "--resume", "--save-predictions")) == 0
+    assert all(len(list((out / "predictions" / name).glob("*.png"))) == 6 for name in names)
