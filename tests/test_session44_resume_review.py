@@ -26,6 +26,51 @@ def three(tmp_path_factory):
     return root, names, json.loads((whole / "summary.json").read_text())
 
 
+def test_a_score_summary_is_not_resumed_as_an_eval(three, tmp_path, capsys):
+    """`napari-vos score --out OUT --json OUT/summary.json` writes no method: its scores are of
+    predictions made by anything, and were taken as the method's."""
+    root, names, _ = three
+    preds = tmp_path / "p"
+    assert main(_eval(root, preds, "--save-predictions")) == 0
+    out = tmp_path / "sc"
+    assert main(["score", "--pred", str(preds / "predictions"), "--gt", str(root), "--out", str(out), "--json",
+                 str(out / "summary.json"), "-q", "--sequences", names[0]]) == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert main(_eval(root, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "records no method" in err and "score" in err
+    assert _files(out) == before
+
+
+def test_the_same_dataset_from_another_working_folder_resumes_and_another_one_is_refused(three, tmp_path,
+                                                                                          monkeypatch, capsys):
+    """A relative --data is the folder it names from where the run was started, not its spelling."""
+    root, names, whole = three
+    out = tmp_path / "ev"
+    monkeypatch.chdir(root.parent)
+    interrupted_argv = _eval(root.name, out)
+    from test_eval_cli import interrupt_the_second_sequence
+
+    interrupt_the_second_sequence(monkeypatch)
+    assert main(interrupted_argv) == 130
+    monkeypatch.undo()
+    # another folder, its relative path spelled as before: another dataset with the same sequence names
+    other = tmp_path / "elsewhere" / root.name
+    assert write_synthetic_set(other, 3, "natural", seed=44, n_frames=6, size=(40, 56), n_objects=2) == names
+    before = _files(out)
+    monkeypatch.chdir(other.parent)
+    calls = _count_propagate(monkeypatch)
+    capsys.readouterr()
+    assert main(_eval(root.name, out, "--resume")) == 2
+    assert "dataset" in capsys.readouterr().err and calls["n"] == 0 and _files(out) == before
+    # the same folder given from elsewhere (relative to another working folder)
+    monkeypatch.chdir(tmp_path)
+    assert main(_eval(os.path.relpath(root, tmp_path), out, "--resume")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert calls["n"] == 2 and summary["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)
+
+
 def _stop_while_writing_per_frame_csv(monkeypatch, sequence: str) -> None:
     """Ctrl-C while the per_frame.csv rows of ``sequence`` are being written (after its first row)."""
     import napari_vos.evaluation.scoring as scoring

@@ -115,12 +115,29 @@ def _refuse_another(where: str, differ: list[str]) -> None:
                          "the same settings, or run without --resume (this --out starts afresh, another keeps it)")
 
 
+def _compared(key: str, earlier: dict[str, Any], header: dict[str, Any]) -> tuple[Any, Any]:
+    """The earlier and present values of a `SAME_EVALUATION` field; the dataset as the folder each run
+    resolved (``dataset_path``) where both record it, so a relative --data is the folder it named
+    from where its run started, not its spelling (the same folder from elsewhere, or another one)."""
+    if key == "dataset" and earlier.get("dataset_path") and header.get("dataset_path"):
+        return earlier["dataset_path"], header["dataset_path"]
+    return earlier[key], header.get(key)
+
+
 def check_same_evaluation(earlier: dict[str, Any], header: dict[str, Any], where: str) -> None:
     """Refuse to resume ``earlier`` (a summary) as the evaluation ``header`` describes when a field
     of `SAME_EVALUATION` differs: its scores would mix two evaluations. A field an older summary
-    does not record is not compared."""
-    differ = [f"{key}: earlier {earlier[key]!r}, now {header.get(key)!r}" for key in SAME_EVALUATION
-              if key in earlier and not _same_value(key, earlier[key], header.get(key))]
+    does not record is not compared, but one without a method is no eval's (`napari-vos score`
+    writes such a summary, of predictions made by anything) and is refused."""
+    if "method" not in earlier:
+        raise ValueError(f"{where}: its summary records no method, so it is not an eval's (napari-vos score "
+                         "writes such a summary) and cannot be resumed; run without --resume, or into another --out")
+    differ = []
+    for key in SAME_EVALUATION:
+        if key in earlier:
+            before, now = _compared(key, earlier, header)
+            if not _same_value(key, before, now):
+                differ.append(f"{key}: earlier {before!r}, now {now!r}")
     _refuse_another(where, differ)
 
 
@@ -201,7 +218,8 @@ def evaluate_method(
         check_prediction_names([seq.name for seq in seqs])
     header = {"method": method, "checkpoint": checkpoint, "dataset": str(data), "device": device,
               "max_side": max_side, "options": dict(method_options or {}), "annotation": mode,
-              "checkpoint_requested": checkpoint, "selection": None if sequences is None else list(sequences)}
+              "checkpoint_requested": checkpoint, "selection": None if sequences is None else list(sequences),
+              "dataset_path": str(Path(data).resolve())}  # what --resume compares: --data from any folder
     if mode == "none":
         header["scoring"] = FOREGROUND_SCORING
     # one evaluation writes into a folder at a time: a second one would truncate and interleave its CSVs
