@@ -71,6 +71,46 @@ def test_the_same_dataset_from_another_working_folder_resumes_and_another_one_is
     assert calls["n"] == 2 and summary["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)
 
 
+def test_resume_with_the_summary_elsewhere_than_the_earlier_run_put_it_is_refused(three, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """The earlier run wrote its summary to --json elsewhere; resumed without that --json it was taken
+    for no run at all and its scored sequences were run again, their files started afresh."""
+    root, names, whole = three
+    out = tmp_path / "ev"
+    summary = tmp_path / "elsewhere.json"
+    _stopped_after_the_first(root, out, monkeypatch, "--json", str(summary))
+    before = {name: (out / name).read_bytes() for name in ("per_sequence.csv", "per_object.csv", "per_frame.csv")}
+    calls = _count_propagate(monkeypatch)
+    capsys.readouterr()
+    assert main(_eval(root, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "per_sequence.csv" in err and calls["n"] == 0
+    assert before == {name: (out / name).read_bytes() for name in before}
+    assert main(_eval(root, out, "--resume", "--json", str(summary))) == 0  # with it: resumed
+    assert calls["n"] == 2
+    assert json.loads(summary.read_text())["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)
+
+
+@pytest.mark.parametrize("entry, says", [
+    (5, "its entry of sequence"),
+    ({"seconds": "x"}, "its entry of sequence"),
+])
+def test_a_hand_edited_summary_entry_is_named_not_a_traceback(three, tmp_path, monkeypatch, capsys, entry, says):
+    root, names, _ = three
+    out = tmp_path / "ev"
+    _stopped_after_the_first(root, out, monkeypatch)
+    summary = json.loads((out / "summary.json").read_text())
+    if isinstance(entry, dict):
+        summary["sequences"][names[0]].update(entry)
+    else:
+        summary["sequences"][names[0]] = entry
+    (out / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(_eval(root, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert says in err and "summary.json" in err and "without --resume" in err
+
+
 def _stop_while_writing_per_frame_csv(monkeypatch, sequence: str) -> None:
     """Ctrl-C while the per_frame.csv rows of ``sequence`` are being written (after its first row)."""
     import napari_vos.evaluation.scoring as scoring

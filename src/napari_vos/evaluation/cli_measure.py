@@ -118,17 +118,18 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _say_resuming(args: argparse.Namespace) -> dict[str, Any] | None:
     """eval --resume: say on stderr what the earlier run in --out holds (the check that it is the same
-    evaluation is `evaluate_method`'s); its summary, or None where there is none."""
-    from napari_vos.evaluation.scoring import read_summary
+    evaluation is `evaluate_method`'s); its summary, or None where there is none. Its files are read
+    back here, so one that cannot be resumed is refused before anything is said of it."""
+    from napari_vos.evaluation.scoring import read_earlier_run
 
-    earlier = read_summary(Path(args.json) if args.json else Path(args.out) / "summary.json")
-    if earlier is None:
+    run = read_earlier_run(args.out, args.json)
+    if run is None:
         print(f"--resume: no earlier run in {args.out}: evaluating every sequence", file=sys.stderr)
-    elif not earlier.get("complete"):
-        done = len(earlier.get("sequences") or {})
-        print(f"--resume: the earlier run in {args.out} scored {done} sequence(s); evaluating the rest",
+        return None
+    if not run.summary.get("complete"):
+        print(f"--resume: the earlier run in {args.out} scored {len(run.sequences)} sequence(s); evaluating the rest",
               file=sys.stderr)
-    return earlier
+    return run.summary
 
 
 def _how_to_finish(args: argparse.Namespace, left: list[str]) -> str:

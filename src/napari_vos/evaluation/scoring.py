@@ -294,16 +294,54 @@ def read_earlier_run(out_dir: str | Path, json_path: str | Path | None = None) -
     path = Path(json_path) if json_path else out / "summary.json"
     summary = read_summary(path)
     if summary is None:
+        _refuse_rows_without_summary(out, path)
         return None
     entries = summary.get("sequences")
     if not isinstance(entries, dict):
         raise _damaged(path, "it lists no sequences", path)
+    for name, entry in entries.items():
+        _check_entry(name, entry, path)
     objects = _object_ids(out / "per_object.csv", list(entries), path)
     scores = _frame_scores(out / "per_frame.csv", set(entries), path)
     _listed(out / "per_sequence.csv", list(entries), path)
     kept = [_kept_sequence(name, entry, objects[name], scores, out / "per_frame.csv", path)
             for name, entry in entries.items()]
     return EarlierRun(summary, kept)
+
+
+def _refuse_rows_without_summary(out: Path, path: Path) -> None:
+    """Refuse an --out whose per_sequence.csv holds scored sequences while there is no summary at
+    ``path``: the earlier run wrote it elsewhere (another --json, or OUT/summary.json where --json
+    is given now). Taken for no run, its sequences were run again and its files started afresh."""
+    rows = out / "per_sequence.csv"
+    try:
+        with open(rows, newline="", encoding="utf-8") as f:
+            scored = sum(1 for _ in csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
+    if scored:
+        there = out / "summary.json"
+        where = (f"leave out --json to resume from {there}" if there.is_file() and there != path else
+                 "give the --json the earlier run wrote its summary to")
+        raise ValueError(f"{rows} holds {scored} scored sequence(s) but there is no summary at {path}: {where}; "
+                         "or run without --resume to start afresh (as when that run was stopped in its first one)")
+
+
+def _check_entry(name: str, entry: Any, summary_path: Path) -> None:
+    """Refuse a summary entry that is not as `Report.summary` writes it (a hand edit): counts that are
+    not whole numbers, scores or times that are not numbers would fail later without naming the file."""
+    if not isinstance(entry, dict):
+        raise _damaged(summary_path, f"its entry of sequence {name!r} holds no scores", summary_path)
+    for key in ("objects", "evaluated_frames", "frames", "frames_done"):
+        value = entry.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _damaged(summary_path, f"its entry of sequence {name!r} holds {key} {value!r}, not a count",
+                           summary_path)
+    for key in ("J_mean", "F_mean", "SEG", "fps", "seconds"):
+        value = entry.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise _damaged(summary_path, f"its entry of sequence {name!r} holds {key} {value!r}, not a number",
+                           summary_path)
 
 
 def read_summary(path: str | Path) -> dict[str, Any] | None:
