@@ -172,3 +172,19 @@ def test_a_stop_while_a_prediction_is_saved_runs_that_sequence_again(three, tmp_
     assert list(json.loads((out / "summary.json").read_text())["sequences"]) == names[:1]
     assert main(_eval(root, out, "--resume", "--save-predictions")) == 0
     assert all(len(list((out / "predictions" / name).glob("*.png"))) == 6 for name in names)
+
+
+def test_resume_says_which_kept_sequences_have_no_saved_prediction(three, tmp_path, monkeypatch, capsys):
+    """--save-predictions now but not before (or the other way round): OUT/predictions lacks some
+    sequences, which `score` would later miss; said, naming them, before anything runs."""
+    root, names, _ = three
+    out = tmp_path / "ev"
+    _stopped_after_the_first(root, out, monkeypatch)
+    with pytest.warns(UserWarning, match=rf"{names[0]}.*no prediction.*--save-predictions"):
+        assert main(_eval(root, out, "--resume", "--save-predictions")) == 0
+    assert all((out / "predictions" / name).is_dir() for name in names[1:])
+
+    out2 = tmp_path / "ev2"
+    _stopped_after_the_first(root, out2, monkeypatch, "--save-predictions")
+    with pytest.warns(UserWarning, match=rf"predictions.*{names[0]}.*without --save-predictions"):
+        assert main(_eval(root, out2, "--resume")) == 0

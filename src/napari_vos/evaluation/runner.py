@@ -166,6 +166,35 @@ def _earlier_run(report: Report, seqs: list[Any], where: str) -> EarlierRun | No
     return earlier
 
 
+def _has_prediction(folder: Path, name: str) -> bool:
+    """Whether ``folder`` holds a saved prediction of sequence ``name`` (either form `save_prediction` writes)."""
+    return (folder / name).is_dir() or (folder / f"{name}.tif").is_file()
+
+
+def _warn_predictions_differ(earlier: EarlierRun, out: Path, save_predictions: bool, todo: list[str]) -> None:
+    """Say (a warning) where a resumed run's OUT/predictions will lack sequences: kept ones the earlier
+    run saved none of (--save-predictions now only), or the ones run now (--save-predictions before
+    only). `napari-vos score` on that folder would miss them; the scores themselves are whole."""
+    import warnings
+
+    folder = out / "predictions"
+    kept = [k.result.name for k in earlier.sequences]
+    if save_predictions:
+        missing = [name for name in kept if not _has_prediction(folder, name)]
+        if missing:
+            them = "it" if len(missing) == 1 else "them"
+            warnings.warn(f"{', '.join(missing)}: kept from the earlier run in {out}, which saved no prediction of "
+                          f"{them}, so {folder} will lack {them} (napari-vos score needs every sequence's); to have "
+                          f"{them}, run {them} alone with --sequences {','.join(missing)} --save-predictions and "
+                          "another --out", stacklevel=3)
+    elif todo:
+        saved = [name for name in kept if _has_prediction(folder, name)]
+        if saved:
+            warnings.warn(f"{folder} holds the earlier run's predictions of {', '.join(saved)}, but this run is "
+                          f"without --save-predictions: it saves none of {', '.join(todo)}, which napari-vos score "
+                          "on that folder would miss; add --save-predictions to save them", stacklevel=3)
+
+
 def _resumed_header(report: Report, earlier: EarlierRun) -> None:
     """Carry what the earlier run resolved (checkpoint, device, precision) into this run's summary,
     and note when it was resumed and which code had run before."""
@@ -233,6 +262,8 @@ def evaluate_method(
         earlier = _earlier_run(report, seqs, where) if resume else None
         kept = set() if earlier is None else {k.result.name for k in earlier.sequences}
         todo = [seq for seq in seqs if seq.name not in kept]
+        if earlier is not None:
+            _warn_predictions_differ(earlier, Path(str(out_dir)), save_predictions, [seq.name for seq in todo])
         if earlier is not None and not todo and earlier.summary.get("complete"):
             return earlier.summary  # nothing left: its files stay as they are
         if earlier is not None:
