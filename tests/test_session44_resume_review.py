@@ -3,7 +3,6 @@ folders, a --json elsewhere, hand-edited entries, a stop while a sequence's file
 --save-predictions differing between the runs (flow method, CPU, tiny datasets)."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 
