@@ -187,3 +187,17 @@ def test_resume_says_which_kept_sequences_have_no_saved_prediction(three, tmp_pa
     _stopped_after_the_first(root, out2, monkeypatch, "--save-predictions")
     with pytest.warns(UserWarning, match=rf"predictions.*{names[0]}.*without --save-predictions"):
         assert main(_eval(root, out2, "--resume")) == 0
+
+
+def test_a_resume_on_another_device_says_the_fps_mixes_them(three, tmp_path, monkeypatch):
+    """The scores go on whatever the device, but the overall fps counts both devices' seconds: said."""
+    root, names, whole = three
+    out = tmp_path / "ev"
+    _stopped_after_the_first(root, out, monkeypatch)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["device"] = "cuda:0"  # as an earlier run on a GPU records it
+    (out / "summary.json").write_text(json.dumps(summary))
+    with pytest.warns(UserWarning, match=r"ran on cuda:0, this resume on cpu.*fps mixes"):
+        assert main(_eval(root, out, "--resume")) == 0
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["complete"] and resumed["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)

@@ -149,6 +149,12 @@ def check_same_resolution(earlier: dict[str, Any], result: Any, where: str) -> N
     differ = [f"{key}: earlier {earlier[key]!r}, now {value!r}" for key, value in now.items()
               if key in earlier and _as_json(earlier[key]) != _as_json(value)]
     _refuse_another(where, differ)
+    if earlier.get("device") and earlier["device"] != result.device:  # the scores agree; the speeds do not
+        import warnings
+
+        warnings.warn(f"{where} ran on {earlier['device']}, this resume on {result.device}: the scores go on, but "
+                      "the overall fps mixes the two devices' seconds (each sequence's own fps says which)",
+                      stacklevel=2)
 
 
 def _earlier_run(report: Report, seqs: list[Any], where: str) -> EarlierRun | None:
