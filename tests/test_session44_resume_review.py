@@ -12,23 +12,14 @@ pytest.importorskip("torch")
 
 from napari_vos.cli import main  # noqa: E402
 from napari_vos.data.synthetic import write_synthetic_set  # noqa: E402
-from test_eval_resume import _count_propagate, _eval, _files, _rows, _stopped_after_the_first  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def three(tmp_path_factory):
-    """Three tiny sequences of two objects and the summary of one uninterrupted eval of them."""
-    root = tmp_path_factory.mktemp("three")
-    names = write_synthetic_set(root, 3, "natural", seed=44, n_frames=6, size=(48, 64), n_objects=2)
-    whole = tmp_path_factory.mktemp("whole")
-    assert main(_eval(root, whole)) == 0
-    return root, names, json.loads((whole / "summary.json").read_text())
+from test_eval_resume import (_count_propagate, _eval, _files, _rows, _stopped_after_the_first,  # noqa: E402
+                              three)  # noqa: F401 - the module's fixture: three sequences, one whole eval
 
 
 def test_a_score_summary_is_not_resumed_as_an_eval(three, tmp_path, capsys):
     """`napari-vos score --out OUT --json OUT/summary.json` writes no method: its scores are of
     predictions made by anything, and were taken as the method's."""
-    root, names, _ = three
+    root, names, _, _ = three
     preds = tmp_path / "p"
     assert main(_eval(root, preds, "--save-predictions")) == 0
     out = tmp_path / "sc"
@@ -45,7 +36,7 @@ def test_a_score_summary_is_not_resumed_as_an_eval(three, tmp_path, capsys):
 def test_the_same_dataset_from_another_working_folder_resumes_and_another_one_is_refused(three, tmp_path,
                                                                                           monkeypatch, capsys):
     """A relative --data is the folder it names from where the run was started, not its spelling."""
-    root, names, whole = three
+    root, names, whole, _ = three
     out = tmp_path / "ev"
     monkeypatch.chdir(root.parent)
     interrupted_argv = _eval(root.name, out)
@@ -56,7 +47,7 @@ def test_the_same_dataset_from_another_working_folder_resumes_and_another_one_is
     monkeypatch.undo()
     # another folder, its relative path spelled as before: another dataset with the same sequence names
     other = tmp_path / "elsewhere" / root.name
-    assert write_synthetic_set(other, 3, "natural", seed=44, n_frames=6, size=(40, 56), n_objects=2) == names
+    assert write_synthetic_set(other, 3, "natural", seed=21, n_frames=6, size=(40, 56), n_objects=2) == names
     before = _files(out)
     monkeypatch.chdir(other.parent)
     calls = _count_propagate(monkeypatch)
@@ -74,7 +65,7 @@ def test_resume_with_the_summary_elsewhere_than_the_earlier_run_put_it_is_refuse
                                                                                  capsys):
     """The earlier run wrote its summary to --json elsewhere; resumed without that --json it was taken
     for no run at all and its scored sequences were run again, their files started afresh."""
-    root, names, whole = three
+    root, names, whole, _ = three
     out = tmp_path / "ev"
     summary = tmp_path / "elsewhere.json"
     _stopped_after_the_first(root, out, monkeypatch, "--json", str(summary))
@@ -95,7 +86,7 @@ def test_resume_with_the_summary_elsewhere_than_the_earlier_run_put_it_is_refuse
     ({"seconds": "x"}, "its entry of sequence"),
 ])
 def test_a_hand_edited_summary_entry_is_named_not_a_traceback(three, tmp_path, monkeypatch, capsys, entry, says):
-    root, names, _ = three
+    root, names, _, _ = three
     out = tmp_path / "ev"
     _stopped_after_the_first(root, out, monkeypatch)
     summary = json.loads((out / "summary.json").read_text())
@@ -136,7 +127,7 @@ def _stop_while_writing_per_frame_csv(monkeypatch, sequence: str) -> None:
 def test_a_stop_while_a_sequences_rows_are_written_leaves_a_run_that_resumes(three, tmp_path, monkeypatch):
     """The summary listed a sequence whose per_frame.csv rows were half written: resuming refused it
     as damaged ("start afresh"), losing every scored sequence."""
-    root, names, whole = three
+    root, names, whole, _ = three
     out = tmp_path / "ev"
     _stop_while_writing_per_frame_csv(monkeypatch, names[1])
     assert main(_eval(root, out)) == 130
@@ -155,7 +146,7 @@ def test_a_stop_while_a_prediction_is_saved_runs_that_sequence_again(three, tmp_
     kept with half a prediction, which a resumed run never rewrote."""
     import napari_vos.evaluation.runner as runner
 
-    root, names, _ = three
+    root, names, _, _ = three
     out = tmp_path / "ev"
     real = runner.save_prediction
 
@@ -176,7 +167,7 @@ def test_a_stop_while_a_prediction_is_saved_runs_that_sequence_again(three, tmp_
 def test_resume_says_which_kept_sequences_have_no_saved_prediction(three, tmp_path, monkeypatch, capsys):
     """--save-predictions now but not before (or the other way round): OUT/predictions lacks some
     sequences, which `score` would later miss; said, naming them, before anything runs."""
-    root, names, _ = three
+    root, names, _, _ = three
     out = tmp_path / "ev"
     _stopped_after_the_first(root, out, monkeypatch)
     with pytest.warns(UserWarning, match=rf"{names[0]}.*no prediction.*--save-predictions"):
@@ -191,7 +182,7 @@ def test_resume_says_which_kept_sequences_have_no_saved_prediction(three, tmp_pa
 
 def test_a_resume_on_another_device_says_the_fps_mixes_them(three, tmp_path, monkeypatch):
     """The scores go on whatever the device, but the overall fps counts both devices' seconds: said."""
-    root, names, whole = three
+    root, names, whole, _ = three
     out = tmp_path / "ev"
     _stopped_after_the_first(root, out, monkeypatch)
     summary = json.loads((out / "summary.json").read_text())
