@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 
 from napari_vos.cli import main  # noqa: E402
 from napari_vos.data.synthetic import write_synthetic_set  # noqa: E402
+from test_eval_cli import interrupt_the_second_sequence  # noqa: E402
 from test_eval_resume import (_count_propagate, _eval, _files, _rows, _stopped_after_the_first,  # noqa: E402
                               three)  # noqa: F401 - the module's fixture: three sequences, one whole eval
 
@@ -40,8 +41,6 @@ def test_the_same_dataset_from_another_working_folder_resumes_and_another_one_is
     out = tmp_path / "ev"
     monkeypatch.chdir(root.parent)
     interrupted_argv = _eval(root.name, out)
-    from test_eval_cli import interrupt_the_second_sequence
-
     interrupt_the_second_sequence(monkeypatch)
     assert main(interrupted_argv) == 130
     monkeypatch.undo()
@@ -192,3 +191,17 @@ def test_a_resume_on_another_device_says_the_fps_mixes_them(three, tmp_path, mon
         assert main(_eval(root, out, "--resume")) == 0
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["complete"] and resumed["JF_mean"] == pytest.approx(whole["JF_mean"], abs=1e-5)
+
+
+def test_no_plot_removes_an_earlier_runs_plot_that_the_summary_no_longer_matches(three, tmp_path, monkeypatch):
+    """A resume (or any run into a reused --out) with --no-plot left the stopped run's plot, of its
+    sequences only, beside a summary of all of them."""
+    root, names, _, _ = three
+    out = tmp_path / "ev"
+    interrupt_the_second_sequence(monkeypatch)
+    assert main([arg for arg in _eval(root, out) if arg != "--no-plot"]) == 130
+    monkeypatch.undo()
+    assert (out / "jf_over_time.png").is_file()  # of the first sequence only
+    assert main(_eval(root, out, "--resume")) == 0
+    assert not (out / "jf_over_time.png").exists()
+    assert set(json.loads((out / "summary.json").read_text())["sequences"]) == set(names)

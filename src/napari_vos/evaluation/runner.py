@@ -339,6 +339,8 @@ def evaluate_method(
             from napari_vos.evaluation.plots import plot_jf_over_time
 
             plot_jf_over_time(report.results, out / "jf_over_time.png", title=f"{method} on {Path(data).name}")
+        elif out is not None and report.results:  # --no-plot: an earlier run's plot would not match this summary
+            (out / "jf_over_time.png").unlink(missing_ok=True)
         return summary
     finally:
         if held is not None:
