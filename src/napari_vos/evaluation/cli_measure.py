@@ -92,17 +92,14 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise ValueError("--resume continues the run whose files are in --out: give that --out OUT")
     _check_summary_path(args.json, args.out)
-    earlier = _say_resuming(args) if args.resume else None
 
     summary = evaluate_method(
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
         method_options={**parse_option_pairs(args.option, {"max_side": "--max-side"}), **precision_option(args)},
-        annotation=args.annotation, resume=args.resume,
+        annotation=args.annotation, resume=args.resume, say=lambda line: print(line, file=sys.stderr),
     )
-    if earlier is not None and earlier.get("complete") and summary == earlier:
-        print(f"--resume: the run in {args.out} is complete, nothing is left to evaluate", file=sys.stderr)
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
           f"max side: {'engine default' if args.max_side is None else args.max_side or 'none (never scaled down)'})")
     print(format_table(summary))
@@ -114,22 +111,6 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"interrupted: the summary holds the finished sequences only{more}", file=sys.stderr)
         return 130
     return 0
-
-
-def _say_resuming(args: argparse.Namespace) -> dict[str, Any] | None:
-    """eval --resume: say on stderr what the earlier run in --out holds (the check that it is the same
-    evaluation is `evaluate_method`'s); its summary, or None where there is none. Its files are read
-    back here, so one that cannot be resumed is refused before anything is said of it."""
-    from napari_vos.evaluation.scoring import read_earlier_run
-
-    run = read_earlier_run(args.out, args.json)
-    if run is None:
-        print(f"--resume: no earlier run in {args.out}: evaluating every sequence", file=sys.stderr)
-        return None
-    if not run.summary.get("complete"):
-        print(f"--resume: the earlier run in {args.out} scored {len(run.sequences)} sequence(s); evaluating the rest",
-              file=sys.stderr)
-    return run.summary
 
 
 def _how_to_finish(args: argparse.Namespace, left: list[str]) -> str:

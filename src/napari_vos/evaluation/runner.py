@@ -201,6 +201,16 @@ def _warn_predictions_differ(earlier: EarlierRun, out: Path, save_predictions: b
                           "on that folder would miss; add --save-predictions to save them", stacklevel=3)
 
 
+def _resume_line(earlier: EarlierRun | None, out_dir: Any, finished: bool) -> str:
+    """What a resumed run says of the earlier run in ``out_dir``: none, complete with nothing left, or how
+    many sequences it scored (``finished``: none of the dataset's is left to run)."""
+    if earlier is None:
+        return f"--resume: no earlier run in {out_dir}: evaluating every sequence"
+    if earlier.summary.get("complete") and finished:
+        return f"--resume: the run in {out_dir} is complete, nothing is left to evaluate"
+    return f"--resume: the earlier run in {out_dir} scored {len(earlier.sequences)} sequence(s); evaluating the rest"
+
+
 def _resumed_header(report: Report, earlier: EarlierRun) -> None:
     """Carry what the earlier run resolved (checkpoint, device, precision) into this run's summary,
     and note when it was resumed and which code had run before."""
@@ -226,6 +236,7 @@ def evaluate_method(
     method_options: dict[str, Any] | None = None,
     annotation: str = "auto",
     resume: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Propagate `method` through each sequence of `data`, score it and write the report.
 
@@ -240,6 +251,7 @@ def evaluate_method(
     resume: continue the earlier run whose files are in `out_dir` (required): its scored sequences
     are kept and the others run (all of them where it has no summary); a ValueError where it is
     another evaluation. An earlier run with nothing left is returned as it is, nothing rewritten.
+    say: given a line saying what the earlier run holds, once it is read and checked (the CLI: stderr).
     """
     from napari_vos.session import propagate
 
@@ -268,6 +280,8 @@ def evaluate_method(
         earlier = _earlier_run(report, seqs, where) if resume else None
         kept = set() if earlier is None else {k.result.name for k in earlier.sequences}
         todo = [seq for seq in seqs if seq.name not in kept]
+        if resume and say is not None:
+            say(_resume_line(earlier, out_dir, finished=not todo))
         if earlier is not None:
             _warn_predictions_differ(earlier, Path(str(out_dir)), save_predictions, [seq.name for seq in todo])
         if earlier is not None and not todo and earlier.summary.get("complete"):
