@@ -144,8 +144,6 @@ class Report:
         self.json_path = Path(json_path) if json_path else (self.out_dir / "summary.json" if self.out_dir else None)
         self.results: list[SequenceResult] = []
         self.rows: dict[str, dict[str, Any]] = {}
-        self.frames_done = 0
-        self.seconds = 0.0
         self.timing: dict[str, tuple[int, float]] = {}  # sequence -> (frames_done, seconds) of its propagation
         self.started = now_with_zone()
         self._started_files = False  # an earlier run's files in --out stay until this one scores a sequence
@@ -200,8 +198,6 @@ class Report:
                         w2.writerow([result.name, o.id, t, f"{j:.6f}", f"{fv:.6f}"])
         self.rows[result.name] = row  # before results: summary() looks each result's row up
         self.results.append(result)
-        self.frames_done += frames_done
-        self.seconds += seconds
         self.timing[result.name] = (frames_done, seconds)
         self.write_json(complete=False)
         return row
@@ -216,8 +212,16 @@ class Report:
             self.results.append(kept.result)
             self.rows[kept.result.name] = kept.row
             self.timing[kept.result.name] = (kept.frames_done, kept.seconds)
-            self.frames_done += kept.frames_done
-            self.seconds += kept.seconds
+
+    @property
+    def frames_done(self) -> int:
+        """Frames propagated over every sequence so far (what the overall fps counts)."""
+        return sum(frames for frames, _ in self.timing.values())
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent propagating over every sequence so far."""
+        return sum(seconds for _, seconds in self.timing.values())
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
         """Overall and per-sequence scores so far; ``complete`` False marks a run that stopped early."""
