@@ -10,7 +10,10 @@ when ids exceed 255) for `napari-vos score` or inspection.
 
 ``resume=True`` (``eval --resume``) continues a stopped run in the same --out: when its summary is
 of the same evaluation (`check_same_evaluation`), its scored sequences are read back from the CSVs
-(`scoring.read_earlier_run`) and kept, and only the others are run and appended.
+(`scoring.read_earlier_run`) and kept, and only the others are run and appended. Each scored
+sequence's summary entry records the sha256 of the files it was read from (`fingerprints`): a resume
+whose kept sequences' files changed since is refused, and the same files at another place (the
+dataset copied or cloned elsewhere) resume where the folder's path alone would be another dataset.
 
 Zero-shot methods (COSNet; ``annotation="none"``, the default for a method that needs no
 annotation) are given nothing: every frame is segmented and scored as foreground against the union
@@ -29,6 +32,7 @@ import numpy as np
 from napari_vos.checks import painted_ids
 from napari_vos.data.file_locks import hold_folder
 from napari_vos.data.readers import name_key, open_dataset
+from napari_vos.evaluation.fingerprints import sequence_fingerprint
 from napari_vos.evaluation.metrics import evaluate_sequence
 from napari_vos.evaluation.scoring import (FOREGROUND_SCORING, MANY_OBJECTS, EarlierRun, Report, first_annotation,
                                            now_with_zone, read_earlier_run, warn_unscored_truth)
@@ -124,21 +128,28 @@ def _compared(key: str, earlier: dict[str, Any], header: dict[str, Any]) -> tupl
     return earlier[key], header.get(key)
 
 
-def check_same_evaluation(earlier: dict[str, Any], header: dict[str, Any], where: str) -> None:
-    """Refuse to resume ``earlier`` (a summary) as the evaluation ``header`` describes when a field
-    of `SAME_EVALUATION` differs: its scores would mix two evaluations. A field an older summary
-    does not record is not compared, but one without a method is no eval's (`napari-vos score`
-    writes such a summary, of predictions made by anything) and is refused."""
+def _differences(earlier: dict[str, Any], header: dict[str, Any], where: str) -> dict[str, str]:
+    """The `SAME_EVALUATION` fields in which ``earlier`` (a summary) and ``header`` differ, each said
+    with its earlier and present value. A field an older summary does not record is not compared, but
+    one without a method is no eval's (`napari-vos score` writes such a summary, of predictions made
+    by anything) and is refused."""
     if "method" not in earlier:
         raise ValueError(f"{where}: its summary records no method, so it is not an eval's (napari-vos score "
                          "writes such a summary) and cannot be resumed; run without --resume, or into another --out")
-    differ = []
+    differ = {}
     for key in SAME_EVALUATION:
         if key in earlier:
             before, now = _compared(key, earlier, header)
             if not _same_value(key, before, now):
-                differ.append(f"{key}: earlier {before!r}, now {now!r}")
-    _refuse_another(where, differ)
+                differ[key] = f"{key}: earlier {before!r}, now {now!r}"
+    return differ
+
+
+def check_same_evaluation(earlier: dict[str, Any], header: dict[str, Any], where: str) -> None:
+    """Refuse to resume ``earlier`` (a summary) as the evaluation ``header`` describes when a field
+    of `SAME_EVALUATION` differs (`_differences`): its scores would mix two evaluations. The dataset
+    is compared by its folder here; `evaluate_method` also accepts the same files elsewhere."""
+    _refuse_another(where, list(_differences(earlier, header, where).values()))
 
 
 def check_same_resolution(earlier: dict[str, Any], result: Any, where: str) -> None:
@@ -157,19 +168,54 @@ def check_same_resolution(earlier: dict[str, Any], result: Any, where: str) -> N
                       stacklevel=2)
 
 
-def _earlier_run(report: Report, seqs: list[Any], where: str) -> EarlierRun | None:
+def _earlier_run(report: Report, seqs: list[Any], where: str,
+                 say: Callable[[str], None] | None = None) -> EarlierRun | None:
     """The earlier run in the report's --out, checked to be this evaluation of sequences still in the
-    dataset; None where there is none (everything is run)."""
+    dataset, read from the same files (their fingerprints, where the summary records them); None
+    where there is none (everything is run). ``say``: told when the dataset is the same files elsewhere."""
     earlier = read_earlier_run(report.out_dir or ".", report.json_path)
     if earlier is None:
         return None
-    check_same_evaluation(earlier.summary, report.header, where)
+    differ = _differences(earlier.summary, report.header, where)
+    if set(differ) - {"dataset"}:
+        _refuse_another(where, list(differ.values()))
+    recorded = {kept.result.name: kept.files_sha256 for kept in earlier.sequences}
+    current = _fingerprints_now(recorded, seqs)
+    if "dataset" in differ:
+        _check_moved(recorded, current, differ["dataset"], where, say)
     names = {seq.name for seq in seqs}
-    gone = [kept.result.name for kept in earlier.sequences if kept.result.name not in names]
+    gone = [name for name in recorded if name not in names]
     if gone:
         raise ValueError(f"{where} holds scores of sequences the dataset no longer has ({', '.join(gone)}), so it "
                          "cannot be resumed; run without --resume to start afresh")
+    changed = [name for name, digest in current.items() if digest != recorded[name]]
+    if changed:
+        raise ValueError(f"{where} scored {', '.join(changed)} from files that have changed since (the sha256 of "
+                         "the sequence's frame and annotation files differs: one was replaced, added or removed), so "
+                         "its scores are not of this dataset and it cannot be resumed; run without --resume to start "
+                         "afresh")
     return earlier
+
+
+def _fingerprints_now(recorded: dict[str, str | None], seqs: list[Any]) -> dict[str, str | None]:
+    """The present fingerprint of each kept sequence whose earlier one is recorded (an older summary
+    records none: those are taken as they are) and that the dataset still has; each file read once."""
+    return {seq.name: sequence_fingerprint(seq) for seq in seqs if recorded.get(seq.name) is not None}
+
+
+def _check_moved(recorded: dict[str, str | None], current: dict[str, str | None], said: str, where: str,
+                 say: Callable[[str], None] | None) -> None:
+    """Accept a dataset at another folder (cloned or copied elsewhere) where every kept sequence is
+    there with the files it was scored from, saying so; else refuse it as another dataset, as the
+    folder's path alone does for a summary without fingerprints (or with no sequence to compare)."""
+    if not recorded or any(digest is None for digest in recorded.values()) or set(current) != set(recorded):
+        _refuse_another(where, [said])
+    changed = [name for name, digest in current.items() if digest != recorded[name]]
+    if changed:
+        _refuse_another(where, [f"{said}, where the files of {', '.join(changed)} differ from those it scored"])
+    if say is not None:
+        say(f"--resume: the dataset is at another folder than the earlier run's ({said}), but the files of its "
+            f"{len(recorded)} scored sequence(s) are the same (sha256): going on")
 
 
 def _has_prediction(folder: Path, name: str) -> bool:
@@ -206,6 +252,8 @@ def _resume_line(earlier: EarlierRun | None, out_dir: Any, finished: bool) -> st
     many sequences it scored (``finished``: none of the dataset's is left to run)."""
     if earlier is None:
         return f"--resume: no earlier run in {out_dir}: evaluating every sequence"
+    if not earlier.sequences:  # stopped in its first sequence: its summary lists none
+        return f"--resume: the earlier run in {out_dir} scored no sequence: evaluating every sequence"
     if earlier.summary.get("complete") and finished:
         return f"--resume: the run in {out_dir} is complete, nothing is left to evaluate"
     return f"--resume: the earlier run in {out_dir} scored {len(earlier.sequences)} sequence(s); evaluating the rest"
@@ -213,12 +261,17 @@ def _resume_line(earlier: EarlierRun | None, out_dir: Any, finished: bool) -> st
 
 def _resumed_header(report: Report, earlier: EarlierRun) -> None:
     """Carry what the earlier run resolved (checkpoint, device, precision) into this run's summary,
-    and note when it was resumed and which code had run before."""
+    and note when it was resumed, which code had run before and, where the dataset was elsewhere
+    (the same files, `_check_moved`), its folder then."""
     for key in ("checkpoint", "checkpoint_sha256", "device", "precision"):
         if key in earlier.summary:
             report.header[key] = earlier.summary[key]
-    report.header["resumed"] = [*(earlier.summary.get("resumed") or []), {
-        "at": now_with_zone(), "kept": len(earlier.sequences), "code_before": earlier.summary.get("code")}]
+    resumed: dict[str, Any] = {"at": now_with_zone(), "kept": len(earlier.sequences),
+                               "code_before": earlier.summary.get("code")}
+    before = earlier.summary.get("dataset_path")
+    if before and before != report.header.get("dataset_path"):
+        resumed["dataset_path_before"] = before
+    report.header["resumed"] = [*(earlier.summary.get("resumed") or []), resumed]
 
 
 def evaluate_method(
@@ -277,7 +330,7 @@ def evaluate_method(
     try:
         report = Report(header, out_dir, json_path)
         where = f"the earlier run in {out_dir}"
-        earlier = _earlier_run(report, seqs, where) if resume else None
+        earlier = _earlier_run(report, seqs, where, say) if resume else None
         kept = set() if earlier is None else {k.result.name for k in earlier.sequences}
         todo = [seq for seq in seqs if seq.name not in kept]
         if resume and say is not None:
@@ -320,6 +373,7 @@ def evaluate_method(
 
                         callback = advance
 
+                    files_sha256 = sequence_fingerprint(seq)  # what a resume compares (not timed)
                     tic = time.perf_counter()
                     result = propagate(seq.frames, first, method=method, frame=annotated, device=device,
                                        direction="both", progress=callback, **options)
@@ -342,7 +396,7 @@ def evaluate_method(
                     if out is not None and save_predictions:  # before the scores: a Ctrl-C in it runs it again
                         save_prediction(out / "predictions", seq.name, np.asarray(result.labels))
                     report.add(scores, len(seq), annotated, frames_done=result.frames_done, seconds=result.seconds,
-                               start_seconds=result.start_seconds, wall_seconds=wall)
+                               start_seconds=result.start_seconds, wall_seconds=wall, files_sha256=files_sha256)
             complete = True
         except KeyboardInterrupt:
             if bar is not None:

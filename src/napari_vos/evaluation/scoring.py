@@ -11,7 +11,10 @@ JSON summary: {"method", "checkpoint", "dataset", "J_mean", "F_mean", "JF_mean",
 in [0, 1] (dataset means over all objects, DAVIS convention), "SEG" for sequences with many
 objects, and "complete": false while (or if) the run did not finish. An eval's per-sequence entries
 also keep ``frames_done`` and ``seconds`` (the propagation fps counts), so `read_earlier_run` can
-rebuild a stopped run's scored sequences from these files and ``eval --resume`` go on from there.
+rebuild a stopped run's scored sequences from these files and ``eval --resume`` go on from there, and
+``files_sha256`` (`evaluation.fingerprints`: the sequence's frame and truth files), so a resume can tell
+a changed dataset from the same one elsewhere. A run writes its summary (no sequences yet) as soon as
+it starts its CSVs, so started CSVs always have a summary beside them.
 """
 from __future__ import annotations
 
@@ -145,6 +148,7 @@ class Report:
         self.results: list[SequenceResult] = []
         self.rows: dict[str, dict[str, Any]] = {}
         self.timing: dict[str, tuple[int, float]] = {}  # sequence -> (frames_done, seconds) of its propagation
+        self.fingerprints: dict[str, str] = {}  # sequence -> sha256 of the files it was read from, where known
         self.started = now_with_zone()
         self._started_files = False  # an earlier run's files in --out stay until this one scores a sequence
         self._kept: set[str] | None = None  # the sequences kept from an earlier run (`keep`), whose rows stay
@@ -152,7 +156,9 @@ class Report:
     def _start_files(self) -> None:
         """Start every CSV afresh (a reused --out held another run's rows; per_frame.csv kept them),
         at the first sequence scored, so a run refused or stopped before it leaves them as they were.
-        A resumed run keeps the earlier run's rows (`keep`) and drops only those of other sequences."""
+        A resumed run keeps the earlier run's rows (`keep`) and drops only those of other sequences.
+        The summary is written at once: a run stopped in its first sequence's rows has one (listing
+        no sequence), which --resume takes for a run with nothing kept, not for rows of another run."""
         self._started_files = True
         if self.out_dir and self._kept is not None:
             for name in ("per_sequence.csv", "per_object.csv", "per_frame.csv"):
@@ -163,13 +169,15 @@ class Report:
                                  ("per_frame.csv", _FRAME_FIELDS)):
                 with open(self.out_dir / name, "w", newline="", encoding="utf-8") as f:
                     csv.DictWriter(f, fieldnames=fields).writeheader()
+        self.write_json(complete=False)
 
     def add(self, result: SequenceResult, n_frames: int, annotated: int | None,
             frames_done: int = 0, seconds: float = 0.0, start_seconds: float | None = None,
-            wall_seconds: float | None = None) -> dict[str, Any]:
+            wall_seconds: float | None = None, files_sha256: str | None = None) -> dict[str, Any]:
         """Record one finished sequence and flush every output file. ``seconds``: the propagation
         (what fps counts); ``start_seconds``: the method's start before it (OSVOS-AT's fine-tuning,
-        FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included.
+        FRTM's first fit); ``wall_seconds``: the whole call, reading and set-up included;
+        ``files_sha256``: the fingerprint of the files it was read from (`evaluation.fingerprints`).
         The sequence is counted only once its rows are written: a Ctrl-C while they are leaves a
         summary without it (its rows are dropped and it is run again by --resume), not one listing
         a sequence whose per_frame.csv rows stop halfway, which could only be started afresh."""
@@ -199,6 +207,8 @@ class Report:
         self.rows[result.name] = row  # before results: summary() looks each result's row up
         self.results.append(result)
         self.timing[result.name] = (frames_done, seconds)
+        if files_sha256 is not None:
+            self.fingerprints[result.name] = files_sha256
         self.write_json(complete=False)
         return row
 
@@ -212,6 +222,8 @@ class Report:
             self.results.append(kept.result)
             self.rows[kept.result.name] = kept.row
             self.timing[kept.result.name] = (kept.frames_done, kept.seconds)
+            if kept.files_sha256 is not None:
+                self.fingerprints[kept.result.name] = kept.files_sha256
 
     @property
     def frames_done(self) -> int:
@@ -252,6 +264,8 @@ class Report:
             frames_done, seconds = self.timing.get(r.name, (0, 0.0))
             if seconds > 0:  # what fps counts, kept so a resumed run's overall fps is the whole run's
                 entry["frames_done"], entry["seconds"] = frames_done, seconds
+            if r.name in self.fingerprints:  # what --resume compares with the dataset's files then
+                entry["files_sha256"] = self.fingerprints[r.name]
             out["sequences"][r.name] = entry
         out["started"] = self.started
         out["complete"] = complete
@@ -259,8 +273,8 @@ class Report:
 
     def write_json(self, complete: bool) -> None:
         """Write the summary to the JSON path, if any, atomically (a reader never sees half a file);
-        not for a run stopped before its first sequence, which leaves an earlier run's summary."""
-        if self.json_path and (self.results or complete):
+        not for a run stopped before it started its files, which leaves an earlier run's summary."""
+        if self.json_path and (self.results or complete or self._started_files):
             self.json_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.json_path.with_suffix(self.json_path.suffix + ".tmp")
             tmp.write_text(json.dumps(self.summary(complete), indent=2) + "\n")
@@ -280,6 +294,7 @@ class KeptSequence:
     row: dict[str, Any]
     frames_done: int
     seconds: float
+    files_sha256: str | None = None  # the fingerprint of its files then; None in a summary that records none
 
 
 @dataclass
@@ -328,7 +343,8 @@ def _refuse_rows_without_summary(out: Path, path: Path) -> None:
         where = (f"leave out --json to resume from {there}" if there.is_file() and there != path else
                  "give the --json the earlier run wrote its summary to")
         raise ValueError(f"{rows} holds {scored} scored sequence(s) but there is no summary at {path}: {where}; "
-                         "or run without --resume to start afresh (as when that run was stopped in its first one)")
+                         "or run without --resume to start afresh (as when a run of napari-vos before it wrote its "
+                         "summary with its files was stopped in its first sequence)")
 
 
 def _check_entry(name: str, entry: Any, summary_path: Path) -> None:
@@ -346,6 +362,15 @@ def _check_entry(name: str, entry: Any, summary_path: Path) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise _damaged(summary_path, f"its entry of sequence {name!r} holds {key} {value!r}, not a number",
                            summary_path)
+    digest = entry.get("files_sha256")
+    if digest is not None and not _is_sha256(digest):
+        raise _damaged(summary_path, f"its entry of sequence {name!r} holds files_sha256 {digest!r}, not a sha256",
+                       summary_path)
+
+
+def _is_sha256(value: Any) -> bool:
+    """Whether ``value`` is a sha256 as hex digits (64 of them), as `sequence_fingerprint` gives it."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def read_summary(path: str | Path) -> dict[str, Any] | None:
@@ -454,7 +479,7 @@ def _kept_sequence(name: str, entry: dict[str, Any], ids: list[int], scores: _Fr
     row = {"sequence": name, **{key: entry.get(key) for key in _SCORE_FIELDS},
            "SEG": "" if seg is None else seg, **{key: entry.get(key, "") for key in _TIME_FIELDS}}
     frames_done, seconds = _timing(entry)
-    return KeptSequence(result, row, frames_done, seconds)
+    return KeptSequence(result, row, frames_done, seconds, entry.get("files_sha256"))
 
 
 def _timing(entry: dict[str, Any]) -> tuple[int, float]:
