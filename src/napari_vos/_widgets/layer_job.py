@@ -392,8 +392,9 @@ def movie_file_note(image: "Image") -> str:
     """A note when the image layer came from a movie file, read by napari's own reader, which leaves out
     what the command line takes from it: its frame interval (the outputs lie at scale 1 unless the layer
     has a time scale) and a phone's display rotation (the frames are shown, and the outputs made, as
-    stored, sideways against the upright frames the command line reads). An animated GIF, APNG or
-    WebP gets the frame-interval note too (no rotation there). "" otherwise."""
+    stored, sideways against the upright frames the command line reads) and an HDR movie's tone mapping
+    (shown as stored: flat and dark). An animated GIF, APNG or WebP gets the frame-interval note too (no
+    rotation or HDR there). "" otherwise."""
     from pathlib import Path
 
     from napari_vos.data.animated_images import animated_image_calibration, is_animated_image
@@ -404,11 +405,12 @@ def movie_file_note(image: "Image") -> str:
         return ""
     try:
         if is_video_file(path):
-            from napari_vos.data.video_files import display_rotation, video_file_calibration
+            from napari_vos.data.video_files import display_rotation, hdr_transfer_name, video_file_calibration
 
             kind, rotation, interval = "movie", display_rotation(path), video_file_calibration(path).frame_interval
+            hdr = hdr_transfer_name(path)
         elif is_animated_image(path):
-            kind, rotation, interval = "animation", 0, animated_image_calibration(path).frame_interval
+            kind, rotation, interval, hdr = "animation", 0, animated_image_calibration(path).frame_interval, None
         else:
             return ""
     except Exception:  # noqa: BLE001 - no PyAV, or a file changed or gone since it was opened: nothing to say
@@ -425,6 +427,12 @@ def movie_file_note(image: "Image") -> str:
                      f"rotation of {rotation} degrees), and the outputs are of these frames, but napari-vos propagate "
                      "and overlay read the movie upright: turn labels saved here upright for them, e.g. "
                      f"np.rot90(labels, {rotation // 90}, axes=(-2, -1))")
+    if hdr:
+        notes.append(f"the movie {Path(path).name} is HDR video ({hdr} transfer): napari's reader shows its frames as "
+                     "stored, flatter and darker than a player shows them, which weakens the propagation; napari-vos "
+                     "propagate reads it tone-mapped to standard range, and so does, from napari's console, "
+                     "from napari_vos.data.video_files import read_video_file; "
+                     f"viewer.add_image(read_video_file({str(path)!r}), name={Path(path).stem!r})")
     return "; ".join(notes)
 
 

@@ -7,7 +7,9 @@ over and over. The file is therefore decoded once, front to back, into an unlink
 any array, costs disk rather than RAM (unless TMPDIR is a tmpfs RAM disk, as /tmp is on Fedora, Arch
 or Debian 13), and its space is freed when the array is released. Grey movies stay grey; grey and RGB
 movies of more than 8 bits per sample (16-bit FFV1) come out as uint16, the rest (camera colour
-video, 10-bit HEVC included) as 8-bit RGB; a rotation in the file's display matrix (phones) is applied.
+video, 10-bit HEVC included) as 8-bit RGB; an HDR movie (PQ or HLG, phones' default) is tone-mapped
+to standard-range sRGB as a player shows it (`napari_vos.data.hdr`); a rotation in the file's
+display matrix (phones) is applied.
 PyAV is optional (``pip install "napari-vos[video]"``); without it the error says so.
 """
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import Calibration
+from napari_vos.data.hdr import HDR_TRANSFERS, REFERENCE_WHITE_NITS, ToneMapper
 
 __all__ = ["VIDEO_SUFFIXES", "HighDynamicRangeMovie", "InterlacedMovie", "MovieCutShort", "MovieNote", "VariableFrameRate", "display_rotation",
-           "is_video_file", "read_video_file", "turned_labels_problem", "video_file_calibration"]
+           "hdr_transfer_name", "is_video_file", "read_video_file", "turned_labels_problem", "video_file_calibration"]
 
 
 class MovieNote(UserWarning):
@@ -43,8 +46,9 @@ class InterlacedMovie(MovieNote):
 
 
 class HighDynamicRangeMovie(MovieNote):
-    """An HDR movie (HLG or PQ transfer, as phones record by default): its frames are read without
-    tone mapping, so they look flatter or darker than a player shows them."""
+    """An HDR movie (HLG or PQ transfer, as phones record by default): its frames are tone-mapped to
+    standard-range sRGB, as a player shows them (or, with ``tone_map=False``, read as stored, which
+    looks flat and dark)."""
 
 
 class VariableFrameRate(MovieNote):
@@ -187,24 +191,28 @@ def _interlaced_note(path: Path) -> str:
             "-vf bwdif -c:v ffv1 OUT.mkv")
 
 
-#: FFmpeg's transfer characteristics of HDR video: SMPTE ST 2084 (PQ, HDR10, Dolby Vision) and ARIB STD-B67 (HLG)
-_HDR_TRANSFERS = {16: "PQ (HDR10)", 18: "HLG"}
+def _hdr_transfer(stream: Any) -> int | None:
+    """FFmpeg's number of the movie's HDR transfer (16 PQ, 18 HLG); None for standard video."""
+    transfer = int(getattr(stream.codec_context, "color_trc", 0) or 0)
+    return transfer if transfer in HDR_TRANSFERS else None
 
 
-def _hdr_note(path: Path, stream: Any) -> str | None:
-    """Why an HDR movie's frames look flat or dark here (no tone mapping) and the ffmpeg line that makes
-    a standard-range copy; None for standard video."""
-    transfer = _HDR_TRANSFERS.get(int(getattr(stream.codec_context, "color_trc", 0) or 0))
-    if transfer is None:
-        return None
-    return (f"{path} is HDR video ({transfer} transfer, as phones record by default): its frames are read without "
-            "tone mapping, so they look flatter or darker than a player shows them, which may weaken the "
-            "propagation; for a standard-range copy: ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,"
-            "zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,format=yuv420p -c:v libx264 -crf 18 OUT.mp4 "
-            "(or record without HDR: on an iPhone, Settings > Camera > Record Video, HDR Video off)")
+def _hdr_note(path: Path, transfer: int, tone_mapped: bool) -> str:
+    """What was done with an HDR movie's frames: tone-mapped as a player shows them, or, where that was
+    turned off, read as stored (flat and dark) with the ffmpeg line that makes a standard-range copy."""
+    what = f"{path} is HDR video ({HDR_TRANSFERS[transfer]} transfer, as phones record by default)"
+    if tone_mapped:
+        return (f"{what}: its frames are tone-mapped to standard-range sRGB as a player shows them (BT.2100 to "
+                f"BT.709, the {REFERENCE_WHITE_NITS:.0f}-nit reference white as sRGB white, brighter highlights "
+                "rolled off); read_video_file(path, tone_map=False) gives the codes as stored")
+    return (f"{what}: its frames are read as stored, without tone mapping, so they look flatter or darker than a "
+            "player shows them, which weakens the propagation (docs/benchmarks.md); for a standard-range copy: ffmpeg -i IN -vf "
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,"
+            "format=yuv420p -c:v libx264 -crf 18 OUT.mp4")
 
 
-def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None) -> np.ndarray:
+def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None,
+                    tone_map: bool = True) -> np.ndarray:
     """Decode a movie file into a read-only, memory-mapped (T, Y, X) or (T, Y, X, 3) array.
 
     ``scratch``: the folder of the temporary file (default ``tempfile.gettempdir()``). A movie whose
@@ -212,8 +220,9 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
     way is refused at the frame that does. A movie cut off, or with a damaged part, gives the frames
     before it, with a `MovieCutShort` warning saying how many; an interlaced one is read as it is
     stored, with an `InterlacedMovie` warning; one with unevenly spaced frames, with a
-    `VariableFrameRate` warning. The array's ``display_rotation`` is the
-    counterclockwise turn applied (0, 90, 180 or 270).
+    `VariableFrameRate` warning; an HDR one (PQ or HLG) is tone-mapped to 8-bit sRGB as a player
+    shows it, or with ``tone_map=False`` read as stored, with a `HighDynamicRangeMovie` warning
+    either way. The array's ``display_rotation`` is the counterclockwise turn applied (0, 90, 180 or 270).
     """
     av = _pyav()
     path = Path(path)
@@ -231,10 +240,15 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
                         (fmt, dtype), rotation = _output_format(frame.format), _rotation(frame)
                         if frame.interlaced_frame:
                             warnings.warn(_interlaced_note(path), InterlacedMovie, stacklevel=2)
-                        hdr = _hdr_note(path, stream)
-                        if hdr:
-                            warnings.warn(hdr, HighDynamicRangeMovie, stacklevel=2)
-                    pixels = _upright(frame.to_ndarray(format=fmt), rotation)
+                        transfer = _hdr_transfer(stream)
+                        tone_mapper = _tone_mapper(transfer, fmt) if tone_map else None
+                        if transfer is not None:
+                            warnings.warn(_hdr_note(path, transfer, tone_mapper is not None), HighDynamicRangeMovie,
+                                          stacklevel=2)
+                    if tone_mapper is not None:
+                        pixels = _upright(tone_mapper(frame.to_ndarray(format="rgb48le")), rotation)
+                    else:
+                        pixels = _upright(frame.to_ndarray(format=fmt), rotation)
                     if shape is None:
                         shape = pixels.shape
                         _check_room(path, folder, announced * pixels.nbytes)
@@ -270,6 +284,12 @@ def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None =
         container.close()
 
 
+def _tone_mapper(transfer: int | None, fmt: str) -> ToneMapper | None:
+    """The tone mapper of an HDR colour movie, whose frames are then decoded to 16-bit RGB for it
+    (the codes' full precision) and come out 8-bit (``fmt`` rgb24); None for standard or grey video."""
+    return ToneMapper(transfer) if transfer is not None and fmt == "rgb24" else None
+
+
 def _filled_up(err: OSError, path: Path, folder: Path, count: int) -> Exception:
     """A full scratch disk (ENOSPC, EDQUOT) as a ValueError naming the folder and what to do; another
     OSError as it is."""
@@ -300,6 +320,18 @@ def display_rotation(path: str | os.PathLike) -> int:
     finally:
         container.close()
     return _rotation(frame) if frame is not None else 0
+
+
+def hdr_transfer_name(path: str | os.PathLike) -> str | None:
+    """The HDR transfer a movie declares ("PQ (HDR10)" or "HLG"), read from its header without decoding
+    (for a note where napari's own reader shows the codes as stored); None for standard video."""
+    av = _pyav()
+    container = _open(av, Path(path))
+    try:
+        transfer = _hdr_transfer(_picture_stream(container))
+    finally:
+        container.close()
+    return HDR_TRANSFERS[transfer] if transfer is not None else None
 
 
 def video_file_calibration(path: str | os.PathLike) -> Calibration:
