@@ -278,7 +278,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--save-predictions", action="store_true", help="also write OUT/predictions/<seq>/*.png")
     p.add_argument("--resume", action="store_true", help="continue a stopped run in --out: keep the sequences it "
                    "scored and run the rest into the same files (refused if method, checkpoint, data, --sequences, "
-                   "--max-side, options or annotation differ)")
+                   "--max-side, options or annotation differ, or a kept sequence's files changed; the same files at "
+                   "another --data folder go on)")
     p.add_argument("--no-plot", action="store_true", help="no OUT/plot PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
