@@ -7,8 +7,8 @@ the codes become display light (ITU-R BT.2100's PQ EOTF, or HLG's inverse OETF a
 a 1000-nit display), BT.2020 becomes BT.709 (linear-light matrix, out-of-gamut values clipped),
 light up to 3/4 of the HDR reference white (203 nits, ITU-R BT.2408) is kept as sRGB light, and
 brighter light up to 1000 nits is rolled off towards sRGB white on each pixel's largest component,
-so hues stay (what FFmpeg's zscale and tonemap
-filters do with another curve; PyAV's FFmpeg lacks zscale, so the maths is written out here).
+so hues stay. FFmpeg's zscale and tonemap filters do the like with another curve, but PyAV's FFmpeg
+has no zscale (nor any filter for the PQ or HLG transfer), so the maths is written out here.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ __all__ = ["HDR_TRANSFERS", "REFERENCE_WHITE_NITS", "ToneMapper"]
 #: FFmpeg's transfer characteristics of HDR video: SMPTE ST 2084 (PQ, HDR10, Dolby Vision) and ARIB STD-B67 (HLG)
 HDR_TRANSFERS = {16: "PQ (HDR10)", 18: "HLG"}
 
-#: ITU-R BT.2408's HDR reference white (diffuse white, a grey card's 100 %), mapped to sRGB white
+#: ITU-R BT.2408's HDR reference white (diffuse white, a grey card's 100 %): relative light 1, sRGB white
+#: before the roll-off (which shows it at 240 of 255)
 REFERENCE_WHITE_NITS = 203.0
 
 #: the display HLG is shown on here (BT.2100's nominal peak), whose OOTF gamma is 1.2
