@@ -38,6 +38,8 @@ def propagate_signalled(tmp_path: Path, at_frame: int, signal_name: str = "SIGKI
         import torch; torch.set_num_threads(1)
         from napari_vos.data.frames import FrameSource
         from napari_vos.cli import main
+        if {signal_name!r} != "SIGKILL":  # as from a terminal: a runner under nohup passes SIGHUP on ignored
+            signal.signal(signal.{signal_name}, signal.SIG_DFL)
         real = FrameSource.tensor
         def stop(self, index, *a, **k):
             if index == {at_frame}:
