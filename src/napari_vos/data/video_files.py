@@ -203,12 +203,12 @@ def _hdr_note(path: Path, transfer: int, tone_mapped: bool) -> str:
     what = f"{path} is HDR video ({HDR_TRANSFERS[transfer]} transfer, as phones record by default)"
     if tone_mapped:
         return (f"{what}: its frames are tone-mapped to standard-range sRGB as a player shows them (BT.2100 to "
-                f"BT.709, the {REFERENCE_WHITE_NITS:.0f}-nit reference white as sRGB white, brighter highlights "
-                "rolled off); read_video_file(path, tone_map=False) gives the codes as stored")
+                f"BT.709, light up to 3/4 of the {REFERENCE_WHITE_NITS:.0f}-nit reference white kept, brighter "
+                "light rolled off towards white); read_video_file(path, tone_map=False) gives the codes as stored")
     return (f"{what}: its frames are read as stored, without tone mapping, so they look flatter or darker than a "
-            "player shows them, which weakens the propagation (docs/benchmarks.md); for a standard-range copy: ffmpeg -i IN -vf "
-            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,"
-            "format=yuv420p -c:v libx264 -crf 18 OUT.mp4")
+            "player shows them, which weakens the propagation (docs/benchmarks.md); for a standard-range copy: "
+            "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
+            "zscale=t=bt709:m=bt709:r=tv,format=yuv420p -c:v libx264 -crf 18 OUT.mp4")
 
 
 def read_video_file(path: str | os.PathLike, scratch: str | os.PathLike | None = None,
