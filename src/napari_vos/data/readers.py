@@ -187,6 +187,8 @@ def open_sequence_dir(
         masks=LazyMasks(len(images), loaders),
         layout=layout,
         path=image_dir,
+        frame_files=images,
+        truth_files=masks,
     )
 
 
@@ -255,6 +257,8 @@ def _open_ctc(root: Path, sequences: list[str] | None) -> list[Sequence]:
                 layout="ctc",
                 path=seq_dir,
                 info={"truth": truth},
+                frame_files=images,
+                truth_files=seg_files,
             )
         )
     return out
@@ -443,7 +447,8 @@ def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Seque
             frames.close()
             raise
         loaders = {i: (lambda i=i: decode_mask(lload(i), void_255=False)) for i in range(n)}
-    return Sequence(plain_name(tiff_stem(path), path), frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path)
+    return Sequence(plain_name(tiff_stem(path), path), frames, LazyMasks(n, loaders, close_labels), layout="tiff", path=path,
+                    frame_files=[path], truth_files=[] if labels is None else [Path(labels)])
 
 
 def tiff_stem(path: str | Path) -> str:

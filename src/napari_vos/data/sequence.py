@@ -316,6 +316,8 @@ class Sequence:
     masks: lazy per-frame int32 labels, None where a frame has no ground truth.
     annotated: indices of the frames that have ground truth, ascending.
     layout: which reader produced it ("davis", "images_masks", "ctc", "tiff", "array").
+    frame_files, truth_files: the files the reader reads the frames and the truth from (what
+    `evaluation.fingerprints` hashes for eval --resume); empty for in-memory arrays.
     """
 
     name: str
@@ -324,6 +326,8 @@ class Sequence:
     layout: str = "array"
     path: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    frame_files: list[Path] = field(default_factory=list)
+    truth_files: list[Path] = field(default_factory=list)
 
     @property
     def annotated(self) -> list[int]:

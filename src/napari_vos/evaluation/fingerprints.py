@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from napari_vos.data.readers import MASK_SUFFIXES, _files, _is_label_name, name_key
-from napari_vos.data.sequence import IMAGE_SUFFIXES, TIFF_SUFFIXES, Sequence
+from napari_vos.data.readers import name_key
+from napari_vos.data.sequence import Sequence
 
 __all__ = ["sequence_files", "sequence_fingerprint"]
 
@@ -23,17 +23,11 @@ _CHUNK = 1 << 20  # bytes read at a time: a large TIFF stack is hashed without h
 
 
 def sequence_files(seq: Sequence) -> list[tuple[str, Path]] | None:
-    """(name relative to the sequence's folders, file) of each file the dataset reader reads ``seq``
-    from, frames then truth; None for a sequence not read from files (in-memory arrays)."""
-    path = seq.path
-    if path is None or seq.layout == "array":
+    """(role/name, file) of each file the dataset reader read ``seq`` from (its ``frame_files``, then
+    its ``truth_files``); None for a sequence not read from files (in-memory arrays)."""
+    if not seq.frame_files:
         return None
-    if seq.layout == "tiff":
-        return _named("frames", [path]) + _named("truth", _tiff_labels(path))
-    if seq.layout == "ctc":
-        return _named("frames", _files(path, TIFF_SUFFIXES)) + _named("truth", _files(_ctc_truth(seq), TIFF_SUFFIXES))
-    truth = _davis_truth(path) if seq.layout == "davis" else path.parent / "masks"
-    return _named("frames", _files(path, IMAGE_SUFFIXES)) + _named("truth", _files(truth, MASK_SUFFIXES))
+    return _named("frames", seq.frame_files) + _named("truth", seq.truth_files)
 
 
 def sequence_fingerprint(seq: Sequence) -> str | None:
@@ -61,32 +55,3 @@ def _size(f: BinaryIO) -> int:
 def _named(role: str, files: list[Path]) -> list[tuple[str, Path]]:
     """Each file under its role and own name (composed Unicode, so a copy made on a Mac names it alike)."""
     return [(f"{role}/{name_key(p.name)}", p) for p in files]
-
-
-def _davis_truth(image_dir: Path) -> Path:
-    """A DAVIS sequence's Annotations folder, from its JPEGImages one (either with a resolution
-    folder, JPEGImages/480p/<seq>, or without, JPEGImages/<seq>)."""
-    images_root = image_dir.parent
-    if images_root.name == "JPEGImages":
-        return images_root.parent / "Annotations" / image_dir.name
-    return images_root.parent.parent / "Annotations" / images_root.name / image_dir.name
-
-
-def _ctc_truth(seq: Sequence) -> Path:
-    """The SEG folder a Cell Tracking Challenge sequence's truth is read from (gold GT, else silver ST)."""
-    assert seq.path is not None
-    kind = {"gold": "GT", "silver": "ST"}.get(str(seq.info.get("truth")), "GT")
-    return seq.path.parent / f"{seq.path.name}_{kind}" / "SEG"
-
-
-def _tiff_labels(stack: Path) -> list[Path]:
-    """The labels TIFFs a stack's truth may be read from: those beside it named as labels and starting
-    with its name (a stack given as a file), and the first labels TIFF where the folder holds no other
-    stack (a folder given): the reader takes one of them."""
-    tiffs = _files(stack.parent, TIFF_SUFFIXES)
-    labels = [p for p in tiffs if _is_label_name(p)]
-    stem = stack.name.split(".")[0]
-    found = [p for p in labels if p != stack and p.name.startswith(stem)]
-    if labels and len(tiffs) - len(labels) == 1 and labels[0] not in found:
-        found.append(labels[0])
-    return found
