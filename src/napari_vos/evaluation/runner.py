@@ -181,14 +181,14 @@ def _earlier_run(report: Report, seqs: list[Any], where: str,
         _refuse_another(where, list(differ.values()))
     recorded = {kept.result.name: kept.files_sha256 for kept in earlier.sequences}
     current = _fingerprints_now(recorded, seqs)
+    changed = [name for name, digest in current.items() if digest != recorded[name]]
     if "dataset" in differ:
-        _check_moved(recorded, current, differ["dataset"], where, say)
+        _check_moved(recorded, current, changed, differ["dataset"], where, say)
     names = {seq.name for seq in seqs}
     gone = [name for name in recorded if name not in names]
     if gone:
         raise ValueError(f"{where} holds scores of sequences the dataset no longer has ({', '.join(gone)}), so it "
                          "cannot be resumed; run without --resume to start afresh")
-    changed = [name for name, digest in current.items() if digest != recorded[name]]
     if changed:
         raise ValueError(f"{where} scored {', '.join(changed)} from files that have changed since (the sha256 of "
                          "the sequence's frame and annotation files differs: one was replaced, added or removed), so "
@@ -203,14 +203,14 @@ def _fingerprints_now(recorded: dict[str, str | None], seqs: list[Any]) -> dict[
     return {seq.name: sequence_fingerprint(seq) for seq in seqs if recorded.get(seq.name) is not None}
 
 
-def _check_moved(recorded: dict[str, str | None], current: dict[str, str | None], said: str, where: str,
-                 say: Callable[[str], None] | None) -> None:
+def _check_moved(recorded: dict[str, str | None], current: dict[str, str | None], changed: list[str], said: str,
+                 where: str, say: Callable[[str], None] | None) -> None:
     """Accept a dataset at another folder (cloned or copied elsewhere) where every kept sequence is
-    there with the files it was scored from, saying so; else refuse it as another dataset, as the
-    folder's path alone does for a summary without fingerprints (or with no sequence to compare)."""
+    there with the files it was scored from (none ``changed``), saying so; else refuse it as another
+    dataset, as the folder's path alone does for a summary without fingerprints (or with no sequence
+    to compare)."""
     if not recorded or any(digest is None for digest in recorded.values()) or set(current) != set(recorded):
         _refuse_another(where, [said])
-    changed = [name for name, digest in current.items() if digest != recorded[name]]
     if changed:
         _refuse_another(where, [f"{said}, where the files of {', '.join(changed)} differ from those it scored"])
     if say is not None:
