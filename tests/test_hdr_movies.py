@@ -79,6 +79,8 @@ def test_tone_mapper_refuses_what_it_cannot_map():
 
 av = pytest.importorskip("av")
 
+from test_video_files import write_movie  # noqa: E402
+
 
 def write_hdr_movie(path, frames, transfer):
     """A lossless 10-bit movie of ``frames`` (sRGB uint8) as an HDR recording with ``transfer``, declared
@@ -129,17 +131,8 @@ def test_the_widget_notes_an_hdr_movie_napari_shows_as_stored(tmp_path):
 
     npe2.PluginManager.instance().discover()
     frames, _ = moving_square_video(n_frames=3, size=(48, 64))
-    movie = tmp_path / "phone.mp4"
-    with av.open(str(movie), "w") as container:
-        stream = container.add_stream("libx265", rate=Fraction(1), options={"x265-params": "log-level=error"})
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p10le"
-        stream.codec_context.color_trc = HLG
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    movie = write_movie(tmp_path / "phone.mp4", frames, codec="libx265", pix_fmt="yuv420p10le", rate=1,
+                        options={"x265-params": "log-level=error"}, transfer=HLG)
     viewer = ViewerModel()
     layer = viewer.open(str(movie), plugin="napari")[0]
     note = movie_file_note(layer)
@@ -157,12 +150,4 @@ def test_a_standard_movie_gets_no_hdr_note(tmp_path):
     frames, _ = moving_square_video(n_frames=2, size=(48, 64))
     movie = write_hdr_movie(tmp_path / "pq.mkv", frames, PQ)
     assert hdr_transfer_name(movie) == "PQ (HDR10)"
-    with av.open(str(tmp_path / "sdr.mkv"), "w") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(5))
-        stream.height, stream.width = frames.shape[1:3]
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    assert hdr_transfer_name(tmp_path / "sdr.mkv") is None
+    assert hdr_transfer_name(write_movie(tmp_path / "sdr.mkv", frames)) is None

@@ -196,17 +196,9 @@ def read_frames(path):
 @pytest.mark.parametrize("transfer, said", [(18, "HLG"), (16, "PQ (HDR10)"), (1, None)])
 def test_an_hdr_movie_is_noted_as_tone_mapped(tmp_path, capsys, transfer, said):
     frames, truth = moving_square_video(n_frames=3, size=(48, 64))
-    path = tmp_path / "phone.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx265", rate=Fraction(10), options={"x265-params": "log-level=error"})
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p10le"
-        stream.codec_context.color_trc = transfer  # what a phone's HLG (18) or an HDR10 (16) recording declares
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    # what a phone's HLG (18) or an HDR10 (16) recording declares
+    path = write_movie(tmp_path / "phone.mp4", frames, codec="libx265", pix_fmt="yuv420p10le", rate=10,
+                       options={"x265-params": "log-level=error"}, transfer=transfer)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stack = read_video_file(path)

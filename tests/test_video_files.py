@@ -18,12 +18,16 @@ from napari_vos.data.calibration import read_tiff_calibration  # noqa: E402
 from napari_vos.data.video_files import read_video_file, video_file_calibration  # noqa: E402
 
 
-def write_movie(path, frames, codec="ffv1", pix_fmt="bgr0", rate=5, in_format="rgb24", rotation=None, options=None):
-    """Encode ``frames`` (T, Y, X[, 3]) with PyAV at ``rate`` frames per second."""
+def write_movie(path, frames, codec="ffv1", pix_fmt="bgr0", rate=5, in_format="rgb24", rotation=None, options=None,
+                transfer=None):
+    """Encode ``frames`` (T, Y, X[, 3]) with PyAV at ``rate`` frames per second; ``transfer``: the
+    transfer characteristic the file declares (FFmpeg's number: 16 PQ, 18 HLG), as an HDR phone movie does."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate), options=options or {})
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
+        if transfer is not None:
+            stream.codec_context.color_trc = transfer
         if rotation is not None:
             stream.set_display_rotation(rotation)
         for pixels in frames:
