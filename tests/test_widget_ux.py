@@ -126,10 +126,14 @@ def test_image_layers_that_are_no_time_lapse_are_said_for_their_shape(make_napar
     viewer.add_image(np.zeros((64, 64), np.float32), name="flat")
     widget.image_combo.setCurrentText("flat")
     assert "is one 2-D image; napari-vos needs a time-lapse" in widget.status.text()
-    viewer.add_image(np.zeros((3, 5, 32, 32), np.float32), name="tzyx")
+    viewer.add_image(np.zeros((3, 5, 32, 32), np.float32), name="tzyx")  # 3D + time: propagated a plane at a time
     widget.image_combo.setCurrentText("tzyx")
+    assert "time-lapse" not in widget.status.text()
+    # the same axis named as channels: one layer per channel
+    viewer.add_image(np.zeros((3, 2, 32, 32), np.float32), name="tcyx", axis_labels=("t", "c", "y", "x"))
+    widget.image_combo.setCurrentText("tcyx")
     text = widget.status.text()
-    assert "one axis more than a time-lapse" in text and "--z" in text and "channel_axis=1" in text
+    assert "its axis names say it holds channels" in text and "channel_axis=1" in text
     viewer.add_image(np.zeros((3, 32, 32, 2), np.float32), name="tyxc")  # channels last, not shown as RGB
     widget.image_combo.setCurrentText("tyxc")
     text = widget.status.text()

@@ -53,7 +53,8 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
                      method: str = "frtm",
                      frame: int | None = None, *, device: "str | torch.device" = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
-                     channel_layers: "Sequence[str | Image]" = (), **options: Any) -> LayerOutputs:
+                     channel_layers: "Sequence[str | Image]" = (), plane: int | None = None,
+                     **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
 
     image, labels: layer names or layers. labels is either (T, Y, X), where every painted frame is
@@ -67,13 +68,16 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     maps: also add the method's intermediate maps as Image layers overlaying the image.
     channel_layers: up to two more grey image layers of the image's shape (a channel each, as napari
     opens a multi-channel stack with ``channel_axis``) read with the image as one multi-channel video.
+    plane: for a (T, Z, Y, X) image (3D + time), the Z plane propagated through time (default: the
+    one under the Z slider); the labels are painted in a layer of the image's shape (read at that
+    plane) or are one (Y, X) frame, and the output has the image's shape with that plane filled.
     options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
     The output layers keep the image's scale/translate; the provenance is in
     ``layer.metadata["napari_vos"]``. Engine errors (ValueError, CheckpointError) propagate; a
     failure before the first frame removes the empty output layer again.
     """
     job = LayerJob(viewer, image, labels, method, frame, device=device, direction=direction, maps=maps,
-                   all_painted=all_painted, name=name, channel_layers=channel_layers, **options)
+                   all_painted=all_painted, name=name, channel_layers=channel_layers, plane=plane, **options)
     if job.note:
         warnings.warn(job.note, stacklevel=2)
     if job.advice:

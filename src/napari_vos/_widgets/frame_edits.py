@@ -12,7 +12,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-CHECKSUMS = "napari_vos_frame_checksums"  # layer.metadata key: {"dtype": str, "crc": [int | None per frame]}
+#: layer.metadata key: {"dtype": str, "crc": [int | None per frame], and for a (T, Z, Y, X) output "plane": int}
+CHECKSUMS = "napari_vos_frame_checksums"
 
 
 def frame_checksum(frame: np.ndarray) -> int:
@@ -20,19 +21,29 @@ def frame_checksum(frame: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(frame))
 
 
-def checksum_record(dtype: Any, checksums: dict[int, int], n_frames: int) -> dict[str, Any]:
-    """The metadata entry for an output of ``n_frames``: None for a frame the run never wrote (left empty)."""
-    return {"dtype": np.dtype(dtype).str, "crc": [checksums.get(i) for i in range(n_frames)]}
+def checksum_record(dtype: Any, checksums: dict[int, int], n_frames: int, plane: int | None = None) -> dict[str, Any]:
+    """The metadata entry for an output of ``n_frames``: None for a frame the run never wrote (left empty).
+    ``plane``: the Z plane a run through a (T, Z, Y, X) image filled, whose frames the checksums are of."""
+    record = {"dtype": np.dtype(dtype).str, "crc": [checksums.get(i) for i in range(n_frames)]}
+    if plane is not None:
+        record["plane"] = int(plane)
+    return record
 
 
 def edited_frames(layer: "Labels", frames: Iterable[int]) -> list[int]:
     """Those of ``frames`` that differ from what the run left in ``layer`` (none when the layer
     carries no checksums: not an output, or one opened again from a file). A layer widened to a
-    larger integer type since is compared in the type the run wrote."""
+    larger integer type since is compared in the type the run wrote. For the output of a run through
+    one Z plane, the frames of that plane (painting on the other planes changes none of the run's)."""
     record = layer.metadata.get(CHECKSUMS)
     data = layer.data
     if not isinstance(record, dict) or len(record.get("crc", ())) != int(data.shape[0]):
         return []
+    plane = record.get("plane")
+    if plane is not None:
+        if data.ndim != 4 or not 0 <= int(plane) < int(data.shape[1]):
+            return []
+        data = data[:, int(plane)]
     dtype = np.dtype(record["dtype"])
     edited = []
     for i in frames:

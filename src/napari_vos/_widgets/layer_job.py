@@ -39,6 +39,7 @@ from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.data.map_geometry import GUESS, map_placement
+from napari_vos.data.plane_view import plane_of
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.frame_edits import CHECKSUMS, checksum_record, edited_frames, frame_checksum
 from napari_vos.gl_guard import guard_triton
@@ -49,8 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "read_annotations", "image_levels", "is_output",
-           "is_unfinished_output", "labels_level", "DIRECTIONS"]
+__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "read_annotations",
+           "image_levels", "is_output", "is_unfinished_output", "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
 #: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
@@ -137,10 +138,33 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
     return layer
 
 
+def plane_count(image: "Image") -> int | None:
+    """The Z planes of a plain (T, Z, Y, X[, C]) image layer (3D + time, or one plane kept as an axis,
+    as OME files keep it), which napari-vos propagates one plane at a time; None for any other layer:
+    a time-lapse, a multiscale one, a (T, Y, X, C) stack whose last axis holds its channels, or one
+    whose axis names say its second axis holds channels."""
+    if image.multiscale:
+        return None
+    shape = tuple(int(n) for n in image.data.shape)
+    spatial = shape[:-1] if image.rgb else shape
+    if len(spatial) != 4 or 0 in shape:
+        return None
+    if not image.rgb and shape[-1] <= 4 < min(shape[1:3]):  # channels last: napari shows them as X
+        return None
+    names = [str(v).lower() for v in getattr(image, "axis_labels", None) or ()]  # napari >= 0.6
+    if len(names) == len(shape) and names[1].startswith("c"):
+        return None
+    return spatial[1]
+
+
 def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] | None]]:
     """The arrays of an image layer's levels (one for a plain layer) and each level's (T, Y, X),
-    None for a level that is not a time-lapse of the same length (see `data.pyramid`)."""
+    None for a level that is not a time-lapse of the same length (see `data.pyramid`); for a
+    (T, Z, Y, X[, C]) layer (`plane_count`), its whole array and the (T, Y, X) of one plane."""
     arrays = list(image.data) if image.multiscale else [image.data]
+    if plane_count(image) is not None:
+        shape = tuple(int(n) for n in image.data.shape)
+        return arrays, [(shape[0], shape[2], shape[3])]
     return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
 
 
@@ -166,14 +190,16 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
             return (f"{head} looks like (T, Y, X, C) with {shape[-1]} channels: add it as one layer per channel "
                     "(viewer.add_image(data, channel_axis=-1)), pick the first as the image and tick the others "
                     "under 'add channels'")
-        if shape[1] == 1:  # one Z plane or channel kept as an axis (OME-Zarr's TCZYX with z = 1)
-            level = "[level[:, 0] for level in layer.data], multiscale=True" if image.multiscale else "layer.data[:, 0]"
+        if image.multiscale and shape[1] == 1:  # one Z plane or channel kept as an axis (OME-Zarr's TCZYX, z = 1)
             return (f"{head} is a time-lapse with a second axis of length 1 (one Z plane or channel, as OME files "
-                    f"keep it): add it without that axis, viewer.add_image({level}), with the layer's scale and "
-                    "translate less their second number")
-        return (f"{head} has one axis more than a time-lapse (T, Y, X): for (T, Z, Y, X) pick one Z plane or a "
-                "projection (the command line's --z picks a plane); open a (T, C, Y, X) stack as one layer per "
-                "channel (viewer.add_image(data, channel_axis=1)) and pick a channel's layer")
+                    "keep it): add it without that axis, viewer.add_image([level[:, 0] for level in layer.data], "
+                    "multiscale=True), with the layer's scale and translate less their second number")
+        if image.multiscale:  # a plain (T, Z, Y, X) layer is propagated on the plane on screen; a pyramid is not
+            return (f"{head} is a multiscale 3D + time stack: add one level as a plain layer "
+                    "(viewer.add_image(layer.data[k]) with the level's scale) and propagate on a Z plane of it")
+        return (f"{head} has one axis more than a time-lapse (T, Y, X) and its axis names say it holds channels: "
+                "open it as one layer per channel (viewer.add_image(data, channel_axis=1)) and pick a channel's "
+                "layer, ticking the others under 'add channels'")
     if spatial == 5:  # Fiji's (T, Z, C, Y, X) hyperstack, or bioio's and OME's (T, C, Z, Y, X)
         return (f"{head} has two axes more than a time-lapse (T, Y, X): add one Z plane z as one layer per channel "
                 f"with {_five_axis_recipe(image)}; pick a channel's layer as the image and tick the others under 'add "
@@ -460,6 +486,13 @@ def labels_level(image: "Image", labels: "Labels") -> int:
     _check_video(image, shapes)
     if labels.multiscale:
         raise ValueError(multiscale_labels_problem(labels, shapes, f"image {image.name!r}"))
+    if plane_count(image) is not None:  # (T, Z, Y, X): painted in a layer of its shape, or one (Y, X) frame
+        whole = tuple(int(n) for n in (image.data.shape[:-1] if image.rgb else image.data.shape))
+        if tuple(labels.data.shape) not in (whole, whole[2:]):
+            raise ValueError(f"labels layer {labels.name!r} has shape {tuple(labels.data.shape)} but the labels layer "
+                             f"must match the image layer {image.name!r}: (T, Z, Y, X) = {whole} or one frame "
+                             f"(Y, X) = {whole[2:]}")
+        return 0
     level = level_for_labels(tuple(labels.data.shape), shapes)
     if level is None:
         options = " or ".join(f"{s} / {s[1:]}" for s in shapes if s is not None)
@@ -471,15 +504,26 @@ def labels_level(image: "Image", labels: "Labels") -> int:
 
 def current_frame(viewer: "napari.Viewer", layer: "Layer") -> int:
     """The image frame under the viewer's time slider (data index of the layer's first axis)."""
+    return _index_on_screen(viewer, layer, 0)
+
+
+def current_plane(viewer: "napari.Viewer", layer: "Layer") -> int:
+    """The Z plane under the viewer's Z slider (data index of a (T, Z, Y, X) layer's second axis)."""
+    return _index_on_screen(viewer, layer, 1)
+
+
+def _index_on_screen(viewer: "napari.Viewer", layer: "Layer", axis: int) -> int:
+    """The layer's data index along ``axis`` at the viewer's sliders, within the layer."""
     point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
     point = point * unit_factors(getattr(viewer.dims, "units", None), layer)  # the slider's units in the layer's
-    index = int(round(float(layer.world_to_data(point)[0])))
-    n = int(layer.data.shape[0])
+    index = int(round(float(layer.world_to_data(point)[axis])))
+    n = int(layer.data.shape[axis])
     return min(max(index, 0), n - 1)
 
 
 def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, int], frame: int | None,
-                     all_painted: bool = True, direction: str = "both", frame_from_slider: bool = False) -> tuple[dict[int, np.ndarray], int | None, str]:
+                     all_painted: bool = True, direction: str = "both", frame_from_slider: bool = False,
+                     plane: int | None = None) -> tuple[dict[int, np.ndarray], int | None, str]:
     """Copy the annotation frames out of a labels layer that must match the image.
 
     Returns (frame -> (Y, X) labels, start frame or None for the engine's default, note).
@@ -487,10 +531,14 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
     painted frame is an annotation and propagation starts at ``frame`` if it is painted, else at
     the painted frame nearest to it whose run reaches ``frame`` (forward: at or before it;
     backward: at or after it; the note says so); without, only ``frame`` is used.
+    ``plane``: a (T, Z, Y, X) layer is read at that Z plane, as a (T, Y, X) one.
     """
     if labels.multiscale:
         raise ValueError(multiscale_labels_problem(labels, [(n_frames, *frame_shape)]))
-    shape = tuple(labels.data.shape)
+    in_plane = plane is not None and labels.data.ndim == 4
+    data = plane_of(labels.data, plane) if in_plane else labels.data
+    at = f" at Z plane {plane}" if in_plane else ""  # where the messages below look
+    shape = tuple(data.shape)
     if shape == tuple(frame_shape):
         f = 0 if frame is None else frame
         if not 0 <= f < n_frames:
@@ -500,7 +548,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         note = "" if f == 0 or not frame_from_slider else (f"the one-frame labels layer {labels.name!r} is taken as frame {f}'s, the frame "
                                   "under the time slider: if it was drawn on another frame (a mask file of frame 0), "
                                   "move the slider there or set the annotated frame")
-        return {f: np.array(labels.data, copy=True)}, f, note
+        return {f: np.array(data, copy=True)}, f, note
     if shape != (n_frames, *frame_shape):
         raise ValueError(f"labels layer {labels.name!r} has shape {shape} but the image is {n_frames} frames of "
                          f"{tuple(frame_shape)}: the labels layer must match the image layer, either (T, Y, X) = "
@@ -512,14 +560,17 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
                          "finish (or cancel it) before starting from it")
     if not all_painted:
         f = 0 if frame is None else frame
-        arr = np.array(labels.data[f], copy=True)
+        arr = np.array(data[f], copy=True)
         if not arr.any():
-            raise ValueError(f"the labels layer {labels.name!r} is empty on frame {f}: paint the objects on that "
+            raise ValueError(f"the labels layer {labels.name!r} is empty on frame {f}{at}: paint the objects on that "
                              "frame, or move the slider to the painted frame")
         return {f: arr}, f, ""
-    painted = painted_frames(labels.data)[0]
+    painted = painted_frames(data)[0]
     if not painted:
-        raise ValueError(f"the labels layer {labels.name!r} is empty on every frame: paint at least one object")
+        others = [z for z in range(int(labels.data.shape[1])) if np.asarray(labels.data[:, z]).any()] if at else []
+        raise ValueError(f"the labels layer {labels.name!r} is empty on every frame{at}: paint at least one object"
+                         + (f" there, or move the Z slider to a painted plane ({frame_ranges(others)})" if others
+                            else " there" if at else ""))
     if len(painted) > 1 and is_output(labels):
         # an earlier run's output (a cancelled or partly erased one too): its propagated frames are
         # results, not annotations; taken as such they overrode the correction and undid an erasure
@@ -528,7 +579,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
                          "on one of them would reach no other frame; untick 'use every painted frame' and pick "
                          "direction 'forward' to start from the corrected frame alone and keep the frames before it, "
                          "or paint corrections into the layer you first painted")
-    annotations = {i: np.array(labels.data[i], copy=True) for i in painted}
+    annotations = {i: np.array(data[i], copy=True) for i in painted}
     if frame is None or frame in annotations:
         start = frame
         note = ""
@@ -570,7 +621,8 @@ class LayerJob:
                  method: str = "frtm", frame: int | None = None, *, device: str = "auto",
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
                  name: str | None = None, channel_layers: "Sequence[str | Image]" = (),
-                 defer_map_layers: bool = False, frame_from_slider: bool = False, **session_options: Any) -> None:
+                 defer_map_layers: bool = False, frame_from_slider: bool = False, plane: int | None = None,
+                 **session_options: Any) -> None:
         guard_triton()
         from napari_vos.methods import registry
 
@@ -583,6 +635,9 @@ class LayerJob:
         self.image = get_layer(viewer, image, "image")
         levels, shapes = image_levels(self.image)
         _check_video(self.image, shapes)
+        # a (T, Z, Y, X) image: the Z plane to propagate through time (default: the one on screen)
+        self.planes = plane_count(self.image)
+        self.plane = self._plane(plane)
         if labels is None:
             if registry.needs_annotation(method, **session_options):
                 raise ValueError(f"method {method!r} needs a labels layer with the objects painted on one frame; "
@@ -595,13 +650,13 @@ class LayerJob:
                                  "choose no labels layer")
             labels = get_layer(viewer, labels, "labels")
             self.level = labels_level(self.image, labels)  # the level the painted labels match
-        self.video = levels[self.level]  # the array the engine reads (a multiscale image: one level)
+        self.video = self._frames(levels[self.level])  # what the engine reads (a multiscale image: one level)
         shape = shapes[self.level]
         assert shape is not None
         # further image layers whose frames become channels 2 and 3 of the video (one layer per channel)
-        self.channel_layers = self._channel_layers(channel_layers, shape)
+        self.channel_layers = self._channel_layers(channel_layers, tuple(self.image.data.shape) if self.planes else shape)
         if self.channel_layers:
-            self.video = ChannelStack([self.video, *(lyr.data for lyr in self.channel_layers)],
+            self.video = ChannelStack([self.video, *(self._frames(lyr.data) for lyr in self.channel_layers)],
                                       names=[f"image layer {lyr.name!r}" for lyr in (self.image, *self.channel_layers)])
         self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
         self._level_shapes = (shapes[0], shape)
@@ -614,7 +669,7 @@ class LayerJob:
             self.annotations, self.start, self.note = {}, frame, ""
         else:
             self.annotations, self.start, self.note = read_annotations(
-                labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider)
+                labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider, self.plane)
             self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
                                           getattr(self.viewer.dims, "units", None)))
         for layer in self.channel_layers:  # read pixel by pixel with the image, wherever napari shows them
@@ -682,24 +737,32 @@ class LayerJob:
         # from a corrected frame gives the whole video, not its second half
         self.kept = self._kept_frames()
         # read once (a view of an in-memory layer; one read of a zarr/dask one), for the ids and the copy
-        kept_labels = np.asarray(self.labels.data[self.kept.start:self.kept.stop]) if self.kept else None
+        kept_labels = np.asarray(self._frames(self.labels.data)[self.kept.start:self.kept.stop]) if self.kept else None
         if kept_labels is not None:  # copied as they are: ids the output cannot hold are refused (-3 became 253)
             check_id_range(kept_labels.min(), kept_labels.max(),
                            f"frames {self.kept.start}-{self.kept.stop - 1} of {self.labels.name!r}, which this run "
                            "does not reach and keeps as they are,")
             top = max(top, int(kept_labels.max()))
-        out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
+        # a (T, Z, Y, X) image's output has its shape, the run's plane filled: numpy's zeros take no memory
+        # until written, so the other planes cost nothing. Stored plane by plane ((Z, T, Y, X), seen as
+        # (T, Z, Y, X)): numpy asks for 2 MiB huge pages, and a plane's frames kept 2 MiB apart committed
+        # a whole huge page for each (60 MiB for 30 frames of 512 x 512, against 7.5 MiB held together)
+        if self.planes:
+            out = np.zeros((self.planes, self.n_frames, *self.frame_shape), dtype=label_dtype_for(top)).swapaxes(0, 1)
+        else:
+            out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
         # each frame's checksum as the run leaves it, so a later run from this output can tell the edits
         self._checksums: dict[int, int] = {}
         if kept_labels is not None:
-            out[self.kept.start:self.kept.stop] = kept_labels
-            self._checksums.update((i, frame_checksum(out[i])) for i in self.kept)
+            self._frames(out)[self.kept.start:self.kept.stop] = kept_labels
+            self._checksums.update((i, frame_checksum(self._frames(out)[i])) for i in self.kept)
         if labels is not None and not all_painted and is_output(labels):
             self._add_note(self._replaced_frames_note(labels))
         if labels is not None and not is_output(labels):
             self._add_note(self._corrected_outputs_note(labels))
-        default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({method})" if self.labels is not None
-                                   else f"{self.image.name} segmented ({method})")
+        run = f"{method}, Z plane {self.plane}" if self.planes else method
+        default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({run})" if self.labels is not None
+                                   else f"{self.image.name} segmented ({run})")
         # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
         colours = {}
         if self.labels is not None:
@@ -712,6 +775,30 @@ class LayerJob:
         # marks an output from the start (the provenance comes at the end): the widget lists it last
         self.output.metadata["napari_vos_output"] = True
 
+    def _plane(self, plane: int | None) -> int | None:
+        """The Z plane the run goes through: ``plane``, else the one on screen, for a (T, Z, Y, X) image;
+        None for a time-lapse (a ``plane`` given for one is an error)."""
+        if self.planes is None:
+            if plane is not None:
+                raise ValueError(f"plane={plane} picks a Z plane of a (T, Z, Y, X) image layer; image layer "
+                                 f"{self.image.name!r} {tuple(self.image.data.shape)} has none")
+            return None
+        if plane is None:
+            return current_plane(self.viewer, self.image)
+        if not 0 <= int(plane) < self.planes:
+            raise ValueError(f"Z plane {plane} is outside image layer {self.image.name!r}'s planes "
+                             f"0..{self.planes - 1}")
+        return int(plane)
+
+    def _frames(self, stack: Any) -> Any:
+        """A layer's (T, Y, X[, C]) frames for this run: its plane's of a (T, Z, ...) stack, else the stack."""
+        return plane_of(stack, self.plane) if self.plane is not None else stack
+
+    @property
+    def _output_shape(self) -> tuple[int, ...]:
+        """The output labels layer's shape: the image's, less any colour axis."""
+        return (self.n_frames, *((self.planes,) if self.planes else ()), *self.frame_shape)
+
     def _add_note(self, note: str) -> None:
         """Join ``note`` to what the status line says at the start ("" adds nothing)."""
         self.note = "; ".join(part for part in (self.note, note) if part)
@@ -719,7 +806,7 @@ class LayerJob:
     def _replaced_frames_note(self, labels: "Labels") -> str:
         """For a re-run from one corrected frame of an earlier output: what of that output this run
         does not keep (the frames before the start in a both-way run; frames edited since its run)."""
-        if tuple(labels.data.shape) != (self.n_frames, *self.frame_shape):
+        if tuple(labels.data.shape) != self._output_shape:
             return ""
         notes = []
         if self.direction == "both" and self.start:
@@ -744,7 +831,7 @@ class LayerJob:
             record = layer.metadata.get("napari_vos")
             if not isinstance(layer, Labels) or layer == labels or not isinstance(record, dict) \
                     or record.get("labels_layer") != labels.name or record.get("image_layer") != self.image.name \
-                    or tuple(layer.data.shape) != (self.n_frames, *self.frame_shape):
+                    or record.get("z_plane") != self.plane or tuple(layer.data.shape) != self._output_shape:
                 continue
             edited = edited_frames(layer, range(self.n_frames))
             if not edited:
@@ -759,8 +846,9 @@ class LayerJob:
         return "; ".join(notes)
 
     def _kept_frames(self) -> range:
-        """The frames outside this run's range, copied from a (T, Y, X) labels layer (else none)."""
-        if self.labels is None or tuple(self.labels.data.shape) != (self.n_frames, *self.frame_shape):
+        """The frames outside this run's range, copied from a (T, Y, X) labels layer, or from the run's
+        plane of a (T, Z, Y, X) one (else none)."""
+        if self.labels is None or tuple(self.labels.data.shape) != self._output_shape:
             return range(0)
         return unreached_frames(self.direction, self.start, self.n_frames)
 
@@ -793,14 +881,15 @@ class LayerJob:
 
     # -- where layers go ---------------------------------------------------------------------
     def _placement(self) -> dict[str, Any]:
-        """The image layer's world placement for a (T, Y, X) output layer at the propagated level."""
+        """The image layer's world placement for a (T, Y, X) (or (T, Z, Y, X)) output layer at the
+        propagated level."""
         scale = level_scale(self.image.scale, *self._level_shapes)  # a plain layer: its own scale
         kw: dict[str, Any] = {"scale": scale, "translate": list(self.image.translate)}
         units = getattr(self.image, "units", None)
         if units is not None:
             kw["units"] = list(units)
         axis_labels = getattr(self.image, "axis_labels", None)  # napari >= 0.6 (e.g. "t", "y", "x")
-        if axis_labels is not None and len(axis_labels) == 3:
+        if axis_labels is not None and len(axis_labels) == len(scale):
             kw["axis_labels"] = list(axis_labels)
         kw.update(orientation(self.image))  # a rotated, sheared or affine image: the same for its outputs
         return kw
@@ -816,10 +905,10 @@ class LayerJob:
             rgb = None
         # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
-                          keep_maps=False, out=self.output.data, rgb=rgb, **self.session_options)
+                          keep_maps=False, out=self._frames(self.output.data), rgb=rgb, **self.session_options)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
-            self._checksums[index] = frame_checksum(self.output.data[index])  # written by the run
+            self._checksums[index] = frame_checksum(self._frames(self.output.data)[index])  # written by the run
         self.session = session
         if self._cancel:
             session.cancel()
@@ -864,8 +953,9 @@ class LayerJob:
         """Write one finished frame (and its maps) into the output layers and, with ``redraw``,
         redraw them; without, they are redrawn by a later `redraw()` (the widget spaces the redraws
         in 3D view, where napari re-slices and uploads the whole (T, Y, X) volume each time)."""
-        self.output.data[frame.index] = frame.labels
-        self._checksums[frame.index] = frame_checksum(self.output.data[frame.index])
+        frames = self._frames(self.output.data)
+        frames[frame.index] = frame.labels
+        self._checksums[frame.index] = frame_checksum(frames[frame.index])
         for name, value in frame.maps.items():
             if value.shape[0] > MAX_MAP_LAYERS:  # many objects: one layer, objects on its first axis
                 self._show_map(name, None, value, frame.index)
@@ -912,10 +1002,11 @@ class LayerJob:
         if data.shape[-2:] != value.shape[-2:]:
             return  # a method whose map changes size mid-run: keep the first size only
         part = value if k is None else value[k]
+        held = part[..., None, :, :] if self.planes else part  # a (T, 1, h, w) map at the run's Z plane
         if k is None:
-            data[:, index] = part
+            data[:, index] = held
         else:
-            data[index] = part
+            data[index] = held
         vmin, vmax = float(part.min()), float(part.max())
         lo, hi = self._ranges.get(key, (vmin, vmax))
         self._ranges[key] = (min(lo, vmin), max(hi, vmax))
@@ -963,13 +1054,20 @@ class LayerJob:
 
         grids = self.session.map_grids if self.session is not None else registry.method_class(self.method).map_grids
         grid = grids.get(name, GUESS)  # the built method's declared grid
+        if self.planes:  # placed as a (T, Y, X) map, then given the run's plane: one plane deep, at its Z
+            z_scale, z_at = float(place["scale"][1]), float(place["translate"][1]) + self.plane * float(place["scale"][1])
+            place["scale"], place["translate"] = ([v for i, v in enumerate(place[key]) if i != 1]
+                                                  for key in ("scale", "translate"))
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"], grid)
+        if self.planes:
+            place["scale"].insert(1, z_scale)
+            place["translate"].insert(1, z_at)
         if "rotate" in place:  # napari translates after rotating: the shift to the map pixels' centres turns too
             turn = place["rotate"] @ place["shear"]
             shift = np.asarray(place["translate"], dtype=float) - image_translate
             place["translate"] = list(image_translate + turn @ shift)
-        shape: tuple[int, ...] = (self.n_frames, *map_shape)
+        shape: tuple[int, ...] = (self.n_frames, *((1,) if self.planes else ()), *map_shape)
         if k is None:
             shape = (n_channels, *shape)
             place["scale"], place["translate"] = [1.0, *place["scale"]], [0.0, *place["translate"]]
@@ -1024,6 +1122,8 @@ class LayerJob:
         labels_layer = self.labels.name if self.labels is not None else None
         if self.image.multiscale:
             prov["image_level"] = self.level
+        if self.planes:  # which plane of the (T, Z, Y, X) output the run filled
+            prov.update({"z_plane": self.plane, "z_planes": self.planes})
         if self.channel_layers:
             prov["channel_layers"] = [lyr.name for lyr in self.channel_layers]
         if self.kept:  # the frames copied from the labels layer, inclusive as frames_segmented ("0-29")
@@ -1040,7 +1140,8 @@ class LayerJob:
         if error is not None:
             prov["error"] = f"{type(error).__name__}: {error}"
         self.output.metadata["napari_vos"] = prov
-        self.output.metadata[CHECKSUMS] = checksum_record(self.output.data.dtype, self._checksums, self.n_frames)
+        self.output.metadata[CHECKSUMS] = checksum_record(self.output.data.dtype, self._checksums, self.n_frames,
+                                                          self.plane)
         self.redraw()  # the frames whose redraw was left for later (3D view) too
         for layer in self._maps_in_viewer():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}

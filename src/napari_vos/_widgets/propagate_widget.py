@@ -39,7 +39,7 @@ from superqt import QCollapsible
 from napari_vos._widgets import exit_guard
 from napari_vos.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
-                                           is_output, is_unfinished_output, labels_level, video_problem)
+                                           is_output, is_unfinished_output, labels_level, plane_count, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos._widgets.redraw_pacer import RedrawPacer
 from napari_vos.checks import frame_ranges
@@ -531,6 +531,8 @@ class PropagateWidget(QWidget):
         shape or of one of its levels, not napari-vos outputs), keeping the ticks by name."""
         ticked = {lyr.name for lyr in self._ticked if lyr in self.viewer.layers}
         shapes = {s for s in image_levels(image)[1] if s is not None} if image is not None and not image.rgb else set()
+        if image is not None and plane_count(image) is not None:  # (T, Z, Y, X): layers of its whole shape
+            shapes = set() if image.rgb else {tuple(image.data.shape)}
         # != rather than "is not": docked through the manifest, the widget sees napari's proxies of the
         # layers, a new proxy object at every access (they compare equal to the layer they stand for)
         names = [lyr.name for lyr in self.viewer.layers
@@ -591,6 +593,8 @@ class PropagateWidget(QWidget):
             if labels.multiscale:  # the reason is not the shape (level 0 may well fit): say it, with the recipe
                 return str(err)
             shapes = [s for s in image_levels(image)[1] if s is not None] or [tuple(image.data.shape)]
+            if plane_count(image) is not None:  # painted over the whole (T, Z, Y, X) stack
+                shapes = [tuple(image.data.shape[:4])]
             return (f"labels {labels.name!r} {tuple(labels.data.shape)} do not match image {image.name!r} "
                     f"{' or '.join(str(s) for s in shapes)}")
         return ""
@@ -719,6 +723,8 @@ class PropagateWidget(QWidget):
         self.progress.setValue(0)
         verb = "propagating" if self.job.annotations else "segmenting (no annotation)"
         starting = f"{verb} with {method} from frame {self.job.start}"
+        if self.job.plane is not None:
+            starting += f" through Z plane {self.job.plane} (of {self.job.planes}; the Z slider picks it)"
         if self.job.channel_layers:
             starting += f", channels {', '.join([image] + [lyr.name for lyr in self.job.channel_layers])}"
         if len(self.job.annotations) > 1:
@@ -811,17 +817,26 @@ class PropagateWidget(QWidget):
 
     def _input_painted(self, event: Any) -> None:
         """A stroke in the run's labels layer: the frames it touched (from napari's undo atoms, whose
-        first index is the time axis's: an array or a slice), kept for the end message."""
-        frames = self._painted_frames if self._painted_frames is not None else set()
+        first index is the time axis's: an array or a slice; for a (T, Z, Y, X) layer, the strokes at
+        the run's Z plane only), kept for the end message."""
         job = self.job
-        if job is not None and job.labels is not None and job.labels.ndim == 3:
+        in_plane = job is not None and job.plane is not None and job.labels is not None and job.labels.ndim == 4
+        frames = self._painted_frames if self._painted_frames is not None else set()
+        if job is not None and job.labels is not None and (job.labels.ndim == 3 or in_plane):
+            touched: set[int] = set()
             try:
                 for atom in event.value:
                     first = atom[0][0]
-                    frames.update(range(first.start, first.stop) if isinstance(first, slice)
-                                  else (int(t) for t in np.unique(np.asarray(first))))
+                    if in_plane:  # the points' frames where their plane is the run's
+                        first = np.asarray(first)[np.asarray(atom[0][1]) == job.plane]
+                    touched.update(range(first.start, first.stop) if isinstance(first, slice)
+                                   else (int(t) for t in np.unique(np.asarray(first))))
             except Exception:  # noqa: BLE001 - an atom of another shape (another napari): the frames go unsaid
                 frames.clear()
+            else:
+                if in_plane and not touched:  # strokes on other planes only: nothing the run read
+                    return
+                frames.update(touched)
         self._painted_frames = frames
 
     def _input_replaced(self, event: Any) -> None:
@@ -860,7 +875,8 @@ class PropagateWidget(QWidget):
         changed = []
         for t, read in sorted(job.annotations.items()):
             try:
-                now = np.asarray(labels.data if labels.ndim == 2 else labels.data[t])
+                now = np.asarray(labels.data if labels.ndim == 2 else
+                                 labels.data[t, job.plane] if labels.ndim == 4 and job.plane is not None else labels.data[t])
             except Exception:  # noqa: BLE001 - a frame that cannot be read now: nothing to say of it
                 continue
             if now.shape != read.shape or not np.array_equal(now, read):
