@@ -233,3 +233,30 @@ def test_the_widget_propagates_the_plane_on_screen(make_napari_viewer, qtbot):
     viewer.add_labels(truth[:, 0], name="flat labels")
     widget.labels_combo.setCurrentText("flat labels")
     assert "do not match image 'volume' (6, 4, 48, 64)" in widget.status.text()
+
+
+def test_a_plane_output_is_saved_as_its_plane_and_opens_again_at_its_place(tmp_path):
+    """The napari-vos labels TIFF of a plane output holds the plane's (T, Y, X) labels, as `propagate --z`
+    writes them; opened again it is the output layer as it was (shape, plane, placement, record), which
+    can start a correction round; labels painted on another plane are not dropped silently."""
+    import tifffile
+
+    from napari_vos.console import open_labels_layer, propagate_layers, save_labels_layer
+
+    video, truth = _volume()
+    viewer = _model_viewer(video, _painted(truth, 2))
+    out = propagate_layers(viewer, "volume", "painted", method="flow", plane=2).labels
+    path = save_labels_layer(out, tmp_path / "plane.tif")
+    assert np.array_equal(tifffile.imread(path), out.data[:, 2])
+    again = open_labels_layer(viewer, path, name="reopened")
+    assert again.data.shape == (T, Z, Y, X) and np.array_equal(again.data, out.data)
+    assert tuple(again.scale) == pytest.approx(SCALE) and tuple(again.translate) == pytest.approx(TRANSLATE)
+    record = again.metadata["napari_vos"]
+    assert record["z_plane"] == 2 and "layer_z" not in record
+    rerun = propagate_layers(viewer, "volume", "reopened", method="flow", frame=3, all_painted=False,
+                             direction="forward", plane=2).labels  # a correction round from the reopened output
+    assert rerun.data.shape == (T, Z, Y, X) and np.array_equal(rerun.data[:3, 2], out.data[:3, 2])
+    assert min(_iou(rerun.data[t, 2] > 0, truth[t, 2]) for t in range(T)) > 0.8
+    out.data[1, 0, 3, 3] = 5  # a stroke on another plane: the plane alone would lose it
+    with pytest.raises(ValueError, match=r"holds labels on plane\(s\) 0 too: .*napari's own writer"):
+        save_labels_layer(out, tmp_path / "again.tif")

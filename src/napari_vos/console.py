@@ -102,7 +102,9 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     """Write a (T, Y, X) or (Y, X) Labels layer as the command line writes labels: an ImageJ TIFF
     (16-bit up to id 65535) with the layer's pixel size, frame interval and the run's provenance
     (napari's own File > Save writes uint32 and keeps none of the three). Returns the path written.
-    The same writer is offered in napari's save dialog ("napari-vos labels TIFF")."""
+    The same writer is offered in napari's save dialog ("napari-vos labels TIFF"). The output of a run
+    through one Z plane of a (T, Z, Y, X) image is written as that plane's (T, Y, X) labels, as
+    ``napari-vos propagate --z N`` writes them; `open_labels_layer` puts it back at its plane."""
     from napari_vos._widgets.labels_writer import LabelsNotWritten, write_labels_tiff
 
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
@@ -183,12 +185,14 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     record in ``metadata["napari_vos"]`` and, where the saved layer had them, its translate, flip,
     rotate, shear, affine and axis names (a time axis saved without a unit stays without one): napari's
     own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
-    Any integer (Y, X) or (T, Y, X) TIFF opens."""
+    Any integer (Y, X) or (T, Y, X) TIFF opens; the saved plane of a run through a (T, Z, Y, X) image
+    opens as that run's output, the plane at its place in a layer of the image's shape."""
     import inspect
 
     import numpy as np
     import tifffile
 
+    from napari_vos._widgets.plane_outputs import plane_layer
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
     from napari_vos.data.readers import tiff_stem
     from napari_vos.data.writers import read_tiff_provenance
@@ -223,6 +227,8 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
             kwargs["axis_labels"] = [str(v) for v in axis_labels]
         if record:  # a placement alone (a hand-painted layer's translate) is no run's record: not an output
             kwargs["metadata"] = {"napari_vos": record}
+    # the plane of a run through a (T, Z, Y, X) image goes back to its place in a layer of that shape
+    labels, kwargs = plane_layer(labels, kwargs)
     return viewer.add_labels(labels, **kwargs)
 
 

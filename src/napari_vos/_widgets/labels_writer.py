@@ -13,6 +13,7 @@ import numpy as np
 
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.writers import write_tiff_labels
+from napari_vos._widgets.plane_outputs import plane_to_save
 
 
 #: extensions of other formats: a TIFF written under one of them opens nowhere
@@ -26,7 +27,9 @@ class LabelsNotWritten(Exception):
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written.
+    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written. The
+    output of a run through one Z plane of a (T, Z, Y, X) image is written as its plane, with the
+    plane's place in the record (`plane_outputs`).
 
     napari's save dialog hands the name as typed (it proposes the layer's name, without an
     extension): a name without one gets ``.tif``, another extension is refused (a TIFF named
@@ -40,6 +43,10 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
         path = f"{path}.tif"
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
         data = data[0]
+    try:
+        data, attributes, plane_place = plane_to_save(data, attributes)
+    except ValueError as refused:
+        raise LabelsNotWritten(str(refused)) from None
     labels = np.asarray(data)
     one_frame = labels.shape[:1] == (1,) and labels.ndim == 3  # one page, which reads back as (Y, X)
     if labels.ndim == 2:
@@ -60,6 +67,7 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     if calibration.frame_interval is not None and calibration.time_unit is None:
         # ImageJ's finterval reads back in seconds: the layer's own units say its time axis had none
         placement["layer_units"] = [str(u) for u in attributes.get("units") or ("pixel",) * labels.ndim]
+    placement.update(plane_place)
     if placement:  # no TIFF tag holds these: the record keeps them for `open_labels_layer`
         provenance = {**(provenance or {}), **placement}
     return [str(write_tiff_labels(path, labels, calibration=calibration, provenance=provenance))]

@@ -1,0 +1,86 @@
+"""A run through one Z plane of a (T, Z, Y, X) image saved as its plane, and opened again as that layer.
+
+Its output layer has the image's shape with one plane filled. The napari-vos labels TIFF keeps that
+plane as (T, Y, X) labels, as `napari-vos propagate --z N` writes them, with the plane's place in
+the record (``layer_z``: the Z axis's scale, translate, unit and name), so `open_labels_layer` puts
+the plane back where it was in a layer of the image's shape. No Qt here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plane_to_save", "plane_layer"]
+
+
+def _plane_record(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    record = (metadata or {}).get("napari_vos")
+    return record if isinstance(record, dict) and record.get("z_plane") is not None else None
+
+
+def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """For the (T, Z, Y, X) output of a run through one plane: its plane's (T, Y, X) labels, the layer's
+    attributes for those three axes, and the record entry ``layer_z`` that places the plane again;
+    ``data`` and ``attributes`` as they are (and {}) for any other layer. A ValueError where the layer
+    holds labels on other planes too, or is rotated, sheared or affine-transformed (the plane alone
+    would lose them)."""
+    record = _plane_record(attributes.get("metadata"))
+    if record is None or np.ndim(data) != 4:
+        return data, attributes, {}
+    name = attributes.get("name", "labels")
+    z = int(record["z_plane"])
+    if not 0 <= z < int(np.shape(data)[1]):
+        raise ValueError(f"the labels layer {name!r} records Z plane {z} but has {np.shape(data)[1]} planes")
+    others = [k for k in range(int(np.shape(data)[1])) if k != z and np.asarray(data[:, k]).any()]
+    if others:
+        raise ValueError(f"the labels layer {name!r} is the output of a run through Z plane {z} but holds labels on "
+                         f"plane(s) {', '.join(map(str, others[:5]))} too: the napari-vos labels TIFF keeps the "
+                         "run's plane only; save it with napari's own writer to keep every plane")
+    for key in ("rotate", "shear", "affine"):
+        value = attributes.get(key)
+        matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float) if value is not None else None
+        if matrix is not None and matrix.ndim == 2 and not np.allclose(matrix, np.eye(len(matrix))):
+            raise ValueError(f"the labels layer {name!r} (a run through Z plane {z}) is rotated, sheared or "
+                             "transformed (affine): save it with napari's own writer")
+    kept = {k: v for k, v in attributes.items() if k not in ("rotate", "shear", "affine")}
+
+    def without_z(values: Any) -> list[Any] | None:
+        return None if values is None else [v for i, v in enumerate(list(values)) if i != 1]
+
+    scale, translate = (list(attributes[key]) if attributes.get(key) is not None else [default] * 4
+                        for key, default in (("scale", 1.0), ("translate", 0.0)))
+    units, names = attributes.get("units"), attributes.get("axis_labels")
+    kept.update({"scale": without_z(scale), "translate": without_z(translate)})
+    if units is not None:
+        kept["units"] = without_z(units)
+    if names is not None:
+        kept["axis_labels"] = without_z(names)
+    place = {"scale": float(scale[1]), "translate": float(translate[1]),
+             "unit": str(units[1]) if units is not None else None, "axis_label": str(names[1]) if names is not None else None}
+    return data[:, z], kept, {"layer_z": place}
+
+
+def plane_layer(labels: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """For (T, Y, X) labels whose record (``kwargs["metadata"]["napari_vos"]``) says they are the plane of
+    a run through a (T, Z, Y, X) image (``z_plane``, ``z_planes``, ``layer_z``): that layer again, the
+    plane in place among empty ones (stored plane by plane, as the run's output is), and ``kwargs``
+    (scale, translate, units, axis names) with the Z axis put back; the two as they are otherwise."""
+    record = _plane_record(kwargs.get("metadata"))
+    place = record.pop("layer_z", None) if record is not None else None
+    if record is None or not isinstance(place, dict) or labels.ndim != 3 or not record.get("z_planes"):
+        return labels, kwargs
+    z, planes = int(record["z_plane"]), int(record["z_planes"])
+    if not 0 <= z < planes:
+        return labels, kwargs
+    volume = np.zeros((planes, *labels.shape), labels.dtype).swapaxes(0, 1)
+    volume[:, z] = labels
+    out = dict(kwargs)
+    out["scale"] = [*list(kwargs["scale"])[:1], float(place.get("scale", 1.0)), *list(kwargs["scale"])[1:]]
+    translate = list(kwargs.get("translate", [0.0, 0.0, 0.0]))
+    out["translate"] = [*translate[:1], float(place.get("translate", 0.0)), *translate[1:]]
+    if "units" in kwargs:
+        out["units"] = [*list(kwargs["units"])[:1], place.get("unit") or "pixel", *list(kwargs["units"])[1:]]
+    if "axis_labels" in kwargs and place.get("axis_label"):
+        out["axis_labels"] = [*list(kwargs["axis_labels"])[:1], place["axis_label"], *list(kwargs["axis_labels"])[1:]]
+    return volume, out
