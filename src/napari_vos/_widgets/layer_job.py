@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "read_annotations",
+__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "volume_shape", "read_annotations",
            "image_levels", "is_output", "is_unfinished_output", "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -138,11 +138,12 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
     return layer
 
 
-def plane_count(image: "Image") -> int | None:
-    """The Z planes of a plain (T, Z, Y, X[, C]) image layer (3D + time, or one plane kept as an axis,
-    as OME files keep it), which napari-vos propagates one plane at a time; None for any other layer:
-    a time-lapse, a multiscale one, a (T, Y, X, C) stack whose last axis holds its channels, or one
-    whose axis names say its second axis holds channels."""
+def volume_shape(image: "Image") -> tuple[int, int, int, int] | None:
+    """The (T, Z, Y, X) of a plain (T, Z, Y, X[, C]) image layer (3D + time, or one plane kept as an
+    axis, as OME files keep it), which napari-vos propagates one plane at a time: the shape its
+    labels and channel layers have; None for any other layer: a time-lapse, a multiscale one, a
+    (T, Y, X, C) stack whose last axis holds its channels, or one whose axis names say its second
+    axis holds channels."""
     if image.multiscale:
         return None
     shape = tuple(int(n) for n in image.data.shape)
@@ -154,17 +155,23 @@ def plane_count(image: "Image") -> int | None:
     names = [str(v).lower() for v in getattr(image, "axis_labels", None) or ()]  # napari >= 0.6
     if len(names) == len(shape) and names[1].startswith("c"):
         return None
-    return spatial[1]
+    return spatial  # type: ignore[return-value]
+
+
+def plane_count(image: "Image") -> int | None:
+    """The Z planes of a (T, Z, Y, X[, C]) image layer (`volume_shape`); None for any other layer."""
+    whole = volume_shape(image)
+    return None if whole is None else whole[1]
 
 
 def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] | None]]:
     """The arrays of an image layer's levels (one for a plain layer) and each level's (T, Y, X),
     None for a level that is not a time-lapse of the same length (see `data.pyramid`); for a
-    (T, Z, Y, X[, C]) layer (`plane_count`), its whole array and the (T, Y, X) of one plane."""
+    (T, Z, Y, X[, C]) layer (`volume_shape`), its whole array and the (T, Y, X) of one plane."""
     arrays = list(image.data) if image.multiscale else [image.data]
-    if plane_count(image) is not None:
-        shape = tuple(int(n) for n in image.data.shape)
-        return arrays, [(shape[0], shape[2], shape[3])]
+    whole = volume_shape(image)
+    if whole is not None:
+        return arrays, [(whole[0], whole[2], whole[3])]
     return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
 
 
@@ -486,8 +493,8 @@ def labels_level(image: "Image", labels: "Labels") -> int:
     _check_video(image, shapes)
     if labels.multiscale:
         raise ValueError(multiscale_labels_problem(labels, shapes, f"image {image.name!r}"))
-    if plane_count(image) is not None:  # (T, Z, Y, X): painted in a layer of its shape, or one (Y, X) frame
-        whole = tuple(int(n) for n in (image.data.shape[:-1] if image.rgb else image.data.shape))
+    whole = volume_shape(image)
+    if whole is not None:  # (T, Z, Y, X): painted in a layer of its shape, or one (Y, X) frame
         if tuple(labels.data.shape) not in (whole, whole[2:]):
             raise ValueError(f"labels layer {labels.name!r} has shape {tuple(labels.data.shape)} but the labels layer "
                              f"must match the image layer {image.name!r}: (T, Z, Y, X) = {whole} or one frame "
@@ -650,13 +657,13 @@ class LayerJob:
                                  "choose no labels layer")
             labels = get_layer(viewer, labels, "labels")
             self.level = labels_level(self.image, labels)  # the level the painted labels match
-        self.video = self._frames(levels[self.level])  # what the engine reads (a multiscale image: one level)
+        self.video = self.frames_of(levels[self.level])  # what the engine reads (a multiscale image: one level)
         shape = shapes[self.level]
         assert shape is not None
         # further image layers whose frames become channels 2 and 3 of the video (one layer per channel)
-        self.channel_layers = self._channel_layers(channel_layers, tuple(self.image.data.shape) if self.planes else shape)
+        self.channel_layers = self._channel_layers(channel_layers, volume_shape(self.image) or shape)
         if self.channel_layers:
-            self.video = ChannelStack([self.video, *(self._frames(lyr.data) for lyr in self.channel_layers)],
+            self.video = ChannelStack([self.video, *(self.frames_of(lyr.data) for lyr in self.channel_layers)],
                                       names=[f"image layer {lyr.name!r}" for lyr in (self.image, *self.channel_layers)])
         self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
         self._level_shapes = (shapes[0], shape)
@@ -737,7 +744,7 @@ class LayerJob:
         # from a corrected frame gives the whole video, not its second half
         self.kept = self._kept_frames()
         # read once (a view of an in-memory layer; one read of a zarr/dask one), for the ids and the copy
-        kept_labels = np.asarray(self._frames(self.labels.data)[self.kept.start:self.kept.stop]) if self.kept else None
+        kept_labels = np.asarray(self.frames_of(self.labels.data)[self.kept.start:self.kept.stop]) if self.kept else None
         if kept_labels is not None:  # copied as they are: ids the output cannot hold are refused (-3 became 253)
             check_id_range(kept_labels.min(), kept_labels.max(),
                            f"frames {self.kept.start}-{self.kept.stop - 1} of {self.labels.name!r}, which this run "
@@ -750,12 +757,12 @@ class LayerJob:
         if self.planes:
             out = np.zeros((self.planes, self.n_frames, *self.frame_shape), dtype=label_dtype_for(top)).swapaxes(0, 1)
         else:
-            out = np.zeros((self.n_frames, *self.frame_shape), dtype=label_dtype_for(top))
+            out = np.zeros(self._output_shape, dtype=label_dtype_for(top))
         # each frame's checksum as the run leaves it, so a later run from this output can tell the edits
         self._checksums: dict[int, int] = {}
         if kept_labels is not None:
-            self._frames(out)[self.kept.start:self.kept.stop] = kept_labels
-            self._checksums.update((i, frame_checksum(self._frames(out)[i])) for i in self.kept)
+            self.frames_of(out)[self.kept.start:self.kept.stop] = kept_labels
+            self._checksums.update((i, frame_checksum(self.frames_of(out)[i])) for i in self.kept)
         if labels is not None and not all_painted and is_output(labels):
             self._add_note(self._replaced_frames_note(labels))
         if labels is not None and not is_output(labels):
@@ -790,7 +797,7 @@ class LayerJob:
                              f"0..{self.planes - 1}")
         return int(plane)
 
-    def _frames(self, stack: Any) -> Any:
+    def frames_of(self, stack: Any) -> Any:
         """A layer's (T, Y, X[, C]) frames for this run: its plane's of a (T, Z, ...) stack, else the stack."""
         return plane_of(stack, self.plane) if self.plane is not None else stack
 
@@ -905,10 +912,10 @@ class LayerJob:
             rgb = None
         # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
-                          keep_maps=False, out=self._frames(self.output.data), rgb=rgb, **self.session_options)
+                          keep_maps=False, out=self.frames_of(self.output.data), rgb=rgb, **self.session_options)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
-            self._checksums[index] = frame_checksum(self._frames(self.output.data)[index])  # written by the run
+            self._checksums[index] = frame_checksum(self.frames_of(self.output.data)[index])  # written by the run
         self.session = session
         if self._cancel:
             session.cancel()
@@ -953,7 +960,7 @@ class LayerJob:
         """Write one finished frame (and its maps) into the output layers and, with ``redraw``,
         redraw them; without, they are redrawn by a later `redraw()` (the widget spaces the redraws
         in 3D view, where napari re-slices and uploads the whole (T, Y, X) volume each time)."""
-        frames = self._frames(self.output.data)
+        frames = self.frames_of(self.output.data)
         frames[frame.index] = frame.labels
         self._checksums[frame.index] = frame_checksum(frames[frame.index])
         for name, value in frame.maps.items():
