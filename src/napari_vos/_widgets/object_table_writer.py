@@ -50,13 +50,19 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
 
+    from napari_vos._widgets.plane_outputs import without_z
+
     metadata = labelled.get("metadata") or {}
+    plane_output = np.ndim(labels) == 4
     labels, video = measured_inputs(labels, labelled, video, image)
     stopped = stopped_run_note(metadata, labelled.get("name", "labels"), "in the tables as well")
     if stopped:
         warnings.warn(stopped, stacklevel=3)
     scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
-    calibration = calibration_from_scale(scale or None, labelled.get("units"))
+    units = labelled.get("units")
+    if plane_output:  # a run's plane: its (T, Y, X) calibration
+        scale, units = without_z(scale) or [], without_z(units)
+    calibration = calibration_from_scale(scale or None, units)
     objects = measure_objects(labels, video, calibration=calibration, progress=progress)
     frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
     parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
@@ -64,20 +70,33 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
 
 
 def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
-                    image: dict[str, Any] | None = None) -> tuple[Any, Any]:
+                    image: dict[str, Any] | None = None, planes_read: bool = True) -> tuple[Any, Any]:
     """The labels and video `layer_tables` measures (the full-resolution labels, the image level they
-    match), or a ValueError saying why they cannot be measured together: an output a run is still
-    filling, labels that are not (T, Y, X) or (Y, X), an image of another size. Shapes only: the Measure
-    menu asks it before its save dialog."""
+    match; a run's plane output: its plane, and that plane of a (T, Z, Y, X) image), or a ValueError
+    saying why they cannot be measured together: an output a run is still filling, labels that are not
+    (T, Y, X) or (Y, X), an image of another size, a plane output with labels on other planes too
+    (looked for unless ``planes_read`` is False). Otherwise shapes only: the Measure menu asks it before
+    its save dialog."""
+    from napari_vos._widgets.plane_outputs import run_plane
     from napari_vos._widgets.unfinished import refuse_unfinished
+    from napari_vos.data.plane_view import plane_of
 
     name = labelled.get("name", "labels")
     refuse_unfinished(labelled.get("metadata") or {}, name, "measure it")
     labels = labels[0] if labelled.get("multiscale") else labels
+    volume = tuple(np.shape(labels))
+    labels, z = run_plane(labels, labelled.get("metadata"), name,
+                          "the measurements are of the run's plane only" if planes_read else None)
     if np.ndim(labels) not in (2, 3):
-        raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels; {name!r} has shape "
-                         f"{np.shape(labels)}")
-    if video is not None and image is not None:
+        raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels, or the (T, Z, Y, X) "
+                         f"output of a run through one Z plane; {name!r} has shape {np.shape(labels)}")
+    if z is not None and video is not None and image is not None:
+        if tuple(np.shape(video)[:4]) != volume:
+            raise ValueError(f"the labels layer {name!r} is {volume} but the image layer {image.get('name')!r} is "
+                             f"{tuple(np.shape(video))}: select the labels and the image they were propagated on "
+                             "(or the labels alone, for sizes and positions only)")
+        video = plane_of(video, z)
+    elif video is not None and image is not None:
         rgb = bool(image.get("rgb"))
         if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one)
             shapes = frame_shapes([np.shape(level) for level in video], rgb)

@@ -1,4 +1,5 @@
-"""A run through one Z plane of a (T, Z, Y, X) image saved as its plane, and opened again as that layer.
+"""The output of a run through one Z plane of a (T, Z, Y, X) image: its plane read as (T, Y, X) labels
+(to track, split, measure, export or save), and put back in a layer of the image's shape.
 
 Its output layer has the image's shape with one plane filled. The napari-vos labels TIFF keeps that
 plane as (T, Y, X) labels, as `napari-vos propagate --z N` writes them, with the plane's place in
@@ -11,12 +12,48 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plane_to_save", "plane_layer"]
+__all__ = ["run_plane", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
 
 
 def _plane_record(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     record = (metadata or {}).get("napari_vos")
     return record if isinstance(record, dict) and record.get("z_plane") is not None else None
+
+
+def run_plane(data: Any, metadata: dict[str, Any] | None, name: str,
+              kept_for: str | None = None) -> tuple[Any, int | None]:
+    """The run's plane of the (T, Z, Y, X) output of a run through one Z plane, as (T, Y, X) labels (a numpy
+    view, or read a frame at a time), and that plane's index; ``data`` and None for any other labels.
+    With ``kept_for`` (what keeps the run's plane only, said as the error's end) a ValueError where the
+    layer holds labels on other planes too, which would be left out unsaid; without it only shapes are
+    looked at (no plane read: for a check on the GUI thread)."""
+    from napari_vos.data.plane_view import plane_of
+
+    record = _plane_record(metadata)
+    if record is None or np.ndim(data) != 4:
+        return data, None
+    z, planes = int(record["z_plane"]), int(np.shape(data)[1])
+    if not 0 <= z < planes:
+        raise ValueError(f"the labels layer {name!r} records Z plane {z} but has {planes} planes")
+    if kept_for is not None:
+        others = [k for k in range(planes) if k != z and np.asarray(data[:, k]).any()]
+        if others:
+            raise ValueError(f"the labels layer {name!r} is the output of a run through Z plane {z} but holds labels "
+                             f"on plane(s) {', '.join(map(str, others[:5]))} too: {kept_for}")
+    return plane_of(data, z), z
+
+
+def plane_volume(labels: np.ndarray, z: int, planes: int) -> np.ndarray:
+    """(T, Y, X) labels as plane ``z`` of a (T, Z, Y, X) layer whose other planes are empty, stored plane by
+    plane ((Z, T, Y, X) seen as (T, Z, Y, X), as a run's output is): only that plane's pages take memory."""
+    volume = np.zeros((planes, *np.shape(labels)), np.asarray(labels[:0]).dtype).swapaxes(0, 1)
+    volume[:, z] = labels
+    return volume
+
+
+def without_z(values: Any) -> list[Any] | None:
+    """A (T, Z, Y, X) layer's per-axis values (scale, units, axis names) for its (T, Y, X) plane."""
+    return None if values is None else [v for i, v in enumerate(list(values)) if i != 1]
 
 
 def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -25,18 +62,11 @@ def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str,
     ``data`` and ``attributes`` as they are (and {}) for any other layer. A ValueError where the layer
     holds labels on other planes too, or is rotated, sheared or affine-transformed (the plane alone
     would lose them)."""
-    record = _plane_record(attributes.get("metadata"))
-    if record is None or np.ndim(data) != 4:
-        return data, attributes, {}
     name = attributes.get("name", "labels")
-    z = int(record["z_plane"])
-    if not 0 <= z < int(np.shape(data)[1]):
-        raise ValueError(f"the labels layer {name!r} records Z plane {z} but has {np.shape(data)[1]} planes")
-    others = [k for k in range(int(np.shape(data)[1])) if k != z and np.asarray(data[:, k]).any()]
-    if others:
-        raise ValueError(f"the labels layer {name!r} is the output of a run through Z plane {z} but holds labels on "
-                         f"plane(s) {', '.join(map(str, others[:5]))} too: the napari-vos labels TIFF keeps the "
-                         "run's plane only; save it with napari's own writer to keep every plane")
+    plane, z = run_plane(data, attributes.get("metadata"), name, "the napari-vos labels TIFF keeps the run's plane "
+                         "only; save it with napari's own writer to keep every plane")
+    if z is None:
+        return data, attributes, {}
     for key in ("rotate", "shear", "affine"):
         value = attributes.get(key)
         matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float) if value is not None else None
@@ -44,10 +74,6 @@ def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str,
             raise ValueError(f"the labels layer {name!r} (a run through Z plane {z}) is rotated, sheared or "
                              "transformed (affine): save it with napari's own writer")
     kept = {k: v for k, v in attributes.items() if k not in ("rotate", "shear", "affine")}
-
-    def without_z(values: Any) -> list[Any] | None:
-        return None if values is None else [v for i, v in enumerate(list(values)) if i != 1]
-
     scale, translate = (list(attributes[key]) if attributes.get(key) is not None else [default] * 4
                         for key, default in (("scale", 1.0), ("translate", 0.0)))
     units, names = attributes.get("units"), attributes.get("axis_labels")
@@ -58,7 +84,7 @@ def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str,
         kept["axis_labels"] = without_z(names)
     place = {"scale": float(scale[1]), "translate": float(translate[1]),
              "unit": str(units[1]) if units is not None else None, "axis_label": str(names[1]) if names is not None else None}
-    return data[:, z], kept, {"layer_z": place}
+    return plane, kept, {"layer_z": place}
 
 
 def plane_layer(labels: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -73,8 +99,7 @@ def plane_layer(labels: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.ndarray,
     z, planes = int(record["z_plane"]), int(record["z_planes"])
     if not 0 <= z < planes:
         return labels, kwargs
-    volume = np.zeros((planes, *labels.shape), labels.dtype).swapaxes(0, 1)
-    volume[:, z] = labels
+    volume = plane_volume(labels, z, planes)
     out = dict(kwargs)
     out["scale"] = [*list(kwargs["scale"])[:1], float(place.get("scale", 1.0)), *list(kwargs["scale"])[1:]]
     translate = list(kwargs.get("translate", [0.0, 0.0, 0.0]))

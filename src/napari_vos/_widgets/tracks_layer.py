@@ -3,7 +3,9 @@
 The propagated ids are the tracks, so a track is an id's centroid on each frame it is on. napari's
 Tracks layer sizes its track graph by the largest track id and breaks on negative ones (they wrap
 round to 2**32), so ids that are neither small nor positive are numbered 1, 2... for it, and every
-track keeps its object's id in the ``label`` feature. No Qt here: the console and the widget share it.
+track keeps its object's id in the ``label`` feature. The output of a run through one Z plane of a
+(T, Z, Y, X) image is tracked, and split, on its plane, and its tracks and split cells lie at that
+plane. No Qt here: the console and the widget share it.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
 __all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data",
-           "divided_layer_data", "time_stack"]
+           "divided_layer_data", "time_stack", "stack_and_plane"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -91,13 +93,26 @@ def placed_like(layer: "Labels") -> dict[str, Any]:
 
 
 def time_stack(layer: "Labels", what: str) -> Any:
-    """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale); an error naming
-    the layer where it is not one (``what``: what was asked for, "tracks" or "divisions")."""
+    """The (T, Y, X) array of a labels layer (`stack_and_plane`'s stack: the run's plane of a plane output)."""
+    return stack_and_plane(layer, what)[0]
+
+
+def stack_and_plane(layer: "Labels", what: str, planes_read: bool = True) -> tuple[Any, int | None]:
+    """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale; the run's plane of
+    the output of a run through one Z plane) and that plane's index (None for a time-lapse); an error
+    naming the layer where it is not one (``what``: what was asked for, "tracks" or "divisions"), or
+    where a plane output holds labels on other planes too (looked for unless ``planes_read`` is False:
+    a check on the GUI thread before the work)."""
+    from napari_vos._widgets.plane_outputs import run_plane
+
     data = layer.data[0] if layer.multiscale else layer.data
-    if np.ndim(data) != 3:
+    stack, z = run_plane(data, dict(layer.metadata or {}), layer.name,
+                         f"{what} are found on the run's plane only" if planes_read else None)
+    if np.ndim(stack) != 3:
         raise ValueError(f"{what} are found over time: the labels layer {layer.name!r} has shape "
-                         f"{np.shape(data)}, not (T, Y, X)")
-    return data
+                         f"{np.shape(data)}, not (T, Y, X) (nor the (T, Z, Y, X) output of a run through one "
+                         "Z plane)")
+    return stack, z
 
 
 def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | None = None
@@ -105,13 +120,14 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
     """The Tracks layer data tuple of a (T, Y, X) labels layer's centroid tracks, where the labels lie
     (their scale, translate, units and any rotate, shear or affine), named "<labels> tracks", with the
     division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
-    an error naming the layer where it is not one to track (one frame, no object). ``progress(done, total)``
-    after each frame."""
+    an error naming the layer where it is not one to track (one frame, no object). A plane output's
+    tracks are (track, t, z, y, x) rows at its plane. ``progress(done, total)`` after each frame."""
     import warnings
 
     from napari_vos._widgets.unfinished import stopped_run_note
 
-    data, features = centroid_tracks(time_stack(layer, "tracks"), progress)
+    stack, z = stack_and_plane(layer, "tracks")
+    data, features = centroid_tracks(stack, progress)
     if len(data) == 0:
         raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")
     stopped = stopped_run_note(dict(layer.metadata or {}), layer.name, "so the tracks end where the run stopped")
@@ -121,6 +137,8 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
     graph = lineage_graph(dict(layer.metadata or {}), data, features["label"])
     if graph:
         state["graph"] = graph
+    if z is not None:  # napari's 3D + time tracks: a z column, the layer's (T, Z, Y, X) placement
+        data = np.insert(data, 2, float(z), axis=1)
     return data, state, "tracks"
 
 
@@ -131,10 +149,13 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
     "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
     first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
     as `napari-vos divisions` keeps it in its TIFF); labels split before (a *Split divided cells* layer, or
-    a `napari-vos divisions` TIFF opened with its record) keep their parents."""
+    a `napari-vos divisions` TIFF opened with its record) keep their parents. A plane output is split on
+    its plane, into a layer of its shape (the other planes empty) that keeps its record."""
+    from napari_vos._widgets.plane_outputs import plane_volume
     from napari_vos.divisions import split_divisions
 
-    result = split_divisions(time_stack(layer, "divisions"), progress=progress)
+    stack, z = stack_and_plane(layer, "divisions")
+    result = split_divisions(stack, progress=progress)
     metadata = dict(layer.metadata or {})
     result.inherit(layer_parents(metadata))
     kept: dict[str, Any] = {"napari_vos_divisions": {"source": layer.name, "lineage": {
@@ -142,4 +163,6 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
     if isinstance(metadata.get("napari_vos"), dict):  # an output's record: the split labels are results too
         kept["napari_vos"] = dict(metadata["napari_vos"])
     state = {"name": f"{layer.name} divided", **placed_like(layer), "metadata": kept}
+    if z is not None:
+        return plane_volume(result.labels, z, int(np.shape(layer.data)[1])), state, "labels"
     return result.labels, state, "labels"
