@@ -151,3 +151,32 @@ def test_the_track_measure_and_ctc_menus_take_a_plane_output(make_napari_viewer,
     run_menu_command(qtbot, "napari-vos.export_ctc")
     assert (folder / "res_track.txt").exists() and len(list(folder.glob("mask*.tif"))) == len(out.data)
     assert any("frames of Z plane 2" in text for text in said("info"))
+
+
+def test_a_plane_outputs_overlay_is_drawn_over_that_plane_of_the_image(tmp_path):
+    """The overlay of a plane output is the plane's, over that plane of the image, at the image's frame rate."""
+    from napari_vos._widgets.overlay_writer import overlay_arguments
+
+    viewer = ViewerModel()
+    cells = dividing_cell()
+    video = np.full((len(cells), Z, *cells.shape[1:]), 999, np.uint16)
+    video[:, PLANE] = cells.astype(np.uint16) * 100
+    video_scale = (0.04, *SCALE[1:])  # 25 frames a second
+    image = viewer.add_image(video, name="volume", scale=video_scale, units=UNITS, contrast_limits=(0, 300))
+    flat_image = viewer.add_image(video[:, PLANE], name="flat volume", scale=video_scale[:1] + video_scale[2:],
+                                  units=UNITS[:1] + UNITS[2:], contrast_limits=(0, 300))
+    out, flat = _plane_output(viewer, cells), _time_lapse(viewer, cells)
+    _, drawn = overlay_arguments(str(tmp_path / "plane.gif"), [image.as_layer_data_tuple(), out.as_layer_data_tuple()])
+    _, flat_drawn = overlay_arguments(str(tmp_path / "flat.gif"), [flat_image.as_layer_data_tuple(),
+                                                                   flat.as_layer_data_tuple()])
+    np.testing.assert_array_equal(np.asarray(drawn["video"]), flat_drawn["video"])
+    np.testing.assert_array_equal(np.asarray(drawn["labels"]), flat_drawn["labels"])
+    assert drawn["fps"] == flat_drawn["fps"] == pytest.approx(25)
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    written = [write_overlay_movie(tmp_path / name, **arguments) for name, arguments in
+               (("plane.gif", drawn), ("flat.gif", flat_drawn))]
+    assert written[0].read_bytes() == written[1].read_bytes()
+    wrong = viewer.add_image(video[:, :3], name="three planes")
+    with pytest.raises(ValueError, match=r"'three planes' is \(6, 3, 30, 44\): select the \(T, Z, Y, X\) image"):
+        overlay_arguments(str(tmp_path / "wrong.gif"), [wrong.as_layer_data_tuple(), out.as_layer_data_tuple()])

@@ -183,7 +183,7 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     """Write the selected (T, Y, X) labels layer (or a run's plane output: its plane) as a Cell Tracking
     Challenge result folder (mask000.tif ... and res_track.txt), with the lineage of a divided layer, off
     the GUI thread; what `napari-vos ctc` does."""
-    from napari_vos._widgets.tracks_layer import stack_and_plane, time_stack
+    from napari_vos._widgets.tracks_layer import stack_and_plane
     from napari_vos._widgets.unfinished import refuse_unfinished, stopped_run_note
     from napari_vos.ctc_export import check_ctc, write_ctc
     from napari_vos.divisions import parents_from_metadata
@@ -192,8 +192,7 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
     # a stopped run's output: said, as `napari-vos ctc` notes it (its tracks end where the run stopped)
     stopped = stopped_run_note(dict(layer.metadata or {}), layer.name, "in the CTC result as well")
-    what = "Cell Tracking Challenge tracks"
-    frames, plane = stack_and_plane(layer, what, planes_read=False)  # shapes on the GUI thread; planes read in work
+    stack, plane = stack_and_plane(layer, "Cell Tracking Challenge tracks")
     # None: labels no split made; {}: a split in which no cell divided ("0 divisions kept", as the CLI says)
     parents = parents_from_metadata(dict(layer.metadata or {}))
     target = _result_folder(layer)
@@ -202,7 +201,7 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     folder, force = target
 
     def work(progress: Any) -> tuple[Any, list[str]]:
-        result = write_ctc(folder, time_stack(layer, what), parents, force=force, progress=progress)
+        result = write_ctc(folder, stack, parents, force=force, progress=progress)
         return result, check_ctc(folder)
 
     def written(outcome: tuple[Any, list[str]]) -> None:
@@ -221,5 +220,5 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
         if stopped is not None:
             show_warning(stopped)
 
-    start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", len(frames), work, written,
+    start_layer_work(viewer, layer, f"CTC result of {layer.name!r}", len(stack), work, written,
                      nothing="nothing written", writes=True)

@@ -63,8 +63,7 @@ def measure_objects_menu(viewer: napari.Viewer) -> None:
 
     layer, image = selected_layers(viewer)
     inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
-    # what cannot be measured is refused before the save dialog (a plane output's other planes: in the work)
-    data, _ = measured_inputs(*inputs, planes_read=False)
+    data, _ = measured_inputs(*inputs)  # what cannot be measured is refused before the save dialog
     frames = int(data.shape[0]) if len(data.shape) == 3 else 1
     path = _csv_path(layer)
     if path is None:

@@ -70,13 +70,13 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
 
 
 def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
-                    image: dict[str, Any] | None = None, planes_read: bool = True) -> tuple[Any, Any]:
+                    image: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The labels and video `layer_tables` measures (the full-resolution labels, the image level they
     match; a run's plane output: its plane, and that plane of a (T, Z, Y, X) image), or a ValueError
     saying why they cannot be measured together: an output a run is still filling, labels that are not
-    (T, Y, X) or (Y, X), an image of another size, a plane output with labels on other planes too
-    (looked for unless ``planes_read`` is False). Otherwise shapes only: the Measure menu asks it before
-    its save dialog."""
+    (T, Y, X) or (Y, X), an image of another size, a plane output with labels on other planes too. The
+    Measure menu asks it before its save dialog: no frame is read (a plane output's other planes are
+    looked at, pages never written: `run_plane`)."""
     from napari_vos._widgets.plane_outputs import run_plane
     from napari_vos._widgets.unfinished import refuse_unfinished
     from napari_vos.data.plane_view import plane_of
@@ -85,8 +85,7 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
     refuse_unfinished(labelled.get("metadata") or {}, name, "measure it")
     labels = labels[0] if labelled.get("multiscale") else labels
     volume = tuple(np.shape(labels))
-    labels, z = run_plane(labels, labelled.get("metadata"), name,
-                          "the measurements are of the run's plane only" if planes_read else None)
+    labels, z = run_plane(labels, labelled.get("metadata"), name, "the measurements are of the run's plane only")
     if np.ndim(labels) not in (2, 3):
         raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels, or the (T, Z, Y, X) "
                          f"output of a run through one Z plane; {name!r} has shape {np.shape(labels)}")

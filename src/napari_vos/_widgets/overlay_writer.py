@@ -69,6 +69,7 @@ def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str
         path = f"{path}{default_suffix}"  # no extension typed (or a dot inside the name): the dialog passes it as typed
     ids = ids[0] if labelled.get("multiscale") else ids
     rgb = bool(image.get("rgb"))
+    video, ids, image = _run_plane_of(video, image, ids, labelled)
     if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one); else the full size
         shapes = frame_shapes([np.shape(level) for level in video], rgb)
         level = level_for_labels(np.shape(ids), shapes) if np.ndim(ids) == 3 else None
@@ -87,6 +88,28 @@ def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str
     colormap = None if rgb else shown_colours(image.get("colormap"))
     fps = playback_rate(image.get("scale"), image.get("units"))
     return path, {"video": video, "labels": ids, "fps": fps, "intensity": (lo, hi), "gamma": gamma, "colormap": colormap}
+
+
+def _run_plane_of(video: Any, image: dict[str, Any], ids: Any, labelled: dict[str, Any]
+                  ) -> tuple[Any, Any, dict[str, Any]]:
+    """For the output of a run through one Z plane, that plane of the (T, Z, Y, X) image, its plane's labels
+    and the image's state with its (T, Y, X) scale and units (an error where the image is not the run's
+    shape); the three as they are for other labels."""
+    from napari_vos._widgets.plane_outputs import without_z
+    from napari_vos._widgets.plane_outputs import run_plane
+    from napari_vos.data.plane_view import plane_of
+
+    volume = tuple(np.shape(ids))
+    ids, z = run_plane(ids, labelled.get("metadata"), labelled.get("name", "labels"), "the overlay draws the run's "
+                       "plane only")
+    if z is None:
+        return video, ids, image
+    if image.get("multiscale") or tuple(np.shape(video)[:4]) != volume:
+        raise ValueError(f"the labels layer {labelled.get('name')!r} is {volume} but the image layer "
+                         f"{image.get('name')!r} is {tuple(np.shape(video))}: select the (T, Z, Y, X) image and the "
+                         "output of the run through its plane")
+    return plane_of(video, z), ids, {**image, "scale": without_z(image.get("scale")),
+                                     "units": without_z(image.get("units"))}
 
 
 def shown_colours(colormap: Any, n: int = 256) -> np.ndarray | None:

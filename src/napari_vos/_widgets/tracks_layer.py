@@ -97,17 +97,15 @@ def time_stack(layer: "Labels", what: str) -> Any:
     return stack_and_plane(layer, what)[0]
 
 
-def stack_and_plane(layer: "Labels", what: str, planes_read: bool = True) -> tuple[Any, int | None]:
+def stack_and_plane(layer: "Labels", what: str) -> tuple[Any, int | None]:
     """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale; the run's plane of
     the output of a run through one Z plane) and that plane's index (None for a time-lapse); an error
     naming the layer where it is not one (``what``: what was asked for, "tracks" or "divisions"), or
-    where a plane output holds labels on other planes too (looked for unless ``planes_read`` is False:
-    a check on the GUI thread before the work)."""
+    where a plane output holds labels on other planes too."""
     from napari_vos._widgets.plane_outputs import run_plane
 
     data = layer.data[0] if layer.multiscale else layer.data
-    stack, z = run_plane(data, dict(layer.metadata or {}), layer.name,
-                         f"{what} are found on the run's plane only" if planes_read else None)
+    stack, z = run_plane(data, dict(layer.metadata or {}), layer.name, f"{what} are found on the run's plane only")
     if np.ndim(stack) != 3:
         raise ValueError(f"{what} are found over time: the labels layer {layer.name!r} has shape "
                          f"{np.shape(data)}, not (T, Y, X) (nor the (T, Z, Y, X) output of a run through one "

@@ -14,14 +14,14 @@ import napari
 import napari.layers
 
 from napari_vos._widgets.menu_work import start_layer_work
-from napari_vos._widgets.tracks_layer import divided_layer_data, stack_and_plane, tracks_layer_data
+from napari_vos._widgets.tracks_layer import divided_layer_data, time_stack, tracks_layer_data
 
 
 def labels_tracks(layer: napari.layers.Labels, viewer: napari.Viewer) -> None:
     """Add the active (T, Y, X) labels layer's centroid tracks where it lies (`tracks_layer_data`)."""
     if not isinstance(layer, napari.layers.Labels):
         raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to draw its objects' tracks")
-    frames = len(stack_and_plane(layer, "tracks", planes_read=False)[0])
+    frames = len(time_stack(layer, "tracks"))
     start_layer_work(viewer, layer, f"Centroid tracks of {layer.name!r}", frames,
                      lambda progress: tracks_layer_data(layer, progress),
                      lambda tup: viewer.add_tracks(tup[0], **tup[1]))
@@ -32,7 +32,7 @@ def divided_labels(layer: napari.layers.Labels, viewer: napari.Viewer) -> None:
     labels layer "<labels> divided" (`divided_layer_data`)."""
     if not isinstance(layer, napari.layers.Labels):
         raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to split its divided cells")
-    frames = len(stack_and_plane(layer, "divisions", planes_read=False)[0])
+    frames = len(time_stack(layer, "divisions"))
     start_layer_work(viewer, layer, f"Split divided cells of {layer.name!r}", frames,
                      lambda progress: divided_layer_data(layer, progress),
                      lambda tup: viewer.add_labels(tup[0], **tup[1]))
