@@ -3,6 +3,8 @@
 
 The output of a plane run has the image's shape; its planes the run does not write are numpy
 zeros, which the OS maps only when written, so a 120-plane output should cost about one plane.
+Then the Track menu's work on each output (centroid tracks of the plane; for the plane output that
+includes the look at its other planes, which `plane_outputs.run_plane` makes), timed alike.
 
     .venv/bin/python scripts/z_plane_cost.py [T] [Z] [SIDE]
 """
@@ -48,13 +50,26 @@ def main() -> None:
     viewer.add_labels(volume_labels, name="painted volume")
     print(f"{n_frames} frames of {side}x{side}, {planes} planes (output {volume.nbytes / 2**20:.0f} MiB if "
           f"every plane were written); resident at start {resident_mib()} MiB")
+    outputs = {}
     for image, labels, plane in [("time-lapse", "painted", None), ("volume", "painted volume", z)] * 2:
         start = time.perf_counter()
-        out = propagate_layers(viewer, image, labels, method="flow", device="cpu", plane=plane).labels
+        out = outputs[image] = propagate_layers(viewer, image, labels, method="flow", device="cpu", plane=plane).labels
         took = time.perf_counter() - start
         frames_out = out.data[:, z] if plane is not None else out.data
         iou = np.logical_and(frames_out > 0, frames > 100).sum() / np.logical_or(frames_out > 0, frames > 100).sum()
         print(f"{image:10s} run {took:5.2f} s ({n_frames / took:5.1f} frames/s), IoU {iou:.3f}, "
+              f"resident after {resident_mib()} MiB")
+    from napari_vos._widgets.plane_outputs import run_plane
+    from napari_vos._widgets.tracks_layer import tracks_layer_data
+
+    volume_out = outputs["volume"]
+    start = time.perf_counter()
+    run_plane(volume_out.data, volume_out.metadata, volume_out.name, "timed")
+    print(f"the plane output's other {planes - 1} planes looked at: {time.perf_counter() - start:.3f} s")
+    for image in ("time-lapse", "volume") * 2:
+        start = time.perf_counter()
+        rows = len(tracks_layer_data(outputs[image])[0])
+        print(f"{image:10s} output's centroid tracks: {time.perf_counter() - start:.3f} s ({rows} rows), "
               f"resident after {resident_mib()} MiB")
 
 

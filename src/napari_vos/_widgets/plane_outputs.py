@@ -25,8 +25,8 @@ def run_plane(data: Any, metadata: dict[str, Any] | None, name: str, kept_for: s
     view, or read a frame at a time), and that plane's index; ``data`` and None for any other labels.
     A ValueError where the layer holds labels on other planes too, which would be left out unsaid
     (``kept_for``: what keeps the run's plane only, the error's end). Looking costs little: the other
-    planes of an output are pages never written (0.08 s for 40 planes of 60 frames of 512x512 uint32,
-    docs/benchmarks.md)."""
+    planes of an output are pages never written (0.04 s for 119 planes of 30 frames of 512x512,
+    `scripts/z_plane_cost.py`, docs/benchmarks.md)."""
     from napari_vos.data.plane_view import plane_of
 
     record = _plane_record(metadata)
