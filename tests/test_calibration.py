@@ -157,8 +157,37 @@ def test_scale_from_calibration_places_a_layer_and_reads_back(calibration, ndim,
     assert back.unit == calibration.unit
 
 
-def test_scale_from_calibration_takes_two_or_three_axes():
+def test_scale_from_calibration_takes_two_three_or_four_axes():
     from napari_vos.data.calibration import scale_from_calibration
 
-    with pytest.raises(ValueError, match="not 4 axes"):
-        scale_from_calibration(Calibration(), 4)
+    with pytest.raises(ValueError, match="not 5 axes"):
+        scale_from_calibration(Calibration(), 5)
+    # (T, Z, Y, X): the Z step in its own unit, 1 and "pixel" where the file has none
+    stepped = Calibration((0.5, 0.5), "µm", 30.0, "s", 2.0, "µm")
+    assert scale_from_calibration(stepped, 4) == ([30.0, 2.0, 0.5, 0.5], ["s", "µm", "µm", "µm"])
+    assert scale_from_calibration(stepped, 3) == ([30.0, 0.5, 0.5], ["s", "µm", "µm"])  # a plane's layer: no Z
+    assert scale_from_calibration(Calibration((0.5, 0.5), "µm"), 4) == ([1.0, 1.0, 0.5, 0.5],
+                                                                        ["pixel", "pixel", "µm", "µm"])
+
+
+def test_the_z_step_is_read_from_ome_and_imagej_and_left_out_of_what_labels_keep(tmp_path):
+    """OME PhysicalSizeZ and ImageJ's ``spacing``: the Z step of a 3D + time stack opened whole. A labels
+    TIFF (one plane) cannot hold it: the describe() of what is kept and `empty` are as before."""
+    from napari_vos.data.calibration import storable_calibration
+
+    volume = np.zeros((2, 3, 8, 8), np.uint16)
+    tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True,
+                     metadata={"axes": "TZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 2.0,
+                               "PhysicalSizeZUnit": "nm", "TimeIncrement": 4.0})
+    ome = read_tiff_calibration(tmp_path / "v.ome.tif")
+    assert ome == Calibration((0.5, 0.5), "µm", 4.0, "s") and (ome.z_size, ome.z_unit) == (2.0, "nm")
+    tifffile.imwrite(tmp_path / "v.tif", volume, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"axes": "TZYX", "unit": "um", "spacing": 1.5})
+    ij = read_tiff_calibration(tmp_path / "v.tif")
+    assert (ij.z_size, ij.z_unit, ij.unit) == (1.5, "µm", "µm") and ij.frame_interval is None
+    tifffile.imwrite(tmp_path / "z_only.tif", volume, imagej=True, metadata={"axes": "TZYX", "spacing": 3.0})
+    z_only = read_tiff_calibration(tmp_path / "z_only.tif")
+    assert (z_only.z_size, z_only.z_unit, z_only.empty, z_only.describe()) == (3.0, None, True, "no calibration")
+    assert ome.describe() == "0.5 x 0.5 µm pixels, 4 s between frames"
+    kept = storable_calibration(ome, imagej=True)  # compared without the Z step: `propagate --z` keeps it all
+    assert kept == ome and kept.z_size is None and "spacing" not in str(tiff_calibration_kwargs(ome, imagej=True))

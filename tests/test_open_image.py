@@ -93,28 +93,30 @@ def test_the_menu_opens_the_file_the_dialog_names(make_napari_viewer, monkeypatc
                "600 second between frames" in text for text in said("info")), said()
 
 
-def test_the_menu_asks_which_plane_of_a_3d_time_lapse(make_napari_viewer, monkeypatch, tmp_path):
-    """A (T, Z, Y, X) stack: napari-vos propagates one plane; the menu asks which (the middle one proposed),
-    where the reader alone would refuse the file asking for z=N."""
+def test_the_menu_opens_a_3d_time_lapse_whole_without_asking_for_a_plane(make_napari_viewer, monkeypatch, tmp_path):
+    """A (T, Z, Y, X) stack: before, the menu asked which Z plane to open (a QInputDialog) and opened that one
+    as (T, Y, X); now it opens the whole stack at its Z step, read a plane at a time, and says that Propagate
+    runs through the plane under the Z slider."""
     import tifffile
     from qtpy.QtWidgets import QFileDialog, QInputDialog
 
     stack = np.zeros((4, 5, 16, 16), np.uint16)
     for z in range(5):
         stack[:, z] = 10 * z
-    tifffile.imwrite(tmp_path / "volume.tif", stack, imagej=True, metadata={"axes": "TZYX"})
+    tifffile.imwrite(tmp_path / "volume.tif", stack, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TZYX", "unit": "um", "spacing": 1.5})
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *args: (str(tmp_path / "volume.tif"), "")))
-    asked = []
 
-    def plane(parent, title, text, value, low, high):
-        asked.append((text, value, low, high))
-        return (3, True) if len(asked) == 1 else (0, False)
+    def no_question(*args):
+        raise AssertionError("the menu asked for a Z plane")
 
-    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(plane))
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(no_question))
     viewer = make_napari_viewer()
     _execute("napari-vos.open_image")
-    assert asked[0][1:] == (2, 0, 4) and "5 Z planes" in asked[0][0]
     (layer,) = viewer.layers
-    assert layer.data.shape == (4, 16, 16) and int(np.asarray(layer.data[1]).max()) == 30
-    _execute("napari-vos.open_image")  # Cancel in the plane question: nothing opened
-    assert len(viewer.layers) == 1
+    assert layer.data.shape == (4, 5, 16, 16) and layer.data.chunks[:2] == ((1,) * 4, (1,) * 5)
+    np.testing.assert_allclose(layer.scale, (1, 1.5, 0.5, 0.5))
+    assert int(np.asarray(layer.data[1, 3]).max()) == 30
+    assert any("opened volume.tif as 'volume': a 3D + time stack of 5 Z planes, 4 frames of (16, 16) at pixel size "
+               "0.5 micrometer, Z step 1.5 micrometer, no frame interval in the file; Propagate runs through the "
+               "plane under the Z slider" in text for text in said("info")), said()

@@ -379,3 +379,39 @@ def test_a_four_channel_hyperstack_is_not_read_as_colour_and_alpha(tmp_path):
     tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
     with open_tiff_stack(tmp_path / "rgba.tif") as seq:
         assert FrameSource(seq.frames)[0].shape == (8, 8, 3)  # samples with alpha: colour, alpha dropped
+
+
+def test_a_3d_time_lapse_is_read_a_plane_at_a_time_and_other_stacks_are_left_to_the_time_lapse_reader(tmp_path):
+    """open_tiff_volume_frames: the (t, z) planes of a 3D + time stack, any axis order, channels last, each
+    read when asked for; None (the file closed again) for a time-lapse, one Z plane kept as an axis or a Z
+    stack without time, which open_tiff_frames opens or refuses as before."""
+    from napari_vos.data.readers import LazyPlanes, open_tiff_frames, open_tiff_volume_frames
+
+    rng = np.random.default_rng(0)
+    tzcyx = rng.integers(0, 4000, (3, 5, 2, 12, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tzc.tif", tzcyx, imagej=True, metadata={"axes": "TZCYX"})
+    with open_tiff_volume_frames(tmp_path / "tzc.tif") as planes:
+        assert isinstance(planes, LazyPlanes) and planes.volume == (3, 5) and len(planes) == 15
+        assert planes.shape == (3, 5, 12, 16, 2) and planes.channels_are_colour is False
+        np.testing.assert_array_equal(planes[2 * 5 + 1], np.moveaxis(tzcyx[2, 1], 0, -1))
+    tifffile.imwrite(tmp_path / "ztyx.tif", tzcyx[:, :, 0].transpose(1, 0, 2, 3).copy(), ome=True,
+                     metadata={"axes": "ZTYX"})
+    with open_tiff_volume_frames(tmp_path / "ztyx.tif") as planes:
+        assert planes.volume == (3, 5)
+        np.testing.assert_array_equal(planes[1 * 5 + 3], tzcyx[1, 3, 0])
+    tifffile.imwrite(tmp_path / "qqyx.tif", tzcyx[:, :, 0])  # no axis names ("QQYX"): X of 16 > 4, so (T, Z, Y, X)
+    with open_tiff_volume_frames(tmp_path / "qqyx.tif") as planes:
+        assert planes.volume == (3, 5)
+        np.testing.assert_array_equal(planes[1 * 5 + 4], tzcyx[1, 4, 0])
+    with open_tiff_frames(tmp_path / "qqyx.tif", z=2) as frames:  # z=N: one plane, as before
+        np.testing.assert_array_equal(frames[1], tzcyx[1, 2, 0])
+    tifffile.imwrite(tmp_path / "tyxc.tif", np.moveaxis(tzcyx[:, :2, 0], 1, -1).copy())  # (T, Y, X, 2): channels
+    tifffile.imwrite(tmp_path / "t1.tif", tzcyx[:, :1, 0], imagej=True, metadata={"axes": "TZYX"})
+    tifffile.imwrite(tmp_path / "zyx.tif", tzcyx[0, :, 0], imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "tyx.tif", tzcyx[:, 0, 0])
+    for name in ("tyxc.tif", "t1.tif", "zyx.tif", "tyx.tif"):
+        assert open_tiff_volume_frames(tmp_path / name) is None, name
+    tifffile.imwrite(tmp_path / "extra.ome.tif", np.zeros((2, 3, 2, 8, 8), np.uint8), ome=True,
+                     metadata={"axes": "TZQYX"})
+    with pytest.raises(ValueError, match="only T, Z, Y, X and channels are supported"):
+        open_tiff_volume_frames(tmp_path / "extra.ome.tif")

@@ -238,59 +238,98 @@ def open_image_layers(viewer: "napari.Viewer", path: "str | Path", name: str | N
     size and frame interval, read a frame at a time as napari shows it: napari's own File > Open gives
     scale 1, and the outputs of Propagate take the image's scale. A (T, Y, X) file gives one layer; a
     channel axis gives one layer per channel (napari's channel_axis: pick one as the image and tick the
-    others under *add channels*), or one RGB(A) layer for 8-bit colour samples. ``z`` picks one plane of
-    a (T, Z, Y, X) stack. The file is closed when the last of the layers leaves the viewer."""
-    import dask
-    import dask.array as da
-    import inspect
-
-    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
-    from napari_vos.data.readers import open_tiff_frames, tiff_stem, tiff_z_planes
+    others under *add channels*), or one RGB(A) layer for 8-bit colour samples. A 3D + time stack
+    (T, Z, Y, X[, C]) opens whole as (T, Z, Y, X) layers at its Z step too, read a plane at a time
+    (Propagate runs through the plane under the Z slider); ``z`` opens only that plane, as (T, Y, X).
+    The file is closed when the last of the layers leaves the viewer."""
+    from napari_vos.data.readers import open_tiff_frames, open_tiff_volume_frames
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give a TIFF time-lapse")
+    if z is None:
+        volume = open_tiff_volume_frames(path)
+        if volume is not None:
+            return _add_image_layers(viewer, path, volume, name, lambda: open_tiff_volume_frames(path))
     frames = open_tiff_frames(path, z)
+    _refuse_a_z_stack_without_time(path, frames, z)
+    return _add_image_layers(viewer, path, frames, name, lambda: open_tiff_frames(path, z))
+
+
+def _refuse_a_z_stack_without_time(path: Path, frames: Any, z: int | None) -> None:
+    """Close ``frames`` and refuse a file of several Z planes opened without ``z`` as a time-lapse: a Z
+    stack with no time axis (its planes would be taken for frames). A 3D + time stack never comes
+    here (`open_tiff_volume_frames` opens it whole)."""
+    from napari_vos.data.readers import tiff_z_planes
+
+    planes = tiff_z_planes(path) if z is None else 1
+    if planes > 1:
+        frames.close()
+        raise ValueError(f"{path} holds a Z stack of {planes} planes with no time axis: napari-vos propagates "
+                         "through time; save it as (T, Y, X) or (T, Z, Y, X) with ImageJ or OME axes")
+
+
+def _add_image_layers(viewer: "napari.Viewer", path: Path, frames: Any, name: str | None,
+                      reopen: "Callable[[], Any]") -> "list[Image]":
+    """Add the opened ``frames`` (a time-lapse's frames, or a 3D + time stack's `LazyPlanes`) as Image
+    layers read a plane at a time, at the file's calibration: one layer, one per channel, or one RGB(A)
+    layer for 8-bit colour samples. ``reopen`` opens the file again where a layer is read after the
+    last of them left the viewer (`_ReopeningFrames`)."""
+    import inspect
+
+    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
+    from napari_vos.data.readers import tiff_stem
+
     first = frames[0]
     if first.dtype.kind not in "uifb":
         frames.close()
         raise ValueError(f"{path} holds {first.dtype} pixels, which napari cannot show as an image")
-    if z is None and tiff_z_planes(path) > 1:
-        # only a (T, Z, Y, X) of no axis names (a plain tifffile.imwrite) opens without z: as (T, Y, X, C),
-        # whose C would be the X axis (a named Z axis is refused by open_tiff_frames)
-        frames.close()
-        raise ValueError(f"{path} holds a {(len(frames), *first.shape)} array with no axis names: "
-                         f"a (T, Z, Y, X) stack of {first.shape[0]} Z planes; pick one plane (z=N). A (T, Y, X, C) "
-                         "stack of more than 4 channels: save it with ImageJ or OME axes")
-    # one dask chunk a frame, each read through the frames' own reader (any axis order, channel-last);
-    # the file is closed when the last of the layers leaves the viewer, and reopened if one is shown again
-    reader = _ReopeningFrames(frames, lambda: open_tiff_frames(path, z))
-    read = dask.delayed(reader.read, pure=True)
-    stack = da.stack([da.from_delayed(read(t), shape=first.shape, dtype=first.dtype) for t in range(len(frames))])
-    scale, units = scale_from_calibration(read_tiff_calibration(path), 3)
+    grid = tuple(getattr(frames, "volume", (len(frames),)))  # (T,) or (T, Z): one chunk a plane
+    reader = _ReopeningFrames(frames, reopen)
+    stack = _lazy_stack(reader, grid, first.shape, first.dtype)
+    scale, units = scale_from_calibration(read_tiff_calibration(path), len(grid) + 2)  # (T[, Z], Y, X)
     name = name or tiff_stem(path)
     kwargs: dict[str, Any] = {"scale": scale}
     if "units" in inspect.signature(viewer.add_image).parameters:  # napari >= 0.6
         kwargs["units"] = units
-    if stack.ndim == 4:
-        channels = stack.shape[-1]
+    if first.ndim == 3:
+        channels = first.shape[-1]
         colour = frames.channels_are_colour is not False and channels in (3, 4) and first.dtype == "uint8"
         if colour:
             added = [viewer.add_image(stack, name=name, rgb=True, **kwargs)]
         else:
-            added = list(viewer.add_image(stack, channel_axis=3, name=[f"{name} ch{c}" for c in range(channels)],
-                                          **kwargs))
+            added = list(viewer.add_image(stack, channel_axis=stack.ndim - 1,
+                                          name=[f"{name} ch{c}" for c in range(channels)], **kwargs))
     else:
         added = [viewer.add_image(stack, name=name, rgb=False, **kwargs)]
     reader.close_with(viewer, added)
     return added
 
 
+def _lazy_stack(reader: "_ReopeningFrames", grid: tuple[int, ...], plane: tuple[int, ...], dtype: Any) -> Any:
+    """A dask array of shape ``(*grid, *plane)`` with one chunk per plane, plane ``i`` (in C order over
+    ``grid``) read by ``reader`` only when napari (or anything else) computes that chunk. Built as one
+    graph rather than a ``da.stack`` of delayed reads: a (T, Z) grid of 100 x 200 planes is 20,000 chunks."""
+    import itertools
+    import uuid
+
+    import dask.array as da
+    import numpy as np
+
+    key = f"napari-vos-tiff-{uuid.uuid4().hex}"
+    lead = len(grid)
+    graph = {(key, *at, *(0,) * len(plane)): (reader.read_block, int(np.ravel_multi_index(at, grid)), lead)
+             for at in itertools.product(*(range(n) for n in grid))}
+    chunks = tuple((1,) * n for n in grid) + tuple((n,) for n in plane)
+    return da.Array(graph, key, chunks=chunks, dtype=dtype)
+
+
 class _ReopeningFrames:
-    """An opened TIFF's frames, read by the layers `open_image_layers` adds: the file is closed once none
-    of them is in the viewer (so it can be overwritten or deleted, on Windows too) and opened again if a
-    frame is read after that (a layer kept in the console and added back). A close asked for while frames
-    are being read waits for the last of those reads."""
+    """An opened TIFF's frames (or a 3D + time stack's planes), read by the layers `open_image_layers` adds
+    (a dask chunk each, `_lazy_stack`): the file is closed once none of them is in the viewer (so it can be
+    overwritten or deleted, on Windows too) and opened again if a frame is read after that (a layer kept in
+    the console and added back). A close asked for while frames are being read waits for the last of those
+    reads."""
 
     def __init__(self, frames: Any, reopen: Callable[[], Any]) -> None:
         import threading
@@ -313,6 +352,10 @@ class _ReopeningFrames:
                 self._reading -= 1
                 if self._closing and not self._reading:
                     self._close_now()
+
+    def read_block(self, i: int, lead: int) -> Any:
+        """Plane ``i`` as one chunk of a `_lazy_stack`: with ``lead`` length-1 axes in front."""
+        return self.read(i)[(None,) * lead]
 
     def close(self) -> None:
         with self._lock:

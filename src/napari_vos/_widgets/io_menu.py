@@ -4,7 +4,8 @@ background with a cancelable progress bar, "Overlay movie..." and "Cell Tracking
 napari's File > Open reads a TIFF at scale 1, without the pixel size and frame interval it holds (and a
 labels TIFF napari-vos wrote as an image, without its placement and run record), and the outputs of
 Propagate take the image's scale: "Open image TIFF..." opens a time-lapse as `console.open_image_layers`
-does, at its calibration and read a frame at a time; "Open labels TIFF..." opens a labels TIFF as
+does, at its calibration and read a frame at a time (a 3D + time stack whole, read a plane at a time, for
+Propagate to run through the plane under the Z slider); "Open labels TIFF..." opens a labels TIFF as
 `console.open_labels_layer` does, a Labels layer where the saved one lay. The overlay save type
 writes the same movie as "Overlay movie...", but napari runs writers on its GUI thread, so the
 viewer waits while every frame is drawn and encoded (2.3 s for 82 frames of 854x480, a long
@@ -21,7 +22,7 @@ from typing import Any
 import napari
 import napari.layers
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from napari_vos._widgets.menu_work import start_layer_work
 from napari_vos._widgets.save_dialogs import save_folder, suggested_path
@@ -34,36 +35,41 @@ _OVERLAY_FILTERS = "H.264 movie (*.mp4 *.mkv *.mov);;Animated GIF (*.gif)"
 
 def open_image_menu(viewer: napari.Viewer) -> None:
     """Open a TIFF time-lapse as Image layers at its pixel size and frame interval (one per channel),
-    read a frame at a time, so that the Propagate outputs lie at its calibration too."""
+    read a frame at a time, so that the Propagate outputs lie at its calibration too; a 3D + time
+    stack opens whole (T, Z, Y, X), read a plane at a time, and Propagate runs through the plane under
+    the Z slider, so no plane is asked for here."""
     from napari.utils.history import get_open_history, update_open_history
 
     from napari_vos.console import open_image_layers
-    from napari_vos.data.readers import tiff_z_planes
 
     chosen, _ = QFileDialog.getOpenFileName(QApplication.activeWindow(), "Open a TIFF time-lapse at its calibration",
                                             get_open_history()[0], "TIFF (*.tif *.tiff)")
     if not chosen:
         return
     update_open_history(chosen)
-    planes = tiff_z_planes(chosen)
-    z = None
-    if planes > 1:  # 3D + time: napari-vos propagates one plane of it
-        z, ok = QInputDialog.getInt(QApplication.activeWindow(), "Pick a Z plane",
-                                    f"{Path(chosen).name} is a 3D + time stack of {planes} Z planes; napari-vos "
-                                    f"propagates 2D + time. Open plane (0-{planes - 1}):", planes // 2, 0, planes - 1)
-        if not ok:
-            return
-    layers = open_image_layers(viewer, chosen, z=z)
+    layers = open_image_layers(viewer, chosen)
+    show_info(_opened_text(Path(chosen).name, layers))
+
+
+def _opened_text(file_name: str, layers: "list[napari.layers.Image]") -> str:
+    """What "Open image TIFF..." says it opened: the layers, the frames (and Z planes of a 3D + time
+    stack, with where Propagate runs) and the calibration."""
     first = layers[0]
     units = getattr(first, "units", None)
+    shape = first.data.shape[:-1] if first.rgb else first.data.shape
+    volume = len(shape) == 4
     size = f"pixel size {first.scale[-1]:g} {units[-1] if units is not None else ''}".rstrip()
+    if volume and units is not None and str(units[1]) != "pixel":
+        size += f", Z step {first.scale[1]:g} {units[1]}"
     timed = f", {first.scale[0]:g} {units[0] if units is not None else ''} between frames".rstrip() \
         if units is not None and str(units[0]) != "pixel" else ", no frame interval in the file"
     names = ", ".join(repr(layer.name) for layer in layers)
-    count = len(first.data)
-    show_info(f"opened {Path(chosen).name} as {names}: {count} frame{'' if count == 1 else 's'} of "
-              f"{tuple(first.data.shape[1:3])} "
-              f"at {size}{timed}")
+    count = shape[0]
+    frames = f"{count} frame{'' if count == 1 else 's'} of {tuple(shape[-2:])}"
+    if volume:
+        return (f"opened {file_name} as {names}: a 3D + time stack of {shape[1]} Z planes, {frames} at {size}{timed}; "
+                "Propagate runs through the plane under the Z slider")
+    return f"opened {file_name} as {names}: {frames} at {size}{timed}"
 
 
 def open_labels_menu(viewer: napari.Viewer) -> None:

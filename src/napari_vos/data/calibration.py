@@ -1,8 +1,10 @@
 """Pixel size, unit and frame interval of a TIFF, so a labels stack written for it keeps them.
 
 A microscope's TIFF says how large a pixel is in one of three places: OME-XML (``PhysicalSizeX``,
-``TimeIncrement``), ImageJ's description (``unit``, ``finterval``, with the pixel size in the
-resolution tags) or the baseline resolution tags alone (pixels per inch/cm). ``read_tiff_calibration``
+``PhysicalSizeZ``, ``TimeIncrement``), ImageJ's description (``unit``, ``spacing``, ``finterval``,
+with the pixel size in the resolution tags) or the baseline resolution tags alone (pixels per inch/cm).
+The Z step between planes is read for a 3D + time stack opened whole (``scale_from_calibration(cal, 4)``);
+a labels TIFF of one plane keeps only the pixel size and frame interval. ``read_tiff_calibration``
 reads whichever is there; ``tiff_calibration_kwargs`` turns it back into ``tifffile.imwrite``
 arguments, so Fiji and napari readers show the propagated labels at the image's scale.
 tifffile parses the three sources but has no unit-aware summary of them, hence this module.
@@ -10,7 +12,7 @@ tifffile parses the three sources but has no unit-aware summary of them, hence t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +69,22 @@ def _unit(name: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A stack's physical scale: (Y, X) pixel size in ``unit`` and time between frames."""
+    """A stack's physical scale: (Y, X) pixel size in ``unit``, time between frames and, for a 3D + time
+    stack, the Z step between planes in ``z_unit``. The Z step comes last, so that positional callers are
+    unchanged, and is left out of ``==``: calibrations are compared as what a (T, Y, X) labels file keeps
+    (`storable_calibration`), which has no Z step to keep."""
 
     pixel_size: tuple[float, float] | None = None
     unit: str | None = None
     frame_interval: float | None = None
     time_unit: str | None = None
+    z_size: float | None = field(default=None, compare=False)
+    z_unit: str | None = field(default=None, compare=False)
 
     @property
     def empty(self) -> bool:
+        """No pixel size and no frame interval (what a (T, Y, X) labels file keeps; the Z step is not
+        counted, since such a file cannot hold it)."""
         return self.pixel_size is None and self.frame_interval is None
 
     def describe(self) -> str:
@@ -107,14 +116,19 @@ def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
 
 
 def scale_from_calibration(calibration: Calibration, ndim: int) -> tuple[list[float], list[str]]:
-    """The other way round: a (T, Y, X) or (Y, X) layer's scale and units for ``calibration``
-    (1 and "pixel" where it says nothing), so a labels file opens where its image lies."""
-    if ndim not in (2, 3):
-        raise ValueError(f"a calibration places (T, Y, X) or (Y, X) data, not {ndim} axes")
+    """The other way round: a (T, Y, X), (Y, X) or (T, Z, Y, X) layer's scale and units for
+    ``calibration`` (1 and "pixel" where it says nothing), so a labels file opens where its image
+    lies and a 3D + time stack shows its planes at their Z step."""
+    if ndim not in (2, 3, 4):
+        raise ValueError(f"a calibration places (T, Y, X), (Y, X) or (T, Z, Y, X) data, not {ndim} axes")
     pixel = calibration.pixel_size if calibration.pixel_size is not None else (1.0, 1.0)
     space = calibration.unit or "pixel"
     scale, units = [float(pixel[0]), float(pixel[1])], [space, space]
-    if ndim == 3:
+    if ndim == 4:
+        stepped = calibration.z_size is not None
+        scale.insert(0, float(calibration.z_size) if stepped else 1.0)  # type: ignore[arg-type]
+        units.insert(0, (calibration.z_unit or "pixel") if stepped else "pixel")
+    if ndim >= 3:
         timed = calibration.frame_interval is not None
         scale.insert(0, float(calibration.frame_interval) if timed else 1.0)
         units.insert(0, (calibration.time_unit or "s") if timed else "pixel")
@@ -137,14 +151,16 @@ def _from_ome(xml: str) -> Calibration | None:
         pixels = pixels[0] if pixels else {}
     pixels = pixels.get("Pixels", {})
     size_x, size_y = _positive(pixels.get("PhysicalSizeX")), _positive(pixels.get("PhysicalSizeY"))
+    size_z = _positive(pixels.get("PhysicalSizeZ"))
     interval = _positive(pixels.get("TimeIncrement"))
-    if size_x is None and interval is None:
+    if size_x is None and interval is None and size_z is None:
         return None
     pixel_size = None
     if size_x is not None:
         pixel_size = (size_y if size_y is not None else size_x, size_x)
     return Calibration(pixel_size, _unit(pixels.get("PhysicalSizeXUnit", "µm")) if pixel_size else None,
-                       interval, str(pixels.get("TimeIncrementUnit", "s")) if interval else None)
+                       interval, str(pixels.get("TimeIncrementUnit", "s")) if interval else None,
+                       size_z, _unit(pixels.get("PhysicalSizeZUnit", "µm")) if size_z else None)
 
 
 def _pixel_size_from_tags(page: Any, one_is_a_size: bool = False) -> tuple[float, float] | None:
@@ -187,8 +203,10 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
             named = unit is not None or str(meta.get("unit", "")).strip().lower() in ("pixel", "pixels")
             pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit is not None) if named else None
             interval = _positive(meta.get("finterval"))
+            spacing = _positive(meta.get("spacing"))  # the Z step, in the unit of the pixel size
             return Calibration(pixel_size, unit if pixel_size else None, interval,
-                               (_unit(meta.get("tunit", "s")) or "s") if interval else None)
+                               (_unit(meta.get("tunit", "s")) or "s") if interval else None,
+                               spacing, unit if spacing else None)
         unit_name = getattr(page.resolutionunit, "name", "NONE")
         units = {value: key for key, value in _TIFF_UNITS.items()}
         if unit_name in units:  # 1 pixel per cm, mm or µm is a size (napari-vos writes 1 µm pixels so)

@@ -13,6 +13,8 @@ Layouts understood (what `detect_layout` returns):
   optionally one labels stack whose name contains ``label``/``mask``/``gt``/``seg``).
 - ``"collection"``: a folder whose sub-folders are each one of the layouts above.
 
+A 3D + time TIFF (T, Z, Y, X[, C]) is propagated one Z plane at a time (``open_tiff_frames(path, z=N)``);
+`open_tiff_volume_frames` reads all its planes, one at a time, for napari to show the whole stack.
 napari layers and in-memory arrays need no reader: use `Sequence.from_arrays`.
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ from napari_vos.data.sequence import (
 )
 
 __all__ = ["detect_layout", "davis_split", "open_dataset", "open_sequence_dir", "open_tiff_frames", "open_tiff_stack",
-           "tiff_z_planes", "name_key", "LAYOUTS"]
+           "open_tiff_volume_frames", "LazyPlanes", "tiff_z_planes", "name_key", "LAYOUTS"]
 
 LAYOUTS = ("davis", "images_masks", "ctc", "tiff", "collection")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -383,27 +385,32 @@ def _frame_reader(arr: Any, axes: str, z: int | None = None,
         n = arr.shape[axes.index(t_axis)]
 
     def load(i: int) -> np.ndarray:
-        index = []
-        kept = []
-        for a in axes:
-            if a == t_axis:
-                index.append(i)
-            elif a in "YXCS":
-                index.append(slice(None))
-                kept.append(a)
-            else:
-                index.append(fixed.get(a, 0))
-        with reading(path, "a TIFF") if path is not None else nullcontext():  # a frame damaged in the file
-            frame = np.asarray(arr[tuple(index)])
-        order = [kept.index("Y"), kept.index("X")] + [k for k, a in enumerate(kept) if a in "CS"]
-        frame = np.transpose(frame, order)
-        if frame.ndim == 3 and frame.shape[-1] == 1:
-            frame = frame[..., 0]
-        if frame.ndim == 4:  # C and S both present: merge
-            frame = frame.reshape(*frame.shape[:2], -1)
-        return frame
+        return _read_plane(arr, axes, {**fixed, **({t_axis: i} if t_axis is not None else {})}, path)
 
     return n, load
+
+
+def _read_plane(arr: Any, axes: str, at: dict[str, int], path: Path | None) -> np.ndarray:
+    """Read one (Y, X[, C]) plane of a TIFF series with these (named) axes: ``at`` gives the index of
+    each axis other than Y, X and channels (0 for one it leaves out); channels come out last, C and S
+    merged, a single channel dropped. One read of the zarr array: only that plane's pages are decoded."""
+    index: list[Any] = []
+    kept = []
+    for a in axes:
+        if a in "YXCS":
+            index.append(slice(None))
+            kept.append(a)
+        else:
+            index.append(at.get(a, 0))
+    with reading(path, "a TIFF") if path is not None else nullcontext():  # a frame damaged in the file
+        frame = np.asarray(arr[tuple(index)])
+    order = [kept.index("Y"), kept.index("X")] + [k for k, a in enumerate(kept) if a in "CS"]
+    frame = np.transpose(frame, order)
+    if frame.ndim == 3 and frame.shape[-1] == 1:
+        frame = frame[..., 0]
+    if frame.ndim == 4:  # C and S both present: merge
+        frame = frame.reshape(*frame.shape[:2], -1)
+    return frame
 
 
 def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
@@ -422,6 +429,70 @@ def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
     frames = LazyFrames(n, load, close)
     # a hyperstack's C axis holds channels, never colour + alpha (a TIFF's S axis holds samples)
     frames.channels_are_colour = False if "C" in axes.upper() and "S" not in axes.upper() else None
+    return frames
+
+
+class LazyPlanes(LazyFrames):
+    """The (Y, X[, C]) planes of a 3D + time stack, read one at a time: item ``t * planes + z`` is Z plane
+    z of frame t (what `open_tiff_volume_frames` gives). ``volume`` is its (T, Z); ``shape`` the whole
+    (T, Z, Y, X[, C]) stack's."""
+
+    def __init__(self, times: int, planes: int, loader: Callable[[int], np.ndarray],
+                 close: Callable[[], None] | None = None) -> None:
+        super().__init__(times * planes, loader, close)
+        self.volume = (int(times), int(planes))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.volume, *self._peek().shape)
+
+
+def _volume_axes(axes: str, shape: tuple[int, ...]) -> str | None:
+    """The named axes of a 3D + time series: a time axis (T, or the first stack axis as `_frame_reader`
+    takes it) and a Z axis of more than one plane, in any order; the unnamed (T, Z, Y, X) array that
+    `tiff_z_planes` counts ("QQYX" whose X is longer than 4, which the time-lapse reader takes as
+    (T, Y, X, C)) and its colour form ("QQYXS") included. None for any other series (a time-lapse, one
+    Z plane kept as an axis, a Z stack without time): `open_tiff_frames` opens or refuses those."""
+    axes = axes.upper()
+    if axes == "QQYX" and shape[-1] > 4:
+        axes = "TZYX"
+    axes = _unnamed_axes_as_numpy(axes, shape, None)
+    if not {"Y", "X", "Z"} <= set(axes) or shape[axes.index("Z")] < 2:
+        return None
+    stack_axes = [a for a in axes if a not in "YXCS"]
+    return None if ("T" if "T" in axes else stack_axes[0]) == "Z" else axes
+
+
+def open_tiff_volume_frames(path: str | Path) -> LazyPlanes | None:
+    """A 3D + time TIFF (OME, ImageJ hyperstack or unnamed, any axis order: `_volume_axes`) as its lazily
+    read planes (`LazyPlanes`), channels last: each plane is read from the file when it is asked for,
+    so a stack of 200 planes a frame is never read whole. None, the file closed again, for a series
+    that is no 3D + time stack. ``frames.close()`` closes the file, as for `open_tiff_frames`."""
+    path = Path(path)
+    arr, axes, close = _tiff_array(path)
+    shape = tuple(int(n) for n in arr.shape)
+    try:
+        named = _volume_axes(axes, shape)
+        if named is not None:
+            t_axis = "T" if "T" in named else next(a for a in named if a not in "YXCSZ")
+            extra = [a for a in named if a not in "YXCSZ" and a != t_axis and shape[named.index(a)] > 1]
+            if extra:
+                raise ValueError(f"TIFF series with axes {named!r} shape {shape}: only T, Z, Y, X and channels are "
+                                 "supported; extract a (T, Z, Y, X[, C]) series first")
+    except BaseException:
+        close()
+        raise
+    if named is None:
+        close()
+        return None
+    times, planes = shape[named.index(t_axis)], shape[named.index("Z")]
+
+    def load(i: int) -> np.ndarray:
+        t, z = divmod(i, planes)
+        return _read_plane(arr, named, {t_axis: t, "Z": z}, path)
+
+    frames = LazyPlanes(times, planes, load, close)
+    frames.channels_are_colour = False if "C" in named and "S" not in named else None
     return frames
 
 
