@@ -17,32 +17,25 @@ def test_a_t_z_y_x_stack_saved_without_axis_names_is_not_opened_as_a_layer_per_x
                                                                                           monkeypatch, tmp_path):
     """tifffile.imwrite(path, volume) of a (T, Z, Y, X) array names no axes ("QQYX"). Before: Open image TIFF
     read it as (T, Y, X, C) and added 64 layers of (6, 5, 64) images, one per X column, with nothing said.
-    Now the menu asks which Z plane (as for an ImageJ TZYX file) and open_image_layers refuses z=None."""
+    Then the menu asked which Z plane and open_image_layers refused z=None; now both open the whole stack as
+    one (T, Z, Y, X) layer (Propagate runs through the plane under the Z slider), and z=N one plane."""
     import tifffile
-    from qtpy.QtWidgets import QFileDialog, QInputDialog
+    from qtpy.QtWidgets import QFileDialog
 
     from napari_vos.console import open_image_layers
 
     volume = np.random.default_rng(0).integers(0, 255, (6, 5, 64, 64), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "volume.tif", volume)
     viewer = make_napari_viewer()
-    refused = r"\(6, 5, 64, 64\) array with no axis names: a \(T, Z, Y, X\) stack of 5 Z planes"
-    with pytest.raises(ValueError, match=refused):
-        open_image_layers(viewer, tmp_path / "volume.tif")
-    assert len(viewer.layers) == 0
+    (layer,) = open_image_layers(viewer, tmp_path / "volume.tif")
+    assert layer.data.shape == (6, 5, 64, 64)
+    np.testing.assert_array_equal(np.asarray(layer.data[2, 3]), volume[2, 3])
+    (plane,) = open_image_layers(viewer, tmp_path / "volume.tif", z=3)
+    assert plane.data.shape == (6, 64, 64)
+    np.testing.assert_array_equal(np.asarray(plane.data[2]), volume[2, 3])
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *args: (str(tmp_path / "volume.tif"), "")))
-    asked = []
-
-    def plane(parent, title, text, value, low, high):
-        asked.append((text, value, low, high))
-        return 3, True
-
-    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(plane))
     _execute("napari-vos.open_image")
-    assert asked and asked[0][1:] == (2, 0, 4)
-    (layer,) = viewer.layers
-    assert layer.data.shape == (6, 64, 64)
-    np.testing.assert_array_equal(np.asarray(layer.data[2]), volume[2, 3])
+    assert viewer.layers[-1].data.shape == (6, 5, 64, 64) and len(viewer.layers) == 3
     # a channel-last stack of 2 channels saved the same way still opens as 2 channels
     tifffile.imwrite(tmp_path / "two.tif", volume[:, :2].transpose(0, 2, 3, 1).copy())
     assert [layer.data.shape for layer in open_image_layers(viewer, tmp_path / "two.tif")] == [(6, 64, 64)] * 2
