@@ -180,3 +180,26 @@ def test_a_plane_outputs_overlay_is_drawn_over_that_plane_of_the_image(tmp_path)
     wrong = viewer.add_image(video[:, :3], name="three planes")
     with pytest.raises(ValueError, match=r"'three planes' is \(6, 3, 30, 44\): select the \(T, Z, Y, X\) image"):
         overlay_arguments(str(tmp_path / "wrong.gif"), [wrong.as_layer_data_tuple(), out.as_layer_data_tuple()])
+
+
+def test_a_plane_output_of_a_pyramids_coarse_level_is_measured_and_drawn_over_that_level():
+    """A plane output at a (T, Z, Y, X) pyramid's coarse level: its intensities and its overlay come from
+    that level's plane."""
+    from napari_vos._widgets.overlay_writer import overlay_arguments
+
+    viewer = ViewerModel()
+    cells = dividing_cell()
+    fine = np.zeros((len(cells), Z, cells.shape[1] * 2, cells.shape[2] * 2), np.uint16)
+    coarse = np.zeros((len(cells), Z, *cells.shape[1:]), np.uint16)
+    coarse[:, PLANE] = cells.astype(np.uint16) * 100
+    image = viewer.add_image([fine, coarse], name="pyramid", multiscale=True)
+    out = _plane_output(viewer, cells)
+    objects, _ = layer_tables(*layer_inputs(out, image))
+    row = next(r for r in objects.rows() if r["label"] == 3 and r["frame"] == 0)
+    assert float(row["intensity_mean"]) == 300
+    _, drawn = overlay_arguments("pyramid.gif", [image.as_layer_data_tuple(), out.as_layer_data_tuple()])
+    np.testing.assert_array_equal(np.asarray(drawn["video"]), coarse[:, PLANE])
+    other = viewer.add_image([fine, fine[:, :, ::4, ::4]], name="other pyramid", multiscale=True)
+    with pytest.raises(ValueError, match=r"is \(6, 4, 30, 44\) but the image layer 'other pyramid' is "
+                                         r"\(6, 4, 60, 88\) or \(6, 4, 15, 22\): select the labels"):
+        layer_tables(*layer_inputs(out, other))

@@ -260,3 +260,92 @@ def test_a_plane_output_is_saved_as_its_plane_and_opens_again_at_its_place(tmp_p
     out.data[1, 0, 3, 3] = 5  # a stroke on another plane: the plane alone would lose it
     with pytest.raises(ValueError, match=r"holds labels on plane\(s\) 0 too: .*napari's own writer"):
         save_labels_layer(out, tmp_path / "again.tif")
+
+
+def _pyramid_viewer(video: np.ndarray, labels: np.ndarray, halve_z: bool = False):
+    """A multiscale (T, Z, Y, X) image (level 1 halves Y and X; also Z with ``halve_z``) and labels
+    painted at the given shape, placed at the matching level's pixels."""
+    from napari.components import ViewerModel
+
+    coarse = video[:, ::2, ::2, ::2] if halve_z else video[:, :, ::2, ::2]
+    viewer = ViewerModel()
+    viewer.add_image([video, coarse], name="pyramid", scale=SCALE, translate=TRANSLATE, multiscale=True)
+    level = 1 if labels.shape[-1] != video.shape[-1] else 0
+    scale = (SCALE[0], SCALE[1], SCALE[2] * 2 ** level, SCALE[3] * 2 ** level)
+    viewer.add_labels(labels, name="painted", scale=scale, translate=TRANSLATE)
+    return viewer
+
+
+def test_a_multiscale_volume_is_propagated_on_the_level_the_labels_match_through_the_plane():
+    """An OME-Zarr-like (T, Z, Y, X) pyramid that halves Y and X: labels painted at level 1 give a level-1
+    output of (T, Z, Y/2, X/2) at that level's scale, the plane filled; at level 0 a full-size one."""
+    from napari_vos.console import propagate_layers
+
+    video, truth = _volume()
+    coarse_truth = truth[:, :, ::2, ::2]
+    viewer = _pyramid_viewer(video, _painted(coarse_truth, 2))
+    run = propagate_layers(viewer, "pyramid", "painted", method="flow", plane=2, maps=True)
+    out = run.labels
+    assert out.data.shape == (T, Z, Y // 2, X // 2)
+    np.testing.assert_allclose(out.scale, (SCALE[0], SCALE[1], SCALE[2] * 2, SCALE[3] * 2))
+    for layer in run.maps:  # one plane deep at plane 2's depth
+        assert layer.data.shape[:2] == (T, 1) and layer.translate[1] == pytest.approx(TRANSLATE[1] + 2 * SCALE[1])
+    assert min(_iou(out.data[t, 2] > 0, coarse_truth[t, 2]) for t in range(T)) > 0.7
+    assert not np.delete(out.data, 2, axis=1).any()
+    record = out.metadata["napari_vos"]
+    assert record["image_level"] == 1 and record["z_plane"] == 2 and record["z_planes"] == Z
+    viewer = _pyramid_viewer(video, _painted(truth, 1))
+    out = propagate_layers(viewer, "pyramid", "painted", method="flow", plane=1).labels
+    assert out.data.shape == (T, Z, Y, X) and out.metadata["napari_vos"]["image_level"] == 0
+    assert min(_iou(out.data[t, 1] > 0, truth[t, 1]) for t in range(T)) > 0.8
+
+
+def test_a_pyramid_level_that_halves_z_is_not_one_to_paint_on():
+    """A level with fewer Z planes has no plane under the slider's: labels of its shape are refused, naming
+    the levels that keep every plane."""
+    from napari_vos.console import propagate_layers
+
+    video, truth = _volume()
+    viewer = _pyramid_viewer(video, _painted(truth, 2)[:, ::2, ::2, ::2], halve_z=True)
+    with pytest.raises(ValueError, match=r"must match one level of the multiscale image 'pyramid': \(T, Z, Y, X\) or "
+                                         r"one frame \(Y, X\) = \(6, 4, 48, 64\) / \(48, 64\)$"):
+        propagate_layers(viewer, "pyramid", "painted", method="flow", plane=2)
+    viewer.layers.remove("painted")
+    viewer.add_labels(_painted(truth, 2), name="full", scale=SCALE, translate=TRANSLATE)
+    out = propagate_layers(viewer, "pyramid", "full", method="flow", plane=2).labels
+    assert out.data.shape == (T, Z, Y, X) and min(_iou(out.data[t, 2] > 0, truth[t, 2]) for t in range(T)) > 0.8
+
+
+def test_the_widget_propagates_a_multiscale_volume_on_screen(make_napari_viewer, qtbot):
+    """In a real viewer: a (T, Z, Y, X) pyramid with labels at its coarse level, the Z slider on plane 2,
+    Propagate clicked: a level-1 output with plane 2 segmented (was refused as a multiscale 3D + time stack)."""
+    from _widget_run import NO_DISPLAY, click, wait_done
+
+    if NO_DISPLAY:
+        pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`")
+    from napari_vos._widgets.propagate_widget import PropagateWidget
+
+    video, truth = _volume()
+    coarse_truth = truth[:, :, ::2, ::2]
+    viewer = make_napari_viewer()
+    viewer.add_image([video, video[:, :, ::2, ::2]], name="pyramid", scale=SCALE, translate=TRANSLATE,
+                     multiscale=True)
+    viewer.add_labels(_painted(coarse_truth, 2), name="painted", scale=(*SCALE[:2], SCALE[2] * 2, SCALE[3] * 2),
+                      translate=TRANSLATE)
+    widget = PropagateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_combo.setCurrentText("pyramid")
+    widget.labels_combo.setCurrentText("painted")
+    widget.select_method("flow")
+    widget.device_combo.setCurrentText("cpu")
+    assert widget.propagate_button.isEnabled(), widget.status.text()
+    viewer.dims.set_current_step(1, 2)
+    viewer.dims.set_current_step(0, 0)
+    click(qtbot, widget.propagate_button)
+    wait_done(qtbot, widget)
+    out = viewer.layers["painted propagated (flow, Z plane 2)"]
+    assert out.data.shape == (T, Z, Y // 2, X // 2)
+    assert min(_iou(out.data[t, 2] > 0, coarse_truth[t, 2]) for t in range(T)) > 0.7
+    viewer.add_labels(np.zeros((T, Z, 10, 10), np.uint8), name="odd")
+    widget.labels_combo.setCurrentText("odd")
+    assert "do not match image 'pyramid' (6, 4, 48, 64) or (6, 4, 24, 32)" in widget.status.text()

@@ -13,7 +13,8 @@ there, so re-propagating an earlier output from a corrected frame gives the whol
 Grey image layers named in ``channel_layers`` (napari's one layer per channel) are read with the
 image as one (T, Y, X, C) video (`data.channel_stack.ChannelStack`).
 A multiscale image is propagated on one level (`data.pyramid`): the one the labels layer matches,
-or with no labels the coarsest at the working size; the output layers have that level's pixels.
+or with no labels the coarsest at the working size; the output layers have that level's pixels
+(a (T, Z, Y, X) pyramid: a level that keeps every Z plane, through the plane on screen).
 The session and the method's network are built only by `steps()` (in the worker), so building a
 job never blocks the viewer on loading weights. A method that fine-tunes before its first frame
 (``reports_finetune``: OSVOS-AT, and RGMP with its online fine-tuning add-on) is given
@@ -50,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "volume_shape", "read_annotations",
+__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "volume_shape", "level_volumes",
+           "read_annotations",
            "image_levels", "is_output", "is_unfinished_output", "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -139,14 +141,12 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
 
 
 def volume_shape(image: "Image") -> tuple[int, int, int, int] | None:
-    """The (T, Z, Y, X) of a plain (T, Z, Y, X[, C]) image layer (3D + time, or one plane kept as an
-    axis, as OME files keep it), which napari-vos propagates one plane at a time: the shape its
-    labels and channel layers have; None for any other layer: a time-lapse, a multiscale one, a
-    (T, Y, X, C) stack whose last axis holds its channels, or one whose axis names say its second
-    axis holds channels."""
-    if image.multiscale:
-        return None
-    shape = tuple(int(n) for n in image.data.shape)
+    """The (T, Z, Y, X) of a (T, Z, Y, X[, C]) image layer (3D + time, or one plane kept as an axis, as
+    OME files keep it; a multiscale one's finest level), which napari-vos propagates one plane at a
+    time: the shape its labels and channel layers have (`level_volumes`: at each level); None for any
+    other layer: a time-lapse, a (T, Y, X, C) stack whose last axis holds its channels, or one whose
+    axis names say its second axis holds channels."""
+    shape = tuple(int(n) for n in (image.data[0] if image.multiscale else image.data).shape)
     spatial = shape[:-1] if image.rgb else shape
     if len(spatial) != 4 or 0 in shape:
         return None
@@ -156,6 +156,18 @@ def volume_shape(image: "Image") -> tuple[int, int, int, int] | None:
     if len(names) == len(shape) and names[1].startswith("c"):
         return None
     return spatial  # type: ignore[return-value]
+
+
+def level_volumes(image: "Image") -> list[tuple[int, int, int, int] | None]:
+    """Each level's (T, Z, Y, X) of a (T, Z, Y, X[, C]) image layer (`volume_shape`; a plain layer has
+    one level), None for a level whose T or Z is not the finest level's (a pyramid that halves Z too:
+    its planes are not the slider's); [] for any other layer."""
+    whole = volume_shape(image)
+    if whole is None:
+        return []
+    levels = list(image.data) if image.multiscale else [image.data]
+    shapes = [tuple(int(n) for n in level.shape[:4]) for level in levels]
+    return [shape if len(shape) == 4 and shape[:2] == whole[:2] else None for shape in shapes]  # type: ignore[misc]
 
 
 def plane_count(image: "Image") -> int | None:
@@ -169,9 +181,9 @@ def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] |
     None for a level that is not a time-lapse of the same length (see `data.pyramid`); for a
     (T, Z, Y, X[, C]) layer (`volume_shape`), its whole array and the (T, Y, X) of one plane."""
     arrays = list(image.data) if image.multiscale else [image.data]
-    whole = volume_shape(image)
-    if whole is not None:
-        return arrays, [(whole[0], whole[2], whole[3])]
+    volumes = level_volumes(image)
+    if volumes:
+        return arrays, [(v[0], v[2], v[3]) if v is not None else None for v in volumes]
     return arrays, frame_shapes([tuple(a.shape) for a in arrays], bool(image.rgb))
 
 
@@ -197,13 +209,6 @@ def video_problem(image: "Image", shapes: list[tuple[int, int, int] | None]) -> 
             return (f"{head} looks like (T, Y, X, C) with {shape[-1]} channels: add it as one layer per channel "
                     "(viewer.add_image(data, channel_axis=-1)), pick the first as the image and tick the others "
                     "under 'add channels'")
-        if image.multiscale and shape[1] == 1:  # one Z plane or channel kept as an axis (OME-Zarr's TCZYX, z = 1)
-            return (f"{head} is a time-lapse with a second axis of length 1 (one Z plane or channel, as OME files "
-                    "keep it): add it without that axis, viewer.add_image([level[:, 0] for level in layer.data], "
-                    "multiscale=True), with the layer's scale and translate less their second number")
-        if image.multiscale:  # a plain (T, Z, Y, X) layer is propagated on the plane on screen; a pyramid is not
-            return (f"{head} is a multiscale 3D + time stack: add one level as a plain layer "
-                    "(viewer.add_image(layer.data[k]) with the level's scale) and propagate on a Z plane of it")
         return (f"{head} has one axis more than a time-lapse (T, Y, X) and its axis names say it holds channels: "
                 "open it as one layer per channel (viewer.add_image(data, channel_axis=1)) and pick a channel's "
                 "layer, ticking the others under 'add channels'")
@@ -493,13 +498,18 @@ def labels_level(image: "Image", labels: "Labels") -> int:
     _check_video(image, shapes)
     if labels.multiscale:
         raise ValueError(multiscale_labels_problem(labels, shapes, f"image {image.name!r}"))
-    whole = volume_shape(image)
-    if whole is not None:  # (T, Z, Y, X): painted in a layer of its shape, or one (Y, X) frame
-        if tuple(labels.data.shape) not in (whole, whole[2:]):
-            raise ValueError(f"labels layer {labels.name!r} has shape {tuple(labels.data.shape)} but the labels layer "
-                             f"must match the image layer {image.name!r}: (T, Z, Y, X) = {whole} or one frame "
-                             f"(Y, X) = {whole[2:]}")
-        return 0
+    volumes = level_volumes(image)
+    if volumes:  # (T, Z, Y, X): painted in a layer of its shape (at one level), or one (Y, X) frame
+        painted = tuple(labels.data.shape)
+        level = next((k for k, v in enumerate(volumes) if v is not None and painted in (v, v[2:])), None)
+        if level is None:
+            fits = [v for v in volumes if v is not None]
+            shapes_said = (f"(T, Z, Y, X) or one frame (Y, X) = {' or '.join(f'{v} / {v[2:]}' for v in fits)}"
+                           if image.multiscale else f"(T, Z, Y, X) = {fits[0]} or one frame (Y, X) = {fits[0][2:]}")
+            where = "one level of the multiscale image" if image.multiscale else "the image layer"
+            raise ValueError(f"labels layer {labels.name!r} has shape {painted} but the labels layer must match "
+                             f"{where} {image.name!r}: {shapes_said}")
+        return level
     level = level_for_labels(tuple(labels.data.shape), shapes)
     if level is None:
         options = " or ".join(f"{s} / {s[1:]}" for s in shapes if s is not None)
@@ -661,12 +671,13 @@ class LayerJob:
         shape = shapes[self.level]
         assert shape is not None
         # further image layers whose frames become channels 2 and 3 of the video (one layer per channel)
-        self.channel_layers = self._channel_layers(channel_layers, volume_shape(self.image) or shape)
+        volumes = level_volumes(self.image)  # a (T, Z, Y, X) image's levels; [] for a time-lapse
+        self.channel_layers = self._channel_layers(channel_layers, volumes[self.level] if volumes else shape)
         if self.channel_layers:
             self.video = ChannelStack([self.video, *(self.frames_of(lyr.data) for lyr in self.channel_layers)],
                                       names=[f"image layer {lyr.name!r}" for lyr in (self.image, *self.channel_layers)])
         self.n_frames, self.frame_shape = shape[0], (shape[1], shape[2])
-        self._level_shapes = (shapes[0], shape)
+        self._level_shapes = (volumes[0], volumes[self.level]) if volumes else (shapes[0], shape)
         self.labels = labels
         placed = self._placement()  # the output layers' placement: the image's, at the propagated level
         self._placed = copy.deepcopy(placed)  # the maps' too, even if the image moves while the run goes on

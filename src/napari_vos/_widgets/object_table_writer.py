@@ -77,9 +77,8 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
     (T, Y, X) or (Y, X), an image of another size, a plane output with labels on other planes too. The
     Measure menu asks it before its save dialog: no frame is read (a plane output's other planes are
     looked at, pages never written: `run_plane`)."""
-    from napari_vos._widgets.plane_outputs import run_plane
+    from napari_vos._widgets.plane_outputs import image_plane, run_plane
     from napari_vos._widgets.unfinished import refuse_unfinished
-    from napari_vos.data.plane_view import plane_of
 
     name = labelled.get("name", "labels")
     refuse_unfinished(labelled.get("metadata") or {}, name, "measure it")
@@ -90,11 +89,8 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
         raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels, or the (T, Z, Y, X) "
                          f"output of a run through one Z plane; {name!r} has shape {np.shape(labels)}")
     if z is not None and video is not None and image is not None:
-        if tuple(np.shape(video)[:4]) != volume:
-            raise ValueError(f"the labels layer {name!r} is {volume} but the image layer {image.get('name')!r} is "
-                             f"{tuple(np.shape(video))}: select the labels and the image they were propagated on "
-                             "(or the labels alone, for sizes and positions only)")
-        video = plane_of(video, z)
+        video = image_plane(video, image, volume, z, name, "select the labels and the image they were propagated "
+                            "on (or the labels alone, for sizes and positions only)")
     elif video is not None and image is not None:
         rgb = bool(image.get("rgb"))
         if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one)

@@ -95,21 +95,17 @@ def _run_plane_of(video: Any, image: dict[str, Any], ids: Any, labelled: dict[st
     """For the output of a run through one Z plane, that plane of the (T, Z, Y, X) image, its plane's labels
     and the image's state with its (T, Y, X) scale and units (an error where the image is not the run's
     shape); the three as they are for other labels."""
-    from napari_vos._widgets.plane_outputs import without_z
-    from napari_vos._widgets.plane_outputs import run_plane
-    from napari_vos.data.plane_view import plane_of
+    from napari_vos._widgets.plane_outputs import image_plane, run_plane, without_z
 
     volume = tuple(np.shape(ids))
     ids, z = run_plane(ids, labelled.get("metadata"), labelled.get("name", "labels"), "the overlay draws the run's "
                        "plane only")
     if z is None:
         return video, ids, image
-    if image.get("multiscale") or tuple(np.shape(video)[:4]) != volume:
-        raise ValueError(f"the labels layer {labelled.get('name')!r} is {volume} but the image layer "
-                         f"{image.get('name')!r} is {tuple(np.shape(video))}: select the (T, Z, Y, X) image and the "
-                         "output of the run through its plane")
-    return plane_of(video, z), ids, {**image, "scale": without_z(image.get("scale")),
-                                     "units": without_z(image.get("units"))}
+    plane = image_plane(video, image, volume, z, labelled.get("name", "labels"), "select the (T, Z, Y, X) image and "
+                        "the output of the run through its plane")
+    return plane, ids, {**image, "multiscale": False, "scale": without_z(image.get("scale")),
+                        "units": without_z(image.get("units"))}
 
 
 def shown_colours(colormap: Any, n: int = 256) -> np.ndarray | None:

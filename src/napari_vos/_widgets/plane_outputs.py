@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_plane", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
+__all__ = ["run_plane", "image_plane", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
 
 
 def _plane_record(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -40,6 +40,22 @@ def run_plane(data: Any, metadata: dict[str, Any] | None, name: str, kept_for: s
         raise ValueError(f"the labels layer {name!r} is the output of a run through Z plane {z} but holds labels "
                          f"on plane(s) {', '.join(map(str, others[:5]))} too: {kept_for}")
     return plane_of(data, z), z
+
+
+def image_plane(video: Any, image: dict[str, Any], volume: tuple[int, ...], z: int, labels_name: str,
+                hint: str) -> Any:
+    """Plane ``z`` of the (T, Z, Y, X[, C]) image a plane output of shape ``volume`` was propagated on (a
+    multiscale image: of its level of that shape), read a frame at a time; a ValueError naming both
+    shapes, then ``hint``, where the image has no such level. ``image``: its layer state (name, multiscale)."""
+    from napari_vos.data.plane_view import plane_of
+
+    levels = list(video) if image.get("multiscale") else [video]
+    match = next((level for level in levels if tuple(np.shape(level)[:4]) == tuple(volume)), None)
+    if match is None:
+        shapes = " or ".join(str(tuple(np.shape(level))) for level in levels)
+        raise ValueError(f"the labels layer {labels_name!r} is {tuple(volume)} but the image layer "
+                         f"{image.get('name')!r} is {shapes}: {hint}")
+    return plane_of(match, z)
 
 
 def plane_volume(labels: np.ndarray, z: int, planes: int) -> np.ndarray:
