@@ -349,3 +349,30 @@ def test_the_widget_propagates_a_multiscale_volume_on_screen(make_napari_viewer,
     viewer.add_labels(np.zeros((T, Z, 10, 10), np.uint8), name="odd")
     widget.labels_combo.setCurrentText("odd")
     assert "do not match image 'pyramid' (6, 4, 48, 64) or (6, 4, 24, 32)" in widget.status.text()
+
+
+def test_a_volume_napari_opened_at_scale_1_is_told_its_files_scale_with_the_z_step(tmp_path):
+    """napari's own TIFF reader opens a calibrated (T, Z, Y, X) file at scale 1: the note gives the scale of
+    its four axes, the Z step in its place (the frame interval was put on the Z axis, the Z step left out)."""
+    import warnings
+
+    import npe2
+    import tifffile
+    from napari.components import ViewerModel
+
+    from napari_vos.console import propagate_layers
+
+    video, truth = _volume()
+    path = tmp_path / "volume.tif"
+    tifffile.imwrite(path, video, imagej=True, resolution=(1 / 0.5, 1 / 0.5),
+                     metadata={"axes": "TZYX", "unit": "um", "finterval": 30.0, "spacing": 2.0})
+    npe2.PluginManager.instance().discover()  # as napari's app does at start (a bare ViewerModel does not)
+    viewer = ViewerModel()
+    image = viewer.open(path)[0]
+    assert image.data.shape == (T, Z, Y, X) and tuple(image.scale) == (1.0, 1.0, 1.0, 1.0)
+    viewer.add_labels(_painted(truth, 2), name="painted")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        propagate_layers(viewer, image, "painted", method="flow", plane=2)
+    notes = " ".join(str(w.message) for w in said)
+    assert "viewer.layers['volume'].scale = (30, 2, 0.5, 0.5)" in notes, notes

@@ -408,7 +408,7 @@ def uncalibrated_file_note(image: "Image") -> str:
     path = getattr(getattr(image, "source", None), "path", None)
     if not path or not str(path).lower().endswith((".tif", ".tiff")) or not Path(path).is_file():
         return ""
-    if image.ndim < 3 or any(float(v) != 1.0 for v in image.scale[-3:]):
+    if image.ndim < 3 or any(float(v) != 1.0 for v in image.scale):
         return ""  # a layer the user scaled keeps its own scale, whatever the file says
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
 
@@ -418,8 +418,9 @@ def uncalibrated_file_note(image: "Image") -> str:
         return ""
     if calibration.empty:
         return ""
-    scale, _ = scale_from_calibration(calibration, 3)
-    numbers = ", ".join(f"{v:g}" for v in [1.0] * (image.ndim - 3) + scale)
+    # a (T, Z, Y, X) layer's Z step too (it was given 1, and the frame interval put on its Z axis)
+    scale, _ = scale_from_calibration(calibration, 4 if volume_shape(image) is not None else 3)
+    numbers = ", ".join(f"{v:g}" for v in [1.0] * (image.ndim - len(scale)) + scale)
     return (f"the image layer {image.name!r} lies at scale 1 but its file {Path(path).name} gives "
             f"{calibration.describe()} (napari's TIFF reader leaves them out), so the outputs lie at scale 1 "
             f"too: to carry the calibration, set viewer.layers[{image.name!r}].scale = ({numbers}) before "
