@@ -126,8 +126,9 @@ class LayerTables:
 
 def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str | Image | None" = None,
                    path: "str | Path | None" = None) -> LayerTables:
-    """Measure each object of a (T, Y, X) labels layer on each frame (area, centroid, box, shape, pieces,
-    and with ``image`` its intensities) and summarise each id as a track, in the layer's units (its
+    """Measure each object of a (T, Y, X) labels layer (or a plane output's plane, with that plane of a
+    (T, Z, Y, X) ``image``) on each frame (area, centroid, box, shape, pieces, and with ``image`` its
+    intensities) and summarise each id as a track, in the layer's units (its
     scale and units) beside pixels; what `napari-vos measure` and the "napari-vos object measurements"
     save type write. path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
     ``.objects.to_pandas()`` gives a data frame."""
@@ -143,8 +144,9 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
 
 
 def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
-    """Add each object's centroid path through a (T, Y, X) labels layer as a Tracks layer named
-    "<labels> tracks", where the labels lie; what *Layers > Track > Centroid tracks* does. Returns it."""
+    """Add each object's centroid path through a (T, Y, X) labels layer (or the output of a run through one
+    Z plane: at its plane's depth) as a Tracks layer named "<labels> tracks", where the labels lie; what
+    *Layers > Track > Centroid tracks* does. Returns it."""
     from napari.layers import Layer
 
     from napari_vos._widgets.tracks_layer import tracks_layer_data
@@ -154,8 +156,9 @@ def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
 
 
 def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Labels":
-    """Add a (T, Y, X) labels layer with each divided object's daughters under new ids as a new labels
-    layer "<labels> divided" where the labels lie, its lineage in ``metadata["napari_vos_divisions"]``;
+    """Add a (T, Y, X) labels layer (or a plane output, split on its plane) with each divided object's
+    daughters under new ids as a new labels layer "<labels> divided" where the labels lie, its lineage
+    in ``metadata["napari_vos_divisions"]``;
     what *Layers > Track > Split divided cells* does (`napari_vos.divisions.split_divisions`). Returns it."""
     from napari.layers import Layer
 
@@ -166,7 +169,7 @@ def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Lab
 
 
 def save_ctc(viewer: "napari.Viewer", labels: "str | Labels", folder: "str | Path", force: bool = False) -> Any:
-    """Write a (T, Y, X) labels layer as a Cell Tracking Challenge result folder (mask000.tif ... and
+    """Write a (T, Y, X) labels layer (or a plane output's plane) as a Cell Tracking Challenge result folder (mask000.tif ... and
     res_track.txt), with the lineage of a *Split divided cells* layer or of an opened `napari-vos
     divisions` TIFF; what `napari-vos ctc` does (`napari_vos.ctc_export.write_ctc`: an id back after a
     gap is a new track). Returns its `CtcExport` (the tracks table, gaps split, divisions kept)."""
