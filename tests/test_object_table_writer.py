@@ -98,3 +98,15 @@ def test_measure_layers_from_the_console_returns_both_tables_and_writes_them_whe
     assert "time_s" not in out.objects.names  # a time axis scaled 1 without a unit is frames, not seconds
     assert (tmp_path / "m.csv").is_file() and (tmp_path / "m.tracks.csv").is_file()
     assert list(out.objects.to_pandas().columns) == out.objects.names
+
+
+def test_multiscale_labels_are_measured_at_their_finest_level():
+    """A writer is handed a multiscale layer's levels as a list (of arrays of different shapes); the tables are of
+    the finest level, as before plane outputs were measured (a look at the list's dimensions raised then)."""
+    from napari_vos._widgets.object_table_writer import layer_tables
+
+    _, truth = sliding_square(3, (32, 40))
+    objects, _ = layer_tables([truth, truth[:, ::2, ::2]], {"multiscale": True, "name": "pyramid",
+                                                            "scale": (1.0, 0.5, 0.5), "units": ("s", "µm", "µm")})
+    rows = list(objects.rows())
+    assert len(rows) == 3 and rows[0]["area_px"] == 400 and rows[0]["area_um2"] == pytest.approx(100.0)

@@ -53,14 +53,13 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     from napari_vos._widgets.plane_outputs import without_z
 
     metadata = labelled.get("metadata") or {}
-    plane_output = np.ndim(labels) == 4
     labels, video = measured_inputs(labels, labelled, video, image)
     stopped = stopped_run_note(metadata, labelled.get("name", "labels"), "in the tables as well")
     if stopped:
         warnings.warn(stopped, stacklevel=3)
     scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
     units = labelled.get("units")
-    if plane_output:  # a run's plane: its (T, Y, X) calibration
+    if len(scale) == 4:  # a (T, Z, Y, X) layer measured is a run's plane output: its plane's (T, Y, X) calibration
         scale, units = without_z(scale) or [], without_z(units)
     calibration = calibration_from_scale(scale or None, units)
     objects = measure_objects(labels, video, calibration=calibration, progress=progress)
