@@ -43,6 +43,7 @@ from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.plane_view import plane_of
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.frame_edits import CHECKSUMS, checksum_record, edited_frames, frame_checksum
+from napari_vos._widgets.plane_outputs import empty_planes, without_z
 from napari_vos.gl_guard import guard_triton
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,9 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_vos.session import FrameResult, Result, Session
 
-__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "plane_count", "volume_shape", "level_volumes",
-           "read_annotations",
-           "image_levels", "is_output", "is_unfinished_output", "labels_level", "DIRECTIONS"]
+__all__ = ["LayerJob", "get_layer", "current_frame", "current_plane", "volume_shape", "level_volumes",
+           "level_layer_shapes",
+           "read_annotations", "image_levels", "is_output", "is_unfinished_output", "labels_level", "DIRECTIONS"]
 
 DIRECTIONS = ("both", "forward", "backward")
 #: a map with more channels (objects) than this becomes one layer with the objects on its first axis:
@@ -170,16 +171,16 @@ def level_volumes(image: "Image") -> list[tuple[int, int, int, int] | None]:
     return [shape if len(shape) == 4 and shape[:2] == whole[:2] else None for shape in shapes]  # type: ignore[misc]
 
 
-def plane_count(image: "Image") -> int | None:
-    """The Z planes of a (T, Z, Y, X[, C]) image layer (`volume_shape`); None for any other layer."""
-    whole = volume_shape(image)
-    return None if whole is None else whole[1]
+def level_layer_shapes(image: "Image") -> list[tuple[int, ...]]:
+    """The shapes a labels or channel layer of ``image`` may have, one per level it can be propagated
+    on: each level's (T, Z, Y, X) of a 3D + time image (`level_volumes`), else its (T, Y, X)."""
+    return [s for s in (level_volumes(image) or image_levels(image)[1]) if s is not None]
 
 
 def image_levels(image: "Image") -> tuple[list[Any], list[tuple[int, int, int] | None]]:
     """The arrays of an image layer's levels (one for a plain layer) and each level's (T, Y, X),
     None for a level that is not a time-lapse of the same length (see `data.pyramid`); for a
-    (T, Z, Y, X[, C]) layer (`volume_shape`), its whole array and the (T, Y, X) of one plane."""
+    (T, Z, Y, X[, C]) layer, the (T, Y, X) of one plane at each level (`level_volumes`)."""
     arrays = list(image.data) if image.multiscale else [image.data]
     volumes = level_volumes(image)
     if volumes:
@@ -653,8 +654,9 @@ class LayerJob:
         self.image = get_layer(viewer, image, "image")
         levels, shapes = image_levels(self.image)
         _check_video(self.image, shapes)
+        volumes = level_volumes(self.image)  # a (T, Z, Y, X) image's levels; [] for a time-lapse
         # a (T, Z, Y, X) image: the Z plane to propagate through time (default: the one on screen)
-        self.planes = plane_count(self.image)
+        self.planes = volumes[0][1] if volumes else None
         self.plane = self._plane(plane)
         if labels is None:
             if registry.needs_annotation(method, **session_options):
@@ -672,7 +674,6 @@ class LayerJob:
         shape = shapes[self.level]
         assert shape is not None
         # further image layers whose frames become channels 2 and 3 of the video (one layer per channel)
-        volumes = level_volumes(self.image)  # a (T, Z, Y, X) image's levels; [] for a time-lapse
         self.channel_layers = self._channel_layers(channel_layers, volumes[self.level] if volumes else shape)
         if self.channel_layers:
             self.video = ChannelStack([self.video, *(self.frames_of(lyr.data) for lyr in self.channel_layers)],
@@ -762,14 +763,9 @@ class LayerJob:
                            f"frames {self.kept.start}-{self.kept.stop - 1} of {self.labels.name!r}, which this run "
                            "does not reach and keeps as they are,")
             top = max(top, int(kept_labels.max()))
-        # a (T, Z, Y, X) image's output has its shape, the run's plane filled: numpy's zeros take no memory
-        # until written, so the other planes cost nothing. Stored plane by plane ((Z, T, Y, X), seen as
-        # (T, Z, Y, X)): numpy asks for 2 MiB huge pages, and a plane's frames kept 2 MiB apart committed
-        # a whole huge page for each (60 MiB for 30 frames of 512 x 512, against 7.5 MiB held together)
-        if self.planes:
-            out = np.zeros((self.planes, self.n_frames, *self.frame_shape), dtype=label_dtype_for(top)).swapaxes(0, 1)
-        else:
-            out = np.zeros(self._output_shape, dtype=label_dtype_for(top))
+        # a (T, Z, Y, X) image's output has its shape, the run's plane filled (the other planes cost nothing)
+        out = empty_planes(self._output_shape, label_dtype_for(top)) if self.planes else \
+            np.zeros(self._output_shape, dtype=label_dtype_for(top))
         # each frame's checksum as the run leaves it, so a later run from this output can tell the edits
         self._checksums: dict[int, int] = {}
         if kept_labels is not None:
@@ -1075,8 +1071,7 @@ class LayerJob:
         grid = grids.get(name, GUESS)  # the built method's declared grid
         if self.planes:  # placed as a (T, Y, X) map, then given the run's plane: one plane deep, at its Z
             z_scale, z_at = float(place["scale"][1]), float(place["translate"][1]) + self.plane * float(place["scale"][1])
-            place["scale"], place["translate"] = ([v for i, v in enumerate(place[key]) if i != 1]
-                                                  for key in ("scale", "translate"))
+            place["scale"], place["translate"] = (without_z(place[key]) for key in ("scale", "translate"))
         place["scale"], place["translate"] = map_placement(tuple(map_shape), tuple(work), self.frame_shape,
                                                            place["scale"], place["translate"], grid)
         if self.planes:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_plane", "image_plane", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
+__all__ = ["run_plane", "image_plane", "empty_planes", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
 
 
 def _plane_record(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -58,10 +58,20 @@ def image_plane(video: Any, image: dict[str, Any], volume: tuple[int, ...], z: i
     return plane_of(match, z)
 
 
+def empty_planes(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Zeros of a (T, Z, Y, X) ``shape`` stored plane by plane ((Z, T, Y, X) seen as (T, Z, Y, X)), for an
+    output of which one plane is written: numpy's zeros take memory only where written, but numpy asks
+    for 2 MiB huge pages, and a plane's frames kept 2 MiB apart (stored frame by frame) committed a
+    whole huge page for each (60 MiB for 30 frames of 512 x 512, against 7.5 MiB held together)."""
+    t, z, *frame = shape
+    return np.zeros((z, t, *frame), dtype).swapaxes(0, 1)
+
+
 def plane_volume(labels: np.ndarray, z: int, planes: int) -> np.ndarray:
     """(T, Y, X) labels as plane ``z`` of a (T, Z, Y, X) layer whose other planes are empty, stored plane by
-    plane ((Z, T, Y, X) seen as (T, Z, Y, X), as a run's output is): only that plane's pages take memory."""
-    volume = np.zeros((planes, *np.shape(labels)), np.asarray(labels[:0]).dtype).swapaxes(0, 1)
+    plane as a run's output is (`empty_planes`): only that plane's pages take memory."""
+    t, *frame = np.shape(labels)
+    volume = empty_planes((t, planes, *frame), np.asarray(labels[:0]).dtype)
     volume[:, z] = labels
     return volume
 

@@ -39,7 +39,7 @@ from superqt import QCollapsible
 from napari_vos._widgets import exit_guard
 from napari_vos.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
-                                           is_output, is_unfinished_output, labels_level, level_volumes, video_problem)
+                                           is_output, is_unfinished_output, labels_level, level_layer_shapes, video_problem)
 from napari_vos._widgets.options import parse_options
 from napari_vos._widgets.redraw_pacer import RedrawPacer
 from napari_vos.checks import frame_ranges
@@ -530,10 +530,8 @@ class PropagateWidget(QWidget):
         """Offer the image layers that can be the image's further channels (plain grey stacks of its
         shape or of one of its levels, not napari-vos outputs), keeping the ticks by name."""
         ticked = {lyr.name for lyr in self._ticked if lyr in self.viewer.layers}
-        shapes = {s for s in image_levels(image)[1] if s is not None} if image is not None and not image.rgb else set()
-        volumes = [v for v in level_volumes(image) if v is not None] if image is not None else []
-        if volumes:  # (T, Z, Y, X): layers of its whole shape (at one of its levels)
-            shapes = set() if image.rgb else set(volumes)
+        # (T, Y, X) at one of its levels; a (T, Z, Y, X) image: layers of its whole shape (at one of its levels)
+        shapes = set(level_layer_shapes(image)) if image is not None and not image.rgb else set()
         # != rather than "is not": docked through the manifest, the widget sees napari's proxies of the
         # layers, a new proxy object at every access (they compare equal to the layer they stand for)
         names = [lyr.name for lyr in self.viewer.layers
@@ -593,10 +591,8 @@ class PropagateWidget(QWidget):
         except ValueError as err:
             if labels.multiscale:  # the reason is not the shape (level 0 may well fit): say it, with the recipe
                 return str(err)
-            shapes = [s for s in image_levels(image)[1] if s is not None] or [tuple(image.data.shape)]
-            volumes = [v for v in level_volumes(image) if v is not None]
-            if volumes:  # painted over the whole (T, Z, Y, X) stack
-                shapes = volumes
+            # (T, Y, X) at one of its levels; painted over a (T, Z, Y, X) stack: its whole shape at one of them
+            shapes = level_layer_shapes(image) or [tuple(image.data.shape)]
             return (f"labels {labels.name!r} {tuple(labels.data.shape)} do not match image {image.name!r} "
                     f"{' or '.join(str(s) for s in shapes)}")
         return ""
