@@ -24,10 +24,8 @@ class PlaneView:
         shape = tuple(int(s) for s in stack.shape)
         if len(shape) < 4:
             raise ValueError(f"a stack of planes is (T, Z, Y, X[, C]); got shape {shape}")
-        if not 0 <= int(z) < shape[1]:
-            raise ValueError(f"Z plane {z} is outside the stack's planes 0..{shape[1] - 1}")
         self.stack = stack
-        self.z = int(z)
+        self.z = _checked_plane(shape, z)
         self.shape = (shape[0], *shape[2:])
         self.dtype = np.dtype(stack.dtype)
         self.ndim = len(self.shape)
@@ -58,7 +56,12 @@ def plane_of(stack: Any, z: int) -> Any:
     """Plane ``z`` of a (T, Z, Y, X[, C]) stack as a (T, Y, X[, C]) one: a numpy view (writable, as the
     stack is), else a `PlaneView` that reads each frame when it is asked for."""
     if isinstance(stack, np.ndarray):
-        if not 0 <= int(z) < stack.shape[1]:
-            raise ValueError(f"Z plane {z} is outside the stack's planes 0..{stack.shape[1] - 1}")
-        return stack[:, int(z)]
+        return stack[:, _checked_plane(stack.shape, z)]
     return PlaneView(stack, z)
+
+
+def _checked_plane(shape: tuple[int, ...], z: int) -> int:
+    """``z`` as a plane index of a (T, Z, ...) stack of ``shape``; a ValueError where it is outside."""
+    if not 0 <= int(z) < shape[1]:
+        raise ValueError(f"Z plane {z} is outside the stack's planes 0..{shape[1] - 1}")
+    return int(z)
