@@ -12,17 +12,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-
-def resident_mib() -> int:
-    """This process's resident set (Linux /proc), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return -1
+from napari_vos.evaluation.bench import resident_mib
 
 
 def main() -> None:

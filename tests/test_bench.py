@@ -92,3 +92,15 @@ def test_peak_memory_is_read_without_proc_and_without_the_resource_module(monkey
     import psutil
 
     assert 0.5 * psutil.Process().memory_info().rss / 2**20 < peak < 1e6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmRSS is read from Linux's /proc")
+def test_the_resident_set_grows_by_what_is_written_into_memory():
+    """resident_mib (the benchmark scripts' memory column) counts pages as they are written, not as allocated."""
+    from napari_vos.evaluation.bench import resident_mib
+
+    before = resident_mib()
+    block = np.empty(64 * 2**20, np.uint8)  # allocated, not yet touched
+    untouched = resident_mib()
+    block.fill(1)
+    assert before > 0 and untouched - before < 32 and resident_mib() - untouched >= 48

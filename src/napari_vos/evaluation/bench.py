@@ -32,7 +32,7 @@ import numpy as np
 
 from napari_vos.checks import painted_ids
 
-__all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss",
+__all__ = ["PingPongVideo", "bench_once", "write_profile", "bench_sweep", "peak_rss_mb", "reset_peak_rss", "resident_mib",
            "parse_size", "main"]
 
 POOL = 16
@@ -88,6 +88,18 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def resident_mib() -> int:
+    """This process's resident set now (Linux /proc: VmRSS), in MiB; -1 where there is none to read."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return -1
 
 
 def peak_rss_mb() -> float:
