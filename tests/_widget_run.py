@@ -21,19 +21,25 @@ TRANSLATE = (0.0, 10.0, -3.0)
 def setup_widget(make_napari_viewer, n_frames=6, size=(64, 64), video=None, method="flow"):
     """A viewer with ``video`` (frames, truth; default a sliding square) and its first frame painted,
     both at SCALE/TRANSLATE, and the docked widget set to ``method`` on the CPU."""
-    from napari_vos._widgets.propagate_widget import PropagateWidget  # after the display check
-
     viewer = make_napari_viewer()
     frames, truth = sliding_square(n_frames, size) if video is None else video
     viewer.add_image(frames, name="video", scale=SCALE, translate=TRANSLATE)
     viewer.add_labels(first_frame_only(truth), name="painted", scale=SCALE, translate=TRANSLATE)
+    return viewer, docked_widget(viewer, "video", "painted", method), truth
+
+
+def docked_widget(viewer, image: str, labels: str, method: str = "flow"):
+    """The Propagate widget docked in ``viewer``, set to the ``image`` and ``labels`` layers and ``method``
+    on the CPU."""
+    from napari_vos._widgets.propagate_widget import PropagateWidget  # after the display check
+
     widget = PropagateWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("video")
-    widget.labels_combo.setCurrentText("painted")
+    widget.image_combo.setCurrentText(image)
+    widget.labels_combo.setCurrentText(labels)
     widget.select_method(method)
     widget.device_combo.setCurrentText("cpu")
-    return viewer, widget, truth
+    return widget
 
 
 def click(qtbot, button):

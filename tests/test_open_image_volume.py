@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import tifffile
+from _open_files import open_handles
 
 T, Z, Y, X = 4, 5, 24, 32
 
@@ -161,17 +162,6 @@ def test_a_z_stack_without_time_and_extra_axes_are_refused(tmp_path):
     assert len(viewer.layers) == 0
 
 
-def _open_handles(path) -> int:
-    """How many of this process's file descriptors are open on ``path`` (Linux /proc)."""
-    found = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found += os.path.realpath(os.readlink(f"/proc/self/fd/{fd}")) == os.path.realpath(path)
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
 def test_the_volumes_file_is_closed_with_its_last_layer_and_reopened_if_read_again(tmp_path):
     from napari_vos.console import open_image_layers
@@ -181,12 +171,12 @@ def test_the_volumes_file_is_closed_with_its_last_layer_and_reopened_if_read_aga
     tifffile.imwrite(path, video, imagej=True, metadata={"axes": "TZCYX"})
     viewer = _viewer()
     layers = open_image_layers(viewer, path)
-    assert _open_handles(path) == 1
+    assert open_handles(path) == 1
     viewer.layers.remove(layers[0])
-    assert _open_handles(path) == 1  # its other channel still reads from it
+    assert open_handles(path) == 1  # its other channel still reads from it
     np.testing.assert_array_equal(np.asarray(layers[1].data[3, 4]), video[3, 4, 1])
     viewer.layers.remove(layers[1])
-    assert _open_handles(path) == 0
+    assert open_handles(path) == 0
     viewer.add_layer(layers[0])  # kept in the console and added again: reads its planes again
     np.testing.assert_array_equal(np.asarray(layers[0].data[1, 2]), video[1, 2, 0])
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _open_files import open_handles
 from _widget_run import needs_display
 
 def _execute(command_id: str) -> None:
@@ -41,20 +42,6 @@ def test_a_t_z_y_x_stack_saved_without_axis_names_is_not_opened_as_a_layer_per_x
     assert [layer.data.shape for layer in open_image_layers(viewer, tmp_path / "two.tif")] == [(6, 64, 64)] * 2
 
 
-def _open_handles(path) -> int:
-    """How many of this process's file descriptors are open on ``path`` (Linux /proc)."""
-    import os
-    from pathlib import Path
-
-    found = 0
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            found += os.path.realpath(os.readlink(fd)) == os.path.realpath(path)
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.gui
 @needs_display
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="counts open files through /proc")
@@ -72,12 +59,12 @@ def test_the_file_an_opened_image_reads_from_is_closed_once_its_layers_are_remov
     tifffile.imwrite(path, video, imagej=True, metadata={"axes": "TCYX"})
     viewer = make_napari_viewer()
     layers = open_image_layers(viewer, path)
-    assert _open_handles(path) == 1
+    assert open_handles(path) == 1
     viewer.layers.remove(layers[0])
-    assert _open_handles(path) == 1  # its other channel still reads from it
+    assert open_handles(path) == 1  # its other channel still reads from it
     np.testing.assert_array_equal(np.asarray(layers[1].data[4]), video[4, 1])
     viewer.layers.remove(layers[1])
-    assert _open_handles(path) == 0
+    assert open_handles(path) == 0
     viewer.add_layer(layers[0])  # a layer kept in the console and added again reads its frames again
     np.testing.assert_array_equal(np.asarray(layers[0].data[3]), video[3, 0])
 

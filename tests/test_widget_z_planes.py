@@ -201,22 +201,15 @@ def test_an_outputs_edits_are_looked_for_on_its_plane_only():
 def test_the_widget_propagates_the_plane_on_screen(make_napari_viewer, qtbot):
     """In a real viewer: the Z slider on plane 2, Propagate clicked: an output of the image's shape with plane 2
     segmented, and the status line names the plane."""
-    from _widget_run import NO_DISPLAY, click, wait_done
+    from _widget_run import NO_DISPLAY, click, docked_widget, wait_done
 
     if NO_DISPLAY:
         pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`")
-    from napari_vos._widgets.propagate_widget import PropagateWidget
-
     video, truth = _volume()
     viewer = make_napari_viewer()
     viewer.add_image(video, name="volume", scale=SCALE, translate=TRANSLATE)
     viewer.add_labels(_painted(truth, 2), name="painted", scale=SCALE, translate=TRANSLATE)
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("volume")
-    widget.labels_combo.setCurrentText("painted")
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
+    widget = docked_widget(viewer, "volume", "painted")
     assert widget.propagate_button.isEnabled() and "time-lapse" not in widget.status.text()
     viewer.dims.set_current_step(1, 1)  # an unpainted plane: refused, nothing added
     click(qtbot, widget.propagate_button)
@@ -319,12 +312,10 @@ def test_a_pyramid_level_that_halves_z_is_not_one_to_paint_on():
 def test_the_widget_propagates_a_multiscale_volume_on_screen(make_napari_viewer, qtbot):
     """In a real viewer: a (T, Z, Y, X) pyramid with labels at its coarse level, the Z slider on plane 2,
     Propagate clicked: a level-1 output with plane 2 segmented (was refused as a multiscale 3D + time stack)."""
-    from _widget_run import NO_DISPLAY, click, wait_done
+    from _widget_run import NO_DISPLAY, click, docked_widget, wait_done
 
     if NO_DISPLAY:
         pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`")
-    from napari_vos._widgets.propagate_widget import PropagateWidget
-
     video, truth = _volume()
     coarse_truth = truth[:, :, ::2, ::2]
     viewer = make_napari_viewer()
@@ -332,12 +323,7 @@ def test_the_widget_propagates_a_multiscale_volume_on_screen(make_napari_viewer,
                      multiscale=True)
     viewer.add_labels(_painted(coarse_truth, 2), name="painted", scale=(*SCALE[:2], SCALE[2] * 2, SCALE[3] * 2),
                       translate=TRANSLATE)
-    widget = PropagateWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("pyramid")
-    widget.labels_combo.setCurrentText("painted")
-    widget.select_method("flow")
-    widget.device_combo.setCurrentText("cpu")
+    widget = docked_widget(viewer, "pyramid", "painted")
     assert widget.propagate_button.isEnabled(), widget.status.text()
     viewer.dims.set_current_step(1, 2)
     viewer.dims.set_current_step(0, 0)
