@@ -62,9 +62,10 @@ def test_labels_on_another_plane_and_a_volume_that_is_no_plane_output_are_refuse
     with pytest.raises(ValueError, match=r"plane\(s\) 0 too: the measurements"):
         layer_tables(*layer_inputs(out))
     volume = viewer.add_labels(plane_volume(dividing_cell(), PLANE, Z), name="painted volume")
-    with pytest.raises(ValueError, match=r"'painted volume' has shape \(6, 4, 30, 44\), not \(T, Y, X\) \(nor the "
-                                         r"\(T, Z, Y, X\) output of a run through one Z plane\)"):
-        tracks_layer_data(volume)
+    with pytest.raises(ValueError, match=r"divisions are found on \(T, Y, X\) labels or on the output of a run "
+                                         r"through one Z plane: the labels layer 'painted volume' is a \(T, Z, Y, X\) "
+                                         r"volume over time, shape \(6, 4, 30, 44\)"):
+        divided_layer_data(volume)  # a volume that is no plane output is tracked in 3D, but not split
 
 
 def test_a_plane_output_is_split_on_its_plane_into_a_layer_of_its_shape_that_keeps_its_record(tmp_path):

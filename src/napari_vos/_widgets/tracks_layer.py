@@ -5,7 +5,9 @@ Tracks layer sizes its track graph by the largest track id and breaks on negativ
 round to 2**32), so ids that are neither small nor positive are numbered 1, 2... for it, and every
 track keeps its object's id in the ``label`` feature. The output of a run through one Z plane of a
 (T, Z, Y, X) image is tracked, and split, on its plane, and its tracks and split cells lie at that
-plane. No Qt here: the console and the widget share it.
+plane. Any other (T, Z, Y, X) labels (a run through several planes, a 3D segmentation over time) are
+tracked in 3D, each id's centroid in its (Z, Y, X) volume; their divided cells are not split (the
+split is 2-D). No Qt here: the console and the widget share it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
 __all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data",
-           "divided_layer_data", "time_stack", "stack_and_plane"]
+           "divided_layer_data", "time_stack", "stack_and_plane", "tracked_stack"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -28,25 +30,29 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(N, 4) rows of track id, frame, y, x (pixels) for each object's centroid on each frame of a
     (T, Y, X) labels stack, sorted by track then frame, and the features napari shows with them
-    (``label``: the object's id; ``area_px``). Read one frame at a time."""
+    (``label``: the object's id; ``area_px``). (T, Z, Y, X) labels (a 3D segmentation over time) give
+    (N, 5) rows of track id, frame, z, y, x, napari's 3D + time tracks, with ``volume_px`` (voxels)
+    for the area. Read one frame (one (Z, Y, X) volume) at a time."""
     from skimage.measure import regionprops_table
 
     from napari_vos.object_table import compact_ids
 
-    if np.ndim(labels) != 3:
-        raise ValueError(f"tracks follow objects through time: give (T, Y, X) labels, not shape {np.shape(labels)}")
-    frames = int(np.shape(labels)[0])
+    if np.ndim(labels) not in (3, 4):
+        raise ValueError(f"tracks follow objects through time: give (T, Y, X) or (T, Z, Y, X) labels, not shape "
+                         f"{np.shape(labels)}")
+    frames, axes = int(np.shape(labels)[0]), np.ndim(labels) - 1
     # exact ids in the stack's own range: uint64 ids from 2**63 on stay positive (int64 made them negative)
     kind = np.dtype(getattr(labels, "dtype", None) or (np.asarray(labels[0]).dtype if frames else np.int64))
     id_type = np.uint64 if kind.kind == "u" and kind.itemsize == 8 else np.int64
-    ids, values = [np.zeros(0, id_type)], [np.zeros((0, 4))]  # exact ids (float64 rounds above 2**53); t, area, y, x
+    # exact ids (float64 rounds above 2**53); t, area (voxels), then the centroid's axes
+    ids, values = [np.zeros(0, id_type)], [np.zeros((0, 2 + axes))]
     for t in range(frames):
         compact, originals = compact_ids(np.asarray(labels[t]))
         table = regionprops_table(compact, properties=("label", "area", "centroid"))
         found = np.asarray(table["label"], np.int64)
         ids.append(originals[found - 1].astype(id_type) if originals is not None else found.astype(id_type))
-        values.append(np.column_stack([np.full(len(found), t), table["area"], table["centroid-0"],
-                                       table["centroid-1"]]).astype(np.float64))
+        values.append(np.column_stack([np.full(len(found), t), table["area"],
+                                       *(table[f"centroid-{a}"] for a in range(axes))]).astype(np.float64))
         if progress is not None:
             progress(t + 1, frames)
     exact, rows = np.concatenate(ids), np.concatenate(values)
@@ -55,8 +61,8 @@ def centroid_tracks(labels: Any, progress: Callable[[int, int], None] | None = N
     unique, rank = np.unique(exact, return_inverse=True)
     small = unique.size == 0 or (unique.min() > 0 and unique.max() <= _LARGEST_TRACK_ID)
     track_ids = exact if small else rank + 1
-    data = np.column_stack([track_ids, rows[:, 0], rows[:, 2], rows[:, 3]]).astype(np.float64)
-    return data, {"label": exact, "area_px": rows[:, 1].astype(np.int64)}
+    data = np.column_stack([track_ids, rows[:, 0], rows[:, 2:]]).astype(np.float64)
+    return data, {"label": exact, "volume_px" if axes == 3 else "area_px": rows[:, 1].astype(np.int64)}
 
 
 def layer_parents(metadata: dict[str, Any]) -> dict[int, int]:
@@ -100,16 +106,29 @@ def time_stack(layer: "Labels", what: str) -> Any:
 def stack_and_plane(layer: "Labels", what: str) -> tuple[Any, int | None]:
     """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale; the run's plane of
     the output of a run through one Z plane) and that plane's index (None for a time-lapse); an error
-    naming the layer where it is not one (``what``: what was asked for, "tracks" or "divisions"), or
-    where a plane output holds labels on other planes too."""
+    naming the layer where it is not one (``what``: what was asked for, "divisions" or "Cell Tracking
+    Challenge tracks"), a (T, Z, Y, X) volume included, or where a plane output holds labels on other
+    planes too."""
+    stack, z = tracked_stack(layer, what)
+    if np.ndim(stack) == 4:
+        raise ValueError(f"{what} are found on (T, Y, X) labels or on the output of a run through one Z plane: "
+                         f"the labels layer {layer.name!r} is a (T, Z, Y, X) volume over time, shape "
+                         f"{np.shape(stack)} (its tracks and measurements are found in 3D)")
+    return stack, z
+
+
+def tracked_stack(layer: "Labels", what: str = "tracks") -> tuple[Any, int | None]:
+    """The labels a layer's tracks follow: its (T, Y, X) array (the full-resolution level when multiscale),
+    the run's plane of the output of a run through one Z plane with that plane's index, or a (T, Z, Y, X)
+    volume over time as it is (tracked in 3D; plane index None); an error naming the layer for other
+    shapes, or where a plane output holds labels on other planes too."""
     from napari_vos._widgets.plane_outputs import run_plane
 
     data = layer.data[0] if layer.multiscale else layer.data
     stack, z = run_plane(data, dict(layer.metadata or {}), layer.name, f"{what} are found on the run's plane only")
-    if np.ndim(stack) != 3:
+    if np.ndim(stack) not in (3, 4):
         raise ValueError(f"{what} are found over time: the labels layer {layer.name!r} has shape "
-                         f"{np.shape(data)}, not (T, Y, X) (nor the (T, Z, Y, X) output of a run through one "
-                         "Z plane)")
+                         f"{np.shape(data)}, not (T, Y, X) (nor (T, Z, Y, X))")
     return stack, z
 
 
@@ -119,12 +138,14 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
     (their scale, translate, units and any rotate, shear or affine), named "<labels> tracks", with the
     division lineage as napari's ``graph`` where the labels are a divided cells split (`lineage_graph`);
     an error naming the layer where it is not one to track (one frame, no object). A plane output's
-    tracks are (track, t, z, y, x) rows at its plane. ``progress(done, total)`` after each frame."""
+    tracks are (track, t, z, y, x) rows at its plane; a (T, Z, Y, X) volume's (any other 4-D labels layer)
+    are its objects' 3D centroids, with ``volume_px`` for ``area_px``. ``progress(done, total)`` after
+    each frame."""
     import warnings
 
     from napari_vos._widgets.unfinished import stopped_run_note
 
-    stack, z = stack_and_plane(layer, "tracks")
+    stack, z = tracked_stack(layer, "tracks")
     data, features = centroid_tracks(stack, progress)
     if len(data) == 0:
         raise ValueError(f"the labels layer {layer.name!r} holds no object on any frame: nothing to track")

@@ -5,8 +5,9 @@ napari runs a menu command with the active layer and the viewer injected by thei
 so the annotations name napari's real types, resolved at run time (this module, unlike the package,
 imports napari). The work runs off the GUI thread with a cancelable progress bar (`menu_work`): the
 split takes about 9 s for 200 frames of 512x512 with 80 cells (docs/benchmarks.md), which froze the
-viewer. A layer that is not (T, Y, X), nor a run's plane output, is refused at once, on the GUI thread, as a
-menu command's error.
+viewer. Centroid tracks take (T, Y, X) labels, a run's plane output (at its plane) and (T, Z, Y, X) labels
+(in 3D); Split divided cells the first two only (the split is 2-D). A layer of another shape is refused at
+once, on the GUI thread, as a menu command's error.
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ import napari
 import napari.layers
 
 from napari_vos._widgets.menu_work import start_layer_work
-from napari_vos._widgets.tracks_layer import divided_layer_data, time_stack, tracks_layer_data
+from napari_vos._widgets.tracks_layer import divided_layer_data, time_stack, tracked_stack, tracks_layer_data
 
 
 def labels_tracks(layer: napari.layers.Labels, viewer: napari.Viewer) -> None:
-    """Add the active (T, Y, X) labels layer's centroid tracks where it lies (`tracks_layer_data`)."""
+    """Add the active (T, Y, X) or (T, Z, Y, X) labels layer's centroid tracks where it lies (`tracks_layer_data`)."""
     if not isinstance(layer, napari.layers.Labels):
-        raise ValueError("select a (T, Y, X) labels layer (a Propagate output) to draw its objects' tracks")
-    frames = len(time_stack(layer, "tracks"))
+        raise ValueError("select a (T, Y, X) or (T, Z, Y, X) labels layer (a Propagate output) to draw its objects' "
+                         "tracks")
+    frames = len(tracked_stack(layer, "tracks")[0])
     start_layer_work(viewer, layer, f"Centroid tracks of {layer.name!r}", frames,
                      lambda progress: tracks_layer_data(layer, progress),
                      lambda tup: viewer.add_tracks(tup[0], **tup[1]))
