@@ -67,8 +67,8 @@ def test_an_image_of_another_size_is_refused_with_both_shapes(make_napari_viewer
     with pytest.raises(ValueError, match=r"\(6, 30, 44\).*\(6, 20, 20\)"):
         run_menu_command(qtbot, "napari-vos.measure_objects")
     assert asked == [] and not (tmp_path / "t.csv").exists()  # refused before the dialog asked for a name
-    viewer.layers.selection = {viewer.add_labels(np.zeros((2, 3, 8, 8), np.uint8), name="volume")}
-    with pytest.raises(ValueError, match=r"'volume' has shape \(2, 3, 8, 8\)"):
+    viewer.layers.selection = {viewer.add_labels(np.zeros((2, 2, 3, 8, 8), np.uint8), name="five axes")}
+    with pytest.raises(ValueError, match=r"'five axes' has shape \(2, 2, 3, 8, 8\)"):
         run_menu_command(qtbot, "napari-vos.measure_objects")
     assert asked == []
 

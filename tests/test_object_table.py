@@ -120,7 +120,7 @@ def test_one_frame_is_measured_as_frame_0():
 
 @pytest.mark.parametrize("labels, image, words", [
     (np.zeros((2, 8, 8), np.float32), None, "integers"),
-    (np.zeros((2, 3, 8, 8), np.uint8), None, "(T, Y, X)"),
+    (np.zeros((2, 2, 3, 8, 8), np.uint8), None, "(T, Y, X) or (T, Z, Y, X)"),
     (np.zeros((2, 8, 8), np.uint8), np.zeros((3, 8, 8)), "propagated on"),
     (np.zeros((2, 8, 8), np.uint8), np.zeros((2, 8, 9)), "propagated on"),
 ])

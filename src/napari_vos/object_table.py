@@ -23,7 +23,7 @@ import numpy as np
 
 from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, Calibration, ascii_unit
 
-__all__ = ["ObjectTable", "measure_objects", "track_summary", "tracks_path", "write_tables", "compact_ids",
+__all__ = ["ObjectTable", "measure_objects", "measure_volumes", "track_summary", "tracks_path", "write_tables", "compact_ids",
            "unit_suffix", "time_suffix"]
 
 #: the skimage regionprops_table properties of the per-frame table, in pixels (measured here as skimage
@@ -149,8 +149,7 @@ def _check_stack(labels: Any, image: Any) -> tuple[int, tuple[int, int], bool]:
     """(frames, (Y, X), one_frame) of a (T, Y, X) or (Y, X) integer labels stack, ``image`` checked against it."""
     shape = tuple(int(n) for n in np.shape(labels))
     if len(shape) not in (2, 3):
-        raise ValueError(f"labels of shape {shape}: give (T, Y, X) labels, or one (Y, X) frame (a (T, Z, Y, X) "
-                         "stack: one Z plane at a time)")
+        raise ValueError(f"labels of shape {shape}: give (T, Y, X) or (T, Z, Y, X) labels, or one (Y, X) frame")
     if 0 in shape:
         raise ValueError(f"labels of shape {shape} hold no frames{' (or frames of no pixels)' if shape[0] else ''}: "
                          "there is nothing to measure; give the labels a propagation wrote")
@@ -514,7 +513,12 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
     diameter and (square pixels only) perimeter again in its unit (``area_um2``, ``centroid_y_um``);
     with an image intensity_mean/min/max and intensity_sum (per channel: ``_c0``, ``_c1``...; a float
     image's NaN pixels left out). Ids keep their type's range: uint64 labels give a uint64 label column.
+
+    (T, Z, Y, X) labels (a 3D segmentation over time, one (Z, Y, X) volume read at a time) are measured
+    in 3D by `measure_volumes`, with its columns.
     """
+    if len(np.shape(labels)) == 4:
+        return measure_volumes(labels, image, calibration=calibration, progress=progress)
     frames, (height, width), one_frame = _check_stack(labels, image)
     id_type = _id_type(labels)
     pixel = _pixel_size(calibration)
@@ -566,6 +570,148 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
     return ObjectTable({name: values[order] for name, values in columns.items()})
 
 
+#: the skimage regionprops_table properties of a volume's objects (3D: area is the voxel count, the
+#: centroid has three components, the box six)
+_VOLUME_PROPERTIES = ("label", "area", "centroid", "bbox")
+
+
+def measure_volumes(labels: Any, image: Any = None, *, calibration: Calibration | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> ObjectTable:
+    """Measure every object of (T, Z, Y, X) labels in 3D: one row per object and frame it is on.
+
+    labels: a 3D segmentation over time whose ids are kept through time (a NumPy, memory-mapped, dask
+    or zarr array; one (Z, Y, X) volume read at a time). image: (T, Z, Y, X) or (T, Z, Y, X, C), for
+    the intensity columns; None: none. calibration: the pixel size, Z step (``z_size``, in ``z_unit``)
+    and frame interval. progress(done, total) after each frame.
+
+    Columns: frame, time_<unit> (with a frame interval), label, volume_px (voxels),
+    centroid_z/y/x_px, bbox_z0/y0/x0/z1/y1/x1 (voxels, the ends exclusive), equivalent_diameter_px
+    (of the sphere of that many voxels), pieces (26-connected parts), touches_edge (the box on any of
+    the volume's six faces, Z's first and last plane included); with a pixel size the volume
+    (Z step x Y x X pixel size, anisotropic voxels included), centroid and diameter again in its unit
+    (``volume_um3``, ``centroid_z_um``); where the Z step is unknown, or in another unit than the
+    pixel size, those that need it are NaN. With an image intensity_mean/min/max/sum as in
+    `measure_objects`. The 2-D shape measures (perimeter, eccentricity, solidity) are not given for
+    volumes: skimage's perimeter is 2-D only, and a surface area or 3D solidity would need a mesh
+    or a 3D convex hull per object, which no column here promises.
+    """
+    frames, volume_shape = _check_volumes(labels, image)
+    id_type = _id_type(labels)
+    voxel = _voxel_size(calibration)
+    space = unit_suffix(calibration.unit) if voxel is not None and calibration is not None else None
+    interval = calibration.frame_interval if calibration is not None else None
+    time_name = "time_" + time_suffix(calibration.time_unit if calibration is not None else None)
+    parts = []
+    for t in range(frames):
+        table = _volume_rows(np.asarray(labels[t]), None if image is None else np.asarray(image[t]), id_type)
+        table["frame"] = np.full(len(table["label"]), t, np.int64)
+        parts.append(table)
+        if progress is not None:
+            progress(t + 1, frames)
+    joined = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
+    columns: dict[str, np.ndarray] = {"frame": joined["frame"]}
+    if interval is not None:
+        columns[time_name] = joined["frame"] * float(interval)
+    columns["label"] = np.asarray(joined["label"], id_type)
+    count = np.asarray(joined["area"], np.float64)
+    columns["volume_px"] = count.astype(np.int64)
+    if voxel is not None:
+        columns[f"volume_{space}3"] = count * (voxel[0] * voxel[1] * voxel[2])
+    for axis, key in zip("zyx", ("centroid-0", "centroid-1", "centroid-2")):
+        columns[f"centroid_{axis}_px"] = np.asarray(joined[key], np.float64)
+    if voxel is not None:
+        for axis, key, size in zip("zyx", ("centroid-0", "centroid-1", "centroid-2"), voxel):
+            columns[f"centroid_{axis}_{space}"] = np.asarray(joined[key], np.float64) * size
+    box = {f"bbox_{axis}{end}": np.asarray(joined[f"bbox-{i + 3 * end}"], np.int64)
+           for end in (0, 1) for i, axis in enumerate("zyx")}
+    columns.update(box)
+    columns["equivalent_diameter_px"] = np.cbrt(6.0 * count / np.pi)
+    if voxel is not None:
+        columns[f"equivalent_diameter_{space}"] = np.cbrt(6.0 * columns[f"volume_{space}3"] / np.pi)
+    columns["pieces"] = np.asarray(joined["_pieces"], np.int64)
+    columns["touches_edge"] = np.zeros(len(count), bool)
+    for axis, size in zip("zyx", volume_shape):
+        columns["touches_edge"] |= (box[f"bbox_{axis}0"] == 0) | (box[f"bbox_{axis}1"] == size)
+    if image is not None:
+        columns.update(_intensity_columns(joined))
+    order = np.lexsort((columns["label"], columns["frame"]))
+    return ObjectTable({name: values[order] for name, values in columns.items()})
+
+
+def _check_volumes(labels: Any, image: Any) -> tuple[int, tuple[int, int, int]]:
+    """(frames, (Z, Y, X)) of (T, Z, Y, X) integer labels, ``image`` checked against them."""
+    shape = tuple(int(n) for n in np.shape(labels))
+    if 0 in shape:
+        raise ValueError(f"labels of shape {shape} hold no frames{' (or volumes of no voxels)' if shape[0] else ''}: "
+                         "there is nothing to measure")
+    dtype = _label_dtype(labels)
+    if dtype.kind not in "iub":
+        raise ValueError(f"labels of type {dtype}: object ids are integers (a labels layer), not an image")
+    if image is not None:
+        image_shape = tuple(int(n) for n in np.shape(image))
+        if image_shape[:4] != shape or len(image_shape) > 5:
+            raise ValueError(f"the image is {image_shape} but the labels are {shape}: the intensities are measured "
+                             f"under the labels, so give the (T, Z, Y, X) image they belong to ({shape}, with "
+                             "channels last if it has them)")
+    return shape[0], (shape[1], shape[2], shape[3])
+
+
+def _voxel_size(calibration: Calibration | None) -> tuple[float, float, float] | None:
+    """(Z, Y, X) voxel size in the pixel size's unit; None without a pixel size. Z is NaN where the
+    calibration has no Z step, or has it in another unit (nothing converts one into the other here)."""
+    pixel = _pixel_size(calibration)
+    if pixel is None or calibration is None:
+        return None
+    same_unit = calibration.z_unit == calibration.unit
+    z = float(calibration.z_size) if calibration.z_size is not None and same_unit else math.nan
+    return z, pixel[0], pixel[1]
+
+
+def _volume_rows(volume: np.ndarray, intensity: np.ndarray | None, id_type: type) -> dict[str, np.ndarray]:
+    """One (Z, Y, X) volume's objects: skimage's label, area (voxels), centroid and box, the pieces of
+    each and (with an image) the intensities as `measure_objects` takes them; ids as ``id_type``."""
+    from skimage.measure import regionprops_table
+
+    compact, ids = compact_ids(volume)
+    table = {key: np.asarray(values) for key, values in
+             regionprops_table(compact, properties=_VOLUME_PROPERTIES).items()}
+    found = table["label"].astype(np.int64)
+    table["_pieces"] = _volume_pieces(compact, found, table)
+    if intensity is not None:
+        table.update(_volume_intensities(compact, found, table["area"].astype(np.int64), intensity))
+    if ids is not None:
+        found = ids[found - 1]
+    table["label"] = np.asarray(found).astype(id_type)
+    return table
+
+
+def _volume_pieces(volume: np.ndarray, found: np.ndarray, table: dict[str, np.ndarray]) -> np.ndarray:
+    """How many 26-connected parts each object of a volume has (the 3D counterpart of 8-connected),
+    each object labelled in its own box."""
+    from scipy import ndimage
+
+    every = np.ones((3, 3, 3), bool)
+    pieces = np.zeros(len(found), np.int64)
+    for i, label in enumerate(found.tolist()):
+        box = tuple(slice(int(table[f"bbox-{a}"][i]), int(table[f"bbox-{a + 3}"][i])) for a in range(3))
+        pieces[i] = ndimage.label(volume[box] == label, structure=every)[1]
+    return pieces
+
+
+def _volume_intensities(volume: np.ndarray, found: np.ndarray, area: np.ndarray,
+                        intensity: np.ndarray) -> dict[str, np.ndarray]:
+    """Each object's intensity mean, min, max and sum as `_intensities` takes them (NaN voxels left out),
+    the volume seen as one (Z x Y, X) frame: objects in ``found`` order (skimage's, by id)."""
+    flat = volume.ravel()
+    fg = np.flatnonzero(flat)
+    region = np.searchsorted(found, flat[fg])
+    depth, height, width = volume.shape
+    plane = intensity.reshape(depth * height, width, *intensity.shape[3:])
+    if not len(found):
+        return {key: np.zeros(0, np.float64) for key in _intensity_keys(plane)}
+    return _intensities(plane, fg, region, area, len(found))
+
+
 def _intensity_columns(joined: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """intensity_mean/min/max/sum, one set per channel (``_c0``...) where the image has channels."""
     channels = sorted(int(k.rsplit("-", 1)[1]) for k in joined if k.startswith("_intensity_mean-"))
@@ -588,6 +734,10 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
     length, for frames_after_last (how many frames at the end it is not on); None: not given.
     parents: a lineage's daughter id -> parent id (`napari_vos.divisions`), for a ``parent`` column
     (0: none); None: no such column.
+
+    A `measure_volumes` table (3D: ``volume_px`` and ``centroid_z_*`` columns) gives mean_volume_px
+    (and ``mean_volume_um3``) for the area, and its path, displacement and speed in 3D (in voxel
+    steps for ``_px``: a Z step counts one voxel whatever its length; in the unit with the Z step).
     """
     c = objects.columns
     if not c or "label" not in c:
@@ -598,9 +748,11 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
     units = ("px",) + ((space,) if space is not None else ())
     per = time_name[len("time_"):] if time_name is not None else None
     speed = f"speed_{space}_per_{'time_unit' if per == 'units' else per}" if space is not None and per else None
+    solid = "centroid_z_px" in c  # a measure_volumes table: volumes, and paths in 3D
+    size, power = ("volume", 3) if solid else ("area", 2)
     names = ["label", *(["parent"] if parents is not None else []), "first_frame", "last_frame", "frames_present",
-             "frames_missing", *(["frames_after_last"] if frames is not None else []), "mean_area_px",
-             *([f"mean_area_{space}2"] if space is not None else []),
+             "frames_missing", *(["frames_after_last"] if frames is not None else []), f"mean_{size}_px",
+             *([f"mean_{size}_{space}{power}"] if space is not None else []),
              *(f"{what}_{unit}" for unit in units for what in ("path_length", "net_displacement")),
              "speed_px_per_frame", *([speed] if speed else []), "max_pieces", "frames_touching_edge"]
     out: dict[str, list[Any]] = {name: [] for name in names}  # the header also where no object is on any frame
@@ -622,10 +774,15 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
         put("frames_missing", last - first + 1 - len(at))
         if frames is not None:
             put("frames_after_last", frames - 1 - last)
-        put("mean_area_px", float(np.mean(c["area_px"][at])))
+        put(f"mean_{size}_px", float(np.mean(c[f"{size}_px"][at])))
         if space is not None:
-            put(f"mean_area_{space}2", float(np.mean(c[f"area_{space}2"][at])))
+            put(f"mean_{size}_{space}{power}", float(np.mean(c[f"{size}_{space}{power}"][at])))
         for unit in units:
+            if solid:
+                path, net = _path_3d(np.column_stack([c[f"centroid_{a}_{unit}"][at] for a in "zyx"]))
+                put(f"path_length_{unit}", path)
+                put(f"net_displacement_{unit}", net)
+                continue
             y, x = c[f"centroid_y_{unit}"][at], c[f"centroid_x_{unit}"][at]
             steps = np.hypot(np.diff(y), np.diff(x))
             put(f"path_length_{unit}", float(steps.sum()))
@@ -640,3 +797,9 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
               "frames_touching_edge")
     kinds = {"label": c["label"].dtype, "parent": c["label"].dtype, **{name: np.int64 for name in counts}}
     return ObjectTable({name: np.asarray(values, kinds.get(name, np.float64)) for name, values in out.items()})
+
+
+def _path_3d(points: np.ndarray) -> tuple[float, float]:
+    """The path length (the sum of the steps) and net displacement (first to last) of (N, 3) z, y, x points."""
+    steps = np.sqrt(np.sum(np.diff(points, axis=0) ** 2, axis=1))
+    return float(steps.sum()), float(np.sqrt(np.sum((points[-1] - points[0]) ** 2)))

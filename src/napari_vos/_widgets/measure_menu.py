@@ -6,7 +6,8 @@ its GUI thread, so the viewer waits while they are measured (about 1 s for 37 fr
 1024x1022, 2.6 s for 200 frames of 512x512 with 80 cells, docs/benchmarks.md; a long time-lapse
 more). This command asks where to write
 NAME.csv (beside it NAME.tracks.csv), then measures in a worker thread (`menu_work`). The
-intensities come from the image layer selected together with the labels, if one is.
+intensities come from the image layer selected together with the labels, if one is. (T, Z, Y, X) labels
+that are no run's plane output are measured in 3D (`object_table.measure_volumes`), a volume per frame.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def measure_objects_menu(viewer: napari.Viewer) -> None:
     layer, image = selected_layers(viewer)
     inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
     data, _ = measured_inputs(*inputs)  # what cannot be measured is refused before the save dialog
-    frames = int(data.shape[0]) if len(data.shape) == 3 else 1
+    frames = int(data.shape[0]) if len(data.shape) >= 3 else 1  # (T, Y, X) or a (T, Z, Y, X) volume
     path = _csv_path(layer)
     if path is None:
         return

@@ -3,7 +3,9 @@ measure` writes.
 
 Select the labels (and, for intensities, the image they were propagated on), File > Save Selected
 Layers..., and pick the napari-vos measurements type: NAME.csv gets one row per object per frame,
-NAME.tracks.csv one per object id. Sizes and positions are also given in the labels layer's units
+NAME.tracks.csv one per object id. (T, Z, Y, X) labels that are no run's plane output (a run through
+several planes, a 3D segmentation over time) are measured in 3D (`measure_volumes`: voxels, a volume
+in the layer's Z step x Y x X units), with one level of a (T, Z, Y, X) image for the intensities. Sizes and positions are also given in the labels layer's units
 (its scale), times in its time unit. napari calls writers on its GUI thread, so the viewer waits
 while they are measured: 0.15 s for 40 frames of 25 cells at 256x256, 1.0 s for 37 frames of
 ~70 cells at 1024x1022 (docs/benchmarks.md); Layers > Measure (`measure_menu`) measures in the
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_vos.data.calibration import calibration_from_scale
+from napari_vos.data.calibration import Calibration, calibration_from_scale
 from napari_vos.data.pyramid import frame_shapes, level_for_labels
 
 #: extensions of other formats, refused rather than given .csv after them
@@ -59,11 +62,14 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
         warnings.warn(stopped, stacklevel=3)
     scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
     units = labelled.get("units")
-    if len(scale) == 4:  # a (T, Z, Y, X) layer measured is a run's plane output: its plane's (T, Y, X) calibration
-        scale, units = without_z(scale) or [], without_z(units)
-    calibration = calibration_from_scale(scale or None, units)
+    if len(scale) == 4 and np.ndim(labels) == 4:  # a volume over time: measured in 3D, with its Z step
+        calibration = volume_calibration(scale, units)
+    else:
+        if len(scale) == 4:  # a run's plane output: its plane's (T, Y, X) calibration
+            scale, units = without_z(scale) or [], without_z(units)
+        calibration = calibration_from_scale(scale or None, units)
     objects = measure_objects(labels, video, calibration=calibration, progress=progress)
-    frames = int(np.shape(labels)[0]) if np.ndim(labels) == 3 else 1
+    frames = int(np.shape(labels)[0]) if np.ndim(labels) >= 3 else 1
     parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
     return objects, track_summary(objects, frames=frames, parents=parents)
 
@@ -71,9 +77,10 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
 def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
                     image: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The labels and video `layer_tables` measures (the full-resolution labels, the image level they
-    match; a run's plane output: its plane, and that plane of a (T, Z, Y, X) image), or a ValueError
-    saying why they cannot be measured together: an output a run is still filling, labels that are not
-    (T, Y, X) or (Y, X), an image of another size, a plane output with labels on other planes too. The
+    match; a run's plane output: its plane, and that plane of a (T, Z, Y, X) image; other (T, Z, Y, X)
+    labels as they are, measured in 3D, with the image level of their shape), or a ValueError saying why
+    they cannot be measured together: an output a run is still filling, labels that are not (T, Y, X),
+    (Y, X) or (T, Z, Y, X), an image of another size, a plane output with labels on other planes too. The
     Measure menu asks it before its save dialog: no frame is read (a plane output's other planes are
     looked at, pages never written: `run_plane`)."""
     from napari_vos._widgets.plane_outputs import image_plane, run_plane
@@ -84,12 +91,14 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
     labels = labels[0] if labelled.get("multiscale") else labels
     volume = tuple(np.shape(labels))
     labels, z = run_plane(labels, labelled.get("metadata"), name, "the measurements are of the run's plane only")
-    if np.ndim(labels) not in (2, 3):
-        raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels, or the (T, Z, Y, X) "
-                         f"output of a run through one Z plane; {name!r} has shape {np.shape(labels)}")
+    if np.ndim(labels) not in (2, 3, 4):
+        raise ValueError(f"the napari-vos measurements take (T, Y, X) or (Y, X) labels, or (T, Z, Y, X) ones "
+                         f"(measured in 3D); {name!r} has shape {np.shape(labels)}")
     if z is not None and video is not None and image is not None:
         video = image_plane(video, image, volume, z, name, "select the labels and the image they were propagated "
                             "on (or the labels alone, for sizes and positions only)")
+    elif np.ndim(labels) == 4 and video is not None and image is not None:
+        video = _volume_level(video, image, volume, name)
     elif video is not None and image is not None:
         rgb = bool(image.get("rgb"))
         if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one)
@@ -101,6 +110,38 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
                              f"{image.get('name')!r} is {tuple(np.shape(video))}: select the labels and the image "
                              "they were propagated on (or the labels alone, for sizes and positions only)")
     return labels, video
+
+
+def _volume_level(video: Any, image: dict[str, Any], volume: tuple[int, ...], labels_name: str) -> Any:
+    """The (T, Z, Y, X[, C]) image, or the level of a multiscale one, whose (T, Z, Y, X) is the labels'
+    ``volume``; a ValueError naming both shapes where there is none."""
+    levels = list(video) if image.get("multiscale") else [video]
+    match = next((level for level in levels if tuple(np.shape(level)[:4]) == tuple(volume)
+                  and len(np.shape(level)) <= 5), None)
+    if match is None:
+        shapes = " or ".join(str(tuple(np.shape(level))) for level in levels)
+        raise ValueError(f"the labels layer {labels_name!r} is {tuple(volume)} but the image layer "
+                         f"{image.get('name')!r} is {shapes}: select the labels and the (T, Z, Y, X) image they "
+                         "belong to (or the labels alone, for sizes and positions only)")
+    return match
+
+
+def volume_calibration(scale: Any, units: Any = None) -> Calibration:
+    """A (T, Z, Y, X) layer's scale and units as a Calibration with its Z step (``z_size`` in ``z_unit``,
+    the Z axis read as a length as Y and X are): the frame interval and pixel size as for its (T, Y, X)
+    axes; where only the Z step is set (Y and X at 1, no unit), a pixel size of 1 beside it, so that the
+    calibrated columns use it."""
+    from napari_vos._widgets.plane_outputs import without_z
+
+    scale = [float(v) for v in scale]
+    flat = calibration_from_scale(without_z(scale), without_z(units))
+    z_axis = calibration_from_scale([scale[1]] * 2, [list(units)[1]] * 2 if units is not None else None)
+    pixel_size = flat.pixel_size
+    if pixel_size is None and z_axis.pixel_size is not None:
+        pixel_size = (scale[2], scale[3])
+    if pixel_size is None:
+        return flat
+    return replace(flat, pixel_size=pixel_size, z_size=abs(scale[1]), z_unit=z_axis.unit)
 
 
 def layer_inputs(labels: Any, image: Any = None) -> tuple[Any, dict[str, Any], Any, dict[str, Any] | None]:
