@@ -6,7 +6,9 @@ measures it (its values, all objects of a frame at once: see `_measure_frame`); 
 what skimage does not know: the frame and its time, the stack's pixel size (anisotropic
 pixels included: skimage's calibrated perimeter takes square pixels only), whether an object is in
 several pieces (a division kept under one id), whether it touches the frame's edge, and a summary
-per object id across frames (the ids are the tracks: propagation keeps them).
+per object id across frames (the ids are the tracks: propagation keeps them). (T, Z, Y, X) labels
+are measured in 3D, a (Z, Y, X) volume per frame (`measure_volumes`: skimage's voxel counts,
+centroids and boxes, the volume in the Z step x pixel size), with no 2-D shape measures.
 """
 from __future__ import annotations
 
