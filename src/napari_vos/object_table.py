@@ -25,8 +25,8 @@ import numpy as np
 
 from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, Calibration, ascii_unit
 
-__all__ = ["ObjectTable", "measure_objects", "measure_volumes", "track_summary", "tracks_path", "write_tables", "compact_ids",
-           "unit_suffix", "time_suffix"]
+__all__ = ["ObjectTable", "measure_objects", "measure_volumes", "track_summary", "tracks_path", "write_tables",
+           "compact_ids", "unit_suffix", "time_suffix"]
 
 #: the skimage regionprops_table properties of the per-frame table, in pixels (measured here as skimage
 #: measures them, all objects of a frame at once: see _measure_frame)

@@ -3,12 +3,13 @@ measure` writes.
 
 Select the labels (and, for intensities, the image they were propagated on), File > Save Selected
 Layers..., and pick the napari-vos measurements type: NAME.csv gets one row per object per frame,
-NAME.tracks.csv one per object id. (T, Z, Y, X) labels that are no run's plane output (a run through
+NAME.tracks.csv one per object id. Sizes and positions are also given in the labels layer's units
+(its scale), times in its time unit. (T, Z, Y, X) labels that are no run's plane output (a run through
 several planes, a 3D segmentation over time) are measured in 3D (`measure_volumes`: voxels, a volume
-in the layer's Z step x Y x X units), with one level of a (T, Z, Y, X) image for the intensities. Sizes and positions are also given in the labels layer's units
-(its scale), times in its time unit. napari calls writers on its GUI thread, so the viewer waits
-while they are measured: 0.15 s for 40 frames of 25 cells at 256x256, 1.0 s for 37 frames of
-~70 cells at 1024x1022 (docs/benchmarks.md); Layers > Measure (`measure_menu`) measures in the
+in the layer's Z step x Y x X units), with one level of a (T, Z, Y, X) image for the intensities.
+napari calls writers on its GUI thread, so the viewer waits while they are measured: 0.15 s for 40
+frames of 25 cells at 256x256, 1.0 s for 37 frames of ~70 cells at 1024x1022, 0.3 s for 30 volumes of
+40x256x256 with 50 objects (docs/benchmarks.md); Layers > Measure (`measure_menu`) measures in the
 background, `napari-vos measure` outside napari.
 """
 from __future__ import annotations
