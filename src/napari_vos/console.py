@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_vos._widgets.layer_job import LayerJob
+from napari_vos._widgets.plane_runs import PlaneRuns, several_planes
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -53,7 +54,7 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
                      method: str = "frtm",
                      frame: int | None = None, *, device: "str | torch.device" = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
-                     channel_layers: "Sequence[str | Image]" = (), plane: int | None = None,
+                     channel_layers: "Sequence[str | Image]" = (), plane: "int | str | Sequence[int] | None" = None,
                      **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
 
@@ -71,15 +72,33 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     plane: for a (T, Z, Y, X) image (3D + time), the Z plane propagated through time (default: the
     one under the Z slider); the labels are painted in a layer of the image's shape (read at that
     plane) or are one (Y, X) frame, and the output has the image's shape with that plane filled.
+    ``plane="painted"`` runs through every Z plane painted in the labels layer, and a list through those
+    planes, one after another into one output (each plane's objects followed on that plane by a run of
+    its own; its record lists them in ``z_planes_run`` and each one's start and frames in ``plane_runs``).
     options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
     The output layers keep the image's scale/translate; the provenance is in
     ``layer.metadata["napari_vos"]``. Engine errors (ValueError, CheckpointError) propagate; a
     failure before the first frame removes the empty output layer again.
     """
-    job = LayerJob(viewer, image, labels, method, frame, device=device, direction=direction, maps=maps,
-                   all_painted=all_painted, name=name, channel_layers=channel_layers, plane=plane, **options)
+    settings = {"frame": frame, "device": device, "direction": direction, "maps": maps, "all_painted": all_painted,
+                "channel_layers": channel_layers, **options}
+    if several_planes(plane):
+        runs = PlaneRuns(viewer, image, labels, method, plane, name=name, **settings)
+        results = [_run_job(job, runs) for job in runs.jobs]
+        runs.finish()
+        job = runs.jobs[-1]
+        return LayerOutputs(runs.output, [m for j in runs.jobs for m in j.map_layers.values()], results[-1], job.advice)
+    job = LayerJob(viewer, image, labels, method, name=name, plane=plane, **settings)
+    result = _run_job(job)
+    return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)
+
+
+def _run_job(job: LayerJob, runs: "PlaneRuns | None" = None) -> "Result":
+    """Run one job to its end in this thread, saying its notes and advice; its output is kept if it segmented
+    a frame (its record says the error that stopped it), else removed (an output other planes' runs
+    filled is kept, with their record, ``runs``)."""
     if job.note:
-        warnings.warn(job.note, stacklevel=2)
+        warnings.warn(job.note, stacklevel=3)
     if job.advice:
         print(job.advice.text)
     try:
@@ -89,13 +108,19 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
         if job.frames_computed == 0:
             job.discard()
         else:
-            job.finish(error=err)
+            ended = job.finish(error=err)
+            if runs is not None:
+                runs.job_ended(job, ended)
+        if runs is not None:
+            runs.finish()
         raise
     result = job.finish()
     assert result is not None  # steps() always builds the session
+    if runs is not None:
+        runs.job_ended(job, result)
     if job.maps_not_shown:
-        warnings.warn(job.maps_not_shown_text(), stacklevel=2)
-    return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)
+        warnings.warn(job.maps_not_shown_text(), stacklevel=3)
+    return result
 
 
 def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:

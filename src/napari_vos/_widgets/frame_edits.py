@@ -12,7 +12,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
-#: layer.metadata key: {"dtype": str, "crc": [int | None per frame], and for a (T, Z, Y, X) output "plane": int}
+#: layer.metadata key: {"dtype": str, "crc": [int | None per frame], and for a (T, Z, Y, X) output "plane": int};
+#: for the output of runs through several Z planes {"dtype": str, "planes": {"z": [int | None per frame]}}
 CHECKSUMS = "napari_vos_frame_checksums"
 
 
@@ -30,20 +31,35 @@ def checksum_record(dtype: Any, checksums: dict[int, int], n_frames: int, plane:
     return record
 
 
-def edited_frames(layer: "Labels", frames: Iterable[int]) -> list[int]:
+def planes_record(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metadata entry for one output filled by runs through several Z planes, from each run's
+    `checksum_record` (all of one type: they wrote into the same layer)."""
+    return {"dtype": records[0]["dtype"], "planes": {str(r["plane"]): list(r["crc"]) for r in records}}
+
+
+def edited_frames(layer: "Labels", frames: Iterable[int], plane: int | None = None) -> list[int]:
     """Those of ``frames`` that differ from what the run left in ``layer`` (none when the layer
     carries no checksums: not an output, or one opened again from a file). A layer widened to a
-    larger integer type since is compared in the type the run wrote. For the output of a run through
-    one Z plane, the frames of that plane (painting on the other planes changes none of the run's)."""
+    larger integer type since is compared in the type the run wrote. For the output of runs through
+    Z planes, the frames of the run's plane (painting on the other planes changes none of the run's):
+    ``plane``, where given, must be one the runs went through (else none is said to be edited)."""
     record = layer.metadata.get(CHECKSUMS)
     data = layer.data
-    if not isinstance(record, dict) or len(record.get("crc", ())) != int(data.shape[0]):
+    if not isinstance(record, dict):
         return []
-    plane = record.get("plane")
-    if plane is not None:
-        if data.ndim != 4 or not 0 <= int(plane) < int(data.shape[1]):
+    by_plane = record.get("planes")
+    if isinstance(by_plane, dict):  # several planes: the one asked for
+        if plane is None or str(int(plane)) not in by_plane:
             return []
-        data = data[:, int(plane)]
+        record = {"dtype": record["dtype"], "crc": by_plane[str(int(plane))], "plane": int(plane)}
+    if len(record.get("crc", ())) != int(data.shape[0]):
+        return []
+    run_plane = record.get("plane")
+    if run_plane is not None:
+        if data.ndim != 4 or not 0 <= int(run_plane) < int(data.shape[1]) \
+                or (plane is not None and int(plane) != int(run_plane)):
+            return []
+        data = data[:, int(run_plane)]
     dtype = np.dtype(record["dtype"])
     edited = []
     for i in frames:

@@ -43,7 +43,7 @@ from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.plane_view import plane_of
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
 from napari_vos._widgets.frame_edits import CHECKSUMS, checksum_record, edited_frames, frame_checksum
-from napari_vos._widgets.plane_outputs import empty_planes, without_z
+from napari_vos._widgets.plane_outputs import empty_planes, planes_run, without_z
 from napari_vos.gl_guard import guard_triton
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,6 +97,14 @@ def output_name(viewer: "napari.Viewer", wanted: str) -> str:
         n += 1
         name = f"{wanted} [{n}]"
     return name
+
+
+def default_output_name(viewer: "napari.Viewer", image: "Image", labels: "Labels | None", run: str) -> str:
+    """An output's name when none is given: "<labels> propagated (<run>)", or with no labels layer
+    "<image> segmented (<run>)" (``run``: the method, and the Z plane(s) of a 3D + time image), made
+    free in ``viewer`` (`output_name`)."""
+    return output_name(viewer, f"{base_name(labels)} propagated ({run})" if labels is not None
+                       else f"{image.name} segmented ({run})")
 
 
 def base_name(labels: "Labels") -> str:
@@ -641,6 +649,7 @@ class LayerJob:
                  direction: str = "both", maps: bool = False, all_painted: bool = True,
                  name: str | None = None, channel_layers: "Sequence[str | Image]" = (),
                  defer_map_layers: bool = False, frame_from_slider: bool = False, plane: int | None = None,
+                 into: "Labels | None" = None, ids_up_to: int = 0, name_maps_by_plane: bool = False,
                  **session_options: Any) -> None:
         guard_triton()
         from napari_vos.methods import registry
@@ -750,8 +759,9 @@ class LayerJob:
             raise ValueError(f"{self.note}; {refusal}" if self.note else refusal)
         self._ranges: dict[tuple[str, int], tuple[float, float]] = {}
         self._stale_maps: set[tuple[str, int]] = set()  # map layers written since the last redraw()
-        # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32
-        top = max((int(a.max()) for a in self.annotations.values()), default=0)
+        # the smallest type for the painted ids (zero-shot: the method's few output ids): 4x less memory than int32;
+        # ``ids_up_to``: the largest id of other runs sharing the output (`plane_runs`: the other planes')
+        top = max([int(a.max()) for a in self.annotations.values()] + [int(ids_up_to)])
         # frames this run does not reach (forward: those before the start; backward: those after it)
         # keep what the labels layer holds there, so that re-propagating an earlier output forward
         # from a corrected frame gives the whole video, not its second half
@@ -763,9 +773,13 @@ class LayerJob:
                            f"frames {self.kept.start}-{self.kept.stop - 1} of {self.labels.name!r}, which this run "
                            "does not reach and keeps as they are,")
             top = max(top, int(kept_labels.max()))
-        # a (T, Z, Y, X) image's output has its shape, the run's plane filled (the other planes cost nothing)
-        out = empty_planes(self._output_shape, label_dtype_for(top)) if self.planes else \
-            np.zeros(self._output_shape, dtype=label_dtype_for(top))
+        # a (T, Z, Y, X) image's output has its shape, the run's plane filled (the other planes cost nothing);
+        # ``into``: the output of a run through other planes of the image, whose layer this run's plane joins
+        if into is not None:
+            out = self._joined_output(into, top)
+        else:
+            out = empty_planes(self._output_shape, label_dtype_for(top)) if self.planes else \
+                np.zeros(self._output_shape, dtype=label_dtype_for(top))
         # each frame's checksum as the run leaves it, so a later run from this output can tell the edits
         self._checksums: dict[int, int] = {}
         if kept_labels is not None:
@@ -775,9 +789,14 @@ class LayerJob:
             self._add_note(self._replaced_frames_note(labels))
         if labels is not None and not is_output(labels):
             self._add_note(self._corrected_outputs_note(labels))
+        # the map layers of runs sharing an output say which plane they are of
+        self._map_tag = f" Z plane {self.plane}" if into is not None or name_maps_by_plane else ""
+        self._owns_output = into is None  # discard() leaves a shared output to the run that added it
+        if into is not None:
+            self.output = into
+            return
         run = f"{method}, Z plane {self.plane}" if self.planes else method
-        default_name = output_name(viewer, f"{base_name(self.labels)} propagated ({run})" if self.labels is not None
-                                   else f"{self.image.name} segmented ({run})")
+        default_name = default_output_name(viewer, self.image, self.labels, run)
         # each object in the colour the painted layer shows it in (a shuffled or custom colormap too)
         colours = {}
         if self.labels is not None:
@@ -805,6 +824,18 @@ class LayerJob:
                              f"0..{self.planes - 1}")
         return int(plane)
 
+    def _joined_output(self, into: "Labels", top: int) -> np.ndarray:
+        """The array of ``into``, the output of a run through other Z planes of this image, that this run's
+        plane joins; a ValueError where it is not one (another shape, or a type too small for the ids)."""
+        data = into.data
+        if not self.planes or not isinstance(data, np.ndarray) or tuple(data.shape) != self._output_shape:
+            raise ValueError(f"labels layer {into.name!r} {tuple(np.shape(data))} cannot take the output of a run "
+                             f"through a Z plane of {self.image.name!r}: it must be a (T, Z, Y, X) output of "
+                             f"{self._output_shape}")
+        if top > np.iinfo(data.dtype).max:
+            raise ValueError(f"labels layer {into.name!r} ({data.dtype}) cannot hold id {top}")
+        return data
+
     def frames_of(self, stack: Any) -> Any:
         """A layer's (T, Y, X[, C]) frames for this run: its plane's of a (T, Z, ...) stack, else the stack."""
         return plane_of(stack, self.plane) if self.plane is not None else stack
@@ -828,7 +859,7 @@ class LayerJob:
             notes.append(f"frames 0-{self.start - 1} of {labels.name!r} are propagated again, backward from frame "
                          f"{self.start}, not kept as they are: pick direction 'forward' to keep them")
         replaced = [i for i in range(self.n_frames) if i != self.start and i not in self.kept]
-        edited = edited_frames(labels, replaced)
+        edited = edited_frames(labels, replaced, self.plane)
         if edited:
             notes.append(f"frame{'s' if len(edited) > 1 else ''} {frame_ranges(edited)} of {labels.name!r} "
                          f"{'were' if len(edited) > 1 else 'was'} changed after its run and this run replaces them "
@@ -846,9 +877,9 @@ class LayerJob:
             record = layer.metadata.get("napari_vos")
             if not isinstance(layer, Labels) or layer == labels or not isinstance(record, dict) \
                     or record.get("labels_layer") != labels.name or record.get("image_layer") != self.image.name \
-                    or record.get("z_plane") != self.plane or tuple(layer.data.shape) != self._output_shape:
+                    or self.plane not in planes_run(record) or tuple(layer.data.shape) != self._output_shape:
                 continue
-            edited = edited_frames(layer, range(self.n_frames))
+            edited = edited_frames(layer, range(self.n_frames), self.plane)
             if not edited:
                 continue
             many = len(edited) > 1
@@ -1099,7 +1130,7 @@ class LayerJob:
         key = (name, -1 if k is None else k)
         data = np.zeros(shape, dtype=np.float32)
         # rgb=False: a map 3 or 4 pixels wide is not a colour image (napari 0.5 guessed it was)
-        self._pending_maps[key] = (data, {"name": f"{self.output.name}{MAP_SEPARATOR}{name}{suffix}", "colormap": "magma",
+        self._pending_maps[key] = (data, {"name": f"{self.output.name}{MAP_SEPARATOR}{name}{suffix}{self._map_tag}", "colormap": "magma",
                                           "blending": "additive", "opacity": 0.6, "rgb": False,
                                           "metadata": {MAP_MARKER: marker}, **place})
         return data
@@ -1148,7 +1179,7 @@ class LayerJob:
                      # a Cancel that came after the last frame cancelled nothing
                      "cancelled": self._cancel and self.frames_shown < self.total, "frames_total": self.total,
                      # those the user has not deleted meanwhile
-                     "map_layers": [layer.name for layer in self._maps_in_viewer()]})
+                     "map_layers": [layer.name for layer in self.maps_in_viewer()]})
         if self.maps_not_shown:
             prov["maps_not_shown"] = dict(self.maps_not_shown)
         if error is not None:
@@ -1157,11 +1188,12 @@ class LayerJob:
         self.output.metadata[CHECKSUMS] = checksum_record(self.output.data.dtype, self._checksums, self.n_frames,
                                                           self.plane)
         self.redraw()  # the frames whose redraw was left for later (3D view) too
-        for layer in self._maps_in_viewer():
+        for layer in self.maps_in_viewer():
             layer.metadata["napari_vos"] = {**prov, **layer.metadata[MAP_MARKER]}
         return result
 
-    def _maps_in_viewer(self) -> "list[Image]":
+    def maps_in_viewer(self) -> "list[Image]":
+        """The run's map layers the user has not deleted."""
         return [layer for layer in self.map_layers.values() if layer in self.viewer.layers]
 
     def maps_not_shown_text(self) -> str:
@@ -1178,8 +1210,9 @@ class LayerJob:
         self.output.metadata.pop("napari_vos_output", None)
 
     def discard(self) -> None:
-        """Remove the output layers (used when the run failed before the method segmented a frame)."""
+        """Remove the output layers (used when the run failed before the method segmented a frame); an
+        output this run only joined (``into``: other planes' runs fill it too) stays."""
         self._pending_maps.clear()
-        for layer in [self.output, *self.map_layers.values()]:
+        for layer in [*([self.output] if self._owns_output else []), *self.map_layers.values()]:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)

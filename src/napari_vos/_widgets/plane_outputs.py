@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_plane", "image_plane", "empty_planes", "plane_volume", "without_z", "plane_to_save", "plane_layer"]
+__all__ = ["run_plane", "image_plane", "empty_planes", "plane_volume", "without_z", "plane_to_save", "plane_layer",
+           "planes_run"]
+
+
+def planes_run(record: dict[str, Any]) -> list[int | None]:
+    """The Z planes a run's record says it filled: ``z_planes_run`` (runs through several planes into one
+    output), else [``z_plane``] ([None] for a time-lapse run's)."""
+    several = record.get("z_planes_run")
+    return [int(z) for z in several] if isinstance(several, list) else [record.get("z_plane")]
 
 
 def _plane_record(metadata: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -39,7 +39,9 @@ from superqt import QCollapsible
 from napari_vos._widgets import exit_guard
 from napari_vos.gl_guard import guard_triton
 from napari_vos._widgets.layer_job import (DIRECTIONS, LayerJob, current_frame, image_levels, is_map_layer,
-                                           is_output, is_unfinished_output, labels_level, level_layer_shapes, video_problem)
+                                           is_output, is_unfinished_output, labels_level, level_layer_shapes,
+                                           level_volumes, video_problem)
+from napari_vos._widgets.plane_runs import PAINTED, PlaneRuns
 from napari_vos._widgets.options import parse_options
 from napari_vos._widgets.redraw_pacer import RedrawPacer
 from napari_vos.checks import frame_ranges
@@ -163,6 +165,7 @@ class PropagateWidget(QWidget):
 
         self.viewer = napari_viewer
         self.job: LayerJob | None = None
+        self.runs: PlaneRuns | None = None  # with 'every painted Z plane': the planes' runs, ``job`` the one going on
         self.worker: Any = None
         self._error: BaseException | None = None
         # the layers the user picked, kept as layers so that a pick follows its layer when renamed;
@@ -221,6 +224,11 @@ class PropagateWidget(QWidget):
                                     "Unticked: only the annotated frame above (to re-propagate an earlier output "
                                     "from one corrected frame: with direction 'forward', which keeps the frames "
                                     "before it)")
+        self.all_planes = QCheckBox("every painted Z plane")
+        self.all_planes.setToolTip("For a 3D + time image: ticked, each Z plane that holds paint in the labels "
+                                   "layer is propagated through time, one plane after another, into one output; "
+                                   "unticked, the plane under the Z slider only")
+        self.all_planes.setVisible(False)  # shown for a (T, Z, Y, X) image
         self.method_combo = QComboBox()
         ready = registry.available_methods()
         # methods with no shipped checkpoint still run with a checkpoint file of your own: listed last
@@ -317,6 +325,7 @@ class PropagateWidget(QWidget):
         form.addRow("labels", self.labels_combo)
         form.addRow("annotated frame", self.frame_spin)
         form.addRow("", self.all_painted)
+        form.addRow("", self.all_planes)
         form.addRow("method", self.method_combo)
         form.addRow("device", self.device_combo)
         form.addRow("direction", self.direction_combo)
@@ -505,7 +514,9 @@ class PropagateWidget(QWidget):
     def _selection_changed(self, *_: Any) -> None:
         """New image: frame range and slider position; say at once when the layers do not match."""
         self._follow_slider()
-        self._refresh_channels(self._layer(self.image_combo, Image))
+        image = self._layer(self.image_combo, Image)
+        self._refresh_channels(image)
+        self.all_planes.setVisible(image is not None and bool(level_volumes(image)))
         self._show_mismatch()
 
     def _show_mismatch(self) -> None:
@@ -702,14 +713,17 @@ class PropagateWidget(QWidget):
             labels = self.labels_choice
             if not image:
                 raise ValueError("pick an image layer first")
-            self.job = LayerJob(self.viewer, image, labels, method, self.frame_spin.value(),
-                                frame_from_slider=self.frame_spin.value() == self._slider_frame,
-                                device=self.device_combo.currentText(),
-                                direction=self.direction_combo.currentText(), maps=self.maps_checkbox.isChecked(),
-                                all_painted=self.all_painted.isChecked(),
-                                channel_layers=self.channel_choice, defer_map_layers=True, **self.options())
+            settings = {"frame": self.frame_spin.value(), "frame_from_slider": self.frame_spin.value() == self._slider_frame,
+                        "device": self.device_combo.currentText(), "direction": self.direction_combo.currentText(),
+                        "maps": self.maps_checkbox.isChecked(), "all_painted": self.all_painted.isChecked(),
+                        "channel_layers": self.channel_choice, "defer_map_layers": True, **self.options()}
+            if self.all_planes.isChecked() and not self.all_planes.isHidden():  # hidden but for a 3D + time image
+                self.runs = PlaneRuns(self.viewer, image, labels, method, PAINTED, **settings)
+                self.job = self.runs.jobs[0]
+            else:
+                self.runs, self.job = None, LayerJob(self.viewer, image, labels, method, **settings)
         except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
-            self.job = None
+            self.job, self.runs = None, None
             self.progress.setRange(0, 1)  # not the last run's bar beside this refusal
             self.progress.setValue(0)
             self._report(err)
@@ -717,14 +731,24 @@ class PropagateWidget(QWidget):
             # is wrong now, or clears it ("pick an image layer first" stayed once the image was there)
             self._showing_mismatch = True
             return
+        self._run(self.job)
+
+    def _run(self, job: LayerJob) -> None:
+        """Lock the controls and run ``job`` in a worker (`start`'s, or the next plane's of `runs`)."""
+        self.job = job
+        method = job.method
         self.progress.setRange(0, self.job.total)
         self.progress.setValue(0)
         verb = "propagating" if self.job.annotations else "segmenting (no annotation)"
         starting = f"{verb} with {method} from frame {self.job.start}"
-        if self.job.plane is not None:
+        if self.runs is not None:
+            planes = self.runs.planes
+            starting += (f" through Z plane {job.plane} ({planes.index(job.plane) + 1} of {len(planes)} painted "
+                         f"planes: {frame_ranges(planes)})")
+        elif self.job.plane is not None:
             starting += f" through Z plane {self.job.plane} (of {self.job.planes}; the Z slider picks it)"
         if self.job.channel_layers:
-            starting += f", channels {', '.join([image] + [lyr.name for lyr in self.job.channel_layers])}"
+            starting += f", channels {', '.join([job.image.name] + [lyr.name for lyr in self.job.channel_layers])}"
         if len(self.job.annotations) > 1:
             starting += f" (annotations on frames {sorted(self.job.annotations)})"
         advice = self.job.advice
@@ -942,7 +966,8 @@ class PropagateWidget(QWidget):
         self.progress.setValue(job.frames_shown)
         if not job.cancelled:
             # the method and the start's note stay in view for the whole run, not only its first second
-            self._say(f"{job.method}: frame {frame.index} ({job.frames_shown}/{job.total}){_working_at(job)}"
+            plane = f", Z plane {job.plane}" if self.runs is not None else ""
+            self._say(f"{job.method}: frame {frame.index}{plane} ({job.frames_shown}/{job.total}){_working_at(job)}"
                       + (f"; {job.note}" if job.note else ""))
 
     def _show(self, job: LayerJob, frame: Any) -> None:
@@ -984,6 +1009,7 @@ class PropagateWidget(QWidget):
         """The run is over (and its map layers are in the viewer): unlock the controls, write the
         provenance, say how it went."""
         job, self.job, self.worker = self.job, None, None
+        runs = self.runs
         self.propagate_button.setEnabled(True)
         if self.cancel_button.hasFocus() or self.status.hasFocus():
             self.propagate_button.setFocus()
@@ -1004,6 +1030,7 @@ class PropagateWidget(QWidget):
         try:
             stopped = self._output_lost(job)
             if stopped:
+                self.runs = None
                 if self._error is not None:
                     self._report(self._error, kept=stopped)
                 else:
@@ -1012,23 +1039,35 @@ class PropagateWidget(QWidget):
             if self._error is not None:
                 if job.frames_computed == 0:
                     job.discard()
-                    self._report(self._error)
+                    planes = self._end_planes(job, None)
+                    self._report(self._error, kept=planes)
                 else:
-                    job.finish(error=self._error)
+                    ended = job.finish(error=self._error)
+                    planes = self._end_planes(job, ended)
                     unreached = job.unreached_backward()
                     self._report(self._error, kept=f"the {job.frames_computed} frames segmented before it are kept "
                                                    f"in {job.output.name!r}" + (f"; {unreached}" if unreached else "")
-                                                   + (f"; {changed}" if changed else ""))
+                                                   + (f"; {planes}" if planes else "") + (f"; {changed}" if changed else ""))
                 return
             if job.cancelled and job.frames_computed == 0:  # nothing was segmented: no empty layer left behind
                 job.discard()
-                self._say("cancelled before any frame was segmented; the output layer was removed")
+                planes = self._end_planes(job, None)
+                self._say(f"cancelled before any frame of Z plane {job.plane} was segmented; {planes}" if planes else
+                          "cancelled before any frame was segmented; the output layer was removed")
                 return
             result = job.finish()
+            if runs is not None:
+                following = runs.next_job(job) if not job.cancelled else None
+                if following is not None and result is not None:  # the next plane's run, into the same output
+                    runs.job_ended(job, result)
+                    self._run(following)
+                    return
+            planes = self._end_planes(job, result)
             done = job.frames_shown
             if job.cancelled and done < job.total:
                 self._say(f"cancelled: {job.frames_computed} frames segmented ({done} of {job.total} in "
-                          f"{job.output.name!r}, the annotated ones included)" + (f"; {changed}" if changed else ""))
+                          f"{job.output.name!r}, the annotated ones included)" + (f"; {planes}" if planes else "")
+                          + (f"; {changed}" if changed else ""))
                 if self._closed_mid_run:  # the status line went with the dock
                     show_info(f"napari-vos: the run stopped when its dock closed; {job.frames_computed} frames "
                               f"segmented are kept in {job.output.name!r}")
@@ -1039,7 +1078,7 @@ class PropagateWidget(QWidget):
                     if result.start_seconds >= 5 else ""  # the frames/s leave it out: OSVOS-AT with 70 cells, minutes
                 self._say(f"done: {done} frames with {result.method} on {on}, {_speed(result.fps)}{start}"
                           f"{_working_at(job)}" + "".join(f"; {part}" for part in
-                                                         (job.note, job.maps_not_shown_text(),
+                                                         (planes, job.note, job.maps_not_shown_text(),
                                                           job.advice and job.advice.text, changed) if part))
                 show_info(f"napari-vos: {job.output.name} ready" + ("" if self._told_what_next else WHAT_NEXT))
                 self._told_what_next = True
@@ -1056,6 +1095,21 @@ class PropagateWidget(QWidget):
             self._refresh_layers()  # the output now sorts with the outputs
             if self._showing_mismatch and said:  # an input layer went away mid-run: keep the run's line too
                 self.status.setText(f"{said}; now: {self.status.text()}")
+
+    def _end_planes(self, job: LayerJob, result: Any) -> str:
+        """With 'every painted Z plane', the runs are over at ``job`` (the last plane's, or one stopped): store
+        their record in the output and say which planes were run; "" otherwise."""
+        runs, self.runs = self.runs, None
+        if runs is None:
+            return ""
+        runs.job_ended(job, result)
+        record = runs.finish()
+        if record is None:
+            return ""
+        left = [z for z in runs.planes if z not in record["z_planes_run"]]
+        return (f"Z plane{'s' if len(record['z_planes_run']) > 1 else ''} {frame_ranges(record['z_planes_run'])} "
+                f"in {runs.output.name!r}" + (f", plane{'s' if len(left) > 1 else ''} {frame_ranges(left)} not run"
+                                              if left else ""))
 
     def _output_lost(self, job: LayerJob) -> str:
         """For a run whose output the user deleted or gave another array: tidy up and say what

@@ -1,0 +1,158 @@
+"""Runs through several Z planes of a (T, Z, Y, X) image into one output layer, one plane after another.
+
+The methods are 2-D: each plane's painted objects are followed through time on that plane, by a run of
+its own (its own annotations, start frame, test-time learning). The first run adds the output layer of
+the image's shape, each later one fills its plane of it (`LayerJob(into=...)`). Every plane's layers
+are checked before the first runs, so a plane the runs cannot take is refused before anything is
+computed. The console's ``propagate_layers(plane="painted")`` and the widget's "every painted Z plane"
+share it. No Qt here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_vos.checks import frame_ranges, frames_in_ranges
+from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Image, Labels
+
+    from napari_vos._widgets.layer_job import LayerJob
+    from napari_vos.session import Result
+
+__all__ = ["PAINTED", "PlaneRuns", "painted_planes", "several_planes"]
+
+#: ``plane=`` for every Z plane the labels layer holds paint on
+PAINTED = "painted"
+
+#: a plane's entries of its run's record that differ between planes, kept per plane in ``plane_runs``
+_PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
+              "complete", "cancelled", "frames_total", "frames_done", "fps", "seconds", "start_seconds", "error",
+              "maps_not_shown")
+
+
+def several_planes(plane: Any) -> bool:
+    """Whether ``plane=`` asks for runs through several Z planes (``"painted"`` or a list of planes),
+    not one plane (an int) or the one on screen (None)."""
+    return isinstance(plane, str) or (isinstance(plane, Sequence) and not isinstance(plane, (bytes, bytearray)))
+
+
+def painted_planes(labels: "Labels") -> list[int]:
+    """The Z planes of a (T, Z, Y, X) labels layer that hold paint on some frame (read a plane at a time);
+    a ValueError where the layer is not one, or holds no paint."""
+    data = labels.data
+    if labels.multiscale or np.ndim(data) != 4:
+        raise ValueError(f"'every painted Z plane' reads the planes of a (T, Z, Y, X) labels layer of the image's "
+                         f"shape; {labels.name!r} has shape {tuple(np.shape(data[0] if labels.multiscale else data))}")
+    found = [z for z in range(int(data.shape[1])) if np.asarray(data[:, z]).any()]
+    if not found:
+        raise ValueError(f"the labels layer {labels.name!r} is empty on every Z plane: paint at least one object")
+    return found
+
+
+def _asked_planes(plane: Any, labels: "Labels | None") -> list[int]:
+    """The planes ``plane=`` names: the painted ones for ``"painted"``, else the list's, each once in order."""
+    if isinstance(plane, str):
+        if plane != PAINTED:
+            raise ValueError(f"plane must be a Z plane (an int), a list of them, {PAINTED!r} or None, got {plane!r}")
+        if labels is None:
+            raise ValueError(f"plane={PAINTED!r} runs through the Z planes painted in the labels layer: give one")
+        return painted_planes(labels)
+    planes = list(plane)
+    if not planes or not all(isinstance(z, (int, np.integer)) and not isinstance(z, bool) for z in planes):
+        raise ValueError(f"plane as a list names one or more Z planes (ints), got {plane!r}")
+    return sorted({int(z) for z in planes})
+
+
+class PlaneRuns:
+    """One `LayerJob` per Z plane, all filling one output layer; the record of them all when they end."""
+
+    def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None", method: str,
+                 plane: Any, name: str | None = None, **job_options: Any) -> None:
+        """The runs of ``method`` through the Z planes ``plane`` names (`several_planes`) of ``image``, each a
+        `LayerJob` of ``job_options`` (frame, direction, maps...), the output named ``name`` or after the
+        labels layer and the planes."""
+        from napari_vos._widgets.layer_job import LayerJob, default_output_name, get_layer
+
+        image = get_layer(viewer, image, "image")
+        labels = get_layer(viewer, labels, "labels") if labels is not None else None
+        self.planes = _asked_planes(plane, labels)
+
+        def make_job(**more: Any) -> LayerJob:
+            return LayerJob(viewer, image, labels, method, **job_options, **more)
+
+        run = f"{method}, Z planes {frame_ranges(self.planes)}"
+        # the output's type holds every plane's ids (the first run makes it)
+        readable = labels is not None and not labels.multiscale and np.ndim(labels.data) == 4
+        top = max((int(np.max(np.asarray(labels.data[:, z]))) for z in self.planes
+                   if z < int(labels.data.shape[1])), default=0) if readable else 0
+        first = make_job(plane=self.planes[0], ids_up_to=top, name=name or default_output_name(viewer, image, labels, run),
+                         name_maps_by_plane=True)
+        self.jobs = [first]
+        try:
+            for z in self.planes[1:]:
+                self.jobs.append(make_job(plane=z, into=first.output, ids_up_to=top))
+        except Exception as err:
+            first.discard()
+            if isinstance(err, ValueError):  # which plane's layers are refused
+                raise ValueError(f"Z plane {z}: {err}") from err
+            raise
+        self.records: dict[int, dict[str, Any]] = {}  # each finished plane's record
+        self.checksums: list[dict[str, Any]] = []
+
+    @property
+    def output(self) -> "Labels":
+        return self.jobs[0].output
+
+    def next_job(self, job: "LayerJob") -> "LayerJob | None":
+        """The run after ``job`` (None after the last)."""
+        at = self.jobs.index(job)
+        return self.jobs[at + 1] if at + 1 < len(self.jobs) else None
+
+    def job_ended(self, job: "LayerJob", result: "Result | None") -> None:
+        """Keep the record ``job.finish()`` stored (it is replaced by the runs' together in `finish`), so a tool
+        reading the output between two planes sees a run still going on, not a finished one."""
+        if result is None:
+            return
+        self.records[int(job.plane)] = self.output.metadata.pop("napari_vos")
+        self.checksums.append(self.output.metadata.pop(CHECKSUMS))
+
+    def finish(self) -> dict[str, Any] | None:
+        """Store the record of the planes run in the output's metadata (None where none ran): the last plane's
+        record (method, options, checkpoint...) with ``z_planes_run``, ``z_planes_asked``, each plane's own
+        entries in ``plane_runs``, and the frames that hold labels on some plane; ``complete`` only where
+        every plane asked for was run to its end."""
+        from napari_vos._widgets.layer_job import MAP_MARKER
+
+        if not self.records:
+            return None
+        done = sorted(self.records)
+        # one plane's entries (its start, its frames...) are in plane_runs only
+        alone = ("z_plane", "start_frame", "frames_total", "start_seconds", "frames_kept_from_labels")
+        record = {k: v for k, v in self.records[done[-1]].items() if k not in alone}
+        record.update({"z_planes_run": done, "z_planes_asked": list(self.planes),
+                       "plane_runs": {str(z): {k: self.records[z].get(k) for k in _PER_PLANE if k in self.records[z]}
+                                      for z in done}})
+        held = {t for z in done for key in ("frames_segmented", "frames_kept_from_labels")
+                for t in frames_in_ranges(str(self.records[z].get(key) or ""))}
+        record["frames_segmented"] = frame_ranges(sorted(held))
+        record["object_ids"] = sorted({i for z in done for i in self.records[z].get("object_ids") or []})
+        record["annotated_frames"] = sorted({t for z in done for t in self.records[z].get("annotated_frames") or []})
+        record["map_layers"] = [n for z in done for n in self.records[z].get("map_layers") or []]
+        record["seconds"] = round(sum(float(self.records[z].get("seconds") or 0) for z in done), 3)
+        record["frames_done"] = sum(int(self.records[z].get("frames_done") or 0) for z in done)
+        record["fps"] = round(record["frames_done"] / record["seconds"], 3) if record["seconds"] else 0.0
+        every = done == list(self.planes)
+        record["complete"] = every and all(self.records[z].get("complete") is not False for z in done)
+        record["cancelled"] = not every or any(self.records[z].get("cancelled") for z in done)
+        record["started"] = self.records[done[0]].get("started")
+        self.output.metadata["napari_vos"] = record
+        self.output.metadata[CHECKSUMS] = planes_record(self.checksums)
+        for job in self.jobs:  # each plane's maps carry the runs' record, with their own map entry and plane
+            for layer in job.maps_in_viewer():
+                layer.metadata["napari_vos"] = {**record, **layer.metadata.get(MAP_MARKER, {}), "z_plane": job.plane}
+        return record
