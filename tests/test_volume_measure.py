@@ -138,6 +138,24 @@ def test_a_volume_layer_is_measured_in_its_scale_with_its_images_matching_level(
         layer_tables(*layer_inputs(layer, other))
 
 
+def test_a_run_through_every_painted_plane_is_measured_in_3d_with_its_images_intensities():
+    from napari.components import ViewerModel
+    from test_volume_tracks import painted_planes_run
+
+    from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
+
+    viewer = ViewerModel()
+    out = painted_planes_run(viewer)
+    objects, tracks = layer_tables(*layer_inputs(out, viewer.layers["volume"]))
+    assert objects.columns["frame"].tolist() == list(range(5)) and set(objects.columns["label"].tolist()) == {3}
+    np.testing.assert_allclose(objects.columns["centroid_z_units"], 1.5 * 2.0)  # no units: the scale's "units"
+    np.testing.assert_allclose(objects.columns["volume_units3"], objects.columns["volume_px"] * 2.0 * 0.5 * 0.5)
+    assert np.all(np.abs(objects.columns["volume_px"] - 288) <= 29)  # 2 x 12 x 12, within 10 %
+    assert np.all(objects.columns["intensity_max"] == 220)
+    row = next(tracks.rows())
+    assert row["path_length_px"] == pytest.approx(8.0, abs=2) and row["mean_volume_px"] == pytest.approx(288, abs=29)
+
+
 def test_the_writer_saves_a_volumes_two_tables(tmp_path):
     from napari.components import ViewerModel
 

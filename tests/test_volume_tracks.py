@@ -82,6 +82,32 @@ def test_a_run_through_several_planes_is_tracked_in_3d_and_a_one_plane_output_at
     assert volume_state["features"]["volume_px"].tolist() == plane_state["features"]["area_px"].tolist()
 
 
+def painted_planes_run(viewer):
+    """The output of a real run (flow, CPU) through every painted Z plane of a (5, 4, 48, 48) image at scale
+    (5, 2, 0.5, 0.5): a 2 x 12 x 12 box on planes 1 and 2 moving 2 pixels right a frame, painted on frame 0."""
+    from napari_vos.console import propagate_layers
+
+    video = np.full((5, 4, 48, 48), 20, np.uint8)
+    for t in range(5):
+        video[t, 1:3, 10:22, 8 + 2 * t:20 + 2 * t] = 220
+    painted = np.zeros(video.shape, np.uint8)
+    painted[0, 1:3, 10:22, 8:20] = 3
+    viewer.add_image(video, name="volume", scale=(5, 2, 0.5, 0.5))
+    viewer.add_labels(painted, name="painted", scale=(5, 2, 0.5, 0.5))
+    return propagate_layers(viewer, "volume", "painted", method="flow", device="cpu", plane="painted").labels
+
+
+def test_a_run_through_every_painted_plane_is_tracked_in_3d():
+    viewer = ViewerModel()
+    out = painted_planes_run(viewer)
+    assert out.metadata["napari_vos"]["z_planes_run"] == [1, 2] and "z_plane" not in out.metadata["napari_vos"]
+    data, state, _ = tracks_layer_data(out)
+    assert data.shape == (5, 5) and data[:, 0].tolist() == [3] * 5 and data[:, 1].tolist() == list(range(5))
+    np.testing.assert_allclose(data[:, 2:4], [[1.5, 15.5]] * 5)  # between its two planes
+    np.testing.assert_allclose(np.diff(data[:, 4]), 2.0, atol=0.5)
+    assert np.all(np.abs(state["features"]["volume_px"] - 288) <= 29)  # 2 x 12 x 12, within 10 %
+
+
 class _Volumes:
     """A (T, Z, Y, X) stack that records each read (a lazy reader's stand-in)."""
 
