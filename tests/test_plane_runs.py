@@ -54,6 +54,8 @@ def test_a_list_of_planes_runs_those_planes_only():
     out = propagate_layers(viewer, "volume", "painted", method="flow", plane=[3, 1, 3]).labels
     assert out.metadata["napari_vos"]["z_planes_run"] == [1, 3] and out.data.dtype == np.uint8
     assert out.data[:, 1].any() and out.data[:, 3].any() and not out.data[:, [0, 2]].any()
+    again = propagate_layers(viewer, "volume", "painted", method="flow", plane=np.array([0, 3])).labels
+    assert again.metadata["napari_vos"]["z_planes_run"] == [0, 3] and np.array_equal(again.data[:, 3], out.data[:, 3])
 
 
 @pytest.mark.parametrize("plane, message", [

@@ -38,7 +38,8 @@ _PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented
 def several_planes(plane: Any) -> bool:
     """Whether ``plane=`` asks for runs through several Z planes (``"painted"`` or a list of planes),
     not one plane (an int) or the one on screen (None)."""
-    return isinstance(plane, str) or (isinstance(plane, Sequence) and not isinstance(plane, (bytes, bytearray)))
+    return isinstance(plane, str) or (isinstance(plane, Sequence) and not isinstance(plane, (bytes, bytearray))) \
+        or (isinstance(plane, np.ndarray) and plane.ndim == 1)
 
 
 def painted_planes(labels: "Labels") -> list[int]:
