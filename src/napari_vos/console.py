@@ -42,7 +42,8 @@ PLACEMENT_KEYS = ("translate", "scale", "rotate", "shear", "affine")
 @dataclass
 class LayerOutputs:
     """What `propagate_layers` added: the output Labels layer, the map Image layers, the engine Result
-    (whose ``maps`` is empty: the map layers hold the maps, once)."""
+    (whose ``maps`` is empty: the map layers hold the maps, once; runs through several Z planes: the last
+    plane's, the output's record holding each plane's)."""
 
     labels: "Labels"
     maps: "list[Image]"
