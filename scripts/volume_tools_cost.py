@@ -69,7 +69,7 @@ def main() -> None:
     calibration = Calibration((0.5, 0.5), "µm", 60.0, "s", 2.0, "µm")
     for name in ("numpy", "dask, a volume a chunk"):
         stack, video = labels, image
-        if name != "numpy":  # dask hashes (and holds a copy of) each array it is given
+        if name != "numpy":  # dask's from_array hashes each array it is given
             stack, video = (da.from_array(a, chunks=(1, planes, side, side)) for a in (labels, image))
         print(f"{name}: resident {resident_mib()} MiB")
         data, _ = timed("centroid tracks (3D)", lambda: centroid_tracks(stack))

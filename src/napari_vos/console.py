@@ -156,7 +156,12 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
     (T, Z, Y, X) ``image``) on each frame (area, centroid, box, shape, pieces, and with ``image`` its
     intensities) and summarise each id as a track, in the layer's units (its
     scale and units) beside pixels; what `napari-vos measure` and the "napari-vos object measurements"
-    save type write. path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
+    save type write. Any other (T, Z, Y, X) labels layer (a run through several planes, a 3D
+    segmentation over time) is measured in 3D, a volume per frame, with a (T, Z, Y, X) ``image`` (or
+    its level of that shape): voxels and the volume in the layer's Z step x Y x X units, the 3D
+    centroid and box, 26-connected pieces, no perimeter or other 2-D shape measure
+    (`napari_vos.object_table.measure_volumes`); its tracks' mean volume, path and speed in 3D.
+    path: also write the two CSV tables (``path`` and ``NAME.tracks.csv`` beside it).
     ``.objects.to_pandas()`` gives a data frame."""
     from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
     from napari_vos.object_table import write_tables
@@ -171,7 +176,9 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
 
 def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
     """Add each object's centroid path through a (T, Y, X) labels layer (or the output of a run through one
-    Z plane: at its plane's depth) as a Tracks layer named "<labels> tracks", where the labels lie; what
+    Z plane: at its plane's depth; or any other (T, Z, Y, X) labels layer, a run through several planes or
+    a 3D segmentation over time: each id's 3D centroid, napari's 3D + time tracks with a ``volume_px``
+    feature) as a Tracks layer named "<labels> tracks", where the labels lie; what
     *Layers > Track > Centroid tracks* does. Returns it."""
     from napari.layers import Layer
 
