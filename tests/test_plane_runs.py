@@ -94,11 +94,9 @@ def test_painted_planes_need_a_volume_of_labels_with_paint():
         propagate_layers(viewer, "volume", None, method="cosnet", plane="painted")
 
 
-def test_a_plane_whose_run_fails_leaves_the_planes_done_with_their_record(monkeypatch):
-    """The second plane's run stops with an error before its first frame: the first plane's labels stay, the
-    record says which planes were run and that the runs did not finish."""
+def _fail_on_plane_3(monkeypatch) -> None:
+    """Make the run through Z plane 3 fail before its first frame, as an out-of-memory error would."""
     from napari_vos._widgets.layer_job import LayerJob
-    from napari_vos.console import propagate_layers
 
     steps = LayerJob.steps
 
@@ -108,6 +106,14 @@ def test_a_plane_whose_run_fails_leaves_the_planes_done_with_their_record(monkey
         yield from steps(job)
 
     monkeypatch.setattr(LayerJob, "steps", failing_on_plane_3)
+
+
+def test_a_plane_whose_run_fails_leaves_the_planes_done_with_their_record(monkeypatch):
+    """The second plane's run stops with an error before its first frame: the first plane's labels stay, the
+    record says which planes were run and that the runs did not finish."""
+    from napari_vos.console import propagate_layers
+
+    _fail_on_plane_3(monkeypatch)
     video, truth = _volume()
     viewer = _model_viewer(video, _two_planes(truth))
     with pytest.raises(RuntimeError, match="plane 3"):
@@ -182,18 +188,9 @@ def _stack_with_two_painted_planes(make_napari_viewer):
 def test_the_widget_keeps_the_planes_done_when_a_later_one_fails(make_napari_viewer, qtbot, monkeypatch):
     from _widget_run import NO_DISPLAY, click, wait_done
 
-    from napari_vos._widgets.layer_job import LayerJob
-
     if NO_DISPLAY:
         pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`")
-    steps = LayerJob.steps
-
-    def failing_on_plane_3(job):
-        if job.plane == 3:
-            raise RuntimeError("out of memory on plane 3")
-        yield from steps(job)
-
-    monkeypatch.setattr(LayerJob, "steps", failing_on_plane_3)
+    _fail_on_plane_3(monkeypatch)
     viewer, widget = _stack_with_two_painted_planes(make_napari_viewer)
     click(qtbot, widget.propagate_button)
     wait_done(qtbot, widget)

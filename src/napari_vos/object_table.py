@@ -538,12 +538,8 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
         parts.append(table)
         if progress is not None:
             progress(t + 1, frames)
-    joined = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
+    joined, columns = _joined_columns(parts, interval, time_name, id_type)
     n = len(joined["label"])
-    columns: dict[str, np.ndarray] = {"frame": joined["frame"]}
-    if interval is not None:
-        columns[time_name] = joined["frame"] * float(interval)
-    columns["label"] = np.asarray(joined["label"], id_type)
     area = np.asarray(joined["area"], np.float64)
     columns["area_px"] = area.astype(np.int64)
     if pixel is not None:
@@ -570,6 +566,18 @@ def measure_objects(labels: Any, image: Any = None, *, calibration: Calibration 
         columns.update(_intensity_columns(joined))
     order = np.lexsort((columns["label"], columns["frame"]))
     return ObjectTable({name: values[order] for name, values in columns.items()})
+
+
+def _joined_columns(parts: list[dict[str, Any]], interval: float | None, time_name: str,
+                    id_type: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The frames' rows joined (key -> one array), and a table's first columns from them: frame, the time
+    (with a frame interval) and label, in that order (the 2-D and the volume tables alike)."""
+    joined = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
+    columns: dict[str, np.ndarray] = {"frame": joined["frame"]}
+    if interval is not None:
+        columns[time_name] = joined["frame"] * float(interval)
+    columns["label"] = np.asarray(joined["label"], id_type)
+    return joined, columns
 
 
 #: the skimage regionprops_table properties of a volume's objects (3D: area is the voxel count, the
@@ -610,11 +618,7 @@ def measure_volumes(labels: Any, image: Any = None, *, calibration: Calibration 
         parts.append(table)
         if progress is not None:
             progress(t + 1, frames)
-    joined = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
-    columns: dict[str, np.ndarray] = {"frame": joined["frame"]}
-    if interval is not None:
-        columns[time_name] = joined["frame"] * float(interval)
-    columns["label"] = np.asarray(joined["label"], id_type)
+    joined, columns = _joined_columns(parts, interval, time_name, id_type)
     count = np.asarray(joined["area"], np.float64)
     columns["volume_px"] = count.astype(np.int64)
     if voxel is not None:
