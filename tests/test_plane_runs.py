@@ -90,7 +90,7 @@ def test_painted_planes_need_a_volume_of_labels_with_paint():
     viewer.add_labels(np.zeros_like(truth), name="painted")
     with pytest.raises(ValueError, match=r"'painted' is empty on every Z plane"):
         propagate_layers(viewer, "volume", "painted", method="flow", plane="painted")
-    with pytest.raises(ValueError, match=r"plane='painted' runs through the Z planes painted in the labels layer"):
+    with pytest.raises(ValueError, match=r"'every painted Z plane' \(plane='painted'\) runs through the Z planes painted in the labels layer"):
         propagate_layers(viewer, "volume", None, method="cosnet", plane="painted")
 
 

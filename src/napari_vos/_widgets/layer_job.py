@@ -699,13 +699,13 @@ class LayerJob:
         else:
             self.annotations, self.start, self.note = read_annotations(
                 labels, self.n_frames, self.frame_shape, frame, all_painted, direction, frame_from_slider, self.plane)
-            self._add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
+            self.add_note(placement_note(self.image, labels, placed["scale"], placed["translate"],
                                           getattr(self.viewer.dims, "units", None)))
         for layer in self.channel_layers:  # read pixel by pixel with the image, wherever napari shows them
-            self._add_note(channel_placement_note(self.image, layer, placed["scale"], placed["translate"],
+            self.add_note(channel_placement_note(self.image, layer, placed["scale"], placed["translate"],
                                                   getattr(self.viewer.dims, "units", None)))
-        self._add_note(uncalibrated_file_note(self.image))
-        self._add_note(movie_file_note(self.image))
+        self.add_note(uncalibrated_file_note(self.image))
+        self.add_note(movie_file_note(self.image))
         self.method = method
         self.device = device
         self.direction = direction
@@ -786,9 +786,9 @@ class LayerJob:
             self.frames_of(out)[self.kept.start:self.kept.stop] = kept_labels
             self._checksums.update((i, frame_checksum(self.frames_of(out)[i])) for i in self.kept)
         if labels is not None and not all_painted and is_output(labels):
-            self._add_note(self._replaced_frames_note(labels))
+            self.add_note(self._replaced_frames_note(labels))
         if labels is not None and not is_output(labels):
-            self._add_note(self._corrected_outputs_note(labels))
+            self.add_note(self._corrected_outputs_note(labels))
         # the map layers of runs sharing an output say which plane they are of
         self._map_tag = f" Z plane {self.plane}" if into is not None or name_maps_by_plane else ""
         self._owns_output = into is None  # discard() leaves a shared output to the run that added it
@@ -845,7 +845,7 @@ class LayerJob:
         """The output labels layer's shape: the image's, less any colour axis."""
         return (self.n_frames, *((self.planes,) if self.planes else ()), *self.frame_shape)
 
-    def _add_note(self, note: str) -> None:
+    def add_note(self, note: str) -> None:
         """Join ``note`` to what the status line says at the start ("" adds nothing)."""
         self.note = "; ".join(part for part in (self.note, note) if part)
 
@@ -970,7 +970,7 @@ class LayerJob:
             # what the engine warned of (objects lost at the working size) joins the status line's note
             for note in session.notes:
                 if note not in self.note:
-                    self._add_note(note)
+                    self.add_note(note)
             yield frame
 
     def _finetune_step(self, step: int, total: int, loss: float) -> None:

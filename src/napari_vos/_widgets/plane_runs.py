@@ -61,7 +61,8 @@ def _asked_planes(plane: Any, labels: "Labels | None") -> list[int]:
         if plane != PAINTED:
             raise ValueError(f"plane must be a Z plane (an int), a list of them, {PAINTED!r} or None, got {plane!r}")
         if labels is None:
-            raise ValueError(f"plane={PAINTED!r} runs through the Z planes painted in the labels layer: give one")
+            raise ValueError(f"'every painted Z plane' (plane={PAINTED!r}) runs through the Z planes painted in the "
+                             "labels layer: pick one")
         return painted_planes(labels)
     planes = list(plane)
     if not planes or not all(isinstance(z, (int, np.integer)) and not isinstance(z, bool) for z in planes):

@@ -1060,6 +1060,7 @@ class PropagateWidget(QWidget):
                 following = runs.next_job(job) if not job.cancelled else None
                 if following is not None and result is not None:  # the next plane's run, into the same output
                     runs.job_ended(job, result)
+                    following.add_note(changed)  # what changed in the inputs during this plane's run
                     self._run(following)
                     return
             planes = self._end_planes(job, result)
