@@ -232,3 +232,25 @@ def test_cancel_stops_the_planes_still_to_run(make_napari_viewer, qtbot, monkeyp
     record = out.metadata["napari_vos"]
     assert record["z_planes_run"] == [1] and record["cancelled"] is True and record["complete"] is False
     assert widget.status.text().startswith("cancelled:") and "plane 3 not run" in widget.status.text()
+
+
+def test_painted_planes_and_their_largest_id_in_one_pass():
+    """label_types.painted_planes: the planes holding paint (among those asked for) and their largest id, each
+    plane read once."""
+    from napari_vos.data.label_types import painted_planes
+
+    labels = np.zeros((3, 5, 4, 4), np.uint16)
+    labels[2, 1, 0, 0] = 7
+    labels[0, 3, 1, 1] = 300
+    reads = []
+
+    class Counted:  # a lazy stack that records every read
+        shape, dtype, ndim = labels.shape, labels.dtype, labels.ndim
+
+        def __getitem__(self, key):
+            reads.append(key)
+            return labels[key]
+
+    assert painted_planes(Counted()) == ([1, 3], 300)
+    assert [key[1] for key in reads] == [0, 1, 2, 3, 4]
+    assert painted_planes(labels, [0, 1]) == ([1], 7) and painted_planes(labels, [0, 2]) == ([], 0)

@@ -38,7 +38,7 @@ from napari_vos.advice import method_advice
 from napari_vos.checks import frame_ranges, objects_missing_at_start, painted_ids, unreached_frames
 from napari_vos.data.channel_stack import MAX_CHANNELS, ChannelStack
 from napari_vos.data.frames import DEFAULT_MAX_SIDE
-from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
+from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames, painted_planes
 from napari_vos.data.map_geometry import GUESS, map_placement
 from napari_vos.data.plane_view import plane_of
 from napari_vos.data.pyramid import frame_shapes, level_for_labels, level_for_side, level_scale
@@ -594,7 +594,7 @@ def read_annotations(labels: "Labels", n_frames: int, frame_shape: tuple[int, in
         return {f: arr}, f, ""
     painted = painted_frames(data)[0]
     if not painted:
-        others = [z for z in range(int(labels.data.shape[1])) if np.asarray(labels.data[:, z]).any()] if at else []
+        others = painted_planes(labels.data)[0] if at else []
         raise ValueError(f"the labels layer {labels.name!r} is empty on every frame{at}: paint at least one object"
                          + (f" there, or move the Z slider to a painted plane ({frame_ranges(others)})" if others
                             else " there" if at else ""))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_vos.checks import frame_ranges, frames_in_ranges
+from napari_vos.data.label_types import painted_planes
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_vos._widgets.layer_job import LayerJob
     from napari_vos.session import Result
 
-__all__ = ["PAINTED", "PlaneRuns", "painted_planes", "several_planes"]
+__all__ = ["PAINTED", "PlaneRuns", "several_planes"]
 
 #: ``plane=`` for every Z plane the labels layer holds paint on
 PAINTED = "painted"
@@ -42,32 +43,36 @@ def several_planes(plane: Any) -> bool:
         or (isinstance(plane, np.ndarray) and plane.ndim == 1)
 
 
-def painted_planes(labels: "Labels") -> list[int]:
-    """The Z planes of a (T, Z, Y, X) labels layer that hold paint on some frame (read a plane at a time);
-    a ValueError where the layer is not one, or holds no paint."""
+def _painted_volume(labels: "Labels") -> Any:
+    """The array of a (T, Z, Y, X) labels layer; a ValueError where the layer is not one."""
     data = labels.data
     if labels.multiscale or np.ndim(data) != 4:
         raise ValueError(f"'every painted Z plane' reads the planes of a (T, Z, Y, X) labels layer of the image's "
                          f"shape; {labels.name!r} has shape {tuple(np.shape(data[0] if labels.multiscale else data))}")
-    found = [z for z in range(int(data.shape[1])) if np.asarray(data[:, z]).any()]
-    if not found:
-        raise ValueError(f"the labels layer {labels.name!r} is empty on every Z plane: paint at least one object")
-    return found
+    return data
 
 
-def _asked_planes(plane: Any, labels: "Labels | None") -> list[int]:
-    """The planes ``plane=`` names: the painted ones for ``"painted"``, else the list's, each once in order."""
+def _asked_planes(plane: Any, labels: "Labels | None") -> tuple[list[int], int]:
+    """The planes ``plane=`` names (the painted ones for ``"painted"``, else the list's, each once in order)
+    and the largest id the labels hold on them (0 where the labels are no (T, Z, Y, X) layer: one (Y, X)
+    frame, whose ids the run reads itself), each plane read once."""
     if isinstance(plane, str):
         if plane != PAINTED:
             raise ValueError(f"plane must be a Z plane (an int), a list of them, {PAINTED!r} or None, got {plane!r}")
         if labels is None:
             raise ValueError(f"'every painted Z plane' (plane={PAINTED!r}) runs through the Z planes painted in the "
                              "labels layer: pick one")
-        return painted_planes(labels)
+        found, top = painted_planes(_painted_volume(labels))
+        if not found:
+            raise ValueError(f"the labels layer {labels.name!r} is empty on every Z plane: paint at least one object")
+        return found, top
     planes = list(plane)
     if not planes or not all(isinstance(z, (int, np.integer)) and not isinstance(z, bool) for z in planes):
         raise ValueError(f"plane as a list names one or more Z planes (ints), got {plane!r}")
-    return sorted({int(z) for z in planes})
+    planes = sorted({int(z) for z in planes})
+    if labels is None or labels.multiscale or np.ndim(labels.data) != 4:
+        return planes, 0
+    return planes, painted_planes(labels.data, [z for z in planes if z < int(labels.data.shape[1])])[1]
 
 
 class PlaneRuns:
@@ -82,18 +87,15 @@ class PlaneRuns:
 
         image = get_layer(viewer, image, "image")
         labels = get_layer(viewer, labels, "labels") if labels is not None else None
-        self.planes = _asked_planes(plane, labels)
+        # the output's type holds every plane's ids (the first run makes it)
+        self.planes, top = _asked_planes(plane, labels)
 
         def make_job(**more: Any) -> LayerJob:
             return LayerJob(viewer, image, labels, method, **job_options, **more)
 
         run = f"{method}, Z planes {frame_ranges(self.planes)}"
-        # the output's type holds every plane's ids (the first run makes it)
-        readable = labels is not None and not labels.multiscale and np.ndim(labels.data) == 4
-        top = max((int(np.max(np.asarray(labels.data[:, z]))) for z in self.planes
-                   if z < int(labels.data.shape[1])), default=0) if readable else 0
-        first = make_job(plane=self.planes[0], ids_up_to=top, name=name or default_output_name(viewer, image, labels, run),
-                         name_maps_by_plane=True)
+        first = make_job(plane=self.planes[0], ids_up_to=top, name_maps_by_plane=True,
+                         name=name or default_output_name(viewer, image, labels, run))
         self.jobs = [first]
         try:
             for z in self.planes[1:]:

@@ -4,13 +4,14 @@ Kept apart from the engine so the napari widget can size its output layer withou
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from napari_vos.checks import frame_count
 
-__all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames"]
+__all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames", "painted_planes"]
 
 
 def label_dtype_for(max_id: int) -> np.dtype:
@@ -65,4 +66,17 @@ def painted_frames(labels: Any) -> tuple[list[int], int]:
         if frame.any():
             painted.append(t)
             top = max(top, _top(frame))
+    return painted, top
+
+
+def painted_planes(labels: Any, planes: Iterable[int] | None = None) -> tuple[list[int], int]:
+    """The Z planes of a (T, Z, Y, X) labels stack that hold anything, among ``planes`` (default: all), and
+    their largest id, in one pass that reads each plane once (as `painted_frames` does a stack's frames)."""
+    painted: list[int] = []
+    top = 0
+    for z in range(int(np.shape(labels)[1])) if planes is None else planes:
+        plane = np.asarray(labels[:, z])
+        if plane.any():
+            painted.append(int(z))
+            top = max(top, _top(plane))
     return painted, top
