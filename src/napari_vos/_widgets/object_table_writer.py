@@ -84,7 +84,7 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
     (Y, X) or (T, Z, Y, X), an image of another size, a plane output with labels on other planes too. The
     Measure menu asks it before its save dialog: no frame is read (a plane output's other planes are
     looked at, pages never written: `run_plane`)."""
-    from napari_vos._widgets.plane_outputs import image_plane, run_plane
+    from napari_vos._widgets.plane_outputs import image_plane, image_volume, run_plane
     from napari_vos._widgets.unfinished import refuse_unfinished
 
     name = labelled.get("name", "labels")
@@ -99,7 +99,8 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
         video = image_plane(video, image, volume, z, name, "select the labels and the image they were propagated "
                             "on (or the labels alone, for sizes and positions only)")
     elif np.ndim(labels) == 4 and video is not None and image is not None:
-        video = _volume_level(video, image, volume, name)
+        video = image_volume(video, image, volume, name, "select the labels and the (T, Z, Y, X) image they belong "
+                             "to (or the labels alone, for sizes and positions only)")
     elif video is not None and image is not None:
         rgb = bool(image.get("rgb"))
         if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one)
@@ -111,20 +112,6 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
                              f"{image.get('name')!r} is {tuple(np.shape(video))}: select the labels and the image "
                              "they were propagated on (or the labels alone, for sizes and positions only)")
     return labels, video
-
-
-def _volume_level(video: Any, image: dict[str, Any], volume: tuple[int, ...], labels_name: str) -> Any:
-    """The (T, Z, Y, X[, C]) image, or the level of a multiscale one, whose (T, Z, Y, X) is the labels'
-    ``volume``; a ValueError naming both shapes where there is none."""
-    levels = list(video) if image.get("multiscale") else [video]
-    match = next((level for level in levels if tuple(np.shape(level)[:4]) == tuple(volume)
-                  and len(np.shape(level)) <= 5), None)
-    if match is None:
-        shapes = " or ".join(str(tuple(np.shape(level))) for level in levels)
-        raise ValueError(f"the labels layer {labels_name!r} is {tuple(volume)} but the image layer "
-                         f"{image.get('name')!r} is {shapes}: select the labels and the (T, Z, Y, X) image they "
-                         "belong to (or the labels alone, for sizes and positions only)")
-    return match
 
 
 def volume_calibration(scale: Any, units: Any = None) -> Calibration:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_plane", "image_plane", "empty_planes", "plane_volume", "without_z", "plane_to_save", "plane_layer",
-           "planes_run"]
+__all__ = ["run_plane", "image_plane", "image_volume", "empty_planes", "plane_volume", "without_z", "plane_to_save",
+           "plane_layer", "planes_run"]
 
 
 def planes_run(record: dict[str, Any]) -> list[int | None]:
@@ -57,13 +57,21 @@ def image_plane(video: Any, image: dict[str, Any], volume: tuple[int, ...], z: i
     shapes, then ``hint``, where the image has no such level. ``image``: its layer state (name, multiscale)."""
     from napari_vos.data.plane_view import plane_of
 
+    return plane_of(image_volume(video, image, volume, labels_name, hint), z)
+
+
+def image_volume(video: Any, image: dict[str, Any], volume: tuple[int, ...], labels_name: str, hint: str) -> Any:
+    """The (T, Z, Y, X[, C]) image, or the level of a multiscale one, whose (T, Z, Y, X) is ``volume``, the
+    shape of the labels layer ``labels_name``; a ValueError naming both shapes, then ``hint``, where there is
+    none. ``image``: its layer state (name, multiscale)."""
     levels = list(video) if image.get("multiscale") else [video]
-    match = next((level for level in levels if tuple(np.shape(level)[:4]) == tuple(volume)), None)
+    match = next((level for level in levels if tuple(np.shape(level)[:4]) == tuple(volume)
+                  and len(np.shape(level)) <= 5), None)
     if match is None:
         shapes = " or ".join(str(tuple(np.shape(level))) for level in levels)
         raise ValueError(f"the labels layer {labels_name!r} is {tuple(volume)} but the image layer "
                          f"{image.get('name')!r} is {shapes}: {hint}")
-    return plane_of(match, z)
+    return match
 
 
 def empty_planes(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
