@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import tifffile
-from _open_files import open_handles
+from _open_files import closes_with_its_last_layer
 
 T, Z, Y, X = 4, 5, 24, 32
 
@@ -171,14 +171,7 @@ def test_the_volumes_file_is_closed_with_its_last_layer_and_reopened_if_read_aga
     tifffile.imwrite(path, video, imagej=True, metadata={"axes": "TZCYX"})
     viewer = _viewer()
     layers = open_image_layers(viewer, path)
-    assert open_handles(path) == 1
-    viewer.layers.remove(layers[0])
-    assert open_handles(path) == 1  # its other channel still reads from it
-    np.testing.assert_array_equal(np.asarray(layers[1].data[3, 4]), video[3, 4, 1])
-    viewer.layers.remove(layers[1])
-    assert open_handles(path) == 0
-    viewer.add_layer(layers[0])  # kept in the console and added again: reads its planes again
-    np.testing.assert_array_equal(np.asarray(layers[0].data[1, 2]), video[1, 2, 0])
+    closes_with_its_last_layer(viewer, path, layers, (3, 4), video[3, 4, 1], (1, 2), video[1, 2, 0])
 
 
 def test_propagate_runs_through_a_plane_of_a_volume_opened_so(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _open_files import open_handles
+from _open_files import closes_with_its_last_layer
 from _widget_run import needs_display
 
 def _execute(command_id: str) -> None:
@@ -59,14 +59,7 @@ def test_the_file_an_opened_image_reads_from_is_closed_once_its_layers_are_remov
     tifffile.imwrite(path, video, imagej=True, metadata={"axes": "TCYX"})
     viewer = make_napari_viewer()
     layers = open_image_layers(viewer, path)
-    assert open_handles(path) == 1
-    viewer.layers.remove(layers[0])
-    assert open_handles(path) == 1  # its other channel still reads from it
-    np.testing.assert_array_equal(np.asarray(layers[1].data[4]), video[4, 1])
-    viewer.layers.remove(layers[1])
-    assert open_handles(path) == 0
-    viewer.add_layer(layers[0])  # a layer kept in the console and added again reads its frames again
-    np.testing.assert_array_equal(np.asarray(layers[0].data[3]), video[3, 0])
+    closes_with_its_last_layer(viewer, path, layers, 4, video[4, 1], 3, video[3, 0])
 
 
 @pytest.mark.gui
