@@ -88,22 +88,25 @@ def _given_calibration(args: argparse.Namespace, found: Any) -> Any:
 
 
 def _merged(labels: Any, video: Any) -> Any:
-    """The labels file's calibration, with what it lacks (a PNG folder: everything) taken from the video."""
+    """The labels file's calibration, with what it lacks (a PNG folder: everything; the Z step of volumes)
+    taken from the video."""
     from dataclasses import replace
 
     if labels.pixel_size is None and video.pixel_size is not None:
         labels = replace(labels, pixel_size=video.pixel_size, unit=video.unit)
     if labels.frame_interval is None and video.frame_interval is not None:
         labels = replace(labels, frame_interval=video.frame_interval, time_unit=video.time_unit)
+    if labels.z_size is None and video.z_size is not None:
+        labels = replace(labels, z_size=video.z_size, z_unit=video.z_unit)
     return labels
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track."""
-    from napari_vos.cli import (_check_not_turned, _check_writable, _closed_at_end, _progress, _read_label_stack,
-                                _read_video)
+    """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track.
+    (T, Z, Y, X) labels (without --z) are measured in 3D, one (Z, Y, X) volume a frame (`_volume_inputs`)."""
+    from napari_vos.cli import _check_writable, _progress
     from napari_vos.divisions import parents_from_record
-    from napari_vos.object_table import measure_objects, track_summary, tracks_path, write_tables
+    from napari_vos.object_table import measure_objects, measure_volumes, track_summary, tracks_path, write_tables
     from napari_vos.stopped_runs import stopped_run_note
 
     out = Path(args.output)
@@ -113,19 +116,20 @@ def cmd_measure(args: argparse.Namespace) -> int:
     inputs = {"labels": args.labels, "video": args.video}
     _check_output(out, inputs, args.force, "-o")
     _check_output(tracks, inputs, args.force, "--tracks")
+    z_step = _z_step_flag(getattr(args, "z_step", None))
     with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
-        labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
+        planes = _label_volumes(args.labels, args.z, opened)
+        if planes is None:
+            labels, video, video_calibration = _plane_inputs(args, opened)
+            _refuse_z_step(args, z_step)
+        else:
+            labels, video, video_calibration = _volume_inputs(args, planes, opened)
         calibration, record = _labels_record(args.labels)
-        video = None
-        if args.video is not None:
-            video, video_calibration = _read_video(args.video, args.z)
-            opened.enter_context(_closed_at_end(video))
-            _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
-            if len(video) != len(labels):
-                raise ValueError(f"the video {args.video} has {len(video)} frames and the labels {args.labels} "
-                                 f"{len(labels)}: give the video the labels were propagated on")
+        if video_calibration is not None:
             calibration = _merged(calibration, video_calibration)
         calibration = _given_calibration(args, calibration)
+        if planes is not None:
+            calibration = _z_calibration(calibration, z_step)
         for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
             _check_writable(path, folder=False, what="the table")
         note = stopped_run_note(record, args.labels, "in the tables as well")
@@ -134,15 +138,144 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if calibration.pixel_size is None:
             print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
                   "--unit for physical ones)", file=sys.stderr)
+        measure = measure_objects if planes is None else measure_volumes
         with _progress("measure", len(labels)) as progress:
-            objects = measure_objects(_Frames(labels), _Frames(video) if video is not None else None,
-                                      calibration=calibration, progress=progress)
+            objects = measure(labels, video, calibration=calibration, progress=progress)
     summary = track_summary(objects, frames=len(labels), parents=parents_from_record(record))
     write_tables(objects, summary, out, tracks)
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
-          f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames; "
-          f"{calibration.describe()}")
+          f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames"
+          f"{_volume_words(labels, calibration) if planes is not None else ''}; {calibration.describe()}")
     return 0
+
+
+def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any, Any]:
+    """(T, Y, X) labels (or --z's plane of a (T, Z, Y, X) stack), the video if given and its calibration
+    (None without one), both read frame by frame."""
+    from napari_vos.cli import _check_not_turned, _closed_at_end, _read_label_stack, _read_video
+
+    labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
+    if args.video is None:
+        return _Frames(labels), None, None
+    video, video_calibration = _read_video(args.video, args.z)
+    opened.enter_context(_closed_at_end(video))
+    _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
+    if len(video) != len(labels):
+        raise ValueError(f"the video {args.video} has {len(video)} frames and the labels {args.labels} "
+                         f"{len(labels)}: give the video the labels were propagated on")
+    return _Frames(labels), _Frames(video), video_calibration
+
+
+def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
+    """The planes of a (T, Z, Y, X) labels TIFF (`open_tiff_volume_frames`, closed with ``opened``), or
+    None: --z given (its one plane is measured in 2-D), a PNG folder, a file that is no 3D + time TIFF
+    (`_read_label_stack` reads or refuses those as before). Labels with channels are refused here."""
+    from napari_vos.data.readers import open_tiff_volume_frames
+
+    where = Path(path)
+    if z is not None or where.suffix.lower() not in (".tif", ".tiff") or not where.is_file():
+        return None
+    planes = open_tiff_volume_frames(where)
+    if planes is None:
+        return None
+    opened.callback(planes.close)
+    if len(planes.shape) != 4:
+        raise ValueError(f"labels {path} holds {planes.shape[-1]} values per voxel, shape {planes.shape} (a colour "
+                         "or multi-channel image?); labels hold one object id per voxel: give (T, Z, Y, X) labels")
+    return planes
+
+
+def _volume_inputs(args: argparse.Namespace, planes: Any, opened: ExitStack) -> tuple[Any, Any, Any]:
+    """(T, Z, Y, X) labels as volumes, and the (T, Z, Y, X[, C]) TIFF video of the same shape if given
+    with its calibration (None without one)."""
+    labels = _Volumes(planes)
+    if args.video is None:
+        return labels, None, None
+    video_planes, video_calibration = _video_volumes(args.video, args.labels, labels.shape)
+    opened.callback(video_planes.close)
+    if video_planes.shape[:4] != labels.shape or len(video_planes.shape) > 5:
+        raise ValueError(f"the video {args.video} is {video_planes.shape} but the labels {args.labels} are "
+                         f"{labels.shape}: the intensities are measured under the labels, so give the (T, Z, Y, X) "
+                         "video they belong to (channels last if it has them)")
+    return labels, _Volumes(video_planes), video_calibration
+
+
+def _video_volumes(path: str, labels_path: str, labels_shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """A (T, Z, Y, X[, C]) TIFF video's planes and calibration, for (T, Z, Y, X) labels; a video of any
+    other form (a (T, Y, X) stack, a folder of frames, a movie) is refused by name, with both shapes."""
+    import tifffile
+
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.damaged_files import reading
+    from napari_vos.data.readers import open_tiff_volume_frames
+
+    video = Path(path)
+    wanted = f"the labels {labels_path} are (T, Z, Y, X) {labels_shape}: give the (T, Z, Y, X) TIFF video they belong to"
+    if not video.exists():
+        raise ValueError(f"video {path} does not exist; {wanted}")
+    if not video.is_file() or video.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"the video {path} is no TIFF stack, so it has no Z planes, but {wanted}")
+    calibration = read_tiff_calibration(video)  # first: an error here leaves no file open
+    planes = open_tiff_volume_frames(video)
+    if planes is None:
+        with reading(video, "a TIFF"), tifffile.TiffFile(video) as tif:
+            series = tif.series[0]
+            shape, axes = tuple(int(n) for n in series.shape), series.axes
+        raise ValueError(f"the video {path} is {shape} (axes {axes}), with no Z planes over time, but {wanted}")
+    return planes, calibration
+
+
+def _z_step_flag(value: float | None) -> float | None:
+    """--z-step as given: None, or a finite positive step (refused before anything is read)."""
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise ValueError(f"--z-step {value}: give the positive step between Z planes, in the pixel size's unit")
+    return value
+
+
+def _refuse_z_step(args: argparse.Namespace, z_step: float | None) -> None:
+    """--z-step beside labels measured in 2-D: (T, Y, X) labels, or --z's one plane, have no Z step to use."""
+    if z_step is None:
+        return
+    how = (f"--z {args.z} measures one plane in 2-D" if args.z is not None
+           else f"the labels {args.labels} are no (T, Z, Y, X) TIFF stack")
+    raise ValueError(f"--z-step is for (T, Z, Y, X) labels, measured in 3D; {how}: leave out --z-step")
+
+
+def _z_calibration(calibration: Any, z_step: float | None) -> Any:
+    """The calibration of volumes with its Z step in the pixel size's unit: --z-step where given (which
+    needs a pixel size), else the files' (a metric one converted; one without a unit taken in the pixel
+    size's, as ImageJ's ``spacing`` is), else 1 pixel (the X pixel size) with a note."""
+    from dataclasses import replace
+
+    from napari_vos.data.calibration import _METRES
+
+    unit, pixel = calibration.unit, calibration.pixel_size
+    if z_step is not None:
+        if pixel is None:
+            raise ValueError(f"--z-step {z_step:g} without a pixel size: give --pixel-size (and --unit) too, the "
+                             "Z step being in the pixel size's unit (the files hold none)")
+        return replace(calibration, z_size=float(z_step), z_unit=unit)
+    if calibration.z_size is None:
+        size = f" (a Z step of the X pixel size, {pixel[1]:g} {unit or 'unit'})" if pixel is not None else ""
+        print(f"note: no Z step in the files: the Z planes are taken as 1 pixel apart{size}; give --z-step for the "
+              "step between planes, in the pixel size's unit", file=sys.stderr)
+        return replace(calibration, z_size=pixel[1], z_unit=unit) if pixel is not None else calibration
+    z, z_unit = float(calibration.z_size), calibration.z_unit
+    if pixel is None or z_unit is None or z_unit == unit:
+        return replace(calibration, z_size=z, z_unit=unit)
+    if z_unit in _METRES and unit in _METRES:
+        return replace(calibration, z_size=z * _METRES[z_unit] / _METRES[unit], z_unit=unit)
+    print(f"note: the files' Z step is in {z_unit} and the pixel size in {unit or 'no unit'}: the volumes and Z "
+          "positions in units are left empty; give --z-step in the pixel size's unit", file=sys.stderr)
+    return calibration
+
+
+def _volume_words(labels: Any, calibration: Any) -> str:
+    """The end line's words for volumes: " of 40 Z planes (measured in 3D), Z step 2 µm"."""
+    step = ""
+    if calibration.z_size is not None and calibration.z_unit == calibration.unit and calibration.pixel_size:
+        step = f", Z step {calibration.z_size:g} {calibration.unit or 'unit'}"
+    return f" of {labels.shape[1]} Z planes (measured in 3D{step})"
 
 
 class _Frames:
@@ -160,17 +293,39 @@ class _Frames:
         return np.asarray(self.frames[t])
 
 
+class _Volumes:
+    """A (T, Z, Y, X[, C]) stack's planes (`LazyPlanes`) as the frames `measure_volumes` takes: item t
+    is frame t's (Z, Y, X[, C]) volume, read plane by plane into one array (one volume held at a time)."""
+
+    def __init__(self, planes: Any) -> None:
+        self.planes = planes
+        self.shape = tuple(int(n) for n in planes.shape)
+        self.dtype = np.asarray(planes[0]).dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        depth = self.shape[1]
+        volume = np.empty(self.shape[1:], self.dtype)
+        for z in range(depth):
+            volume[z] = self.planes[t * depth + z]
+        return volume
+
+
 def register(subparsers: Any) -> None:
     """Add `measure` to the CLI's subcommands."""
     p = subparsers.add_parser("measure", help="measure each object on each frame of a labels stack (area, position, "
-                                              "shape, intensity) and summarise it as a track: CSV tables")
-    p.add_argument("labels", help="the (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
-                                  "output)")
+                                              "shape, intensity; volumes in 3D) and summarise it as a track: CSV "
+                                              "tables")
+    p.add_argument("labels", help="the (T, Y, X) or (T, Z, Y, X) labels: a labels TIFF or a folder of palette PNGs (a "
+                                  "propagate output); (T, Z, Y, X) labels are measured in 3D, a volume a frame")
     p.add_argument("-o", "--output", required=True,
                    help="OBJECTS.csv: one row per object per frame; the per-object summary goes beside it as "
                         "OBJECTS.tracks.csv")
     p.add_argument("--video", default=None, help="the video the labels belong to, for the intensity columns (a "
-                                                 "TIFF stack, a folder of frames, a movie or an animated GIF)")
+                                                 "TIFF stack, a folder of frames, a movie or an animated GIF; for "
+                                                 "(T, Z, Y, X) labels the (T, Z, Y, X) TIFF stack)")
     p.add_argument("--tracks", default=None, help="where the per-object summary goes (default: beside -o, "
                                                   "OBJECTS.tracks.csv)")
     p.add_argument("--pixel-size", default=None,
@@ -180,6 +335,10 @@ def register(subparsers: Any) -> None:
                    help="the time between frames (default: the labels TIFF's, else the video's)")
     p.add_argument("--time-unit", default=None, help="the frame interval's unit, e.g. min (default: the files', "
                                                      "else s)")
-    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--z", type=int, default=None, help="measure this one plane of a (T, Z, Y, X) TIFF stack in 2-D "
+                                                       "(without it such a stack is measured in 3D)")
+    p.add_argument("--z-step", type=float, default=None,
+                   help="the step between Z planes of (T, Z, Y, X) labels, in the pixel size's unit (default: the "
+                        "labels TIFF's, else the video's, else 1 pixel)")
     p.add_argument("--force", action="store_true", help="replace the tables if they exist")
     p.set_defaults(func=cmd_measure)
