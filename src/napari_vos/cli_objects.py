@@ -210,7 +210,8 @@ def _video_volumes(path: str, labels_path: str, labels_shape: tuple[int, ...]) -
     from napari_vos.data.readers import open_tiff_volume_frames
 
     video = Path(path)
-    wanted = f"the labels {labels_path} are (T, Z, Y, X) {labels_shape}: give the (T, Z, Y, X) TIFF video they belong to"
+    wanted = (f"the labels {labels_path} are (T, Z, Y, X) {labels_shape}: give the (T, Z, Y, X) TIFF video they "
+              "belong to")
     if not video.exists():
         raise ValueError(f"video {path} does not exist; {wanted}")
     if not video.is_file() or video.suffix.lower() not in (".tif", ".tiff"):
