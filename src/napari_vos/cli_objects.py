@@ -2,7 +2,9 @@
 
 `register(subparsers)` adds the command to the main CLI (cli.py). The reading of labels and videos
 is the `overlay` command's, so the same files work (labels TIFFs, PNG folders; TIFF stacks, frame
-folders, movies, animated images); the measuring is `napari_vos.object_table`'s.
+folders, movies, animated images); the measuring is `napari_vos.object_table`'s. (T, Z, Y, X) labels
+TIFFs, which `overlay` takes one plane of (--z), are measured in 3D here (`measure_volumes`), a volume a
+frame read plane by plane, with a (T, Z, Y, X) TIFF video for the intensities.
 """
 from __future__ import annotations
 
