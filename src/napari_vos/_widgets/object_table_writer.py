@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_vos.data.calibration import Calibration, calibration_from_scale
+from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.pyramid import frame_shapes, level_for_labels
 
 #: extensions of other formats, refused rather than given .csv after them
@@ -63,12 +62,10 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
         warnings.warn(stopped, stacklevel=3)
     scale = [abs(float(v)) for v in np.ravel(labelled.get("scale", ()))]
     units = labelled.get("units")
-    if len(scale) == 4 and np.ndim(labels) == 4:  # a volume over time: measured in 3D, with its Z step
-        calibration = volume_calibration(scale, units)
-    else:
-        if len(scale) == 4:  # a run's plane output: its plane's (T, Y, X) calibration
-            scale, units = without_z(scale) or [], without_z(units)
-        calibration = calibration_from_scale(scale or None, units)
+    if len(scale) == 4 and np.ndim(labels) != 4:  # a run's plane output: its plane's (T, Y, X) calibration
+        scale, units = without_z(scale) or [], without_z(units)
+    # a volume over time is measured in 3D, with its Z step
+    calibration = calibration_from_scale(scale or None, units)
     objects = measure_objects(labels, video, calibration=calibration, progress=progress)
     frames = int(np.shape(labels)[0]) if np.ndim(labels) >= 3 else 1
     parents = parents_from_metadata(metadata)  # a split layer's, or an opened divisions TIFF's record
@@ -112,24 +109,6 @@ def measured_inputs(labels: Any, labelled: dict[str, Any], video: Any = None,
                              f"{image.get('name')!r} is {tuple(np.shape(video))}: select the labels and the image "
                              "they were propagated on (or the labels alone, for sizes and positions only)")
     return labels, video
-
-
-def volume_calibration(scale: Any, units: Any = None) -> Calibration:
-    """A (T, Z, Y, X) layer's scale and units as a Calibration with its Z step (``z_size`` in ``z_unit``,
-    the Z axis read as a length as Y and X are): the frame interval and pixel size as for its (T, Y, X)
-    axes; where only the Z step is set (Y and X at 1, no unit), a pixel size of 1 beside it, so that the
-    calibrated columns use it."""
-    from napari_vos._widgets.plane_outputs import without_z
-
-    scale = [float(v) for v in scale]
-    flat = calibration_from_scale(without_z(scale), without_z(units))
-    z_axis = calibration_from_scale([scale[1]] * 2, [list(units)[1]] * 2 if units is not None else None)
-    pixel_size = flat.pixel_size
-    if pixel_size is None and z_axis.pixel_size is not None:
-        pixel_size = (scale[2], scale[3])
-    if pixel_size is None:
-        return flat
-    return replace(flat, pixel_size=pixel_size, z_size=abs(scale[1]), z_unit=z_axis.unit)
 
 
 def layer_inputs(labels: Any, image: Any = None) -> tuple[Any, dict[str, Any], Any, dict[str, Any] | None]:

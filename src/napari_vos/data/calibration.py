@@ -3,8 +3,9 @@
 A microscope's TIFF says how large a pixel is in one of three places: OME-XML (``PhysicalSizeX``,
 ``PhysicalSizeZ``, ``TimeIncrement``), ImageJ's description (``unit``, ``spacing``, ``finterval``,
 with the pixel size in the resolution tags) or the baseline resolution tags alone (pixels per inch/cm).
-The Z step between planes is read for a 3D + time stack opened whole (``scale_from_calibration(cal, 4)``);
-a labels TIFF of one plane keeps only the pixel size and frame interval. ``read_tiff_calibration``
+The Z step between planes is read for a 3D + time stack opened whole (``scale_from_calibration(cal, 4)``)
+and written with (T, Z, Y, X) labels (ImageJ's ``spacing``); a labels TIFF of one plane keeps only the
+pixel size and frame interval. ``read_tiff_calibration``
 reads whichever is there; ``tiff_calibration_kwargs`` turns it back into ``tifffile.imwrite``
 arguments, so Fiji and napari readers show the propagated labels at the image's scale.
 tifffile parses the three sources but has no unit-aware summary of them, hence this module.
@@ -12,7 +13,7 @@ tifffile parses the three sources but has no unit-aware summary of them, hence t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,12 @@ class Calibration:
 
 def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
     """A napari layer's (T, Y, X) or (Y, X) scale and units as a Calibration: the pixel size when it
-    is not 1 or has a unit, the frame interval when the time step is not 1 or has a unit."""
+    is not 1 or has a unit, the frame interval when the time step is not 1 or has a unit; a (T, Z, Y,
+    X) layer's with its Z step too (`_volume_calibration`)."""
     scale = [float(v) for v in (scale if scale is not None else ())]
     units = [str(u) for u in (units if units is not None else ())]
+    if len(scale) == 4:
+        return _volume_calibration(scale, units or None)
     if len(scale) < 2:
         return Calibration()
     space_unit = _unit(units[-1]) if units else None
@@ -113,6 +117,21 @@ def calibration_from_scale(scale: Any, units: Any = None) -> Calibration:
     timed = len(scale) == 3 and (scale[0] != 1.0 or time_unit is not None)
     return Calibration(pixel_size, space_unit if pixel_size else None, scale[0] if timed else None,
                        time_unit if timed else None)
+
+
+def _volume_calibration(scale: list[float], units: list[str] | None) -> Calibration:
+    """A (T, Z, Y, X) layer's scale and units as a Calibration with its Z step (``z_size`` in ``z_unit``,
+    the Z axis read as a length as Y and X are): the frame interval and pixel size as for its (T, Y, X)
+    axes; where only the Z step is set (Y and X at 1, no unit), a pixel size of 1 beside it, so that
+    the Z step has a pixel to be measured against (ImageJ's ``spacing`` is in the pixel size's unit)."""
+    flat = calibration_from_scale([scale[0], *scale[2:]], [units[0], *units[2:]] if units else None)
+    z_axis = calibration_from_scale([scale[1]] * 2, [units[1]] * 2 if units else None)
+    pixel_size = flat.pixel_size
+    if pixel_size is None and z_axis.pixel_size is not None:
+        pixel_size = (scale[2], scale[3])
+    if pixel_size is None:
+        return flat
+    return replace(flat, pixel_size=pixel_size, z_size=abs(scale[1]), z_unit=z_axis.unit)
 
 
 def scale_from_calibration(calibration: Calibration, ndim: int) -> tuple[list[float], list[str]]:
@@ -224,11 +243,12 @@ def _fits_a_rational(size: float) -> bool:
     return 1.0 / _RATIONAL_MAX <= size <= _RATIONAL_MAX
 
 
-def storable_calibration(calibration: Calibration, imagej: bool) -> Calibration:
+def storable_calibration(calibration: Calibration, imagej: bool, volume: bool = False) -> Calibration:
     """``calibration`` as a TIFF of that form can hold it (what `tiff_calibration_kwargs` writes).
 
-    The ImageJ form holds any unit and the frame interval; a baseline TIFF (ids above 65535, 4 GiB
-    and more) holds the pixel size only, in inch, cm, mm or µm. A metric pixel size in another
+    The ImageJ form holds any unit, the frame interval and, for a (T, Z, Y, X) stack (``volume``), the
+    Z step; a baseline TIFF (ids above 65535, 4 GiB and more) holds the pixel size only, in inch, cm,
+    mm or µm. A metric pixel size in another
     unit (nm, m, Å) is converted to one the form holds, also where its pixels per unit would not
     fit TIFF's 32-bit rationals (Å-scale pixels given in metres); what cannot be held is left out.
     """
@@ -238,7 +258,7 @@ def storable_calibration(calibration: Calibration, imagej: bool) -> Calibration:
     size, unit = calibration.pixel_size, calibration.unit
     holds = (lambda u: True) if imagej else (lambda u: u in _TIFF_UNITS)
     if holds(unit) and all(_fits_a_rational(v) for v in size):
-        return Calibration(size, unit, *interval)
+        return _with_z_step(Calibration(size, unit, *interval), calibration, imagej and volume)
     metres = _METRES.get(unit or "")
     targets = [u for u in (_METRES if imagej else ("cm", "mm", "µm"))
                if metres is not None and all(_fits_a_rational(v * metres / _METRES[u]) for v in size)]
@@ -249,13 +269,28 @@ def storable_calibration(calibration: Calibration, imagej: bool) -> Calibration:
 
     best = min(targets, key=lambda u: abs(math.log10(size[1] * metres / _METRES[u])))
     factor = metres / _METRES[best]
-    return Calibration((size[0] * factor, size[1] * factor), best, *interval)
+    return _with_z_step(Calibration((size[0] * factor, size[1] * factor), best, *interval), calibration,
+                        imagej and volume)
 
 
-def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str, Any]:
-    """``tifffile.imwrite`` keywords that store ``calibration`` (ImageJ hyperstack or baseline TIFF),
-    as `storable_calibration` says the form can hold it."""
-    calibration = storable_calibration(calibration, imagej)
+def _with_z_step(stored: Calibration, calibration: Calibration, kept: bool) -> Calibration:
+    """``stored`` with ``calibration``'s Z step where it is ``kept`` (an ImageJ (T, Z, Y, X) stack's
+    ``spacing``), in the unit of the stored pixel size (a metric Z step converted to it); none where the
+    Z step's unit cannot be given in the pixel size's (a Z step in pixels beside µm pixels)."""
+    z, z_unit = calibration.z_size, calibration.z_unit
+    if not kept or z is None:
+        return stored
+    if z_unit != stored.unit:
+        if z_unit not in _METRES or stored.unit not in _METRES:
+            return stored
+        z = z * _METRES[z_unit] / _METRES[stored.unit]  # type: ignore[index]
+    return replace(stored, z_size=z, z_unit=stored.unit)
+
+
+def tiff_calibration_kwargs(calibration: Calibration, imagej: bool, volume: bool = False) -> dict[str, Any]:
+    """``tifffile.imwrite`` keywords that store ``calibration`` (ImageJ hyperstack or baseline TIFF; of a
+    (T, Z, Y, X) stack: ``volume``), as `storable_calibration` says the form can hold it."""
+    calibration = storable_calibration(calibration, imagej, volume)
     kwargs: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     if calibration.pixel_size is not None:
@@ -267,6 +302,8 @@ def tiff_calibration_kwargs(calibration: Calibration, imagej: bool) -> dict[str,
             kwargs["resolutionunit"] = _TIFF_UNITS[calibration.unit]
         else:
             del kwargs["resolution"]  # a unit baseline TIFF cannot name: leave it out rather than mislabel
+    if calibration.z_size is not None:  # an ImageJ (T, Z, Y, X) stack's Z step, in the pixel size's unit
+        metadata["spacing"] = calibration.z_size
     if imagej and calibration.frame_interval is not None:
         metadata["finterval"] = calibration.frame_interval
         if calibration.time_unit and calibration.time_unit != "s":
