@@ -114,7 +114,7 @@ def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
                    provenance: dict | None) -> dict[str, Any]:
     """``tifffile.imwrite`` keywords shared by the label and map writers: the axes, the calibration
     and the provenance record (JSON under "napari_vos") in ``metadata``."""
-    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=imagej)
+    kwargs = tiff_calibration_kwargs(calibration or Calibration(), imagej=imagej, volume="Z" in axes)
     metadata = {"axes": axes, **kwargs.pop("metadata", {})}
     if provenance is not None:
         metadata["napari_vos"] = json.dumps(provenance)
@@ -124,10 +124,11 @@ def _tiff_keywords(axes: str, calibration: Calibration | None, imagej: bool,
 def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "zlib",
                       calibration: Calibration | None = None, provenance: dict | None = None,
                       max_id: int | None = None) -> Path:
-    """Write a (T, Y, X) label stack to one multi-page TIFF, frame by frame.
+    """Write a (T, Y, X) or (T, Z, Y, X) label stack to one multi-page TIFF, frame by frame.
 
-    Ids up to 65535 are written as an ImageJ hyperstack of T frames (Fiji shows time, not Z), with
-    ``calibration`` (pixel size, unit, frame interval) so the labels overlay the image at its scale;
+    Ids up to 65535 are written as an ImageJ hyperstack of T frames (Fiji shows time, not Z; of T
+    frames of Z slices for a 3D + time stack), with ``calibration`` (pixel size, unit, frame
+    interval, Z step) so the labels overlay the image at its scale;
     larger ids (uint32/uint64; ImageJ has no such type), and stacks of 4 GiB or more (a BigTIFF,
     `BIGTIFF_FROM`), as a baseline TIFF with the pixel size in its resolution tags. ``provenance`` is stored as JSON under "napari_vos" (``read_tiff_provenance``).
     ``max_id``: the largest id the stack holds, when the caller knows it (else one pass finds it).
@@ -138,15 +139,18 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     path.parent.mkdir(parents=True, exist_ok=True)
     n = frame_count(labels)
     first = np.asarray(labels[0])
+    if first.ndim not in (2, 3):
+        raise ValueError(f"a label stack is (T, Y, X) or (T, Z, Y, X), got shape {(n, *first.shape)}")
     dtype = label_dtype(largest_id(labels) if max_id is None else max_id)  # a pass over the frames, if not known
     imagej = labels_tiff_is_imagej((n, *first.shape), dtype)
     big = _needs_bigtiff((n, *first.shape), dtype)
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Iterator[np.ndarray]:  # tifffile takes an iterator's items as pages: a frame's planes one by one
         for t in range(n):
-            yield np.asarray(labels[t]).astype(dtype)
+            frame = np.asarray(labels[t]).astype(dtype)
+            yield from (frame if frame.ndim == 3 else (frame,))
 
-    kwargs = _tiff_keywords("TYX", calibration, imagej, provenance)
+    kwargs = _tiff_keywords("TYX" if first.ndim == 2 else "TZYX", calibration, imagej, provenance)
     # written under a temporary name and renamed when whole: a full disk or Ctrl+C part-way leaves no
     # truncated TIFF under the output's name, and the file it replaces is kept until then
     writing = path.with_name(f".{path.name}.writing")
