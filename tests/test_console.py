@@ -479,9 +479,9 @@ def test_save_labels_layer_writes_a_one_frame_layer_and_refuses_other_shapes_by_
     assert isinstance(path, Path) and np.array_equal(np.squeeze(tifffile.imread(path)), mask)
     cal = read_tiff_calibration(path)
     assert cal.pixel_size == (0.5, 0.25) and cal.unit == "µm" and cal.frame_interval is None
-    viewer.add_labels(np.zeros((2, 3, 8, 8), np.uint8), name="z stack")
-    with pytest.raises(ValueError, match=r"'z stack' has shape \(2, 3, 8, 8\): save it with napari's own writer"):
-        save_labels_layer(viewer.layers["z stack"], tmp_path / "z.tif")
+    viewer.add_labels(np.zeros((2, 2, 3, 8, 8), np.uint8), name="five axes")
+    with pytest.raises(ValueError, match=r"'five axes' has shape \(2, 2, 3, 8, 8\): save it with napari's own writer"):
+        save_labels_layer(viewer.layers["five axes"], tmp_path / "z.tif")
     assert not (tmp_path / "z.tif").exists()
 
 

@@ -231,7 +231,8 @@ def test_the_widget_propagates_the_plane_on_screen(make_napari_viewer, qtbot):
 def test_a_plane_output_is_saved_as_its_plane_and_opens_again_at_its_place(tmp_path):
     """The napari-vos labels TIFF of a plane output holds the plane's (T, Y, X) labels, as `propagate --z`
     writes them; opened again it is the output layer as it was (shape, plane, placement, record), which
-    can start a correction round; labels painted on another plane are not dropped silently."""
+    can start a correction round; labels painted on another plane are not dropped: such an output is
+    saved whole, as (T, Z, Y, X) labels, and opens again as it was."""
     import tifffile
 
     from napari_vos.console import open_labels_layer, propagate_layers, save_labels_layer
@@ -251,8 +252,12 @@ def test_a_plane_output_is_saved_as_its_plane_and_opens_again_at_its_place(tmp_p
     assert rerun.data.shape == (T, Z, Y, X) and np.array_equal(rerun.data[:3, 2], out.data[:3, 2])
     assert min(_iou(rerun.data[t, 2] > 0, truth[t, 2]) for t in range(T)) > 0.8
     out.data[1, 0, 3, 3] = 5  # a stroke on another plane: the plane alone would lose it
-    with pytest.raises(ValueError, match=r"holds labels on plane\(s\) 0 too: .*napari's own writer"):
-        save_labels_layer(out, tmp_path / "again.tif")
+    whole = save_labels_layer(out, tmp_path / "again.tif")
+    assert tifffile.imread(whole).shape == (T, Z, Y, X)
+    again = open_labels_layer(viewer, whole, name="whole")
+    assert np.array_equal(again.data, out.data) and again.data[1, 0, 3, 3] == 5
+    assert tuple(again.scale) == pytest.approx(SCALE) and tuple(again.translate) == pytest.approx(TRANSLATE)
+    assert again.metadata["napari_vos"]["z_plane"] == 2
 
 
 def _pyramid_viewer(video: np.ndarray, labels: np.ndarray, halve_z: bool = False):

@@ -125,11 +125,11 @@ def _run_job(job: LayerJob, runs: "PlaneRuns | None" = None) -> "Result":
 
 
 def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
-    """Write a (T, Y, X) or (Y, X) Labels layer as the command line writes labels: an ImageJ TIFF
-    (16-bit up to id 65535) with the layer's pixel size, frame interval and the run's provenance
-    (napari's own File > Save writes uint32 and keeps none of the three). Returns the path written.
-    The same writer is offered in napari's save dialog ("napari-vos labels TIFF"). The output of a run
-    through one Z plane of a (T, Z, Y, X) image is written as that plane's (T, Y, X) labels, as
+    """Write a (T, Z, Y, X), (T, Y, X) or (Y, X) Labels layer as the command line writes labels: an ImageJ
+    TIFF (16-bit up to id 65535) with the layer's pixel size, frame interval, Z step and the run's
+    provenance (napari's own File > Save writes uint32 and keeps none of them). Returns the path
+    written. The same writer is offered in napari's save dialog ("napari-vos labels TIFF"). The output
+    of a run through one Z plane of a (T, Z, Y, X) image is written as that plane's (T, Y, X) labels, as
     ``napari-vos propagate --z N`` writes them; `open_labels_layer` puts it back at its plane."""
     from napari_vos._widgets.labels_writer import LabelsNotWritten, write_labels_tiff
 
@@ -221,12 +221,12 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     record in ``metadata["napari_vos"]`` and, where the saved layer had them, its translate, flip,
     rotate, shear, affine and axis names (a time axis saved without a unit stays without one): napari's
     own File > Open reads the data only, so the labels would lie at scale 1 beside a calibrated image.
-    Any integer (Y, X) or (T, Y, X) TIFF opens; the saved plane of a run through a (T, Z, Y, X) image
-    opens as that run's output, the plane at its place in a layer of the image's shape."""
+    Any integer (Y, X), (T, Y, X) or (T, Z, Y, X) TIFF opens (a 3D + time one at its Z step); the saved
+    plane of a run through a (T, Z, Y, X) image opens as that run's output, the plane at its place in a
+    layer of the image's shape."""
     import inspect
 
     import numpy as np
-    import tifffile
 
     from napari_vos._widgets.plane_outputs import plane_layer
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
@@ -236,13 +236,8 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give a labels TIFF written by napari-vos")
-    labels = tifffile.imread(path)
-    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3):
-        raise ValueError(f"{path} holds {labels.dtype} data of shape {labels.shape}, not integer (T, Y, X) or "
-                         "(Y, X) labels; open it with napari's File > Open")
     record = read_tiff_provenance(path)
-    if labels.ndim == 2 and _saved_with_three_axes(record or {}):  # one page, which reads back as (Y, X)
-        labels = labels[None]
+    labels = _saved_labels(path, record or {})
     scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
     saved_units = (record or {}).pop("layer_units", None)  # a time axis without a unit stays without
@@ -416,6 +411,33 @@ class _ReopeningFrames:
                 self.close()
 
         viewer.layers.events.removed.connect(removed)
+
+
+def _saved_labels(path: Path, record: dict[str, Any]) -> Any:
+    """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels, with the axes of the layer saved
+    where its file left one out (ImageJ leaves out an axis of one frame or one Z plane: the record's
+    ``layer_ndim`` says so, ImageJ's ``frames`` and ``slices`` say which); a ValueError naming what the
+    file holds otherwise (floats, colour samples or channels, more axes)."""
+    import numpy as np
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        labels, axes, imagej = series.asarray(), series.axes, tif.imagej_metadata or {}
+    # colour pixels (samples last) or named channels are no labels; tifffile's planar "S" of a plain
+    # (T, 3, Y, X) array written without ``photometric`` is taken for the planes it most likely is
+    samples = "colour samples" if axes.endswith("S") else "channels" if "C" in axes else None
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3, 4) or samples:
+        held = f"{labels.dtype} data{f' with {samples}' if samples else ''} of shape {labels.shape}"
+        raise ValueError(f"{path} holds {held}, not integer (T, Z, Y, X), (T, Y, X) or (Y, X) labels; open it with "
+                         "napari's File > Open")
+    if record.get("layer_ndim") == 4 and labels.ndim < 4:
+        shape = (int(imagej.get("frames", 1)), int(imagej.get("slices", 1)), *labels.shape[-2:])
+        if int(np.prod(shape)) == labels.size:
+            return labels.reshape(shape)
+    if labels.ndim == 2 and _saved_with_three_axes(record):  # one page, which reads back as (Y, X)
+        return labels[None]
+    return labels
 
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:

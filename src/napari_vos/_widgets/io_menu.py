@@ -88,6 +88,8 @@ def open_labels_menu(viewer: napari.Viewer) -> None:
     record = (layer.metadata or {}).get("napari_vos") or {}
     units = getattr(layer, "units", None)
     size = f"pixel size {layer.scale[-1]:g} {units[-1] if units is not None else ''}".rstrip()
+    if layer.ndim == 4:  # a 3D + time stack
+        size += f", Z step {layer.scale[1]:g} {units[1] if units is not None else ''}".rstrip()
     run = f", a {record['method']} run's output" if record.get("method") else ""
     split = ", its divided cells split (the lineage kept)" if record.get("divisions_split") else ""
     show_info(f"opened {Path(chosen).name} as {layer.name!r}: {tuple(layer.data.shape)} labels at {size}{run}{split}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.writers import write_tiff_labels
-from napari_vos._widgets.plane_outputs import plane_to_save
+from napari_vos._widgets.plane_outputs import plain_transform, plane_to_save
 
 
 #: extensions of other formats: a TIFF written under one of them opens nowhere
@@ -27,9 +27,10 @@ class LabelsNotWritten(Exception):
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """npe2 single-layer writer: (T, Y, X) or (Y, X) labels to ``path``; returns the path written. The
-    output of a run through one Z plane of a (T, Z, Y, X) image is written as its plane, with the
-    plane's place in the record (`plane_outputs`).
+    """npe2 single-layer writer: (T, Z, Y, X), (T, Y, X) or (Y, X) labels to ``path``; returns the path
+    written. The output of a run through one Z plane of a (T, Z, Y, X) image is written as its plane,
+    with the plane's place in the record (`plane_outputs`); any other (T, Z, Y, X) layer whole, with
+    its Z step.
 
     napari's save dialog hands the name as typed (it proposes the layer's name, without an
     extension): a name without one gets ``.tif``, another extension is refused (a TIFF named
@@ -43,17 +44,15 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
         path = f"{path}.tif"
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
         data = data[0]
-    try:
-        data, attributes, plane_place = plane_to_save(data, attributes)
-    except ValueError as refused:
-        raise LabelsNotWritten(str(refused)) from None
+    data, attributes, plane_place = plane_to_save(data, attributes)
     labels = np.asarray(data)
-    one_frame = labels.shape[:1] == (1,) and labels.ndim == 3  # one page, which reads back as (Y, X)
+    # an axis of one frame or plane is left out of an ImageJ file: it reads back with fewer axes
+    squeezed = labels.ndim in (3, 4) and 1 in labels.shape[:labels.ndim - 2]
     if labels.ndim == 2:
         labels = labels[None]
-    if labels.ndim != 3:
-        raise LabelsNotWritten(f"the napari-vos labels TIFF holds (T, Y, X) or (Y, X) labels; {name!r} has shape "
-                         f"{labels.shape}: save it with napari's own writer")
+    if labels.ndim not in (3, 4):
+        raise LabelsNotWritten(f"the napari-vos labels TIFF holds (T, Z, Y, X), (T, Y, X) or (Y, X) labels; {name!r} "
+                               f"has shape {labels.shape}: save it with napari's own writer")
     if labels.size and labels.min() < 0:  # would wrap to 65535 in the unsigned TIFF
         raise LabelsNotWritten(f"the labels layer {name!r} holds negative ids ({labels.min()}); the labels TIFF keeps "
                          "0 (background) and positive ids: save it with napari's own writer")
@@ -62,8 +61,8 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
     calibration = calibration_from_scale([abs(v) for v in scale] or None, attributes.get("units"))  # per axis
     provenance = run_record(attributes.get("metadata") or {})
     placement = layer_placement(attributes, scale)
-    if one_frame:
-        placement["layer_ndim"] = 3
+    if squeezed:
+        placement["layer_ndim"] = labels.ndim
     if calibration.frame_interval is not None and calibration.time_unit is None:
         # ImageJ's finterval reads back in seconds: the layer's own units say its time axis had none
         placement["layer_units"] = [str(u) for u in attributes.get("units") or ("pixel",) * labels.ndim]
@@ -100,8 +99,8 @@ def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str,
     translate, a flipped (negative) scale, and its rotate, shear and affine, as record entries
     ``layer_translate``, ``layer_scale``, ``layer_rotate``, ``layer_shear`` and ``layer_affine``; and its
     axis names (``layer_axis_labels``) where they are not napari's defaults ("-3" or "axis -3").
-    (`write_labels_tiff` adds ``layer_ndim`` for a (1, Y, X) layer and ``layer_units`` for a time
-    axis without a unit.)"""
+    (`write_labels_tiff` adds ``layer_ndim`` for a layer with one frame or one Z plane, which an ImageJ
+    file leaves out, and ``layer_units`` for a time axis without a unit.)"""
     out: dict[str, Any] = {}
     translate = [float(v) for v in np.ravel(attributes.get("translate", ()))]
     if any(translate):
@@ -114,13 +113,6 @@ def layer_placement(attributes: dict[str, Any], scale: list[float]) -> dict[str,
         out["layer_scale"] = scale
     for key in ("rotate", "shear", "affine"):
         value = attributes.get(key)
-        if value is None:
-            continue
-        matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float)
-        if matrix.ndim < 2:  # a 2-D layer's rotate as an angle, a shear as its upper-triangle values
-            plain = bool(np.allclose(matrix, 0))
-        else:
-            plain = matrix.shape[0] == matrix.shape[1] and np.allclose(matrix, np.eye(len(matrix)))
-        if not plain:
-            out[f"layer_{key}"] = matrix.tolist()
+        if not plain_transform(value):
+            out[f"layer_{key}"] = np.asarray(getattr(value, "affine_matrix", value), dtype=float).tolist()
     return out

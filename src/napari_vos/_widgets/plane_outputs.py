@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["run_plane", "image_plane", "image_volume", "empty_planes", "plane_volume", "without_z", "plane_to_save",
-           "plane_layer", "planes_run"]
+           "plane_layer", "planes_run", "plain_transform"]
 
 
 def planes_run(record: dict[str, Any]) -> list[int | None]:
@@ -43,11 +43,16 @@ def run_plane(data: Any, metadata: dict[str, Any] | None, name: str, kept_for: s
     z, planes = int(record["z_plane"]), int(np.shape(data)[1])
     if not 0 <= z < planes:
         raise ValueError(f"the labels layer {name!r} records Z plane {z} but has {planes} planes")
-    others = [k for k in range(planes) if k != z and np.asarray(data[:, k]).any()]
+    others = _other_planes(data, z)
     if others:
         raise ValueError(f"the labels layer {name!r} is the output of a run through Z plane {z} but holds labels "
                          f"on plane(s) {', '.join(map(str, others[:5]))} too: {kept_for}")
     return plane_of(data, z), z
+
+
+def _other_planes(data: Any, z: int) -> list[int]:
+    """The planes of (T, Z, Y, X) labels besides ``z`` that hold any label."""
+    return [k for k in range(int(np.shape(data)[1])) if k != z and np.asarray(data[:, k]).any()]
 
 
 def image_plane(video: Any, image: dict[str, Any], volume: tuple[int, ...], z: int, labels_name: str,
@@ -100,20 +105,18 @@ def without_z(values: Any) -> list[Any] | None:
 def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """For the (T, Z, Y, X) output of a run through one plane: its plane's (T, Y, X) labels, the layer's
     attributes for those three axes, and the record entry ``layer_z`` that places the plane again;
-    ``data`` and ``attributes`` as they are (and {}) for any other layer. A ValueError where the layer
-    holds labels on other planes too, or is rotated, sheared or affine-transformed (the plane alone
-    would lose them)."""
-    name = attributes.get("name", "labels")
-    plane, z = run_plane(data, attributes.get("metadata"), name, "the napari-vos labels TIFF keeps the run's plane "
-                         "only; save it with napari's own writer to keep every plane")
-    if z is None:
+    ``data`` and ``attributes`` as they are (and {}) for any other layer, and for such an output that
+    the plane alone would not keep whole (saved as (T, Z, Y, X) labels): one holding labels on other
+    planes too, or rotated, sheared or affine-transformed."""
+    from napari_vos.data.plane_view import plane_of
+
+    record = _plane_record(attributes.get("metadata"))
+    if record is None or np.ndim(data) != 4:
         return data, attributes, {}
-    for key in ("rotate", "shear", "affine"):
-        value = attributes.get(key)
-        matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float) if value is not None else None
-        if matrix is not None and matrix.ndim == 2 and not np.allclose(matrix, np.eye(len(matrix))):
-            raise ValueError(f"the labels layer {name!r} (a run through Z plane {z}) is rotated, sheared or "
-                             "transformed (affine): save it with napari's own writer")
+    z = int(record["z_plane"])
+    if not 0 <= z < np.shape(data)[1] or _other_planes(data, z) or _transformed(attributes):
+        return data, attributes, {}
+    plane = plane_of(data, z)
     kept = {k: v for k, v in attributes.items() if k not in ("rotate", "shear", "affine")}
     scale, translate = (list(attributes[key]) if attributes.get(key) is not None else [default] * 4
                         for key, default in (("scale", 1.0), ("translate", 0.0)))
@@ -126,6 +129,23 @@ def plane_to_save(data: Any, attributes: dict[str, Any]) -> tuple[Any, dict[str,
     place = {"scale": float(scale[1]), "translate": float(translate[1]),
              "unit": str(units[1]) if units is not None else None, "axis_label": str(names[1]) if names is not None else None}
     return plane, kept, {"layer_z": place}
+
+
+def _transformed(attributes: dict[str, Any]) -> bool:
+    """Whether a layer's rotate, shear or affine is other than the identity (`plain_transform`)."""
+    return not all(plain_transform(attributes.get(key)) for key in ("rotate", "shear", "affine"))
+
+
+def plain_transform(value: Any) -> bool:
+    """Whether a layer's rotate, shear or affine (a matrix, or an object with ``affine_matrix``) changes
+    nothing: the identity matrix, or zeros where given as values (a 2-D layer's rotate as an angle,
+    a shear as its upper-triangle values); None too."""
+    if value is None:
+        return True
+    matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float)
+    if matrix.ndim < 2:
+        return bool(np.allclose(matrix, 0))
+    return matrix.shape[0] == matrix.shape[1] and bool(np.allclose(matrix, np.eye(len(matrix))))
 
 
 def plane_layer(labels: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
