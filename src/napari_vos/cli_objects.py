@@ -250,7 +250,7 @@ def _z_calibration(calibration: Any, z_step: float | None) -> Any:
     size's, as ImageJ's ``spacing`` is), else 1 pixel (the X pixel size) with a note."""
     from dataclasses import replace
 
-    from napari_vos.data.calibration import _METRES
+    from napari_vos.data.calibration import length_in
 
     unit, pixel = calibration.unit, calibration.pixel_size
     if z_step is not None:
@@ -263,11 +263,10 @@ def _z_calibration(calibration: Any, z_step: float | None) -> Any:
         print(f"note: no Z step in the files: the Z planes are taken as 1 pixel apart{size}; give --z-step for the "
               "step between planes, in the pixel size's unit", file=sys.stderr)
         return replace(calibration, z_size=pixel[1], z_unit=unit) if pixel is not None else calibration
-    z, z_unit = float(calibration.z_size), calibration.z_unit
-    if pixel is None or z_unit is None or z_unit == unit:
+    z_unit = calibration.z_unit
+    z = float(calibration.z_size) if pixel is None or z_unit is None else length_in(calibration.z_size, z_unit, unit)
+    if z is not None:
         return replace(calibration, z_size=z, z_unit=unit)
-    if z_unit in _METRES and unit in _METRES:
-        return replace(calibration, z_size=z * _METRES[z_unit] / _METRES[unit], z_unit=unit)
     print(f"note: the files' Z step is in {z_unit} and the pixel size in {unit or 'no unit'}: the volumes and Z "
           "positions in units are left empty; give --z-step in the pixel size's unit", file=sys.stderr)
     return calibration

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "read_tiff_calibration",
-           "storable_calibration", "tiff_calibration_kwargs"]
+           "storable_calibration", "tiff_calibration_kwargs", "length_in"]
 
 # spellings of the micrometre found in ImageJ and OME files
 _MICRON = {"micron", "microns", "um", "µm", "μm", "\\u00b5m", "micrometer", "micrometre"}
@@ -277,14 +277,20 @@ def _with_z_step(stored: Calibration, calibration: Calibration, kept: bool) -> C
     """``stored`` with ``calibration``'s Z step where it is ``kept`` (an ImageJ (T, Z, Y, X) stack's
     ``spacing``), in the unit of the stored pixel size (a metric Z step converted to it); none where the
     Z step's unit cannot be given in the pixel size's (a Z step in pixels beside µm pixels)."""
-    z, z_unit = calibration.z_size, calibration.z_unit
-    if not kept or z is None:
+    if not kept or calibration.z_size is None:
         return stored
-    if z_unit != stored.unit:
-        if z_unit not in _METRES or stored.unit not in _METRES:
-            return stored
-        z = z * _METRES[z_unit] / _METRES[stored.unit]  # type: ignore[index]
-    return replace(stored, z_size=z, z_unit=stored.unit)
+    z = length_in(calibration.z_size, calibration.z_unit, stored.unit)
+    return stored if z is None else replace(stored, z_size=z, z_unit=stored.unit)
+
+
+def length_in(value: float, unit: str | None, target: str | None) -> float | None:
+    """A length of ``value`` ``unit`` in ``target``: as it is in the same unit (None for both: pixels),
+    converted between metric units, None where it cannot be (pixels and µm)."""
+    if unit == target:
+        return float(value)
+    if unit in _METRES and target in _METRES:
+        return float(value) * _METRES[unit] / _METRES[target]  # type: ignore[index]
+    return None
 
 
 def tiff_calibration_kwargs(calibration: Calibration, imagej: bool, volume: bool = False) -> dict[str, Any]:
