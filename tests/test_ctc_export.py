@@ -105,7 +105,8 @@ def test_65535_tracks_fit_and_one_more_is_refused_saying_why(tmp_path):
 @pytest.mark.parametrize("labels, words", [
     (np.zeros((0, 8, 8), np.uint8), "no frames"),
     (np.zeros((8, 8), np.uint8), "(T, Y, X)"),
-    (np.zeros((2, 3, 8, 8), np.uint8), "(T, Y, X)"),
+    (np.zeros((2, 1, 3, 8, 8), np.uint8), "(T, Y, X)"),
+    (np.zeros((2, 3, 8, 8), np.uint8), "no object"),  # (T, Z, Y, X): a 3D result, here of no object
     (np.zeros((2, 0, 8), np.uint8), "no pixels"),
     (np.zeros((2, 8, 8), np.float32), "integers"),
     (np.zeros((2, 8, 8), np.uint16), "no object"),

@@ -143,7 +143,9 @@ def test_a_split_volumes_lineage_is_the_tracks_graph():
     assert state["graph"] == {5: [2], 6: [2]} and data.shape[1] == 5
 
 
-def test_a_volumes_divided_cells_and_ctc_result_are_refused_naming_the_layer(tmp_path):
+def test_a_volumes_divided_cells_are_refused_naming_the_layer_and_its_ctc_result_is_3d(tmp_path):
+    import tifffile
+
     from napari_vos.console import save_ctc
 
     v = ViewerModel()
@@ -152,8 +154,8 @@ def test_a_volumes_divided_cells_and_ctc_result_are_refused_naming_the_layer(tmp
                                          r"through one Z plane: the labels layer 'volume' is a \(T, Z, Y, X\) volume "
                                          r"over time, shape \(4, 8, 20, 24\)"):
         divided_layer_data(volume)
-    with pytest.raises(ValueError, match=r"Cell Tracking Challenge tracks are found on \(T, Y, X\) labels"):
-        save_ctc(v, volume, tmp_path / "ctc")
+    result = save_ctc(v, volume, tmp_path / "ctc")  # CTC's 3D masks
+    assert result.frames == 4 and tifffile.imread(tmp_path / "ctc" / "mask000.tif").shape == (8, 20, 24)
     five = v.add_labels(np.zeros((2, 2, 3, 8, 8), np.uint8), name="five axes")
     with pytest.raises(ValueError, match=r"'five axes' has shape \(2, 2, 3, 8, 8\), not \(T, Y, X\) \(nor "
                                          r"\(T, Z, Y, X\)\)"):

@@ -202,16 +202,17 @@ def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Lab
 
 
 def save_ctc(viewer: "napari.Viewer", labels: "str | Labels", folder: "str | Path", force: bool = False) -> Any:
-    """Write a (T, Y, X) labels layer (or a plane output's plane) as a Cell Tracking Challenge result folder (mask000.tif ... and
-    res_track.txt), with the lineage of a *Split divided cells* layer or of an opened `napari-vos
-    divisions` TIFF; what `napari-vos ctc` does (`napari_vos.ctc_export.write_ctc`: an id back after a
-    gap is a new track). Returns its `CtcExport` (the tracks table, gaps split, divisions kept)."""
-    from napari_vos._widgets.tracks_layer import time_stack
+    """Write a (T, Y, X) labels layer (or a plane output's plane, or a (T, Z, Y, X) layer as CTC's 3D masks)
+    as a Cell Tracking Challenge result folder (mask000.tif ... and res_track.txt), with the lineage of a
+    *Split divided cells* layer or of an opened `napari-vos divisions` TIFF; what `napari-vos ctc` does
+    (`napari_vos.ctc_export.write_ctc`: an id back after a gap is a new track). Returns its `CtcExport`
+    (the tracks table, gaps split, divisions kept)."""
+    from napari_vos._widgets.tracks_layer import tracked_stack
     from napari_vos.ctc_export import write_ctc
     from napari_vos.divisions import parents_from_metadata
 
     layer = viewer.layers[labels] if isinstance(labels, str) else labels
-    return write_ctc(folder, time_stack(layer, "Cell Tracking Challenge tracks"),
+    return write_ctc(folder, tracked_stack(layer, "Cell Tracking Challenge tracks")[0],
                      parents_from_metadata(dict(layer.metadata or {})), force=force)
 
 

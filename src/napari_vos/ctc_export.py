@@ -35,7 +35,8 @@ So an id here becomes one track per run of consecutive frames it is on, numbered
 frame and then by id; a division lineage (daughter id -> parent id, as `napari-vos divisions`
 records it) links each daughter's first track to the parent's track that ended last before the
 daughter began. The stack is read a frame at a time, once: what is held is one frame and the
-table of tracks. No torch, napari or Qt.
+table of tracks. A (T, Z, Y, X) stack (a 3D segmentation over time) gives CTC's 3D result: each mask a
+(Z, Y, X) multi-page TIFF, the tracks the same. No torch, napari or Qt.
 """
 from __future__ import annotations
 
@@ -101,19 +102,20 @@ def _stack_shape(labels: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in (shape if shape is not None else np.shape(labels)))
 
 
-def _check_stack(labels: Any) -> tuple[int, tuple[int, int]]:
-    """(frames, (Y, X)) of a (T, Y, X) labels stack, or a ValueError saying what is wrong."""
+def _check_stack(labels: Any) -> tuple[int, tuple[int, ...]]:
+    """(frames, (Y, X) or (Z, Y, X)) of a (T, Y, X) or (T, Z, Y, X) labels stack, or a ValueError saying what
+    is wrong."""
     shape = _stack_shape(labels)
-    if len(shape) != 3:
-        raise ValueError(f"labels of shape {shape}: a CTC result is a (T, Y, X) labels stack (a (T, Z, Y, X) stack: "
-                         "one Z plane at a time)")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"labels of shape {shape}: a CTC result is a (T, Y, X) labels stack, or a (T, Z, Y, X) one "
+                         "for a 3D data set")
     if 0 in shape:
         raise ValueError(f"labels of shape {shape} hold no frames{' (or frames of no pixels)' if shape[0] else ''}: "
                          "give the labels a propagation wrote")
-    return shape[0], (shape[1], shape[2])
+    return shape[0], shape[1:]
 
 
-def _frame(labels: Any, t: int, size: tuple[int, int]) -> np.ndarray:
+def _frame(labels: Any, t: int, size: tuple[int, ...]) -> np.ndarray:
     frame = np.asarray(labels[t])
     if frame.shape != size:
         raise ValueError(f"frame {t} of the labels is {frame.shape}, frame 0 {size}: every frame must have one size")
@@ -224,9 +226,9 @@ class _Tracks:
 
 def ctc_tracks(labels: Any, parents: dict[int, int] | None = None, *,
                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The labels as CTC tracks: the relabelled (T, Y, X) uint16 stack and the table, rows L B E P.
+    """The labels as CTC tracks: the relabelled uint16 stack (of the labels' shape) and the table, rows L B E P.
 
-    labels: (T, Y, X) integer object ids (numpy, a memmap, any array read a frame at a time; bool
+    labels: (T, Y, X) integer object ids, or (T, Z, Y, X) ones (a volume a frame) (numpy, a memmap, any array read a frame at a time; bool
     is one object). parents: a division lineage, daughter id -> parent id (0: none), as
     `napari_vos.divisions.parents_from_record` gives it; `DivisionResult.lineage` (id -> (parent,
     first, last)) is taken too.
@@ -235,7 +237,7 @@ def ctc_tracks(labels: Any, parents: dict[int, int] | None = None, *,
     a new track whose parent is its earlier one. Tracks are numbered 1..N by first frame, then by id.
     A daughter's first track gets as parent the parent id's track that ended last before the
     daughter began; a parent not in the labels, or still on the daughter's first frame, gives 0.
-    ValueError: not (T, Y, X) integers, no object at all, or more than 65535 tracks (16-bit masks).
+    ValueError: not (T, Y, X) or (T, Z, Y, X) integers, no object at all, or more than 65535 tracks (16-bit masks).
     The stack returned is held whole; `write_ctc` writes each frame as it goes instead.
     """
     frames, size = _check_stack(labels)
@@ -274,8 +276,9 @@ def check_target(folder: str | Path, force: bool = False) -> list[Path]:
 
 def write_ctc(folder: str | Path, labels: Any, parents: dict[int, int] | None = None, *, force: bool = False,
               progress: Callable[[int, int], None] | None = None) -> CtcExport:
-    """Write the labels as a CTC result folder: mask000.tif ... (uint16, one per frame) and res_track.txt
-    ("L B E P" lines), the tracks as `ctc_tracks` makes them. Returns what was written (`CtcExport`).
+    """Write the labels as a CTC result folder: mask000.tif ... (uint16, one per frame; of (T, Z, Y, X)
+    labels a (Z, Y, X) stack of pages each) and res_track.txt ("L B E P" lines), the tracks as
+    `ctc_tracks` makes them. Returns what was written (`CtcExport`).
 
     The stack is read one frame at a time and each frame written as it is relabelled, into a hidden
     folder beside ``folder`` that is renamed to it when whole: a failed or stopped write leaves the
@@ -297,7 +300,9 @@ def write_ctc(folder: str | Path, labels: Any, parents: dict[int, int] | None = 
     try:
         tracks = _Tracks(parents, frames)
         for t in range(frames):
-            tifffile.imwrite(partial / mask_name(t, frames), tracks.frame(t, _frame(labels, t, size)))
+            # minisblack: a volume of 3 or 4 planes is no RGB image
+            tifffile.imwrite(partial / mask_name(t, frames), tracks.frame(t, _frame(labels, t, size)),
+                             photometric="minisblack")
             if progress is not None:
                 progress(t + 1, frames)
         table = tracks.finish()

@@ -112,8 +112,8 @@ def _only_labels(viewer: "napari.Viewer") -> "napari.layers.Labels":
     chosen = list(viewer.layers.selection)
     if len(chosen) != 1 or not isinstance(chosen[0], napari.layers.Labels):
         named = ", ".join(repr(layer.name) for layer in chosen) or "none"
-        raise ValueError(f"select one (T, Y, X) labels layer to write as a Cell Tracking Challenge result (selected: "
-                         f"{named})")
+        raise ValueError("select one (T, Y, X) or (T, Z, Y, X) labels layer to write as a Cell Tracking Challenge "
+                         f"result (selected: {named})")
     return chosen[0]
 
 
@@ -188,10 +188,10 @@ def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:
 
 
 def export_ctc_menu(viewer: napari.Viewer) -> None:
-    """Write the selected (T, Y, X) labels layer (or a run's plane output: its plane) as a Cell Tracking
-    Challenge result folder (mask000.tif ... and res_track.txt), with the lineage of a divided layer, off
-    the GUI thread; what `napari-vos ctc` does."""
-    from napari_vos._widgets.tracks_layer import stack_and_plane
+    """Write the selected (T, Y, X) labels layer (or a run's plane output: its plane; a (T, Z, Y, X) layer as
+    CTC's 3D masks) as a Cell Tracking Challenge result folder (mask000.tif ... and res_track.txt), with
+    the lineage of a divided layer, off the GUI thread; what `napari-vos ctc` does."""
+    from napari_vos._widgets.tracks_layer import tracked_stack
     from napari_vos._widgets.unfinished import refuse_unfinished, stopped_run_note
     from napari_vos.ctc_export import check_ctc, write_ctc
     from napari_vos.divisions import parents_from_metadata
@@ -200,7 +200,7 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
     refuse_unfinished(dict(layer.metadata or {}), layer.name, "write its CTC result")
     # a stopped run's output: said, as `napari-vos ctc` notes it (its tracks end where the run stopped)
     stopped = stopped_run_note(dict(layer.metadata or {}), layer.name, "in the CTC result as well")
-    stack, plane = stack_and_plane(layer, "Cell Tracking Challenge tracks")
+    stack, plane = tracked_stack(layer, "Cell Tracking Challenge tracks")
     # None: labels no split made; {}: a split in which no cell divided ("0 divisions kept", as the CLI says)
     parents = parents_from_metadata(dict(layer.metadata or {}))
     target = _result_folder(layer)
@@ -217,7 +217,8 @@ def export_ctc_menu(viewer: napari.Viewer) -> None:
         n = len(result.table)
         lineage = ("no lineage (split divided cells first to keep divisions)" if parents is None else
                    f"{result.divisions} division{'' if result.divisions == 1 else 's'} kept")
-        at_plane = f" of Z plane {plane}" if plane is not None else ""
+        at_plane = (f" of Z plane {plane}" if plane is not None else
+                    f" of {stack.shape[1]} Z planes (3D masks)" if len(stack.shape) == 4 else "")
         show_info(f"wrote {result.folder}: {n} track{'' if n == 1 else 's'} over {result.frames} frames{at_plane}, "
                   f"{result.gaps} gap{'' if result.gaps == 1 else 's'} split into new tracks, {lineage}")
         if result.left_out:
