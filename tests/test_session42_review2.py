@@ -232,9 +232,9 @@ def test_uint64_ids_from_2_63_on_stay_positive_in_the_tracks_label_feature():
     assert features["label"].dtype == np.uint64 and set(data[:, 0].tolist()) == {1.0, 2.0}  # renumbered tracks
 
 
-def test_a_plain_4d_labels_tiff_without_z_is_asked_for_its_plane(tmp_path, capsys):
+def test_a_plain_4d_labels_tiff_without_z_is_written_as_3d_masks(tmp_path, capsys):
     """A (T, Z, Y, X) labels TIFF saved by a plain tifffile.imwrite, given without --z, was refused as
-    holding 'one frame'."""
+    holding 'one frame', then asked for its plane; now it is CTC's 3D result, and --z gives one plane."""
     import tifffile
 
     from napari_vos.cli import main
@@ -242,6 +242,7 @@ def test_a_plain_4d_labels_tiff_without_z_is_asked_for_its_plane(tmp_path, capsy
     stack = np.zeros((3, 2, 8, 8), np.uint8)
     stack[:, :, 2:5, 2:5] = 1
     tifffile.imwrite(tmp_path / "tz.tif", stack)
-    assert main(["ctc", str(tmp_path / "tz.tif"), "-o", str(tmp_path / "res")]) == 2
-    assert "(T, Z, Y, X)" in capsys.readouterr().err
+    assert main(["ctc", str(tmp_path / "tz.tif"), "-o", str(tmp_path / "res3d")]) == 0
+    assert "over 3 frames of 2 Z planes" in capsys.readouterr().out
+    assert tifffile.imread(tmp_path / "res3d" / "mask000.tif").shape == (2, 8, 8)
     assert main(["ctc", str(tmp_path / "tz.tif"), "-o", str(tmp_path / "res"), "--z", "1"]) == 0

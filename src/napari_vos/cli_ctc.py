@@ -1,7 +1,8 @@
 """`napari-vos ctc`: a labels stack as a Cell Tracking Challenge result folder (mask000.tif ..., res_track.txt).
 
 `register(subparsers)` adds the command to the main CLI (cli.py). The labels are read as `measure`
-and `divisions` read them (a labels TIFF or a folder of palette PNGs); the lineage comes from a
+and `divisions` read them (a labels TIFF or a folder of palette PNGs; a (T, Z, Y, X) labels TIFF without
+--z a volume a frame, as `measure` reads it, for CTC's 3D masks); the lineage comes from a
 `napari-vos divisions` TIFF's record or from its lineage CSV (--lineage); the writing and the
 check of the written folder are `napari_vos.ctc_export`'s.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record
+    from napari_vos.cli_objects import _label_volumes, _labels_record, _Volumes
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
     from napari_vos.stopped_runs import stopped_run_note
@@ -68,7 +70,10 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     out = Path(args.output)
     _check_output(out, args.labels, args.force)
     parents = read_lineage_csv(args.lineage) if args.lineage is not None else None
-    with _closed_at_end(_read_label_stack(args.labels, args.z)) as labels:  # a TIFF's file closed however it ends
+    with ExitStack() as opened:  # a TIFF's file closed however it ends
+        planes = _label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
+        labels = (_Volumes(planes) if planes is not None else
+                  opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z))))
         _, record = _labels_record(args.labels)
         if parents is None:
             parents = parents_from_record(record)
@@ -85,7 +90,8 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     lineage = ("no lineage" if parents is None else
                f"{result.divisions} division{'' if result.divisions == 1 else 's'} kept "
                f"({result.daughters} daughter track{'' if result.daughters == 1 else 's'})")
-    print(f"wrote {out}: {n} track{'' if n == 1 else 's'} over {frames} frame{'' if frames == 1 else 's'} "
+    volumes = f" of {planes.shape[1]} Z planes" if planes is not None else ""
+    print(f"wrote {out}: {n} track{'' if n == 1 else 's'} over {frames} frame{'' if frames == 1 else 's'}{volumes} "
           f"({mask_name(0, frames)} ... {mask_name(frames - 1, frames)}, res_track.txt); {result.gaps} "
           f"gap{'' if result.gaps == 1 else 's'} split into new tracks, {lineage}")
     problems = check_ctc(out)
@@ -102,13 +108,13 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ctc", help="write a labels stack as a Cell Tracking Challenge result folder "
                                           "(mask000.tif ... and res_track.txt), for CTC's SEG/TRA/DET measures")
     p.add_argument("labels", help="the (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate or "
-                                  "divisions output)")
+                                  "divisions output); a (T, Z, Y, X) labels TIFF gives CTC's 3D masks")
     p.add_argument("-o", "--output", required=True,
                    help="FOLDER: a new or empty folder (e.g. 01_RES) for mask000.tif ... (16-bit) and res_track.txt")
     p.add_argument("--lineage", default=None,
                    help="NAME.lineage.csv (napari-vos divisions): the divisions' parents (default: the labels TIFF's "
                         "record, where napari-vos divisions wrote it)")
-    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--z", type=int, default=None, help="only this plane of a (T, Z, Y, X) TIFF stack, as 2-D masks")
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds files: its mask*.tif and res_track.txt are replaced, every "
                         "other file is kept")
