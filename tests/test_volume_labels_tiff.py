@@ -180,3 +180,25 @@ def test_the_napari_save_type_writes_a_volume_and_the_menu_opens_it(make_napari_
     assert tuple(opened.scale) == pytest.approx((5.0, 2.0, 0.5, 0.5))
     assert any("(3, 4, 12, 16) labels at pixel size 0.5 micrometer, Z step 2 micrometer" in text
                for text in said("info")), said("info")
+
+
+@pytest.mark.parametrize("frames_planes", [(1, 4), (3, 1)])
+def test_the_commands_read_a_saved_volume_of_one_frame_or_plane_as_volumes(tmp_path, capsys, frames_planes):
+    """The file of a (1, Z, Y, X) layer holds ImageJ slices only ("ZYX"): `measure` and `ctc` took its planes
+    for frames; its record puts the frame axis back, as `open_labels_layer` does."""
+    import tifffile
+
+    from napari_vos.cli import main
+    from napari_vos.console import save_labels_layer
+
+    labels = _cubes(frames_planes)
+    layer = ViewerModel().add_labels(labels, name="cells", scale=(5.0, 2.0, 0.5, 0.5), units=UNITS)
+    path = str(save_labels_layer(layer, tmp_path / "cells.tif"))
+    frames, planes = frames_planes
+    assert main(["measure", path, "-o", str(tmp_path / "cells.csv")]) == 0
+    assert f"over {frames} frames of {planes} Z planes (measured in 3D, Z step 2 µm)" in capsys.readouterr().out
+    rows = (tmp_path / "cells.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * frames and "volume_px" in rows[0]
+    assert main(["ctc", path, "-o", str(tmp_path / "01_RES")]) == 0
+    assert tifffile.imread(tmp_path / "01_RES" / "mask000.tif").size == planes * 12 * 16
+    assert len(list((tmp_path / "01_RES").glob("mask*.tif"))) == frames

@@ -62,7 +62,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import _label_volumes, _labels_record, _Volumes
+    from napari_vos.cli_objects import _label_volumes, _labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
     from napari_vos.stopped_runs import stopped_run_note
@@ -71,8 +71,8 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     _check_output(out, args.labels, args.force)
     parents = read_lineage_csv(args.lineage) if args.lineage is not None else None
     with ExitStack() as opened:  # a TIFF's file closed however it ends
-        planes = _label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
-        labels = (_Volumes(planes) if planes is not None else
+        volumes = _label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
+        labels = (volumes if volumes is not None else
                   opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z))))
         _, record = _labels_record(args.labels)
         if parents is None:
@@ -90,8 +90,8 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     lineage = ("no lineage" if parents is None else
                f"{result.divisions} division{'' if result.divisions == 1 else 's'} kept "
                f"({result.daughters} daughter track{'' if result.daughters == 1 else 's'})")
-    volumes = f" of {planes.shape[1]} Z planes" if planes is not None else ""
-    print(f"wrote {out}: {n} track{'' if n == 1 else 's'} over {frames} frame{'' if frames == 1 else 's'}{volumes} "
+    planes = f" of {volumes.shape[1]} Z planes" if volumes is not None else ""
+    print(f"wrote {out}: {n} track{'' if n == 1 else 's'} over {frames} frame{'' if frames == 1 else 's'}{planes} "
           f"({mask_name(0, frames)} ... {mask_name(frames - 1, frames)}, res_track.txt); {result.gaps} "
           f"gap{'' if result.gaps == 1 else 's'} split into new tracks, {lineage}")
     problems = check_ctc(out)

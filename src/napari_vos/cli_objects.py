@@ -120,17 +120,17 @@ def cmd_measure(args: argparse.Namespace) -> int:
     _check_output(tracks, inputs, args.force, "--tracks")
     z_step = _z_step_flag(getattr(args, "z_step", None))
     with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
-        planes = _label_volumes(args.labels, args.z, opened)
-        if planes is None:
+        volumes = _label_volumes(args.labels, args.z, opened)
+        if volumes is None:
             labels, video, video_calibration = _plane_inputs(args, opened)
             _refuse_z_step(args, z_step)
         else:
-            labels, video, video_calibration = _volume_inputs(args, planes, opened)
+            labels, video, video_calibration = _volume_inputs(args, volumes, opened)
         calibration, record = _labels_record(args.labels)
         if video_calibration is not None:
             calibration = _merged(calibration, video_calibration)
         calibration = _given_calibration(args, calibration)
-        if planes is not None:
+        if volumes is not None:
             calibration = _z_calibration(calibration, z_step)
         for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
             _check_writable(path, folder=False, what="the table")
@@ -140,14 +140,14 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if calibration.pixel_size is None:
             print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
                   "--unit for physical ones)", file=sys.stderr)
-        measure = measure_objects if planes is None else measure_volumes
+        measure = measure_objects if volumes is None else measure_volumes
         with _progress("measure", len(labels)) as progress:
             objects = measure(labels, video, calibration=calibration, progress=progress)
     summary = track_summary(objects, frames=len(labels), parents=parents_from_record(record))
     write_tables(objects, summary, out, tracks)
     print(f"wrote {out}: {len(objects)} row{'' if len(objects) == 1 else 's'} (objects on frames) and {tracks}: "
           f"{len(summary)} object{'' if len(summary) == 1 else 's'}, over {len(labels)} frames"
-          f"{_volume_words(labels, calibration) if planes is not None else ''}; {calibration.describe()}")
+          f"{_volume_words(labels, calibration) if volumes is not None else ''}; {calibration.describe()}")
     return 0
 
 
@@ -169,28 +169,32 @@ def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any
 
 
 def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
-    """The planes of a (T, Z, Y, X) labels TIFF (`open_tiff_volume_frames`, closed with ``opened``), or
-    None: --z given (its one plane is measured in 2-D), a PNG folder, a file that is no 3D + time TIFF
-    (`_read_label_stack` reads or refuses those as before). Labels with channels are refused here."""
-    from napari_vos.data.readers import open_tiff_volume_frames
+    """The (Z, Y, X) volumes of a (T, Z, Y, X) labels TIFF, frame by frame (`_Volumes` over
+    `open_tiff_volume_frames`, closed with ``opened``; a napari-vos labels TIFF of one frame or one plane,
+    whose file leaves that axis out, read whole: `saved_volume_shape`), or None: --z given (its one
+    plane is measured in 2-D), a PNG folder, a file that is no 3D + time TIFF (`_read_label_stack` reads
+    or refuses those as before). Labels with channels are refused here."""
+    import tifffile
+
+    from napari_vos.data.readers import open_tiff_volume_frames, saved_volume_shape
 
     where = Path(path)
     if z is not None or where.suffix.lower() not in (".tif", ".tiff") or not where.is_file():
         return None
     planes = open_tiff_volume_frames(where)
     if planes is None:
-        return None
+        shape = saved_volume_shape(where)
+        return tifffile.imread(where).reshape(shape) if shape is not None else None
     opened.callback(planes.close)
     if len(planes.shape) != 4:
         raise ValueError(f"labels {path} holds {planes.shape[-1]} values per voxel, shape {planes.shape} (a colour "
                          "or multi-channel image?); labels hold one object id per voxel: give (T, Z, Y, X) labels")
-    return planes
+    return _Volumes(planes)
 
 
-def _volume_inputs(args: argparse.Namespace, planes: Any, opened: ExitStack) -> tuple[Any, Any, Any]:
-    """(T, Z, Y, X) labels as volumes, and the (T, Z, Y, X[, C]) TIFF video of the same shape if given
-    with its calibration (None without one)."""
-    labels = _Volumes(planes)
+def _volume_inputs(args: argparse.Namespace, labels: Any, opened: ExitStack) -> tuple[Any, Any, Any]:
+    """(T, Z, Y, X) labels read as volumes (`_label_volumes`), and the (T, Z, Y, X[, C]) TIFF video of the
+    same shape if given with its calibration (None without one)."""
     if args.video is None:
         return labels, None, None
     video_planes, video_calibration = _video_volumes(args.video, args.labels, labels.shape)

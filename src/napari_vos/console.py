@@ -416,15 +416,17 @@ class _ReopeningFrames:
 
 def _saved_labels(path: Path, record: dict[str, Any]) -> Any:
     """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels, with the axes of the layer saved
-    where its file left one out (ImageJ leaves out an axis of one frame or one Z plane: the record's
-    ``layer_ndim`` says so, ImageJ's ``frames`` and ``slices`` say which); a ValueError naming what the
+    where its file left one out (ImageJ leaves out an axis of one frame or one Z plane:
+    `saved_volume_shape`); a ValueError naming what the
     file holds otherwise (floats, colour samples or channels, more axes)."""
     import numpy as np
     import tifffile
 
+    from napari_vos.data.readers import saved_volume_shape
+
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        labels, axes, imagej = series.asarray(), series.axes, tif.imagej_metadata or {}
+        labels, axes = series.asarray(), series.axes
     # colour pixels (samples last) or named channels are no labels; tifffile's planar "S" of a plain
     # (T, 3, Y, X) array written without ``photometric`` is taken for the planes it most likely is
     samples = "colour samples" if axes.endswith("S") else "channels" if "C" in axes else None
@@ -432,10 +434,9 @@ def _saved_labels(path: Path, record: dict[str, Any]) -> Any:
         held = f"{labels.dtype} data{f' with {samples}' if samples else ''} of shape {labels.shape}"
         raise ValueError(f"{path} holds {held}, not integer (T, Z, Y, X), (T, Y, X) or (Y, X) labels; open it with "
                          "napari's File > Open")
-    if record.get("layer_ndim") == 4 and labels.ndim < 4:
-        shape = (int(imagej.get("frames", 1)), int(imagej.get("slices", 1)), *labels.shape[-2:])
-        if int(np.prod(shape)) == labels.size:
-            return labels.reshape(shape)
+    volume = saved_volume_shape(path) if record.get("layer_ndim") == 4 and labels.ndim < 4 else None
+    if volume is not None:
+        return labels.reshape(volume)
     if labels.ndim == 2 and _saved_with_three_axes(record):  # one page, which reads back as (Y, X)
         return labels[None]
     return labels

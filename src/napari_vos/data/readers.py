@@ -496,6 +496,24 @@ def open_tiff_volume_frames(path: str | Path) -> LazyPlanes | None:
     return frames
 
 
+def saved_volume_shape(path: str | Path) -> tuple[int, ...] | None:
+    """The (T, Z, Y, X) shape of a labels TIFF the napari-vos writer saved from a (T, Z, Y, X) layer of one
+    frame or one Z plane, an axis ImageJ leaves out of the file: its record's ``layer_ndim`` 4 and
+    ImageJ's ``frames`` and ``slices`` say it; None for any other file."""
+    import tifffile
+
+    from napari_vos.data.writers import read_tiff_provenance
+
+    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
+        if not tif.is_imagej:
+            return None
+        meta, shape = tif.imagej_metadata or {}, tuple(int(n) for n in tif.series[0].shape)
+    if len(shape) not in (2, 3) or (read_tiff_provenance(path) or {}).get("layer_ndim") != 4:
+        return None
+    full = (int(meta.get("frames", 1)), int(meta.get("slices", 1)), *shape[-2:])
+    return full if int(np.prod(full)) == int(np.prod(shape)) else None
+
+
 def open_tiff_stack(path: str | Path, labels: str | Path | None = None) -> Sequence:
     """Open a (T, Y, X[, C]) multi-page TIFF / OME-TIFF lazily, with an optional labels stack.
 
