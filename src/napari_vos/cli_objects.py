@@ -176,6 +176,7 @@ def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     or refuses those as before). Labels with channels are refused here."""
     import tifffile
 
+    from napari_vos.data.damaged_files import reading
     from napari_vos.data.readers import open_tiff_volume_frames, saved_volume_shape
 
     where = Path(path)
@@ -183,8 +184,9 @@ def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
         return None
     planes = open_tiff_volume_frames(where)
     if planes is None:
-        shape = saved_volume_shape(where)
-        return tifffile.imread(where).reshape(shape) if shape is not None else None
+        with reading(where, "a TIFF"), tifffile.TiffFile(where) as tif:
+            shape = saved_volume_shape(tif)
+            return tif.series[0].asarray().reshape(shape) if shape is not None else None
     opened.callback(planes.close)
     if len(planes.shape) != 4:
         raise ValueError(f"labels {path} holds {planes.shape[-1]} values per voxel, shape {planes.shape} (a colour "

@@ -232,13 +232,11 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     from napari_vos._widgets.plane_outputs import plane_layer
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
     from napari_vos.data.readers import tiff_stem
-    from napari_vos.data.writers import read_tiff_provenance
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give a labels TIFF written by napari-vos")
-    record = read_tiff_provenance(path)
-    labels = _saved_labels(path, record or {})
+    labels, record = _saved_labels(path)
     scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
     saved_units = (record or {}).pop("layer_units", None)  # a time axis without a unit stays without
@@ -414,19 +412,21 @@ class _ReopeningFrames:
         viewer.layers.events.removed.connect(removed)
 
 
-def _saved_labels(path: Path, record: dict[str, Any]) -> Any:
-    """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels, with the axes of the layer saved
-    where its file left one out (ImageJ leaves out an axis of one frame or one Z plane:
-    `saved_volume_shape`); a ValueError naming what the
-    file holds otherwise (floats, colour samples or channels, more axes)."""
+def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None]:
+    """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels and its record, read in one opening,
+    the labels with the axes of the layer saved where its file left one out (ImageJ leaves out an axis of
+    one frame or one Z plane: `saved_volume_shape`); a ValueError naming what the file holds otherwise
+    (floats, colour samples or channels, more axes)."""
     import numpy as np
     import tifffile
 
     from napari_vos.data.readers import saved_volume_shape
+    from napari_vos.data.writers import tiff_record
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        labels, axes = series.asarray(), series.axes
+        labels, axes, record = series.asarray(), series.axes, tiff_record(tif)
+        volume = saved_volume_shape(tif)
     # colour pixels (samples last) or named channels are no labels; tifffile's planar "S" of a plain
     # (T, 3, Y, X) array written without ``photometric`` is taken for the planes it most likely is
     samples = "colour samples" if axes.endswith("S") else "channels" if "C" in axes else None
@@ -434,12 +434,11 @@ def _saved_labels(path: Path, record: dict[str, Any]) -> Any:
         held = f"{labels.dtype} data{f' with {samples}' if samples else ''} of shape {labels.shape}"
         raise ValueError(f"{path} holds {held}, not integer (T, Z, Y, X), (T, Y, X) or (Y, X) labels; open it with "
                          "napari's File > Open")
-    volume = saved_volume_shape(path) if record.get("layer_ndim") == 4 and labels.ndim < 4 else None
     if volume is not None:
-        return labels.reshape(volume)
-    if labels.ndim == 2 and _saved_with_three_axes(record):  # one page, which reads back as (Y, X)
-        return labels[None]
-    return labels
+        return labels.reshape(volume), record
+    if labels.ndim == 2 and _saved_with_three_axes(record or {}):  # one page, which reads back as (Y, X)
+        return labels[None], record
+    return labels, record
 
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:

@@ -496,19 +496,16 @@ def open_tiff_volume_frames(path: str | Path) -> LazyPlanes | None:
     return frames
 
 
-def saved_volume_shape(path: str | Path) -> tuple[int, ...] | None:
-    """The (T, Z, Y, X) shape of a labels TIFF the napari-vos writer saved from a (T, Z, Y, X) layer of one
-    frame or one Z plane, an axis ImageJ leaves out of the file: its record's ``layer_ndim`` 4 and
-    ImageJ's ``frames`` and ``slices`` say it; None for any other file."""
-    import tifffile
+def saved_volume_shape(tif: Any) -> tuple[int, ...] | None:
+    """The (T, Z, Y, X) shape of an open labels TIFF (``tifffile.TiffFile``) the napari-vos writer saved
+    from a (T, Z, Y, X) layer of one frame or one Z plane, an axis ImageJ leaves out of the file: its
+    record's ``layer_ndim`` 4 and ImageJ's ``frames`` and ``slices`` say it; None for any other file."""
+    from napari_vos.data.writers import tiff_record
 
-    from napari_vos.data.writers import read_tiff_provenance
-
-    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
-        if not tif.is_imagej:
-            return None
-        meta, shape = tif.imagej_metadata or {}, tuple(int(n) for n in tif.series[0].shape)
-    if len(shape) not in (2, 3) or (read_tiff_provenance(path) or {}).get("layer_ndim") != 4:
+    if not tif.is_imagej:
+        return None
+    meta, shape = tif.imagej_metadata or {}, tuple(int(n) for n in tif.series[0].shape)
+    if len(shape) not in (2, 3) or (tiff_record(tif) or {}).get("layer_ndim") != 4:
         return None
     full = (int(meta.get("frames", 1)), int(meta.get("slices", 1)), *shape[-2:])
     return full if int(np.prod(full)) == int(np.prod(shape)) else None

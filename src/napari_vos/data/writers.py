@@ -310,6 +310,11 @@ def read_tiff_provenance(path: str | Path) -> dict | None:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        meta = tif.imagej_metadata if tif.is_imagej else (tif.shaped_metadata or [{}])[0]
+        return tiff_record(tif)
+
+
+def tiff_record(tif: Any) -> dict | None:
+    """The provenance record of an open ``tifffile.TiffFile`` (ImageJ or shaped description), or None."""
+    meta = tif.imagej_metadata if tif.is_imagej else (tif.shaped_metadata or [{}])[0]
     text = (meta or {}).get("napari_vos")
     return json.loads(text) if text else None
