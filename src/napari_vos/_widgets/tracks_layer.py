@@ -106,9 +106,8 @@ def time_stack(layer: "Labels", what: str) -> Any:
 def stack_and_plane(layer: "Labels", what: str) -> tuple[Any, int | None]:
     """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale; the run's plane of
     the output of a run through one Z plane) and that plane's index (None for a time-lapse); an error
-    naming the layer where it is not one (``what``: what was asked for, "divisions" or "Cell Tracking
-    Challenge tracks"), a (T, Z, Y, X) volume included, or where a plane output holds labels on other
-    planes too."""
+    naming the layer where it is not one (``what``: what was asked for, "divisions", which are split in
+    2-D), a (T, Z, Y, X) volume included, or where a plane output holds labels on other planes too."""
     stack, z = tracked_stack(layer, what)
     if np.ndim(stack) == 4:
         raise ValueError(f"{what} are found on (T, Y, X) labels or on the output of a run through one Z plane: "
