@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_vos.checks import frame_ranges, frames_in_ranges
+from napari_vos.checks import frame_ranges
 from napari_vos.data.label_types import painted_planes
+from napari_vos.plane_records import planes_run_record
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,12 +30,6 @@ __all__ = ["PAINTED", "PlaneRuns", "several_planes"]
 
 #: ``plane=`` for every Z plane the labels layer holds paint on
 PAINTED = "painted"
-
-#: a plane's entries of its run's record that differ between planes, kept per plane in ``plane_runs``
-_PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
-              "complete", "cancelled", "frames_total", "frames_done", "fps", "seconds", "start_seconds", "error",
-              "maps_not_shown")
-
 
 def several_planes(plane: Any) -> bool:
     """Whether ``plane=`` asks for runs through several Z planes (``"painted"`` or a list of planes),
@@ -126,34 +121,13 @@ class PlaneRuns:
         self.checksums.append(self.output.metadata.pop(CHECKSUMS))
 
     def finish(self) -> dict[str, Any] | None:
-        """Store the record of the planes run in the output's metadata (None where none ran): the last plane's
-        record (method, options, checkpoint...) with ``z_planes_run``, ``z_planes_asked``, each plane's own
-        entries in ``plane_runs``, and the frames that hold labels on some plane; ``complete`` only where
-        every plane asked for was run to its end."""
+        """Store the record of the planes run (`planes_run_record`) in the output's metadata, and return it
+        (None where none ran)."""
         from napari_vos._widgets.layer_job import MAP_MARKER
 
         if not self.records:
             return None
-        done = sorted(self.records)
-        # one plane's entries (its start, its frames...) are in plane_runs only
-        alone = ("z_plane", "start_frame", "frames_total", "start_seconds", "frames_kept_from_labels")
-        record = {k: v for k, v in self.records[done[-1]].items() if k not in alone}
-        record.update({"z_planes_run": done, "z_planes_asked": list(self.planes),
-                       "plane_runs": {str(z): {k: self.records[z].get(k) for k in _PER_PLANE if k in self.records[z]}
-                                      for z in done}})
-        held = {t for z in done for key in ("frames_segmented", "frames_kept_from_labels")
-                for t in frames_in_ranges(str(self.records[z].get(key) or ""))}
-        record["frames_segmented"] = frame_ranges(sorted(held))
-        record["object_ids"] = sorted({i for z in done for i in self.records[z].get("object_ids") or []})
-        record["annotated_frames"] = sorted({t for z in done for t in self.records[z].get("annotated_frames") or []})
-        record["map_layers"] = [n for z in done for n in self.records[z].get("map_layers") or []]
-        record["seconds"] = round(sum(float(self.records[z].get("seconds") or 0) for z in done), 3)
-        record["frames_done"] = sum(int(self.records[z].get("frames_done") or 0) for z in done)
-        record["fps"] = round(record["frames_done"] / record["seconds"], 3) if record["seconds"] else 0.0
-        every = done == list(self.planes)
-        record["complete"] = every and all(self.records[z].get("complete") is not False for z in done)
-        record["cancelled"] = not every or any(self.records[z].get("cancelled") for z in done)
-        record["started"] = self.records[done[0]].get("started")
+        record = planes_run_record(self.records, self.planes)
         self.output.metadata["napari_vos"] = record
         self.output.metadata[CHECKSUMS] = planes_record(self.checksums)
         for job in self.jobs:  # each plane's maps carry the runs' record, with their own map entry and plane
