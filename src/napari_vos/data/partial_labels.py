@@ -47,13 +47,14 @@ def partial_path(output: str | Path) -> Path:
 
 
 class PartialLabels:
-    """A zeroed (T, Y, X) label stack on disk for a Session's ``out``, ids up to ``max_id``.
+    """A zeroed (T, Y, X) label stack on disk for a Session's ``out``, ids up to ``max_id`` ((T, Z, Y, X) for
+    runs through several Z planes, each plane a Session's ``out``).
 
     record: the provenance the file carries from the start (``complete: false``); `describe` puts
     the Session's own in once it exists.
     """
 
-    def __init__(self, output: str | Path, shape: tuple[int, int, int], max_id: int,
+    def __init__(self, output: str | Path, shape: tuple[int, ...], max_id: int,
                  calibration: Calibration, record: dict[str, Any]) -> None:
         self.path = partial_path(output)
         if self.path.exists() and not locked(self.path) and _is_spare(self.path):

@@ -241,15 +241,16 @@ def _open_tiff_memmap(path: str | Path, shape: tuple[int, ...], dtype: np.dtype,
 
 def open_tiff_labels(path: str | Path, shape: tuple[int, ...], dtype: Any,
                      calibration: Calibration | None = None, provenance: dict | None = None) -> np.ndarray:
-    """A zeroed (T, Y, X) label stack of ``dtype`` (uint16 or wider) made as a TIFF on disk and
-    returned memory-mapped, so a run's labels are on disk frame by frame as they finish: laid out as
+    """A zeroed (T, Y, X) or (T, Z, Y, X) label stack of ``dtype`` (uint16 or wider) made as a TIFF on disk
+    and returned memory-mapped, so a run's labels are on disk frame by frame as they finish: laid out as
     `write_tiff_labels` lays them out (an ImageJ hyperstack for uint16 under 4 GiB), uncompressed."""
     shape = tuple(int(n) for n in shape)
     dtype = np.dtype(dtype)
-    if len(shape) != 3 or dtype.kind != "u" or dtype.itemsize < 2:
-        raise ValueError(f"a label stack is (T, Y, X) of uint16 or wider, got shape {shape} and {dtype}")
-    return _open_tiff_memmap(path, shape, dtype, "TYX", calibration, labels_tiff_is_imagej(shape, dtype),
-                             provenance)
+    if len(shape) not in (3, 4) or dtype.kind != "u" or dtype.itemsize < 2:
+        raise ValueError(f"a label stack is (T, Y, X) or (T, Z, Y, X) of uint16 or wider, got shape {shape} and "
+                         f"{dtype}")
+    return _open_tiff_memmap(path, shape, dtype, "TYX" if len(shape) == 3 else "TZYX", calibration,
+                             labels_tiff_is_imagej(shape, dtype), provenance)
 
 
 def open_tiff_map(path: str | Path, shape: tuple[int, ...], calibration: Calibration | None = None,
