@@ -369,6 +369,10 @@ def _refuse_other_planes(path: str, z: int) -> None:
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
+    from napari_vos.cli_planes import propagate_planes, runs_several_planes
+
+    if runs_several_planes(args.z):
+        return propagate_planes(args)
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
         # the labels and the output name first: a mistake there is said before a movie is decoded (minutes
         # for a long one); _propagate_files checks the output again, with what the labels hold
@@ -396,11 +400,47 @@ def _check_not_turned(video_path: str, video: Any, labels_path: str | None, labe
         raise ValueError(problem)
 
 
+def _check_maps_folder(args: argparse.Namespace, folder: Path) -> None:
+    """Before the run: ``folder`` (--maps) is a folder that can be written, and none of the method's map
+    files there (<map name>.tif) is the video or the labels."""
+    from napari_vos.methods.registry import method_class
+
+    if folder.suffix.lower() in (".tif", ".tiff") and not folder.is_dir():
+        raise ValueError(f"--maps takes a folder (each map is written into it as <map name>.tif), not a file "
+                         f"name: {args.maps}")
+    _check_writable(folder, folder=True)
+    for name in method_class(args.method).map_names:  # the map files, created while the video is read
+        _check_not_an_input(folder / f"{name}.tif", {"video": args.video, "labels": args.labels},
+                            "--maps", f"{name} map")
+
+
+def _session_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Session's options that `propagate`'s flags set: sizes, channels, zero-shot, precision, the method's
+    own (--option), and the fine-tuning report for a method that fine-tunes first."""
+    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
+    from napari_vos.methods import registry
+
+    options: dict[str, Any] = {} if args.max_side is None else {"max_side": args.max_side}
+    if args.min_side is not None:
+        options["min_side"] = args.min_side or None
+    if args.channels:
+        try:
+            options["channels"] = [int(c) for c in args.channels.split(",")]
+        except ValueError:
+            raise ValueError(f"--channels takes comma-separated channel numbers such as 0,2; got {args.channels!r}") from None
+    options.update(_zero_shot_option(args))
+    options.update(precision_option(args))
+    options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
+                                                    "channels": "--channels", **_zero_shot_flag(args)}))
+    if registry.traits(args.method).reports_finetune:  # a minute of fine-tuning before frame 1 is shown
+        options.setdefault("on_finetune", _FinetuneReport())
+    return options
+
+
 def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, labels: Any) -> int:
     """`propagate`'s run on its opened video and labels: check the outputs, run, write, report."""
     from napari_vos.data.label_types import check_id_range, largest_id, painted_frames
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_tiff_labels
-    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
     from napari_vos.session import annotated_session
 
     to_tiff = Path(args.output).suffix.lower() in (".tif", ".tiff")
@@ -421,33 +461,10 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     earlier_output = Path(args.output).is_file() if to_tiff else bool(earlier_pngs)
     _check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
-        from napari_vos.methods.registry import method_class
-
-        if Path(args.maps).suffix.lower() in (".tif", ".tiff") and not Path(args.maps).is_dir():
-            raise ValueError(f"--maps takes a folder (each map is written into it as <map name>.tif), not a file "
-                             f"name: {args.maps}")
-        _check_writable(Path(args.maps), folder=True)
-        for name in method_class(args.method).map_names:  # the map files, created while the video is read
-            _check_not_an_input(Path(args.maps) / f"{name}.tif", {"video": args.video, "labels": args.labels},
-                                "--maps", f"{name} map")
-    options = {} if args.max_side is None else {"max_side": args.max_side}
-    if args.min_side is not None:
-        options["min_side"] = args.min_side or None
-    if args.channels:
-        try:
-            options["channels"] = [int(c) for c in args.channels.split(",")]
-        except ValueError:
-            raise ValueError(f"--channels takes comma-separated channel numbers such as 0,2; got {args.channels!r}") from None
-    options.update(_zero_shot_option(args))
-    options.update(precision_option(args))
-    options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
-                                                    "channels": "--channels", **_zero_shot_flag(args)}))
+        _check_maps_folder(args, Path(args.maps))
+    options = _session_options(args)
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.partial_labels import PartialLabels
-    from napari_vos.methods import registry
-
-    if registry.traits(args.method).reports_finetune:  # a minute of fine-tuning before frame 1 is shown
-        options.setdefault("on_finetune", _FinetuneReport())
     # the stack's (T, Y, X), for the labels file the run writes into
     source = FrameSource(video, channels=options.get("channels"))
     if source.n_frames == 1 and labels is not None and labels.ndim == 3 and len(labels) > 1:
@@ -1340,8 +1357,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the result drawn over the video, as `napari-vos overlay` does: MOVIE.mp4 "
                         "(.mkv, .mov; needs PyAV) or MOVIE.gif; replaced if it exists; not written for a run "
                         "that stops part way")
-    p.add_argument("--z", type=int, default=None,
-                   help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time)")
+    from napari_vos.cli_planes import z_planes_arg
+
+    p.add_argument("--z", type=z_planes_arg, default=None,
+                   help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time); 'painted' runs through "
+                        "every Z plane painted in the (T, Z, Y, X) labels, a list (2,5 or 2-5) through those planes, "
+                        "one after another, into one (T, Z, Y, X) labels TIFF")
     p.add_argument("--memmap", action="store_true",
                    help="no effect: frames are always read from the TIFF one at a time (kept for old scripts)")
     p.add_argument("--zero-shot", action="store_true",

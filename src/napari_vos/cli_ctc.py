@@ -62,7 +62,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import _label_volumes, _labels_record
+    from napari_vos.cli_objects import label_volumes, _labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
     from napari_vos.stopped_runs import stopped_run_note
@@ -71,7 +71,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     _check_output(out, args.labels, args.force)
     parents = read_lineage_csv(args.lineage) if args.lineage is not None else None
     with ExitStack() as opened:  # a TIFF's file closed however it ends
-        volumes = _label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
+        volumes = label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
         labels = (volumes if volumes is not None else
                   opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z))))
         _, record = _labels_record(args.labels)

@@ -120,7 +120,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     _check_output(tracks, inputs, args.force, "--tracks")
     z_step = _z_step_flag(getattr(args, "z_step", None))
     with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
-        volumes = _label_volumes(args.labels, args.z, opened)
+        volumes = label_volumes(args.labels, args.z, opened)
         if volumes is None:
             labels, video, video_calibration = _plane_inputs(args, opened)
             _refuse_z_step(args, z_step)
@@ -168,7 +168,7 @@ def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any
     return _Frames(labels), _Frames(video), video_calibration
 
 
-def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
+def label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     """The (Z, Y, X) volumes of a (T, Z, Y, X) labels TIFF, frame by frame (`_Volumes` over
     `open_tiff_volume_frames`, closed with ``opened``; a napari-vos labels TIFF of one frame or one plane,
     whose file leaves that axis out, read whole: `saved_volume_shape`), or None: --z given (its one
@@ -195,7 +195,7 @@ def _label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
 
 
 def _volume_inputs(args: argparse.Namespace, labels: Any, opened: ExitStack) -> tuple[Any, Any, Any]:
-    """(T, Z, Y, X) labels read as volumes (`_label_volumes`), and the (T, Z, Y, X[, C]) TIFF video of the
+    """(T, Z, Y, X) labels read as volumes (`label_volumes`), and the (T, Z, Y, X[, C]) TIFF video of the
     same shape if given with its calibration (None without one)."""
     if args.video is None:
         return labels, None, None
