@@ -162,3 +162,22 @@ def test_the_output_opens_in_napari_over_the_video_at_its_z_step(tmp_path, make_
     assert np.allclose(labels.scale, image.scale) and np.allclose(labels.scale[1:], (2.0, 0.5, 0.5))
     assert labels.metadata["napari_vos"]["z_planes_run"] == [1, 3]
     assert np.asarray(labels.data[T - 1, 3]).any() and not np.asarray(labels.data[:, 2]).any()
+
+
+def test_a_killed_runs_partial_file_says_which_planes_it_holds(tmp_path, capsys):
+    from napari_vos.data.calibration import Calibration
+    from napari_vos.data.partial_labels import PartialLabels
+
+    _squares(tmp_path, painted=(0, 1, 3))
+    killed = PartialLabels(tmp_path / "out.tif", (T, Z, Y, X), 4, Calibration(),
+                           {"method": "flow", "z_planes_asked": [0, 1, 3]})
+    killed.labels[:, 0] = 1  # plane 0 done, plane 1 begun, when the process was killed
+    killed.labels[:2, 1] = 2
+    killed.labels.flush()
+    killed.release()  # as the killed process's lock went with it
+    killed.labels = None
+    assert _run(tmp_path, "--z", "painted") == 2
+    err = capsys.readouterr().err
+    assert "it was killed" in err and "of the Z planes it was to run through (0-1, 3), 0-1 hold its labels" in err
+    assert "run the planes left with --z 1,3 into another file" in err and "--keep-other-frames" not in err
+    assert not (tmp_path / "out.tif").exists()

@@ -147,6 +147,22 @@ def _earlier_run_message(path: Path, output: Path) -> str:
     return killed + _how_to_go_on(path, record, moved, output)
 
 
+def _planes_held(path: Path, planes: list[int], moved: Path) -> str:
+    """The part of `_earlier_run_message` on a killed run through several Z planes: which of its planes
+    hold labels, and what to do with them (no continuation: each plane is a run of its own)."""
+    import tifffile
+
+    from napari_vos.checks import frame_ranges
+
+    stack = tifffile.memmap(path, mode="r")
+    held = [z for z in planes if 0 <= z < stack.shape[1] and np.asarray(stack[:, z]).any()]
+    del stack
+    left = [z for z in planes if z not in held[:-1]]  # the last plane holding labels may be half-done
+    return (f"; of the Z planes it was to run through ({frame_ranges(planes)}), {frame_ranges(held)} hold its labels (the "
+            f"last may be half-done): move it to {moved.name} to keep them (a (T, Z, Y, X) labels TIFF) and run "
+            f"the planes left with --z {','.join(map(str, left))} into another file, or delete it to run again")
+
+
 def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path) -> str:
     """The part of `_earlier_run_message` on a killed run's frames: which hold labels, and the
     command(s) that continue from the one before the last (the last may be half-written)."""
@@ -161,6 +177,8 @@ def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path)
         return "; move or delete it, then run again"
     if not labelled:
         return " before any of its frames held labels: delete it, then run again"
+    if record.get("z_planes_asked"):  # runs through several Z planes (propagate --z painted)
+        return _planes_held(path, [int(z) for z in record["z_planes_asked"]], moved)
     held = f"; frames {frame_ranges(labelled)} hold its labels"
     inputs = record.get("inputs") or {}
     if record.get("labels_stack_copied") or (record.get("inputs") and not inputs.get("labels")):
