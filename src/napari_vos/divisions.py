@@ -6,7 +6,8 @@ daughters (its mask falls into two parts). This pass finds such ids, frame by fr
 mask stays in two or more sizeable 8-connected parts for ``persist`` frames running, the parent id
 ends on the frame before and each part gets a new id from that frame on, followed through the
 later frames by overlap with the frame before (a part touching none goes to the nearest daughter).
-Daughters divide again the same way. It is a heuristic over the labels, not part of any method's
+Daughters divide again the same way. (T, Z, Y, X) labels are split the same way in 3D: a frame is a
+volume, parts are 26-connected and lobes those of the 3D distance transform. It is a heuristic over the labels, not part of any method's
 paper: an object cut in two by an occluder for ``persist`` frames is split as well, so it is a
 step to take on cells, where splitting is what a mask in two parts means. scipy's ``ndimage``
 gives the parts; no package does this bookkeeping, hence this module.
@@ -49,7 +50,25 @@ import numpy as np
 __all__ = ["Division", "DivisionResult", "split_divisions", "parents_from_record", "parents_from_lineage",
            "parents_from_metadata", "record_divisions"]
 
-_EIGHT = np.ones((3, 3), bool)
+
+def _touching(ndim: int) -> np.ndarray:
+    """The structure of pixels that touch: 8-connected in a (Y, X) frame, 26-connected in a (Z, Y, X) volume."""
+    return np.ones((3,) * ndim, bool)
+
+
+def _inner(ndim: int) -> tuple[slice, ...]:
+    """The slice that takes a one-pixel pad off an array of ``ndim`` axes."""
+    return (slice(1, -1),) * ndim
+
+
+def _box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of a mask that holds something, as slices."""
+    return tuple(slice(int(c.min()), int(c.max()) + 1) for c in np.nonzero(mask))
+
+
+def _offset(window: tuple[slice, ...]) -> np.ndarray:
+    """Where ``window`` starts in its frame."""
+    return np.array([w.start or 0 for w in window])
 
 
 @dataclass(frozen=True)
@@ -131,10 +150,11 @@ def parents_from_metadata(metadata: dict[str, Any] | None) -> dict[int, int] | N
 
 
 def _parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A mask's 8-connected parts (0 outside, 1.. inside) and each part's pixel count (index 0: none)."""
+    """A mask's 8-connected parts (26-connected in a volume; 0 outside, 1.. inside) and each part's pixel
+    count (index 0: none)."""
     from scipy import ndimage
 
-    parts, n = ndimage.label(mask, structure=_EIGHT)
+    parts, n = ndimage.label(mask, structure=_touching(mask.ndim))
     return parts, np.bincount(parts.ravel(), minlength=n + 1)
 
 
@@ -153,19 +173,19 @@ def _lobes(mask: np.ndarray, ratio: float, min_peak: float = 2.0, peak_ratio: fl
     from skimage.segmentation import watershed
 
     none = np.zeros(mask.shape, np.int32), 0
-    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
-    padded[1:-1, 1:-1] = mask
+    touching, full = _touching(mask.ndim), mask.ndim  # every neighbour, in 2-D as in 3-D
+    padded = np.pad(mask, 1)
     distance = ndimage.distance_transform_edt(padded)
     low = max((ratio if peak_ratio is None else peak_ratio) * distance.max(), min_peak)  # a lobe's lowest peak
-    if ndimage.label(distance >= low, structure=_EIGHT)[1] < 2:
+    if ndimage.label(distance >= low, structure=touching)[1] < 2:
         return none
     height = np.log(np.maximum(distance, 0.5))
     domes = reconstruction(height + np.log(ratio), height, method="dilation")
-    tops, n = ndimage.label(local_maxima(domes, connectivity=2) & (distance >= low), structure=_EIGHT)
+    tops, n = ndimage.label(local_maxima(domes, connectivity=full) & (distance >= low), structure=touching)
     if n < 2:
         return none
-    lobes = watershed(-distance, tops, mask=padded, connectivity=2)
-    return lobes[1:-1, 1:-1].astype(np.int32, copy=False), n
+    lobes = watershed(-distance, tops, mask=padded, connectivity=full)
+    return lobes[_inner(mask.ndim)].astype(np.int32, copy=False), n
 
 
 def _neck_parts(mask: np.ndarray, ratio: float, min_fraction: float, min_pixels: int,
@@ -200,10 +220,9 @@ def _hidden_share(mask: np.ndarray, frame: np.ndarray) -> float:
     partly hidden under it, whose lobes are no daughters. 0 for a mask with no notch."""
     from skimage.morphology import convex_hull_image
 
-    ys, xs = np.nonzero(mask)
-    if not len(ys):
+    if not mask.any():
         return 0.0
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    box = _box(mask)
     inside = mask[box]
     notch = convex_hull_image(inside) & ~inside
     count = int(np.count_nonzero(notch))
@@ -217,9 +236,9 @@ def _sizeable(sizes: np.ndarray, min_fraction: float, min_pixels: int) -> np.nda
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:
-    """The mask's (y, x) centre; (inf, inf) for an empty one (never the nearest)."""
-    ys, xs = np.nonzero(mask)
-    return np.array([ys.mean(), xs.mean()]) if len(ys) else np.array([np.inf, np.inf])
+    """The mask's (y, x) centre ((z, y, x) in a volume); inf for an empty one (never the nearest)."""
+    where = np.nonzero(mask)
+    return np.array([c.mean() for c in where]) if len(where[0]) else np.full(mask.ndim, np.inf)
 
 
 def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: list[int],
@@ -232,7 +251,7 @@ def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: l
     it keeps its daughters apart rather than giving every part to the first one."""
     window = window or tuple(slice(0, n) for n in parts.shape)
     before = previous[window]
-    offset = np.array([window[0].start or 0, window[1].start or 0])
+    offset = _offset(window)
     assignment: dict[int, int] = {}
     centres: dict[int, np.ndarray] = {}
     for part in range(1, n_parts + 1):
@@ -243,7 +262,7 @@ def _assign(parts: np.ndarray, n_parts: int, previous: np.ndarray, candidates: l
             if not centres:
                 centres = {c: centre(c) if centre else _centroid(previous == c) for c in candidates}
             here = _centroid(inside) + offset
-            best = min(candidates, key=lambda c: float(np.hypot(*(centres[c] - here))))
+            best = min(candidates, key=lambda c: float(np.linalg.norm(centres[c] - here)))
         assignment[part] = int(best)
     return assignment
 
@@ -262,7 +281,9 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
                     progress: Callable[[int, int], None] | None = None) -> DivisionResult:
     """Give the daughters of each divided object ids of their own (see the module's text).
 
-    labels: (T, Y, X) integer object ids (read a frame at a time; the result is held in memory).
+    labels: (T, Y, X) integer object ids, or (T, Z, Y, X) ones whose (Z, Y, X) volumes are split in 3D (parts
+    26-connected, lobes of the 3D distance transform, pixel counts in voxels); read a frame at a time,
+    the result held in memory.
     min_fraction, min_pixels: how large a part of an id's mask must be to count as a daughter
     (of the id's pixels on that frame; smaller parts, debris, stay with the nearest daughter).
     persist: for how many frames running the id must be in two or more such parts (1: at once).
@@ -279,8 +300,8 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
     New ids start above the stack's largest. progress(done, total) after each frame.
     """
     shape = tuple(int(n) for n in np.shape(labels))
-    if len(shape) != 3:
-        raise ValueError(f"divisions happen over time: give (T, Y, X) labels, not shape {shape}")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"divisions happen over time: give (T, Y, X) or (T, Z, Y, X) labels, not shape {shape}")
     if shape[0] == 0:  # was an IndexError on frame 0
         raise ValueError(f"labels of shape {shape} hold no frame: give the (T, Y, X) labels of a run")
     first = np.asarray(labels[0])
@@ -414,10 +435,10 @@ class _Splitter:
             seeds = np.zeros(mask.shape, np.int64)
             for k in shared:  # a leaf's pixels less its rim: the line between them is drawn again each frame
                 had_here = inside & (index == k)
-                core = ndimage.binary_erosion(had_here, _EIGHT)
+                core = ndimage.binary_erosion(had_here, _touching(mask.ndim))
                 seeds[core if core.any() else had_here] = k
-            distance = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
-            cut = watershed(-distance, seeds, mask=inside, connectivity=2)
+            distance = ndimage.distance_transform_edt(np.pad(inside, 1))[_inner(mask.ndim)]
+            cut = watershed(-distance, seeds, mask=inside, connectivity=mask.ndim)
             for j, k in enumerate(shared):
                 piece = cut == k
                 if j == 0:
@@ -453,7 +474,9 @@ class _Splitter:
 
     def _last_centre(self, leaf: int) -> np.ndarray:
         """Where ``leaf`` was last seen: its centre on the last frame it has pixels on."""
-        return _centroid(self.out[self.seen[leaf][1]] == leaf) if leaf in self.seen else np.array([np.inf, np.inf])
+        if leaf not in self.seen:
+            return np.full(self.out.ndim - 1, np.inf)
+        return _centroid(self.out[self.seen[leaf][1]] == leaf)
 
     def _sisters_apart(self, assignment: dict[int, int], parts: np.ndarray, sizes: np.ndarray,
                        window: tuple[slice, ...], leaves: list[int]) -> dict[int, int]:
@@ -463,15 +486,15 @@ class _Splitter:
         part nearest where it was last seen, where that part is nearer it than the id it went to (which
         got another sizeable part too) was last seen."""
         sizeable = set(_sizeable(sizes, self.min_fraction, self.min_pixels).tolist())
-        offset = np.array([window[0].start or 0, window[1].start or 0])
+        offset = _offset(window)
         for missing in [c for c in leaves if c in self.seen and c not in assignment.values()]:
             last, best = self._last_centre(missing), None
             for part, owner in assignment.items():
                 if part not in sizeable or sum(o == owner and p in sizeable for p, o in assignment.items()) < 2:
                     continue
                 here = _centroid(parts == part) + offset
-                to_missing = float(np.hypot(*(last - here)))
-                if to_missing < float(np.hypot(*(self._last_centre(owner) - here))) and (
+                to_missing = float(np.linalg.norm(last - here))
+                if to_missing < float(np.linalg.norm(self._last_centre(owner) - here)) and (
                         best is None or to_missing < best[0]):
                     best = (to_missing, part)
             if best is not None:
@@ -524,8 +547,7 @@ class _Splitter:
         mask = self.out[t] == leaf
         if not mask.any():
             return {}
-        ys, xs = np.nonzero(mask)
-        window = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        window = _box(mask)
         self._follow(t, mask[window], window, leaves, reference)
         given, counts = np.unique(self.out[t][window][mask[window]], return_counts=True)
         for daughter in given.tolist():

@@ -1,0 +1,72 @@
+"""Divided cells split in 3D: `split_divisions` on (T, Z, Y, X) labels, a (Z, Y, X) volume a frame."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_vos.divisions import split_divisions
+
+SHAPE = (20, 40, 64)
+#: the distance between the daughters' centres on each frame (0: one cell, not yet divided)
+GAPS = [0, 0, 0, 12, 16, 20, 24, 28]
+
+
+def _ball(centre, radius):
+    z, y, x = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
+    return (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius ** 2
+
+
+def dividing_cell() -> np.ndarray:
+    """Cell 1 a ball on frames 0-2, two balls joined by a neck on frame 3 (centres 12 apart, radius 7: a
+    waist of radius 3.6), apart from frame 4 on and moving apart along X; cell 2 a ball that never divides."""
+    labels = np.zeros((len(GAPS), *SHAPE), np.uint16)
+    for t, gap in enumerate(GAPS):
+        labels[t][_ball((10, 20, 24), 8) if gap == 0 else
+                  _ball((10, 20, 24 - gap / 2), 7) | _ball((10, 20, 24 + gap / 2), 7)] = 1
+        labels[t][_ball((10, 20, 56), 5)] = 2
+    return labels
+
+
+@pytest.mark.parametrize("necks, divided_on", [(True, 3), (False, 4)])
+def test_a_dividing_volume_gets_two_daughters_at_its_neck_or_when_apart(necks, divided_on):
+    labels = dividing_cell()
+    result = split_divisions(labels, necks=necks, back=0)
+    (division,) = result.divisions
+    assert division.parent == 1 and division.frame == divided_on and len(division.daughters) == 2
+    left, right = division.daughters
+    assert result.lineage[1] == (0, 0, divided_on - 1) and result.lineage[2] == (0, 0, len(GAPS) - 1)
+    assert result.lineage[left] == (1, divided_on, len(GAPS) - 1) == result.lineage[right]
+    assert np.array_equal(result.labels == 2, labels == 2)  # the cell that never divides keeps its id
+    for t in range(divided_on, len(GAPS)):  # each daughter is one ball, the same one on every frame
+        xs = {d: np.nonzero(result.labels[t] == d)[2].mean() for d in (left, right)}
+        assert xs[left] == pytest.approx(24 - GAPS[t] / 2, abs=0.6) and xs[right] == pytest.approx(24 + GAPS[t] / 2,
+                                                                                                     abs=0.6)
+        assert abs(int((result.labels[t] == left).sum()) - int((result.labels[t] == right).sum())) < 0.05 * \
+            int((labels[t] == 1).sum())
+    assert not np.isin(result.labels[:divided_on], division.daughters).any()
+
+
+def test_a_division_in_a_volume_is_dated_back_to_where_the_daughters_show():
+    result = split_divisions(dividing_cell(), necks=False)  # found apart on frame 4, dated back a frame
+    assert [(d.parent, d.frame) for d in result.divisions] == [(1, 3)]
+
+
+def test_a_volume_cut_in_two_for_one_frame_only_is_no_division():
+    labels = dividing_cell()
+    labels[4:] = labels[2]  # one ball again after frame 3's neck
+    assert split_divisions(labels).divisions == []
+
+
+def test_a_volume_pinched_by_a_neighbour_around_it_is_no_division():
+    """A cell with two lobes whose waist a neighbour rings (the notch filled: max_hidden), as a cell wrapped
+    around another is in 2-D."""
+    labels = dividing_cell()
+    z, y, x = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
+    around_the_waist = ((z - 10) ** 2 + (y - 20) ** 2 <= 8 ** 2) & (abs(x - 24) <= 8)
+    for t in range(3, len(GAPS)):
+        labels[t][labels[t] == 1] = 0
+        cell = _ball((10, 20, 18), 7) | _ball((10, 20, 30), 7)
+        labels[t][cell] = 1
+        labels[t][around_the_waist & ~cell] = 3
+    assert split_divisions(labels, persist=1).divisions == []
+    assert 1 in [d.parent for d in split_divisions(labels, persist=1, max_hidden=1.0).divisions]  # the rule's doing
