@@ -70,3 +70,29 @@ def test_a_volume_pinched_by_a_neighbour_around_it_is_no_division():
         labels[t][around_the_waist & ~cell] = 3
     assert split_divisions(labels, persist=1).divisions == []
     assert 1 in [d.parent for d in split_divisions(labels, persist=1, max_hidden=1.0).divisions]  # the rule's doing
+
+
+def test_the_divisions_command_splits_a_volume_labels_tiff_and_ctc_takes_its_lineage(tmp_path, capsys):
+    import tifffile
+
+    from napari_vos.cli import main
+    from napari_vos.data.writers import read_tiff_provenance
+
+    labels = dividing_cell()
+    tifffile.imwrite(tmp_path / "cells.tif", labels, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TZYX", "spacing": 1.5, "unit": "um", "finterval": 60.0})
+    assert main(["divisions", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "divided.tif")]) == 0
+    assert "1 division found, 4 ids over 8 frames of 20 Z planes (split in 3D)" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "divided.tif") as tif:
+        divided = tif.asarray()
+        assert tif.series[0].axes == "TZYX" and tif.imagej_metadata["spacing"] == 1.5
+    assert divided.shape == labels.shape and set(np.unique(divided[-1]).tolist()) == {0, 2, 3, 4}
+    assert read_tiff_provenance(tmp_path / "divided.tif")["divisions_split"]["divisions"] == [[1, 3, [3, 4]]]
+    lines = (tmp_path / "divided.lineage.csv").read_text().splitlines()
+    assert lines[0] == "label,first_frame,last_frame,parent" and "3,3,7,1" in lines and "4,3,7,1" in lines
+    assert main(["ctc", str(tmp_path / "divided.tif"), "-o", str(tmp_path / "01_RES")]) == 0
+    tracks = (tmp_path / "01_RES" / "res_track.txt").read_text().split("\n")
+    assert "3 3 7 1" in tracks and "4 3 7 1" in tracks
+    assert tifffile.imread(tmp_path / "01_RES" / "mask005.tif").shape == SHAPE  # CTC's 3D masks
+    assert main(["divisions", str(tmp_path / "cells.tif"), "--z", "10", "-o", str(tmp_path / "plane.tif")]) == 0
+    assert tifffile.imread(tmp_path / "plane.tif").shape == (len(GAPS), *SHAPE[1:])  # one plane, in 2-D

@@ -21,9 +21,10 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     """`napari-vos divisions`: split divided objects, write the relabelled TIFF and the lineage CSV."""
     import os
     import sys
+    from contextlib import ExitStack
 
     from napari_vos.cli import _check_not_an_input, _check_writable, _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record
+    from napari_vos.cli_objects import _labels_record, label_volumes
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
     from napari_vos.stopped_runs import stopped_run_note
@@ -36,8 +37,12 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         _check_not_an_input(path, {"labels": args.labels}, what="labels")
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; give another name or --force to replace it")
-    # a TIFF's file closed however it ends; the result is held in memory, so it can close after the split
-    with _closed_at_end(_read_label_stack(args.labels, args.z)) as labels:
+    # a TIFF's file closed however it ends; the result is held in memory, so it can close after the split;
+    # (T, Z, Y, X) labels without --z are split in 3D, a volume a frame
+    with ExitStack() as opened:
+        labels = label_volumes(args.labels, args.z, opened)
+        if labels is None:
+            labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
         calibration, record = _labels_record(args.labels)
         for path in (out, lineage):
             _check_writable(path, folder=False)
@@ -65,8 +70,9 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     finally:
         hidden.unlink(missing_ok=True)
     n = len(result.divisions)
+    planes = f" of {result.labels.shape[1]} Z planes (split in 3D)" if result.labels.ndim == 4 else ""
     print(f"wrote {out}: {n} division{'' if n == 1 else 's'} found, {len(result.lineage)} ids over {len(labels)} "
-          f"frames, and its lineage {lineage}")
+          f"frames{planes}, and its lineage {lineage}")
     return 0
 
 
@@ -76,13 +82,13 @@ def register(subparsers: Any) -> None:
                                                 "on the labels: an id whose mask stays in two parts) and write "
                                                 "the lineage")
     p.add_argument("labels", help="the (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
-                                  "output)")
+                                  "output); (T, Z, Y, X) labels TIFFs are split in 3D, a volume a frame")
     p.add_argument("-o", "--output", required=True,
                    help="OUT.tif: the relabelled stack (calibration and record kept); its lineage goes beside it as "
                         "OUT.lineage.csv (label, first_frame, last_frame, parent)")
     p.add_argument("--min-fraction", type=float, default=0.2,
                    help="a daughter is at least this fraction of its id's pixels on the frame (default 0.2)")
-    p.add_argument("--min-pixels", type=int, default=10, help="and at least this many pixels (default 10)")
+    p.add_argument("--min-pixels", type=int, default=10, help="and at least this many pixels, voxels in 3D (default 10)")
     p.add_argument("--persist", type=int, default=2,
                    help="frames running the id must stay in parts to count as divided (default 2)")
     p.add_argument("--necks", action=argparse.BooleanOptionalAction, default=True,
@@ -104,6 +110,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-hidden", type=float, default=0.7,
                    help="no division where other objects fill more than this share of the mask's notches (a cell "
                         "wrapped around or under a neighbour); 1: any (default 0.7)")
-    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--z", type=int, default=None, help="split this one plane of a (T, Z, Y, X) TIFF stack in 2-D "
+                                                       "(without it such a stack is split in 3D)")
     p.add_argument("--force", action="store_true", help="replace OUT.tif and its lineage if they exist")
     p.set_defaults(func=cmd_divisions)
