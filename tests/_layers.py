@@ -130,3 +130,26 @@ def dividing_cell(n_frames: int = 6, split_at: int = 2, width: int = 44, dtype: 
             labels[t, 5:15, 21 + gap:25 + gap] = 3
         labels[t, 20:25, 2:7] = 1
     return labels
+
+
+#: `dividing_ball`'s (Z, Y, X) volume, and the distance between its daughters' centres on each frame (0: one cell)
+DIVIDING_SHAPE = (20, 40, 64)
+DIVIDING_GAPS = [0, 0, 0, 12, 16, 20, 24, 28]
+
+
+def ball(centre: tuple[float, float, float], radius: float, shape: tuple[int, int, int] = DIVIDING_SHAPE) -> np.ndarray:
+    """A ball's mask in a (Z, Y, X) volume."""
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    return (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius ** 2
+
+
+def dividing_ball() -> np.ndarray:
+    """(8, 20, 40, 64) uint16 labels: cell 1 a ball on frames 0-2, two balls joined by a neck on frame 3
+    (centres 12 apart, radius 7: a waist of radius 3.6), apart from frame 4 on and moving apart along X;
+    cell 2 a ball that never divides."""
+    labels = np.zeros((len(DIVIDING_GAPS), *DIVIDING_SHAPE), np.uint16)
+    for t, gap in enumerate(DIVIDING_GAPS):
+        labels[t][ball((10, 20, 24), 8) if gap == 0 else
+                  ball((10, 20, 24 - gap / 2), 7) | ball((10, 20, 24 + gap / 2), 7)] = 1
+        labels[t][ball((10, 20, 56), 5)] = 2
+    return labels

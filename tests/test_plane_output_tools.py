@@ -50,7 +50,7 @@ def test_a_plane_outputs_tracks_are_the_planes_tracks_at_its_depth():
     np.testing.assert_array_equal(tracks.features["label"], flat_state["features"]["label"])
 
 
-def test_labels_on_another_plane_and_a_volume_that_is_no_plane_output_are_refused():
+def test_labels_on_another_plane_are_refused_and_a_volume_that_is_no_plane_output_is_split_in_3d():
     viewer = ViewerModel()
     out = _plane_output(viewer)
     out.data[3, 0, 1, 1] = 7  # a stroke on plane 0: tracks of plane 2 alone would leave it out unsaid
@@ -62,10 +62,8 @@ def test_labels_on_another_plane_and_a_volume_that_is_no_plane_output_are_refuse
     with pytest.raises(ValueError, match=r"plane\(s\) 0 too: the measurements"):
         layer_tables(*layer_inputs(out))
     volume = viewer.add_labels(plane_volume(dividing_cell(), PLANE, Z), name="painted volume")
-    with pytest.raises(ValueError, match=r"divisions are found on \(T, Y, X\) labels or on the output of a run "
-                                         r"through one Z plane: the labels layer 'painted volume' is a \(T, Z, Y, X\) "
-                                         r"volume over time, shape \(6, 4, 30, 44\)"):
-        divided_layer_data(volume)  # a volume that is no plane output is tracked in 3D, but not split
+    split, _, _ = divided_layer_data(volume)  # a volume that is no plane output is split in 3D, as it is tracked
+    assert split.shape == (6, 4, 30, 44) and not np.delete(split, PLANE, axis=1).any()
 
 
 def test_a_plane_output_is_split_on_its_plane_into_a_layer_of_its_shape_that_keeps_its_record(tmp_path):

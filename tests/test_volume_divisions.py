@@ -4,42 +4,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _layers import DIVIDING_GAPS, DIVIDING_SHAPE, ball, dividing_ball
+
 from napari_vos.divisions import split_divisions
-
-SHAPE = (20, 40, 64)
-#: the distance between the daughters' centres on each frame (0: one cell, not yet divided)
-GAPS = [0, 0, 0, 12, 16, 20, 24, 28]
-
-
-def _ball(centre, radius):
-    z, y, x = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
-    return (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius ** 2
-
-
-def dividing_cell() -> np.ndarray:
-    """Cell 1 a ball on frames 0-2, two balls joined by a neck on frame 3 (centres 12 apart, radius 7: a
-    waist of radius 3.6), apart from frame 4 on and moving apart along X; cell 2 a ball that never divides."""
-    labels = np.zeros((len(GAPS), *SHAPE), np.uint16)
-    for t, gap in enumerate(GAPS):
-        labels[t][_ball((10, 20, 24), 8) if gap == 0 else
-                  _ball((10, 20, 24 - gap / 2), 7) | _ball((10, 20, 24 + gap / 2), 7)] = 1
-        labels[t][_ball((10, 20, 56), 5)] = 2
-    return labels
 
 
 @pytest.mark.parametrize("necks, divided_on", [(True, 3), (False, 4)])
 def test_a_dividing_volume_gets_two_daughters_at_its_neck_or_when_apart(necks, divided_on):
-    labels = dividing_cell()
+    labels = dividing_ball()
     result = split_divisions(labels, necks=necks, back=0)
     (division,) = result.divisions
     assert division.parent == 1 and division.frame == divided_on and len(division.daughters) == 2
     left, right = division.daughters
-    assert result.lineage[1] == (0, 0, divided_on - 1) and result.lineage[2] == (0, 0, len(GAPS) - 1)
-    assert result.lineage[left] == (1, divided_on, len(GAPS) - 1) == result.lineage[right]
+    assert result.lineage[1] == (0, 0, divided_on - 1) and result.lineage[2] == (0, 0, len(DIVIDING_GAPS) - 1)
+    assert result.lineage[left] == (1, divided_on, len(DIVIDING_GAPS) - 1) == result.lineage[right]
     assert np.array_equal(result.labels == 2, labels == 2)  # the cell that never divides keeps its id
-    for t in range(divided_on, len(GAPS)):  # each daughter is one ball, the same one on every frame
+    for t in range(divided_on, len(DIVIDING_GAPS)):  # each daughter is one ball, the same one on every frame
         xs = {d: np.nonzero(result.labels[t] == d)[2].mean() for d in (left, right)}
-        assert xs[left] == pytest.approx(24 - GAPS[t] / 2, abs=0.6) and xs[right] == pytest.approx(24 + GAPS[t] / 2,
+        assert xs[left] == pytest.approx(24 - DIVIDING_GAPS[t] / 2, abs=0.6) and xs[right] == pytest.approx(24 + DIVIDING_GAPS[t] / 2,
                                                                                                      abs=0.6)
         assert abs(int((result.labels[t] == left).sum()) - int((result.labels[t] == right).sum())) < 0.05 * \
             int((labels[t] == 1).sum())
@@ -47,12 +29,12 @@ def test_a_dividing_volume_gets_two_daughters_at_its_neck_or_when_apart(necks, d
 
 
 def test_a_division_in_a_volume_is_dated_back_to_where_the_daughters_show():
-    result = split_divisions(dividing_cell(), necks=False)  # found apart on frame 4, dated back a frame
+    result = split_divisions(dividing_ball(), necks=False)  # found apart on frame 4, dated back a frame
     assert [(d.parent, d.frame) for d in result.divisions] == [(1, 3)]
 
 
 def test_a_volume_cut_in_two_for_one_frame_only_is_no_division():
-    labels = dividing_cell()
+    labels = dividing_ball()
     labels[4:] = labels[2]  # one ball again after frame 3's neck
     assert split_divisions(labels).divisions == []
 
@@ -60,12 +42,12 @@ def test_a_volume_cut_in_two_for_one_frame_only_is_no_division():
 def test_a_volume_pinched_by_a_neighbour_around_it_is_no_division():
     """A cell with two lobes whose waist a neighbour rings (the notch filled: max_hidden), as a cell wrapped
     around another is in 2-D."""
-    labels = dividing_cell()
-    z, y, x = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
+    labels = dividing_ball()
+    z, y, x = np.ogrid[:DIVIDING_SHAPE[0], :DIVIDING_SHAPE[1], :DIVIDING_SHAPE[2]]
     around_the_waist = ((z - 10) ** 2 + (y - 20) ** 2 <= 8 ** 2) & (abs(x - 24) <= 8)
-    for t in range(3, len(GAPS)):
+    for t in range(3, len(DIVIDING_GAPS)):
         labels[t][labels[t] == 1] = 0
-        cell = _ball((10, 20, 18), 7) | _ball((10, 20, 30), 7)
+        cell = ball((10, 20, 18), 7) | ball((10, 20, 30), 7)
         labels[t][cell] = 1
         labels[t][around_the_waist & ~cell] = 3
     assert split_divisions(labels, persist=1).divisions == []
@@ -78,7 +60,7 @@ def test_the_divisions_command_splits_a_volume_labels_tiff_and_ctc_takes_its_lin
     from napari_vos.cli import main
     from napari_vos.data.writers import read_tiff_provenance
 
-    labels = dividing_cell()
+    labels = dividing_ball()
     tifffile.imwrite(tmp_path / "cells.tif", labels, imagej=True, resolution=(2.0, 2.0),
                      metadata={"axes": "TZYX", "spacing": 1.5, "unit": "um", "finterval": 60.0})
     assert main(["divisions", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "divided.tif")]) == 0
@@ -93,6 +75,6 @@ def test_the_divisions_command_splits_a_volume_labels_tiff_and_ctc_takes_its_lin
     assert main(["ctc", str(tmp_path / "divided.tif"), "-o", str(tmp_path / "01_RES")]) == 0
     tracks = (tmp_path / "01_RES" / "res_track.txt").read_text().split("\n")
     assert "3 3 7 1" in tracks and "4 3 7 1" in tracks
-    assert tifffile.imread(tmp_path / "01_RES" / "mask005.tif").shape == SHAPE  # CTC's 3D masks
+    assert tifffile.imread(tmp_path / "01_RES" / "mask005.tif").shape == DIVIDING_SHAPE  # CTC's 3D masks
     assert main(["divisions", str(tmp_path / "cells.tif"), "--z", "10", "-o", str(tmp_path / "plane.tif")]) == 0
-    assert tifffile.imread(tmp_path / "plane.tif").shape == (len(GAPS), *SHAPE[1:])  # one plane, in 2-D
+    assert tifffile.imread(tmp_path / "plane.tif").shape == (len(DIVIDING_GAPS), *DIVIDING_SHAPE[1:])  # one plane, in 2-D

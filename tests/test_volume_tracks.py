@@ -150,10 +150,8 @@ def test_a_volumes_divided_cells_are_refused_naming_the_layer_and_its_ctc_result
 
     v = ViewerModel()
     volume = v.add_labels(_rising_box(), name="volume")
-    with pytest.raises(ValueError, match=r"divisions are found on \(T, Y, X\) labels or on the output of a run "
-                                         r"through one Z plane: the labels layer 'volume' is a \(T, Z, Y, X\) volume "
-                                         r"over time, shape \(4, 8, 20, 24\)"):
-        divided_layer_data(volume)
+    split, _, _ = divided_layer_data(volume)  # split in 3D: nothing divides here
+    np.testing.assert_array_equal(split, volume.data)
     result = save_ctc(v, volume, tmp_path / "ctc")  # CTC's 3D masks
     assert result.frames == 4 and tifffile.imread(tmp_path / "ctc" / "mask000.tif").shape == (8, 20, 24)
     five = v.add_labels(np.zeros((2, 2, 3, 8, 8), np.uint8), name="five axes")
@@ -164,9 +162,9 @@ def test_a_volumes_divided_cells_are_refused_naming_the_layer_and_its_ctc_result
 
 @needs_display
 @pytest.mark.gui
-def test_the_track_menu_draws_a_volumes_3d_tracks_and_its_split_refuses_it(make_napari_viewer, qtbot):
+def test_the_track_menu_draws_a_volumes_3d_tracks_and_splits_its_divided_cells_in_3d(make_napari_viewer, qtbot):
+    from _layers import DIVIDING_GAPS, dividing_ball
     from _menu import run_menu_command
-    from napari._app_model import get_app_model
 
     viewer = make_napari_viewer()
     viewer.add_labels(_rising_box(), name="cells 3d", scale=SCALE, units=UNITS)
@@ -176,7 +174,11 @@ def test_the_track_menu_draws_a_volumes_3d_tracks_and_its_split_refuses_it(make_
     np.testing.assert_array_equal(tracks.data[:4, 2], [1.5, 2.5, 3.5, 4.5])
     assert tracks.features["volume_px"].tolist() == [24] * 4 + [4] * 3
     np.testing.assert_allclose(tracks.scale, SCALE)
-    viewer.layers.selection.active = viewer.layers["cells 3d"]
-    with pytest.raises(ValueError, match=r"divisions are found on \(T, Y, X\) labels.*'cells 3d' is a \(T, Z, Y, X\)"):
-        get_app_model().commands.execute_command("napari-vos.divided_labels").result()
-    assert "cells 3d divided" not in viewer.layers
+    viewer.add_labels(dividing_ball(), name="dividing", scale=SCALE, units=UNITS)
+    run_menu_command(qtbot, "napari-vos.divided_labels")
+    divided = viewer.layers["dividing divided"]
+    assert divided.data.shape == dividing_ball().shape and set(np.unique(divided.data[-1]).tolist()) == {0, 2, 3, 4}
+    np.testing.assert_allclose(divided.scale, SCALE)
+    assert divided.metadata["napari_vos_divisions"]["lineage"]["3"] == [1, 3, len(DIVIDING_GAPS) - 1]
+    run_menu_command(qtbot, "napari-vos.labels_tracks")  # the split's tracks: the lineage as their graph
+    assert viewer.layers["dividing divided tracks"].graph == {3: [1], 4: [1]}

@@ -189,10 +189,10 @@ def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
 
 
 def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Labels":
-    """Add a (T, Y, X) labels layer (or a plane output, split on its plane) with each divided object's
-    daughters under new ids as a new labels layer "<labels> divided" where the labels lie, its lineage
-    in ``metadata["napari_vos_divisions"]``;
-    what *Layers > Track > Split divided cells* does (`napari_vos.divisions.split_divisions`). Returns it."""
+    """Add a (T, Y, X) labels layer (or a plane output, split on its plane; a (T, Z, Y, X) one, split in 3D)
+    with each divided object's daughters under new ids as a new labels layer "<labels> divided" where the
+    labels lie, its lineage in ``metadata["napari_vos_divisions"]``; what *Layers > Track > Split divided
+    cells* does (`napari_vos.divisions.split_divisions`). Returns it."""
     from napari.layers import Layer
 
     from napari_vos._widgets.tracks_layer import divided_layer_data

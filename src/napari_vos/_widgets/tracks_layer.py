@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
 __all__ = ["centroid_tracks", "lineage_graph", "layer_parents", "placed_like", "tracks_layer_data",
-           "divided_layer_data", "time_stack", "stack_and_plane", "tracked_stack"]
+           "divided_layer_data", "tracked_stack"]
 
 #: the largest object id used as napari's track id as it is (its graph is sized by the largest id)
 _LARGEST_TRACK_ID = 2**20
@@ -98,24 +98,6 @@ def placed_like(layer: "Labels") -> dict[str, Any]:
     return placement
 
 
-def time_stack(layer: "Labels", what: str) -> Any:
-    """The (T, Y, X) array of a labels layer (`stack_and_plane`'s stack: the run's plane of a plane output)."""
-    return stack_and_plane(layer, what)[0]
-
-
-def stack_and_plane(layer: "Labels", what: str) -> tuple[Any, int | None]:
-    """The (T, Y, X) array of a labels layer (its full-resolution level when multiscale; the run's plane of
-    the output of a run through one Z plane) and that plane's index (None for a time-lapse); an error
-    naming the layer where it is not one (``what``: what was asked for, "divisions", which are split in
-    2-D), a (T, Z, Y, X) volume included, or where a plane output holds labels on other planes too."""
-    stack, z = tracked_stack(layer, what)
-    if np.ndim(stack) == 4:
-        raise ValueError(f"{what} are found on (T, Y, X) labels or on the output of a run through one Z plane: "
-                         f"the labels layer {layer.name!r} is a (T, Z, Y, X) volume over time, shape "
-                         f"{np.shape(stack)} (its tracks and measurements are found in 3D)")
-    return stack, z
-
-
 def tracked_stack(layer: "Labels", what: str = "tracks") -> tuple[Any, int | None]:
     """The labels a layer's tracks follow: its (T, Y, X) array (the full-resolution level when multiscale),
     the run's plane of the output of a run through one Z plane with that plane's index, or a (T, Z, Y, X)
@@ -163,7 +145,8 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
 def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | None = None
                        ) -> tuple[np.ndarray, dict[str, Any], str]:
     """The (T, Y, X) labels layer with each divided object's daughters under new ids
-    (`napari_vos.divisions.split_divisions`, its defaults), as the data tuple of a new labels layer
+    (`napari_vos.divisions.split_divisions`, its defaults; a (T, Z, Y, X) one split in 3D, a volume a frame),
+    as the data tuple of a new labels layer
     "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
     first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
     as `napari-vos divisions` keeps it in its TIFF); labels split before (a *Split divided cells* layer, or
@@ -172,7 +155,7 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
     from napari_vos._widgets.plane_outputs import plane_volume
     from napari_vos.divisions import split_divisions
 
-    stack, z = stack_and_plane(layer, "divisions")
+    stack, z = tracked_stack(layer, "divisions")
     result = split_divisions(stack, progress=progress)
     metadata = dict(layer.metadata or {})
     result.inherit(layer_parents(metadata))
