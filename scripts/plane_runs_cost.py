@@ -18,13 +18,10 @@ import numpy as np
 from napari_vos.evaluation.bench import resident_mib
 
 
-def main() -> None:
-    n_frames, planes, side, painted_planes = (int(a) for a in (sys.argv[1:] + ["30", "40", "256", "5"][len(sys.argv) - 1:]))
-    from napari.components import ViewerModel
-
-    import napari_vos.methods.flow  # noqa: F401 - torch and the method loaded before the first reading
-    from napari_vos.console import propagate_layers
-
+def moving_discs(n_frames: int, planes: int, side: int, painted_planes: int
+                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A (T, Z, side, side) uint8 video of a disc moving along X on every plane (its own offset per plane),
+    labels painting it on frame 0 of ``painted_planes`` planes spread over Z (id 1 + z), and those planes."""
     yy, xx = np.mgrid[:side, :side]
     volume = np.full((n_frames, planes, side, side), 30, np.uint8)
     labels = np.zeros(volume.shape, np.uint8)
@@ -35,6 +32,17 @@ def main() -> None:
             volume[t, z][disc] = 220
             if t == 0 and z in chosen:
                 labels[0, z][disc] = 1 + z
+    return volume, labels, chosen
+
+
+def main() -> None:
+    n_frames, planes, side, painted_planes = (int(a) for a in (sys.argv[1:] + ["30", "40", "256", "5"][len(sys.argv) - 1:]))
+    from napari.components import ViewerModel
+
+    import napari_vos.methods.flow  # noqa: F401 - torch and the method loaded before the first reading
+    from napari_vos.console import propagate_layers
+
+    volume, labels, chosen = moving_discs(n_frames, planes, side, painted_planes)
     viewer = ViewerModel()
     viewer.add_image(volume, name="volume")
     viewer.add_labels(labels, name="painted")
