@@ -78,3 +78,17 @@ def test_the_divisions_command_splits_a_volume_labels_tiff_and_ctc_takes_its_lin
     assert tifffile.imread(tmp_path / "01_RES" / "mask005.tif").shape == DIVIDING_SHAPE  # CTC's 3D masks
     assert main(["divisions", str(tmp_path / "cells.tif"), "--z", "10", "-o", str(tmp_path / "plane.tif")]) == 0
     assert tifffile.imread(tmp_path / "plane.tif").shape == (len(DIVIDING_GAPS), *DIVIDING_SHAPE[1:])  # one plane, in 2-D
+
+
+def test_a_split_that_would_not_fit_in_memory_is_refused_before_it_starts(monkeypatch):
+    import psutil
+
+    real = psutil.virtual_memory()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=10 * 2**20))  # 10 MiB free
+    labels = dividing_ball()  # 8 x 20 x 40 x 64, relabelled as uint32: 1.6 MB, fits
+    assert split_divisions(labels).divisions
+    big = np.zeros((40, 20, 120, 128), np.uint16)  # 49 MB as uint32
+    big[:, 5:10, 5:10, 5:10] = 1
+    with pytest.raises(ValueError, match=r"holds the relabelled labels \(40, 20, 120, 128\) in memory, 0.05 GiB, more "
+                                         r"than this machine has free \(0.01 GiB\): split a crop"):
+        split_divisions(big)

@@ -322,7 +322,9 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
         raise ValueError(f"max_hidden {max_hidden}: give a share above 0 and at most 1")
     frames = shape[0]
     smallest, largest = _id_range(labels, frames)
-    out = np.zeros(shape, _work_dtype(smallest, largest))
+    dtype = _work_dtype(smallest, largest)
+    _check_fits(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, shape)
+    out = np.zeros(shape, dtype)
     state = _Splitter(out, largest + 1, min_fraction, min_pixels, persist, neck_ratio if necks else None,
                       follow=follow, back=back, loose_ratio=max(loose_ratio, neck_ratio) if necks else None,
                       max_hidden=max_hidden)
@@ -331,6 +333,19 @@ def split_divisions(labels: Any, *, min_fraction: float = 0.2, min_pixels: int =
         if progress is not None:
             progress(t + 1, frames)
     return DivisionResult(out, state.divisions, _lineage(out, state.divisions))
+
+
+def _check_fits(needed: int, shape: tuple[int, ...]) -> None:
+    """Refuse, before any frame is split, a relabelled stack (held whole) that would not fit in the memory
+    free now: a (T, Z, Y, X) one is soon tens of GiB, and the out-of-memory killer would end the process
+    (napari with it) part-way with nothing said."""
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    if needed > 0.8 * free:
+        raise ValueError(f"splitting divided cells holds the relabelled labels {shape} in memory, {needed / 2**30:.2f} "
+                         f"GiB, more than this machine has free ({free / 2**30:.2f} GiB): split a crop of the region "
+                         "of interest or fewer frames")
 
 
 def _id_range(labels: Any, frames: int) -> tuple[int, int]:
