@@ -21,8 +21,8 @@ def test_a_dividing_volume_gets_two_daughters_at_its_neck_or_when_apart(necks, d
     assert np.array_equal(result.labels == 2, labels == 2)  # the cell that never divides keeps its id
     for t in range(divided_on, len(DIVIDING_GAPS)):  # each daughter is one ball, the same one on every frame
         xs = {d: np.nonzero(result.labels[t] == d)[2].mean() for d in (left, right)}
-        assert xs[left] == pytest.approx(24 - DIVIDING_GAPS[t] / 2, abs=0.6) and xs[right] == pytest.approx(24 + DIVIDING_GAPS[t] / 2,
-                                                                                                     abs=0.6)
+        half = DIVIDING_GAPS[t] / 2
+        assert xs[left] == pytest.approx(24 - half, abs=0.6) and xs[right] == pytest.approx(24 + half, abs=0.6)
         assert abs(int((result.labels[t] == left).sum()) - int((result.labels[t] == right).sum())) < 0.05 * \
             int((labels[t] == 1).sum())
     assert not np.isin(result.labels[:divided_on], division.daughters).any()
@@ -77,7 +77,8 @@ def test_the_divisions_command_splits_a_volume_labels_tiff_and_ctc_takes_its_lin
     assert "3 3 7 1" in tracks and "4 3 7 1" in tracks
     assert tifffile.imread(tmp_path / "01_RES" / "mask005.tif").shape == DIVIDING_SHAPE  # CTC's 3D masks
     assert main(["divisions", str(tmp_path / "cells.tif"), "--z", "10", "-o", str(tmp_path / "plane.tif")]) == 0
-    assert tifffile.imread(tmp_path / "plane.tif").shape == (len(DIVIDING_GAPS), *DIVIDING_SHAPE[1:])  # one plane, in 2-D
+    plane = tifffile.imread(tmp_path / "plane.tif")  # one plane, split in 2-D
+    assert plane.shape == (len(DIVIDING_GAPS), *DIVIDING_SHAPE[1:])
 
 
 def test_a_split_that_would_not_fit_in_memory_is_refused_before_it_starts(monkeypatch):

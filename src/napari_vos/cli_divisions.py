@@ -88,7 +88,8 @@ def register(subparsers: Any) -> None:
                         "OUT.lineage.csv (label, first_frame, last_frame, parent)")
     p.add_argument("--min-fraction", type=float, default=0.2,
                    help="a daughter is at least this fraction of its id's pixels on the frame (default 0.2)")
-    p.add_argument("--min-pixels", type=int, default=10, help="and at least this many pixels, voxels in 3D (default 10)")
+    p.add_argument("--min-pixels", type=int, default=10,
+                   help="and at least this many pixels, voxels in 3D (default 10)")
     p.add_argument("--persist", type=int, default=2,
                    help="frames running the id must stay in parts to count as divided (default 2)")
     p.add_argument("--necks", action=argparse.BooleanOptionalAction, default=True,

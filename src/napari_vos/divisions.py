@@ -7,9 +7,10 @@ mask stays in two or more sizeable 8-connected parts for ``persist`` frames runn
 ends on the frame before and each part gets a new id from that frame on, followed through the
 later frames by overlap with the frame before (a part touching none goes to the nearest daughter).
 Daughters divide again the same way. (T, Z, Y, X) labels are split the same way in 3D: a frame is a
-volume, parts are 26-connected and lobes those of the 3D distance transform. It is a heuristic over the labels, not part of any method's
-paper: an object cut in two by an occluder for ``persist`` frames is split as well, so it is a
-step to take on cells, where splitting is what a mask in two parts means. scipy's ``ndimage``
+volume, parts are 26-connected and lobes those of the 3D distance transform. It is a heuristic over
+the labels, not part of any method's paper: an object cut in two by an occluder for ``persist``
+frames is split as well, so it is a step to take on cells, where splitting is what a mask in two
+parts means. scipy's ``ndimage``
 gives the parts; no package does this bookkeeping, hence this module.
 
 Daughters often touch for some frames after they divide, so their mask stays one 8-connected blob

@@ -145,9 +145,8 @@ def tracks_layer_data(layer: "Labels", progress: Callable[[int, int], None] | No
 def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | None = None
                        ) -> tuple[np.ndarray, dict[str, Any], str]:
     """The (T, Y, X) labels layer with each divided object's daughters under new ids
-    (`napari_vos.divisions.split_divisions`, its defaults; a (T, Z, Y, X) one split in 3D, a volume a frame),
-    as the data tuple of a new labels layer
-    "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
+    (`napari_vos.divisions.split_divisions`, its defaults; a (T, Z, Y, X) layer is split in 3D, a volume a
+    frame), as the data tuple of a new labels layer "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
     first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
     as `napari-vos divisions` keeps it in its TIFF); labels split before (a *Split divided cells* layer, or
     a `napari-vos divisions` TIFF opened with its record) keep their parents. A plane output is split on
