@@ -102,7 +102,7 @@ def _asked_planes(args: argparse.Namespace, volumes: Any) -> tuple[dict[int, lis
     return {z: painted[z] for z in asked}, top
 
 
-def _video_shape(args: argparse.Namespace, labels_shape: tuple[int, ...]) -> Any:
+def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int, ...]) -> Any:
     """The video's calibration, once its (T, Z, Y, X) is checked against the labels'."""
     from napari_vos.cli import _read_video
     from napari_vos.data.frames import FrameSource
@@ -139,7 +139,7 @@ def propagate_planes(args: argparse.Namespace) -> int:
         painted, top = _asked_planes(args, volumes)
         shape = tuple(int(n) for n in volumes.shape)
     planes = list(painted)
-    calibration = _video_shape(args, shape)
+    calibration = _checked_video_calibration(args, shape)
     if args.maps:
         for z in planes:
             _check_maps_folder(args, Path(args.maps) / f"z{z}")
