@@ -181,3 +181,16 @@ def test_a_killed_runs_partial_file_says_which_planes_it_holds(tmp_path, capsys)
     assert "it was killed" in err and "of the Z planes it was to run through (0-1, 3), 0-1 hold its labels" in err
     assert "run the planes left with --z 1,3 into another file" in err and "--keep-other-frames" not in err
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_painted_plane_frames_reads_each_volume_once_and_refuses_nan_labels():
+    from napari_vos.data.label_types import painted_plane_frames
+
+    volumes = np.zeros((3, 4, 5, 5), np.uint16)
+    volumes[0, 1, 2, 2], volumes[2, 1, 0, 0], volumes[2, 3, 4, 4] = 2, 2, 9
+    assert painted_plane_frames(volumes) == ({1: [0, 2], 3: [2]}, 9)
+    assert painted_plane_frames(np.zeros((2, 3, 4, 4), np.uint8)) == ({}, 0)
+    floats = volumes.astype(np.float32)
+    floats[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="labels must hold integer object ids"):
+        painted_plane_frames(floats)

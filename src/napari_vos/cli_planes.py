@@ -65,23 +65,12 @@ def _refuse_options(args: argparse.Namespace) -> None:
                          f"{args.video} {args.output} --z N -o {args.overlay}")
 
 
-def _painted_frames(volumes: Any) -> tuple[dict[int, list[int]], int]:
-    """The painted frames of each Z plane of (T, Z, Y, X) labels that holds paint, read a volume a frame,
-    and the largest id."""
-    painted: dict[int, list[int]] = {}
-    top = 0
-    for t in range(len(volumes)):
-        volume = np.asarray(volumes[t])
-        for z in np.flatnonzero(volume.reshape(len(volume), -1).any(axis=1)):
-            painted.setdefault(int(z), []).append(t)
-        top = max(top, int(volume.max()))
-    return dict(sorted(painted.items())), top
-
-
 def _asked_planes(args: argparse.Namespace, volumes: Any) -> tuple[dict[int, list[int]], int]:
     """The planes --z names (the painted ones for "painted"), each holding paint (at --frame, if given), with
     their painted frames, and the largest id."""
-    painted, top = _painted_frames(volumes)
+    from napari_vos.data.label_types import painted_plane_frames
+
+    painted, top = painted_plane_frames(volumes)
     depth = int(volumes.shape[1])
     if not painted:
         raise ValueError(f"the labels {args.labels} are empty on every Z plane: paint at least one object")

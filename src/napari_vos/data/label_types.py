@@ -11,7 +11,8 @@ import numpy as np
 
 from napari_vos.checks import frame_count
 
-__all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames", "painted_planes"]
+__all__ = ["check_id_range", "label_dtype_for", "largest_id", "painted_frames", "painted_planes",
+           "painted_plane_frames"]
 
 
 def label_dtype_for(max_id: int) -> np.dtype:
@@ -80,3 +81,19 @@ def painted_planes(labels: Any, planes: Iterable[int] | None = None) -> tuple[li
             painted.append(int(z))
             top = max(top, _top(plane))
     return painted, top
+
+
+def painted_plane_frames(volumes: Any) -> tuple[dict[int, list[int]], int]:
+    """Each Z plane of (T, Z, Y, X) labels that holds anything, with the frames it holds paint on, and the
+    largest id, in one pass that reads each (Z, Y, X) volume once (labels read a volume a frame, which
+    have no plane indexing for `painted_planes`)."""
+    painted: dict[int, list[int]] = {}
+    top = 0
+    for t in range(frame_count(volumes)):
+        volume = np.asarray(volumes[t])
+        held = np.flatnonzero(volume.reshape(len(volume), -1).any(axis=1))
+        for z in held:
+            painted.setdefault(int(z), []).append(t)
+        if len(held):
+            top = max(top, _top(volume))
+    return dict(sorted(painted.items())), top
