@@ -61,8 +61,8 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     """`napari-vos ctc`: write the labels as a CTC result folder, then check it as CTC's software would."""
     import sys
 
-    from napari_vos.cli import _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import label_volumes, _labels_record
+    from napari_vos.cli import _progress
+    from napari_vos.cli_objects import _labels_record, labels_or_volumes
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
     from napari_vos.stopped_runs import stopped_run_note
@@ -71,9 +71,8 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     _check_output(out, args.labels, args.force)
     parents = read_lineage_csv(args.lineage) if args.lineage is not None else None
     with ExitStack() as opened:  # a TIFF's file closed however it ends
-        volumes = label_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) labels without --z: CTC's 3D masks
-        labels = (volumes if volumes is not None else
-                  opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z))))
+        labels = labels_or_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) without --z: CTC's 3D masks
+        planes = f" of {labels.shape[1]} Z planes" if len(labels.shape) == 4 else ""
         _, record = _labels_record(args.labels)
         if parents is None:
             parents = parents_from_record(record)
@@ -90,7 +89,6 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     lineage = ("no lineage" if parents is None else
                f"{result.divisions} division{'' if result.divisions == 1 else 's'} kept "
                f"({result.daughters} daughter track{'' if result.daughters == 1 else 's'})")
-    planes = f" of {volumes.shape[1]} Z planes" if volumes is not None else ""
     print(f"wrote {out}: {n} track{'' if n == 1 else 's'} over {frames} frame{'' if frames == 1 else 's'}{planes} "
           f"({mask_name(0, frames)} ... {mask_name(frames - 1, frames)}, res_track.txt); {result.gaps} "
           f"gap{'' if result.gaps == 1 else 's'} split into new tracks, {lineage}")

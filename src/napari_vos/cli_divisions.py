@@ -23,8 +23,8 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     import sys
     from contextlib import ExitStack
 
-    from napari_vos.cli import _check_not_an_input, _check_writable, _closed_at_end, _progress, _read_label_stack
-    from napari_vos.cli_objects import _labels_record, label_volumes
+    from napari_vos.cli import _check_not_an_input, _check_writable, _progress
+    from napari_vos.cli_objects import _labels_record, labels_or_volumes
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
     from napari_vos.stopped_runs import stopped_run_note
@@ -40,9 +40,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     # a TIFF's file closed however it ends; the result is held in memory, so it can close after the split;
     # (T, Z, Y, X) labels without --z are split in 3D, a volume a frame
     with ExitStack() as opened:
-        labels = label_volumes(args.labels, args.z, opened)
-        if labels is None:
-            labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
+        labels = labels_or_volumes(args.labels, args.z, opened)
         calibration, record = _labels_record(args.labels)
         for path in (out, lineage):
             _check_writable(path, folder=False)

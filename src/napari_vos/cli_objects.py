@@ -194,6 +194,16 @@ def label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     return _Volumes(planes)
 
 
+def labels_or_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
+    """The labels `divisions` and `ctc` take, closed with ``opened``: a (T, Z, Y, X) labels TIFF's volumes
+    without --z (`label_volumes`), else the (T, Y, X) stack read frame by frame (`_read_label_stack`:
+    a labels TIFF, --z's plane of one, or a PNG folder)."""
+    from napari_vos.cli import _closed_at_end, _read_label_stack
+
+    volumes = label_volumes(path, z, opened)
+    return volumes if volumes is not None else opened.enter_context(_closed_at_end(_read_label_stack(path, z)))
+
+
 def _volume_inputs(args: argparse.Namespace, labels: Any, opened: ExitStack) -> tuple[Any, Any, Any]:
     """(T, Z, Y, X) labels read as volumes (`label_volumes`), and the (T, Z, Y, X[, C]) TIFF video of the
     same shape if given with its calibration (None without one)."""
