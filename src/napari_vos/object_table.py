@@ -784,15 +784,9 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
         if space is not None:
             put(f"mean_{size}_{space}{power}", float(np.mean(c[f"{size}_{space}{power}"][at])))
         for unit in units:
-            if solid:
-                path, net = _path_3d(np.column_stack([c[f"centroid_{a}_{unit}"][at] for a in "zyx"]))
-                put(f"path_length_{unit}", path)
-                put(f"net_displacement_{unit}", net)
-                continue
-            y, x = c[f"centroid_y_{unit}"][at], c[f"centroid_x_{unit}"][at]
-            steps = np.hypot(np.diff(y), np.diff(x))
-            put(f"path_length_{unit}", float(steps.sum()))
-            put(f"net_displacement_{unit}", float(np.hypot(y[-1] - y[0], x[-1] - x[0])))
+            path, net = _path(np.column_stack([c[f"centroid_{a}_{unit}"][at] for a in ("zyx" if solid else "yx")]))
+            put(f"path_length_{unit}", path)
+            put(f"net_displacement_{unit}", net)
         put("speed_px_per_frame", float(out["path_length_px"][-1] / (last - first)) if last > first else math.nan)
         if speed is not None and time_name is not None:
             elapsed = float(c[time_name][at][-1] - c[time_name][at][0])
@@ -805,7 +799,8 @@ def track_summary(objects: ObjectTable, *, frames: int | None = None,
     return ObjectTable({name: np.asarray(values, kinds.get(name, np.float64)) for name, values in out.items()})
 
 
-def _path_3d(points: np.ndarray) -> tuple[float, float]:
-    """The path length (the sum of the steps) and net displacement (first to last) of (N, 3) z, y, x points."""
-    steps = np.sqrt(np.sum(np.diff(points, axis=0) ** 2, axis=1))
-    return float(steps.sum()), float(np.sqrt(np.sum((points[-1] - points[0]) ** 2)))
+def _path(points: np.ndarray) -> tuple[float, float]:
+    """The path length (the sum of the steps) and net displacement (first to last) of (N, 2) y, x or (N, 3)
+    z, y, x points; each step's length by ``np.hypot`` over the axes."""
+    steps = np.hypot.reduce(np.diff(points, axis=0), axis=1)
+    return float(steps.sum()), float(np.hypot.reduce(points[-1] - points[0]))
