@@ -49,9 +49,14 @@ def z_planes_arg(text: str) -> int | str | list[int]:
     return planes[0] if words.isdigit() else sorted(set(planes))
 
 
+def _z_flag(args: argparse.Namespace) -> str:
+    """--z as given for several planes, for the messages: "--z painted", "--z 1,3"."""
+    return f"--z {args.z if args.z == PAINTED else ','.join(map(str, args.z))}"
+
+
 def _refuse_options(args: argparse.Namespace) -> None:
     """What runs through several planes do not take, said before anything is read."""
-    several = f"--z {args.z if args.z == PAINTED else ','.join(map(str, args.z))}"
+    several = _z_flag(args)
     if args.labels is None:
         raise ValueError(f"{several} runs through the Z planes painted in a (T, Z, Y, X) labels TIFF: give the labels")
     if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
@@ -122,9 +127,8 @@ def propagate_planes(args: argparse.Namespace) -> int:
     with ExitStack() as opened:
         volumes = label_volumes(args.labels, None, opened)
         if volumes is None:
-            raise ValueError(f"--z {args.z if args.z == PAINTED else 'with several planes'} reads (T, Z, Y, X) labels "
-                             f"painted over the video's Z planes; {args.labels} is no such TIFF (for one plane's "
-                             "labels give that plane: --z N)")
+            raise ValueError(f"{_z_flag(args)} reads (T, Z, Y, X) labels painted over the video's Z planes; "
+                             f"{args.labels} is no such TIFF (for one plane's labels give that plane: --z N)")
         painted, top = _asked_planes(args, volumes)
         shape = tuple(int(n) for n in volumes.shape)
     planes = list(painted)

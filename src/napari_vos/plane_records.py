@@ -11,10 +11,10 @@ from typing import Any
 
 from napari_vos.checks import frame_ranges, frames_in_ranges
 
-__all__ = ["PER_PLANE", "planes_run_record"]
+__all__ = ["planes_run_record"]
 
 #: a plane's entries of its run's record that differ between planes, kept per plane in ``plane_runs``
-PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
+_PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
              "complete", "cancelled", "frames_total", "frames_done", "fps", "seconds", "start_seconds", "error",
              "maps_not_shown", "stopped_by")
 
@@ -31,7 +31,7 @@ def planes_run_record(records: dict[int, dict[str, Any]], asked: list[int]) -> d
     last = records[done[-1]]
     record = {k: v for k, v in last.items() if k not in _ONE_PLANE}
     record.update({"z_planes_run": done, "z_planes_asked": list(asked),
-                   "plane_runs": {str(z): {k: records[z][k] for k in PER_PLANE if k in records[z]} for z in done}})
+                   "plane_runs": {str(z): {k: records[z][k] for k in _PER_PLANE if k in records[z]} for z in done}})
     held = {t for z in done for key in ("frames_segmented", "frames_kept_from_labels")
             for t in frames_in_ranges(str(records[z].get(key) or ""))}
     record["frames_segmented"] = frame_ranges(sorted(held))

@@ -52,7 +52,6 @@ def layer_tables(labels: Any, labelled: dict[str, Any], video: Any = None, image
     from napari_vos._widgets.unfinished import stopped_run_note
     from napari_vos.divisions import parents_from_metadata
     from napari_vos.object_table import measure_objects, track_summary
-
     from napari_vos._widgets.plane_outputs import without_z
 
     metadata = labelled.get("metadata") or {}

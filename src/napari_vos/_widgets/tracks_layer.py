@@ -6,8 +6,8 @@ round to 2**32), so ids that are neither small nor positive are numbered 1, 2...
 track keeps its object's id in the ``label`` feature. The output of a run through one Z plane of a
 (T, Z, Y, X) image is tracked, and split, on its plane, and its tracks and split cells lie at that
 plane. Any other (T, Z, Y, X) labels (a run through several planes, a 3D segmentation over time) are
-tracked in 3D, each id's centroid in its (Z, Y, X) volume; their divided cells are not split (the
-split is 2-D). No Qt here: the console and the widget share it.
+tracked in 3D, each id's centroid in its (Z, Y, X) volume, and their divided cells split in 3D. No Qt
+here: the console and the widget share it.
 """
 from __future__ import annotations
 
@@ -146,8 +146,8 @@ def divided_layer_data(layer: "Labels", progress: Callable[[int, int], None] | N
                        ) -> tuple[np.ndarray, dict[str, Any], str]:
     """The (T, Y, X) labels layer with each divided object's daughters under new ids
     (`napari_vos.divisions.split_divisions`, its defaults; a (T, Z, Y, X) layer is split in 3D, a volume a
-    frame), as the data tuple of a new labels layer "<labels> divided" where the labels lie (rotate, shear and affine too), the lineage (id -> parent,
-    first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
+    frame), as the data tuple of a new labels layer "<labels> divided" where the labels lie (rotate, shear
+    and affine too), the lineage (id -> parent, first and last frame) in its metadata, with the run's record of an output (``metadata["napari_vos"]``,
     as `napari-vos divisions` keeps it in its TIFF); labels split before (a *Split divided cells* layer, or
     a `napari-vos divisions` TIFF opened with its record) keep their parents. A plane output is split on
     its plane, into a layer of its shape (the other planes empty) that keeps its record."""
