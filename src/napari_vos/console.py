@@ -230,14 +230,14 @@ def open_labels_layer(viewer: "napari.Viewer", path: "str | Path", name: str | N
     import numpy as np
 
     from napari_vos._widgets.plane_outputs import plane_layer
-    from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
+    from napari_vos.data.calibration import scale_from_calibration
     from napari_vos.data.readers import tiff_stem
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give a labels TIFF written by napari-vos")
-    labels, record = _saved_labels(path)
-    scale, units = scale_from_calibration(read_tiff_calibration(path), labels.ndim)
+    labels, record, calibration = _saved_labels(path)
+    scale, units = scale_from_calibration(calibration, labels.ndim)
     kwargs: dict[str, Any] = {"name": name or tiff_stem(path), "scale": scale}
     saved_units = (record or {}).pop("layer_units", None)  # a time axis without a unit stays without
     if saved_units is not None and len(saved_units) == labels.ndim == len(units):
@@ -412,21 +412,23 @@ class _ReopeningFrames:
         viewer.layers.events.removed.connect(removed)
 
 
-def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None]:
-    """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels and its record, read in one opening,
+def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None, Any]:
+    """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels, its record and its calibration, read
+    in one opening,
     the labels with the axes of the layer saved where its file left one out (ImageJ leaves out an axis of
     one frame or one Z plane: `saved_volume_shape`); a ValueError naming what the file holds otherwise
     (floats, colour samples or channels, more axes)."""
     import numpy as np
     import tifffile
 
+    from napari_vos.data.calibration import tiff_calibration
     from napari_vos.data.readers import saved_volume_shape
     from napari_vos.data.writers import tiff_record
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         labels, axes, record = series.asarray(), series.axes, tiff_record(tif)
-        volume = saved_volume_shape(tif)
+        volume, calibration = saved_volume_shape(tif), tiff_calibration(tif)
     # colour pixels (samples last) or named channels are no labels; tifffile's planar "S" of a plain
     # (T, 3, Y, X) array written without ``photometric`` is taken for the planes it most likely is
     samples = "colour samples" if axes.endswith("S") else "channels" if "C" in axes else None
@@ -435,10 +437,10 @@ def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None]:
         raise ValueError(f"{path} holds {held}, not integer (T, Z, Y, X), (T, Y, X) or (Y, X) labels; open it with "
                          "napari's File > Open")
     if volume is not None:
-        return labels.reshape(volume), record
+        return labels.reshape(volume), record, calibration
     if labels.ndim == 2 and _saved_with_three_axes(record or {}):  # one page, which reads back as (Y, X)
-        return labels[None], record
-    return labels, record
+        return labels[None], record, calibration
+    return labels, record, calibration
 
 
 def _saved_with_three_axes(record: dict[str, Any]) -> bool:

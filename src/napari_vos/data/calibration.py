@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "read_tiff_calibration",
+__all__ = ["Calibration", "calibration_from_scale", "scale_from_calibration", "read_tiff_calibration", "tiff_calibration",
            "storable_calibration", "tiff_calibration_kwargs", "length_in"]
 
 # spellings of the micrometre found in ImageJ and OME files
@@ -209,33 +209,39 @@ def read_tiff_calibration(path: str | Path) -> Calibration:
     from napari_vos.data.damaged_files import reading
 
     with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
-        if tif.is_ome and tif.ome_metadata:
-            found = _from_ome(tif.ome_metadata)
-            if found is not None:
-                return found
-        page = tif.pages[0]
-        if tif.is_imagej:
-            meta = tif.imagej_metadata or {}
-            unit = _unit(meta.get("unit"))
-            # ImageJ's unit "pixel" with a resolution is a pixel size in no named unit (a napari layer
-            # scaled without units, as the napari-vos writer saves it); no unit at all: no pixel size
-            named = unit is not None or str(meta.get("unit", "")).strip().lower() in ("pixel", "pixels")
-            pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit is not None) if named else None
-            interval = _positive(meta.get("finterval"))
-            spacing = _positive(meta.get("spacing"))  # the Z step, in the unit of the pixel size
-            return Calibration(pixel_size, unit if pixel_size else None, interval,
-                               (_unit(meta.get("tunit", "s")) or "s") if interval else None,
-                               spacing, unit if spacing else None)
-        unit_name = getattr(page.resolutionunit, "name", "NONE")
-        units = {value: key for key, value in _TIFF_UNITS.items()}
-        if unit_name in units:  # 1 pixel per cm, mm or µm is a size (napari-vos writes 1 µm pixels so)
-            pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit_name != "INCH")
-            # 72 (or 1) pixels per inch is a writer's default (MATLAB, Photoshop), not a pixel size:
-            # ImageJ reads it as uncalibrated, and so does napari-vos
-            placeholder = unit_name == "INCH" and pixel_size is not None and all(
-                abs(v * 72 - 1) < 1e-6 or abs(v - 1) < 1e-9 for v in pixel_size)
-            if pixel_size is not None and not placeholder:
-                return Calibration(pixel_size, units[unit_name])
+        return tiff_calibration(tif)
+
+
+def tiff_calibration(tif: Any) -> Calibration:
+    """`read_tiff_calibration` of an open ``tifffile.TiffFile`` (for a reader that reads more of the file in
+    the same opening)."""
+    if tif.is_ome and tif.ome_metadata:
+        found = _from_ome(tif.ome_metadata)
+        if found is not None:
+            return found
+    page = tif.pages[0]
+    if tif.is_imagej:
+        meta = tif.imagej_metadata or {}
+        unit = _unit(meta.get("unit"))
+        # ImageJ's unit "pixel" with a resolution is a pixel size in no named unit (a napari layer
+        # scaled without units, as the napari-vos writer saves it); no unit at all: no pixel size
+        named = unit is not None or str(meta.get("unit", "")).strip().lower() in ("pixel", "pixels")
+        pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit is not None) if named else None
+        interval = _positive(meta.get("finterval"))
+        spacing = _positive(meta.get("spacing"))  # the Z step, in the unit of the pixel size
+        return Calibration(pixel_size, unit if pixel_size else None, interval,
+                           (_unit(meta.get("tunit", "s")) or "s") if interval else None,
+                           spacing, unit if spacing else None)
+    unit_name = getattr(page.resolutionunit, "name", "NONE")
+    units = {value: key for key, value in _TIFF_UNITS.items()}
+    if unit_name in units:  # 1 pixel per cm, mm or µm is a size (napari-vos writes 1 µm pixels so)
+        pixel_size = _pixel_size_from_tags(page, one_is_a_size=unit_name != "INCH")
+        # 72 (or 1) pixels per inch is a writer's default (MATLAB, Photoshop), not a pixel size:
+        # ImageJ reads it as uncalibrated, and so does napari-vos
+        placeholder = unit_name == "INCH" and pixel_size is not None and all(
+            abs(v * 72 - 1) < 1e-6 or abs(v - 1) < 1e-9 for v in pixel_size)
+        if pixel_size is not None and not placeholder:
+            return Calibration(pixel_size, units[unit_name])
     return Calibration()
 
 
