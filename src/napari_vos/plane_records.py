@@ -11,10 +11,10 @@ from typing import Any
 
 from napari_vos.checks import frame_ranges, frames_in_ranges
 
-__all__ = ["planes_run_record"]
+__all__ = ["PER_PLANE", "planes_run_record"]
 
 #: a plane's entries of its run's record that differ between planes, kept per plane in ``plane_runs``
-_PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
+PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
              "complete", "cancelled", "frames_total", "frames_done", "fps", "seconds", "start_seconds", "error",
              "maps_not_shown", "stopped_by")
 
@@ -22,16 +22,18 @@ _PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented
 _ONE_PLANE = ("z_plane", "start_frame", "frames_total", "start_seconds", "frames_kept_from_labels", "stopped_by")
 
 
-def planes_run_record(records: dict[int, dict[str, Any]], asked: list[int]) -> dict[str, Any]:
+def planes_run_record(records: dict[int, dict[str, Any]], asked: list[int], latest: int | None = None) -> dict[str, Any]:
     """The record of the planes run (``records``: each finished or stopped plane's run record, by plane)
     of the planes ``asked`` for: ``z_planes_run``, ``z_planes_asked``, ``plane_runs`` (each plane's own
     entries), the frames holding labels on some plane, the objects, annotated frames and map layers of
-    all, summed time and frames; ``complete`` only where every plane asked for ran to its end."""
+    all, summed time and frames; ``complete`` only where every plane asked for ran to its end. The
+    entries the planes share (method, options, inputs) are plane ``latest``'s (default: the last plane's;
+    a resumed run's last plane run, where a plane kept from the earlier run lies after it)."""
     done = sorted(records)
-    last = records[done[-1]]
+    last = records[done[-1] if latest is None else latest]
     record = {k: v for k, v in last.items() if k not in _ONE_PLANE}
     record.update({"z_planes_run": done, "z_planes_asked": list(asked),
-                   "plane_runs": {str(z): {k: records[z][k] for k in _PER_PLANE if k in records[z]} for z in done}})
+                   "plane_runs": {str(z): {k: records[z][k] for k in PER_PLANE if k in records[z]} for z in done}})
     held = {t for z in done for key in ("frames_segmented", "frames_kept_from_labels")
             for t in frames_in_ranges(str(records[z].get(key) or ""))}
     record["frames_segmented"] = frame_ranges(sorted(held))
