@@ -133,7 +133,7 @@ def test_a_stop_in_a_later_plane_writes_the_planes_done_and_says_which_are_left(
     assert _run(tmp_path, "--z", "painted") == 130
     err = capsys.readouterr().err
     assert "stopped in Z plane 1 after 3 of 6 frames; wrote Z plane(s) 0 and Z plane 1's finished frames (0-2)" in err
-    assert "give --z 1,3 with another output name" in err
+    assert f"to run the planes left (1, 3) into it, give the same command with --resume {tmp_path / 'out.tif'}" in err
     result = tifffile.imread(tmp_path / "out.tif")
     assert all(result[t, 0].any() for t in range(T)) and not result[:, 3].any()
     assert all(result[t, 1].any() for t in range(3)) and not result[3:, 1].any()

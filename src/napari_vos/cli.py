@@ -373,6 +373,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     if runs_several_planes(args.z):
         return propagate_planes(args)
+    if args.resume is not None:
+        raise ValueError("--resume goes on with a stopped run through several Z planes (--z painted or a list of "
+                         "planes); a one-plane run goes on with --keep-other-frames, as its stop message says")
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
         # the labels and the output name first: a mistake there is said before a movie is decoded (minutes
         # for a long one); _propagate_files checks the output again, with what the labels hold
@@ -1363,6 +1366,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Z plane of a (T, Z, Y, X) stack to propagate through (2D + time); 'painted' runs through "
                         "every Z plane painted in the (T, Z, Y, X) labels, a list (2,5 or 2-5) through those planes, "
                         "one after another, into one (T, Z, Y, X) labels TIFF")
+    p.add_argument("--resume", default=None, metavar="FILE",
+                   help="with --z painted or a list: go on from FILE, the (T, Z, Y, X) labels TIFF a stopped run "
+                        "through several Z planes wrote (or a killed one's partial file, moved): its finished "
+                        "planes are kept, the others run (a plane stopped part-way from its start); -o may be FILE")
     p.add_argument("--memmap", action="store_true",
                    help="no effect: frames are always read from the TIFF one at a time (kept for old scripts)")
     p.add_argument("--zero-shot", action="store_true",

@@ -6,11 +6,14 @@ its own (its annotations, start frame, test-time learning), one plane after anot
 "every painted Z plane" runs them. Every plane's labels go, frame by frame as they finish, into one
 memory-mapped partial file (`PartialLabels`, as a one-plane run's do); the output is written from it
 when the last plane ends or a run stops, with the Z step and the record of the planes
-(`planes_run_record`), so napari-vos opens it as the widget's output of the same runs.
+(`planes_run_record`), so napari-vos opens it as the widget's output of the same runs. The partial
+file's record names each plane as it ends, so a stopped run's output and a killed one's partial file
+can both be gone on from with ``--resume`` (`plane_resume`): the planes they hold finished are kept.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -115,10 +118,12 @@ def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int
 
 
 def propagate_planes(args: argparse.Namespace) -> int:
-    """`propagate` through the Z planes --z names: check, run each plane, write, report."""
+    """`propagate` through the Z planes --z names: check, run each plane (those --resume's file does not hold
+    finished), write, report."""
     from napari_vos.cli import _check_maps_folder, _check_not_an_input, _check_writable, _session_options
     from napari_vos.cli_objects import label_volumes
     from napari_vos.data.partial_labels import PartialLabels
+    from napari_vos.plane_resume import kept_planes, planes_left, planes_note
 
     _refuse_options(args)
     output = Path(args.output)
@@ -131,33 +136,58 @@ def propagate_planes(args: argparse.Namespace) -> int:
                              f"{args.labels} is no such TIFF (for one plane's labels give that plane: --z N)")
         painted, top = _asked_planes(args, volumes)
         shape = tuple(int(n) for n in volumes.shape)
-    planes = list(painted)
+    kept = kept_planes(args.resume, shape, args.method) if args.resume else None
+    planes = sorted(set(painted) | set(kept.records)) if kept else list(painted)
+    left = planes_left(kept, list(painted)) if kept else planes
+    if not left:
+        raise ValueError(f"--resume {args.resume} holds every Z plane asked for ({frame_ranges(list(painted))}) "
+                         "finished: nothing is left to run")
     calibration = _checked_video_calibration(args, shape)
     if args.maps:
-        for z in planes:
+        for z in left:
             _check_maps_folder(args, Path(args.maps) / f"z{z}")
     options = _session_options(args)
-    print(f"Z planes {frame_ranges(planes)}: each propagated through time by a run of its own", file=sys.stderr)
-    partial = PartialLabels(args.output, shape, max(top, 1), calibration, {"method": args.method,
-                                                                          "z_planes_asked": planes})
-    return _run_planes(args, painted, top, calibration, options, partial)
+    if kept:
+        print(planes_note(kept, list(painted)), file=sys.stderr)
+    print(f"Z planes {frame_ranges(left)}: each propagated through time by a run of its own", file=sys.stderr)
+    partial = PartialLabels(args.output, shape, max(top, kept.top if kept else 0, 1), calibration,
+                            {"method": args.method, "z_planes_asked": planes})
+    try:
+        if kept:
+            kept.copy_into(partial.labels)
+    except BaseException:
+        partial.remove()
+        raise
+    return _run_planes(args, {z: painted[z] for z in left}, planes, top, calibration, options, partial, kept)
 
 
-def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], top: int, calibration: Any,
-                options: dict[str, Any], partial: Any) -> int:
-    """Run each plane (``painted``: its painted frames) into its plane of ``partial``, then write the output
-    and say what was done."""
-    from napari_vos.cli import _read_labels, _read_video, _run_keeping_frames, _run_record
+def _runs_record(records: dict[int, dict[str, Any]], planes: list[int], latest: int, kept: Any) -> dict[str, Any]:
+    """The record of the planes run and kept (`planes_run_record`), naming the file kept planes came from."""
+    from napari_vos.plane_records import planes_run_record
+
+    record = planes_run_record(records, planes, latest)
+    if kept is not None:
+        record["resumed_from"] = {"file": str(kept.path.resolve()), "z_planes_kept": sorted(kept.records)}
+    return record
+
+
+def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes: list[int], top: int,
+                calibration: Any, options: dict[str, Any], partial: Any, kept: Any) -> int:
+    """Run each plane of ``painted`` (its painted frames) into its plane of ``partial``, then write the output
+    of ``planes`` (those run and those ``kept``, a `KeptPlanes` or None) and say what was done. The partial
+    file's record names each plane as it ends, so a killed run's file can be gone on from (--resume)."""
+    from napari_vos.cli import _inputs_record, _read_labels, _read_video, _run_keeping_frames, _run_record
     from napari_vos.session import annotated_session
 
-    planes = list(painted)
-    records: dict[int, dict[str, Any]] = {}
+    to_run = list(painted)
+    records: dict[int, dict[str, Any]] = dict(kept.records) if kept else {}
+    latest = None  # the last plane this run ran
     maps: list[Path] = []
     stop: BaseException | None = None
     stopped = (None, [], 0)  # the plane a stop came in, its finished frames, its planned frames
     devices = set()
-    for i, z in enumerate(planes):
-        print(f"Z plane {z} ({i + 1} of {len(planes)})", file=sys.stderr)
+    for i, z in enumerate(to_run):
+        print(f"Z plane {z} ({i + 1} of {len(to_run)})", file=sys.stderr)
         with ExitStack() as opened:
             try:
                 labels = _read_labels(args.labels, z)
@@ -172,46 +202,55 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], top: in
                     from napari_vos.data.map_tiffs import MapTiffs
 
                     session.maps_out = MapTiffs(Path(args.maps) / f"z{z}", calibration, session)
-                if not records:  # what a killed run's file says of it
-                    partial.describe({**session.result().provenance(), "z_planes_asked": planes,
+                if latest is None:  # what a killed run's file says of it before its first plane ends
+                    provenance = session.result().provenance()
+                    if kept:
+                        kept.check_same_weights(provenance)
+                    earlier = _runs_record(records, planes, max(records), kept) if records else {}
+                    partial.describe({**earlier, **provenance, **_inputs_record(args), "z_planes_asked": planes,
                                       "direction": args.direction})
                 finished, stop = _run_keeping_frames(session, args.direction, start)
             except (KeyboardInterrupt, Exception) as err:  # nothing of this plane segmented
-                if not records:
+                if latest is None:  # nor of any other this run ran: the --resume file is all there is
                     partial.remove()
-                    if isinstance(err, ValueError) and len(planes) > 1:
+                    if isinstance(err, ValueError) and len(to_run) > 1:
                         raise ValueError(f"Z plane {z}: {err}") from err
                     raise
                 stop, stopped = err, (z, [], 0)
                 break
             record = {**_run_record(args, session.result().provenance(), finished, stop, None), "z_plane": z}
-            records[z] = record
+            records[z], latest = record, z
             devices.add(str(session.result().device))
             if session.maps_out is not None:
                 maps += session.maps_out.close(record)
             if stop is not None:
                 stopped = (z, finished, session.planned_frames)
+            else:
+                partial.describe(_runs_record(records, planes, z, kept))
             del session
         if stop is not None:
             break
-    return _write_output(args, planes, records, stop, stopped, top, calibration, partial, maps, devices)
+    return _write_output(args, planes, _runs_record(records, planes, latest, kept), stop, stopped, top, calibration,
+                         partial, maps, devices)
 
 
-def _write_output(args: argparse.Namespace, planes: list[int], records: dict[int, dict[str, Any]],
-                  stop: BaseException | None, stopped: tuple[Any, list[int], int], top: int, calibration: Any,
-                  partial: Any, maps: list[Path], devices: set[str]) -> int:
-    """Write the planes' labels from ``partial`` (beside an earlier output, if a run stopped) and say so."""
+
+def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str, Any], stop: BaseException | None,
+                  stopped: tuple[Any, list[int], int], top: int, calibration: Any, partial: Any, maps: list[Path],
+                  devices: set[str]) -> int:
+    """Write the planes' labels from ``partial`` with their ``record`` (a stopped run's beside an earlier
+    output, unless that is the --resume file, whose finished planes it holds too) and say so."""
     from napari_vos.cli import _say, stopped_path
     from napari_vos.data.partial_labels import how_to_use
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_tiff_labels
-    from napari_vos.plane_records import planes_run_record
+    from napari_vos.plane_resume import finished_planes
 
     output = Path(args.output)
-    record = planes_run_record(records, planes)
     if stop is not None:
         record.update(complete=False, stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
     top_id = max([top, *record["object_ids"]])
-    written_to = stopped_path(output) if stop is not None and output.is_file() else output
+    going_on = args.resume is not None and output.is_file() and os.path.samefile(output, args.resume)
+    written_to = stopped_path(output) if stop is not None and output.is_file() and not going_on else output
     shape = tuple(partial.labels.shape)
     try:
         partial.close(record)
@@ -229,21 +268,23 @@ def _write_output(args: argparse.Namespace, planes: list[int], records: dict[int
     partial.remove()
     for path in maps:
         print(f"wrote {path}: the method's {path.stem} map of Z plane {path.parent.name[1:]}")
-    done = [z for z in records if records[z].get("complete") is not False]
+    done = finished_planes(record)
     if stop is not None:
         z, finished, planned = stopped
         part = f" and Z plane {z}'s finished frames ({frame_ranges(finished)})" if finished else ""
-        rest = [p for p in planes if p not in done]
         _say(f"stopped in Z plane {z}" + (f" after {len(finished)} of {planned} frames" if planned else "") +
              f"; wrote Z plane(s) {frame_ranges(done) or 'none'}{part} to {written_to}, the others empty" +
              ("; " + f"{output} from an earlier run is kept as it was" if written_to != output else "") +
-             f"; to run the planes left, give --z {','.join(map(str, rest))} with another output name")
+             f"; to run the planes left ({frame_ranges([p for p in planes if p not in done])}) into it, give the same "
+             f"command with --resume {written_to}")
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise stop
     step = ""
     if calibration.z_size is not None and labels_tiff_is_imagej(shape, label_dtype(top_id)):
         step = f"; kept the Z step ({calibration.z_size:g} {calibration.z_unit or 'pixel'})"
+    resumed = record.get("resumed_from")
+    kept = f" ({frame_ranges(resumed['z_planes_kept'])} kept from {args.resume})" if resumed else ""
     print(f"wrote {args.output}: {shape} labels, {len(record['object_ids'])} object(s) propagated on Z planes "
-          f"{frame_ranges(planes)}, {record['fps']:.2f} frames/s on {', '.join(sorted(devices))}{step}")
+          f"{frame_ranges(planes)}{kept}, {record['fps']:.2f} frames/s on {', '.join(sorted(devices))}{step}")
     return 0

@@ -147,13 +147,21 @@ def _earlier_run_message(path: Path, output: Path) -> str:
     return killed + _how_to_go_on(path, record, moved, output)
 
 
-def _planes_held(path: Path, planes: list[int], moved: Path) -> str:
-    """The part of `_earlier_run_message` on a killed run through several Z planes: which of its planes
-    hold labels, and what to do with them (no continuation: each plane is a run of its own)."""
+def _planes_held(path: Path, record: dict[str, Any], moved: Path, output: Path) -> str:
+    """The part of `_earlier_run_message` on a killed run through several Z planes: the planes its record
+    says finished (it names each as it ends) and the command that goes on from them (--resume); for a
+    record naming none (killed in its first plane), which planes hold labels."""
     import tifffile
 
     from napari_vos.checks import frame_ranges
+    from napari_vos.plane_resume import finished_planes, resume_command
 
+    planes = [int(z) for z in record["z_planes_asked"]]
+    finished = finished_planes(record)
+    command = resume_command(record, moved, output) if finished else None
+    if command is not None:
+        return (f"; of the Z planes it was to run through ({frame_ranges(planes)}), {frame_ranges(finished)} "
+                f"finished: move it to {moved.name} and go on from them with\n  {command}\nor delete it to run again")
     stack = tifffile.memmap(path, mode="r")
     held = [z for z in planes if 0 <= z < stack.shape[1] and np.asarray(stack[:, z]).any()]
     del stack
@@ -178,7 +186,7 @@ def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path)
     if not labelled:
         return " before any of its frames held labels: delete it, then run again"
     if record.get("z_planes_asked"):  # runs through several Z planes (propagate --z painted)
-        return _planes_held(path, [int(z) for z in record["z_planes_asked"]], moved)
+        return _planes_held(path, record, moved, output)
     held = f"; frames {frame_ranges(labelled)} hold its labels"
     inputs = record.get("inputs") or {}
     if record.get("labels_stack_copied") or (record.get("inputs") and not inputs.get("labels")):

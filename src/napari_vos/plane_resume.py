@@ -1,0 +1,134 @@
+"""What `napari-vos propagate --z ... --resume FILE` keeps of a stopped or killed run through several Z planes.
+
+A run through the Z planes of a (T, Z, Y, X) stack (`cli_planes`) writes each plane's record into its file
+as that plane ends: a stopped run's output carries it, and so does a killed run's partial file. Going
+on from such a file keeps the planes it holds finished (labels and records), and runs the others; a
+plane that stopped part-way is run again from its start, since its run's test-time memory is gone. The
+result is the file the uninterrupted run would have written, its record naming the file the kept
+planes came from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from napari_vos.checks import frame_ranges
+from napari_vos.plane_records import PER_PLANE
+
+__all__ = ["KeptPlanes", "finished_planes", "kept_planes", "planes_left", "planes_note", "resume_command"]
+
+#: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
+_RUNS_ONLY = ("z_planes_run", "z_planes_asked", "plane_runs", "resumed_from")
+
+
+@dataclass
+class KeptPlanes:
+    """The finished planes of an earlier run's (T, Z, Y, X) labels TIFF ``path``: each one's run record
+    (the file's shared entries with the plane's own), the planes it stopped part-way, its largest id."""
+
+    path: Path
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    part_way: list[int] = field(default_factory=list)
+    top: int = 0
+
+    def copy_into(self, labels: Any) -> None:
+        """Each kept plane's labels into the (T, Z, Y, X) array ``labels`` (a memory map), one plane of one
+        frame read at a time."""
+        from napari_vos.data.readers import open_tiff_volume_frames
+
+        planes = open_tiff_volume_frames(self.path)
+        try:
+            depth = planes.volume[1]
+            for z in self.records:
+                for t in range(planes.volume[0]):
+                    labels[t, z] = planes[t * depth + z]
+        finally:
+            planes.close()
+
+    def check_same_weights(self, provenance: dict[str, Any]) -> None:
+        """A ValueError where the run going on (its Session's ``provenance``) is not the kept planes'
+        method with the same weights: one file's planes would come from two networks."""
+        earlier = next(iter(self.records.values()))
+        for key, what in (("method", "method"), ("checkpoint_sha256", "checkpoint (its sha256)")):
+            if earlier.get(key) != provenance.get(key):
+                raise ValueError(f"the planes kept from {self.path} were made with {what} {earlier.get(key)!r}, this "
+                                 f"run's is {provenance.get(key)!r}: give the earlier run's --method and --checkpoint, "
+                                 "or run every plane again without --resume")
+
+
+def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPlanes:
+    """The planes ``path`` holds finished (its record's ``plane_runs``), checked to be a (T, Z, Y, X) labels
+    TIFF of ``shape`` from runs of ``method``; a ValueError naming the problem otherwise."""
+    import tifffile
+
+    from napari_vos.data.damaged_files import reading
+    from napari_vos.data.writers import tiff_record
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--resume {path} {'is not a file' if path.exists() else 'does not exist'}: give the labels "
+                         "TIFF a stopped run through several Z planes wrote (or a killed run's partial file)")
+    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
+        record = tiff_record(tif) or {}
+        found = tuple(int(n) for n in tif.series[0].shape)
+    runs = record.get("plane_runs")
+    if not isinstance(runs, dict):
+        raise ValueError(f"--resume {path}: its record names no runs through Z planes, so it is no stopped run's "
+                         "output through several Z planes (--z painted or a list): give one, or run without --resume")
+    if found != tuple(shape):
+        raise ValueError(f"--resume {path} holds labels of shape {found}, but the labels to propagate are "
+                         f"{tuple(shape)} (T, Z, Y, X): give the file a run over this video wrote")
+    if record.get("method") != method:
+        raise ValueError(f"--resume {path} holds planes made with --method {record.get('method')}, not {method}: "
+                         f"give --method {record.get('method')} to go on with them")
+    shared = {k: v for k, v in record.items() if k not in _RUNS_ONLY and k not in PER_PLANE}
+    kept = KeptPlanes(path)
+    for plane, own in sorted(runs.items(), key=lambda item: int(item[0])):
+        if own.get("complete") is False or own.get("cancelled"):
+            kept.part_way.append(int(plane))
+        else:
+            kept.records[int(plane)] = {**shared, **own, "z_plane": int(plane)}
+    kept.top = max([0, *(i for r in kept.records.values() for i in r.get("object_ids") or [])])
+    return kept
+
+
+def resume_command(record: dict[str, Any], resume_from: Path, output: Path) -> str | None:
+    """The command that goes on from ``resume_from`` (a killed run's partial file, moved) into ``output``,
+    from the killed run's ``record``: its video, labels, --z, method and checkpoint; None where the record
+    does not name its inputs."""
+    import shlex
+
+    inputs = record.get("inputs") or {}
+    if not inputs.get("video") or not inputs.get("labels") or inputs.get("z") is None:
+        return None
+    z = inputs["z"] if isinstance(inputs["z"], str) else ",".join(map(str, inputs["z"]))
+    words = ["napari-vos", "propagate", inputs["video"], inputs["labels"], "--z", z, "-o", str(output)]
+    words += [w for key in ("method", "checkpoint") if record.get(key) for w in (f"--{key}", str(record[key]))]
+    if record.get("direction") not in (None, "both"):
+        words += ["--direction", str(record["direction"])]
+    return " ".join(shlex.quote(w) for w in [*words, "--resume", str(resume_from)])
+
+
+def finished_planes(record: dict[str, Any]) -> list[int]:
+    """The planes a run's record (`planes_run_record`'s) says ran to their end."""
+    runs = record.get("plane_runs") or {}
+    return sorted(int(z) for z, own in runs.items() if own.get("complete") is not False and not own.get("cancelled"))
+
+
+def planes_note(kept: KeptPlanes, asked: list[int]) -> str:
+    """What the run keeps of ``kept`` and runs again, for the terminal."""
+    again = [z for z in kept.part_way if z in asked]
+    dropped = [z for z in kept.part_way if z not in asked]
+    note = f"kept Z plane(s) {frame_ranges(sorted(kept.records)) or 'none'} from {kept.path}"
+    if again:
+        note += f"; Z plane(s) {frame_ranges(again)} stopped part-way there and run again from the start"
+    if dropped:
+        note += f"; Z plane(s) {frame_ranges(dropped)} stopped part-way there and not asked for (--z): left empty"
+    return note
+
+
+def planes_left(kept: KeptPlanes, asked: list[int]) -> list[int]:
+    """The planes of ``asked`` that ``kept`` does not hold finished: the ones to run."""
+    return [z for z in asked if z not in kept.records]
+

@@ -1,0 +1,171 @@
+"""`napari-vos propagate --z ... --resume FILE`: a stopped or killed run through several Z planes goes on from
+the planes it finished, into the file the uninterrupted run writes."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_vos.cli import main
+from napari_vos.data.writers import read_tiff_provenance
+from test_cli_z_planes import T, Y, X, _run, _squares
+
+
+def _stop_in_plane(monkeypatch, reads_of_frame_3: int) -> None:
+    """Ctrl+C when frame 3 is read for the ``reads_of_frame_3``-th time (a flow run reads each frame once a plane)."""
+    from napari_vos.data.frames import FrameSource
+
+    real = FrameSource.tensor
+    reads = {"frame 3": 0}
+
+    def ctrl_c(self, index, *args, **kwargs):
+        if index == 3:
+            reads["frame 3"] += 1
+            if reads["frame 3"] == reads_of_frame_3:
+                raise KeyboardInterrupt
+        return real(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(FrameSource, "tensor", ctrl_c)
+
+
+def _uninterrupted(tmp_path) -> np.ndarray:
+    assert _run(tmp_path, "--z", "painted", out="full.tif") == 0
+    return tifffile.imread(tmp_path / "full.tif")
+
+
+def test_a_stopped_run_goes_on_from_its_finished_planes_into_the_uninterrupted_runs_labels(tmp_path, monkeypatch,
+                                                                                           capsys):
+    _squares(tmp_path, painted=(0, 1, 3))
+    full = _uninterrupted(tmp_path)
+    _stop_in_plane(monkeypatch, 2)  # in plane 1, after its frames 0-2
+    assert _run(tmp_path, "--z", "painted") == 130
+    err = capsys.readouterr().err
+    assert f"to run the planes left (1, 3) into it, give the same command with --resume {tmp_path / 'out.tif'}" in err
+    monkeypatch.undo()
+    assert _run(tmp_path, "--z", "painted", "--resume", str(tmp_path / "out.tif")) == 0
+    said = capsys.readouterr()
+    assert f"kept Z plane(s) 0 from {tmp_path / 'out.tif'}; Z plane(s) 1 stopped part-way there and run again" in said.err
+    assert "Z plane 1 (1 of 2)" in said.err and "Z plane 3 (2 of 2)" in said.err and "Z plane 0 (" not in said.err
+    assert "propagated on Z planes 0-1, 3 (0 kept from" in said.out
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), full)
+    record = read_tiff_provenance(tmp_path / "out.tif")
+    assert record["complete"] is True and record["z_planes_run"] == [0, 1, 3] and record["z_planes_asked"] == [0, 1, 3]
+    assert record["resumed_from"]["z_planes_kept"] == [0] and record["object_ids"] == [1, 2, 4]
+    assert record["plane_runs"]["1"]["frames_segmented"] == "0-5" and record["frames_segmented"] == "0-5"
+    assert not (tmp_path / "out.stopped.tif").exists() and not (tmp_path / "out.partial.tif").exists()
+
+
+def test_a_second_stop_writes_over_the_file_it_went_on_from_with_every_plane_finished_so_far(tmp_path, monkeypatch,
+                                                                                            capsys):
+    _squares(tmp_path, painted=(0, 1, 3))
+    _stop_in_plane(monkeypatch, 2)
+    assert _run(tmp_path, "--z", "painted") == 130
+    capsys.readouterr()
+    _stop_in_plane(monkeypatch, 2)  # this time in plane 3 (plane 1 reads frame 3 first)
+    assert _run(tmp_path, "--z", "painted", "--resume", str(tmp_path / "out.tif")) == 130
+    err = capsys.readouterr().err
+    assert "stopped in Z plane 3 after 3 of 6 frames; wrote Z plane(s) 0-1 and Z plane 3's finished frames" in err
+    assert f"(3) into it, give the same command with --resume {tmp_path / 'out.tif'}" in err
+    assert not (tmp_path / "out.stopped.tif").exists()
+    record = read_tiff_provenance(tmp_path / "out.tif")
+    assert record["z_planes_run"] == [0, 1, 3] and record["complete"] is False
+    assert record["plane_runs"]["3"]["complete"] is False and record["resumed_from"]["z_planes_kept"] == [0]
+    monkeypatch.undo()
+    assert _run(tmp_path, "--z", "painted", "--resume", str(tmp_path / "out.tif")) == 0
+    assert "kept Z plane(s) 0-1 from" in capsys.readouterr().err
+    assert read_tiff_provenance(tmp_path / "out.tif")["complete"] is True
+
+
+def test_a_killed_runs_partial_file_names_the_command_that_goes_on_from_it(tmp_path, capsys):
+    _squares(tmp_path, painted=(0, 1, 3))
+    full = _uninterrupted(tmp_path)
+    killed_in_plane_1 = (
+        "import os, sys\n"
+        "from napari_vos.data.frames import FrameSource\n"
+        "from napari_vos.cli import main\n"
+        "real, reads = FrameSource.tensor, []\n"
+        "def kill(self, index, *a, **k):\n"
+        "    reads.append(index)\n"
+        "    if reads.count(3) == 2:\n"
+        "        os._exit(9)\n"
+        "    return real(self, index, *a, **k)\n"
+        "FrameSource.tensor = kill\n"
+        "main(sys.argv[1:])\n")
+    out = tmp_path / "out.tif"
+    command = [sys.executable, "-c", killed_in_plane_1, "propagate", str(tmp_path / "video.tif"),
+               str(tmp_path / "labels.tif"), "-o", str(out), "--method", "flow", "--device", "cpu", "--z", "painted"]
+    assert subprocess.run(command, capture_output=True, env={**os.environ, "PYTHONPATH": ""}).returncode == 9
+    assert (tmp_path / "out.partial.tif").exists() and not out.exists()
+    assert _run(tmp_path, "--z", "painted") == 2
+    err = capsys.readouterr().err
+    assert "it was killed" in err and "(0-1, 3), 0 finished: move it to out.killed.tif and go on from them with" in err
+    go_on = next(line.strip() for line in err.splitlines() if line.strip().startswith("napari-vos propagate /"))
+    words = shlex.split(go_on)
+    assert words[words.index("--resume") + 1] == str(out.with_name("out.killed.tif")) and "--method" in words
+    (tmp_path / "out.partial.tif").rename(tmp_path / "out.killed.tif")
+    assert main([*words[1:], "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out), full)
+    assert read_tiff_provenance(out)["resumed_from"]["z_planes_kept"] == [0]
+
+
+def test_a_killed_run_in_its_first_plane_says_which_planes_hold_labels(tmp_path, capsys):
+    from napari_vos.data.calibration import Calibration
+    from napari_vos.data.partial_labels import PartialLabels
+
+    _squares(tmp_path, painted=(0, 1, 3))
+    killed = PartialLabels(tmp_path / "out.tif", (T, 4, Y, X), 4, Calibration(),
+                           {"method": "flow", "z_planes_asked": [0, 1, 3]})
+    killed.labels[:2, 0] = 1  # plane 0 begun, no plane finished
+    killed.labels.flush()
+    killed.release()
+    killed.labels = None
+    assert _run(tmp_path, "--z", "painted") == 2
+    err = capsys.readouterr().err
+    assert "(0-1, 3), 0 hold its labels (the last may be half-done)" in err and "--resume" not in err
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing", "does not exist"),
+    ("one plane", "its record names no runs through Z planes"),
+    ("shape", "holds labels of shape (6, 3,"),
+    ("method", "holds planes made with --method flow, not frtm: give --method flow"),
+    ("complete", "holds every Z plane asked for (0-1, 3) finished: nothing is left to run"),
+    ("no --z", "--resume goes on with a stopped run through several Z planes"),
+])
+def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys, case, words):
+    _squares(tmp_path, painted=(0, 1, 3))
+    given = tmp_path / "earlier.tif"
+    z, method = ["--z", "painted"], []
+    if case == "one plane":
+        tifffile.imwrite(given, np.zeros((T, 4, Y, X), np.uint8), imagej=True, metadata={"axes": "TZYX"})
+    elif case == "shape":
+        _run(tmp_path, "--z", "painted", out="earlier.tif")
+        tifffile.imwrite(given, tifffile.imread(given)[:, :3], imagej=True, metadata={
+            "axes": "TZYX", "napari_vos": '{"method": "flow", "plane_runs": {}}'})
+    elif case in ("method", "complete", "no --z"):
+        assert _run(tmp_path, "--z", "painted", out="earlier.tif") == 0
+        method = ["--method", "frtm"] if case == "method" else []
+        z = ["--z", "1"] if case == "no --z" else z
+    capsys.readouterr()
+    kept = given.read_bytes() if given.exists() else None
+    argv = ["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / "out.tif"),
+            "--method", "flow", "--device", "cpu", *z, "--resume", str(given), *method]
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "out.tif").exists() and not (tmp_path / "out.partial.tif").exists()
+    assert (given.read_bytes() if given.exists() else None) == kept
+
+
+def test_the_kept_planes_must_come_from_the_same_weights():
+    from napari_vos.plane_resume import KeptPlanes
+
+    kept = KeptPlanes(Path("earlier.tif"), {0: {"method": "frtm", "checkpoint_sha256": "abc"}})
+    kept.check_same_weights({"method": "frtm", "checkpoint_sha256": "abc"})
+    with pytest.raises(ValueError, match="checkpoint \\(its sha256\\) 'abc', this run's is 'def'"):
+        kept.check_same_weights({"method": "frtm", "checkpoint_sha256": "def"})
