@@ -56,7 +56,7 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
                      frame: int | None = None, *, device: "str | torch.device" = "auto", direction: str = "both",
                      maps: bool = False, all_painted: bool = True, name: str | None = None,
                      channel_layers: "Sequence[str | Image]" = (), plane: "int | str | Sequence[int] | None" = None,
-                     **options: Any) -> LayerOutputs:
+                     resume: "str | Labels | None" = None, **options: Any) -> LayerOutputs:
     """Propagate the painted ``labels`` layer through the ``image`` layer and add the result to ``viewer``.
 
     image, labels: layer names or layers. labels is either (T, Y, X), where every painted frame is
@@ -76,6 +76,9 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     ``plane="painted"`` runs through every Z plane painted in the labels layer, and a list through those
     planes, one after another into one output (each plane's objects followed on that plane by a run of
     its own; its record lists them in ``z_planes_run`` and each one's start and frames in ``plane_runs``).
+    resume: with ``plane="painted"`` (or a list), the output of such runs that stopped (Cancel, an error):
+    the planes it holds finished are kept, the others run into it (a plane stopped part-way from its start),
+    and it is returned as the output.
     options: passed to `Session` (``checkpoint``, ``max_side``, ``channels``, method options).
     The output layers keep the image's scale/translate; the provenance is in
     ``layer.metadata["napari_vos"]``. Engine errors (ValueError, CheckpointError) propagate; a
@@ -84,11 +87,14 @@ def propagate_layers(viewer: "napari.Viewer", image: "str | Image", labels: "str
     settings = {"frame": frame, "device": device, "direction": direction, "maps": maps, "all_painted": all_painted,
                 "channel_layers": channel_layers, **options}
     if several_planes(plane):
-        runs = PlaneRuns(viewer, image, labels, method, plane, name=name, **settings)
+        runs = PlaneRuns(viewer, image, labels, method, plane, name=name, resume=resume, **settings)
         results = [_run_job(job, runs) for job in runs.jobs]
         runs.finish()
         job = runs.jobs[-1]
         return LayerOutputs(runs.output, [m for j in runs.jobs for m in j.map_layers.values()], results[-1], job.advice)
+    if resume is not None:
+        raise ValueError("resume goes on with stopped runs through several Z planes: give plane='painted' (or a list "
+                         "of planes) with it")
     job = LayerJob(viewer, image, labels, method, name=name, plane=plane, **settings)
     result = _run_job(job)
     return LayerOutputs(job.output, list(job.map_layers.values()), result, job.advice)

@@ -16,7 +16,8 @@ from typing import Any
 from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PER_PLANE
 
-__all__ = ["KeptPlanes", "finished_planes", "kept_planes", "planes_left", "planes_note", "resume_command"]
+__all__ = ["KeptPlanes", "check_same_weights", "finished_planes", "kept_planes", "kept_runs", "planes_left", "planes_note",
+           "resume_command"]
 
 #: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
 _RUNS_ONLY = ("z_planes_run", "z_planes_asked", "plane_runs", "resumed_from")
@@ -47,15 +48,32 @@ class KeptPlanes:
             planes.close()
 
     def check_same_weights(self, provenance: dict[str, Any]) -> None:
-        """A ValueError where the run going on (its Session's ``provenance``) is not the kept planes'
-        method with the same weights: one file's planes would come from two networks."""
-        earlier = next(iter(self.records.values()))
-        for key, what in (("method", "method"), ("checkpoint_sha256", "checkpoint (its sha256)")):
-            if earlier.get(key) != provenance.get(key):
-                raise ValueError(f"the planes kept from {self.path} were made with {what} {earlier.get(key)!r}, this "
-                                 f"run's is {provenance.get(key)!r}: give the earlier run's --method and --checkpoint, "
-                                 "or run every plane again without --resume")
+        """`check_same_weights` of the kept planes and the run going on."""
+        check_same_weights(self.records, provenance, str(self.path))
 
+
+def check_same_weights(kept: dict[int, dict[str, Any]], provenance: dict[str, Any], where: str) -> None:
+    """A ValueError where the run going on (its Session's ``provenance``) is not the ``kept`` planes' (their
+    records, from ``where``) method with the same weights: one output's planes would come from two networks."""
+    earlier = next(iter(kept.values()))
+    for key, what in (("method", "method"), ("checkpoint_sha256", "checkpoint (its sha256)")):
+        if earlier.get(key) != provenance.get(key):
+            raise ValueError(f"the planes kept from {where} were made with {what} {earlier.get(key)!r}, this run's "
+                             f"is {provenance.get(key)!r}: give the earlier run's method and checkpoint, or run every "
+                             "plane again")
+
+
+def kept_runs(record: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """The planes a record of runs through Z planes (`planes_run_record`'s) names finished, each with its run
+    record rebuilt (the runs' shared entries with the plane's own), and the planes it names stopped part-way."""
+    shared = {k: v for k, v in record.items() if k not in _RUNS_ONLY and k not in PER_PLANE}
+    finished, part_way = {}, []
+    for plane, own in sorted((record.get("plane_runs") or {}).items(), key=lambda item: int(item[0])):
+        if own.get("complete") is False or own.get("cancelled"):
+            part_way.append(int(plane))
+        else:
+            finished[int(plane)] = {**shared, **own, "z_plane": int(plane)}
+    return finished, part_way
 
 def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPlanes:
     """The planes ``path`` holds finished (its record's ``plane_runs``), checked to be a (T, Z, Y, X) labels
@@ -82,15 +100,9 @@ def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPl
     if record.get("method") != method:
         raise ValueError(f"--resume {path} holds planes made with --method {record.get('method')}, not {method}: "
                          f"give --method {record.get('method')} to go on with them")
-    shared = {k: v for k, v in record.items() if k not in _RUNS_ONLY and k not in PER_PLANE}
-    kept = KeptPlanes(path)
-    for plane, own in sorted(runs.items(), key=lambda item: int(item[0])):
-        if own.get("complete") is False or own.get("cancelled"):
-            kept.part_way.append(int(plane))
-        else:
-            kept.records[int(plane)] = {**shared, **own, "z_plane": int(plane)}
-    kept.top = max([0, *(i for r in kept.records.values() for i in r.get("object_ids") or [])])
-    return kept
+    finished, part_way = kept_runs(record)
+    top = max([0, *(i for r in finished.values() for i in r.get("object_ids") or [])])
+    return KeptPlanes(path, finished, part_way, top)
 
 
 def resume_command(record: dict[str, Any], resume_from: Path, output: Path) -> str | None:
@@ -112,8 +124,7 @@ def resume_command(record: dict[str, Any], resume_from: Path, output: Path) -> s
 
 def finished_planes(record: dict[str, Any]) -> list[int]:
     """The planes a run's record (`planes_run_record`'s) says ran to their end."""
-    runs = record.get("plane_runs") or {}
-    return sorted(int(z) for z, own in runs.items() if own.get("complete") is not False and not own.get("cancelled"))
+    return sorted(kept_runs(record)[0])
 
 
 def planes_note(kept: KeptPlanes, asked: list[int]) -> str:

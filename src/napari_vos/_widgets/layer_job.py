@@ -28,7 +28,7 @@ import copy
 import itertools
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -717,6 +717,9 @@ class LayerJob:
             session_options = {"on_finetune": self._finetune_step, "cancel_event": self._stop, **session_options}
         self.session_options = session_options
         self.session: Session | None = None
+        #: called with the Session once it is made, before it runs: raises to refuse it (`PlaneRuns`'s
+        #: resumed runs check that the kept planes' weights are this run's)
+        self.check_session: Callable[[Session], None] | None = None
         self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)
         # maps whose layer is not in the viewer yet: (data, add_image's arguments), filled like a layer's
         # data. With ``defer_map_layers`` the widget adds them one per event-loop turn
@@ -952,6 +955,8 @@ class LayerJob:
         # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
                           keep_maps=False, out=self.frames_of(self.output.data), rgb=rgb, **self.session_options)
+        if self.check_session is not None:  # before its annotations are written: a run that may not go on stops
+            self.check_session(session)
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
             self._checksums[index] = frame_checksum(self.frames_of(self.output.data)[index])  # written by the run

@@ -17,6 +17,7 @@ import numpy as np
 from napari_vos.checks import frame_ranges
 from napari_vos.data.label_types import painted_planes
 from napari_vos.plane_records import planes_run_record
+from napari_vos.plane_resume import check_same_weights, kept_runs
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,34 +75,51 @@ class PlaneRuns:
     """One `LayerJob` per Z plane, all filling one output layer; the record of them all when they end."""
 
     def __init__(self, viewer: "napari.Viewer", image: "str | Image", labels: "str | Labels | None", method: str,
-                 plane: Any, name: str | None = None, **job_options: Any) -> None:
+                 plane: Any, name: str | None = None, resume: "str | Labels | None" = None,
+                 **job_options: Any) -> None:
         """The runs of ``method`` through the Z planes ``plane`` names (`several_planes`) of ``image``, each a
         `LayerJob` of ``job_options`` (frame, direction, maps...), the output named ``name`` or after the
-        labels layer and the planes."""
+        labels layer and the planes. ``resume``: the output of such runs that stopped, whose finished planes
+        are kept (`plane_resume.kept_runs`) and the others run into it (a plane stopped part-way from its start)."""
         from napari_vos._widgets.layer_job import LayerJob, default_output_name, get_layer
 
         image = get_layer(viewer, image, "image")
         labels = get_layer(viewer, labels, "labels") if labels is not None else None
         # the output's type holds every plane's ids (the first run makes it)
-        self.planes, top = _asked_planes(plane, labels)
+        asked, top = _asked_planes(plane, labels)
+        into = get_layer(viewer, resume, "labels") if resume is not None else None
+        self.records: dict[int, dict[str, Any]] = _kept_planes(into, method) if into is not None else {}
+        self.planes = sorted(set(asked) | set(self.records))
+        left = [z for z in asked if z not in self.records]
+        if not left:
+            raise ValueError(f"{into.name!r} holds every Z plane asked for ({frame_ranges(asked)}) finished: nothing "
+                             "is left to run")
+        self.latest: int | None = None  # the plane whose run ended last
 
         def make_job(**more: Any) -> LayerJob:
             return LayerJob(viewer, image, labels, method, **job_options, **more)
 
         run = f"{method}, Z planes {frame_ranges(self.planes)}"
-        first = make_job(plane=self.planes[0], ids_up_to=top, name_maps_by_plane=True,
-                         name=name or default_output_name(viewer, image, labels, run))
+        first = make_job(plane=left[0], ids_up_to=top, name_maps_by_plane=True, **(
+            {"into": into} if into is not None else {"name": name or default_output_name(viewer, image, labels, run)}))
         self.jobs = [first]
         try:
-            for z in self.planes[1:]:
+            for z in left[1:]:
                 self.jobs.append(make_job(plane=z, into=first.output, ids_up_to=top))
         except Exception as err:
             first.discard()
             if isinstance(err, ValueError):  # which plane's layers are refused
                 raise ValueError(f"Z plane {z}: {err}") from err
             raise
-        self.records: dict[int, dict[str, Any]] = {}  # each finished plane's record
         self.checksums: list[dict[str, Any]] = []
+        if into is not None:  # from here the output is being filled (no record): the kept planes' go to `finish`
+            first.check_session = lambda session: check_same_weights(self.records, session.result().provenance(),
+                                                                     repr(into.name))
+            self.kept = sorted(self.records)
+            self.checksums = _kept_checksums(into.metadata.pop(CHECKSUMS, None), self.kept)
+            into.metadata.pop("napari_vos")
+        else:
+            self.kept = []
 
     @property
     def output(self) -> "Labels":
@@ -119,6 +137,7 @@ class PlaneRuns:
             return
         self.records[int(job.plane)] = self.output.metadata.pop("napari_vos")
         self.checksums.append(self.output.metadata.pop(CHECKSUMS))
+        self.latest = int(job.plane)
 
     def finish(self) -> dict[str, Any] | None:
         """Store the record of the planes run (`planes_run_record`) in the output's metadata, and return it
@@ -127,10 +146,38 @@ class PlaneRuns:
 
         if not self.records:
             return None
-        record = planes_run_record(self.records, self.planes)
+        record = planes_run_record(self.records, self.planes, self.latest)
+        if self.kept:
+            record["resumed_from"] = {"z_planes_kept": self.kept}
         self.output.metadata["napari_vos"] = record
-        self.output.metadata[CHECKSUMS] = planes_record(self.checksums)
+        if self.checksums:
+            self.output.metadata[CHECKSUMS] = planes_record(self.checksums)
         for job in self.jobs:  # each plane's maps carry the runs' record, with their own map entry and plane
             for layer in job.maps_in_viewer():
                 layer.metadata["napari_vos"] = {**record, **layer.metadata.get(MAP_MARKER, {}), "z_plane": job.plane}
         return record
+
+
+def _kept_planes(output: "Labels", method: str) -> dict[int, dict[str, Any]]:
+    """The finished planes' records of ``output``, the output of runs through several Z planes of ``method``
+    that stopped; a ValueError naming the problem where it is no such output."""
+    record = output.metadata.get("napari_vos")
+    if not isinstance(record, dict) or not isinstance(record.get("plane_runs"), dict):
+        still = "napari_vos_output" in output.metadata and record is None
+        raise ValueError(f"{output.name!r} " + ("is still being filled by a run" if still else
+                                               "is no output of runs through several Z planes") +
+                         ": resume goes on from such an output that stopped")
+    if record.get("method") != method:
+        raise ValueError(f"{output.name!r} holds planes made with {record.get('method')}, not {method}: pick "
+                         f"{record.get('method')} to go on with them")
+    return kept_runs(record)[0]
+
+
+def _kept_checksums(stored: Any, planes: list[int]) -> list[dict[str, Any]]:
+    """The kept ``planes``' entries of the output's stored checksums (`planes_record`'s), as `checksum_record`
+    gives them, so a correction painted on a kept plane is still found; none where none were stored (an
+    output opened from a file)."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("planes"), dict):
+        return []
+    return [{"dtype": stored["dtype"], "crc": crc, "plane": z} for z in planes
+            if (crc := stored["planes"].get(str(z))) is not None]
