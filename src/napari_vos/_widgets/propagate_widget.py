@@ -166,6 +166,9 @@ class PropagateWidget(QWidget):
         self.viewer = napari_viewer
         self.job: LayerJob | None = None
         self.runs: PlaneRuns | None = None  # with 'every painted Z plane': the planes' runs, ``job`` the one going on
+        # the output of stopped runs through the painted Z planes, and what they were run with, for Resume
+        self._stopped_planes: tuple[Any, tuple[Any, ...]] | None = None
+        self._plane_settings: tuple[Any, ...] = ()
         self.worker: Any = None
         self._error: BaseException | None = None
         # the layers the user picked, kept as layers so that a pick follows its layer when renamed;
@@ -316,6 +319,13 @@ class PropagateWidget(QWidget):
         # shown with a tip (napari_vos.advice): one click picks the method and checkpoint it names
         self.advice_button = QPushButton()
         self.advice_button.setVisible(False)
+        # shown once runs through the painted Z planes stopped: they go on into the same output
+        self.resume_button = QPushButton("Resume planes left")
+        self.resume_button.setToolTip("Go on with the stopped runs through the painted Z planes: the planes finished "
+                                      "are kept, the others run into the same output (a plane stopped part-way from "
+                                      "its start)")
+        self.resume_button.setVisible(False)
+        self.resume_button.clicked.connect(self.resume)
         self.advice_button.clicked.connect(self._take_advice)
         self._advice: Any = None
 
@@ -345,6 +355,7 @@ class PropagateWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.advice_button)
+        layout.addWidget(self.resume_button)
         layout.addStretch(1)
 
         self.method_combo.currentIndexChanged.connect(self._method_index_changed)
@@ -720,6 +731,7 @@ class PropagateWidget(QWidget):
             if self.all_planes.isChecked() and not self.all_planes.isHidden():  # hidden but for a 3D + time image
                 self.runs = PlaneRuns(self.viewer, image, labels, method, PAINTED, **settings)
                 self.job = self.runs.jobs[0]
+                self._plane_settings = (image, labels, method, settings)
             else:
                 self.runs, self.job = None, LayerJob(self.viewer, image, labels, method, **settings)
         except Exception as err:  # noqa: BLE001 - every failure is shown, none crashes the viewer
@@ -731,7 +743,34 @@ class PropagateWidget(QWidget):
             # is wrong now, or clears it ("pick an image layer first" stayed once the image was there)
             self._showing_mismatch = True
             return
+        self._show_resume(None)  # a new run: the stopped one's output is the user's now
         self._run(self.job)
+
+    def resume(self) -> None:
+        """The Resume button: the stopped runs through the painted Z planes go on into their output, with the
+        settings they were started with (`PlaneRuns` ``resume``)."""
+        if self.worker is not None or self._stopped_planes is None:
+            return
+        output, (image, labels, method, settings) = self._stopped_planes
+        self._error = None
+        self._closed_mid_run = False
+        try:
+            self.runs = PlaneRuns(self.viewer, image, labels, method, PAINTED, resume=output, **settings)
+        except Exception as err:  # noqa: BLE001 - shown, as Propagate's refusals are
+            self.runs = None
+            self._report(err)
+            return
+        self._show_resume(None)
+        self._plane_settings = (image, labels, method, settings)
+        self._run(self.runs.jobs[0])
+
+    def _show_resume(self, output: Any) -> None:
+        """Offer Resume for ``output``, the output of runs through Z planes that stopped (None: offer none)."""
+        self._stopped_planes = (output, self._plane_settings) if output is not None else None
+        self.resume_button.setVisible(output is not None)
+        if output is not None:
+            self.resume_button.setToolTip(f"Go on with the runs that filled {output.name!r}: the planes finished are "
+                                          "kept, the others run into it (a plane stopped part-way from its start)")
 
     def _run(self, job: LayerJob) -> None:
         """Lock the controls and run ``job`` in a worker (`start`'s, or the next plane's of `runs`)."""
@@ -1107,6 +1146,8 @@ class PropagateWidget(QWidget):
         record = runs.finish()
         if record is None:
             return ""
+        if record["complete"] is False and runs.output in self.viewer.layers:
+            self._show_resume(runs.output)
         left = [z for z in runs.planes if z not in record["z_planes_run"]]
         return (f"Z plane{'s' if len(record['z_planes_run']) > 1 else ''} {frame_ranges(record['z_planes_run'])} "
                 f"in {runs.output.name!r}" + (f", plane{'s' if len(left) > 1 else ''} {frame_ranges(left)} not run"
