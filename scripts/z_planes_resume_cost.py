@@ -39,9 +39,9 @@ def main() -> None:
         first, rest = chosen[:kept], chosen[kept:]
         print(f"{n_frames} frames x {planes} planes of {side}x{side}, painted on planes {chosen}; method {method}, CPU")
         whole = _command(folder, method, "painted", "whole.tif")
-        _command(folder, method, ",".join(map(str, first)), "earlier.tif")
+        _command(folder, method, ",".join(map(str, first)) + ",", "earlier.tif")  # a list: (T, Z, Y, X) labels
         resumed = _command(folder, method, "painted", "resumed.tif", "--resume", str(folder / "earlier.tif"))
-        left = _command(folder, method, ",".join(map(str, rest)), "left.tif")
+        left = _command(folder, method, ",".join(map(str, rest)) + ",", "left.tif")
         same = np.array_equal(tifffile.imread(folder / "resumed.tif"), tifffile.imread(folder / "whole.tif"))
         print(f"whole run ({len(chosen)} planes): {whole:.2f} s; --resume keeping {len(first)} planes: {resumed:.2f} s; "
               f"the {len(rest)} planes left alone: {left:.2f} s; resumed labels equal the whole run's: {same}; "

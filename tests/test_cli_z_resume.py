@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from napari_vos.cli import main
-from napari_vos.data.writers import read_tiff_provenance
+from napari_vos.data.writers import read_tiff_provenance, rewrite_tiff_provenance
 from test_cli_z_planes import T, Y, X, _run, _squares
 
 
@@ -136,6 +136,7 @@ def test_a_killed_run_in_its_first_plane_says_which_planes_hold_labels(tmp_path,
     ("shape", "holds labels of shape (6, 3,"),
     ("method", "holds planes made with --method flow, not frtm: give --method flow"),
     ("complete", "holds every Z plane asked for (0-1, 3) finished: nothing is left to run"),
+    ("weights", "were made with checkpoint (its sha256) 'made-elsewhere', this run's is None"),
     ("no --z", "--resume goes on with a stopped run through several Z planes"),
 ])
 def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys, case, words):
@@ -148,6 +149,11 @@ def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys,
         _run(tmp_path, "--z", "painted", out="earlier.tif")
         tifffile.imwrite(given, tifffile.imread(given)[:, :3], imagej=True, metadata={
             "axes": "TZYX", "napari_vos": '{"method": "flow", "plane_runs": {}}'})
+    elif case == "weights":  # checked once the run's method is built, before its first frame
+        assert _run(tmp_path, "--z", "0,1", out="earlier.tif") == 0
+        record = read_tiff_provenance(given)
+        record["plane_runs"]["0"]["checkpoint_sha256"] = "made-elsewhere"
+        rewrite_tiff_provenance(given, record)
     elif case in ("method", "complete", "no --z"):
         assert _run(tmp_path, "--z", "painted", out="earlier.tif") == 0
         method = ["--method", "frtm"] if case == "method" else []

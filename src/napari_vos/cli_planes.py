@@ -202,13 +202,12 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
                     from napari_vos.data.map_tiffs import MapTiffs
 
                     session.maps_out = MapTiffs(Path(args.maps) / f"z{z}", calibration, session)
+                if kept:  # once its checkpoint is loaded, before it starts
+                    session.check_method = lambda built: kept.check_same_weights(built.result().provenance())
                 if latest is None:  # what a killed run's file says of it before its first plane ends
-                    provenance = session.result().provenance()
-                    if kept:
-                        kept.check_same_weights(provenance)
                     earlier = _runs_record(records, planes, max(records), kept) if records else {}
-                    partial.describe({**earlier, **provenance, **_inputs_record(args), "z_planes_asked": planes,
-                                      "direction": args.direction})
+                    partial.describe({**earlier, **session.result().provenance(), **_inputs_record(args),
+                                      "z_planes_asked": planes, "direction": args.direction})
                 finished, stop = _run_keeping_frames(session, args.direction, start)
             except (KeyboardInterrupt, Exception) as err:  # nothing of this plane segmented
                 if latest is None:  # nor of any other this run ran: the --resume file is all there is

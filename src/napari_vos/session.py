@@ -393,6 +393,9 @@ class Session:
         self._segmented: list[int] = []  # the frames the last propagation yielded, in its order
         self._complete = False  # whether the last propagation ran to its end
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
+        #: called with the Session each time its method is built (its checkpoint and sha256 known), before the
+        #: method starts: raises to refuse the weights (a resumed run's kept planes were made by others)
+        self.check_method: Callable[[Session], None] | None = None
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
         self._followed_ids: list[int] | None = None  # the start frame's ids of the last annotated run
         self._chosen: dict[str, Any] = {}  # what the method picked at start (MethodBase.chosen_options)
@@ -557,6 +560,8 @@ class Session:
         if hasattr(method, "min_object_side"):  # a method's own size rule (RGMP's test scales) follows the Session's
             method.min_object_side = self.min_object_side
         self._checkpoint_info = (getattr(method, "checkpoint_name", None), getattr(method, "checkpoint_sha256", None))
+        if self.check_method is not None:
+            self.check_method(self)
         self.map_grids = dict(getattr(method, "map_grids", self.map_grids))
         for note in getattr(method, "checkpoint_notes", ()):
             self._note(note, CheckpointPreparedOtherwise)

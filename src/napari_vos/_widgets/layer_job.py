@@ -717,9 +717,10 @@ class LayerJob:
             session_options = {"on_finetune": self._finetune_step, "cancel_event": self._stop, **session_options}
         self.session_options = session_options
         self.session: Session | None = None
-        #: called with the Session once it is made, before it runs: raises to refuse it (`PlaneRuns`'s
-        #: resumed runs check that the kept planes' weights are this run's)
+        #: the Session's ``check_method``: called once its method is built, before it starts; raises to refuse
+        #: the weights (`PlaneRuns`'s resumed runs check that the kept planes' are this run's)
         self.check_session: Callable[[Session], None] | None = None
+        self._written_over: dict[int, np.ndarray] = {}  # with check_session: the frames before the annotations
         self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)
         # maps whose layer is not in the viewer yet: (data, add_image's arguments), filled like a layer's
         # data. With ``defer_map_layers`` the widget adds them one per event-loop turn
@@ -955,8 +956,9 @@ class LayerJob:
         # the map layers hold the maps (show()); the session keeps no second copy of them
         session = Session(self.video, method=self.method, device=self.device, maps=self.want_maps,
                           keep_maps=False, out=self.frames_of(self.output.data), rgb=rgb, **self.session_options)
-        if self.check_session is not None:  # before its annotations are written: a run that may not go on stops
-            self.check_session(session)
+        session.check_method = self.check_session
+        if self.check_session is not None:  # a refusal puts back the frames its annotations are written over
+            self._written_over = {index: np.array(self.frames_of(self.output.data)[index]) for index in self.annotations}
         for index, arr in sorted(self.annotations.items()):
             session.annotate(index, arr)
             self._checksums[index] = frame_checksum(self.frames_of(self.output.data)[index])  # written by the run
@@ -1218,6 +1220,10 @@ class LayerJob:
         """Remove the output layers (used when the run failed before the method segmented a frame); an
         output this run only joined (``into``: other planes' runs fill it too) stays."""
         self._pending_maps.clear()
+        if not self._owns_output and self.frames_computed == 0:  # the joined output as it was before this run
+            frames = self.frames_of(self.output.data)
+            for index, before in self._written_over.items():
+                frames[index] = before
         for layer in [*([self.output] if self._owns_output else []), *self.map_layers.values()]:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
