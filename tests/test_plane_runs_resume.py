@@ -56,8 +56,8 @@ def test_what_resume_cannot_go_on_from_is_refused_and_the_output_is_left_as_it_w
     out = viewer.layers[NAME]
     before = dict(out.metadata)
     for kwargs, words in [({"plane": None}, "give plane='painted'"),
-                          ({"plane": "painted", "resume": "painted"}, "'painted' is no output of runs through several"),
-                          ({"plane": "painted", "method": "frtm"}, "holds planes made with flow, not frtm"),
+                          ({"plane": "painted", "resume": "painted"}, "'painted': its record names no runs through Z planes"),
+                          ({"plane": "painted", "method": "frtm"}, "holds planes made with the method flow, not frtm"),
                           ({"plane": [1]}, "holds every Z plane asked for (1) finished: nothing is left to run")]:
         given = {"method": "flow", "resume": NAME, **kwargs}
         with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):

@@ -248,7 +248,8 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     if stop is not None:
         record.update(complete=False, stopped_by="interrupt" if isinstance(stop, KeyboardInterrupt) else repr(stop))
     top_id = max([top, *record["object_ids"]])
-    going_on = args.resume is not None and output.is_file() and os.path.samefile(output, args.resume)
+    going_on = args.resume is not None and output.is_file() and Path(args.resume).is_file() \
+        and os.path.samefile(output, args.resume)
     written_to = stopped_path(output) if stop is not None and output.is_file() and not going_on else output
     shape = tuple(partial.labels.shape)
     try:

@@ -17,7 +17,7 @@ from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PER_PLANE
 
 __all__ = ["KeptPlanes", "check_same_weights", "finished_planes", "kept_planes", "kept_runs", "planes_left", "planes_note",
-           "resume_command"]
+           "resumable_runs", "resume_command"]
 
 #: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
 _RUNS_ONLY = ("z_planes_run", "z_planes_asked", "plane_runs", "resumed_from")
@@ -75,6 +75,20 @@ def kept_runs(record: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], list[i
             finished[int(plane)] = {**shared, **own, "z_plane": int(plane)}
     return finished, part_way
 
+
+def resumable_runs(record: Any, method: str, what: str) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """`kept_runs` of ``record``, checked to be the record of runs through several Z planes of ``method``; a
+    ValueError naming ``what`` (the file, the layer) otherwise."""
+    if not isinstance(record, dict) or not isinstance(record.get("plane_runs"), dict):
+        raise ValueError(f"{what}: its record names no runs through Z planes, so it is no output of runs through "
+                         "several Z planes (--z painted or a list of planes; 'every painted Z plane') that stopped: "
+                         "give one, or run every plane")
+    if record.get("method") != method:
+        raise ValueError(f"{what} holds planes made with the method {record.get('method')}, not {method}: give "
+                         f"{record.get('method')} to go on with them")
+    return kept_runs(record)
+
+
 def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPlanes:
     """The planes ``path`` holds finished (its record's ``plane_runs``), checked to be a (T, Z, Y, X) labels
     TIFF of ``shape`` from runs of ``method``; a ValueError naming the problem otherwise."""
@@ -90,17 +104,10 @@ def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPl
     with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
         record = tiff_record(tif) or {}
         found = tuple(int(n) for n in tif.series[0].shape)
-    runs = record.get("plane_runs")
-    if not isinstance(runs, dict):
-        raise ValueError(f"--resume {path}: its record names no runs through Z planes, so it is no stopped run's "
-                         "output through several Z planes (--z painted or a list): give one, or run without --resume")
     if found != tuple(shape):
         raise ValueError(f"--resume {path} holds labels of shape {found}, but the labels to propagate are "
                          f"{tuple(shape)} (T, Z, Y, X): give the file a run over this video wrote")
-    if record.get("method") != method:
-        raise ValueError(f"--resume {path} holds planes made with --method {record.get('method')}, not {method}: "
-                         f"give --method {record.get('method')} to go on with them")
-    finished, part_way = kept_runs(record)
+    finished, part_way = resumable_runs(record, method, f"--resume {path}")
     top = max([0, *(i for r in finished.values() for i in r.get("object_ids") or [])])
     return KeptPlanes(path, finished, part_way, top)
 

@@ -17,7 +17,7 @@ import numpy as np
 from napari_vos.checks import frame_ranges
 from napari_vos.data.label_types import painted_planes
 from napari_vos.plane_records import planes_run_record
-from napari_vos.plane_resume import check_same_weights, kept_runs
+from napari_vos.plane_resume import check_same_weights, resumable_runs
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,17 +160,11 @@ class PlaneRuns:
 
 def _kept_planes(output: "Labels", method: str) -> dict[int, dict[str, Any]]:
     """The finished planes' records of ``output``, the output of runs through several Z planes of ``method``
-    that stopped; a ValueError naming the problem where it is no such output."""
+    that stopped (`resumable_runs`); a ValueError naming the problem where it is no such output."""
     record = output.metadata.get("napari_vos")
-    if not isinstance(record, dict) or not isinstance(record.get("plane_runs"), dict):
-        still = "napari_vos_output" in output.metadata and record is None
-        raise ValueError(f"{output.name!r} " + ("is still being filled by a run" if still else
-                                               "is no output of runs through several Z planes") +
-                         ": resume goes on from such an output that stopped")
-    if record.get("method") != method:
-        raise ValueError(f"{output.name!r} holds planes made with {record.get('method')}, not {method}: pick "
-                         f"{record.get('method')} to go on with them")
-    return kept_runs(record)[0]
+    if "napari_vos_output" in output.metadata and record is None:
+        raise ValueError(f"{output.name!r} is still being filled by a run: resume it once the run has stopped")
+    return resumable_runs(record, method, repr(output.name))[0]
 
 
 def _kept_checksums(stored: Any, planes: list[int]) -> list[dict[str, Any]]:

@@ -161,7 +161,8 @@ def _planes_held(path: Path, record: dict[str, Any], moved: Path, output: Path) 
     command = resume_command(record, moved, output) if finished else None
     if command is not None:
         return (f"; of the Z planes it was to run through ({frame_ranges(planes)}), {frame_ranges(finished)} "
-                f"finished: move it to {moved.name} and go on from them with\n  {command}\nor delete it to run again")
+                f"finished: move it to {moved.name} and go on from them with\n  {command}\n(adding any other options "
+                f"the killed run was given, as they were), or delete it to run again")
     stack = tifffile.memmap(path, mode="r")
     held = [z for z in planes if 0 <= z < stack.shape[1] and np.asarray(stack[:, z]).any()]
     del stack
