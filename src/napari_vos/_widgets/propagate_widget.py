@@ -320,10 +320,7 @@ class PropagateWidget(QWidget):
         self.advice_button = QPushButton()
         self.advice_button.setVisible(False)
         # shown once runs through the painted Z planes stopped: they go on into the same output
-        self.resume_button = QPushButton("Resume planes left")
-        self.resume_button.setToolTip("Go on with the stopped runs through the painted Z planes: the planes finished "
-                                      "are kept, the others run into the same output (a plane stopped part-way from "
-                                      "its start)")
+        self.resume_button = QPushButton("Resume planes left")  # its tip names the output (_show_resume)
         self.resume_button.setVisible(False)
         self.resume_button.clicked.connect(self.resume)
         self.advice_button.clicked.connect(self._take_advice)
@@ -761,7 +758,6 @@ class PropagateWidget(QWidget):
             self._report(err)
             return
         self._show_resume(None)
-        self._plane_settings = (image, labels, method, settings)
         self._run(self.runs.jobs[0])
 
     def _show_resume(self, output: Any) -> None:
