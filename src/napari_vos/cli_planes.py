@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 from napari_vos.checks import frame_ranges
+from napari_vos.plane_records import PAINTED
 
 __all__ = ["PAINTED", "propagate_planes", "runs_several_planes", "z_planes_arg"]
 
-#: ``--z`` for every Z plane the labels hold paint on
-PAINTED = "painted"
 
 
 def runs_several_planes(z: Any) -> bool:
@@ -123,7 +122,7 @@ def propagate_planes(args: argparse.Namespace) -> int:
     from napari_vos.cli import _check_maps_folder, _check_not_an_input, _check_writable, _session_options
     from napari_vos.cli_objects import label_volumes
     from napari_vos.data.partial_labels import PartialLabels
-    from napari_vos.plane_resume import kept_planes, planes_left, planes_note
+    from napari_vos.plane_resume import kept_planes, planes_and_left, planes_note
 
     _refuse_options(args)
     output = Path(args.output)
@@ -137,11 +136,7 @@ def propagate_planes(args: argparse.Namespace) -> int:
         painted, top = _asked_planes(args, volumes)
         shape = tuple(int(n) for n in volumes.shape)
     kept = kept_planes(args.resume, shape, args.method) if args.resume else None
-    planes = sorted(set(painted) | set(kept.records)) if kept else list(painted)
-    left = planes_left(kept, list(painted)) if kept else planes
-    if not left:
-        raise ValueError(f"--resume {args.resume} holds every Z plane asked for ({frame_ranges(list(painted))}) "
-                         "finished: nothing is left to run")
+    planes, left = planes_and_left(list(painted), kept.records if kept else {}, f"--resume {args.resume}")
     calibration = _checked_video_calibration(args, shape)
     if args.maps:
         for z in left:

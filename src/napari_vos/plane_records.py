@@ -11,7 +11,10 @@ from typing import Any
 
 from napari_vos.checks import frame_ranges, frames_in_ranges
 
-__all__ = ["PER_PLANE", "planes_run_record"]
+__all__ = ["PAINTED", "PER_PLANE", "planes_run_record"]
+
+#: ``--z`` (the command line) and ``plane=`` (the console, the widget) for every Z plane the labels hold paint on
+PAINTED = "painted"
 
 #: a plane's entries of its run's record that differ between planes, kept per plane in ``plane_runs``
 PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",

@@ -16,7 +16,7 @@ from typing import Any
 from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PER_PLANE
 
-__all__ = ["KeptPlanes", "check_same_weights", "finished_planes", "kept_planes", "kept_runs", "planes_left", "planes_note",
+__all__ = ["KeptPlanes", "check_same_weights", "finished_planes", "kept_planes", "kept_runs", "planes_and_left", "planes_note",
            "resumable_runs", "resume_command"]
 
 #: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
@@ -146,7 +146,11 @@ def planes_note(kept: KeptPlanes, asked: list[int]) -> str:
     return note
 
 
-def planes_left(kept: KeptPlanes, asked: list[int]) -> list[int]:
-    """The planes of ``asked`` that ``kept`` does not hold finished: the ones to run."""
-    return [z for z in asked if z not in kept.records]
-
+def planes_and_left(asked: list[int], kept: dict[int, dict[str, Any]], what: str) -> tuple[list[int], list[int]]:
+    """The planes of the output (those ``asked`` for and those ``kept``, in order) and those of ``asked`` to run
+    (not kept); a ValueError naming ``what`` (the file, the layer) where none is left."""
+    left = [z for z in asked if z not in kept]
+    if not left:
+        raise ValueError(f"{what} holds every Z plane asked for ({frame_ranges(asked)}) finished: nothing is left "
+                         "to run")
+    return sorted(set(asked) | set(kept)), left

@@ -16,8 +16,8 @@ import numpy as np
 
 from napari_vos.checks import frame_ranges
 from napari_vos.data.label_types import painted_planes
-from napari_vos.plane_records import planes_run_record
-from napari_vos.plane_resume import check_same_weights, resumable_runs
+from napari_vos.plane_records import PAINTED, planes_run_record
+from napari_vos.plane_resume import check_same_weights, planes_and_left, resumable_runs
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PAINTED", "PlaneRuns", "several_planes"]
 
-#: ``plane=`` for every Z plane the labels layer holds paint on
-PAINTED = "painted"
 
 def several_planes(plane: Any) -> bool:
     """Whether ``plane=`` asks for runs through several Z planes (``"painted"`` or a list of planes),
@@ -80,7 +78,7 @@ class PlaneRuns:
         """The runs of ``method`` through the Z planes ``plane`` names (`several_planes`) of ``image``, each a
         `LayerJob` of ``job_options`` (frame, direction, maps...), the output named ``name`` or after the
         labels layer and the planes. ``resume``: the output of such runs that stopped, whose finished planes
-        are kept (`plane_resume.kept_runs`) and the others run into it (a plane stopped part-way from its start)."""
+        are kept (`plane_resume.resumable_runs`) and the others run into it (a plane stopped part-way from its start)."""
         from napari_vos._widgets.layer_job import LayerJob, default_output_name, get_layer
 
         image = get_layer(viewer, image, "image")
@@ -89,11 +87,7 @@ class PlaneRuns:
         asked, top = _asked_planes(plane, labels)
         into = get_layer(viewer, resume, "labels") if resume is not None else None
         self.records: dict[int, dict[str, Any]] = _kept_planes(into, method) if into is not None else {}
-        self.planes = sorted(set(asked) | set(self.records))
-        left = [z for z in asked if z not in self.records]
-        if not left:
-            raise ValueError(f"{into.name!r} holds every Z plane asked for ({frame_ranges(asked)}) finished: nothing "
-                             "is left to run")
+        self.planes, left = planes_and_left(asked, self.records, repr(into.name) if into is not None else "")
         self.latest: int | None = None  # the plane whose run ended last
 
         def make_job(**more: Any) -> LayerJob:
