@@ -137,6 +137,8 @@ def test_a_killed_run_in_its_first_plane_says_which_planes_hold_labels(tmp_path,
     ("method", "holds planes made with the method flow, not frtm: give flow to go on with them"),
     ("complete", "holds every Z plane asked for (0-1, 3) finished: nothing is left to run"),
     ("weights", "were made with checkpoint (its sha256) 'made-elsewhere', this run's is None"),
+    ("max side", "were made with max_side=1024, work_size=[40, 56], this run's are max_side=16, work_size=[11, 16]"),
+    ("direction", "were made with direction='both', this run's are direction='forward'"),
     ("no --z", "--resume goes on with a stopped run through several Z planes"),
 ])
 def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys, case, words):
@@ -154,6 +156,9 @@ def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys,
         record = read_tiff_provenance(given)
         record["plane_runs"]["0"]["checkpoint_sha256"] = "made-elsewhere"
         rewrite_tiff_provenance(given, record)
+    elif case in ("max side", "direction"):  # checked as the weights are
+        assert _run(tmp_path, "--z", "0,1", out="earlier.tif") == 0
+        method = ["--max-side", "16"] if case == "max side" else ["--direction", "forward"]
     elif case in ("method", "complete", "no --z"):
         assert _run(tmp_path, "--z", "painted", out="earlier.tif") == 0
         method = ["--method", "frtm"] if case == "method" else []
@@ -168,10 +173,26 @@ def test_what_resume_cannot_go_on_from_is_refused_before_a_run(tmp_path, capsys,
     assert (given.read_bytes() if given.exists() else None) == kept
 
 
-def test_the_kept_planes_must_come_from_the_same_weights():
+def test_the_kept_planes_must_come_from_the_same_weights_options_and_direction():
     from napari_vos.plane_resume import KeptPlanes
 
-    kept = KeptPlanes(Path("earlier.tif"), {0: {"method": "frtm", "checkpoint_sha256": "abc"}})
-    kept.check_same_weights({"method": "frtm", "checkpoint_sha256": "abc"})
+    made = {"method": "frtm", "checkpoint_sha256": "abc", "direction": "both",
+            "options": {"max_side": 512, "work_size": [24, 32], "precision": "bf16"}}
+    kept = KeptPlanes(Path("earlier.tif"), {0: made})
+    # a tuple is the list the file holds; another precision (or device) only changes the arithmetic's last bits
+    kept.check_same_run({**made, "options": {"max_side": 512, "work_size": (24, 32), "precision": "fp16"}}, "both")
     with pytest.raises(ValueError, match="checkpoint \\(its sha256\\) 'abc', this run's is 'def'"):
-        kept.check_same_weights({"method": "frtm", "checkpoint_sha256": "def"})
+        kept.check_same_run({**made, "checkpoint_sha256": "def"}, "both")
+    with pytest.raises(ValueError, match="made with max_side=512, update_every not set, this run's are max_side=1024, "
+                                         "update_every=4: give the earlier run's settings"):
+        kept.check_same_run({**made, "options": {"max_side": 1024, "work_size": [24, 32], "update_every": 4}}, "both")
+    with pytest.raises(ValueError, match="made with direction='both', this run's are direction='forward'"):
+        kept.check_same_run(made, "forward")
+    # what the method picked itself for a plane's objects (RGMP's scales) may differ; a method's build before its
+    # first start has picked nothing yet
+    rgmp = {**made, "options": {**made["options"], "scales": [1.0], "window": "full"}, "chosen_options": ["scales", "window"]}
+    KeptPlanes(Path("earlier.tif"), {0: rgmp}).check_same_run(made, "both")
+    KeptPlanes(Path("earlier.tif"), {0: rgmp}).check_same_run({**rgmp, "options": {**rgmp["options"], "scales": [1.0, 1.5]}},
+                                                              "both")
+
+

@@ -67,6 +67,14 @@ def test_what_resume_cannot_go_on_from_is_refused_and_the_output_is_left_as_it_w
     out.metadata["napari_vos"]["plane_runs"]["1"]["checkpoint_sha256"] = "made-elsewhere"
     with pytest.raises(ValueError, match=r"checkpoint \(its sha256\) 'made-elsewhere', this run's is None"):
         propagate_layers(viewer, "volume", "painted", method="flow", plane="painted", resume=NAME)
+    # and with other settings (the working size) or direction
+    out.metadata["napari_vos"]["checkpoint_sha256"] = None
+    given = out.metadata["napari_vos"]["options"]["max_side"]
+    with pytest.raises(ValueError, match=rf"were made with max_side={given}, work_size=\[48, 64\], this run's are "
+                                         r"max_side=16, work_size=\[12, 16\]: give the earlier run's settings"):
+        propagate_layers(viewer, "volume", "painted", method="flow", plane="painted", resume=NAME, max_side=16)
+    with pytest.raises(ValueError, match="were made with direction='both', this run's are direction='forward'"):
+        propagate_layers(viewer, "volume", "painted", method="flow", plane="painted", resume=NAME, direction="forward")
     record = out.metadata["napari_vos"]
     assert record["z_planes_run"] == [1] and record["complete"] is False and not out.data[:, 3].any()
 

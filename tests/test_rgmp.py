@@ -399,6 +399,8 @@ def test_the_test_scales_follow_the_sessions_object_side(tiny_checkpoint, min_ob
     session.annotate(0, truth[0])
     list(session.propagate("forward"))
     assert session.result().options["scales"] == scales
+    # named as the method's own choice: a resumed run's planes may differ in them (plane_resume.check_same_run)
+    assert session.result().provenance()["chosen_options"] == ["scales", "window"]
 
 
 @pytest.mark.real_working_size

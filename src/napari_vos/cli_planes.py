@@ -198,7 +198,7 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
 
                     session.maps_out = MapTiffs(Path(args.maps) / f"z{z}", calibration, session)
                 if kept:  # once its checkpoint is loaded, before it starts
-                    session.check_method = lambda built: kept.check_same_weights(built.result().provenance())
+                    session.check_method = lambda built: kept.check_same_run(built.result().provenance(), args.direction)
                 if latest is None:  # what a killed run's file says of it before its first plane ends
                     earlier = _runs_record(records, planes, max(records), kept) if records else {}
                     partial.describe({**earlier, **session.result().provenance(), **_inputs_record(args),

@@ -9,6 +9,7 @@ planes came from.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PER_PLANE
 
-__all__ = ["KeptPlanes", "check_same_weights", "finished_planes", "kept_planes", "kept_runs", "planes_and_left", "planes_note",
-           "resumable_runs", "resume_command"]
+__all__ = ["ARITHMETIC_ONLY", "KeptPlanes", "check_same_run", "finished_planes", "kept_planes", "kept_runs",
+           "planes_and_left", "planes_note", "resumable_runs", "resume_command"]
 
 #: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
 _RUNS_ONLY = ("z_planes_run", "z_planes_asked", "plane_runs", "resumed_from")
@@ -47,20 +48,44 @@ class KeptPlanes:
         finally:
             planes.close()
 
-    def check_same_weights(self, provenance: dict[str, Any]) -> None:
-        """`check_same_weights` of the kept planes and the run going on."""
-        check_same_weights(self.records, provenance, str(self.path))
+    def check_same_run(self, provenance: dict[str, Any], direction: str) -> None:
+        """`check_same_run` of the kept planes and the run going on."""
+        check_same_run(self.records, provenance, direction, str(self.path))
 
 
-def check_same_weights(kept: dict[int, dict[str, Any]], provenance: dict[str, Any], where: str) -> None:
-    """A ValueError where the run going on (its Session's ``provenance``) is not the ``kept`` planes' (their
-    records, from ``where``) method with the same weights: one output's planes would come from two networks."""
+#: options that change only the last bits of the arithmetic, not the method's labels: kept planes may differ
+#: in them from the run going on, as they may in the device
+ARITHMETIC_ONLY = ("precision",)
+
+
+def check_same_run(kept: dict[int, dict[str, Any]], provenance: dict[str, Any], direction: str, where: str) -> None:
+    """A ValueError where the run going on (its Session's ``provenance``, its ``direction``) is not the ``kept``
+    planes' (their records, from ``where``) method with the same weights, options (working size, method
+    options; all but `ARITHMETIC_ONLY` and those the method chose) and direction: one output's planes would
+    come from two runs."""
     earlier = next(iter(kept.values()))
     for key, what in (("method", "method"), ("checkpoint_sha256", "checkpoint (its sha256)")):
         if earlier.get(key) != provenance.get(key):
             raise ValueError(f"the planes kept from {where} were made with {what} {earlier.get(key)!r}, this run's "
                              f"is {provenance.get(key)!r}: give the earlier run's method and checkpoint, or run every "
                              "plane again")
+    # as the file holds them: a tuple read back from JSON is a list
+    theirs, ours = (json.loads(json.dumps(r.get("options") or {})) for r in (earlier, provenance))
+    # what a method picked itself (RGMP's scales for the objects' size) may differ between planes
+    chosen = {*earlier.get("chosen_options", ()), *provenance.get("chosen_options", ())}
+    differ = sorted(k for k in set(theirs) | set(ours)
+                    if k not in ARITHMETIC_ONLY and k not in chosen and theirs.get(k) != ours.get(k))
+    if earlier.get("direction", direction) != direction:
+        theirs["direction"], ours["direction"] = earlier["direction"], direction
+        differ.append("direction")
+    if differ:
+        raise ValueError(f"the planes kept from {where} were made with {_settings(theirs, differ)}, this run's are "
+                         f"{_settings(ours, differ)}: give the earlier run's settings, or run every plane again")
+
+
+def _settings(options: dict[str, Any], names: list[str]) -> str:
+    """``names`` of ``options`` as name=value (``not set`` for one missing), for a message."""
+    return ", ".join(f"{k}={options[k]!r}" if k in options else f"{k} not set" for k in names)
 
 
 def kept_runs(record: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], list[int]]:

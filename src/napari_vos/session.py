@@ -144,6 +144,9 @@ class Result:
     start_seconds: float = 0.0
     complete: bool = False
     frames_segmented: list[int] = field(default_factory=list)
+    # the entries of ``options`` the method picked itself at its start (MethodBase.chosen_options), which
+    # may differ between runs given the same options (RGMP's scales follow the objects' size)
+    chosen_options: list[str] = field(default_factory=list)
     version: str = __version__
 
     def __repr__(self) -> str:
@@ -163,6 +166,7 @@ class Result:
                 "start_seconds": round(self.start_seconds, 3), "device": self.device,
                 # a stopped run's file says so, and which frames hold labels ("0-615")
                 "complete": self.complete, "frames_segmented": frame_ranges(self.frames_segmented),
+                **({"chosen_options": self.chosen_options} if self.chosen_options else {}),
                 # what else decides the last bits of fp32 labels: the torch build and the networks' layout
                 "torch_version": torch.__version__, "channels_last": channels_last_on(self.device),
                 "napari_vos_version": self.version}
@@ -905,7 +909,7 @@ class Session:
                                **self.method_options, **self._chosen},
                       fps=fps, seconds=self._seconds, frames_done=self._frames_done, device=str(self.device),
                       start_seconds=self._start_seconds, complete=self._complete,
-                      frames_segmented=list(self._segmented))
+                      frames_segmented=list(self._segmented), chosen_options=sorted(self._chosen))
 
 
 class _SharedTorchState:

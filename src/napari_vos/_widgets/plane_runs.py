@@ -17,7 +17,7 @@ import numpy as np
 from napari_vos.checks import frame_ranges
 from napari_vos.data.label_types import painted_planes
 from napari_vos.plane_records import PAINTED, planes_run_record
-from napari_vos.plane_resume import check_same_weights, planes_and_left, resumable_runs
+from napari_vos.plane_resume import check_same_run, planes_and_left, resumable_runs
 from napari_vos._widgets.frame_edits import CHECKSUMS, planes_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,8 +107,8 @@ class PlaneRuns:
             raise
         self.checksums: list[dict[str, Any]] = []
         if into is not None:  # from here the output is being filled (no record): the kept planes' go to `finish`
-            first.check_session = lambda session: check_same_weights(self.records, session.result().provenance(),
-                                                                     repr(into.name))
+            first.check_session = lambda session: check_same_run(self.records, session.result().provenance(),
+                                                                 first.direction, repr(into.name))
             self.kept = sorted(self.records)
             self.checksums = _kept_checksums(into.metadata.pop(CHECKSUMS, None), self.kept)
             into.metadata.pop("napari_vos")
