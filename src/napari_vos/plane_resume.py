@@ -18,7 +18,7 @@ from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PER_PLANE
 
 __all__ = ["ARITHMETIC_ONLY", "KeptPlanes", "check_same_run", "finished_planes", "kept_planes", "kept_runs",
-           "planes_and_left", "planes_note", "resumable_runs", "resume_command"]
+           "planes_and_left", "planes_note", "resumable_runs"]
 
 #: the runs' record entries that describe them all, not one plane: left out of a kept plane's own record
 _RUNS_ONLY = ("z_planes_run", "z_planes_asked", "plane_runs", "resumed_from")
@@ -135,23 +135,6 @@ def kept_planes(path: str | Path, shape: tuple[int, ...], method: str) -> KeptPl
     finished, part_way = resumable_runs(record, method, f"--resume {path}")
     top = max([0, *(i for r in finished.values() for i in r.get("object_ids") or [])])
     return KeptPlanes(path, finished, part_way, top)
-
-
-def resume_command(record: dict[str, Any], resume_from: Path, output: Path) -> str | None:
-    """The command that goes on from ``resume_from`` (a killed run's partial file, moved) into ``output``,
-    from the killed run's ``record``: its video, labels, --z, method and checkpoint; None where the record
-    does not name its inputs."""
-    import shlex
-
-    inputs = record.get("inputs") or {}
-    if not inputs.get("video") or not inputs.get("labels") or inputs.get("z") is None:
-        return None
-    z = inputs["z"] if isinstance(inputs["z"], str) else ",".join(map(str, inputs["z"]))
-    words = ["napari-vos", "propagate", inputs["video"], inputs["labels"], "--z", z, "-o", str(output)]
-    words += [w for key in ("method", "checkpoint") if record.get(key) for w in (f"--{key}", str(record[key]))]
-    if record.get("direction") not in (None, "both"):
-        words += ["--direction", str(record["direction"])]
-    return " ".join(shlex.quote(w) for w in [*words, "--resume", str(resume_from)])
 
 
 def finished_planes(record: dict[str, Any]) -> list[int]:

@@ -149,20 +149,20 @@ def _earlier_run_message(path: Path, output: Path) -> str:
 
 def _planes_held(path: Path, record: dict[str, Any], moved: Path, output: Path) -> str:
     """The part of `_earlier_run_message` on a killed run through several Z planes: the planes its record
-    says finished (it names each as it ends) and the command that goes on from them (--resume); for a
-    record naming none (killed in its first plane), which planes hold labels."""
+    says finished (it names each as it ends) and how to go on from them (the command given again, with
+    --resume: one with other settings is refused); for a record naming none (killed in its first plane),
+    which planes hold labels."""
     import tifffile
 
     from napari_vos.checks import frame_ranges
-    from napari_vos.plane_resume import finished_planes, resume_command
+    from napari_vos.plane_resume import finished_planes
 
     planes = [int(z) for z in record["z_planes_asked"]]
     finished = finished_planes(record)
-    command = resume_command(record, moved, output) if finished else None
-    if command is not None:
+    if finished:
         return (f"; of the Z planes it was to run through ({frame_ranges(planes)}), {frame_ranges(finished)} "
-                f"finished: move it to {moved.name} and go on from them with\n  {command}\n(adding any other options "
-                f"the killed run was given, as they were), or delete it to run again")
+                f"finished: move it to {moved.name} and go on from them by giving this command again with "
+                f"--resume {moved}, or delete it to run again")
     stack = tifffile.memmap(path, mode="r")
     held = [z for z in planes if 0 <= z < stack.shape[1] and np.asarray(stack[:, z]).any()]
     del stack
