@@ -62,7 +62,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     import sys
 
     from napari_vos.cli import _progress
-    from napari_vos.cli_objects import _labels_record, labels_or_volumes
+    from napari_vos.cli_objects import labels_or_volumes, labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
     from napari_vos.stopped_runs import stopped_run_note
@@ -73,7 +73,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     with ExitStack() as opened:  # a TIFF's file closed however it ends
         labels = labels_or_volumes(args.labels, args.z, opened)  # (T, Z, Y, X) without --z: CTC's 3D masks
         planes = f" of {labels.shape[1]} Z planes" if len(labels.shape) == 4 else ""
-        _, record = _labels_record(args.labels)
+        _, record = labels_record(args.labels)
         if parents is None:
             parents = parents_from_record(record)
         note = stopped_run_note(record, args.labels, "in the CTC result as well")

@@ -24,7 +24,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from napari_vos.cli import _check_not_an_input, _check_writable, _progress
-    from napari_vos.cli_objects import _labels_record, labels_or_volumes
+    from napari_vos.cli_objects import labels_or_volumes, labels_record
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
     from napari_vos.stopped_runs import stopped_run_note
@@ -41,7 +41,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     # (T, Z, Y, X) labels without --z are split in 3D, a volume a frame
     with ExitStack() as opened:
         labels = labels_or_volumes(args.labels, args.z, opened)
-        calibration, record = _labels_record(args.labels)
+        calibration, record = labels_record(args.labels)
         for path in (out, lineage):
             _check_writable(path, folder=False)
         note = stopped_run_note(record, args.labels, "so in the lineage every id ends where the run stopped")

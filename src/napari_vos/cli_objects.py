@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "cmd_measure"]
+__all__ = ["cmd_measure", "labels_or_volumes", "labels_record", "register"]
 
 
 def _check_output(path: Path, inputs: dict[str, str | None], force: bool, flag: str) -> None:
@@ -44,7 +44,7 @@ def _pixel_sizes(text: str) -> list[float]:
     return sizes
 
 
-def _labels_record(path: str) -> tuple[Any, dict[str, Any] | None]:
+def labels_record(path: str) -> tuple[Any, dict[str, Any] | None]:
     """A labels output's calibration (TIFF; none for PNG folders) and its run record, if it has them."""
     from napari_vos.data.calibration import Calibration, read_tiff_calibration
     from napari_vos.data.writers import png_record, read_tiff_provenance
@@ -126,7 +126,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             _refuse_z_step(args, z_step)
         else:
             labels, video, video_calibration = _volume_inputs(args, volumes, opened)
-        calibration, record = _labels_record(args.labels)
+        calibration, record = labels_record(args.labels)
         if video_calibration is not None:
             calibration = _merged(calibration, video_calibration)
         calibration = _given_calibration(args, calibration)
