@@ -19,8 +19,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PAINTED
 
