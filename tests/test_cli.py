@@ -154,14 +154,14 @@ def test_train_command_exports_at_every_save_with_worker_processes(tmp_path, cap
 
 
 def test_train_workers_default_to_none_on_cpu_and_to_spare_cores_on_a_gpu(monkeypatch):
-    from napari_vos import cli
+    from napari_vos import cli_train
 
     monkeypatch.setattr("os.cpu_count", lambda: 16)
-    assert cli._train_workers(None, "cpu") == 0
-    assert cli._train_workers(None, "cuda") == 12 and cli._train_workers(None, "cuda:1") == 12
-    assert cli._train_workers(3, "cuda") == 3 and cli._train_workers(0, "cuda") == 0
+    assert cli_train._train_workers(None, "cpu") == 0
+    assert cli_train._train_workers(None, "cuda") == 12 and cli_train._train_workers(None, "cuda:1") == 12
+    assert cli_train._train_workers(3, "cuda") == 3 and cli_train._train_workers(0, "cuda") == 0
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert cli._train_workers(None, "cuda") == 1
+    assert cli_train._train_workers(None, "cuda") == 1
 
 
 def test_propagate_reads_an_imagej_hyperstack_and_keeps_its_calibration(tmp_path, square_video):

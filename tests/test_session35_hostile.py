@@ -84,11 +84,11 @@ def _evil_last_pt(folder: Path, marker: Path) -> Path:
 
 
 def test_saved_lr_never_runs_code_from_last_pt(tmp_path):
-    from napari_vos import cli
+    from napari_vos import cli_train
 
     marker = tmp_path / "code_ran"
     path = _evil_last_pt(tmp_path / "run", marker)
-    cli._saved_lr(path)
+    cli_train._saved_lr(path)
     assert not marker.exists(), "reading last.pt's learning rate executed code stored in the file"
 
 
