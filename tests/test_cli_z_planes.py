@@ -91,7 +91,7 @@ def test_a_list_of_planes_runs_those_and_writes_each_planes_maps(tmp_path, capsy
     (["--z", "0,1"], "hold nothing on Z plane(s) 0; they hold objects on plane(s) 1, 3"),
     (["--z", "1,7"], "names plane(s) 7, but the labels"),
     (["--z", "painted", "--frame", "2"], "Z plane(s) 1, 3 hold nothing there"),
-    (["--z", "painted", "--overlay", "movie.gif"], "--overlay draws one plane"),
+    (["--z", "painted", "--overlay", "movie.avi"], "--overlay movie.avi: give the overlay a movie name ending in"),
     (["--z", "painted", "--keep-other-frames", "--frame", "0"], "give one plane (--z N) with it"),
 ])
 def test_what_several_planes_cannot_take_is_refused_before_a_run(tmp_path, capsys, flags, words):

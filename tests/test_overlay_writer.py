@@ -214,3 +214,31 @@ def test_the_command_line_and_the_save_dialog_play_a_video_at_one_rate(tmp_path)
         calibration = read_tiff_calibration(path)
         assert _playback_fps(str(path), calibration, None) == pytest.approx(fps)
         assert playback_rate([interval, 1, 1], [unit, "pixel", "pixel"]) == pytest.approx(fps)
+
+
+def test_a_3d_time_lapse_and_its_labels_are_drawn_with_the_planes_run_side_by_side(tmp_path, monkeypatch):
+    from napari_vos._widgets.overlay_writer import write_overlay
+    from napari_vos.data.plane_montage import GAP
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    frames, truth = sliding_square(4, (40, 56))
+    video = np.stack([frames] * 3, axis=1)  # (T, Z, Y, X)
+    ids = np.zeros(video.shape, np.uint8)
+    ids[:, 0], ids[:, 2] = truth, truth * 2  # planes 0 and 2 hold labels, plane 1 none
+    v = ViewerModel()
+    image, labels = v.add_image(video, name="volume"), v.add_labels(ids, name="volume labels")
+    assert write_overlay(str(tmp_path / "z.gif"), [image.as_layer_data_tuple(), labels.as_layer_data_tuple()]) == \
+        [str(tmp_path / "z.gif")]
+    shown = np.asarray(read_animated_image(tmp_path / "z.gif")).astype(int)
+    assert shown.shape == (4, 40, 2 * 56 + GAP, 3)  # planes 0 and 2, side by side: the planes holding labels
+    assert (shown[:, :, 56:56 + GAP] == 255).all()  # the line between them
+    for cell, colour in ((slice(0, 56), davis_palette()[1]), (slice(56 + GAP, None), davis_palette()[2])):
+        inside = shown[:, :, cell][truth > 0]
+        assert np.abs(inside - colour).sum(-1).min() <= 30  # each plane's object outlined in its own colour
+    # a record naming the planes run: those, whatever else holds labels
+    labels.metadata["napari_vos"] = {"z_planes_run": [1, 2], "complete": True}
+    write_overlay(str(tmp_path / "run.gif"), [image.as_layer_data_tuple(), labels.as_layer_data_tuple()])
+    shown = np.asarray(read_animated_image(tmp_path / "run.gif")).astype(int)
+    assert shown.shape == (4, 40, 2 * 56 + GAP, 3)
+    inside = shown[:, :, :56][truth > 0]
+    assert np.abs(inside - davis_palette()[1]).sum(-1).min() > 30  # plane 1 holds no labels: nothing outlined

@@ -1054,6 +1054,24 @@ def _playback_fps(video_path: str, calibration: Any, fps: float | None) -> float
     return playback_fps(calibration, played=is_video_file(video_path) or is_animated_image(video_path))
 
 
+def _overlay_planes_arg(text: str) -> int | str | list[int]:
+    """``overlay --z``: one Z plane ("3"), several ("2,5", "2-5") or all of them ("all")."""
+    from napari_vos.checks import frames_in_ranges
+    from napari_vos.data.plane_montage import MONTAGE
+
+    words = text.strip()
+    if words.lower() == MONTAGE:
+        return MONTAGE
+    try:
+        planes = frames_in_ranges(words)
+    except ValueError:
+        planes = []
+    if not planes:
+        raise argparse.ArgumentTypeError(f"--z takes a Z plane (3), a list of planes (2,5 or 2-5) or '{MONTAGE}', "
+                                         f"got {text!r}")
+    return planes[0] if words.isdigit() else sorted(set(planes))
+
+
 def cmd_overlay(args: argparse.Namespace) -> int:
     """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
     from napari_vos.data.overlay_movies import write_overlay_movie
@@ -1062,6 +1080,9 @@ def cmd_overlay(args: argparse.Namespace) -> int:
     _check_overlay_name(out, {"video": args.video, "labels": args.labels})
     if out.exists() and not args.force:  # --force replaces an earlier overlay, never the movie drawn over
         raise ValueError(f"{out} exists; give another name or --force to replace it")
+    if args.z is not None and not isinstance(args.z, int):
+        _write_plane_montage(args.video, args.labels, args.z, out, args.fps, args.alpha)
+        return 0
     with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
         labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))  # before the movie
         video, calibration = _read_video(args.video, args.z)
@@ -1073,6 +1094,47 @@ def cmd_overlay(args: argparse.Namespace) -> int:
             write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
     print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
     return 0
+
+
+def _write_plane_montage(video_path: str, labels_path: str, asked: str | list[int], out: Path, fps: float | None,
+                         alpha: float = 0.45) -> None:
+    """The overlay of several Z planes side by side (`plane_montage`): the (T, Z, Y, X) labels TIFF
+    ``labels_path`` over the (T, Z, Y, X[, C]) TIFF stack ``video_path``, the planes ``asked`` for."""
+    from napari_vos.data.calibration import read_tiff_calibration
+    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.plane_montage import montage_gaps, montage_grid, plane_montage, planes_to_draw
+    from napari_vos.data.readers import open_tiff_volume_frames
+
+    with ExitStack() as opened:
+        stacks = []
+        for path, what in ((labels_path, "labels"), (video_path, "video")):
+            if not Path(path).is_file():
+                raise ValueError(f"{what} {path} is no file: --z with several planes draws a (T, Z, Y, X) TIFF stack")
+            with reading(Path(path), "a TIFF"):
+                stack = open_tiff_volume_frames(path)
+            if stack is None:
+                raise ValueError(f"{what} {path} is no 3D + time TIFF stack (T, Z, Y, X): --z with several planes draws "
+                                 "those; give one plane (--z N) of another stack")
+            stacks.append(opened.enter_context(_closed_at_end(stack)))
+        labels, video = stacks
+        if labels.volume != video.volume or np.shape(labels[0]) != np.shape(video[0])[:2]:
+            raise ValueError(f"the labels {labels_path} are {labels.shape} (T, Z, Y, X) but the video {video_path} is "
+                             f"{video.shape}: give the labels propagated on this video")
+        if np.ndim(labels[0]) != 2:
+            raise ValueError(f"labels {labels_path} hold {np.shape(labels[0])[-1]} values per pixel: give the "
+                             "(T, Z, Y, X) labels a run wrote")
+        times, depth = labels.volume
+        planes = planes_to_draw(asked, depth, f"the labels {labels_path}")
+        _check_writable(out, folder=False, what="the overlay")
+        rows, columns = montage_grid(len(planes), np.shape(labels[0]))
+        tiles = [plane_montage(lambda t, z, s=s: s[t * depth + z], times, planes, fill_median=s is video)
+                 for s in (labels, video)]
+        rate = _playback_fps(video_path, read_tiff_calibration(video_path), fps)
+        with _progress("overlay", times) as progress:
+            write_overlay_movie(out, tiles[1], tiles[0], rate, alpha=alpha, progress=progress,
+                                white=montage_gaps(len(planes), np.shape(labels[0])))
+    print(f"wrote {out}: {times} frames at {rate:g} frames/s, Z planes {frame_ranges(planes)} side by side in "
+          f"{rows} row(s) of {columns}, row by row")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -1239,7 +1301,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how strongly objects are tinted, 0 (outlines only) to 1 (solid); default 0.45")
     p.add_argument("--fps", type=float, default=None,
                    help="playback frames per second (default: a movie's own rate, else 10)")
-    p.add_argument("--z", type=int, default=None, help="the plane of a (T, Z, Y, X) TIFF stack")
+    p.add_argument("--z", type=_overlay_planes_arg, default=None,
+                   help="the plane of a (T, Z, Y, X) TIFF stack to draw (3), or several side by side in a grid, "
+                        "row by row: a list (2,5 or 2-5) or 'all'")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_overlay)
 

@@ -65,9 +65,6 @@ def _refuse_options(args: argparse.Namespace) -> None:
     if getattr(args, "keep_other_frames", False):
         raise ValueError(f"--keep-other-frames continues one plane's labels stack: give one plane (--z N) with it, "
                          f"not {several}")
-    if args.overlay is not None:
-        raise ValueError(f"--overlay draws one plane; after the run, draw a plane with napari-vos overlay "
-                         f"{args.video} {args.output} --z N -o {args.overlay}")
 
 
 def _asked_planes(args: argparse.Namespace, volumes: Any) -> tuple[dict[int, list[int]], int]:
@@ -117,7 +114,8 @@ def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int
 def propagate_planes(args: argparse.Namespace) -> int:
     """`propagate` through the Z planes --z names: check, run each plane (those --resume's file does not hold
     finished), write, report."""
-    from napari_vos.cli import _check_maps_folder, _check_not_an_input, _check_writable, _session_options
+    from napari_vos.cli import _check_maps_folder, _check_not_an_input, _check_run_overlay, _check_writable, \
+        _session_options
     from napari_vos.cli_objects import label_volumes
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.plane_resume import kept_planes, planes_and_left, planes_note
@@ -126,6 +124,8 @@ def propagate_planes(args: argparse.Namespace) -> int:
     output = Path(args.output)
     _check_not_an_input(output, {"video": args.video, "labels": args.labels})
     _check_writable(output, folder=False)
+    if args.overlay is not None:  # its name, and PyAV for a movie, before the run
+        _check_run_overlay(args)
     with ExitStack() as opened:
         volumes = label_volumes(args.labels, None, opened)
         if volumes is None:
@@ -280,4 +280,8 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     kept = f" ({frame_ranges(resumed['z_planes_kept'])} kept from {args.resume})" if resumed else ""
     print(f"wrote {args.output}: {shape} labels, {len(record['object_ids'])} object(s) propagated on Z planes "
           f"{frame_ranges(planes)}{kept}, {record['fps']:.2f} frames/s on {', '.join(sorted(devices))}{step}")
+    if args.overlay is not None:  # the planes run, side by side, as `napari-vos overlay --z LIST` draws them
+        from napari_vos.cli import _write_plane_montage
+
+        _write_plane_montage(args.video, args.output, planes, Path(args.overlay), None)
     return 0

@@ -70,12 +70,16 @@ def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str
     ids = ids[0] if labelled.get("multiscale") else ids
     rgb = bool(image.get("rgb"))
     video, ids, image = _run_plane_of(video, image, ids, labelled)
+    white = None
+    if np.ndim(ids) == 4 and not image.get("multiscale") and tuple(np.shape(video)[:4]) == tuple(np.shape(ids)):
+        video, ids, white = _planes_side_by_side(video, ids, labelled)
     if image.get("multiscale"):  # the level the labels match (a propagation over a coarse one); else the full size
         shapes = frame_shapes([np.shape(level) for level in video], rgb)
         level = level_for_labels(np.shape(ids), shapes) if np.ndim(ids) == 3 else None
         video = video[level or 0]
     if np.ndim(video) != (4 if rgb else 3) or np.ndim(ids) != 3:
-        raise ValueError(f"the napari-vos overlay draws (T, Y, X) labels over a (T, Y, X) video (RGB or grey); "
+        raise ValueError(f"the napari-vos overlay draws (T, Y, X) labels over a (T, Y, X) video (RGB or grey), or "
+                         f"(T, Z, Y, X) labels over a (T, Z, Y, X) image, its planes side by side; "
                          f"{image.get('name')!r} has shape {np.shape(video)} and {labelled.get('name')!r} "
                          f"{np.shape(ids)} (to save these layers as they are, pick another file type in the save "
                          "dialog, such as napari's Save to Folder)")
@@ -87,7 +91,24 @@ def overlay_arguments(path: str, layer_data: list[tuple[Any, dict[str, Any], str
     gamma = float(image.get("gamma", 1.0))
     colormap = None if rgb else shown_colours(image.get("colormap"))
     fps = playback_rate(image.get("scale"), image.get("units"))
-    return path, {"video": video, "labels": ids, "fps": fps, "intensity": (lo, hi), "gamma": gamma, "colormap": colormap}
+    return path, {"video": video, "labels": ids, "fps": fps, "intensity": (lo, hi), "gamma": gamma, "colormap": colormap,
+                  "white": white}
+
+
+def _planes_side_by_side(video: Any, ids: Any, labelled: dict[str, Any]) -> tuple[Any, Any, np.ndarray]:
+    """A (T, Z, Y, X) labels layer over its (T, Z, Y, X[, C]) image as one (T, Y, X) montage of the planes
+    (`plane_montage`), and the lines between them: the planes its record says were run (every painted Z plane),
+    else those holding labels, else all."""
+    from napari_vos.data.label_types import painted_planes
+    from napari_vos.data.plane_montage import montage_gaps, plane_montage
+
+    times, depth = (int(n) for n in np.shape(ids)[:2])
+    record = (labelled.get("metadata") or {}).get("napari_vos") or {}
+    planes = [int(z) for z in record.get("z_planes_run") or [] if 0 <= int(z) < depth] or \
+        painted_planes(ids)[0] or list(range(depth))
+    shown = plane_montage(lambda t, z: video[t, z], times, planes, fill_median=True)
+    drawn = plane_montage(lambda t, z: ids[t, z], times, planes, fill_median=False)
+    return shown, drawn, montage_gaps(len(planes), tuple(np.shape(ids)[2:4]))
 
 
 def _run_plane_of(video: Any, image: dict[str, Any], ids: Any, labelled: dict[str, Any]

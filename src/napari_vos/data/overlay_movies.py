@@ -60,6 +60,12 @@ def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, al
     return np.round(picture).astype(np.uint8)
 
 
+def _whitened(picture: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """``picture`` with the pixels of the mask ``white`` white."""
+    picture[white] = 255
+    return picture
+
+
 def _even(picture: np.ndarray) -> np.ndarray:
     """The picture with an odd height or width made even by repeating its last row or column."""
     pad = ((0, picture.shape[0] % 2), (0, picture.shape[1] % 2), (0, 0))
@@ -69,14 +75,16 @@ def _even(picture: np.ndarray) -> np.ndarray:
 def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: float, alpha: float = 0.45,
                         progress: Callable[[int, int], None] | None = None,
                         intensity: tuple[float, float] | None = None, gamma: float = 1.0,
-                        colormap: np.ndarray | None = None) -> Path:
+                        colormap: np.ndarray | None = None, white: np.ndarray | None = None) -> Path:
     """Write ``labels`` ((T, Y, X) object ids) over ``video`` ((T, Y, X[, C]), any type the engine
     reads) as an H.264 movie, or a looping GIF for a ``path`` ending in .gif, at ``fps`` frames per
     second; ``progress(done, total)`` after each frame. The frames are shown as the engine normalises
     them, or, with ``intensity`` (lo, hi), mapped from that range to black-white as napari's contrast
     limits map them, raised to ``gamma`` and, for grey frames, through ``colormap`` ((N, 3) RGB in
-    [0, 1] from the low end to the high one: a napari colormap sampled) as napari shows them. A
-    frame count or size that differs between the two is refused before anything is written."""
+    [0, 1] from the low end to the high one: a napari colormap sampled) as napari shows them.
+    ``white``: a (Y, X) mask of pixels drawn white on every frame (the gaps between a montage's planes,
+    `plane_montage.montage_gaps`). A frame count or size that differs between the two is refused before
+    anything is written."""
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.video_files import _pyav
     from napari_vos.data.writers import davis_palette
@@ -94,11 +102,16 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         raise ValueError(f"the labels are {len(labels)} frames of {tuple(np.shape(labels[0]))} but the video is {n} "
                          f"frames of {tuple(source.frame_shape)}: give the labels of this video (its propagation's "
                          "output)")
+    if white is not None and tuple(np.shape(white)) != tuple(source.frame_shape):
+        raise ValueError(f"the overlay's white mask is {tuple(np.shape(white))} but its frames are "
+                         f"{tuple(source.frame_shape)}")
     gif = path.suffix.lower() == ".gif"
     # before anything is written: without PyAV an H.264 overlay cannot be made
     av = None if gif else _pyav("an H.264 overlay", f"or write a GIF ({path.with_suffix('.gif').name}), which needs none")
     colours = davis_palette()
     pictures = (overlay_frame(source[i], np.asarray(labels[i]), colours, alpha) for i in range(n))
+    if white is not None:
+        pictures = (_whitened(picture, white) for picture in pictures)
     # written under a temporary name beside it, then renamed: an error or Ctrl+C part way leaves
     # neither a half movie to be taken for the result nor a loss of the earlier overlay it replaces
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
