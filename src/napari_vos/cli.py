@@ -1056,20 +1056,10 @@ def _playback_fps(video_path: str, calibration: Any, fps: float | None) -> float
 
 def _overlay_planes_arg(text: str) -> int | str | list[int]:
     """``overlay --z``: one Z plane ("3"), several ("2,5", "2-5") or all of them ("all")."""
-    from napari_vos.checks import frames_in_ranges
+    from napari_vos.cli_planes import planes_or_word
     from napari_vos.data.plane_montage import MONTAGE
 
-    words = text.strip()
-    if words.lower() == MONTAGE:
-        return MONTAGE
-    try:
-        planes = frames_in_ranges(words)
-    except ValueError:
-        planes = []
-    if not planes:
-        raise argparse.ArgumentTypeError(f"--z takes a Z plane (3), a list of planes (2,5 or 2-5) or '{MONTAGE}', "
-                                         f"got {text!r}")
-    return planes[0] if words.isdigit() else sorted(set(planes))
+    return planes_or_word(text, MONTAGE)
 
 
 def cmd_overlay(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 from napari_vos.checks import frame_ranges
 from napari_vos.plane_records import PAINTED
 
-__all__ = ["PAINTED", "propagate_planes", "runs_several_planes", "z_planes_arg"]
+__all__ = ["PAINTED", "planes_or_word", "propagate_planes", "runs_several_planes", "z_planes_arg"]
 
 
 
@@ -34,18 +34,25 @@ def runs_several_planes(z: Any) -> bool:
 def z_planes_arg(text: str) -> int | str | list[int]:
     """``propagate --z``: one Z plane ("3"), the planes painted in the labels ("painted"), or a list of
     planes ("2,5", "2-5"), each once in order."""
+    return planes_or_word(text, PAINTED)
+
+
+def planes_or_word(text: str, word: str) -> int | str | list[int]:
+    """A ``--z`` of one Z plane ("3", an int), a list of planes ("2,5", "2-5": each once in order) or the
+    command's ``word`` for a set of planes (propagate's "painted", overlay's "all"); argparse's error
+    otherwise."""
     from napari_vos.checks import frames_in_ranges
 
     words = text.strip()
-    if words.lower() == PAINTED:
-        return PAINTED
+    if words.lower() == word:
+        return word
     try:
         planes = frames_in_ranges(words)
     except ValueError:
         planes = []
     if not planes:
         raise argparse.ArgumentTypeError(f"--z takes a Z plane (3), a list of planes (2,5 or 2-5) or "
-                                         f"'{PAINTED}', got {text!r}")
+                                         f"'{word}', got {text!r}")
     return planes[0] if words.isdigit() else sorted(set(planes))
 
 
