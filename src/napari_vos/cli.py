@@ -1087,9 +1087,10 @@ def cmd_overlay(args: argparse.Namespace) -> int:
 
 
 def _write_plane_montage(video_path: str, labels_path: str, asked: str | list[int], out: Path, fps: float | None,
-                         alpha: float = 0.45) -> None:
+                         alpha: float = 0.45, calibration: Any = None) -> None:
     """The overlay of several Z planes side by side (`plane_montage`): the (T, Z, Y, X) labels TIFF
-    ``labels_path`` over the (T, Z, Y, X[, C]) TIFF stack ``video_path``, the planes ``asked`` for."""
+    ``labels_path`` over the (T, Z, Y, X[, C]) TIFF stack ``video_path``, the planes ``asked`` for;
+    ``calibration``: the video's, where the caller read it already (else read here)."""
     from napari_vos.data.calibration import read_tiff_calibration
     from napari_vos.data.overlay_movies import write_overlay_movie
     from napari_vos.data.plane_montage import montage_gaps, montage_grid, plane_montage, planes_to_draw
@@ -1107,22 +1108,20 @@ def _write_plane_montage(video_path: str, labels_path: str, asked: str | list[in
                                  "those; give one plane (--z N) of another stack")
             stacks.append(opened.enter_context(_closed_at_end(stack)))
         labels, video = stacks
-        if labels.volume != video.volume or np.shape(labels[0]) != np.shape(video[0])[:2]:
+        plane = np.shape(labels[0])  # each [i] reads a plane from the file: read once
+        if labels.volume != video.volume or plane != np.shape(video[0])[:2]:  # labels with channels too
             raise ValueError(f"the labels {labels_path} are {labels.shape} (T, Z, Y, X) but the video {video_path} is "
                              f"{video.shape}: give the labels propagated on this video")
-        if np.ndim(labels[0]) != 2:
-            raise ValueError(f"labels {labels_path} hold {np.shape(labels[0])[-1]} values per pixel: give the "
-                             "(T, Z, Y, X) labels a run wrote")
         times, depth = labels.volume
         planes = planes_to_draw(asked, depth, f"the labels {labels_path}")
         _check_writable(out, folder=False, what="the overlay")
-        rows, columns = montage_grid(len(planes), np.shape(labels[0]))
+        rows, columns = montage_grid(len(planes), plane)
         tiles = [plane_montage(lambda t, z, s=s: s[t * depth + z], times, planes, fill_median=s is video)
                  for s in (labels, video)]
-        rate = _playback_fps(video_path, read_tiff_calibration(video_path), fps)
+        rate = _playback_fps(video_path, read_tiff_calibration(video_path) if calibration is None else calibration, fps)
         with _progress("overlay", times) as progress:
             write_overlay_movie(out, tiles[1], tiles[0], rate, alpha=alpha, progress=progress,
-                                white=montage_gaps(len(planes), np.shape(labels[0])))
+                                white=montage_gaps(len(planes), plane))
     print(f"wrote {out}: {times} frames at {rate:g} frames/s, Z planes {frame_ranges(planes)} side by side in "
           f"{rows} row(s) of {columns}, row by row")
 

@@ -25,7 +25,6 @@ from napari_vos.plane_records import PAINTED
 __all__ = ["PAINTED", "planes_or_word", "propagate_planes", "runs_several_planes", "z_planes_arg"]
 
 
-
 def runs_several_planes(z: Any) -> bool:
     """Whether ``--z`` (as `z_planes_arg` parsed it) asks for runs through several planes."""
     return z == PAINTED or isinstance(z, list)
@@ -233,7 +232,6 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
                          partial, maps, devices)
 
 
-
 def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str, Any], stop: BaseException | None,
                   stopped: tuple[Any, list[int], int], top: int, calibration: Any, partial: Any, maps: list[Path],
                   devices: set[str]) -> int:
@@ -290,5 +288,5 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     if args.overlay is not None:  # the planes run, side by side, as `napari-vos overlay --z LIST` draws them
         from napari_vos.cli import _write_plane_montage
 
-        _write_plane_montage(args.video, args.output, planes, Path(args.overlay), None)
+        _write_plane_montage(args.video, args.output, planes, Path(args.overlay), None, calibration=calibration)
     return 0

@@ -398,7 +398,7 @@ class Session:
         self._complete = False  # whether the last propagation ran to its end
         self._checkpoint_info: tuple[str | None, str | None] = (None, None)
         #: called with the Session each time its method is built (its checkpoint and sha256 known), before the
-        #: method starts: raises to refuse the weights (a resumed run's kept planes were made by others)
+        #: method starts: raises to refuse the weights or settings (a resumed run's kept planes were made by others)
         self.check_method: Callable[[Session], None] | None = None
         self._found_ids: list[int] = []  # a zero-shot run's output ids (1..K)
         self._followed_ids: list[int] | None = None  # the start frame's ids of the last annotated run

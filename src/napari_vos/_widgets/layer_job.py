@@ -718,7 +718,7 @@ class LayerJob:
         self.session_options = session_options
         self.session: Session | None = None
         #: the Session's ``check_method``: called once its method is built, before it starts; raises to refuse
-        #: the weights (`PlaneRuns`'s resumed runs check that the kept planes' are this run's)
+        #: the weights or settings (`PlaneRuns`'s resumed runs check that the kept planes' are this run's)
         self.check_session: Callable[[Session], None] | None = None
         self._written_over: dict[int, np.ndarray] = {}  # with check_session: the frames before the annotations
         self.map_layers: dict[tuple[str, int], Image] = {}  # (map, channel or -1 for all)

@@ -147,7 +147,7 @@ def _earlier_run_message(path: Path, output: Path) -> str:
     return killed + _how_to_go_on(path, record, moved, output)
 
 
-def _planes_held(path: Path, record: dict[str, Any], moved: Path, output: Path) -> str:
+def _planes_held(path: Path, record: dict[str, Any], moved: Path) -> str:
     """The part of `_earlier_run_message` on a killed run through several Z planes: the planes its record
     says finished (it names each as it ends) and how to go on from them (the command given again, with
     --resume: one with other settings is refused); for a record naming none (killed in its first plane),
@@ -187,7 +187,7 @@ def _how_to_go_on(path: Path, record: dict[str, Any], moved: Path, output: Path)
     if not labelled:
         return " before any of its frames held labels: delete it, then run again"
     if record.get("z_planes_asked"):  # runs through several Z planes (propagate --z painted)
-        return _planes_held(path, record, moved, output)
+        return _planes_held(path, record, moved)
     held = f"; frames {frame_ranges(labelled)} hold its labels"
     inputs = record.get("inputs") or {}
     if record.get("labels_stack_copied") or (record.get("inputs") and not inputs.get("labels")):
