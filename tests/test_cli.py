@@ -341,7 +341,7 @@ def test_an_interrupted_run_writes_what_it_finished(tmp_path, square_video, monk
 
 
 def test_a_labels_stack_is_read_frame_by_frame_and_a_fully_painted_one_refused(tmp_path, square_video, capsys):
-    from napari_vos.cli import _read_labels
+    from napari_vos.cli_inputs import read_labels
     from napari_vos.data.sequence import LazyFrames
 
     frames, truth = square_video
@@ -349,7 +349,7 @@ def test_a_labels_stack_is_read_frame_by_frame_and_a_fully_painted_one_refused(t
     first_only = np.zeros_like(truth)
     first_only[0] = truth[0]
     tifffile.imwrite(tmp_path / "stack.tif", first_only)
-    with _read_labels(str(tmp_path / "stack.tif")) as read:
+    with read_labels(str(tmp_path / "stack.tif")) as read:
         assert isinstance(read, LazyFrames) and read[0].any()
     with pytest.raises(ValueError, match="closed"):  # the file is closed with the frames
         read[1]

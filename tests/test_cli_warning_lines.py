@@ -66,10 +66,10 @@ def _screen(written: bytes) -> list[str]:
 
 _WARN_DURING_BARS = """
 import sys, warnings
-from napari_vos import cli
+from napari_vos import cli_terminal as cli
 
-cli._is_terminal = lambda stream: stream_is_terminal  # a bar, as on a terminal, or the lines of a log
-with cli._warnings_as_lines("propagate"), cli._progress("propagating", 4) as progress:
+cli.is_terminal = lambda stream: stream_is_terminal  # a bar, as on a terminal, or the lines of a log
+with cli.warnings_as_lines("propagate"), cli.progress_bar("propagating", 4) as progress:
     progress(1, 4)
     warnings.warn_explicit("frame 2 is dark", UserWarning, cli.__file__, 1)
     warnings.warn_explicit("deprecated thing", UserWarning, "/elsewhere/other.py", 7)
@@ -93,7 +93,7 @@ def test_a_warning_during_a_progress_bar_is_on_a_line_of_its_own():
 
 
 def test_a_warning_between_the_progress_lines_of_a_log_is_a_line_as_they_are():
-    """Where stderr is no terminal, progress is lines (cli._ProgressLines): the warnings come between them."""
+    """Where stderr is no terminal, progress is lines (cli_terminal.ProgressLines): the warnings come between them."""
     screen = _run_with_bars(terminal=False)
     assert screen[:4] == ["propagating: 1/4 frames (25 %)", "napari-vos propagate: warning: frame 2 is dark",
                           "/elsewhere/other.py:7: UserWarning: deprecated thing",
@@ -106,11 +106,11 @@ def test_a_warning_during_a_bar_is_recorded_as_before(capsys):
     import pytest
     from tqdm import tqdm
 
-    from napari_vos import cli
+    from napari_vos import cli_terminal as cli
 
     before = warnings.showwarning
     with pytest.warns(UserWarning, match="frame 2 is dark"):
-        with cli._warnings_as_lines("propagate"), tqdm(total=4, file=sys.stderr, leave=False) as bar:
+        with cli.warnings_as_lines("propagate"), tqdm(total=4, file=sys.stderr, leave=False) as bar:
             bar.update(1)
             warnings.warn_explicit("frame 2 is dark", UserWarning, cli.__file__, 1)
     assert warnings.showwarning is before

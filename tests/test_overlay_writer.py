@@ -204,7 +204,7 @@ def test_the_command_line_and_the_save_dialog_play_a_video_at_one_rate(tmp_path)
     animated images kept their rate) where the save dialog's writer played the same frames at 25."""
     import tifffile
 
-    from napari_vos.cli import _playback_fps
+    from napari_vos.cli_overlay import _playback_fps
     from napari_vos.data.calibration import read_tiff_calibration
 
     for interval, unit, fps in ((0.04, "s", 25.0), (40.0, "ms", 25.0), (300.0, "s", 10.0), (5.0, "min", 10.0)):

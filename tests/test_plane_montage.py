@@ -35,7 +35,7 @@ def test_the_planes_asked_for_are_checked_against_the_stack():
 def test_overlay_z_takes_one_plane_a_list_or_all():
     import argparse
 
-    from napari_vos.cli import _overlay_planes_arg
+    from napari_vos.cli_overlay import _overlay_planes_arg
 
     assert _overlay_planes_arg("3") == 3 and _overlay_planes_arg("3,1,1") == [1, 3]
     assert _overlay_planes_arg("1-3") == [1, 2, 3] and _overlay_planes_arg(" ALL ") == "all"

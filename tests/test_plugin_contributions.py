@@ -125,12 +125,12 @@ def test_an_output_folder_with_the_records_earlier_name_is_still_an_earlier_outp
     """Folders written before the record was hidden keep being recognised (and replaced) as outputs."""
     import json
 
-    from napari_vos.cli import _check_png_folder
+    from napari_vos.cli_inputs import check_png_folder
     from napari_vos.data.writers import png_record, write_png_labels
 
     write_png_labels(tmp_path, np.zeros((2, 8, 8), np.uint8))
     (tmp_path / "napari_vos.json").write_text(json.dumps({"method": "flow"}))
-    assert len(_check_png_folder(tmp_path)) == 2 and png_record(tmp_path).name == "napari_vos.json"
+    assert len(check_png_folder(tmp_path)) == 2 and png_record(tmp_path).name == "napari_vos.json"
 
 
 def test_from_the_console_the_labels_writers_refusal_says_why(tmp_path):

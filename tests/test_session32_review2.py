@@ -121,18 +121,18 @@ def test_4_contiguous_rgb_labels_tiff_is_one_colour_mask_and_planar_stays_a_stac
     what tifffile's plain imwrite makes of a 3-frame stack, so it stays a stack (review 3)."""
     import tifffile
 
-    from napari_vos.cli import _read_labels
+    from napari_vos.cli_inputs import read_labels
 
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[2:8, 2:8] = (255, 0, 0)
     rgb[10:15, 10:20] = (0, 255, 0)
     tifffile.imwrite(tmp_path / "contig.tif", rgb, photometric="rgb")
-    contig = np.asarray(_read_labels(str(tmp_path / "contig.tif")))
+    contig = np.asarray(read_labels(str(tmp_path / "contig.tif")))
     assert contig.shape == (20, 30) and sorted(np.unique(contig)) == [0, 1, 2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tifffile.imwrite(tmp_path / "stack.tif", np.moveaxis(rgb, -1, 0))
-    assert tuple(_read_labels(str(tmp_path / "stack.tif")).shape) == (3, 20, 30)
+    assert tuple(read_labels(str(tmp_path / "stack.tif")).shape) == (3, 20, 30)
 
 
 # -- finding 5: CRF options given as numpy scalars are refused (they ran before) --------------------

@@ -23,7 +23,7 @@ def _disks(T, H, W, centers, r=12, move=(1, -1), seed=0):
 def test_f1_short_labels_stack_saved_by_tifffile_default_stays_a_stack(tmp_path, frames):
     import tifffile
 
-    from napari_vos.cli import _read_labels
+    from napari_vos.cli_inputs import read_labels
 
     labels = np.zeros((frames, 40, 50), np.uint8)
     labels[0, 10:20, 10:20] = 1
@@ -31,7 +31,7 @@ def test_f1_short_labels_stack_saved_by_tifffile_default_stays_a_stack(tmp_path,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tifffile.imwrite(tmp_path / "labels.tif", labels)  # the plain call: tifffile stores it planar RGB(A)
-    got = _read_labels(str(tmp_path / "labels.tif"))
+    got = read_labels(str(tmp_path / "labels.tif"))
     assert tuple(got.shape) == (frames, 40, 50), f"a {frames}-frame stack came back as {tuple(got.shape)}"
 
 

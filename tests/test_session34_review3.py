@@ -50,7 +50,7 @@ def test_an_8bit_frame_in_a_16bit_stack_is_refused_lazy_frames():
 def test_cli_reads_t1yx_labels_with_a_z_plane_above_0(tmp_path):
     """A (T, 1, Y, X) labels array saved by a plain tifffile.imwrite ("QQYX", one plane) over a
     (T, Z, Y, X) video: before e80a27c its single plane was read whatever --z (the reader takes a
-    (T, 1, Y, X) array as one plane); cli._plane_axis now passes --z to the labels too and
+    (T, 1, Y, X) array as one plane); cli_inputs.plane_axis now passes --z to the labels too and
     `--z 2` fails: 'Z plane 2 is outside the stack's 1 planes (0..0)'."""
     tifffile = pytest.importorskip("tifffile")
     from napari_vos.cli import main

@@ -268,9 +268,9 @@ def test_the_progress_in_a_log_file_is_plain_lines(tmp_path, capsys):
 
 def test_a_log_line_gives_no_pace_before_a_second_has_passed():
     """The annotated frame comes at once: a pace measured on it read '84976 frames/s'."""
-    from napari_vos.cli import _ProgressLines
+    from napari_vos.cli_terminal import ProgressLines
 
-    lines = _ProgressLines("propagating", 20)
+    lines = ProgressLines("propagating", 20)
     assert lines._pace(1, 0.001) == ""
     assert lines._pace(10, 30.0).startswith(", 0.33 frames/s"), lines._pace(10, 30.0)
 
@@ -278,11 +278,11 @@ def test_a_log_line_gives_no_pace_before_a_second_has_passed():
 def test_nohup_keeps_a_hang_up_ignored():
     """`nohup` sets SIGHUP to be ignored so that a run goes on after the terminal closes: the run
     does not turn it back into a stop."""
-    from napari_vos.cli import _stops_as_interrupt
+    from napari_vos.cli_terminal import stops_as_interrupt
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with _stops_as_interrupt():
+        with stops_as_interrupt():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,94 +15,10 @@ import numpy as np
 
 from napari_vos import __version__
 from napari_vos.checks import frame_ranges
-from napari_vos.data.damaged_files import reading
-
-
-@contextmanager
-def _progress(desc: str, total: int) -> Iterator[Callable[[int, int], None]]:
-    """A frame progress bar on stderr, yielding the engine's ``progress`` callback; the bar is
-    closed on the way out, also on an error, so the error message starts on a clean line. Where
-    stderr is no terminal (a log file, a batch job), plain lines instead (`_ProgressLines`)."""
-    if not _is_terminal(sys.stderr):
-        yield _ProgressLines(desc, total)
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    try:
-        yield update
-    finally:
-        try:
-            bar.close()
-        except OSError:  # the terminal is gone (a hang-up): the run's stop is what matters, not the bar
-            pass
-
-
-def _is_terminal(stream: Any) -> bool:
-    """Whether ``stream`` is an interactive terminal (a closed or odd stream is not)."""
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-class _ProgressLines:
-    """The progress of a run whose stderr is a file: one line every 5 % of the frames (and at least
-    every 10 minutes), as a log keeps them, not a bar's carriage-return updates (one line of
-    megabytes over a day-long run)."""
-
-    STEP_PERCENT = 5
-    MAX_SILENT_SECONDS = 600.0
-
-    def __init__(self, desc: str, total: int) -> None:
-        import time
-
-        self.desc, self.total = desc, max(total, 1)
-        self.started = self.said_at = time.monotonic()
-        self.said_percent = 0
-
-    def __call__(self, done: int, _total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        percent = 100 * done // self.total
-        if percent < self.said_percent + self.STEP_PERCENT and now - self.said_at < self.MAX_SILENT_SECONDS \
-                and done < self.total:
-            return
-        self.said_percent, self.said_at = percent - percent % self.STEP_PERCENT, now
-        _say(f"{self.desc}: {done}/{self.total} frames ({percent} %){self._pace(done, now - self.started)}")
-
-    def _pace(self, done: int, seconds: float) -> str:
-        """", 12.3 frames/s, about 0:19:05 left" once a frame is done."""
-        from tqdm import tqdm
-
-        if done <= 1 or seconds < 1:  # the annotated frame comes at once: no pace to tell from it
-            return ""
-        rate = done / seconds
-        return f", {rate:.2f} frames/s, about {tqdm.format_interval((self.total - done) / rate)} left"
-
-
-def _say(text: str) -> None:
-    """A line on stderr that cannot end the run: after a hang-up the terminal is gone and writing
-    to it fails (EIO), while the labels are already written."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except OSError:
-        pass
-
-
-@contextmanager
-def _closed_at_end(frames: Any) -> Iterator[Any]:
-    """``frames`` for the block, then closed: a TIFF stack is read frame by frame from a file kept
-    open (locked, on Windows) until its ``close``; arrays and PNG folders have none."""
-    try:
-        yield frames
-    finally:
-        getattr(frames, "close", lambda: None)()
+from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_png_folder, check_writable, \
+    closed_at_end, read_labels, read_video, refuse_other_planes
+from napari_vos.cli_overlay import check_run_overlay, write_run_overlay
+from napari_vos.cli_terminal import progress_bar, say, stops_as_interrupt, warnings_as_lines
 
 
 def _zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
@@ -143,230 +55,6 @@ def _known_traits(method: str) -> Any:
         return None
 
 
-def _read_video(path: str, z: int | None) -> tuple[Any, Any]:
-    """A TIFF stack (any axis order, its calibration), a folder of frame images (natural name order) or a
-    movie file (decoded once; its frame interval)."""
-    from napari_vos.data.calibration import Calibration, read_tiff_calibration
-    from napari_vos.data.readers import open_sequence_dir, open_tiff_frames
-
-    folder = Path(path)
-    if folder.is_dir():
-        if z is not None:
-            raise ValueError("--z picks a plane of a TIFF stack; a folder of frame images has none")
-        from napari_vos.data.readers import IMAGE_SUFFIXES, _files
-
-        images = _files(folder, IMAGE_SUFFIXES)
-        odd = [p.name for p in images if any(w in p.stem.lower() for w in ("mask", "label", "annot"))]
-        if odd and len(odd) < len(images):  # a mask left beside the frames is read as one more frame
-            print(f"note: {', '.join(odd[:3])} in {folder} is read as a frame of the video (every image there is); "
-                  "move masks and labels out of the frames folder", file=sys.stderr)
-        # TIFF frames carry their calibration (a folder of one ImageJ TIFF per time point): the first one's
-        calibration = read_tiff_calibration(images[0]) if images and images[0].suffix.lower() in (".tif", ".tiff") \
-            else Calibration()
-        return open_sequence_dir(folder.name, folder, None, layout="images_masks").frames, calibration
-    if not folder.exists():
-        raise ValueError(f"video {path} does not exist; give a TIFF stack, a folder of frame images or a movie file")
-    if not folder.is_file():  # a pipe would block the read for ever
-        raise ValueError(f"video {path} is not a regular file (a pipe or a device); give a TIFF stack, a folder "
-                         "of frame images or a movie file")
-    from napari_vos.data.animated_images import is_animated_image, read_animated_clip
-    from napari_vos.data.video_files import is_video_file, video_file_calibration
-
-    if is_animated_image(folder):  # a GIF, APNG or WebP clip: read with Pillow, no PyAV needed
-        if z is not None:
-            raise ValueError(f"--z picks a plane of a TIFF stack; the animated image {path} has none")
-        return read_animated_clip(folder)
-    if folder.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):  # not animated: one picture
-        raise ValueError(f"video {path} is one image, not a video: give the folder of frame images it belongs to "
-                         f"({folder.parent}), a TIFF stack, a movie file or an animated GIF")
-    if is_video_file(folder):
-        if z is not None:
-            raise ValueError("--z picks a plane of a TIFF stack; a movie file has none")
-        frames = _read_movie(folder)
-        if frames.display_rotation:
-            print(f"note: {path} is stored turned and played upright (a display rotation of "
-                  f"{frames.display_rotation} degrees); it is read upright, as players show it. napari's own "
-                  "reader shows it as stored, so labels painted there are turned against these frames",
-                  file=sys.stderr)
-        return frames, video_file_calibration(folder)
-    import tifffile
-
-    with reading(folder, "a TIFF"), tifffile.TiffFile(folder) as tif:
-        series = tif.series[0]
-        axes = series.axes
-        declared = int((tif.imagej_metadata or {}).get("images", 0)) if tif.is_imagej else 0
-    planes = int(np.prod([n for n, a in zip(series.shape, axes) if a not in "YXS"], dtype=np.int64))
-    if declared > planes:  # tifffile fell back to what it could read: the first page
-        raise ValueError(f"video {path} holds {planes} of the {declared} images its ImageJ metadata declares: the "
-                         "file is cut off or damaged (an interrupted copy or save)")
-    if axes == "QSYX" and z is None:  # tifffile's plain imwrite stores (T, 3 or 4, Y, X) as planar colour
-        print(f"note: {path} holds a ({series.shape[0]}, {series.shape[1]}, Y, X) array saved without axis names: "
-              f"its {series.shape[1]} planes are read as colour channels; if they are Z planes, give --z",
-              file=sys.stderr)
-    if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
-        print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
-    calibration = read_tiff_calibration(folder)  # first: an error here leaves no stack open
-    return open_tiff_frames(folder, z=z), calibration
-
-
-def _read_movie(path: Path) -> Any:
-    """A movie file's frames; what its reader says of them (cut short: the labels cover only the frames
-    it gave; interlaced) is said as a note, as the command's other notes are (a warning's source line
-    would bury it)."""
-    import warnings
-
-    from napari_vos.data.video_files import MovieNote, read_video_file
-
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always", MovieNote)
-        frames = read_video_file(path)
-    for warning in said:
-        if issubclass(warning.category, MovieNote):
-            print(f"note: {warning.message}", file=sys.stderr)
-        else:  # not ours: shown as it would have been
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    return frames
-
-
-def _read_labels(path: str | None, z: int | None = None) -> Any:
-    """Labels from a TIFF ((Y, X) or (T, Y, X)) or one mask image (palette/grey PNG, 0/255 masks -> 0/1)."""
-    if path is None:
-        return None  # a zero-shot method
-    import tifffile
-
-    from napari_vos.data.sequence import read_mask
-
-    if Path(path).is_dir():
-        raise ValueError(f"labels {path} is a folder; give one mask image (PNG) or a labels TIFF")
-    if not Path(path).exists():
-        raise ValueError(f"labels {path} does not exist; give a mask image (PNG) or a labels TIFF")
-    if not Path(path).is_file():  # a pipe would block the read for ever
-        raise ValueError(f"labels {path} is not a regular file (a pipe or a device); give a mask image (PNG) or a "
-                         "labels TIFF")
-    from napari_vos.data.video_files import is_video_file
-
-    if is_video_file(path):  # Pillow's "cannot identify image file" said nothing of the mix-up
-        raise ValueError(f"labels {path} is a movie file, but labels are a labels TIFF or mask images (PNG): are "
-                         "VIDEO and LABELS the other way round? (the video comes first, then its labels)")
-    if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # its artefacts became dozens of object ids
-        raise ValueError(f"labels {path} is a JPEG: its lossy compression changes pixel values, so they are not "
-                         "exact object ids; save the mask as PNG or TIFF")
-    if Path(path).suffix.lower() in (".tif", ".tiff"):
-        with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            planes, axes = [n for n in series.shape if n > 1], series.axes
-        if len(planes) <= 2:  # one frame, also one saved with singleton axes: (1, Y, X), or (Y, X, 1) as skimage saves it
-            with reading(path, "a TIFF"):
-                one = tifffile.imread(path)
-            return one.reshape(planes) if one.ndim > 2 and len(planes) == 2 and one.shape != tuple(planes) else one
-        # one colour mask, as a PNG's: RGB(A) samples last (Pillow's and photometric='rgb''s layout); samples
-        # first (SYX) is left a stack, for tifffile's plain imwrite stores a 3- or 4-frame stack that way
-        if len(planes) == 3 and axes == "YXS" and series.shape[-1] in (3, 4):
-            return read_mask(path, void_255=False)
-        from napari_vos.data.readers import open_tiff_frames
-
-        # a stack: read frame by frame, never held whole; labels painted over the (T, Z, Y, X) video: --z's plane
-        return open_tiff_frames(path, z=z if _plane_axis(series.axes, series.shape) is not None else None)
-    return read_mask(path, void_255=False)  # 255 beside other ids is an object here, not DAVIS's void
-
-
-#: output names that look like a file of another kind: taken as a PNG folder's name they are a mistake
-_NOT_FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".npy", ".npz", ".zarr", ".h5", ".hdf5", ".json")
-_PNG_FRAME = re.compile(r"^\d{5}\.png$")
-
-
-def _check_png_folder(folder: Path) -> list[Path]:
-    """A PNG output folder must be new, empty or an earlier napari-vos output (its record
-    .napari_vos.json, or napari_vos.json, beside 00000.png ...), never a folder of other files (the
-    input frames!); returns the earlier output's frame files, which the new output replaces."""
-    from napari_vos.data.video_files import is_video_file
-    from napari_vos.data.writers import OLD_PNG_RECORD, PNG_RECORD, png_record
-
-    movie = is_video_file(folder)  # labels are no movie: overlay draws them over one
-    if folder.suffix.lower() in _NOT_FOLDER_SUFFIXES or movie:
-        raise ValueError(f"-o {folder}: a name ending in .tif writes one labels TIFF, any other name a folder of "
-                         f"PNGs; {folder.suffix} looks like a file name (give run.tif, or a folder name such as "
-                         "results)" + ("; to watch the labels over the video as a movie, run napari-vos overlay "
-                                       f"VIDEO run.tif -o {folder.name} after this" if movie else ""))
-    if not folder.is_dir():
-        return []
-    present = [p for p in folder.iterdir()]
-    ours = [p for p in present if _PNG_FRAME.match(p.name)]
-    others = [p.name for p in present if p not in ours and p.name not in (PNG_RECORD, OLD_PNG_RECORD,
-                                                                           "labels.partial.tif")]
-    if others or (ours and png_record(folder) is None):
-        shown = ", ".join(sorted(others or [p.name for p in ours])[:3])
-        raise ValueError(f"the output folder {folder} holds files napari-vos did not write ({shown} ...); give a new "
-                         "or empty folder, or an earlier output of napari-vos")
-    return ours
-
-
-def _check_writable(path: Path, folder: bool, what: str = "the labels") -> None:
-    """Before the run, not after it: the output's folder is made (with its parents) and must be a
-    folder, and an output file must not be a folder; a ValueError names the path otherwise (and
-    ``what`` goes there: the labels, the summary, the weights)."""
-    where = path if folder else path.parent
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot write to {path}: {err.strerror or err} ({where} cannot be made a folder)") from None
-    if not folder and path.is_dir():
-        raise ValueError(f"cannot write {what} to {path}: it is a folder; give a file name")
-    if not os.access(where, os.W_OK):
-        raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
-
-
-def _check_not_an_input(output: Path, inputs: dict[str, str | None], flag: str = "-o", what: str = "labels") -> None:
-    """The labels (or a map) must not be written over the video or the labels they came from: the
-    run would destroy its own input (the same file under another name counts too)."""
-    for role, given in inputs.items():
-        if given is None or not output.exists() or not Path(given).exists():
-            continue
-        if os.path.samefile(output, given):
-            raise ValueError(f"{flag} {output} is the {role} file ({given}): writing the {what} there would destroy "
-                             f"it; give another {'folder' if flag == '--maps' else 'output name'}")
-
-
-def _plane_axis(axes: str, shape: tuple[int, ...]) -> int | None:
-    """The Z axis of a labels TIFF read at --z's plane: a named T and Z (ImageJ, OME), or a 4-D array
-    a plain ``tifffile.imwrite`` saved as (T, Z, Y, X) (axes "QQYX", or "QSYX" for 3 or 4 planes, as
-    the video reader takes them with a Z plane);
-    None for labels read whole."""
-    if "Z" in axes and "T" in axes:
-        return axes.index("Z")
-    if len(shape) == 4 and axes.upper() in ("QQYX", "QSYX") and shape[1] > 1:  # (3 or 4 planes: planar colour)
-        return 1
-    return None
-
-
-def _refuse_other_planes(path: str, z: int) -> None:
-    """Labels read at --z that hold nothing there: a ValueError naming the planes that do hold paint
-    (labels painted on the plane the user looked at in napari, not the one given), if any."""
-    import tifffile
-
-    from napari_vos.data.readers import open_tiff_frames
-
-    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
-        axes, shape = tif.series[0].axes, tif.series[0].shape
-    axis = _plane_axis(axes, shape)
-    if axis is None:  # read without --z's plane (_read_labels)
-        return
-    n_planes = shape[axis]
-    others = []
-    for plane in range(n_planes):
-        if plane == z:
-            continue
-        stack = open_tiff_frames(path, z=plane)
-        try:
-            if any(np.asarray(stack[t]).any() for t in range(len(stack))):
-                others.append(plane)
-        finally:
-            getattr(stack, "close", lambda: None)()
-    if others:
-        raise ValueError(f"the labels {path} are empty at --z {z}; they hold objects on Z plane(s) "
-                         f"{', '.join(map(str, others))}: give that plane as --z, or paint at plane {z}")
-
-
 def cmd_propagate(args: argparse.Namespace) -> int:
     """TIFF (any axis order) or a folder of frames in; a TIFF (calibration kept) or palette PNGs out."""
     from napari_vos.cli_planes import propagate_planes, runs_several_planes
@@ -379,28 +67,16 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with ExitStack() as opened:  # the input TIFFs are read frame by frame from files closed at the end
         # the labels and the output name first: a mistake there is said before a movie is decoded (minutes
         # for a long one); _propagate_files checks the output again, with what the labels hold
-        labels = opened.enter_context(_closed_at_end(_read_labels(args.labels, getattr(args, "z", None))))
-        _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
+        labels = opened.enter_context(closed_at_end(read_labels(args.labels, getattr(args, "z", None))))
+        check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
         if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
-            _check_png_folder(Path(args.output))
+            check_png_folder(Path(args.output))
         if args.overlay is not None:
-            _check_run_overlay(args)
-        video, calibration = _read_video(args.video, args.z)
-        opened.enter_context(_closed_at_end(video))
-        _check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
+            check_run_overlay(args)
+        video, calibration = read_video(args.video, args.z)
+        opened.enter_context(closed_at_end(video))
+        check_not_turned(args.video, video, args.labels, getattr(labels, "shape", None))
         return _propagate_files(args, video, calibration, labels)
-
-
-def _check_not_turned(video_path: str, video: Any, labels_path: str | None, label_shape: Any) -> None:
-    """Refuse, saying why, labels of a turned movie's frames as stored (painted in napari) given with
-    the movie, which is read upright: the sizes' mismatch alone would not tell."""
-    if label_shape is None:  # a zero-shot run's: no labels
-        return
-    from napari_vos.data.video_files import turned_labels_problem
-
-    problem = turned_labels_problem(video_path, video, labels_path, label_shape)
-    if problem:
-        raise ValueError(problem)
 
 
 def _check_maps_folder(args: argparse.Namespace, folder: Path) -> None:
@@ -411,9 +87,9 @@ def _check_maps_folder(args: argparse.Namespace, folder: Path) -> None:
     if folder.suffix.lower() in (".tif", ".tiff") and not folder.is_dir():
         raise ValueError(f"--maps takes a folder (each map is written into it as <map name>.tif), not a file "
                          f"name: {args.maps}")
-    _check_writable(folder, folder=True)
+    check_writable(folder, folder=True)
     for name in method_class(args.method).map_names:  # the map files, created while the video is read
-        _check_not_an_input(folder / f"{name}.tif", {"video": args.video, "labels": args.labels},
+        check_not_an_input(folder / f"{name}.tif", {"video": args.video, "labels": args.labels},
                             "--maps", f"{name} map")
 
 
@@ -453,16 +129,16 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     elif labels.ndim == 3:
         painted, top = painted_frames(labels)
         if not painted and getattr(args, "z", None) is not None:
-            _refuse_other_planes(args.labels, args.z)
+            refuse_other_planes(args.labels, args.z)
     else:
         top = largest_id(labels)
     if not to_tiff and top > 255:  # before the run, not after it
         raise ValueError(f"object ids up to {top} do not fit palette PNGs (0..255); give an output name ending in .tif")
-    _check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
-    earlier_pngs = [] if to_tiff else _check_png_folder(Path(args.output))
+    check_not_an_input(Path(args.output), {"video": args.video, "labels": args.labels})
+    earlier_pngs = [] if to_tiff else check_png_folder(Path(args.output))
     # a run stopped part-way does not replace an earlier output (a re-run with another method or option)
     earlier_output = Path(args.output).is_file() if to_tiff else bool(earlier_pngs)
-    _check_writable(Path(args.output), folder=not to_tiff)
+    check_writable(Path(args.output), folder=not to_tiff)
     if args.maps:
         _check_maps_folder(args, Path(args.maps))
     options = _session_options(args)
@@ -543,13 +219,13 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         from napari_vos.data.partial_labels import how_to_use
 
         partial.release()
-        _say(f"napari-vos propagate: interrupted while writing {written_to}; the finished frames "
+        say(f"napari-vos propagate: interrupted while writing {written_to}; the finished frames "
              f"({frame_ranges(finished)}) are kept in {partial.path}: {how_to_use(written_to)} to use it, or "
              "delete it to run again")
         return 130
     except BaseException:
         partial.release()
-        _say(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)")
+        say(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)")
         raise
     continuable = isinstance(stop, KeyboardInterrupt) and labels is not None and written_to.suffix.lower() in (
         ".tif", ".tiff")  # a PNG folder cannot be given back as labels
@@ -560,7 +236,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
     session.labels = None
     del session
     if not partial.remove():
-        _say(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
+        say(f"note: {partial.path} could not be deleted (the system still holds it open); it holds the same "
              f"labels as {args.output}, and the next run to {args.output} removes it")
     if stop is not None:
         kept = ""
@@ -568,7 +244,7 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
             kept = (f"; {args.output} from an earlier run is kept as it was" +
                     (" (the --maps files are this run's)" if maps else ""))
         others = "the others as the labels stack has them" if keep else "the others empty"
-        _say(f"stopped after {len(finished)} of {planned} frames; wrote the finished ones (frames "
+        say(f"stopped after {len(finished)} of {planned} frames; wrote the finished ones (frames "
              f"{frame_ranges(finished)}) to {written_to}" + (f" and {args.maps}" if maps else "") +
              f", {others}{kept}{continuing}")
         if isinstance(stop, KeyboardInterrupt):
@@ -589,37 +265,8 @@ def _propagate_files(args: argparse.Namespace, video: Any, calibration: Any, lab
         if others:
             print(f"note: {args.maps} also holds {', '.join(others)} from an earlier run", file=sys.stderr)
     if getattr(args, "overlay", None) is not None:
-        _write_run_overlay(args, video, calibration)
+        write_run_overlay(args, video, calibration)
     return 0
-
-
-def _check_run_overlay(args: argparse.Namespace) -> None:
-    """propagate --overlay, before the run: its name, PyAV for a movie (not found missing only after
-    the labels are written), not inside the PNG folder -o names (a later run into that folder would
-    refuse it as a file napari-vos did not write), and its folder writable."""
-    out = Path(args.overlay)
-    _check_overlay_name(out, {"video": args.video, "labels": args.labels}, flag="--overlay")
-    if out.suffix.lower() != ".gif":
-        from napari_vos.data.video_files import _pyav
-
-        _pyav(f"--overlay {out} (an H.264 movie)", f"or give --overlay {out.with_suffix('.gif')}, a GIF, which needs none")
-    output = Path(args.output)
-    if output.suffix.lower() not in (".tif", ".tiff") and output.resolve() in out.resolve().parents:
-        raise ValueError(f"--overlay {out} is inside the folder of PNG labels -o {output}, which holds napari-vos's "
-                         f"frames alone: give a name beside it, such as --overlay {output.parent / out.name}")
-    _check_writable(out, folder=False, what="the overlay")
-
-
-def _write_run_overlay(args: argparse.Namespace, video: Any, calibration: Any) -> None:
-    """propagate --overlay: the labels just written, drawn over the video (as `napari-vos overlay` draws them)."""
-    from napari_vos.data.overlay_movies import write_overlay_movie
-
-    out = Path(args.overlay)
-    fps = _playback_fps(args.video, calibration, None)
-    with _closed_at_end(_read_label_stack(args.output, None)) as labels, \
-            _progress("overlay", len(labels)) as progress:
-        write_overlay_movie(out, video, labels, fps, progress=progress)
-    print(f"wrote {out}: the labels drawn over the video, {len(labels)} frames at {fps:g} frames/s")
 
 
 def _first_frame(session: Any, direction: str, start: int | None) -> int | None:
@@ -814,7 +461,7 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
                                      "(a stack with axes T, Y, X[, C])") from None
                 raise ValueError(f"{nothing}: give --direction both (or forward/backward towards the other frames)") \
                     from None
-        with _progress("propagating", session.planned_frames) as update:  # SIGTERM, SIGHUP are Ctrl+C here (main)
+        with progress_bar("propagating", session.planned_frames) as update:  # SIGTERM, SIGHUP are Ctrl+C here (main)
             for step in frames:
                 finished.append(step.index)
                 segmented += not step.annotated
@@ -824,75 +471,6 @@ def _run_keeping_frames(session: Any, direction: str, start: int | None) -> tupl
             raise
         return finished, stop
     return finished, None
-
-
-#: the signals that end a run as Ctrl+C does: `kill` (a cluster's time limit) and a hang-up (the
-#: terminal or ssh connection of the run closes); Windows has no SIGHUP
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-@contextmanager
-def _stops_as_interrupt() -> Iterator[None]:
-    """`kill` (SIGTERM) and a hang-up (SIGHUP) end the block as Ctrl+C does, so what is done can be
-    kept; a signal set to be ignored stays ignored (`nohup` ignores SIGHUP so that the run goes
-    on). Only the main thread can take signals, so elsewhere this does nothing."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
-    for number, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(number, _interrupt)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-
-
-@contextmanager
-def _warnings_as_lines(command: str) -> Iterator[None]:
-    """napari-vos's own warnings printed as one line each, "napari-vos COMMAND: warning: ...", instead of
-    Python's "FILE:LINE: UserWarning: ..." followed by the line of source that raised it (which buried
-    the message); other packages' warnings keep Python's form, whose file says where they come from.
-    Every warning is written on a line of its own, off a progress bar's (`_shown_between_bars`).
-    Only the printing changes: a warning recorded (warnings.catch_warnings, pytest.warns) is as before."""
-    import warnings
-
-    package = str(Path(__file__).resolve().parent)
-    python_form = warnings.formatwarning
-
-    def formatted(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
-        if not str(Path(filename).resolve()).startswith(package):
-            return python_form(message, category, filename, lineno, line)
-        return f"napari-vos {command}: warning: {message}\n"
-
-    python_show = warnings.showwarning
-    warnings.formatwarning = formatted
-    warnings.showwarning = _shown_between_bars(python_show)
-    try:
-        yield
-    finally:
-        warnings.formatwarning, warnings.showwarning = python_form, python_show
-
-
-def _shown_between_bars(show: Callable[..., None]) -> Callable[..., None]:
-    """``show`` (a `warnings.showwarning`) with any tqdm progress bar on its stream lifted off the line
-    while it writes and drawn again below: the warning had been glued to the end of the bar's line.
-    ``show`` still does the showing, so a warning recorded (warnings.catch_warnings) stays recorded."""
-
-    def shown(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-              line: str | None = None) -> None:
-        bars = sys.modules.get("tqdm")  # not imported: no bar can be on screen
-        if bars is None:
-            show(message, category, filename, lineno, file, line)
-            return
-        with bars.tqdm.external_write_mode(file=file if file is not None else sys.stderr):
-            show(message, category, filename, lineno, file, line)
-
-    return shown
 
 
 def _calibration_kept(calibration: Any, imagej: bool, top_id: int) -> str:
@@ -941,7 +519,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     options = {**parse_option_pairs(args.option, _zero_shot_flag(args)), **_zero_shot_option(args),
                **precision_option(args)}
     if args.json:  # before the run, not after it
-        _check_writable(Path(args.json), folder=False, what="the summary")
+        check_writable(Path(args.json), folder=False, what="the summary")
     mode = resolve_annotation(args.method, args.annotation, options)
     sample = samples.natural_sample() if args.sample == "natural" else samples.cell_sample()
     frames, truth = np.asarray(sample.frames), np.asarray(sample.labels)
@@ -952,7 +530,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the session first, so a missing checkpoint or a bad option is refused before a bar is drawn
     session, start = annotated_session(frames, truth[0] if mode == "first" else None, method=args.method, frame=0,
                                        device=args.device, checkpoint=args.checkpoint, **options)
-    with _progress(f"{args.method} on the {args.sample} sample", len(frames)) as update:
+    with progress_bar(f"{args.method} on the {args.sample} sample", len(frames)) as update:
         result = session.run("forward", update, start=start)
     scores = score_stack(result.labels, truth, annotated=0) if mode == "first" else \
         score_foreground(result.labels, truth)
@@ -987,143 +565,6 @@ def stopped_path(output: Path) -> Path:
         n += 1
         candidate = output.with_name(f"{stem}.stopped-{n}.tif")
     return candidate
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _read_label_stack(path: str, z: int | None) -> Any:
-    """A (T, Y, X) labels stack to draw: a labels TIFF, or a folder of palette PNGs (an output of
-    `napari-vos propagate -o FOLDER`), read frame by frame."""
-    folder = Path(path)
-    if not folder.exists():
-        raise ValueError(f"labels {path} does not exist; give a labels TIFF or a folder of palette PNGs (the output "
-                         "of napari-vos propagate)")
-    if not folder.is_dir():
-        labels = _read_labels(path, z)
-        try:
-            _check_label_stack(path, labels, z)
-        except BaseException:  # refused: its file is closed here, as no caller gets it to close
-            getattr(labels, "close", lambda: None)()
-            raise
-        return labels
-    from napari_vos.data.readers import _files
-    from napari_vos.data.sequence import LazyFrames, read_mask
-
-    masks = _files(folder, (".png",))
-    if not masks:
-        raise ValueError(f"labels {path} is a folder without PNG frames; give a labels TIFF or a folder of palette "
-                         "PNGs (00000.png ...)")
-    return LazyFrames(len(masks), lambda i: read_mask(masks[i], void_255=False))
-
-
-def _check_label_stack(path: str, labels: Any, z: int | None) -> None:
-    """A ValueError unless ``labels`` (read from ``path``) is a (T, Y, X) stack."""
-    if np.ndim(labels) == 4 and np.shape(labels)[-1] <= 4:  # (T, Y, X, C): a colour or channel stack, no Z
-        raise ValueError(f"labels {path} holds {np.shape(labels)[-1]} values per pixel, shape {np.shape(labels)} (a "
-                         "colour or multi-channel image?); labels hold one object id per pixel: give a (T, Y, X) "
-                         "labels TIFF (the output of napari-vos propagate, or a Labels layer saved from napari)")
-    if np.ndim(labels) == 4 and z is None:  # (T, Z, Y, X): said so, not "one frame"
-        raise ValueError(f"labels {path} holds a (T, Z, Y, X) stack of shape {np.shape(labels)}; give the plane "
-                         "with --z N")
-    if np.ndim(labels) != 3:
-        raise ValueError(f"labels {path} holds {'one frame' if np.ndim(labels) == 2 else f'shape {np.shape(labels)}'};"
-                         " give the (T, Y, X) labels of every frame (the output of napari-vos propagate)")
-
-
-def _check_overlay_name(out: Path, inputs: dict[str, str | None], flag: str = "-o") -> None:
-    """An overlay's name, before anything is decoded: a movie or GIF suffix, and never an input file."""
-    from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES
-
-    if out.suffix.lower() not in OVERLAY_SUFFIXES:
-        raise ValueError(f"{flag} {out}: give the overlay a movie name ending in {', '.join(OVERLAY_SUFFIXES)}")
-    _check_not_an_input(out, inputs, flag=flag, what="overlay")
-
-
-def _playback_fps(video_path: str, calibration: Any, fps: float | None) -> float:
-    """The overlay's frames per second: ``fps`` if given, else `playback_fps`'s rule: a movie's or
-    animated image's own rate, another video's where its frames are at most a second apart, else 10
-    (a time-lapse's interval, minutes, is no playback rate)."""
-    if fps is not None:
-        return fps
-    from napari_vos.data.animated_images import is_animated_image
-    from napari_vos.data.overlay_movies import playback_fps
-    from napari_vos.data.video_files import is_video_file
-
-    return playback_fps(calibration, played=is_video_file(video_path) or is_animated_image(video_path))
-
-
-def _overlay_planes_arg(text: str) -> int | str | list[int]:
-    """``overlay --z``: one Z plane ("3"), several ("2,5", "2-5") or all of them ("all")."""
-    from napari_vos.cli_planes import planes_or_word
-    from napari_vos.data.plane_montage import MONTAGE
-
-    return planes_or_word(text, MONTAGE)
-
-
-def cmd_overlay(args: argparse.Namespace) -> int:
-    """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
-    from napari_vos.data.overlay_movies import write_overlay_movie
-
-    out = Path(args.output)  # checked before the video is decoded (minutes, for a long movie)
-    _check_overlay_name(out, {"video": args.video, "labels": args.labels})
-    if out.exists() and not args.force:  # --force replaces an earlier overlay, never the movie drawn over
-        raise ValueError(f"{out} exists; give another name or --force to replace it")
-    if args.z is not None and not isinstance(args.z, int):
-        _write_plane_montage(args.video, args.labels, args.z, out, args.fps, args.alpha)
-        return 0
-    with ExitStack() as opened:  # the TIFF stacks read frame by frame, closed however the command ends
-        labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))  # before the movie
-        video, calibration = _read_video(args.video, args.z)
-        opened.enter_context(_closed_at_end(video))
-        _check_writable(out, folder=False, what="the overlay")  # its folder made once the inputs are read
-        _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
-        fps = _playback_fps(args.video, calibration, args.fps)
-        with _progress("overlay", len(labels)) as progress:
-            write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
-    print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
-    return 0
-
-
-def _write_plane_montage(video_path: str, labels_path: str, asked: str | list[int], out: Path, fps: float | None,
-                         alpha: float = 0.45, calibration: Any = None) -> None:
-    """The overlay of several Z planes side by side (`plane_montage`): the (T, Z, Y, X) labels TIFF
-    ``labels_path`` over the (T, Z, Y, X[, C]) TIFF stack ``video_path``, the planes ``asked`` for;
-    ``calibration``: the video's, where the caller read it already (else read here)."""
-    from napari_vos.data.calibration import read_tiff_calibration
-    from napari_vos.data.overlay_movies import write_overlay_movie
-    from napari_vos.data.plane_montage import montage_gaps, montage_grid, plane_montage, planes_to_draw
-    from napari_vos.data.readers import open_tiff_volume_frames
-
-    with ExitStack() as opened:
-        stacks = []
-        for path, what in ((labels_path, "labels"), (video_path, "video")):
-            if not Path(path).is_file():
-                raise ValueError(f"{what} {path} is no file: --z with several planes draws a (T, Z, Y, X) TIFF stack")
-            with reading(Path(path), "a TIFF"):
-                stack = open_tiff_volume_frames(path)
-            if stack is None:
-                raise ValueError(f"{what} {path} is no 3D + time TIFF stack (T, Z, Y, X): --z with several planes draws "
-                                 "those; give one plane (--z N) of another stack")
-            stacks.append(opened.enter_context(_closed_at_end(stack)))
-        labels, video = stacks
-        plane = np.shape(labels[0])  # each [i] reads a plane from the file: read once
-        if labels.volume != video.volume or plane != np.shape(video[0])[:2]:  # labels with channels too
-            raise ValueError(f"the labels {labels_path} are {labels.shape} (T, Z, Y, X) but the video {video_path} is "
-                             f"{video.shape}: give the labels propagated on this video")
-        times, depth = labels.volume
-        planes = planes_to_draw(asked, depth, f"the labels {labels_path}")
-        _check_writable(out, folder=False, what="the overlay")
-        rows, columns = montage_grid(len(planes), plane)
-        tiles = [plane_montage(lambda t, z, s=s: s[t * depth + z], times, planes, fill_median=s is video)
-                 for s in (labels, video)]
-        rate = _playback_fps(video_path, read_tiff_calibration(video_path) if calibration is None else calibration, fps)
-        with _progress("overlay", times) as progress:
-            write_overlay_movie(out, tiles[1], tiles[0], rate, alpha=alpha, progress=progress,
-                                white=montage_gaps(len(planes), plane))
-    print(f"wrote {out}: {times} frames at {rate:g} frames/s, Z planes {frame_ranges(planes)} side by side in "
-          f"{rows} row(s) of {columns}, row by row")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -1276,28 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("overlay", help="draw a labels stack over its video as a movie (.mp4) or a GIF, to watch or "
-                                       "show a result")
-    p.add_argument("video", help="the video the labels belong to (a TIFF stack, a folder of frames, a movie or an "
-                                 "animated GIF)")
-    p.add_argument("labels", help="its (T, Y, X) labels: a labels TIFF or a folder of palette PNGs (a propagate "
-                                  "output)")
-    p.add_argument("-o", "--output", required=True, help="OUT.mp4 (or .mkv, .mov): H.264, needs PyAV (pip install "
-                                                         "\"napari-vos[video]\"); OUT.gif: a looping GIF (256 "
-                                                         "colours a frame, each frame stored whole: for short "
-                                                         "clips)")
-    p.add_argument("--alpha", type=float, default=0.45,
-                   help="how strongly objects are tinted, 0 (outlines only) to 1 (solid); default 0.45")
-    p.add_argument("--fps", type=float, default=None,
-                   help="playback frames per second (default: a movie's own rate, else 10)")
-    p.add_argument("--z", type=_overlay_planes_arg, default=None,
-                   help="the plane of a (T, Z, Y, X) TIFF stack to draw (3), or several side by side in a grid, "
-                        "row by row: a list (2,5 or 2-5) or 'all'")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.set_defaults(func=cmd_overlay)
+    from napari_vos import cli_ctc, cli_divisions, cli_objects, cli_overlay, cli_train
 
-    from napari_vos import cli_ctc, cli_divisions, cli_objects, cli_train
-
+    cli_overlay.register(sub)
     cli_train.register(sub)
     cli_objects.register(sub)
     cli_divisions.register(sub)
@@ -1358,9 +780,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(build_parser(), argv)
     # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
-    stops = nullcontext() if args.command == "train" else _stops_as_interrupt()
+    stops = nullcontext() if args.command == "train" else stops_as_interrupt()
     try:
-        with stops, _warnings_as_lines(args.command):
+        with stops, warnings_as_lines(args.command):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:  # before anything was finished (after it, the command returns 130 itself)
         print(f"napari-vos {args.command}: interrupted" + (" before the first frame was segmented; nothing was "

@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from napari_vos.cli_terminal import progress_bar
+
 __all__ = ["register", "cmd_ctc", "read_lineage_csv"]
 
 
@@ -61,7 +63,6 @@ def cmd_ctc(args: argparse.Namespace) -> int:
     """`napari-vos ctc`: write the labels as a CTC result folder, then check it as CTC's software would."""
     import sys
 
-    from napari_vos.cli import _progress
     from napari_vos.cli_objects import labels_or_volumes, labels_record
     from napari_vos.ctc_export import check_ctc, mask_name, write_ctc
     from napari_vos.divisions import parents_from_record
@@ -79,7 +80,7 @@ def cmd_ctc(args: argparse.Namespace) -> int:
         note = stopped_run_note(record, args.labels, "in the CTC result as well")
         if note:
             print(f"note: {note}", file=sys.stderr)
-        with _progress("ctc", len(labels)) as progress:
+        with progress_bar("ctc", len(labels)) as progress:
             result = write_ctc(out, labels, parents, force=args.force, progress=progress)
     for daughter, parent, why in result.left_out[:5]:
         print(f"note: id {daughter}'s parent {parent} left out of the lineage: {why}", file=sys.stderr)

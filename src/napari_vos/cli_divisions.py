@@ -9,6 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from napari_vos.cli_inputs import check_not_an_input, check_writable
+from napari_vos.cli_terminal import progress_bar
+
 __all__ = ["register", "cmd_divisions", "lineage_path"]
 
 
@@ -23,7 +26,6 @@ def cmd_divisions(args: argparse.Namespace) -> int:
     import sys
     from contextlib import ExitStack
 
-    from napari_vos.cli import _check_not_an_input, _check_writable, _progress
     from napari_vos.cli_objects import labels_or_volumes, labels_record
     from napari_vos.data.writers import write_tiff_labels
     from napari_vos.divisions import parents_from_record, split_divisions
@@ -34,7 +36,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: the relabelled stack is a labels TIFF; name it {out.stem}.tif")
     lineage = lineage_path(out)
     for path in (out, lineage):
-        _check_not_an_input(path, {"labels": args.labels}, what="labels")
+        check_not_an_input(path, {"labels": args.labels}, what="labels")
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; give another name or --force to replace it")
     # a TIFF's file closed however it ends; the result is held in memory, so it can close after the split;
@@ -43,11 +45,11 @@ def cmd_divisions(args: argparse.Namespace) -> int:
         labels = labels_or_volumes(args.labels, args.z, opened)
         calibration, record = labels_record(args.labels)
         for path in (out, lineage):
-            _check_writable(path, folder=False)
+            check_writable(path, folder=False)
         note = stopped_run_note(record, args.labels, "so in the lineage every id ends where the run stopped")
         if note:
             print(f"note: {note}", file=sys.stderr)
-        with _progress("divisions", len(labels)) as progress:
+        with progress_bar("divisions", len(labels)) as progress:
             result = split_divisions(labels, min_fraction=args.min_fraction, min_pixels=args.min_pixels,
                                      persist=args.persist, necks=args.necks, neck_ratio=args.neck_ratio,
                                      follow=args.follow, back=args.back, loose_ratio=args.loose_ratio,

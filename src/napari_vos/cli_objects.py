@@ -18,17 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_writable, closed_at_end, \
+    read_label_stack, read_video
+from napari_vos.cli_terminal import progress_bar
+
 __all__ = ["cmd_measure", "labels_or_volumes", "labels_record", "register"]
 
 
 def _check_output(path: Path, inputs: dict[str, str | None], force: bool, flag: str) -> None:
     """A table's name, before anything is read: a .csv name, no input, no table replaced unasked.
     (Its folder is made once the inputs are read: a mistyped labels path leaves no empty folder.)"""
-    from napari_vos.cli import _check_not_an_input
 
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{flag} {path}: the measurements are a CSV table; name it {path.stem}.csv")
-    _check_not_an_input(path, inputs, flag=flag, what="table")
+    check_not_an_input(path, inputs, flag=flag, what="table")
     if path.exists() and not force:
         raise ValueError(f"{path} exists; give another name or --force to replace it")
 
@@ -106,7 +109,6 @@ def _merged(labels: Any, video: Any) -> Any:
 def cmd_measure(args: argparse.Namespace) -> int:
     """`napari-vos measure`: measure each object on each frame, and summarise each object id as a track.
     (T, Z, Y, X) labels (without --z) are measured in 3D, one (Z, Y, X) volume a frame (`_volume_inputs`)."""
-    from napari_vos.cli import _check_writable, _progress
     from napari_vos.divisions import parents_from_record
     from napari_vos.object_table import measure_objects, measure_volumes, track_summary, tracks_path, write_tables
     from napari_vos.stopped_runs import stopped_run_note
@@ -133,7 +135,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if volumes is not None:
             calibration = _z_calibration(calibration, z_step)
         for path in (out, tracks):  # the folders made once the inputs are read, before the frames are measured
-            _check_writable(path, folder=False, what="the table")
+            check_writable(path, folder=False, what="the table")
         note = stopped_run_note(record, args.labels, "in the tables as well")
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -141,7 +143,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             print("note: no pixel size in the files: sizes and positions are in pixels only (give --pixel-size and "
                   "--unit for physical ones)", file=sys.stderr)
         measure = measure_objects if volumes is None else measure_volumes
-        with _progress("measure", len(labels)) as progress:
+        with progress_bar("measure", len(labels)) as progress:
             objects = measure(labels, video, calibration=calibration, progress=progress)
     summary = track_summary(objects, frames=len(labels), parents=parents_from_record(record))
     write_tables(objects, summary, out, tracks)
@@ -154,14 +156,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any, Any]:
     """(T, Y, X) labels (or --z's plane of a (T, Z, Y, X) stack), the video if given and its calibration
     (None without one), both read frame by frame."""
-    from napari_vos.cli import _check_not_turned, _closed_at_end, _read_label_stack, _read_video
 
-    labels = opened.enter_context(_closed_at_end(_read_label_stack(args.labels, args.z)))
+    labels = opened.enter_context(closed_at_end(read_label_stack(args.labels, args.z)))
     if args.video is None:
         return _Frames(labels), None, None
-    video, video_calibration = _read_video(args.video, args.z)
-    opened.enter_context(_closed_at_end(video))
-    _check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
+    video, video_calibration = read_video(args.video, args.z)
+    opened.enter_context(closed_at_end(video))
+    check_not_turned(args.video, video, args.labels, (len(labels), *np.shape(labels[0])))
     if len(video) != len(labels):
         raise ValueError(f"the video {args.video} has {len(video)} frames and the labels {args.labels} "
                          f"{len(labels)}: give the video the labels were propagated on")
@@ -172,7 +173,7 @@ def label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     """The (Z, Y, X) volumes of a (T, Z, Y, X) labels TIFF, frame by frame (`_Volumes` over
     `open_tiff_volume_frames`, closed with ``opened``; a napari-vos labels TIFF of one frame or one plane,
     whose file leaves that axis out, read whole: `saved_volume_shape`), or None: --z given (its one
-    plane is measured in 2-D), a PNG folder, a file that is no 3D + time TIFF (`_read_label_stack` reads
+    plane is measured in 2-D), a PNG folder, a file that is no 3D + time TIFF (`read_label_stack` reads
     or refuses those as before). Labels with channels are refused here."""
     import tifffile
 
@@ -196,12 +197,11 @@ def label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
 
 def labels_or_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     """The labels `divisions` and `ctc` take, closed with ``opened``: a (T, Z, Y, X) labels TIFF's volumes
-    without --z (`label_volumes`), else the (T, Y, X) stack read frame by frame (`_read_label_stack`:
+    without --z (`label_volumes`), else the (T, Y, X) stack read frame by frame (`read_label_stack`:
     a labels TIFF, --z's plane of one, or a PNG folder)."""
-    from napari_vos.cli import _closed_at_end, _read_label_stack
 
     volumes = label_volumes(path, z, opened)
-    return volumes if volumes is not None else opened.enter_context(_closed_at_end(_read_label_stack(path, z)))
+    return volumes if volumes is not None else opened.enter_context(closed_at_end(read_label_stack(path, z)))
 
 
 def _volume_inputs(args: argparse.Namespace, labels: Any, opened: ExitStack) -> tuple[Any, Any, Any]:

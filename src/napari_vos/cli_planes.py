@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from napari_vos.checks import frame_ranges
+from napari_vos.cli_inputs import check_not_an_input, check_writable, read_labels, read_video
+from napari_vos.cli_overlay import check_run_overlay, write_plane_montage
+from napari_vos.cli_terminal import say
 from napari_vos.plane_records import PAINTED
 
 __all__ = ["PAINTED", "planes_or_word", "propagate_planes", "runs_several_planes", "z_planes_arg"]
@@ -101,11 +104,10 @@ def _asked_planes(args: argparse.Namespace, volumes: Any) -> tuple[dict[int, lis
 
 def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int, ...]) -> Any:
     """The video's calibration, once its (T, Z, Y, X) is checked against the labels'."""
-    from napari_vos.cli import _read_video
     from napari_vos.data.frames import FrameSource
     from napari_vos.data.readers import tiff_z_planes
 
-    frames, calibration = _read_video(args.video, 0)  # refuses what has no Z planes (a movie, a folder)
+    frames, calibration = read_video(args.video, 0)  # refuses what has no Z planes (a movie, a folder)
     try:
         source = FrameSource(frames, channels=None)
         shape = (source.n_frames, tiff_z_planes(args.video), *source.frame_shape)
@@ -120,18 +122,17 @@ def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int
 def propagate_planes(args: argparse.Namespace) -> int:
     """`propagate` through the Z planes --z names: check, run each plane (those --resume's file does not hold
     finished), write, report."""
-    from napari_vos.cli import _check_maps_folder, _check_not_an_input, _check_run_overlay, _check_writable, \
-        _session_options
+    from napari_vos.cli import _check_maps_folder, _session_options
     from napari_vos.cli_objects import label_volumes
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.plane_resume import kept_planes, planes_and_left, planes_note
 
     _refuse_options(args)
     output = Path(args.output)
-    _check_not_an_input(output, {"video": args.video, "labels": args.labels})
-    _check_writable(output, folder=False)
+    check_not_an_input(output, {"video": args.video, "labels": args.labels})
+    check_writable(output, folder=False)
     if args.overlay is not None:  # its name, and PyAV for a movie, before the run
-        _check_run_overlay(args)
+        check_run_overlay(args)
     with ExitStack() as opened:
         volumes = label_volumes(args.labels, None, opened)
         if volumes is None:
@@ -175,7 +176,7 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
     """Run each plane of ``painted`` (its painted frames) into its plane of ``partial``, then write the output
     of ``planes`` (those run and those ``kept``, a `KeptPlanes` or None) and say what was done. The partial
     file's record names each plane as it ends, so a killed run's file can be gone on from (--resume)."""
-    from napari_vos.cli import _inputs_record, _read_labels, _read_video, _run_keeping_frames, _run_record
+    from napari_vos.cli import _inputs_record, _run_keeping_frames, _run_record
     from napari_vos.session import annotated_session
 
     to_run = list(painted)
@@ -189,9 +190,9 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
         print(f"Z plane {z} ({i + 1} of {len(to_run)})", file=sys.stderr)
         with ExitStack() as opened:
             try:
-                labels = _read_labels(args.labels, z)
+                labels = read_labels(args.labels, z)
                 opened.callback(labels.close)
-                video, _ = _read_video(args.video, z)
+                video, _ = read_video(args.video, z)
                 opened.callback(video.close)
                 session, start = annotated_session(video, labels, method=args.method, frame=args.frame,
                                                    device=args.device, checkpoint=args.checkpoint,
@@ -237,7 +238,7 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
                   devices: set[str]) -> int:
     """Write the planes' labels from ``partial`` with their ``record`` (a stopped run's beside an earlier
     output, unless that is the --resume file, whose finished planes it holds too) and say so."""
-    from napari_vos.cli import _say, stopped_path
+    from napari_vos.cli import stopped_path
     from napari_vos.data.partial_labels import how_to_use
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_tiff_labels
     from napari_vos.plane_resume import finished_planes
@@ -255,12 +256,12 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
         write_tiff_labels(written_to, partial.labels, calibration=calibration, provenance=record, max_id=top_id)
     except KeyboardInterrupt:
         partial.release()
-        _say(f"napari-vos propagate: interrupted while writing {written_to}; the labels are kept in {partial.path}: "
+        say(f"napari-vos propagate: interrupted while writing {written_to}; the labels are kept in {partial.path}: "
              f"{how_to_use(written_to)} to use it, or delete it to run again")
         return 130
     except BaseException:
         partial.release()
-        _say(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)")
+        say(f"the labels are kept in {partial.path} (an uncompressed TIFF with the run's record)")
         raise
     partial.labels = None
     partial.remove()
@@ -270,7 +271,7 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     if stop is not None:
         z, finished, planned = stopped
         part = f" and Z plane {z}'s finished frames ({frame_ranges(finished)})" if finished else ""
-        _say(f"stopped in Z plane {z}" + (f" after {len(finished)} of {planned} frames" if planned else "") +
+        say(f"stopped in Z plane {z}" + (f" after {len(finished)} of {planned} frames" if planned else "") +
              f"; wrote Z plane(s) {frame_ranges(done) or 'none'}{part} to {written_to}, the others empty" +
              ("; " + f"{output} from an earlier run is kept as it was" if written_to != output else "") +
              f"; to run the planes left ({frame_ranges([p for p in planes if p not in done])}) into it, give the same "
@@ -286,7 +287,6 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     print(f"wrote {args.output}: {shape} labels, {len(record['object_ids'])} object(s) propagated on Z planes "
           f"{frame_ranges(planes)}{kept}, {record['fps']:.2f} frames/s on {', '.join(sorted(devices))}{step}")
     if args.overlay is not None:  # the planes run, side by side, as `napari-vos overlay --z LIST` draws them
-        from napari_vos.cli import _write_plane_montage
 
-        _write_plane_montage(args.video, args.output, planes, Path(args.overlay), None, calibration=calibration)
+        write_plane_montage(args.video, args.output, planes, Path(args.overlay), None, calibration=calibration)
     return 0

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from napari_vos.cli_inputs import check_writable
+from napari_vos.cli_terminal import stops_as_interrupt
+
 __all__ = ["cmd_train", "register"]
 
 
@@ -81,7 +84,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from napari_vos.training.loop import TrainSettings, train
     from napari_vos.training.recipes import make_recipe
 
-    from napari_vos.cli import _stops_as_interrupt
     from napari_vos.session import resolve_device
 
     device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
@@ -131,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_export(Path(args.export), resuming)
     on_save = _exporter(recipe, args.export, args, out_dir / "last.pt" if resuming else None) if args.export else None
     try:
-        with _stops_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
+        with stops_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
             train(recipe, out_dir, settings, device=device, resume=args.resume, on_save=on_save)
     except KeyboardInterrupt:
         state = out_dir / "last.pt"
@@ -145,9 +147,8 @@ def _check_export(export: Path, resuming: bool) -> None:
     """``train --export``: writable, never a registered checkpoint's file (the shipped method would
     fail its sha256 check), and for a new run not an existing file, which its first save replaces."""
     from napari_vos import weights
-    from napari_vos.cli import _check_writable
 
-    _check_writable(export, folder=False, what="the weights")
+    check_writable(export, folder=False, what="the weights")
     owner = weights.registered_at(export)
     if owner is not None:
         raise ValueError(f"--export {export} is the registered checkpoint {owner.name!r}'s file: export to another "

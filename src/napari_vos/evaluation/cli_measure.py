@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from napari_vos.cli_inputs import check_writable
+
 __all__ = ["register", "add_bench_arguments", "add_precision_argument", "precision_option", "run_eval",
            "run_score", "run_bench"]
 
@@ -74,12 +76,11 @@ def _option_value(text: str) -> Any:
 def _check_summary_path(path: str | None, out: str | None = None) -> None:
     """A --json path and an --out folder are checked (their folders made) before the measurement,
     not after its first sequence (the --out files are started only when a sequence is scored)."""
-    from napari_vos.cli import _check_writable
 
     if path:
-        _check_writable(Path(path), folder=False, what="the summary")
+        check_writable(Path(path), folder=False, what="the summary")
     if out:
-        _check_writable(Path(out), folder=True, what="the scores")
+        check_writable(Path(out), folder=True, what="the scores")
 
 
 def run_eval(args: argparse.Namespace) -> int:
