@@ -2,6 +2,7 @@
 the planes it finished, into the file the uninterrupted run writes."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -195,3 +196,30 @@ def test_the_kept_planes_must_come_from_the_same_weights_options_and_direction()
                                                               "both")
 
 
+
+
+def test_each_planes_chosen_options_are_kept_in_the_record_and_rebuilt_on_resume():
+    """What RGMP picked for each plane's objects (scales, window) was lost but for the latest plane's (the runs'
+    shared ``options``): each plane's values now stand in its ``plane_runs`` entry, and a resume rebuilds them."""
+    from napari_vos.plane_records import CHOSEN, planes_run_record
+    from napari_vos.plane_resume import kept_runs
+
+    def plane(z: int, scales: list[float]) -> dict:
+        return {"method": "rgmp", "options": {"max_side": 512, "scales": scales, "window": "full"},
+                "chosen_options": ["scales", "window"], "z_plane": z, "complete": True, "frames_segmented": "0-3",
+                "frames_done": 4, "seconds": 1.0}
+
+    record = planes_run_record({1: plane(1, [1.0]), 4: plane(4, [1.0, 1.5])}, [1, 4])
+    assert record["options"]["scales"] == [1.0, 1.5]  # the latest plane's, as before
+    assert record["plane_runs"]["1"][CHOSEN] == {"scales": [1.0], "window": "full"}
+    assert record["plane_runs"]["4"][CHOSEN] == {"scales": [1.0, 1.5], "window": "full"}
+    finished, part_way = kept_runs(json.loads(json.dumps(record)))
+    assert part_way == [] and finished[1]["options"] == {"max_side": 512, "scales": [1.0], "window": "full"}
+    assert finished[4]["options"]["scales"] == [1.0, 1.5] and CHOSEN not in finished[1]
+    assert finished[1]["chosen_options"] == ["scales", "window"]
+    # written again (a resumed run's record over kept and new planes): each plane's values stay its own
+    again = planes_run_record({**finished, 6: plane(6, [0.75])}, [1, 4, 6])
+    assert [again["plane_runs"][z][CHOSEN]["scales"] for z in ("1", "4", "6")] == [[1.0], [1.0, 1.5], [0.75]]
+    # a method that chose nothing: no entry, and the plane's options are the runs'
+    flow = {**plane(2, [1.0]), "method": "flow", "options": {"max_side": 512}, "chosen_options": []}
+    assert CHOSEN not in planes_run_record({2: flow}, [2])["plane_runs"]["2"]

@@ -2,7 +2,8 @@
 
 Each plane of a (T, Z, Y, X) image is propagated by a run of its own (the methods are 2-D). The output
 carries one record: the last plane's (method, options, checkpoint), with the planes asked for and run,
-each plane's own entries, and the totals. The widget's "every painted Z plane" (`PlaneRuns`) and
+each plane's own entries (with the values of the options its method chose for that plane, such as
+RGMP's scales), and the totals. The widget's "every painted Z plane" (`PlaneRuns`) and
 `napari-vos propagate --z painted` write the same record, so either output opens and reads alike.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from napari_vos.checks import frame_ranges, frames_in_ranges
 
-__all__ = ["PAINTED", "PER_PLANE", "planes_run_record"]
+__all__ = ["CHOSEN", "PAINTED", "PER_PLANE", "planes_run_record"]
 
 #: ``--z`` (the command line) and ``plane=`` (the console, the widget) for every Z plane the labels hold paint on
 PAINTED = "painted"
@@ -20,6 +21,11 @@ PAINTED = "painted"
 PER_PLANE = ("start_frame", "annotated_frames", "object_ids", "frames_segmented", "frames_kept_from_labels",
              "complete", "cancelled", "frames_total", "frames_done", "fps", "seconds", "start_seconds", "error",
              "maps_not_shown", "stopped_by")
+
+#: a plane's entry in ``plane_runs`` holding the values of the options its method chose for that plane (its run
+#: record's ``chosen_options``: RGMP's scales for the objects' size), which the runs' ``options`` hold for the
+#: latest plane only
+CHOSEN = "chosen"
 
 #: one plane's entries that the runs' record leaves to ``plane_runs``
 _ONE_PLANE = ("z_plane", "start_frame", "frames_total", "start_seconds", "frames_kept_from_labels", "stopped_by")
@@ -36,7 +42,7 @@ def planes_run_record(records: dict[int, dict[str, Any]], asked: list[int], late
     last = records[done[-1] if latest is None else latest]
     record = {k: v for k, v in last.items() if k not in _ONE_PLANE}
     record.update({"z_planes_run": done, "z_planes_asked": list(asked),
-                   "plane_runs": {str(z): {k: records[z][k] for k in PER_PLANE if k in records[z]} for z in done}})
+                   "plane_runs": {str(z): _plane_entries(records[z]) for z in done}})
     held = {t for z in done for key in ("frames_segmented", "frames_kept_from_labels")
             for t in frames_in_ranges(str(records[z].get(key) or ""))}
     record["frames_segmented"] = frame_ranges(sorted(held))
@@ -52,3 +58,11 @@ def planes_run_record(records: dict[int, dict[str, Any]], asked: list[int], late
     record["cancelled"] = not every or any(records[z].get("cancelled") for z in done)
     record["started"] = records[done[0]].get("started")
     return record
+
+
+def _plane_entries(record: dict[str, Any]) -> dict[str, Any]:
+    """A plane's own entries of its run ``record``: `PER_PLANE`'s, and `CHOSEN`'s where its method chose options."""
+    own = {k: record[k] for k in PER_PLANE if k in record}
+    options = record.get("options") or {}
+    chosen = {k: options[k] for k in record.get("chosen_options") or () if k in options}
+    return {**own, CHOSEN: chosen} if chosen else own

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_vos.checks import frame_ranges
-from napari_vos.plane_records import PER_PLANE
+from napari_vos.plane_records import CHOSEN, PER_PLANE
 
 __all__ = ["ARITHMETIC_ONLY", "KeptPlanes", "check_same_run", "finished_planes", "kept_planes", "kept_runs",
            "planes_and_left", "planes_note", "resumable_runs"]
@@ -90,14 +90,20 @@ def _settings(options: dict[str, Any], names: list[str]) -> str:
 
 def kept_runs(record: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], list[int]]:
     """The planes a record of runs through Z planes (`planes_run_record`'s) names finished, each with its run
-    record rebuilt (the runs' shared entries with the plane's own), and the planes it names stopped part-way."""
+    record rebuilt (the runs' shared entries with the plane's own, its options with the values its method chose
+    for it), and the planes it names stopped part-way."""
     shared = {k: v for k, v in record.items() if k not in _RUNS_ONLY and k not in PER_PLANE}
     finished, part_way = {}, []
     for plane, own in sorted((record.get("plane_runs") or {}).items(), key=lambda item: int(item[0])):
         if own.get("complete") is False or own.get("cancelled"):
             part_way.append(int(plane))
-        else:
-            finished[int(plane)] = {**shared, **own, "z_plane": int(plane)}
+            continue
+        own = dict(own)
+        chosen = own.pop(CHOSEN, None)
+        finished[int(plane)] = {**shared, **own, "z_plane": int(plane)}
+        if chosen:  # an earlier record (session 52's) has none: the latest plane's values stand for all
+            finished[int(plane)].update(options={**(shared.get("options") or {}), **chosen},
+                                        chosen_options=sorted(chosen))
     return finished, part_way
 
 
