@@ -268,6 +268,15 @@ def test_rgb_false_on_a_three_channel_stack_says_what_to_pass_instead():
     assert FrameSource(video, rgb=False, channels=[0, 1, 2])[0].shape == (8, 8, 3)
 
 
+def test_rgb_true_on_a_stack_without_a_colour_axis_is_refused():
+    """A (T, Y, 3) stack given rgb=True was read as grey frames 3 pixels wide, the forcing silently ignored."""
+    video = np.zeros((6, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"rgb=True reads the last axis as colour, but the stack \(6, 64, 3\) has no "
+                                         r"axis for it beside \(T, Y, X\)"):
+        FrameSource(video, rgb=True)
+    assert FrameSource(video)[0].shape == (64, 3, 3) and FrameSource(video, rgb=False)[0].shape == (64, 3, 3)
+
+
 def test_a_float_stack_of_tiny_values_is_stretched_not_read_flat():
     """A range of 1e-13 (currents in A, lengths in m) is a range: an absolute 1e-12 threshold took it
     for a constant stack and the methods got black frames."""

@@ -109,6 +109,9 @@ class FrameSource:
                                  f"e.g. [0, 1, 3]")
         else:
             n_ch = 1
+            if rgb:  # was read as grey all the same: (T, Y, 3) frames 3 pixels wide
+                raise ValueError(f"rgb=True reads the last axis as colour, but the stack {shape} has no axis for it "
+                                 "beside (T, Y, X): give a (T, Y, X, 3) stack, or leave rgb unset for a grey one")
             if channels is not None and list(channels) not in ([0],):
                 raise ValueError(f"channels={list(channels)} given, but the stack {shape} has no channel axis")
         if channels is not None:
