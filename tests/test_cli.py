@@ -289,6 +289,28 @@ def test_propagate_checks_the_output_before_the_run_and_reports_write_errors(tmp
     assert code == 2 and "--channels takes comma-separated channel numbers" in capsys.readouterr().err
 
 
+def test_a_failed_command_takes_away_the_empty_output_folders_its_checks_made(tmp_path, square_video, capsys):
+    """The output's folder is made before the run (so a folder that cannot be made is said at once); a mistake
+    found after that (here a --frame outside the stack) left it behind, empty. A folder that was there stays."""
+    frames, truth = square_video
+    tifffile.imwrite(tmp_path / "video.tif", frames)
+    tifffile.imwrite(tmp_path / "labels.tif", truth[0].astype(np.uint8))
+    (tmp_path / "there").mkdir()
+    for out in ("pngs", "new/deeper/o.tif", "there/pngs", "there"):
+        code = main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o", str(tmp_path / out),
+                     "--method", "flow", "--device", "cpu", "--frame", "99"])
+        assert code == 2 and "outside" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.tif", "there", "video.tif"]
+    assert not any((tmp_path / "there").iterdir())
+    # a run that succeeds keeps its folder; the next command's failure does not take an earlier one's
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "kept" / "o.tif"), "--method", "flow", "--device", "cpu"]) == 0
+    (tmp_path / "kept" / "o.tif").unlink()
+    assert main(["propagate", str(tmp_path / "video.tif"), str(tmp_path / "labels.tif"), "-o",
+                 str(tmp_path / "pngs"), "--method", "flow", "--device", "cpu", "--frame", "99"]) == 2
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "pngs").exists()
+
+
 def test_labels_beyond_uint16_say_the_frame_interval_was_not_kept(tmp_path, square_video, capsys):
     frames, truth = square_video
     grey = frames if frames.ndim == 3 else np.ascontiguousarray(frames[..., 0])

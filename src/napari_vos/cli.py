@@ -16,7 +16,7 @@ import numpy as np
 from napari_vos import __version__
 from napari_vos.checks import frame_ranges
 from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_png_folder, check_writable, \
-    closed_at_end, read_labels, read_video, refuse_other_planes
+    closed_at_end, read_labels, read_video, refuse_other_planes, settle_made_folders
 from napari_vos.cli_overlay import check_run_overlay, write_run_overlay
 from napari_vos.cli_terminal import progress_bar, say, stops_as_interrupt, warnings_as_lines
 
@@ -778,6 +778,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, run the subcommand, turn expected errors into one line and an exit code."""
     _escape_what_the_console_cannot_show()
     args = _parse(build_parser(), argv)
+    code = 1  # where the command raises out (a bug: its traceback)
+    try:
+        code = _exit_code(args)
+        return code
+    finally:  # a failed command's output folder, made by its checks and still empty, is taken away again
+        settle_made_folders(failed=code != 0)
+
+
+def _exit_code(args: argparse.Namespace) -> int:
+    """Run the subcommand of ``args``: its exit code, expected errors said in one line (2), Ctrl+C or a kill 130."""
     # `kill` (a cluster's time limit) stops every command as Ctrl+C does, from the first second: what
     # it finished is written, nothing half-made is left, and it exits 130 (train handles its own signals)
     stops = nullcontext() if args.command == "train" else stops_as_interrupt()

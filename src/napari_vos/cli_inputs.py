@@ -16,7 +16,7 @@ import numpy as np
 from napari_vos.data.damaged_files import reading
 
 __all__ = ["closed_at_end", "read_video", "read_labels", "read_label_stack", "check_png_folder", "check_writable",
-           "check_not_an_input", "check_not_turned", "plane_axis", "refuse_other_planes"]
+           "check_not_an_input", "check_not_turned", "plane_axis", "refuse_other_planes", "settle_made_folders"]
 
 
 @contextmanager
@@ -187,19 +187,39 @@ def check_png_folder(folder: Path) -> list[Path]:
     return ours
 
 
+#: the folders `check_writable` made for the command running, taken away again when it fails
+#: (`settle_made_folders`) (a mistake found after the check left an empty output folder behind)
+_made_folders: list[Path] = []
+
+
 def check_writable(path: Path, folder: bool, what: str = "the labels") -> None:
     """Before the run, not after it: the output's folder is made (with its parents) and must be a
     folder, and an output file must not be a folder; a ValueError names the path otherwise (and
     ``what`` goes there: the labels, the summary, the weights)."""
     where = path if folder else path.parent
+    missing = [p for p in (where, *where.parents) if not p.exists()]
     try:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot write to {path}: {err.strerror or err} ({where} cannot be made a folder)") from None
+    _made_folders.extend(missing)
     if not folder and path.is_dir():
         raise ValueError(f"cannot write {what} to {path}: it is a folder; give a file name")
     if not os.access(where, os.W_OK):
         raise ValueError(f"cannot write to {path}: the folder {where} is not writable")
+
+
+def settle_made_folders(failed: bool) -> None:
+    """At a command's end: where it ``failed``, the folders `check_writable` made for it that are still empty
+    are taken away again, deepest first (a mistake found after the check had left an empty output folder
+    behind; one holding anything, such as a stopped run's frames, stays)."""
+    made = sorted(set(_made_folders), key=lambda f: len(f.absolute().parts), reverse=True)
+    _made_folders.clear()
+    for folder in made if failed else ():
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            pass
 
 
 def check_not_an_input(output: Path, inputs: dict[str, str | None], flag: str = "-o", what: str = "labels") -> None:
