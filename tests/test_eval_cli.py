@@ -106,6 +106,20 @@ def test_score_missing_prediction_is_a_clear_error(dataset, tmp_path, capsys):
     assert "no prediction for sequence" in capsys.readouterr().err
 
 
+def test_score_of_a_truth_folder_holding_only_a_labels_tiff_says_where_truth_goes(tmp_path, capsys):
+    """A --gt folder holding a labels TIFF named like its video (seq.tif) reads it as the video, without truth:
+    this was said as "no ground-truth frame with an object", of a file holding objects on every frame."""
+    labels = np.zeros((5, 32, 32), np.uint8)
+    labels[:, 5:15, 5:15] = 1
+    for folder in ("gt", "pred"):
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "seq.tif", labels)
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "sequence 'seq' has no ground-truth masks: a dataset of TIFF stacks holds the video and, beside it, its " \
+           "truth in a TIFF whose name holds 'label', 'mask', 'gt', 'seg' or 'annot' (seq_labels.tif)" in err
+
+
 def test_eval_on_ctc_layout_reports_seg(tmp_path):
     v = cell_video(5, (64, 64), n_cells=8, seed=3, modality="fluorescence")
     (tmp_path / "01").mkdir()

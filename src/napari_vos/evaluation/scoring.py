@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.checks import frame_ranges, painted_ids
-from napari_vos.data.readers import _files, name_key, open_dataset
+from napari_vos.data.readers import _LABEL_WORDS, _files, name_key, open_dataset
 from napari_vos.data.sequence import TIFF_SUFFIXES, ColourTable, Sequence, read_mask
 from napari_vos.evaluation.metrics import (ObjectResult, SequenceResult, evaluate_sequence, evaluated_frames,
                                            summarise)
@@ -113,6 +113,12 @@ def first_annotation(seq: Sequence) -> int:
         m = seq.masks[t]
         if m is not None and m.any():
             return t
+    if not seq.annotated:  # no truth was found at all, not truth that is empty
+        words = ", ".join(map(repr, _LABEL_WORDS[:-1])) + f" or {_LABEL_WORDS[-1]!r}"
+        where = (f": a dataset of TIFF stacks holds the video and, beside it, its truth in a TIFF whose name holds "
+                 f"{words} ({seq.name}_labels.tif); a TIFF named otherwise is read as the video, as this one "
+                 "was") if seq.layout == "tiff" else ""
+        raise ValueError(f"sequence {seq.name!r} has no ground-truth masks{where}")
     raise ValueError(f"sequence {seq.name!r} has no ground-truth frame with an object to start from")
 
 
