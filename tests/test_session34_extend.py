@@ -136,13 +136,13 @@ def test_the_engine_refuses_probabilities_for_another_number_of_objects(monkeypa
 
 # 5 -------------------------------------------------------------------------------------------
 def test_cli_zero_shot_follows_the_registry_trait_not_a_method_name(monkeypatch):
-    """Finding 5: `--zero-shot` is hard-coded to rvos (cli._zero_shot_option) although
+    """Finding 5: `--zero-shot` is hard-coded to rvos (cli_options.zero_shot_option) although
     registry.TRAITS carries `zero_shot_option` for exactly this."""
-    from napari_vos import cli
+    from napari_vos import cli_options
 
     monkeypatch.setitem(registry.METHODS, "rvos2", registry.METHODS["rvos"])
     monkeypatch.setitem(registry.TRAITS, "rvos2", registry.TRAITS["rvos"])
-    assert cli._zero_shot_option(argparse.Namespace(zero_shot=True, method="rvos2")) == {"zero_shot": True}
+    assert cli_options.zero_shot_option(argparse.Namespace(zero_shot=True, method="rvos2")) == {"zero_shot": True}
 
 
 # 6 -------------------------------------------------------------------------------------------

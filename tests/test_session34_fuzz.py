@@ -93,7 +93,7 @@ def test_labels_tiff_with_large_ids_keeps_a_nanometre_pixel_size(tmp_path, capsy
 
 
 def test_a_pixel_size_a_labels_tiff_cannot_hold_is_said_to_be_lost():
-    from napari_vos.cli import _calibration_kept
+    from napari_vos.cli_propagate import _calibration_kept
     from napari_vos.data.calibration import Calibration
 
     said = _calibration_kept(Calibration((2.0, 2.0), None, 5.0, "s"), imagej=False, top_id=70000)

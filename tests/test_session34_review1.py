@@ -139,14 +139,14 @@ def test_a_cancelled_runs_unreached_annotation_is_not_named_as_edited():
 # -- finding 5 -----------------------------------------------------------------------------------
 def test_method_help_reads_the_flags_of_a_method_left_out_of_traits(tmp_path, monkeypatch):
     """docs/architecture.md 'Adding a method': TRAITS is optional ('a method left out is read off
-    its class') and 'the CLI's method help ... follow the registry'; `_method_help` reads only
+    its class') and 'the CLI's method help ... follow the registry'; `method_help_text` reads only
     registry.TRAITS.get(name), so such a zero-shot, weight-free method gets no note."""
     (tmp_path / "review1_fake_method.py").write_text(
         "class Fake:\n    needs_annotation = False\n    accepts_annotation = False\n    needs_checkpoint = False\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from napari_vos.cli import _method_help
+    from napari_vos.cli_options import method_help_text
     from napari_vos.methods import registry
 
     monkeypatch.setitem(registry.METHODS, "fakezs", "review1_fake_method:Fake")
     assert registry.traits("fakezs").needs_annotation is False
-    assert "fakezs (zero-shot, no weights)" in _method_help()
+    assert "fakezs (zero-shot, no weights)" in method_help_text()

@@ -47,7 +47,7 @@ def test_a_one_unit_pixel_in_a_baseline_labels_tiff_reads_back(tmp_path, unit):
 
 
 def test_cli_end_line_does_not_claim_a_calibration_the_file_loses(tmp_path):
-    from napari_vos.cli import _calibration_kept
+    from napari_vos.cli_propagate import _calibration_kept
     from napari_vos.data.calibration import Calibration, read_tiff_calibration
     from napari_vos.data.writers import write_tiff_labels
 

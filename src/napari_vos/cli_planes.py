@@ -22,6 +22,8 @@ from typing import Any
 from napari_vos.checks import frame_ranges
 from napari_vos.cli_inputs import check_not_an_input, check_writable, read_labels, read_video
 from napari_vos.cli_overlay import check_run_overlay, write_plane_montage
+from napari_vos.cli_propagate import check_maps_folder, inputs_record, run_keeping_frames, run_record, \
+    session_options, stopped_path
 from napari_vos.cli_terminal import say
 from napari_vos.plane_records import PAINTED
 
@@ -122,7 +124,6 @@ def _checked_video_calibration(args: argparse.Namespace, labels_shape: tuple[int
 def propagate_planes(args: argparse.Namespace) -> int:
     """`propagate` through the Z planes --z names: check, run each plane (those --resume's file does not hold
     finished), write, report."""
-    from napari_vos.cli import _check_maps_folder, _session_options
     from napari_vos.cli_objects import label_volumes
     from napari_vos.data.partial_labels import PartialLabels
     from napari_vos.plane_resume import kept_planes, planes_and_left, planes_note
@@ -145,8 +146,8 @@ def propagate_planes(args: argparse.Namespace) -> int:
     calibration = _checked_video_calibration(args, shape)
     if args.maps:
         for z in left:
-            _check_maps_folder(args, Path(args.maps) / f"z{z}")
-    options = _session_options(args)
+            check_maps_folder(args, Path(args.maps) / f"z{z}")
+    options = session_options(args)
     if kept:
         print(planes_note(kept, list(painted)), file=sys.stderr)
     print(f"Z planes {frame_ranges(left)}: each propagated through time by a run of its own", file=sys.stderr)
@@ -176,7 +177,6 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
     """Run each plane of ``painted`` (its painted frames) into its plane of ``partial``, then write the output
     of ``planes`` (those run and those ``kept``, a `KeptPlanes` or None) and say what was done. The partial
     file's record names each plane as it ends, so a killed run's file can be gone on from (--resume)."""
-    from napari_vos.cli import _inputs_record, _run_keeping_frames, _run_record
     from napari_vos.session import annotated_session
 
     to_run = list(painted)
@@ -206,9 +206,9 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
                     session.check_method = lambda built: kept.check_same_run(built.result().provenance(), args.direction)
                 if latest is None:  # what a killed run's file says of it before its first plane ends
                     earlier = _runs_record(records, planes, max(records), kept) if records else {}
-                    partial.describe({**earlier, **session.result().provenance(), **_inputs_record(args),
+                    partial.describe({**earlier, **session.result().provenance(), **inputs_record(args),
                                       "z_planes_asked": planes, "direction": args.direction})
-                finished, stop = _run_keeping_frames(session, args.direction, start)
+                finished, stop = run_keeping_frames(session, args.direction, start)
             except (KeyboardInterrupt, Exception) as err:  # nothing of this plane segmented
                 if latest is None:  # nor of any other this run ran: the --resume file is all there is
                     partial.remove()
@@ -217,7 +217,7 @@ def _run_planes(args: argparse.Namespace, painted: dict[int, list[int]], planes:
                     raise
                 stop, stopped = err, (z, [], 0)
                 break
-            record = {**_run_record(args, session.result().provenance(), finished, stop, None), "z_plane": z}
+            record = {**run_record(args, session.result().provenance(), finished, stop, None), "z_plane": z}
             records[z], latest = record, z
             devices.add(str(session.result().device))
             if session.maps_out is not None:
@@ -238,7 +238,6 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
                   devices: set[str]) -> int:
     """Write the planes' labels from ``partial`` with their ``record`` (a stopped run's beside an earlier
     output, unless that is the --resume file, whose finished planes it holds too) and say so."""
-    from napari_vos.cli import stopped_path
     from napari_vos.data.partial_labels import how_to_use
     from napari_vos.data.writers import label_dtype, labels_tiff_is_imagej, write_tiff_labels
     from napari_vos.plane_resume import finished_planes

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_vos.cli_inputs import check_writable
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, method_help_text
 
 __all__ = ["register", "add_bench_arguments", "add_precision_argument", "precision_option", "run_eval",
            "run_score", "run_bench"]
@@ -158,9 +159,8 @@ def _int_list(text: str) -> list[int]:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `napari-vos bench` (method, sizes, objects, frames, sweep)."""
-    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, _method_help
 
-    p.add_argument("--method", default="frtm", help=_method_help())
+    p.add_argument("--method", default="frtm", help=method_help_text())
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
     p.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT (default 640x360)")
@@ -258,9 +258,8 @@ def run_synth(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `eval`, `score`, `bench` and `synth` to the `napari-vos` argparse subcommands."""
     p = subparsers.add_parser("eval", help="run a method on a dataset folder and score it (DAVIS J/F, CTC SEG)")
-    from napari_vos.cli import CHECKPOINT_HELP, DEVICE_HELP, _method_help
 
-    p.add_argument("--method", required=True, help=_method_help().replace("frtm (default)", "frtm"))
+    p.add_argument("--method", required=True, help=method_help_text().replace("frtm (default)", "frtm"))
     p.add_argument("--data", required=True, help="dataset folder: DAVIS, images/+masks/, CTC, or a TIFF stack (its "
                    "truth <stem>_labels.tif, or a TIFF named *mask*, *gt* or *seg* beside it; several stacks: one "
                    "sub-folder each)")
