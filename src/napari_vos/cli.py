@@ -18,7 +18,8 @@ import numpy as np
 
 from napari_vos import __version__
 from napari_vos.cli_inputs import check_writable, settle_made_folders
-from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, method_help_text, zero_shot_flag, zero_shot_option
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text, zero_shot_flag, \
+    zero_shot_option
 from napari_vos.cli_terminal import progress_bar, stops_as_interrupt, warnings_as_lines
 
 
@@ -137,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first: give frame 0's true labels; none: give nothing, score the foreground against all "
                         "objects; auto (default): none for zero-shot methods (cosnet)")
     p.add_argument("--zero-shot", action="store_true",
-                   help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
-                        "zero-shot checkpoint; its slots are matched to the "
-                        "annotated objects)")
+                   help=ZERO_SHOT_HELP)
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.set_defaults(func=cmd_demo)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["CHECKPOINT_HELP", "DEVICE_HELP", "method_help_text", "zero_shot_flag", "zero_shot_option"]
+__all__ = ["CHECKPOINT_HELP", "DEVICE_HELP", "ZERO_SHOT_HELP", "method_help_text", "zero_shot_flag", "zero_shot_option"]
 
 
 def zero_shot_option(args: argparse.Namespace) -> dict[str, bool]:
@@ -61,6 +61,6 @@ def method_help_text() -> str:
 
 #: help texts the commands share
 DEVICE_HELP = "auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:1 or mps"
-
-
 CHECKPOINT_HELP = "a registered checkpoint name (napari-vos weights) or a .safetensors file (default: the method's shipped one)"
+ZERO_SHOT_HELP = ("the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
+                  "zero-shot checkpoint; its slots are matched to the annotated objects)")

@@ -19,7 +19,8 @@ import numpy as np
 from napari_vos.checks import frame_ranges
 from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_png_folder, check_writable, \
     closed_at_end, read_labels, read_video, refuse_other_planes
-from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, method_help_text, zero_shot_flag, zero_shot_option
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text, zero_shot_flag, \
+    zero_shot_option
 from napari_vos.cli_overlay import check_run_overlay, write_run_overlay
 from napari_vos.cli_terminal import progress_bar, say
 
@@ -83,9 +84,7 @@ def register(sub: Any) -> None:
     p.add_argument("--memmap", action="store_true",
                    help="no effect: frames are always read from the TIFF one at a time (kept for old scripts)")
     p.add_argument("--zero-shot", action="store_true",
-                   help="the method's zero-shot configuration, where it has one (rvos: the zero-shot network, which needs a "
-                        "zero-shot checkpoint; its slots are matched to the "
-                        "annotated objects)")
+                   help=ZERO_SHOT_HELP)
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="method option (repeatable), e.g. --option finetune_iterations=400")
     p.set_defaults(func=cmd_propagate)
