@@ -192,6 +192,7 @@ def test_the_kept_planes_must_come_from_the_same_weights_options_and_direction()
     # first start has picked nothing yet
     rgmp = {**made, "options": {**made["options"], "scales": [1.0], "window": "full"}, "chosen_options": ["scales", "window"]}
     KeptPlanes(Path("earlier.tif"), {0: rgmp}).check_same_run(made, "both")
+    KeptPlanes(Path("earlier.tif"), {}, part_way=[0]).check_same_run(made, "forward")  # no plane kept: nothing to match
     KeptPlanes(Path("earlier.tif"), {0: rgmp}).check_same_run({**rgmp, "options": {**rgmp["options"], "scales": [1.0, 1.5]}},
                                                               "both")
 

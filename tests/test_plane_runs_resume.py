@@ -79,6 +79,46 @@ def test_what_resume_cannot_go_on_from_is_refused_and_the_output_is_left_as_it_w
     assert record["z_planes_run"] == [1] and record["complete"] is False and not out.data[:, 3].any()
 
 
+def _fail_on_plane_1(monkeypatch, after: int) -> None:
+    """Make the run through Z plane 1 fail once ``after`` frames of it are segmented (0: before its first)."""
+    from napari_vos._widgets.layer_job import LayerJob
+
+    steps = LayerJob.steps
+
+    def failing_part_way(job):
+        frames = steps(job)
+        while job.plane != 1 or job.frames_computed < after:
+            yield next(frames)
+        raise RuntimeError("out of memory part-way through plane 1")
+
+    monkeypatch.setattr(LayerJob, "steps", failing_part_way)
+
+
+def test_an_output_whose_planes_all_stopped_part_way_is_resumed_and_stays_resumable(monkeypatch):
+    """With no plane finished, resume failed on StopIteration (no kept plane to compare the settings with), and
+    the output, its record taken off, could never be resumed again ("still being filled by a run")."""
+    from napari_vos.console import propagate_layers
+
+    video, truth = _volume()
+    viewer = _model_viewer(video, _two_planes(truth))
+    whole = np.asarray(propagate_layers(viewer, "volume", "painted", method="flow", plane="painted",
+                                        name="whole").labels.data)
+    # the first run stops part-way through plane 1; a resume stops there again, then one before its first frame
+    for attempt, after in enumerate((2, 3, 0)):
+        with monkeypatch.context() as patched:
+            _fail_on_plane_1(patched, after)
+            with pytest.raises(RuntimeError, match="part-way through plane 1"):
+                propagate_layers(viewer, "volume", "painted", method="flow", plane="painted",
+                                 **({"resume": NAME} if attempt else {}))
+        record = viewer.layers[NAME].metadata["napari_vos"]  # each time still the record of a stopped run
+        assert record["complete"] is False and record["plane_runs"]["1"]["complete"] is False
+    run = propagate_layers(viewer, "volume", "painted", method="flow", plane="painted", resume=NAME)
+    assert run.labels is viewer.layers[NAME]
+    np.testing.assert_array_equal(np.asarray(run.labels.data), whole)
+    record = run.labels.metadata["napari_vos"]
+    assert record["complete"] is True and record["z_planes_run"] == [1, 3] and "resumed_from" not in record  # none kept
+
+
 def test_the_widget_resumes_the_planes_left_after_cancel(make_napari_viewer, qtbot, monkeypatch):
     import time
 
@@ -108,6 +148,7 @@ def test_the_widget_resumes_the_planes_left_after_cancel(make_napari_viewer, qtb
         wait_done(qtbot, widget)
     out = viewer.layers[NAME]
     assert out.metadata["napari_vos"]["plane_runs"]["3"]["cancelled"] is True and not out.data[T - 1, 3].any()
+    assert f"Z planes 1, 3 in {NAME!r}, plane 3 stopped part-way" in widget.status.text()  # it said "Z planes 1, 3"
     assert not widget.resume_button.isHidden() and widget.resume_button.isEnabled()
     plane_1 = np.array(out.data[:, 1])
     layers = len(viewer.layers)

@@ -111,9 +111,9 @@ class PlaneRuns:
                                                                  first.direction, repr(into.name))
             self.kept = sorted(self.records)
             self.checksums = _kept_checksums(into.metadata.pop(CHECKSUMS, None), self.kept)
-            into.metadata.pop("napari_vos")
+            self.resumed_record: dict[str, Any] | None = into.metadata.pop("napari_vos")
         else:
-            self.kept = []
+            self.kept, self.resumed_record = [], None
 
     @property
     def output(self) -> "Labels":
@@ -135,10 +135,12 @@ class PlaneRuns:
 
     def finish(self) -> dict[str, Any] | None:
         """Store the record of the planes run (`planes_run_record`) in the output's metadata, and return it
-        (None where none ran)."""
+        (None where none ran; a resumed output then gets its record back, so it can be resumed again)."""
         from napari_vos._widgets.layer_job import MAP_MARKER
 
-        if not self.records:
+        if not self.records:  # a resumed output whose planes all stopped part-way again: its record as it was
+            if self.resumed_record is not None:
+                self.output.metadata["napari_vos"] = self.resumed_record
             return None
         record = planes_run_record(self.records, self.planes, self.latest)
         if self.kept:

@@ -48,6 +48,7 @@ from napari_vos.checks import frame_ranges
 from napari_vos.memory_errors import out_of_memory_advice
 from napari_vos.methods import registry
 from napari_vos.nn.precision import PRECISIONS
+from napari_vos.plane_resume import kept_runs
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -1145,9 +1146,11 @@ class PropagateWidget(QWidget):
         if record["complete"] is False and runs.output in self.viewer.layers:
             self._show_resume(runs.output)
         left = [z for z in runs.planes if z not in record["z_planes_run"]]
+        part_way = kept_runs(record)[1]  # a plane cancelled or failed in its run: not done, though run
         return (f"Z plane{'s' if len(record['z_planes_run']) > 1 else ''} {frame_ranges(record['z_planes_run'])} "
-                f"in {runs.output.name!r}" + (f", plane{'s' if len(left) > 1 else ''} {frame_ranges(left)} not run"
-                                              if left else ""))
+                f"in {runs.output.name!r}" + (f", plane{'s' if len(part_way) > 1 else ''} {frame_ranges(part_way)} "
+                                              "stopped part-way" if part_way else "")
+                + (f", plane{'s' if len(left) > 1 else ''} {frame_ranges(left)} not run" if left else ""))
 
     def _output_lost(self, job: LayerJob) -> str:
         """For a run whose output the user deleted or gave another array: tidy up and say what
