@@ -170,6 +170,32 @@ def test_wrong_names_and_kinds_are_clear_errors(viewer):
     assert len(viewer.layers) == n_layers
 
 
+def test_the_other_console_helpers_refuse_missing_names_and_other_kinds_of_layer(viewer, tmp_path):
+    """measure_layers, show_tracks, split_divided_cells, save_ctc and save_labels_layer read viewer.layers[name] as
+    it came: a bare KeyError for a name not there, an image's grey levels measured, tracked, split and written as
+    object ids, and an AttributeError ('Labels' has no 'rgb') for a labels layer given as the image."""
+    from napari_vos.console import measure_layers, save_ctc, save_labels_layer, show_tracks, split_divided_cells
+
+    n_layers = len(viewer.layers)
+    for helper in (measure_layers, show_tracks, split_divided_cells):
+        with pytest.raises(ValueError, match="no layer named 'nope' in the viewer; labels layers: \\['painted'\\]"):
+            helper(viewer, "nope")
+        with pytest.raises(ValueError, match="layer 'video' is an Image layer, not a labels layer"):
+            helper(viewer, "video")
+    with pytest.raises(ValueError, match="layer 'painted' is a Labels layer, not an image layer"):
+        measure_layers(viewer, "painted", "painted")  # the arguments the other way round
+    with pytest.raises(ValueError, match="no layer named 'nope' in the viewer; image layers: \\['video'\\]"):
+        measure_layers(viewer, "painted", "nope")
+    with pytest.raises(ValueError, match="layer 'video' is an Image layer, not a labels layer"):
+        save_ctc(viewer, "video", tmp_path / "01_RES")
+    with pytest.raises(ValueError, match="save_labels_layer writes a Labels layer, got Image 'video'"):
+        save_labels_layer(viewer.layers["video"], tmp_path / "video.tif")
+    with pytest.raises(ValueError, match="got str: give the layer, viewer.layers\\[name\\]"):
+        save_labels_layer("painted", tmp_path / "painted.tif")
+    assert len(viewer.layers) == n_layers and not any(tmp_path.iterdir())
+    assert len(measure_layers(viewer, "painted", "video").objects) == 1  # the right way round, by name
+
+
 def test_an_engine_error_removes_the_empty_output_layer(viewer, tmp_path):
     from napari_vos.weights import CheckpointError
 

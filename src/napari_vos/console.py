@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari_vos._widgets.layer_job import LayerJob
+from napari_vos._widgets.layer_job import LayerJob, get_layer
 from napari_vos._widgets.plane_runs import PlaneRuns, several_planes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,8 +137,14 @@ def save_labels_layer(layer: "Labels", path: "str | Path") -> Path:
     written. The same writer is offered in napari's save dialog ("napari-vos labels TIFF"). The output
     of a run through one Z plane of a (T, Z, Y, X) image is written as that plane's (T, Y, X) labels, as
     ``napari-vos propagate --z N`` writes them; `open_labels_layer` puts it back at its plane."""
+    from napari.layers import Labels
+
     from napari_vos._widgets.labels_writer import LabelsNotWritten, write_labels_tiff
 
+    if not isinstance(layer, Labels):  # an image's grey levels were written as object ids
+        named = f" {layer.name!r}" if isinstance(getattr(layer, "name", None), str) else ""
+        raise ValueError(f"save_labels_layer writes a Labels layer, got {type(layer).__name__}{named}" +
+                         (": give the layer, viewer.layers[name]" if isinstance(layer, str) else ""))
     state = {"scale": layer.scale, "units": getattr(layer, "units", None), "metadata": layer.metadata,
              "name": layer.name, "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear,
              "affine": layer.affine.affine_matrix, "axis_labels": getattr(layer, "axis_labels", None)}
@@ -172,8 +178,8 @@ def measure_layers(viewer: "napari.Viewer", labels: "str | Labels", image: "str 
     from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables
     from napari_vos.object_table import write_tables
 
-    labels_layer = viewer.layers[labels] if isinstance(labels, str) else labels
-    image_layer = viewer.layers[image] if isinstance(image, str) else image
+    labels_layer = get_layer(viewer, labels, "labels")
+    image_layer = get_layer(viewer, image, "image") if image is not None else None
     objects, tracks = layer_tables(*layer_inputs(labels_layer, image_layer))
     if path is not None:
         write_tables(objects, tracks, path)
@@ -190,7 +196,7 @@ def show_tracks(viewer: "napari.Viewer", labels: "str | Labels") -> "Tracks":
 
     from napari_vos._widgets.tracks_layer import tracks_layer_data
 
-    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    layer = get_layer(viewer, labels, "labels")
     return viewer.add_layer(Layer.create(*tracks_layer_data(layer)))
 
 
@@ -203,7 +209,7 @@ def split_divided_cells(viewer: "napari.Viewer", labels: "str | Labels") -> "Lab
 
     from napari_vos._widgets.tracks_layer import divided_layer_data
 
-    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    layer = get_layer(viewer, labels, "labels")
     return viewer.add_layer(Layer.create(*divided_layer_data(layer)))
 
 
@@ -217,7 +223,7 @@ def save_ctc(viewer: "napari.Viewer", labels: "str | Labels", folder: "str | Pat
     from napari_vos.ctc_export import write_ctc
     from napari_vos.divisions import parents_from_metadata
 
-    layer = viewer.layers[labels] if isinstance(labels, str) else labels
+    layer = get_layer(viewer, labels, "labels")
     return write_ctc(folder, tracked_stack(layer, "Cell Tracking Challenge tracks")[0],
                      parents_from_metadata(dict(layer.metadata or {})), force=force)
 

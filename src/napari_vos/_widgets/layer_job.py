@@ -144,9 +144,14 @@ def get_layer(viewer: "napari.Viewer", layer: "str | Layer", kind: str) -> "Laye
         raise ValueError(f"the {kind} is a {type(layer).__name__}, not a layer: give a layer's name or the layer "
                          f"(viewer.layers[...]); for arrays use napari_vos.propagate(video, labels)")
     if not isinstance(layer, wanted):
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not {article} {kind} layer")
+        found = type(layer).__name__
+        raise ValueError(f"layer {layer.name!r} is {_article(found)} {found} layer, not {_article(kind)} {kind} layer")
     return layer
+
+
+def _article(word: str) -> str:
+    """"a" or "an" before ``word`` (an Image layer, a Labels layer)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def volume_shape(image: "Image") -> tuple[int, int, int, int] | None:
