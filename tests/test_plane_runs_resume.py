@@ -161,3 +161,26 @@ def test_the_widget_resumes_the_planes_left_after_cancel(make_napari_viewer, qtb
     np.testing.assert_array_equal(out.data[:, 1], plane_1)
     assert all(out.data[t, 3].any() for t in range(2, T))
     assert widget.status.text().startswith("done:") and widget.resume_button.isHidden()
+
+
+def test_the_widget_offers_resume_again_after_a_resume_that_stopped_before_its_first_frame(make_napari_viewer, qtbot,
+                                                                                          monkeypatch):
+    """A resume that failed before its first frame put the output's record back but hid the button, and said
+    'the output layer was removed' of an output that stays."""
+    from _widget_run import NO_DISPLAY, click, wait_done
+
+    if NO_DISPLAY:
+        pytest.skip("the napari widget tests need a display: run them under `xvfb-run -a`")
+    viewer, widget = _stack_with_two_painted_planes(make_napari_viewer)
+    for after, button in ((2, widget.propagate_button), (0, widget.resume_button)):
+        with monkeypatch.context() as patched:
+            _fail_on_plane_1(patched, after)
+            click(qtbot, button)
+            wait_done(qtbot, widget)
+        assert not widget.resume_button.isHidden() and widget.resume_button.isEnabled()
+        assert viewer.layers[NAME].metadata["napari_vos"]["plane_runs"]["1"]["complete"] is False
+    assert widget.status.text().endswith(f"; {NAME!r} left as it was")
+    click(qtbot, widget.resume_button)
+    wait_done(qtbot, widget)
+    record = viewer.layers[NAME].metadata["napari_vos"]
+    assert record["complete"] is True and record["z_planes_run"] == [1, 3] and widget.resume_button.isHidden()

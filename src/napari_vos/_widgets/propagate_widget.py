@@ -1141,10 +1141,11 @@ class PropagateWidget(QWidget):
             return ""
         runs.job_ended(job, result)
         record = runs.finish()
-        if record is None:
-            return ""
-        if record["complete"] is False and runs.output in self.viewer.layers:
+        stored = runs.output.metadata.get("napari_vos") or {}  # a resumed output stopped at once keeps its own
+        if stored.get("complete") is False and runs.output in self.viewer.layers:
             self._show_resume(runs.output)
+        if record is None:  # no plane ran: a new output was removed, a resumed one put back as it was
+            return f"{runs.output.name!r} left as it was" if runs.resumed_record is not None else ""
         left = [z for z in runs.planes if z not in record["z_planes_run"]]
         part_way = kept_runs(record)[1]  # a plane cancelled or failed in its run: not done, though run
         return (f"Z plane{'s' if len(record['z_planes_run']) > 1 else ''} {frame_ranges(record['z_planes_run'])} "
