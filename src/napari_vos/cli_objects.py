@@ -28,7 +28,6 @@ __all__ = ["cmd_measure", "labels_or_volumes", "labels_record", "register"]
 def _check_output(path: Path, inputs: dict[str, str | None], force: bool, flag: str) -> None:
     """A table's name, before anything is read: a .csv name, no input, no table replaced unasked.
     (Its folder is made once the inputs are read: a mistyped labels path leaves no empty folder.)"""
-
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{flag} {path}: the measurements are a CSV table; name it {path.stem}.csv")
     check_not_an_input(path, inputs, flag=flag, what="table")
@@ -156,7 +155,6 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any, Any]:
     """(T, Y, X) labels (or --z's plane of a (T, Z, Y, X) stack), the video if given and its calibration
     (None without one), both read frame by frame."""
-
     labels = opened.enter_context(closed_at_end(read_label_stack(args.labels, args.z)))
     if args.video is None:
         return _Frames(labels), None, None
@@ -199,7 +197,6 @@ def labels_or_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     """The labels `divisions` and `ctc` take, closed with ``opened``: a (T, Z, Y, X) labels TIFF's volumes
     without --z (`label_volumes`), else the (T, Y, X) stack read frame by frame (`read_label_stack`:
     a labels TIFF, --z's plane of one, or a PNG folder)."""
-
     volumes = label_volumes(path, z, opened)
     return volumes if volumes is not None else opened.enter_context(closed_at_end(read_label_stack(path, z)))
 

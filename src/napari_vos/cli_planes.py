@@ -286,6 +286,5 @@ def _write_output(args: argparse.Namespace, planes: list[int], record: dict[str,
     print(f"wrote {args.output}: {shape} labels, {len(record['object_ids'])} object(s) propagated on Z planes "
           f"{frame_ranges(planes)}{kept}, {record['fps']:.2f} frames/s on {', '.join(sorted(devices))}{step}")
     if args.overlay is not None:  # the planes run, side by side, as `napari-vos overlay --z LIST` draws them
-
         write_plane_montage(args.video, args.output, planes, Path(args.overlay), None, calibration=calibration)
     return 0

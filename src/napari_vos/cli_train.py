@@ -81,10 +81,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     """`napari-vos train METHOD`: build the recipe, run (or resume) the training loop, export the weights."""
     import torch
 
+    from napari_vos.session import resolve_device
     from napari_vos.training.loop import TrainSettings, train
     from napari_vos.training.recipes import make_recipe
-
-    from napari_vos.session import resolve_device
 
     device = str(resolve_device(args.device))  # "cuda" without a GPU, "gpu": a sentence, not torch's assert
     if args.threads is not None:

@@ -77,7 +77,6 @@ def _option_value(text: str) -> Any:
 def _check_summary_path(path: str | None, out: str | None = None) -> None:
     """A --json path and an --out folder are checked (their folders made) before the measurement,
     not after its first sequence (the --out files are started only when a sequence is scored)."""
-
     if path:
         check_writable(Path(path), folder=False, what="the summary")
     if out:
@@ -159,7 +158,6 @@ def _int_list(text: str) -> list[int]:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `napari-vos bench` (method, sizes, objects, frames, sweep)."""
-
     p.add_argument("--method", default="frtm", help=method_help_text())
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_precision_argument(p)
