@@ -426,10 +426,9 @@ class _ReopeningFrames:
 
 def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None, Any]:
     """A labels TIFF's integer (Y, X), (T, Y, X) or (T, Z, Y, X) labels, its record and its calibration, read
-    in one opening,
-    the labels with the axes of the layer saved where its file left one out (ImageJ leaves out an axis of
-    one frame or one Z plane: `saved_volume_shape`); a ValueError naming what the file holds otherwise
-    (floats, colour samples or channels, more axes)."""
+    in one opening, the labels with the axes of the layer saved where its file left one out (ImageJ leaves
+    out an axis of one frame or one Z plane: `saved_volume_shape`); a ValueError naming what the file holds
+    otherwise (floats, colour samples or channels, more axes)."""
     import numpy as np
     import tifffile
 
