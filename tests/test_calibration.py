@@ -29,6 +29,14 @@ def test_ome_calibration_is_read(tmp_path):
     assert cal == Calibration((0.3, 0.2), "µm", 30.0, "s")
 
 
+def test_an_ome_pixel_height_in_a_unit_of_its_own_is_converted_to_the_widths(tmp_path):
+    path = tmp_path / "nm.ome.tif"
+    tifffile.imwrite(path, _stack(), ome=True, metadata={"axes": "TYX", "PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "µm",
+                                                         "PhysicalSizeY": 650, "PhysicalSizeYUnit": "nm"})
+    cal = read_tiff_calibration(path)
+    assert cal.unit == "µm" and cal.pixel_size == pytest.approx((0.65, 0.5))
+
+
 def test_baseline_tags_and_no_calibration(tmp_path):
     tifffile.imwrite(tmp_path / "cm.tif", _stack(), photometric="minisblack", resolution=(4.0, 4.0), resolutionunit="CENTIMETER")
     assert read_tiff_calibration(tmp_path / "cm.tif") == Calibration((0.25, 0.25), "cm")

@@ -175,9 +175,13 @@ def _from_ome(xml: str) -> Calibration | None:
     if size_x is None and interval is None and size_z is None:
         return None
     pixel_size = None
+    unit = _unit(pixels.get("PhysicalSizeXUnit", "µm"))
     if size_x is not None:
-        pixel_size = (size_y if size_y is not None else size_x, size_x)
-    return Calibration(pixel_size, _unit(pixels.get("PhysicalSizeXUnit", "µm")) if pixel_size else None,
+        # Y may be stored in a unit of its own (X in µm, Y in nm): the pixel size has one unit, X's
+        y_unit = _unit(pixels.get("PhysicalSizeYUnit", "µm"))
+        in_x_unit = length_in(size_y, y_unit, unit) if size_y is not None else None
+        pixel_size = (size_x if size_y is None else in_x_unit if in_x_unit is not None else size_y, size_x)
+    return Calibration(pixel_size, unit if pixel_size else None,
                        interval, str(pixels.get("TimeIncrementUnit", "s")) if interval else None,
                        size_z, _unit(pixels.get("PhysicalSizeZUnit", "µm")) if size_z else None)
 
