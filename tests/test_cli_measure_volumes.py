@@ -71,6 +71,20 @@ def test_z_step_replaces_the_files_and_an_ome_files_physical_size_z_is_read(tmp_
     assert float(_row(_rows(tmp_path / "b.csv"), 0, 5)["volume_um3"]) == pytest.approx(24 * 1.5 * 0.25)
 
 
+def test_unit_alone_renames_imagejs_spacing_with_the_pixel_size_and_converts_an_ome_z_step_of_its_own(tmp_path):
+    """ImageJ's spacing has no unit of its own: --unit alone says the files' numbers are in that unit, Z's too.
+    An OME Z step in a unit other than the pixel size's keeps its own."""
+    labels = _imagej(tmp_path / "labels.tif", _stack(), spacing=2.0)
+    assert main(["measure", labels, "-o", str(tmp_path / "a.csv"), "--unit", "nm"]) == 0
+    box = _row(_rows(tmp_path / "a.csv"), 0, 5)
+    assert float(box["volume_nm3"]) == pytest.approx(24 * 2.0 * 0.5 * 0.5) and float(box["centroid_z_nm"]) == 3.0
+    ome = tmp_path / "labels.ome.tif"
+    tifffile.imwrite(ome, _stack(), ome=True, metadata={"axes": "TZYX", "PhysicalSizeZ": 1500, "PhysicalSizeZUnit": "nm",
+                                                         "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
+    assert main(["measure", str(ome), "-o", str(tmp_path / "b.csv"), "--unit", "nm"]) == 0
+    assert float(_row(_rows(tmp_path / "b.csv"), 0, 5)["centroid_z_nm"]) == pytest.approx(1.5 * 1500)
+
+
 def test_without_a_z_step_the_planes_are_one_pixel_apart_with_a_note(tmp_path, capsys):
     labels = _imagej(tmp_path / "labels.tif", _stack())  # a pixel size, no spacing
     assert main(["measure", labels, "-o", str(tmp_path / "a.csv")]) == 0

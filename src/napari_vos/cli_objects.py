@@ -78,7 +78,12 @@ def _given_calibration(args: argparse.Namespace, found: Any) -> Any:
     elif args.unit is not None:
         if calibration.pixel_size is None:
             raise ValueError(f"--unit {args.unit} without a pixel size: give --pixel-size too (the files hold none)")
+        # the files' numbers in another unit: a Z step the files gave in the pixel size's unit (ImageJ's
+        # spacing, which has no unit of its own) is in that other unit too, not converted to it
+        same = calibration.z_size is not None and calibration.z_unit == calibration.unit
         calibration = replace(calibration, unit=_unit(args.unit))
+        if same:
+            calibration = replace(calibration, z_unit=calibration.unit)
     if args.frame_interval is not None:
         if not math.isfinite(args.frame_interval) or args.frame_interval <= 0:
             raise ValueError(f"--frame-interval {args.frame_interval}: give the positive time between frames")
