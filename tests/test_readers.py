@@ -155,6 +155,23 @@ def test_collection_of_layouts(tmp_path):
     assert names == ["d/aa", "d/bb", "x"]
 
 
+def test_a_collections_sub_folder_that_cannot_be_read_is_named_not_dropped_unseen(tmp_path):
+    """A folder that holds no dataset is passed over quietly; one that holds a broken one is warned of,
+    and asking for it by name gives the reason it could not be read."""
+    _write_davis(tmp_path / "d", True)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("x")
+    (tmp_path / "bad").mkdir()
+    tifffile.imwrite(tmp_path / "bad" / "bad.tif", np.zeros((6, 8, 8), np.uint8))
+    tifffile.imwrite(tmp_path / "bad" / "bad_labels.tif", np.zeros((5, 8, 8), np.uint8))
+    with pytest.warns(UserWarning, match=r"bad left out: .*5 label frames for 6 image frames"):
+        names = [s.name for s in open_dataset(tmp_path)]
+    assert names == ["d/aa", "d/bb"]
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"no sequence\(s\) \['bad'\].*bad could not be "
+                                                                      r"read: .*5 label frames"):
+        open_dataset(tmp_path, ["bad"])
+
+
 def test_unknown_layout_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="no known dataset layout"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -577,6 +578,7 @@ def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[S
         if twice:
             raise ValueError(f"sequence(s) {twice} named more than once; name each once")
     layout = detect_layout(root)
+    unreadable: dict[str, str] = {}  # a collection's sub-folders that hold a dataset but failed to open
     if layout == "davis":
         seqs = _open_davis(root, sequences)
     elif layout == "images_masks":
@@ -589,8 +591,14 @@ def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[S
         seqs = []
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
             try:
-                sub_seqs = open_dataset(sub)
+                detect_layout(sub)
             except ValueError:
+                continue  # not a dataset: a folder of notes or results beside the sequences
+            try:
+                sub_seqs = open_dataset(sub)
+            except ValueError as err:  # a dataset that cannot be read is named, not dropped unseen
+                unreadable[name_key(sub.name)] = str(err)
+                warnings.warn(f"{sub.name} left out: {err}", stacklevel=2)
                 continue
             if len(sub_seqs) == 1:
                 sub_seqs[0].name = sub.name
@@ -603,6 +611,8 @@ def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[S
         by_name = {name_key(s.name): s for s in seqs}
         missing = [w for w in wanted if name_key(w) not in by_name]
         if missing:
-            raise ValueError(f"{root}: no sequence(s) {missing}; have {sorted(s.name for s in seqs)}")
+            why = "".join(f"; {w} could not be read: {unreadable[name_key(w)]}"
+                          for w in missing if name_key(w) in unreadable)
+            raise ValueError(f"{root}: no sequence(s) {missing}; have {sorted(s.name for s in seqs)}{why}")
         seqs = [by_name[name_key(w)] for w in wanted]
     return seqs
