@@ -59,10 +59,11 @@ def test_the_export_notes_the_lineage_links_it_left_out_and_counts_divisions_and
     labels[5:, 2:6, 1:3], labels[5:, 2:6, 6:8] = 11, 12
     labels[:, 8:10, 10:12], labels[2:, 8:10, 14:16] = 20, 21
     labels[4:, 0:2, 16:18] = 30
-    result = write_ctc(tmp_path / "res", labels, {11: 5, 12: 5, 21: 20, 30: 99})
+    result = write_ctc(tmp_path / "res", labels, {11: 5, 12: 5, 21: 20, 30: 99, 40: 5})
     assert (result.gaps, result.divisions, result.daughters) == (1, 1, 2)
     assert sorted(result.left_out) == [(21, 20, "the parent does not end before the daughter begins"),
-                                       (30, 99, "the parent is not in the labels")]
+                                       (30, 99, "the parent is not in the labels"),
+                                       (40, 5, "the daughter is not in the labels")]  # a lineage of other labels
     assert check_ctc(tmp_path / "res") == []
 
 

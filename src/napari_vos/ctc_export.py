@@ -219,9 +219,11 @@ class _Tracks:
         return np.asarray(self.rows, np.int64)
 
     def left_out(self) -> list[tuple[int, int, str]]:
-        """The lineage links not kept, with why."""
+        """The lineage links not kept, with why: those of daughters in the labels, then of daughters not in them
+        (a lineage given with other labels than the ones it was made for, such as the undivided ones)."""
         return [(d, p, "the parent is not in the labels" if p not in self.latest else
-                 "the parent does not end before the daughter begins") for d, p in self.dropped]
+                 "the parent does not end before the daughter begins") for d, p in self.dropped] + [
+            (d, p, "the daughter is not in the labels") for d, p in sorted(self.parents.items()) if d not in self.latest]
 
 
 def ctc_tracks(labels: Any, parents: dict[int, int] | None = None, *,
@@ -236,7 +238,8 @@ def ctc_tracks(labels: Any, parents: dict[int, int] | None = None, *,
     Each run of consecutive frames an id is on is one track; an id back after missing frames starts
     a new track whose parent is its earlier one. Tracks are numbered 1..N by first frame, then by id.
     A daughter's first track gets as parent the parent id's track that ended last before the
-    daughter began; a parent not in the labels, or still on the daughter's first frame, gives 0.
+    daughter began; a parent not in the labels, or still on the daughter's first frame, gives 0 (the
+    write's ``left_out`` names these links, and those of daughters not in the labels).
     ValueError: not (T, Y, X) or (T, Z, Y, X) integers, no object at all, or more than 65535 tracks (16-bit masks).
     The stack returned is held whole; `write_ctc` writes each frame as it goes instead.
     """
