@@ -150,6 +150,17 @@ def test_the_csv_has_a_header_empty_cells_for_missing_values_and_a_failed_write_
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["objects.csv"]
 
 
+def test_a_16_bit_images_summed_counts_are_written_whole_and_other_floats_to_seven_digits(tmp_path):
+    labels = np.zeros((2, 64, 64), np.uint16)
+    labels[:, :, :] = 1
+    image = np.full((2, 64, 64), 4092, np.uint16)
+    image[:, 0, :35] += 1  # 16760867 in all: more than 7 digits
+    table = measure_objects(labels, image)
+    with open(table.write_csv(tmp_path / "objects.csv"), newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert row["intensity_sum"] == "16760867.0" and row["intensity_mean"] == "4092.009"
+
+
 def test_unit_suffixes_are_plain_column_names():
     assert [unit_suffix(u) for u in ("µm", "nm", "Å", None, "m m")] == ["um", "nm", "angstrom", "units", "m_m"]
     assert [time_suffix(u) for u in ("minute", "Minutes", "min", None, "hour", "fortnight")] == [

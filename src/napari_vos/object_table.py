@@ -106,9 +106,10 @@ def write_tables(objects: ObjectTable, tracks: ObjectTable, path: str | Path,
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell: integers as they are, floats to 7 significant digits, NaN as empty. A whole float
-    keeps a ".0" (5.0, not 5), so that pandas and R read a float column as floats in every file, not
-    as integers in the files where each value happens to be whole (a time of 0, 5, 10 min)."""
+    """A CSV cell: integers as they are, floats to 7 significant digits, yet always to the unit (a
+    16-bit image's summed counts, 16764835, stay whole counts rather than 1.676484e+07), NaN as empty.
+    A whole float keeps a ".0" (5.0, not 5), so that pandas and R read a float column as floats in
+    every file, not as integers in the files where each value happens to be whole (a time of 0, 5, 10 min)."""
     if isinstance(value, (bool, np.bool_)):
         return "1" if value else "0"
     if isinstance(value, (int, np.integer)):
@@ -116,7 +117,10 @@ def _cell(value: Any) -> str:
     number = float(value)
     if math.isnan(number):
         return ""
-    text = f"{number:.7g}"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    whole_digits = int(math.log10(abs(number))) + 1 if abs(number) >= 1 else 0
+    text = f"{number:.{max(7, whole_digits if number.is_integer() else whole_digits + 1)}g}"
     return f"{text}.0" if text.lstrip("-").isdigit() else text
 
 
