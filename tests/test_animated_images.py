@@ -193,6 +193,20 @@ def test_damaged_clips_are_refused_as_one_line_naming_the_file(tmp_path):
                     assert "damaged" in str(err) and str(path) in str(err) or "one picture" in str(err), str(err)
 
 
+@pytest.mark.parametrize("fps, said, ms", [(1000, "50 frames/s (a GIF's nearest to the 1000 asked)", 20),
+                                             (30, "33.33 frames/s (a GIF's nearest to the 30 asked)", 30),
+                                             (25, "25 frames/s\n", 40)])
+def test_overlay_says_the_rate_a_gif_holds_not_one_it_cannot(tmp_path, capsys, fps, said, ms):
+    """GIF frame times are hundredths of a second, at least 20 ms: `overlay` said 1000 frames/s of a 50 frames/s GIF."""
+    frames, truth = flat_square_clip(n_frames=3)
+    tifffile.imwrite(tmp_path / "v.tif", frames)
+    tifffile.imwrite(tmp_path / "l.tif", truth)
+    gif = tmp_path / "o.gif"
+    assert main(["overlay", str(tmp_path / "v.tif"), str(tmp_path / "l.tif"), "-o", str(gif), "--fps", str(fps)]) == 0
+    assert f"3 frames at {said}" in capsys.readouterr().out
+    assert Image.open(gif).info["duration"] == ms
+
+
 def test_propagate_writes_the_overlay_beside_the_labels_with_one_command(tmp_path, capsys):
     frames, truth = flat_square_clip(n_frames=5)
     gif = save_animation(tmp_path / "clip.gif", frames, duration=200, loop=0)

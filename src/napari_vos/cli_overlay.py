@@ -51,7 +51,7 @@ def _overlay_planes_arg(text: str) -> int | str | list[int]:
 
 def cmd_overlay(args: argparse.Namespace) -> int:
     """`napari-vos overlay`: draw a labels stack over its video as an H.264 movie or a GIF."""
-    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.overlay_movies import rate_words, write_overlay_movie
 
     out = Path(args.output)  # checked before the video is decoded (minutes, for a long movie)
     check_overlay_name(out, {"video": args.video, "labels": args.labels})
@@ -69,7 +69,7 @@ def cmd_overlay(args: argparse.Namespace) -> int:
         fps = _playback_fps(args.video, calibration, args.fps)
         with progress_bar("overlay", len(labels)) as progress:
             write_overlay_movie(out, video, labels, fps, alpha=args.alpha, progress=progress)
-    print(f"wrote {out}: {len(labels)} frames at {fps:g} frames/s")
+    print(f"wrote {out}: {len(labels)} frames at {rate_words(out, fps)}")
     return 0
 
 
@@ -79,7 +79,7 @@ def write_plane_montage(video_path: str, labels_path: str, asked: str | list[int
     ``labels_path`` over the (T, Z, Y, X[, C]) TIFF stack ``video_path``, the planes ``asked`` for;
     ``calibration``: the video's, where the caller read it already (else read here)."""
     from napari_vos.data.calibration import read_tiff_calibration
-    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.overlay_movies import rate_words, write_overlay_movie
     from napari_vos.data.plane_montage import montage_gaps, montage_grid, plane_montage, planes_to_draw
     from napari_vos.data.readers import open_tiff_volume_frames
 
@@ -109,7 +109,7 @@ def write_plane_montage(video_path: str, labels_path: str, asked: str | list[int
         with progress_bar("overlay", times) as progress:
             write_overlay_movie(out, tiles[1], tiles[0], rate, alpha=alpha, progress=progress,
                                 white=montage_gaps(len(planes), plane))
-    print(f"wrote {out}: {times} frames at {rate:g} frames/s, Z planes {frame_ranges(planes)} side by side in "
+    print(f"wrote {out}: {times} frames at {rate_words(out, rate)}, Z planes {frame_ranges(planes)} side by side in "
           f"{rows} row(s) of {columns}, row by row")
 
 
@@ -155,11 +155,11 @@ def check_run_overlay(args: argparse.Namespace) -> None:
 
 def write_run_overlay(args: argparse.Namespace, video: Any, calibration: Any) -> None:
     """propagate --overlay: the labels just written, drawn over the video (as `napari-vos overlay` draws them)."""
-    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.overlay_movies import rate_words, write_overlay_movie
 
     out = Path(args.overlay)
     fps = _playback_fps(args.video, calibration, None)
     with closed_at_end(read_label_stack(args.output, None)) as labels, \
             progress_bar("overlay", len(labels)) as progress:
         write_overlay_movie(out, video, labels, fps, progress=progress)
-    print(f"wrote {out}: the labels drawn over the video, {len(labels)} frames at {fps:g} frames/s")
+    print(f"wrote {out}: the labels drawn over the video, {len(labels)} frames at {rate_words(out, fps)}")

@@ -123,7 +123,7 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
     from napari.utils.history import update_save_history
 
     from napari_vos._widgets.overlay_writer import overlay_arguments
-    from napari_vos.data.overlay_movies import write_overlay_movie
+    from napari_vos.data.overlay_movies import rate_words, write_overlay_movie
 
     image, labels = _image_and_labels(viewer)
     start = suggested_path(labels.name, "overlay", ".mp4")
@@ -143,8 +143,8 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
         return write_overlay_movie(path, progress=progress, **arguments)
 
     def written(at: Path) -> None:
-        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at {arguments['fps']:g} "
-                  "per second")
+        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at "
+                  f"{rate_words(at, arguments['fps'])}")
 
     start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,
                      nothing="nothing written", writes=True)

@@ -175,6 +175,12 @@ def _duration(frame: Image.Image) -> float | None:
     return frame.info.get("duration")
 
 
+def gif_frame_ms(fps: float) -> int:
+    """How long each frame of a GIF written at ``fps`` is shown, in ms: GIF stores hundredths of a second,
+    and players slow a frame under 20 ms to 100 ms, so 50 frames/s is the most a GIF plays at."""
+    return max(20, int(round(100.0 / fps)) * 10)
+
+
 def write_animated_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], fps: float,
                        progress: Callable[[int, int], None] | None = None, total: int = 0) -> Path:
     """Write (Y, X, 3) uint8 ``pictures`` as a looping GIF at ``fps`` (GIF stores display times in
@@ -189,7 +195,7 @@ def write_animated_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], 
     from PIL import GifImagePlugin, Image
 
     path = Path(path)
-    duration = max(20, int(round(100.0 / fps)) * 10)  # ms; under 20 ms players slow it to 100 ms
+    duration = gif_frame_ms(fps)
     done = 0
     out = None
     try:

@@ -40,6 +40,23 @@ def playback_fps(calibration: Any, played: bool = False) -> float:
     return 1.0 / seconds if played or seconds <= 1.0 else TIME_LAPSE_FPS
 
 
+def stored_fps(path: str | os.PathLike, fps: float) -> float:
+    """The frame rate an overlay written to ``path`` at ``fps`` plays at: a GIF's rounded to its frame
+    times in hundredths of a second (at most 50 frames/s), a movie's as asked."""
+    if Path(path).suffix.lower() != ".gif":
+        return float(fps)
+    from napari_vos.data.animated_images import gif_frame_ms
+
+    return 1000.0 / gif_frame_ms(fps)
+
+
+def rate_words(path: str | os.PathLike, fps: float) -> str:
+    """"N frames/s" as an overlay written to ``path`` at ``fps`` plays, saying where a GIF cannot hold ``fps``."""
+    stored = stored_fps(path, fps)
+    held = "" if abs(stored - fps) <= 1e-6 * fps else f" (a GIF's nearest to the {fps:g} asked)"
+    return f"{stored:.4g} frames/s{held}"
+
+
 def overlay_frame(frame: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """One (Y, X, 3) uint8 picture: ``frame`` (float RGB in [0, 1]) with each labelled object tinted at
     ``alpha`` by its colour and outlined in it. ``colours`` is a palette whose row 0 is the background:
