@@ -161,6 +161,20 @@ def test_z_keeps_one_plane_measured_in_2d(tmp_path, capsys):
     assert "--z-step is for (T, Z, Y, X) labels" in capsys.readouterr().err
 
 
+def test_z_of_labels_with_no_z_axis_is_refused_by_measure_ctc_and_divisions_as_by_overlay(tmp_path, capsys):
+    """--z on (T, Y, X) labels was dropped unsaid: the whole stack measured, exported or split."""
+    flat = _imagej(tmp_path / "flat.tif", _stack()[:, 1])
+    for command in (["measure", flat, "-o", str(tmp_path / "a.csv")], ["ctc", flat, "-o", str(tmp_path / "res")],
+                    ["divisions", flat, "-o", str(tmp_path / "d.tif")]):
+        assert main([*command, "--z", "3"]) == 2
+        err = capsys.readouterr().err
+        assert "--z 3: the labels" in err and "with no Z axis; leave out --z" in err
+    assert not any(tmp_path.joinpath(name).exists() for name in ("a.csv", "res", "d.tif"))
+    # with a (T, Z, Y, X) video, flat labels are a plane's (propagate --z's output): measured with that plane
+    video = _imagej(tmp_path / "video.tif", np.ones((2, 6, 10, 12), np.uint16))
+    assert main(["measure", flat, "--video", video, "--z", "1", "-o", str(tmp_path / "b.csv")]) == 0
+
+
 def test_overlay_still_refuses_tzyx_labels_without_z(tmp_path, capsys):
     labels = _imagej(tmp_path / "labels.tif", _stack(), spacing=2.0)
     video = _imagej(tmp_path / "video.tif", np.zeros((2, 6, 10, 12), np.uint16))

@@ -245,6 +245,29 @@ def plane_axis(axes: str, shape: tuple[int, ...]) -> int | None:
     return None
 
 
+def refuse_z_of_flat_labels(path: str, z: int | None) -> None:
+    """--z given for labels with no Z axis (a (T, Y, X) TIFF, a PNG folder) and no video that has one (measure
+    without --video, ctc, divisions): a ValueError, as overlay's is, rather than the whole stack taken unsaid."""
+    if z is None:
+        return
+    import tifffile
+
+    from napari_vos.data.readers import saved_volume_shape
+
+    where = Path(path)
+    if where.suffix.lower() in (".tif", ".tiff") and where.is_file():
+        with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            if plane_axis(series.axes, series.shape) is not None or saved_volume_shape(tif) is not None:
+                return
+            shape = tuple(series.shape)
+    else:
+        shape = None
+    held = f"a stack of shape {shape}" if shape is not None else "frames"
+    raise ValueError(f"--z {z}: the labels {path} hold {held} with no Z axis; leave out --z (it picks a plane of "
+                     "(T, Z, Y, X) labels)")
+
+
 def refuse_other_planes(path: str, z: int) -> None:
     """Labels read at --z that hold nothing there: a ValueError naming the planes that do hold paint
     (labels painted on the plane the user looked at in napari, not the one given), if any."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_writable, closed_at_end, \
-    read_label_stack, read_video
+    read_label_stack, read_video, refuse_z_of_flat_labels
 from napari_vos.cli_terminal import progress_bar
 
 __all__ = ["cmd_measure", "labels_or_volumes", "labels_record", "register"]
@@ -160,6 +160,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _plane_inputs(args: argparse.Namespace, opened: ExitStack) -> tuple[Any, Any, Any]:
     """(T, Y, X) labels (or --z's plane of a (T, Z, Y, X) stack), the video if given and its calibration
     (None without one), both read frame by frame."""
+    if args.video is None:  # with one, --z is the video's plane too, which reading it checks
+        refuse_z_of_flat_labels(args.labels, args.z)
     labels = opened.enter_context(closed_at_end(read_label_stack(args.labels, args.z)))
     if args.video is None:
         return _Frames(labels), None, None
@@ -202,6 +204,7 @@ def labels_or_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     """The labels `divisions` and `ctc` take, closed with ``opened``: a (T, Z, Y, X) labels TIFF's volumes
     without --z (`label_volumes`), else the (T, Y, X) stack read frame by frame (`read_label_stack`:
     a labels TIFF, --z's plane of one, or a PNG folder)."""
+    refuse_z_of_flat_labels(path, z)
     volumes = label_volumes(path, z, opened)
     return volumes if volumes is not None else opened.enter_context(closed_at_end(read_label_stack(path, z)))
 
