@@ -175,6 +175,18 @@ def test_z_of_labels_with_no_z_axis_is_refused_by_measure_ctc_and_divisions_as_b
     assert main(["measure", flat, "--video", video, "--z", "1", "-o", str(tmp_path / "b.csv")]) == 0
 
 
+def test_labels_whose_only_axis_is_z_are_taken_as_frames_with_a_note(tmp_path, capsys):
+    """ImageJ saves a time-lapse as slices as often as a volume: read as frames, as the video is, but said."""
+    single = tmp_path / "zyx.tif"
+    tifffile.imwrite(single, _stack()[0], imagej=True, metadata={"axes": "ZYX", "spacing": 2.0})
+    assert main(["measure", str(single), "-o", str(tmp_path / "a.csv")]) == 0
+    captured = capsys.readouterr()
+    assert "over 6 frames" in captured.out and "has no time axis (axes ZYX): its Z planes are taken as frames" in \
+        captured.err
+    assert main(["measure", _imagej(tmp_path / "tyx.tif", _stack()[:, 1]), "-o", str(tmp_path / "b.csv")]) == 0
+    assert "no time axis" not in capsys.readouterr().err
+
+
 def test_overlay_still_refuses_tzyx_labels_without_z(tmp_path, capsys):
     labels = _imagej(tmp_path / "labels.tif", _stack(), spacing=2.0)
     video = _imagej(tmp_path / "video.tif", np.zeros((2, 6, 10, 12), np.uint16))

@@ -89,10 +89,17 @@ def read_video(path: str, z: int | None) -> tuple[Any, Any]:
         print(f"note: {path} holds a ({series.shape[0]}, {series.shape[1]}, Y, X) array saved without axis names: "
               f"its {series.shape[1]} planes are read as colour channels; if they are Z planes, give --z",
               file=sys.stderr)
-    if "T" not in axes and "Z" in axes and z is None:  # Fiji often saves a time-lapse's frames as slices
-        print(f"note: {path} has no time axis (axes {axes}): propagating along Z as if it were time", file=sys.stderr)
+    if z is None:
+        note_z_as_time(path, axes, "propagating along Z as if it were time")
     calibration = read_tiff_calibration(folder)  # first: an error here leaves no stack open
     return open_tiff_frames(folder, z=z), calibration
+
+
+def note_z_as_time(path: Any, axes: str, doing: str) -> None:
+    """A note where a TIFF names a Z axis and no time axis, which is read as time: Fiji often saves a
+    time-lapse's frames as slices, but the file may as well be one 3D volume."""
+    if "T" not in axes and "Z" in axes:
+        print(f"note: {path} has no time axis (axes {axes}): {doing}", file=sys.stderr)
 
 
 def _read_movie(path: Path) -> Any:
@@ -317,6 +324,13 @@ def read_label_stack(path: str, z: int | None) -> Any:
                          "of napari-vos propagate)")
     if not folder.is_dir():
         labels = read_labels(path, z)
+        if z is None and np.ndim(labels) == 3 and folder.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
+                axes = tif.series[0].axes
+            note_z_as_time(path, axes, "its Z planes are taken as frames (Fiji often saves a time-lapse's frames "
+                                       "as slices); one 3D volume has no frames to follow")
         try:
             _check_label_stack(path, labels, z)
         except BaseException:  # refused: its file is closed here, as no caller gets it to close
