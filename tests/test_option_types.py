@@ -25,6 +25,7 @@ from napari_vos.methods.registry import check_options
     ("osvos_at", {"finetune_crop": 2.5}, "finetune_crop takes a whole number or None"),
     ("osvos_at", {"finetune_optimizer": "lbfgs"}, "finetune_optimizer must be 'adam' or 'sgd'"),
     ("frtm", {"eta": 0.0}, "in (0, 1)"),  # gamma_0 = eta = 0 leaves every sample weight 0
+    ("agame", {"recurrence": False}, 'recurrence takes a word in quotes, such as "aggregated"'),  # its own word
 ])
 def test_a_value_of_the_wrong_kind_is_named_when_the_session_is_made(method, options, says):
     video = np.zeros((3, 16, 16), np.uint8)

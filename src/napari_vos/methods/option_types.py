@@ -97,7 +97,8 @@ def _mismatch(hint: Any, value: Any, example: str, signed: bool = False) -> str 
             return "takes a finite number"
         return None
     if hint is str:
-        return None if isinstance(value, str) else "takes a word in quotes, such as \"objects\""
+        return None if isinstance(value, str) else "takes a word in quotes" + (
+            f", such as {example}" if example.startswith('"') else "")
     if origin in (tuple, collections.abc.Sequence, list):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         if isinstance(value, (str, bytes)) or not isinstance(value, (collections.abc.Sequence, np.ndarray)):
@@ -132,7 +133,9 @@ def _describe(hint: Any, example: str) -> str:
 
 
 def _example(hint: Any, default: Any) -> str:
-    """A value to show for a list option: its default where that is a list."""
+    """A value to show for a word or list option: its default where that is a word or a list."""
+    if isinstance(default, str) and default:
+        return f'"{default}"'
     if isinstance(default, (list, tuple)) and default:
         return str(list(default))
     args = [a for a in typing.get_args(hint) if a is not Ellipsis]
