@@ -85,10 +85,17 @@ def test_float64_beyond_float32_is_named_and_an_outlier_pixel_is_no_error():
     assert result.frames_done == 3
 
 
-@pytest.mark.parametrize("seed", [None, 1.5, -1, True, "0"])
+@pytest.mark.parametrize("seed", [None, 1.5, -1, True, "0", 2 ** 62, 2 ** 64])
 def test_a_seed_that_is_no_whole_number_is_refused_by_the_session(seed):
-    with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
+    """2**64 passed, then FRTM's torch generator overflowed at its first frame."""
+    with pytest.raises(ValueError, match=r"seed must be a whole number from 0 to 2\*\*62 - 1"):
         Session(_video(), method="frtm", device="cpu", seed=seed)
+
+
+@pytest.mark.parametrize("checkpoint", [123, 1.5, ["frtm-resnet18-vos"]])
+def test_a_checkpoint_that_is_no_name_or_path_is_refused_naming_the_option(checkpoint):
+    with pytest.raises(ValueError, match="checkpoint must be a registered checkpoint name or a .safetensors path"):
+        Session(_video(), method="frtm", device="cpu", checkpoint=checkpoint)
 
 
 def test_out_as_a_torch_tensor_or_read_only_is_refused_up_front(tmp_path):

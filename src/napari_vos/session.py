@@ -230,6 +230,8 @@ def _is_plain(value: Any) -> bool:
         return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
     return False
 
+#: seeds are below this: torch's generators take 64-bit ones, and methods add frame numbers to them
+SEED_LIMIT = 2 ** 62
 
 #: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
@@ -295,8 +297,8 @@ class Session:
     maps / keep_maps / maps_out: compute the method's intermediate maps / keep them in
     ``Result.maps`` / ``maps_out(name, shape) -> writable array`` to keep them in (a memmap, zarr).
     out: a writable (T, Y, X) integer array to write the labels into. seed: the methods' random
-    augmentations. precision: "auto", "fp32", "bf16" or "fp16". work_size: the one an earlier run's
-    record holds, checked (not set), so ``Result.options`` can be given back whole to repeat a run.
+    augmentations (0 to 2**62 - 1). precision: "auto", "fp32", "bf16" or "fp16". work_size: the one
+    an earlier run's record holds, checked (not set), so ``Result.options`` can be given back whole to repeat a run.
     stray_parts: "keep" (the method's labels as they are) or "drop": each object keeps only the parts
     of its mask that follow its mask on the frame before (`napari_vos.stray_parts`; the output
     labels only, the method sees its own). Other keywords are the method's
@@ -336,6 +338,9 @@ class Session:
             self.precision = "fp32"
         if isinstance(checkpoint, (bytes, os.PathLike)):  # a pathlib.Path, a bytes path
             checkpoint = os.fsdecode(checkpoint)
+        if checkpoint is not None and not isinstance(checkpoint, str):
+            raise ValueError(f"checkpoint must be a registered checkpoint name or a .safetensors path (a str or a "
+                             f"Path), got a {type(checkpoint).__name__}: {checkpoint!r}")
         if isinstance(checkpoint, str) and not checkpoint.strip():
             checkpoint = None  # an empty field: the method's shipped checkpoint, as its build reads it
         self.checkpoint = checkpoint
@@ -359,9 +364,9 @@ class Session:
         # None: numpy arrays in memory
         self.maps_out = maps_out
         self._check_maps_out()
-        if not whole_number(seed) or seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0 (the same seed repeats a run's random draws), "
-                             f"got {seed!r}")
+        if not whole_number(seed) or not 0 <= seed < SEED_LIMIT:
+            raise ValueError(f"seed must be a whole number from 0 to 2**62 - 1 (the same seed repeats a run's random "
+                             f"draws), got {seed!r}")
         self.seed = int(seed)
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape
