@@ -53,6 +53,21 @@ class WrongChannels(CopyPrevious):
         return Step(probs)
 
 
+class Diverging(CopyPrevious):
+    """Test-time learning gone wrong: NaN probabilities from the second frame it segments on."""
+
+    def __init__(self, device: Any = "cpu", seed: int = 0) -> None:
+        super().__init__(device)
+        self.steps = 0
+
+    def step(self, image: torch.Tensor) -> Step:
+        self.steps += 1
+        probs = self.prev.clone()
+        if self.steps >= 2:
+            probs[:] = float("nan")
+        return Step(probs)
+
+
 class HintOnly(CopyPrevious):
     """Its __init__ names a type imported only for type checkers."""
 
@@ -132,6 +147,23 @@ def test_the_engine_refuses_probabilities_for_another_number_of_objects(monkeypa
         for options in ({"extra": 1}, {"fewer": True}):
             with pytest.raises(RuntimeError, match=r"returned probabilities of shape \(\d, 32, 32\) for 2 object"):
                 propagate(frames, labels, method="wrong_k", device="cpu", direction="forward", **options)
+
+
+def test_probabilities_that_become_nan_stop_the_run_saying_so_with_the_frames_before_kept(monkeypatch):
+    """NaN probabilities (RGMP fine-tuning at online_lr=1e9) made empty labels on every later frame, the run
+    reported complete with no word."""
+    from napari_vos import Session
+    from napari_vos.session import MethodDiverged
+
+    monkeypatch.setitem(registry.METHODS, "diverging", f"{_module(Diverging=Diverging)}:Diverging")
+    frames, labels = _video()
+    session = Session(frames, method="diverging", device="cpu")
+    session.annotate(0, labels)
+    with pytest.raises(MethodDiverged, match="'diverging' gave probabilities that are not finite .* on frame 2"):
+        session.run("forward")
+    result = session.result()
+    assert not result.complete and result.frames_segmented == [0, 1]
+    np.testing.assert_array_equal(result.labels[1], labels)
 
 
 # 5 -------------------------------------------------------------------------------------------

@@ -238,6 +238,11 @@ SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_
                     "keep_maps", "maps_out", "out", "seed", "precision", "work_size", "stray_parts")
 
 
+class MethodDiverged(ValueError):
+    """A method's probabilities became NaN or inf part-way (its test-time learning diverged: a learning
+    rate set too high): the run stops there, as for a NaN frame, with the frames before kept."""
+
+
 class NothingToPropagate(UserWarning):
     """A propagation whose direction leaves no frame to segment (backward from frame 0, forward
     from the last frame, a one-frame video): the CLI makes it an error."""
@@ -747,6 +752,11 @@ class Session:
                                            "give one (H, W) channel per object it was started with")
                     with record_function("vos.aggregate"):
                         probs = step.probs.float()
+                        if not bool(torch.isfinite(probs).all()):  # else empty labels, unsaid, for every frame on
+                            raise MethodDiverged(
+                                f"method {self.method_name!r} gave probabilities that are not finite (NaN or inf) on "
+                                f"frame {t}: its state diverged, so the run stops here with the frames before kept; "
+                                "check its options (a learning rate set too high, say), or try precision='fp32'")
                         aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs), background=step.background)
                     with record_function("vos.method_update"):
                         method.update(aggregated[1:])
