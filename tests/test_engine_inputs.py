@@ -92,6 +92,13 @@ def test_a_seed_that_is_no_whole_number_is_refused_by_the_session(seed):
         Session(_video(), method="frtm", device="cpu", seed=seed)
 
 
+@pytest.mark.parametrize("name, value", [("maps", "no"), ("keep_maps", 0), ("rgb", "yes")])
+def test_an_on_off_setting_given_anything_but_true_or_false_is_refused(name, value):
+    """maps="no" turned the maps on."""
+    with pytest.raises(ValueError, match=f"{name} is on or off: it takes True or False"):
+        Session(_video(), method="flow", device="cpu", **{name: value})
+
+
 @pytest.mark.parametrize("checkpoint", [123, 1.5, ["frtm-resnet18-vos"]])
 def test_a_checkpoint_that_is_no_name_or_path_is_refused_naming_the_option(checkpoint):
     with pytest.raises(ValueError, match="checkpoint must be a registered checkpoint name or a .safetensors path"):

@@ -274,7 +274,22 @@ def test_rgb_true_on_a_stack_without_a_colour_axis_is_refused():
     with pytest.raises(ValueError, match=r"rgb=True reads the last axis as colour, but the stack \(6, 64, 3\) has no "
                                          r"axis for it beside \(T, Y, X\)"):
         FrameSource(video, rgb=True)
-    assert FrameSource(video)[0].shape == (64, 3, 3) and FrameSource(video, rgb=False)[0].shape == (64, 3, 3)
+    assert FrameSource(video, rgb=False)[0].shape == (64, 3, 3)
+
+
+def test_a_single_colour_image_as_the_video_is_named_as_such():
+    """(Y, X, 3) was read as Y grey frames 3 pixels wide, and the labels' mismatch was all that was said."""
+    with pytest.raises(ValueError, match=r"the stack \(64, 80, 3\) reads as 64 frames of 80 x 3 pixels: a single "
+                                         r"colour image\?"):
+        FrameSource(np.zeros((64, 80, 3), np.uint8))
+    assert FrameSource(np.zeros((6, 8, 3), np.uint8)).shape == (6, 8, 3)  # tiny frames of a test stay frames
+
+
+def test_rgb_true_on_a_stack_of_two_values_a_pixel_is_refused():
+    """It read the two values as two channels, the forcing silently ignored."""
+    with pytest.raises(ValueError, match=r"rgb=True reads the last axis as colour, but the stack \(4, 16, 16, 2\) "
+                                         r"has 2 values a pixel"):
+        FrameSource(np.zeros((4, 16, 16, 2), np.uint8), rgb=True)
 
 
 def test_a_float_stack_of_tiny_values_is_stretched_not_read_flat():

@@ -322,6 +322,10 @@ class Session:
                  maps_out: Callable[[str, tuple[int, ...]], Any] | None = None,
                  out: Any = None, seed: int = 0, precision: str = "auto", work_size: Sequence[int] | None = None,
                  stray_parts: str = "keep", **method_options: Any) -> None:
+        for name, value in (("maps", maps), ("keep_maps", keep_maps), ("rgb", rgb)):  # "no" turned maps on
+            if not isinstance(value, (bool, np.bool_)) and not (name == "rgb" and value is None):
+                raise ValueError(f"{name} is on or off: it takes True or False{' (or None)' if name == 'rgb' else ''}, "
+                                 f"got {value!r}")
         self.source = FrameSource(video, channels=channels, rgb=rgb)
         # an earlier run's record (Result.options) holds the working size it ran at: given back with the
         # record's other options, it is checked when the run starts (it follows from them, it sets nothing)

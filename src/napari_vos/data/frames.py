@@ -103,6 +103,10 @@ class FrameSource:
                                  f"{list(range(min(n_ch, 3)))} to read that axis as channels, or leave rgb unset")
             if channels is None and n_ch > 4:
                 raise ValueError(describe_axes_error(shape))
+            if channels is None and rgb and n_ch not in (3, 4):  # 2 values a pixel were read as 2 channels unsaid
+                raise ValueError(f"rgb=True reads the last axis as colour, but the stack {shape} has {n_ch} values a "
+                                 "pixel there (colour has 3, or 4 with alpha): leave rgb unset to read them as "
+                                 "channels")
             if channels is None and n_ch == 4 and getattr(video, "channels_are_colour", None) is False:
                 raise ValueError(f"the stack {shape} has 4 channels on a channel axis (a hyperstack's C), not colour "
                                  f"and alpha: pick up to 3 with channels=[...] (the command line's --channels), "
@@ -112,6 +116,10 @@ class FrameSource:
             if rgb:  # was read as grey all the same: (T, Y, 3) frames 3 pixels wide
                 raise ValueError(f"rgb=True reads the last axis as colour, but the stack {shape} has no axis for it "
                                  "beside (T, Y, X): give a (T, Y, X, 3) stack, or leave rgb unset for a grey one")
+            if rgb is None and shape[2] in (3, 4) and shape[1] >= 16:  # (Y, X, 3): Y frames 3 pixels wide
+                raise ValueError(f"the stack {shape} reads as {shape[0]} frames of {shape[1]} x {shape[2]} pixels: "
+                                 f"a single colour image? napari-vos needs a time-lapse, (T, Y, X, {shape[2]}) for "
+                                 "colour; pass rgb=False if these are frames so narrow")
             if channels is not None and list(channels) not in ([0],):
                 raise ValueError(f"channels={list(channels)} given, but the stack {shape} has no channel axis")
         if channels is not None:
