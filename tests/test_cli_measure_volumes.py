@@ -187,6 +187,16 @@ def test_labels_whose_only_axis_is_z_are_taken_as_frames_with_a_note(tmp_path, c
     assert "no time axis" not in capsys.readouterr().err
 
 
+def test_unnamed_labels_of_three_or_four_planes_are_measured_as_volumes_not_refused_as_colour(tmp_path, capsys):
+    """tifffile names a plain (T, 4, Y, X) array "QSYX" (planar colour): labels hold no colour, and --z
+    already read such a file as Z planes, yet measure refused it as '4 values per pixel, shape (2, 10, 12, 4)'."""
+    raw = tmp_path / "raw.tif"
+    tifffile.imwrite(raw, _stack()[:, 1:5])
+    assert main(["measure", str(raw), "-o", str(tmp_path / "a.csv")]) == 0
+    assert "over 2 frames of 4 Z planes" in capsys.readouterr().out
+    assert _row(_rows(tmp_path / "a.csv"), 0, 5)["volume_px"] == "24"
+
+
 def test_overlay_still_refuses_tzyx_labels_without_z(tmp_path, capsys):
     labels = _imagej(tmp_path / "labels.tif", _stack(), spacing=2.0)
     video = _imagej(tmp_path / "video.tif", np.zeros((2, 6, 10, 12), np.uint16))

@@ -188,7 +188,7 @@ def label_volumes(path: str, z: int | None, opened: ExitStack) -> Any:
     where = Path(path)
     if z is not None or where.suffix.lower() not in (".tif", ".tiff") or not where.is_file():
         return None
-    planes = open_tiff_volume_frames(where)
+    planes = open_tiff_volume_frames(where, labels=True)
     if planes is None:
         with reading(where, "a TIFF"), tifffile.TiffFile(where) as tif:
             shape = saved_volume_shape(tif)

@@ -89,7 +89,7 @@ def write_plane_montage(video_path: str, labels_path: str, asked: str | list[int
             if not Path(path).is_file():
                 raise ValueError(f"{what} {path} is no file: --z with several planes draws a (T, Z, Y, X) TIFF stack")
             with reading(Path(path), "a TIFF"):
-                stack = open_tiff_volume_frames(path)
+                stack = open_tiff_volume_frames(path, labels=what == "labels")
             if stack is None:
                 raise ValueError(f"{what} {path} is no 3D + time TIFF stack (T, Z, Y, X): --z with several planes draws "
                                  "those; give one plane (--z N) of another stack")

@@ -448,14 +448,16 @@ class LazyPlanes(LazyFrames):
         return (*self.volume, *self._peek().shape)
 
 
-def _volume_axes(axes: str, shape: tuple[int, ...]) -> str | None:
+def _volume_axes(axes: str, shape: tuple[int, ...], labels: bool = False) -> str | None:
     """The named axes of a 3D + time series: a time axis (T, or the first stack axis as `_frame_reader`
     takes it) and a Z axis of more than one plane, in any order; the unnamed (T, Z, Y, X) array that
     `tiff_z_planes` counts ("QQYX" whose X is longer than 4, which the time-lapse reader takes as
     (T, Y, X, C)) and its colour form ("QQYXS") included. None for any other series (a time-lapse, one
-    Z plane kept as an axis, a Z stack without time): `open_tiff_frames` opens or refuses those."""
+    Z plane kept as an axis, a Z stack without time): `open_tiff_frames` opens or refuses those.
+    ``labels``: the file holds object ids, never colour, so the unnamed "QSYX" (tifffile's name for 3 or
+    4 planes a frame, as planar colour) is (T, Z, Y, X) too, as `cli_inputs.plane_axis` reads it at --z."""
     axes = axes.upper()
-    if axes == "QQYX" and shape[-1] > 4:
+    if (axes == "QQYX" and shape[-1] > 4) or (labels and axes == "QSYX"):
         axes = "TZYX"
     axes = _unnamed_axes_as_numpy(axes, shape, None)
     if not {"Y", "X", "Z"} <= set(axes) or shape[axes.index("Z")] < 2:
@@ -464,16 +466,17 @@ def _volume_axes(axes: str, shape: tuple[int, ...]) -> str | None:
     return None if ("T" if "T" in axes else stack_axes[0]) == "Z" else axes
 
 
-def open_tiff_volume_frames(path: str | Path) -> LazyPlanes | None:
+def open_tiff_volume_frames(path: str | Path, labels: bool = False) -> LazyPlanes | None:
     """A 3D + time TIFF (OME, ImageJ hyperstack or unnamed, any axis order: `_volume_axes`) as its lazily
     read planes (`LazyPlanes`), channels last: each plane is read from the file when it is asked for,
     so a stack of 200 planes a frame is never read whole. None, the file closed again, for a series
-    that is no 3D + time stack. ``frames.close()`` closes the file, as for `open_tiff_frames`."""
+    that is no 3D + time stack. ``frames.close()`` closes the file, as for `open_tiff_frames`. ``labels``:
+    a labels file (`_volume_axes`)."""
     path = Path(path)
     arr, axes, close = _tiff_array(path)
     shape = tuple(int(n) for n in arr.shape)
     try:
-        named = _volume_axes(axes, shape)
+        named = _volume_axes(axes, shape, labels)
         if named is not None:
             t_axis = "T" if "T" in named else next(a for a in named if a not in "YXCSZ")
             extra = [a for a in named if a not in "YXCSZ" and a != t_axis and shape[named.index(a)] > 1]
