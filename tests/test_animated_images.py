@@ -207,6 +207,34 @@ def test_overlay_says_the_rate_a_gif_holds_not_one_it_cannot(tmp_path, capsys, f
     assert Image.open(gif).info["duration"] == ms
 
 
+def test_two_overlays_written_to_one_name_at_once_both_finish(tmp_path):
+    """Both writes used the hidden name .o.partial.gif: the second wrote into the first's file and its
+    rename failed with FileNotFoundError (two exports started from napari's menu)."""
+    from napari_vos.data.hidden_files import hidden_beside
+    from napari_vos.data.overlay_movies import write_overlay_movie
+
+    frames, truth = flat_square_clip(n_frames=3)
+    gif = tmp_path / "o.gif"
+
+    class LabelsStartingAnotherWrite:  # the second export starts while the first reads its labels
+        def __init__(self):
+            self.started = False
+
+        def __len__(self):
+            return len(truth)
+
+        def __getitem__(self, i):
+            if i == 1 and not self.started:
+                self.started = True
+                write_overlay_movie(gif, frames, truth[::-1].copy(), 10.0)
+            return truth[i]
+
+    assert write_overlay_movie(gif, frames, LabelsStartingAnotherWrite(), 10.0) == gif
+    assert len(read_animated_image(gif)) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["o.gif"]
+    names = {hidden_beside(gif, "partial").name for _ in range(20)}
+    assert len(names) == 20 and all(n.startswith(".o.partial-") and n.endswith(".gif") for n in names)
+
+
 def test_propagate_writes_the_overlay_beside_the_labels_with_one_command(tmp_path, capsys):
     frames, truth = flat_square_clip(n_frames=5)
     gif = save_animation(tmp_path / "clip.gif", frames, duration=200, loop=0)

@@ -11,6 +11,7 @@ from typing import Any
 
 from napari_vos.cli_inputs import check_not_an_input, check_writable
 from napari_vos.cli_terminal import progress_bar
+from napari_vos.data.hidden_files import hidden_beside
 
 __all__ = ["register", "cmd_divisions", "lineage_path"]
 
@@ -62,7 +63,7 @@ def cmd_divisions(args: argparse.Namespace) -> int:
                 "source": str(Path(args.labels).resolve()),
                 "divisions": [*earlier, *([d.parent, d.frame, list(d.daughters)] for d in result.divisions)]}
     provenance: dict[str, Any] = {**(record or {}), "divisions_split": settings}
-    hidden = out.with_name(f".{out.stem}.whole{out.suffix}")
+    hidden = hidden_beside(out, "whole")
     try:  # the TIFF whole under a hidden name, the lineage beside it, then the TIFF renamed
         write_tiff_labels(hidden, result.labels, calibration=calibration, provenance=provenance)
         result.lineage_table().write_csv(lineage)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import SECONDS_PER_TIME_UNIT, Calibration, ascii_unit
+from napari_vos.data.hidden_files import hidden_beside
 
 __all__ = ["ObjectTable", "measure_objects", "measure_volumes", "track_summary", "tracks_path", "write_tables",
            "compact_ids", "unit_suffix", "time_suffix"]
@@ -67,7 +68,7 @@ class ObjectTable:
         an earlier one as it was)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+        partial = hidden_beside(path, "partial")
         try:
             with open(partial, "w", newline="", encoding="utf-8") as out:
                 writer = csv.writer(out)
@@ -93,7 +94,7 @@ def write_tables(objects: ObjectTable, tracks: ObjectTable, path: str | Path,
     stopped part way leaves neither a new table beside an old one (a rerun over earlier tables) nor
     half of one. Returns the two paths."""
     pairs = [(objects, Path(path)), (tracks, Path(tracks_at) if tracks_at is not None else tracks_path(path))]
-    hidden = [(table, where, where.with_name(f".{where.stem}.whole{where.suffix}")) for table, where in pairs]
+    hidden = [(table, where, hidden_beside(where, "whole")) for table, where in pairs]
     try:
         for table, _, temporary in hidden:
             table.write_csv(temporary)

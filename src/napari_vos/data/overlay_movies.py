@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos.data.hidden_files import hidden_beside
+
 __all__ = ["overlay_frame", "write_overlay_movie", "playback_fps", "OVERLAY_SUFFIXES", "TIME_LAPSE_FPS"]
 
 #: containers the overlay is written in (H.264 plays from all of them), and .gif (needs no PyAV)
@@ -131,7 +133,7 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         pictures = (_whitened(picture, white) for picture in pictures)
     # written under a temporary name beside it, then renamed: an error or Ctrl+C part way leaves
     # neither a half movie to be taken for the result nor a loss of the earlier overlay it replaces
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = hidden_beside(path, "partial")
     try:
         if gif:
             from napari_vos.data.animated_images import write_animated_gif

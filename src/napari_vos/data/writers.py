@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_vos.data.calibration import Calibration, tiff_calibration_kwargs
+from napari_vos.data.hidden_files import hidden_beside
 from napari_vos.checks import frame_count
 from napari_vos.data.label_types import largest_id
 
@@ -153,7 +154,7 @@ def write_tiff_labels(path: str | Path, labels: Any, compression: str | None = "
     kwargs = _tiff_keywords("TYX" if first.ndim == 2 else "TZYX", calibration, imagej, provenance)
     # written under a temporary name and renamed when whole: a full disk or Ctrl+C part-way leaves no
     # truncated TIFF under the output's name, and the file it replaces is kept until then
-    writing = path.with_name(f".{path.name}.writing")
+    writing = hidden_beside(path, "writing")
     try:
         # minisblack: without it tifffile takes a stack of 3 or 4 frames for the planes of one RGB image
         tifffile.imwrite(writing, frames(), shape=(n, *first.shape), dtype=dtype, compression=compression,
