@@ -196,6 +196,20 @@ def test_the_other_console_helpers_refuse_missing_names_and_other_kinds_of_layer
     assert len(measure_layers(viewer, "painted", "video").objects) == 1  # the right way round, by name
 
 
+def test_a_damaged_or_mislabelled_labels_tiff_is_named_not_a_parsers_traceback(viewer, tmp_path):
+    """open_labels_layer gave a bare IndexError for a TIFF with no pages and tifffile's TiffFileError for a
+    GIF named .tif, where opening the same files as images says what is wrong."""
+    from napari_vos.console import open_labels_layer
+
+    (tmp_path / "pageless.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    (tmp_path / "gif.tif").write_bytes(b"GIF89a" + b"\x00" * 20)
+    n_layers = len(viewer.layers)
+    for name in ("pageless.tif", "gif.tif"):
+        with pytest.raises(ValueError, match=f"{name} cannot be read as a TIFF \\(damaged, or not a TIFF\\?\\)"):
+            open_labels_layer(viewer, tmp_path / name)
+    assert len(viewer.layers) == n_layers
+
+
 def test_an_engine_error_removes_the_empty_output_layer(viewer, tmp_path):
     from napari_vos.weights import CheckpointError
 

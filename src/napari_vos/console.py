@@ -433,10 +433,11 @@ def _saved_labels(path: Path) -> tuple[Any, dict[str, Any] | None, Any]:
     import tifffile
 
     from napari_vos.data.calibration import tiff_calibration
+    from napari_vos.data.damaged_files import reading
     from napari_vos.data.readers import saved_volume_shape
     from napari_vos.data.writers import tiff_record
 
-    with tifffile.TiffFile(path) as tif:
+    with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         labels, axes, record = series.asarray(), series.axes, tiff_record(tif)
         volume, calibration = saved_volume_shape(tif), tiff_calibration(tif)
