@@ -207,7 +207,7 @@ def test_overlay_says_the_rate_a_gif_holds_not_one_it_cannot(tmp_path, capsys, f
     assert Image.open(gif).info["duration"] == ms
 
 
-def test_two_overlays_written_to_one_name_at_once_both_finish(tmp_path):
+def test_two_overlays_written_to_one_name_at_once_both_finish_and_a_new_folder_is_made(tmp_path):
     """Both writes used the hidden name .o.partial.gif: the second wrote into the first's file and its
     rename failed with FileNotFoundError (two exports started from napari's menu)."""
     from napari_vos.data.hidden_files import hidden_beside
@@ -231,6 +231,8 @@ def test_two_overlays_written_to_one_name_at_once_both_finish(tmp_path):
 
     assert write_overlay_movie(gif, frames, LabelsStartingAnotherWrite(), 10.0) == gif
     assert len(read_animated_image(gif)) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["o.gif"]
+    deeper = tmp_path / "new" / "folder" / "o.gif"  # napari's save dialog and menu: a folder typed, not made
+    assert write_overlay_movie(deeper, frames, truth, 10.0) == deeper and len(read_animated_image(deeper)) == 3
     names = {hidden_beside(gif, "partial").name for _ in range(20)}
     assert len(names) == 20 and all(n.startswith(".o.partial-") and n.endswith(".gif") for n in names)
 

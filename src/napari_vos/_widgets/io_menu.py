@@ -143,7 +143,7 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
         return write_overlay_movie(path, progress=progress, **arguments)
 
     def written(at: Path) -> None:
-        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frames at "
+        show_info(f"wrote {at}: {labels.name!r} over {image.name!r}, {frames} frame{'' if frames == 1 else 's'} at "
                   f"{rate_words(at, arguments['fps'])}")
 
     start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,

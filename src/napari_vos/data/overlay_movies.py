@@ -133,6 +133,7 @@ def write_overlay_movie(path: str | os.PathLike, video: Any, labels: Any, fps: f
         pictures = (_whitened(picture, white) for picture in pictures)
     # written under a temporary name beside it, then renamed: an error or Ctrl+C part way leaves
     # neither a half movie to be taken for the result nor a loss of the earlier overlay it replaces
+    path.parent.mkdir(parents=True, exist_ok=True)  # as the labels and table writers make theirs
     partial = hidden_beside(path, "partial")
     try:
         if gif:
