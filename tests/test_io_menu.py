@@ -245,3 +245,34 @@ def test_the_overlay_is_not_written_over_the_video_it_is_drawn_from(make_napari_
     with pytest.raises(ValueError, match="was opened from"):
         _execute("napari-vos.export_overlay")
     assert movie.read_bytes() == before
+
+
+def test_no_save_replaces_the_tiff_an_opened_image_is_read_from(make_napari_viewer, tmp_path):
+    """Open image TIFF reads its file a frame at a time: saving the labels (or an overlay) under its name, the
+    save dialog's overwrite question answered Yes, replaced the image on disk with the labels."""
+    import tifffile
+
+    from napari_vos.console import open_image_layers
+
+    viewer = make_napari_viewer()
+    source = tmp_path / "cells.tif"
+    labels = dividing_cell()
+    tifffile.imwrite(source, (labels * 100 + 7).astype(np.uint16), imagej=True, metadata={"axes": "TYX"})
+    before = source.read_bytes()
+    [image] = open_image_layers(viewer, source)
+    layer = viewer.add_labels(labels, name="cells")
+    with pytest.raises(Exception, match="cells.tif is the file 'cells' was opened from: the labels would replace it"):
+        layer.save(str(source), plugin="napari-vos")
+    assert source.read_bytes() == before
+    assert layer.save(str(tmp_path / "labels.tif"), plugin="napari-vos") == [str(tmp_path / "labels.tif")]
+    # the overlay's writer, given the name of a movie napari's File > Open read the video from
+    from napari.layers._source import layer_source
+
+    movie = tmp_path / "video.gif"
+    movie.write_bytes(b"a movie a reader plugin opened")
+    with layer_source(path=str(movie)):
+        video = viewer.add_image(labels.astype(np.uint8), name="video")
+    viewer.layers.selection = {video, layer}
+    with pytest.raises(Exception, match="video.gif is the file 'video' was opened from: the overlay would replace it"):
+        viewer.layers.save(str(movie), selected=True, plugin="napari-vos")
+    assert movie.read_bytes() == b"a movie a reader plugin opened"

@@ -319,6 +319,7 @@ def _add_image_layers(viewer: "napari.Viewer", path: Path, frames: Any, name: st
     last of them left the viewer (`_ReopeningFrames`)."""
     import inspect
 
+    from napari_vos._widgets.layer_sources import SOURCE_KEY
     from napari_vos.data.calibration import read_tiff_calibration, scale_from_calibration
     from napari_vos.data.readers import tiff_stem
 
@@ -331,7 +332,8 @@ def _add_image_layers(viewer: "napari.Viewer", path: Path, frames: Any, name: st
     stack = _lazy_stack(reader, grid, first.shape, first.dtype)
     scale, units = scale_from_calibration(read_tiff_calibration(path), len(grid) + 2)  # (T[, Z], Y, X)
     name = name or tiff_stem(path)
-    kwargs: dict[str, Any] = {"scale": scale}
+    # the file the layers are read from, which no save may replace (`layer_sources`)
+    kwargs: dict[str, Any] = {"scale": scale, "metadata": {SOURCE_KEY: str(path.resolve())}}
     if "units" in inspect.signature(viewer.add_image).parameters:  # napari >= 0.6
         kwargs["units"] = units
     if first.ndim == 3:

@@ -24,6 +24,7 @@ import napari.layers
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox
 
+from napari_vos._widgets.layer_sources import refuse_a_source
 from napari_vos._widgets.menu_work import start_layer_work
 from napari_vos._widgets.save_dialogs import save_folder, suggested_path
 
@@ -135,7 +136,7 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
     suffix = ".gif" if "*.gif" in (picked or "") else ".mp4"
     # read and checked on the GUI thread, as the layers are when the command runs
     path, arguments = overlay_arguments(chosen, [image.as_layer_data_tuple(), labels.as_layer_data_tuple()], suffix)
-    _not_a_source(Path(path), image, labels)
+    refuse_a_source(path, (image, labels), "the overlay")
     update_save_history(path)
     frames = len(arguments["labels"])
 
@@ -148,16 +149,6 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
 
     start_layer_work(viewer, labels, f"Overlay movie of {labels.name!r}", frames, work, written,
                      nothing="nothing written", writes=True)
-
-
-def _not_a_source(path: Path, *layers: "napari.layers.Layer") -> None:
-    """A ValueError where ``path`` is the file a layer was opened from (the dialog's overwrite question
-    is easily answered Yes, and the movie would replace the video it is drawn from)."""
-    for layer in layers:
-        source = getattr(getattr(layer, "source", None), "path", None)
-        if source and Path(source).exists() and Path(source).resolve() == path.resolve():
-            raise ValueError(f"{path.name} is the file {layer.name!r} was opened from: the overlay would replace it; "
-                             "give the overlay another name")
 
 
 def _result_folder(layer: "napari.layers.Labels") -> tuple[Path, bool] | None:

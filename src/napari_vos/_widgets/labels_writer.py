@@ -13,6 +13,7 @@ import numpy as np
 
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.writers import write_tiff_labels
+from napari_vos._widgets.layer_sources import refuse_a_source, viewer_images
 from napari_vos._widgets.plane_outputs import plain_transform, plane_to_save
 
 
@@ -42,6 +43,10 @@ def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[
         raise LabelsNotWritten(f"the napari-vos labels file is a TIFF: name it {Path(path).stem}.tif, not {Path(path).name}")
     if suffix not in (".tif", ".tiff"):  # none, or a dot inside the name ("run 1.5 cells", "cells.ome segmented")
         path = f"{path}.tif"
+    try:  # an image read from its file frame by frame would show the labels (and its pixels be lost)
+        refuse_a_source(path, viewer_images(), "the labels")
+    except ValueError as err:
+        raise LabelsNotWritten(str(err)) from None
     if attributes.get("multiscale"):  # np.asarray of napari's multiscale data is its coarsest level
         data = data[0]
     data, attributes, plane_place = plane_to_save(data, attributes)

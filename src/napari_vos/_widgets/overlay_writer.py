@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_vos._widgets.layer_sources import refuse_a_source, viewer_images
 from napari_vos._widgets.unfinished import refuse_unfinished
 from napari_vos.data.calibration import calibration_from_scale
 from napari_vos.data.overlay_movies import OVERLAY_SUFFIXES, TIME_LAPSE_FPS, playback_fps, write_overlay_movie
@@ -44,6 +45,7 @@ def write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) 
 
 def _write_overlay(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     path, arguments = overlay_arguments(path, layer_data)
+    refuse_a_source(path, viewer_images(), "the overlay")
     return [str(write_overlay_movie(path, **arguments))]
 
 
