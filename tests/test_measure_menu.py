@@ -119,3 +119,29 @@ def test_cancelling_the_measurements_writes_no_table(make_napari_viewer, qtbot, 
     qtbot.waitUntil(lambda: running_work() == 0, timeout=10000)
     assert list(tmp_path.iterdir()) == []
     assert any("cancelled; nothing written" in text for text in said())
+
+
+def test_labels_drawn_elsewhere_than_the_image_are_measured_with_a_warning_and_the_overlay_too(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    """The intensities (and the overlay movie) pair the two layers pixel by pixel: labels napari draws 15 px
+    off the image were measured and drawn over the image's pixels with no word, as Propagate says it."""
+    viewer = make_napari_viewer()
+    labels = dividing_cell()
+    image = viewer.add_image(labels.astype(np.uint8) * 60, name="video")
+    layer = viewer.add_labels(labels, name="cells", translate=(0, 15, 15))
+    viewer.layers.selection = {layer, image}
+    start = len(said())
+    answer_save_dialog(monkeypatch, str(tmp_path / "cells.csv"))
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert any(text.startswith("intensities measured pixel by pixel: the labels layer 'cells' is drawn at scale")
+               for text in said("warning")[-3:])
+    assert (tmp_path / "cells.csv").exists()
+    answer_save_dialog(monkeypatch, str(tmp_path / "cells.gif"), "GIF (*.gif)")
+    run_menu_command(qtbot, "napari-vos.export_overlay")
+    assert any(text.startswith("the overlay pairs the pixels by index: the labels layer 'cells'")
+               for text in said("warning")[-3:])
+    layer.translate = (0, 0, 0)  # drawn over the image: nothing said
+    before = len(said("warning"))
+    answer_save_dialog(monkeypatch, str(tmp_path / "again.csv"))
+    run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert len(said("warning")) == before and len(said()) > start

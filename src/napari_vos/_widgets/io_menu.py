@@ -123,10 +123,14 @@ def export_overlay_menu(viewer: napari.Viewer) -> None:
     colormap), into a movie or GIF the user names, off the GUI thread."""
     from napari.utils.history import update_save_history
 
+    from napari_vos._widgets.layer_job import pairing_note
     from napari_vos._widgets.overlay_writer import overlay_arguments
     from napari_vos.data.overlay_movies import rate_words, write_overlay_movie
 
     image, labels = _image_and_labels(viewer)
+    placed = pairing_note(viewer, image, labels)
+    if placed:  # drawn over the image's pixels by index, not where napari shows the labels
+        show_warning(f"the overlay pairs the pixels by index: {placed}")
     start = suggested_path(labels.name, "overlay", ".mp4")
     chosen, picked = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the overlay movie", str(start),
                                                  _OVERLAY_FILTERS)

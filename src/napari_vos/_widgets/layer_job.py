@@ -390,6 +390,19 @@ def placement_note(image: "Image", labels: "Labels", scale: Sequence[float], tra
     return "; ".join(notes)
 
 
+def pairing_note(viewer: "napari.Viewer", image: "Image", labels: "Labels") -> str:
+    """`placement_note` for a menu command that reads ``labels`` with ``image`` pixel by pixel (Measure's
+    intensities, the overlay movie), at the level of the image the labels match; "" where the two overlay,
+    or where their shapes match no level (refused by the command itself, saying so)."""
+    try:
+        level = labels_level(image, labels)
+    except ValueError:
+        return ""
+    shapes = level_volumes(image) or image_levels(image)[1]
+    scale = level_scale(image.scale, shapes[0], shapes[level])
+    return placement_note(image, labels, scale, list(image.translate), getattr(viewer.dims, "units", None))
+
+
 def channel_placement_note(image: "Image", channel: "Image", scale: Sequence[float], translate: Sequence[float],
                            world_units: Sequence[Any] | None = None) -> str:
     """A note when a channel layer read with the image (one of its own, from another file) is drawn

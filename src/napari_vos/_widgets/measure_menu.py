@@ -16,7 +16,7 @@ from typing import Any
 
 import napari
 import napari.layers
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QApplication, QFileDialog
 
 from napari_vos._widgets.menu_work import start_layer_work
@@ -59,12 +59,16 @@ def _csv_path(layer: "napari.layers.Labels") -> Path | None:
 def measure_objects_menu(viewer: napari.Viewer) -> None:
     """Measure the selected labels layer's objects on every frame (with the selected image's intensities)
     and write NAME.csv and NAME.tracks.csv where the user says, off the GUI thread."""
+    from napari_vos._widgets.layer_job import pairing_note
     from napari_vos._widgets.object_table_writer import layer_inputs, layer_tables, measured_inputs
     from napari_vos.object_table import write_tables
 
     layer, image = selected_layers(viewer)
     inputs = layer_inputs(layer, image)  # read on the GUI thread, as the layers are when the command runs
     data, _ = measured_inputs(*inputs)  # what cannot be measured is refused before the save dialog
+    placed = pairing_note(viewer, image, layer) if image is not None else ""
+    if placed:  # the intensities are read under the labels' pixels, not where napari draws them
+        show_warning(f"intensities measured pixel by pixel: {placed}")
     frames = int(data.shape[0]) if len(data.shape) >= 3 else 1  # (T, Y, X) or a (T, Z, Y, X) volume
     path = _csv_path(layer)
     if path is None:
