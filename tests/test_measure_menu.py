@@ -145,3 +145,14 @@ def test_labels_drawn_elsewhere_than_the_image_are_measured_with_a_warning_and_t
     answer_save_dialog(monkeypatch, str(tmp_path / "again.csv"))
     run_menu_command(qtbot, "napari-vos.measure_objects")
     assert len(said("warning")) == before and len(said()) > start
+
+
+def test_a_name_of_another_format_is_refused_as_the_csv_save_type_refuses_it(make_napari_viewer, qtbot, monkeypatch,
+                                                                               tmp_path):
+    """The menu wrote 'cells.tif.csv' for 'cells.tif', which the CSV save type refuses."""
+    viewer = make_napari_viewer()
+    viewer.layers.selection.active = viewer.add_labels(dividing_cell(), name="cells")
+    answer_save_dialog(monkeypatch, str(tmp_path / "cells.tif"))
+    with pytest.raises(ValueError, match="name them cells.csv, not cells.tif"):
+        run_menu_command(qtbot, "napari-vos.measure_objects")
+    assert list(tmp_path.iterdir()) == []

@@ -43,15 +43,14 @@ def _csv_path(layer: "napari.layers.Labels") -> Path | None:
     own save dialog opens), or None for Cancel; the folder joins napari's save history."""
     from napari.utils.history import update_save_history
 
+    from napari_vos._widgets.object_table_writer import table_path
     from napari_vos._widgets.save_dialogs import suggested_path
 
     chosen, _ = QFileDialog.getSaveFileName(QApplication.activeWindow(), "Save the object measurements",
                                             str(suggested_path(layer.name, "labels", ".csv")), "CSV tables (*.csv)")
     if not chosen:
         return None
-    path = Path(chosen)
-    if path.suffix.lower() != ".csv":
-        path = path.with_name(f"{path.name}.csv")
+    path = table_path(chosen)  # the CSV writer's rule for the name typed
     update_save_history(str(path))
     return path
 

@@ -121,18 +121,24 @@ def layer_inputs(labels: Any, image: Any = None) -> tuple[Any, dict[str, Any], A
     return labels.data, state, image.data, {"rgb": image.rgb, "multiscale": image.multiscale, "name": image.name}
 
 
+def table_path(path: str | Path) -> Path:
+    """The per-object table's path for a name typed in a save dialog: ``.csv`` added where it has no
+    extension (or a dot inside the name); a ValueError for another format's (a TIFF named .csv opens
+    nowhere, and "x.tif.csv" is not what was asked)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in _OTHER_FORMATS:
+        raise ValueError(f"the napari-vos measurements are CSV tables: name them {path.stem}.csv, not {path.name}")
+    return path if suffix == ".csv" else path.with_name(f"{path.name}.csv")
+
+
 def _write_object_tables(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     images = [(data, meta) for data, meta, kind in layer_data if kind == "image"]
     labels = [(data, meta) for data, meta, kind in layer_data if kind == "labels"]
     if len(labels) != 1 or len(images) > 1:
         raise ValueError("the napari-vos measurements are of one labels layer, with at most one image layer for "
                          "the intensities: select those (or pick another file type in the save dialog)")
-    suffix = Path(path).suffix.lower()
-    if suffix in _OTHER_FORMATS:
-        raise ValueError(f"the napari-vos measurements are CSV tables: name them {Path(path).stem}.csv, not "
-                         f"{Path(path).name}")
-    if suffix != ".csv":  # no extension typed (or a dot inside the name): napari's dialog passes it as typed
-        path = f"{path}.csv"
+    path = str(table_path(path))
     from napari_vos.object_table import write_tables
 
     video, image = images[0] if images else (None, None)
