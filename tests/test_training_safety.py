@@ -209,11 +209,22 @@ def test_the_log_averages_go_on_across_a_resume(tmp_path):
 @pytest.mark.parametrize("flag, value, said", [("--max-minutes", "0", "max-minutes must be above 0"),
                                                ("--lr", "0", "lr must be above 0"),
                                                ("--threads", "0", "--threads must be at least 1"),
-                                               ("--workers", "-1", "workers must be a whole number >= 0")])
+                                               ("--workers", "-1", "workers must be a whole number >= 0"),
+                                               ("--seed", "-1", "seed must be a whole number from 0 to 2**62 - 1")])
 def test_train_arguments_that_would_do_something_else_are_refused(tmp_path, capsys, flag, value, said):
     assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
                  "--out", str(tmp_path / "run"), flag, value]) == 2
-    assert said in capsys.readouterr().err
+    assert said in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["last.pt", "log.jsonl"])
+def test_an_export_named_as_a_file_the_run_keeps_is_refused(tmp_path, capsys, name):
+    """--export OUT/last.pt replaced the run's state with the fp16 export: done, and never resumable again."""
+    run = tmp_path / "run"
+    assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--batch-size", "1", "--synthetic-fraction", "1",
+                 "--out", str(run), "--export", str(run / name), "--threads", "1"]) == 2
+    assert f"--export {run / name} is the run's own {name} in --out {run}" in capsys.readouterr().err
+    assert not (run / name).exists()
 
 
 def test_a_resume_says_init_gives_not_the_weights_and_the_run_trains_as_saved(tmp_path):

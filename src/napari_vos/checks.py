@@ -8,8 +8,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["whole_number", "frame_count", "not_an_array", "painted_ids", "labels_look_like_an_image",
+__all__ = ["SEED_LIMIT", "seed_problem", "whole_number", "frame_count", "not_an_array", "painted_ids", "labels_look_like_an_image",
            "objects_missing_at_start"]
+
+
+#: seeds are below this: torch's generators take 64-bit ones, and methods and batch draws add frame
+#: numbers and steps to them
+SEED_LIMIT = 2 ** 62
+
+
+def seed_problem(seed: Any) -> str | None:
+    """Why ``seed`` cannot seed a run (None where it can), the engine's and training's message."""
+    if whole_number(seed) and 0 <= seed < SEED_LIMIT:
+        return None
+    return f"seed must be a whole number from 0 to 2**62 - 1 (the same seed repeats the random draws), got {seed!r}"
 
 
 def whole_number(value: Any) -> bool:

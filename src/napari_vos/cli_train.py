@@ -15,6 +15,7 @@ from typing import Any
 
 from napari_vos.cli_inputs import check_writable
 from napari_vos.cli_terminal import stops_as_interrupt
+from napari_vos.data.file_locks import FOLDER_LOCK
 
 __all__ = ["cmd_train", "register"]
 
@@ -129,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or f"runs/{args.method}")
     resuming = args.resume and (out_dir / "last.pt").exists()
     if args.export:  # before the training, not at its first save
-        _check_export(Path(args.export), resuming)
+        _check_export(Path(args.export), resuming, out_dir)
     on_save = _exporter(recipe, args.export, args, out_dir / "last.pt" if resuming else None) if args.export else None
     try:
         with stops_as_interrupt():  # `kill` ends a run as Ctrl+C does: saved, exported
@@ -142,11 +143,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_export(export: Path, resuming: bool) -> None:
+#: what a run keeps in its --out folder, which --export must not replace (the run could not be resumed)
+_RUN_FILES = ("last.pt", "last.pt.tmp", "log.jsonl", FOLDER_LOCK)
+
+
+def _check_export(export: Path, resuming: bool, out_dir: Path) -> None:
     """``train --export``: writable, never a registered checkpoint's file (the shipped method would
-    fail its sha256 check), and for a new run not an existing file, which its first save replaces."""
+    fail its sha256 check) nor one the run keeps in its folder (last.pt, log.jsonl), and for a new
+    run not an existing file, which its first save replaces."""
     from napari_vos import weights
 
+    if export.resolve() in {(out_dir / name).resolve() for name in _RUN_FILES}:
+        raise ValueError(f"--export {export} is the run's own {export.name} in --out {out_dir}, which the export would "
+                         f"replace (and the run could not be resumed): export to another name, such as "
+                         f"{out_dir / 'weights.safetensors'}")
     check_writable(export, folder=False, what="the weights")
     owner = weights.registered_at(export)
     if owner is not None:

@@ -27,7 +27,7 @@ from torch.profiler import record_function
 
 from napari_vos import __version__
 from napari_vos.checks import (frame_ranges, from_torch, labels_look_like_an_image, not_an_array,
-                               objects_missing_at_start, painted_ids, whole_number)
+                               objects_missing_at_start, painted_ids, seed_problem, whole_number)
 from napari_vos.data.frames import DEFAULT_MAX_SIDE, FrameSource, object_scale, working_size
 from napari_vos.data.label_types import check_id_range, label_dtype_for, painted_frames
 from napari_vos.gl_guard import guard_triton
@@ -230,9 +230,6 @@ def _is_plain(value: Any) -> bool:
         return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
     return False
 
-#: seeds are below this: torch's generators take 64-bit ones, and methods add frame numbers to them
-SEED_LIMIT = 2 ** 62
-
 #: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
                     "keep_maps", "maps_out", "out", "seed", "precision", "work_size", "stray_parts")
@@ -373,9 +370,9 @@ class Session:
         # None: numpy arrays in memory
         self.maps_out = maps_out
         self._check_maps_out()
-        if not whole_number(seed) or not 0 <= seed < SEED_LIMIT:
-            raise ValueError(f"seed must be a whole number from 0 to 2**62 - 1 (the same seed repeats a run's random "
-                             f"draws), got {seed!r}")
+        problem = seed_problem(seed)
+        if problem:
+            raise ValueError(problem)
         self.seed = int(seed)
         self.method_options = method_options
         t, (h, w) = self.source.n_frames, self.source.frame_shape

@@ -238,6 +238,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def run_synth(args: argparse.Namespace) -> int:
     """`napari-vos synth`: write a set of synthetic videos in the DAVIS layout (for eval and training)."""
+    from napari_vos.checks import seed_problem
     from napari_vos.data.synthetic import write_synthetic_set
     from napari_vos.evaluation.bench import parse_size
 
@@ -245,6 +246,9 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"--n is the number of sequences to write, at least 1; got {args.n}")
     if args.frames < 3:  # eval scores neither the annotated first frame nor the last
         raise ValueError(f"--frames must be at least 3 (the annotated frame, one scored, the last); got {args.frames}")
+    problem = seed_problem(args.seed)
+    if problem:
+        raise ValueError(f"--{problem}")
     w, h = parse_size(args.size)
     names = write_synthetic_set(args.out, args.n, kind=args.kind, seed=args.seed, n_frames=args.frames,
                                 size=(h, w), n_objects=args.objects)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from napari_vos.checks import seed_problem
 from napari_vos.data.file_locks import hold_folder
 from napari_vos.nn.memory_format import prefer_channels_last
 from napari_vos.nn.precision import autocast_for
@@ -146,6 +147,9 @@ class TrainSettings:
             raise ValueError(f"max-minutes must be above 0 (leave it out for no limit), got {self.max_minutes}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"workers must be a whole number >= 0, got {self.workers!r}")
+        problem = seed_problem(self.seed)
+        if problem:  # numpy's bare "expected non-negative integer" came after --out was made
+            raise ValueError(problem)
 
 
 def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: str = "cpu", resume: bool = False,
