@@ -186,6 +186,23 @@ def test_an_export_says_how_it_was_trained(tmp_path, capsys):
         assert f.metadata()["train_lr"] == "0.0001" and f.metadata()["step"] == "2"
 
 
+def test_a_finished_run_exported_later_says_how_it_was_trained_not_the_flags_of_the_export(tmp_path):
+    """--resume --export of a finished run trains nothing, yet its metadata took that command's size, seed and
+    batch size (320x192, seed 5, batch 3 for a run of 64x48, seed 0, batch 1)."""
+    from safetensors import safe_open
+
+    run, out = tmp_path / "run", tmp_path / "w.safetensors"
+    base = ["train", "frtm", "--steps", "1", "--synthetic-fraction", "1", "--threads", "1", "--out", str(run)]
+    assert main([*base, "--size", "64x48", "--batch-size", "1", "--seed", "0"]) == 0
+    assert main([*base, "--size", "96x64", "--batch-size", "3", "--seed", "5", "--photometric", "0.5", "--resume",
+                 "--export", str(out)]) == 0
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert (meta["train_size"], meta["train_seed"], meta["train_batch_size"], meta["train_photometric"]) == \
+        ("64x48", "0", "1", "0.0")
+    assert meta["step"] == "1" and meta["train_data"] == "synthetic only"
+
+
 def test_a_resume_says_which_settings_changed(tmp_path):
     run, said = tmp_path / "run", []
     train(_Recipe(), run, TrainSettings(steps=2, lr=1e-3), log=QUIET)

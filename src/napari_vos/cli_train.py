@@ -189,19 +189,18 @@ def _exporter(recipe: Any, path: str, args: argparse.Namespace | None = None, re
         from napari_vos.training.loop import recipe_lr
 
         how["train_lr"] = str(_saved_lr(resuming) if resuming else recipe_lr(recipe))
-    if args is not None and not args.data and resuming:  # a finished run exported (nothing trains): its own data
-        saved = _saved_settings(resuming)
-        if saved.get("real_dirs"):
-            how["train_data"] = ",".join(Path(d).name for d in saved["real_dirs"])
-            how["train_synthetic_fraction"] = str(saved.get("synthetic_fraction"))
     if args is not None and args.init is None and resuming and Path(path).is_file():
         earlier = _export_metadata(Path(path)).get("train_init")  # the run's start, which a resume need not repeat
         if earlier:
             how["train_init"] = earlier
 
+    saved_step, saved = _saved_run(resuming) if resuming else (None, {})
+
     def on_save(model: Any, step: int) -> None:
         tensors, meta = recipe.export_tensors(model)
-        sha = weights.save_checkpoint(path, tensors, {**how, **meta, "step": str(step)})
+        # a finished run exported as it is (nothing trained now): how it was trained, not this command's flags
+        made = _record_of_saved(saved) if step == saved_step and saved else {}
+        sha = weights.save_checkpoint(path, tensors, {**how, **meta, **made, "step": str(step)})
         print(f"exported {path} at step {step} (sha256 {sha})", flush=True)
 
     return on_save
@@ -222,22 +221,38 @@ def _saved_lr(state_path: Path) -> float | str:
     """The learning rate a saved run trained at (its last.pt's settings); "the resumed run's" where
     the file does not say."""
     try:
-        return float(_saved_settings(state_path)["lr"])
+        return float(_saved_run(state_path)[1]["lr"])
     except (KeyError, TypeError, ValueError):
         return "the resumed run's"
 
 
-def _saved_settings(state_path: Path) -> dict[str, Any]:
-    """A saved run's settings (its last.pt's, memory-mapped, so its tensors are not read); {} where
-    the file keeps none or cannot be read."""
+def _saved_run(state_path: Path) -> tuple[int | None, dict[str, Any]]:
+    """A saved run's step and settings (its last.pt's, memory-mapped); (None, {}) where it cannot be read."""
     import pickle
 
     from napari_vos.training.loop import load_run_state
 
     try:
-        return dict(load_run_state(state_path, mmap=True).get("settings") or {})
+        state = load_run_state(state_path, mmap=True)
+        return int(state["step"]), dict(state.get("settings") or {})
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError):
-        return {}
+        return None, {}
+
+
+def _record_of_saved(settings: dict[str, Any]) -> dict[str, str]:
+    """The export metadata a saved run's settings give (`_training_record`'s fields, and its size as
+    WxH), for a finished run exported by a later command whose flags trained nothing."""
+    fields = {"synthetic_fraction": settings.get("synthetic_fraction"), "synthetic_cells": settings.get("synthetic_cells"),
+              "photometric": settings.get("photometric"), "train_backbone_from": settings.get("train_backbone_from"),
+              "lr": settings.get("lr"), "lr_drop_at": settings.get("lr_drop_at"), "steps_planned": settings.get("steps"),
+              "batch_size": settings.get("batch_size"), "seed": settings.get("seed"),
+              "precision": settings.get("precision")}
+    if "real_dirs" in settings:
+        fields["data"] = ",".join(Path(d).name for d in settings["real_dirs"] or []) or "synthetic only"
+    size = settings.get("size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        fields["size"] = f"{size[1]}x{size[0]}"  # kept (H, W); the command and the metadata say WxH
+    return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
 
 
 def _training_record(args: argparse.Namespace) -> dict[str, str]:
