@@ -64,6 +64,22 @@ def test_bench_sweep_cli_writes_json_list_and_plot(tmp_path, capsys):
     assert "48x32" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("flags, says", [
+    (["--sweep", "--plot", "{tmp}/sweep.txt"], "--plot {tmp}/sweep.txt: the sweep's plot is a PNG"),
+    (["--sweep", "--plot", "{tmp}/sweep"], "--plot {tmp}/sweep: the sweep's plot is a PNG"),
+    (["--profile", "{tmp}"], "cannot write the profile to {tmp}: it is a folder"),
+])
+def test_a_plot_or_profile_that_cannot_be_written_is_refused_before_the_benchmark(tmp_path, capsys, monkeypatch,
+                                                                                 flags, says):
+    """They failed (or became NAME.png unsaid) only once the sweep or the profiled run had ended."""
+    import napari_vos.evaluation.bench as bench
+
+    monkeypatch.setattr(bench, "bench_once", lambda *a, **k: pytest.fail("the benchmark ran"))
+    monkeypatch.setattr(bench, "bench_sweep", lambda *a, **k: pytest.fail("the sweep ran"))
+    assert main(["bench", "--method", "flow", "--device", "cpu", *(f.format(tmp=tmp_path) for f in flags)]) == 2
+    assert says.format(tmp=tmp_path) in capsys.readouterr().err
+
+
 def test_bench_profile_names_the_engine_stages(tmp_path):
     report = tmp_path / "profile.txt"
     r = bench_once("flow", "cpu", (64, 48), objects=2, frames=4, warmup=0, workdir=tmp_path, profile=report)

@@ -195,6 +195,14 @@ def run_bench(args: argparse.Namespace) -> int:
     _check_summary_path(args.json)
     if args.sweep and getattr(args, "profile", None):
         raise ValueError("--profile profiles one setting: give it without --sweep")
+    # before a sweep of hours or a profiled run: a name matplotlib cannot write (or would give .png
+    # unsaid), a folder that cannot be made, was an error or a surprise only at the end
+    if args.plot:
+        if Path(args.plot).suffix.lower() != ".png":
+            raise ValueError(f"--plot {args.plot}: the sweep's plot is a PNG; give a name ending in .png")
+        check_writable(Path(args.plot), folder=False, what="the plot")
+    if getattr(args, "profile", None):
+        check_writable(Path(args.profile), folder=False, what="the profile")
 
     if args.sweep:
         from napari_vos.methods import registry
