@@ -440,3 +440,21 @@ def test_eval_records_each_sequence_start_and_wall_seconds(dataset, tmp_path):
     assert entry["wall_seconds"] > 0 and entry["start_seconds"] >= 0
     row = next(csv.DictReader(open(out / "per_sequence.csv")))
     assert float(row["wall_seconds"]) == pytest.approx(entry["wall_seconds"])
+
+
+def test_eval_takes_zero_shot_as_demo_does(dataset, capsys, monkeypatch):
+    """docs/methods/rvos.md scores with `eval --zero-shot`, which eval did not take."""
+    import napari_vos.evaluation.runner as runner
+
+    root, _ = dataset
+    given = {}
+
+    def evaluate(method, data, **kwargs):
+        given.update(kwargs["method_options"])
+        raise ValueError("stopped here")
+
+    monkeypatch.setattr(runner, "evaluate_method", evaluate)
+    assert main(["eval", "--method", "rvos", "--data", str(root), "--zero-shot"]) == 2
+    assert given == {"zero_shot": True} and "stopped here" in capsys.readouterr().err
+    assert main(["eval", "--method", "frtm", "--data", str(root), "--zero-shot"]) == 2
+    assert "--zero-shot is an option of rvos" in capsys.readouterr().err

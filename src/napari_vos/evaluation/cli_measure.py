@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from napari_vos.cli_inputs import check_writable
-from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, method_help_text
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text, zero_shot_flag, \
+    zero_shot_option
 
 __all__ = ["register", "add_bench_arguments", "add_precision_argument", "precision_option", "run_eval",
            "run_score", "run_bench"]
@@ -98,7 +99,8 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options={**parse_option_pairs(args.option, {"max_side": "--max-side"}), **precision_option(args)},
+        method_options={**parse_option_pairs(args.option, {"max_side": "--max-side", **zero_shot_flag(args)}),
+                        **zero_shot_option(args), **precision_option(args)},
         annotation=args.annotation, resume=args.resume, say=lambda line: print(line, file=sys.stderr),
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
@@ -295,6 +297,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--annotation", default="auto", choices=["auto", "first", "none"],
                    help="first: give the first GT frame; none: give nothing and score the foreground against "
                         "the union of the GT objects; auto (default): none for zero-shot methods (cosnet)")
+    p.add_argument("--zero-shot", action="store_true", help=ZERO_SHOT_HELP)
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser("score", help="score existing predictions against ground truth")
