@@ -234,6 +234,13 @@ def test_train_arguments_that_would_do_something_else_are_refused(tmp_path, caps
     assert said in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
+def test_an_out_that_is_a_file_is_refused_by_name(tmp_path, capsys):
+    (tmp_path / "run").write_text("notes")
+    assert main(["train", "frtm", "--steps", "1", "--size", "64x48", "--synthetic-fraction", "1", "--out",
+                 str(tmp_path / "run")]) == 2
+    assert f"--out {tmp_path / 'run'} is a file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["last.pt", "log.jsonl"])
 def test_an_export_named_as_a_file_the_run_keeps_is_refused(tmp_path, capsys, name):
     """--export OUT/last.pt replaced the run's state with the fp16 export: done, and never resumable again."""

@@ -128,6 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              log_every=args.log_every, precision=args.precision,
                              **({"lr_drop_at": args.lr_drop_at} if args.lr_drop_at is not None else {}))
     out_dir = Path(args.out or f"runs/{args.method}")
+    if out_dir.exists() and not out_dir.is_dir():  # else "[Errno 17] File exists" from the loop's mkdir
+        raise ValueError(f"--out {out_dir} is a file; the run's folder (last.pt, log.jsonl) needs a folder name")
     resuming = args.resume and (out_dir / "last.pt").exists()
     if args.export:  # before the training, not at its first save
         _check_export(Path(args.export), resuming, out_dir)
