@@ -410,6 +410,12 @@ def test_without_a_named_rate_a_run_takes_its_recipes_and_a_resume_keeps_its_own
     train(slow, run, TrainSettings(steps=4, lr_drop_at=1.0, log_every=1), resume=True, log=lines.append)
     assert _logged_lr(run) == [0.05] * 4
     assert "learning rate 0.05 (--lr not given: the resumed run's own)" in lines
+    past = tmp_path / "d"  # resumed after its 10x drop: the rate it trains at is said, not only the starting one
+    train(_TinyRecipe(), past, TrainSettings(steps=3, lr_drop_at=0.5, log_every=1), log=quiet)
+    lines.clear()
+    train(_TinyRecipe(), past, TrainSettings(steps=4, log_every=1), resume=True, log=lines.append)
+    assert "learning rate 0.001 (--lr not given: the resumed run's own), now 0.0001: 10x lower since step 1" in lines
+    assert _logged_lr(past)[-1] == pytest.approx(1e-4)
     train(slow, run, TrainSettings(steps=6, lr=0.01, lr_drop_at=1.0, log_every=1), resume=True, log=quiet)
     assert _logged_lr(run)[4:] == [0.01, 0.01]  # a named rate wins
 

@@ -253,7 +253,8 @@ def train(recipe: Recipe, out_dir: str | Path, settings: TrainSettings, device: 
     elif state_path.exists():  # a new run must not overwrite another one's state
         raise ValueError(f"{state_path} holds an earlier run: pass --resume to continue it, or give another --out")
     log(f"learning rate {settings.lr:g}" + ("" if named_lr else " (--lr not given: "
-        + ("the resumed run's own)" if resume and step else f"{recipe.name}'s default)")))
+        + ("the resumed run's own)" if resume and step else f"{recipe.name}'s default)"))
+        + (f", now {settings.lr * 0.1:g}: 10x lower since step {drop_step}" if step and step >= drop_step else ""))
     if resume and step >= settings.steps:
         log(f"{state_path} is already at step {step} of --steps {settings.steps}: nothing to train; raise --steps "
             "to continue it" + ("; its weights are exported as they are" if on_save is not None else ""))
