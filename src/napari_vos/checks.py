@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SEED_LIMIT", "seed_problem", "whole_number", "frame_count", "not_an_array", "painted_ids", "labels_look_like_an_image",
-           "objects_missing_at_start"]
+__all__ = ["SEED_LIMIT", "seed_problem", "whole_number", "frame_count", "not_an_array", "painted_ids",
+           "labels_look_like_an_image", "objects_missing_at_start"]
 
 
 #: seeds are below this: torch's generators take 64-bit ones, and methods and batch draws add frame

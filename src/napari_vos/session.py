@@ -230,6 +230,7 @@ def _is_plain(value: Any) -> bool:
         return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
     return False
 
+
 #: the keywords a Session takes itself: what a mistyped option is compared with beside the method's own
 SESSION_KEYWORDS = ("device", "checkpoint", "max_side", "min_side", "min_object_side", "channels", "rgb", "maps",
                     "keep_maps", "maps_out", "out", "seed", "precision", "work_size", "stray_parts")
@@ -300,7 +301,8 @@ class Session:
     ``Result.maps`` / ``maps_out(name, shape) -> writable array`` to keep them in (a memmap, zarr).
     out: a writable (T, Y, X) integer array to write the labels into. seed: the methods' random
     augmentations (0 to 2**62 - 1). precision: "auto", "fp32", "bf16" or "fp16". work_size: the one
-    an earlier run's record holds, checked (not set), so ``Result.options`` can be given back whole to repeat a run.
+    an earlier run's record holds, checked (not set), so ``Result.options`` can be given back whole to
+    repeat a run.
     stray_parts: "keep" (the method's labels as they are) or "drop": each object keeps only the parts
     of its mask that follow its mask on the frame before (`napari_vos.stray_parts`; the output
     labels only, the method sees its own). Other keywords are the method's
@@ -753,11 +755,7 @@ class Session:
                                            "give one (H, W) channel per object it was started with")
                     with record_function("vos.aggregate"):
                         probs = step.probs.float()
-                        if not bool(torch.isfinite(probs).all()):  # else empty labels, unsaid, for every frame on
-                            raise MethodDiverged(
-                                f"method {self.method_name!r} gave probabilities that are not finite (NaN or inf) on "
-                                f"frame {t}: its state diverged, so the run stops here with the frames before kept; "
-                                "check its options (a learning rate set too high, say), or try precision='fp32'")
+                        finite = torch.isfinite(probs).all()  # read once the labels reach the CPU: no sync of its own
                         aggregated = soft_aggregate(probs, out=_reused_stack(stacks, probs), background=step.background)
                     with record_function("vos.method_update"):
                         method.update(aggregated[1:])
@@ -766,6 +764,11 @@ class Session:
                     self._hold_ids(len(ids))
                 with record_function("vos.labels_out"):
                     labels = self._to_labels(aggregated, ids)
+                    if not bool(finite):  # else empty labels, unsaid, on this frame and every one after it
+                        raise MethodDiverged(
+                            f"method {self.method_name!r} gave probabilities that are not finite (NaN or inf) on "
+                            f"frame {t}: its state diverged, so the run stops here with the frames before kept; "
+                            "check its options (a learning rate set too high, say), or try precision='fp32'")
                     if self.stray_parts == "drop" and (t - stride == start or t - stride in self._written):
                         labels = drop_stray_parts(labels, np.asarray(self.labels[t - stride]))
                 with record_function("vos.maps_out"):
