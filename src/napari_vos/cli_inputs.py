@@ -324,13 +324,9 @@ def read_label_stack(path: str, z: int | None) -> Any:
                          "of napari-vos propagate)")
     if not folder.is_dir():
         labels = read_labels(path, z)
-        if z is None and np.ndim(labels) == 3 and folder.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with reading(path, "a TIFF"), tifffile.TiffFile(path) as tif:
-                axes = tif.series[0].axes
-            note_z_as_time(path, axes, "its Z planes are taken as frames (Fiji often saves a time-lapse's frames "
-                                       "as slices); one 3D volume has no frames to follow")
+        if z is None and np.ndim(labels) == 3 and getattr(labels, "axes", None):  # a TIFF stack's frames
+            note_z_as_time(path, labels.axes, "its Z planes are taken as frames (Fiji often saves a time-lapse's "
+                                              "frames as slices); one 3D volume has no frames to follow")
         try:
             _check_label_stack(path, labels, z)
         except BaseException:  # refused: its file is closed here, as no caller gets it to close

@@ -430,6 +430,7 @@ def open_tiff_frames(path: str | Path, z: int | None = None) -> LazyFrames:
     frames = LazyFrames(n, load, close)
     # a hyperstack's C axis holds channels, never colour + alpha (a TIFF's S axis holds samples)
     frames.channels_are_colour = False if "C" in axes.upper() and "S" not in axes.upper() else None
+    frames.axes = axes
     return frames
 
 

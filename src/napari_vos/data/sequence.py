@@ -215,6 +215,8 @@ class LazyFrames(SequenceABC):
         self._close = close
         # False where the last axis is known to hold channels, not colour (a TIFF hyperstack's C axis)
         self.channels_are_colour: bool | None = None
+        # the axes the file names, where it is a TIFF series ("ZYX": planes read as frames)
+        self.axes: str | None = None
 
     def close(self) -> None:
         """Release the file the frames are read from (a second call does nothing); reading a frame
