@@ -18,8 +18,7 @@ import numpy as np
 
 from napari_vos import __version__
 from napari_vos.cli_inputs import check_writable, settle_made_folders
-from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text, zero_shot_flag, \
-    zero_shot_option
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text
 from napari_vos.cli_terminal import progress_bar, stops_as_interrupt, warnings_as_lines
 
 
@@ -31,14 +30,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     convention).
     """
     from napari_vos.data import samples
-    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
+    from napari_vos.evaluation.cli_measure import command_options
     from napari_vos.evaluation.metrics import score_stack
     from napari_vos.evaluation.runner import resolve_annotation
     from napari_vos.evaluation.unsupervised import score_foreground
     from napari_vos.session import annotated_session
 
-    options = {**parse_option_pairs(args.option, zero_shot_flag(args)), **zero_shot_option(args),
-               **precision_option(args)}
+    options = command_options(args)
     if args.json:  # before the run, not after it
         check_writable(Path(args.json), folder=False, what="the summary")
     mode = resolve_annotation(args.method, args.annotation, options)

@@ -19,8 +19,7 @@ import numpy as np
 from napari_vos.checks import frame_ranges
 from napari_vos.cli_inputs import check_not_an_input, check_not_turned, check_png_folder, check_writable, \
     closed_at_end, read_labels, read_video, refuse_other_planes
-from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text, zero_shot_flag, \
-    zero_shot_option
+from napari_vos.cli_options import CHECKPOINT_HELP, DEVICE_HELP, ZERO_SHOT_HELP, method_help_text
 from napari_vos.cli_overlay import check_run_overlay, write_run_overlay
 from napari_vos.cli_terminal import progress_bar, say
 
@@ -131,7 +130,7 @@ def check_maps_folder(args: argparse.Namespace, folder: Path) -> None:
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Session's options that `propagate`'s flags set: sizes, channels, zero-shot, precision, the method's
     own (--option), and the fine-tuning report for a method that fine-tunes first."""
-    from napari_vos.evaluation.cli_measure import parse_option_pairs, precision_option
+    from napari_vos.evaluation.cli_measure import command_options
     from napari_vos.methods import registry
 
     options: dict[str, Any] = {} if args.max_side is None else {"max_side": args.max_side}
@@ -142,10 +141,8 @@ def session_options(args: argparse.Namespace) -> dict[str, Any]:
             options["channels"] = [int(c) for c in args.channels.split(",")]
         except ValueError:
             raise ValueError(f"--channels takes comma-separated channel numbers such as 0,2; got {args.channels!r}") from None
-    options.update(zero_shot_option(args))
-    options.update(precision_option(args))
-    options.update(parse_option_pairs(args.option, {"max_side": "--max-side", "min_side": "--min-side",
-                                                    "channels": "--channels", **zero_shot_flag(args)}))
+    options.update(command_options(args, {"max_side": "--max-side", "min_side": "--min-side",
+                                          "channels": "--channels"}))
     if registry.traits(args.method).reports_finetune:  # a minute of fine-tuning before frame 1 is shown
         options.setdefault("on_finetune", _FinetuneReport())
     return options

@@ -99,8 +99,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.method, args.data, sequences=_sequences(args.sequences, args.split, args.data), device=args.device,
         max_side=args.max_side, checkpoint=args.checkpoint, json_path=args.json, out_dir=args.out,
         save_predictions=args.save_predictions, plot=not args.no_plot, progress=not args.quiet,
-        method_options={**parse_option_pairs(args.option, {"max_side": "--max-side", **zero_shot_flag(args)}),
-                        **zero_shot_option(args), **precision_option(args)},
+        method_options=command_options(args, {"max_side": "--max-side"}),
         annotation=args.annotation, resume=args.resume, say=lambda line: print(line, file=sys.stderr),
     )
     print(f"{args.method} on {args.data} (checkpoint: {summary.get('checkpoint')}, device: {summary.get('device')}, "
@@ -152,6 +151,13 @@ def add_precision_argument(p: argparse.ArgumentParser) -> None:
 def precision_option(args: argparse.Namespace) -> dict[str, str]:
     """``--precision`` as a session option, left out when "auto" (so records keep their old options)."""
     return {} if args.precision == "auto" else {"precision": args.precision}
+
+
+def command_options(args: argparse.Namespace, flags: dict[str, str] | None = None) -> dict[str, Any]:
+    """A run command's session options from its --option pairs, --zero-shot and --precision; ``flags``: the
+    keywords its own flags set (`parse_option_pairs`), --zero-shot's option among them where given."""
+    return {**parse_option_pairs(args.option, {**(flags or {}), **zero_shot_flag(args)}), **zero_shot_option(args),
+            **precision_option(args)}
 
 
 def _int_list(text: str) -> list[int]:
