@@ -16,7 +16,8 @@ import numpy as np
 from napari_vos.data.damaged_files import reading
 
 __all__ = ["closed_at_end", "read_video", "read_labels", "read_label_stack", "check_png_folder", "check_writable",
-           "check_not_an_input", "check_not_turned", "plane_axis", "refuse_other_planes", "settle_made_folders"]
+           "check_not_an_input", "check_not_turned", "plane_axis", "refuse_other_planes", "refuse_z_of_flat_labels",
+           "settle_made_folders"]
 
 
 @contextmanager
@@ -90,12 +91,12 @@ def read_video(path: str, z: int | None) -> tuple[Any, Any]:
               f"its {series.shape[1]} planes are read as colour channels; if they are Z planes, give --z",
               file=sys.stderr)
     if z is None:
-        note_z_as_time(path, axes, "propagating along Z as if it were time")
+        _note_z_as_time(path, axes, "propagating along Z as if it were time")
     calibration = read_tiff_calibration(folder)  # first: an error here leaves no stack open
     return open_tiff_frames(folder, z=z), calibration
 
 
-def note_z_as_time(path: Any, axes: str, doing: str) -> None:
+def _note_z_as_time(path: Any, axes: str, doing: str) -> None:
     """A note where a TIFF names a Z axis and no time axis, which is read as time: Fiji often saves a
     time-lapse's frames as slices, but the file may as well be one 3D volume."""
     if "T" not in axes and "Z" in axes:
@@ -325,7 +326,7 @@ def read_label_stack(path: str, z: int | None) -> Any:
     if not folder.is_dir():
         labels = read_labels(path, z)
         if z is None and np.ndim(labels) == 3 and getattr(labels, "axes", None):  # a TIFF stack's frames
-            note_z_as_time(path, labels.axes, "its Z planes are taken as frames (Fiji often saves a time-lapse's "
+            _note_z_as_time(path, labels.axes, "its Z planes are taken as frames (Fiji often saves a time-lapse's "
                                               "frames as slices); one 3D volume has no frames to follow")
         try:
             _check_label_stack(path, labels, z)
