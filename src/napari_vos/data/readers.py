@@ -569,6 +569,39 @@ def _open_tiff(root: Path) -> list[Sequence]:
     return [seq]
 
 
+def _opened(root: Path, layout: str, sequences: list[str] | None) -> tuple[list[Sequence], dict[str, str]]:
+    """The sequences of ``root``, in ``layout`` (`detect_layout`'s), and for a collection the sub-folders
+    that hold a dataset but could not be read, with why (by `name_key`)."""
+    if layout == "davis":
+        return _open_davis(root, sequences), {}
+    if layout == "images_masks":
+        return _open_images_masks(root), {}
+    if layout == "ctc":
+        return _open_ctc(root, sequences), {}
+    if layout == "tiff":
+        return _open_tiff(root), {}
+    seqs: list[Sequence] = []
+    unreadable: dict[str, str] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            sub_layout = detect_layout(sub)
+        except ValueError:
+            continue  # not a dataset: a folder of notes or results beside the sequences
+        try:
+            sub_seqs = _opened(sub, sub_layout, None)[0]
+        except ValueError as err:  # a dataset that cannot be read is named, not dropped unseen
+            unreadable[name_key(sub.name)] = str(err)
+            warnings.warn(f"{sub.name} left out: {err}", stacklevel=3)
+            continue
+        if len(sub_seqs) == 1:
+            sub_seqs[0].name = sub.name
+        else:
+            for seq in sub_seqs:
+                seq.name = f"{sub.name}/{seq.name}"
+        seqs.extend(sub_seqs)
+    return seqs, unreadable
+
+
 def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[Sequence]:
     """Open every sequence under `path` (any layout of `LAYOUTS`), optionally only `sequences`.
 
@@ -581,35 +614,7 @@ def open_dataset(path: str | Path, sequences: list[str] | None = None) -> list[S
         twice = sorted({s for s, k in zip(sequences, keys) if keys.count(k) > 1})
         if twice:
             raise ValueError(f"sequence(s) {twice} named more than once; name each once")
-    layout = detect_layout(root)
-    unreadable: dict[str, str] = {}  # a collection's sub-folders that hold a dataset but failed to open
-    if layout == "davis":
-        seqs = _open_davis(root, sequences)
-    elif layout == "images_masks":
-        seqs = _open_images_masks(root)
-    elif layout == "ctc":
-        seqs = _open_ctc(root, sequences)
-    elif layout == "tiff":
-        seqs = _open_tiff(root)
-    else:
-        seqs = []
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-            try:
-                detect_layout(sub)
-            except ValueError:
-                continue  # not a dataset: a folder of notes or results beside the sequences
-            try:
-                sub_seqs = open_dataset(sub)
-            except ValueError as err:  # a dataset that cannot be read is named, not dropped unseen
-                unreadable[name_key(sub.name)] = str(err)
-                warnings.warn(f"{sub.name} left out: {err}", stacklevel=2)
-                continue
-            if len(sub_seqs) == 1:
-                sub_seqs[0].name = sub.name
-            else:
-                for s in sub_seqs:
-                    s.name = f"{sub.name}/{s.name}"
-            seqs.extend(sub_seqs)
+    seqs, unreadable = _opened(root, detect_layout(root), sequences)
     if sequences is not None:
         wanted = list(sequences)
         by_name = {name_key(s.name): s for s in seqs}
