@@ -241,20 +241,34 @@ def _saved_run(state_path: Path) -> tuple[int | None, dict[str, Any]]:
         return None, {}
 
 
+#: the export metadata's ``train_*`` fields a run's settings give: field -> its name as a train flag's
+#: value (``args``) and in last.pt's settings, which are the same
+_RECORDED = {"synthetic_fraction": "synthetic_fraction", "synthetic_cells": "synthetic_cells",
+             "photometric": "photometric", "train_backbone_from": "train_backbone_from", "lr": "lr",
+             "lr_drop_at": "lr_drop_at", "steps_planned": "steps", "batch_size": "batch_size", "seed": "seed",
+             "precision": "precision"}
+
+
+def _as_metadata(fields: dict[str, Any]) -> dict[str, str]:
+    """``fields`` as safetensors metadata: ``train_``-named strings, None left out."""
+    return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
+
+
+def _data_names(dirs: Any) -> str:
+    """The real data folders a run drew from, by name, or "synthetic only"."""
+    return ",".join(Path(d).name for d in dirs or []) or "synthetic only"
+
+
 def _record_of_saved(settings: dict[str, Any]) -> dict[str, str]:
     """The export metadata a saved run's settings give (`_training_record`'s fields, and its size as
     WxH), for a finished run exported by a later command whose flags trained nothing."""
-    fields = {"synthetic_fraction": settings.get("synthetic_fraction"), "synthetic_cells": settings.get("synthetic_cells"),
-              "photometric": settings.get("photometric"), "train_backbone_from": settings.get("train_backbone_from"),
-              "lr": settings.get("lr"), "lr_drop_at": settings.get("lr_drop_at"), "steps_planned": settings.get("steps"),
-              "batch_size": settings.get("batch_size"), "seed": settings.get("seed"),
-              "precision": settings.get("precision")}
+    fields = {field: settings.get(name) for field, name in _RECORDED.items()}
     if "real_dirs" in settings:
-        fields["data"] = ",".join(Path(d).name for d in settings["real_dirs"] or []) or "synthetic only"
+        fields["data"] = _data_names(settings["real_dirs"])
     size = settings.get("size")
     if isinstance(size, (list, tuple)) and len(size) == 2:
         fields["size"] = f"{size[1]}x{size[0]}"  # kept (H, W); the command and the metadata say WxH
-    return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
+    return _as_metadata(fields)
 
 
 def _training_record(args: argparse.Namespace) -> dict[str, str]:
@@ -269,10 +283,5 @@ def _training_record(args: argparse.Namespace) -> dict[str, str]:
             init = f"{init} (sha256 {(info.sha256 if info is not None else weights.sha256_of(path))[:12]})"
         except (weights.CheckpointError, OSError):
             pass
-    fields = {"data": ",".join(Path(d).name for d in args.data or []) or "synthetic only",
-              "synthetic_fraction": args.synthetic_fraction, "synthetic_cells": args.synthetic_cells,
-              "photometric": args.photometric,
-              "init": init, "train_backbone_from": args.train_backbone_from, "lr": args.lr,
-              "lr_drop_at": args.lr_drop_at, "steps_planned": args.steps, "batch_size": args.batch_size,
-              "seed": args.seed, "precision": args.precision}
-    return {f"train_{k}": str(v) for k, v in fields.items() if v is not None}
+    return _as_metadata({"data": _data_names(args.data), "init": init,
+                         **{field: getattr(args, name) for field, name in _RECORDED.items()}})
